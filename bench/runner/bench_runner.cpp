@@ -1,0 +1,213 @@
+#include "bench/runner/bench_runner.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+
+#include "engine/cli/plot.h"
+#include "engine/cli/progress.h"
+#include "index/dataset.h"
+#include "index/error.h"
+
+namespace wp::bench {
+
+using Clock = std::chrono::steady_clock;
+using index::label_t;
+
+void BenchConfig::validate() const {
+  WP_THROW_IF_NOT(k >= 1 && k <= 1000, "k must be in 1..1000, got ", k);
+  WP_THROW_IF_NOT(!indexes.empty(), "indexes must name at least one index");
+  WP_THROW_IF_NOT(!efs.empty(), "ef needs at least one value");
+  WP_THROW_IF_NOT(threads >= 1 && threads <= 1024, "threads must be in 1..1024, got ", threads);
+  WP_THROW_IF_NOT(runs >= 1, "runs must be at least 1, got ", runs);
+}
+
+nlohmann::json BenchPoint::to_json(const BenchConfig& cfg, const std::string& dataset) const {
+  nlohmann::json j{{"dataset", dataset}, {"index", index},         {"params", params},
+                   {"k", cfg.k},         {"recall", recall},       {"recall_1", recall1},
+                   {"qps", qps},         {"threads", cfg.threads}, {"p50_us", p50_us},
+                   {"p99_us", p99_us},   {"build_s", build_s},     {"memory_bytes", memory_bytes}};
+  if (has_work) {
+    j["dcs"] = dcs;
+    j["hops"] = hops;
+  }
+  return j;
+}
+
+namespace {
+
+std::unique_ptr<BenchSubject> make_subject(const std::string& name, const GraphBuildParams& p) {
+  if (name == "hnsw" || name == "flat") return make_waypoint_subject(name, p);
+  if (name == "faiss-hnsw") return make_faiss_hnsw_subject(p);
+  if (name == "hnswlib") return make_hnswlib_subject(p);
+  throw UserError("unknown index '" + name +
+                  "' in --indexes (known: hnsw, flat, faiss-hnsw, hnswlib)");
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
+  std::nth_element(v.begin(), v.begin() + i, v.end());
+  return v[i];
+}
+
+/// One pass over all queries; returns wall seconds. Fills ids, latencies (us) and work.
+double run_pass(const BenchSubject& s, const index::Matrix& q, size_t k, int threads,
+                std::vector<label_t>& ids, std::vector<double>& lat_us, index::SearchStats& work) {
+  const int64_t n = static_cast<int64_t>(q.n);
+  uint64_t dcs = 0, hops = 0;
+  // A library that opens its own OpenMP region per query (FAISS) must not spread a
+  // single-threaded pass over more cores; inside our parallel loop its region is nested and serial.
+  const int saved_threads = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  const auto t0 = Clock::now();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(+ : dcs, hops) if (threads > 1)
+  for (int64_t i = 0; i < n; ++i) {
+    const auto a = Clock::now();
+    const index::SearchStats st = s.search(q.row(i), k, ids.data() + i * k);
+    lat_us[i] = std::chrono::duration<double, std::micro>(Clock::now() - a).count();
+    dcs += st.distance_computations;
+    hops += st.hops;
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  omp_set_num_threads(saved_threads);
+  work.distance_computations = dcs;
+  work.hops = hops;
+  return secs;
+}
+
+void print_table_row(std::ostream& out, const BenchPoint& p) {
+  char line[256];
+  std::snprintf(line, sizeof line, "%-12s %-28s %8.4f %8.4f %11.1f %9s %8.1f %8.1f %8.2f %10.1f",
+                p.index.c_str(), p.params.dump().c_str(), p.recall, p.recall1, p.qps,
+                p.has_work ? std::to_string(static_cast<long>(p.dcs)).c_str() : "-", p.p50_us,
+                p.p99_us, p.build_s, p.memory_bytes / 1048576.0);
+  out << line << std::endl;
+}
+
+void write_csv(const std::string& path, const BenchConfig& cfg, const std::string& dataset,
+               const std::vector<BenchPoint>& pts) {
+  std::ofstream f(path);
+  WP_THROW_IF_NOT(f.good(), "cannot write --csv file '", path, "'");
+  f << "dataset,index,params,k,threads,recall,recall_1,qps,dcs,hops,p50_us,p99_us,build_s,"
+       "memory_bytes\n";
+  for (const BenchPoint& p : pts) {
+    std::string params = p.params.dump();
+    std::string esc;
+    for (char c : params) esc += c == '"' ? std::string("\"\"") : std::string(1, c);
+    f << dataset << "," << p.index << ",\"" << esc << "\"," << cfg.k << "," << cfg.threads << ","
+      << p.recall << "," << p.recall1 << "," << p.qps << ","
+      << (p.has_work ? std::to_string(p.dcs) : "") << ","
+      << (p.has_work ? std::to_string(p.hops) : "") << "," << p.p50_us << "," << p.p99_us << ","
+      << p.build_s << "," << p.memory_bytes << "\n";
+  }
+}
+
+void write_plot(const std::string& path, const BenchConfig& cfg, const std::string& dataset,
+                const std::vector<BenchPoint>& pts) {
+  std::map<std::string, cli::Series> by_index;
+  for (const BenchPoint& p : pts) {
+    cli::Series& s = by_index[p.index];
+    s.name = p.index;
+    s.x.push_back(p.recall);
+    s.y.push_back(p.qps);
+  }
+  cli::PlotSpec spec;
+  spec.title = dataset + ": recall@" + std::to_string(cfg.k) + " vs QPS (" +
+               std::to_string(cfg.threads) + " thread" + (cfg.threads > 1 ? "s" : "") +
+               ", M=" + std::to_string(cfg.graph.M) +
+               ", ef_construction=" + std::to_string(cfg.graph.ef_construction) + ")";
+  spec.xlabel = "Recall@" + std::to_string(cfg.k);
+  spec.ylabel = "Queries per second (1/s)";
+  spec.log_y = true;
+  for (auto& kv : by_index) spec.series.push_back(cli::pareto_frontier(kv.second));
+  cli::write_png_plot(path, spec);
+}
+
+}  // namespace
+
+std::vector<BenchPoint> run_bench(const BenchConfig& cfg, std::ostream& out) {
+  cfg.validate();
+  std::vector<std::unique_ptr<BenchSubject>> subjects;
+  for (const std::string& name : cfg.indexes) subjects.push_back(make_subject(name, cfg.graph));
+
+  const index::Dataset ds = index::load_dataset(cfg.dataset, cfg.max_queries);
+  WP_THROW_IF_NOT(cfg.k <= ds.groundtruth.d, "k = ", cfg.k, " but the ground truth has only ",
+                  ds.groundtruth.d, " neighbours per query");
+  WP_THROW_IF_NOT(ds.metric == cfg.graph.metric, "dataset metric is ",
+                  index::metric_name(ds.metric), " but the bench was asked for ",
+                  index::metric_name(cfg.graph.metric));
+  const int build_threads = cfg.build_threads > 0 ? cfg.build_threads : omp_get_num_procs();
+  if (!cfg.json) {
+    out << "dataset " << ds.name << ": " << ds.base.n << " base x " << ds.base.d << ", "
+        << ds.query.n << " queries, k=" << cfg.k << ", query threads " << cfg.threads
+        << ", build threads " << build_threads << "\n";
+    char head[256];
+    std::snprintf(head, sizeof head, "%-12s %-28s %8s %8s %11s %9s %8s %8s %8s %10s", "index",
+                  "params", "recall", "recall@1", "qps", "dcs", "p50_us", "p99_us", "build_s",
+                  "mem_MiB");
+    out << head << std::endl;
+  }
+
+  std::vector<BenchPoint> points;
+  const size_t nq = ds.query.n, k = cfg.k;
+  std::vector<label_t> ids(nq * k), first(nq);
+  std::vector<double> lat(nq), all_lat;
+  for (auto& s : subjects) {
+    const auto t0 = Clock::now();
+    s->build(ds.base, build_threads);
+    const double build_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    const size_t mem = s->memory_bytes();
+    const std::vector<size_t> efs = s->sweeps_ef() ? cfg.efs : std::vector<size_t>{0};
+    cli::Progress progress("bench " + s->name(), efs.size(), cfg.quiet || cfg.json);
+    for (size_t e = 0; e < efs.size(); ++e) {
+      if (s->sweeps_ef()) s->set_ef(efs[e]);
+      BenchPoint p;
+      p.index = s->name();
+      p.params = s->build_params();
+      if (s->sweeps_ef()) p.params["ef"] = efs[e];
+      p.build_s = build_s;
+      p.memory_bytes = mem;
+      p.has_work = s->counts_work();
+      index::SearchStats work;
+      // First pass: results for recall, and warm-up.
+      run_pass(*s, ds.query, k, cfg.threads, ids, lat, work);
+      p.recall = index::recall_at_k(ds.base, ds.query, ds.groundtruth, ids, k, ds.metric);
+      for (size_t i = 0; i < nq; ++i) first[i] = ids[i * k];
+      p.recall1 = index::recall_at_k(ds.base, ds.query, ds.groundtruth, first, 1, ds.metric);
+      p.dcs = static_cast<double>(work.distance_computations) / nq;
+      p.hops = static_cast<double>(work.hops) / nq;
+      // Timed passes: best wall time gives QPS; latencies pooled over passes for p50/p99.
+      all_lat.clear();
+      double best = 1e300, measured = 0;
+      for (int r = 0; r < cfg.runs || (measured < cfg.min_seconds && r < 1000); ++r) {
+        const double secs = run_pass(*s, ds.query, k, cfg.threads, ids, lat, work);
+        best = std::min(best, secs);
+        measured += secs;
+        all_lat.insert(all_lat.end(), lat.begin(), lat.end());
+      }
+      p.qps = nq / best;
+      p.p50_us = percentile(all_lat, 0.50);
+      p.p99_us = percentile(all_lat, 0.99);
+      if (cfg.json) {
+        out << p.to_json(cfg, ds.name).dump() << std::endl;
+      } else {
+        print_table_row(out, p);
+      }
+      points.push_back(std::move(p));
+      progress.update(e + 1);
+    }
+    progress.finish();
+  }
+  if (!cfg.csv.empty()) write_csv(cfg.csv, cfg, ds.name, points);
+  if (!cfg.plot.empty()) write_plot(cfg.plot, cfg, ds.name, points);
+  return points;
+}
+
+}  // namespace wp::bench

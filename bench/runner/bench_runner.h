@@ -1,0 +1,57 @@
+#pragma once
+/**
+ * @file bench_runner.h
+ * `waypoint bench`: builds every index of the run over the same base, sweeps ef, and measures
+ * recall@k (ann-benchmarks, tie-aware), QPS, mean distance computations, p50/p99 latency, build
+ * time and memory, one point per (index, ef) -- DESIGN.md section 7.
+ */
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/runner/bench_subject.h"
+
+namespace wp::bench {
+
+struct BenchConfig {
+  std::string dataset;  ///< folder or .hdf5 (index/dataset.h)
+  size_t k = 10;
+  std::vector<std::string> indexes{"hnsw", "faiss-hnsw", "hnswlib", "flat"};
+  std::vector<size_t> efs{10, 16, 20, 32, 40, 64, 80, 128, 256, 512};
+  GraphBuildParams graph;
+  int threads = 1;           ///< query threads (1: single-threaded QPS)
+  int build_threads = 0;     ///< 0: all cores
+  int runs = 5;              ///< passes over the queries per point; the fastest pass gives QPS
+  double min_seconds = 0.2;  ///< keep passing until at least this much time was measured
+  size_t max_queries = static_cast<size_t>(-1);
+  bool json = false;  ///< one JSON object per line instead of a table
+  std::string csv;    ///< also write a CSV here
+  std::string plot;   ///< also write the recall/QPS Pareto PNG here
+  bool quiet = false;
+
+  void validate() const;
+};
+
+/// One measured point.
+struct BenchPoint {
+  std::string index;
+  nlohmann::json params;
+  double recall = 0;   ///< recall@k
+  double recall1 = 0;  ///< recall@1
+  double qps = 0;
+  bool has_work = false;
+  double dcs = 0;   ///< mean distance computations per query
+  double hops = 0;  ///< mean vertices expanded per query
+  double p50_us = 0, p99_us = 0;
+  double build_s = 0;
+  size_t memory_bytes = 0;
+
+  nlohmann::json to_json(const BenchConfig& cfg, const std::string& dataset) const;
+};
+
+/// Runs the whole bench, printing each point to `out` as it is measured.
+std::vector<BenchPoint> run_bench(const BenchConfig& cfg, std::ostream& out);
+
+}  // namespace wp::bench

@@ -1,0 +1,58 @@
+#pragma once
+/**
+ * @file bench_subject.h
+ * One index under test in `waypoint bench`: ours (hnsw, flat) or a third-party baseline (FAISS
+ * IndexHNSWFlat, hnswlib), all driven through the same calls so that the sweep, the timing and
+ * the recall computation are identical for every contender.
+ */
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "index/index.h"
+#include "index/matrix.h"
+
+namespace wp::bench {
+
+/// Parameters shared by every graph index of a run, so that ratios are fair.
+struct GraphBuildParams {
+  size_t M = 16;
+  size_t ef_construction = 200;
+  uint64_t seed = 100;
+  index::Metric metric = index::Metric::kL2;
+};
+
+class BenchSubject {
+ public:
+  virtual ~BenchSubject() = default;
+  /// Name in the bench output ("hnsw", "faiss-hnsw", "hnswlib", "flat").
+  virtual std::string name() const = 0;
+  /// Builds over `base` (ids = row numbers) with `threads` OpenMP threads.
+  virtual void build(const index::Matrix& base, int threads) = 0;
+  /// True when the subject has a search-time beam width to sweep.
+  virtual bool sweeps_ef() const { return true; }
+  /// Sets the beam width for the following searches.
+  virtual void set_ef(size_t ef) = 0;
+  /**
+   * Searches one query; writes k ids (kNoLabel padding) to `out`. Thread-safe.
+   * @return the work done; distance_computations is meaningful only when counts_work()
+   */
+  virtual index::SearchStats search(const float* q, size_t k, index::label_t* out) const = 0;
+  /// True when search() reports distance computations and hops.
+  virtual bool counts_work() const { return false; }
+  virtual size_t memory_bytes() const = 0;
+  /// Build parameters as reported in each JSON line.
+  virtual nlohmann::json build_params() const = 0;
+};
+
+/// waypoint's own index of type "hnsw" or "flat".
+std::unique_ptr<BenchSubject> make_waypoint_subject(const std::string& type,
+                                                    const GraphBuildParams& p);
+/// FAISS IndexHNSWFlat with the same M and ef_construction.
+std::unique_ptr<BenchSubject> make_faiss_hnsw_subject(const GraphBuildParams& p);
+/// hnswlib's HierarchicalNSW with the same M and ef_construction (hnswlib_subject.cpp).
+std::unique_ptr<BenchSubject> make_hnswlib_subject(const GraphBuildParams& p);
+
+}  // namespace wp::bench

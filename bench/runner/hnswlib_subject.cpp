@@ -1,0 +1,76 @@
+// The hnswlib baseline. hnswlib 0.6.2 is header-only with non-inline definitions, so it may be
+// included in one translation unit per binary only (TOOLCHAIN.md trap 4): this one. It is compiled
+// with hnswlib's own recommended flags (-O3 -march=native, see bench/CMakeLists.txt) so that we
+// compare against hnswlib at its best.
+#include <hnswlib/hnswlib.h>
+#include <omp.h>
+
+#include <mutex>
+
+#include "bench/runner/bench_subject.h"
+#include "index/error.h"
+
+namespace wp::bench {
+
+namespace {
+
+class HnswlibSubject : public BenchSubject {
+ public:
+  explicit HnswlibSubject(const GraphBuildParams& p) : p_(p) {
+    WP_THROW_IF_NOT(p.metric == index::Metric::kL2, "hnswlib in the bench is run with l2 only");
+  }
+  std::string name() const override { return "hnswlib"; }
+  void build(const index::Matrix& base, int threads) override {
+    space_ = std::make_unique<hnswlib::L2Space>(base.d);
+    index_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(space_.get(), base.n, p_.M,
+                                                               p_.ef_construction, p_.seed);
+    index_->addPoint(base.row(0), 0);
+#pragma omp parallel for schedule(dynamic, 32) num_threads(threads)
+    for (int64_t i = 1; i < static_cast<int64_t>(base.n); ++i) {
+      index_->addPoint(base.row(i), static_cast<hnswlib::labeltype>(i));
+    }
+    n_ = base.n;
+  }
+  void set_ef(size_t ef) override {
+    index_->setEf(ef);
+  }
+  index::SearchStats search(const float* q, size_t k, index::label_t* out) const override {
+    auto res = index_->searchKnn(q, k);
+    std::fill(out, out + k, index::kNoLabel);
+    // searchKnn returns a max-heap: farthest on top.
+    for (size_t j = res.size(); j-- > 0;) {
+      out[j] = res.top().second;
+      res.pop();
+    }
+    return {};
+  }
+  size_t memory_bytes() const override {
+    size_t b = index_->max_elements_ * index_->size_data_per_element_;
+    for (size_t i = 0; i < n_; ++i) {
+      b += static_cast<size_t>(index_->element_levels_[i]) * index_->size_links_per_element_;
+    }
+    b += index_->max_elements_ * (sizeof(int) + sizeof(char*) + sizeof(std::mutex));
+    b += index_->label_lookup_.size() *
+             (sizeof(hnswlib::labeltype) + sizeof(hnswlib::tableint) + 2 * sizeof(void*)) +
+         index_->label_lookup_.bucket_count() * sizeof(void*);
+    b += index_->max_elements_ * sizeof(hnswlib::vl_type);  // one visited list
+    return b;
+  }
+  nlohmann::json build_params() const override {
+    return {{"M", p_.M}, {"ef_construction", p_.ef_construction}};
+  }
+
+ private:
+  GraphBuildParams p_;
+  std::unique_ptr<hnswlib::L2Space> space_;
+  std::unique_ptr<hnswlib::HierarchicalNSW<float>> index_;
+  size_t n_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<BenchSubject> make_hnswlib_subject(const GraphBuildParams& p) {
+  return std::make_unique<HnswlibSubject>(p);
+}
+
+}  // namespace wp::bench

@@ -1,0 +1,178 @@
+#include "engine/cli/commands.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <numeric>
+
+#include "bench/runner/bench_runner.h"
+#include "engine/cli/progress.h"
+#include "index/dataset.h"
+#include "index/error.h"
+#include "index/index_factory.h"
+#include "index/vector_io.h"
+
+namespace wp::cli {
+
+using Clock = std::chrono::steady_clock;
+using index::label_t;
+
+namespace {
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+void set_threads(Args& args) {
+  const long long t = args.integer("threads", 0, 0, 1024);
+  if (t > 0) omp_set_num_threads(static_cast<int>(t));
+}
+
+index::HnswParams hnsw_params(Args& args) {
+  index::HnswParams p;
+  p.M = args.integer("M", 16, 2, 1024);
+  p.ef_construction = args.integer("ef-construction", 200, 1, 100000);
+  p.ef_search = args.integer("ef-search", 64, 1, 100000);
+  p.seed = args.integer("seed", 100, 0, (1LL << 62));
+  return p;
+}
+}  // namespace
+
+int cmd_build(Args& args) {
+  index::IndexSpec spec;
+  const std::string base_path = args.required("base");
+  const std::string out = args.required("out");
+  spec.type = args.str("index", "hnsw");
+  spec.metric = index::parse_metric(args.str("metric", "l2"), "--metric");
+  spec.hnsw = hnsw_params(args);
+  const bool quiet = args.flag("quiet");
+  set_threads(args);
+  args.finish();
+  spec.validate();
+
+  const index::Matrix base = index::read_vectors(base_path);
+  WP_THROW_IF_NOT(base.n > 0, "'", base_path, "' holds no vectors");
+  auto idx = index::make_index(spec, base.d);
+  if (auto* h = dynamic_cast<index::HnswIndex*>(idx.get())) h->reserve(base.n);
+  const auto t0 = Clock::now();
+  Progress progress("build " + spec.type, base.n, quiet);
+  const size_t chunk = 10000;
+  std::vector<label_t> ids(chunk);
+  for (size_t b = 0; b < base.n; b += chunk) {
+    const size_t n = std::min(chunk, base.n - b);
+    std::iota(ids.begin(), ids.begin() + n, b);
+    idx->add(index::view_rows(base, b, n), ids.data());
+    progress.update(b + n);
+  }
+  progress.finish();
+  const double build_s = seconds_since(t0);
+  idx->save(out);
+  std::printf("built %s index of %zu x %zu (%s) in %.2f s, %.1f MiB in memory, saved to %s\n",
+              spec.type.c_str(), base.n, base.d, index::metric_name(spec.metric), build_s,
+              idx->memory_bytes() / 1048576.0, out.c_str());
+  return 0;
+}
+
+int cmd_search(Args& args) {
+  const std::string index_path = args.required("index");
+  const std::string query_path = args.required("query");
+  const size_t k = args.integer("k", 10, 1, index::kMaxK);
+  index::SearchParams params;
+  params.ef = args.integer("ef", 0, 0, 100000);
+  const std::string gt_path = args.str("gt", "");
+  const std::string base_path = args.str("base", "");
+  const std::string out_path = args.str("out", "");
+  set_threads(args);
+  args.finish();
+
+  auto idx = index::load_index(index_path);
+  const index::Matrix q = index::read_vectors(query_path);
+  const auto t0 = Clock::now();
+  const index::SearchResult r = idx->search(index::view(q), k, params);
+  const double secs = seconds_since(t0);
+  std::printf(
+      "%zu queries, k=%zu, ef=%zu: %.1f QPS (%d threads), %.1f distance computations and "
+      "%.1f hops per query\n",
+      q.n, k, params.ef, q.n / secs, omp_get_max_threads(),
+      static_cast<double>(r.stats.distance_computations) / q.n,
+      static_cast<double>(r.stats.hops) / q.n);
+  if (!gt_path.empty()) {
+    const index::IntMatrix gt = index::read_ivecs(gt_path, q.n);
+    WP_THROW_IF_NOT(gt.n == q.n, "--gt has ", gt.n, " rows for ", q.n, " queries");
+    WP_THROW_IF_NOT(k <= gt.d, "--gt has depth ", gt.d, " < k = ", k);
+    if (!base_path.empty()) {  // tie-aware (ann-benchmarks) recall needs the base vectors
+      const index::Matrix base = index::read_vectors(base_path);
+      std::printf("recall@%zu = %.4f (tie-aware)\n", k,
+                  index::recall_at_k(base, q, gt, r.labels, k, idx->metric()));
+    } else {
+      size_t hits = 0;
+      for (size_t i = 0; i < q.n; ++i) {
+        const int32_t* g = gt.row(i);
+        for (size_t j = 0; j < k; ++j) {
+          const label_t id = r.labels[i * k + j];
+          hits += std::find(g, g + k, static_cast<int32_t>(id)) != g + k ? 1 : 0;
+        }
+      }
+      std::printf("recall@%zu = %.4f (by id; pass --base for tie-aware recall)\n", k,
+                  static_cast<double>(hits) / (q.n * k));
+    }
+  }
+  if (!out_path.empty()) {
+    index::IntMatrix ids(q.n, k);
+    for (size_t i = 0; i < q.n * k; ++i) {
+      ids.data[i] = r.labels[i] == index::kNoLabel ? -1 : static_cast<int32_t>(r.labels[i]);
+    }
+    index::write_ivecs(out_path, ids);
+  }
+  return 0;
+}
+
+int cmd_gt(Args& args) {
+  const std::string base_path = args.required("base");
+  const std::string query_path = args.required("query");
+  const std::string out = args.required("out");
+  const size_t k = args.integer("k", 100, 1, index::kMaxK);
+  const index::Metric metric = index::parse_metric(args.str("metric", "l2"), "--metric");
+  set_threads(args);
+  args.finish();
+  const index::Matrix base = index::read_vectors(base_path);
+  const index::Matrix q = index::read_vectors(query_path);
+  WP_THROW_IF_NOT(base.d == q.d, "base has dimension ", base.d, " but queries have ", q.d);
+  WP_THROW_IF_NOT(k <= base.n, "k = ", k, " exceeds the ", base.n, " base vectors");
+  const auto t0 = Clock::now();
+  index::write_ivecs(out, index::exact_knn(base, q, k, metric));
+  std::printf("exact top-%zu of %zu queries over %zu vectors (%s) in %.2f s, written to %s\n", k,
+              q.n, base.n, index::metric_name(metric), seconds_since(t0), out.c_str());
+  return 0;
+}
+
+int cmd_bench(Args& args) {
+  bench::BenchConfig cfg;
+  cfg.dataset = args.required("dataset");
+  cfg.k = args.integer("k", 10, 1, 1000);
+  if (args.has("indexes")) cfg.indexes = args.list("indexes", "");
+  if (args.has("ef")) {
+    cfg.efs.clear();
+    for (long long e : args.int_list("ef", "", 1, 100000)) cfg.efs.push_back(e);
+  }
+  cfg.graph.M = args.integer("M", 16, 2, 1024);
+  cfg.graph.ef_construction = args.integer("ef-construction", 200, 1, 100000);
+  cfg.graph.seed = args.integer("seed", 100, 0, (1LL << 62));
+  cfg.graph.metric = index::parse_metric(args.str("metric", "l2"), "--metric");
+  cfg.threads = args.integer("threads", 1, 1, 1024);
+  cfg.build_threads = args.integer("build-threads", 0, 0, 1024);
+  cfg.runs = args.integer("runs", 5, 1, 1000);
+  cfg.min_seconds = args.real("min-seconds", 0.2, 0, 3600);
+  cfg.max_queries = args.integer("max-queries", 1LL << 40, 1, 1LL << 40);
+  cfg.json = args.flag("json");
+  cfg.csv = args.str("csv", "");
+  cfg.plot = args.str("plot", "");
+  cfg.quiet = args.flag("quiet");
+  args.finish();
+  bench::run_bench(cfg, std::cout);
+  return 0;
+}
+
+}  // namespace wp::cli

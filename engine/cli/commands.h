@@ -1,0 +1,16 @@
+#pragma once
+/**
+ * @file commands.h
+ * The `waypoint` subcommands (DESIGN.md section 6). Each parses its options from Args, throws
+ * wp::UserError on bad input, and returns the process exit code.
+ */
+#include "engine/cli/args.h"
+
+namespace wp::cli {
+
+int cmd_build(Args& args);
+int cmd_search(Args& args);
+int cmd_gt(Args& args);
+int cmd_bench(Args& args);
+
+}  // namespace wp::cli

@@ -1,0 +1,60 @@
+// waypoint: the command-line entry point. Subcommands are in commands.cpp.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "engine/cli/commands.h"
+#include "index/distance.h"
+#include "index/error.h"
+
+namespace {
+
+const char* kUsage = R"(waypoint: a vector search engine whose indexes are learned
+
+usage: waypoint <command> [options]
+
+commands:
+  build   --base FILE --out FILE [--index hnsw|flat] [--metric l2|ip|cosine] [--M 16]
+          [--ef-construction 200] [--ef-search 64] [--seed 100] [--threads N] [--quiet]
+  search  --index FILE --query FILE [--k 10] [--ef N] [--gt FILE [--base FILE]] [--out FILE]
+          [--threads N]
+  gt      --base FILE --query FILE --out FILE [--k 100] [--metric l2|ip|cosine] [--threads N]
+  bench   --dataset DIR|FILE.hdf5 [--k 10] [--indexes hnsw,faiss-hnsw,hnswlib,flat]
+          [--ef 10,16,...] [--M 16] [--ef-construction 200] [--threads 1] [--build-threads N]
+          [--runs 5] [--min-seconds 0.2] [--max-queries N] [--json] [--csv FILE] [--plot FILE]
+          [--metric l2] [--quiet]
+  version
+
+Vector files: .fvecs .bvecs .fbin .u8bin (ground truth: .ivecs). A dataset folder holds
+base.fvecs, query.fvecs and groundtruth.ivecs.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  try {
+    if (cmd == "version") {
+      std::printf("waypoint 0.1.0 (distance kernels: %s)\n", wp::index::kernels().name);
+      return 0;
+    }
+    wp::cli::Args args(argc, argv, 2, {"quiet", "json"});
+    if (cmd == "build") return wp::cli::cmd_build(args);
+    if (cmd == "search") return wp::cli::cmd_search(args);
+    if (cmd == "gt") return wp::cli::cmd_gt(args);
+    if (cmd == "bench") return wp::cli::cmd_bench(args);
+    std::fprintf(stderr, "waypoint: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+    return 2;
+  } catch (const wp::UserError& e) {
+    std::fprintf(stderr, "waypoint %s: error: %s\n", cmd.c_str(), e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "waypoint %s: internal error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
+}

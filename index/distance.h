@@ -1,0 +1,94 @@
+#pragma once
+/**
+ * @file distance.h
+ * Float distance kernels with runtime CPU dispatch.
+ *
+ * Debian's FAISS is an SSE2-only build (TOOLCHAIN.md trap 3), so the hot kernels are our own:
+ * a scalar reference, AVX2+FMA, and AVX-512F, each in its own translation unit compiled for its
+ * instruction set, and chosen once at start-up from what the CPU reports. bench/bench_distance.cpp
+ * compares them with FAISS's fvec_L2sqr / fvec_inner_product.
+ */
+#include <cstddef>
+#include <cstdint>
+
+#include "index/metric.h"
+
+namespace wp::index {
+
+/// A distance kernel over two float vectors of dimension d.
+using DistanceFn = float (*)(const float* a, const float* b, size_t d);
+
+/// Instruction sets we have kernels for.
+enum class Isa { kScalar, kAvx2, kAvx512 };
+
+/// The kernels of one instruction set.
+struct DistanceKernels {
+  DistanceFn l2sqr;              ///< sum (a_i - b_i)^2
+  DistanceFn inner_product;      ///< sum a_i * b_i
+  DistanceFn neg_inner_product;  ///< -sum a_i * b_i (a distance: smaller is closer)
+  Isa isa;
+  const char* name;
+};
+
+/// True when this CPU can run kernels of `isa`.
+bool isa_supported(Isa isa);
+
+/// The instruction set used by default on this CPU (AVX2 when present; WAYPOINT_ISA=scalar, avx2
+/// or avx512 picks another one the CPU supports).
+Isa best_isa();
+
+/// Kernels of the given instruction set; throws UserError when the CPU lacks it.
+const DistanceKernels& kernels_for(Isa isa);
+
+/// Kernels of best_isa(), chosen once.
+const DistanceKernels& kernels();
+
+/// Dimension from which AVX-512 kernels are preferred to AVX2 (when the CPU has both).
+constexpr size_t kAvx512MinDim = 256;
+
+/// The fastest kernels for vectors of dimension d (AVX-512 from kAvx512MinDim, else kernels()).
+const DistanceKernels& kernels_for_dim(size_t d);
+
+/// The distance an index of dimension d minimises for `metric`: l2sqr for kL2,
+/// neg_inner_product otherwise.
+DistanceFn distance_fn(Metric metric, size_t d);
+
+/// Squared L2 distance with the best kernel.
+inline float l2sqr(const float* a, const float* b, size_t d) {
+  return kernels().l2sqr(a, b, d);
+}
+
+/// Inner product with the best kernel.
+inline float inner_product(const float* a, const float* b, size_t d) {
+  return kernels().inner_product(a, b, d);
+}
+
+/// Scales x (size d) to unit L2 norm in place and returns its original norm. A zero vector is
+/// left as it is (its norm, 0, is returned) so that callers can reject it.
+float normalize(float* x, size_t d);
+
+/// True when all d values are finite (no NaN, no Inf).
+bool all_finite(const float* x, size_t d);
+
+/// Converts an index-internal distance back to the user-facing score of `metric`:
+/// squared L2 distance for kL2, the inner product (similarity) otherwise.
+inline float score_from_distance(Metric metric, float distance) {
+  return metric == Metric::kL2 ? distance : -distance;
+}
+
+namespace detail {
+// Implemented in distance_<isa>.cpp; each translation unit is compiled for its instruction set
+// and includes nothing but intrinsics, so no inline function compiled for AVX can leak into
+// code that runs on a CPU without it.
+float l2sqr_scalar(const float* a, const float* b, size_t d);
+float ip_scalar(const float* a, const float* b, size_t d);
+float neg_ip_scalar(const float* a, const float* b, size_t d);
+float l2sqr_avx2(const float* a, const float* b, size_t d);
+float ip_avx2(const float* a, const float* b, size_t d);
+float neg_ip_avx2(const float* a, const float* b, size_t d);
+float l2sqr_avx512(const float* a, const float* b, size_t d);
+float ip_avx512(const float* a, const float* b, size_t d);
+float neg_ip_avx512(const float* a, const float* b, size_t d);
+}  // namespace detail
+
+}  // namespace wp::index

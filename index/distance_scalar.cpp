@@ -1,0 +1,41 @@
+// Reference kernels: plain loops, four partial sums so the compiler can vectorise with SSE2.
+#include <cstddef>
+
+namespace wp::index::detail {
+
+float l2sqr_scalar(const float* a, const float* b, size_t d) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  size_t i = 0;
+  for (; i + 4 <= d; i += 4) {
+    float t0 = a[i] - b[i], t1 = a[i + 1] - b[i + 1];
+    float t2 = a[i + 2] - b[i + 2], t3 = a[i + 3] - b[i + 3];
+    s0 += t0 * t0;
+    s1 += t1 * t1;
+    s2 += t2 * t2;
+    s3 += t3 * t3;
+  }
+  for (; i < d; ++i) {
+    float t = a[i] - b[i];
+    s0 += t * t;
+  }
+  return (s0 + s1) + (s2 + s3);
+}
+
+float ip_scalar(const float* a, const float* b, size_t d) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  size_t i = 0;
+  for (; i + 4 <= d; i += 4) {
+    s0 += a[i] * b[i];
+    s1 += a[i + 1] * b[i + 1];
+    s2 += a[i + 2] * b[i + 2];
+    s3 += a[i + 3] * b[i + 3];
+  }
+  for (; i < d; ++i) s0 += a[i] * b[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+float neg_ip_scalar(const float* a, const float* b, size_t d) {
+  return -ip_scalar(a, b, d);
+}
+
+}  // namespace wp::index::detail

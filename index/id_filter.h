@@ -1,0 +1,61 @@
+#pragma once
+/**
+ * @file id_filter.h
+ * Filters over external ids, applied inside the graph traversal (a vertex that fails the filter is
+ * still walked through but never returned).
+ */
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace wp::index {
+
+/// A set of allowed ids.
+class IdFilter {
+ public:
+  virtual ~IdFilter() = default;
+  /// True when `id` may be returned.
+  virtual bool contains(uint64_t id) const = 0;
+  /// How many ids pass, when known (lets an index choose an exact scan for selective filters);
+  /// -1 when unknown.
+  virtual int64_t count() const { return -1; }
+};
+
+/// A dense bitset over ids [0, capacity). Ids beyond it are not contained.
+class BitsetFilter : public IdFilter {
+ public:
+  explicit BitsetFilter(uint64_t capacity) : words_((capacity + 63) / 64, 0), capacity_(capacity) {}
+
+  /// Adds id (ignored when id >= capacity).
+  void set(uint64_t id) {
+    if (id >= capacity_) return;
+    uint64_t& w = words_[id >> 6];
+    const uint64_t bit = uint64_t{1} << (id & 63);
+    count_ += (w & bit) ? 0 : 1;
+    w |= bit;
+  }
+  bool contains(uint64_t id) const override {
+    return id < capacity_ && (words_[id >> 6] >> (id & 63)) & 1;
+  }
+  int64_t count() const override { return count_; }
+
+ private:
+  std::vector<uint64_t> words_;
+  uint64_t capacity_;
+  int64_t count_ = 0;
+};
+
+/// Wraps any predicate; its count is unknown unless given.
+class PredicateFilter : public IdFilter {
+ public:
+  explicit PredicateFilter(std::function<bool(uint64_t)> pred, int64_t count = -1)
+      : pred_(std::move(pred)), count_(count) {}
+  bool contains(uint64_t id) const override { return pred_(id); }
+  int64_t count() const override { return count_; }
+
+ private:
+  std::function<bool(uint64_t)> pred_;
+  int64_t count_;
+};
+
+}  // namespace wp::index

@@ -1,0 +1,67 @@
+#include "index/index.h"
+
+#include <omp.h>
+
+#include <functional>
+#include <map>
+
+#include "index/distance.h"
+#include "index/error.h"
+#include "index/flat_index.h"
+#include "index/hnsw_index.h"
+#include "index/index_file.h"
+
+namespace wp::index {
+
+void SearchParams::validate() const {
+  WP_THROW_IF_NOT(ef <= 100000, "ef must be at most 100000, got ", ef);
+}
+
+Index::Index(size_t dim, Metric metric) : dim_(dim), metric_(metric) {
+  WP_THROW_IF_NOT(dim >= 1 && dim <= 65536, "dimension must be in 1..65536, got ", dim);
+}
+
+void Index::check_vectors(MatrixView x, const char* what) const {
+  WP_THROW_IF_NOT(x.d == dim_, what, " have dimension ", x.d, ", the index expects ", dim_);
+  for (size_t i = 0; i < x.n; ++i) {
+    WP_THROW_IF_NOT(all_finite(x.row(i), x.d), what, "[", i,
+                    "] holds a NaN or infinite value; only finite floats are accepted");
+  }
+}
+
+void Index::check_k(size_t k) {
+  WP_THROW_IF_NOT(k >= 1 && k <= kMaxK, "k must be in 1..", kMaxK, ", got ", k);
+}
+
+SearchResult Index::search(MatrixView q, size_t k, const SearchParams& params) const {
+  check_k(k);
+  params.validate();
+  check_vectors(q, "queries");
+  SearchResult res(q.n, k);
+  uint64_t dcs = 0, hops = 0;
+#pragma omp parallel for schedule(dynamic, 16) reduction(+ : dcs, hops) if (q.n > 16)
+  for (int64_t i = 0; i < static_cast<int64_t>(q.n); ++i) {
+    SearchStats st =
+        search_one(q.row(i), k, params, res.labels.data() + i * k, res.distances.data() + i * k);
+    dcs += st.distance_computations;
+    hops += st.hops;
+  }
+  res.stats.distance_computations = dcs;
+  res.stats.hops = hops;
+  return res;
+}
+
+std::unique_ptr<Index> load_index(const std::string& path) {
+  // The registry of loaders, by type tag (STYLE.md convention 7).
+  static const std::map<IndexType, std::function<std::unique_ptr<Index>(BinaryReader&)>> loaders{
+      {IndexType::kFlat, &FlatIndex::load},
+      {IndexType::kHnsw, &HnswIndex::load},
+  };
+  BinaryReader in(path);
+  auto it = loaders.find(in.type());
+  WP_THROW_IF_NOT(it != loaders.end(), "'", path, "': index type ",
+                  static_cast<uint32_t>(in.type()), " cannot be loaded by this build");
+  return it->second(in);
+}
+
+}  // namespace wp::index

@@ -1,0 +1,131 @@
+#pragma once
+/**
+ * @file index.h
+ * The abstract Index every index family implements (flat, hnsw, rl graph, lsh), in the manner of
+ * faiss::Index: batch calls over row-major float buffers, with every search reporting its work.
+ */
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "index/id_filter.h"
+#include "index/matrix.h"
+#include "index/metric.h"
+
+namespace wp::index {
+
+/// External id of a vector (Qdrant's point id space: unsigned 64 bits).
+using label_t = uint64_t;
+
+/// Marks an empty result slot (fewer than k results were found).
+constexpr label_t kNoLabel = std::numeric_limits<label_t>::max();
+
+/// Work done by one or more searches (summed over queries in batch calls).
+struct SearchStats {
+  uint64_t distance_computations = 0;  ///< distances between the query and stored vectors
+  uint64_t hops = 0;                   ///< graph vertices expanded (0 for non-graph indexes)
+
+  SearchStats& operator+=(const SearchStats& o) {
+    distance_computations += o.distance_computations;
+    hops += o.hops;
+    return *this;
+  }
+};
+
+/// Per-search parameters. Defaults come from the index when a field is left at 0.
+struct SearchParams {
+  /// Beam width (HNSW's ef). 0: the index's default ef_search. Always raised to at least k.
+  size_t ef = 0;
+  /// Only ids the filter contains are returned; null means no filter. Not owned.
+  const IdFilter* filter = nullptr;
+  /// Exact scan instead of the approximate structure.
+  bool exact = false;
+
+  /// Throws UserError when a field is out of range.
+  void validate() const;
+};
+
+/// Results of a batch search: row i holds the k best of query i, nearest first.
+struct SearchResult {
+  size_t n = 0;
+  size_t k = 0;
+  std::vector<label_t> labels;   ///< n * k, kNoLabel where fewer than k were found
+  std::vector<float> distances;  ///< n * k, the index's distance (smaller is closer): squared L2,
+                                 ///< or minus the inner product for ip and cosine
+  SearchStats stats;             ///< summed over the n queries
+
+  SearchResult() = default;
+  SearchResult(size_t nq, size_t kk)
+      : n(nq), k(kk), labels(nq * kk, kNoLabel), distances(nq * kk, 0.0f) {}
+};
+
+/// Upper bound on k for any search.
+constexpr size_t kMaxK = 10000;
+
+/// Abstract vector index.
+class Index {
+ public:
+  Index(size_t dim, Metric metric);
+  virtual ~Index() = default;
+  Index(const Index&) = delete;
+  Index& operator=(const Index&) = delete;
+
+  size_t dim() const { return dim_; }
+  Metric metric() const { return metric_; }
+
+  /// Short type name: "flat", "hnsw", ...
+  virtual const char* type_name() const = 0;
+
+  /// Number of live (searchable) vectors.
+  virtual size_t size() const = 0;
+
+  /// True when `id` is live in the index.
+  virtual bool contains(label_t id) const = 0;
+
+  /**
+   * Adds (or replaces, when an id is already present) x.n vectors.
+   * @param x   x.n vectors of dimension dim(); every value must be finite
+   * @param ids x.n external ids
+   * Throws UserError on a dimension mismatch or a non-finite value; nothing is added then.
+   */
+  virtual void add(MatrixView x, const label_t* ids) = 0;
+
+  /// Removes `id`; returns false when it was not present.
+  virtual bool remove(label_t id) = 0;
+
+  /**
+   * Searches the k nearest neighbours of one query.
+   * @param q         dim() floats
+   * @param labels    out, k ids (kNoLabel padding)
+   * @param distances out, k distances, nearest first
+   * Safe to call from several threads at once (but not while the index is being modified).
+   */
+  virtual SearchStats search_one(const float* q, size_t k, const SearchParams& params,
+                                 label_t* labels, float* distances) const = 0;
+
+  /// Batch search of q.n queries (OpenMP over queries); validates arguments first.
+  SearchResult search(MatrixView q, size_t k, const SearchParams& params = {}) const;
+
+  /// Writes the index to `path` (atomically: a temporary file renamed into place).
+  virtual void save(const std::string& path) const = 0;
+
+  /// Bytes of memory held by the index's data structures.
+  virtual size_t memory_bytes() const = 0;
+
+ protected:
+  /// Throws UserError unless x.d == dim() and all values are finite.
+  void check_vectors(MatrixView x, const char* what) const;
+  /// Throws UserError unless 1 <= k <= kMaxK.
+  static void check_k(size_t k);
+
+  size_t dim_;
+  Metric metric_;
+};
+
+/// Loads any index written by Index::save, dispatching on the file's type tag.
+std::unique_ptr<Index> load_index(const std::string& path);
+
+}  // namespace wp::index

@@ -1,0 +1,27 @@
+#pragma once
+/**
+ * @file index_factory.h
+ * Builds an empty index from a type name and parameters (CLI, bench, engine).
+ */
+#include <memory>
+#include <string>
+
+#include "index/hnsw_index.h"
+#include "index/index.h"
+
+namespace wp::index {
+
+/// What to build.
+struct IndexSpec {
+  std::string type = "hnsw";  ///< "hnsw" or "flat"
+  Metric metric = Metric::kL2;
+  HnswParams hnsw;  ///< used when type == "hnsw"
+
+  /// Throws UserError for an unknown type or invalid parameters.
+  void validate() const;
+};
+
+/// A new empty index of dimension `dim`.
+std::unique_ptr<Index> make_index(const IndexSpec& spec, size_t dim);
+
+}  // namespace wp::index

@@ -1,0 +1,104 @@
+#pragma once
+/**
+ * @file search_context.h
+ * Per-thread search state reused across queries (as usearch's contexts and hnswlib's visited list
+ * pool): an epoch-tagged visited list that is cleared only when its 16-bit tag wraps, the two
+ * heaps of the beam search and a query scratch buffer. A query allocates nothing once the context
+ * has grown to the index's size.
+ */
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "index/neighbor_selection.h"
+
+namespace wp::index {
+
+struct SearchContext {
+  std::vector<uint16_t> visited;  ///< visited[v] == epoch means v was seen in this search
+  uint16_t epoch = 0;
+  std::vector<Candidate> frontier;  ///< min-heap (FartherFirst): vertices still to expand
+  std::vector<Candidate> top;       ///< max-heap (operator<): the best ef found so far
+  std::vector<Candidate> scratch;   ///< neighbour selection and result assembly
+  std::vector<Candidate> selected;  ///< neighbour selection output
+  std::vector<uint32_t> links;      ///< a copy of a locked neighbour list (build time)
+  std::vector<uint32_t> removed;    ///< removed vertices queued by graph repair
+  std::vector<float> query;         ///< normalised query (cosine)
+
+  /// Starts a new search over vertices [0, n): bumps the epoch, empties the heaps.
+  void start(size_t n) {
+    if (visited.size() < n) {
+      visited.assign(n, 0);
+      epoch = 0;
+    }
+    if (++epoch == 0) {  // the tag wrapped: clear once every 65535 searches
+      std::fill(visited.begin(), visited.end(), 0);
+      epoch = 1;
+    }
+    frontier.clear();
+    top.clear();
+  }
+  bool test_and_set(uint32_t v) {
+    if (visited[v] == epoch) return true;
+    visited[v] = epoch;
+    return false;
+  }
+};
+
+/// A pool of contexts shared by the threads searching one index.
+class SearchContextPool {
+ public:
+  /// A context on loan; returns to the pool when destroyed.
+  class Lease {
+   public:
+    Lease(SearchContextPool* pool, std::unique_ptr<SearchContext> ctx)
+        : pool_(pool), ctx_(std::move(ctx)) {}
+    ~Lease() { pool_->release(std::move(ctx_)); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    SearchContext& operator*() const { return *ctx_; }
+    SearchContext* operator->() const { return ctx_.get(); }
+
+   private:
+    SearchContextPool* pool_;
+    std::unique_ptr<SearchContext> ctx_;
+  };
+
+  Lease acquire() {
+    std::unique_ptr<SearchContext> ctx;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (!free_.empty()) {
+        ctx = std::move(free_.back());
+        free_.pop_back();
+      }
+    }
+    if (!ctx) ctx = std::make_unique<SearchContext>();
+    return Lease(this, std::move(ctx));
+  }
+
+  /// Bytes held by pooled contexts.
+  size_t memory_bytes() const {
+    std::lock_guard<std::mutex> g(mu_);
+    size_t b = 0;
+    for (const auto& c : free_) {
+      b += c->visited.capacity() * sizeof(uint16_t) +
+           (c->frontier.capacity() + c->top.capacity() + c->scratch.capacity() +
+            c->selected.capacity()) *
+               sizeof(Candidate) +
+           c->links.capacity() * 4 + c->query.capacity() * 4;
+    }
+    return b;
+  }
+
+ private:
+  void release(std::unique_ptr<SearchContext> ctx) {
+    std::lock_guard<std::mutex> g(mu_);
+    free_.push_back(std::move(ctx));
+  }
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<SearchContext>> free_;
+};
+
+}  // namespace wp::index

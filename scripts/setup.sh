@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs waypoint's Debian 12 build and test dependencies, idempotently: packages already
+# present are not fetched again, and apt-get runs only when something is missing.
+#   bash scripts/setup.sh            # everything (LibTorch included)
+#   bash scripts/setup.sh --no-torch # without LibTorch (-DWAYPOINT_WITH_TORCH=OFF builds)
+set -euo pipefail
+
+packages=(
+  cmake g++ make python3
+  libfaiss-dev libopenblas0-openmp     # exact search + baseline; OpenBLAS: ~25x faster than ref BLAS
+  libhnswlib-dev                       # the hnswlib baseline of `waypoint bench`
+  nlohmann-json3-dev libboost-dev      # JSON; Asio/Beast (header-only)
+  libgtest-dev libbenchmark-dev        # tests and microbenches
+  librocksdb-dev                       # point store (engine)
+  libhdf5-dev                          # ann-benchmarks .hdf5 datasets
+  libxxhash-dev                        # index file checksums (XXH3)
+  gnuplot-nox                          # PNG plots of bench curves and training logs
+  dataset-fashion-mnist                # Fashion-MNIST base vectors (see shared/data/fashion-mnist)
+)
+if [[ "${1:-}" != "--no-torch" ]]; then
+  packages+=(libtorch-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all packages present"
+fi

@@ -1,0 +1,82 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "index/distance.h"
+#include "index/error.h"
+#include "test_util.h"
+
+using namespace wp::index;
+
+namespace {
+double ref_l2(const float* a, const float* b, size_t d) {
+  double s = 0;
+  for (size_t i = 0; i < d; ++i) s += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+  return s;
+}
+double ref_ip(const float* a, const float* b, size_t d) {
+  double s = 0;
+  for (size_t i = 0; i < d; ++i) s += double(a[i]) * b[i];
+  return s;
+}
+}  // namespace
+
+TEST(Distance, EveryKernelMatchesDoubleReferenceAtManyDimensions) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (!isa_supported(isa)) continue;
+    const DistanceKernels& k = kernels_for(isa);
+    for (size_t d : {1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 100, 128, 784, 1000}) {
+      const Matrix m = wp::test::random_matrix(2, d, d);
+      const double l2 = ref_l2(m.row(0), m.row(1), d), ip = ref_ip(m.row(0), m.row(1), d);
+      EXPECT_NEAR(k.l2sqr(m.row(0), m.row(1), d), l2, 1e-4 * (1 + l2)) << k.name << " d=" << d;
+      EXPECT_NEAR(k.inner_product(m.row(0), m.row(1), d), ip, 1e-4 * (1 + std::abs(ip)))
+          << k.name << " d=" << d;
+      EXPECT_FLOAT_EQ(k.neg_inner_product(m.row(0), m.row(1), d),
+                      -k.inner_product(m.row(0), m.row(1), d));
+    }
+  }
+}
+
+TEST(Distance, BestKernelIsSupportedAndUsedByDefault) {
+  EXPECT_TRUE(isa_supported(best_isa()));
+  EXPECT_EQ(kernels().isa, best_isa());
+  EXPECT_EQ(distance_fn(Metric::kL2, 128), kernels_for_dim(128).l2sqr);
+  EXPECT_EQ(distance_fn(Metric::kCosine, 128), kernels_for_dim(128).neg_inner_product);
+  // Wide vectors use AVX-512 when the CPU has it (and no WAYPOINT_ISA override is set).
+  if (isa_supported(Isa::kAvx512) && !std::getenv("WAYPOINT_ISA")) {
+    EXPECT_EQ(kernels_for_dim(784).isa, Isa::kAvx512);
+  }
+}
+
+TEST(Distance, NormalizeGivesUnitLengthAndKeepsZero) {
+  Matrix m = wp::test::random_matrix(1, 37, 5);
+  const double before = std::sqrt(ref_ip(m.row(0), m.row(0), 37));
+  EXPECT_NEAR(normalize(m.row(0), 37), before, 1e-4);
+  EXPECT_NEAR(ref_ip(m.row(0), m.row(0), 37), 1.0, 1e-5);
+  float zero[4] = {0, 0, 0, 0};
+  EXPECT_EQ(normalize(zero, 4), 0.0f);
+  EXPECT_EQ(zero[0], 0.0f);
+}
+
+TEST(Distance, AllFiniteRejectsNanAndInf) {
+  float v[3] = {1, 2, 3};
+  EXPECT_TRUE(all_finite(v, 3));
+  v[1] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(all_finite(v, 3));
+  v[1] = std::numeric_limits<float>::infinity();
+  EXPECT_FALSE(all_finite(v, 3));
+}
+
+TEST(Metric, ParseAndName) {
+  EXPECT_EQ(parse_metric("l2"), Metric::kL2);
+  EXPECT_EQ(parse_metric("ip"), Metric::kInnerProduct);
+  EXPECT_EQ(parse_metric("cosine"), Metric::kCosine);
+  EXPECT_STREQ(metric_name(Metric::kCosine), "cosine");
+  try {
+    parse_metric("hamming", "metric");
+    FAIL();
+  } catch (const wp::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("metric must be one of"), std::string::npos);
+  }
+}

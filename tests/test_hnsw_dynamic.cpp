@@ -1,0 +1,148 @@
+// Online inserts, deletes that repair the graph, and id replacement.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "index/flat_index.h"
+#include "index/hnsw_index.h"
+#include "test_util.h"
+
+using namespace wp::index;
+
+namespace {
+std::unique_ptr<HnswIndex> build_rows(const Matrix& base, const std::vector<label_t>& ids) {
+  auto idx = std::make_unique<HnswIndex>(base.d, Metric::kL2);
+  Matrix rows(ids.size(), base.d);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::copy(base.row(ids[i]), base.row(ids[i]) + base.d, rows.row(i));
+  }
+  idx->add(view(rows), ids.data());
+  return idx;
+}
+
+/// Recall@10 of `idx` against exact search over the ids in `live`.
+double recall_over(const Index& idx, const Dataset& ds, const std::vector<label_t>& live,
+                   size_t ef) {
+  FlatIndex flat(ds.base.d, Metric::kL2);
+  for (label_t id : live) flat.add(view_rows(ds.base, id, 1), &id);
+  const SearchResult truth = flat.search(view(ds.query), 10);
+  SearchParams p;
+  p.ef = ef;
+  const SearchResult got = idx.search(view(ds.query), 10, p);
+  size_t hits = 0;
+  for (size_t i = 0; i < ds.query.n; ++i) {
+    const auto b = truth.labels.begin() + i * 10;
+    for (size_t j = 0; j < 10; ++j) hits += std::count(b, b + 10, got.labels[i * 10 + j]);
+  }
+  return static_cast<double>(hits) / (ds.query.n * 10);
+}
+}  // namespace
+
+TEST(HnswDynamic, ThirtyPercentDeletesAndReinsertsKeepRecall) {
+  const Dataset ds = wp::test::load_shared("siftsmall");
+  std::vector<label_t> all(ds.base.n);
+  std::iota(all.begin(), all.end(), 0);
+  auto idx = build_rows(ds.base, all);
+  const size_t ef = 16;  // a low ef makes graph damage visible
+  const double fresh_full = recall_over(*idx, ds, all, ef);
+
+  std::vector<label_t> order = all;
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(42));
+  const size_t removed_n = ds.base.n * 3 / 10;
+  std::vector<label_t> removed(order.begin(), order.begin() + removed_n);
+  std::vector<label_t> kept(order.begin() + removed_n, order.end());
+  std::sort(kept.begin(), kept.end());
+  // Stream: delete in batches, interleaved with searches.
+  for (size_t i = 0; i < removed.size(); ++i) {
+    ASSERT_TRUE(idx->remove(removed[i]));
+    if (i % 500 == 0) idx->search(view(ds.query), 10);
+  }
+  EXPECT_EQ(idx->size(), kept.size());
+  idx->consolidate();
+  EXPECT_EQ(idx->num_tombstones(), 0u);
+  // No removed id is ever returned, and recall on what is left stays within 0.02 of a fresh
+  // build over the same points.
+  SearchParams p;
+  p.ef = ef;
+  const SearchResult r = idx->search(view(ds.query), 10, p);
+  for (label_t l : r.labels) {
+    ASSERT_TRUE(std::binary_search(kept.begin(), kept.end(), l)) << l;
+  }
+  const double after_delete = recall_over(*idx, ds, kept, ef);
+  const double fresh_kept = recall_over(*build_rows(ds.base, kept), ds, kept, ef);
+  std::printf("recall@10 at ef=%zu after 30%% deletes: %.3f (fresh build over the rest: %.3f)\n",
+              ef, after_delete, fresh_kept);
+  EXPECT_GE(after_delete, fresh_kept - 0.02) << "fresh " << fresh_kept;
+
+  // Re-insert everything that was removed, in batches: recall within 0.02 of a fresh build.
+  for (size_t b = 0; b < removed.size(); b += 300) {
+    const size_t n = std::min<size_t>(300, removed.size() - b);
+    Matrix rows(n, ds.base.d);
+    for (size_t i = 0; i < n; ++i) {
+      std::copy(ds.base.row(removed[b + i]), ds.base.row(removed[b + i]) + ds.base.d, rows.row(i));
+    }
+    idx->add(view(rows), removed.data() + b);
+  }
+  EXPECT_EQ(idx->size(), ds.base.n);
+  const double after_reinsert = recall_over(*idx, ds, all, ef);
+  std::printf("recall@10 at ef=%zu after re-inserting them: %.3f (fresh build: %.3f)\n", ef,
+              after_reinsert, fresh_full);
+  EXPECT_GE(after_reinsert, fresh_full - 0.02) << "fresh " << fresh_full;
+  // Freed slots were reused: memory did not grow by the re-inserted points.
+  const size_t fresh_mem = build_rows(ds.base, all)->memory_bytes();
+  EXPECT_LE(idx->memory_bytes(), fresh_mem * 1.6);
+}
+
+TEST(HnswDynamic, RemovingTheEntryPointAndAlmostEverything) {
+  const Dataset ds = wp::test::load_shared("digits");
+  std::vector<label_t> all(ds.base.n);
+  std::iota(all.begin(), all.end(), 0);
+  auto idx = build_rows(ds.base, all);
+  for (label_t id = 0; id + 5 < ds.base.n; ++id) idx->remove(id);
+  idx->consolidate();
+  EXPECT_EQ(idx->size(), 5u);
+  label_t out[10];
+  float d[10];
+  idx->search_one(ds.query.row(0), 10, {}, out, d);
+  std::vector<label_t> got(out, out + 5);
+  std::sort(got.begin(), got.end());
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(got[i], ds.base.n - 5 + i);
+  for (label_t id = ds.base.n - 5; id < ds.base.n; ++id) idx->remove(id);
+  idx->consolidate();
+  EXPECT_EQ(idx->size(), 0u);
+  EXPECT_EQ(idx->max_level(), -1);
+  idx->search_one(ds.query.row(0), 10, {}, out, d);
+  EXPECT_EQ(out[0], kNoLabel);
+  // And the emptied index is usable again.
+  idx->add(view(ds.base), all.data());
+  SearchParams p;
+  p.ef = 64;
+  const SearchResult r = idx->search(view(ds.query), 10, p);
+  EXPECT_GE(recall_at_k(ds.base, ds.query, ds.groundtruth, r.labels, 10, Metric::kL2), 0.95);
+}
+
+TEST(HnswDynamic, AddingAnExistingIdReplacesItsVector) {
+  const Dataset ds = wp::test::load_shared("digits");
+  std::vector<label_t> all(ds.base.n);
+  std::iota(all.begin(), all.end(), 0);
+  auto idx = build_rows(ds.base, all);
+  const label_t id = 17;
+  idx->add(view_rows(ds.query, 3, 1), &id);  // id 17 now holds query 3's vector
+  EXPECT_EQ(idx->size(), ds.base.n);
+  label_t out[1];
+  float d[1];
+  idx->search_one(ds.query.row(3), 1, {}, out, d);
+  EXPECT_EQ(out[0], id);
+  EXPECT_FLOAT_EQ(d[0], 0.0f);
+  // A batch naming one id twice keeps the last vector.
+  const label_t twice[2] = {99999, 99999};
+  Matrix two(2, ds.base.d);
+  std::copy(ds.query.row(5), ds.query.row(5) + ds.base.d, two.row(0));
+  std::copy(ds.query.row(6), ds.query.row(6) + ds.base.d, two.row(1));
+  idx->add(view(two), twice);
+  EXPECT_EQ(idx->size(), ds.base.n + 1);
+  idx->search_one(ds.query.row(6), 1, {}, out, d);
+  EXPECT_EQ(out[0], 99999u);
+}

@@ -1,0 +1,270 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <numeric>
+#include <random>
+
+#include "index/error.h"
+#include "index/flat_index.h"
+#include "index/hnsw_index.h"
+#include "test_util.h"
+
+using namespace wp::index;
+
+namespace {
+std::unique_ptr<HnswIndex> build(const Matrix& base, Metric metric = Metric::kL2,
+                                 HnswParams p = {}) {
+  auto idx = std::make_unique<HnswIndex>(base.d, metric, p);
+  std::vector<label_t> ids(base.n);
+  std::iota(ids.begin(), ids.end(), 0);
+  idx->add(view(base), ids.data());
+  return idx;
+}
+
+double recall_vs(const SearchResult& got, const SearchResult& truth) {
+  size_t hits = 0, total = 0;
+  for (size_t i = 0; i < got.n; ++i) {
+    const auto b = truth.labels.begin() + i * truth.k;
+    for (size_t j = 0; j < got.k; ++j) {
+      if (truth.labels[i * truth.k + j] != kNoLabel) ++total;
+      if (got.labels[i * got.k + j] != kNoLabel &&
+          std::find(b, b + truth.k, got.labels[i * got.k + j]) != b + truth.k) {
+        ++hits;
+      }
+    }
+  }
+  return total ? static_cast<double>(hits) / total : 1.0;
+}
+}  // namespace
+
+TEST(HnswIndex, RecallFloorOnSiftsmall) {
+  const Dataset ds = wp::test::load_shared("siftsmall");
+  auto idx = build(ds.base);
+  EXPECT_EQ(idx->size(), ds.base.n);
+  SearchParams p;
+  p.ef = 64;
+  const SearchResult r = idx->search(view(ds.query), 10, p);
+  EXPECT_GE(recall_at_k(ds.base, ds.query, ds.groundtruth, r.labels, 10, Metric::kL2), 0.97);
+  // Far fewer distance computations than an exact scan, and every search counts its work.
+  const double dcs = static_cast<double>(r.stats.distance_computations) / ds.query.n;
+  EXPECT_GT(dcs, 64);
+  EXPECT_LT(dcs, 0.2 * ds.base.n);
+  EXPECT_GT(r.stats.hops, 0u);
+  p.ef = 16;
+  const SearchResult lo = idx->search(view(ds.query), 10, p);
+  EXPECT_GE(recall_at_k(ds.base, ds.query, ds.groundtruth, lo.labels, 10, Metric::kL2), 0.90);
+  EXPECT_LT(lo.stats.distance_computations, r.stats.distance_computations);
+}
+
+TEST(HnswIndex, TieAwareRecallFloorOnDigits) {
+  const Dataset ds = wp::test::load_shared("digits");
+  auto idx = build(ds.base, Metric::kL2, HnswParams{8, 100, 64, 7, 0.1});
+  SearchParams p;
+  p.ef = 48;
+  const SearchResult r = idx->search(view(ds.query), 10, p);
+  EXPECT_GE(recall_at_k(ds.base, ds.query, ds.groundtruth, r.labels, 10, Metric::kL2), 0.97);
+}
+
+TEST(HnswIndex, InnerProductAndCosineAgreeWithExactSearch) {
+  const Matrix base = wp::test::random_matrix(3000, 24, 11);
+  const Matrix q = wp::test::random_matrix(50, 24, 12);
+  for (Metric m : {Metric::kInnerProduct, Metric::kCosine}) {
+    auto idx = build(base, m);
+    FlatIndex flat(base.d, m);
+    std::vector<label_t> ids(base.n);
+    std::iota(ids.begin(), ids.end(), 0);
+    flat.add(view(base), ids.data());
+    SearchParams p;
+    p.ef = 128;
+    const SearchResult got = idx->search(view(q), 10, p);
+    const SearchResult truth = flat.search(view(q), 10);
+    EXPECT_GE(recall_vs(got, truth), 0.9) << metric_name(m);
+    // Distances are minus the similarity and come nearest first.
+    for (size_t j = 1; j < 10; ++j) EXPECT_LE(got.distances[j - 1], got.distances[j]);
+  }
+}
+
+TEST(HnswIndex, ParallelBatchSearchEqualsOneByOne) {
+  const Dataset ds = wp::test::load_shared("siftsmall");
+  auto idx = build(ds.base);
+  const SearchResult batch = idx->search(view(ds.query), 10);
+  for (size_t i = 0; i < ds.query.n; ++i) {
+    label_t l[10];
+    float d[10];
+    idx->search_one(ds.query.row(i), 10, {}, l, d);
+    EXPECT_EQ(
+        std::vector<label_t>(l, l + 10),
+        std::vector<label_t>(batch.labels.begin() + i * 10, batch.labels.begin() + i * 10 + 10));
+  }
+}
+
+TEST(HnswIndex, SaveLoadRoundTripGivesIdenticalResults) {
+  const Dataset ds = wp::test::load_shared("siftsmall");
+  auto idx = build(ds.base);
+  for (label_t id = 0; id < 200; id += 3) idx->remove(id);  // tombstones survive the round trip
+  wp::test::TempDir tmp;
+  idx->save(tmp.file("h.idx"));
+  auto loaded = load_index(tmp.file("h.idx"));
+  EXPECT_STREQ(loaded->type_name(), "hnsw");
+  EXPECT_EQ(loaded->size(), idx->size());
+  EXPECT_FALSE(loaded->contains(0));
+  EXPECT_TRUE(loaded->contains(1));
+  const SearchResult a = idx->search(view(ds.query), 10);
+  const SearchResult b = loaded->search(view(ds.query), 10);
+  EXPECT_EQ(a.labels, b.labels);
+  EXPECT_EQ(a.distances, b.distances);
+  EXPECT_EQ(a.stats.distance_computations, b.stats.distance_computations);
+  // The loaded index still takes inserts.
+  const label_t id = 123456;
+  loaded->add(view_rows(ds.query, 0, 1), &id);
+  label_t out[1];
+  float dist[1];
+  loaded->search_one(ds.query.row(0), 1, {}, out, dist);
+  EXPECT_EQ(out[0], id);
+}
+
+TEST(HnswIndex, CorruptOrTruncatedFilesAreRejected) {
+  const Dataset ds = wp::test::load_shared("digits");
+  auto idx = build(ds.base);
+  wp::test::TempDir tmp;
+  idx->save(tmp.file("h.idx"));
+  const size_t size = std::filesystem::file_size(tmp.file("h.idx"));
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 20; ++trial) {
+    std::filesystem::copy_file(tmp.file("h.idx"), tmp.file("c.idx"),
+                               std::filesystem::copy_options::overwrite_existing);
+    const size_t off = rng() % size;
+    std::fstream f(tmp.file("c.idx"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(off);
+    char c;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x21);
+    f.seekp(off);
+    f.write(&c, 1);
+    f.close();
+    EXPECT_THROW(load_index(tmp.file("c.idx")), wp::UserError) << "offset " << off;
+  }
+  std::filesystem::copy_file(tmp.file("h.idx"), tmp.file("t.idx"));
+  std::filesystem::resize_file(tmp.file("t.idx"), size / 2);
+  EXPECT_THROW(load_index(tmp.file("t.idx")), wp::UserError);
+}
+
+TEST(HnswIndex, InvalidParametersAreRejectedWithClearMessages) {
+  auto message = [](auto&& fn) {
+    try {
+      fn();
+    } catch (const wp::UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message([] { HnswIndex(8, Metric::kL2, HnswParams{1}); }).find("M must be in 2..1024"),
+            std::string::npos);
+  EXPECT_NE(message([] { HnswIndex(0, Metric::kL2); }).find("dimension"), std::string::npos);
+  HnswParams bad_ef;
+  bad_ef.ef_construction = 0;
+  EXPECT_NE(message([&] { HnswIndex(8, Metric::kL2, bad_ef); }).find("ef_construction"),
+            std::string::npos);
+
+  HnswIndex idx(4, Metric::kL2);
+  const float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  const label_t ids[2] = {1, 2};
+  EXPECT_NE(message([&] {
+              idx.add(MatrixView{v, 2, 3}, ids);
+            }).find("dimension 3"),
+            std::string::npos);
+  float nan_v[8] = {1, 2, 3, 4, 5, 6, std::numeric_limits<float>::quiet_NaN(), 8};
+  EXPECT_NE(message([&] { idx.add(MatrixView{nan_v, 2, 4}, ids); }).find("[1]"), std::string::npos);
+  EXPECT_EQ(idx.size(), 0u);  // nothing of the bad batch was added
+  idx.add(MatrixView{v, 2, 4}, ids);
+  EXPECT_NE(message([&] {
+              idx.search(MatrixView{v, 1, 4}, 0);
+            }).find("k must be"),
+            std::string::npos);
+  label_t out[1];
+  float d[1];
+  EXPECT_THROW(idx.search_one(v, 0, {}, out, d), wp::UserError);
+  EXPECT_THROW(idx.search(MatrixView{v, 1, 4}, kMaxK + 1), wp::UserError);
+  EXPECT_THROW(idx.search(MatrixView{nan_v + 4, 1, 4}, 1), wp::UserError);
+  HnswIndex cos(2, Metric::kCosine);
+  const float zero[2] = {0, 0};
+  EXPECT_THROW(cos.add(MatrixView{zero, 1, 2}, ids), wp::UserError);
+}
+
+TEST(HnswIndex, EmptyIndexAndSmallK) {
+  HnswIndex idx(3, Metric::kL2);
+  const float q[3] = {0, 0, 0};
+  label_t out[5];
+  float d[5];
+  idx.search_one(q, 5, {}, out, d);
+  for (label_t l : out) EXPECT_EQ(l, kNoLabel);
+  const float v[6] = {1, 0, 0, 0, 1, 0};
+  const label_t ids[2] = {7, 9};
+  idx.add(MatrixView{v, 2, 3}, ids);
+  idx.search_one(q, 5, {}, out, d);
+  EXPECT_EQ(std::count(out, out + 5, kNoLabel), 3);
+  EXPECT_TRUE(out[0] == 7 || out[0] == 9);
+}
+
+class FilteredSearch : public ::testing::TestWithParam<double> {};
+
+TEST_P(FilteredSearch, ReturnsOnlyMatchesAndKOfThem) {
+  const double selectivity = GetParam();
+  static const Dataset ds = wp::test::load_shared("siftsmall");
+  static const std::unique_ptr<HnswIndex> idx = build(ds.base);
+  std::mt19937_64 rng(static_cast<uint64_t>(selectivity * 1000));
+  BitsetFilter bits(ds.base.n);
+  std::vector<label_t> allowed;
+  for (label_t id = 0; id < ds.base.n; ++id) {
+    if (std::uniform_real_distribution<double>(0, 1)(rng) < selectivity) {
+      bits.set(id);
+      allowed.push_back(id);
+    }
+  }
+  ASSERT_GE(allowed.size(), 10u);
+  // Exact answer: flat search over the allowed points only.
+  FlatIndex flat(ds.base.d, Metric::kL2);
+  for (label_t id : allowed) flat.add(view_rows(ds.base, id, 1), &id);
+  const SearchResult truth = flat.search(view(ds.query), 10);
+
+  SearchParams p;
+  p.ef = 64;
+  p.filter = &bits;
+  const SearchResult got = idx->search(view(ds.query), 10, p);
+  for (label_t l : got.labels) {
+    ASSERT_NE(l, kNoLabel) << "fewer than k results at selectivity " << selectivity;
+    ASSERT_TRUE(bits.contains(l));
+  }
+  EXPECT_GE(recall_vs(got, truth), 0.95) << "selectivity " << selectivity;
+
+  // The same filter as an opaque predicate (count unknown): still only matches, still k.
+  PredicateFilter pred([&](uint64_t id) { return bits.contains(id); });
+  p.filter = &pred;
+  const SearchResult got2 = idx->search(view(ds.query), 10, p);
+  for (label_t l : got2.labels) {
+    ASSERT_NE(l, kNoLabel);
+    ASSERT_TRUE(bits.contains(l));
+  }
+  EXPECT_GE(recall_vs(got2, truth), 0.9) << "selectivity " << selectivity;
+}
+
+INSTANTIATE_TEST_SUITE_P(Selectivity, FilteredSearch, ::testing::Values(0.01, 0.1, 0.5));
+
+TEST(HnswIndex, FilterMatchingFewerThanKReturnsAllOfThem) {
+  const Dataset ds = wp::test::load_shared("digits");
+  auto idx = build(ds.base);
+  BitsetFilter bits(ds.base.n);
+  bits.set(5);
+  bits.set(900);
+  bits.set(1500);
+  SearchParams p;
+  p.filter = &bits;
+  label_t out[10];
+  float d[10];
+  idx->search_one(ds.query.row(0), 10, p, out, d);
+  std::vector<label_t> got(out, out + 3);
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<label_t>{5, 900, 1500}));
+  EXPECT_EQ(std::count(out, out + 10, kNoLabel), 7);
+}

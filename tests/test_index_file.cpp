@@ -1,0 +1,91 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "index/error.h"
+#include "index/index_file.h"
+#include "test_util.h"
+
+using namespace wp::index;
+
+namespace {
+void flip_byte(const std::string& path, size_t offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(offset);
+  char c;
+  f.read(&c, 1);
+  c ^= 0x5a;
+  f.seekp(offset);
+  f.write(&c, 1);
+}
+
+void write_sample(const std::string& path) {
+  BinaryWriter w(path, IndexType::kFlat);
+  w.write<uint32_t>(42);
+  w.write_vector(std::vector<float>{1, 2, 3});
+  w.write_string("hello");
+  w.finish();
+}
+}  // namespace
+
+TEST(IndexFile, RoundTripThroughHeaderAndChecksum) {
+  wp::test::TempDir tmp;
+  write_sample(tmp.file("a.idx"));
+  BinaryReader r(tmp.file("a.idx"));
+  EXPECT_EQ(r.type(), IndexType::kFlat);
+  EXPECT_EQ(r.read<uint32_t>(), 42u);
+  EXPECT_EQ(r.read_vector<float>(10), (std::vector<float>{1, 2, 3}));
+  EXPECT_EQ(r.read_string(), "hello");
+  r.expect_end();
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("a.idx.tmp")));
+}
+
+TEST(IndexFile, EveryFlippedByteIsDetected) {
+  wp::test::TempDir tmp;
+  write_sample(tmp.file("a.idx"));
+  const size_t size = std::filesystem::file_size(tmp.file("a.idx"));
+  for (size_t off = 0; off < size; ++off) {
+    write_sample(tmp.file("b.idx"));
+    flip_byte(tmp.file("b.idx"), off);
+    EXPECT_THROW(BinaryReader r(tmp.file("b.idx")), wp::UserError) << "offset " << off;
+  }
+}
+
+TEST(IndexFile, TruncatedAndExtendedFilesAreRejected) {
+  wp::test::TempDir tmp;
+  write_sample(tmp.file("a.idx"));
+  const size_t size = std::filesystem::file_size(tmp.file("a.idx"));
+  for (size_t keep : {size_t{0}, size_t{5}, size_t{31}, size_t{32}, size - 1}) {
+    write_sample(tmp.file("t.idx"));
+    std::filesystem::resize_file(tmp.file("t.idx"), keep);
+    EXPECT_THROW(BinaryReader r(tmp.file("t.idx")), wp::UserError) << "kept " << keep;
+  }
+  write_sample(tmp.file("e.idx"));
+  std::filesystem::resize_file(tmp.file("e.idx"), size + 8);
+  EXPECT_THROW(BinaryReader r(tmp.file("e.idx")), wp::UserError);
+}
+
+TEST(IndexFile, ReadsBeyondThePayloadAreErrors) {
+  wp::test::TempDir tmp;
+  write_sample(tmp.file("a.idx"));
+  BinaryReader r(tmp.file("a.idx"));
+  r.read<uint32_t>();
+  EXPECT_THROW(r.read_vector<float>(2), wp::UserError);  // length 3 above the allowed 2
+  BinaryReader r2(tmp.file("a.idx"));
+  r2.read<uint32_t>();
+  r2.read_vector<float>(10);
+  r2.read_string();
+  EXPECT_THROW(r2.read<uint64_t>(), wp::UserError);
+}
+
+TEST(IndexFile, NotAnIndexFile) {
+  wp::test::TempDir tmp;
+  std::ofstream(tmp.file("x.idx")) << "this is plain text, long enough to hold a header......";
+  try {
+    BinaryReader r(tmp.file("x.idx"));
+    FAIL();
+  } catch (const wp::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad magic"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(BinaryReader r(tmp.file("none.idx")), wp::UserError);
+}
