@@ -18,14 +18,19 @@ namespace wp::index {
 /// A distance kernel over two float vectors of dimension d.
 using DistanceFn = float (*)(const float* a, const float* b, size_t d);
 
+/// A kernel between a float vector q and d uint8 codes c (scalar quantization, see sq8.h).
+using CodeDistanceFn = float (*)(const float* q, const uint8_t* c, size_t d);
+
 /// Instruction sets we have kernels for.
 enum class Isa { kScalar, kAvx2, kAvx512 };
 
 /// The kernels of one instruction set.
 struct DistanceKernels {
-  DistanceFn l2sqr;              ///< sum (a_i - b_i)^2
-  DistanceFn inner_product;      ///< sum a_i * b_i
-  DistanceFn neg_inner_product;  ///< -sum a_i * b_i (a distance: smaller is closer)
+  DistanceFn l2sqr;                 ///< sum (a_i - b_i)^2
+  DistanceFn inner_product;         ///< sum a_i * b_i
+  DistanceFn neg_inner_product;     ///< -sum a_i * b_i (a distance: smaller is closer)
+  CodeDistanceFn l2sqr_u8;          ///< sum (q_i - c_i)^2
+  CodeDistanceFn inner_product_u8;  ///< sum q_i * c_i
   Isa isa;
   const char* name;
 };
@@ -89,6 +94,12 @@ float neg_ip_avx2(const float* a, const float* b, size_t d);
 float l2sqr_avx512(const float* a, const float* b, size_t d);
 float ip_avx512(const float* a, const float* b, size_t d);
 float neg_ip_avx512(const float* a, const float* b, size_t d);
+float l2sqr_u8_scalar(const float* q, const uint8_t* c, size_t d);
+float ip_u8_scalar(const float* q, const uint8_t* c, size_t d);
+float l2sqr_u8_avx2(const float* q, const uint8_t* c, size_t d);
+float ip_u8_avx2(const float* q, const uint8_t* c, size_t d);
+float l2sqr_u8_avx512(const float* q, const uint8_t* c, size_t d);
+float ip_u8_avx512(const float* q, const uint8_t* c, size_t d);
 }  // namespace detail
 
 }  // namespace wp::index

@@ -1,5 +1,6 @@
 // Reference kernels: plain loops, four partial sums so the compiler can vectorise with SSE2.
 #include <cstddef>
+#include <cstdint>
 
 namespace wp::index::detail {
 
@@ -36,6 +37,32 @@ float ip_scalar(const float* a, const float* b, size_t d) {
 
 float neg_ip_scalar(const float* a, const float* b, size_t d) {
   return -ip_scalar(a, b, d);
+}
+
+float l2sqr_u8_scalar(const float* q, const uint8_t* c, size_t d) {
+  float s0 = 0, s1 = 0;
+  size_t i = 0;
+  for (; i + 2 <= d; i += 2) {
+    const float t0 = q[i] - c[i], t1 = q[i + 1] - c[i + 1];
+    s0 += t0 * t0;
+    s1 += t1 * t1;
+  }
+  for (; i < d; ++i) {
+    const float t = q[i] - c[i];
+    s0 += t * t;
+  }
+  return s0 + s1;
+}
+
+float ip_u8_scalar(const float* q, const uint8_t* c, size_t d) {
+  float s0 = 0, s1 = 0;
+  size_t i = 0;
+  for (; i + 2 <= d; i += 2) {
+    s0 += q[i] * c[i];
+    s1 += q[i + 1] * c[i + 1];
+  }
+  for (; i < d; ++i) s0 += q[i] * c[i];
+  return s0 + s1;
 }
 
 }  // namespace wp::index::detail

@@ -16,11 +16,22 @@ namespace wp::index {
 namespace {
 constexpr size_t kAlign = 64;
 constexpr int kMaxLevel = 31;
+constexpr size_t kMaxPrefetchBytes = 16 * 64;
 
 inline void prefetch(const void* p) {
   _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
 }
 }  // namespace
+
+Quantization parse_quantization(const std::string& name, const std::string& field) {
+  if (name == "none") return Quantization::kNone;
+  if (name == "sq8") return Quantization::kSq8;
+  throw UserError(field + " must be none or sq8, got '" + name + "'");
+}
+
+const char* quantization_name(Quantization q) {
+  return q == Quantization::kSq8 ? "sq8" : "none";
+}
 
 void HnswParams::validate() const {
   WP_THROW_IF_NOT(M >= 2 && M <= 1024, "M must be in 2..1024 (links per vertex), got ", M);
@@ -30,6 +41,8 @@ void HnswParams::validate() const {
                   ef_search);
   WP_THROW_IF_NOT(consolidate_fraction > 0 && consolidate_fraction <= 1,
                   "consolidate_fraction must be in (0, 1], got ", consolidate_fraction);
+  WP_THROW_IF_NOT(quantization == Quantization::kNone || quantization == Quantization::kSq8,
+                  "quantization must be none or sq8");
 }
 
 void HnswIndex::AlignedDelete::operator()(char* p) const {
@@ -43,6 +56,8 @@ HnswIndex::HnswIndex(size_t dim, Metric metric, const HnswParams& params)
   vector_offset_ = sizeof(uint32_t) * (1 + max_m0_);
   label_offset_ = vector_offset_ + dim_ * sizeof(float);
   stride_ = label_offset_ + sizeof(label_t);
+  code_stride_ =
+      params_.quantization == Quantization::kSq8 ? (dim_ + kAlign - 1) / kAlign * kAlign : 0;
   level_mult_ = 1.0 / std::log(static_cast<double>(params_.M));
   level_rng_.seed(params_.seed);
 }
@@ -67,6 +82,12 @@ void HnswIndex::reserve(size_t n) {
       static_cast<char*>(::operator new[](n* stride_, std::align_val_t(kAlign))));
   if (slot_count_) std::memcpy(block.get(), level0_.get(), slot_count_ * stride_);
   level0_ = std::move(block);
+  if (code_stride_) {
+    std::unique_ptr<char, AlignedDelete> codes(
+        static_cast<char*>(::operator new[](n* code_stride_, std::align_val_t(kAlign))));
+    if (slot_count_) std::memcpy(codes.get(), codes_.get(), slot_count_ * code_stride_);
+    codes_ = std::move(codes);
+  }
   levels_.resize(n, 0);
   flags_.resize(n, 0);
   upper_.resize(n);
@@ -91,6 +112,7 @@ HnswIndex::slot_t HnswIndex::allocate_slot(label_t id, const float* v) {
   std::memset(record(s), 0, vector_offset_);
   std::memcpy(vec(s), v, dim_ * sizeof(float));
   std::memcpy(record(s) + label_offset_, &id, sizeof id);
+  if (code_stride_) encode_slot(s);
   const int level = random_level();
   levels_[s] = static_cast<uint8_t>(level);
   flags_[s] = 0;
@@ -113,6 +135,7 @@ void HnswIndex::add(MatrixView x, const label_t* ids) {
     }
     data = normalised.data();
   }
+  if (code_stride_ && !quantizer_.trained()) quantizer_.train(MatrixView{data, x.n, dim_});
   // An id given twice in one batch: the last vector wins, as for successive upserts.
   std::unordered_map<label_t, size_t> last;
   last.reserve(x.n);
@@ -166,11 +189,12 @@ void HnswIndex::insert(slot_t s, SearchContext& ctx) {
   if (level <= top_level) entry_lock.unlock();
 
   SearchStats unused;
-  float ep_dist = dist(v, vec(ep));
-  ep = descend<true>(v, ep, ep_dist, top_level, level, unused);
+  const FloatDistance dist_to{this, v};
+  float ep_dist = dist_to(ep);
+  ep = descend<true>(dist_to, ep, ep_dist, top_level, level, unused);
   for (int l = std::min(level, top_level); l >= 0; --l) {
-    ctx.start(slot_count_);
-    search_layer<true, false, true>(v, ep, ep_dist, params_.ef_construction, l, nullptr, ctx,
+    ctx.start(slot_count_, max_m0_);
+    search_layer<true, false, true>(dist_to, ep, ep_dist, params_.ef_construction, l, nullptr, ctx,
                                     unused);
     ctx.scratch.assign(ctx.top.begin(), ctx.top.end());
     auto between = [this](uint32_t a, uint32_t b) { return dist(vec(a), vec(b)); };
@@ -223,8 +247,8 @@ void HnswIndex::connect_reverse(slot_t from, slot_t to, int level, SearchContext
   unlock(from);
 }
 
-template <bool kLocked>
-HnswIndex::slot_t HnswIndex::descend(const float* q, slot_t ep, float& ep_dist, int top_level,
+template <bool kLocked, typename Dist>
+HnswIndex::slot_t HnswIndex::descend(const Dist& dist_to, slot_t ep, float& ep_dist, int top_level,
                                      int stop_level, SearchStats& st) const {
   for (int l = top_level; l > stop_level; --l) {
     bool changed = true;
@@ -237,7 +261,7 @@ HnswIndex::slot_t HnswIndex::descend(const float* q, slot_t ep, float& ep_dist, 
       ++st.hops;
       for (size_t j = 1; j <= cnt; ++j) {
         const slot_t c = ll[j];
-        const float d = dist(q, vec(c));
+        const float d = dist_to(c);
         ++st.distance_computations;
         if (d < ep_dist) {
           ep_dist = d;
@@ -251,8 +275,8 @@ HnswIndex::slot_t HnswIndex::descend(const float* q, slot_t ep, float& ep_dist, 
   return ep;
 }
 
-template <bool kLocked, bool kFiltered, bool kTombstones>
-void HnswIndex::search_layer(const float* q, slot_t ep, float ep_dist, size_t ef, int level,
+template <bool kLocked, bool kFiltered, bool kTombstones, typename Dist>
+void HnswIndex::search_layer(const Dist& dist_to, slot_t ep, float ep_dist, size_t ef, int level,
                              const IdFilter* filter, SearchContext& ctx, SearchStats& st) const {
   auto& top = ctx.top;
   auto& frontier = ctx.frontier;
@@ -267,6 +291,10 @@ void HnswIndex::search_layer(const float* q, slot_t ep, float ep_dist, size_t ef
   frontier.push_back({ep_dist, ep});
   if (admissible(ep)) top.push_back({ep_dist, ep});
   float bound = top.size() >= ef ? top.front().distance : std::numeric_limits<float>::infinity();
+  // Prefetch whole vectors (codes) up to kMaxPrefetchBytes; the hardware streams the rest.
+  // Measured on Fashion-MNIST (d=784, ef=16): hnsw-sq8 went from ~18k QPS prefetching one line
+  // per neighbour to ~28k prefetching all 13 lines of every unvisited neighbour up front.
+  const size_t prefetch_bytes = std::min(dist_to.bytes(), kMaxPrefetchBytes);
 
   while (!frontier.empty()) {
     const Candidate c = frontier.front();
@@ -287,19 +315,21 @@ void HnswIndex::search_layer(const float* q, slot_t ep, float ep_dist, size_t ef
     const size_t cnt = ll[0];
     const uint32_t* nb = ll + 1;
     ++st.hops;
-    if (cnt) {
-      prefetch(visited + nb[0]);
-      prefetch(vec(nb[0]));
-    }
+    // Two passes over the neighbours: first mark the unvisited ones and prefetch their vectors
+    // all at once, so that their cache misses overlap; then compute the distances.
+    uint32_t* fresh = ctx.batch.data();
+    size_t n_fresh = 0;
     for (size_t j = 0; j < cnt; ++j) {
       const slot_t v = nb[j];
-      if (j + 1 < cnt) {
-        prefetch(visited + nb[j + 1]);
-        prefetch(vec(nb[j + 1]));
-      }
       if (visited[v] == tag) continue;
       visited[v] = tag;
-      const float d = dist(q, vec(v));
+      fresh[n_fresh++] = v;
+      const char* a = static_cast<const char*>(dist_to.address(v));
+      for (size_t off = 0; off < prefetch_bytes; off += 64) prefetch(a + off);
+    }
+    for (size_t j = 0; j < n_fresh; ++j) {
+      const slot_t v = fresh[j];
+      const float d = dist_to(v);
       ++st.distance_computations;
       if (top.size() < ef || d < bound) {
         frontier.push_back({d, v});
@@ -338,6 +368,27 @@ void HnswIndex::exact_scan(const float* q, size_t k, const IdFilter* filter, Sea
   }
 }
 
+template <typename Dist>
+void HnswIndex::search_graph(const Dist& dist_to, size_t ef, const IdFilter* filter,
+                             SearchContext& ctx, SearchStats& st) const {
+  float ep_dist = dist_to(entry_point_);
+  ++st.distance_computations;
+  const slot_t ep = descend<false>(dist_to, entry_point_, ep_dist, max_level_, 0, st);
+  ctx.start(slot_count_, max_m0_);
+  const bool tombstones = num_tombstones_ > 0;
+  if (filter) {
+    if (tombstones) {
+      search_layer<false, true, true>(dist_to, ep, ep_dist, ef, 0, filter, ctx, st);
+    } else {
+      search_layer<false, true, false>(dist_to, ep, ep_dist, ef, 0, filter, ctx, st);
+    }
+  } else if (tombstones) {
+    search_layer<false, false, true>(dist_to, ep, ep_dist, ef, 0, nullptr, ctx, st);
+  } else {
+    search_layer<false, false, false>(dist_to, ep, ep_dist, ef, 0, nullptr, ctx, st);
+  }
+}
+
 bool HnswIndex::filter_prefers_exact(int64_t matching, size_t ef) const {
   if (matching < 0) return false;
   // A filtered walk expands about ef / selectivity vertices of 2M neighbours each before it has
@@ -367,21 +418,21 @@ SearchStats HnswIndex::search_one(const float* q, size_t k, const SearchParams& 
   const int64_t matching = filter ? filter->count() : -1;
   bool exact = params.exact || (filter && filter_prefers_exact(matching, ef));
   if (!exact) {
-    float ep_dist = dist(q, vec(entry_point_));
-    ++st.distance_computations;
-    const slot_t ep = descend<false>(q, entry_point_, ep_dist, max_level_, 0, st);
-    ctx->start(slot_count_);
-    const bool tombstones = num_tombstones_ > 0;
-    if (filter) {
-      if (tombstones) {
-        search_layer<false, true, true>(q, ep, ep_dist, ef, 0, filter, *ctx, st);
-      } else {
-        search_layer<false, true, false>(q, ep, ep_dist, ef, 0, filter, *ctx, st);
-      }
-    } else if (tombstones) {
-      search_layer<false, false, true>(q, ep, ep_dist, ef, 0, nullptr, *ctx, st);
+    if (code_stride_) {
+      // Walk on the codes, then re-rank the ef candidates with the float vectors.
+      ctx->prepared.resize(dim_);
+      const float bias = quantizer_.prepare_query(q, metric_, ctx->prepared.data());
+      const float step = quantizer_.step();
+      const bool l2 = metric_ == Metric::kL2;
+      const DistanceKernels& k8 = kernels_for_dim(dim_);
+      const CodeDistance dist_to{this, ctx->prepared.data(), l2 ? k8.l2sqr_u8 : k8.inner_product_u8,
+                                 l2 ? step * step : -step, -bias};
+      search_graph(dist_to, ef, filter, *ctx, st);
+      for (Candidate& c : ctx->top) c.distance = dist(q, vec(c.id));
+      st.distance_computations += ctx->top.size();
+      std::make_heap(ctx->top.begin(), ctx->top.end());
     } else {
-      search_layer<false, false, false>(q, ep, ep_dist, ef, 0, nullptr, *ctx, st);
+      search_graph(FloatDistance{this, q}, ef, filter, *ctx, st);
     }
     // A filtered walk can miss matches that sit behind vertices it never reached: when it found
     // fewer than k and more may exist, fall back to the exact scan so k results come back.
@@ -424,7 +475,7 @@ void HnswIndex::repair(slot_t u, int level, SearchContext& ctx) {
   // Candidates: u's live neighbours, and the live vertices reached from its removed neighbours by
   // walking through removed vertices only (a breadth-first search with a budget), so that a chain
   // of removals does not cut u off from what lay behind it.
-  ctx.start(slot_count_);
+  ctx.start(slot_count_, max_m0_);
   ctx.test_and_set(u);
   std::vector<uint32_t>& live = ctx.links;
   std::vector<uint32_t>& removed = ctx.removed;
@@ -529,7 +580,7 @@ size_t HnswIndex::memory_bytes() const {
   // unordered_map: a node (key, value, next pointer, cached hash) per entry plus the bucket array.
   b += label_to_slot_.size() * (sizeof(label_t) + sizeof(slot_t) + 2 * sizeof(void*)) +
        label_to_slot_.bucket_count() * sizeof(void*);
-  b += free_slots_.capacity() * sizeof(slot_t);
+  b += free_slots_.capacity() * sizeof(slot_t) + capacity_ * code_stride_;
   return b + contexts_.memory_bytes();
 }
 
@@ -542,6 +593,8 @@ void HnswIndex::save(const std::string& path) const {
   out.write<uint64_t>(params_.ef_search);
   out.write<uint64_t>(params_.seed);
   out.write<double>(params_.consolidate_fraction);
+  out.write<uint32_t>(static_cast<uint32_t>(params_.quantization));
+  if (code_stride_) quantizer_.save(out);  // codes are derived: re-encoded on load
   out.write<uint64_t>(slot_count_);
   out.write<int32_t>(max_level_);
   out.write<uint32_t>(entry_point_);
@@ -565,12 +618,16 @@ std::unique_ptr<Index> HnswIndex::load(BinaryReader& in) {
   p.ef_search = in.read<uint64_t>();
   p.seed = in.read<uint64_t>();
   p.consolidate_fraction = in.read<double>();
+  const uint32_t quantization = in.read<uint32_t>();
+  in.check(quantization <= static_cast<uint32_t>(Quantization::kSq8), "unknown quantization");
+  p.quantization = static_cast<Quantization>(quantization);
   try {
     p.validate();
   } catch (const UserError& e) {
     in.check(false, e.what());
   }
   auto idx = std::make_unique<HnswIndex>(dim, static_cast<Metric>(metric), p);
+  if (idx->code_stride_) idx->quantizer_.load(in, dim);
   const uint64_t count = in.read<uint64_t>();
   const int32_t max_level = in.read<int32_t>();
   const uint32_t entry = in.read<uint32_t>();
@@ -605,6 +662,10 @@ std::unique_ptr<Index> HnswIndex::load(BinaryReader& in) {
     } else {
       in.check(idx->label_to_slot_.emplace(idx->label_of(s), s).second, "duplicate id");
       in.check(all_finite(idx->vec(s), dim), "non-finite vector");
+    }
+    if (idx->code_stride_ && f != kFree) {
+      in.check(idx->quantizer_.trained(), "quantized vertices but no quantizer");
+      idx->encode_slot(s);
     }
   }
   idx->live_count_ = idx->label_to_slot_.size();

@@ -30,10 +30,22 @@
 #include "index/distance.h"
 #include "index/index.h"
 #include "index/search_context.h"
+#include "index/sq8.h"
 
 namespace wp::index {
 
 class BinaryReader;
+
+/// How HNSW stores the vectors its searches walk through.
+enum class Quantization : uint32_t {
+  kNone = 0,  ///< float vectors in the level-0 records
+  kSq8 = 1,   ///< also 8-bit codes (sq8.h) for the traversal; the final ef candidates are re-ranked
+              ///< with the float vectors, so returned distances are exact
+};
+
+/// Parses "none" or "sq8"; throws UserError naming `field` otherwise.
+Quantization parse_quantization(const std::string& name, const std::string& field);
+const char* quantization_name(Quantization q);
 
 /// Construction and search parameters of HnswIndex.
 struct HnswParams {
@@ -47,6 +59,9 @@ struct HnswParams {
   uint64_t seed = 100;
   /// remove() repairs the graph once tombstones exceed this fraction of the live points.
   double consolidate_fraction = 0.1;
+  /// Vector representation walked by searches. kSq8 costs d bytes per vector more memory and
+  /// reads a quarter of the bytes per distance; the codes are learnt from the first add() batch.
+  Quantization quantization = Quantization::kNone;
 
   /// Throws UserError with a message that names the field and the accepted range.
   void validate() const;
@@ -118,15 +133,47 @@ class HnswIndex : public Index {
   /// Rebuilds the graph from the live vectors (when most slots are tombstones).
   void rebuild_live();
 
+  uint8_t* code(slot_t s) const {
+    return reinterpret_cast<uint8_t*>(codes_.get()) + static_cast<size_t>(s) * code_stride_;
+  }
+
+  /// Distance from a query to stored vertices, on the float vectors.
+  struct FloatDistance {
+    const HnswIndex* index;
+    const float* q;
+    float operator()(slot_t v) const { return index->dist(q, index->vec(v)); }
+    const void* address(slot_t v) const { return index->vec(v); }
+    size_t bytes() const { return index->dim_ * sizeof(float); }
+  };
+  /// Distance from a prepared query to stored vertices, on the 8-bit codes.
+  struct CodeDistance {
+    const HnswIndex* index;
+    const float* q;  ///< Sq8Quantizer::prepare_query output
+    CodeDistanceFn fn;
+    float scale;  ///< step^2 for l2, -step for ip
+    float bias;   ///< 0 for l2, -sum q_j min_j for ip
+    float operator()(slot_t v) const { return bias + scale * fn(q, index->code(v), index->dim_); }
+    const void* address(slot_t v) const { return index->code(v); }
+    size_t bytes() const { return index->dim_; }
+  };
+
   /// Greedy descent through levels > `stop_level`; returns the closest vertex found.
-  template <bool kLocked>
-  slot_t descend(const float* q, slot_t ep, float& ep_dist, int top_level, int stop_level,
+  template <bool kLocked, typename Dist>
+  slot_t descend(const Dist& dist_to, slot_t ep, float& ep_dist, int top_level, int stop_level,
                  SearchStats& st) const;
 
   /// Beam search on one level; leaves the best `ef` admissible vertices in ctx.top.
-  template <bool kLocked, bool kFiltered, bool kTombstones>
-  void search_layer(const float* q, slot_t ep, float ep_dist, size_t ef, int level,
+  template <bool kLocked, bool kFiltered, bool kTombstones, typename Dist>
+  void search_layer(const Dist& dist_to, slot_t ep, float ep_dist, size_t ef, int level,
                     const IdFilter* filter, SearchContext& ctx, SearchStats& st) const;
+
+  /// Upper-level descent then level-0 search with `dist_to`, variant chosen by filter/tombstones.
+  template <typename Dist>
+  void search_graph(const Dist& dist_to, size_t ef, const IdFilter* filter, SearchContext& ctx,
+                    SearchStats& st) const;
+
+  /// Encodes slot s (quantized indexes only).
+  void encode_slot(slot_t s) { quantizer_.encode(vec(s), code(s)); }
 
   /// Exact scan of all live vertices that pass `filter` (may be null) into ctx.top (best k).
   void exact_scan(const float* q, size_t k, const IdFilter* filter, SearchContext& ctx,
@@ -147,6 +194,9 @@ class HnswIndex : public Index {
     void operator()(char* p) const;
   };
   std::unique_ptr<char, AlignedDelete> level0_;
+  std::unique_ptr<char, AlignedDelete> codes_;  ///< kSq8: one code per slot
+  size_t code_stride_ = 0;                      ///< bytes per code (d rounded up to a cache line)
+  Sq8Quantizer quantizer_;
   size_t capacity_ = 0;    ///< slots allocated
   size_t slot_count_ = 0;  ///< slots in use (live, tombstoned or free)
   size_t live_count_ = 0;

@@ -24,10 +24,13 @@ struct SearchContext {
   std::vector<Candidate> selected;  ///< neighbour selection output
   std::vector<uint32_t> links;      ///< a copy of a locked neighbour list (build time)
   std::vector<uint32_t> removed;    ///< removed vertices queued by graph repair
+  std::vector<uint32_t> batch;      ///< unvisited neighbours of the vertex being expanded
   std::vector<float> query;         ///< normalised query (cosine)
+  std::vector<float> prepared;      ///< query prepared for code distances (sq8)
 
   /// Starts a new search over vertices [0, n): bumps the epoch, empties the heaps.
-  void start(size_t n) {
+  void start(size_t n, size_t max_degree) {
+    if (batch.size() < max_degree) batch.resize(max_degree);
     if (visited.size() < n) {
       visited.assign(n, 0);
       epoch = 0;

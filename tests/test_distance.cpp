@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 
 #include "index/distance.h"
 #include "index/error.h"
@@ -34,6 +35,27 @@ TEST(Distance, EveryKernelMatchesDoubleReferenceAtManyDimensions) {
           << k.name << " d=" << d;
       EXPECT_FLOAT_EQ(k.neg_inner_product(m.row(0), m.row(1), d),
                       -k.inner_product(m.row(0), m.row(1), d));
+    }
+  }
+}
+
+TEST(Distance, CodeKernelsMatchReference) {
+  std::mt19937 rng(3);
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (!isa_supported(isa)) continue;
+    const DistanceKernels& k = kernels_for(isa);
+    for (size_t d : {1, 5, 8, 16, 17, 33, 64, 128, 784}) {
+      const Matrix q = wp::test::random_matrix(1, d, d + 100);
+      std::vector<uint8_t> c(d);
+      for (auto& x : c) x = static_cast<uint8_t>(rng() % 256);
+      double l2 = 0, ip = 0;
+      for (size_t i = 0; i < d; ++i) {
+        l2 += (double(q.row(0)[i]) - c[i]) * (double(q.row(0)[i]) - c[i]);
+        ip += double(q.row(0)[i]) * c[i];
+      }
+      EXPECT_NEAR(k.l2sqr_u8(q.row(0), c.data(), d), l2, 1e-4 * (1 + l2)) << k.name << " " << d;
+      EXPECT_NEAR(k.inner_product_u8(q.row(0), c.data(), d), ip, 1e-3 * (1 + std::abs(ip)))
+          << k.name << " " << d;
     }
   }
 }

@@ -43,11 +43,11 @@ nlohmann::json BenchPoint::to_json(const BenchConfig& cfg, const std::string& da
 namespace {
 
 std::unique_ptr<BenchSubject> make_subject(const std::string& name, const GraphBuildParams& p) {
-  if (name == "hnsw" || name == "flat") return make_waypoint_subject(name, p);
+  if (name == "hnsw" || name == "hnsw-sq8" || name == "flat") return make_waypoint_subject(name, p);
   if (name == "faiss-hnsw") return make_faiss_hnsw_subject(p);
   if (name == "hnswlib") return make_hnswlib_subject(p);
   throw UserError("unknown index '" + name +
-                  "' in --indexes (known: hnsw, flat, faiss-hnsw, hnswlib)");
+                  "' in --indexes (known: hnsw, hnsw-sq8, flat, faiss-hnsw, hnswlib)");
 }
 
 double percentile(std::vector<double> v, double p) {

@@ -47,7 +47,7 @@ class BenchSubject {
   virtual nlohmann::json build_params() const = 0;
 };
 
-/// waypoint's own index of type "hnsw" or "flat".
+/// waypoint's own index: "hnsw", "hnsw-sq8" (8-bit codes for the walk) or "flat".
 std::unique_ptr<BenchSubject> make_waypoint_subject(const std::string& type,
                                                     const GraphBuildParams& p);
 /// FAISS IndexHNSWFlat with the same M and ef_construction.

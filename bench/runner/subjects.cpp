@@ -16,8 +16,11 @@ using index::label_t;
 
 class WaypointSubject : public BenchSubject {
  public:
-  WaypointSubject(const std::string& type, const GraphBuildParams& p) : type_(type), p_(p) {
-    spec_.type = type;
+  WaypointSubject(const std::string& name, const GraphBuildParams& p) : type_(name), p_(p) {
+    // "hnsw-sq8" is HNSW walking 8-bit codes with exact re-ranking.
+    const bool sq8 = name == "hnsw-sq8";
+    spec_.type = sq8 ? "hnsw" : name;
+    if (sq8) spec_.hnsw.quantization = index::Quantization::kSq8;
     spec_.metric = p.metric;
     spec_.hnsw.M = p.M;
     spec_.hnsw.ef_construction = p.ef_construction;

@@ -36,6 +36,7 @@ index::HnswParams hnsw_params(Args& args) {
   p.ef_construction = args.integer("ef-construction", 200, 1, 100000);
   p.ef_search = args.integer("ef-search", 64, 1, 100000);
   p.seed = args.integer("seed", 100, 0, (1LL << 62));
+  p.quantization = index::parse_quantization(args.str("quantization", "none"), "--quantization");
   return p;
 }
 }  // namespace

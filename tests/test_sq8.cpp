@@ -1,0 +1,124 @@
+// 8-bit scalar quantization and HNSW walking the codes with exact re-ranking.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+
+#include "index/distance.h"
+#include "index/flat_index.h"
+#include "index/hnsw_index.h"
+#include "index/sq8.h"
+#include "test_util.h"
+
+using namespace wp::index;
+
+TEST(Sq8Quantizer, IntegerDataIsCodedExactly) {
+  const Dataset ds = wp::test::load_shared("siftsmall");
+  Sq8Quantizer q;
+  q.train(view(ds.base));
+  EXPECT_EQ(q.step(), 1.0f);
+  std::vector<uint8_t> a(ds.base.d), b(ds.base.d);
+  std::vector<float> prepared(ds.base.d);
+  for (size_t i = 0; i < 50; ++i) {
+    q.encode(ds.base.row(i), a.data());
+    q.prepare_query(ds.base.row(i + 50), Metric::kL2, prepared.data());
+    // Code-space distance equals the true squared distance.
+    EXPECT_FLOAT_EQ(kernels().l2sqr_u8(prepared.data(), a.data(), ds.base.d),
+                    l2sqr(ds.base.row(i + 50), ds.base.row(i), ds.base.d));
+  }
+}
+
+TEST(Sq8Quantizer, FloatDataIsCloseAndOutOfRangeClamps) {
+  const Matrix m = wp::test::random_matrix(500, 16, 9);
+  Sq8Quantizer q;
+  q.train(view(m));
+  EXPECT_GT(q.step(), 0.0f);
+  EXPECT_LT(q.step(), 1.0f);
+  std::vector<uint8_t> c(16);
+  std::vector<float> prepared(16);
+  for (size_t i = 0; i < 20; ++i) {
+    q.encode(m.row(i), c.data());
+    const float bias = q.prepare_query(m.row(i + 20), Metric::kInnerProduct, prepared.data());
+    const float approx =
+        bias + q.step() * kernels().inner_product_u8(prepared.data(), c.data(), 16);
+    EXPECT_NEAR(approx, inner_product(m.row(i + 20), m.row(i), 16), 16 * q.step());
+  }
+  const std::vector<float> huge(16, 1e6f), tiny(16, -1e6f);
+  q.encode(huge.data(), c.data());
+  for (uint8_t x : c) EXPECT_EQ(x, 255);
+  q.encode(tiny.data(), c.data());
+  for (uint8_t x : c) EXPECT_EQ(x, 0);
+}
+
+namespace {
+HnswParams sq8_params() {
+  HnswParams p;
+  p.quantization = Quantization::kSq8;
+  return p;
+}
+}  // namespace
+
+TEST(HnswSq8, RecallAndExactDistancesOnSiftsmall) {
+  const Dataset ds = wp::test::load_shared("siftsmall");
+  HnswIndex idx(ds.base.d, Metric::kL2, sq8_params());
+  std::vector<label_t> ids(ds.base.n);
+  std::iota(ids.begin(), ids.end(), 0);
+  idx.add(view(ds.base), ids.data());
+  SearchParams p;
+  p.ef = 64;
+  const SearchResult r = idx.search(view(ds.query), 10, p);
+  EXPECT_GE(recall_at_k(ds.base, ds.query, ds.groundtruth, r.labels, 10, Metric::kL2), 0.97);
+  // Returned distances are the exact float distances (re-ranked), nearest first.
+  for (size_t i = 0; i < ds.query.n; ++i) {
+    for (size_t j = 0; j < 10; ++j) {
+      const label_t l = r.labels[i * 10 + j];
+      EXPECT_FLOAT_EQ(r.distances[i * 10 + j], l2sqr(ds.query.row(i), ds.base.row(l), ds.base.d));
+      if (j) {
+        EXPECT_LE(r.distances[i * 10 + j - 1], r.distances[i * 10 + j]);
+      }
+    }
+  }
+  EXPECT_GT(idx.memory_bytes(), ds.base.n * ds.base.d * 5);  // floats plus codes
+}
+
+TEST(HnswSq8, FloatDataWithCosineAgreesWithExactSearch) {
+  const Matrix base = wp::test::random_matrix(4000, 32, 21);
+  const Matrix q = wp::test::random_matrix(50, 32, 22);
+  for (Metric m : {Metric::kL2, Metric::kCosine, Metric::kInnerProduct}) {
+    HnswIndex idx(base.d, m, sq8_params());
+    FlatIndex flat(base.d, m);
+    std::vector<label_t> ids(base.n);
+    std::iota(ids.begin(), ids.end(), 0);
+    idx.add(view(base), ids.data());
+    flat.add(view(base), ids.data());
+    SearchParams p;
+    p.ef = 128;
+    const SearchResult got = idx.search(view(q), 10, p);
+    const SearchResult truth = flat.search(view(q), 10);
+    size_t hits = 0;
+    for (size_t i = 0; i < q.n; ++i) {
+      for (size_t j = 0; j < 10; ++j) {
+        for (size_t t = 0; t < 10; ++t) hits += got.labels[i * 10 + j] == truth.labels[i * 10 + t];
+      }
+    }
+    EXPECT_GE(static_cast<double>(hits) / (q.n * 10), 0.9) << metric_name(m);
+  }
+}
+
+TEST(HnswSq8, SaveLoadKeepsQuantizerAndResults) {
+  const Dataset ds = wp::test::load_shared("digits");
+  HnswIndex idx(ds.base.d, Metric::kL2, sq8_params());
+  std::vector<label_t> ids(ds.base.n);
+  std::iota(ids.begin(), ids.end(), 0);
+  idx.add(view(ds.base), ids.data());
+  wp::test::TempDir tmp;
+  idx.save(tmp.file("q.idx"));
+  auto loaded = load_index(tmp.file("q.idx"));
+  const auto* h = dynamic_cast<const HnswIndex*>(loaded.get());
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->params().quantization, Quantization::kSq8);
+  const SearchResult a = idx.search(view(ds.query), 10);
+  const SearchResult b = loaded->search(view(ds.query), 10);
+  EXPECT_EQ(a.labels, b.labels);
+  EXPECT_EQ(a.distances, b.distances);
+}
