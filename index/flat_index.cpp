@@ -108,19 +108,15 @@ size_t FlatIndex::memory_bytes() const {
 
 void FlatIndex::save(const std::string& path) const {
   BinaryWriter out(path, IndexType::kFlat);
-  out.write<uint64_t>(dim_);
-  out.write<uint32_t>(static_cast<uint32_t>(metric_));
+  write_dim_metric(out);
   out.write_vector(labels_);
   out.write_vector(flat_->codes);
   out.finish();
 }
 
 std::unique_ptr<Index> FlatIndex::load(BinaryReader& in) {
-  const uint64_t dim = in.read<uint64_t>();
-  in.check(dim >= 1 && dim <= 65536, "dimension out of range");
-  const uint32_t metric = in.read<uint32_t>();
-  in.check(metric <= static_cast<uint32_t>(Metric::kCosine), "unknown metric");
-  auto idx = std::make_unique<FlatIndex>(dim, static_cast<Metric>(metric));
+  const auto [dim, metric] = read_dim_metric(in);
+  auto idx = std::make_unique<FlatIndex>(dim, metric);
   idx->labels_ = in.read_vector<label_t>(in.remaining() / sizeof(label_t));
   idx->flat_->codes = in.read_vector<uint8_t>(in.remaining());
   in.check(idx->flat_->codes.size() == idx->labels_.size() * dim * sizeof(float),

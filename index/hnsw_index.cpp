@@ -17,6 +17,8 @@ namespace {
 constexpr size_t kAlign = 64;
 constexpr int kMaxLevel = 31;
 constexpr size_t kMaxPrefetchBytes = 16 * 64;
+constexpr size_t kMinQuantizerTrainingSize = 1000;
+constexpr size_t kMaxQuantizerTrainingSize = 100000;
 
 inline void prefetch(const void* p) {
   _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
@@ -112,7 +114,7 @@ HnswIndex::slot_t HnswIndex::allocate_slot(label_t id, const float* v) {
   std::memset(record(s), 0, vector_offset_);
   std::memcpy(vec(s), v, dim_ * sizeof(float));
   std::memcpy(record(s) + label_offset_, &id, sizeof id);
-  if (code_stride_) encode_slot(s);
+  if (quantizer_.trained()) encode_slot(s);
   const int level = random_level();
   levels_[s] = static_cast<uint8_t>(level);
   flags_[s] = 0;
@@ -135,7 +137,6 @@ void HnswIndex::add(MatrixView x, const label_t* ids) {
     }
     data = normalised.data();
   }
-  if (code_stride_ && !quantizer_.trained()) quantizer_.train(MatrixView{data, x.n, dim_});
   // An id given twice in one batch: the last vector wins, as for successive upserts.
   std::unordered_map<label_t, size_t> last;
   last.reserve(x.n);
@@ -169,8 +170,31 @@ void HnswIndex::add(MatrixView x, const label_t* ids) {
       insert(slots[i], *ctx);
     }
   }
+  if (code_stride_) maybe_train_quantizer();
   if (num_tombstones_ > params_.consolidate_fraction * std::max<size_t>(live_count_, 1)) {
     consolidate();
+  }
+}
+
+void HnswIndex::maybe_train_quantizer() {
+  // Train once there are enough vectors to know their range, and again each time the index has
+  // doubled since, so that codes follow data added one point at a time. Until the first training,
+  // searches walk the float vectors.
+  const bool due = quantizer_.trained() ? live_count_ >= 2 * quantizer_trained_at_
+                                        : live_count_ >= kMinQuantizerTrainingSize;
+  if (!due) return;
+  Matrix sample(std::min(live_count_, kMaxQuantizerTrainingSize), dim_);
+  size_t rows = 0;
+  const size_t every = std::max<size_t>(1, live_count_ / sample.n);
+  for (slot_t s = 0, seen = 0; s < slot_count_ && rows < sample.n; ++s) {
+    if (flags_[s] || seen++ % every) continue;
+    std::memcpy(sample.row(rows++), vec(s), dim_ * sizeof(float));
+  }
+  quantizer_.train(MatrixView{sample.data.data(), rows, dim_});
+  quantizer_trained_at_ = live_count_;
+#pragma omp parallel for schedule(static, 1024)
+  for (int64_t s = 0; s < static_cast<int64_t>(slot_count_); ++s) {
+    if (flags_[s] != kFree) encode_slot(static_cast<slot_t>(s));
   }
 }
 
@@ -209,8 +233,8 @@ void HnswIndex::insert(slot_t s, SearchContext& ctx) {
     }
     ep = ctx.selected[0].id;
     ep_dist = ctx.selected[0].distance;
-    const std::vector<Candidate> chosen = ctx.selected;  // connect_reverse reuses ctx buffers
-    for (const Candidate& c : chosen) connect_reverse(c.id, s, l, ctx);
+    ctx.chosen.assign(ctx.selected.begin(), ctx.selected.end());  // connect_reverse reuses them
+    for (const Candidate& c : ctx.chosen) connect_reverse(c.id, s, l, ctx);
   }
   if (level > top_level) {
     entry_point_ = s;
@@ -418,7 +442,7 @@ SearchStats HnswIndex::search_one(const float* q, size_t k, const SearchParams& 
   const int64_t matching = filter ? filter->count() : -1;
   bool exact = params.exact || (filter && filter_prefers_exact(matching, ef));
   if (!exact) {
-    if (code_stride_) {
+    if (quantizer_.trained()) {
       // Walk on the codes, then re-rank the ef candidates with the float vectors.
       ctx->prepared.resize(dim_);
       const float bias = quantizer_.prepare_query(q, metric_, ctx->prepared.data());
@@ -586,15 +610,17 @@ size_t HnswIndex::memory_bytes() const {
 
 void HnswIndex::save(const std::string& path) const {
   BinaryWriter out(path, IndexType::kHnsw);
-  out.write<uint64_t>(dim_);
-  out.write<uint32_t>(static_cast<uint32_t>(metric_));
+  write_dim_metric(out);
   out.write<uint64_t>(params_.M);
   out.write<uint64_t>(params_.ef_construction);
   out.write<uint64_t>(params_.ef_search);
   out.write<uint64_t>(params_.seed);
   out.write<double>(params_.consolidate_fraction);
   out.write<uint32_t>(static_cast<uint32_t>(params_.quantization));
-  if (code_stride_) quantizer_.save(out);  // codes are derived: re-encoded on load
+  if (code_stride_) {  // codes are derived: re-encoded on load
+    quantizer_.save(out);
+    out.write<uint64_t>(quantizer_trained_at_);
+  }
   out.write<uint64_t>(slot_count_);
   out.write<int32_t>(max_level_);
   out.write<uint32_t>(entry_point_);
@@ -608,10 +634,7 @@ void HnswIndex::save(const std::string& path) const {
 }
 
 std::unique_ptr<Index> HnswIndex::load(BinaryReader& in) {
-  const uint64_t dim = in.read<uint64_t>();
-  in.check(dim >= 1 && dim <= 65536, "dimension out of range");
-  const uint32_t metric = in.read<uint32_t>();
-  in.check(metric <= static_cast<uint32_t>(Metric::kCosine), "unknown metric");
+  const auto [dim, metric] = read_dim_metric(in);
   HnswParams p;
   p.M = in.read<uint64_t>();
   p.ef_construction = in.read<uint64_t>();
@@ -626,8 +649,11 @@ std::unique_ptr<Index> HnswIndex::load(BinaryReader& in) {
   } catch (const UserError& e) {
     in.check(false, e.what());
   }
-  auto idx = std::make_unique<HnswIndex>(dim, static_cast<Metric>(metric), p);
-  if (idx->code_stride_) idx->quantizer_.load(in, dim);
+  auto idx = std::make_unique<HnswIndex>(dim, metric, p);
+  if (idx->code_stride_) {
+    idx->quantizer_.load(in, dim);
+    idx->quantizer_trained_at_ = in.read<uint64_t>();
+  }
   const uint64_t count = in.read<uint64_t>();
   const int32_t max_level = in.read<int32_t>();
   const uint32_t entry = in.read<uint32_t>();
@@ -663,10 +689,7 @@ std::unique_ptr<Index> HnswIndex::load(BinaryReader& in) {
       in.check(idx->label_to_slot_.emplace(idx->label_of(s), s).second, "duplicate id");
       in.check(all_finite(idx->vec(s), dim), "non-finite vector");
     }
-    if (idx->code_stride_ && f != kFree) {
-      in.check(idx->quantizer_.trained(), "quantized vertices but no quantizer");
-      idx->encode_slot(s);
-    }
+    if (idx->quantizer_.trained() && f != kFree) idx->encode_slot(s);
   }
   idx->live_count_ = idx->label_to_slot_.size();
   if (count) {

@@ -60,7 +60,8 @@ struct HnswParams {
   /// remove() repairs the graph once tombstones exceed this fraction of the live points.
   double consolidate_fraction = 0.1;
   /// Vector representation walked by searches. kSq8 costs d bytes per vector more memory and
-  /// reads a quarter of the bytes per distance; the codes are learnt from the first add() batch.
+  /// reads a quarter of the bytes per distance. The code range is learnt once 1000 vectors exist
+  /// and re-learnt each time the index doubles; smaller indexes walk the float vectors.
   Quantization quantization = Quantization::kNone;
 
   /// Throws UserError with a message that names the field and the accepted range.
@@ -130,6 +131,8 @@ class HnswIndex : public Index {
   void connect_reverse(slot_t from, slot_t to, int level, SearchContext& ctx);
   void repair(slot_t u, int level, SearchContext& ctx);
   void mark_removed(slot_t s);
+  /// (Re)trains the sq8 quantizer when due and re-encodes every vector.
+  void maybe_train_quantizer();
   /// Rebuilds the graph from the live vectors (when most slots are tombstones).
   void rebuild_live();
 
@@ -197,8 +200,9 @@ class HnswIndex : public Index {
   std::unique_ptr<char, AlignedDelete> codes_;  ///< kSq8: one code per slot
   size_t code_stride_ = 0;                      ///< bytes per code (d rounded up to a cache line)
   Sq8Quantizer quantizer_;
-  size_t capacity_ = 0;    ///< slots allocated
-  size_t slot_count_ = 0;  ///< slots in use (live, tombstoned or free)
+  size_t quantizer_trained_at_ = 0;  ///< live points when the quantizer was last trained
+  size_t capacity_ = 0;              ///< slots allocated
+  size_t slot_count_ = 0;            ///< slots in use (live, tombstoned or free)
   size_t live_count_ = 0;
   size_t num_tombstones_ = 0;
 

@@ -33,6 +33,19 @@ void Index::check_k(size_t k) {
   WP_THROW_IF_NOT(k >= 1 && k <= kMaxK, "k must be in 1..", kMaxK, ", got ", k);
 }
 
+void Index::write_dim_metric(BinaryWriter& out) const {
+  out.write<uint64_t>(dim_);
+  out.write<uint32_t>(static_cast<uint32_t>(metric_));
+}
+
+std::pair<size_t, Metric> Index::read_dim_metric(BinaryReader& in) {
+  const uint64_t dim = in.read<uint64_t>();
+  in.check(dim >= 1 && dim <= 65536, "dimension out of range");
+  const uint32_t metric = in.read<uint32_t>();
+  in.check(metric <= static_cast<uint32_t>(Metric::kCosine), "unknown metric");
+  return {dim, static_cast<Metric>(metric)};
+}
+
 SearchResult Index::search(MatrixView q, size_t k, const SearchParams& params) const {
   check_k(k);
   params.validate();

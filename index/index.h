@@ -9,6 +9,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "index/id_filter.h"
@@ -16,6 +17,9 @@
 #include "index/metric.h"
 
 namespace wp::index {
+
+class BinaryReader;
+class BinaryWriter;
 
 /// External id of a vector (Qdrant's point id space: unsigned 64 bits).
 using label_t = uint64_t;
@@ -120,6 +124,11 @@ class Index {
   void check_vectors(MatrixView x, const char* what) const;
   /// Throws UserError unless 1 <= k <= kMaxK.
   static void check_k(size_t k);
+
+  /// Every index payload starts with its dimension and metric.
+  void write_dim_metric(BinaryWriter& out) const;
+  /// Reads what write_dim_metric wrote, checking both.
+  static std::pair<size_t, Metric> read_dim_metric(BinaryReader& in);
 
   size_t dim_;
   Metric metric_;
