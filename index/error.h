@@ -3,8 +3,10 @@
  * @file error.h
  * One exception hierarchy for the whole project (STYLE.md convention 6).
  *
- * wp::UserError     -- the caller's mistake (bad parameter, bad file, bad vector): HTTP 4xx.
- * wp::InternalError -- a fault of ours or of the system (I/O failure, broken invariant): HTTP 5xx.
+ * wp::UserError     -- the caller's mistake (bad parameter, bad file, bad vector): HTTP 400,
+ *                      with subclasses NotFoundError (404), ConflictError (409), TooLargeError
+ * (413). wp::InternalError -- a fault of ours or of the system (I/O failure, broken invariant):
+ * HTTP 5xx.
  *
  * Throw through WP_THROW_IF_NOT / WP_THROW_INTERNAL_IF_NOT so that messages carry file and line
  * for internal faults, and name the field, the value and what was expected for user errors.
@@ -25,6 +27,24 @@ class Error : public std::runtime_error {
 class UserError : public Error {
  public:
   using Error::Error;
+};
+
+/// A user error about something that does not exist (collection, point). Maps to HTTP 404.
+class NotFoundError : public UserError {
+ public:
+  using UserError::UserError;
+};
+
+/// A user error about something that already exists (collection). Maps to HTTP 409.
+class ConflictError : public UserError {
+ public:
+  using UserError::UserError;
+};
+
+/// A request body larger than allowed. Maps to HTTP 413.
+class TooLargeError : public UserError {
+ public:
+  using UserError::UserError;
 };
 
 /// A fault inside waypoint or the system (I/O, broken invariant). Maps to HTTP 5xx.

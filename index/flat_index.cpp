@@ -52,6 +52,13 @@ void FlatIndex::add(MatrixView x, const label_t* ids) {
   }
 }
 
+bool FlatIndex::get_vector(label_t id, float* out) const {
+  auto it = pos_.find(id);
+  if (it == pos_.end()) return false;
+  std::memcpy(out, flat_->codes.data() + it->second * dim_ * sizeof(float), dim_ * sizeof(float));
+  return true;
+}
+
 bool FlatIndex::remove(label_t id) {
   auto it = pos_.find(id);
   if (it == pos_.end()) return false;

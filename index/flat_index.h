@@ -25,6 +25,7 @@ class FlatIndex : public Index {
   const char* type_name() const override { return "flat"; }
   size_t size() const override { return labels_.size(); }
   bool contains(label_t id) const override { return pos_.count(id) != 0; }
+  bool get_vector(label_t id, float* out) const override;
   void add(MatrixView x, const label_t* ids) override;
   bool remove(label_t id) override;
   SearchStats search_one(const float* q, size_t k, const SearchParams& params, label_t* labels,

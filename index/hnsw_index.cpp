@@ -473,6 +473,13 @@ SearchStats HnswIndex::search_one(const float* q, size_t k, const SearchParams& 
   return st;
 }
 
+bool HnswIndex::get_vector(label_t id, float* out) const {
+  auto it = label_to_slot_.find(id);
+  if (it == label_to_slot_.end()) return false;
+  std::memcpy(out, vec(it->second), dim_ * sizeof(float));
+  return true;
+}
+
 void HnswIndex::mark_removed(slot_t s) {
   label_to_slot_.erase(label_of(s));
   flags_[s] = kTombstone;

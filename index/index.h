@@ -89,6 +89,10 @@ class Index {
   /// True when `id` is live in the index.
   virtual bool contains(label_t id) const = 0;
 
+  /// Copies the stored vector of `id` (dim() floats; normalised for cosine) into `out`;
+  /// returns false when `id` is not live.
+  virtual bool get_vector(label_t id, float* out) const = 0;
+
   /**
    * Adds (or replaces, when an id is already present) x.n vectors.
    * @param x   x.n vectors of dimension dim(); every value must be finite

@@ -12,5 +12,6 @@ int cmd_build(Args& args);
 int cmd_search(Args& args);
 int cmd_gt(Args& args);
 int cmd_bench(Args& args);
+int cmd_serve(Args& args);
 
 }  // namespace wp::cli

@@ -15,6 +15,8 @@ const char* kUsage = R"(waypoint: a vector search engine whose indexes are learn
 usage: waypoint <command> [options]
 
 commands:
+  serve   [--data ./waypoint-data] [--host 127.0.0.1] [--port 6333] [--api-key K] [--threads 2]
+          [--max-body-mb 32] [--idle-timeout 60] [--config FILE.json] [--demo DATASET_DIR]
   build   --base FILE --out FILE [--index hnsw|flat] [--metric l2|ip|cosine] [--M 16]
           [--ef-construction 200] [--ef-search 64] [--quantization none|sq8] [--seed 100]
           [--threads N] [--quiet]
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
     if (cmd == "search") return wp::cli::cmd_search(args);
     if (cmd == "gt") return wp::cli::cmd_gt(args);
     if (cmd == "bench") return wp::cli::cmd_bench(args);
+    if (cmd == "serve") return wp::cli::cmd_serve(args);
     std::fprintf(stderr, "waypoint: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const wp::UserError& e) {

@@ -1,0 +1,91 @@
+// `waypoint serve`: the engine behind the Qdrant-compatible HTTP API.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/cli/commands.h"
+#include "engine/engine.h"
+#include "http/server.h"
+#include "index/dataset.h"
+#include "index/error.h"
+
+namespace wp::cli {
+
+namespace {
+
+/// Loads a dataset folder into the collection "demo" (Euclid) unless it exists: the Quick start's
+/// embedded default. Labels, when the folder has them, become the payload {"label": n}.
+void load_demo(engine::Engine& eng, const std::string& dir) {
+  if (eng.exists("demo")) return;
+  const index::Dataset ds = index::load_dataset(dir);
+  engine::CollectionConfig cfg;
+  cfg.dim = ds.base.d;
+  cfg.metric = index::Metric::kL2;
+  cfg.hnsw.M = 16;
+  cfg.hnsw.ef_construction = 100;
+  eng.create_collection("demo", cfg);
+  std::vector<engine::PointWrite> points(ds.base.n);
+  for (size_t i = 0; i < ds.base.n; ++i) {
+    points[i].id = engine::PointId::number(i);
+    points[i].vector.assign(ds.base.row(i), ds.base.row(i) + ds.base.d);
+    if (i < ds.labels.n) points[i].payload = {{"label", ds.labels.row(i)[0]}};
+  }
+  eng.collection("demo")->upsert(std::move(points), true);
+  std::printf("loaded demo collection 'demo': %zu points of dimension %zu from %s\n", ds.base.n,
+              ds.base.d, dir.c_str());
+}
+
+}  // namespace
+
+int cmd_serve(Args& args) {
+  // Options from --config (a JSON object with the same names) unless given on the command line.
+  nlohmann::json file = nlohmann::json::object();
+  const std::string config_path = args.str("config", "");
+  if (!config_path.empty()) {
+    std::ifstream in(config_path);
+    WP_THROW_IF_NOT(in.good(), "--config: cannot read '", config_path, "'");
+    try {
+      file = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw UserError("--config: '" + config_path + "' is not valid JSON: " + e.what());
+    }
+    WP_THROW_IF_NOT(file.is_object(), "--config: expected a JSON object");
+  }
+  auto from_file = [&](const char* key, const std::string& def) {
+    return file.contains(key)
+               ? (file[key].is_string() ? file[key].get<std::string>() : file[key].dump())
+               : def;
+  };
+  const std::string data = args.str("data", from_file("data", "./waypoint-data"));
+  http::ServerOptions so;
+  so.host = args.str("host", from_file("host", "127.0.0.1"));
+  so.port =
+      static_cast<uint16_t>(args.integer("port", std::stoll(from_file("port", "6333")), 0, 65535));
+  so.threads =
+      static_cast<int>(args.integer("threads", std::stoll(from_file("threads", "2")), 1, 1024));
+  so.idle_timeout = std::chrono::seconds(
+      args.integer("idle-timeout", std::stoll(from_file("idle_timeout", "60")), 1, 86400));
+  http::ApiOptions ao;
+  ao.api_key = args.str("api-key", from_file("api_key", ""));
+  ao.max_body_bytes = static_cast<size_t>(args.integer(
+                          "max-body-mb", std::stoll(from_file("max_body_mb", "32")), 1, 4096))
+                      << 20;
+  const std::string demo = args.str("demo", from_file("demo", ""));
+  args.finish();
+
+  engine::Engine eng(data);
+  if (!demo.empty()) load_demo(eng, demo);
+  http::Api api(eng, ao);
+  http::Server server(api, so);
+  server.listen();
+  std::printf("waypoint listening on http://%s:%u (data: %s, %zu collections%s)\n", so.host.c_str(),
+              server.port(), std::filesystem::absolute(data).c_str(), eng.names().size(),
+              ao.api_key.empty() ? "" : ", api key required");
+  std::fflush(stdout);
+  server.run();
+  std::printf("waypoint: shutting down, saving index files\n");
+  std::fflush(stdout);
+  return 0;  // ~Engine saves the index files
+}
+
+}  // namespace wp::cli

@@ -1,0 +1,314 @@
+#include "engine/collection.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <unordered_set>
+
+#include "index/distance.h"
+#include "index/error.h"
+#include "index/index_factory.h"
+
+namespace wp::engine {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+constexpr char kConfigKey[] = "config";
+constexpr char kIndexFile[] = "index.wpi";
+constexpr char kIndexMeta[] = "index.meta";
+}  // namespace
+
+Collection::Collection(std::string name, std::string dir,
+                       const std::optional<CollectionConfig>& config)
+    : name_(std::move(name)), dir_(std::move(dir)) {
+  fs::create_directories(fs::path(dir_) / "store");
+  store_ = std::make_unique<PointStore>((fs::path(dir_) / "store").string());
+  if (config) {
+    config_ = *config;
+    store_->put_meta(kConfigKey, config_.to_stored().dump());
+  } else {
+    const auto stored = store_->get_meta(kConfigKey);
+    WP_THROW_INTERNAL_IF_NOT(stored, "collection '", name_, "' has no stored config");
+    config_ = CollectionConfig::from_stored(json::parse(*stored));
+  }
+  load();
+}
+
+Collection::~Collection() = default;
+
+std::unique_ptr<index::Index> Collection::make_index() const {
+  index::IndexSpec spec;
+  spec.type = config_.index_type;
+  spec.metric = config_.metric;
+  spec.hnsw = config_.hnsw;
+  return index::make_index(spec, config_.dim);
+}
+
+void Collection::load() {
+  index::Matrix vectors(0, config_.dim);
+  std::vector<index::label_t> labels;
+  store_->scan(std::nullopt, [&](PointStore::Record&& r) {
+    WP_THROW_INTERNAL_IF_NOT(r.vector.size() == config_.dim, "stored point of wrong dimension");
+    if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
+    entries_[r.internal] = Entry{r.id, std::move(r.payload), true};
+    internal_of_[r.id] = r.internal;
+    next_internal_ = std::max(next_internal_, r.internal + 1);
+    vectors.data.insert(vectors.data.end(), r.vector.begin(), r.vector.end());
+    labels.push_back(r.internal);
+    return true;
+  });
+  vectors.n = labels.size();
+  live_ = labels.size();
+
+  // The index file is trusted only if it was written for exactly this state of the store and
+  // passes every check of the loader; anything else is rebuilt from the store.
+  const fs::path file = fs::path(dir_) / kIndexFile, meta = fs::path(dir_) / kIndexMeta;
+  if (fs::exists(file) && fs::exists(meta)) {
+    try {
+      std::ifstream in(meta);
+      const json m = json::parse(in);
+      if (m.at("sequence").get<uint64_t>() == store_->sequence() &&
+          m.at("points").get<size_t>() == live_) {
+        auto idx = index::load_index(file.string());
+        bool ok =
+            idx->dim() == config_.dim && idx->metric() == config_.metric && idx->size() == live_;
+        for (size_t i = 0; ok && i < labels.size(); ++i) ok = idx->contains(labels[i]);
+        if (ok) {
+          index_ = std::move(idx);
+          index_from_file_ = true;
+          return;
+        }
+      }
+    } catch (const std::exception&) {
+      // fall through: rebuild
+    }
+  }
+  index_ = make_index();
+  if (!labels.empty()) index_->add(index::view(vectors), labels.data());
+}
+
+void Collection::upsert(std::vector<PointWrite> points, bool wait) {
+  // Validate the whole batch before anything is written.
+  for (size_t i = 0; i < points.size(); ++i) {
+    PointWrite& p = points[i];
+    WP_THROW_IF_NOT(p.vector.size() == config_.dim, "points[", i, "].vector: expected dimension ",
+                    config_.dim, ", got ", p.vector.size());
+    WP_THROW_IF_NOT(index::all_finite(p.vector.data(), p.vector.size()), "points[", i,
+                    "].vector: only finite numbers are accepted (no NaN or Infinity)");
+    if (config_.metric == index::Metric::kCosine) {
+      float norm = 0;
+      for (float x : p.vector) norm += x * x;
+      WP_THROW_IF_NOT(norm > 0, "points[", i, "].vector: the zero vector has no cosine direction");
+    }
+    if (p.payload.is_null()) p.payload = json::object();
+    WP_THROW_IF_NOT(p.payload.is_object(), "points[", i, "].payload: expected an object, got ",
+                    p.payload.dump());
+  }
+  // The last occurrence of an id in the batch wins.
+  std::unordered_map<PointId, size_t> last;
+  for (size_t i = 0; i < points.size(); ++i) last[points[i].id] = i;
+
+  std::lock_guard<std::mutex> writer(write_mu_);
+  std::vector<PointStore::Record> records;
+  records.reserve(last.size());
+  uint64_t next = next_internal_;
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (last[points[i].id] != i) continue;
+    auto it = internal_of_.find(points[i].id);  // only this writer modifies the map
+    const uint64_t internal = it != internal_of_.end() ? it->second : next++;
+    records.push_back(
+        {points[i].id, internal, std::move(points[i].vector), std::move(points[i].payload)});
+  }
+  store_->apply(records, {}, wait);
+
+  index::Matrix m(records.size(), config_.dim);
+  std::vector<index::label_t> labels(records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    std::copy(records[i].vector.begin(), records[i].vector.end(), m.row(i));
+    labels[i] = records[i].internal;
+  }
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  for (PointStore::Record& r : records) {
+    if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
+    Entry& e = entries_[r.internal];
+    if (!e.live) ++live_;
+    e = Entry{r.id, std::move(r.payload), true};
+    internal_of_[r.id] = r.internal;
+  }
+  next_internal_ = next;
+  if (!labels.empty()) index_->add(index::view(m), labels.data());
+}
+
+void Collection::apply_removals(const std::vector<PointId>& ids) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  for (const PointId& id : ids) {
+    auto it = internal_of_.find(id);
+    if (it == internal_of_.end()) continue;
+    index_->remove(it->second);
+    Entry& e = entries_[it->second];
+    e.live = false;
+    e.payload = json();
+    internal_of_.erase(it);
+    --live_;
+  }
+}
+
+size_t Collection::remove(const std::vector<PointId>& ids, bool wait) {
+  std::lock_guard<std::mutex> writer(write_mu_);
+  std::vector<PointId> present;
+  for (const PointId& id : ids) {
+    if (internal_of_.count(id)) present.push_back(id);
+  }
+  store_->apply({}, ids, wait);
+  apply_removals(present);
+  return present.size();
+}
+
+size_t Collection::remove_matching(const Filter& filter, bool wait) {
+  std::lock_guard<std::mutex> writer(write_mu_);
+  std::vector<PointId> ids;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    for (const Entry& e : entries_) {
+      if (e.live && filter.matches(e.id, e.payload)) ids.push_back(e.id);
+    }
+  }
+  store_->apply({}, ids, wait);
+  apply_removals(ids);
+  return ids.size();
+}
+
+float Collection::score_of(float distance) const {
+  // Qdrant reports Euclidean distance (not squared) for Euclid, the similarity otherwise.
+  return config_.metric == index::Metric::kL2 ? std::sqrt(std::max(distance, 0.0f)) : -distance;
+}
+
+PointRead Collection::read_point(uint64_t internal, bool with_payload, bool with_vector) const {
+  const Entry& e = entries_[internal];
+  PointRead p{e.id, with_payload ? e.payload : json(), {}};
+  if (with_vector) {
+    p.vector.resize(config_.dim);
+    index_->get_vector(internal, p.vector.data());
+  }
+  return p;
+}
+
+std::vector<ScoredPoint> Collection::search(const SearchQuery& q) const {
+  WP_THROW_IF_NOT(q.vector.size() == config_.dim, "vector: expected dimension ", config_.dim,
+                  ", got ", q.vector.size());
+  WP_THROW_IF_NOT(index::all_finite(q.vector.data(), q.vector.size()),
+                  "vector: only finite numbers are accepted (no NaN or Infinity)");
+  WP_THROW_IF_NOT(q.limit >= 1 && q.limit + q.offset <= index::kMaxK,
+                  "limit + offset must be in 1..", index::kMaxK, ", got limit ", q.limit,
+                  " and offset ", q.offset);
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::vector<ScoredPoint> out;
+  if (live_ == 0) return out;
+  const size_t k = q.limit + q.offset;
+  index::SearchParams params;
+  params.ef = q.ef;
+  params.exact = q.exact;
+  std::unique_ptr<index::BitsetFilter> bits;
+  if (q.filter && !q.filter->empty()) {
+    // The matching set is computed up front so the index knows its size and can choose between
+    // walking the graph and scanning the matches exactly.
+    bits = std::make_unique<index::BitsetFilter>(next_internal_);
+    for (uint64_t i = 0; i < entries_.size(); ++i) {
+      if (entries_[i].live && q.filter->matches(entries_[i].id, entries_[i].payload)) bits->set(i);
+    }
+    if (bits->count() == 0) return out;
+    params.filter = bits.get();
+  }
+  std::vector<index::label_t> labels(k);
+  std::vector<float> distances(k);
+  index_->search_one(q.vector.data(), k, params, labels.data(), distances.data());
+  for (size_t j = q.offset; j < k; ++j) {
+    if (labels[j] == index::kNoLabel) break;
+    const float score = score_of(distances[j]);
+    if (q.score_threshold) {
+      const bool keep = config_.metric == index::Metric::kL2 ? score <= *q.score_threshold
+                                                             : score >= *q.score_threshold;
+      if (!keep) break;  // results are sorted, nothing further passes
+    }
+    out.push_back({read_point(labels[j], q.with_payload, q.with_vector), score});
+  }
+  return out;
+}
+
+std::vector<PointRead> Collection::retrieve(const std::vector<PointId>& ids, bool with_payload,
+                                            bool with_vector) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::vector<PointRead> out;
+  for (const PointId& id : ids) {
+    auto it = internal_of_.find(id);
+    if (it != internal_of_.end()) out.push_back(read_point(it->second, with_payload, with_vector));
+  }
+  return out;
+}
+
+size_t Collection::count(const Filter* filter) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!filter || filter->empty()) return live_;
+  size_t n = 0;
+  for (const Entry& e : entries_) n += e.live && filter->matches(e.id, e.payload);
+  return n;
+}
+
+Collection::Page Collection::scroll(const Filter* filter, size_t limit,
+                                    const std::optional<PointId>& offset, bool with_payload,
+                                    bool with_vector) const {
+  WP_THROW_IF_NOT(limit >= 1 && limit <= index::kMaxK, "limit must be in 1..", index::kMaxK,
+                  ", got ", limit);
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  Page page;
+  // The store iterates in id order; memory says which points are live right now.
+  store_->scan(offset, [&](PointStore::Record&& r) {
+    auto it = internal_of_.find(r.id);
+    if (it == internal_of_.end()) return true;
+    const Entry& e = entries_[it->second];
+    if (filter && !filter->empty() && !filter->matches(e.id, e.payload)) return true;
+    if (page.points.size() == limit) {
+      page.next = r.id;
+      return false;
+    }
+    page.points.push_back(read_point(it->second, with_payload, with_vector));
+    return true;
+  });
+  return page;
+}
+
+size_t Collection::size() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return live_;
+}
+
+json Collection::info() const {
+  const size_t n = size();
+  return {{"status", "green"},
+          {"optimizer_status", "ok"},
+          {"vectors_count", n},
+          {"indexed_vectors_count", n},
+          {"points_count", n},
+          {"segments_count", 1},
+          {"config", config_.to_qdrant()},
+          {"payload_schema", json::object()}};
+}
+
+void Collection::save_index() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  const uint64_t seq = store_->sequence();
+  const fs::path file = fs::path(dir_) / kIndexFile, meta = fs::path(dir_) / kIndexMeta;
+  fs::remove(meta);  // a crash between the two writes must not pair a new file with old meta
+  index_->save(file.string());
+  const std::string tmp = meta.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << json{{"sequence", seq}, {"points", live_}}.dump();
+    WP_THROW_INTERNAL_IF_NOT(out.flush(), "cannot write ", tmp);
+  }
+  fs::rename(tmp, meta);
+}
+
+}  // namespace wp::engine

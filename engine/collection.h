@@ -1,0 +1,133 @@
+#pragma once
+/**
+ * @file collection.h
+ * Collection: the points of one collection, durable in a PointStore (RocksDB) and searchable
+ * through an in-memory index that is derived from the store.
+ *
+ * Concurrency: one writer at a time (write_mu_), many readers. A write validates everything
+ * first (a batch with one bad point writes nothing), commits to the store (WAL, fsynced when the
+ * client asked wait=true), then applies to memory under the exclusive side of mu_; searches hold
+ * the shared side, so they run in parallel with each other and see a write as soon as it returns.
+ *
+ * Index files are derived data: on close the index is saved with the store's sequence number;
+ * on open it is loaded only when that number still matches and the file passes every check,
+ * otherwise rebuilt from the store.
+ */
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/collection_config.h"
+#include "engine/filter.h"
+#include "engine/point_id.h"
+#include "engine/point_store.h"
+#include "index/index.h"
+
+namespace wp::engine {
+
+/// A point as written by a client.
+struct PointWrite {
+  PointId id;
+  std::vector<float> vector;
+  nlohmann::json payload = nlohmann::json::object();
+};
+
+/// A point as read back.
+struct PointRead {
+  PointId id;
+  nlohmann::json payload;     ///< null unless asked for
+  std::vector<float> vector;  ///< empty unless asked for
+};
+
+struct ScoredPoint {
+  PointRead point;
+  float score = 0;  ///< Qdrant's score: similarity for Cosine/Dot, Euclidean distance for Euclid
+};
+
+struct SearchQuery {
+  std::vector<float> vector;
+  size_t limit = 10;
+  size_t offset = 0;
+  const Filter* filter = nullptr;  ///< not owned
+  size_t ef = 0;                   ///< 0: the collection's default
+  bool exact = false;
+  bool with_payload = false;
+  bool with_vector = false;
+  std::optional<float> score_threshold;
+};
+
+class Collection {
+ public:
+  /// Opens (or creates, with `config`) the collection stored in `dir`.
+  Collection(std::string name, std::string dir, const std::optional<CollectionConfig>& config);
+  ~Collection();
+
+  const std::string& name() const { return name_; }
+  const CollectionConfig& config() const { return config_; }
+  const std::string& dir() const { return dir_; }
+
+  /// Validates every point (dimension, finite values, object payload), then writes all of them.
+  void upsert(std::vector<PointWrite> points, bool wait);
+  /// Removes the given ids (missing ones are ignored); returns how many existed.
+  size_t remove(const std::vector<PointId>& ids, bool wait);
+  /// Removes every point the filter matches; returns how many.
+  size_t remove_matching(const Filter& filter, bool wait);
+
+  std::vector<ScoredPoint> search(const SearchQuery& q) const;
+  /// The points among `ids` that exist, in the order asked.
+  std::vector<PointRead> retrieve(const std::vector<PointId>& ids, bool with_payload,
+                                  bool with_vector) const;
+  size_t count(const Filter* filter) const;
+
+  struct Page {
+    std::vector<PointRead> points;
+    std::optional<PointId> next;  ///< offset of the next page
+  };
+  /// Points in id order from `offset`, `limit` at most, filtered.
+  Page scroll(const Filter* filter, size_t limit, const std::optional<PointId>& offset,
+              bool with_payload, bool with_vector) const;
+
+  size_t size() const;
+  /// Qdrant's collection info object.
+  nlohmann::json info() const;
+
+  /// Saves the index file beside the store (called on shutdown).
+  void save_index() const;
+  /// True when the index was loaded from its file at open rather than rebuilt.
+  bool index_loaded_from_file() const { return index_from_file_; }
+
+ private:
+  struct Entry {
+    PointId id;
+    nlohmann::json payload;
+    bool live = false;
+  };
+  void load();
+  std::unique_ptr<index::Index> make_index() const;
+  PointRead read_point(uint64_t internal, bool with_payload, bool with_vector) const;
+  float score_of(float distance) const;
+  void apply_removals(const std::vector<PointId>& ids);
+
+  std::string name_;
+  std::string dir_;
+  CollectionConfig config_;
+  std::unique_ptr<PointStore> store_;
+
+  std::mutex write_mu_;           ///< one writer at a time
+  mutable std::shared_mutex mu_;  ///< guards everything below
+  std::unordered_map<PointId, uint64_t> internal_of_;
+  std::vector<Entry> entries_;  ///< by internal id
+  uint64_t next_internal_ = 0;
+  size_t live_ = 0;
+  std::unique_ptr<index::Index> index_;
+  bool index_from_file_ = false;
+};
+
+}  // namespace wp::engine

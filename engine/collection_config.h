@@ -1,0 +1,39 @@
+#pragma once
+/**
+ * @file collection_config.h
+ * A collection's schema and index configuration, parsed from Qdrant's create-collection body
+ * and stored (in our own JSON form) in the collection's point store.
+ */
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "index/hnsw_index.h"
+#include "index/metric.h"
+
+namespace wp::engine {
+
+struct CollectionConfig {
+  size_t dim = 0;
+  index::Metric metric = index::Metric::kCosine;
+  std::string index_type = "hnsw";  ///< "hnsw" or "flat"
+  index::HnswParams hnsw;           ///< Qdrant's hnsw_config: m, ef_construct (and our ef)
+
+  /// Parses `PUT /collections/{name}`'s body; throws UserError naming the field.
+  static CollectionConfig from_qdrant(const nlohmann::json& body);
+  /// Our stored form, and back (from_stored throws InternalError on a damaged record).
+  nlohmann::json to_stored() const;
+  static CollectionConfig from_stored(const nlohmann::json& j);
+  /// The `config` object of Qdrant's collection info.
+  nlohmann::json to_qdrant() const;
+};
+
+/// "Cosine", "Euclid" or "Dot" for a metric; parse_distance is its inverse (UserError otherwise).
+const char* distance_name(index::Metric m);
+index::Metric parse_distance(const nlohmann::json& j, const std::string& field);
+
+/// Throws UserError unless `name` is 1..255 characters of letters, digits, '_', '-' and '.',
+/// and not "." or "..".
+void validate_collection_name(const std::string& name);
+
+}  // namespace wp::engine

@@ -1,0 +1,44 @@
+#pragma once
+/**
+ * @file engine.h
+ * Engine: the collections of one data folder (`<data>/collections/<name>/`). Creating a
+ * collection writes its config durably before it is visible; deleting renames its folder out of
+ * the way first, so a crash never leaves half a collection behind under its name.
+ */
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "engine/collection.h"
+
+namespace wp::engine {
+
+class Engine {
+ public:
+  /// Opens every collection under `data_dir` (created when missing).
+  explicit Engine(const std::string& data_dir);
+  /// Saves every index file.
+  ~Engine();
+
+  /// Throws ConflictError when the name exists, UserError when it is invalid.
+  void create_collection(const std::string& name, const CollectionConfig& config);
+  /// Returns false when there was no such collection.
+  bool delete_collection(const std::string& name);
+  /// Throws NotFoundError naming the collection.
+  std::shared_ptr<Collection> collection(const std::string& name) const;
+  bool exists(const std::string& name) const;
+  std::vector<std::string> names() const;
+  /// Saves the index files of every collection (derived data; the store is always durable).
+  void save_indexes() const;
+
+  const std::string& data_dir() const { return data_dir_; }
+
+ private:
+  std::string data_dir_;
+  mutable std::shared_mutex mu_;
+  std::map<std::string, std::shared_ptr<Collection>> collections_;
+};
+
+}  // namespace wp::engine

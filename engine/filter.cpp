@@ -1,0 +1,741 @@
+/**
+ * @file filter.cpp
+ * Qdrant payload filters compiled into a tree of condition nodes.
+ *
+ * Semantics follow Qdrant's condition checker (lib/segment/src/payload_storage/
+ * condition_checker.rs and query_checker.rs) and its JSON path reader (lib/segment/src/json_path):
+ *  - a key path resolves to zero or more values: "a.b" descends objects only, "a[]" visits every
+ *    element of array a, "a[2]" one element; a missing step yields no value;
+ *  - match / range hold when any resolved value satisfies them; a resolved array is searched one
+ *    level deep (an array inside that array is not flattened); no value at all never matches, not
+ *    even `except`;
+ *  - match.value compares without coercion: strings to strings, integers to integral payload
+ *    numbers (3.0 is not 3), bools to bools; range compares any payload number as a double;
+ *  - is_empty holds when every resolved value is null or [] (so also when the key is missing);
+ *    is_null holds when some resolved value is null itself ([null] is not null);
+ *  - Qdrant's `nested` condition ({"nested": {"key": "a", "filter": {...}}}) holds when one object
+ *    element of array a passes the whole inner filter.
+ * One deliberate difference: an empty `should` is no constraint, as filter.h documents (Qdrant
+ * matches nothing there, qdrant/qdrant issue #554, closed as wontfix).
+ * Key paths are split at parse time and lists are sorted, so matches() never allocates.
+ */
+#include "engine/filter.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string_view>
+#include <utility>
+
+#include "index/error.h"
+
+namespace wp::engine {
+
+using json = nlohmann::json;
+
+/// One node of the compiled condition tree; leaves are conditions, inner nodes are filters.
+struct Filter::Node {
+  virtual ~Node() = default;
+  /// True when the point passes this node; `payload` is the object key paths start from.
+  virtual bool matches(const PointId& id, const json& payload) const = 0;
+};
+
+namespace {
+
+using NodePtr = std::unique_ptr<Filter::Node>;
+
+/// Deeper filters are rejected: they are never meant, and parse/match recurse once per level.
+constexpr int kMaxDepth = 64;
+/// Longer key paths are rejected: path resolution recurses once per step.
+constexpr size_t kMaxPathSteps = 64;
+
+// ---------------------------------------------------------------------------------------------
+// Error helpers
+
+constexpr size_t kMaxShown = 80;
+
+/// Appends `j` as JSON text to `out`, stopping soon after `out` reaches `budget` characters, so
+/// that neither the length nor the recursion depth depends on the size of `j`.
+void append_shown(const json& j, std::string* out, size_t budget) {
+  if (out->size() >= budget) return;
+  const auto text = [](const json& v) {
+    return v.dump(-1, ' ', false, json::error_handler_t::replace);
+  };
+  if (j.is_object()) {
+    *out += '{';
+    for (auto it = j.begin(); it != j.end() && out->size() < budget; ++it) {
+      if (it != j.begin()) *out += ',';
+      *out += text(json(it.key())) + ':';
+      append_shown(it.value(), out, budget);
+    }
+    *out += '}';
+  } else if (j.is_array()) {
+    *out += '[';
+    for (auto it = j.begin(); it != j.end() && out->size() < budget; ++it) {
+      if (it != j.begin()) *out += ',';
+      append_shown(*it, out, budget);
+    }
+    *out += ']';
+  } else {
+    *out += text(j);
+  }
+}
+
+/// The value as JSON text for an error message: at most kMaxShown characters, valid UTF-8.
+std::string show(const json& j) {
+  std::string s;
+  append_shown(j, &s, kMaxShown + 1);
+  if (s.size() > kMaxShown) {
+    size_t cut = kMaxShown - 3;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+    s.resize(cut);
+    s += "...";
+  }
+  return s;
+}
+
+std::string at_index(const std::string& where, size_t i) {
+  return where + "[" + std::to_string(i) + "]";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key paths
+
+/// One step of a key path: an object member, one array element, or every array element.
+struct PathStep {
+  enum class Kind : uint8_t { kKey, kIndex, kEach };
+  Kind kind = Kind::kKey;
+  std::string key;
+  size_t index = 0;
+};
+using Path = std::vector<PathStep>;
+
+bool is_name_char(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  // Bytes >= 0x80 belong to UTF-8 letters; Qdrant accepts any Unicode alphanumeric character.
+  return (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || c == '_' ||
+         c == '-' || u >= 0x80;
+}
+
+/// Splits Qdrant's key syntax: name ( "." name | "[]" | "[" digits "]" )*, where a name is
+/// letters, digits, '_' and '-', or any text in double quotes ("a.\"b.c\"").
+Path parse_path(const json& j, const std::string& where) {
+  WP_THROW_IF_NOT(j.is_string(), where, ": expected a key path string such as \"a.b[].c\", got ",
+                  show(j));
+  const std::string& s = j.get_ref<const std::string&>();
+  size_t pos = 0;
+  const auto fail = [&](const char* what) {
+    throw UserError(where + ": invalid key path " + show(j) + ": " + what + " at position " +
+                    std::to_string(pos));
+  };
+  const auto read_name = [&]() -> std::string {
+    if (pos < s.size() && s[pos] == '"') {
+      const size_t close = s.find_first_of("\"\\", pos + 1);
+      if (close == std::string::npos || s[close] != '"') fail("unterminated quoted name");
+      std::string name = s.substr(pos + 1, close - pos - 1);
+      pos = close + 1;
+      return name;
+    }
+    const size_t start = pos;
+    while (pos < s.size() && is_name_char(s[pos])) ++pos;
+    if (pos == start) fail("expected a name (letters, digits, '_', '-', or text in double quotes)");
+    return s.substr(start, pos - start);
+  };
+
+  Path path;
+  PathStep first;
+  first.key = read_name();
+  path.push_back(std::move(first));
+  while (pos < s.size()) {
+    PathStep step;
+    if (s[pos] == '.') {
+      ++pos;
+      step.key = read_name();
+    } else if (s[pos] == '[') {
+      ++pos;
+      if (pos < s.size() && s[pos] == ']') {
+        step.kind = PathStep::Kind::kEach;
+      } else {
+        step.kind = PathStep::Kind::kIndex;
+        const size_t start = pos;
+        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+          if (step.index > (std::numeric_limits<size_t>::max() - 9) / 10) fail("index too large");
+          step.index = step.index * 10 + static_cast<size_t>(s[pos] - '0');
+          ++pos;
+        }
+        if (pos == start) fail("expected ']' or an array index");
+        if (pos >= s.size() || s[pos] != ']') fail("expected ']'");
+      }
+      ++pos;
+    } else {
+      fail("expected '.', '[]' or '[index]'");
+    }
+    path.push_back(std::move(step));
+    WP_THROW_IF_NOT(path.size() <= kMaxPathSteps, where, ": key path ", show(j), " has more than ",
+                    kMaxPathSteps, " steps");
+  }
+  return path;
+}
+
+/// Calls `f` on each value `path` resolves to in `v`, stopping at the first call that returns
+/// true; returns whether one did. Allocates nothing.
+template <typename F>
+bool any_value(const PathStep* step, const PathStep* end, const json& v, const F& f) {
+  if (step == end) return f(v);
+  switch (step->kind) {
+    case PathStep::Kind::kKey: {
+      if (!v.is_object()) return false;
+      const auto it = v.find(step->key);
+      return it != v.end() && any_value(step + 1, end, *it, f);
+    }
+    case PathStep::Kind::kIndex:
+      return v.is_array() && step->index < v.size() && any_value(step + 1, end, v[step->index], f);
+    case PathStep::Kind::kEach:
+      if (!v.is_array()) return false;
+      for (const json& e : v) {
+        if (any_value(step + 1, end, e, f)) return true;
+      }
+      return false;
+  }
+  return false;
+}
+
+template <typename F>
+bool any_value(const Path& path, const json& payload, const F& f) {
+  return any_value(path.data(), path.data() + path.size(), payload, f);
+}
+
+/// The number as an int64 when it is an integer that fits (Qdrant's `as_i64`); false for floats
+/// (3.0 included), integers beyond int64 and non-numbers.
+bool as_int64(const json& v, int64_t* out) {
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
+    *out = static_cast<int64_t>(u);
+    return true;
+  }
+  if (v.is_number_integer()) {
+    *out = v.get<int64_t>();
+    return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Condition nodes
+
+/// A condition on the values at one key path.
+class FieldNode : public Filter::Node {
+ public:
+  explicit FieldNode(Path path) : path_(std::move(path)) {}
+
+  bool matches(const PointId&, const json& payload) const override {
+    return any_value(path_, payload, [this](const json& v) {
+      if (!v.is_array()) return check(v);
+      for (const json& e : v) {
+        if (check(e)) return true;
+      }
+      return false;
+    });
+  }
+
+ protected:
+  /// The condition on one value (an array value's elements are passed one by one).
+  virtual bool check(const json& v) const = 0;
+
+ private:
+  Path path_;
+};
+
+/// match.value: equality with one string, integer or bool, without type coercion.
+class MatchValueNode : public FieldNode {
+ public:
+  enum class Type : uint8_t { kString, kInteger, kBool };
+  MatchValueNode(Path path, const json& value) : FieldNode(std::move(path)) {
+    if (value.is_string()) {
+      type_ = Type::kString;
+      str_ = value.get<std::string>();
+    } else if (value.is_boolean()) {
+      type_ = Type::kBool;
+      bool_ = value.get<bool>();
+    } else {
+      type_ = Type::kInteger;
+      as_int64(value, &int_);
+    }
+  }
+
+ protected:
+  bool check(const json& v) const override {
+    switch (type_) {
+      case Type::kString:
+        return v.is_string() && v.get_ref<const std::string&>() == str_;
+      case Type::kBool:
+        return v.is_boolean() && v.get<bool>() == bool_;
+      case Type::kInteger: {
+        int64_t n = 0;
+        return as_int64(v, &n) && n == int_;
+      }
+    }
+    return false;
+  }
+
+ private:
+  Type type_ = Type::kString;
+  std::string str_;
+  int64_t int_ = 0;
+  bool bool_ = false;
+};
+
+/// A sorted list of strings or of integers, as given to match.any / match.except.
+struct ValueSet {
+  bool integers = false;  ///< true: `ints` holds the list; false: `strings` does
+  std::vector<std::string> strings;
+  std::vector<int64_t> ints;
+
+  /// 1: `v` is of the list's type and in it; 0: of the list's type and not in it; -1: otherwise.
+  int lookup(const json& v) const {
+    if (integers) {
+      int64_t n = 0;
+      if (!as_int64(v, &n)) return -1;
+      return std::binary_search(ints.begin(), ints.end(), n) ? 1 : 0;
+    }
+    if (!v.is_string()) return -1;
+    return std::binary_search(strings.begin(), strings.end(), v.get_ref<const std::string&>()) ? 1
+                                                                                               : 0;
+  }
+};
+
+/// match.any: the value is one of the listed strings or integers.
+class MatchAnyNode : public FieldNode {
+ public:
+  MatchAnyNode(Path path, ValueSet set) : FieldNode(std::move(path)), set_(std::move(set)) {}
+
+ protected:
+  bool check(const json& v) const override { return set_.lookup(v) == 1; }
+
+ private:
+  ValueSet set_;
+};
+
+/// match.except: the value is present, not null and not one of the listed values. Values of
+/// another type (a bool, an object, a float against integers) pass, as in Qdrant.
+class MatchExceptNode : public FieldNode {
+ public:
+  MatchExceptNode(Path path, ValueSet set) : FieldNode(std::move(path)), set_(std::move(set)) {}
+
+ protected:
+  bool check(const json& v) const override { return !v.is_null() && set_.lookup(v) != 1; }
+
+ private:
+  ValueSet set_;
+};
+
+/// range: a payload number within every given bound.
+class RangeNode : public FieldNode {
+ public:
+  struct Bounds {
+    bool has_gt = false, has_gte = false, has_lt = false, has_lte = false;
+    double gt = 0, gte = 0, lt = 0, lte = 0;
+  };
+  RangeNode(Path path, Bounds b) : FieldNode(std::move(path)), b_(b) {}
+
+ protected:
+  bool check(const json& v) const override {
+    if (!v.is_number()) return false;
+    const double x = v.get<double>();
+    return (!b_.has_gt || x > b_.gt) && (!b_.has_gte || x >= b_.gte) && (!b_.has_lt || x < b_.lt) &&
+           (!b_.has_lte || x <= b_.lte);
+  }
+
+ private:
+  Bounds b_;
+};
+
+/// is_empty: every value at the key is null or [] (vacuously true when the key is missing).
+class IsEmptyNode : public Filter::Node {
+ public:
+  explicit IsEmptyNode(Path path) : path_(std::move(path)) {}
+  bool matches(const PointId&, const json& payload) const override {
+    return !any_value(path_, payload,
+                      [](const json& v) { return !(v.is_null() || (v.is_array() && v.empty())); });
+  }
+
+ private:
+  Path path_;
+};
+
+/// is_null: some value at the key is null itself.
+class IsNullNode : public Filter::Node {
+ public:
+  explicit IsNullNode(Path path) : path_(std::move(path)) {}
+  bool matches(const PointId&, const json& payload) const override {
+    return any_value(path_, payload, [](const json& v) { return v.is_null(); });
+  }
+
+ private:
+  Path path_;
+};
+
+/// has_id: the point id is one of the listed ids.
+class HasIdNode : public Filter::Node {
+ public:
+  HasIdNode(std::vector<uint64_t> numbers, std::vector<std::string> uuids)
+      : numbers_(std::move(numbers)), uuids_(std::move(uuids)) {
+    std::sort(numbers_.begin(), numbers_.end());
+    std::sort(uuids_.begin(), uuids_.end());
+  }
+  bool matches(const PointId& id, const json&) const override {
+    return id.is_uuid() ? std::binary_search(uuids_.begin(), uuids_.end(), id.uuid_string())
+                        : std::binary_search(numbers_.begin(), numbers_.end(), id.num());
+  }
+
+ private:
+  std::vector<uint64_t> numbers_;
+  std::vector<std::string> uuids_;  ///< lower-case, as PointId stores them
+};
+
+/// A filter: all of `must`, one of `should` (when given), `min_count` of `min_should`, none of
+/// `must_not`.
+class ClauseNode : public Filter::Node {
+ public:
+  std::vector<NodePtr> must, should, must_not, min_should;
+  bool has_min_should = false;
+  size_t min_count = 0;
+
+  bool empty() const {
+    return must.empty() && should.empty() && must_not.empty() && !has_min_should;
+  }
+
+  bool matches(const PointId& id, const json& payload) const override {
+    for (const NodePtr& n : must) {
+      if (!n->matches(id, payload)) return false;
+    }
+    for (const NodePtr& n : must_not) {
+      if (n->matches(id, payload)) return false;
+    }
+    if (!should.empty()) {
+      bool any = false;
+      for (const NodePtr& n : should) {
+        if (n->matches(id, payload)) {
+          any = true;
+          break;
+        }
+      }
+      if (!any) return false;
+    }
+    if (has_min_should && min_count > 0) {
+      size_t hits = 0;
+      for (const NodePtr& n : min_should) {
+        if (n->matches(id, payload) && ++hits >= min_count) break;
+      }
+      if (hits < min_count) return false;
+    }
+    return true;
+  }
+};
+
+/// nested: some object element of the array at the key passes the inner filter, evaluated with
+/// that element as the payload (Qdrant's `nested` condition).
+class NestedNode : public Filter::Node {
+ public:
+  NestedNode(Path path, NodePtr filter) : path_(std::move(path)), filter_(std::move(filter)) {}
+  bool matches(const PointId& id, const json& payload) const override {
+    return any_value(path_, payload,
+                     [&](const json& v) { return v.is_object() && filter_->matches(id, v); });
+  }
+
+ private:
+  Path path_;  ///< ends with "[]"
+  NodePtr filter_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Parser
+
+class Parser {
+ public:
+  /// Parses a filter object at `where`; `in_nested` forbids has_id (no ids inside a payload).
+  std::unique_ptr<ClauseNode> parse_filter(const json& j, const std::string& where, int depth,
+                                           bool in_nested) {
+    WP_THROW_IF_NOT(depth <= kMaxDepth, where, ": filters nested more than ", kMaxDepth,
+                    " levels deep");
+    WP_THROW_IF_NOT(j.is_object(), where,
+                    ": expected a filter object with must, should, must_not or min_should, got ",
+                    show(j));
+    auto node = std::make_unique<ClauseNode>();
+    for (const auto& [name, value] : j.items()) {
+      const std::string field = where + "." + name;
+      if (name == "must") {
+        parse_clause(value, field, depth, in_nested, &node->must);
+      } else if (name == "should") {
+        parse_clause(value, field, depth, in_nested, &node->should);
+      } else if (name == "must_not") {
+        parse_clause(value, field, depth, in_nested, &node->must_not);
+      } else if (name == "min_should") {
+        parse_min_should(value, field, depth, in_nested, node.get());
+      } else {
+        throw UserError(field + ": unknown field; a filter accepts must, should, must_not and " +
+                        "min_should");
+      }
+    }
+    return node;
+  }
+
+ private:
+  /// must / should / must_not: an array of conditions, one condition object, or null.
+  void parse_clause(const json& j, const std::string& where, int depth, bool in_nested,
+                    std::vector<NodePtr>* out) {
+    if (j.is_null()) return;
+    if (j.is_object()) {
+      out->push_back(parse_condition(j, where, depth, in_nested));
+      return;
+    }
+    WP_THROW_IF_NOT(j.is_array(), where,
+                    ": expected an array of conditions or a single condition object, got ",
+                    show(j));
+    for (size_t i = 0; i < j.size(); ++i) {
+      out->push_back(parse_condition(j[i], at_index(where, i), depth, in_nested));
+    }
+  }
+
+  /// min_should: {"conditions": [...], "min_count": n}.
+  void parse_min_should(const json& j, const std::string& where, int depth, bool in_nested,
+                        ClauseNode* node) {
+    if (j.is_null()) return;
+    WP_THROW_IF_NOT(j.is_object(), where,
+                    ": expected an object {\"conditions\": [...], \"min_count\": n}, got ",
+                    show(j));
+    bool has_conditions = false, has_count = false;
+    for (const auto& [name, value] : j.items()) {
+      const std::string field = where + "." + name;
+      if (name == "conditions") {
+        WP_THROW_IF_NOT(!value.is_null(), field,
+                        ": expected an array of conditions or a single condition object, got null");
+        parse_clause(value, field, depth, in_nested, &node->min_should);
+        has_conditions = true;
+      } else if (name == "min_count") {
+        int64_t n = -1;
+        WP_THROW_IF_NOT(as_int64(value, &n) && n >= 0, field,
+                        ": expected a non-negative integer, got ", show(value));
+        node->min_count = static_cast<size_t>(n);
+        has_count = true;
+      } else {
+        throw UserError(field + ": unknown field; min_should accepts conditions and min_count");
+      }
+    }
+    WP_THROW_IF_NOT(has_conditions, where, ".conditions: required (an array of conditions)");
+    WP_THROW_IF_NOT(has_count, where, ".min_count: required (a non-negative integer)");
+    node->has_min_should = true;
+  }
+
+  NodePtr parse_condition(const json& j, const std::string& where, int depth, bool in_nested) {
+    WP_THROW_IF_NOT(j.is_object(), where, ": expected a condition object, got ", show(j));
+    static const char* const kNeeds =
+        ": a condition needs one of key+match, key+range, has_id, is_empty, is_null, nested, or a "
+        "nested filter (must/should/must_not/min_should), got ";
+
+    if (j.contains("key")) return parse_field_condition(j, where);
+    for (const std::string_view single : {"has_id", "is_empty", "is_null", "nested"}) {
+      const auto it = j.find(single);
+      if (it == j.end()) continue;
+      for (const auto& [name, value] : j.items()) {
+        WP_THROW_IF_NOT(name == single, where, ".", name, ": unexpected field next to ", single,
+                        "; give each condition its own object");
+      }
+      const std::string field = where + "." + std::string(single);
+      if (single == "has_id") return parse_has_id(*it, field, in_nested);
+      if (single == "nested") return parse_nested(*it, field, depth);
+      Path path = parse_key_object(*it, field);
+      if (single == "is_empty") return std::make_unique<IsEmptyNode>(std::move(path));
+      return std::make_unique<IsNullNode>(std::move(path));
+    }
+    for (const char* clause : {"must", "should", "must_not", "min_should"}) {
+      if (j.contains(clause)) return parse_filter(j, where, depth + 1, in_nested);
+    }
+    throw UserError(where + kNeeds + show(j));
+  }
+
+  /// {"key": ..., "match": {...}} or {"key": ..., "range": {...}}.
+  NodePtr parse_field_condition(const json& j, const std::string& where) {
+    const json* match = nullptr;
+    const json* range = nullptr;
+    for (const auto& [name, value] : j.items()) {
+      if (name == "match") {
+        match = &value;
+      } else if (name == "range") {
+        range = &value;
+      } else if (name != "key") {
+        throw UserError(where + "." + name +
+                        ": unsupported field in a field condition; expected key with match or "
+                        "range");
+      }
+    }
+    Path path = parse_path(j["key"], where + ".key");
+    WP_THROW_IF_NOT(match || range, where,
+                    ": a condition needs one of key+match, key+range, has_id, is_empty, is_null, "
+                    "nested, or a nested filter; key ",
+                    show(j["key"]), " has neither match nor range");
+    WP_THROW_IF_NOT(!(match && range), where,
+                    ": give either match or range in one condition, not both (put two conditions "
+                    "in must)");
+    if (range) return parse_range(*range, where + ".range", std::move(path));
+    return parse_match(*match, where + ".match", std::move(path));
+  }
+
+  NodePtr parse_match(const json& j, const std::string& where, Path path) {
+    WP_THROW_IF_NOT(j.is_object(), where,
+                    ": expected an object with one of value, any or except, got ", show(j));
+    WP_THROW_IF_NOT(!j.empty(), where, ": expected one of value, any or except, got {}");
+    for (const auto& [name, value] : j.items()) {
+      WP_THROW_IF_NOT(name == "value" || name == "any" || name == "except", where, ".", name,
+                      ": unsupported match kind; expected one of value, any or except");
+    }
+    WP_THROW_IF_NOT(j.size() == 1, where, ": give exactly one of value, any or except, got ",
+                    show(j));
+    if (j.contains("value")) {
+      const json& v = j["value"];
+      int64_t n = 0;
+      WP_THROW_IF_NOT(v.is_string() || v.is_boolean() || as_int64(v, &n), where,
+                      ".value: expected a string, an integer or a bool, got ", show(v));
+      return std::make_unique<MatchValueNode>(std::move(path), v);
+    }
+    if (j.contains("any")) {
+      return std::make_unique<MatchAnyNode>(std::move(path),
+                                            parse_value_set(j["any"], where + ".any"));
+    }
+    return std::make_unique<MatchExceptNode>(std::move(path),
+                                             parse_value_set(j["except"], where + ".except"));
+  }
+
+  /// An array of strings or an array of integers (an empty array is allowed).
+  ValueSet parse_value_set(const json& j, const std::string& where) {
+    WP_THROW_IF_NOT(j.is_array(), where, ": expected an array of strings or of integers, got ",
+                    show(j));
+    ValueSet set;
+    set.integers = !j.empty() && !j[0].is_string();
+    for (size_t i = 0; i < j.size(); ++i) {
+      const json& e = j[i];
+      if (set.integers) {
+        int64_t n = 0;
+        WP_THROW_IF_NOT(as_int64(e, &n), at_index(where, i),
+                        ": expected an integer (the list must be all strings or all integers), "
+                        "got ",
+                        show(e));
+        set.ints.push_back(n);
+      } else {
+        WP_THROW_IF_NOT(e.is_string(), at_index(where, i),
+                        ": expected a string (the list must be all strings or all integers), got ",
+                        show(e));
+        set.strings.push_back(e.get<std::string>());
+      }
+    }
+    std::sort(set.strings.begin(), set.strings.end());
+    std::sort(set.ints.begin(), set.ints.end());
+    return set;
+  }
+
+  NodePtr parse_range(const json& j, const std::string& where, Path path) {
+    WP_THROW_IF_NOT(j.is_object(), where,
+                    ": expected an object with some of gt, gte, lt, lte, got ", show(j));
+    RangeNode::Bounds b;
+    for (const auto& [name, value] : j.items()) {
+      const std::string field = where + "." + name;
+      std::pair<bool*, double*> slot;
+      if (name == "gt") {
+        slot = {&b.has_gt, &b.gt};
+      } else if (name == "gte") {
+        slot = {&b.has_gte, &b.gte};
+      } else if (name == "lt") {
+        slot = {&b.has_lt, &b.lt};
+      } else if (name == "lte") {
+        slot = {&b.has_lte, &b.lte};
+      } else {
+        throw UserError(field + ": unknown bound; expected gt, gte, lt or lte");
+      }
+      if (value.is_null()) continue;  // an absent bound, as serde reads Option::None
+      WP_THROW_IF_NOT(value.is_number(), field, ": expected a number, got ", show(value));
+      const double x = value.get<double>();
+      WP_THROW_IF_NOT(std::isfinite(x), field, ": expected a finite number, got ", show(value));
+      *slot.first = true;
+      *slot.second = x;
+    }
+    WP_THROW_IF_NOT(b.has_gt || b.has_gte || b.has_lt || b.has_lte, where,
+                    ": expected at least one of gt, gte, lt, lte, got ", show(j));
+    return std::make_unique<RangeNode>(std::move(path), b);
+  }
+
+  NodePtr parse_has_id(const json& j, const std::string& where, bool in_nested) {
+    WP_THROW_IF_NOT(!in_nested, where,
+                    ": has_id is not supported inside a nested condition (array elements have no "
+                    "ids)");
+    WP_THROW_IF_NOT(j.is_array(), where, ": expected an array of point ids, got ", show(j));
+    std::vector<uint64_t> numbers;
+    std::vector<std::string> uuids;
+    for (size_t i = 0; i < j.size(); ++i) {
+      const PointId id = PointId::from_json(j[i], at_index(where, i));
+      if (id.is_uuid()) {
+        uuids.push_back(id.uuid_string());
+      } else {
+        numbers.push_back(id.num());
+      }
+    }
+    return std::make_unique<HasIdNode>(std::move(numbers), std::move(uuids));
+  }
+
+  /// {"key": "..."}, the body of is_empty and is_null.
+  Path parse_key_object(const json& j, const std::string& where) {
+    WP_THROW_IF_NOT(j.is_object(), where, ": expected an object {\"key\": \"...\"}, got ", show(j));
+    for (const auto& [name, value] : j.items()) {
+      WP_THROW_IF_NOT(name == "key", where, ".", name, ": unknown field; expected only key");
+    }
+    WP_THROW_IF_NOT(j.contains("key"), where, ".key: required (a key path string)");
+    return parse_path(j["key"], where + ".key");
+  }
+
+  /// {"key": "...", "filter": {...}}: the filter applies to each object element of the array.
+  NodePtr parse_nested(const json& j, const std::string& where, int depth) {
+    WP_THROW_IF_NOT(j.is_object(), where,
+                    ": expected an object {\"key\": \"...\", \"filter\": {...}}, got ", show(j));
+    for (const auto& [name, value] : j.items()) {
+      WP_THROW_IF_NOT(name == "key" || name == "filter", where, ".", name,
+                      ": unknown field; nested accepts key and filter");
+    }
+    WP_THROW_IF_NOT(j.contains("key"), where, ".key: required (a key path string)");
+    WP_THROW_IF_NOT(j.contains("filter"), where, ".filter: required (a filter object)");
+    Path path = parse_path(j["key"], where + ".key");
+    if (path.back().kind != PathStep::Kind::kEach) {
+      PathStep each;
+      each.kind = PathStep::Kind::kEach;
+      path.push_back(std::move(each));
+    }
+    return std::make_unique<NestedNode>(std::move(path),
+                                        parse_filter(j["filter"], where + ".filter", depth + 1,
+                                                     /*in_nested=*/true));
+  }
+};
+
+}  // namespace
+
+Filter::Filter() = default;
+Filter::~Filter() = default;
+Filter::Filter(Filter&&) noexcept = default;
+Filter& Filter::operator=(Filter&&) noexcept = default;
+
+Filter Filter::parse(const json& j, const std::string& where) {
+  Filter f;
+  if (j.is_null()) return f;
+  std::unique_ptr<ClauseNode> root = Parser().parse_filter(j, where, 0, /*in_nested=*/false);
+  if (!root->empty()) f.root_ = std::move(root);
+  return f;
+}
+
+bool Filter::matches(const PointId& id, const json& payload) const {
+  return !root_ || root_->matches(id, payload);
+}
+
+bool Filter::empty() const {
+  return !root_;
+}
+
+}  // namespace wp::engine

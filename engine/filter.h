@@ -1,0 +1,59 @@
+#pragma once
+/**
+ * @file filter.h
+ * Qdrant filters over point payloads: `must` / `should` / `must_not` clauses of conditions.
+ *
+ * Supported conditions (Qdrant's JSON shapes):
+ *  - field match:  {"key": "city", "match": {"value": "London"}}      (string, integer or bool)
+ *                  {"key": "color", "match": {"any": ["red", "green"]}}
+ *                  {"key": "color", "match": {"except": ["red"]}}
+ *  - range:        {"key": "price", "range": {"gt": 1, "gte": 1, "lt": 9, "lte": 9}} (any subset)
+ *  - has_id:       {"has_id": [1, 2, "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"]}
+ *  - is_empty:     {"is_empty": {"key": "tags"}}    (missing, null or [])
+ *  - is_null:      {"is_null": {"key": "tags"}}     (present and null)
+ *  - nested filter: a condition may itself be a filter object {"must": [...], ...}
+ * Keys are paths with dots ("address.city"); "a[].b" walks every element of array a.
+ * When the payload value is an array, a match or range condition holds if any element satisfies it.
+ * A filter holds when every `must` condition holds, at least one `should` condition holds (if any
+ * are given), and no `must_not` condition holds. An empty filter {} matches everything.
+ */
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/point_id.h"
+
+namespace wp::engine {
+
+class Filter {
+ public:
+  /// Matches everything.
+  Filter();
+  ~Filter();
+  Filter(Filter&&) noexcept;
+  Filter& operator=(Filter&&) noexcept;
+
+  /**
+   * Compiles a Qdrant filter object.
+   * @param j      the filter JSON (must be an object; null is treated as the empty filter)
+   * @param where  path of `j` in the request, used in error messages ("filter",
+   * "searches[2].filter") Throws wp::UserError with a message naming the exact field and what was
+   * expected, e.g. "filter.must[1].range.gt: expected a number, got \"abc\"".
+   */
+  static Filter parse(const nlohmann::json& j, const std::string& where = "filter");
+
+  /// True when a point with `id` and `payload` (a JSON object, possibly empty) passes.
+  bool matches(const PointId& id, const nlohmann::json& payload) const;
+
+  /// True for a filter without any condition.
+  bool empty() const;
+
+  struct Node;  ///< implementation detail (a condition tree)
+
+ private:
+  std::unique_ptr<Node> root_;
+};
+
+}  // namespace wp::engine

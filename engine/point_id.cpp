@@ -1,0 +1,75 @@
+#include "engine/point_id.h"
+
+#include <cctype>
+
+#include "index/error.h"
+
+namespace wp::engine {
+
+namespace {
+bool is_uuid_text(const std::string& s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+}  // namespace
+
+PointId PointId::number(uint64_t n) {
+  PointId p;
+  p.num_ = n;
+  return p;
+}
+
+PointId PointId::uuid(const std::string& s) {
+  WP_THROW_IF_NOT(is_uuid_text(s), "point id '", s,
+                  "' is not a UUID (expected 8-4-4-4-12 hexadecimal digits)");
+  PointId p;
+  p.is_uuid_ = true;
+  p.uuid_ = s;
+  for (char& c : p.uuid_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return p;
+}
+
+PointId PointId::from_json(const nlohmann::json& j, const std::string& field) {
+  if (j.is_number_unsigned()) return number(j.get<uint64_t>());
+  if (j.is_number_integer()) {
+    WP_THROW_IF_NOT(j.get<int64_t>() >= 0, field, ": point ids must be non-negative, got ",
+                    j.dump());
+    return number(j.get<uint64_t>());
+  }
+  if (j.is_string()) {
+    const std::string s = j.get<std::string>();
+    WP_THROW_IF_NOT(is_uuid_text(s), field, ": '", s,
+                    "' is neither an unsigned integer nor a UUID");
+    return uuid(s);
+  }
+  throw UserError(field + ": a point id must be an unsigned integer or a UUID string, got " +
+                  j.dump());
+}
+
+nlohmann::json PointId::to_json() const {
+  return is_uuid_ ? nlohmann::json(uuid_) : nlohmann::json(num_);
+}
+
+std::string PointId::key() const {
+  if (is_uuid_) return "u" + uuid_;
+  std::string k(9, '\0');
+  k[0] = 'n';
+  for (int i = 0; i < 8; ++i) k[1 + i] = static_cast<char>((num_ >> (56 - 8 * i)) & 0xff);
+  return k;
+}
+
+PointId PointId::from_key(const std::string& k) {
+  if (k.size() == 9 && k[0] == 'n') {
+    uint64_t n = 0;
+    for (int i = 0; i < 8; ++i) n = (n << 8) | static_cast<unsigned char>(k[1 + i]);
+    return number(n);
+  }
+  WP_THROW_INTERNAL_IF_NOT(k.size() == 37 && k[0] == 'u', "malformed point key");
+  return uuid(k.substr(1));
+}
+
+}  // namespace wp::engine

@@ -1,0 +1,117 @@
+#include "engine/point_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <cstring>
+
+#include "index/error.h"
+
+namespace wp::engine {
+
+namespace {
+constexpr char kPointPrefix[] = "p:";
+constexpr char kMetaPrefix[] = "m:";
+
+void check(const rocksdb::Status& s, const std::string& what) {
+  if (!s.ok()) throw InternalError(what + ": " + s.ToString());
+}
+}  // namespace
+
+PointStore::PointStore(const std::string& dir) : dir_(dir) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.paranoid_checks = true;
+  options.IncreaseParallelism(2);
+  rocksdb::DB* db = nullptr;
+  check(rocksdb::DB::Open(options, dir, &db), "cannot open point store '" + dir + "'");
+  db_.reset(db);
+}
+
+PointStore::~PointStore() {
+  if (db_) {
+    db_->FlushWAL(true);
+    db_->Close();
+  }
+}
+
+std::optional<std::string> PointStore::get_meta(const std::string& name) const {
+  std::string v;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kMetaPrefix + name, &v);
+  if (s.IsNotFound()) return std::nullopt;
+  check(s, "cannot read metadata '" + name + "'");
+  return v;
+}
+
+void PointStore::put_meta(const std::string& name, const std::string& value) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  check(db_->Put(wo, kMetaPrefix + name, value), "cannot write metadata '" + name + "'");
+}
+
+std::string PointStore::encode(const Record& r) {
+  const std::vector<uint8_t> payload = nlohmann::json::to_msgpack(r.payload);
+  const uint32_t dim = static_cast<uint32_t>(r.vector.size());
+  std::string v(8 + 4 + dim * sizeof(float) + payload.size(), '\0');
+  char* p = v.data();
+  std::memcpy(p, &r.internal, 8);
+  std::memcpy(p + 8, &dim, 4);
+  std::memcpy(p + 12, r.vector.data(), dim * sizeof(float));
+  std::memcpy(p + 12 + dim * sizeof(float), payload.data(), payload.size());
+  return v;
+}
+
+PointStore::Record PointStore::decode(const std::string& key, const std::string& value) {
+  WP_THROW_INTERNAL_IF_NOT(value.size() >= 12, "point record too short");
+  Record r;
+  r.id = PointId::from_key(key.substr(sizeof(kPointPrefix) - 1));
+  uint32_t dim = 0;
+  std::memcpy(&r.internal, value.data(), 8);
+  std::memcpy(&dim, value.data() + 8, 4);
+  WP_THROW_INTERNAL_IF_NOT(value.size() >= 12 + dim * sizeof(float), "point record truncated");
+  r.vector.resize(dim);
+  std::memcpy(r.vector.data(), value.data() + 12, dim * sizeof(float));
+  const auto* pl = reinterpret_cast<const uint8_t*>(value.data() + 12 + dim * sizeof(float));
+  r.payload = nlohmann::json::from_msgpack(pl, pl + (value.size() - 12 - dim * sizeof(float)));
+  return r;
+}
+
+void PointStore::apply(const std::vector<Record>& upserts, const std::vector<PointId>& deletes,
+                       bool sync) {
+  rocksdb::WriteBatch batch;
+  for (const PointId& id : deletes) check(batch.Delete(kPointPrefix + id.key()), "batch delete");
+  for (const Record& r : upserts)
+    check(batch.Put(kPointPrefix + r.id.key(), encode(r)), "batch put");
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  check(db_->Write(wo, &batch), "cannot write points");
+}
+
+std::optional<PointStore::Record> PointStore::get(const PointId& id) const {
+  std::string v;
+  const std::string key = kPointPrefix + id.key();
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &v);
+  if (s.IsNotFound()) return std::nullopt;
+  check(s, "cannot read a point");
+  return decode(key, v);
+}
+
+void PointStore::scan(const std::optional<PointId>& from,
+                      const std::function<bool(Record&&)>& fn) const {
+  rocksdb::ReadOptions ro;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  const std::string prefix = kPointPrefix;
+  for (it->Seek(from ? prefix + from->key() : prefix); it->Valid(); it->Next()) {
+    const std::string key = it->key().ToString();
+    if (key.compare(0, prefix.size(), prefix) != 0) break;
+    if (!fn(decode(key, it->value().ToString()))) return;
+  }
+  check(it->status(), "cannot scan points");
+}
+
+uint64_t PointStore::sequence() const {
+  return db_->GetLatestSequenceNumber();
+}
+
+}  // namespace wp::engine

@@ -1,0 +1,69 @@
+#pragma once
+/**
+ * @file point_store.h
+ * PointStore: the durable copy of one collection, a RocksDB database in the collection's folder.
+ *
+ *   "m:<name>"        metadata (the collection config)
+ *   "p:<PointId key>" a point: uint64 internal id | uint32 dim | dim floats | payload (MessagePack)
+ *
+ * Writes go through RocksDB's write-ahead log as one atomic WriteBatch; with `sync` the WAL is
+ * fsynced before apply() returns (Qdrant's wait=true). Without sync the write has reached the
+ * operating system, so it survives the death of the process (kill -9) but not of the machine.
+ */
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/point_id.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace wp::engine {
+
+class PointStore {
+ public:
+  /// A stored point.
+  struct Record {
+    PointId id;
+    uint64_t internal = 0;  ///< the label of the point in the collection's index
+    std::vector<float> vector;
+    nlohmann::json payload = nlohmann::json::object();
+  };
+
+  /// Opens (creating when missing) the database in `dir`.
+  explicit PointStore(const std::string& dir);
+  ~PointStore();
+  PointStore(const PointStore&) = delete;
+  PointStore& operator=(const PointStore&) = delete;
+
+  std::optional<std::string> get_meta(const std::string& name) const;
+  /// Writes metadata and syncs the write-ahead log.
+  void put_meta(const std::string& name, const std::string& value);
+
+  /// Atomically writes `upserts` and removes `deletes`.
+  void apply(const std::vector<Record>& upserts, const std::vector<PointId>& deletes, bool sync);
+
+  std::optional<Record> get(const PointId& id) const;
+
+  /// Calls fn on every point in id order from `from` (inclusive; all when null) until it returns
+  /// false. Reads one consistent snapshot.
+  void scan(const std::optional<PointId>& from, const std::function<bool(Record&&)>& fn) const;
+
+  /// RocksDB's latest sequence number: changes with every write.
+  uint64_t sequence() const;
+
+ private:
+  static std::string encode(const Record& r);
+  static Record decode(const std::string& key, const std::string& value);
+  std::unique_ptr<rocksdb::DB> db_;
+  std::string dir_;
+};
+
+}  // namespace wp::engine

@@ -1,0 +1,280 @@
+#include "http/api.h"
+
+#include <sstream>
+
+#include "http/request_parsing.h"
+#include "index/error.h"
+
+namespace wp::http {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string url_decode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i] == '+' ? ' ' : s[i];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  std::string cur;
+  for (char c : path) {
+    if (c == '/') {
+      if (!cur.empty()) parts.push_back(url_decode(cur));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) parts.push_back(url_decode(cur));
+  return parts;
+}
+
+std::map<std::string, std::string> parse_query(const std::string& q) {
+  std::map<std::string, std::string> out;
+  std::stringstream ss(q);
+  std::string item;
+  while (std::getline(ss, item, '&')) {
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    out[url_decode(item.substr(0, eq))] =
+        eq == std::string::npos ? "" : url_decode(item.substr(eq + 1));
+  }
+  return out;
+}
+
+/// Matches `parts` against a pattern such as "/collections/{name}/points"; fills params.
+bool match(const char* pattern, const std::vector<std::string>& parts,
+           std::map<std::string, std::string>& params) {
+  const std::vector<std::string> pat = split_path(pattern);
+  if (pat.size() != parts.size()) return false;
+  std::map<std::string, std::string> p;
+  for (size_t i = 0; i < pat.size(); ++i) {
+    if (pat[i].size() > 2 && pat[i].front() == '{' && pat[i].back() == '}') {
+      p[pat[i].substr(1, pat[i].size() - 2)] = parts[i];
+    } else if (pat[i] != parts[i]) {
+      return false;
+    }
+  }
+  params = std::move(p);
+  return true;
+}
+
+Response error_response(unsigned status, const std::string& message, double secs) {
+  return {status, json{{"status", {{"error", message}}}, {"time", secs}}.dump()};
+}
+
+}  // namespace
+
+const std::vector<double>& latency_bounds() {
+  static const std::vector<double> b{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                     0.05,   0.1,   0.25,   0.5,   1,    2.5};
+  return b;
+}
+
+Api::Api(engine::Engine& engine, ApiOptions options)
+    : engine_(engine), options_(std::move(options)), latency_buckets_(latency_bounds().size(), 0) {}
+
+const std::vector<Api::Route>& Api::routes() {
+  static const std::vector<Route> r{
+      {"GET", "/healthz", "Liveness: 200 when the server answers", &Api::healthz},
+      {"GET", "/openapi.json", "This OpenAPI document", &Api::openapi},
+      {"GET", "/collections", "List collections", &Api::list_collections},
+      {"PUT", "/collections/{name}", "Create a collection", &Api::create_collection},
+      {"GET", "/collections/{name}", "Collection info", &Api::get_collection},
+      {"DELETE", "/collections/{name}", "Delete a collection", &Api::delete_collection},
+      {"GET", "/collections/{name}/exists", "Whether a collection exists", &Api::collection_exists},
+      {"PUT", "/collections/{name}/points", "Upsert points (?wait=true syncs to disk first)",
+       &Api::upsert_points},
+      {"POST", "/collections/{name}/points", "Retrieve points by id", &Api::get_points},
+      {"GET", "/collections/{name}/points/{id}", "Retrieve one point", &Api::get_point},
+      {"POST", "/collections/{name}/points/delete", "Delete points by id or filter",
+       &Api::delete_points},
+      {"POST", "/collections/{name}/points/count", "Count points matching a filter",
+       &Api::count_points},
+      {"POST", "/collections/{name}/points/scroll", "Page through points in id order",
+       &Api::scroll_points},
+      {"POST", "/collections/{name}/points/search", "k nearest neighbours of a vector",
+       &Api::search_points},
+      {"POST", "/collections/{name}/points/search/batch", "Several searches at once",
+       &Api::search_batch},
+      {"POST", "/collections/{name}/points/query", "Universal query (nearest vector or id)",
+       &Api::query_points},
+  };
+  return r;
+}
+
+Response Api::handle(const Request& req) {
+  const auto t0 = Clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+  const size_t qpos = req.target.find('?');
+  const std::vector<std::string> parts = split_path(req.target.substr(0, qpos));
+  Call call;
+  call.body = &req.body;
+  if (qpos != std::string::npos) call.query = parse_query(req.target.substr(qpos + 1));
+
+  const Route* route = nullptr;
+  bool path_known = false;
+  for (const Route& r : routes()) {
+    std::map<std::string, std::string> params;
+    if (!match(r.pattern, parts, params)) continue;
+    path_known = true;
+    if (req.method == r.method) {
+      route = &r;
+      call.path = std::move(params);
+      break;
+    }
+  }
+  // /metrics is served here rather than through the table: its answer is text, not JSON.
+  const bool metrics = parts.size() == 1 && parts[0] == "metrics" && req.method == "GET";
+  const std::string route_name = route ? route->pattern : metrics ? "/metrics" : "unmatched";
+
+  Response resp;
+  const bool open = route && std::string(route->pattern) == "/healthz";
+  if (!options_.api_key.empty() && !open) {
+    const std::string bearer = "Bearer " + options_.api_key;
+    if (req.api_key.empty() && req.authorization.empty()) {
+      resp = error_response(401, "Must provide an API key or an Authorization bearer token",
+                            seconds());
+      record(route_name, resp.status, seconds());
+      return resp;
+    }
+    if (req.api_key != options_.api_key && req.authorization != bearer) {
+      resp = error_response(403, "Invalid api-key", seconds());
+      record(route_name, resp.status, seconds());
+      return resp;
+    }
+  }
+  if (metrics) {
+    resp = {200, metrics_text(), "text/plain; version=0.0.4"};
+  } else if (!route) {
+    resp = path_known ? error_response(405, "Method " + req.method + " not allowed here", seconds())
+                      : error_response(404,
+                                       "Not found: no route for " + req.method + " " +
+                                           req.target.substr(0, qpos),
+                                       seconds());
+  } else if (req.body.size() > options_.max_body_bytes) {
+    resp =
+        error_response(413,
+                       "Payload too large: body of " + std::to_string(req.body.size()) +
+                           " bytes exceeds the limit of " + std::to_string(options_.max_body_bytes),
+                       seconds());
+  } else {
+    try {
+      json result = (this->*(route->handler))(call);
+      // The OpenAPI document is served as it is; everything else in Qdrant's envelope.
+      resp.body =
+          route->handler == &Api::openapi
+              ? result.dump()
+              : json{{"result", std::move(result)}, {"status", "ok"}, {"time", seconds()}}.dump();
+    } catch (const NotFoundError& e) {
+      resp = error_response(404, std::string("Not found: ") + e.what(), seconds());
+    } catch (const ConflictError& e) {
+      resp = error_response(409, std::string("Wrong input: ") + e.what(), seconds());
+    } catch (const TooLargeError& e) {
+      resp = error_response(413, e.what(), seconds());
+    } catch (const UserError& e) {
+      resp = error_response(400, std::string("Wrong input: ") + e.what(), seconds());
+    } catch (const json::exception& e) {
+      resp = error_response(400, std::string("Wrong input: ") + e.what(), seconds());
+    } catch (const std::exception& e) {
+      resp = error_response(500, std::string("Service internal error: ") + e.what(), seconds());
+    }
+  }
+  record(route_name, resp.status, seconds());
+  return resp;
+}
+
+void Api::record(const std::string& route, unsigned status, double secs) {
+  std::lock_guard<std::mutex> g(metrics_mu_);
+  ++requests_[{route, status}];
+  const auto& b = latency_bounds();
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (secs <= b[i]) {
+      ++latency_buckets_[i];
+      break;
+    }
+  }
+  latency_sum_ += secs;
+  ++latency_count_;
+}
+
+std::string Api::metrics_text() const {
+  std::ostringstream os;
+  {
+    std::lock_guard<std::mutex> g(metrics_mu_);
+    os << "# HELP waypoint_requests_total HTTP requests by route and status code.\n"
+       << "# TYPE waypoint_requests_total counter\n";
+    for (const auto& kv : requests_) {
+      os << "waypoint_requests_total{route=\"" << kv.first.first << "\",code=\"" << kv.first.second
+         << "\"} " << kv.second << "\n";
+    }
+    os << "# HELP waypoint_request_duration_seconds Time to answer a request.\n"
+       << "# TYPE waypoint_request_duration_seconds histogram\n";
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < latency_bounds().size(); ++i) {
+      cumulative += latency_buckets_[i];
+      os << "waypoint_request_duration_seconds_bucket{le=\"" << latency_bounds()[i] << "\"} "
+         << cumulative << "\n";
+    }
+    os << "waypoint_request_duration_seconds_bucket{le=\"+Inf\"} " << latency_count_ << "\n"
+       << "waypoint_request_duration_seconds_sum " << latency_sum_ << "\n"
+       << "waypoint_request_duration_seconds_count " << latency_count_ << "\n";
+  }
+  os << "# HELP waypoint_points Points stored per collection.\n# TYPE waypoint_points gauge\n";
+  for (const std::string& name : engine_.names()) {
+    try {
+      os << "waypoint_points{collection=\"" << name << "\"} " << engine_.collection(name)->size()
+         << "\n";
+    } catch (const NotFoundError&) {
+      // deleted meanwhile
+    }
+  }
+  return os.str();
+}
+
+json Api::healthz(const Call&) {
+  return json{{"title", "waypoint"}, {"version", "0.1.0"}};
+}
+
+json Api::openapi(const Call&) {
+  json paths = json::object();
+  for (const Route& r : routes()) {
+    std::string method = r.method;
+    for (char& ch : method) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    json op{{"summary", r.summary}, {"responses", {{"200", {{"description", "ok"}}}}}};
+    json params = json::array();
+    for (const std::string& part : split_path(r.pattern)) {
+      if (part.front() == '{') {
+        params.push_back({{"name", part.substr(1, part.size() - 2)},
+                          {"in", "path"},
+                          {"required", true},
+                          {"schema", {{"type", "string"}}}});
+      }
+    }
+    if (!params.empty()) op["parameters"] = params;
+    paths[r.pattern][method] = op;
+  }
+  paths["/metrics"]["get"] = {{"summary", "Prometheus metrics (text)"},
+                              {"responses", {{"200", {{"description", "ok"}}}}}};
+  return json{{"openapi", "3.0.3"},
+              {"info", {{"title", "waypoint"}, {"version", "0.1.0"}}},
+              {"paths", paths}};
+}
+
+json Api::update_result(bool wait) {
+  return json{{"operation_id", operation_id_++}, {"status", wait ? "completed" : "acknowledged"}};
+}
+
+}  // namespace wp::http

@@ -1,0 +1,113 @@
+#pragma once
+/**
+ * @file api.h
+ * The Qdrant-compatible REST API as a pure function of the request: Api::handle() takes a
+ * method, target, headers and body and returns status and body, never throws, and knows nothing
+ * of sockets (the Beast server in server.h calls it). Handlers are grouped by resource in
+ * collections_api.cpp and points_api.cpp; routes are one table (routes.cpp) that also generates
+ * /openapi.json.
+ *
+ * Answers: {"result": ..., "status": "ok", "time": seconds};
+ * errors:  {"status": {"error": "..."}, "time": seconds} with 400 (bad input), 401/403 (api key),
+ *          404 (unknown collection, point or route), 405, 409 (exists), 413 (body too large), 500.
+ */
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/engine.h"
+
+namespace wp::http {
+
+struct Request {
+  std::string method;  ///< "GET", "PUT", "POST", "DELETE"
+  std::string target;  ///< path and query string, e.g. "/collections/a/points?wait=true"
+  std::string body;
+  std::string api_key;        ///< value of the `api-key` header, if any
+  std::string authorization;  ///< value of the `Authorization` header, if any
+};
+
+struct Response {
+  unsigned status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+struct ApiOptions {
+  std::string api_key;  ///< empty: no key required
+  size_t max_body_bytes = 32 << 20;
+};
+
+/// What a route handler sees: path parameters, query parameters and the body.
+struct Call {
+  std::map<std::string, std::string> path;
+  std::map<std::string, std::string> query;
+  const std::string* body;
+};
+
+class Api {
+ public:
+  Api(engine::Engine& engine, ApiOptions options);
+
+  /// Answers one request. Never throws.
+  Response handle(const Request& req);
+
+  /// Prometheus text exposition of the counters (also served at GET /metrics).
+  std::string metrics_text() const;
+
+  const ApiOptions& options() const { return options_; }
+
+  /// A route: method, path pattern with {params}, OpenAPI summary, handler returning `result`.
+  struct Route {
+    const char* method;
+    const char* pattern;
+    const char* summary;
+    nlohmann::json (Api::*handler)(const Call&);
+  };
+  static const std::vector<Route>& routes();
+
+ private:
+  // collections_api.cpp
+  nlohmann::json list_collections(const Call& c);
+  nlohmann::json create_collection(const Call& c);
+  nlohmann::json get_collection(const Call& c);
+  nlohmann::json delete_collection(const Call& c);
+  nlohmann::json collection_exists(const Call& c);
+  // points_api.cpp
+  nlohmann::json upsert_points(const Call& c);
+  nlohmann::json delete_points(const Call& c);
+  nlohmann::json get_point(const Call& c);
+  nlohmann::json get_points(const Call& c);
+  nlohmann::json count_points(const Call& c);
+  nlohmann::json scroll_points(const Call& c);
+  nlohmann::json search_points(const Call& c);
+  nlohmann::json search_batch(const Call& c);
+  nlohmann::json query_points(const Call& c);
+  // api.cpp
+  nlohmann::json healthz(const Call& c);
+  nlohmann::json openapi(const Call& c);
+
+  nlohmann::json update_result(bool wait);
+  void record(const std::string& route, unsigned status, double seconds);
+
+  engine::Engine& engine_;
+  ApiOptions options_;
+  std::atomic<uint64_t> operation_id_{0};
+
+  mutable std::mutex metrics_mu_;
+  std::map<std::pair<std::string, unsigned>, uint64_t> requests_;  ///< (route, status) -> count
+  std::vector<uint64_t> latency_buckets_;                          ///< cumulative on output
+  double latency_sum_ = 0;
+  uint64_t latency_count_ = 0;
+};
+
+/// Latency histogram bucket bounds in seconds.
+const std::vector<double>& latency_bounds();
+
+}  // namespace wp::http

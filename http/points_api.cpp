@@ -1,0 +1,284 @@
+// Handlers of /collections/{name}/points...
+#include "http/api.h"
+#include "http/request_parsing.h"
+#include "index/error.h"
+
+namespace wp::http {
+
+using nlohmann::json;
+
+namespace {
+
+bool wait_flag(const Call& c) {
+  auto it = c.query.find("wait");
+  if (it == c.query.end()) return false;
+  WP_THROW_IF_NOT(it->second == "true" || it->second == "false" || it->second.empty(),
+                  "wait: expected true or false, got '", it->second, "'");
+  return it->second != "false";
+}
+
+json record_json(const engine::PointRead& p, const PayloadSelector& payload, bool with_vector) {
+  json j{{"id", p.id.to_json()}};
+  j["payload"] = payload.enabled ? payload.apply(p.payload) : json();
+  j["vector"] = with_vector ? json(p.vector) : json();
+  return j;
+}
+
+json scored_json(const engine::ScoredPoint& s, const PayloadSelector& payload, bool with_vector) {
+  json j = record_json(s.point, payload, with_vector);
+  j["version"] = 0;
+  j["score"] = s.score;
+  return j;
+}
+
+/// Reads the points of an upsert body, in either of Qdrant's two shapes.
+std::vector<engine::PointWrite> read_points(const json& body) {
+  std::vector<engine::PointWrite> out;
+  if (body.contains("points")) {
+    const json& pts = body["points"];
+    WP_THROW_IF_NOT(pts.is_array(), "points: expected an array, got ", pts.type_name());
+    for (size_t i = 0; i < pts.size(); ++i) {
+      const std::string at = "points[" + std::to_string(i) + "]";
+      const json& p = pts[i];
+      WP_THROW_IF_NOT(p.is_object(), at, ": expected an object");
+      WP_THROW_IF_NOT(p.contains("id"), at, ".id: missing");
+      WP_THROW_IF_NOT(p.contains("vector"), at, ".vector: missing");
+      engine::PointWrite w;
+      w.id = engine::PointId::from_json(p["id"], at + ".id");
+      w.vector = get_vector(p["vector"], at + ".vector");
+      if (p.contains("payload")) w.payload = p["payload"];
+      WP_THROW_IF_NOT(w.payload.is_object() || w.payload.is_null(), at,
+                      ".payload: expected an object, got ", w.payload.type_name());
+      out.push_back(std::move(w));
+    }
+    return out;
+  }
+  WP_THROW_IF_NOT(body.contains("batch"), "body: expected \"points\" or \"batch\"");
+  const json& b = body["batch"];
+  WP_THROW_IF_NOT(b.is_object(), "batch: expected an object");
+  WP_THROW_IF_NOT(b.contains("ids") && b.contains("vectors"),
+                  "batch: needs \"ids\" and \"vectors\"");
+  const std::vector<engine::PointId> ids = get_ids(b["ids"], "batch.ids");
+  const json& vs = b["vectors"];
+  WP_THROW_IF_NOT(vs.is_array() && vs.size() == ids.size(), "batch.vectors: expected an array of ",
+                  ids.size(), " vectors (one per id)");
+  const bool has_payloads = b.contains("payloads") && !b["payloads"].is_null();
+  if (has_payloads) {
+    WP_THROW_IF_NOT(b["payloads"].is_array() && b["payloads"].size() == ids.size(),
+                    "batch.payloads: expected an array of ", ids.size(), " objects (one per id)");
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    engine::PointWrite w;
+    w.id = ids[i];
+    w.vector = get_vector(vs[i], "batch.vectors[" + std::to_string(i) + "]");
+    if (has_payloads) {
+      w.payload = b["payloads"][i];
+      WP_THROW_IF_NOT(w.payload.is_object() || w.payload.is_null(), "batch.payloads[", i,
+                      "]: expected an object");
+    }
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+/// A search request body (also one element of search/batch).
+struct ParsedSearch {
+  engine::Filter filter;
+  engine::SearchQuery query;
+  PayloadSelector payload;
+  bool with_vector = false;
+};
+
+void read_search_params(const json& body, const std::string& where, engine::SearchQuery& q) {
+  if (!body.contains("params") || body["params"].is_null()) return;
+  const json& p = body["params"];
+  const std::string at = join(where, "params");
+  WP_THROW_IF_NOT(p.is_object(), at, ": expected an object");
+  q.ef = get_count(p, "hnsw_ef", at, 0, 1, 100000);
+  q.exact = get_bool(p, "exact", at, false);
+}
+
+ParsedSearch read_search(const json& body, const std::string& where) {
+  WP_THROW_IF_NOT(body.is_object(), where.empty() ? "body" : where, ": expected an object");
+  ParsedSearch s;
+  WP_THROW_IF_NOT(body.contains("vector"), join(where, "vector"), ": missing");
+  const json& v = body["vector"];
+  if (v.is_object()) {  // named vector form {"name": ..., "vector": [...]}
+    WP_THROW_IF_NOT(v.contains("vector"), join(where, "vector.vector"), ": missing");
+    s.query.vector = get_vector(v["vector"], join(where, "vector.vector"));
+  } else {
+    s.query.vector = get_vector(v, join(where, "vector"));
+  }
+  WP_THROW_IF_NOT(body.contains("limit"), join(where, "limit"), ": missing");
+  s.query.limit = get_count(body, "limit", where, 10, 1, index::kMaxK);
+  s.query.offset = get_count(body, "offset", where, 0, 0, index::kMaxK);
+  read_search_params(body, where, s.query);
+  s.filter = get_filter(body, where);
+  s.payload = get_payload_selector(body, where, false);
+  s.with_vector = get_with_vector(body, where, false);
+  s.query.with_payload = s.payload.enabled;
+  s.query.with_vector = s.with_vector;
+  s.query.score_threshold = get_optional_float(body, "score_threshold", where);
+  return s;
+}
+
+json run_search(const engine::Collection& col, ParsedSearch& s) {
+  s.query.filter = &s.filter;
+  json out = json::array();
+  for (const engine::ScoredPoint& p : col.search(s.query)) {
+    out.push_back(scored_json(p, s.payload, s.with_vector));
+  }
+  return out;
+}
+
+}  // namespace
+
+json Api::upsert_points(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  col->upsert(read_points(parse_body(*c.body)), wait);
+  return update_result(wait);
+}
+
+json Api::delete_points(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  const json body = parse_body(*c.body);
+  if (body.contains("points")) {
+    col->remove(get_ids(body["points"], "points"), wait);
+  } else {
+    WP_THROW_IF_NOT(body.contains("filter"), "body: expected \"points\" (ids) or \"filter\"");
+    col->remove_matching(engine::Filter::parse(body["filter"], "filter"), wait);
+  }
+  return update_result(wait);
+}
+
+json Api::get_point(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const std::string& raw = c.path.at("id");
+  const bool numeric = !raw.empty() && raw.find_first_not_of("0123456789") == std::string::npos;
+  json id_json;
+  if (numeric) {
+    WP_THROW_IF_NOT(raw.size() <= 20, "id: '", raw, "' is out of range for an unsigned 64-bit id");
+    id_json = std::stoull(raw);
+  } else {
+    id_json = raw;
+  }
+  const engine::PointId id = engine::PointId::from_json(id_json, "id");
+  auto found = col->retrieve({id}, true, true);
+  if (found.empty()) throw NotFoundError("Point with id " + raw + " does not exists!");
+  PayloadSelector all;
+  all.enabled = true;
+  return record_json(found[0], all, true);
+}
+
+json Api::get_points(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.contains("ids"), "ids: missing");
+  const PayloadSelector payload = get_payload_selector(body, "", true);
+  const bool with_vector = get_with_vector(body, "", false);
+  json out = json::array();
+  for (const engine::PointRead& p :
+       col->retrieve(get_ids(body["ids"], "ids"), payload.enabled, with_vector)) {
+    out.push_back(record_json(p, payload, with_vector));
+  }
+  return out;
+}
+
+json Api::count_points(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const json body = parse_body(*c.body, true);
+  const engine::Filter filter = get_filter(body, "");
+  get_bool(body, "exact", "", true);  // counts are always exact here
+  return json{{"count", col->count(&filter)}};
+}
+
+json Api::scroll_points(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const json body = parse_body(*c.body, true);
+  const engine::Filter filter = get_filter(body, "");
+  const size_t limit = get_count(body, "limit", "", 10, 1, index::kMaxK);
+  std::optional<engine::PointId> offset;
+  if (body.contains("offset") && !body["offset"].is_null()) {
+    offset = engine::PointId::from_json(body["offset"], "offset");
+  }
+  const PayloadSelector payload = get_payload_selector(body, "", true);
+  const bool with_vector = get_with_vector(body, "", false);
+  const auto page = col->scroll(&filter, limit, offset, payload.enabled, with_vector);
+  json points = json::array();
+  for (const engine::PointRead& p : page.points)
+    points.push_back(record_json(p, payload, with_vector));
+  return json{{"points", points}, {"next_page_offset", page.next ? page.next->to_json() : json()}};
+}
+
+json Api::search_points(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  ParsedSearch s = read_search(parse_body(*c.body), "");
+  return run_search(*col, s);
+}
+
+json Api::search_batch(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.contains("searches") && body["searches"].is_array(),
+                  "searches: expected an array of search requests");
+  // Parse every request first: one bad request fails the batch before any search runs.
+  std::vector<ParsedSearch> parsed;
+  for (size_t i = 0; i < body["searches"].size(); ++i) {
+    parsed.push_back(read_search(body["searches"][i], "searches[" + std::to_string(i) + "]"));
+  }
+  json out = json::array();
+  for (ParsedSearch& s : parsed) out.push_back(run_search(*col, s));
+  return out;
+}
+
+json Api::query_points(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const json body = parse_body(*c.body, true);
+  ParsedSearch s;
+  s.filter = get_filter(body, "");
+  s.query.limit = get_count(body, "limit", "", 10, 1, index::kMaxK);
+  s.query.offset = get_count(body, "offset", "", 0, 0, index::kMaxK);
+  read_search_params(body, "", s.query);
+  s.payload = get_payload_selector(body, "", false);
+  s.with_vector = get_with_vector(body, "", false);
+  s.query.with_payload = s.payload.enabled;
+  s.query.with_vector = s.with_vector;
+  s.query.score_threshold = get_optional_float(body, "score_threshold", "");
+  if (!body.contains("query") || body["query"].is_null()) {
+    // No query: points in id order, as Qdrant does.
+    const auto page =
+        col->scroll(&s.filter, s.query.limit, std::nullopt, s.payload.enabled, s.with_vector);
+    json points = json::array();
+    for (const engine::PointRead& p : page.points) {
+      points.push_back(record_json(p, s.payload, s.with_vector));
+    }
+    return json{{"points", points}};
+  }
+  const json& q = body["query"];
+  if (q.is_array()) {
+    s.query.vector = get_vector(q, "query");
+  } else if (q.is_object() && q.contains("nearest")) {
+    const json& n = q["nearest"];
+    if (n.is_array()) {
+      s.query.vector = get_vector(n, "query.nearest");
+    } else {
+      const engine::PointId id = engine::PointId::from_json(n, "query.nearest");
+      auto found = col->retrieve({id}, false, true);
+      if (found.empty()) throw NotFoundError("Point with id " + n.dump() + " does not exists!");
+      s.query.vector = found[0].vector;
+    }
+  } else if (q.is_number() || q.is_string()) {  // a point id: search by its vector
+    const engine::PointId id = engine::PointId::from_json(q, "query");
+    auto found = col->retrieve({id}, false, true);
+    if (found.empty()) throw NotFoundError("Point with id " + q.dump() + " does not exists!");
+    s.query.vector = found[0].vector;
+  } else {
+    throw UserError("query: expected a vector, {\"nearest\": vector or id}, or a point id, got " +
+                    q.dump());
+  }
+  return json{{"points", run_search(*col, s)}};
+}
+
+}  // namespace wp::http

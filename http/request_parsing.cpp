@@ -1,0 +1,143 @@
+#include "http/request_parsing.h"
+
+#include <cmath>
+
+#include "index/error.h"
+
+namespace wp::http {
+
+std::string join(const std::string& where, const std::string& key) {
+  return where.empty() ? key : where + "." + key;
+}
+
+json PayloadSelector::apply(const json& full) const {
+  if (!enabled) return json();
+  if (include.empty() && exclude.empty()) return full;
+  json out = json::object();
+  if (!include.empty()) {
+    for (const std::string& k : include) {
+      if (full.contains(k)) out[k] = full[k];
+    }
+  } else {
+    out = full;
+  }
+  for (const std::string& k : exclude) out.erase(k);
+  return out;
+}
+
+json parse_body(const std::string& body, bool allow_empty) {
+  if (body.empty() && allow_empty) return json::object();
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::parse_error& e) {
+    throw UserError(std::string("Format error in JSON body: ") + e.what());
+  }
+  WP_THROW_IF_NOT(j.is_object(), "Format error in JSON body: expected a JSON object, got ",
+                  j.type_name());
+  return j;
+}
+
+std::vector<float> get_vector(const json& j, const std::string& field) {
+  WP_THROW_IF_NOT(j.is_array(), field, ": expected an array of numbers, got ", j.type_name());
+  std::vector<float> v;
+  v.reserve(j.size());
+  for (size_t i = 0; i < j.size(); ++i) {
+    WP_THROW_IF_NOT(j[i].is_number(), field, "[", i, "]: expected a number, got ", j[i].dump());
+    const double x = j[i].get<double>();
+    const float f = static_cast<float>(x);
+    WP_THROW_IF_NOT(std::isfinite(f), field, "[", i, "]: ", x, " is not a finite 32-bit float");
+    v.push_back(f);
+  }
+  WP_THROW_IF_NOT(!v.empty(), field, ": the vector is empty");
+  return v;
+}
+
+size_t get_count(const json& obj, const char* key, const std::string& where, size_t def, size_t lo,
+                 size_t hi) {
+  if (!obj.contains(key) || obj[key].is_null()) return def;
+  const json& v = obj[key];
+  const std::string field = join(where, key);
+  WP_THROW_IF_NOT(v.is_number_integer(), field, ": expected an integer, got ", v.dump());
+  const int64_t x = v.get<int64_t>();
+  WP_THROW_IF_NOT(x >= static_cast<int64_t>(lo) && static_cast<uint64_t>(x) <= hi, field,
+                  ": expected an integer in ", lo, "..", hi, ", got ", x);
+  return static_cast<size_t>(x);
+}
+
+bool get_bool(const json& obj, const char* key, const std::string& where, bool def) {
+  if (!obj.contains(key) || obj[key].is_null()) return def;
+  WP_THROW_IF_NOT(obj[key].is_boolean(), join(where, key), ": expected true or false, got ",
+                  obj[key].dump());
+  return obj[key].get<bool>();
+}
+
+namespace {
+std::vector<std::string> string_list(const json& j, const std::string& field) {
+  WP_THROW_IF_NOT(j.is_array(), field, ": expected an array of strings, got ", j.dump());
+  std::vector<std::string> out;
+  for (size_t i = 0; i < j.size(); ++i) {
+    WP_THROW_IF_NOT(j[i].is_string(), field, "[", i, "]: expected a string, got ", j[i].dump());
+    out.push_back(j[i].get<std::string>());
+  }
+  return out;
+}
+}  // namespace
+
+PayloadSelector get_payload_selector(const json& obj, const std::string& where, bool def) {
+  PayloadSelector s;
+  s.enabled = def;
+  if (!obj.contains("with_payload") || obj["with_payload"].is_null()) return s;
+  const json& v = obj["with_payload"];
+  const std::string field = join(where, "with_payload");
+  if (v.is_boolean()) {
+    s.enabled = v.get<bool>();
+  } else if (v.is_array()) {
+    s.enabled = true;
+    s.include = string_list(v, field);
+  } else if (v.is_object() && (v.contains("include") || v.contains("exclude"))) {
+    s.enabled = true;
+    if (v.contains("include")) s.include = string_list(v["include"], field + ".include");
+    if (v.contains("exclude")) s.exclude = string_list(v["exclude"], field + ".exclude");
+  } else {
+    throw UserError(field +
+                    ": expected true, false, a list of keys, or {\"include\"|\"exclude\": "
+                    "[...]}, got " +
+                    v.dump());
+  }
+  return s;
+}
+
+bool get_with_vector(const json& obj, const std::string& where, bool def) {
+  if (!obj.contains("with_vector") || obj["with_vector"].is_null()) return def;
+  const json& v = obj["with_vector"];
+  if (v.is_boolean()) return v.get<bool>();
+  if (v.is_array()) return true;
+  throw UserError(join(where, "with_vector") + ": expected true or false, got " + v.dump());
+}
+
+std::vector<engine::PointId> get_ids(const json& j, const std::string& field) {
+  WP_THROW_IF_NOT(j.is_array(), field, ": expected an array of point ids, got ", j.dump());
+  std::vector<engine::PointId> ids;
+  for (size_t i = 0; i < j.size(); ++i) {
+    ids.push_back(engine::PointId::from_json(j[i], field + "[" + std::to_string(i) + "]"));
+  }
+  return ids;
+}
+
+engine::Filter get_filter(const json& obj, const std::string& where) {
+  if (!obj.contains("filter") || obj["filter"].is_null()) return engine::Filter();
+  return engine::Filter::parse(obj["filter"], join(where, "filter"));
+}
+
+std::optional<float> get_optional_float(const json& obj, const char* key,
+                                        const std::string& where) {
+  if (!obj.contains(key) || obj[key].is_null()) return std::nullopt;
+  WP_THROW_IF_NOT(obj[key].is_number(), join(where, key), ": expected a number, got ",
+                  obj[key].dump());
+  const float f = obj[key].get<float>();
+  WP_THROW_IF_NOT(std::isfinite(f), join(where, key), ": expected a finite number");
+  return f;
+}
+
+}  // namespace wp::http

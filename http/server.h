@@ -1,0 +1,44 @@
+#pragma once
+/**
+ * @file server.h
+ * The HTTP/1.1 server (Boost.Beast), shaped like Beast's advanced server example: a listener
+ * accepts, a session owns one connection (idle timeout, body limit, keep-alive), and every request
+ * goes to the pure Api::handle(). run() serves on N threads until SIGINT/SIGTERM or stop(); it
+ * then stops accepting, closes idle connections, lets in-flight requests finish, and returns.
+ */
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "http/api.h"
+
+namespace wp::http {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 6333;  ///< 0: an ephemeral port (see Server::port())
+  int threads = 2;
+  std::chrono::seconds idle_timeout{60};
+};
+
+class Server {
+ public:
+  Server(Api& api, ServerOptions options);
+  ~Server();
+  /// Binds and listens; throws UserError when the address cannot be bound.
+  void listen();
+  /// The bound port (after listen()).
+  uint16_t port() const;
+  /// Serves until a signal or stop(); returns once in-flight requests are answered.
+  void run();
+  /// Asks run() to return (thread-safe).
+  void stop();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wp::http

@@ -1,0 +1,224 @@
+// engine/: collections on RocksDB, derived index files, filters, concurrency.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "engine/engine.h"
+#include "index/error.h"
+#include "test_util.h"
+
+using namespace wp::engine;
+using nlohmann::json;
+
+namespace {
+CollectionConfig config(size_t dim, wp::index::Metric m = wp::index::Metric::kL2) {
+  CollectionConfig c;
+  c.dim = dim;
+  c.metric = m;
+  c.hnsw.M = 12;
+  c.hnsw.ef_construction = 100;
+  return c;
+}
+
+/// Upserts the siftsmall base (ids = rows, payload {"row": i, "parity": "even"|"odd"}).
+void fill_sift(Collection& col, const wp::index::Dataset& ds, size_t n) {
+  std::vector<PointWrite> pts(n);
+  for (size_t i = 0; i < n; ++i) {
+    pts[i].id = PointId::number(i);
+    pts[i].vector.assign(ds.base.row(i), ds.base.row(i) + ds.base.d);
+    pts[i].payload = {{"row", i}, {"parity", i % 2 ? "odd" : "even"}};
+  }
+  col.upsert(std::move(pts), true);
+}
+
+std::vector<uint64_t> ids_of(const std::vector<ScoredPoint>& r) {
+  std::vector<uint64_t> out;
+  for (const auto& p : r) out.push_back(p.point.id.num());
+  return out;
+}
+}  // namespace
+
+TEST(Engine, CreateSearchAndRecoverAfterReopen) {
+  wp::test::TempDir tmp;
+  const auto ds = wp::test::load_shared("siftsmall");
+  std::vector<uint64_t> before;
+  {
+    Engine eng(tmp.file("data"));
+    eng.create_collection("sift", config(128));
+    EXPECT_THROW(eng.create_collection("sift", config(128)), wp::ConflictError);
+    EXPECT_THROW(eng.create_collection("bad/name", config(128)), wp::UserError);
+    EXPECT_THROW(eng.collection("nope"), wp::NotFoundError);
+    auto col = eng.collection("sift");
+    fill_sift(*col, ds, 5000);
+    EXPECT_EQ(col->size(), 5000u);
+    SearchQuery q;
+    q.vector.assign(ds.query.row(0), ds.query.row(0) + 128);
+    q.limit = 10;
+    q.ef = 64;
+    before = ids_of(col->search(q));
+    ASSERT_EQ(before.size(), 10u);
+  }
+  Engine eng(tmp.file("data"));
+  EXPECT_EQ(eng.names(), std::vector<std::string>{"sift"});
+  auto col = eng.collection("sift");
+  EXPECT_EQ(col->size(), 5000u);
+  EXPECT_TRUE(col->index_loaded_from_file());  // saved on close, store unchanged since
+  SearchQuery q;
+  q.vector.assign(ds.query.row(0), ds.query.row(0) + 128);
+  q.limit = 10;
+  q.ef = 64;
+  EXPECT_EQ(ids_of(col->search(q)), before);
+  const auto got = col->retrieve({PointId::number(7)}, true, true);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload["parity"], "odd");
+  EXPECT_EQ(got[0].vector, std::vector<float>(ds.base.row(7), ds.base.row(7) + 128));
+}
+
+TEST(Engine, StaleOrCorruptIndexFilesAreRebuiltFromTheStore) {
+  wp::test::TempDir tmp;
+  const auto ds = wp::test::load_shared("siftsmall");
+  std::string dir;
+  {
+    Engine eng(tmp.file("data"));
+    eng.create_collection("c", config(128));
+    fill_sift(*eng.collection("c"), ds, 2000);
+    dir = eng.collection("c")->dir();
+  }
+  {  // corrupt the index file: it must be rebuilt, not trusted
+    std::fstream f(dir + "/index.wpi", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.write("garbage!", 8);
+  }
+  {
+    Engine eng(tmp.file("data"));
+    auto col = eng.collection("c");
+    EXPECT_FALSE(col->index_loaded_from_file());
+    EXPECT_EQ(col->size(), 2000u);
+    // A write after the index was saved makes the saved file stale.
+    col->upsert({PointWrite{PointId::number(99999), std::vector<float>(128, 1.0f), {}}}, true);
+  }
+  std::filesystem::remove(dir + "/index.meta");
+  Engine eng(tmp.file("data"));
+  auto col = eng.collection("c");
+  EXPECT_FALSE(col->index_loaded_from_file());
+  EXPECT_EQ(col->size(), 2001u);
+  EXPECT_EQ(col->retrieve({PointId::number(99999)}, false, true).size(), 1u);
+}
+
+TEST(Engine, ABatchWithOneBadPointWritesNothing) {
+  wp::test::TempDir tmp;
+  Engine eng(tmp.file("data"));
+  eng.create_collection("c", config(3));
+  auto col = eng.collection("c");
+  std::vector<PointWrite> pts{{PointId::number(1), {1, 2, 3}, {}},
+                              {PointId::number(2), {1, 2}, {}}};
+  EXPECT_THROW(col->upsert(pts, true), wp::UserError);
+  EXPECT_EQ(col->size(), 0u);
+  pts[1].vector = {1, 2, std::numeric_limits<float>::infinity()};
+  EXPECT_THROW(col->upsert(pts, true), wp::UserError);
+  pts[1].vector = {1, 2, 3};
+  pts[1].payload = json::array();
+  EXPECT_THROW(col->upsert(pts, true), wp::UserError);
+  EXPECT_EQ(col->size(), 0u);
+  pts[1].payload = {{"a", 1}};
+  col->upsert(pts, true);
+  EXPECT_EQ(col->size(), 2u);
+}
+
+TEST(Engine, DeleteCountScrollAndFilteredSearch) {
+  wp::test::TempDir tmp;
+  const auto ds = wp::test::load_shared("siftsmall");
+  Engine eng(tmp.file("data"));
+  eng.create_collection("c", config(128));
+  auto col = eng.collection("c");
+  fill_sift(*col, ds, 1000);
+  const Filter even =
+      Filter::parse(json{{"must", {{{"key", "parity"}, {"match", {{"value", "even"}}}}}}});
+  EXPECT_EQ(col->count(&even), 500u);
+  SearchQuery q;
+  q.vector.assign(ds.query.row(1), ds.query.row(1) + 128);
+  q.limit = 20;
+  q.filter = &even;
+  q.with_payload = true;
+  for (const auto& p : col->search(q)) EXPECT_EQ(p.point.payload["parity"], "even");
+  EXPECT_EQ(col->remove({PointId::number(0), PointId::number(2), PointId::number(424242)}, true),
+            2u);
+  EXPECT_EQ(col->count(&even), 498u);
+  const Filter small = Filter::parse(json{{"must", {{{"key", "row"}, {"range", {{"lt", 100}}}}}}});
+  EXPECT_EQ(col->remove_matching(small, true), 98u);
+  EXPECT_EQ(col->size(), 900u);
+  // Scroll: id order, pages chain through next.
+  std::vector<uint64_t> seen;
+  std::optional<PointId> offset;
+  do {
+    auto page = col->scroll(nullptr, 128, offset, false, false);
+    for (const auto& p : page.points) seen.push_back(p.id.num());
+    offset = page.next;
+  } while (offset);
+  ASSERT_EQ(seen.size(), 900u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(seen.front(), 100u);
+  // score_threshold and offset
+  q.filter = nullptr;
+  q.limit = 5;
+  const auto all = col->search(q);
+  q.offset = 2;
+  const auto shifted = col->search(q);
+  EXPECT_EQ(shifted[0].point.id, all[2].point.id);
+  q.offset = 0;
+  q.score_threshold = all[1].score;  // Euclid: keep distances <= threshold
+  EXPECT_EQ(col->search(q).size(), 2u);
+}
+
+TEST(Engine, SearchesRunWhileAWriterUpserts) {
+  wp::test::TempDir tmp;
+  const auto ds = wp::test::load_shared("siftsmall");
+  Engine eng(tmp.file("data"));
+  eng.create_collection("c", config(128));
+  auto col = eng.collection("c");
+  fill_sift(*col, ds, 2000);
+  std::atomic<bool> done{false};
+  std::atomic<size_t> searches{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] {
+      SearchQuery q;
+      q.limit = 10;
+      while (!done) {
+        q.vector.assign(ds.query.row(t), ds.query.row(t) + 128);
+        const auto r = col->search(q);
+        ASSERT_EQ(r.size(), 10u);
+        ++searches;
+      }
+    });
+  }
+  for (size_t b = 2000; b < 6000; b += 200) {
+    std::vector<PointWrite> pts;
+    for (size_t i = b; i < b + 200; ++i) {
+      pts.push_back(
+          {PointId::number(i), std::vector<float>(ds.base.row(i), ds.base.row(i) + 128), {}});
+    }
+    col->upsert(std::move(pts), false);
+    EXPECT_EQ(col->size(), b + 200);  // visible as soon as upsert returns
+  }
+  done = true;
+  for (auto& t : readers) t.join();
+  EXPECT_GT(searches.load(), 0u);
+  EXPECT_EQ(col->size(), 6000u);
+}
+
+TEST(Engine, DeletedCollectionIsGoneAfterRestart) {
+  wp::test::TempDir tmp;
+  {
+    Engine eng(tmp.file("data"));
+    eng.create_collection("a", config(2));
+    eng.create_collection("b", config(2));
+    EXPECT_TRUE(eng.delete_collection("a"));
+    EXPECT_FALSE(eng.delete_collection("a"));
+  }
+  Engine eng(tmp.file("data"));
+  EXPECT_EQ(eng.names(), std::vector<std::string>{"b"});
+}

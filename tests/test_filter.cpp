@@ -1,0 +1,597 @@
+// Qdrant payload filters: parsing (with exact error paths) and matching.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <limits>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/filter.h"
+#include "index/error.h"
+
+using wp::engine::Filter;
+using wp::engine::PointId;
+using json = nlohmann::json;
+
+namespace {
+
+const char* const kUuid = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26";
+
+/// Parses `filter` and checks it against point `id` with `payload`.
+bool passes(const std::string& filter, const std::string& payload,
+            const PointId& id = PointId::number(1)) {
+  return Filter::parse(json::parse(filter)).matches(id, json::parse(payload));
+}
+
+/// The ids (1..n) of `points` that pass `filter`.
+std::set<uint64_t> select(const std::string& filter, const std::vector<json>& points) {
+  const Filter f = Filter::parse(json::parse(filter));
+  std::set<uint64_t> out;
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (f.matches(PointId::number(i + 1), points[i])) out.insert(i + 1);
+  }
+  return out;
+}
+
+/// The six points of Qdrant's filtering guide, ids 1..6.
+std::vector<json> city_points() {
+  return {
+      json{{"city", "London"}, {"color", "green"}}, json{{"city", "London"}, {"color", "red"}},
+      json{{"city", "London"}, {"color", "blue"}},  json{{"city", "Berlin"}, {"color", "red"}},
+      json{{"city", "Moscow"}, {"color", "green"}}, json{{"city", "Moscow"}, {"color", "blue"}}};
+}
+
+}  // namespace
+
+TEST(Filter, EmptyFilterMatchesEverything) {
+  const Filter none;
+  EXPECT_TRUE(none.empty());
+  EXPECT_TRUE(none.matches(PointId::number(7), json::object()));
+  for (const char* text : {"{}", "null", R"({"must": []})", R"({"should": [], "must_not": []})",
+                           R"({"must": null})"}) {
+    const Filter f = Filter::parse(json::parse(text));
+    EXPECT_TRUE(f.empty()) << text;
+    EXPECT_TRUE(f.matches(PointId::number(7), json{{"a", 1}})) << text;
+  }
+  EXPECT_FALSE(Filter::parse(json::parse(R"({"must": [{"has_id": [1]}]})")).empty());
+}
+
+TEST(Filter, MatchValueString) {
+  const std::string f = R"({"must": [{"key": "city", "match": {"value": "London"}}]})";
+  EXPECT_TRUE(passes(f, R"({"city": "London"})"));
+  EXPECT_FALSE(passes(f, R"({"city": "Berlin"})"));
+  EXPECT_FALSE(passes(f, R"({"city": "london"})"));
+  EXPECT_FALSE(passes(f, R"({"town": "London"})"));
+  EXPECT_FALSE(passes(f, R"({})"));
+  EXPECT_FALSE(passes(f, R"({"city": null})"));
+}
+
+TEST(Filter, MatchValueIntegerAndBool) {
+  const std::string count = R"({"must": [{"key": "count", "match": {"value": 3}}]})";
+  EXPECT_TRUE(passes(count, R"({"count": 3})"));
+  EXPECT_FALSE(passes(count, R"({"count": 4})"));
+  const std::string negative = R"({"must": [{"key": "n", "match": {"value": -5}}]})";
+  EXPECT_TRUE(passes(negative, R"({"n": -5})"));
+  EXPECT_FALSE(passes(negative, R"({"n": 5})"));
+  const std::string flag = R"({"must": [{"key": "ok", "match": {"value": true}}]})";
+  EXPECT_TRUE(passes(flag, R"({"ok": true})"));
+  EXPECT_FALSE(passes(flag, R"({"ok": false})"));
+}
+
+TEST(Filter, MatchValueDoesNotCoerceTypes) {
+  EXPECT_FALSE(passes(R"({"must": [{"key": "a", "match": {"value": 1}}]})", R"({"a": "1"})"));
+  EXPECT_FALSE(passes(R"({"must": [{"key": "a", "match": {"value": "1"}}]})", R"({"a": 1})"));
+  EXPECT_FALSE(passes(R"({"must": [{"key": "a", "match": {"value": 3}}]})", R"({"a": 3.0})"));
+  EXPECT_FALSE(passes(R"({"must": [{"key": "a", "match": {"value": true}}]})", R"({"a": 1})"));
+  EXPECT_FALSE(passes(R"({"must": [{"key": "a", "match": {"value": 1}}]})", R"({"a": true})"));
+  EXPECT_FALSE(passes(R"({"must": [{"key": "a", "match": {"value": "true"}}]})", R"({"a": true})"));
+  // A payload integer beyond int64 equals no request integer.
+  EXPECT_FALSE(passes(R"({"must": [{"key": "a", "match": {"value": 9223372036854775807}}]})",
+                      R"({"a": 18446744073709551615})"));
+  EXPECT_TRUE(passes(R"({"must": [{"key": "a", "match": {"value": 9223372036854775807}}]})",
+                     R"({"a": 9223372036854775807})"));
+}
+
+TEST(Filter, MatchValueOnArrayPayload) {
+  const std::string f = R"({"must": [{"key": "tags", "match": {"value": "b"}}]})";
+  EXPECT_TRUE(passes(f, R"({"tags": ["a", "b"]})"));
+  EXPECT_FALSE(passes(f, R"({"tags": ["a", "c"]})"));
+  EXPECT_FALSE(passes(f, R"({"tags": []})"));
+  EXPECT_FALSE(passes(f, R"({"tags": [["b"]]})"));  // arrays inside arrays are not flattened
+  EXPECT_TRUE(passes(R"({"must": [{"key": "n", "match": {"value": 2}}]})", R"({"n": [1, 2, 3]})"));
+}
+
+TEST(Filter, MatchAny) {
+  const std::string colors =
+      R"({"must": [{"key": "color", "match": {"any": ["black", "yellow"]}}]})";
+  EXPECT_TRUE(passes(colors, R"({"color": "black"})"));
+  EXPECT_TRUE(passes(colors, R"({"color": "yellow"})"));
+  EXPECT_FALSE(passes(colors, R"({"color": "red"})"));
+  EXPECT_TRUE(passes(colors, R"({"color": ["black", "green"]})"));
+  EXPECT_FALSE(passes(colors, R"({"color": ["red", "green"]})"));
+  EXPECT_FALSE(passes(colors, R"({})"));
+  EXPECT_FALSE(passes(colors, R"({"color": 1})"));
+
+  const std::string ints = R"({"must": [{"key": "n", "match": {"any": [5, 1, 3]}}]})";
+  EXPECT_TRUE(passes(ints, R"({"n": 3})"));
+  EXPECT_FALSE(passes(ints, R"({"n": 2})"));
+  EXPECT_FALSE(passes(ints, R"({"n": "3"})"));
+  EXPECT_FALSE(passes(ints, R"({"n": 3.0})"));
+  EXPECT_TRUE(passes(ints, R"({"n": [9, 5]})"));
+
+  EXPECT_FALSE(passes(R"({"must": [{"key": "n", "match": {"any": []}}]})", R"({"n": "x"})"));
+}
+
+TEST(Filter, MatchExcept) {
+  const std::string f = R"({"must": [{"key": "color", "match": {"except": ["black", "yellow"]}}]})";
+  EXPECT_TRUE(passes(f, R"({"color": "red"})"));
+  EXPECT_FALSE(passes(f, R"({"color": "black"})"));
+  // Array payload: passes when some element is outside the list (Qdrant's guide).
+  EXPECT_TRUE(passes(f, R"({"color": ["black", "green"]})"));
+  EXPECT_FALSE(passes(f, R"({"color": ["black", "yellow"]})"));
+  // No value: a missing key, null and [] never pass `except`.
+  EXPECT_FALSE(passes(f, R"({})"));
+  EXPECT_FALSE(passes(f, R"({"color": null})"));
+  EXPECT_FALSE(passes(f, R"({"color": []})"));
+  // A value of another type is not in the list, so it passes (as in Qdrant).
+  EXPECT_TRUE(passes(f, R"({"color": 7})"));
+  EXPECT_TRUE(passes(f, R"({"color": true})"));
+  EXPECT_TRUE(passes(f, R"({"color": {"name": "black"}})"));
+
+  const std::string ints = R"({"must": [{"key": "n", "match": {"except": [1, 2]}}]})";
+  EXPECT_TRUE(passes(ints, R"({"n": 3})"));
+  EXPECT_FALSE(passes(ints, R"({"n": 2})"));
+  EXPECT_TRUE(passes(ints, R"({"n": 2.5})"));
+  EXPECT_TRUE(passes(ints, R"({"n": "2"})"));
+}
+
+TEST(Filter, Range) {
+  const std::string f = R"({"must": [{"key": "price", "range": {"gte": 10, "lt": 20}}]})";
+  EXPECT_TRUE(passes(f, R"({"price": 10})"));
+  EXPECT_TRUE(passes(f, R"({"price": 19.99})"));
+  EXPECT_FALSE(passes(f, R"({"price": 20})"));
+  EXPECT_FALSE(passes(f, R"({"price": 9.5})"));
+  EXPECT_FALSE(passes(f, R"({"price": "15"})"));
+  EXPECT_FALSE(passes(f, R"({"price": true})"));
+  EXPECT_FALSE(passes(f, R"({"price": null})"));
+  EXPECT_FALSE(passes(f, R"({})"));
+  EXPECT_TRUE(passes(f, R"({"price": [1, 15, 100]})"));
+  EXPECT_FALSE(passes(f, R"({"price": [1, 100]})"));
+
+  const std::string open = R"({"must": [{"key": "x", "range": {"gt": 1.5, "lte": 3}}]})";
+  EXPECT_FALSE(passes(open, R"({"x": 1.5})"));
+  EXPECT_TRUE(passes(open, R"({"x": 1.5000001})"));
+  EXPECT_TRUE(passes(open, R"({"x": 3})"));
+  EXPECT_FALSE(passes(open, R"({"x": 3.0001})"));
+  EXPECT_TRUE(passes(R"({"must": [{"key": "x", "range": {"lt": 0}}]})", R"({"x": -4})"));
+  EXPECT_TRUE(passes(R"({"must": [{"key": "x", "range": {"gte": 1e19}}]})",
+                     R"({"x": 18446744073709551615})"));
+  // A null bound is an absent bound.
+  EXPECT_TRUE(passes(R"({"must": [{"key": "x", "range": {"gt": null, "lt": 5}}]})", R"({"x": 1})"));
+}
+
+TEST(Filter, HasIdNumbersAndUuids) {
+  const std::string f = std::string(R"({"must": [{"has_id": [1, 42, ")") + kUuid + R"("]}]})";
+  EXPECT_TRUE(passes(f, "{}", PointId::number(42)));
+  EXPECT_TRUE(passes(f, "{}", PointId::number(1)));
+  EXPECT_FALSE(passes(f, "{}", PointId::number(2)));
+  EXPECT_TRUE(passes(f, "{}", PointId::uuid(kUuid)));
+  EXPECT_FALSE(passes(f, "{}", PointId::uuid("00000000-0000-0000-0000-000000000001")));
+  // UUIDs compare case-insensitively (both sides are stored lower-case).
+  EXPECT_TRUE(passes(R"({"must": [{"has_id": ["5C56C793-69F3-4FBF-87E6-C4BF54C28C26"]}]})", "{}",
+                     PointId::uuid(kUuid)));
+  EXPECT_FALSE(passes(R"({"must": [{"has_id": []}]})", "{}", PointId::number(1)));
+  EXPECT_TRUE(passes(R"({"must_not": [{"has_id": [1, 2, 3]}]})", "{}", PointId::number(10)));
+  EXPECT_FALSE(passes(R"({"must_not": [{"has_id": [1, 2, 3]}]})", "{}", PointId::number(2)));
+}
+
+TEST(Filter, IsEmpty) {
+  const std::string f = R"({"must": [{"is_empty": {"key": "tags"}}]})";
+  EXPECT_TRUE(passes(f, R"({})"));
+  EXPECT_TRUE(passes(f, R"({"tags": null})"));
+  EXPECT_TRUE(passes(f, R"({"tags": []})"));
+  EXPECT_FALSE(passes(f, R"({"tags": [null]})"));
+  EXPECT_FALSE(passes(f, R"({"tags": ["a"]})"));
+  EXPECT_FALSE(passes(f, R"({"tags": 0})"));
+  EXPECT_FALSE(passes(f, R"({"tags": ""})"));
+  EXPECT_FALSE(passes(f, R"({"tags": {}})"));
+  // Several values: empty only when every one is.
+  const std::string each = R"({"must": [{"is_empty": {"key": "a[].b"}}]})";
+  EXPECT_TRUE(passes(each, R"({"a": [{"b": []}, {"b": null}, {"c": 1}]})"));
+  EXPECT_FALSE(passes(each, R"({"a": [{"b": []}, {"b": 1}]})"));
+}
+
+TEST(Filter, IsNull) {
+  const std::string f = R"({"must": [{"is_null": {"key": "tags"}}]})";
+  EXPECT_TRUE(passes(f, R"({"tags": null})"));
+  EXPECT_FALSE(passes(f, R"({})"));
+  EXPECT_FALSE(passes(f, R"({"tags": []})"));
+  EXPECT_FALSE(passes(f, R"({"tags": [null]})"));
+  EXPECT_FALSE(passes(f, R"({"tags": 0})"));
+  const std::string each = R"({"must": [{"is_null": {"key": "a[].b"}}]})";
+  EXPECT_TRUE(passes(each, R"({"a": [{"b": 1}, {"b": null}]})"));
+  EXPECT_FALSE(passes(each, R"({"a": [{"b": 1}, {"b": 2}]})"));
+}
+
+TEST(Filter, DottedPathsAndArrayWalking) {
+  const json germany = json::parse(R"({"country": {"name": "Germany", "cities": [
+      {"name": "Berlin", "population": 3.7, "sightseeing": ["Brandenburg Gate", "Reichstag"]},
+      {"name": "Munich", "population": 1.5, "sightseeing": ["Marienplatz", "Olympiapark"]}]}})");
+  const json japan = json::parse(R"({"country": {"name": "Japan", "cities": [
+      {"name": "Tokyo", "population": 9.3, "sightseeing": ["Tokyo Tower", "Tokyo Skytree"]},
+      {"name": "Osaka", "population": 2.7, "sightseeing": ["Osaka Castle"]}]}})");
+  const std::vector<json> points = {germany, japan};
+
+  EXPECT_EQ(
+      select(R"({"should": [{"key": "country.name", "match": {"value": "Germany"}}]})", points),
+      (std::set<uint64_t>{1}));
+  EXPECT_EQ(select(R"({"should": [{"key": "country.cities[].population", "range": {"gte": 9.0}}]})",
+                   points),
+            (std::set<uint64_t>{2}));
+  EXPECT_EQ(select(R"({"must": [{"key": "country.cities[].sightseeing",
+                                 "match": {"value": "Osaka Castle"}}]})",
+                   points),
+            (std::set<uint64_t>{2}));
+  EXPECT_EQ(select(R"({"must": [{"key": "country.cities[].sightseeing[]",
+                                 "match": {"value": "Reichstag"}}]})",
+                   points),
+            (std::set<uint64_t>{1}));
+  // Without "[]" a key does not descend into an array (Qdrant's JSON path rules).
+  EXPECT_EQ(
+      select(R"({"must": [{"key": "country.cities.name", "match": {"value": "Tokyo"}}]})", points),
+      (std::set<uint64_t>{}));
+  // An index picks one element.
+  EXPECT_EQ(select(R"({"must": [{"key": "country.cities[1].name", "match": {"value": "Osaka"}}]})",
+                   points),
+            (std::set<uint64_t>{2}));
+  EXPECT_EQ(select(R"({"must": [{"key": "country.cities[0].name", "match": {"value": "Osaka"}}]})",
+                   points),
+            (std::set<uint64_t>{}));
+  EXPECT_EQ(select(R"({"must": [{"key": "country.cities[9].name", "match": {"value": "Osaka"}}]})",
+                   points),
+            (std::set<uint64_t>{}));
+  // "[]" on a non-array and a key on a scalar yield nothing.
+  EXPECT_FALSE(passes(R"({"must": [{"key": "a[]", "match": {"value": 1}}]})", R"({"a": 1})"));
+  EXPECT_FALSE(passes(R"({"must": [{"key": "a.b", "match": {"value": 1}}]})", R"({"a": 1})"));
+}
+
+TEST(Filter, QuotedKeys) {
+  // A key containing a dot is quoted; the unquoted form walks two objects instead.
+  const std::string quoted = R"({"must": [{"key": "\"a.b\"", "match": {"value": 1}}]})";
+  EXPECT_TRUE(passes(quoted, R"({"a.b": 1})"));
+  EXPECT_FALSE(passes(quoted, R"({"a": {"b": 1}})"));
+  const std::string dotted = R"({"must": [{"key": "a.b", "match": {"value": 1}}]})";
+  EXPECT_TRUE(passes(dotted, R"({"a": {"b": 1}})"));
+  EXPECT_FALSE(passes(dotted, R"({"a.b": 1})"));
+  EXPECT_TRUE(passes(R"({"must": [{"key": "x.\"my key\"[]", "match": {"value": 2}}]})",
+                     R"({"x": {"my key": [1, 2]}})"));
+  EXPECT_TRUE(passes(R"({"must": [{"key": "größe", "match": {"value": 2}}]})", R"({"größe": 2})"));
+}
+
+TEST(Filter, MustShouldMustNotFromQdrantGuide) {
+  const std::vector<json> points = city_points();
+  EXPECT_EQ(select(R"({"must": [{"key": "city", "match": {"value": "London"}},
+                                {"key": "color", "match": {"value": "red"}}]})",
+                   points),
+            (std::set<uint64_t>{2}));
+  EXPECT_EQ(select(R"({"should": [{"key": "city", "match": {"value": "London"}},
+                                  {"key": "color", "match": {"value": "red"}}]})",
+                   points),
+            (std::set<uint64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(select(R"({"must_not": [{"key": "city", "match": {"value": "London"}},
+                                    {"key": "color", "match": {"value": "red"}}]})",
+                   points),
+            (std::set<uint64_t>{5, 6}));
+  EXPECT_EQ(select(R"({"must": [{"key": "city", "match": {"value": "London"}}],
+                       "must_not": [{"key": "color", "match": {"value": "red"}}]})",
+                   points),
+            (std::set<uint64_t>{1, 3}));
+  EXPECT_EQ(select(R"({"must": [{"key": "city", "match": {"any": ["London", "Moscow"]}}],
+                       "should": [{"key": "color", "match": {"value": "blue"}},
+                                  {"key": "color", "match": {"value": "red"}}],
+                       "must_not": [{"has_id": [3]}]})",
+                   points),
+            (std::set<uint64_t>{2, 6}));
+}
+
+TEST(Filter, NestedFilterConditions) {
+  const std::vector<json> points = city_points();
+  // NOT (London AND red)
+  EXPECT_EQ(select(R"({"must_not": [{"must": [{"key": "city", "match": {"value": "London"}},
+                                              {"key": "color", "match": {"value": "red"}}]}]})",
+                   points),
+            (std::set<uint64_t>{1, 3, 4, 5, 6}));
+  // (London AND green) OR (Moscow AND blue)
+  EXPECT_EQ(select(R"({"should": [
+                         {"must": [{"key": "city", "match": {"value": "London"}},
+                                   {"key": "color", "match": {"value": "green"}}]},
+                         {"must": [{"key": "city", "match": {"value": "Moscow"}},
+                                   {"key": "color", "match": {"value": "blue"}}]}]})",
+                   points),
+            (std::set<uint64_t>{1, 6}));
+  // Three levels deep: NOT (red OR NOT London)  ==  London AND NOT red
+  EXPECT_EQ(select(R"({"must_not": [{"should": [
+                         {"key": "color", "match": {"value": "red"}},
+                         {"must_not": [{"key": "city", "match": {"value": "London"}}]}]}]})",
+                   points),
+            (std::set<uint64_t>{1, 3}));
+  // An empty nested filter holds.
+  EXPECT_EQ(select(R"({"must": [{"must": []}]})", points), (std::set<uint64_t>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST(Filter, SingleConditionObjectInsteadOfArray) {
+  const std::vector<json> points = city_points();
+  EXPECT_EQ(select(R"({"must": {"key": "city", "match": {"value": "Berlin"}}})", points),
+            (std::set<uint64_t>{4}));
+  EXPECT_EQ(select(R"({"must_not": {"key": "city", "match": {"value": "London"}}})", points),
+            (std::set<uint64_t>{4, 5, 6}));
+  EXPECT_EQ(select(R"({"should": {"has_id": [2, 5]}})", points), (std::set<uint64_t>{2, 5}));
+}
+
+TEST(Filter, MinShould) {
+  const std::vector<json> points = city_points();
+  EXPECT_EQ(select(R"({"min_should": {"min_count": 2, "conditions": [
+                         {"key": "city", "match": {"value": "London"}},
+                         {"key": "color", "match": {"value": "red"}},
+                         {"has_id": [1, 4]}]}})",
+                   points),
+            (std::set<uint64_t>{1, 2, 4}));
+  EXPECT_EQ(select(R"({"min_should": {"min_count": 0, "conditions": []}})", points),
+            (std::set<uint64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(select(R"({"min_should": {"min_count": 1, "conditions": []}})", points),
+            (std::set<uint64_t>{}));
+}
+
+TEST(Filter, NestedArrayCondition) {
+  // Qdrant's `nested`: both conditions must hold for the same array element.
+  const std::vector<json> points = {
+      json::parse(
+          R"({"diet": [{"food": "meat", "likes": false}, {"food": "leaves", "likes": true}]})"),
+      json::parse(R"({"diet": [{"food": "meat", "likes": true}]})"),
+      json::parse(R"({"diet": {"food": "meat", "likes": true}})")};
+  const std::string nested = R"({"must": [{"nested": {"key": "diet", "filter": {"must": [
+      {"key": "food", "match": {"value": "meat"}},
+      {"key": "likes", "match": {"value": true}}]}}}]})";
+  EXPECT_EQ(select(nested, points), (std::set<uint64_t>{2}));
+  // The flat form matches each condition on any element, so point 1 passes too.
+  EXPECT_EQ(select(R"({"must": [{"key": "diet[].food", "match": {"value": "meat"}},
+                                {"key": "diet[].likes", "match": {"value": true}}]})",
+                   points),
+            (std::set<uint64_t>{1, 2}));
+}
+
+TEST(Filter, MovedFilterKeepsItsConditions) {
+  Filter a = Filter::parse(json::parse(R"({"must": [{"has_id": [3]}]})"));
+  Filter b = std::move(a);
+  EXPECT_TRUE(b.matches(PointId::number(3), json::object()));
+  EXPECT_FALSE(b.matches(PointId::number(4), json::object()));
+  Filter c;
+  c = std::move(b);
+  EXPECT_FALSE(c.empty());
+  EXPECT_FALSE(c.matches(PointId::number(4), json::object()));
+}
+
+TEST(Filter, WhereNamesTheRequestField) {
+  try {
+    Filter::parse(json::parse(R"({"must": [{"key": "a", "range": {"gt": "x"}}]})"),
+                  "searches[2].filter");
+    FAIL() << "expected wp::UserError";
+  } catch (const wp::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("searches[2].filter.must[0].range.gt"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Filter, MalformedFiltersNameTheField) {
+  struct Case {
+    const char* filter;
+    const char* message;  ///< must occur in the error
+  };
+  const std::vector<Case> cases = {
+      {R"(5)", "filter: expected a filter object"},
+      {R"([])", "filter: expected a filter object"},
+      {R"({"musts": []})", "filter.musts: unknown field"},
+      {R"({"must": 3})", "filter.must: expected an array of conditions"},
+      {R"({"must": "x"})", "filter.must: expected an array of conditions"},
+      {R"({"should": [1]})", "filter.should[0]: expected a condition object"},
+      {R"({"must": [{"has_id": [1]}, {"key": "a", "range": {"gt": "abc"}}]})",
+       R"(filter.must[1].range.gt: expected a number, got "abc")"},
+      {R"({"must": [{}]})", "filter.must[0]: a condition needs one of key+match, key+range"},
+      {R"({"must": [{"foo": 1}]})", "filter.must[0]: a condition needs one of"},
+      {R"({"must": [{"key": "a"}]})", "filter.must[0]: a condition needs one of"},
+      {R"({"must": [{"key": 5, "match": {"value": 1}}]})",
+       "filter.must[0].key: expected a key path"},
+      {R"({"must": [{"key": "", "match": {"value": 1}}]})", "filter.must[0].key: invalid key path"},
+      {R"({"must": [{"key": "a..b", "match": {"value": 1}}]})",
+       "filter.must[0].key: invalid key path"},
+      {R"({"must": [{"key": "a[x]", "match": {"value": 1}}]})",
+       "filter.must[0].key: invalid key path"},
+      {R"({"must": [{"key": "a[1", "match": {"value": 1}}]})",
+       "filter.must[0].key: invalid key path"},
+      {R"({"must": [{"key": "\"a", "match": {"value": 1}}]})", "unterminated quoted name"},
+      {R"({"must": [{"key": "a b", "match": {"value": 1}}]})",
+       "filter.must[0].key: invalid key path"},
+      {R"({"must": [{"key": "a", "match": {"value": 1}, "range": {"gt": 1}}]})",
+       "filter.must[0]: give either match or range"},
+      {R"({"must": [{"key": "a", "match": {"value": 1}, "extra": 1}]})",
+       "filter.must[0].extra: unsupported field"},
+      {R"({"must": [{"key": "a", "match": {}}]})", "filter.must[0].match: expected one of value"},
+      {R"({"must": [{"key": "a", "match": 1}]})", "filter.must[0].match: expected an object"},
+      {R"({"must": [{"key": "a", "match": {"text": "x"}}]})",
+       "filter.must[0].match.text: unsupported match kind"},
+      {R"({"must": [{"key": "a", "match": {"value": 1, "any": [1]}}]})",
+       "filter.must[0].match: give exactly one of value, any or except"},
+      {R"({"must": [{"key": "a", "match": {"value": 1.5}}]})",
+       "filter.must[0].match.value: expected a string, an integer or a bool, got 1.5"},
+      {R"({"must": [{"key": "a", "match": {"value": null}}]})",
+       "filter.must[0].match.value: expected a string, an integer or a bool"},
+      {R"({"must": [{"key": "a", "match": {"value": [1]}}]})", "filter.must[0].match.value"},
+      {R"({"must": [{"key": "a", "match": {"value": 18446744073709551615}}]})",
+       "filter.must[0].match.value"},
+      {R"({"must": [{"key": "a", "match": {"any": "red"}}]})",
+       "filter.must[0].match.any: expected an array of strings or of integers"},
+      {R"({"must": [{"key": "a", "match": {"any": ["red", 1]}}]})",
+       "filter.must[0].match.any[1]: expected a string"},
+      {R"({"must": [{"key": "a", "match": {"except": [1, "red"]}}]})",
+       "filter.must[0].match.except[1]: expected an integer"},
+      {R"({"must": [{"key": "a", "match": {"any": [true]}}]})",
+       "filter.must[0].match.any[0]: expected an integer"},
+      {R"({"must": [{"key": "a", "match": {"any": [1.5]}}]})", "filter.must[0].match.any[0]"},
+      {R"({"must": [{"key": "a", "range": {}}]})",
+       "filter.must[0].range: expected at least one of gt, gte, lt, lte"},
+      {R"({"must": [{"key": "a", "range": {"gt": null}}]})",
+       "filter.must[0].range: expected at least one of"},
+      {R"({"must": [{"key": "a", "range": [1, 2]}]})", "filter.must[0].range: expected an object"},
+      {R"({"must": [{"key": "a", "range": {"gt": 1, "between": 2}}]})",
+       "filter.must[0].range.between: unknown bound"},
+      {R"({"must": [{"key": "a", "range": {"gte": true}}]})",
+       "filter.must[0].range.gte: expected a number, got true"},
+      {R"({"must": [{"has_id": 5}]})", "filter.must[0].has_id: expected an array of point ids"},
+      {R"({"must": [{"has_id": [1, -2]}]})", "filter.must[0].has_id[1]"},
+      {R"({"must": [{"has_id": [1, "not-a-uuid"]}]})", "filter.must[0].has_id[1]"},
+      {R"({"must": [{"has_id": [1.5]}]})", "filter.must[0].has_id[0]"},
+      {R"({"must": [{"has_id": [1], "must": []}]})", "filter.must[0].must: unexpected field"},
+      {R"({"must": [{"is_empty": "tags"}]})", "filter.must[0].is_empty: expected an object"},
+      {R"({"must": [{"is_empty": {}}]})", "filter.must[0].is_empty.key: required"},
+      {R"({"must": [{"is_empty": {"key": "a", "x": 1}}]})", "filter.must[0].is_empty.x"},
+      {R"({"must": [{"is_null": {"key": 3}}]})", "filter.must[0].is_null.key: expected a key path"},
+      {R"({"must": [{"must": [{"key": "a", "match": {"value": {}}}]}]})",
+       "filter.must[0].must[0].match.value"},
+      {R"({"should": [{"must_not": [{"is_null": {"key": "a..b"}}]}]})",
+       "filter.should[0].must_not[0].is_null.key: invalid key path"},
+      {R"({"must": [{"must": [], "oops": 1}]})", "filter.must[0].oops: unknown field"},
+      {R"({"min_should": 3})", "filter.min_should: expected an object"},
+      {R"({"min_should": {"conditions": []}})", "filter.min_should.min_count: required"},
+      {R"({"min_should": {"min_count": 1}})", "filter.min_should.conditions: required"},
+      {R"({"min_should": {"min_count": -1, "conditions": []}})",
+       "filter.min_should.min_count: expected a non-negative integer"},
+      {R"({"min_should": {"min_count": 1, "conditions": [{"key": "a"}]}})",
+       "filter.min_should.conditions[0]: a condition needs one of"},
+      {R"({"min_should": {"min_count": 1, "conditions": [], "x": 0}})",
+       "filter.min_should.x: unknown field"},
+      {R"({"must": [{"nested": {"key": "a"}}]})", "filter.must[0].nested.filter: required"},
+      {R"({"must": [{"nested": {"key": "a", "filter": {"must": [{"has_id": [1]}]}}}]})",
+       "filter.must[0].nested.filter.must[0].has_id: has_id is not supported inside a nested"},
+      {R"({"must": [{"nested": {"key": "a", "filter": {"must": [{"key": "b", "range": {}}]}}}]})",
+       "filter.must[0].nested.filter.must[0].range: expected at least one of"},
+  };
+  for (const Case& c : cases) {
+    const json j = json::parse(c.filter);
+    try {
+      Filter::parse(j);
+      ADD_FAILURE() << "accepted malformed filter " << c.filter;
+    } catch (const wp::UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(c.message), std::string::npos)
+          << "filter " << c.filter << "\n  error: " << e.what() << "\n  expected: " << c.message;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "filter " << c.filter << " threw a non-UserError: " << e.what();
+    }
+  }
+}
+
+TEST(Filter, NonFiniteRangeBoundsAreRejected) {
+  // json::parse refuses 1e400, but a filter built in code can carry inf or NaN.
+  for (const double bad :
+       {std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
+        std::numeric_limits<double>::quiet_NaN()}) {
+    json f = json::parse(R"({"must": [{"key": "a", "range": {"gt": 0}}]})");
+    f["must"][0]["range"]["lte"] = bad;
+    try {
+      Filter::parse(f);
+      ADD_FAILURE() << "accepted a non-finite bound";
+    } catch (const wp::UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("filter.must[0].range.lte: expected a finite number"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+TEST(Filter, DeepNestingIsRejectedNotCrashing) {
+  json deep = json::object();
+  for (int i = 0; i < 100000; ++i) {
+    json outer = json::object();
+    outer["must"] = json::array();
+    outer["must"].push_back(std::move(deep));
+    deep = std::move(outer);
+  }
+  EXPECT_THROW(Filter::parse(deep), wp::UserError);
+  // A malformed condition whose offending value is deep: the message shows a bounded prefix.
+  try {
+    json bad = json::object();
+    bad["bad"] = std::move(deep);
+    json outer = json::object();
+    outer["must"] = json::array();
+    outer["must"].push_back(std::move(bad));
+    Filter::parse(outer);
+    FAIL() << "expected wp::UserError";
+  } catch (const wp::UserError& e) {
+    EXPECT_LT(std::string(e.what()).size(), 400u) << e.what();
+  }
+  std::string long_key = "a";
+  for (int i = 0; i < 100000; ++i) long_key += "[]";
+  EXPECT_THROW(Filter::parse(json::parse(R"({"must": [{"key": ")" + long_key +
+                                         R"(", "match": {"value": 1}}]})")),
+               wp::UserError);
+}
+
+/// A random JSON value built from filter-like pieces, so that parsing reaches deep branches.
+json random_json(std::mt19937& rng, int depth) {
+  static const std::vector<std::string> names = {
+      "must",   "should",   "must_not", "min_should", "conditions", "min_count", "key",
+      "match",  "range",    "value",    "any",        "except",     "gt",        "lte",
+      "has_id", "is_empty", "is_null",  "nested",     "filter",     "a",         "a[].b"};
+  const int kind = static_cast<int>(rng() % (depth > 5 ? 6 : 8));
+  switch (kind) {
+    case 0:
+      return nullptr;
+    case 1:
+      return static_cast<int64_t>(rng() % 7) - 2;
+    case 2:
+      return (rng() % 2) ? json(1.5) : json(true);
+    case 3:
+      return names[rng() % names.size()];
+    case 4:
+      return kUuid;
+    case 5:
+      return json(18446744073709551615ull);
+    case 6: {
+      json a = json::array();
+      for (int n = static_cast<int>(rng() % 4); n > 0; --n)
+        a.push_back(random_json(rng, depth + 1));
+      return a;
+    }
+    default: {
+      json o = json::object();
+      for (int n = static_cast<int>(rng() % 4); n > 0; --n) {
+        o[names[rng() % names.size()]] = random_json(rng, depth + 1);
+      }
+      return o;
+    }
+  }
+}
+
+TEST(Filter, RandomInputOnlyEverThrowsUserError) {
+  std::mt19937 rng(12345);
+  const json payloads[] = {json::object(),
+                           json::parse(R"({"a": [{"b": 1}, {"b": null}], "key": "x"})")};
+  int accepted = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const json j = random_json(rng, 0);
+    try {
+      const Filter f = Filter::parse(j);
+      ++accepted;
+      for (const json& p : payloads) {
+        f.matches(PointId::number(1), p);
+        f.matches(PointId::uuid(kUuid), p);
+      }
+    } catch (const wp::UserError&) {
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "non-UserError for " << j.dump() << ": " << e.what();
+      return;
+    }
+  }
+  EXPECT_GT(accepted, 100);  // the generator reaches valid filters too, not only errors
+}

@@ -1,0 +1,236 @@
+// The REST API as a pure function: requests in, status and JSON out, no sockets.
+#include <gtest/gtest.h>
+
+#include "http/api.h"
+#include "test_util.h"
+
+using nlohmann::json;
+using wp::http::Api;
+using wp::http::Request;
+using wp::http::Response;
+
+namespace {
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    engine_ = std::make_unique<wp::engine::Engine>(tmp_.file("data"));
+    wp::http::ApiOptions o;
+    o.max_body_bytes = 1 << 20;
+    api_ = std::make_unique<Api>(*engine_, o);
+  }
+  Response call(const std::string& method, const std::string& target,
+                const std::string& body = "") {
+    return api_->handle(Request{method, target, body, "", ""});
+  }
+  json ok(const std::string& method, const std::string& target, const json& body = nullptr) {
+    const Response r = call(method, target, body.is_null() ? "" : body.dump());
+    EXPECT_EQ(r.status, 200u) << method << " " << target << ": " << r.body;
+    const json j = json::parse(r.body);
+    EXPECT_EQ(j["status"], "ok");
+    return j["result"];
+  }
+  void make_points() {
+    ok("PUT", "/collections/c", {{"vectors", {{"size", 3}, {"distance", "Euclid"}}}});
+    ok("PUT", "/collections/c/points?wait=true",
+       {{"points",
+         {{{"id", 1}, {"vector", {0, 0, 0}}, {"payload", {{"color", "red"}, {"n", 1}}}},
+          {{"id", 2}, {"vector", {1, 0, 0}}, {"payload", {{"color", "blue"}, {"n", 2}}}},
+          {{"id", "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"},
+           {"vector", {2, 0, 0}},
+           {"payload", {{"color", "red"}, {"n", 3}}}}}}});
+  }
+
+  wp::test::TempDir tmp_;
+  std::unique_ptr<wp::engine::Engine> engine_;
+  std::unique_ptr<Api> api_;
+};
+
+}  // namespace
+
+TEST_F(ApiTest, CollectionLifecycle) {
+  EXPECT_EQ(ok("GET", "/collections")["collections"].size(), 0u);
+  EXPECT_EQ(ok("PUT", "/collections/c",
+               {{"vectors", {{"size", 4}, {"distance", "Cosine"}}},
+                {"hnsw_config", {{"m", 8}, {"ef_construct", 64}}}}),
+            true);
+  EXPECT_EQ(ok("GET", "/collections")["collections"][0]["name"], "c");
+  const json info = ok("GET", "/collections/c");
+  EXPECT_EQ(info["status"], "green");
+  EXPECT_EQ(info["config"]["params"]["vectors"]["size"], 4);
+  EXPECT_EQ(info["config"]["params"]["vectors"]["distance"], "Cosine");
+  EXPECT_EQ(info["config"]["hnsw_config"]["m"], 8);
+  EXPECT_EQ(ok("GET", "/collections/c/exists")["exists"], true);
+  EXPECT_EQ(ok("DELETE", "/collections/c"), true);
+  EXPECT_EQ(ok("GET", "/collections/c/exists")["exists"], false);
+}
+
+TEST_F(ApiTest, PointsUpsertBothFormsSearchRetrieveCountScrollDelete) {
+  make_points();
+  ok("PUT", "/collections/c/points",
+     {{"batch",
+       {{"ids", {10, 11}},
+        {"vectors", {{5, 5, 5}, {6, 6, 6}}},
+        {"payloads", {{{"n", 10}}, {{"n", 11}}}}}}});
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", json::object())["count"], 5);
+
+  const json hits = ok("POST", "/collections/c/points/search",
+                       {{"vector", {0.9, 0, 0}}, {"limit", 2}, {"with_payload", true}});
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0]["id"], 2);
+  EXPECT_NEAR(hits[0]["score"].get<double>(), 0.1, 1e-5);  // Euclidean distance, not squared
+  EXPECT_EQ(hits[0]["payload"]["color"], "blue");
+  EXPECT_TRUE(hits[0]["vector"].is_null());
+
+  const json filtered =
+      ok("POST", "/collections/c/points/search",
+         {{"vector", {0.9, 0, 0}},
+          {"limit", 5},
+          {"filter", {{"must", {{{"key", "color"}, {"match", {{"value", "red"}}}}}}}},
+          {"with_payload", {"n"}}});
+  ASSERT_EQ(filtered.size(), 2u);
+  for (const json& h : filtered) {
+    EXPECT_FALSE(h["payload"].contains("color"));  // only the included key
+    EXPECT_TRUE(h["payload"].contains("n"));
+  }
+  EXPECT_EQ(filtered[1]["id"], "5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
+
+  const json batch =
+      ok("POST", "/collections/c/points/search/batch",
+         {{"searches",
+           {{{"vector", {0, 0, 0}}, {"limit", 1}}, {{"vector", {6, 6, 6}}, {"limit", 1}}}}});
+  EXPECT_EQ(batch[0][0]["id"], 1);
+  EXPECT_EQ(batch[1][0]["id"], 11);
+
+  const json q = ok("POST", "/collections/c/points/query", {{"query", {6, 6, 6}}, {"limit", 1}});
+  EXPECT_EQ(q["points"][0]["id"], 11);
+  const json by_id = ok("POST", "/collections/c/points/query", {{"query", 10}, {"limit", 2}});
+  EXPECT_EQ(by_id["points"][0]["id"], 10);
+  EXPECT_EQ(by_id["points"][1]["id"], 11);
+
+  const json one = ok("GET", "/collections/c/points/2");
+  EXPECT_EQ(one["vector"], json({1.0, 0.0, 0.0}));
+  EXPECT_EQ(one["payload"]["n"], 2);
+  const json many =
+      ok("POST", "/collections/c/points", {{"ids", {1, 99, 2}}, {"with_vector", true}});
+  ASSERT_EQ(many.size(), 2u);
+  EXPECT_EQ(many[1]["vector"], json({1.0, 0.0, 0.0}));
+
+  const json page = ok("POST", "/collections/c/points/scroll", {{"limit", 2}});
+  EXPECT_EQ(page["points"].size(), 2u);
+  EXPECT_EQ(page["points"][0]["id"], 1);
+  EXPECT_EQ(page["next_page_offset"], 10);
+
+  EXPECT_EQ(ok("POST", "/collections/c/points/delete?wait=true", {{"points", {1, 2}}})["status"],
+            "completed");
+  ok("POST", "/collections/c/points/delete",
+     {{"filter", {{"must", {{{"key", "n"}, {"range", {{"gte", 10}}}}}}}}});
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", json::object())["count"], 1);
+  EXPECT_EQ(call("GET", "/collections/c/points/1").status, 404u);
+}
+
+TEST_F(ApiTest, BadInputTableAnswers4xxNamingTheField) {
+  make_points();
+  struct Case {
+    const char* method;
+    const char* target;
+    std::string body;
+    unsigned status;
+    const char* mentions;
+  };
+  const std::string big(2 << 20, ' ');
+  const std::vector<Case> cases{
+      {"PUT", "/collections/c/points", "{\"points\": [", 400, "JSON"},
+      {"PUT", "/collections/c/points", "[1,2]", 400, "JSON object"},
+      {"PUT", "/collections/c/points", R"({"points":[{"id":1,"vector":"abc"}]})", 400,
+       "points[0].vector"},
+      {"PUT", "/collections/c/points", R"({"points":[{"id":1,"vector":[1,NaN,3]}]})", 400, "JSON"},
+      {"PUT", "/collections/c/points", R"({"points":[{"id":1,"vector":[1,1e39,3]}]})", 400,
+       "points[0].vector[1]"},
+      {"PUT", "/collections/c/points", R"({"points":[{"id":1,"vector":[1,2]}]})", 400, "dimension"},
+      {"PUT", "/collections/c/points", R"({"points":[{"id":-4,"vector":[1,2,3]}]})", 400,
+       "points[0].id"},
+      {"PUT", "/collections/c/points", R"({"points":[{"id":1,"vector":[1,2,3],"payload":[1]}]})",
+       400, "payload"},
+      {"PUT", "/collections/c/points", R"({"batch":{"ids":[1,2],"vectors":[[1,2,3]]}})", 400,
+       "batch.vectors"},
+      {"PUT", "/collections/c/points?wait=maybe", R"({"points":[]})", 400, "wait"},
+      {"PUT", "/collections/c/points", big, 413, "too large"},
+      {"POST", "/collections/nope/points/search", R"({"vector":[1,2,3],"limit":1})", 404, "nope"},
+      {"PUT", "/collections/c", R"({"vectors":{"size":3,"distance":"Cosine"}})", 409,
+       "already exists"},
+      {"PUT", "/collections/d", R"({"vectors":{"size":0,"distance":"Cosine"}})", 400,
+       "vectors.size"},
+      {"PUT", "/collections/d", R"({"vectors":{"size":70000,"distance":"Cosine"}})", 400,
+       "vectors.size"},
+      {"PUT", "/collections/d", R"({"vectors":{"size":3,"distance":"Manhattan"}})", 400,
+       "vectors.distance"},
+      {"PUT", "/collections/d", R"({"vectors":{"size":3}})", 400, "vectors.distance"},
+      {"POST", "/collections/c/points/search", R"({"vector":[1,2,3],"limit":-1})", 400, "limit"},
+      {"POST", "/collections/c/points/search", R"({"vector":[1,2,3],"limit":20000})", 400, "limit"},
+      {"POST", "/collections/c/points/search", R"({"vector":[1,2,3]})", 400, "limit"},
+      {"POST", "/collections/c/points/search", R"({"vector":[1,2],"limit":1})", 400, "dimension"},
+      {"POST", "/collections/c/points/search",
+       R"({"vector":[1,2,3],"limit":1,"filter":{"must":[{"key":"n","range":{"gt":"x"}}]}})", 400,
+       "filter.must[0].range"},
+      {"POST", "/collections/c/points/search",
+       R"({"vector":[1,2,3],"limit":1,"filter":{"oops":[]}})", 400, "filter"},
+      {"POST", "/collections/c/points/search",
+       R"({"vector":[1,2,3],"limit":1,"params":{"hnsw_ef":0}})", 400, "params.hnsw_ef"},
+      {"POST", "/collections/c/points/search/batch",
+       R"({"searches":[{"vector":[1,2,3],"limit":1},{"vector":[1],"limit":1}]})", 400, "dimension"},
+      {"POST", "/collections/c/points/search/batch",
+       R"({"searches":[{"vector":[1,2,3],"limit":"x"}]})", 400, "searches[0].limit"},
+      {"POST", "/collections/c/points/scroll", R"({"limit":0})", 400, "limit"},
+      {"POST", "/collections/c/points/delete", R"({"nothing":1})", 400, "filter"},
+      {"GET", "/collections/c/points/not-a-uuid", "", 400, "id"},
+      {"GET", "/no/such/route", "", 404, "no route"},
+      {"PATCH", "/collections/c", "", 405, "not allowed"},
+  };
+  for (const Case& c : cases) {
+    const Response r = call(c.method, c.target, c.body);
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.target << " " << c.body.substr(0, 80)
+                                  << " -> " << r.body;
+    const json j = json::parse(r.body);
+    ASSERT_TRUE(j["status"].is_object()) << r.body;
+    const std::string msg = j["status"]["error"];
+    EXPECT_NE(msg.find(c.mentions), std::string::npos)
+        << "message '" << msg << "' should mention '" << c.mentions << "'";
+  }
+  // None of the bad writes changed anything.
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", json::object())["count"], 3);
+}
+
+TEST_F(ApiTest, ApiKeyGuardsEveryRouteButHealthz) {
+  wp::http::ApiOptions o;
+  o.api_key = "s3cret";
+  Api guarded(*engine_, o);
+  EXPECT_EQ(guarded.handle({"GET", "/collections", "", "", ""}).status, 401u);
+  EXPECT_EQ(guarded.handle({"GET", "/collections", "", "wrong", ""}).status, 403u);
+  EXPECT_EQ(guarded.handle({"GET", "/collections", "", "s3cret", ""}).status, 200u);
+  EXPECT_EQ(guarded.handle({"GET", "/collections", "", "", "Bearer s3cret"}).status, 200u);
+  EXPECT_EQ(guarded.handle({"GET", "/metrics", "", "", ""}).status, 401u);
+  EXPECT_EQ(guarded.handle({"GET", "/healthz", "", "", ""}).status, 200u);
+}
+
+TEST_F(ApiTest, MetricsAndOpenApi) {
+  make_points();
+  call("GET", "/collections/nope");
+  const Response m = call("GET", "/metrics");
+  EXPECT_EQ(m.status, 200u);
+  EXPECT_NE(m.content_type.find("text/plain"), std::string::npos);
+  EXPECT_NE(m.body.find("waypoint_requests_total{route=\"/collections/{name}\",code=\"404\"} 1"),
+            std::string::npos)
+      << m.body;
+  EXPECT_NE(m.body.find("waypoint_points{collection=\"c\"} 3"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("waypoint_request_duration_seconds_bucket{le=\"+Inf\"}"),
+            std::string::npos);
+  const Response o = call("GET", "/openapi.json");
+  const json doc = json::parse(o.body);
+  EXPECT_EQ(doc["openapi"], "3.0.3");
+  for (const auto& r : Api::routes()) {
+    std::string method = r.method;
+    for (char& ch : method) ch = static_cast<char>(std::tolower(ch));
+    EXPECT_TRUE(doc["paths"][r.pattern].contains(method)) << r.pattern;
+  }
+}

@@ -1,0 +1,246 @@
+// End to end: the real `waypoint serve` binary on an ephemeral port, a real socket client.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include "test_util.h"
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using nlohmann::json;
+using tcp = net::ip::tcp;
+
+namespace {
+
+/// `waypoint serve` in a child process; its port is read from the "listening on" line.
+class ServerProcess {
+ public:
+  explicit ServerProcess(const std::string& data, const std::string& extra = "") {
+    int fds[2];
+    EXPECT_EQ(pipe(fds), 0);
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]);
+      const std::string cmd =
+          std::string("exec ") + WAYPOINT_BIN + " serve --port 0 --data " + data + " " + extra;
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+      _exit(127);
+    }
+    close(fds[1]);
+    out_ = fdopen(fds[0], "r");
+    char line[512];
+    while (fgets(line, sizeof line, out_)) {
+      const char* at = strstr(line, "listening on http://127.0.0.1:");
+      if (at) {
+        port_ = static_cast<uint16_t>(atoi(at + strlen("listening on http://127.0.0.1:")));
+        break;
+      }
+    }
+    EXPECT_NE(port_, 0) << "server did not start";
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) kill_and_wait(SIGKILL);
+    if (out_) fclose(out_);
+  }
+  uint16_t port() const { return port_; }
+  /// Sends `sig` and returns the exit status (or -signal).
+  int kill_and_wait(int sig) {
+    if (pid_ <= 0) return 0;
+    kill(pid_, sig);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* out_ = nullptr;
+  uint16_t port_ = 0;
+};
+
+/// A keep-alive HTTP client; throws on any transport error.
+class Client {
+ public:
+  explicit Client(uint16_t port, std::string api_key = "") : sock_(ioc_), key_(std::move(api_key)) {
+    sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  }
+  std::pair<unsigned, json> call(bhttp::verb method, const std::string& target,
+                                 const json& body = nullptr) {
+    bhttp::request<bhttp::string_body> req(method, target, 11);
+    req.set(bhttp::field::host, "127.0.0.1");
+    req.set(bhttp::field::content_type, "application/json");
+    if (!key_.empty()) req.set("api-key", key_);
+    if (!body.is_null()) req.body() = body.dump();
+    req.prepare_payload();
+    bhttp::write(sock_, req);
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(sock_, buf_, res);
+    return {res.result_int(), json::parse(res.body())};
+  }
+
+ private:
+  net::io_context ioc_;
+  tcp::socket sock_;
+  beast::flat_buffer buf_;
+  std::string key_;
+};
+
+std::vector<float> vector_of(uint64_t id) {
+  std::vector<float> v(8);
+  for (size_t j = 0; j < v.size(); ++j) v[j] = static_cast<float>((id * 7 + j * 13) % 101) / 10.0f;
+  return v;
+}
+
+json payload_of(uint64_t id) {
+  return {{"id", id}, {"text", std::string(64 + id % 50, 'a' + id % 26)}};
+}
+
+}  // namespace
+
+TEST(Server, AcknowledgedWritesSurviveKill9) {
+  wp::test::TempDir tmp;
+  const std::string data = tmp.file("data");
+  std::mt19937 rng(1234);
+  std::vector<uint64_t> acked_batches;  // a batch b holds ids 4b..4b+3
+  uint64_t next_batch = 0;
+  for (int round = 0; round < 4; ++round) {
+    ServerProcess server(data);
+    {
+      Client c(server.port());
+      if (round == 0) {
+        auto [st, j] = c.call(bhttp::verb::put, "/collections/crash",
+                              {{"vectors", {{"size", 8}, {"distance", "Euclid"}}}});
+        ASSERT_EQ(st, 200u) << j.dump();
+      }
+    }
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+      try {
+        Client c(server.port());
+        while (!stop) {
+          json pts = json::array();
+          for (uint64_t id = 4 * next_batch; id < 4 * next_batch + 4; ++id) {
+            pts.push_back({{"id", id}, {"vector", vector_of(id)}, {"payload", payload_of(id)}});
+          }
+          auto [st, j] =
+              c.call(bhttp::verb::put, "/collections/crash/points?wait=true", {{"points", pts}});
+          if (st == 200 && j["result"]["status"] == "completed")
+            acked_batches.push_back(next_batch);
+          ++next_batch;
+        }
+      } catch (const std::exception&) {
+        ++next_batch;  // the batch in flight when the server died: unknown outcome
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 300));
+    EXPECT_EQ(server.kill_and_wait(SIGKILL), -SIGKILL);
+    stop = true;
+    writer.join();
+  }
+  ASSERT_GT(acked_batches.size(), 10u);
+  ServerProcess server(data);
+  Client c(server.port());
+  json ids = json::array();
+  for (uint64_t id = 0; id < 4 * next_batch; ++id) ids.push_back(id);
+  auto [st, j] = c.call(bhttp::verb::post, "/collections/crash/points",
+                        {{"ids", ids}, {"with_vector", true}, {"with_payload", true}});
+  ASSERT_EQ(st, 200u);
+  std::map<uint64_t, json> found;
+  for (const json& p : j["result"]) found[p["id"].get<uint64_t>()] = p;
+  for (uint64_t b : acked_batches) {
+    for (uint64_t id = 4 * b; id < 4 * b + 4; ++id) {
+      ASSERT_TRUE(found.count(id)) << "acknowledged point " << id << " lost";
+    }
+  }
+  // Nothing is half-written: every stored point is exactly what was sent, and batches are whole.
+  for (const auto& [id, p] : found) {
+    const std::vector<float> want = vector_of(id);
+    ASSERT_EQ(p["vector"].size(), want.size());
+    for (size_t k = 0; k < want.size(); ++k) EXPECT_FLOAT_EQ(p["vector"][k].get<float>(), want[k]);
+    EXPECT_EQ(p["payload"], payload_of(id));
+    for (uint64_t other = id / 4 * 4; other < id / 4 * 4 + 4; ++other) {
+      EXPECT_TRUE(found.count(other)) << "batch of " << id << " is partly stored";
+    }
+  }
+  auto [cst, count] = c.call(bhttp::verb::post, "/collections/crash/points/count", json::object());
+  EXPECT_EQ(count["result"]["count"].get<size_t>(), found.size());
+}
+
+TEST(Server, ConcurrentSearchesAndUpsertsOverSockets) {
+  wp::test::TempDir tmp;
+  ServerProcess server(tmp.file("data"), "--threads 2");
+  {
+    Client c(server.port());
+    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c",
+                     {{"vectors", {{"size", 8}, {"distance", "Cosine"}}}})
+                  .first,
+              200u);
+  }
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      Client c(server.port());
+      for (int i = 0; i < 150; ++i) {
+        const uint64_t id = t * 1000 + i;
+        std::pair<unsigned, json> r;
+        if (t < 2) {
+          r = c.call(bhttp::verb::put, "/collections/c/points",
+                     {{"points", {{{"id", id}, {"vector", vector_of(id + 1)}}}}});
+        } else {
+          r = c.call(bhttp::verb::post, "/collections/c/points/search",
+                     {{"vector", vector_of(i + 1)}, {"limit", 5}});
+        }
+        if (r.first != 200) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  Client c(server.port());
+  EXPECT_EQ(c.call(bhttp::verb::post, "/collections/c/points/count", json::object())
+                .second["result"]["count"],
+            300);
+}
+
+TEST(Server, SigtermShutsDownCleanlyAndKeepsData) {
+  wp::test::TempDir tmp;
+  {
+    ServerProcess server(tmp.file("data"), "--api-key k1");
+    Client c(server.port(), "k1");
+    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c",
+                     {{"vectors", {{"size", 8}, {"distance", "Dot"}}}})
+                  .first,
+              200u);
+    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c/points",
+                     {{"points", {{{"id", 5}, {"vector", vector_of(5)}}}}})
+                  .first,
+              200u);
+    Client anonymous(server.port());
+    EXPECT_EQ(anonymous.call(bhttp::verb::get, "/collections").first, 401u);
+    EXPECT_EQ(anonymous.call(bhttp::verb::get, "/healthz").first, 200u);
+    EXPECT_EQ(server.kill_and_wait(SIGTERM), 0);  // exits 0 even with an idle keep-alive open
+  }
+  EXPECT_TRUE(std::filesystem::exists(tmp.file("data") + "/collections/c/index.wpi"));
+  ServerProcess server(tmp.file("data"), "--api-key k1");
+  Client c(server.port(), "k1");
+  auto [st, j] = c.call(bhttp::verb::get, "/collections/c/points/5");
+  EXPECT_EQ(st, 200u);
+  EXPECT_EQ(j["result"]["id"], 5);
+}
