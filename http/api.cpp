@@ -54,10 +54,9 @@ std::map<std::string, std::string> parse_query(const std::string& q) {
   return out;
 }
 
-/// Matches `parts` against a pattern such as "/collections/{name}/points"; fills params.
-bool match(const char* pattern, const std::vector<std::string>& parts,
+/// Matches `parts` against a split pattern such as {"collections", "{name}", "points"}.
+bool match(const std::vector<std::string>& pat, const std::vector<std::string>& parts,
            std::map<std::string, std::string>& params) {
-  const std::vector<std::string> pat = split_path(pattern);
   if (pat.size() != parts.size()) return false;
   std::map<std::string, std::string> p;
   for (size_t i = 0; i < pat.size(); ++i) {
@@ -88,6 +87,7 @@ Api::Api(engine::Engine& engine, ApiOptions options)
 
 const std::vector<Api::Route>& Api::routes() {
   static const std::vector<Route> r{
+      {"GET", "/", "Server name and version", &Api::root},
       {"GET", "/healthz", "Liveness: 200 when the server answers", &Api::healthz},
       {"GET", "/openapi.json", "This OpenAPI document", &Api::openapi},
       {"GET", "/collections", "List collections", &Api::list_collections},
@@ -124,11 +124,18 @@ Response Api::handle(const Request& req) {
   call.body = &req.body;
   if (qpos != std::string::npos) call.query = parse_query(req.target.substr(qpos + 1));
 
+  // The route patterns, split once.
+  static const std::vector<std::vector<std::string>> patterns = [] {
+    std::vector<std::vector<std::string>> p;
+    for (const Route& r : routes()) p.push_back(split_path(r.pattern));
+    return p;
+  }();
   const Route* route = nullptr;
   bool path_known = false;
-  for (const Route& r : routes()) {
+  for (size_t i = 0; i < routes().size(); ++i) {
+    const Route& r = routes()[i];
     std::map<std::string, std::string> params;
-    if (!match(r.pattern, parts, params)) continue;
+    if (!match(patterns[i], parts, params)) continue;
     path_known = true;
     if (req.method == r.method) {
       route = &r;
@@ -141,7 +148,7 @@ Response Api::handle(const Request& req) {
   const std::string route_name = route ? route->pattern : metrics ? "/metrics" : "unmatched";
 
   Response resp;
-  const bool open = route && std::string(route->pattern) == "/healthz";
+  const bool open = route && (route->handler == &Api::healthz || route->handler == &Api::root);
   if (!options_.api_key.empty() && !open) {
     const std::string bearer = "Bearer " + options_.api_key;
     if (req.api_key.empty() && req.authorization.empty()) {
@@ -242,6 +249,11 @@ std::string Api::metrics_text() const {
     }
   }
   return os.str();
+}
+
+json Api::root(const Call&) {
+  return json{{"title", "waypoint - a Qdrant-compatible vector search engine"},
+              {"version", "0.1.0"}};
 }
 
 json Api::healthz(const Call&) {

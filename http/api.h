@@ -90,6 +90,7 @@ class Api {
   nlohmann::json search_batch(const Call& c);
   nlohmann::json query_points(const Call& c);
   // api.cpp
+  nlohmann::json root(const Call& c);
   nlohmann::json healthz(const Call& c);
   nlohmann::json openapi(const Call& c);
 

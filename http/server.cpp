@@ -147,6 +147,10 @@ void Server::Impl::accept() {
       std::lock_guard<std::mutex> g(sessions_mu);
       id = next_session++;
     }
+    // Small request/response pairs: without TCP_NODELAY, Nagle's algorithm and delayed ACKs add
+    // tens of microseconds to every answer.
+    beast::error_code nodelay_ec;
+    socket.set_option(tcp::no_delay(true), nodelay_ec);
     auto session = std::make_shared<Session>(std::move(socket), *this, id);
     {
       std::lock_guard<std::mutex> g(sessions_mu);

@@ -20,6 +20,10 @@ packages=(
 if [[ "${1:-}" != "--no-torch" ]]; then
   packages+=(libtorch-dev)
 fi
+# Node.js runs the stock Qdrant JavaScript client against our server (tests/js). A machine that
+# already has node and npm (e.g. from NodeSource) keeps them.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -33,4 +37,11 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "setup: all packages present"
+fi
+
+# The Qdrant JS client for the end-to-end test, pinned by tests/js/package-lock.json. Without the
+# npm registry the test is skipped (CMake says so), the rest of the suite still runs.
+cd "$(dirname "$0")/../tests/js"
+if [[ ! -d node_modules/@qdrant/js-client-rest ]]; then
+  npm ci --no-audit --no-fund --loglevel=error || echo "setup: npm ci failed; the Qdrant JS client test will be skipped"
 fi

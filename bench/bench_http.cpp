@@ -1,0 +1,96 @@
+// The REST handler without sockets: cost of Api::handle for a SIFT10K search (JSON in, JSON out)
+// next to the bare index search it wraps. Run: build/bench/bench_http
+#include <benchmark/benchmark.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "http/api.h"
+#include "index/dataset.h"
+
+namespace {
+
+struct Fixture {
+  std::string dir = (std::filesystem::temp_directory_path() / "wp_bench_http").string();
+  std::unique_ptr<wp::engine::Engine> engine;
+  std::unique_ptr<wp::http::Api> api;
+  wp::index::Dataset ds;
+  std::vector<std::string> bodies;
+
+  Fixture() {
+    std::filesystem::remove_all(dir);
+    ds = wp::index::load_dataset(std::string(WAYPOINT_DATA_DIR) + "/siftsmall");
+    engine = std::make_unique<wp::engine::Engine>(dir);
+    wp::engine::CollectionConfig cfg;
+    cfg.dim = ds.base.d;
+    cfg.metric = wp::index::Metric::kL2;
+    cfg.hnsw.ef_construction = 100;
+    engine->create_collection("sift", cfg);
+    std::vector<wp::engine::PointWrite> pts(ds.base.n);
+    for (size_t i = 0; i < ds.base.n; ++i) {
+      pts[i].id = wp::engine::PointId::number(i);
+      pts[i].vector.assign(ds.base.row(i), ds.base.row(i) + ds.base.d);
+    }
+    engine->collection("sift")->upsert(std::move(pts), false);
+    api = std::make_unique<wp::http::Api>(*engine, wp::http::ApiOptions{});
+    for (size_t i = 0; i < ds.query.n; ++i) {
+      nlohmann::json body{
+          {"vector", std::vector<float>(ds.query.row(i), ds.query.row(i) + ds.query.d)},
+          {"limit", 10},
+          {"params", {{"hnsw_ef", 64}}}};
+      bodies.push_back(body.dump());
+    }
+  }
+  ~Fixture() {
+    api.reset();
+    engine.reset();
+    std::filesystem::remove_all(dir);
+  }
+};
+
+Fixture& fixture() {
+  static Fixture f;
+  return f;
+}
+
+void BM_ApiHandleSearch(benchmark::State& state) {
+  Fixture& f = fixture();
+  size_t i = 0;
+  for (auto _ : state) {
+    auto r = f.api->handle({"POST", "/collections/sift/points/search", f.bodies[i], "", ""});
+    benchmark::DoNotOptimize(r);
+    i = (i + 1) % f.bodies.size();
+  }
+}
+
+void BM_ParseSearchBody(benchmark::State& state) {
+  Fixture& f = fixture();
+  size_t i = 0;
+  for (auto _ : state) {
+    auto j = nlohmann::json::parse(f.bodies[i]);
+    benchmark::DoNotOptimize(j);
+    i = (i + 1) % f.bodies.size();
+  }
+}
+
+void BM_CollectionSearch(benchmark::State& state) {
+  Fixture& f = fixture();
+  auto col = f.engine->collection("sift");
+  wp::engine::SearchQuery q;
+  q.limit = 10;
+  q.ef = 64;
+  size_t i = 0;
+  for (auto _ : state) {
+    q.vector.assign(f.ds.query.row(i), f.ds.query.row(i) + f.ds.query.d);
+    benchmark::DoNotOptimize(col->search(q));
+    i = (i + 1) % f.ds.query.n;
+  }
+}
+
+BENCHMARK(BM_ApiHandleSearch);
+BENCHMARK(BM_ParseSearchBody);
+BENCHMARK(BM_CollectionSearch);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,236 @@
+// waypoint_load: an HTTP load generator for `waypoint serve` on loopback. It uploads a dataset
+// (upsert throughput with and without wait=true), then runs search load at several connection
+// counts (one keep-alive connection per client thread) and reports QPS and p50/p99 latency next to
+// the in-process QPS of the same index with the same parameters.
+//
+//   build/bench/waypoint_load --port 6333 --dataset ../shared/data/siftsmall
+//       --connections 1,8,32,64 --seconds 5 [--ef 64] [--json]
+// Traffic goes to 127.0.0.1 only.
+#include <omp.h>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <numeric>
+#include <thread>
+
+#include "engine/cli/args.h"
+#include "index/dataset.h"
+#include "index/error.h"
+#include "index/hnsw_index.h"
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+class Client {
+ public:
+  explicit Client(uint16_t port) : sock_(ioc_) {
+    sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    sock_.set_option(tcp::no_delay(true));
+  }
+  unsigned call(bhttp::verb method, const std::string& target, const std::string& body) {
+    bhttp::request<bhttp::string_body> req(method, target, 11);
+    req.set(bhttp::field::host, "127.0.0.1");
+    req.set(bhttp::field::content_type, "application/json");
+    req.body() = body;
+    req.prepare_payload();
+    bhttp::write(sock_, req);
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(sock_, buf_, res);
+    return res.result_int();
+  }
+
+ private:
+  net::io_context ioc_;
+  tcp::socket sock_;
+  beast::flat_buffer buf_;
+};
+
+std::string vector_json(const float* v, size_t d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d; ++i) {
+    s += (i ? "," : "") + std::to_string(v[i]);
+  }
+  return s + "]";
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
+  std::nth_element(v.begin(), v.begin() + i, v.end());
+  return v[i];
+}
+
+/// Uploads base rows [begin, end) in batches; returns points per second.
+double upload(uint16_t port, const std::string& col, const wp::index::Matrix& base, size_t begin,
+              size_t end, size_t batch, bool wait) {
+  Client c(port);
+  const auto t0 = Clock::now();
+  for (size_t b = begin; b < end; b += batch) {
+    std::string body = "{\"points\":[";
+    for (size_t i = b; i < std::min(end, b + batch); ++i) {
+      body += (i > b ? "," : "") + std::string("{\"id\":") + std::to_string(i) +
+              ",\"vector\":" + vector_json(base.row(i), base.d) + "}";
+    }
+    body += "]}";
+    const unsigned st = c.call(
+        bhttp::verb::put, "/collections/" + col + "/points" + (wait ? "?wait=true" : ""), body);
+    WP_THROW_IF_NOT(st == 200, "upsert answered ", st);
+  }
+  return (end - begin) / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    wp::cli::Args args(argc, argv, 1, {"json"});
+    const uint16_t port = static_cast<uint16_t>(args.integer("port", 6333, 1, 65535));
+    const std::string dataset = args.required("dataset");
+    const std::string col = args.str("collection", "load");
+    const auto conns = args.int_list("connections", "1,8,32,64", 1, 1024);
+    const double seconds = args.real("seconds", 5, 0.1, 3600);
+    const size_t ef = args.integer("ef", 64, 1, 100000);
+    const size_t k = args.integer("k", 10, 1, 1000);
+    const bool as_json = args.flag("json");
+    args.finish();
+
+    const wp::index::Dataset ds = wp::index::load_dataset(dataset);
+    const std::vector<std::string> queries = [&] {
+      std::vector<std::string> q;
+      for (size_t i = 0; i < ds.query.n; ++i) {
+        q.push_back("{\"vector\":" + vector_json(ds.query.row(i), ds.query.d) + ",\"limit\":" +
+                    std::to_string(k) + ",\"params\":{\"hnsw_ef\":" + std::to_string(ef) + "}}");
+      }
+      return q;
+    }();
+
+    // Fresh collection: M=16, ef_construct=100 (Qdrant's defaults), Euclid.
+    {
+      Client c(port);
+      c.call(bhttp::verb::delete_, "/collections/" + col, "");
+      const unsigned st = c.call(bhttp::verb::put, "/collections/" + col,
+                                 json{{"vectors", {{"size", ds.base.d}, {"distance", "Euclid"}}},
+                                      {"hnsw_config", {{"m", 16}, {"ef_construct", 100}}}}
+                                     .dump());
+      WP_THROW_IF_NOT(st == 200, "create collection answered ", st);
+    }
+    const size_t half = ds.base.n / 2;
+    const double up_nowait = upload(port, col, ds.base, 0, half, 100, false);
+    const double up_wait = upload(port, col, ds.base, half, ds.base.n, 100, true);
+    json report{{"dataset", ds.name},
+                {"points", ds.base.n},
+                {"upsert_points_per_s_batch100", up_nowait},
+                {"upsert_points_per_s_batch100_wait", up_wait}};
+    const double up_single_wait = [&] {
+      Client c(port);
+      const auto t0 = Clock::now();
+      const size_t n = std::min<size_t>(200, ds.base.n);
+      for (size_t i = 0; i < n; ++i) {
+        c.call(bhttp::verb::put, "/collections/" + col + "/points?wait=true",
+               "{\"points\":[{\"id\":" + std::to_string(i) +
+                   ",\"vector\":" + vector_json(ds.base.row(i), ds.base.d) + "}]}");
+      }
+      return n / std::chrono::duration<double>(Clock::now() - t0).count();
+    }();
+    report["upsert_points_per_s_single_wait"] = up_single_wait;
+
+    // In-process reference: the same index parameters, queried directly.
+    wp::index::HnswParams hp;
+    hp.M = 16;
+    hp.ef_construction = 100;
+    wp::index::HnswIndex idx(ds.base.d, wp::index::Metric::kL2, hp);
+    std::vector<wp::index::label_t> ids(ds.base.n);
+    std::iota(ids.begin(), ids.end(), 0);
+    idx.add(wp::index::view(ds.base), ids.data());
+    wp::index::SearchParams sp;
+    sp.ef = ef;
+    for (int threads : {1, 2}) {
+      size_t done = 0;
+      const auto t0 = Clock::now();
+      while (std::chrono::duration<double>(Clock::now() - t0).count() < 1.0) {
+#pragma omp parallel for num_threads(threads)
+        for (int64_t i = 0; i < static_cast<int64_t>(ds.query.n); ++i) {
+          wp::index::label_t l[1000];
+          float d[1000];
+          idx.search_one(ds.query.row(i), k, sp, l, d);
+        }
+        done += ds.query.n;
+      }
+      report["inprocess_qps_" + std::to_string(threads) + "t"] =
+          done / std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+
+    json runs = json::array();
+    for (long long n : conns) {
+      std::atomic<bool> stop{false};
+      std::atomic<int> errors{0};
+      std::vector<std::vector<double>> lat(n);
+      std::vector<std::thread> threads;
+      const auto t0 = Clock::now();
+      for (long long t = 0; t < n; ++t) {
+        threads.emplace_back([&, t] {
+          try {
+            Client c(port);
+            size_t i = t;
+            while (!stop) {
+              const auto a = Clock::now();
+              const unsigned st =
+                  c.call(bhttp::verb::post, "/collections/" + col + "/points/search",
+                         queries[i++ % queries.size()]);
+              lat[t].push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
+              if (st != 200) ++errors;
+            }
+          } catch (const std::exception&) {
+            ++errors;
+          }
+        });
+      }
+      std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+      stop = true;
+      for (auto& th : threads) th.join();
+      const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+      std::vector<double> all;
+      for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+      runs.push_back({{"connections", n},
+                      {"qps", all.size() / secs},
+                      {"p50_us", percentile(all, 0.5)},
+                      {"p99_us", percentile(all, 0.99)},
+                      {"errors", errors.load()}});
+    }
+    report["search"] = runs;
+    if (as_json) {
+      std::cout << report.dump() << std::endl;
+    } else {
+      std::printf(
+          "%s: %zu points; upsert %.0f points/s (batches of 100), %.0f with wait=true, "
+          "%.0f single-point wait=true\n",
+          ds.name.c_str(), ds.base.n, up_nowait, up_wait, up_single_wait);
+      std::printf("in-process (same index, ef=%zu): %.0f QPS on 1 thread, %.0f on 2\n", ef,
+                  report["inprocess_qps_1t"].get<double>(),
+                  report["inprocess_qps_2t"].get<double>());
+      std::printf("%12s %10s %10s %10s %8s\n", "connections", "qps", "p50_us", "p99_us", "errors");
+      for (const json& r : runs) {
+        std::printf("%12lld %10.0f %10.1f %10.1f %8d\n", r["connections"].get<long long>(),
+                    r["qps"].get<double>(), r["p50_us"].get<double>(), r["p99_us"].get<double>(),
+                    r["errors"].get<int>());
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "waypoint_load: error: %s\n", e.what());
+    return 2;
+  }
+}

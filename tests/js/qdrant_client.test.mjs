@@ -1,0 +1,112 @@
+// The stock Qdrant JavaScript REST client (@qdrant/js-client-rest, from npm) against the real
+// `waypoint serve` binary, as a new user would use it. Run by CTest (node --test) when
+// scripts/setup.sh has installed node_modules; needs WAYPOINT_BIN.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { QdrantClient } from '@qdrant/js-client-rest';
+
+let server;
+let client;
+const data = mkdtempSync(join(tmpdir(), 'wp-js-'));
+
+before(async () => {
+  server = spawn(process.env.WAYPOINT_BIN, ['serve', '--port', '0', '--data', data], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise((resolve, reject) => {
+    let out = '';
+    server.stdout.on('data', (chunk) => {
+      out += chunk;
+      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m) resolve(Number(m[1]));
+    });
+    server.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  client = new QdrantClient({ url: `http://127.0.0.1:${port}`, checkCompatibility: false });
+});
+
+after(async () => {
+  const exited = new Promise((resolve) => server.on('exit', resolve));
+  server.kill('SIGTERM');
+  assert.equal(await exited, 0);  // graceful shutdown saves index files, then exits 0
+  rmSync(data, { recursive: true, force: true });
+});
+
+test('collections: create, list, exists, info, delete', async () => {
+  assert.equal(await client.createCollection('books', { vectors: { size: 4, distance: 'Cosine' } }), true);
+  const { collections } = await client.getCollections();
+  assert.deepEqual(collections.map((c) => c.name), ['books']);
+  assert.deepEqual(await client.collectionExists('books'), { exists: true });
+  const info = await client.getCollection('books');
+  assert.equal(info.config.params.vectors.size, 4);
+  assert.equal(info.config.params.vectors.distance, 'Cosine');
+  await assert.rejects(client.createCollection('books', { vectors: { size: 4, distance: 'Cosine' } }),
+    (e) => e.status === 409);
+  assert.equal(await client.deleteCollection('books'), true);
+  assert.deepEqual(await client.collectionExists('books'), { exists: false });
+});
+
+test('points: upsert, search with filter, retrieve, count, scroll, query, delete', async () => {
+  await client.createCollection('cities', { vectors: { size: 4, distance: 'Dot' } });
+  const r = await client.upsert('cities', {
+    wait: true,
+    points: [
+      { id: 1, vector: [0.05, 0.61, 0.76, 0.74], payload: { city: 'Berlin', population: 3.7 } },
+      { id: 2, vector: [0.19, 0.81, 0.75, 0.11], payload: { city: 'London', population: 8.9 } },
+      { id: 3, vector: [0.36, 0.55, 0.47, 0.94], payload: { city: 'Moscow', population: 12.5 } },
+      { id: 'a7e1ed4e-0cf3-4c4b-a7b2-ab06b3c4e0e2', vector: [0.18, 0.01, 0.85, 0.8], payload: { city: 'Paris' } },
+    ],
+  });
+  assert.equal(r.status, 'completed');
+  await client.upsert('cities', { wait: true, batch: { ids: [5, 6], vectors: [[0.24, 0.18, 0.22, 0.44], [0.35, 0.08, 0.11, 0.44]], payloads: [{ city: 'Beijing' }, { city: 'Mumbai' }] } });
+
+  const hits = await client.search('cities', { vector: [0.2, 0.1, 0.9, 0.7], limit: 3, with_payload: true });
+  assert.equal(hits.length, 3);
+  // Dot products with the query: Paris 1.362, Berlin 1.273, Moscow 1.208, London 0.871, ...
+  assert.deepEqual(hits.map((h) => h.payload.city), ['Paris', 'Berlin', 'Moscow']);
+  assert.equal(hits[0].id, 'a7e1ed4e-0cf3-4c4b-a7b2-ab06b3c4e0e2');
+  assert.ok(hits[0].score >= hits[1].score && hits[1].score >= hits[2].score);
+
+  const filtered = await client.search('cities', {
+    vector: [0.2, 0.1, 0.9, 0.7],
+    limit: 10,
+    filter: { must: [{ key: 'population', range: { gte: 5 } }] },
+    with_payload: true,
+  });
+  assert.deepEqual(filtered.map((h) => h.payload.city).sort(), ['London', 'Moscow']);
+
+  const got = await client.retrieve('cities', { ids: [2, 'a7e1ed4e-0cf3-4c4b-a7b2-ab06b3c4e0e2'], with_vector: true });
+  assert.equal(got.length, 2);
+  assert.equal(got[1].payload.city, 'Paris');
+  assert.equal(got[0].vector.length, 4);
+
+  assert.deepEqual(await client.count('cities', { exact: true }), { count: 6 });
+  const page = await client.scroll('cities', { limit: 4, with_payload: false });
+  assert.deepEqual(page.points.map((p) => p.id), [1, 2, 3, 5]);
+  assert.equal(page.next_page_offset, 6);
+
+  const q = await client.query('cities', { query: [0.2, 0.1, 0.9, 0.7], limit: 1 });
+  assert.equal(q.points[0].id, 'a7e1ed4e-0cf3-4c4b-a7b2-ab06b3c4e0e2');
+  const batch = await client.searchBatch('cities', { searches: [{ vector: [1, 0, 0, 0], limit: 1 }, { vector: [0, 1, 0, 0], limit: 1 }] });
+  assert.equal(batch.length, 2);
+  assert.equal(batch[0][0].id, 3);  // largest first component: Moscow 0.36
+  assert.equal(batch[1][0].id, 2);  // largest second component: London 0.81
+
+  await client.delete('cities', { wait: true, points: [1] });
+  await client.delete('cities', { wait: true, filter: { must: [{ key: 'city', match: { any: ['Beijing', 'Mumbai'] } }] } });
+  assert.deepEqual(await client.count('cities', {}), { count: 3 });
+});
+
+test('bad input comes back as a 4xx error naming the field', async () => {
+  await client.createCollection('small', { vectors: { size: 3, distance: 'Euclid' } });
+  await assert.rejects(client.upsert('small', { points: [{ id: 1, vector: [1, 2] }] }), (e) => {
+    assert.equal(e.status, 400);
+    assert.match(JSON.stringify(e.data), /points\[0\]\.vector: expected dimension 3/);
+    return true;
+  });
+  await assert.rejects(client.search('missing', { vector: [1, 2, 3], limit: 1 }), (e) => e.status === 404);
+});
