@@ -36,7 +36,89 @@ Collection::Collection(std::string name, std::string dir,
   load();
 }
 
-Collection::~Collection() = default;
+Collection::~Collection() {
+  wait_for_build();
+}
+
+void Collection::wait_for_build() {
+  std::thread t;
+  {
+    std::lock_guard<std::mutex> g(build_mu_);
+    t = std::move(builder_);
+  }
+  if (t.joinable()) t.join();
+}
+
+void Collection::rebuild_index(const std::string& type, const index::HnswParams& hnsw) {
+  WP_THROW_IF_NOT(type == "hnsw" || type == "flat", "type: expected \"hnsw\" or \"flat\", got \"",
+                  type, "\"");
+  hnsw.validate();
+  std::lock_guard<std::mutex> g(build_mu_);
+  if (status_.state == "building") {
+    throw ConflictError("an index build is already running on collection `" + name_ + "`");
+  }
+  if (builder_.joinable()) builder_.join();  // the previous build has finished
+  status_.state = "building";
+  status_.error.clear();
+  build_progress_ = 0.0;
+  builder_ = std::thread([this, type, hnsw] {
+    try {
+      std::lock_guard<std::mutex> writer(write_mu_);  // writes wait; searches go on
+      CollectionConfig next = config_;
+      next.index_type = type;
+      next.hnsw = hnsw;
+      index::IndexSpec spec;
+      spec.type = type;
+      spec.metric = next.metric;
+      spec.hnsw = hnsw;
+      auto fresh = index::make_index(spec, next.dim);
+      // Snapshot the live points (vectors from the served index); only this thread writes now.
+      std::vector<index::label_t> labels;
+      index::Matrix vectors;
+      {
+        std::shared_lock<std::shared_mutex> lock(mu_);
+        vectors = index::Matrix(live_, config_.dim);
+        for (uint64_t i = 0; i < entries_.size(); ++i) {
+          if (!entries_[i].live) continue;
+          index_->get_vector(i, vectors.row(labels.size()));
+          labels.push_back(i);
+        }
+      }
+      constexpr size_t kChunk = 5000;
+      for (size_t b = 0; b < labels.size(); b += kChunk) {
+        const size_t n = std::min(kChunk, labels.size() - b);
+        fresh->add(index::view_rows(vectors, b, n), labels.data() + b);
+        build_progress_ = static_cast<double>(b + n) / labels.size();
+      }
+      store_->put_meta(kConfigKey, next.to_stored().dump());
+      {
+        std::unique_lock<std::shared_mutex> lock(mu_);
+        index_ = std::move(fresh);
+        config_ = next;
+      }
+      std::lock_guard<std::mutex> g2(build_mu_);
+      status_.state = "ready";
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> g2(build_mu_);
+      status_.state = "failed";
+      status_.error = e.what();
+    }
+    build_progress_ = 1.0;
+  });
+}
+
+IndexStatus Collection::index_status() const {
+  IndexStatus s;
+  {
+    std::lock_guard<std::mutex> g(build_mu_);
+    s = status_;
+  }
+  s.progress = build_progress_;
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  s.type = config_.index_type;
+  s.params = config_.to_stored()["hnsw"];
+  return s;
+}
 
 std::unique_ptr<index::Index> Collection::make_index() const {
   index::IndexSpec spec;
@@ -285,7 +367,8 @@ size_t Collection::size() const {
 }
 
 json Collection::info() const {
-  const size_t n = size();
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  const size_t n = live_;
   return {{"status", "green"},
           {"optimizer_status", "ok"},
           {"vectors_count", n},

@@ -19,6 +19,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -63,6 +64,15 @@ struct SearchQuery {
   std::optional<float> score_threshold;
 };
 
+/// State of the collection's index and of a background rebuild.
+struct IndexStatus {
+  std::string state = "ready";  ///< "ready", "building" or "failed"
+  std::string type;             ///< type of the index being served
+  double progress = 1.0;        ///< of the running build, 0..1
+  std::string error;            ///< why the last build failed
+  nlohmann::json params;        ///< parameters of the served index
+};
+
 class Collection {
  public:
   /// Opens (or creates, with `config`) the collection stored in `dir`.
@@ -98,6 +108,17 @@ class Collection {
   /// Qdrant's collection info object.
   nlohmann::json info() const;
 
+  /**
+   * Builds a new index of `type` ("hnsw" or "flat") with `hnsw` parameters from the current points
+   * in a background thread and swaps it in atomically when done; the new configuration is stored.
+   * Searches keep using the old index meanwhile; writes wait until the swap (so no write is lost
+   * between the snapshot and the swap). Throws ConflictError while another build runs.
+   */
+  void rebuild_index(const std::string& type, const index::HnswParams& hnsw);
+  IndexStatus index_status() const;
+  /// Waits for a running build to finish (tests, shutdown).
+  void wait_for_build();
+
   /// Saves the index file beside the store (called on shutdown).
   void save_index() const;
   /// True when the index was loaded from its file at open rather than rebuilt.
@@ -128,6 +149,11 @@ class Collection {
   size_t live_ = 0;
   std::unique_ptr<index::Index> index_;
   bool index_from_file_ = false;
+
+  mutable std::mutex build_mu_;  ///< guards status_ and builder_
+  IndexStatus status_;
+  std::atomic<double> build_progress_{1.0};
+  std::thread builder_;
 };
 
 }  // namespace wp::engine

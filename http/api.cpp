@@ -95,6 +95,13 @@ const std::vector<Api::Route>& Api::routes() {
       {"GET", "/collections/{name}", "Collection info", &Api::get_collection},
       {"DELETE", "/collections/{name}", "Delete a collection", &Api::delete_collection},
       {"GET", "/collections/{name}/exists", "Whether a collection exists", &Api::collection_exists},
+      {"PUT", "/collections/{name}/index",
+       "Rebuild the index in the background ({\"type\": \"hnsw\"|\"flat\", \"m\", "
+       "\"ef_construct\", "
+       "\"ef\", \"quantization\": \"none\"|\"sq8\"}) and swap it in when ready",
+       &Api::put_index},
+      {"GET", "/collections/{name}/index", "Index type, parameters, build state and progress",
+       &Api::get_index},
       {"PUT", "/collections/{name}/points", "Upsert points (?wait=true syncs to disk first)",
        &Api::upsert_points},
       {"POST", "/collections/{name}/points", "Retrieve points by id", &Api::get_points},
@@ -239,15 +246,22 @@ std::string Api::metrics_text() const {
        << "waypoint_request_duration_seconds_sum " << latency_sum_ << "\n"
        << "waypoint_request_duration_seconds_count " << latency_count_ << "\n";
   }
-  os << "# HELP waypoint_points Points stored per collection.\n# TYPE waypoint_points gauge\n";
+  std::ostringstream points, progress;
   for (const std::string& name : engine_.names()) {
     try {
-      os << "waypoint_points{collection=\"" << name << "\"} " << engine_.collection(name)->size()
-         << "\n";
+      auto col = engine_.collection(name);
+      points << "waypoint_points{collection=\"" << name << "\"} " << col->size() << "\n";
+      progress << "waypoint_index_build_progress{collection=\"" << name << "\"} "
+               << col->index_status().progress << "\n";
     } catch (const NotFoundError&) {
       // deleted meanwhile
     }
   }
+  os << "# HELP waypoint_points Points stored per collection.\n# TYPE waypoint_points gauge\n"
+     << points.str()
+     << "# HELP waypoint_index_build_progress Progress of the running index build (1: none).\n"
+     << "# TYPE waypoint_index_build_progress gauge\n"
+     << progress.str();
   return os.str();
 }
 

@@ -79,6 +79,8 @@ class Api {
   nlohmann::json get_collection(const Call& c);
   nlohmann::json delete_collection(const Call& c);
   nlohmann::json collection_exists(const Call& c);
+  nlohmann::json put_index(const Call& c);
+  nlohmann::json get_index(const Call& c);
   // points_api.cpp
   nlohmann::json upsert_points(const Call& c);
   nlohmann::json delete_points(const Call& c);

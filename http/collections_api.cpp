@@ -31,4 +31,36 @@ json Api::collection_exists(const Call& c) {
   return json{{"exists", engine_.exists(c.path.at("name"))}};
 }
 
+json Api::put_index(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.contains("type") && body["type"].is_string(),
+                  "type: expected \"hnsw\" or \"flat\"");
+  const std::string type = body["type"];
+  WP_THROW_IF_NOT(type == "hnsw" || type == "flat", "type: \"", type,
+                  "\" is not available; expected \"hnsw\" or \"flat\"");
+  for (const auto& [key, value] : body.items()) {
+    WP_THROW_IF_NOT(key == "type" || key == "m" || key == "ef_construct" || key == "ef" ||
+                        key == "quantization",
+                    key, ": unknown index parameter (expected m, ef_construct, ef, quantization)");
+  }
+  index::HnswParams p = col->config().hnsw;
+  p.M = get_count(body, "m", "", p.M, 2, 1024);
+  p.ef_construction = get_count(body, "ef_construct", "", p.ef_construction, 4, 100000);
+  p.ef_search = get_count(body, "ef", "", p.ef_search, 1, 100000);
+  if (body.contains("quantization")) {
+    WP_THROW_IF_NOT(body["quantization"].is_string(), "quantization: expected \"none\" or \"sq8\"");
+    p.quantization = index::parse_quantization(body["quantization"], "quantization");
+  }
+  col->rebuild_index(type, p);
+  return get_index(c);
+}
+
+json Api::get_index(const Call& c) {
+  const engine::IndexStatus s = engine_.collection(c.path.at("name"))->index_status();
+  json j{{"type", s.type}, {"state", s.state}, {"progress", s.progress}, {"params", s.params}};
+  if (!s.error.empty()) j["error"] = s.error;
+  return j;
+}
+
 }  // namespace wp::http

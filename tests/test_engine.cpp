@@ -222,3 +222,22 @@ TEST(Engine, DeletedCollectionIsGoneAfterRestart) {
   Engine eng(tmp.file("data"));
   EXPECT_EQ(eng.names(), std::vector<std::string>{"b"});
 }
+
+TEST(Engine, RebuiltIndexTypeSurvivesRestart) {
+  wp::test::TempDir tmp;
+  const auto ds = wp::test::load_shared("siftsmall");
+  {
+    Engine eng(tmp.file("data"));
+    eng.create_collection("c", config(128));
+    fill_sift(*eng.collection("c"), ds, 1000);
+    eng.collection("c")->rebuild_index("flat", eng.collection("c")->config().hnsw);
+    EXPECT_THROW(eng.collection("c")->rebuild_index("flat", eng.collection("c")->config().hnsw),
+                 wp::ConflictError);
+    eng.collection("c")->wait_for_build();
+    EXPECT_EQ(eng.collection("c")->index_status().state, "ready");
+  }
+  Engine eng(tmp.file("data"));
+  EXPECT_EQ(eng.collection("c")->config().index_type, "flat");
+  EXPECT_EQ(eng.collection("c")->index_status().type, "flat");
+  EXPECT_EQ(eng.collection("c")->size(), 1000u);
+}

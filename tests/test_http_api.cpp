@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "http/api.h"
+#include "index/distance.h"
 #include "test_util.h"
 
 using nlohmann::json;
@@ -233,4 +234,57 @@ TEST_F(ApiTest, MetricsAndOpenApi) {
     for (char& ch : method) ch = static_cast<char>(std::tolower(ch));
     EXPECT_TRUE(doc["paths"][r.pattern].contains(method)) << r.pattern;
   }
+}
+
+TEST_F(ApiTest, IndexRebuildInTheBackgroundSwapsWhenReady) {
+  const auto ds = wp::test::load_shared("siftsmall");
+  ok("PUT", "/collections/s", {{"vectors", {{"size", 128}, {"distance", "Euclid"}}}});
+  for (size_t b = 0; b < 3000; b += 1000) {  // the fixture's body limit is 1 MiB
+    json pts = json::array();
+    for (size_t i = b; i < b + 1000; ++i) {
+      pts.push_back(
+          {{"id", i}, {"vector", std::vector<float>(ds.base.row(i), ds.base.row(i) + 128)}});
+    }
+    ok("PUT", "/collections/s/points?wait=true", {{"points", pts}});
+  }
+  EXPECT_EQ(ok("GET", "/collections/s/index")["type"], "hnsw");
+
+  const json started = ok("PUT", "/collections/s/index", {{"type", "flat"}});
+  EXPECT_TRUE(started["state"] == "building" || started["state"] == "ready");
+  // Searches keep answering while the build runs.
+  const json query{{"vector", std::vector<float>(ds.query.row(0), ds.query.row(0) + 128)},
+                   {"limit", 10}};
+  EXPECT_EQ(ok("POST", "/collections/s/points/search", query).size(), 10u);
+  engine_->collection("s")->wait_for_build();
+  const json done = ok("GET", "/collections/s/index");
+  EXPECT_EQ(done["state"], "ready");
+  EXPECT_EQ(done["type"], "flat");
+  EXPECT_EQ(done["progress"], 1.0);
+  // The flat index answers exactly: the true nearest neighbours among the 3000 points.
+  const json hits = ok("POST", "/collections/s/points/search", query);
+  ASSERT_EQ(hits.size(), 10u);
+  double best = 1e30;
+  size_t best_id = 0;
+  for (size_t i = 0; i < 3000; ++i) {
+    const double d = wp::index::l2sqr(ds.query.row(0), ds.base.row(i), 128);
+    if (d < best) {
+      best = d;
+      best_id = i;
+    }
+  }
+  EXPECT_EQ(hits[0]["id"], best_id);
+
+  ok("PUT", "/collections/s/index", {{"type", "hnsw"}, {"m", 8}, {"quantization", "sq8"}});
+  engine_->collection("s")->wait_for_build();
+  const json back = ok("GET", "/collections/s/index");
+  EXPECT_EQ(back["type"], "hnsw");
+  EXPECT_EQ(back["params"]["m"], 8);
+  EXPECT_EQ(back["params"]["quantization"], "sq8");
+  EXPECT_EQ(ok("POST", "/collections/s/points/search", query)[0]["id"], best_id);
+  EXPECT_NE(call("GET", "/metrics").body.find("waypoint_index_build_progress{collection=\"s\"} 1"),
+            std::string::npos);
+
+  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"lsh"})").status, 400u);
+  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","m":1})").status, 400u);
+  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","bogus":1})").status, 400u);
 }
