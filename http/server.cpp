@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -96,6 +97,7 @@ class Session : public std::enable_shared_from_this<Session> {
                               std::to_string(server_.api.options().max_body_bytes) + " bytes"}}},
               {"time", 0}}
               .dump()};
+      drain_after_write_ = true;
       return write(std::move(r), false, 11);
     }
     if (ec) return close();  // timeout, reset, malformed request line
@@ -121,9 +123,24 @@ class Session : public std::enable_shared_from_this<Session> {
     res->prepare_payload();
     bhttp::async_write(stream_, *res,
                        [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+                         if (!ec && self->drain_after_write_) return self->drain();
                          if (ec || !res->keep_alive()) return self->close();
                          self->read();
                        });
+  }
+
+  /// Lingering close after an early answer (413): stop sending, read and discard what the client
+  /// is still sending for up to a second, then close. Closing at once with unread input would
+  /// reset the connection and could destroy the answer before the client reads it.
+  void drain() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(1));
+    stream_.async_read_some(net::buffer(scratch_),
+                            [self = shared_from_this()](beast::error_code e, std::size_t) {
+                              if (e) return self->stream_.close();
+                              self->drain();
+                            });
   }
 
   void close() {
@@ -137,6 +154,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Server::Impl& server_;
   uint64_t id_;
   bool busy_ = false;
+  bool drain_after_write_ = false;
+  std::array<char, 16384> scratch_;
 };
 
 void Server::Impl::accept() {

@@ -88,7 +88,9 @@ class Client {
     if (!key_.empty()) req.set("api-key", key_);
     if (!body.is_null()) req.body() = body.dump();
     req.prepare_payload();
-    bhttp::write(sock_, req);
+    // A server may answer before the whole body is sent (413) and close: read its answer anyway.
+    beast::error_code write_ec;
+    bhttp::write(sock_, req, write_ec);
     bhttp::response<bhttp::string_body> res;
     bhttp::read(sock_, buf_, res);
     return {res.result_int(), json::parse(res.body())};
@@ -243,4 +245,30 @@ TEST(Server, SigtermShutsDownCleanlyAndKeepsData) {
   auto [st, j] = c.call(bhttp::verb::get, "/collections/c/points/5");
   EXPECT_EQ(st, 200u);
   EXPECT_EQ(j["result"]["id"], 5);
+}
+
+TEST(Server, OversizeBodiesAre413AndIdleConnectionsTimeOut) {
+  wp::test::TempDir tmp;
+  ServerProcess server(tmp.file("data"), "--max-body-mb 1 --idle-timeout 1");
+  {
+    Client c(server.port());
+    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c",
+                     {{"vectors", {{"size", 8}, {"distance", "Cosine"}}}})
+                  .first,
+              200u);
+  }
+  {
+    Client c(server.port());
+    json big{{"points", json::array()}, {"pad", std::string(2 << 20, 'x')}};
+    auto [st, j] = c.call(bhttp::verb::put, "/collections/c/points", big);
+    EXPECT_EQ(st, 413u);
+    EXPECT_NE(j["status"]["error"].get<std::string>().find("too large"), std::string::npos);
+  }
+  Client idle(server.port());
+  EXPECT_EQ(idle.call(bhttp::verb::get, "/healthz").first, 200u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  // The server closed the idle connection: the next request on it fails.
+  EXPECT_ANY_THROW(idle.call(bhttp::verb::get, "/healthz"));
+  Client fresh(server.port());
+  EXPECT_EQ(fresh.call(bhttp::verb::get, "/healthz").first, 200u);
 }
