@@ -395,9 +395,12 @@ void HnswIndex::exact_scan(const float* q, size_t k, const IdFilter* filter, Sea
 template <typename Dist>
 void HnswIndex::search_graph(const Dist& dist_to, size_t ef, const IdFilter* filter,
                              SearchContext& ctx, SearchStats& st) const {
-  float ep_dist = dist_to(entry_point_);
+  // Entry: a fixed vertex of level 0 when set, else the greedy descent through the upper levels.
+  const slot_t start = fixed_entry_ != kNoSlot ? fixed_entry_ : entry_point_;
+  float ep_dist = dist_to(start);
   ++st.distance_computations;
-  const slot_t ep = descend<false>(dist_to, entry_point_, ep_dist, max_level_, 0, st);
+  const slot_t ep =
+      fixed_entry_ != kNoSlot ? start : descend<false>(dist_to, start, ep_dist, max_level_, 0, st);
   ctx.start(slot_count_, max_m0_);
   const bool tombstones = num_tombstones_ > 0;
   if (filter) {
@@ -617,6 +620,11 @@ size_t HnswIndex::memory_bytes() const {
 
 void HnswIndex::save(const std::string& path) const {
   BinaryWriter out(path, IndexType::kHnsw);
+  write_payload(out);
+  out.finish();
+}
+
+void HnswIndex::write_payload(BinaryWriter& out) const {
   write_dim_metric(out);
   out.write<uint64_t>(params_.M);
   out.write<uint64_t>(params_.ef_construction);
@@ -637,10 +645,16 @@ void HnswIndex::save(const std::string& path) const {
   for (size_t s = 0; s < slot_count_; ++s) {
     if (levels_[s] > 0) out.write_bytes(upper_[s].get(), levels_[s] * (1 + params_.M) * 4);
   }
-  out.finish();
+  out.write<uint32_t>(fixed_entry_);
 }
 
 std::unique_ptr<Index> HnswIndex::load(BinaryReader& in) {
+  auto idx = read_payload(in);
+  in.expect_end();
+  return idx;
+}
+
+std::unique_ptr<HnswIndex> HnswIndex::read_payload(BinaryReader& in) {
   const auto [dim, metric] = read_dim_metric(in);
   HnswParams p;
   p.M = in.read<uint64_t>();
@@ -679,7 +693,6 @@ std::unique_ptr<Index> HnswIndex::load(BinaryReader& in) {
     idx->upper_[s].reset(new uint32_t[level * (1 + p.M)]);
     in.read_bytes(idx->upper_[s].get(), level * (1 + p.M) * 4);
   }
-  in.expect_end();
   for (slot_t s = 0; s < count; ++s) {
     const uint8_t f = idx->flags_[s];
     in.check(f == 0 || f == kTombstone || f == kFree, "bad vertex flag");
@@ -706,7 +719,88 @@ std::unique_ptr<Index> HnswIndex::load(BinaryReader& in) {
   idx->entry_point_ = count ? entry : kNoSlot;
   idx->max_level_ = count ? max_level : -1;
   idx->level_rng_.seed(p.seed + count);
+  const uint32_t fixed = in.read<uint32_t>();
+  in.check(fixed == kNoSlot || (fixed < count && idx->flags_[fixed] == 0),
+           "fixed entry vertex out of range");
+  idx->fixed_entry_ = fixed;
   return idx;
+}
+
+std::unique_ptr<HnswIndex> HnswIndex::clone() const {
+  auto c = std::make_unique<HnswIndex>(dim_, metric_, params_);
+  c->reserve(std::max<size_t>(capacity_, 1));
+  std::memcpy(c->level0_.get(), level0_.get(), slot_count_ * stride_);
+  if (code_stride_) std::memcpy(c->codes_.get(), codes_.get(), slot_count_ * code_stride_);
+  c->quantizer_ = quantizer_;
+  c->quantizer_trained_at_ = quantizer_trained_at_;
+  c->slot_count_ = slot_count_;
+  c->live_count_ = live_count_;
+  c->num_tombstones_ = num_tombstones_;
+  std::copy(levels_.begin(), levels_.begin() + slot_count_, c->levels_.begin());
+  std::copy(flags_.begin(), flags_.begin() + slot_count_, c->flags_.begin());
+  for (size_t s = 0; s < slot_count_; ++s) {
+    if (!upper_[s]) continue;
+    const size_t n = levels_[s] * (1 + params_.M);
+    c->upper_[s].reset(new uint32_t[n]);
+    std::memcpy(c->upper_[s].get(), upper_[s].get(), n * sizeof(uint32_t));
+  }
+  c->free_slots_ = free_slots_;
+  c->label_to_slot_ = label_to_slot_;
+  c->entry_point_ = entry_point_;
+  c->max_level_ = max_level_;
+  c->fixed_entry_ = fixed_entry_;
+  c->level_rng_ = level_rng_;
+  return c;
+}
+
+Level0Graph HnswIndex::export_level0() const {
+  Level0Graph g;
+  g.labels.resize(slot_count_, kNoLabel);
+  g.offsets.assign(1, 0);
+  for (slot_t s = 0; s < slot_count_; ++s) {
+    if (!flags_[s]) {
+      g.labels[s] = label_of(s);
+      const uint32_t* ll = links0(s);
+      g.neighbors.insert(g.neighbors.end(), ll + 1, ll + 1 + ll[0]);
+    }
+    g.offsets.push_back(g.neighbors.size());
+  }
+  return g;
+}
+
+void HnswIndex::replace_level0(const std::vector<std::vector<uint32_t>>& lists) {
+  WP_THROW_IF_NOT(num_tombstones_ == 0, "consolidate() before replacing the graph");
+  WP_THROW_IF_NOT(lists.size() == slot_count_, "replace_level0: ", lists.size(), " lists for ",
+                  slot_count_, " vertices");
+  for (size_t s = 0; s < lists.size(); ++s) {
+    WP_THROW_IF_NOT(lists[s].size() <= max_m0_, "replace_level0: vertex ", s, " has ",
+                    lists[s].size(), " neighbours, more than 2M = ", max_m0_);
+    for (uint32_t v : lists[s]) {
+      WP_THROW_IF_NOT(v < slot_count_ && v != s && !flags_[v], "replace_level0: vertex ", s,
+                      " links to ", v, ", which is not a live vertex");
+    }
+    WP_THROW_IF_NOT(flags_[s] == 0 || lists[s].empty(), "replace_level0: freed vertex ", s,
+                    " must have no neighbours");
+  }
+  for (size_t s = 0; s < lists.size(); ++s) {
+    uint32_t* ll = links0(static_cast<slot_t>(s));
+    ll[0] = static_cast<uint32_t>(lists[s].size());
+    std::copy(lists[s].begin(), lists[s].end(), ll + 1);
+  }
+}
+
+void HnswIndex::set_fixed_entry(label_t id) {
+  if (id == kNoLabel) {
+    fixed_entry_ = kNoSlot;
+    return;
+  }
+  auto it = label_to_slot_.find(id);
+  WP_THROW_IF_NOT(it != label_to_slot_.end(), "fixed entry: id ", id, " is not in the index");
+  fixed_entry_ = it->second;
+}
+
+float HnswIndex::distance_between(uint32_t a, uint32_t b) const {
+  return dist(vec(a), vec(b));
 }
 
 }  // namespace wp::index

@@ -35,6 +35,17 @@
 namespace wp::index {
 
 class BinaryReader;
+class BinaryWriter;
+
+/// Level 0 of an HNSW graph by slot, in CSR form (learn/ trains on it, pruning rewrites it).
+struct Level0Graph {
+  std::vector<label_t> labels;      ///< label of each slot (kNoLabel for removed slots)
+  std::vector<uint64_t> offsets;    ///< slots + 1 entries; slot s links to neighbors[offsets[s] ..
+                                    ///< offsets[s + 1])
+  std::vector<uint32_t> neighbors;  ///< slot ids
+  size_t num_vertices() const { return labels.size(); }
+  size_t num_edges() const { return neighbors.size(); }
+};
 
 /// How HNSW stores the vectors its searches walk through.
 enum class Quantization : uint32_t {
@@ -100,6 +111,29 @@ class HnswIndex : public Index {
 
   /// Highest level of the graph (-1 when empty).
   int max_level() const { return max_level_; }
+
+  /// A deep copy (same graph, same entry point, same vectors).
+  std::unique_ptr<HnswIndex> clone() const;
+
+  /// Level 0 by slot (slots are 0..num_vertices()-1; use labels to map back to ids).
+  Level0Graph export_level0() const;
+  /**
+   * Replaces every level-0 neighbour list (pruning, learned masks). lists[s] holds slot ids; each
+   * list at most 2M long, no self loops, only live vertices. Upper levels are kept for the entry.
+   * Throws UserError on any violation (nothing is changed then).
+   */
+  void replace_level0(const std::vector<std::vector<uint32_t>>& lists);
+  /// Searches start at this vertex of level 0 instead of descending the upper levels
+  /// (kNoLabel restores the descent).
+  void set_fixed_entry(label_t id);
+  /// The vector of a slot (as stored: normalised for cosine).
+  const float* slot_vector(uint32_t s) const { return vec(s); }
+  /// The index's distance between two stored vertices (slots).
+  float distance_between(uint32_t a, uint32_t b) const;
+
+  /// Payload I/O without the file container, for file types that embed an HNSW graph.
+  void write_payload(BinaryWriter& out) const;
+  static std::unique_ptr<HnswIndex> read_payload(BinaryReader& in);
 
  private:
   using slot_t = uint32_t;
@@ -216,7 +250,8 @@ class HnswIndex : public Index {
 
   slot_t entry_point_ = kNoSlot;
   int max_level_ = -1;
-  std::mutex entry_mutex_;  ///< guards entry_point_ / max_level_ during parallel inserts
+  slot_t fixed_entry_ = kNoSlot;  ///< when set, searches start here on level 0
+  std::mutex entry_mutex_;        ///< guards entry_point_ / max_level_ during parallel inserts
   std::mt19937_64 level_rng_;
 
   mutable SearchContextPool contexts_;

@@ -8,6 +8,7 @@
 #include "index/distance.h"
 #include "index/error.h"
 #include "index/flat_index.h"
+#include "index/graph_index.h"
 #include "index/hnsw_index.h"
 #include "index/index_file.h"
 
@@ -69,6 +70,7 @@ std::unique_ptr<Index> load_index(const std::string& path) {
   static const std::map<IndexType, std::function<std::unique_ptr<Index>(BinaryReader&)>> loaders{
       {IndexType::kFlat, &FlatIndex::load},
       {IndexType::kHnsw, &HnswIndex::load},
+      {IndexType::kGraph, &GraphIndex::load},
   };
   BinaryReader in(path);
   auto it = loaders.find(in.type());

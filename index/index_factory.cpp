@@ -6,14 +6,24 @@
 namespace wp::index {
 
 void IndexSpec::validate() const {
-  WP_THROW_IF_NOT(type == "hnsw" || type == "flat", "index type must be hnsw or flat, got '", type,
-                  "'");
+  WP_THROW_IF_NOT(type == "hnsw" || type == "flat" || type == "rl",
+                  "index type must be hnsw, flat or rl, got '", type, "'");
   if (type == "hnsw") hnsw.validate();
+  if (type == "rl") {
+    GraphBuildSpec g = graph;
+    g.hnsw = hnsw;
+    g.validate();
+  }
 }
 
 std::unique_ptr<Index> make_index(const IndexSpec& spec, size_t dim) {
   spec.validate();
   if (spec.type == "flat") return std::make_unique<FlatIndex>(dim, spec.metric);
+  if (spec.type == "rl") {
+    GraphBuildSpec g = spec.graph;
+    g.hnsw = spec.hnsw;
+    return std::make_unique<GraphIndex>(dim, spec.metric, g);
+  }
   return std::make_unique<HnswIndex>(dim, spec.metric, spec.hnsw);
 }
 

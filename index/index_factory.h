@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "index/graph_index.h"
 #include "index/hnsw_index.h"
 #include "index/index.h"
 
@@ -13,9 +14,10 @@ namespace wp::index {
 
 /// What to build.
 struct IndexSpec {
-  std::string type = "hnsw";  ///< "hnsw" or "flat"
+  std::string type = "hnsw";  ///< "hnsw", "flat" or "rl" (a pruned graph, graph_index.h)
   Metric metric = Metric::kL2;
-  HnswParams hnsw;  ///< used when type == "hnsw"
+  HnswParams hnsw;       ///< used when type is "hnsw" or "rl"
+  GraphBuildSpec graph;  ///< used when type == "rl" (its hnsw field is taken from `hnsw`)
 
   /// Throws UserError for an unknown type or invalid parameters.
   void validate() const;

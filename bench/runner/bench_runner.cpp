@@ -42,12 +42,21 @@ nlohmann::json BenchPoint::to_json(const BenchConfig& cfg, const std::string& da
 
 namespace {
 
-std::unique_ptr<BenchSubject> make_subject(const std::string& name, const GraphBuildParams& p) {
-  if (name == "hnsw" || name == "hnsw-sq8" || name == "flat") return make_waypoint_subject(name, p);
+std::unique_ptr<BenchSubject> make_subject(const std::string& name, const GraphBuildParams& p,
+                                           const std::string& rl_graph) {
+  if (name == "rl") {
+    WP_THROW_IF_NOT(!rl_graph.empty(), "index rl needs --rl-graph FILE");
+    return make_graph_file_subject(rl_graph);
+  }
+  if (name == "hnsw" || name == "hnsw-sq8" || name == "flat" || name == "knn" ||
+      name == "knn-hnsw" || name == "hnsw-l0" || name.rfind("robust-", 0) == 0) {
+    return make_waypoint_subject(name, p);
+  }
   if (name == "faiss-hnsw") return make_faiss_hnsw_subject(p);
   if (name == "hnswlib") return make_hnswlib_subject(p);
   throw UserError("unknown index '" + name +
-                  "' in --indexes (known: hnsw, hnsw-sq8, flat, faiss-hnsw, hnswlib)");
+                  "' in --indexes (known: hnsw, hnsw-sq8, flat, faiss-hnsw, hnswlib, knn, "
+                  "knn-hnsw, hnsw-l0, robust-<alpha>, rl)");
 }
 
 double percentile(std::vector<double> v, double p) {
@@ -135,7 +144,9 @@ void write_plot(const std::string& path, const BenchConfig& cfg, const std::stri
 std::vector<BenchPoint> run_bench(const BenchConfig& cfg, std::ostream& out) {
   cfg.validate();
   std::vector<std::unique_ptr<BenchSubject>> subjects;
-  for (const std::string& name : cfg.indexes) subjects.push_back(make_subject(name, cfg.graph));
+  for (const std::string& name : cfg.indexes) {
+    subjects.push_back(make_subject(name, cfg.graph, cfg.rl_graph));
+  }
 
   const index::Dataset ds = index::load_dataset(cfg.dataset, cfg.max_queries);
   WP_THROW_IF_NOT(cfg.k <= ds.groundtruth.d, "k = ", cfg.k, " but the ground truth has only ",

@@ -26,9 +26,10 @@ struct BenchConfig {
   int runs = 5;              ///< passes over the queries per point; the fastest pass gives QPS
   double min_seconds = 0.2;  ///< keep passing until at least this much time was measured
   size_t max_queries = static_cast<size_t>(-1);
-  bool json = false;  ///< one JSON object per line instead of a table
-  std::string csv;    ///< also write a CSV here
-  std::string plot;   ///< also write the recall/QPS Pareto PNG here
+  bool json = false;     ///< one JSON object per line instead of a table
+  std::string csv;       ///< also write a CSV here
+  std::string plot;      ///< also write the recall/QPS Pareto PNG here
+  std::string rl_graph;  ///< index "rl" reads its graph from this file
   bool quiet = false;
 
   void validate() const;

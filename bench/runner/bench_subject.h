@@ -50,6 +50,8 @@ class BenchSubject {
 /// waypoint's own index: "hnsw", "hnsw-sq8" (8-bit codes for the walk) or "flat".
 std::unique_ptr<BenchSubject> make_waypoint_subject(const std::string& type,
                                                     const GraphBuildParams& p);
+/// A pruned graph saved by `waypoint build --index rl` or learn/ (`--rl-graph FILE`).
+std::unique_ptr<BenchSubject> make_graph_file_subject(const std::string& path);
 /// FAISS IndexHNSWFlat with the same M and ef_construction.
 std::unique_ptr<BenchSubject> make_faiss_hnsw_subject(const GraphBuildParams& p);
 /// hnswlib's HierarchicalNSW with the same M and ef_construction (hnswlib_subject.cpp).

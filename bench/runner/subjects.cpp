@@ -1,6 +1,8 @@
 #include <faiss/IndexHNSW.h>
 #include <omp.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <numeric>
 
 #include "bench/runner/bench_subject.h"
@@ -14,13 +16,39 @@ namespace {
 
 using index::label_t;
 
+/// Adds a pruned graph's strategy and average degree to a params object.
+void graph_params(const index::GraphIndex& g, nlohmann::json& j) {
+  const auto& s = g.info().spec;
+  j["pruning"] = s.pruning;
+  j["initial"] = s.initial;
+  if (s.pruning == "robust") j["alpha"] = s.alpha;
+  j["avg_degree"] = std::round(g.info().average_degree * 100) / 100;
+}
+
 class WaypointSubject : public BenchSubject {
  public:
   WaypointSubject(const std::string& name, const GraphBuildParams& p) : type_(name), p_(p) {
-    // "hnsw-sq8" is HNSW walking 8-bit codes with exact re-ranking.
+    // "hnsw-sq8" is HNSW walking 8-bit codes with exact re-ranking; the graph baselines of the
+    // pruning study are "rl" indexes with a fixed strategy, all entered at the same medoid:
+    // "hnsw-l0" (HNSW's level 0 alone, unpruned), "knn" (kNN graph with reverse edges), and on
+    // HNSW's level 0 plus the 2M nearest as candidates: "knn-hnsw" (HNSW heuristic),
+    // "robust-<alpha>" (RobustPrune).
     const bool sq8 = name == "hnsw-sq8";
     spec_.type = sq8 ? "hnsw" : name;
     if (sq8) spec_.hnsw.quantization = index::Quantization::kSq8;
+    if (name == "knn" || name == "knn-hnsw" || name == "hnsw-l0" || name.rfind("robust-", 0) == 0) {
+      spec_.type = "rl";
+      spec_.graph.initial = name == "knn" ? "knn" : "hnsw";
+      spec_.graph.pruning = name == "knn-hnsw"              ? "hnsw"
+                            : name.rfind("robust-", 0) == 0 ? "robust"
+                                                            : "none";
+      if (spec_.graph.pruning == "robust") {
+        const std::string a = name.substr(7);
+        char* end = nullptr;
+        spec_.graph.alpha = std::strtof(a.c_str(), &end);
+        WP_THROW_IF_NOT(!a.empty() && *end == '\0', "robust-<alpha>: '", a, "' is not a number");
+      }
+    }
     spec_.metric = p.metric;
     spec_.hnsw.M = p.M;
     spec_.hnsw.ef_construction = p.ef_construction;
@@ -48,7 +76,9 @@ class WaypointSubject : public BenchSubject {
   size_t memory_bytes() const override { return index_->memory_bytes(); }
   nlohmann::json build_params() const override {
     if (type_ == "flat") return nlohmann::json::object();
-    return {{"M", p_.M}, {"ef_construction", p_.ef_construction}};
+    nlohmann::json j{{"M", p_.M}, {"ef_construction", p_.ef_construction}};
+    if (const auto* g = dynamic_cast<const index::GraphIndex*>(index_.get())) graph_params(*g, j);
+    return j;
   }
 
  private:
@@ -104,6 +134,45 @@ class FaissHnswSubject : public BenchSubject {
 };
 
 }  // namespace
+
+/// A pruned graph read from a file (`--rl-graph`), e.g. the one learn/ trained.
+class GraphFileSubject : public BenchSubject {
+ public:
+  explicit GraphFileSubject(std::string path) : path_(std::move(path)) {}
+  std::string name() const override { return "rl"; }
+  void build(const index::Matrix& base, int) override {
+    auto idx = index::load_index(path_);
+    graph_.reset(dynamic_cast<index::GraphIndex*>(idx.get()));
+    WP_THROW_IF_NOT(graph_, "--rl-graph: '", path_, "' holds a ", idx->type_name(),
+                    " index, not an rl graph");
+    idx.release();
+    WP_THROW_IF_NOT(graph_->size() == base.n && graph_->dim() == base.d, "--rl-graph: '", path_,
+                    "' indexes ", graph_->size(), " x ", graph_->dim(),
+                    " vectors, the dataset has ", base.n, " x ", base.d);
+  }
+  void set_ef(size_t ef) override { params_.ef = ef; }
+  index::SearchStats search(const float* q, size_t k, label_t* out) const override {
+    thread_local std::vector<float> dist;
+    dist.resize(k);
+    return graph_->search_one(q, k, params_, out, dist.data());
+  }
+  bool counts_work() const override { return true; }
+  size_t memory_bytes() const override { return graph_->memory_bytes(); }
+  nlohmann::json build_params() const override {
+    nlohmann::json j{{"M", graph_->graph().params().M}, {"file", path_}};
+    graph_params(*graph_, j);
+    return j;
+  }
+
+ private:
+  std::string path_;
+  std::unique_ptr<index::GraphIndex> graph_;
+  index::SearchParams params_;
+};
+
+std::unique_ptr<BenchSubject> make_graph_file_subject(const std::string& path) {
+  return std::make_unique<GraphFileSubject>(path);
+}
 
 std::unique_ptr<BenchSubject> make_waypoint_subject(const std::string& type,
                                                     const GraphBuildParams& p) {

@@ -48,6 +48,12 @@ int cmd_build(Args& args) {
   spec.type = args.str("index", "hnsw");
   spec.metric = index::parse_metric(args.str("metric", "l2"), "--metric");
   spec.hnsw = hnsw_params(args);
+  spec.graph.initial = args.str("initial", "hnsw");
+  spec.graph.K = args.integer("K", 0, 0, 1024);
+  spec.graph.pruning = args.str("pruning", "robust");
+  spec.graph.alpha = static_cast<float>(args.real("alpha", 1.2, 1.0, 10.0));
+  spec.graph.R = args.integer("R", 0, 0, 2048);
+  spec.graph.entry = args.str("entry", "medoid");
   const bool quiet = args.flag("quiet");
   set_threads(args);
   args.finish();
@@ -59,7 +65,8 @@ int cmd_build(Args& args) {
   if (auto* h = dynamic_cast<index::HnswIndex*>(idx.get())) h->reserve(base.n);
   const auto t0 = Clock::now();
   Progress progress("build " + spec.type, base.n, quiet);
-  const size_t chunk = 10000;
+  // A pruned graph is built from all points at once (its first batch); others in chunks.
+  const size_t chunk = spec.type == "rl" ? base.n : 10000;
   std::vector<label_t> ids(chunk);
   for (size_t b = 0; b < base.n; b += chunk) {
     const size_t n = std::min(chunk, base.n - b);
@@ -73,6 +80,11 @@ int cmd_build(Args& args) {
   std::printf("built %s index of %zu x %zu (%s) in %.2f s, %.1f MiB in memory, saved to %s\n",
               spec.type.c_str(), base.n, base.d, index::metric_name(spec.metric), build_s,
               idx->memory_bytes() / 1048576.0, out.c_str());
+  if (const auto* g = dynamic_cast<const index::GraphIndex*>(idx.get())) {
+    std::printf("graph: initial %s, pruning %s (alpha %.2f), average degree %.2f, entry %s\n",
+                g->info().spec.initial.c_str(), g->info().spec.pruning.c_str(),
+                g->info().spec.alpha, g->info().average_degree, g->info().spec.entry.c_str());
+  }
   return 0;
 }
 
@@ -170,6 +182,7 @@ int cmd_bench(Args& args) {
   cfg.json = args.flag("json");
   cfg.csv = args.str("csv", "");
   cfg.plot = args.str("plot", "");
+  cfg.rl_graph = args.str("rl-graph", "");
   cfg.quiet = args.flag("quiet");
   args.finish();
   bench::run_bench(cfg, std::cout);
