@@ -126,6 +126,8 @@ class HnswIndex : public Index {
   /// Searches start at this vertex of level 0 instead of descending the upper levels
   /// (kNoLabel restores the descent).
   void set_fixed_entry(label_t id);
+  /// The fixed entry vertex (a slot), or ~0u when searches descend the upper levels.
+  uint32_t fixed_entry_slot() const { return fixed_entry_; }
   /// The vector of a slot (as stored: normalised for cosine).
   const float* slot_vector(uint32_t s) const { return vec(s); }
   /// The index's distance between two stored vertices (slots).

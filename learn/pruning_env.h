@@ -58,6 +58,7 @@ class PruningEnv {
              EnvConfig cfg);
 
   const index::Level0Graph& graph() const { return graph_; }
+  const index::HnswIndex& index() const { return index_; }
   const EnvConfig& config() const { return cfg_; }
   uint32_t entry() const { return entry_; }
 

@@ -30,6 +30,11 @@ commands:
           [--ef 10,16,...] [--M 16] [--ef-construction 200] [--threads 1] [--build-threads N]
           [--runs 5] [--min-seconds 0.2] [--max-queries N] [--json] [--csv FILE] [--plot FILE]
           [--metric l2] [--quiet]
+  train-pruner --dataset DIR --out FILE [--M 16] [--ef-construction 200] [--ef 10] [--k 10]
+          [--steps 50] [--max-minutes N] [--episodes 256] [--train-queries 4000]
+          [--val-queries 500] [--validate-every 5] [--hidden 32] [--max-kl 0.01] [--seed 0]
+          [--max-dcs N] [--limit-base N] [--log FILE.csv] [--plot FILE.png]
+          [--checkpoint FILE] [--resume] [--quiet]
   version
 
 Vector files: .fvecs .bvecs .fbin .u8bin (ground truth: .ivecs). A dataset folder holds
@@ -49,12 +54,19 @@ int main(int argc, char** argv) {
       std::printf("waypoint 0.1.0 (distance kernels: %s)\n", wp::index::kernels().name);
       return 0;
     }
-    wp::cli::Args args(argc, argv, 2, {"quiet", "json"});
+    wp::cli::Args args(argc, argv, 2, {"quiet", "json", "resume"});
     if (cmd == "build") return wp::cli::cmd_build(args);
     if (cmd == "search") return wp::cli::cmd_search(args);
     if (cmd == "gt") return wp::cli::cmd_gt(args);
     if (cmd == "bench") return wp::cli::cmd_bench(args);
     if (cmd == "serve") return wp::cli::cmd_serve(args);
+    if (cmd == "train-pruner") {
+#ifdef WAYPOINT_WITH_TORCH
+      return wp::cli::cmd_train_pruner(args);
+#else
+      throw wp::UserError("this build has no LibTorch: reconfigure with -DWAYPOINT_WITH_TORCH=ON");
+#endif
+    }
     std::fprintf(stderr, "waypoint: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const wp::UserError& e) {

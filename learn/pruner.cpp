@@ -1,0 +1,435 @@
+#include "learn/pruner.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <fstream>
+#include <numeric>
+
+#include "index/distance.h"
+#include "index/error.h"
+
+namespace wp::learn {
+
+void PrunerConfig::validate() const {
+  WP_THROW_IF_NOT(hidden >= 1 && hidden <= 4096, "hidden must be in 1..4096, got ", hidden);
+  WP_THROW_IF_NOT(episodes_per_step >= 1, "episodes_per_step must be at least 1");
+  WP_THROW_IF_NOT(max_kl > 0 && max_kl < 1, "max_kl must be in (0, 1), got ", max_kl);
+  WP_THROW_IF_NOT(cg_iters >= 1 && cg_damping >= 0, "cg_iters >= 1 and cg_damping >= 0 required");
+  WP_THROW_IF_NOT(line_search_steps >= 1, "line_search_steps must be at least 1");
+  WP_THROW_IF_NOT(freeze_eps >= 0 && freeze_eps < 0.5, "freeze_eps must be in [0, 0.5)");
+  WP_THROW_IF_NOT(initial_keep > 0 && initial_keep < 1, "initial_keep must be in (0, 1)");
+}
+
+std::vector<double> conjugate_gradient(
+    const std::function<std::vector<double>(const std::vector<double>&)>& A,
+    const std::vector<double>& b, int iters, double tol) {
+  const size_t n = b.size();
+  std::vector<double> x(n, 0.0), r = b, p = b;
+  auto dot = [](const std::vector<double>& u, const std::vector<double>& v) {
+    return std::inner_product(u.begin(), u.end(), v.begin(), 0.0);
+  };
+  double rr = dot(r, r);
+  for (int it = 0; it < iters && rr > tol; ++it) {
+    const std::vector<double> Ap = A(p);
+    const double alpha = rr / std::max(dot(p, Ap), 1e-30);
+    for (size_t i = 0; i < n; ++i) {
+      x[i] += alpha * p[i];
+      r[i] -= alpha * Ap[i];
+    }
+    const double rr_new = dot(r, r);
+    for (size_t i = 0; i < n; ++i) p[i] = r[i] + (rr_new / rr) * p[i];
+    rr = rr_new;
+  }
+  return x;
+}
+
+namespace {
+
+/// The edge MLP: h = relu(W_u x_u + W_v x_v + W_e (d, rank)), then hidden -> 1.
+struct EdgeMlpImpl : torch::nn::Module {
+  torch::nn::Linear wu{nullptr}, wv{nullptr}, we{nullptr}, h1{nullptr}, out{nullptr};
+  EdgeMlpImpl(int64_t dim, int64_t hidden, double initial_keep) {
+    wu =
+        register_module("wu", torch::nn::Linear(torch::nn::LinearOptions(dim, hidden).bias(false)));
+    wv =
+        register_module("wv", torch::nn::Linear(torch::nn::LinearOptions(dim, hidden).bias(false)));
+    we = register_module("we", torch::nn::Linear(2, hidden));
+    h1 = register_module("h1", torch::nn::Linear(hidden, hidden));
+    out = register_module("out", torch::nn::Linear(hidden, 1));
+    // Start near the full initial graph: every edge kept with probability initial_keep.
+    torch::NoGradGuard no_grad;
+    out->weight.mul_(0.01);
+    out->bias.fill_(std::log(initial_keep / (1 - initial_keep)));
+  }
+  /// Logits of the edges (src[i] -> dst[i]) with features ef (E x 2).
+  torch::Tensor forward(const torch::Tensor& X, const torch::Tensor& src, const torch::Tensor& dst,
+                        const torch::Tensor& ef) {
+    const torch::Tensor a = wu->forward(X), b = wv->forward(X);  // per vertex, N x H
+    torch::Tensor h =
+        torch::relu(a.index_select(0, src) + b.index_select(0, dst) + we->forward(ef));
+    h = torch::relu(h1->forward(h));
+    return out->forward(h).squeeze(1);
+  }
+};
+TORCH_MODULE(EdgeMlp);
+
+torch::Tensor flat_params(const std::vector<torch::Tensor>& ps) {
+  std::vector<torch::Tensor> v;
+  for (const auto& p : ps) v.push_back(p.detach().reshape(-1));
+  return torch::cat(v);
+}
+
+void set_flat_params(const std::vector<torch::Tensor>& ps, const torch::Tensor& flat) {
+  torch::NoGradGuard no_grad;
+  int64_t off = 0;
+  for (const auto& p : ps) {
+    const int64_t n = p.numel();
+    p.copy_(flat.slice(0, off, off + n).view_as(p));
+    off += n;
+  }
+}
+
+torch::Tensor flat_grad(const torch::Tensor& y, const std::vector<torch::Tensor>& ps,
+                        bool create_graph) {
+  auto g = torch::autograd::grad({y}, ps, {}, /*retain_graph=*/true, create_graph,
+                                 /*allow_unused=*/true);
+  std::vector<torch::Tensor> v;
+  for (size_t i = 0; i < g.size(); ++i) {
+    v.push_back(g[i].defined() ? g[i].reshape(-1) : torch::zeros({ps[i].numel()}));
+  }
+  return torch::cat(v);
+}
+
+std::vector<double> to_vec(const torch::Tensor& t) {
+  torch::Tensor c = t.to(torch::kDouble).contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+torch::Tensor to_tensor(const std::vector<double>& v) {
+  return torch::from_blob(const_cast<double*>(v.data()), {static_cast<int64_t>(v.size())},
+                          torch::kDouble)
+      .to(torch::kFloat)
+      .clone();
+}
+
+}  // namespace
+
+struct PruningTrainer::Impl {
+  const PruningEnv& env;
+  index::Matrix train_q;
+  std::vector<uint32_t> train_knn;
+  PrunerConfig cfg;
+  EdgeMlp net{nullptr};
+  torch::Tensor X, src, dst, efeat;  ///< constant features
+  std::vector<int32_t> near_count;   ///< consecutive steps with p near 0 or 1, per edge
+  std::vector<int8_t> frozen;        ///< -1: free; 0/1: frozen value
+  RewardBaseline baseline;
+  std::mt19937_64 rng;
+  int steps = 0;
+
+  Impl(const PruningEnv& e, index::Matrix q, std::vector<uint32_t> knn, PrunerConfig c)
+      : env(e), train_q(std::move(q)), train_knn(std::move(knn)), cfg(c), rng(c.seed) {
+    cfg.validate();
+    torch::manual_seed(cfg.seed);
+    const index::Level0Graph& g = env.graph();
+    const size_t n = g.num_vertices(), E = g.num_edges();
+    const size_t d = train_q.d;
+    WP_THROW_IF_NOT(train_knn.size() >= train_q.n * env.config().k,
+                    "training queries need k true neighbours each");
+    // Vertex features: the stored vectors, standardised per dimension over the graph.
+    std::vector<float> xs(n * d, 0.0f);
+    const auto& index = env_index();
+    for (size_t s = 0; s < n; ++s) {
+      if (g.labels[s] == index::kNoLabel) continue;
+      std::copy(index.slot_vector(s), index.slot_vector(s) + d, xs.begin() + s * d);
+    }
+    X = torch::from_blob(xs.data(), {static_cast<int64_t>(n), static_cast<int64_t>(d)}).clone();
+    X = (X - X.mean(0)) / (X.std(0) + 1e-6);
+    // Edge features: distance (scaled by its mean) and rank in the source's list (0..1).
+    std::vector<int64_t> s_idx(E), d_idx(E);
+    std::vector<float> feats(E * 2);
+    double mean_dist = 0;
+    for (size_t u = 0; u < n; ++u) {
+      const uint64_t b = g.offsets[u], e = g.offsets[u + 1];
+      for (uint64_t j = b; j < e; ++j) {
+        s_idx[j] = static_cast<int64_t>(u);
+        d_idx[j] = g.neighbors[j];
+        feats[2 * j] = std::sqrt(std::max(index.distance_between(u, g.neighbors[j]), 0.0f));
+        feats[2 * j + 1] = e - b > 1 ? static_cast<float>(j - b) / (e - b - 1) : 0.0f;
+        mean_dist += feats[2 * j];
+      }
+    }
+    mean_dist = E ? mean_dist / E : 1.0;
+    for (size_t j = 0; j < E; ++j) feats[2 * j] /= static_cast<float>(mean_dist + 1e-12);
+    src = torch::from_blob(s_idx.data(), {static_cast<int64_t>(E)}, torch::kLong).clone();
+    dst = torch::from_blob(d_idx.data(), {static_cast<int64_t>(E)}, torch::kLong).clone();
+    efeat = torch::from_blob(feats.data(), {static_cast<int64_t>(E), 2}).clone();
+    net = EdgeMlp(static_cast<int64_t>(d), cfg.hidden, cfg.initial_keep);
+    near_count.assign(E, 0);
+    frozen.assign(E, -1);
+  }
+
+  const index::HnswIndex& env_index() const;  // defined below (PruningEnv keeps it private)
+
+  torch::Tensor logits_of(const torch::Tensor& edges) {
+    return net->forward(X, src.index_select(0, edges), dst.index_select(0, edges),
+                        efeat.index_select(0, edges));
+  }
+
+  std::vector<float> probabilities() {
+    torch::NoGradGuard no_grad;
+    const int64_t E = src.size(0);
+    std::vector<float> p(E);
+    constexpr int64_t kChunk = 1 << 16;
+    for (int64_t b = 0; b < E; b += kChunk) {
+      const torch::Tensor idx = torch::arange(b, std::min(E, b + kChunk), torch::kLong);
+      const torch::Tensor pr = torch::sigmoid(logits_of(idx)).contiguous();
+      std::copy(pr.data_ptr<float>(), pr.data_ptr<float>() + pr.numel(), p.begin() + b);
+    }
+    for (int64_t e = 0; e < E; ++e) {
+      if (frozen[e] >= 0) p[e] = static_cast<float>(frozen[e]);
+    }
+    return p;
+  }
+};
+
+// PruningEnv exposes what the trainer needs through its graph and a distance; the index itself is
+// reached through the env's public accessors.
+const index::HnswIndex& PruningTrainer::Impl::env_index() const {
+  return env.index();
+}
+
+PruningTrainer::PruningTrainer(const PruningEnv& env, index::Matrix train_queries,
+                               std::vector<uint32_t> train_knn, PrunerConfig cfg)
+    : impl_(std::make_unique<Impl>(env, std::move(train_queries), std::move(train_knn), cfg)) {}
+
+PruningTrainer::~PruningTrainer() = default;
+
+int PruningTrainer::steps_done() const {
+  return impl_->steps;
+}
+
+std::vector<float> PruningTrainer::probabilities() const {
+  return impl_->probabilities();
+}
+
+std::vector<uint8_t> PruningTrainer::mask() const {
+  const std::vector<float> p = impl_->probabilities();
+  std::vector<uint8_t> m(p.size());
+  for (size_t i = 0; i < p.size(); ++i) m[i] = p[i] > 0.5f;
+  return m;
+}
+
+EvalStats PruningTrainer::evaluate(const index::Matrix& queries,
+                                   const std::vector<uint32_t>& knn) const {
+  const auto eps = impl_->env.run_batch(queries, knn, impl_->probabilities(), false, 0);
+  EvalStats s;
+  for (const Episode& e : eps) {
+    s.recall += e.recall;
+    s.dcs += static_cast<double>(e.dcs);
+    s.reward += e.reward;
+  }
+  const double n = std::max<size_t>(1, eps.size());
+  s.recall /= n;
+  s.dcs /= n;
+  s.reward /= n;
+  return s;
+}
+
+StepStats PruningTrainer::step() {
+  Impl& m = *impl_;
+  const PruningEnv& env = m.env;
+  const size_t k = env.config().k;
+  StepStats st;
+  st.step = ++m.steps;
+
+  // 1. Episodes with the current policy on a random batch of training queries.
+  const size_t nq = std::min(m.cfg.episodes_per_step, m.train_q.n);
+  std::vector<size_t> pick(nq);
+  for (size_t& i : pick) i = m.rng() % m.train_q.n;
+  index::Matrix q(nq, m.train_q.d);
+  std::vector<uint32_t> knn(nq * k);
+  for (size_t i = 0; i < nq; ++i) {
+    std::copy(m.train_q.row(pick[i]), m.train_q.row(pick[i]) + q.d, q.row(i));
+    std::copy(m.train_knn.begin() + pick[i] * k, m.train_knn.begin() + (pick[i] + 1) * k,
+              knn.begin() + i * k);
+  }
+  const std::vector<float> p_old_all = m.probabilities();
+  const auto episodes = env.run_batch(q, knn, p_old_all, true, m.rng());
+
+  // 2. Advantages (reward minus the query's moving baseline), normalised over the batch, summed
+  //    per (edge, action): identical samples are aggregated.
+  std::vector<double> adv(nq);
+  for (size_t i = 0; i < nq; ++i) {
+    adv[i] = m.baseline.advantage(pick[i], episodes[i].reward);
+    st.reward += episodes[i].reward;
+    st.recall += episodes[i].recall;
+    st.dcs += static_cast<double>(episodes[i].dcs);
+  }
+  st.reward /= nq;
+  st.recall /= nq;
+  st.dcs /= nq;
+  double mean = 0, var = 0;
+  for (double a : adv) mean += a;
+  mean /= nq;
+  for (double a : adv) var += (a - mean) * (a - mean);
+  const double sd = std::sqrt(var / nq) + 1e-8;
+  std::unordered_map<uint32_t, std::pair<double, double>> agg;  // edge -> (A keep, A drop)
+  for (size_t i = 0; i < nq; ++i) {
+    const double a = (adv[i] - mean) / sd;
+    for (const EdgeAction& act : episodes[i].actions) {
+      auto& slot = agg[act.edge];
+      (act.kept ? slot.first : slot.second) += a;
+    }
+  }
+  const std::vector<float> p_now = p_old_all;
+  auto update_freeze = [&](const std::vector<float>& p) {
+    for (size_t e = 0; e < p.size(); ++e) {
+      if (m.frozen[e] >= 0) continue;
+      const bool near = p[e] < m.cfg.freeze_eps || p[e] > 1 - m.cfg.freeze_eps;
+      m.near_count[e] = near ? m.near_count[e] + 1 : 0;
+      if (m.near_count[e] >= m.cfg.freeze_after) m.frozen[e] = p[e] > 0.5f ? 1 : 0;
+    }
+  };
+  if (agg.empty()) {  // nothing left to learn on this batch
+    update_freeze(p_now);
+    for (float p : p_now) st.kept_edges += p > 0.5f;
+    for (int8_t f : m.frozen) st.frozen_edges += f >= 0;
+    return st;
+  }
+  std::vector<int64_t> edges;
+  std::vector<float> a1, a0;
+  for (const auto& kv : agg) {
+    edges.push_back(kv.first);
+    a1.push_back(static_cast<float>(kv.second.first / nq));
+    a0.push_back(static_cast<float>(kv.second.second / nq));
+  }
+  const torch::Tensor E =
+      torch::from_blob(edges.data(), {static_cast<int64_t>(edges.size())}, torch::kLong).clone();
+  const torch::Tensor A1 = torch::from_blob(a1.data(), {static_cast<int64_t>(a1.size())}).clone();
+  const torch::Tensor A0 = torch::from_blob(a0.data(), {static_cast<int64_t>(a0.size())}).clone();
+
+  // 3. TRPO.
+  std::vector<torch::Tensor> params = m.net->parameters();
+  const torch::Tensor theta_old = flat_params(params);
+  torch::Tensor p_old;
+  {
+    torch::NoGradGuard no_grad;
+    p_old = torch::sigmoid(m.logits_of(E)).clamp(1e-6, 1 - 1e-6);
+  }
+  auto surrogate = [&](const torch::Tensor& p) {
+    const torch::Tensor ent = -(p * torch::log(p) + (1 - p) * torch::log(1 - p)).mean();
+    return (A1 * p / p_old + A0 * (1 - p) / (1 - p_old)).sum() + m.cfg.entropy_coef * ent;
+  };
+  auto mean_kl = [&](const torch::Tensor& p) {
+    return (p_old * torch::log(p_old / p) + (1 - p_old) * torch::log((1 - p_old) / (1 - p))).mean();
+  };
+  torch::Tensor p_cur = torch::sigmoid(m.logits_of(E)).clamp(1e-6, 1 - 1e-6);
+  const torch::Tensor L0 = surrogate(p_cur);
+  const torch::Tensor g = flat_grad(L0, params, false);
+  {
+    torch::NoGradGuard no_grad;
+    st.entropy =
+        (-(p_old * torch::log(p_old) + (1 - p_old) * torch::log(1 - p_old)).mean()).item<double>();
+  }
+  auto fvp = [&](const std::vector<double>& v) {
+    const torch::Tensor p = torch::sigmoid(m.logits_of(E)).clamp(1e-6, 1 - 1e-6);
+    const torch::Tensor kl = mean_kl(p);
+    const torch::Tensor gkl = flat_grad(kl, params, true);
+    const torch::Tensor vt = to_tensor(v);
+    const torch::Tensor hv = flat_grad((gkl * vt).sum(), params, false);
+    std::vector<double> out = to_vec(hv);
+    for (size_t i = 0; i < out.size(); ++i) out[i] += m.cfg.cg_damping * v[i];
+    return out;
+  };
+  const std::vector<double> gv = to_vec(g);
+  const std::vector<double> x = conjugate_gradient(fvp, gv, m.cfg.cg_iters);
+  const std::vector<double> Fx = fvp(x);
+  const double xFx = std::inner_product(x.begin(), x.end(), Fx.begin(), 0.0);
+  const double scale = xFx > 0 ? std::sqrt(2 * m.cfg.max_kl / xFx) : 0.0;
+  const torch::Tensor full_step = to_tensor(x) * static_cast<float>(scale);
+  const double L_old = L0.item<double>();
+  double frac = 1.0;
+  for (int i = 0; i < m.cfg.line_search_steps && scale > 0; ++i, frac *= 0.5) {
+    set_flat_params(params, theta_old + full_step * static_cast<float>(frac));
+    torch::NoGradGuard no_grad;
+    const torch::Tensor p = torch::sigmoid(m.logits_of(E)).clamp(1e-6, 1 - 1e-6);
+    const double kl = mean_kl(p).item<double>();
+    const double L = surrogate(p).item<double>();
+    if (kl <= m.cfg.max_kl && L > L_old) {
+      st.accepted = true;
+      st.kl = kl;
+      st.surrogate_gain = L - L_old;
+      break;
+    }
+  }
+  if (!st.accepted) set_flat_params(params, theta_old);
+
+  // 4. Freeze edges that stay confidently kept or dropped.
+  const std::vector<float> p_new = m.probabilities();
+  update_freeze(p_new);
+  for (float p : m.probabilities()) st.kept_edges += p > 0.5f;
+  for (int8_t f : m.frozen) st.frozen_edges += f >= 0;
+  return st;
+}
+
+void PruningTrainer::save_checkpoint(const std::string& path) const {
+  const Impl& m = *impl_;
+  torch::serialize::OutputArchive ar;
+  m.net->save(ar);
+  ar.write("steps", torch::tensor(static_cast<int64_t>(m.steps)));
+  ar.write("edges", torch::tensor(static_cast<int64_t>(m.frozen.size())));
+  ar.write("frozen", torch::from_blob(const_cast<int8_t*>(m.frozen.data()),
+                                      {static_cast<int64_t>(m.frozen.size())}, torch::kChar)
+                         .clone());
+  ar.write("near", torch::from_blob(const_cast<int32_t*>(m.near_count.data()),
+                                    {static_cast<int64_t>(m.near_count.size())}, torch::kInt)
+                       .clone());
+  const std::string tmp = path + ".tmp";
+  ar.save_to(tmp);
+  WP_THROW_INTERNAL_IF_NOT(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot write ", path);
+}
+
+void PruningTrainer::load_checkpoint(const std::string& path) {
+  Impl& m = *impl_;
+  torch::serialize::InputArchive ar;
+  try {
+    ar.load_from(path);
+  } catch (const c10::Error& e) {
+    throw UserError("cannot read checkpoint '" + path + "': " + e.what_without_backtrace());
+  }
+  torch::Tensor steps, edges, frozen, near;
+  ar.read("edges", edges);
+  WP_THROW_IF_NOT(edges.item<int64_t>() == static_cast<int64_t>(m.frozen.size()), "checkpoint '",
+                  path, "' is for a graph of ", edges.item<int64_t>(), " edges, this one has ",
+                  m.frozen.size());
+  // Module::load replaces parameters whatever their shape: check, and restore on a mismatch.
+  std::vector<torch::Tensor> saved;
+  for (const auto& p : m.net->parameters()) saved.push_back(p.detach().clone());
+  bool ok = true;
+  try {
+    m.net->load(ar);
+    const auto now = m.net->parameters();
+    for (size_t i = 0; i < now.size() && ok; ++i) ok = now[i].sizes() == saved[i].sizes();
+  } catch (const c10::Error&) {
+    ok = false;
+  }
+  if (!ok) {
+    torch::NoGradGuard no_grad;
+    const auto params = m.net->parameters();
+    for (size_t i = 0; i < params.size(); ++i) params[i].set_(saved[i]);
+    throw UserError("checkpoint '" + path +
+                    "' does not match this policy (different hidden size or input dimension)");
+  }
+  ar.read("steps", steps);
+  ar.read("frozen", frozen);
+  ar.read("near", near);
+  m.steps = static_cast<int>(steps.item<int64_t>());
+  std::copy(frozen.data_ptr<int8_t>(), frozen.data_ptr<int8_t>() + frozen.numel(),
+            m.frozen.begin());
+  std::copy(near.data_ptr<int32_t>(), near.data_ptr<int32_t>() + near.numel(),
+            m.near_count.begin());
+}
+
+}  // namespace wp::learn

@@ -1,0 +1,185 @@
+// TRPO pruning agent: CG, KL limit, learning on a tiny seeded set, checkpoints, the saved graph.
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <random>
+
+#include "index/error.h"
+#include "index/graph_index.h"
+#include "learn/pruner.h"
+#include "learn/torch_runtime.h"
+#include "test_util.h"
+
+using namespace wp::learn;
+using wp::index::label_t;
+
+namespace {
+
+struct TrainingSetup {
+  wp::index::Dataset ds = wp::test::load_shared("digits");
+  std::unique_ptr<wp::index::GraphIndex> graph;
+  wp::index::Level0Graph initial;
+  wp::index::Matrix train, val;
+  std::vector<uint32_t> train_knn, val_knn;
+  std::unique_ptr<PruningEnv> env;
+
+  TrainingSetup() {
+    init_torch(2, 1);
+    wp::index::GraphBuildSpec spec;
+    spec.hnsw.M = 8;
+    spec.hnsw.ef_construction = 100;
+    spec.initial = "hnsw";
+    spec.pruning = "none";
+    graph = std::make_unique<wp::index::GraphIndex>(ds.base.d, wp::index::Metric::kL2, spec);
+    std::vector<label_t> ids(ds.base.n);
+    std::iota(ids.begin(), ids.end(), 0);
+    graph->add(wp::index::view(ds.base), ids.data());
+    initial = graph->graph().export_level0();
+    train = make_training_queries(ds.base, 600, 5);
+    val = make_training_queries(ds.base, 200, 6);
+    EnvConfig cfg;
+    cfg.ef = 8;
+    cfg.k = 5;
+    train_knn = true_neighbours(graph->graph(), train, cfg.k);
+    val_knn = true_neighbours(graph->graph(), val, cfg.k);
+    PruningEnv probe(graph->graph(), initial, graph->graph().fixed_entry_slot(), cfg);
+    probe.calibrate_max_dcs(val, val_knn);
+    cfg.max_dcs = probe.config().max_dcs * 11 / 10;
+    env = std::make_unique<PruningEnv>(graph->graph(), initial, graph->graph().fixed_entry_slot(),
+                                       cfg);
+  }
+};
+
+TrainingSetup& setup() {
+  static TrainingSetup s;
+  return s;
+}
+
+PrunerConfig small_config() {
+  PrunerConfig c;
+  c.hidden = 16;
+  c.episodes_per_step = 128;
+  c.seed = 3;
+  return c;
+}
+
+/// Mean reward of sampled episodes on fixed queries and seeds (common random numbers).
+double expected_reward(const PruningTrainer& t, const TrainingSetup& s) {
+  double total = 0;
+  for (uint64_t seed : {11, 12, 13}) {
+    for (const Episode& e :
+         s.env->run_batch(s.val, s.val_knn, t.probabilities(), true, seed * 1000)) {
+      total += e.reward;
+    }
+  }
+  return total / (3.0 * s.val.n);
+}
+
+}  // namespace
+
+TEST(Trpo, ConjugateGradientSolvesAKnownSystem) {
+  // A = B^T B + I (symmetric positive definite), b = A x*.
+  std::mt19937 rng(1);
+  std::normal_distribution<double> g;
+  const size_t n = 12;
+  std::vector<double> B(n * n), A(n * n, 0.0), x_star(n), b(n, 0.0);
+  for (double& v : B) v = g(rng);
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = 0; j < n; ++j) {
+      for (size_t k = 0; k < n; ++k) A[i * n + j] += B[k * n + i] * B[k * n + j];
+    }
+    A[i * n + i] += 1.0;
+    x_star[i] = g(rng);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = 0; j < n; ++j) b[i] += A[i * n + j] * x_star[j];
+  }
+  auto matvec = [&](const std::vector<double>& v) {
+    std::vector<double> out(n, 0.0);
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t j = 0; j < n; ++j) out[i] += A[i * n + j] * v[j];
+    }
+    return out;
+  };
+  const std::vector<double> x = conjugate_gradient(matvec, b, 50);
+  for (size_t i = 0; i < n; ++i) EXPECT_NEAR(x[i], x_star[i], 1e-6);
+  // With 10 iterations on this 12-dim system the residual already falls well below |b|.
+  const std::vector<double> x10 = conjugate_gradient(matvec, b, 10);
+  const std::vector<double> r10 = matvec(x10);
+  double res = 0, nb = 0;
+  for (size_t i = 0; i < n; ++i) {
+    res += (r10[i] - b[i]) * (r10[i] - b[i]);
+    nb += b[i] * b[i];
+  }
+  EXPECT_LT(std::sqrt(res / nb), 0.1);
+}
+
+TEST(Trpo, StepsRespectTheKlLimitAndRaiseTheReward) {
+  TrainingSetup& s = setup();
+  PrunerConfig cfg = small_config();
+  cfg.max_kl = 0.01;
+  PruningTrainer t(*s.env, s.train, s.train_knn, cfg);
+  const double before = expected_reward(t, s);
+  int accepted = 0;
+  for (int i = 0; i < 25; ++i) {
+    const StepStats st = t.step();
+    if (st.accepted) {
+      ++accepted;
+      EXPECT_LE(st.kl, cfg.max_kl + 1e-9) << "step " << st.step;
+      EXPECT_GT(st.surrogate_gain, 0.0);
+    }
+  }
+  EXPECT_GT(accepted, 10);
+  const double after = expected_reward(t, s);
+  std::printf("expected reward on held-out queries: %.3f before, %.3f after 25 TRPO steps\n",
+              before, after);
+  EXPECT_GT(after, before * 1.05);
+}
+
+TEST(Trpo, CheckpointRoundTrip) {
+  TrainingSetup& s = setup();
+  PruningTrainer a(*s.env, s.train, s.train_knn, small_config());
+  for (int i = 0; i < 3; ++i) a.step();
+  wp::test::TempDir tmp;
+  a.save_checkpoint(tmp.file("c.ckpt"));
+  PruningTrainer b(*s.env, s.train, s.train_knn, small_config());
+  EXPECT_NE(a.probabilities(), b.probabilities());
+  b.load_checkpoint(tmp.file("c.ckpt"));
+  EXPECT_EQ(a.probabilities(), b.probabilities());
+  EXPECT_EQ(b.steps_done(), 3);
+  PrunerConfig wider = small_config();
+  wider.hidden = 32;
+  PruningTrainer c(*s.env, s.train, s.train_knn, wider);
+  EXPECT_THROW(c.load_checkpoint(tmp.file("c.ckpt")), wp::UserError);
+  EXPECT_THROW(c.load_checkpoint(tmp.file("missing.ckpt")), wp::UserError);
+}
+
+TEST(Trpo, TheSavedGraphSearchesLikeTheTrainingTimeGreedySearch) {
+  TrainingSetup& s = setup();
+  PruningTrainer t(*s.env, s.train, s.train_knn, small_config());
+  for (int i = 0; i < 10; ++i) t.step();
+  const std::vector<float> p = t.probabilities();
+  // An independent copy of the initial graph (same slots), masked, saved and loaded back.
+  wp::test::TempDir tmp;
+  s.graph->save(tmp.file("initial.rl"));
+  auto copy = wp::index::load_index(tmp.file("initial.rl"));
+  auto* g = dynamic_cast<wp::index::GraphIndex*>(copy.get());
+  ASSERT_NE(g, nullptr);
+  g->apply_mask(s.initial, t.mask());
+  g->save(tmp.file("learnt.rl"));
+  auto learnt = wp::index::load_index(tmp.file("learnt.rl"));
+  const std::vector<uint8_t> mask = t.mask();
+  EXPECT_EQ(dynamic_cast<const wp::index::GraphIndex&>(*learnt).graph().export_level0().num_edges(),
+            static_cast<size_t>(std::count(mask.begin(), mask.end(), 1)));
+  wp::index::SearchParams sp;
+  sp.ef = s.env->config().ef;
+  const size_t k = s.env->config().k;
+  for (size_t i = 0; i < s.val.n; ++i) {
+    const Episode ep = s.env->run(s.val.row(i), s.val_knn.data() + i * k, p, false, 0);
+    std::vector<label_t> labels(k);
+    std::vector<float> dist(k);
+    const auto st = learnt->search_one(s.val.row(i), k, sp, labels.data(), dist.data());
+    ASSERT_EQ(st.distance_computations, ep.dcs) << "query " << i;
+    for (size_t j = 0; j < ep.result.size(); ++j) EXPECT_EQ(labels[j], ep.result[j]);
+  }
+}
