@@ -16,6 +16,14 @@ namespace {
 
 using index::label_t;
 
+/// One query on any of our indexes (distances are not needed by the bench).
+index::SearchStats search_index(const index::Index& idx, const index::SearchParams& params,
+                                const float* q, size_t k, label_t* out) {
+  thread_local std::vector<float> dist;
+  dist.resize(k);
+  return idx.search_one(q, k, params, out, dist.data());
+}
+
 /// Adds a pruned graph's strategy and average degree to a params object.
 void graph_params(const index::GraphIndex& g, nlohmann::json& j) {
   const auto& s = g.info().spec;
@@ -68,9 +76,7 @@ class WaypointSubject : public BenchSubject {
   bool sweeps_ef() const override { return type_ != "flat"; }
   void set_ef(size_t ef) override { params_.ef = ef; }
   index::SearchStats search(const float* q, size_t k, label_t* out) const override {
-    thread_local std::vector<float> dist;
-    dist.resize(k);
-    return index_->search_one(q, k, params_, out, dist.data());
+    return search_index(*index_, params_, q, k, out);
   }
   bool counts_work() const override { return true; }
   size_t memory_bytes() const override { return index_->memory_bytes(); }
@@ -152,9 +158,7 @@ class GraphFileSubject : public BenchSubject {
   }
   void set_ef(size_t ef) override { params_.ef = ef; }
   index::SearchStats search(const float* q, size_t k, label_t* out) const override {
-    thread_local std::vector<float> dist;
-    dist.resize(k);
-    return graph_->search_one(q, k, params_, out, dist.data());
+    return search_index(*graph_, params_, q, k, out);
   }
   bool counts_work() const override { return true; }
   size_t memory_bytes() const override { return graph_->memory_bytes(); }
