@@ -29,7 +29,7 @@ void graph_params(const index::GraphIndex& g, nlohmann::json& j) {
   const auto& s = g.info().spec;
   j["pruning"] = s.pruning;
   j["initial"] = s.initial;
-  if (s.pruning == "robust") j["alpha"] = s.alpha;
+  if (s.pruning == "robust") j["alpha"] = std::round(s.alpha * 100.0) / 100;
   j["avg_degree"] = std::round(g.info().average_degree * 100) / 100;
 }
 
