@@ -5,20 +5,10 @@
 #   bash scripts/setup.sh --no-torch # without LibTorch (-DWAYPOINT_WITH_TORCH=OFF builds)
 set -euo pipefail
 
-packages=(
-  cmake g++ make python3
-  libfaiss-dev libopenblas0-openmp     # exact search + baseline; OpenBLAS: ~25x faster than ref BLAS
-  libhnswlib-dev                       # the hnswlib baseline of `waypoint bench`
-  nlohmann-json3-dev libboost-dev      # JSON; Asio/Beast (header-only)
-  libgtest-dev libbenchmark-dev        # tests and microbenches
-  librocksdb-dev                       # point store (engine)
-  libhdf5-dev                          # ann-benchmarks .hdf5 datasets
-  libxxhash-dev                        # index file checksums (XXH3)
-  gnuplot-nox                          # PNG plots of bench curves and training logs
-  dataset-fashion-mnist                # Fashion-MNIST base vectors (see shared/data/fashion-mnist)
-)
-if [[ "${1:-}" != "--no-torch" ]]; then
-  packages+=(libtorch-dev)
+cd "$(dirname "$0")"
+mapfile -t packages < <(sed 's/#.*//; s/[[:space:]]*$//; /^$/d' debian-packages.txt)
+if [[ "${1:-}" == "--no-torch" ]]; then
+  packages=("${packages[@]/libtorch-dev}")
 fi
 # Node.js runs the stock Qdrant JavaScript client against our server (tests/js). A machine that
 # already has node and npm (e.g. from NodeSource) keeps them.
@@ -27,6 +17,7 @@ command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
+  [[ -n "$p" ]] || continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -41,7 +32,7 @@ fi
 
 # The Qdrant JS client for the end-to-end test, pinned by tests/js/package-lock.json. Without the
 # npm registry the test is skipped (CMake says so), the rest of the suite still runs.
-cd "$(dirname "$0")/../tests/js"
+cd ../tests/js
 if [[ ! -d node_modules/@qdrant/js-client-rest ]]; then
   npm ci --no-audit --no-fund --loglevel=error || echo "setup: npm ci failed; the Qdrant JS client test will be skipped"
 fi
