@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "engine/cli/args.h"
+#include "http/client.h"
 #include "index/dataset.h"
 #include "index/error.h"
 #include "index/hnsw_index.h"
@@ -34,28 +35,16 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+/// The load generator's connection: status only.
 class Client {
  public:
-  explicit Client(uint16_t port) : sock_(ioc_) {
-    sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-    sock_.set_option(tcp::no_delay(true));
-  }
+  explicit Client(uint16_t port) : c_(port) {}
   unsigned call(bhttp::verb method, const std::string& target, const std::string& body) {
-    bhttp::request<bhttp::string_body> req(method, target, 11);
-    req.set(bhttp::field::host, "127.0.0.1");
-    req.set(bhttp::field::content_type, "application/json");
-    req.body() = body;
-    req.prepare_payload();
-    bhttp::write(sock_, req);
-    bhttp::response<bhttp::string_body> res;
-    bhttp::read(sock_, buf_, res);
-    return res.result_int();
+    return c_.call(method, target, body).first;
   }
 
  private:
-  net::io_context ioc_;
-  tcp::socket sock_;
-  beast::flat_buffer buf_;
+  wp::http::LoopbackClient c_;
 };
 
 std::string vector_json(const float* v, size_t d) {

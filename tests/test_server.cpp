@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 
+#include "http/client.h"
 #include "test_util.h"
 
 namespace net = boost::asio;
@@ -74,33 +75,18 @@ class ServerProcess {
   uint16_t port_ = 0;
 };
 
-/// A keep-alive HTTP client; throws on any transport error.
+/// A keep-alive client whose answers are parsed as JSON; throws on any transport error.
 class Client {
  public:
-  explicit Client(uint16_t port, std::string api_key = "") : sock_(ioc_), key_(std::move(api_key)) {
-    sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-  }
+  explicit Client(uint16_t port, std::string api_key = "") : c_(port, std::move(api_key)) {}
   std::pair<unsigned, json> call(bhttp::verb method, const std::string& target,
                                  const json& body = nullptr) {
-    bhttp::request<bhttp::string_body> req(method, target, 11);
-    req.set(bhttp::field::host, "127.0.0.1");
-    req.set(bhttp::field::content_type, "application/json");
-    if (!key_.empty()) req.set("api-key", key_);
-    if (!body.is_null()) req.body() = body.dump();
-    req.prepare_payload();
-    // A server may answer before the whole body is sent (413) and close: read its answer anyway.
-    beast::error_code write_ec;
-    bhttp::write(sock_, req, write_ec);
-    bhttp::response<bhttp::string_body> res;
-    bhttp::read(sock_, buf_, res);
-    return {res.result_int(), json::parse(res.body())};
+    auto [status, text] = c_.call(method, target, body.is_null() ? "" : body.dump());
+    return {status, json::parse(text)};
   }
 
  private:
-  net::io_context ioc_;
-  tcp::socket sock_;
-  beast::flat_buffer buf_;
-  std::string key_;
+  wp::http::LoopbackClient c_;
 };
 
 std::vector<float> vector_of(uint64_t id) {
