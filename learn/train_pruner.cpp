@@ -132,7 +132,10 @@ EvalStats train_pruner(const TrainPrunerOptions& o) {
     EvalStats val{-1, -1, -1};
     if (st.step % o.validate_every == 0 || s + 1 == o.steps) {
       val = trainer.evaluate(val_q, val_knn);
-      if (val.reward > best.reward) {
+      // Keep the step that searches with the fewest distance computations while its recall is
+      // no lower than the initial graph's: the comparison the learnt graph is made for (a higher
+      // reward can also come from trading recall away).
+      if (val.recall >= before.recall && val.dcs < best.dcs) {
         best = val;
         best_p = trainer.probabilities();
       }

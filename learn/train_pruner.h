@@ -3,7 +3,8 @@
  * @file train_pruner.h
  * `waypoint train-pruner`: builds the initial graph (HNSW level 0, medoid entry) over a dataset,
  * trains the pruning agent with TRPO on training queries that are never the evaluation queries,
- * validates on held-out training queries every few steps keeping the best policy, and writes the
+ * validates on held-out training queries every few steps keeping the policy with the fewest
+ * distance computations at a recall no lower than the initial graph's, and writes the
  * learnt graph as an `rl` index file. Logs a CSV row per step and plots the curves (PNG);
  * checkpoints after every validation and resumes from one.
  */
