@@ -94,8 +94,11 @@ const DistanceKernels& kernels_for_dim(size_t d) {
   // On the Zen 4 machines we run on, AVX-512 executes as two 256-bit halves: below a few hundred
   // dimensions AVX2 is as fast or faster (bench_distance d=128: 5.8 ns vs 7.4 ns), above it the
   // halved instruction count wins (HNSW on Fashion-MNIST, d=784: 16.6k vs 12.1k QPS at ef=16).
-  Isa forced;
-  if (forced_isa(&forced)) return kernels_for(forced);
+  static const int forced = [] {
+    Isa isa;
+    return forced_isa(&isa) ? static_cast<int>(isa) : -1;
+  }();  // the environment is read once
+  if (forced >= 0) return kernels_for(static_cast<Isa>(forced));
   if (d >= kAvx512MinDim && isa_supported(Isa::kAvx512)) return kernels_for(Isa::kAvx512);
   return kernels();
 }

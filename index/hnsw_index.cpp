@@ -52,7 +52,10 @@ void HnswIndex::AlignedDelete::operator()(char* p) const {
 }
 
 HnswIndex::HnswIndex(size_t dim, Metric metric, const HnswParams& params)
-    : Index(dim, metric), params_(params), dist_(distance_fn(metric, dim)) {
+    : Index(dim, metric),
+      params_(params),
+      dist_(distance_fn(metric, dim)),
+      kernels_(&kernels_for_dim(dim)) {
   params_.validate();
   max_m0_ = 2 * params_.M;
   vector_offset_ = sizeof(uint32_t) * (1 + max_m0_);
@@ -451,7 +454,7 @@ SearchStats HnswIndex::search_one(const float* q, size_t k, const SearchParams& 
       const float bias = quantizer_.prepare_query(q, metric_, ctx->prepared.data());
       const float step = quantizer_.step();
       const bool l2 = metric_ == Metric::kL2;
-      const DistanceKernels& k8 = kernels_for_dim(dim_);
+      const DistanceKernels& k8 = *kernels_;
       const CodeDistance dist_to{this, ctx->prepared.data(), l2 ? k8.l2sqr_u8 : k8.inner_product_u8,
                                  l2 ? step * step : -step, -bias};
       search_graph(dist_to, ef, filter, *ctx, st);

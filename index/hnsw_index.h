@@ -224,11 +224,12 @@ class HnswIndex : public Index {
 
   HnswParams params_;
   DistanceFn dist_;
-  size_t max_m0_;         ///< 2 * M
-  size_t stride_;         ///< bytes per level-0 record
-  size_t vector_offset_;  ///< offset of the vector in a record
-  size_t label_offset_;   ///< offset of the label in a record
-  double level_mult_;     ///< 1 / ln(M)
+  const DistanceKernels* kernels_;  ///< chosen for dim_ at construction (code kernels for sq8)
+  size_t max_m0_;                   ///< 2 * M
+  size_t stride_;                   ///< bytes per level-0 record
+  size_t vector_offset_;            ///< offset of the vector in a record
+  size_t label_offset_;             ///< offset of the label in a record
+  double level_mult_;               ///< 1 / ln(M)
 
   struct AlignedDelete {
     void operator()(char* p) const;

@@ -283,7 +283,6 @@ StepStats PruningTrainer::step() {
       (act.kept ? slot.first : slot.second) += a;
     }
   }
-  const std::vector<float> p_now = p_old_all;
   auto update_freeze = [&](const std::vector<float>& p) {
     for (size_t e = 0; e < p.size(); ++e) {
       if (m.frozen[e] >= 0) continue;
@@ -293,8 +292,8 @@ StepStats PruningTrainer::step() {
     }
   };
   if (agg.empty()) {  // nothing left to learn on this batch
-    update_freeze(p_now);
-    for (float p : p_now) st.kept_edges += p > 0.5f;
+    update_freeze(p_old_all);
+    for (float p : p_old_all) st.kept_edges += p > 0.5f;
     for (int8_t f : m.frozen) st.frozen_edges += f >= 0;
     return st;
   }
@@ -368,8 +367,8 @@ StepStats PruningTrainer::step() {
 
   // 4. Freeze edges that stay confidently kept or dropped.
   const std::vector<float> p_new = m.probabilities();
-  update_freeze(p_new);
-  for (float p : m.probabilities()) st.kept_edges += p > 0.5f;
+  update_freeze(p_new);  // freezing pins p at 0 or 1 on the side of 0.5 it was on
+  for (float p : p_new) st.kept_edges += p > 0.5f;
   for (int8_t f : m.frozen) st.frozen_edges += f >= 0;
   return st;
 }

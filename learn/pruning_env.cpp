@@ -58,11 +58,15 @@ Episode PruningEnv::run(const float* query, const uint32_t* true_knn,
   }
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
-  std::vector<Candidate> frontier, top;
+  // Heaps and the query copy are reused across this thread's episodes.
+  thread_local std::vector<Candidate> frontier, top;
+  thread_local std::vector<float> q;
+  frontier.clear();
+  top.clear();
   Episode ep;
   const size_t d = index_.dim();
   // Cosine indexes store unit vectors; the query is normalised the same way.
-  std::vector<float> q(query, query + d);
+  q.assign(query, query + d);
   if (index_.metric() == index::Metric::kCosine) index::normalize(q.data(), d);
 
   const float d0 = dist_(q.data(), index_.slot_vector(entry_), d);

@@ -93,7 +93,6 @@ EvalStats train_pruner(const TrainPrunerOptions& o) {
   const std::vector<uint32_t> val_knn = true_neighbours(h, val_q, o.env.k);
 
   EnvConfig env_cfg = o.env;
-  PruningEnv env(h, initial, h.fixed_entry_slot(), env_cfg);
   if (!env_cfg.max_dcs) {
     // Budget: 1.5 x the initial graph's mean DCS, so the full graph earns a positive reward and
     // every distance saved at equal recall earns more.
