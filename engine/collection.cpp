@@ -1,5 +1,7 @@
 #include "engine/collection.h"
 
+#include "engine/learned_index.h"
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +14,8 @@
 namespace wp::engine {
 
 namespace fs = std::filesystem;
+
+static std::unique_ptr<index::Index> make_index_of(const CollectionConfig& config);
 using nlohmann::json;
 
 namespace {
@@ -49,9 +53,13 @@ void Collection::wait_for_build() {
   if (t.joinable()) t.join();
 }
 
-void Collection::rebuild_index(const std::string& type, const index::HnswParams& hnsw) {
-  WP_THROW_IF_NOT(type == "hnsw" || type == "flat", "type: expected \"hnsw\" or \"flat\", got \"",
-                  type, "\"");
+void Collection::rebuild_index(const std::string& type, const index::HnswParams& hnsw,
+                               const nlohmann::json& learned) {
+  const bool is_learned = type == "rl";
+  WP_THROW_IF_NOT(type == "hnsw" || type == "flat" || is_learned,
+                  "type: expected \"hnsw\", \"flat\" or \"rl\", got \"", type, "\"");
+  WP_THROW_IF_NOT(!is_learned || learned_builder(type), "type: \"", type,
+                  "\" needs a waypoint built with LibTorch (WAYPOINT_WITH_TORCH=ON)");
   hnsw.validate();
   std::lock_guard<std::mutex> g(build_mu_);
   if (status_.state == "building") {
@@ -61,17 +69,12 @@ void Collection::rebuild_index(const std::string& type, const index::HnswParams&
   status_.state = "building";
   status_.error.clear();
   build_progress_ = 0.0;
-  builder_ = std::thread([this, type, hnsw] {
+  builder_ = std::thread([this, type, hnsw, learned, is_learned] {
     try {
       std::lock_guard<std::mutex> writer(write_mu_);  // writes wait; searches go on
       CollectionConfig next = config_;
       next.index_type = type;
       next.hnsw = hnsw;
-      index::IndexSpec spec;
-      spec.type = type;
-      spec.metric = next.metric;
-      spec.hnsw = hnsw;
-      auto fresh = index::make_index(spec, next.dim);
       // Snapshot the live points (vectors from the served index); only this thread writes now.
       std::vector<index::label_t> labels;
       index::Matrix vectors;
@@ -84,11 +87,24 @@ void Collection::rebuild_index(const std::string& type, const index::HnswParams&
           labels.push_back(i);
         }
       }
-      constexpr size_t kChunk = 5000;
-      for (size_t b = 0; b < labels.size(); b += kChunk) {
-        const size_t n = std::min(kChunk, labels.size() - b);
-        fresh->add(index::view_rows(vectors, b, n), labels.data() + b);
-        build_progress_ = static_cast<double>(b + n) / labels.size();
+      std::unique_ptr<index::Index> fresh;
+      if (is_learned) {
+        LearnedBuildRequest req;
+        req.vectors = &vectors;
+        req.labels = &labels;
+        req.metric = next.metric;
+        req.hnsw = hnsw;
+        req.params = learned;
+        req.progress = [this](double f) { build_progress_ = f; };
+        fresh = (*learned_builder(type))(req);
+      } else {
+        fresh = make_index_of(next);
+        constexpr size_t kChunk = 5000;
+        for (size_t b = 0; b < labels.size(); b += kChunk) {
+          const size_t n = std::min(kChunk, labels.size() - b);
+          fresh->add(index::view_rows(vectors, b, n), labels.data() + b);
+          build_progress_ = static_cast<double>(b + n) / labels.size();
+        }
       }
       store_->put_meta(kConfigKey, next.to_stored().dump());
       {
@@ -120,12 +136,23 @@ IndexStatus Collection::index_status() const {
   return s;
 }
 
-std::unique_ptr<index::Index> Collection::make_index() const {
+static std::unique_ptr<index::Index> make_index_of(const CollectionConfig& config) {
   index::IndexSpec spec;
-  spec.type = config_.index_type;
-  spec.metric = config_.metric;
-  spec.hnsw = config_.hnsw;
-  return index::make_index(spec, config_.dim);
+  spec.type = config.index_type;
+  spec.metric = config.metric;
+  spec.hnsw = config.hnsw;
+  if (spec.type == "rl") {
+    // Rebuilt without learning (no index file, or one that no longer matches the store): the
+    // graph the agent starts from, HNSW's level 0 entered at the medoid, until trained again.
+    spec.graph.initial = "hnsw";
+    spec.graph.pruning = "none";
+    spec.graph.entry = "medoid";
+  }
+  return index::make_index(spec, config.dim);
+}
+
+std::unique_ptr<index::Index> Collection::make_index() const {
+  return make_index_of(config_);
 }
 
 void Collection::load() {

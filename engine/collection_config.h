@@ -16,7 +16,7 @@ namespace wp::engine {
 struct CollectionConfig {
   size_t dim = 0;
   index::Metric metric = index::Metric::kCosine;
-  std::string index_type = "hnsw";  ///< "hnsw" or "flat"
+  std::string index_type = "hnsw";  ///< "hnsw", "flat" or "rl"
   index::HnswParams hnsw;           ///< Qdrant's hnsw_config: m, ef_construct (and our ef)
 
   /// Parses `PUT /collections/{name}`'s body; throws UserError naming the field.

@@ -35,14 +35,37 @@ json Api::put_index(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   const json body = parse_body(*c.body);
   WP_THROW_IF_NOT(body.contains("type") && body["type"].is_string(),
-                  "type: expected \"hnsw\" or \"flat\"");
+                  "type: expected \"hnsw\", \"flat\" or \"rl\"");
   const std::string type = body["type"];
-  WP_THROW_IF_NOT(type == "hnsw" || type == "flat", "type: \"", type,
-                  "\" is not available; expected \"hnsw\" or \"flat\"");
+  WP_THROW_IF_NOT(type == "hnsw" || type == "flat" || type == "rl", "type: \"", type,
+                  "\" is not available; expected \"hnsw\", \"flat\" or \"rl\"");
+  // rl: the pruning agent's job (train-pruner) on the collection's own points.
+  json learned = json::object();
   for (const auto& [key, value] : body.items()) {
-    WP_THROW_IF_NOT(key == "type" || key == "m" || key == "ef_construct" || key == "ef" ||
-                        key == "quantization",
-                    key, ": unknown index parameter (expected m, ef_construct, ef, quantization)");
+    const bool common = key == "type" || key == "m" || key == "ef_construct" || key == "ef" ||
+                        key == "quantization";
+    const bool rl = key == "steps" || key == "max_minutes" || key == "target_recall";
+    WP_THROW_IF_NOT(common || (rl && type == "rl"), key,
+                    type == "rl" ? ": unknown index parameter (expected m, ef_construct, ef, "
+                                   "quantization, steps, max_minutes, target_recall)"
+                                 : ": unknown index parameter (expected m, ef_construct, ef, "
+                                   "quantization)");
+  }
+  if (type == "rl") {
+    learned["steps"] = get_count(body, "steps", "", 200, 1, 100000);
+    if (body.contains("max_minutes")) {
+      WP_THROW_IF_NOT(body["max_minutes"].is_number() && body["max_minutes"].get<double>() > 0 &&
+                          body["max_minutes"].get<double>() <= 24 * 60,
+                      "max_minutes: expected a number in (0, 1440]");
+      learned["max_minutes"] = body["max_minutes"].get<double>();
+    }
+    if (body.contains("target_recall")) {
+      WP_THROW_IF_NOT(body["target_recall"].is_number() &&
+                          body["target_recall"].get<double>() > 0 &&
+                          body["target_recall"].get<double>() <= 1,
+                      "target_recall: expected a number in (0, 1]");
+      learned["target_recall"] = body["target_recall"].get<double>();
+    }
   }
   index::HnswParams p = col->config().hnsw;
   p.M = get_count(body, "m", "", p.M, 2, 1024);
@@ -52,7 +75,7 @@ json Api::put_index(const Call& c) {
     WP_THROW_IF_NOT(body["quantization"].is_string(), "quantization: expected \"none\" or \"sq8\"");
     p.quantization = index::parse_quantization(body["quantization"], "quantization");
   }
-  col->rebuild_index(type, p);
+  col->rebuild_index(type, p, learned);
   return get_index(c);
 }
 

@@ -13,8 +13,8 @@ namespace wp::index {
 
 void GraphBuildSpec::validate() const {
   hnsw.validate();
-  WP_THROW_IF_NOT(initial == "knn" || initial == "hnsw", "initial must be knn or hnsw, got '",
-                  initial, "'");
+  WP_THROW_IF_NOT(initial == "knn" || initial == "hnsw" || initial == "complete",
+                  "initial must be knn, hnsw or complete, got '", initial, "'");
   WP_THROW_IF_NOT(
       pruning == "none" || pruning == "hnsw" || pruning == "robust" || pruning == "learned",
       "pruning must be none, hnsw, robust or learned, got '", pruning, "'");
@@ -87,7 +87,7 @@ std::vector<std::vector<uint32_t>> prune_lists(const HnswIndex& index,
     for (int64_t s = 0; s < static_cast<int64_t>(lists.size()); ++s) {
       cands.clear();
       for (uint32_t v : lists[s]) cands.push_back({index.distance_between(s, v), v});
-      select_neighbors_heuristic(
+      select_neighbors_robust(
           cands, R, a, [&](uint32_t x, uint32_t y) { return index.distance_between(x, y); }, kept);
       for (const Candidate& c : kept) out[s].push_back(c.id);
     }
@@ -117,7 +117,7 @@ std::vector<std::vector<uint32_t>> add_reverse_edges(
       cands.clear();
       for (uint32_t v : l) cands.push_back({index.distance_between(s, v), v});
       if (prune) {
-        select_neighbors_heuristic(
+        select_neighbors_robust(
             cands, R, a, [&](uint32_t x, uint32_t y) { return index.distance_between(x, y); },
             kept);
       } else {
@@ -161,6 +161,22 @@ void GraphIndex::build(MatrixView x, const label_t* ids) {
     const size_t K = spec.K ? spec.K : spec.hnsw.M;
     initial = add_reverse_edges(*graph_, knn_lists(*graph_, K, std::max<size_t>(2 * K, 128)),
                                 2 * spec.hnsw.M, 1.0f, false);
+  } else if (spec.initial == "complete") {
+    // Every other vertex, nearest first: the toy setting of the paper (100 points).
+    const Level0Graph g = graph_->export_level0();
+    WP_THROW_IF_NOT(graph_->size() <= 2 * spec.hnsw.M + 1,
+                    "initial 'complete' needs at most 2M + 1 = ", 2 * spec.hnsw.M + 1,
+                    " points, got ", graph_->size(), " (raise M)");
+    initial.resize(g.num_vertices());
+    for (uint32_t s = 0; s < g.num_vertices(); ++s) {
+      if (g.labels[s] == kNoLabel) continue;
+      std::vector<Candidate> all;
+      for (uint32_t v = 0; v < g.num_vertices(); ++v) {
+        if (v != s && g.labels[v] != kNoLabel) all.push_back({graph_->distance_between(s, v), v});
+      }
+      std::sort(all.begin(), all.end());
+      for (const Candidate& c : all) initial[s].push_back(c.id);
+    }
   } else {
     const Level0Graph g = graph_->export_level0();
     initial.resize(g.num_vertices());

@@ -6,6 +6,7 @@
  *
  * Construction: an initial graph over the vectors, then a pruning strategy (STYLE.md 3):
  *  - initial "hnsw": HNSW's level 0 (degree <= 2M);
+ *  - initial "complete": every other vertex (at most 2M + 1 points; the paper's toy example);
  *  - initial "knn":  the K nearest neighbours of every vertex (found with the HNSW at a large ef)
  *    plus their reverse edges (forward edges first, then the nearest reverse ones, at most 2M);
  *  - pruning "none":   keep the first R neighbours of the initial lists;
@@ -30,7 +31,7 @@ namespace wp::index {
 
 struct GraphBuildSpec {
   HnswParams hnsw;                 ///< the HNSW that gives storage, the upper levels and candidates
-  std::string initial = "knn";     ///< "knn" or "hnsw"
+  std::string initial = "knn";     ///< "knn", "hnsw" or "complete"
   size_t K = 0;                    ///< neighbours per vertex of the kNN graph (0: 4M)
   std::string pruning = "robust";  ///< "none", "hnsw", "robust" (learned masks: apply_mask)
   float alpha = 1.2f;              ///< RobustPrune slack (>= 1), on true (not squared) distances

@@ -55,4 +55,31 @@ void select_neighbors_heuristic(std::vector<Candidate>& candidates, size_t max_d
   }
 }
 
+/**
+ * RobustPrune as DiskANN runs it: a first pass at alpha = 1 (the HNSW heuristic: the diverse,
+ * long-range edges), then, while fewer than max_degree are kept, a pass at `alpha` over the
+ * remaining candidates, checked against everything kept so far. Without the first pass a small
+ * max_degree fills up with near neighbours only and the graph falls apart into clusters.
+ * Arguments as select_neighbors_heuristic; `out` ends nearest first.
+ */
+template <typename DistBetween>
+void select_neighbors_robust(std::vector<Candidate>& candidates, size_t max_degree, float alpha,
+                             DistBetween&& dist_between, std::vector<Candidate>& out) {
+  select_neighbors_heuristic(candidates, max_degree, 1.0f, dist_between, out);
+  if (alpha <= 1.0f || out.size() >= max_degree) return;
+  const size_t first = out.size();
+  for (const Candidate& c : candidates) {  // sorted nearest first by the call above
+    if (out.size() >= max_degree) break;
+    bool keep = true;
+    for (const Candidate& r : out) {
+      if (r.id == c.id || alpha * dist_between(c.id, r.id) <= c.distance) {
+        keep = false;
+        break;
+      }
+    }
+    if (keep) out.push_back(c);
+  }
+  if (out.size() > first) std::sort(out.begin(), out.end());
+}
+
 }  // namespace wp::index

@@ -46,7 +46,7 @@ std::vector<double> conjugate_gradient(
 
 namespace {
 
-/// The edge MLP: h = relu(W_u x_u + W_v x_v + W_e (d, rank)), then hidden -> 1.
+/// The edge MLP: h = relu(W_u x_u + W_v x_v + W_e f_uv), then hidden -> hidden -> 1.
 struct EdgeMlpImpl : torch::nn::Module {
   torch::nn::Linear wu{nullptr}, wv{nullptr}, we{nullptr}, h1{nullptr}, out{nullptr};
   EdgeMlpImpl(int64_t dim, int64_t hidden, double initial_keep) {
@@ -54,7 +54,7 @@ struct EdgeMlpImpl : torch::nn::Module {
         register_module("wu", torch::nn::Linear(torch::nn::LinearOptions(dim, hidden).bias(false)));
     wv =
         register_module("wv", torch::nn::Linear(torch::nn::LinearOptions(dim, hidden).bias(false)));
-    we = register_module("we", torch::nn::Linear(2, hidden));
+    we = register_module("we", torch::nn::Linear(kEdgeFeatures, hidden));
     h1 = register_module("h1", torch::nn::Linear(hidden, hidden));
     out = register_module("out", torch::nn::Linear(hidden, 1));
     // Start near the full initial graph: every edge kept with probability initial_keep.
@@ -62,10 +62,15 @@ struct EdgeMlpImpl : torch::nn::Module {
     out->weight.mul_(0.01);
     out->bias.fill_(std::log(initial_keep / (1 - initial_keep)));
   }
-  /// Logits of the edges (src[i] -> dst[i]) with features ef (E x 2).
-  torch::Tensor forward(const torch::Tensor& X, const torch::Tensor& src, const torch::Tensor& dst,
-                        const torch::Tensor& ef) {
-    const torch::Tensor a = wu->forward(X), b = wv->forward(X);  // per vertex, N x H
+  /// Logits of the edges (rows[src[i]] -> rows[dst[i]]) with features ef (E x kEdgeFeatures);
+  /// `rows` holds the vertex vectors the edges index (all vertices, or only those they touch).
+  torch::Tensor forward(const torch::Tensor& rows, const torch::Tensor& src,
+                        const torch::Tensor& dst, const torch::Tensor& ef) {
+    return edges(wu->forward(rows), wv->forward(rows), src, dst, ef);
+  }
+  /// The same from precomputed vertex parts a = W_u rows, b = W_v rows.
+  torch::Tensor edges(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& src,
+                      const torch::Tensor& dst, const torch::Tensor& ef) {
     torch::Tensor h =
         torch::relu(a.index_select(0, src) + b.index_select(0, dst) + we->forward(ef));
     h = torch::relu(h1->forward(h));
@@ -117,8 +122,7 @@ torch::Tensor to_tensor(const std::vector<double>& v) {
 
 struct PruningTrainer::Impl {
   const PruningEnv& env;
-  index::Matrix train_q;
-  std::vector<uint32_t> train_knn;
+  QuerySet train;
   PrunerConfig cfg;
   EdgeMlp net{nullptr};
   torch::Tensor X, src, dst, efeat;  ///< constant features
@@ -128,14 +132,15 @@ struct PruningTrainer::Impl {
   std::mt19937_64 rng;
   int steps = 0;
 
-  Impl(const PruningEnv& e, index::Matrix q, std::vector<uint32_t> knn, PrunerConfig c)
-      : env(e), train_q(std::move(q)), train_knn(std::move(knn)), cfg(c), rng(c.seed) {
+  Impl(const PruningEnv& e, QuerySet q, PrunerConfig c)
+      : env(e), train(std::move(q)), cfg(c), rng(c.seed) {
     cfg.validate();
     torch::manual_seed(cfg.seed);
     const index::Level0Graph& g = env.graph();
     const size_t n = g.num_vertices(), E = g.num_edges();
-    const size_t d = train_q.d;
-    WP_THROW_IF_NOT(train_knn.size() >= train_q.n * env.config().k,
+    const size_t d = train.x.d;
+    WP_THROW_IF_NOT(train.size() >= 1, "no training queries");
+    WP_THROW_IF_NOT(train.k == env.config().k && train.knn.size() >= train.size() * train.k,
                     "training queries need k true neighbours each");
     // Vertex features: the stored vectors, standardised per dimension over the graph.
     std::vector<float> xs(n * d, 0.0f);
@@ -146,25 +151,21 @@ struct PruningTrainer::Impl {
     }
     X = torch::from_blob(xs.data(), {static_cast<int64_t>(n), static_cast<int64_t>(d)}).clone();
     X = (X - X.mean(0)) / (X.std(0) + 1e-6);
-    // Edge features: distance (scaled by its mean) and rank in the source's list (0..1).
+    // Edge features (pruning_env.h), standardised per column.
     std::vector<int64_t> s_idx(E), d_idx(E);
-    std::vector<float> feats(E * 2);
-    double mean_dist = 0;
     for (size_t u = 0; u < n; ++u) {
-      const uint64_t b = g.offsets[u], e = g.offsets[u + 1];
-      for (uint64_t j = b; j < e; ++j) {
+      for (uint64_t j = g.offsets[u]; j < g.offsets[u + 1]; ++j) {
         s_idx[j] = static_cast<int64_t>(u);
         d_idx[j] = g.neighbors[j];
-        feats[2 * j] = std::sqrt(std::max(index.distance_between(u, g.neighbors[j]), 0.0f));
-        feats[2 * j + 1] = e - b > 1 ? static_cast<float>(j - b) / (e - b - 1) : 0.0f;
-        mean_dist += feats[2 * j];
       }
     }
-    mean_dist = E ? mean_dist / E : 1.0;
-    for (size_t j = 0; j < E; ++j) feats[2 * j] /= static_cast<float>(mean_dist + 1e-12);
+    std::vector<float> feats = edge_features(index, g);
     src = torch::from_blob(s_idx.data(), {static_cast<int64_t>(E)}, torch::kLong).clone();
     dst = torch::from_blob(d_idx.data(), {static_cast<int64_t>(E)}, torch::kLong).clone();
-    efeat = torch::from_blob(feats.data(), {static_cast<int64_t>(E), 2}).clone();
+    efeat = torch::from_blob(feats.data(),
+                             {static_cast<int64_t>(E), static_cast<int64_t>(kEdgeFeatures)})
+                .clone();
+    if (E > 1) efeat = (efeat - efeat.mean(0)) / (efeat.std(0) + 1e-6);
     net = EdgeMlp(static_cast<int64_t>(d), cfg.hidden, cfg.initial_keep);
     near_count.assign(E, 0);
     frozen.assign(E, -1);
@@ -172,20 +173,35 @@ struct PruningTrainer::Impl {
 
   const index::HnswIndex& env_index() const;  // defined below (PruningEnv keeps it private)
 
-  torch::Tensor logits_of(const torch::Tensor& edges) {
-    return net->forward(X, src.index_select(0, edges), dst.index_select(0, edges),
-                        efeat.index_select(0, edges));
+  /// A batch of edges with the vertex vectors they touch gathered once (the CG loop evaluates
+  /// the same edges many times; a 784-d projection of every vertex each time would dominate).
+  struct EdgeBatch {
+    torch::Tensor rows, src, dst, feats;
+  };
+  EdgeBatch batch_of(const torch::Tensor& edges) const {
+    const torch::Tensor s = src.index_select(0, edges), d = dst.index_select(0, edges);
+    const int64_t n = s.size(0);
+    auto [uniq, inv] = at::_unique(torch::cat({s, d}), /*sorted=*/false, /*return_inverse=*/true);
+    return {X.index_select(0, uniq), inv.slice(0, 0, n), inv.slice(0, n, 2 * n),
+            efeat.index_select(0, edges)};
+  }
+  torch::Tensor logits_of(const EdgeBatch& b) {
+    return net->forward(b.rows, b.src, b.dst, b.feats);
   }
 
   std::vector<float> probabilities() {
     torch::NoGradGuard no_grad;
     const int64_t E = src.size(0);
     std::vector<float> p(E);
+    const torch::Tensor a = net->wu->forward(X), b = net->wv->forward(X);  // once per vertex
     constexpr int64_t kChunk = 1 << 16;
-    for (int64_t b = 0; b < E; b += kChunk) {
-      const torch::Tensor idx = torch::arange(b, std::min(E, b + kChunk), torch::kLong);
-      const torch::Tensor pr = torch::sigmoid(logits_of(idx)).contiguous();
-      std::copy(pr.data_ptr<float>(), pr.data_ptr<float>() + pr.numel(), p.begin() + b);
+    for (int64_t lo = 0; lo < E; lo += kChunk) {
+      const int64_t hi = std::min(E, lo + kChunk);
+      const torch::Tensor pr =
+          torch::sigmoid(
+              net->edges(a, b, src.slice(0, lo, hi), dst.slice(0, lo, hi), efeat.slice(0, lo, hi)))
+              .contiguous();
+      std::copy(pr.data_ptr<float>(), pr.data_ptr<float>() + pr.numel(), p.begin() + lo);
     }
     for (int64_t e = 0; e < E; ++e) {
       if (frozen[e] >= 0) p[e] = static_cast<float>(frozen[e]);
@@ -200,9 +216,8 @@ const index::HnswIndex& PruningTrainer::Impl::env_index() const {
   return env.index();
 }
 
-PruningTrainer::PruningTrainer(const PruningEnv& env, index::Matrix train_queries,
-                               std::vector<uint32_t> train_knn, PrunerConfig cfg)
-    : impl_(std::make_unique<Impl>(env, std::move(train_queries), std::move(train_knn), cfg)) {}
+PruningTrainer::PruningTrainer(const PruningEnv& env, QuerySet train, PrunerConfig cfg)
+    : impl_(std::make_unique<Impl>(env, std::move(train), cfg)) {}
 
 PruningTrainer::~PruningTrainer() = default;
 
@@ -221,9 +236,8 @@ std::vector<uint8_t> PruningTrainer::mask() const {
   return m;
 }
 
-EvalStats PruningTrainer::evaluate(const index::Matrix& queries,
-                                   const std::vector<uint32_t>& knn) const {
-  const auto eps = impl_->env.run_batch(queries, knn, impl_->probabilities(), false, 0);
+EvalStats PruningTrainer::evaluate(const QuerySet& queries) const {
+  const auto eps = impl_->env.run_batch(queries, impl_->probabilities(), false, 0);
   EvalStats s;
   for (const Episode& e : eps) {
     s.recall += e.recall;
@@ -240,23 +254,16 @@ EvalStats PruningTrainer::evaluate(const index::Matrix& queries,
 StepStats PruningTrainer::step() {
   Impl& m = *impl_;
   const PruningEnv& env = m.env;
-  const size_t k = env.config().k;
   StepStats st;
   st.step = ++m.steps;
 
   // 1. Episodes with the current policy on a random batch of training queries.
-  const size_t nq = std::min(m.cfg.episodes_per_step, m.train_q.n);
+  const size_t nq = std::min(m.cfg.episodes_per_step, m.train.size());
   std::vector<size_t> pick(nq);
-  for (size_t& i : pick) i = m.rng() % m.train_q.n;
-  index::Matrix q(nq, m.train_q.d);
-  std::vector<uint32_t> knn(nq * k);
-  for (size_t i = 0; i < nq; ++i) {
-    std::copy(m.train_q.row(pick[i]), m.train_q.row(pick[i]) + q.d, q.row(i));
-    std::copy(m.train_knn.begin() + pick[i] * k, m.train_knn.begin() + (pick[i] + 1) * k,
-              knn.begin() + i * k);
-  }
+  for (size_t& i : pick) i = m.rng() % m.train.size();
+  const QuerySet batch = m.train.subset(pick);
   const std::vector<float> p_old_all = m.probabilities();
-  const auto episodes = env.run_batch(q, knn, p_old_all, true, m.rng());
+  const auto episodes = env.run_batch(batch, p_old_all, true, m.rng());
 
   // 2. Advantages (reward minus the query's moving baseline), normalised over the batch, summed
   //    per (edge, action): identical samples are aggregated.
@@ -304,8 +311,8 @@ StepStats PruningTrainer::step() {
     a1.push_back(static_cast<float>(kv.second.first / nq));
     a0.push_back(static_cast<float>(kv.second.second / nq));
   }
-  const torch::Tensor E =
-      torch::from_blob(edges.data(), {static_cast<int64_t>(edges.size())}, torch::kLong).clone();
+  const Impl::EdgeBatch E = m.batch_of(
+      torch::from_blob(edges.data(), {static_cast<int64_t>(edges.size())}, torch::kLong).clone());
   const torch::Tensor A1 = torch::from_blob(a1.data(), {static_cast<int64_t>(a1.size())}).clone();
   const torch::Tensor A0 = torch::from_blob(a0.data(), {static_cast<int64_t>(a0.size())}).clone();
 

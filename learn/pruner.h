@@ -4,9 +4,11 @@
  * The pruning agent of Baranchuk & Babenko (2019) trained with TRPO, behind a plain header (no
  * LibTorch here: the policy, the optimiser and their tensors live in pruner.cpp).
  *
- * Policy: p(u, v) = sigmoid(MLP(x_u, x_v, d(u, v), rank of v in u's list)), query-independent, so
- * the final graph is static: the edges with p > 0.5. The first layer is split as
- * W_u x_u + W_v x_v + w (d, rank) and computed once per vertex, then gathered per edge.
+ * Policy: p(u, v) = sigmoid(MLP(x_u, x_v, f_uv)) with x the standardised vectors and f_uv the
+ * edge features of edge_features() (distance, rank, occlusion by u's nearer neighbours, reverse
+ * edge, in-degree), query-independent, so the final graph is static: the edges with p > 0.5.
+ * The first layer is split as W_u x_u + W_v x_v + W_f f_uv, the vertex parts computed once per
+ * vertex and gathered per edge.
  *
  * TRPO (Schulman et al. 2015): the surrogate sum_e A1_e p_e/p_old_e + A0_e (1-p_e)/(1-p_old_e)
  * over the edges sampled in the step's episodes, with A1/A0 the summed advantages of keeping and
@@ -69,14 +71,13 @@ std::vector<double> conjugate_gradient(
 
 class PruningTrainer {
  public:
-  PruningTrainer(const PruningEnv& env, index::Matrix train_queries,
-                 std::vector<uint32_t> train_knn, PrunerConfig cfg);
+  PruningTrainer(const PruningEnv& env, QuerySet train, PrunerConfig cfg);
   ~PruningTrainer();
 
   /// One TRPO iteration on `episodes_per_step` training queries.
   StepStats step();
   /// Greedy search on the graph of p > 0.5 edges.
-  EvalStats evaluate(const index::Matrix& queries, const std::vector<uint32_t>& knn) const;
+  EvalStats evaluate(const QuerySet& queries) const;
 
   /// Current keep probabilities per edge (frozen edges exactly 0 or 1).
   std::vector<float> probabilities() const;

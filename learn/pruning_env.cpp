@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "index/dataset.h"
@@ -42,7 +43,10 @@ PruningEnv::PruningEnv(const index::HnswIndex& index, index::Level0Graph graph, 
 }
 
 Episode PruningEnv::run(const float* query, const uint32_t* true_knn,
-                        const std::vector<float>& keep_prob, bool sample, uint64_t seed) const {
+                        const std::vector<float>& keep_prob, bool sample, uint64_t seed, size_t ef,
+                        uint32_t held_out) const {
+  if (ef == 0) ef = cfg_.ef;
+  WP_THROW_IF_NOT(ef >= cfg_.k, "ef ", ef, " is below k ", cfg_.k);
   WP_THROW_IF_NOT(keep_prob.size() == graph_.num_edges(), "keep_prob has ", keep_prob.size(),
                   " entries for ", graph_.num_edges(), " edges");
   // Per-thread visited tags, cleared only when the 32-bit tag wraps.
@@ -72,11 +76,12 @@ Episode PruningEnv::run(const float* query, const uint32_t* true_knn,
   const float d0 = dist_(q.data(), index_.slot_vector(entry_), d);
   ep.dcs = 1;
   visited[entry_] = tag;
+  if (held_out != kNoSlot && held_out < visited.size()) visited[held_out] = tag;
   frontier.push_back({d0, entry_});
   top.push_back({d0, entry_});
   while (!frontier.empty()) {
     const Candidate c = frontier.front();
-    if (top.size() >= cfg_.ef && c.distance > top.front().distance) break;
+    if (top.size() >= ef && c.distance > top.front().distance) break;
     if (ep.hops >= cfg_.max_hops) break;
     std::pop_heap(frontier.begin(), frontier.end(), FartherFirst());
     frontier.pop_back();
@@ -98,12 +103,12 @@ Episode PruningEnv::run(const float* query, const uint32_t* true_knn,
       visited[v] = tag;
       const float dv = dist_(q.data(), index_.slot_vector(v), d);
       ++ep.dcs;
-      if (top.size() < cfg_.ef || dv < top.front().distance) {
+      if (top.size() < ef || dv < top.front().distance) {
         frontier.push_back({dv, v});
         std::push_heap(frontier.begin(), frontier.end(), FartherFirst());
         top.push_back({dv, v});
         std::push_heap(top.begin(), top.end());
-        if (top.size() > cfg_.ef) {
+        if (top.size() > ef) {
           std::pop_heap(top.begin(), top.end());
           top.pop_back();
         }
@@ -119,23 +124,198 @@ Episode PruningEnv::run(const float* query, const uint32_t* true_knn,
   return ep;
 }
 
-std::vector<Episode> PruningEnv::run_batch(const index::Matrix& queries,
-                                           const std::vector<uint32_t>& knn,
-                                           const std::vector<float>& keep_prob, bool sample,
-                                           uint64_t seed) const {
-  WP_THROW_IF_NOT(knn.size() >= queries.n * cfg_.k, "need ", cfg_.k, " true neighbours per query");
-  std::vector<Episode> out(queries.n);
+std::vector<Episode> PruningEnv::run_batch(const QuerySet& qs, const std::vector<float>& keep_prob,
+                                           bool sample, uint64_t seed, size_t ef) const {
+  WP_THROW_IF_NOT(qs.k == cfg_.k && qs.knn.size() >= qs.size() * cfg_.k, "need ", cfg_.k,
+                  " true neighbours per query");
+  std::vector<Episode> out(qs.size());
 #pragma omp parallel for schedule(dynamic, 16)
-  for (int64_t i = 0; i < static_cast<int64_t>(queries.n); ++i) {
-    out[i] = run(queries.row(i), knn.data() + i * cfg_.k, keep_prob, sample, seed + i);
+  for (int64_t i = 0; i < static_cast<int64_t>(qs.size()); ++i) {
+    out[i] = run(qs.x.row(i), qs.knn.data() + i * cfg_.k, keep_prob, sample, seed + i, ef,
+                 qs.held_out_of(i));
   }
   return out;
 }
 
-void PruningEnv::calibrate_max_dcs(const index::Matrix& queries, const std::vector<uint32_t>& knn) {
+std::vector<CurvePoint> PruningEnv::curve(const QuerySet& queries,
+                                          const std::vector<float>& keep_prob,
+                                          const std::vector<size_t>& efs) const {
+  std::vector<CurvePoint> out;
+  for (size_t ef : efs) {
+    const auto eps = run_batch(queries, keep_prob, false, 0, ef);
+    CurvePoint pt;
+    pt.ef = ef;
+    for (const Episode& e : eps) {
+      pt.recall += e.recall;
+      pt.dcs += static_cast<double>(e.dcs);
+    }
+    pt.recall /= std::max<size_t>(1, eps.size());
+    pt.dcs /= std::max<size_t>(1, eps.size());
+    out.push_back(pt);
+  }
+  return out;
+}
+
+std::vector<size_t> default_ef_sweep(size_t k) {
+  std::vector<size_t> efs{k};
+  for (size_t ef : {12, 16, 20, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512}) {
+    if (ef > k) efs.push_back(ef);
+  }
+  return efs;
+}
+
+double dcs_at_recall(const std::vector<CurvePoint>& curve, double target) {
+  for (size_t i = 0; i < curve.size(); ++i) {
+    if (curve[i].recall < target) continue;
+    if (i == 0) return curve[0].dcs;
+    const CurvePoint& a = curve[i - 1];
+    const CurvePoint& b = curve[i];
+    const double t = (target - a.recall) / std::max(b.recall - a.recall, 1e-12);
+    return a.dcs + t * (b.dcs - a.dcs);
+  }
+  return std::numeric_limits<double>::infinity();
+}
+
+double flat_reward_budget(const CurvePoint& a, const CurvePoint& b) {
+  const double lo = 1.1 * a.dcs, hi = 100 * a.dcs;
+  if (b.recall <= a.recall || b.dcs <= a.dcs) return hi;
+  return std::clamp(b.dcs + a.recall * (b.dcs - a.dcs) / (b.recall - a.recall), lo, hi);
+}
+
+std::vector<uint8_t> guarded_mask(const index::Level0Graph& g, uint32_t entry,
+                                  const std::vector<float>& keep_prob, size_t min_degree,
+                                  size_t* restored) {
+  WP_THROW_IF_NOT(keep_prob.size() == g.num_edges(), "keep_prob has ", keep_prob.size(),
+                  " entries for ", g.num_edges(), " edges");
+  const size_t n = g.num_vertices();
+  std::vector<uint8_t> mask(g.num_edges());
+  size_t added = 0;
+  for (size_t e = 0; e < mask.size(); ++e) mask[e] = keep_prob[e] > 0.5f;
+  // 1. Minimum out-degree: restore the most probable dropped edges.
+  std::vector<uint64_t> order;
+  for (size_t u = 0; u < n; ++u) {
+    if (g.labels[u] == index::kNoLabel) continue;
+    const uint64_t b = g.offsets[u], e = g.offsets[u + 1];
+    size_t kept = 0;
+    for (uint64_t j = b; j < e; ++j) kept += mask[j];
+    if (kept >= min_degree || kept == e - b) continue;
+    order.clear();
+    for (uint64_t j = b; j < e; ++j) {
+      if (!mask[j]) order.push_back(j);
+    }
+    std::sort(order.begin(), order.end(),
+              [&](uint64_t x, uint64_t y) { return keep_prob[x] > keep_prob[y]; });
+    for (size_t i = 0; i < order.size() && kept < min_degree; ++i, ++kept, ++added) {
+      mask[order[i]] = 1;
+    }
+  }
+  // 2. Reachability from the entry: BFS over kept edges; while some live vertex is unreached,
+  //    restore, for each unreached vertex with a dropped in-edge from a reached vertex, the most
+  //    probable such edge, and continue the BFS from there.
+  std::vector<uint8_t> reached(n, 0);
+  std::vector<uint32_t> stack{entry};
+  reached[entry] = 1;
+  auto bfs = [&] {
+    while (!stack.empty()) {
+      const uint32_t u = stack.back();
+      stack.pop_back();
+      for (uint64_t j = g.offsets[u]; j < g.offsets[u + 1]; ++j) {
+        const uint32_t v = g.neighbors[j];
+        if (mask[j] && !reached[v]) {
+          reached[v] = 1;
+          stack.push_back(v);
+        }
+      }
+    }
+  };
+  bfs();
+  for (;;) {
+    std::vector<uint64_t> best(n, UINT64_MAX);
+    bool any = false;
+    for (size_t u = 0; u < n; ++u) {
+      if (!reached[u]) continue;
+      for (uint64_t j = g.offsets[u]; j < g.offsets[u + 1]; ++j) {
+        const uint32_t v = g.neighbors[j];
+        if (reached[v] || g.labels[v] == index::kNoLabel) continue;
+        if (best[v] == UINT64_MAX || keep_prob[j] > keep_prob[best[v]]) best[v] = j;
+        any = true;
+      }
+    }
+    if (!any) break;  // the rest is unreachable in the initial graph too
+    for (size_t v = 0; v < n; ++v) {
+      if (best[v] == UINT64_MAX || reached[v]) continue;
+      mask[best[v]] = 1;
+      ++added;
+      reached[v] = 1;
+      stack.push_back(static_cast<uint32_t>(v));
+    }
+    bfs();
+  }
+  if (restored) *restored = added;
+  return mask;
+}
+
+std::vector<float> edge_features(const index::HnswIndex& index, const index::Level0Graph& g) {
+  const size_t n = g.num_vertices(), E = g.num_edges(), F = kEdgeFeatures;
+  std::vector<float> f(E * F, 0.0f);
+  std::vector<uint32_t> indeg(n, 0);
+  for (uint32_t v : g.neighbors) ++indeg[v];
+  size_t live = 0;
+  for (size_t u = 0; u < n; ++u) live += g.labels[u] != index::kNoLabel;
+  const double mean_in = static_cast<double>(E) / std::max<size_t>(1, live);
+  const bool l2 = index.metric() == index::Metric::kL2;
+  auto true_dist = [&](uint32_t a, uint32_t b) {
+    const float d = std::max(index.distance_between(a, b), 0.0f);
+    return l2 ? std::sqrt(d) : d;
+  };
+  double total_len = 0;
+#pragma omp parallel reduction(+ : total_len)
+  {
+    std::vector<std::pair<float, uint64_t>> byd;  // (d(u, v), edge)
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t u = 0; u < static_cast<int64_t>(n); ++u) {
+      const uint64_t b = g.offsets[u], e = g.offsets[u + 1];
+      if (b == e) continue;
+      byd.clear();
+      for (uint64_t j = b; j < e; ++j) byd.push_back({true_dist(u, g.neighbors[j]), j});
+      std::sort(byd.begin(), byd.end());
+      const size_t deg = byd.size();
+      const float nearest = std::max(byd[0].first, 1e-12f);
+      for (size_t r = 0; r < deg; ++r) {
+        const auto [duv, j] = byd[r];
+        const uint32_t v = g.neighbors[j];
+        float occl = 2.0f;
+        size_t occluders = 0;
+        for (size_t q = 0; q < r; ++q) {
+          const float dwv = true_dist(g.neighbors[byd[q].second], v);
+          occl = std::min(occl, duv > 0 ? dwv / duv : 2.0f);
+          occluders += dwv < duv;
+        }
+        bool reverse = false;
+        for (uint64_t t = g.offsets[v]; t < g.offsets[v + 1] && !reverse; ++t) {
+          reverse = g.neighbors[t] == static_cast<uint32_t>(u);
+        }
+        float* x = f.data() + j * F;
+        x[0] = duv;
+        x[1] = deg > 1 ? static_cast<float>(r) / (deg - 1) : 0.0f;
+        x[2] = std::log(std::max(duv, 1e-12f) / nearest);
+        x[3] = occl;
+        x[4] = r ? static_cast<float>(occluders) / r : 0.0f;
+        x[5] = reverse ? 1.0f : 0.0f;
+        x[6] = static_cast<float>(indeg[v] / std::max(mean_in, 1e-12));
+        total_len += duv;
+      }
+    }
+  }
+  const float mean_len = static_cast<float>(E ? total_len / E : 1.0);
+  for (size_t j = 0; j < E; ++j) f[j * F] /= std::max(mean_len, 1e-12f);
+  return f;
+}
+
+void PruningEnv::calibrate_max_dcs(const QuerySet& queries) {
   if (cfg_.max_dcs) return;
   const std::vector<float> all(graph_.num_edges(), 1.0f);
-  const auto eps = run_batch(queries, knn, all, false, 0);
+  const auto eps = run_batch(queries, all, false, 0);
   uint64_t total = 0;
   for (const Episode& e : eps) total += e.dcs;
   cfg_.max_dcs = std::max<uint64_t>(1, total / std::max<size_t>(1, eps.size()));
@@ -157,28 +337,71 @@ double RewardBaseline::value(size_t query) const {
   return it == value_.end() ? 0.0 : it->second;
 }
 
-index::Matrix make_training_queries(const index::Matrix& base, size_t n, uint64_t seed) {
-  WP_THROW_IF_NOT(base.n >= 12, "need at least 12 base vectors to mix training queries");
+QuerySet QuerySet::subset(const std::vector<size_t>& rows) const {
+  QuerySet out;
+  out.k = k;
+  out.x = index::Matrix(rows.size(), x.d);
+  out.knn.resize(rows.size() * k);
+  if (!held_out.empty()) out.held_out.resize(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::copy(x.row(rows[i]), x.row(rows[i]) + x.d, out.x.row(i));
+    std::copy(knn.begin() + rows[i] * k, knn.begin() + (rows[i] + 1) * k, out.knn.begin() + i * k);
+    if (!held_out.empty()) out.held_out[i] = held_out[rows[i]];
+  }
+  return out;
+}
+
+QuerySet QuerySet::slice(size_t begin, size_t n) const {
+  WP_THROW_IF_NOT(begin + n <= size(), "slice ", begin, "+", n, " beyond ", size(), " queries");
+  std::vector<size_t> rows(n);
+  std::iota(rows.begin(), rows.end(), begin);
+  return subset(rows);
+}
+
+QuerySet query_set(const index::HnswIndex& index, index::Matrix x, size_t k) {
+  QuerySet qs;
+  qs.k = k;
+  qs.knn = true_neighbours(index, x, k);
+  qs.x = std::move(x);
+  return qs;
+}
+
+QuerySet leave_one_out_queries(const index::HnswIndex& index, size_t n, size_t k, uint64_t seed,
+                               uint32_t avoid) {
+  const index::Level0Graph g = index.export_level0();
+  std::vector<uint32_t> live;
+  for (uint32_t s = 0; s < g.num_vertices(); ++s) {
+    if (g.labels[s] != index::kNoLabel && s != avoid) live.push_back(s);
+  }
+  WP_THROW_IF_NOT(live.size() > k + n / 2, "need more than ", k + n / 2,
+                  " base points for leave-one-out queries, have ", live.size());
+  n = std::min(n, live.size());
   std::mt19937_64 rng(seed);
-  index::Matrix anchors(n, base.d);
-  std::vector<size_t> anchor_rows(n);
+  std::shuffle(live.begin(), live.end(), rng);
+  QuerySet qs;
+  qs.k = k;
+  qs.x = index::Matrix(n, index.dim());
+  qs.held_out.assign(live.begin(), live.begin() + n);
   for (size_t i = 0; i < n; ++i) {
-    anchor_rows[i] = rng() % base.n;
-    std::copy(base.row(anchor_rows[i]), base.row(anchor_rows[i]) + base.d, anchors.row(i));
+    std::copy(index.slot_vector(live[i]), index.slot_vector(live[i]) + index.dim(), qs.x.row(i));
   }
-  const index::IntMatrix nn = index::exact_knn(base, anchors, 11, index::Metric::kL2);
-  std::uniform_real_distribution<float> mix(0.25f, 0.75f);
-  std::normal_distribution<float> noise(0.0f, 1.0f);
-  index::Matrix q(n, base.d);
+  // k + 1 nearest, then drop the held-out point itself (or the farthest, for exact duplicates).
+  const std::vector<uint32_t> nn = true_neighbours(index, qs.x, k + 1);
+  qs.knn.reserve(n * k);
   for (size_t i = 0; i < n; ++i) {
-    const float* a = base.row(anchor_rows[i]);
-    const float* b = base.row(nn.row(i)[1 + rng() % 10]);  // skip the anchor itself
-    const float t = mix(rng);
-    const float sigma = 0.05f * std::sqrt(index::l2sqr(a, b, base.d) / base.d);
-    for (size_t j = 0; j < base.d; ++j)
-      q.row(i)[j] = t * a[j] + (1 - t) * b[j] + sigma * noise(rng);
+    const uint32_t* row = nn.data() + i * (k + 1);
+    size_t taken = 0;
+    bool skipped = false;
+    for (size_t j = 0; j <= k && taken < k; ++j) {
+      if (!skipped && row[j] == qs.held_out[i]) {
+        skipped = true;
+        continue;
+      }
+      qs.knn.push_back(row[j]);
+      ++taken;
+    }
   }
-  return q;
+  return qs;
 }
 
 std::vector<uint32_t> true_neighbours(const index::HnswIndex& index, const index::Matrix& queries,

@@ -44,6 +44,92 @@ struct Episode {
   std::vector<EdgeAction> actions;  ///< every sampled edge, in order (frozen edges are not logged)
 };
 
+inline constexpr uint32_t kNoSlot = UINT32_MAX;
+
+/// Episode queries with their true neighbours.
+struct QuerySet {
+  index::Matrix x;                 ///< one query per row
+  size_t k = 0;                    ///< true neighbours per query
+  std::vector<uint32_t> knn;       ///< x.n * k slots, nearest first
+  std::vector<uint32_t> held_out;  ///< per query, a slot the search treats as absent (kNoSlot:
+                                   ///< none); empty: none for every query
+
+  size_t size() const { return x.n; }
+  uint32_t held_out_of(size_t i) const { return held_out.empty() ? kNoSlot : held_out[i]; }
+  /// The queries at `rows`, in that order.
+  QuerySet subset(const std::vector<size_t>& rows) const;
+  /// Rows [begin, begin + n).
+  QuerySet slice(size_t begin, size_t n) const;
+};
+
+/// Queries `x` with their exact k nearest slots of `index`.
+QuerySet query_set(const index::HnswIndex& index, index::Matrix x, size_t k);
+
+/**
+ * Leave-one-out queries: n distinct base points (never `avoid`, the entry), each searched as if it
+ * were absent from the graph (the search never evaluates its vertex), with its k nearest other
+ * points as true neighbours. A query drawn from the data's own distribution that is not in the
+ * indexed set, without needing a learn set (SIFT10K has none).
+ */
+QuerySet leave_one_out_queries(const index::HnswIndex& index, size_t n, size_t k, uint64_t seed,
+                               uint32_t avoid);
+
+/// One point of a recall / distance-computations curve (greedy search at beam width ef).
+struct CurvePoint {
+  size_t ef = 0;
+  double recall = 0, dcs = 0;
+};
+
+/// Beam widths swept to find where a graph reaches a recall: k, then 12..512 (those >= k).
+std::vector<size_t> default_ef_sweep(size_t k);
+
+/**
+ * Mean DCS at which the curve reaches `target` recall, interpolated linearly between the two
+ * sweep points around it (the ann-benchmarks way of reading "DCS at recall 0.95"); +inf when the
+ * sweep never reaches it. Points must be in increasing ef.
+ */
+double dcs_at_recall(const std::vector<CurvePoint>& curve, double target);
+
+/**
+ * The reward budget that makes the paper's reward flat along the initial graph's own recall/DCS
+ * curve at the training beam width: with reward = recall x (max_dcs - DCS), moving from point a
+ * to point b of the same curve earns nothing when
+ * max_dcs = DCS_b + recall_a x (DCS_b - DCS_a) / (recall_b - recall_a).
+ * Clamped to [1.1, 100] x DCS_a (100 x when b is no better than a).
+ */
+double flat_reward_budget(const CurvePoint& a, const CurvePoint& b);
+
+/**
+ * The served form of a policy: the edges with keep_prob > 0.5, repaired so that search cannot get
+ * stuck: every live vertex keeps at least `min_degree` out-edges (its most probable ones), and
+ * every live vertex is reachable from `entry` (for an unreachable vertex, the most probable
+ * initial edge into it from a reachable vertex is restored, repeatedly). Returns 0/1 per edge.
+ * `restored` (optional) counts the edges the repair added.
+ */
+std::vector<uint8_t> guarded_mask(const index::Level0Graph& graph, uint32_t entry,
+                                  const std::vector<float>& keep_prob, size_t min_degree,
+                                  size_t* restored = nullptr);
+
+/// Number of per-edge features edge_features() computes.
+inline constexpr size_t kEdgeFeatures = 7;
+
+/**
+ * Query-independent features of every edge u->v of `graph` (kEdgeFeatures per edge, edge-major),
+ * all on true (not squared) distances:
+ *  0. d(u, v) / mean edge length;
+ *  1. v's rank in u's list by distance, 0..1;
+ *  2. d(u, v) / d(u, u's nearest listed neighbour), log-scaled;
+ *  3. occlusion: min over u's neighbours w nearer to u than v of d(w, v) / d(u, v), capped at 2
+ *     (2 when there is none): RobustPrune with slack alpha drops v when this is <= 1/alpha;
+ *  4. occluders: the share of those nearer w with d(w, v) < d(u, v) (the HNSW heuristic keeps v
+ *     only when there is none);
+ *  5. 1 when the reverse edge v->u is in the graph;
+ *  6. v's in-degree / mean in-degree.
+ * These let a small MLP express the non-learned rules, and the agent learn where to depart from
+ * them.
+ */
+std::vector<float> edge_features(const index::HnswIndex& index, const index::Level0Graph& graph);
+
 /// reward = recall@k x max(max_dcs - DCS, 1) (the paper's reward).
 double episode_reward(double recall, uint64_t dcs, uint64_t max_dcs);
 
@@ -69,17 +155,22 @@ class PruningEnv {
    *                   sampling and not logged
    * @param sample     false: keep exactly the edges with keep_prob > 0.5 (the final graph)
    * @param seed       seeds this episode's generator (same seed, same episode)
+   * @param ef         beam width of this episode (0: the configured ef)
+   * @param held_out   a vertex the search treats as absent (leave-one-out queries)
    */
   Episode run(const float* query, const uint32_t* true_knn, const std::vector<float>& keep_prob,
-              bool sample, uint64_t seed) const;
+              bool sample, uint64_t seed, size_t ef = 0, uint32_t held_out = kNoSlot) const;
 
-  /// Episodes for every row of `queries` (OpenMP), query i seeded with seed + i.
-  std::vector<Episode> run_batch(const index::Matrix& queries, const std::vector<uint32_t>& knn,
-                                 const std::vector<float>& keep_prob, bool sample,
-                                 uint64_t seed) const;
+  /// Episodes for every query (OpenMP), query i seeded with seed + i.
+  std::vector<Episode> run_batch(const QuerySet& queries, const std::vector<float>& keep_prob,
+                                 bool sample, uint64_t seed, size_t ef = 0) const;
+
+  /// Mean recall and DCS of greedy searches (edges with keep_prob > 0.5) at each beam width.
+  std::vector<CurvePoint> curve(const QuerySet& queries, const std::vector<float>& keep_prob,
+                                const std::vector<size_t>& efs) const;
 
   /// Sets cfg.max_dcs to the mean DCS of greedy episodes on the full initial graph when it is 0.
-  void calibrate_max_dcs(const index::Matrix& queries, const std::vector<uint32_t>& knn);
+  void calibrate_max_dcs(const QuerySet& queries);
 
  private:
   const index::HnswIndex& index_;
@@ -102,13 +193,6 @@ class RewardBaseline {
   double momentum_;
   std::unordered_map<size_t, double> value_;
 };
-
-/**
- * Training queries that are not base points, for datasets without a learn set (SIFT10K): each is
- * a convex mix t*a + (1-t)*b of a random base vector a and one of its 10 nearest neighbours b,
- * t ~ U(0.25, 0.75), plus Gaussian noise of 5% of |a - b| per dimension.
- */
-index::Matrix make_training_queries(const index::Matrix& base, size_t n, uint64_t seed);
 
 /// Exact k nearest neighbours (slots of `index`) of each query, flattened n * k.
 std::vector<uint32_t> true_neighbours(const index::HnswIndex& index, const index::Matrix& queries,

@@ -1,6 +1,7 @@
 // GraphIndex (type "rl"): initial graphs, pruning strategies, masks, files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
 #include <random>
 
@@ -84,6 +85,33 @@ TEST(GraphIndex, PruningKeepsTheRuleAndAlphaKeepsMoreEdges) {
   EXPECT_LT(d12, d14);
   EXPECT_LE(d14, 32.0);
   EXPECT_THROW(prune_lists(HnswIndex(4, Metric::kCosine), {}, 8, 1.2f), wp::UserError);
+}
+
+TEST(GraphIndex, RobustPruneTakesTheHeuristicEdgesFirst) {
+  // DiskANN's order: the alpha = 1 choice first, then alpha > 1 fills up to R. With a small R the
+  // diverse edges survive (a single alpha pass would fill R with near neighbours only).
+  const Dataset ds = wp::test::load_shared("digits");
+  HnswIndex h(ds.base.d, Metric::kL2);
+  const auto ids = iota_ids(ds.base.n);
+  h.add(view(ds.base), ids.data());
+  const auto initial = knn_lists(h, 48, 128);
+  for (size_t R : {6, 12}) {
+    const auto heuristic = prune_lists(h, initial, R, 1.0f);
+    const auto robust = prune_lists(h, initial, R, 1.3f);
+    size_t longer = 0;
+    for (size_t s = 0; s < robust.size(); ++s) {
+      ASSERT_LE(robust[s].size(), R);
+      for (uint32_t v : heuristic[s]) {
+        EXPECT_NE(std::find(robust[s].begin(), robust[s].end(), v), robust[s].end())
+            << "vertex " << s << " lost heuristic edge " << v << " at R=" << R;
+      }
+      longer += robust[s].size() > heuristic[s].size();
+      for (size_t i = 1; i < robust[s].size(); ++i) {  // nearest first
+        EXPECT_LE(h.distance_between(s, robust[s][i - 1]), h.distance_between(s, robust[s][i]));
+      }
+    }
+    EXPECT_GT(longer, robust.size() / 4) << "alpha adds edges for many vertices at R=" << R;
+  }
 }
 
 TEST(GraphIndex, EveryStrategyServesSiftsmallAboveAFloor) {

@@ -285,6 +285,12 @@ TEST_F(ApiTest, IndexRebuildInTheBackgroundSwapsWhenReady) {
             std::string::npos);
 
   EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"lsh"})").status, 400u);
+  // rl is built by learn/: without a registered builder (this binary links no LibTorch), a 400
+  // that says so; its own parameters belong to rl only.
+  const Response rl = call("PUT", "/collections/s/index", R"({"type":"rl"})");
+  EXPECT_EQ(rl.status, 400u);
+  EXPECT_NE(rl.body.find("LibTorch"), std::string::npos) << rl.body;
+  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","steps":3})").status, 400u);
   EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","m":1})").status, 400u);
   EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","bogus":1})").status, 400u);
 }

@@ -22,6 +22,7 @@ struct GraphBuildParams {
   size_t ef_construction = 200;
   uint64_t seed = 100;
   index::Metric metric = index::Metric::kL2;
+  size_t R = 0;  ///< maximum degree of knn-hnsw and robust-<alpha> (0: 2M); for equal-degree runs
 };
 
 class BenchSubject {

@@ -30,6 +30,7 @@ void graph_params(const index::GraphIndex& g, nlohmann::json& j) {
   j["pruning"] = s.pruning;
   j["initial"] = s.initial;
   if (s.pruning == "robust") j["alpha"] = std::round(s.alpha * 100.0) / 100;
+  if (s.R) j["R"] = s.R;
   j["avg_degree"] = std::round(g.info().average_degree * 100) / 100;
 }
 
@@ -56,6 +57,7 @@ class WaypointSubject : public BenchSubject {
         spec_.graph.alpha = std::strtof(a.c_str(), &end);
         WP_THROW_IF_NOT(!a.empty() && *end == '\0', "robust-<alpha>: '", a, "' is not a number");
       }
+      if (spec_.graph.pruning != "none") spec_.graph.R = p.R;
     }
     spec_.metric = p.metric;
     spec_.hnsw.M = p.M;

@@ -173,6 +173,7 @@ int cmd_bench(Args& args) {
   cfg.graph.M = args.integer("M", 16, 2, 1024);
   cfg.graph.ef_construction = args.integer("ef-construction", 200, 1, 100000);
   cfg.graph.seed = args.integer("seed", 100, 0, (1LL << 62));
+  cfg.graph.R = args.integer("R", 0, 0, 4096);
   cfg.graph.metric = index::parse_metric(args.str("metric", "l2"), "--metric");
   cfg.threads = args.integer("threads", 1, 1, 1024);
   cfg.build_threads = args.integer("build-threads", 0, 0, 1024);

@@ -7,6 +7,9 @@
 #include "engine/cli/commands.h"
 #include "index/distance.h"
 #include "index/error.h"
+#ifdef WAYPOINT_WITH_TORCH
+#include "learn/train_pruner.h"
+#endif
 
 namespace {
 
@@ -26,15 +29,17 @@ commands:
           [--threads N]
   gt      --base FILE --query FILE --out FILE [--k 100] [--metric l2|ip|cosine] [--threads N]
   bench   --dataset DIR|FILE.hdf5 [--k 10] [--indexes hnsw,hnsw-sq8,faiss-hnsw,hnswlib,flat,
-          knn,knn-hnsw,robust-1.0,robust-1.2,robust-1.4] [--rl-graph FILE]
+          knn,knn-hnsw,robust-1.0,robust-1.2,robust-1.4] [--rl-graph FILE] [--R 2M]
           [--ef 10,16,...] [--M 16] [--ef-construction 200] [--threads 1] [--build-threads N]
           [--runs 5] [--min-seconds 0.2] [--max-queries N] [--json] [--csv FILE] [--plot FILE]
           [--metric l2] [--quiet]
-  train-pruner --dataset DIR --out FILE [--M 16] [--ef-construction 200] [--ef 10] [--k 10]
+  train-pruner --dataset DIR --out FILE [--initial hnsw|complete] [--M 16]
+          [--ef-construction 200] [--ef auto] [--k 10] [--target-recall 0.95]
+          [--min-degree 4] [--budget 0.09]
           [--steps 50] [--max-minutes N] [--episodes 256] [--train-queries 4000]
           [--val-queries 500] [--validate-every 5] [--hidden 32] [--max-kl 0.01] [--seed 0]
           [--max-dcs N] [--limit-base N] [--log FILE.csv] [--plot FILE.png]
-          [--checkpoint FILE] [--resume] [--quiet]
+          [--checkpoint FILE] [--resume] [--graph-png FILE] [--quiet]
   version
 
 Vector files: .fvecs .bvecs .fbin .u8bin (ground truth: .ivecs). A dataset folder holds
@@ -59,7 +64,12 @@ int main(int argc, char** argv) {
     if (cmd == "search") return wp::cli::cmd_search(args);
     if (cmd == "gt") return wp::cli::cmd_gt(args);
     if (cmd == "bench") return wp::cli::cmd_bench(args);
-    if (cmd == "serve") return wp::cli::cmd_serve(args);
+    if (cmd == "serve") {
+#ifdef WAYPOINT_WITH_TORCH
+      wp::learn::register_learned_indexes();
+#endif
+      return wp::cli::cmd_serve(args);
+    }
     if (cmd == "train-pruner") {
 #ifdef WAYPOINT_WITH_TORCH
       return wp::cli::cmd_train_pruner(args);

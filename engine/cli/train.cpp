@@ -13,7 +13,10 @@ int cmd_train_pruner(Args& args) {
   o.M = args.integer("M", 16, 2, 1024);
   o.ef_construction = args.integer("ef-construction", 200, 1, 100000);
   o.limit_base = args.integer("limit-base", 0, 0, 1LL << 40);
-  o.env.ef = args.integer("ef", 10, 1, 10000);
+  o.env.ef = args.integer("ef", 0, 0, 10000);
+  o.target_recall = args.real("target-recall", 0.95, 1e-6, 1);
+  o.min_degree = args.integer("min-degree", 4, 0, 1024);
+  o.budget = args.real("budget", 0.09, 1e-6, 1);
   o.env.k = args.integer("k", 10, 1, 10000);
   o.env.max_dcs = args.integer("max-dcs", 0, 0, 1LL << 40);
   o.steps = args.integer("steps", 50, 1, 1000000);
@@ -29,15 +32,18 @@ int cmd_train_pruner(Args& args) {
   o.log_csv = args.str("log", "");
   o.plot_png = args.str("plot", "");
   o.checkpoint = args.str("checkpoint", "");
+  o.graph_png = args.str("graph-png", "");
+  o.initial = args.str("initial", "hnsw");
   o.resume = args.flag("resume");
   o.quiet = args.flag("quiet");
   o.threads = static_cast<int>(args.integer("threads", 0, 0, 1024));
   args.finish();
-  const learn::EvalStats best = learn::train_pruner(o);
+  const learn::TrainPrunerResult r = learn::train_pruner(o);
   std::printf(
-      "learnt graph written to %s: validation recall@%zu %.4f at %.1f distance "
-      "computations per query\n",
-      o.out.c_str(), o.env.k, best.recall, best.dcs);
+      "learnt graph written to %s: %.1f distance computations per query at validation "
+      "recall@%zu %.2f (initial graph: %.1f), average degree %.2f (initial %.2f)\n",
+      o.out.c_str(), r.learnt_dcs_at_target, o.env.k, o.target_recall, r.initial_dcs_at_target,
+      r.learnt_degree, r.initial_degree);
   return 0;
 }
 

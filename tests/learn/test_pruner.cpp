@@ -19,8 +19,7 @@ struct TrainingSetup {
   wp::index::Dataset ds = wp::test::load_shared("digits");
   std::unique_ptr<wp::index::GraphIndex> graph;
   wp::index::Level0Graph initial;
-  wp::index::Matrix train, val;
-  std::vector<uint32_t> train_knn, val_knn;
+  QuerySet train, val;
   std::unique_ptr<PruningEnv> env;
 
   TrainingSetup() {
@@ -35,15 +34,15 @@ struct TrainingSetup {
     std::iota(ids.begin(), ids.end(), 0);
     graph->add(wp::index::view(ds.base), ids.data());
     initial = graph->graph().export_level0();
-    train = make_training_queries(ds.base, 600, 5);
-    val = make_training_queries(ds.base, 200, 6);
     EnvConfig cfg;
     cfg.ef = 8;
     cfg.k = 5;
-    train_knn = true_neighbours(graph->graph(), train, cfg.k);
-    val_knn = true_neighbours(graph->graph(), val, cfg.k);
-    PruningEnv probe(graph->graph(), initial, graph->graph().fixed_entry_slot(), cfg);
-    probe.calibrate_max_dcs(val, val_knn);
+    const uint32_t entry = graph->graph().fixed_entry_slot();
+    const QuerySet all = leave_one_out_queries(graph->graph(), 800, cfg.k, 5, entry);
+    train = all.slice(0, 600);
+    val = all.slice(600, 200);
+    PruningEnv probe(graph->graph(), initial, entry, cfg);
+    probe.calibrate_max_dcs(val);
     cfg.max_dcs = probe.config().max_dcs * 11 / 10;
     env = std::make_unique<PruningEnv>(graph->graph(), initial, graph->graph().fixed_entry_slot(),
                                        cfg);
@@ -67,12 +66,11 @@ PrunerConfig small_config() {
 double expected_reward(const PruningTrainer& t, const TrainingSetup& s) {
   double total = 0;
   for (uint64_t seed : {11, 12, 13}) {
-    for (const Episode& e :
-         s.env->run_batch(s.val, s.val_knn, t.probabilities(), true, seed * 1000)) {
+    for (const Episode& e : s.env->run_batch(s.val, t.probabilities(), true, seed * 1000)) {
       total += e.reward;
     }
   }
-  return total / (3.0 * s.val.n);
+  return total / (3.0 * s.val.size());
 }
 
 }  // namespace
@@ -118,7 +116,7 @@ TEST(Trpo, StepsRespectTheKlLimitAndRaiseTheReward) {
   TrainingSetup& s = setup();
   PrunerConfig cfg = small_config();
   cfg.max_kl = 0.01;
-  PruningTrainer t(*s.env, s.train, s.train_knn, cfg);
+  PruningTrainer t(*s.env, s.train, cfg);
   const double before = expected_reward(t, s);
   int accepted = 0;
   for (int i = 0; i < 25; ++i) {
@@ -138,25 +136,25 @@ TEST(Trpo, StepsRespectTheKlLimitAndRaiseTheReward) {
 
 TEST(Trpo, CheckpointRoundTrip) {
   TrainingSetup& s = setup();
-  PruningTrainer a(*s.env, s.train, s.train_knn, small_config());
+  PruningTrainer a(*s.env, s.train, small_config());
   for (int i = 0; i < 3; ++i) a.step();
   wp::test::TempDir tmp;
   a.save_checkpoint(tmp.file("c.ckpt"));
-  PruningTrainer b(*s.env, s.train, s.train_knn, small_config());
+  PruningTrainer b(*s.env, s.train, small_config());
   EXPECT_NE(a.probabilities(), b.probabilities());
   b.load_checkpoint(tmp.file("c.ckpt"));
   EXPECT_EQ(a.probabilities(), b.probabilities());
   EXPECT_EQ(b.steps_done(), 3);
   PrunerConfig wider = small_config();
   wider.hidden = 32;
-  PruningTrainer c(*s.env, s.train, s.train_knn, wider);
+  PruningTrainer c(*s.env, s.train, wider);
   EXPECT_THROW(c.load_checkpoint(tmp.file("c.ckpt")), wp::UserError);
   EXPECT_THROW(c.load_checkpoint(tmp.file("missing.ckpt")), wp::UserError);
 }
 
 TEST(Trpo, TheSavedGraphSearchesLikeTheTrainingTimeGreedySearch) {
   TrainingSetup& s = setup();
-  PruningTrainer t(*s.env, s.train, s.train_knn, small_config());
+  PruningTrainer t(*s.env, s.train, small_config());
   for (int i = 0; i < 10; ++i) t.step();
   const std::vector<float> p = t.probabilities();
   // An independent copy of the initial graph (same slots), masked, saved and loaded back.
@@ -174,11 +172,12 @@ TEST(Trpo, TheSavedGraphSearchesLikeTheTrainingTimeGreedySearch) {
   wp::index::SearchParams sp;
   sp.ef = s.env->config().ef;
   const size_t k = s.env->config().k;
-  for (size_t i = 0; i < s.val.n; ++i) {
-    const Episode ep = s.env->run(s.val.row(i), s.val_knn.data() + i * k, p, false, 0);
+  // The served index knows no held-out vertex: plain queries (the base points themselves).
+  for (size_t i = 0; i < s.val.size(); ++i) {
+    const Episode ep = s.env->run(s.val.x.row(i), s.val.knn.data() + i * k, p, false, 0);
     std::vector<label_t> labels(k);
     std::vector<float> dist(k);
-    const auto st = learnt->search_one(s.val.row(i), k, sp, labels.data(), dist.data());
+    const auto st = learnt->search_one(s.val.x.row(i), k, sp, labels.data(), dist.data());
     ASSERT_EQ(st.distance_computations, ep.dcs) << "query " << i;
     for (size_t j = 0; j < ep.result.size(); ++j) EXPECT_EQ(labels[j], ep.result[j]);
   }

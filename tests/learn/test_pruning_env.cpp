@@ -117,19 +117,147 @@ TEST(PruningEnv, RewardAndBaselineFormulas) {
   EXPECT_DOUBLE_EQ(b.advantage(8, 5.0), 0.0);  // baselines are per query
 }
 
-TEST(PruningEnv, CalibrationAndTrainingQueries) {
+TEST(PruningEnv, LeaveOneOutQueriesAndCalibration) {
   const Fixture& f = fx();
-  const auto train = make_training_queries(f.ds.base, 200, 11);
-  EXPECT_EQ(train.n, 200u);
-  EXPECT_EQ(train.d, f.ds.base.d);
-  const auto again = make_training_queries(f.ds.base, 200, 11);
-  EXPECT_EQ(train.data, again.data);
-  // Not base points: none coincides with its nearest base vector.
-  const auto nn = wp::index::exact_knn(f.ds.base, train, 1, wp::index::Metric::kL2);
-  for (size_t i = 0; i < train.n; ++i) {
-    EXPECT_GT(wp::index::l2sqr(train.row(i), f.ds.base.row(nn.row(i)[0]), train.d), 0.0f);
+  const QuerySet qs = leave_one_out_queries(*f.index, 200, 10, 11, f.entry);
+  ASSERT_EQ(qs.size(), 200u);
+  ASSERT_EQ(qs.held_out.size(), 200u);
+  ASSERT_EQ(qs.knn.size(), 200u * 10);
+  const QuerySet again = leave_one_out_queries(*f.index, 200, 10, 11, f.entry);
+  EXPECT_EQ(qs.held_out, again.held_out);  // seeded
+  std::vector<uint32_t> slots = qs.held_out;
+  std::sort(slots.begin(), slots.end());
+  EXPECT_EQ(std::unique(slots.begin(), slots.end()), slots.end());  // distinct points
+  EXPECT_EQ(std::count(slots.begin(), slots.end(), f.entry), 0);    // never the entry
+  // Each query is its base point; its true neighbours are the 10 nearest *other* points.
+  const wp::index::IntMatrix nn = wp::index::exact_knn(f.ds.base, qs.x, 11, wp::index::Metric::kL2);
+  for (size_t i = 0; i < qs.size(); ++i) {
+    const uint32_t self = qs.held_out[i];  // ids equal slots in this fixture
+    EXPECT_EQ(wp::index::l2sqr(qs.x.row(i), f.ds.base.row(self), qs.x.d), 0.0f);
+    const uint32_t* knn = qs.knn.data() + i * 10;
+    EXPECT_EQ(std::count(knn, knn + 10, self), 0);
+    // Same set as brute force minus the point itself (ties aside: compare distances).
+    for (size_t j = 0; j < 10; ++j) {
+      const float want = wp::index::l2sqr(qs.x.row(i), f.ds.base.row(nn.row(i)[j + 1]), qs.x.d);
+      const float got = wp::index::l2sqr(qs.x.row(i), f.ds.base.row(knn[j]), qs.x.d);
+      EXPECT_FLOAT_EQ(got, want) << "query " << i << " rank " << j;
+    }
   }
+  // The search never evaluates the held-out vertex, so it cannot return it.
   PruningEnv env(*f.index, f.index->export_level0(), f.entry, EnvConfig{});
-  env.calibrate_max_dcs(train, true_neighbours(*f.index, train, 10));
+  const std::vector<float> all(env.graph().num_edges(), 1.0f);
+  const auto eps = env.run_batch(qs, all, false, 0);
+  double recall = 0;
+  for (size_t i = 0; i < eps.size(); ++i) {
+    EXPECT_EQ(std::count(eps[i].result.begin(), eps[i].result.end(), qs.held_out[i]), 0);
+    recall += eps[i].recall;
+  }
+  EXPECT_GE(recall / eps.size(), 0.7);  // measured 0.84 at ef 10
+  env.calibrate_max_dcs(qs);
   EXPECT_GT(env.config().max_dcs, 10u);
+  // Subsets keep queries, neighbours and held-out slots together.
+  const QuerySet part = qs.subset({5, 2});
+  EXPECT_EQ(part.held_out, (std::vector<uint32_t>{qs.held_out[5], qs.held_out[2]}));
+  EXPECT_TRUE(std::equal(part.knn.begin(), part.knn.begin() + 10, qs.knn.begin() + 50));
+  EXPECT_THROW(qs.slice(150, 100), wp::UserError);
+}
+
+TEST(PruningEnv, DcsAtRecallInterpolatesTheSweep) {
+  const std::vector<CurvePoint> c{{10, 0.80, 200}, {16, 0.90, 260}, {24, 0.96, 340}};
+  EXPECT_DOUBLE_EQ(dcs_at_recall(c, 0.80), 200);
+  EXPECT_DOUBLE_EQ(dcs_at_recall(c, 0.70), 200);  // reached at the first point
+  EXPECT_NEAR(dcs_at_recall(c, 0.95), 260 + (0.05 / 0.06) * 80, 1e-9);
+  EXPECT_TRUE(std::isinf(dcs_at_recall(c, 0.99)));
+  // The budget at which recall x (max_dcs - DCS) is equal at both points of a curve.
+  const CurvePoint a{16, 0.90, 300}, b{24, 0.95, 400};
+  const double flat = flat_reward_budget(a, b);
+  EXPECT_NEAR(flat, 400 + 0.90 * 100 / 0.05, 1e-9);
+  EXPECT_NEAR(0.90 * (flat - 300), 0.95 * (flat - 400), 1e-9);
+  EXPECT_NEAR(episode_reward(0.90, 300, 2200), episode_reward(0.95, 400, 2200), 1e-9);
+  EXPECT_DOUBLE_EQ(flat_reward_budget(a, {24, 0.90, 400}), 100 * 300.0);  // no gain: the cap
+  EXPECT_DOUBLE_EQ(flat_reward_budget(a, {24, 0.99, 301}), 1.1 * 300);    // the floor
+  EXPECT_EQ(default_ef_sweep(10).front(), 10u);
+  EXPECT_EQ(default_ef_sweep(20)[1], 24u);  // only widths above k follow
+}
+
+TEST(PruningEnv, GuardedMaskKeepsDegreeAndReachability) {
+  const Fixture& f = fx();
+  const wp::index::Level0Graph g = f.index->export_level0();
+  size_t restored = 0;
+  // Every edge kept: nothing to repair.
+  const auto full = guarded_mask(g, f.entry, std::vector<float>(g.num_edges(), 0.9f), 4, &restored);
+  EXPECT_EQ(restored, 0u);
+  EXPECT_EQ(std::count(full.begin(), full.end(), 1), static_cast<long>(g.num_edges()));
+  // Every edge dropped, probabilities ranking edges by position: the repair keeps the min degree
+  // with the most probable edges and makes every vertex reachable from the entry again.
+  std::vector<float> p(g.num_edges());
+  for (size_t u = 0; u < g.num_vertices(); ++u) {
+    for (uint64_t j = g.offsets[u]; j < g.offsets[u + 1]; ++j) {
+      p[j] = 0.4f - 0.01f * static_cast<float>(j - g.offsets[u]);
+    }
+  }
+  const auto m = guarded_mask(g, f.entry, p, 2, &restored);
+  EXPECT_EQ(restored, static_cast<size_t>(std::count(m.begin(), m.end(), 1)));
+  for (size_t u = 0; u < g.num_vertices(); ++u) {
+    const uint64_t b = g.offsets[u], e = g.offsets[u + 1];
+    if (e - b >= 2) {
+      EXPECT_TRUE(m[b] && m[b + 1]) << "vertex " << u << " keeps its two most probable edges";
+    }
+  }
+  // Everything the full level-0 graph reaches from the entry is reached again.
+  auto reached = [&](const std::vector<uint8_t>& mask) {
+    std::vector<uint8_t> seen(g.num_vertices(), 0);
+    std::vector<uint32_t> stack{f.entry};
+    seen[f.entry] = 1;
+    while (!stack.empty()) {
+      const uint32_t u = stack.back();
+      stack.pop_back();
+      for (uint64_t j = g.offsets[u]; j < g.offsets[u + 1]; ++j) {
+        if (mask[j] && !seen[g.neighbors[j]]) {
+          seen[g.neighbors[j]] = 1;
+          stack.push_back(g.neighbors[j]);
+        }
+      }
+    }
+    return seen;
+  };
+  EXPECT_EQ(reached(m), reached(full));
+  EXPECT_LT(restored, g.num_edges() / 2);  // a repair, not the whole graph back
+}
+
+TEST(PruningEnv, EdgeFeaturesMatchADirectComputation) {
+  const Fixture& f = fx();
+  const wp::index::Level0Graph g = f.index->export_level0();
+  const std::vector<float> x = edge_features(*f.index, g);
+  ASSERT_EQ(x.size(), g.num_edges() * kEdgeFeatures);
+  auto dist = [&](uint32_t a, uint32_t b) { return std::sqrt(f.index->distance_between(a, b)); };
+  std::mt19937 rng(3);
+  for (int t = 0; t < 200; ++t) {
+    const uint32_t u = rng() % g.num_vertices();
+    const uint64_t b = g.offsets[u], e = g.offsets[u + 1];
+    if (b == e) continue;
+    const uint64_t j = b + rng() % (e - b);
+    const uint32_t v = g.neighbors[j];
+    const float duv = dist(u, v);
+    float occl = 2.0f;
+    size_t nearer = 0, occluders = 0;
+    for (uint64_t i = b; i < e; ++i) {
+      const uint32_t w = g.neighbors[i];
+      if (i == j || dist(u, w) >= duv) continue;
+      ++nearer;
+      occl = std::min(occl, dist(w, v) / duv);
+      occluders += dist(w, v) < duv;
+    }
+    bool reverse = false;
+    for (uint64_t i = g.offsets[v]; i < g.offsets[v + 1]; ++i) reverse |= g.neighbors[i] == u;
+    const float* feat = x.data() + j * kEdgeFeatures;
+    EXPECT_NEAR(feat[1], e - b > 1 ? static_cast<float>(nearer) / (e - b - 1) : 0.0f, 1e-6);
+    EXPECT_NEAR(feat[3], occl, 1e-4) << "edge " << u << "->" << v;
+    EXPECT_NEAR(feat[4], nearer ? static_cast<float>(occluders) / nearer : 0.0f, 1e-6);
+    EXPECT_EQ(feat[5], reverse ? 1.0f : 0.0f);
+    EXPECT_GE(feat[2], 0.0f);  // log of a ratio to the nearest listed neighbour
+  }
+  double mean_len = 0;
+  for (size_t j = 0; j < g.num_edges(); ++j) mean_len += x[j * kEdgeFeatures];
+  EXPECT_NEAR(mean_len / g.num_edges(), 1.0, 1e-3);  // lengths relative to their mean
 }

@@ -1,0 +1,38 @@
+#pragma once
+/**
+ * @file learned_index.h
+ * Index types whose build needs learn/ (LibTorch): the engine knows them only through a builder
+ * registered at start-up by the binary that links learn/ (`waypoint` built with
+ * WAYPOINT_WITH_TORCH), so that engine/ and http/ never depend on LibTorch. Without a registered
+ * builder the type is refused with a clear error.
+ */
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "index/hnsw_index.h"
+#include "index/index.h"
+#include "index/matrix.h"
+
+namespace wp::engine {
+
+struct LearnedBuildRequest {
+  const index::Matrix* vectors = nullptr;               ///< the points, one per row
+  const std::vector<index::label_t>* labels = nullptr;  ///< their ids in the index
+  index::Metric metric = index::Metric::kL2;
+  index::HnswParams hnsw;                ///< the collection's graph parameters
+  nlohmann::json params;                 ///< the request's type-specific parameters
+  std::function<void(double)> progress;  ///< 0..1
+};
+
+using LearnedBuilder = std::function<std::unique_ptr<index::Index>(const LearnedBuildRequest&)>;
+
+/// Registers (or replaces) the builder of `type`; call before serving.
+void register_learned_builder(const std::string& type, LearnedBuilder builder);
+/// The builder of `type`, or nullptr when none is registered.
+const LearnedBuilder* learned_builder(const std::string& type);
+
+}  // namespace wp::engine
