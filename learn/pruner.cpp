@@ -19,6 +19,8 @@ void PrunerConfig::validate() const {
   WP_THROW_IF_NOT(line_search_steps >= 1, "line_search_steps must be at least 1");
   WP_THROW_IF_NOT(freeze_eps >= 0 && freeze_eps < 0.5, "freeze_eps must be in [0, 0.5)");
   WP_THROW_IF_NOT(initial_keep > 0 && initial_keep < 1, "initial_keep must be in (0, 1)");
+  WP_THROW_IF_NOT(encoder == "mlp" || encoder == "sage", "encoder must be mlp or sage, got '",
+                  encoder, "'");
 }
 
 std::vector<double> conjugate_gradient(
@@ -46,10 +48,48 @@ std::vector<double> conjugate_gradient(
 
 namespace {
 
-/// The edge MLP: h = relu(W_u x_u + W_v x_v + W_e f_uv), then hidden -> hidden -> 1.
+/**
+ * GraphSAGE-style vertex encoder (as GraphEnas does it): separate aggregation of the out- and
+ * in-neighbours, plus degree features,
+ *   z_v = relu(S x_v + mean_{v->u} O x_u + mean_{u->v} I x_u + D (outdeg_v, indeg_v)).
+ * The projections run before the means (a mean is linear), so aggregation moves hidden-size rows.
+ */
+struct SageEncoderImpl : torch::nn::Module {
+  torch::nn::Linear self{nullptr}, outn{nullptr}, inn{nullptr}, deg{nullptr};
+  SageEncoderImpl(int64_t dim, int64_t hidden) {
+    auto lin = [&](const char* name, int64_t in) {
+      return register_module(name,
+                             torch::nn::Linear(torch::nn::LinearOptions(in, hidden).bias(false)));
+    };
+    self = lin("self", dim);
+    outn = lin("out", dim);
+    inn = lin("in", dim);
+    deg = register_module("deg", torch::nn::Linear(2, hidden));
+  }
+  /// X: N x dim; src/dst: every edge of the graph; degrees: N x 2 (standardised); inv_out/inv_in:
+  /// N x 1 reciprocals of the degrees (0 where none).
+  torch::Tensor forward(const torch::Tensor& X, const torch::Tensor& src, const torch::Tensor& dst,
+                        const torch::Tensor& degrees, const torch::Tensor& inv_out,
+                        const torch::Tensor& inv_in) {
+    const torch::Tensor o = outn->forward(X), i = inn->forward(X);
+    const torch::Tensor agg_out = torch::zeros_like(o).index_add(0, src, o.index_select(0, dst));
+    const torch::Tensor agg_in = torch::zeros_like(i).index_add(0, dst, i.index_select(0, src));
+    return torch::relu(self->forward(X) + agg_out * inv_out + agg_in * inv_in +
+                       deg->forward(degrees));
+  }
+};
+TORCH_MODULE(SageEncoder);
+
+/// The edge MLP: h = relu(W_u z_u + W_v z_v + W_e f_uv), then hidden -> hidden -> 1, with z the
+/// standardised vectors ("mlp") or the SageEncoder's output ("sage").
 struct EdgeMlpImpl : torch::nn::Module {
   torch::nn::Linear wu{nullptr}, wv{nullptr}, we{nullptr}, h1{nullptr}, out{nullptr};
-  EdgeMlpImpl(int64_t dim, int64_t hidden, double initial_keep) {
+  SageEncoder sage{nullptr};
+  EdgeMlpImpl(int64_t dim, int64_t hidden, double initial_keep, bool use_sage) {
+    if (use_sage) {
+      sage = register_module("sage", SageEncoder(dim, hidden));
+      dim = hidden;
+    }
     wu =
         register_module("wu", torch::nn::Linear(torch::nn::LinearOptions(dim, hidden).bias(false)));
     wv =
@@ -125,9 +165,10 @@ struct PruningTrainer::Impl {
   QuerySet train;
   PrunerConfig cfg;
   EdgeMlp net{nullptr};
-  torch::Tensor X, src, dst, efeat;  ///< constant features
-  std::vector<int32_t> near_count;   ///< consecutive steps with p near 0 or 1, per edge
-  std::vector<int8_t> frozen;        ///< -1: free; 0/1: frozen value
+  torch::Tensor X, src, dst, efeat;        ///< constant features
+  torch::Tensor degrees, inv_out, inv_in;  ///< for the GraphSAGE encoder
+  std::vector<int32_t> near_count;         ///< consecutive steps with p near 0 or 1, per edge
+  std::vector<int8_t> frozen;              ///< -1: free; 0/1: frozen value
   RewardBaseline baseline;
   std::mt19937_64 rng;
   int steps = 0;
@@ -166,7 +207,18 @@ struct PruningTrainer::Impl {
                              {static_cast<int64_t>(E), static_cast<int64_t>(kEdgeFeatures)})
                 .clone();
     if (E > 1) efeat = (efeat - efeat.mean(0)) / (efeat.std(0) + 1e-6);
-    net = EdgeMlp(static_cast<int64_t>(d), cfg.hidden, cfg.initial_keep);
+    net = EdgeMlp(static_cast<int64_t>(d), cfg.hidden, cfg.initial_keep, cfg.encoder == "sage");
+    if (cfg.encoder == "sage") {
+      const torch::Tensor outd = torch::zeros({static_cast<int64_t>(n)})
+                                     .index_add(0, src, torch::ones({static_cast<int64_t>(E)})),
+                          ind = torch::zeros({static_cast<int64_t>(n)})
+                                    .index_add(0, dst, torch::ones({static_cast<int64_t>(E)}));
+      degrees = torch::stack({outd, ind}, 1);
+      degrees = (degrees - degrees.mean(0)) / (degrees.std(0) + 1e-6);
+      inv_out =
+          torch::where(outd > 0, 1.0 / outd.clamp_min(1), torch::zeros_like(outd)).unsqueeze(1);
+      inv_in = torch::where(ind > 0, 1.0 / ind.clamp_min(1), torch::zeros_like(ind)).unsqueeze(1);
+    }
     near_count.assign(E, 0);
     frozen.assign(E, -1);
   }
@@ -178,22 +230,29 @@ struct PruningTrainer::Impl {
   struct EdgeBatch {
     torch::Tensor rows, src, dst, feats;
   };
+  /// The vertex rows the edge network reads: X, or the GraphSAGE encoding of every vertex.
+  torch::Tensor vertex_rows() {
+    return net->sage ? net->sage->forward(X, src, dst, degrees, inv_out, inv_in) : X;
+  }
   EdgeBatch batch_of(const torch::Tensor& edges) const {
     const torch::Tensor s = src.index_select(0, edges), d = dst.index_select(0, edges);
+    if (net->sage) return {torch::Tensor(), s, d, efeat.index_select(0, edges)};
     const int64_t n = s.size(0);
     auto [uniq, inv] = at::_unique(torch::cat({s, d}), /*sorted=*/false, /*return_inverse=*/true);
     return {X.index_select(0, uniq), inv.slice(0, 0, n), inv.slice(0, n, 2 * n),
             efeat.index_select(0, edges)};
   }
   torch::Tensor logits_of(const EdgeBatch& b) {
-    return net->forward(b.rows, b.src, b.dst, b.feats);
+    // With the encoder every vertex's code depends on its neighbours: all rows are computed.
+    return net->forward(b.rows.defined() ? b.rows : vertex_rows(), b.src, b.dst, b.feats);
   }
 
   std::vector<float> probabilities() {
     torch::NoGradGuard no_grad;
     const int64_t E = src.size(0);
     std::vector<float> p(E);
-    const torch::Tensor a = net->wu->forward(X), b = net->wv->forward(X);  // once per vertex
+    const torch::Tensor rows = vertex_rows();
+    const torch::Tensor a = net->wu->forward(rows), b = net->wv->forward(rows);  // once per vertex
     constexpr int64_t kChunk = 1 << 16;
     for (int64_t lo = 0; lo < E; lo += kChunk) {
       const int64_t hi = std::min(E, lo + kChunk);

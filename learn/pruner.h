@@ -30,6 +30,7 @@ namespace wp::learn {
 
 struct PrunerConfig {
   int hidden = 32;                 ///< MLP width (the paper's GPU setup used far more)
+  std::string encoder = "mlp";     ///< vertex input: "mlp" (the vectors) or "sage" (GraphSAGE)
   size_t episodes_per_step = 256;  ///< training queries per TRPO step
   double max_kl = 0.01;
   int cg_iters = 10;

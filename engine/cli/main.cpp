@@ -37,7 +37,8 @@ commands:
           [--ef-construction 200] [--ef auto] [--k 10] [--target-recall 0.95]
           [--min-degree 4] [--budget 0.09]
           [--steps 50] [--max-minutes N] [--episodes 256] [--train-queries 4000]
-          [--val-queries 500] [--validate-every 5] [--hidden 32] [--max-kl 0.01] [--seed 0]
+          [--val-queries 500] [--validate-every 5] [--hidden 32] [--encoder mlp|sage]
+          [--max-kl 0.01] [--seed 0]
           [--max-dcs N] [--limit-base N] [--log FILE.csv] [--plot FILE.png]
           [--checkpoint FILE] [--resume] [--graph-png FILE] [--quiet]
   version

@@ -26,6 +26,7 @@ int cmd_train_pruner(Args& args) {
   o.validate_every = static_cast<int>(args.integer("validate-every", 5, 1, 1000000));
   o.trainer.episodes_per_step = args.integer("episodes", 256, 1, 1 << 24);
   o.trainer.hidden = static_cast<int>(args.integer("hidden", 32, 1, 4096));
+  o.trainer.encoder = args.str("encoder", "mlp");
   o.trainer.max_kl = args.real("max-kl", 0.01, 1e-6, 0.5);
   o.trainer.entropy_coef = args.real("entropy", 1e-3, 0, 10);
   o.trainer.seed = args.integer("seed", 0, 0, 1LL << 62);

@@ -112,9 +112,12 @@ TEST(Trpo, ConjugateGradientSolvesAKnownSystem) {
   EXPECT_LT(std::sqrt(res / nb), 0.1);
 }
 
-TEST(Trpo, StepsRespectTheKlLimitAndRaiseTheReward) {
+class TrpoEncoders : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TrpoEncoders, StepsRespectTheKlLimitAndRaiseTheReward) {
   TrainingSetup& s = setup();
   PrunerConfig cfg = small_config();
+  cfg.encoder = GetParam();
   cfg.max_kl = 0.01;
   PruningTrainer t(*s.env, s.train, cfg);
   const double before = expected_reward(t, s);
@@ -129,10 +132,13 @@ TEST(Trpo, StepsRespectTheKlLimitAndRaiseTheReward) {
   }
   EXPECT_GT(accepted, 10);
   const double after = expected_reward(t, s);
-  std::printf("expected reward on held-out queries: %.3f before, %.3f after 25 TRPO steps\n",
-              before, after);
+  std::printf("%s: expected reward on held-out queries: %.3f before, %.3f after 25 TRPO steps\n",
+              cfg.encoder.c_str(), before, after);
   EXPECT_GT(after, before * 1.05);
 }
+
+// The plain MLP on the vectors, and the GraphSAGE vertex encoder (in/out aggregation, degrees).
+INSTANTIATE_TEST_SUITE_P(Policy, TrpoEncoders, ::testing::Values("mlp", "sage"));
 
 TEST(Trpo, CheckpointRoundTrip) {
   TrainingSetup& s = setup();
