@@ -295,21 +295,6 @@ std::vector<uint8_t> PruningTrainer::mask() const {
   return m;
 }
 
-EvalStats PruningTrainer::evaluate(const QuerySet& queries) const {
-  const auto eps = impl_->env.run_batch(queries, impl_->probabilities(), false, 0);
-  EvalStats s;
-  for (const Episode& e : eps) {
-    s.recall += e.recall;
-    s.dcs += static_cast<double>(e.dcs);
-    s.reward += e.reward;
-  }
-  const double n = std::max<size_t>(1, eps.size());
-  s.recall /= n;
-  s.dcs /= n;
-  s.reward /= n;
-  return s;
-}
-
 StepStats PruningTrainer::step() {
   Impl& m = *impl_;
   const PruningEnv& env = m.env;

@@ -57,11 +57,6 @@ struct StepStats {
   bool accepted = false;
 };
 
-/// Greedy evaluation of the graph of edges with p > 0.5.
-struct EvalStats {
-  double recall = 0, dcs = 0, reward = 0;
-};
-
 /**
  * Solves A x = b by conjugate gradient for symmetric positive definite A given as a product.
  * Exposed for tests; the trainer uses it on Fisher-vector products.
@@ -77,8 +72,6 @@ class PruningTrainer {
 
   /// One TRPO iteration on `episodes_per_step` training queries.
   StepStats step();
-  /// Greedy search on the graph of p > 0.5 edges.
-  EvalStats evaluate(const QuerySet& queries) const;
 
   /// Current keep probabilities per edge (frozen edges exactly 0 or 1).
   std::vector<float> probabilities() const;

@@ -312,15 +312,6 @@ std::vector<float> edge_features(const index::HnswIndex& index, const index::Lev
   return f;
 }
 
-void PruningEnv::calibrate_max_dcs(const QuerySet& queries) {
-  if (cfg_.max_dcs) return;
-  const std::vector<float> all(graph_.num_edges(), 1.0f);
-  const auto eps = run_batch(queries, all, false, 0);
-  uint64_t total = 0;
-  for (const Episode& e : eps) total += e.dcs;
-  cfg_.max_dcs = std::max<uint64_t>(1, total / std::max<size_t>(1, eps.size()));
-}
-
 double RewardBaseline::advantage(size_t query, double reward) {
   auto it = value_.find(query);
   if (it == value_.end()) {

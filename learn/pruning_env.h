@@ -24,7 +24,7 @@ struct EnvConfig {
   size_t ef = 10;           ///< beam width (the paper: 5..12); at least k
   size_t k = 10;            ///< recall@k of the episode
   size_t max_hops = 10000;  ///< cap on expanded vertices
-  uint64_t max_dcs = 0;     ///< reward budget; 0: the initial graph's mean DCS at this ef
+  uint64_t max_dcs = 0;     ///< reward budget (train_pruner derives it); 0: reward = recall
 
   void validate() const;
 };
@@ -168,9 +168,6 @@ class PruningEnv {
   /// Mean recall and DCS of greedy searches (edges with keep_prob > 0.5) at each beam width.
   std::vector<CurvePoint> curve(const QuerySet& queries, const std::vector<float>& keep_prob,
                                 const std::vector<size_t>& efs) const;
-
-  /// Sets cfg.max_dcs to the mean DCS of greedy episodes on the full initial graph when it is 0.
-  void calibrate_max_dcs(const QuerySet& queries);
 
  private:
   const index::HnswIndex& index_;

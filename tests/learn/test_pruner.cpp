@@ -42,8 +42,8 @@ struct TrainingSetup {
     train = all.slice(0, 600);
     val = all.slice(600, 200);
     PruningEnv probe(graph->graph(), initial, entry, cfg);
-    probe.calibrate_max_dcs(val);
-    cfg.max_dcs = probe.config().max_dcs * 11 / 10;
+    const std::vector<float> all_edges(initial.num_edges(), 1.0f);
+    cfg.max_dcs = static_cast<uint64_t>(1.1 * probe.curve(val, all_edges, {cfg.ef})[0].dcs);
     env = std::make_unique<PruningEnv>(graph->graph(), initial, graph->graph().fixed_entry_slot(),
                                        cfg);
   }

@@ -153,8 +153,9 @@ TEST(PruningEnv, LeaveOneOutQueriesAndCalibration) {
     recall += eps[i].recall;
   }
   EXPECT_GE(recall / eps.size(), 0.7);  // measured 0.84 at ef 10
-  env.calibrate_max_dcs(qs);
-  EXPECT_GT(env.config().max_dcs, 10u);
+  const std::vector<CurvePoint> curve = env.curve(qs, all, {10, 20});
+  EXPECT_GT(curve[1].dcs, curve[0].dcs);  // a wider beam computes more distances
+  EXPECT_NEAR(curve[0].recall, recall / eps.size(), 1e-12);
   // Subsets keep queries, neighbours and held-out slots together.
   const QuerySet part = qs.subset({5, 2});
   EXPECT_EQ(part.held_out, (std::vector<uint32_t>{qs.held_out[5], qs.held_out[2]}));
