@@ -31,6 +31,14 @@ std::unique_ptr<GraphIndex> build_graph(const Dataset& ds, const std::string& in
   return g;
 }
 
+/// An HNSW over the dataset's base vectors, ids = row numbers.
+std::unique_ptr<HnswIndex> hnsw_over(const Dataset& ds) {
+  auto h = std::make_unique<HnswIndex>(ds.base.d, Metric::kL2);
+  const auto ids = iota_ids(ds.base.n);
+  h->add(view(ds.base), ids.data());
+  return h;
+}
+
 double recall10(const Index& idx, const Dataset& ds, size_t ef) {
   SearchParams p;
   p.ef = ef;
@@ -41,9 +49,8 @@ double recall10(const Index& idx, const Dataset& ds, size_t ef) {
 
 TEST(GraphIndex, KnnListsAreNearlyExact) {
   const Dataset ds = wp::test::load_shared("digits");
-  HnswIndex h(ds.base.d, Metric::kL2);
-  const auto ids = iota_ids(ds.base.n);
-  h.add(view(ds.base), ids.data());
+  const auto hp = hnsw_over(ds);
+  const HnswIndex& h = *hp;
   const auto lists = knn_lists(h, 10, 128);
   ASSERT_EQ(lists.size(), ds.base.n);
   const IntMatrix exact = exact_knn(ds.base, ds.base, 11, Metric::kL2);  // includes itself
@@ -63,9 +70,8 @@ TEST(GraphIndex, KnnListsAreNearlyExact) {
 
 TEST(GraphIndex, PruningKeepsTheRuleAndAlphaKeepsMoreEdges) {
   const Dataset ds = wp::test::load_shared("digits");
-  HnswIndex h(ds.base.d, Metric::kL2);
-  const auto ids = iota_ids(ds.base.n);
-  h.add(view(ds.base), ids.data());
+  const auto hp = hnsw_over(ds);
+  const HnswIndex& h = *hp;
   const auto initial = knn_lists(h, 48, 128);
   const auto heuristic = prune_lists(h, initial, 32, 1.0f);
   for (size_t s = 0; s < heuristic.size(); ++s) {
@@ -91,9 +97,8 @@ TEST(GraphIndex, RobustPruneTakesTheHeuristicEdgesFirst) {
   // DiskANN's order: the alpha = 1 choice first, then alpha > 1 fills up to R. With a small R the
   // diverse edges survive (a single alpha pass would fill R with near neighbours only).
   const Dataset ds = wp::test::load_shared("digits");
-  HnswIndex h(ds.base.d, Metric::kL2);
-  const auto ids = iota_ids(ds.base.n);
-  h.add(view(ds.base), ids.data());
+  const auto hp = hnsw_over(ds);
+  const HnswIndex& h = *hp;
   const auto initial = knn_lists(h, 48, 128);
   for (size_t R : {6, 12}) {
     const auto heuristic = prune_lists(h, initial, R, 1.0f);
