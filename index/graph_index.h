@@ -12,8 +12,12 @@
  *  - pruning "none":   keep the first R neighbours of the initial lists;
  *  - pruning "hnsw":   the HNSW heuristic (Malkov & Yashunin, Alg. 4) down to at most R, then the
  *    reverse edges, re-pruned by the same rule (as Vamana does);
+ *  - initial "random": R random out-neighbours per vertex (Vamana's start);
  *  - pruning "robust": Vamana's RobustPrune with slack alpha (Subramanya et al., NeurIPS 2019),
- *    reverse edges likewise;
+ *    reverse edges likewise, on the initial lists (plus the 2M nearest for "hnsw");
+ *  - pruning "vamana": Vamana itself (DiskANN Alg. 3): two passes (alpha 1, then alpha) over the
+ *    vertices in random order; each searches the current graph from the medoid with a pool of L,
+ *    RobustPrunes the expanded vertices and its list, and adds the reverse edges;
  *  - pruning "learned": a keep-mask over the initial edges written by learn/'s pruning agent
  *    (Baranchuk & Babenko, "Towards Similarity Graphs Constructed by Deep RL", 2019).
  * Searches enter through the HNSW upper levels ("hnsw") or at a fixed vertex near the data's mean
@@ -31,12 +35,13 @@ namespace wp::index {
 
 struct GraphBuildSpec {
   HnswParams hnsw;                 ///< the HNSW that gives storage, the upper levels and candidates
-  std::string initial = "knn";     ///< "knn", "hnsw" or "complete"
+  std::string initial = "knn";     ///< "knn", "hnsw", "complete" or "random"
   size_t K = 0;                    ///< neighbours per vertex of the kNN graph (0: 4M)
-  std::string pruning = "robust";  ///< "none", "hnsw", "robust" (learned masks: apply_mask)
+  std::string pruning = "robust";  ///< "none", "hnsw", "robust", "vamana" (learned: apply_mask)
   float alpha = 1.2f;              ///< RobustPrune slack (>= 1), on true (not squared) distances
   size_t R = 0;                    ///< maximum degree after pruning (0: 2M)
   std::string entry = "medoid";    ///< "medoid" or "hnsw"
+  size_t L = 0;  ///< Vamana's search pool while building (0: max(100, R)); not saved with the graph
 
   /// Throws UserError naming the field.
   void validate() const;
@@ -81,6 +86,8 @@ class GraphIndex : public Index {
  private:
   void build(MatrixView x, const label_t* ids);
   void finish(std::vector<std::vector<uint32_t>> lists);
+  /// The live vertex nearest to the mean of the data.
+  label_t medoid() const;
 
   GraphInfo info_;
   std::unique_ptr<HnswIndex> graph_;
@@ -99,6 +106,20 @@ std::vector<std::vector<uint32_t>> prune_lists(const HnswIndex& index,
 std::vector<std::vector<uint32_t>> add_reverse_edges(
     const HnswIndex& index, const std::vector<std::vector<uint32_t>>& lists, size_t R, float alpha,
     bool prune);
+
+/// R distinct random out-neighbours for each of n vertices (Vamana's initial graph).
+std::vector<std::vector<uint32_t>> random_lists(size_t n, size_t R, uint64_t seed);
+
+/**
+ * Vamana (Subramanya et al., NeurIPS 2019, Alg. 3) starting from `lists`: a pass at alpha = 1,
+ * then one at `alpha`; vertices in a seeded random order, in batches that search one snapshot in
+ * parallel and are then written in order (deterministic for a seed, whatever the threads).
+ * @param start the search entry (the medoid slot); L the search pool; R the maximum degree
+ */
+std::vector<std::vector<uint32_t>> vamana_lists(const HnswIndex& index,
+                                                std::vector<std::vector<uint32_t>> lists,
+                                                uint32_t start, size_t R, size_t L, float alpha,
+                                                uint64_t seed);
 
 double average_degree(const std::vector<std::vector<uint32_t>>& lists);
 

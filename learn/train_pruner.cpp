@@ -154,13 +154,16 @@ std::unique_ptr<index::GraphIndex> learn_pruned_graph(
   const std::string& csv = o.log_csv;
   const std::string& ckpt = o.checkpoint;
 
-  // The initial graph: HNSW level 0 entered at the medoid (GraphIndex with pruning "none").
+  // The initial graph, entered at the medoid: HNSW level 0 or the complete graph (GraphIndex with
+  // pruning "none"), or a Vamana graph (alpha 1.2, R = 2M; what `bench` calls vamana-1.2).
   index::GraphBuildSpec spec;
+  const bool vamana = o.initial == "vamana";
   spec.hnsw.M = o.initial == "complete" ? std::max(o.M, base.n / 2) : o.M;
   spec.hnsw.ef_construction = o.ef_construction;
   spec.hnsw.seed = o.trainer.seed + 100;
-  spec.initial = o.initial;
-  spec.pruning = "none";
+  spec.initial = vamana ? "random" : o.initial;
+  spec.pruning = vamana ? "vamana" : "none";
+  spec.alpha = 1.2f;
   spec.entry = "medoid";
   auto graph_ptr = std::make_unique<index::GraphIndex>(base.d, metric, spec);
   index::GraphIndex& graph = *graph_ptr;
@@ -169,8 +172,9 @@ std::unique_ptr<index::GraphIndex> learn_pruned_graph(
     // what `waypoint bench --build-threads 1` rebuilds for hnsw-l0 and the non-learned prunings,
     // so that they are compared on the very same initial graph.
     // Slot i holds row i (one batch into an empty index).
+    // (Vamana is deterministic at any thread count; its HNSW only stores the vectors.)
     const int threads = omp_get_max_threads();
-    omp_set_num_threads(1);
+    if (!vamana) omp_set_num_threads(1);
     graph.add(index::view(base), ids);
     omp_set_num_threads(threads);
   }

@@ -21,7 +21,8 @@ namespace wp::learn {
 struct TrainPrunerOptions {
   std::string dataset;           ///< dataset folder (base.fvecs, ...)
   std::string out;               ///< rl index file to write
-  std::string initial = "hnsw";  ///< "hnsw" (level 0) or "complete" (raises M to fit n - 1)
+  std::string initial = "hnsw";  ///< "hnsw" (level 0), "vamana" (alpha 1.2, R = 2M), or
+                                 ///< "complete" (raises M to fit n - 1)
   size_t M = 16;
   size_t ef_construction = 200;
   size_t limit_base = 0;  ///< use only the first n base vectors (0: all)

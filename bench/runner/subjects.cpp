@@ -29,7 +29,8 @@ void graph_params(const index::GraphIndex& g, nlohmann::json& j) {
   const auto& s = g.info().spec;
   j["pruning"] = s.pruning;
   j["initial"] = s.initial;
-  if (s.pruning == "robust") j["alpha"] = std::round(s.alpha * 100.0) / 100;
+  if (s.pruning == "robust" || s.pruning == "vamana")
+    j["alpha"] = std::round(s.alpha * 100.0) / 100;
   if (s.R) j["R"] = s.R;
   j["avg_degree"] = std::round(g.info().average_degree * 100) / 100;
 }
@@ -41,21 +42,24 @@ class WaypointSubject : public BenchSubject {
     // pruning study are "rl" indexes with a fixed strategy, all entered at the same medoid:
     // "hnsw-l0" (HNSW's level 0 alone, unpruned), "knn" (kNN graph with reverse edges), and on
     // HNSW's level 0 plus the 2M nearest as candidates: "knn-hnsw" (HNSW heuristic),
-    // "robust-<alpha>" (RobustPrune).
+    // "robust-<alpha>" (RobustPrune); and "vamana-<alpha>", Vamana built from a random graph.
     const bool sq8 = name == "hnsw-sq8";
+    const bool robust = name.rfind("robust-", 0) == 0, vamana = name.rfind("vamana-", 0) == 0;
     spec_.type = sq8 ? "hnsw" : name;
     if (sq8) spec_.hnsw.quantization = index::Quantization::kSq8;
-    if (name == "knn" || name == "knn-hnsw" || name == "hnsw-l0" || name.rfind("robust-", 0) == 0) {
+    if (name == "knn" || name == "knn-hnsw" || name == "hnsw-l0" || robust || vamana) {
       spec_.type = "rl";
-      spec_.graph.initial = name == "knn" ? "knn" : "hnsw";
-      spec_.graph.pruning = name == "knn-hnsw"              ? "hnsw"
-                            : name.rfind("robust-", 0) == 0 ? "robust"
-                                                            : "none";
-      if (spec_.graph.pruning == "robust") {
+      spec_.graph.initial = name == "knn" ? "knn" : vamana ? "random" : "hnsw";
+      spec_.graph.pruning = name == "knn-hnsw" ? "hnsw"
+                            : robust           ? "robust"
+                            : vamana           ? "vamana"
+                                               : "none";
+      if (robust || vamana) {
         const std::string a = name.substr(7);
         char* end = nullptr;
         spec_.graph.alpha = std::strtof(a.c_str(), &end);
-        WP_THROW_IF_NOT(!a.empty() && *end == '\0', "robust-<alpha>: '", a, "' is not a number");
+        WP_THROW_IF_NOT(!a.empty() && *end == '\0', name.substr(0, 6), "-<alpha>: '", a,
+                        "' is not a number");
       }
       if (spec_.graph.pruning != "none") spec_.graph.R = p.R;
     }
