@@ -54,10 +54,11 @@ void Collection::wait_for_build() {
 }
 
 void Collection::rebuild_index(const std::string& type, const index::HnswParams& hnsw,
-                               const nlohmann::json& learned) {
+                               const nlohmann::json& learned, const index::LshParams& lsh) {
   const bool is_learned = type == "rl";
-  WP_THROW_IF_NOT(type == "hnsw" || type == "flat" || is_learned,
-                  "type: expected \"hnsw\", \"flat\" or \"rl\", got \"", type, "\"");
+  WP_THROW_IF_NOT(type == "hnsw" || type == "flat" || type == "lsh" || is_learned,
+                  "type: expected \"hnsw\", \"flat\", \"lsh\" or \"rl\", got \"", type, "\"");
+  lsh.validate();
   WP_THROW_IF_NOT(!is_learned || learned_builder(type), "type: \"", type,
                   "\" needs a waypoint built with LibTorch (WAYPOINT_WITH_TORCH=ON)");
   hnsw.validate();
@@ -69,12 +70,13 @@ void Collection::rebuild_index(const std::string& type, const index::HnswParams&
   status_.state = "building";
   status_.error.clear();
   build_progress_ = 0.0;
-  builder_ = std::thread([this, type, hnsw, learned, is_learned] {
+  builder_ = std::thread([this, type, hnsw, learned, lsh, is_learned] {
     try {
       std::lock_guard<std::mutex> writer(write_mu_);  // writes wait; searches go on
       CollectionConfig next = config_;
       next.index_type = type;
       next.hnsw = hnsw;
+      next.lsh = lsh;
       // Snapshot the live points (vectors from the served index); only this thread writes now.
       std::vector<index::label_t> labels;
       index::Matrix vectors;
@@ -132,7 +134,8 @@ IndexStatus Collection::index_status() const {
   s.progress = build_progress_;
   std::shared_lock<std::shared_mutex> lock(mu_);
   s.type = config_.index_type;
-  s.params = config_.to_stored()["hnsw"];
+  s.params =
+      config_.index_type == "lsh" ? lsh_params_json(config_.lsh) : config_.to_stored()["hnsw"];
   return s;
 }
 
@@ -141,6 +144,7 @@ static std::unique_ptr<index::Index> make_index_of(const CollectionConfig& confi
   spec.type = config.index_type;
   spec.metric = config.metric;
   spec.hnsw = config.hnsw;
+  spec.lsh = config.lsh;
   if (spec.type == "rl") {
     // Rebuilt without learning (no index file, or one that no longer matches the store): the
     // graph the agent starts from, HNSW's level 0 entered at the medoid, until trained again.

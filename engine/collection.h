@@ -109,15 +109,17 @@ class Collection {
   nlohmann::json info() const;
 
   /**
-   * Builds a new index of `type` ("hnsw", "flat", or a learned type with a registered builder,
-   * learned_index.h: "rl") with `hnsw` parameters (and `learned` parameters for a learned type)
+   * Builds a new index of `type` ("hnsw", "flat", "lsh", or a learned type with a registered
+   * builder, learned_index.h: "rl") with `hnsw` parameters (`lsh` ones for "lsh", and `learned`
+   * parameters for a learned type)
    * from the current points in a background thread and swaps it in atomically when done; the new
    * configuration is stored. Searches keep using the old index meanwhile; writes wait until the
    * swap (so no write is lost between the snapshot and the swap). Throws ConflictError while
    * another build runs, UserError for a learned type this binary cannot build.
    */
   void rebuild_index(const std::string& type, const index::HnswParams& hnsw,
-                     const nlohmann::json& learned = nlohmann::json::object());
+                     const nlohmann::json& learned = nlohmann::json::object(),
+                     const index::LshParams& lsh = {});
   IndexStatus index_status() const;
   /// Waits for a running build to finish (tests, shutdown).
   void wait_for_build();

@@ -81,14 +81,21 @@ CollectionConfig CollectionConfig::from_qdrant(const json& body) {
 }
 
 json CollectionConfig::to_stored() const {
-  return {{"size", dim},
-          {"distance", distance_name(metric)},
-          {"index_type", index_type},
-          {"hnsw",
-           {{"m", hnsw.M},
-            {"ef_construct", hnsw.ef_construction},
-            {"ef", hnsw.ef_search},
-            {"quantization", index::quantization_name(hnsw.quantization)}}}};
+  json j{{"size", dim},
+         {"distance", distance_name(metric)},
+         {"index_type", index_type},
+         {"hnsw",
+          {{"m", hnsw.M},
+           {"ef_construct", hnsw.ef_construction},
+           {"ef", hnsw.ef_search},
+           {"quantization", index::quantization_name(hnsw.quantization)}}}};
+  if (index_type == "lsh") j["lsh"] = lsh_params_json(lsh);
+  return j;
+}
+
+json lsh_params_json(const index::LshParams& p) {
+  return {{"bits", p.bits},     {"tables", p.tables},         {"key_bits", p.key_bits},
+          {"probes", p.probes}, {"candidates", p.candidates}, {"seed", p.seed}};
 }
 
 CollectionConfig CollectionConfig::from_stored(const json& j) {
@@ -103,6 +110,16 @@ CollectionConfig CollectionConfig::from_stored(const json& j) {
     c.hnsw.ef_search = h.at("ef").get<size_t>();
     c.hnsw.quantization = index::parse_quantization(h.at("quantization").get<std::string>(), "q");
     c.hnsw.validate();
+    if (j.contains("lsh")) {
+      const json& l = j.at("lsh");
+      c.lsh.bits = l.at("bits").get<size_t>();
+      c.lsh.tables = l.at("tables").get<size_t>();
+      c.lsh.key_bits = l.at("key_bits").get<size_t>();
+      c.lsh.probes = l.at("probes").get<size_t>();
+      c.lsh.candidates = l.at("candidates").get<size_t>();
+      c.lsh.seed = l.at("seed").get<uint64_t>();
+      c.lsh.validate();
+    }
     return c;
   } catch (const std::exception& e) {
     throw InternalError(std::string("stored collection config is damaged: ") + e.what());

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "index/hnsw_index.h"
+#include "index/lsh_index.h"
 #include "index/metric.h"
 
 namespace wp::engine {
@@ -16,8 +17,9 @@ namespace wp::engine {
 struct CollectionConfig {
   size_t dim = 0;
   index::Metric metric = index::Metric::kCosine;
-  std::string index_type = "hnsw";  ///< "hnsw", "flat" or "rl"
+  std::string index_type = "hnsw";  ///< "hnsw", "flat", "rl" or "lsh"
   index::HnswParams hnsw;           ///< Qdrant's hnsw_config: m, ef_construct (and our ef)
+  index::LshParams lsh;             ///< index_type "lsh" (random planes)
 
   /// Parses `PUT /collections/{name}`'s body; throws UserError naming the field.
   static CollectionConfig from_qdrant(const nlohmann::json& body);
@@ -27,6 +29,9 @@ struct CollectionConfig {
   /// The `config` object of Qdrant's collection info.
   nlohmann::json to_qdrant() const;
 };
+
+/// An LshParams as JSON (stored config, GET index).
+nlohmann::json lsh_params_json(const index::LshParams& p);
 
 /// "Cosine", "Euclid" or "Dot" for a metric; parse_distance is its inverse (UserError otherwise).
 const char* distance_name(index::Metric m);

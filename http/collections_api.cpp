@@ -35,21 +35,33 @@ json Api::put_index(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   const json body = parse_body(*c.body);
   WP_THROW_IF_NOT(body.contains("type") && body["type"].is_string(),
-                  "type: expected \"hnsw\", \"flat\" or \"rl\"");
+                  "type: expected \"hnsw\", \"flat\", \"lsh\" or \"rl\"");
   const std::string type = body["type"];
-  WP_THROW_IF_NOT(type == "hnsw" || type == "flat" || type == "rl", "type: \"", type,
-                  "\" is not available; expected \"hnsw\", \"flat\" or \"rl\"");
+  WP_THROW_IF_NOT(type == "hnsw" || type == "flat" || type == "lsh" || type == "rl", "type: \"",
+                  type, "\" is not available; expected \"hnsw\", \"flat\", \"lsh\" or \"rl\"");
   // rl: the pruning agent's job (train-pruner) on the collection's own points.
   json learned = json::object();
   for (const auto& [key, value] : body.items()) {
     const bool common = key == "type" || key == "m" || key == "ef_construct" || key == "ef" ||
                         key == "quantization";
     const bool rl = key == "steps" || key == "max_minutes" || key == "target_recall";
-    WP_THROW_IF_NOT(common || (rl && type == "rl"), key,
-                    type == "rl" ? ": unknown index parameter (expected m, ef_construct, ef, "
-                                   "quantization, steps, max_minutes, target_recall)"
-                                 : ": unknown index parameter (expected m, ef_construct, ef, "
-                                   "quantization)");
+    const bool lsh = key == "bits" || key == "tables" || key == "key_bits" || key == "probes" ||
+                     key == "candidates";
+    WP_THROW_IF_NOT(common || (rl && type == "rl") || (lsh && type == "lsh"), key,
+                    type == "rl"    ? ": unknown index parameter (expected m, ef_construct, ef, "
+                                      "quantization, steps, max_minutes, target_recall)"
+                    : type == "lsh" ? ": unknown index parameter (expected bits, tables, key_bits, "
+                                      "probes, candidates)"
+                                    : ": unknown index parameter (expected m, ef_construct, ef, "
+                                      "quantization)");
+  }
+  index::LshParams lsh = col->config().lsh;
+  if (type == "lsh") {
+    lsh.bits = get_count(body, "bits", "", lsh.bits, 1, 4096);
+    lsh.tables = get_count(body, "tables", "", lsh.tables, 0, 64);
+    lsh.key_bits = get_count(body, "key_bits", "", lsh.key_bits, 0, 32);
+    lsh.probes = get_count(body, "probes", "", lsh.probes, 1, 4096);
+    lsh.candidates = get_count(body, "candidates", "", lsh.candidates, 1, 100000);
   }
   if (type == "rl") {
     learned["steps"] = get_count(body, "steps", "", 200, 1, 100000);
@@ -75,7 +87,7 @@ json Api::put_index(const Call& c) {
     WP_THROW_IF_NOT(body["quantization"].is_string(), "quantization: expected \"none\" or \"sq8\"");
     p.quantization = index::parse_quantization(body["quantization"], "quantization");
   }
-  col->rebuild_index(type, p, learned);
+  col->rebuild_index(type, p, learned, lsh);
   return get_index(c);
 }
 

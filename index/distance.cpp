@@ -9,27 +9,17 @@
 namespace wp::index {
 
 namespace {
-constexpr DistanceKernels kScalar{detail::l2sqr_scalar,
-                                  detail::ip_scalar,
-                                  detail::neg_ip_scalar,
-                                  detail::l2sqr_u8_scalar,
-                                  detail::ip_u8_scalar,
-                                  Isa::kScalar,
-                                  "scalar"};
-constexpr DistanceKernels kAvx2{detail::l2sqr_avx2,
-                                detail::ip_avx2,
-                                detail::neg_ip_avx2,
-                                detail::l2sqr_u8_avx2,
-                                detail::ip_u8_avx2,
-                                Isa::kAvx2,
-                                "avx2"};
-constexpr DistanceKernels kAvx512{detail::l2sqr_avx512,
-                                  detail::ip_avx512,
-                                  detail::neg_ip_avx512,
-                                  detail::l2sqr_u8_avx512,
-                                  detail::ip_u8_avx512,
-                                  Isa::kAvx512,
-                                  "avx512"};
+constexpr DistanceKernels kScalar{detail::l2sqr_scalar,  detail::ip_scalar,
+                                  detail::neg_ip_scalar, detail::l2sqr_u8_scalar,
+                                  detail::ip_u8_scalar,  detail::hamming_scan_scalar,
+                                  Isa::kScalar,          "scalar"};
+constexpr DistanceKernels kAvx2{
+    detail::l2sqr_avx2, detail::ip_avx2,           detail::neg_ip_avx2, detail::l2sqr_u8_avx2,
+    detail::ip_u8_avx2, detail::hamming_scan_avx2, Isa::kAvx2,          "avx2"};
+constexpr DistanceKernels kAvx512{detail::l2sqr_avx512,  detail::ip_avx512,
+                                  detail::neg_ip_avx512, detail::l2sqr_u8_avx512,
+                                  detail::ip_u8_avx512,  detail::hamming_scan_avx512,
+                                  Isa::kAvx512,          "avx512"};
 
 // WAYPOINT_ISA=scalar|avx2|avx512 forces an instruction set the CPU supports (benches, tests of
 // the fallbacks); returns false when unset or unsupported.
@@ -60,9 +50,10 @@ bool isa_supported(Isa isa) {
     case Isa::kScalar:
       return true;
     case Isa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("popcnt");
     case Isa::kAvx512:
-      return __builtin_cpu_supports("avx512f");
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt");
   }
   return false;
 }

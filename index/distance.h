@@ -21,6 +21,10 @@ using DistanceFn = float (*)(const float* a, const float* b, size_t d);
 /// A kernel between a float vector q and d uint8 codes c (scalar quantization, see sq8.h).
 using CodeDistanceFn = float (*)(const float* q, const uint8_t* c, size_t d);
 
+/// out[i] = Hamming distance between the code q and codes[i] (n codes of `words` 64-bit words).
+using HammingScanFn = void (*)(const uint64_t* q, const uint64_t* codes, size_t n, size_t words,
+                               uint32_t* out);
+
 /// Instruction sets we have kernels for.
 enum class Isa { kScalar, kAvx2, kAvx512 };
 
@@ -31,6 +35,7 @@ struct DistanceKernels {
   DistanceFn neg_inner_product;     ///< -sum a_i * b_i (a distance: smaller is closer)
   CodeDistanceFn l2sqr_u8;          ///< sum (q_i - c_i)^2
   CodeDistanceFn inner_product_u8;  ///< sum q_i * c_i
+  HammingScanFn hamming_scan;       ///< popcount(q XOR c) over many codes (LSH)
   Isa isa;
   const char* name;
 };
@@ -100,6 +105,12 @@ float l2sqr_u8_avx2(const float* q, const uint8_t* c, size_t d);
 float ip_u8_avx2(const float* q, const uint8_t* c, size_t d);
 float l2sqr_u8_avx512(const float* q, const uint8_t* c, size_t d);
 float ip_u8_avx512(const float* q, const uint8_t* c, size_t d);
+void hamming_scan_scalar(const uint64_t* q, const uint64_t* codes, size_t n, size_t words,
+                         uint32_t* out);
+void hamming_scan_avx2(const uint64_t* q, const uint64_t* codes, size_t n, size_t words,
+                       uint32_t* out);
+void hamming_scan_avx512(const uint64_t* q, const uint64_t* codes, size_t n, size_t words,
+                         uint32_t* out);
 }  // namespace detail
 
 }  // namespace wp::index

@@ -48,4 +48,16 @@ float ip_u8_avx2(const float* q, const uint8_t* c, size_t d) {
   return simd_reduce<Avx2, false>(q, c, d);
 }
 
+namespace {
+#include "index/hamming_impl.h"
+uint32_t popcount_hw(uint64_t x) {
+  return static_cast<uint32_t>(_mm_popcnt_u64(x));
+}
+}  // namespace
+
+void hamming_scan_avx2(const uint64_t* q, const uint64_t* codes, size_t n, size_t words,
+                       uint32_t* out) {
+  hamming_scan_impl(q, codes, n, words, out, popcount_hw);
+}
+
 }  // namespace wp::index::detail

@@ -65,4 +65,20 @@ float ip_u8_scalar(const float* q, const uint8_t* c, size_t d) {
   return s0 + s1;
 }
 
+namespace {
+#include "index/hamming_impl.h"
+// SWAR popcount: no POPCNT instruction in the baseline x86-64 build.
+uint32_t popcount_swar(uint64_t x) {
+  x = x - ((x >> 1) & 0x5555555555555555ull);
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return static_cast<uint32_t>((x * 0x0101010101010101ull) >> 56);
+}
+}  // namespace
+
+void hamming_scan_scalar(const uint64_t* q, const uint64_t* codes, size_t n, size_t words,
+                         uint32_t* out) {
+  hamming_scan_impl(q, codes, n, words, out, popcount_swar);
+}
+
 }  // namespace wp::index::detail

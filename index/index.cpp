@@ -11,6 +11,7 @@
 #include "index/graph_index.h"
 #include "index/hnsw_index.h"
 #include "index/index_file.h"
+#include "index/lsh_index.h"
 
 namespace wp::index {
 
@@ -71,6 +72,7 @@ std::unique_ptr<Index> load_index(const std::string& path) {
       {IndexType::kFlat, &FlatIndex::load},
       {IndexType::kHnsw, &HnswIndex::load},
       {IndexType::kGraph, &GraphIndex::load},
+      {IndexType::kLsh, &LshIndex::load},
   };
   BinaryReader in(path);
   auto it = loaders.find(in.type());

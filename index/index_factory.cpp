@@ -6,8 +6,9 @@
 namespace wp::index {
 
 void IndexSpec::validate() const {
-  WP_THROW_IF_NOT(type == "hnsw" || type == "flat" || type == "rl",
-                  "index type must be hnsw, flat or rl, got '", type, "'");
+  WP_THROW_IF_NOT(type == "hnsw" || type == "flat" || type == "rl" || type == "lsh",
+                  "index type must be hnsw, flat, rl or lsh, got '", type, "'");
+  if (type == "lsh") lsh.validate();
   if (type == "hnsw") hnsw.validate();
   if (type == "rl") {
     GraphBuildSpec g = graph;
@@ -23,6 +24,10 @@ std::unique_ptr<Index> make_index(const IndexSpec& spec, size_t dim) {
     GraphBuildSpec g = spec.graph;
     g.hnsw = spec.hnsw;
     return std::make_unique<GraphIndex>(dim, spec.metric, g);
+  }
+  if (spec.type == "lsh") {
+    if (spec.hash_model.empty()) return std::make_unique<LshIndex>(dim, spec.metric, spec.lsh);
+    return std::make_unique<LshIndex>(dim, spec.metric, spec.lsh, HashModel::load(spec.hash_model));
   }
   return std::make_unique<HnswIndex>(dim, spec.metric, spec.hnsw);
 }

@@ -26,7 +26,7 @@ std::string errno_text() {
 }
 
 bool known_type(uint32_t t) {
-  return t >= 1 && t <= 4;
+  return t >= 1 && t <= static_cast<uint32_t>(IndexType::kHashModel);
 }
 }  // namespace
 

@@ -28,7 +28,8 @@
 namespace wp::index {
 
 /// Type tags of index files. Values are part of the file format: never renumber.
-enum class IndexType : uint32_t { kFlat = 1, kHnsw = 2, kGraph = 3, kLsh = 4 };
+/// File type tags; kHashModel is not an index but a HashModel (lsh_index.h) in the same container.
+enum class IndexType : uint32_t { kFlat = 1, kHnsw = 2, kGraph = 3, kLsh = 4, kHashModel = 5 };
 
 /// Current container format version.
 constexpr uint32_t kIndexFormatVersion = 1;

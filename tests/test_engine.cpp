@@ -241,3 +241,38 @@ TEST(Engine, RebuiltIndexTypeSurvivesRestart) {
   EXPECT_EQ(eng.collection("c")->index_status().type, "flat");
   EXPECT_EQ(eng.collection("c")->size(), 1000u);
 }
+
+TEST(Engine, LshIndexKeepsItsParametersAndTakesWritesAcrossARestart) {
+  wp::test::TempDir tmp;
+  const auto ds = wp::test::load_shared("siftsmall");
+  wp::index::LshParams lsh;
+  lsh.bits = 128;
+  lsh.tables = 6;
+  lsh.candidates = 300;
+  {
+    Engine eng(tmp.file("data"));
+    eng.create_collection("c", config(128));
+    fill_sift(*eng.collection("c"), ds, 1000);
+    auto c = eng.collection("c");
+    c->rebuild_index("lsh", c->config().hnsw, nlohmann::json::object(), lsh);
+    c->wait_for_build();
+    ASSERT_EQ(c->index_status().state, "ready") << c->index_status().error;
+  }
+  Engine eng(tmp.file("data"));
+  auto c = eng.collection("c");
+  EXPECT_EQ(c->index_status().type, "lsh");
+  EXPECT_EQ(c->config().lsh.bits, 128u);
+  EXPECT_EQ(c->config().lsh.tables, 6u);
+  EXPECT_EQ(c->config().lsh.candidates, 300u);
+  EXPECT_EQ(c->size(), 1000u);
+  EXPECT_TRUE(c->index_loaded_from_file());
+  // Online inserts go straight into the LSH tables and are found.
+  fill_sift(*c, ds, 1200);
+  EXPECT_EQ(c->size(), 1200u);
+  for (size_t row : {5, 1100, 1199}) {
+    SearchQuery q;
+    q.vector.assign(ds.base.row(row), ds.base.row(row) + 128);
+    q.limit = 1;
+    EXPECT_EQ(ids_of(c->search(q)), std::vector<uint64_t>{row});
+  }
+}

@@ -284,7 +284,21 @@ TEST_F(ApiTest, IndexRebuildInTheBackgroundSwapsWhenReady) {
   EXPECT_NE(call("GET", "/metrics").body.find("waypoint_index_build_progress{collection=\"s\"} 1"),
             std::string::npos);
 
-  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"lsh"})").status, 400u);
+  // lsh: random planes, 8 tables; its parameters are checked and named, and belong to lsh only.
+  ok("PUT", "/collections/s/index",
+     {{"type", "lsh"}, {"bits", 256}, {"tables", 8}, {"candidates", 200}});
+  engine_->collection("s")->wait_for_build();
+  const json lsh = ok("GET", "/collections/s/index");
+  EXPECT_EQ(lsh["type"], "lsh");
+  EXPECT_EQ(lsh["state"], "ready");
+  EXPECT_EQ(lsh["params"]["bits"], 256);
+  EXPECT_EQ(lsh["params"]["tables"], 8);
+  EXPECT_EQ(ok("POST", "/collections/s/points/search", query)[0]["id"], best_id);
+  const Response bad_bits = call("PUT", "/collections/s/index", R"({"type":"lsh","bits":0})");
+  EXPECT_EQ(bad_bits.status, 400u);
+  EXPECT_NE(bad_bits.body.find("bits"), std::string::npos) << bad_bits.body;
+  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","tables":3})").status, 400u);
+  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"lsh","steps":3})").status, 400u);
   // rl is built by learn/: without a registered builder (this binary links no LibTorch), a 400
   // that says so; its own parameters belong to rl only.
   const Response rl = call("PUT", "/collections/s/index", R"({"type":"rl"})");

@@ -42,21 +42,28 @@ nlohmann::json BenchPoint::to_json(const BenchConfig& cfg, const std::string& da
 
 namespace {
 
-std::unique_ptr<BenchSubject> make_subject(const std::string& name, const GraphBuildParams& p,
-                                           const std::string& rl_graph) {
+std::unique_ptr<BenchSubject> make_subject(const std::string& name, const BenchConfig& cfg) {
+  const GraphBuildParams& p = cfg.graph;
+  const std::string& rl_graph = cfg.rl_graph;
+  if (name == "lsh" || name == "lsh-mp" || name == "lsh-learned" || name == "faiss-lsh") {
+    return make_lsh_subject(name, p.metric, cfg.lsh, p.seed, cfg.k);
+  }
   if (name == "rl") {
     WP_THROW_IF_NOT(!rl_graph.empty(), "index rl needs --rl-graph FILE");
     return make_graph_file_subject(rl_graph);
   }
   if (name == "hnsw" || name == "hnsw-sq8" || name == "flat" || name == "knn" ||
-      name == "knn-hnsw" || name == "hnsw-l0" || name.rfind("robust-", 0) == 0) {
+      name == "knn-hnsw" || name == "hnsw-l0" || name.rfind("robust-", 0) == 0 ||
+      name.rfind("vamana-", 0) == 0) {
     return make_waypoint_subject(name, p);
   }
   if (name == "faiss-hnsw") return make_faiss_hnsw_subject(p);
   if (name == "hnswlib") return make_hnswlib_subject(p);
-  throw UserError("unknown index '" + name +
-                  "' in --indexes (known: hnsw, hnsw-sq8, flat, faiss-hnsw, hnswlib, knn, "
-                  "knn-hnsw, hnsw-l0, robust-<alpha>, rl)");
+  throw UserError(
+      "unknown index '" + name +
+      "' in --indexes (known: hnsw, hnsw-sq8, flat, faiss-hnsw, hnswlib, knn, "
+      "knn-hnsw, hnsw-l0, robust-<alpha>, vamana-<alpha>, rl, lsh, lsh-mp, lsh-learned, "
+      "faiss-lsh)");
 }
 
 double percentile(std::vector<double> v, double p) {
@@ -145,7 +152,7 @@ std::vector<BenchPoint> run_bench(const BenchConfig& cfg, std::ostream& out) {
   cfg.validate();
   std::vector<std::unique_ptr<BenchSubject>> subjects;
   for (const std::string& name : cfg.indexes) {
-    subjects.push_back(make_subject(name, cfg.graph, cfg.rl_graph));
+    subjects.push_back(make_subject(name, cfg));
   }
 
   const index::Dataset ds = index::load_dataset(cfg.dataset, cfg.max_queries);

@@ -30,6 +30,7 @@ struct BenchConfig {
   std::string csv;       ///< also write a CSV here
   std::string plot;      ///< also write the recall/QPS Pareto PNG here
   std::string rl_graph;  ///< index "rl" reads its graph from this file
+  LshBenchParams lsh;    ///< lsh, lsh-mp, lsh-learned, faiss-lsh
   bool quiet = false;
 
   void validate() const;

@@ -22,7 +22,17 @@ struct GraphBuildParams {
   size_t ef_construction = 200;
   uint64_t seed = 100;
   index::Metric metric = index::Metric::kL2;
-  size_t R = 0;  ///< maximum degree of knn-hnsw and robust-<alpha> (0: 2M); for equal-degree runs
+  size_t R = 0;  ///< maximum degree of knn-hnsw, robust-<alpha>, vamana-<alpha> (0: 2M); for
+                 ///< equal-degree runs
+};
+
+/// The LSH indexes of a run: ours (scan, tables, learned planes) and FAISS IndexLSH, same bits.
+struct LshBenchParams {
+  size_t bits = 256;
+  size_t tables = 8;       ///< lsh-mp: hash tables
+  size_t key_bits = 0;     ///< lsh-mp: bits per table key (0: auto)
+  size_t probes = 16;      ///< lsh-mp: buckets probed per table
+  std::string hash_model;  ///< lsh-learned: a HashModel file (its own bit count)
 };
 
 class BenchSubject {
@@ -55,6 +65,14 @@ std::unique_ptr<BenchSubject> make_waypoint_subject(const std::string& type,
 std::unique_ptr<BenchSubject> make_graph_file_subject(const std::string& path);
 /// FAISS IndexHNSWFlat with the same M and ef_construction.
 std::unique_ptr<BenchSubject> make_faiss_hnsw_subject(const GraphBuildParams& p);
+/**
+ * LSH, ef = candidates re-ranked by exact distance: "lsh" (random planes, Hamming scan), "lsh-mp"
+ * (random planes, hash tables with multi-probe), "lsh-learned" (planes of `hash_model`, scan),
+ * "faiss-lsh" (FAISS IndexLSH with trained thresholds and a random rotation, re-ranked by
+ * IndexRefineFlat with k_factor = ef / k, k the run's k).
+ */
+std::unique_ptr<BenchSubject> make_lsh_subject(const std::string& name, index::Metric metric,
+                                               const LshBenchParams& p, uint64_t seed, size_t k);
 /// hnswlib's HierarchicalNSW with the same M and ef_construction (hnswlib_subject.cpp).
 std::unique_ptr<BenchSubject> make_hnswlib_subject(const GraphBuildParams& p);
 

@@ -53,6 +53,14 @@ int cmd_build(Args& args) {
   spec.graph.pruning = args.str("pruning", "robust");
   spec.graph.alpha = static_cast<float>(args.real("alpha", 1.2, 1.0, 10.0));
   spec.graph.R = args.integer("R", 0, 0, 2048);
+  spec.graph.L = args.integer("L", 0, 0, 4096);
+  spec.lsh.bits = args.integer("bits", 256, 1, 4096);
+  spec.lsh.tables = args.integer("tables", 0, 0, 64);
+  spec.lsh.key_bits = args.integer("key-bits", 0, 0, 32);
+  spec.lsh.probes = args.integer("probes", 16, 1, 4096);
+  spec.lsh.candidates = args.integer("candidates", 100, 1, 100000);
+  spec.lsh.seed = spec.hnsw.seed;
+  spec.hash_model = args.str("hash-model", "");
   spec.graph.entry = args.str("entry", "medoid");
   const bool quiet = args.flag("quiet");
   set_threads(args);
@@ -184,6 +192,11 @@ int cmd_bench(Args& args) {
   cfg.csv = args.str("csv", "");
   cfg.plot = args.str("plot", "");
   cfg.rl_graph = args.str("rl-graph", "");
+  cfg.lsh.bits = args.integer("bits", 256, 1, 4096);
+  cfg.lsh.tables = args.integer("tables", 8, 1, 64);
+  cfg.lsh.key_bits = args.integer("key-bits", 0, 0, 32);
+  cfg.lsh.probes = args.integer("probes", 16, 1, 4096);
+  cfg.lsh.hash_model = args.str("hash-model", "");
   cfg.quiet = args.flag("quiet");
   args.finish();
   bench::run_bench(cfg, std::cout);
