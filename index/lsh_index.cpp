@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <queue>
 #include <random>
 
 #include "index/error.h"
@@ -382,7 +381,8 @@ namespace {
 /// of their (sorted) confidences; generated with the shift/expand heap of Lv et al. 2007.
 struct ProbeSet {
   float score;
-  std::vector<uint8_t> idx;  ///< indexes into the sorted confidences, ascending
+  uint32_t flip;  ///< the key bits this set flips
+  uint8_t last;   ///< the largest index into the sorted confidences it holds
   bool operator>(const ProbeSet& o) const { return score > o.score; }
 };
 }  // namespace
@@ -391,12 +391,6 @@ void LshIndex::collect(const uint64_t* qcode, const float* margins, const IdFilt
                        std::vector<uint32_t>& out) const {
   out.clear();
   const size_t n = labels_.size();
-  if (tables_.empty()) {
-    for (uint32_t s = 0; s < n; ++s) {
-      if (!filter || filter->contains(labels_[s])) out.push_back(s);
-    }
-    return;
-  }
   thread_local std::vector<uint32_t> mark;
   thread_local uint32_t epoch = 0;
   if (mark.size() < n) mark.assign(n, 0);
@@ -421,24 +415,26 @@ void LshIndex::collect(const uint64_t* qcode, const float* margins, const IdFilt
       }
     };
     visit(key);
-    std::priority_queue<ProbeSet, std::vector<ProbeSet>, std::greater<>> heap;
     if (b == 0) continue;
-    heap.push({conf[0].first, {0}});
+    // A min-heap by score in a reused buffer (no allocation per probe).
+    thread_local std::vector<ProbeSet> heap;
+    heap.clear();
+    auto bit = [&](size_t i) { return uint32_t{1} << conf[i].second; };
+    heap.push_back({conf[0].first, bit(0), 0});
     for (size_t probe = 1; probe < params_.probes && !heap.empty(); ++probe) {
-      ProbeSet top = heap.top();
-      heap.pop();
-      uint32_t k = key;
-      for (uint8_t i : top.idx) k ^= uint32_t{1} << conf[i].second;
-      visit(k);
-      const uint8_t last = top.idx.back();
-      if (last + 1u < b) {
-        ProbeSet shift = top, expand = top;
-        shift.idx.back() = last + 1;
-        shift.score += conf[last + 1].first - conf[last].first;
-        expand.idx.push_back(last + 1);
-        expand.score += conf[last + 1].first;
-        heap.push(std::move(shift));
-        heap.push(std::move(expand));
+      std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+      const ProbeSet top = heap.back();
+      heap.pop_back();
+      visit(key ^ top.flip);
+      const size_t last = top.last;
+      if (last + 1 < b) {
+        // shift: replace the last element by the next; expand: add the next.
+        heap.push_back({top.score + conf[last + 1].first - conf[last].first,
+                        top.flip ^ bit(last) ^ bit(last + 1), static_cast<uint8_t>(last + 1)});
+        std::push_heap(heap.begin(), heap.end(), std::greater<>());
+        heap.push_back({top.score + conf[last + 1].first, top.flip ^ bit(last + 1),
+                        static_cast<uint8_t>(last + 1)});
+        std::push_heap(heap.begin(), heap.end(), std::greater<>());
       }
     }
   }
@@ -466,45 +462,57 @@ SearchStats LshIndex::search_one(const float* q, size_t k, const SearchParams& p
   HashModel::pack(proj.data(), model_.bits, qcode.data());
 
   const size_t want = std::max(k, params.ef ? params.ef : params_.candidates);
+  const HammingScanFn scan = kernels().hamming_scan;
+  // Hamming distances, then the `want` nearest by a counting selection over the P + 1 possible
+  // distances: the threshold T below which fewer than `want` lie, every one below T and enough
+  // at T. Filtered-out slots get P + 1 and are never taken.
+  auto select = [&](bool all_slots) {
+    thread_local std::vector<uint32_t> hist;
+    hist.assign(model_.bits + 2, 0);
+    for (uint32_t h : ham) ++hist[h];
+    const size_t usable = ham.size() - hist[model_.bits + 1];
+    const size_t take = std::min(want, usable);
+    size_t below = 0;
+    uint32_t T = 0;
+    while (below + hist[T] < take) below += hist[T++];
+    size_t at_T = take - below;
+    size_t w = 0;
+    if (all_slots) cand.resize(ham.size());
+    for (size_t i = 0; i < ham.size(); ++i) {
+      if (ham[i] < T || (ham[i] == T && at_T > 0 && (at_T--, true))) {
+        cand[w++] = all_slots ? static_cast<uint32_t>(i) : cand[i];
+      }
+    }
+    cand.resize(w);
+  };
+  auto scan_all = [&] {
+    ham.resize(n);
+    scan(qcode.data(), codes_.data(), n, words_, ham.data());
+    if (params.filter) {
+      for (uint32_t s = 0; s < n; ++s) {
+        if (!params.filter->contains(labels_[s])) ham[s] = static_cast<uint32_t>(model_.bits + 1);
+      }
+    }
+    select(true);
+  };
   if (params.exact) {
     cand.clear();
     for (uint32_t s = 0; s < n; ++s) {
       if (!params.filter || params.filter->contains(labels_[s])) cand.push_back(s);
     }
+  } else if (tables_.empty()) {
+    scan_all();
   } else {
     collect(qcode.data(), proj.data(), params.filter, cand);
-    // Too few candidates from the tables (a sparse region, a selective filter): scan them all.
-    if (!tables_.empty() && cand.size() < k) {
-      cand.clear();
-      for (uint32_t s = 0; s < n; ++s) {
-        if (!params.filter || params.filter->contains(labels_[s])) cand.push_back(s);
-      }
-    }
-  }
-  // Rank candidates by Hamming distance and keep the `want` nearest (all of them when exact).
-  if (!params.exact && cand.size() > want) {
-    ham.resize(cand.size());
-    const HammingScanFn scan = kernels().hamming_scan;
-    if (cand.size() == n) {
-      scan(qcode.data(), codes_.data(), n, words_, ham.data());
-    } else {
+    if (cand.size() < k) {
+      // Too few candidates in the probed buckets (a sparse region, a selective filter).
+      scan_all();
+    } else if (cand.size() > want) {
+      ham.resize(cand.size());
       for (size_t i = 0; i < cand.size(); ++i)
         scan(qcode.data(), code(cand[i]), 1, words_, &ham[i]);
+      select(false);
     }
-    // Counting selection over the P + 1 possible distances: the threshold distance T below which
-    // fewer than `want` candidates lie, then every candidate below T and enough at T.
-    thread_local std::vector<uint32_t> hist;
-    hist.assign(model_.bits + 1, 0);
-    for (uint32_t h : ham) ++hist[h];
-    size_t below = 0;
-    uint32_t T = 0;
-    while (below + hist[T] < want) below += hist[T++];
-    size_t at_T = want - below;
-    size_t w = 0;
-    for (size_t i = 0; i < cand.size(); ++i) {
-      if (ham[i] < T || (ham[i] == T && at_T > 0 && (at_T--, true))) cand[w++] = cand[i];
-    }
-    cand.resize(w);
   }
   best.clear();
   for (uint32_t s : cand) best.push_back({dist_(q, vec(s), dim_), s});

@@ -123,7 +123,7 @@ class LshIndex : public Index {
   /// Refits the offsets on all stored vectors, recomputes every code and the tables.
   void refit();
   void build_tables();
-  /// Candidates (slots) for a query code: table probes, or every slot.
+  /// Candidates (slots) for a query code from the hash tables' probed buckets.
   void collect(const uint64_t* qcode, const float* margins, const IdFilter* filter,
                std::vector<uint32_t>& out) const;
 
