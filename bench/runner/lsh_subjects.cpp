@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "bench/runner/bench_subject.h"
+#include "bench/runner/faiss_search.h"
 #include "index/error.h"
 #include "index/lsh_index.h"
 
@@ -96,12 +97,7 @@ class FaissLshSubject : public BenchSubject {
     refine_->k_factor = std::max(1.0f, static_cast<float>(ef) / static_cast<float>(k_));
   }
   index::SearchStats search(const float* q, size_t k, label_t* out) const override {
-    thread_local std::vector<float> dist;
-    thread_local std::vector<faiss::Index::idx_t> ids;
-    dist.resize(k);
-    ids.resize(k);
-    refine_->search(1, q, static_cast<faiss::Index::idx_t>(k), dist.data(), ids.data());
-    for (size_t j = 0; j < k; ++j) out[j] = ids[j] < 0 ? index::kNoLabel : ids[j];
+    faiss_search_one(*refine_, q, k, out);
     index::SearchStats st;
     st.distance_computations = static_cast<uint64_t>(refine_->k_factor * static_cast<float>(k));
     return st;

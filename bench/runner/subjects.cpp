@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "bench/runner/bench_subject.h"
+#include "bench/runner/faiss_search.h"
 #include "index/distance.h"
 #include "index/error.h"
 #include "index/index_factory.h"
@@ -123,12 +124,7 @@ class FaissHnswSubject : public BenchSubject {
   // (set_ef is never called while searches run).
   void set_ef(size_t ef) override { index_->hnsw.efSearch = static_cast<int>(ef); }
   index::SearchStats search(const float* q, size_t k, label_t* out) const override {
-    thread_local std::vector<float> dist;
-    thread_local std::vector<faiss::Index::idx_t> ids;
-    dist.resize(k);
-    ids.resize(k);
-    index_->search(1, q, static_cast<faiss::Index::idx_t>(k), dist.data(), ids.data());
-    for (size_t j = 0; j < k; ++j) out[j] = ids[j] < 0 ? index::kNoLabel : ids[j];
+    faiss_search_one(*index_, q, k, out);
     return {};
   }
   size_t memory_bytes() const override {
