@@ -68,33 +68,43 @@ void HashModel::validate() const {
       "hash model: a plane holds a non-finite weight");
 }
 
-void HashModel::embed(const float* x, float* e, std::vector<float>& scratch) const {
+size_t HashModel::max_width() const {
+  size_t w = input_dim;
+  for (const Layer& l : layers) w = std::max<size_t>(w, l.out);
+  return w;
+}
+
+void HashModel::embed(const float* x, float* e, Scratch& scratch) const {
   if (layers.empty()) {
     std::copy(x, x + input_dim, e);
     return;
   }
+  // Two ping-pong buffers; the last layer writes straight into e.
+  const size_t w = max_width();
+  if (scratch.layers.size() < 2 * w) scratch.layers.resize(2 * w);
+  float* in = scratch.layers.data();
+  float* next = in + w;
+  std::copy(x, x + input_dim, in);
   const DistanceKernels& k = kernels();
-  scratch.assign(x, x + input_dim);
-  std::vector<float> next;
   for (size_t i = 0; i < layers.size(); ++i) {
     const Layer& l = layers[i];
-    float* out = i + 1 == layers.size() ? e : (next.resize(l.out), next.data());
+    float* out = i + 1 == layers.size() ? e : next;
     for (uint32_t o = 0; o < l.out; ++o) {
-      float v = k.inner_product(l.w.data() + size_t{o} * l.in, scratch.data(), l.in) + l.b[o];
+      const float v = k.inner_product(l.w.data() + size_t{o} * l.in, in, l.in) + l.b[o];
       out[o] = l.relu ? std::max(v, 0.0f) : v;
     }
-    if (i + 1 < layers.size()) scratch.swap(next);
+    std::swap(in, next);
   }
 }
 
-void HashModel::project(const float* x, float* projections, std::vector<float>& scratch) const {
+void HashModel::project(const float* x, float* projections, Scratch& scratch) const {
   const size_t d = embed_dim();
-  thread_local std::vector<float> e;
-  e.resize(d);
-  embed(x, e.data(), scratch);
+  if (scratch.embedding.size() < d) scratch.embedding.resize(d);
+  embed(x, scratch.embedding.data(), scratch);
   const DistanceFn ip = kernels_for_dim(d).inner_product;
-  for (size_t p = 0; p < bits; ++p)
-    projections[p] = ip(planes.data() + p * d, e.data(), d) + offsets[p];
+  for (size_t p = 0; p < bits; ++p) {
+    projections[p] = ip(planes.data() + p * d, scratch.embedding.data(), d) + offsets[p];
+  }
 }
 
 void HashModel::pack(const float* projections, size_t bits, uint64_t* code) {
@@ -196,18 +206,6 @@ size_t LshIndex::key_bits() const {
   return key_positions_.empty() ? 0 : key_positions_[0].size();
 }
 
-void LshIndex::encode(const float* x, uint64_t* code) const {
-  thread_local std::vector<float> xn, proj, scratch;
-  if (metric_ == Metric::kCosine) {
-    xn.assign(x, x + dim_);
-    normalize(xn.data(), dim_);
-    x = xn.data();
-  }
-  proj.resize(model_.bits);
-  model_.project(x, proj.data(), scratch);
-  HashModel::pack(proj.data(), model_.bits, code);
-}
-
 bool LshIndex::get_vector(label_t id, float* out) const {
   auto it = slot_of_.find(id);
   if (it == slot_of_.end()) return false;
@@ -277,7 +275,7 @@ void LshIndex::refit() {
   std::fill(model_.offsets.begin(), model_.offsets.end(), 0.0f);
 #pragma omp parallel
   {
-    std::vector<float> scratch;
+    HashModel::Scratch scratch;
 #pragma omp for schedule(dynamic, 64)
     for (int64_t s = 0; s < static_cast<int64_t>(n); ++s) {
       model_.project(vec(s), proj.data() + s * P, scratch);
@@ -337,7 +335,8 @@ void LshIndex::add(MatrixView x, const label_t* ids) {
 #pragma omp parallel for schedule(dynamic, 64) if (x.n > 256)
   for (int64_t i = 0; i < static_cast<int64_t>(x.n); ++i) {
     const uint32_t s = slot[i];
-    thread_local std::vector<float> proj, scratch;
+    thread_local std::vector<float> proj;
+    thread_local HashModel::Scratch scratch;
     proj.resize(model_.bits);
     model_.project(vec(s), proj.data(), scratch);
     HashModel::pack(proj.data(), model_.bits, codes_.data() + size_t{s} * words_);
@@ -447,7 +446,8 @@ SearchStats LshIndex::search_one(const float* q, size_t k, const SearchParams& p
   SearchStats st;
   const size_t n = labels_.size();
   if (n == 0) return st;
-  thread_local std::vector<float> qn, proj, scratch;
+  thread_local std::vector<float> qn, proj;
+  thread_local HashModel::Scratch scratch;
   thread_local std::vector<uint64_t> qcode;
   thread_local std::vector<uint32_t> cand, ham;
   thread_local std::vector<Candidate> best;

@@ -54,10 +54,16 @@ struct HashModel {
   /// Throws UserError on inconsistent shapes or non-finite weights.
   void validate() const;
 
-  /// The embedding of x (input_dim floats) into `e` (embed_dim floats); scratch is reused.
-  void embed(const float* x, float* e, std::vector<float>& scratch) const;
+  /// Buffers reused across calls (one per thread): nothing is allocated once they have grown.
+  struct Scratch {
+    std::vector<float> embedding, layers;
+  };
+  /// The widest vector the layers produce or take.
+  size_t max_width() const;
+  /// The embedding of x (input_dim floats) into `e` (embed_dim floats).
+  void embed(const float* x, float* e, Scratch& scratch) const;
   /// projections[p] = w_p . e(x) + b_p for every bit.
-  void project(const float* x, float* projections, std::vector<float>& scratch) const;
+  void project(const float* x, float* projections, Scratch& scratch) const;
   /// Packs sign bits of projections into words() words.
   static void pack(const float* projections, size_t bits, uint64_t* code);
 
@@ -109,8 +115,6 @@ class LshIndex : public Index {
   bool get_code(label_t id, uint64_t* out) const;
   /// Bits per table key (params().key_bits, or the automatic choice made at the last rebuild).
   size_t key_bits() const;
-  /// Computes the code of a vector as the index would (normalised first for cosine).
-  void encode(const float* x, uint64_t* code) const;
 
  private:
   using Table = std::unordered_map<uint32_t, std::vector<uint32_t>>;

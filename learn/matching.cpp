@@ -232,7 +232,8 @@ double MatchingTrainer::accuracy(const LabelledSet& data, int n_way, int k_shot,
   const size_t words = (bits + 63) / 64;
   if (bits) {
     index::HashModel planes = index::HashModel::random(d, bits, seed + 1);
-    std::vector<float> proj(bits), scratch;
+    std::vector<float> proj(bits);
+    index::HashModel::Scratch scratch;
     codes.resize(e.n * words);
     for (size_t i = 0; i < e.n; ++i) {
       planes.project(e.row(i), proj.data(), scratch);

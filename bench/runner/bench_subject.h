@@ -58,6 +58,9 @@ class BenchSubject {
   virtual nlohmann::json build_params() const = 0;
 };
 
+/// Adds every row of `base` to `idx` (ids = row numbers) with `threads` OpenMP threads.
+void add_rows(index::Index& idx, const index::Matrix& base, int threads);
+
 /// waypoint's own index: "hnsw", "hnsw-sq8" (8-bit codes for the walk) or "flat".
 std::unique_ptr<BenchSubject> make_waypoint_subject(const std::string& type,
                                                     const GraphBuildParams& p);

@@ -4,8 +4,6 @@
 #include <faiss/IndexRefine.h>
 #include <omp.h>
 
-#include <numeric>
-
 #include "bench/runner/bench_subject.h"
 #include "bench/runner/faiss_search.h"
 #include "index/error.h"
@@ -38,12 +36,7 @@ class LshSubject : public BenchSubject {
     } else {
       index_ = std::make_unique<index::LshIndex>(base.d, metric_, params_);
     }
-    std::vector<label_t> ids(base.n);
-    std::iota(ids.begin(), ids.end(), 0);
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
-    index_->add(index::view(base), ids.data());
-    omp_set_num_threads(saved);
+    add_rows(*index_, base, threads);
   }
   void set_ef(size_t ef) override { search_.ef = ef; }
   index::SearchStats search(const float* q, size_t k, label_t* out) const override {

@@ -73,12 +73,7 @@ class WaypointSubject : public BenchSubject {
   std::string name() const override { return type_; }
   void build(const index::Matrix& base, int threads) override {
     index_ = index::make_index(spec_, base.d);
-    std::vector<label_t> ids(base.n);
-    std::iota(ids.begin(), ids.end(), 0);
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
-    index_->add(index::view(base), ids.data());
-    omp_set_num_threads(saved);
+    add_rows(*index_, base, threads);
   }
   bool sweeps_ef() const override { return type_ != "flat"; }
   void set_ef(size_t ef) override { params_.ef = ef; }
@@ -175,6 +170,15 @@ class GraphFileSubject : public BenchSubject {
   std::unique_ptr<index::GraphIndex> graph_;
   index::SearchParams params_;
 };
+
+void add_rows(index::Index& idx, const index::Matrix& base, int threads) {
+  std::vector<label_t> ids(base.n);
+  std::iota(ids.begin(), ids.end(), 0);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  idx.add(index::view(base), ids.data());
+  omp_set_num_threads(saved);
+}
 
 std::unique_ptr<BenchSubject> make_graph_file_subject(const std::string& path) {
   return std::make_unique<GraphFileSubject>(path);
