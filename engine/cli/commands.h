@@ -15,5 +15,6 @@ int cmd_bench(Args& args);
 int cmd_serve(Args& args);
 /// Only in builds with WAYPOINT_WITH_TORCH.
 int cmd_train_pruner(Args& args);
+int cmd_train_hash(Args& args);
 
 }  // namespace wp::cli

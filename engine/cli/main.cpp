@@ -46,6 +46,17 @@ commands:
           [--max-kl 0.01] [--seed 0]
           [--max-dcs N] [--limit-base N] [--log FILE.csv] [--plot FILE.png]
           [--checkpoint FILE] [--resume] [--graph-png FILE] [--quiet]
+  train-hash --dataset DIR (labelled) --out FILE [--task classes|neighbours] [--anchors 4000]
+          [--neighbours 10] [--train-classes lower half] [--encoder mlp|conv]
+          [--hidden 256|none] [--embed 64] [--way 5] [--shot 1] [--queries 5] [--episodes 16]
+          [--lr 1e-3] [--weight-decay 0] [--dropout 0] [--scale 10] [--score cosine|bits]
+          [--planes learned|fixed|ovr] [--relax tanh|sigmoid|ste] [--bits 256] [--beta 1]
+          [--steps 500] [--max-minutes N] [--validate-every 25] [--val-episodes 300]
+          [--validate-on unseen|seen] [--patience 0] [--export-bits 256]
+          [--controller none|dqn] [--dqn-runs 3]
+          [--dqn-interval 10] [--meta-momentum 1e-3] [--baseline-lrs 3e-4,1e-3,...]
+          [--study] [--study-bits 100,200,500,1000,2000] [--seed 0] [--log FILE.csv]
+          [--plot FILE.png] [--checkpoint FILE] [--resume] [--quiet]
   version
 
 Vector files: .fvecs .bvecs .fbin .u8bin (ground truth: .ivecs). A dataset folder holds
@@ -65,7 +76,7 @@ int main(int argc, char** argv) {
       std::printf("waypoint 0.1.0 (distance kernels: %s)\n", wp::index::kernels().name);
       return 0;
     }
-    wp::cli::Args args(argc, argv, 2, {"quiet", "json", "resume"});
+    wp::cli::Args args(argc, argv, 2, {"quiet", "json", "resume", "study"});
     if (cmd == "build") return wp::cli::cmd_build(args);
     if (cmd == "search") return wp::cli::cmd_search(args);
     if (cmd == "gt") return wp::cli::cmd_gt(args);
@@ -76,9 +87,10 @@ int main(int argc, char** argv) {
 #endif
       return wp::cli::cmd_serve(args);
     }
-    if (cmd == "train-pruner") {
+    if (cmd == "train-pruner" || cmd == "train-hash") {
 #ifdef WAYPOINT_WITH_TORCH
-      return wp::cli::cmd_train_pruner(args);
+      return cmd == "train-pruner" ? wp::cli::cmd_train_pruner(args)
+                                   : wp::cli::cmd_train_hash(args);
 #else
       throw wp::UserError("this build has no LibTorch: reconfigure with -DWAYPOINT_WITH_TORCH=ON");
 #endif

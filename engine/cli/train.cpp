@@ -1,7 +1,10 @@
-// `waypoint train-pruner` (built only with WAYPOINT_WITH_TORCH): options -> learn::train_pruner.
+// `waypoint train-pruner` and `train-hash` (built only with WAYPOINT_WITH_TORCH): options ->
+// learn::train_pruner, learn::train_hash.
 #include <cstdio>
 
 #include "engine/cli/commands.h"
+#include "index/error.h"
+#include "learn/train_hash.h"
 #include "learn/train_pruner.h"
 
 namespace wp::cli {
@@ -45,6 +48,99 @@ int cmd_train_pruner(Args& args) {
       "recall@%zu %.2f (initial graph: %.1f), average degree %.2f (initial %.2f)\n",
       o.out.c_str(), r.learnt_dcs_at_target, o.env.k, o.target_recall, r.initial_dcs_at_target,
       r.learnt_degree, r.initial_degree);
+  return 0;
+}
+
+}  // namespace wp::cli
+
+namespace wp::cli {
+
+int cmd_train_hash(Args& args) {
+  learn::TrainHashOptions o;
+  o.dataset = args.required("dataset");
+  o.out = args.required("out");
+  if (args.has("train-classes")) {
+    for (long long c : args.int_list("train-classes", "", -(1LL << 31), (1LL << 31) - 1)) {
+      o.train_classes.push_back(static_cast<int>(c));
+    }
+  }
+  o.task = args.str("task", "classes");
+  o.anchors = static_cast<size_t>(args.integer("anchors", 4000, 10, 1LL << 30));
+  o.neighbours = static_cast<size_t>(args.integer("neighbours", 10, 1, 1000));
+  learn::MatchingConfig& c = o.cfg;
+  c.encoder = args.str("encoder", "mlp");
+  c.hidden.clear();
+  const std::vector<std::string> hidden = args.list("hidden", "256");
+  if (!(hidden.size() == 1 && hidden[0] == "none")) {
+    for (const std::string& h : hidden) {
+      try {
+        c.hidden.push_back(std::stoi(h));
+      } catch (const std::exception&) {
+        throw UserError("--hidden: expected widths like 256,128 or 'none', got '" + h + "'");
+      }
+    }
+  }
+  c.embed = static_cast<int>(args.integer("embed", 64, 1, 8192));
+  c.n_way = static_cast<int>(args.integer("way", 5, 2, 1000));
+  c.k_shot = static_cast<int>(args.integer("shot", 1, 1, 1000));
+  c.queries = static_cast<int>(args.integer("queries", 5, 1, 1000));
+  c.episodes_per_step = static_cast<int>(args.integer("episodes", 16, 1, 1 << 20));
+  c.lr = args.real("lr", 1e-3, 1e-8, 1);
+  c.weight_decay = args.real("weight-decay", 0, 0, 0.99);
+  c.dropout = args.real("dropout", 0, 0, 0.99);
+  c.scale = args.real("scale", 10, 1e-3, 1e4);
+  c.score = args.str("score", "cosine");
+  c.planes = args.str("planes", "learned");
+  c.relax = args.str("relax", "tanh");
+  c.bits = static_cast<int>(args.integer("bits", 256, 1, 65536));
+  c.beta = args.real("beta", 1, 1e-3, 1e3);
+  c.ovr_every = static_cast<int>(args.integer("ovr-every", 25, 1, 1 << 30));
+  c.seed = static_cast<uint64_t>(args.integer("seed", 0, 0, 1LL << 62));
+  o.steps = static_cast<size_t>(args.integer("steps", 500, 1, 100000000));
+  o.max_minutes = args.real("max-minutes", 0, 0, 1e6);
+  o.validate_every = static_cast<int>(args.integer("validate-every", 25, 1, 1 << 30));
+  o.val_episodes = static_cast<int>(args.integer("val-episodes", 300, 1, 1 << 24));
+  o.validate_on = args.str("validate-on", "unseen");
+  o.patience = static_cast<int>(args.integer("patience", 0, 0, 1 << 30));
+  o.export_bits = static_cast<size_t>(args.integer("export-bits", 256, 1, 65536));
+  o.controller = args.str("controller", "none");
+  o.dqn.runs = static_cast<int>(args.integer("dqn-runs", 3, 1, 100));
+  o.dqn.interval = static_cast<int>(args.integer("dqn-interval", 10, 1, 1 << 20));
+  o.dqn.meta_momentum = args.real("meta-momentum", 1e-3, 0, 1e3);
+  o.dqn.meta_fraction = args.real("meta-fraction", 0.3, 0, 1);
+  o.dqn.epsilon_greedy = args.real("dqn-epsilon", 0, 0, 1);
+  for (const std::string& lr : args.list("baseline-lrs", "")) {
+    try {
+      o.baseline_lrs.push_back(std::stod(lr));
+    } catch (const std::exception&) {
+      throw UserError("--baseline-lrs: expected numbers like 3e-4,1e-3, got '" + lr + "'");
+    }
+    WP_THROW_IF_NOT(o.baseline_lrs.back() > 0 && o.baseline_lrs.back() < 10,
+                    "--baseline-lrs: each must be in (0, 10), got ", lr);
+  }
+  o.study = args.flag("study");
+  o.study_bits.clear();
+  for (long long b : args.int_list("study-bits", "100,200,500,1000,2000", 1, 65536)) {
+    o.study_bits.push_back(static_cast<size_t>(b));
+  }
+  o.study_episodes = static_cast<int>(args.integer("study-episodes", 600, 1, 1 << 24));
+  o.log_csv = args.str("log", "");
+  o.plot_png = args.str("plot", "");
+  o.checkpoint = args.str("checkpoint", "");
+  o.resume = args.flag("resume");
+  o.quiet = args.flag("quiet");
+  o.threads = static_cast<int>(args.integer("threads", 0, 0, 1024));
+  args.finish();
+  const learn::TrainHashResult r = learn::train_hash(o);
+  std::printf(
+      "hash model written to %s: validation accuracy %.3f at step %zu, test accuracy %.3f\n",
+      o.out.c_str(), r.best_val_accuracy, r.best_step, r.test_accuracy);
+  for (const learn::RunSummary& s : r.runs) {
+    std::printf("  run %-22s best validation accuracy %.3f (loss %.3f), last %.3f (loss %.3f)\n",
+                s.name.c_str(), s.best_val_accuracy, s.best_val_loss, s.last_val_accuracy,
+                s.last_val_loss);
+  }
+  if (!r.study.empty()) std::printf("\n%s", learn::study_table(r.study).c_str());
   return 0;
 }
 

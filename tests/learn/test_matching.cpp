@@ -2,6 +2,7 @@
 // the exported model (embedding + planes) loads into LshIndex and hashes what the trainer embeds.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <numeric>
 
 #include "index/error.h"
@@ -28,6 +29,18 @@ MatchingConfig small_config() {
   c.seed = 3;
   return c;
 }
+/// Seeded evaluation episodes: N-way K-shot, 5 queries per class, 100 episodes.
+EvalSpec episodes(int n_way, int k_shot, const std::string& code = "cosine", size_t bits = 0) {
+  EvalSpec e;
+  e.n_way = n_way;
+  e.k_shot = k_shot;
+  e.queries = 5;
+  e.episodes = 100;
+  e.code = code;
+  e.bits = bits;
+  e.seed = 11;
+  return e;
+}
 }  // namespace
 
 TEST(MatchingNet, LoadsLabelsAndSplitsByClass) {
@@ -47,24 +60,23 @@ TEST(MatchingNet, EpisodicTrainingRaisesEpisodeAccuracy) {
   // 7 training classes (episodes pick 5 of them), 3 unseen classes evaluated 3-way.
   const LabelledSet seen = all.subset({0, 1, 2, 3, 4, 5, 6}), unseen = all.subset({7, 8, 9});
   MatchingTrainer t(seen, small_config());
-  // Fixed evaluation episodes (seeded): 5-way 1-shot, 5 queries per class, 100 episodes.
-  const double before_seen = t.accuracy(seen, 5, 1, 5, 100, 0, 11);
+  const double before_seen = t.accuracy(seen, episodes(5, 1));
   double loss0 = 0, loss1 = 0;
   for (int s = 0; s < 60; ++s) {
     const MatchingStep st = t.step();
     if (s < 10) loss0 += st.loss / 10;
     if (s >= 50) loss1 += st.loss / 10;
   }
-  const double after_seen = t.accuracy(seen, 5, 1, 5, 100, 0, 11);
+  const double after_seen = t.accuracy(seen, episodes(5, 1));
   EXPECT_LT(loss1, loss0);
   EXPECT_GT(after_seen, before_seen + 0.2) << before_seen << " -> " << after_seen;
   // Unseen classes: measured, not asserted against the raw input (seven 8x8-digit classes are
   // too few to generalise; see docs/lsh.md); above chance (1/3) all the same.
-  const double after_unseen = t.accuracy(unseen, 3, 1, 5, 100, 0, 11);
+  const double after_unseen = t.accuracy(unseen, episodes(3, 1));
   EXPECT_GT(after_unseen, 0.45);
   // Sign bits of the embedding approach its cosine as they grow (same episodes).
-  const double lsh8 = t.accuracy(seen, 5, 1, 5, 100, 8, 11);
-  const double lsh1024 = t.accuracy(seen, 5, 1, 5, 100, 1024, 11);
+  const double lsh8 = t.accuracy(seen, episodes(5, 1, "simhash", 8));
+  const double lsh1024 = t.accuracy(seen, episodes(5, 1, "simhash", 1024));
   EXPECT_GT(lsh1024, lsh8 + 0.05) << lsh8 << " vs " << lsh1024;
   EXPECT_NEAR(lsh1024, after_seen, 0.05);
 }
@@ -98,4 +110,94 @@ TEST(MatchingNet, ExportedModelLoadsIntoLshIndexAndHashesTheEmbedding) {
     }
   }
   EXPECT_GE(agree, 200u * 128u - 20u);
+}
+
+TEST(MatchingNet, LshAwareTrainingLearnsPlanesThatLoadIntoLshIndex) {
+  init_torch(2, 1);
+  const LabelledSet all = digits();
+  const LabelledSet seen = all.subset({0, 1, 2, 3, 4, 5, 6});
+  for (const std::string relax : {"tanh", "sigmoid", "ste"}) {
+    MatchingConfig c = small_config();
+    c.score = "bits";
+    c.planes = "learned";
+    c.relax = relax;
+    c.bits = 64;
+    MatchingTrainer t(seen, c);
+    const double before = t.accuracy(seen, episodes(5, 1, "planes"));
+    for (int s = 0; s < 60; ++s) t.step();
+    const double after = t.accuracy(seen, episodes(5, 1, "planes"));
+    EXPECT_GT(after, before + 0.15) << relax << ": " << before << " -> " << after;
+    // The exported model carries the learned planes and offsets, not random ones.
+    const wp::index::HashModel m = t.export_model(999, 1);
+    EXPECT_EQ(m.bits, 64u);
+    EXPECT_FALSE(m.fit_offsets);
+    float offsets = 0;
+    for (float o : m.offsets) offsets += std::abs(o);
+    EXPECT_GT(offsets, 0.0f);
+    wp::index::LshIndex idx(64, wp::index::Metric::kL2, wp::index::LshParams{}, m);
+    std::vector<wp::index::label_t> ids(50);
+    std::iota(ids.begin(), ids.end(), 0);
+    idx.add(wp::index::MatrixView{seen.x.row(0), 50, 64}, ids.data());
+    // Row 0 is its own nearest neighbour through the learned codes.
+    wp::index::label_t label;
+    float dist;
+    wp::index::SearchParams sp;
+    sp.ef = 5;
+    idx.search_one(seen.x.row(0), 1, sp, &label, &dist);
+    EXPECT_EQ(label, 0);
+  }
+}
+
+TEST(MatchingNet, OneVsRestPlanesAndEpisodeSeparators) {
+  init_torch(2, 1);
+  const LabelledSet all = digits();
+  MatchingConfig c = small_config();
+  c.score = "bits";
+  c.planes = "ovr";
+  c.ovr_every = 10;
+  const LabelledSet seen = all.subset({0, 1, 2, 3, 4, 5, 6});
+  MatchingTrainer t(seen, c);
+  for (int s = 0; s < 40; ++s) t.step();
+  // One plane per training class; separators fitted on the episode's supports: 10-shot beats
+  // 1-shot, and both beat chance (0.2) clearly.
+  EXPECT_EQ(t.export_model(1, 1).bits, 7u);
+  const double one = t.accuracy(seen, episodes(5, 1, "ovr"));
+  const double ten = t.accuracy(seen, episodes(5, 10, "ovr"));
+  EXPECT_GT(one, 0.5);
+  EXPECT_GT(ten, one);
+  EXPECT_THROW(MatchingTrainer(seen, small_config()).accuracy(seen, episodes(5, 1, "planes")),
+               wp::UserError);
+}
+
+TEST(MatchingNet, StateRestoresTheExactTrainingTrajectory) {
+  init_torch(1, 1);
+  const LabelledSet seen = digits().subset({0, 1, 2, 3, 4, 5});
+  MatchingTrainer a(seen, small_config());
+  for (int s = 0; s < 5; ++s) a.step();
+  const std::string saved = a.state();
+  const double next_a = a.step().loss;
+  MatchingConfig other = small_config();
+  other.seed = 99;  // different initial weights and sampler: restore must replace both
+  MatchingTrainer b(seen, other);
+  b.restore(saved);
+  EXPECT_EQ(b.steps_done(), 5u);
+  EXPECT_DOUBLE_EQ(b.step().loss, next_a);
+  EXPECT_THROW(b.restore("not a model"), wp::UserError);
+}
+
+TEST(MatchingNet, ConvEncoderTrainsOnImages) {
+  init_torch(2, 1);
+  const LabelledSet seen = digits().subset({0, 1, 2, 3, 4, 5, 6});
+  MatchingConfig c = small_config();
+  c.encoder = "conv";
+  c.hidden = {};
+  MatchingTrainer t(seen, c);
+  const double before = t.accuracy(seen, episodes(5, 1));
+  for (int s = 0; s < 40; ++s) t.step();
+  EXPECT_GT(t.accuracy(seen, episodes(5, 1)), before + 0.1);
+  EXPECT_THROW(t.export_model(64, 1), wp::UserError);  // LshIndex layers are dense only
+  LabelledSet odd;
+  odd.x = wp::index::Matrix(10, 60);
+  odd.y.assign(10, 0);
+  EXPECT_THROW(MatchingTrainer(odd, c), wp::UserError);  // 60 is not a square image
 }
