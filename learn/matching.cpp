@@ -40,6 +40,8 @@ void MatchingConfig::validate() const {
   WP_THROW_IF_NOT(bits >= 1 && bits <= 65536, "bits must be in 1..65536, got ", bits);
   WP_THROW_IF_NOT(beta > 0, "beta must be > 0");
   WP_THROW_IF_NOT(ovr_every >= 1, "ovr_every must be >= 1");
+  WP_THROW_IF_NOT(standardise == "feature" || standardise == "global",
+                  "standardise must be feature or global, got '", standardise, "'");
 }
 
 void EvalSpec::validate() const {
@@ -331,7 +333,10 @@ MatchingTrainer::MatchingTrainer(const LabelledSet& train, const MatchingConfig&
   // Per-feature deviations floored at their mean: a feature that never varies in the training
   // classes (a corner pixel of clothes) must not be blown up where unseen classes use it (shoes).
   const torch::Tensor sd = raw.std(0);
-  m.inv_std = 1.0 / torch::clamp_min(sd, sd.mean().item<double>() + 1e-6);
+  m.inv_std =
+      cfg.standardise == "global"
+          ? torch::full_like(sd, 1.0 / ((raw - m.mean).pow(2).mean().sqrt().item<double>() + 1e-6))
+          : 1.0 / torch::clamp_min(sd, sd.mean().item<double>() + 1e-6);
   m.x = m.standardise(raw);
   m.net = torch::nn::Sequential();
   const int64_t d = static_cast<int64_t>(train.x.d);

@@ -46,6 +46,9 @@ struct MatchingConfig {
   int bits = 256;                  ///< planes with score "bits" (ovr: one per training class)
   double beta = 1;                 ///< sharpness of the relaxation
   int ovr_every = 25;              ///< steps between refits of one-vs-rest planes
+  /// Input scaling: "feature" (per-feature deviation, floored at the mean deviation) or "global"
+  /// (one deviation for all features: keeps L2 geometry, for retrieval)
+  std::string standardise = "feature";
   uint64_t seed = 0;
 
   /// Throws UserError naming the field.

@@ -125,9 +125,10 @@ std::vector<StudyRow> lsh_study(const MatchingTrainer& t, const LabelledSet& tes
     add("embedding, " + std::to_string(b) + " random planes", "simhash", b, false);
   }
   if (t.config().score == "bits") {
-    add("embedding, its " + std::string(t.config().planes == "ovr" ? "one-vs-rest" : "learned") +
-            " planes (" + std::to_string(t.config().planes == "ovr" ? 0 : t.config().bits) +
-            " bits)",
+    add(t.config().planes == "ovr"
+            ? std::string("embedding, its one-vs-rest planes (one per training class)")
+            : "embedding, its " + t.config().planes + " planes (" +
+                  std::to_string(t.config().bits) + " bits)",
         "planes", 0, false);
   }
   add("embedding, episode one-vs-rest planes", "ovr", 0, false);

@@ -51,6 +51,7 @@ commands:
           [--hidden 256|none] [--embed 64] [--way 5] [--shot 1] [--queries 5] [--episodes 16]
           [--lr 1e-3] [--weight-decay 0] [--dropout 0] [--scale 10] [--score cosine|bits]
           [--planes learned|fixed|ovr] [--relax tanh|sigmoid|ste] [--bits 256] [--beta 1]
+          [--standardise feature|global (neighbours: global)]
           [--steps 500] [--max-minutes N] [--validate-every 25] [--val-episodes 300]
           [--validate-on unseen|seen] [--patience 0] [--export-bits 256]
           [--controller none|dqn] [--dqn-runs 3]

@@ -95,6 +95,7 @@ int cmd_train_hash(Args& args) {
   c.bits = static_cast<int>(args.integer("bits", 256, 1, 65536));
   c.beta = args.real("beta", 1, 1e-3, 1e3);
   c.ovr_every = static_cast<int>(args.integer("ovr-every", 25, 1, 1 << 30));
+  c.standardise = args.str("standardise", o.task == "neighbours" ? "global" : "feature");
   c.seed = static_cast<uint64_t>(args.integer("seed", 0, 0, 1LL << 62));
   o.steps = static_cast<size_t>(args.integer("steps", 500, 1, 100000000));
   o.max_minutes = args.real("max-minutes", 0, 0, 1e6);
