@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <sstream>
@@ -55,11 +56,11 @@ void EvalSpec::validate() const {
                   "raw inputs are matched by cosine or simhash only");
 }
 
-LabelledSet LabelledSet::subset(const std::vector<int>& classes) const {
+LabelledSet LabelledSet::select(const std::function<bool(size_t, int)>& keep) const {
   LabelledSet out;
   out.x = index::Matrix(0, x.d);
   for (size_t i = 0; i < y.size(); ++i) {
-    if (std::find(classes.begin(), classes.end(), y[i]) == classes.end()) continue;
+    if (!keep(i, y[i])) continue;
     out.x.data.insert(out.x.data.end(), x.row(i), x.row(i) + x.d);
     out.y.push_back(y[i]);
   }
@@ -67,15 +68,13 @@ LabelledSet LabelledSet::subset(const std::vector<int>& classes) const {
   return out;
 }
 
+LabelledSet LabelledSet::subset(const std::vector<int>& classes) const {
+  return select(
+      [&](size_t, int c) { return std::find(classes.begin(), classes.end(), c) != classes.end(); });
+}
+
 LabelledSet LabelledSet::half(int parity) const {
-  LabelledSet out;
-  out.x = index::Matrix(0, x.d);
-  for (size_t i = static_cast<size_t>(parity & 1); i < y.size(); i += 2) {
-    out.x.data.insert(out.x.data.end(), x.row(i), x.row(i) + x.d);
-    out.y.push_back(y[i]);
-  }
-  out.x.n = out.y.size();
-  return out;
+  return select([&](size_t i, int) { return (i & 1) == static_cast<size_t>(parity & 1); });
 }
 
 std::vector<int> LabelledSet::classes() const {
@@ -273,11 +272,11 @@ struct MatchingTrainer::Impl {
     return hq.matmul(hs.t()) / p;
   }
 
-  /// Episode loss (per query, [Q]) and the attention's class probabilities [Q, N].
-  std::pair<torch::Tensor, torch::Tensor> episode(const torch::Tensor& inputs,
-                                                  const Episode& e) const {
-    const torch::Tensor fs = forward(inputs.index_select(0, ids(e.support)));
-    const torch::Tensor fq = forward(inputs.index_select(0, ids(e.query)));
+  /// Loss per query ([Q]) and the attention's class probabilities ([Q, N]) of embedded queries
+  /// against embedded supports.
+  std::pair<torch::Tensor, torch::Tensor> attention(const torch::Tensor& fq,
+                                                    const torch::Tensor& fs,
+                                                    const Episode& e) const {
     const torch::Tensor att = torch::softmax(cfg.scale * score(fq, fs), 1);  // [Q, S]
     const torch::Tensor onehot =
         torch::one_hot(ids(e.support_label), static_cast<int64_t>(e.classes.size()))
@@ -286,6 +285,13 @@ struct MatchingTrainer::Impl {
     const torch::Tensor loss = F::nll_loss(torch::log(p + 1e-8), ids(e.query_label),
                                            F::NLLLossFuncOptions().reduction(torch::kNone));
     return {loss, p};
+  }
+
+  /// The same for an episode's rows of `inputs`, embedded here.
+  std::pair<torch::Tensor, torch::Tensor> episode(const torch::Tensor& inputs,
+                                                  const Episode& e) const {
+    return attention(forward(inputs.index_select(0, ids(e.query))),
+                     forward(inputs.index_select(0, ids(e.support))), e);
   }
 
   /// One-vs-rest planes: a ridge separator per training class on the current embeddings of up
@@ -533,10 +539,7 @@ MatchingStep MatchingTrainer::evaluate(const LabelledSet& data, const EvalSpec& 
     const torch::Tensor fs = f.index_select(0, s_idx), fq = f.index_select(0, q_idx);
     if (!spec.raw) {
       // The training loss on this episode, with the training score.
-      const torch::Tensor att = torch::softmax(m.cfg.scale * m.score(fq, fs), 1);
-      const torch::Tensor onehot =
-          torch::one_hot(ids(e.support_label), spec.n_way).to(torch::kFloat32);
-      loss += F::nll_loss(torch::log(att.matmul(onehot) + 1e-8), ids(e.query_label)).item<double>();
+      loss += m.attention(fq, fs, e).first.mean().item<double>();
     }
     torch::Tensor sim;  // [Q, S]
     if (spec.code == "cosine") {

@@ -20,6 +20,7 @@
  * XNOR of the model's own planes, or by one-vs-rest separators fitted on the episode's supports.
  */
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +61,8 @@ struct LabelledSet {
   index::Matrix x;
   std::vector<int> y;
 
+  /// The rows i (in order) for which keep(i, y[i]) holds.
+  LabelledSet select(const std::function<bool(size_t, int)>& keep) const;
   /// Rows whose class is in `classes`.
   LabelledSet subset(const std::vector<int>& classes) const;
   /// Rows i with i % 2 == parity (two disjoint halves of every class).

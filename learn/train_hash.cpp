@@ -24,16 +24,8 @@ namespace {
 
 /// At most `per_class` rows of every class (the first ones): validation stays cheap.
 LabelledSet cap_per_class(const LabelledSet& s, size_t per_class) {
-  LabelledSet out;
-  out.x = index::Matrix(0, s.x.d);
-  std::map<int, size_t> seen;
-  for (size_t i = 0; i < s.y.size(); ++i) {
-    if (seen[s.y[i]]++ >= per_class) continue;
-    out.x.data.insert(out.x.data.end(), s.x.row(i), s.x.row(i) + s.x.d);
-    out.y.push_back(s.y[i]);
-  }
-  out.x.n = out.y.size();
-  return out;
+  std::map<int, size_t> taken;
+  return s.select([&](size_t, int c) { return taken[c]++ < per_class; });
 }
 
 /// How a model matches a query to supports when it is validated and tested.
@@ -215,17 +207,8 @@ TrainHashResult train_hash(const TrainHashOptions& opts) {
   WP_THROW_IF_NOT(o.validate_on == "unseen" || o.validate_on == "seen",
                   "validate_on must be unseen or seen, got '", o.validate_on, "'");
   if (o.validate_on == "seen") {
-    LabelledSet train_part, held;
-    train_part.x = held.x = index::Matrix(0, seen.x.d);
-    for (size_t i = 0; i < seen.y.size(); ++i) {
-      LabelledSet& to = i % 10 == 9 ? held : train_part;
-      to.x.data.insert(to.x.data.end(), seen.x.row(i), seen.x.row(i) + seen.x.d);
-      to.y.push_back(seen.y[i]);
-    }
-    train_part.x.n = train_part.y.size();
-    held.x.n = held.y.size();
-    seen = std::move(train_part);
-    val = cap_per_class(held, 300);
+    val = cap_per_class(seen.select([](size_t i, int) { return i % 10 == 9; }), 300);
+    seen = seen.select([](size_t i, int) { return i % 10 != 9; });
   }
   EvalSpec val_spec;
   val_spec.n_way = std::min<int>(o.cfg.n_way, static_cast<int>(val.classes().size()));
