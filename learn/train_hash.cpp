@@ -80,6 +80,44 @@ LabelledSet neighbourhoods(const index::Matrix& base, size_t anchors, size_t k, 
   return out;
 }
 
+/// The itq task: fits ITQ planes to the base vectors, logs the loss per iteration, writes the
+/// model.
+TrainHashResult train_itq(const TrainHashOptions& o) {
+  const index::Matrix base = index::read_vectors(o.dataset + "/base.fvecs");
+  std::ofstream log(o.log_csv, std::ios::trunc);
+  WP_THROW_IF_NOT(log.good(), "cannot write '", o.log_csv, "'");
+  log << "iteration,quantisation_loss\n";
+  cli::Progress progress("train-hash itq", static_cast<size_t>(o.itq.iterations), o.quiet);
+  cli::Series curve{"quantisation loss", {}, {}};
+  const ItqResult fit = fit_itq(base, o.itq, [&](int it, double loss) {
+    log << it + 1 << ',' << loss << '\n';
+    curve.x.push_back(it + 1);
+    curve.y.push_back(loss);
+    progress.update(static_cast<size_t>(it) + 1);
+  });
+  progress.finish();
+  fit.model.save(o.out);
+  if (!o.plot_png.empty()) {
+    cli::PlotSpec plot;
+    plot.title = "train-hash itq: " + std::to_string(o.itq.bits) + " bits";
+    plot.xlabel = "iteration";
+    plot.ylabel = "mean squared quantisation loss";
+    plot.series.push_back(std::move(curve));
+    cli::write_png_plot(o.plot_png, plot);
+  }
+  if (!o.quiet) {
+    std::fprintf(stderr,
+                 "train-hash itq: %zu bits keep %.1f%% of the variance; quantisation loss %.4f -> "
+                 "%.4f; wrote %s, %s, %s\n",
+                 o.itq.bits, 100 * fit.explained_variance, fit.loss.front(), fit.loss.back(),
+                 o.out.c_str(), o.log_csv.c_str(), o.plot_png.c_str());
+  }
+  TrainHashResult result;
+  result.steps_run = fit.loss.size();
+  result.best_step = fit.loss.size();
+  return result;
+}
+
 }  // namespace
 
 std::vector<StudyRow> lsh_study(const MatchingTrainer& t, const LabelledSet& test,
@@ -157,10 +195,15 @@ TrainHashResult train_hash(const TrainHashOptions& opts) {
   if (o.checkpoint.empty()) o.checkpoint = o.out + ".ckpt";
   if (o.study_md.empty()) o.study_md = o.out + ".study.md";
   init_torch(o.threads, o.cfg.seed);
+  if (o.task == "itq") {
+    WP_THROW_IF_NOT(!o.resume && o.controller == "none",
+                    "--resume and --controller apply to the matching network, not to --task itq");
+    return train_itq(o);
+  }
 
   // Splits by class: train on some, validate and test on the others.
   WP_THROW_IF_NOT(o.task == "classes" || o.task == "neighbours",
-                  "task must be classes or neighbours, got '", o.task, "'");
+                  "task must be classes, neighbours or itq, got '", o.task, "'");
   const bool by_neighbours = o.task == "neighbours";
   const LabelledSet all = by_neighbours
                               ? neighbourhoods(index::read_vectors(o.dataset + "/base.fvecs"),

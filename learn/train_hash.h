@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "learn/itq.h"
 #include "learn/matching.h"
 #include "learn/qan.h"
 
@@ -32,8 +33,11 @@ struct TrainHashOptions {
   std::vector<int> train_classes;  ///< empty: the lower half of the classes
   /// "classes" (the dataset's labels), or "neighbours": pseudo-classes made of an anchor base
   /// vector and its exact nearest neighbours, so that bits learn to keep neighbours together
-  /// (planes for retrieval; 80% of the anchors train, the rest validate and test)
+  /// (planes for retrieval; 80% of the anchors train, the rest validate and test); or "itq":
+  /// unsupervised iterative quantisation of the base vectors (learn/itq.h), planes for retrieval
+  /// without an embedding (`itq` below; the CSV logs the quantisation loss per iteration)
   std::string task = "classes";
+  ItqConfig itq;           ///< the itq task's settings
   size_t anchors = 4000;   ///< neighbours task: anchors drawn from the base vectors
   size_t neighbours = 10;  ///< neighbours task: neighbours per anchor
   MatchingConfig cfg;

@@ -46,7 +46,7 @@ commands:
           [--max-kl 0.01] [--seed 0]
           [--max-dcs N] [--limit-base N] [--log FILE.csv] [--plot FILE.png]
           [--checkpoint FILE] [--resume] [--graph-png FILE] [--quiet]
-  train-hash --dataset DIR (labelled) --out FILE [--task classes|neighbours] [--anchors 4000]
+  train-hash --dataset DIR (labelled) --out FILE [--task classes|neighbours|itq] [--anchors 4000]
           [--neighbours 10] [--train-classes lower half] [--encoder mlp|conv]
           [--hidden 256|none] [--embed 64] [--way 5] [--shot 1] [--queries 5] [--episodes 16]
           [--lr 1e-3] [--weight-decay 0] [--dropout 0] [--scale 10] [--score cosine|bits]
@@ -56,6 +56,7 @@ commands:
           [--validate-on unseen|seen] [--patience 0] [--export-bits 256]
           [--controller none|dqn] [--dqn-runs 3]
           [--dqn-interval 10] [--meta-momentum 1e-3] [--baseline-lrs 3e-4,1e-3,...]
+          [--itq-iterations 50] [--itq-rows 20000]
           [--study] [--study-bits 100,200,500,1000,2000] [--seed 0] [--log FILE.csv]
           [--plot FILE.png] [--checkpoint FILE] [--resume] [--quiet]
   version

@@ -97,6 +97,10 @@ int cmd_train_hash(Args& args) {
   c.ovr_every = static_cast<int>(args.integer("ovr-every", 25, 1, 1 << 30));
   c.standardise = args.str("standardise", o.task == "neighbours" ? "global" : "feature");
   c.seed = static_cast<uint64_t>(args.integer("seed", 0, 0, 1LL << 62));
+  o.itq.bits = static_cast<size_t>(c.bits);
+  o.itq.iterations = static_cast<int>(args.integer("itq-iterations", 50, 1, 100000));
+  o.itq.max_rows = static_cast<size_t>(args.integer("itq-rows", 20000, 2, 1LL << 40));
+  o.itq.seed = c.seed + 1;
   o.steps = static_cast<size_t>(args.integer("steps", 500, 1, 100000000));
   o.max_minutes = args.real("max-minutes", 0, 0, 1e6);
   o.validate_every = static_cast<int>(args.integer("validate-every", 25, 1, 1 << 30));
@@ -133,6 +137,11 @@ int cmd_train_hash(Args& args) {
   o.threads = static_cast<int>(args.integer("threads", 0, 0, 1024));
   args.finish();
   const learn::TrainHashResult r = learn::train_hash(o);
+  if (o.task == "itq") {
+    std::printf("hash model written to %s: ITQ, %zu bits, %zu iterations\n", o.out.c_str(),
+                o.itq.bits, r.steps_run);
+    return 0;
+  }
   std::printf(
       "hash model written to %s: validation accuracy %.3f at step %zu, test accuracy %.3f\n",
       o.out.c_str(), r.best_val_accuracy, r.best_step, r.test_accuracy);

