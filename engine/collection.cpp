@@ -1,12 +1,14 @@
 #include "engine/collection.h"
 
 #include "engine/learned_index.h"
+#include "engine/tune.h"
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <unordered_set>
 
+#include "index/dataset.h"
 #include "index/distance.h"
 #include "index/error.h"
 #include "index/index_factory.h"
@@ -62,58 +64,96 @@ void Collection::rebuild_index(const std::string& type, const index::HnswParams&
   WP_THROW_IF_NOT(!is_learned || learned_builder(type), "type: \"", type,
                   "\" needs a waypoint built with LibTorch (WAYPOINT_WITH_TORCH=ON)");
   hnsw.validate();
+  start_job("building", [this, type, hnsw, learned, lsh] {
+    CollectionConfig next = config();
+    next.index_type = type;
+    next.hnsw = hnsw;
+    next.lsh = lsh;
+    build_and_swap(next, learned);
+  });
+}
+
+void Collection::auto_index(const AutoTuneRequest& req) {
+  constexpr size_t kMinPoints = 200;
+  WP_THROW_IF_NOT(size() >= kMinPoints,
+                  "type \"auto\" tunes on the collection's points and "
+                  "needs at least ",
+                  kMinPoints, ", it holds ", size());
+  const tune::Space space = tune::Space::standard(req.types);  // validates the types
+  start_job("tuning", [this, req, space] {
+    // Tune on a snapshot without holding writes back; then build the winner as a rebuild does.
+    index::Matrix vectors;
+    std::vector<index::label_t> labels;
+    snapshot(vectors, labels);
+    const CollectionConfig current = config();
+    std::vector<size_t> held;
+    const std::vector<size_t> kept =
+        tune::hold_out(vectors.n, std::min<size_t>(500, vectors.n / 10), 7, &held);
+    index::Matrix base(kept.size(), vectors.d), queries(held.size(), vectors.d);
+    for (size_t i = 0; i < kept.size(); ++i) {
+      std::copy_n(vectors.row(kept[i]), vectors.d, base.row(i));
+    }
+    for (size_t i = 0; i < held.size(); ++i) {
+      std::copy_n(vectors.row(held[i]), vectors.d, queries.row(i));
+    }
+    const size_t k = std::min(req.k, base.n - 1);
+    const index::IntMatrix gt = index::exact_knn(base, queries, k, current.metric);
+    tune::EnvironmentOptions eo;
+    eo.k = k;
+    eo.repeats = 2;
+    tune::Environment env(base, current.metric, queries, gt, eo);
+    tune::RewardSpec reward;
+    reward.recall_target = req.recall;
+    reward.latency_budget_us = req.latency_budget_us;
+    reward.reference_qps = env.exact_qps();
+    tune::TuneOptions to;
+    to.recall = req.recall;
+    to.trials = req.trials;
+    to.max_minutes = req.max_minutes;
+    const std::string name = tune::strategy("controller") ? "controller" : "coordinate";
+    auto strategy = (*tune::strategy(name))(space, 7);
+    const tune::StrategyResult r =
+        tune::run_strategy(name, *strategy, env, space, reward, to, [&](const tune::Trial& t) {
+          build_progress_ = 0.9 * static_cast<double>(t.trial) / req.trials;
+        });
+    WP_THROW_IF_NOT(!r.trials.empty(), "tuning measured no configuration");
+    // The best feasible configuration, else the one closest to the target.
+    size_t best = r.best.value_or(0);
+    if (!r.best) {
+      for (size_t i = 0; i < r.trials.size(); ++i) {
+        if (r.trials[i].reward > r.trials[best].reward) best = i;
+      }
+    }
+    const tune::Trial& t = r.trials[best];
+    const json chosen = tune::to_request(space, t.config);
+    const IndexRequest ir = IndexRequest::parse(chosen, current.hnsw, current.lsh);
+    {
+      std::lock_guard<std::mutex> g(build_mu_);
+      status_.tune =
+          json{{"strategy", name}, {"trials", r.trials.size()}, {"recall_target", req.recall},
+               {"k", k},           {"config", chosen},          {"recall", t.m.recall},
+               {"qps", t.m.qps},   {"feasible", t.feasible},    {"queries", queries.n}};
+    }
+    CollectionConfig next = config();
+    next.index_type = ir.type;
+    next.hnsw = ir.hnsw;
+    next.lsh = ir.lsh;
+    build_and_swap(next, json::object());
+  });
+}
+
+void Collection::start_job(const std::string& state, std::function<void()> job) {
   std::lock_guard<std::mutex> g(build_mu_);
-  if (status_.state == "building") {
+  if (status_.state == "building" || status_.state == "tuning") {
     throw ConflictError("an index build is already running on collection `" + name_ + "`");
   }
   if (builder_.joinable()) builder_.join();  // the previous build has finished
-  status_.state = "building";
+  status_.state = state;
   status_.error.clear();
   build_progress_ = 0.0;
-  builder_ = std::thread([this, type, hnsw, learned, lsh, is_learned] {
+  builder_ = std::thread([this, job = std::move(job)] {
     try {
-      std::lock_guard<std::mutex> writer(write_mu_);  // writes wait; searches go on
-      CollectionConfig next = config_;
-      next.index_type = type;
-      next.hnsw = hnsw;
-      next.lsh = lsh;
-      // Snapshot the live points (vectors from the served index); only this thread writes now.
-      std::vector<index::label_t> labels;
-      index::Matrix vectors;
-      {
-        std::shared_lock<std::shared_mutex> lock(mu_);
-        vectors = index::Matrix(live_, config_.dim);
-        for (uint64_t i = 0; i < entries_.size(); ++i) {
-          if (!entries_[i].live) continue;
-          index_->get_vector(i, vectors.row(labels.size()));
-          labels.push_back(i);
-        }
-      }
-      std::unique_ptr<index::Index> fresh;
-      if (is_learned) {
-        LearnedBuildRequest req;
-        req.vectors = &vectors;
-        req.labels = &labels;
-        req.metric = next.metric;
-        req.hnsw = hnsw;
-        req.params = learned;
-        req.progress = [this](double f) { build_progress_ = f; };
-        fresh = (*learned_builder(type))(req);
-      } else {
-        fresh = make_index_of(next);
-        constexpr size_t kChunk = 5000;
-        for (size_t b = 0; b < labels.size(); b += kChunk) {
-          const size_t n = std::min(kChunk, labels.size() - b);
-          fresh->add(index::view_rows(vectors, b, n), labels.data() + b);
-          build_progress_ = static_cast<double>(b + n) / labels.size();
-        }
-      }
-      store_->put_meta(kConfigKey, next.to_stored().dump());
-      {
-        std::unique_lock<std::shared_mutex> lock(mu_);
-        index_ = std::move(fresh);
-        config_ = next;
-      }
+      job();
       std::lock_guard<std::mutex> g2(build_mu_);
       status_.state = "ready";
     } catch (const std::exception& e) {
@@ -123,6 +163,49 @@ void Collection::rebuild_index(const std::string& type, const index::HnswParams&
     }
     build_progress_ = 1.0;
   });
+}
+
+void Collection::snapshot(index::Matrix& vectors, std::vector<index::label_t>& labels) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  vectors = index::Matrix(live_, config_.dim);
+  labels.clear();
+  for (uint64_t i = 0; i < entries_.size(); ++i) {
+    if (!entries_[i].live) continue;
+    index_->get_vector(i, vectors.row(labels.size()));
+    labels.push_back(i);
+  }
+}
+
+void Collection::build_and_swap(const CollectionConfig& next, const json& learned) {
+  std::lock_guard<std::mutex> writer(write_mu_);  // writes wait; searches go on
+  // Snapshot the live points (vectors from the served index); only this thread writes now.
+  std::vector<index::label_t> labels;
+  index::Matrix vectors;
+  snapshot(vectors, labels);
+  const double from = build_progress_;
+  std::unique_ptr<index::Index> fresh;
+  if (next.index_type == "rl") {
+    LearnedBuildRequest req;
+    req.vectors = &vectors;
+    req.labels = &labels;
+    req.metric = next.metric;
+    req.hnsw = next.hnsw;
+    req.params = learned;
+    req.progress = [this, from](double f) { build_progress_ = from + (1 - from) * f; };
+    fresh = (*learned_builder(next.index_type))(req);
+  } else {
+    fresh = make_index_of(next);
+    constexpr size_t kChunk = 5000;
+    for (size_t b = 0; b < labels.size(); b += kChunk) {
+      const size_t n = std::min(kChunk, labels.size() - b);
+      fresh->add(index::view_rows(vectors, b, n), labels.data() + b);
+      build_progress_ = from + (1 - from) * static_cast<double>(b + n) / labels.size();
+    }
+  }
+  store_->put_meta(kConfigKey, next.to_stored().dump());
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  index_ = std::move(fresh);
+  config_ = next;
 }
 
 IndexStatus Collection::index_status() const {

@@ -14,6 +14,7 @@
  * otherwise rebuilt from the store.
  */
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,6 +28,7 @@
 
 #include "engine/collection_config.h"
 #include "engine/filter.h"
+#include "engine/index_request.h"
 #include "engine/point_id.h"
 #include "engine/point_store.h"
 #include "index/index.h"
@@ -66,11 +68,12 @@ struct SearchQuery {
 
 /// State of the collection's index and of a background rebuild.
 struct IndexStatus {
-  std::string state = "ready";  ///< "ready", "building" or "failed"
+  std::string state = "ready";  ///< "ready", "building", "tuning" or "failed"
   std::string type;             ///< type of the index being served
   double progress = 1.0;        ///< of the running build, 0..1
   std::string error;            ///< why the last build failed
   nlohmann::json params;        ///< parameters of the served index
+  nlohmann::json tune;          ///< the last `auto` tuning's outcome (null: none)
 };
 
 class Collection {
@@ -120,6 +123,14 @@ class Collection {
   void rebuild_index(const std::string& type, const index::HnswParams& hnsw,
                      const nlohmann::json& learned = nlohmann::json::object(),
                      const index::LshParams& lsh = {});
+  /**
+   * `{"type": "auto"}`: tunes an index configuration for `req` on a snapshot of the points in a
+   * background thread (held-out points as queries, exact ground truth; the controller RNN when
+   * this binary registered it, else coordinate search; writes go on meanwhile), then builds the
+   * best configuration as rebuild_index() does. Progress and the outcome are in index_status().
+   * Throws ConflictError while another build runs, UserError with too few points.
+   */
+  void auto_index(const AutoTuneRequest& req);
   IndexStatus index_status() const;
   /// Waits for a running build to finish (tests, shutdown).
   void wait_for_build();
@@ -137,6 +148,12 @@ class Collection {
   };
   void load();
   std::unique_ptr<index::Index> make_index() const;
+  /// Runs `job` in the builder thread with status `state`, then "ready" (or "failed").
+  void start_job(const std::string& state, std::function<void()> job);
+  /// The live points' vectors (from the served index) and internal ids.
+  void snapshot(index::Matrix& vectors, std::vector<index::label_t>& labels) const;
+  /// With writes held back: builds `next` from the live points, stores it, swaps it in.
+  void build_and_swap(const CollectionConfig& next, const nlohmann::json& learned);
   PointRead read_point(uint64_t internal, bool with_payload, bool with_vector) const;
   float score_of(float distance) const;
   void apply_removals(const std::vector<PointId>& ids);

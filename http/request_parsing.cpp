@@ -6,10 +6,6 @@
 
 namespace wp::http {
 
-std::string join(const std::string& where, const std::string& key) {
-  return where.empty() ? key : where + "." + key;
-}
-
 json PayloadSelector::apply(const json& full) const {
   if (!enabled) return json();
   if (include.empty() && exclude.empty()) return full;
@@ -51,18 +47,6 @@ std::vector<float> get_vector(const json& j, const std::string& field) {
   }
   WP_THROW_IF_NOT(!v.empty(), field, ": the vector is empty");
   return v;
-}
-
-size_t get_count(const json& obj, const char* key, const std::string& where, size_t def, size_t lo,
-                 size_t hi) {
-  if (!obj.contains(key) || obj[key].is_null()) return def;
-  const json& v = obj[key];
-  const std::string field = join(where, key);
-  WP_THROW_IF_NOT(v.is_number_integer(), field, ": expected an integer, got ", v.dump());
-  const int64_t x = v.get<int64_t>();
-  WP_THROW_IF_NOT(x >= static_cast<int64_t>(lo) && static_cast<uint64_t>(x) <= hi, field,
-                  ": expected an integer in ", lo, "..", hi, ", got ", x);
-  return static_cast<size_t>(x);
 }
 
 bool get_bool(const json& obj, const char* key, const std::string& where, bool def) {

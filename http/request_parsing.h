@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/filter.h"
+#include "engine/index_request.h"
 #include "engine/point_id.h"
 
 namespace wp::http {
@@ -30,9 +31,7 @@ json parse_body(const std::string& body, bool allow_empty = false);
 
 /// A float vector of finite values; `dim` 0 accepts any length.
 std::vector<float> get_vector(const json& j, const std::string& field);
-/// An optional non-negative integer within [lo, hi], `def` when absent or null.
-size_t get_count(const json& obj, const char* key, const std::string& where, size_t def, size_t lo,
-                 size_t hi);
+using engine::get_count;  // engine/index_request.h: shared with the index request
 /// An optional boolean, `def` when absent or null.
 bool get_bool(const json& obj, const char* key, const std::string& where, bool def);
 /// with_payload: bool, list of keys, {"include": [...]} or {"exclude": [...]}.
@@ -46,7 +45,6 @@ engine::Filter get_filter(const json& obj, const std::string& where);
 /// An optional finite float.
 std::optional<float> get_optional_float(const json& obj, const char* key, const std::string& where);
 
-/// Child path for messages: join("searches[2]", "filter") == "searches[2].filter".
-std::string join(const std::string& where, const std::string& key);
+using engine::join;
 
 }  // namespace wp::http

@@ -157,3 +157,51 @@ TEST(Cli, BadInputExitsWithAClearMessage) {
   r = waypoint("frobnicate");
   EXPECT_EQ(r.code, 2);
 }
+
+// `waypoint tune` end to end on digits: a CSV row per trial of every strategy, a plot, the best
+// configuration as JSON that `waypoint build --config` builds, verified on the evaluation queries.
+TEST(Cli, TuneWritesItsLogPlotAndAConfigurationThatBuilds) {
+  wp::test::TempDir tmp;
+  const std::string digits = wp::test::data_dir() + "/digits";
+  CliRun t = waypoint("tune --dataset " + digits + " --recall 0.9 --trials 5 --repeats 1 --out " +
+                      tmp.file("best.json") + " --quiet");
+  ASSERT_EQ(t.code, 0) << t.out;
+  EXPECT_NE(t.out.find("random"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("coordinate"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("eval-r"), std::string::npos) << t.out;
+  std::ifstream csv(tmp.file("best.json.csv"));
+  std::string line;
+  size_t rows = 0;
+  std::set<std::string> strategies;
+  std::getline(csv, line);
+  EXPECT_EQ(line.rfind("strategy,trial,", 0), 0u) << line;
+  while (std::getline(csv, line)) {
+    ++rows;
+    strategies.insert(line.substr(0, line.find(',')));
+  }
+  EXPECT_EQ(rows, 5 * strategies.size());
+  EXPECT_GE(strategies.size(), 2u);
+  EXPECT_TRUE(std::ifstream(tmp.file("best.json.png")).good());
+
+  std::ifstream in(tmp.file("best.json"));
+  const nlohmann::json best = nlohmann::json::parse(in);
+  ASSERT_TRUE(best["type"] == "hnsw" || best["type"] == "lsh") << best.dump();
+  CliRun b = waypoint("build --base " + digits + "/base.fvecs --config " + tmp.file("best.json") +
+                      " --out " + tmp.file("best.idx") + " --quiet");
+  ASSERT_EQ(b.code, 0) << b.out;
+  EXPECT_NE(b.out.find("built " + best["type"].get<std::string>() + " index"), std::string::npos)
+      << b.out;
+
+  // Bad input names the option or the field.
+  CliRun bad = waypoint("tune --dataset " + digits + " --recall 2 --out x.json");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("--recall"), std::string::npos) << bad.out;
+  bad = waypoint("tune --dataset " + digits + " --types ivf --out x.json");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("ivf"), std::string::npos) << bad.out;
+  std::ofstream(tmp.file("auto.json")) << R"({"type":"auto","recall":0.9})";
+  bad = waypoint("build --base " + digits + "/base.fvecs --config " + tmp.file("auto.json") +
+                 " --out " + tmp.file("x.idx"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("waypoint tune"), std::string::npos) << bad.out;
+}

@@ -308,3 +308,51 @@ TEST_F(ApiTest, IndexRebuildInTheBackgroundSwapsWhenReady) {
   EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","m":1})").status, 400u);
   EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","bogus":1})").status, 400u);
 }
+
+TEST_F(ApiTest, AutoIndexTunesInTheBackgroundAndBuildsTheBest) {
+  const auto ds = wp::test::load_shared("siftsmall");
+  ok("PUT", "/collections/t", {{"vectors", {{"size", 128}, {"distance", "Euclid"}}}});
+  json pts = json::array();
+  for (size_t i = 0; i < 1000; ++i) {
+    pts.push_back(
+        {{"id", i}, {"vector", std::vector<float>(ds.base.row(i), ds.base.row(i) + 128)}});
+  }
+  ok("PUT", "/collections/t/points?wait=true", {{"points", pts}});
+  // Bad requests name the field; nothing starts.
+  const Response bad_recall = call("PUT", "/collections/t/index", R"({"type":"auto","recall":2})");
+  EXPECT_EQ(bad_recall.status, 400u);
+  EXPECT_NE(bad_recall.body.find("recall"), std::string::npos) << bad_recall.body;
+  const Response bad_types =
+      call("PUT", "/collections/t/index", R"({"type":"auto","types":["rl"]})");
+  EXPECT_EQ(bad_types.status, 400u);
+  EXPECT_NE(bad_types.body.find("types"), std::string::npos) << bad_types.body;
+  EXPECT_EQ(call("PUT", "/collections/t/index", R"({"type":"auto","bits":64})").status, 400u);
+  EXPECT_EQ(ok("GET", "/collections/t/index")["state"], "ready");
+
+  const json started = ok("PUT", "/collections/t/index",
+                          {{"type", "auto"}, {"recall", 0.9}, {"trials", 6}, {"types", {"hnsw"}}});
+  EXPECT_TRUE(started["state"] == "tuning" || started["state"] == "ready") << started.dump();
+  const Response busy = call("PUT", "/collections/t/index", R"({"type":"flat"})");
+  EXPECT_TRUE(busy.status == 409u || busy.status == 200u);  // 409 unless tuning already ended
+  engine_->collection("t")->wait_for_build();
+  const json done = ok("GET", "/collections/t/index");
+  ASSERT_EQ(done["state"], "ready") << done.dump();
+  EXPECT_EQ(done["type"], "hnsw");
+  ASSERT_TRUE(done.contains("tune")) << done.dump();
+  EXPECT_EQ(done["tune"]["trials"], 6);
+  EXPECT_EQ(done["tune"]["config"]["type"], "hnsw");
+  EXPECT_TRUE(done["tune"]["feasible"].get<bool>()) << done.dump();
+  EXPECT_GE(done["tune"]["recall"].get<double>(), 0.9);
+  // The served index is the chosen configuration.
+  EXPECT_EQ(done["params"]["m"], done["tune"]["config"]["m"]);
+  EXPECT_EQ(done["params"]["ef"], done["tune"]["config"]["ef"]);
+  const json query{{"vector", std::vector<float>(ds.base.row(5), ds.base.row(5) + 128)},
+                   {"limit", 3}};
+  EXPECT_EQ(ok("POST", "/collections/t/points/search", query)[0]["id"], 5);
+
+  // Too few points to hold queries out of.
+  ok("PUT", "/collections/few", {{"vectors", {{"size", 128}, {"distance", "Euclid"}}}});
+  const Response few = call("PUT", "/collections/few/index", R"({"type":"auto"})");
+  EXPECT_EQ(few.status, 400u);
+  EXPECT_NE(few.body.find("at least"), std::string::npos) << few.body;
+}

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <numeric>
 
 #include "bench/runner/bench_runner.h"
 #include "engine/cli/progress.h"
+#include "engine/index_request.h"
 #include "index/dataset.h"
 #include "index/error.h"
 #include "index/index_factory.h"
@@ -62,9 +64,27 @@ int cmd_build(Args& args) {
   spec.lsh.seed = spec.hnsw.seed;
   spec.hash_model = args.str("hash-model", "");
   spec.graph.entry = args.str("entry", "medoid");
+  const std::string config_path = args.str("config", "");
   const bool quiet = args.flag("quiet");
   set_threads(args);
   args.finish();
+  if (!config_path.empty()) {
+    // A PUT /collections/{name}/index body, e.g. the configuration `waypoint tune` chose.
+    std::ifstream in(config_path);
+    WP_THROW_IF_NOT(in.good(), "--config: cannot read '", config_path, "'");
+    nlohmann::json body;
+    try {
+      body = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw UserError("--config: '" + config_path + "' is not JSON: " + e.what());
+    }
+    const engine::IndexRequest r = engine::IndexRequest::parse(body, spec.hnsw, spec.lsh);
+    WP_THROW_IF_NOT(r.type != "auto",
+                    "--config: type \"auto\" is for a collection; run `waypoint tune` instead");
+    spec.type = r.type;
+    spec.hnsw = r.hnsw;
+    spec.lsh = r.lsh;
+  }
   spec.validate();
 
   const index::Matrix base = index::read_vectors(base_path);

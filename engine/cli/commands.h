@@ -13,6 +13,7 @@ int cmd_search(Args& args);
 int cmd_gt(Args& args);
 int cmd_bench(Args& args);
 int cmd_serve(Args& args);
+int cmd_tune(Args& args);
 /// Only in builds with WAYPOINT_WITH_TORCH.
 int cmd_train_pruner(Args& args);
 int cmd_train_hash(Args& args);

@@ -9,6 +9,7 @@
 #include "index/error.h"
 #ifdef WAYPOINT_WITH_TORCH
 #include "learn/train_pruner.h"
+#include "learn/tune_controller.h"
 #endif
 
 namespace {
@@ -22,7 +23,7 @@ commands:
           [--max-body-mb 32] [--idle-timeout 60] [--config FILE.json] [--demo DATASET_DIR]
   build   --base FILE --out FILE [--index hnsw|flat|rl|lsh] [--metric l2|ip|cosine] [--M 16]
           [--ef-construction 200] [--ef-search 64] [--quantization none|sq8] [--seed 100]
-          [--threads N] [--quiet]
+          [--threads N] [--quiet] [--config FILE.json (an index request body, e.g. tune's)]
           rl (pruned graph): [--initial hnsw|knn|random] [--K M]
           [--pruning none|hnsw|robust|vamana] [--alpha 1.2] [--R 2M] [--L 100]
           [--entry medoid|hnsw]
@@ -59,6 +60,10 @@ commands:
           [--itq-iterations 50] [--itq-rows 20000]
           [--study] [--study-bits 100,200,500,1000,2000] [--seed 0] [--log FILE.csv]
           [--plot FILE.png] [--checkpoint FILE] [--resume] [--quiet]
+  tune    --dataset DIR --out FILE.json [--recall 0.95] [--k 10] [--trials 60] [--max-minutes N]
+          [--strategies controller,random,coordinate] [--types hnsw,lsh] [--rl-graph FILE]
+          [--tune-queries 500] [--latency-budget-us 0] [--penalty 1] [--repeats 3]
+          [--cached-builds 4] [--seed 0] [--log FILE.csv] [--plot FILE.png] [--quiet]
   version
 
 Vector files: .fvecs .bvecs .fbin .u8bin (ground truth: .ivecs). A dataset folder holds
@@ -83,6 +88,10 @@ int main(int argc, char** argv) {
     if (cmd == "search") return wp::cli::cmd_search(args);
     if (cmd == "gt") return wp::cli::cmd_gt(args);
     if (cmd == "bench") return wp::cli::cmd_bench(args);
+#ifdef WAYPOINT_WITH_TORCH
+    if (cmd == "serve" || cmd == "tune") wp::learn::register_tune_controller();
+#endif
+    if (cmd == "tune") return wp::cli::cmd_tune(args);
     if (cmd == "serve") {
 #ifdef WAYPOINT_WITH_TORCH
       wp::learn::register_learned_indexes();

@@ -1,0 +1,188 @@
+#pragma once
+/**
+ * @file tune.h
+ * `waypoint tune` and `PUT /collections/{name}/index {"type":"auto"}`: choose an index
+ * configuration that reaches a recall target at the highest QPS.
+ *
+ * A Space of named discrete choices per index type (hnsw: m, ef_construct, quantization, ef;
+ * lsh: bits, tables, probes, candidates; rl: a trained graph's ef, when one is given). A Strategy
+ * proposes configurations and is told their reward; the Environment builds each configuration
+ * (one build per distinct build-time choice, kept in an LRU cache), measures recall@k and
+ * single-threaded QPS on held-out tuning queries, and caches the measurement per configuration,
+ * so every strategy of one run sees the same figure for the same configuration. Built-in
+ * strategies: "random" (uniform, without repeats) and "coordinate" (FAISS-AutoTune-style
+ * coordinate search); the controller RNN ("controller", learn/tune_controller.h, LibTorch)
+ * registers itself at start-up. Torch-free: engine/ and http/ use it.
+ */
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "index/index.h"
+#include "index/matrix.h"
+#include "index/metric.h"
+
+namespace wp::engine::tune {
+
+/// One named discrete choice; `labels` name categorical values (else the values are numbers).
+struct Choice {
+  std::string name;
+  std::vector<double> values;
+  std::vector<std::string> labels;
+  bool search_time = false;  ///< changes the search, not the build
+};
+
+struct Space {
+  std::vector<std::string> types;
+  std::vector<std::vector<Choice>> choices;  ///< per type, in sampling order
+
+  /// The standard space over `types` ("hnsw", "lsh", "rl": "rl" is a trained graph file, only ef).
+  static Space standard(const std::vector<std::string>& types);
+  size_t type_index(const std::string& type) const;  ///< UserError for an unknown type
+  /// The most values any choice (the type included) has: the width of a controller's heads.
+  size_t max_values() const;
+};
+
+/// A configuration: a type and one value index per choice of that type.
+struct Config {
+  size_t type = 0;
+  std::vector<size_t> picks;
+  bool operator<(const Config& o) const { return type != o.type ? type < o.type : picks < o.picks; }
+  bool operator==(const Config& o) const { return type == o.type && picks == o.picks; }
+};
+
+bool valid(const Space& s, const Config& c);
+/// The value of choice `name` in `c` (nullopt when its type has no such choice).
+std::optional<double> value(const Space& s, const Config& c, const std::string& name);
+/// "hnsw m=16 ef_construct=200 quantization=none ef=64"
+std::string describe(const Space& s, const Config& c);
+/// The body `PUT /collections/{name}/index` and `waypoint build --config` accept.
+nlohmann::json to_request(const Space& s, const Config& c);
+/// The configuration of a request body (inverse of to_request; UserError if off the space).
+Config from_request(const Space& s, const nlohmann::json& body);
+
+struct Measurement {
+  double recall = 0;  ///< recall@k (ann-benchmarks), on the tuning queries
+  double qps = 0;     ///< single-threaded, the best of a few passes
+  double p50_us = 0, p99_us = 0;
+  double dcs = 0;  ///< mean distance computations per query
+  double build_s = 0;
+  size_t memory_bytes = 0;
+};
+
+/// The reward of a measurement: QPS / reference QPS when recall reaches the target (and p99 the
+/// latency budget, if any); otherwise minus `penalty` per point (0.01) of recall shortfall (and
+/// per 10% of latency over the budget), so every feasible configuration outranks every other.
+struct RewardSpec {
+  double recall_target = 0.95;
+  double reference_qps = 1;  ///< exact search's QPS on the same queries
+  double penalty = 1;
+  double latency_budget_us = 0;  ///< 0: none
+  bool feasible(const Measurement& m) const;
+  double reward(const Measurement& m) const;
+};
+
+struct EnvironmentOptions {
+  size_t k = 10;
+  std::string rl_graph;   ///< a trained graph index file over the same base (type "rl")
+  size_t max_cached = 4;  ///< built indexes kept (LRU); a measurement is cached regardless
+  int repeats = 3;        ///< timed passes over the queries; the fastest counts
+  uint64_t seed = 100;    ///< HNSW level generator, LSH planes
+};
+
+class Environment {
+ public:
+  /// `base` and `queries` must outlive the environment; `groundtruth` row i = the exact
+  /// neighbours (rows of base) of query i.
+  Environment(const index::Matrix& base, index::Metric metric, const index::Matrix& queries,
+              const index::IntMatrix& groundtruth, EnvironmentOptions opts);
+
+  /// Measures `c` (builds it unless its build is cached); a repeated configuration is free.
+  Measurement measure(const Space& s, const Config& c);
+  bool measured(const Space& s, const Config& c) const;
+  /// Exact search's QPS on the queries (the reward's reference), measured once.
+  double exact_qps();
+  size_t builds() const { return builds_; }
+
+  /// A fresh index of configuration `c` over the rows of `base` (ids = row numbers).
+  static std::unique_ptr<index::Index> build(const Space& s, const Config& c,
+                                             const index::Matrix& base, index::Metric metric,
+                                             const EnvironmentOptions& opts);
+  /// Recall and timing of `idx` on `queries` with the configuration's search-time choices.
+  static Measurement search(const index::Index& idx, const Space& s, const Config& c,
+                            const index::Matrix& base, const index::Matrix& queries,
+                            const index::IntMatrix& groundtruth, const EnvironmentOptions& opts);
+
+ private:
+  const index::Matrix& base_;
+  index::Metric metric_;
+  const index::Matrix& queries_;
+  const index::IntMatrix& gt_;
+  EnvironmentOptions opts_;
+  std::map<std::string, Measurement> measured_;  ///< by describe()
+  /// LRU of built indexes by build key, most recent first.
+  std::list<std::pair<std::string, std::pair<std::unique_ptr<index::Index>, double>>> built_;
+  size_t builds_ = 0;
+  double exact_qps_ = 0;
+};
+
+/// Proposes configurations and learns from their rewards.
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+  virtual Config propose() = 0;
+  virtual void observe(const Config& c, double reward) = 0;
+};
+using StrategyFactory = std::function<std::unique_ptr<Strategy>(const Space&, uint64_t seed)>;
+
+/// Registers (or replaces) a strategy; "random" and "coordinate" are built in.
+void register_strategy(const std::string& name, StrategyFactory factory);
+/// The factory of `name`, or nullptr.
+const StrategyFactory* strategy(const std::string& name);
+
+struct TuneOptions {
+  double recall = 0.95;
+  size_t trials = 60;      ///< distinct configurations measured per strategy
+  double max_minutes = 0;  ///< per strategy; 0: no limit
+  double penalty = 1;
+  double latency_budget_us = 0;
+  uint64_t seed = 0;
+  /// Proposals per trial before a strategy that only repeats itself is stopped.
+  size_t max_proposals_per_trial = 20;
+};
+
+struct Trial {
+  size_t trial = 0;      ///< 1-based
+  size_t proposals = 0;  ///< proposals so far (repeats included)
+  Config config;
+  Measurement m;
+  double reward = 0, best_reward = 0;
+  bool feasible = false;
+  double seconds = 0;  ///< since the strategy started
+};
+
+struct StrategyResult {
+  std::string name;
+  std::vector<Trial> trials;
+  std::optional<size_t> best;  ///< index into trials of the best feasible one
+  /// Trials until the best was first measured (1-based; 0 when none is feasible).
+  size_t trials_to_best() const { return best ? trials[*best].trial : 0; }
+};
+
+/// Runs `strategy` for opts.trials distinct configurations (or until max_minutes / repeats).
+StrategyResult run_strategy(const std::string& name, Strategy& strategy, Environment& env,
+                            const Space& space, const RewardSpec& reward, const TuneOptions& opts,
+                            const std::function<void(const Trial&)>& on_trial = {});
+
+/// `count` base rows (seeded) held out as tuning queries: returns the rows kept as base.
+std::vector<size_t> hold_out(size_t n, size_t count, uint64_t seed, std::vector<size_t>* held);
+
+}  // namespace wp::engine::tune

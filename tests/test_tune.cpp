@@ -1,0 +1,172 @@
+// engine/tune: the space and its JSON, the reward's order, the environment's caches, and the
+// built-in strategies (random, coordinate) over a real index on SIFT10K rows.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "engine/index_request.h"
+#include "engine/tune.h"
+#include "index/dataset.h"
+#include "index/error.h"
+#include "index/index_factory.h"
+#include "tune_fixture.h"
+
+using namespace wp::engine::tune;
+using wp::engine::IndexRequest;
+
+namespace {
+
+using Small = wp::test::SmallTuning;
+
+Config config_of(const Space& s, const nlohmann::json& body) {
+  return from_request(s, body);
+}
+
+}  // namespace
+
+TEST(TuneSpace, EveryConfigurationRoundTripsThroughItsRequestBody) {
+  const Space s = Space::standard({"hnsw", "lsh", "rl"});
+  EXPECT_EQ(s.types.size(), 3u);
+  for (uint64_t seed = 0; seed < 3; ++seed) {
+    auto random = (*strategy("random"))(s, seed);
+    for (int i = 0; i < 200; ++i) {
+      const Config c = random->propose();
+      ASSERT_TRUE(valid(s, c));
+      const nlohmann::json body = to_request(s, c);
+      EXPECT_EQ(from_request(s, body), c) << body.dump();
+      // The body is what PUT /collections/{name}/index and `build --config` parse.
+      const IndexRequest r = IndexRequest::parse(body, {}, {});
+      EXPECT_EQ(r.type, s.types[c.type]);
+      if (r.type == "hnsw") {
+        EXPECT_EQ(r.hnsw.M, *value(s, c, "m"));
+        EXPECT_EQ(r.hnsw.ef_construction, *value(s, c, "ef_construct"));
+        EXPECT_EQ(r.hnsw.ef_search, *value(s, c, "ef"));
+        EXPECT_EQ(r.hnsw.quantization == wp::index::Quantization::kSq8,
+                  *value(s, c, "quantization") > 0);
+      } else if (r.type == "lsh") {
+        EXPECT_EQ(r.lsh.bits, *value(s, c, "bits"));
+        EXPECT_EQ(r.lsh.tables, *value(s, c, "tables"));
+        EXPECT_EQ(r.lsh.probes, *value(s, c, "probes"));
+        EXPECT_EQ(r.lsh.candidates, *value(s, c, "candidates"));
+      }
+    }
+  }
+  EXPECT_THROW(Space::standard({"ivf"}), wp::UserError);
+  EXPECT_THROW(Space::standard({}), wp::UserError);
+  EXPECT_THROW(from_request(s, {{"type", "hnsw"}, {"m", 5}}), wp::UserError);  // off the grid
+  EXPECT_FALSE(valid(s, Config{0, {0, 0}}));
+  EXPECT_FALSE(valid(s, Config{7, {}}));
+}
+
+TEST(TuneReward, EveryFeasibleConfigurationOutranksEveryOther) {
+  RewardSpec r;
+  r.recall_target = 0.9;
+  r.reference_qps = 1000;
+  Measurement fast_miss{0.89, 1e6, 1, 1, 10, 0, 0}, slow_hit{0.9, 10, 1, 1, 10, 0, 0};
+  EXPECT_GT(r.reward(slow_hit), r.reward(fast_miss));
+  EXPECT_DOUBLE_EQ(r.reward(slow_hit), 0.01);
+  Measurement far_miss = fast_miss;
+  far_miss.recall = 0.5;
+  EXPECT_LT(r.reward(far_miss), r.reward(fast_miss));  // the penalty grows with the shortfall
+  r.latency_budget_us = 100;
+  Measurement late = slow_hit;
+  late.p99_us = 150;
+  EXPECT_FALSE(r.feasible(late));
+  EXPECT_LT(r.reward(late), 0);
+}
+
+TEST(TuneEnvironment, TheCacheAvoidsRebuildsAndRemeasures) {
+  const Small d;
+  EnvironmentOptions eo = d.options();
+  eo.max_cached = 2;
+  Environment env(d.base, wp::index::Metric::kL2, d.queries, d.gt, eo);
+  const Space s = Space::standard({"hnsw", "lsh"});
+  const auto hnsw = [&](int m, int ef) {
+    return config_of(
+        s,
+        {{"type", "hnsw"}, {"m", m}, {"ef_construct", 64}, {"quantization", "none"}, {"ef", ef}});
+  };
+  const Measurement a = env.measure(s, hnsw(8, 16));
+  EXPECT_EQ(env.builds(), 1u);
+  EXPECT_TRUE(env.measured(s, hnsw(8, 16)));
+  const Measurement again = env.measure(s, hnsw(8, 16));
+  EXPECT_EQ(env.builds(), 1u);
+  EXPECT_EQ(again.qps, a.qps);  // the cached measurement, not a new timing
+  const Measurement wider = env.measure(s, hnsw(8, 128));  // search-time change: same index
+  EXPECT_EQ(env.builds(), 1u);
+  EXPECT_GE(wider.recall, a.recall);
+  EXPECT_GT(wider.recall, 0.95);
+  EXPECT_GT(wider.dcs, a.dcs);
+  env.measure(s, hnsw(16, 16));  // another build
+  EXPECT_EQ(env.builds(), 2u);
+  env.measure(
+      s,
+      config_of(
+          s, {{"type", "lsh"}, {"bits", 256}, {"tables", 0}, {"probes", 4}, {"candidates", 200}}));
+  EXPECT_EQ(env.builds(), 3u);
+  env.measure(s, hnsw(8, 24));  // m=8 was evicted (2 kept): rebuilt
+  EXPECT_EQ(env.builds(), 4u);
+  EXPECT_GT(env.exact_qps(), 0);
+}
+
+TEST(TuneStrategies, RandomAndCoordinateSearchFindAConfigurationThatMeetsTheTarget) {
+  const Small d;
+  const Space s = Space::standard({"hnsw", "lsh"});
+  for (const char* name : {"random", "coordinate"}) {
+    std::set<Config> seen;
+    size_t calls = 0;
+    const StrategyResult r = d.run(name, 3, 12, [&](const Trial&) { ++calls; });
+    EXPECT_EQ(r.trials.size(), 12u) << name;
+    EXPECT_EQ(calls, 12u);
+    for (const Trial& t : r.trials) {
+      EXPECT_TRUE(seen.insert(t.config).second) << name << ": a trial repeated a configuration";
+      EXPECT_EQ(t.feasible, t.m.recall >= 0.9);
+    }
+    ASSERT_TRUE(r.best) << name << " found nothing at recall 0.9 in 12 trials";
+    EXPECT_GE(r.trials[*r.best].m.recall, 0.9);
+    for (const Trial& t : r.trials) {
+      if (t.feasible) {
+        EXPECT_LE(t.reward, r.trials[*r.best].reward);
+      }
+    }
+    EXPECT_GE(r.trials.back().best_reward, r.trials[*r.best].reward);
+  }
+  // Coordinate search starts from the middle of every choice, the search-time choice swept first.
+  auto coord = (*strategy("coordinate"))(s, 0);
+  const Config first = coord->propose();
+  EXPECT_EQ(describe(s, first), "hnsw m=16 ef_construct=128 quantization=sq8 ef=96");
+  EXPECT_EQ(strategy("nonesuch"), nullptr);
+}
+
+TEST(TuneEnvironment, TypeRlSearchesAGivenGraphFileOverTheSameBase) {
+  const Small d;
+  wp::test::TempDir tmp;
+  wp::index::IndexSpec spec;
+  spec.type = "rl";  // a pruned graph (RobustPrune here; train-pruner's learnt ones load the same)
+  spec.graph.initial = "hnsw";
+  spec.hnsw.M = 8;
+  spec.hnsw.ef_construction = 64;
+  auto graph = wp::index::make_index(spec, d.base.d);
+  std::vector<wp::index::label_t> ids(d.base.n);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = i;
+  graph->add(wp::index::view(d.base), ids.data());
+  graph->save(tmp.file("g.wpi"));
+
+  EnvironmentOptions eo = d.options();
+  eo.rl_graph = tmp.file("g.wpi");
+  Environment env(d.base, wp::index::Metric::kL2, d.queries, d.gt, eo);
+  const Space s = Space::standard({"rl"});
+  const Measurement narrow = env.measure(s, from_request(s, {{"type", "rl"}, {"ef", 10}}));
+  const Measurement wide = env.measure(s, from_request(s, {{"type", "rl"}, {"ef", 256}}));
+  EXPECT_EQ(env.builds(), 1u);  // loaded once, searched at two widths
+  EXPECT_GT(wide.recall, 0.85);  // measured 0.93 (M 8, RobustPrune 1.2 from HNSW's level 0)
+  EXPECT_GT(wide.recall, narrow.recall);
+  EXPECT_EQ(to_request(s, from_request(s, {{"type", "rl"}, {"ef", 64}})),
+            (nlohmann::json{{"type", "rl"}, {"ef", 64}}));
+
+  // A graph over other vectors is refused by name.
+  EnvironmentOptions wrong = eo;
+  wrong.rl_graph = tmp.file("missing.wpi");
+  Environment env2(d.base, wp::index::Metric::kL2, d.queries, d.gt, wrong);
+  EXPECT_ANY_THROW(env2.measure(s, from_request(s, {{"type", "rl"}, {"ef", 10}})));
+}
