@@ -86,16 +86,8 @@ void Collection::auto_index(const AutoTuneRequest& req) {
     std::vector<index::label_t> labels;
     snapshot(vectors, labels);
     const CollectionConfig current = config();
-    std::vector<size_t> held;
-    const std::vector<size_t> kept =
-        tune::hold_out(vectors.n, std::min<size_t>(500, vectors.n / 10), 7, &held);
-    index::Matrix base(kept.size(), vectors.d), queries(held.size(), vectors.d);
-    for (size_t i = 0; i < kept.size(); ++i) {
-      std::copy_n(vectors.row(kept[i]), vectors.d, base.row(i));
-    }
-    for (size_t i = 0; i < held.size(); ++i) {
-      std::copy_n(vectors.row(held[i]), vectors.d, queries.row(i));
-    }
+    const tune::HeldOut split = tune::hold_out(vectors, std::min<size_t>(500, vectors.n / 10), 7);
+    const index::Matrix &base = split.base, &queries = split.queries;
     const size_t k = std::min(req.k, base.n - 1);
     const index::IntMatrix gt = index::exact_knn(base, queries, k, current.metric);
     tune::EnvironmentOptions eo;

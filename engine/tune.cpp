@@ -484,18 +484,21 @@ StrategyResult run_strategy(const std::string& name, Strategy& strategy, Environ
   return out;
 }
 
-std::vector<size_t> hold_out(size_t n, size_t count, uint64_t seed, std::vector<size_t>* held) {
-  WP_THROW_IF_NOT(count < n, "cannot hold out ", count, " of ", n, " vectors");
-  std::vector<size_t> rows(n);
+HeldOut hold_out(const index::Matrix& x, size_t count, uint64_t seed) {
+  WP_THROW_IF_NOT(count < x.n, "cannot hold out ", count, " of ", x.n, " vectors");
+  std::vector<size_t> rows(x.n);
   std::iota(rows.begin(), rows.end(), size_t{0});
   std::mt19937_64 rng(seed);
   for (size_t i = 0; i < count; ++i) {
-    std::swap(rows[i], rows[std::uniform_int_distribution<size_t>(i, n - 1)(rng)]);
+    std::swap(rows[i], rows[std::uniform_int_distribution<size_t>(i, x.n - 1)(rng)]);
   }
-  if (held) held->assign(rows.begin(), rows.begin() + static_cast<long>(count));
-  std::vector<size_t> kept(rows.begin() + static_cast<long>(count), rows.end());
-  std::sort(kept.begin(), kept.end());
-  return kept;
+  std::sort(rows.begin() + static_cast<long>(count), rows.end());
+  HeldOut out{index::Matrix(x.n - count, x.d), index::Matrix(count, x.d)};
+  for (size_t i = 0; i < x.n; ++i) {
+    float* to = i < count ? out.queries.row(i) : out.base.row(i - count);
+    std::copy_n(x.row(rows[i]), x.d, to);
+  }
+  return out;
 }
 
 }  // namespace wp::engine::tune

@@ -182,7 +182,10 @@ StrategyResult run_strategy(const std::string& name, Strategy& strategy, Environ
                             const Space& space, const RewardSpec& reward, const TuneOptions& opts,
                             const std::function<void(const Trial&)>& on_trial = {});
 
-/// `count` base rows (seeded) held out as tuning queries: returns the rows kept as base.
-std::vector<size_t> hold_out(size_t n, size_t count, uint64_t seed, std::vector<size_t>* held);
+/// `count` seeded rows of `x` held out as tuning queries, and the other rows (in order) as base.
+struct HeldOut {
+  index::Matrix base, queries;
+};
+HeldOut hold_out(const index::Matrix& x, size_t count, uint64_t seed);
 
 }  // namespace wp::engine::tune

@@ -158,7 +158,7 @@ TEST(TuneEnvironment, TypeRlSearchesAGivenGraphFileOverTheSameBase) {
   const Space s = Space::standard({"rl"});
   const Measurement narrow = env.measure(s, from_request(s, {{"type", "rl"}, {"ef", 10}}));
   const Measurement wide = env.measure(s, from_request(s, {{"type", "rl"}, {"ef", 256}}));
-  EXPECT_EQ(env.builds(), 1u);  // loaded once, searched at two widths
+  EXPECT_EQ(env.builds(), 1u);   // loaded once, searched at two widths
   EXPECT_GT(wide.recall, 0.85);  // measured 0.93 (M 8, RobustPrune 1.2 from HNSW's level 0)
   EXPECT_GT(wide.recall, narrow.recall);
   EXPECT_EQ(to_request(s, from_request(s, {{"type", "rl"}, {"ef", 64}})),

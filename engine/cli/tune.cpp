@@ -74,28 +74,16 @@ int cmd_tune(Args& args) {
     if (queries.n > tune_queries) queries = index::Matrix(tune_queries, ds.base.d);
     std::copy_n(ds.learn.data.begin(), queries.data.size(), queries.data.begin());
     where = "learn.fvecs";
-  } else if (!eo.rl_graph.empty()) {
-    tune_base = ds.base;
-    std::vector<size_t> held;
-    hold_out(ds.base.n, std::min(tune_queries, ds.base.n / 10), to.seed + 11, &held);
-    queries = index::Matrix(held.size(), ds.base.d);
-    for (size_t i = 0; i < held.size(); ++i) {
-      std::copy_n(ds.base.row(held[i]), ds.base.d, queries.row(i));
-    }
-    where = "base rows (kept in the index for the rl graph)";
   } else {
-    std::vector<size_t> held;
-    const std::vector<size_t> kept =
-        hold_out(ds.base.n, std::min(tune_queries, ds.base.n / 10), to.seed + 11, &held);
-    tune_base = index::Matrix(kept.size(), ds.base.d);
-    queries = index::Matrix(held.size(), ds.base.d);
-    for (size_t i = 0; i < kept.size(); ++i) {
-      std::copy_n(ds.base.row(kept[i]), ds.base.d, tune_base.row(i));
+    HeldOut split = hold_out(ds.base, std::min(tune_queries, ds.base.n / 10), to.seed + 11);
+    queries = std::move(split.queries);
+    if (eo.rl_graph.empty()) {
+      tune_base = std::move(split.base);
+      where = "base rows held out of the tuned index";
+    } else {
+      tune_base = ds.base;
+      where = "base rows (kept in the index for the rl graph)";
     }
-    for (size_t i = 0; i < held.size(); ++i) {
-      std::copy_n(ds.base.row(held[i]), ds.base.d, queries.row(i));
-    }
-    where = "base rows held out of the tuned index";
   }
   const index::IntMatrix gt = index::exact_knn(tune_base, queries, eo.k, ds.metric);
   Environment env(tune_base, ds.metric, queries, gt, eo);
