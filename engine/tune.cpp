@@ -163,13 +163,13 @@ std::string build_key(const Space& s, const Config& c) {
   return key;
 }
 
+}  // namespace
+
 size_t search_ef(const Space& s, const Config& c) {
   if (auto ef = value(s, c, "ef")) return static_cast<size_t>(*ef);
   if (auto cand = value(s, c, "candidates")) return static_cast<size_t>(*cand);
   return 0;
 }
-
-}  // namespace
 
 Environment::Environment(const index::Matrix& base, index::Metric metric,
                          const index::Matrix& queries, const index::IntMatrix& groundtruth,
@@ -222,12 +222,11 @@ std::unique_ptr<index::Index> Environment::build(const Space& s, const Config& c
   return idx;
 }
 
-Measurement Environment::search(const index::Index& idx, const Space& s, const Config& c,
-                                const index::Matrix& base, const index::Matrix& queries,
-                                const index::IntMatrix& groundtruth,
+Measurement Environment::search(const index::Index& idx, size_t ef, const index::Matrix& base,
+                                const index::Matrix& queries, const index::IntMatrix& groundtruth,
                                 const EnvironmentOptions& opts) {
   index::SearchParams params;
-  params.ef = std::max(search_ef(s, c), opts.k);
+  params.ef = std::max(ef, opts.k);
   std::vector<index::label_t> labels(queries.n * opts.k);
   std::vector<float> dist(queries.n * opts.k);
   std::vector<double> lat(queries.n), best_lat;
@@ -280,7 +279,8 @@ Measurement Environment::measure(const Space& s, const Config& c) {
   } else {
     built_.splice(built_.begin(), built_, it);
   }
-  Measurement m = search(*built_.front().second.first, s, c, base_, queries_, gt_, opts_);
+  Measurement m =
+      search(*built_.front().second.first, search_ef(s, c), base_, queries_, gt_, opts_);
   m.build_s = built_.front().second.second;
   measured_[name] = m;
   return m;
@@ -295,10 +295,7 @@ double Environment::exact_qps() {
   std::vector<index::label_t> ids(base_.n);
   std::iota(ids.begin(), ids.end(), index::label_t{0});
   flat->add(index::view(base_), ids.data());
-  Space none;
-  none.types = {"flat"};
-  none.choices = {{}};
-  exact_qps_ = search(*flat, none, Config{}, base_, queries_, gt_, opts_).qps;
+  exact_qps_ = search(*flat, 0, base_, queries_, gt_, opts_).qps;
   return exact_qps_;
 }
 

@@ -64,6 +64,8 @@ bool valid(const Space& s, const Config& c);
 std::optional<double> value(const Space& s, const Config& c, const std::string& name);
 /// "hnsw m=16 ef_construct=200 quantization=none ef=64"
 std::string describe(const Space& s, const Config& c);
+/// The configuration's search width: its ef or LSH candidates (0 when it has neither).
+size_t search_ef(const Space& s, const Config& c);
 /// The body `PUT /collections/{name}/index` and `waypoint build --config` accept.
 nlohmann::json to_request(const Space& s, const Config& c);
 /// The configuration of a request body (inverse of to_request; UserError if off the space).
@@ -116,10 +118,10 @@ class Environment {
   static std::unique_ptr<index::Index> build(const Space& s, const Config& c,
                                              const index::Matrix& base, index::Metric metric,
                                              const EnvironmentOptions& opts);
-  /// Recall and timing of `idx` on `queries` with the configuration's search-time choices.
-  static Measurement search(const index::Index& idx, const Space& s, const Config& c,
-                            const index::Matrix& base, const index::Matrix& queries,
-                            const index::IntMatrix& groundtruth, const EnvironmentOptions& opts);
+  /// Recall and timing of `idx` on `queries` at search width `ef` (raised to k).
+  static Measurement search(const index::Index& idx, size_t ef, const index::Matrix& base,
+                            const index::Matrix& queries, const index::IntMatrix& groundtruth,
+                            const EnvironmentOptions& opts);
 
  private:
   const index::Matrix& base_;

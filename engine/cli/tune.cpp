@@ -152,9 +152,8 @@ int cmd_tune(Args& args) {
     }
     const Trial& t = r.trials[*r.best];
     auto idx = Environment::build(space, t.config, ds.base, ds.metric, eo);
-    EnvironmentOptions verify = eo;
-    const Measurement v =
-        Environment::search(*idx, space, t.config, ds.base, ds.query, ds.groundtruth, verify);
+    const Measurement v = Environment::search(*idx, search_ef(space, t.config), ds.base, ds.query,
+                                              ds.groundtruth, eo);
     std::printf("%-11s %-58s %7.4f %9.0f %6zu | %7.4f %9.0f\n", r.name.c_str(),
                 describe(space, t.config).c_str(), t.m.recall, t.m.qps, t.trial, v.recall, v.qps);
     if (!winner || t.reward > winner->trials[*winner->best].reward) winner = &r;
