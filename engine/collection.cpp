@@ -56,19 +56,23 @@ void Collection::wait_for_build() {
 }
 
 void Collection::rebuild_index(const std::string& type, const index::HnswParams& hnsw,
-                               const nlohmann::json& learned, const index::LshParams& lsh) {
+                               const nlohmann::json& learned, const index::LshParams& lsh,
+                               double alpha) {
   const bool is_learned = type == "rl";
-  WP_THROW_IF_NOT(type == "hnsw" || type == "flat" || type == "lsh" || is_learned,
-                  "type: expected \"hnsw\", \"flat\", \"lsh\" or \"rl\", got \"", type, "\"");
+  WP_THROW_IF_NOT(
+      type == "hnsw" || type == "flat" || type == "lsh" || type == "graph" || is_learned,
+      "type: expected \"hnsw\", \"flat\", \"lsh\", \"graph\" or \"rl\", got \"", type, "\"");
+  WP_THROW_IF_NOT(alpha >= 1 && alpha <= 10, "alpha: expected a number in [1, 10], got ", alpha);
   lsh.validate();
   WP_THROW_IF_NOT(!is_learned || learned_builder(type), "type: \"", type,
                   "\" needs a waypoint built with LibTorch (WAYPOINT_WITH_TORCH=ON)");
   hnsw.validate();
-  start_job("building", [this, type, hnsw, learned, lsh] {
+  start_job("building", [this, type, hnsw, learned, lsh, alpha] {
     CollectionConfig next = config();
     next.index_type = type;
     next.hnsw = hnsw;
     next.lsh = lsh;
+    next.alpha = alpha;
     build_and_swap(next, learned);
   });
 }
@@ -93,6 +97,7 @@ void Collection::auto_index(const AutoTuneRequest& req) {
     tune::EnvironmentOptions eo;
     eo.k = k;
     eo.repeats = 2;
+    eo.min_seconds = 0.1;
     tune::Environment env(base, current.metric, queries, gt, eo);
     tune::RewardSpec reward;
     reward.recall_target = req.recall;
@@ -109,16 +114,16 @@ void Collection::auto_index(const AutoTuneRequest& req) {
           build_progress_ = 0.9 * static_cast<double>(t.trial) / req.trials;
         });
     WP_THROW_IF_NOT(!r.trials.empty(), "tuning measured no configuration");
-    // The best feasible configuration, else the one closest to the target.
+    // The best feasible configuration, else the one closest to the target (and budget).
     size_t best = r.best.value_or(0);
     if (!r.best) {
       for (size_t i = 0; i < r.trials.size(); ++i) {
-        if (r.trials[i].reward > r.trials[best].reward) best = i;
+        if (reward.shortfall(r.trials[i].m) > reward.shortfall(r.trials[best].m)) best = i;
       }
     }
     const tune::Trial& t = r.trials[best];
     const json chosen = tune::to_request(space, t.config);
-    const IndexRequest ir = IndexRequest::parse(chosen, current.hnsw, current.lsh);
+    const IndexRequest ir = IndexRequest::parse(chosen, current.hnsw, current.lsh, current.alpha);
     {
       std::lock_guard<std::mutex> g(build_mu_);
       status_.tune =
@@ -130,6 +135,7 @@ void Collection::auto_index(const AutoTuneRequest& req) {
     next.index_type = ir.type;
     next.hnsw = ir.hnsw;
     next.lsh = ir.lsh;
+    next.alpha = ir.alpha;
     build_and_swap(next, json::object());
   });
 }
@@ -187,7 +193,8 @@ void Collection::build_and_swap(const CollectionConfig& next, const json& learne
     fresh = (*learned_builder(next.index_type))(req);
   } else {
     fresh = make_index_of(next);
-    constexpr size_t kChunk = 5000;
+    // A graph is built from its first batch (later ones are only linked in): one batch.
+    const size_t kChunk = next.index_type == "graph" ? std::max<size_t>(labels.size(), 1) : 5000;
     for (size_t b = 0; b < labels.size(); b += kChunk) {
       const size_t n = std::min(kChunk, labels.size() - b);
       fresh->add(index::view_rows(vectors, b, n), labels.data() + b);
@@ -209,8 +216,7 @@ IndexStatus Collection::index_status() const {
   s.progress = build_progress_;
   std::shared_lock<std::shared_mutex> lock(mu_);
   s.type = config_.index_type;
-  s.params =
-      config_.index_type == "lsh" ? lsh_params_json(config_.lsh) : config_.to_stored()["hnsw"];
+  s.params = index_params_json(config_);
   return s;
 }
 
@@ -220,6 +226,7 @@ static std::unique_ptr<index::Index> make_index_of(const CollectionConfig& confi
   spec.metric = config.metric;
   spec.hnsw = config.hnsw;
   spec.lsh = config.lsh;
+  spec.graph.alpha = static_cast<float>(config.alpha);  // "graph"
   if (spec.type == "rl") {
     // Rebuilt without learning (no index file, or one that no longer matches the store): the
     // graph the agent starts from, HNSW's level 0 entered at the medoid, until trained again.

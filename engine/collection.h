@@ -112,9 +112,9 @@ class Collection {
   nlohmann::json info() const;
 
   /**
-   * Builds a new index of `type` ("hnsw", "flat", "lsh", or a learned type with a registered
-   * builder, learned_index.h: "rl") with `hnsw` parameters (`lsh` ones for "lsh", and `learned`
-   * parameters for a learned type)
+   * Builds a new index of `type` ("hnsw", "flat", "lsh", "graph", or a learned type with a
+   * registered builder, learned_index.h: "rl") with `hnsw` parameters (`lsh` ones for "lsh",
+   * `alpha` for "graph", and `learned` parameters for a learned type)
    * from the current points in a background thread and swaps it in atomically when done; the new
    * configuration is stored. Searches keep using the old index meanwhile; writes wait until the
    * swap (so no write is lost between the snapshot and the swap). Throws ConflictError while
@@ -122,7 +122,7 @@ class Collection {
    */
   void rebuild_index(const std::string& type, const index::HnswParams& hnsw,
                      const nlohmann::json& learned = nlohmann::json::object(),
-                     const index::LshParams& lsh = {});
+                     const index::LshParams& lsh = {}, double alpha = 1.2);
   /**
    * `{"type": "auto"}`: tunes an index configuration for `req` on a snapshot of the points in a
    * background thread (held-out points as queries, exact ground truth; the controller RNN when

@@ -90,6 +90,14 @@ json CollectionConfig::to_stored() const {
            {"ef", hnsw.ef_search},
            {"quantization", index::quantization_name(hnsw.quantization)}}}};
   if (index_type == "lsh") j["lsh"] = lsh_params_json(lsh);
+  if (index_type == "graph") j["graph"] = {{"alpha", alpha}};
+  return j;
+}
+
+json index_params_json(const CollectionConfig& c) {
+  if (c.index_type == "lsh") return lsh_params_json(c.lsh);
+  json j = c.to_stored()["hnsw"];
+  if (c.index_type == "graph") j["alpha"] = c.alpha;
   return j;
 }
 
@@ -119,6 +127,10 @@ CollectionConfig CollectionConfig::from_stored(const json& j) {
       c.lsh.candidates = l.at("candidates").get<size_t>();
       c.lsh.seed = l.at("seed").get<uint64_t>();
       c.lsh.validate();
+    }
+    if (j.contains("graph")) {
+      c.alpha = j.at("graph").at("alpha").get<double>();
+      WP_THROW_IF_NOT(c.alpha >= 1 && c.alpha <= 10, "graph.alpha out of range");
     }
     return c;
   } catch (const std::exception& e) {

@@ -17,9 +17,10 @@ namespace wp::engine {
 struct CollectionConfig {
   size_t dim = 0;
   index::Metric metric = index::Metric::kCosine;
-  std::string index_type = "hnsw";  ///< "hnsw", "flat", "rl" or "lsh"
+  std::string index_type = "hnsw";  ///< "hnsw", "flat", "graph", "rl" or "lsh"
   index::HnswParams hnsw;           ///< Qdrant's hnsw_config: m, ef_construct (and our ef)
   index::LshParams lsh;             ///< index_type "lsh" (random planes)
+  double alpha = 1.2;               ///< index_type "graph": RobustPrune's slack
 
   /// Parses `PUT /collections/{name}`'s body; throws UserError naming the field.
   static CollectionConfig from_qdrant(const nlohmann::json& body);
@@ -32,6 +33,8 @@ struct CollectionConfig {
 
 /// An LshParams as JSON (stored config, GET index).
 nlohmann::json lsh_params_json(const index::LshParams& p);
+/// The served index's parameters as JSON (GET index): lsh's, else hnsw's (with alpha for graph).
+nlohmann::json index_params_json(const CollectionConfig& c);
 
 /// "Cosine", "Euclid" or "Dot" for a metric; parse_distance is its inverse (UserError otherwise).
 const char* distance_name(index::Metric m);

@@ -37,17 +37,18 @@ double get_number(const json& obj, const char* key, const std::string& where, do
 }
 
 IndexRequest IndexRequest::parse(const json& body, const index::HnswParams& hnsw,
-                                 const index::LshParams& lsh) {
+                                 const index::LshParams& lsh, double alpha) {
   WP_THROW_IF_NOT(body.is_object(), "expected a JSON object, got ", body.type_name());
   WP_THROW_IF_NOT(body.contains("type") && body["type"].is_string(),
-                  "type: expected \"hnsw\", \"flat\", \"lsh\", \"rl\" or \"auto\"");
+                  "type: expected \"hnsw\", \"flat\", \"lsh\", \"graph\", \"rl\" or \"auto\"");
   IndexRequest r;
   r.type = body["type"];
   const std::string& type = r.type;
-  WP_THROW_IF_NOT(
-      type == "hnsw" || type == "flat" || type == "lsh" || type == "rl" || type == "auto",
-      "type: \"", type,
-      "\" is not available; expected \"hnsw\", \"flat\", \"lsh\", \"rl\" or \"auto\"");
+  WP_THROW_IF_NOT(type == "hnsw" || type == "flat" || type == "lsh" || type == "graph" ||
+                      type == "rl" || type == "auto",
+                  "type: \"", type,
+                  "\" is not available; expected \"hnsw\", \"flat\", \"lsh\", \"graph\", \"rl\" "
+                  "or \"auto\"");
   for (const auto& [key, value] : body.items()) {
     const bool common = key == "type" || key == "m" || key == "ef_construct" || key == "ef" ||
                         key == "quantization";
@@ -56,10 +57,11 @@ IndexRequest IndexRequest::parse(const json& body, const index::HnswParams& hnsw
                          key == "candidates";
     const bool auto_key = key == "type" || key == "recall" || key == "k" || key == "trials" ||
                           key == "max_minutes" || key == "types" || key == "latency_budget_us";
-    const bool ok = type == "auto"  ? auto_key
-                    : type == "rl"  ? common || rl
-                    : type == "lsh" ? common || lsh_key
-                                    : common;
+    const bool ok = type == "auto"    ? auto_key
+                    : type == "rl"    ? common || rl
+                    : type == "lsh"   ? common || lsh_key
+                    : type == "graph" ? common || key == "alpha"
+                                      : common;
     WP_THROW_IF_NOT(ok, key,
                     type == "auto"  ? ": unknown index parameter (expected recall, k, trials, "
                                       "max_minutes, types, latency_budget_us)"
@@ -67,8 +69,10 @@ IndexRequest IndexRequest::parse(const json& body, const index::HnswParams& hnsw
                                       "quantization, steps, max_minutes, target_recall)"
                     : type == "lsh" ? ": unknown index parameter (expected bits, tables, key_bits, "
                                       "probes, candidates)"
-                                    : ": unknown index parameter (expected m, ef_construct, ef, "
-                                      "quantization)");
+                    : type == "graph" ? ": unknown index parameter (expected m, ef_construct, ef, "
+                                        "quantization, alpha)"
+                                      : ": unknown index parameter (expected m, ef_construct, ef, "
+                                        "quantization)");
   }
   r.lsh = lsh;
   if (type == "lsh") {
@@ -79,6 +83,8 @@ IndexRequest IndexRequest::parse(const json& body, const index::HnswParams& hnsw
     r.lsh.candidates = get_count(body, "candidates", "", lsh.candidates, 1, 100000);
     r.lsh.validate();
   }
+  r.alpha = alpha;
+  if (type == "graph") r.alpha = get_number(body, "alpha", "", alpha, 1, 4);
   if (type == "rl") {
     r.learned["steps"] = get_count(body, "steps", "", 200, 1, 100000);
     if (body.contains("max_minutes")) {
@@ -98,11 +104,11 @@ IndexRequest IndexRequest::parse(const json& body, const index::HnswParams& hnsw
     if (body.contains("types")) {
       const json& ts = body["types"];
       WP_THROW_IF_NOT(ts.is_array() && !ts.empty(),
-                      "types: expected a non-empty array of \"hnsw\" and \"lsh\"");
+                      "types: expected a non-empty array of \"hnsw\", \"lsh\" and \"graph\"");
       t.types.clear();
       for (const json& v : ts) {
-        WP_THROW_IF_NOT(v.is_string() && (v == "hnsw" || v == "lsh"),
-                        "types: expected \"hnsw\" or \"lsh\", got ", v.dump());
+        WP_THROW_IF_NOT(v.is_string() && (v == "hnsw" || v == "lsh" || v == "graph"),
+                        "types: expected \"hnsw\", \"lsh\" or \"graph\", got ", v.dump());
         t.types.push_back(v);
       }
     }

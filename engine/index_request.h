@@ -4,8 +4,10 @@
  * The body of `PUT /collections/{name}/index`, which `waypoint build --config FILE.json` and
  * `waypoint tune --out FILE.json` share: {"type": "hnsw", "m": 16, "ef_construct": 200, "ef": 64,
  * "quantization": "none"}, {"type": "lsh", "bits": 256, "tables": 8, "probes": 16, "candidates":
- * 200}, {"type": "rl", "steps": 200, ...}, {"type": "flat"}, or {"type": "auto", "recall": 0.95}
- * (tune, then build the best configuration). Errors name the field.
+ * 200}, {"type": "graph", "m": 16, "ef_construct": 200, "alpha": 1.2, "ef": 64} (a RobustPruned
+ * graph, index/graph_index.h robust_graph), {"type": "rl", "steps": 200, ...}, {"type": "flat"},
+ * or {"type": "auto", "recall": 0.95} (tune, then build the best configuration). Errors name the
+ * field.
  */
 #include <string>
 #include <vector>
@@ -32,21 +34,22 @@ struct AutoTuneRequest {
   size_t k = 10;
   size_t trials = 30;       ///< configurations measured
   double max_minutes = 10;  ///< of tuning
-  std::vector<std::string> types{"hnsw", "lsh"};
+  std::vector<std::string> types{"hnsw", "lsh", "graph"};
   double latency_budget_us = 0;  ///< p99; 0: none
 };
 
 struct IndexRequest {
-  std::string type;  ///< "hnsw", "flat", "lsh", "rl" or "auto"
+  std::string type;  ///< "hnsw", "flat", "lsh", "graph", "rl" or "auto"
   index::HnswParams hnsw;
   index::LshParams lsh;
+  double alpha = 1.2;                                 ///< "graph": RobustPrune's slack
   nlohmann::json learned = nlohmann::json::object();  ///< "rl": steps, max_minutes, target_recall
   AutoTuneRequest tune;                               ///< "auto"
 
   /// Parses a body; parameters it leaves out keep the given defaults (the collection's current
   /// ones). Throws UserError naming the field.
   static IndexRequest parse(const nlohmann::json& body, const index::HnswParams& hnsw,
-                            const index::LshParams& lsh);
+                            const index::LshParams& lsh, double alpha = 1.2);
 };
 
 }  // namespace wp::engine

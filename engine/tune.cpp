@@ -38,10 +38,12 @@ Space Space::standard(const std::vector<std::string>& types) {
   Space s;
   for (const std::string& t : types) {
     std::vector<Choice> c;
-    if (t == "hnsw") {
+    if (t == "hnsw" || t == "graph") {
       c.push_back({"m", {4, 8, 12, 16, 24, 32, 48}, {}, false});
       c.push_back({"ef_construct", {32, 64, 128, 256, 512}, {}, false});
       c.push_back({"quantization", {0, 1}, {"none", "sq8"}, false});
+      // RobustPrune's slack: 1 is HNSW's own heuristic; larger keeps longer edges.
+      if (t == "graph") c.push_back({"alpha", {1.0, 1.1, 1.2, 1.3, 1.5}, {}, false});
       c.push_back({"ef", kEf, {}, true});
     } else if (t == "lsh") {
       c.push_back({"bits", {64, 128, 256, 512, 1024}, {}, false});
@@ -51,7 +53,7 @@ Space Space::standard(const std::vector<std::string>& types) {
     } else if (t == "rl") {
       c.push_back({"ef", kEf, {}, true});
     } else {
-      throw UserError("types: \"" + t + "\" cannot be tuned; expected hnsw, lsh or rl");
+      throw UserError("types: \"" + t + "\" cannot be tuned; expected hnsw, lsh, graph or rl");
     }
     s.types.push_back(t);
     s.choices.push_back(std::move(c));
@@ -109,8 +111,11 @@ json to_request(const Space& s, const Config& c) {
   json j{{"type", s.types[c.type]}};
   const std::vector<Choice>& cs = s.choices[c.type];
   for (size_t i = 0; i < cs.size(); ++i) {
-    if (cs[i].labels.empty()) {
-      j[cs[i].name] = static_cast<int64_t>(cs[i].values[c.picks[i]]);
+    const double v = cs[i].values[c.picks[i]];
+    if (cs[i].labels.empty() && v == std::floor(v)) {
+      j[cs[i].name] = static_cast<int64_t>(v);
+    } else if (cs[i].labels.empty()) {
+      j[cs[i].name] = v;
     } else {
       j[cs[i].name] = cs[i].labels[c.picks[i]];
     }
@@ -142,13 +147,16 @@ bool RewardSpec::feasible(const Measurement& m) const {
   return m.recall >= recall_target && (latency_budget_us <= 0 || m.p99_us <= latency_budget_us);
 }
 
-double RewardSpec::reward(const Measurement& m) const {
-  if (feasible(m)) return m.qps / std::max(reference_qps, 1e-9);
-  double shortfall = std::max(0.0, recall_target - m.recall) * 100;
+double RewardSpec::shortfall(const Measurement& m) const {
+  double factor = std::pow(std::min(1.0, m.recall / recall_target), penalty);
   if (latency_budget_us > 0 && m.p99_us > latency_budget_us) {
-    shortfall += (m.p99_us / latency_budget_us - 1) * 10;
+    factor *= std::pow(latency_budget_us / m.p99_us, penalty);
   }
-  return -penalty * std::max(shortfall, 1e-3);
+  return factor;
+}
+
+double RewardSpec::reward(const Measurement& m) const {
+  return m.qps / std::max(reference_qps, 1e-9) * shortfall(m);
 }
 
 namespace {
@@ -201,7 +209,8 @@ std::unique_ptr<index::Index> Environment::build(const Space& s, const Config& c
   spec.metric = metric;
   spec.hnsw.seed = opts.seed;
   spec.lsh.seed = opts.seed;
-  if (type == "hnsw") {
+  if (type == "hnsw" || type == "graph") {
+    if (type == "graph") spec.graph.alpha = static_cast<float>(*value(s, c, "alpha"));
     spec.hnsw.M = static_cast<size_t>(*value(s, c, "m"));
     spec.hnsw.ef_construction = static_cast<size_t>(*value(s, c, "ef_construct"));
     spec.hnsw.quantization =
@@ -233,7 +242,8 @@ Measurement Environment::search(const index::Index& idx, size_t ef, const index:
   Measurement m;
   double best = 1e300;
   uint64_t dcs = 0;
-  for (int r = 0; r < opts.repeats; ++r) {
+  const auto start = Clock::now();
+  for (int r = 0; r < opts.repeats || (r < 200 && seconds_since(start) < opts.min_seconds); ++r) {
     const auto t0 = Clock::now();
     dcs = 0;
     for (size_t q = 0; q < queries.n; ++q) {
@@ -321,7 +331,7 @@ class RandomSearch : public Strategy {
     }
     return c;
   }
-  void observe(const Config&, double) override {}
+  void observe(const Config&, double, bool) override {}
 
  private:
   const Space& s_;
@@ -368,7 +378,9 @@ class CoordinateSearch : public Strategy {
     return current_[0];  // everything tried: repeats end the run
   }
 
-  void observe(const Config& c, double reward) override {
+  void observe(const Config& c, double reward, bool feasible) override {
+    // Feasible configurations first, then by reward.
+    if (feasible) reward += 1e12;
     if (reward > best_[c.type]) {
       best_[c.type] = reward;
       current_[c.type] = c;
@@ -381,7 +393,7 @@ class CoordinateSearch : public Strategy {
     std::vector<Config> kept;
     for (const Config& q : queue_) {
       const bool larger = q.picks[j] > v, smaller = q.picks[j] < v;
-      if ((reward > 0 && larger) || (reward <= 0 && smaller)) continue;
+      if ((feasible && larger) || (!feasible && smaller)) continue;
       kept.push_back(q);
     }
     queue_ = std::move(kept);
@@ -441,44 +453,77 @@ const StrategyFactory* strategy(const std::string& name) {
   return it == r.end() ? nullptr : &it->second;
 }
 
+std::vector<StrategyResult> run_strategies(
+    const std::vector<std::pair<std::string, Strategy*>>& strategies, Environment& env,
+    const Space& space, const RewardSpec& reward, const TuneOptions& opts,
+    const std::function<void(size_t, const Trial&)>& on_trial) {
+  struct Run {
+    std::map<Config, std::pair<double, bool>> seen;
+    size_t proposals = 0;
+    double seconds = 0;
+    bool done = false;
+  };
+  std::vector<StrategyResult> out(strategies.size());
+  std::vector<Run> runs(strategies.size());
+  for (size_t i = 0; i < strategies.size(); ++i) out[i].name = strategies[i].first;
+  // One trial of each strategy in turn, so that drift in the machine's speed touches all alike.
+  for (size_t left = strategies.size(); left > 0;) {
+    for (size_t i = 0; i < strategies.size(); ++i) {
+      Run& run = runs[i];
+      StrategyResult& res = out[i];
+      Strategy& strategy = *strategies[i].second;
+      if (run.done) continue;
+      const auto t0 = Clock::now();
+      std::optional<Trial> trial;
+      while (!trial && run.proposals < opts.trials * opts.max_proposals_per_trial) {
+        const Config c = strategy.propose();
+        WP_THROW_INTERNAL_IF_NOT(valid(space, c), "strategy ", res.name,
+                                 " proposed an invalid config");
+        ++run.proposals;
+        if (auto it = run.seen.find(c); it != run.seen.end()) {
+          // A repeat: told again, not measured, not a trial.
+          strategy.observe(c, it->second.first, it->second.second);
+          continue;
+        }
+        Trial t;
+        t.config = c;
+        t.m = env.measure(space, c);
+        t.reward = reward.reward(t.m);
+        t.feasible = reward.feasible(t.m);
+        run.seen[c] = {t.reward, t.feasible};
+        strategy.observe(c, t.reward, t.feasible);
+        t.trial = res.trials.size() + 1;
+        t.proposals = run.proposals;
+        if (t.feasible && (!res.best || t.reward > res.trials[*res.best].reward)) {
+          res.best = res.trials.size();
+        }
+        t.best_reward = !res.best                        ? 0
+                        : *res.best == res.trials.size() ? t.reward
+                                                         : res.trials[*res.best].reward;
+        trial = t;
+      }
+      run.seconds += seconds_since(t0);
+      if (trial) {
+        trial->seconds = run.seconds;
+        res.trials.push_back(*trial);
+        if (on_trial) on_trial(i, res.trials.back());
+      }
+      run.done = !trial || res.trials.size() >= opts.trials ||
+                 (opts.max_minutes > 0 && run.seconds > opts.max_minutes * 60);
+      if (run.done) --left;
+    }
+  }
+  return out;
+}
+
 StrategyResult run_strategy(const std::string& name, Strategy& strategy, Environment& env,
                             const Space& space, const RewardSpec& reward, const TuneOptions& opts,
                             const std::function<void(const Trial&)>& on_trial) {
-  StrategyResult out;
-  out.name = name;
-  std::map<Config, double> seen;
-  const auto t0 = Clock::now();
-  size_t proposals = 0;
-  double best_reward = -1e300;
-  while (out.trials.size() < opts.trials &&
-         proposals < opts.trials * opts.max_proposals_per_trial) {
-    if (opts.max_minutes > 0 && seconds_since(t0) > opts.max_minutes * 60) break;
-    const Config c = strategy.propose();
-    WP_THROW_INTERNAL_IF_NOT(valid(space, c), "strategy ", name, " proposed an invalid config");
-    ++proposals;
-    if (auto it = seen.find(c); it != seen.end()) {
-      strategy.observe(c, it->second);  // a repeat: told again, not measured, not a trial
-      continue;
-    }
-    Trial t;
-    t.config = c;
-    t.m = env.measure(space, c);
-    t.reward = reward.reward(t.m);
-    t.feasible = reward.feasible(t.m);
-    seen[c] = t.reward;
-    strategy.observe(c, t.reward);
-    t.trial = out.trials.size() + 1;
-    t.proposals = proposals;
-    if (t.feasible && (!out.best || t.reward > out.trials[*out.best].reward)) {
-      out.best = out.trials.size();
-    }
-    best_reward = std::max(best_reward, t.reward);
-    t.best_reward = best_reward;
-    t.seconds = seconds_since(t0);
-    out.trials.push_back(t);
-    if (on_trial) on_trial(out.trials.back());
-  }
-  return out;
+  return run_strategies({{name, &strategy}}, env, space, reward, opts,
+                        [&](size_t, const Trial& t) {
+                          if (on_trial) on_trial(t);
+                        })
+      .front();
 }
 
 HeldOut hold_out(const index::Matrix& x, size_t count, uint64_t seed) {

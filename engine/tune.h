@@ -5,7 +5,8 @@
  * configuration that reaches a recall target at the highest QPS.
  *
  * A Space of named discrete choices per index type (hnsw: m, ef_construct, quantization, ef;
- * lsh: bits, tables, probes, candidates; rl: a trained graph's ef, when one is given). A Strategy
+ * graph: those and RobustPrune's alpha; lsh: bits, tables, probes, candidates; rl: a trained
+ * graph's ef, when one is given). A Strategy
  * proposes configurations and is told their reward; the Environment builds each configuration
  * (one build per distinct build-time choice, kept in an LRU cache), measures recall@k and
  * single-threaded QPS on held-out tuning queries, and caches the measurement per configuration,
@@ -80,15 +81,20 @@ struct Measurement {
   size_t memory_bytes = 0;
 };
 
-/// The reward of a measurement: QPS / reference QPS when recall reaches the target (and p99 the
-/// latency budget, if any); otherwise minus `penalty` per point (0.01) of recall shortfall (and
-/// per 10% of latency over the budget), so every feasible configuration outranks every other.
+/// The reward of a measurement, a soft constraint as MnasNet's (Tan et al., 2019): QPS /
+/// reference QPS, times (recall / target)^penalty when recall misses the target and (budget /
+/// p99)^penalty when p99 is over the latency budget. With penalty 30 one recall point short
+/// costs 27% of the reward, five points 80%: a fast near miss still tells a learner where the
+/// boundary is, where a flat penalty would teach it to keep a wide margin. The best
+/// configuration of a run is chosen among feasible ones only.
 struct RewardSpec {
   double recall_target = 0.95;
-  double reference_qps = 1;  ///< exact search's QPS on the same queries
-  double penalty = 1;
+  double reference_qps = 1;      ///< exact search's QPS on the same queries
+  double penalty = 30;           ///< exponent of the shortfall factors
   double latency_budget_us = 0;  ///< 0: none
   bool feasible(const Measurement& m) const;
+  /// The factors of the reward for missing the target and the budget: 1 when feasible.
+  double shortfall(const Measurement& m) const;
   double reward(const Measurement& m) const;
 };
 
@@ -96,8 +102,11 @@ struct EnvironmentOptions {
   size_t k = 10;
   std::string rl_graph;   ///< a trained graph index file over the same base (type "rl")
   size_t max_cached = 4;  ///< built indexes kept (LRU); a measurement is cached regardless
-  int repeats = 3;        ///< timed passes over the queries; the fastest counts
-  uint64_t seed = 100;    ///< HNSW level generator, LSH planes
+  int repeats = 3;        ///< timed passes over the queries at least; the fastest counts
+  /// Passes go on (up to 200) until this much search time is spent: at 100k QPS one pass over
+  /// 500 queries takes 5 ms, and the fastest of 3 such passes varies by 10-20%.
+  double min_seconds = 0.25;
+  uint64_t seed = 100;  ///< HNSW level generator, LSH planes
 };
 
 class Environment {
@@ -141,7 +150,8 @@ class Strategy {
  public:
   virtual ~Strategy() = default;
   virtual Config propose() = 0;
-  virtual void observe(const Config& c, double reward) = 0;
+  /// `feasible`: the configuration met the recall target (and latency budget).
+  virtual void observe(const Config& c, double reward, bool feasible) = 0;
 };
 using StrategyFactory = std::function<std::unique_ptr<Strategy>(const Space&, uint64_t seed)>;
 
@@ -154,7 +164,7 @@ struct TuneOptions {
   double recall = 0.95;
   size_t trials = 60;      ///< distinct configurations measured per strategy
   double max_minutes = 0;  ///< per strategy; 0: no limit
-  double penalty = 1;
+  double penalty = 30;     ///< RewardSpec::penalty
   double latency_budget_us = 0;
   uint64_t seed = 0;
   /// Proposals per trial before a strategy that only repeats itself is stopped.
@@ -166,7 +176,8 @@ struct Trial {
   size_t proposals = 0;  ///< proposals so far (repeats included)
   Config config;
   Measurement m;
-  double reward = 0, best_reward = 0;
+  double reward = 0;
+  double best_reward = 0;  ///< of the best feasible trial so far (0: none yet)
   bool feasible = false;
   double seconds = 0;  ///< since the strategy started
 };
@@ -183,6 +194,13 @@ struct StrategyResult {
 StrategyResult run_strategy(const std::string& name, Strategy& strategy, Environment& env,
                             const Space& space, const RewardSpec& reward, const TuneOptions& opts,
                             const std::function<void(const Trial&)>& on_trial = {});
+/// Runs several strategies as run_strategy does, one trial of each in turn (so that a change in
+/// the machine's speed during the run touches all of them alike); `on_trial(i, trial)` after
+/// each trial of strategy i. Measurements are shared through `env`.
+std::vector<StrategyResult> run_strategies(
+    const std::vector<std::pair<std::string, Strategy*>>& strategies, Environment& env,
+    const Space& space, const RewardSpec& reward, const TuneOptions& opts,
+    const std::function<void(size_t, const Trial&)>& on_trial = {});
 
 /// `count` seeded rows of `x` held out as tuning queries, and the other rows (in order) as base.
 struct HeldOut {

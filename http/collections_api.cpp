@@ -33,12 +33,12 @@ json Api::collection_exists(const Call& c) {
 
 json Api::put_index(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  const engine::IndexRequest r =
-      engine::IndexRequest::parse(parse_body(*c.body), col->config().hnsw, col->config().lsh);
+  const engine::IndexRequest r = engine::IndexRequest::parse(
+      parse_body(*c.body), col->config().hnsw, col->config().lsh, col->config().alpha);
   if (r.type == "auto") {
     col->auto_index(r.tune);
   } else {
-    col->rebuild_index(r.type, r.hnsw, r.learned, r.lsh);
+    col->rebuild_index(r.type, r.hnsw, r.learned, r.lsh, r.alpha);
   }
   return get_index(c);
 }

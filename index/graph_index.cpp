@@ -28,6 +28,16 @@ void GraphBuildSpec::validate() const {
                   entry, "'");
 }
 
+GraphBuildSpec robust_graph(const HnswParams& hnsw, float alpha) {
+  GraphBuildSpec g;
+  g.hnsw = hnsw;
+  g.initial = "hnsw";
+  g.pruning = "robust";
+  g.alpha = alpha;
+  g.entry = "hnsw";
+  return g;
+}
+
 GraphIndex::GraphIndex(size_t dim, Metric metric, const GraphBuildSpec& spec)
     : Index(dim, metric), graph_(std::make_unique<HnswIndex>(dim, metric, spec.hnsw)) {
   spec.validate();

@@ -93,6 +93,13 @@ class GraphIndex : public Index {
   std::unique_ptr<HnswIndex> graph_;
 };
 
+/**
+ * The non-learned pruned graph served as index type "graph": HNSW's level 0 with the 2M nearest
+ * of every vertex, RobustPruned with slack `alpha` (reverse edges likewise) to at most 2M,
+ * entered through HNSW's upper levels. Larger alpha keeps longer edges: fewer hops, more degree.
+ */
+GraphBuildSpec robust_graph(const HnswParams& hnsw, float alpha);
+
 /// The K nearest neighbours (slots) of every live vertex, from `index` searched at `ef`.
 std::vector<std::vector<uint32_t>> knn_lists(const HnswIndex& index, size_t K, size_t ef);
 

@@ -6,10 +6,12 @@
 namespace wp::index {
 
 void IndexSpec::validate() const {
-  WP_THROW_IF_NOT(type == "hnsw" || type == "flat" || type == "rl" || type == "lsh",
-                  "index type must be hnsw, flat, rl or lsh, got '", type, "'");
+  WP_THROW_IF_NOT(
+      type == "hnsw" || type == "flat" || type == "rl" || type == "graph" || type == "lsh",
+      "index type must be hnsw, flat, graph, rl or lsh, got '", type, "'");
   if (type == "lsh") lsh.validate();
   if (type == "hnsw") hnsw.validate();
+  if (type == "graph") robust_graph(hnsw, graph.alpha).validate();
   if (type == "rl") {
     GraphBuildSpec g = graph;
     g.hnsw = hnsw;
@@ -24,6 +26,10 @@ std::unique_ptr<Index> make_index(const IndexSpec& spec, size_t dim) {
     GraphBuildSpec g = spec.graph;
     g.hnsw = spec.hnsw;
     return std::make_unique<GraphIndex>(dim, spec.metric, g);
+  }
+  if (spec.type == "graph") {
+    return std::make_unique<GraphIndex>(dim, spec.metric,
+                                        robust_graph(spec.hnsw, spec.graph.alpha));
   }
   if (spec.type == "lsh") {
     if (spec.hash_model.empty()) return std::make_unique<LshIndex>(dim, spec.metric, spec.lsh);

@@ -15,10 +15,12 @@ namespace wp::index {
 
 /// What to build.
 struct IndexSpec {
-  std::string type = "hnsw";  ///< "hnsw", "flat", "rl" (a pruned graph, graph_index.h) or "lsh"
+  /// "hnsw", "flat", "rl" (a pruned graph as `graph` says, graph_index.h), "graph" (robust_graph
+  /// with graph.alpha) or "lsh"
+  std::string type = "hnsw";
   Metric metric = Metric::kL2;
-  HnswParams hnsw;         ///< used when type is "hnsw" or "rl"
-  GraphBuildSpec graph;    ///< used when type == "rl" (its hnsw field is taken from `hnsw`)
+  HnswParams hnsw;         ///< used when type is "hnsw", "rl" or "graph"
+  GraphBuildSpec graph;    ///< "rl" (its hnsw field is taken from `hnsw`); "graph": its alpha
   LshParams lsh;           ///< used when type == "lsh"
   std::string hash_model;  ///< "lsh": a HashModel file (learned planes); empty: random planes
 

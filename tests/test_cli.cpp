@@ -163,7 +163,8 @@ TEST(Cli, BadInputExitsWithAClearMessage) {
 TEST(Cli, TuneWritesItsLogPlotAndAConfigurationThatBuilds) {
   wp::test::TempDir tmp;
   const std::string digits = wp::test::data_dir() + "/digits";
-  CliRun t = waypoint("tune --dataset " + digits + " --recall 0.9 --trials 5 --repeats 1 --out " +
+  CliRun t = waypoint("tune --dataset " + digits +
+                      " --recall 0.9 --trials 5 --repeats 1 --min-seconds 0 --out " +
                       tmp.file("best.json") + " --quiet");
   ASSERT_EQ(t.code, 0) << t.out;
   EXPECT_NE(t.out.find("random"), std::string::npos) << t.out;

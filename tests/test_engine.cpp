@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "engine/engine.h"
+#include "index/dataset.h"
 #include "index/error.h"
 #include "test_util.h"
 
@@ -270,6 +271,74 @@ TEST(Engine, LshIndexKeepsItsParametersAndTakesWritesAcrossARestart) {
   fill_sift(*c, ds, 1200);
   EXPECT_EQ(c->size(), 1200u);
   for (size_t row : {5, 1100, 1199}) {
+    SearchQuery q;
+    q.vector.assign(ds.base.row(row), ds.base.row(row) + 128);
+    q.limit = 1;
+    EXPECT_EQ(ids_of(c->search(q)), std::vector<uint64_t>{row});
+  }
+}
+
+TEST(Engine, GraphIndexKeepsItsAlphaServesRecallAndTakesWritesAcrossARestart) {
+  wp::test::TempDir tmp;
+  const auto ds = wp::test::load_shared("siftsmall");
+  {
+    Engine eng(tmp.file("data"));
+    eng.create_collection("c", config(128));
+    fill_sift(*eng.collection("c"), ds, 2000);
+    auto c = eng.collection("c");
+    wp::index::HnswParams h = c->config().hnsw;
+    h.M = 12;
+    h.ef_search = 64;
+    EXPECT_THROW(c->rebuild_index("graph", h, nlohmann::json::object(), {}, 0.5), wp::UserError);
+    c->rebuild_index("graph", h, nlohmann::json::object(), {}, 1.3);
+    c->wait_for_build();
+    ASSERT_EQ(c->index_status().state, "ready") << c->index_status().error;
+  }
+  Engine eng(tmp.file("data"));
+  auto c = eng.collection("c");
+  EXPECT_EQ(c->index_status().type, "graph");
+  EXPECT_DOUBLE_EQ(c->config().alpha, 1.3);
+  EXPECT_DOUBLE_EQ(c->index_status().params["alpha"].get<double>(), 1.3);
+  EXPECT_EQ(c->config().hnsw.M, 12u);
+  EXPECT_EQ(c->size(), 2000u);
+  EXPECT_TRUE(c->index_loaded_from_file());
+  // recall@10 at ef 64 against exact search over the first n points.
+  const auto recall = [&](size_t n) {
+    wp::index::Matrix base(n, 128);
+    std::copy_n(ds.base.data.begin(), base.data.size(), base.data.begin());
+    const wp::index::IntMatrix gt =
+        wp::index::exact_knn(base, ds.query, 10, wp::index::Metric::kL2);
+    size_t hits = 0;
+    for (size_t q = 0; q < ds.query.n; ++q) {
+      SearchQuery sq;
+      sq.vector.assign(ds.query.row(q), ds.query.row(q) + 128);
+      sq.limit = 10;
+      for (uint64_t id : ids_of(c->search(sq))) {
+        for (size_t j = 0; j < 10; ++j) hits += gt.row(q)[j] == static_cast<int32_t>(id);
+      }
+    }
+    return static_cast<double>(hits) / (10.0 * ds.query.n);
+  };
+  EXPECT_GE(recall(2000), 0.9);
+  // Every point is reachable: each one is its own nearest neighbour.
+  size_t found = 0;
+  for (size_t row = 0; row < 2000; ++row) {
+    SearchQuery q;
+    q.vector.assign(ds.base.row(row), ds.base.row(row) + 128);
+    q.limit = 1;
+    found += ids_of(c->search(q)) == std::vector<uint64_t>{row};
+  }
+  EXPECT_EQ(found, 2000u);
+  // Points added after the build are linked by the HNSW rule; recall holds and they are found.
+  std::vector<PointWrite> fresh(200);
+  for (size_t i = 0; i < fresh.size(); ++i) {
+    fresh[i].id = PointId::number(2000 + i);
+    fresh[i].vector.assign(ds.base.row(2000 + i), ds.base.row(2000 + i) + 128);
+  }
+  c->upsert(std::move(fresh), true);
+  EXPECT_EQ(c->size(), 2200u);
+  EXPECT_GE(recall(2200), 0.9);
+  for (size_t row : {2000, 2100, 2199}) {
     SearchQuery q;
     q.vector.assign(ds.base.row(row), ds.base.row(row) + 128);
     q.limit = 1;

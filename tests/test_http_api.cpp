@@ -299,6 +299,19 @@ TEST_F(ApiTest, IndexRebuildInTheBackgroundSwapsWhenReady) {
   EXPECT_NE(bad_bits.body.find("bits"), std::string::npos) << bad_bits.body;
   EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","tables":3})").status, 400u);
   EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"lsh","steps":3})").status, 400u);
+  // graph: HNSW's level 0 RobustPruned with alpha; alpha is checked, named, and graph's only.
+  ok("PUT", "/collections/s/index", {{"type", "graph"}, {"m", 12}, {"alpha", 1.3}, {"ef", 64}});
+  engine_->collection("s")->wait_for_build();
+  const json graph = ok("GET", "/collections/s/index");
+  EXPECT_EQ(graph["type"], "graph");
+  EXPECT_EQ(graph["state"], "ready");
+  EXPECT_EQ(graph["params"]["m"], 12);
+  EXPECT_DOUBLE_EQ(graph["params"]["alpha"].get<double>(), 1.3);
+  EXPECT_EQ(ok("POST", "/collections/s/points/search", query)[0]["id"], best_id);
+  const Response bad_alpha = call("PUT", "/collections/s/index", R"({"type":"graph","alpha":0.5})");
+  EXPECT_EQ(bad_alpha.status, 400u);
+  EXPECT_NE(bad_alpha.body.find("alpha"), std::string::npos) << bad_alpha.body;
+  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","alpha":1.2})").status, 400u);
   // rl is built by learn/: without a registered builder (this binary links no LibTorch), a 400
   // that says so; its own parameters belong to rl only.
   const Response rl = call("PUT", "/collections/s/index", R"({"type":"rl"})");

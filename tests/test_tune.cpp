@@ -2,6 +2,8 @@
 // built-in strategies (random, coordinate) over a real index on SIFT10K rows.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "engine/index_request.h"
@@ -25,8 +27,8 @@ Config config_of(const Space& s, const nlohmann::json& body) {
 }  // namespace
 
 TEST(TuneSpace, EveryConfigurationRoundTripsThroughItsRequestBody) {
-  const Space s = Space::standard({"hnsw", "lsh", "rl"});
-  EXPECT_EQ(s.types.size(), 3u);
+  const Space s = Space::standard({"hnsw", "lsh", "graph", "rl"});
+  EXPECT_EQ(s.types.size(), 4u);
   for (uint64_t seed = 0; seed < 3; ++seed) {
     auto random = (*strategy("random"))(s, seed);
     for (int i = 0; i < 200; ++i) {
@@ -37,7 +39,10 @@ TEST(TuneSpace, EveryConfigurationRoundTripsThroughItsRequestBody) {
       // The body is what PUT /collections/{name}/index and `build --config` parse.
       const IndexRequest r = IndexRequest::parse(body, {}, {});
       EXPECT_EQ(r.type, s.types[c.type]);
-      if (r.type == "hnsw") {
+      if (r.type == "graph") {
+        EXPECT_DOUBLE_EQ(r.alpha, *value(s, c, "alpha"));
+      }
+      if (r.type == "hnsw" || r.type == "graph") {
         EXPECT_EQ(r.hnsw.M, *value(s, c, "m"));
         EXPECT_EQ(r.hnsw.ef_construction, *value(s, c, "ef_construct"));
         EXPECT_EQ(r.hnsw.ef_search, *value(s, c, "ef"));
@@ -58,21 +63,33 @@ TEST(TuneSpace, EveryConfigurationRoundTripsThroughItsRequestBody) {
   EXPECT_FALSE(valid(s, Config{7, {}}));
 }
 
-TEST(TuneReward, EveryFeasibleConfigurationOutranksEveryOther) {
+TEST(TuneReward, MissesAreScaledDownMoreTheFurtherTheyMiss) {
   RewardSpec r;
   r.recall_target = 0.9;
   r.reference_qps = 1000;
-  Measurement fast_miss{0.89, 1e6, 1, 1, 10, 0, 0}, slow_hit{0.9, 10, 1, 1, 10, 0, 0};
-  EXPECT_GT(r.reward(slow_hit), r.reward(fast_miss));
-  EXPECT_DOUBLE_EQ(r.reward(slow_hit), 0.01);
-  Measurement far_miss = fast_miss;
-  far_miss.recall = 0.5;
-  EXPECT_LT(r.reward(far_miss), r.reward(fast_miss));  // the penalty grows with the shortfall
+  r.penalty = 30;
+  Measurement hit{0.9, 2000, 1, 1, 10, 0, 0}, near_miss{0.891, 2000, 1, 1, 10, 0, 0};
+  EXPECT_TRUE(r.feasible(hit));
+  EXPECT_FALSE(r.feasible(near_miss));
+  EXPECT_DOUBLE_EQ(r.reward(hit), 2.0);  // QPS / reference
+  EXPECT_DOUBLE_EQ(r.shortfall(hit), 1.0);
+  // One point short at equal QPS: (0.891 / 0.9)^30 = 0.74 of the reward.
+  EXPECT_NEAR(r.reward(near_miss), 2.0 * std::pow(0.99, 30), 1e-9);
+  Measurement far_miss = near_miss;
+  far_miss.recall = 0.8;
+  EXPECT_LT(r.reward(far_miss), 0.1 * r.reward(near_miss));  // the penalty grows with the shortfall
+  // A much faster near miss may out-earn a slow hit (it teaches where the boundary is), but the
+  // run's best is chosen among feasible trials only: see TuneStrategies below.
+  Measurement fast_near = near_miss;
+  fast_near.qps = 1e5;
+  EXPECT_GT(r.reward(fast_near), r.reward(hit));
   r.latency_budget_us = 100;
-  Measurement late = slow_hit;
+  Measurement late = hit;
   late.p99_us = 150;
   EXPECT_FALSE(r.feasible(late));
-  EXPECT_LT(r.reward(late), 0);
+  EXPECT_NEAR(r.reward(late), 2.0 * std::pow(100.0 / 150.0, 30), 1e-12);
+  r.penalty = 0;  // no penalty: the reward is QPS alone
+  EXPECT_DOUBLE_EQ(r.reward(far_miss), 2.0);
 }
 
 TEST(TuneEnvironment, TheCacheAvoidsRebuildsAndRemeasures) {
@@ -124,18 +141,40 @@ TEST(TuneStrategies, RandomAndCoordinateSearchFindAConfigurationThatMeetsTheTarg
     }
     ASSERT_TRUE(r.best) << name << " found nothing at recall 0.9 in 12 trials";
     EXPECT_GE(r.trials[*r.best].m.recall, 0.9);
+    double best_so_far = 0;
     for (const Trial& t : r.trials) {
       if (t.feasible) {
         EXPECT_LE(t.reward, r.trials[*r.best].reward);
+        best_so_far = std::max(best_so_far, t.reward);
       }
+      EXPECT_DOUBLE_EQ(t.best_reward, best_so_far);  // the best feasible so far; 0 before one
     }
-    EXPECT_GE(r.trials.back().best_reward, r.trials[*r.best].reward);
+    EXPECT_DOUBLE_EQ(r.trials.back().best_reward, r.trials[*r.best].reward);
   }
   // Coordinate search starts from the middle of every choice, the search-time choice swept first.
   auto coord = (*strategy("coordinate"))(s, 0);
   const Config first = coord->propose();
   EXPECT_EQ(describe(s, first), "hnsw m=16 ef_construct=128 quantization=sq8 ef=96");
   EXPECT_EQ(strategy("nonesuch"), nullptr);
+}
+
+TEST(TuneEnvironment, TypeGraphBuildsOneRobustPrunedGraphPerAlpha) {
+  const Small d;
+  Environment env(d.base, wp::index::Metric::kL2, d.queries, d.gt, d.options());
+  const Space s = Space::standard({"graph"});
+  nlohmann::json body{{"type", "graph"}, {"m", 12},  {"ef_construct", 128},
+                      {"alpha", 1.0},    {"ef", 64}, {"quantization", "none"}};
+  const Measurement tight = env.measure(s, from_request(s, body));
+  body["alpha"] = 1.3;
+  const Config loose_config = from_request(s, body);
+  const Measurement loose = env.measure(s, loose_config);
+  EXPECT_EQ(env.builds(), 2u);  // alpha is a build-time choice
+  EXPECT_GT(tight.recall, 0.9);
+  EXPECT_GT(loose.recall, 0.9);
+  // A larger alpha keeps longer edges: more neighbours per vertex to compute at the same ef.
+  EXPECT_GT(loose.dcs, tight.dcs);
+  // Fractional values stay fractional in the request body.
+  EXPECT_DOUBLE_EQ(to_request(s, loose_config)["alpha"].get<double>(), 1.3);
 }
 
 TEST(TuneEnvironment, TypeRlSearchesAGivenGraphFileOverTheSameBase) {

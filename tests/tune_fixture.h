@@ -27,6 +27,7 @@ struct SmallTuning {
   engine::tune::EnvironmentOptions options() const {
     engine::tune::EnvironmentOptions eo;
     eo.repeats = 1;
+    eo.min_seconds = 0;
     return eo;
   }
 

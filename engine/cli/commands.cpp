@@ -78,12 +78,14 @@ int cmd_build(Args& args) {
     } catch (const nlohmann::json::parse_error& e) {
       throw UserError("--config: '" + config_path + "' is not JSON: " + e.what());
     }
-    const engine::IndexRequest r = engine::IndexRequest::parse(body, spec.hnsw, spec.lsh);
+    const engine::IndexRequest r =
+        engine::IndexRequest::parse(body, spec.hnsw, spec.lsh, spec.graph.alpha);
     WP_THROW_IF_NOT(r.type != "auto",
                     "--config: type \"auto\" is for a collection; run `waypoint tune` instead");
     spec.type = r.type;
     spec.hnsw = r.hnsw;
     spec.lsh = r.lsh;
+    spec.graph.alpha = static_cast<float>(r.alpha);
   }
   spec.validate();
 
@@ -94,7 +96,7 @@ int cmd_build(Args& args) {
   const auto t0 = Clock::now();
   Progress progress("build " + spec.type, base.n, quiet);
   // A pruned graph is built from all points at once (its first batch); others in chunks.
-  const size_t chunk = spec.type == "rl" ? base.n : 10000;
+  const size_t chunk = spec.type == "rl" || spec.type == "graph" ? base.n : 10000;
   std::vector<label_t> ids(chunk);
   for (size_t b = 0; b < base.n; b += chunk) {
     const size_t n = std::min(chunk, base.n - b);

@@ -21,12 +21,13 @@ usage: waypoint <command> [options]
 commands:
   serve   [--data ./waypoint-data] [--host 127.0.0.1] [--port 6333] [--api-key K] [--threads 2]
           [--max-body-mb 32] [--idle-timeout 60] [--config FILE.json] [--demo DATASET_DIR]
-  build   --base FILE --out FILE [--index hnsw|flat|rl|lsh] [--metric l2|ip|cosine] [--M 16]
+  build   --base FILE --out FILE [--index hnsw|flat|graph|rl|lsh] [--metric l2|ip|cosine] [--M 16]
           [--ef-construction 200] [--ef-search 64] [--quantization none|sq8] [--seed 100]
           [--threads N] [--quiet] [--config FILE.json (an index request body, e.g. tune's)]
           rl (pruned graph): [--initial hnsw|knn|random] [--K M]
           [--pruning none|hnsw|robust|vamana] [--alpha 1.2] [--R 2M] [--L 100]
           [--entry medoid|hnsw]
+          graph (HNSW level 0 RobustPruned, entered through HNSW): [--alpha 1.2]
           lsh: [--bits 256] [--tables 0 (scan)] [--key-bits auto] [--probes 16]
           [--candidates 100] [--hash-model FILE (learned planes)]
   search  --index FILE --query FILE [--k 10] [--ef N] [--gt FILE [--base FILE]] [--out FILE]
@@ -61,9 +62,10 @@ commands:
           [--study] [--study-bits 100,200,500,1000,2000] [--seed 0] [--log FILE.csv]
           [--plot FILE.png] [--checkpoint FILE] [--resume] [--quiet]
   tune    --dataset DIR --out FILE.json [--recall 0.95] [--k 10] [--trials 60] [--max-minutes N]
-          [--strategies controller,random,coordinate] [--types hnsw,lsh] [--rl-graph FILE]
-          [--tune-queries 500] [--latency-budget-us 0] [--penalty 1] [--repeats 3]
-          [--cached-builds 4] [--seed 0] [--log FILE.csv] [--plot FILE.png] [--quiet]
+          [--strategies controller,random,coordinate] [--types hnsw,lsh,graph] [--rl-graph FILE]
+          [--tune-queries 500] [--latency-budget-us 0] [--penalty 30] [--repeats 3]
+          [--min-seconds 0.25] [--cached-builds 8] [--seed 0] [--log FILE.csv] [--plot FILE.png]
+          [--quiet]
   version
 
 Vector files: .fvecs .bvecs .fbin .u8bin (ground truth: .ivecs). A dataset folder holds

@@ -35,19 +35,20 @@ int cmd_tune(Args& args) {
   eo.k = static_cast<size_t>(args.integer("k", 10, 1, 1000));
   to.trials = static_cast<size_t>(args.integer("trials", 60, 1, 100000));
   to.max_minutes = args.real("max-minutes", 0, 0, 1e6);
-  to.penalty = args.real("penalty", 1, 1e-6, 1e6);
+  to.penalty = args.real("penalty", 30, 0, 1e4);
   to.latency_budget_us = args.real("latency-budget-us", 0, 0, 1e12);
   to.seed = static_cast<uint64_t>(args.integer("seed", 0, 0, 1LL << 62));
   const std::vector<std::string> strategies = args.list(
       "strategies", strategy("controller") ? "controller,random,coordinate" : "random,coordinate");
-  std::vector<std::string> types = args.list("types", "hnsw,lsh");
+  std::vector<std::string> types = args.list("types", "hnsw,lsh,graph");
   eo.rl_graph = args.str("rl-graph", "");
   if (!eo.rl_graph.empty() && std::find(types.begin(), types.end(), "rl") == types.end()) {
     types.push_back("rl");
   }
   const size_t tune_queries = static_cast<size_t>(args.integer("tune-queries", 500, 10, 1 << 24));
   eo.repeats = static_cast<int>(args.integer("repeats", 3, 1, 100));
-  eo.max_cached = static_cast<size_t>(args.integer("cached-builds", 4, 1, 1000));
+  eo.min_seconds = args.real("min-seconds", 0.25, 0, 60);
+  eo.max_cached = static_cast<size_t>(args.integer("cached-builds", 8, 1, 1000));
   const std::string log_path = args.str("log", out + ".csv");
   const std::string plot_path = args.str("plot", out + ".png");
   const bool quiet = args.flag("quiet");
@@ -105,35 +106,39 @@ int cmd_tune(Args& args) {
   log << "strategy,trial,proposals,config,type,recall,qps,p50_us,p99_us,dcs,build_s,reward,"
          "best_reward,feasible,seconds\n";
   Progress progress("tune", to.trials * strategies.size(), quiet);
-  std::vector<StrategyResult> results;
+  std::vector<std::unique_ptr<Strategy>> owned;
+  std::vector<std::pair<std::string, Strategy*>> runs;
   for (size_t si = 0; si < strategies.size(); ++si) {
-    const std::string& name = strategies[si];
-    auto strat = (*strategy(name))(space, to.seed + 1000 * si);
-    results.push_back(run_strategy(name, *strat, env, space, reward, to, [&](const Trial& t) {
-      log << name << ',' << t.trial << ',' << t.proposals << ','
-          << csv_quote(describe(space, t.config)) << ',' << space.types[t.config.type] << ','
-          << t.m.recall << ',' << t.m.qps << ',' << t.m.p50_us << ',' << t.m.p99_us << ','
-          << t.m.dcs << ',' << t.m.build_s << ',' << t.reward << ',' << t.best_reward << ','
-          << (t.feasible ? 1 : 0) << ',' << t.seconds << '\n';
-      log.flush();
-      progress.update(si * to.trials + t.trial);
-    }));
+    owned.push_back((*strategy(strategies[si]))(space, to.seed + 1000 * si));
+    runs.emplace_back(strategies[si], owned.back().get());
   }
+  size_t done = 0;
+  const std::vector<StrategyResult> results =
+      run_strategies(runs, env, space, reward, to, [&](size_t si, const Trial& t) {
+        log << strategies[si] << ',' << t.trial << ',' << t.proposals << ','
+            << csv_quote(describe(space, t.config)) << ',' << space.types[t.config.type] << ','
+            << t.m.recall << ',' << t.m.qps << ',' << t.m.p50_us << ',' << t.m.p99_us << ','
+            << t.m.dcs << ',' << t.m.build_s << ',' << t.reward << ',' << t.best_reward << ','
+            << (t.feasible ? 1 : 0) << ',' << t.seconds << '\n';
+        log.flush();
+        progress.update(++done);
+      });
   progress.finish();
 
-  // Reward per trial and best so far, for every strategy (rewards below -2 drawn at -2).
+  // Reward per trial and best feasible reward so far, for every strategy.
   PlotSpec plot;
   plot.title = "tune " + ds.name + ": QPS / exact QPS at recall@" + std::to_string(eo.k) +
-               " >= " + std::to_string(to.recall).substr(0, 4) + " (below: -shortfall)";
+               " >= " + std::to_string(to.recall).substr(0, 4) + " (misses: x (recall/target)^" +
+               std::to_string(static_cast<int>(to.penalty)) + ")";
   plot.xlabel = "trial";
   plot.ylabel = "reward";
   for (const StrategyResult& r : results) {
     Series reward_s{r.name + ": reward", {}, {}}, best_s{r.name + ": best so far", {}, {}};
     for (const Trial& t : r.trials) {
       reward_s.x.push_back(static_cast<double>(t.trial));
-      reward_s.y.push_back(std::max(t.reward, -2.0));
+      reward_s.y.push_back(t.reward);
       best_s.x.push_back(static_cast<double>(t.trial));
-      best_s.y.push_back(std::max(t.best_reward, -2.0));
+      best_s.y.push_back(t.best_reward);
     }
     plot.series.push_back(std::move(reward_s));
     plot.series.push_back(std::move(best_s));
