@@ -1,5 +1,7 @@
-// The controller RNN of `waypoint tune`: it samples valid configurations only, REINFORCE moves
-// its probability toward the rewarded choice, and as a registered strategy it tunes a real index.
+// The controller RNN of `waypoint tune`: it samples valid configurations only (never the same one
+// twice), its policy-gradient updates move probability toward the rewarded choice (and, through
+// the ordinal heads, toward that choice's neighbours), and as a registered strategy it tunes a
+// real index.
 #include <gtest/gtest.h>
 
 #include <map>
