@@ -193,10 +193,11 @@ void Collection::build_and_swap(const CollectionConfig& next, const json& learne
     fresh = (*learned_builder(next.index_type))(req);
   } else {
     fresh = make_index_of(next);
-    // A graph is built from its first batch (later ones are only linked in): one batch.
-    const size_t kChunk = next.index_type == "graph" ? std::max<size_t>(labels.size(), 1) : 5000;
-    for (size_t b = 0; b < labels.size(); b += kChunk) {
-      const size_t n = std::min(kChunk, labels.size() - b);
+    // A pruned graph is built from its first batch (later ones are only linked in): one batch.
+    const size_t chunk =
+        dynamic_cast<index::GraphIndex*>(fresh.get()) ? std::max<size_t>(labels.size(), 1) : 5000;
+    for (size_t b = 0; b < labels.size(); b += chunk) {
+      const size_t n = std::min(chunk, labels.size() - b);
       fresh->add(index::view_rows(vectors, b, n), labels.data() + b);
       build_progress_ = from + (1 - from) * static_cast<double>(b + n) / labels.size();
     }

@@ -96,7 +96,7 @@ int cmd_build(Args& args) {
   const auto t0 = Clock::now();
   Progress progress("build " + spec.type, base.n, quiet);
   // A pruned graph is built from all points at once (its first batch); others in chunks.
-  const size_t chunk = spec.type == "rl" || spec.type == "graph" ? base.n : 10000;
+  const size_t chunk = dynamic_cast<index::GraphIndex*>(idx.get()) ? base.n : 10000;
   std::vector<label_t> ids(chunk);
   for (size_t b = 0; b < base.n; b += chunk) {
     const size_t n = std::min(chunk, base.n - b);
