@@ -62,7 +62,7 @@ void Collection::rebuild_index(const std::string& type, const index::HnswParams&
   WP_THROW_IF_NOT(
       type == "hnsw" || type == "flat" || type == "lsh" || type == "graph" || is_learned,
       "type: expected \"hnsw\", \"flat\", \"lsh\", \"graph\" or \"rl\", got \"", type, "\"");
-  WP_THROW_IF_NOT(alpha >= 1 && alpha <= 10, "alpha: expected a number in [1, 10], got ", alpha);
+  if (type == "graph") index::robust_graph(hnsw, static_cast<float>(alpha)).validate();
   lsh.validate();
   WP_THROW_IF_NOT(!is_learned || learned_builder(type), "type: \"", type,
                   "\" needs a waypoint built with LibTorch (WAYPOINT_WITH_TORCH=ON)");
