@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
-exec build/waypoint serve --data ./waypoint-data --demo ../shared/data/digits "$@"
+exec build/waypoint serve --data ./waypoint-data --demo tests/data/digits "$@"

@@ -6,11 +6,11 @@
 using namespace wp::index;
 
 TEST(Dataset, LoadsSharedFolders) {
-  const Dataset sift = wp::test::load_shared("siftsmall");
+  const Dataset sift = wp::test::load_test_data("siftsmall");
   EXPECT_EQ(sift.base.n, 10000u);
   EXPECT_EQ(sift.query.n, 100u);
   EXPECT_EQ(sift.metric, Metric::kL2);
-  const Dataset digits = wp::test::load_shared("digits");
+  const Dataset digits = wp::test::load_test_data("digits");
   EXPECT_EQ(digits.base.n, 1697u);
   EXPECT_EQ(digits.base.d, 64u);
   EXPECT_EQ(load_dataset(wp::test::data_dir() + "/digits", 10).query.n, 10u);
@@ -19,7 +19,7 @@ TEST(Dataset, LoadsSharedFolders) {
 TEST(Dataset, RecallIsTieAware) {
   // digits has ties at the 10th neighbour: the exact answer of another tie-breaking rule must
   // still score 1.0, and ids that are really farther must not.
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   const IntMatrix ours = exact_knn(ds.base, ds.query, 10, Metric::kL2);
   std::vector<label_t> ids(ours.data.begin(), ours.data.end());
   EXPECT_DOUBLE_EQ(recall_at_k(ds.base, ds.query, ds.groundtruth, ids, 10, Metric::kL2), 1.0);

@@ -44,7 +44,7 @@ std::vector<uint64_t> ids_of(const std::vector<ScoredPoint>& r) {
 
 TEST(Engine, CreateSearchAndRecoverAfterReopen) {
   wp::test::TempDir tmp;
-  const auto ds = wp::test::load_shared("siftsmall");
+  const auto ds = wp::test::load_test_data("siftsmall");
   std::vector<uint64_t> before;
   {
     Engine eng(tmp.file("data"));
@@ -80,7 +80,7 @@ TEST(Engine, CreateSearchAndRecoverAfterReopen) {
 
 TEST(Engine, StaleOrCorruptIndexFilesAreRebuiltFromTheStore) {
   wp::test::TempDir tmp;
-  const auto ds = wp::test::load_shared("siftsmall");
+  const auto ds = wp::test::load_test_data("siftsmall");
   std::string dir;
   {
     Engine eng(tmp.file("data"));
@@ -131,7 +131,7 @@ TEST(Engine, ABatchWithOneBadPointWritesNothing) {
 
 TEST(Engine, DeleteCountScrollAndFilteredSearch) {
   wp::test::TempDir tmp;
-  const auto ds = wp::test::load_shared("siftsmall");
+  const auto ds = wp::test::load_test_data("siftsmall");
   Engine eng(tmp.file("data"));
   eng.create_collection("c", config(128));
   auto col = eng.collection("c");
@@ -176,7 +176,7 @@ TEST(Engine, DeleteCountScrollAndFilteredSearch) {
 
 TEST(Engine, SearchesRunWhileAWriterUpserts) {
   wp::test::TempDir tmp;
-  const auto ds = wp::test::load_shared("siftsmall");
+  const auto ds = wp::test::load_test_data("siftsmall");
   Engine eng(tmp.file("data"));
   eng.create_collection("c", config(128));
   auto col = eng.collection("c");
@@ -226,7 +226,7 @@ TEST(Engine, DeletedCollectionIsGoneAfterRestart) {
 
 TEST(Engine, RebuiltIndexTypeSurvivesRestart) {
   wp::test::TempDir tmp;
-  const auto ds = wp::test::load_shared("siftsmall");
+  const auto ds = wp::test::load_test_data("siftsmall");
   {
     Engine eng(tmp.file("data"));
     eng.create_collection("c", config(128));
@@ -245,7 +245,7 @@ TEST(Engine, RebuiltIndexTypeSurvivesRestart) {
 
 TEST(Engine, LshIndexKeepsItsParametersAndTakesWritesAcrossARestart) {
   wp::test::TempDir tmp;
-  const auto ds = wp::test::load_shared("siftsmall");
+  const auto ds = wp::test::load_test_data("siftsmall");
   wp::index::LshParams lsh;
   lsh.bits = 128;
   lsh.tables = 6;
@@ -280,7 +280,7 @@ TEST(Engine, LshIndexKeepsItsParametersAndTakesWritesAcrossARestart) {
 
 TEST(Engine, GraphIndexKeepsItsAlphaServesRecallAndTakesWritesAcrossARestart) {
   wp::test::TempDir tmp;
-  const auto ds = wp::test::load_shared("siftsmall");
+  const auto ds = wp::test::load_test_data("siftsmall");
   {
     Engine eng(tmp.file("data"));
     eng.create_collection("c", config(128));

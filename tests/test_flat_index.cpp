@@ -10,7 +10,7 @@
 using namespace wp::index;
 
 TEST(FlatIndex, MatchesGroundTruthOnSiftsmall) {
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   FlatIndex flat(ds.base.d, Metric::kL2);
   std::vector<label_t> ids(ds.base.n);
   std::iota(ids.begin(), ids.end(), 0);

@@ -49,7 +49,7 @@ double recall10(const Index& idx, const Dataset& ds, size_t ef) {
 }  // namespace
 
 TEST(GraphIndex, KnnListsAreNearlyExact) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   const auto hp = hnsw_over(ds);
   const HnswIndex& h = *hp;
   const auto lists = knn_lists(h, 10, 128);
@@ -70,7 +70,7 @@ TEST(GraphIndex, KnnListsAreNearlyExact) {
 }
 
 TEST(GraphIndex, PruningKeepsTheRuleAndAlphaKeepsMoreEdges) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   const auto hp = hnsw_over(ds);
   const HnswIndex& h = *hp;
   const auto initial = knn_lists(h, 48, 128);
@@ -97,7 +97,7 @@ TEST(GraphIndex, PruningKeepsTheRuleAndAlphaKeepsMoreEdges) {
 TEST(GraphIndex, RobustPruneTakesTheHeuristicEdgesFirst) {
   // DiskANN's order: the alpha = 1 choice first, then alpha > 1 fills up to R. With a small R the
   // diverse edges survive (a single alpha pass would fill R with near neighbours only).
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   const auto hp = hnsw_over(ds);
   const HnswIndex& h = *hp;
   const auto initial = knn_lists(h, 48, 128);
@@ -123,7 +123,7 @@ TEST(GraphIndex, RobustPruneTakesTheHeuristicEdgesFirst) {
 TEST(GraphIndex, EveryStrategyServesSiftsmallAboveAFloor) {
   // Measured at ef=64 with the medoid entry (waypoint bench): hnsw-l0 0.986, hnsw heuristic 0.987,
   // robust-1.2 1.000, kNN graph 0.946. Floors leave room for the parallel build's variation.
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   auto l0 = build_graph(ds, "hnsw", "none");
   auto heuristic = build_graph(ds, "hnsw", "hnsw");
   auto robust = build_graph(ds, "hnsw", "robust", 1.2f);
@@ -145,7 +145,7 @@ TEST(GraphIndex, EveryStrategyServesSiftsmallAboveAFloor) {
 TEST(GraphIndex, VamanaTurnsARandomGraphIntoANavigableOne) {
   // Measured (waypoint bench, vamana-1.2, R=32): recall@10 0.984 at ef=16, 1.000 at ef=32. The
   // random graph it starts from is no search structure at all: its recall at ef=32 is far lower.
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   auto random = build_graph(ds, "random", "none");
   auto vamana = build_graph(ds, "random", "vamana", 1.2f);
   EXPECT_GE(recall10(*vamana, ds, 32), 0.97);
@@ -157,7 +157,7 @@ TEST(GraphIndex, VamanaTurnsARandomGraphIntoANavigableOne) {
 TEST(GraphIndex, VamanaIsDeterministicAndKeepsTheDegreeBound) {
   // Batches search one snapshot in parallel and are written in order: same seed, same graph,
   // whatever the number of threads. alpha = 1 keeps fewer edges than alpha = 1.4.
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   const auto hp = hnsw_over(ds);
   const HnswIndex& h = *hp;
   const uint32_t start = 0;
@@ -184,7 +184,7 @@ TEST(GraphIndex, VamanaIsDeterministicAndKeepsTheDegreeBound) {
 }
 
 TEST(GraphIndex, SaveLoadAndCorruption) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   auto g = build_graph(ds, "hnsw", "robust", 1.2f);
   wp::test::TempDir tmp;
   g->save(tmp.file("g.idx"));
@@ -204,7 +204,7 @@ TEST(GraphIndex, SaveLoadAndCorruption) {
 }
 
 TEST(GraphIndex, MaskKeepsExactlyTheMarkedEdges) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   auto g = build_graph(ds, "knn", "none");
   const Level0Graph initial = g->graph().export_level0();
   std::vector<uint8_t> all(initial.num_edges(), 1);
@@ -221,7 +221,7 @@ TEST(GraphIndex, MaskKeepsExactlyTheMarkedEdges) {
 }
 
 TEST(GraphIndex, ReplaceLevel0RejectsBadGraphs) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   HnswIndex h(ds.base.d, Metric::kL2, HnswParams{4});
   const auto ids = iota_ids(ds.base.n);
   h.add(view(ds.base), ids.data());
@@ -237,7 +237,7 @@ TEST(GraphIndex, ReplaceLevel0RejectsBadGraphs) {
 }
 
 TEST(GraphIndex, PointsAddedAfterTheBuildAreFound) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   auto g = build_graph(ds, "knn", "robust", 1.2f);
   const label_t id = 5000;
   g->add(view_rows(ds.query, 0, 1), &id);

@@ -41,7 +41,7 @@ double recall_over(const Index& idx, const Dataset& ds, const std::vector<label_
 }  // namespace
 
 TEST(HnswDynamic, ThirtyPercentDeletesAndReinsertsKeepRecall) {
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   std::vector<label_t> all(ds.base.n);
   std::iota(all.begin(), all.end(), 0);
   auto idx = build_rows(ds.base, all);
@@ -96,7 +96,7 @@ TEST(HnswDynamic, ThirtyPercentDeletesAndReinsertsKeepRecall) {
 }
 
 TEST(HnswDynamic, RemovingTheEntryPointAndAlmostEverything) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   std::vector<label_t> all(ds.base.n);
   std::iota(all.begin(), all.end(), 0);
   auto idx = build_rows(ds.base, all);
@@ -124,7 +124,7 @@ TEST(HnswDynamic, RemovingTheEntryPointAndAlmostEverything) {
 }
 
 TEST(HnswDynamic, AddingAnExistingIdReplacesItsVector) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   std::vector<label_t> all(ds.base.n);
   std::iota(all.begin(), all.end(), 0);
   auto idx = build_rows(ds.base, all);

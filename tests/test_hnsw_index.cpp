@@ -39,7 +39,7 @@ double recall_vs(const SearchResult& got, const SearchResult& truth) {
 }  // namespace
 
 TEST(HnswIndex, RecallFloorOnSiftsmall) {
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   auto idx = build(ds.base);
   EXPECT_EQ(idx->size(), ds.base.n);
   SearchParams p;
@@ -58,7 +58,7 @@ TEST(HnswIndex, RecallFloorOnSiftsmall) {
 }
 
 TEST(HnswIndex, TieAwareRecallFloorOnDigits) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   auto idx = build(ds.base, Metric::kL2, HnswParams{8, 100, 64, 7, 0.1});
   SearchParams p;
   p.ef = 48;
@@ -86,7 +86,7 @@ TEST(HnswIndex, InnerProductAndCosineAgreeWithExactSearch) {
 }
 
 TEST(HnswIndex, ParallelBatchSearchEqualsOneByOne) {
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   auto idx = build(ds.base);
   const SearchResult batch = idx->search(view(ds.query), 10);
   for (size_t i = 0; i < ds.query.n; ++i) {
@@ -100,7 +100,7 @@ TEST(HnswIndex, ParallelBatchSearchEqualsOneByOne) {
 }
 
 TEST(HnswIndex, SaveLoadRoundTripGivesIdenticalResults) {
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   auto idx = build(ds.base);
   for (label_t id = 0; id < 200; id += 3) idx->remove(id);  // tombstones survive the round trip
   wp::test::TempDir tmp;
@@ -125,7 +125,7 @@ TEST(HnswIndex, SaveLoadRoundTripGivesIdenticalResults) {
 }
 
 TEST(HnswIndex, CorruptOrTruncatedFilesAreRejected) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   auto idx = build(ds.base);
   wp::test::TempDir tmp;
   idx->save(tmp.file("h.idx"));
@@ -211,7 +211,7 @@ class FilteredSearch : public ::testing::TestWithParam<double> {};
 
 TEST_P(FilteredSearch, ReturnsOnlyMatchesAndKOfThem) {
   const double selectivity = GetParam();
-  static const Dataset ds = wp::test::load_shared("siftsmall");
+  static const Dataset ds = wp::test::load_test_data("siftsmall");
   static const std::unique_ptr<HnswIndex> idx = build(ds.base);
   std::mt19937_64 rng(static_cast<uint64_t>(selectivity * 1000));
   BitsetFilter bits(ds.base.n);
@@ -252,7 +252,7 @@ TEST_P(FilteredSearch, ReturnsOnlyMatchesAndKOfThem) {
 INSTANTIATE_TEST_SUITE_P(Selectivity, FilteredSearch, ::testing::Values(0.01, 0.1, 0.5));
 
 TEST(HnswIndex, FilterMatchingFewerThanKReturnsAllOfThem) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   auto idx = build(ds.base);
   BitsetFilter bits(ds.base.n);
   bits.set(5);

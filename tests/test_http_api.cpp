@@ -237,7 +237,7 @@ TEST_F(ApiTest, MetricsAndOpenApi) {
 }
 
 TEST_F(ApiTest, IndexRebuildInTheBackgroundSwapsWhenReady) {
-  const auto ds = wp::test::load_shared("siftsmall");
+  const auto ds = wp::test::load_test_data("siftsmall");
   ok("PUT", "/collections/s", {{"vectors", {{"size", 128}, {"distance", "Euclid"}}}});
   for (size_t b = 0; b < 3000; b += 1000) {  // the fixture's body limit is 1 MiB
     json pts = json::array();
@@ -323,7 +323,7 @@ TEST_F(ApiTest, IndexRebuildInTheBackgroundSwapsWhenReady) {
 }
 
 TEST_F(ApiTest, AutoIndexTunesInTheBackgroundAndBuildsTheBest) {
-  const auto ds = wp::test::load_shared("siftsmall");
+  const auto ds = wp::test::load_test_data("siftsmall");
   ok("PUT", "/collections/t", {{"vectors", {{"size", 128}, {"distance", "Euclid"}}}});
   json pts = json::array();
   for (size_t i = 0; i < 1000; ++i) {

@@ -60,7 +60,7 @@ TEST(HammingScan, EveryKernelMatchesABitByBitCount) {
 }
 
 TEST(LshIndex, BitsAreTheSignsOfTheProjectionsAndSimilarityIsXnorPopcount) {
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   LshIndex idx(ds.base.d, Metric::kL2, params(100));  // 100 bits: a partial last word
   const auto ids = iota_ids(1000);
   idx.add(MatrixView{ds.base.row(0), 1000, ds.base.d}, ids.data());
@@ -100,7 +100,7 @@ TEST(LshIndex, BitsAreTheSignsOfTheProjectionsAndSimilarityIsXnorPopcount) {
 }
 
 TEST(LshIndex, MultiProbeFindsAnExactDuplicateAndProbesWiden) {
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   LshIndex idx(ds.base.d, Metric::kL2, params(256, 4));
   const auto ids = iota_ids(ds.base.n);
   idx.add(view(ds.base), ids.data());
@@ -131,7 +131,7 @@ TEST(LshIndex, MultiProbeFindsAnExactDuplicateAndProbesWiden) {
 TEST(LshIndex, RecallOnSiftsmallAboveAFloor) {
   // Measured (waypoint bench, 256 bits): scan 0.970 at 100 re-ranked, 0.994 at 200; 8 tables with
   // 16 probes 0.990 at 200.
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   const auto ids = iota_ids(ds.base.n);
   LshIndex scan(ds.base.d, Metric::kL2, params(256));
   LshIndex tables(ds.base.d, Metric::kL2, params(256, 8));
@@ -148,7 +148,7 @@ TEST(LshIndex, RecallOnSiftsmallAboveAFloor) {
 }
 
 TEST(LshIndex, InsertOneByOneDeleteAndReplace) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   for (size_t tables : {0, 4}) {
     LshIndex idx(ds.base.d, Metric::kL2, params(128, tables));
     for (label_t i = 0; i < ds.base.n; ++i) idx.add(MatrixView{ds.base.row(i), 1, ds.base.d}, &i);
@@ -179,7 +179,7 @@ TEST(LshIndex, InsertOneByOneDeleteAndReplace) {
 }
 
 TEST(LshIndex, FiltersReturnOnlyAllowedIds) {
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   const auto ids = iota_ids(ds.base.n);
   for (size_t tables : {0, 8}) {
     LshIndex idx(ds.base.d, Metric::kL2, params(256, tables));
@@ -202,7 +202,7 @@ TEST(LshIndex, FiltersReturnOnlyAllowedIds) {
 }
 
 TEST(LshIndex, SaveLoadKeepsResultsAndCorruptionIsAnError) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   wp::test::TempDir tmp;
   const auto ids = iota_ids(ds.base.n, 1000);
   LshIndex idx(ds.base.d, Metric::kCosine, params(192, 6));
@@ -228,7 +228,7 @@ TEST(LshIndex, SaveLoadKeepsResultsAndCorruptionIsAnError) {
 TEST(LshIndex, ALearnedModelWithALayerLoadsAndHashesItsEmbedding) {
   // A model with a linear layer that keeps the first 16 coordinates, then 64 planes: the index
   // must hash e(x) = x[0..16), which we check against a random model built on those coordinates.
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   wp::test::TempDir tmp;
   HashModel m = HashModel::random(16, 64, 9);
   m.kind = "learned";

@@ -14,7 +14,7 @@
 using namespace wp::index;
 
 TEST(Sq8Quantizer, IntegerDataIsCodedExactly) {
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   Sq8Quantizer q;
   q.train(view(ds.base));
   EXPECT_EQ(q.step(), 1.0f);
@@ -60,7 +60,7 @@ HnswParams sq8_params() {
 }  // namespace
 
 TEST(HnswSq8, RecallAndExactDistancesOnSiftsmall) {
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   HnswIndex idx(ds.base.d, Metric::kL2, sq8_params());
   std::vector<label_t> ids(ds.base.n);
   std::iota(ids.begin(), ids.end(), 0);
@@ -107,7 +107,7 @@ TEST(HnswSq8, FloatDataWithCosineAgreesWithExactSearch) {
 }
 
 TEST(HnswSq8, SaveLoadKeepsQuantizerAndResults) {
-  const Dataset ds = wp::test::load_shared("digits");
+  const Dataset ds = wp::test::load_test_data("digits");
   HnswIndex idx(ds.base.d, Metric::kL2, sq8_params());
   std::vector<label_t> ids(ds.base.n);
   std::iota(ids.begin(), ids.end(), 0);
@@ -127,7 +127,7 @@ TEST(HnswSq8, SaveLoadKeepsQuantizerAndResults) {
 TEST(HnswSq8, PointsAddedOneByOneGetAQuantizerThatCoversThem) {
   // One point at a time, with values growing: the first points alone would give a range that
   // clamps everything after them. Re-training as the index grows keeps recall up.
-  const Dataset ds = wp::test::load_shared("siftsmall");
+  const Dataset ds = wp::test::load_test_data("siftsmall");
   HnswIndex idx(ds.base.d, Metric::kL2, sq8_params());
   for (label_t id = 0; id < 3000; ++id) idx.add(view_rows(ds.base, id, 1), &id);
   FlatIndex flat(ds.base.d, Metric::kL2);

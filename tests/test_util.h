@@ -16,12 +16,12 @@ inline std::string data_dir() {
   return WAYPOINT_DATA_DIR;
 }
 
-/// Loads a shared dataset ("siftsmall", "digits"); the test fails if it is absent, since CI
-/// always has ../shared beside the clone.
-inline index::Dataset load_shared(const std::string& name) {
+/// Loads a test dataset ("siftsmall", "digits": committed under tests/data, see its README); the
+/// test fails if it is absent.
+inline index::Dataset load_test_data(const std::string& name) {
   const std::string dir = data_dir() + "/" + name;
   if (!std::filesystem::exists(dir)) {
-    ADD_FAILURE() << "dataset " << dir << " missing (is ../shared beside the checkout?)";
+    ADD_FAILURE() << "dataset " << dir << " missing (WAYPOINT_DATA_DIR points elsewhere?)";
     return {};
   }
   return index::load_dataset(dir);

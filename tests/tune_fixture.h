@@ -15,7 +15,7 @@ struct SmallTuning {
   index::IntMatrix gt;
 
   SmallTuning() {
-    const index::Dataset ds = load_shared("siftsmall");
+    const index::Dataset ds = load_test_data("siftsmall");
     base = index::Matrix(2000, ds.base.d);
     queries = index::Matrix(100, ds.base.d);
     std::copy_n(ds.base.data.begin(), base.data.size(), base.data.begin());

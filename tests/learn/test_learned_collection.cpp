@@ -55,7 +55,7 @@ double recall10(Server& s, const wp::index::Dataset& ds, size_t n) {
 
 TEST(LearnedCollection, PutIndexRlTrainsInTheBackgroundServesAndSurvivesARestart) {
   wp::learn::register_learned_indexes();
-  const auto ds = wp::test::load_shared("digits");
+  const auto ds = wp::test::load_test_data("digits");
   wp::test::TempDir tmp;
   const size_t n = 1200;
   {

@@ -16,7 +16,7 @@ using wp::index::label_t;
 namespace {
 
 struct TrainingSetup {
-  wp::index::Dataset ds = wp::test::load_shared("digits");
+  wp::index::Dataset ds = wp::test::load_test_data("digits");
   std::unique_ptr<wp::index::GraphIndex> graph;
   wp::index::Level0Graph initial;
   QuerySet train, val;

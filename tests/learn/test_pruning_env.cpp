@@ -14,7 +14,7 @@ using wp::index::label_t;
 
 namespace {
 struct Fixture {
-  wp::index::Dataset ds = wp::test::load_shared("siftsmall");
+  wp::index::Dataset ds = wp::test::load_test_data("siftsmall");
   std::unique_ptr<HnswIndex> index;
   uint32_t entry = 0;
   Fixture() {

@@ -157,7 +157,7 @@ TEST(TrainHash, ItqPlanesBeatRandomPlanesAtEqualBitsAndCandidates) {
   }
   EXPECT_EQ(rows, 30u);
 
-  const wp::index::Dataset ds = wp::test::load_shared("siftsmall");
+  const wp::index::Dataset ds = wp::test::load_test_data("siftsmall");
   wp::index::LshParams p;
   p.bits = 64;
   const auto recall = [&](wp::index::HashModel model) {
