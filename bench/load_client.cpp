@@ -20,7 +20,7 @@
 #include <numeric>
 #include <thread>
 
-#include "engine/cli/args.h"
+#include "engine/command/args.h"
 #include "http/client.h"
 #include "index/dataset.h"
 #include "index/error.h"

@@ -15,40 +15,45 @@
 #include <stdexcept>
 #include <string>
 
+/// Exception types keep default visibility, so that one thrown inside a module built with hidden
+/// symbols (the hnswlib baseline, bench/baselines) is caught by its type in the binary that loaded
+/// it.
+#define WP_EXCEPTION __attribute__((visibility("default")))
+
 namespace wp {
 
 /// Base of every exception waypoint throws on purpose.
-class Error : public std::runtime_error {
+class WP_EXCEPTION Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
 /// Invalid input from a user: parameters, vectors, files they gave us. Maps to HTTP 4xx.
-class UserError : public Error {
+class WP_EXCEPTION UserError : public Error {
  public:
   using Error::Error;
 };
 
 /// A user error about something that does not exist (collection, point). Maps to HTTP 404.
-class NotFoundError : public UserError {
+class WP_EXCEPTION NotFoundError : public UserError {
  public:
   using UserError::UserError;
 };
 
 /// A user error about something that already exists (collection). Maps to HTTP 409.
-class ConflictError : public UserError {
+class WP_EXCEPTION ConflictError : public UserError {
  public:
   using UserError::UserError;
 };
 
 /// A request body larger than allowed. Maps to HTTP 413.
-class TooLargeError : public UserError {
+class WP_EXCEPTION TooLargeError : public UserError {
  public:
   using UserError::UserError;
 };
 
 /// A fault inside waypoint or the system (I/O, broken invariant). Maps to HTTP 5xx.
-class InternalError : public Error {
+class WP_EXCEPTION InternalError : public Error {
  public:
   using Error::Error;
 };

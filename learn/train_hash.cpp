@@ -8,8 +8,8 @@
 #include <random>
 #include <sstream>
 
-#include "engine/cli/plot.h"
-#include "engine/cli/progress.h"
+#include "engine/command/plot.h"
+#include "engine/command/progress.h"
 #include "index/dataset.h"
 #include "index/error.h"
 #include "index/vector_io.h"

@@ -8,8 +8,8 @@
 #include <fstream>
 #include <numeric>
 
-#include "engine/cli/plot.h"
-#include "engine/cli/progress.h"
+#include "engine/command/plot.h"
+#include "engine/command/progress.h"
 #include "engine/learned_index.h"
 #include "index/dataset.h"
 #include "index/error.h"

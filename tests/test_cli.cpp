@@ -8,8 +8,8 @@
 #include <set>
 #include <sstream>
 
-#include "engine/cli/args.h"
-#include "engine/cli/plot.h"
+#include "engine/command/args.h"
+#include "engine/command/plot.h"
 #include "index/error.h"
 #include "index/vector_io.h"
 #include "test_util.h"

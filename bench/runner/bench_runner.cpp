@@ -4,14 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <fstream>
-#include <iomanip>
-#include <iostream>
-#include <map>
 
-#include "engine/cli/plot.h"
-#include "engine/cli/progress.h"
 #include "index/dataset.h"
 #include "index/error.h"
 
@@ -98,57 +91,9 @@ double run_pass(const BenchSubject& s, const index::Matrix& q, size_t k, int thr
   return secs;
 }
 
-void print_table_row(std::ostream& out, const BenchPoint& p) {
-  char line[256];
-  std::snprintf(line, sizeof line, "%-12s %-28s %8.4f %8.4f %11.1f %9s %8.1f %8.1f %8.2f %10.1f",
-                p.index.c_str(), p.params.dump().c_str(), p.recall, p.recall1, p.qps,
-                p.has_work ? std::to_string(static_cast<long>(p.dcs)).c_str() : "-", p.p50_us,
-                p.p99_us, p.build_s, p.memory_bytes / 1048576.0);
-  out << line << std::endl;
-}
-
-void write_csv(const std::string& path, const BenchConfig& cfg, const std::string& dataset,
-               const std::vector<BenchPoint>& pts) {
-  std::ofstream f(path);
-  WP_THROW_IF_NOT(f.good(), "cannot write --csv file '", path, "'");
-  f << "dataset,index,params,k,threads,recall,recall_1,qps,dcs,hops,p50_us,p99_us,build_s,"
-       "memory_bytes\n";
-  for (const BenchPoint& p : pts) {
-    std::string params = p.params.dump();
-    std::string esc;
-    for (char c : params) esc += c == '"' ? std::string("\"\"") : std::string(1, c);
-    f << dataset << "," << p.index << ",\"" << esc << "\"," << cfg.k << "," << cfg.threads << ","
-      << p.recall << "," << p.recall1 << "," << p.qps << ","
-      << (p.has_work ? std::to_string(p.dcs) : "") << ","
-      << (p.has_work ? std::to_string(p.hops) : "") << "," << p.p50_us << "," << p.p99_us << ","
-      << p.build_s << "," << p.memory_bytes << "\n";
-  }
-}
-
-void write_plot(const std::string& path, const BenchConfig& cfg, const std::string& dataset,
-                const std::vector<BenchPoint>& pts) {
-  std::map<std::string, cli::Series> by_index;
-  for (const BenchPoint& p : pts) {
-    cli::Series& s = by_index[p.index];
-    s.name = p.index;
-    s.x.push_back(p.recall);
-    s.y.push_back(p.qps);
-  }
-  cli::PlotSpec spec;
-  spec.title = dataset + ": recall@" + std::to_string(cfg.k) + " vs QPS (" +
-               std::to_string(cfg.threads) + " thread" + (cfg.threads > 1 ? "s" : "") +
-               ", M=" + std::to_string(cfg.graph.M) +
-               ", ef_construction=" + std::to_string(cfg.graph.ef_construction) + ")";
-  spec.xlabel = "Recall@" + std::to_string(cfg.k);
-  spec.ylabel = "Queries per second (1/s)";
-  spec.log_y = true;
-  for (auto& kv : by_index) spec.series.push_back(cli::pareto_frontier(kv.second));
-  cli::write_png_plot(path, spec);
-}
-
 }  // namespace
 
-std::vector<BenchPoint> run_bench(const BenchConfig& cfg, std::ostream& out) {
+std::vector<BenchPoint> run_bench(const BenchConfig& cfg, const BenchObserver& observer) {
   cfg.validate();
   std::vector<std::unique_ptr<BenchSubject>> subjects;
   for (const std::string& name : cfg.indexes) {
@@ -162,15 +107,8 @@ std::vector<BenchPoint> run_bench(const BenchConfig& cfg, std::ostream& out) {
                   index::metric_name(ds.metric), " but the bench was asked for ",
                   index::metric_name(cfg.graph.metric));
   const int build_threads = cfg.build_threads > 0 ? cfg.build_threads : omp_get_num_procs();
-  if (!cfg.json) {
-    out << "dataset " << ds.name << ": " << ds.base.n << " base x " << ds.base.d << ", "
-        << ds.query.n << " queries, k=" << cfg.k << ", query threads " << cfg.threads
-        << ", build threads " << build_threads << "\n";
-    char head[256];
-    std::snprintf(head, sizeof head, "%-12s %-28s %8s %8s %11s %9s %8s %8s %8s %10s", "index",
-                  "params", "recall", "recall@1", "qps", "dcs", "p50_us", "p99_us", "build_s",
-                  "mem_MiB");
-    out << head << std::endl;
+  if (observer.started) {
+    observer.started({ds.name, ds.base.n, ds.base.d, ds.query.n, build_threads});
   }
 
   std::vector<BenchPoint> points;
@@ -183,7 +121,6 @@ std::vector<BenchPoint> run_bench(const BenchConfig& cfg, std::ostream& out) {
     const double build_s = std::chrono::duration<double>(Clock::now() - t0).count();
     const size_t mem = s->memory_bytes();
     const std::vector<size_t> efs = s->sweeps_ef() ? cfg.efs : std::vector<size_t>{0};
-    cli::Progress progress("bench " + s->name(), efs.size(), cfg.quiet || cfg.json);
     for (size_t e = 0; e < efs.size(); ++e) {
       if (s->sweeps_ef()) s->set_ef(efs[e]);
       BenchPoint p;
@@ -213,18 +150,11 @@ std::vector<BenchPoint> run_bench(const BenchConfig& cfg, std::ostream& out) {
       p.qps = nq / best;
       p.p50_us = percentile(all_lat, 0.50);
       p.p99_us = percentile(all_lat, 0.99);
-      if (cfg.json) {
-        out << p.to_json(cfg, ds.name).dump() << std::endl;
-      } else {
-        print_table_row(out, p);
-      }
+      if (observer.point) observer.point(p);
       points.push_back(std::move(p));
-      progress.update(e + 1);
+      if (observer.progress) observer.progress(s->name(), e + 1, efs.size());
     }
-    progress.finish();
   }
-  if (!cfg.csv.empty()) write_csv(cfg.csv, cfg, ds.name, points);
-  if (!cfg.plot.empty()) write_plot(cfg.plot, cfg, ds.name, points);
   return points;
 }
 

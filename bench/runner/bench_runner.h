@@ -5,7 +5,7 @@
  * recall@k (ann-benchmarks, tie-aware), QPS, mean distance computations, p50/p99 latency, build
  * time and memory, one point per (index, ef) -- DESIGN.md section 7.
  */
-#include <iosfwd>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,12 +26,8 @@ struct BenchConfig {
   int runs = 5;              ///< passes over the queries per point; the fastest pass gives QPS
   double min_seconds = 0.2;  ///< keep passing until at least this much time was measured
   size_t max_queries = static_cast<size_t>(-1);
-  bool json = false;     ///< one JSON object per line instead of a table
-  std::string csv;       ///< also write a CSV here
-  std::string plot;      ///< also write the recall/QPS Pareto PNG here
   std::string rl_graph;  ///< index "rl" reads its graph from this file
   LshBenchParams lsh;    ///< lsh, lsh-mp, lsh-learned, faiss-lsh
-  bool quiet = false;
 
   void validate() const;
 };
@@ -50,10 +46,29 @@ struct BenchPoint {
   double build_s = 0;
   size_t memory_bytes = 0;
 
+  /// One line of `waypoint bench --json` (the bench contract: docs/benchmarks.md).
   nlohmann::json to_json(const BenchConfig& cfg, const std::string& dataset) const;
 };
 
-/// Runs the whole bench, printing each point to `out` as it is measured.
-std::vector<BenchPoint> run_bench(const BenchConfig& cfg, std::ostream& out);
+/// What a run measured on.
+struct BenchRun {
+  std::string dataset;  ///< the dataset's name
+  size_t base = 0, dim = 0, queries = 0;
+  int build_threads = 0;
+};
+
+/// Told of a run as it goes (each member optional): the command prints and draws from these.
+struct BenchObserver {
+  /// The dataset is loaded; measuring starts.
+  std::function<void(const BenchRun&)> started;
+  /// Index `index` has measured `done` of its `total` search parameters.
+  std::function<void(const std::string& index, size_t done, size_t total)> progress;
+  /// A point was measured (in order: every ef of an index, then the next index).
+  std::function<void(const BenchPoint&)> point;
+};
+
+/// Runs the whole bench: builds every index of the run over the dataset's base and measures
+/// every point, telling `observer` as it goes; returns the points in order.
+std::vector<BenchPoint> run_bench(const BenchConfig& cfg, const BenchObserver& observer = {});
 
 }  // namespace wp::bench

@@ -76,7 +76,8 @@ std::unique_ptr<BenchSubject> make_faiss_hnsw_subject(const GraphBuildParams& p)
  */
 std::unique_ptr<BenchSubject> make_lsh_subject(const std::string& name, index::Metric metric,
                                                const LshBenchParams& p, uint64_t seed, size_t k);
-/// hnswlib's HierarchicalNSW with the same M and ef_construction (hnswlib_subject.cpp).
+/// hnswlib's HierarchicalNSW with the same M and ef_construction, from the baseline module
+/// (bench/baselines/hnswlib_subject.cpp, loaded on first use; UserError when it is missing).
 std::unique_ptr<BenchSubject> make_hnswlib_subject(const GraphBuildParams& p);
 
 }  // namespace wp::bench

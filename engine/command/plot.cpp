@@ -1,4 +1,4 @@
-#include "engine/cli/plot.h"
+#include "engine/command/plot.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,13 +1,17 @@
 // `waypoint train-pruner` and `train-hash` (built only with WAYPOINT_WITH_TORCH): options ->
-// learn::train_pruner, learn::train_hash.
+// learn::train_pruner, learn::train_hash. Linking learn/ also brings its extensions of the
+// engine: the tuner's controller RNN (strategy "controller") and the builder of index type "rl".
 #include <cstdio>
 
-#include "engine/cli/commands.h"
+#include "engine/command/command.h"
 #include "index/error.h"
 #include "learn/train_hash.h"
 #include "learn/train_pruner.h"
+#include "learn/tune_controller.h"
 
 namespace wp::cli {
+
+namespace {
 
 int cmd_train_pruner(Args& args) {
   learn::TrainPrunerOptions o;
@@ -50,10 +54,6 @@ int cmd_train_pruner(Args& args) {
       r.learnt_degree, r.initial_degree);
   return 0;
 }
-
-}  // namespace wp::cli
-
-namespace wp::cli {
 
 int cmd_train_hash(Args& args) {
   learn::TrainHashOptions o;
@@ -153,5 +153,47 @@ int cmd_train_hash(Args& args) {
   if (!r.study.empty()) std::printf("\n%s", learn::study_table(r.study).c_str());
   return 0;
 }
+
+const CommandRegistration kTrainPruner(
+    {"train-pruner",
+     "--dataset DIR --out FILE [--initial hnsw|vamana|complete] [--M 16]\n"
+     "          [--ef-construction 200] [--ef auto] [--k 10] [--target-recall 0.95]\n"
+     "          [--min-degree 4] [--budget 0.09]\n"
+     "          [--steps 50] [--max-minutes N] [--episodes 256] [--train-queries 4000]\n"
+     "          [--val-queries 500] [--validate-every 5] [--hidden 32] [--encoder mlp|sage]\n"
+     "          [--max-kl 0.01] [--seed 0]\n"
+     "          [--max-dcs N] [--limit-base N] [--log FILE.csv] [--plot FILE.png]\n"
+     "          [--checkpoint FILE] [--resume] [--graph-png FILE] [--quiet]",
+     60,
+     {"quiet", "resume"},
+     &cmd_train_pruner});
+const CommandRegistration kTrainHash(
+    {"train-hash",
+     "--dataset DIR (labelled) --out FILE [--task classes|neighbours|itq] [--anchors 4000]\n"
+     "          [--neighbours 10] [--train-classes lower half] [--encoder mlp|conv]\n"
+     "          [--hidden 256|none] [--embed 64] [--way 5] [--shot 1] [--queries 5] "
+     "[--episodes 16]\n"
+     "          [--lr 1e-3] [--weight-decay 0] [--dropout 0] [--scale 10] [--score cosine|bits]\n"
+     "          [--planes learned|fixed|ovr] [--relax tanh|sigmoid|ste] [--bits 256] [--beta 1]\n"
+     "          [--standardise feature|global (neighbours: global)]\n"
+     "          [--steps 500] [--max-minutes N] [--validate-every 25] [--val-episodes 300]\n"
+     "          [--validate-on unseen|seen] [--patience 0] [--export-bits 256]\n"
+     "          [--controller none|dqn] [--dqn-runs 3]\n"
+     "          [--dqn-interval 10] [--meta-momentum 1e-3] [--baseline-lrs 3e-4,1e-3,...]\n"
+     "          [--itq-iterations 50] [--itq-rows 20000]\n"
+     "          [--study] [--study-bits 100,200,500,1000,2000] [--seed 0] [--log FILE.csv]\n"
+     "          [--plot FILE.png] [--checkpoint FILE] [--resume] [--quiet]",
+     70,
+     {"quiet", "resume", "study"},
+     &cmd_train_hash});
+
+/// learn/'s extensions of the engine, registered before main runs.
+const bool kExtensions = [] {
+  learn::register_tune_controller();
+  learn::register_learned_indexes();
+  return true;
+}();
+
+}  // namespace
 
 }  // namespace wp::cli

@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <fstream>
 
-#include "engine/cli/commands.h"
-#include "engine/cli/plot.h"
-#include "engine/cli/progress.h"
+#include "engine/command/command.h"
+#include "engine/command/plot.h"
+#include "engine/command/progress.h"
 #include "engine/tune.h"
 #include "index/dataset.h"
 #include "index/error.h"
@@ -23,8 +23,6 @@ namespace {
 std::string csv_quote(const std::string& s) {
   return "\"" + s + "\"";
 }
-
-}  // namespace
 
 int cmd_tune(Args& args) {
   const std::string dir = args.required("dataset");
@@ -173,5 +171,20 @@ int cmd_tune(Args& args) {
               best.dump().c_str(), out.c_str(), env.builds(), log_path.c_str(), plot_path.c_str());
   return 0;
 }
+
+const CommandRegistration kTune(
+    {"tune",
+     "--dataset DIR --out FILE.json [--recall 0.95] [--k 10] [--trials 60] [--max-minutes N]\n"
+     "          [--strategies controller,random,coordinate] [--types hnsw,lsh,graph] "
+     "[--rl-graph FILE]\n"
+     "          [--tune-queries 500] [--latency-budget-us 0] [--penalty 30] [--repeats 3]\n"
+     "          [--min-seconds 0.25] [--cached-builds 8] [--seed 0] [--log FILE.csv] "
+     "[--plot FILE.png]\n"
+     "          [--quiet]",
+     80,
+     {"quiet"},
+     &cmd_tune});
+
+}  // namespace
 
 }  // namespace wp::cli

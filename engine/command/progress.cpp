@@ -1,4 +1,4 @@
-#include "engine/cli/progress.h"
+#include "engine/command/progress.h"
 
 #include <unistd.h>
 

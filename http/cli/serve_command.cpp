@@ -1,9 +1,9 @@
-// `waypoint serve`: the engine behind the Qdrant-compatible HTTP API.
+// `waypoint serve`: the engine behind the Qdrant-compatible HTTP API (http/'s command).
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
-#include "engine/cli/commands.h"
+#include "engine/command/command.h"
 #include "engine/engine.h"
 #include "http/server.h"
 #include "index/dataset.h"
@@ -34,8 +34,6 @@ void load_demo(engine::Engine& eng, const std::string& dir) {
   std::printf("loaded demo collection 'demo': %zu points of dimension %zu from %s\n", ds.base.n,
               ds.base.d, dir.c_str());
 }
-
-}  // namespace
 
 int cmd_serve(Args& args) {
   // Options from --config (a JSON object with the same names) unless given on the command line.
@@ -87,5 +85,15 @@ int cmd_serve(Args& args) {
   std::fflush(stdout);
   return 0;  // ~Engine saves the index files
 }
+
+const CommandRegistration kServe(
+    {"serve",
+     "[--data ./waypoint-data] [--host 127.0.0.1] [--port 6333] [--api-key K] [--threads 2]\n"
+     "          [--max-body-mb 32] [--idle-timeout 60] [--config FILE.json] [--demo DATASET_DIR]",
+     10,
+     {},
+     &cmd_serve});
+
+}  // namespace
 
 }  // namespace wp::cli

@@ -1,4 +1,4 @@
-#include "engine/cli/args.h"
+#include "engine/command/args.h"
 
 #include <cerrno>
 #include <cstdlib>

@@ -1,7 +1,11 @@
-// The hnswlib baseline. hnswlib 0.6.2 is header-only with non-inline definitions, so it may be
-// included in one translation unit per binary only (TOOLCHAIN.md trap 4): this one. It is compiled
-// with hnswlib's own recommended flags (-O3 -march=native, see bench/CMakeLists.txt) so that we
-// compare against hnswlib at its best.
+// The hnswlib baseline, a module of its own (libwaypoint_hnswlib.so) that `waypoint bench` loads
+// when a run names hnswlib (bench/runner/baseline_module.cpp). It is compiled with hnswlib's own
+// recommended flags (-O3 -march=native) so that we compare against hnswlib at its best; being a
+// separate shared object with hidden symbols, none of the code those flags generate (hnswlib's,
+// nor the inline functions of the standard library it instantiates) can be the copy the
+// `waypoint` binary runs on a machine without the build machine's instructions
+// (docs/architecture.md, "Toolchain notes"). hnswlib 0.6.2 may be included in one translation unit
+// per binary only (its definitions are not inline): this one.
 #include <hnswlib/hnswlib.h>
 #include <omp.h>
 
@@ -69,8 +73,10 @@ class HnswlibSubject : public BenchSubject {
 
 }  // namespace
 
-std::unique_ptr<BenchSubject> make_hnswlib_subject(const GraphBuildParams& p) {
-  return std::make_unique<HnswlibSubject>(p);
-}
-
 }  // namespace wp::bench
+
+/// The module's one exported symbol: a new subject (owned by the caller) for `p`.
+extern "C" __attribute__((visibility("default"))) wp::bench::BenchSubject*
+waypoint_make_hnswlib_subject(const wp::bench::GraphBuildParams* p) {
+  return new wp::bench::HnswlibSubject(*p);
+}

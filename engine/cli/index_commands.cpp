@@ -1,4 +1,5 @@
-#include "engine/cli/commands.h"
+// `waypoint build`, `search`, `gt` and `version`: engine's commands over index files.
+#include "engine/command/command.h"
 
 #include <omp.h>
 
@@ -9,8 +10,7 @@
 #include <iostream>
 #include <numeric>
 
-#include "bench/runner/bench_runner.h"
-#include "engine/cli/progress.h"
+#include "engine/command/progress.h"
 #include "engine/index_request.h"
 #include "index/dataset.h"
 #include "index/error.h"
@@ -41,8 +41,6 @@ index::HnswParams hnsw_params(Args& args) {
   p.quantization = index::parse_quantization(args.str("quantization", "none"), "--quantization");
   return p;
 }
-}  // namespace
-
 int cmd_build(Args& args) {
   index::IndexSpec spec;
   const std::string base_path = args.required("base");
@@ -191,38 +189,47 @@ int cmd_gt(Args& args) {
   return 0;
 }
 
-int cmd_bench(Args& args) {
-  bench::BenchConfig cfg;
-  cfg.dataset = args.required("dataset");
-  cfg.k = args.integer("k", 10, 1, 1000);
-  if (args.has("indexes")) cfg.indexes = args.list("indexes", "");
-  if (args.has("ef")) {
-    cfg.efs.clear();
-    for (long long e : args.int_list("ef", "", 1, 100000)) cfg.efs.push_back(e);
-  }
-  cfg.graph.M = args.integer("M", 16, 2, 1024);
-  cfg.graph.ef_construction = args.integer("ef-construction", 200, 1, 100000);
-  cfg.graph.seed = args.integer("seed", 100, 0, (1LL << 62));
-  cfg.graph.R = args.integer("R", 0, 0, 4096);
-  cfg.graph.metric = index::parse_metric(args.str("metric", "l2"), "--metric");
-  cfg.threads = args.integer("threads", 1, 1, 1024);
-  cfg.build_threads = args.integer("build-threads", 0, 0, 1024);
-  cfg.runs = args.integer("runs", 5, 1, 1000);
-  cfg.min_seconds = args.real("min-seconds", 0.2, 0, 3600);
-  cfg.max_queries = args.integer("max-queries", 1LL << 40, 1, 1LL << 40);
-  cfg.json = args.flag("json");
-  cfg.csv = args.str("csv", "");
-  cfg.plot = args.str("plot", "");
-  cfg.rl_graph = args.str("rl-graph", "");
-  cfg.lsh.bits = args.integer("bits", 256, 1, 4096);
-  cfg.lsh.tables = args.integer("tables", 8, 1, 64);
-  cfg.lsh.key_bits = args.integer("key-bits", 0, 0, 32);
-  cfg.lsh.probes = args.integer("probes", 16, 1, 4096);
-  cfg.lsh.hash_model = args.str("hash-model", "");
-  cfg.quiet = args.flag("quiet");
+int cmd_version(Args& args) {
   args.finish();
-  bench::run_bench(cfg, std::cout);
+  std::printf("waypoint 0.1.0 (distance kernels: %s)\n", index::kernels().name);
   return 0;
 }
+
+const CommandRegistration kBuild(
+    {"build",
+     "--base FILE --out FILE [--index hnsw|flat|graph|rl|lsh] "
+     "[--metric l2|ip|cosine] [--M 16]\n"
+     "          [--ef-construction 200] [--ef-search 64] "
+     "[--quantization none|sq8] [--seed 100]\n"
+     "          [--threads N] [--quiet] [--config FILE.json (an index "
+     "request body, e.g. tune's)]\n"
+     "          rl (pruned graph): [--initial hnsw|knn|random] [--K M]\n"
+     "          [--pruning none|hnsw|robust|vamana] [--alpha 1.2] "
+     "[--R 2M] [--L 100]\n"
+     "          [--entry medoid|hnsw]\n"
+     "          graph (HNSW level 0 RobustPruned, entered through "
+     "HNSW): [--alpha 1.2]\n"
+     "          lsh: [--bits 256] [--tables 0 (scan)] [--key-bits auto] "
+     "[--probes 16]\n"
+     "          [--candidates 100] [--hash-model FILE (learned planes)]",
+     20,
+     {"quiet"},
+     &cmd_build});
+const CommandRegistration kSearch({"search",
+                                   "--index FILE --query FILE [--k 10] [--ef N] [--gt FILE [--base "
+                                   "FILE]] [--out FILE]\n"
+                                   "          [--threads N]",
+                                   30,
+                                   {},
+                                   &cmd_search});
+const CommandRegistration kGt({"gt",
+                               "--base FILE --query FILE --out FILE [--k 100] [--metric "
+                               "l2|ip|cosine] [--threads N]",
+                               40,
+                               {},
+                               &cmd_gt});
+const CommandRegistration kVersion({"version", "", 90, {}, &cmd_version});
+
+}  // namespace
 
 }  // namespace wp::cli
