@@ -3,9 +3,8 @@
  * Qdrant payload filters compiled into a tree of condition nodes.
  *
  * Semantics follow Qdrant's condition checker (lib/segment/src/payload_storage/
- * condition_checker.rs and query_checker.rs) and its JSON path reader (lib/segment/src/json_path):
- *  - a key path resolves to zero or more values: "a.b" descends objects only, "a[]" visits every
- *    element of array a, "a[2]" one element; a missing step yields no value;
+ * condition_checker.rs and query_checker.rs); a key path resolves to zero or more values as
+ * json_path.h describes:
  *  - match / range hold when any resolved value satisfies them; a resolved array is searched one
  *    level deep (an array inside that array is not flattened); no value at all never matches, not
  *    even `except`;
@@ -24,10 +23,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <string_view>
 #include <utility>
 
+#include "engine/json_path.h"
+#include "engine/json_value.h"
 #include "index/error.h"
 
 namespace wp::engine {
@@ -47,179 +47,10 @@ using NodePtr = std::unique_ptr<Filter::Node>;
 
 /// Deeper filters are rejected: they are never meant, and parse/match recurse once per level.
 constexpr int kMaxDepth = 64;
-/// Longer key paths are rejected: path resolution recurses once per step.
-constexpr size_t kMaxPathSteps = 64;
 
-// ---------------------------------------------------------------------------------------------
-// Error helpers
-
-constexpr size_t kMaxShown = 80;
-
-/// Appends `j` as JSON text to `out`, stopping soon after `out` reaches `budget` characters, so
-/// that neither the length nor the recursion depth depends on the size of `j`.
-void append_shown(const json& j, std::string* out, size_t budget) {
-  if (out->size() >= budget) return;
-  const auto text = [](const json& v) {
-    return v.dump(-1, ' ', false, json::error_handler_t::replace);
-  };
-  if (j.is_object()) {
-    *out += '{';
-    for (auto it = j.begin(); it != j.end() && out->size() < budget; ++it) {
-      if (it != j.begin()) *out += ',';
-      *out += text(json(it.key())) + ':';
-      append_shown(it.value(), out, budget);
-    }
-    *out += '}';
-  } else if (j.is_array()) {
-    *out += '[';
-    for (auto it = j.begin(); it != j.end() && out->size() < budget; ++it) {
-      if (it != j.begin()) *out += ',';
-      append_shown(*it, out, budget);
-    }
-    *out += ']';
-  } else {
-    *out += text(j);
-  }
-}
-
-/// The value as JSON text for an error message: at most kMaxShown characters, valid UTF-8.
-std::string show(const json& j) {
-  std::string s;
-  append_shown(j, &s, kMaxShown + 1);
-  if (s.size() > kMaxShown) {
-    size_t cut = kMaxShown - 3;
-    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-    s.resize(cut);
-    s += "...";
-  }
-  return s;
-}
-
+/// "where[i]": the place of element i of the array at `where`, for error messages.
 std::string at_index(const std::string& where, size_t i) {
   return where + "[" + std::to_string(i) + "]";
-}
-
-// ---------------------------------------------------------------------------------------------
-// Key paths
-
-/// One step of a key path: an object member, one array element, or every array element.
-struct PathStep {
-  enum class Kind : uint8_t { kKey, kIndex, kEach };
-  Kind kind = Kind::kKey;
-  std::string key;
-  size_t index = 0;
-};
-using Path = std::vector<PathStep>;
-
-bool is_name_char(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  // Bytes >= 0x80 belong to UTF-8 letters; Qdrant accepts any Unicode alphanumeric character.
-  return (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || c == '_' ||
-         c == '-' || u >= 0x80;
-}
-
-/// Splits Qdrant's key syntax: name ( "." name | "[]" | "[" digits "]" )*, where a name is
-/// letters, digits, '_' and '-', or any text in double quotes ("a.\"b.c\"").
-Path parse_path(const json& j, const std::string& where) {
-  WP_THROW_IF_NOT(j.is_string(), where, ": expected a key path string such as \"a.b[].c\", got ",
-                  show(j));
-  const std::string& s = j.get_ref<const std::string&>();
-  size_t pos = 0;
-  const auto fail = [&](const char* what) {
-    throw UserError(where + ": invalid key path " + show(j) + ": " + what + " at position " +
-                    std::to_string(pos));
-  };
-  const auto read_name = [&]() -> std::string {
-    if (pos < s.size() && s[pos] == '"') {
-      const size_t close = s.find_first_of("\"\\", pos + 1);
-      if (close == std::string::npos || s[close] != '"') fail("unterminated quoted name");
-      std::string name = s.substr(pos + 1, close - pos - 1);
-      pos = close + 1;
-      return name;
-    }
-    const size_t start = pos;
-    while (pos < s.size() && is_name_char(s[pos])) ++pos;
-    if (pos == start) fail("expected a name (letters, digits, '_', '-', or text in double quotes)");
-    return s.substr(start, pos - start);
-  };
-
-  Path path;
-  PathStep first;
-  first.key = read_name();
-  path.push_back(std::move(first));
-  while (pos < s.size()) {
-    PathStep step;
-    if (s[pos] == '.') {
-      ++pos;
-      step.key = read_name();
-    } else if (s[pos] == '[') {
-      ++pos;
-      if (pos < s.size() && s[pos] == ']') {
-        step.kind = PathStep::Kind::kEach;
-      } else {
-        step.kind = PathStep::Kind::kIndex;
-        const size_t start = pos;
-        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-          if (step.index > (std::numeric_limits<size_t>::max() - 9) / 10) fail("index too large");
-          step.index = step.index * 10 + static_cast<size_t>(s[pos] - '0');
-          ++pos;
-        }
-        if (pos == start) fail("expected ']' or an array index");
-        if (pos >= s.size() || s[pos] != ']') fail("expected ']'");
-      }
-      ++pos;
-    } else {
-      fail("expected '.', '[]' or '[index]'");
-    }
-    path.push_back(std::move(step));
-    WP_THROW_IF_NOT(path.size() <= kMaxPathSteps, where, ": key path ", show(j), " has more than ",
-                    kMaxPathSteps, " steps");
-  }
-  return path;
-}
-
-/// Calls `f` on each value `path` resolves to in `v`, stopping at the first call that returns
-/// true; returns whether one did. Allocates nothing.
-template <typename F>
-bool any_value(const PathStep* step, const PathStep* end, const json& v, const F& f) {
-  if (step == end) return f(v);
-  switch (step->kind) {
-    case PathStep::Kind::kKey: {
-      if (!v.is_object()) return false;
-      const auto it = v.find(step->key);
-      return it != v.end() && any_value(step + 1, end, *it, f);
-    }
-    case PathStep::Kind::kIndex:
-      return v.is_array() && step->index < v.size() && any_value(step + 1, end, v[step->index], f);
-    case PathStep::Kind::kEach:
-      if (!v.is_array()) return false;
-      for (const json& e : v) {
-        if (any_value(step + 1, end, e, f)) return true;
-      }
-      return false;
-  }
-  return false;
-}
-
-template <typename F>
-bool any_value(const Path& path, const json& payload, const F& f) {
-  return any_value(path.data(), path.data() + path.size(), payload, f);
-}
-
-/// The number as an int64 when it is an integer that fits (Qdrant's `as_i64`); false for floats
-/// (3.0 included), integers beyond int64 and non-numbers.
-bool as_int64(const json& v, int64_t* out) {
-  if (v.is_number_unsigned()) {
-    const auto u = v.get<uint64_t>();
-    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
-    *out = static_cast<int64_t>(u);
-    return true;
-  }
-  if (v.is_number_integer()) {
-    *out = v.get<int64_t>();
-    return true;
-  }
-  return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,10 +59,10 @@ bool as_int64(const json& v, int64_t* out) {
 /// A condition on the values at one key path.
 class FieldNode : public Filter::Node {
  public:
-  explicit FieldNode(Path path) : path_(std::move(path)) {}
+  explicit FieldNode(JsonPath path) : path_(std::move(path)) {}
 
   bool matches(const PointId&, const json& payload) const override {
-    return any_value(path_, payload, [this](const json& v) {
+    return any_value_at(path_, payload, [this](const json& v) {
       if (!v.is_array()) return check(v);
       for (const json& e : v) {
         if (check(e)) return true;
@@ -245,14 +76,14 @@ class FieldNode : public Filter::Node {
   virtual bool check(const json& v) const = 0;
 
  private:
-  Path path_;
+  JsonPath path_;
 };
 
 /// match.value: equality with one string, integer or bool, without type coercion.
 class MatchValueNode : public FieldNode {
  public:
   enum class Type : uint8_t { kString, kInteger, kBool };
-  MatchValueNode(Path path, const json& value) : FieldNode(std::move(path)) {
+  MatchValueNode(JsonPath path, const json& value) : FieldNode(std::move(path)) {
     if (value.is_string()) {
       type_ = Type::kString;
       str_ = value.get<std::string>();
@@ -261,7 +92,7 @@ class MatchValueNode : public FieldNode {
       bool_ = value.get<bool>();
     } else {
       type_ = Type::kInteger;
-      as_int64(value, &int_);
+      json_as_int64(value, &int_);
     }
   }
 
@@ -274,7 +105,7 @@ class MatchValueNode : public FieldNode {
         return v.is_boolean() && v.get<bool>() == bool_;
       case Type::kInteger: {
         int64_t n = 0;
-        return as_int64(v, &n) && n == int_;
+        return json_as_int64(v, &n) && n == int_;
       }
     }
     return false;
@@ -297,7 +128,7 @@ struct ValueSet {
   int lookup(const json& v) const {
     if (integers) {
       int64_t n = 0;
-      if (!as_int64(v, &n)) return -1;
+      if (!json_as_int64(v, &n)) return -1;
       return std::binary_search(ints.begin(), ints.end(), n) ? 1 : 0;
     }
     if (!v.is_string()) return -1;
@@ -309,7 +140,7 @@ struct ValueSet {
 /// match.any: the value is one of the listed strings or integers.
 class MatchAnyNode : public FieldNode {
  public:
-  MatchAnyNode(Path path, ValueSet set) : FieldNode(std::move(path)), set_(std::move(set)) {}
+  MatchAnyNode(JsonPath path, ValueSet set) : FieldNode(std::move(path)), set_(std::move(set)) {}
 
  protected:
   bool check(const json& v) const override { return set_.lookup(v) == 1; }
@@ -322,7 +153,7 @@ class MatchAnyNode : public FieldNode {
 /// another type (a bool, an object, a float against integers) pass, as in Qdrant.
 class MatchExceptNode : public FieldNode {
  public:
-  MatchExceptNode(Path path, ValueSet set) : FieldNode(std::move(path)), set_(std::move(set)) {}
+  MatchExceptNode(JsonPath path, ValueSet set) : FieldNode(std::move(path)), set_(std::move(set)) {}
 
  protected:
   bool check(const json& v) const override { return !v.is_null() && set_.lookup(v) != 1; }
@@ -338,7 +169,7 @@ class RangeNode : public FieldNode {
     bool has_gt = false, has_gte = false, has_lt = false, has_lte = false;
     double gt = 0, gte = 0, lt = 0, lte = 0;
   };
-  RangeNode(Path path, Bounds b) : FieldNode(std::move(path)), b_(b) {}
+  RangeNode(JsonPath path, Bounds b) : FieldNode(std::move(path)), b_(b) {}
 
  protected:
   bool check(const json& v) const override {
@@ -355,26 +186,27 @@ class RangeNode : public FieldNode {
 /// is_empty: every value at the key is null or [] (vacuously true when the key is missing).
 class IsEmptyNode : public Filter::Node {
  public:
-  explicit IsEmptyNode(Path path) : path_(std::move(path)) {}
+  explicit IsEmptyNode(JsonPath path) : path_(std::move(path)) {}
   bool matches(const PointId&, const json& payload) const override {
-    return !any_value(path_, payload,
-                      [](const json& v) { return !(v.is_null() || (v.is_array() && v.empty())); });
+    return !any_value_at(path_, payload, [](const json& v) {
+      return !(v.is_null() || (v.is_array() && v.empty()));
+    });
   }
 
  private:
-  Path path_;
+  JsonPath path_;
 };
 
 /// is_null: some value at the key is null itself.
 class IsNullNode : public Filter::Node {
  public:
-  explicit IsNullNode(Path path) : path_(std::move(path)) {}
+  explicit IsNullNode(JsonPath path) : path_(std::move(path)) {}
   bool matches(const PointId&, const json& payload) const override {
-    return any_value(path_, payload, [](const json& v) { return v.is_null(); });
+    return any_value_at(path_, payload, [](const json& v) { return v.is_null(); });
   }
 
  private:
-  Path path_;
+  JsonPath path_;
 };
 
 /// has_id: the point id is one of the listed ids.
@@ -439,14 +271,14 @@ class ClauseNode : public Filter::Node {
 /// that element as the payload (Qdrant's `nested` condition).
 class NestedNode : public Filter::Node {
  public:
-  NestedNode(Path path, NodePtr filter) : path_(std::move(path)), filter_(std::move(filter)) {}
+  NestedNode(JsonPath path, NodePtr filter) : path_(std::move(path)), filter_(std::move(filter)) {}
   bool matches(const PointId& id, const json& payload) const override {
-    return any_value(path_, payload,
-                     [&](const json& v) { return v.is_object() && filter_->matches(id, v); });
+    return any_value_at(path_, payload,
+                        [&](const json& v) { return v.is_object() && filter_->matches(id, v); });
   }
 
  private:
-  Path path_;  ///< ends with "[]"
+  JsonPath path_;  ///< ends with "[]"
   NodePtr filter_;
 };
 
@@ -462,7 +294,7 @@ class Parser {
                     " levels deep");
     WP_THROW_IF_NOT(j.is_object(), where,
                     ": expected a filter object with must, should, must_not or min_should, got ",
-                    show(j));
+                    show_json(j));
     auto node = std::make_unique<ClauseNode>();
     for (const auto& [name, value] : j.items()) {
       const std::string field = where + "." + name;
@@ -493,7 +325,7 @@ class Parser {
     }
     WP_THROW_IF_NOT(j.is_array(), where,
                     ": expected an array of conditions or a single condition object, got ",
-                    show(j));
+                    show_json(j));
     for (size_t i = 0; i < j.size(); ++i) {
       out->push_back(parse_condition(j[i], at_index(where, i), depth, in_nested));
     }
@@ -505,7 +337,7 @@ class Parser {
     if (j.is_null()) return;
     WP_THROW_IF_NOT(j.is_object(), where,
                     ": expected an object {\"conditions\": [...], \"min_count\": n}, got ",
-                    show(j));
+                    show_json(j));
     bool has_conditions = false, has_count = false;
     for (const auto& [name, value] : j.items()) {
       const std::string field = where + "." + name;
@@ -516,8 +348,8 @@ class Parser {
         has_conditions = true;
       } else if (name == "min_count") {
         int64_t n = -1;
-        WP_THROW_IF_NOT(as_int64(value, &n) && n >= 0, field,
-                        ": expected a non-negative integer, got ", show(value));
+        WP_THROW_IF_NOT(json_as_int64(value, &n) && n >= 0, field,
+                        ": expected a non-negative integer, got ", show_json(value));
         node->min_count = static_cast<size_t>(n);
         has_count = true;
       } else {
@@ -530,7 +362,7 @@ class Parser {
   }
 
   NodePtr parse_condition(const json& j, const std::string& where, int depth, bool in_nested) {
-    WP_THROW_IF_NOT(j.is_object(), where, ": expected a condition object, got ", show(j));
+    WP_THROW_IF_NOT(j.is_object(), where, ": expected a condition object, got ", show_json(j));
     static const char* const kNeeds =
         ": a condition needs one of key+match, key+range, has_id, is_empty, is_null, nested, or a "
         "nested filter (must/should/must_not/min_should), got ";
@@ -546,14 +378,14 @@ class Parser {
       const std::string field = where + "." + std::string(single);
       if (single == "has_id") return parse_has_id(*it, field, in_nested);
       if (single == "nested") return parse_nested(*it, field, depth);
-      Path path = parse_key_object(*it, field);
+      JsonPath path = parse_key_object(*it, field);
       if (single == "is_empty") return std::make_unique<IsEmptyNode>(std::move(path));
       return std::make_unique<IsNullNode>(std::move(path));
     }
     for (const char* clause : {"must", "should", "must_not", "min_should"}) {
       if (j.contains(clause)) return parse_filter(j, where, depth + 1, in_nested);
     }
-    throw UserError(where + kNeeds + show(j));
+    throw UserError(where + kNeeds + show_json(j));
   }
 
   /// {"key": ..., "match": {...}} or {"key": ..., "range": {...}}.
@@ -571,11 +403,11 @@ class Parser {
                         "range");
       }
     }
-    Path path = parse_path(j["key"], where + ".key");
+    JsonPath path = parse_json_path(j["key"], where + ".key");
     WP_THROW_IF_NOT(match || range, where,
                     ": a condition needs one of key+match, key+range, has_id, is_empty, is_null, "
                     "nested, or a nested filter; key ",
-                    show(j["key"]), " has neither match nor range");
+                    show_json(j["key"]), " has neither match nor range");
     WP_THROW_IF_NOT(!(match && range), where,
                     ": give either match or range in one condition, not both (put two conditions "
                     "in must)");
@@ -583,21 +415,21 @@ class Parser {
     return parse_match(*match, where + ".match", std::move(path));
   }
 
-  NodePtr parse_match(const json& j, const std::string& where, Path path) {
+  NodePtr parse_match(const json& j, const std::string& where, JsonPath path) {
     WP_THROW_IF_NOT(j.is_object(), where,
-                    ": expected an object with one of value, any or except, got ", show(j));
+                    ": expected an object with one of value, any or except, got ", show_json(j));
     WP_THROW_IF_NOT(!j.empty(), where, ": expected one of value, any or except, got {}");
     for (const auto& [name, value] : j.items()) {
       WP_THROW_IF_NOT(name == "value" || name == "any" || name == "except", where, ".", name,
                       ": unsupported match kind; expected one of value, any or except");
     }
     WP_THROW_IF_NOT(j.size() == 1, where, ": give exactly one of value, any or except, got ",
-                    show(j));
+                    show_json(j));
     if (j.contains("value")) {
       const json& v = j["value"];
       int64_t n = 0;
-      WP_THROW_IF_NOT(v.is_string() || v.is_boolean() || as_int64(v, &n), where,
-                      ".value: expected a string, an integer or a bool, got ", show(v));
+      WP_THROW_IF_NOT(v.is_string() || v.is_boolean() || json_as_int64(v, &n), where,
+                      ".value: expected a string, an integer or a bool, got ", show_json(v));
       return std::make_unique<MatchValueNode>(std::move(path), v);
     }
     if (j.contains("any")) {
@@ -611,22 +443,22 @@ class Parser {
   /// An array of strings or an array of integers (an empty array is allowed).
   ValueSet parse_value_set(const json& j, const std::string& where) {
     WP_THROW_IF_NOT(j.is_array(), where, ": expected an array of strings or of integers, got ",
-                    show(j));
+                    show_json(j));
     ValueSet set;
     set.integers = !j.empty() && !j[0].is_string();
     for (size_t i = 0; i < j.size(); ++i) {
       const json& e = j[i];
       if (set.integers) {
         int64_t n = 0;
-        WP_THROW_IF_NOT(as_int64(e, &n), at_index(where, i),
+        WP_THROW_IF_NOT(json_as_int64(e, &n), at_index(where, i),
                         ": expected an integer (the list must be all strings or all integers), "
                         "got ",
-                        show(e));
+                        show_json(e));
         set.ints.push_back(n);
       } else {
         WP_THROW_IF_NOT(e.is_string(), at_index(where, i),
                         ": expected a string (the list must be all strings or all integers), got ",
-                        show(e));
+                        show_json(e));
         set.strings.push_back(e.get<std::string>());
       }
     }
@@ -635,9 +467,9 @@ class Parser {
     return set;
   }
 
-  NodePtr parse_range(const json& j, const std::string& where, Path path) {
+  NodePtr parse_range(const json& j, const std::string& where, JsonPath path) {
     WP_THROW_IF_NOT(j.is_object(), where,
-                    ": expected an object with some of gt, gte, lt, lte, got ", show(j));
+                    ": expected an object with some of gt, gte, lt, lte, got ", show_json(j));
     RangeNode::Bounds b;
     for (const auto& [name, value] : j.items()) {
       const std::string field = where + "." + name;
@@ -654,14 +486,15 @@ class Parser {
         throw UserError(field + ": unknown bound; expected gt, gte, lt or lte");
       }
       if (value.is_null()) continue;  // an absent bound, as serde reads Option::None
-      WP_THROW_IF_NOT(value.is_number(), field, ": expected a number, got ", show(value));
+      WP_THROW_IF_NOT(value.is_number(), field, ": expected a number, got ", show_json(value));
       const double x = value.get<double>();
-      WP_THROW_IF_NOT(std::isfinite(x), field, ": expected a finite number, got ", show(value));
+      WP_THROW_IF_NOT(std::isfinite(x), field, ": expected a finite number, got ",
+                      show_json(value));
       *slot.first = true;
       *slot.second = x;
     }
     WP_THROW_IF_NOT(b.has_gt || b.has_gte || b.has_lt || b.has_lte, where,
-                    ": expected at least one of gt, gte, lt, lte, got ", show(j));
+                    ": expected at least one of gt, gte, lt, lte, got ", show_json(j));
     return std::make_unique<RangeNode>(std::move(path), b);
   }
 
@@ -669,7 +502,7 @@ class Parser {
     WP_THROW_IF_NOT(!in_nested, where,
                     ": has_id is not supported inside a nested condition (array elements have no "
                     "ids)");
-    WP_THROW_IF_NOT(j.is_array(), where, ": expected an array of point ids, got ", show(j));
+    WP_THROW_IF_NOT(j.is_array(), where, ": expected an array of point ids, got ", show_json(j));
     std::vector<uint64_t> numbers;
     std::vector<std::string> uuids;
     for (size_t i = 0; i < j.size(); ++i) {
@@ -684,29 +517,31 @@ class Parser {
   }
 
   /// {"key": "..."}, the body of is_empty and is_null.
-  Path parse_key_object(const json& j, const std::string& where) {
-    WP_THROW_IF_NOT(j.is_object(), where, ": expected an object {\"key\": \"...\"}, got ", show(j));
+  JsonPath parse_key_object(const json& j, const std::string& where) {
+    WP_THROW_IF_NOT(j.is_object(), where, ": expected an object {\"key\": \"...\"}, got ",
+                    show_json(j));
     for (const auto& [name, value] : j.items()) {
       WP_THROW_IF_NOT(name == "key", where, ".", name, ": unknown field; expected only key");
     }
     WP_THROW_IF_NOT(j.contains("key"), where, ".key: required (a key path string)");
-    return parse_path(j["key"], where + ".key");
+    return parse_json_path(j["key"], where + ".key");
   }
 
   /// {"key": "...", "filter": {...}}: the filter applies to each object element of the array.
   NodePtr parse_nested(const json& j, const std::string& where, int depth) {
     WP_THROW_IF_NOT(j.is_object(), where,
-                    ": expected an object {\"key\": \"...\", \"filter\": {...}}, got ", show(j));
+                    ": expected an object {\"key\": \"...\", \"filter\": {...}}, got ",
+                    show_json(j));
     for (const auto& [name, value] : j.items()) {
       WP_THROW_IF_NOT(name == "key" || name == "filter", where, ".", name,
                       ": unknown field; nested accepts key and filter");
     }
     WP_THROW_IF_NOT(j.contains("key"), where, ".key: required (a key path string)");
     WP_THROW_IF_NOT(j.contains("filter"), where, ".filter: required (a filter object)");
-    Path path = parse_path(j["key"], where + ".key");
-    if (path.back().kind != PathStep::Kind::kEach) {
-      PathStep each;
-      each.kind = PathStep::Kind::kEach;
+    JsonPath path = parse_json_path(j["key"], where + ".key");
+    if (path.back().kind != JsonPathStep::Kind::kEach) {
+      JsonPathStep each;
+      each.kind = JsonPathStep::Kind::kEach;
       path.push_back(std::move(each));
     }
     return std::make_unique<NestedNode>(std::move(path),

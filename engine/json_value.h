@@ -1,0 +1,29 @@
+#pragma once
+/**
+ * @file json_value.h
+ * Helpers on single JSON values shared by the filter and its key paths: showing a value in an
+ * error message, and reading a number as an int64 the way Qdrant does.
+ */
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace wp::engine {
+
+/**
+ * The value as compact JSON text for an error message: at most 80 characters, cut with "..."
+ * at a UTF-8 character boundary, with invalid UTF-8 in strings replaced. Members and elements are
+ * shown only until that budget is passed, so a large or deeply nested request costs no more to
+ * show than a small one.
+ */
+std::string show_json(const nlohmann::json& j);
+
+/**
+ * Reads `v` as an int64 when it is an integer that fits (Qdrant's `as_i64`) and stores it in
+ * `*out`. Returns false, leaving `*out` as it was, for floats (3.0 included), integers beyond
+ * int64 and non-numbers.
+ */
+bool json_as_int64(const nlohmann::json& v, int64_t* out);
+
+}  // namespace wp::engine
