@@ -2,7 +2,8 @@
 /**
  * @file matching.h
  * Matching networks (Vinyals et al., NeurIPS 2016) for learned hashing, behind a plain header
- * (LibTorch lives in matching.cpp).
+ * (LibTorch lives in matching.cpp, which trains, and matching_eval.cpp, which evaluates and
+ * exports; the labelled data is learn/labelled_set.h).
  *
  * An embedding network f (an MLP, or a small conv net for square images) is trained episodically:
  * an episode draws N classes, K support and Q query examples per class; a query attends over the
@@ -19,14 +20,15 @@
  * best-matching support by cosine, by XNOR of random sign bits (SimHash) of the embeddings, by
  * XNOR of the model's own planes, or by one-vs-rest separators fitted on the episode's supports.
  */
+#include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "index/lsh_index.h"
 #include "index/matrix.h"
+#include "learn/labelled_set.h"
 
 namespace wp::learn {
 
@@ -56,21 +58,6 @@ struct MatchingConfig {
   void validate() const;
 };
 
-/// Labelled vectors: row i of x has class y[i].
-struct LabelledSet {
-  index::Matrix x;
-  std::vector<int> y;
-
-  /// The rows i (in order) for which keep(i, y[i]) holds.
-  LabelledSet select(const std::function<bool(size_t, int)>& keep) const;
-  /// Rows whose class is in `classes`.
-  LabelledSet subset(const std::vector<int>& classes) const;
-  /// Rows i with i % 2 == parity (two disjoint halves of every class).
-  LabelledSet half(int parity) const;
-  /// The distinct classes, ascending.
-  std::vector<int> classes() const;
-};
-
 /// What one optimiser step (or an evaluation) did: means over its episodes.
 struct MatchingStep {
   double loss = 0, accuracy = 0;
@@ -88,9 +75,11 @@ struct EvalSpec {
   bool raw = false;   ///< the input vectors instead of the embeddings (cosine, simhash)
   uint64_t seed = 1;  ///< episodes and simhash planes
 
+  /// Throws UserError naming the field.
   void validate() const;
 };
 
+/// Episodic training of a matching network (above), its evaluation and its export.
 class MatchingTrainer {
  public:
   /// Trains on `train` (its classes); inputs are standardised by train's mean and deviation.
@@ -100,8 +89,10 @@ class MatchingTrainer {
   MatchingTrainer& operator=(const MatchingTrainer&) = delete;
 
   const MatchingConfig& config() const;
+  /// One optimiser step on episodes_per_step fresh training episodes.
   MatchingStep step();
   size_t steps_done() const;
+  /// Adam's current learning rate; set_learning_rate changes it for the next steps.
   double learning_rate() const;
   void set_learning_rate(double lr);
   /// Relative sampling weights of the training classes (train.classes() order) for the classes
@@ -135,7 +126,9 @@ class MatchingTrainer {
 
   /// The whole training state (weights, planes, optimiser, sampler, step count) as bytes.
   std::string state() const;
+  /// Takes a state() of a trainer with the same configuration; throws UserError if it does not fit.
   void restore(const std::string& state);
+  /// state() written to, or restored from, a file.
   void save(const std::string& path) const;
   void load(const std::string& path);
 
@@ -143,10 +136,5 @@ class MatchingTrainer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-/// Loads a dataset folder's base vectors and their labels (base_labels.ivecs or labels.ivecs).
-LabelledSet load_labelled(const std::string& dir, size_t limit = static_cast<size_t>(-1));
-/// A dataset folder's query vectors with query_labels.ivecs; empty (n = 0) when it has none.
-LabelledSet load_labelled_queries(const std::string& dir);
 
 }  // namespace wp::learn
