@@ -51,7 +51,7 @@ def write_records(path, rows, d, values_bytes, kind):
         head = struct.pack("<i", d)
         with open(tmp, "wb") as f:
             for i in range(rows):
-                row = array("f" if kind == "f" else "i", values_bytes[i * d:(i + 1) * d])
+                row = array("f" if kind == "f" else "i", list(values_bytes[i * d:(i + 1) * d]))
                 if sys.byteorder != "little":
                     row.byteswap()
                 f.write(head + row.tobytes())
