@@ -13,6 +13,7 @@ constexpr DistanceKernels kScalar{detail::l2sqr_scalar,  detail::ip_scalar,
                                   detail::neg_ip_scalar, detail::l2sqr_u8_scalar,
                                   detail::ip_u8_scalar,  detail::hamming_scan_scalar,
                                   Isa::kScalar,          "scalar"};
+#ifdef WAYPOINT_X86_KERNELS
 constexpr DistanceKernels kAvx2{
     detail::l2sqr_avx2, detail::ip_avx2,           detail::neg_ip_avx2, detail::l2sqr_u8_avx2,
     detail::ip_u8_avx2, detail::hamming_scan_avx2, Isa::kAvx2,          "avx2"};
@@ -20,6 +21,7 @@ constexpr DistanceKernels kAvx512{detail::l2sqr_avx512,  detail::ip_avx512,
                                   detail::neg_ip_avx512, detail::l2sqr_u8_avx512,
                                   detail::ip_u8_avx512,  detail::hamming_scan_avx512,
                                   Isa::kAvx512,          "avx512"};
+#endif
 
 // WAYPOINT_ISA=scalar|avx2|avx512 forces an instruction set the CPU supports (benches, tests of
 // the fallbacks); returns false when unset or unsupported.
@@ -49,11 +51,17 @@ bool isa_supported(Isa isa) {
   switch (isa) {
     case Isa::kScalar:
       return true;
+#ifdef WAYPOINT_X86_KERNELS
     case Isa::kAvx2:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
              __builtin_cpu_supports("popcnt");
     case Isa::kAvx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt");
+#else
+    case Isa::kAvx2:
+    case Isa::kAvx512:
+      return false;  // built without the x86 kernels
+#endif
   }
   return false;
 }
@@ -65,6 +73,7 @@ Isa best_isa() {
 
 const DistanceKernels& kernels_for(Isa isa) {
   WP_THROW_IF_NOT(isa_supported(isa), "this CPU does not support the requested kernel set");
+#ifdef WAYPOINT_X86_KERNELS
   switch (isa) {
     case Isa::kAvx2:
       return kAvx2;
@@ -73,6 +82,7 @@ const DistanceKernels& kernels_for(Isa isa) {
     case Isa::kScalar:
       break;
   }
+#endif
   return kScalar;
 }
 

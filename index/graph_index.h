@@ -30,6 +30,7 @@
 
 #include "index/hnsw_index.h"
 #include "index/index.h"
+#include "index/level0_graph.h"
 
 namespace wp::index {
 
@@ -64,6 +65,8 @@ class GraphIndex : public Index {
   /// The first batch builds the whole graph (HNSW, initial graph, pruning); later batches are
   /// linked in by the HNSW rule.
   void add(MatrixView x, const label_t* ids) override;
+  bool builds_from_one_batch() const override { return true; }
+  void reserve(size_t n) override { graph_->reserve(n); }
   bool remove(label_t id) override { return graph_->remove(id); }
   SearchStats search_one(const float* q, size_t k, const SearchParams& params, label_t* labels,
                          float* distances) const override {
@@ -99,35 +102,5 @@ class GraphIndex : public Index {
  * entered through HNSW's upper levels. Larger alpha keeps longer edges: fewer hops, more degree.
  */
 GraphBuildSpec robust_graph(const HnswParams& hnsw, float alpha);
-
-/// The K nearest neighbours (slots) of every live vertex, from `index` searched at `ef`.
-std::vector<std::vector<uint32_t>> knn_lists(const HnswIndex& index, size_t K, size_t ef);
-
-/// Prunes each list to at most R neighbours with the alpha rule (alpha = 1: HNSW heuristic).
-std::vector<std::vector<uint32_t>> prune_lists(const HnswIndex& index,
-                                               const std::vector<std::vector<uint32_t>>& lists,
-                                               size_t R, float alpha);
-
-/// Adds the reverse of every edge, then cuts lists longer than R by the alpha rule (prune) or to
-/// the R nearest (Vamana's reverse-edge step).
-std::vector<std::vector<uint32_t>> add_reverse_edges(
-    const HnswIndex& index, const std::vector<std::vector<uint32_t>>& lists, size_t R, float alpha,
-    bool prune);
-
-/// R distinct random out-neighbours for each of n vertices (Vamana's initial graph).
-std::vector<std::vector<uint32_t>> random_lists(size_t n, size_t R, uint64_t seed);
-
-/**
- * Vamana (Subramanya et al., NeurIPS 2019, Alg. 3) starting from `lists`: a pass at alpha = 1,
- * then one at `alpha`; vertices in a seeded random order, in batches that search one snapshot in
- * parallel and are then written in order (deterministic for a seed, whatever the threads).
- * @param start the search entry (the medoid slot); L the search pool; R the maximum degree
- */
-std::vector<std::vector<uint32_t>> vamana_lists(const HnswIndex& index,
-                                                std::vector<std::vector<uint32_t>> lists,
-                                                uint32_t start, size_t R, size_t L, float alpha,
-                                                uint64_t seed);
-
-double average_degree(const std::vector<std::vector<uint32_t>>& lists);
 
 }  // namespace wp::index

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 
@@ -64,6 +65,17 @@ SearchResult Index::search(MatrixView q, size_t k, const SearchParams& params) c
   res.stats.distance_computations = dcs;
   res.stats.hops = hops;
   return res;
+}
+
+void add_all(Index& idx, MatrixView x, const label_t* ids, size_t chunk,
+             const std::function<void(size_t)>& progress) {
+  idx.reserve(idx.size() + x.n);
+  if (idx.builds_from_one_batch() || chunk == 0) chunk = std::max<size_t>(x.n, 1);
+  for (size_t b = 0; b < x.n; b += chunk) {
+    const size_t n = std::min(chunk, x.n - b);
+    idx.add(MatrixView{x.row(b), n, x.d}, ids + b);
+    if (progress) progress(b + n);
+  }
 }
 
 std::unique_ptr<Index> load_index(const std::string& path) {

@@ -6,6 +6,7 @@
  */
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -104,6 +105,14 @@ class Index {
   /// Removes `id`; returns false when it was not present.
   virtual bool remove(label_t id) = 0;
 
+  /// Grows storage for `n` vectors in all, so that adding them reallocates nothing (a hint:
+  /// indexes without preallocated storage ignore it).
+  virtual void reserve(size_t n) {}
+
+  /// True when the first add() builds the whole structure and later batches are only linked in
+  /// (a pruned graph): such an index is built from all its vectors in one batch (add_all).
+  virtual bool builds_from_one_batch() const { return false; }
+
   /**
    * Searches the k nearest neighbours of one query.
    * @param q         dim() floats
@@ -137,6 +146,14 @@ class Index {
   size_t dim_;
   Metric metric_;
 };
+
+/**
+ * Adds the rows of `x` (row i gets id ids[i]) the way `idx` builds best: storage reserved first,
+ * then one batch when it builds from one batch, else batches of `chunk` rows; `progress(rows)`
+ * (optional) after each batch.
+ */
+void add_all(Index& idx, MatrixView x, const label_t* ids, size_t chunk = 10000,
+             const std::function<void(size_t rows_done)>& progress = {});
 
 /// Loads any index written by Index::save, dispatching on the file's type tag.
 std::unique_ptr<Index> load_index(const std::string& path);

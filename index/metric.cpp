@@ -1,26 +1,20 @@
 #include "index/metric.h"
 
-#include "index/error.h"
+#include "index/enum_names.h"
 
 namespace wp::index {
 
+namespace {
+constexpr EnumNames<Metric, 3> kMetrics{
+    {{Metric::kL2, "l2"}, {Metric::kInnerProduct, "ip"}, {Metric::kCosine, "cosine"}}};
+}  // namespace
+
 Metric parse_metric(const std::string& name, const std::string& field) {
-  if (name == "l2") return Metric::kL2;
-  if (name == "ip") return Metric::kInnerProduct;
-  if (name == "cosine") return Metric::kCosine;
-  throw UserError(field + " must be one of l2, ip, cosine; got '" + name + "'");
+  return parse_enum(name, kMetrics, field);
 }
 
 const char* metric_name(Metric m) {
-  switch (m) {
-    case Metric::kL2:
-      return "l2";
-    case Metric::kInnerProduct:
-      return "ip";
-    case Metric::kCosine:
-      return "cosine";
-  }
-  return "?";
+  return enum_name(m, kMetrics);
 }
 
 }  // namespace wp::index

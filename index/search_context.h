@@ -2,9 +2,8 @@
 /**
  * @file search_context.h
  * Per-thread search state reused across queries (as usearch's contexts and hnswlib's visited list
- * pool): an epoch-tagged visited list that is cleared only when its 16-bit tag wraps, the two
- * heaps of the beam search and a query scratch buffer. A query allocates nothing once the context
- * has grown to the index's size.
+ * pool): the visited set, the two heaps of the beam search and scratch buffers. A query allocates
+ * nothing once the context has grown to the index's size.
  */
 #include <cstdint>
 #include <memory>
@@ -12,12 +11,12 @@
 #include <vector>
 
 #include "index/neighbor_selection.h"
+#include "index/visited_set.h"
 
 namespace wp::index {
 
 struct SearchContext {
-  std::vector<uint16_t> visited;  ///< visited[v] == epoch means v was seen in this search
-  uint16_t epoch = 0;
+  VisitedSet visited;
   std::vector<Candidate> frontier;  ///< min-heap (FartherFirst): vertices still to expand
   std::vector<Candidate> top;       ///< max-heap (operator<): the best ef found so far
   std::vector<Candidate> scratch;   ///< neighbour selection and result assembly
@@ -29,24 +28,22 @@ struct SearchContext {
   std::vector<float> query;         ///< normalised query (cosine)
   std::vector<float> prepared;      ///< query prepared for code distances (sq8)
 
-  /// Starts a new search over vertices [0, n): bumps the epoch, empties the heaps.
+  /// Starts a new search over vertices [0, n) of at most `max_degree` links: nothing visited,
+  /// empty heaps.
   void start(size_t n, size_t max_degree) {
     if (batch.size() < max_degree) batch.resize(max_degree);
-    if (visited.size() < n) {
-      visited.assign(n, 0);
-      epoch = 0;
-    }
-    if (++epoch == 0) {  // the tag wrapped: clear once every 65535 searches
-      std::fill(visited.begin(), visited.end(), 0);
-      epoch = 1;
-    }
+    visited.start(n);
     frontier.clear();
     top.clear();
   }
-  bool test_and_set(uint32_t v) {
-    if (visited[v] == epoch) return true;
-    visited[v] = epoch;
-    return false;
+
+  size_t memory_bytes() const {
+    return visited.memory_bytes() +
+           (frontier.capacity() + top.capacity() + scratch.capacity() + selected.capacity() +
+            chosen.capacity()) *
+               sizeof(Candidate) +
+           (links.capacity() + removed.capacity() + batch.capacity()) * sizeof(uint32_t) +
+           (query.capacity() + prepared.capacity()) * sizeof(float);
   }
 };
 
@@ -86,13 +83,7 @@ class SearchContextPool {
   size_t memory_bytes() const {
     std::lock_guard<std::mutex> g(mu_);
     size_t b = 0;
-    for (const auto& c : free_) {
-      b += c->visited.capacity() * sizeof(uint16_t) +
-           (c->frontier.capacity() + c->top.capacity() + c->scratch.capacity() +
-            c->selected.capacity()) *
-               sizeof(Candidate) +
-           c->links.capacity() * 4 + c->query.capacity() * 4;
-    }
+    for (const auto& c : free_) b += c->memory_bytes();
     return b;
   }
 

@@ -12,7 +12,7 @@
 #include <functional>
 #include <vector>
 
-#include "index/lsh_index.h"
+#include "index/hash_model.h"
 #include "index/matrix.h"
 
 namespace wp::learn {

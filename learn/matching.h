@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "index/lsh_index.h"
+#include "index/hash_model.h"
 #include "index/matrix.h"
 #include "learn/labelled_set.h"
 

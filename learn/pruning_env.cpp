@@ -12,6 +12,7 @@
 #include "index/error.h"
 #include "index/flat_index.h"
 #include "index/neighbor_selection.h"
+#include "index/visited_set.h"
 
 namespace wp::learn {
 
@@ -49,17 +50,9 @@ Episode PruningEnv::run(const float* query, const uint32_t* true_knn,
   WP_THROW_IF_NOT(ef >= cfg_.k, "ef ", ef, " is below k ", cfg_.k);
   WP_THROW_IF_NOT(keep_prob.size() == graph_.num_edges(), "keep_prob has ", keep_prob.size(),
                   " entries for ", graph_.num_edges(), " edges");
-  // Per-thread visited tags, cleared only when the 32-bit tag wraps.
-  thread_local std::vector<uint32_t> visited;
-  thread_local uint32_t tag = 0;
-  if (visited.size() < graph_.num_vertices()) {
-    visited.assign(graph_.num_vertices(), 0);
-    tag = 0;
-  }
-  if (++tag == 0) {
-    std::fill(visited.begin(), visited.end(), 0);
-    tag = 1;
-  }
+  // The walker's visited set, one per thread, reused across its episodes.
+  thread_local index::VisitedSet visited;
+  visited.start(graph_.num_vertices());
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
   // Heaps and the query copy are reused across this thread's episodes.
@@ -75,8 +68,8 @@ Episode PruningEnv::run(const float* query, const uint32_t* true_knn,
 
   const float d0 = dist_(q.data(), index_.slot_vector(entry_), d);
   ep.dcs = 1;
-  visited[entry_] = tag;
-  if (held_out != kNoSlot && held_out < visited.size()) visited[held_out] = tag;
+  visited.insert(entry_);
+  if (held_out != kNoSlot && held_out < graph_.num_vertices()) visited.insert(held_out);
   frontier.push_back({d0, entry_});
   top.push_back({d0, entry_});
   while (!frontier.empty()) {
@@ -88,7 +81,7 @@ Episode PruningEnv::run(const float* query, const uint32_t* true_knn,
     ++ep.hops;
     for (uint64_t e = graph_.offsets[c.id]; e < graph_.offsets[c.id + 1]; ++e) {
       const uint32_t v = graph_.neighbors[e];
-      if (visited[v] == tag) continue;
+      if (visited.contains(v)) continue;
       const float p = keep_prob[e];
       bool keep;
       if (!sample) {
@@ -100,7 +93,7 @@ Episode PruningEnv::run(const float* query, const uint32_t* true_knn,
         ep.actions.push_back({static_cast<uint32_t>(e), static_cast<uint8_t>(keep)});
       }
       if (!keep) continue;  // v stays unvisited: another edge may still reach it
-      visited[v] = tag;
+      visited.insert(v);
       const float dv = dist_(q.data(), index_.slot_vector(v), d);
       ++ep.dcs;
       if (top.size() < ef || dv < top.front().distance) {

@@ -9,6 +9,7 @@
 #include "index/error.h"
 #include "index/flat_index.h"
 #include "index/graph_index.h"
+#include "index/vamana.h"
 #include "test_util.h"
 
 using namespace wp::index;

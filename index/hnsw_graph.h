@@ -1,0 +1,158 @@
+#pragma once
+/**
+ * @file hnsw_graph.h
+ * HnswGraph: the storage of a Hierarchical Navigable Small World graph (Malkov & Yashunin, TPAMI
+ * 2018) and the operations that change it: insertion (their Alg. 1, neighbours chosen by the
+ * heuristic of Alg. 4, neighbor_selection.h), repair of the vertices that pointed at removed
+ * ones, and consolidation, which recycles the removed vertices' slots.
+ *
+ * Storage, in the manner of hnswlib:
+ *  - level 0 is one contiguous block of fixed-stride records [count | links[2M] | vector | id];
+ *  - upper levels are per-vertex arrays of [count | links[M]] per level;
+ *  - per slot: its level, its flags (tombstone, free) and a spin lock for parallel insertion.
+ * Slots are recycled from a free list; ids map to slots. The walks over the graph are in
+ * hnsw_search.h; HnswIndex (hnsw_index.h) is the facade users see, which adds the metric's
+ * normalisation, 8-bit codes, filters and file I/O.
+ */
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include "index/distance.h"
+#include "index/hnsw_params.h"
+#include "index/index.h"
+#include "index/level0_graph.h"
+#include "index/search_context.h"
+
+namespace wp::index {
+
+class BinaryReader;
+class BinaryWriter;
+
+class HnswGraph {
+ public:
+  using slot_t = uint32_t;
+  static constexpr slot_t kNoSlot = ~slot_t{0};
+  static constexpr uint8_t kTombstone = 1;  ///< removed, still routes until consolidated
+  static constexpr uint8_t kFree = 2;       ///< consolidated; the slot may be reused
+  static constexpr int kMaxLevel = 31;
+
+  /// An empty graph of `dim`-dimensional vectors compared by `dist`; params must be valid.
+  HnswGraph(size_t dim, const HnswParams& params, DistanceFn dist);
+  ~HnswGraph();
+  HnswGraph(const HnswGraph&) = delete;
+  HnswGraph& operator=(const HnswGraph&) = delete;
+
+  // --- typed access to a slot (level 0 record: [count | links[2M] | vector | label]) ---
+  char* record(slot_t s) const { return level0_.get() + static_cast<size_t>(s) * stride_; }
+  uint32_t* links0(slot_t s) const { return reinterpret_cast<uint32_t*>(record(s)); }
+  float* vec(slot_t s) const { return reinterpret_cast<float*>(record(s) + vector_offset_); }
+  label_t label_of(slot_t s) const {
+    label_t l;
+    std::memcpy(&l, record(s) + label_offset_, sizeof l);
+    return l;
+  }
+  /// [count | links...] of slot s at `level` (0 or upper).
+  uint32_t* links(slot_t s, int level) const {
+    return level == 0 ? links0(s) : upper_[s].get() + (level - 1) * (1 + params_.M);
+  }
+  size_t max_links(int level) const { return level == 0 ? max_m0_ : params_.M; }
+  uint8_t flags(slot_t s) const { return flags_[s]; }
+  int level(slot_t s) const { return levels_[s]; }
+
+  size_t dim() const { return dim_; }
+  const HnswParams& params() const { return params_; }
+  size_t slot_count() const { return slot_count_; }
+  size_t capacity() const { return capacity_; }
+  size_t live_count() const { return live_count_; }
+  size_t num_tombstones() const { return num_tombstones_; }
+  slot_t entry_point() const { return entry_point_; }
+  int max_level() const { return max_level_; }
+  /// The slot of a live id, or kNoSlot.
+  slot_t find(label_t id) const {
+    auto it = label_to_slot_.find(id);
+    return it == label_to_slot_.end() ? kNoSlot : it->second;
+  }
+
+  float distance(const float* a, const float* b) const { return dist_(a, b, dim_); }
+  float distance_between(slot_t a, slot_t b) const { return distance(vec(a), vec(b)); }
+
+  /// Spin lock of a slot's lists while vertices are inserted in parallel.
+  void lock(slot_t s) const;
+  void unlock(slot_t s) const;
+
+  // --- changes ---
+  /// Grows storage to `n` slots without reallocation later.
+  void reserve(size_t n);
+  /// A slot for (id, v), recycled or fresh: v is copied in, a level drawn, the id mapped to it.
+  /// The vertex is not linked yet (insert). Capacity must allow it (reserve).
+  slot_t allocate(label_t id, const float* v);
+  /// Links slot s into the graph: greedy descent, beam search of ef_construction on each of its
+  /// levels, the heuristic's neighbours and their reverse edges. Safe in parallel with other
+  /// insert() calls (per-slot locks; the entry point under a mutex).
+  void insert(slot_t s, SearchContext& ctx);
+  /// Tombstones slot s: its id is unmapped; it still routes searches until consolidated.
+  void mark_removed(slot_t s);
+  /// Reconnects every vertex that pointed at a tombstone through the tombstone's own neighbours
+  /// (repair), then frees the tombstones' slots and moves the entry point off them.
+  void consolidate(SearchContextPool& contexts);
+  /// Forgets every vertex (storage is kept).
+  void clear();
+
+  /// Level 0 by slot (slots are 0..slot_count()-1; removed slots have no label and no edges).
+  Level0Graph export_level0() const;
+  /// Replaces every level-0 list (see HnswIndex::replace_level0 for the rules it checks).
+  void replace_level0(const std::vector<std::vector<uint32_t>>& lists);
+
+  /// A deep copy.
+  std::unique_ptr<HnswGraph> clone() const;
+  size_t memory_bytes() const;
+  /// The graph part of an HNSW file payload (slot count, entry, records, levels, flags, upper
+  /// lists), and back into an empty graph of the same dimension and parameters; read() checks
+  /// every count, level, flag and link and throws a UserError naming the file otherwise.
+  void write(BinaryWriter& out) const;
+  void read(BinaryReader& in);
+
+ private:
+  int random_level();
+  void connect_reverse(slot_t from, slot_t to, int level, SearchContext& ctx);
+  /// Rewrites u's list at `level` when it points at a tombstone (consolidate's step).
+  void repair(slot_t u, int level, SearchContext& ctx);
+
+  size_t dim_;
+  HnswParams params_;
+  DistanceFn dist_;
+  size_t max_m0_;         ///< 2 * M
+  size_t stride_;         ///< bytes per level-0 record
+  size_t vector_offset_;  ///< offset of the vector in a record
+  size_t label_offset_;   ///< offset of the label in a record
+  double level_mult_;     ///< 1 / ln(M)
+
+  struct AlignedDelete {
+    void operator()(char* p) const;
+  };
+  std::unique_ptr<char, AlignedDelete> level0_;
+  size_t capacity_ = 0;    ///< slots allocated
+  size_t slot_count_ = 0;  ///< slots in use (live, tombstoned or free)
+  size_t live_count_ = 0;
+  size_t num_tombstones_ = 0;
+
+  std::vector<uint8_t> levels_;                     ///< level of each slot
+  std::vector<uint8_t> flags_;                      ///< kTombstone / kFree
+  std::vector<std::unique_ptr<uint32_t[]>> upper_;  ///< links of levels 1..levels_[s]
+  std::unique_ptr<std::atomic<uint8_t>[]> locks_;   ///< one spin lock per slot (build time)
+  std::vector<slot_t> free_slots_;
+  std::unordered_map<label_t, slot_t> label_to_slot_;
+
+  slot_t entry_point_ = kNoSlot;
+  int max_level_ = -1;
+  std::mutex entry_mutex_;  ///< guards entry_point_ / max_level_ during parallel inserts
+  std::mt19937_64 level_rng_;
+};
+
+}  // namespace wp::index
