@@ -23,8 +23,8 @@ struct Fixture {
     engine = std::make_unique<wp::engine::Engine>(dir);
     wp::engine::CollectionConfig cfg;
     cfg.dim = ds.base.d;
-    cfg.metric = wp::index::Metric::kL2;
-    cfg.hnsw.ef_construction = 100;
+    cfg.index.metric = wp::index::Metric::kL2;
+    cfg.index.hnsw.ef_construction = 100;
     engine->create_collection("sift", cfg);
     std::vector<wp::engine::PointWrite> pts(ds.base.n);
     for (size_t i = 0; i < ds.base.n; ++i) {

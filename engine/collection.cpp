@@ -1,29 +1,31 @@
 #include "engine/collection.h"
 
-#include "engine/learned_index.h"
-#include "engine/tune.h"
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <unordered_set>
 
-#include "index/dataset.h"
+#include "engine/learned_index.h"
+#include "engine/tune_space.h"
 #include "index/distance.h"
 #include "index/error.h"
-#include "index/index_factory.h"
+#include "index/index_spec.h"
 
 namespace wp::engine {
 
 namespace fs = std::filesystem;
-
-static std::unique_ptr<index::Index> make_index_of(const CollectionConfig& config);
 using nlohmann::json;
 
 namespace {
 constexpr char kConfigKey[] = "config";
 constexpr char kIndexFile[] = "index.wpi";
 constexpr char kIndexMeta[] = "index.meta";
+
+/// A new empty index as `spec` says. Kind "rl" without its learnt graph (no index file, or one
+/// that no longer matches the store) serves the graph the agent starts from until trained again.
+std::unique_ptr<index::Index> make_served_index(index::IndexSpec spec, size_t dim) {
+  if (spec.kind == index::IndexKind::kRl) spec.graph = index::unpruned_level0();
+  return index::make_index(spec, dim);
+}
 }  // namespace
 
 Collection::Collection(std::string name, std::string dir,
@@ -55,88 +57,35 @@ void Collection::wait_for_build() {
   if (t.joinable()) t.join();
 }
 
-void Collection::rebuild_index(const std::string& type, const index::HnswParams& hnsw,
-                               const nlohmann::json& learned, const index::LshParams& lsh,
-                               double alpha) {
-  const bool is_learned = type == "rl";
-  WP_THROW_IF_NOT(
-      type == "hnsw" || type == "flat" || type == "lsh" || type == "graph" || is_learned,
-      "type: expected \"hnsw\", \"flat\", \"lsh\", \"graph\" or \"rl\", got \"", type, "\"");
-  if (type == "graph") index::robust_graph(hnsw, static_cast<float>(alpha)).validate();
-  lsh.validate();
-  WP_THROW_IF_NOT(!is_learned || learned_builder(type), "type: \"", type,
+void Collection::rebuild_index(const index::IndexSpec& requested, const json& learned) {
+  index::IndexSpec spec = requested;
+  spec.metric = config().metric();
+  spec.validate();
+  const bool is_learned = spec.kind == index::IndexKind::kRl;
+  WP_THROW_IF_NOT(!is_learned || learned_builder(index::index_kind_name(spec.kind)), "type: \"",
+                  index::index_kind_name(spec.kind),
                   "\" needs a waypoint built with LibTorch (WAYPOINT_WITH_TORCH=ON)");
-  hnsw.validate();
-  start_job("building", [this, type, hnsw, learned, lsh, alpha] {
-    CollectionConfig next = config();
-    next.index_type = type;
-    next.hnsw = hnsw;
-    next.lsh = lsh;
-    next.alpha = alpha;
-    build_and_swap(next, learned);
-  });
+  start_job("building", [this, spec, learned] { build_and_swap(spec, learned); });
 }
 
 void Collection::auto_index(const AutoTuneRequest& req) {
-  constexpr size_t kMinPoints = 200;
-  WP_THROW_IF_NOT(size() >= kMinPoints,
-                  "type \"auto\" tunes on the collection's points and "
-                  "needs at least ",
-                  kMinPoints, ", it holds ", size());
-  const tune::Space space = tune::Space::standard(req.types);  // validates the types
-  start_job("tuning", [this, req, space] {
-    // Tune on a snapshot without holding writes back; then build the winner as a rebuild does.
+  WP_THROW_IF_NOT(size() >= tune::kMinAutoTunePoints,
+                  "type \"auto\" tunes on the collection's points and needs at least ",
+                  tune::kMinAutoTunePoints, ", it holds ", size());
+  tune::Space::standard(req.types);  // the types are checked before the job starts
+  start_job("tuning", [this, req] {
+    // Tune on a snapshot without holding writes back (90% of the progress); then build the
+    // winner as a rebuild does.
     index::Matrix vectors;
     std::vector<index::label_t> labels;
     snapshot(vectors, labels);
-    const CollectionConfig current = config();
-    const tune::HeldOut split = tune::hold_out(vectors, std::min<size_t>(500, vectors.n / 10), 7);
-    const index::Matrix &base = split.base, &queries = split.queries;
-    const size_t k = std::min(req.k, base.n - 1);
-    const index::IntMatrix gt = index::exact_knn(base, queries, k, current.metric);
-    tune::EnvironmentOptions eo;
-    eo.k = k;
-    eo.repeats = 2;
-    eo.min_seconds = 0.1;
-    tune::Environment env(base, current.metric, queries, gt, eo);
-    tune::RewardSpec reward;
-    reward.recall_target = req.recall;
-    reward.latency_budget_us = req.latency_budget_us;
-    reward.reference_qps = env.exact_qps();
-    tune::TuneOptions to;
-    to.recall = req.recall;
-    to.trials = req.trials;
-    to.max_minutes = req.max_minutes;
-    const std::string name = tune::strategy("controller") ? "controller" : "coordinate";
-    auto strategy = (*tune::strategy(name))(space, 7);
-    const tune::StrategyResult r =
-        tune::run_strategy(name, *strategy, env, space, reward, to, [&](const tune::Trial& t) {
-          build_progress_ = 0.9 * static_cast<double>(t.trial) / req.trials;
-        });
-    WP_THROW_IF_NOT(!r.trials.empty(), "tuning measured no configuration");
-    // The best feasible configuration, else the one closest to the target (and budget).
-    size_t best = r.best.value_or(0);
-    if (!r.best) {
-      for (size_t i = 0; i < r.trials.size(); ++i) {
-        if (reward.shortfall(r.trials[i].m) > reward.shortfall(r.trials[best].m)) best = i;
-      }
-    }
-    const tune::Trial& t = r.trials[best];
-    const json chosen = tune::to_request(space, t.config);
-    const IndexRequest ir = IndexRequest::parse(chosen, current.hnsw, current.lsh, current.alpha);
+    const tune::AutoTuneResult r = tune::auto_tune(vectors, config().index, req,
+                                                   [this](double f) { build_progress_ = 0.9 * f; });
     {
       std::lock_guard<std::mutex> g(build_mu_);
-      status_.tune =
-          json{{"strategy", name}, {"trials", r.trials.size()}, {"recall_target", req.recall},
-               {"k", k},           {"config", chosen},          {"recall", t.m.recall},
-               {"qps", t.m.qps},   {"feasible", t.feasible},    {"queries", queries.n}};
+      status_.tune = r.outcome;
     }
-    CollectionConfig next = config();
-    next.index_type = ir.type;
-    next.hnsw = ir.hnsw;
-    next.lsh = ir.lsh;
-    next.alpha = ir.alpha;
-    build_and_swap(next, json::object());
+    build_and_swap(r.spec, json::object());
   });
 }
 
@@ -174,38 +123,35 @@ void Collection::snapshot(index::Matrix& vectors, std::vector<index::label_t>& l
   }
 }
 
-void Collection::build_and_swap(const CollectionConfig& next, const json& learned) {
+void Collection::build_and_swap(const index::IndexSpec& next, const json& learned) {
   std::lock_guard<std::mutex> writer(write_mu_);  // writes wait; searches go on
   // Snapshot the live points (vectors from the served index); only this thread writes now.
   std::vector<index::label_t> labels;
   index::Matrix vectors;
   snapshot(vectors, labels);
   const double from = build_progress_;
+  auto progress = [this, from](double f) { build_progress_ = from + (1 - from) * f; };
   std::unique_ptr<index::Index> fresh;
-  if (next.index_type == "rl") {
+  if (next.kind == index::IndexKind::kRl) {
     LearnedBuildRequest req;
     req.vectors = &vectors;
     req.labels = &labels;
     req.metric = next.metric;
     req.hnsw = next.hnsw;
     req.params = learned;
-    req.progress = [this, from](double f) { build_progress_ = from + (1 - from) * f; };
-    fresh = (*learned_builder(next.index_type))(req);
+    req.progress = progress;
+    fresh = (*learned_builder(index::index_kind_name(next.kind)))(req);
   } else {
-    fresh = make_index_of(next);
-    // A pruned graph is built from its first batch (later ones are only linked in): one batch.
-    const size_t chunk =
-        dynamic_cast<index::GraphIndex*>(fresh.get()) ? std::max<size_t>(labels.size(), 1) : 5000;
-    for (size_t b = 0; b < labels.size(); b += chunk) {
-      const size_t n = std::min(chunk, labels.size() - b);
-      fresh->add(index::view_rows(vectors, b, n), labels.data() + b);
-      build_progress_ = from + (1 - from) * static_cast<double>(b + n) / labels.size();
-    }
+    fresh = make_served_index(next, config_.dim);
+    index::add_all(*fresh, index::view(vectors), labels.data(), 5000,
+                   [&](size_t done) { progress(static_cast<double>(done) / labels.size()); });
   }
-  store_->put_meta(kConfigKey, next.to_stored().dump());
+  CollectionConfig stored = config();
+  stored.index = next;
+  store_->put_meta(kConfigKey, stored.to_stored().dump());
   std::unique_lock<std::shared_mutex> lock(mu_);
   index_ = std::move(fresh);
-  config_ = next;
+  config_ = stored;
 }
 
 IndexStatus Collection::index_status() const {
@@ -216,30 +162,8 @@ IndexStatus Collection::index_status() const {
   }
   s.progress = build_progress_;
   std::shared_lock<std::shared_mutex> lock(mu_);
-  s.type = config_.index_type;
-  s.params = index_params_json(config_);
+  s.served = config_.index;
   return s;
-}
-
-static std::unique_ptr<index::Index> make_index_of(const CollectionConfig& config) {
-  index::IndexSpec spec;
-  spec.type = config.index_type;
-  spec.metric = config.metric;
-  spec.hnsw = config.hnsw;
-  spec.lsh = config.lsh;
-  spec.graph.alpha = static_cast<float>(config.alpha);  // "graph"
-  if (spec.type == "rl") {
-    // Rebuilt without learning (no index file, or one that no longer matches the store): the
-    // graph the agent starts from, HNSW's level 0 entered at the medoid, until trained again.
-    spec.graph.initial = "hnsw";
-    spec.graph.pruning = "none";
-    spec.graph.entry = "medoid";
-  }
-  return index::make_index(spec, config.dim);
-}
-
-std::unique_ptr<index::Index> Collection::make_index() const {
-  return make_index_of(config_);
 }
 
 void Collection::load() {
@@ -269,7 +193,7 @@ void Collection::load() {
           m.at("points").get<size_t>() == live_) {
         auto idx = index::load_index(file.string());
         bool ok =
-            idx->dim() == config_.dim && idx->metric() == config_.metric && idx->size() == live_;
+            idx->dim() == config_.dim && idx->metric() == config_.metric() && idx->size() == live_;
         for (size_t i = 0; ok && i < labels.size(); ++i) ok = idx->contains(labels[i]);
         if (ok) {
           index_ = std::move(idx);
@@ -281,7 +205,7 @@ void Collection::load() {
       // fall through: rebuild
     }
   }
-  index_ = make_index();
+  index_ = make_served_index(config_.index, config_.dim);
   if (!labels.empty()) index_->add(index::view(vectors), labels.data());
 }
 
@@ -293,7 +217,7 @@ void Collection::upsert(std::vector<PointWrite> points, bool wait) {
                     config_.dim, ", got ", p.vector.size());
     WP_THROW_IF_NOT(index::all_finite(p.vector.data(), p.vector.size()), "points[", i,
                     "].vector: only finite numbers are accepted (no NaN or Infinity)");
-    if (config_.metric == index::Metric::kCosine) {
+    if (config_.metric() == index::Metric::kCosine) {
       float norm = 0;
       for (float x : p.vector) norm += x * x;
       WP_THROW_IF_NOT(norm > 0, "points[", i, "].vector: the zero vector has no cosine direction");
@@ -378,7 +302,7 @@ size_t Collection::remove_matching(const Filter& filter, bool wait) {
 
 float Collection::score_of(float distance) const {
   // Qdrant reports Euclidean distance (not squared) for Euclid, the similarity otherwise.
-  return config_.metric == index::Metric::kL2 ? std::sqrt(std::max(distance, 0.0f)) : -distance;
+  return config_.metric() == index::Metric::kL2 ? std::sqrt(std::max(distance, 0.0f)) : -distance;
 }
 
 PointRead Collection::read_point(uint64_t internal, bool with_payload, bool with_vector) const {
@@ -424,8 +348,8 @@ std::vector<ScoredPoint> Collection::search(const SearchQuery& q) const {
     if (labels[j] == index::kNoLabel) break;
     const float score = score_of(distances[j]);
     if (q.score_threshold) {
-      const bool keep = config_.metric == index::Metric::kL2 ? score <= *q.score_threshold
-                                                             : score >= *q.score_threshold;
+      const bool keep = config_.metric() == index::Metric::kL2 ? score <= *q.score_threshold
+                                                               : score >= *q.score_threshold;
       if (!keep) break;  // results are sorted, nothing further passes
     }
     out.push_back({read_point(labels[j], q.with_payload, q.with_vector), score});
@@ -480,17 +404,9 @@ size_t Collection::size() const {
   return live_;
 }
 
-json Collection::info() const {
+CollectionInfo Collection::info() const {
   std::shared_lock<std::shared_mutex> lock(mu_);
-  const size_t n = live_;
-  return {{"status", "green"},
-          {"optimizer_status", "ok"},
-          {"vectors_count", n},
-          {"indexed_vectors_count", n},
-          {"points_count", n},
-          {"segments_count", 1},
-          {"config", config_.to_qdrant()},
-          {"payload_schema", json::object()}};
+  return {live_, config_};
 }
 
 void Collection::save_index() const {

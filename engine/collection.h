@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/auto_tune.h"
 #include "engine/collection_config.h"
 #include "engine/filter.h"
 #include "engine/index_request.h"
@@ -68,12 +69,17 @@ struct SearchQuery {
 
 /// State of the collection's index and of a background rebuild.
 struct IndexStatus {
-  std::string state = "ready";  ///< "ready", "building", "tuning" or "failed"
-  std::string type;             ///< type of the index being served
-  double progress = 1.0;        ///< of the running build, 0..1
-  std::string error;            ///< why the last build failed
-  nlohmann::json params;        ///< parameters of the served index
-  nlohmann::json tune;          ///< the last `auto` tuning's outcome (null: none)
+  std::string state = "ready";                ///< "ready", "building", "tuning" or "failed"
+  index::IndexSpec served;                    ///< kind and parameters of the index being served
+  double progress = 1.0;                      ///< of the running build, 0..1
+  std::string error;                          ///< why the last build failed
+  std::optional<tune::AutoTuneOutcome> tune;  ///< the last `auto` tuning's outcome
+};
+
+/// What a collection holds (http/ renders Qdrant's info object from it).
+struct CollectionInfo {
+  size_t points = 0;
+  CollectionConfig config;
 };
 
 class Collection {
@@ -108,26 +114,23 @@ class Collection {
               bool with_payload, bool with_vector) const;
 
   size_t size() const;
-  /// Qdrant's collection info object.
-  nlohmann::json info() const;
+  CollectionInfo info() const;
 
   /**
-   * Builds a new index of `type` ("hnsw", "flat", "lsh", "graph", or a learned type with a
-   * registered builder, learned_index.h: "rl") with `hnsw` parameters (`lsh` ones for "lsh",
-   * `alpha` for "graph", and `learned` parameters for a learned type)
-   * from the current points in a background thread and swaps it in atomically when done; the new
-   * configuration is stored. Searches keep using the old index meanwhile; writes wait until the
-   * swap (so no write is lost between the snapshot and the swap). Throws ConflictError while
-   * another build runs, UserError for a learned type this binary cannot build.
+   * Builds a new index as `spec` says (its metric is the collection's whatever it holds; kind
+   * "rl" is learnt by the builder learn/ registers, learned_index.h, with the job's `learned`
+   * parameters) from the current points in a background thread and swaps it in atomically when
+   * done; the new configuration is stored. Searches keep using the old index meanwhile; writes
+   * wait until the swap (so no write is lost between the snapshot and the swap). Throws
+   * ConflictError while another build runs, UserError for invalid parameters or a learned kind
+   * this binary cannot build.
    */
-  void rebuild_index(const std::string& type, const index::HnswParams& hnsw,
-                     const nlohmann::json& learned = nlohmann::json::object(),
-                     const index::LshParams& lsh = {}, double alpha = 1.2);
+  void rebuild_index(const index::IndexSpec& spec,
+                     const nlohmann::json& learned = nlohmann::json::object());
   /**
    * `{"type": "auto"}`: tunes an index configuration for `req` on a snapshot of the points in a
-   * background thread (held-out points as queries, exact ground truth; the controller RNN when
-   * this binary registered it, else coordinate search; writes go on meanwhile), then builds the
-   * best configuration as rebuild_index() does. Progress and the outcome are in index_status().
+   * background thread (tune::auto_tune; writes go on meanwhile), then builds the best
+   * configuration as rebuild_index() does. Progress and the outcome are in index_status().
    * Throws ConflictError while another build runs, UserError with too few points.
    */
   void auto_index(const AutoTuneRequest& req);
@@ -147,13 +150,12 @@ class Collection {
     bool live = false;
   };
   void load();
-  std::unique_ptr<index::Index> make_index() const;
   /// Runs `job` in the builder thread with status `state`, then "ready" (or "failed").
   void start_job(const std::string& state, std::function<void()> job);
   /// The live points' vectors (from the served index) and internal ids.
   void snapshot(index::Matrix& vectors, std::vector<index::label_t>& labels) const;
   /// With writes held back: builds `next` from the live points, stores it, swaps it in.
-  void build_and_swap(const CollectionConfig& next, const nlohmann::json& learned);
+  void build_and_swap(const index::IndexSpec& next, const nlohmann::json& learned);
   PointRead read_point(uint64_t internal, bool with_payload, bool with_vector) const;
   float score_of(float distance) const;
   void apply_removals(const std::vector<PointId>& ids);

@@ -4,6 +4,9 @@
  */
 #include "engine/json_value.h"
 
+#include <charconv>
+#include <cstdlib>
+
 #include <limits>
 
 namespace wp::engine {
@@ -67,6 +70,12 @@ bool json_as_int64(const json& v, int64_t* out) {
     return true;
   }
   return false;
+}
+
+json float_json(float f) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, f);
+  return json(std::strtod(std::string(buf, r.ptr).c_str(), nullptr));
 }
 
 }  // namespace wp::engine

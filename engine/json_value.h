@@ -26,4 +26,7 @@ std::string show_json(const nlohmann::json& j);
  */
 bool json_as_int64(const nlohmann::json& v, int64_t* out);
 
+/// A float as the JSON number of its shortest decimal form: 1.3f as 1.3, not 1.2999999523...
+nlohmann::json float_json(float f);
+
 }  // namespace wp::engine

@@ -16,8 +16,24 @@
 #include "index/hnsw_index.h"
 #include "index/index.h"
 #include "index/matrix.h"
+#include "index/param_range.h"
 
 namespace wp::engine {
+
+/// The learning job's parameters in a request for kind "rl" (index_request.h), passed to the
+/// builder in LearnedBuildRequest::params.
+inline constexpr index::ParamRange kRlSteps{
+    "steps", "steps", "steps", 1, 100000, true, "TRPO steps of the pruning agent"};
+inline constexpr index::ParamRange kRlMaxMinutes{"max_minutes", "max_minutes", "max-minutes", 1e-3,
+                                                 24 * 60,       false,         "of training"};
+inline constexpr index::ParamRange kRlTargetRecall{
+    "target_recall",
+    "target_recall",
+    "target-recall",
+    1e-3,
+    1,
+    false,
+    "validation keeps the step with the fewest distance computations at this recall"};
 
 struct LearnedBuildRequest {
   const index::Matrix* vectors = nullptr;               ///< the points, one per row

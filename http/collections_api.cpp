@@ -1,5 +1,7 @@
 // Handlers of /collections and /collections/{name}.
+#include "engine/index_request.h"
 #include "http/api.h"
+#include "http/qdrant_wire.h"
 #include "http/request_parsing.h"
 #include "index/error.h"
 
@@ -15,12 +17,12 @@ json Api::list_collections(const Call&) {
 
 json Api::create_collection(const Call& c) {
   const json body = parse_body(*c.body);
-  engine_.create_collection(c.path.at("name"), engine::CollectionConfig::from_qdrant(body));
+  engine_.create_collection(c.path.at("name"), collection_config_from_qdrant(body));
   return true;
 }
 
 json Api::get_collection(const Call& c) {
-  return engine_.collection(c.path.at("name"))->info();
+  return collection_info_json(engine_.collection(c.path.at("name"))->info());
 }
 
 json Api::delete_collection(const Call& c) {
@@ -33,22 +35,18 @@ json Api::collection_exists(const Call& c) {
 
 json Api::put_index(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  const engine::IndexRequest r = engine::IndexRequest::parse(
-      parse_body(*c.body), col->config().hnsw, col->config().lsh, col->config().alpha);
-  if (r.type == "auto") {
-    col->auto_index(r.tune);
+  const engine::IndexRequest r =
+      engine::IndexRequest::parse(parse_body(*c.body), col->config().index);
+  if (r.tune) {
+    col->auto_index(r.auto_tune);
   } else {
-    col->rebuild_index(r.type, r.hnsw, r.learned, r.lsh, r.alpha);
+    col->rebuild_index(r.spec, r.learned);
   }
   return get_index(c);
 }
 
 json Api::get_index(const Call& c) {
-  const engine::IndexStatus s = engine_.collection(c.path.at("name"))->index_status();
-  json j{{"type", s.type}, {"state", s.state}, {"progress", s.progress}, {"params", s.params}};
-  if (!s.error.empty()) j["error"] = s.error;
-  if (!s.tune.is_null()) j["tune"] = s.tune;
-  return j;
+  return index_status_json(engine_.collection(c.path.at("name"))->index_status());
 }
 
 }  // namespace wp::http

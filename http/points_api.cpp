@@ -5,6 +5,11 @@
 
 namespace wp::http {
 
+using engine::get_bool;
+using engine::get_count;
+using engine::get_optional_float;
+using engine::join;
+
 using nlohmann::json;
 
 namespace {

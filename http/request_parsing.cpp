@@ -6,6 +6,11 @@
 
 namespace wp::http {
 
+using engine::get_bool;
+using engine::get_count;
+using engine::get_optional_float;
+using engine::join;
+
 json PayloadSelector::apply(const json& full) const {
   if (!enabled) return json();
   if (include.empty() && exclude.empty()) return full;
@@ -49,25 +54,6 @@ std::vector<float> get_vector(const json& j, const std::string& field) {
   return v;
 }
 
-bool get_bool(const json& obj, const char* key, const std::string& where, bool def) {
-  if (!obj.contains(key) || obj[key].is_null()) return def;
-  WP_THROW_IF_NOT(obj[key].is_boolean(), join(where, key), ": expected true or false, got ",
-                  obj[key].dump());
-  return obj[key].get<bool>();
-}
-
-namespace {
-std::vector<std::string> string_list(const json& j, const std::string& field) {
-  WP_THROW_IF_NOT(j.is_array(), field, ": expected an array of strings, got ", j.dump());
-  std::vector<std::string> out;
-  for (size_t i = 0; i < j.size(); ++i) {
-    WP_THROW_IF_NOT(j[i].is_string(), field, "[", i, "]: expected a string, got ", j[i].dump());
-    out.push_back(j[i].get<std::string>());
-  }
-  return out;
-}
-}  // namespace
-
 PayloadSelector get_payload_selector(const json& obj, const std::string& where, bool def) {
   PayloadSelector s;
   s.enabled = def;
@@ -78,11 +64,13 @@ PayloadSelector get_payload_selector(const json& obj, const std::string& where, 
     s.enabled = v.get<bool>();
   } else if (v.is_array()) {
     s.enabled = true;
-    s.include = string_list(v, field);
+    s.include = engine::get_string_list(v, field);
   } else if (v.is_object() && (v.contains("include") || v.contains("exclude"))) {
     s.enabled = true;
-    if (v.contains("include")) s.include = string_list(v["include"], field + ".include");
-    if (v.contains("exclude")) s.exclude = string_list(v["exclude"], field + ".exclude");
+    if (v.contains("include"))
+      s.include = engine::get_string_list(v["include"], field + ".include");
+    if (v.contains("exclude"))
+      s.exclude = engine::get_string_list(v["exclude"], field + ".exclude");
   } else {
     throw UserError(field +
                     ": expected true, false, a list of keys, or {\"include\"|\"exclude\": "
@@ -112,16 +100,6 @@ std::vector<engine::PointId> get_ids(const json& j, const std::string& field) {
 engine::Filter get_filter(const json& obj, const std::string& where) {
   if (!obj.contains("filter") || obj["filter"].is_null()) return engine::Filter();
   return engine::Filter::parse(obj["filter"], join(where, "filter"));
-}
-
-std::optional<float> get_optional_float(const json& obj, const char* key,
-                                        const std::string& where) {
-  if (!obj.contains(key) || obj[key].is_null()) return std::nullopt;
-  WP_THROW_IF_NOT(obj[key].is_number(), join(where, key), ": expected a number, got ",
-                  obj[key].dump());
-  const float f = obj[key].get<float>();
-  WP_THROW_IF_NOT(std::isfinite(f), join(where, key), ": expected a finite number");
-  return f;
 }
 
 }  // namespace wp::http

@@ -1,7 +1,9 @@
 #pragma once
 /**
  * @file request_parsing.h
- * Reading fields of Qdrant request bodies with errors that name the field and the expected value.
+ * Reading the Qdrant-specific fields of request bodies (vectors, point ids, payload selectors,
+ * filters) with errors that name the field and the expected value; plain fields go through
+ * engine/json_fields.h, the readers every request body shares.
  */
 #include <optional>
 #include <string>
@@ -10,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/filter.h"
-#include "engine/index_request.h"
+#include "engine/json_fields.h"
 #include "engine/point_id.h"
 
 namespace wp::http {
@@ -31,9 +33,6 @@ json parse_body(const std::string& body, bool allow_empty = false);
 
 /// A float vector of finite values; `dim` 0 accepts any length.
 std::vector<float> get_vector(const json& j, const std::string& field);
-using engine::get_count;  // engine/index_request.h: shared with the index request
-/// An optional boolean, `def` when absent or null.
-bool get_bool(const json& obj, const char* key, const std::string& where, bool def);
 /// with_payload: bool, list of keys, {"include": [...]} or {"exclude": [...]}.
 PayloadSelector get_payload_selector(const json& obj, const std::string& where, bool def);
 /// with_vector: bool (a list of vector names is accepted as true).
@@ -42,9 +41,5 @@ bool get_with_vector(const json& obj, const std::string& where, bool def);
 std::vector<engine::PointId> get_ids(const json& j, const std::string& field);
 /// An optional filter (absent or null: the empty filter).
 engine::Filter get_filter(const json& obj, const std::string& where);
-/// An optional finite float.
-std::optional<float> get_optional_float(const json& obj, const char* key, const std::string& where);
-
-using engine::join;
 
 }  // namespace wp::http

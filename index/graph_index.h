@@ -1,10 +1,13 @@
 #pragma once
 /**
  * @file graph_index.h
- * GraphIndex (index type "rl"): a single-layer similarity graph served by HNSW's beam search,
- * storage and file I/O (it owns an HnswIndex whose level 0 is replaced by the pruned graph).
+ * GraphIndex (index kinds "rl" and "graph"): a single-layer similarity graph served by HNSW's beam
+ * search, storage and file I/O (it owns an HnswIndex whose level 0 is replaced by the pruned
+ * graph).
  *
- * Construction: an initial graph over the vectors, then a pruning strategy (STYLE.md 3):
+ * Construction (GraphParams, graph_params.h): an initial graph over the vectors, then a pruning
+ * strategy, a step one can swap (docs/architecture.md, "Conventions"); the list operations are
+ * vamana.h's:
  *  - initial "hnsw": HNSW's level 0 (degree <= 2M);
  *  - initial "complete": every other vertex (at most 2M + 1 points; the paper's toy example);
  *  - initial "knn":  the K nearest neighbours of every vertex (found with the HNSW at a large ef)
@@ -28,35 +31,24 @@
 #include <string>
 #include <vector>
 
+#include "index/graph_params.h"
 #include "index/hnsw_index.h"
 #include "index/index.h"
 #include "index/level0_graph.h"
 
 namespace wp::index {
 
-struct GraphBuildSpec {
-  HnswParams hnsw;                 ///< the HNSW that gives storage, the upper levels and candidates
-  std::string initial = "knn";     ///< "knn", "hnsw", "complete" or "random"
-  size_t K = 0;                    ///< neighbours per vertex of the kNN graph (0: 4M)
-  std::string pruning = "robust";  ///< "none", "hnsw", "robust", "vamana" (learned: apply_mask)
-  float alpha = 1.2f;              ///< RobustPrune slack (>= 1), on true (not squared) distances
-  size_t R = 0;                    ///< maximum degree after pruning (0: 2M)
-  std::string entry = "medoid";    ///< "medoid" or "hnsw"
-  size_t L = 0;  ///< Vamana's search pool while building (0: max(100, R)); not saved with the graph
-
-  /// Throws UserError naming the field.
-  void validate() const;
-};
-
 /// What a built graph is, saved with it.
 struct GraphInfo {
-  GraphBuildSpec spec;
+  GraphParams params;
   double average_degree = 0;
 };
 
 class GraphIndex : public Index {
  public:
-  GraphIndex(size_t dim, Metric metric, const GraphBuildSpec& spec);
+  /// `hnsw` builds the HNSW that gives storage, the upper levels and candidates; `graph` says how
+  /// its level 0 becomes the single-layer graph. Throws UserError for invalid parameters.
+  GraphIndex(size_t dim, Metric metric, const HnswParams& hnsw, const GraphParams& graph);
 
   const char* type_name() const override { return "rl"; }
   size_t size() const override { return graph_->size(); }
@@ -88,6 +80,12 @@ class GraphIndex : public Index {
 
  private:
   void build(MatrixView x, const label_t* ids);
+  /// The initial graph's lists by slot (GraphParams::initial).
+  std::vector<std::vector<uint32_t>> initial_lists() const;
+  /// The pruned lists (GraphParams::pruning); Vamana also fixes the medoid entry.
+  std::vector<std::vector<uint32_t>> prune(std::vector<std::vector<uint32_t>> initial);
+  /// R, or 2M when R is 0.
+  size_t max_degree() const { return info_.params.R ? info_.params.R : 2 * graph_->params().M; }
   void finish(std::vector<std::vector<uint32_t>> lists);
   /// The live vertex nearest to the mean of the data.
   label_t medoid() const;
@@ -95,12 +93,5 @@ class GraphIndex : public Index {
   GraphInfo info_;
   std::unique_ptr<HnswIndex> graph_;
 };
-
-/**
- * The non-learned pruned graph served as index type "graph": HNSW's level 0 with the 2M nearest
- * of every vertex, RobustPruned with slack `alpha` (reverse edges likewise) to at most 2M,
- * entered through HNSW's upper levels. Larger alpha keeps longer edges: fewer hops, more degree.
- */
-GraphBuildSpec robust_graph(const HnswParams& hnsw, float alpha);
 
 }  // namespace wp::index

@@ -4,15 +4,11 @@
 
 #include <algorithm>
 #include <functional>
-#include <map>
 
 #include "index/distance.h"
 #include "index/error.h"
-#include "index/flat_index.h"
-#include "index/graph_index.h"
-#include "index/hnsw_index.h"
 #include "index/index_file.h"
-#include "index/lsh_index.h"
+#include "index/index_spec.h"
 
 namespace wp::index {
 
@@ -79,18 +75,12 @@ void add_all(Index& idx, MatrixView x, const label_t* ids, size_t chunk,
 }
 
 std::unique_ptr<Index> load_index(const std::string& path) {
-  // The registry of loaders, by type tag (STYLE.md convention 7).
-  static const std::map<IndexType, std::function<std::unique_ptr<Index>(BinaryReader&)>> loaders{
-      {IndexType::kFlat, &FlatIndex::load},
-      {IndexType::kHnsw, &HnswIndex::load},
-      {IndexType::kGraph, &GraphIndex::load},
-      {IndexType::kLsh, &LshIndex::load},
-  };
   BinaryReader in(path);
-  auto it = loaders.find(in.type());
-  WP_THROW_IF_NOT(it != loaders.end(), "'", path, "': index type ",
-                  static_cast<uint32_t>(in.type()), " cannot be loaded by this build");
-  return it->second(in);
+  for (const IndexKindInfo& row : index_kinds()) {  // the registry of loaders, by file tag
+    if (row.file_type == in.type()) return row.load(in);
+  }
+  throw UserError("'" + path + "': index type " + std::to_string(static_cast<uint32_t>(in.type())) +
+                  " cannot be loaded by this build");
 }
 
 }  // namespace wp::index

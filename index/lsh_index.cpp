@@ -15,12 +15,11 @@
 namespace wp::index {
 
 void LshParams::validate() const {
-  WP_THROW_IF_NOT(bits >= 1 && bits <= 4096, "bits must be in 1..4096, got ", bits);
-  WP_THROW_IF_NOT(tables <= 64, "tables must be at most 64, got ", tables);
-  WP_THROW_IF_NOT(key_bits <= 32, "key_bits must be in 0..32 (0: auto), got ", key_bits);
-  WP_THROW_IF_NOT(probes >= 1 && probes <= 4096, "probes must be in 1..4096, got ", probes);
-  WP_THROW_IF_NOT(candidates >= 1 && candidates <= 100000, "candidates must be in 1..100000, got ",
-                  candidates);
+  kBits.check(static_cast<double>(bits));
+  kTables.check(static_cast<double>(tables));
+  kKeyBits.check(static_cast<double>(key_bits));
+  kProbes.check(static_cast<double>(probes));
+  kCandidates.check(static_cast<double>(candidates));
 }
 
 LshIndex::LshIndex(size_t dim, Metric metric, const LshParams& params)

@@ -23,6 +23,7 @@
 #include "index/distance.h"
 #include "index/hash_model.h"
 #include "index/index.h"
+#include "index/param_range.h"
 
 namespace wp::index {
 
@@ -34,6 +35,16 @@ struct LshParams {
   size_t probes = 16;       ///< buckets probed per table, the query's own included (multi-probe)
   size_t candidates = 100;  ///< candidates re-ranked when a search leaves ef at 0
   uint64_t seed = 100;      ///< planes and table keys
+
+  static constexpr ParamRange kBits{"bits", "bits", "bits", 1, 4096, true, "sign bits per vector"};
+  static constexpr ParamRange kTables{
+      "tables", "tables", "tables", 0, 64, true, "hash tables; 0: Hamming scan"};
+  static constexpr ParamRange kKeyBits{
+      "key_bits", "key_bits", "key-bits", 0, 32, true, "bits per table key; 0: auto"};
+  static constexpr ParamRange kProbes{
+      "probes", "probes", "probes", 1, 4096, true, "buckets probed per table"};
+  static constexpr ParamRange kCandidates{
+      "candidates", "candidates", "candidates", 1, 100000, true, "re-ranked by exact distance"};
 
   /// Throws UserError naming the field.
   void validate() const;

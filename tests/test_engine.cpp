@@ -18,9 +18,9 @@ namespace {
 CollectionConfig config(size_t dim, wp::index::Metric m = wp::index::Metric::kL2) {
   CollectionConfig c;
   c.dim = dim;
-  c.metric = m;
-  c.hnsw.M = 12;
-  c.hnsw.ef_construction = 100;
+  c.index.metric = m;
+  c.index.hnsw.M = 12;
+  c.index.hnsw.ef_construction = 100;
   return c;
 }
 
@@ -231,15 +231,16 @@ TEST(Engine, RebuiltIndexTypeSurvivesRestart) {
     Engine eng(tmp.file("data"));
     eng.create_collection("c", config(128));
     fill_sift(*eng.collection("c"), ds, 1000);
-    eng.collection("c")->rebuild_index("flat", eng.collection("c")->config().hnsw);
-    EXPECT_THROW(eng.collection("c")->rebuild_index("flat", eng.collection("c")->config().hnsw),
-                 wp::ConflictError);
+    wp::index::IndexSpec flat = eng.collection("c")->config().index;
+    flat.kind = wp::index::IndexKind::kFlat;
+    eng.collection("c")->rebuild_index(flat);
+    EXPECT_THROW(eng.collection("c")->rebuild_index(flat), wp::ConflictError);
     eng.collection("c")->wait_for_build();
     EXPECT_EQ(eng.collection("c")->index_status().state, "ready");
   }
   Engine eng(tmp.file("data"));
-  EXPECT_EQ(eng.collection("c")->config().index_type, "flat");
-  EXPECT_EQ(eng.collection("c")->index_status().type, "flat");
+  EXPECT_EQ(eng.collection("c")->config().index.kind, wp::index::IndexKind::kFlat);
+  EXPECT_EQ(eng.collection("c")->index_status().served.kind, wp::index::IndexKind::kFlat);
   EXPECT_EQ(eng.collection("c")->size(), 1000u);
 }
 
@@ -255,16 +256,19 @@ TEST(Engine, LshIndexKeepsItsParametersAndTakesWritesAcrossARestart) {
     eng.create_collection("c", config(128));
     fill_sift(*eng.collection("c"), ds, 1000);
     auto c = eng.collection("c");
-    c->rebuild_index("lsh", c->config().hnsw, nlohmann::json::object(), lsh);
+    wp::index::IndexSpec spec = c->config().index;
+    spec.kind = wp::index::IndexKind::kLsh;
+    spec.lsh = lsh;
+    c->rebuild_index(spec);
     c->wait_for_build();
     ASSERT_EQ(c->index_status().state, "ready") << c->index_status().error;
   }
   Engine eng(tmp.file("data"));
   auto c = eng.collection("c");
-  EXPECT_EQ(c->index_status().type, "lsh");
-  EXPECT_EQ(c->config().lsh.bits, 128u);
-  EXPECT_EQ(c->config().lsh.tables, 6u);
-  EXPECT_EQ(c->config().lsh.candidates, 300u);
+  EXPECT_EQ(c->index_status().served.kind, wp::index::IndexKind::kLsh);
+  EXPECT_EQ(c->config().index.lsh.bits, 128u);
+  EXPECT_EQ(c->config().index.lsh.tables, 6u);
+  EXPECT_EQ(c->config().index.lsh.candidates, 300u);
   EXPECT_EQ(c->size(), 1000u);
   EXPECT_TRUE(c->index_loaded_from_file());
   // Online inserts go straight into the LSH tables and are found.
@@ -286,20 +290,23 @@ TEST(Engine, GraphIndexKeepsItsAlphaServesRecallAndTakesWritesAcrossARestart) {
     eng.create_collection("c", config(128));
     fill_sift(*eng.collection("c"), ds, 2000);
     auto c = eng.collection("c");
-    wp::index::HnswParams h = c->config().hnsw;
-    h.M = 12;
-    h.ef_search = 64;
-    EXPECT_THROW(c->rebuild_index("graph", h, nlohmann::json::object(), {}, 0.5), wp::UserError);
-    c->rebuild_index("graph", h, nlohmann::json::object(), {}, 1.3);
+    wp::index::IndexSpec spec = c->config().index;
+    spec.kind = wp::index::IndexKind::kGraph;
+    spec.hnsw.M = 12;
+    spec.hnsw.ef_search = 64;
+    spec.graph.alpha = 0.5f;
+    EXPECT_THROW(c->rebuild_index(spec), wp::UserError);
+    spec.graph.alpha = 1.3f;
+    c->rebuild_index(spec);
     c->wait_for_build();
     ASSERT_EQ(c->index_status().state, "ready") << c->index_status().error;
   }
   Engine eng(tmp.file("data"));
   auto c = eng.collection("c");
-  EXPECT_EQ(c->index_status().type, "graph");
-  EXPECT_DOUBLE_EQ(c->config().alpha, 1.3);
-  EXPECT_DOUBLE_EQ(c->index_status().params["alpha"].get<double>(), 1.3);
-  EXPECT_EQ(c->config().hnsw.M, 12u);
+  EXPECT_EQ(c->index_status().served.kind, wp::index::IndexKind::kGraph);
+  EXPECT_FLOAT_EQ(c->config().index.graph.alpha, 1.3f);
+  EXPECT_FLOAT_EQ(c->index_status().served.graph.alpha, 1.3f);
+  EXPECT_EQ(c->config().index.hnsw.M, 12u);
   EXPECT_EQ(c->size(), 2000u);
   EXPECT_TRUE(c->index_loaded_from_file());
   // recall@10 at ef 64 against exact search over the first n points.

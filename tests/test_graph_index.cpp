@@ -23,11 +23,11 @@ std::vector<label_t> iota_ids(size_t n) {
 
 std::unique_ptr<GraphIndex> build_graph(const Dataset& ds, const std::string& initial,
                                         const std::string& pruning, float alpha = 1.2f) {
-  GraphBuildSpec s;
-  s.initial = initial;
-  s.pruning = pruning;
+  GraphParams s;
+  s.initial = parse_initial_graph(initial, "initial");
+  s.pruning = parse_pruning(pruning, "pruning");
   s.alpha = alpha;
-  auto g = std::make_unique<GraphIndex>(ds.base.d, Metric::kL2, s);
+  auto g = std::make_unique<GraphIndex>(ds.base.d, Metric::kL2, HnswParams{}, s);
   const auto ids = iota_ids(ds.base.n);
   g->add(view(ds.base), ids.data());
   return g;
@@ -192,8 +192,8 @@ TEST(GraphIndex, SaveLoadAndCorruption) {
   auto loaded = load_index(tmp.file("g.idx"));
   ASSERT_STREQ(loaded->type_name(), "rl");
   const auto* lg = dynamic_cast<const GraphIndex*>(loaded.get());
-  EXPECT_EQ(lg->info().spec.pruning, "robust");
-  EXPECT_FLOAT_EQ(lg->info().spec.alpha, 1.2f);
+  EXPECT_EQ(lg->info().params.pruning, Pruning::kRobust);
+  EXPECT_FLOAT_EQ(lg->info().params.alpha, 1.2f);
   EXPECT_DOUBLE_EQ(lg->info().average_degree, g->info().average_degree);
   const SearchResult a = g->search(view(ds.query), 10);
   const SearchResult b = loaded->search(view(ds.query), 10);
@@ -217,7 +217,7 @@ TEST(GraphIndex, MaskKeepsExactlyTheMarkedEdges) {
   for (auto& m : half) kept += (m = rng() % 2);
   g->apply_mask(initial, half);
   EXPECT_EQ(g->graph().export_level0().num_edges(), kept);
-  EXPECT_EQ(g->info().spec.pruning, "learned");
+  EXPECT_EQ(g->info().params.pruning, Pruning::kLearned);
   EXPECT_THROW(g->apply_mask(initial, std::vector<uint8_t>(3, 1)), wp::UserError);
 }
 

@@ -8,7 +8,7 @@
 
 #include "index/distance.h"
 #include "index/error.h"
-#include "index/index_factory.h"
+#include "index/index_spec.h"
 #include "index/lsh_index.h"
 #include "test_util.h"
 
@@ -248,7 +248,7 @@ TEST(LshIndex, ALearnedModelWithALayerLoadsAndHashesItsEmbedding) {
   EXPECT_EQ(back.planes, m.planes);
   EXPECT_EQ(back.layers.size(), 1u);
   IndexSpec spec;
-  spec.type = "lsh";
+  spec.kind = IndexKind::kLsh;
   spec.hash_model = path;
   auto idx = make_index(spec, ds.base.d);
   const auto ids = iota_ids(ds.base.n);

@@ -10,7 +10,7 @@
 #include "engine/tune.h"
 #include "index/dataset.h"
 #include "index/error.h"
-#include "index/index_factory.h"
+#include "index/index_spec.h"
 #include "tune_fixture.h"
 
 using namespace wp::engine::tune;
@@ -37,22 +37,23 @@ TEST(TuneSpace, EveryConfigurationRoundTripsThroughItsRequestBody) {
       const nlohmann::json body = to_request(s, c);
       EXPECT_EQ(from_request(s, body), c) << body.dump();
       // The body is what PUT /collections/{name}/index and `build --config` parse.
-      const IndexRequest r = IndexRequest::parse(body, {}, {});
-      EXPECT_EQ(r.type, s.types[c.type]);
-      if (r.type == "graph") {
-        EXPECT_DOUBLE_EQ(r.alpha, *value(s, c, "alpha"));
+      const IndexRequest r = IndexRequest::parse(body, {});
+      const std::string type = wp::index::index_kind_name(r.spec.kind);
+      EXPECT_EQ(type, s.types[c.type]);
+      if (type == "graph") {
+        EXPECT_FLOAT_EQ(r.spec.graph.alpha, static_cast<float>(*value(s, c, "alpha")));
       }
-      if (r.type == "hnsw" || r.type == "graph") {
-        EXPECT_EQ(r.hnsw.M, *value(s, c, "m"));
-        EXPECT_EQ(r.hnsw.ef_construction, *value(s, c, "ef_construct"));
-        EXPECT_EQ(r.hnsw.ef_search, *value(s, c, "ef"));
-        EXPECT_EQ(r.hnsw.quantization == wp::index::Quantization::kSq8,
+      if (type == "hnsw" || type == "graph") {
+        EXPECT_EQ(r.spec.hnsw.M, *value(s, c, "m"));
+        EXPECT_EQ(r.spec.hnsw.ef_construction, *value(s, c, "ef_construct"));
+        EXPECT_EQ(r.spec.hnsw.ef_search, *value(s, c, "ef"));
+        EXPECT_EQ(r.spec.hnsw.quantization == wp::index::Quantization::kSq8,
                   *value(s, c, "quantization") > 0);
-      } else if (r.type == "lsh") {
-        EXPECT_EQ(r.lsh.bits, *value(s, c, "bits"));
-        EXPECT_EQ(r.lsh.tables, *value(s, c, "tables"));
-        EXPECT_EQ(r.lsh.probes, *value(s, c, "probes"));
-        EXPECT_EQ(r.lsh.candidates, *value(s, c, "candidates"));
+      } else if (type == "lsh") {
+        EXPECT_EQ(r.spec.lsh.bits, *value(s, c, "bits"));
+        EXPECT_EQ(r.spec.lsh.tables, *value(s, c, "tables"));
+        EXPECT_EQ(r.spec.lsh.probes, *value(s, c, "probes"));
+        EXPECT_EQ(r.spec.lsh.candidates, *value(s, c, "candidates"));
       }
     }
   }
@@ -181,8 +182,9 @@ TEST(TuneEnvironment, TypeRlSearchesAGivenGraphFileOverTheSameBase) {
   const Small d;
   wp::test::TempDir tmp;
   wp::index::IndexSpec spec;
-  spec.type = "rl";  // a pruned graph (RobustPrune here; train-pruner's learnt ones load the same)
-  spec.graph.initial = "hnsw";
+  spec.kind = wp::index::IndexKind::kRl;  // a pruned graph (RobustPrune here; train-pruner's
+                                          // learnt ones load the same)
+  spec.graph.initial = wp::index::InitialGraph::kHnsw;
   spec.hnsw.M = 8;
   spec.hnsw.ef_construction = 64;
   auto graph = wp::index::make_index(spec, d.base.d);

@@ -9,7 +9,8 @@
 #include "bench/runner/faiss_search.h"
 #include "index/distance.h"
 #include "index/error.h"
-#include "index/index_factory.h"
+#include "index/graph_index.h"
+#include "index/index_spec.h"
 
 namespace wp::bench {
 
@@ -27,11 +28,12 @@ index::SearchStats search_index(const index::Index& idx, const index::SearchPara
 
 /// Adds a pruned graph's strategy and average degree to a params object.
 void graph_params(const index::GraphIndex& g, nlohmann::json& j) {
-  const auto& s = g.info().spec;
-  j["pruning"] = s.pruning;
-  j["initial"] = s.initial;
-  if (s.pruning == "robust" || s.pruning == "vamana")
+  const index::GraphParams& s = g.info().params;
+  j["pruning"] = index::pruning_name(s.pruning);
+  j["initial"] = index::initial_graph_name(s.initial);
+  if (s.pruning == index::Pruning::kRobust || s.pruning == index::Pruning::kVamana) {
     j["alpha"] = std::round(s.alpha * 100.0) / 100;
+  }
   if (s.R) j["R"] = s.R;
   j["avg_degree"] = std::round(g.info().average_degree * 100) / 100;
 }
@@ -46,15 +48,18 @@ class WaypointSubject : public BenchSubject {
     // "robust-<alpha>" (RobustPrune); and "vamana-<alpha>", Vamana built from a random graph.
     const bool sq8 = name == "hnsw-sq8";
     const bool robust = name.rfind("robust-", 0) == 0, vamana = name.rfind("vamana-", 0) == 0;
-    spec_.type = sq8 ? "hnsw" : name;
+    using index::InitialGraph;
+    using index::Pruning;
     if (sq8) spec_.hnsw.quantization = index::Quantization::kSq8;
     if (name == "knn" || name == "knn-hnsw" || name == "hnsw-l0" || robust || vamana) {
-      spec_.type = "rl";
-      spec_.graph.initial = name == "knn" ? "knn" : vamana ? "random" : "hnsw";
-      spec_.graph.pruning = name == "knn-hnsw" ? "hnsw"
-                            : robust           ? "robust"
-                            : vamana           ? "vamana"
-                                               : "none";
+      spec_.kind = index::IndexKind::kRl;
+      spec_.graph.initial = name == "knn" ? InitialGraph::kKnn
+                            : vamana      ? InitialGraph::kRandom
+                                          : InitialGraph::kHnsw;
+      spec_.graph.pruning = name == "knn-hnsw" ? Pruning::kHnsw
+                            : robust           ? Pruning::kRobust
+                            : vamana           ? Pruning::kVamana
+                                               : Pruning::kNone;
       if (robust || vamana) {
         const std::string a = name.substr(7);
         char* end = nullptr;
@@ -62,7 +67,9 @@ class WaypointSubject : public BenchSubject {
         WP_THROW_IF_NOT(!a.empty() && *end == '\0', name.substr(0, 6), "-<alpha>: '", a,
                         "' is not a number");
       }
-      if (spec_.graph.pruning != "none") spec_.graph.R = p.R;
+      if (spec_.graph.pruning != Pruning::kNone) spec_.graph.R = p.R;
+    } else {
+      spec_.kind = index::parse_index_kind(sq8 ? "hnsw" : name, "--indexes");
     }
     spec_.metric = p.metric;
     spec_.hnsw.M = p.M;

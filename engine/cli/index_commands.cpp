@@ -14,7 +14,8 @@
 #include "engine/index_request.h"
 #include "index/dataset.h"
 #include "index/error.h"
-#include "index/index_factory.h"
+#include "index/graph_index.h"
+#include "index/index_spec.h"
 #include "index/vector_io.h"
 
 namespace wp::cli {
@@ -33,85 +34,85 @@ void set_threads(Args& args) {
 }
 
 index::HnswParams hnsw_params(Args& args) {
-  index::HnswParams p;
-  p.M = args.integer("M", 16, 2, 1024);
-  p.ef_construction = args.integer("ef-construction", 200, 1, 100000);
-  p.ef_search = args.integer("ef-search", 64, 1, 100000);
+  using index::HnswParams;
+  HnswParams p;
+  p.M = args.integer(HnswParams::kM, 16);
+  p.ef_construction = args.integer(HnswParams::kEfConstruction, 200);
+  p.ef_search = args.integer(HnswParams::kEfSearch, 64);
   p.seed = args.integer("seed", 100, 0, (1LL << 62));
   p.quantization = index::parse_quantization(args.str("quantization", "none"), "--quantization");
   return p;
 }
-int cmd_build(Args& args) {
+
+/// The index `build` makes: its options, or the index request body of --config FILE.json (e.g.
+/// the configuration `waypoint tune` chose) over them.
+index::IndexSpec build_spec(Args& args) {
+  using index::GraphParams;
+  using index::LshParams;
   index::IndexSpec spec;
-  const std::string base_path = args.required("base");
-  const std::string out = args.required("out");
-  spec.type = args.str("index", "hnsw");
+  spec.kind = index::parse_index_kind(args.str("index", "hnsw"), "--index");
   spec.metric = index::parse_metric(args.str("metric", "l2"), "--metric");
   spec.hnsw = hnsw_params(args);
-  spec.graph.initial = args.str("initial", "hnsw");
-  spec.graph.K = args.integer("K", 0, 0, 1024);
-  spec.graph.pruning = args.str("pruning", "robust");
-  spec.graph.alpha = static_cast<float>(args.real("alpha", 1.2, 1.0, 10.0));
-  spec.graph.R = args.integer("R", 0, 0, 2048);
-  spec.graph.L = args.integer("L", 0, 0, 4096);
-  spec.lsh.bits = args.integer("bits", 256, 1, 4096);
-  spec.lsh.tables = args.integer("tables", 0, 0, 64);
-  spec.lsh.key_bits = args.integer("key-bits", 0, 0, 32);
-  spec.lsh.probes = args.integer("probes", 16, 1, 4096);
-  spec.lsh.candidates = args.integer("candidates", 100, 1, 100000);
+  spec.graph.initial = index::parse_initial_graph(args.str("initial", "hnsw"), "--initial");
+  spec.graph.K = args.integer(GraphParams::kK, 0);
+  spec.graph.pruning = index::parse_pruning(args.str("pruning", "robust"), "--pruning");
+  spec.graph.alpha = static_cast<float>(args.real(GraphParams::kAlpha, 1.2));
+  spec.graph.R = args.integer(GraphParams::kR, 0);
+  spec.graph.L = args.integer(GraphParams::kL, 0);
+  spec.graph.entry = index::parse_graph_entry(args.str("entry", "medoid"), "--entry");
+  spec.lsh.bits = args.integer(LshParams::kBits, 256);
+  spec.lsh.tables = args.integer(LshParams::kTables, 0);
+  spec.lsh.key_bits = args.integer(LshParams::kKeyBits, 0);
+  spec.lsh.probes = args.integer(LshParams::kProbes, 16);
+  spec.lsh.candidates = args.integer(LshParams::kCandidates, 100);
   spec.lsh.seed = spec.hnsw.seed;
   spec.hash_model = args.str("hash-model", "");
-  spec.graph.entry = args.str("entry", "medoid");
   const std::string config_path = args.str("config", "");
+  if (config_path.empty()) return spec;
+  std::ifstream in(config_path);
+  WP_THROW_IF_NOT(in.good(), "--config: cannot read '", config_path, "'");
+  nlohmann::json body;
+  try {
+    body = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw UserError("--config: '" + config_path + "' is not JSON: " + e.what());
+  }
+  const engine::IndexRequest r = engine::IndexRequest::parse(body, spec);
+  WP_THROW_IF_NOT(!r.tune,
+                  "--config: type \"auto\" is for a collection; run `waypoint tune` instead");
+  return r.spec;
+}
+
+int cmd_build(Args& args) {
+  const std::string base_path = args.required("base");
+  const std::string out = args.required("out");
+  const index::IndexSpec spec = build_spec(args);
   const bool quiet = args.flag("quiet");
   set_threads(args);
   args.finish();
-  if (!config_path.empty()) {
-    // A PUT /collections/{name}/index body, e.g. the configuration `waypoint tune` chose.
-    std::ifstream in(config_path);
-    WP_THROW_IF_NOT(in.good(), "--config: cannot read '", config_path, "'");
-    nlohmann::json body;
-    try {
-      body = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw UserError("--config: '" + config_path + "' is not JSON: " + e.what());
-    }
-    const engine::IndexRequest r =
-        engine::IndexRequest::parse(body, spec.hnsw, spec.lsh, spec.graph.alpha);
-    WP_THROW_IF_NOT(r.type != "auto",
-                    "--config: type \"auto\" is for a collection; run `waypoint tune` instead");
-    spec.type = r.type;
-    spec.hnsw = r.hnsw;
-    spec.lsh = r.lsh;
-    spec.graph.alpha = static_cast<float>(r.alpha);
-  }
   spec.validate();
 
   const index::Matrix base = index::read_vectors(base_path);
   WP_THROW_IF_NOT(base.n > 0, "'", base_path, "' holds no vectors");
   auto idx = index::make_index(spec, base.d);
-  if (auto* h = dynamic_cast<index::HnswIndex*>(idx.get())) h->reserve(base.n);
+  const char* kind = index::index_kind_name(spec.kind);
   const auto t0 = Clock::now();
-  Progress progress("build " + spec.type, base.n, quiet);
-  // A pruned graph is built from all points at once (its first batch); others in chunks.
-  const size_t chunk = dynamic_cast<index::GraphIndex*>(idx.get()) ? base.n : 10000;
-  std::vector<label_t> ids(chunk);
-  for (size_t b = 0; b < base.n; b += chunk) {
-    const size_t n = std::min(chunk, base.n - b);
-    std::iota(ids.begin(), ids.begin() + n, b);
-    idx->add(index::view_rows(base, b, n), ids.data());
-    progress.update(b + n);
-  }
+  Progress progress(std::string("build ") + kind, base.n, quiet);
+  std::vector<label_t> ids(base.n);
+  std::iota(ids.begin(), ids.end(), label_t{0});
+  index::add_all(*idx, index::view(base), ids.data(), 10000,
+                 [&](size_t done) { progress.update(done); });
   progress.finish();
   const double build_s = seconds_since(t0);
   idx->save(out);
-  std::printf("built %s index of %zu x %zu (%s) in %.2f s, %.1f MiB in memory, saved to %s\n",
-              spec.type.c_str(), base.n, base.d, index::metric_name(spec.metric), build_s,
+  std::printf("built %s index of %zu x %zu (%s) in %.2f s, %.1f MiB in memory, saved to %s\n", kind,
+              base.n, base.d, index::metric_name(spec.metric), build_s,
               idx->memory_bytes() / 1048576.0, out.c_str());
   if (const auto* g = dynamic_cast<const index::GraphIndex*>(idx.get())) {
+    const index::GraphParams& p = g->info().params;
     std::printf("graph: initial %s, pruning %s (alpha %.2f), average degree %.2f, entry %s\n",
-                g->info().spec.initial.c_str(), g->info().spec.pruning.c_str(),
-                g->info().spec.alpha, g->info().average_degree, g->info().spec.entry.c_str());
+                index::initial_graph_name(p.initial), index::pruning_name(p.pruning), p.alpha,
+                g->info().average_degree, index::graph_entry_name(p.entry));
   }
   return 0;
 }

@@ -28,13 +28,13 @@ int cmd_tune(Args& args) {
   const std::string dir = args.required("dataset");
   const std::string out = args.required("out");
   TuneOptions to;
-  to.recall = args.real("recall", 0.95, 0.01, 1);
+  to.recall = args.real(engine::AutoTuneRequest::kRecall, 0.95);
   EnvironmentOptions eo;
-  eo.k = static_cast<size_t>(args.integer("k", 10, 1, 1000));
-  to.trials = static_cast<size_t>(args.integer("trials", 60, 1, 100000));
+  eo.k = static_cast<size_t>(args.integer(engine::AutoTuneRequest::kK, 10));
+  to.trials = static_cast<size_t>(args.integer(engine::AutoTuneRequest::kTrials, 60));
   to.max_minutes = args.real("max-minutes", 0, 0, 1e6);
   to.penalty = args.real("penalty", 30, 0, 1e4);
-  to.latency_budget_us = args.real("latency-budget-us", 0, 0, 1e12);
+  to.latency_budget_us = args.real(engine::AutoTuneRequest::kLatencyBudget, 0);
   to.seed = static_cast<uint64_t>(args.integer("seed", 0, 0, 1LL << 62));
   const std::vector<std::string> strategies = args.list(
       "strategies", strategy("controller") ? "controller,random,coordinate" : "random,coordinate");

@@ -90,6 +90,15 @@ double Args::real(const std::string& name, double def, double lo, double hi) {
   return x;
 }
 
+long long Args::integer(const index::ParamRange& range, long long def) {
+  return integer(range.flag, def, static_cast<long long>(range.lo),
+                 static_cast<long long>(range.hi));
+}
+
+double Args::real(const index::ParamRange& range, double def) {
+  return real(range.flag, def, range.lo, range.hi);
+}
+
 std::vector<std::string> Args::list(const std::string& name, const std::string& def) {
   return split(str(name, def));
 }

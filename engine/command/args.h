@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "index/param_range.h"
+
 namespace wp::cli {
 
 class Args {
@@ -23,6 +25,9 @@ class Args {
   std::string required(const std::string& name);
   long long integer(const std::string& name, long long def, long long lo, long long hi);
   double real(const std::string& name, double def, double lo, double hi);
+  /// The parameter `range` from its flag (--range.flag), within its one range.
+  long long integer(const index::ParamRange& range, long long def);
+  double real(const index::ParamRange& range, double def);
   /// Comma-separated list, e.g. "--ef 10,20,40".
   std::vector<std::string> list(const std::string& name, const std::string& def);
   std::vector<long long> int_list(const std::string& name, const std::string& def, long long lo,

@@ -20,9 +20,9 @@ void load_demo(engine::Engine& eng, const std::string& dir) {
   const index::Dataset ds = index::load_dataset(dir);
   engine::CollectionConfig cfg;
   cfg.dim = ds.base.d;
-  cfg.metric = index::Metric::kL2;
-  cfg.hnsw.M = 16;
-  cfg.hnsw.ef_construction = 100;
+  cfg.index.metric = index::Metric::kL2;
+  cfg.index.hnsw.M = 16;
+  cfg.index.hnsw.ef_construction = 100;
   eng.create_collection("demo", cfg);
   std::vector<engine::PointWrite> points(ds.base.n);
   for (size_t i = 0; i < ds.base.n; ++i) {

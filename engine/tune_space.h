@@ -1,0 +1,56 @@
+#pragma once
+/**
+ * @file tune_space.h
+ * The tuner's search space: named discrete choices per index kind (hnsw: m, ef_construct,
+ * quantization, ef; graph: those and RobustPrune's alpha; lsh: bits, tables, probes, candidates;
+ * rl: a trained graph's ef), and the configurations in it, which are index request bodies
+ * (engine/index_request.h) once written out.
+ */
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace wp::engine::tune {
+
+/// One named discrete choice; `labels` name categorical values (else the values are numbers).
+struct Choice {
+  std::string name;
+  std::vector<double> values;
+  std::vector<std::string> labels;
+  bool search_time = false;  ///< changes the search, not the build
+};
+
+struct Space {
+  std::vector<std::string> types;
+  std::vector<std::vector<Choice>> choices;  ///< per type, in sampling order
+
+  /// The standard space over `types` ("hnsw", "lsh", "rl": "rl" is a trained graph file, only ef).
+  static Space standard(const std::vector<std::string>& types);
+  size_t type_index(const std::string& type) const;  ///< UserError for an unknown type
+  /// The most values any choice (the type included) has: the width of a controller's heads.
+  size_t max_values() const;
+};
+
+/// A configuration: a type and one value index per choice of that type.
+struct Config {
+  size_t type = 0;
+  std::vector<size_t> picks;
+  bool operator<(const Config& o) const { return type != o.type ? type < o.type : picks < o.picks; }
+  bool operator==(const Config& o) const { return type == o.type && picks == o.picks; }
+};
+
+bool valid(const Space& s, const Config& c);
+/// The value of choice `name` in `c` (nullopt when its type has no such choice).
+std::optional<double> value(const Space& s, const Config& c, const std::string& name);
+/// "hnsw m=16 ef_construct=200 quantization=none ef=64"
+std::string describe(const Space& s, const Config& c);
+/// The configuration's search width: its ef or LSH candidates (0 when it has neither).
+size_t search_ef(const Space& s, const Config& c);
+/// The body `PUT /collections/{name}/index` and `waypoint build --config` accept.
+nlohmann::json to_request(const Space& s, const Config& c);
+/// The configuration of a request body (inverse of to_request; UserError if off the space).
+Config from_request(const Space& s, const nlohmann::json& body);
+
+}  // namespace wp::engine::tune
