@@ -81,6 +81,106 @@ double upload(uint16_t port, const std::string& col, const wp::index::Matrix& ba
   return (end - begin) / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+/// A fresh collection: M=16, ef_construct=100 (Qdrant's defaults), Euclid.
+void create_collection(uint16_t port, const std::string& col, size_t dim) {
+  Client c(port);
+  c.call(bhttp::verb::delete_, "/collections/" + col, "");
+  const unsigned st = c.call(bhttp::verb::put, "/collections/" + col,
+                             json{{"vectors", {{"size", dim}, {"distance", "Euclid"}}},
+                                  {"hnsw_config", {{"m", 16}, {"ef_construct", 100}}}}
+                                 .dump());
+  WP_THROW_IF_NOT(st == 200, "create collection answered ", st);
+}
+
+/// Points per second of single-point upserts with wait=true (the first 200 points again).
+double single_point_upserts(uint16_t port, const std::string& col, const wp::index::Matrix& base) {
+  Client c(port);
+  const auto t0 = Clock::now();
+  const size_t n = std::min<size_t>(200, base.n);
+  for (size_t i = 0; i < n; ++i) {
+    c.call(bhttp::verb::put, "/collections/" + col + "/points?wait=true",
+           "{\"points\":[{\"id\":" + std::to_string(i) +
+               ",\"vector\":" + vector_json(base.row(i), base.d) + "}]}");
+  }
+  return n / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+/// The in-process reference: the same index parameters, queried directly for a second on
+/// `threads` threads; returns QPS.
+double inprocess_qps(const wp::index::HnswIndex& idx, const wp::index::Matrix& queries, size_t k,
+                     size_t ef, int threads) {
+  wp::index::SearchParams sp;
+  sp.ef = ef;
+  size_t done = 0;
+  const auto t0 = Clock::now();
+  while (std::chrono::duration<double>(Clock::now() - t0).count() < 1.0) {
+#pragma omp parallel for num_threads(threads)
+    for (int64_t i = 0; i < static_cast<int64_t>(queries.n); ++i) {
+      wp::index::label_t l[1000];
+      float d[1000];
+      idx.search_one(queries.row(i), k, sp, l, d);
+    }
+    done += queries.n;
+  }
+  return done / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+/// `connections` clients searching in a loop for `seconds`: QPS, p50, p99, errors.
+json search_load(uint16_t port, const std::string& col, const std::vector<std::string>& queries,
+                 long long connections, double seconds) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0};
+  std::vector<std::vector<double>> lat(connections);
+  std::vector<std::thread> threads;
+  const auto t0 = Clock::now();
+  for (long long t = 0; t < connections; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        Client c(port);
+        size_t i = t;
+        while (!stop) {
+          const auto a = Clock::now();
+          const unsigned st = c.call(bhttp::verb::post, "/collections/" + col + "/points/search",
+                                     queries[i++ % queries.size()]);
+          lat[t].push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
+          if (st != 200) ++errors;
+        }
+      } catch (const std::exception&) {
+        ++errors;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& th : threads) th.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::vector<double> all;
+  for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+  return {{"connections", connections},
+          {"qps", all.size() / secs},
+          {"p50_us", percentile(all, 0.5)},
+          {"p99_us", percentile(all, 0.99)},
+          {"errors", errors.load()}};
+}
+
+void print_report(const json& report, size_t ef) {
+  std::printf(
+      "%s: %zu points; upsert %.0f points/s (batches of 100), %.0f with wait=true, "
+      "%.0f single-point wait=true\n",
+      report["dataset"].get<std::string>().c_str(), report["points"].get<size_t>(),
+      report["upsert_points_per_s_batch100"].get<double>(),
+      report["upsert_points_per_s_batch100_wait"].get<double>(),
+      report["upsert_points_per_s_single_wait"].get<double>());
+  std::printf("in-process (same index, ef=%zu): %.0f QPS on 1 thread, %.0f on 2\n", ef,
+              report["inprocess_qps_1t"].get<double>(), report["inprocess_qps_2t"].get<double>());
+  std::printf("%12s %10s %10s %10s %8s\n", "connections", "qps", "p50_us", "p99_us", "errors");
+  for (const json& r : report["search"]) {
+    std::printf("%12lld %10.0f %10.1f %10.1f %8d\n", r["connections"].get<long long>(),
+                r["qps"].get<double>(), r["p50_us"].get<double>(), r["p99_us"].get<double>(),
+                r["errors"].get<int>());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -97,46 +197,21 @@ int main(int argc, char** argv) {
     args.finish();
 
     const wp::index::Dataset ds = wp::index::load_dataset(dataset);
-    const std::vector<std::string> queries = [&] {
-      std::vector<std::string> q;
-      for (size_t i = 0; i < ds.query.n; ++i) {
-        q.push_back("{\"vector\":" + vector_json(ds.query.row(i), ds.query.d) + ",\"limit\":" +
-                    std::to_string(k) + ",\"params\":{\"hnsw_ef\":" + std::to_string(ef) + "}}");
-      }
-      return q;
-    }();
-
-    // Fresh collection: M=16, ef_construct=100 (Qdrant's defaults), Euclid.
-    {
-      Client c(port);
-      c.call(bhttp::verb::delete_, "/collections/" + col, "");
-      const unsigned st = c.call(bhttp::verb::put, "/collections/" + col,
-                                 json{{"vectors", {{"size", ds.base.d}, {"distance", "Euclid"}}},
-                                      {"hnsw_config", {{"m", 16}, {"ef_construct", 100}}}}
-                                     .dump());
-      WP_THROW_IF_NOT(st == 200, "create collection answered ", st);
+    std::vector<std::string> queries;
+    for (size_t i = 0; i < ds.query.n; ++i) {
+      queries.push_back("{\"vector\":" + vector_json(ds.query.row(i), ds.query.d) +
+                        ",\"limit\":" + std::to_string(k) +
+                        ",\"params\":{\"hnsw_ef\":" + std::to_string(ef) + "}}");
     }
+    create_collection(port, col, ds.base.d);
     const size_t half = ds.base.n / 2;
-    const double up_nowait = upload(port, col, ds.base, 0, half, 100, false);
-    const double up_wait = upload(port, col, ds.base, half, ds.base.n, 100, true);
     json report{{"dataset", ds.name},
                 {"points", ds.base.n},
-                {"upsert_points_per_s_batch100", up_nowait},
-                {"upsert_points_per_s_batch100_wait", up_wait}};
-    const double up_single_wait = [&] {
-      Client c(port);
-      const auto t0 = Clock::now();
-      const size_t n = std::min<size_t>(200, ds.base.n);
-      for (size_t i = 0; i < n; ++i) {
-        c.call(bhttp::verb::put, "/collections/" + col + "/points?wait=true",
-               "{\"points\":[{\"id\":" + std::to_string(i) +
-                   ",\"vector\":" + vector_json(ds.base.row(i), ds.base.d) + "}]}");
-      }
-      return n / std::chrono::duration<double>(Clock::now() - t0).count();
-    }();
-    report["upsert_points_per_s_single_wait"] = up_single_wait;
+                {"upsert_points_per_s_batch100", upload(port, col, ds.base, 0, half, 100, false)},
+                {"upsert_points_per_s_batch100_wait",
+                 upload(port, col, ds.base, half, ds.base.n, 100, true)}};
+    report["upsert_points_per_s_single_wait"] = single_point_upserts(port, col, ds.base);
 
-    // In-process reference: the same index parameters, queried directly.
     wp::index::HnswParams hp;
     hp.M = 16;
     hp.ef_construction = 100;
@@ -144,78 +219,17 @@ int main(int argc, char** argv) {
     std::vector<wp::index::label_t> ids(ds.base.n);
     std::iota(ids.begin(), ids.end(), 0);
     idx.add(wp::index::view(ds.base), ids.data());
-    wp::index::SearchParams sp;
-    sp.ef = ef;
     for (int threads : {1, 2}) {
-      size_t done = 0;
-      const auto t0 = Clock::now();
-      while (std::chrono::duration<double>(Clock::now() - t0).count() < 1.0) {
-#pragma omp parallel for num_threads(threads)
-        for (int64_t i = 0; i < static_cast<int64_t>(ds.query.n); ++i) {
-          wp::index::label_t l[1000];
-          float d[1000];
-          idx.search_one(ds.query.row(i), k, sp, l, d);
-        }
-        done += ds.query.n;
-      }
       report["inprocess_qps_" + std::to_string(threads) + "t"] =
-          done / std::chrono::duration<double>(Clock::now() - t0).count();
+          inprocess_qps(idx, ds.query, k, ef, threads);
     }
-
-    json runs = json::array();
-    for (long long n : conns) {
-      std::atomic<bool> stop{false};
-      std::atomic<int> errors{0};
-      std::vector<std::vector<double>> lat(n);
-      std::vector<std::thread> threads;
-      const auto t0 = Clock::now();
-      for (long long t = 0; t < n; ++t) {
-        threads.emplace_back([&, t] {
-          try {
-            Client c(port);
-            size_t i = t;
-            while (!stop) {
-              const auto a = Clock::now();
-              const unsigned st =
-                  c.call(bhttp::verb::post, "/collections/" + col + "/points/search",
-                         queries[i++ % queries.size()]);
-              lat[t].push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
-              if (st != 200) ++errors;
-            }
-          } catch (const std::exception&) {
-            ++errors;
-          }
-        });
-      }
-      std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-      stop = true;
-      for (auto& th : threads) th.join();
-      const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-      std::vector<double> all;
-      for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
-      runs.push_back({{"connections", n},
-                      {"qps", all.size() / secs},
-                      {"p50_us", percentile(all, 0.5)},
-                      {"p99_us", percentile(all, 0.99)},
-                      {"errors", errors.load()}});
-    }
-    report["search"] = runs;
+    report["search"] = json::array();
+    for (long long n : conns)
+      report["search"].push_back(search_load(port, col, queries, n, seconds));
     if (as_json) {
       std::cout << report.dump() << std::endl;
     } else {
-      std::printf(
-          "%s: %zu points; upsert %.0f points/s (batches of 100), %.0f with wait=true, "
-          "%.0f single-point wait=true\n",
-          ds.name.c_str(), ds.base.n, up_nowait, up_wait, up_single_wait);
-      std::printf("in-process (same index, ef=%zu): %.0f QPS on 1 thread, %.0f on 2\n", ef,
-                  report["inprocess_qps_1t"].get<double>(),
-                  report["inprocess_qps_2t"].get<double>());
-      std::printf("%12s %10s %10s %10s %8s\n", "connections", "qps", "p50_us", "p99_us", "errors");
-      for (const json& r : runs) {
-        std::printf("%12lld %10.0f %10.1f %10.1f %8d\n", r["connections"].get<long long>(),
-                    r["qps"].get<double>(), r["p50_us"].get<double>(), r["p99_us"].get<double>(),
-                    r["errors"].get<int>());
-      }
+      print_report(report, ef);
     }
     return 0;
   } catch (const std::exception& e) {

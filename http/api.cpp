@@ -122,55 +122,87 @@ const std::vector<Api::Route>& Api::routes() {
   return r;
 }
 
+namespace {
+/// The route a request's path and method name; `path_known` says whether any route has the path
+/// (a 405 rather than a 404).
+const Api::Route* find_route(const std::string& method, const std::vector<std::string>& parts,
+                             std::map<std::string, std::string>& params, bool& path_known) {
+  // The route patterns, split once.
+  static const std::vector<std::vector<std::string>> patterns = [] {
+    std::vector<std::vector<std::string>> p;
+    for (const Api::Route& r : Api::routes()) p.push_back(split_path(r.pattern));
+    return p;
+  }();
+  path_known = false;
+  for (size_t i = 0; i < Api::routes().size(); ++i) {
+    const Api::Route& r = Api::routes()[i];
+    std::map<std::string, std::string> p;
+    if (!match(patterns[i], parts, p)) continue;
+    path_known = true;
+    if (method == r.method) {
+      params = std::move(p);
+      return &r;
+    }
+  }
+  return nullptr;
+}
+}  // namespace
+
+std::optional<Response> Api::refuse_unauthorised(const Request& req, const Route* route,
+                                                 double secs) const {
+  const bool open = route && (route->handler == &Api::healthz || route->handler == &Api::root);
+  if (options_.api_key.empty() || open) return std::nullopt;
+  if (req.api_key.empty() && req.authorization.empty()) {
+    return error_response(401, "Must provide an API key or an Authorization bearer token", secs);
+  }
+  if (req.api_key != options_.api_key && req.authorization != "Bearer " + options_.api_key) {
+    return error_response(403, "Invalid api-key", secs);
+  }
+  return std::nullopt;
+}
+
+Response Api::call_handler(const Route& route, const Call& call,
+                           const std::function<double()>& seconds) {
+  try {
+    json result = (this->*(route.handler))(call);
+    // The OpenAPI document is served as it is; everything else in Qdrant's envelope.
+    if (route.handler == &Api::openapi) return {200, result.dump()};
+    return {200, json{{"result", std::move(result)}, {"status", "ok"}, {"time", seconds()}}.dump()};
+  } catch (const NotFoundError& e) {
+    return error_response(404, std::string("Not found: ") + e.what(), seconds());
+  } catch (const ConflictError& e) {
+    return error_response(409, std::string("Wrong input: ") + e.what(), seconds());
+  } catch (const TooLargeError& e) {
+    return error_response(413, e.what(), seconds());
+  } catch (const UserError& e) {
+    return error_response(400, std::string("Wrong input: ") + e.what(), seconds());
+  } catch (const json::exception& e) {
+    return error_response(400, std::string("Wrong input: ") + e.what(), seconds());
+  } catch (const std::exception& e) {
+    return error_response(500, std::string("Service internal error: ") + e.what(), seconds());
+  }
+}
+
 Response Api::handle(const Request& req) {
   const auto t0 = Clock::now();
-  auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+  const std::function<double()> seconds = [&] {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
   const size_t qpos = req.target.find('?');
   const std::vector<std::string> parts = split_path(req.target.substr(0, qpos));
   Call call;
   call.body = &req.body;
   if (qpos != std::string::npos) call.query = parse_query(req.target.substr(qpos + 1));
-
-  // The route patterns, split once.
-  static const std::vector<std::vector<std::string>> patterns = [] {
-    std::vector<std::vector<std::string>> p;
-    for (const Route& r : routes()) p.push_back(split_path(r.pattern));
-    return p;
-  }();
-  const Route* route = nullptr;
   bool path_known = false;
-  for (size_t i = 0; i < routes().size(); ++i) {
-    const Route& r = routes()[i];
-    std::map<std::string, std::string> params;
-    if (!match(patterns[i], parts, params)) continue;
-    path_known = true;
-    if (req.method == r.method) {
-      route = &r;
-      call.path = std::move(params);
-      break;
-    }
-  }
+  const Route* route = find_route(req.method, parts, call.path, path_known);
   // /metrics is served here rather than through the table: its answer is text, not JSON.
   const bool metrics = parts.size() == 1 && parts[0] == "metrics" && req.method == "GET";
   const std::string route_name = route ? route->pattern : metrics ? "/metrics" : "unmatched";
 
   Response resp;
-  const bool open = route && (route->handler == &Api::healthz || route->handler == &Api::root);
-  if (!options_.api_key.empty() && !open) {
-    const std::string bearer = "Bearer " + options_.api_key;
-    if (req.api_key.empty() && req.authorization.empty()) {
-      resp = error_response(401, "Must provide an API key or an Authorization bearer token",
-                            seconds());
-      record(route_name, resp.status, seconds());
-      return resp;
-    }
-    if (req.api_key != options_.api_key && req.authorization != bearer) {
-      resp = error_response(403, "Invalid api-key", seconds());
-      record(route_name, resp.status, seconds());
-      return resp;
-    }
-  }
-  if (metrics) {
+  if (auto refused = refuse_unauthorised(req, route, seconds())) {
+    resp = *refused;
+  } else if (metrics) {
     resp = {200, metrics_text(), "text/plain; version=0.0.4"};
   } else if (!route) {
     resp = path_known ? error_response(405, "Method " + req.method + " not allowed here", seconds())
@@ -185,26 +217,7 @@ Response Api::handle(const Request& req) {
                            " bytes exceeds the limit of " + std::to_string(options_.max_body_bytes),
                        seconds());
   } else {
-    try {
-      json result = (this->*(route->handler))(call);
-      // The OpenAPI document is served as it is; everything else in Qdrant's envelope.
-      resp.body =
-          route->handler == &Api::openapi
-              ? result.dump()
-              : json{{"result", std::move(result)}, {"status", "ok"}, {"time", seconds()}}.dump();
-    } catch (const NotFoundError& e) {
-      resp = error_response(404, std::string("Not found: ") + e.what(), seconds());
-    } catch (const ConflictError& e) {
-      resp = error_response(409, std::string("Wrong input: ") + e.what(), seconds());
-    } catch (const TooLargeError& e) {
-      resp = error_response(413, e.what(), seconds());
-    } catch (const UserError& e) {
-      resp = error_response(400, std::string("Wrong input: ") + e.what(), seconds());
-    } catch (const json::exception& e) {
-      resp = error_response(400, std::string("Wrong input: ") + e.what(), seconds());
-    } catch (const std::exception& e) {
-      resp = error_response(500, std::string("Service internal error: ") + e.what(), seconds());
-    }
+    resp = call_handler(*route, call, seconds);
   }
   record(route_name, resp.status, seconds());
   return resp;

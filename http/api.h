@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -97,6 +98,13 @@ class Api {
   nlohmann::json openapi(const Call& c);
 
   nlohmann::json update_result(bool wait);
+  /// A 401 or 403 when an api key is configured and the request does not carry it (the
+  /// liveness routes stay open); nullopt to go on.
+  std::optional<Response> refuse_unauthorised(const Request& req, const Route* route,
+                                              double secs) const;
+  /// Runs the route's handler, mapping exceptions to status codes (exceptions never leave).
+  Response call_handler(const Route& route, const Call& call,
+                        const std::function<double()>& seconds);
   void record(const std::string& route, unsigned status, double seconds);
 
   engine::Engine& engine_;

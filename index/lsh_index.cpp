@@ -270,6 +270,35 @@ void LshIndex::collect(const uint64_t* qcode, const float* margins, const IdFilt
   }
 }
 
+namespace {
+/**
+ * The `want` candidates nearest by Hamming distance, by a counting selection over the P + 2
+ * possible values: the threshold T below which fewer than `want` lie, every one below T and
+ * enough at T. ham[i] is the distance of slot i (all_slots: `cand` is then overwritten) or of
+ * cand[i]; P + 1 marks a filtered-out slot, never taken.
+ */
+void select_nearest(const std::vector<uint32_t>& ham, size_t bits, size_t want, bool all_slots,
+                    std::vector<uint32_t>& cand) {
+  thread_local std::vector<uint32_t> hist;
+  hist.assign(bits + 2, 0);
+  for (uint32_t h : ham) ++hist[h];
+  const size_t usable = ham.size() - hist[bits + 1];
+  const size_t take = std::min(want, usable);
+  size_t below = 0;
+  uint32_t T = 0;
+  while (below + hist[T] < take) below += hist[T++];
+  size_t at_T = take - below;
+  size_t w = 0;
+  if (all_slots) cand.resize(ham.size());
+  for (size_t i = 0; i < ham.size(); ++i) {
+    if (ham[i] < T || (ham[i] == T && at_T > 0 && (at_T--, true))) {
+      cand[w++] = all_slots ? static_cast<uint32_t>(i) : cand[i];
+    }
+  }
+  cand.resize(w);
+}
+}  // namespace
+
 SearchStats LshIndex::search_one(const float* q, size_t k, const SearchParams& params,
                                  label_t* labels, float* distances) const {
   std::fill(labels, labels + k, kNoLabel);
@@ -294,28 +323,6 @@ SearchStats LshIndex::search_one(const float* q, size_t k, const SearchParams& p
 
   const size_t want = std::max(k, params.ef ? params.ef : params_.candidates);
   const HammingScanFn scan = kernels().hamming_scan;
-  // Hamming distances, then the `want` nearest by a counting selection over the P + 1 possible
-  // distances: the threshold T below which fewer than `want` lie, every one below T and enough
-  // at T. Filtered-out slots get P + 1 and are never taken.
-  auto select = [&](bool all_slots) {
-    thread_local std::vector<uint32_t> hist;
-    hist.assign(model_.bits + 2, 0);
-    for (uint32_t h : ham) ++hist[h];
-    const size_t usable = ham.size() - hist[model_.bits + 1];
-    const size_t take = std::min(want, usable);
-    size_t below = 0;
-    uint32_t T = 0;
-    while (below + hist[T] < take) below += hist[T++];
-    size_t at_T = take - below;
-    size_t w = 0;
-    if (all_slots) cand.resize(ham.size());
-    for (size_t i = 0; i < ham.size(); ++i) {
-      if (ham[i] < T || (ham[i] == T && at_T > 0 && (at_T--, true))) {
-        cand[w++] = all_slots ? static_cast<uint32_t>(i) : cand[i];
-      }
-    }
-    cand.resize(w);
-  };
   auto scan_all = [&] {
     ham.resize(n);
     scan(qcode.data(), codes_.data(), n, words_, ham.data());
@@ -324,7 +331,7 @@ SearchStats LshIndex::search_one(const float* q, size_t k, const SearchParams& p
         if (!params.filter->contains(labels_[s])) ham[s] = static_cast<uint32_t>(model_.bits + 1);
       }
     }
-    select(true);
+    select_nearest(ham, model_.bits, want, true, cand);
   };
   if (params.exact) {
     cand.clear();
@@ -342,7 +349,7 @@ SearchStats LshIndex::search_one(const float* q, size_t k, const SearchParams& p
       ham.resize(cand.size());
       for (size_t i = 0; i < cand.size(); ++i)
         scan(qcode.data(), code(cand[i]), 1, words_, &ham[i]);
-      select(false);
+      select_nearest(ham, model_.bits, want, false, cand);
     }
   }
   best.clear();

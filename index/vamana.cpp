@@ -187,6 +187,73 @@ std::vector<std::vector<uint32_t>> random_lists(size_t n, size_t R, uint64_t see
   return lists;
 }
 
+namespace {
+
+/// One batch of Vamana's pass, in parallel on the same snapshot of `lists`: for each p in
+/// order[b0, b1), RobustPrune(p, V u N_out(p), alpha, R) over the vertices V its greedy search
+/// expanded, p itself excluded; the new lists go to fresh[i - b0].
+void prune_batch(const HnswIndex& index, const std::vector<std::vector<uint32_t>>& lists,
+                 const std::vector<uint32_t>& order, size_t b0, size_t b1, uint32_t start, size_t R,
+                 size_t L, float a, std::vector<std::vector<uint32_t>>& fresh) {
+  auto between = [&](uint32_t x, uint32_t y) { return index.distance_between(x, y); };
+#pragma omp parallel
+  {
+    GreedySearch search;
+    std::vector<Candidate> visited, kept;
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t i = static_cast<int64_t>(b0); i < static_cast<int64_t>(b1); ++i) {
+      const uint32_t p = order[i];
+      search.run(index, lists, p, start, L, visited);
+      std::vector<Candidate> cands;
+      for (const Candidate& c : visited) {
+        if (c.id != p) cands.push_back(c);
+      }
+      for (uint32_t v : lists[p]) {
+        if (v != p) cands.push_back({index.distance_between(p, v), v});
+      }
+      std::sort(cands.begin(), cands.end(), [](const Candidate& x, const Candidate& y) {
+        return x.distance < y.distance || (x.distance == y.distance && x.id < y.id);
+      });
+      cands.erase(std::unique(cands.begin(), cands.end(),
+                              [](const Candidate& x, const Candidate& y) { return x.id == y.id; }),
+                  cands.end());
+      select_neighbors_robust(cands, R, a, between, kept);
+      auto& out = fresh[i - b0];
+      out.clear();
+      for (const Candidate& c : kept) out.push_back(c.id);
+    }
+  }
+}
+
+/// The reverse edges j -> p of the batch's new lists (`incoming[j]` holds the p, `touched` the
+/// j); a list over R is cut back by RobustPrune.
+void add_batch_reverse_edges(const HnswIndex& index, std::vector<std::vector<uint32_t>>& lists,
+                             std::vector<std::vector<uint32_t>>& incoming,
+                             const std::vector<uint32_t>& touched, size_t R, float a) {
+  auto between = [&](uint32_t x, uint32_t y) { return index.distance_between(x, y); };
+#pragma omp parallel
+  {
+    std::vector<Candidate> cands, kept;
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t t = 0; t < static_cast<int64_t>(touched.size()); ++t) {
+      const uint32_t j = touched[t];
+      auto& l = lists[j];
+      for (uint32_t p : incoming[j]) {
+        if (std::find(l.begin(), l.end(), p) == l.end()) l.push_back(p);
+      }
+      incoming[j].clear();
+      if (l.size() <= R) continue;
+      cands.clear();
+      for (uint32_t v : l) cands.push_back({index.distance_between(j, v), v});
+      select_neighbors_robust(cands, R, a, between, kept);
+      l.clear();
+      for (const Candidate& c : kept) l.push_back(c.id);
+    }
+  }
+}
+
+}  // namespace
+
 std::vector<std::vector<uint32_t>> vamana_lists(const HnswIndex& index,
                                                 std::vector<std::vector<uint32_t>> lists,
                                                 uint32_t start, size_t R, size_t L, float alpha,
@@ -200,7 +267,6 @@ std::vector<std::vector<uint32_t>> vamana_lists(const HnswIndex& index,
   // Batches of vertices search the same snapshot in parallel, then their lists are written in
   // order (as ParlayANN builds Vamana): the result depends on the seed only, not on threads.
   const size_t batch = std::clamp<size_t>(n / 100, 32, 1024);
-  auto between = [&](uint32_t x, uint32_t y) { return index.distance_between(x, y); };
   std::vector<std::vector<uint32_t>> fresh(batch);
   std::vector<std::vector<uint32_t>> incoming(n);
   std::vector<uint32_t> touched;
@@ -208,35 +274,7 @@ std::vector<std::vector<uint32_t>> vamana_lists(const HnswIndex& index,
     const float a = prune_alpha(index.metric(), pass_alpha);
     for (size_t b0 = 0; b0 < n; b0 += batch) {
       const size_t b1 = std::min(n, b0 + batch);
-#pragma omp parallel
-      {
-        GreedySearch search;
-        std::vector<Candidate> visited, kept;
-#pragma omp for schedule(dynamic, 4)
-        for (int64_t i = static_cast<int64_t>(b0); i < static_cast<int64_t>(b1); ++i) {
-          const uint32_t p = order[i];
-          search.run(index, lists, p, start, L, visited);
-          // RobustPrune(p, V u N_out(p), alpha, R), p itself excluded.
-          std::vector<Candidate> cands;
-          for (const Candidate& c : visited) {
-            if (c.id != p) cands.push_back(c);
-          }
-          for (uint32_t v : lists[p]) {
-            if (v != p) cands.push_back({index.distance_between(p, v), v});
-          }
-          std::sort(cands.begin(), cands.end(), [](const Candidate& x, const Candidate& y) {
-            return x.distance < y.distance || (x.distance == y.distance && x.id < y.id);
-          });
-          cands.erase(
-              std::unique(cands.begin(), cands.end(),
-                          [](const Candidate& x, const Candidate& y) { return x.id == y.id; }),
-              cands.end());
-          select_neighbors_robust(cands, R, a, between, kept);
-          auto& out = fresh[i - b0];
-          out.clear();
-          for (const Candidate& c : kept) out.push_back(c.id);
-        }
-      }
+      prune_batch(index, lists, order, b0, b1, start, R, L, a, fresh);
       touched.clear();
       for (size_t i = b0; i < b1; ++i) {
         const uint32_t p = order[i];
@@ -246,26 +284,7 @@ std::vector<std::vector<uint32_t>> vamana_lists(const HnswIndex& index,
           incoming[j].push_back(p);
         }
       }
-      // Reverse edges j -> p; a list over R is cut back by RobustPrune.
-#pragma omp parallel
-      {
-        std::vector<Candidate> cands, kept;
-#pragma omp for schedule(dynamic, 16)
-        for (int64_t t = 0; t < static_cast<int64_t>(touched.size()); ++t) {
-          const uint32_t j = touched[t];
-          auto& l = lists[j];
-          for (uint32_t p : incoming[j]) {
-            if (std::find(l.begin(), l.end(), p) == l.end()) l.push_back(p);
-          }
-          incoming[j].clear();
-          if (l.size() <= R) continue;
-          cands.clear();
-          for (uint32_t v : l) cands.push_back({index.distance_between(j, v), v});
-          select_neighbors_robust(cands, R, a, between, kept);
-          l.clear();
-          for (const Candidate& c : kept) l.push_back(c.id);
-        }
-      }
+      add_batch_reverse_edges(index, lists, incoming, touched, R, a);
     }
   }
   return lists;
