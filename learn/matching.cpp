@@ -3,6 +3,8 @@
 // export are in matching_eval.cpp.
 #include "learn/matching.h"
 
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
