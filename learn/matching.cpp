@@ -3,13 +3,14 @@
 // export are in matching_eval.cpp.
 #include "learn/matching.h"
 
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "index/error.h"
+#include "learn/checkpoint.h"
 #include "learn/matching_impl.h"
 
 namespace wp::learn {
@@ -429,23 +430,11 @@ void MatchingTrainer::restore(const std::string& state) {
 }
 
 void MatchingTrainer::save(const std::string& path) const {
-  // A temporary file renamed into place: a kill mid-write leaves the previous file whole.
-  const std::string s = state(), tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(s.data(), static_cast<std::streamsize>(s.size()));
-    out.flush();
-    WP_THROW_IF_NOT(out.good(), "cannot write '", tmp, "'");
-  }
-  std::filesystem::rename(tmp, path);
+  write_file_atomically(path, state());
 }
 
 void MatchingTrainer::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  WP_THROW_IF_NOT(in.good(), "cannot read '", path, "'");
-  std::ostringstream s;
-  s << in.rdbuf();
-  restore(s.str());
+  restore(read_file(path));
 }
 
 }  // namespace wp::learn

@@ -3,6 +3,8 @@
 // Training is in matching.cpp.
 #include "learn/matching.h"
 
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <memory>
 #include <vector>

@@ -3,10 +3,9 @@
  * @file matching_impl.h
  * MatchingTrainer's state (the network, planes, optimiser and sampler) and the episode machinery
  * that training (matching.cpp) and evaluation (matching_eval.cpp) share. Private to those two
- * files: it includes <torch/torch.h>, which learn/matching.h keeps out of its users.
+ * files, which include <torch/torch.h> before it: LibTorch is included by learn/'s .cpp files
+ * only, and learn/matching.h keeps it out of its users.
  */
-#include <torch/torch.h>
-
 #include <cstdint>
 #include <map>
 #include <memory>

@@ -3,11 +3,12 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <fstream>
 #include <numeric>
+#include <sstream>
 
 #include "index/distance.h"
 #include "index/error.h"
+#include "learn/checkpoint.h"
 
 namespace wp::learn {
 
@@ -424,7 +425,7 @@ StepStats PruningTrainer::step() {
   return st;
 }
 
-void PruningTrainer::save_checkpoint(const std::string& path) const {
+std::string PruningTrainer::state() const {
   const Impl& m = *impl_;
   torch::serialize::OutputArchive ar;
   m.net->save(ar);
@@ -436,24 +437,25 @@ void PruningTrainer::save_checkpoint(const std::string& path) const {
   ar.write("near", torch::from_blob(const_cast<int32_t*>(m.near_count.data()),
                                     {static_cast<int64_t>(m.near_count.size())}, torch::kInt)
                        .clone());
-  const std::string tmp = path + ".tmp";
-  ar.save_to(tmp);
-  WP_THROW_INTERNAL_IF_NOT(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot write ", path);
+  std::ostringstream out;
+  ar.save_to(out);
+  return out.str();
 }
 
-void PruningTrainer::load_checkpoint(const std::string& path) {
+void PruningTrainer::restore(const std::string& state) {
   Impl& m = *impl_;
   torch::serialize::InputArchive ar;
+  std::istringstream in(state);
   try {
-    ar.load_from(path);
+    ar.load_from(in);
   } catch (const c10::Error& e) {
-    throw UserError("cannot read checkpoint '" + path + "': " + e.what_without_backtrace());
+    throw UserError(std::string("not a pruning trainer state: ") + e.what_without_backtrace());
   }
   torch::Tensor steps, edges, frozen, near;
   ar.read("edges", edges);
-  WP_THROW_IF_NOT(edges.item<int64_t>() == static_cast<int64_t>(m.frozen.size()), "checkpoint '",
-                  path, "' is for a graph of ", edges.item<int64_t>(), " edges, this one has ",
-                  m.frozen.size());
+  WP_THROW_IF_NOT(edges.item<int64_t>() == static_cast<int64_t>(m.frozen.size()),
+                  "the trainer state is for a graph of ", edges.item<int64_t>(),
+                  " edges, this one has ", m.frozen.size());
   // Module::load replaces parameters whatever their shape: check, and restore on a mismatch.
   std::vector<torch::Tensor> saved;
   for (const auto& p : m.net->parameters()) saved.push_back(p.detach().clone());
@@ -469,8 +471,9 @@ void PruningTrainer::load_checkpoint(const std::string& path) {
     torch::NoGradGuard no_grad;
     const auto params = m.net->parameters();
     for (size_t i = 0; i < params.size(); ++i) params[i].set_(saved[i]);
-    throw UserError("checkpoint '" + path +
-                    "' does not match this policy (different hidden size or input dimension)");
+    throw UserError(
+        "the trainer state does not match this policy (different hidden size or input "
+        "dimension)");
   }
   ar.read("steps", steps);
   ar.read("frozen", frozen);
@@ -480,6 +483,18 @@ void PruningTrainer::load_checkpoint(const std::string& path) {
             m.frozen.begin());
   std::copy(near.data_ptr<int32_t>(), near.data_ptr<int32_t>() + near.numel(),
             m.near_count.begin());
+}
+
+void PruningTrainer::save_checkpoint(const std::string& path) const {
+  write_file_atomically(path, state());
+}
+
+void PruningTrainer::load_checkpoint(const std::string& path) {
+  try {
+    restore(read_file(path));
+  } catch (const UserError& e) {
+    throw UserError("checkpoint '" + path + "': " + e.what());
+  }
 }
 
 }  // namespace wp::learn

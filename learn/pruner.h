@@ -78,8 +78,13 @@ class PruningTrainer {
   /// The learnt graph: 1 where p > 0.5.
   std::vector<uint8_t> mask() const;
 
+  /// The training state (policy, step count, frozen edges) as bytes.
+  std::string state() const;
+  /// Takes a state() of a trainer of the same graph and configuration; throws UserError
+  /// otherwise, leaving this trainer as it was.
+  void restore(const std::string& state);
+  /// state() written to, or restored from, a file (learn/checkpoint.h's write_file_atomically).
   void save_checkpoint(const std::string& path) const;
-  /// Restores a checkpoint of the same graph and configuration; throws UserError otherwise.
   void load_checkpoint(const std::string& path);
   int steps_done() const;
 

@@ -1,23 +1,21 @@
 #include "learn/train_hash.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 #include <sstream>
 
-#include "engine/command/plot.h"
-#include "engine/command/progress.h"
 #include "index/dataset.h"
 #include "index/error.h"
 #include "index/vector_io.h"
+#include "learn/checkpoint.h"
 #include "learn/torch_runtime.h"
 
 namespace wp::learn {
 
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -33,11 +31,6 @@ std::string natural_code(const MatchingConfig& c) {
   if (c.score == "cosine") return "cosine";
   return c.planes == "ovr" ? "ovr" : "planes";
 }
-
-struct RunLog {
-  std::string name;  ///< "dqn run 2", "lr 0.001"
-  cli::Series val_acc, val_loss;
-};
 
 std::string fmt(double v) {
   std::ostringstream s;
@@ -80,42 +73,265 @@ LabelledSet neighbourhoods(const index::Matrix& base, size_t anchors, size_t k, 
   return out;
 }
 
-/// The itq task: fits ITQ planes to the base vectors, logs the loss per iteration, writes the
-/// model.
-TrainHashResult train_itq(const TrainHashOptions& o) {
+/// The itq task: fits ITQ planes to the base vectors.
+TrainHashResult train_itq(const TrainHashOptions& o, const HashObserver& observer) {
   const index::Matrix base = index::read_vectors(o.dataset + "/base.fvecs");
-  std::ofstream log(o.log_csv, std::ios::trunc);
-  WP_THROW_IF_NOT(log.good(), "cannot write '", o.log_csv, "'");
-  log << "iteration,quantisation_loss\n";
-  cli::Progress progress("train-hash itq", static_cast<size_t>(o.itq.iterations), o.quiet);
-  cli::Series curve{"quantisation loss", {}, {}};
-  const ItqResult fit = fit_itq(base, o.itq, [&](int it, double loss) {
-    log << it + 1 << ',' << loss << '\n';
-    curve.x.push_back(it + 1);
-    curve.y.push_back(loss);
-    progress.update(static_cast<size_t>(it) + 1);
+  const size_t total = static_cast<size_t>(o.itq.iterations);
+  ItqResult fit = fit_itq(base, o.itq, [&](int it, double) {
+    if (observer.progress) observer.progress(static_cast<size_t>(it) + 1, total);
   });
-  progress.finish();
-  fit.model.save(o.out);
-  if (!o.plot_png.empty()) {
-    cli::PlotSpec plot;
-    plot.title = "train-hash itq: " + std::to_string(o.itq.bits) + " bits";
-    plot.xlabel = "iteration";
-    plot.ylabel = "mean squared quantisation loss";
-    plot.series.push_back(std::move(curve));
-    cli::write_png_plot(o.plot_png, plot);
-  }
-  if (!o.quiet) {
-    std::fprintf(stderr,
-                 "train-hash itq: %zu bits keep %.1f%% of the variance; quantisation loss %.4f -> "
-                 "%.4f; wrote %s, %s, %s\n",
-                 o.itq.bits, 100 * fit.explained_variance, fit.loss.front(), fit.loss.back(),
-                 o.out.c_str(), o.log_csv.c_str(), o.plot_png.c_str());
-  }
   TrainHashResult result;
   result.steps_run = fit.loss.size();
   result.best_step = fit.loss.size();
+  result.itq_loss = std::move(fit.loss);
+  result.itq_explained_variance = fit.explained_variance;
+  result.model = std::move(fit.model);
   return result;
+}
+
+/// The rows a matching task trains on (`seen`), validates on (`val`) and tests on (`test` for
+/// unseen classes, `seen_test` for the training classes), as the file comment says.
+struct HashData {
+  LabelledSet seen, seen_test, val, test;
+};
+
+/// Loads and splits the data; sets result's training and unseen classes.
+HashData split_data(const TrainHashOptions& o, TrainHashResult* result) {
+  const bool by_neighbours = o.task == "neighbours";
+  const LabelledSet all = by_neighbours
+                              ? neighbourhoods(index::read_vectors(o.dataset + "/base.fvecs"),
+                                               o.anchors, o.neighbours, o.cfg.seed + 3)
+                              : load_labelled(o.dataset);
+  const std::vector<int> classes = all.classes();
+  result->split.train_classes = o.train_classes;
+  if (result->split.train_classes.empty()) {
+    const size_t train = by_neighbours ? classes.size() * 4 / 5 : (classes.size() + 1) / 2;
+    result->split.train_classes.assign(classes.begin(), classes.begin() + train);
+  }
+  for (int c : result->split.train_classes) {
+    WP_THROW_IF_NOT(std::binary_search(classes.begin(), classes.end(), c), "train class ", c,
+                    " is not a label of '", o.dataset, "'");
+  }
+  for (int c : classes) {
+    if (std::find(result->split.train_classes.begin(), result->split.train_classes.end(), c) ==
+        result->split.train_classes.end()) {
+      result->split.unseen_classes.push_back(c);
+    }
+  }
+  WP_THROW_IF_NOT(result->split.train_classes.size() >= static_cast<size_t>(o.cfg.n_way),
+                  "training episodes are ", o.cfg.n_way, "-way but only ",
+                  result->split.train_classes.size(), " training classes are given");
+  WP_THROW_IF_NOT(result->split.unseen_classes.size() >= 2,
+                  "need at least 2 classes left unseen, got ", result->split.unseen_classes.size());
+  const LabelledSet unseen = all.subset(result->split.unseen_classes);
+  const LabelledSet queries = by_neighbours ? LabelledSet{} : load_labelled_queries(o.dataset);
+  HashData d;
+  if (queries.x.n > 0) {
+    d.seen = all.subset(result->split.train_classes);
+    d.seen_test = queries.subset(result->split.train_classes);
+    d.val = cap_per_class(unseen, 300);
+    d.test = queries.subset(result->split.unseen_classes);
+  } else {
+    const LabelledSet train_rows = all.subset(result->split.train_classes);
+    // Neighbourhoods are small: train on all of them (the seen test then overlaps training).
+    d.seen = by_neighbours ? train_rows : train_rows.half(0);
+    d.seen_test = train_rows.half(1);
+    d.val = cap_per_class(unseen.half(0), 300);
+    d.test = unseen.half(1);
+  }
+  if (o.validate_on == "seen") {
+    d.val = cap_per_class(d.seen.select([](size_t i, int) { return i % 10 == 9; }), 300);
+    d.seen = d.seen.select([](size_t i, int) { return i % 10 != 9; });
+  }
+  return d;
+}
+
+/// A matching task's runs: one; or the DQN's runs (the last is kept); then fixed-lr baselines.
+/// Keeps the kept run's best validated state and tells the observer of every step.
+class HashJob {
+ public:
+  HashJob(const TrainHashOptions& o, const HashObserver& observer, HashData data,
+          TrainHashResult* result);
+  /// Every run; the kept one from `resume` when given.
+  void train(const HashCheckpoint* resume);
+  /// The kept model with its best weights: its state, planes, test accuracy and study.
+  void finish();
+
+ private:
+  /// What one run's steps share.
+  struct Run {
+    int index = 0;
+    bool kept = false;
+    QanController* control = nullptr;  ///< null: a fixed learning rate
+    MatchingTrainer* trainer = nullptr;
+    RunSummary summary;
+    double last_loss = 0;
+  };
+  /// Runs run `index` to its end (or early stop); returns its trainer.
+  std::unique_ptr<MatchingTrainer> train_run(int index, const HashCheckpoint* resume);
+  /// One step of `run` at 0-based step `s`; returns true when early stopping ends the run.
+  bool step(Run* run, size_t s);
+  /// The kept run's validation at `rec`: keeps the best state, counts towards early stopping,
+  /// hands the checkpoint out; returns true when the run should stop.
+  bool keep_best(const MatchingTrainer& trainer, const HashStepRecord& rec);
+
+  const TrainHashOptions& o_;
+  const HashObserver& observer_;
+  const HashData data_;
+  TrainHashResult* result_;
+  const int kept_runs_, runs_;
+  std::unique_ptr<QanController> qan_;
+  std::unique_ptr<MatchingTrainer> kept_;
+  std::string best_state_;
+  int bad_validations_ = 0;
+  Clock::time_point t0_ = Clock::now();
+};
+
+HashJob::HashJob(const TrainHashOptions& o, const HashObserver& observer, HashData data,
+                 TrainHashResult* result)
+    : o_(o),
+      observer_(observer),
+      data_(std::move(data)),
+      result_(result),
+      kept_runs_(o.controller == "dqn" ? o.dqn.runs : 1),
+      runs_(kept_runs_ + static_cast<int>(o.baseline_lrs.size())) {
+  EvalSpec& v = result_->split.validation;
+  v.n_way = std::min<int>(o.cfg.n_way, static_cast<int>(data_.val.classes().size()));
+  v.k_shot = o.cfg.k_shot;
+  v.episodes = o.val_episodes;
+  v.code = natural_code(o.cfg);
+  v.seed = 12345;
+  result_->split.train_rows = data_.seen.x.n;
+  result_->split.val_rows = data_.val.x.n;
+  result_->split.test_rows = data_.test.x.n;
+  if (o.controller == "dqn") {
+    DqnConfig d = o.dqn;
+    d.seed = o.cfg.seed + d.seed;
+    qan_ = std::make_unique<QanController>(d, result_->split.train_classes.size());
+  }
+}
+
+void HashJob::train(const HashCheckpoint* resume) {
+  if (observer_.started) observer_.started(result_->split);
+  t0_ = Clock::now();
+  for (int run = 0; run < runs_; ++run) {
+    std::unique_ptr<MatchingTrainer> trainer = train_run(run, resume);
+    if (run + 1 == kept_runs_) kept_ = std::move(trainer);
+  }
+}
+
+std::unique_ptr<MatchingTrainer> HashJob::train_run(int index, const HashCheckpoint* resume) {
+  const bool baseline = index >= kept_runs_;
+  MatchingConfig cfg = o_.cfg;
+  if (baseline) cfg.lr = o_.baseline_lrs[static_cast<size_t>(index - kept_runs_)];
+  auto trainer = std::make_unique<MatchingTrainer>(data_.seen, cfg);
+  Run run;
+  run.index = index;
+  run.kept = index + 1 == kept_runs_;
+  run.control = baseline ? nullptr : qan_.get();
+  run.trainer = trainer.get();
+  if (run.kept && resume) {
+    trainer->restore(resume->trainer);
+    result_->best_step = resume->best_step;
+    result_->best_val_accuracy = resume->best_val_accuracy;
+    result_->best_val_loss = resume->best_val_loss;
+    bad_validations_ = resume->bad_validations;
+    best_state_ = resume->best;
+  }
+  run.summary.name = kept_runs_ > 1 && !baseline
+                         ? "dqn run " + std::to_string(index + 1) + (run.kept ? " (kept)" : "")
+                         : "lr " + fmt(cfg.lr);
+  run.summary.role = baseline ? RunRole::kBaseline : run.kept ? RunRole::kKept : RunRole::kExplore;
+  if (run.control) run.control->begin_run(index, o_.steps, *trainer);
+  for (size_t s = trainer->steps_done(); s < o_.steps; ++s) {
+    const double secs = std::chrono::duration<double>(Clock::now() - t0_).count();
+    if (o_.max_minutes > 0 && secs >= o_.max_minutes * 60) break;
+    if (step(&run, s)) break;
+  }
+  if (run.control) run.control->end_run(*trainer);
+  result_->runs.push_back(run.summary);
+  return trainer;
+}
+
+bool HashJob::step(Run* run, size_t s) {
+  MatchingTrainer& trainer = *run->trainer;
+  QanDecision dec;
+  if (run->control) run->control->before_step(s, run->last_loss, trainer, &dec);
+  const MatchingStep st = trainer.step();
+  run->last_loss = st.loss;
+  HashStepRecord rec;
+  rec.run = run->index;
+  rec.step = s + 1;
+  rec.loss = st.loss;
+  rec.accuracy = st.accuracy;
+  rec.lr = trainer.learning_rate();
+  rec.hard_mix = run->control && dec.hard_mix;
+  bool stop = false;
+  if ((s + 1) % static_cast<size_t>(o_.validate_every) == 0 || s + 1 == o_.steps) {
+    const MatchingStep v = trainer.evaluate(data_.val, result_->split.validation);
+    rec.validated = true;
+    rec.val_loss = v.loss;
+    rec.val_accuracy = v.accuracy;
+    RunSummary& summary = run->summary;
+    if (v.accuracy > summary.best_val_accuracy) {
+      summary.best_val_accuracy = v.accuracy;
+      summary.best_val_loss = v.loss;
+    }
+    summary.last_val_loss = v.loss;
+    summary.last_val_accuracy = v.accuracy;
+    if (run->kept) stop = keep_best(trainer, rec);
+  }
+  rec.seconds = std::chrono::duration<double>(Clock::now() - t0_).count();
+  result_->steps.push_back(rec);
+  if (observer_.step) observer_.step(rec);
+  if (run->kept) result_->steps_run = s + 1;
+  if (observer_.progress) {
+    observer_.progress(static_cast<size_t>(run->index) * o_.steps + s + 1,
+                       o_.steps * static_cast<size_t>(runs_));
+  }
+  return stop;
+}
+
+bool HashJob::keep_best(const MatchingTrainer& trainer, const HashStepRecord& rec) {
+  bool stop = false;
+  if (best_state_.empty() || rec.val_accuracy > result_->best_val_accuracy) {
+    result_->best_val_accuracy = rec.val_accuracy;
+    result_->best_val_loss = rec.val_loss;
+    result_->best_step = rec.step;
+    best_state_ = trainer.state();
+    bad_validations_ = 0;
+  } else if (o_.patience > 0 && ++bad_validations_ >= o_.patience) {
+    stop = true;  // early stopping
+  }
+  // The DQN's runs restart together: only a single fixed-controller run resumes.
+  if (o_.controller == "none" && observer_.checkpoint) {
+    HashCheckpoint ck;
+    ck.trainer = trainer.state();
+    ck.best = best_state_;
+    ck.step = trainer.steps_done();
+    ck.best_step = result_->best_step;
+    ck.best_val_accuracy = result_->best_val_accuracy;
+    ck.best_val_loss = result_->best_val_loss;
+    ck.bad_validations = bad_validations_;
+    observer_.checkpoint(ck);
+  }
+  return stop;
+}
+
+void HashJob::finish() {
+  if (!best_state_.empty()) kept_->restore(best_state_);
+  result_->trainer_state = kept_->state();
+  if (o_.cfg.encoder == "mlp") {
+    result_->model = kept_->export_model(o_.export_bits, o_.cfg.seed + 99);
+  }
+  EvalSpec test_spec = result_->split.validation;
+  test_spec.episodes = std::max(o_.val_episodes, 600);
+  test_spec.seed = 777;
+  result_->test_accuracy = kept_->accuracy(data_.test, test_spec);
+  if (o_.study) {
+    result_->study =
+        lsh_study(*kept_, data_.test, data_.seen_test, o_.study_bits, o_.study_episodes, 4242);
+  }
 }
 
 }  // namespace
@@ -178,249 +394,65 @@ std::string study_table(const std::vector<StudyRow>& rows) {
   return s.str();
 }
 
-TrainHashResult train_hash(const TrainHashOptions& opts) {
-  TrainHashOptions o = opts;
-  WP_THROW_IF_NOT(!o.out.empty(), "--out is required");
+std::string HashCheckpoint::encode() const {
+  CheckpointFields f("matching");
+  f.set("trainer", trainer);
+  f.set("best", best);
+  f.set_number("step", static_cast<double>(step));
+  f.set_number("best_step", static_cast<double>(best_step));
+  f.set_number("best_val_accuracy", best_val_accuracy);
+  f.set_number("best_val_loss", best_val_loss);
+  f.set_number("bad_validations", bad_validations);
+  return f.encode();
+}
+
+HashCheckpoint HashCheckpoint::decode(const std::string& bytes) {
+  const CheckpointFields f = CheckpointFields::decode(bytes, "matching");
+  HashCheckpoint c;
+  c.trainer = f.get("trainer");
+  c.best = f.get("best");
+  c.step = static_cast<size_t>(f.number("step"));
+  c.best_step = static_cast<size_t>(f.number("best_step"));
+  c.best_val_accuracy = f.number("best_val_accuracy");
+  c.best_val_loss = f.number("best_val_loss");
+  c.bad_validations = static_cast<int>(f.number("bad_validations"));
+  return c;
+}
+
+void TrainHashOptions::validate() const {
+  const TrainHashOptions& o = *this;
   WP_THROW_IF_NOT(o.steps >= 1, "steps must be at least 1");
   WP_THROW_IF_NOT(o.validate_every >= 1 && o.val_episodes >= 1,
                   "validate_every and val_episodes must be >= 1");
   WP_THROW_IF_NOT(o.controller == "none" || o.controller == "dqn",
                   "controller must be none or dqn, got '", o.controller, "'");
-  WP_THROW_IF_NOT(!(o.resume && o.controller == "dqn"),
-                  "--resume is not supported with --controller dqn (its runs restart together)");
   o.cfg.validate();
   if (o.controller == "dqn") o.dqn.validate();
-  if (o.log_csv.empty()) o.log_csv = o.out + ".csv";
-  if (o.plot_png.empty()) o.plot_png = o.out + ".png";
-  if (o.checkpoint.empty()) o.checkpoint = o.out + ".ckpt";
-  if (o.study_md.empty()) o.study_md = o.out + ".study.md";
-  init_torch(o.threads, o.cfg.seed);
-  if (o.task == "itq") {
-    WP_THROW_IF_NOT(!o.resume && o.controller == "none",
-                    "--resume and --controller apply to the matching network, not to --task itq");
-    return train_itq(o);
-  }
-
-  // Splits by class: train on some, validate and test on the others.
-  WP_THROW_IF_NOT(o.task == "classes" || o.task == "neighbours",
+  WP_THROW_IF_NOT(o.task == "classes" || o.task == "neighbours" || o.task == "itq",
                   "task must be classes, neighbours or itq, got '", o.task, "'");
-  const bool by_neighbours = o.task == "neighbours";
-  const LabelledSet all = by_neighbours
-                              ? neighbourhoods(index::read_vectors(o.dataset + "/base.fvecs"),
-                                               o.anchors, o.neighbours, o.cfg.seed + 3)
-                              : load_labelled(o.dataset);
-  const std::vector<int> classes = all.classes();
-  TrainHashResult result;
-  result.train_classes = o.train_classes;
-  if (result.train_classes.empty()) {
-    const size_t train = by_neighbours ? classes.size() * 4 / 5 : (classes.size() + 1) / 2;
-    result.train_classes.assign(classes.begin(), classes.begin() + train);
-  }
-  for (int c : result.train_classes) {
-    WP_THROW_IF_NOT(std::binary_search(classes.begin(), classes.end(), c), "train class ", c,
-                    " is not a label of '", o.dataset, "'");
-  }
-  for (int c : classes) {
-    if (std::find(result.train_classes.begin(), result.train_classes.end(), c) ==
-        result.train_classes.end()) {
-      result.unseen_classes.push_back(c);
-    }
-  }
-  WP_THROW_IF_NOT(result.train_classes.size() >= static_cast<size_t>(o.cfg.n_way),
-                  "training episodes are ", o.cfg.n_way, "-way but only ",
-                  result.train_classes.size(), " training classes are given");
-  WP_THROW_IF_NOT(result.unseen_classes.size() >= 2, "need at least 2 classes left unseen, got ",
-                  result.unseen_classes.size());
-  const LabelledSet unseen = all.subset(result.unseen_classes);
-  const LabelledSet queries = by_neighbours ? LabelledSet{} : load_labelled_queries(o.dataset);
-  LabelledSet seen, seen_test, val, test;
-  if (queries.x.n > 0) {
-    seen = all.subset(result.train_classes);
-    seen_test = queries.subset(result.train_classes);
-    val = cap_per_class(unseen, 300);
-    test = queries.subset(result.unseen_classes);
-  } else {
-    const LabelledSet train_rows = all.subset(result.train_classes);
-    // Neighbourhoods are small: train on all of them (the seen test then overlaps training).
-    seen = by_neighbours ? train_rows : train_rows.half(0);
-    seen_test = train_rows.half(1);
-    val = cap_per_class(unseen.half(0), 300);
-    test = unseen.half(1);
-  }
+  WP_THROW_IF_NOT(o.task != "itq" || o.controller == "none",
+                  "controller applies to the matching network, not to task itq");
   WP_THROW_IF_NOT(o.validate_on == "unseen" || o.validate_on == "seen",
                   "validate_on must be unseen or seen, got '", o.validate_on, "'");
-  if (o.validate_on == "seen") {
-    val = cap_per_class(seen.select([](size_t i, int) { return i % 10 == 9; }), 300);
-    seen = seen.select([](size_t i, int) { return i % 10 != 9; });
-  }
-  EvalSpec val_spec;
-  val_spec.n_way = std::min<int>(o.cfg.n_way, static_cast<int>(val.classes().size()));
-  val_spec.k_shot = o.cfg.k_shot;
-  val_spec.episodes = o.val_episodes;
-  val_spec.code = natural_code(o.cfg);
-  val_spec.seed = 12345;
-  if (!o.quiet) {
-    std::fprintf(stderr,
-                 "train-hash: %zu training rows (%zu classes), validation %zu rows and test %zu "
-                 "rows of %zu unseen classes; %d-way %d-shot, score %s%s\n",
-                 seen.x.n, result.train_classes.size(), val.x.n, test.x.n,
-                 result.unseen_classes.size(), o.cfg.n_way, o.cfg.k_shot, o.cfg.score.c_str(),
-                 o.cfg.score == "bits"
-                     ? (" (" + o.cfg.planes + " planes, " + o.cfg.relax + ")").c_str()
-                     : "");
-  }
+}
 
-  // Runs: one; or the DQN's runs (the last is kept); then fixed-lr baselines if asked.
-  const int kept_runs = o.controller == "dqn" ? o.dqn.runs : 1;
-  const int runs = kept_runs + static_cast<int>(o.baseline_lrs.size());
-  std::unique_ptr<QanController> qan;
-  if (o.controller == "dqn") {
-    DqnConfig d = o.dqn;
-    d.seed = o.cfg.seed + d.seed;
-    qan = std::make_unique<QanController>(d, result.train_classes.size());
-  }
-  const bool fresh_log = !(o.resume && fs::exists(o.log_csv) && fs::exists(o.checkpoint));
-  std::ofstream log(o.log_csv, fresh_log ? std::ios::trunc : std::ios::app);
-  WP_THROW_IF_NOT(log.good(), "cannot write log '", o.log_csv, "'");
-  if (fresh_log) log << "run,step,loss,accuracy,lr,hard_mix,val_loss,val_accuracy,seconds\n";
-  const auto t0 = Clock::now();
-  std::unique_ptr<MatchingTrainer> kept;
-  std::string best_state;
-  int bad_validations = 0;
-  std::vector<RunLog> curves;
-  const std::string best_path = o.checkpoint + ".best";
-  const std::string meta_path = o.checkpoint + ".meta";
+void check_resumable(const TrainHashOptions& o) {
+  WP_THROW_IF_NOT(o.task != "itq", "task itq keeps no trainer state to resume from");
+  WP_THROW_IF_NOT(o.controller != "dqn",
+                  "controller dqn cannot resume (its runs restart together)");
+}
 
-  cli::Progress progress("train-hash", o.steps * static_cast<size_t>(runs), o.quiet);
-  for (int run = 0; run < runs; ++run) {
-    const bool final_run = run + 1 == kept_runs;
-    const bool baseline = run >= kept_runs;
-    MatchingConfig cfg = o.cfg;
-    if (baseline) cfg.lr = o.baseline_lrs[static_cast<size_t>(run - kept_runs)];
-    auto trainer = std::make_unique<MatchingTrainer>(seen, cfg);
-    if (final_run && o.resume && fs::exists(o.checkpoint)) {
-      trainer->load(o.checkpoint);
-      std::ifstream meta(meta_path);
-      meta >> result.best_step >> result.best_val_accuracy >> result.best_val_loss >>
-          bad_validations;
-      if (fs::exists(best_path)) {
-        MatchingTrainer b(seen, o.cfg);
-        b.load(best_path);
-        best_state = b.state();
-      }
-      if (!o.quiet) {
-        std::fprintf(stderr, "train-hash: resumed at step %zu (best validation %.3f at %zu)\n",
-                     trainer->steps_done(), result.best_val_accuracy, result.best_step);
-      }
-    }
-    RunLog curve;
-    curve.name = kept_runs > 1 && !baseline
-                     ? "dqn run " + std::to_string(run + 1) + (final_run ? " (kept)" : "")
-                     : "lr " + fmt(cfg.lr);
-    RunSummary summary;
-    summary.name = curve.name;
-    QanController* control = baseline ? nullptr : qan.get();
-    if (control) control->begin_run(run, o.steps, *trainer);
-    double last_loss = 0;
-    bool stopped = false;
-    for (size_t s = trainer->steps_done(); s < o.steps && !stopped; ++s) {
-      const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-      if (o.max_minutes > 0 && secs >= o.max_minutes * 60) break;
-      QanDecision dec;
-      if (control) control->before_step(s, last_loss, *trainer, &dec);
-      const MatchingStep st = trainer->step();
-      last_loss = st.loss;
-      double vl = -1, va = -1;
-      if ((s + 1) % static_cast<size_t>(o.validate_every) == 0 || s + 1 == o.steps) {
-        const MatchingStep v = trainer->evaluate(val, val_spec);
-        vl = v.loss;
-        va = v.accuracy;
-        curve.val_acc.x.push_back(static_cast<double>(s + 1));
-        curve.val_acc.y.push_back(va);
-        curve.val_loss.x.push_back(static_cast<double>(s + 1));
-        curve.val_loss.y.push_back(vl);
-        if (va > summary.best_val_accuracy) {
-          summary.best_val_accuracy = va;
-          summary.best_val_loss = vl;
-        }
-        summary.last_val_loss = vl;
-        summary.last_val_accuracy = va;
-        if (final_run) {
-          if (best_state.empty() || va > result.best_val_accuracy) {
-            result.best_val_accuracy = va;
-            result.best_val_loss = vl;
-            result.best_step = s + 1;
-            best_state = trainer->state();
-            bad_validations = 0;
-            if (o.controller == "none") {
-              trainer->save(best_path);
-            }
-          } else if (o.patience > 0 && ++bad_validations >= o.patience) {
-            stopped = true;  // early stopping
-          }
-          if (o.controller == "none") {
-            trainer->save(o.checkpoint);
-            std::ofstream meta(meta_path, std::ios::trunc);
-            meta << result.best_step << " " << result.best_val_accuracy << " "
-                 << result.best_val_loss << " " << bad_validations << "\n";
-          }
-        }
-      }
-      log << run << "," << s + 1 << "," << st.loss << "," << st.accuracy << ","
-          << trainer->learning_rate() << "," << (control && dec.hard_mix ? 1 : 0) << "," << vl
-          << "," << va << "," << std::chrono::duration<double>(Clock::now() - t0).count() << "\n";
-      log.flush();
-      if (final_run) result.steps_run = s + 1;
-      progress.update(static_cast<size_t>(run) * o.steps + s + 1);
-    }
-    if (control) control->end_run(*trainer);
-    curves.push_back(std::move(curve));
-    result.runs.push_back(summary);
-    if (final_run) kept = std::move(trainer);
-  }
-  progress.finish();
-  log.close();
-
-  // The kept model: the best validated weights.
-  if (!best_state.empty()) kept->restore(best_state);
-  kept->save(o.out + ".pt");
-  if (o.cfg.encoder == "mlp") kept->export_model(o.export_bits, o.cfg.seed + 99).save(o.out);
-  EvalSpec test_spec = val_spec;
-  test_spec.episodes = std::max(o.val_episodes, 600);
-  test_spec.seed = 777;
-  result.test_accuracy = kept->accuracy(test, test_spec);
-  if (o.study) {
-    result.study = lsh_study(*kept, test, seen_test, o.study_bits, o.study_episodes, 4242);
-    std::ofstream md(o.study_md, std::ios::trunc);
-    md << study_table(result.study);
-  }
-
-  // Curves: every run's validation accuracy and loss, and the kept run's training loss.
-  if (!o.plot_png.empty()) {
-    cli::PlotSpec plot;
-    plot.title = "train-hash: validation on " + o.validate_on + " classes (" +
-                 std::to_string(val_spec.n_way) + "-way " + std::to_string(val_spec.k_shot) +
-                 "-shot, " + val_spec.code + ")";
-    plot.xlabel = "training step";
-    plot.ylabel = "accuracy / loss";
-    // The kept run and the baselines (the DQN's exploring runs are in the CSV).
-    for (size_t i = static_cast<size_t>(kept_runs - 1); i < curves.size(); ++i) {
-      const RunLog& c = curves[i];
-      plot.series.push_back({c.name + ": validation accuracy", c.val_acc.x, c.val_acc.y});
-      plot.series.push_back({c.name + ": validation loss", c.val_loss.x, c.val_loss.y});
-    }
-    cli::write_png_plot(o.plot_png, plot);
-  }
-  if (!o.quiet) {
-    std::fprintf(stderr,
-                 "train-hash: best validation accuracy %.3f (loss %.3f) at step %zu; test "
-                 "accuracy %.3f; wrote %s%s, %s.pt, %s, %s%s%s\n",
-                 result.best_val_accuracy, result.best_val_loss, result.best_step,
-                 result.test_accuracy, o.cfg.encoder == "mlp" ? o.out.c_str() : "",
-                 o.cfg.encoder == "mlp" ? "" : "(conv: no HashModel)", o.out.c_str(),
-                 o.log_csv.c_str(), o.plot_png.c_str(), o.study ? ", " : "",
-                 o.study ? o.study_md.c_str() : "");
-  }
+TrainHashResult train_hash(const TrainHashOptions& o, const HashObserver& observer,
+                           const HashCheckpoint* resume) {
+  o.validate();
+  if (resume) check_resumable(o);
+  init_torch(o.threads, o.cfg.seed);
+  if (o.task == "itq") return train_itq(o, observer);
+  TrainHashResult result;
+  HashData data = split_data(o, &result);
+  HashJob job(o, observer, std::move(data), &result);
+  job.train(resume);
+  job.finish();
   return result;
 }
 

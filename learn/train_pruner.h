@@ -1,26 +1,32 @@
 #pragma once
 /**
  * @file train_pruner.h
- * `waypoint train-pruner`: builds the initial graph (HNSW level 0, medoid entry) over a dataset,
- * trains the pruning agent with TRPO on training queries that are never the evaluation queries,
- * validates on held-out training queries every few steps (an ef sweep of the guarded graph,
- * read at the target recall) keeping the policy with the fewest distance computations there, and
- * writes the learnt graph as an `rl` index file. Logs a CSV row per step and plots the curves
- * (PNG); checkpoints after every validation and resumes from one.
+ * The job behind `waypoint train-pruner`: builds the initial graph (HNSW level 0, medoid entry)
+ * over a dataset, trains the pruning agent with TRPO on training queries that are never the
+ * evaluation queries, validates on held-out training queries every few steps (an ef sweep of the
+ * guarded graph, read at the target recall) keeping the policy with the fewest distance
+ * computations there, and returns the learnt graph (an `rl` index).
+ *
+ * The job reads its dataset and writes nothing: it tells a PrunerObserver of its set-up, of every
+ * step and of its checkpoint state at every validation, and returns the graph with the per-step
+ * records. The command (learn/cli) draws the progress bar, writes the CSV log, plots, checkpoint
+ * files and the index, and resumes by handing a decoded checkpoint back.
  */
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "index/dataset.h"
 #include "index/graph_index.h"
+#include "learn/job_observer.h"
 #include "learn/pruner.h"
 
 namespace wp::learn {
 
 struct TrainPrunerOptions {
   std::string dataset;           ///< dataset folder (base.fvecs, ...)
-  std::string out;               ///< rl index file to write
   std::string initial = "hnsw";  ///< "hnsw" (level 0), "vamana" (alpha 1.2, R = 2M), or
                                  ///< "complete" (raises M to fit n - 1)
   size_t M = 16;
@@ -46,55 +52,102 @@ struct TrainPrunerOptions {
   size_t train_queries = 4000;
   size_t val_queries = 500;
   int validate_every = 5;
-  std::string log_csv;     ///< default: <out>.csv
-  std::string plot_png;    ///< default: <out>.png
-  std::string checkpoint;  ///< default: <out>.ckpt
-  std::string graph_png;   ///< optional: the learnt graph drawn in 2-D (PCA), colour = label,
-                           ///< size = in-degree (small graphs: the toy example)
-  bool resume = false;
-  bool quiet = false;
   int threads = 0;
+
+  /// Throws UserError naming the field out of range (learn_pruned_graph calls it first).
+  void validate() const;
 };
+
+/// The job's set-up, measured before the first step on the validation queries.
+struct PrunerSetup {
+  size_t vertices = 0, edges = 0;  ///< the initial graph
+  double initial_degree = 0;
+  size_t train_queries = 0, val_queries = 0;
+  std::string query_source;          ///< where the training queries came from
+  double initial_dcs_at_target = 0;  ///< the initial graph's mean DCS at target recall
+  size_t train_ef = 0;
+  uint64_t max_dcs = 0;
+  double flat_budget = 0;  ///< flat_reward_budget at the training ef (0 when max_dcs was given)
+};
+
+/// One TRPO step as the job saw it: one row of `train-pruner`'s CSV log.
+struct PrunerStepRecord {
+  StepStats stats;                ///< stats.step counts every step, across resumes
+  double val_dcs_at_target = -1;  ///< validation DCS at target recall; -1: not validated
+  size_t restored_edges = 0;      ///< edges the guard put back at that validation
+  double seconds = 0;             ///< since this run started
+};
+
+/**
+ * What a run resumes from: the trainer's state and the best validated graph so far. Its bytes
+ * are learn's checkpoint format (learn/checkpoint.h); where they are kept is the caller's.
+ */
+struct PrunerCheckpoint {
+  std::string trainer;             ///< PruningTrainer::state()
+  int step = 0;                    ///< TRPO steps done
+  int best_step = 0;               ///< 0: no validation has beaten the initial graph yet
+  double best_dcs_at_target = 0;   ///< the best validated graph's (with best_step > 0)
+  std::vector<uint8_t> best_mask;  ///< its edges over the initial graph (with best_step > 0)
+
+  /// The state in learn's checkpoint format.
+  std::string encode() const;
+  /// Reads encode()'s output; throws UserError naming what is missing or damaged.
+  static PrunerCheckpoint decode(const std::string& bytes);
+};
+
+/// Told of a run as it goes: started once the initial graph is measured, step after every TRPO
+/// step, checkpoint after every validation, progress in steps.
+using PrunerObserver = JobObserver<PrunerSetup, PrunerStepRecord, PrunerCheckpoint>;
 
 /// What the job measured on its validation queries (never the evaluation queries).
 struct TrainPrunerResult {
-  double initial_dcs_at_target = 0;  ///< the initial graph's mean DCS at target recall
-  double learnt_dcs_at_target = 0;   ///< the written graph's
-  double initial_degree = 0, learnt_degree = 0;
-  size_t train_ef = 0;
-  uint64_t max_dcs = 0;
-  int best_step = 0;         ///< 0: no step beat the initial graph, which is then written unpruned
-  std::string query_source;  ///< where the training queries came from
+  PrunerSetup setup;
+  double learnt_dcs_at_target = 0;  ///< the returned graph's mean DCS at target recall
+  double learnt_degree = 0;
+  int best_step = 0;  ///< 0: no step beat the initial graph, which is then returned unpruned
+  std::vector<PrunerStepRecord> steps;  ///< this run's steps, in order
 };
 
-/// `waypoint train-pruner`: loads the dataset, learns, writes the index, its log, curves and
-/// checkpoint (default paths beside --out) and, when asked, the drawing of the graph.
-TrainPrunerResult train_pruner(const TrainPrunerOptions& o);
+/// A learnt graph and how it was learnt.
+struct PrunedGraph {
+  std::unique_ptr<index::GraphIndex> graph;  ///< the initial graph, best validated mask applied
+  TrainPrunerResult result;
+};
+
+/// train_pruner's output: the learnt graph and the data it was learnt over.
+struct TrainedPruner {
+  PrunedGraph learnt;
+  index::Dataset data;  ///< the dataset with its base cut to limit_base rows (graph slot i = row i)
+};
 
 /// Training and validation queries for a graph: (its HNSW, how many, k, out: where they came from).
 using QuerySource = std::function<QuerySet(const index::HnswIndex&, size_t, size_t, std::string*)>;
 
 /**
+ * `waypoint train-pruner`'s job: loads the dataset, draws training queries that are never its
+ * evaluation queries, learns (learn_pruned_graph). `resume`: a checkpoint of the same options to
+ * continue from, or null.
+ */
+TrainedPruner train_pruner(const TrainPrunerOptions& o, const PrunerObserver& observer = {},
+                           const PrunerCheckpoint* resume = nullptr);
+
+/**
  * The learning itself, on vectors in memory: builds the initial graph over `base` (row i gets
  * id ids[i]), trains with queries from `queries`, validates, and returns the learnt graph with
- * the best validated mask applied. Writes the CSV log, checkpoint and curves only where their
- * paths in `o` are set (o.out is not used). `on_step` gets the fraction of steps done.
+ * the best validated mask applied (o.dataset and o.limit_base are not used).
  */
-std::unique_ptr<index::GraphIndex> learn_pruned_graph(
-    const index::Matrix& base, const index::label_t* ids, index::Metric metric,
-    const TrainPrunerOptions& o, const QuerySource& queries, TrainPrunerResult* result,
-    const std::function<void(double)>& on_step);
+PrunedGraph learn_pruned_graph(const index::Matrix& base, const index::label_t* ids,
+                               index::Metric metric, const TrainPrunerOptions& o,
+                               const QuerySource& queries, const PrunerObserver& observer = {},
+                               const PrunerCheckpoint* resume = nullptr);
+
+/// The same with leave-one-out queries drawn from `base` itself (a collection has no query set).
+PrunedGraph learn_pruned_graph(const index::Matrix& base, const index::label_t* ids,
+                               index::Metric metric, const TrainPrunerOptions& o,
+                               const PrunerObserver& observer = {});
 
 /// Lets collections build index type "rl" (engine/learned_index.h): the same job on the
 /// collection's points with leave-one-out queries, in the background of PUT .../index.
 void register_learned_indexes();
-
-/// The same with leave-one-out queries drawn from `base` itself (a collection has no query set).
-std::unique_ptr<index::GraphIndex> learn_pruned_graph(const index::Matrix& base,
-                                                      const index::label_t* ids,
-                                                      index::Metric metric,
-                                                      const TrainPrunerOptions& o,
-                                                      TrainPrunerResult* result,
-                                                      const std::function<void(double)>& on_step);
 
 }  // namespace wp::learn

@@ -1,23 +1,21 @@
-// `waypoint train-hash` as a job: files written, validation keeps the best step, checkpoint and
-// resume continue the same run, the study table has every row, the DQN controller runs its runs,
-// and the neighbours task writes planes that LshIndex loads.
+// `waypoint train-hash`'s job: every step reported and returned, validation keeps the best step,
+// checkpoint states resume the same run, the study table has every row, the DQN controller runs
+// its runs, and the neighbours and itq tasks return planes that LshIndex loads. The files the
+// command writes from these are checked end to end in test_learn_cli.cpp.
 #include <gtest/gtest.h>
-
-#include <filesystem>
-#include <fstream>
 
 #include "index/error.h"
 #include "index/lsh_index.h"
+#include "job_reports.h"
 #include "learn/train_hash.h"
 #include "test_util.h"
 
 using namespace wp::learn;
 
 namespace {
-TrainHashOptions small(const std::string& out) {
+TrainHashOptions small() {
   TrainHashOptions o;
   o.dataset = wp::test::data_dir() + "/digits";
-  o.out = out;
   o.cfg.hidden = {32};
   o.cfg.embed = 16;
   o.cfg.episodes_per_step = 4;
@@ -25,47 +23,61 @@ TrainHashOptions small(const std::string& out) {
   o.steps = 20;
   o.validate_every = 5;
   o.val_episodes = 40;
-  o.quiet = true;
   o.threads = 2;
   return o;
 }
-size_t lines(const std::string& path) {
-  std::ifstream in(path);
-  size_t n = 0;
-  std::string l;
-  while (std::getline(in, l)) ++n;
-  return n;
-}
+
+using Reports = wp::test::JobReports<HashSplit, HashStepRecord, HashCheckpoint>;
 }  // namespace
 
-TEST(TrainHash, WritesTheModelLogPlotAndResumes) {
-  wp::test::TempDir tmp;
-  TrainHashOptions o = small(tmp.file("d.hash"));
+TEST(TrainHash, ReportsEveryStepCheckpointsAtValidationsAndResumes) {
+  TrainHashOptions o = small();
   o.steps = 10;
-  const TrainHashResult first = train_hash(o);
+  Reports seen;
+  const TrainHashResult first = train_hash(o, seen.observer());
   EXPECT_EQ(first.steps_run, 10u);
-  EXPECT_EQ(first.train_classes, (std::vector<int>{0, 1, 2, 3, 4}));
-  EXPECT_EQ(first.unseen_classes, (std::vector<int>{5, 6, 7, 8, 9}));
+  EXPECT_EQ(first.split.train_classes, (std::vector<int>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(first.split.unseen_classes, (std::vector<int>{5, 6, 7, 8, 9}));
   EXPECT_GT(first.best_val_accuracy, 0.2);  // above 5-way chance
-  for (const char* f : {"d.hash", "d.hash.pt", "d.hash.csv", "d.hash.png", "d.hash.ckpt"}) {
-    EXPECT_TRUE(std::filesystem::exists(tmp.file(f))) << f;
+  // A record per step (a row of the command's log), validated every 5 steps, and returned too.
+  EXPECT_EQ(seen.started, 1u);
+  ASSERT_EQ(seen.steps.size(), 10u);
+  ASSERT_EQ(first.steps.size(), 10u);
+  for (size_t i = 0; i < seen.steps.size(); ++i) {
+    EXPECT_EQ(seen.steps[i].run, 0);
+    EXPECT_EQ(seen.steps[i].step, i + 1);
+    EXPECT_EQ(seen.steps[i].validated, (i + 1) % 5 == 0) << "step " << i + 1;
+    EXPECT_EQ(seen.steps[i].validated, seen.steps[i].val_accuracy >= 0);
+    EXPECT_EQ(first.steps[i].loss, seen.steps[i].loss);
   }
-  EXPECT_EQ(lines(tmp.file("d.hash.csv")), 11u);  // header + a row per step
-  const wp::index::HashModel m = wp::index::HashModel::load(tmp.file("d.hash"));
-  EXPECT_EQ(m.input_dim, 64u);
-  EXPECT_EQ(m.bits, 256u);
-  // Resume continues at step 10 and appends to the same log.
+  EXPECT_EQ(seen.progress_calls, 10u);
+  EXPECT_EQ(seen.done, 10u);
+  EXPECT_EQ(seen.total, 10u);
+  // A checkpoint state per validation, the last one at the result's best.
+  ASSERT_EQ(seen.checkpoints.size(), 2u);
+  EXPECT_EQ(seen.checkpoints[0].step, 5u);
+  EXPECT_EQ(seen.checkpoints[1].step, 10u);
+  EXPECT_EQ(seen.checkpoints[1].best_step, first.best_step);
+  EXPECT_EQ(seen.checkpoints[1].best_val_accuracy, first.best_val_accuracy);
+  EXPECT_FALSE(first.trainer_state.empty());
+  ASSERT_TRUE(first.model.has_value());
+  EXPECT_EQ(first.model->input_dim, 64u);
+  EXPECT_EQ(first.model->bits, 256u);
+  // Resuming from the last state (through its bytes) continues at step 11 and keeps the best.
+  const HashCheckpoint ck = HashCheckpoint::decode(seen.checkpoints.back().encode());
   o.steps = 20;
-  o.resume = true;
-  const TrainHashResult second = train_hash(o);
+  Reports more;
+  const TrainHashResult second = train_hash(o, more.observer(), &ck);
   EXPECT_EQ(second.steps_run, 20u);
-  EXPECT_EQ(lines(tmp.file("d.hash.csv")), 21u);
+  ASSERT_EQ(more.steps.size(), 10u);
+  EXPECT_EQ(more.steps.front().step, 11u);
+  EXPECT_EQ(more.steps.back().step, 20u);
+  EXPECT_EQ(more.done, 20u);
   EXPECT_GE(second.best_val_accuracy, first.best_val_accuracy);
 }
 
 TEST(TrainHash, StudyTableHasEveryCodeAndMoreBitsApproachCosine) {
-  wp::test::TempDir tmp;
-  TrainHashOptions o = small(tmp.file("s.hash"));
+  TrainHashOptions o = small();
   o.cfg.score = "bits";
   o.cfg.bits = 32;
   o.study = true;
@@ -74,7 +86,6 @@ TEST(TrainHash, StudyTableHasEveryCodeAndMoreBitsApproachCosine) {
   const TrainHashResult r = train_hash(o);
   // input cosine, 2 x input simhash, embedding cosine, 2 x embedding simhash, planes, ovr.
   ASSERT_EQ(r.study.size(), 8u);
-  EXPECT_TRUE(std::filesystem::exists(tmp.file("s.hash.study.md")));
   // On the raw digits, 1024 sign bits come within a few points of cosine and beat 16.
   EXPECT_GT(r.study[2].ten_shot, r.study[1].ten_shot);
   EXPECT_NEAR(r.study[2].ten_shot, r.study[0].ten_shot, 0.06);
@@ -82,25 +93,36 @@ TEST(TrainHash, StudyTableHasEveryCodeAndMoreBitsApproachCosine) {
 }
 
 TEST(TrainHash, DqnControllerRunsItsRunsBesideTheBaselines) {
-  wp::test::TempDir tmp;
-  TrainHashOptions o = small(tmp.file("q.hash"));
+  TrainHashOptions o = small();
   o.controller = "dqn";
   o.dqn.runs = 2;
   o.dqn.interval = 4;
   o.baseline_lrs = {1e-3};
   o.validate_on = "seen";
-  const TrainHashResult r = train_hash(o);
+  Reports seen;
+  const TrainHashResult r = train_hash(o, seen.observer());
   ASSERT_EQ(r.runs.size(), 3u);
   EXPECT_EQ(r.runs[1].name, "dqn run 2 (kept)");
   EXPECT_EQ(r.runs[2].name, "lr 0.001");
-  EXPECT_EQ(lines(tmp.file("q.hash.csv")), 61u);  // 3 runs x 20 steps + header
-  o.resume = true;
-  EXPECT_THROW(train_hash(o), wp::UserError);
+  EXPECT_EQ(r.runs[0].role, RunRole::kExplore);
+  EXPECT_EQ(r.runs[1].role, RunRole::kKept);
+  EXPECT_EQ(r.runs[2].role, RunRole::kBaseline);
+  ASSERT_EQ(seen.steps.size(), 60u);  // 3 runs x 20 steps: the log's rows
+  EXPECT_EQ(r.steps.size(), 60u);
+  for (size_t i = 0; i < seen.steps.size(); ++i) {
+    EXPECT_EQ(seen.steps[i].run, static_cast<int>(i / 20));
+    EXPECT_EQ(seen.steps[i].step, i % 20 + 1);
+  }
+  EXPECT_EQ(seen.done, 60u);
+  EXPECT_EQ(seen.total, 60u);
+  EXPECT_TRUE(seen.checkpoints.empty());  // the DQN's runs restart together
+  EXPECT_THROW(check_resumable(o), wp::UserError);
+  const HashCheckpoint ck;
+  EXPECT_THROW(train_hash(o, {}, &ck), wp::UserError);
 }
 
 TEST(TrainHash, NeighboursTaskWritesPlanesForRetrieval) {
-  wp::test::TempDir tmp;
-  TrainHashOptions o = small(tmp.file("n.hash"));
+  TrainHashOptions o = small();
   o.task = "neighbours";
   o.anchors = 200;
   o.cfg.score = "bits";
@@ -109,25 +131,24 @@ TEST(TrainHash, NeighboursTaskWritesPlanesForRetrieval) {
   o.cfg.n_way = 8;
   o.cfg.queries = 1;
   const TrainHashResult r = train_hash(o);
-  EXPECT_EQ(r.train_classes.size(), 160u);  // 80% of the anchors' neighbourhoods
-  EXPECT_GT(r.best_val_accuracy, 0.5);      // 8-way chance is 0.125
-  const wp::index::HashModel m = wp::index::HashModel::load(tmp.file("n.hash"));
-  EXPECT_EQ(m.bits, 64u);
-  EXPECT_EQ(m.layers.size(), 1u);  // one linear layer, then the planes
+  EXPECT_EQ(r.split.train_classes.size(), 160u);  // 80% of the anchors' neighbourhoods
+  EXPECT_GT(r.best_val_accuracy, 0.5);            // 8-way chance is 0.125
+  ASSERT_TRUE(r.model.has_value());
+  EXPECT_EQ(r.model->bits, 64u);
+  EXPECT_EQ(r.model->layers.size(), 1u);  // one linear layer, then the planes
 }
 
 TEST(TrainHash, RejectsBadOptions) {
-  wp::test::TempDir tmp;
-  TrainHashOptions o = small(tmp.file("x.hash"));
+  TrainHashOptions o = small();
   o.train_classes = {0, 1, 2, 3, 4, 42};
   EXPECT_THROW(train_hash(o), wp::UserError);
-  o = small(tmp.file("x.hash"));
+  o = small();
   o.train_classes = {0, 1};  // 5-way episodes need 5 training classes
   EXPECT_THROW(train_hash(o), wp::UserError);
-  o = small(tmp.file("x.hash"));
+  o = small();
   o.cfg.relax = "cubic";
   EXPECT_THROW(train_hash(o), wp::UserError);
-  o = small(tmp.file("x.hash"));
+  o = small();
   o.dataset = wp::test::data_dir() + "/siftsmall";  // no labels
   EXPECT_THROW(train_hash(o), wp::UserError);
 }
@@ -136,26 +157,25 @@ TEST(TrainHash, RejectsBadOptions) {
 // find more true neighbours among the same number of re-ranked candidates than random planes
 // (measured 0.81 against 0.67 at 100 candidates).
 TEST(TrainHash, ItqPlanesBeatRandomPlanesAtEqualBitsAndCandidates) {
-  wp::test::TempDir tmp;
-  TrainHashOptions o = small(tmp.file("itq.hash"));
+  TrainHashOptions o = small();
   o.dataset = wp::test::data_dir() + "/siftsmall";
   o.task = "itq";
   o.itq.bits = 64;
   o.itq.iterations = 30;
-  const TrainHashResult r = train_hash(o);
+  Reports seen;
+  const TrainHashResult r = train_hash(o, seen.observer());
   EXPECT_EQ(r.steps_run, 30u);
-  std::ifstream csv(tmp.file("itq.hash.csv"));
-  std::string line;
-  std::getline(csv, line);
   double previous = 1e300;
   size_t rows = 0;
-  while (std::getline(csv, line)) {
-    const double loss = std::stod(line.substr(line.find(',') + 1));
+  for (const double loss : r.itq_loss) {
     EXPECT_LE(loss, previous * (1 + 1e-9)) << "iteration " << rows + 1;
     previous = loss;
     ++rows;
   }
   EXPECT_EQ(rows, 30u);
+  EXPECT_EQ(seen.done, 30u);
+  EXPECT_EQ(seen.total, 30u);
+  EXPECT_TRUE(seen.steps.empty());
 
   const wp::index::Dataset ds = wp::test::load_test_data("siftsmall");
   wp::index::LshParams p;
@@ -171,13 +191,15 @@ TEST(TrainHash, ItqPlanesBeatRandomPlanesAtEqualBitsAndCandidates) {
     return wp::index::recall_at_k(ds.base, ds.query, ds.groundtruth, res.labels, 10,
                                   wp::index::Metric::kL2);
   };
-  const double itq = recall(wp::index::HashModel::load(tmp.file("itq.hash")));
+  ASSERT_TRUE(r.model.has_value());
+  const double itq = recall(*r.model);
   const double random = recall(wp::index::HashModel::random(ds.base.d, 64, 1));
   EXPECT_GT(itq, random + 0.05) << "itq " << itq << ", random " << random;
 
   o.itq.bits = 129;  // more bits than SIFT's 128 dimensions
   EXPECT_THROW(train_hash(o), wp::UserError);
   o.itq.bits = 64;
-  o.resume = true;
-  EXPECT_THROW(train_hash(o), wp::UserError);
+  EXPECT_THROW(check_resumable(o), wp::UserError);
+  const HashCheckpoint ck;
+  EXPECT_THROW(train_hash(o, {}, &ck), wp::UserError);
 }

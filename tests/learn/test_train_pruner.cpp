@@ -1,0 +1,166 @@
+// `waypoint train-pruner`'s job: its set-up, every step and a checkpoint state per validation
+// reported and returned, resuming from a state, the checkpoint's bytes, and the leave-one-out job
+// that the "rl" builder runs. The files the command writes from these are checked end to end in
+// test_learn_cli.cpp.
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "index/error.h"
+#include "job_reports.h"
+#include "learn/train_hash.h"
+#include "learn/train_pruner.h"
+#include "test_util.h"
+
+using namespace wp::learn;
+
+namespace {
+
+/// The toy example of the README, short: 100 digits from the complete graph.
+TrainPrunerOptions toy() {
+  TrainPrunerOptions o;
+  o.dataset = wp::test::data_dir() + "/digits";
+  o.limit_base = 100;
+  o.initial = "complete";
+  o.env.max_dcs = 200;
+  o.steps = 8;
+  o.validate_every = 4;
+  o.trainer.episodes_per_step = 64;
+  o.threads = 2;
+  return o;
+}
+
+using Reports = wp::test::JobReports<PrunerSetup, PrunerStepRecord, PrunerCheckpoint>;
+
+/// `c` comes back from its bytes exactly, and damaged bytes or another job's are refused.
+template <typename Checkpoint>
+void expect_round_trip(const Checkpoint& c, const std::string& other_job) {
+  const std::string bytes = c.encode();
+  EXPECT_EQ(Checkpoint::decode(bytes).encode(), bytes);
+  EXPECT_THROW(Checkpoint::decode(bytes.substr(0, bytes.size() - 2)), wp::UserError);
+  EXPECT_THROW(Checkpoint::decode(""), wp::UserError);
+  EXPECT_THROW(Checkpoint::decode("PK\3\4 a torch archive"), wp::UserError);
+  EXPECT_THROW(Checkpoint::decode(other_job), wp::UserError);
+}
+
+}  // namespace
+
+TEST(TrainPruner, ReportsItsSetupEveryStepAndACheckpointPerValidation) {
+  Reports seen;
+  const TrainedPruner t = train_pruner(toy(), seen.observer());
+  const TrainPrunerResult& r = t.learnt.result;
+  EXPECT_EQ(t.data.base.n, 100u);  // cut to limit_base
+  ASSERT_NE(t.learnt.graph, nullptr);
+  EXPECT_EQ(seen.started, 1u);
+  EXPECT_EQ(seen.setup.vertices, 100u);
+  EXPECT_EQ(seen.setup.edges, 9900u);  // the complete graph
+  EXPECT_EQ(seen.setup.max_dcs, 200u);
+  EXPECT_EQ(r.setup.query_source, seen.setup.query_source);
+  // A record per step (a row of the command's log), validated every 4 steps, and returned too.
+  ASSERT_EQ(seen.steps.size(), 8u);
+  ASSERT_EQ(r.steps.size(), 8u);
+  for (size_t i = 0; i < seen.steps.size(); ++i) {
+    EXPECT_EQ(seen.steps[i].stats.step, static_cast<int>(i + 1));
+    EXPECT_EQ(seen.steps[i].val_dcs_at_target > 0, (i + 1) % 4 == 0) << "step " << i + 1;
+    EXPECT_EQ(r.steps[i].stats.reward, seen.steps[i].stats.reward);
+  }
+  EXPECT_EQ(seen.progress_calls, 8u);
+  EXPECT_EQ(seen.done, 8u);
+  EXPECT_EQ(seen.total, 8u);
+  // A checkpoint state per validation, the last one at the result's best.
+  ASSERT_EQ(seen.checkpoints.size(), 2u);
+  EXPECT_EQ(seen.checkpoints[0].step, 4);
+  EXPECT_EQ(seen.checkpoints[1].step, 8);
+  EXPECT_EQ(seen.checkpoints[1].best_step, r.best_step);
+  // The learnt graph is the best validated one: never worse than the initial graph there.
+  EXPECT_LE(r.learnt_dcs_at_target, r.setup.initial_dcs_at_target);
+  EXPECT_LE(r.learnt_degree, r.setup.initial_degree);
+  EXPECT_EQ(t.learnt.graph->info().average_degree, r.learnt_degree);
+}
+
+TEST(TrainPruner, ResumesFromACheckpointStateAndKeepsTheBest) {
+  Reports seen;
+  const TrainedPruner first = train_pruner(toy(), seen.observer());
+  ASSERT_FALSE(seen.checkpoints.empty());
+  const PrunerCheckpoint ck = PrunerCheckpoint::decode(seen.checkpoints.back().encode());
+  EXPECT_EQ(ck.step, 8);
+  TrainPrunerOptions o = toy();
+  o.steps = 12;
+  Reports more;
+  const TrainedPruner second = train_pruner(o, more.observer(), &ck);
+  // The step count continues from the checkpoint's.
+  ASSERT_EQ(more.steps.size(), 4u);
+  EXPECT_EQ(more.steps.front().stats.step, 9);
+  EXPECT_EQ(more.steps.back().stats.step, 12);
+  EXPECT_EQ(more.done, 12u);
+  // The best validated graph is kept across the resume: its DCS at the target only goes down.
+  const TrainPrunerResult& a = first.learnt.result;
+  const TrainPrunerResult& b = second.learnt.result;
+  EXPECT_LE(b.learnt_dcs_at_target, a.learnt_dcs_at_target);
+  EXPECT_GE(b.best_step, a.best_step);
+  ASSERT_EQ(more.checkpoints.size(), 1u);
+  EXPECT_EQ(more.checkpoints[0].step, 12);
+  // A state of another graph is refused.
+  PrunerCheckpoint other = ck;
+  other.best_step = 4;
+  other.best_mask.assign(10, 1);
+  EXPECT_THROW(train_pruner(o, {}, &other), wp::UserError);
+}
+
+// Both jobs' checkpoints in learn's checkpoint format (learn/checkpoint.h).
+TEST(Checkpoints, BytesRoundTripExactlyAndRejectOtherData) {
+  PrunerCheckpoint p;
+  p.trainer = std::string("policy\0bytes\n", 13);
+  p.step = 30;
+  p.best_step = 25;
+  p.best_dcs_at_target = 100.0 / 3;  // not a short decimal: must come back exactly
+  p.best_mask = {1, 0, 0, 1, 1};
+  HashCheckpoint h;
+  h.trainer = std::string("trainer\0bytes\n", 14);
+  h.best = "best";
+  h.step = 40;
+  h.best_step = 25;
+  h.best_val_accuracy = 0.1 + 0.2;
+  h.best_val_loss = 1.0 / 3;
+  h.bad_validations = 3;
+  expect_round_trip(p, h.encode());
+  expect_round_trip(h, p.encode());
+  const PrunerCheckpoint p2 = PrunerCheckpoint::decode(p.encode());
+  EXPECT_EQ(p2.trainer, p.trainer);
+  EXPECT_EQ(p2.best_dcs_at_target, p.best_dcs_at_target);
+  EXPECT_EQ(p2.best_mask, p.best_mask);
+  const HashCheckpoint h2 = HashCheckpoint::decode(h.encode());
+  EXPECT_EQ(h2.trainer, h.trainer);
+  EXPECT_EQ(h2.best_val_accuracy, h.best_val_accuracy);
+  EXPECT_EQ(h2.bad_validations, h.bad_validations);
+}
+
+// What the "rl" builder runs: leave-one-out queries from the vectors themselves, progress only.
+TEST(TrainPruner, LeaveOneOutJobOnVectorsInMemoryReportsProgressToTheEnd) {
+  const wp::index::Dataset ds = wp::test::load_test_data("digits");
+  wp::index::Matrix base(300, ds.base.d);
+  std::copy(ds.base.data.begin(), ds.base.data.begin() + base.data.size(), base.data.begin());
+  std::vector<wp::index::label_t> ids(base.n);
+  std::iota(ids.begin(), ids.end(), 1000);
+  TrainPrunerOptions o;
+  o.M = 8;
+  o.steps = 3;
+  o.validate_every = 2;
+  o.train_queries = 200;
+  o.val_queries = 60;
+  o.trainer.episodes_per_step = 32;
+  o.threads = 2;
+  std::vector<double> fractions;
+  PrunerObserver observer;
+  observer.progress = [&](size_t done, size_t total) {
+    fractions.push_back(static_cast<double>(done) / total);
+  };
+  const PrunedGraph g = learn_pruned_graph(base, ids.data(), wp::index::Metric::kL2, o, observer);
+  EXPECT_EQ(fractions, (std::vector<double>{1.0 / 3, 2.0 / 3, 1.0}));
+  EXPECT_EQ(g.result.setup.query_source, "leave-one-out points");
+  EXPECT_EQ(g.result.steps.size(), 3u);
+  ASSERT_NE(g.graph, nullptr);
+  EXPECT_EQ(g.graph->size(), 300u);
+  o.steps = 0;
+  EXPECT_THROW(learn_pruned_graph(base, ids.data(), wp::index::Metric::kL2, o), wp::UserError);
+}
