@@ -3,7 +3,7 @@
 // counts (one keep-alive connection per client thread) and reports QPS and p50/p99 latency next to
 // the in-process QPS of the same index with the same parameters.
 //
-//   build/bench/waypoint_load --port 6333 --dataset ../shared/data/siftsmall
+//   build/bench/waypoint_load --port 6333 --dataset tests/data/siftsmall
 //       --connections 1,8,32,64 --seconds 5 [--ef 64] [--json]
 // Traffic goes to 127.0.0.1 only.
 #include <omp.h>

@@ -3,10 +3,10 @@
  * @file distance.h
  * Float distance kernels with runtime CPU dispatch.
  *
- * Debian's FAISS is an SSE2-only build (TOOLCHAIN.md trap 3), so the hot kernels are our own:
- * a scalar reference, AVX2+FMA, and AVX-512F, each in its own translation unit compiled for its
- * instruction set, and chosen once at start-up from what the CPU reports. bench/bench_distance.cpp
- * compares them with FAISS's fvec_L2sqr / fvec_inner_product.
+ * Debian's FAISS is an SSE2-only build (docs/architecture.md, "Toolchain notes"), so the hot
+ * kernels are our own: a scalar reference, AVX2+FMA, and AVX-512F, each in its own translation unit
+ * compiled for its instruction set, and chosen once at start-up from what the CPU reports.
+ * bench/bench_distance.cpp compares them with FAISS's fvec_L2sqr / fvec_inner_product.
  */
 #include <cstddef>
 #include <cstdint>

@@ -1,7 +1,7 @@
 #pragma once
 /**
  * @file error.h
- * One exception hierarchy for the whole project (STYLE.md convention 6).
+ * One exception hierarchy for the whole project (docs/architecture.md, "Conventions").
  *
  * wp::UserError     -- the caller's mistake (bad parameter, bad file, bad vector): HTTP 400,
  *                      with subclasses NotFoundError (404), ConflictError (409), TooLargeError

@@ -1,7 +1,7 @@
 #pragma once
 /**
  * @file index_file.h
- * The container every index file uses (STYLE.md convention 7):
+ * The container every index file uses (docs/architecture.md, "Conventions"):
  *
  *   offset 0   char[8]  magic "WAYPOINT"
  *          8   uint32   format version (kIndexFormatVersion)

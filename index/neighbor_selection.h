@@ -1,7 +1,8 @@
 #pragma once
 /**
  * @file neighbor_selection.h
- * Neighbour selection strategies shared by HNSW and the pruned graph (STYLE.md convention 3).
+ * Neighbour selection strategies shared by HNSW and the pruned graph (docs/architecture.md,
+ * "Conventions").
  *
  * The HNSW heuristic (Malkov & Yashunin, "Efficient and robust approximate nearest neighbor search
  * using Hierarchical Navigable Small World graphs", TPAMI 2018, Algorithm 4) keeps a candidate c

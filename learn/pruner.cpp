@@ -268,6 +268,15 @@ struct PruningTrainer::Impl {
     }
     return p;
   }
+
+  /// Freezes the edges whose probability has stayed within freeze_eps of 0 or 1 for
+  /// freeze_after steps.
+  void update_freeze(const std::vector<float>& p);
+  /// One TRPO update of the policy on the batch's edges E with aggregated advantages A1 (kept)
+  /// and A0 (dropped): conjugate gradient on Fisher-vector products, a step scaled to the KL
+  /// limit, backtracking line search; fills entropy, kl, surrogate_gain and accepted.
+  void trpo_update(const EdgeBatch& E, const torch::Tensor& A1, const torch::Tensor& A0,
+                   StepStats& st);
 };
 
 // PruningEnv exposes what the trainer needs through its graph and a distance; the index itself is
@@ -296,25 +305,18 @@ std::vector<uint8_t> PruningTrainer::mask() const {
   return m;
 }
 
-StepStats PruningTrainer::step() {
-  Impl& m = *impl_;
-  const PruningEnv& env = m.env;
-  StepStats st;
-  st.step = ++m.steps;
+namespace {
 
-  // 1. Episodes with the current policy on a random batch of training queries.
-  const size_t nq = std::min(m.cfg.episodes_per_step, m.train.size());
-  std::vector<size_t> pick(nq);
-  for (size_t& i : pick) i = m.rng() % m.train.size();
-  const QuerySet batch = m.train.subset(pick);
-  const std::vector<float> p_old_all = m.probabilities();
-  const auto episodes = env.run_batch(batch, p_old_all, true, m.rng());
-
-  // 2. Advantages (reward minus the query's moving baseline), normalised over the batch, summed
-  //    per (edge, action): identical samples are aggregated.
+/// Per (edge, action), the sum of the batch's normalised advantages (reward minus the query's
+/// moving baseline, standardised over the batch): identical samples are aggregated. Also fills
+/// the batch's mean reward, recall and DCS into `st`.
+std::unordered_map<uint32_t, std::pair<double, double>> aggregate_advantages(
+    RewardBaseline& baseline, const std::vector<size_t>& pick, const std::vector<Episode>& episodes,
+    StepStats& st) {
+  const size_t nq = pick.size();
   std::vector<double> adv(nq);
   for (size_t i = 0; i < nq; ++i) {
-    adv[i] = m.baseline.advantage(pick[i], episodes[i].reward);
+    adv[i] = baseline.advantage(pick[i], episodes[i].reward);
     st.reward += episodes[i].reward;
     st.recall += episodes[i].recall;
     st.dcs += static_cast<double>(episodes[i].dcs);
@@ -335,48 +337,37 @@ StepStats PruningTrainer::step() {
       (act.kept ? slot.first : slot.second) += a;
     }
   }
-  auto update_freeze = [&](const std::vector<float>& p) {
-    for (size_t e = 0; e < p.size(); ++e) {
-      if (m.frozen[e] >= 0) continue;
-      const bool near = p[e] < m.cfg.freeze_eps || p[e] > 1 - m.cfg.freeze_eps;
-      m.near_count[e] = near ? m.near_count[e] + 1 : 0;
-      if (m.near_count[e] >= m.cfg.freeze_after) m.frozen[e] = p[e] > 0.5f ? 1 : 0;
-    }
-  };
-  if (agg.empty()) {  // nothing left to learn on this batch
-    update_freeze(p_old_all);
-    for (float p : p_old_all) st.kept_edges += p > 0.5f;
-    for (int8_t f : m.frozen) st.frozen_edges += f >= 0;
-    return st;
-  }
-  std::vector<int64_t> edges;
-  std::vector<float> a1, a0;
-  for (const auto& kv : agg) {
-    edges.push_back(kv.first);
-    a1.push_back(static_cast<float>(kv.second.first / nq));
-    a0.push_back(static_cast<float>(kv.second.second / nq));
-  }
-  const Impl::EdgeBatch E = m.batch_of(
-      torch::from_blob(edges.data(), {static_cast<int64_t>(edges.size())}, torch::kLong).clone());
-  const torch::Tensor A1 = torch::from_blob(a1.data(), {static_cast<int64_t>(a1.size())}).clone();
-  const torch::Tensor A0 = torch::from_blob(a0.data(), {static_cast<int64_t>(a0.size())}).clone();
+  return agg;
+}
 
-  // 3. TRPO.
-  std::vector<torch::Tensor> params = m.net->parameters();
+}  // namespace
+
+void PruningTrainer::Impl::update_freeze(const std::vector<float>& p) {
+  for (size_t e = 0; e < p.size(); ++e) {
+    if (frozen[e] >= 0) continue;
+    const bool near = p[e] < cfg.freeze_eps || p[e] > 1 - cfg.freeze_eps;
+    near_count[e] = near ? near_count[e] + 1 : 0;
+    if (near_count[e] >= cfg.freeze_after) frozen[e] = p[e] > 0.5f ? 1 : 0;
+  }
+}
+
+void PruningTrainer::Impl::trpo_update(const EdgeBatch& E, const torch::Tensor& A1,
+                                       const torch::Tensor& A0, StepStats& st) {
+  std::vector<torch::Tensor> params = net->parameters();
   const torch::Tensor theta_old = flat_params(params);
   torch::Tensor p_old;
   {
     torch::NoGradGuard no_grad;
-    p_old = torch::sigmoid(m.logits_of(E)).clamp(1e-6, 1 - 1e-6);
+    p_old = torch::sigmoid(logits_of(E)).clamp(1e-6, 1 - 1e-6);
   }
   auto surrogate = [&](const torch::Tensor& p) {
     const torch::Tensor ent = -(p * torch::log(p) + (1 - p) * torch::log(1 - p)).mean();
-    return (A1 * p / p_old + A0 * (1 - p) / (1 - p_old)).sum() + m.cfg.entropy_coef * ent;
+    return (A1 * p / p_old + A0 * (1 - p) / (1 - p_old)).sum() + cfg.entropy_coef * ent;
   };
   auto mean_kl = [&](const torch::Tensor& p) {
     return (p_old * torch::log(p_old / p) + (1 - p_old) * torch::log((1 - p_old) / (1 - p))).mean();
   };
-  torch::Tensor p_cur = torch::sigmoid(m.logits_of(E)).clamp(1e-6, 1 - 1e-6);
+  torch::Tensor p_cur = torch::sigmoid(logits_of(E)).clamp(1e-6, 1 - 1e-6);
   const torch::Tensor L0 = surrogate(p_cur);
   const torch::Tensor g = flat_grad(L0, params, false);
   {
@@ -384,31 +375,33 @@ StepStats PruningTrainer::step() {
     st.entropy =
         (-(p_old * torch::log(p_old) + (1 - p_old) * torch::log(1 - p_old)).mean()).item<double>();
   }
+  // Fisher-vector products by double backpropagation of the mean KL, then conjugate gradient.
   auto fvp = [&](const std::vector<double>& v) {
-    const torch::Tensor p = torch::sigmoid(m.logits_of(E)).clamp(1e-6, 1 - 1e-6);
+    const torch::Tensor p = torch::sigmoid(logits_of(E)).clamp(1e-6, 1 - 1e-6);
     const torch::Tensor kl = mean_kl(p);
     const torch::Tensor gkl = flat_grad(kl, params, true);
     const torch::Tensor vt = to_tensor(v);
     const torch::Tensor hv = flat_grad((gkl * vt).sum(), params, false);
     std::vector<double> out = to_vec(hv);
-    for (size_t i = 0; i < out.size(); ++i) out[i] += m.cfg.cg_damping * v[i];
+    for (size_t i = 0; i < out.size(); ++i) out[i] += cfg.cg_damping * v[i];
     return out;
   };
   const std::vector<double> gv = to_vec(g);
-  const std::vector<double> x = conjugate_gradient(fvp, gv, m.cfg.cg_iters);
+  const std::vector<double> x = conjugate_gradient(fvp, gv, cfg.cg_iters);
   const std::vector<double> Fx = fvp(x);
   const double xFx = std::inner_product(x.begin(), x.end(), Fx.begin(), 0.0);
-  const double scale = xFx > 0 ? std::sqrt(2 * m.cfg.max_kl / xFx) : 0.0;
+  const double scale = xFx > 0 ? std::sqrt(2 * cfg.max_kl / xFx) : 0.0;
   const torch::Tensor full_step = to_tensor(x) * static_cast<float>(scale);
   const double L_old = L0.item<double>();
+  // Backtracking line search: the first step within the KL limit that improves the surrogate.
   double frac = 1.0;
-  for (int i = 0; i < m.cfg.line_search_steps && scale > 0; ++i, frac *= 0.5) {
+  for (int i = 0; i < cfg.line_search_steps && scale > 0; ++i, frac *= 0.5) {
     set_flat_params(params, theta_old + full_step * static_cast<float>(frac));
     torch::NoGradGuard no_grad;
-    const torch::Tensor p = torch::sigmoid(m.logits_of(E)).clamp(1e-6, 1 - 1e-6);
+    const torch::Tensor p = torch::sigmoid(logits_of(E)).clamp(1e-6, 1 - 1e-6);
     const double kl = mean_kl(p).item<double>();
     const double L = surrogate(p).item<double>();
-    if (kl <= m.cfg.max_kl && L > L_old) {
+    if (kl <= cfg.max_kl && L > L_old) {
       st.accepted = true;
       st.kl = kl;
       st.surrogate_gain = L - L_old;
@@ -416,10 +409,44 @@ StepStats PruningTrainer::step() {
     }
   }
   if (!st.accepted) set_flat_params(params, theta_old);
+}
 
-  // 4. Freeze edges that stay confidently kept or dropped.
-  const std::vector<float> p_new = m.probabilities();
-  update_freeze(p_new);  // freezing pins p at 0 or 1 on the side of 0.5 it was on
+StepStats PruningTrainer::step() {
+  Impl& m = *impl_;
+  StepStats st;
+  st.step = ++m.steps;
+
+  // 1. Episodes with the current policy on a random batch of training queries.
+  const size_t nq = std::min(m.cfg.episodes_per_step, m.train.size());
+  std::vector<size_t> pick(nq);
+  for (size_t& i : pick) i = m.rng() % m.train.size();
+  const QuerySet batch = m.train.subset(pick);
+  const std::vector<float> p_old_all = m.probabilities();
+  const auto episodes = m.env.run_batch(batch, p_old_all, true, m.rng());
+
+  // 2. Advantages per (edge, action).
+  const auto agg = aggregate_advantages(m.baseline, pick, episodes, st);
+  std::vector<float> p_new = p_old_all;
+  if (!agg.empty()) {  // else nothing is left to learn on this batch
+    std::vector<int64_t> edges;
+    std::vector<float> a1, a0;
+    for (const auto& kv : agg) {
+      edges.push_back(kv.first);
+      a1.push_back(static_cast<float>(kv.second.first / nq));
+      a0.push_back(static_cast<float>(kv.second.second / nq));
+    }
+    const Impl::EdgeBatch E = m.batch_of(
+        torch::from_blob(edges.data(), {static_cast<int64_t>(edges.size())}, torch::kLong).clone());
+    const torch::Tensor A1 = torch::from_blob(a1.data(), {static_cast<int64_t>(a1.size())}).clone();
+    const torch::Tensor A0 = torch::from_blob(a0.data(), {static_cast<int64_t>(a0.size())}).clone();
+    // 3. TRPO.
+    m.trpo_update(E, A1, A0, st);
+    p_new = m.probabilities();
+  }
+
+  // 4. Freeze edges that stay confidently kept or dropped (freezing pins p at 0 or 1 on the
+  //    side of 0.5 it was on).
+  m.update_freeze(p_new);
   for (float p : p_new) st.kept_edges += p > 0.5f;
   for (int8_t f : m.frozen) st.frozen_edges += f >= 0;
   return st;

@@ -5,9 +5,9 @@
  * include <torch/torch.h>.
  *
  * LibTorch's first use sets the process-wide OpenMP thread count to half the CPUs
- * (TOOLCHAIN.md trap 1): on a 2-core machine that silently makes our parallel HNSW build and
- * FAISS single-threaded. init_torch() triggers that first use itself, then sets both LibTorch's
- * intra-op pool and OpenMP back to the requested count.
+ * (docs/architecture.md, "Toolchain notes"): on a 2-core machine that silently makes our parallel
+ * HNSW build and FAISS single-threaded. init_torch() triggers that first use itself, then sets both
+ * LibTorch's intra-op pool and OpenMP back to the requested count.
  */
 #include <cstdint>
 #include <string>

@@ -251,16 +251,18 @@ PrunedGraph learn_pruned_graph(const index::Matrix& base, const index::label_t* 
 
   // The initial graph, entered at the medoid: HNSW level 0 or the complete graph (GraphIndex with
   // pruning "none"), or a Vamana graph (alpha 1.2, R = 2M; what `bench` calls vamana-1.2).
-  index::GraphBuildSpec spec;
+  index::HnswParams hnsw;
+  index::GraphParams spec;
   const bool vamana = o.initial == "vamana";
-  spec.hnsw.M = o.initial == "complete" ? std::max(o.M, base.n / 2) : o.M;
-  spec.hnsw.ef_construction = o.ef_construction;
-  spec.hnsw.seed = o.trainer.seed + 100;
-  spec.initial = vamana ? "random" : o.initial;
-  spec.pruning = vamana ? "vamana" : "none";
+  hnsw.M = o.initial == "complete" ? std::max(o.M, base.n / 2) : o.M;
+  hnsw.ef_construction = o.ef_construction;
+  hnsw.seed = o.trainer.seed + 100;
+  spec.initial =
+      vamana ? index::InitialGraph::kRandom : index::parse_initial_graph(o.initial, "initial");
+  spec.pruning = vamana ? index::Pruning::kVamana : index::Pruning::kNone;
   spec.alpha = 1.2f;
-  spec.entry = "medoid";
-  auto graph_ptr = std::make_unique<index::GraphIndex>(base.d, metric, spec);
+  spec.entry = index::GraphEntry::kMedoid;
+  auto graph_ptr = std::make_unique<index::GraphIndex>(base.d, metric, hnsw, spec);
   index::GraphIndex& graph = *graph_ptr;
   {
     // One build thread: the parallel build is not deterministic, and a single-threaded one is

@@ -3,7 +3,8 @@
  * @file bench_runner.h
  * `waypoint bench`: builds every index of the run over the same base, sweeps ef, and measures
  * recall@k (ann-benchmarks, tie-aware), QPS, mean distance computations, p50/p99 latency, build
- * time and memory, one point per (index, ef) -- DESIGN.md section 7.
+ * time and memory, one point per (index, ef) (the bench contract: README.md, "waypoint bench", and
+ * docs/benchmarks.md).
  */
 #include <functional>
 #include <string>

@@ -12,6 +12,7 @@
 #include "engine/command/command.h"
 #include "engine/command/plot.h"
 #include "index/error.h"
+#include "index/hnsw_params.h"
 #include "learn/cli/training_output.h"
 #include "learn/train_pruner.h"
 
@@ -154,8 +155,8 @@ void draw_graph(const std::string& png, const learn::TrainedPruner& t, const std
 learn::TrainPrunerOptions parse_options(Args& args) {
   learn::TrainPrunerOptions o;
   o.dataset = args.required("dataset");
-  o.M = args.integer("M", 16, 2, 1024);
-  o.ef_construction = args.integer("ef-construction", 200, 1, 100000);
+  o.M = args.integer(index::HnswParams::kM, 16);
+  o.ef_construction = args.integer(index::HnswParams::kEfConstruction, 200);
   o.limit_base = args.integer("limit-base", 0, 0, 1LL << 40);
   o.env.ef = args.integer("ef", 0, 0, 10000);
   o.target_recall = args.real("target-recall", 0.95, 1e-6, 1);

@@ -24,12 +24,13 @@ struct TrainingSetup {
 
   TrainingSetup() {
     init_torch(2, 1);
-    wp::index::GraphBuildSpec spec;
-    spec.hnsw.M = 8;
-    spec.hnsw.ef_construction = 100;
-    spec.initial = "hnsw";
-    spec.pruning = "none";
-    graph = std::make_unique<wp::index::GraphIndex>(ds.base.d, wp::index::Metric::kL2, spec);
+    wp::index::HnswParams hnsw;
+    hnsw.M = 8;
+    hnsw.ef_construction = 100;
+    wp::index::GraphParams spec;
+    spec.initial = wp::index::InitialGraph::kHnsw;
+    spec.pruning = wp::index::Pruning::kNone;
+    graph = std::make_unique<wp::index::GraphIndex>(ds.base.d, wp::index::Metric::kL2, hnsw, spec);
     std::vector<label_t> ids(ds.base.n);
     std::iota(ids.begin(), ids.end(), 0);
     graph->add(wp::index::view(ds.base), ids.data());

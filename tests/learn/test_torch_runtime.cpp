@@ -4,7 +4,7 @@
 #include "index/error.h"
 #include "learn/torch_runtime.h"
 
-// LibTorch must not leave OpenMP at half the cores (TOOLCHAIN.md trap 1).
+// LibTorch must not leave OpenMP at half the cores (docs/architecture.md, "Toolchain notes").
 TEST(TorchRuntime, RestoresThreadCountsAfterFirstTorchUse) {
   const int cores = omp_get_num_procs();
   const auto info = wp::learn::init_torch(0, 7);
