@@ -32,7 +32,7 @@ namespace {
 
 /// The build-time part of a configuration: configurations with equal keys share an index.
 std::string build_key(const Space& s, const Config& c) {
-  std::string key = s.types[c.type];
+  std::string key = s.type_name(c.type);
   const std::vector<Choice>& cs = s.choices[c.type];
   for (size_t i = 0; i < cs.size(); ++i) {
     if (!cs[i].search_time) key += " " + std::to_string(c.picks[i]);
@@ -58,8 +58,7 @@ std::unique_ptr<index::Index> Environment::build(const Space& s, const Config& c
                                                  const index::Matrix& base, index::Metric metric,
                                                  const EnvironmentOptions& opts) {
   WP_THROW_INTERNAL_IF_NOT(valid(s, c), "configuration off its space");
-  const std::string& type = s.types[c.type];
-  if (type == "rl") {
+  if (s.kinds[c.type] == index::IndexKind::kRl) {
     WP_THROW_IF_NOT(!opts.rl_graph.empty(), "type rl: give a trained graph (--rl-graph FILE)");
     auto idx = index::load_index(opts.rl_graph);
     WP_THROW_IF_NOT(idx->dim() == base.d && idx->size() == base.n, "the rl graph '", opts.rl_graph,

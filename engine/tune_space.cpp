@@ -53,24 +53,25 @@ Space Space::standard(const std::vector<std::string>& types) {
       case index::IndexKind::kFlat:
         throw UserError("types: \"" + t + "\" cannot be tuned; expected hnsw, lsh, graph or rl");
     }
-    s.types.push_back(t);
+    s.kinds.push_back(kind);
     s.choices.push_back(std::move(c));
   }
-  WP_THROW_IF_NOT(!s.types.empty(), "types: give at least one index type to tune");
-  WP_THROW_IF_NOT(std::set<std::string>(types.begin(), types.end()).size() == types.size(),
-                  "types: each type at most once");
+  WP_THROW_IF_NOT(!s.kinds.empty(), "types: give at least one index type to tune");
+  WP_THROW_IF_NOT(
+      std::set<index::IndexKind>(s.kinds.begin(), s.kinds.end()).size() == s.kinds.size(),
+      "types: each type at most once");
   return s;
 }
 
 size_t Space::type_index(const std::string& type) const {
-  for (size_t i = 0; i < types.size(); ++i) {
-    if (types[i] == type) return i;
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    if (type == index::index_kind_name(kinds[i])) return i;
   }
   throw UserError("type: \"" + type + "\" is not in the tuned space");
 }
 
 size_t Space::max_values() const {
-  size_t m = types.size();
+  size_t m = kinds.size();
   for (const auto& cs : choices) {
     for (const Choice& c : cs) m = std::max(m, c.values.size());
   }
@@ -78,7 +79,7 @@ size_t Space::max_values() const {
 }
 
 bool valid(const Space& s, const Config& c) {
-  if (c.type >= s.types.size() || c.picks.size() != s.choices[c.type].size()) return false;
+  if (c.type >= s.kinds.size() || c.picks.size() != s.choices[c.type].size()) return false;
   for (size_t i = 0; i < c.picks.size(); ++i) {
     if (c.picks[i] >= s.choices[c.type][i].values.size()) return false;
   }
@@ -95,7 +96,7 @@ std::optional<double> value(const Space& s, const Config& c, const std::string& 
 
 std::string describe(const Space& s, const Config& c) {
   WP_THROW_INTERNAL_IF_NOT(valid(s, c), "configuration off its space");
-  std::string out = s.types[c.type];
+  std::string out = s.type_name(c.type);
   const std::vector<Choice>& cs = s.choices[c.type];
   for (size_t i = 0; i < cs.size(); ++i) {
     out += " " + cs[i].name + "=" +
@@ -106,7 +107,7 @@ std::string describe(const Space& s, const Config& c) {
 
 json to_request(const Space& s, const Config& c) {
   WP_THROW_INTERNAL_IF_NOT(valid(s, c), "configuration off its space");
-  json j{{"type", s.types[c.type]}};
+  json j{{"type", s.type_name(c.type)}};
   const std::vector<Choice>& cs = s.choices[c.type];
   for (size_t i = 0; i < cs.size(); ++i) {
     const double v = cs[i].values[c.picks[i]];

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "index/index_spec.h"
+
 namespace wp::engine::tune {
 
 /// One named discrete choice; `labels` name categorical values (else the values are numbers).
@@ -23,12 +25,16 @@ struct Choice {
 };
 
 struct Space {
-  std::vector<std::string> types;
-  std::vector<std::vector<Choice>> choices;  ///< per type, in sampling order
+  std::vector<index::IndexKind> kinds;       ///< the tuned kinds, in order
+  std::vector<std::vector<Choice>> choices;  ///< per kind, in sampling order
 
-  /// The standard space over `types` ("hnsw", "lsh", "rl": "rl" is a trained graph file, only ef).
+  /// The standard space over the kinds named in `types` ("hnsw", "graph", "lsh"; "rl": a trained
+  /// graph file, only its ef). UserError for an unknown, untunable or repeated kind.
   static Space standard(const std::vector<std::string>& types);
-  size_t type_index(const std::string& type) const;  ///< UserError for an unknown type
+  /// The position of kind `type` (a kind's name); UserError when it is not in the space.
+  size_t type_index(const std::string& type) const;
+  /// The name of the kind of configuration type `t`.
+  const char* type_name(size_t t) const { return index::index_kind_name(kinds.at(t)); }
   /// The most values any choice (the type included) has: the width of a controller's heads.
   size_t max_values() const;
 };

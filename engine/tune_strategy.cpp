@@ -23,7 +23,7 @@ class RandomSearch : public Strategy {
   Config propose() override {
     Config c;
     for (int attempt = 0; attempt < 1000; ++attempt) {
-      c.type = std::uniform_int_distribution<size_t>(0, s_.types.size() - 1)(rng_);
+      c.type = std::uniform_int_distribution<size_t>(0, s_.kinds.size() - 1)(rng_);
       c.picks.clear();
       for (const Choice& ch : s_.choices[c.type]) {
         c.picks.push_back(std::uniform_int_distribution<size_t>(0, ch.values.size() - 1)(rng_));
@@ -51,7 +51,7 @@ class RandomSearch : public Strategy {
 class CoordinateSearch : public Strategy {
  public:
   CoordinateSearch(const Space& s, uint64_t) : s_(s) {
-    for (size_t t = 0; t < s.types.size(); ++t) {
+    for (size_t t = 0; t < s.kinds.size(); ++t) {
       Config c{t, {}};
       for (const Choice& ch : s.choices[t]) c.picks.push_back(ch.values.size() / 2);
       current_.push_back(c);
@@ -102,7 +102,7 @@ class CoordinateSearch : public Strategy {
 
  private:
   void next_sweep() {
-    const size_t t = turn_++ % s_.types.size();
+    const size_t t = turn_++ % s_.kinds.size();
     const size_t j = order_[t][coordinate_[t]++ % order_[t].size()];
     sweep_type_ = t;
     sweep_coordinate_ = j;

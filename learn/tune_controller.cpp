@@ -30,8 +30,8 @@ struct TuneController::Impl : torch::nn::Module {
 
   Impl(const Space& s, const ControllerConfig& cfg) : space(s), rng(cfg.seed) {
     torch::manual_seed(cfg.seed);
-    int64_t tokens = 1 + static_cast<int64_t>(s.types.size());
-    for (size_t t = 0; t < s.types.size(); ++t) {
+    int64_t tokens = 1 + static_cast<int64_t>(s.kinds.size());
+    for (size_t t = 0; t < s.kinds.size(); ++t) {
       std::vector<int64_t> base;
       std::vector<torch::nn::Linear> hs;
       std::vector<torch::Tensor> ps;
@@ -52,7 +52,7 @@ struct TuneController::Impl : torch::nn::Module {
     embed = register_module("embed", torch::nn::Embedding(tokens, cfg.hidden));
     cell = register_module("cell", torch::nn::LSTMCell(cfg.hidden, cfg.hidden));
     type_head = register_module(
-        "type_head", torch::nn::Linear(cfg.hidden, static_cast<int64_t>(s.types.size())));
+        "type_head", torch::nn::Linear(cfg.hidden, static_cast<int64_t>(s.kinds.size())));
     opt = std::make_unique<torch::optim::Adam>(parameters(), torch::optim::AdamOptions(cfg.lr));
   }
 

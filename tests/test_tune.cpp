@@ -28,7 +28,7 @@ Config config_of(const Space& s, const nlohmann::json& body) {
 
 TEST(TuneSpace, EveryConfigurationRoundTripsThroughItsRequestBody) {
   const Space s = Space::standard({"hnsw", "lsh", "graph", "rl"});
-  EXPECT_EQ(s.types.size(), 4u);
+  EXPECT_EQ(s.kinds.size(), 4u);
   for (uint64_t seed = 0; seed < 3; ++seed) {
     auto random = (*strategy("random"))(s, seed);
     for (int i = 0; i < 200; ++i) {
@@ -39,7 +39,7 @@ TEST(TuneSpace, EveryConfigurationRoundTripsThroughItsRequestBody) {
       // The body is what PUT /collections/{name}/index and `build --config` parse.
       const IndexRequest r = IndexRequest::parse(body, {});
       const std::string type = wp::index::index_kind_name(r.spec.kind);
-      EXPECT_EQ(type, s.types[c.type]);
+      EXPECT_EQ(type, s.type_name(c.type));
       if (type == "graph") {
         EXPECT_FLOAT_EQ(r.spec.graph.alpha, static_cast<float>(*value(s, c, "alpha")));
       }

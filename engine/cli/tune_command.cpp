@@ -119,7 +119,7 @@ std::vector<StrategyResult> run_logged(const TuneJob& j, const Space& space, Env
   const std::vector<StrategyResult> results =
       run_strategies(runs, env, space, reward, j.to, [&](size_t si, const Trial& t) {
         log << j.strategies[si] << ',' << t.trial << ',' << t.proposals << ','
-            << csv_quote(describe(space, t.config)) << ',' << space.types[t.config.type] << ','
+            << csv_quote(describe(space, t.config)) << ',' << space.type_name(t.config.type) << ','
             << t.m.recall << ',' << t.m.qps << ',' << t.m.p50_us << ',' << t.m.p99_us << ','
             << t.m.dcs << ',' << t.m.build_s << ',' << t.reward << ',' << t.best_reward << ','
             << (t.feasible ? 1 : 0) << ',' << t.seconds << '\n';
