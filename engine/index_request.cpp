@@ -17,72 +17,54 @@ using nlohmann::json;
 
 namespace {
 
-/// One index parameter of a request body: its key, how it is read into a spec (type and range
-/// checked by the json_fields readers against the parameter's own ParamRange) and written back.
-struct ParamField {
-  const char* key;
-  void (*read)(const json& body, IndexSpec& s);
-  json (*write)(const IndexSpec& s);
+/// An integer index parameter of a request body: its range (whose key names it in the body) and
+/// where it lives in a spec.
+struct CountField {
+  const index::ParamRange& range;
+  size_t& (*ref)(IndexSpec& s);
 };
 
-const ParamField kParamFields[] = {
-    {"m",
-     [](const json& b, IndexSpec& s) { s.hnsw.M = get_count(b, HnswParams::kM, "", s.hnsw.M); },
-     [](const IndexSpec& s) { return json(s.hnsw.M); }},
-    {"ef_construct",
-     [](const json& b, IndexSpec& s) {
-       s.hnsw.ef_construction =
-           get_count(b, HnswParams::kEfConstruction, "", s.hnsw.ef_construction);
-     },
-     [](const IndexSpec& s) { return json(s.hnsw.ef_construction); }},
-    {"ef",
-     [](const json& b, IndexSpec& s) {
-       s.hnsw.ef_search = get_count(b, HnswParams::kEfSearch, "", s.hnsw.ef_search);
-     },
-     [](const IndexSpec& s) { return json(s.hnsw.ef_search); }},
-    {"quantization",
-     [](const json& b, IndexSpec& s) {
-       if (!b.contains("quantization") || b["quantization"].is_null()) return;
-       s.hnsw.quantization =
-           index::parse_quantization(get_string(b, "quantization", "", ""), "quantization");
-     },
-     [](const IndexSpec& s) { return json(index::quantization_name(s.hnsw.quantization)); }},
-    {"alpha",
-     [](const json& b, IndexSpec& s) {
-       s.graph.alpha = static_cast<float>(get_number(b, GraphParams::kAlpha, "", s.graph.alpha));
-     },
-     [](const IndexSpec& s) { return float_json(s.graph.alpha); }},
-    {"bits",
-     [](const json& b, IndexSpec& s) {
-       s.lsh.bits = get_count(b, LshParams::kBits, "", s.lsh.bits);
-     },
-     [](const IndexSpec& s) { return json(s.lsh.bits); }},
-    {"tables",
-     [](const json& b, IndexSpec& s) {
-       s.lsh.tables = get_count(b, LshParams::kTables, "", s.lsh.tables);
-     },
-     [](const IndexSpec& s) { return json(s.lsh.tables); }},
-    {"key_bits",
-     [](const json& b, IndexSpec& s) {
-       s.lsh.key_bits = get_count(b, LshParams::kKeyBits, "", s.lsh.key_bits);
-     },
-     [](const IndexSpec& s) { return json(s.lsh.key_bits); }},
-    {"probes",
-     [](const json& b, IndexSpec& s) {
-       s.lsh.probes = get_count(b, LshParams::kProbes, "", s.lsh.probes);
-     },
-     [](const IndexSpec& s) { return json(s.lsh.probes); }},
-    {"candidates",
-     [](const json& b, IndexSpec& s) {
-       s.lsh.candidates = get_count(b, LshParams::kCandidates, "", s.lsh.candidates);
-     },
-     [](const IndexSpec& s) { return json(s.lsh.candidates); }},
+const CountField kCountFields[] = {
+    {HnswParams::kM, [](IndexSpec& s) -> size_t& { return s.hnsw.M; }},
+    {HnswParams::kEfConstruction, [](IndexSpec& s) -> size_t& { return s.hnsw.ef_construction; }},
+    {HnswParams::kEfSearch, [](IndexSpec& s) -> size_t& { return s.hnsw.ef_search; }},
+    {LshParams::kBits, [](IndexSpec& s) -> size_t& { return s.lsh.bits; }},
+    {LshParams::kTables, [](IndexSpec& s) -> size_t& { return s.lsh.tables; }},
+    {LshParams::kKeyBits, [](IndexSpec& s) -> size_t& { return s.lsh.key_bits; }},
+    {LshParams::kProbes, [](IndexSpec& s) -> size_t& { return s.lsh.probes; }},
+    {LshParams::kCandidates, [](IndexSpec& s) -> size_t& { return s.lsh.candidates; }},
 };
 
-const ParamField* param_field(const std::string& key) {
-  for (const ParamField& f : kParamFields) {
-    if (key == f.key) return &f;
+const CountField* count_field(const std::string& key) {
+  for (const CountField& f : kCountFields) {
+    if (key == f.range.key) return &f;
   }
+  return nullptr;
+}
+
+/// Reads index parameter `key` of `body` into `s` (type and range checked by the json_fields
+/// readers against the parameter's own ParamRange); false when `key` is not an index parameter.
+bool read_param(const json& body, const std::string& key, IndexSpec& s) {
+  if (const CountField* f = count_field(key)) {
+    size_t& v = f->ref(s);
+    v = get_count(body, f->range, "", v);
+  } else if (key == GraphParams::kAlpha.key) {
+    s.graph.alpha = static_cast<float>(get_number(body, GraphParams::kAlpha, "", s.graph.alpha));
+  } else if (key == "quantization") {
+    if (!body.contains(key) || body[key].is_null()) return true;
+    s.hnsw.quantization = index::parse_quantization(get_string(body, "quantization", "", ""), key);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+/// The value of index parameter `key` in `s` (a copy: the fields are reached through the same
+/// references reading uses); null when `key` is not an index parameter.
+json param_value(IndexSpec s, const std::string& key) {
+  if (const CountField* f = count_field(key)) return f->ref(s);
+  if (key == GraphParams::kAlpha.key) return float_json(s.graph.alpha);
+  if (key == "quantization") return index::quantization_name(s.hnsw.quantization);
   return nullptr;
 }
 
@@ -153,9 +135,7 @@ IndexRequest IndexRequest::parse(const json& body, const IndexSpec& current) {
     r.auto_tune = parse_auto(body);
     return r;
   }
-  for (const std::string& key : keys) {
-    if (const ParamField* f = param_field(key)) f->read(body, r.spec);
-  }
+  for (const std::string& key : keys) read_param(body, key, r.spec);
   if (r.spec.kind == index::IndexKind::kRl) r.learned = parse_learned(body);
   r.spec.validate();
   return r;
@@ -164,7 +144,8 @@ IndexRequest IndexRequest::parse(const json& body, const IndexSpec& current) {
 json index_params_json(const IndexSpec& spec) {
   json j = json::object();
   for (const std::string& key : index::index_kind_info(spec.kind).keys) {
-    if (const ParamField* f = param_field(key)) j[key] = f->write(spec);
+    json v = param_value(spec, key);
+    if (!v.is_null()) j[key] = std::move(v);
   }
   return j;
 }
