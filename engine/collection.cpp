@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/json_value.h"
 #include "engine/learned_index.h"
 #include "engine/tune_space.h"
 #include "index/distance.h"
@@ -65,7 +66,7 @@ void Collection::rebuild_index(const index::IndexSpec& requested, const json& le
   WP_THROW_IF_NOT(!is_learned || learned_builder(index::index_kind_name(spec.kind)), "type: \"",
                   index::index_kind_name(spec.kind),
                   "\" needs a waypoint built with LibTorch (WAYPOINT_WITH_TORCH=ON)");
-  start_job("building", [this, spec, learned] { build_and_swap(spec, learned); });
+  start_job("building", spec, [this, spec, learned] { build_and_swap(spec, learned); });
 }
 
 void Collection::auto_index(const AutoTuneRequest& req) {
@@ -73,7 +74,7 @@ void Collection::auto_index(const AutoTuneRequest& req) {
                   "type \"auto\" tunes on the collection's points and needs at least ",
                   tune::kMinAutoTunePoints, ", it holds ", size());
   tune::Space::standard(req.types);  // the types are checked before the job starts
-  start_job("tuning", [this, req] {
+  start_job("tuning", std::nullopt, [this, req] {
     // Tune on a snapshot without holding writes back (90% of the progress); then build the
     // winner as a rebuild does.
     index::Matrix vectors;
@@ -84,12 +85,14 @@ void Collection::auto_index(const AutoTuneRequest& req) {
     {
       std::lock_guard<std::mutex> g(build_mu_);
       status_.tune = r.outcome;
+      status_.target = r.spec;
     }
     build_and_swap(r.spec, json::object());
   });
 }
 
-void Collection::start_job(const std::string& state, std::function<void()> job) {
+void Collection::start_job(const std::string& state, const std::optional<index::IndexSpec>& target,
+                           std::function<void()> job) {
   std::lock_guard<std::mutex> g(build_mu_);
   if (status_.state == "building" || status_.state == "tuning") {
     throw ConflictError("an index build is already running on collection `" + name_ + "`");
@@ -97,12 +100,14 @@ void Collection::start_job(const std::string& state, std::function<void()> job) 
   if (builder_.joinable()) builder_.join();  // the previous build has finished
   status_.state = state;
   status_.error.clear();
+  status_.target = target;
   build_progress_ = 0.0;
   builder_ = std::thread([this, job = std::move(job)] {
     try {
       job();
       std::lock_guard<std::mutex> g2(build_mu_);
       status_.state = "ready";
+      status_.target.reset();
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> g2(build_mu_);
       status_.state = "failed";
@@ -224,7 +229,7 @@ void Collection::upsert(std::vector<PointWrite> points, bool wait) {
     }
     if (p.payload.is_null()) p.payload = json::object();
     WP_THROW_IF_NOT(p.payload.is_object(), "points[", i, "].payload: expected an object, got ",
-                    p.payload.dump());
+                    show_json(p.payload));
   }
   // The last occurrence of an id in the batch wins.
   std::unordered_map<PointId, size_t> last;

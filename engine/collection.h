@@ -69,10 +69,12 @@ struct SearchQuery {
 
 /// State of the collection's index and of a background rebuild.
 struct IndexStatus {
-  std::string state = "ready";                ///< "ready", "building", "tuning" or "failed"
-  index::IndexSpec served;                    ///< kind and parameters of the index being served
-  double progress = 1.0;                      ///< of the running build, 0..1
-  std::string error;                          ///< why the last build failed
+  std::string state = "ready";  ///< "ready", "building", "tuning" or "failed"
+  index::IndexSpec served;      ///< kind and parameters of the index being served
+  double progress = 1.0;        ///< of the running build, 0..1
+  std::string error;            ///< why the last build failed
+  /// What the running (or failed) build makes; none while tuning has not chosen yet.
+  std::optional<index::IndexSpec> target;
   std::optional<tune::AutoTuneOutcome> tune;  ///< the last `auto` tuning's outcome
 };
 
@@ -150,8 +152,10 @@ class Collection {
     bool live = false;
   };
   void load();
-  /// Runs `job` in the builder thread with status `state`, then "ready" (or "failed").
-  void start_job(const std::string& state, std::function<void()> job);
+  /// Runs `job` in the builder thread with status `state` and `target`, then "ready" (or
+  /// "failed").
+  void start_job(const std::string& state, const std::optional<index::IndexSpec>& target,
+                 std::function<void()> job);
   /// The live points' vectors (from the served index) and internal ids.
   void snapshot(index::Matrix& vectors, std::vector<index::label_t>& labels) const;
   /// With writes held back: builds `next` from the live points, stores it, swaps it in.

@@ -34,12 +34,14 @@ index::Metric parse_distance(const json& j, const std::string& field) {
 }
 
 void validate_collection_name(const std::string& name) {
-  bool ok = !name.empty() && name.size() <= 255 && name != "." && name != "..";
+  bool ok = !name.empty() && name.size() <= kMaxCollectionName && name.front() != '.';
   for (char c : name) {
     ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.');
   }
-  WP_THROW_IF_NOT(ok, "collection name ", show_json(name),
-                  " is invalid: use 1..255 letters, digits, '_', '-' or '.'");
+  WP_THROW_IF_NOT(ok, "collection name ", show_json(name), " is invalid: use 1..",
+                  kMaxCollectionName,
+                  " letters, digits, '_', '-' or '.', not starting with '.' (reserved for the "
+                  "server's own folders)");
 }
 
 // The stored form predates the index registry and is kept as it was, so that data folders of

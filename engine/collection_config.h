@@ -31,8 +31,13 @@ struct CollectionConfig {
 const char* distance_name(index::Metric m);
 index::Metric parse_distance(const nlohmann::json& j, const std::string& field);
 
-/// Throws UserError unless `name` is 1..255 characters of letters, digits, '_', '-' and '.',
-/// and not "." or "..".
+/// The longest collection name: a folder name (255 bytes) less the longest prefix of the
+/// server's own folders (".creating-", engine.cpp).
+inline constexpr size_t kMaxCollectionName = 245;
+
+/// Throws UserError unless `name` is 1..kMaxCollectionName letters, digits, '_', '-' and '.',
+/// not starting with '.': names starting with '.' are the server's own (a collection being
+/// created or deleted), never reachable from the API.
 void validate_collection_name(const std::string& name);
 
 }  // namespace wp::engine

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <random>
 
+#include "engine/json_value.h"
 #include "index/error.h"
 
 namespace wp::engine {
@@ -40,7 +41,9 @@ Engine::~Engine() {
 void Engine::create_collection(const std::string& name, const CollectionConfig& config) {
   validate_collection_name(name);
   std::unique_lock<std::shared_mutex> lock(mu_);
-  if (collections_.count(name)) throw ConflictError("collection `" + name + "` already exists");
+  if (collections_.count(name)) {
+    throw ConflictError("collection `" + show_text(name) + "` already exists");
+  }
   // Built under a temporary name and renamed into place once its config is durable.
   const fs::path tmp = collections_dir(data_dir_) / (".creating-" + name);
   fs::remove_all(tmp);
@@ -72,7 +75,9 @@ bool Engine::delete_collection(const std::string& name) {
 std::shared_ptr<Collection> Engine::collection(const std::string& name) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   auto it = collections_.find(name);
-  if (it == collections_.end()) throw NotFoundError("Collection `" + name + "` doesn't exist!");
+  if (it == collections_.end()) {
+    throw NotFoundError("Collection `" + show_text(name) + "` doesn't exist!");
+  }
   return it->second;
 }
 

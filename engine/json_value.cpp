@@ -9,6 +9,8 @@
 
 #include <limits>
 
+#include "index/error.h"
+
 namespace wp::engine {
 
 using json = nlohmann::json;
@@ -70,6 +72,55 @@ bool json_as_int64(const json& v, int64_t* out) {
     return true;
   }
   return false;
+}
+
+std::string show_text(std::string_view s, size_t max) {
+  std::string out;
+  // Sanitise only as much as can be shown (a few bytes more tell whether to cut).
+  for (size_t i = 0; i < s.size() && out.size() <= max;) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    // The length of a well-formed UTF-8 sequence starting at i, or 0.
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xE  ? 3
+                 : (c >> 3) == 0x1E ? 4
+                                    : 0;
+    if (len > 1 && (i + len > s.size() || c == 0xC0 || c == 0xC1 || c > 0xF4)) len = 0;
+    for (size_t k = 1; k < len; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) len = 0;
+    }
+    out += len ? s.substr(i, len) : std::string_view("\xEF\xBF\xBD");
+    i += len ? len : 1;
+  }
+  if (out.size() <= max) return out;
+  size_t cut = max > 3 ? max - 3 : 0;
+  while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+  out.resize(cut);
+  return out + "...";
+}
+
+void check_json_depth(std::string_view text, const std::string& what) {
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        throw UserError(what + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                        " levels");
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
 }
 
 json float_json(float f) {

@@ -6,6 +6,7 @@
  */
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -25,6 +26,25 @@ std::string show_json(const nlohmann::json& j);
  * int64 and non-numbers.
  */
 bool json_as_int64(const nlohmann::json& v, int64_t* out);
+
+/**
+ * Text from outside (a path segment, a name, a parser's message quoting the input) for an error
+ * message: at most `max` bytes, cut at a UTF-8 character boundary with "...", invalid UTF-8
+ * replaced by U+FFFD, unquoted.
+ */
+std::string show_text(std::string_view s, size_t max = 80);
+
+/// The deepest nesting of objects and arrays that a JSON text from outside may have: 128, the
+/// recursion limit of serde_json, which Qdrant's request bodies go through.
+inline constexpr size_t kMaxJsonDepth = 128;
+
+/**
+ * Throws UserError("<what>: JSON nested deeper than 128 levels") when `text` nests objects and
+ * arrays deeper than kMaxJsonDepth. A linear scan before parsing (strings and their escapes are
+ * skipped): nothing deeper is ever parsed, so neither the parser nor a later copy, dump or
+ * destruction of the value can exhaust the stack, and no such payload is stored.
+ */
+void check_json_depth(std::string_view text, const std::string& what);
 
 /// A float as the JSON number of its shortest decimal form: 1.3f as 1.3, not 1.2999999523...
 nlohmann::json float_json(float f);

@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "engine/json_value.h"
 #include "index/error.h"
 
 namespace wp::engine {
@@ -37,17 +38,17 @@ PointId PointId::from_json(const nlohmann::json& j, const std::string& field) {
   if (j.is_number_unsigned()) return number(j.get<uint64_t>());
   if (j.is_number_integer()) {
     WP_THROW_IF_NOT(j.get<int64_t>() >= 0, field, ": point ids must be non-negative, got ",
-                    j.dump());
+                    show_json(j));
     return number(j.get<uint64_t>());
   }
   if (j.is_string()) {
     const std::string s = j.get<std::string>();
-    WP_THROW_IF_NOT(is_uuid_text(s), field, ": '", s,
-                    "' is neither an unsigned integer nor a UUID");
+    WP_THROW_IF_NOT(is_uuid_text(s), field, ": ", show_json(j),
+                    " is neither an unsigned integer nor a UUID");
     return uuid(s);
   }
   throw UserError(field + ": a point id must be an unsigned integer or a UUID string, got " +
-                  j.dump());
+                  show_json(j));
 }
 
 nlohmann::json PointId::to_json() const {

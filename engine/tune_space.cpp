@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "engine/json_value.h"
 #include "index/error.h"
 #include "index/index_spec.h"
 
@@ -136,7 +137,7 @@ Config from_request(const Space& s, const json& body) {
                                            : v.is_string() && v.get<std::string>() == ch.labels[i];
       if (match) pick = i;
     }
-    WP_THROW_IF_NOT(pick < ch.values.size(), ch.name, ": ", v.dump(), " is not a tuned value");
+    WP_THROW_IF_NOT(pick < ch.values.size(), ch.name, ": ", show_json(v), " is not a tuned value");
     c.picks.push_back(pick);
   }
   return c;

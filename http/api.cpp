@@ -1,7 +1,11 @@
 #include "http/api.h"
 
+#include <strings.h>
+
+#include <filesystem>
 #include <sstream>
 
+#include "engine/json_value.h"
 #include "http/request_parsing.h"
 #include "index/error.h"
 
@@ -70,8 +74,14 @@ bool match(const std::vector<std::string>& pat, const std::vector<std::string>& 
   return true;
 }
 
+/// JSON text of an answer. Strings that came from outside may hold invalid UTF-8 (a path
+/// segment such as %FF, quoted in a message): it is replaced, never a reason to throw.
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 Response error_response(unsigned status, const std::string& message, double secs) {
-  return {status, json{{"status", {{"error", message}}}, {"time", secs}}.dump()};
+  return {status, dump(json{{"status", {{"error", message}}}, {"time", secs}})};
 }
 
 }  // namespace
@@ -155,7 +165,11 @@ std::optional<Response> Api::refuse_unauthorised(const Request& req, const Route
   if (req.api_key.empty() && req.authorization.empty()) {
     return error_response(401, "Must provide an API key or an Authorization bearer token", secs);
   }
-  if (req.api_key != options_.api_key && req.authorization != "Bearer " + options_.api_key) {
+  // The scheme of an Authorization header is case-insensitive (RFC 7235).
+  const bool bearer = req.authorization.size() > 7 &&
+                      strncasecmp(req.authorization.c_str(), "Bearer ", 7) == 0 &&
+                      req.authorization.compare(7, std::string::npos, options_.api_key) == 0;
+  if (req.api_key != options_.api_key && !bearer) {
     return error_response(403, "Invalid api-key", secs);
   }
   return std::nullopt;
@@ -166,8 +180,8 @@ Response Api::call_handler(const Route& route, const Call& call,
   try {
     json result = (this->*(route.handler))(call);
     // The OpenAPI document is served as it is; everything else in Qdrant's envelope.
-    if (route.handler == &Api::openapi) return {200, result.dump()};
-    return {200, json{{"result", std::move(result)}, {"status", "ok"}, {"time", seconds()}}.dump()};
+    if (route.handler == &Api::openapi) return {200, dump(result)};
+    return {200, dump(json{{"result", std::move(result)}, {"status", "ok"}, {"time", seconds()}})};
   } catch (const NotFoundError& e) {
     return error_response(404, std::string("Not found: ") + e.what(), seconds());
   } catch (const ConflictError& e) {
@@ -178,12 +192,16 @@ Response Api::call_handler(const Route& route, const Call& call,
     return error_response(400, std::string("Wrong input: ") + e.what(), seconds());
   } catch (const json::exception& e) {
     return error_response(400, std::string("Wrong input: ") + e.what(), seconds());
+  } catch (const std::filesystem::filesystem_error& e) {
+    // Its message names paths on the server: answer with the error alone.
+    return error_response(500, "Service internal error: " + e.code().message(), seconds());
   } catch (const std::exception& e) {
-    return error_response(500, std::string("Service internal error: ") + e.what(), seconds());
+    return error_response(500, "Service internal error: " + engine::show_text(e.what(), 300),
+                          seconds());
   }
 }
 
-Response Api::handle(const Request& req) {
+Response Api::answer(const Request& req) {
   const auto t0 = Clock::now();
   const std::function<double()> seconds = [&] {
     return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -207,8 +225,8 @@ Response Api::handle(const Request& req) {
   } else if (!route) {
     resp = path_known ? error_response(405, "Method " + req.method + " not allowed here", seconds())
                       : error_response(404,
-                                       "Not found: no route for " + req.method + " " +
-                                           req.target.substr(0, qpos),
+                                       "Not found: no route for " + engine::show_text(req.method) +
+                                           " " + engine::show_text(req.target.substr(0, qpos)),
                                        seconds());
   } else if (req.body.size() > options_.max_body_bytes) {
     resp =
@@ -221,6 +239,18 @@ Response Api::handle(const Request& req) {
   }
   record(route_name, resp.status, seconds());
   return resp;
+}
+
+Response Api::handle(const Request& req) {
+  // Every failure inside a handler is mapped to its status by call_handler; this is the last
+  // line for anything else (building an answer included), so that no request ends the process.
+  try {
+    return answer(req);
+  } catch (const std::exception& e) {
+    return error_response(500, "Service internal error: " + engine::show_text(e.what(), 300), 0);
+  } catch (...) {
+    return error_response(500, "Service internal error", 0);
+  }
 }
 
 void Api::record(const std::string& route, unsigned status, double secs) {

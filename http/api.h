@@ -98,6 +98,8 @@ class Api {
   nlohmann::json openapi(const Call& c);
 
   nlohmann::json update_result(bool wait);
+  /// handle() without its last catch.
+  Response answer(const Request& req);
   /// A 401 or 403 when an api key is configured and the request does not carry it (the
   /// liveness routes stay open); nullopt to go on.
   std::optional<Response> refuse_unauthorised(const Request& req, const Route* route,

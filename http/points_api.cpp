@@ -1,4 +1,7 @@
 // Handlers of /collections/{name}/points...
+#include <charconv>
+
+#include "engine/json_value.h"
 #include "http/api.h"
 #include "http/request_parsing.h"
 #include "index/error.h"
@@ -18,7 +21,7 @@ bool wait_flag(const Call& c) {
   auto it = c.query.find("wait");
   if (it == c.query.end()) return false;
   WP_THROW_IF_NOT(it->second == "true" || it->second == "false" || it->second.empty(),
-                  "wait: expected true or false, got '", it->second, "'");
+                  "wait: expected true or false, got '", engine::show_text(it->second), "'");
   return it->second != "false";
 }
 
@@ -164,14 +167,19 @@ json Api::get_point(const Call& c) {
   const bool numeric = !raw.empty() && raw.find_first_not_of("0123456789") == std::string::npos;
   json id_json;
   if (numeric) {
-    WP_THROW_IF_NOT(raw.size() <= 20, "id: '", raw, "' is out of range for an unsigned 64-bit id");
-    id_json = std::stoull(raw);
+    uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), n);
+    WP_THROW_IF_NOT(ec == std::errc() && end == raw.data() + raw.size(),
+                    "id: ", engine::show_text(raw), " is out of range for an unsigned 64-bit id");
+    id_json = n;
   } else {
     id_json = raw;
   }
   const engine::PointId id = engine::PointId::from_json(id_json, "id");
   auto found = col->retrieve({id}, true, true);
-  if (found.empty()) throw NotFoundError("Point with id " + raw + " does not exists!");
+  if (found.empty()) {
+    throw NotFoundError("Point with id " + engine::show_text(raw) + " does not exists!");
+  }
   PayloadSelector all;
   all.enabled = true;
   return record_json(found[0], all, true);
@@ -271,17 +279,19 @@ json Api::query_points(const Call& c) {
     } else {
       const engine::PointId id = engine::PointId::from_json(n, "query.nearest");
       auto found = col->retrieve({id}, false, true);
-      if (found.empty()) throw NotFoundError("Point with id " + n.dump() + " does not exists!");
+      if (found.empty())
+        throw NotFoundError("Point with id " + engine::show_json(n) + " does not exists!");
       s.query.vector = found[0].vector;
     }
   } else if (q.is_number() || q.is_string()) {  // a point id: search by its vector
     const engine::PointId id = engine::PointId::from_json(q, "query");
     auto found = col->retrieve({id}, false, true);
-    if (found.empty()) throw NotFoundError("Point with id " + q.dump() + " does not exists!");
+    if (found.empty())
+      throw NotFoundError("Point with id " + engine::show_json(q) + " does not exists!");
     s.query.vector = found[0].vector;
   } else {
     throw UserError("query: expected a vector, {\"nearest\": vector or id}, or a point id, got " +
-                    q.dump());
+                    engine::show_json(q));
   }
   return json{{"points", run_search(*col, s)}};
 }

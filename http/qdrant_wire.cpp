@@ -81,6 +81,10 @@ json index_status_json(const engine::IndexStatus& s) {
          {"progress", s.progress},
          {"params", engine::index_params_json(s.served)}};
   if (!s.error.empty()) j["error"] = s.error;
+  if (s.target) {
+    j["target"] = {{"type", index::index_kind_name(s.target->kind)},
+                   {"params", engine::index_params_json(*s.target)}};
+  }
   if (s.tune) {
     const engine::tune::AutoTuneOutcome& t = *s.tune;
     j["tune"] = {{"strategy", t.strategy},

@@ -21,8 +21,9 @@ engine::CollectionConfig collection_config_from_qdrant(const nlohmann::json& bod
 /// Qdrant's collection info object (GET /collections/{name}).
 nlohmann::json collection_info_json(const engine::CollectionInfo& info);
 
-/// {"type", "state", "progress", "params" (the request keys of the served kind), "error",
-/// "tune"} (GET /collections/{name}/index).
+/// {"type", "state", "progress", "params" (the request keys of the served kind), "target" (the
+/// kind and params a running build makes), "error", "tune"} (GET /collections/{name}/index; PUT
+/// answers it too, so the client sees its request taken).
 nlohmann::json index_status_json(const engine::IndexStatus& status);
 
 }  // namespace wp::http

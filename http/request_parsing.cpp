@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "engine/json_value.h"
 #include "index/error.h"
 
 namespace wp::http {
@@ -28,11 +29,12 @@ json PayloadSelector::apply(const json& full) const {
 
 json parse_body(const std::string& body, bool allow_empty) {
   if (body.empty() && allow_empty) return json::object();
+  engine::check_json_depth(body, "Format error in JSON body");
   json j;
   try {
     j = json::parse(body);
   } catch (const json::parse_error& e) {
-    throw UserError(std::string("Format error in JSON body: ") + e.what());
+    throw UserError("Format error in JSON body: " + engine::show_text(e.what(), 300));
   }
   WP_THROW_IF_NOT(j.is_object(), "Format error in JSON body: expected a JSON object, got ",
                   j.type_name());
@@ -44,7 +46,8 @@ std::vector<float> get_vector(const json& j, const std::string& field) {
   std::vector<float> v;
   v.reserve(j.size());
   for (size_t i = 0; i < j.size(); ++i) {
-    WP_THROW_IF_NOT(j[i].is_number(), field, "[", i, "]: expected a number, got ", j[i].dump());
+    WP_THROW_IF_NOT(j[i].is_number(), field, "[", i, "]: expected a number, got ",
+                    engine::show_json(j[i]));
     const double x = j[i].get<double>();
     const float f = static_cast<float>(x);
     WP_THROW_IF_NOT(std::isfinite(f), field, "[", i, "]: ", x, " is not a finite 32-bit float");
@@ -75,7 +78,7 @@ PayloadSelector get_payload_selector(const json& obj, const std::string& where, 
     throw UserError(field +
                     ": expected true, false, a list of keys, or {\"include\"|\"exclude\": "
                     "[...]}, got " +
-                    v.dump());
+                    engine::show_json(v));
   }
   return s;
 }
@@ -85,11 +88,13 @@ bool get_with_vector(const json& obj, const std::string& where, bool def) {
   const json& v = obj["with_vector"];
   if (v.is_boolean()) return v.get<bool>();
   if (v.is_array()) return true;
-  throw UserError(join(where, "with_vector") + ": expected true or false, got " + v.dump());
+  throw UserError(join(where, "with_vector") + ": expected true or false, got " +
+                  engine::show_json(v));
 }
 
 std::vector<engine::PointId> get_ids(const json& j, const std::string& field) {
-  WP_THROW_IF_NOT(j.is_array(), field, ": expected an array of point ids, got ", j.dump());
+  WP_THROW_IF_NOT(j.is_array(), field, ": expected an array of point ids, got ",
+                  engine::show_json(j));
   std::vector<engine::PointId> ids;
   for (size_t i = 0; i < j.size(); ++i) {
     ids.push_back(engine::PointId::from_json(j[i], field + "[" + std::to_string(i) + "]"));

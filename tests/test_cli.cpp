@@ -158,6 +158,18 @@ TEST(Cli, BadInputExitsWithAClearMessage) {
   EXPECT_EQ(r.code, 2);
 }
 
+// `waypoint <command> --help` answered "option --help needs a value" (issue 15, defect 11).
+TEST(Cli, EveryCommandPrintsItsUsageOnHelp) {
+  for (const char* cmd : {"serve", "build", "search", "gt", "bench", "tune", "train-pruner",
+                          "train-hash", "version"}) {
+    for (const char* flag : {"--help", "-h"}) {
+      const CliRun r = waypoint(std::string(cmd) + " --dataset x " + flag);
+      EXPECT_EQ(r.code, 0) << cmd << " " << flag << ": " << r.out;
+      EXPECT_EQ(r.out.rfind(std::string("usage: waypoint ") + cmd, 0), 0u) << r.out;
+    }
+  }
+}
+
 // `waypoint tune` end to end on digits: a CSV row per trial of every strategy, a plot, the best
 // configuration as JSON that `waypoint build --config` builds, verified on the evaluation queries.
 TEST(Cli, TuneWritesItsLogPlotAndAConfigurationThatBuilds) {

@@ -369,3 +369,117 @@ TEST_F(ApiTest, AutoIndexTunesInTheBackgroundAndBuildsTheBest) {
   EXPECT_EQ(few.status, 400u);
   EXPECT_NE(few.body.find("at least"), std::string::npos) << few.body;
 }
+
+// Issue 15, defects 1-3, 5, 9: requests that used to end the process or lose data.
+namespace {
+/// A JSON error answer with `status` whose message is valid UTF-8 and at most `max` bytes.
+void expect_error(const Response& r, unsigned status, size_t max = 600) {
+  EXPECT_EQ(r.status, status) << r.body;
+  json j;
+  ASSERT_NO_THROW(j = json::parse(r.body)) << r.body;
+  ASSERT_TRUE(j["status"].contains("error")) << r.body;
+  EXPECT_LE(j["status"]["error"].get<std::string>().size(), max) << r.body;
+}
+
+/// `levels` nested arrays around `inner`.
+std::string nested(size_t levels, const std::string& inner) {
+  return std::string(levels, '[') + inner + std::string(levels, ']');
+}
+}  // namespace
+
+TEST_F(ApiTest, InvalidUtf8AnywhereIsA4xxNeverACrash) {
+  make_points();
+  expect_error(call("GET", "/collections/%FF"), 404);
+  expect_error(call("GET", "/collections/c/points/%FF"), 400);
+  expect_error(call("PUT", "/collections/c/points?wait=%FF", R"({"points": []})"), 400);
+  expect_error(call("POST", "/collections/%FF%FE/points/search", R"({"vector": [1], "limit": 1})"),
+               404);
+  expect_error(call("PUT", "/collections/c/points", "{\"points\": [{\"id\": \"\xff\"}]}"), 400);
+  expect_error(call("PUT", "/collections/%FF", R"({"vectors": {"size": 3, "distance": "Dot"}})"),
+               400);
+  expect_error(call("GET", "/%FF%C0%80/%ED%A0%80"), 404);
+}
+
+TEST_F(ApiTest, NestingDeeperThan128LevelsIsRefusedBeforeParsing) {
+  make_points();
+  // 70k levels overflowed the stack when the value was echoed into a message.
+  const std::string deep = nested(70000, "1");
+  expect_error(call("PUT", "/collections/c/points",
+                    R"({"points": [{"id": )" + deep + R"(, "vector": [1, 2, 3]}]})"),
+               400);
+  expect_error(call("POST", "/collections/c/points/search",
+                    R"({"vector": [1, )" + deep + R"(, 3], "limit": 1})"),
+               400);
+  expect_error(call("POST", "/collections/c/points/query",
+                    R"({"query": {"nearest": )" + deep + R"(}, "limit": 1})"),
+               400);
+  // A payload nested that deep was stored, then crashed every read of it: refused now, and the
+  // message says why.
+  const Response r = call("PUT", "/collections/c/points?wait=true",
+                          R"({"points": [{"id": 9, "vector": [1, 2, 3], "payload": {"a": )" +
+                              nested(200, "0") + "}}]}");
+  expect_error(r, 400);
+  EXPECT_NE(r.body.find("nested deeper than 128"), std::string::npos) << r.body;
+  EXPECT_EQ(call("GET", "/collections/c/points/9").status, 404u);
+  // 128 levels in all (4 around the payload, 124 in it) are the limit and pass; brackets inside
+  // strings do not count.
+  ok("PUT", "/collections/c/points?wait=true",
+     json::parse(R"({"points": [{"id": 9, "vector": [1, 2, 3], "payload": {"a": )" +
+                 nested(124, "\"[[[[{{{{\"") + "}}]}"));
+  EXPECT_EQ(ok("GET", "/collections/c/points/9")["id"], 9);
+}
+
+TEST_F(ApiTest, InternalFolderNamesAreUnreachable) {
+  const json create{{"vectors", {{"size", 3}, {"distance", "Dot"}}}};
+  for (const char* name : {".creating-bar", ".deleted-7", ".x", "."}) {
+    expect_error(call("PUT", std::string("/collections/") + name, create.dump()), 400);
+  }
+  ok("PUT", "/collections/bar", create);
+  // 246..255 characters passed validation and failed on the file system with its path.
+  expect_error(call("PUT", "/collections/" + std::string(246, 'a'), create.dump()), 400);
+  ok("PUT", "/collections/" + std::string(245, 'a'), create);
+  // Restart: nothing the clients created is taken for a leftover.
+  api_.reset();
+  engine_.reset();
+  engine_ = std::make_unique<wp::engine::Engine>(tmp_.file("data"));
+  api_ = std::make_unique<Api>(*engine_, wp::http::ApiOptions{});
+  EXPECT_EQ(ok("GET", "/collections")["collections"].size(), 2u);
+}
+
+TEST_F(ApiTest, InputsAreQuotedShortAndIdsOutOfRangeAre400) {
+  make_points();
+  expect_error(call("GET", "/collections/c/points/18446744073709551616"), 400);
+  expect_error(call("GET", "/collections/c/points/99999999999999999999999"), 400);
+  EXPECT_EQ(ok("GET", "/collections/c/points/2")["id"], 2);
+  const std::string huge(100000, 'x');
+  expect_error(call("GET", "/collections/" + huge), 404);
+  expect_error(call("GET", "/collections/c/points/" + huge), 400);
+  expect_error(call("POST", "/collections/c/points", json{{"ids", {huge}}}.dump()), 400);
+  expect_error(call("GET", "/no/such/" + huge), 404);
+}
+
+TEST_F(ApiTest, PutIndexAnswersWithTheRequestedTarget) {
+  make_points();
+  const json r = ok("PUT", "/collections/c/index", {{"type", "flat"}});
+  // The build may already be done, else its target is the request.
+  if (r["state"] == "building") {
+    EXPECT_EQ(r["target"]["type"], "flat") << r.dump();
+  } else {
+    EXPECT_EQ(r["type"], "flat") << r.dump();
+  }
+  engine_->collection("c")->wait_for_build();
+  const json done = ok("GET", "/collections/c/index");
+  EXPECT_EQ(done["type"], "flat");
+  EXPECT_FALSE(done.contains("target"));
+}
+
+TEST_F(ApiTest, BearerSchemeIsCaseInsensitive) {
+  wp::http::ApiOptions o;
+  o.api_key = "secret";
+  Api api(*engine_, o);
+  EXPECT_EQ(api.handle(Request{"GET", "/collections", "", "", "Bearer secret"}).status, 200u);
+  EXPECT_EQ(api.handle(Request{"GET", "/collections", "", "", "bearer secret"}).status, 200u);
+  EXPECT_EQ(api.handle(Request{"GET", "/collections", "", "", "BEARER secret"}).status, 200u);
+  EXPECT_EQ(api.handle(Request{"GET", "/collections", "", "", "bearer secreT"}).status, 403u);
+  EXPECT_EQ(api.handle(Request{"GET", "/collections", "", "", "bearer"}).status, 403u);
+}

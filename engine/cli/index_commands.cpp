@@ -12,6 +12,7 @@
 
 #include "engine/command/progress.h"
 #include "engine/index_request.h"
+#include "engine/json_value.h"
 #include "index/dataset.h"
 #include "index/error.h"
 #include "index/graph_index.h"
@@ -71,9 +72,11 @@ index::IndexSpec build_spec(Args& args) {
   if (config_path.empty()) return spec;
   std::ifstream in(config_path);
   WP_THROW_IF_NOT(in.good(), "--config: cannot read '", config_path, "'");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  engine::check_json_depth(text, "--config");
   nlohmann::json body;
   try {
-    body = nlohmann::json::parse(in);
+    body = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw UserError("--config: '" + config_path + "' is not JSON: " + e.what());
   }

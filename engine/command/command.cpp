@@ -62,6 +62,12 @@ int run_main(int argc, char** argv) {
     std::fprintf(stderr, "waypoint: unknown command '%s'\n\n%s", name.c_str(), help_text().c_str());
     return 2;
   }
+  for (int i = 2; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      std::printf("usage: waypoint %s %s\n", name.c_str(), it->second.usage.c_str());
+      return 0;
+    }
+  }
   try {
     Args args(argc, argv, 2, it->second.switches);
     return it->second.run(args);

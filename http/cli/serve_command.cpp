@@ -5,6 +5,7 @@
 
 #include "engine/command/command.h"
 #include "engine/engine.h"
+#include "engine/json_value.h"
 #include "http/server.h"
 #include "index/dataset.h"
 #include "index/error.h"
@@ -42,8 +43,10 @@ int cmd_serve(Args& args) {
   if (!config_path.empty()) {
     std::ifstream in(config_path);
     WP_THROW_IF_NOT(in.good(), "--config: cannot read '", config_path, "'");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    engine::check_json_depth(text, "--config");
     try {
-      file = nlohmann::json::parse(in);
+      file = nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
       throw UserError("--config: '" + config_path + "' is not valid JSON: " + e.what());
     }
