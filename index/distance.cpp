@@ -111,11 +111,36 @@ DistanceFn distance_fn(Metric metric, size_t d) {
 
 float normalize(float* x, size_t d) {
   float norm = std::sqrt(kernels().inner_product(x, x, d));
-  if (norm > 0) {
-    const float inv = 1.0f / norm;
-    for (size_t i = 0; i < d; ++i) x[i] *= inv;
+  if (!(norm > 0 && std::isfinite(norm) && norm >= 1e-18f)) {
+    // The float sum of squares overflowed (values beyond ~1e19) or underflowed: the slow path
+    // in double keeps the direction ([3e38, 3e38] is (1, 1) / sqrt(2), not zero).
+    const double exact = exact_norm(x, d);
+    if (exact > 0) {
+      for (size_t i = 0; i < d; ++i) x[i] = static_cast<float>(x[i] / exact);
+    }
+    return static_cast<float>(exact);
   }
+  const float inv = 1.0f / norm;
+  for (size_t i = 0; i < d; ++i) x[i] *= inv;
   return norm;
+}
+
+double exact_norm(const float* x, size_t d) {
+  double s = 0;
+  for (size_t i = 0; i < d; ++i) s += static_cast<double>(x[i]) * x[i];
+  return std::sqrt(s);
+}
+
+void check_vector(const float* x, size_t d, Metric metric, const std::string& what) {
+  WP_THROW_IF_NOT(all_finite(x, d), what,
+                  ": only finite numbers are accepted (no NaN or Infinity)");
+  const double norm = exact_norm(x, d);
+  if (metric == Metric::kCosine) {
+    WP_THROW_IF_NOT(norm > 0, what, ": the zero vector has no cosine direction");
+  } else {
+    WP_THROW_IF_NOT(norm <= kMaxVectorNorm, what, ": its norm ", norm, " exceeds ", kMaxVectorNorm,
+                    ", beyond which distances overflow 32-bit floats (scale the vectors down)");
+  }
 }
 
 bool all_finite(const float* x, size_t d) {

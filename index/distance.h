@@ -80,6 +80,21 @@ float normalize(float* x, size_t d);
 /// True when all d values are finite (no NaN, no Inf).
 bool all_finite(const float* x, size_t d);
 
+/// The largest L2 norm a vector compared by l2 or ip may have: the square root of a quarter of
+/// the largest float, so that ||a - b||^2 <= 2||a||^2 + 2||b||^2 and |a . b| stay finite 32-bit
+/// floats (about 9.2e18). Cosine vectors are normalised first and have no such limit.
+constexpr double kMaxVectorNorm = 9.2233715e18;
+
+/// The L2 norm of x (size d), accumulated in double so that it neither overflows nor underflows
+/// for any finite floats.
+double exact_norm(const float* x, size_t d);
+
+/**
+ * Throws UserError("<what>: ...") unless x (size d) is a vector `metric` can compare: finite
+ * values, and for l2 and ip a norm of at most kMaxVectorNorm, for cosine a nonzero direction.
+ */
+void check_vector(const float* x, size_t d, Metric metric, const std::string& what);
+
 /// Converts an index-internal distance back to the user-facing score of `metric`:
 /// squared L2 distance for kL2, the inner product (similarity) otherwise.
 inline float score_from_distance(Metric metric, float distance) {

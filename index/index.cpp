@@ -23,8 +23,7 @@ Index::Index(size_t dim, Metric metric) : dim_(dim), metric_(metric) {
 void Index::check_vectors(MatrixView x, const char* what) const {
   WP_THROW_IF_NOT(x.d == dim_, what, " have dimension ", x.d, ", the index expects ", dim_);
   for (size_t i = 0; i < x.n; ++i) {
-    WP_THROW_IF_NOT(all_finite(x.row(i), x.d), what, "[", i,
-                    "] holds a NaN or infinite value; only finite floats are accepted");
+    check_vector(x.row(i), x.d, metric_, std::string(what) + "[" + std::to_string(i) + "]");
   }
 }
 

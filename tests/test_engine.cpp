@@ -352,3 +352,87 @@ TEST(Engine, GraphIndexKeepsItsAlphaServesRecallAndTakesWritesAcrossARestart) {
     EXPECT_EQ(ids_of(c->search(q)), std::vector<uint64_t>{row});
   }
 }
+
+// Issue 15, defect 10: re-upserting points with the vectors they have leaves the index as it is
+// (it used to replace every vertex and wear the graph down), while payloads still change.
+TEST(Engine, ReupsertingUnchangedVectorsKeepsTheGraphAndTakesThePayloads) {
+  wp::test::TempDir tmp;
+  const auto ds = wp::test::load_test_data("siftsmall");
+  Engine eng(tmp.file("data"));
+  eng.create_collection("c", config(128));
+  auto col = eng.collection("c");
+  fill_sift(*col, ds, ds.base.n);
+  auto answers = [&] {
+    std::vector<std::vector<uint64_t>> out;
+    for (size_t i = 0; i < ds.query.n; ++i) {
+      SearchQuery q;
+      q.vector = std::vector<float>(ds.query.row(i), ds.query.row(i) + 128);
+      q.limit = 10;
+      q.ef = 64;
+      out.push_back(ids_of(col->search(q)));
+    }
+    return out;
+  };
+  const auto before = answers();
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<PointWrite> pts(ds.base.n);
+    for (size_t i = 0; i < ds.base.n; ++i) {
+      pts[i].id = PointId::number(i);
+      pts[i].vector = std::vector<float>(ds.base.row(i), ds.base.row(i) + 128);
+      pts[i].payload = {{"pass", pass}};
+    }
+    col->upsert(std::move(pts), true);
+  }
+  // Identical answers, not merely similar recall: the graph was not touched.
+  EXPECT_EQ(answers(), before);
+  EXPECT_EQ(col->retrieve({PointId::number(7)}, true, false)[0].payload, json({{"pass", 1}}));
+  // A changed vector does reach the index.
+  std::vector<PointWrite> moved(1);
+  moved[0].id = PointId::number(7);
+  moved[0].vector = std::vector<float>(ds.query.row(0), ds.query.row(0) + 128);
+  col->upsert(std::move(moved), true);
+  SearchQuery q;
+  q.vector = std::vector<float>(ds.query.row(0), ds.query.row(0) + 128);
+  q.limit = 1;
+  EXPECT_EQ(ids_of(col->search(q)), std::vector<uint64_t>{7});
+}
+
+// Issue 15, defect 9: huge finite values keep their cosine direction, and are refused where
+// distances would overflow (scores used to come back null and rank NaN first).
+TEST(Engine, HugeValuesKeepTheirDirectionOrAreRefused) {
+  wp::test::TempDir tmp;
+  Engine eng(tmp.file("data"));
+  eng.create_collection("cos", config(4, wp::index::Metric::kCosine));
+  std::vector<PointWrite> pts(2);
+  pts[0].id = PointId::number(1);
+  pts[0].vector = std::vector<float>{3e38f, 3e38f, 3e38f, 3e38f};
+  pts[1].id = PointId::number(2);
+  pts[1].vector = std::vector<float>{1e-30f, 0, 0,
+                                     0};  // underflows in a float sum of squares; a direction still
+  eng.collection("cos")->upsert(pts, true);
+  const auto got =
+      eng.collection("cos")->retrieve({PointId::number(1), PointId::number(2)}, false, true);
+  ASSERT_EQ(got.size(), 2u);
+  for (float x : got[0].vector) EXPECT_NEAR(x, 0.5f, 1e-6f);
+  EXPECT_NEAR(got[1].vector[0], 1.0f, 1e-6f);
+  for (auto metric : {wp::index::Metric::kL2, wp::index::Metric::kInnerProduct}) {
+    const std::string name = metric == wp::index::Metric::kL2 ? "l2" : "ip";
+    eng.create_collection(name, config(4, metric));
+    auto col = eng.collection(name);
+    EXPECT_THROW(col->upsert(pts, true), wp::UserError);
+    EXPECT_EQ(col->size(), 0u);
+    std::vector<PointWrite> ok(1);
+    ok[0].id = PointId::number(3);
+    ok[0].vector = std::vector<float>{4e18f, 4e18f, 4e18f,
+                                      4e18f};  // norm 8e18: the largest kind still allowed
+    col->upsert(ok, true);
+    SearchQuery q;
+    q.vector = std::vector<float>{-4e18f, -4e18f, -4e18f, -4e18f};
+    q.limit = 1;
+    const auto r = col->search(q);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_TRUE(std::isfinite(r[0].score)) << r[0].score;
+    q.vector = std::vector<float>{3e38f, 0, 0, 0};
+    EXPECT_THROW(col->search(q), wp::UserError);
+  }
+}
