@@ -3,14 +3,19 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -35,17 +40,69 @@ struct Server::Impl {
   std::mutex sessions_mu;
   std::map<uint64_t, std::weak_ptr<Session>> sessions;
   uint64_t next_session = 0;
+  net::steady_timer accept_retry;  ///< backs accept off while it fails (no file descriptors)
+  std::chrono::milliseconds accept_backoff{0};
 
   Impl(Api& a, ServerOptions o)
       : api(a),
         options(std::move(o)),
         ioc(options.threads),
         acceptor(net::make_strand(ioc)),
-        signals(ioc, SIGINT, SIGTERM) {}
+        signals(ioc, SIGINT, SIGTERM),
+        accept_retry(acceptor.get_executor()) {}
 
   void accept();
+  /// After a failed accept: try again later, waiting longer each time (10 ms .. 1 s).
+  void retry_accept();
+  /// A connection beyond max_connections: a 503 and close, without a session.
+  void refuse(tcp::socket socket);
   void shutdown();
 };
+
+namespace {
+
+/// A complete HTTP/1.1 answer as text, for the few written without a session.
+std::string raw_answer(unsigned status, const char* reason, const std::string& message) {
+  const std::string body = nlohmann::json{{"status", {{"error", message}}}, {"time", 0}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return "HTTP/1.1 " + std::to_string(status) + " " + reason +
+         "\r\nServer: waypoint\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
+
+/// Why a request is refused before it reaches the API: its status and message.
+struct Refusal {
+  unsigned status;
+  std::string message;
+};
+
+/// The answer to a request the parser refused, or nothing for a transport error (the peer
+/// left, the idle timeout), which only closes the connection.
+std::optional<Refusal> malformed_answer(beast::error_code ec, const beast::flat_buffer& buffer,
+                                        uint32_t header_limit) {
+  if (ec.category() != bhttp::make_error_code(bhttp::error::bad_method).category()) {
+    return std::nullopt;
+  }
+  if (ec == bhttp::error::header_limit) {
+    // The parser consumes the request line and each field as soon as they are whole, so what
+    // is left unread is the piece over the limit: still the request line ("GET /aaa...") means a
+    // long URL, 414; a field, 431.
+    const auto data = buffer.data();
+    const std::string_view rest(static_cast<const char*>(data.data()), data.size());
+    const size_t space = rest.find(' ');
+    const bool request_line = space > 0 && space < 16 && space + 1 < rest.size() &&
+                              (rest[space + 1] == '/' || rest.compare(space + 1, 4, "http") == 0);
+    if (request_line) return Refusal{414, "URI too long"};
+    return Refusal{431, "Request header fields too large (at most " + std::to_string(header_limit) +
+                            " bytes)"};
+  }
+  if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message) {
+    return std::nullopt;
+  }
+  return Refusal{400, "Malformed HTTP request: " + ec.message()};
+}
+
+}  // namespace
 
 /// One connection: read a request, answer it, repeat while keep-alive.
 class Session : public std::enable_shared_from_this<Session> {
@@ -80,6 +137,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (server_.stopping) return close();
     parser_.emplace();
     parser_->body_limit(server_.api.options().max_body_bytes);
+    parser_->header_limit(kHeaderLimit);
     stream_.expires_after(server_.options.idle_timeout);
     bhttp::async_read(stream_, buffer_, *parser_,
                       beast::bind_front_handler(&Session::on_read, shared_from_this()));
@@ -100,7 +158,17 @@ class Session : public std::enable_shared_from_this<Session> {
       drain_after_write_ = true;
       return write(std::move(r), false, 11);
     }
-    if (ec) return close();  // timeout, reset, malformed request line
+    if (ec) {
+      // A request the parser refused gets its status (400, 414, 431) before the connection
+      // closes; a transport error (timeout, reset) only closes it.
+      const std::optional<Refusal> bad = malformed_answer(ec, buffer_, kHeaderLimit);
+      if (!bad) return close();
+      Response r{bad->status,
+                 nlohmann::json{{"status", {{"error", bad->message}}}, {"time", 0}}.dump(
+                     -1, ' ', false, nlohmann::json::error_handler_t::replace)};
+      drain_after_write_ = true;
+      return write(std::move(r), false, 11);
+    }
     bhttp::request<bhttp::string_body> req = parser_->release();
     Request r;
     r.method = std::string(req.method_string());
@@ -114,19 +182,35 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void write(Response r, bool keep_alive, unsigned version) {
-    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
-        static_cast<bhttp::status>(r.status), version);
-    res->set(bhttp::field::server, "waypoint");
-    res->set(bhttp::field::content_type, r.content_type);
-    res->keep_alive(keep_alive && !server_.stopping);
-    res->body() = std::move(r.body);
-    res->prepare_payload();
-    bhttp::async_write(stream_, *res,
-                       [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-                         if (!ec && self->drain_after_write_) return self->drain();
-                         if (ec || !res->keep_alive()) return self->close();
-                         self->read();
-                       });
+    res_.emplace(static_cast<bhttp::status>(r.status), version);
+    res_->set(bhttp::field::server, "waypoint");
+    res_->set(bhttp::field::content_type, r.content_type);
+    res_->keep_alive(keep_alive && !server_.stopping);
+    res_->body() = std::move(r.body);
+    res_->prepare_payload();
+    serializer_.emplace(*res_);
+    write_some();
+  }
+
+  /// Writes the answer a piece at a time, the idle timeout restarting with each piece: a long
+  /// answer to a client that keeps reading is never cut; one that stops reading for the idle
+  /// timeout is.
+  void write_some() {
+    stream_.expires_after(server_.options.idle_timeout);
+    bhttp::async_write_some(
+        stream_, *serializer_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
+  }
+
+  void on_write(beast::error_code ec) {
+    if (ec) return close();
+    if (!serializer_->is_done()) return write_some();
+    const bool keep_alive = res_->keep_alive();
+    serializer_.reset();
+    res_.reset();
+    if (drain_after_write_) return drain();
+    if (!keep_alive) return close();
+    read();
   }
 
   /// Lingering close after an early answer (413): stop sending, read and discard what the client
@@ -148,9 +232,15 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
+  /// Request line and headers together, at most (a longer request line is a 414, longer headers
+  /// a 431).
+  static constexpr uint32_t kHeaderLimit = 16 * 1024;
+
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response<bhttp::string_body>> res_;
+  std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;
   Server::Impl& server_;
   uint64_t id_;
   bool busy_ = false;
@@ -160,10 +250,16 @@ class Session : public std::enable_shared_from_this<Session> {
 
 void Server::Impl::accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-    if (ec) return;  // the acceptor was closed
+    if (stopping) return;
+    if (ec) return retry_accept();  // out of file descriptors, or a connection gone already
+    accept_backoff = std::chrono::milliseconds(0);
     uint64_t id;
     {
       std::lock_guard<std::mutex> g(sessions_mu);
+      if (sessions.size() >= options.max_connections) {
+        refuse(std::move(socket));
+        return accept();
+      }
       id = next_session++;
     }
     // Small request/response pairs: without TCP_NODELAY, Nagle's algorithm and delayed ACKs add
@@ -176,7 +272,28 @@ void Server::Impl::accept() {
       sessions[id] = session;
     }
     session->start();
-    if (!stopping) accept();
+    accept();
+  });
+}
+
+void Server::Impl::retry_accept() {
+  accept_backoff = std::min(std::chrono::milliseconds(1000),
+                            std::max(std::chrono::milliseconds(10), accept_backoff * 2));
+  accept_retry.expires_after(accept_backoff);
+  accept_retry.async_wait([this](beast::error_code ec) {
+    if (!ec && !stopping) accept();
+  });
+}
+
+void Server::Impl::refuse(tcp::socket socket) {
+  auto sock = std::make_shared<tcp::socket>(std::move(socket));
+  auto text = std::make_shared<std::string>(
+      raw_answer(503, "Service Unavailable",
+                 "Service unavailable: the server holds its maximum of " +
+                     std::to_string(options.max_connections) + " connections; retry later"));
+  net::async_write(*sock, net::buffer(*text), [sock, text](beast::error_code, std::size_t) {
+    beast::error_code ignored;
+    sock->shutdown(tcp::socket::shutdown_both, ignored);
   });
 }
 
@@ -187,6 +304,7 @@ void Server::Impl::shutdown() {
   net::post(acceptor.get_executor(), [this] {
     beast::error_code ignored;
     acceptor.close(ignored);
+    accept_retry.cancel();
   });
   // Sessions are collected first and closed outside the lock: dropping the last reference runs
   // ~Session, which takes the same lock.
@@ -204,6 +322,7 @@ Server::Server(Api& api, ServerOptions options)
     : impl_(std::make_unique<Impl>(api, std::move(options))) {
   WP_THROW_IF_NOT(impl_->options.threads >= 1 && impl_->options.threads <= 1024,
                   "threads must be in 1..1024, got ", impl_->options.threads);
+  WP_THROW_IF_NOT(impl_->options.max_connections >= 1, "max_connections must be at least 1");
 }
 
 Server::~Server() = default;

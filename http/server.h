@@ -19,7 +19,11 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 6333;  ///< 0: an ephemeral port (see Server::port())
   int threads = 2;
+  /// A connection waiting this long for a request, or for the client to read its answer, is
+  /// closed.
   std::chrono::seconds idle_timeout{60};
+  /// Connections served at once; more are answered 503 and closed.
+  size_t max_connections = 1024;
 };
 
 class Server {

@@ -10,11 +10,14 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "http/client.h"
 #include "test_util.h"
@@ -30,7 +33,9 @@ namespace {
 /// `waypoint serve` in a child process; its port is read from the "listening on" line.
 class ServerProcess {
  public:
-  explicit ServerProcess(const std::string& data, const std::string& extra = "") {
+  /// `launcher` runs before the binary (e.g. "prlimit --nofile=64:64").
+  explicit ServerProcess(const std::string& data, const std::string& extra = "",
+                         const std::string& launcher = "") {
     int fds[2];
     EXPECT_EQ(pipe(fds), 0);
     pid_ = fork();
@@ -38,7 +43,7 @@ class ServerProcess {
       dup2(fds[1], STDOUT_FILENO);
       close(fds[0]);
       const std::string cmd =
-          std::string("exec ") + WAYPOINT_BIN + " serve --port 0 --data " + data + " " + extra;
+          "exec " + launcher + " " + WAYPOINT_BIN + " serve --port 0 --data " + data + " " + extra;
       execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
       _exit(127);
     }
@@ -97,6 +102,30 @@ std::vector<float> vector_of(uint64_t id) {
 
 json payload_of(uint64_t id) {
   return {{"id", id}, {"text", std::string(64 + id % 50, 'a' + id % 26)}};
+}
+
+/// Sends `request` on a fresh connection and returns everything the server sends back until it
+/// closes (or 5 s pass).
+std::string raw_exchange(uint16_t port, const std::string& request) {
+  net::io_context ioc;
+  tcp::socket sock(ioc);
+  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  boost::system::error_code ec;
+  net::write(sock, net::buffer(request), ec);
+  std::string out;
+  std::array<char, 4096> buf;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < until) {
+    const size_t n = sock.read_some(net::buffer(buf), ec);
+    if (ec) break;
+    out.append(buf.data(), n);
+  }
+  return out;
+}
+
+/// The status code of a raw HTTP answer (0 when there is none).
+unsigned status_of(const std::string& answer) {
+  return answer.rfind("HTTP/1.1 ", 0) == 0 ? std::stoul(answer.substr(9, 3)) : 0;
 }
 
 }  // namespace
@@ -257,4 +286,111 @@ TEST(Server, OversizeBodiesAre413AndIdleConnectionsTimeOut) {
   EXPECT_ANY_THROW(idle.call(bhttp::verb::get, "/healthz"));
   Client fresh(server.port());
   EXPECT_EQ(fresh.call(bhttp::verb::get, "/healthz").first, 200u);
+}
+
+// Issue 15, defect 9: malformed HTTP used to close the connection with no answer.
+TEST(Server, MalformedRequestsGetTheirStatusBeforeTheConnectionCloses) {
+  wp::test::TempDir tmp;
+  ServerProcess server(tmp.file("data"));
+  const uint16_t port = server.port();
+  const std::string conflicting =
+      "POST /collections HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+  EXPECT_EQ(status_of(raw_exchange(port, conflicting)), 400u);
+  EXPECT_EQ(status_of(raw_exchange(port, "NOT HTTP AT ALL\r\n\r\n")), 400u);
+  const std::string big_header =
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(100000, 'a') + "\r\n\r\n";
+  EXPECT_EQ(status_of(raw_exchange(port, big_header)), 431u);
+  const std::string long_url = "GET /" + std::string(100000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string answer = raw_exchange(port, long_url);
+  EXPECT_EQ(status_of(answer), 414u);
+  EXPECT_NE(answer.find("{\"status\":{\"error\""), std::string::npos) << answer;
+  Client c(port);
+  EXPECT_EQ(c.call(bhttp::verb::get, "/healthz").first, 200u);
+}
+
+// Issue 15, defect 4: when file descriptors ran out, the listener stopped accepting for good.
+// Accept now backs off and resumes; beyond --max-connections a connection gets a 503.
+TEST(Server, AcceptResumesAfterDescriptorsRunOutAndExtraConnectionsGet503) {
+  wp::test::TempDir tmp;
+  {
+    ServerProcess server(tmp.file("data"), "--max-connections 100000", "prlimit --nofile=48:48");
+    net::io_context ioc;
+    std::vector<tcp::socket> held;
+    for (int i = 0; i < 80; ++i) {  // far beyond what the server may open
+      held.emplace_back(ioc);
+      held.back().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    for (auto& s : held) s.close();
+    held.clear();
+    // Within the longest back-off (1 s) the server accepts again.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    Client c(server.port());
+    EXPECT_EQ(c.call(bhttp::verb::get, "/healthz").first, 200u);
+  }
+  ServerProcess server(tmp.file("data2"), "--max-connections 3");
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 3; ++i) {
+    idle.push_back(std::make_unique<Client>(server.port()));
+    ASSERT_EQ(idle.back()->call(bhttp::verb::get, "/healthz").first, 200u);
+  }
+  const std::string answer =
+      raw_exchange(server.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(status_of(answer), 503u) << answer;
+  idle.clear();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  Client c(server.port());
+  EXPECT_EQ(c.call(bhttp::verb::get, "/healthz").first, 200u);
+}
+
+// Issue 15, defect 7: the idle timeout counted from the request read and cut long answers. A
+// client that keeps reading a 10 MB answer slowly for longer than the timeout gets all of it.
+TEST(Server, ALongAnswerToAClientThatKeepsReadingIsNotCut) {
+  wp::test::TempDir tmp;
+  ServerProcess server(tmp.file("data"), "--idle-timeout 1");
+  {
+    Client c(server.port());
+    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c",
+                     {{"vectors", {{"size", 8}, {"distance", "Euclid"}}}})
+                  .first,
+              200u);
+    json points = json::array();
+    for (uint64_t id = 0; id < 10000; ++id) {
+      points.push_back(
+          {{"id", id}, {"vector", vector_of(id)}, {"payload", {{"pad", std::string(1000, 'p')}}}});
+    }
+    ASSERT_EQ(
+        c.call(bhttp::verb::put, "/collections/c/points?wait=true", {{"points", points}}).first,
+        200u);
+  }
+  net::io_context ioc;
+  tcp::socket sock(ioc);
+  sock.open(tcp::v4());
+  sock.set_option(net::socket_base::receive_buffer_size(32 * 1024));  // keep the window small
+  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
+  const std::string body = R"({"limit": 10000, "with_payload": true})";
+  const std::string request =
+      "POST /collections/c/points/scroll HTTP/1.1\r\nHost: x\r\n"
+      "Content-Type: application/json\r\nConnection: close\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  net::write(sock, net::buffer(request));
+  std::string answer;
+  std::array<char, 65536> buf;
+  boost::system::error_code ec;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (true) {
+    const size_t n = sock.read_some(net::buffer(buf), ec);
+    if (ec) break;
+    answer.append(buf.data(), n);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GT(secs, 1.5) << "the client must read for longer than the idle timeout";
+  const size_t head_end = answer.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos);
+  EXPECT_EQ(status_of(answer), 200u);
+  const json j = json::parse(answer.substr(head_end + 4));
+  EXPECT_EQ(j["result"]["points"].size(), 10000u);
 }

@@ -66,6 +66,8 @@ int cmd_serve(Args& args) {
       static_cast<int>(args.integer("threads", std::stoll(from_file("threads", "2")), 1, 1024));
   so.idle_timeout = std::chrono::seconds(
       args.integer("idle-timeout", std::stoll(from_file("idle_timeout", "60")), 1, 86400));
+  so.max_connections = static_cast<size_t>(args.integer(
+      "max-connections", std::stoll(from_file("max_connections", "1024")), 1, 1 << 20));
   http::ApiOptions ao;
   ao.api_key = args.str("api-key", from_file("api_key", ""));
   ao.max_body_bytes = static_cast<size_t>(args.integer(
@@ -92,7 +94,9 @@ int cmd_serve(Args& args) {
 const CommandRegistration kServe(
     {"serve",
      "[--data ./waypoint-data] [--host 127.0.0.1] [--port 6333] [--api-key K] [--threads 2]\n"
-     "          [--max-body-mb 32] [--idle-timeout 60] [--config FILE.json] [--demo DATASET_DIR]",
+     "          [--max-body-mb 32] [--idle-timeout 60] [--max-connections 1024] [--config "
+     "FILE.json]\n"
+     "          [--demo DATASET_DIR]",
      10,
      {},
      &cmd_serve});
