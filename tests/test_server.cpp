@@ -14,8 +14,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <random>
 #include <memory>
+#include <random>
 #include <thread>
 #include <vector>
 
