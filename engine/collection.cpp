@@ -277,16 +277,19 @@ void Collection::upsert(std::vector<PointWrite> points, bool wait) {
 
 void Collection::apply_removals(const std::vector<PointId>& ids) {
   std::unique_lock<std::shared_mutex> lock(mu_);
+  std::vector<index::label_t> labels;
+  labels.reserve(ids.size());
   for (const PointId& id : ids) {
     auto it = internal_of_.find(id);
     if (it == internal_of_.end()) continue;
-    index_->remove(it->second);
+    labels.push_back(it->second);
     Entry& e = entries_[it->second];
     e.live = false;
     e.payload = json();
     internal_of_.erase(it);
     --live_;
   }
+  index_->remove_batch(labels.data(), labels.size());  // one repair for the whole request
 }
 
 size_t Collection::remove(const std::vector<PointId>& ids, bool wait) {

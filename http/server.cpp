@@ -138,9 +138,22 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(server_.api.options().max_body_bytes);
     parser_->header_limit(kHeaderLimit);
+    read_some();
+  }
+
+  /// Reads the request a piece at a time, the idle timeout restarting with each piece: a client
+  /// that keeps sending a large body is never cut; one that sends nothing for the idle timeout
+  /// (before or within a request) is.
+  void read_some() {
     stream_.expires_after(server_.options.idle_timeout);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      beast::bind_front_handler(&Session::on_read, shared_from_this()));
+    bhttp::async_read_some(stream_, buffer_, *parser_,
+                           beast::bind_front_handler(&Session::on_read_some, shared_from_this()));
+  }
+
+  void on_read_some(beast::error_code ec, std::size_t bytes) {
+    if (bytes > 0) busy_ = true;  // a request has begun: shutdown lets it finish
+    if (!ec && !parser_->is_done()) return read_some();
+    on_read(ec, bytes);
   }
 
   void on_read(beast::error_code ec, std::size_t) {

@@ -60,6 +60,9 @@ class GraphIndex : public Index {
   bool builds_from_one_batch() const override { return true; }
   void reserve(size_t n) override { graph_->reserve(n); }
   bool remove(label_t id) override { return graph_->remove(id); }
+  size_t remove_batch(const label_t* ids, size_t n) override {
+    return graph_->remove_batch(ids, n);
+  }
   SearchStats search_one(const float* q, size_t k, const SearchParams& params, label_t* labels,
                          float* distances) const override {
     return graph_->search_one(q, k, params, labels, distances);

@@ -273,6 +273,18 @@ bool HnswIndex::remove(label_t id) {
   return true;
 }
 
+size_t HnswIndex::remove_batch(const label_t* ids, size_t n) {
+  size_t removed = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const slot_t s = graph_->find(ids[i]);
+    if (s == HnswGraph::kNoSlot) continue;
+    graph_->mark_removed(s);
+    ++removed;
+  }
+  consolidate_if_due();
+  return removed;
+}
+
 void HnswIndex::consolidate_if_due() {
   const HnswGraph& g = *graph_;
   if (g.num_tombstones() > params_.consolidate_fraction * std::max<size_t>(g.live_count(), 1)) {
@@ -281,6 +293,8 @@ void HnswIndex::consolidate_if_due() {
 }
 
 void HnswIndex::consolidate() {
+  if (graph_->num_tombstones() == 0) return;
+  ++consolidations_;
   // When most of the graph is gone, patching it costs more than building it again from the
   // live vectors, and gives a worse graph.
   if (graph_->num_tombstones() > 0 && graph_->num_tombstones() >= graph_->live_count()) {

@@ -45,6 +45,8 @@ class HnswIndex : public Index {
   bool get_vector(label_t id, float* out) const override;
   void add(MatrixView x, const label_t* ids) override;
   bool remove(label_t id) override;
+  /// Tombstones every id, then consolidates once if due.
+  size_t remove_batch(const label_t* ids, size_t n) override;
   SearchStats search_one(const float* q, size_t k, const SearchParams& params, label_t* labels,
                          float* distances) const override;
   void save(const std::string& path) const override;
@@ -63,6 +65,9 @@ class HnswIndex : public Index {
 
   /// Tombstoned vertices not yet consolidated.
   size_t num_tombstones() const { return graph_->num_tombstones(); }
+  /// Consolidations (or rebuilds from the live vectors) since construction: the repair work
+  /// removals have cost.
+  size_t consolidations() const { return consolidations_; }
 
   /// Highest level of the graph (-1 when empty).
   int max_level() const { return graph_->max_level(); }
@@ -137,6 +142,7 @@ class HnswIndex : public Index {
   size_t quantizer_trained_at_ = 0;  ///< live points when the quantizer was last trained
 
   slot_t fixed_entry_ = HnswGraph::kNoSlot;  ///< when set, searches start here on level 0
+  size_t consolidations_ = 0;
   mutable SearchContextPool contexts_;
 };
 

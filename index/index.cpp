@@ -62,6 +62,12 @@ SearchResult Index::search(MatrixView q, size_t k, const SearchParams& params) c
   return res;
 }
 
+size_t Index::remove_batch(const label_t* ids, size_t n) {
+  size_t removed = 0;
+  for (size_t i = 0; i < n; ++i) removed += remove(ids[i]);
+  return removed;
+}
+
 void add_all(Index& idx, MatrixView x, const label_t* ids, size_t chunk,
              const std::function<void(size_t)>& progress) {
   idx.reserve(idx.size() + x.n);

@@ -105,6 +105,11 @@ class Index {
   /// Removes `id`; returns false when it was not present.
   virtual bool remove(label_t id) = 0;
 
+  /// Removes `n` ids at once (absent ones are skipped); returns how many were present. Indexes
+  /// that repair their structure after removals do it once for the batch (HNSW consolidates at
+  /// most once), so a large delete costs about what the same number of inserts costs.
+  virtual size_t remove_batch(const label_t* ids, size_t n);
+
   /// Grows storage for `n` vectors in all, so that adding them reallocates nothing (a hint:
   /// indexes without preallocated storage ignore it).
   virtual void reserve(size_t n) {}
