@@ -8,6 +8,8 @@ and the worst count latency meanwhile.
   python3 bench/delete_latency.py 6398          # by filter
   python3 bench/delete_latency.py 6398 ids      # in batches of ids
 """
+import json, random, time, urllib.request, threading, sys
+port = int(sys.argv[1])
 def call(method, path, body=None):
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
                                  data=None if body is None else json.dumps(body).encode(),
