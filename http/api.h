@@ -45,6 +45,12 @@ struct ApiOptions {
   size_t max_body_bytes = 32 << 20;
 };
 
+/// Work one request may ask for (a 400 naming the field beyond them): searches in a batch, points
+/// in an answer (a batch's limits and offsets added up), and vector values in an answer.
+inline constexpr size_t kMaxBatchSearches = 1000;
+inline constexpr size_t kMaxAnswerPoints = 100000;
+inline constexpr size_t kMaxAnswerValues = size_t{1} << 24;
+
 /// What a route handler sees: path parameters, query parameters and the body.
 struct Call {
   std::map<std::string, std::string> path;

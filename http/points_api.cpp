@@ -130,7 +130,17 @@ ParsedSearch read_search(const json& body, const std::string& where) {
   return s;
 }
 
+/// Refuses an answer of `points` points with their vectors (when asked) beyond the caps.
+void check_answer_size(size_t points, size_t dim, bool with_vector, const std::string& field) {
+  WP_THROW_IF_NOT(points <= kMaxAnswerPoints, field, ": the answer would hold ", points,
+                  " points, at most ", kMaxAnswerPoints, " are returned by one request");
+  WP_THROW_IF_NOT(!with_vector || points * dim <= kMaxAnswerValues, field, ": ", points,
+                  " points with vectors of dimension ", dim, " exceed the ", kMaxAnswerValues,
+                  " vector values one answer may hold; ask for fewer points or without vectors");
+}
+
 json run_search(const engine::Collection& col, ParsedSearch& s) {
+  check_answer_size(s.query.limit + s.query.offset, col.config().dim, s.with_vector, "limit");
   s.query.filter = &s.filter;
   json out = json::array();
   for (const engine::ScoredPoint& p : col.search(s.query)) {
@@ -191,9 +201,10 @@ json Api::get_points(const Call& c) {
   WP_THROW_IF_NOT(body.contains("ids"), "ids: missing");
   const PayloadSelector payload = get_payload_selector(body, "", true);
   const bool with_vector = get_with_vector(body, "", false);
+  const std::vector<engine::PointId> ids = get_ids(body["ids"], "ids");
+  check_answer_size(ids.size(), col->config().dim, with_vector, "ids");
   json out = json::array();
-  for (const engine::PointRead& p :
-       col->retrieve(get_ids(body["ids"], "ids"), payload.enabled, with_vector)) {
+  for (const engine::PointRead& p : col->retrieve(ids, payload.enabled, with_vector)) {
     out.push_back(record_json(p, payload, with_vector));
   }
   return out;
@@ -218,6 +229,7 @@ json Api::scroll_points(const Call& c) {
   }
   const PayloadSelector payload = get_payload_selector(body, "", true);
   const bool with_vector = get_with_vector(body, "", false);
+  check_answer_size(limit, col->config().dim, with_vector, "limit");
   const auto page = col->scroll(&filter, limit, offset, payload.enabled, with_vector);
   json points = json::array();
   for (const engine::PointRead& p : page.points)
@@ -237,10 +249,18 @@ json Api::search_batch(const Call& c) {
   WP_THROW_IF_NOT(body.contains("searches") && body["searches"].is_array(),
                   "searches: expected an array of search requests");
   // Parse every request first: one bad request fails the batch before any search runs.
+  const size_t n = body["searches"].size();
+  WP_THROW_IF_NOT(n <= kMaxBatchSearches, "searches: at most ", kMaxBatchSearches,
+                  " searches per batch, got ", n);
   std::vector<ParsedSearch> parsed;
-  for (size_t i = 0; i < body["searches"].size(); ++i) {
+  size_t points = 0;
+  bool vectors = false;
+  for (size_t i = 0; i < n; ++i) {
     parsed.push_back(read_search(body["searches"][i], "searches[" + std::to_string(i) + "]"));
+    points += parsed.back().query.limit + parsed.back().query.offset;
+    vectors = vectors || parsed.back().with_vector;
   }
+  check_answer_size(points, col->config().dim, vectors, "searches");
   json out = json::array();
   for (ParsedSearch& s : parsed) out.push_back(run_search(*col, s));
   return out;

@@ -41,6 +41,9 @@ struct Server::Impl {
   std::map<uint64_t, std::weak_ptr<Session>> sessions;
   uint64_t next_session = 0;
   net::steady_timer accept_retry;  ///< backs accept off while it fails (no file descriptors)
+  /// Bytes of request bodies being read or handled now, by every session (reserved from the
+  /// Content-Length once a request's header is read; the body limit for a chunked one).
+  std::atomic<size_t> bodies_in_flight{0};
   std::chrono::milliseconds accept_backoff{0};
 
   Impl(Api& a, ServerOptions o)
@@ -111,6 +114,7 @@ class Session : public std::enable_shared_from_this<Session> {
       : stream_(std::move(socket)), server_(server), id_(id) {}
 
   ~Session() {
+    release_body();
     std::lock_guard<std::mutex> g(server_.sessions_mu);
     server_.sessions.erase(id_);
   }
@@ -134,6 +138,7 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void read() {
     busy_ = false;
+    body_reserved_ = false;
     if (server_.stopping) return close();
     parser_.emplace();
     parser_->body_limit(server_.api.options().max_body_bytes);
@@ -152,35 +157,59 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_read_some(beast::error_code ec, std::size_t bytes) {
     if (bytes > 0) busy_ = true;  // a request has begun: shutdown lets it finish
+    if (!ec && parser_->is_header_done() && !body_reserved_ && !reserve_body()) {
+      return write(refusal(503, "Service unavailable: the server holds its maximum of " +
+                                    std::to_string(server_.options.max_bodies_in_flight >> 20) +
+                                    " MiB of request bodies; retry later"),
+                   false, 11);
+    }
     if (!ec && !parser_->is_done()) return read_some();
     on_read(ec, bytes);
+  }
+
+  /// Counts this request's body against the server's in-flight budget; false when it would
+  /// pass it (the request is then refused before its body is read).
+  bool reserve_body() {
+    const auto length = parser_->content_length();
+    const size_t want =
+        length ? static_cast<size_t>(*length) : server_.api.options().max_body_bytes;
+    body_reserved_ = true;
+    const size_t before = server_.bodies_in_flight.fetch_add(want);
+    reserved_bytes_ = want;
+    if (before + want <= server_.options.max_bodies_in_flight || before == 0) return true;
+    release_body();
+    drain_after_write_ = true;
+    return false;
+  }
+
+  void release_body() {
+    if (reserved_bytes_) server_.bodies_in_flight.fetch_sub(reserved_bytes_);
+    reserved_bytes_ = 0;
+  }
+
+  /// An answer the server gives itself (413, 503, a malformed request), as JSON.
+  static Response refusal(unsigned status, const std::string& message) {
+    return {status, nlohmann::json{{"status", {{"error", message}}}, {"time", 0}}.dump(
+                        -1, ' ', false, nlohmann::json::error_handler_t::replace)};
   }
 
   void on_read(beast::error_code ec, std::size_t) {
     busy_ = true;
     if (ec == bhttp::error::end_of_stream) return close();
     if (ec == bhttp::error::body_limit) {
-      Response r{
-          413,
-          nlohmann::json{
-              {"status",
-               {{"error", "Payload too large: the body exceeds " +
-                              std::to_string(server_.api.options().max_body_bytes) + " bytes"}}},
-              {"time", 0}}
-              .dump()};
       drain_after_write_ = true;
-      return write(std::move(r), false, 11);
+      return write(
+          refusal(413, "Payload too large: the body exceeds " +
+                           std::to_string(server_.api.options().max_body_bytes) + " bytes"),
+          false, 11);
     }
     if (ec) {
       // A request the parser refused gets its status (400, 414, 431) before the connection
       // closes; a transport error (timeout, reset) only closes it.
       const std::optional<Refusal> bad = malformed_answer(ec, buffer_, kHeaderLimit);
       if (!bad) return close();
-      Response r{bad->status,
-                 nlohmann::json{{"status", {{"error", bad->message}}}, {"time", 0}}.dump(
-                     -1, ' ', false, nlohmann::json::error_handler_t::replace)};
       drain_after_write_ = true;
-      return write(std::move(r), false, 11);
+      return write(refusal(bad->status, bad->message), false, 11);
     }
     bhttp::request<bhttp::string_body> req = parser_->release();
     Request r;
@@ -191,7 +220,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (auto it = req.find(bhttp::field::authorization); it != req.end()) {
       r.authorization = std::string(it->value());
     }
-    write(server_.api.handle(r), req.keep_alive(), req.version());
+    Response answer = server_.api.handle(r);
+    r.body.clear();
+    r.body.shrink_to_fit();
+    release_body();  // the body is gone: its bytes no longer count
+    write(std::move(answer), req.keep_alive(), req.version());
   }
 
   void write(Response r, bool keep_alive, unsigned version) {
@@ -257,6 +290,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Server::Impl& server_;
   uint64_t id_;
   bool busy_ = false;
+  bool body_reserved_ = false;  ///< this request's body has been counted (reserve_body)
+  size_t reserved_bytes_ = 0;
   bool drain_after_write_ = false;
   std::array<char, 16384> scratch_;
 };

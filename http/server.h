@@ -24,6 +24,10 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{60};
   /// Connections served at once; more are answered 503 and closed.
   size_t max_connections = 1024;
+  /// Request bodies held at once by all connections (counted from each Content-Length before
+  /// the body is read); a request that would pass it is answered 503 unread, unless it is the only
+  /// one (so that one body up to the body limit is always served).
+  size_t max_bodies_in_flight = size_t{256} << 20;
 };
 
 class Server {

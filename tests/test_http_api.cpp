@@ -483,3 +483,32 @@ TEST_F(ApiTest, BearerSchemeIsCaseInsensitive) {
   EXPECT_EQ(api.handle(Request{"GET", "/collections", "", "", "bearer secreT"}).status, 403u);
   EXPECT_EQ(api.handle(Request{"GET", "/collections", "", "", "bearer"}).status, 403u);
 }
+
+// Issue 15, defect 6: a batch of 20k searches made a 175 MB answer in 60 s. Batches, answers
+// and the vectors in them are capped, with a 400 naming the field.
+TEST_F(ApiTest, BatchesAndAnswersAreCapped) {
+  make_points();
+  json searches = json::array();
+  for (size_t i = 0; i <= wp::http::kMaxBatchSearches; ++i) {
+    searches.push_back({{"vector", {0, 0, 0}}, {"limit", 1}});
+  }
+  Response r =
+      call("POST", "/collections/c/points/search/batch", json{{"searches", searches}}.dump());
+  expect_error(r, 400);
+  EXPECT_NE(r.body.find("searches: at most 1000"), std::string::npos) << r.body;
+  searches.erase(searches.begin());
+  EXPECT_EQ(ok("POST", "/collections/c/points/search/batch", {{"searches", searches}}).size(),
+            wp::http::kMaxBatchSearches);
+  // 1000 searches of 101 results each pass the point cap of 100,000 only together with limits
+  // that add up below it.
+  for (json& s : searches) s["limit"] = 101;
+  r = call("POST", "/collections/c/points/search/batch", json{{"searches", searches}}.dump());
+  expect_error(r, 400);
+  EXPECT_NE(r.body.find("at most 100000"), std::string::npos) << r.body;
+  // Vectors: a collection of dimension 65536 cannot answer 10000 points with their vectors.
+  ok("PUT", "/collections/wide", {{"vectors", {{"size", 65536}, {"distance", "Dot"}}}});
+  r = call("POST", "/collections/wide/points/scroll", R"({"limit": 10000, "with_vector": true})");
+  expect_error(r, 400);
+  EXPECT_NE(r.body.find("vector values"), std::string::npos) << r.body;
+  ok("POST", "/collections/wide/points/scroll", {{"limit", 10000}});
+}

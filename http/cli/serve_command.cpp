@@ -68,6 +68,10 @@ int cmd_serve(Args& args) {
       args.integer("idle-timeout", std::stoll(from_file("idle_timeout", "60")), 1, 86400));
   so.max_connections = static_cast<size_t>(args.integer(
       "max-connections", std::stoll(from_file("max_connections", "1024")), 1, 1 << 20));
+  so.max_bodies_in_flight =
+      static_cast<size_t>(
+          args.integer("max-bodies-mb", std::stoll(from_file("max_bodies_mb", "256")), 1, 1 << 20))
+      << 20;
   http::ApiOptions ao;
   ao.api_key = args.str("api-key", from_file("api_key", ""));
   ao.max_body_bytes = static_cast<size_t>(args.integer(
@@ -94,9 +98,8 @@ int cmd_serve(Args& args) {
 const CommandRegistration kServe(
     {"serve",
      "[--data ./waypoint-data] [--host 127.0.0.1] [--port 6333] [--api-key K] [--threads 2]\n"
-     "          [--max-body-mb 32] [--idle-timeout 60] [--max-connections 1024] [--config "
-     "FILE.json]\n"
-     "          [--demo DATASET_DIR]",
+     "          [--max-body-mb 32] [--idle-timeout 60] [--max-connections 1024]\n"
+     "          [--max-bodies-mb 256] [--config FILE.json] [--demo DATASET_DIR]",
      10,
      {},
      &cmd_serve});
