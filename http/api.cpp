@@ -97,37 +97,42 @@ Api::Api(engine::Engine& engine, ApiOptions options)
 
 const std::vector<Api::Route>& Api::routes() {
   static const std::vector<Route> r{
-      {"GET", "/", "Server name and version", &Api::root},
-      {"GET", "/healthz", "Liveness: 200 when the server answers", &Api::healthz},
-      {"GET", "/openapi.json", "This OpenAPI document", &Api::openapi},
-      {"GET", "/collections", "List collections", &Api::list_collections},
-      {"PUT", "/collections/{name}", "Create a collection", &Api::create_collection},
-      {"GET", "/collections/{name}", "Collection info", &Api::get_collection},
-      {"DELETE", "/collections/{name}", "Delete a collection", &Api::delete_collection},
-      {"GET", "/collections/{name}/exists", "Whether a collection exists", &Api::collection_exists},
+      {"GET", "/", "Server name and version", &Api::root, Access::kRead},
+      {"GET", "/healthz", "Liveness: 200 when the server answers", &Api::healthz, Access::kRead},
+      {"GET", "/openapi.json", "This OpenAPI document", &Api::openapi, Access::kRead},
+      {"GET", "/collections", "List collections", &Api::list_collections, Access::kRead},
+      {"PUT", "/collections/{name}", "Create a collection", &Api::create_collection,
+       Access::kWrite},
+      {"GET", "/collections/{name}", "Collection info", &Api::get_collection, Access::kRead},
+      {"DELETE", "/collections/{name}", "Delete a collection", &Api::delete_collection,
+       Access::kWrite},
+      {"GET", "/collections/{name}/exists", "Whether a collection exists", &Api::collection_exists,
+       Access::kRead},
       {"PUT", "/collections/{name}/index",
        "Rebuild the index in the background ({\"type\": \"hnsw\"|\"flat\", \"m\", "
        "\"ef_construct\", "
        "\"ef\", \"quantization\": \"none\"|\"sq8\"}) and swap it in when ready",
-       &Api::put_index},
+       &Api::put_index, Access::kWrite},
       {"GET", "/collections/{name}/index", "Index type, parameters, build state and progress",
-       &Api::get_index},
+       &Api::get_index, Access::kRead},
       {"PUT", "/collections/{name}/points", "Upsert points (?wait=true syncs to disk first)",
-       &Api::upsert_points},
-      {"POST", "/collections/{name}/points", "Retrieve points by id", &Api::get_points},
-      {"GET", "/collections/{name}/points/{id}", "Retrieve one point", &Api::get_point},
+       &Api::upsert_points, Access::kWrite},
+      {"POST", "/collections/{name}/points", "Retrieve points by id", &Api::get_points,
+       Access::kRead},
+      {"GET", "/collections/{name}/points/{id}", "Retrieve one point", &Api::get_point,
+       Access::kRead},
       {"POST", "/collections/{name}/points/delete", "Delete points by id or filter",
-       &Api::delete_points},
+       &Api::delete_points, Access::kWrite},
       {"POST", "/collections/{name}/points/count", "Count points matching a filter",
-       &Api::count_points},
+       &Api::count_points, Access::kRead},
       {"POST", "/collections/{name}/points/scroll", "Page through points in id order",
-       &Api::scroll_points},
+       &Api::scroll_points, Access::kRead},
       {"POST", "/collections/{name}/points/search", "k nearest neighbours of a vector",
-       &Api::search_points},
+       &Api::search_points, Access::kRead},
       {"POST", "/collections/{name}/points/search/batch", "Several searches at once",
-       &Api::search_batch},
+       &Api::search_batch, Access::kRead},
       {"POST", "/collections/{name}/points/query", "Universal query (nearest vector or id)",
-       &Api::query_points},
+       &Api::query_points, Access::kRead},
   };
   return r;
 }
@@ -158,21 +163,51 @@ const Api::Route* find_route(const std::string& method, const std::vector<std::s
 }
 }  // namespace
 
+namespace {
+/// Whether a presented key equals the expected one, in time that depends only on the expected
+/// key's length (never on where the two first differ), so that timing tells nothing of the key.
+bool same_key(const std::string& given, const std::string& expected) {
+  if (expected.empty()) return false;
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    diff |= static_cast<unsigned char>(g ^ static_cast<unsigned char>(expected[i]));
+  }
+  // Keep the compiler from ending the loop early on a difference.
+  volatile unsigned char result = diff;
+  return result == 0;
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header (the scheme is case-insensitive, RFC
+/// 7235); empty when the header is something else.
+std::string bearer_token(const std::string& authorization) {
+  if (authorization.size() <= 7 || strncasecmp(authorization.c_str(), "Bearer ", 7) != 0) return {};
+  return authorization.substr(7);
+}
+}  // namespace
+
 std::optional<Response> Api::refuse_unauthorised(const Request& req, const Route* route,
                                                  double secs) const {
   const bool open = route && (route->handler == &Api::healthz || route->handler == &Api::root);
-  if (options_.api_key.empty() || open) return std::nullopt;
+  if ((options_.api_key.empty() && options_.read_only_api_key.empty()) || open) {
+    return std::nullopt;
+  }
   if (req.api_key.empty() && req.authorization.empty()) {
     return error_response(401, "Must provide an API key or an Authorization bearer token", secs);
   }
-  // The scheme of an Authorization header is case-insensitive (RFC 7235).
-  const bool bearer = req.authorization.size() > 7 &&
-                      strncasecmp(req.authorization.c_str(), "Bearer ", 7) == 0 &&
-                      req.authorization.compare(7, std::string::npos, options_.api_key) == 0;
-  if (req.api_key != options_.api_key && !bearer) {
-    return error_response(403, "Invalid api-key", secs);
-  }
-  return std::nullopt;
+  const std::string token = bearer_token(req.authorization);
+  // Both keys are always compared, so that timing does not tell which one a client came close to.
+  const bool full = same_key(req.api_key, options_.api_key) | same_key(token, options_.api_key);
+  const bool read_only = same_key(req.api_key, options_.read_only_api_key) |
+                         same_key(token, options_.read_only_api_key);
+  if (full) return std::nullopt;
+  if (!read_only) return error_response(403, "Invalid api-key", secs);
+  // The read-only key: routes that read, and the text of /metrics.
+  if (!route || route->access == Access::kRead) return std::nullopt;
+  return error_response(403,
+                        "Forbidden: the read-only api key may not call " +
+                            engine::show_text(req.method) + " " + route->pattern,
+                        secs);
 }
 
 Response Api::call_handler(const Route& route, const Call& call,
@@ -212,9 +247,11 @@ Response Api::answer(const Request& req) {
   call.body = &req.body;
   if (qpos != std::string::npos) call.query = parse_query(req.target.substr(qpos + 1));
   bool path_known = false;
-  const Route* route = find_route(req.method, parts, call.path, path_known);
+  // HEAD is answered as GET would be (the server sends the headers only; RFC 9110 9.3.2).
+  const std::string method = req.method == "HEAD" ? "GET" : req.method;
+  const Route* route = find_route(method, parts, call.path, path_known);
   // /metrics is served here rather than through the table: its answer is text, not JSON.
-  const bool metrics = parts.size() == 1 && parts[0] == "metrics" && req.method == "GET";
+  const bool metrics = parts.size() == 1 && parts[0] == "metrics" && method == "GET";
   const std::string route_name = route ? route->pattern : metrics ? "/metrics" : "unmatched";
 
   Response resp;

@@ -42,6 +42,9 @@ struct Response {
 
 struct ApiOptions {
   std::string api_key;  ///< empty: no key required
+  /// Qdrant's read_only_api_key: a second key that may call only the routes that read (a write
+  /// with it is a 403). Empty: none.
+  std::string read_only_api_key;
   size_t max_body_bytes = 32 << 20;
 };
 
@@ -70,12 +73,17 @@ class Api {
 
   const ApiOptions& options() const { return options_; }
 
-  /// A route: method, path pattern with {params}, OpenAPI summary, handler returning `result`.
+  /// Whether a route changes data (the read-only key may call only kRead routes).
+  enum class Access { kUnset, kRead, kWrite };
+
+  /// A route: method, path pattern with {params}, OpenAPI summary, handler returning `result`,
+  /// and its access (every route states it; kUnset is refused to every key).
   struct Route {
     const char* method;
     const char* pattern;
     const char* summary;
     nlohmann::json (Api::*handler)(const Call&);
+    Access access = Access::kUnset;
   };
   static const std::vector<Route>& routes();
 

@@ -7,6 +7,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -28,7 +29,15 @@ namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-class Session;
+/// What the server needs of a connection, plain or TLS.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  /// Begins serving (the TLS handshake, then the first request).
+  virtual void start() = 0;
+  /// Closes the connection if it is waiting for a request (called on shutdown).
+  virtual void close_if_idle() = 0;
+};
 
 struct Server::Impl {
   Api& api;
@@ -38,13 +47,15 @@ struct Server::Impl {
   net::signal_set signals;
   std::atomic<bool> stopping{false};
   std::mutex sessions_mu;
-  std::map<uint64_t, std::weak_ptr<Session>> sessions;
+  std::map<uint64_t, std::weak_ptr<SessionBase>> sessions;
   uint64_t next_session = 0;
   net::steady_timer accept_retry;  ///< backs accept off while it fails (no file descriptors)
   /// Bytes of request bodies being read or handled now, by every session (reserved from the
   /// Content-Length once a request's header is read; the body limit for a chunked one).
   std::atomic<size_t> bodies_in_flight{0};
   std::chrono::milliseconds accept_backoff{0};
+  /// Set when the server speaks TLS (--tls-cert and --tls-key): every connection is then TLS.
+  std::optional<net::ssl::context> tls;
 
   Impl(Api& a, ServerOptions o)
       : api(a),
@@ -107,11 +118,17 @@ std::optional<Refusal> malformed_answer(beast::error_code ec, const beast::flat_
 
 }  // namespace
 
-/// One connection: read a request, answer it, repeat while keep-alive.
-class Session : public std::enable_shared_from_this<Session> {
+/// One connection: read a request, answer it, repeat while keep-alive. `Stream` is
+/// beast::tcp_stream, or beast::ssl_stream over one (a TLS handshake first, a TLS close last).
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
  public:
-  Session(tcp::socket&& socket, Server::Impl& server, uint64_t id)
-      : stream_(std::move(socket)), server_(server), id_(id) {}
+  template <class... StreamArgs>
+  Session(Server::Impl& server, uint64_t id, StreamArgs&&... stream_args)
+      : stream_(std::forward<StreamArgs>(stream_args)...), server_(server), id_(id) {}
 
   ~Session() {
     release_body();
@@ -119,18 +136,27 @@ class Session : public std::enable_shared_from_this<Session> {
     server_.sessions.erase(id_);
   }
 
-  void start() {
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&Session::read, shared_from_this()));
+  void start() override {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if constexpr (kTls) {
+        // The handshake counts as idleness: a client that starts none is closed in time.
+        self->lowest().expires_after(self->server_.options.idle_timeout);
+        self->stream_.async_handshake(net::ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) return self->lowest().close();
+          self->read();
+        });
+      } else {
+        self->read();
+      }
+    });
   }
 
-  /// Closes the connection if it is waiting for a request (called on shutdown).
-  void close_if_idle() {
+  void close_if_idle() override {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
       if (!self->busy_) {
         beast::error_code ec;
-        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-        self->stream_.close();
+        self->lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+        self->lowest().close();
       }
     });
   }
@@ -149,8 +175,11 @@ class Session : public std::enable_shared_from_this<Session> {
   /// Reads the request a piece at a time, the idle timeout restarting with each piece: a client
   /// that keeps sending a large body is never cut; one that sends nothing for the idle timeout
   /// (before or within a request) is.
+  /// The TCP stream under the connection (the stream itself when it is not TLS).
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
   void read_some() {
-    stream_.expires_after(server_.options.idle_timeout);
+    lowest().expires_after(server_.options.idle_timeout);
     bhttp::async_read_some(stream_, buffer_, *parser_,
                            beast::bind_front_handler(&Session::on_read_some, shared_from_this()));
   }
@@ -224,16 +253,21 @@ class Session : public std::enable_shared_from_this<Session> {
     r.body.clear();
     r.body.shrink_to_fit();
     release_body();  // the body is gone: its bytes no longer count
-    write(std::move(answer), req.keep_alive(), req.version());
+    write(std::move(answer), req.keep_alive(), req.version(), req.method() == bhttp::verb::head);
   }
 
-  void write(Response r, bool keep_alive, unsigned version) {
+  /// Sends an answer; to a HEAD request, its headers only (with the Content-Length of the body).
+  void write(Response r, bool keep_alive, unsigned version, bool head = false) {
     res_.emplace(static_cast<bhttp::status>(r.status), version);
     res_->set(bhttp::field::server, "waypoint");
     res_->set(bhttp::field::content_type, r.content_type);
     res_->keep_alive(keep_alive && !server_.stopping);
-    res_->body() = std::move(r.body);
-    res_->prepare_payload();
+    if (head) {
+      res_->content_length(r.body.size());
+    } else {
+      res_->body() = std::move(r.body);
+      res_->prepare_payload();
+    }
     serializer_.emplace(*res_);
     write_some();
   }
@@ -242,7 +276,7 @@ class Session : public std::enable_shared_from_this<Session> {
   /// answer to a client that keeps reading is never cut; one that stops reading for the idle
   /// timeout is.
   void write_some() {
-    stream_.expires_after(server_.options.idle_timeout);
+    lowest().expires_after(server_.options.idle_timeout);
     bhttp::async_write_some(
         stream_, *serializer_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
@@ -262,27 +296,37 @@ class Session : public std::enable_shared_from_this<Session> {
   /// Lingering close after an early answer (413): stop sending, read and discard what the client
   /// is still sending for up to a second, then close. Closing at once with unread input would
   /// reset the connection and could destroy the answer before the client reads it.
+  /// Under TLS the bytes drained are TLS records, read from the TCP stream and discarded alike.
   void drain() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.expires_after(std::chrono::seconds(1));
-    stream_.async_read_some(net::buffer(scratch_),
-                            [self = shared_from_this()](beast::error_code e, std::size_t) {
-                              if (e) return self->stream_.close();
-                              self->drain();
-                            });
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest().expires_after(std::chrono::seconds(1));
+    lowest().async_read_some(net::buffer(scratch_),
+                             [self = shared_from_this()](beast::error_code e, std::size_t) {
+                               if (e) return self->lowest().close();
+                               self->drain();
+                             });
   }
 
+  /// Ends the connection: a TLS close_notify first (bounded by a second), then the TCP send side.
   void close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if constexpr (kTls) {
+      lowest().expires_after(std::chrono::seconds(1));
+      stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
+        beast::error_code ec;
+        self->lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+      });
+    } else {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
   }
 
   /// Request line and headers together, at most (a longer request line is a 414, longer headers
   /// a 431).
   static constexpr uint32_t kHeaderLimit = 16 * 1024;
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
@@ -314,7 +358,13 @@ void Server::Impl::accept() {
     // tens of microseconds to every answer.
     beast::error_code nodelay_ec;
     socket.set_option(tcp::no_delay(true), nodelay_ec);
-    auto session = std::make_shared<Session>(std::move(socket), *this, id);
+    std::shared_ptr<SessionBase> session;
+    if (tls) {
+      session = std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+          *this, id, std::move(socket), *tls);
+    } else {
+      session = std::make_shared<Session<beast::tcp_stream>>(*this, id, std::move(socket));
+    }
     {
       std::lock_guard<std::mutex> g(sessions_mu);
       sessions[id] = session;
@@ -334,6 +384,12 @@ void Server::Impl::retry_accept() {
 }
 
 void Server::Impl::refuse(tcp::socket socket) {
+  if (tls) {
+    // A plain-text answer means nothing to a TLS client: close, as when the backlog is full.
+    beast::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
   auto sock = std::make_shared<tcp::socket>(std::move(socket));
   auto text = std::make_shared<std::string>(
       raw_answer(503, "Service Unavailable",
@@ -356,7 +412,7 @@ void Server::Impl::shutdown() {
   });
   // Sessions are collected first and closed outside the lock: dropping the last reference runs
   // ~Session, which takes the same lock.
-  std::vector<std::shared_ptr<Session>> live;
+  std::vector<std::shared_ptr<SessionBase>> live;
   {
     std::lock_guard<std::mutex> g(sessions_mu);
     for (auto& kv : sessions) {
@@ -368,9 +424,28 @@ void Server::Impl::shutdown() {
 
 Server::Server(Api& api, ServerOptions options)
     : impl_(std::make_unique<Impl>(api, std::move(options))) {
-  WP_THROW_IF_NOT(impl_->options.threads >= 1 && impl_->options.threads <= 1024,
-                  "threads must be in 1..1024, got ", impl_->options.threads);
-  WP_THROW_IF_NOT(impl_->options.max_connections >= 1, "max_connections must be at least 1");
+  const ServerOptions& o = impl_->options;
+  WP_THROW_IF_NOT(o.threads >= 1 && o.threads <= 1024, "threads must be in 1..1024, got ",
+                  o.threads);
+  WP_THROW_IF_NOT(o.max_connections >= 1, "max_connections must be at least 1");
+  WP_THROW_IF_NOT(o.tls_cert.empty() == o.tls_key.empty(),
+                  "tls-cert and tls-key go together: give both or neither");
+  if (!o.tls_cert.empty()) {
+    // TLS 1.2 and 1.3 only, with OpenSSL's default cipher list.
+    auto& ctx = impl_->tls.emplace(net::ssl::context::tls_server);
+    ctx.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                    net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                    net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+    beast::error_code ec;
+    ctx.use_certificate_chain_file(o.tls_cert, ec);
+    WP_THROW_IF_NOT(!ec, "tls-cert: cannot load a PEM certificate chain from ", o.tls_cert, ": ",
+                    ec.message());
+    ctx.use_private_key_file(o.tls_key, net::ssl::context::pem, ec);
+    WP_THROW_IF_NOT(!ec, "tls-key: cannot load a PEM private key from ", o.tls_key, ": ",
+                    ec.message());
+    WP_THROW_IF_NOT(SSL_CTX_check_private_key(ctx.native_handle()) == 1,
+                    "tls-key: the private key does not match the certificate of tls-cert");
+  }
 }
 
 Server::~Server() = default;

@@ -1,6 +1,8 @@
 // The REST API as a pure function: requests in, status and JSON out, no sockets.
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include "http/api.h"
 #include "index/distance.h"
 #include "test_util.h"
@@ -212,6 +214,78 @@ TEST_F(ApiTest, ApiKeyGuardsEveryRouteButHealthz) {
   EXPECT_EQ(guarded.handle({"GET", "/collections", "", "", "Bearer s3cret"}).status, 200u);
   EXPECT_EQ(guarded.handle({"GET", "/metrics", "", "", ""}).status, 401u);
   EXPECT_EQ(guarded.handle({"GET", "/healthz", "", "", ""}).status, 200u);
+}
+
+// Issue 15, security: Qdrant's read_only_api_key may call every route that reads and none that
+// writes; the full key still calls all; keys are compared in constant time (api.cpp, same_key).
+TEST_F(ApiTest, ReadOnlyKeyReadsButNeverWrites) {
+  make_points();
+  wp::http::ApiOptions o;
+  o.api_key = "full-key";
+  o.read_only_api_key = "ro-key";
+  Api api(*engine_, o);
+  const std::string up = R"({"points": [{"id": 9, "vector": [1, 2, 3]}]})";
+  const auto as = [&](const std::string& key, const std::string& method, const std::string& target,
+                      const std::string& body = "") {
+    return api.handle(Request{method, target, body, key, ""}).status;
+  };
+  // Reads with the read-only key, by header and as a bearer token.
+  EXPECT_EQ(as("ro-key", "GET", "/collections"), 200u);
+  EXPECT_EQ(as("ro-key", "GET", "/collections/c"), 200u);
+  EXPECT_EQ(
+      as("ro-key", "POST", "/collections/c/points/search", R"({"vector": [1, 2, 3], "limit": 1})"),
+      200u);
+  EXPECT_EQ(as("ro-key", "POST", "/collections/c/points/count", "{}"), 200u);
+  EXPECT_EQ(as("ro-key", "GET", "/metrics"), 200u);
+  EXPECT_EQ(api.handle(Request{"GET", "/collections", "", "", "Bearer ro-key"}).status, 200u);
+  // Every write is a 403 naming the route, and changes nothing.
+  for (const auto& [method, target, body] : std::vector<std::array<std::string, 3>>{
+           {"PUT", "/collections/c/points", up},
+           {"POST", "/collections/c/points/delete", R"({"points": [1]})"},
+           {"PUT", "/collections/d", R"({"vectors": {"size": 3, "distance": "Dot"}})"},
+           {"DELETE", "/collections/c", ""},
+           {"PUT", "/collections/c/index", R"({"type": "flat"})"}}) {
+    const Response r = api.handle(Request{method, target, body, "ro-key", ""});
+    EXPECT_EQ(r.status, 403u) << method << " " << target;
+    EXPECT_NE(r.body.find("read-only api key may not call " + method), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", json::object())["count"], 3);
+  EXPECT_EQ(ok("GET", "/collections")["collections"].size(), 1u);
+  // The full key writes; a key that is a prefix or an extension of either is refused.
+  EXPECT_EQ(as("full-key", "PUT", "/collections/c/points", up), 200u);
+  EXPECT_EQ(as("full-ke", "GET", "/collections"), 403u);
+  EXPECT_EQ(as("ro-key2", "GET", "/collections"), 403u);
+  EXPECT_EQ(as("", "GET", "/collections"), 401u);
+  // Only a read-only key: reads are guarded by it, writes refused to everyone.
+  wp::http::ApiOptions only;
+  only.read_only_api_key = "ro-key";
+  Api ro(*engine_, only);
+  EXPECT_EQ(ro.handle(Request{"GET", "/collections", "", "", ""}).status, 401u);
+  EXPECT_EQ(ro.handle(Request{"GET", "/collections", "", "ro-key", ""}).status, 200u);
+  EXPECT_EQ(ro.handle(Request{"PUT", "/collections/c/points", up, "ro-key", ""}).status, 403u);
+}
+
+// Every route says whether it writes, and the ones that change data say so (a new route that
+// forgot would be open to the read-only key, or closed to it by kUnset).
+TEST(ApiRoutes, EveryRouteStatesItsAccess) {
+  for (const auto& r : Api::routes()) {
+    EXPECT_NE(r.access, Api::Access::kUnset) << r.method << " " << r.pattern;
+    const std::string m = r.method;
+    if (m == "PUT" || m == "DELETE" || m == "PATCH") {
+      EXPECT_EQ(r.access, Api::Access::kWrite) << r.method << " " << r.pattern;
+    }
+    if (m == "GET") {
+      EXPECT_EQ(r.access, Api::Access::kRead) << r.pattern;
+    }
+  }
+}
+
+// Issue 15, defect 9: HEAD answered 405; it is answered as GET (the server drops the body).
+TEST_F(ApiTest, HeadIsAnsweredAsGet) {
+  make_points();
+  EXPECT_EQ(call("HEAD", "/collections/c").status, 200u);
+  EXPECT_EQ(call("HEAD", "/collections/nope").status, 404u);
+  EXPECT_EQ(call("HEAD", "/collections/c/points/search/batch").status, 405u);
 }
 
 TEST_F(ApiTest, MetricsAndOpenApi) {

@@ -6,14 +6,17 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <random>
 #include <thread>
@@ -51,9 +54,10 @@ class ServerProcess {
     out_ = fdopen(fds[0], "r");
     char line[512];
     while (fgets(line, sizeof line, out_)) {
-      const char* at = strstr(line, "listening on http://127.0.0.1:");
-      if (at) {
-        port_ = static_cast<uint16_t>(atoi(at + strlen("listening on http://127.0.0.1:")));
+      // "listening on http://127.0.0.1:PORT" (https:// with TLS).
+      const char* at = strstr(line, "://127.0.0.1:");
+      if (strstr(line, "listening on ") && at) {
+        port_ = static_cast<uint16_t>(atoi(at + strlen("://127.0.0.1:")));
         break;
       }
     }
@@ -424,4 +428,119 @@ TEST(Server, BodiesInFlightAreCappedWith503) {
   const size_t n = slow.read_some(net::buffer(buf), ec);
   EXPECT_EQ(status_of(std::string(buf.data(), n)), 400u);
   EXPECT_EQ(status_of(raw_exchange(server.port(), second)), 400u);  // served now
+}
+
+// Issue 15, defect 9: HEAD answered 405. It is answered as GET without the body: the
+// Content-Length of the body, and the next answer on the connection right after the headers.
+TEST(Server, HeadGetsTheHeadersOfGet) {
+  wp::test::TempDir tmp;
+  ServerProcess server(tmp.file("data"));
+  const std::string answer =
+      raw_exchange(server.port(),
+                   "HEAD /collections HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(status_of(answer), 200u) << answer;
+  const size_t end = answer.find("\r\n\r\n");
+  ASSERT_NE(end, std::string::npos);
+  const std::string head = answer.substr(0, end);
+  const size_t cl = head.find("Content-Length: ");
+  ASSERT_NE(cl, std::string::npos) << head;
+  EXPECT_GT(std::stoul(head.substr(cl + 16)), 0u) << head;
+  EXPECT_EQ(answer.compare(end + 4, 12, "HTTP/1.1 200"), 0) << answer;
+}
+
+namespace {
+
+/// A self-signed certificate for 127.0.0.1 and its key, made by the openssl command line.
+void make_certificate(const std::string& cert, const std::string& key) {
+  const std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+/// A TLS client (OpenSSL through Beast) that trusts only `ca` and checks the server's name.
+class TlsClient {
+ public:
+  TlsClient(uint16_t port, const std::string& ca)
+      : ctx_(net::ssl::context::tls_client), stream_(ioc_, ctx_) {
+    ctx_.load_verify_file(ca);
+    stream_.set_verify_mode(net::ssl::verify_peer);
+    stream_.set_verify_callback(net::ssl::rfc2818_verification("127.0.0.1"));
+    beast::get_lowest_layer(stream_).connect(
+        tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    stream_.handshake(net::ssl::stream_base::client);  // throws when verification fails
+  }
+  std::pair<unsigned, json> call(bhttp::verb method, const std::string& target,
+                                 const json& body = nullptr) {
+    bhttp::request<bhttp::string_body> req{method, target, 11};
+    req.set(bhttp::field::host, "127.0.0.1");
+    req.keep_alive(true);
+    if (!body.is_null()) {
+      req.set(bhttp::field::content_type, "application/json");
+      req.body() = body.dump();
+    }
+    req.prepare_payload();
+    bhttp::write(stream_, req);
+    beast::flat_buffer buffer;
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(stream_, buffer, res);
+    return {res.result_int(), json::parse(res.body())};
+  }
+
+ private:
+  net::io_context ioc_;
+  net::ssl::context ctx_;
+  beast::ssl_stream<beast::tcp_stream> stream_;
+};
+
+}  // namespace
+
+// Issue 15, security: TLS on the REST port (--tls-cert, --tls-key). A verifying TLS client is
+// served (several requests on one connection); plain HTTP and a client that trusts another
+// certificate get nothing; the server keeps serving.
+TEST(Server, TlsServesVerifyingClientsOnly) {
+  wp::test::TempDir tmp;
+  make_certificate(tmp.file("cert.pem"), tmp.file("key.pem"));
+  make_certificate(tmp.file("other.pem"), tmp.file("other-key.pem"));
+  ServerProcess server(tmp.file("data"),
+                       "--tls-cert " + tmp.file("cert.pem") + " --tls-key " + tmp.file("key.pem"));
+  const uint16_t port = server.port();
+  {
+    TlsClient c(port, tmp.file("cert.pem"));
+    EXPECT_EQ(c.call(bhttp::verb::put, "/collections/t",
+                     {{"vectors", {{"size", 8}, {"distance", "Euclid"}}}})
+                  .first,
+              200u);
+    json points = json::array();
+    for (uint64_t id = 0; id < 20; ++id) points.push_back({{"id", id}, {"vector", vector_of(id)}});
+    EXPECT_EQ(
+        c.call(bhttp::verb::put, "/collections/t/points?wait=true", {{"points", points}}).first,
+        200u);
+    const auto [status, found] = c.call(bhttp::verb::post, "/collections/t/points/search",
+                                        {{"vector", vector_of(7)}, {"limit", 1}});
+    EXPECT_EQ(status, 200u);
+    EXPECT_EQ(found["result"][0]["id"], 7);
+  }
+  EXPECT_EQ(status_of(raw_exchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")), 0u);
+  EXPECT_THROW(TlsClient(port, tmp.file("other.pem")), boost::system::system_error);
+  TlsClient again(port, tmp.file("cert.pem"));
+  EXPECT_EQ(again.call(bhttp::verb::get, "/collections/t").second["result"]["points_count"], 20);
+}
+
+// A key that is not the certificate's, or one of the two files alone, stops the server at start.
+TEST(Server, TlsRefusesAKeyThatIsNotTheCertificates) {
+  wp::test::TempDir tmp;
+  make_certificate(tmp.file("cert.pem"), tmp.file("key.pem"));
+  make_certificate(tmp.file("other.pem"), tmp.file("other-key.pem"));
+  const std::string bin = WAYPOINT_BIN;
+  const std::string data = " serve --port 0 --data " + tmp.file("data");
+  EXPECT_NE(std::system((bin + data + " --tls-cert " + tmp.file("cert.pem") + " --tls-key " +
+                         tmp.file("other-key.pem") + " 2>/dev/null")
+                            .c_str()),
+            0);
+  EXPECT_NE(
+      std::system((bin + data + " --tls-cert " + tmp.file("cert.pem") + " 2>/dev/null").c_str()),
+      0);
 }

@@ -74,6 +74,9 @@ int cmd_serve(Args& args) {
       << 20;
   http::ApiOptions ao;
   ao.api_key = args.str("api-key", from_file("api_key", ""));
+  ao.read_only_api_key = args.str("read-only-api-key", from_file("read_only_api_key", ""));
+  so.tls_cert = args.str("tls-cert", from_file("tls_cert", ""));
+  so.tls_key = args.str("tls-key", from_file("tls_key", ""));
   ao.max_body_bytes = static_cast<size_t>(args.integer(
                           "max-body-mb", std::stoll(from_file("max_body_mb", "32")), 1, 4096))
                       << 20;
@@ -85,9 +88,11 @@ int cmd_serve(Args& args) {
   http::Api api(eng, ao);
   http::Server server(api, so);
   server.listen();
-  std::printf("waypoint listening on http://%s:%u (data: %s, %zu collections%s)\n", so.host.c_str(),
-              server.port(), std::filesystem::absolute(data).c_str(), eng.names().size(),
-              ao.api_key.empty() ? "" : ", api key required");
+  std::printf("waypoint listening on %s://%s:%u (data: %s, %zu collections%s%s)\n",
+              so.tls_cert.empty() ? "http" : "https", so.host.c_str(), server.port(),
+              std::filesystem::absolute(data).c_str(), eng.names().size(),
+              ao.api_key.empty() ? "" : ", api key required",
+              ao.read_only_api_key.empty() ? "" : ", read-only key accepted");
   std::fflush(stdout);
   server.run();
   std::printf("waypoint: shutting down, saving index files\n");
@@ -99,7 +104,8 @@ const CommandRegistration kServe(
     {"serve",
      "[--data ./waypoint-data] [--host 127.0.0.1] [--port 6333] [--api-key K] [--threads 2]\n"
      "          [--max-body-mb 32] [--idle-timeout 60] [--max-connections 1024]\n"
-     "          [--max-bodies-mb 256] [--config FILE.json] [--demo DATASET_DIR]",
+     "          [--max-bodies-mb 256] [--read-only-api-key K] [--tls-cert CERT.pem\n"
+     "          --tls-key KEY.pem] [--config FILE.json] [--demo DATASET_DIR]",
      10,
      {},
      &cmd_serve});
