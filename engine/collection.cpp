@@ -119,7 +119,7 @@ void Collection::start_job(const std::string& state, const std::optional<index::
 }
 
 void Collection::snapshot(index::Matrix& vectors, std::vector<index::label_t>& labels) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<RwMutex> lock(mu_);
   vectors = index::Matrix(live_, config_.dim);
   labels.clear();
   for (uint64_t i = 0; i < entries_.size(); ++i) {
@@ -155,7 +155,7 @@ void Collection::build_and_swap(const index::IndexSpec& next, const json& learne
   CollectionConfig stored = config();
   stored.index = next;
   store_->put_meta(kConfigKey, stored.to_stored().dump());
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::unique_lock<RwMutex> lock(mu_);
   index_ = std::move(fresh);
   config_ = stored;
 }
@@ -167,7 +167,7 @@ IndexStatus Collection::index_status() const {
     s = status_;
   }
   s.progress = build_progress_;
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<RwMutex> lock(mu_);
   s.served = config_.index;
   return s;
 }
@@ -263,7 +263,7 @@ void Collection::upsert(std::vector<PointWrite> points, bool wait) {
     labels.push_back(r.internal);
   }
   m.n = labels.size();
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::unique_lock<RwMutex> lock(mu_);
   for (PointStore::Record& r : records) {
     if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
     Entry& e = entries_[r.internal];
@@ -276,7 +276,7 @@ void Collection::upsert(std::vector<PointWrite> points, bool wait) {
 }
 
 void Collection::apply_removals(const std::vector<PointId>& ids) {
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::unique_lock<RwMutex> lock(mu_);
   std::vector<index::label_t> labels;
   labels.reserve(ids.size());
   for (const PointId& id : ids) {
@@ -307,7 +307,7 @@ size_t Collection::remove_matching(const Filter& filter, bool wait) {
   std::lock_guard<std::mutex> writer(write_mu_);
   std::vector<PointId> ids;
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
+    std::shared_lock<RwMutex> lock(mu_);
     for (const Entry& e : entries_) {
       if (e.live && filter.matches(e.id, e.payload)) ids.push_back(e.id);
     }
@@ -339,7 +339,7 @@ std::vector<ScoredPoint> Collection::search(const SearchQuery& q) const {
   WP_THROW_IF_NOT(q.limit >= 1 && q.limit + q.offset <= index::kMaxK,
                   "limit + offset must be in 1..", index::kMaxK, ", got limit ", q.limit,
                   " and offset ", q.offset);
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<RwMutex> lock(mu_);
   std::vector<ScoredPoint> out;
   if (live_ == 0) return out;
   const size_t k = q.limit + q.offset;
@@ -375,7 +375,7 @@ std::vector<ScoredPoint> Collection::search(const SearchQuery& q) const {
 
 std::vector<PointRead> Collection::retrieve(const std::vector<PointId>& ids, bool with_payload,
                                             bool with_vector) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<RwMutex> lock(mu_);
   std::vector<PointRead> out;
   for (const PointId& id : ids) {
     auto it = internal_of_.find(id);
@@ -385,7 +385,7 @@ std::vector<PointRead> Collection::retrieve(const std::vector<PointId>& ids, boo
 }
 
 size_t Collection::count(const Filter* filter) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<RwMutex> lock(mu_);
   if (!filter || filter->empty()) return live_;
   size_t n = 0;
   for (const Entry& e : entries_) n += e.live && filter->matches(e.id, e.payload);
@@ -397,7 +397,7 @@ Collection::Page Collection::scroll(const Filter* filter, size_t limit,
                                     bool with_vector) const {
   WP_THROW_IF_NOT(limit >= 1 && limit <= index::kMaxK, "limit must be in 1..", index::kMaxK,
                   ", got ", limit);
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<RwMutex> lock(mu_);
   Page page;
   // The store iterates in id order; memory says which points are live right now.
   store_->scan(offset, [&](PointStore::Record&& r) {
@@ -416,17 +416,17 @@ Collection::Page Collection::scroll(const Filter* filter, size_t limit,
 }
 
 size_t Collection::size() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<RwMutex> lock(mu_);
   return live_;
 }
 
 CollectionInfo Collection::info() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<RwMutex> lock(mu_);
   return {live_, config_};
 }
 
 void Collection::save_index() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<RwMutex> lock(mu_);
   const uint64_t seq = store_->sequence();
   const fs::path file = fs::path(dir_) / kIndexFile, meta = fs::path(dir_) / kIndexMeta;
   fs::remove(meta);  // a crash between the two writes must not pair a new file with old meta

@@ -32,6 +32,7 @@
 #include "engine/index_request.h"
 #include "engine/point_id.h"
 #include "engine/point_store.h"
+#include "engine/rw_mutex.h"
 #include "index/index.h"
 
 namespace wp::engine {
@@ -169,8 +170,8 @@ class Collection {
   CollectionConfig config_;
   std::unique_ptr<PointStore> store_;
 
-  std::mutex write_mu_;           ///< one writer at a time
-  mutable std::shared_mutex mu_;  ///< guards everything below
+  std::mutex write_mu_;  ///< one writer at a time
+  mutable RwMutex mu_;   ///< guards everything below (writers first: rw_mutex.h)
   std::unordered_map<PointId, uint64_t> internal_of_;
   std::vector<Entry> entries_;  ///< by internal id
   uint64_t next_internal_ = 0;

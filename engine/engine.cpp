@@ -40,7 +40,7 @@ Engine::~Engine() {
 
 void Engine::create_collection(const std::string& name, const CollectionConfig& config) {
   validate_collection_name(name);
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::unique_lock<RwMutex> lock(mu_);
   if (collections_.count(name)) {
     throw ConflictError("collection `" + show_text(name) + "` already exists");
   }
@@ -56,7 +56,7 @@ void Engine::create_collection(const std::string& name, const CollectionConfig& 
 bool Engine::delete_collection(const std::string& name) {
   std::shared_ptr<Collection> victim;
   {
-    std::unique_lock<std::shared_mutex> lock(mu_);
+    std::unique_lock<RwMutex> lock(mu_);
     auto it = collections_.find(name);
     if (it == collections_.end()) return false;
     victim = std::move(it->second);
@@ -73,7 +73,7 @@ bool Engine::delete_collection(const std::string& name) {
 }
 
 std::shared_ptr<Collection> Engine::collection(const std::string& name) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<RwMutex> lock(mu_);
   auto it = collections_.find(name);
   if (it == collections_.end()) {
     throw NotFoundError("Collection `" + show_text(name) + "` doesn't exist!");
@@ -82,19 +82,19 @@ std::shared_ptr<Collection> Engine::collection(const std::string& name) const {
 }
 
 bool Engine::exists(const std::string& name) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<RwMutex> lock(mu_);
   return collections_.count(name) != 0;
 }
 
 std::vector<std::string> Engine::names() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<RwMutex> lock(mu_);
   std::vector<std::string> out;
   for (const auto& kv : collections_) out.push_back(kv.first);
   return out;
 }
 
 void Engine::save_indexes() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<RwMutex> lock(mu_);
   for (const auto& kv : collections_) kv.second->save_index();
 }
 

@@ -37,7 +37,7 @@ class Engine {
 
  private:
   std::string data_dir_;
-  mutable std::shared_mutex mu_;
+  mutable RwMutex mu_;
   std::map<std::string, std::shared_ptr<Collection>> collections_;
 };
 

@@ -1,6 +1,7 @@
 // engine/: collections on RocksDB, derived index files, filters, concurrency.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -435,4 +436,99 @@ TEST(Engine, HugeValuesKeepTheirDirectionOrAreRefused) {
     q.vector = std::vector<float>{3e38f, 0, 0, 0};
     EXPECT_THROW(col->search(q), wp::UserError);
   }
+}
+
+// Issue 15, sanitizers: the stress test that `scripts/test.sh --sanitize thread` (and
+// address,undefined) runs: on one collection, searches (plain, filtered, exact), upserts with and
+// without wait, deletes by id and by filter, and background index rebuilds all at once. Every
+// writer owns its ids, so the end state is known exactly; then recall against exact search.
+TEST(Engine, StressSearchesWritesDeletesAndRebuildsAtOnce) {
+  wp::test::TempDir tmp;
+  const auto ds = wp::test::load_test_data("siftsmall");
+  const size_t d = ds.base.d;
+  Engine eng(tmp.file("data"));
+  eng.create_collection("c", config(d));
+  auto col = eng.collection("c");
+  fill_sift(*col, ds, 2000);  // rows 0..1999; the deleter owns 0..999, the upserter 2000..3999
+  const auto point = [&](size_t row, int gen) {
+    return PointWrite{PointId::number(row),
+                      std::vector<float>(ds.base.row(row), ds.base.row(row) + d),
+                      {{"row", row}, {"gen", gen}, {"parity", row % 2 ? "odd" : "even"}}};
+  };
+  std::atomic<bool> done{false};
+  std::atomic<size_t> searches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      const Filter odd =
+          Filter::parse(json{{"must", {{{"key", "parity"}, {"match", {{"value", "odd"}}}}}}});
+      SearchQuery q;
+      q.limit = 10;
+      q.with_payload = t == 1;
+      for (size_t i = 0; !done; ++i) {
+        q.vector = std::vector<float>(ds.query.row(i % 100), ds.query.row(i % 100) + d);
+        q.filter = t == 2 ? &odd : nullptr;
+        q.exact = i % 7 == 0;
+        for (const auto& p : col->search(q)) {
+          ASSERT_LT(p.point.id.num(), 4000u);
+          if (t == 2) {
+            ASSERT_EQ(p.point.id.num() % 2, 1u);
+          }
+        }
+        ++searches;
+      }
+    });
+  }
+  threads.emplace_back([&] {  // upserter: new rows, then rewrites of them with new payloads
+    for (int gen = 0; gen < 2; ++gen) {
+      for (size_t b = 2000; b < 4000; b += 200) {
+        std::vector<PointWrite> pts;
+        for (size_t i = b; i < b + 200; ++i) pts.push_back(point(i, gen));
+        col->upsert(std::move(pts), b % 400 == 0);
+      }
+    }
+  });
+  threads.emplace_back([&] {  // deleter: rows 0..599 by id, rows 600..999 by filter
+    for (size_t b = 0; b < 600; b += 100) {
+      std::vector<PointId> ids;
+      for (size_t i = b; i < b + 100; ++i) ids.push_back(PointId::number(i));
+      EXPECT_EQ(col->remove(ids, b % 200 == 0), 100u);
+    }
+    for (size_t b = 600; b < 1000; b += 100) {
+      const Filter f = Filter::parse(
+          json{{"must", {{{"key", "row"}, {"range", {{"gte", b}, {"lt", b + 100}}}}}}});
+      EXPECT_EQ(col->remove_matching(f, false), 100u);
+    }
+  });
+  // Rebuilds in the background while all of that runs: flat, then hnsw again.
+  for (const auto kind : {wp::index::IndexKind::kFlat, wp::index::IndexKind::kHnsw}) {
+    wp::index::IndexSpec spec = col->config().index;
+    spec.kind = kind;
+    col->rebuild_index(spec);
+    col->wait_for_build();
+    EXPECT_EQ(col->index_status().state, "ready") << col->index_status().error;
+  }
+  for (size_t i = 3; i < threads.size(); ++i) threads[i].join();
+  done = true;
+  for (size_t i = 0; i < 3; ++i) threads[i].join();
+  EXPECT_GT(searches.load(), 0u);
+  // Rows 1000..3999 are left, the upserted ones with their second payload.
+  ASSERT_EQ(col->size(), 3000u);
+  const auto back = col->retrieve({PointId::number(3999), PointId::number(999)}, true, false);
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].payload["gen"], 1);
+  // The index still finds the true neighbours among what is left.
+  size_t hits = 0, total = 0;
+  for (size_t qi = 0; qi < 100; ++qi) {
+    SearchQuery q;
+    q.limit = 10;
+    q.ef = 64;
+    q.vector = std::vector<float>(ds.query.row(qi), ds.query.row(qi) + d);
+    const auto approx = ids_of(col->search(q));
+    q.exact = true;
+    const auto exact = ids_of(col->search(q));
+    for (uint64_t id : exact) hits += std::count(approx.begin(), approx.end(), id);
+    total += exact.size();
+  }
+  EXPECT_GE(static_cast<double>(hits) / total, 0.95);
 }
