@@ -22,6 +22,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -92,7 +93,11 @@ class Collection {
   ~Collection();
 
   const std::string& name() const { return name_; }
-  const CollectionConfig& config() const { return config_; }
+  /// The configuration now (a copy: a rebuild may change its index part meanwhile).
+  CollectionConfig config() const;
+  /// Dimension and metric never change: readable without a lock.
+  size_t dim() const { return dim_; }
+  index::Metric metric() const { return metric_; }
   const std::string& dir() const { return dir_; }
 
   /// Validates every point (dimension, finite values, object payload), then writes all of them.
@@ -123,8 +128,9 @@ class Collection {
    * Builds a new index as `spec` says (its metric is the collection's whatever it holds; kind
    * "rl" is learnt by the builder learn/ registers, learned_index.h, with the job's `learned`
    * parameters) from the current points in a background thread and swaps it in atomically when
-   * done; the new configuration is stored. Searches keep using the old index meanwhile; writes
-   * wait until the swap (so no write is lost between the snapshot and the swap). Throws
+   * done; the new configuration is stored. Searches keep using the old index meanwhile, and so do
+   * writes, which the swap replays into the new index (no write is lost, none waits for the
+   * build). Throws
    * ConflictError while another build runs, UserError for invalid parameters or a learned kind
    * this binary cannot build.
    */
@@ -167,11 +173,16 @@ class Collection {
 
   std::string name_;
   std::string dir_;
-  CollectionConfig config_;
+  CollectionConfig config_;  ///< guarded by mu_ (its index part changes with a rebuild)
+  size_t dim_ = 0;           ///< config_.dim, set once at open
+  index::Metric metric_{};   ///< config_.metric(), set once at open
   std::unique_ptr<PointStore> store_;
 
   std::mutex write_mu_;  ///< one writer at a time
-  mutable RwMutex mu_;   ///< guards everything below (writers first: rw_mutex.h)
+  /// While a rebuild runs: the labels writes have added, replaced or removed since its snapshot
+  /// (replayed into the new index at the swap). Guarded by write_mu_.
+  std::optional<std::unordered_set<uint64_t>> touched_during_build_;
+  mutable RwMutex mu_;  ///< guards everything below (writers first: rw_mutex.h)
   std::unordered_map<PointId, uint64_t> internal_of_;
   std::vector<Entry> entries_;  ///< by internal id
   uint64_t next_internal_ = 0;

@@ -140,7 +140,7 @@ void check_answer_size(size_t points, size_t dim, bool with_vector, const std::s
 }
 
 json run_search(const engine::Collection& col, ParsedSearch& s) {
-  check_answer_size(s.query.limit + s.query.offset, col.config().dim, s.with_vector, "limit");
+  check_answer_size(s.query.limit + s.query.offset, col.dim(), s.with_vector, "limit");
   s.query.filter = &s.filter;
   json out = json::array();
   for (const engine::ScoredPoint& p : col.search(s.query)) {
@@ -202,7 +202,7 @@ json Api::get_points(const Call& c) {
   const PayloadSelector payload = get_payload_selector(body, "", true);
   const bool with_vector = get_with_vector(body, "", false);
   const std::vector<engine::PointId> ids = get_ids(body["ids"], "ids");
-  check_answer_size(ids.size(), col->config().dim, with_vector, "ids");
+  check_answer_size(ids.size(), col->dim(), with_vector, "ids");
   json out = json::array();
   for (const engine::PointRead& p : col->retrieve(ids, payload.enabled, with_vector)) {
     out.push_back(record_json(p, payload, with_vector));
@@ -229,7 +229,7 @@ json Api::scroll_points(const Call& c) {
   }
   const PayloadSelector payload = get_payload_selector(body, "", true);
   const bool with_vector = get_with_vector(body, "", false);
-  check_answer_size(limit, col->config().dim, with_vector, "limit");
+  check_answer_size(limit, col->dim(), with_vector, "limit");
   const auto page = col->scroll(&filter, limit, offset, payload.enabled, with_vector);
   json points = json::array();
   for (const engine::PointRead& p : page.points)
@@ -260,7 +260,7 @@ json Api::search_batch(const Call& c) {
     points += parsed.back().query.limit + parsed.back().query.offset;
     vectors = vectors || parsed.back().with_vector;
   }
-  check_answer_size(points, col->config().dim, vectors, "searches");
+  check_answer_size(points, col->dim(), vectors, "searches");
   json out = json::array();
   for (ParsedSearch& s : parsed) out.push_back(run_search(*col, s));
   return out;

@@ -532,3 +532,56 @@ TEST(Engine, StressSearchesWritesDeletesAndRebuildsAtOnce) {
   }
   EXPECT_GE(static_cast<double>(hits) / total, 0.95);
 }
+
+// Writes during a rebuild used to wait for the whole build, each holding a server thread (with
+// two waiting writers and --threads 2, searches stalled for the build's 4.9 s). They now go on
+// while the build runs and are replayed into the new index at the swap.
+TEST(Engine, WritesDuringARebuildNeitherWaitNorGetLost) {
+  wp::test::TempDir tmp;
+  const auto ds = wp::test::load_test_data("siftsmall");
+  const size_t d = ds.base.d;
+  Engine eng(tmp.file("data"));
+  eng.create_collection("c", config(d));
+  auto col = eng.collection("c");
+  fill_sift(*col, ds, 6000);
+  wp::index::IndexSpec spec = col->config().index;
+  spec.hnsw.ef_construction = 200;
+  col->rebuild_index(spec);
+  // Rows 6000.. are added, rows 0.. removed, row 3000 moved onto query 0, while the build runs.
+  size_t during = 0, row = 6000, gone = 0;
+  while (col->index_status().state == "building" && row < 9000) {
+    col->upsert({{PointId::number(row),
+                  std::vector<float>(ds.base.row(row), ds.base.row(row) + d),
+                  {{"row", row}}}},
+                false);
+    col->remove({PointId::number(gone)}, false);
+    if (row == 6000) {
+      col->upsert(
+          {{PointId::number(3000), std::vector<float>(ds.query.row(0), ds.query.row(0) + d), {}}},
+          false);
+    }
+    during += col->index_status().state == "building";  // the write returned mid-build
+    ++row;
+    ++gone;
+  }
+  col->wait_for_build();
+  ASSERT_EQ(col->index_status().state, "ready") << col->index_status().error;
+  EXPECT_GT(during, 10u) << "the writes did not overlap the build";
+  EXPECT_EQ(col->size(), 6000u);
+  // The served (new) index has every write: each added row finds itself, no removed row is
+  // found, and the moved point is query 0's nearest.
+  SearchQuery q;
+  q.limit = 1;
+  for (size_t r = 6000; r < row; r += 7) {
+    q.vector = std::vector<float>(ds.base.row(r), ds.base.row(r) + d);
+    ASSERT_EQ(ids_of(col->search(q)), std::vector<uint64_t>{r}) << "row " << r;
+  }
+  q.limit = 10;
+  for (size_t r = 0; r < gone; r += 7) {
+    q.vector = std::vector<float>(ds.base.row(r), ds.base.row(r) + d);
+    for (uint64_t id : ids_of(col->search(q))) ASSERT_GE(id, gone) << "removed row " << r;
+  }
+  q.limit = 1;
+  q.vector = std::vector<float>(ds.query.row(0), ds.query.row(0) + d);
+  EXPECT_EQ(ids_of(col->search(q)), std::vector<uint64_t>{3000});
+}
