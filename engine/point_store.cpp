@@ -68,6 +68,7 @@ std::string PointStore::encode(const Record& r) {
 
 PointStore::Record PointStore::decode(const std::string& key, const std::string& value) {
   WP_THROW_INTERNAL_IF_NOT(value.size() >= 12, "point record too short");
+  WP_THROW_INTERNAL_IF_NOT(key.size() >= sizeof(kPointPrefix) - 1, "point key too short");
   Record r;
   r.id = PointId::from_key(key.substr(sizeof(kPointPrefix) - 1));
   uint32_t dim = 0;
@@ -75,7 +76,7 @@ PointStore::Record PointStore::decode(const std::string& key, const std::string&
   std::memcpy(&dim, value.data() + 8, 4);
   WP_THROW_INTERNAL_IF_NOT(value.size() >= 12 + dim * sizeof(float), "point record truncated");
   r.vector.resize(dim);
-  std::memcpy(r.vector.data(), value.data() + 12, dim * sizeof(float));
+  if (dim > 0) std::memcpy(r.vector.data(), value.data() + 12, dim * sizeof(float));
   const auto* pl = reinterpret_cast<const uint8_t*>(value.data() + 12 + dim * sizeof(float));
   r.payload = nlohmann::json::from_msgpack(pl, pl + (value.size() - 12 - dim * sizeof(float)));
   return r;

@@ -59,9 +59,12 @@ class PointStore {
   /// RocksDB's latest sequence number: changes with every write.
   uint64_t sequence() const;
 
- private:
+  /// A record as stored (value: internal id, dimension, floats, MessagePack payload) and back;
+  /// decode throws InternalError on a damaged key or value (public for its fuzz target).
   static std::string encode(const Record& r);
   static Record decode(const std::string& key, const std::string& value);
+
+ private:
   std::unique_ptr<rocksdb::DB> db_;
   std::string dir_;
 };

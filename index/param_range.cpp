@@ -1,5 +1,6 @@
 #include "index/param_range.h"
 
+#include <cmath>
 #include <sstream>
 
 #include "index/error.h"
@@ -19,7 +20,9 @@ std::string ParamRange::bounds() const {
 void ParamRange::check(double v) const {
   if (contains(v)) return;
   std::ostringstream got;
-  if (integer) {
+  // An integer parameter is shown as one only when it is one (a huge or fractional value, e.g.
+  // from a damaged file, would not convert).
+  if (integer && std::isfinite(v) && std::abs(v) < 9e18 && v == std::floor(v)) {
     got << static_cast<long long>(v);
   } else {
     got << v;

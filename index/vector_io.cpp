@@ -70,7 +70,7 @@ BasicMatrix<Out> read_bin(const std::string& path, size_t max_rows) {
   BasicMatrix<Out> m(rows, d);
   const T* src = reinterpret_cast<const T*>(buf.data() + 8);
   if constexpr (std::is_same_v<T, Out>) {
-    std::memcpy(m.data.data(), src, rows * d * sizeof(T));
+    if (rows > 0) std::memcpy(m.data.data(), src, rows * d * sizeof(T));
   } else {
     for (size_t i = 0; i < rows * d; ++i) m.data[i] = static_cast<Out>(src[i]);
   }

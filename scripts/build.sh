@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Configures and builds waypoint (Release) into build/ (or $WAYPOINT_BUILD_DIR).
-#   bash scripts/build.sh [--no-torch] [extra cmake -D options...]
+# Configures and builds waypoint into build/ (or $WAYPOINT_BUILD_DIR).
+#   bash scripts/build.sh [--no-torch] [--sanitize LIST] [extra cmake -D options...]
+# --sanitize address,undefined | thread: a RelWithDebInfo build with those sanitizers and without
+# LibTorch (its uninstrumented allocations make false reports), into build-sanitize-LIST/ unless
+# $WAYPOINT_BUILD_DIR says otherwise. Otherwise a Release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${WAYPOINT_BUILD_DIR:-build}
-torch=ON
-if [[ "${1:-}" == "--no-torch" ]]; then
-  torch=OFF
-  shift
-fi
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DWAYPOINT_WITH_TORCH=$torch "$@"
+source scripts/options.sh
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE="$build_type" -DWAYPOINT_WITH_TORCH="$torch" \
+  -DWAYPOINT_SANITIZE="$sanitize" ${extra[@]+"${extra[@]}"}
 cmake --build "$build" -j "$(nproc)"

@@ -2,13 +2,16 @@
 """Crash test at scale (issue 15): kill -9 a loaded `waypoint serve` under mixed writes, over and
 over, and check after every restart that no acknowledged write was lost.
 
-  python3 scripts/crash_test.py --binary build/waypoint                       # 100k points, 50 kills
-  python3 scripts/crash_test.py --binary build/waypoint --points 3000 --kills 5   # short (CTest)
+  python3 scripts/crash_test.py --binary build/waypoint                     # 100k points, 50 kills
+  python3 scripts/crash_test.py --binary build/waypoint --points 3000 --kills 5  # short (CTest)
+  python3 scripts/crash_test.py --binary build/waypoint --self-test     # the checker's own test
 
 Options: --binary, --points N (100000), --dim D (16), --kills K (50), --threads T (8 client
 threads), --seed S, --data DIR (default: a fresh temporary folder, removed after a clean run),
 --port P (default: any free loopback port, chosen by the server at each start), --server-threads,
---epoch-seconds (longest run of writes between two kills), --queries (recall sample).
+--epoch-seconds (longest run of writes between two kills), --queries (recall sample);
+--self-test plants each kind of violation behind the checker's back and fails unless every one
+is reported.
 
 What it does:
   1. Starts the server, creates collection "crash" (Euclid), loads N random points (fixed seed)
@@ -22,7 +25,7 @@ What it does:
      an index rebuild (a quarter: PUT /collections/crash/index {"type": "hnsw", ...}, the route
      that rebuilds the vector index in this server, which has no PATCH /collections/{name};
      killed at a random moment of the build's expected duration, while the build holds writes
-     back), or during shutdown (a quarter: SIGTERM, then SIGKILL 1..300 ms later; the server may
+     back), or during shutdown (a quarter: SIGTERM, then SIGKILL 1..1000 ms later; the server may
      finish its shutdown first).
   4. After each restart every point is read back (scroll with payload and vector) and compared
      with the clients' log: each id must hold its last acknowledged state, or the state of the
@@ -139,7 +142,7 @@ class Server:
         while time.monotonic() - t0 < timeout:
             with open(self.log_path, "rb") as f:
                 f.seek(offset)
-                m = re.search(rb"listening on http://[0-9.]+:(\d+)", f.read())
+                m = re.search(rb"listening on https?://[0-9.]+:(\d+)", f.read())
             if m:
                 self.port = int(m.group(1))
                 return time.monotonic() - t0
@@ -608,6 +611,62 @@ def recall_check(cl, observed, dim, nq, seed, checker):
 
 
 # ----------------------------------------------------------------------------------------------
+# Self-test: the checker must see each kind of violation
+
+def self_test(binary):
+    """Plants a loss (wait and no wait), an undone delete, phantoms (in and out of range), a
+    vector and a payload mismatch and a torn in-flight request behind the model's back; exit 0
+    only when verify() reports every one of them."""
+    work = tempfile.mkdtemp(prefix="waypoint-crash-selftest-")
+    server = Server(binary, os.path.join(work, "data"), 0, 2, os.path.join(work, "server.log"))
+    try:
+        server.start()
+        cl = Client(server.port)
+        cl.ok("PUT", f"/collections/{COLLECTION}", {"vectors": {"size": 4, "distance": "Euclid"}})
+        stats = {"acked": Counter(), "acked_points": Counter(), "examples": []}
+        workers = [Worker(t, t * 100, t * 100 + 100, 4, 1, stats, threading.Lock())
+                   for t in range(2)]
+        for w in workers:
+            pts = []
+            for i in range(w.lo, w.lo + 50):
+                v, p = f32([0.1 * (i % 7), 0.2, 0.3, 0.4]), {"owner": w.t, "bucket": 1, "gen": 0}
+                pts.append({"id": i, "vector": list(v), "payload": p})
+                w.state[i] = State(v, p, w.t)
+                w.live.add(i)
+                w.created.add(i)
+                w.last_wait[i] = True
+            cl.ok("PUT", f"/collections/{COLLECTION}/points?wait=true", {"points": pts})
+        checker = Checker(workers, 100)
+        clean = checker.verify(cl)[0]
+        put = f"/collections/{COLLECTION}/points"
+        w0, w1 = workers
+        for i, wait in [(3, True), (4, False)]:  # acknowledged writes lost
+            cl.ok("POST", f"/collections/{COLLECTION}/points/delete", {"points": [i]})
+            w0.last_wait[i] = wait
+        w0.state.pop(10)  # an acknowledged delete of id 10, undone
+        cl.ok("PUT", put, {"points": [{"id": 77, "vector": [1, 1, 1, 1]},  # never written
+                                      {"id": 5000, "vector": [1, 1, 1, 1]}]})  # no owner
+        cl.ok("PUT", put, {"points": [{"id": 104, "vector": [9, 9, 9, 9],
+                                       "payload": {"owner": 1, "bucket": 1, "gen": 0}},
+                                      {"id": 105, "vector": list(w1.state[105].vec),
+                                       "payload": {"x": 1}}]})
+        v = f32([5, 5, 5, 5])  # an in-flight upsert of ids 20 and 21 applied to 20 only
+        w0.pending = Op("upsert", True, "PUT", put, {}, {20: State(v, {}, 0), 21: State(v, {}, 0)})
+        cl.ok("PUT", put, {"points": [{"id": 20, "vector": list(v)}]})
+        found = checker.verify(cl)[0]
+        cl.close()
+    finally:
+        server.kill()
+    want = {"loss": 3, "loss_wait": 2, "loss_nowait": 1, "phantoms": 2, "vector_mismatch": 1,
+            "payload_mismatch": 1, "torn": 1}
+    ok = not clean and found == want
+    print(f"self-test: clean round {clean or 'no findings'}; planted round {found}")
+    print("PASS" if ok else f"FAIL: expected {want}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0 if ok else 1
+
+
+# ----------------------------------------------------------------------------------------------
 # Main
 
 def main():
@@ -625,12 +684,16 @@ def main():
     ap.add_argument("--epoch-seconds", type=float, default=2.0,
                     help="longest run of writes between two kills")
     ap.add_argument("--queries", type=int, default=200, help="recall sample")
+    ap.add_argument("--self-test", action="store_true",
+                    help="plant each kind of violation and check that it is reported")
     args = ap.parse_args()
     if args.points < args.threads or args.dim < 1 or args.kills < 0 or args.threads < 1:
         ap.error("need --points >= --threads >= 1, --dim >= 1, --kills >= 0")
     binary = os.path.abspath(args.binary)
     if not os.access(binary, os.X_OK):
         ap.error(f"--binary: {binary} is not an executable")
+    if args.self_test:
+        return self_test(binary)
     if args.data:
         if os.path.exists(args.data) and os.listdir(args.data):
             ap.error(f"--data: {args.data} is not empty")
@@ -639,8 +702,7 @@ def main():
     else:
         work = tempfile.mkdtemp(prefix="waypoint-crash-")
         data, own = os.path.join(work, "data"), True
-    log_path = os.path.join(work, "server.log") if own else os.path.join(
-        os.path.dirname(os.path.abspath(data)), "crash_test_server.log")
+    log_path = os.path.join(work, "server.log")  # beside collections/ with --data
 
     rng = random.Random(args.seed)
     stats = {"acked": Counter(), "acked_points": Counter(), "error_answers": 0, "bad_answers": 0,
@@ -737,7 +799,7 @@ def main():
                     server.kill()
                     kills["SIGKILL"] += 1
                 else:
-                    delay_ms = rng.choice([1, 2, 5, 10, 20, 50, 100, 300])
+                    delay_ms = rng.choice([1, 2, 5, 10, 20, 50, 100, 300, 1000])
                     clean = server.terminate_then_kill(delay_ms / 1000)
                     kills["SIGTERM+SIGKILL " + ("(exited first)" if clean else "(killed)")] += 1
                     detail = f"SIGKILL {delay_ms} ms after SIGTERM" + (
@@ -792,7 +854,8 @@ def main():
     rows = [("kills", sum(kills.values()))] + [(f"  {k}", v) for k, v in sorted(kills.items())]
     rows.append(("acknowledged requests", sum(stats["acked"].values())))
     rows += [(f"  {k}", v) for k, v in sorted(stats["acked"].items())]
-    rows += [(f"  points written by {k}", v) for k, v in sorted(stats["acked_points"].items())]
+    rows += [(f"  ids in acknowledged {k}", v) for k, v in sorted(stats["acked_points"].items())]
+    rows.append(("requests refused (never sent)", stats["refused"]))
     rows.append(("points at end", npoints))
     for k in ["loss", "loss_wait", "loss_nowait", "phantoms", "duplicates", "payload_mismatch",
               "vector_mismatch", "torn", "count_mismatch", "error_answers", "bad_answers",

@@ -3,11 +3,13 @@
 # present are not fetched again, and apt-get runs only when something is missing.
 #   bash scripts/setup.sh            # everything (LibTorch included)
 #   bash scripts/setup.sh --no-torch # without LibTorch (-DWAYPOINT_WITH_TORCH=OFF builds)
+#   bash scripts/setup.sh --sanitize LIST # as --no-torch
 set -euo pipefail
 
 cd "$(dirname "$0")"
+source options.sh  # --no-torch, or --sanitize (which builds without LibTorch)
 mapfile -t packages < <(sed 's/#.*//; s/[[:space:]]*$//; /^$/d' debian-packages.txt)
-if [[ "${1:-}" == "--no-torch" ]]; then
+if [[ "$torch" == OFF ]]; then
   packages=("${packages[@]/libtorch-dev}")
 fi
 # Node.js runs the stock Qdrant JavaScript client against our server (tests/js). A machine that

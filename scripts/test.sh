@@ -1,10 +1,35 @@
 #!/usr/bin/env bash
 # Quick start, part two: set up, build and run the whole test suite (CTest).
-#   bash scripts/test.sh            # everything, LibTorch included
-#   bash scripts/test.sh --no-torch # all but learn/
+#   bash scripts/test.sh                              # everything, LibTorch included
+#   bash scripts/test.sh --no-torch                   # all but learn/
+#   bash scripts/test.sh --sanitize address,undefined # ASan+UBSan build, without LibTorch
+#   bash scripts/test.sh --sanitize thread            # TSan build, without LibTorch
+# Under a sanitizer every process (the tests and the servers they start) writes its reports to
+# BUILD/sanitizer-logs/; any report fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh "$@"
 bash scripts/build.sh "$@"
-cd "${WAYPOINT_BUILD_DIR:-build}"
-ctest --output-on-failure -j "$(nproc)"
+source scripts/options.sh
+cd "$build"
+if [[ -z "$sanitize" ]]; then
+  ctest --output-on-failure -j "$(nproc)"
+  exit
+fi
+logs="$PWD/sanitizer-logs"
+rm -rf "$logs" && mkdir -p "$logs"
+supp="$(cd ../scripts/sanitizer && pwd)"
+export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1"
+export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
+export TSAN_OPTIONS="log_path=$logs/tsan:suppressions=$supp/tsan.supp:second_deadlock_stack=1:halt_on_error=1"
+# libgomp is not instrumented: one OpenMP thread keeps TSan from reporting its internals.
+[[ "$sanitize" == *thread* ]] && export OMP_NUM_THREADS=1
+status=0
+ctest --output-on-failure -j "$(nproc)" || status=$?
+if compgen -G "$logs/*" >/dev/null; then
+  echo "sanitizer reports ($sanitize):"
+  for f in "$logs"/*; do echo "== $f"; head -80 "$f"; done
+  status=1
+fi
+exit $status

@@ -585,3 +585,19 @@ TEST(Engine, WritesDuringARebuildNeitherWaitNorGetLost) {
   q.vector = std::vector<float>(ds.query.row(0), ds.query.row(0) + d);
   EXPECT_EQ(ids_of(col->search(q)), std::vector<uint64_t>{3000});
 }
+
+// Found by fuzz_point_record (issue 15): a record of dimension 0 copied from a null pointer, and
+// a key shorter than the prefix threw std::out_of_range; a damaged record is an InternalError.
+TEST(PointStoreRecords, FuzzFoundDamagedRecordsAreInternalErrors) {
+  PointStore::Record r;
+  r.id = PointId::number(7);
+  r.internal = 3;
+  const std::string value = PointStore::encode(r);  // dimension 0, empty payload
+  const PointStore::Record back = PointStore::decode(std::string("p:n\0\0\0\0\0\0\0\7", 11), value);
+  EXPECT_EQ(back.id, PointId::number(7));
+  EXPECT_TRUE(back.vector.empty());
+  EXPECT_THROW(PointStore::decode("p", value), wp::InternalError);
+  EXPECT_THROW(PointStore::decode("p:n", value), wp::InternalError);
+  EXPECT_THROW(PointStore::decode(std::string("p:n\0\0\0\0\0\0\0\7", 11), "short"),
+               wp::InternalError);
+}

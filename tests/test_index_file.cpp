@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "index/error.h"
 #include "index/index_file.h"
+#include "index/param_range.h"
 #include "test_util.h"
 
 using namespace wp::index;
@@ -88,4 +90,17 @@ TEST(IndexFile, NotAnIndexFile) {
     EXPECT_NE(std::string(e.what()).find("bad magic"), std::string::npos) << e.what();
   }
   EXPECT_THROW(BinaryReader r(tmp.file("none.idx")), wp::UserError);
+}
+
+// Found by fuzz_index_file (issue 15): an HNSW file whose M was 1.8e19 made the error message
+// convert it to long long (UB); it is refused with the value shown as a number.
+TEST(IndexFile, FuzzFoundHugeIntegerParametersAreRefusedCleanly) {
+  const wp::index::ParamRange r{"M", "M", "M", 2, 128, true, "links per node"};
+  try {
+    r.check(1.78703e19);
+    FAIL() << "accepted";
+  } catch (const wp::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("got 1.78703e+19"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(r.check(std::nan("")), wp::UserError);
 }

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <fstream>
 
 #include "index/error.h"
@@ -153,3 +154,17 @@ TEST(VectorIo, AnnBenchmarksHdf5) {
   EXPECT_THROW(read_ann_hdf5(tmp.file("nope.hdf5")), wp::UserError);
 }
 #endif
+
+// Found by fuzz_vector_file (issue 15): a .fbin header of 0 rows copied from a null buffer (UB).
+TEST(VectorIo, FuzzFoundAnEmptyBinFileReadsAsNoRows) {
+  wp::test::TempDir tmp;
+  const std::string path = tmp.file("empty.fbin");
+  {
+    std::ofstream out(path, std::ios::binary);
+    const uint32_t header[2] = {0, 3};
+    out.write(reinterpret_cast<const char*>(header), sizeof header);
+  }
+  const auto m = wp::index::read_fbin(path);
+  EXPECT_EQ(m.n, 0u);
+  EXPECT_EQ(m.d, 3u);
+}

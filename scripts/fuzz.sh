@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (clang, ASan + UBSan, into build-fuzz/) and runs one or all.
+#   bash scripts/fuzz.sh TARGET SECONDS   # one target, e.g. fuzz_http_api 600
+#   bash scripts/fuzz.sh all SECONDS      # every target in turn (CI: all 30)
+#   bash scripts/fuzz.sh list             # the targets
+# Each run starts from tests/fuzz/corpus/TARGET (the seeds, kept in git) and grows a working
+# corpus in build-fuzz/corpus/TARGET; a crash leaves its input in build-fuzz/crashes/ and fails
+# the script. Replay one with: build-fuzz/tests/fuzz/TARGET build-fuzz/crashes/crash-...
+# Prints, per target: executions, executions per second, coverage, crashes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${WAYPOINT_FUZZ_BUILD_DIR:-build-fuzz}
+targets=(fuzz_http_api fuzz_filter fuzz_collection_config fuzz_index_request fuzz_index_file
+         fuzz_vector_file fuzz_point_record)
+what=${1:-}
+seconds=${2:-30}
+if [[ "$what" == list ]]; then printf '%s\n' "${targets[@]}"; exit 0; fi
+[[ -n "$what" ]] || { sed -n '2,9p' "$0"; exit 2; }
+if [[ "$what" != all ]]; then
+  [[ " ${targets[*]} " == *" $what "* ]] || { echo "fuzz.sh: no target $what" >&2; exit 2; }
+  targets=("$what")
+fi
+bash scripts/setup.sh --no-torch >/dev/null
+CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DWAYPOINT_WITH_TORCH=OFF -DWAYPOINT_BUILD_TESTS=OFF -DWAYPOINT_BUILD_BENCH=OFF \
+  -DWAYPOINT_FUZZ=ON -DWAYPOINT_SANITIZE=address,undefined >/dev/null
+cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
+mkdir -p "$build/crashes"
+export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+failed=()
+printf '%-24s %12s %10s %8s %8s\n' target executions exec/s cov crashes
+for t in "${targets[@]}"; do
+  corpus="$build/corpus/$t"
+  mkdir -p "$corpus"
+  log="$build/$t.log"
+  status=0
+  "$build/tests/fuzz/$t" "$corpus" "tests/fuzz/corpus/$t" -max_total_time="$seconds" \
+    -max_len=65536 -rss_limit_mb=2048 -timeout=10 -artifact_prefix="$build/crashes/$t-" \
+    -print_final_stats=1 >"$log" 2>&1 || status=$?
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo 0)
+  crashes=0
+  if ((status != 0)); then
+    crashes=1
+    failed+=("$t")
+  fi
+  printf '%-24s %12s %10s %8s %8s\n' "$t" "$execs" "$rate" "$cov" "$crashes"
+  if ((status != 0)); then grep -A30 -E "ERROR|runtime error|deadly signal|answer 5" "$log" | head -60; fi
+done
+if ((${#failed[@]})); then
+  echo "fuzz.sh: crashes in ${failed[*]} (inputs in $build/crashes/)" >&2
+  exit 1
+fi

@@ -1,0 +1,26 @@
+# Sourced by setup.sh, build.sh and test.sh: reads their common options from "$@" into
+#   torch (ON|OFF), sanitize (a list, or empty), build_type, build (the build folder), extra (the
+#   remaining arguments, passed on to cmake).
+torch=ON
+sanitize=""
+extra=()
+while (($#)); do
+  case "$1" in
+    --no-torch) torch=OFF ;;
+    --sanitize)
+      [[ $# -ge 2 ]] || { echo "--sanitize needs a list, e.g. address,undefined or thread" >&2; exit 2; }
+      sanitize="$2"
+      shift
+      ;;
+    --sanitize=*) sanitize="${1#*=}" ;;
+    *) extra+=("$1") ;;
+  esac
+  shift
+done
+build_type=Release
+build=${WAYPOINT_BUILD_DIR:-build}
+if [[ -n "$sanitize" ]]; then
+  torch=OFF
+  build_type=RelWithDebInfo
+  build=${WAYPOINT_BUILD_DIR:-build-sanitize-${sanitize//,/-}}
+fi

@@ -1,0 +1,74 @@
+// libFuzzer target: the whole REST API (every route's URL, query string and body parsers:
+// points, search, query, filters, collection create, index requests) through Api::handle.
+// Input: "METHOD TARGET\n" then the body. Api::handle must never throw, and bad input must never
+// be a 500 (an internal error) — either is reported as a crash.
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "engine/engine.h"
+#include "fuzz_util.h"
+#include "http/api.h"
+
+namespace {
+
+struct World {
+  std::string dir;
+  std::unique_ptr<wp::engine::Engine> engine;
+  std::unique_ptr<wp::http::Api> api;
+  size_t inputs = 0;
+
+  World() {
+    char tmpl[] = "/tmp/waypoint-fuzz-api-XXXXXX";
+    dir = mkdtemp(tmpl);
+    reset();
+  }
+  ~World() {
+    api.reset();
+    engine.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+
+  /// A fresh engine holding collection "c" (4-d, Euclid) with a few points, so that reads,
+  /// searches and filters have something to walk.
+  void reset() {
+    api.reset();
+    engine.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir + "/data", ec);
+    engine = std::make_unique<wp::engine::Engine>(dir + "/data");
+    api = std::make_unique<wp::http::Api>(*engine, wp::http::ApiOptions{});
+    api->handle({"PUT", "/collections/c", R"({"vectors": {"size": 4, "distance": "Euclid"}})"});
+    api->handle({"PUT", "/collections/c/points",
+                 R"({"points": [{"id": 1, "vector": [1, 0, 0, 0], "payload": {"a": 1, "t": "x"}},
+                    {"id": 2, "vector": [0, 1, 0, 0], "payload": {"a": [2, 3], "o": {"b": true}}},
+                    {"id": "5c56c793-69f3-4fbf-87e6-c4bf54c28c26", "vector": [0, 0, 1, 0]}]})"});
+  }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static World world;
+  const std::string in = wp::fuzz::as_string(data, size);
+  const size_t eol = in.find('\n');
+  const std::string line = in.substr(0, eol);
+  const size_t sp = line.find(' ');
+  if (sp == std::string::npos) return 0;
+  wp::http::Request req;
+  req.method = line.substr(0, sp);
+  req.target = line.substr(sp + 1);
+  req.body = eol == std::string::npos ? "" : in.substr(eol + 1);
+  const wp::http::Response r = world.api->handle(req);
+  if (r.status >= 500) {
+    std::cerr << "answer " << r.status << " to " << req.method << " " << req.target << "\n"
+              << r.body << "\n";
+    std::abort();
+  }
+  // Keep the state small and the runs comparable: start again every 500 inputs, or when the
+  // inputs have grown the data.
+  if (++world.inputs % 500 == 0 || world.engine->names().size() > 8) world.reset();
+  return 0;
+}
