@@ -24,8 +24,8 @@ What it does:
   3. At K random moments the server is killed with SIGKILL: plainly (half of the kills), during
      an index rebuild (a quarter: PUT /collections/crash/index {"type": "hnsw", ...}, the route
      that rebuilds the vector index in this server, which has no PATCH /collections/{name};
-     killed at a random moment of the build's expected duration, while the build holds writes
-     back), or during shutdown (a quarter: SIGTERM, then SIGKILL 1..1000 ms later; the server may
+     killed at a random moment of the build's expected duration, while writes go on beside
+     the build and are replayed into the new index at its swap), or during shutdown (a quarter: SIGTERM, then SIGKILL 1..1000 ms later; the server may
      finish its shutdown first).
   4. After each restart every point is read back (scroll with payload and vector) and compared
      with the clients' log: each id must hold its last acknowledged state, or the state of the
