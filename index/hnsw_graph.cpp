@@ -369,7 +369,12 @@ void HnswGraph::read(BinaryReader& in) {
     for (int l = 0; l <= levels_[s]; ++l) {
       const uint32_t* ll = links(s, l);
       in.check(ll[0] <= max_links(l), "neighbour count above the maximum");
-      for (size_t j = 1; j <= ll[0]; ++j) in.check(ll[j] < count, "neighbour id out of range");
+      for (size_t j = 1; j <= ll[0]; ++j) {
+        in.check(ll[j] < count, "neighbour id out of range");
+        // A search at level l reads the neighbour's links at level l (found by fuzz_index_file:
+        // a link to a lower vertex read past its link lists).
+        in.check(levels_[ll[j]] >= l, "neighbour below its link's level");
+      }
     }
     if (f == kFree) {
       free_slots_.push_back(s);
