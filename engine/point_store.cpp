@@ -61,7 +61,7 @@ std::string PointStore::encode(const Record& r) {
   char* p = v.data();
   std::memcpy(p, &r.internal, 8);
   std::memcpy(p + 8, &dim, 4);
-  std::memcpy(p + 12, r.vector.data(), dim * sizeof(float));
+  if (dim > 0) std::memcpy(p + 12, r.vector.data(), dim * sizeof(float));
   std::memcpy(p + 12 + dim * sizeof(float), payload.data(), payload.size());
   return v;
 }
