@@ -57,17 +57,16 @@ import http.client
 import json
 import os
 import random
-import re
 import shutil
-import signal
 import string
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+
+from waypoint_server import Server
 
 COLLECTION = "crash"
 BUCKETS = 32  # payload "bucket" values; a delete by filter removes one or two buckets of a thread
@@ -120,78 +119,6 @@ class Client:
 
     def close(self):
         self.conn.close()
-
-
-class Server:
-    """`waypoint serve` on loopback; the port is parsed from its "listening on" line."""
-
-    def __init__(self, binary, data, port, threads, log_path):
-        self.binary, self.data, self.want_port, self.threads = binary, data, port, threads
-        self.log_path = log_path
-        self.proc = None
-        self.port = None
-
-    def start(self, timeout=900.0):
-        with open(self.log_path, "ab") as log:
-            offset = log.tell()
-            self.proc = subprocess.Popen(
-                [self.binary, "serve", "--data", self.data, "--host", "127.0.0.1",
-                 "--port", str(self.want_port), "--threads", str(self.threads)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            with open(self.log_path, "rb") as f:
-                f.seek(offset)
-                m = re.search(rb"listening on https?://[0-9.]+:(\d+)", f.read())
-            if m:
-                self.port = int(m.group(1))
-                return time.monotonic() - t0
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with status {self.proc.returncode} at start:\n"
-                                   + self.log_tail())
-            time.sleep(0.02)
-        raise RuntimeError(f"server not listening after {timeout:.0f} s:\n" + self.log_tail())
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def terminate_then_kill(self, delay_s):
-        """SIGTERM, then SIGKILL after delay_s unless it has exited; True when it exited alone."""
-        self.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + delay_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return True
-            time.sleep(0.0005)
-        if self.proc.poll() is not None:
-            return True
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        return False
-
-    def stop(self, timeout=600.0):
-        """Clean shutdown (SIGTERM); returns the exit status."""
-        if not self.alive():
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return "hung (killed)"
-
-    def log_tail(self, n=3000):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read()[-n:].decode("utf-8", "replace")
-        except OSError:
-            return ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -833,7 +760,7 @@ def main():
         cl.close()
         if r_fresh - r_crash > 0.02:
             checker.note("recall", f"crash {r_crash:.4f} vs fresh {r_fresh:.4f}")
-        status = server.stop()
+        status, _ = server.stop()
         if status != 0:
             checker.note("bad_exit", f"final SIGTERM: exit status {status}")
     except (RuntimeError, Gone, OSError, KeyError, TypeError) as e:

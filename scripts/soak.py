@@ -45,14 +45,14 @@ import multiprocessing as mp
 import os
 import queue
 import random
-import re
 import shutil
-import signal
 import struct
 import subprocess
 import sys
 import threading
 import time
+
+from waypoint_server import Server
 
 COLLECTION = "soak"
 
@@ -90,74 +90,6 @@ class Client:
 
     def close(self):
         self.conn.close()
-
-
-class Server:
-    """`waypoint serve` on loopback; the port is parsed from its "listening on" line."""
-
-    def __init__(self, binary, data, port, threads, log_path):
-        self.binary, self.data, self.want_port, self.threads = binary, data, port, threads
-        self.log_path = log_path
-        self.proc = None
-        self.port = None
-
-    def start(self, timeout=900.0):
-        with open(self.log_path, "ab") as log:
-            offset = log.tell()
-            self.proc = subprocess.Popen(
-                [self.binary, "serve", "--data", self.data, "--host", "127.0.0.1",
-                 "--port", str(self.want_port), "--threads", str(self.threads)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            with open(self.log_path, "rb") as f:
-                f.seek(offset)
-                m = re.search(rb"listening on https?://[0-9.]+:(\d+)", f.read())
-            if m:
-                self.port = int(m.group(1))
-                return time.monotonic() - t0
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with status {self.proc.returncode} at start:\n"
-                                   + self.log_tail())
-            time.sleep(0.02)
-        raise RuntimeError(f"server not listening after {timeout:.0f} s")
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def rss_mb(self):
-        try:
-            with open(f"/proc/{self.proc.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return float("nan")
-
-    def stop(self, timeout=600.0):
-        """Clean shutdown (SIGTERM); (exit status, seconds)."""
-        t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            rc = "hung (killed)"
-        return rc, time.monotonic() - t0
-
-    def kill(self):
-        if self.alive():
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_tail(self, n=3000):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read()[-n:].decode("utf-8", "replace")
-        except OSError:
-            return ""
 
 
 def wal_mib(data):
