@@ -224,6 +224,10 @@ void Collection::load() {
   });
   vectors.n = labels.size();
   live_ = labels.size();
+  entries_.resize(next_internal_);
+  for (uint64_t i = next_internal_; i-- > 0;) {
+    if (!entries_[i].live) free_internal_.push_back(i);  // the lowest is reused first
+  }
 
   // The index file is trusted only if it was written for exactly this state of the store and
   // passes every check of the loader; anything else is rebuilt from the store.
@@ -271,14 +275,23 @@ void Collection::upsert(std::vector<PointWrite> points, bool wait) {
   std::vector<PointStore::Record> records;
   records.reserve(last.size());
   uint64_t next = next_internal_;
+  size_t reused = 0;  // taken from the back of free_internal_ once the store has the batch
   for (size_t i = 0; i < points.size(); ++i) {
     if (last[points[i].id] != i) continue;
     auto it = internal_of_.find(points[i].id);  // only this writer modifies the map
-    const uint64_t internal = it != internal_of_.end() ? it->second : next++;
+    uint64_t internal;
+    if (it != internal_of_.end()) {
+      internal = it->second;
+    } else if (reused < free_internal_.size()) {
+      internal = free_internal_[free_internal_.size() - 1 - reused++];
+    } else {
+      internal = next++;
+    }
     records.push_back(
         {points[i].id, internal, std::move(points[i].vector), std::move(points[i].payload)});
   }
   store_->apply(records, {}, wait);
+  free_internal_.resize(free_internal_.size() - reused);
 
   // Only changed vectors go to the index: an unchanged one would replace its vertex and its
   // repaired links, and re-upserting a collection would then wear its graph down (measured:
@@ -328,6 +341,7 @@ void Collection::apply_removals(const std::vector<PointId>& ids) {
   }
   index_->remove_batch(labels.data(), labels.size());  // one repair for the whole request
   if (touched_during_build_) touched_during_build_->insert(labels.begin(), labels.end());
+  free_internal_.insert(free_internal_.end(), labels.begin(), labels.end());
 }
 
 size_t Collection::remove(const std::vector<PointId>& ids, bool wait) {
@@ -460,7 +474,7 @@ size_t Collection::size() const {
 
 CollectionInfo Collection::info() const {
   std::shared_lock<RwMutex> lock(mu_);
-  return {live_, config_};
+  return {live_, config_, entries_.size()};
 }
 
 void Collection::save_index() const {

@@ -84,6 +84,9 @@ struct IndexStatus {
 struct CollectionInfo {
   size_t points = 0;
   CollectionConfig config;
+  /// Internal ids in use or free for reuse: the length of the per-point tables (the most
+  /// points ever live at once, not the upserts ever made).
+  size_t slots = 0;
 };
 
 class Collection {
@@ -186,6 +189,10 @@ class Collection {
   std::unordered_map<PointId, uint64_t> internal_of_;
   std::vector<Entry> entries_;  ///< by internal id
   uint64_t next_internal_ = 0;
+  /// Internal ids of removed points, reused (last first) by points upserted later, so that
+  /// entries_, the index's label maps and filter bitsets stay as large as the most points ever
+  /// live at once, not the number of upserts ever made. Changed only by the writer.
+  std::vector<uint64_t> free_internal_;
   size_t live_ = 0;
   std::unique_ptr<index::Index> index_;
   bool index_from_file_ = false;
