@@ -369,6 +369,45 @@ size_t Collection::remove_matching(const Filter& filter, bool wait) {
   return ids.size();
 }
 
+size_t Collection::edit_payloads(const std::vector<PointId>* ids, const Filter* filter,
+                                 const std::function<void(json&)>& edit, bool wait) {
+  std::lock_guard<std::mutex> writer(write_mu_);
+  // Only this writer changes internal_of_ and entries_: reading them here needs no lock.
+  std::vector<uint64_t> targets;
+  if (ids) {
+    std::unordered_set<uint64_t> seen;
+    for (const PointId& id : *ids) {
+      auto it = internal_of_.find(id);
+      if (it == internal_of_.end())
+        throw NotFoundError("No point with id " + show_json(id.to_json()) + " found");
+      if (seen.insert(it->second).second) targets.push_back(it->second);
+    }
+  } else {
+    for (uint64_t i = 0; i < entries_.size(); ++i) {
+      if (entries_[i].live && (!filter || filter->matches(entries_[i].id, entries_[i].payload))) {
+        targets.push_back(i);
+      }
+    }
+  }
+  std::vector<PointStore::Record> records;
+  records.reserve(targets.size());
+  for (const uint64_t internal : targets) {
+    std::optional<PointStore::Record> r = store_->get(entries_[internal].id);
+    WP_THROW_INTERNAL_IF_NOT(r && r->internal == internal, "point ",
+                             show_json(entries_[internal].id.to_json()),
+                             " is missing from the store");
+    edit(r->payload);
+    WP_THROW_IF_NOT(r->payload.is_object(), "payload: expected an object, got ",
+                    show_json(r->payload));
+    records.push_back(std::move(*r));
+  }
+  if (records.empty()) return 0;
+  store_->apply(records, {}, wait);
+  std::unique_lock<RwMutex> lock(mu_);
+  for (PointStore::Record& r : records) entries_[r.internal].payload = std::move(r.payload);
+  return records.size();
+}
+
 float Collection::score_of(float distance) const {
   // Qdrant reports Euclidean distance (not squared) for Euclid, the similarity otherwise.
   return metric_ == index::Metric::kL2 ? std::sqrt(std::max(distance, 0.0f)) : -distance;

@@ -109,6 +109,15 @@ class Collection {
   size_t remove(const std::vector<PointId>& ids, bool wait);
   /// Removes every point the filter matches; returns how many.
   size_t remove_matching(const Filter& filter, bool wait);
+  /**
+   * Qdrant's payload edits (set, overwrite, delete keys, clear; payload_edit.h): applies `edit`
+   * to the payload of each point among `ids` (every one must exist, else NotFoundError naming
+   * it and nothing is written) or, when `ids` is null, of every point `filter` matches; writes
+   * the new payloads in one atomic batch (vectors and the index are untouched). An edit that
+   * throws writes nothing. Returns how many points were edited.
+   */
+  size_t edit_payloads(const std::vector<PointId>* ids, const Filter* filter,
+                       const std::function<void(nlohmann::json&)>& edit, bool wait);
 
   std::vector<ScoredPoint> search(const SearchQuery& q) const;
   /// The points among `ids` that exist, in the order asked.

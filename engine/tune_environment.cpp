@@ -67,7 +67,7 @@ std::unique_ptr<index::Index> Environment::build(const Space& s, const Config& c
     return idx;
   }
   // The configuration as the index request it stands for, so that tuning builds exactly what
-  // `build --config` and PUT .../index would build from the same body.
+  // `build --config` and PUT .../vector_index would build from the same body.
   index::IndexSpec defaults;
   defaults.metric = metric;
   defaults.hnsw.seed = opts.seed;

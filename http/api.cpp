@@ -97,24 +97,35 @@ Api::Api(engine::Engine& engine, ApiOptions options)
 
 const std::vector<Api::Route>& Api::routes() {
   static const std::vector<Route> r{
-      {"GET", "/", "Server name and version", &Api::root, Access::kRead},
-      {"GET", "/healthz", "Liveness: 200 when the server answers", &Api::healthz, Access::kRead},
-      {"GET", "/openapi.json", "This OpenAPI document", &Api::openapi, Access::kRead},
+      {"GET", "/", "Server name and version ({\"title\", \"version\"}, no envelope)", &Api::root,
+       Access::kRead, Answer::kBare, true},
+      {"GET", "/healthz", "Liveness: 200 when the server answers (text)", &Api::healthz,
+       Access::kRead, Answer::kText, true},
+      {"GET", "/livez", "Liveness: 200 when the server answers (text)", &Api::healthz,
+       Access::kRead, Answer::kText, true},
+      {"GET", "/readyz", "Readiness: 200 once every collection is loaded (text)", &Api::readyz,
+       Access::kRead, Answer::kText, true},
+      {"GET", "/openapi.json", "This OpenAPI document", &Api::openapi, Access::kRead,
+       Answer::kBare},
       {"GET", "/collections", "List collections", &Api::list_collections, Access::kRead},
       {"PUT", "/collections/{name}", "Create a collection", &Api::create_collection,
        Access::kWrite},
       {"GET", "/collections/{name}", "Collection info", &Api::get_collection, Access::kRead},
+      {"PATCH", "/collections/{name}",
+       "Update hnsw_config, quantization_config (scalar int8), optimizers_config: the vector "
+       "index is rebuilt in the background when its parameters change",
+       &Api::update_collection, Access::kWrite},
       {"DELETE", "/collections/{name}", "Delete a collection", &Api::delete_collection,
        Access::kWrite},
       {"GET", "/collections/{name}/exists", "Whether a collection exists", &Api::collection_exists,
        Access::kRead},
-      {"PUT", "/collections/{name}/index",
+      {"PUT", "/waypoint/collections/{name}/vector_index",
        "Rebuild the index in the background ({\"type\": \"hnsw\"|\"flat\", \"m\", "
        "\"ef_construct\", "
        "\"ef\", \"quantization\": \"none\"|\"sq8\"}) and swap it in when ready",
        &Api::put_index, Access::kWrite},
-      {"GET", "/collections/{name}/index", "Index type, parameters, build state and progress",
-       &Api::get_index, Access::kRead},
+      {"GET", "/waypoint/collections/{name}/vector_index",
+       "Index type, parameters, build state and progress", &Api::get_index, Access::kRead},
       {"PUT", "/collections/{name}/points", "Upsert points (?wait=true syncs to disk first)",
        &Api::upsert_points, Access::kWrite},
       {"POST", "/collections/{name}/points", "Retrieve points by id", &Api::get_points,
@@ -123,6 +134,17 @@ const std::vector<Api::Route>& Api::routes() {
        Access::kRead},
       {"POST", "/collections/{name}/points/delete", "Delete points by id or filter",
        &Api::delete_points, Access::kWrite},
+      {"POST", "/collections/{name}/points/payload",
+       "Set payload values (merged; at \"key\" when given) of points by id or filter",
+       &Api::set_payload, Access::kWrite},
+      {"PUT", "/collections/{name}/points/payload",
+       "Overwrite the whole payload of points by id or filter", &Api::overwrite_payload,
+       Access::kWrite},
+      {"POST", "/collections/{name}/points/payload/delete",
+       "Delete payload keys (key paths) of points by id or filter", &Api::delete_payload,
+       Access::kWrite},
+      {"POST", "/collections/{name}/points/payload/clear",
+       "Remove the whole payload of points by id or filter", &Api::clear_payload, Access::kWrite},
       {"POST", "/collections/{name}/points/count", "Count points matching a filter",
        &Api::count_points, Access::kRead},
       {"POST", "/collections/{name}/points/scroll", "Page through points in id order",
@@ -188,7 +210,7 @@ std::string bearer_token(const std::string& authorization) {
 
 std::optional<Response> Api::refuse_unauthorised(const Request& req, const Route* route,
                                                  double secs) const {
-  const bool open = route && (route->handler == &Api::healthz || route->handler == &Api::root);
+  const bool open = route && route->open;
   if ((options_.api_key.empty() && options_.read_only_api_key.empty()) || open) {
     return std::nullopt;
   }
@@ -214,8 +236,14 @@ Response Api::call_handler(const Route& route, const Call& call,
                            const std::function<double()>& seconds) {
   try {
     json result = (this->*(route.handler))(call);
-    // The OpenAPI document is served as it is; everything else in Qdrant's envelope.
-    if (route.handler == &Api::openapi) return {200, dump(result)};
+    switch (route.answer) {
+      case Answer::kBare:
+        return {200, dump(result)};
+      case Answer::kText:
+        return {200, result.get<std::string>(), "text/plain; charset=utf-8"};
+      case Answer::kEnvelope:
+        break;
+    }
     return {200, dump(json{{"result", std::move(result)}, {"status", "ok"}, {"time", seconds()}})};
   } catch (const NotFoundError& e) {
     return error_response(404, std::string("Not found: ") + e.what(), seconds());
@@ -350,8 +378,14 @@ json Api::root(const Call&) {
               {"version", "0.1.0"}};
 }
 
+// Qdrant's probe answers, word for word: health checkers match on them.
 json Api::healthz(const Call&) {
-  return json{{"title", "waypoint"}, {"version", "0.1.0"}};
+  return "healthz check passed";
+}
+
+// Collections are loaded before the server listens, so a server that answers is ready.
+json Api::readyz(const Call&) {
+  return "all shards are ready";
 }
 
 json Api::openapi(const Call&) {

@@ -76,14 +76,21 @@ class Api {
   /// Whether a route changes data (the read-only key may call only kRead routes).
   enum class Access { kUnset, kRead, kWrite };
 
+  /// How a route's result is sent: in Qdrant's envelope ({"result", "status", "time"}), as it is
+  /// (`GET /`, the OpenAPI document), or as plain text (a string result: the health probes).
+  enum class Answer { kEnvelope, kBare, kText };
+
   /// A route: method, path pattern with {params}, OpenAPI summary, handler returning `result`,
-  /// and its access (every route states it; kUnset is refused to every key).
+  /// its access (every route states it; kUnset is refused to every key), how it answers, and
+  /// whether it is open without a key (the probes and `GET /`, as in Qdrant).
   struct Route {
     const char* method;
     const char* pattern;
     const char* summary;
     nlohmann::json (Api::*handler)(const Call&);
     Access access = Access::kUnset;
+    Answer answer = Answer::kEnvelope;
+    bool open = false;
   };
   static const std::vector<Route>& routes();
 
@@ -94,11 +101,16 @@ class Api {
   nlohmann::json get_collection(const Call& c);
   nlohmann::json delete_collection(const Call& c);
   nlohmann::json collection_exists(const Call& c);
+  nlohmann::json update_collection(const Call& c);
   nlohmann::json put_index(const Call& c);
   nlohmann::json get_index(const Call& c);
   // points_api.cpp
   nlohmann::json upsert_points(const Call& c);
   nlohmann::json delete_points(const Call& c);
+  nlohmann::json set_payload(const Call& c);
+  nlohmann::json overwrite_payload(const Call& c);
+  nlohmann::json delete_payload(const Call& c);
+  nlohmann::json clear_payload(const Call& c);
   nlohmann::json get_point(const Call& c);
   nlohmann::json get_points(const Call& c);
   nlohmann::json count_points(const Call& c);
@@ -109,6 +121,7 @@ class Api {
   // api.cpp
   nlohmann::json root(const Call& c);
   nlohmann::json healthz(const Call& c);
+  nlohmann::json readyz(const Call& c);
   nlohmann::json openapi(const Call& c);
 
   nlohmann::json update_result(bool wait);

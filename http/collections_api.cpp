@@ -1,5 +1,6 @@
 // Handlers of /collections and /collections/{name}.
 #include "engine/index_request.h"
+#include "engine/json_value.h"
 #include "http/api.h"
 #include "http/qdrant_wire.h"
 #include "http/request_parsing.h"
@@ -31,6 +32,24 @@ json Api::delete_collection(const Call& c) {
 
 json Api::collection_exists(const Call& c) {
   return json{{"exists", engine_.exists(c.path.at("name"))}};
+}
+
+json Api::update_collection(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
+  for (const auto& [key, value] : body.items()) {
+    WP_THROW_IF_NOT(
+        key == "hnsw_config" || key == "quantization_config" || key == "optimizers_config",
+        engine::show_text(key),
+        ": not supported by waypoint's collection update (expected hnsw_config, "
+        "quantization_config, optimizers_config)");
+  }
+  index::IndexSpec spec = col->config().index;
+  // Qdrant answers at once and re-indexes in the background; so does this (409 while a build
+  // runs). The served kind is kept: graph kinds are built with the HNSW parameters too.
+  if (apply_qdrant_index_config(body, spec)) col->rebuild_index(spec);
+  return true;
 }
 
 json Api::put_index(const Call& c) {

@@ -2,6 +2,7 @@
 #include <charconv>
 
 #include "engine/json_value.h"
+#include "engine/payload_edit.h"
 #include "http/api.h"
 #include "http/request_parsing.h"
 #include "index/error.h"
@@ -168,6 +169,94 @@ json Api::delete_points(const Call& c) {
     WP_THROW_IF_NOT(body.contains("filter"), "body: expected \"points\" (ids) or \"filter\"");
     col->remove_matching(engine::Filter::parse(body["filter"], "filter"), wait);
   }
+  return update_result(wait);
+}
+
+namespace {
+/// The points a payload edit applies to: Qdrant's "points" (ids) or "filter", one of the two.
+struct Selection {
+  std::optional<std::vector<engine::PointId>> ids;
+  engine::Filter filter;
+};
+
+Selection read_selection(const json& body) {
+  WP_THROW_IF_NOT(body.is_object(), "body: expected an object");
+  const bool by_ids = body.contains("points") && !body["points"].is_null();
+  const bool by_filter = body.contains("filter") && !body["filter"].is_null();
+  WP_THROW_IF_NOT(by_ids || by_filter, "body: expected \"points\" (ids) or \"filter\"");
+  WP_THROW_IF_NOT(!(by_ids && by_filter),
+                  "body: expected \"points\" (ids) or \"filter\", not both");
+  Selection s;
+  if (by_ids) {
+    s.ids = get_ids(body["points"], "points");
+  } else {
+    s.filter = engine::Filter::parse(body["filter"], "filter");
+  }
+  return s;
+}
+
+size_t edit(engine::Collection& col, const Selection& s, const std::function<void(json&)>& change,
+            bool wait) {
+  return col.edit_payloads(s.ids ? &*s.ids : nullptr, &s.filter, change, wait);
+}
+}  // namespace
+
+json Api::set_payload(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  const json body = parse_body(*c.body);
+  const Selection s = read_selection(body);
+  WP_THROW_IF_NOT(body.contains("payload"), "payload: missing");
+  const json& values = body["payload"];
+  WP_THROW_IF_NOT(values.is_object(), "payload: expected an object, got ",
+                  engine::show_json(values));
+  std::optional<engine::JsonPath> key;
+  if (body.contains("key") && !body["key"].is_null())
+    key = engine::parse_json_path(body["key"], "key");
+  edit(
+      *col, s, [&](json& p) { engine::set_payload_values(p, values, key ? &*key : nullptr); },
+      wait);
+  return update_result(wait);
+}
+
+json Api::overwrite_payload(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  const json body = parse_body(*c.body);
+  const Selection s = read_selection(body);
+  WP_THROW_IF_NOT(body.contains("payload"), "payload: missing");
+  const json& values = body["payload"];
+  WP_THROW_IF_NOT(values.is_object(), "payload: expected an object, got ",
+                  engine::show_json(values));
+  edit(
+      *col, s, [&](json& p) { p = values; }, wait);
+  return update_result(wait);
+}
+
+json Api::delete_payload(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  const json body = parse_body(*c.body);
+  const Selection s = read_selection(body);
+  WP_THROW_IF_NOT(body.contains("keys"), "keys: missing");
+  const json& keys = body["keys"];
+  WP_THROW_IF_NOT(keys.is_array(), "keys: expected an array of key paths, got ",
+                  engine::show_json(keys));
+  std::vector<engine::JsonPath> paths;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    paths.push_back(engine::parse_json_path(keys[i], "keys[" + std::to_string(i) + "]"));
+  }
+  edit(
+      *col, s, [&](json& p) { engine::delete_payload_keys(p, paths); }, wait);
+  return update_result(wait);
+}
+
+json Api::clear_payload(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  const Selection s = read_selection(parse_body(*c.body));
+  edit(
+      *col, s, [](json& p) { p = json::object(); }, wait);
   return update_result(wait);
 }
 

@@ -1,5 +1,8 @@
 #include "http/qdrant_wire.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "engine/index_request.h"
 #include "engine/json_fields.h"
 #include "engine/json_value.h"
@@ -10,6 +13,84 @@ namespace wp::http {
 using engine::get_count;
 using index::HnswParams;
 using nlohmann::json;
+
+namespace {
+
+void check_object(const json& j, const std::string& field) {
+  WP_THROW_IF_NOT(j.is_object(), field, ": expected an object, got ", engine::show_json(j));
+}
+
+/// Qdrant's optimizers_config: every field is checked and none changes waypoint's index (one
+/// segment, indexed at once, tombstones consolidated as HnswParams says).
+void check_optimizers_config(const json& o) {
+  check_object(o, "optimizers_config");
+  static const char* const kNumbers[] = {
+      "deleted_threshold",  "vacuum_min_vector_number", "default_segment_number",
+      "max_segment_size",   "memmap_threshold",         "indexing_threshold",
+      "flush_interval_sec", "max_optimization_threads", "prevent_unoptimized"};
+  for (const auto& [key, value] : o.items()) {
+    const bool known = std::find_if(std::begin(kNumbers), std::end(kNumbers),
+                                    [&](const char* k) { return key == k; }) != std::end(kNumbers);
+    WP_THROW_IF_NOT(known, "optimizers_config.", engine::show_text(key),
+                    ": unknown field (expected one of deleted_threshold, vacuum_min_vector_number, "
+                    "default_segment_number, max_segment_size, memmap_threshold, "
+                    "indexing_threshold, flush_interval_sec, max_optimization_threads)");
+    WP_THROW_IF_NOT(value.is_null() || value.is_number() || value.is_boolean(),
+                    "optimizers_config.", key, ": expected a number, got ",
+                    engine::show_json(value));
+  }
+}
+
+/// Qdrant's quantization_config: {"scalar": {"type": "int8", "quantile", "always_ram"}} is our
+/// sq8 codes; "Disabled" (or null) none; product and binary quantization are refused.
+void read_quantization_config(const json& q, index::HnswParams& h) {
+  if (q.is_null() || q == "Disabled") {
+    h.quantization = index::Quantization::kNone;
+    return;
+  }
+  check_object(q, "quantization_config");
+  WP_THROW_IF_NOT(q.size() == 1 && q.contains("scalar"),
+                  "quantization_config: expected {\"scalar\": {\"type\": \"int8\"}} or "
+                  "\"Disabled\" (product and binary quantization are not supported), got ",
+                  engine::show_json(q));
+  const json& s = q["scalar"];
+  check_object(s, "quantization_config.scalar");
+  WP_THROW_IF_NOT(engine::get_string(s, "type", "quantization_config.scalar", "") == "int8",
+                  "quantization_config.scalar.type: expected \"int8\"");
+  for (const auto& [key, value] : s.items()) {
+    WP_THROW_IF_NOT(key == "type" || key == "quantile" || key == "always_ram",
+                    "quantization_config.scalar.", engine::show_text(key),
+                    ": unknown field (expected type, quantile, always_ram)");
+  }
+  if (s.contains("quantile")) {
+    engine::get_number(s, "quantile", "quantization_config.scalar", 1, 0.5, 1);
+  }
+  engine::get_bool(s, "always_ram", "quantization_config.scalar", true);
+  h.quantization = index::Quantization::kSq8;
+}
+
+void read_hnsw_config(const json& h, index::HnswParams& p) {
+  check_object(h, "hnsw_config");
+  for (const auto& [key, value] : h.items()) {
+    WP_THROW_IF_NOT(key == HnswParams::kM.key || key == HnswParams::kEfConstruction.key ||
+                        key == HnswParams::kEfSearch.key || key == "full_scan_threshold" ||
+                        key == "max_indexing_threads" || key == "on_disk",
+                    "hnsw_config.", engine::show_text(key),
+                    ": unknown or unsupported field (expected m, ef_construct, ef, "
+                    "full_scan_threshold, max_indexing_threads, on_disk)");
+  }
+  p.M = get_count(h, HnswParams::kM, "hnsw_config", p.M);
+  p.ef_construction = get_count(h, HnswParams::kEfConstruction, "hnsw_config", p.ef_construction);
+  p.ef_search = get_count(h, HnswParams::kEfSearch, "hnsw_config", p.ef_search);
+  // Qdrant's tuning knobs of its own segments: checked, without effect here (searches choose
+  // exact scans by filter selectivity; builds use every thread; the graph is in memory).
+  get_count(h, "full_scan_threshold", "hnsw_config", 0, 0, SIZE_MAX);
+  get_count(h, "max_indexing_threads", "hnsw_config", 0, 0, 65536);
+  WP_THROW_IF_NOT(!engine::get_bool(h, "on_disk", "hnsw_config", false),
+                  "hnsw_config.on_disk: true is not supported (the graph is kept in memory)");
+}
+
+}  // namespace
 
 engine::CollectionConfig collection_config_from_qdrant(const json& body) {
   WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
@@ -26,16 +107,25 @@ engine::CollectionConfig collection_config_from_qdrant(const json& body) {
   s.metric = engine::parse_distance(v["distance"], "vectors.distance");
   s.hnsw.M = 16;
   s.hnsw.ef_construction = 100;
-  if (body.contains("hnsw_config") && !body["hnsw_config"].is_null()) {
-    const json& h = body["hnsw_config"];
-    WP_THROW_IF_NOT(h.is_object(), "hnsw_config: expected an object, got ", engine::show_json(h));
-    s.hnsw.M = get_count(h, HnswParams::kM, "hnsw_config", s.hnsw.M);
-    s.hnsw.ef_construction =
-        get_count(h, HnswParams::kEfConstruction, "hnsw_config", s.hnsw.ef_construction);
-    s.hnsw.ef_search = get_count(h, HnswParams::kEfSearch, "hnsw_config", s.hnsw.ef_search);
-  }
-  s.validate();
+  apply_qdrant_index_config(body, s);
   return c;
+}
+
+bool apply_qdrant_index_config(const json& body, index::IndexSpec& spec) {
+  const index::IndexSpec before = spec;
+  if (body.contains("hnsw_config") && !body["hnsw_config"].is_null()) {
+    read_hnsw_config(body["hnsw_config"], spec.hnsw);
+  }
+  if (body.contains("quantization_config")) {
+    read_quantization_config(body["quantization_config"], spec.hnsw);
+  }
+  if (body.contains("optimizers_config") && !body["optimizers_config"].is_null()) {
+    check_optimizers_config(body["optimizers_config"]);
+  }
+  spec.validate();
+  const index::HnswParams &a = before.hnsw, &b = spec.hnsw;
+  return a.M != b.M || a.ef_construction != b.ef_construction || a.ef_search != b.ef_search ||
+         a.quantization != b.quantization;
 }
 
 json collection_info_json(const engine::CollectionInfo& info) {
@@ -64,7 +154,9 @@ json collection_info_json(const engine::CollectionInfo& info) {
         {"flush_interval_sec", 0},
         {"max_optimization_threads", nullptr}}},
       {"wal_config", {{"wal_capacity_mb", 0}, {"wal_segments_ahead", 0}}},
-      {"quantization_config", nullptr}};
+      {"quantization_config", h.quantization == index::Quantization::kSq8
+                                  ? json{{"scalar", {{"type", "int8"}, {"always_ram", true}}}}
+                                  : json()}};
   return {{"status", "green"},
           {"optimizer_status", "ok"},
           {"vectors_count", info.points},

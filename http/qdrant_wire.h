@@ -18,6 +18,15 @@ namespace wp::http {
 /// ef_construct = 100.
 engine::CollectionConfig collection_config_from_qdrant(const nlohmann::json& body);
 
+/**
+ * Applies the index settings of a create or `PATCH /collections/{name}` body to `spec`:
+ * `hnsw_config` (m, ef_construct, ef; Qdrant's full_scan_threshold and max_indexing_threads are
+ * checked and have no effect), `quantization_config` ({"scalar": {"type": "int8"}} is sq8,
+ * "Disabled" none) and `optimizers_config` (checked; waypoint keeps one segment, indexed at
+ * once). Throws UserError naming the field; returns whether the index parameters changed.
+ */
+bool apply_qdrant_index_config(const nlohmann::json& body, index::IndexSpec& spec);
+
 /// Qdrant's collection info object (GET /collections/{name}).
 nlohmann::json collection_info_json(const engine::CollectionInfo& info);
 

@@ -90,7 +90,7 @@ def main():
         ("limit -1", lambda: request(port, "POST", "/collections/c/points/search", b'{"vector": [1,2,3,4], "limit": -1}')),
         ("filter with unknown condition", lambda: request(port, "POST", "/collections/c/points/count", b'{"filter": {"must": [{"key": "a", "foo": 1}]}}')),
         ("body is not JSON", lambda: request(port, "PUT", "/collections/c/points", b"{not json")),
-        ("index m = 1e30", lambda: request(port, "PUT", "/collections/c/index", b'{"type": "hnsw", "m": 1e30}')),
+        ("index m = 1e30", lambda: request(port, "PUT", "/waypoint/collections/c/vector_index", b'{"type": "hnsw", "m": 1e30}')),
     ]
     bad = 0
     print("| request | status | message (start) |\n| --- | --- | --- |")

@@ -22,7 +22,7 @@ What it does:
      owns the ids [t*R, (t+1)*R) and writes payload {"owner": t, "bucket": b, "gen": op, ...}; its
      filters always name owner=t, so the order of the operations on each id is known exactly.
   3. At K random moments the server is killed with SIGKILL: plainly (half of the kills), during
-     an index rebuild (a quarter: PUT /collections/crash/index {"type": "hnsw", ...}, the route
+     an index rebuild (a quarter: PUT /waypoint/collections/crash/vector_index {"type": "hnsw", ...}, the route
      that rebuilds the vector index in this server, which has no PATCH /collections/{name};
      killed at a random moment of the build's expected duration, while writes go on beside
      the build and are replayed into the new index at its swap), or during shutdown (a quarter: SIGTERM, then SIGKILL 1..1000 ms later; the server may
@@ -521,7 +521,7 @@ def recall_check(cl, observed, dim, nq, seed, checker):
             checker.note("exact_search_wrong", f"exact search {got} vs brute force "
                                                f"{[i for _, i in d[:10]]}")
     crash = recall(search_ids(cl, COLLECTION, queries, False), exact)
-    params = cl.ok("GET", f"/collections/{COLLECTION}/index")["params"]
+    params = cl.ok("GET", f"/waypoint/collections/{COLLECTION}/vector_index")["params"]
     cl.ok("PUT", "/collections/fresh",
           {"vectors": {"size": dim, "distance": "Euclid"},
            "hnsw_config": {"m": params["m"], "ef_construct": params["ef_construct"],
@@ -530,7 +530,7 @@ def recall_check(cl, observed, dim, nq, seed, checker):
     for b in range(0, len(items), 500):
         cl.ok("PUT", "/collections/fresh/points?wait=true",
               {"points": [{"id": i, "vector": v, "payload": p} for i, (v, p) in items[b:b + 500]]})
-    fresh_params = cl.ok("GET", "/collections/fresh/index")["params"]
+    fresh_params = cl.ok("GET", "/waypoint/collections/fresh/vector_index")["params"]
     if fresh_params != params:
         checker.note("fresh_config", f"fresh index {fresh_params} vs crash {params}")
     fresh = recall(search_ids(cl, "fresh", queries, False), exact)
@@ -670,9 +670,9 @@ def main():
         print(f"loaded {args.points} points in {time.monotonic() - t_start:.1f} s", flush=True)
         # How long a rebuild takes here (no writes meanwhile), to aim the kills during rebuilds.
         t0 = time.monotonic()
-        cl.ok("PUT", f"/collections/{COLLECTION}/index",
+        cl.ok("PUT", f"/waypoint/collections/{COLLECTION}/vector_index",
               {"type": "hnsw", "m": 16, "ef_construct": 100, "ef": 64})
-        while cl.ok("GET", f"/collections/{COLLECTION}/index")["state"] == "building":
+        while cl.ok("GET", f"/waypoint/collections/{COLLECTION}/vector_index")["state"] == "building":
             time.sleep(0.002)
         build_s = time.monotonic() - t0
         cl.close()
@@ -697,7 +697,7 @@ def main():
                 # meanwhile). Whether the build had finished is read after the restart: the new
                 # configuration is stored when the build completes.
                 try:
-                    old = ctl.ok("GET", f"/collections/{COLLECTION}/index")["params"]
+                    old = ctl.ok("GET", f"/waypoint/collections/{COLLECTION}/vector_index")["params"]
                     while True:
                         spec = {"type": "hnsw", "m": rng.choice([8, 12, 16, 24]),
                                 "ef_construct": rng.choice([64, 100, 200]), "ef": 64}
@@ -705,7 +705,7 @@ def main():
                             break
                     expect = build_s * spec["ef_construct"] / 100 * (spec["m"] / 16) ** 0.5
                     delay = rng.uniform(0.0, 0.8 * expect)
-                    ctl.ok("PUT", f"/collections/{COLLECTION}/index", spec)
+                    ctl.ok("PUT", f"/waypoint/collections/{COLLECTION}/vector_index", spec)
                     time.sleep(delay)
                     server.kill()
                     detail = (f"m={spec['m']} ef_construct={spec['ef_construct']}, killed "
@@ -740,7 +740,7 @@ def main():
             restart_s = server.start()
             cl = Client(server.port, timeout=600)
             if mode == "rebuild" and spec:
-                now = cl.ok("GET", f"/collections/{COLLECTION}/index")["params"]
+                now = cl.ok("GET", f"/waypoint/collections/{COLLECTION}/vector_index")["params"]
                 done = (now["m"], now["ef_construct"]) == (spec["m"], spec["ef_construct"])
                 kills["rebuild (had finished)" if done else "rebuild (during the build)"] += 1
                 detail += ": build had finished" if done else ": during the build"

@@ -188,7 +188,7 @@ TEST_F(ApiTest, BadInputTableAnswers4xxNamingTheField) {
       {"POST", "/collections/c/points/delete", R"({"nothing":1})", 400, "filter"},
       {"GET", "/collections/c/points/not-a-uuid", "", 400, "id"},
       {"GET", "/no/such/route", "", 404, "no route"},
-      {"PATCH", "/collections/c", "", 405, "not allowed"},
+      {"DELETE", "/collections/c/points", "", 405, "not allowed"},
   };
   for (const Case& c : cases) {
     const Response r = call(c.method, c.target, c.body);
@@ -244,7 +244,7 @@ TEST_F(ApiTest, ReadOnlyKeyReadsButNeverWrites) {
            {"POST", "/collections/c/points/delete", R"({"points": [1]})"},
            {"PUT", "/collections/d", R"({"vectors": {"size": 3, "distance": "Dot"}})"},
            {"DELETE", "/collections/c", ""},
-           {"PUT", "/collections/c/index", R"({"type": "flat"})"}}) {
+           {"PUT", "/waypoint/collections/c/vector_index", R"({"type": "flat"})"}}) {
     const Response r = api.handle(Request{method, target, body, "ro-key", ""});
     EXPECT_EQ(r.status, 403u) << method << " " << target;
     EXPECT_NE(r.body.find("read-only api key may not call " + method), std::string::npos) << r.body;
@@ -321,16 +321,16 @@ TEST_F(ApiTest, IndexRebuildInTheBackgroundSwapsWhenReady) {
     }
     ok("PUT", "/collections/s/points?wait=true", {{"points", pts}});
   }
-  EXPECT_EQ(ok("GET", "/collections/s/index")["type"], "hnsw");
+  EXPECT_EQ(ok("GET", "/waypoint/collections/s/vector_index")["type"], "hnsw");
 
-  const json started = ok("PUT", "/collections/s/index", {{"type", "flat"}});
+  const json started = ok("PUT", "/waypoint/collections/s/vector_index", {{"type", "flat"}});
   EXPECT_TRUE(started["state"] == "building" || started["state"] == "ready");
   // Searches keep answering while the build runs.
   const json query{{"vector", std::vector<float>(ds.query.row(0), ds.query.row(0) + 128)},
                    {"limit", 10}};
   EXPECT_EQ(ok("POST", "/collections/s/points/search", query).size(), 10u);
   engine_->collection("s")->wait_for_build();
-  const json done = ok("GET", "/collections/s/index");
+  const json done = ok("GET", "/waypoint/collections/s/vector_index");
   EXPECT_EQ(done["state"], "ready");
   EXPECT_EQ(done["type"], "flat");
   EXPECT_EQ(done["progress"], 1.0);
@@ -348,9 +348,10 @@ TEST_F(ApiTest, IndexRebuildInTheBackgroundSwapsWhenReady) {
   }
   EXPECT_EQ(hits[0]["id"], best_id);
 
-  ok("PUT", "/collections/s/index", {{"type", "hnsw"}, {"m", 8}, {"quantization", "sq8"}});
+  ok("PUT", "/waypoint/collections/s/vector_index",
+     {{"type", "hnsw"}, {"m", 8}, {"quantization", "sq8"}});
   engine_->collection("s")->wait_for_build();
-  const json back = ok("GET", "/collections/s/index");
+  const json back = ok("GET", "/waypoint/collections/s/vector_index");
   EXPECT_EQ(back["type"], "hnsw");
   EXPECT_EQ(back["params"]["m"], 8);
   EXPECT_EQ(back["params"]["quantization"], "sq8");
@@ -359,41 +360,55 @@ TEST_F(ApiTest, IndexRebuildInTheBackgroundSwapsWhenReady) {
             std::string::npos);
 
   // lsh: random planes, 8 tables; its parameters are checked and named, and belong to lsh only.
-  ok("PUT", "/collections/s/index",
+  ok("PUT", "/waypoint/collections/s/vector_index",
      {{"type", "lsh"}, {"bits", 256}, {"tables", 8}, {"candidates", 200}});
   engine_->collection("s")->wait_for_build();
-  const json lsh = ok("GET", "/collections/s/index");
+  const json lsh = ok("GET", "/waypoint/collections/s/vector_index");
   EXPECT_EQ(lsh["type"], "lsh");
   EXPECT_EQ(lsh["state"], "ready");
   EXPECT_EQ(lsh["params"]["bits"], 256);
   EXPECT_EQ(lsh["params"]["tables"], 8);
   EXPECT_EQ(ok("POST", "/collections/s/points/search", query)[0]["id"], best_id);
-  const Response bad_bits = call("PUT", "/collections/s/index", R"({"type":"lsh","bits":0})");
+  const Response bad_bits =
+      call("PUT", "/waypoint/collections/s/vector_index", R"({"type":"lsh","bits":0})");
   EXPECT_EQ(bad_bits.status, 400u);
   EXPECT_NE(bad_bits.body.find("bits"), std::string::npos) << bad_bits.body;
-  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","tables":3})").status, 400u);
-  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"lsh","steps":3})").status, 400u);
+  EXPECT_EQ(
+      call("PUT", "/waypoint/collections/s/vector_index", R"({"type":"hnsw","tables":3})").status,
+      400u);
+  EXPECT_EQ(
+      call("PUT", "/waypoint/collections/s/vector_index", R"({"type":"lsh","steps":3})").status,
+      400u);
   // graph: HNSW's level 0 RobustPruned with alpha; alpha is checked, named, and graph's only.
-  ok("PUT", "/collections/s/index", {{"type", "graph"}, {"m", 12}, {"alpha", 1.3}, {"ef", 64}});
+  ok("PUT", "/waypoint/collections/s/vector_index",
+     {{"type", "graph"}, {"m", 12}, {"alpha", 1.3}, {"ef", 64}});
   engine_->collection("s")->wait_for_build();
-  const json graph = ok("GET", "/collections/s/index");
+  const json graph = ok("GET", "/waypoint/collections/s/vector_index");
   EXPECT_EQ(graph["type"], "graph");
   EXPECT_EQ(graph["state"], "ready");
   EXPECT_EQ(graph["params"]["m"], 12);
   EXPECT_DOUBLE_EQ(graph["params"]["alpha"].get<double>(), 1.3);
   EXPECT_EQ(ok("POST", "/collections/s/points/search", query)[0]["id"], best_id);
-  const Response bad_alpha = call("PUT", "/collections/s/index", R"({"type":"graph","alpha":0.5})");
+  const Response bad_alpha =
+      call("PUT", "/waypoint/collections/s/vector_index", R"({"type":"graph","alpha":0.5})");
   EXPECT_EQ(bad_alpha.status, 400u);
   EXPECT_NE(bad_alpha.body.find("alpha"), std::string::npos) << bad_alpha.body;
-  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","alpha":1.2})").status, 400u);
+  EXPECT_EQ(
+      call("PUT", "/waypoint/collections/s/vector_index", R"({"type":"hnsw","alpha":1.2})").status,
+      400u);
   // rl is built by learn/: without a registered builder (this binary links no LibTorch), a 400
   // that says so; its own parameters belong to rl only.
-  const Response rl = call("PUT", "/collections/s/index", R"({"type":"rl"})");
+  const Response rl = call("PUT", "/waypoint/collections/s/vector_index", R"({"type":"rl"})");
   EXPECT_EQ(rl.status, 400u);
   EXPECT_NE(rl.body.find("LibTorch"), std::string::npos) << rl.body;
-  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","steps":3})").status, 400u);
-  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","m":1})").status, 400u);
-  EXPECT_EQ(call("PUT", "/collections/s/index", R"({"type":"hnsw","bogus":1})").status, 400u);
+  EXPECT_EQ(
+      call("PUT", "/waypoint/collections/s/vector_index", R"({"type":"hnsw","steps":3})").status,
+      400u);
+  EXPECT_EQ(call("PUT", "/waypoint/collections/s/vector_index", R"({"type":"hnsw","m":1})").status,
+            400u);
+  EXPECT_EQ(
+      call("PUT", "/waypoint/collections/s/vector_index", R"({"type":"hnsw","bogus":1})").status,
+      400u);
 }
 
 TEST_F(ApiTest, AutoIndexTunesInTheBackgroundAndBuildsTheBest) {
@@ -406,23 +421,26 @@ TEST_F(ApiTest, AutoIndexTunesInTheBackgroundAndBuildsTheBest) {
   }
   ok("PUT", "/collections/t/points?wait=true", {{"points", pts}});
   // Bad requests name the field; nothing starts.
-  const Response bad_recall = call("PUT", "/collections/t/index", R"({"type":"auto","recall":2})");
+  const Response bad_recall =
+      call("PUT", "/waypoint/collections/t/vector_index", R"({"type":"auto","recall":2})");
   EXPECT_EQ(bad_recall.status, 400u);
   EXPECT_NE(bad_recall.body.find("recall"), std::string::npos) << bad_recall.body;
   const Response bad_types =
-      call("PUT", "/collections/t/index", R"({"type":"auto","types":["rl"]})");
+      call("PUT", "/waypoint/collections/t/vector_index", R"({"type":"auto","types":["rl"]})");
   EXPECT_EQ(bad_types.status, 400u);
   EXPECT_NE(bad_types.body.find("types"), std::string::npos) << bad_types.body;
-  EXPECT_EQ(call("PUT", "/collections/t/index", R"({"type":"auto","bits":64})").status, 400u);
-  EXPECT_EQ(ok("GET", "/collections/t/index")["state"], "ready");
+  EXPECT_EQ(
+      call("PUT", "/waypoint/collections/t/vector_index", R"({"type":"auto","bits":64})").status,
+      400u);
+  EXPECT_EQ(ok("GET", "/waypoint/collections/t/vector_index")["state"], "ready");
 
-  const json started = ok("PUT", "/collections/t/index",
+  const json started = ok("PUT", "/waypoint/collections/t/vector_index",
                           {{"type", "auto"}, {"recall", 0.9}, {"trials", 6}, {"types", {"hnsw"}}});
   EXPECT_TRUE(started["state"] == "tuning" || started["state"] == "ready") << started.dump();
-  const Response busy = call("PUT", "/collections/t/index", R"({"type":"flat"})");
+  const Response busy = call("PUT", "/waypoint/collections/t/vector_index", R"({"type":"flat"})");
   EXPECT_TRUE(busy.status == 409u || busy.status == 200u);  // 409 unless tuning already ended
   engine_->collection("t")->wait_for_build();
-  const json done = ok("GET", "/collections/t/index");
+  const json done = ok("GET", "/waypoint/collections/t/vector_index");
   ASSERT_EQ(done["state"], "ready") << done.dump();
   EXPECT_EQ(done["type"], "hnsw");
   ASSERT_TRUE(done.contains("tune")) << done.dump();
@@ -439,7 +457,7 @@ TEST_F(ApiTest, AutoIndexTunesInTheBackgroundAndBuildsTheBest) {
 
   // Too few points to hold queries out of.
   ok("PUT", "/collections/few", {{"vectors", {{"size", 128}, {"distance", "Euclid"}}}});
-  const Response few = call("PUT", "/collections/few/index", R"({"type":"auto"})");
+  const Response few = call("PUT", "/waypoint/collections/few/vector_index", R"({"type":"auto"})");
   EXPECT_EQ(few.status, 400u);
   EXPECT_NE(few.body.find("at least"), std::string::npos) << few.body;
 }
@@ -534,7 +552,7 @@ TEST_F(ApiTest, InputsAreQuotedShortAndIdsOutOfRangeAre400) {
 
 TEST_F(ApiTest, PutIndexAnswersWithTheRequestedTarget) {
   make_points();
-  const json r = ok("PUT", "/collections/c/index", {{"type", "flat"}});
+  const json r = ok("PUT", "/waypoint/collections/c/vector_index", {{"type", "flat"}});
   // The build may already be done, else its target is the request.
   if (r["state"] == "building") {
     EXPECT_EQ(r["target"]["type"], "flat") << r.dump();
@@ -542,7 +560,7 @@ TEST_F(ApiTest, PutIndexAnswersWithTheRequestedTarget) {
     EXPECT_EQ(r["type"], "flat") << r.dump();
   }
   engine_->collection("c")->wait_for_build();
-  const json done = ok("GET", "/collections/c/index");
+  const json done = ok("GET", "/waypoint/collections/c/vector_index");
   EXPECT_EQ(done["type"], "flat");
   EXPECT_FALSE(done.contains("target"));
 }
@@ -585,4 +603,174 @@ TEST_F(ApiTest, BatchesAndAnswersAreCapped) {
   expect_error(r, 400);
   EXPECT_NE(r.body.find("vector values"), std::string::npos) << r.body;
   ok("POST", "/collections/wide/points/scroll", {{"limit", 10000}});
+}
+
+// Issue 16: Qdrant's payload edits, by ids and by filter, durable and seen by the next filter.
+TEST_F(ApiTest, PayloadSetOverwriteDeleteAndClearByIdsOrFilter) {
+  make_points();
+  const std::string uuid = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26";
+  auto payload = [&](const json& id) {
+    return ok("POST", "/collections/c/points",
+              {{"ids", {id}}, {"with_payload", true}})[0]["payload"];
+  };
+  // set: merged into the payload, or into the object at `key` (created as needed).
+  ok("POST", "/collections/c/points/payload?wait=true",
+     {{"payload", {{"size", "L"}, {"n", 7}}}, {"points", {1, 2}}});
+  EXPECT_EQ(payload(1), json({{"color", "red"}, {"n", 7}, {"size", "L"}}));
+  ok("POST", "/collections/c/points/payload",
+     {{"payload", {{"a", 1}}}, {"points", {1}}, {"key", "meta.tags"}});
+  ok("POST", "/collections/c/points/payload",
+     {{"payload", {{"b", 2}}}, {"points", {1}}, {"key", "meta"}});
+  EXPECT_EQ(payload(1)["meta"], json({{"tags", {{"a", 1}}}, {"b", 2}}));
+  // By filter: the edit is seen by the next filtered count and search.
+  const json red{{"must", {{{"key", "color"}, {"match", {{"value", "red"}}}}}}};
+  const json hot{{"must", {{{"key", "hot"}, {"match", {{"value", true}}}}}}};
+  ok("POST", "/collections/c/points/payload", {{"payload", {{"hot", true}}}, {"filter", red}});
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", hot}})["count"], 2);
+  const json found = ok("POST", "/collections/c/points/search",
+                        {{"vector", {2, 0, 0}}, {"limit", 3}, {"filter", hot}});
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0]["id"], uuid);
+  EXPECT_EQ(found[1]["id"], 1);
+  // overwrite: the payload becomes the given object.
+  ok("PUT", "/collections/c/points/payload", {{"payload", {{"only", 1}}}, {"points", {2}}});
+  EXPECT_EQ(payload(2), json({{"only", 1}}));
+  // delete keys (key paths) by filter; clear by ids.
+  ok("POST", "/collections/c/points/payload/delete",
+     {{"keys", {"n", "meta.tags", "absent.path"}}, {"filter", red}});
+  EXPECT_EQ(payload(1),
+            json({{"color", "red"}, {"size", "L"}, {"meta", {{"b", 2}}}, {"hot", true}}));
+  EXPECT_EQ(payload(uuid), json({{"color", "red"}, {"hot", true}}));
+  ok("POST", "/collections/c/points/payload/clear?wait=true", {{"points", {uuid}}});
+  EXPECT_EQ(payload(uuid), json::object());
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", hot}})["count"], 1);
+
+  // Bad bodies: 4xx naming the field, nothing written.
+  struct Case {
+    const char* method;
+    const char* target;
+    std::string body;
+    unsigned status;
+    const char* mentions;
+  };
+  std::string deep_key = "k";
+  for (int i = 0; i < 63; ++i) deep_key += ".k";
+  json deep = 1;
+  for (int i = 0; i < 100; ++i) deep = json::array({deep});
+  const std::vector<Case> cases{
+      {"POST", "/collections/c/points/payload", R"({"payload":{"x":1},"points":[1,99]})", 404,
+       "99"},
+      {"POST", "/collections/c/points/payload", R"({"payload":{"x":1}})", 400, "filter"},
+      {"POST", "/collections/c/points/payload",
+       R"({"payload":{"x":1},"points":[1],"filter":{"must":[]}})", 400, "not both"},
+      {"POST", "/collections/c/points/payload", R"({"payload":[1],"points":[1]})", 400, "payload"},
+      {"POST", "/collections/c/points/payload", R"({"points":[1]})", 400, "payload"},
+      {"POST", "/collections/c/points/payload", R"({"payload":{"x":1},"points":[1],"key":"a..b"})",
+       400, "key"},
+      {"POST", "/collections/c/points/payload",
+       json({{"payload", {{"x", deep}}}, {"points", {1}}, {"key", deep_key}}).dump(), 400,
+       "deeper than 128"},
+      {"PUT", "/collections/c/points/payload", R"({"payload":"x","points":[1]})", 400, "payload"},
+      {"POST", "/collections/c/points/payload/delete", R"({"keys":"n","points":[1]})", 400, "keys"},
+      {"POST", "/collections/c/points/payload/delete", R"({"keys":["n",""],"points":[1]})", 400,
+       "keys[1]"},
+      {"POST", "/collections/c/points/payload/clear", R"({"points":[-1]})", 400, "points"},
+      {"POST", "/collections/c/points/payload/clear", R"({"filter":{"must":[{"key":1}]}})", 400,
+       "filter.must[0]"},
+      {"POST", "/collections/nope/points/payload/clear", R"({"points":[1]})", 404, "nope"},
+  };
+  const json before = payload(1);
+  for (const Case& c : cases) {
+    const Response r = call(c.method, c.target, c.body);
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.target << " " << c.body.substr(0, 80)
+                                  << " -> " << r.body;
+    const std::string msg = json::parse(r.body)["status"]["error"];
+    EXPECT_NE(msg.find(c.mentions), std::string::npos)
+        << "message '" << msg << "' should mention '" << c.mentions << "'";
+  }
+  EXPECT_EQ(payload(1), before);
+
+  // Durable: a restart finds every edit.
+  api_.reset();
+  engine_.reset();  // the store's lock is released before it is opened again
+  engine_ = std::make_unique<wp::engine::Engine>(tmp_.file("data"));
+  api_ = std::make_unique<Api>(*engine_, wp::http::ApiOptions{});
+  EXPECT_EQ(payload(1), before);
+  EXPECT_EQ(payload(2), json({{"only", 1}}));
+  EXPECT_EQ(payload(uuid), json::object());
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", hot}})["count"], 1);
+}
+
+// Issue 16: GET / in Qdrant's shape (clients read it as the version info), the probes as text
+// and open without a key, and PATCH /collections/{name} rebuilding the index in the background.
+TEST_F(ApiTest, RootProbesAndCollectionUpdate) {
+  const Response root = call("GET", "/");
+  ASSERT_EQ(root.status, 200u);
+  const json r = json::parse(root.body);
+  EXPECT_FALSE(r.contains("result"));
+  EXPECT_TRUE(r["title"].is_string());
+  EXPECT_TRUE(r["version"].is_string());
+  EXPECT_EQ(call("GET", "/livez").body, "healthz check passed");
+  EXPECT_EQ(call("GET", "/healthz").body, "healthz check passed");
+  EXPECT_EQ(call("GET", "/readyz").body, "all shards are ready");
+  EXPECT_EQ(call("GET", "/readyz").content_type.rfind("text/plain", 0), 0u);
+  wp::http::ApiOptions guarded_options;
+  guarded_options.api_key = "k";
+  Api guarded(*engine_, guarded_options);
+  for (const char* open : {"/", "/livez", "/readyz", "/healthz"}) {
+    EXPECT_EQ(guarded.handle({"GET", open, "", "", ""}).status, 200u) << open;
+  }
+  EXPECT_EQ(guarded.handle({"GET", "/collections", "", "", ""}).status, 401u);
+
+  make_points();
+  EXPECT_EQ(ok("PATCH", "/collections/c",
+               {{"hnsw_config", {{"m", 8}, {"ef_construct", 50}}},
+                {"quantization_config", {{"scalar", {{"type", "int8"}, {"quantile", 0.99}}}}},
+                {"optimizers_config", {{"indexing_threshold", 0}}}}),
+            true);
+  engine_->collection("c")->wait_for_build();
+  const json info = ok("GET", "/collections/c");
+  EXPECT_EQ(info["config"]["hnsw_config"]["m"], 8);
+  EXPECT_EQ(info["config"]["hnsw_config"]["ef_construct"], 50);
+  EXPECT_EQ(info["config"]["quantization_config"]["scalar"]["type"], "int8");
+  const json served = ok("GET", "/waypoint/collections/c/vector_index");
+  EXPECT_EQ(served["state"], "ready");
+  EXPECT_EQ(served["type"], "hnsw");
+  EXPECT_EQ(served["params"]["m"], 8);
+  EXPECT_EQ(served["params"]["quantization"], "sq8");
+  EXPECT_EQ(
+      ok("POST", "/collections/c/points/search", {{"vector", {1, 0, 0}}, {"limit", 1}})[0]["id"],
+      2);
+  ok("PATCH", "/collections/c", {{"quantization_config", "Disabled"}});
+  engine_->collection("c")->wait_for_build();
+  EXPECT_EQ(ok("GET", "/waypoint/collections/c/vector_index")["params"]["quantization"], "none");
+  EXPECT_TRUE(ok("GET", "/collections/c")["config"]["quantization_config"].is_null());
+  // A create takes the same settings.
+  ok("PUT", "/collections/q",
+     {{"vectors", {{"size", 3}, {"distance", "Dot"}}},
+      {"quantization_config", {{"scalar", {{"type", "int8"}}}}}});
+  EXPECT_EQ(ok("GET", "/waypoint/collections/q/vector_index")["params"]["quantization"], "sq8");
+
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {R"({"quantization_config":{"product":{"compression":"x4"}}})", "quantization_config"},
+      {R"({"quantization_config":{"scalar":{"type":"int4"}}})", "quantization_config.scalar.type"},
+      {R"({"quantization_config":{"scalar":{"type":"int8","quantile":2}}})",
+       "quantization_config.scalar.quantile"},
+      {R"({"hnsw_config":{"m":1}})", "hnsw_config.m"},
+      {R"({"hnsw_config":{"payload_m":4}})", "hnsw_config.payload_m"},
+      {R"({"hnsw_config":{"on_disk":true}})", "hnsw_config.on_disk"},
+      {R"({"optimizers_config":{"indexing_threshold":"x"}})",
+       "optimizers_config.indexing_threshold"},
+      {R"({"optimizers_config":{"bogus":1}})", "optimizers_config.bogus"},
+      {R"({"vectors":{"size":4}})", "vectors"},
+      {R"([1])", "body"},
+  };
+  for (const auto& [body, field] : bad) {
+    const Response resp = call("PATCH", "/collections/c", body);
+    EXPECT_EQ(resp.status, 400u) << body << " -> " << resp.body;
+    EXPECT_NE(resp.body.find(field), std::string::npos) << body << " -> " << resp.body;
+  }
+  EXPECT_EQ(call("PATCH", "/collections/nope", "{}").status, 404u);
+  // Nothing of the refused updates was applied.
+  EXPECT_EQ(ok("GET", "/collections/c")["config"]["hnsw_config"]["m"], 8);
 }

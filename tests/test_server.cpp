@@ -84,14 +84,15 @@ class ServerProcess {
   uint16_t port_ = 0;
 };
 
-/// A keep-alive client whose answers are parsed as JSON; throws on any transport error.
+/// A keep-alive client whose answers are parsed as JSON (a plain-text answer, such as a health
+/// probe's, as a JSON string); throws on any transport error.
 class Client {
  public:
   explicit Client(uint16_t port, std::string api_key = "") : c_(port, std::move(api_key)) {}
   std::pair<unsigned, json> call(bhttp::verb method, const std::string& target,
                                  const json& body = nullptr) {
     auto [status, text] = c_.call(method, target, body.is_null() ? "" : body.dump());
-    return {status, json::parse(text)};
+    return {status, json::accept(text) ? json::parse(text) : json(text)};
   }
 
  private:
@@ -486,7 +487,8 @@ class TlsClient {
     beast::flat_buffer buffer;
     bhttp::response<bhttp::string_body> res;
     bhttp::read(stream_, buffer, res);
-    return {res.result_int(), json::parse(res.body())};
+    const std::string& text = res.body();
+    return {res.result_int(), json::accept(text) ? json::parse(text) : json(text)};
   }
 
  private:

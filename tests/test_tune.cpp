@@ -36,7 +36,7 @@ TEST(TuneSpace, EveryConfigurationRoundTripsThroughItsRequestBody) {
       ASSERT_TRUE(valid(s, c));
       const nlohmann::json body = to_request(s, c);
       EXPECT_EQ(from_request(s, body), c) << body.dump();
-      // The body is what PUT /collections/{name}/index and `build --config` parse.
+      // The body is what PUT /waypoint/collections/{name}/vector_index and `build --config` parse.
       const IndexRequest r = IndexRequest::parse(body, {});
       const std::string type = wp::index::index_kind_name(r.spec.kind);
       EXPECT_EQ(type, s.type_name(c.type));

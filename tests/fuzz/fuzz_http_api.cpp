@@ -1,5 +1,6 @@
 // libFuzzer target: the whole REST API (every route's URL, query string and body parsers:
-// points, search, query, filters, collection create, index requests) through Api::handle.
+// points, search, query, filters, payload edits, collection create and update, index requests)
+// through Api::handle.
 // Input: "METHOD TARGET\n" then the body. Api::handle must never throw, and bad input must never
 // be a 500 (an internal error) — either is reported as a crash.
 #include <cstdlib>

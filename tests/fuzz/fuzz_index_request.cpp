@@ -1,4 +1,4 @@
-// libFuzzer target: index requests (PUT /collections/{name}/index bodies: hnsw, flat, lsh, graph,
+// libFuzzer target: index requests (PUT /waypoint/collections/{name}/vector_index bodies: hnsw, flat, lsh, graph,
 // rl, auto with their parameters), parsed against a default configuration.
 #include "engine/index_request.h"
 #include "fuzz_util.h"

@@ -110,3 +110,40 @@ test('bad input comes back as a 4xx error naming the field', async () => {
   });
   await assert.rejects(client.search('missing', { vector: [1, 2, 3], limit: 1 }), (e) => e.status === 404);
 });
+
+test('payload edits, collection update and version info', async () => {
+  const version = await client.versionInfo();
+  assert.equal(typeof version.version, 'string');
+  await client.createCollection('shop', { vectors: { size: 2, distance: 'Euclid' } });
+  await client.upsert('shop', {
+    wait: true,
+    points: [
+      { id: 1, vector: [0, 0], payload: { kind: 'hat', price: 10 } },
+      { id: 2, vector: [1, 0], payload: { kind: 'shoe', price: 50 } },
+      { id: 3, vector: [2, 0], payload: { kind: 'hat', price: 20 } },
+    ],
+  });
+  const payloadOf = async (id) => (await client.retrieve('shop', { ids: [id], with_payload: true }))[0].payload;
+  await client.setPayload('shop', { wait: true, payload: { sale: true }, filter: { must: [{ key: 'kind', match: { value: 'hat' } }] } });
+  assert.deepEqual(await client.count('shop', { filter: { must: [{ key: 'sale', match: { value: true } }] } }), { count: 2 });
+  await client.setPayload('shop', { wait: true, payload: { cm: 30 }, points: [2], key: 'size' });
+  assert.deepEqual(await payloadOf(2), { kind: 'shoe', price: 50, size: { cm: 30 } });
+  await client.overwritePayload('shop', { wait: true, payload: { kind: 'bag' }, points: [2] });
+  assert.deepEqual(await payloadOf(2), { kind: 'bag' });
+  await client.deletePayload('shop', { wait: true, keys: ['price'], points: [1, 3] });
+  assert.deepEqual(await payloadOf(3), { kind: 'hat', sale: true });
+  await client.clearPayload('shop', { wait: true, points: [1] });
+  assert.deepEqual(await payloadOf(1), {});
+  await assert.rejects(client.setPayload('shop', { payload: { x: 1 }, points: [99] }), (e) => e.status === 404);
+
+  assert.equal(await client.updateCollection('shop', { hnsw_config: { m: 8 }, quantization_config: { scalar: { type: 'int8' } } }), true);
+  let info = await client.getCollection('shop');
+  for (let i = 0; i < 100 && info.config.hnsw_config.m !== 8; ++i) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    info = await client.getCollection('shop');
+  }
+  assert.equal(info.config.hnsw_config.m, 8);
+  assert.equal(info.config.quantization_config.scalar.type, 'int8');
+  const hits = await client.query('shop', { query: [1.9, 0], limit: 1 });
+  assert.equal(hits.points[0].id, 3);
+});

@@ -1,4 +1,4 @@
-// PUT /collections/{name}/index {"type":"rl"}: the pruning agent's job on a collection's points in
+// PUT /waypoint/collections/{name}/vector_index {"type":"rl"}: the pruning agent's job on a collection's points in
 // the background, swapped in when done, served, and kept across a restart.
 #include <gtest/gtest.h>
 
@@ -69,10 +69,10 @@ TEST(LearnedCollection, PutIndexRlTrainsInTheBackgroundServesAndSurvivesARestart
           {{"id", i}, {"vector", std::vector<float>(ds.base.row(i), ds.base.row(i) + 64)}});
     }
     s.ok("PUT", "/collections/d/points?wait=true", {{"points", pts}});
-    const json started = s.ok("PUT", "/collections/d/index", {{"type", "rl"}, {"steps", 20}});
+    const json started = s.ok("PUT", "/waypoint/collections/d/vector_index", {{"type", "rl"}, {"steps", 20}});
     EXPECT_TRUE(started["state"] == "building" || started["state"] == "ready") << started;
     s.engine->collection("d")->wait_for_build();
-    const json done = s.ok("GET", "/collections/d/index");
+    const json done = s.ok("GET", "/waypoint/collections/d/vector_index");
     EXPECT_EQ(done["state"], "ready") << done;
     EXPECT_EQ(done["type"], "rl");
     // The learnt graph is served: default ef 64 on 1200 digits, measured 0.99+.
@@ -91,7 +91,7 @@ TEST(LearnedCollection, PutIndexRlTrainsInTheBackgroundServesAndSurvivesARestart
   }
   // Restart: the index type is stored, the learnt index file loads without training again.
   Server s(tmp.file("data"));
-  EXPECT_EQ(s.ok("GET", "/collections/d/index")["type"], "rl");
+  EXPECT_EQ(s.ok("GET", "/waypoint/collections/d/vector_index")["type"], "rl");
   EXPECT_TRUE(s.engine->collection("d")->index_loaded_from_file());
   EXPECT_GE(recall10(s, ds, n), 0.9);
 }
