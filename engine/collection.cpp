@@ -21,6 +21,8 @@ namespace {
 constexpr char kConfigKey[] = "config";
 constexpr char kIndexFile[] = "index.wpi";
 constexpr char kIndexMeta[] = "index.meta";
+/// Internal ids are below this: payload indexes keep them as uint32.
+constexpr uint64_t kMaxInternal = UINT32_MAX;
 
 /// A new empty index as `spec` says. Kind "rl" without its learnt graph (no index file, or one
 /// that no longer matches the store) serves the graph the agent starts from until trained again.
@@ -224,7 +226,11 @@ void Collection::load() {
   });
   vectors.n = labels.size();
   live_ = labels.size();
+  WP_THROW_INTERNAL_IF_NOT(next_internal_ <= kMaxInternal, "stored internal id out of range");
   entries_.resize(next_internal_);
+  for (const auto& [key, schema] : config_.payload_schema) {
+    payload_indexes_.install(build_field_index(key, schema));
+  }
   for (uint64_t i = next_internal_; i-- > 0;) {
     if (!entries_[i].live) free_internal_.push_back(i);  // the lowest is reused first
   }
@@ -285,6 +291,8 @@ void Collection::upsert(std::vector<PointWrite> points, bool wait) {
     } else if (reused < free_internal_.size()) {
       internal = free_internal_[free_internal_.size() - 1 - reused++];
     } else {
+      WP_THROW_IF_NOT(next < kMaxInternal, "points: the collection holds at most ", kMaxInternal,
+                      " points");
       internal = next++;
     }
     records.push_back(
@@ -316,8 +324,14 @@ void Collection::upsert(std::vector<PointWrite> points, bool wait) {
   for (PointStore::Record& r : records) {
     if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
     Entry& e = entries_[r.internal];
-    if (!e.live) ++live_;
+    const uint32_t id32 = static_cast<uint32_t>(r.internal);
+    if (!e.live) {
+      ++live_;
+    } else {
+      payload_indexes_.remove(id32, e.payload);
+    }
     e = Entry{r.id, std::move(r.payload), true};
+    payload_indexes_.add(id32, e.payload);
     internal_of_[r.id] = r.internal;
   }
   next_internal_ = next;
@@ -334,6 +348,7 @@ void Collection::apply_removals(const std::vector<PointId>& ids) {
     if (it == internal_of_.end()) continue;
     labels.push_back(it->second);
     Entry& e = entries_[it->second];
+    payload_indexes_.remove(static_cast<uint32_t>(it->second), e.payload);
     e.live = false;
     e.payload = json();
     internal_of_.erase(it);
@@ -358,12 +373,7 @@ size_t Collection::remove(const std::vector<PointId>& ids, bool wait) {
 size_t Collection::remove_matching(const Filter& filter, bool wait) {
   std::lock_guard<std::mutex> writer(write_mu_);
   std::vector<PointId> ids;
-  {
-    std::shared_lock<RwMutex> lock(mu_);
-    for (const Entry& e : entries_) {
-      if (e.live && filter.matches(e.id, e.payload)) ids.push_back(e.id);
-    }
-  }
+  for_each_match(filter, [&](uint64_t i) { ids.push_back(entries_[i].id); });
   store_->apply({}, ids, wait);
   apply_removals(ids);
   return ids.size();
@@ -382,11 +392,11 @@ size_t Collection::edit_payloads(const std::vector<PointId>* ids, const Filter* 
         throw NotFoundError("No point with id " + show_json(id.to_json()) + " found");
       if (seen.insert(it->second).second) targets.push_back(it->second);
     }
+  } else if (filter) {
+    for_each_match(*filter, [&](uint64_t i) { targets.push_back(i); });
   } else {
     for (uint64_t i = 0; i < entries_.size(); ++i) {
-      if (entries_[i].live && (!filter || filter->matches(entries_[i].id, entries_[i].payload))) {
-        targets.push_back(i);
-      }
+      if (entries_[i].live) targets.push_back(i);
     }
   }
   std::vector<PointStore::Record> records;
@@ -404,8 +414,63 @@ size_t Collection::edit_payloads(const std::vector<PointId>* ids, const Filter* 
   if (records.empty()) return 0;
   store_->apply(records, {}, wait);
   std::unique_lock<RwMutex> lock(mu_);
-  for (PointStore::Record& r : records) entries_[r.internal].payload = std::move(r.payload);
+  for (PointStore::Record& r : records) {
+    json& payload = entries_[r.internal].payload;
+    payload_indexes_.remove(static_cast<uint32_t>(r.internal), payload);
+    payload = std::move(r.payload);
+    payload_indexes_.add(static_cast<uint32_t>(r.internal), payload);
+  }
   return records.size();
+}
+
+template <typename F>
+void Collection::for_each_match(const Filter& filter, const F& fn) const {
+  auto passes = [&](uint64_t i) {
+    return i < entries_.size() && entries_[i].live &&
+           filter.matches(entries_[i].id, entries_[i].payload);
+  };
+  if (std::optional<IdList> candidates = filter.candidates(payload_indexes_)) {
+    for (const uint32_t i : *candidates) {
+      if (passes(i)) fn(i);
+    }
+    return;
+  }
+  for (uint64_t i = 0; i < entries_.size(); ++i) {
+    if (passes(i)) fn(i);
+  }
+}
+
+std::unique_ptr<FieldIndex> Collection::build_field_index(const std::string& key,
+                                                          PayloadSchema schema) const {
+  auto index = std::make_unique<FieldIndex>(key, schema);
+  for (uint64_t i = 0; i < entries_.size(); ++i) {
+    if (entries_[i].live) index->add(static_cast<uint32_t>(i), entries_[i].payload);
+  }
+  return index;
+}
+
+void Collection::create_payload_index(const std::string& key, PayloadSchema schema) {
+  std::lock_guard<std::mutex> writer(write_mu_);
+  // Built while searches go on: only this writer changes entries_.
+  std::unique_ptr<FieldIndex> index = build_field_index(key, schema);
+  CollectionConfig stored = config();
+  stored.payload_schema[key] = schema;
+  store_->put_meta(kConfigKey, stored.to_stored().dump());
+  std::unique_lock<RwMutex> lock(mu_);
+  payload_indexes_.install(std::move(index));
+  config_.payload_schema = stored.payload_schema;
+}
+
+void Collection::delete_payload_index(const std::string& key) {
+  std::lock_guard<std::mutex> writer(write_mu_);
+  CollectionConfig stored = config();
+  if (!stored.payload_schema.erase(key)) {
+    throw NotFoundError("no payload index on " + show_json(json(key)) + " in collection " + name_);
+  }
+  store_->put_meta(kConfigKey, stored.to_stored().dump());
+  std::unique_lock<RwMutex> lock(mu_);
+  payload_indexes_.drop(key);
+  config_.payload_schema = stored.payload_schema;
 }
 
 float Collection::score_of(float distance) const {
@@ -441,10 +506,9 @@ std::vector<ScoredPoint> Collection::search(const SearchQuery& q) const {
   if (q.filter && !q.filter->empty()) {
     // The matching set is computed up front so the index knows its size and can choose between
     // walking the graph and scanning the matches exactly.
+    // Payload indexes give the candidates in O(matches) when they serve the filter.
     bits = std::make_unique<index::BitsetFilter>(next_internal_);
-    for (uint64_t i = 0; i < entries_.size(); ++i) {
-      if (entries_[i].live && q.filter->matches(entries_[i].id, entries_[i].payload)) bits->set(i);
-    }
+    for_each_match(*q.filter, [&](uint64_t i) { bits->set(i); });
     if (bits->count() == 0) return out;
     params.filter = bits.get();
   }
@@ -479,7 +543,7 @@ size_t Collection::count(const Filter* filter) const {
   std::shared_lock<RwMutex> lock(mu_);
   if (!filter || filter->empty()) return live_;
   size_t n = 0;
-  for (const Entry& e : entries_) n += e.live && filter->matches(e.id, e.payload);
+  for_each_match(*filter, [&](uint64_t) { ++n; });
   return n;
 }
 
@@ -513,7 +577,11 @@ size_t Collection::size() const {
 
 CollectionInfo Collection::info() const {
   std::shared_lock<RwMutex> lock(mu_);
-  return {live_, config_, entries_.size()};
+  CollectionInfo info{live_, config_, entries_.size(), {}};
+  for (const auto& [key, index] : payload_indexes_.fields()) {
+    info.payload_fields[key] = {index->schema(), index->points(), index->memory_bytes()};
+  }
+  return info;
 }
 
 void Collection::save_index() const {

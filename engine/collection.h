@@ -15,6 +15,7 @@
  */
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,6 +32,7 @@
 #include "engine/collection_config.h"
 #include "engine/filter.h"
 #include "engine/index_request.h"
+#include "engine/payload_index.h"
 #include "engine/point_id.h"
 #include "engine/point_store.h"
 #include "engine/rw_mutex.h"
@@ -87,6 +89,12 @@ struct CollectionInfo {
   /// Internal ids in use or free for reuse: the length of the per-point tables (the most
   /// points ever live at once, not the upserts ever made).
   size_t slots = 0;
+  struct PayloadField {
+    PayloadSchema schema;
+    size_t points;        ///< points with an indexed value
+    size_t memory_bytes;  ///< of the index
+  };
+  std::map<std::string, PayloadField> payload_fields;  ///< the payload indexes by key
 };
 
 class Collection {
@@ -118,6 +126,16 @@ class Collection {
    */
   size_t edit_payloads(const std::vector<PointId>* ids, const Filter* filter,
                        const std::function<void(nlohmann::json&)>& edit, bool wait);
+
+  /**
+   * Indexes the payload values at `key` (a key path) as `schema` says, from the live points
+   * (writes wait meanwhile; searches go on); the schema is stored and the index rebuilt at every
+   * open. Replaces an index of the same key. Filters with conditions on `key` then find their
+   * candidates from it (Filter::candidates). UserError for a bad key path.
+   */
+  void create_payload_index(const std::string& key, PayloadSchema schema);
+  /// Drops the payload index of `key`; NotFoundError when there is none.
+  void delete_payload_index(const std::string& key);
 
   std::vector<ScoredPoint> search(const SearchQuery& q) const;
   /// The points among `ids` that exist, in the order asked.
@@ -180,6 +198,12 @@ class Collection {
   /// With writes held back: builds `next` from the live points, stores it, swaps it in.
   void build_and_swap(const index::IndexSpec& next, const nlohmann::json& learned);
   PointRead read_point(uint64_t internal, bool with_payload, bool with_vector) const;
+  /// Calls fn(internal id) for every live point `filter` holds for: the candidates of the payload
+  /// indexes when they narrow it, else every live point. The caller holds mu_ or write_mu_.
+  template <typename F>
+  void for_each_match(const Filter& filter, const F& fn) const;
+  /// Builds the index of `key` from the live points (the caller holds write_mu_).
+  std::unique_ptr<FieldIndex> build_field_index(const std::string& key, PayloadSchema schema) const;
   float score_of(float distance) const;
   void apply_removals(const std::vector<PointId>& ids);
 
@@ -204,6 +228,7 @@ class Collection {
   std::vector<uint64_t> free_internal_;
   size_t live_ = 0;
   std::unique_ptr<index::Index> index_;
+  PayloadIndexes payload_indexes_;  ///< of the live points' payloads, as config_ says
   bool index_from_file_ = false;
 
   mutable std::mutex build_mu_;  ///< guards status_ and builder_

@@ -63,6 +63,11 @@ json CollectionConfig::to_stored() const {
         {"probes", s.lsh.probes}, {"candidates", s.lsh.candidates}, {"seed", s.lsh.seed}};
   }
   if (s.kind == index::IndexKind::kGraph) j["graph"] = {{"alpha", float_json(s.graph.alpha)}};
+  if (!payload_schema.empty()) {
+    json p = json::object();
+    for (const auto& [key, schema] : payload_schema) p[key] = payload_schema_name(schema);
+    j["payload_schema"] = p;
+  }
   return j;
 }
 
@@ -89,6 +94,11 @@ CollectionConfig CollectionConfig::from_stored(const json& j) {
       s.lsh.seed = l.at("seed").get<uint64_t>();
     }
     if (j.contains("graph")) s.graph.alpha = j.at("graph").at("alpha").get<float>();
+    if (j.contains("payload_schema")) {
+      for (const auto& [key, name] : j.at("payload_schema").items()) {
+        c.payload_schema[key] = parse_payload_schema(name, "payload_schema");
+      }
+    }
     s.validate();
     return c;
   } catch (const std::exception& e) {

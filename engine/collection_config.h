@@ -5,10 +5,12 @@
  * collection's point store). Qdrant's wire forms of it (the create body, the info object) are
  * http/'s (http/qdrant_wire.h).
  */
+#include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "engine/payload_index.h"
 #include "index/index_spec.h"
 #include "index/metric.h"
 
@@ -18,6 +20,8 @@ struct CollectionConfig {
   size_t dim = 0;
   /// The served index: its kind and parameters; `index.metric` is the collection's metric.
   index::IndexSpec index;
+  /// Payload indexes by key (Qdrant's payload_schema): built in memory at open.
+  std::map<std::string, PayloadSchema> payload_schema;
 
   index::Metric metric() const { return index.metric; }
 

@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <string_view>
 #include <utility>
 
@@ -39,6 +40,9 @@ struct Filter::Node {
   virtual ~Node() = default;
   /// True when the point passes this node; `payload` is the object key paths start from.
   virtual bool matches(const PointId& id, const json& payload) const = 0;
+  /// A superset of the points this node holds for, from payload indexes (Filter::candidates);
+  /// nullopt when no index narrows it.
+  virtual std::optional<IdList> candidates(const IndexLookup&) const { return std::nullopt; }
 };
 
 namespace {
@@ -56,10 +60,22 @@ std::string at_index(const std::string& where, size_t i) {
 // ---------------------------------------------------------------------------------------------
 // Condition nodes
 
+IdList intersect(const IdList& a, const IdList& b) {
+  IdList out;
+  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+IdList unite(const IdList& a, const IdList& b) {
+  IdList out;
+  std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
 /// A condition on the values at one key path.
 class FieldNode : public Filter::Node {
  public:
-  explicit FieldNode(JsonPath path) : path_(std::move(path)) {}
+  FieldNode(JsonPath path, std::string key) : path_(std::move(path)), key_(std::move(key)) {}
 
   bool matches(const PointId&, const json& payload) const override {
     return any_value_at(path_, payload, [this](const json& v) {
@@ -74,16 +90,20 @@ class FieldNode : public Filter::Node {
  protected:
   /// The condition on one value (an array value's elements are passed one by one).
   virtual bool check(const json& v) const = 0;
+  /// The key as the request gave it: payload indexes are named by it.
+  const std::string& key() const { return key_; }
 
  private:
   JsonPath path_;
+  std::string key_;
 };
 
 /// match.value: equality with one string, integer or bool, without type coercion.
 class MatchValueNode : public FieldNode {
  public:
   enum class Type : uint8_t { kString, kInteger, kBool };
-  MatchValueNode(JsonPath path, const json& value) : FieldNode(std::move(path)) {
+  MatchValueNode(JsonPath path, std::string key, const json& value)
+      : FieldNode(std::move(path), std::move(key)) {
     if (value.is_string()) {
       type_ = Type::kString;
       str_ = value.get<std::string>();
@@ -109,6 +129,19 @@ class MatchValueNode : public FieldNode {
       }
     }
     return false;
+  }
+
+ public:
+  std::optional<IdList> candidates(const IndexLookup& ix) const override {
+    switch (type_) {
+      case Type::kString:
+        return ix.strings(key(), {str_});
+      case Type::kBool:
+        return ix.boolean(key(), bool_);
+      case Type::kInteger:
+        return ix.integers(key(), {int_});
+    }
+    return std::nullopt;
   }
 
  private:
@@ -140,7 +173,11 @@ struct ValueSet {
 /// match.any: the value is one of the listed strings or integers.
 class MatchAnyNode : public FieldNode {
  public:
-  MatchAnyNode(JsonPath path, ValueSet set) : FieldNode(std::move(path)), set_(std::move(set)) {}
+  MatchAnyNode(JsonPath path, std::string key, ValueSet set)
+      : FieldNode(std::move(path), std::move(key)), set_(std::move(set)) {}
+  std::optional<IdList> candidates(const IndexLookup& ix) const override {
+    return set_.integers ? ix.integers(key(), set_.ints) : ix.strings(key(), set_.strings);
+  }
 
  protected:
   bool check(const json& v) const override { return set_.lookup(v) == 1; }
@@ -153,7 +190,8 @@ class MatchAnyNode : public FieldNode {
 /// another type (a bool, an object, a float against integers) pass, as in Qdrant.
 class MatchExceptNode : public FieldNode {
  public:
-  MatchExceptNode(JsonPath path, ValueSet set) : FieldNode(std::move(path)), set_(std::move(set)) {}
+  MatchExceptNode(JsonPath path, std::string key, ValueSet set)
+      : FieldNode(std::move(path), std::move(key)), set_(std::move(set)) {}
 
  protected:
   bool check(const json& v) const override { return !v.is_null() && set_.lookup(v) != 1; }
@@ -165,22 +203,17 @@ class MatchExceptNode : public FieldNode {
 /// range: a payload number within every given bound.
 class RangeNode : public FieldNode {
  public:
-  struct Bounds {
-    bool has_gt = false, has_gte = false, has_lt = false, has_lte = false;
-    double gt = 0, gte = 0, lt = 0, lte = 0;
-  };
-  RangeNode(JsonPath path, Bounds b) : FieldNode(std::move(path)), b_(b) {}
-
- protected:
-  bool check(const json& v) const override {
-    if (!v.is_number()) return false;
-    const double x = v.get<double>();
-    return (!b_.has_gt || x > b_.gt) && (!b_.has_gte || x >= b_.gte) && (!b_.has_lt || x < b_.lt) &&
-           (!b_.has_lte || x <= b_.lte);
+  RangeNode(JsonPath path, std::string key, RangeBounds b)
+      : FieldNode(std::move(path), std::move(key)), b_(b) {}
+  std::optional<IdList> candidates(const IndexLookup& ix) const override {
+    return ix.range(key(), b_);
   }
 
+ protected:
+  bool check(const json& v) const override { return v.is_number() && b_.contains(v.get<double>()); }
+
  private:
-  Bounds b_;
+  RangeBounds b_;
 };
 
 /// is_empty: every value at the key is null or [] (vacuously true when the key is missing).
@@ -264,6 +297,29 @@ class ClauseNode : public Filter::Node {
       if (hits < min_count) return false;
     }
     return true;
+  }
+
+  std::optional<IdList> candidates(const IndexLookup& ix) const override {
+    std::optional<IdList> out;
+    for (const NodePtr& n : must) {
+      std::optional<IdList> c = n->candidates(ix);
+      if (!c) continue;
+      out = out ? intersect(*out, *c) : std::move(*c);
+      if (out->empty()) return out;
+    }
+    if (!should.empty()) {
+      std::optional<IdList> any = IdList{};
+      for (const NodePtr& n : should) {
+        std::optional<IdList> c = n->candidates(ix);
+        if (!c) {
+          any.reset();  // one unserved alternative may hold anywhere
+          break;
+        }
+        any = unite(*any, *c);
+      }
+      if (any) out = out ? intersect(*out, *any) : std::move(*any);
+    }
+    return out;
   }
 };
 
@@ -411,11 +467,12 @@ class Parser {
     WP_THROW_IF_NOT(!(match && range), where,
                     ": give either match or range in one condition, not both (put two conditions "
                     "in must)");
-    if (range) return parse_range(*range, where + ".range", std::move(path));
-    return parse_match(*match, where + ".match", std::move(path));
+    std::string key = j["key"].get<std::string>();
+    if (range) return parse_range(*range, where + ".range", std::move(path), std::move(key));
+    return parse_match(*match, where + ".match", std::move(path), std::move(key));
   }
 
-  NodePtr parse_match(const json& j, const std::string& where, JsonPath path) {
+  NodePtr parse_match(const json& j, const std::string& where, JsonPath path, std::string key) {
     WP_THROW_IF_NOT(j.is_object(), where,
                     ": expected an object with one of value, any or except, got ", show_json(j));
     WP_THROW_IF_NOT(!j.empty(), where, ": expected one of value, any or except, got {}");
@@ -430,13 +487,13 @@ class Parser {
       int64_t n = 0;
       WP_THROW_IF_NOT(v.is_string() || v.is_boolean() || json_as_int64(v, &n), where,
                       ".value: expected a string, an integer or a bool, got ", show_json(v));
-      return std::make_unique<MatchValueNode>(std::move(path), v);
+      return std::make_unique<MatchValueNode>(std::move(path), std::move(key), v);
     }
     if (j.contains("any")) {
-      return std::make_unique<MatchAnyNode>(std::move(path),
+      return std::make_unique<MatchAnyNode>(std::move(path), std::move(key),
                                             parse_value_set(j["any"], where + ".any"));
     }
-    return std::make_unique<MatchExceptNode>(std::move(path),
+    return std::make_unique<MatchExceptNode>(std::move(path), std::move(key),
                                              parse_value_set(j["except"], where + ".except"));
   }
 
@@ -467,10 +524,10 @@ class Parser {
     return set;
   }
 
-  NodePtr parse_range(const json& j, const std::string& where, JsonPath path) {
+  NodePtr parse_range(const json& j, const std::string& where, JsonPath path, std::string key) {
     WP_THROW_IF_NOT(j.is_object(), where,
                     ": expected an object with some of gt, gte, lt, lte, got ", show_json(j));
-    RangeNode::Bounds b;
+    RangeBounds b;
     for (const auto& [name, value] : j.items()) {
       const std::string field = where + "." + name;
       std::pair<bool*, double*> slot;
@@ -495,7 +552,7 @@ class Parser {
     }
     WP_THROW_IF_NOT(b.has_gt || b.has_gte || b.has_lt || b.has_lte, where,
                     ": expected at least one of gt, gte, lt, lte, got ", show_json(j));
-    return std::make_unique<RangeNode>(std::move(path), b);
+    return std::make_unique<RangeNode>(std::move(path), std::move(key), b);
   }
 
   NodePtr parse_has_id(const json& j, const std::string& where, bool in_nested) {
@@ -571,6 +628,11 @@ bool Filter::matches(const PointId& id, const json& payload) const {
 
 bool Filter::empty() const {
   return !root_;
+}
+
+std::optional<IdList> Filter::candidates(const IndexLookup& indexes) const {
+  if (!root_) return std::nullopt;
+  return root_->candidates(indexes);
 }
 
 }  // namespace wp::engine

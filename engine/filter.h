@@ -17,7 +17,9 @@
  * A filter holds when every `must` condition holds, at least one `should` condition holds (if any
  * are given), and no `must_not` condition holds. An empty filter {} matches everything.
  */
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,39 @@
 #include "engine/point_id.h"
 
 namespace wp::engine {
+
+/// The bounds of a range condition (any subset of gt, gte, lt, lte).
+struct RangeBounds {
+  bool has_gt = false, has_gte = false, has_lt = false, has_lte = false;
+  double gt = 0, gte = 0, lt = 0, lte = 0;
+  bool contains(double x) const {
+    return (!has_gt || x > gt) && (!has_gte || x >= gte) && (!has_lt || x < lt) &&
+           (!has_lte || x <= lte);
+  }
+};
+
+/// Internal ids, sorted and unique.
+using IdList = std::vector<uint32_t>;
+
+/**
+ * What payload indexes offer a filter (engine/payload_index.h implements it). Each lookup gives
+ * the points with a value at `key` (the condition's key text) that may satisfy the condition: a
+ * superset of the points it holds for, which the filter then checks one by one; nullopt when no
+ * index serves that key for that kind of condition.
+ */
+class IndexLookup {
+ public:
+  virtual ~IndexLookup() = default;
+  /// A string value among `any` (match.value, match.any).
+  virtual std::optional<IdList> strings(const std::string& key,
+                                        const std::vector<std::string>& any) const = 0;
+  /// An integer value among `any`.
+  virtual std::optional<IdList> integers(const std::string& key,
+                                         const std::vector<int64_t>& any) const = 0;
+  virtual std::optional<IdList> boolean(const std::string& key, bool value) const = 0;
+  /// A number within `b`.
+  virtual std::optional<IdList> range(const std::string& key, const RangeBounds& b) const = 0;
+};
 
 class Filter {
  public:
@@ -49,6 +84,14 @@ class Filter {
 
   /// True for a filter without any condition.
   bool empty() const;
+
+  /**
+   * The points the filter may hold for, from payload indexes: `must` conditions served by an
+   * index intersect their lists, `should` conditions narrow only when every one is served (the
+   * union), `must_not` and `min_should` never narrow. nullopt when nothing narrows (every point
+   * must be checked). The result is a superset: check each point with matches().
+   */
+  std::optional<IdList> candidates(const IndexLookup& indexes) const;
 
   struct Node;  ///< implementation detail (a condition tree)
 

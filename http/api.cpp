@@ -119,6 +119,12 @@ const std::vector<Api::Route>& Api::routes() {
        Access::kWrite},
       {"GET", "/collections/{name}/exists", "Whether a collection exists", &Api::collection_exists,
        Access::kRead},
+      {"PUT", "/collections/{name}/index",
+       "Create a payload index ({\"field_name\", \"field_schema\": keyword|integer|float|bool|"
+       "uuid}): filters on that key find their candidates from it",
+       &Api::create_payload_index, Access::kWrite},
+      {"DELETE", "/collections/{name}/index/{field_name}", "Delete a payload index",
+       &Api::delete_payload_index, Access::kWrite},
       {"PUT", "/waypoint/collections/{name}/vector_index",
        "Rebuild the index in the background ({\"type\": \"hnsw\"|\"flat\", \"m\", "
        "\"ef_construct\", "
@@ -155,6 +161,9 @@ const std::vector<Api::Route>& Api::routes() {
        &Api::search_batch, Access::kRead},
       {"POST", "/collections/{name}/points/query", "Universal query (nearest vector or id)",
        &Api::query_points, Access::kRead},
+      {"POST", "/collections/{name}/points/query/batch",
+       "Several universal queries at once ({\"searches\": [...]}; each answers {\"points\"})",
+       &Api::query_batch, Access::kRead},
   };
   return r;
 }
@@ -411,6 +420,14 @@ json Api::openapi(const Call&) {
   return json{{"openapi", "3.0.3"},
               {"info", {{"title", "waypoint"}, {"version", "0.1.0"}}},
               {"paths", paths}};
+}
+
+bool Api::wait_flag(const Call& c) {
+  auto it = c.query.find("wait");
+  if (it == c.query.end()) return false;
+  WP_THROW_IF_NOT(it->second == "true" || it->second == "false" || it->second.empty(),
+                  "wait: expected true or false, got '", engine::show_text(it->second), "'");
+  return it->second != "false";
 }
 
 json Api::update_result(bool wait) {

@@ -102,6 +102,8 @@ class Api {
   nlohmann::json delete_collection(const Call& c);
   nlohmann::json collection_exists(const Call& c);
   nlohmann::json update_collection(const Call& c);
+  nlohmann::json create_payload_index(const Call& c);
+  nlohmann::json delete_payload_index(const Call& c);
   nlohmann::json put_index(const Call& c);
   nlohmann::json get_index(const Call& c);
   // points_api.cpp
@@ -118,6 +120,7 @@ class Api {
   nlohmann::json search_points(const Call& c);
   nlohmann::json search_batch(const Call& c);
   nlohmann::json query_points(const Call& c);
+  nlohmann::json query_batch(const Call& c);
   // api.cpp
   nlohmann::json root(const Call& c);
   nlohmann::json healthz(const Call& c);
@@ -125,6 +128,8 @@ class Api {
   nlohmann::json openapi(const Call& c);
 
   nlohmann::json update_result(bool wait);
+  /// The `wait` query parameter (true, false or empty; 400 otherwise).
+  static bool wait_flag(const Call& c);
   /// handle() without its last catch.
   Response answer(const Request& req);
   /// A 401 or 403 when an api key is configured and the request does not carry it (the

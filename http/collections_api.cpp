@@ -52,6 +52,33 @@ json Api::update_collection(const Call& c) {
   return true;
 }
 
+json Api::create_payload_index(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  const json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
+  for (const auto& [key, value] : body.items()) {
+    WP_THROW_IF_NOT(key == "field_name" || key == "field_schema", engine::show_text(key),
+                    ": unknown field (expected field_name, field_schema)");
+  }
+  WP_THROW_IF_NOT(body.contains("field_name") && body["field_name"].is_string(),
+                  "field_name: expected a key path string such as \"city\" or \"a.b\"");
+  const std::string key = body["field_name"];
+  engine::parse_json_path(body["field_name"], "field_name");
+  WP_THROW_IF_NOT(body.contains("field_schema") && !body["field_schema"].is_null(),
+                  "field_schema: missing (expected one of keyword, integer, float, bool, uuid)");
+  col->create_payload_index(key,
+                            engine::parse_payload_schema(body["field_schema"], "field_schema"));
+  return update_result(wait);
+}
+
+json Api::delete_payload_index(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  col->delete_payload_index(c.path.at("field_name"));
+  return update_result(wait);
+}
+
 json Api::put_index(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   const engine::IndexRequest r =

@@ -18,14 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-bool wait_flag(const Call& c) {
-  auto it = c.query.find("wait");
-  if (it == c.query.end()) return false;
-  WP_THROW_IF_NOT(it->second == "true" || it->second == "false" || it->second.empty(),
-                  "wait: expected true or false, got '", engine::show_text(it->second), "'");
-  return it->second != "false";
-}
-
 json record_json(const engine::PointRead& p, const PayloadSelector& payload, bool with_vector) {
   json j{{"id", p.id.to_json()}};
   j["payload"] = payload.enabled ? payload.apply(p.payload) : json();
@@ -355,54 +347,112 @@ json Api::search_batch(const Call& c) {
   return out;
 }
 
-json Api::query_points(const Call& c) {
-  auto col = engine_.collection(c.path.at("name"));
-  const json body = parse_body(*c.body, true);
+namespace {
+
+/// A universal query request (`points/query`, one element of `query/batch`), parsed; `query`
+/// (null: points in id order) is resolved against the collection when it runs.
+struct ParsedQuery {
   ParsedSearch s;
-  s.filter = get_filter(body, "");
-  s.query.limit = get_count(body, "limit", "", 10, 1, index::kMaxK);
-  s.query.offset = get_count(body, "offset", "", 0, 0, index::kMaxK);
-  read_search_params(body, "", s.query);
-  s.payload = get_payload_selector(body, "", false);
-  s.with_vector = get_with_vector(body, "", false);
+  json query;
+  std::string where;
+};
+
+ParsedQuery read_query(const json& body, const std::string& where) {
+  WP_THROW_IF_NOT(body.is_object(), where.empty() ? "body" : where, ": expected an object");
+  ParsedQuery p;
+  p.where = where;
+  ParsedSearch& s = p.s;
+  s.filter = get_filter(body, where);
+  s.query.limit = get_count(body, "limit", where, 10, 1, index::kMaxK);
+  s.query.offset = get_count(body, "offset", where, 0, 0, index::kMaxK);
+  read_search_params(body, where, s.query);
+  s.payload = get_payload_selector(body, where, false);
+  s.with_vector = get_with_vector(body, where, false);
   s.query.with_payload = s.payload.enabled;
   s.query.with_vector = s.with_vector;
-  s.query.score_threshold = get_optional_float(body, "score_threshold", "");
-  if (!body.contains("query") || body["query"].is_null()) {
+  s.query.score_threshold = get_optional_float(body, "score_threshold", where);
+  if (body.contains("query")) p.query = body["query"];
+  const std::string at = join(where, "query");
+  const json& q = p.query;
+  // Everything but a point id's vector is checked here, before any query of a batch runs.
+  if (q.is_array()) {
+    s.query.vector = get_vector(q, at);
+  } else if (q.is_object()) {
+    WP_THROW_IF_NOT(q.contains("nearest") && q.size() == 1, at,
+                    ": expected {\"nearest\": vector or id}, got ", engine::show_json(q));
+    if (q["nearest"].is_array())
+      s.query.vector = get_vector(q["nearest"], at + ".nearest");
+    else
+      engine::PointId::from_json(q["nearest"], at + ".nearest");
+  } else if (q.is_number() || q.is_string()) {
+    engine::PointId::from_json(q, at);
+  } else {
+    WP_THROW_IF_NOT(q.is_null(), at,
+                    ": expected a vector, {\"nearest\": vector or id}, or a point id, got ",
+                    engine::show_json(q));
+  }
+  return p;
+}
+
+/// The vector of point `id` (404 when it does not exist).
+std::vector<float> vector_of(const engine::Collection& col, const json& id, const std::string& at) {
+  auto found = col.retrieve({engine::PointId::from_json(id, at)}, false, true);
+  if (found.empty())
+    throw NotFoundError("Point with id " + engine::show_json(id) + " does not exists!");
+  return std::move(found[0].vector);
+}
+
+json run_query(const engine::Collection& col, ParsedQuery& p) {
+  ParsedSearch& s = p.s;
+  const json& q = p.query;
+  if (q.is_null()) {
     // No query: points in id order, as Qdrant does.
+    check_answer_size(s.query.limit, col.dim(), s.with_vector, join(p.where, "limit"));
     const auto page =
-        col->scroll(&s.filter, s.query.limit, std::nullopt, s.payload.enabled, s.with_vector);
+        col.scroll(&s.filter, s.query.limit, std::nullopt, s.payload.enabled, s.with_vector);
     json points = json::array();
-    for (const engine::PointRead& p : page.points) {
-      points.push_back(record_json(p, s.payload, s.with_vector));
+    for (const engine::PointRead& r : page.points) {
+      points.push_back(record_json(r, s.payload, s.with_vector));
     }
     return json{{"points", points}};
   }
-  const json& q = body["query"];
-  if (q.is_array()) {
-    s.query.vector = get_vector(q, "query");
-  } else if (q.is_object() && q.contains("nearest")) {
-    const json& n = q["nearest"];
-    if (n.is_array()) {
-      s.query.vector = get_vector(n, "query.nearest");
-    } else {
-      const engine::PointId id = engine::PointId::from_json(n, "query.nearest");
-      auto found = col->retrieve({id}, false, true);
-      if (found.empty())
-        throw NotFoundError("Point with id " + engine::show_json(n) + " does not exists!");
-      s.query.vector = found[0].vector;
-    }
+  if (q.is_object() && !q["nearest"].is_array()) {
+    s.query.vector = vector_of(col, q["nearest"], join(p.where, "query.nearest"));
   } else if (q.is_number() || q.is_string()) {  // a point id: search by its vector
-    const engine::PointId id = engine::PointId::from_json(q, "query");
-    auto found = col->retrieve({id}, false, true);
-    if (found.empty())
-      throw NotFoundError("Point with id " + engine::show_json(q) + " does not exists!");
-    s.query.vector = found[0].vector;
-  } else {
-    throw UserError("query: expected a vector, {\"nearest\": vector or id}, or a point id, got " +
-                    engine::show_json(q));
+    s.query.vector = vector_of(col, q, join(p.where, "query"));
   }
-  return json{{"points", run_search(*col, s)}};
+  return json{{"points", run_search(col, s)}};
+}
+
+}  // namespace
+
+json Api::query_points(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  ParsedQuery q = read_query(parse_body(*c.body, true), "");
+  return run_query(*col, q);
+}
+
+json Api::query_batch(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.is_object() && body.contains("searches") && body["searches"].is_array(),
+                  "searches: expected an array of query requests");
+  const size_t n = body["searches"].size();
+  WP_THROW_IF_NOT(n <= kMaxBatchSearches, "searches: at most ", kMaxBatchSearches,
+                  " queries per batch, got ", n);
+  // Every request is parsed first: one bad request fails the batch before any query runs.
+  std::vector<ParsedQuery> parsed;
+  size_t points = 0;
+  bool vectors = false;
+  for (size_t i = 0; i < n; ++i) {
+    parsed.push_back(read_query(body["searches"][i], "searches[" + std::to_string(i) + "]"));
+    points += parsed.back().s.query.limit + parsed.back().s.query.offset;
+    vectors = vectors || parsed.back().s.with_vector;
+  }
+  check_answer_size(points, col->dim(), vectors, "searches");
+  json out = json::array();
+  for (ParsedQuery& q : parsed) out.push_back(run_query(*col, q));
+  return out;
 }
 
 }  // namespace wp::http

@@ -157,6 +157,11 @@ json collection_info_json(const engine::CollectionInfo& info) {
       {"quantization_config", h.quantization == index::Quantization::kSq8
                                   ? json{{"scalar", {{"type", "int8"}, {"always_ram", true}}}}
                                   : json()}};
+  json payload_schema = json::object();
+  for (const auto& [key, f] : info.payload_fields) {
+    payload_schema[key] = {{"data_type", engine::payload_schema_name(f.schema)},
+                           {"points", f.points}};
+  }
   return {{"status", "green"},
           {"optimizer_status", "ok"},
           {"vectors_count", info.points},
@@ -164,7 +169,7 @@ json collection_info_json(const engine::CollectionInfo& info) {
           {"points_count", info.points},
           {"segments_count", 1},
           {"config", config},
-          {"payload_schema", json::object()}};
+          {"payload_schema", payload_schema}};
 }
 
 json index_status_json(const engine::IndexStatus& s) {

@@ -774,3 +774,102 @@ TEST_F(ApiTest, RootProbesAndCollectionUpdate) {
   // Nothing of the refused updates was applied.
   EXPECT_EQ(ok("GET", "/collections/c")["config"]["hnsw_config"]["m"], 8);
 }
+
+// Issue 16: Qdrant's payload index route (createPayloadIndex), shown in payload_schema, kept
+// through a restart, dropped by DELETE; bad bodies are 4xx naming the field.
+TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
+  make_points();
+  const json r = ok("PUT", "/collections/c/index?wait=true",
+                    {{"field_name", "color"}, {"field_schema", "keyword"}});
+  EXPECT_EQ(r["status"], "completed");
+  ok("PUT", "/collections/c/index",
+     {{"field_name", "n"}, {"field_schema", {{"type", "integer"}, {"lookup", true}}}});
+  json schema = ok("GET", "/collections/c")["payload_schema"];
+  EXPECT_EQ(schema["color"], json({{"data_type", "keyword"}, {"points", 3}}));
+  EXPECT_EQ(schema["n"]["data_type"], "integer");
+  const json red{{"must", {{{"key", "color"}, {"match", {{"value", "red"}}}}}}};
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", red}})["count"], 2);
+  ok("PUT", "/collections/c/points",
+     {{"points", {{{"id", 9}, {"vector", {9, 9, 9}}, {"payload", {{"color", "red"}}}}}}});
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", red}})["count"], 3);
+
+  struct Case {
+    std::string body;
+    const char* mentions;
+  };
+  const std::vector<Case> bad{
+      {R"({"field_schema":"keyword"})", "field_name"},
+      {R"({"field_name":"a..b","field_schema":"keyword"})", "field_name"},
+      {R"({"field_name":"x"})", "field_schema"},
+      {R"({"field_name":"x","field_schema":"words"})", "field_schema"},
+      {R"({"field_name":"x","field_schema":"datetime"})", "not supported yet"},
+      {R"({"field_name":"x","field_schema":{"type":"keyword","on_disk":3}})",
+       "field_schema.on_disk"},
+      {R"({"field_name":"x","field_schema":{"kind":"keyword"}})", "field_schema.type"},
+      {R"({"field_name":"x","field_schema":"keyword","extra":1})", "extra"},
+  };
+  for (const Case& c : bad) {
+    const Response resp = call("PUT", "/collections/c/index", c.body);
+    EXPECT_EQ(resp.status, 400u) << c.body << " -> " << resp.body;
+    EXPECT_NE(resp.body.find(c.mentions), std::string::npos) << c.body << " -> " << resp.body;
+  }
+  EXPECT_EQ(
+      call("PUT", "/collections/nope/index", R"({"field_name":"x","field_schema":"bool"})").status,
+      404u);
+  EXPECT_EQ(ok("GET", "/collections/c")["payload_schema"].size(), 2u);  // nothing added
+
+  // Kept through a restart; dropped by DELETE (404 when there is none).
+  api_.reset();
+  engine_.reset();
+  engine_ = std::make_unique<wp::engine::Engine>(tmp_.file("data"));
+  api_ = std::make_unique<Api>(*engine_, wp::http::ApiOptions{});
+  schema = ok("GET", "/collections/c")["payload_schema"];
+  EXPECT_EQ(schema["color"], json({{"data_type", "keyword"}, {"points", 4}}));
+  ok("DELETE", "/collections/c/index/color?wait=true");
+  EXPECT_EQ(call("DELETE", "/collections/c/index/color").status, 404u);
+  EXPECT_EQ(ok("GET", "/collections/c")["payload_schema"].size(), 1u);
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", red}})["count"], 3);
+}
+
+// Issue 16: points/query/batch, which the current Qdrant clients call for searchBatch: each
+// answer is {"points"}; one bad request fails the batch before any query runs.
+TEST_F(ApiTest, QueryBatchAnswersEachQueryOrFailsAsAWhole) {
+  make_points();
+  const std::string uuid = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26";
+  const json answers =
+      ok("POST", "/collections/c/points/query/batch",
+         {{"searches",
+           {{{"query", {0.9, 0, 0}}, {"limit", 1}},
+            {{"query", {{"nearest", uuid}}}, {"limit", 2}},
+            {{"query", 1}, {"limit", 1}, {"with_payload", true}},
+            {{"limit", 2},
+             {"filter", {{"must", {{{"key", "color"}, {"match", {{"value", "red"}}}}}}}}}}}});
+  ASSERT_EQ(answers.size(), 4u);
+  EXPECT_EQ(answers[0]["points"][0]["id"], 2);
+  EXPECT_EQ(answers[1]["points"][0]["id"], uuid);
+  EXPECT_EQ(answers[1]["points"][1]["id"], 2);
+  EXPECT_EQ(answers[2]["points"][0]["payload"]["color"], "red");
+  ASSERT_EQ(answers[3]["points"].size(), 2u);
+  EXPECT_EQ(answers[3]["points"][0]["id"], 1);
+
+  std::string many = R"({"searches":[)";
+  for (int i = 0; i < 1001; ++i) many += std::string(i ? "," : "") + R"({"query":[1,2,3]})";
+  many += "]}";
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {R"({"searches":[{"query":[1,2,3]},{"query":[1,2]}]})", "dimension"},
+      {R"({"searches":[{"query":[1,2,3]},{"query":{"far":1}}]})", "searches[1].query"},
+      {R"({"searches":[{"query":[1,2,3]},{"query":true}]})", "searches[1].query"},
+      {R"({"searches":[{"query":[1,2,3],"limit":0}]})", "searches[0].limit"},
+      {R"({"searches":{}})", "searches"},
+      {many, "at most 1000"},
+  };
+  for (const auto& [body, field] : bad) {
+    const Response r = call("POST", "/collections/c/points/query/batch", body);
+    EXPECT_EQ(r.status, 400u) << body.substr(0, 80) << " -> " << r.body;
+    EXPECT_NE(r.body.find(field), std::string::npos) << body.substr(0, 80) << " -> " << r.body;
+  }
+  EXPECT_EQ(call("POST", "/collections/c/points/query/batch",
+                 R"({"searches":[{"query":[1,2,3]},{"query":77}]})")
+                .status,
+            404u);
+}

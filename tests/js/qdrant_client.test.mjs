@@ -146,4 +146,18 @@ test('payload edits, collection update and version info', async () => {
   assert.equal(info.config.quantization_config.scalar.type, 'int8');
   const hits = await client.query('shop', { query: [1.9, 0], limit: 1 });
   assert.equal(hits.points[0].id, 3);
+
+  const answers = await client.queryBatch('shop', {
+    searches: [{ query: [0.1, 0], limit: 1 }, { query: 3, limit: 2 }, { limit: 2, with_payload: true }],
+  });
+  assert.deepEqual(answers.map((a) => a.points.map((p) => p.id)), [[1], [3, 2], [1, 2]]);
+  assert.deepEqual(answers[2].points[1].payload, { kind: 'bag' });
+
+  const created = await client.createPayloadIndex('shop', { wait: true, field_name: 'kind', field_schema: 'keyword' });
+  assert.equal(created.status, 'completed');
+  info = await client.getCollection('shop');
+  assert.deepEqual(info.payload_schema.kind, { data_type: 'keyword', points: 2 });  // 1 was cleared
+  assert.deepEqual(await client.count('shop', { filter: { must: [{ key: 'kind', match: { value: 'hat' } }] } }), { count: 1 });
+  await client.deletePayloadIndex('shop', 'kind', { wait: true });
+  assert.deepEqual((await client.getCollection('shop')).payload_schema, {});
 });

@@ -1,0 +1,254 @@
+#include "engine/payload_index.h"
+
+#include <algorithm>
+#include <iterator>
+
+#include "engine/json_value.h"
+#include "index/error.h"
+
+namespace wp::engine {
+
+using nlohmann::json;
+
+namespace {
+
+struct SchemaName {
+  PayloadSchema schema;
+  const char* name;
+};
+constexpr SchemaName kSchemas[] = {{PayloadSchema::kKeyword, "keyword"},
+                                   {PayloadSchema::kInteger, "integer"},
+                                   {PayloadSchema::kFloat, "float"},
+                                   {PayloadSchema::kBool, "bool"},
+                                   {PayloadSchema::kUuid, "uuid"}};
+
+void insert_id(IdList& list, uint32_t id) {
+  if (list.empty() || list.back() < id) {
+    list.push_back(id);  // the common case: ids are mostly added in increasing order
+    return;
+  }
+  auto it = std::lower_bound(list.begin(), list.end(), id);
+  if (it == list.end() || *it != id) list.insert(it, id);
+}
+
+/// Removes `id` from the list at `it`, and the entry when its list is left empty.
+template <typename Map>
+void erase_id(Map& map, const typename Map::key_type& key, uint32_t id) {
+  auto it = map.find(key);
+  if (it == map.end()) return;
+  IdList& list = it->second;
+  auto pos = std::lower_bound(list.begin(), list.end(), id);
+  if (pos != list.end() && *pos == id) list.erase(pos);
+  if (list.empty()) map.erase(it);
+}
+
+IdList unite_all(std::vector<const IdList*> lists) {
+  if (lists.size() == 1) return *lists[0];
+  IdList out;
+  for (const IdList* l : lists) out.insert(out.end(), l->begin(), l->end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+}  // namespace
+
+const char* payload_schema_name(PayloadSchema s) {
+  for (const SchemaName& n : kSchemas) {
+    if (n.schema == s) return n.name;
+  }
+  return "?";
+}
+
+PayloadSchema parse_payload_schema(const json& j, const std::string& field) {
+  const json* type = &j;
+  if (j.is_object()) {
+    WP_THROW_IF_NOT(j.contains("type"), field, ".type: missing (expected one of keyword, integer, ",
+                    "float, bool, uuid)");
+    type = &j["type"];
+    for (const auto& [key, value] : j.items()) {
+      if (key == "type") continue;
+      WP_THROW_IF_NOT(
+          key == "is_tenant" || key == "on_disk" || key == "lookup" || key == "range" ||
+              key == "is_principal",
+          field, ".", show_text(key),
+          ": unknown option (expected is_tenant, on_disk, lookup, range, is_principal)");
+      WP_THROW_IF_NOT(value.is_boolean() || value.is_null(), field, ".", key,
+                      ": expected a bool, got ", show_json(value));
+    }
+  }
+  const std::string where = j.is_object() ? field + ".type" : field;
+  WP_THROW_IF_NOT(type->is_string(), where,
+                  ": expected one of keyword, integer, float, bool, uuid, got ", show_json(*type));
+  const std::string& name = type->get_ref<const std::string&>();
+  for (const SchemaName& n : kSchemas) {
+    if (name == n.name) return n.schema;
+  }
+  WP_THROW_IF_NOT(name != "datetime" && name != "text" && name != "geo", where, ": \"", name,
+                  "\" indexes are not supported yet (keyword, integer, float, bool, uuid are)");
+  throw UserError(where + ": unknown schema " + show_json(*type) +
+                  " (expected one of keyword, integer, float, bool, uuid)");
+}
+
+FieldIndex::FieldIndex(std::string key, PayloadSchema schema)
+    : key_(std::move(key)), path_(parse_json_path(key_, "field_name")), schema_(schema) {}
+
+template <typename F>
+void FieldIndex::for_each_value(const json& payload, const F& f) const {
+  std::vector<std::string> strings;
+  std::vector<double> numbers;
+  bool bools[2] = {false, false};
+  auto take = [&](const json& v) {
+    switch (schema_) {
+      case PayloadSchema::kKeyword:
+      case PayloadSchema::kUuid:
+        if (v.is_string()) strings.push_back(v.get<std::string>());
+        break;
+      case PayloadSchema::kInteger:
+      case PayloadSchema::kFloat:
+        if (v.is_number()) numbers.push_back(v.get<double>());
+        break;
+      case PayloadSchema::kBool:
+        if (v.is_boolean()) bools[v.get<bool>()] = true;
+        break;
+    }
+  };
+  any_value_at(path_, payload, [&](const json& v) {
+    if (v.is_array()) {
+      for (const json& e : v) take(e);
+    } else {
+      take(v);
+    }
+    return false;  // visit every value
+  });
+  std::sort(strings.begin(), strings.end());
+  strings.erase(std::unique(strings.begin(), strings.end()), strings.end());
+  std::sort(numbers.begin(), numbers.end());
+  numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
+  f(strings, numbers, bools);
+}
+
+void FieldIndex::add(uint32_t id, const json& payload) {
+  for_each_value(payload, [&](const std::vector<std::string>& strings,
+                              const std::vector<double>& numbers, const bool* bools) {
+    for (const std::string& s : strings) insert_id(by_string_[s], id);
+    for (double x : numbers) insert_id(by_number_[x], id);
+    for (int b = 0; b < 2; ++b) {
+      if (bools[b]) insert_id(by_bool_[b], id);
+    }
+    points_ += !strings.empty() || !numbers.empty() || bools[0] || bools[1];
+  });
+}
+
+void FieldIndex::remove(uint32_t id, const json& payload) {
+  for_each_value(payload, [&](const std::vector<std::string>& strings,
+                              const std::vector<double>& numbers, const bool* bools) {
+    for (const std::string& s : strings) erase_id(by_string_, s, id);
+    for (double x : numbers) erase_id(by_number_, x, id);
+    for (int b = 0; b < 2; ++b) {
+      if (!bools[b]) continue;
+      auto pos = std::lower_bound(by_bool_[b].begin(), by_bool_[b].end(), id);
+      if (pos != by_bool_[b].end() && *pos == id) by_bool_[b].erase(pos);
+    }
+    points_ -= !strings.empty() || !numbers.empty() || bools[0] || bools[1];
+  });
+}
+
+size_t FieldIndex::memory_bytes() const {
+  size_t n = sizeof(*this) + by_string_.bucket_count() * sizeof(void*);
+  for (const auto& [s, list] : by_string_) {
+    n += s.capacity() + sizeof(std::string) + sizeof(IdList) + 2 * sizeof(void*) +
+         list.capacity() * sizeof(uint32_t);
+  }
+  for (const auto& [x, list] : by_number_) {
+    n += sizeof(double) + sizeof(IdList) + 4 * sizeof(void*) + list.capacity() * sizeof(uint32_t);
+  }
+  n += (by_bool_[0].capacity() + by_bool_[1].capacity()) * sizeof(uint32_t);
+  return n;
+}
+
+std::optional<IdList> FieldIndex::strings(const std::vector<std::string>& any) const {
+  if (schema_ != PayloadSchema::kKeyword && schema_ != PayloadSchema::kUuid) return std::nullopt;
+  std::vector<const IdList*> lists;
+  for (const std::string& s : any) {
+    auto it = by_string_.find(s);
+    if (it != by_string_.end()) lists.push_back(&it->second);
+  }
+  return lists.empty() ? IdList{} : unite_all(std::move(lists));
+}
+
+std::optional<IdList> FieldIndex::integers(const std::vector<int64_t>& any) const {
+  if (schema_ != PayloadSchema::kInteger && schema_ != PayloadSchema::kFloat) return std::nullopt;
+  std::vector<const IdList*> lists;
+  for (int64_t n : any) {
+    auto it = by_number_.find(static_cast<double>(n));
+    if (it != by_number_.end()) lists.push_back(&it->second);
+  }
+  return lists.empty() ? IdList{} : unite_all(std::move(lists));
+}
+
+std::optional<IdList> FieldIndex::boolean(bool value) const {
+  if (schema_ != PayloadSchema::kBool) return std::nullopt;
+  return by_bool_[value];
+}
+
+std::optional<IdList> FieldIndex::range(const RangeBounds& b) const {
+  if (schema_ != PayloadSchema::kInteger && schema_ != PayloadSchema::kFloat) return std::nullopt;
+  auto it = by_number_.begin();
+  if (b.has_gt || b.has_gte) {
+    const double lo = b.has_gt && b.has_gte ? std::max(b.gt, b.gte) : b.has_gt ? b.gt : b.gte;
+    it = by_number_.lower_bound(lo);
+  }
+  std::vector<const IdList*> lists;
+  for (; it != by_number_.end(); ++it) {
+    if ((b.has_lt && it->first >= b.lt) || (b.has_lte && it->first > b.lte)) break;
+    if (b.contains(it->first)) lists.push_back(&it->second);
+  }
+  return lists.empty() ? IdList{} : unite_all(std::move(lists));
+}
+
+void PayloadIndexes::install(std::unique_ptr<FieldIndex> index) {
+  const std::string key = index->key();
+  fields_[key] = std::move(index);
+}
+
+bool PayloadIndexes::drop(const std::string& key) {
+  return fields_.erase(key) > 0;
+}
+
+void PayloadIndexes::add(uint32_t id, const json& payload) {
+  for (auto& [key, index] : fields_) index->add(id, payload);
+}
+
+void PayloadIndexes::remove(uint32_t id, const json& payload) {
+  for (auto& [key, index] : fields_) index->remove(id, payload);
+}
+
+const FieldIndex* PayloadIndexes::find(const std::string& key) const {
+  auto it = fields_.find(key);
+  return it == fields_.end() ? nullptr : it->second.get();
+}
+
+std::optional<IdList> PayloadIndexes::strings(const std::string& key,
+                                              const std::vector<std::string>& any) const {
+  const FieldIndex* f = find(key);
+  return f ? f->strings(any) : std::nullopt;
+}
+
+std::optional<IdList> PayloadIndexes::integers(const std::string& key,
+                                               const std::vector<int64_t>& any) const {
+  const FieldIndex* f = find(key);
+  return f ? f->integers(any) : std::nullopt;
+}
+
+std::optional<IdList> PayloadIndexes::boolean(const std::string& key, bool value) const {
+  const FieldIndex* f = find(key);
+  return f ? f->boolean(value) : std::nullopt;
+}
+
+std::optional<IdList> PayloadIndexes::range(const std::string& key, const RangeBounds& b) const {
+  const FieldIndex* f = find(key);
+  return f ? f->range(b) : std::nullopt;
+}
+
+}  // namespace wp::engine

@@ -1,0 +1,107 @@
+#pragma once
+/**
+ * @file payload_index.h
+ * Payload indexes (Qdrant's `PUT /collections/{name}/index {"field_name", "field_schema"}`): for
+ * one key path, the points by value, so that a filter's conditions on indexed keys give their
+ * candidate points in O(matches) instead of a check of every point (Filter::candidates).
+ *
+ * Values are read at the key exactly as filters read them (json_path.h; an array's elements one
+ * by one), so a lookup is always a superset of what the condition holds for:
+ *  - keyword, uuid: string values (match value / any on strings);
+ *  - integer, float: every number, keyed as a double (match on integers, range); an integer
+ *    beyond 2^53 shares its key with its neighbours, which only widens the candidates;
+ *  - bool: true and false.
+ * Values of other types at an indexed key are left out (the conditions on them are then served
+ * by no index of this key and checked point by point). Posting lists are sorted internal ids
+ * (uint32); a point's old values are found from its old payload when it changes.
+ */
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/filter.h"
+#include "engine/json_path.h"
+
+namespace wp::engine {
+
+enum class PayloadSchema : uint8_t { kKeyword, kInteger, kFloat, kBool, kUuid };
+
+/// Qdrant's name of a schema ("keyword", "integer", "float", "bool", "uuid").
+const char* payload_schema_name(PayloadSchema s);
+/**
+ * Qdrant's field_schema: a name or {"type": name, ...} (its storage options is_tenant, on_disk,
+ * lookup, range and is_principal are accepted as booleans; they change nothing here).
+ * @throws wp::UserError naming `field` for an unknown or unsupported type ("datetime", "text",
+ *   "geo" are not indexed yet) or a bad option.
+ */
+PayloadSchema parse_payload_schema(const nlohmann::json& j, const std::string& field);
+
+/// The index of one key.
+class FieldIndex {
+ public:
+  FieldIndex(std::string key, PayloadSchema schema);
+
+  PayloadSchema schema() const { return schema_; }
+  const std::string& key() const { return key_; }
+
+  /// Adds (removes) the point's values read from `payload`.
+  void add(uint32_t id, const nlohmann::json& payload);
+  void remove(uint32_t id, const nlohmann::json& payload);
+
+  /// Points with at least one indexed value.
+  size_t points() const { return points_; }
+  size_t memory_bytes() const;
+
+  std::optional<IdList> strings(const std::vector<std::string>& any) const;
+  std::optional<IdList> integers(const std::vector<int64_t>& any) const;
+  std::optional<IdList> boolean(bool value) const;
+  std::optional<IdList> range(const RangeBounds& b) const;
+
+ private:
+  /// Calls f(value) for each indexed value at the key (each distinct value once).
+  template <typename F>
+  void for_each_value(const nlohmann::json& payload, const F& f) const;
+
+  std::string key_;
+  JsonPath path_;
+  PayloadSchema schema_;
+  size_t points_ = 0;
+  std::unordered_map<std::string, IdList> by_string_;  ///< keyword, uuid
+  std::map<double, IdList> by_number_;                 ///< integer, float
+  IdList by_bool_[2];                                  ///< bool: false, true
+};
+
+/// Every payload index of a collection, as the IndexLookup filters ask.
+class PayloadIndexes : public IndexLookup {
+ public:
+  /// Adds `index` (built from the live points), replacing the one of its key.
+  void install(std::unique_ptr<FieldIndex> index);
+  /// Drops the index of `key`; false when there is none.
+  bool drop(const std::string& key);
+
+  void add(uint32_t id, const nlohmann::json& payload);
+  void remove(uint32_t id, const nlohmann::json& payload);
+
+  const std::map<std::string, std::unique_ptr<FieldIndex>>& fields() const { return fields_; }
+  bool empty() const { return fields_.empty(); }
+
+  std::optional<IdList> strings(const std::string& key,
+                                const std::vector<std::string>& any) const override;
+  std::optional<IdList> integers(const std::string& key,
+                                 const std::vector<int64_t>& any) const override;
+  std::optional<IdList> boolean(const std::string& key, bool value) const override;
+  std::optional<IdList> range(const std::string& key, const RangeBounds& b) const override;
+
+ private:
+  const FieldIndex* find(const std::string& key) const;
+
+  std::map<std::string, std::unique_ptr<FieldIndex>> fields_;
+};
+
+}  // namespace wp::engine

@@ -1,0 +1,238 @@
+// Payload indexes (issue 16): candidates from the index are a superset of what a filter holds
+// for, so filtered counts, deletes, edits and searches answer exactly as a check of every point;
+// kept through writes, deletes, payload edits and a restart.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "engine/engine.h"
+#include "engine/payload_index.h"
+#include "test_util.h"
+
+using nlohmann::json;
+using wp::engine::Collection;
+using wp::engine::CollectionConfig;
+using wp::engine::Engine;
+using wp::engine::Filter;
+using wp::engine::IdList;
+using wp::engine::PayloadSchema;
+using wp::engine::PointId;
+using wp::engine::PointWrite;
+using wp::engine::SearchQuery;
+
+namespace {
+
+const char* const kColors[] = {"red", "green", "blue", "cyan", "teal"};
+
+/// A payload with values of the indexed kinds, and of other kinds at the same keys now and then
+/// (they must not make an index miss a point, nor match one wrongly).
+json random_payload(std::mt19937& rng) {
+  std::uniform_int_distribution<int> pick(0, 99);
+  json p = json::object();
+  const int r = pick(rng);
+  if (r < 80) {
+    p["color"] = kColors[pick(rng) % 5];
+  } else if (r < 90) {
+    p["color"] = json::array({kColors[pick(rng) % 5], kColors[pick(rng) % 5]});
+  } else if (r < 95) {
+    p["color"] = pick(rng);  // not a string: no keyword index entry
+  }
+  if (pick(rng) < 90) p["n"] = pick(rng) % 50;
+  if (pick(rng) < 10) p["n"] = 0.5 + pick(rng) % 50;  // a float at an integer key
+  if (pick(rng) < 70) p["price"] = std::uniform_real_distribution<double>(0, 100)(rng);
+  if (pick(rng) < 80) p["flag"] = pick(rng) % 2 == 0;
+  if (pick(rng) < 50) p["shop"] = {{"city", kColors[pick(rng) % 3]}};
+  return p;
+}
+
+/// Filters over the indexed keys and others, mixing the clauses.
+std::vector<json> filters() {
+  return {
+      {{"must", {{{"key", "color"}, {"match", {{"value", "red"}}}}}}},
+      {{"must", {{{"key", "color"}, {"match", {{"any", {"blue", "teal"}}}}}}}},
+      {{"must", {{{"key", "color"}, {"match", {{"value", 7}}}}}}},
+      {{"must", {{{"key", "n"}, {"match", {{"value", 7}}}}}}},
+      {{"must", {{{"key", "n"}, {"match", {{"any", {1, 2, 3, 49}}}}}}}},
+      {{"must", {{{"key", "n"}, {"range", {{"gte", 10}, {"lt", 20}}}}}}},
+      {{"must", {{{"key", "n"}, {"range", {{"gt", 10.25}, {"lte", 12.5}}}}}}},
+      {{"must", {{{"key", "price"}, {"range", {{"lt", 5}}}}}}},
+      {{"must", {{{"key", "flag"}, {"match", {{"value", true}}}}}}},
+      {{"must", {{{"key", "shop.city"}, {"match", {{"value", "green"}}}}}}},
+      {{"must",
+        {{{"key", "color"}, {"match", {{"value", "red"}}}},
+         {{"key", "n"}, {"range", {{"lt", 25}}}},
+         {{"key", "flag"}, {"match", {{"value", false}}}}}}},
+      {{"should",
+        {{{"key", "color"}, {"match", {{"value", "red"}}}},
+         {{"key", "n"}, {"match", {{"value", 3}}}}}}},
+      {{"should",
+        {{{"key", "color"}, {"match", {{"value", "red"}}}},
+         {{"key", "unindexed"}, {"match", {{"value", 3}}}}}}},
+      {{"must", {{{"key", "color"}, {"match", {{"value", "green"}}}}}},
+       {"must_not", {{{"key", "n"}, {"range", {{"lt", 25}}}}}}},
+      {{"must", {{{"key", "color"}, {"match", {{"except", {"red"}}}}}}}},
+      {{"must", {{"must", {{{"key", "color"}, {"match", {{"value", "cyan"}}}}}}}}},
+  };
+}
+
+CollectionConfig config() {
+  CollectionConfig c;
+  c.dim = 8;
+  c.index.metric = wp::index::Metric::kL2;
+  c.index.hnsw.M = 8;
+  return c;
+}
+
+void index_all(Collection& col) {
+  col.create_payload_index("color", PayloadSchema::kKeyword);
+  col.create_payload_index("n", PayloadSchema::kInteger);
+  col.create_payload_index("price", PayloadSchema::kFloat);
+  col.create_payload_index("flag", PayloadSchema::kBool);
+  col.create_payload_index("shop.city", PayloadSchema::kKeyword);
+}
+
+/// Both collections answer every filter alike: count, and an exact filtered search.
+void expect_same_answers(const Collection& plain, const Collection& indexed, std::mt19937& rng) {
+  for (const json& f : filters()) {
+    const Filter filter = Filter::parse(f);
+    ASSERT_EQ(indexed.count(&filter), plain.count(&filter)) << f.dump();
+    SearchQuery q;
+    q.vector.resize(8);
+    for (float& x : q.vector) x = std::uniform_real_distribution<float>(0, 1)(rng);
+    q.limit = 20;
+    q.exact = true;
+    q.filter = &filter;
+    const auto a = plain.search(q), b = indexed.search(q);
+    ASSERT_EQ(a.size(), b.size()) << f.dump();
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i].point.id, b[i].point.id) << f.dump();
+  }
+}
+
+}  // namespace
+
+TEST(PayloadIndex, LookupsAreSupersetsOfTheConditions) {
+  wp::engine::FieldIndex kw("tags[]", PayloadSchema::kKeyword);
+  kw.add(1, {{"tags", {"a", "b"}}});
+  kw.add(4, {{"tags", {"b"}}});
+  kw.add(2, {{"tags", "a"}});  // not an array: "tags[]" reaches nothing
+  kw.add(3, {{"tags", {1, 2}}});
+  EXPECT_EQ(*kw.strings({"b"}), (IdList{1, 4}));
+  EXPECT_EQ(*kw.strings({"a", "b", "zz"}), (IdList{1, 4}));
+  EXPECT_EQ(kw.points(), 2u);
+  EXPECT_FALSE(kw.integers({1}));  // a keyword index serves no integer condition
+  kw.remove(1, {{"tags", {"a", "b"}}});
+  EXPECT_EQ(*kw.strings({"a", "b"}), (IdList{4}));
+  EXPECT_EQ(kw.points(), 1u);
+
+  wp::engine::FieldIndex num("n", PayloadSchema::kInteger);
+  for (uint32_t i = 0; i < 10; ++i) num.add(i, {{"n", i % 5}});
+  num.add(20, {{"n", 2.5}});
+  wp::engine::RangeBounds b;
+  b.has_gt = true;
+  b.gt = 2;
+  b.has_lte = true;
+  b.lte = 3;
+  EXPECT_EQ(*num.range(b), (IdList{3, 8, 20}));
+  EXPECT_EQ(*num.integers({4, 0}), (IdList{0, 4, 5, 9}));
+
+  wp::engine::FieldIndex flags("f", PayloadSchema::kBool);
+  flags.add(5, {{"f", true}});
+  flags.add(6, {{"f", {false, true}}});
+  EXPECT_EQ(*flags.boolean(true), (IdList{5, 6}));
+  EXPECT_EQ(*flags.boolean(false), (IdList{6}));
+}
+
+TEST(PayloadIndex, FilteredAnswersEqualACheckOfEveryPointThroughWritesAndARestart) {
+  wp::test::TempDir tmp;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(0, 1);
+  auto points = [&](size_t from, size_t n) {
+    std::vector<PointWrite> pts(n);
+    for (size_t i = 0; i < n; ++i) {
+      pts[i].id = PointId::number(from + i);
+      pts[i].vector.resize(8);
+      for (float& x : pts[i].vector) x = u(rng);
+      pts[i].payload = random_payload(rng);
+    }
+    return pts;
+  };
+  {
+    Engine eng(tmp.file("data"));
+    eng.create_collection("plain", config());
+    eng.create_collection("indexed", config());
+    auto plain = eng.collection("plain"), indexed = eng.collection("indexed");
+    auto both = [&](auto op) {
+      op(*plain);
+      op(*indexed);
+    };
+    const auto first = points(0, 1500);
+    both([&](Collection& c) { c.upsert(first, false); });
+    index_all(*indexed);  // built from the points there
+    expect_same_answers(*plain, *indexed, rng);
+    EXPECT_EQ(indexed->info().payload_fields.at("color").schema, PayloadSchema::kKeyword);
+    EXPECT_GT(indexed->info().payload_fields.at("color").points, 1300u);
+
+    // Writes after the index: new points, replaced payloads, deletes by id and by filter,
+    // payload edits by filter (each keeps the index in step).
+    const auto more = points(1000, 1000);  // 500 replace, 500 new
+    both([&](Collection& c) { c.upsert(more, false); });
+    std::vector<PointId> gone;
+    for (uint64_t i = 0; i < 2000; i += 7) gone.push_back(PointId::number(i));
+    both([&](Collection& c) { c.remove(gone, false); });
+    const Filter teal =
+        Filter::parse({{"must", {{{"key", "color"}, {"match", {{"value", "teal"}}}}}}});
+    size_t removed[2];
+    removed[0] = plain->remove_matching(teal, false);
+    removed[1] = indexed->remove_matching(teal, false);
+    EXPECT_EQ(removed[0], removed[1]);
+    EXPECT_GT(removed[0], 0u);
+    const Filter low = Filter::parse({{"must", {{{"key", "n"}, {"range", {{"lt", 5}}}}}}});
+    size_t edited[2];
+    edited[0] = plain->edit_payloads(
+        nullptr, &low, [](json& p) { p["color"] = "cyan"; }, false);
+    edited[1] = indexed->edit_payloads(
+        nullptr, &low, [](json& p) { p["color"] = "cyan"; }, false);
+    EXPECT_EQ(edited[0], edited[1]);
+    EXPECT_GT(edited[0], 0u);
+    expect_same_answers(*plain, *indexed, rng);
+  }
+  Engine eng(tmp.file("data"));  // the schema is stored; the indexes are built at open
+  auto plain = eng.collection("plain"), indexed = eng.collection("indexed");
+  EXPECT_EQ(indexed->config().payload_schema.size(), 5u);
+  EXPECT_EQ(indexed->info().payload_fields.size(), 5u);
+  expect_same_answers(*plain, *indexed, rng);
+  indexed->delete_payload_index("price");
+  EXPECT_THROW(indexed->delete_payload_index("price"), wp::NotFoundError);
+  EXPECT_EQ(indexed->info().payload_fields.count("price"), 0u);
+  expect_same_answers(*plain, *indexed, rng);
+}
+
+TEST(PayloadIndex, FiltersNarrowOnlyThroughServedConditions) {
+  wp::engine::PayloadIndexes ix;
+  auto color = std::make_unique<wp::engine::FieldIndex>("color", PayloadSchema::kKeyword);
+  auto n = std::make_unique<wp::engine::FieldIndex>("n", PayloadSchema::kInteger);
+  const std::vector<json> payloads{{{"color", "red"}, {"n", 1}},
+                                   {{"color", "blue"}, {"n", 2}},
+                                   {{"color", "red"}, {"n", 3}},
+                                   {{"color", "green"}, {"n", 1}}};
+  for (uint32_t i = 0; i < payloads.size(); ++i) {
+    color->add(i, payloads[i]);
+    n->add(i, payloads[i]);
+  }
+  ix.install(std::move(color));
+  ix.install(std::move(n));
+  auto candidates = [&](const json& f) { return Filter::parse(f).candidates(ix); };
+  const json red{{"key", "color"}, {"match", {{"value", "red"}}}};
+  const json one{{"key", "n"}, {"match", {{"value", 1}}}};
+  const json other{{"key", "size"}, {"match", {{"value", 1}}}};
+  EXPECT_EQ(*candidates({{"must", {red}}}), (IdList{0, 2}));
+  EXPECT_EQ(*candidates({{"must", {red, one}}}), (IdList{0}));
+  EXPECT_EQ(*candidates({{"must", {red, other}}}), (IdList{0, 2}));  // other is checked later
+  EXPECT_EQ(*candidates({{"should", {red, one}}}), (IdList{0, 2, 3}));
+  EXPECT_FALSE(candidates({{"should", {red, other}}}));  // other may hold anywhere
+  EXPECT_FALSE(candidates({{"must_not", {red}}}));
+  EXPECT_FALSE(candidates({{"must", {other}}}));
+  EXPECT_EQ(*candidates({{"must", {{{"must", {red}}}}}, {"should", {one}}}), (IdList{0}));
+  ix.drop("color");
+  EXPECT_EQ(*candidates({{"must", {red, one}}}), (IdList{0, 3}));
+}
