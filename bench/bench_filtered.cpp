@@ -39,9 +39,12 @@ double seconds_since(Clock::time_point t0) {
 const double kSelectivities[] = {0.001, 0.01, 0.1, 0.5};
 
 std::string sel_key(double s) {
-  char b[32];
-  std::snprintf(b, sizeof b, "k%g", s * 100);  // k0.1, k1, k10, k50 (percent)
-  return b;
+  // k0_1, k1, k10, k50 (percent; no dot, which a key path would read as a step)
+  std::string k = "k" + std::to_string(s * 100);
+  k.erase(k.find_last_not_of('0') + 1);
+  if (k.back() == '.') k.pop_back();
+  for (char& c : k) c = c == '.' ? '_' : c;
+  return k;
 }
 
 struct Row {
@@ -147,6 +150,7 @@ int main(int argc, char** argv) {
       for (float& x : q) x = u(rng);
     }
     std::vector<std::pair<std::string, Filter>> filters;
+    filters.emplace_back("none (the unfiltered reference)", Filter());
     for (double s : kSelectivities) {
       filters.emplace_back(
           "keyword " + std::to_string(s * 100).substr(0, 4) + "%",

@@ -429,9 +429,9 @@ void Collection::for_each_match(const Filter& filter, const F& fn) const {
     return i < entries_.size() && entries_[i].live &&
            filter.matches(entries_[i].id, entries_[i].payload);
   };
-  if (std::optional<IdList> candidates = filter.candidates(payload_indexes_)) {
-    for (const uint32_t i : *candidates) {
-      if (passes(i)) fn(i);
+  if (std::optional<Candidates> c = filter.candidates(payload_indexes_)) {
+    for (const uint32_t i : c->ids) {
+      if (c->exact ? i < entries_.size() && entries_[i].live : passes(i)) fn(i);
     }
     return;
   }

@@ -42,7 +42,7 @@ struct Filter::Node {
   virtual bool matches(const PointId& id, const json& payload) const = 0;
   /// A superset of the points this node holds for, from payload indexes (Filter::candidates);
   /// nullopt when no index narrows it.
-  virtual std::optional<IdList> candidates(const IndexLookup&) const { return std::nullopt; }
+  virtual std::optional<Candidates> candidates(const IndexLookup&) const { return std::nullopt; }
 };
 
 namespace {
@@ -132,7 +132,7 @@ class MatchValueNode : public FieldNode {
   }
 
  public:
-  std::optional<IdList> candidates(const IndexLookup& ix) const override {
+  std::optional<Candidates> candidates(const IndexLookup& ix) const override {
     switch (type_) {
       case Type::kString:
         return ix.strings(key(), {str_});
@@ -175,7 +175,7 @@ class MatchAnyNode : public FieldNode {
  public:
   MatchAnyNode(JsonPath path, std::string key, ValueSet set)
       : FieldNode(std::move(path), std::move(key)), set_(std::move(set)) {}
-  std::optional<IdList> candidates(const IndexLookup& ix) const override {
+  std::optional<Candidates> candidates(const IndexLookup& ix) const override {
     return set_.integers ? ix.integers(key(), set_.ints) : ix.strings(key(), set_.strings);
   }
 
@@ -205,7 +205,7 @@ class RangeNode : public FieldNode {
  public:
   RangeNode(JsonPath path, std::string key, RangeBounds b)
       : FieldNode(std::move(path), std::move(key)), b_(b) {}
-  std::optional<IdList> candidates(const IndexLookup& ix) const override {
+  std::optional<Candidates> candidates(const IndexLookup& ix) const override {
     return ix.range(key(), b_);
   }
 
@@ -299,26 +299,50 @@ class ClauseNode : public Filter::Node {
     return true;
   }
 
-  std::optional<IdList> candidates(const IndexLookup& ix) const override {
-    std::optional<IdList> out;
+  std::optional<Candidates> candidates(const IndexLookup& ix) const override {
+    std::optional<Candidates> out;
+    bool exact = must_not.empty() && !has_min_should;
     for (const NodePtr& n : must) {
-      std::optional<IdList> c = n->candidates(ix);
-      if (!c) continue;
-      out = out ? intersect(*out, *c) : std::move(*c);
-      if (out->empty()) return out;
+      std::optional<Candidates> c = n->candidates(ix);
+      if (!c) {
+        exact = false;  // checked point by point
+        continue;
+      }
+      exact = exact && c->exact;
+      if (out) {
+        out->ids = intersect(out->ids, c->ids);
+      } else {
+        out = std::move(c);
+      }
+      if (out->ids.empty()) {
+        out->exact = true;  // nothing can match
+        return out;
+      }
     }
     if (!should.empty()) {
-      std::optional<IdList> any = IdList{};
+      std::optional<Candidates> any = Candidates{};
+      bool any_exact = true;
       for (const NodePtr& n : should) {
-        std::optional<IdList> c = n->candidates(ix);
+        std::optional<Candidates> c = n->candidates(ix);
         if (!c) {
           any.reset();  // one unserved alternative may hold anywhere
           break;
         }
-        any = unite(*any, *c);
+        any_exact = any_exact && c->exact;
+        any->ids = unite(any->ids, c->ids);
       }
-      if (any) out = out ? intersect(*out, *any) : std::move(*any);
+      if (any) {
+        exact = exact && any_exact;
+        if (out) {
+          out->ids = intersect(out->ids, any->ids);
+        } else {
+          out = std::move(any);
+        }
+      } else {
+        exact = false;
+      }
     }
+    if (out) out->exact = exact;
     return out;
   }
 };
@@ -630,7 +654,7 @@ bool Filter::empty() const {
   return !root_;
 }
 
-std::optional<IdList> Filter::candidates(const IndexLookup& indexes) const {
+std::optional<Candidates> Filter::candidates(const IndexLookup& indexes) const {
   if (!root_) return std::nullopt;
   return root_->candidates(indexes);
 }

@@ -42,6 +42,13 @@ struct RangeBounds {
 /// Internal ids, sorted and unique.
 using IdList = std::vector<uint32_t>;
 
+/// Points from payload indexes: exactly the points a condition holds for (`exact`: no check of
+/// each is needed), or a superset of them.
+struct Candidates {
+  IdList ids;
+  bool exact = false;
+};
+
 /**
  * What payload indexes offer a filter (engine/payload_index.h implements it). Each lookup gives
  * the points with a value at `key` (the condition's key text) that may satisfy the condition: a
@@ -52,14 +59,14 @@ class IndexLookup {
  public:
   virtual ~IndexLookup() = default;
   /// A string value among `any` (match.value, match.any).
-  virtual std::optional<IdList> strings(const std::string& key,
-                                        const std::vector<std::string>& any) const = 0;
+  virtual std::optional<Candidates> strings(const std::string& key,
+                                            const std::vector<std::string>& any) const = 0;
   /// An integer value among `any`.
-  virtual std::optional<IdList> integers(const std::string& key,
-                                         const std::vector<int64_t>& any) const = 0;
-  virtual std::optional<IdList> boolean(const std::string& key, bool value) const = 0;
+  virtual std::optional<Candidates> integers(const std::string& key,
+                                             const std::vector<int64_t>& any) const = 0;
+  virtual std::optional<Candidates> boolean(const std::string& key, bool value) const = 0;
   /// A number within `b`.
-  virtual std::optional<IdList> range(const std::string& key, const RangeBounds& b) const = 0;
+  virtual std::optional<Candidates> range(const std::string& key, const RangeBounds& b) const = 0;
 };
 
 class Filter {
@@ -91,7 +98,7 @@ class Filter {
    * union), `must_not` and `min_should` never narrow. nullopt when nothing narrows (every point
    * must be checked). The result is a superset: check each point with matches().
    */
-  std::optional<IdList> candidates(const IndexLookup& indexes) const;
+  std::optional<Candidates> candidates(const IndexLookup& indexes) const;
 
   struct Node;  ///< implementation detail (a condition tree)
 

@@ -1,6 +1,7 @@
 #include "engine/payload_index.h"
 
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 
 #include "engine/json_value.h"
@@ -42,12 +43,33 @@ void erase_id(Map& map, const typename Map::key_type& key, uint32_t id) {
   if (list.empty()) map.erase(it);
 }
 
+/// The union of sorted lists, sorted: through a bitmap of the ids when there are many lists (a
+/// range over many values), which costs O(ids + largest id / 64) instead of a sort.
 IdList unite_all(std::vector<const IdList*> lists) {
   if (lists.size() == 1) return *lists[0];
+  size_t total = 0;
+  uint32_t largest = 0;
+  for (const IdList* l : lists) {
+    total += l->size();
+    if (!l->empty()) largest = std::max(largest, l->back());
+  }
   IdList out;
-  for (const IdList* l : lists) out.insert(out.end(), l->begin(), l->end());
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
+  out.reserve(total);
+  if (lists.size() <= 4 || total < largest / 64) {
+    for (const IdList* l : lists) out.insert(out.end(), l->begin(), l->end());
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+  std::vector<uint64_t> bits(largest / 64 + 1, 0);
+  for (const IdList* l : lists) {
+    for (const uint32_t id : *l) bits[id / 64] |= uint64_t{1} << (id % 64);
+  }
+  for (size_t w = 0; w < bits.size(); ++w) {
+    for (uint64_t b = bits[w]; b; b &= b - 1) {
+      out.push_back(static_cast<uint32_t>(w * 64 + __builtin_ctzll(b)));
+    }
+  }
   return out;
 }
 
@@ -98,6 +120,7 @@ void FieldIndex::for_each_value(const json& payload, const F& f) const {
   std::vector<std::string> strings;
   std::vector<double> numbers;
   bool bools[2] = {false, false};
+  bool float_integral = false;
   auto take = [&](const json& v) {
     switch (schema_) {
       case PayloadSchema::kKeyword:
@@ -106,7 +129,12 @@ void FieldIndex::for_each_value(const json& payload, const F& f) const {
         break;
       case PayloadSchema::kInteger:
       case PayloadSchema::kFloat:
-        if (v.is_number()) numbers.push_back(v.get<double>());
+        if (v.is_number()) {
+          numbers.push_back(v.get<double>());
+          if (v.is_number_float() && std::trunc(numbers.back()) == numbers.back()) {
+            float_integral = true;
+          }
+        }
         break;
       case PayloadSchema::kBool:
         if (v.is_boolean()) bools[v.get<bool>()] = true;
@@ -125,24 +153,29 @@ void FieldIndex::for_each_value(const json& payload, const F& f) const {
   strings.erase(std::unique(strings.begin(), strings.end()), strings.end());
   std::sort(numbers.begin(), numbers.end());
   numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
-  f(strings, numbers, bools);
+  f(strings, numbers, bools, float_integral);
 }
 
 void FieldIndex::add(uint32_t id, const json& payload) {
-  for_each_value(payload, [&](const std::vector<std::string>& strings,
-                              const std::vector<double>& numbers, const bool* bools) {
-    for (const std::string& s : strings) insert_id(by_string_[s], id);
-    for (double x : numbers) insert_id(by_number_[x], id);
-    for (int b = 0; b < 2; ++b) {
-      if (bools[b]) insert_id(by_bool_[b], id);
-    }
-    points_ += !strings.empty() || !numbers.empty() || bools[0] || bools[1];
-  });
+  for_each_value(payload,
+                 [&](const std::vector<std::string>& strings, const std::vector<double>& numbers,
+                     const bool* bools, bool float_integral) {
+                   inexact_integers_ = inexact_integers_ || float_integral;
+                   for (const std::string& s : strings) insert_id(by_string_[s], id);
+                   for (double x : numbers) {
+                     insert_id(by_number_[x], id);
+                     inexact_integers_ = inexact_integers_ || std::abs(x) > 9007199254740992.0;
+                   }
+                   for (int b = 0; b < 2; ++b) {
+                     if (bools[b]) insert_id(by_bool_[b], id);
+                   }
+                   points_ += !strings.empty() || !numbers.empty() || bools[0] || bools[1];
+                 });
 }
 
 void FieldIndex::remove(uint32_t id, const json& payload) {
   for_each_value(payload, [&](const std::vector<std::string>& strings,
-                              const std::vector<double>& numbers, const bool* bools) {
+                              const std::vector<double>& numbers, const bool* bools, bool) {
     for (const std::string& s : strings) erase_id(by_string_, s, id);
     for (double x : numbers) erase_id(by_number_, x, id);
     for (int b = 0; b < 2; ++b) {
@@ -167,32 +200,32 @@ size_t FieldIndex::memory_bytes() const {
   return n;
 }
 
-std::optional<IdList> FieldIndex::strings(const std::vector<std::string>& any) const {
+std::optional<Candidates> FieldIndex::strings(const std::vector<std::string>& any) const {
   if (schema_ != PayloadSchema::kKeyword && schema_ != PayloadSchema::kUuid) return std::nullopt;
   std::vector<const IdList*> lists;
   for (const std::string& s : any) {
     auto it = by_string_.find(s);
     if (it != by_string_.end()) lists.push_back(&it->second);
   }
-  return lists.empty() ? IdList{} : unite_all(std::move(lists));
+  return Candidates{lists.empty() ? IdList{} : unite_all(std::move(lists)), true};
 }
 
-std::optional<IdList> FieldIndex::integers(const std::vector<int64_t>& any) const {
+std::optional<Candidates> FieldIndex::integers(const std::vector<int64_t>& any) const {
   if (schema_ != PayloadSchema::kInteger && schema_ != PayloadSchema::kFloat) return std::nullopt;
   std::vector<const IdList*> lists;
   for (int64_t n : any) {
     auto it = by_number_.find(static_cast<double>(n));
     if (it != by_number_.end()) lists.push_back(&it->second);
   }
-  return lists.empty() ? IdList{} : unite_all(std::move(lists));
+  return Candidates{lists.empty() ? IdList{} : unite_all(std::move(lists)), !inexact_integers_};
 }
 
-std::optional<IdList> FieldIndex::boolean(bool value) const {
+std::optional<Candidates> FieldIndex::boolean(bool value) const {
   if (schema_ != PayloadSchema::kBool) return std::nullopt;
-  return by_bool_[value];
+  return Candidates{by_bool_[value], true};
 }
 
-std::optional<IdList> FieldIndex::range(const RangeBounds& b) const {
+std::optional<Candidates> FieldIndex::range(const RangeBounds& b) const {
   if (schema_ != PayloadSchema::kInteger && schema_ != PayloadSchema::kFloat) return std::nullopt;
   auto it = by_number_.begin();
   if (b.has_gt || b.has_gte) {
@@ -204,7 +237,8 @@ std::optional<IdList> FieldIndex::range(const RangeBounds& b) const {
     if ((b.has_lt && it->first >= b.lt) || (b.has_lte && it->first > b.lte)) break;
     if (b.contains(it->first)) lists.push_back(&it->second);
   }
-  return lists.empty() ? IdList{} : unite_all(std::move(lists));
+  // The filter's range check reads every number as a double, as the index keys it: exact.
+  return Candidates{lists.empty() ? IdList{} : unite_all(std::move(lists)), true};
 }
 
 void PayloadIndexes::install(std::unique_ptr<FieldIndex> index) {
@@ -229,24 +263,25 @@ const FieldIndex* PayloadIndexes::find(const std::string& key) const {
   return it == fields_.end() ? nullptr : it->second.get();
 }
 
-std::optional<IdList> PayloadIndexes::strings(const std::string& key,
-                                              const std::vector<std::string>& any) const {
+std::optional<Candidates> PayloadIndexes::strings(const std::string& key,
+                                                  const std::vector<std::string>& any) const {
   const FieldIndex* f = find(key);
   return f ? f->strings(any) : std::nullopt;
 }
 
-std::optional<IdList> PayloadIndexes::integers(const std::string& key,
-                                               const std::vector<int64_t>& any) const {
+std::optional<Candidates> PayloadIndexes::integers(const std::string& key,
+                                                   const std::vector<int64_t>& any) const {
   const FieldIndex* f = find(key);
   return f ? f->integers(any) : std::nullopt;
 }
 
-std::optional<IdList> PayloadIndexes::boolean(const std::string& key, bool value) const {
+std::optional<Candidates> PayloadIndexes::boolean(const std::string& key, bool value) const {
   const FieldIndex* f = find(key);
   return f ? f->boolean(value) : std::nullopt;
 }
 
-std::optional<IdList> PayloadIndexes::range(const std::string& key, const RangeBounds& b) const {
+std::optional<Candidates> PayloadIndexes::range(const std::string& key,
+                                                const RangeBounds& b) const {
   const FieldIndex* f = find(key);
   return f ? f->range(b) : std::nullopt;
 }

@@ -58,10 +58,10 @@ class FieldIndex {
   size_t points() const { return points_; }
   size_t memory_bytes() const;
 
-  std::optional<IdList> strings(const std::vector<std::string>& any) const;
-  std::optional<IdList> integers(const std::vector<int64_t>& any) const;
-  std::optional<IdList> boolean(bool value) const;
-  std::optional<IdList> range(const RangeBounds& b) const;
+  std::optional<Candidates> strings(const std::vector<std::string>& any) const;
+  std::optional<Candidates> integers(const std::vector<int64_t>& any) const;
+  std::optional<Candidates> boolean(bool value) const;
+  std::optional<Candidates> range(const RangeBounds& b) const;
 
  private:
   /// Calls f(value) for each indexed value at the key (each distinct value once).
@@ -72,6 +72,9 @@ class FieldIndex {
   JsonPath path_;
   PayloadSchema schema_;
   size_t points_ = 0;
+  /// Some number indexed (now or before) is a float of integral value or an integer beyond 2^53:
+  /// an integer match may then share its key with values it does not hold for.
+  bool inexact_integers_ = false;
   std::unordered_map<std::string, IdList> by_string_;  ///< keyword, uuid
   std::map<double, IdList> by_number_;                 ///< integer, float
   IdList by_bool_[2];                                  ///< bool: false, true
@@ -91,12 +94,12 @@ class PayloadIndexes : public IndexLookup {
   const std::map<std::string, std::unique_ptr<FieldIndex>>& fields() const { return fields_; }
   bool empty() const { return fields_.empty(); }
 
-  std::optional<IdList> strings(const std::string& key,
-                                const std::vector<std::string>& any) const override;
-  std::optional<IdList> integers(const std::string& key,
-                                 const std::vector<int64_t>& any) const override;
-  std::optional<IdList> boolean(const std::string& key, bool value) const override;
-  std::optional<IdList> range(const std::string& key, const RangeBounds& b) const override;
+  std::optional<Candidates> strings(const std::string& key,
+                                    const std::vector<std::string>& any) const override;
+  std::optional<Candidates> integers(const std::string& key,
+                                     const std::vector<int64_t>& any) const override;
+  std::optional<Candidates> boolean(const std::string& key, bool value) const override;
+  std::optional<Candidates> range(const std::string& key, const RangeBounds& b) const override;
 
  private:
   const FieldIndex* find(const std::string& key) const;
