@@ -461,6 +461,38 @@ void Collection::create_payload_index(const std::string& key, PayloadSchema sche
   config_.payload_schema = stored.payload_schema;
 }
 
+std::vector<Collection::FacetHit> Collection::facet(const std::string& key, const Filter* filter,
+                                                    size_t limit) const {
+  std::shared_lock<RwMutex> lock(mu_);
+  const FieldIndex* index = payload_indexes_.find(key);
+  WP_THROW_IF_NOT(index, "key: facet needs a payload index of ", show_json(json(key)),
+                  " (PUT /collections/", name_,
+                  "/index with a keyword, integer, bool or uuid schema)");
+  std::vector<uint64_t> passing;  // a bitmap of the points the filter holds for
+  const bool filtered = filter && !filter->empty();
+  if (filtered) {
+    passing.assign(entries_.size() / 64 + 1, 0);
+    for_each_match(*filter, [&](uint64_t i) { passing[i / 64] |= uint64_t{1} << (i % 64); });
+  }
+  std::vector<FacetHit> hits;
+  index->for_each_posting([&](const json& value, const IdList& ids) {
+    size_t n = ids.size();
+    if (filtered) {
+      n = 0;
+      for (const uint32_t i : ids) n += (passing[i / 64] >> (i % 64)) & 1;
+    }
+    if (n) hits.push_back({value, n});
+  });
+  auto before = [](const FacetHit& a, const FacetHit& b) {
+    return a.count != b.count ? a.count > b.count : a.value < b.value;
+  };
+  const size_t keep = std::min(limit, hits.size());
+  std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(keep), hits.end(),
+                    before);
+  hits.resize(keep);
+  return hits;
+}
+
 void Collection::delete_payload_index(const std::string& key) {
   std::lock_guard<std::mutex> writer(write_mu_);
   CollectionConfig stored = config();

@@ -137,6 +137,18 @@ class Collection {
   /// Drops the payload index of `key`; NotFoundError when there is none.
   void delete_payload_index(const std::string& key);
 
+  /// One value of a facet and the points holding it.
+  struct FacetHit {
+    nlohmann::json value;
+    size_t count;
+  };
+  /**
+   * Qdrant's facet: the `limit` values at `key` held by the most points (among those `filter`
+   * holds for, when given), most first, ties by value; counts are exact. Needs a payload index
+   * of `key` (UserError naming `key` otherwise, as Qdrant).
+   */
+  std::vector<FacetHit> facet(const std::string& key, const Filter* filter, size_t limit) const;
+
   std::vector<ScoredPoint> search(const SearchQuery& q) const;
   /// The points among `ids` that exist, in the order asked.
   std::vector<PointRead> retrieve(const std::vector<PointId>& ids, bool with_payload,

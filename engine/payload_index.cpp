@@ -200,6 +200,18 @@ size_t FieldIndex::memory_bytes() const {
   return n;
 }
 
+void FieldIndex::for_each_posting(const std::function<void(const json&, const IdList&)>& fn) const {
+  for (const auto& [value, ids] : by_string_) fn(json(value), ids);
+  for (const auto& [x, ids] : by_number_) {
+    int64_t n = static_cast<int64_t>(x);
+    const bool integral = std::trunc(x) == x && std::abs(x) < 9.2e18;
+    fn(integral && schema_ == PayloadSchema::kInteger ? json(n) : json(x), ids);
+  }
+  for (int b = 0; b < 2; ++b) {
+    if (!by_bool_[b].empty()) fn(json(b == 1), by_bool_[b]);
+  }
+}
+
 std::optional<Candidates> FieldIndex::strings(const std::vector<std::string>& any) const {
   if (schema_ != PayloadSchema::kKeyword && schema_ != PayloadSchema::kUuid) return std::nullopt;
   std::vector<const IdList*> lists;

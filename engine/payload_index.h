@@ -16,6 +16,7 @@
  * (uint32); a point's old values are found from its old payload when it changes.
  */
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -58,6 +59,9 @@ class FieldIndex {
   size_t points() const { return points_; }
   size_t memory_bytes() const;
 
+  /// Calls fn(value, ids) for each distinct indexed value (JSON: a string, a number, a bool).
+  void for_each_posting(const std::function<void(const nlohmann::json&, const IdList&)>& fn) const;
+
   std::optional<Candidates> strings(const std::vector<std::string>& any) const;
   std::optional<Candidates> integers(const std::vector<int64_t>& any) const;
   std::optional<Candidates> boolean(bool value) const;
@@ -92,6 +96,8 @@ class PayloadIndexes : public IndexLookup {
   void remove(uint32_t id, const nlohmann::json& payload);
 
   const std::map<std::string, std::unique_ptr<FieldIndex>>& fields() const { return fields_; }
+  /// The index of `key`, or null.
+  const FieldIndex* find(const std::string& key) const;
   bool empty() const { return fields_.empty(); }
 
   std::optional<Candidates> strings(const std::string& key,
@@ -102,8 +108,6 @@ class PayloadIndexes : public IndexLookup {
   std::optional<Candidates> range(const std::string& key, const RangeBounds& b) const override;
 
  private:
-  const FieldIndex* find(const std::string& key) const;
-
   std::map<std::string, std::unique_ptr<FieldIndex>> fields_;
 };
 

@@ -121,6 +121,7 @@ class Api {
   nlohmann::json search_batch(const Call& c);
   nlohmann::json query_points(const Call& c);
   nlohmann::json query_batch(const Call& c);
+  nlohmann::json facet(const Call& c);
   // api.cpp
   nlohmann::json root(const Call& c);
   nlohmann::json healthz(const Call& c);

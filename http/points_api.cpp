@@ -426,6 +426,26 @@ json run_query(const engine::Collection& col, ParsedQuery& p) {
 
 }  // namespace
 
+json Api::facet(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.is_object(), "body: expected an object");
+  for (const auto& [key, value] : body.items()) {
+    WP_THROW_IF_NOT(key == "key" || key == "filter" || key == "limit" || key == "exact",
+                    engine::show_text(key), ": unknown field (expected key, filter, limit, exact)");
+  }
+  WP_THROW_IF_NOT(body.contains("key") && body["key"].is_string(),
+                  "key: expected the key path of an indexed payload field");
+  const engine::Filter filter = get_filter(body, "");
+  const size_t limit = get_count(body, "limit", "", 10, 1, kMaxAnswerPoints);
+  get_bool(body, "exact", "", false);  // counts are always exact here
+  json hits = json::array();
+  for (const auto& h : col->facet(body["key"], &filter, limit)) {
+    hits.push_back({{"value", h.value}, {"count", h.count}});
+  }
+  return json{{"hits", hits}};
+}
+
 json Api::query_points(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   ParsedQuery q = read_query(parse_body(*c.body, true), "");

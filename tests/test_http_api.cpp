@@ -789,6 +789,19 @@ TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
   EXPECT_EQ(schema["n"]["data_type"], "integer");
   const json red{{"must", {{{"key", "color"}, {"match", {{"value", "red"}}}}}}};
   EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", red}})["count"], 2);
+  // Facets count the values of an indexed key, most first (ties by value), under a filter.
+  EXPECT_EQ(ok("POST", "/collections/c/facet", {{"key", "color"}})["hits"],
+            json::parse(R"([{"value":"red","count":2},{"value":"blue","count":1}])"));
+  EXPECT_EQ(ok("POST", "/collections/c/facet",
+               {{"key", "color"},
+                {"filter", {{"must", {{{"key", "n"}, {"range", {{"gte", 2}}}}}}}}})["hits"],
+            json::parse(R"([{"value":"blue","count":1},{"value":"red","count":1}])"));
+  EXPECT_EQ(ok("POST", "/collections/c/facet", {{"key", "n"}, {"limit", 1}})["hits"],
+            json::parse(R"([{"value":1,"count":1}])"));
+  const Response no_index = call("POST", "/collections/c/facet", R"({"key":"size"})");
+  EXPECT_EQ(no_index.status, 400u);
+  EXPECT_NE(no_index.body.find("payload index"), std::string::npos) << no_index.body;
+  EXPECT_EQ(call("POST", "/collections/c/facet", R"({"key":"color","limit":0})").status, 400u);
   ok("PUT", "/collections/c/points",
      {{"points", {{{"id", 9}, {"vector", {9, 9, 9}}, {"payload", {{"color", "red"}}}}}}});
   EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", red}})["count"], 3);

@@ -158,6 +158,7 @@ test('payload edits, collection update and version info', async () => {
   info = await client.getCollection('shop');
   assert.deepEqual(info.payload_schema.kind, { data_type: 'keyword', points: 2 });  // 1 was cleared
   assert.deepEqual(await client.count('shop', { filter: { must: [{ key: 'kind', match: { value: 'hat' } }] } }), { count: 1 });
+  assert.deepEqual((await client.facet('shop', { key: 'kind' })).hits, [{ value: 'bag', count: 1 }, { value: 'hat', count: 1 }]);
   await client.deletePayloadIndex('shop', 'kind', { wait: true });
   assert.deepEqual((await client.getCollection('shop')).payload_schema, {});
 });
