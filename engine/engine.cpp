@@ -1,6 +1,11 @@
 #include "engine/engine.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "engine/json_value.h"
@@ -13,6 +18,28 @@ namespace fs = std::filesystem;
 namespace {
 fs::path collections_dir(const std::string& data) {
   return fs::path(data) / "collections";
+}
+
+fs::path aliases_file(const std::string& data) {
+  return fs::path(data) / "aliases.json";
+}
+
+/// Replaces `path` with `content` so that a crash leaves the old file or the new one: written
+/// beside it, fsynced, renamed over it, and the folder fsynced.
+void write_file_durably(const fs::path& path, const std::string& content) {
+  const fs::path tmp = path.string() + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw InternalError("cannot write " + tmp.string());
+  const bool ok = std::fwrite(content.data(), 1, content.size(), f) == content.size() &&
+                  std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+  std::fclose(f);
+  if (!ok) throw InternalError("cannot write " + tmp.string());
+  fs::rename(tmp, path);
+  const int dir = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
 }
 }  // namespace
 
@@ -27,6 +54,19 @@ Engine::Engine(const std::string& data_dir) : data_dir_(data_dir) {
       continue;
     }
     collections_[name] = std::make_shared<Collection>(name, entry.path().string(), std::nullopt);
+  }
+  const fs::path aliases = aliases_file(data_dir);
+  if (fs::exists(aliases)) {
+    try {
+      std::ifstream in(aliases);
+      const nlohmann::json stored = nlohmann::json::parse(in);
+      for (const auto& [alias, target] : stored.items()) {
+        // An alias of a collection deleted before its aliases were rewritten goes with it.
+        if (collections_.count(target.get<std::string>())) aliases_[alias] = target;
+      }
+    } catch (const std::exception& e) {
+      throw InternalError("aliases file " + aliases.string() + " is damaged: " + e.what());
+    }
   }
 }
 
@@ -43,6 +83,10 @@ void Engine::create_collection(const std::string& name, const CollectionConfig& 
   std::unique_lock<RwMutex> lock(mu_);
   if (collections_.count(name)) {
     throw ConflictError("collection `" + show_text(name) + "` already exists");
+  }
+  if (aliases_.count(name)) {
+    throw ConflictError("`" + show_text(name) + "` is already an alias of collection `" +
+                        aliases_.at(name) + "`");
   }
   // Built under a temporary name and renamed into place once its config is durable.
   const fs::path tmp = collections_dir(data_dir_) / (".creating-" + name);
@@ -61,6 +105,14 @@ bool Engine::delete_collection(const std::string& name) {
     if (it == collections_.end()) return false;
     victim = std::move(it->second);
     collections_.erase(it);
+    std::map<std::string, std::string> kept = aliases_;
+    for (auto a = kept.begin(); a != kept.end();) {
+      a = a->second == name ? kept.erase(a) : std::next(a);
+    }
+    if (kept.size() != aliases_.size()) {
+      save_aliases(kept);
+      aliases_ = std::move(kept);
+    }
   }
   const fs::path dir = victim->dir();
   victim.reset();  // closes the store once the last in-flight request lets go of it
@@ -76,9 +128,74 @@ std::shared_ptr<Collection> Engine::collection(const std::string& name) const {
   std::shared_lock<RwMutex> lock(mu_);
   auto it = collections_.find(name);
   if (it == collections_.end()) {
+    auto alias = aliases_.find(name);
+    if (alias != aliases_.end()) it = collections_.find(alias->second);
+  }
+  if (it == collections_.end()) {
     throw NotFoundError("Collection `" + show_text(name) + "` doesn't exist!");
   }
   return it->second;
+}
+
+void Engine::save_aliases(const std::map<std::string, std::string>& aliases) const {
+  write_file_durably(aliases_file(data_dir_), nlohmann::json(aliases).dump());
+}
+
+void Engine::update_aliases(const std::vector<AliasAction>& actions) {
+  std::unique_lock<RwMutex> lock(mu_);
+  std::map<std::string, std::string> next = aliases_;
+  auto free_name = [&](const std::string& alias) {
+    validate_collection_name(alias);
+    if (collections_.count(alias)) {
+      throw ConflictError("`" + show_text(alias) + "` is a collection's name");
+    }
+    if (next.count(alias)) {
+      throw ConflictError("alias `" + show_text(alias) + "` already exists (of collection `" +
+                          next.at(alias) + "`)");
+    }
+  };
+  auto existing = [&](const std::string& alias) {
+    auto it = next.find(alias);
+    if (it == next.end()) throw NotFoundError("Alias `" + show_text(alias) + "` doesn't exist!");
+    return it;
+  };
+  for (const AliasAction& a : actions) {
+    switch (a.kind) {
+      case AliasAction::Kind::kCreate:
+        if (!collections_.count(a.target)) {
+          throw NotFoundError("Collection `" + show_text(a.target) + "` doesn't exist!");
+        }
+        free_name(a.alias);
+        next[a.alias] = a.target;
+        break;
+      case AliasAction::Kind::kDelete:
+        next.erase(existing(a.alias));
+        break;
+      case AliasAction::Kind::kRename: {
+        auto it = existing(a.alias);
+        const std::string target = it->second;
+        next.erase(it);
+        free_name(a.target);
+        next[a.target] = target;
+        break;
+      }
+    }
+  }
+  save_aliases(next);
+  aliases_ = std::move(next);
+}
+
+std::map<std::string, std::string> Engine::aliases(const std::string* collection) const {
+  std::shared_lock<RwMutex> lock(mu_);
+  if (!collection) return aliases_;
+  if (!collections_.count(*collection)) {
+    throw NotFoundError("Collection `" + show_text(*collection) + "` doesn't exist!");
+  }
+  std::map<std::string, std::string> out;
+  for (const auto& [alias, target] : aliases_) {
+    if (target == *collection) out[alias] = target;
+  }
+  return out;
 }
 
 bool Engine::exists(const std::string& name) const {

@@ -108,6 +108,13 @@ const std::vector<Api::Route>& Api::routes() {
       {"GET", "/openapi.json", "This OpenAPI document", &Api::openapi, Access::kRead,
        Answer::kBare},
       {"GET", "/collections", "List collections", &Api::list_collections, Access::kRead},
+      {"POST", "/collections/aliases",
+       "Create, delete and rename aliases ({\"actions\": [...]}), all or none; every collection "
+       "route accepts an alias",
+       &Api::update_aliases, Access::kWrite},
+      {"GET", "/aliases", "Every alias and its collection", &Api::list_aliases, Access::kRead},
+      {"GET", "/collections/{name}/aliases", "The aliases of a collection",
+       &Api::collection_aliases, Access::kRead},
       {"PUT", "/collections/{name}", "Create a collection", &Api::create_collection,
        Access::kWrite},
       {"GET", "/collections/{name}", "Collection info", &Api::get_collection, Access::kRead},

@@ -102,6 +102,9 @@ class Api {
   nlohmann::json delete_collection(const Call& c);
   nlohmann::json collection_exists(const Call& c);
   nlohmann::json update_collection(const Call& c);
+  nlohmann::json update_aliases(const Call& c);
+  nlohmann::json list_aliases(const Call& c);
+  nlohmann::json collection_aliases(const Call& c);
   nlohmann::json create_payload_index(const Call& c);
   nlohmann::json delete_payload_index(const Call& c);
   nlohmann::json put_index(const Call& c);

@@ -34,6 +34,61 @@ json Api::collection_exists(const Call& c) {
   return json{{"exists", engine_.exists(c.path.at("name"))}};
 }
 
+json Api::update_aliases(const Call& c) {
+  const json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.is_object() && body.contains("actions") && body["actions"].is_array(),
+                  "actions: expected an array of create_alias, delete_alias and rename_alias");
+  using Action = engine::Engine::AliasAction;
+  std::vector<Action> actions;
+  const json& list = body["actions"];
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string at = "actions[" + std::to_string(i) + "]";
+    const json& a = list[i];
+    WP_THROW_IF_NOT(a.is_object() && a.size() == 1, at,
+                    ": expected {\"create_alias\" | \"delete_alias\" | \"rename_alias\": {...}}");
+    const std::string kind = a.begin().key();
+    const json& args = a.begin().value();
+    const std::string where = at + "." + engine::show_text(kind);
+    WP_THROW_IF_NOT(args.is_object(), where, ": expected an object");
+    auto name = [&](const char* key) {
+      WP_THROW_IF_NOT(args.contains(key) && args[key].is_string(), where, ".", key,
+                      ": expected a name");
+      return args[key].get<std::string>();
+    };
+    if (kind == "create_alias") {
+      actions.push_back({Action::Kind::kCreate, name("alias_name"), name("collection_name")});
+    } else if (kind == "delete_alias") {
+      actions.push_back({Action::Kind::kDelete, name("alias_name"), ""});
+    } else if (kind == "rename_alias") {
+      actions.push_back({Action::Kind::kRename, name("old_alias_name"), name("new_alias_name")});
+    } else {
+      throw UserError(where + ": unknown action (expected create_alias, delete_alias, " +
+                      "rename_alias)");
+    }
+  }
+  engine_.update_aliases(actions);
+  return true;
+}
+
+namespace {
+json alias_list(const std::map<std::string, std::string>& aliases) {
+  json list = json::array();
+  for (const auto& [alias, target] : aliases) {
+    list.push_back({{"alias_name", alias}, {"collection_name", target}});
+  }
+  return json{{"aliases", list}};
+}
+}  // namespace
+
+json Api::list_aliases(const Call&) {
+  return alias_list(engine_.aliases());
+}
+
+json Api::collection_aliases(const Call& c) {
+  const std::string& name = c.path.at("name");
+  return alias_list(engine_.aliases(&name));
+}
+
 json Api::update_collection(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   const json body = parse_body(*c.body);

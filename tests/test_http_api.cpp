@@ -886,3 +886,63 @@ TEST_F(ApiTest, QueryBatchAnswersEachQueryOrFailsAsAWhole) {
                 .status,
             404u);
 }
+
+// Issue 16: aliases, changed all or none, durable, accepted by every collection route, gone with
+// their collection.
+TEST_F(ApiTest, AliasesAreAtomicDurableAndServeEveryCollectionRoute) {
+  make_points();
+  ok("PUT", "/collections/d", {{"vectors", {{"size", 3}, {"distance", "Dot"}}}});
+  EXPECT_EQ(
+      ok("POST", "/collections/aliases",
+         json::parse(R"({"actions":[{"create_alias":{"collection_name":"c","alias_name":"prod"}},
+                   {"create_alias":{"collection_name":"d","alias_name":"next"}}]})")),
+      true);
+  EXPECT_EQ(ok("GET", "/aliases")["aliases"],
+            json::parse(R"([{"alias_name":"next","collection_name":"d"},
+                            {"alias_name":"prod","collection_name":"c"}])"));
+  EXPECT_EQ(ok("GET", "/collections/c/aliases")["aliases"].size(), 1u);
+  // Routes take the alias: reads, searches, writes.
+  EXPECT_EQ(ok("POST", "/collections/prod/points/count", json::object())["count"], 3);
+  EXPECT_EQ(
+      ok("POST", "/collections/prod/points/search", {{"vector", {1, 0, 0}}, {"limit", 1}})[0]["id"],
+      2);
+  ok("PUT", "/collections/prod/points?wait=true",
+     {{"points", {{{"id", 4}, {"vector", {4, 0, 0}}}}}});
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", json::object())["count"], 4);
+  // A switch in one request: delete and create together.
+  ok("POST", "/collections/aliases",
+     json::parse(R"({"actions":[{"delete_alias":{"alias_name":"prod"}},
+                   {"create_alias":{"collection_name":"d","alias_name":"prod"}},
+                   {"rename_alias":{"old_alias_name":"next","new_alias_name":"spare"}}]})"));
+  EXPECT_EQ(ok("POST", "/collections/prod/points/count", json::object())["count"], 0);
+  // All or none: one bad action leaves everything as it was.
+  const std::vector<std::pair<std::string, unsigned>> bad{
+      {R"({"actions":[{"delete_alias":{"alias_name":"spare"}},{"delete_alias":{"alias_name":"nope"}}]})",
+       404},
+      {R"({"actions":[{"create_alias":{"collection_name":"zz","alias_name":"x"}}]})", 404},
+      {R"({"actions":[{"create_alias":{"collection_name":"c","alias_name":"d"}}]})", 409},
+      {R"({"actions":[{"create_alias":{"collection_name":"c","alias_name":"spare"}}]})", 409},
+      {R"({"actions":[{"create_alias":{"collection_name":"c","alias_name":".creating-x"}}]})", 400},
+      {R"({"actions":[{"drop_alias":{"alias_name":"spare"}}]})", 400},
+      {R"({"actions":[{"create_alias":{"collection_name":"c"}}]})", 400},
+      {R"({"actions":{}})", 400},
+  };
+  for (const auto& [body, status] : bad) {
+    const Response r = call("POST", "/collections/aliases", body);
+    EXPECT_EQ(r.status, status) << body << " -> " << r.body;
+  }
+  const json before = ok("GET", "/aliases");
+  EXPECT_EQ(before["aliases"].size(), 2u);
+  EXPECT_EQ(call("PUT", "/collections/spare", R"({"vectors":{"size":3,"distance":"Dot"}})").status,
+            409u);
+  EXPECT_EQ(call("GET", "/collections/nope/aliases").status, 404u);
+  // Durable; deleting a collection deletes its aliases.
+  api_.reset();
+  engine_.reset();
+  engine_ = std::make_unique<wp::engine::Engine>(tmp_.file("data"));
+  api_ = std::make_unique<Api>(*engine_, wp::http::ApiOptions{});
+  EXPECT_EQ(ok("GET", "/aliases"), before);
+  ok("DELETE", "/collections/d");
+  EXPECT_EQ(ok("GET", "/aliases")["aliases"].size(), 0u);
+  EXPECT_EQ(call("POST", "/collections/prod/points/count", "{}").status, 404u);
+}

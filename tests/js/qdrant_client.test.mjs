@@ -160,5 +160,10 @@ test('payload edits, collection update and version info', async () => {
   assert.deepEqual(await client.count('shop', { filter: { must: [{ key: 'kind', match: { value: 'hat' } }] } }), { count: 1 });
   assert.deepEqual((await client.facet('shop', { key: 'kind' })).hits, [{ value: 'bag', count: 1 }, { value: 'hat', count: 1 }]);
   await client.deletePayloadIndex('shop', 'kind', { wait: true });
+
+  assert.equal(await client.updateCollectionAliases({ actions: [{ create_alias: { collection_name: 'shop', alias_name: 'store' } }] }), true);
+  assert.deepEqual((await client.getAliases()).aliases, [{ alias_name: 'store', collection_name: 'shop' }]);
+  assert.deepEqual((await client.getCollectionAliases('shop')).aliases, [{ alias_name: 'store', collection_name: 'shop' }]);
+  assert.deepEqual(await client.count('store', {}), { count: 3 });
   assert.deepEqual((await client.getCollection('shop')).payload_schema, {});
 });
