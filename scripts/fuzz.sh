@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan, into build-fuzz/) and runs one or all.
 #   bash scripts/fuzz.sh TARGET SECONDS   # one target, e.g. fuzz_http_api 600
-#   bash scripts/fuzz.sh all SECONDS      # every target in turn (CI: all 30)
+#   bash scripts/fuzz.sh all SECONDS      # every target, one per core at a time (CI: all 20)
 #   bash scripts/fuzz.sh list             # the targets
 # Each run starts from tests/fuzz/corpus/TARGET (the seeds, kept in git) and grows a working
 # corpus in build-fuzz/corpus/TARGET; a crash leaves its input in build-fuzz/crashes/ and fails
 # the script. Replay one with: build-fuzz/tests/fuzz/TARGET build-fuzz/crashes/crash-...
 # Prints, per target: executions, executions per second, coverage, crashes.
+# WAYPOINT_FUZZ_JOBS=N runs N targets at once (default: the number of cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${WAYPOINT_FUZZ_BUILD_DIR:-build-fuzz}
@@ -15,7 +16,7 @@ targets=(fuzz_http_api fuzz_filter fuzz_collection_config fuzz_index_request fuz
 what=${1:-}
 seconds=${2:-30}
 if [[ "$what" == list ]]; then printf '%s\n' "${targets[@]}"; exit 0; fi
-[[ -n "$what" ]] || { sed -n '2,9p' "$0"; exit 2; }
+[[ -n "$what" ]] || { sed -n '2,11p' "$0"; exit 2; }
 if [[ "$what" != all ]]; then
   [[ " ${targets[*]} " == *" $what "* ]] || { echo "fuzz.sh: no target $what" >&2; exit 2; }
   targets=("$what")
@@ -28,16 +29,31 @@ cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
 mkdir -p "$build/crashes"
 export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-failed=()
-printf '%-24s %12s %10s %8s %8s\n' target executions exec/s cov crashes
-for t in "${targets[@]}"; do
-  corpus="$build/corpus/$t"
+# Targets run `WAYPOINT_FUZZ_JOBS` at a time (default: one per core), each for SECONDS.
+jobs=${WAYPOINT_FUZZ_JOBS:-$(nproc)}
+run_target() {
+  local t=$1 corpus="$build/corpus/$1" log="$build/$1.log" status=0
   mkdir -p "$corpus"
-  log="$build/$t.log"
-  status=0
   "$build/tests/fuzz/$t" "$corpus" "tests/fuzz/corpus/$t" -max_total_time="$seconds" \
     -max_len=65536 -rss_limit_mb=2048 -timeout=10 -artifact_prefix="$build/crashes/$t-" \
     -print_final_stats=1 >"$log" 2>&1 || status=$?
+  echo "$status" >"$build/$t.status"
+}
+running=0
+for t in "${targets[@]}"; do
+  run_target "$t" &
+  running=$((running + 1))
+  if ((running >= jobs)); then
+    wait -n || true
+    running=$((running - 1))
+  fi
+done
+wait || true
+failed=()
+printf '%-24s %12s %10s %8s %8s\n' target executions exec/s cov crashes
+for t in "${targets[@]}"; do
+  log="$build/$t.log"
+  status=$(cat "$build/$t.status" 2>/dev/null || echo 1)
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
   rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo 0)
