@@ -123,6 +123,8 @@ class Api {
   nlohmann::json search_points(const Call& c);
   nlohmann::json search_batch(const Call& c);
   nlohmann::json query_points(const Call& c);
+  nlohmann::json recommend_points(const Call& c);
+  nlohmann::json recommend_batch(const Call& c);
   nlohmann::json query_batch(const Call& c);
   nlohmann::json facet(const Call& c);
   // api.cpp

@@ -1,10 +1,12 @@
 // Handlers of /collections/{name}/points...
+#include <algorithm>
 #include <charconv>
 
 #include "engine/json_value.h"
 #include "engine/payload_edit.h"
 #include "http/api.h"
 #include "http/request_parsing.h"
+#include "index/distance.h"
 #include "index/error.h"
 
 namespace wp::http {
@@ -142,7 +144,166 @@ json run_search(const engine::Collection& col, ParsedSearch& s) {
   return out;
 }
 
+/// Qdrant's recommendation examples: point ids or vectors, positive and negative; the
+/// average_vector strategy (the only one here).
+struct Recommend {
+  std::vector<json> positive, negative;
+};
+
+Recommend read_recommend(const json& r, const std::string& where) {
+  WP_THROW_IF_NOT(r.is_object(), where, ": expected an object with positive and negative");
+  Recommend out;
+  for (const char* side : {"positive", "negative"}) {
+    const std::string at = join(where, side);
+    if (!r.contains(side) || r[side].is_null()) continue;
+    WP_THROW_IF_NOT(r[side].is_array(), at, ": expected an array of point ids or vectors");
+    for (size_t i = 0; i < r[side].size(); ++i) {
+      const json& e = r[side][i];
+      const std::string ei = at + "[" + std::to_string(i) + "]";
+      if (e.is_array()) {
+        get_vector(e, ei);
+      } else {
+        engine::PointId::from_json(e, ei);
+      }
+      (side[0] == 'p' ? out.positive : out.negative).push_back(e);
+    }
+  }
+  WP_THROW_IF_NOT(!out.positive.empty(), join(where, "positive"),
+                  ": expected at least one point id or vector (the average_vector strategy)");
+  if (r.contains("strategy") && !r["strategy"].is_null()) {
+    WP_THROW_IF_NOT(r["strategy"] == "average_vector", join(where, "strategy"),
+                    ": only \"average_vector\" is supported, got ",
+                    engine::show_json(r["strategy"]));
+  }
+  return out;
+}
+
+/// The query vector of a recommendation, Qdrant's average_vector: the mean of the positive
+/// examples, moved away from the mean of the negative ones (2 * mean+ - mean-). The ids among the
+/// examples go to `used` (they are left out of the answer, as Qdrant does).
+std::vector<float> recommend_vector(const engine::Collection& col, const Recommend& r,
+                                    const std::string& where, std::vector<engine::PointId>& used) {
+  const size_t d = col.dim();
+  auto mean = [&](const std::vector<json>& examples, const char* side) {
+    std::vector<double> sum(d, 0.0);
+    for (size_t i = 0; i < examples.size(); ++i) {
+      const std::string at = join(where, side) + "[" + std::to_string(i) + "]";
+      std::vector<float> v;
+      if (examples[i].is_array()) {
+        v = get_vector(examples[i], at);
+        // Stored vectors of a cosine collection are unit length: so is an example given inline.
+        if (col.metric() == index::Metric::kCosine && v.size() == d) {
+          WP_THROW_IF_NOT(index::normalize(v.data(), d) > 0, at,
+                          ": the zero vector has no cosine direction");
+        }
+      } else {
+        const engine::PointId id = engine::PointId::from_json(examples[i], at);
+        auto found = col.retrieve({id}, false, true);
+        if (found.empty()) {
+          throw NotFoundError("No point with id " + engine::show_json(examples[i]) + " found (" +
+                              at + ")");
+        }
+        v = std::move(found[0].vector);
+        used.push_back(id);
+      }
+      WP_THROW_IF_NOT(v.size() == d, at, ": expected dimension ", d, ", got ", v.size());
+      for (size_t j = 0; j < d; ++j) sum[j] += v[j];
+    }
+    for (double& x : sum) x /= static_cast<double>(examples.size());
+    return sum;
+  };
+  const std::vector<double> pos = mean(r.positive, "positive");
+  std::vector<float> q(d);
+  if (r.negative.empty()) {
+    for (size_t j = 0; j < d; ++j) q[j] = static_cast<float>(pos[j]);
+  } else {
+    const std::vector<double> neg = mean(r.negative, "negative");
+    for (size_t j = 0; j < d; ++j) q[j] = static_cast<float>(2 * pos[j] - neg[j]);
+  }
+  return q;
+}
+
+/// A search for `s` leaving out the points in `used`: it asks for that many more and drops them.
+json run_search_without(const engine::Collection& col, ParsedSearch& s,
+                        const std::vector<engine::PointId>& used) {
+  if (used.empty()) return run_search(col, s);
+  check_answer_size(s.query.limit + s.query.offset, col.dim(), s.with_vector, "limit");
+  const size_t offset = s.query.offset, limit = s.query.limit;
+  s.query.offset = 0;
+  s.query.limit = std::min(offset + limit + used.size(), index::kMaxK);
+  s.query.filter = &s.filter;
+  json out = json::array();
+  size_t skipped = 0;
+  for (const engine::ScoredPoint& p : col.search(s.query)) {
+    if (std::find(used.begin(), used.end(), p.point.id) != used.end()) continue;
+    if (skipped++ < offset) continue;
+    if (out.size() == limit) break;
+    out.push_back(scored_json(p, s.payload, s.with_vector));
+  }
+  return out;
+}
+
+/// A recommend request body (also one element of recommend/batch).
+struct ParsedRecommend {
+  ParsedSearch s;
+  Recommend examples;
+  std::string where;
+};
+
+ParsedRecommend read_recommend_request(const json& body, const std::string& where) {
+  WP_THROW_IF_NOT(body.is_object(), where.empty() ? "body" : where, ": expected an object");
+  ParsedRecommend r;
+  r.where = where;
+  r.examples = read_recommend(body, where);
+  ParsedSearch& s = r.s;
+  s.query.limit = get_count(body, "limit", where, 10, 1, index::kMaxK);
+  s.query.offset = get_count(body, "offset", where, 0, 0, index::kMaxK);
+  read_search_params(body, where, s.query);
+  s.filter = get_filter(body, where);
+  s.payload = get_payload_selector(body, where, false);
+  s.with_vector = get_with_vector(body, where, false);
+  s.query.with_payload = s.payload.enabled;
+  s.query.with_vector = s.with_vector;
+  s.query.score_threshold = get_optional_float(body, "score_threshold", where);
+  return r;
+}
+
+json run_recommend(const engine::Collection& col, ParsedRecommend& r) {
+  std::vector<engine::PointId> used;
+  r.s.query.vector = recommend_vector(col, r.examples, r.where, used);
+  return run_search_without(col, r.s, used);
+}
+
 }  // namespace
+
+json Api::recommend_points(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  ParsedRecommend r = read_recommend_request(parse_body(*c.body), "");
+  return run_recommend(*col, r);
+}
+
+json Api::recommend_batch(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.is_object() && body.contains("searches") && body["searches"].is_array(),
+                  "searches: expected an array of recommend requests");
+  const size_t n = body["searches"].size();
+  WP_THROW_IF_NOT(n <= kMaxBatchSearches, "searches: at most ", kMaxBatchSearches,
+                  " requests per batch, got ", n);
+  std::vector<ParsedRecommend> parsed;
+  size_t points = 0;
+  bool vectors = false;
+  for (size_t i = 0; i < n; ++i) {
+    parsed.push_back(
+        read_recommend_request(body["searches"][i], "searches[" + std::to_string(i) + "]"));
+    points += parsed.back().s.query.limit + parsed.back().s.query.offset;
+    vectors = vectors || parsed.back().s.with_vector;
+  }
+  check_answer_size(points, col->dim(), vectors, "searches");
+  json out = json::array();
+  for (ParsedRecommend& r : parsed) out.push_back(run_recommend(*col, r));
+  return out;
+}
 
 json Api::upsert_points(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
@@ -355,6 +516,7 @@ struct ParsedQuery {
   ParsedSearch s;
   json query;
   std::string where;
+  std::optional<Recommend> recommend;  ///< query {"recommend": {...}}
 };
 
 ParsedQuery read_query(const json& body, const std::string& where) {
@@ -377,9 +539,14 @@ ParsedQuery read_query(const json& body, const std::string& where) {
   // Everything but a point id's vector is checked here, before any query of a batch runs.
   if (q.is_array()) {
     s.query.vector = get_vector(q, at);
+  } else if (q.is_object() && q.contains("recommend")) {
+    WP_THROW_IF_NOT(q.size() == 1, at, ": expected {\"recommend\": {...}} alone, got ",
+                    engine::show_json(q));
+    p.recommend = read_recommend(q["recommend"], at + ".recommend");
   } else if (q.is_object()) {
     WP_THROW_IF_NOT(q.contains("nearest") && q.size() == 1, at,
-                    ": expected {\"nearest\": vector or id}, got ", engine::show_json(q));
+                    ": expected {\"nearest\": vector or id} or {\"recommend\": {...}}, got ",
+                    engine::show_json(q));
     if (q["nearest"].is_array())
       s.query.vector = get_vector(q["nearest"], at + ".nearest");
     else
@@ -415,6 +582,11 @@ json run_query(const engine::Collection& col, ParsedQuery& p) {
       points.push_back(record_json(r, s.payload, s.with_vector));
     }
     return json{{"points", points}};
+  }
+  if (p.recommend) {
+    std::vector<engine::PointId> used;
+    s.query.vector = recommend_vector(col, *p.recommend, join(p.where, "query.recommend"), used);
+    return json{{"points", run_search_without(col, s, used)}};
   }
   if (q.is_object() && !q["nearest"].is_array()) {
     s.query.vector = vector_of(col, q["nearest"], join(p.where, "query.nearest"));

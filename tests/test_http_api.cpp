@@ -946,3 +946,57 @@ TEST_F(ApiTest, AliasesAreAtomicDurableAndServeEveryCollectionRoute) {
   EXPECT_EQ(ok("GET", "/aliases")["aliases"].size(), 0u);
   EXPECT_EQ(call("POST", "/collections/prod/points/count", "{}").status, 404u);
 }
+
+// Issue 16: recommendations (points/recommend, recommend/batch, query {"recommend"}) with
+// Qdrant's average_vector strategy: 2 * mean(positive) - mean(negative), examples left out.
+TEST_F(ApiTest, RecommendAveragesExamplesAndLeavesThemOut) {
+  ok("PUT", "/collections/r", {{"vectors", {{"size", 2}, {"distance", "Euclid"}}}});
+  json pts = json::array();
+  for (int i = 0; i < 10; ++i) pts.push_back({{"id", i}, {"vector", {i, 0}}});
+  ok("PUT", "/collections/r/points?wait=true", {{"points", pts}});
+  // The ids, the nearest first and the two tied after it as a sorted pair.
+  auto ids = [](const json& hits) {
+    std::vector<int> out;
+    for (const json& h : hits) out.push_back(h["id"]);
+    if (out.size() == 3) std::sort(out.begin() + 1, out.end());
+    return out;
+  };
+  // Positive 4 and 6: mean (5, 0); 4 and 6 themselves are left out.
+  EXPECT_EQ(
+      ids(ok("POST", "/collections/r/points/recommend", {{"positive", {4, 6}}, {"limit", 3}})),
+      (std::vector<int>{5, 3, 7}));
+  // Positive 4, negative 2: 2 * (4, 0) - (2, 0) = (6, 0).
+  EXPECT_EQ(ids(ok("POST", "/collections/r/points/recommend",
+                   {{"positive", {4}}, {"negative", {2}}, {"limit", 3}})),
+            (std::vector<int>{6, 5, 7}));
+  // Vectors as examples, offset, and the query form.
+  EXPECT_EQ(ids(ok("POST", "/collections/r/points/recommend",
+                   {{"positive", {{8.9, 0}}}, {"limit", 2}, {"offset", 1}})),
+            (std::vector<int>{8, 7}));
+  EXPECT_EQ(ids(ok("POST", "/collections/r/points/query",
+                   {{"query", {{"recommend", {{"positive", {1, 3}}}}}}, {"limit", 3}})["points"]),
+            (std::vector<int>{2, 0, 4}));
+  const json batch =
+      ok("POST", "/collections/r/points/recommend/batch",
+         {{"searches", {{{"positive", {0}}, {"limit", 1}}, {{"positive", {9}}, {"limit", 1}}}}});
+  EXPECT_EQ(ids(batch[0]), std::vector<int>{1});
+  EXPECT_EQ(ids(batch[1]), std::vector<int>{8});
+
+  const std::vector<std::tuple<std::string, unsigned, std::string>> bad{
+      {R"({"limit":1})", 400, "positive"},
+      {R"({"positive":[],"limit":1})", 400, "positive"},
+      {R"({"positive":[[1,2,3]],"limit":1})", 400, "positive[0]"},
+      {R"({"positive":[1],"negative":[-1],"limit":1})", 400, "negative[0]"},
+      {R"({"positive":[1],"strategy":"best_score","limit":1})", 400, "strategy"},
+      {R"({"positive":[77],"limit":1})", 404, "77"},
+  };
+  for (const auto& [body, status, field] : bad) {
+    const Response r = call("POST", "/collections/r/points/recommend", body);
+    EXPECT_EQ(r.status, status) << body << " -> " << r.body;
+    EXPECT_NE(r.body.find(field), std::string::npos) << body << " -> " << r.body;
+  }
+  const Response q =
+      call("POST", "/collections/r/points/query", R"({"query":{"recommend":{"negative":[1]}}})");
+  EXPECT_EQ(q.status, 400u);
+  EXPECT_NE(q.body.find("query.recommend.positive"), std::string::npos) << q.body;
+}

@@ -153,6 +153,9 @@ test('payload edits, collection update and version info', async () => {
   assert.deepEqual(answers.map((a) => a.points.map((p) => p.id)), [[1], [3, 2], [1, 2]]);
   assert.deepEqual(answers[2].points[1].payload, { kind: 'bag' });
 
+  assert.deepEqual((await client.recommend('shop', { positive: [1], limit: 1 })).map((p) => p.id), [2]);
+  assert.deepEqual((await client.query('shop', { query: { recommend: { positive: [3], negative: [1] } }, limit: 1 })).points.map((p) => p.id), [2]);
+
   const created = await client.createPayloadIndex('shop', { wait: true, field_name: 'kind', field_schema: 'keyword' });
   assert.equal(created.status, 'completed');
   info = await client.getCollection('shop');
