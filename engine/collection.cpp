@@ -273,11 +273,35 @@ void Collection::upsert(std::vector<PointWrite> points, bool wait) {
     WP_THROW_IF_NOT(p.payload.is_object(), "points[", i, "].payload: expected an object, got ",
                     show_json(p.payload));
   }
+  std::lock_guard<std::mutex> writer(write_mu_);
+  write_points(std::move(points), wait);
+}
+
+void Collection::update_vectors(std::vector<PointWrite> points, bool wait) {
+  for (size_t i = 0; i < points.size(); ++i) {
+    const PointWrite& p = points[i];
+    WP_THROW_IF_NOT(p.vector.size() == dim_, "points[", i, "].vector: expected dimension ", dim_,
+                    ", got ", p.vector.size());
+    index::check_vector(p.vector.data(), p.vector.size(), metric_,
+                        "points[" + std::to_string(i) + "].vector");
+  }
+  std::lock_guard<std::mutex> writer(write_mu_);
+  // Only this writer changes internal_of_ and entries_: reading them here needs no lock.
+  for (PointWrite& p : points) {
+    auto it = internal_of_.find(p.id);
+    if (it == internal_of_.end()) {
+      throw NotFoundError("No point with id " + show_json(p.id.to_json()) + " found");
+    }
+    p.payload = entries_[it->second].payload;
+  }
+  write_points(std::move(points), wait);
+}
+
+void Collection::write_points(std::vector<PointWrite> points, bool wait) {
   // The last occurrence of an id in the batch wins.
   std::unordered_map<PointId, size_t> last;
   for (size_t i = 0; i < points.size(); ++i) last[points[i].id] = i;
 
-  std::lock_guard<std::mutex> writer(write_mu_);
   std::vector<PointStore::Record> records;
   records.reserve(last.size());
   uint64_t next = next_internal_;

@@ -113,6 +113,9 @@ class Collection {
 
   /// Validates every point (dimension, finite values, object payload), then writes all of them.
   void upsert(std::vector<PointWrite> points, bool wait);
+  /// Qdrant's update_vectors: new vectors for existing points (payloads kept); every id must
+  /// exist (NotFoundError naming it, nothing written) and every vector be valid.
+  void update_vectors(std::vector<PointWrite> points, bool wait);
   /// Removes the given ids (missing ones are ignored); returns how many existed.
   size_t remove(const std::vector<PointId>& ids, bool wait);
   /// Removes every point the filter matches; returns how many.
@@ -218,6 +221,8 @@ class Collection {
   std::unique_ptr<FieldIndex> build_field_index(const std::string& key, PayloadSchema schema) const;
   float score_of(float distance) const;
   void apply_removals(const std::vector<PointId>& ids);
+  /// Writes validated points (store, then memory and index); the caller holds write_mu_.
+  void write_points(std::vector<PointWrite> points, bool wait);
 
   std::string name_;
   std::string dir_;

@@ -112,6 +112,7 @@ class Api {
   // points_api.cpp
   nlohmann::json upsert_points(const Call& c);
   nlohmann::json delete_points(const Call& c);
+  nlohmann::json update_vectors(const Call& c);
   nlohmann::json set_payload(const Call& c);
   nlohmann::json overwrite_payload(const Call& c);
   nlohmann::json delete_payload(const Call& c);

@@ -312,6 +312,36 @@ json Api::upsert_points(const Call& c) {
   return update_result(wait);
 }
 
+json Api::update_vectors(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  const json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.is_object() && body.contains("points") && body["points"].is_array(),
+                  "points: expected an array of {\"id\", \"vector\"}");
+  std::vector<engine::PointWrite> points;
+  const json& list = body["points"];
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string at = "points[" + std::to_string(i) + "]";
+    const json& p = list[i];
+    WP_THROW_IF_NOT(p.is_object() && p.contains("id") && p.contains("vector"), at,
+                    ": expected {\"id\", \"vector\"}");
+    engine::PointWrite w;
+    w.id = engine::PointId::from_json(p["id"], at + ".id");
+    const json& v = p["vector"];
+    // The unnamed vector, also as {"": [...]} (the form the clients send for the default).
+    if (v.is_object()) {
+      WP_THROW_IF_NOT(v.size() == 1 && v.contains(""), at,
+                      ".vector: named vectors are not supported yet; give the vector itself");
+      w.vector = get_vector(v[""], at + ".vector");
+    } else {
+      w.vector = get_vector(v, at + ".vector");
+    }
+    points.push_back(std::move(w));
+  }
+  col->update_vectors(std::move(points), wait);
+  return update_result(wait);
+}
+
 json Api::delete_points(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   const bool wait = wait_flag(c);

@@ -1000,3 +1000,34 @@ TEST_F(ApiTest, RecommendAveragesExamplesAndLeavesThemOut) {
   EXPECT_EQ(q.status, 400u);
   EXPECT_NE(q.body.find("query.recommend.positive"), std::string::npos) << q.body;
 }
+
+// Issue 16: PUT points/vectors replaces vectors of existing points and keeps their payloads;
+// an unknown id or a bad vector writes nothing.
+TEST_F(ApiTest, UpdateVectorsKeepsPayloadsAndIsAllOrNothing) {
+  make_points();
+  ok("PUT", "/collections/c/points/vectors?wait=true",
+     {{"points",
+       {{{"id", 1}, {"vector", {7, 7, 7}}}, {{"id", 2}, {"vector", {{"", {8, 8, 8}}}}}}}});
+  const json got = ok("POST", "/collections/c/points",
+                      {{"ids", {1, 2}}, {"with_payload", true}, {"with_vector", true}});
+  EXPECT_EQ(got[0]["vector"], json({7, 7, 7}));
+  EXPECT_EQ(got[0]["payload"], json({{"color", "red"}, {"n", 1}}));
+  EXPECT_EQ(got[1]["vector"], json({8, 8, 8}));
+  EXPECT_EQ(
+      ok("POST", "/collections/c/points/search", {{"vector", {7, 7, 7.1}}, {"limit", 1}})[0]["id"],
+      1);
+  const std::vector<std::tuple<std::string, unsigned, std::string>> bad{
+      {R"({"points":[{"id":1,"vector":[0,0,0]},{"id":99,"vector":[1,1,1]}]})", 404, "99"},
+      {R"({"points":[{"id":1,"vector":[0,0]}]})", 400, "points[0].vector"},
+      {R"({"points":[{"id":1,"vector":{"image":[0,0,0]}}]})", 400, "named vectors"},
+      {R"({"points":[{"id":1}]})", 400, "points[0]"},
+      {R"({"points":{}})", 400, "points"},
+  };
+  for (const auto& [body, status, field] : bad) {
+    const Response r = call("PUT", "/collections/c/points/vectors", body);
+    EXPECT_EQ(r.status, status) << body << " -> " << r.body;
+    EXPECT_NE(r.body.find(field), std::string::npos) << body << " -> " << r.body;
+  }
+  EXPECT_EQ(ok("POST", "/collections/c/points", {{"ids", {1}}, {"with_vector", true}})[0]["vector"],
+            json({7, 7, 7}));
+}

@@ -156,6 +156,9 @@ test('payload edits, collection update and version info', async () => {
   assert.deepEqual((await client.recommend('shop', { positive: [1], limit: 1 })).map((p) => p.id), [2]);
   assert.deepEqual((await client.query('shop', { query: { recommend: { positive: [3], negative: [1] } }, limit: 1 })).points.map((p) => p.id), [2]);
 
+  await client.updateVectors('shop', { wait: true, points: [{ id: 1, vector: [5, 5] }] });
+  assert.deepEqual((await client.retrieve('shop', { ids: [1], with_vector: true }))[0].vector, [5, 5]);
+
   const created = await client.createPayloadIndex('shop', { wait: true, field_name: 'kind', field_schema: 'keyword' });
   assert.equal(created.status, 'completed');
   info = await client.getCollection('shop');
