@@ -171,6 +171,10 @@ const std::vector<Api::Route>& Api::routes() {
        &Api::search_batch, Access::kRead},
       {"POST", "/collections/{name}/points/query", "Universal query (nearest vector or id)",
        &Api::query_points, Access::kRead},
+      {"POST", "/collections/{name}/points/query/groups",
+       "Universal query grouped by a payload key ({\"group_by\", \"group_size\", \"limit\": "
+       "groups})",
+       &Api::query_groups, Access::kRead},
       {"POST", "/collections/{name}/points/recommend",
        "Nearest to the average of positive examples, away from negative ones (ids or vectors)",
        &Api::recommend_points, Access::kRead},

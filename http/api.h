@@ -127,6 +127,7 @@ class Api {
   nlohmann::json recommend_points(const Call& c);
   nlohmann::json recommend_batch(const Call& c);
   nlohmann::json query_batch(const Call& c);
+  nlohmann::json query_groups(const Call& c);
   nlohmann::json facet(const Call& c);
   // api.cpp
   nlohmann::json root(const Call& c);

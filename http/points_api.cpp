@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "engine/json_path.h"
 #include "engine/json_value.h"
 #include "engine/payload_edit.h"
 #include "http/api.h"
@@ -652,6 +653,84 @@ json Api::query_points(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   ParsedQuery q = read_query(parse_body(*c.body, true), "");
   return run_query(*col, q);
+}
+
+namespace {
+
+/// The group ids of a point: the string and integer values at the group_by key (an array's
+/// elements each), as Qdrant groups.
+std::vector<json> group_values(const engine::JsonPath& path, const json& payload) {
+  std::vector<json> out;
+  auto take = [&](const json& v) {
+    int64_t n = 0;
+    if ((v.is_string() || engine::json_as_int64(v, &n)) &&
+        std::find(out.begin(), out.end(), v) == out.end()) {
+      out.push_back(v);
+    }
+  };
+  engine::any_value_at(path, payload, [&](const json& v) {
+    if (v.is_array()) {
+      for (const json& e : v) take(e);
+    } else {
+      take(v);
+    }
+    return false;
+  });
+  return out;
+}
+
+}  // namespace
+
+json Api::query_groups(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const json body = parse_body(*c.body);
+  ParsedQuery q = read_query(body, "");
+  WP_THROW_IF_NOT(!q.query.is_null(), "query: required for groups (a vector, point id, ",
+                  "{\"nearest\"} or {\"recommend\"})");
+  WP_THROW_IF_NOT(body.contains("group_by"), "group_by: missing (a payload key path)");
+  const engine::JsonPath path = engine::parse_json_path(body["group_by"], "group_by");
+  const size_t group_size = get_count(body, "group_size", "", 3, 1, index::kMaxK);
+  const size_t groups = q.s.query.limit;  // limit counts groups here
+  check_answer_size(groups * group_size, col->dim(), q.s.with_vector, "limit");
+  // The payload is needed to group; what is returned of it is the request's selector.
+  const PayloadSelector returned = q.s.payload;
+  q.s.payload.enabled = true;
+  q.s.payload.include.clear();
+  q.s.payload.exclude.clear();
+  q.s.query.with_payload = true;
+  q.s.query.offset = 0;
+  // Fetch more points until `groups` groups hold `group_size` hits or no more points come.
+  json out = json::array();
+  for (size_t fetch = std::min(index::kMaxK, groups * group_size * 4);;
+       fetch = std::min(index::kMaxK, fetch * 4)) {
+    q.s.query.limit = fetch;
+    const json points = run_query(*col, q)["points"];
+    std::vector<std::pair<json, json>> found;  // group id, hits; in order of the best hit
+    for (const json& p : points) {
+      for (const json& g : group_values(path, p["payload"])) {
+        auto it =
+            std::find_if(found.begin(), found.end(), [&](const auto& f) { return f.first == g; });
+        if (it == found.end()) {
+          if (found.size() == groups) continue;
+          found.push_back({g, json::array()});
+          it = found.end() - 1;
+        }
+        if (it->second.size() < group_size) {
+          json hit = p;
+          hit["payload"] = returned.enabled ? returned.apply(p["payload"]) : json();
+          it->second.push_back(std::move(hit));
+        }
+      }
+    }
+    const bool full = found.size() == groups &&
+                      std::all_of(found.begin(), found.end(),
+                                  [&](const auto& f) { return f.second.size() == group_size; });
+    if (full || points.size() < fetch || fetch == index::kMaxK) {
+      for (auto& [id, hits] : found) out.push_back({{"id", id}, {"hits", std::move(hits)}});
+      break;
+    }
+  }
+  return json{{"groups", out}};
 }
 
 json Api::query_batch(const Call& c) {

@@ -1031,3 +1031,54 @@ TEST_F(ApiTest, UpdateVectorsKeepsPayloadsAndIsAllOrNothing) {
   EXPECT_EQ(ok("POST", "/collections/c/points", {{"ids", {1}}, {"with_vector", true}})[0]["vector"],
             json({7, 7, 7}));
 }
+
+// Issue 16: points/query/groups: the best `group_size` hits of each of the `limit` best groups
+// of a payload key (strings and integers; an array puts a point in each of its groups).
+TEST_F(ApiTest, QueryGroupsGroupsTheNearestByAPayloadKey) {
+  ok("PUT", "/collections/g", {{"vectors", {{"size", 1}, {"distance", "Euclid"}}}});
+  json pts = json::array();
+  const char* colors[] = {"red", "blue", "green"};
+  for (int i = 0; i < 30; ++i) {
+    json payload{{"color", colors[i % 3]}, {"i", i}};
+    if (i == 4) payload["color"] = json::array({"red", "blue"});
+    if (i == 5) payload.erase("color");
+    pts.push_back({{"id", i}, {"vector", {i}}, {"payload", payload}});
+  }
+  ok("PUT", "/collections/g/points?wait=true", {{"points", pts}});
+  const json r = ok("POST", "/collections/g/points/query/groups",
+                    {{"query", {3.2}},
+                     {"group_by", "color"},
+                     {"group_size", 2},
+                     {"limit", 2},
+                     {"with_payload", {"i"}}});
+  // Nearest to 3.2: 3 (red), 4 (red and blue), 2 (green), 5 (none), 1 (blue), 6 (red) ...
+  ASSERT_EQ(r["groups"].size(), 2u);
+  EXPECT_EQ(r["groups"][0]["id"], "red");
+  EXPECT_EQ(r["groups"][0]["hits"].size(), 2u);
+  EXPECT_EQ(r["groups"][0]["hits"][0]["id"], 3);
+  EXPECT_EQ(r["groups"][0]["hits"][1]["id"], 4);
+  EXPECT_EQ(r["groups"][0]["hits"][0]["payload"], json({{"i", 3}}));
+  EXPECT_EQ(r["groups"][1]["id"], "blue");
+  EXPECT_EQ(r["groups"][1]["hits"][0]["id"], 4);
+  EXPECT_EQ(r["groups"][1]["hits"][1]["id"], 1);
+  // Integer groups, a filter, and few points: every group that exists, however many are asked.
+  const json ints = ok("POST", "/collections/g/points/query/groups",
+                       {{"query", {0}},
+                        {"group_by", "i"},
+                        {"group_size", 5},
+                        {"limit", 50},
+                        {"filter", {{"must", {{{"key", "i"}, {"range", {{"lt", 3}}}}}}}}});
+  ASSERT_EQ(ints["groups"].size(), 3u);
+  EXPECT_EQ(ints["groups"][2]["id"], 2);
+  EXPECT_EQ(ints["groups"][2]["hits"].size(), 1u);
+  for (const auto& [body, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"query":[1],"limit":2})", "group_by"},
+           {R"({"query":[1],"group_by":"a..b"})", "group_by"},
+           {R"({"query":[1],"group_by":"color","group_size":0})", "group_size"},
+           {R"({"group_by":"color"})", "query"},
+       }) {
+    const Response resp = call("POST", "/collections/g/points/query/groups", body);
+    EXPECT_EQ(resp.status, 400u) << body << " -> " << resp.body;
+    EXPECT_NE(resp.body.find(field), std::string::npos) << body << " -> " << resp.body;
+  }
+}

@@ -159,6 +159,9 @@ test('payload edits, collection update and version info', async () => {
   await client.updateVectors('shop', { wait: true, points: [{ id: 1, vector: [5, 5] }] });
   assert.deepEqual((await client.retrieve('shop', { ids: [1], with_vector: true }))[0].vector, [5, 5]);
 
+  const grouped = await client.queryGroups('shop', { query: [0, 0], group_by: 'kind', group_size: 1, limit: 2 });
+  assert.deepEqual(grouped.groups.map((g) => [g.id, g.hits.map((h) => h.id)]), [['bag', [2]], ['hat', [3]]]);
+
   const created = await client.createPayloadIndex('shop', { wait: true, field_name: 'kind', field_schema: 'keyword' });
   assert.equal(created.status, 'completed');
   info = await client.getCollection('shop');
