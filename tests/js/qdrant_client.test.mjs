@@ -1,4 +1,4 @@
-// The stock Qdrant JavaScript REST client (@qdrant/js-client-rest, from npm) against the real
+// The stock Qdrant JavaScript REST client (@qdrant/js-client-rest 1.19.0, from npm) against the real
 // `waypoint serve` binary, as a new user would use it. Run by CTest (node --test) when
 // scripts/setup.sh has installed node_modules; needs WAYPOINT_BIN.
 import { test, before, after } from 'node:test';
@@ -64,19 +64,20 @@ test('points: upsert, search with filter, retrieve, count, scroll, query, delete
   assert.equal(r.status, 'completed');
   await client.upsert('cities', { wait: true, batch: { ids: [5, 6], vectors: [[0.24, 0.18, 0.22, 0.44], [0.35, 0.08, 0.11, 0.44]], payloads: [{ city: 'Beijing' }, { city: 'Mumbai' }] } });
 
-  const hits = await client.search('cities', { vector: [0.2, 0.1, 0.9, 0.7], limit: 3, with_payload: true });
+  // Client 1.19 has no search/searchBatch/recommend: everything goes through the query family.
+  const hits = (await client.query('cities', { query: [0.2, 0.1, 0.9, 0.7], limit: 3, with_payload: true })).points;
   assert.equal(hits.length, 3);
   // Dot products with the query: Paris 1.362, Berlin 1.273, Moscow 1.208, London 0.871, ...
   assert.deepEqual(hits.map((h) => h.payload.city), ['Paris', 'Berlin', 'Moscow']);
   assert.equal(hits[0].id, 'a7e1ed4e-0cf3-4c4b-a7b2-ab06b3c4e0e2');
   assert.ok(hits[0].score >= hits[1].score && hits[1].score >= hits[2].score);
 
-  const filtered = await client.search('cities', {
-    vector: [0.2, 0.1, 0.9, 0.7],
+  const filtered = (await client.query('cities', {
+    query: [0.2, 0.1, 0.9, 0.7],
     limit: 10,
     filter: { must: [{ key: 'population', range: { gte: 5 } }] },
     with_payload: true,
-  });
+  })).points;
   assert.deepEqual(filtered.map((h) => h.payload.city).sort(), ['London', 'Moscow']);
 
   const got = await client.retrieve('cities', { ids: [2, 'a7e1ed4e-0cf3-4c4b-a7b2-ab06b3c4e0e2'], with_vector: true });
@@ -91,10 +92,10 @@ test('points: upsert, search with filter, retrieve, count, scroll, query, delete
 
   const q = await client.query('cities', { query: [0.2, 0.1, 0.9, 0.7], limit: 1 });
   assert.equal(q.points[0].id, 'a7e1ed4e-0cf3-4c4b-a7b2-ab06b3c4e0e2');
-  const batch = await client.searchBatch('cities', { searches: [{ vector: [1, 0, 0, 0], limit: 1 }, { vector: [0, 1, 0, 0], limit: 1 }] });
+  const batch = await client.queryBatch('cities', { searches: [{ query: [1, 0, 0, 0], limit: 1 }, { query: [0, 1, 0, 0], limit: 1 }] });
   assert.equal(batch.length, 2);
-  assert.equal(batch[0][0].id, 3);  // largest first component: Moscow 0.36
-  assert.equal(batch[1][0].id, 2);  // largest second component: London 0.81
+  assert.equal(batch[0].points[0].id, 3);  // largest first component: Moscow 0.36
+  assert.equal(batch[1].points[0].id, 2);  // largest second component: London 0.81
 
   await client.delete('cities', { wait: true, points: [1] });
   await client.delete('cities', { wait: true, filter: { must: [{ key: 'city', match: { any: ['Beijing', 'Mumbai'] } }] } });
@@ -108,7 +109,7 @@ test('bad input comes back as a 4xx error naming the field', async () => {
     assert.match(JSON.stringify(e.data), /points\[0\]\.vector: expected dimension 3/);
     return true;
   });
-  await assert.rejects(client.search('missing', { vector: [1, 2, 3], limit: 1 }), (e) => e.status === 404);
+  await assert.rejects(client.query('missing', { query: [1, 2, 3], limit: 1 }), (e) => e.status === 404);
 });
 
 test('payload edits, collection update and version info', async () => {
@@ -153,7 +154,6 @@ test('payload edits, collection update and version info', async () => {
   assert.deepEqual(answers.map((a) => a.points.map((p) => p.id)), [[1], [3, 2], [1, 2]]);
   assert.deepEqual(answers[2].points[1].payload, { kind: 'bag' });
 
-  assert.deepEqual((await client.recommend('shop', { positive: [1], limit: 1 })).map((p) => p.id), [2]);
   assert.deepEqual((await client.query('shop', { query: { recommend: { positive: [3], negative: [1] } }, limit: 1 })).points.map((p) => p.id), [2]);
 
   await client.updateVectors('shop', { wait: true, points: [{ id: 1, vector: [5, 5] }] });
