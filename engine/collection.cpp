@@ -626,6 +626,39 @@ Collection::Page Collection::scroll(const Filter* filter, size_t limit,
   return page;
 }
 
+std::vector<Collection::Ordered> Collection::ordered(const std::string& key, bool descending,
+                                                     std::optional<double> start_from,
+                                                     const Filter* filter, size_t limit,
+                                                     bool with_payload, bool with_vector) const {
+  WP_THROW_IF_NOT(limit >= 1 && limit <= index::kMaxK, "limit must be in 1..", index::kMaxK,
+                  ", got ", limit);
+  std::shared_lock<RwMutex> lock(mu_);
+  const FieldIndex* index = payload_indexes_.find(key);
+  const auto no_index = [&] {
+    return UserError("order_by.key: ordering needs an integer or float payload index of " +
+                     show_json(json(key)) + " (PUT /collections/" + name_ + "/index)");
+  };
+  if (!index) throw no_index();
+  std::vector<uint64_t> passing;  // a bitmap of the points the filter holds for
+  const bool filtered = filter && !filter->empty();
+  if (filtered) {
+    passing.assign(entries_.size() / 64 + 1, 0);
+    for_each_match(*filter, [&](uint64_t i) { passing[i / 64] |= uint64_t{1} << (i % 64); });
+  }
+  std::vector<Ordered> out;
+  const bool numeric =
+      index->for_each_number(descending, start_from, [&](double v, const IdList& ids) {
+        for (const uint32_t i : ids) {
+          if (filtered && !((passing[i / 64] >> (i % 64)) & 1)) continue;
+          out.push_back({v, read_point(i, with_payload, with_vector)});
+          if (out.size() == limit) return false;
+        }
+        return true;
+      });
+  if (!numeric) throw no_index();
+  return out;
+}
+
 size_t Collection::size() const {
   std::shared_lock<RwMutex> lock(mu_);
   return live_;

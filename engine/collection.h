@@ -166,6 +166,18 @@ class Collection {
   Page scroll(const Filter* filter, size_t limit, const std::optional<PointId>& offset,
               bool with_payload, bool with_vector) const;
 
+  /// Qdrant's order_by: points by the numbers at `key` (which needs an integer or float payload
+  /// index; UserError naming `key` otherwise), ascending or descending, from `start_from` on
+  /// (inclusive), among those `filter` holds for; a point with several values comes once per
+  /// value, as in Qdrant. At most `limit`.
+  struct Ordered {
+    double value;
+    PointRead point;
+  };
+  std::vector<Ordered> ordered(const std::string& key, bool descending,
+                               std::optional<double> start_from, const Filter* filter, size_t limit,
+                               bool with_payload, bool with_vector) const;
+
   size_t size() const;
   CollectionInfo info() const;
 

@@ -212,6 +212,24 @@ void FieldIndex::for_each_posting(const std::function<void(const json&, const Id
   }
 }
 
+bool FieldIndex::for_each_number(bool descending, std::optional<double> from,
+                                 const std::function<bool(double, const IdList&)>& fn) const {
+  if (schema_ != PayloadSchema::kInteger && schema_ != PayloadSchema::kFloat) return false;
+  if (!descending) {
+    for (auto it = from ? by_number_.lower_bound(*from) : by_number_.begin();
+         it != by_number_.end(); ++it) {
+      if (!fn(it->first, it->second)) break;
+    }
+    return true;
+  }
+  for (auto it = from ? std::make_reverse_iterator(by_number_.upper_bound(*from))
+                      : by_number_.rbegin();
+       it != by_number_.rend(); ++it) {
+    if (!fn(it->first, it->second)) break;
+  }
+  return true;
+}
+
 std::optional<Candidates> FieldIndex::strings(const std::vector<std::string>& any) const {
   if (schema_ != PayloadSchema::kKeyword && schema_ != PayloadSchema::kUuid) return std::nullopt;
   std::vector<const IdList*> lists;

@@ -62,6 +62,11 @@ class FieldIndex {
   /// Calls fn(value, ids) for each distinct indexed value (JSON: a string, a number, a bool).
   void for_each_posting(const std::function<void(const nlohmann::json&, const IdList&)>& fn) const;
 
+  /// Numbers (integer, float) in order, from `from` on when given (inclusive), descending when
+  /// asked: fn(value, ids) until it returns false. False for an index of another schema.
+  bool for_each_number(bool descending, std::optional<double> from,
+                       const std::function<bool(double, const IdList&)>& fn) const;
+
   std::optional<Candidates> strings(const std::vector<std::string>& any) const;
   std::optional<Candidates> integers(const std::vector<int64_t>& any) const;
   std::optional<Candidates> boolean(bool value) const;

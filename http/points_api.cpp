@@ -1,6 +1,7 @@
 // Handlers of /collections/{name}/points...
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 
 #include "engine/json_path.h"
 #include "engine/json_value.h"
@@ -275,6 +276,67 @@ json run_recommend(const engine::Collection& col, ParsedRecommend& r) {
   return run_search_without(col, r.s, used);
 }
 
+/// Qdrant's order_by: a key, or {"key", "direction": "asc"|"desc", "start_from": number}.
+struct OrderBy {
+  std::string key;
+  bool descending = false;
+  std::optional<double> start_from;
+};
+
+OrderBy read_order_by(const json& j, const std::string& where) {
+  OrderBy o;
+  if (j.is_string()) {
+    o.key = j.get<std::string>();
+  } else {
+    WP_THROW_IF_NOT(j.is_object(), where,
+                    ": expected a key or {\"key\", \"direction\", \"start_from\"}, got ",
+                    engine::show_json(j));
+    for (const auto& [name, value] : j.items()) {
+      WP_THROW_IF_NOT(name == "key" || name == "direction" || name == "start_from", where, ".",
+                      engine::show_text(name),
+                      ": unknown field (expected key, direction, start_from)");
+    }
+    WP_THROW_IF_NOT(j.contains("key") && j["key"].is_string(), where, ".key: expected a key path");
+    o.key = j["key"].get<std::string>();
+    if (j.contains("direction") && !j["direction"].is_null()) {
+      const json& d = j["direction"];
+      WP_THROW_IF_NOT(d == "asc" || d == "desc", where,
+                      ".direction: expected \"asc\" or \"desc\", got ", engine::show_json(d));
+      o.descending = d == "desc";
+    }
+    if (j.contains("start_from") && !j["start_from"].is_null()) {
+      const json& f = j["start_from"];
+      WP_THROW_IF_NOT(f.is_number() && std::isfinite(f.get<double>()), where,
+                      ".start_from: expected a number (datetimes are not supported yet), got ",
+                      engine::show_json(f));
+      o.start_from = f.get<double>();
+    }
+  }
+  engine::parse_json_path(json(o.key), join(where, "key"));
+  return o;
+}
+
+/// The points in order of `o`: records with their "order_value" (and a score of 0 when `scored`,
+/// for the query family's answers).
+json ordered_json(const engine::Collection& col, const OrderBy& o, const engine::Filter& filter,
+                  size_t limit, const PayloadSelector& payload, bool with_vector, bool scored) {
+  check_answer_size(limit, col.dim(), with_vector, "limit");
+  json out = json::array();
+  for (const auto& r : col.ordered(o.key, o.descending, o.start_from, &filter, limit,
+                                   payload.enabled, with_vector)) {
+    json j = record_json(r.point, payload, with_vector);
+    const double v = r.value;
+    j["order_value"] =
+        std::trunc(v) == v && std::abs(v) < 9e15 ? json(static_cast<int64_t>(v)) : json(v);
+    if (scored) {
+      j["version"] = 0;
+      j["score"] = 0;
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
 }  // namespace
 
 json Api::recommend_points(const Call& c) {
@@ -502,6 +564,12 @@ json Api::scroll_points(const Call& c) {
   }
   const PayloadSelector payload = get_payload_selector(body, "", true);
   const bool with_vector = get_with_vector(body, "", false);
+  if (body.contains("order_by") && !body["order_by"].is_null()) {
+    WP_THROW_IF_NOT(!offset, "offset: cannot be used with order_by (use order_by.start_from)");
+    const OrderBy o = read_order_by(body["order_by"], "order_by");
+    return json{{"points", ordered_json(*col, o, filter, limit, payload, with_vector, false)},
+                {"next_page_offset", nullptr}};
+  }
   check_answer_size(limit, col->dim(), with_vector, "limit");
   const auto page = col->scroll(&filter, limit, offset, payload.enabled, with_vector);
   json points = json::array();
@@ -548,6 +616,7 @@ struct ParsedQuery {
   json query;
   std::string where;
   std::optional<Recommend> recommend;  ///< query {"recommend": {...}}
+  std::optional<OrderBy> order_by;     ///< query {"order_by": ...}
 };
 
 ParsedQuery read_query(const json& body, const std::string& where) {
@@ -570,6 +639,10 @@ ParsedQuery read_query(const json& body, const std::string& where) {
   // Everything but a point id's vector is checked here, before any query of a batch runs.
   if (q.is_array()) {
     s.query.vector = get_vector(q, at);
+  } else if (q.is_object() && q.contains("order_by")) {
+    WP_THROW_IF_NOT(q.size() == 1, at, ": expected {\"order_by\": ...} alone, got ",
+                    engine::show_json(q));
+    p.order_by = read_order_by(q["order_by"], at + ".order_by");
   } else if (q.is_object() && q.contains("recommend")) {
     WP_THROW_IF_NOT(q.size() == 1, at, ": expected {\"recommend\": {...}} alone, got ",
                     engine::show_json(q));
@@ -612,6 +685,13 @@ json run_query(const engine::Collection& col, ParsedQuery& p) {
     for (const engine::PointRead& r : page.points) {
       points.push_back(record_json(r, s.payload, s.with_vector));
     }
+    return json{{"points", points}};
+  }
+  if (p.order_by) {
+    json points = ordered_json(col, *p.order_by, s.filter, s.query.offset + s.query.limit,
+                               s.payload, s.with_vector, true);
+    const size_t skip = std::min<size_t>(s.query.offset, points.size());
+    points.erase(points.begin(), points.begin() + static_cast<std::ptrdiff_t>(skip));
     return json{{"points", points}};
   }
   if (p.recommend) {

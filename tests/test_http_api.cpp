@@ -1082,3 +1082,46 @@ TEST_F(ApiTest, QueryGroupsGroupsTheNearestByAPayloadKey) {
     EXPECT_NE(resp.body.find(field), std::string::npos) << body << " -> " << resp.body;
   }
 }
+
+// Issue 16: order_by in scroll and query, from a numeric payload index: ascending, descending,
+// from a value on, filtered; a point with several values comes once per value (as Qdrant).
+TEST_F(ApiTest, OrderByWalksANumericPayloadIndex) {
+  make_points();  // n: 1 (red), 2 (blue), 3 (red, the uuid)
+  ok("PUT", "/collections/c/points",
+     {{"points", {{{"id", 7}, {"vector", {7, 0, 0}}, {"payload", {{"n", {0.5, 9}}}}}}}});
+  const Response no_index = call("POST", "/collections/c/points/scroll", R"({"order_by":"n"})");
+  EXPECT_EQ(no_index.status, 400u);
+  EXPECT_NE(no_index.body.find("order_by.key"), std::string::npos) << no_index.body;
+  ok("PUT", "/collections/c/index", {{"field_name", "n"}, {"field_schema", "float"}});
+  auto order = [](const json& points) {
+    std::vector<json> out;
+    for (const json& p : points) out.push_back(json::array({p["id"], p["order_value"]}));
+    return json(out);
+  };
+  const std::string uuid = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26";
+  json r = ok("POST", "/collections/c/points/scroll", {{"order_by", "n"}, {"limit", 10}});
+  EXPECT_EQ(order(r["points"]),
+            json::parse(R"([[7,0.5],[1,1],[2,2],[")" + uuid + R"(",3],[7,9]])"));
+  EXPECT_TRUE(r["next_page_offset"].is_null());
+  r = ok("POST", "/collections/c/points/scroll",
+         {{"order_by", {{"key", "n"}, {"direction", "desc"}, {"start_from", 2.5}}},
+          {"limit", 2},
+          {"filter", {{"must", {{{"key", "color"}, {"match", {{"any", {"red", "blue"}}}}}}}}}});
+  EXPECT_EQ(order(r["points"]), json::parse(R"([[2,2],[1,1]])"));  // 2.5 and below, descending
+  r = ok("POST", "/collections/c/points/query",
+         {{"query", {{"order_by", {{"key", "n"}, {"direction", "desc"}}}}},
+          {"limit", 2},
+          {"offset", 1}});
+  EXPECT_EQ(order(r["points"]), json::parse(R"([[")" + uuid + R"(",3],[2,2]])"));
+  for (const auto& [body, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"order_by":{"key":"n","direction":"up"}})", "order_by.direction"},
+           {R"({"order_by":{"key":"n","start_from":"2020-01-01"}})", "order_by.start_from"},
+           {R"({"order_by":{"direction":"asc"}})", "order_by.key"},
+           {R"({"order_by":"n","offset":1})", "offset"},
+           {R"({"order_by":"color"})", "order_by.key"},
+       }) {
+    const Response resp = call("POST", "/collections/c/points/scroll", body);
+    EXPECT_EQ(resp.status, 400u) << body << " -> " << resp.body;
+    EXPECT_NE(resp.body.find(field), std::string::npos) << body << " -> " << resp.body;
+  }
+}
