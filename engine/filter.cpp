@@ -216,6 +216,103 @@ class RangeNode : public FieldNode {
   RangeBounds b_;
 };
 
+/// range with datetime bounds: a payload string in RFC 3339 within every given bound.
+class DatetimeRangeNode : public FieldNode {
+ public:
+  DatetimeRangeNode(JsonPath path, std::string key, RangeBounds b)
+      : FieldNode(std::move(path), std::move(key)), b_(b) {}
+
+ protected:
+  bool check(const json& v) const override {
+    if (!v.is_string()) return false;
+    const std::optional<int64_t> t = parse_datetime(v.get_ref<const std::string&>());
+    return t && b_.contains(static_cast<double>(*t));
+  }
+
+ private:
+  RangeBounds b_;  ///< microseconds since the epoch
+};
+
+/// values_count: the number of values at the key (an array's elements; a single value counts
+/// one) within the bounds.
+class ValuesCountNode : public Filter::Node {
+ public:
+  ValuesCountNode(JsonPath path, RangeBounds b) : path_(std::move(path)), b_(b) {}
+  bool matches(const PointId&, const json& payload) const override {
+    size_t n = 0;
+    any_value_at(path_, payload, [&](const json& v) {
+      n += v.is_array() ? v.size() : v.is_null() ? 0 : 1;
+      return false;
+    });
+    return b_.contains(static_cast<double>(n));
+  }
+
+ private:
+  JsonPath path_;
+  RangeBounds b_;
+};
+
+/// A point on the earth ({"lon", "lat"} in degrees).
+struct GeoPoint {
+  double lon = 0, lat = 0;
+};
+
+/// A payload value that is a geo point, or nullopt.
+std::optional<GeoPoint> geo_of(const json& v) {
+  if (!v.is_object() || v.size() != 2) return std::nullopt;
+  const auto lon = v.find("lon"), lat = v.find("lat");
+  if (lon == v.end() || lat == v.end() || !lon->is_number() || !lat->is_number()) {
+    return std::nullopt;
+  }
+  return GeoPoint{lon->get<double>(), lat->get<double>()};
+}
+
+/// Great-circle distance in meters (haversine, mean earth radius), as Qdrant measures it.
+double geo_distance_m(const GeoPoint& a, const GeoPoint& b) {
+  constexpr double kEarthRadiusM = 6371008.8, kRad = 3.14159265358979323846 / 180;
+  const double dlat = (b.lat - a.lat) * kRad, dlon = (b.lon - a.lon) * kRad;
+  const double h =
+      std::sin(dlat / 2) * std::sin(dlat / 2) +
+      std::cos(a.lat * kRad) * std::cos(b.lat * kRad) * std::sin(dlon / 2) * std::sin(dlon / 2);
+  return 2 * kEarthRadiusM * std::asin(std::min(1.0, std::sqrt(h)));
+}
+
+/// geo_radius: a geo point at the key within `radius` meters of the center.
+class GeoRadiusNode : public FieldNode {
+ public:
+  GeoRadiusNode(JsonPath path, std::string key, GeoPoint center, double radius)
+      : FieldNode(std::move(path), std::move(key)), center_(center), radius_(radius) {}
+
+ protected:
+  bool check(const json& v) const override {
+    const std::optional<GeoPoint> p = geo_of(v);
+    return p && geo_distance_m(center_, *p) <= radius_;
+  }
+
+ private:
+  GeoPoint center_;
+  double radius_;
+};
+
+/// geo_bounding_box: a geo point at the key inside the box (a box may cross the antimeridian:
+/// top_left.lon > bottom_right.lon).
+class GeoBoxNode : public FieldNode {
+ public:
+  GeoBoxNode(JsonPath path, std::string key, GeoPoint top_left, GeoPoint bottom_right)
+      : FieldNode(std::move(path), std::move(key)), tl_(top_left), br_(bottom_right) {}
+
+ protected:
+  bool check(const json& v) const override {
+    const std::optional<GeoPoint> p = geo_of(v);
+    if (!p || p->lat > tl_.lat || p->lat < br_.lat) return false;
+    return tl_.lon <= br_.lon ? p->lon >= tl_.lon && p->lon <= br_.lon
+                              : p->lon >= tl_.lon || p->lon <= br_.lon;
+  }
+
+ private:
+  GeoPoint tl_, br_;
+};
+
 /// is_empty: every value at the key is null or [] (vacuously true when the key is missing).
 class IsEmptyNode : public Filter::Node {
  public:
@@ -468,32 +565,76 @@ class Parser {
     throw UserError(where + kNeeds + show_json(j));
   }
 
-  /// {"key": ..., "match": {...}} or {"key": ..., "range": {...}}.
+  /// {"key": ..., one of "match", "range", "values_count", "geo_radius", "geo_bounding_box"}.
   NodePtr parse_field_condition(const json& j, const std::string& where) {
-    const json* match = nullptr;
-    const json* range = nullptr;
+    static const char* const kKinds[] = {"match", "range", "values_count", "geo_radius",
+                                         "geo_bounding_box"};
+    const char* kind = nullptr;
     for (const auto& [name, value] : j.items()) {
-      if (name == "match") {
-        match = &value;
-      } else if (name == "range") {
-        range = &value;
-      } else if (name != "key") {
+      if (name == "key") continue;
+      const char* const* k = std::find_if(std::begin(kKinds), std::end(kKinds),
+                                          [&](const char* c) { return name == c; });
+      if (k == std::end(kKinds)) {
         throw UserError(where + "." + name +
-                        ": unsupported field in a field condition; expected key with match or "
-                        "range");
+                        ": unsupported field in a field condition; expected key with match, "
+                        "range, values_count, geo_radius or geo_bounding_box");
       }
+      WP_THROW_IF_NOT(!kind, where, ": give either ", kind, " or ", name,
+                      " in one condition, not both (put two conditions in must)");
+      kind = *k;
     }
     JsonPath path = parse_json_path(j["key"], where + ".key");
-    WP_THROW_IF_NOT(match || range, where,
+    WP_THROW_IF_NOT(kind, where,
                     ": a condition needs one of key+match, key+range, has_id, is_empty, is_null, "
                     "nested, or a nested filter; key ",
                     show_json(j["key"]), " has neither match nor range");
-    WP_THROW_IF_NOT(!(match && range), where,
-                    ": give either match or range in one condition, not both (put two conditions "
-                    "in must)");
     std::string key = j["key"].get<std::string>();
-    if (range) return parse_range(*range, where + ".range", std::move(path), std::move(key));
-    return parse_match(*match, where + ".match", std::move(path), std::move(key));
+    const json& body = j[kind];
+    const std::string at = where + "." + kind;
+    if (kind == std::string("range")) return parse_range(body, at, std::move(path), std::move(key));
+    if (kind == std::string("match")) return parse_match(body, at, std::move(path), std::move(key));
+    if (kind == std::string("values_count")) {
+      return std::make_unique<ValuesCountNode>(std::move(path), parse_bounds(body, at, false));
+    }
+    if (kind == std::string("geo_radius")) {
+      WP_THROW_IF_NOT(body.is_object(), at,
+                      ": expected {\"center\": {\"lon\", \"lat\"}, \"radius\"}");
+      for (const auto& [name, value] : body.items()) {
+        WP_THROW_IF_NOT(name == "center" || name == "radius", at, ".", name,
+                        ": unknown field; expected center and radius");
+      }
+      const GeoPoint center =
+          parse_geo(body.contains("center") ? body["center"] : json(), at + ".center");
+      WP_THROW_IF_NOT(body.contains("radius") && body["radius"].is_number() &&
+                          std::isfinite(body["radius"].get<double>()) &&
+                          body["radius"].get<double>() >= 0,
+                      at, ".radius: expected a non-negative number of meters");
+      return std::make_unique<GeoRadiusNode>(std::move(path), std::move(key), center,
+                                             body["radius"].get<double>());
+    }
+    WP_THROW_IF_NOT(body.is_object(), at,
+                    ": expected {\"top_left\": {\"lon\", \"lat\"}, \"bottom_right\": {...}}");
+    for (const auto& [name, value] : body.items()) {
+      WP_THROW_IF_NOT(name == "top_left" || name == "bottom_right", at, ".", name,
+                      ": unknown field; expected top_left and bottom_right");
+    }
+    const GeoPoint tl =
+        parse_geo(body.contains("top_left") ? body["top_left"] : json(), at + ".top_left");
+    const GeoPoint br = parse_geo(body.contains("bottom_right") ? body["bottom_right"] : json(),
+                                  at + ".bottom_right");
+    WP_THROW_IF_NOT(tl.lat >= br.lat, at, ": top_left.lat must not be below bottom_right.lat");
+    return std::make_unique<GeoBoxNode>(std::move(path), std::move(key), tl, br);
+  }
+
+  /// {"lon": -180..180, "lat": -90..90}.
+  GeoPoint parse_geo(const json& j, const std::string& where) {
+    WP_THROW_IF_NOT(j.is_object() && j.size() == 2 && j.contains("lon") && j.contains("lat"), where,
+                    ": expected {\"lon\": degrees, \"lat\": degrees}, got ", show_json(j));
+    WP_THROW_IF_NOT(j["lon"].is_number() && std::abs(j["lon"].get<double>()) <= 180, where,
+                    ".lon: expected a number in -180..180");
+    WP_THROW_IF_NOT(j["lat"].is_number() && std::abs(j["lat"].get<double>()) <= 90, where,
+                    ".lat: expected a number in -90..90");
+    return {j["lon"].get<double>(), j["lat"].get<double>()};
   }
 
   NodePtr parse_match(const json& j, const std::string& where, JsonPath path, std::string key) {
@@ -548,10 +689,14 @@ class Parser {
     return set;
   }
 
-  NodePtr parse_range(const json& j, const std::string& where, JsonPath path, std::string key) {
+  /// {"gt", "gte", "lt", "lte"} (any subset, at least one): numbers, or RFC 3339 datetimes when
+  /// `datetimes` allows (as microseconds since the epoch); `*is_datetime` says which were given.
+  RangeBounds parse_bounds(const json& j, const std::string& where, bool datetimes,
+                           bool* is_datetime = nullptr) {
     WP_THROW_IF_NOT(j.is_object(), where,
                     ": expected an object with some of gt, gte, lt, lte, got ", show_json(j));
     RangeBounds b;
+    int kinds = 0;  // 1: numbers, 2: datetimes
     for (const auto& [name, value] : j.items()) {
       const std::string field = where + "." + name;
       std::pair<bool*, double*> slot;
@@ -567,15 +712,35 @@ class Parser {
         throw UserError(field + ": unknown bound; expected gt, gte, lt or lte");
       }
       if (value.is_null()) continue;  // an absent bound, as serde reads Option::None
-      WP_THROW_IF_NOT(value.is_number(), field, ": expected a number, got ", show_json(value));
-      const double x = value.get<double>();
-      WP_THROW_IF_NOT(std::isfinite(x), field, ": expected a finite number, got ",
-                      show_json(value));
+      double x = 0;
+      if (datetimes && value.is_string()) {
+        const std::optional<int64_t> t = parse_datetime(value.get_ref<const std::string&>());
+        WP_THROW_IF_NOT(t, field, ": expected an RFC 3339 datetime such as ",
+                        "\"2024-05-01T10:00:00Z\", got ", show_json(value));
+        x = static_cast<double>(*t);
+        kinds |= 2;
+      } else {
+        WP_THROW_IF_NOT(value.is_number(), field, ": expected a number",
+                        datetimes ? " or an RFC 3339 datetime" : "", ", got ", show_json(value));
+        x = value.get<double>();
+        WP_THROW_IF_NOT(std::isfinite(x), field, ": expected a finite number, got ",
+                        show_json(value));
+        kinds |= 1;
+      }
       *slot.first = true;
       *slot.second = x;
     }
     WP_THROW_IF_NOT(b.has_gt || b.has_gte || b.has_lt || b.has_lte, where,
                     ": expected at least one of gt, gte, lt, lte, got ", show_json(j));
+    WP_THROW_IF_NOT(kinds != 3, where, ": give all bounds as numbers or all as datetimes");
+    if (is_datetime) *is_datetime = kinds == 2;
+    return b;
+  }
+
+  NodePtr parse_range(const json& j, const std::string& where, JsonPath path, std::string key) {
+    bool datetime = false;
+    const RangeBounds b = parse_bounds(j, where, true, &datetime);
+    if (datetime) return std::make_unique<DatetimeRangeNode>(std::move(path), std::move(key), b);
     return std::make_unique<RangeNode>(std::move(path), std::move(key), b);
   }
 

@@ -8,6 +8,11 @@
  *                  {"key": "color", "match": {"any": ["red", "green"]}}
  *                  {"key": "color", "match": {"except": ["red"]}}
  *  - range:        {"key": "price", "range": {"gt": 1, "gte": 1, "lt": 9, "lte": 9}} (any subset)
+ *                  {"key": "at", "range": {"gte": "2024-05-01T00:00:00Z"}}   (RFC 3339 datetimes)
+ *  - values_count: {"key": "tags", "values_count": {"gte": 2}}    (an array counts its elements)
+ *  - geo_radius:   {"key": "loc", "geo_radius": {"center": {"lon", "lat"}, "radius": meters}}
+ *  - geo_bounding_box: {"key": "loc", "geo_bounding_box": {"top_left": {...}, "bottom_right":
+ * {...}}}
  *  - has_id:       {"has_id": [1, 2, "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"]}
  *  - is_empty:     {"is_empty": {"key": "tags"}}    (missing, null or [])
  *  - is_null:      {"is_null": {"key": "tags"}}     (present and null)

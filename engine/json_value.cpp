@@ -129,4 +129,72 @@ json float_json(float f) {
   return json(std::strtod(std::string(buf, r.ptr).c_str(), nullptr));
 }
 
+namespace {
+
+/// Days from 1970-01-01 to the civil date (proleptic Gregorian; H. Hinnant's algorithm).
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+/// The `n` digits at `pos` of `s` as a number, or -1.
+int digits(std::string_view s, size_t pos, size_t n) {
+  if (pos + n > s.size()) return -1;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+}  // namespace
+
+std::optional<int64_t> parse_datetime(std::string_view s) {
+  const int y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2);
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || s.size() < 10 || s[4] != '-' || s[7] != '-') {
+    return std::nullopt;
+  }
+  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (d > kDays[mo - 1] + (mo == 2 && leap)) return std::nullopt;
+  int64_t us = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) *
+               int64_t{86400000000};
+  if (s.size() == 10) return us;
+  if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return std::nullopt;
+  const int h = digits(s, 11, 2), mi = digits(s, 14, 2);
+  if (h < 0 || h > 23 || mi < 0 || mi > 59 || s.size() < 16 || s[13] != ':') return std::nullopt;
+  us += (int64_t{h} * 3600 + mi * 60) * 1000000;
+  size_t pos = 16;
+  if (pos < s.size() && s[pos] == ':') {
+    const int sec = digits(s, pos + 1, 2);
+    if (sec < 0 || sec > 60) return std::nullopt;  // 60: a leap second
+    us += int64_t{sec} * 1000000;
+    pos += 3;
+    if (pos < s.size() && s[pos] == '.') {
+      size_t n = 0;
+      int64_t frac = 0;
+      for (++pos; pos < s.size() && s[pos] >= '0' && s[pos] <= '9'; ++pos, ++n) {
+        if (n < 6) frac = frac * 10 + (s[pos] - '0');
+      }
+      if (n == 0) return std::nullopt;
+      for (size_t k = n; k < 6; ++k) frac *= 10;
+      us += frac;
+    }
+  }
+  if (pos == s.size()) return us;  // no zone: UTC
+  if ((s[pos] == 'Z' || s[pos] == 'z') && pos + 1 == s.size()) return us;
+  if (s[pos] != '+' && s[pos] != '-') return std::nullopt;
+  const int oh = digits(s, pos + 1, 2);
+  const size_t colon = pos + 3 < s.size() && s[pos + 3] == ':';
+  const int om = digits(s, pos + 3 + colon, 2);
+  if (oh < 0 || oh > 23 || om < 0 || om > 59 || pos + 5 + colon != s.size()) return std::nullopt;
+  const int64_t offset = (int64_t{oh} * 3600 + om * 60) * 1000000;
+  return s[pos] == '+' ? us - offset : us + offset;
+}
+
 }  // namespace wp::engine

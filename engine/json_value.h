@@ -5,6 +5,7 @@
  * error message, and reading a number as an int64 the way Qdrant does.
  */
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -45,6 +46,14 @@ inline constexpr size_t kMaxJsonDepth = 128;
  * destruction of the value can exhaust the stack, and no such payload is stored.
  */
 void check_json_depth(std::string_view text, const std::string& what);
+
+/**
+ * An RFC 3339 datetime as microseconds since 1970-01-01T00:00:00Z, the forms Qdrant reads:
+ * "2024-05-01T10:49:00Z", "...T10:49:00.123456+02:00", "2024-05-01 10:49:00" and "...T10:49"
+ * (no zone: UTC), "2024-05-01" (midnight UTC). nullopt for anything else (a bad field, a day
+ * past the month's end, trailing text).
+ */
+std::optional<int64_t> parse_datetime(std::string_view s);
 
 /// A float as the JSON number of its shortest decimal form: 1.3f as 1.3, not 1.2999999523...
 nlohmann::json float_json(float f);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/filter.h"
+#include "engine/json_value.h"
 #include "index/error.h"
 
 using wp::engine::Filter;
@@ -397,7 +398,7 @@ TEST(Filter, MalformedFiltersNameTheField) {
       {R"({"must": "x"})", "filter.must: expected an array of conditions"},
       {R"({"should": [1]})", "filter.should[0]: expected a condition object"},
       {R"({"must": [{"has_id": [1]}, {"key": "a", "range": {"gt": "abc"}}]})",
-       R"(filter.must[1].range.gt: expected a number, got "abc")"},
+       R"(filter.must[1].range.gt: expected an RFC 3339 datetime such as)"},
       {R"({"must": [{}]})", "filter.must[0]: a condition needs one of key+match, key+range"},
       {R"({"must": [{"foo": 1}]})", "filter.must[0]: a condition needs one of"},
       {R"({"must": [{"key": "a"}]})", "filter.must[0]: a condition needs one of"},
@@ -447,7 +448,7 @@ TEST(Filter, MalformedFiltersNameTheField) {
       {R"({"must": [{"key": "a", "range": {"gt": 1, "between": 2}}]})",
        "filter.must[0].range.between: unknown bound"},
       {R"({"must": [{"key": "a", "range": {"gte": true}}]})",
-       "filter.must[0].range.gte: expected a number, got true"},
+       "filter.must[0].range.gte: expected a number or an RFC 3339 datetime, got true"},
       {R"({"must": [{"has_id": 5}]})", "filter.must[0].has_id: expected an array of point ids"},
       {R"({"must": [{"has_id": [1, -2]}]})", "filter.must[0].has_id[1]"},
       {R"({"must": [{"has_id": [1, "not-a-uuid"]}]})", "filter.must[0].has_id[1]"},
@@ -594,4 +595,85 @@ TEST(Filter, RandomInputOnlyEverThrowsUserError) {
     }
   }
   EXPECT_GT(accepted, 100);  // the generator reaches valid filters too, not only errors
+}
+
+// Issue 16: values_count, geo_radius, geo_bounding_box and datetime ranges (Qdrant's shapes).
+TEST(Filter, ValuesCount) {
+  const std::string two_plus = R"({"must":[{"key":"tags","values_count":{"gte":2}}]})";
+  EXPECT_TRUE(passes(two_plus, R"({"tags":["a","b"]})"));
+  EXPECT_FALSE(passes(two_plus, R"({"tags":["a"]})"));
+  EXPECT_FALSE(passes(two_plus, R"({"tags":"a"})"));  // a single value counts one
+  EXPECT_FALSE(passes(two_plus, R"({})"));
+  EXPECT_TRUE(passes(R"({"must":[{"key":"tags","values_count":{"lt":1}}]})", R"({})"));
+  EXPECT_TRUE(passes(R"({"must":[{"key":"a[].b","values_count":{"gt":2}}]})",
+                     R"({"a":[{"b":[1,2]},{"b":3}]})"));
+}
+
+TEST(Filter, GeoRadiusAndBoundingBox) {
+  // Berlin (13.405, 52.52); Potsdam is about 26.7 km away, Hamburg about 255 km.
+  const std::string near_berlin =
+      R"({"must":[{"key":"loc","geo_radius":{"center":{"lon":13.405,"lat":52.52},"radius":30000}}]})";
+  EXPECT_TRUE(passes(near_berlin, R"({"loc":{"lon":13.0645,"lat":52.3906}})"));
+  EXPECT_FALSE(passes(near_berlin, R"({"loc":{"lon":9.9937,"lat":53.5511}})"));
+  EXPECT_TRUE(passes(near_berlin, R"({"loc":[{"lon":9.99,"lat":53.55},{"lon":13.4,"lat":52.5}]})"));
+  EXPECT_FALSE(passes(near_berlin, R"({"loc":{"lon":"13.4","lat":52.5}})"));
+  const std::string box =
+      R"({"must":[{"key":"loc","geo_bounding_box":{"top_left":{"lon":13.0,"lat":53.0},"bottom_right":{"lon":14.0,"lat":52.0}}}]})";
+  EXPECT_TRUE(passes(box, R"({"loc":{"lon":13.405,"lat":52.52}})"));
+  EXPECT_FALSE(passes(box, R"({"loc":{"lon":9.99,"lat":53.55}})"));
+  // A box across the antimeridian: 170 E .. 170 W.
+  const std::string pacific =
+      R"({"must":[{"key":"loc","geo_bounding_box":{"top_left":{"lon":170,"lat":10},"bottom_right":{"lon":-170,"lat":-10}}}]})";
+  EXPECT_TRUE(passes(pacific, R"({"loc":{"lon":179.5,"lat":0}})"));
+  EXPECT_TRUE(passes(pacific, R"({"loc":{"lon":-175,"lat":0}})"));
+  EXPECT_FALSE(passes(pacific, R"({"loc":{"lon":0,"lat":0}})"));
+}
+
+TEST(Filter, DatetimeRanges) {
+  const std::string may =
+      R"({"must":[{"key":"at","range":{"gte":"2024-05-01T00:00:00Z","lt":"2024-06-01"}}]})";
+  EXPECT_TRUE(passes(may, R"({"at":"2024-05-01T00:00:00Z"})"));
+  EXPECT_TRUE(passes(may, R"({"at":"2024-05-31 23:59:59.999"})"));
+  EXPECT_TRUE(passes(may, R"({"at":"2024-06-01T01:30:00+02:00"})"));  // 2024-05-31T23:30Z
+  EXPECT_FALSE(passes(may, R"({"at":"2024-06-01T00:00:00Z"})"));
+  EXPECT_FALSE(passes(may, R"({"at":"2024-04-30T23:59:59-00:00"})"));
+  EXPECT_FALSE(passes(may, R"({"at":"not a date"})"));
+  EXPECT_FALSE(passes(may, R"({"at":1714521600})"));  // a number is not a datetime
+  EXPECT_EQ(*wp::engine::parse_datetime("1970-01-01T00:00:01.5Z"), 1500000);
+  EXPECT_EQ(*wp::engine::parse_datetime("2000-03-01"), 951868800LL * 1000000);
+  for (const char* bad : {"2024-02-30", "2023-02-29", "2024-13-01", "2024-05-01T24:00",
+                          "2024-05-01T10:00Zx", "2024-05-01T10:00:00.", "24-05-01"}) {
+    EXPECT_FALSE(wp::engine::parse_datetime(bad)) << bad;
+  }
+  EXPECT_TRUE(wp::engine::parse_datetime("2024-02-29"));
+}
+
+TEST(Filter, NewConditionsNameTheFieldWhenMalformed) {
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {R"({"must":[{"key":"t","values_count":{"most":1}}]})", "filter.must[0].values_count.most"},
+      {R"({"must":[{"key":"t","values_count":{"gt":"2024-01-01"}}]})",
+       "filter.must[0].values_count.gt"},
+      {R"({"must":[{"key":"l","geo_radius":{"center":{"lon":200,"lat":0},"radius":1}}]})",
+       "filter.must[0].geo_radius.center.lon"},
+      {R"({"must":[{"key":"l","geo_radius":{"center":{"lon":0,"lat":0},"radius":-1}}]})",
+       "filter.must[0].geo_radius.radius"},
+      {R"({"must":[{"key":"l","geo_radius":{"center":{"lon":0,"lat":0}}}]})",
+       "filter.must[0].geo_radius.radius"},
+      {R"({"must":[{"key":"l","geo_bounding_box":{"top_left":{"lon":0,"lat":0},"bottom_right":{"lon":1,"lat":5}}}]})",
+       "filter.must[0].geo_bounding_box"},
+      {R"({"must":[{"key":"l","geo_bounding_box":{"top_left":{"lon":0,"lat":0}}}]})",
+       "filter.must[0].geo_bounding_box.bottom_right"},
+      {R"({"must":[{"key":"at","range":{"gt":"yesterday"}}]})", "filter.must[0].range.gt"},
+      {R"({"must":[{"key":"at","range":{"gt":"2024-01-01","lt":5}}]})", "filter.must[0].range"},
+      {R"({"must":[{"key":"at","range":{"gt":1},"values_count":{"gt":1}}]})", "filter.must[0]"},
+  };
+  for (const auto& [filter, field] : cases) {
+    try {
+      Filter::parse(json::parse(filter));
+      ADD_FAILURE() << "accepted " << filter;
+    } catch (const wp::UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos)
+          << filter << " -> " << e.what();
+    }
+  }
 }
