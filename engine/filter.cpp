@@ -570,10 +570,11 @@ class Parser {
     static const char* const kKinds[] = {"match", "range", "values_count", "geo_radius",
                                          "geo_bounding_box"};
     const char* kind = nullptr;
-    for (const auto& [name, value] : j.items()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& name = it.key();
       if (name == "key") continue;
       const char* const* k = std::find_if(std::begin(kKinds), std::end(kKinds),
-                                          [&](const char* c) { return name == c; });
+                                          [&name](const char* c) { return name == c; });
       if (k == std::end(kKinds)) {
         throw UserError(where + "." + name +
                         ": unsupported field in a field condition; expected key with match, "

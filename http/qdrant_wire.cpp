@@ -28,9 +28,12 @@ void check_optimizers_config(const json& o) {
       "deleted_threshold",  "vacuum_min_vector_number", "default_segment_number",
       "max_segment_size",   "memmap_threshold",         "indexing_threshold",
       "flush_interval_sec", "max_optimization_threads", "prevent_unoptimized"};
-  for (const auto& [key, value] : o.items()) {
-    const bool known = std::find_if(std::begin(kNumbers), std::end(kNumbers),
-                                    [&](const char* k) { return key == k; }) != std::end(kNumbers);
+  for (auto it = o.begin(); it != o.end(); ++it) {
+    const std::string& key = it.key();
+    const json& value = it.value();
+    const bool known =
+        std::find_if(std::begin(kNumbers), std::end(kNumbers),
+                     [&key](const char* k) { return key == k; }) != std::end(kNumbers);
     WP_THROW_IF_NOT(known, "optimizers_config.", engine::show_text(key),
                     ": unknown field (expected one of deleted_threshold, vacuum_min_vector_number, "
                     "default_segment_number, max_segment_size, memmap_threshold, "
