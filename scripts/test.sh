@@ -5,15 +5,18 @@
 #   bash scripts/test.sh --sanitize address,undefined # ASan+UBSan build, without LibTorch
 #   bash scripts/test.sh --sanitize thread            # TSan build, without LibTorch
 # Under a sanitizer every process (the tests and the servers they start) writes its reports to
-# BUILD/sanitizer-logs/; any report fails the run.
+# BUILD/sanitizer-logs/; any report fails the run. WAYPOINT_TESTS=REGEX runs only the tests whose
+# names match (ctest -R), e.g. to rerun the failures of a long sanitizer run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh "$@"
 bash scripts/build.sh "$@"
 source scripts/options.sh
 cd "$build"
+only=()
+[[ -n "${WAYPOINT_TESTS:-}" ]] && only=(-R "$WAYPOINT_TESTS")
 if [[ -z "$sanitize" ]]; then
-  ctest --output-on-failure -j "$(nproc)"
+  ctest --output-on-failure -j "$(nproc)" "${only[@]}"
   exit
 fi
 logs="$PWD/sanitizer-logs"
@@ -26,7 +29,7 @@ export TSAN_OPTIONS="log_path=$logs/tsan:suppressions=$supp/tsan.supp:second_dea
 # libgomp is not instrumented: one OpenMP thread keeps TSan from reporting its internals.
 [[ "$sanitize" == *thread* ]] && export OMP_NUM_THREADS=1
 status=0
-ctest --output-on-failure -j "$(nproc)" || status=$?
+ctest --output-on-failure -j "$(nproc)" "${only[@]}" || status=$?
 if compgen -G "$logs/*" >/dev/null; then
   echo "sanitizer reports ($sanitize):"
   for f in "$logs"/*; do echo "== $f"; head -80 "$f"; done

@@ -355,21 +355,21 @@ TEST(Server, ALongAnswerToAClientThatKeepsReadingIsNotCut) {
   wp::test::TempDir tmp;
   ServerProcess server(tmp.file("data"), "--idle-timeout 1");
   {
-    // Built before the connection opens: building it may take longer than the idle timeout (it
-    // did under TSan), and the server rightly closes a keep-alive connection idle that long.
+    // The body is written out before the connection opens: building it may take longer than
+    // the idle timeout (it did under TSan), and the server rightly closes a connection idle that
+    // long.
     json points = json::array();
     for (uint64_t id = 0; id < 10000; ++id) {
       points.push_back(
           {{"id", id}, {"vector", vector_of(id)}, {"payload", {{"pad", std::string(1000, 'p')}}}});
     }
-    Client c(server.port());
+    const std::string upsert = json{{"points", points}}.dump();
+    wp::http::LoopbackClient c(server.port());
     ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c",
-                     {{"vectors", {{"size", 8}, {"distance", "Euclid"}}}})
+                     R"({"vectors": {"size": 8, "distance": "Euclid"}})")
                   .first,
               200u);
-    ASSERT_EQ(
-        c.call(bhttp::verb::put, "/collections/c/points?wait=true", {{"points", points}}).first,
-        200u);
+    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c/points?wait=true", upsert).first, 200u);
   }
   net::io_context ioc;
   tcp::socket sock(ioc);
