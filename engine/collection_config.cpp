@@ -1,6 +1,7 @@
 #include "engine/collection_config.h"
 
 #include <cctype>
+#include <cmath>
 
 #include "engine/index_request.h"
 #include "engine/json_value.h"
@@ -71,29 +72,51 @@ json CollectionConfig::to_stored() const {
   return j;
 }
 
+namespace {
+
+/// An unsigned integer of the stored form (a damaged one throws; a float or a negative number
+/// would otherwise convert with undefined behaviour: found by fuzz_collection_config).
+uint64_t stored_count(const json& j, const char* key) {
+  const json& v = j.at(key);
+  if (!v.is_number_unsigned())
+    throw InternalError(std::string(key) + " is not an unsigned integer");
+  return v.get<uint64_t>();
+}
+
+/// A finite float of the stored form.
+float stored_float(const json& j, const char* key) {
+  const json& v = j.at(key);
+  if (!v.is_number() || !(std::abs(v.get<double>()) <= 3.4e38)) {
+    throw InternalError(std::string(key) + " is not a finite 32-bit float");
+  }
+  return v.get<float>();
+}
+
+}  // namespace
+
 CollectionConfig CollectionConfig::from_stored(const json& j) {
   try {
     CollectionConfig c;
     index::IndexSpec& s = c.index;
-    c.dim = j.at("size").get<size_t>();
+    c.dim = stored_count(j, "size");
     s.metric = parse_distance(j.at("distance"), "distance");
     s.kind = index::parse_index_kind(j.at("index_type").get<std::string>(), "index_type");
     const json& h = j.at("hnsw");
-    s.hnsw.M = h.at("m").get<size_t>();
-    s.hnsw.ef_construction = h.at("ef_construct").get<size_t>();
-    s.hnsw.ef_search = h.at("ef").get<size_t>();
+    s.hnsw.M = stored_count(h, "m");
+    s.hnsw.ef_construction = stored_count(h, "ef_construct");
+    s.hnsw.ef_search = stored_count(h, "ef");
     s.hnsw.quantization =
         index::parse_quantization(h.at("quantization").get<std::string>(), "quantization");
     if (j.contains("lsh")) {
       const json& l = j.at("lsh");
-      s.lsh.bits = l.at("bits").get<size_t>();
-      s.lsh.tables = l.at("tables").get<size_t>();
-      s.lsh.key_bits = l.at("key_bits").get<size_t>();
-      s.lsh.probes = l.at("probes").get<size_t>();
-      s.lsh.candidates = l.at("candidates").get<size_t>();
-      s.lsh.seed = l.at("seed").get<uint64_t>();
+      s.lsh.bits = stored_count(l, "bits");
+      s.lsh.tables = stored_count(l, "tables");
+      s.lsh.key_bits = stored_count(l, "key_bits");
+      s.lsh.probes = stored_count(l, "probes");
+      s.lsh.candidates = stored_count(l, "candidates");
+      s.lsh.seed = stored_count(l, "seed");
     }
-    if (j.contains("graph")) s.graph.alpha = j.at("graph").at("alpha").get<float>();
+    if (j.contains("graph")) s.graph.alpha = stored_float(j.at("graph"), "alpha");
     if (j.contains("payload_schema")) {
       for (const auto& [key, name] : j.at("payload_schema").items()) {
         c.payload_schema[key] = parse_payload_schema(name, "payload_schema");

@@ -709,3 +709,25 @@ TEST(PointStoreRecords, FuzzFoundDamagedRecordsAreInternalErrors) {
   EXPECT_THROW(PointStore::decode(std::string("p:n\0\0\0\0\0\0\0\7", 11), "short"),
                wp::InternalError);
 }
+
+// Found by fuzz_collection_config (issue 15, a 10-minute run): a stored size of 2.2e90 was
+// converted to size_t with undefined behaviour; every number of the stored form is now checked
+// (an InternalError: the record is damaged).
+TEST(CollectionConfigStored, FuzzFoundNumbersOutOfRangeAreInternalErrors) {
+  CollectionConfig good = config(4);
+  good.index.kind = wp::index::IndexKind::kGraph;
+  const json stored = good.to_stored();
+  EXPECT_EQ(CollectionConfig::from_stored(stored).dim, 4u);
+  for (const auto& [path, value] :
+       std::vector<std::pair<std::string, json>>{{"/size", 2.2e90},
+                                                 {"/size", -4},
+                                                 {"/size", 4.5},
+                                                 {"/hnsw/m", 1e30},
+                                                 {"/hnsw/ef", -1},
+                                                 {"/graph/alpha", 1e300},
+                                                 {"/graph/alpha", "x"}}) {
+    json bad = stored;
+    bad[json::json_pointer(path)] = value;
+    EXPECT_THROW(CollectionConfig::from_stored(bad), wp::InternalError) << path << " " << value;
+  }
+}
