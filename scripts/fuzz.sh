@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan, into build-fuzz/) and runs one or all.
-#   bash scripts/fuzz.sh TARGET SECONDS   # one target, e.g. fuzz_http_api 600
+#   bash scripts/fuzz.sh TARGET SECONDS   # one target (or a,b,c), e.g. fuzz_http_api 600
 #   bash scripts/fuzz.sh all SECONDS      # every target, one per core at a time (CI: all 20)
 #   bash scripts/fuzz.sh list             # the targets
 # Each run starts from tests/fuzz/corpus/TARGET (the seeds, kept in git) and grows a working
@@ -18,8 +18,11 @@ seconds=${2:-30}
 if [[ "$what" == list ]]; then printf '%s\n' "${targets[@]}"; exit 0; fi
 [[ -n "$what" ]] || { sed -n '2,11p' "$0"; exit 2; }
 if [[ "$what" != all ]]; then
-  [[ " ${targets[*]} " == *" $what "* ]] || { echo "fuzz.sh: no target $what" >&2; exit 2; }
-  targets=("$what")
+  IFS=, read -r -a asked <<<"$what"  # one target, or several: a,b,c
+  for t in "${asked[@]}"; do
+    [[ " ${targets[*]} " == *" $t "* ]] || { echo "fuzz.sh: no target $t" >&2; exit 2; }
+  done
+  targets=("${asked[@]}")
 fi
 bash scripts/setup.sh --no-torch >/dev/null
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -731,3 +731,21 @@ TEST(CollectionConfigStored, FuzzFoundNumbersOutOfRangeAreInternalErrors) {
     EXPECT_THROW(CollectionConfig::from_stored(bad), wp::InternalError) << path << " " << value;
   }
 }
+
+// Found by fuzz_point_record (issue 15, a 10-minute run): a damaged record whose MessagePack
+// payload nests 100 000 arrays overflowed the stack in the decoder; nesting past 128 levels is
+// now refused before the reader recurses (stored payloads come from bodies, never deeper).
+TEST(PointStoreRecords, FuzzFoundDeeplyNestedPayloadsAreInternalErrors) {
+  PointStore::Record r;
+  r.id = PointId::number(7);
+  r.internal = 3;
+  r.payload = {{"a", json::array({json::array({1})})}};
+  const std::string key = std::string("p:n\0\0\0\0\0\0\0\7", 11);
+  EXPECT_EQ(PointStore::decode(key, PointStore::encode(r)).payload, r.payload);
+  std::string value = PointStore::encode(r).substr(0, 12);  // internal id, dimension 0
+  value += std::string(100000, '\x91');                     // fixarray of one, 100 000 deep
+  value += '\xc0';                                          // nil
+  EXPECT_THROW(PointStore::decode(key, value), wp::InternalError);
+  std::string shallow = PointStore::encode(r).substr(0, 12) + std::string(128, '\x91') + '\xc0';
+  EXPECT_NO_THROW(PointStore::decode(key, shallow));
+}
