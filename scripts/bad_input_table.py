@@ -86,7 +86,7 @@ def main():
         ("100 KB URL", lambda: raw(port, b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")),
         ("not HTTP", lambda: raw(port, b"NOT HTTP AT ALL\r\n\r\n")),
         ("HEAD /collections/c", lambda: request(port, "HEAD", "/collections/c")),
-        ("PATCH /collections/c (no such method here)", lambda: request(port, "PATCH", "/collections/c", b"{}")),
+        ("DELETE /collections/c/points (no such method here)", lambda: request(port, "DELETE", "/collections/c/points", b"{}")),
         ("limit -1", lambda: request(port, "POST", "/collections/c/points/search", b'{"vector": [1,2,3,4], "limit": -1}')),
         ("filter with unknown condition", lambda: request(port, "POST", "/collections/c/points/count", b'{"filter": {"must": [{"key": "a", "foo": 1}]}}')),
         ("body is not JSON", lambda: request(port, "PUT", "/collections/c/points", b"{not json")),
