@@ -1,5 +1,5 @@
-// libFuzzer target: index requests (PUT /waypoint/collections/{name}/vector_index bodies: hnsw, flat, lsh, graph,
-// rl, auto with their parameters), parsed against a default configuration.
+// libFuzzer target: index requests (PUT /waypoint/collections/{name}/vector_index bodies: hnsw,
+// flat, lsh, graph, rl, auto with their parameters), parsed against a default configuration.
 #include "engine/index_request.h"
 #include "fuzz_util.h"
 #include "http/request_parsing.h"

@@ -1,5 +1,5 @@
-// PUT /waypoint/collections/{name}/vector_index {"type":"rl"}: the pruning agent's job on a collection's points in
-// the background, swapped in when done, served, and kept across a restart.
+// PUT /waypoint/collections/{name}/vector_index {"type":"rl"}: the pruning agent's job on a
+// collection's points in the background, swapped in when done, served, and kept across a restart.
 #include <gtest/gtest.h>
 
 #include "http/api.h"
@@ -69,7 +69,8 @@ TEST(LearnedCollection, PutIndexRlTrainsInTheBackgroundServesAndSurvivesARestart
           {{"id", i}, {"vector", std::vector<float>(ds.base.row(i), ds.base.row(i) + 64)}});
     }
     s.ok("PUT", "/collections/d/points?wait=true", {{"points", pts}});
-    const json started = s.ok("PUT", "/waypoint/collections/d/vector_index", {{"type", "rl"}, {"steps", 20}});
+    const json started =
+        s.ok("PUT", "/waypoint/collections/d/vector_index", {{"type", "rl"}, {"steps", 20}});
     EXPECT_TRUE(started["state"] == "building" || started["state"] == "ready") << started;
     s.engine->collection("d")->wait_for_build();
     const json done = s.ok("GET", "/waypoint/collections/d/vector_index");
