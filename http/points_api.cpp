@@ -337,6 +337,42 @@ json ordered_json(const engine::Collection& col, const OrderBy& o, const engine:
   return out;
 }
 
+/// The search a parsed request runs (a plain search is its own; queries and recommendations
+/// hold one).
+const ParsedSearch& search_of(const ParsedSearch& s) {
+  return s;
+}
+template <typename T>
+const ParsedSearch& search_of(const T& t) {
+  return t.s;
+}
+
+/// A batch body {"searches": [...]} (search, query and recommend batches): at most
+/// kMaxBatchSearches requests, every one parsed by `read` before any runs (one bad request fails
+/// the batch), their answers together within the caps, then each run by `run`.
+template <typename Read, typename Run>
+json run_batch(const engine::Collection& col, const json& body, const char* kind, const Read& read,
+               const Run& run) {
+  WP_THROW_IF_NOT(body.is_object() && body.contains("searches") && body["searches"].is_array(),
+                  "searches: expected an array of ", kind, " requests");
+  const size_t n = body["searches"].size();
+  WP_THROW_IF_NOT(n <= kMaxBatchSearches, "searches: at most ", kMaxBatchSearches, " ", kind,
+                  " requests per batch, got ", n);
+  std::vector<decltype(read(json(), std::string()))> parsed;
+  size_t points = 0;
+  bool vectors = false;
+  for (size_t i = 0; i < n; ++i) {
+    parsed.push_back(read(body["searches"][i], "searches[" + std::to_string(i) + "]"));
+    const ParsedSearch& s = search_of(parsed.back());
+    points += s.query.limit + s.query.offset;
+    vectors = vectors || s.with_vector;
+  }
+  check_answer_size(points, col.dim(), vectors, "searches");
+  json out = json::array();
+  for (auto& p : parsed) out.push_back(run(col, p));
+  return out;
+}
+
 }  // namespace
 
 json Api::recommend_points(const Call& c) {
@@ -347,25 +383,7 @@ json Api::recommend_points(const Call& c) {
 
 json Api::recommend_batch(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  const json body = parse_body(*c.body);
-  WP_THROW_IF_NOT(body.is_object() && body.contains("searches") && body["searches"].is_array(),
-                  "searches: expected an array of recommend requests");
-  const size_t n = body["searches"].size();
-  WP_THROW_IF_NOT(n <= kMaxBatchSearches, "searches: at most ", kMaxBatchSearches,
-                  " requests per batch, got ", n);
-  std::vector<ParsedRecommend> parsed;
-  size_t points = 0;
-  bool vectors = false;
-  for (size_t i = 0; i < n; ++i) {
-    parsed.push_back(
-        read_recommend_request(body["searches"][i], "searches[" + std::to_string(i) + "]"));
-    points += parsed.back().s.query.limit + parsed.back().s.query.offset;
-    vectors = vectors || parsed.back().s.with_vector;
-  }
-  check_answer_size(points, col->dim(), vectors, "searches");
-  json out = json::array();
-  for (ParsedRecommend& r : parsed) out.push_back(run_recommend(*col, r));
-  return out;
+  return run_batch(*col, parse_body(*c.body), "recommend", read_recommend_request, run_recommend);
 }
 
 json Api::upsert_points(const Call& c) {
@@ -586,25 +604,7 @@ json Api::search_points(const Call& c) {
 
 json Api::search_batch(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  const json body = parse_body(*c.body);
-  WP_THROW_IF_NOT(body.contains("searches") && body["searches"].is_array(),
-                  "searches: expected an array of search requests");
-  // Parse every request first: one bad request fails the batch before any search runs.
-  const size_t n = body["searches"].size();
-  WP_THROW_IF_NOT(n <= kMaxBatchSearches, "searches: at most ", kMaxBatchSearches,
-                  " searches per batch, got ", n);
-  std::vector<ParsedSearch> parsed;
-  size_t points = 0;
-  bool vectors = false;
-  for (size_t i = 0; i < n; ++i) {
-    parsed.push_back(read_search(body["searches"][i], "searches[" + std::to_string(i) + "]"));
-    points += parsed.back().query.limit + parsed.back().query.offset;
-    vectors = vectors || parsed.back().with_vector;
-  }
-  check_answer_size(points, col->dim(), vectors, "searches");
-  json out = json::array();
-  for (ParsedSearch& s : parsed) out.push_back(run_search(*col, s));
-  return out;
+  return run_batch(*col, parse_body(*c.body), "search", read_search, run_search);
 }
 
 namespace {
@@ -815,25 +815,7 @@ json Api::query_groups(const Call& c) {
 
 json Api::query_batch(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  const json body = parse_body(*c.body);
-  WP_THROW_IF_NOT(body.is_object() && body.contains("searches") && body["searches"].is_array(),
-                  "searches: expected an array of query requests");
-  const size_t n = body["searches"].size();
-  WP_THROW_IF_NOT(n <= kMaxBatchSearches, "searches: at most ", kMaxBatchSearches,
-                  " queries per batch, got ", n);
-  // Every request is parsed first: one bad request fails the batch before any query runs.
-  std::vector<ParsedQuery> parsed;
-  size_t points = 0;
-  bool vectors = false;
-  for (size_t i = 0; i < n; ++i) {
-    parsed.push_back(read_query(body["searches"][i], "searches[" + std::to_string(i) + "]"));
-    points += parsed.back().s.query.limit + parsed.back().s.query.offset;
-    vectors = vectors || parsed.back().s.with_vector;
-  }
-  check_answer_size(points, col->dim(), vectors, "searches");
-  json out = json::array();
-  for (ParsedQuery& q : parsed) out.push_back(run_query(*col, q));
-  return out;
+  return run_batch(*col, parse_body(*c.body), "query", read_query, run_query);
 }
 
 }  // namespace wp::http
