@@ -109,23 +109,48 @@ void HnswGraph::insert(slot_t s, SearchContext& ctx) {
                                           nullptr, ctx, unused);
     ctx.scratch.assign(ctx.top.begin(), ctx.top.end());
     select_neighbors_heuristic(ctx.scratch, params_.M, 1.0f, between, ctx.selected);
-    if (ctx.selected.empty()) continue;  // every candidate was a tombstone
-    {
-      lock(s);
-      uint32_t* ll = links(s, l);
-      ll[0] = static_cast<uint32_t>(ctx.selected.size());
-      for (size_t j = 0; j < ctx.selected.size(); ++j) ll[1 + j] = ctx.selected[j].id;
-      unlock(s);
-    }
-    ep = ctx.selected[0].id;
-    ep_dist = ctx.selected[0].distance;
+    if (ctx.selected.empty()) continue;                           // every candidate was a tombstone
     ctx.chosen.assign(ctx.selected.begin(), ctx.selected.end());  // connect_reverse reuses them
+    set_own_links(s, l, ctx);
+    ep = ctx.chosen[0].id;
+    ep_dist = ctx.chosen[0].distance;
     for (const Candidate& c : ctx.chosen) connect_reverse(c.id, s, l, ctx);
   }
   if (level > top_level) {
     entry_point_ = s;
     max_level_ = level;
   }
+}
+
+void HnswGraph::set_own_links(slot_t s, int level, SearchContext& ctx) {
+  lock(s);
+  uint32_t* ll = links(s, level);
+  const size_t cnt = ll[0];
+  if (cnt == 0) {
+    ll[0] = static_cast<uint32_t>(ctx.chosen.size());
+    for (size_t j = 0; j < ctx.chosen.size(); ++j) ll[1 + j] = ctx.chosen[j].id;
+    unlock(s);
+    return;
+  }
+  // Another insert running beside this one found s (entering this level at s from a higher one,
+  // where s is linked already) and linked itself here: its link is kept with the chosen ones, else
+  // that vertex could be left with no way in.
+  ctx.scratch.assign(ctx.chosen.begin(), ctx.chosen.end());
+  for (size_t j = 0; j < cnt; ++j) {
+    const uint32_t t = ll[1 + j];
+    bool known = false;
+    for (const Candidate& c : ctx.chosen) known = known || c.id == t;
+    if (!known) ctx.scratch.push_back({distance_between(s, t), t});
+  }
+  const size_t cap = max_links(level);
+  if (ctx.scratch.size() > cap) {
+    auto between = [this](uint32_t a, uint32_t b) { return distance_between(a, b); };
+    select_neighbors_heuristic(ctx.scratch, cap, 1.0f, between, ctx.selected);
+    ctx.scratch.assign(ctx.selected.begin(), ctx.selected.end());
+  }
+  ll[0] = static_cast<uint32_t>(ctx.scratch.size());
+  for (size_t j = 0; j < ctx.scratch.size(); ++j) ll[1 + j] = ctx.scratch[j].id;
+  unlock(s);
 }
 
 void HnswGraph::connect_reverse(slot_t from, slot_t to, int level, SearchContext& ctx) {

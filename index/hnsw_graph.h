@@ -120,6 +120,9 @@ class HnswGraph {
 
  private:
   int random_level();
+  /// Writes s's list at `level` from ctx.chosen, keeping the links that concurrent inserts added
+  /// to it meanwhile (heuristic selection when they do not all fit).
+  void set_own_links(slot_t s, int level, SearchContext& ctx);
   void connect_reverse(slot_t from, slot_t to, int level, SearchContext& ctx);
   /// Rewrites u's list at `level` when it points at a tombstone (consolidate's step).
   void repair(slot_t u, int level, SearchContext& ctx);

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <omp.h>
 #include <algorithm>
 #include <fstream>
 #include <numeric>
@@ -267,4 +268,31 @@ TEST(HnswIndex, FilterMatchingFewerThanKReturnsAllOfThem) {
   std::sort(got.begin(), got.end());
   EXPECT_EQ(got, (std::vector<label_t>{5, 900, 1500}));
   EXPECT_EQ(std::count(out, out + 10, kNoLabel), 7);
+}
+
+// Every vertex of a batch built on two threads is reachable: a search for its own vector (with a
+// beam as wide as the index) answers it first, and it has in-edges at level 0. Small, uniform,
+// low-dimensional data is where the neighbour heuristic prunes hardest.
+TEST(HnswIndex, EveryVertexOfAParallelBuildIsFoundByItsOwnVector) {
+  omp_set_num_threads(2);
+  for (uint64_t seed : {1, 2, 3, 4, 5, 6, 7, 8}) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<float> u(0.0f, 10.0f);
+    Matrix base(400, 8);
+    for (float& v : base.data) v = u(rng);
+    HnswParams hp;
+    hp.M = 16;
+    hp.ef_construction = 100;
+    auto idx = build(base, Metric::kL2, hp);
+    const Level0Graph g = idx->export_level0();
+    std::vector<size_t> in_degree(g.num_vertices());
+    for (uint32_t t : g.neighbors) ++in_degree[t];
+    SearchParams p;
+    p.ef = base.n;
+    const SearchResult r = idx->search(view(base), 1, p);
+    for (size_t i = 0; i < base.n; ++i) {
+      EXPECT_EQ(r.labels[i], i) << "seed " << seed << ": vertex " << i << " in-degree "
+                                << in_degree[i];
+    }
+  }
 }
