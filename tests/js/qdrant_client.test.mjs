@@ -1,12 +1,14 @@
 // The stock Qdrant JavaScript REST client (@qdrant/js-client-rest 1.19.0, from npm) against the real
-// `waypoint serve` binary, as a new user would use it. Run by CTest (node --test) when
-// scripts/setup.sh has installed node_modules; needs WAYPOINT_BIN.
+// `waypoint serve` binary, as a new user would use it. Run by CTest (node --test); scripts/setup.sh
+// installs node_modules (without them this file fails to load, and so the test fails); needs
+// WAYPOINT_BIN.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { QdrantClient } from '@qdrant/js-client-rest';
 
 let server;
@@ -34,6 +36,15 @@ after(async () => {
   server.kill('SIGTERM');
   assert.equal(await exited, 0);  // graceful shutdown saves index files, then exits 0
   rmSync(data, { recursive: true, force: true });
+});
+
+test('the client is the version package.json pins', () => {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const pinned = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8')).dependencies;
+  const installed = JSON.parse(
+    readFileSync(join(here, 'node_modules/@qdrant/js-client-rest/package.json'), 'utf8'),
+  );
+  assert.equal(installed.version, pinned['@qdrant/js-client-rest']);
 });
 
 test('collections: create, list, exists, info, delete', async () => {
