@@ -23,7 +23,7 @@ TEST(FlatIndex, MatchesGroundTruthOnSiftsmall) {
   EXPECT_NEAR(r.distances[0], l2sqr(ds.query.row(0), ds.base.row(r.labels[0]), ds.base.d), 1e-2);
 }
 
-TEST(FlatIndex, RemoveReplaceFilterAndSaveLoad) {
+TEST(FlatIndex, RemoveFilterAndSaveLoad) {
   const Matrix m = wp::test::random_matrix(50, 8, 3);
   FlatIndex flat(8, Metric::kInnerProduct);
   std::vector<label_t> ids(50);
@@ -56,6 +56,30 @@ TEST(FlatIndex, RemoveReplaceFilterAndSaveLoad) {
   float dist2[3];
   loaded->search_one(m.row(3), 3, p, out2, dist2);
   EXPECT_EQ(std::vector<label_t>(out, out + 3), std::vector<label_t>(out2, out2 + 3));
+}
+
+TEST(FlatIndex, AddingAnIdThatIsThereReplacesItsVector) {
+  const Matrix m = wp::test::random_matrix(50, 8, 3);
+  FlatIndex flat(8, Metric::kL2);
+  std::vector<label_t> ids(50);
+  std::iota(ids.begin(), ids.end(), 1000);
+  flat.add(view(m), ids.data());
+  label_t out[2];
+  float dist[2];
+  const label_t replaced = 1003;
+  flat.add(view_rows(m, 10, 1), &replaced);  // 1003 takes row 10's vector
+  EXPECT_EQ(flat.size(), 50u);
+  std::vector<float> got(8);
+  ASSERT_TRUE(flat.get_vector(replaced, got.data()));
+  EXPECT_EQ(got, std::vector<float>(m.row(10), m.row(10) + 8));
+  flat.search_one(m.row(3), 1, {}, out, dist);  // row 3's old vector is gone
+  EXPECT_NE(out[0], replaced);
+  EXPECT_GT(dist[0], 0.0f);
+  flat.search_one(m.row(10), 2, {}, out, dist);  // row 10's vector is there twice
+  std::sort(out, out + 2);
+  EXPECT_EQ(std::vector<label_t>(out, out + 2), (std::vector<label_t>{1003, 1010}));
+  EXPECT_EQ(dist[0], 0.0f);
+  EXPECT_EQ(dist[1], 0.0f);
 }
 
 TEST(FlatIndex, CosineNormalisesAndRejectsBadVectors) {

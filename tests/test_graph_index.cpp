@@ -222,7 +222,20 @@ TEST(GraphIndex, MaskKeepsExactlyTheMarkedEdges) {
   size_t kept = 0;
   for (auto& m : half) kept += (m = rng() % 2);
   g->apply_mask(initial, half);
-  EXPECT_EQ(g->graph().export_level0().num_edges(), kept);
+  const Level0Graph got = g->graph().export_level0();
+  EXPECT_EQ(got.num_edges(), kept);
+  // Vertex by vertex, the surviving lists are exactly the marked edges (in any order).
+  ASSERT_EQ(got.num_vertices(), initial.num_vertices());
+  for (size_t v = 0; v < initial.num_vertices(); ++v) {
+    std::vector<uint32_t> want,
+        have(got.neighbors.begin() + got.offsets[v], got.neighbors.begin() + got.offsets[v + 1]);
+    for (size_t e = initial.offsets[v]; e < initial.offsets[v + 1]; ++e) {
+      if (half[e]) want.push_back(initial.neighbors[e]);
+    }
+    std::sort(want.begin(), want.end());
+    std::sort(have.begin(), have.end());
+    ASSERT_EQ(have, want) << "vertex " << v;
+  }
   EXPECT_EQ(g->info().params.pruning, Pruning::kLearned);
   EXPECT_THROW(g->apply_mask(initial, std::vector<uint8_t>(3, 1)), wp::UserError);
 }

@@ -91,8 +91,12 @@ TEST(HnswDynamic, ThirtyPercentDeletesAndReinsertsKeepRecall) {
               after_reinsert, fresh_full);
   EXPECT_GE(after_reinsert, fresh_full - 0.02) << "fresh " << fresh_full;
   // Freed slots were reused: memory did not grow by the re-inserted points.
+  // Without reuse there would be 13 000 slots and about 1.3-1.5x the memory.
+  EXPECT_EQ(idx->export_level0().num_vertices(), ds.base.n);
   const size_t fresh_mem = build_rows(ds.base, all)->memory_bytes();
-  EXPECT_LE(idx->memory_bytes(), fresh_mem * 1.6);
+  std::printf("memory after re-inserting: %zu bytes, fresh build %zu\n", idx->memory_bytes(),
+              fresh_mem);
+  EXPECT_LE(idx->memory_bytes(), fresh_mem * 1.1);
 }
 
 TEST(HnswDynamic, RemovingTheEntryPointAndAlmostEverything) {
