@@ -23,10 +23,12 @@ double ref_ip(const float* a, const float* b, size_t d) {
 }
 }  // namespace
 
-TEST(Distance, EveryKernelMatchesDoubleReferenceAtManyDimensions) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
-    if (!isa_supported(isa)) continue;
-    const DistanceKernels& k = kernels_for(isa);
+using DistanceKernelsOf = wp::test::PerIsa;
+INSTANTIATE_TEST_SUITE_P(Isa, DistanceKernelsOf, wp::test::kAllIsas, wp::test::isa_name);
+
+TEST_P(DistanceKernelsOf, EachMatchesTheDoubleReferenceAtManyDimensions) {
+  {
+    const DistanceKernels& k = kernels_for(GetParam());
     for (size_t d : {1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 100, 128, 784, 1000}) {
       const Matrix m = wp::test::random_matrix(2, d, d);
       const double l2 = ref_l2(m.row(0), m.row(1), d), ip = ref_ip(m.row(0), m.row(1), d);
@@ -39,11 +41,10 @@ TEST(Distance, EveryKernelMatchesDoubleReferenceAtManyDimensions) {
   }
 }
 
-TEST(Distance, CodeKernelsMatchReference) {
+TEST_P(DistanceKernelsOf, CodeKernelsMatchTheReference) {
   std::mt19937 rng(3);
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
-    if (!isa_supported(isa)) continue;
-    const DistanceKernels& k = kernels_for(isa);
+  {
+    const DistanceKernels& k = kernels_for(GetParam());
     for (size_t d : {1, 5, 8, 16, 17, 33, 64, 128, 784}) {
       const Matrix q = wp::test::random_matrix(1, d, d + 100);
       std::vector<uint8_t> c(d);
@@ -65,10 +66,12 @@ TEST(Distance, BestKernelIsSupportedAndUsedByDefault) {
   EXPECT_EQ(kernels().isa, best_isa());
   EXPECT_EQ(distance_fn(Metric::kL2, 128), kernels_for_dim(128).l2sqr);
   EXPECT_EQ(distance_fn(Metric::kCosine, 128), kernels_for_dim(128).neg_inner_product);
-  // Wide vectors use AVX-512 when the CPU has it (and no WAYPOINT_ISA override is set).
-  if (isa_supported(Isa::kAvx512) && !std::getenv("WAYPOINT_ISA")) {
-    EXPECT_EQ(kernels_for_dim(784).isa, Isa::kAvx512);
-  }
+}
+
+TEST(Distance, WideVectorsUseAvx512WhenTheCpuHasIt) {
+  if (!isa_supported(Isa::kAvx512)) GTEST_SKIP() << "this CPU lacks AVX-512";
+  if (std::getenv("WAYPOINT_ISA")) GTEST_SKIP() << "WAYPOINT_ISA overrides the choice";
+  EXPECT_EQ(kernels_for_dim(784).isa, Isa::kAvx512);
 }
 
 TEST(Distance, NormalizeGivesUnitLengthAndKeepsZero) {

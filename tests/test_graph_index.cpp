@@ -122,8 +122,9 @@ TEST(GraphIndex, RobustPruneTakesTheHeuristicEdgesFirst) {
 }
 
 TEST(GraphIndex, EveryStrategyServesSiftsmallAboveAFloor) {
-  // Measured at ef=64 with the medoid entry (waypoint bench): hnsw-l0 0.986, hnsw heuristic 0.987,
-  // robust-1.2 1.000, kNN graph 0.946. Floors leave room for the parallel build's variation.
+  // Measured at ef=64 with the medoid entry, three runs: hnsw-l0 0.987-0.997, hnsw heuristic 0.987,
+  // robust-1.2 0.990-1.000, kNN graph 0.936-0.946. Floors leave room for the parallel build's
+  // variation.
   const Dataset ds = wp::test::load_test_data("siftsmall");
   auto l0 = build_graph(ds, "hnsw", "none");
   auto heuristic = build_graph(ds, "hnsw", "hnsw");
@@ -131,10 +132,14 @@ TEST(GraphIndex, EveryStrategyServesSiftsmallAboveAFloor) {
   auto knn = build_graph(ds, "knn", "none");
   EXPECT_STREQ(robust->type_name(), "rl");
   EXPECT_EQ(robust->size(), ds.base.n);
-  EXPECT_GE(recall10(*l0, ds, 64), 0.95);
-  EXPECT_GE(recall10(*heuristic, ds, 64), 0.95);
-  EXPECT_GE(recall10(*robust, ds, 64), 0.97);
-  EXPECT_GE(recall10(*knn, ds, 64), 0.85);
+  const double r_l0 = recall10(*l0, ds, 64), r_heuristic = recall10(*heuristic, ds, 64),
+               r_robust = recall10(*robust, ds, 64), r_knn = recall10(*knn, ds, 64);
+  std::printf("recall@10 at ef 64: hnsw-l0 %.3f, heuristic %.3f, robust-1.2 %.3f, knn %.3f\n", r_l0,
+              r_heuristic, r_robust, r_knn);
+  EXPECT_GE(r_l0, 0.97);
+  EXPECT_GE(r_heuristic, 0.97);
+  EXPECT_GE(r_robust, 0.98);
+  EXPECT_GE(r_knn, 0.92);
   // alpha > 1 keeps more edges than the heuristic (alpha = 1); nothing exceeds 2M.
   EXPECT_LT(heuristic->info().average_degree, robust->info().average_degree);
   for (const auto* g : {l0.get(), heuristic.get(), robust.get(), knn.get()}) {

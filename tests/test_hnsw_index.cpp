@@ -46,7 +46,9 @@ TEST(HnswIndex, RecallFloorOnSiftsmall) {
   SearchParams p;
   p.ef = 64;
   const SearchResult r = idx->search(view(ds.query), 10, p);
-  EXPECT_GE(recall_at_k(ds.base, ds.query, ds.groundtruth, r.labels, 10, Metric::kL2), 0.97);
+  const double r64 = recall_at_k(ds.base, ds.query, ds.groundtruth, r.labels, 10, Metric::kL2);
+  std::printf("recall@10 at ef 64: %.3f\n", r64);
+  EXPECT_GE(r64, 0.98);  // measured 0.996-0.997
   // Far fewer distance computations than an exact scan, and every search counts its work.
   const double dcs = static_cast<double>(r.stats.distance_computations) / ds.query.n;
   EXPECT_GT(dcs, 64);
@@ -54,7 +56,9 @@ TEST(HnswIndex, RecallFloorOnSiftsmall) {
   EXPECT_GT(r.stats.hops, 0u);
   p.ef = 16;
   const SearchResult lo = idx->search(view(ds.query), 10, p);
-  EXPECT_GE(recall_at_k(ds.base, ds.query, ds.groundtruth, lo.labels, 10, Metric::kL2), 0.90);
+  const double r16 = recall_at_k(ds.base, ds.query, ds.groundtruth, lo.labels, 10, Metric::kL2);
+  std::printf("recall@10 at ef 16: %.3f\n", r16);
+  EXPECT_GE(r16, 0.94);  // measured 0.965-0.970
   EXPECT_LT(lo.stats.distance_computations, r.stats.distance_computations);
 }
 

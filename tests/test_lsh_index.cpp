@@ -36,7 +36,11 @@ LshParams params(size_t bits, size_t tables = 0) {
 }
 }  // namespace
 
-TEST(HammingScan, EveryKernelMatchesABitByBitCount) {
+using HammingScan = wp::test::PerIsa;
+INSTANTIATE_TEST_SUITE_P(Isa, HammingScan, wp::test::kAllIsas, wp::test::isa_name);
+
+TEST_P(HammingScan, MatchesABitByBitCount) {
+  const Isa isa = GetParam();
   std::mt19937_64 rng(3);
   for (size_t words : {1, 2, 3, 4, 5, 8, 9}) {
     const size_t n = 37;
@@ -44,8 +48,7 @@ TEST(HammingScan, EveryKernelMatchesABitByBitCount) {
     for (auto& w : q) w = rng();
     for (auto& w : codes) w = rng();
     codes[0] = q[0];  // one code shares a word with the query
-    for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
-      if (!isa_supported(isa)) continue;
+    {
       std::vector<uint32_t> out(n);
       kernels_for(isa).hamming_scan(q.data(), codes.data(), n, words, out.data());
       for (size_t i = 0; i < n; ++i) {
@@ -154,7 +157,14 @@ TEST(LshIndex, InsertOneByOneDeleteAndReplace) {
     for (label_t i = 0; i < ds.base.n; ++i) idx.add(MatrixView{ds.base.row(i), 1, ds.base.d}, &i);
     ASSERT_EQ(idx.size(), ds.base.n);
     // Thresholds were refitted as the data grew: recall is as good as a batch build's.
-    EXPECT_GE(recall10(idx, ds, 200), 0.9) << tables << " tables";
+    LshIndex batch(ds.base.d, Metric::kL2, params(128, tables));
+    const auto ids = iota_ids(ds.base.n);
+    batch.add(view(ds.base), ids.data());
+    const double one_by_one = recall10(idx, ds, 200), all_at_once = recall10(batch, ds, 200);
+    std::printf("%zu tables: recall@10 at 200 candidates one by one %.3f, batch %.3f\n", tables,
+                one_by_one, all_at_once);
+    EXPECT_GE(one_by_one, all_at_once - 0.01) << tables << " tables";
+    EXPECT_GE(one_by_one, 0.98) << tables << " tables";  // measured 1.000 (batch 0.999)
     for (label_t i = 0; i < ds.base.n; i += 2) ASSERT_TRUE(idx.remove(i));
     EXPECT_FALSE(idx.remove(0));
     EXPECT_EQ(idx.size(), ds.base.n - (ds.base.n + 1) / 2);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "index/dataset.h"
+#include "index/distance.h"
 #include "index/matrix.h"
 
 namespace wp::test {
@@ -49,6 +50,27 @@ inline index::Matrix random_matrix(size_t n, size_t d, uint64_t seed) {
   index::Matrix m(n, d);
   for (float& v : m.data) v = g(rng);
   return m;
+}
+
+/// A test run once per instruction set (INSTANTIATE_TEST_SUITE_P(Isa, Suite, wp::test::kAllIsas,
+/// wp::test::isa_name)); on a CPU without that set the instance is skipped, and says so.
+class PerIsa : public ::testing::TestWithParam<index::Isa> {
+ protected:
+  void SetUp() override {
+    if (!index::isa_supported(GetParam())) {
+      GTEST_SKIP() << "this CPU lacks " << isa_label(GetParam());
+    }
+  }
+  static const char* isa_label(index::Isa isa) {
+    return isa == index::Isa::kScalar ? "scalar" : isa == index::Isa::kAvx2 ? "avx2" : "avx512";
+  }
+};
+inline const auto kAllIsas =
+    ::testing::Values(index::Isa::kScalar, index::Isa::kAvx2, index::Isa::kAvx512);
+inline std::string isa_name(const ::testing::TestParamInfo<index::Isa>& info) {
+  return info.param == index::Isa::kScalar ? "scalar"
+         : info.param == index::Isa::kAvx2 ? "avx2"
+                                           : "avx512";
 }
 
 /// Squared Euclidean distance in double, written out here so that tests check the library's

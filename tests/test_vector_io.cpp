@@ -153,6 +153,10 @@ TEST(VectorIo, AnnBenchmarksHdf5) {
   EXPECT_EQ(ds.groundtruth.d, 2u);
   EXPECT_THROW(read_ann_hdf5(tmp.file("nope.hdf5")), wp::UserError);
 }
+#else
+TEST(VectorIo, AnnBenchmarksHdf5) {
+  GTEST_SKIP() << "built with -DWAYPOINT_WITH_HDF5=OFF";
+}
 #endif
 
 // Found by fuzz_vector_file (issue 15): a .fbin header of 0 rows copied from a null buffer (UB).
