@@ -4,13 +4,20 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <set>
 #include <sstream>
 
 #include "engine/command/args.h"
 #include "engine/command/plot.h"
 #include "index/error.h"
+#include "index/graph_index.h"
+#include "index/hnsw_index.h"
+#include "index/index_file.h"
+#include "index/lsh_index.h"
 #include "index/vector_io.h"
 #include "test_util.h"
 
@@ -21,9 +28,10 @@ struct CliRun {
   std::string out;
 };
 
-/// Runs the waypoint binary with `args`; captures stdout and stderr together.
-CliRun waypoint(const std::string& args) {
-  const std::string cmd = std::string(WAYPOINT_BIN) + " " + args + " 2>&1";
+/// Runs the waypoint binary with `args` (and `env`, "NAME=value", set for it); captures stdout
+/// and stderr together.
+CliRun waypoint(const std::string& args, const std::string& env = "") {
+  const std::string cmd = env + " " + std::string(WAYPOINT_BIN) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
@@ -87,7 +95,7 @@ TEST(Cli, BuildSearchAndGroundTruthEndToEnd) {
   ASSERT_EQ(s.code, 0) << s.out;
   const size_t at = s.out.find("recall@10 = ");
   ASSERT_NE(at, std::string::npos) << s.out;
-  EXPECT_GE(std::stod(s.out.substr(at + 12)), 0.95) << s.out;
+  EXPECT_GE(std::stod(s.out.substr(at + 12)), 0.98) << s.out;  // measured 1.000
   EXPECT_EQ(wp::index::read_ivecs(tmp.file("res.ivecs")).n, 100u);
 
   CliRun g = waypoint("gt --base " + digits + "/base.fvecs --query " + digits +
@@ -123,7 +131,8 @@ TEST(Cli, BenchFollowsTheJsonContract) {
     const std::string idx = j["index"];
     EXPECT_EQ(j.contains("dcs"), idx == "hnsw" || idx == "flat") << line;
     EXPECT_GT(j["qps"].get<double>(), 0);
-    EXPECT_GE(j["recall"].get<double>(), 0.5);
+    // ef 16 / 64 on digits: measured 0.99-1.000 for every graph index.
+    EXPECT_GE(j["recall"].get<double>(), j["params"].value("ef", 64) == 16 ? 0.95 : 0.98) << line;
     if (idx != "flat") {
       EXPECT_EQ(j["params"]["M"], 16);
       EXPECT_EQ(j["params"]["ef_construction"], 200);
@@ -217,4 +226,247 @@ TEST(Cli, TuneWritesItsLogPlotAndAConfigurationThatBuilds) {
                  " --out " + tmp.file("x.idx"));
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.out.find("waypoint tune"), std::string::npos) << bad.out;
+}
+
+namespace {
+/// "recall@10 = X" from `waypoint search` output (-1 when absent).
+double printed_recall(const std::string& out) {
+  const size_t at = out.find("recall@10 = ");
+  return at == std::string::npos ? -1 : std::stod(out.substr(at + 12));
+}
+
+/// The JSON lines of `waypoint bench --json`, by subject name.
+std::map<std::string, nlohmann::json> bench_lines(const std::string& out) {
+  std::map<std::string, nlohmann::json> by_index;
+  std::istringstream lines(out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (!line.empty() && line[0] == '{') {
+      const auto j = nlohmann::json::parse(line);
+      by_index[j.at("index").get<std::string>()] = j;
+    }
+  }
+  return by_index;
+}
+}  // namespace
+
+// Every `build --index` type, each with its options: the saved index is of that type and carries
+// the options given, and answers digits' queries above a floor (measured values beside them).
+TEST(Cli, EveryIndexTypeBuildsWithItsOptions) {
+  using namespace wp::index;
+  wp::test::TempDir tmp;
+  const std::string digits = wp::test::data_dir() + "/digits";
+  struct Case {
+    std::string args;
+    const char* type;
+    double floor;
+    std::function<void(const Index&)> check;
+  };
+  const std::vector<Case> cases{
+      {"--index flat", "flat", 1.0, nullptr},
+      {"--index hnsw --M 8 --ef-construction 50 --ef-search 40 --quantization sq8 --seed 7 "
+       "--threads 1",
+       "hnsw", 0.97,  // 0.998
+       [](const Index& i) {
+         const HnswParams& p = dynamic_cast<const HnswIndex&>(i).params();
+         EXPECT_EQ(p.M, 8u);
+         EXPECT_EQ(p.ef_construction, 50u);
+         EXPECT_EQ(p.ef_search, 40u);
+         EXPECT_EQ(p.seed, 7u);
+         EXPECT_EQ(p.quantization, Quantization::kSq8);
+       }},
+      {"--index hnsw --metric cosine", "hnsw", 0.9,  // against l2 truth: 0.99
+       [](const Index& i) { EXPECT_EQ(i.metric(), Metric::kCosine); }},
+      {"--index graph --alpha 1.3", "rl", 0.98,  // 1.000 (graph indexes are saved as "rl")
+       [](const Index& i) {
+         const GraphInfo& g = dynamic_cast<const GraphIndex&>(i).info();
+         EXPECT_FLOAT_EQ(g.params.alpha, 1.3f);
+         EXPECT_EQ(g.params.initial, InitialGraph::kHnsw);
+         EXPECT_EQ(g.params.pruning, Pruning::kRobust);
+         EXPECT_EQ(g.params.entry, GraphEntry::kHnsw);
+       }},
+      {"--index rl --initial knn --K 12 --pruning robust --alpha 1.1 --R 20 --L 60 --entry medoid",
+       "rl", 0.96,  // 0.990
+       [](const Index& i) {
+         const GraphInfo& g = dynamic_cast<const GraphIndex&>(i).info();
+         EXPECT_EQ(g.params.initial, InitialGraph::kKnn);
+         EXPECT_EQ(g.params.K, 12u);
+         EXPECT_EQ(g.params.pruning, Pruning::kRobust);
+         EXPECT_FLOAT_EQ(g.params.alpha, 1.1f);
+         EXPECT_EQ(g.params.R, 20u);
+         EXPECT_EQ(g.params.entry, GraphEntry::kMedoid);
+         EXPECT_LE(g.average_degree, 20.0);
+       }},
+      {"--index rl --initial hnsw --pruning vamana --R 16 --entry hnsw", "rl", 0.98,  // 1.000
+       [](const Index& i) {
+         const GraphInfo& g = dynamic_cast<const GraphIndex&>(i).info();
+         EXPECT_EQ(g.params.pruning, Pruning::kVamana);
+         EXPECT_EQ(g.params.entry, GraphEntry::kHnsw);
+         EXPECT_LE(g.average_degree, 16.0);
+         EXPECT_GT(g.average_degree, 12.0);  // 15.68
+       }},
+      {"--index lsh --bits 128 --tables 4 --key-bits 10 --probes 8 --candidates 150 --seed 9",
+       "lsh", 0.72,  // 0.760
+       [](const Index& i) {
+         const LshParams& p = dynamic_cast<const LshIndex&>(i).params();
+         EXPECT_EQ(p.bits, 128u);
+         EXPECT_EQ(p.tables, 4u);
+         EXPECT_EQ(p.key_bits, 10u);
+         EXPECT_EQ(p.probes, 8u);
+         EXPECT_EQ(p.candidates, 150u);
+         EXPECT_EQ(p.seed, 9u);
+       }},
+  };
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const Case& k = cases[c];
+    const std::string file = tmp.file(std::to_string(c) + ".idx");
+    const CliRun b =
+        waypoint("build --base " + digits + "/base.fvecs " + k.args + " --out " + file);
+    ASSERT_EQ(b.code, 0) << k.args << ": " << b.out;
+    const auto index = load_index(file);
+    EXPECT_STREQ(index->type_name(), k.type) << k.args;
+    EXPECT_EQ(index->size(), 1697u);
+    if (k.check) k.check(*index);
+    const CliRun s =
+        waypoint("search --index " + file + " --query " + digits + "/query.fvecs --k 10 --gt " +
+                 digits + "/groundtruth.ivecs --base " + digits + "/base.fvecs");
+    ASSERT_EQ(s.code, 0) << s.out;
+    EXPECT_GE(printed_recall(s.out), k.floor) << k.args << ": " << s.out;
+  }
+}
+
+// Every bench subject that needs no trained file, with --threads, --build-threads and --R: each
+// reports, on digits, the threads it ran with and a recall above its floor; R reaches the graphs
+// that take it.
+TEST(Cli, BenchRunsEverySubjectWithItsOptions) {
+  const std::string subjects =
+      "hnsw,hnsw-sq8,flat,faiss-hnsw,hnswlib,knn,knn-hnsw,hnsw-l0,robust-1.2,vamana-1.2,lsh,lsh-mp,"
+      "faiss-lsh";
+  const CliRun r =
+      waypoint("bench --dataset " + wp::test::data_dir() + "/digits --indexes " + subjects +
+               " --ef 64 --threads 2 --build-threads 1 --R 24 --runs 1 "
+               "--min-seconds 0 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto by_index = bench_lines(r.out);
+  std::istringstream names(subjects);
+  std::string name;
+  size_t n = 0;
+  while (std::getline(names, name, ',')) {
+    ++n;
+    ASSERT_TRUE(by_index.count(name)) << name << " missing: " << r.out;
+    const auto& j = by_index.at(name);
+    EXPECT_EQ(j["threads"], 2) << name;
+    // Measured: 0.99-1.000 for every graph and flat, 0.992-0.999 for the LSH subjects.
+    EXPECT_GE(j["recall"].get<double>(), 0.97) << name;
+    if (name == "knn-hnsw" || name == "robust-1.2" || name == "vamana-1.2") {
+      EXPECT_EQ(j["params"]["R"], 24) << name;
+      EXPECT_LE(j["params"]["avg_degree"].get<double>(), 24.0) << name;
+    }
+  }
+  EXPECT_EQ(by_index.size(), n);
+  const CliRun header = waypoint("bench --dataset " + wp::test::data_dir() +
+                                 "/digits --indexes flat --threads 2 --build-threads 1 --runs 1 "
+                                 "--min-seconds 0");
+  ASSERT_EQ(header.code, 0) << header.out;
+  EXPECT_NE(header.out.find("query threads 2, build threads 1"), std::string::npos) << header.out;
+}
+
+// The headline claim of docs/lsh.md: our sign-bit LSH scan is as accurate as FAISS's IndexLSH at
+// the same number of bits (measured on siftsmall, ef 100: 64 bits 0.670 vs 0.677, 128 bits 0.899
+// vs 0.876, 256 bits 0.970 vs 0.958).
+TEST(Cli, LshRecallMatchesFaissIndexLshAtEqualBits) {
+  for (int bits : {64, 128, 256}) {
+    const CliRun r = waypoint("bench --dataset " + wp::test::data_dir() +
+                              "/siftsmall --indexes lsh,faiss-lsh --ef 100 --bits " +
+                              std::to_string(bits) + " --runs 1 --min-seconds 0 --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto by_index = bench_lines(r.out);
+    ASSERT_TRUE(by_index.count("lsh") && by_index.count("faiss-lsh")) << r.out;
+    EXPECT_EQ(by_index.at("lsh")["params"]["bits"], bits);
+    EXPECT_GE(by_index.at("lsh")["recall"].get<double>(),
+              by_index.at("faiss-lsh")["recall"].get<double>() - 0.02)
+        << bits << " bits";
+  }
+}
+
+// WAYPOINT_ISA picks the distance kernels (an unsupported or unknown name keeps the best one), and
+// every kernel gives the same exact answers.
+TEST(Cli, WaypointIsaChoosesTheKernelsAndAnswersStayTheSame) {
+  wp::test::TempDir tmp;
+  const std::string digits = wp::test::data_dir() + "/digits";
+  const CliRun plain = waypoint("version");
+  ASSERT_EQ(plain.code, 0);
+  EXPECT_EQ(plain.out.rfind("waypoint ", 0), 0u) << plain.out;
+  EXPECT_NE(plain.out.find("distance kernels: "), std::string::npos) << plain.out;
+  const CliRun scalar = waypoint("version", "WAYPOINT_ISA=scalar");
+  EXPECT_NE(scalar.out.find("distance kernels: scalar"), std::string::npos) << scalar.out;
+  std::string answers[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::string out = tmp.file(std::to_string(i) + ".ivecs");
+    const CliRun g = waypoint("gt --base " + digits + "/base.fvecs --query " + digits +
+                                  "/query.fvecs --k 10 --out " + out,
+                              i ? "WAYPOINT_ISA=scalar" : "");
+    ASSERT_EQ(g.code, 0) << g.out;
+    std::ifstream f(out, std::ios::binary);
+    answers[i].assign(std::istreambuf_iterator<char>(f), {});
+  }
+  EXPECT_FALSE(answers[0].empty());
+  EXPECT_EQ(answers[0], answers[1]);
+}
+
+// A dataset folder's `metric` file sets the metric (no --metric needed): with cosine ground truth,
+// flat search is exact only if bench searched by cosine.
+TEST(Cli, ADatasetsMetricFileIsUsed) {
+  wp::test::TempDir tmp;
+  const std::string digits = wp::test::data_dir() + "/digits", dir = tmp.file("cos");
+  std::filesystem::create_directories(dir);
+  for (const char* f : {"/base.fvecs", "/query.fvecs"})
+    std::filesystem::copy_file(digits + f, dir + f);
+  const CliRun g =
+      waypoint("gt --base " + dir + "/base.fvecs --query " + dir +
+               "/query.fvecs --k 10 --metric cosine --out " + dir + "/groundtruth.ivecs");
+  ASSERT_EQ(g.code, 0) << g.out;
+  std::ofstream(dir + "/metric") << "cosine\n";
+  CliRun r = waypoint("bench --dataset " + dir + " --indexes flat --runs 1 --min-seconds 0 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_DOUBLE_EQ(bench_lines(r.out).at("flat")["recall"].get<double>(), 1.0) << r.out;
+  // Its ground truth is by cosine: a bench by another metric is refused rather than misreported.
+  r = waypoint("bench --dataset " + dir + " --indexes flat --metric l2 --runs 1 --min-seconds 0");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("dataset metric is cosine"), std::string::npos) << r.out;
+  std::ofstream(dir + "/metric") << "hamming\n";
+  r = waypoint("bench --dataset " + dir + " --indexes flat --runs 1 --min-seconds 0");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("metric"), std::string::npos) << r.out;
+}
+
+// `tune` takes its tuning queries from the dataset's learn.fvecs when there is one (and holds
+// base rows out otherwise), and says which it used.
+TEST(Cli, TuneUsesLearnFvecsWhenTheDatasetHasOne) {
+  wp::test::TempDir tmp;
+  const std::string digits = wp::test::data_dir() + "/digits", dir = tmp.file("d");
+  std::filesystem::create_directories(dir);
+  for (const char* f : {"/base.fvecs", "/query.fvecs", "/groundtruth.ivecs"}) {
+    std::filesystem::copy_file(digits + f, dir + f);
+  }
+  const std::string args = "tune --dataset " + dir + " --out " + tmp.file("t.json") +
+                           " --trials 2 --repeats 1 --min-seconds 0 --types hnsw";
+  CliRun r = waypoint(args);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("learn.fvecs"), std::string::npos) << r.out;
+  std::filesystem::copy_file(digits + "/query.fvecs", dir + "/learn.fvecs");
+  r = waypoint(args);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("learn.fvecs"), std::string::npos) << r.out;
+}
+
+// Exit statuses (README): 0 done, 2 a usage error (with the usage on stderr), 1 an internal error.
+TEST(Cli, ExitStatusesFollowTheReadme) {
+  EXPECT_EQ(waypoint("").code, 2);
+  EXPECT_NE(waypoint("").out.find("usage: waypoint <command>"), std::string::npos);
+  EXPECT_EQ(waypoint("help").code, 0);
+  EXPECT_EQ(waypoint("--help").code, 0);
+  EXPECT_EQ(waypoint("version").code, 0);
+  EXPECT_EQ(waypoint("version --bogus 1").code, 2);
+  EXPECT_EQ(waypoint("no-such-command").code, 2);
 }

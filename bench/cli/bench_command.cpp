@@ -78,6 +78,7 @@ int cmd_bench(Args& args) {
   cfg.graph.ef_construction = args.integer("ef-construction", 200, 1, 100000);
   cfg.graph.seed = args.integer("seed", 100, 0, (1LL << 62));
   cfg.graph.R = args.integer("R", 0, 0, 4096);
+  cfg.metric_given = args.has("metric");
   cfg.graph.metric = index::parse_metric(args.str("metric", "l2"), "--metric");
   cfg.threads = args.integer("threads", 1, 1, 1024);
   cfg.build_threads = args.integer("build-threads", 0, 0, 1024);
@@ -141,7 +142,7 @@ const CommandRegistration kBench(
      "[--build-threads N]\n"
      "          [--runs 5] [--min-seconds 0.2] [--max-queries N] [--json] [--csv FILE] "
      "[--plot FILE]\n"
-     "          [--metric l2] [--quiet]",
+     "          [--metric l2|ip|cosine (default: the dataset's)] [--quiet]",
      50,
      {"quiet", "json"},
      &cmd_bench});

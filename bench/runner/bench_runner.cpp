@@ -93,19 +93,20 @@ double run_pass(const BenchSubject& s, const index::Matrix& q, size_t k, int thr
 
 }  // namespace
 
-std::vector<BenchPoint> run_bench(const BenchConfig& cfg, const BenchObserver& observer) {
-  cfg.validate();
-  std::vector<std::unique_ptr<BenchSubject>> subjects;
-  for (const std::string& name : cfg.indexes) {
-    subjects.push_back(make_subject(name, cfg));
-  }
-
-  const index::Dataset ds = index::load_dataset(cfg.dataset, cfg.max_queries);
+std::vector<BenchPoint> run_bench(const BenchConfig& asked, const BenchObserver& observer) {
+  asked.validate();
+  const index::Dataset ds = index::load_dataset(asked.dataset, asked.max_queries);
+  BenchConfig cfg = asked;
+  if (!cfg.metric_given) cfg.graph.metric = ds.metric;
   WP_THROW_IF_NOT(cfg.k <= ds.groundtruth.d, "k = ", cfg.k, " but the ground truth has only ",
                   ds.groundtruth.d, " neighbours per query");
   WP_THROW_IF_NOT(ds.metric == cfg.graph.metric, "dataset metric is ",
                   index::metric_name(ds.metric), " but the bench was asked for ",
                   index::metric_name(cfg.graph.metric));
+  std::vector<std::unique_ptr<BenchSubject>> subjects;
+  for (const std::string& name : cfg.indexes) {
+    subjects.push_back(make_subject(name, cfg));
+  }
   const int build_threads = cfg.build_threads > 0 ? cfg.build_threads : omp_get_num_procs();
   if (observer.started) {
     observer.started({ds.name, ds.base.n, ds.base.d, ds.query.n, build_threads});

@@ -21,11 +21,12 @@ struct BenchConfig {
   size_t k = 10;
   std::vector<std::string> indexes{"hnsw", "faiss-hnsw", "hnswlib", "flat"};
   std::vector<size_t> efs{10, 16, 20, 32, 40, 64, 80, 128, 256, 512};
-  GraphBuildParams graph;
-  int threads = 1;           ///< query threads (1: single-threaded QPS)
-  int build_threads = 0;     ///< 0: all cores
-  int runs = 5;              ///< passes over the queries per point; the fastest pass gives QPS
-  double min_seconds = 0.2;  ///< keep passing until at least this much time was measured
+  GraphBuildParams graph;     ///< graph.metric is used only when metric_given
+  bool metric_given = false;  ///< false: the dataset's metric (its `metric` file, l2 without one)
+  int threads = 1;            ///< query threads (1: single-threaded QPS)
+  int build_threads = 0;      ///< 0: all cores
+  int runs = 5;               ///< passes over the queries per point; the fastest pass gives QPS
+  double min_seconds = 0.2;   ///< keep passing until at least this much time was measured
   size_t max_queries = static_cast<size_t>(-1);
   std::string rl_graph;  ///< index "rl" reads its graph from this file
   LshBenchParams lsh;    ///< lsh, lsh-mp, lsh-learned, faiss-lsh
