@@ -470,3 +470,39 @@ TEST(Cli, ExitStatusesFollowTheReadme) {
   EXPECT_EQ(waypoint("version --bogus 1").code, 2);
   EXPECT_EQ(waypoint("no-such-command").code, 2);
 }
+
+// `tune` options: --k, --recall and --tune-queries show in its summary; --strategies, --types and
+// --trials shape the log written to --log; --plot is written there; --seed makes the proposals
+// repeatable; the others (--penalty, --latency-budget-us, --cached-builds, --threads,
+// --max-minutes) are accepted.
+TEST(Cli, TuneTakesItsOptions) {
+  wp::test::TempDir tmp;
+  auto run = [&](int seed, const std::string& tag) {
+    const CliRun r = waypoint(
+        "tune --dataset " + wp::test::data_dir() + "/digits --out " + tmp.file(tag + ".json") +
+        " --k 5 --recall 0.8 --strategies random --types lsh --seed " + std::to_string(seed) +
+        " --trials 3 --repeats 1 --min-seconds 0 --tune-queries 50 --cached-builds 2 --penalty 10 "
+        "--latency-budget-us 100000 --threads 1 --max-minutes 1 --log " +
+        tmp.file(tag + ".csv") + " --plot " + tmp.file(tag + ".png"));
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("recall@5 >= 0.800, 50 tuning queries"), std::string::npos) << r.out;
+    std::ifstream csv(tmp.file(tag + ".csv"));
+    std::string line, configs;
+    std::getline(csv, line);
+    size_t rows = 0;
+    while (std::getline(csv, line)) {
+      ++rows;
+      EXPECT_EQ(line.rfind("random,", 0), 0u) << line;
+      EXPECT_NE(line.find(",lsh,"), std::string::npos) << line;
+      configs += line.substr(0, line.find(",lsh,")) + "\n";
+    }
+    EXPECT_EQ(rows, 3u);
+    EXPECT_TRUE(std::ifstream(tmp.file(tag + ".png")).good());
+    std::ifstream in(tmp.file(tag + ".json"));
+    EXPECT_EQ(nlohmann::json::parse(in)["type"], "lsh");
+    return configs;
+  };
+  const std::string a = run(3, "a"), b = run(3, "b"), c = run(4, "c");
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
