@@ -1,7 +1,12 @@
 // The REST API as a pure function: requests in, status and JSON out, no sockets.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
+#include <functional>
+#include <random>
+#include <set>
 
 #include "http/api.h"
 #include "index/distance.h"
@@ -204,7 +209,32 @@ TEST_F(ApiTest, BadInputTableAnswers4xxNamingTheField) {
   EXPECT_EQ(ok("POST", "/collections/c/points/count", json::object())["count"], 3);
 }
 
-TEST_F(ApiTest, ApiKeyGuardsEveryRouteButHealthz) {
+namespace {
+/// A concrete target for a route pattern: {name} is collection `c`, {id} point 1, {field_name}
+/// the payload key "color" (all exist after make_points() and a payload index on "color").
+std::string concrete(const std::string& pattern) {
+  std::string out;
+  for (size_t i = 0; i < pattern.size();) {
+    if (pattern[i] != '{') {
+      out += pattern[i++];
+      continue;
+    }
+    const size_t end = pattern.find('}', i);
+    const std::string param = pattern.substr(i + 1, end - i - 1);
+    out += param == "name" ? "c" : param == "id" ? "1" : param == "field_name" ? "color" : "?";
+    EXPECT_TRUE(param == "name" || param == "id" || param == "field_name")
+        << "unknown path parameter {" << param << "} in " << pattern;
+    i = end + 1;
+  }
+  return out;
+}
+}  // namespace
+
+// Issue 20: every route of the table, walked: without a key a 401 and nothing done, with a
+// wrong key a 403, unless the route is open (README: `/`, `/healthz`, `/livez`, `/readyz`).
+TEST_F(ApiTest, ApiKeyGuardsEveryRouteButTheOpenOnes) {
+  make_points();
+  ok("PUT", "/collections/c/index", {{"field_name", "color"}, {"field_schema", "keyword"}});
   wp::http::ApiOptions o;
   o.api_key = "s3cret";
   Api guarded(*engine_, o);
@@ -214,6 +244,124 @@ TEST_F(ApiTest, ApiKeyGuardsEveryRouteButHealthz) {
   EXPECT_EQ(guarded.handle({"GET", "/collections", "", "", "Bearer s3cret"}).status, 200u);
   EXPECT_EQ(guarded.handle({"GET", "/metrics", "", "", ""}).status, 401u);
   EXPECT_EQ(guarded.handle({"GET", "/healthz", "", "", ""}).status, 200u);
+
+  // The open routes, written here from the README rather than read from the table.
+  const std::set<std::string> open{"GET /", "GET /healthz", "GET /livez", "GET /readyz"};
+  std::set<std::string> seen_open;
+  size_t guarded_routes = 0;
+  for (const auto& r : Api::routes()) {
+    const std::string route = std::string(r.method) + " " + r.pattern;
+    const std::string target = concrete(r.pattern);
+    const std::string body = std::string(r.method) == "GET" ? "" : "{}";
+    const Response none = guarded.handle({r.method, target, body, "", ""});
+    const Response wrong = guarded.handle({r.method, target, body, "wrong", "Bearer wrong"});
+    if (open.count(route)) {
+      seen_open.insert(route);
+      EXPECT_EQ(none.status, 200u) << route << " is open: " << none.body;
+      EXPECT_EQ(wrong.status, 200u) << route << " is open: " << wrong.body;
+    } else {
+      ++guarded_routes;
+      EXPECT_EQ(none.status, 401u) << route << " without a key: " << none.body;
+      EXPECT_EQ(wrong.status, 403u) << route << " with a wrong key: " << wrong.body;
+    }
+  }
+  EXPECT_EQ(seen_open, open);
+  EXPECT_GE(guarded_routes, 30u);
+  // Nothing any refused request asked for was done: the collection, its points and its payload
+  // index are all there, and no other collection was made.
+  EXPECT_EQ(ok("GET", "/collections")["collections"].size(), 1u);
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", json::object())["count"], 3);
+  EXPECT_EQ(ok("GET", "/collections/c")["payload_schema"].size(), 1u);
+}
+
+// Issue 20: the routes the README promises, as a literal list written here (not the table the
+// OpenAPI document is generated from): each is in /openapi.json and is answered by a handler
+// (neither 404 nor 405) when called on things that exist.
+TEST_F(ApiTest, OpenApiListsEveryPromisedRouteAndEachIsServed) {
+  make_points();
+  ok("PUT", "/collections/gone", {{"vectors", {{"size", 3}, {"distance", "Dot"}}}});
+  ok("PUT", "/collections/c/index", {{"field_name", "color"}, {"field_schema", "keyword"}});
+  struct Promised {
+    const char* method;
+    const char* path;    // as in the OpenAPI document
+    const char* target;  // a call of it on things that exist
+    const char* body;
+  };
+  const std::vector<Promised> promised{
+      {"GET", "/", "/", ""},
+      {"GET", "/healthz", "/healthz", ""},
+      {"GET", "/livez", "/livez", ""},
+      {"GET", "/readyz", "/readyz", ""},
+      {"GET", "/metrics", "/metrics", ""},
+      {"GET", "/openapi.json", "/openapi.json", ""},
+      {"GET", "/collections", "/collections", ""},
+      {"PUT", "/collections/{name}", "/collections/new",
+       R"({"vectors": {"size": 3, "distance": "Cosine"}})"},
+      {"GET", "/collections/{name}", "/collections/c", ""},
+      {"PATCH", "/collections/{name}", "/collections/c", R"({"optimizers_config": {}})"},
+      {"GET", "/collections/{name}/exists", "/collections/c/exists", ""},
+      {"POST", "/collections/aliases", "/collections/aliases",
+       R"({"actions": [{"create_alias": {"collection_name": "c", "alias_name": "al"}}]})"},
+      {"GET", "/aliases", "/aliases", ""},
+      {"GET", "/collections/{name}/aliases", "/collections/c/aliases", ""},
+      {"PUT", "/collections/{name}/points", "/collections/c/points?wait=true",
+       R"({"points": [{"id": 8, "vector": [8, 0, 0]}]})"},
+      {"PUT", "/collections/{name}/points/vectors", "/collections/c/points/vectors",
+       R"({"points": [{"id": 8, "vector": [8, 1, 0]}]})"},
+      {"POST", "/collections/{name}/points/payload", "/collections/c/points/payload",
+       R"({"payload": {"x": 1}, "points": [8]})"},
+      {"PUT", "/collections/{name}/points/payload", "/collections/c/points/payload",
+       R"({"payload": {"y": 1}, "points": [8]})"},
+      {"POST", "/collections/{name}/points/payload/delete", "/collections/c/points/payload/delete",
+       R"({"keys": ["y"], "points": [8]})"},
+      {"POST", "/collections/{name}/points/payload/clear", "/collections/c/points/payload/clear",
+       R"({"points": [8]})"},
+      {"GET", "/collections/{name}/points/{id}", "/collections/c/points/1", ""},
+      {"POST", "/collections/{name}/points", "/collections/c/points", R"({"ids": [1, 2]})"},
+      {"POST", "/collections/{name}/points/count", "/collections/c/points/count", "{}"},
+      {"POST", "/collections/{name}/points/scroll", "/collections/c/points/scroll",
+       R"({"limit": 2})"},
+      {"POST", "/collections/{name}/points/search", "/collections/c/points/search",
+       R"({"vector": [1, 0, 0], "limit": 2})"},
+      {"POST", "/collections/{name}/points/search/batch", "/collections/c/points/search/batch",
+       R"({"searches": [{"vector": [1, 0, 0], "limit": 2}]})"},
+      {"POST", "/collections/{name}/points/query", "/collections/c/points/query",
+       R"({"query": [1, 0, 0], "limit": 2})"},
+      {"POST", "/collections/{name}/points/query/batch", "/collections/c/points/query/batch",
+       R"({"searches": [{"query": [1, 0, 0], "limit": 2}]})"},
+      {"POST", "/collections/{name}/points/query/groups", "/collections/c/points/query/groups",
+       R"({"query": [1, 0, 0], "group_by": "color"})"},
+      {"POST", "/collections/{name}/points/recommend", "/collections/c/points/recommend",
+       R"({"positive": [1], "limit": 2})"},
+      {"POST", "/collections/{name}/points/recommend/batch",
+       "/collections/c/points/recommend/batch", R"({"searches": [{"positive": [1], "limit": 2}]})"},
+      {"POST", "/collections/{name}/facet", "/collections/c/facet", R"({"key": "color"})"},
+      {"PUT", "/collections/{name}/index", "/collections/c/index",
+       R"({"field_name": "n", "field_schema": "integer"})"},
+      {"DELETE", "/collections/{name}/index/{field_name}", "/collections/c/index/n", ""},
+      {"PUT", "/waypoint/collections/{name}/vector_index", "/waypoint/collections/c/vector_index",
+       R"({"type": "flat"})"},
+      {"GET", "/waypoint/collections/{name}/vector_index", "/waypoint/collections/c/vector_index",
+       ""},
+      {"POST", "/collections/{name}/points/delete", "/collections/c/points/delete?wait=true",
+       R"({"points": [8]})"},
+      {"DELETE", "/collections/{name}", "/collections/gone", ""},
+  };
+  const json doc = json::parse(call("GET", "/openapi.json").body);
+  for (const Promised& p : promised) {
+    std::string method = p.method;
+    for (char& ch : method) ch = static_cast<char>(std::tolower(ch));
+    EXPECT_TRUE(doc["paths"].contains(p.path) && doc["paths"][p.path].contains(method))
+        << p.method << " " << p.path << " is not in /openapi.json";
+    engine_->collection("c")->wait_for_build();  // PUT vector_index may build in the background
+    const Response r = call(p.method, p.target, p.body);
+    EXPECT_NE(r.status, 404u) << p.method << " " << p.target << ": " << r.body;
+    EXPECT_NE(r.status, 405u) << p.method << " " << p.target << ": " << r.body;
+    // All of them are well-formed calls on things that exist: each succeeds.
+    EXPECT_EQ(r.status, 200u) << p.method << " " << p.target << ": " << r.body;
+  }
+  engine_->collection("c")->wait_for_build();
+  EXPECT_EQ(call("GET", "/collections/gone").status, 404u);  // the DELETE did it
 }
 
 // Issue 15, security: Qdrant's read_only_api_key may call every route that reads and none that
@@ -1124,4 +1272,465 @@ TEST_F(ApiTest, OrderByWalksANumericPayloadIndex) {
     EXPECT_EQ(resp.status, 400u) << body << " -> " << resp.body;
     EXPECT_NE(resp.body.find(field), std::string::npos) << body << " -> " << resp.body;
   }
+}
+
+// Issue 20: tests that can fail. Every feature below is checked against an oracle written here
+// (brute force in double, ids sorted by hand, counts by hand), never against the engine itself.
+namespace {
+
+/// Qdrant's score of `v` for the query `q`, in double: the Euclidean distance (not squared),
+/// the cosine similarity, or the dot product.
+double qdrant_score(const std::string& distance, const float* q, const float* v, size_t d) {
+  double dot = 0, qq = 0, vv = 0, l2 = 0;
+  for (size_t i = 0; i < d; ++i) {
+    dot += double(q[i]) * v[i];
+    qq += double(q[i]) * q[i];
+    vv += double(v[i]) * v[i];
+    l2 += (double(q[i]) - v[i]) * (double(q[i]) - v[i]);
+  }
+  if (distance == "Euclid") return std::sqrt(l2);
+  if (distance == "Cosine") return dot / std::sqrt(qq * vv);
+  return dot;
+}
+
+/// Whether score `a` ranks before `b`: smaller distances, larger similarities.
+bool ranks_before(const std::string& distance, double a, double b) {
+  return distance == "Euclid" ? a < b : a > b;
+}
+
+/// The rows of `base` by brute force, best first, with their scores.
+std::vector<std::pair<size_t, double>> brute_force(const std::string& distance,
+                                                   const wp::index::Matrix& base, const float* q) {
+  std::vector<std::pair<size_t, double>> all;
+  for (size_t i = 0; i < base.n; ++i)
+    all.push_back({i, qdrant_score(distance, q, base.row(i), base.d)});
+  std::sort(all.begin(), all.end(), [&](const auto& a, const auto& b) {
+    return ranks_before(distance, a.second, b.second);
+  });
+  return all;
+}
+
+json vec_json(const float* v, size_t d) {
+  return json(std::vector<float>(v, v + d));
+}
+
+/// The payload of the random points: point i has {"a": i, "b": "s<i>", "c": {"even": ...},
+/// "n": i % 7}.
+json random_payload(size_t i) {
+  return {{"a", i}, {"b", "s" + std::to_string(i)}, {"c", {{"even", i % 2 == 0}}}, {"n", i % 7}};
+}
+
+std::vector<json> ids_of(const json& hits) {
+  std::vector<json> out;
+  for (const json& h : hits) out.push_back(h["id"]);
+  return out;
+}
+
+/// A score close to `want`: 1e-5 relative (float kernels against a double oracle).
+void expect_score(const json& hit, double want, const std::string& what) {
+  ASSERT_TRUE(hit["score"].is_number()) << what << ": " << hit.dump();
+  EXPECT_NEAR(hit["score"].get<double>(), want, 1e-5 * std::max(1.0, std::abs(want)))
+      << what << ": id " << hit["id"];
+}
+
+class ApiOracleTest : public ApiTest {
+ protected:
+  /// Creates collection `name` with n seeded random points of dimension d: point i has id i,
+  /// row i of the returned matrix as its vector and random_payload(i).
+  wp::index::Matrix add_random(const std::string& name, const std::string& distance, size_t n,
+                               size_t d, uint64_t seed, const json& hnsw = nullptr) {
+    json create{{"vectors", {{"size", d}, {"distance", distance}}}};
+    if (!hnsw.is_null()) create["hnsw_config"] = hnsw;
+    ok("PUT", "/collections/" + name, create);
+    wp::index::Matrix m = wp::test::random_matrix(n, d, seed);
+    for (size_t b = 0; b < n; b += 400) {  // the fixture's body limit is 1 MiB
+      json pts = json::array();
+      for (size_t i = b; i < std::min(n, b + 400); ++i) {
+        pts.push_back(
+            {{"id", i}, {"vector", vec_json(m.row(i), d)}, {"payload", random_payload(i)}});
+      }
+      ok("PUT", "/collections/" + name + "/points?wait=true", {{"points", pts}});
+    }
+    return m;
+  }
+};
+
+const char* const kDistances[] = {"Euclid", "Cosine", "Dot"};
+
+}  // namespace
+
+// Scores are Qdrant's (README: cosine or dot similarity, Euclidean distance for Euclid), and an
+// exact search returns the brute-force neighbours, for each distance; the graph's answers carry
+// the same scores.
+TEST_F(ApiOracleTest, ScoresAreQdrantsAndExactSearchIsBruteForceForEachDistance) {
+  for (const std::string distance : kDistances) {
+    SCOPED_TRACE(distance);
+    const std::string name = "s" + distance;
+    const auto base = add_random(name, distance, 150, 12, 11);
+    const auto queries = wp::test::random_matrix(4, 12, 12);
+    for (size_t qi = 0; qi < queries.n; ++qi) {
+      const float* q = queries.row(qi);
+      const auto truth = brute_force(distance, base, q);
+      const json exact =
+          ok("POST", "/collections/" + name + "/points/search",
+             {{"vector", vec_json(q, 12)}, {"limit", 10}, {"params", {{"exact", true}}}});
+      ASSERT_EQ(exact.size(), 10u);
+      for (size_t r = 0; r < 10; ++r) {
+        EXPECT_EQ(exact[r]["id"], truth[r].first) << "query " << qi << " rank " << r;
+        expect_score(exact[r], truth[r].second, "exact rank " + std::to_string(r));
+      }
+      // The graph may rank differently; each score it gives is still the true one of its point.
+      const json approx = ok("POST", "/collections/" + name + "/points/search",
+                             {{"vector", vec_json(q, 12)}, {"limit", 10}});
+      ASSERT_EQ(approx.size(), 10u);
+      for (const json& h : approx) {
+        const size_t id = h["id"];
+        expect_score(h, qdrant_score(distance, q, base.row(id), 12), "graph");
+      }
+    }
+  }
+}
+
+// params.exact is a brute-force scan even where the graph misses (a sparse graph, M 4,
+// ef_construct 8, searched with hnsw_ef 10, misses some of the true neighbours).
+TEST_F(ApiOracleTest, ExactSearchIsBruteForceWhereTheGraphIsNot) {
+  const auto base = add_random("sparse", "Euclid", 2000, 32, 21, {{"m", 4}, {"ef_construct", 8}});
+  const auto queries = wp::test::random_matrix(20, 32, 22);
+  size_t graph_misses = 0;
+  for (size_t qi = 0; qi < queries.n; ++qi) {
+    const float* q = queries.row(qi);
+    const auto truth = brute_force("Euclid", base, q);
+    const json exact = ok("POST", "/collections/sparse/points/search",
+                          {{"vector", vec_json(q, 32)},
+                           {"limit", 10},
+                           {"params", {{"hnsw_ef", 10}, {"exact", true}}}});
+    ASSERT_EQ(exact.size(), 10u);
+    for (size_t r = 0; r < 10; ++r) {
+      EXPECT_EQ(exact[r]["id"], truth[r].first) << "query " << qi << " rank " << r;
+      expect_score(exact[r], truth[r].second, "rank " + std::to_string(r));
+    }
+    const json graph =
+        ok("POST", "/collections/sparse/points/search",
+           {{"vector", vec_json(q, 32)}, {"limit", 10}, {"params", {{"hnsw_ef", 10}}}});
+    for (size_t r = 0; r < graph.size(); ++r) graph_misses += graph[r]["id"] != truth[r].first;
+  }
+  // Otherwise this test could not tell an exact scan from the graph.
+  EXPECT_GT(graph_misses, 0u) << "the graph found every neighbour: make it sparser";
+}
+
+// offset skips the first results: the answer is the no-offset answer shifted, and for an exact
+// search the brute-force ranks offset..offset+limit; points/query takes the same offset.
+TEST_F(ApiOracleTest, SearchOffsetShiftsTheAnswer) {
+  const auto base = add_random("o", "Euclid", 120, 8, 31);
+  const auto q = wp::test::random_matrix(1, 8, 32);
+  const auto truth = brute_force("Euclid", base, q.row(0));
+  for (const bool exact : {false, true}) {
+    SCOPED_TRACE(exact ? "exact" : "graph");
+    const json params{{"exact", exact}, {"hnsw_ef", 200}};
+    for (const size_t offset : {1, 3, 9}) {
+      const json whole =
+          ok("POST", "/collections/o/points/search",
+             {{"vector", vec_json(q.row(0), 8)}, {"limit", offset + 5}, {"params", params}});
+      ASSERT_EQ(whole.size(), offset + 5);
+      const json shifted = ok("POST", "/collections/o/points/search",
+                              {{"vector", vec_json(q.row(0), 8)},
+                               {"limit", 5},
+                               {"offset", offset},
+                               {"params", params}});
+      EXPECT_EQ(shifted, json(std::vector<json>(whole.begin() + offset, whole.end())))
+          << "offset " << offset;
+      if (exact) {
+        ASSERT_EQ(shifted.size(), 5u);
+        for (size_t r = 0; r < 5; ++r) EXPECT_EQ(shifted[r]["id"], truth[offset + r].first);
+      }
+      const json query = ok(
+          "POST", "/collections/o/points/query",
+          {{"query", vec_json(q.row(0), 8)}, {"limit", 5}, {"offset", offset}, {"params", params}});
+      EXPECT_EQ(query["points"], shifted) << "offset " << offset;
+    }
+  }
+  // An offset past the last point leaves nothing; one that leaves 2 gives those 2.
+  EXPECT_EQ(ok("POST", "/collections/o/points/search",
+               {{"vector", vec_json(q.row(0), 8)},
+                {"limit", 5},
+                {"offset", 120},
+                {"params", {{"exact", true}}}})
+                .size(),
+            0u);
+  const json last = ok("POST", "/collections/o/points/search",
+                       {{"vector", vec_json(q.row(0), 8)},
+                        {"limit", 5},
+                        {"offset", 118},
+                        {"params", {{"exact", true}}}});
+  ASSERT_EQ(last.size(), 2u);
+  EXPECT_EQ(last[0]["id"], truth[118].first);
+  EXPECT_EQ(last[1]["id"], truth[119].first);
+}
+
+// score_threshold as Qdrant: Cosine and Dot keep score >= threshold, Euclid keeps distance <=
+// threshold; the boundary is kept; a threshold no point reaches gives nothing.
+TEST_F(ApiOracleTest, ScoreThresholdKeepsTheRightSideForEachDistance) {
+  for (const std::string distance : kDistances) {
+    SCOPED_TRACE(distance);
+    const std::string name = "t" + distance;
+    const auto base = add_random(name, distance, 100, 8, 41);
+    const auto q = wp::test::random_matrix(1, 8, 42);
+    const auto truth = brute_force(distance, base, q.row(0));
+    const json v = vec_json(q.row(0), 8);
+    for (const bool exact : {false, true}) {
+      for (const size_t keep : {1, 6, 15}) {
+        // Half way between the keep-th and the next score: exactly `keep` points pass.
+        const double threshold = (truth[keep - 1].second + truth[keep].second) / 2;
+        const json hits = ok("POST", "/collections/" + name + "/points/search",
+                             {{"vector", v},
+                              {"limit", 30},
+                              {"score_threshold", threshold},
+                              {"params", {{"exact", exact}, {"hnsw_ef", 200}}}});
+        ASSERT_EQ(hits.size(), keep) << "threshold " << threshold << ": " << hits.dump();
+        for (size_t r = 0; r < keep; ++r) EXPECT_EQ(hits[r]["id"], truth[r].first);
+        // The same through points/query.
+        const json query = ok("POST", "/collections/" + name + "/points/query",
+                              {{"query", v},
+                               {"limit", 30},
+                               {"score_threshold", threshold},
+                               {"params", {{"exact", exact}, {"hnsw_ef", 200}}}});
+        EXPECT_EQ(ids_of(query["points"]), ids_of(hits));
+      }
+    }
+    // A threshold equal to a returned score keeps that point (>= and <= are inclusive).
+    const json four = ok("POST", "/collections/" + name + "/points/search",
+                         {{"vector", v}, {"limit", 4}, {"params", {{"exact", true}}}});
+    const json at = ok("POST", "/collections/" + name + "/points/search",
+                       {{"vector", v},
+                        {"limit", 30},
+                        {"score_threshold", four[3]["score"]},
+                        {"params", {{"exact", true}}}});
+    EXPECT_EQ(at, four);
+    // Beyond the best score on the wrong side: nothing.
+    const double beyond = distance == "Euclid" ? truth[0].second / 2
+                                               : truth[0].second + std::abs(truth[0].second) + 1;
+    EXPECT_EQ(ok("POST", "/collections/" + name + "/points/search",
+                 {{"vector", v}, {"limit", 30}, {"score_threshold", beyond}})
+                  .size(),
+              0u);
+  }
+}
+
+// with_vector on a search returns the stored vectors: as sent for Euclid and Dot, normalised
+// for Cosine (as Qdrant stores them); with_vector false returns none.
+TEST_F(ApiOracleTest, SearchWithVectorReturnsTheStoredVectors) {
+  for (const std::string distance : kDistances) {
+    SCOPED_TRACE(distance);
+    const std::string name = "v" + distance;
+    const auto base = add_random(name, distance, 60, 6, 51);
+    const auto q = wp::test::random_matrix(1, 6, 52);
+    for (const char* route : {"search", "query"}) {
+      json body{{"limit", 60}, {"with_vector", true}};
+      body[std::string(route) == "search" ? "vector" : "query"] = vec_json(q.row(0), 6);
+      json hits = ok("POST", "/collections/" + name + "/points/" + route, body);
+      if (std::string(route) == "query") hits = hits["points"];
+      ASSERT_EQ(hits.size(), 60u) << route;
+      for (const json& h : hits) {
+        const size_t id = h["id"];
+        ASSERT_EQ(h["vector"].size(), 6u) << h.dump();
+        double norm = 0;
+        for (size_t k = 0; k < 6; ++k) norm += double(base.row(id)[k]) * base.row(id)[k];
+        norm = std::sqrt(norm);
+        for (size_t k = 0; k < 6; ++k) {
+          if (distance == "Cosine") {
+            EXPECT_NEAR(h["vector"][k].get<double>(), base.row(id)[k] / norm, 1e-6) << id;
+          } else {
+            EXPECT_EQ(h["vector"][k].get<float>(), base.row(id)[k]) << id;
+          }
+        }
+      }
+    }
+    const json none = ok("POST", "/collections/" + name + "/points/search",
+                         {{"vector", vec_json(q.row(0), 6)}, {"limit", 3}, {"with_vector", false}});
+    for (const json& h : none) EXPECT_TRUE(h["vector"].is_null()) << h.dump();
+  }
+}
+
+// with_payload as {"include": [...]} and {"exclude": [...]} on search, query, scroll and
+// retrieve: exactly the named keys, or all but them.
+TEST_F(ApiOracleTest, WithPayloadIncludeAndExcludeForms) {
+  add_random("p", "Dot", 30, 4, 61);
+  const json v{0.5, -1, 2, 0.25};
+  const std::vector<std::pair<json, std::vector<std::string>>> cases{
+      {json::parse(R"({"include": ["a", "c"]})"), {"a", "c"}},
+      {json::parse(R"({"include": ["n"]})"), {"n"}},
+      {json::parse(R"({"include": ["absent"]})"), {}},
+      {json::parse(R"({"exclude": ["b"]})"), {"a", "c", "n"}},
+      {json::parse(R"({"exclude": ["a", "b", "c", "n"]})"), {}},
+      {json::parse(R"({"exclude": ["absent"]})"), {"a", "b", "c", "n"}},
+  };
+  for (const auto& [selector, keys] : cases) {
+    SCOPED_TRACE(selector.dump());
+    std::vector<std::pair<std::string, json>> answers;
+    answers.push_back({"search", ok("POST", "/collections/p/points/search",
+                                    {{"vector", v}, {"limit", 5}, {"with_payload", selector}})});
+    answers.push_back(
+        {"query", ok("POST", "/collections/p/points/query",
+                     {{"query", v}, {"limit", 5}, {"with_payload", selector}})["points"]});
+    answers.push_back({"scroll", ok("POST", "/collections/p/points/scroll",
+                                    {{"limit", 5}, {"with_payload", selector}})["points"]});
+    answers.push_back({"retrieve", ok("POST", "/collections/p/points",
+                                      {{"ids", {3, 4, 17}}, {"with_payload", selector}})});
+    for (const auto& [route, hits] : answers) {
+      ASSERT_GE(hits.size(), 3u) << route;
+      for (const json& h : hits) {
+        const json full = random_payload(h["id"].get<size_t>());
+        json want = json::object();
+        for (const std::string& k : keys) want[k] = full[k];
+        EXPECT_EQ(h["payload"], want) << route << " id " << h["id"];
+      }
+    }
+  }
+}
+
+// points/query with {"query": vector} and {"query": {"nearest": vector}} answers what
+// points/search answers for the same vector, filter, limit, offset and selectors.
+TEST_F(ApiOracleTest, QueryWithAVectorOrNearestEqualsSearch) {
+  add_random("q", "Cosine", 200, 10, 71);
+  const auto queries = wp::test::random_matrix(3, 10, 72);
+  const json filter{{"must", {{{"key", "n"}, {"range", {{"gte", 2}, {"lt", 6}}}}}}};
+  for (size_t qi = 0; qi < queries.n; ++qi) {
+    const json v = vec_json(queries.row(qi), 10);
+    for (const json& extra :
+         {json::object(), json{{"filter", filter}, {"offset", 2}},
+          json{{"with_payload", {"a"}}, {"with_vector", true}, {"offset", 1}}}) {
+      json search{{"vector", v}, {"limit", 7}};
+      search.update(extra);
+      const json want = ok("POST", "/collections/q/points/search", search);
+      ASSERT_EQ(want.size(), 7u) << extra.dump();
+      for (const json& form : {v, json{{"nearest", v}}}) {
+        json query{{"query", form}, {"limit", 7}};
+        query.update(extra);
+        EXPECT_EQ(ok("POST", "/collections/q/points/query", query)["points"], want)
+            << query.dump().substr(0, 40) << " " << extra.dump();
+      }
+    }
+  }
+}
+
+// scroll pages in id order (numbers by value, then UUIDs), every point once, when offset is fed
+// back from next_page_offset until it is null; the same with a filter.
+TEST_F(ApiOracleTest, ScrollFollowsNextPageOffsetThroughEveryPointInIdOrder) {
+  ok("PUT", "/collections/w", {{"vectors", {{"size", 2}, {"distance", "Euclid"}}}});
+  // Ids across byte boundaries, sent out of order.
+  std::vector<uint64_t> numbers{0,
+                                1,
+                                2,
+                                255,
+                                256,
+                                257,
+                                65535,
+                                65536,
+                                4294967295ull,
+                                4294967296ull,
+                                9007199254740993ull,
+                                18446744073709551615ull};
+  std::mt19937_64 rng(81);
+  for (int i = 0; i < 90; ++i) numbers.push_back(rng() % 1000000);
+  std::sort(numbers.begin(), numbers.end());
+  numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
+  const std::vector<std::string> uuids{
+      "0b5e4b7a-1c9e-4b7a-9a44-0d1e2f3a4b5c", "5c56c793-69f3-4fbf-87e6-c4bf54c28c26",
+      "a0000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff"};
+  std::vector<json> all;  // id order, as the oracle expects it
+  for (uint64_t n : numbers) all.push_back(n);
+  for (const std::string& u : uuids) all.push_back(u);
+  std::vector<json> shuffled = all;
+  std::shuffle(shuffled.begin(), shuffled.end(), rng);
+  json pts = json::array();
+  for (size_t i = 0; i < shuffled.size(); ++i) {
+    // "odd" marks every other point of the id order, for the filtered walk.
+    const size_t rank = std::find(all.begin(), all.end(), shuffled[i]) - all.begin();
+    pts.push_back(
+        {{"id", shuffled[i]}, {"vector", {float(i), 1.0f}}, {"payload", {{"odd", rank % 2 == 1}}}});
+  }
+  ok("PUT", "/collections/w/points?wait=true", {{"points", pts}});
+
+  auto walk = [&](const json& filter, size_t limit) {
+    std::vector<json> seen;
+    json offset = nullptr;
+    for (int page = 0; page < 1000; ++page) {
+      json body{{"limit", limit}};
+      if (!offset.is_null()) body["offset"] = offset;
+      if (!filter.is_null()) body["filter"] = filter;
+      const json r = ok("POST", "/collections/w/points/scroll", body);
+      EXPECT_LE(r["points"].size(), limit);
+      // A page starts at the offset it was given (Qdrant's next_page_offset is the first id of
+      // the next page).
+      if (!offset.is_null() && !r["points"].empty()) {
+        EXPECT_EQ(r["points"][0]["id"], offset);
+      }
+      for (const json& p : r["points"]) seen.push_back(p["id"]);
+      offset = r["next_page_offset"];
+      if (offset.is_null()) break;
+      EXPECT_EQ(r["points"].size(), limit) << "a page before the last is full";
+    }
+    return seen;
+  };
+  for (const size_t limit : {1, 7, 50, 500}) {
+    EXPECT_EQ(walk(nullptr, limit), all) << "limit " << limit;
+  }
+  std::vector<json> odd;
+  for (size_t i = 1; i < all.size(); i += 2) odd.push_back(all[i]);
+  const json odd_filter{{"must", {{{"key", "odd"}, {"match", {{"value", true}}}}}}};
+  EXPECT_EQ(walk(odd_filter, 6), odd);
+  // An offset that is no point's id starts at the next id.
+  const json from = ok("POST", "/collections/w/points/scroll", {{"limit", 2}, {"offset", 258}});
+  const auto next = std::upper_bound(numbers.begin(), numbers.end(), 258);
+  EXPECT_EQ(from["points"][0]["id"], *next);
+  EXPECT_EQ(from["points"][1]["id"], *(next + 1));
+}
+
+// count with a filter is the exact number of matching points, counted here by hand.
+TEST_F(ApiOracleTest, CountWithAFilterIsExact) {
+  add_random("k", "Euclid", 500, 3, 91);
+  struct Case {
+    json filter;
+    std::function<bool(size_t)> matches;
+  };
+  const std::vector<Case> cases{
+      {json::parse(R"({"must": [{"key": "n", "match": {"value": 3}}]})"),
+       [](size_t i) { return i % 7 == 3; }},
+      {json::parse(R"({"must": [{"key": "n", "range": {"gte": 2, "lt": 5}}]})"),
+       [](size_t i) { return i % 7 >= 2 && i % 7 < 5; }},
+      {json::parse(R"({"must_not": [{"key": "c.even", "match": {"value": true}}]})"),
+       [](size_t i) { return i % 2 == 1; }},
+      {json::parse(R"({"should": [{"key": "n", "match": {"any": [0, 6]}},
+                                  {"key": "a", "range": {"gt": 480}}]})"),
+       [](size_t i) { return i % 7 == 0 || i % 7 == 6 || i > 480; }},
+      {json::parse(R"({"must": [{"key": "a", "range": {"lte": 99}}],
+                      "must_not": [{"key": "n", "match": {"value": 0}}]})"),
+       [](size_t i) { return i <= 99 && i % 7 != 0; }},
+      {json::parse(R"({"must": [{"has_id": [1, 2, 3, 400, 9999]}]})"),
+       [](size_t i) { return i == 1 || i == 2 || i == 3 || i == 400; }},
+      {json::parse(R"({"must": [{"key": "b", "match": {"value": "s42"}}]})"),
+       [](size_t i) { return i == 42; }},
+  };
+  for (const Case& c : cases) {
+    size_t want = 0;
+    for (size_t i = 0; i < 500; ++i) want += c.matches(i);
+    EXPECT_EQ(ok("POST", "/collections/k/points/count", {{"filter", c.filter}})["count"], want)
+        << c.filter.dump();
+    EXPECT_EQ(
+        ok("POST", "/collections/k/points/count", {{"filter", c.filter}, {"exact", true}})["count"],
+        want)
+        << c.filter.dump();
+  }
+  EXPECT_EQ(ok("POST", "/collections/k/points/count", json::object())["count"], 500);
+  // After deleting the multiples of 5 below 100 (20 points), by ids.
+  json gone = json::array();
+  for (size_t i = 0; i < 100; i += 5) gone.push_back(i);
+  ok("POST", "/collections/k/points/delete?wait=true", {{"points", gone}});
+  for (const Case& c : cases) {
+    size_t want = 0;
+    for (size_t i = 0; i < 500; ++i) want += c.matches(i) && !(i < 100 && i % 5 == 0);
+    EXPECT_EQ(ok("POST", "/collections/k/points/count", {{"filter", c.filter}})["count"], want)
+        << "after the delete: " << c.filter.dump();
+  }
+  EXPECT_EQ(ok("POST", "/collections/k/points/count", json::object())["count"], 480);
 }

@@ -12,11 +12,15 @@
 #include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <thread>
@@ -36,17 +40,50 @@ namespace {
 /// `waypoint serve` in a child process; its port is read from the "listening on" line.
 class ServerProcess {
  public:
+  /// The whole argument line after `serve` (no --port 0 --data added).
+  struct Args {
+    std::string line;
+  };
   /// `launcher` runs before the binary (e.g. "prlimit --nofile=64:64").
   explicit ServerProcess(const std::string& data, const std::string& extra = "",
                          const std::string& launcher = "") {
+    start("--port 0 --data " + data + " " + extra, launcher);
+  }
+  explicit ServerProcess(const Args& args) { start(args.line, ""); }
+  ~ServerProcess() {
+    if (pid_ > 0) kill_and_wait(SIGKILL);
+    if (out_) fclose(out_);
+  }
+  uint16_t port() const { return port_; }
+  /// What the server printed up to and including its "listening on" line.
+  const std::string& startup() const { return startup_; }
+  /// Sends `sig` without waiting.
+  void signal(int sig) {
+    if (pid_ > 0) kill(pid_, sig);
+  }
+  /// Waits for the process to end and returns its exit status (or -signal).
+  int wait() {
+    if (pid_ <= 0) return 0;
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  }
+  /// Sends `sig` and returns the exit status (or -signal).
+  int kill_and_wait(int sig) {
+    signal(sig);
+    return wait();
+  }
+
+ private:
+  void start(const std::string& args, const std::string& launcher) {
     int fds[2];
     EXPECT_EQ(pipe(fds), 0);
     pid_ = fork();
     if (pid_ == 0) {
       dup2(fds[1], STDOUT_FILENO);
       close(fds[0]);
-      const std::string cmd =
-          "exec " + launcher + " " + WAYPOINT_BIN + " serve --port 0 --data " + data + " " + extra;
+      const std::string cmd = "exec " + launcher + " " + WAYPOINT_BIN + " serve " + args;
       execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
       _exit(127);
     }
@@ -54,6 +91,7 @@ class ServerProcess {
     out_ = fdopen(fds[0], "r");
     char line[512];
     while (fgets(line, sizeof line, out_)) {
+      startup_ += line;
       // "listening on http://127.0.0.1:PORT" (https:// with TLS).
       const char* at = strstr(line, "://127.0.0.1:");
       if (strstr(line, "listening on ") && at) {
@@ -63,25 +101,11 @@ class ServerProcess {
     }
     EXPECT_NE(port_, 0) << "server did not start";
   }
-  ~ServerProcess() {
-    if (pid_ > 0) kill_and_wait(SIGKILL);
-    if (out_) fclose(out_);
-  }
-  uint16_t port() const { return port_; }
-  /// Sends `sig` and returns the exit status (or -signal).
-  int kill_and_wait(int sig) {
-    if (pid_ <= 0) return 0;
-    kill(pid_, sig);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-  }
 
- private:
   pid_t pid_ = -1;
   FILE* out_ = nullptr;
   uint16_t port_ = 0;
+  std::string startup_;
 };
 
 /// A keep-alive client whose answers are parsed as JSON (a plain-text answer, such as a health
@@ -580,4 +604,324 @@ TEST(Server, TlsRefusesAKeyThatIsNotTheCertificates) {
   EXPECT_NE(
       std::system((bin + data + " --tls-cert " + tmp.file("cert.pem") + " 2>/dev/null").c_str()),
       0);
+}
+
+// Issue 20: what README's `waypoint serve` section promises, on the real binary.
+namespace {
+
+/// Runs `waypoint ARGS` to its end (killed after `seconds`: exit status 124) and returns its exit
+/// status and everything it printed on stdout and stderr.
+std::pair<int, std::string> run_waypoint(const std::string& args, int seconds = 20) {
+  const std::string cmd =
+      "timeout " + std::to_string(seconds) + " " + WAYPOINT_BIN + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return {-1, "popen failed"};
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  FILE* f = fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr) << path;
+  fputs(text.c_str(), f);
+  fclose(f);
+}
+
+/// Euclidean distance in double, the oracle for Euclid scores.
+double euclid(const float* a, const float* b, size_t d) {
+  return std::sqrt(wp::test::l2(a, b, d));
+}
+
+}  // namespace
+
+// --host 127.0.0.1 given explicitly is served there; a host that is no IP address, or one this
+// machine does not have, stops the server at start with a message naming it and a non-zero exit.
+TEST(Server, ExplicitHostIsServedAndABadHostIsAStartupError) {
+  wp::test::TempDir tmp;
+  {
+    ServerProcess server(tmp.file("data"), "--host 127.0.0.1");
+    EXPECT_NE(server.startup().find("listening on http://127.0.0.1:"), std::string::npos)
+        << server.startup();
+    Client c(server.port());
+    EXPECT_EQ(c.call(bhttp::verb::get, "/collections").first, 200u);
+    EXPECT_EQ(server.kill_and_wait(SIGTERM), 0);
+  }
+  const std::string base = "serve --port 0 --data " + tmp.file("data") + " --host ";
+  for (const std::string host : {"not-an-ip", "127.0.0.256", "localhost:80"}) {
+    const auto [status, out] = run_waypoint(base + "'" + host + "'");
+    EXPECT_NE(status, 0) << host << ": " << out;
+    EXPECT_NE(status, 124) << host << ": the server started: " << out;
+    EXPECT_NE(out.find("host: '" + host + "' is not an IP address"), std::string::npos)
+        << host << ": " << out;
+    EXPECT_EQ(out.find("listening on"), std::string::npos) << out;
+  }
+  // 192.0.2.1 (TEST-NET-1) is an address, but not this machine's: it cannot be bound (unless
+  // the kernel allows binding foreign addresses).
+  std::ifstream nonlocal("/proc/sys/net/ipv4/ip_nonlocal_bind");
+  int allowed = 0;
+  nonlocal >> allowed;
+  if (!allowed) {
+    const auto [status, out] = run_waypoint(base + "192.0.2.1");
+    EXPECT_NE(status, 0) << out;
+    EXPECT_NE(status, 124) << "the server started: " << out;
+    EXPECT_NE(out.find("cannot listen on 192.0.2.1:0"), std::string::npos) << out;
+  }
+}
+
+// --config FILE.json: data, host, port, api_key and max_body_mb from the file take effect;
+// options on the command line win over the file's.
+TEST(Server, ConfigFileSettingsTakeEffectAndTheCommandLineWins) {
+  wp::test::TempDir tmp;
+  const std::string config = tmp.file("server.json");
+  write_file(config, json{{"data", tmp.file("from-file")},
+                          {"host", "127.0.0.1"},
+                          {"port", 0},
+                          {"api_key", "file-key"},
+                          {"max_body_mb", 1},
+                          {"threads", 1}}
+                         .dump());
+  const json big{{"points", json::array()}, {"pad", std::string(2 << 20, 'x')}};
+  {
+    ServerProcess server(ServerProcess::Args{"--config " + config});
+    EXPECT_NE(server.startup().find("api key required"), std::string::npos) << server.startup();
+    Client anonymous(server.port());
+    EXPECT_EQ(anonymous.call(bhttp::verb::get, "/collections").first, 401u);
+    Client wrong(server.port(), "cli-key");
+    EXPECT_EQ(wrong.call(bhttp::verb::get, "/collections").first, 403u);
+    Client c(server.port(), "file-key");
+    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c",
+                     {{"vectors", {{"size", 8}, {"distance", "Euclid"}}}})
+                  .first,
+              200u);
+    EXPECT_TRUE(std::filesystem::exists(tmp.file("from-file") + "/collections/c"));
+    EXPECT_EQ(c.call(bhttp::verb::put, "/collections/c/points", big).first, 413u);  // 1 MiB
+    EXPECT_EQ(server.kill_and_wait(SIGTERM), 0);
+  }
+  {
+    // The command line's key and body limit win; the file's data folder is still used.
+    ServerProcess server(
+        ServerProcess::Args{"--config " + config + " --api-key cli-key --max-body-mb 4"});
+    Client file_key(server.port(), "file-key");
+    EXPECT_EQ(file_key.call(bhttp::verb::get, "/collections").first, 403u);
+    Client c(server.port(), "cli-key");
+    const auto [st, list] = c.call(bhttp::verb::get, "/collections");
+    EXPECT_EQ(st, 200u);
+    EXPECT_EQ(list["result"]["collections"].size(), 1u) << list.dump();
+    EXPECT_NE(c.call(bhttp::verb::put, "/collections/c/points", big).first, 413u);
+    EXPECT_EQ(server.kill_and_wait(SIGTERM), 0);
+  }
+  // A file that cannot be read or is not a JSON object stops the server at start, naming it.
+  const std::string data = " --port 0 --data " + tmp.file("data");
+  for (const auto& [text, mentions] : std::vector<std::pair<std::string, std::string>>{
+           {"{\"port\": ", "is not valid JSON"}, {"[1, 2]", "expected a JSON object"}}) {
+    write_file(tmp.file("bad.json"), text);
+    const auto [status, out] = run_waypoint("serve --config " + tmp.file("bad.json") + data);
+    EXPECT_EQ(status, 2) << text << ": " << out;
+    EXPECT_NE(out.find(mentions), std::string::npos) << text << ": " << out;
+  }
+  const auto [status, out] = run_waypoint("serve --config " + tmp.file("none.json") + data);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find("--config: cannot read"), std::string::npos) << out;
+}
+
+// A value in --config is checked as the same option on the command line is: out of range or not
+// a number, the server does not start and says which setting is wrong. (`--port 65536` is
+// refused; the same port in the file used to wrap around to 0, an ephemeral port, and "abc" ended
+// in "internal error: stoll".)
+TEST(Server, ConfigFileValuesAreCheckedAsTheCommandLinesAre) {
+  wp::test::TempDir tmp;
+  const std::string data = tmp.file("data");
+  {
+    const auto [status, out] = run_waypoint("serve --port 65536 --data " + data, 10);
+    EXPECT_EQ(status, 2) << out;
+    EXPECT_NE(out.find("port"), std::string::npos) << out;
+  }
+  for (const json& bad : {json{{"port", 65536}}, json{{"port", "abc"}}, json{{"threads", 0}},
+                          json{{"max_body_mb", 0}}, json{{"idle_timeout", -5}}, json{{"prot", 1}},
+                          json{{"api_key", 7}}}) {
+    json config{{"data", data}, {"port", 0}};  // never the default port 6333
+    config.update(bad);
+    write_file(tmp.file("bad.json"), config.dump());
+    const auto [status, out] = run_waypoint("serve --config " + tmp.file("bad.json"), 3);
+    const std::string key = bad.begin().key();
+    // Refused at start (exit 2, a UserError), naming the setting, never listening.
+    EXPECT_TRUE(status == 2 && out.find(key) != std::string::npos &&
+                out.find("listening on") == std::string::npos)
+        << bad.dump() << " in --config: exit status " << status
+        << " (124: still serving after 3 s), "
+        << "output: " << out;
+  }
+}
+
+// --demo DIR (the Quick start): the dataset becomes collection "demo" with every base vector,
+// labels as payload {"label": n}, searchable with Euclidean scores; a restart with --demo again
+// keeps it as it is.
+TEST(Server, DemoLoadsTheDatasetAsACollection) {
+  const auto ds = wp::test::load_test_data("digits");
+  ASSERT_GT(ds.base.n, 0u);
+  ASSERT_GE(ds.labels.n, ds.base.n);
+  const size_t d = ds.base.d;
+  wp::test::TempDir tmp;
+  const std::string demo = "--demo " + wp::test::data_dir() + "/digits";
+  for (int run = 0; run < 2; ++run) {
+    SCOPED_TRACE(run == 0 ? "first start" : "restart");
+    ServerProcess server(tmp.file("data"), demo);
+    EXPECT_EQ(
+        server.startup().find("loaded demo collection 'demo': " + std::to_string(ds.base.n) +
+                              " points of dimension " + std::to_string(d)) != std::string::npos,
+        run == 0)
+        << server.startup();
+    Client c(server.port());
+    const auto [st, info] = c.call(bhttp::verb::get, "/collections/demo");
+    ASSERT_EQ(st, 200u) << info.dump();
+    EXPECT_EQ(info["result"]["points_count"], ds.base.n);
+    EXPECT_EQ(info["result"]["config"]["params"]["vectors"]["size"], d);
+    EXPECT_EQ(info["result"]["config"]["params"]["vectors"]["distance"], "Euclid");
+    for (size_t qi = 0; qi < 3; ++qi) {
+      const float* q = ds.query.row(qi);
+      std::vector<double> truth;
+      for (size_t i = 0; i < ds.base.n; ++i) truth.push_back(euclid(q, ds.base.row(i), d));
+      std::vector<double> sorted = truth;
+      std::sort(sorted.begin(), sorted.end());
+      const auto [sst, found] = c.call(bhttp::verb::post, "/collections/demo/points/search",
+                                       {{"vector", std::vector<float>(q, q + d)},
+                                        {"limit", 10},
+                                        {"with_payload", true},
+                                        {"params", {{"exact", true}}}});
+      ASSERT_EQ(sst, 200u) << found.dump();
+      ASSERT_EQ(found["result"].size(), 10u);
+      for (size_t r = 0; r < 10; ++r) {
+        const json& h = found["result"][r];
+        const size_t id = h["id"];
+        ASSERT_LT(id, ds.base.n);
+        // Ties are common (pixels are integers): the scores are the 10 smallest distances, each
+        // the true distance of the point it names.
+        EXPECT_NEAR(h["score"].get<double>(), sorted[r], 1e-4) << "rank " << r;
+        EXPECT_NEAR(h["score"].get<double>(), truth[id], 1e-4) << "id " << id;
+        EXPECT_EQ(h["payload"], json({{"label", ds.labels.row(id)[0]}})) << "id " << id;
+      }
+    }
+    // A stored point is found first by its own vector.
+    const auto [gst, self] = c.call(
+        bhttp::verb::post, "/collections/demo/points/search",
+        {{"vector", std::vector<float>(ds.base.row(123), ds.base.row(123) + d)}, {"limit", 1}});
+    ASSERT_EQ(gst, 200u);
+    EXPECT_EQ(self["result"][0]["score"], 0.0);
+    EXPECT_EQ(server.kill_and_wait(SIGTERM), 0);
+  }
+}
+
+// SIGINT, like SIGTERM, stops the server with exit status 0, and what was written (waited for
+// or not) is there after a restart, with the index files saved.
+TEST(Server, SigintShutsDownCleanlyAndKeepsData) {
+  wp::test::TempDir tmp;
+  {
+    ServerProcess server(tmp.file("data"));
+    Client c(server.port());
+    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c",
+                     {{"vectors", {{"size", 8}, {"distance", "Euclid"}}}})
+                  .first,
+              200u);
+    for (uint64_t b = 0; b < 5; ++b) {
+      json pts = json::array();
+      for (uint64_t id = 10 * b; id < 10 * b + 10; ++id) {
+        pts.push_back({{"id", id}, {"vector", vector_of(id)}, {"payload", payload_of(id)}});
+      }
+      ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c/points?wait=false", {{"points", pts}})
+                    .second["result"]["status"],
+                "acknowledged");
+    }
+    EXPECT_EQ(server.kill_and_wait(SIGINT), 0);  // with the keep-alive connection still open
+  }
+  EXPECT_TRUE(std::filesystem::exists(tmp.file("data") + "/collections/c/index.wpi"));
+  ServerProcess server(tmp.file("data"));
+  Client c(server.port());
+  EXPECT_EQ(
+      c.call(bhttp::verb::post, "/collections/c/points/count", json::object()).second["result"],
+      json({{"count", 50}}));
+  json ids = json::array();
+  for (uint64_t id = 0; id < 50; ++id) ids.push_back(id);
+  const auto [st, got] = c.call(bhttp::verb::post, "/collections/c/points",
+                                {{"ids", ids}, {"with_vector", true}, {"with_payload", true}});
+  ASSERT_EQ(st, 200u);
+  ASSERT_EQ(got["result"].size(), 50u);
+  for (const json& p : got["result"]) {
+    const uint64_t id = p["id"];
+    EXPECT_EQ(p["payload"], payload_of(id));
+    const std::vector<float> want = vector_of(id);
+    for (size_t k = 0; k < want.size(); ++k) EXPECT_EQ(p["vector"][k].get<float>(), want[k]);
+    const auto [sst, hit] =
+        c.call(bhttp::verb::post, "/collections/c/points/search", {{"vector", want}, {"limit", 1}});
+    EXPECT_EQ(hit["result"][0]["id"], id);
+  }
+}
+
+// A request in flight when SIGTERM arrives is answered whole (README: "finishes in-flight
+// requests"), and what it wrote is there after a restart. The request is a large upsert with
+// wait=true, sent whole before the signal and not yet answered when it is sent.
+TEST(Server, ARequestInFlightAtSigtermIsAnsweredAndKept) {
+  wp::test::TempDir tmp;
+  constexpr size_t kPoints = 20000, kDim = 16;
+  const auto vectors = wp::test::random_matrix(kPoints, kDim, 2020);
+  json pts = json::array();
+  for (size_t i = 0; i < kPoints; ++i) {
+    pts.push_back({{"id", i},
+                   {"vector", std::vector<float>(vectors.row(i), vectors.row(i) + kDim)},
+                   {"payload", {{"i", i}}}});
+  }
+  const std::string body = json{{"points", pts}}.dump();
+  ServerProcess server(tmp.file("data"));
+  {
+    Client c(server.port());
+    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/big",
+                     {{"vectors", {{"size", kDim}, {"distance", "Euclid"}}}})
+                  .first,
+              200u);
+  }
+  net::io_context ioc;
+  tcp::socket sock(ioc);
+  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
+  const std::string request =
+      "PUT /collections/big/points?wait=true HTTP/1.1\r\nHost: x\r\n"
+      "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  net::write(sock, net::buffer(request));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the server has read it
+  ASSERT_EQ(sock.available(), 0u) << "answered before the signal: make the upsert larger";
+  const auto t0 = std::chrono::steady_clock::now();
+  server.signal(SIGTERM);
+  std::string answer;
+  std::array<char, 4096> buf;
+  boost::system::error_code ec;
+  while (true) {
+    const size_t n = sock.read_some(net::buffer(buf), ec);
+    if (ec) break;
+    answer.append(buf.data(), n);
+  }
+  const double after = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(server.wait(), 0);
+  ASSERT_EQ(status_of(answer), 200u) << answer.substr(0, 300);
+  const size_t head_end = answer.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos);
+  const json j = json::parse(answer.substr(head_end + 4));
+  EXPECT_EQ(j["result"]["status"], "completed") << j.dump();
+  std::printf("answered %.3f s after SIGTERM\n", after);
+
+  ServerProcess again(tmp.file("data"));
+  Client c(again.port());
+  EXPECT_EQ(c.call(bhttp::verb::post, "/collections/big/points/count", json::object())
+                .second["result"]["count"],
+            kPoints);
+  for (const size_t id : {size_t{0}, kPoints / 2, kPoints - 1}) {
+    const auto [st, p] = c.call(bhttp::verb::get, "/collections/big/points/" + std::to_string(id));
+    ASSERT_EQ(st, 200u) << id;
+    EXPECT_EQ(p["result"]["payload"], json({{"i", id}}));
+    for (size_t k = 0; k < kDim; ++k) {
+      EXPECT_EQ(p["result"]["vector"][k].get<float>(), vectors.row(id)[k]) << id;
+    }
+  }
 }

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "engine/command/command.h"
 #include "engine/engine.h"
@@ -52,35 +53,52 @@ int cmd_serve(Args& args) {
     }
     WP_THROW_IF_NOT(file.is_object(), "--config: expected a JSON object");
   }
-  auto from_file = [&](const char* key, const std::string& def) {
-    return file.contains(key)
-               ? (file[key].is_string() ? file[key].get<std::string>() : file[key].dump())
-               : def;
+  // Every key of the file is one of the options (underscores for dashes) and is checked as the
+  // command line checks it; an option given on the command line wins over the file.
+  static const std::set<std::string> kKeys{"data",          "host",         "port",
+                                           "threads",       "idle_timeout", "max_connections",
+                                           "max_bodies_mb", "api_key",      "read_only_api_key",
+                                           "tls_cert",      "tls_key",      "max_body_mb",
+                                           "demo"};
+  for (const auto& [key, value] : file.items()) {
+    WP_THROW_IF_NOT(kKeys.count(key), "--config: unknown setting '", key, "'");
+  }
+  auto text_setting = [&](const char* flag, const char* key, const std::string& def) {
+    if (args.has(flag) || !file.contains(key)) return args.str(flag, def);
+    WP_THROW_IF_NOT(file[key].is_string(), "--config: ", key, " must be a string, got ",
+                    file[key].dump());
+    return file[key].get<std::string>();
   };
-  const std::string data = args.str("data", from_file("data", "./waypoint-data"));
+  auto int_setting = [&](const char* flag, const char* key, long long def, long long lo,
+                         long long hi) {
+    if (args.has(flag) || !file.contains(key)) return args.integer(flag, def, lo, hi);
+    const nlohmann::json& v = file[key];
+    WP_THROW_IF_NOT(v.is_number_integer(), "--config: ", key, " must be an integer, got ",
+                    v.dump());
+    const long long x =
+        v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(hi) ? hi + 1 : v.get<long long>();
+    WP_THROW_IF_NOT(x >= lo && x <= hi, "--config: ", key, " must be in ", lo, "..", hi, ", got ",
+                    v.dump());
+    return x;
+  };
+  const std::string data = text_setting("data", "data", "./waypoint-data");
   http::ServerOptions so;
-  so.host = args.str("host", from_file("host", "127.0.0.1"));
-  so.port =
-      static_cast<uint16_t>(args.integer("port", std::stoll(from_file("port", "6333")), 0, 65535));
-  so.threads =
-      static_cast<int>(args.integer("threads", std::stoll(from_file("threads", "2")), 1, 1024));
-  so.idle_timeout = std::chrono::seconds(
-      args.integer("idle-timeout", std::stoll(from_file("idle_timeout", "60")), 1, 86400));
-  so.max_connections = static_cast<size_t>(args.integer(
-      "max-connections", std::stoll(from_file("max_connections", "1024")), 1, 1 << 20));
+  so.host = text_setting("host", "host", "127.0.0.1");
+  so.port = static_cast<uint16_t>(int_setting("port", "port", 6333, 0, 65535));
+  so.threads = static_cast<int>(int_setting("threads", "threads", 2, 1, 1024));
+  so.idle_timeout = std::chrono::seconds(int_setting("idle-timeout", "idle_timeout", 60, 1, 86400));
+  so.max_connections =
+      static_cast<size_t>(int_setting("max-connections", "max_connections", 1024, 1, 1 << 20));
   so.max_bodies_in_flight =
-      static_cast<size_t>(
-          args.integer("max-bodies-mb", std::stoll(from_file("max_bodies_mb", "256")), 1, 1 << 20))
-      << 20;
+      static_cast<size_t>(int_setting("max-bodies-mb", "max_bodies_mb", 256, 1, 1 << 20)) << 20;
   http::ApiOptions ao;
-  ao.api_key = args.str("api-key", from_file("api_key", ""));
-  ao.read_only_api_key = args.str("read-only-api-key", from_file("read_only_api_key", ""));
-  so.tls_cert = args.str("tls-cert", from_file("tls_cert", ""));
-  so.tls_key = args.str("tls-key", from_file("tls_key", ""));
-  ao.max_body_bytes = static_cast<size_t>(args.integer(
-                          "max-body-mb", std::stoll(from_file("max_body_mb", "32")), 1, 4096))
+  ao.api_key = text_setting("api-key", "api_key", "");
+  ao.read_only_api_key = text_setting("read-only-api-key", "read_only_api_key", "");
+  so.tls_cert = text_setting("tls-cert", "tls_cert", "");
+  so.tls_key = text_setting("tls-key", "tls_key", "");
+  ao.max_body_bytes = static_cast<size_t>(int_setting("max-body-mb", "max_body_mb", 32, 1, 4096))
                       << 20;
-  const std::string demo = args.str("demo", from_file("demo", ""));
+  const std::string demo = text_setting("demo", "demo", "");
   args.finish();
 
   engine::Engine eng(data);
