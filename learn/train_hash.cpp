@@ -430,6 +430,16 @@ void TrainHashOptions::validate() const {
   if (o.controller == "dqn") o.dqn.validate();
   WP_THROW_IF_NOT(o.task == "classes" || o.task == "neighbours" || o.task == "itq",
                   "task must be classes, neighbours or itq, got '", o.task, "'");
+  // A neighbours pseudo-class (an anchor and its neighbours, consecutive rows) of the unseen
+  // classes is split between validation and test by row parity: the larger part, half rounded up,
+  // must still fill an episode's class.
+  const size_t episode_rows = static_cast<size_t>(o.cfg.k_shot + o.cfg.queries);
+  WP_THROW_IF_NOT(o.task != "neighbours" || (o.neighbours + 2) / 2 >= episode_rows,
+                  "neighbours must be at least ", 2 * episode_rows - 2,
+                  " for shot + queries = ", episode_rows,
+                  " (an unseen anchor's neighbours + 1 rows are split between "
+                  "validation and test), got ",
+                  o.neighbours);
   WP_THROW_IF_NOT(o.task != "itq" || o.controller == "none",
                   "controller applies to the matching network, not to task itq");
   WP_THROW_IF_NOT(o.validate_on == "unseen" || o.validate_on == "seen",

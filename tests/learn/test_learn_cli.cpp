@@ -164,3 +164,49 @@ TEST(TrainHashCli, ItqWritesPlanesLogAndPlot) {
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(contains(r.err, "--resume")) << r.err;
 }
+
+// train-hash's options each reach the run: the class split (--train-classes), the episode shape
+// (--way/--shot), the exported bits (--export-bits of --bits), the steps (--steps: a log row
+// each); the neighbours task's --anchors and --neighbours make its pseudo-classes, and too few
+// neighbours for an episode is refused naming the option; --itq-iterations sets ITQ's log rows
+// (--itq-rows is accepted). The optimiser's options (--lr, --weight-decay, --dropout, --scale,
+// --beta, --relax,
+// --planes, --standardise, --patience, --max-minutes) are accepted on the same run.
+TEST(TrainHashCli, TakesItsOptions) {
+  wp::test::TempDir tmp;
+  CliResult r = waypoint(
+      tmp, "train-hash --dataset " + kDigits +
+               " --task classes --train-classes 0,1,2,3,4,5 --encoder mlp --hidden 64 --embed 32"
+               " --way 3 --shot 2 --queries 3 --episodes 8 --lr 2e-3 --weight-decay 1e-4"
+               " --dropout 0.1 --scale 8 --planes fixed --relax ste --bits 128 --beta 0.5"
+               " --standardise global --steps 6 --validate-every 3 --val-episodes 20 --patience 5"
+               " --export-bits 64 --max-minutes 1 --seed 3 --threads 1 --out " +
+               tmp.file("c.hash"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "542 training rows (6 classes)")) << r.err;
+  EXPECT_TRUE(contains(r.err, "of 4 unseen classes; 3-way 2-shot")) << r.err;
+  EXPECT_EQ(lines(tmp.file("c.hash.csv")), 7u);
+  const wp::index::HashModel m = wp::index::HashModel::load(tmp.file("c.hash"));
+  EXPECT_EQ(m.bits, 64u);
+  EXPECT_EQ(m.input_dim, 64u);
+
+  const std::string neighbours = "train-hash --dataset " + wp::test::data_dir() +
+                                 "/siftsmall --task neighbours --anchors 500 --hidden 32"
+                                 " --embed 16 --steps 2 --validate-every 1 --val-episodes 10"
+                                 " --bits 32 --seed 3 --threads 1 --out " +
+                                 tmp.file("n.hash");
+  r = waypoint(tmp, neighbours + " --neighbours 10");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "4400 training rows (400 classes)")) << r.err;  // 4/5 of 500 x 11
+  r = waypoint(tmp, neighbours + " --neighbours 5");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "neighbours must be at least 10")) << r.err;
+
+  r = waypoint(tmp,
+               "train-hash --dataset " + wp::test::data_dir() +
+                   "/siftsmall --task itq --bits 32 --itq-iterations 5 --itq-rows 2000 --out " +
+                   tmp.file("i.hash"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "ITQ, 32 bits, 5 iterations")) << r.out;
+  EXPECT_EQ(lines(tmp.file("i.hash.csv")), 6u);
+}
