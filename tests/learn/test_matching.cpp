@@ -1,5 +1,6 @@
-// Matching network for learned hashing: episodic training raises accuracy on a tiny seeded set;
-// the exported model (embedding + planes) loads into LshIndex and hashes what the trainer embeds.
+// Matching network for learned hashing: episodic training raises accuracy on a tiny seeded set
+// (scored on rows of the training classes it never trained on); the exported model (embedding +
+// planes) loads into LshIndex and hashes what the trainer embeds.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -57,28 +58,35 @@ TEST(MatchingNet, LoadsLabelsAndSplitsByClass) {
 TEST(MatchingNet, EpisodicTrainingRaisesEpisodeAccuracy) {
   init_torch(2, 1);
   const LabelledSet all = digits();
-  // 7 training classes (episodes pick 5 of them), 3 unseen classes evaluated 3-way.
+  // 7 training classes (episodes pick 5 of them), trained on half of their rows and scored on the
+  // other half; 3 unseen classes evaluated 3-way.
   const LabelledSet seen = all.subset({0, 1, 2, 3, 4, 5, 6}), unseen = all.subset({7, 8, 9});
-  MatchingTrainer t(seen, small_config());
-  const double before_seen = t.accuracy(seen, episodes(5, 1));
+  const LabelledSet train = seen.half(0), held_out = seen.half(1);
+  MatchingTrainer t(train, small_config());
+  const double before_seen = t.accuracy(held_out, episodes(5, 1));
   double loss0 = 0, loss1 = 0;
   for (int s = 0; s < 60; ++s) {
     const MatchingStep st = t.step();
     if (s < 10) loss0 += st.loss / 10;
     if (s >= 50) loss1 += st.loss / 10;
   }
-  const double after_seen = t.accuracy(seen, episodes(5, 1));
+  const double after_seen = t.accuracy(held_out, episodes(5, 1));
+  std::printf("held-out rows of the training classes: %.3f -> %.3f; loss %.3f -> %.3f\n",
+              before_seen, after_seen, loss0, loss1);
   EXPECT_LT(loss1, loss0);
-  EXPECT_GT(after_seen, before_seen + 0.2) << before_seen << " -> " << after_seen;
-  // Unseen classes: measured, not asserted against the raw input (seven 8x8-digit classes are
-  // too few to generalise; see docs/lsh.md); above chance (1/3) all the same.
+  EXPECT_GT(after_seen, 0.95);  // measured 0.984 (0.603 before training)
+  EXPECT_GT(after_seen, before_seen + 0.3) << before_seen << " -> " << after_seen;
+  // Unseen classes: not asserted against the raw input (seven 8x8-digit classes are too few to
+  // generalise; see docs/lsh.md); above chance (1/3) all the same: measured 0.599.
   const double after_unseen = t.accuracy(unseen, episodes(3, 1));
-  EXPECT_GT(after_unseen, 0.45);
+  EXPECT_GT(after_unseen, 0.55);
   // Sign bits of the embedding approach its cosine as they grow (same episodes).
-  const double lsh8 = t.accuracy(seen, episodes(5, 1, "simhash", 8));
-  const double lsh1024 = t.accuracy(seen, episodes(5, 1, "simhash", 1024));
-  EXPECT_GT(lsh1024, lsh8 + 0.05) << lsh8 << " vs " << lsh1024;
-  EXPECT_NEAR(lsh1024, after_seen, 0.05);
+  const double lsh8 = t.accuracy(held_out, episodes(5, 1, "simhash", 8));
+  const double lsh1024 = t.accuracy(held_out, episodes(5, 1, "simhash", 1024));
+  std::printf("unseen 3-way %.3f; simhash 8 bits %.3f, 1024 bits %.3f\n", after_unseen, lsh8,
+              lsh1024);
+  EXPECT_GT(lsh1024, lsh8 + 0.15) << lsh8 << " vs " << lsh1024;  // measured 0.761 vs 0.982
+  EXPECT_NEAR(lsh1024, after_seen, 0.03);                        // measured 0.982 vs 0.984
 }
 
 TEST(MatchingNet, ExportedModelLoadsIntoLshIndexAndHashesTheEmbedding) {
@@ -116,17 +124,21 @@ TEST(MatchingNet, LshAwareTrainingLearnsPlanesThatLoadIntoLshIndex) {
   init_torch(2, 1);
   const LabelledSet all = digits();
   const LabelledSet seen = all.subset({0, 1, 2, 3, 4, 5, 6});
+  const LabelledSet train = seen.half(0), held_out = seen.half(1);
   for (const std::string relax : {"tanh", "sigmoid", "ste"}) {
     MatchingConfig c = small_config();
     c.score = "bits";
     c.planes = "learned";
     c.relax = relax;
     c.bits = 64;
-    MatchingTrainer t(seen, c);
-    const double before = t.accuracy(seen, episodes(5, 1, "planes"));
+    MatchingTrainer t(train, c);
+    const double before = t.accuracy(held_out, episodes(5, 1, "planes"));
     for (int s = 0; s < 60; ++s) t.step();
-    const double after = t.accuracy(seen, episodes(5, 1, "planes"));
-    EXPECT_GT(after, before + 0.15) << relax << ": " << before << " -> " << after;
+    const double after = t.accuracy(held_out, episodes(5, 1, "planes"));
+    std::printf("%s: held-out rows, planes %.3f -> %.3f\n", relax.c_str(), before, after);
+    // Measured 0.546 -> 0.986 (tanh), 0.979 (sigmoid), 0.985 (ste).
+    EXPECT_GT(after, 0.95) << relax;
+    EXPECT_GT(after, before + 0.35) << relax << ": " << before << " -> " << after;
     // The exported model carries the learned planes and offsets, not random ones.
     const wp::index::HashModel m = t.export_model(999, 1);
     EXPECT_EQ(m.bits, 64u);
@@ -156,14 +168,16 @@ TEST(MatchingNet, OneVsRestPlanesAndEpisodeSeparators) {
   c.planes = "ovr";
   c.ovr_every = 10;
   const LabelledSet seen = all.subset({0, 1, 2, 3, 4, 5, 6});
-  MatchingTrainer t(seen, c);
+  const LabelledSet train = seen.half(0), held_out = seen.half(1);
+  MatchingTrainer t(train, c);
   for (int s = 0; s < 40; ++s) t.step();
   // One plane per training class; separators fitted on the episode's supports: 10-shot beats
-  // 1-shot, and both beat chance (0.2) clearly.
+  // 1-shot, and both beat chance (0.2) clearly (measured 0.936 and 0.968 on held-out rows).
   EXPECT_EQ(t.export_model(1, 1).bits, 7u);
-  const double one = t.accuracy(seen, episodes(5, 1, "ovr"));
-  const double ten = t.accuracy(seen, episodes(5, 10, "ovr"));
-  EXPECT_GT(one, 0.5);
+  const double one = t.accuracy(held_out, episodes(5, 1, "ovr"));
+  const double ten = t.accuracy(held_out, episodes(5, 10, "ovr"));
+  std::printf("ovr on held-out rows: 1-shot %.3f, 10-shot %.3f\n", one, ten);
+  EXPECT_GT(one, 0.9);
   EXPECT_GT(ten, one);
   EXPECT_THROW(MatchingTrainer(seen, small_config()).accuracy(seen, episodes(5, 1, "planes")),
                wp::UserError);
@@ -188,13 +202,17 @@ TEST(MatchingNet, StateRestoresTheExactTrainingTrajectory) {
 TEST(MatchingNet, ConvEncoderTrainsOnImages) {
   init_torch(2, 1);
   const LabelledSet seen = digits().subset({0, 1, 2, 3, 4, 5, 6});
+  const LabelledSet train = seen.half(0), held_out = seen.half(1);
   MatchingConfig c = small_config();
   c.encoder = "conv";
   c.hidden = {};
-  MatchingTrainer t(seen, c);
-  const double before = t.accuracy(seen, episodes(5, 1));
+  MatchingTrainer t(train, c);
+  const double before = t.accuracy(held_out, episodes(5, 1));
   for (int s = 0; s < 40; ++s) t.step();
-  EXPECT_GT(t.accuracy(seen, episodes(5, 1)), before + 0.1);
+  const double after = t.accuracy(held_out, episodes(5, 1));
+  std::printf("conv: held-out rows %.3f -> %.3f\n", before, after);
+  EXPECT_GT(after, 0.96);                              // measured 0.994
+  EXPECT_GT(after, before + 0.3);                      // measured 0.646 before training
   EXPECT_THROW(t.export_model(64, 1), wp::UserError);  // LshIndex layers are dense only
   LabelledSet odd;
   odd.x = wp::index::Matrix(10, 60);

@@ -1,5 +1,6 @@
 // TRPO pruning agent: CG, KL limit, learning on a tiny seeded set, checkpoints, the saved graph.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <numeric>
 #include <random>
@@ -33,7 +34,11 @@ struct TrainingSetup {
     graph = std::make_unique<wp::index::GraphIndex>(ds.base.d, wp::index::Metric::kL2, hnsw, spec);
     std::vector<label_t> ids(ds.base.n);
     std::iota(ids.begin(), ids.end(), 0);
+    // One build thread: the parallel build differs from run to run, and so would the rewards.
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
     graph->add(wp::index::view(ds.base), ids.data());
+    omp_set_num_threads(threads);
     initial = graph->graph().export_level0();
     EnvConfig cfg;
     cfg.ef = 8;
@@ -115,27 +120,39 @@ TEST(Trpo, ConjugateGradientSolvesAKnownSystem) {
 
 class TrpoEncoders : public ::testing::TestWithParam<std::string> {};
 
+// Over three trainer seeds: every accepted step within the KL limit, and 25 steps raise the
+// expected reward on held-out queries by well over half (the policy starts at keep 0.9 everywhere).
 TEST_P(TrpoEncoders, StepsRespectTheKlLimitAndRaiseTheReward) {
   TrainingSetup& s = setup();
-  PrunerConfig cfg = small_config();
-  cfg.encoder = GetParam();
-  cfg.max_kl = 0.01;
-  PruningTrainer t(*s.env, s.train, cfg);
-  const double before = expected_reward(t, s);
-  int accepted = 0;
-  for (int i = 0; i < 25; ++i) {
-    const StepStats st = t.step();
-    if (st.accepted) {
-      ++accepted;
-      EXPECT_LE(st.kl, cfg.max_kl + 1e-9) << "step " << st.step;
-      EXPECT_GT(st.surrogate_gain, 0.0);
+  double min_gain = 1e9, sum_gain = 0;
+  for (const uint64_t seed : {3, 4, 5}) {
+    PrunerConfig cfg = small_config();
+    cfg.encoder = GetParam();
+    cfg.max_kl = 0.01;
+    cfg.seed = seed;
+    PruningTrainer t(*s.env, s.train, cfg);
+    const double before = expected_reward(t, s);
+    int accepted = 0;
+    for (int i = 0; i < 25; ++i) {
+      const StepStats st = t.step();
+      if (st.accepted) {
+        ++accepted;
+        EXPECT_LE(st.kl, cfg.max_kl + 1e-9) << "seed " << seed << " step " << st.step;
+        EXPECT_GT(st.surrogate_gain, 0.0);
+      }
     }
+    EXPECT_GE(accepted, 20) << "seed " << seed;  // measured 25 of 25 (every seed, both encoders)
+    const double after = expected_reward(t, s);
+    std::printf(
+        "%s seed %d: accepted %d, expected reward on held-out queries %.3f -> %.3f (x%.3f)\n",
+        cfg.encoder.c_str(), static_cast<int>(seed), accepted, before, after, after / before);
+    min_gain = std::min(min_gain, after / before);
+    sum_gain += after / before;
   }
-  EXPECT_GT(accepted, 10);
-  const double after = expected_reward(t, s);
-  std::printf("%s: expected reward on held-out queries: %.3f before, %.3f after 25 TRPO steps\n",
-              cfg.encoder.c_str(), before, after);
-  EXPECT_GT(after, before * 1.05);
+  // Measured x1.90 / 1.84 / 1.90 (mlp: mean 1.88, min 1.84) and x1.93 / 2.02 / 1.98 (sage: mean
+  // 1.98, min 1.93).
+  EXPECT_GT(sum_gain / 3, 1.75);
+  EXPECT_GT(min_gain, 1.7);
 }
 
 // The plain MLP on the vectors, and the GraphSAGE vertex encoder (in/out aggregation, degrees).

@@ -119,8 +119,14 @@ TEST(PruningEnv, RewardAndBaselineFormulas) {
   RewardBaseline b(0.9);
   EXPECT_DOUBLE_EQ(b.advantage(7, 10.0), 0.0);  // the first reward sets the baseline
   EXPECT_DOUBLE_EQ(b.advantage(7, 20.0), 10.0);
-  EXPECT_DOUBLE_EQ(b.value(7), 0.9 * 10.0 + 0.1 * 20.0);
-  EXPECT_DOUBLE_EQ(b.advantage(8, 5.0), 0.0);  // baselines are per query
+  EXPECT_DOUBLE_EQ(b.value(7), 11.0);           // moved a tenth of the way from 10 toward 20
+  EXPECT_DOUBLE_EQ(b.advantage(8, 5.0), 0.0);   // baselines are per query
+  EXPECT_DOUBLE_EQ(b.advantage(7, 11.0), 0.0);  // a reward at the baseline has no advantage
+  // The reward rises with recall and falls with distance computations (until the budget's floor).
+  for (uint64_t dcs = 0; dcs < 120; dcs += 10) {
+    EXPECT_LT(episode_reward(0.6, dcs, 100), episode_reward(0.7, dcs, 100)) << dcs;
+    EXPECT_GE(episode_reward(0.7, dcs, 100), episode_reward(0.7, dcs + 10, 100)) << dcs;
+  }
 }
 
 TEST(PruningEnv, LeaveOneOutQueriesAndCalibration) {
@@ -172,17 +178,25 @@ TEST(PruningEnv, LeaveOneOutQueriesAndCalibration) {
 TEST(PruningEnv, DcsAtRecallInterpolatesTheSweep) {
   const std::vector<CurvePoint> c{{10, 0.80, 200}, {16, 0.90, 260}, {24, 0.96, 340}};
   EXPECT_DOUBLE_EQ(dcs_at_recall(c, 0.80), 200);
-  EXPECT_DOUBLE_EQ(dcs_at_recall(c, 0.70), 200);  // reached at the first point
-  EXPECT_NEAR(dcs_at_recall(c, 0.95), 260 + (0.05 / 0.06) * 80, 1e-9);
+  EXPECT_DOUBLE_EQ(dcs_at_recall(c, 0.70), 200);        // reached at the first point
+  EXPECT_NEAR(dcs_at_recall(c, 0.95), 326.6667, 1e-3);  // 5/6 of the way from 260 to 340
+  EXPECT_NEAR(dcs_at_recall(c, 0.85), 230.0, 1e-9);     // halfway from 200 to 260
+  // A higher target never costs fewer distance computations.
+  double previous = 0;
+  for (double target = 0.5; target <= 0.96; target += 0.01) {
+    const double d = dcs_at_recall(c, target);
+    EXPECT_GE(d, previous) << target;
+    previous = d;
+  }
   EXPECT_TRUE(std::isinf(dcs_at_recall(c, 0.99)));
   // The budget at which recall x (max_dcs - DCS) is equal at both points of a curve.
   const CurvePoint a{16, 0.90, 300}, b{24, 0.95, 400};
   const double flat = flat_reward_budget(a, b);
-  EXPECT_NEAR(flat, 400 + 0.90 * 100 / 0.05, 1e-9);
+  EXPECT_NEAR(flat, 2200, 1e-9);  // 0.90 x 1900 = 0.95 x 1800 = 1710
   EXPECT_NEAR(0.90 * (flat - 300), 0.95 * (flat - 400), 1e-9);
   EXPECT_NEAR(episode_reward(0.90, 300, 2200), episode_reward(0.95, 400, 2200), 1e-9);
-  EXPECT_DOUBLE_EQ(flat_reward_budget(a, {24, 0.90, 400}), 100 * 300.0);  // no gain: the cap
-  EXPECT_DOUBLE_EQ(flat_reward_budget(a, {24, 0.99, 301}), 1.1 * 300);    // the floor
+  EXPECT_DOUBLE_EQ(flat_reward_budget(a, {24, 0.90, 400}), 30000);  // no gain: the cap, 100 x 300
+  EXPECT_NEAR(flat_reward_budget(a, {24, 0.99, 301}), 330, 1e-9);   // the floor, 1.1 x 300
   EXPECT_EQ(default_ef_sweep(10).front(), 10u);
   EXPECT_EQ(default_ef_sweep(20)[1], 24u);  // only widths above k follow
 }

@@ -38,7 +38,10 @@ TEST(TrainHash, ReportsEveryStepCheckpointsAtValidationsAndResumes) {
   EXPECT_EQ(first.steps_run, 10u);
   EXPECT_EQ(first.split.train_classes, (std::vector<int>{0, 1, 2, 3, 4}));
   EXPECT_EQ(first.split.unseen_classes, (std::vector<int>{5, 6, 7, 8, 9}));
-  EXPECT_GT(first.best_val_accuracy, 0.2);  // above 5-way chance
+  // 5-way 1-shot on the unseen classes 5-9 (chance 0.2): measured 0.396, which is what the
+  // untrained embedding scores too (10 steps of 4 episodes do not move it; the next test checks
+  // that training learns).
+  EXPECT_GT(first.best_val_accuracy, 0.36);
   // A record per step (a row of the command's log), validated every 5 steps, and returned too.
   EXPECT_EQ(seen.started, 1u);
   ASSERT_EQ(seen.steps.size(), 10u);
@@ -74,6 +77,23 @@ TEST(TrainHash, ReportsEveryStepCheckpointsAtValidationsAndResumes) {
   EXPECT_EQ(more.steps.back().step, 20u);
   EXPECT_EQ(more.done, 20u);
   EXPECT_GE(second.best_val_accuracy, first.best_val_accuracy);
+}
+
+// Validated on held-out rows of the training classes (every 10th row, never trained on), 20 steps
+// lift 5-way 1-shot accuracy well above the same network left untrained (learning rate 1e-9).
+TEST(TrainHash, TrainingRaisesAccuracyOnHeldOutRowsOfTheTrainingClasses) {
+  const auto best_after_20_steps = [](double lr) {
+    TrainHashOptions o = small();
+    o.validate_on = "seen";
+    o.validate_every = 10;
+    o.cfg.lr = lr;
+    return train_hash(o).best_val_accuracy;
+  };
+  const double untrained = best_after_20_steps(1e-9), trained = best_after_20_steps(1e-3);
+  std::printf("held-out rows of the training classes: %.3f untrained, %.3f after 20 steps\n",
+              untrained, trained);
+  EXPECT_GT(trained, 0.8);               // measured 0.839
+  EXPECT_GT(trained, untrained + 0.25);  // measured 0.496 untrained
 }
 
 TEST(TrainHash, StudyTableHasEveryCodeAndMoreBitsApproachCosine) {
@@ -153,9 +173,9 @@ TEST(TrainHash, RejectsBadOptions) {
   EXPECT_THROW(train_hash(o), wp::UserError);
 }
 
-// ITQ planes for retrieval: the quantisation loss never rises, and at 64 bits on SIFT10K they
-// find more true neighbours among the same number of re-ranked candidates than random planes
-// (measured 0.81 against 0.67 at 100 candidates).
+// ITQ planes for retrieval: the quantisation loss never rises, and at 32 and 64 bits on SIFT10K
+// they find more true neighbours among the same number of re-ranked candidates (100) than random
+// planes of any of five seeds.
 TEST(TrainHash, ItqPlanesBeatRandomPlanesAtEqualBitsAndCandidates) {
   TrainHashOptions o = small();
   o.dataset = wp::test::data_dir() + "/siftsmall";
@@ -178,9 +198,9 @@ TEST(TrainHash, ItqPlanesBeatRandomPlanesAtEqualBitsAndCandidates) {
   EXPECT_TRUE(seen.steps.empty());
 
   const wp::index::Dataset ds = wp::test::load_test_data("siftsmall");
-  wp::index::LshParams p;
-  p.bits = 64;
-  const auto recall = [&](wp::index::HashModel model) {
+  const auto recall = [&](wp::index::HashModel model, size_t bits) {
+    wp::index::LshParams p;
+    p.bits = bits;
     wp::index::LshIndex idx(ds.base.d, wp::index::Metric::kL2, p, std::move(model));
     std::vector<wp::index::label_t> ids(ds.base.n);
     for (size_t i = 0; i < ids.size(); ++i) ids[i] = i;
@@ -192,9 +212,33 @@ TEST(TrainHash, ItqPlanesBeatRandomPlanesAtEqualBitsAndCandidates) {
                                   wp::index::Metric::kL2);
   };
   ASSERT_TRUE(r.model.has_value());
-  const double itq = recall(*r.model);
-  const double random = recall(wp::index::HashModel::random(ds.base.d, 64, 1));
-  EXPECT_GT(itq, random + 0.05) << "itq " << itq << ", random " << random;
+  for (const size_t bits : {32, 64}) {
+    double itq = 0;
+    if (bits == 64) {
+      itq = recall(*r.model, bits);
+    } else {
+      TrainHashOptions ob = o;
+      ob.itq.bits = bits;
+      const TrainHashResult rb = train_hash(ob);
+      ASSERT_TRUE(rb.model.has_value());
+      itq = recall(*rb.model, bits);
+    }
+    double best_random = 0, sum_random = 0;
+    for (const uint64_t seed : {1, 2, 3, 4, 5}) {
+      const double random = recall(wp::index::HashModel::random(ds.base.d, bits, seed), bits);
+      std::printf("%zu bits: random planes seed %d: recall %.3f\n", bits, static_cast<int>(seed),
+                  random);
+      best_random = std::max(best_random, random);
+      sum_random += random;
+    }
+    std::printf("%zu bits: itq %.3f, random mean %.3f, best %.3f\n", bits, itq, sum_random / 5,
+                best_random);
+    // Measured: 32 bits itq 0.590, random 0.393-0.468 (mean 0.445); 64 bits itq 0.784, random
+    // 0.666-0.700 (mean 0.682).
+    EXPECT_GT(itq, best_random + 0.05) << bits << " bits";
+    EXPECT_GT(itq, sum_random / 5 + 0.08) << bits << " bits";
+    EXPECT_GT(itq, bits == 32 ? 0.55 : 0.74) << bits << " bits";
+  }
 
   o.itq.bits = 129;  // more bits than SIFT's 128 dimensions
   EXPECT_THROW(train_hash(o), wp::UserError);

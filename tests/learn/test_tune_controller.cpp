@@ -1,9 +1,10 @@
 // The controller RNN of `waypoint tune`: it samples valid configurations only (never the same one
 // twice), its policy-gradient updates move probability toward the rewarded choice (and, through
-// the ordinal heads, toward that choice's neighbours), and as a registered strategy it tunes a
-// real index.
+// the ordinal heads, toward that choice's neighbours), and as a registered strategy tuning a real
+// index it learns where the reward is, which random search does not.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -72,15 +73,62 @@ TEST(TuneController, ReinforceMovesProbabilityTowardTheRewardedChoice) {
   EXPECT_LT(c.exploration(), cfg.explore);  // exploration decays
 }
 
-TEST(TuneController, TunesARealIndexAsARegisteredStrategy) {
+// The registered controller against random search on the same seeds and budget: 30 distinct
+// configurations each, in lockstep on one environment (both see the same measurement of a
+// configuration), hnsw and lsh at recall@10 >= 0.9 on 2000 SIFT rows, seeds 0-4. After its first
+// updates (trials 11-30) the controller's proposals earn about twice the reward of random
+// search's: it learns where the reward is. Its best configuration is not clearly better than
+// random search's at this budget: best feasible reward controller / random, geometric mean 1.11 to
+// 1.26 over seeds 0-4 in five runs, but 0.98 to 1.03 over seeds 0-7 in three runs (0.64 to 1.75
+// per seed), so only "not worse" is asserted for it; docs/tune.md has the longer runs.
+TEST(TuneController, LearnsWhereTheRewardIsWhereRandomSearchDoesNot) {
   wp::learn::init_torch(2, 3);
   wp::learn::register_tune_controller();
   ASSERT_NE(strategy("controller"), nullptr);
   const wp::test::SmallTuning small;
-  const StrategyResult r = small.run("controller", 4, 15);
-  EXPECT_EQ(r.trials.size(), 15u);
-  ASSERT_TRUE(r.best);
-  EXPECT_GE(r.trials[*r.best].m.recall, 0.9);
+  const Space s = Space::standard({"hnsw", "lsh"});
+  const size_t trials = 30, seeds = 5;
+  double log_late = 0, log_best = 0, min_late = 1e9;
+  for (uint64_t seed = 0; seed < seeds; ++seed) {
+    Environment env(small.base, wp::index::Metric::kL2, small.queries, small.gt, small.options());
+    RewardSpec reward;
+    reward.recall_target = 0.9;
+    reward.reference_qps = env.exact_qps();
+    TuneOptions to;
+    to.recall = 0.9;
+    to.trials = trials;
+    const auto controller = (*strategy("controller"))(s, seed);
+    const auto random = (*strategy("random"))(s, seed);
+    const std::vector<StrategyResult> r = run_strategies(
+        {{"controller", controller.get()}, {"random", random.get()}}, env, s, reward, to);
+    double late[2] = {0, 0}, best[2] = {0, 0};
+    for (size_t i = 0; i < 2; ++i) {
+      ASSERT_EQ(r[i].trials.size(), trials) << r[i].name << " seed " << seed;
+      ASSERT_TRUE(r[i].best) << r[i].name << " seed " << seed;
+      EXPECT_GE(r[i].trials[*r[i].best].m.recall, 0.9);
+      best[i] = r[i].trials[*r[i].best].reward;
+      for (const Trial& t : r[i].trials) {
+        if (t.trial > 10) late[i] += t.reward / (trials - 10);
+      }
+    }
+    std::printf(
+        "seed %d: mean reward of trials 11-30 %.2f controller, %.2f random (x%.2f); best "
+        "%.2f (trial %zu) vs %.2f (trial %zu)\n",
+        static_cast<int>(seed), late[0], late[1], late[0] / late[1], best[0], r[0].trials_to_best(),
+        best[1], r[1].trials_to_best());
+    log_late += std::log(late[0] / late[1]);
+    log_best += std::log(best[0] / best[1]);
+    min_late = std::min(min_late, late[0] / late[1]);
+  }
+  const double late_ratio = std::exp(log_late / seeds), best_ratio = std::exp(log_best / seeds);
+  std::printf(
+      "controller / random, geometric mean over %zu seeds: trials 11-30 x%.2f, best x%.2f\n", seeds,
+      late_ratio, best_ratio);
+  // QPS is measured, so runs differ: over five runs, trials 11-30 x2.08 to x2.60 (the lowest seed
+  // x1.23 to x2.15), best x1.11 to x1.26.
+  EXPECT_GT(late_ratio, 1.6);
+  EXPECT_GT(min_late, 1.0);
+  EXPECT_GT(best_ratio, 0.8);
 }
 
 TEST(TuneController, ARewardForOneValueAlsoMovesItsNeighbours) {
