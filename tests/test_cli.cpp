@@ -275,7 +275,7 @@ TEST(Cli, EveryIndexTypeBuildsWithItsOptions) {
          EXPECT_EQ(p.seed, 7u);
          EXPECT_EQ(p.quantization, Quantization::kSq8);
        }},
-      {"--index hnsw --metric cosine", "hnsw", 0.9,  // against l2 truth: 0.99
+      {"--index hnsw --metric cosine", "hnsw", 0.93,  // against l2 truth: 0.960
        [](const Index& i) { EXPECT_EQ(i.metric(), Metric::kCosine); }},
       {"--index graph --alpha 1.3", "rl", 0.98,  // 1.000 (graph indexes are saved as "rl")
        [](const Index& i) {
