@@ -262,53 +262,170 @@ void Collection::load() {
 }
 
 void Collection::upsert(std::vector<PointWrite> points, bool wait) {
-  // Validate the whole batch before anything is written.
-  for (size_t i = 0; i < points.size(); ++i) {
-    PointWrite& p = points[i];
-    WP_THROW_IF_NOT(p.vector.size() == dim_, "points[", i, "].vector: expected dimension ", dim_,
-                    ", got ", p.vector.size());
-    index::check_vector(p.vector.data(), p.vector.size(), metric_,
-                        "points[" + std::to_string(i) + "].vector");
-    if (p.payload.is_null()) p.payload = json::object();
-    WP_THROW_IF_NOT(p.payload.is_object(), "points[", i, "].payload: expected an object, got ",
-                    show_json(p.payload));
-  }
-  std::lock_guard<std::mutex> writer(write_mu_);
-  write_points(std::move(points), wait);
+  WriteOp op;
+  op.points = std::move(points);
+  std::vector<WriteOp> ops;
+  ops.push_back(std::move(op));
+  apply(std::move(ops), wait);
 }
 
 void Collection::update_vectors(std::vector<PointWrite> points, bool wait) {
-  for (size_t i = 0; i < points.size(); ++i) {
-    const PointWrite& p = points[i];
-    WP_THROW_IF_NOT(p.vector.size() == dim_, "points[", i, "].vector: expected dimension ", dim_,
-                    ", got ", p.vector.size());
-    index::check_vector(p.vector.data(), p.vector.size(), metric_,
-                        "points[" + std::to_string(i) + "].vector");
-  }
-  std::lock_guard<std::mutex> writer(write_mu_);
-  // Only this writer changes internal_of_ and entries_: reading them here needs no lock.
-  for (PointWrite& p : points) {
-    auto it = internal_of_.find(p.id);
-    if (it == internal_of_.end()) {
-      throw NotFoundError("No point with id " + show_json(p.id.to_json()) + " found");
-    }
-    p.payload = entries_[it->second].payload;
-  }
-  write_points(std::move(points), wait);
+  WriteOp op;
+  op.kind = WriteOp::Kind::kUpdateVectors;
+  op.points = std::move(points);
+  std::vector<WriteOp> ops;
+  ops.push_back(std::move(op));
+  apply(std::move(ops), wait);
 }
 
-void Collection::write_points(std::vector<PointWrite> points, bool wait) {
-  // The last occurrence of an id in the batch wins.
-  std::unordered_map<PointId, size_t> last;
-  for (size_t i = 0; i < points.size(); ++i) last[points[i].id] = i;
+size_t Collection::remove(const std::vector<PointId>& ids, bool wait) {
+  WriteOp op;
+  op.kind = WriteOp::Kind::kDelete;
+  op.ids = ids;
+  std::vector<WriteOp> ops;
+  ops.push_back(std::move(op));
+  return apply(std::move(ops), wait)[0];
+}
 
+size_t Collection::remove_matching(const Filter& filter, bool wait) {
+  WriteOp op;
+  op.kind = WriteOp::Kind::kDelete;
+  op.filter = &filter;
+  std::vector<WriteOp> ops;
+  ops.push_back(std::move(op));
+  return apply(std::move(ops), wait)[0];
+}
+
+size_t Collection::edit_payloads(const std::vector<PointId>* ids, const Filter* filter,
+                                 const std::function<void(json&)>& edit, bool wait) {
+  WriteOp op;
+  op.kind = WriteOp::Kind::kEditPayload;
+  if (ids) op.ids = *ids;
+  if (!ids) op.filter = filter;
+  op.edit = edit;
+  std::vector<WriteOp> ops;
+  ops.push_back(std::move(op));
+  return apply(std::move(ops), wait)[0];
+}
+
+std::vector<size_t> Collection::apply(std::vector<WriteOp> ops, bool wait) {
+  std::lock_guard<std::mutex> writer(write_mu_);
+  // Only this writer changes internal_of_ and entries_: reading them here needs no lock.
+  // What the operations so far have made of the points they touched (nullopt: removed), over
+  // the committed state; `order` keeps the first touch of each, so the write is deterministic.
+  std::unordered_map<PointId, std::optional<PointWrite>> staged;
+  std::vector<PointId> order;
+  auto stage = [&](const PointId& id, std::optional<PointWrite> p) {
+    auto [it, fresh] = staged.try_emplace(id);
+    if (fresh) order.push_back(id);
+    it->second = std::move(p);
+  };
+  // The point as the operations so far leave it (nullopt: absent).
+  auto current = [&](const PointId& id) -> std::optional<PointWrite> {
+    if (auto it = staged.find(id); it != staged.end()) return it->second;
+    if (!internal_of_.count(id)) return std::nullopt;
+    std::optional<PointStore::Record> r = store_->get(id);
+    WP_THROW_INTERNAL_IF_NOT(r, "point ", show_json(id.to_json()), " is missing from the store");
+    return PointWrite{id, std::move(r->vector), std::move(r->payload)};
+  };
+  // The ids an operation selects, as the operations so far leave the collection.
+  auto selected = [&](const WriteOp& op) {
+    std::vector<PointId> ids;
+    if (op.ids) {
+      for (const PointId& id : *op.ids) {
+        const bool exists = staged.count(id) ? staged.at(id).has_value() : internal_of_.count(id);
+        if (exists) {
+          ids.push_back(id);
+        } else if (op.kind == WriteOp::Kind::kEditPayload) {
+          throw NotFoundError("No point with id " + show_json(id.to_json()) + " found");
+        }
+      }
+      return ids;
+    }
+    const Filter every;
+    const Filter& filter = op.filter ? *op.filter : every;
+    for_each_match(filter, [&](uint64_t i) {
+      if (!staged.count(entries_[i].id)) ids.push_back(entries_[i].id);
+    });
+    for (const PointId& id : order) {
+      const std::optional<PointWrite>& p = staged.at(id);
+      if (p && filter.matches(id, p->payload)) ids.push_back(id);
+    }
+    return ids;
+  };
+  auto check_vector = [&](const std::vector<float>& v, const std::string& at) {
+    WP_THROW_IF_NOT(v.size() == dim_, at, ": expected dimension ", dim_, ", got ", v.size());
+    index::check_vector(v.data(), v.size(), metric_, at);
+  };
+
+  std::vector<size_t> counts(ops.size(), 0);
+  for (size_t o = 0; o < ops.size(); ++o) {
+    WriteOp& op = ops[o];
+    switch (op.kind) {
+      case WriteOp::Kind::kUpsert:
+      case WriteOp::Kind::kUpdateVectors:
+        for (size_t i = 0; i < op.points.size(); ++i) {
+          PointWrite& p = op.points[i];
+          const std::string at = op.where + "points[" + std::to_string(i) + "]";
+          check_vector(p.vector, at + ".vector");
+          if (op.kind == WriteOp::Kind::kUpdateVectors) {
+            std::optional<PointWrite> now = current(p.id);
+            if (!now)
+              throw NotFoundError("No point with id " + show_json(p.id.to_json()) + " found");
+            p.payload = std::move(now->payload);
+          } else {
+            if (p.payload.is_null()) p.payload = json::object();
+            WP_THROW_IF_NOT(p.payload.is_object(), at, ".payload: expected an object, got ",
+                            show_json(p.payload));
+          }
+        }
+        for (PointWrite& p : op.points) {
+          const PointId id = p.id;
+          stage(id, std::move(p));
+        }
+        counts[o] = op.points.size();
+        break;
+      case WriteOp::Kind::kDelete:
+        for (const PointId& id : selected(op)) {
+          stage(id, std::nullopt);
+          ++counts[o];
+        }
+        break;
+      case WriteOp::Kind::kEditPayload:
+        for (const PointId& id : selected(op)) {
+          std::optional<PointWrite> p = current(id);
+          op.edit(p->payload);
+          WP_THROW_IF_NOT(p->payload.is_object(), op.where, "payload: expected an object, got ",
+                          show_json(p->payload));
+          stage(id, std::move(p));
+          ++counts[o];
+        }
+        break;
+    }
+  }
+
+  std::vector<PointWrite> points;
+  std::vector<PointId> removals;
+  for (const PointId& id : order) {
+    std::optional<PointWrite>& p = staged.at(id);
+    if (p) {
+      points.push_back(std::move(*p));
+    } else if (internal_of_.count(id)) {
+      removals.push_back(id);
+    }
+  }
+  if (!points.empty() || !removals.empty()) commit(std::move(points), removals, wait);
+  return counts;
+}
+
+void Collection::commit(std::vector<PointWrite> points, const std::vector<PointId>& removals,
+                        bool wait) {
   std::vector<PointStore::Record> records;
-  records.reserve(last.size());
+  records.reserve(points.size());
   uint64_t next = next_internal_;
   size_t reused = 0;  // taken from the back of free_internal_ once the store has the batch
-  for (size_t i = 0; i < points.size(); ++i) {
-    if (last[points[i].id] != i) continue;
-    auto it = internal_of_.find(points[i].id);  // only this writer modifies the map
+  for (PointWrite& p : points) {
+    auto it = internal_of_.find(p.id);  // only this writer modifies the map
     uint64_t internal;
     if (it != internal_of_.end()) {
       internal = it->second;
@@ -319,11 +436,11 @@ void Collection::write_points(std::vector<PointWrite> points, bool wait) {
                       " points");
       internal = next++;
     }
-    records.push_back(
-        {points[i].id, internal, std::move(points[i].vector), std::move(points[i].payload)});
+    records.push_back({p.id, internal, std::move(p.vector), std::move(p.payload)});
   }
-  store_->apply(records, {}, wait);
+  store_->apply(records, removals, wait);
   free_internal_.resize(free_internal_.size() - reused);
+  if (!removals.empty()) apply_removals(removals);
 
   // Only changed vectors go to the index: an unchanged one would replace its vertex and its
   // repaired links, and re-upserting a collection would then wear its graph down (measured:
@@ -381,70 +498,6 @@ void Collection::apply_removals(const std::vector<PointId>& ids) {
   index_->remove_batch(labels.data(), labels.size());  // one repair for the whole request
   if (touched_during_build_) touched_during_build_->insert(labels.begin(), labels.end());
   free_internal_.insert(free_internal_.end(), labels.begin(), labels.end());
-}
-
-size_t Collection::remove(const std::vector<PointId>& ids, bool wait) {
-  std::lock_guard<std::mutex> writer(write_mu_);
-  std::vector<PointId> present;
-  for (const PointId& id : ids) {
-    if (internal_of_.count(id)) present.push_back(id);
-  }
-  store_->apply({}, ids, wait);
-  apply_removals(present);
-  return present.size();
-}
-
-size_t Collection::remove_matching(const Filter& filter, bool wait) {
-  std::lock_guard<std::mutex> writer(write_mu_);
-  std::vector<PointId> ids;
-  for_each_match(filter, [&](uint64_t i) { ids.push_back(entries_[i].id); });
-  store_->apply({}, ids, wait);
-  apply_removals(ids);
-  return ids.size();
-}
-
-size_t Collection::edit_payloads(const std::vector<PointId>* ids, const Filter* filter,
-                                 const std::function<void(json&)>& edit, bool wait) {
-  std::lock_guard<std::mutex> writer(write_mu_);
-  // Only this writer changes internal_of_ and entries_: reading them here needs no lock.
-  std::vector<uint64_t> targets;
-  if (ids) {
-    std::unordered_set<uint64_t> seen;
-    for (const PointId& id : *ids) {
-      auto it = internal_of_.find(id);
-      if (it == internal_of_.end())
-        throw NotFoundError("No point with id " + show_json(id.to_json()) + " found");
-      if (seen.insert(it->second).second) targets.push_back(it->second);
-    }
-  } else if (filter) {
-    for_each_match(*filter, [&](uint64_t i) { targets.push_back(i); });
-  } else {
-    for (uint64_t i = 0; i < entries_.size(); ++i) {
-      if (entries_[i].live) targets.push_back(i);
-    }
-  }
-  std::vector<PointStore::Record> records;
-  records.reserve(targets.size());
-  for (const uint64_t internal : targets) {
-    std::optional<PointStore::Record> r = store_->get(entries_[internal].id);
-    WP_THROW_INTERNAL_IF_NOT(r && r->internal == internal, "point ",
-                             show_json(entries_[internal].id.to_json()),
-                             " is missing from the store");
-    edit(r->payload);
-    WP_THROW_IF_NOT(r->payload.is_object(), "payload: expected an object, got ",
-                    show_json(r->payload));
-    records.push_back(std::move(*r));
-  }
-  if (records.empty()) return 0;
-  store_->apply(records, {}, wait);
-  std::unique_lock<RwMutex> lock(mu_);
-  for (PointStore::Record& r : records) {
-    json& payload = entries_[r.internal].payload;
-    payload_indexes_.remove(static_cast<uint32_t>(r.internal), payload);
-    payload = std::move(r.payload);
-    payload_indexes_.add(static_cast<uint32_t>(r.internal), payload);
-  }
-  return records.size();
 }
 
 template <typename F>

@@ -54,6 +54,19 @@ struct PointRead {
   std::vector<float> vector;  ///< empty unless asked for
 };
 
+/// One operation of a write batch (Qdrant's POST points/batch; also each single write route).
+struct WriteOp {
+  enum class Kind { kUpsert, kUpdateVectors, kDelete, kEditPayload };
+  Kind kind = Kind::kUpsert;
+  std::vector<PointWrite> points;  ///< kUpsert (validated here), kUpdateVectors (payload unused)
+  /// kDelete and kEditPayload: the points by id, else those `filter` matches (every point when
+  /// it is null). kEditPayload needs every id to exist; kDelete ignores missing ones.
+  std::optional<std::vector<PointId>> ids;
+  const Filter* filter = nullptr;             ///< not owned
+  std::function<void(nlohmann::json&)> edit;  ///< kEditPayload: changes a payload in place
+  std::string where;  ///< prefix of this operation's fields in messages ("operations[2].upsert.")
+};
+
 struct ScoredPoint {
   PointRead point;
   float score = 0;  ///< Qdrant's score: similarity for Cosine/Dot, Euclidean distance for Euclid
@@ -111,6 +124,14 @@ class Collection {
   index::Metric metric() const { return metric_; }
   const std::string& dir() const { return dir_; }
 
+  /**
+   * Applies `ops` in order, each seeing what the ones before it did, as one atomic write: every
+   * operation is validated against the state the previous ones leave, then all changes go to the
+   * store in one batch, then to memory and the index. A UserError (naming the operation's field)
+   * or NotFoundError in any operation writes nothing. Returns per operation the points it wrote
+   * or removed.
+   */
+  std::vector<size_t> apply(std::vector<WriteOp> ops, bool wait);
   /// Validates every point (dimension, finite values, object payload), then writes all of them.
   void upsert(std::vector<PointWrite> points, bool wait);
   /// Qdrant's update_vectors: new vectors for existing points (payloads kept); every id must
@@ -232,9 +253,11 @@ class Collection {
   /// Builds the index of `key` from the live points (the caller holds write_mu_).
   std::unique_ptr<FieldIndex> build_field_index(const std::string& key, PayloadSchema schema) const;
   float score_of(float distance) const;
+  /// Removes the points from memory and the index (the store has already); holds mu_.
   void apply_removals(const std::vector<PointId>& ids);
-  /// Writes validated points (store, then memory and index); the caller holds write_mu_.
-  void write_points(std::vector<PointWrite> points, bool wait);
+  /// Writes validated points and removals (store in one batch, then memory and index); the
+  /// caller holds write_mu_.
+  void commit(std::vector<PointWrite> points, const std::vector<PointId>& removals, bool wait);
 
   std::string name_;
   std::string dir_;

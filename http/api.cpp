@@ -161,6 +161,11 @@ const std::vector<Api::Route>& Api::routes() {
        Access::kWrite},
       {"POST", "/collections/{name}/points/payload/clear",
        "Remove the whole payload of points by id or filter", &Api::clear_payload, Access::kWrite},
+      {"POST", "/collections/{name}/points/batch",
+       "Operations applied in order as one write, all or nothing ({\"operations\": [{\"upsert\" | "
+       "\"delete\" | \"update_vectors\" | \"set_payload\" | \"overwrite_payload\" | "
+       "\"delete_payload\" | \"clear_payload\": body of that route}])",
+       &Api::batch_update, Access::kWrite},
       {"POST", "/collections/{name}/points/count", "Count points matching a filter",
        &Api::count_points, Access::kRead},
       {"POST", "/collections/{name}/points/scroll", "Page through points in id order",

@@ -117,6 +117,7 @@ class Api {
   nlohmann::json overwrite_payload(const Call& c);
   nlohmann::json delete_payload(const Call& c);
   nlohmann::json clear_payload(const Call& c);
+  nlohmann::json batch_update(const Call& c);
   nlohmann::json get_point(const Call& c);
   nlohmann::json get_points(const Call& c);
   nlohmann::json count_points(const Call& c);

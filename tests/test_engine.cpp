@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "engine/engine.h"
@@ -810,4 +811,89 @@ TEST(PointStoreRecords, FuzzFoundDeeplyNestedPayloadsAreInternalErrors) {
   EXPECT_THROW(PointStore::decode(key, value), wp::InternalError);
   std::string shallow = PointStore::encode(r).substr(0, 12) + std::string(128, '\x91') + '\xc0';
   EXPECT_NO_THROW(PointStore::decode(key, shallow));
+}
+
+// A write batch (POST points/batch): operations apply in order, each seeing the ones before it
+// (a filter matches a point upserted earlier in the batch), as one write that survives a restart;
+// a failing operation anywhere writes nothing, also of the operations before it.
+TEST(Engine, ABatchAppliesInOrderAsOneWriteOrNotAtAll) {
+  wp::test::TempDir tmp;
+  auto vec = [](float x) { return std::vector<float>{x, x + 1, x + 2}; };
+  auto state = [](Collection& col) {
+    std::map<uint64_t, std::pair<std::vector<float>, json>> out;
+    std::optional<PointId> from;
+    do {
+      auto page = col.scroll(nullptr, 100, from, true, true);
+      for (const auto& p : page.points) out[p.id.num()] = {p.vector, p.payload};
+      from = page.next;
+    } while (from);
+    return out;
+  };
+  const Filter hot =
+      Filter::parse(json{{"must", {{{"key", "hot"}, {"match", {{"value", true}}}}}}});
+  std::map<uint64_t, std::pair<std::vector<float>, json>> after;
+  {
+    Engine eng(tmp.file("data"));
+    eng.create_collection("c", config(3));
+    auto col = eng.collection("c");
+    std::vector<PointWrite> pts;
+    for (uint64_t i = 0; i < 6; ++i) pts.push_back({PointId::number(i), vec(i), {{"n", i}}});
+    col->upsert(pts, true);
+    const auto before = state(*col);
+
+    std::vector<WriteOp> ops(5);
+    ops[0].points = {{PointId::number(100), vec(100), {{"hot", true}}},
+                     {PointId::number(3), vec(30), {{"hot", true}}}};
+    ops[1].kind = WriteOp::Kind::kEditPayload;  // sees both points of ops[0]
+    ops[1].filter = &hot;
+    ops[1].edit = [](json& p) { p["seen"] = 1; };
+    ops[2].kind = WriteOp::Kind::kDelete;
+    ops[2].ids = std::vector<PointId>{PointId::number(1), PointId::number(100), PointId::number(7)};
+    ops[3].kind = WriteOp::Kind::kUpdateVectors;
+    ops[3].points = {{PointId::number(3), vec(31), {}}};
+    ops[4].kind = WriteOp::Kind::kEditPayload;  // every point left
+    ops[4].edit = [](json& p) { p["all"] = true; };
+
+    // The same batch with a failing last operation changes nothing.
+    std::vector<WriteOp> failing(2);
+    failing[0].points = ops[0].points;
+    failing[1].kind = WriteOp::Kind::kEditPayload;
+    failing[1].ids = std::vector<PointId>{PointId::number(100), PointId::number(999)};
+    failing[1].edit = [](json& p) { p["x"] = 1; };
+    EXPECT_THROW(col->apply(std::move(failing), true), wp::NotFoundError);
+    std::vector<WriteOp> bad_vector(2);
+    bad_vector[0].kind = WriteOp::Kind::kDelete;
+    bad_vector[0].ids = std::vector<PointId>{PointId::number(0)};
+    bad_vector[1].points = {{PointId::number(200), {1, 2}, {}}};
+    bad_vector[1].where = "operations[1].upsert.";
+    try {
+      col->apply(std::move(bad_vector), true);
+      ADD_FAILURE() << "a wrong dimension was accepted";
+    } catch (const wp::UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("operations[1].upsert.points[0].vector"),
+                std::string::npos)
+          << e.what();
+    }
+    EXPECT_EQ(state(*col), before);
+    EXPECT_EQ(col->size(), 6u);
+
+    const std::vector<size_t> counts = col->apply(std::move(ops), true);
+    EXPECT_EQ(counts, (std::vector<size_t>{2, 2, 2, 1, 5}));
+    after = state(*col);
+    // Points 0, 2, 3, 4, 5 are left; 3 has its new vector and both edits on its new payload.
+    ASSERT_EQ(after.size(), 5u);
+    EXPECT_FALSE(after.count(1));
+    EXPECT_FALSE(after.count(100));
+    EXPECT_EQ(after[3].first, vec(31));
+    EXPECT_EQ(after[3].second, (json{{"hot", true}, {"seen", 1}, {"all", true}}));
+    EXPECT_EQ(after[0].second, (json{{"n", 0}, {"all", true}}));
+    EXPECT_EQ(col->count(&hot), 1u);
+    SearchQuery q;
+    q.vector = vec(31);
+    q.limit = 1;
+    ASSERT_EQ(col->search(q).size(), 1u);
+    EXPECT_EQ(col->search(q)[0].point.id.num(), 3u);  // the index has the new vector
+  }
+  Engine eng(tmp.file("data"));
+  EXPECT_EQ(state(*eng.collection("c")), after);
 }

@@ -316,6 +316,8 @@ TEST_F(ApiTest, OpenApiListsEveryPromisedRouteAndEachIsServed) {
        R"({"keys": ["y"], "points": [8]})"},
       {"POST", "/collections/{name}/points/payload/clear", "/collections/c/points/payload/clear",
        R"({"points": [8]})"},
+      {"POST", "/collections/{name}/points/batch", "/collections/c/points/batch",
+       R"({"operations": [{"set_payload": {"points": [8], "payload": {"b": 1}}}]})"},
       {"GET", "/collections/{name}/points/{id}", "/collections/c/points/1", ""},
       {"POST", "/collections/{name}/points", "/collections/c/points", R"({"ids": [1, 2]})"},
       {"POST", "/collections/{name}/points/count", "/collections/c/points/count", "{}"},
@@ -1733,4 +1735,64 @@ TEST_F(ApiOracleTest, CountWithAFilterIsExact) {
         << "after the delete: " << c.filter.dump();
   }
   EXPECT_EQ(ok("POST", "/collections/k/points/count", json::object())["count"], 480);
+}
+
+// POST points/batch: operations of every kind applied in order as one write (a later one sees
+// an earlier one's points), one result each; any bad or failing operation answers 4xx naming it,
+// and nothing of the batch is written.
+TEST_F(ApiTest, PointsBatchAppliesOperationsInOrderAllOrNothing) {
+  make_points();
+  const json ops = {
+      {{"upsert", {{"points", {{{"id", 10}, {"vector", {5, 5, 5}}, {"payload", {{"k", 1}}}}}}}}},
+      {{"upsert", {{"batch", {{"ids", {11}}, {"vectors", {{6, 6, 6}}}}}}}},
+      {{"set_payload",
+        {{"filter", {{"must", {{{"key", "k"}, {"match", {{"value", 1}}}}}}}},
+         {"payload", {{"tag", "new"}}}}}},
+      {{"overwrite_payload", {{"points", {11}}, {"payload", {{"only", true}}}}}},
+      {{"delete_payload", {{"points", {1}}, {"keys", {"n"}}}}},
+      {{"clear_payload", {{"points", {2}}}}},
+      {{"update_vectors", {{"points", {{{"id", 10}, {"vector", {9, 9, 9}}}}}}}},
+      {{"delete", {{"points", {"5c56c793-69f3-4fbf-87e6-c4bf54c28c26"}}}}},
+  };
+  const json before = ok("POST", "/collections/c/points/scroll",
+                         {{"limit", 100}, {"with_payload", true}, {"with_vector", true}});
+  // Bad operations, each in an otherwise good batch: 4xx naming it; nothing written.
+  const std::vector<std::tuple<json, unsigned, std::string>> bad{
+      {{{"upsert", {{"points", {{{"id", 12}, {"vector", {1, 2}}}}}}}},
+       400,
+       "operations[8].upsert.points[0].vector"},
+      {{{"set_payload", {{"points", {99}}, {"payload", {{"a", 1}}}}}}, 404, "99"},
+      {{{"frobnicate", json::object()}}, 400, "operations[8].frobnicate"},
+      {{{"delete", {{"filter", {{"must", 3}}}}}}, 400, "operations[8].delete.filter.must"},
+      {{{"upsert", {{"points", {}}}}, {"delete", {{"points", {1}}}}}, 400, "operations[8]"},
+  };
+  for (const auto& [extra, status, field] : bad) {
+    json with = ops;
+    with.push_back(extra);
+    const Response r =
+        call("POST", "/collections/c/points/batch?wait=true", json{{"operations", with}}.dump());
+    EXPECT_EQ(r.status, status) << extra.dump() << " -> " << r.body;
+    EXPECT_NE(r.body.find(field), std::string::npos) << extra.dump() << " -> " << r.body;
+  }
+  EXPECT_EQ(call("POST", "/collections/c/points/batch", R"({"operations": {}})").status, 400u);
+  EXPECT_EQ(ok("POST", "/collections/c/points/scroll",
+               {{"limit", 100}, {"with_payload", true}, {"with_vector", true}}),
+            before);
+
+  const json results = ok("POST", "/collections/c/points/batch?wait=true", {{"operations", ops}});
+  ASSERT_EQ(results.size(), ops.size());
+  for (const json& r : results) EXPECT_EQ(r["status"], "completed");
+  const json got = ok("POST", "/collections/c/points/scroll",
+                      {{"limit", 100}, {"with_payload", true}, {"with_vector", true}})["points"];
+  std::map<json, json> by_id;
+  for (const json& p : got) by_id[p["id"]] = p;
+  ASSERT_EQ(by_id.size(), 4u);  // 1, 2, 10, 11
+  EXPECT_EQ(by_id[1]["payload"], json({{"color", "red"}}));
+  EXPECT_EQ(by_id[2]["payload"], json::object());
+  EXPECT_EQ(by_id[10]["payload"], json({{"k", 1}, {"tag", "new"}}));
+  EXPECT_EQ(by_id[10]["vector"], json({9, 9, 9}));
+  EXPECT_EQ(by_id[11]["payload"], json({{"only", true}}));
+  EXPECT_EQ(
+      ok("POST", "/collections/c/points/search", {{"vector", {9, 9, 9}}, {"limit", 1}})[0]["id"],
+      10);
 }

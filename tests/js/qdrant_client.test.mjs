@@ -170,6 +170,24 @@ test('payload edits, collection update and version info', async () => {
   await client.updateVectors('shop', { wait: true, points: [{ id: 1, vector: [5, 5] }] });
   assert.deepEqual((await client.retrieve('shop', { ids: [1], with_vector: true }))[0].vector, [5, 5]);
 
+  const results = await client.batchUpdate('shop', {
+    wait: true,
+    operations: [
+      { upsert: { points: [{ id: 4, vector: [3, 0], payload: { kind: 'belt' } }] } },
+      { set_payload: { payload: { new: true }, filter: { must: [{ key: 'kind', match: { value: 'belt' } }] } } },
+      { delete: { points: [4] } },
+      { upsert: { points: [{ id: 5, vector: [4, 0], payload: { kind: 'scarf' } }] } },
+    ],
+  });
+  assert.equal(results.length, 4);
+  assert.deepEqual((await client.retrieve('shop', { ids: [4, 5], with_payload: true })).map((p) => p.id), [5]);
+  await assert.rejects(
+    client.batchUpdate('shop', { operations: [{ delete: { points: [5] } }, { upsert: { points: [{ id: 6, vector: [1] }] } }] }),
+    (e) => e.status === 400,
+  );
+  assert.equal((await client.retrieve('shop', { ids: [5] })).length, 1);  // nothing of it written
+  await client.delete('shop', { wait: true, points: [5] });
+
   const grouped = await client.queryGroups('shop', { query: [0, 0], group_by: 'kind', group_size: 1, limit: 2 });
   assert.deepEqual(grouped.groups.map((g) => [g.id, g.hits.map((h) => h.id)]), [['bag', [2]], ['hat', [3]]]);
 
