@@ -1,0 +1,311 @@
+// Writes under /collections/{name}/points: upsert, delete, vectors, payload edits and the batch
+// of them, each read into an engine::WriteOp by the one parser its route and the batch share.
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "engine/json_path.h"
+#include "engine/json_value.h"
+#include "engine/payload_edit.h"
+#include "http/api.h"
+#include "http/request_parsing.h"
+#include "index/error.h"
+
+namespace wp::http {
+
+using nlohmann::json;
+
+namespace {
+/// Reads the points of an upsert body, in either of Qdrant's two shapes; `where` prefixes the
+/// fields in messages.
+std::vector<engine::PointWrite> read_points(const json& body, const std::string& where = "") {
+  std::vector<engine::PointWrite> out;
+  WP_THROW_IF_NOT(body.is_object(), where.empty() ? "body" : where.substr(0, where.size() - 1),
+                  ": expected an object");
+  if (body.contains("points")) {
+    const json& pts = body["points"];
+    WP_THROW_IF_NOT(pts.is_array(), where, "points: expected an array, got ", pts.type_name());
+    for (size_t i = 0; i < pts.size(); ++i) {
+      const std::string at = where + "points[" + std::to_string(i) + "]";
+      const json& p = pts[i];
+      WP_THROW_IF_NOT(p.is_object(), at, ": expected an object");
+      WP_THROW_IF_NOT(p.contains("id"), at, ".id: missing");
+      WP_THROW_IF_NOT(p.contains("vector"), at, ".vector: missing");
+      engine::PointWrite w;
+      w.id = engine::PointId::from_json(p["id"], at + ".id");
+      w.vector = get_vector(p["vector"], at + ".vector");
+      if (p.contains("payload")) w.payload = p["payload"];
+      WP_THROW_IF_NOT(w.payload.is_object() || w.payload.is_null(), at,
+                      ".payload: expected an object, got ", w.payload.type_name());
+      out.push_back(std::move(w));
+    }
+    return out;
+  }
+  WP_THROW_IF_NOT(body.contains("batch"),
+                  where.empty() ? "body" : where.substr(0, where.size() - 1),
+                  ": expected \"points\" or \"batch\"");
+  const json& b = body["batch"];
+  WP_THROW_IF_NOT(b.is_object(), where, "batch: expected an object");
+  WP_THROW_IF_NOT(b.contains("ids") && b.contains("vectors"), where,
+                  "batch: needs \"ids\" and \"vectors\"");
+  const std::vector<engine::PointId> ids = get_ids(b["ids"], where + "batch.ids");
+  const json& vs = b["vectors"];
+  WP_THROW_IF_NOT(vs.is_array() && vs.size() == ids.size(), where,
+                  "batch.vectors: expected an array of ", ids.size(), " vectors (one per id)");
+  const bool has_payloads = b.contains("payloads") && !b["payloads"].is_null();
+  if (has_payloads) {
+    WP_THROW_IF_NOT(b["payloads"].is_array() && b["payloads"].size() == ids.size(), where,
+                    "batch.payloads: expected an array of ", ids.size(), " objects (one per id)");
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    engine::PointWrite w;
+    w.id = ids[i];
+    w.vector = get_vector(vs[i], where + "batch.vectors[" + std::to_string(i) + "]");
+    if (has_payloads) {
+      w.payload = b["payloads"][i];
+      WP_THROW_IF_NOT(w.payload.is_object() || w.payload.is_null(), where, "batch.payloads[", i,
+                      "]: expected an object");
+    }
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+}  // namespace
+
+namespace {
+/// Operations in one POST points/batch: each is bounded by the body size, this bounds their count.
+constexpr size_t kMaxBatchOperations = 1000;
+
+/// A write operation read from a request body, with the filter it points at.
+struct ParsedWrite {
+  engine::WriteOp op;
+  std::unique_ptr<engine::Filter> filter;
+};
+
+using WriteReader = ParsedWrite (*)(const json& body, const std::string& where);
+
+/// Qdrant's points selector of deletes and payload edits: "points" (ids) or "filter".
+void read_selection(const json& body, const std::string& where, ParsedWrite& w) {
+  const std::string self = where.empty() ? "body" : where.substr(0, where.size() - 1);
+  WP_THROW_IF_NOT(body.is_object(), self, ": expected an object");
+  const bool by_ids = body.contains("points") && !body["points"].is_null();
+  const bool by_filter = body.contains("filter") && !body["filter"].is_null();
+  WP_THROW_IF_NOT(by_ids || by_filter, self, ": expected \"points\" (ids) or \"filter\"");
+  WP_THROW_IF_NOT(!(by_ids && by_filter), self,
+                  ": expected \"points\" (ids) or \"filter\", not both");
+  if (by_ids) {
+    w.op.ids = get_ids(body["points"], where + "points");
+  } else {
+    w.filter =
+        std::make_unique<engine::Filter>(engine::Filter::parse(body["filter"], where + "filter"));
+    w.op.filter = w.filter.get();
+  }
+}
+
+ParsedWrite read_upsert(const json& body, const std::string& where) {
+  ParsedWrite w;
+  w.op.where = where;
+  w.op.points = read_points(body, where);
+  return w;
+}
+
+ParsedWrite read_update_vectors(const json& body, const std::string& where) {
+  ParsedWrite w;
+  w.op.kind = engine::WriteOp::Kind::kUpdateVectors;
+  w.op.where = where;
+  WP_THROW_IF_NOT(body.is_object() && body.contains("points") && body["points"].is_array(), where,
+                  "points: expected an array of {\"id\", \"vector\"}");
+  const json& list = body["points"];
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string at = where + "points[" + std::to_string(i) + "]";
+    const json& p = list[i];
+    WP_THROW_IF_NOT(p.is_object() && p.contains("id") && p.contains("vector"), at,
+                    ": expected {\"id\", \"vector\"}");
+    engine::PointWrite pw;
+    pw.id = engine::PointId::from_json(p["id"], at + ".id");
+    const json& v = p["vector"];
+    // The unnamed vector, also as {"": [...]} (the form the clients send for the default).
+    if (v.is_object()) {
+      WP_THROW_IF_NOT(v.size() == 1 && v.contains(""), at,
+                      ".vector: named vectors are not supported yet; give the vector itself");
+      pw.vector = get_vector(v[""], at + ".vector");
+    } else {
+      pw.vector = get_vector(v, at + ".vector");
+    }
+    w.op.points.push_back(std::move(pw));
+  }
+  return w;
+}
+
+ParsedWrite read_delete(const json& body, const std::string& where) {
+  ParsedWrite w;
+  w.op.kind = engine::WriteOp::Kind::kDelete;
+  w.op.where = where;
+  read_selection(body, where, w);
+  return w;
+}
+
+/// A payload edit: the selection, and `edit` made from the body by `make`.
+template <typename Make>
+ParsedWrite read_edit(const json& body, const std::string& where, const Make& make) {
+  ParsedWrite w;
+  w.op.kind = engine::WriteOp::Kind::kEditPayload;
+  w.op.where = where;
+  read_selection(body, where, w);
+  w.op.edit = make();
+  return w;
+}
+
+/// The "payload" object of a set or overwrite body.
+json payload_values(const json& body, const std::string& where) {
+  WP_THROW_IF_NOT(body.contains("payload"), where, "payload: missing");
+  const json& values = body["payload"];
+  WP_THROW_IF_NOT(values.is_object(), where, "payload: expected an object, got ",
+                  engine::show_json(values));
+  return values;
+}
+
+ParsedWrite read_set_payload(const json& body, const std::string& where) {
+  return read_edit(body, where, [&]() -> std::function<void(json&)> {
+    json values = payload_values(body, where);
+    std::optional<engine::JsonPath> key;
+    if (body.contains("key") && !body["key"].is_null())
+      key = engine::parse_json_path(body["key"], where + "key");
+    return [values = std::move(values), key = std::move(key)](json& p) {
+      engine::set_payload_values(p, values, key ? &*key : nullptr);
+    };
+  });
+}
+
+ParsedWrite read_overwrite_payload(const json& body, const std::string& where) {
+  return read_edit(body, where, [&]() -> std::function<void(json&)> {
+    return [values = payload_values(body, where)](json& p) { p = values; };
+  });
+}
+
+ParsedWrite read_delete_payload(const json& body, const std::string& where) {
+  return read_edit(body, where, [&]() -> std::function<void(json&)> {
+    WP_THROW_IF_NOT(body.contains("keys"), where, "keys: missing");
+    const json& keys = body["keys"];
+    WP_THROW_IF_NOT(keys.is_array(), where, "keys: expected an array of key paths, got ",
+                    engine::show_json(keys));
+    std::vector<engine::JsonPath> paths;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      paths.push_back(engine::parse_json_path(keys[i], where + "keys[" + std::to_string(i) + "]"));
+    }
+    return [paths = std::move(paths)](json& p) { engine::delete_payload_keys(p, paths); };
+  });
+}
+
+ParsedWrite read_clear_payload(const json& body, const std::string& where) {
+  return read_edit(body, where, []() -> std::function<void(json&)> {
+    return [](json& p) { p = json::object(); };
+  });
+}
+
+/// Applies one parsed write to the collection.
+void apply_one(engine::Collection& col, ParsedWrite w, bool wait) {
+  std::vector<engine::WriteOp> ops;
+  ops.push_back(std::move(w.op));
+  col.apply(std::move(ops), wait);
+}
+
+/// POST points/batch's operation names, each read as its own route's body.
+const std::map<std::string, WriteReader>& batch_readers() {
+  static const std::map<std::string, WriteReader> readers{
+      {"upsert", read_upsert},
+      {"delete", read_delete},
+      {"update_vectors", read_update_vectors},
+      {"set_payload", read_set_payload},
+      {"overwrite_payload", read_overwrite_payload},
+      {"delete_payload", read_delete_payload},
+      {"clear_payload", read_clear_payload},
+  };
+  return readers;
+}
+}  // namespace
+
+json Api::upsert_points(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  apply_one(*col, read_upsert(parse_body(*c.body), ""), wait);
+  return update_result(wait);
+}
+
+json Api::update_vectors(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  apply_one(*col, read_update_vectors(parse_body(*c.body), ""), wait);
+  return update_result(wait);
+}
+
+json Api::delete_points(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  apply_one(*col, read_delete(parse_body(*c.body), ""), wait);
+  return update_result(wait);
+}
+
+json Api::set_payload(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  apply_one(*col, read_set_payload(parse_body(*c.body), ""), wait);
+  return update_result(wait);
+}
+
+json Api::overwrite_payload(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  apply_one(*col, read_overwrite_payload(parse_body(*c.body), ""), wait);
+  return update_result(wait);
+}
+
+json Api::delete_payload(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  apply_one(*col, read_delete_payload(parse_body(*c.body), ""), wait);
+  return update_result(wait);
+}
+
+json Api::clear_payload(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  apply_one(*col, read_clear_payload(parse_body(*c.body), ""), wait);
+  return update_result(wait);
+}
+
+json Api::batch_update(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  const json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.is_object() && body.contains("operations") && body["operations"].is_array(),
+                  "operations: expected an array of {\"upsert\" | \"delete\" | ...: body}");
+  const json& list = body["operations"];
+  WP_THROW_IF_NOT(list.size() <= kMaxBatchOperations, "operations: at most ", kMaxBatchOperations,
+                  " per request, got ", list.size());
+  // Every operation is read before any is applied; the collection applies them as one write.
+  std::vector<ParsedWrite> parsed;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string at = "operations[" + std::to_string(i) + "]";
+    const json& op = list[i];
+    WP_THROW_IF_NOT(op.is_object() && op.size() == 1, at,
+                    ": expected one operation, such as {\"upsert\": {\"points\": [...]}}");
+    const std::string kind = op.begin().key();
+    auto reader = batch_readers().find(kind);
+    if (reader == batch_readers().end()) {
+      std::string names;
+      for (const auto& [name, r] : batch_readers()) names += (names.empty() ? "" : ", ") + name;
+      throw UserError(at + "." + kind + ": not an operation here (expected one of " + names + ")");
+    }
+    parsed.push_back(reader->second(op.begin().value(), at + "." + kind + "."));
+  }
+  std::vector<engine::WriteOp> ops;
+  for (ParsedWrite& w : parsed) ops.push_back(std::move(w.op));
+  col->apply(std::move(ops), wait);  // parsed keeps the filters alive meanwhile
+  json results = json::array();
+  for (size_t i = 0; i < parsed.size(); ++i) results.push_back(update_result(wait));
+  return results;
+}
+
+}  // namespace wp::http
