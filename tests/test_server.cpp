@@ -925,3 +925,32 @@ TEST(Server, ARequestInFlightAtSigtermIsAnsweredAndKept) {
     }
   }
 }
+
+// Exit status 1 is for failures that are not the caller's input (README): a collection store
+// that RocksDB finds corrupt stops start-up with status 1 and a message naming the store and the
+// damage, and leaves the files as they were for whoever repairs them.
+TEST(Server, ADamagedStoreStopsStartUpWithStatus1) {
+  wp::test::TempDir tmp;
+  const std::string data = tmp.file("data");
+  {
+    ServerProcess server(data);
+    Client c(server.port());
+    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c",
+                     {{"vectors", {{"size", 8}, {"distance", "Euclid"}}}})
+                  .first,
+              200u);
+    ASSERT_EQ(server.kill_and_wait(SIGTERM), 0);
+  }
+  const std::string current = data + "/collections/c/store/CURRENT";
+  ASSERT_TRUE(std::filesystem::exists(current));
+  write_file(current, "garbage\n");
+  const auto [status, out] = run_waypoint("serve --port 0 --data " + data);
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_NE(out.find("internal error: cannot open point store"), std::string::npos) << out;
+  EXPECT_NE(out.find("collections/c/store"), std::string::npos) << out;
+  EXPECT_NE(out.find("Corruption"), std::string::npos) << out;
+  EXPECT_EQ(out.find("listening on"), std::string::npos) << out;
+  std::ifstream in(current);
+  std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(kept, "garbage\n");
+}
