@@ -1,6 +1,7 @@
 #include "index/distance.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -41,6 +42,12 @@ bool forced_isa(Isa* out) {
 Isa detect_best() {
   Isa forced;
   if (forced_isa(&forced)) return forced;
+  if (const char* env = std::getenv("WAYPOINT_ISA")) {  // set, but not to a set this CPU runs
+    std::fprintf(stderr,
+                 "waypoint: WAYPOINT_ISA=%s is not a kernel set this CPU runs (scalar, avx2, "
+                 "avx512 where supported); using the best one\n",
+                 env);
+  }
   if (isa_supported(Isa::kAvx2)) return Isa::kAvx2;
   if (isa_supported(Isa::kAvx512)) return Isa::kAvx512;
   return Isa::kScalar;

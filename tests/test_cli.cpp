@@ -389,8 +389,8 @@ TEST(Cli, LshRecallMatchesFaissIndexLshAtEqualBits) {
   }
 }
 
-// WAYPOINT_ISA picks the distance kernels (an unsupported or unknown name keeps the best one), and
-// every kernel gives the same exact answers.
+// WAYPOINT_ISA picks the distance kernels (an unsupported or unknown name keeps the best one and
+// says so on stderr), and every kernel gives the same exact answers.
 TEST(Cli, WaypointIsaChoosesTheKernelsAndAnswersStayTheSame) {
   wp::test::TempDir tmp;
   const std::string digits = wp::test::data_dir() + "/digits";
@@ -400,6 +400,15 @@ TEST(Cli, WaypointIsaChoosesTheKernelsAndAnswersStayTheSame) {
   EXPECT_NE(plain.out.find("distance kernels: "), std::string::npos) << plain.out;
   const CliRun scalar = waypoint("version", "WAYPOINT_ISA=scalar");
   EXPECT_NE(scalar.out.find("distance kernels: scalar"), std::string::npos) << scalar.out;
+  EXPECT_EQ(scalar.out.find("WAYPOINT_ISA"), std::string::npos) << scalar.out;
+  const CliRun bogus = waypoint("version", "WAYPOINT_ISA=bogus");
+  EXPECT_EQ(bogus.code, 0);
+  EXPECT_NE(bogus.out.find("WAYPOINT_ISA=bogus is not a kernel set this CPU runs"),
+            std::string::npos)
+      << bogus.out;
+  EXPECT_NE(bogus.out.find("distance kernels: " + plain.out.substr(plain.out.find(": ") + 2)),
+            std::string::npos)
+      << bogus.out;
   std::string answers[2];
   for (int i = 0; i < 2; ++i) {
     const std::string out = tmp.file(std::to_string(i) + ".ivecs");
