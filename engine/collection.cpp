@@ -264,36 +264,28 @@ void Collection::load() {
 void Collection::upsert(std::vector<PointWrite> points, bool wait) {
   WriteOp op;
   op.points = std::move(points);
-  std::vector<WriteOp> ops;
-  ops.push_back(std::move(op));
-  apply(std::move(ops), wait);
+  apply_one(std::move(op), wait);
 }
 
 void Collection::update_vectors(std::vector<PointWrite> points, bool wait) {
   WriteOp op;
   op.kind = WriteOp::Kind::kUpdateVectors;
   op.points = std::move(points);
-  std::vector<WriteOp> ops;
-  ops.push_back(std::move(op));
-  apply(std::move(ops), wait);
+  apply_one(std::move(op), wait);
 }
 
 size_t Collection::remove(const std::vector<PointId>& ids, bool wait) {
   WriteOp op;
   op.kind = WriteOp::Kind::kDelete;
   op.ids = ids;
-  std::vector<WriteOp> ops;
-  ops.push_back(std::move(op));
-  return apply(std::move(ops), wait)[0];
+  return apply_one(std::move(op), wait);
 }
 
 size_t Collection::remove_matching(const Filter& filter, bool wait) {
   WriteOp op;
   op.kind = WriteOp::Kind::kDelete;
   op.filter = &filter;
-  std::vector<WriteOp> ops;
-  ops.push_back(std::move(op));
-  return apply(std::move(ops), wait)[0];
+  return apply_one(std::move(op), wait);
 }
 
 size_t Collection::edit_payloads(const std::vector<PointId>* ids, const Filter* filter,
@@ -303,6 +295,10 @@ size_t Collection::edit_payloads(const std::vector<PointId>* ids, const Filter* 
   if (ids) op.ids = *ids;
   if (!ids) op.filter = filter;
   op.edit = edit;
+  return apply_one(std::move(op), wait);
+}
+
+size_t Collection::apply_one(WriteOp op, bool wait) {
   std::vector<WriteOp> ops;
   ops.push_back(std::move(op));
   return apply(std::move(ops), wait)[0];
@@ -320,24 +316,32 @@ std::vector<size_t> Collection::apply(std::vector<WriteOp> ops, bool wait) {
     if (fresh) order.push_back(id);
     it->second = std::move(p);
   };
-  // The point as the operations so far leave it (nullopt: absent).
-  auto current = [&](const PointId& id) -> std::optional<PointWrite> {
-    if (auto it = staged.find(id); it != staged.end()) return it->second;
-    if (!internal_of_.count(id)) return std::nullopt;
+  auto exists = [&](const PointId& id) {
+    auto it = staged.find(id);
+    return it != staged.end() ? it->second.has_value() : internal_of_.count(id) > 0;
+  };
+  // The point as the operations so far leave it (it must exist). A committed point's payload is
+  // in memory; its vector is read from the store only when `with_vector`.
+  auto current = [&](const PointId& id, bool with_vector) -> PointWrite {
+    if (auto it = staged.find(id); it != staged.end()) return *it->second;
+    if (!with_vector) return PointWrite{id, {}, entries_[internal_of_.at(id)].payload};
     std::optional<PointStore::Record> r = store_->get(id);
     WP_THROW_INTERNAL_IF_NOT(r, "point ", show_json(id.to_json()), " is missing from the store");
     return PointWrite{id, std::move(r->vector), std::move(r->payload)};
   };
-  // The ids an operation selects, as the operations so far leave the collection.
+  auto not_found = [](const PointId& id) {
+    return NotFoundError("No point with id " + show_json(id.to_json()) + " found");
+  };
+  // The ids an operation selects (each once), as the operations so far leave the collection.
   auto selected = [&](const WriteOp& op) {
     std::vector<PointId> ids;
     if (op.ids) {
+      std::unordered_set<PointId> seen;
       for (const PointId& id : *op.ids) {
-        const bool exists = staged.count(id) ? staged.at(id).has_value() : internal_of_.count(id);
-        if (exists) {
+        if (!exists(id)) {
+          if (op.kind == WriteOp::Kind::kEditPayload) throw not_found(id);
+        } else if (seen.insert(id).second) {
           ids.push_back(id);
-        } else if (op.kind == WriteOp::Kind::kEditPayload) {
-          throw NotFoundError("No point with id " + show_json(id.to_json()) + " found");
         }
       }
       return ids;
@@ -369,10 +373,8 @@ std::vector<size_t> Collection::apply(std::vector<WriteOp> ops, bool wait) {
           const std::string at = op.where + "points[" + std::to_string(i) + "]";
           check_vector(p.vector, at + ".vector");
           if (op.kind == WriteOp::Kind::kUpdateVectors) {
-            std::optional<PointWrite> now = current(p.id);
-            if (!now)
-              throw NotFoundError("No point with id " + show_json(p.id.to_json()) + " found");
-            p.payload = std::move(now->payload);
+            if (!exists(p.id)) throw not_found(p.id);
+            p.payload = current(p.id, false).payload;
           } else {
             if (p.payload.is_null()) p.payload = json::object();
             WP_THROW_IF_NOT(p.payload.is_object(), at, ".payload: expected an object, got ",
@@ -393,10 +395,10 @@ std::vector<size_t> Collection::apply(std::vector<WriteOp> ops, bool wait) {
         break;
       case WriteOp::Kind::kEditPayload:
         for (const PointId& id : selected(op)) {
-          std::optional<PointWrite> p = current(id);
-          op.edit(p->payload);
-          WP_THROW_IF_NOT(p->payload.is_object(), op.where, "payload: expected an object, got ",
-                          show_json(p->payload));
+          PointWrite p = current(id, true);
+          op.edit(p.payload);
+          WP_THROW_IF_NOT(p.payload.is_object(), op.where, "payload: expected an object, got ",
+                          show_json(p.payload));
           stage(id, std::move(p));
           ++counts[o];
         }

@@ -132,6 +132,8 @@ class Collection {
    * or removed.
    */
   std::vector<size_t> apply(std::vector<WriteOp> ops, bool wait);
+  /// apply() of one operation; returns the points it wrote or removed.
+  size_t apply_one(WriteOp op, bool wait);
   /// Validates every point (dimension, finite values, object payload), then writes all of them.
   void upsert(std::vector<PointWrite> points, bool wait);
   /// Qdrant's update_vectors: new vectors for existing points (payloads kept); every id must

@@ -137,6 +137,8 @@ class Api {
   nlohmann::json openapi(const Call& c);
 
   nlohmann::json update_result(bool wait);
+  /// A single write route: its body read as the points/batch operation `operation`, applied.
+  nlohmann::json write_route(const Call& c, const char* operation);
   /// The `wait` query parameter (true, false or empty; 400 otherwise).
   static bool wait_flag(const Call& c);
   /// handle() without its last catch.

@@ -204,14 +204,8 @@ ParsedWrite read_clear_payload(const json& body, const std::string& where) {
   });
 }
 
-/// Applies one parsed write to the collection.
-void apply_one(engine::Collection& col, ParsedWrite w, bool wait) {
-  std::vector<engine::WriteOp> ops;
-  ops.push_back(std::move(w.op));
-  col.apply(std::move(ops), wait);
-}
-
-/// POST points/batch's operation names, each read as its own route's body.
+/// The write operations by their names in POST points/batch, each read as its own route's body
+/// (the single routes read theirs through the same table).
 const std::map<std::string, WriteReader>& batch_readers() {
   static const std::map<std::string, WriteReader> readers{
       {"upsert", read_upsert},
@@ -226,53 +220,39 @@ const std::map<std::string, WriteReader>& batch_readers() {
 }
 }  // namespace
 
-json Api::upsert_points(const Call& c) {
+json Api::write_route(const Call& c, const char* operation) {
   auto col = engine_.collection(c.path.at("name"));
   const bool wait = wait_flag(c);
-  apply_one(*col, read_upsert(parse_body(*c.body), ""), wait);
+  col->apply_one(batch_readers().at(operation)(parse_body(*c.body), "").op, wait);
   return update_result(wait);
+}
+
+json Api::upsert_points(const Call& c) {
+  return write_route(c, "upsert");
 }
 
 json Api::update_vectors(const Call& c) {
-  auto col = engine_.collection(c.path.at("name"));
-  const bool wait = wait_flag(c);
-  apply_one(*col, read_update_vectors(parse_body(*c.body), ""), wait);
-  return update_result(wait);
+  return write_route(c, "update_vectors");
 }
 
 json Api::delete_points(const Call& c) {
-  auto col = engine_.collection(c.path.at("name"));
-  const bool wait = wait_flag(c);
-  apply_one(*col, read_delete(parse_body(*c.body), ""), wait);
-  return update_result(wait);
+  return write_route(c, "delete");
 }
 
 json Api::set_payload(const Call& c) {
-  auto col = engine_.collection(c.path.at("name"));
-  const bool wait = wait_flag(c);
-  apply_one(*col, read_set_payload(parse_body(*c.body), ""), wait);
-  return update_result(wait);
+  return write_route(c, "set_payload");
 }
 
 json Api::overwrite_payload(const Call& c) {
-  auto col = engine_.collection(c.path.at("name"));
-  const bool wait = wait_flag(c);
-  apply_one(*col, read_overwrite_payload(parse_body(*c.body), ""), wait);
-  return update_result(wait);
+  return write_route(c, "overwrite_payload");
 }
 
 json Api::delete_payload(const Call& c) {
-  auto col = engine_.collection(c.path.at("name"));
-  const bool wait = wait_flag(c);
-  apply_one(*col, read_delete_payload(parse_body(*c.body), ""), wait);
-  return update_result(wait);
+  return write_route(c, "delete_payload");
 }
 
 json Api::clear_payload(const Call& c) {
-  auto col = engine_.collection(c.path.at("name"));
-  const bool wait = wait_flag(c);
-  apply_one(*col, read_clear_payload(parse_body(*c.body), ""), wait);
-  return update_result(wait);
+  return write_route(c, "clear_payload");
 }
 
 json Api::batch_update(const Call& c) {
