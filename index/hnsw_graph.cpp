@@ -122,22 +122,23 @@ void HnswGraph::insert(slot_t s, SearchContext& ctx) {
   }
 }
 
+namespace {
+/// Writes a link list: its count, then the ids of `c`.
+void write_list(uint32_t* ll, const std::vector<Candidate>& c) {
+  ll[0] = static_cast<uint32_t>(c.size());
+  for (size_t j = 0; j < c.size(); ++j) ll[1 + j] = c[j].id;
+}
+}  // namespace
+
 void HnswGraph::set_own_links(slot_t s, int level, SearchContext& ctx) {
   lock(s);
   uint32_t* ll = links(s, level);
-  const size_t cnt = ll[0];
-  if (cnt == 0) {
-    ll[0] = static_cast<uint32_t>(ctx.chosen.size());
-    for (size_t j = 0; j < ctx.chosen.size(); ++j) ll[1 + j] = ctx.chosen[j].id;
-    unlock(s);
-    return;
-  }
-  // Another insert running beside this one found s (entering this level at s from a higher one,
-  // where s is linked already) and linked itself here: its link is kept with the chosen ones, else
-  // that vertex could be left with no way in.
+  // Another insert running beside this one may have found s (entering this level at s from a
+  // higher one, where s is linked already) and linked itself here: its link is kept with the
+  // chosen ones, else that vertex could be left with no way in.
   ctx.scratch.assign(ctx.chosen.begin(), ctx.chosen.end());
-  for (size_t j = 0; j < cnt; ++j) {
-    const uint32_t t = ll[1 + j];
+  for (size_t j = 1; j <= ll[0]; ++j) {
+    const uint32_t t = ll[j];
     bool known = false;
     for (const Candidate& c : ctx.chosen) known = known || c.id == t;
     if (!known) ctx.scratch.push_back({distance_between(s, t), t});
@@ -146,10 +147,10 @@ void HnswGraph::set_own_links(slot_t s, int level, SearchContext& ctx) {
   if (ctx.scratch.size() > cap) {
     auto between = [this](uint32_t a, uint32_t b) { return distance_between(a, b); };
     select_neighbors_heuristic(ctx.scratch, cap, 1.0f, between, ctx.selected);
-    ctx.scratch.assign(ctx.selected.begin(), ctx.selected.end());
+    write_list(ll, ctx.selected);
+  } else {
+    write_list(ll, ctx.scratch);
   }
-  ll[0] = static_cast<uint32_t>(ctx.scratch.size());
-  for (size_t j = 0; j < ctx.scratch.size(); ++j) ll[1 + j] = ctx.scratch[j].id;
   unlock(s);
 }
 
@@ -178,8 +179,7 @@ void HnswGraph::connect_reverse(slot_t from, slot_t to, int level, SearchContext
   }
   auto between = [this](uint32_t a, uint32_t b) { return distance_between(a, b); };
   select_neighbors_heuristic(ctx.scratch, cap, 1.0f, between, ctx.selected);
-  ll[0] = static_cast<uint32_t>(ctx.selected.size());
-  for (size_t j = 0; j < ctx.selected.size(); ++j) ll[1 + j] = ctx.selected[j].id;
+  write_list(ll, ctx.selected);
   unlock(from);
 }
 
@@ -237,8 +237,7 @@ void HnswGraph::repair(slot_t u, int level, SearchContext& ctx) {
     for (size_t j = 0; j < kept && !have; ++j) have = ctx.selected[j].id == c.id;
     if (!have) ctx.selected.push_back(c);
   }
-  ll[0] = static_cast<uint32_t>(ctx.selected.size());
-  for (size_t j = 0; j < ctx.selected.size(); ++j) ll[1 + j] = ctx.selected[j].id;
+  write_list(ll, ctx.selected);
 }
 
 void HnswGraph::consolidate(SearchContextPool& contexts) {
