@@ -16,12 +16,17 @@ namespace wp::http {
 using nlohmann::json;
 
 namespace {
+/// How messages name the body an operation was read from: "body" for a route's own, else its
+/// place in the batch ("operations[2].upsert").
+std::string body_name(const std::string& where) {
+  return where.empty() ? "body" : where.substr(0, where.size() - 1);
+}
+
 /// Reads the points of an upsert body, in either of Qdrant's two shapes; `where` prefixes the
 /// fields in messages.
-std::vector<engine::PointWrite> read_points(const json& body, const std::string& where = "") {
+std::vector<engine::PointWrite> read_points(const json& body, const std::string& where) {
   std::vector<engine::PointWrite> out;
-  WP_THROW_IF_NOT(body.is_object(), where.empty() ? "body" : where.substr(0, where.size() - 1),
-                  ": expected an object");
+  WP_THROW_IF_NOT(body.is_object(), body_name(where), ": expected an object");
   if (body.contains("points")) {
     const json& pts = body["points"];
     WP_THROW_IF_NOT(pts.is_array(), where, "points: expected an array, got ", pts.type_name());
@@ -41,9 +46,7 @@ std::vector<engine::PointWrite> read_points(const json& body, const std::string&
     }
     return out;
   }
-  WP_THROW_IF_NOT(body.contains("batch"),
-                  where.empty() ? "body" : where.substr(0, where.size() - 1),
-                  ": expected \"points\" or \"batch\"");
+  WP_THROW_IF_NOT(body.contains("batch"), body_name(where), ": expected \"points\" or \"batch\"");
   const json& b = body["batch"];
   WP_THROW_IF_NOT(b.is_object(), where, "batch: expected an object");
   WP_THROW_IF_NOT(b.contains("ids") && b.contains("vectors"), where,
@@ -87,7 +90,7 @@ using WriteReader = ParsedWrite (*)(const json& body, const std::string& where);
 
 /// Qdrant's points selector of deletes and payload edits: "points" (ids) or "filter".
 void read_selection(const json& body, const std::string& where, ParsedWrite& w) {
-  const std::string self = where.empty() ? "body" : where.substr(0, where.size() - 1);
+  const std::string self = body_name(where);
   WP_THROW_IF_NOT(body.is_object(), self, ": expected an object");
   const bool by_ids = body.contains("points") && !body["points"].is_null();
   const bool by_filter = body.contains("filter") && !body["filter"].is_null();
@@ -146,14 +149,12 @@ ParsedWrite read_delete(const json& body, const std::string& where) {
   return w;
 }
 
-/// A payload edit: the selection, and `edit` made from the body by `make`.
-template <typename Make>
-ParsedWrite read_edit(const json& body, const std::string& where, const Make& make) {
+/// A payload edit's selection; the reader sets its `edit` from the rest of the body.
+ParsedWrite read_edit_selection(const json& body, const std::string& where) {
   ParsedWrite w;
   w.op.kind = engine::WriteOp::Kind::kEditPayload;
   w.op.where = where;
   read_selection(body, where, w);
-  w.op.edit = make();
   return w;
 }
 
@@ -167,41 +168,41 @@ json payload_values(const json& body, const std::string& where) {
 }
 
 ParsedWrite read_set_payload(const json& body, const std::string& where) {
-  return read_edit(body, where, [&]() -> std::function<void(json&)> {
-    json values = payload_values(body, where);
-    std::optional<engine::JsonPath> key;
-    if (body.contains("key") && !body["key"].is_null())
-      key = engine::parse_json_path(body["key"], where + "key");
-    return [values = std::move(values), key = std::move(key)](json& p) {
-      engine::set_payload_values(p, values, key ? &*key : nullptr);
-    };
-  });
+  ParsedWrite w = read_edit_selection(body, where);
+  json values = payload_values(body, where);
+  std::optional<engine::JsonPath> key;
+  if (body.contains("key") && !body["key"].is_null())
+    key = engine::parse_json_path(body["key"], where + "key");
+  w.op.edit = [values = std::move(values), key = std::move(key)](json& p) {
+    engine::set_payload_values(p, values, key ? &*key : nullptr);
+  };
+  return w;
 }
 
 ParsedWrite read_overwrite_payload(const json& body, const std::string& where) {
-  return read_edit(body, where, [&]() -> std::function<void(json&)> {
-    return [values = payload_values(body, where)](json& p) { p = values; };
-  });
+  ParsedWrite w = read_edit_selection(body, where);
+  w.op.edit = [values = payload_values(body, where)](json& p) { p = values; };
+  return w;
 }
 
 ParsedWrite read_delete_payload(const json& body, const std::string& where) {
-  return read_edit(body, where, [&]() -> std::function<void(json&)> {
-    WP_THROW_IF_NOT(body.contains("keys"), where, "keys: missing");
-    const json& keys = body["keys"];
-    WP_THROW_IF_NOT(keys.is_array(), where, "keys: expected an array of key paths, got ",
-                    engine::show_json(keys));
-    std::vector<engine::JsonPath> paths;
-    for (size_t i = 0; i < keys.size(); ++i) {
-      paths.push_back(engine::parse_json_path(keys[i], where + "keys[" + std::to_string(i) + "]"));
-    }
-    return [paths = std::move(paths)](json& p) { engine::delete_payload_keys(p, paths); };
-  });
+  ParsedWrite w = read_edit_selection(body, where);
+  WP_THROW_IF_NOT(body.contains("keys"), where, "keys: missing");
+  const json& keys = body["keys"];
+  WP_THROW_IF_NOT(keys.is_array(), where, "keys: expected an array of key paths, got ",
+                  engine::show_json(keys));
+  std::vector<engine::JsonPath> paths;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    paths.push_back(engine::parse_json_path(keys[i], where + "keys[" + std::to_string(i) + "]"));
+  }
+  w.op.edit = [paths = std::move(paths)](json& p) { engine::delete_payload_keys(p, paths); };
+  return w;
 }
 
 ParsedWrite read_clear_payload(const json& body, const std::string& where) {
-  return read_edit(body, where, []() -> std::function<void(json&)> {
-    return [](json& p) { p = json::object(); };
-  });
+  ParsedWrite w = read_edit_selection(body, where);
+  w.op.edit = [](json& p) { p = json::object(); };
+  return w;
 }
 
 /// The write operations by their names in POST points/batch, each read as its own route's body
@@ -223,7 +224,8 @@ const std::map<std::string, WriteReader>& batch_readers() {
 json Api::write_route(const Call& c, const char* operation) {
   auto col = engine_.collection(c.path.at("name"));
   const bool wait = wait_flag(c);
-  col->apply_one(batch_readers().at(operation)(parse_body(*c.body), "").op, wait);
+  ParsedWrite w = batch_readers().at(operation)(parse_body(*c.body), "");
+  col->apply_one(std::move(w.op), wait);  // w keeps the filter alive meanwhile
   return update_result(wait);
 }
 
