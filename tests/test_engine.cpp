@@ -37,6 +37,16 @@ void fill_sift(Collection& col, const wp::index::Dataset& ds, size_t n) {
   col.upsert(std::move(pts), true);
 }
 
+/// Collection "c" of the first n siftsmall rows in tmp's "data", closed (its index file saved);
+/// returns its folder.
+std::string saved_sift_collection(const wp::test::TempDir& tmp, const wp::index::Dataset& ds,
+                                  size_t n) {
+  Engine eng(tmp.file("data"));
+  eng.create_collection("c", config(128));
+  fill_sift(*eng.collection("c"), ds, n);
+  return eng.collection("c")->dir();
+}
+
 std::vector<uint64_t> ids_of(const std::vector<ScoredPoint>& r) {
   std::vector<uint64_t> out;
   for (const auto& p : r) out.push_back(p.point.id.num());
@@ -83,13 +93,7 @@ TEST(Engine, CreateSearchAndRecoverAfterReopen) {
 TEST(Engine, CorruptIndexFilesAreRebuiltFromTheStore) {
   wp::test::TempDir tmp;
   const auto ds = wp::test::load_test_data("siftsmall");
-  std::string dir;
-  {
-    Engine eng(tmp.file("data"));
-    eng.create_collection("c", config(128));
-    fill_sift(*eng.collection("c"), ds, 2000);
-    dir = eng.collection("c")->dir();
-  }
+  const std::string dir = saved_sift_collection(tmp, ds, 2000);
   {  // corrupt the index file: it must be rebuilt, not trusted
     std::fstream f(dir + "/index.wpi", std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(100);
@@ -118,13 +122,7 @@ TEST(Engine, CorruptIndexFilesAreRebuiltFromTheStore) {
 TEST(Engine, AnIndexFileOlderThanTheStoreIsRebuilt) {
   wp::test::TempDir tmp;
   const auto ds = wp::test::load_test_data("siftsmall");
-  std::string dir;
-  {
-    Engine eng(tmp.file("data"));
-    eng.create_collection("c", config(128));
-    fill_sift(*eng.collection("c"), ds, 2000);
-    dir = eng.collection("c")->dir();
-  }
+  const std::string dir = saved_sift_collection(tmp, ds, 2000);
   const std::string saved = tmp.file("saved");
   std::filesystem::create_directories(saved);
   for (const char* f : {"/index.wpi", "/index.meta"}) {

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <numeric>
 
 #include "index/distance.h"
@@ -23,12 +24,21 @@ TEST(FlatIndex, MatchesGroundTruthOnSiftsmall) {
   EXPECT_NEAR(r.distances[0], l2sqr(ds.query.row(0), ds.base.row(r.labels[0]), ds.base.d), 1e-2);
 }
 
+namespace {
+/// A flat index of m's rows with ids 1000, 1001, ...
+std::unique_ptr<FlatIndex> ids_from_1000(const Matrix& m, Metric metric) {
+  auto flat = std::make_unique<FlatIndex>(m.d, metric);
+  std::vector<label_t> ids(m.n);
+  std::iota(ids.begin(), ids.end(), 1000);
+  flat->add(view(m), ids.data());
+  return flat;
+}
+}  // namespace
+
 TEST(FlatIndex, RemoveFilterAndSaveLoad) {
   const Matrix m = wp::test::random_matrix(50, 8, 3);
-  FlatIndex flat(8, Metric::kInnerProduct);
-  std::vector<label_t> ids(50);
-  std::iota(ids.begin(), ids.end(), 1000);
-  flat.add(view(m), ids.data());
+  const auto index = ids_from_1000(m, Metric::kInnerProduct);
+  FlatIndex& flat = *index;
   label_t out[3];
   float dist[3];
   flat.search_one(m.row(7), 1, {}, out, dist);
@@ -60,10 +70,8 @@ TEST(FlatIndex, RemoveFilterAndSaveLoad) {
 
 TEST(FlatIndex, AddingAnIdThatIsThereReplacesItsVector) {
   const Matrix m = wp::test::random_matrix(50, 8, 3);
-  FlatIndex flat(8, Metric::kL2);
-  std::vector<label_t> ids(50);
-  std::iota(ids.begin(), ids.end(), 1000);
-  flat.add(view(m), ids.data());
+  const auto index = ids_from_1000(m, Metric::kL2);
+  FlatIndex& flat = *index;
   label_t out[2];
   float dist[2];
   const label_t replaced = 1003;

@@ -31,6 +31,21 @@ struct SmallTuning {
     return eo;
   }
 
+  /// The reward of these runs: QPS against `env`'s exact search, at recall@10 >= 0.9.
+  static engine::tune::RewardSpec reward(engine::tune::Environment& env) {
+    engine::tune::RewardSpec r;
+    r.recall_target = 0.9;
+    r.reference_qps = env.exact_qps();
+    return r;
+  }
+  /// `trials` trials at recall@10 >= 0.9.
+  static engine::tune::TuneOptions tune_options(size_t trials) {
+    engine::tune::TuneOptions to;
+    to.recall = 0.9;
+    to.trials = trials;
+    return to;
+  }
+
   /// `trials` of the registered strategy `name` over hnsw and lsh at recall@10 >= 0.9.
   engine::tune::StrategyResult run(
       const std::string& name, uint64_t seed, size_t trials,
@@ -38,14 +53,8 @@ struct SmallTuning {
     using namespace engine::tune;
     Environment env(base, index::Metric::kL2, queries, gt, options());
     const Space s = Space::standard({"hnsw", "lsh"});
-    RewardSpec reward;
-    reward.recall_target = 0.9;
-    reward.reference_qps = env.exact_qps();
-    TuneOptions to;
-    to.recall = 0.9;
-    to.trials = trials;
     auto strat = (*strategy(name))(s, seed);
-    return run_strategy(name, *strat, env, s, reward, to, on_trial);
+    return run_strategy(name, *strat, env, s, reward(env), tune_options(trials), on_trial);
   }
 };
 

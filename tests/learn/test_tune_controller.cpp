@@ -91,16 +91,11 @@ TEST(TuneController, LearnsWhereTheRewardIsWhereRandomSearchDoesNot) {
   double log_late = 0, log_best = 0, min_late = 1e9;
   for (uint64_t seed = 0; seed < seeds; ++seed) {
     Environment env(small.base, wp::index::Metric::kL2, small.queries, small.gt, small.options());
-    RewardSpec reward;
-    reward.recall_target = 0.9;
-    reward.reference_qps = env.exact_qps();
-    TuneOptions to;
-    to.recall = 0.9;
-    to.trials = trials;
     const auto controller = (*strategy("controller"))(s, seed);
     const auto random = (*strategy("random"))(s, seed);
     const std::vector<StrategyResult> r = run_strategies(
-        {{"controller", controller.get()}, {"random", random.get()}}, env, s, reward, to);
+        {{"controller", controller.get()}, {"random", random.get()}}, env, s,
+        wp::test::SmallTuning::reward(env), wp::test::SmallTuning::tune_options(trials));
     double late[2] = {0, 0}, best[2] = {0, 0};
     for (size_t i = 0; i < 2; ++i) {
       ASSERT_EQ(r[i].trials.size(), trials) << r[i].name << " seed " << seed;
