@@ -55,15 +55,9 @@ int cmd_serve(Args& args) {
   }
   // Every key of the file is one of the options (underscores for dashes) and is checked as the
   // command line checks it; an option given on the command line wins over the file.
-  static const std::set<std::string> kKeys{"data",          "host",         "port",
-                                           "threads",       "idle_timeout", "max_connections",
-                                           "max_bodies_mb", "api_key",      "read_only_api_key",
-                                           "tls_cert",      "tls_key",      "max_body_mb",
-                                           "demo"};
-  for (const auto& [key, value] : file.items()) {
-    WP_THROW_IF_NOT(kKeys.count(key), "--config: unknown setting '", key, "'");
-  }
+  std::set<std::string> known;  // the keys read below
   auto text_setting = [&](const char* flag, const char* key, const std::string& def) {
+    known.insert(key);
     if (args.has(flag) || !file.contains(key)) return args.str(flag, def);
     WP_THROW_IF_NOT(file[key].is_string(), "--config: ", key, " must be a string, got ",
                     file[key].dump());
@@ -71,6 +65,7 @@ int cmd_serve(Args& args) {
   };
   auto int_setting = [&](const char* flag, const char* key, long long def, long long lo,
                          long long hi) {
+    known.insert(key);
     if (args.has(flag) || !file.contains(key)) return args.integer(flag, def, lo, hi);
     const nlohmann::json& v = file[key];
     WP_THROW_IF_NOT(v.is_number_integer(), "--config: ", key, " must be an integer, got ",
@@ -99,6 +94,9 @@ int cmd_serve(Args& args) {
   ao.max_body_bytes = static_cast<size_t>(int_setting("max-body-mb", "max_body_mb", 32, 1, 4096))
                       << 20;
   const std::string demo = text_setting("demo", "demo", "");
+  for (const auto& [key, value] : file.items()) {
+    WP_THROW_IF_NOT(known.count(key), "--config: unknown setting '", key, "'");
+  }
   args.finish();
 
   engine::Engine eng(data);
