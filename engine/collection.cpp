@@ -730,14 +730,25 @@ CollectionInfo Collection::info() const {
 
 void Collection::save_index() const {
   std::shared_lock<RwMutex> lock(mu_);
-  const uint64_t seq = store_->sequence();
-  const fs::path file = fs::path(dir_) / kIndexFile, meta = fs::path(dir_) / kIndexMeta;
+  save_index_files(dir_, store_->sequence());
+}
+
+void Collection::checkpoint_to(const std::string& dir) {
+  std::lock_guard<std::mutex> writer(write_mu_);
+  std::shared_lock<RwMutex> lock(mu_);
+  fs::create_directories(dir);
+  const uint64_t seq = store_->checkpoint((fs::path(dir) / "store").string());
+  save_index_files(dir, seq);
+}
+
+void Collection::save_index_files(const std::string& folder, uint64_t sequence) const {
+  const fs::path file = fs::path(folder) / kIndexFile, meta = fs::path(folder) / kIndexMeta;
   fs::remove(meta);  // a crash between the two writes must not pair a new file with old meta
   index_->save(file.string());
   const std::string tmp = meta.string() + ".tmp";
   {
     std::ofstream out(tmp);
-    out << json{{"sequence", seq}, {"points", live_}}.dump();
+    out << json{{"sequence", sequence}, {"points", live_}}.dump();
     WP_THROW_INTERNAL_IF_NOT(out.flush(), "cannot write ", tmp);
   }
   fs::rename(tmp, meta);

@@ -229,6 +229,13 @@ class Collection {
 
   /// Saves the index file beside the store (called on shutdown).
   void save_index() const;
+  /**
+   * A consistent copy of the collection in folder `dir` (created; it must not exist): a RocksDB
+   * checkpoint of the store in `dir/store` and the index saved at the checkpoint's sequence
+   * number, so that opening the copy loads the index rather than rebuilding it. Writes wait
+   * meanwhile; searches go on.
+   */
+  void checkpoint_to(const std::string& dir);
   /// True when the index was loaded from its file at open rather than rebuilt.
   bool index_loaded_from_file() const { return index_from_file_; }
 
@@ -248,6 +255,9 @@ class Collection {
   /// With writes held back: builds `next` from the live points, stores it, swaps it in.
   void build_and_swap(const index::IndexSpec& next, const nlohmann::json& learned);
   PointRead read_point(uint64_t internal, bool with_payload, bool with_vector) const;
+  /// Writes the index file and its meta (`sequence`: the store's) into `folder`; the caller
+  /// holds mu_.
+  void save_index_files(const std::string& folder, uint64_t sequence) const;
   /// Calls fn(internal id) for every live point `filter` holds for: the candidates of the payload
   /// indexes when they narrow it, else every live point. The caller holds mu_ or write_mu_.
   template <typename F>

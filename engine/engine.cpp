@@ -1,13 +1,10 @@
 #include "engine/engine.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
 
+#include "engine/durable_file.h"
 #include "engine/json_value.h"
 #include "index/error.h"
 
@@ -24,33 +21,22 @@ fs::path aliases_file(const std::string& data) {
   return fs::path(data) / "aliases.json";
 }
 
-/// Replaces `path` with `content` so that a crash leaves the old file or the new one: written
-/// beside it, fsynced, renamed over it, and the folder fsynced.
-void write_file_durably(const fs::path& path, const std::string& content) {
-  const fs::path tmp = path.string() + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw InternalError("cannot write " + tmp.string());
-  const bool ok = std::fwrite(content.data(), 1, content.size(), f) == content.size() &&
-                  std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
-  std::fclose(f);
-  if (!ok) throw InternalError("cannot write " + tmp.string());
-  fs::rename(tmp, path);
-  const int dir = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
-  }
-}
 }  // namespace
 
-Engine::Engine(const std::string& data_dir) : data_dir_(data_dir) {
+Engine::Engine(const std::string& data_dir, const std::string& snapshots_dir)
+    : data_dir_(data_dir),
+      snapshots_dir_(snapshots_dir.empty() ? (fs::path(data_dir) / "snapshots").string()
+                                           : snapshots_dir) {
   const fs::path root = collections_dir(data_dir);
   fs::create_directories(root);
+  fs::create_directories(snapshots_dir_);
   for (const auto& entry : fs::directory_iterator(root)) {
     if (!entry.is_directory()) continue;
     const std::string name = entry.path().filename().string();
-    if (name.rfind(".deleted-", 0) == 0 || name.rfind(".creating-", 0) == 0) {
-      fs::remove_all(entry.path());  // leftovers of an interrupted delete or create
+    if (name.front() == '.') {
+      // Leftovers of an interrupted delete, create or recovery (`.deleted-`, `.creating-`,
+      // `.recovering-`): collection names never start with '.'.
+      fs::remove_all(entry.path());
       continue;
     }
     collections_[name] = std::make_shared<Collection>(name, entry.path().string(), std::nullopt);
@@ -81,7 +67,7 @@ Engine::~Engine() {
 void Engine::create_collection(const std::string& name, const CollectionConfig& config) {
   validate_collection_name(name);
   std::unique_lock<RwMutex> lock(mu_);
-  if (collections_.count(name)) {
+  if (collections_.count(name) || recovering_.count(name)) {
     throw ConflictError("collection `" + show_text(name) + "` already exists");
   }
   if (aliases_.count(name)) {
@@ -89,10 +75,10 @@ void Engine::create_collection(const std::string& name, const CollectionConfig& 
                         aliases_.at(name) + "`");
   }
   // Built under a temporary name and renamed into place once its config is durable.
-  const fs::path tmp = collections_dir(data_dir_) / (".creating-" + name);
+  const fs::path tmp = collection_folder(".creating-" + name);
   fs::remove_all(tmp);
   { Collection scratch(name, tmp.string(), config); }
-  const fs::path dir = collections_dir(data_dir_) / name;
+  const fs::path dir = collection_folder(name);
   fs::rename(tmp, dir);
   collections_[name] = std::make_shared<Collection>(name, dir.string(), std::nullopt);
 }
@@ -101,6 +87,10 @@ bool Engine::delete_collection(const std::string& name) {
   std::shared_ptr<Collection> victim;
   {
     std::unique_lock<RwMutex> lock(mu_);
+    if (recovering_.count(name)) {
+      throw UnavailableError("collection `" + show_text(name) +
+                             "` is being recovered from a snapshot: retry");
+    }
     auto it = collections_.find(name);
     if (it == collections_.end()) return false;
     victim = std::move(it->second);
@@ -117,7 +107,7 @@ bool Engine::delete_collection(const std::string& name) {
   const fs::path dir = victim->dir();
   victim.reset();  // closes the store once the last in-flight request lets go of it
   std::random_device rd;
-  const fs::path gone = collections_dir(data_dir_) / (".deleted-" + std::to_string(rd()));
+  const fs::path gone = collection_folder(".deleted-" + std::to_string(rd()));
   std::error_code ec;
   fs::rename(dir, gone, ec);
   fs::remove_all(ec ? dir : gone, ec);
@@ -132,13 +122,27 @@ std::shared_ptr<Collection> Engine::collection(const std::string& name) const {
     if (alias != aliases_.end()) it = collections_.find(alias->second);
   }
   if (it == collections_.end()) {
+    if (recovering_.count(name)) {
+      throw UnavailableError("collection `" + show_text(name) +
+                             "` is being recovered from a snapshot: retry");
+    }
     throw NotFoundError("Collection `" + show_text(name) + "` doesn't exist!");
   }
   return it->second;
 }
 
+std::string Engine::resolve(const std::string& name) const {
+  std::shared_lock<RwMutex> lock(mu_);
+  auto alias = aliases_.find(name);
+  return alias != aliases_.end() && !collections_.count(name) ? alias->second : name;
+}
+
+std::string Engine::collection_folder(const std::string& name) const {
+  return (collections_dir(data_dir_) / name).string();
+}
+
 void Engine::save_aliases(const std::map<std::string, std::string>& aliases) const {
-  write_file_durably(aliases_file(data_dir_), nlohmann::json(aliases).dump());
+  write_file_durably(aliases_file(data_dir_).string(), nlohmann::json(aliases).dump());
 }
 
 void Engine::update_aliases(const std::vector<AliasAction>& actions) {

@@ -5,10 +5,13 @@
  * collection writes its config durably before it is visible; deleting renames its folder out of
  * the way first, so a crash never leaves half a collection behind under its name.
  */
+#include <istream>
 #include <map>
 #include <memory>
+#include <set>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/collection.h"
@@ -17,8 +20,9 @@ namespace wp::engine {
 
 class Engine {
  public:
-  /// Opens every collection under `data_dir` (created when missing).
-  explicit Engine(const std::string& data_dir);
+  /// Opens every collection under `data_dir` (created when missing). Snapshots live in
+  /// `snapshots_dir` (default `<data_dir>/snapshots`), one folder per collection.
+  explicit Engine(const std::string& data_dir, const std::string& snapshots_dir = "");
   /// Saves every index file.
   ~Engine();
 
@@ -53,7 +57,50 @@ class Engine {
 
   const std::string& data_dir() const { return data_dir_; }
 
+  // Snapshots (engine/snapshots.cpp; the file format is snapshot_archive.h).
+
+  /// A collection snapshot (Qdrant's SnapshotDescription).
+  struct SnapshotInfo {
+    std::string name;           ///< `<collection>-<id>-<YYYY-MM-DD-HH-MM-SS>.snapshot`
+    std::string creation_time;  ///< UTC, `YYYY-MM-DDTHH:MM:SS`
+    uint64_t size = 0;
+    std::string checksum;  ///< SHA-256 of the file in hex (empty when its sidecar is missing)
+  };
+  /// Writes a snapshot of the collection (or alias): a consistent copy of its store, index and
+  /// config (Collection::checkpoint_to), packed into one file with a checksum. Writes to the
+  /// collection wait while the store is checkpointed and the index saved.
+  SnapshotInfo create_snapshot(const std::string& collection);
+  /// The collection's snapshots, oldest first. NotFoundError for an unknown collection.
+  std::vector<SnapshotInfo> list_snapshots(const std::string& collection) const;
+  /// The file of one snapshot (to send it). NotFoundError for an unknown collection or snapshot.
+  std::string snapshot_file(const std::string& collection, const std::string& snapshot) const;
+  /// Deletes a snapshot file. NotFoundError as snapshot_file().
+  void delete_snapshot(const std::string& collection, const std::string& snapshot);
+  /**
+   * Replaces the collection (or creates it, under a valid name; an alias means its collection)
+   * with the one in a snapshot, given as a `file://` URL of a file under the snapshots folder
+   * (UserError naming `location` otherwise). When `checksum` is not empty the file's SHA-256
+   * must equal it. The snapshot is unpacked and opened beside the collection first: a damaged,
+   * truncated or foreign file is a UserError and leaves the collection as it was. Then requests
+   * to the collection get UnavailableError while the old one finishes its requests and closes,
+   * and the two folders are exchanged in one rename (a crash leaves the old collection or the
+   * new, never neither).
+   */
+  void recover_snapshot_location(const std::string& collection, const std::string& location,
+                                 const std::string& checksum);
+  /// The same from the bytes of an uploaded snapshot file.
+  void recover_snapshot_bytes(const std::string& collection, std::string_view bytes,
+                              const std::string& checksum);
+  const std::string& snapshots_dir() const { return snapshots_dir_; }
+
  private:
+  /// recover_snapshot_*() after the checksum: unpacks `in`, checks, swaps in.
+  void recover_snapshot(const std::string& collection, std::istream& in);
+  /// The collection's name behind `name` (an alias's target, else `name`).
+  std::string resolve(const std::string& name) const;
+  /// `<data>/collections/<name>` (`name` may be one of the server's own `.`-folders).
+  std::string collection_folder(const std::string& name) const;
+
   std::string data_dir_;
   mutable RwMutex mu_;
   /// Writes aliases_ durably (the caller holds mu_ exclusively).
@@ -61,6 +108,10 @@ class Engine {
 
   std::map<std::string, std::shared_ptr<Collection>> collections_;
   std::map<std::string, std::string> aliases_;  ///< alias -> collection name
+  std::string snapshots_dir_;
+  /// Collections being recovered from a snapshot: requests to them get UnavailableError, and
+  /// create, delete and another recovery wait their turn (guarded by mu_).
+  std::set<std::string> recovering_;
 };
 
 }  // namespace wp::engine

@@ -19,6 +19,19 @@ std::string join(const std::string& where, const std::string& key) {
   return where.empty() ? key : where + "." + key;
 }
 
+void check_fields(const json& obj, const std::string& where,
+                  std::initializer_list<const char*> known) {
+  for (const auto& [key, value] : obj.items()) {
+    bool ok = false;
+    std::string list;
+    for (const char* k : known) {
+      ok = ok || key == k;
+      list += (list.empty() ? "" : ", ") + std::string(k);
+    }
+    WP_THROW_IF_NOT(ok, join(where, show_text(key)), ": unknown field (expected ", list, ")");
+  }
+}
+
 size_t get_count(const json& obj, const char* key, const std::string& where, size_t def, size_t lo,
                  size_t hi) {
   if (absent(obj, key)) return def;

@@ -8,6 +8,7 @@
  * or null takes its default.
  */
 #include <cstddef>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@ namespace wp::engine {
 /// join("", "limit") == "limit".
 std::string join(const std::string& where, const std::string& key);
 
+/// Refuses a member of object `obj` not among `known` (UserError naming it and listing them).
+void check_fields(const nlohmann::json& obj, const std::string& where,
+                  std::initializer_list<const char*> known);
 /// An integer within [lo, hi].
 size_t get_count(const nlohmann::json& obj, const char* key, const std::string& where, size_t def,
                  size_t lo, size_t hi);

@@ -2,6 +2,7 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include <cstring>
@@ -160,6 +161,16 @@ void PointStore::scan(const std::optional<PointId>& from,
 
 uint64_t PointStore::sequence() const {
   return db_->GetLatestSequenceNumber();
+}
+
+uint64_t PointStore::checkpoint(const std::string& dir) const {
+  rocksdb::Checkpoint* raw = nullptr;
+  check(rocksdb::Checkpoint::Create(db_.get(), &raw),
+        "cannot checkpoint point store '" + dir_ + "'");
+  std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+  uint64_t seq = 0;
+  check(cp->CreateCheckpoint(dir, 0, &seq), "cannot checkpoint point store '" + dir_ + "'");
+  return seq;
 }
 
 }  // namespace wp::engine

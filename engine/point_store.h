@@ -59,6 +59,10 @@ class PointStore {
   /// RocksDB's latest sequence number: changes with every write.
   uint64_t sequence() const;
 
+  /// A consistent copy of the database in `dir` (which must not exist): RocksDB's checkpoint,
+  /// hard links where it can. Returns the sequence number the copy holds.
+  uint64_t checkpoint(const std::string& dir) const;
+
   /// A record as stored (value: internal id, dimension, floats, MessagePack payload) and back;
   /// decode throws InternalError on a damaged key or value (public for its fuzz target).
   static std::string encode(const Record& r);

@@ -188,6 +188,24 @@ const std::vector<Api::Route>& Api::routes() {
       {"POST", "/collections/{name}/facet",
        "Counts of the values at an indexed key ({\"key\", \"filter\", \"limit\"}), most first",
        &Api::facet, Access::kRead},
+      {"POST", "/collections/{name}/snapshots",
+       "Snapshot the collection into one file (store checkpoint, index, config; SHA-256 "
+       "checksum)",
+       &Api::create_snapshot, Access::kWrite},
+      {"GET", "/collections/{name}/snapshots", "The collection's snapshots, oldest first",
+       &Api::list_snapshots, Access::kRead},
+      {"GET", "/collections/{name}/snapshots/{snapshot_name}", "Download a snapshot file",
+       &Api::get_snapshot, Access::kRead, Answer::kFile},
+      {"DELETE", "/collections/{name}/snapshots/{snapshot_name}", "Delete a snapshot file",
+       &Api::delete_snapshot, Access::kWrite},
+      {"PUT", "/collections/{name}/snapshots/recover",
+       "Replace (or create) the collection from a snapshot ({\"location\": "
+       "\"file:///...\"} under the snapshots folder, \"checksum\": SHA-256)",
+       &Api::recover_snapshot, Access::kWrite},
+      {"POST", "/collections/{name}/snapshots/upload",
+       "Replace (or create) the collection from an uploaded snapshot (multipart/form-data, part "
+       "`snapshot`; ?checksum=SHA-256)",
+       &Api::upload_snapshot, Access::kWrite},
       {"POST", "/collections/{name}/points/query/batch",
        "Several universal queries at once ({\"searches\": [...]}; each answers {\"points\"})",
        &Api::query_batch, Access::kRead},
@@ -277,6 +295,8 @@ Response Api::call_handler(const Route& route, const Call& call,
         return {200, dump(result)};
       case Answer::kText:
         return {200, result.get<std::string>(), "text/plain; charset=utf-8"};
+      case Answer::kFile:
+        return {200, "", "application/octet-stream", result.get<std::string>()};
       case Answer::kEnvelope:
         break;
     }
@@ -291,6 +311,8 @@ Response Api::call_handler(const Route& route, const Call& call,
     return error_response(400, std::string("Wrong input: ") + e.what(), seconds());
   } catch (const json::exception& e) {
     return error_response(400, std::string("Wrong input: ") + e.what(), seconds());
+  } catch (const UnavailableError& e) {
+    return error_response(503, std::string("Service unavailable: ") + e.what(), seconds());
   } catch (const std::filesystem::filesystem_error& e) {
     // Its message names paths on the server: answer with the error alone.
     return error_response(500, "Service internal error: " + e.code().message(), seconds());
@@ -309,6 +331,7 @@ Response Api::answer(const Request& req) {
   const std::vector<std::string> parts = split_path(req.target.substr(0, qpos));
   Call call;
   call.body = &req.body;
+  call.content_type = req.content_type;
   if (qpos != std::string::npos) call.query = parse_query(req.target.substr(qpos + 1));
   bool path_known = false;
   // HEAD is answered as GET would be (the server sends the headers only; RFC 9110 9.3.2).
@@ -329,17 +352,24 @@ Response Api::answer(const Request& req) {
                                        "Not found: no route for " + engine::show_text(req.method) +
                                            " " + engine::show_text(req.target.substr(0, qpos)),
                                        seconds());
-  } else if (req.body.size() > options_.max_body_bytes) {
-    resp =
-        error_response(413,
-                       "Payload too large: body of " + std::to_string(req.body.size()) +
-                           " bytes exceeds the limit of " + std::to_string(options_.max_body_bytes),
-                       seconds());
+  } else if (const size_t limit = is_snapshot_upload(method, req.target) ? options_.max_upload_bytes
+                                                                         : options_.max_body_bytes;
+             req.body.size() > limit) {
+    resp = error_response(413,
+                          "Payload too large: body of " + std::to_string(req.body.size()) +
+                              " bytes exceeds the limit of " + std::to_string(limit),
+                          seconds());
   } else {
     resp = call_handler(*route, call, seconds);
   }
   record(route_name, resp.status, seconds());
   return resp;
+}
+
+bool is_snapshot_upload(const std::string& method, const std::string& target) {
+  const std::vector<std::string> parts = split_path(target.substr(0, target.find('?')));
+  return method == "POST" && parts.size() == 4 && parts[0] == "collections" &&
+         parts[2] == "snapshots" && parts[3] == "upload";
 }
 
 Response Api::handle(const Request& req) {

@@ -30,14 +30,21 @@ struct Request {
   std::string method;  ///< "GET", "PUT", "POST", "DELETE"
   std::string target;  ///< path and query string, e.g. "/collections/a/points?wait=true"
   std::string body;
-  std::string api_key;        ///< value of the `api-key` header, if any
-  std::string authorization;  ///< value of the `Authorization` header, if any
+  std::string api_key;            ///< value of the `api-key` header, if any
+  std::string authorization;      ///< value of the `Authorization` header, if any
+  std::string content_type = "";  ///< value of the `Content-Type` header, if any
 };
 
 struct Response {
+  Response() = default;
+  Response(unsigned s, std::string b, std::string type = "application/json", std::string f = "")
+      : status(s), body(std::move(b)), content_type(std::move(type)), file(std::move(f)) {}
   unsigned status = 200;
   std::string body;
   std::string content_type = "application/json";
+  /// When set, the answer is this file's bytes (a snapshot download), streamed by the server
+  /// rather than held in `body`.
+  std::string file;
 };
 
 struct ApiOptions {
@@ -46,7 +53,13 @@ struct ApiOptions {
   /// with it is a 403). Empty: none.
   std::string read_only_api_key;
   size_t max_body_bytes = 32 << 20;
+  /// A snapshot upload's body may be this large (it is a whole collection); other bodies
+  /// max_body_bytes.
+  size_t max_upload_bytes = size_t{1} << 30;
 };
+
+/// Whether a request to `target` is a snapshot upload (its body limit is max_upload_bytes).
+bool is_snapshot_upload(const std::string& method, const std::string& target);
 
 /// Work one request may ask for (a 400 naming the field beyond them): searches in a batch, points
 /// in an answer (a batch's limits and offsets added up), and vector values in an answer.
@@ -59,6 +72,7 @@ struct Call {
   std::map<std::string, std::string> path;
   std::map<std::string, std::string> query;
   const std::string* body;
+  std::string content_type;  ///< the request's Content-Type header
 };
 
 class Api {
@@ -78,7 +92,8 @@ class Api {
 
   /// How a route's result is sent: in Qdrant's envelope ({"result", "status", "time"}), as it is
   /// (`GET /`, the OpenAPI document), or as plain text (a string result: the health probes).
-  enum class Answer { kEnvelope, kBare, kText };
+  /// A route answering kFile returns a file's path, sent as application/octet-stream.
+  enum class Answer { kEnvelope, kBare, kText, kFile };
 
   /// A route: method, path pattern with {params}, OpenAPI summary, handler returning `result`,
   /// its access (every route states it; kUnset is refused to every key), how it answers, and
@@ -109,6 +124,13 @@ class Api {
   nlohmann::json delete_payload_index(const Call& c);
   nlohmann::json put_index(const Call& c);
   nlohmann::json get_index(const Call& c);
+  // snapshots_api.cpp
+  nlohmann::json create_snapshot(const Call& c);
+  nlohmann::json list_snapshots(const Call& c);
+  nlohmann::json get_snapshot(const Call& c);
+  nlohmann::json delete_snapshot(const Call& c);
+  nlohmann::json recover_snapshot(const Call& c);
+  nlohmann::json upload_snapshot(const Call& c);
   // points_api.cpp
   nlohmann::json upsert_points(const Call& c);
   nlohmann::json delete_points(const Call& c);

@@ -112,10 +112,7 @@ json Api::create_payload_index(const Call& c) {
   const bool wait = wait_flag(c);
   const json body = parse_body(*c.body);
   WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
-  for (const auto& [key, value] : body.items()) {
-    WP_THROW_IF_NOT(key == "field_name" || key == "field_schema", engine::show_text(key),
-                    ": unknown field (expected field_name, field_schema)");
-  }
+  engine::check_fields(body, "", {"field_name", "field_schema"});
   WP_THROW_IF_NOT(body.contains("field_name") && body["field_name"].is_string(),
                   "field_name: expected a key path string such as \"city\" or \"a.b\"");
   const std::string key = body["field_name"];

@@ -240,11 +240,7 @@ OrderBy read_order_by(const json& j, const std::string& where) {
     WP_THROW_IF_NOT(j.is_object(), where,
                     ": expected a key or {\"key\", \"direction\", \"start_from\"}, got ",
                     engine::show_json(j));
-    for (const auto& [name, value] : j.items()) {
-      WP_THROW_IF_NOT(name == "key" || name == "direction" || name == "start_from", where, ".",
-                      engine::show_text(name),
-                      ": unknown field (expected key, direction, start_from)");
-    }
+    engine::check_fields(j, where, {"key", "direction", "start_from"});
     WP_THROW_IF_NOT(j.contains("key") && j["key"].is_string(), where, ".key: expected a key path");
     o.key = j["key"].get<std::string>();
     if (j.contains("direction") && !j["direction"].is_null()) {
@@ -524,10 +520,7 @@ json Api::facet(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   const json body = parse_body(*c.body);
   WP_THROW_IF_NOT(body.is_object(), "body: expected an object");
-  for (const auto& [key, value] : body.items()) {
-    WP_THROW_IF_NOT(key == "key" || key == "filter" || key == "limit" || key == "exact",
-                    engine::show_text(key), ": unknown field (expected key, filter, limit, exact)");
-  }
+  engine::check_fields(body, "", {"key", "filter", "limit", "exact"});
   WP_THROW_IF_NOT(body.contains("key") && body["key"].is_string(),
                   "key: expected the key path of an indexed payload field");
   const engine::Filter filter = get_filter(body, "");

@@ -60,11 +60,7 @@ void read_quantization_config(const json& q, index::HnswParams& h) {
   check_object(s, "quantization_config.scalar");
   WP_THROW_IF_NOT(engine::get_string(s, "type", "quantization_config.scalar", "") == "int8",
                   "quantization_config.scalar.type: expected \"int8\"");
-  for (const auto& [key, value] : s.items()) {
-    WP_THROW_IF_NOT(key == "type" || key == "quantile" || key == "always_ram",
-                    "quantization_config.scalar.", engine::show_text(key),
-                    ": unknown field (expected type, quantile, always_ram)");
-  }
+  engine::check_fields(s, "quantization_config.scalar", {"type", "quantile", "always_ram"});
   if (s.contains("quantile")) {
     engine::get_number(s, "quantile", "quantization_config.scalar", 1, 0.5, 1);
   }

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -167,7 +168,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     body_reserved_ = false;
     if (server_.stopping) return close();
     parser_.emplace();
-    parser_->body_limit(server_.api.options().max_body_bytes);
+    // Until the header names the route, the largest body any route takes (Beast checks a
+    // Content-Length against the limit as the header completes); then the route's own.
+    body_limit_ =
+        std::max(server_.api.options().max_body_bytes, server_.api.options().max_upload_bytes);
+    parser_->body_limit(body_limit_);
     parser_->header_limit(kHeaderLimit);
     read_some();
   }
@@ -186,6 +191,16 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void on_read_some(beast::error_code ec, std::size_t bytes) {
     if (bytes > 0) busy_ = true;  // a request has begun: shutdown lets it finish
+    if (!ec && parser_->is_header_done() && !body_reserved_) {
+      // A snapshot upload may be a whole collection; every other body max_body_bytes.
+      const bool upload = is_snapshot_upload(std::string(parser_->get().method_string()),
+                                             std::string(parser_->get().target()));
+      body_limit_ =
+          upload ? server_.api.options().max_upload_bytes : server_.api.options().max_body_bytes;
+      parser_->body_limit(body_limit_);
+      const auto length = parser_->content_length();
+      if (length && *length > body_limit_) return on_read(bhttp::error::body_limit, bytes);
+    }
     if (!ec && parser_->is_header_done() && !body_reserved_ && !reserve_body()) {
       return write(refusal(503, "Service unavailable: the server holds its maximum of " +
                                     std::to_string(server_.options.max_bodies_in_flight >> 20) +
@@ -200,8 +215,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   /// pass it (the request is then refused before its body is read).
   bool reserve_body() {
     const auto length = parser_->content_length();
-    const size_t want =
-        length ? static_cast<size_t>(*length) : server_.api.options().max_body_bytes;
+    const size_t want = length ? static_cast<size_t>(*length) : body_limit_;
     body_reserved_ = true;
     const size_t before = server_.bodies_in_flight.fetch_add(want);
     reserved_bytes_ = want;
@@ -227,10 +241,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (ec == bhttp::error::end_of_stream) return close();
     if (ec == bhttp::error::body_limit) {
       drain_after_write_ = true;
-      return write(
-          refusal(413, "Payload too large: the body exceeds " +
-                           std::to_string(server_.api.options().max_body_bytes) + " bytes"),
-          false, 11);
+      return write(refusal(413, "Payload too large: the body exceeds " +
+                                    std::to_string(body_limit_) + " bytes"),
+                   false, 11);
     }
     if (ec) {
       // A request the parser refused gets its status (400, 414, 431) before the connection
@@ -249,6 +262,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (auto it = req.find(bhttp::field::authorization); it != req.end()) {
       r.authorization = std::string(it->value());
     }
+    if (auto it = req.find(bhttp::field::content_type); it != req.end()) {
+      r.content_type = std::string(it->value());
+    }
     Response answer = server_.api.handle(r);
     r.body.clear();
     r.body.shrink_to_fit();
@@ -258,6 +274,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   /// Sends an answer; to a HEAD request, its headers only (with the Content-Length of the body).
   void write(Response r, bool keep_alive, unsigned version, bool head = false) {
+    if (!r.file.empty()) return write_file(std::move(r), keep_alive, version, head);
     res_.emplace(static_cast<bhttp::status>(r.status), version);
     res_->set(bhttp::field::server, "waypoint");
     res_->set(bhttp::field::content_type, r.content_type);
@@ -272,22 +289,57 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     write_some();
   }
 
+  /// Sends a file (a snapshot download) from disk a piece at a time: its size in memory is the
+  /// serializer's buffer, not the file. A file gone since the route answered is a 404.
+  void write_file(Response r, bool keep_alive, unsigned version, bool head) {
+    bhttp::file_body::value_type body;
+    beast::error_code ec;
+    body.open(r.file.c_str(), beast::file_mode::scan, ec);
+    if (ec) return write(refusal(404, "Not found: the file is gone"), keep_alive, version, head);
+    const uint64_t size = body.size();
+    file_res_.emplace(std::piecewise_construct, std::make_tuple(std::move(body)),
+                      std::make_tuple(static_cast<bhttp::status>(r.status), version));
+    file_res_->set(bhttp::field::server, "waypoint");
+    file_res_->set(bhttp::field::content_type, r.content_type);
+    file_res_->set(
+        bhttp::field::content_disposition,
+        "attachment; filename=\"" + std::filesystem::path(r.file).filename().string() + "\"");
+    file_res_->keep_alive(keep_alive && !server_.stopping);
+    file_res_->content_length(size);
+    if (head) {
+      // Headers only: the same answer with an empty body and the file's Content-Length.
+      res_.emplace(static_cast<bhttp::status>(r.status), version);
+      res_->base() = file_res_->base();
+      file_res_.reset();
+      serializer_.emplace(*res_);
+      return write_some();
+    }
+    file_serializer_.emplace(*file_res_);
+    write_some();
+  }
+
   /// Writes the answer a piece at a time, the idle timeout restarting with each piece: a long
   /// answer to a client that keeps reading is never cut; one that stops reading for the idle
   /// timeout is.
   void write_some() {
     lowest().expires_after(server_.options.idle_timeout);
-    bhttp::async_write_some(
-        stream_, *serializer_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
+    auto done = [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->on_write(ec);
+    };
+    if (file_serializer_) return bhttp::async_write_some(stream_, *file_serializer_, done);
+    bhttp::async_write_some(stream_, *serializer_, done);
   }
 
   void on_write(beast::error_code ec) {
     if (ec) return close();
-    if (!serializer_->is_done()) return write_some();
-    const bool keep_alive = res_->keep_alive();
+    if (file_serializer_ ? !file_serializer_->is_done() : !serializer_->is_done()) {
+      return write_some();
+    }
+    const bool keep_alive = file_res_ ? file_res_->keep_alive() : res_->keep_alive();
     serializer_.reset();
     res_.reset();
+    file_serializer_.reset();
+    file_res_.reset();
     if (drain_after_write_) return drain();
     if (!keep_alive) return close();
     read();
@@ -329,8 +381,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  size_t body_limit_ = 0;  ///< of the request being read
   std::optional<bhttp::response<bhttp::string_body>> res_;
   std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;
+  std::optional<bhttp::response<bhttp::file_body>> file_res_;  ///< a file being sent
+  std::optional<bhttp::response_serializer<bhttp::file_body>> file_serializer_;
   Server::Impl& server_;
   uint64_t id_;
   bool busy_ = false;

@@ -3,10 +3,12 @@
  * @file error.h
  * One exception hierarchy for the whole project (docs/architecture.md, "Conventions").
  *
- * wp::UserError     -- the caller's mistake (bad parameter, bad file, bad vector): HTTP 400,
- *                      with subclasses NotFoundError (404), ConflictError (409), TooLargeError
- * (413). wp::InternalError -- a fault of ours or of the system (I/O failure, broken invariant):
- * HTTP 5xx.
+ * wp::UserError        -- the caller's mistake (bad parameter, bad file, bad vector): HTTP 400,
+ *                         with subclasses NotFoundError (404), ConflictError (409) and
+ *                         TooLargeError (413).
+ * wp::UnavailableError -- briefly busy, retry: HTTP 503.
+ * wp::InternalError    -- a fault of ours or of the system (I/O failure, broken invariant):
+ *                         HTTP 5xx.
  *
  * Throw through WP_THROW_IF_NOT / WP_THROW_INTERNAL_IF_NOT so that messages carry file and line
  * for internal faults, and name the field, the value and what was expected for user errors.
@@ -50,6 +52,12 @@ class WP_EXCEPTION ConflictError : public UserError {
 class WP_EXCEPTION TooLargeError : public UserError {
  public:
   using UserError::UserError;
+};
+
+/// Something briefly busy (a collection being recovered from a snapshot): retry. HTTP 503.
+class WP_EXCEPTION UnavailableError : public Error {
+ public:
+  using Error::Error;
 };
 
 /// A fault inside waypoint or the system (I/O, broken invariant). Maps to HTTP 5xx.

@@ -426,8 +426,7 @@ TEST(Cli, WaypointIsaChoosesTheKernelsAndAnswersStayTheSame) {
                                   "/query.fvecs --k 10 --out " + out,
                               i ? "WAYPOINT_ISA=scalar" : "");
     ASSERT_EQ(g.code, 0) << g.out;
-    std::ifstream f(out, std::ios::binary);
-    answers[i].assign(std::istreambuf_iterator<char>(f), {});
+    answers[i] = wp::test::read_file(out);
   }
   EXPECT_FALSE(answers[0].empty());
   EXPECT_EQ(answers[0], answers[1]);

@@ -221,8 +221,13 @@ std::string concrete(const std::string& pattern) {
     }
     const size_t end = pattern.find('}', i);
     const std::string param = pattern.substr(i + 1, end - i - 1);
-    out += param == "name" ? "c" : param == "id" ? "1" : param == "field_name" ? "color" : "?";
-    EXPECT_TRUE(param == "name" || param == "id" || param == "field_name")
+    out += param == "name"            ? "c"
+           : param == "id"            ? "1"
+           : param == "field_name"    ? "color"
+           : param == "snapshot_name" ? "s.snapshot"
+                                      : "?";
+    EXPECT_TRUE(param == "name" || param == "id" || param == "field_name" ||
+                param == "snapshot_name")
         << "unknown path parameter {" << param << "} in " << pattern;
     i = end + 1;
   }
@@ -281,11 +286,14 @@ TEST_F(ApiTest, OpenApiListsEveryPromisedRouteAndEachIsServed) {
   make_points();
   ok("PUT", "/collections/gone", {{"vectors", {{"size", 3}, {"distance", "Dot"}}}});
   ok("PUT", "/collections/c/index", {{"field_name", "color"}, {"field_schema", "keyword"}});
+  const std::string snap = ok("POST", "/collections/c/snapshots")["name"];
+  const std::string snap_file = wp::test::read_file(engine_->snapshot_file("c", snap));
   struct Promised {
-    const char* method;
-    const char* path;    // as in the OpenAPI document
-    const char* target;  // a call of it on things that exist
-    const char* body;
+    std::string method;
+    std::string path;    // as in the OpenAPI document
+    std::string target;  // a call of it on things that exist
+    std::string body;
+    std::string type = "";  // Content-Type, when not JSON
   };
   const std::vector<Promised> promised{
       {"GET", "/", "/", ""},
@@ -347,6 +355,17 @@ TEST_F(ApiTest, OpenApiListsEveryPromisedRouteAndEachIsServed) {
        ""},
       {"POST", "/collections/{name}/points/delete", "/collections/c/points/delete?wait=true",
        R"({"points": [8]})"},
+      {"POST", "/collections/{name}/snapshots", "/collections/c/snapshots", ""},
+      {"GET", "/collections/{name}/snapshots", "/collections/c/snapshots", ""},
+      {"GET", "/collections/{name}/snapshots/{snapshot_name}", "/collections/c/snapshots/" + snap,
+       ""},
+      {"PUT", "/collections/{name}/snapshots/recover", "/collections/c/snapshots/recover",
+       json{{"location", "file://" + engine_->snapshot_file("c", snap)}}.dump()},
+      {"POST", "/collections/{name}/snapshots/upload", "/collections/copy/snapshots/upload",
+       "--B\r\nContent-Disposition: form-data; name=\"snapshot\"\r\n\r\n" + snap_file + "\r\n--B--",
+       "multipart/form-data; boundary=B"},
+      {"DELETE", "/collections/{name}/snapshots/{snapshot_name}",
+       "/collections/c/snapshots/" + snap, ""},
       {"DELETE", "/collections/{name}", "/collections/gone", ""},
   };
   const json doc = json::parse(call("GET", "/openapi.json").body);
@@ -356,7 +375,9 @@ TEST_F(ApiTest, OpenApiListsEveryPromisedRouteAndEachIsServed) {
     EXPECT_TRUE(doc["paths"].contains(p.path) && doc["paths"][p.path].contains(method))
         << p.method << " " << p.path << " is not in /openapi.json";
     engine_->collection("c")->wait_for_build();  // PUT vector_index may build in the background
-    const Response r = call(p.method, p.target, p.body);
+    Request req{p.method, p.target, p.body, "", ""};
+    req.content_type = p.type;
+    const Response r = api_->handle(req);
     EXPECT_NE(r.status, 404u) << p.method << " " << p.target << ": " << r.body;
     EXPECT_NE(r.status, 405u) << p.method << " " << p.target << ": " << r.body;
     // All of them are well-formed calls on things that exist: each succeeds.

@@ -121,8 +121,7 @@ TEST(IndexFile, FuzzFoundFilesAreRefusedOrSearchable) {
   size_t replayed = 0;
   for (const auto& entry : fs::directory_iterator(WAYPOINT_FUZZ_CORPUS "/fuzz_index_file")) {
     if (entry.path().filename().string().rfind("regression-", 0) != 0) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    const std::string input((std::istreambuf_iterator<char>(in)), {});
+    const std::string input = wp::test::read_file(entry.path().string());
     ASSERT_FALSE(input.empty());
     const uint32_t tag = 1 + static_cast<uint8_t>(input[0]) % 5;
     if (tag == static_cast<uint32_t>(wp::index::IndexType::kHashModel)) continue;

@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -26,6 +28,12 @@ inline index::Dataset load_test_data(const std::string& name) {
     return {};
   }
   return index::load_dataset(dir);
+}
+
+/// A file's bytes (empty when it cannot be read).
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 /// A fresh temporary folder, removed at destruction.

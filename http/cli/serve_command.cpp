@@ -93,13 +93,16 @@ int cmd_serve(Args& args) {
   so.tls_key = text_setting("tls-key", "tls_key", "");
   ao.max_body_bytes = static_cast<size_t>(int_setting("max-body-mb", "max_body_mb", 32, 1, 4096))
                       << 20;
+  ao.max_upload_bytes =
+      static_cast<size_t>(int_setting("max-upload-mb", "max_upload_mb", 1024, 1, 1 << 20)) << 20;
+  const std::string snapshots = text_setting("snapshots-dir", "snapshots_dir", "");
   const std::string demo = text_setting("demo", "demo", "");
   for (const auto& [key, value] : file.items()) {
     WP_THROW_IF_NOT(known.count(key), "--config: unknown setting '", key, "'");
   }
   args.finish();
 
-  engine::Engine eng(data);
+  engine::Engine eng(data, snapshots);
   if (!demo.empty()) load_demo(eng, demo);
   http::Api api(eng, ao);
   http::Server server(api, so);
@@ -120,8 +123,9 @@ const CommandRegistration kServe(
     {"serve",
      "[--data ./waypoint-data] [--host 127.0.0.1] [--port 6333] [--api-key K] [--threads 2]\n"
      "          [--max-body-mb 32] [--idle-timeout 60] [--max-connections 1024]\n"
-     "          [--max-bodies-mb 256] [--read-only-api-key K] [--tls-cert CERT.pem\n"
-     "          --tls-key KEY.pem] [--config FILE.json] [--demo DATASET_DIR]",
+     "          [--max-bodies-mb 256] [--max-upload-mb 1024] [--read-only-api-key K]\n"
+     "          [--tls-cert CERT.pem --tls-key KEY.pem] [--snapshots-dir DATA/snapshots]\n"
+     "          [--config FILE.json] [--demo DATASET_DIR]",
      10,
      {},
      &cmd_serve});

@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -13,6 +14,7 @@ import { QdrantClient } from '@qdrant/js-client-rest';
 
 let server;
 let client;
+let baseUrl;  // for the routes used with plain fetch (snapshot download and upload)
 const data = mkdtempSync(join(tmpdir(), 'wp-js-'));
 
 before(async () => {
@@ -28,7 +30,8 @@ before(async () => {
     });
     server.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });
-  client = new QdrantClient({ url: `http://127.0.0.1:${port}`, checkCompatibility: false });
+  baseUrl = `http://127.0.0.1:${port}`;
+  client = new QdrantClient({ url: baseUrl, checkCompatibility: false });
 });
 
 after(async () => {
@@ -204,4 +207,54 @@ test('payload edits, collection update and version info', async () => {
   assert.deepEqual((await client.getCollectionAliases('shop')).aliases, [{ alias_name: 'store', collection_name: 'shop' }]);
   assert.deepEqual(await client.count('store', {}), { count: 3 });
   assert.deepEqual((await client.getCollection('shop')).payload_schema, {});
+});
+
+test('snapshots: create, list, recover, download, upload, delete', async () => {
+  await client.createCollection('snaps', { vectors: { size: 4, distance: 'Cosine' } });
+  const points = Array.from({ length: 50 }, (_, i) => ({ id: i, vector: [1, i, i % 7, 1], payload: { n: i } }));
+  await client.upsert('snaps', { wait: true, points });
+  const count = async (name) => (await client.count(name, { exact: true })).count;
+
+  const snap = await client.createSnapshot('snaps');
+  assert.deepEqual(Object.keys(snap).sort(), ['checksum', 'creation_time', 'name', 'size']);
+  assert.match(snap.checksum, /^[0-9a-f]{64}$/);
+  assert.ok(snap.size > 0);
+  assert.deepEqual((await client.listSnapshots('snaps')).map((s) => s.name), [snap.name]);
+
+  // Recover from the file in the server's snapshots folder: the deleted points come back.
+  await client.delete('snaps', { wait: true, points: Array.from({ length: 20 }, (_, i) => i) });
+  assert.equal(await count('snaps'), 30);
+  const location = 'file://' + join(data, 'snapshots', 'snaps', snap.name);
+  assert.equal(await client.recoverSnapshot('snaps', { location }), true);
+  assert.equal(await count('snaps'), 50);
+  assert.deepEqual((await client.retrieve('snaps', { ids: [7], with_payload: true }))[0].payload, { n: 7 });
+  await client.delete('snaps', { wait: true, points: [0] });
+  await assert.rejects(client.recoverSnapshot('snaps', { location, checksum: '0'.repeat(64) }),
+    (e) => e.status === 400);
+  assert.equal(await count('snaps'), 49);  // nothing replaced
+
+  // Download with plain fetch: the bytes hash to the checksum.
+  const res = await fetch(`${baseUrl}/collections/snaps/snapshots/${encodeURIComponent(snap.name)}`);
+  assert.equal(res.status, 200);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  assert.equal(bytes.length, snap.size);
+  assert.equal(createHash('sha256').update(bytes).digest('hex'), snap.checksum);
+
+  // Upload it into a new collection (multipart, part `snapshot`); a truncated copy is refused.
+  const upload = (part) => {
+    const form = new FormData();
+    form.append('snapshot', new Blob([part]), snap.name);
+    return fetch(`${baseUrl}/collections/snaps_copy/snapshots/upload?priority=snapshot`, { method: 'POST', body: form });
+  };
+  const up = await upload(bytes);
+  assert.equal(up.status, 200, await up.clone().text());
+  assert.deepEqual((await up.json()).result, true);
+  assert.equal((await client.getCollection('snaps_copy')).points_count, 50);
+  const bad = await upload(bytes.subarray(0, Math.floor(bytes.length / 2)));
+  assert.equal(bad.status, 400, await bad.clone().text());
+  assert.equal((await client.getCollection('snaps_copy')).points_count, 50);
+
+  assert.equal(await client.deleteSnapshot('snaps', snap.name), true);
+  assert.deepEqual(await client.listSnapshots('snaps'), []);
+  await assert.rejects(client.deleteSnapshot('snaps', snap.name), (e) => e.status === 404);
 });
