@@ -544,9 +544,11 @@ std::vector<Collection::FacetHit> Collection::facet(const std::string& key, cons
                                                     size_t limit) const {
   std::shared_lock<RwMutex> lock(mu_);
   const FieldIndex* index = payload_indexes_.find(key);
-  WP_THROW_IF_NOT(index, "key: facet needs a payload index of ", show_json(json(key)),
-                  " (PUT /collections/", name_,
-                  "/index with a keyword, integer, bool or uuid schema)");
+  const bool countable = index && index->schema() != PayloadSchema::kText &&
+                         index->schema() != PayloadSchema::kDatetime;
+  WP_THROW_IF_NOT(countable, "key: facet needs a keyword, integer, float, bool or uuid payload ",
+                  "index of ", show_json(json(key)), " (PUT /collections/", name_, "/index)",
+                  index ? std::string(", not a ") + payload_schema_name(index->schema()) : "");
   std::vector<uint64_t> passing;  // a bitmap of the points the filter holds for
   const bool filtered = filter && !filter->empty();
   if (filtered) {

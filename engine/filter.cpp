@@ -221,6 +221,9 @@ class DatetimeRangeNode : public FieldNode {
  public:
   DatetimeRangeNode(JsonPath path, std::string key, RangeBounds b)
       : FieldNode(std::move(path), std::move(key)), b_(b) {}
+  std::optional<Candidates> candidates(const IndexLookup& ix) const override {
+    return ix.datetimes(key(), b_);
+  }
 
  protected:
   bool check(const json& v) const override {
@@ -231,6 +234,28 @@ class DatetimeRangeNode : public FieldNode {
 
  private:
   RangeBounds b_;  ///< microseconds since the epoch
+};
+
+/// match.text: a string value holding every word of the query (text_tokens; Qdrant's semantics
+/// with a full-text index, here with or without one, so that an index never changes an answer).
+class MatchTextNode : public FieldNode {
+ public:
+  MatchTextNode(JsonPath path, std::string key, std::vector<std::string> tokens)
+      : FieldNode(std::move(path), std::move(key)), tokens_(std::move(tokens)) {}
+  std::optional<Candidates> candidates(const IndexLookup& ix) const override {
+    if (tokens_.empty()) return std::nullopt;
+    return ix.text(key(), tokens_);
+  }
+
+ protected:
+  bool check(const json& v) const override {
+    if (!v.is_string()) return false;
+    const std::vector<std::string> have = text_tokens(v.get_ref<const std::string&>());
+    return std::includes(have.begin(), have.end(), tokens_.begin(), tokens_.end());
+  }
+
+ private:
+  std::vector<std::string> tokens_;  ///< sorted, unique
 };
 
 /// values_count: the number of values at the key (an array's elements; a single value counts
@@ -640,14 +665,22 @@ class Parser {
 
   NodePtr parse_match(const json& j, const std::string& where, JsonPath path, std::string key) {
     WP_THROW_IF_NOT(j.is_object(), where,
-                    ": expected an object with one of value, any or except, got ", show_json(j));
-    WP_THROW_IF_NOT(!j.empty(), where, ": expected one of value, any or except, got {}");
-    for (const auto& [name, value] : j.items()) {
-      WP_THROW_IF_NOT(name == "value" || name == "any" || name == "except", where, ".", name,
-                      ": unsupported match kind; expected one of value, any or except");
-    }
-    WP_THROW_IF_NOT(j.size() == 1, where, ": give exactly one of value, any or except, got ",
+                    ": expected an object with one of value, any, except or text, got ",
                     show_json(j));
+    WP_THROW_IF_NOT(!j.empty(), where, ": expected one of value, any, except or text, got {}");
+    for (const auto& [name, value] : j.items()) {
+      WP_THROW_IF_NOT(name == "value" || name == "any" || name == "except" || name == "text", where,
+                      ".", name,
+                      ": unsupported match kind; expected one of value, any, except or text");
+    }
+    WP_THROW_IF_NOT(j.size() == 1, where, ": give exactly one of value, any, except or text, got ",
+                    show_json(j));
+    if (j.contains("text")) {
+      WP_THROW_IF_NOT(j["text"].is_string(), where, ".text: expected a string, got ",
+                      show_json(j["text"]));
+      return std::make_unique<MatchTextNode>(std::move(path), std::move(key),
+                                             text_tokens(j["text"].get<std::string>()));
+    }
     if (j.contains("value")) {
       const json& v = j["value"];
       int64_t n = 0;
@@ -818,6 +851,24 @@ bool Filter::matches(const PointId& id, const json& payload) const {
 
 bool Filter::empty() const {
   return !root_;
+}
+
+std::vector<std::string> text_tokens(std::string_view text) {
+  std::vector<std::string> out;
+  std::string word;
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x80 || std::isalnum(c)) {
+      word += c < 0x80 ? static_cast<char>(std::tolower(c)) : ch;
+    } else if (!word.empty()) {
+      out.push_back(std::move(word));
+      word.clear();
+    }
+  }
+  if (!word.empty()) out.push_back(std::move(word));
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 std::optional<Candidates> Filter::candidates(const IndexLookup& indexes) const {

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "engine/point_id.h"
 
@@ -72,7 +73,20 @@ class IndexLookup {
   virtual std::optional<Candidates> boolean(const std::string& key, bool value) const = 0;
   /// A number within `b`.
   virtual std::optional<Candidates> range(const std::string& key, const RangeBounds& b) const = 0;
+  /// An RFC 3339 datetime within `b` (microseconds since the epoch).
+  virtual std::optional<Candidates> datetimes(const std::string& key,
+                                              const RangeBounds& b) const = 0;
+  /// A text holding every one of `tokens` (text_tokens of match.text; not empty).
+  virtual std::optional<Candidates> text(const std::string& key,
+                                         const std::vector<std::string>& tokens) const = 0;
 };
+
+/**
+ * The words of a text as match.text and the `text` payload index see them (Qdrant's `word`
+ * tokenizer, lowercased): maximal runs of ASCII letters and digits and of non-ASCII bytes (a
+ * UTF-8 letter stays whole), ASCII lowercased; sorted, each once.
+ */
+std::vector<std::string> text_tokens(std::string_view text);
 
 class Filter {
  public:

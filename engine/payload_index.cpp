@@ -17,11 +17,12 @@ struct SchemaName {
   PayloadSchema schema;
   const char* name;
 };
-constexpr SchemaName kSchemas[] = {{PayloadSchema::kKeyword, "keyword"},
-                                   {PayloadSchema::kInteger, "integer"},
-                                   {PayloadSchema::kFloat, "float"},
-                                   {PayloadSchema::kBool, "bool"},
-                                   {PayloadSchema::kUuid, "uuid"}};
+constexpr SchemaName kSchemas[] = {
+    {PayloadSchema::kKeyword, "keyword"}, {PayloadSchema::kInteger, "integer"},
+    {PayloadSchema::kFloat, "float"},     {PayloadSchema::kBool, "bool"},
+    {PayloadSchema::kUuid, "uuid"},       {PayloadSchema::kDatetime, "datetime"},
+    {PayloadSchema::kText, "text"}};
+constexpr char kNames[] = "keyword, integer, float, bool, uuid, datetime, text";
 
 void insert_id(IdList& list, uint32_t id) {
   if (list.empty() || list.back() < id) {
@@ -85,31 +86,39 @@ const char* payload_schema_name(PayloadSchema s) {
 PayloadSchema parse_payload_schema(const json& j, const std::string& field) {
   const json* type = &j;
   if (j.is_object()) {
-    WP_THROW_IF_NOT(j.contains("type"), field, ".type: missing (expected one of keyword, integer, ",
-                    "float, bool, uuid)");
+    WP_THROW_IF_NOT(j.contains("type"), field, ".type: missing (expected one of ", kNames, ")");
     type = &j["type"];
-    for (const auto& [key, value] : j.items()) {
-      if (key == "type") continue;
-      WP_THROW_IF_NOT(
-          key == "is_tenant" || key == "on_disk" || key == "lookup" || key == "range" ||
-              key == "is_principal",
-          field, ".", show_text(key),
-          ": unknown option (expected is_tenant, on_disk, lookup, range, is_principal)");
-      WP_THROW_IF_NOT(value.is_boolean() || value.is_null(), field, ".", key,
-                      ": expected a bool, got ", show_json(value));
-    }
   }
   const std::string where = j.is_object() ? field + ".type" : field;
-  WP_THROW_IF_NOT(type->is_string(), where,
-                  ": expected one of keyword, integer, float, bool, uuid, got ", show_json(*type));
+  WP_THROW_IF_NOT(type->is_string(), where, ": expected one of ", kNames, ", got ",
+                  show_json(*type));
   const std::string& name = type->get_ref<const std::string&>();
-  for (const SchemaName& n : kSchemas) {
-    if (name == n.name) return n.schema;
+  const SchemaName* found = std::find_if(std::begin(kSchemas), std::end(kSchemas),
+                                         [&](const SchemaName& n) { return name == n.name; });
+  WP_THROW_IF_NOT(name != "geo", where, ": \"geo\" indexes are not supported yet (", kNames,
+                  " are)");
+  WP_THROW_IF_NOT(found != std::end(kSchemas), where, ": unknown schema ", show_json(*type),
+                  " (expected one of ", kNames, ")");
+  const json options = j.is_object() ? j : json::object();
+  for (const auto& [key, value] : options.items()) {
+    const std::string at = field + "." + show_text(key);
+    if (key == "type" || value.is_null()) continue;
+    if (key == "is_tenant" || key == "on_disk" || key == "lookup" || key == "range" ||
+        key == "is_principal") {
+      WP_THROW_IF_NOT(value.is_boolean(), at, ": expected a bool, got ", show_json(value));
+    } else if (found->schema == PayloadSchema::kText && key == "tokenizer") {
+      WP_THROW_IF_NOT(value == "word", at, ": only the \"word\" tokenizer is supported, got ",
+                      show_json(value));
+    } else if (found->schema == PayloadSchema::kText && key == "lowercase") {
+      WP_THROW_IF_NOT(value == true, at, ": only lowercase true is supported, got ",
+                      show_json(value));
+    } else {
+      throw UserError(at + ": unknown option for a " + name +
+                      " index (expected is_tenant, on_disk, lookup, range, is_principal" +
+                      (found->schema == PayloadSchema::kText ? ", tokenizer, lowercase)" : ")"));
+    }
   }
-  WP_THROW_IF_NOT(name != "datetime" && name != "text" && name != "geo", where, ": \"", name,
-                  "\" indexes are not supported yet (keyword, integer, float, bool, uuid are)");
-  throw UserError(where + ": unknown schema " + show_json(*type) +
-                  " (expected one of keyword, integer, float, bool, uuid)");
+  return found->schema;
 }
 
 FieldIndex::FieldIndex(std::string key, PayloadSchema schema)
@@ -138,6 +147,19 @@ void FieldIndex::for_each_value(const json& payload, const F& f) const {
         break;
       case PayloadSchema::kBool:
         if (v.is_boolean()) bools[v.get<bool>()] = true;
+        break;
+      case PayloadSchema::kDatetime:
+        if (v.is_string()) {
+          const auto t = parse_datetime(v.get_ref<const std::string&>());
+          if (t) numbers.push_back(static_cast<double>(*t));
+        }
+        break;
+      case PayloadSchema::kText:
+        if (v.is_string()) {
+          for (std::string& w : text_tokens(v.get_ref<const std::string&>())) {
+            strings.push_back(std::move(w));
+          }
+        }
         break;
     }
   };
@@ -257,6 +279,37 @@ std::optional<Candidates> FieldIndex::boolean(bool value) const {
 
 std::optional<Candidates> FieldIndex::range(const RangeBounds& b) const {
   if (schema_ != PayloadSchema::kInteger && schema_ != PayloadSchema::kFloat) return std::nullopt;
+  return numbers_within(b);
+}
+
+std::optional<Candidates> FieldIndex::datetimes(const RangeBounds& b) const {
+  if (schema_ != PayloadSchema::kDatetime) return std::nullopt;
+  return numbers_within(b);
+}
+
+std::optional<Candidates> FieldIndex::text(const std::vector<std::string>& tokens) const {
+  if (schema_ != PayloadSchema::kText || tokens.empty()) return std::nullopt;
+  std::vector<const IdList*> lists;
+  for (const std::string& t : tokens) {
+    auto it = by_string_.find(t);
+    if (it == by_string_.end()) return Candidates{{}, true};  // a word no point holds
+    lists.push_back(&it->second);
+  }
+  // The shortest list first: the intersection is at most as long.
+  std::sort(lists.begin(), lists.end(),
+            [](const IdList* a, const IdList* b) { return a->size() < b->size(); });
+  IdList out = *lists[0];
+  for (size_t i = 1; i < lists.size() && !out.empty(); ++i) {
+    IdList next;
+    std::set_intersection(out.begin(), out.end(), lists[i]->begin(), lists[i]->end(),
+                          std::back_inserter(next));
+    out = std::move(next);
+  }
+  // A point whose words are spread over an array's values is listed but does not match.
+  return Candidates{std::move(out), false};
+}
+
+Candidates FieldIndex::numbers_within(const RangeBounds& b) const {
   auto it = by_number_.begin();
   if (b.has_gt || b.has_gte) {
     const double lo = b.has_gt && b.has_gte ? std::max(b.gt, b.gte) : b.has_gt ? b.gt : b.gte;
@@ -314,6 +367,18 @@ std::optional<Candidates> PayloadIndexes::range(const std::string& key,
                                                 const RangeBounds& b) const {
   const FieldIndex* f = find(key);
   return f ? f->range(b) : std::nullopt;
+}
+
+std::optional<Candidates> PayloadIndexes::datetimes(const std::string& key,
+                                                    const RangeBounds& b) const {
+  const FieldIndex* f = find(key);
+  return f ? f->datetimes(b) : std::nullopt;
+}
+
+std::optional<Candidates> PayloadIndexes::text(const std::string& key,
+                                               const std::vector<std::string>& tokens) const {
+  const FieldIndex* f = find(key);
+  return f ? f->text(tokens) : std::nullopt;
 }
 
 }  // namespace wp::engine

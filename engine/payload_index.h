@@ -10,7 +10,9 @@
  *  - keyword, uuid: string values (match value / any on strings);
  *  - integer, float: every number, keyed as a double (match on integers, range); an integer
  *    beyond 2^53 shares its key with its neighbours, which only widens the candidates;
- *  - bool: true and false.
+ *  - bool: true and false;
+ *  - datetime: RFC 3339 strings, keyed by microseconds since the epoch (range with datetimes);
+ *  - text: the words of strings (text_tokens in filter.h; match.text).
  * Values of other types at an indexed key are left out (the conditions on them are then served
  * by no index of this key and checked point by point). Posting lists are sorted internal ids
  * (uint32); a point's old values are found from its old payload when it changes.
@@ -31,15 +33,17 @@
 
 namespace wp::engine {
 
-enum class PayloadSchema : uint8_t { kKeyword, kInteger, kFloat, kBool, kUuid };
+enum class PayloadSchema : uint8_t { kKeyword, kInteger, kFloat, kBool, kUuid, kDatetime, kText };
 
-/// Qdrant's name of a schema ("keyword", "integer", "float", "bool", "uuid").
+/// Qdrant's name of a schema ("keyword", "integer", "float", "bool", "uuid", "datetime",
+/// "text").
 const char* payload_schema_name(PayloadSchema s);
 /**
  * Qdrant's field_schema: a name or {"type": name, ...} (its storage options is_tenant, on_disk,
- * lookup, range and is_principal are accepted as booleans; they change nothing here).
- * @throws wp::UserError naming `field` for an unknown or unsupported type ("datetime", "text",
- *   "geo" are not indexed yet) or a bad option.
+ * lookup, range and is_principal are accepted as booleans; they change nothing here; a text
+ * index takes tokenizer "word" and lowercase true, which are what match.text reads).
+ * @throws wp::UserError naming `field` for an unknown or unsupported type ("geo" is not indexed
+ *   yet) or a bad option.
  */
 PayloadSchema parse_payload_schema(const nlohmann::json& j, const std::string& field);
 
@@ -71,8 +75,13 @@ class FieldIndex {
   std::optional<Candidates> integers(const std::vector<int64_t>& any) const;
   std::optional<Candidates> boolean(bool value) const;
   std::optional<Candidates> range(const RangeBounds& b) const;
+  std::optional<Candidates> datetimes(const RangeBounds& b) const;
+  /// Points holding every token (in one value or across an array's values: a superset).
+  std::optional<Candidates> text(const std::vector<std::string>& tokens) const;
 
  private:
+  /// The points of the keyed numbers within `b` (integer, float and datetime indexes).
+  Candidates numbers_within(const RangeBounds& b) const;
   /// Calls f(value) for each indexed value at the key (each distinct value once).
   template <typename F>
   void for_each_value(const nlohmann::json& payload, const F& f) const;
@@ -84,8 +93,8 @@ class FieldIndex {
   /// Some number indexed (now or before) is a float of integral value or an integer beyond 2^53:
   /// an integer match may then share its key with values it does not hold for.
   bool inexact_integers_ = false;
-  std::unordered_map<std::string, IdList> by_string_;  ///< keyword, uuid
-  std::map<double, IdList> by_number_;                 ///< integer, float
+  std::unordered_map<std::string, IdList> by_string_;  ///< keyword, uuid; text: by word
+  std::map<double, IdList> by_number_;                 ///< integer, float, datetime
   IdList by_bool_[2];                                  ///< bool: false, true
 };
 
@@ -111,6 +120,9 @@ class PayloadIndexes : public IndexLookup {
                                      const std::vector<int64_t>& any) const override;
   std::optional<Candidates> boolean(const std::string& key, bool value) const override;
   std::optional<Candidates> range(const std::string& key, const RangeBounds& b) const override;
+  std::optional<Candidates> datetimes(const std::string& key, const RangeBounds& b) const override;
+  std::optional<Candidates> text(const std::string& key,
+                                 const std::vector<std::string>& tokens) const override;
 
  private:
   std::map<std::string, std::unique_ptr<FieldIndex>> fields_;

@@ -69,6 +69,27 @@ TEST(Filter, MatchValueString) {
   EXPECT_FALSE(passes(f, R"({"city": null})"));
 }
 
+// match.text: every word of the query among the words of a string value (case and punctuation
+// ignored, any order); a word is a whole word, not a substring.
+TEST(Filter, MatchTextTakesEveryWordOfTheQuery) {
+  const std::string f = R"({"must": [{"key": "t", "match": {"text": "Hello, WORLD"}}]})";
+  EXPECT_TRUE(passes(f, R"({"t": "hello world"})"));
+  EXPECT_TRUE(passes(f, R"({"t": "World! Hello?"})"));
+  EXPECT_TRUE(passes(f, R"({"t": "say hello to the world"})"));
+  EXPECT_TRUE(passes(f, R"({"t": ["nothing", "the world says hello"]})"));
+  EXPECT_FALSE(passes(f, R"({"t": "hello"})"));
+  EXPECT_FALSE(passes(f, R"({"t": "hello worlds"})"));
+  EXPECT_FALSE(passes(f, R"({"t": ["hello", "world"]})"));  // one value must hold them all
+  EXPECT_FALSE(passes(f, R"({"t": 5})"));
+  EXPECT_FALSE(passes(f, R"({})"));
+  const std::string accents = R"({"must": [{"key": "t", "match": {"text": "café"}}]})";
+  EXPECT_TRUE(passes(accents, R"({"t": "un café noir"})"));
+  EXPECT_FALSE(passes(accents, R"({"t": "cafe"})"));
+  EXPECT_EQ(wp::engine::text_tokens("A-b  a_B9 Ünï!"),
+            (std::vector<std::string>{"a", "b", "b9", "Ünï"}));  // ASCII is lowercased
+  EXPECT_TRUE(wp::engine::text_tokens(" ,.;").empty());
+}
+
 TEST(Filter, MatchValueIntegerAndBool) {
   const std::string count = R"({"must": [{"key": "count", "match": {"value": 3}}]})";
   EXPECT_TRUE(passes(count, R"({"count": 3})"));
@@ -420,10 +441,12 @@ TEST(Filter, MalformedFiltersNameTheField) {
        "filter.must[0].extra: unsupported field"},
       {R"({"must": [{"key": "a", "match": {}}]})", "filter.must[0].match: expected one of value"},
       {R"({"must": [{"key": "a", "match": 1}]})", "filter.must[0].match: expected an object"},
-      {R"({"must": [{"key": "a", "match": {"text": "x"}}]})",
-       "filter.must[0].match.text: unsupported match kind"},
+      {R"({"must": [{"key": "a", "match": {"text": 5}}]})",
+       "filter.must[0].match.text: expected a string"},
+      {R"({"must": [{"key": "a", "match": {"phrase": "x"}}]})",
+       "filter.must[0].match.phrase: unsupported match kind"},
       {R"({"must": [{"key": "a", "match": {"value": 1, "any": [1]}}]})",
-       "filter.must[0].match: give exactly one of value, any or except"},
+       "filter.must[0].match: give exactly one of value, any, except or text"},
       {R"({"must": [{"key": "a", "match": {"value": 1.5}}]})",
        "filter.must[0].match.value: expected a string, an integer or a bool, got 1.5"},
       {R"({"must": [{"key": "a", "match": {"value": null}}]})",

@@ -973,6 +973,23 @@ TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
   EXPECT_EQ(no_index.status, 400u);
   EXPECT_NE(no_index.body.find("payload index"), std::string::npos) << no_index.body;
   EXPECT_EQ(call("POST", "/collections/c/facet", R"({"key":"color","limit":0})").status, 400u);
+  // Full-text and datetime indexes: match.text and datetime ranges through them; no facets.
+  ok("POST", "/collections/c/points/payload",
+     {{"payload", {{"title", "The Red Fox"}, {"at", "2024-05-01T10:00:00Z"}}}, {"points", {1}}});
+  ok("PUT", "/collections/c/index",
+     {{"field_name", "title"},
+      {"field_schema", {{"type", "text"}, {"tokenizer", "word"}, {"lowercase", true}}}});
+  ok("PUT", "/collections/c/index", {{"field_name", "at"}, {"field_schema", "datetime"}});
+  schema = ok("GET", "/collections/c")["payload_schema"];
+  EXPECT_EQ(schema["title"], json({{"data_type", "text"}, {"points", 1}}));
+  EXPECT_EQ(schema["at"], json({{"data_type", "datetime"}, {"points", 1}}));
+  const json fox{{"must", {{{"key", "title"}, {"match", {{"text", "fox red"}}}}}}};
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", fox}})["count"], 1);
+  const json may{{"must", {{{"key", "at"}, {"range", {{"gte", "2024-05-01T09:00:00Z"}}}}}}};
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", may}})["count"], 1);
+  const Response text_facet = call("POST", "/collections/c/facet", R"({"key":"title"})");
+  EXPECT_EQ(text_facet.status, 400u);
+  EXPECT_NE(text_facet.body.find("not a text"), std::string::npos) << text_facet.body;
   ok("PUT", "/collections/c/points",
      {{"points", {{{"id", 9}, {"vector", {9, 9, 9}}, {"payload", {{"color", "red"}}}}}}});
   EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", red}})["count"], 3);
@@ -986,7 +1003,13 @@ TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
       {R"({"field_name":"a..b","field_schema":"keyword"})", "field_name"},
       {R"({"field_name":"x"})", "field_schema"},
       {R"({"field_name":"x","field_schema":"words"})", "field_schema"},
-      {R"({"field_name":"x","field_schema":"datetime"})", "not supported yet"},
+      {R"({"field_name":"x","field_schema":"geo"})", "not supported yet"},
+      {R"({"field_name":"x","field_schema":{"type":"text","tokenizer":"prefix"}})",
+       "field_schema.tokenizer"},
+      {R"({"field_name":"x","field_schema":{"type":"text","lowercase":false}})",
+       "field_schema.lowercase"},
+      {R"({"field_name":"x","field_schema":{"type":"keyword","tokenizer":"word"}})",
+       "field_schema.tokenizer: unknown option"},
       {R"({"field_name":"x","field_schema":{"type":"keyword","on_disk":3}})",
        "field_schema.on_disk"},
       {R"({"field_name":"x","field_schema":{"kind":"keyword"}})", "field_schema.type"},
@@ -1000,7 +1023,7 @@ TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
   EXPECT_EQ(
       call("PUT", "/collections/nope/index", R"({"field_name":"x","field_schema":"bool"})").status,
       404u);
-  EXPECT_EQ(ok("GET", "/collections/c")["payload_schema"].size(), 2u);  // nothing added
+  EXPECT_EQ(ok("GET", "/collections/c")["payload_schema"].size(), 4u);  // nothing added
 
   // Kept through a restart; dropped by DELETE (404 when there is none).
   api_.reset();
@@ -1009,9 +1032,11 @@ TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
   api_ = std::make_unique<Api>(*engine_, wp::http::ApiOptions{});
   schema = ok("GET", "/collections/c")["payload_schema"];
   EXPECT_EQ(schema["color"], json({{"data_type", "keyword"}, {"points", 4}}));
+  EXPECT_EQ(schema["title"], json({{"data_type", "text"}, {"points", 1}}));
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", fox}})["count"], 1);
   ok("DELETE", "/collections/c/index/color?wait=true");
   EXPECT_EQ(call("DELETE", "/collections/c/index/color").status, 404u);
-  EXPECT_EQ(ok("GET", "/collections/c")["payload_schema"].size(), 1u);
+  EXPECT_EQ(ok("GET", "/collections/c")["payload_schema"].size(), 3u);
   EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", red}})["count"], 3);
 }
 

@@ -43,6 +43,30 @@ json random_payload(std::mt19937& rng) {
   if (pick(rng) < 70) p["price"] = std::uniform_real_distribution<double>(0, 100)(rng);
   if (pick(rng) < 80) p["flag"] = pick(rng) % 2 == 0;
   if (pick(rng) < 50) p["shop"] = {{"city", kColors[pick(rng) % 3]}};
+  // A datetime in May 2024 (three forms of RFC 3339), now and then something else.
+  const int at = pick(rng);
+  char day[64];
+  std::snprintf(day, sizeof day,
+                at % 3 == 0   ? "2024-05-%02dT%02d:00:00Z"
+                : at % 3 == 1 ? "2024-05-%02dT%02d:30:00+02:00"
+                              : "2024-05-%02d %02d:15:00",
+                1 + pick(rng) % 28, pick(rng) % 24);
+  if (at < 80) p["at"] = day;
+  if (at >= 80 && at < 85) p["at"] = "yesterday";
+  if (at >= 85 && at < 90) p["at"] = 20240501;
+  // A title of words from a small vocabulary, mixed case and punctuation; sometimes a list.
+  static const char* const kWords[] = {"Red", "fox", "JUMPS", "over", "lazy", "dog", "café", "42"};
+  auto title = [&] {
+    std::string t;
+    for (int w = 0, n = 1 + pick(rng) % 4; w < n; ++w) {
+      t += std::string(w ? (pick(rng) % 2 ? " " : ", ") : "") + kWords[pick(rng) % 8];
+    }
+    return t;
+  };
+  const int tt = pick(rng);
+  if (tt < 75) p["title"] = title();
+  if (tt >= 75 && tt < 85) p["title"] = json::array({title(), title()});
+  if (tt >= 85 && tt < 90) p["title"] = 42;
   return p;
 }
 
@@ -73,6 +97,19 @@ std::vector<json> filters() {
        {"must_not", {{{"key", "n"}, {"range", {{"lt", 25}}}}}}},
       {{"must", {{{"key", "color"}, {"match", {{"except", {"red"}}}}}}}},
       {{"must", {{"must", {{{"key", "color"}, {"match", {{"value", "cyan"}}}}}}}}},
+      {{"must", {{{"key", "at"}, {"range", {{"gte", "2024-05-10T00:00:00Z"}}}}}}},
+      {{"must",
+        {{{"key", "at"},
+          {"range", {{"gt", "2024-05-03T12:00:00+00:00"}, {"lt", "2024-05-05T00:00:00Z"}}}}}}},
+      {{"must", {{{"key", "title"}, {"match", {{"text", "fox"}}}}}}},
+      {{"must", {{{"key", "title"}, {"match", {{"text", "lazy DOG!"}}}}}}},
+      {{"must", {{{"key", "title"}, {"match", {{"text", "Café"}}}}}}},
+      {{"must", {{{"key", "title"}, {"match", {{"text", "jumps 42 red"}}}}}}},
+      {{"must", {{{"key", "title"}, {"match", {{"text", "cat"}}}}}}},
+      {{"must", {{{"key", "title"}, {"match", {{"text", "  "}}}}}}},
+      {{"must",
+        {{{"key", "title"}, {"match", {{"text", "fox"}}}},
+         {{"key", "at"}, {"range", {{"lt", "2024-05-15T00:00:00Z"}}}}}}},
   };
 }
 
@@ -90,6 +127,8 @@ void index_all(Collection& col) {
   col.create_payload_index("price", PayloadSchema::kFloat);
   col.create_payload_index("flag", PayloadSchema::kBool);
   col.create_payload_index("shop.city", PayloadSchema::kKeyword);
+  col.create_payload_index("at", PayloadSchema::kDatetime);
+  col.create_payload_index("title", PayloadSchema::kText);
 }
 
 /// Both collections answer every filter alike: count, and an exact filtered search.
@@ -140,6 +179,34 @@ TEST(PayloadIndex, LookupsAreSupersetsOfTheConditions) {
   num.add(21, {{"n", 4.0}});  // a float: key 4 now holds a value that match 4 does not take
   EXPECT_EQ(num.integers({4})->ids, (IdList{4, 9, 21}));
   EXPECT_FALSE(num.integers({4})->exact);
+
+  wp::engine::FieldIndex when("t", PayloadSchema::kDatetime);
+  when.add(1, {{"t", "2024-05-01T10:00:00Z"}});
+  when.add(2, {{"t", "2024-05-01T12:00:00+02:00"}});  // 10:00 UTC, the same instant
+  when.add(3, {{"t", {"2024-05-02T00:00:00Z", "not a date"}}});
+  when.add(4, {{"t", 1714557600}});  // a number: not a datetime
+  wp::engine::RangeBounds day;       // [2024-05-01T10:00Z, 2024-05-02T00:00Z)
+  day.has_gte = true;
+  day.gte = 1714557600.0 * 1e6;
+  day.has_lt = true;
+  day.lt = 1714608000.0 * 1e6;
+  EXPECT_EQ(when.datetimes(day)->ids, (IdList{1, 2}));
+  EXPECT_EQ(when.points(), 3u);
+  EXPECT_FALSE(when.range(day));  // numbers are not datetimes
+  EXPECT_FALSE(num.datetimes(day));
+
+  wp::engine::FieldIndex words("title", PayloadSchema::kText);
+  words.add(1, {{"title", "The quick brown fox"}});
+  words.add(2, {{"title", {"quick thinking", "brown bear"}}});
+  words.add(3, {{"title", "FOX, quick!"}});
+  EXPECT_EQ(words.text({"fox", "quick"})->ids, (IdList{1, 3}));
+  EXPECT_EQ(words.text({"brown", "quick"})->ids, (IdList{1, 2}));  // 2 across its values
+  EXPECT_FALSE(words.text({"brown", "quick"})->exact);
+  EXPECT_EQ(words.text({"wolf"})->ids, IdList{});
+  EXPECT_FALSE(words.text({}));
+  EXPECT_FALSE(words.strings({"fox"}));  // a text index is no keyword index
+  words.remove(3, {{"title", "FOX, quick!"}});
+  EXPECT_EQ(words.text({"fox"})->ids, (IdList{1}));
 
   wp::engine::FieldIndex flags("f", PayloadSchema::kBool);
   flags.add(5, {{"f", true}});
@@ -204,8 +271,10 @@ TEST(PayloadIndex, FilteredAnswersEqualACheckOfEveryPointThroughWritesAndARestar
   }
   Engine eng(tmp.file("data"));  // the schema is stored; the indexes are built at open
   auto plain = eng.collection("plain"), indexed = eng.collection("indexed");
-  EXPECT_EQ(indexed->config().payload_schema.size(), 5u);
-  EXPECT_EQ(indexed->info().payload_fields.size(), 5u);
+  EXPECT_EQ(indexed->config().payload_schema.size(), 7u);
+  EXPECT_EQ(indexed->info().payload_fields.size(), 7u);
+  EXPECT_EQ(indexed->info().payload_fields.at("title").schema, PayloadSchema::kText);
+  EXPECT_EQ(indexed->info().payload_fields.at("at").schema, PayloadSchema::kDatetime);
   expect_same_answers(*plain, *indexed, rng);
   indexed->delete_payload_index("price");
   EXPECT_THROW(indexed->delete_payload_index("price"), wp::NotFoundError);
@@ -244,4 +313,24 @@ TEST(PayloadIndex, FiltersNarrowOnlyThroughServedConditions) {
   EXPECT_EQ(candidates({{"must", {{{"must", {red}}}}}, {"should", {one}}})->ids, (IdList{0}));
   ix.drop("color");
   EXPECT_EQ(candidates({{"must", {red, one}}})->ids, (IdList{0, 3}));
+
+  // match.text and datetime ranges narrow through their indexes, and only through theirs.
+  auto title = std::make_unique<wp::engine::FieldIndex>("title", PayloadSchema::kText);
+  auto at = std::make_unique<wp::engine::FieldIndex>("at", PayloadSchema::kDatetime);
+  const std::vector<json> more{{{"title", "red fox"}, {"at", "2024-01-01T00:00:00Z"}},
+                               {{"title", "Fox"}, {"at", "2024-06-01T00:00:00Z"}},
+                               {{"title", "dog"}, {"at", "2024-06-02T00:00:00Z"}}};
+  for (uint32_t i = 0; i < more.size(); ++i) {
+    title->add(i, more[i]);
+    at->add(i, more[i]);
+  }
+  ix.install(std::move(title));
+  ix.install(std::move(at));
+  const json fox{{"key", "title"}, {"match", {{"text", "FOX"}}}};
+  const json june{{"key", "at"}, {"range", {{"gte", "2024-06-01T00:00:00Z"}}}};
+  EXPECT_EQ(candidates({{"must", {fox}}})->ids, (IdList{0, 1}));
+  EXPECT_EQ(candidates({{"must", {june}}})->ids, (IdList{1, 2}));
+  EXPECT_EQ(candidates({{"must", {fox, june}}})->ids, (IdList{1}));
+  EXPECT_FALSE(candidates({{"must", {{{"key", "title"}, {"match", {{"value", "dog"}}}}}}}));
+  EXPECT_FALSE(candidates({{"must", {{{"key", "at"}, {"range", {{"gte", 5}}}}}}}));
 }
