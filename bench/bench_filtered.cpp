@@ -1,9 +1,11 @@
 // Filtered search with and without payload indexes (issue 16), through the engine as the server
 // runs it: recall@k against the exact filtered answer, queries per second, and the time per query
 // spent finding the matching points (the filter's bitset), at keyword selectivities 0.1%..50%
-// and integer ranges of the same selectivities, on synthetic points.
+// and integer ranges of the same selectivities, on synthetic points or a dataset's vectors (the
+// payloads are drawn at random either way, independent of the vectors).
 //
 //   bench_filtered [--points 100000] [--dim 32] [--queries 200] [--k 10] [--ef 64] [--seed 1]
+//                  [--dataset DIR]   (its base rows, --points at most, and its queries)
 //
 // Prints one Markdown table row per (filter, payload index or not). Single thread, one process:
 // the rows compare within one run.
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "index/dataset.h"
 
 using nlohmann::json;
 using wp::engine::Collection;
@@ -95,10 +98,13 @@ Row measure(const Collection& col, const Filter& f, const std::vector<std::vecto
 int main(int argc, char** argv) {
   size_t points = 100000, dim = 32, queries = 200, k = 10, ef = 64;
   unsigned seed = 1;
+  std::string dataset;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     const size_t v = std::strtoull(argv[i + 1], nullptr, 10);
-    if (a == "--points")
+    if (a == "--dataset")
+      dataset = argv[i + 1];
+    else if (a == "--points")
       points = v;
     else if (a == "--dim")
       dim = v;
@@ -120,6 +126,13 @@ int main(int argc, char** argv) {
           .string();
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(0, 1);
+  wp::index::Dataset ds;
+  if (!dataset.empty()) {
+    ds = wp::index::load_dataset(dataset);
+    dim = ds.base.d;
+    points = std::min(points, ds.base.n);
+    queries = std::min(queries, ds.query.n);
+  }
   {
     wp::engine::Engine eng(dir);
     wp::engine::CollectionConfig cfg;
@@ -136,18 +149,27 @@ int main(int argc, char** argv) {
         PointWrite& p = batch[i];
         p.id = PointId::number(from + i);
         p.vector.resize(dim);
-        for (float& x : p.vector) x = u(rng);
+        if (dataset.empty()) {
+          for (float& x : p.vector) x = u(rng);
+        } else {
+          std::copy(ds.base.row(from + i), ds.base.row(from + i) + dim, p.vector.begin());
+        }
         p.payload = json::object();
         for (double s : kSelectivities) p.payload[sel_key(s)] = u(rng) < s ? "yes" : "no";
         p.payload["n"] = static_cast<int>(u(rng) * 1000);
       }
       col->upsert(std::move(batch), false);
     }
-    std::printf("%zu points of dimension %zu loaded in %.1f s; %zu queries, k %zu, ef %zu\n\n",
-                points, dim, seconds_since(t0), queries, k, ef);
+    std::printf("%zu points of dimension %zu (%s) loaded in %.1f s; %zu queries, k %zu, ef %zu\n\n",
+                points, dim, dataset.empty() ? "uniform random" : dataset.c_str(),
+                seconds_since(t0), queries, k, ef);
     std::vector<std::vector<float>> qs(queries, std::vector<float>(dim));
-    for (auto& q : qs) {
-      for (float& x : q) x = u(rng);
+    for (size_t i = 0; i < queries; ++i) {
+      if (dataset.empty()) {
+        for (float& x : qs[i]) x = u(rng);
+      } else {
+        std::copy(ds.query.row(i), ds.query.row(i) + dim, qs[i].begin());
+      }
     }
     std::vector<std::pair<std::string, Filter>> filters;
     filters.emplace_back("none (the unfiltered reference)", Filter());

@@ -209,6 +209,32 @@ test('payload edits, collection update and version info', async () => {
   assert.deepEqual((await client.getCollection('shop')).payload_schema, {});
 });
 
+test('full-text and datetime payload indexes: match text, datetime ranges', async () => {
+  await client.createCollection('notes', { vectors: { size: 2, distance: 'Dot' } });
+  await client.upsert('notes', {
+    wait: true,
+    points: [
+      { id: 1, vector: [1, 0], payload: { body: 'The quick brown fox', at: '2024-05-01T10:00:00Z' } },
+      { id: 2, vector: [0, 1], payload: { body: 'Lazy dogs, quick cats', at: '2024-06-01T10:00:00Z' } },
+      { id: 3, vector: [1, 1], payload: { body: 'brown bread', at: '2024-07-01T10:00:00+02:00' } },
+    ],
+  });
+  await client.createPayloadIndex('notes', { wait: true, field_name: 'body', field_schema: { type: 'text', tokenizer: 'word', lowercase: true } });
+  await client.createPayloadIndex('notes', { wait: true, field_name: 'at', field_schema: 'datetime' });
+  const info = await client.getCollection('notes');
+  assert.equal(info.payload_schema.body.data_type, 'text');
+  assert.equal(info.payload_schema.at.data_type, 'datetime');
+  const ids = async (filter) => (await client.scroll('notes', { filter, limit: 10 })).points.map((p) => p.id);
+  assert.deepEqual(await ids({ must: [{ key: 'body', match: { text: 'QUICK' } }] }), [1, 2]);
+  assert.deepEqual(await ids({ must: [{ key: 'body', match: { text: 'fox brown' } }] }), [1]);
+  assert.deepEqual(await ids({ must: [{ key: 'at', range: { gte: '2024-06-01T00:00:00Z' } }] }), [2, 3]);
+  assert.deepEqual(await ids({ must: [{ key: 'body', match: { text: 'brown' } }, { key: 'at', range: { lt: '2024-06-01T00:00:00Z' } }] }), [1]);
+  await assert.rejects(
+    client.createPayloadIndex('notes', { field_name: 'body', field_schema: { type: 'text', tokenizer: 'prefix' } }),
+    (e) => e.status === 400,
+  );
+});
+
 test('snapshots: create, list, recover, download, upload, delete', async () => {
   await client.createCollection('snaps', { vectors: { size: 4, distance: 'Cosine' } });
   const points = Array.from({ length: 50 }, (_, i) => ({ id: i, vector: [1, i, i % 7, 1], payload: { n: i } }));
