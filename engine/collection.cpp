@@ -545,7 +545,8 @@ std::vector<Collection::FacetHit> Collection::facet(const std::string& key, cons
   std::shared_lock<RwMutex> lock(mu_);
   const FieldIndex* index = payload_indexes_.find(key);
   const bool countable = index && index->schema() != PayloadSchema::kText &&
-                         index->schema() != PayloadSchema::kDatetime;
+                         index->schema() != PayloadSchema::kDatetime &&
+                         index->schema() != PayloadSchema::kGeo;
   WP_THROW_IF_NOT(countable, "key: facet needs a keyword, integer, float, bool or uuid payload ",
                   "index of ", show_json(json(key)), " (PUT /collections/", name_, "/index)",
                   index ? std::string(", not a ") + payload_schema_name(index->schema()) : "");

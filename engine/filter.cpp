@@ -277,24 +277,10 @@ class ValuesCountNode : public Filter::Node {
   RangeBounds b_;
 };
 
-/// A point on the earth ({"lon", "lat"} in degrees).
-struct GeoPoint {
-  double lon = 0, lat = 0;
-};
-
-/// A payload value that is a geo point, or nullopt.
-std::optional<GeoPoint> geo_of(const json& v) {
-  if (!v.is_object() || v.size() != 2) return std::nullopt;
-  const auto lon = v.find("lon"), lat = v.find("lat");
-  if (lon == v.end() || lat == v.end() || !lon->is_number() || !lat->is_number()) {
-    return std::nullopt;
-  }
-  return GeoPoint{lon->get<double>(), lat->get<double>()};
-}
+constexpr double kEarthRadiusM = 6371008.8, kPi = 3.14159265358979323846, kRad = kPi / 180;
 
 /// Great-circle distance in meters (haversine, mean earth radius), as Qdrant measures it.
 double geo_distance_m(const GeoPoint& a, const GeoPoint& b) {
-  constexpr double kEarthRadiusM = 6371008.8, kRad = 3.14159265358979323846 / 180;
   const double dlat = (b.lat - a.lat) * kRad, dlon = (b.lon - a.lon) * kRad;
   const double h =
       std::sin(dlat / 2) * std::sin(dlat / 2) +
@@ -307,10 +293,32 @@ class GeoRadiusNode : public FieldNode {
  public:
   GeoRadiusNode(JsonPath path, std::string key, GeoPoint center, double radius)
       : FieldNode(std::move(path), std::move(key)), center_(center), radius_(radius) {}
+  /// The circle's bounding box, a little wider than exact: latitudes within the angular radius;
+  /// longitudes within asin(sin(r) / cos(lat)), or all when the circle reaches a pole.
+  std::optional<Candidates> candidates(const IndexLookup& ix) const override {
+    constexpr double kSlack = 1e-6;                // degrees: rounding must not leave a point out
+    const double angle = radius_ / kEarthRadiusM;  // radians
+    GeoArea a;
+    a.lat_lo = center_.lat - angle / kRad - kSlack;
+    a.lat_hi = center_.lat + angle / kRad + kSlack;
+    if (a.lat_lo > -90 && a.lat_hi < 90) {
+      const double s = std::sin(angle) / std::cos(center_.lat * kRad);
+      const double dlon = s >= 1 ? 180 : std::asin(s) / kRad + kSlack;
+      if (dlon < 180) {
+        a.lon_lo = center_.lon - dlon;
+        a.lon_hi = center_.lon + dlon;
+        if (a.lon_lo < -180) a.lon_lo += 360;
+        if (a.lon_hi > 180) a.lon_hi -= 360;
+      }
+    }
+    a.lat_lo = std::max(a.lat_lo, -90.0);
+    a.lat_hi = std::min(a.lat_hi, 90.0);
+    return ix.geo(key(), a);
+  }
 
  protected:
   bool check(const json& v) const override {
-    const std::optional<GeoPoint> p = geo_of(v);
+    const std::optional<GeoPoint> p = geo_point_of(v);
     return p && geo_distance_m(center_, *p) <= radius_;
   }
 
@@ -325,10 +333,13 @@ class GeoBoxNode : public FieldNode {
  public:
   GeoBoxNode(JsonPath path, std::string key, GeoPoint top_left, GeoPoint bottom_right)
       : FieldNode(std::move(path), std::move(key)), tl_(top_left), br_(bottom_right) {}
+  std::optional<Candidates> candidates(const IndexLookup& ix) const override {
+    return ix.geo(key(), GeoArea{br_.lat, tl_.lat, tl_.lon, br_.lon});
+  }
 
  protected:
   bool check(const json& v) const override {
-    const std::optional<GeoPoint> p = geo_of(v);
+    const std::optional<GeoPoint> p = geo_point_of(v);
     if (!p || p->lat > tl_.lat || p->lat < br_.lat) return false;
     return tl_.lon <= br_.lon ? p->lon >= tl_.lon && p->lon <= br_.lon
                               : p->lon >= tl_.lon || p->lon <= br_.lon;
@@ -851,6 +862,15 @@ bool Filter::matches(const PointId& id, const json& payload) const {
 
 bool Filter::empty() const {
   return !root_;
+}
+
+std::optional<GeoPoint> geo_point_of(const json& v) {
+  if (!v.is_object() || v.size() != 2) return std::nullopt;
+  const auto lon = v.find("lon"), lat = v.find("lat");
+  if (lon == v.end() || lat == v.end() || !lon->is_number() || !lat->is_number()) {
+    return std::nullopt;
+  }
+  return GeoPoint{lon->get<double>(), lat->get<double>()};
 }
 
 std::vector<std::string> text_tokens(std::string_view text) {

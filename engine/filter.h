@@ -29,6 +29,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string_view>
 
 #include "engine/point_id.h"
@@ -43,6 +44,19 @@ struct RangeBounds {
     return (!has_gt || x > gt) && (!has_gte || x >= gte) && (!has_lt || x < lt) &&
            (!has_lte || x <= lte);
   }
+};
+
+/// A point on the earth ({"lon", "lat"} in degrees).
+struct GeoPoint {
+  double lon = 0, lat = 0;
+};
+/// A payload value that is a geo point ({"lon": number, "lat": number}), or nullopt.
+std::optional<GeoPoint> geo_point_of(const nlohmann::json& v);
+
+/// The bounding box of a geo condition, in degrees: latitudes lat_lo..lat_hi within -90..90,
+/// longitudes lon_lo..lon_hi within -180..180 (lon_lo > lon_hi: across the antimeridian).
+struct GeoArea {
+  double lat_lo = -90, lat_hi = 90, lon_lo = -180, lon_hi = 180;
 };
 
 /// Internal ids, sorted and unique.
@@ -76,6 +90,8 @@ class IndexLookup {
   /// An RFC 3339 datetime within `b` (microseconds since the epoch).
   virtual std::optional<Candidates> datetimes(const std::string& key,
                                               const RangeBounds& b) const = 0;
+  /// A geo point that may lie in `area` (geo_radius, geo_bounding_box).
+  virtual std::optional<Candidates> geo(const std::string& key, const GeoArea& area) const = 0;
   /// A text holding every one of `tokens` (text_tokens of match.text; not empty).
   virtual std::optional<Candidates> text(const std::string& key,
                                          const std::vector<std::string>& tokens) const = 0;

@@ -21,8 +21,24 @@ constexpr SchemaName kSchemas[] = {
     {PayloadSchema::kKeyword, "keyword"}, {PayloadSchema::kInteger, "integer"},
     {PayloadSchema::kFloat, "float"},     {PayloadSchema::kBool, "bool"},
     {PayloadSchema::kUuid, "uuid"},       {PayloadSchema::kDatetime, "datetime"},
-    {PayloadSchema::kText, "text"}};
-constexpr char kNames[] = "keyword, integer, float, bool, uuid, datetime, text";
+    {PayloadSchema::kText, "text"},       {PayloadSchema::kGeo, "geo"}};
+constexpr char kNames[] = "keyword, integer, float, bool, uuid, datetime, text, geo";
+
+/// Geo cells: 1 degree of latitude (180 rows) by 1 degree of longitude (360 per row), keyed
+/// row * 360 + column; kOddCell holds points outside the ranges.
+constexpr int kGeoColumns = 360;
+constexpr double kOddCell = -1;
+
+int geo_row(double lat) {
+  return std::clamp(static_cast<int>(std::floor(lat + 90)), 0, 179);
+}
+int geo_column(double lon) {
+  return std::clamp(static_cast<int>(std::floor(lon + 180)), 0, kGeoColumns - 1);
+}
+double geo_cell(const GeoPoint& p) {
+  if (!(p.lat >= -90 && p.lat <= 90 && p.lon >= -180 && p.lon <= 180)) return kOddCell;
+  return geo_row(p.lat) * kGeoColumns + geo_column(p.lon);
+}
 
 void insert_id(IdList& list, uint32_t id) {
   if (list.empty() || list.back() < id) {
@@ -95,8 +111,6 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field) {
   const std::string& name = type->get_ref<const std::string&>();
   const SchemaName* found = std::find_if(std::begin(kSchemas), std::end(kSchemas),
                                          [&](const SchemaName& n) { return name == n.name; });
-  WP_THROW_IF_NOT(name != "geo", where, ": \"geo\" indexes are not supported yet (", kNames,
-                  " are)");
   WP_THROW_IF_NOT(found != std::end(kSchemas), where, ": unknown schema ", show_json(*type),
                   " (expected one of ", kNames, ")");
   const json options = j.is_object() ? j : json::object();
@@ -153,6 +167,9 @@ void FieldIndex::for_each_value(const json& payload, const F& f) const {
           const auto t = parse_datetime(v.get_ref<const std::string&>());
           if (t) numbers.push_back(static_cast<double>(*t));
         }
+        break;
+      case PayloadSchema::kGeo:
+        if (const auto p = geo_point_of(v)) numbers.push_back(geo_cell(*p));
         break;
       case PayloadSchema::kText:
         if (v.is_string()) {
@@ -309,6 +326,29 @@ std::optional<Candidates> FieldIndex::text(const std::vector<std::string>& token
   return Candidates{std::move(out), false};
 }
 
+std::optional<Candidates> FieldIndex::geo(const GeoArea& a) const {
+  if (schema_ != PayloadSchema::kGeo) return std::nullopt;
+  std::vector<const IdList*> lists;
+  if (auto odd = by_number_.find(kOddCell); odd != by_number_.end()) lists.push_back(&odd->second);
+  // Columns: one interval, or two across the antimeridian.
+  std::vector<std::pair<int, int>> columns;
+  if (a.lon_lo <= a.lon_hi) {
+    columns.push_back({geo_column(a.lon_lo), geo_column(a.lon_hi)});
+  } else {
+    columns.push_back({geo_column(a.lon_lo), kGeoColumns - 1});
+    columns.push_back({0, geo_column(a.lon_hi)});
+  }
+  for (int row = geo_row(a.lat_lo); row <= geo_row(a.lat_hi); ++row) {
+    for (const auto& [first, last] : columns) {
+      const double lo = row * kGeoColumns + first, hi = row * kGeoColumns + last;
+      for (auto it = by_number_.lower_bound(lo); it != by_number_.end() && it->first <= hi; ++it) {
+        lists.push_back(&it->second);
+      }
+    }
+  }
+  return Candidates{lists.empty() ? IdList{} : unite_all(std::move(lists)), false};
+}
+
 Candidates FieldIndex::numbers_within(const RangeBounds& b) const {
   auto it = by_number_.begin();
   if (b.has_gt || b.has_gte) {
@@ -373,6 +413,11 @@ std::optional<Candidates> PayloadIndexes::datetimes(const std::string& key,
                                                     const RangeBounds& b) const {
   const FieldIndex* f = find(key);
   return f ? f->datetimes(b) : std::nullopt;
+}
+
+std::optional<Candidates> PayloadIndexes::geo(const std::string& key, const GeoArea& area) const {
+  const FieldIndex* f = find(key);
+  return f ? f->geo(area) : std::nullopt;
 }
 
 std::optional<Candidates> PayloadIndexes::text(const std::string& key,

@@ -12,7 +12,10 @@
  *    beyond 2^53 shares its key with its neighbours, which only widens the candidates;
  *  - bool: true and false;
  *  - datetime: RFC 3339 strings, keyed by microseconds since the epoch (range with datetimes);
- *  - text: the words of strings (text_tokens in filter.h; match.text).
+ *  - text: the words of strings (text_tokens in filter.h; match.text);
+ *  - geo: {"lon", "lat"} points by their 1-degree cell of latitude and longitude (keyed as a
+ *    number: a row of cells is a range of keys); points outside -90..90 / -180..180 share one
+ *    key that every geo lookup includes (the conditions read them as given).
  * Values of other types at an indexed key are left out (the conditions on them are then served
  * by no index of this key and checked point by point). Posting lists are sorted internal ids
  * (uint32); a point's old values are found from its old payload when it changes.
@@ -33,17 +36,25 @@
 
 namespace wp::engine {
 
-enum class PayloadSchema : uint8_t { kKeyword, kInteger, kFloat, kBool, kUuid, kDatetime, kText };
+enum class PayloadSchema : uint8_t {
+  kKeyword,
+  kInteger,
+  kFloat,
+  kBool,
+  kUuid,
+  kDatetime,
+  kText,
+  kGeo
+};
 
 /// Qdrant's name of a schema ("keyword", "integer", "float", "bool", "uuid", "datetime",
-/// "text").
+/// "text", "geo").
 const char* payload_schema_name(PayloadSchema s);
 /**
  * Qdrant's field_schema: a name or {"type": name, ...} (its storage options is_tenant, on_disk,
  * lookup, range and is_principal are accepted as booleans; they change nothing here; a text
  * index takes tokenizer "word" and lowercase true, which are what match.text reads).
- * @throws wp::UserError naming `field` for an unknown or unsupported type ("geo" is not indexed
- *   yet) or a bad option.
+ * @throws wp::UserError naming `field` for an unknown type or a bad option.
  */
 PayloadSchema parse_payload_schema(const nlohmann::json& j, const std::string& field);
 
@@ -78,6 +89,8 @@ class FieldIndex {
   std::optional<Candidates> datetimes(const RangeBounds& b) const;
   /// Points holding every token (in one value or across an array's values: a superset).
   std::optional<Candidates> text(const std::vector<std::string>& tokens) const;
+  /// Points in the cells `area` touches (a superset: each is checked).
+  std::optional<Candidates> geo(const GeoArea& area) const;
 
  private:
   /// The points of the keyed numbers within `b` (integer, float and datetime indexes).
@@ -94,7 +107,7 @@ class FieldIndex {
   /// an integer match may then share its key with values it does not hold for.
   bool inexact_integers_ = false;
   std::unordered_map<std::string, IdList> by_string_;  ///< keyword, uuid; text: by word
-  std::map<double, IdList> by_number_;                 ///< integer, float, datetime
+  std::map<double, IdList> by_number_;                 ///< integer, float, datetime, geo cell
   IdList by_bool_[2];                                  ///< bool: false, true
 };
 
@@ -123,6 +136,7 @@ class PayloadIndexes : public IndexLookup {
   std::optional<Candidates> datetimes(const std::string& key, const RangeBounds& b) const override;
   std::optional<Candidates> text(const std::string& key,
                                  const std::vector<std::string>& tokens) const override;
+  std::optional<Candidates> geo(const std::string& key, const GeoArea& area) const override;
 
  private:
   std::map<std::string, std::unique_ptr<FieldIndex>> fields_;

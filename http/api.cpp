@@ -128,7 +128,7 @@ const std::vector<Api::Route>& Api::routes() {
        Access::kRead},
       {"PUT", "/collections/{name}/index",
        "Create a payload index ({\"field_name\", \"field_schema\": keyword|integer|float|bool|"
-       "uuid|datetime|text}): filters on that key find their candidates from it",
+       "uuid|datetime|text|geo}): filters on that key find their candidates from it",
        &Api::create_payload_index, Access::kWrite},
       {"DELETE", "/collections/{name}/index/{field_name}", "Delete a payload index",
        &Api::delete_payload_index, Access::kWrite},

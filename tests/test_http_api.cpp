@@ -1003,7 +1003,7 @@ TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
       {R"({"field_name":"a..b","field_schema":"keyword"})", "field_name"},
       {R"({"field_name":"x"})", "field_schema"},
       {R"({"field_name":"x","field_schema":"words"})", "field_schema"},
-      {R"({"field_name":"x","field_schema":"geo"})", "not supported yet"},
+      {R"({"field_name":"x","field_schema":"geography"})", "field_schema"},
       {R"({"field_name":"x","field_schema":{"type":"text","tokenizer":"prefix"}})",
        "field_schema.tokenizer"},
       {R"({"field_name":"x","field_schema":{"type":"text","lowercase":false}})",

@@ -67,6 +67,20 @@ json random_payload(std::mt19937& rng) {
   if (tt < 75) p["title"] = title();
   if (tt >= 75 && tt < 85) p["title"] = json::array({title(), title()});
   if (tt >= 85 && tt < 90) p["title"] = 42;
+  // A place: anywhere, often near the antimeridian or a pole; sometimes several, sometimes out
+  // of range (kept as given: the conditions read them so), sometimes not a point.
+  auto place = [&] {
+    std::uniform_real_distribution<double> lon(-180, 180), lat(-90, 90), near(-3, 3);
+    const int where = pick(rng) % 4;
+    if (where == 0) return json{{"lon", 179 + near(rng) / 3}, {"lat", near(rng) * 10}};
+    if (where == 1) return json{{"lon", lon(rng)}, {"lat", 88 + near(rng) / 1.5}};
+    return json{{"lon", lon(rng)}, {"lat", lat(rng)}};
+  };
+  const int pl = pick(rng);
+  if (pl < 70) p["loc"] = place();
+  if (pl >= 70 && pl < 80) p["loc"] = json::array({place(), place()});
+  if (pl >= 80 && pl < 83) p["loc"] = {{"lon", 190.5}, {"lat", 10}};
+  if (pl >= 83 && pl < 86) p["loc"] = {{"lon", "east"}, {"lat", 10}};
   return p;
 }
 
@@ -110,6 +124,28 @@ std::vector<json> filters() {
       {{"must",
         {{{"key", "title"}, {"match", {{"text", "fox"}}}},
          {{"key", "at"}, {"range", {{"lt", "2024-05-15T00:00:00Z"}}}}}}},
+      {{"must",
+        {{{"key", "loc"},
+          {"geo_radius", {{"center", {{"lon", -179.5}, {"lat", 0}}}, {"radius", 300000}}}}}}},
+      {{"must",
+        {{{"key", "loc"},
+          {"geo_radius", {{"center", {{"lon", 10}, {"lat", 89}}}, {"radius", 250000}}}}}}},
+      {{"must",
+        {{{"key", "loc"},
+          {"geo_radius", {{"center", {{"lon", 30}, {"lat", -20}}}, {"radius", 3000000}}}}}}},
+      {{"must",
+        {{{"key", "loc"},
+          {"geo_radius", {{"center", {{"lon", 0}, {"lat", 0}}}, {"radius", 15000000}}}}}}},
+      {{"must",
+        {{{"key", "loc"},
+          {"geo_bounding_box",
+           {{"top_left", {{"lon", 178.5}, {"lat", 20}}},
+            {"bottom_right", {{"lon", -179}, {"lat", -20}}}}}}}}},
+      {{"must",
+        {{{"key", "loc"},
+          {"geo_bounding_box",
+           {{"top_left", {{"lon", -40}, {"lat", 60}}},
+            {"bottom_right", {{"lon", 40.5}, {"lat", -10.25}}}}}}}}},
   };
 }
 
@@ -129,6 +165,7 @@ void index_all(Collection& col) {
   col.create_payload_index("shop.city", PayloadSchema::kKeyword);
   col.create_payload_index("at", PayloadSchema::kDatetime);
   col.create_payload_index("title", PayloadSchema::kText);
+  col.create_payload_index("loc", PayloadSchema::kGeo);
 }
 
 /// Both collections answer every filter alike: count, and an exact filtered search.
@@ -208,6 +245,24 @@ TEST(PayloadIndex, LookupsAreSupersetsOfTheConditions) {
   words.remove(3, {{"title", "FOX, quick!"}});
   EXPECT_EQ(words.text({"fox"})->ids, (IdList{1}));
 
+  wp::engine::FieldIndex geo("loc", PayloadSchema::kGeo);
+  geo.add(1, {{"loc", {{"lon", 179.9}, {"lat", 0.5}}}});
+  geo.add(2, {{"loc", {{"lon", -179.9}, {"lat", 0.5}}}});
+  geo.add(3, {{"loc", {{"lon", 13.4}, {"lat", 52.5}}}});  // Berlin
+  geo.add(4, {{"loc", {{"lon", 200}, {"lat", 0}}}});      // out of range: in every lookup
+  geo.add(5, {{"loc", {{"lon", 13.4}, {"lat", 89.9}}}});
+  geo.add(6, {{"loc", "Berlin"}});
+  EXPECT_EQ(geo.points(), 5u);
+  // Across the antimeridian: the cells at both ends of the row.
+  EXPECT_EQ(geo.geo({0, 1, 179.5, -179.5})->ids, (IdList{1, 2, 4}));
+  EXPECT_EQ(geo.geo({52, 53, 13, 14})->ids, (IdList{3, 4}));
+  EXPECT_EQ(geo.geo({89, 90, -180, 180})->ids, (IdList{4, 5}));
+  EXPECT_FALSE(geo.geo({52, 53, 13, 14})->exact);
+  EXPECT_FALSE(geo.range(b));
+  EXPECT_FALSE(num.geo({52, 53, 13, 14}));
+  geo.remove(3, {{"loc", {{"lon", 13.4}, {"lat", 52.5}}}});
+  EXPECT_EQ(geo.geo({52, 53, 13, 14})->ids, (IdList{4}));
+
   wp::engine::FieldIndex flags("f", PayloadSchema::kBool);
   flags.add(5, {{"f", true}});
   flags.add(6, {{"f", {false, true}}});
@@ -271,8 +326,9 @@ TEST(PayloadIndex, FilteredAnswersEqualACheckOfEveryPointThroughWritesAndARestar
   }
   Engine eng(tmp.file("data"));  // the schema is stored; the indexes are built at open
   auto plain = eng.collection("plain"), indexed = eng.collection("indexed");
-  EXPECT_EQ(indexed->config().payload_schema.size(), 7u);
-  EXPECT_EQ(indexed->info().payload_fields.size(), 7u);
+  EXPECT_EQ(indexed->config().payload_schema.size(), 8u);
+  EXPECT_EQ(indexed->info().payload_fields.size(), 8u);
+  EXPECT_EQ(indexed->info().payload_fields.at("loc").schema, PayloadSchema::kGeo);
   EXPECT_EQ(indexed->info().payload_fields.at("title").schema, PayloadSchema::kText);
   EXPECT_EQ(indexed->info().payload_fields.at("at").schema, PayloadSchema::kDatetime);
   expect_same_answers(*plain, *indexed, rng);
@@ -333,4 +389,20 @@ TEST(PayloadIndex, FiltersNarrowOnlyThroughServedConditions) {
   EXPECT_EQ(candidates({{"must", {fox, june}}})->ids, (IdList{1}));
   EXPECT_FALSE(candidates({{"must", {{{"key", "title"}, {"match", {{"value", "dog"}}}}}}}));
   EXPECT_FALSE(candidates({{"must", {{{"key", "at"}, {"range", {{"gte", 5}}}}}}}));
+
+  // geo conditions narrow through a geo index to the cells they touch.
+  auto loc = std::make_unique<wp::engine::FieldIndex>("loc", PayloadSchema::kGeo);
+  loc->add(0, {{"loc", {{"lon", 2.35}, {"lat", 48.85}}}});  // Paris
+  loc->add(1, {{"loc", {{"lon", 13.4}, {"lat", 52.52}}}});  // Berlin
+  loc->add(2, {{"loc", {{"lon", -74.0}, {"lat", 40.7}}}});  // New York
+  ix.install(std::move(loc));
+  const json near_paris{
+      {"key", "loc"},
+      {"geo_radius", {{"center", {{"lon", 2.3}, {"lat", 48.8}}}, {"radius", 1000}}}};
+  const json europe{
+      {"key", "loc"},
+      {"geo_bounding_box",
+       {{"top_left", {{"lon", -10}, {"lat", 60}}}, {"bottom_right", {{"lon", 30}, {"lat", 35}}}}}};
+  EXPECT_EQ(candidates({{"must", {near_paris}}})->ids, (IdList{0}));
+  EXPECT_EQ(candidates({{"must", {europe}}})->ids, (IdList{0, 1}));
 }
