@@ -150,9 +150,7 @@ void HnswIndex::exact_scan(const float* q, size_t k, const IdFilter* filter, Sea
   const HnswGraph& g = *graph_;
   auto& top = ctx.top;
   top.clear();
-  for (slot_t s = 0; s < g.slot_count(); ++s) {
-    if (g.flags(s)) continue;
-    if (filter && !filter->contains(g.label_of(s))) continue;
+  auto consider = [&](slot_t s) {
     const float d = g.distance(q, g.vec(s));
     ++st.distance_computations;
     if (top.size() < k) {
@@ -163,6 +161,21 @@ void HnswIndex::exact_scan(const float* q, size_t k, const IdFilter* filter, Sea
       top.back() = {d, s};
       std::push_heap(top.begin(), top.end());
     }
+  };
+  // A selective filter that can list its ids: visit the matches alone (one lookup each) rather
+  // than every slot (at 1M points, 1% matching: 20 ms a query went to testing the other 99%).
+  const int64_t matching = filter ? filter->count() : -1;
+  if (matching >= 0 && static_cast<size_t>(matching) * 4 < g.slot_count() &&
+      filter->for_each([&](uint64_t id) {
+        const slot_t s = g.find(id);
+        if (s != HnswGraph::kNoSlot && !g.flags(s)) consider(s);
+      })) {
+    return;
+  }
+  for (slot_t s = 0; s < g.slot_count(); ++s) {
+    if (g.flags(s)) continue;
+    if (filter && !filter->contains(g.label_of(s))) continue;
+    consider(s);
   }
 }
 

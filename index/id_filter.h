@@ -19,6 +19,10 @@ class IdFilter {
   /// How many ids pass, when known (lets an index choose an exact scan for selective filters);
   /// -1 when unknown.
   virtual int64_t count() const { return -1; }
+  /// Calls fn(id) for every id that passes, in increasing order, and returns true, when the
+  /// filter can list them (an exact scan then costs the matches, not every vertex); returns
+  /// false, calling nothing, when it cannot.
+  virtual bool for_each(const std::function<void(uint64_t)>& fn) const { return false; }
 };
 
 /// A dense bitset over ids [0, capacity). Ids beyond it are not contained.
@@ -38,6 +42,12 @@ class BitsetFilter : public IdFilter {
     return id < capacity_ && (words_[id >> 6] >> (id & 63)) & 1;
   }
   int64_t count() const override { return count_; }
+  bool for_each(const std::function<void(uint64_t)>& fn) const override {
+    for (size_t w = 0; w < words_.size(); ++w) {
+      for (uint64_t b = words_[w]; b; b &= b - 1) fn(w * 64 + __builtin_ctzll(b));
+    }
+    return true;
+  }
 
  private:
   std::vector<uint64_t> words_;
