@@ -21,6 +21,11 @@ fs::path aliases_file(const std::string& data) {
   return fs::path(data) / "aliases.json";
 }
 
+UnavailableError being_recovered(const std::string& name) {
+  return UnavailableError("collection `" + show_text(name) +
+                          "` is being recovered from a snapshot: retry");
+}
+
 }  // namespace
 
 Engine::Engine(const std::string& data_dir, const std::string& snapshots_dir)
@@ -87,10 +92,7 @@ bool Engine::delete_collection(const std::string& name) {
   std::shared_ptr<Collection> victim;
   {
     std::unique_lock<RwMutex> lock(mu_);
-    if (recovering_.count(name)) {
-      throw UnavailableError("collection `" + show_text(name) +
-                             "` is being recovered from a snapshot: retry");
-    }
+    if (recovering_.count(name)) throw being_recovered(name);
     auto it = collections_.find(name);
     if (it == collections_.end()) return false;
     victim = std::move(it->second);
@@ -122,10 +124,7 @@ std::shared_ptr<Collection> Engine::collection(const std::string& name) const {
     if (alias != aliases_.end()) it = collections_.find(alias->second);
   }
   if (it == collections_.end()) {
-    if (recovering_.count(name)) {
-      throw UnavailableError("collection `" + show_text(name) +
-                             "` is being recovered from a snapshot: retry");
-    }
+    if (recovering_.count(name)) throw being_recovered(name);
     throw NotFoundError("Collection `" + show_text(name) + "` doesn't exist!");
   }
   return it->second;

@@ -98,6 +98,8 @@ class Engine {
   void recover_snapshot(const std::string& collection, std::istream& in);
   /// The collection's name behind `name` (an alias's target, else `name`).
   std::string resolve(const std::string& name) const;
+  /// `<snapshots>/<collection>`, where the collection's snapshot files are.
+  std::string snapshot_folder(const std::string& collection) const;
   /// `<data>/collections/<name>` (`name` may be one of the server's own `.`-folders).
   std::string collection_folder(const std::string& name) const;
 

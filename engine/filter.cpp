@@ -236,6 +236,29 @@ class DatetimeRangeNode : public FieldNode {
   RangeBounds b_;  ///< microseconds since the epoch
 };
 
+/// Calls fn(word) for each word of `text` as text_tokens reads it, before lowercasing: maximal
+/// runs of ASCII letters and digits and of non-ASCII bytes.
+template <typename F>
+void for_each_word(std::string_view text, const F& fn) {
+  size_t start = 0;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    const auto c = i < text.size() ? static_cast<unsigned char>(text[i]) : 0;
+    if (i < text.size() && (c >= 0x80 || std::isalnum(c))) continue;
+    if (i > start) fn(text.substr(start, i - start));
+    start = i + 1;
+  }
+}
+
+/// Whether `word` lowercased (ASCII only) is `token`.
+bool same_word(std::string_view word, const std::string& token) {
+  if (word.size() != token.size()) return false;
+  for (size_t i = 0; i < word.size(); ++i) {
+    const auto c = static_cast<unsigned char>(word[i]);
+    if ((c < 0x80 ? static_cast<char>(std::tolower(c)) : word[i]) != token[i]) return false;
+  }
+  return true;
+}
+
 /// match.text: a string value holding every word of the query (text_tokens; Qdrant's semantics
 /// with a full-text index, here with or without one, so that an index never changes an answer).
 class MatchTextNode : public FieldNode {
@@ -248,10 +271,23 @@ class MatchTextNode : public FieldNode {
   }
 
  protected:
+  /// Runs once per point a filter checks: the value's words are compared as they are read, with
+  /// nothing allocated (a query of more than 64 words takes the slower sorted comparison).
   bool check(const json& v) const override {
     if (!v.is_string()) return false;
-    const std::vector<std::string> have = text_tokens(v.get_ref<const std::string&>());
-    return std::includes(have.begin(), have.end(), tokens_.begin(), tokens_.end());
+    const std::string& text = v.get_ref<const std::string&>();
+    if (tokens_.size() > 64) {
+      const std::vector<std::string> have = text_tokens(text);
+      return std::includes(have.begin(), have.end(), tokens_.begin(), tokens_.end());
+    }
+    const uint64_t all = tokens_.size() == 64 ? ~uint64_t{0} : (uint64_t{1} << tokens_.size()) - 1;
+    uint64_t seen = 0;
+    for_each_word(text, [&](std::string_view w) {
+      for (size_t i = 0; i < tokens_.size(); ++i) {
+        if (same_word(w, tokens_[i])) seen |= uint64_t{1} << i;
+      }
+    });
+    return seen == all;
   }
 
  private:
@@ -875,17 +911,14 @@ std::optional<GeoPoint> geo_point_of(const json& v) {
 
 std::vector<std::string> text_tokens(std::string_view text) {
   std::vector<std::string> out;
-  std::string word;
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x80 || std::isalnum(c)) {
-      word += c < 0x80 ? static_cast<char>(std::tolower(c)) : ch;
-    } else if (!word.empty()) {
-      out.push_back(std::move(word));
-      word.clear();
+  for_each_word(text, [&](std::string_view w) {
+    std::string word(w);
+    for (char& ch : word) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c < 0x80) ch = static_cast<char>(std::tolower(c));
     }
-  }
-  if (!word.empty()) out.push_back(std::move(word));
+    out.push_back(std::move(word));
+  });
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;

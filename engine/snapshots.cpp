@@ -91,9 +91,13 @@ void check_checksum(const std::string& actual, std::string expected) {
 
 }  // namespace
 
+std::string Engine::snapshot_folder(const std::string& collection) const {
+  return (fs::path(snapshots_dir_) / collection).string();
+}
+
 Engine::SnapshotInfo Engine::create_snapshot(const std::string& name) {
   const std::shared_ptr<Collection> c = collection(name);
-  const fs::path folder = fs::path(snapshots_dir_) / c->name();
+  const fs::path folder = snapshot_folder(c->name());
   fs::create_directories(folder);
   const auto now = std::chrono::system_clock::now();
   const std::time_t t = std::chrono::system_clock::to_time_t(now);
@@ -126,7 +130,7 @@ Engine::SnapshotInfo Engine::create_snapshot(const std::string& name) {
 
 std::vector<Engine::SnapshotInfo> Engine::list_snapshots(const std::string& name) const {
   const std::shared_ptr<Collection> c = collection(name);
-  const fs::path folder = fs::path(snapshots_dir_) / c->name();
+  const fs::path folder = snapshot_folder(c->name());
   std::vector<SnapshotInfo> out;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(folder, ec)) {
@@ -146,7 +150,7 @@ std::vector<Engine::SnapshotInfo> Engine::list_snapshots(const std::string& name
 
 std::string Engine::snapshot_file(const std::string& name, const std::string& snapshot) const {
   const std::shared_ptr<Collection> c = collection(name);
-  const fs::path file = fs::path(snapshots_dir_) / c->name() / snapshot;
+  const fs::path file = fs::path(snapshot_folder(c->name())) / snapshot;
   if (!valid_snapshot_name(snapshot) || !fs::is_regular_file(file)) {
     throw NotFoundError("Snapshot `" + show_text(snapshot) + "` of collection `" + c->name() +
                         "` doesn't exist!");

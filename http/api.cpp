@@ -352,8 +352,9 @@ Response Api::answer(const Request& req) {
                                        "Not found: no route for " + engine::show_text(req.method) +
                                            " " + engine::show_text(req.target.substr(0, qpos)),
                                        seconds());
-  } else if (const size_t limit = is_snapshot_upload(method, req.target) ? options_.max_upload_bytes
-                                                                         : options_.max_body_bytes;
+  } else if (const size_t limit = route->handler == &Api::upload_snapshot
+                                      ? options_.max_upload_bytes
+                                      : options_.max_body_bytes;
              req.body.size() > limit) {
     resp = error_response(413,
                           "Payload too large: body of " + std::to_string(req.body.size()) +
@@ -366,10 +367,17 @@ Response Api::answer(const Request& req) {
   return resp;
 }
 
-bool is_snapshot_upload(const std::string& method, const std::string& target) {
-  const std::vector<std::string> parts = split_path(target.substr(0, target.find('?')));
-  return method == "POST" && parts.size() == 4 && parts[0] == "collections" &&
-         parts[2] == "snapshots" && parts[3] == "upload";
+bool is_snapshot_upload(std::string_view method, std::string_view target) {
+  // Read on every request's header by the server: no allocation, no decoding (an encoded path
+  // only keeps the ordinary limit).
+  const std::string_view path = target.substr(0, target.find('?'));
+  const std::string_view head = "/collections/", tail = "/snapshots/upload";
+  if (method != "POST" || path.size() <= head.size() + tail.size() ||
+      path.substr(0, head.size()) != head || path.substr(path.size() - tail.size()) != tail) {
+    return false;
+  }
+  const std::string_view name = path.substr(head.size(), path.size() - head.size() - tail.size());
+  return name.find('/') == std::string_view::npos;
 }
 
 Response Api::handle(const Request& req) {

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -59,7 +60,7 @@ struct ApiOptions {
 };
 
 /// Whether a request to `target` is a snapshot upload (its body limit is max_upload_bytes).
-bool is_snapshot_upload(const std::string& method, const std::string& target);
+bool is_snapshot_upload(std::string_view method, std::string_view target);
 
 /// Work one request may ask for (a 400 naming the field beyond them): searches in a batch, points
 /// in an answer (a batch's limits and offsets added up), and vector values in an answer.

@@ -193,8 +193,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (bytes > 0) busy_ = true;  // a request has begun: shutdown lets it finish
     if (!ec && parser_->is_header_done() && !body_reserved_) {
       // A snapshot upload may be a whole collection; every other body max_body_bytes.
-      const bool upload = is_snapshot_upload(std::string(parser_->get().method_string()),
-                                             std::string(parser_->get().target()));
+      const auto method = parser_->get().method_string();
+      const auto target = parser_->get().target();
+      const bool upload = is_snapshot_upload(std::string_view(method.data(), method.size()),
+                                             std::string_view(target.data(), target.size()));
       body_limit_ =
           upload ? server_.api.options().max_upload_bytes : server_.api.options().max_body_bytes;
       parser_->body_limit(body_limit_);
