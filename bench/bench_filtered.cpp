@@ -141,10 +141,10 @@ int main(int argc, char** argv) {
   {
     wp::engine::Engine eng(dir);
     wp::engine::CollectionConfig cfg;
-    cfg.dim = dim;
-    cfg.index.metric = wp::index::Metric::kL2;
-    cfg.index.hnsw.M = 16;
-    cfg.index.hnsw.ef_construction = 100;
+    cfg.vectors[""].dim = dim;
+    cfg.vectors[""].index.metric = wp::index::Metric::kL2;
+    cfg.vectors[""].index.hnsw.M = 16;
+    cfg.vectors[""].index.hnsw.ef_construction = 100;
     eng.create_collection("f", cfg);
     auto col = eng.collection("f");
     const auto t0 = Clock::now();
@@ -153,11 +153,11 @@ int main(int argc, char** argv) {
       for (size_t i = 0; i < batch.size(); ++i) {
         PointWrite& p = batch[i];
         p.id = PointId::number(from + i);
-        p.vector.resize(dim);
+        p.vectors[""].resize(dim);
         if (dataset.empty()) {
-          for (float& x : p.vector) x = u(rng);
+          for (float& x : p.vectors[""]) x = u(rng);
         } else {
-          std::copy(ds.base.row(from + i), ds.base.row(from + i) + dim, p.vector.begin());
+          std::copy(ds.base.row(from + i), ds.base.row(from + i) + dim, p.vectors[""].begin());
         }
         p.payload = json::object();
         for (double s : kSelectivities) p.payload[sel_key(s)] = u(rng) < s ? "yes" : "no";

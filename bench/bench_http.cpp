@@ -22,14 +22,14 @@ struct Fixture {
     ds = wp::index::load_dataset(std::string(WAYPOINT_DATA_DIR) + "/siftsmall");
     engine = std::make_unique<wp::engine::Engine>(dir);
     wp::engine::CollectionConfig cfg;
-    cfg.dim = ds.base.d;
-    cfg.index.metric = wp::index::Metric::kL2;
-    cfg.index.hnsw.ef_construction = 100;
+    cfg.vectors[""].dim = ds.base.d;
+    cfg.vectors[""].index.metric = wp::index::Metric::kL2;
+    cfg.vectors[""].index.hnsw.ef_construction = 100;
     engine->create_collection("sift", cfg);
     std::vector<wp::engine::PointWrite> pts(ds.base.n);
     for (size_t i = 0; i < ds.base.n; ++i) {
       pts[i].id = wp::engine::PointId::number(i);
-      pts[i].vector.assign(ds.base.row(i), ds.base.row(i) + ds.base.d);
+      pts[i].vectors[""].assign(ds.base.row(i), ds.base.row(i) + ds.base.d);
     }
     engine->collection("sift")->upsert(std::move(pts), false);
     api = std::make_unique<wp::http::Api>(*engine, wp::http::ApiOptions{});

@@ -19,10 +19,16 @@ using nlohmann::json;
 
 namespace {
 constexpr char kConfigKey[] = "config";
-constexpr char kIndexFile[] = "index.wpi";
-constexpr char kIndexMeta[] = "index.meta";
 /// Internal ids are below this: payload indexes keep them as uint32.
 constexpr uint64_t kMaxInternal = UINT32_MAX;
+
+/// The index file and its meta of space number `space`: "index.wpi" and "index.meta" for the
+/// unnamed vector (as before named vectors), "index.<space>.wpi" and ".meta" for named ones
+/// (the meta holds the name; snapshot_archive.cpp admits these names).
+std::pair<std::string, std::string> index_files(bool named, size_t space) {
+  const std::string base = named ? "index." + std::to_string(space) : "index";
+  return {base + ".wpi", base + ".meta"};
+}
 
 /// A new empty index as `spec` says. Kind "rl" without its learnt graph (no index file, or one
 /// that no longer matches the store) serves the graph the agent starts from until trained again.
@@ -45,9 +51,33 @@ Collection::Collection(std::string name, std::string dir,
     WP_THROW_INTERNAL_IF_NOT(stored, "collection '", name_, "' has no stored config");
     config_ = CollectionConfig::from_stored(json::parse(*stored));
   }
-  dim_ = config_.dim;
-  metric_ = config_.metric();
+  named_ = config_.named();
+  for (const auto& [vname, v] : config_.vectors) {
+    shapes_.push_back(VectorShape{vname, v.dim, v.metric()});
+    total_dim_ += v.dim;
+  }
   load();
+}
+
+bool VectorSelector::wants(const std::string& name) const {
+  return all || std::find(names.begin(), names.end(), name) != names.end();
+}
+
+const VectorShape& Collection::vector_shape(const std::string& name,
+                                            const std::string& field) const {
+  return shapes_[space_of(name, field)];
+}
+
+size_t Collection::space_of(const std::string& name, const std::string& field) const {
+  for (size_t i = 0; i < shapes_.size(); ++i) {
+    if (shapes_[i].name == name) return i;
+  }
+  (void)config_.vector(name, field);  // throws the error that lists the names
+  throw InternalError("vector space missing");
+}
+
+void Collection::check_selector(const VectorSelector& sel, const std::string& field) const {
+  for (const std::string& name : sel.names) space_of(name, field);
 }
 
 CollectionConfig Collection::config() const {
@@ -68,40 +98,76 @@ void Collection::wait_for_build() {
   if (t.joinable()) t.join();
 }
 
-void Collection::rebuild_index(const index::IndexSpec& requested, const json& learned) {
+void Collection::rebuild_index(const index::IndexSpec& requested, const json& learned,
+                               const std::string& vector) {
+  const size_t space = space_of(vector, "using");
   index::IndexSpec spec = requested;
-  spec.metric = metric_;
+  spec.metric = shapes_[space].metric;
   spec.validate();
   const bool is_learned = spec.kind == index::IndexKind::kRl;
   WP_THROW_IF_NOT(!is_learned || learned_builder(index::index_kind_name(spec.kind)), "type: \"",
                   index::index_kind_name(spec.kind),
                   "\" needs a waypoint built with LibTorch (WAYPOINT_WITH_TORCH=ON)");
-  start_job("building", spec, [this, spec, learned] { build_and_swap(spec, learned); });
+  start_job("building", vector, spec,
+            [this, space, spec, learned] { build_and_swap(space, spec, learned); });
 }
 
-void Collection::auto_index(const AutoTuneRequest& req) {
-  WP_THROW_IF_NOT(size() >= tune::kMinAutoTunePoints,
-                  "type \"auto\" tunes on the collection's points and needs at least ",
-                  tune::kMinAutoTunePoints, ", it holds ", size());
+void Collection::rebuild_indexes(const std::map<std::string, index::IndexSpec>& specs) {
+  std::vector<std::pair<size_t, index::IndexSpec>> plan;
+  for (const auto& [vector, requested] : specs) {
+    index::IndexSpec spec = requested;
+    const size_t space = space_of(vector, "vectors");
+    spec.metric = shapes_[space].metric;
+    spec.validate();
+    WP_THROW_IF_NOT(spec.kind != index::IndexKind::kRl, "vectors.", vector,
+                    ": a learned index is built by PUT /collections/", name_, "/vector_index");
+    plan.emplace_back(space, spec);
+  }
+  if (plan.empty()) return;
+  start_job("building", shapes_[plan[0].first].name, plan[0].second, [this, plan] {
+    for (const auto& [space, spec] : plan) {
+      {
+        std::lock_guard<std::mutex> g(build_mu_);
+        status_.vector = shapes_[space].name;
+        status_.target = spec;
+      }
+      build_progress_ = 0.0;
+      build_and_swap(space, spec, json::object());
+    }
+  });
+}
+
+void Collection::auto_index(const AutoTuneRequest& req, const std::string& vector) {
+  const size_t space = space_of(vector, "using");
+  size_t held = 0;
+  {
+    std::shared_lock<RwMutex> lock(mu_);
+    held = indexes_[space]->size();
+  }
+  WP_THROW_IF_NOT(held >= tune::kMinAutoTunePoints,
+                  "type \"auto\" tunes on the collection's vectors and needs at least ",
+                  tune::kMinAutoTunePoints, ", it holds ", held);
   tune::Space::standard(req.types);  // the types are checked before the job starts
-  start_job("tuning", std::nullopt, [this, req] {
+  start_job("tuning", vector, std::nullopt, [this, req, space] {
     // Tune on a snapshot without holding writes back (90% of the progress); then build the
     // winner as a rebuild does.
     index::Matrix vectors;
     std::vector<index::label_t> labels;
-    snapshot(vectors, labels);
-    const tune::AutoTuneResult r = tune::auto_tune(vectors, config().index, req,
-                                                   [this](double f) { build_progress_ = 0.9 * f; });
+    snapshot(space, vectors, labels);
+    const tune::AutoTuneResult r =
+        tune::auto_tune(vectors, config().vectors.at(shapes_[space].name).index, req,
+                        [this](double f) { build_progress_ = 0.9 * f; });
     {
       std::lock_guard<std::mutex> g(build_mu_);
       status_.tune = r.outcome;
       status_.target = r.spec;
     }
-    build_and_swap(r.spec, json::object());
+    build_and_swap(space, r.spec, json::object());
   });
 }
 
-void Collection::start_job(const std::string& state, const std::optional<index::IndexSpec>& target,
+void Collection::start_job(const std::string& state, const std::string& vector,
+                           const std::optional<index::IndexSpec>& target,
                            std::function<void()> job) {
   std::lock_guard<std::mutex> g(build_mu_);
   if (status_.state == "building" || status_.state == "tuning") {
@@ -109,8 +175,10 @@ void Collection::start_job(const std::string& state, const std::optional<index::
   }
   if (builder_.joinable()) builder_.join();  // the previous build has finished
   status_.state = state;
+  status_.vector = vector;
   status_.error.clear();
   status_.target = target;
+  status_.tune.reset();
   build_progress_ = 0.0;
   builder_ = std::thread([this, job = std::move(job)] {
     try {
@@ -127,18 +195,19 @@ void Collection::start_job(const std::string& state, const std::optional<index::
   });
 }
 
-void Collection::snapshot(index::Matrix& vectors, std::vector<index::label_t>& labels) const {
+void Collection::snapshot(size_t space, index::Matrix& vectors,
+                          std::vector<index::label_t>& labels) const {
   std::shared_lock<RwMutex> lock(mu_);
-  vectors = index::Matrix(live_, dim_);
+  const index::Index& idx = *indexes_[space];
+  vectors = index::Matrix(idx.size(), shapes_[space].dim);
   labels.clear();
-  for (uint64_t i = 0; i < entries_.size(); ++i) {
-    if (!entries_[i].live) continue;
-    index_->get_vector(i, vectors.row(labels.size()));
-    labels.push_back(i);
+  for (uint64_t i = 0; i < entries_.size() && labels.size() < vectors.n; ++i) {
+    if (entries_[i].live && idx.get_vector(i, vectors.row(labels.size()))) labels.push_back(i);
   }
+  vectors.n = labels.size();
 }
 
-void Collection::build_and_swap(const index::IndexSpec& next, const json& learned) {
+void Collection::build_and_swap(size_t space, const index::IndexSpec& next, const json& learned) {
   // Snapshot the live points (vectors from the served index) with writes held back for a moment;
   // from then on, writes go on and note the labels they touch, and are replayed into the new
   // index at the swap (so no write is lost, and no writer waits for the whole build).
@@ -146,7 +215,7 @@ void Collection::build_and_swap(const index::IndexSpec& next, const json& learne
   index::Matrix vectors;
   {
     std::lock_guard<std::mutex> writer(write_mu_);
-    snapshot(vectors, labels);
+    snapshot(space, vectors, labels);
     touched_during_build_.emplace();
   }
   struct StopNoting {
@@ -169,17 +238,19 @@ void Collection::build_and_swap(const index::IndexSpec& next, const json& learne
     req.progress = progress;
     fresh = (*learned_builder(index::index_kind_name(next.kind)))(req);
   } else {
-    fresh = make_served_index(next, dim_);
+    fresh = make_served_index(next, shapes_[space].dim);
     index::add_all(*fresh, index::view(vectors), labels.data(), 5000,
                    [&](size_t done) { progress(static_cast<double>(done) / labels.size()); });
   }
   vectors = index::Matrix();
   std::lock_guard<std::mutex> writer(write_mu_);
-  // Replay what changed since the snapshot: each touched label is now either live (its current
-  // vector, from the served index) or gone. Only this writer changes entries_ and the index now.
+  // Replay what changed since the snapshot: each touched label now either has a vector in the
+  // served index of the space (its current one) or none. Only this writer changes entries_ and
+  // the indexes now.
+  const index::Index& served = *indexes_[space];
   std::vector<index::label_t> gone, changed;
   for (const uint64_t label : *touched_during_build_) {
-    if (label < entries_.size() && entries_[label].live) {
+    if (served.contains(label)) {
       changed.push_back(label);
     } else if (fresh->contains(label)) {
       gone.push_back(label);
@@ -187,45 +258,56 @@ void Collection::build_and_swap(const index::IndexSpec& next, const json& learne
   }
   if (!gone.empty()) fresh->remove_batch(gone.data(), gone.size());
   if (!changed.empty()) {
-    index::Matrix m(changed.size(), dim_);
-    for (size_t i = 0; i < changed.size(); ++i) index_->get_vector(changed[i], m.row(i));
+    index::Matrix m(changed.size(), shapes_[space].dim);
+    for (size_t i = 0; i < changed.size(); ++i) served.get_vector(changed[i], m.row(i));
     fresh->add(index::view(m), changed.data());
   }
   CollectionConfig stored = config();
-  stored.index = next;
+  stored.vectors.at(shapes_[space].name).index = next;
   store_->put_meta(kConfigKey, stored.to_stored().dump());
   std::unique_lock<RwMutex> lock(mu_);
-  index_ = std::move(fresh);
+  indexes_[space] = std::move(fresh);
   config_ = stored;
 }
 
-IndexStatus Collection::index_status() const {
+IndexStatus Collection::index_status(const std::string& vector) const {
+  const size_t space = space_of(vector, "using");
   IndexStatus s;
   {
     std::lock_guard<std::mutex> g(build_mu_);
     s = status_;
   }
   s.progress = build_progress_;
+  if (s.vector != vector) {  // the last build was of another space: this one is served as is
+    s = IndexStatus{};
+    s.vector = vector;
+  }
   std::shared_lock<RwMutex> lock(mu_);
-  s.served = config_.index;
+  s.served = config_.vectors.at(shapes_[space].name).index;
   return s;
 }
 
 void Collection::load() {
-  index::Matrix vectors(0, dim_);
-  std::vector<index::label_t> labels;
+  const size_t spaces = shapes_.size();
+  std::vector<index::Matrix> vectors;
+  std::vector<std::vector<index::label_t>> labels(spaces);
+  for (const VectorShape& shape : shapes_) vectors.emplace_back(0, shape.dim);
   store_->scan(std::nullopt, [&](PointStore::Record&& r) {
-    WP_THROW_INTERNAL_IF_NOT(r.vector.size() == dim_, "stored point of wrong dimension");
+    for (const auto& [vname, v] : r.vectors) {
+      size_t i = 0;
+      while (i < spaces && shapes_[i].name != vname) ++i;
+      WP_THROW_INTERNAL_IF_NOT(i < spaces && v.size() == shapes_[i].dim,
+                               "stored point with a vector of wrong name or dimension");
+      vectors[i].data.insert(vectors[i].data.end(), v.begin(), v.end());
+      labels[i].push_back(r.internal);
+    }
     if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
     entries_[r.internal] = Entry{r.id, std::move(r.payload), true};
     internal_of_[r.id] = r.internal;
     next_internal_ = std::max(next_internal_, r.internal + 1);
-    vectors.data.insert(vectors.data.end(), r.vector.begin(), r.vector.end());
-    labels.push_back(r.internal);
+    ++live_;
     return true;
   });
-  vectors.n = labels.size();
-  live_ = labels.size();
   WP_THROW_INTERNAL_IF_NOT(next_internal_ <= kMaxInternal, "stored internal id out of range");
   entries_.resize(next_internal_);
   for (const auto& [key, schema] : config_.payload_schema) {
@@ -235,30 +317,41 @@ void Collection::load() {
     if (!entries_[i].live) free_internal_.push_back(i);  // the lowest is reused first
   }
 
-  // The index file is trusted only if it was written for exactly this state of the store and
+  // An index file is trusted only if it was written for exactly this state of the store and
   // passes every check of the loader; anything else is rebuilt from the store.
-  const fs::path file = fs::path(dir_) / kIndexFile, meta = fs::path(dir_) / kIndexMeta;
-  if (fs::exists(file) && fs::exists(meta)) {
-    try {
-      std::ifstream in(meta);
-      const json m = json::parse(in);
-      if (m.at("sequence").get<uint64_t>() == store_->sequence() &&
-          m.at("points").get<size_t>() == live_) {
-        auto idx = index::load_index(file.string());
-        bool ok = idx->dim() == dim_ && idx->metric() == metric_ && idx->size() == live_;
-        for (size_t i = 0; ok && i < labels.size(); ++i) ok = idx->contains(labels[i]);
-        if (ok) {
-          index_ = std::move(idx);
-          index_from_file_ = true;
-          return;
+  index_from_file_ = true;
+  for (size_t space = 0; space < spaces; ++space) {
+    const VectorShape& shape = shapes_[space];
+    const std::vector<index::label_t>& held = labels[space];
+    vectors[space].n = held.size();
+    const auto [file_name, meta_name] = index_files(named_, space);
+    const fs::path file = fs::path(dir_) / file_name, meta = fs::path(dir_) / meta_name;
+    std::unique_ptr<index::Index> loaded;
+    if (fs::exists(file) && fs::exists(meta)) {
+      try {
+        std::ifstream in(meta);
+        const json m = json::parse(in);
+        if (m.at("sequence").get<uint64_t>() == store_->sequence() &&
+            m.at("points").get<size_t>() == held.size() &&
+            m.value("vector", std::string()) == shape.name) {
+          auto idx = index::load_index(file.string());
+          bool ok = idx->dim() == shape.dim && idx->metric() == shape.metric &&
+                    idx->size() == held.size();
+          for (size_t i = 0; ok && i < held.size(); ++i) ok = idx->contains(held[i]);
+          if (ok) loaded = std::move(idx);
         }
+      } catch (const std::exception&) {
+        // fall through: rebuild
       }
-    } catch (const std::exception&) {
-      // fall through: rebuild
     }
+    if (!loaded) {
+      index_from_file_ = false;
+      loaded = make_served_index(config_.vectors.at(shape.name).index, shape.dim);
+      if (!held.empty()) loaded->add(index::view(vectors[space]), held.data());
+    }
+    vectors[space] = index::Matrix();
+    indexes_.push_back(std::move(loaded));
   }
-  index_ = make_served_index(config_.index, dim_);
-  if (!labels.empty()) index_->add(index::view(vectors), labels.data());
 }
 
 void Collection::upsert(std::vector<PointWrite> points, bool wait) {
@@ -321,13 +414,13 @@ std::vector<size_t> Collection::apply(std::vector<WriteOp> ops, bool wait) {
     return it != staged.end() ? it->second.has_value() : internal_of_.count(id) > 0;
   };
   // The point as the operations so far leave it (it must exist). A committed point's payload is
-  // in memory; its vector is read from the store only when `with_vector`.
-  auto current = [&](const PointId& id, bool with_vector) -> PointWrite {
+  // in memory; its vectors are read from the store only when `with_vectors`.
+  auto current = [&](const PointId& id, bool with_vectors) -> PointWrite {
     if (auto it = staged.find(id); it != staged.end()) return *it->second;
-    if (!with_vector) return PointWrite{id, {}, entries_[internal_of_.at(id)].payload};
+    if (!with_vectors) return PointWrite{id, {}, entries_[internal_of_.at(id)].payload};
     std::optional<PointStore::Record> r = store_->get(id);
     WP_THROW_INTERNAL_IF_NOT(r, "point ", show_json(id.to_json()), " is missing from the store");
-    return PointWrite{id, std::move(r->vector), std::move(r->payload)};
+    return PointWrite{id, std::move(r->vectors), std::move(r->payload)};
   };
   auto not_found = [](const PointId& id) {
     return NotFoundError("No point with id " + show_json(id.to_json()) + " found");
@@ -339,7 +432,7 @@ std::vector<size_t> Collection::apply(std::vector<WriteOp> ops, bool wait) {
       std::unordered_set<PointId> seen;
       for (const PointId& id : *op.ids) {
         if (!exists(id)) {
-          if (op.kind == WriteOp::Kind::kEditPayload) throw not_found(id);
+          if (op.kind != WriteOp::Kind::kDelete) throw not_found(id);
         } else if (seen.insert(id).second) {
           ids.push_back(id);
         }
@@ -357,9 +450,15 @@ std::vector<size_t> Collection::apply(std::vector<WriteOp> ops, bool wait) {
     }
     return ids;
   };
-  auto check_vector = [&](const std::vector<float>& v, const std::string& at) {
-    WP_THROW_IF_NOT(v.size() == dim_, at, ": expected dimension ", dim_, ", got ", v.size());
-    index::check_vector(v.data(), v.size(), metric_, at);
+  // Each vector names a space of the collection and has its dimension and valid values.
+  auto check_vectors = [&](const NamedVectors& vs, const std::string& at) {
+    for (const auto& [vname, v] : vs) {
+      const std::string field = named_ ? at + "." + vname : at;
+      const VectorShape& shape = shapes_[space_of(vname, named_ ? at : at + "." + vname)];
+      WP_THROW_IF_NOT(v.size() == shape.dim, field, ": expected dimension ", shape.dim, ", got ",
+                      v.size());
+      index::check_vector(v.data(), v.size(), shape.metric, field);
+    }
   };
 
   std::vector<size_t> counts(ops.size(), 0);
@@ -371,11 +470,16 @@ std::vector<size_t> Collection::apply(std::vector<WriteOp> ops, bool wait) {
         for (size_t i = 0; i < op.points.size(); ++i) {
           PointWrite& p = op.points[i];
           const std::string at = op.where + "points[" + std::to_string(i) + "]";
-          check_vector(p.vector, at + ".vector");
+          check_vectors(p.vectors, at + ".vector");
           if (op.kind == WriteOp::Kind::kUpdateVectors) {
+            WP_THROW_IF_NOT(!p.vectors.empty(), at, ".vector: expected at least one vector");
             if (!exists(p.id)) throw not_found(p.id);
-            p.payload = current(p.id, false).payload;
+            // The vectors of other names stay: the point's are read when there may be some.
+            PointWrite now = current(p.id, named_);
+            for (auto& [vname, v] : p.vectors) now.vectors[vname] = std::move(v);
+            p = std::move(now);
           } else {
+            WP_THROW_IF_NOT(named_ || p.vectors.count(""), at, ".vector: missing");
             if (p.payload.is_null()) p.payload = json::object();
             WP_THROW_IF_NOT(p.payload.is_object(), at, ".payload: expected an object, got ",
                             show_json(p.payload));
@@ -390,6 +494,17 @@ std::vector<size_t> Collection::apply(std::vector<WriteOp> ops, bool wait) {
       case WriteOp::Kind::kDelete:
         for (const PointId& id : selected(op)) {
           stage(id, std::nullopt);
+          ++counts[o];
+        }
+        break;
+      case WriteOp::Kind::kDeleteVectors:
+        WP_THROW_IF_NOT(!op.vector_names.empty(), op.where,
+                        "vector: expected the names of the vectors to delete");
+        for (const std::string& vname : op.vector_names) space_of(vname, op.where + "vector");
+        for (const PointId& id : selected(op)) {
+          PointWrite p = current(id, true);
+          for (const std::string& vname : op.vector_names) p.vectors.erase(vname);
+          stage(id, std::move(p));
           ++counts[o];
         }
         break;
@@ -438,31 +553,46 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
                       " points");
       internal = next++;
     }
-    records.push_back({p.id, internal, std::move(p.vector), std::move(p.payload)});
+    records.push_back({p.id, internal, std::move(p.vectors), std::move(p.payload)});
   }
   store_->apply(records, removals, wait);
   free_internal_.resize(free_internal_.size() - reused);
   if (!removals.empty()) apply_removals(removals);
 
-  // Only changed vectors go to the index: an unchanged one would replace its vertex and its
+  // Only changed vectors go to an index: an unchanged one would replace its vertex and its
   // repaired links, and re-upserting a collection would then wear its graph down (measured:
-  // recall@10 at ef 64 from 0.995 to 0.983 on SIFT10K after two passes). Only this writer
-  // changes the index, so reading it here needs no lock.
-  index::Matrix m(records.size(), dim_);
-  std::vector<index::label_t> labels;
-  labels.reserve(records.size());
-  std::vector<float> stored(dim_), given(dim_);
-  for (const PointStore::Record& r : records) {
-    if (r.internal < entries_.size() && entries_[r.internal].live &&
-        index_->get_vector(r.internal, stored.data())) {
-      given = r.vector;
-      if (metric_ == index::Metric::kCosine) index::normalize(given.data(), given.size());
-      if (std::memcmp(given.data(), stored.data(), given.size() * sizeof(float)) == 0) continue;
+  // recall@10 at ef 64 from 0.995 to 0.983 on SIFT10K after two passes). A vector a point no
+  // longer has leaves its index. Only this writer changes the indexes, so reading them here needs
+  // no lock.
+  struct Change {
+    index::Matrix added;
+    std::vector<index::label_t> labels, dropped;
+  };
+  std::vector<Change> changes(shapes_.size());
+  for (size_t space = 0; space < shapes_.size(); ++space) {
+    const VectorShape& shape = shapes_[space];
+    const index::Index& idx = *indexes_[space];
+    Change& c = changes[space];
+    c.added = index::Matrix(records.size(), shape.dim);
+    std::vector<float> stored(shape.dim), given(shape.dim);
+    for (const PointStore::Record& r : records) {
+      const auto it = r.vectors.find(shape.name);
+      const bool had = r.internal < entries_.size() && entries_[r.internal].live &&
+                       idx.get_vector(r.internal, stored.data());
+      if (it == r.vectors.end()) {
+        if (had) c.dropped.push_back(r.internal);
+        continue;
+      }
+      if (had) {
+        given = it->second;
+        if (shape.metric == index::Metric::kCosine) index::normalize(given.data(), given.size());
+        if (std::memcmp(given.data(), stored.data(), given.size() * sizeof(float)) == 0) continue;
+      }
+      std::copy(it->second.begin(), it->second.end(), c.added.row(c.labels.size()));
+      c.labels.push_back(r.internal);
     }
-    std::copy(r.vector.begin(), r.vector.end(), m.row(labels.size()));
-    labels.push_back(r.internal);
+    c.added.n = c.labels.size();
   }
-  m.n = labels.size();
   std::unique_lock<RwMutex> lock(mu_);
   for (PointStore::Record& r : records) {
     if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
@@ -478,8 +608,15 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
     internal_of_[r.id] = r.internal;
   }
   next_internal_ = next;
-  if (!labels.empty()) index_->add(index::view(m), labels.data());
-  if (touched_during_build_) touched_during_build_->insert(labels.begin(), labels.end());
+  for (size_t space = 0; space < shapes_.size(); ++space) {
+    Change& c = changes[space];
+    if (!c.dropped.empty()) indexes_[space]->remove_batch(c.dropped.data(), c.dropped.size());
+    if (!c.labels.empty()) indexes_[space]->add(index::view(c.added), c.labels.data());
+    if (touched_during_build_) {
+      touched_during_build_->insert(c.labels.begin(), c.labels.end());
+      touched_during_build_->insert(c.dropped.begin(), c.dropped.end());
+    }
+  }
 }
 
 void Collection::apply_removals(const std::vector<PointId>& ids) {
@@ -497,7 +634,7 @@ void Collection::apply_removals(const std::vector<PointId>& ids) {
     internal_of_.erase(it);
     --live_;
   }
-  index_->remove_batch(labels.data(), labels.size());  // one repair for the whole request
+  for (auto& idx : indexes_) idx->remove_batch(labels.data(), labels.size());  // one repair each
   if (touched_during_build_) touched_during_build_->insert(labels.begin(), labels.end());
   free_internal_.insert(free_internal_.end(), labels.begin(), labels.end());
 }
@@ -587,31 +724,80 @@ void Collection::delete_payload_index(const std::string& key) {
   config_.payload_schema = stored.payload_schema;
 }
 
-float Collection::score_of(float distance) const {
+float Collection::score_of(float distance, index::Metric metric) const {
   // Qdrant reports Euclidean distance (not squared) for Euclid, the similarity otherwise.
-  return metric_ == index::Metric::kL2 ? std::sqrt(std::max(distance, 0.0f)) : -distance;
+  return metric == index::Metric::kL2 ? std::sqrt(std::max(distance, 0.0f)) : -distance;
 }
 
-PointRead Collection::read_point(uint64_t internal, bool with_payload, bool with_vector) const {
+PointRead Collection::read_point(uint64_t internal, bool with_payload,
+                                 const VectorSelector& sel) const {
   const Entry& e = entries_[internal];
   PointRead p{e.id, with_payload ? e.payload : json(), {}};
-  if (with_vector) {
-    p.vector.resize(dim_);
-    index_->get_vector(internal, p.vector.data());
+  if (!sel.any()) return p;
+  for (size_t space = 0; space < shapes_.size(); ++space) {
+    if (!sel.wants(shapes_[space].name)) continue;
+    std::vector<float> v(shapes_[space].dim);
+    if (indexes_[space]->get_vector(internal, v.data())) p.vectors[shapes_[space].name] = v;
   }
   return p;
 }
 
-std::vector<ScoredPoint> Collection::search(const SearchQuery& q) const {
-  WP_THROW_IF_NOT(q.vector.size() == dim_, "vector: expected dimension ", dim_, ", got ",
-                  q.vector.size());
-  index::check_vector(q.vector.data(), q.vector.size(), metric_, "vector");
+size_t Collection::check_query(const SearchQuery& q) const {
+  const size_t space = space_of(q.vector_name, "using");
+  const VectorShape& shape = shapes_[space];
+  WP_THROW_IF_NOT(q.vector.size() == shape.dim, "vector: expected dimension ", shape.dim, ", got ",
+                  q.vector.size(), named_ ? " (vector " + show_json(json(shape.name)) + ")" : "");
+  index::check_vector(q.vector.data(), q.vector.size(), shape.metric, "vector");
   WP_THROW_IF_NOT(q.limit >= 1 && q.limit + q.offset <= index::kMaxK,
                   "limit + offset must be in 1..", index::kMaxK, ", got limit ", q.limit,
                   " and offset ", q.offset);
+  check_selector(q.with_vector, "with_vector");
+  return space;
+}
+
+bool Collection::within(float score, const std::optional<float>& threshold, index::Metric metric) {
+  if (!threshold) return true;
+  return metric == index::Metric::kL2 ? score <= *threshold : score >= *threshold;
+}
+
+std::vector<ScoredPoint> Collection::rescore(const std::vector<PointId>& ids,
+                                             const SearchQuery& q) const {
+  const size_t space = check_query(q);
+  const VectorShape& shape = shapes_[space];
+  std::vector<float> query = q.vector;
+  if (shape.metric == index::Metric::kCosine) index::normalize(query.data(), query.size());
+  const index::DistanceFn distance = index::distance_fn(shape.metric, shape.dim);
   std::shared_lock<RwMutex> lock(mu_);
+  const index::Index& idx = *indexes_[space];
+  std::vector<std::pair<float, uint64_t>> scored;  // distance, internal id
+  std::vector<float> v(shape.dim);
+  std::unordered_set<uint64_t> seen;
+  for (const PointId& id : ids) {
+    auto it = internal_of_.find(id);
+    if (it == internal_of_.end() || !seen.insert(it->second).second) continue;
+    const Entry& e = entries_[it->second];
+    if (q.filter && !q.filter->matches(e.id, e.payload)) continue;
+    if (idx.get_vector(it->second, v.data())) {
+      scored.emplace_back(distance(query.data(), v.data(), shape.dim), it->second);
+    }
+  }
+  std::sort(scored.begin(), scored.end());
   std::vector<ScoredPoint> out;
-  if (live_ == 0) return out;
+  for (size_t j = q.offset; j < scored.size() && out.size() < q.limit; ++j) {
+    const float score = score_of(scored[j].first, shape.metric);
+    if (!within(score, q.score_threshold, shape.metric)) break;
+    out.push_back({read_point(scored[j].second, q.with_payload, q.with_vector), score});
+  }
+  return out;
+}
+
+std::vector<ScoredPoint> Collection::search(const SearchQuery& q) const {
+  const size_t space = check_query(q);
+  const VectorShape& shape = shapes_[space];
+  std::shared_lock<RwMutex> lock(mu_);
+  const index::Index& idx = *indexes_[space];
+  std::vector<ScoredPoint> out;
+  if (idx.size() == 0) return out;
   const size_t k = q.limit + q.offset;
   index::SearchParams params;
   params.ef = q.ef;
@@ -628,22 +814,19 @@ std::vector<ScoredPoint> Collection::search(const SearchQuery& q) const {
   }
   std::vector<index::label_t> labels(k);
   std::vector<float> distances(k);
-  index_->search_one(q.vector.data(), k, params, labels.data(), distances.data());
+  idx.search_one(q.vector.data(), k, params, labels.data(), distances.data());
   for (size_t j = q.offset; j < k; ++j) {
     if (labels[j] == index::kNoLabel) break;
-    const float score = score_of(distances[j]);
-    if (q.score_threshold) {
-      const bool keep =
-          metric_ == index::Metric::kL2 ? score <= *q.score_threshold : score >= *q.score_threshold;
-      if (!keep) break;  // results are sorted, nothing further passes
-    }
+    const float score = score_of(distances[j], shape.metric);
+    if (!within(score, q.score_threshold, shape.metric)) break;  // sorted: nothing further passes
     out.push_back({read_point(labels[j], q.with_payload, q.with_vector), score});
   }
   return out;
 }
 
 std::vector<PointRead> Collection::retrieve(const std::vector<PointId>& ids, bool with_payload,
-                                            bool with_vector) const {
+                                            const VectorSelector& with_vector) const {
+  check_selector(with_vector, "with_vector");
   std::shared_lock<RwMutex> lock(mu_);
   std::vector<PointRead> out;
   for (const PointId& id : ids) {
@@ -663,9 +846,10 @@ size_t Collection::count(const Filter* filter) const {
 
 Collection::Page Collection::scroll(const Filter* filter, size_t limit,
                                     const std::optional<PointId>& offset, bool with_payload,
-                                    bool with_vector) const {
+                                    const VectorSelector& with_vector) const {
   WP_THROW_IF_NOT(limit >= 1 && limit <= index::kMaxK, "limit must be in 1..", index::kMaxK,
                   ", got ", limit);
+  check_selector(with_vector, "with_vector");
   std::shared_lock<RwMutex> lock(mu_);
   Page page;
   // The store iterates in id order; memory says which points are live right now.
@@ -687,9 +871,11 @@ Collection::Page Collection::scroll(const Filter* filter, size_t limit,
 std::vector<Collection::Ordered> Collection::ordered(const std::string& key, bool descending,
                                                      std::optional<double> start_from,
                                                      const Filter* filter, size_t limit,
-                                                     bool with_payload, bool with_vector) const {
+                                                     bool with_payload,
+                                                     const VectorSelector& with_vector) const {
   WP_THROW_IF_NOT(limit >= 1 && limit <= index::kMaxK, "limit must be in 1..", index::kMaxK,
                   ", got ", limit);
+  check_selector(with_vector, "with_vector");
   std::shared_lock<RwMutex> lock(mu_);
   const FieldIndex* index = payload_indexes_.find(key);
   const auto no_index = [&] {
@@ -724,9 +910,12 @@ size_t Collection::size() const {
 
 CollectionInfo Collection::info() const {
   std::shared_lock<RwMutex> lock(mu_);
-  CollectionInfo info{live_, config_, entries_.size(), {}};
+  CollectionInfo info{live_, config_, entries_.size(), {}, {}};
   for (const auto& [key, index] : payload_indexes_.fields()) {
     info.payload_fields[key] = {index->schema(), index->points(), index->memory_bytes()};
+  }
+  for (size_t space = 0; space < shapes_.size(); ++space) {
+    info.vectors[shapes_[space].name] = indexes_[space]->size();
   }
   return info;
 }
@@ -745,16 +934,22 @@ void Collection::checkpoint_to(const std::string& dir) {
 }
 
 void Collection::save_index_files(const std::string& folder, uint64_t sequence) const {
-  const fs::path file = fs::path(folder) / kIndexFile, meta = fs::path(folder) / kIndexMeta;
-  fs::remove(meta);  // a crash between the two writes must not pair a new file with old meta
-  index_->save(file.string());
-  const std::string tmp = meta.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << json{{"sequence", sequence}, {"points", live_}}.dump();
-    WP_THROW_INTERNAL_IF_NOT(out.flush(), "cannot write ", tmp);
+  for (size_t space = 0; space < shapes_.size(); ++space) {
+    const auto [file_name, meta_name] = index_files(named_, space);
+    const fs::path file = fs::path(folder) / file_name, meta = fs::path(folder) / meta_name;
+    fs::remove(meta);  // a crash between the two writes must not pair a new file with old meta
+    indexes_[space]->save(file.string());
+    const std::string tmp = meta.string() + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << json{{"sequence", sequence},
+                  {"points", indexes_[space]->size()},
+                  {"vector", shapes_[space].name}}
+                 .dump();
+      WP_THROW_INTERNAL_IF_NOT(out.flush(), "cannot write ", tmp);
+    }
+    fs::rename(tmp, meta);
   }
-  fs::rename(tmp, meta);
 }
 
 }  // namespace wp::engine

@@ -40,29 +40,44 @@
 
 namespace wp::engine {
 
-/// A point as written by a client.
+/// A point as written by a client: its vectors by name ("" alone in a collection of one unnamed
+/// vector; in a collection of named vectors, any of its names).
 struct PointWrite {
   PointId id;
-  std::vector<float> vector;
+  NamedVectors vectors;
   nlohmann::json payload = nlohmann::json::object();
+};
+
+/// Which vectors a read returns: none, all, or the named ones (Qdrant's with_vector).
+struct VectorSelector {
+  VectorSelector(bool all = false) : all(all) {}  // NOLINT: with_vector true or false
+  explicit VectorSelector(std::vector<std::string> names) : names(std::move(names)) {}
+  bool all = false;
+  std::vector<std::string> names;
+  bool any() const { return all || !names.empty(); }
+  bool wants(const std::string& name) const;
 };
 
 /// A point as read back.
 struct PointRead {
   PointId id;
-  nlohmann::json payload;     ///< null unless asked for
-  std::vector<float> vector;  ///< empty unless asked for
+  nlohmann::json payload;  ///< null unless asked for
+  NamedVectors vectors;    ///< those asked for that the point has
 };
 
 /// One operation of a write batch (Qdrant's POST points/batch; also each single write route).
 struct WriteOp {
-  enum class Kind { kUpsert, kUpdateVectors, kDelete, kEditPayload };
+  enum class Kind { kUpsert, kUpdateVectors, kDelete, kEditPayload, kDeleteVectors };
   Kind kind = Kind::kUpsert;
-  std::vector<PointWrite> points;  ///< kUpsert (validated here), kUpdateVectors (payload unused)
-  /// kDelete and kEditPayload: the points by id, else those `filter` matches (every point when
-  /// it is null). kEditPayload needs every id to exist; kDelete ignores missing ones.
+  /// kUpsert (validated here; a point's vectors and payload replace the old ones),
+  /// kUpdateVectors (the vectors given replace those of the same name; payload unused).
+  std::vector<PointWrite> points;
+  /// kDelete, kEditPayload and kDeleteVectors: the points by id, else those `filter` matches
+  /// (every point when it is null). kEditPayload and kDeleteVectors need every id to exist;
+  /// kDelete ignores missing ones.
   std::optional<std::vector<PointId>> ids;
-  const Filter* filter = nullptr;             ///< not owned
+  std::vector<std::string> vector_names;  ///< kDeleteVectors: the vectors removed from the points
+  const Filter* filter = nullptr;         ///< not owned
   std::function<void(nlohmann::json&)> edit;  ///< kEditPayload: changes a payload in place
   std::string where;  ///< prefix of this operation's fields in messages ("operations[2].upsert.")
 };
@@ -74,18 +89,20 @@ struct ScoredPoint {
 
 struct SearchQuery {
   std::vector<float> vector;
+  std::string vector_name;  ///< the space searched (Qdrant's `using`); "" is the unnamed vector
   size_t limit = 10;
   size_t offset = 0;
   const Filter* filter = nullptr;  ///< not owned
   size_t ef = 0;                   ///< 0: the collection's default
   bool exact = false;
   bool with_payload = false;
-  bool with_vector = false;
+  VectorSelector with_vector;
   std::optional<float> score_threshold;
 };
 
 /// State of the collection's index and of a background rebuild.
 struct IndexStatus {
+  std::string vector;           ///< the vector space ("" is the unnamed vector)
   std::string state = "ready";  ///< "ready", "building", "tuning" or "failed"
   index::IndexSpec served;      ///< kind and parameters of the index being served
   double progress = 1.0;        ///< of the running build, 0..1
@@ -108,6 +125,14 @@ struct CollectionInfo {
     size_t memory_bytes;  ///< of the index
   };
   std::map<std::string, PayloadField> payload_fields;  ///< the payload indexes by key
+  std::map<std::string, size_t> vectors;  ///< how many points hold each vector, by name
+};
+
+/// The dimension and metric of one vector space (fixed when the collection is created).
+struct VectorShape {
+  std::string name;
+  size_t dim = 0;
+  index::Metric metric{};
 };
 
 class Collection {
@@ -119,9 +144,14 @@ class Collection {
   const std::string& name() const { return name_; }
   /// The configuration now (a copy: a rebuild may change its index part meanwhile).
   CollectionConfig config() const;
-  /// Dimension and metric never change: readable without a lock.
-  size_t dim() const { return dim_; }
-  index::Metric metric() const { return metric_; }
+  /// The vector spaces' names, dimensions and metrics never change: readable without a lock.
+  /// The space `name` ("" is the unnamed vector); UserError naming `field` when there is none.
+  const VectorShape& vector_shape(const std::string& name, const std::string& field) const;
+  const std::vector<VectorShape>& vector_shapes() const { return shapes_; }
+  /// Whether the collection's vectors are named (not the one unnamed vector).
+  bool named() const { return named_; }
+  /// The sum of the spaces' dimensions: the most floats a point's vectors hold.
+  size_t total_dim() const { return total_dim_; }
   const std::string& dir() const { return dir_; }
 
   /**
@@ -136,8 +166,9 @@ class Collection {
   size_t apply_one(WriteOp op, bool wait);
   /// Validates every point (dimension, finite values, object payload), then writes all of them.
   void upsert(std::vector<PointWrite> points, bool wait);
-  /// Qdrant's update_vectors: new vectors for existing points (payloads kept); every id must
-  /// exist (NotFoundError naming it, nothing written) and every vector be valid.
+  /// Qdrant's update_vectors: new vectors for existing points (payloads and the vectors of other
+  /// names kept); every id must exist (NotFoundError naming it, nothing written) and every vector
+  /// be valid.
   void update_vectors(std::vector<PointWrite> points, bool wait);
   /// Removes the given ids (missing ones are ignored); returns how many existed.
   size_t remove(const std::vector<PointId>& ids, bool wait);
@@ -176,9 +207,15 @@ class Collection {
   std::vector<FacetHit> facet(const std::string& key, const Filter* filter, size_t limit) const;
 
   std::vector<ScoredPoint> search(const SearchQuery& q) const;
+  /**
+   * Scores the points among `ids` exactly against `q.vector` in space `q.vector_name` (Qdrant's
+   * query over prefetched candidates): those the filter holds for and that have that vector,
+   * best first, from `q.offset`, at most `q.limit`, within `q.score_threshold`.
+   */
+  std::vector<ScoredPoint> rescore(const std::vector<PointId>& ids, const SearchQuery& q) const;
   /// The points among `ids` that exist, in the order asked.
   std::vector<PointRead> retrieve(const std::vector<PointId>& ids, bool with_payload,
-                                  bool with_vector) const;
+                                  const VectorSelector& with_vector) const;
   size_t count(const Filter* filter) const;
 
   struct Page {
@@ -187,7 +224,7 @@ class Collection {
   };
   /// Points in id order from `offset`, `limit` at most, filtered.
   Page scroll(const Filter* filter, size_t limit, const std::optional<PointId>& offset,
-              bool with_payload, bool with_vector) const;
+              bool with_payload, const VectorSelector& with_vector) const;
 
   /// Qdrant's order_by: points by the numbers at `key` (which needs an integer or float payload
   /// index; UserError naming `key` otherwise), ascending or descending, from `start_from` on
@@ -199,13 +236,14 @@ class Collection {
   };
   std::vector<Ordered> ordered(const std::string& key, bool descending,
                                std::optional<double> start_from, const Filter* filter, size_t limit,
-                               bool with_payload, bool with_vector) const;
+                               bool with_payload, const VectorSelector& with_vector) const;
 
   size_t size() const;
   CollectionInfo info() const;
 
   /**
-   * Builds a new index as `spec` says (its metric is the collection's whatever it holds; kind
+   * Builds a new index of vector space `vector` as `spec` says (its metric is the space's
+   * whatever it holds; kind
    * "rl" is learnt by the builder learn/ registers, learned_index.h, with the job's `learned`
    * parameters) from the current points in a background thread and swaps it in atomically when
    * done; the new configuration is stored. Searches keep using the old index meanwhile, and so do
@@ -215,15 +253,19 @@ class Collection {
    * this binary cannot build.
    */
   void rebuild_index(const index::IndexSpec& spec,
-                     const nlohmann::json& learned = nlohmann::json::object());
+                     const nlohmann::json& learned = nlohmann::json::object(),
+                     const std::string& vector = "");
+  /// rebuild_index() of several spaces (by name) in one background job, one after the other.
+  void rebuild_indexes(const std::map<std::string, index::IndexSpec>& specs);
   /**
    * `{"type": "auto"}`: tunes an index configuration for `req` on a snapshot of the points in a
    * background thread (tune::auto_tune; writes go on meanwhile), then builds the best
    * configuration as rebuild_index() does. Progress and the outcome are in index_status().
    * Throws ConflictError while another build runs, UserError with too few points.
    */
-  void auto_index(const AutoTuneRequest& req);
-  IndexStatus index_status() const;
+  void auto_index(const AutoTuneRequest& req, const std::string& vector = "");
+  /// The index of space `vector` and the collection's build (one at a time for all spaces).
+  IndexStatus index_status(const std::string& vector = "") const;
   /// Waits for a running build to finish (tests, shutdown).
   void wait_for_build();
 
@@ -236,7 +278,7 @@ class Collection {
    * meanwhile; searches go on.
    */
   void checkpoint_to(const std::string& dir);
-  /// True when the index was loaded from its file at open rather than rebuilt.
+  /// True when every space's index was loaded from its file at open rather than rebuilt.
   bool index_loaded_from_file() const { return index_from_file_; }
 
  private:
@@ -246,16 +288,26 @@ class Collection {
     bool live = false;
   };
   void load();
-  /// Runs `job` in the builder thread with status `state` and `target`, then "ready" (or
-  /// "failed").
-  void start_job(const std::string& state, const std::optional<index::IndexSpec>& target,
-                 std::function<void()> job);
-  /// The live points' vectors (from the served index) and internal ids.
-  void snapshot(index::Matrix& vectors, std::vector<index::label_t>& labels) const;
-  /// With writes held back: builds `next` from the live points, stores it, swaps it in.
-  void build_and_swap(const index::IndexSpec& next, const nlohmann::json& learned);
-  PointRead read_point(uint64_t internal, bool with_payload, bool with_vector) const;
-  /// Writes the index file and its meta (`sequence`: the store's) into `folder`; the caller
+  /// The position of space `name` in shapes_ and indexes_ (UserError naming `field` if none).
+  size_t space_of(const std::string& name, const std::string& field) const;
+  /// UserError unless every name `sel` lists is a vector space (`field`: with_vector).
+  void check_selector(const VectorSelector& sel, const std::string& field) const;
+  /// Runs `job` in the builder thread with status `state` and `target` for space `vector`, then
+  /// "ready" (or "failed").
+  void start_job(const std::string& state, const std::string& vector,
+                 const std::optional<index::IndexSpec>& target, std::function<void()> job);
+  /// The vectors of space `space` the live points hold (from the served index), with their
+  /// internal ids.
+  void snapshot(size_t space, index::Matrix& vectors, std::vector<index::label_t>& labels) const;
+  /// Builds `next` for space `space` from its vectors, stores it, swaps it in (writes go on
+  /// and are replayed into it).
+  void build_and_swap(size_t space, const index::IndexSpec& next, const nlohmann::json& learned);
+  PointRead read_point(uint64_t internal, bool with_payload, const VectorSelector& sel) const;
+  /// Checks a query (its space, dimension, values, limit, with_vector); returns its space.
+  size_t check_query(const SearchQuery& q) const;
+  /// Whether `score` passes `threshold` in `metric` (a distance for Euclid, a similarity else).
+  static bool within(float score, const std::optional<float>& threshold, index::Metric metric);
+  /// Writes the index files and their meta (`sequence`: the store's) into `folder`; the caller
   /// holds mu_.
   void save_index_files(const std::string& folder, uint64_t sequence) const;
   /// Calls fn(internal id) for every live point `filter` holds for: the candidates of the payload
@@ -264,7 +316,7 @@ class Collection {
   void for_each_match(const Filter& filter, const F& fn) const;
   /// Builds the index of `key` from the live points (the caller holds write_mu_).
   std::unique_ptr<FieldIndex> build_field_index(const std::string& key, PayloadSchema schema) const;
-  float score_of(float distance) const;
+  float score_of(float distance, index::Metric metric) const;
   /// Removes the points from memory and the index (the store has already); holds mu_.
   void apply_removals(const std::vector<PointId>& ids);
   /// Writes validated points and removals (store in one batch, then memory and index); the
@@ -273,13 +325,15 @@ class Collection {
 
   std::string name_;
   std::string dir_;
-  CollectionConfig config_;  ///< guarded by mu_ (its index part changes with a rebuild)
-  size_t dim_ = 0;           ///< config_.dim, set once at open
-  index::Metric metric_{};   ///< config_.metric(), set once at open
+  CollectionConfig config_;          ///< guarded by mu_ (its index part changes with a rebuild)
+  std::vector<VectorShape> shapes_;  ///< of config_.vectors in name order, set once at open
+  bool named_ = false;
+  size_t total_dim_ = 0;
   std::unique_ptr<PointStore> store_;
 
   std::mutex write_mu_;  ///< one writer at a time
-  /// While a rebuild runs: the labels writes have added, replaced or removed since its snapshot
+  /// While a rebuild runs: the labels writes have added, replaced or removed in any space since
+  /// its snapshot
   /// (replayed into the new index at the swap). Guarded by write_mu_.
   std::optional<std::unordered_set<uint64_t>> touched_during_build_;
   mutable RwMutex mu_;  ///< guards everything below (writers first: rw_mutex.h)
@@ -291,12 +345,13 @@ class Collection {
   /// live at once, not the number of upserts ever made. Changed only by the writer.
   std::vector<uint64_t> free_internal_;
   size_t live_ = 0;
-  std::unique_ptr<index::Index> index_;
+  /// The index of each vector space, as shapes_; a point missing a vector is not in its index.
+  std::vector<std::unique_ptr<index::Index>> indexes_;
   PayloadIndexes payload_indexes_;  ///< of the live points' payloads, as config_ says
   bool index_from_file_ = false;
 
   mutable std::mutex build_mu_;  ///< guards status_ and builder_
-  IndexStatus status_;
+  IndexStatus status_;           ///< of the last build; status_.vector is the space it is of
   std::atomic<double> build_progress_{1.0};
   std::thread builder_;
 };

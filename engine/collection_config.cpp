@@ -45,12 +45,44 @@ void validate_collection_name(const std::string& name) {
                   "server's own folders)");
 }
 
-// The stored form predates the index registry and is kept as it was, so that data folders of
-// earlier versions open: {"size", "distance", "index_type", "hnsw": {m, ef_construct, ef,
-// quantization}, "lsh": {...} (lsh), "graph": {"alpha"} (graph)}.
-json CollectionConfig::to_stored() const {
-  const index::IndexSpec& s = index;
-  json j{{"size", dim},
+CollectionConfig CollectionConfig::single(size_t dim, const index::IndexSpec& index) {
+  CollectionConfig c;
+  c.vectors[""] = VectorConfig{dim, index};
+  return c;
+}
+
+std::string no_vector_named(const std::string& name) {
+  return "Not existing vector name error: " + name;
+}
+
+const VectorConfig& CollectionConfig::vector(const std::string& name,
+                                             const std::string& field) const {
+  auto it = vectors.find(name);
+  if (it == vectors.end()) {
+    std::string known;
+    for (const auto& [n, v] : vectors) known += (known.empty() ? "" : ", ") + show_json(json(n));
+    throw UserError(field + ": " + no_vector_named(name) + " (the collection's vectors: " + known +
+                    ")");
+  }
+  return it->second;
+}
+
+void validate_vector_name(const std::string& name, const std::string& field) {
+  bool ok = !name.empty() && name.size() <= kMaxVectorName;
+  for (const char c : name) ok = ok && static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+  WP_THROW_IF_NOT(ok, field, ": vector name ", show_json(json(name)), " is invalid: use 1..",
+                  kMaxVectorName, " bytes without control characters");
+}
+
+namespace {
+
+// The stored form of one space predates the index registry and is kept as it was, so that data
+// folders of earlier versions open: {"size", "distance", "index_type", "hnsw": {m, ef_construct,
+// ef, quantization}, "lsh": {...} (lsh), "graph": {"alpha"} (graph)}. A collection of named
+// vectors stores {"vectors": {name: that form}}; an unnamed one, that form itself.
+json space_to_stored(const VectorConfig& v) {
+  const index::IndexSpec& s = v.index;
+  json j{{"size", v.dim},
          {"distance", distance_name(s.metric)},
          {"index_type", index::index_kind_name(s.kind)},
          {"hnsw",
@@ -64,6 +96,19 @@ json CollectionConfig::to_stored() const {
         {"probes", s.lsh.probes}, {"candidates", s.lsh.candidates}, {"seed", s.lsh.seed}};
   }
   if (s.kind == index::IndexKind::kGraph) j["graph"] = {{"alpha", float_json(s.graph.alpha)}};
+  return j;
+}
+
+}  // namespace
+
+json CollectionConfig::to_stored() const {
+  json j;
+  if (named()) {
+    j["vectors"] = json::object();
+    for (const auto& [name, v] : vectors) j["vectors"][name] = space_to_stored(v);
+  } else {
+    j = space_to_stored(vectors.at(""));
+  }
   if (!payload_schema.empty()) {
     json p = json::object();
     for (const auto& [key, schema] : payload_schema) p[key] = payload_schema_name(schema);
@@ -94,35 +139,55 @@ float stored_float(const json& j, const char* key) {
 
 }  // namespace
 
+namespace {
+
+VectorConfig space_from_stored(const json& j) {
+  VectorConfig v;
+  index::IndexSpec& s = v.index;
+  v.dim = stored_count(j, "size");
+  s.metric = parse_distance(j.at("distance"), "distance");
+  s.kind = index::parse_index_kind(j.at("index_type").get<std::string>(), "index_type");
+  const json& h = j.at("hnsw");
+  s.hnsw.M = stored_count(h, "m");
+  s.hnsw.ef_construction = stored_count(h, "ef_construct");
+  s.hnsw.ef_search = stored_count(h, "ef");
+  s.hnsw.quantization =
+      index::parse_quantization(h.at("quantization").get<std::string>(), "quantization");
+  if (j.contains("lsh")) {
+    const json& l = j.at("lsh");
+    s.lsh.bits = stored_count(l, "bits");
+    s.lsh.tables = stored_count(l, "tables");
+    s.lsh.key_bits = stored_count(l, "key_bits");
+    s.lsh.probes = stored_count(l, "probes");
+    s.lsh.candidates = stored_count(l, "candidates");
+    s.lsh.seed = stored_count(l, "seed");
+  }
+  if (j.contains("graph")) s.graph.alpha = stored_float(j.at("graph"), "alpha");
+  WP_THROW_INTERNAL_IF_NOT(v.dim >= 1 && v.dim <= 65536, "size out of range");
+  s.validate();
+  return v;
+}
+
+}  // namespace
+
 CollectionConfig CollectionConfig::from_stored(const json& j) {
   try {
     CollectionConfig c;
-    index::IndexSpec& s = c.index;
-    c.dim = stored_count(j, "size");
-    s.metric = parse_distance(j.at("distance"), "distance");
-    s.kind = index::parse_index_kind(j.at("index_type").get<std::string>(), "index_type");
-    const json& h = j.at("hnsw");
-    s.hnsw.M = stored_count(h, "m");
-    s.hnsw.ef_construction = stored_count(h, "ef_construct");
-    s.hnsw.ef_search = stored_count(h, "ef");
-    s.hnsw.quantization =
-        index::parse_quantization(h.at("quantization").get<std::string>(), "quantization");
-    if (j.contains("lsh")) {
-      const json& l = j.at("lsh");
-      s.lsh.bits = stored_count(l, "bits");
-      s.lsh.tables = stored_count(l, "tables");
-      s.lsh.key_bits = stored_count(l, "key_bits");
-      s.lsh.probes = stored_count(l, "probes");
-      s.lsh.candidates = stored_count(l, "candidates");
-      s.lsh.seed = stored_count(l, "seed");
+    if (j.contains("vectors")) {
+      const json& named = j.at("vectors");
+      WP_THROW_INTERNAL_IF_NOT(named.is_object() && !named.empty(), "vectors is not an object");
+      for (const auto& [name, v] : named.items()) {
+        validate_vector_name(name, "vectors");
+        c.vectors[name] = space_from_stored(v);
+      }
+    } else {
+      c.vectors[""] = space_from_stored(j);
     }
-    if (j.contains("graph")) s.graph.alpha = stored_float(j.at("graph"), "alpha");
     if (j.contains("payload_schema")) {
       for (const auto& [key, name] : j.at("payload_schema").items()) {
         c.payload_schema[key] = parse_payload_schema(name, "payload_schema");
       }
     }
-    s.validate();
     return c;
   } catch (const std::exception& e) {
     throw InternalError(std::string("stored collection config is damaged: ") + e.what());

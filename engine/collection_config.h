@@ -16,19 +16,42 @@
 
 namespace wp::engine {
 
-struct CollectionConfig {
+/// One vector space of a collection: the dimension and metric of its vectors and its index.
+struct VectorConfig {
   size_t dim = 0;
-  /// The served index: its kind and parameters; `index.metric` is the collection's metric.
+  /// The served index: its kind and parameters; `index.metric` is the space's metric.
   index::IndexSpec index;
+
+  index::Metric metric() const { return index.metric; }
+};
+
+struct CollectionConfig {
+  /// The vector spaces by name (Qdrant's named vectors). A collection of one unnamed vector (the
+  /// default, `"vectors": {"size", "distance"}`) holds the single name "".
+  std::map<std::string, VectorConfig> vectors;
   /// Payload indexes by key (Qdrant's payload_schema): built in memory at open.
   std::map<std::string, PayloadSchema> payload_schema;
 
-  index::Metric metric() const { return index.metric; }
+  /// A collection of one unnamed vector.
+  static CollectionConfig single(size_t dim, const index::IndexSpec& index);
+  /// Whether the vectors are named (a point's vectors are then an object by name).
+  bool named() const { return !(vectors.size() == 1 && vectors.count("")); }
+  /// The space `name` ("" is the unnamed vector); UserError naming `field` when the collection
+  /// has none of that name (Qdrant's "Not existing vector name error").
+  const VectorConfig& vector(const std::string& name, const std::string& field) const;
 
   /// Our stored form, and back (from_stored throws InternalError on a damaged record).
   nlohmann::json to_stored() const;
   static CollectionConfig from_stored(const nlohmann::json& j);
 };
+
+/// The longest vector name, in bytes.
+inline constexpr size_t kMaxVectorName = 128;
+/// Throws UserError naming `field` unless `name` is 1..kMaxVectorName bytes without control
+/// characters.
+void validate_vector_name(const std::string& name, const std::string& field);
+/// The message of Qdrant's error for a vector name a collection does not have.
+std::string no_vector_named(const std::string& name);
 
 /// "Cosine", "Euclid" or "Dot" for a metric (Qdrant's names, also in our stored form);
 /// parse_distance is its inverse (UserError naming `field` otherwise).

@@ -56,15 +56,39 @@ void PointStore::put_meta(const std::string& name, const std::string& value) {
   check(db_->Put(wo, kMetaPrefix + name, value), "cannot write metadata '" + name + "'");
 }
 
+namespace {
+/// The vector count that marks named vectors in a record (an unnamed vector is never this long).
+constexpr uint32_t kNamedMark = 0xFFFFFFFFu;
+
+void put_u32(std::string& out, uint32_t v) {
+  out.append(reinterpret_cast<const char*>(&v), 4);
+}
+
+void put_floats(std::string& out, const std::vector<float>& v) {
+  put_u32(out, static_cast<uint32_t>(v.size()));
+  if (!v.empty()) out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+}
+}  // namespace
+
 std::string PointStore::encode(const Record& r) {
   const std::vector<uint8_t> payload = nlohmann::json::to_msgpack(r.payload);
-  const uint32_t dim = static_cast<uint32_t>(r.vector.size());
-  std::string v(8 + 4 + dim * sizeof(float) + payload.size(), '\0');
-  char* p = v.data();
-  std::memcpy(p, &r.internal, 8);
-  std::memcpy(p + 8, &dim, 4);
-  if (dim > 0) std::memcpy(p + 12, r.vector.data(), dim * sizeof(float));
-  std::memcpy(p + 12 + dim * sizeof(float), payload.data(), payload.size());
+  std::string v;
+  size_t floats = 0;
+  for (const auto& [name, x] : r.vectors) floats += 8 + name.size() + x.size() * sizeof(float);
+  v.reserve(16 + floats + payload.size());
+  v.append(reinterpret_cast<const char*>(&r.internal), 8);
+  if (r.vectors.size() == 1 && r.vectors.count("")) {
+    put_floats(v, r.vectors.begin()->second);
+  } else {
+    put_u32(v, kNamedMark);
+    put_u32(v, static_cast<uint32_t>(r.vectors.size()));
+    for (const auto& [name, x] : r.vectors) {
+      put_u32(v, static_cast<uint32_t>(name.size()));
+      v += name;
+      put_floats(v, x);
+    }
+  }
+  v.append(reinterpret_cast<const char*>(payload.data()), payload.size());
   return v;
 }
 
@@ -113,15 +137,40 @@ PointStore::Record PointStore::decode(const std::string& key, const std::string&
   WP_THROW_INTERNAL_IF_NOT(key.size() >= sizeof(kPointPrefix) - 1, "point key too short");
   Record r;
   r.id = PointId::from_key(key.substr(sizeof(kPointPrefix) - 1));
-  uint32_t dim = 0;
   std::memcpy(&r.internal, value.data(), 8);
-  std::memcpy(&dim, value.data() + 8, 4);
-  WP_THROW_INTERNAL_IF_NOT(value.size() >= 12 + dim * sizeof(float), "point record truncated");
-  r.vector.resize(dim);
-  if (dim > 0) std::memcpy(r.vector.data(), value.data() + 12, dim * sizeof(float));
-  const auto* pl = reinterpret_cast<const uint8_t*>(value.data() + 12 + dim * sizeof(float));
+  size_t at = 8;
+  auto u32 = [&] {
+    WP_THROW_INTERNAL_IF_NOT(value.size() - at >= 4, "point record truncated");
+    uint32_t x = 0;
+    std::memcpy(&x, value.data() + at, 4);
+    at += 4;
+    return x;
+  };
+  auto floats = [&](uint32_t dim) {
+    WP_THROW_INTERNAL_IF_NOT((value.size() - at) / sizeof(float) >= dim, "point record truncated");
+    std::vector<float> x(dim);
+    if (dim > 0) std::memcpy(x.data(), value.data() + at, dim * sizeof(float));
+    at += size_t{dim} * sizeof(float);
+    return x;
+  };
+  const uint32_t first = u32();
+  if (first != kNamedMark) {
+    r.vectors[""] = floats(first);
+  } else {
+    const uint32_t count = u32();
+    for (uint32_t i = 0; i < count; ++i) {
+      const uint32_t len = u32();
+      WP_THROW_INTERNAL_IF_NOT(len >= 1 && len <= value.size() - at, "point record truncated");
+      std::string name = value.substr(at, len);
+      at += len;
+      const uint32_t dim = u32();
+      WP_THROW_INTERNAL_IF_NOT(r.vectors.emplace(std::move(name), floats(dim)).second,
+                               "point record names a vector twice");
+    }
+  }
+  const auto* pl = reinterpret_cast<const uint8_t*>(value.data() + at);
   DepthLimitedDom dom(r.payload);
-  nlohmann::json::sax_parse(pl, pl + (value.size() - 12 - dim * sizeof(float)), &dom,
+  nlohmann::json::sax_parse(pl, pl + (value.size() - at), &dom,
                             nlohmann::json::input_format_t::msgpack);
   return r;
 }

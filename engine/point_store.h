@@ -4,7 +4,10 @@
  * PointStore: the durable copy of one collection, a RocksDB database in the collection's folder.
  *
  *   "m:<name>"        metadata (the collection config)
- *   "p:<PointId key>" a point: uint64 internal id | uint32 dim | dim floats | payload (MessagePack)
+ *   "p:<PointId key>" a point: uint64 internal id | vectors | payload (MessagePack), where the
+ *                     vectors are, for the unnamed vector alone, uint32 dim | dim floats, and
+ *                     otherwise uint32 0xFFFFFFFF | uint32 count | count times (uint32 name
+ *                     length | name | uint32 dim | dim floats)
  *
  * Writes go through RocksDB's write-ahead log as one atomic WriteBatch; with `sync` the WAL is
  * fsynced before apply() returns (Qdrant's wait=true). Without sync the write has reached the
@@ -12,6 +15,7 @@
  */
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,13 +31,16 @@ class DB;
 
 namespace wp::engine {
 
+/// The vectors of a point by name; "" is the unnamed vector of a collection without named ones.
+using NamedVectors = std::map<std::string, std::vector<float>>;
+
 class PointStore {
  public:
   /// A stored point.
   struct Record {
     PointId id;
     uint64_t internal = 0;  ///< the label of the point in the collection's index
-    std::vector<float> vector;
+    NamedVectors vectors;
     nlohmann::json payload = nlohmann::json::object();
   };
 
@@ -63,7 +70,7 @@ class PointStore {
   /// hard links where it can. Returns the sequence number the copy holds.
   uint64_t checkpoint(const std::string& dir) const;
 
-  /// A record as stored (value: internal id, dimension, floats, MessagePack payload) and back;
+  /// A record as stored (value: internal id, vectors, MessagePack payload) and back;
   /// decode throws InternalError on a damaged key or value (public for its fuzz target).
   static std::string encode(const Record& r);
   static Record decode(const std::string& key, const std::string& value);

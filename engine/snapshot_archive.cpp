@@ -197,6 +197,15 @@ bool all_zero(const std::array<char, kBlock>& b) {
 
 bool allowed_member(const std::string& name) {
   if (name == kManifest || name == "index.wpi" || name == "index.meta") return true;
+  // A named vector's index files (collection.cpp): "index.<space number>.wpi" and ".meta".
+  if (name.size() > 6 && name.compare(0, 6, "index.") == 0) {
+    const size_t dot = name.find('.', 6);
+    const std::string number = name.substr(6, dot == std::string::npos ? 0 : dot - 6);
+    const std::string ext = dot == std::string::npos ? "" : name.substr(dot);
+    return !number.empty() && number.size() <= 3 &&
+           number.find_first_not_of("0123456789") == std::string::npos &&
+           (ext == ".wpi" || ext == ".meta");
+  }
   const std::string prefix = "store/";
   if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return false;
   const std::string file = name.substr(prefix.size());

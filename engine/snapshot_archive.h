@@ -8,6 +8,7 @@
  *   store/...        a RocksDB checkpoint of the point store (config and payload schemas in it)
  *   index.wpi        the vector index, saved at the checkpoint's sequence number, and
  *   index.meta       its sequence (derived data: a mismatch only means a rebuild on open)
+ *   index.N.wpi/.meta the same for named vector number N (collection.cpp), instead of the two
  *   snapshot.json    {"format": "waypoint-snapshot", "version": 1, "collection", "created",
  *                     "files": [{"name", "size", "xxh64"}]}
  *

@@ -118,9 +118,15 @@ Engine::SnapshotInfo Engine::create_snapshot(const std::string& name) {
   for (const fs::path& f : store_files) {
     members.emplace_back("store/" + f.filename().string(), f.string());
   }
-  for (const char* f : {"index.wpi", "index.meta"}) {
-    if (fs::exists(work / f)) members.emplace_back(f, (work / f).string());
+  std::vector<std::string> index_files;  // of every vector space
+  for (const auto& f : fs::directory_iterator(work)) {
+    const std::string name = f.path().filename().string();
+    if (f.is_regular_file() && snapshot::allowed_member(name) && name != snapshot::kManifest) {
+      index_files.push_back(name);
+    }
   }
+  std::sort(index_files.begin(), index_files.end());
+  for (const std::string& f : index_files) members.emplace_back(f, (work / f).string());
   const nlohmann::json info{{"collection", c->name()}, {"created", utc(t, "%Y-%m-%dT%H:%M:%SZ")}};
   const fs::path file = folder / file_name;
   const std::string sha = snapshot::write_archive(file.string(), members, info);

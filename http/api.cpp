@@ -150,6 +150,9 @@ const std::vector<Api::Route>& Api::routes() {
       {"PUT", "/collections/{name}/points/vectors",
        "New vectors for existing points ({\"points\": [{\"id\", \"vector\"}]}; payloads kept)",
        &Api::update_vectors, Access::kWrite},
+      {"POST", "/collections/{name}/points/vectors/delete",
+       "Remove named vectors from points ({\"points\" | \"filter\", \"vector\": [names]})",
+       &Api::delete_vectors, Access::kWrite},
       {"POST", "/collections/{name}/points/payload",
        "Set payload values (merged; at \"key\" when given) of points by id or filter",
        &Api::set_payload, Access::kWrite},
@@ -163,7 +166,8 @@ const std::vector<Api::Route>& Api::routes() {
        "Remove the whole payload of points by id or filter", &Api::clear_payload, Access::kWrite},
       {"POST", "/collections/{name}/points/batch",
        "Operations applied in order as one write, all or nothing ({\"operations\": [{\"upsert\" | "
-       "\"delete\" | \"update_vectors\" | \"set_payload\" | \"overwrite_payload\" | "
+       "\"delete\" | \"update_vectors\" | \"delete_vectors\" | \"set_payload\" | "
+       "\"overwrite_payload\" | "
        "\"delete_payload\" | \"clear_payload\": body of that route}])",
        &Api::batch_update, Access::kWrite},
       {"POST", "/collections/{name}/points/count", "Count points matching a filter",

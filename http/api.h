@@ -136,6 +136,7 @@ class Api {
   nlohmann::json upsert_points(const Call& c);
   nlohmann::json delete_points(const Call& c);
   nlohmann::json update_vectors(const Call& c);
+  nlohmann::json delete_vectors(const Call& c);
   nlohmann::json set_payload(const Call& c);
   nlohmann::json overwrite_payload(const Call& c);
   nlohmann::json delete_payload(const Call& c);

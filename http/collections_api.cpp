@@ -94,16 +94,15 @@ json Api::update_collection(const Call& c) {
   const json body = parse_body(*c.body);
   WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
   for (const auto& [key, value] : body.items()) {
-    WP_THROW_IF_NOT(
-        key == "hnsw_config" || key == "quantization_config" || key == "optimizers_config",
-        engine::show_text(key),
-        ": not supported by waypoint's collection update (expected hnsw_config, "
-        "quantization_config, optimizers_config)");
+    WP_THROW_IF_NOT(key == "hnsw_config" || key == "quantization_config" ||
+                        key == "optimizers_config" || key == "vectors",
+                    engine::show_text(key),
+                    ": not supported by waypoint's collection update (expected hnsw_config, "
+                    "quantization_config, optimizers_config, vectors)");
   }
-  index::IndexSpec spec = col->config().index;
   // Qdrant answers at once and re-indexes in the background; so does this (409 while a build
-  // runs). The served kind is kept: graph kinds are built with the HNSW parameters too.
-  if (apply_qdrant_index_config(body, spec)) col->rebuild_index(spec);
+  // runs). The served kinds are kept: graph kinds are built with the HNSW parameters too.
+  col->rebuild_indexes(qdrant_index_changes(body, col->config()));
   return true;
 }
 
@@ -131,20 +130,31 @@ json Api::delete_payload_index(const Call& c) {
   return update_result(wait);
 }
 
+namespace {
+/// The vector space a vector_index request is about: `?using=NAME` ("" by default: the unnamed
+/// vector, or the first named one when the collection has no unnamed vector).
+std::string vector_index_space(const Call& c, const engine::Collection& col) {
+  if (auto it = c.query.find("using"); it != c.query.end()) return it->second;
+  return col.vector_shapes().front().name;
+}
+}  // namespace
+
 json Api::put_index(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
+  const std::string vector = vector_index_space(c, *col);
   const engine::IndexRequest r =
-      engine::IndexRequest::parse(parse_body(*c.body), col->config().index);
+      engine::IndexRequest::parse(parse_body(*c.body), col->config().vector(vector, "using").index);
   if (r.tune) {
-    col->auto_index(r.auto_tune);
+    col->auto_index(r.auto_tune, vector);
   } else {
-    col->rebuild_index(r.spec, r.learned);
+    col->rebuild_index(r.spec, r.learned, vector);
   }
   return get_index(c);
 }
 
 json Api::get_index(const Call& c) {
-  return index_status_json(engine_.collection(c.path.at("name"))->index_status());
+  auto col = engine_.collection(c.path.at("name"));
+  return index_status_json(col->index_status(vector_index_space(c, *col)));
 }
 
 }  // namespace wp::http

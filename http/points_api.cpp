@@ -21,27 +21,52 @@ using nlohmann::json;
 
 namespace {
 
-json record_json(const engine::PointRead& p, const PayloadSelector& payload, bool with_vector) {
-  json j{{"id", p.id.to_json()}};
-  j["payload"] = payload.enabled ? payload.apply(p.payload) : json();
-  j["vector"] = with_vector ? json(p.vector) : json();
-  return j;
-}
+/// How points are written in an answer: the payload keys asked for, the vectors asked for (an
+/// array for the unnamed vector, an object for named ones).
+struct Shown {
+  PayloadSelector payload;
+  engine::VectorSelector vectors;
+  bool named = false;
 
-json scored_json(const engine::ScoredPoint& s, const PayloadSelector& payload, bool with_vector) {
-  json j = record_json(s.point, payload, with_vector);
-  j["version"] = 0;
-  j["score"] = s.score;
-  return j;
+  json record(const engine::PointRead& p) const {
+    json j{{"id", p.id.to_json()}};
+    j["payload"] = payload.enabled ? payload.apply(p.payload) : json();
+    j["vector"] = vectors.any() ? vectors_json(p.vectors, named) : json();
+    return j;
+  }
+  json scored(const engine::ScoredPoint& s) const {
+    json j = record(s.point);
+    j["version"] = 0;
+    j["score"] = s.score;
+    return j;
+  }
+  json scored(const std::vector<engine::ScoredPoint>& points) const {
+    json out = json::array();
+    for (const engine::ScoredPoint& p : points) out.push_back(scored(p));
+    return out;
+  }
+};
+
+Shown shown(const engine::Collection& col, const PayloadSelector& payload,
+            const engine::VectorSelector& vectors) {
+  return Shown{payload, vectors, col.named()};
 }
 
 /// A search request body (also one element of search/batch).
 struct ParsedSearch {
   engine::Filter filter;
+  json filter_json;  ///< as given (prefetches combine it with their own)
   engine::SearchQuery query;
   PayloadSelector payload;
-  bool with_vector = false;
+  engine::VectorSelector with_vector;
 };
+
+/// The vector space a request names in `using` ("" when absent: the unnamed vector).
+std::string get_using(const json& body, const std::string& where) {
+  if (!body.contains("using") || body["using"].is_null()) return "";
+  WP_THROW_IF_NOT(body["using"].is_string(), join(where, "using"), ": expected a vector name");
+  return body["using"].get<std::string>();
+}
 
 void read_search_params(const json& body, const std::string& where, engine::SearchQuery& q) {
   if (!body.contains("params") || body["params"].is_null()) return;
@@ -52,6 +77,21 @@ void read_search_params(const json& body, const std::string& where, engine::Sear
   q.exact = get_bool(p, "exact", at, false);
 }
 
+/// The fields every search-like request shares: limit, offset, params, filter, with_payload,
+/// with_vector, score_threshold.
+void read_common(const json& body, const std::string& where, ParsedSearch& s) {
+  s.query.limit = get_count(body, "limit", where, 10, 1, index::kMaxK);
+  s.query.offset = get_count(body, "offset", where, 0, 0, index::kMaxK);
+  read_search_params(body, where, s.query);
+  s.filter = get_filter(body, where);
+  if (body.contains("filter")) s.filter_json = body["filter"];
+  s.payload = get_payload_selector(body, where, false);
+  s.with_vector = get_with_vector(body, where, false);
+  s.query.with_payload = s.payload.enabled;
+  s.query.with_vector = s.with_vector;
+  s.query.score_threshold = get_optional_float(body, "score_threshold", where);
+}
+
 ParsedSearch read_search(const json& body, const std::string& where) {
   WP_THROW_IF_NOT(body.is_object(), where.empty() ? "body" : where, ": expected an object");
   ParsedSearch s;
@@ -59,40 +99,37 @@ ParsedSearch read_search(const json& body, const std::string& where) {
   const json& v = body["vector"];
   if (v.is_object()) {  // named vector form {"name": ..., "vector": [...]}
     WP_THROW_IF_NOT(v.contains("vector"), join(where, "vector.vector"), ": missing");
+    WP_THROW_IF_NOT(v.contains("name") && v["name"].is_string(), join(where, "vector.name"),
+                    ": expected the name of a vector");
+    s.query.vector_name = v["name"].get<std::string>();
     s.query.vector = get_vector(v["vector"], join(where, "vector.vector"));
   } else {
     s.query.vector = get_vector(v, join(where, "vector"));
   }
   WP_THROW_IF_NOT(body.contains("limit"), join(where, "limit"), ": missing");
-  s.query.limit = get_count(body, "limit", where, 10, 1, index::kMaxK);
-  s.query.offset = get_count(body, "offset", where, 0, 0, index::kMaxK);
-  read_search_params(body, where, s.query);
-  s.filter = get_filter(body, where);
-  s.payload = get_payload_selector(body, where, false);
-  s.with_vector = get_with_vector(body, where, false);
-  s.query.with_payload = s.payload.enabled;
-  s.query.with_vector = s.with_vector;
-  s.query.score_threshold = get_optional_float(body, "score_threshold", where);
+  read_common(body, where, s);
   return s;
 }
 
 /// Refuses an answer of `points` points with their vectors (when asked) beyond the caps.
-void check_answer_size(size_t points, size_t dim, bool with_vector, const std::string& field) {
+void check_answer_size(size_t points, const engine::Collection& col,
+                       const engine::VectorSelector& with_vector, const std::string& field) {
   WP_THROW_IF_NOT(points <= kMaxAnswerPoints, field, ": the answer would hold ", points,
                   " points, at most ", kMaxAnswerPoints, " are returned by one request");
-  WP_THROW_IF_NOT(!with_vector || points * dim <= kMaxAnswerValues, field, ": ", points,
-                  " points with vectors of dimension ", dim, " exceed the ", kMaxAnswerValues,
+  const size_t dim = col.total_dim();
+  WP_THROW_IF_NOT(!with_vector.any() || points * dim <= kMaxAnswerValues, field, ": ", points,
+                  " points with vectors of ", dim, " values exceed the ", kMaxAnswerValues,
                   " vector values one answer may hold; ask for fewer points or without vectors");
 }
 
-json run_search(const engine::Collection& col, ParsedSearch& s) {
-  check_answer_size(s.query.limit + s.query.offset, col.dim(), s.with_vector, "limit");
+std::vector<engine::ScoredPoint> search_hits(const engine::Collection& col, ParsedSearch& s) {
+  check_answer_size(s.query.limit + s.query.offset, col, s.with_vector, "limit");
   s.query.filter = &s.filter;
-  json out = json::array();
-  for (const engine::ScoredPoint& p : col.search(s.query)) {
-    out.push_back(scored_json(p, s.payload, s.with_vector));
-  }
-  return out;
+  return col.search(s.query);
+}
+
+json run_search(const engine::Collection& col, ParsedSearch& s) {
+  return shown(col, s.payload, s.with_vector).scored(search_hits(col, s));
 }
 
 /// Qdrant's recommendation examples: point ids or vectors, positive and negative; the
@@ -129,12 +166,30 @@ Recommend read_recommend(const json& r, const std::string& where) {
   return out;
 }
 
+/// The vector `vector_name` of point `id` (404 when the point does not exist, 400 when it has
+/// no such vector).
+std::vector<float> vector_of(const engine::Collection& col, const json& id, const std::string& at,
+                             const std::string& vector_name) {
+  auto found = col.retrieve({engine::PointId::from_json(id, at)}, false,
+                            engine::VectorSelector(std::vector<std::string>{vector_name}));
+  if (found.empty()) {
+    throw NotFoundError("Point with id " + engine::show_json(id) + " does not exists! (" + at +
+                        ")");
+  }
+  auto it = found[0].vectors.find(vector_name);
+  WP_THROW_IF_NOT(it != found[0].vectors.end(), at, ": point ", engine::show_json(id),
+                  " has no vector ", engine::show_json(json(vector_name)));
+  return std::move(it->second);
+}
+
 /// The query vector of a recommendation, Qdrant's average_vector: the mean of the positive
 /// examples, moved away from the mean of the negative ones (2 * mean+ - mean-). The ids among the
 /// examples go to `used` (they are left out of the answer, as Qdrant does).
 std::vector<float> recommend_vector(const engine::Collection& col, const Recommend& r,
-                                    const std::string& where, std::vector<engine::PointId>& used) {
-  const size_t d = col.dim();
+                                    const std::string& where, const std::string& vector_name,
+                                    std::vector<engine::PointId>& used) {
+  const engine::VectorShape& shape = col.vector_shape(vector_name, "using");
+  const size_t d = shape.dim;
   auto mean = [&](const std::vector<json>& examples, const char* side) {
     std::vector<double> sum(d, 0.0);
     for (size_t i = 0; i < examples.size(); ++i) {
@@ -143,18 +198,13 @@ std::vector<float> recommend_vector(const engine::Collection& col, const Recomme
       if (examples[i].is_array()) {
         v = get_vector(examples[i], at);
         // Stored vectors of a cosine collection are unit length: so is an example given inline.
-        if (col.metric() == index::Metric::kCosine && v.size() == d) {
+        if (shape.metric == index::Metric::kCosine && v.size() == d) {
           WP_THROW_IF_NOT(index::normalize(v.data(), d) > 0, at,
                           ": the zero vector has no cosine direction");
         }
       } else {
         const engine::PointId id = engine::PointId::from_json(examples[i], at);
-        auto found = col.retrieve({id}, false, true);
-        if (found.empty()) {
-          throw NotFoundError("No point with id " + engine::show_json(examples[i]) + " found (" +
-                              at + ")");
-        }
-        v = std::move(found[0].vector);
+        v = vector_of(col, examples[i], at, vector_name);
         used.push_back(id);
       }
       WP_THROW_IF_NOT(v.size() == d, at, ": expected dimension ", d, ", got ", v.size());
@@ -175,22 +225,24 @@ std::vector<float> recommend_vector(const engine::Collection& col, const Recomme
 }
 
 /// A search for `s` leaving out the points in `used`: it asks for that many more and drops them.
-json run_search_without(const engine::Collection& col, ParsedSearch& s,
-                        const std::vector<engine::PointId>& used) {
-  if (used.empty()) return run_search(col, s);
-  check_answer_size(s.query.limit + s.query.offset, col.dim(), s.with_vector, "limit");
+std::vector<engine::ScoredPoint> search_hits_without(const engine::Collection& col, ParsedSearch& s,
+                                                     const std::vector<engine::PointId>& used) {
+  if (used.empty()) return search_hits(col, s);
+  check_answer_size(s.query.limit + s.query.offset, col, s.with_vector, "limit");
   const size_t offset = s.query.offset, limit = s.query.limit;
   s.query.offset = 0;
   s.query.limit = std::min(offset + limit + used.size(), index::kMaxK);
   s.query.filter = &s.filter;
-  json out = json::array();
+  std::vector<engine::ScoredPoint> out;
   size_t skipped = 0;
-  for (const engine::ScoredPoint& p : col.search(s.query)) {
+  for (engine::ScoredPoint& p : col.search(s.query)) {
     if (std::find(used.begin(), used.end(), p.point.id) != used.end()) continue;
     if (skipped++ < offset) continue;
     if (out.size() == limit) break;
-    out.push_back(scored_json(p, s.payload, s.with_vector));
+    out.push_back(std::move(p));
   }
+  s.query.offset = offset;
+  s.query.limit = limit;
   return out;
 }
 
@@ -206,23 +258,15 @@ ParsedRecommend read_recommend_request(const json& body, const std::string& wher
   ParsedRecommend r;
   r.where = where;
   r.examples = read_recommend(body, where);
-  ParsedSearch& s = r.s;
-  s.query.limit = get_count(body, "limit", where, 10, 1, index::kMaxK);
-  s.query.offset = get_count(body, "offset", where, 0, 0, index::kMaxK);
-  read_search_params(body, where, s.query);
-  s.filter = get_filter(body, where);
-  s.payload = get_payload_selector(body, where, false);
-  s.with_vector = get_with_vector(body, where, false);
-  s.query.with_payload = s.payload.enabled;
-  s.query.with_vector = s.with_vector;
-  s.query.score_threshold = get_optional_float(body, "score_threshold", where);
+  read_common(body, where, r.s);
+  r.s.query.vector_name = get_using(body, where);
   return r;
 }
 
 json run_recommend(const engine::Collection& col, ParsedRecommend& r) {
   std::vector<engine::PointId> used;
-  r.s.query.vector = recommend_vector(col, r.examples, r.where, used);
-  return run_search_without(col, r.s, used);
+  r.s.query.vector = recommend_vector(col, r.examples, r.where, r.s.query.vector_name, used);
+  return shown(col, r.s.payload, r.s.with_vector).scored(search_hits_without(col, r.s, used));
 }
 
 /// Qdrant's order_by: a key, or {"key", "direction": "asc"|"desc", "start_from": number}.
@@ -264,12 +308,14 @@ OrderBy read_order_by(const json& j, const std::string& where) {
 /// The points in order of `o`: records with their "order_value" (and a score of 0 when `scored`,
 /// for the query family's answers).
 json ordered_json(const engine::Collection& col, const OrderBy& o, const engine::Filter& filter,
-                  size_t limit, const PayloadSelector& payload, bool with_vector, bool scored) {
-  check_answer_size(limit, col.dim(), with_vector, "limit");
+                  size_t limit, const PayloadSelector& payload,
+                  const engine::VectorSelector& with_vector, bool scored) {
+  check_answer_size(limit, col, with_vector, "limit");
+  const Shown show = shown(col, payload, with_vector);
   json out = json::array();
   for (const auto& r : col.ordered(o.key, o.descending, o.start_from, &filter, limit,
                                    payload.enabled, with_vector)) {
-    json j = record_json(r.point, payload, with_vector);
+    json j = show.record(r.point);
     const double v = r.value;
     j["order_value"] =
         std::trunc(v) == v && std::abs(v) < 9e15 ? json(static_cast<int64_t>(v)) : json(v);
@@ -310,9 +356,9 @@ json run_batch(const engine::Collection& col, const json& body, const char* kind
     parsed.push_back(read(body["searches"][i], "searches[" + std::to_string(i) + "]"));
     const ParsedSearch& s = search_of(parsed.back());
     points += s.query.limit + s.query.offset;
-    vectors = vectors || s.with_vector;
+    vectors = vectors || s.with_vector.any();
   }
-  check_answer_size(points, col.dim(), vectors, "searches");
+  check_answer_size(points, col, vectors, "searches");
   json out = json::array();
   for (auto& p : parsed) out.push_back(run(col, p));
   return out;
@@ -352,7 +398,7 @@ json Api::get_point(const Call& c) {
   }
   PayloadSelector all;
   all.enabled = true;
-  return record_json(found[0], all, true);
+  return shown(*col, all, true).record(found[0]);
 }
 
 json Api::get_points(const Call& c) {
@@ -360,12 +406,13 @@ json Api::get_points(const Call& c) {
   const json body = parse_body(*c.body);
   WP_THROW_IF_NOT(body.contains("ids"), "ids: missing");
   const PayloadSelector payload = get_payload_selector(body, "", true);
-  const bool with_vector = get_with_vector(body, "", false);
+  const engine::VectorSelector with_vector = get_with_vector(body, "", false);
   const std::vector<engine::PointId> ids = get_ids(body["ids"], "ids");
-  check_answer_size(ids.size(), col->dim(), with_vector, "ids");
+  check_answer_size(ids.size(), *col, with_vector, "ids");
+  const Shown show = shown(*col, payload, with_vector);
   json out = json::array();
   for (const engine::PointRead& p : col->retrieve(ids, payload.enabled, with_vector)) {
-    out.push_back(record_json(p, payload, with_vector));
+    out.push_back(show.record(p));
   }
   return out;
 }
@@ -388,18 +435,18 @@ json Api::scroll_points(const Call& c) {
     offset = engine::PointId::from_json(body["offset"], "offset");
   }
   const PayloadSelector payload = get_payload_selector(body, "", true);
-  const bool with_vector = get_with_vector(body, "", false);
+  const engine::VectorSelector with_vector = get_with_vector(body, "", false);
   if (body.contains("order_by") && !body["order_by"].is_null()) {
     WP_THROW_IF_NOT(!offset, "offset: cannot be used with order_by (use order_by.start_from)");
     const OrderBy o = read_order_by(body["order_by"], "order_by");
     return json{{"points", ordered_json(*col, o, filter, limit, payload, with_vector, false)},
                 {"next_page_offset", nullptr}};
   }
-  check_answer_size(limit, col->dim(), with_vector, "limit");
+  check_answer_size(limit, *col, with_vector, "limit");
   const auto page = col->scroll(&filter, limit, offset, payload.enabled, with_vector);
+  const Shown show = shown(*col, payload, with_vector);
   json points = json::array();
-  for (const engine::PointRead& p : page.points)
-    points.push_back(record_json(p, payload, with_vector));
+  for (const engine::PointRead& p : page.points) points.push_back(show.record(p));
   return json{{"points", points}, {"next_page_offset", page.next ? page.next->to_json() : json()}};
 }
 
@@ -416,47 +463,114 @@ json Api::search_batch(const Call& c) {
 
 namespace {
 
-/// A universal query request (`points/query`, one element of `query/batch`), parsed; `query`
-/// (null: points in id order) is resolved against the collection when it runs.
+/// Qdrant's fusion of prefetched lists: rrf (reciprocal rank, k and weights) or dbsf
+/// (distribution-based score fusion).
+struct Fusion {
+  bool rrf = true;
+  size_t k = 2;  ///< Qdrant's default
+  std::vector<float> weights;
+};
+
+/// Prefetches in one query (nested ones included) and how deep they nest.
+constexpr size_t kMaxPrefetches = 64;
+constexpr size_t kMaxPrefetchDepth = 4;
+
+/// A universal query request (`points/query`, one element of `query/batch`, a prefetch),
+/// parsed; `query` (null: points in id order) is resolved against the collection when it runs.
 struct ParsedQuery {
   ParsedSearch s;
   json query;
   std::string where;
   std::optional<Recommend> recommend;  ///< query {"recommend": {...}}
   std::optional<OrderBy> order_by;     ///< query {"order_by": ...}
+  std::optional<Fusion> fusion;        ///< query {"fusion": ...} or {"rrf": {...}}
+  std::vector<ParsedQuery> prefetch;   ///< the candidates of this query
 };
 
-ParsedQuery read_query(const json& body, const std::string& where) {
+Fusion read_fusion(const json& q, const std::string& at) {
+  Fusion f;
+  if (q.contains("fusion")) {
+    const json& name = q["fusion"];
+    WP_THROW_IF_NOT(name == "rrf" || name == "dbsf", at,
+                    ".fusion: expected \"rrf\" or \"dbsf\", got ", engine::show_json(name));
+    f.rrf = name == "rrf";
+    return f;
+  }
+  const json& r = q["rrf"];
+  const std::string field = at + ".rrf";
+  WP_THROW_IF_NOT(r.is_object(), field, ": expected {\"k\", \"weights\"}");
+  engine::check_fields(r, field, {"k", "weights"});
+  f.k = get_count(r, "k", field, 2, 1, 1000000);
+  if (r.contains("weights") && !r["weights"].is_null()) {
+    const json& w = r["weights"];
+    WP_THROW_IF_NOT(w.is_array(), field, ".weights: expected an array of numbers");
+    for (size_t i = 0; i < w.size(); ++i) {
+      WP_THROW_IF_NOT(
+          w[i].is_number() && std::isfinite(w[i].get<double>()) && w[i].get<double>() >= 0, field,
+          ".weights[", i, "]: expected a number >= 0, got ", engine::show_json(w[i]));
+      f.weights.push_back(w[i].get<float>());
+    }
+  }
+  return f;
+}
+
+ParsedQuery read_query_at(const json& body, const std::string& where, size_t depth,
+                          size_t& prefetches) {
   WP_THROW_IF_NOT(body.is_object(), where.empty() ? "body" : where, ": expected an object");
   ParsedQuery p;
   p.where = where;
   ParsedSearch& s = p.s;
-  s.filter = get_filter(body, where);
-  s.query.limit = get_count(body, "limit", where, 10, 1, index::kMaxK);
-  s.query.offset = get_count(body, "offset", where, 0, 0, index::kMaxK);
-  read_search_params(body, where, s.query);
-  s.payload = get_payload_selector(body, where, false);
-  s.with_vector = get_with_vector(body, where, false);
-  s.query.with_payload = s.payload.enabled;
-  s.query.with_vector = s.with_vector;
-  s.query.score_threshold = get_optional_float(body, "score_threshold", where);
+  read_common(body, where, s);
+  s.query.vector_name = get_using(body, where);
+  if (body.contains("lookup_from") && !body["lookup_from"].is_null()) {
+    throw UserError(join(where, "lookup_from") + ": is not supported");
+  }
+  if (body.contains("prefetch") && !body["prefetch"].is_null()) {
+    const std::string at = join(where, "prefetch");
+    WP_THROW_IF_NOT(depth < kMaxPrefetchDepth, at, ": prefetches nest at most ", kMaxPrefetchDepth,
+                    " deep");
+    const json& list = body["prefetch"];
+    WP_THROW_IF_NOT(list.is_object() || list.is_array(), at,
+                    ": expected a prefetch object or an array of them");
+    const json items = list.is_array() ? list : json::array({list});
+    for (size_t i = 0; i < items.size(); ++i) {
+      WP_THROW_IF_NOT(++prefetches <= kMaxPrefetches, at, ": at most ", kMaxPrefetches,
+                      " prefetches in one query");
+      const std::string item = list.is_array() ? at + "[" + std::to_string(i) + "]" : at;
+      p.prefetch.push_back(read_query_at(items[i], item, depth + 1, prefetches));
+      for (const char* field : {"offset", "with_payload", "with_vector"}) {
+        WP_THROW_IF_NOT(!items[i].contains(field), item, ".", field, ": not a field of a prefetch");
+      }
+    }
+  }
   if (body.contains("query")) p.query = body["query"];
   const std::string at = join(where, "query");
   const json& q = p.query;
   // Everything but a point id's vector is checked here, before any query of a batch runs.
   if (q.is_array()) {
     s.query.vector = get_vector(q, at);
+  } else if (q.is_object() && (q.contains("fusion") || q.contains("rrf"))) {
+    WP_THROW_IF_NOT(q.size() == 1, at, ": expected {\"fusion\": \"rrf\"|\"dbsf\"} alone, got ",
+                    engine::show_json(q));
+    WP_THROW_IF_NOT(!p.prefetch.empty(), at, ": fusion combines prefetches; give \"prefetch\"");
+    p.fusion = read_fusion(q, at);
+    WP_THROW_IF_NOT(p.fusion->weights.empty() || p.fusion->weights.size() == p.prefetch.size(), at,
+                    ".rrf.weights: expected one weight per prefetch (", p.prefetch.size(),
+                    "), got ", p.fusion->weights.size());
   } else if (q.is_object() && q.contains("order_by")) {
     WP_THROW_IF_NOT(q.size() == 1, at, ": expected {\"order_by\": ...} alone, got ",
                     engine::show_json(q));
+    WP_THROW_IF_NOT(p.prefetch.empty(), at, ": order_by over prefetches is not supported");
     p.order_by = read_order_by(q["order_by"], at + ".order_by");
   } else if (q.is_object() && q.contains("recommend")) {
     WP_THROW_IF_NOT(q.size() == 1, at, ": expected {\"recommend\": {...}} alone, got ",
                     engine::show_json(q));
+    WP_THROW_IF_NOT(p.prefetch.empty(), at, ": recommend over prefetches is not supported");
     p.recommend = read_recommend(q["recommend"], at + ".recommend");
   } else if (q.is_object()) {
     WP_THROW_IF_NOT(q.contains("nearest") && q.size() == 1, at,
-                    ": expected {\"nearest\": vector or id} or {\"recommend\": {...}}, got ",
+                    ": expected {\"nearest\": vector or id}, {\"recommend\": {...}}, "
+                    "{\"order_by\": ...} or {\"fusion\": \"rrf\"|\"dbsf\"}, got ",
                     engine::show_json(q));
     if (q["nearest"].is_array())
       s.query.vector = get_vector(q["nearest"], at + ".nearest");
@@ -468,30 +582,170 @@ ParsedQuery read_query(const json& body, const std::string& where) {
     WP_THROW_IF_NOT(q.is_null(), at,
                     ": expected a vector, {\"nearest\": vector or id}, or a point id, got ",
                     engine::show_json(q));
+    WP_THROW_IF_NOT(p.prefetch.size() <= 1, at,
+                    ": several prefetches need a query that combines them (a vector, or "
+                    "{\"fusion\": \"rrf\"|\"dbsf\"})");
+    WP_THROW_IF_NOT(depth == 0 || !p.prefetch.empty(), at, ": a prefetch needs a query");
   }
   return p;
 }
 
-/// The vector of point `id` (404 when it does not exist).
-std::vector<float> vector_of(const engine::Collection& col, const json& id, const std::string& at) {
-  auto found = col.retrieve({engine::PointId::from_json(id, at)}, false, true);
-  if (found.empty())
-    throw NotFoundError("Point with id " + engine::show_json(id) + " does not exists!");
-  return std::move(found[0].vector);
+ParsedQuery read_query(const json& body, const std::string& where) {
+  size_t prefetches = 0;
+  return read_query_at(body, where, 0, prefetches);
+}
+
+/// `a` and `b` together (filters as JSON; null is none).
+json both_filters(const json& a, const json& b) {
+  if (a.is_null()) return b;
+  if (b.is_null()) return a;
+  return json{{"must", json::array({a, b})}};
+}
+
+/// A ranked list of a prefetch: point ids with their scores, best first; `small_better` when
+/// lower scores are better (Euclidean distances).
+struct Ranked {
+  std::vector<engine::ScoredPoint> points;
+  bool small_better = false;
+};
+
+/// Reciprocal rank fusion: each list gives the point at position i (0-based) weight / ((i + 1) +
+/// w (k - 1)), summed per point (Qdrant's formula, rrf_scoring).
+std::vector<std::pair<engine::PointId, float>> fuse(const std::vector<Ranked>& lists,
+                                                    const Fusion& f) {
+  std::unordered_map<engine::PointId, float> score;
+  std::vector<engine::PointId> order;  // first seen, for ties
+  auto add = [&](const engine::PointId& id, float x) {
+    auto [it, fresh] = score.try_emplace(id, 0.0f);
+    if (fresh) order.push_back(id);
+    it->second += x;
+  };
+  for (size_t l = 0; l < lists.size(); ++l) {
+    const std::vector<engine::ScoredPoint>& pts = lists[l].points;
+    if (f.rrf) {
+      const float w = f.weights.empty() ? 1.0f : f.weights[l];
+      for (size_t i = 0; i < pts.size(); ++i) {
+        add(pts[i].point.id,
+            w <= 0 ? 0.0f
+                   : 1.0f / (static_cast<float>(i + 1) / w + static_cast<float>(f.k) - 1.0f));
+      }
+      continue;
+    }
+    // Distribution-based: each list's scores mapped so that mean -+ 3 sample standard deviations
+    // fall on 0 and 1 (a lone point on 0.5), then summed.
+    const size_t n = pts.size();
+    if (n == 0) continue;
+    if (n == 1) {
+      add(pts[0].point.id, 0.5f);
+      continue;
+    }
+    double mean = 0, m2 = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double d = pts[i].score - mean;
+      mean += d / static_cast<double>(i + 1);
+      m2 += d * (pts[i].score - mean);
+    }
+    const double sd = std::sqrt(m2 / static_cast<double>(n - 1));
+    const double lo = mean - 3 * sd, hi = mean + 3 * sd;
+    for (const engine::ScoredPoint& p : pts) {
+      double x = 0.5;
+      if (hi > lo)
+        x = lists[l].small_better ? (hi - p.score) / (hi - lo) : (p.score - lo) / (hi - lo);
+      add(p.point.id, static_cast<float>(x));
+    }
+  }
+  std::vector<std::pair<engine::PointId, float>> out;
+  for (const engine::PointId& id : order) out.emplace_back(id, score[id]);
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  return out;
+}
+
+/// The hits of query `p` with the filters of the queries around it (`outer`): a plain search
+/// (vector, point id, nearest, recommend) or, with prefetches, their fusion or their candidates
+/// scored by the query vector. From `p`'s offset, at most its limit, with the payloads and
+/// vectors it asks for.
+Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& outer) {
+  ParsedSearch& s = p.s;
+  const json& q = p.query;
+  const json filter = both_filters(outer, s.filter_json);
+  if (!outer.is_null()) s.filter = engine::Filter::parse(filter, join(p.where, "filter"));
+  Ranked out;
+  const bool has_vector = !p.fusion && !(q.is_null() && p.prefetch.size() == 1);
+  if (has_vector) {
+    if (!p.recommend && q.is_object() && !q["nearest"].is_array()) {
+      s.query.vector =
+          vector_of(col, q["nearest"], join(p.where, "query.nearest"), s.query.vector_name);
+    } else if (q.is_number() || q.is_string()) {  // a point id: search by its vector
+      s.query.vector = vector_of(col, q, join(p.where, "query"), s.query.vector_name);
+    }
+    out.small_better =
+        col.vector_shape(s.query.vector_name, join(p.where, "using")).metric == index::Metric::kL2;
+  }
+  if (p.prefetch.empty()) {
+    if (p.recommend) {
+      std::vector<engine::PointId> used;
+      s.query.vector = recommend_vector(col, *p.recommend, join(p.where, "query.recommend"),
+                                        s.query.vector_name, used);
+      out.points = search_hits_without(col, s, used);
+    } else {
+      out.points = search_hits(col, s);
+    }
+    return out;
+  }
+  std::vector<Ranked> lists;
+  for (ParsedQuery& child : p.prefetch) {
+    child.s.query.offset = 0;
+    child.s.query.with_payload = false;
+    child.s.query.with_vector = false;
+    lists.push_back(query_hits(col, child, filter));
+  }
+  check_answer_size(s.query.limit + s.query.offset, col, s.with_vector, "limit");
+  if (has_vector) {  // the prefetched points, scored by this query's vector
+    std::vector<engine::PointId> ids;
+    for (const Ranked& l : lists) {
+      for (const engine::ScoredPoint& h : l.points) ids.push_back(h.point.id);
+    }
+    s.query.filter = &s.filter;
+    out.points = col.rescore(ids, s.query);
+    return out;
+  }
+  std::vector<std::pair<engine::PointId, float>> ranked;
+  if (p.fusion) {
+    ranked = fuse(lists, *p.fusion);
+  } else {  // one prefetch, passed on
+    out.small_better = lists[0].small_better;
+    for (const engine::ScoredPoint& h : lists[0].points) ranked.emplace_back(h.point.id, h.score);
+  }
+  // Offset and limit after fusion; the threshold on the fused score.
+  std::vector<engine::PointId> ids;
+  std::vector<float> scores;
+  for (size_t i = s.query.offset; i < ranked.size() && ids.size() < s.query.limit; ++i) {
+    const float x = ranked[i].second;
+    const auto& t = s.query.score_threshold;
+    if (t && (out.small_better ? x > *t : x < *t)) break;
+    ids.push_back(ranked[i].first);
+    scores.push_back(x);
+  }
+  const std::vector<engine::PointRead> read =
+      col.retrieve(ids, s.query.with_payload, s.query.with_vector);
+  size_t j = 0;  // retrieve keeps the order asked and leaves out points deleted meanwhile
+  for (size_t i = 0; i < ids.size() && j < read.size(); ++i) {
+    if (read[j].id == ids[i]) out.points.push_back({read[j++], scores[i]});
+  }
+  return out;
 }
 
 json run_query(const engine::Collection& col, ParsedQuery& p) {
   ParsedSearch& s = p.s;
-  const json& q = p.query;
-  if (q.is_null()) {
+  const Shown show = shown(col, s.payload, s.with_vector);
+  if (p.query.is_null() && p.prefetch.empty()) {
     // No query: points in id order, as Qdrant does.
-    check_answer_size(s.query.limit, col.dim(), s.with_vector, join(p.where, "limit"));
+    check_answer_size(s.query.limit, col, s.with_vector, join(p.where, "limit"));
     const auto page =
         col.scroll(&s.filter, s.query.limit, std::nullopt, s.payload.enabled, s.with_vector);
     json points = json::array();
-    for (const engine::PointRead& r : page.points) {
-      points.push_back(record_json(r, s.payload, s.with_vector));
-    }
+    for (const engine::PointRead& r : page.points) points.push_back(show.record(r));
     return json{{"points", points}};
   }
   if (p.order_by) {
@@ -501,17 +755,7 @@ json run_query(const engine::Collection& col, ParsedQuery& p) {
     points.erase(points.begin(), points.begin() + static_cast<std::ptrdiff_t>(skip));
     return json{{"points", points}};
   }
-  if (p.recommend) {
-    std::vector<engine::PointId> used;
-    s.query.vector = recommend_vector(col, *p.recommend, join(p.where, "query.recommend"), used);
-    return json{{"points", run_search_without(col, s, used)}};
-  }
-  if (q.is_object() && !q["nearest"].is_array()) {
-    s.query.vector = vector_of(col, q["nearest"], join(p.where, "query.nearest"));
-  } else if (q.is_number() || q.is_string()) {  // a point id: search by its vector
-    s.query.vector = vector_of(col, q, join(p.where, "query"));
-  }
-  return json{{"points", run_search(col, s)}};
+  return json{{"points", show.scored(query_hits(col, p, json()).points)}};
 }
 
 }  // namespace
@@ -575,7 +819,7 @@ json Api::query_groups(const Call& c) {
   const engine::JsonPath path = engine::parse_json_path(body["group_by"], "group_by");
   const size_t group_size = get_count(body, "group_size", "", 3, 1, index::kMaxK);
   const size_t groups = q.s.query.limit;  // limit counts groups here
-  check_answer_size(groups * group_size, col->dim(), q.s.with_vector, "limit");
+  check_answer_size(groups * group_size, *col, q.s.with_vector, "limit");
   // The payload is needed to group; what is returned of it is the request's selector.
   const PayloadSelector returned = q.s.payload;
   q.s.payload.enabled = true;

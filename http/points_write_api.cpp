@@ -38,7 +38,7 @@ std::vector<engine::PointWrite> read_points(const json& body, const std::string&
       WP_THROW_IF_NOT(p.contains("vector"), at, ".vector: missing");
       engine::PointWrite w;
       w.id = engine::PointId::from_json(p["id"], at + ".id");
-      w.vector = get_vector(p["vector"], at + ".vector");
+      w.vectors = get_point_vectors(p["vector"], at + ".vector");
       if (p.contains("payload")) w.payload = p["payload"];
       WP_THROW_IF_NOT(w.payload.is_object() || w.payload.is_null(), at,
                       ".payload: expected an object, got ", w.payload.type_name());
@@ -53,8 +53,18 @@ std::vector<engine::PointWrite> read_points(const json& body, const std::string&
                   "batch: needs \"ids\" and \"vectors\"");
   const std::vector<engine::PointId> ids = get_ids(b["ids"], where + "batch.ids");
   const json& vs = b["vectors"];
-  WP_THROW_IF_NOT(vs.is_array() && vs.size() == ids.size(), where,
-                  "batch.vectors: expected an array of ", ids.size(), " vectors (one per id)");
+  // An array of vectors (the unnamed one per id), or by name an array of vectors per id each.
+  const bool named = vs.is_object();
+  if (named) {
+    for (const auto& [name, list] : vs.items()) {
+      WP_THROW_IF_NOT(list.is_array() && list.size() == ids.size(), where, "batch.vectors.", name,
+                      ": expected an array of ", ids.size(), " vectors (one per id)");
+    }
+  } else {
+    WP_THROW_IF_NOT(vs.is_array() && vs.size() == ids.size(), where,
+                    "batch.vectors: expected an array of ", ids.size(),
+                    " vectors (one per id), or named vectors {\"name\": [...]}");
+  }
   const bool has_payloads = b.contains("payloads") && !b["payloads"].is_null();
   if (has_payloads) {
     WP_THROW_IF_NOT(b["payloads"].is_array() && b["payloads"].size() == ids.size(), where,
@@ -63,7 +73,14 @@ std::vector<engine::PointWrite> read_points(const json& body, const std::string&
   for (size_t i = 0; i < ids.size(); ++i) {
     engine::PointWrite w;
     w.id = ids[i];
-    w.vector = get_vector(vs[i], where + "batch.vectors[" + std::to_string(i) + "]");
+    if (named) {
+      for (const auto& [name, list] : vs.items()) {
+        w.vectors[name] =
+            get_vector(list[i], where + "batch.vectors." + name + "[" + std::to_string(i) + "]");
+      }
+    } else {
+      w.vectors[""] = get_vector(vs[i], where + "batch.vectors[" + std::to_string(i) + "]");
+    }
     if (has_payloads) {
       w.payload = b["payloads"][i];
       WP_THROW_IF_NOT(w.payload.is_object() || w.payload.is_null(), where, "batch.payloads[", i,
@@ -127,17 +144,20 @@ ParsedWrite read_update_vectors(const json& body, const std::string& where) {
                     ": expected {\"id\", \"vector\"}");
     engine::PointWrite pw;
     pw.id = engine::PointId::from_json(p["id"], at + ".id");
-    const json& v = p["vector"];
-    // The unnamed vector, also as {"": [...]} (the form the clients send for the default).
-    if (v.is_object()) {
-      WP_THROW_IF_NOT(v.size() == 1 && v.contains(""), at,
-                      ".vector: named vectors are not supported yet; give the vector itself");
-      pw.vector = get_vector(v[""], at + ".vector");
-    } else {
-      pw.vector = get_vector(v, at + ".vector");
-    }
+    // The unnamed vector, or vectors by name ({"": [...]} is the unnamed one too).
+    pw.vectors = get_point_vectors(p["vector"], at + ".vector");
     w.op.points.push_back(std::move(pw));
   }
+  return w;
+}
+
+ParsedWrite read_delete_vectors(const json& body, const std::string& where) {
+  ParsedWrite w;
+  w.op.kind = engine::WriteOp::Kind::kDeleteVectors;
+  w.op.where = where;
+  read_selection(body, where, w);
+  WP_THROW_IF_NOT(body.contains("vector"), where, "vector: missing (the names of the vectors)");
+  w.op.vector_names = engine::get_string_list(body["vector"], where + "vector");
   return w;
 }
 
@@ -212,6 +232,7 @@ const std::map<std::string, WriteReader>& batch_readers() {
       {"upsert", read_upsert},
       {"delete", read_delete},
       {"update_vectors", read_update_vectors},
+      {"delete_vectors", read_delete_vectors},
       {"set_payload", read_set_payload},
       {"overwrite_payload", read_overwrite_payload},
       {"delete_payload", read_delete_payload},
@@ -235,6 +256,10 @@ json Api::upsert_points(const Call& c) {
 
 json Api::update_vectors(const Call& c) {
   return write_route(c, "update_vectors");
+}
+
+json Api::delete_vectors(const Call& c) {
+  return write_route(c, "delete_vectors");
 }
 
 json Api::delete_points(const Call& c) {

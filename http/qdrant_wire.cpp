@@ -46,47 +46,89 @@ void check_optimizers_config(const json& o) {
 
 /// Qdrant's quantization_config: {"scalar": {"type": "int8", "quantile", "always_ram"}} is our
 /// sq8 codes; "Disabled" (or null) none; product and binary quantization are refused.
-void read_quantization_config(const json& q, index::HnswParams& h) {
+void read_quantization_config(const json& q, const std::string& f, index::HnswParams& h) {
   if (q.is_null() || q == "Disabled") {
     h.quantization = index::Quantization::kNone;
     return;
   }
-  check_object(q, "quantization_config");
-  WP_THROW_IF_NOT(q.size() == 1 && q.contains("scalar"),
-                  "quantization_config: expected {\"scalar\": {\"type\": \"int8\"}} or "
+  check_object(q, f);
+  WP_THROW_IF_NOT(q.size() == 1 && q.contains("scalar"), f,
+                  ": expected {\"scalar\": {\"type\": \"int8\"}} or "
                   "\"Disabled\" (product and binary quantization are not supported), got ",
                   engine::show_json(q));
   const json& s = q["scalar"];
-  check_object(s, "quantization_config.scalar");
-  WP_THROW_IF_NOT(engine::get_string(s, "type", "quantization_config.scalar", "") == "int8",
-                  "quantization_config.scalar.type: expected \"int8\"");
-  engine::check_fields(s, "quantization_config.scalar", {"type", "quantile", "always_ram"});
+  check_object(s, f + ".scalar");
+  WP_THROW_IF_NOT(engine::get_string(s, "type", f + ".scalar", "") == "int8",
+                  f + ".scalar.type: expected \"int8\"");
+  engine::check_fields(s, f + ".scalar", {"type", "quantile", "always_ram"});
   if (s.contains("quantile")) {
-    engine::get_number(s, "quantile", "quantization_config.scalar", 1, 0.5, 1);
+    engine::get_number(s, "quantile", f + ".scalar", 1, 0.5, 1);
   }
-  engine::get_bool(s, "always_ram", "quantization_config.scalar", true);
+  engine::get_bool(s, "always_ram", f + ".scalar", true);
   h.quantization = index::Quantization::kSq8;
 }
 
-void read_hnsw_config(const json& h, index::HnswParams& p) {
-  check_object(h, "hnsw_config");
+void read_hnsw_config(const json& h, const std::string& f, index::HnswParams& p) {
+  check_object(h, f);
   for (const auto& [key, value] : h.items()) {
     WP_THROW_IF_NOT(key == HnswParams::kM.key || key == HnswParams::kEfConstruction.key ||
                         key == HnswParams::kEfSearch.key || key == "full_scan_threshold" ||
                         key == "max_indexing_threads" || key == "on_disk",
-                    "hnsw_config.", engine::show_text(key),
+                    f, ".", engine::show_text(key),
                     ": unknown or unsupported field (expected m, ef_construct, ef, "
                     "full_scan_threshold, max_indexing_threads, on_disk)");
   }
-  p.M = get_count(h, HnswParams::kM, "hnsw_config", p.M);
-  p.ef_construction = get_count(h, HnswParams::kEfConstruction, "hnsw_config", p.ef_construction);
-  p.ef_search = get_count(h, HnswParams::kEfSearch, "hnsw_config", p.ef_search);
+  p.M = get_count(h, HnswParams::kM, f, p.M);
+  p.ef_construction = get_count(h, HnswParams::kEfConstruction, f, p.ef_construction);
+  p.ef_search = get_count(h, HnswParams::kEfSearch, f, p.ef_search);
   // Qdrant's tuning knobs of its own segments: checked, without effect here (searches choose
   // exact scans by filter selectivity; builds use every thread; the graph is in memory).
-  get_count(h, "full_scan_threshold", "hnsw_config", 0, 0, SIZE_MAX);
-  get_count(h, "max_indexing_threads", "hnsw_config", 0, 0, 65536);
-  WP_THROW_IF_NOT(!engine::get_bool(h, "on_disk", "hnsw_config", false),
-                  "hnsw_config.on_disk: true is not supported (the graph is kept in memory)");
+  get_count(h, "full_scan_threshold", f, 0, 0, SIZE_MAX);
+  get_count(h, "max_indexing_threads", f, 0, 0, 65536);
+  WP_THROW_IF_NOT(!engine::get_bool(h, "on_disk", f, false),
+                  f + ".on_disk: true is not supported (the graph is kept in memory)");
+}
+
+}  // namespace
+
+namespace {
+
+/// The index settings of one vector at `v` (a vector's params, or the body for the collection's
+/// own): hnsw_config and quantization_config; `at` prefixes the fields in messages.
+void apply_index_settings(const json& v, const std::string& at, index::IndexSpec& spec) {
+  if (v.contains("hnsw_config") && !v["hnsw_config"].is_null()) {
+    read_hnsw_config(v["hnsw_config"], at + "hnsw_config", spec.hnsw);
+  }
+  if (v.contains("quantization_config")) {
+    read_quantization_config(v["quantization_config"], at + "quantization_config", spec.hnsw);
+  }
+}
+
+/// One vector's params ({"size", "distance", "hnsw_config", "quantization_config", "on_disk",
+/// "datatype", "multivector_config"}) at `at`, over the collection's settings in `body`.
+engine::VectorConfig read_vector_params(const json& v, const std::string& at, const json& body) {
+  check_object(v, at);
+  engine::check_fields(v, at,
+                       {"size", "distance", "hnsw_config", "quantization_config", "on_disk",
+                        "datatype", "multivector_config"});
+  engine::VectorConfig c;
+  WP_THROW_IF_NOT(v.contains("size"), at, ".size: missing");
+  c.dim = get_count(v, "size", at, 0, 1, 65536);
+  WP_THROW_IF_NOT(v.contains("distance"), at, ".distance: missing");
+  index::IndexSpec& s = c.index;
+  s.metric = engine::parse_distance(v["distance"], at + ".distance");
+  s.hnsw.M = 16;
+  s.hnsw.ef_construction = 100;
+  engine::get_bool(v, "on_disk", at, false);  // a storage hint: vectors are kept in memory
+  const std::string type = engine::get_string(v, "datatype", at, "float32");
+  WP_THROW_IF_NOT(type == "float32", at, ".datatype: only \"float32\" is supported, got ",
+                  engine::show_json(json(type)));
+  WP_THROW_IF_NOT(!v.contains("multivector_config") || v["multivector_config"].is_null(), at,
+                  ".multivector_config: multi-vectors are not supported");
+  apply_index_settings(body, "", s);
+  apply_index_settings(v, at + ".", s);
+  s.validate();
+  return c;
 }
 
 }  // namespace
@@ -95,67 +137,119 @@ engine::CollectionConfig collection_config_from_qdrant(const json& body) {
   WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
   WP_THROW_IF_NOT(body.contains("vectors"),
                   "vectors: missing (expected {\"size\": N, \"distance\": "
-                  "\"Cosine\"|\"Euclid\"|\"Dot\"})");
+                  "\"Cosine\"|\"Euclid\"|\"Dot\"} or named vectors {\"name\": {\"size\", "
+                  "\"distance\"}})");
   const json& v = body["vectors"];
   WP_THROW_IF_NOT(v.is_object(), "vectors: expected an object, got ", engine::show_json(v));
-  WP_THROW_IF_NOT(v.contains("size"), "vectors.size: missing; named vectors are not supported yet");
-  engine::CollectionConfig c;
-  c.dim = get_count(v, "size", "vectors", 0, 1, 65536);
-  WP_THROW_IF_NOT(v.contains("distance"), "vectors.distance: missing");
-  index::IndexSpec& s = c.index;
-  s.metric = engine::parse_distance(v["distance"], "vectors.distance");
-  s.hnsw.M = 16;
-  s.hnsw.ef_construction = 100;
-  apply_qdrant_index_config(body, s);
-  return c;
-}
-
-bool apply_qdrant_index_config(const json& body, index::IndexSpec& spec) {
-  const index::IndexSpec before = spec;
-  if (body.contains("hnsw_config") && !body["hnsw_config"].is_null()) {
-    read_hnsw_config(body["hnsw_config"], spec.hnsw);
-  }
-  if (body.contains("quantization_config")) {
-    read_quantization_config(body["quantization_config"], spec.hnsw);
+  if (body.contains("sparse_vectors") && !body["sparse_vectors"].is_null()) {
+    WP_THROW_IF_NOT(body["sparse_vectors"].empty(),
+                    "sparse_vectors: sparse vectors are not supported");
   }
   if (body.contains("optimizers_config") && !body["optimizers_config"].is_null()) {
     check_optimizers_config(body["optimizers_config"]);
   }
-  spec.validate();
-  const index::HnswParams &a = before.hnsw, &b = spec.hnsw;
-  return a.M != b.M || a.ef_construction != b.ef_construction || a.ef_search != b.ef_search ||
-         a.quantization != b.quantization;
+  engine::CollectionConfig c;
+  if (v.contains("size") || v.contains("distance")) {
+    c.vectors[""] = read_vector_params(v, "vectors", body);
+    return c;
+  }
+  WP_THROW_IF_NOT(!v.empty() && v.size() <= kMaxNamedVectors, "vectors: expected ",
+                  "{\"size\", \"distance\"} or 1..", kMaxNamedVectors,
+                  " named vectors {\"name\": {\"size\", \"distance\"}}, got ",
+                  engine::show_json(v));
+  for (const auto& [name, params] : v.items()) {
+    engine::validate_vector_name(name, "vectors");
+    c.vectors[name] = read_vector_params(params, "vectors." + name, body);
+  }
+  return c;
 }
+
+std::map<std::string, index::IndexSpec> qdrant_index_changes(
+    const json& body, const engine::CollectionConfig& config) {
+  if (body.contains("optimizers_config") && !body["optimizers_config"].is_null()) {
+    check_optimizers_config(body["optimizers_config"]);
+  }
+  const json none = json::object();
+  const json& named =
+      body.contains("vectors") && !body["vectors"].is_null() ? body["vectors"] : none;
+  check_object(named, "vectors");
+  for (const auto& [name, v] : named.items()) {
+    const std::string at = "vectors." + name;
+    (void)config.vector(name, "vectors");
+    check_object(v, at);
+    engine::check_fields(v, at, {"hnsw_config", "quantization_config", "on_disk"});
+    engine::get_bool(v, "on_disk", at, false);
+  }
+  std::map<std::string, index::IndexSpec> changed;
+  for (const auto& [name, vc] : config.vectors) {
+    index::IndexSpec spec = vc.index;
+    apply_index_settings(body, "", spec);
+    if (named.contains(name)) apply_index_settings(named[name], "vectors." + name + ".", spec);
+    spec.validate();
+    const index::HnswParams &a = vc.index.hnsw, &b = spec.hnsw;
+    if (a.M != b.M || a.ef_construction != b.ef_construction || a.ef_search != b.ef_search ||
+        a.quantization != b.quantization) {
+      changed[name] = spec;
+    }
+  }
+  return changed;
+}
+
+namespace {
+
+json hnsw_json(const index::HnswParams& h) {
+  return {{"m", h.M},
+          {"ef_construct", h.ef_construction},
+          {"full_scan_threshold", 10000},
+          {"max_indexing_threads", 0},
+          {"on_disk", false}};
+}
+
+json quantization_json(const index::HnswParams& h) {
+  return h.quantization == index::Quantization::kSq8
+             ? json{{"scalar", {{"type", "int8"}, {"always_ram", true}}}}
+             : json();
+}
+
+}  // namespace
 
 json collection_info_json(const engine::CollectionInfo& info) {
   const engine::CollectionConfig& c = info.config;
-  const index::HnswParams& h = c.index.hnsw;
-  const json config{
-      {"params",
-       {{"vectors", {{"size", c.dim}, {"distance", engine::distance_name(c.metric())}}},
-        {"shard_number", 1},
-        {"replication_factor", 1},
-        {"write_consistency_factor", 1},
-        {"on_disk_payload", false}}},
-      {"hnsw_config",
-       {{"m", h.M},
-        {"ef_construct", h.ef_construction},
-        {"full_scan_threshold", 10000},
-        {"max_indexing_threads", 0},
-        {"on_disk", false}}},
-      {"optimizer_config",
-       {{"deleted_threshold", h.consolidate_fraction},
-        {"vacuum_min_vector_number", 1000},
-        {"default_segment_number", 1},
-        {"max_segment_size", nullptr},
-        {"memmap_threshold", nullptr},
-        {"indexing_threshold", 0},
-        {"flush_interval_sec", 0},
-        {"max_optimization_threads", nullptr}}},
-      {"wal_config", {{"wal_capacity_mb", 0}, {"wal_segments_ahead", 0}}},
-      {"quantization_config", h.quantization == index::Quantization::kSq8
-                                  ? json{{"scalar", {{"type", "int8"}, {"always_ram", true}}}}
-                                  : json()}};
+  // The collection-wide settings Qdrant shows are those of the first vector (the only one of an
+  // unnamed collection); each named vector shows its own.
+  const index::HnswParams& h = c.vectors.begin()->second.index.hnsw;
+  json vectors = json::object();
+  for (const auto& [name, v] : c.vectors) {
+    json params{{"size", v.dim}, {"distance", engine::distance_name(v.metric())}};
+    if (c.named()) {
+      params["hnsw_config"] = hnsw_json(v.index.hnsw);
+      const json q = quantization_json(v.index.hnsw);
+      if (!q.is_null()) params["quantization_config"] = q;
+      vectors[name] = params;
+    } else {
+      vectors = params;
+    }
+  }
+  size_t indexed = 0;
+  for (const auto& [name, n] : info.vectors) indexed += n;
+  const json config{{"params",
+                     {{"vectors", vectors},
+                      {"shard_number", 1},
+                      {"replication_factor", 1},
+                      {"write_consistency_factor", 1},
+                      {"on_disk_payload", false}}},
+                    {"hnsw_config", hnsw_json(h)},
+                    {"optimizer_config",
+                     {{"deleted_threshold", h.consolidate_fraction},
+                      {"vacuum_min_vector_number", 1000},
+                      {"default_segment_number", 1},
+                      {"max_segment_size", nullptr},
+                      {"memmap_threshold", nullptr},
+                      {"indexing_threshold", 0},
+                      {"flush_interval_sec", 0},
+                      {"max_optimization_threads", nullptr}}},
+                    {"wal_config", {{"wal_capacity_mb", 0}, {"wal_segments_ahead", 0}}},
+                    {"quantization_config", quantization_json(h)}};
   json payload_schema = json::object();
   for (const auto& [key, f] : info.payload_fields) {
     payload_schema[key] = {{"data_type", engine::payload_schema_name(f.schema)},
@@ -163,8 +257,8 @@ json collection_info_json(const engine::CollectionInfo& info) {
   }
   return {{"status", "green"},
           {"optimizer_status", "ok"},
-          {"vectors_count", info.points},
-          {"indexed_vectors_count", info.points},
+          {"vectors_count", indexed},
+          {"indexed_vectors_count", indexed},
           {"points_count", info.points},
           {"segments_count", 1},
           {"config", config},
@@ -172,7 +266,8 @@ json collection_info_json(const engine::CollectionInfo& info) {
 }
 
 json index_status_json(const engine::IndexStatus& s) {
-  json j{{"type", index::index_kind_name(s.served.kind)},
+  json j{{"vector", s.vector},
+         {"type", index::index_kind_name(s.served.kind)},
          {"state", s.state},
          {"progress", s.progress},
          {"params", engine::index_params_json(s.served)}};

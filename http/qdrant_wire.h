@@ -6,6 +6,9 @@
  * /collections/{name}/index). The engine keeps its own structs and stored form; only http/
  * speaks Qdrant's JSON.
  */
+#include <map>
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/collection.h"
@@ -13,26 +16,34 @@
 
 namespace wp::http {
 
-/// `PUT /collections/{name}`'s body ({"vectors": {"size", "distance"}, "hnsw_config": {"m",
-/// "ef_construct", "ef"}}); throws UserError naming the field. Qdrant's defaults: m = 16,
+/// The most named vectors one collection holds.
+inline constexpr size_t kMaxNamedVectors = 64;
+
+/// `PUT /collections/{name}`'s body: {"vectors": {"size", "distance", "hnsw_config",
+/// "quantization_config"}} for one unnamed vector, or {"vectors": {"name": {...}, ...}} for named
+/// ones; the collection's "hnsw_config" and "quantization_config" apply to every vector unless
+/// it has its own; throws UserError naming the field. Qdrant's defaults: m = 16,
 /// ef_construct = 100.
 engine::CollectionConfig collection_config_from_qdrant(const nlohmann::json& body);
 
 /**
- * Applies the index settings of a create or `PATCH /collections/{name}` body to `spec`:
- * `hnsw_config` (m, ef_construct, ef; Qdrant's full_scan_threshold and max_indexing_threads are
- * checked and have no effect), `quantization_config` ({"scalar": {"type": "int8"}} is sq8,
- * "Disabled" none) and `optimizers_config` (checked; waypoint keeps one segment, indexed at
- * once). Throws UserError naming the field; returns whether the index parameters changed.
+ * The index settings of a `PATCH /collections/{name}` body applied to the collection's vectors:
+ * the collection's `hnsw_config` (m, ef_construct, ef; Qdrant's full_scan_threshold and
+ * max_indexing_threads are checked and have no effect) and `quantization_config` ({"scalar":
+ * {"type": "int8"}} is sq8, "Disabled" none) to every vector, then each vector's own in
+ * `vectors: {name: {...}}`; `optimizers_config` is checked (waypoint keeps one segment, indexed
+ * at once). Returns the vectors whose index parameters changed, with their new specs. Throws
+ * UserError naming the field.
  */
-bool apply_qdrant_index_config(const nlohmann::json& body, index::IndexSpec& spec);
+std::map<std::string, index::IndexSpec> qdrant_index_changes(
+    const nlohmann::json& body, const engine::CollectionConfig& config);
 
 /// Qdrant's collection info object (GET /collections/{name}).
 nlohmann::json collection_info_json(const engine::CollectionInfo& info);
 
-/// {"type", "state", "progress", "params" (the request keys of the served kind), "target" (the
-/// kind and params a running build makes), "error", "tune"} (GET /collections/{name}/index; PUT
-/// answers it too, so the client sees its request taken).
+/// {"vector", "type", "state", "progress", "params" (the request keys of the served kind), "target"
+/// (the kind and params a running build makes), "error", "tune"} (GET /collections/{name}/index;
+/// PUT answers it too, so the client sees its request taken).
 nlohmann::json index_status_json(const engine::IndexStatus& status);
 
 }  // namespace wp::http

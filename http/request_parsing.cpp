@@ -83,13 +83,37 @@ PayloadSelector get_payload_selector(const json& obj, const std::string& where, 
   return s;
 }
 
-bool get_with_vector(const json& obj, const std::string& where, bool def) {
+engine::NamedVectors get_point_vectors(const json& j, const std::string& field) {
+  engine::NamedVectors out;
+  if (!j.is_object()) {
+    out[""] = get_vector(j, field);
+    return out;
+  }
+  for (const auto& [name, v] : j.items()) {
+    const std::string at = field + "." + name;
+    WP_THROW_IF_NOT(!v.is_object(), at,
+                    ": sparse vectors ({\"indices\", \"values\"}) are not supported");
+    WP_THROW_IF_NOT(!(v.is_array() && !v.empty() && v[0].is_array()), at,
+                    ": multi-vectors are not supported");
+    out[name] = get_vector(v, at);
+  }
+  return out;
+}
+
+engine::VectorSelector get_with_vector(const json& obj, const std::string& where, bool def) {
   if (!obj.contains("with_vector") || obj["with_vector"].is_null()) return def;
   const json& v = obj["with_vector"];
   if (v.is_boolean()) return v.get<bool>();
-  if (v.is_array()) return true;
-  throw UserError(join(where, "with_vector") + ": expected true or false, got " +
+  const std::string field = join(where, "with_vector");
+  if (v.is_array()) return engine::VectorSelector(engine::get_string_list(v, field));
+  throw UserError(field + ": expected true, false or a list of vector names, got " +
                   engine::show_json(v));
+}
+
+json vectors_json(const engine::NamedVectors& v, bool named) {
+  if (named) return json(v);
+  auto it = v.find("");
+  return it == v.end() ? json() : json(it->second);
 }
 
 std::vector<engine::PointId> get_ids(const json& j, const std::string& field) {

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/collection.h"
 #include "engine/filter.h"
 #include "engine/json_fields.h"
 #include "engine/point_id.h"
@@ -35,8 +36,13 @@ json parse_body(const std::string& body, bool allow_empty = false);
 std::vector<float> get_vector(const json& j, const std::string& field);
 /// with_payload: bool, list of keys, {"include": [...]} or {"exclude": [...]}.
 PayloadSelector get_payload_selector(const json& obj, const std::string& where, bool def);
-/// with_vector: bool (a list of vector names is accepted as true).
-bool get_with_vector(const json& obj, const std::string& where, bool def);
+/// A point's vectors as a write gives them: a vector (the unnamed one, name "") or an object of
+/// vectors by name (Qdrant's VectorStruct); sparse and multi-vectors are refused by name.
+engine::NamedVectors get_point_vectors(const json& j, const std::string& field);
+/// with_vector: true, false, or a list of vector names.
+engine::VectorSelector get_with_vector(const json& obj, const std::string& where, bool def);
+/// A point's vectors in an answer: the unnamed vector as an array, named ones as an object.
+json vectors_json(const engine::NamedVectors& v, bool named);
 /// A list of point ids.
 std::vector<engine::PointId> get_ids(const json& j, const std::string& field);
 /// An optional filter (absent or null: the empty filter).

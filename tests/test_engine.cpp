@@ -19,10 +19,10 @@ using nlohmann::json;
 namespace {
 CollectionConfig config(size_t dim, wp::index::Metric m = wp::index::Metric::kL2) {
   CollectionConfig c;
-  c.dim = dim;
-  c.index.metric = m;
-  c.index.hnsw.M = 12;
-  c.index.hnsw.ef_construction = 100;
+  c.vectors[""].dim = dim;
+  c.vectors[""].index.metric = m;
+  c.vectors[""].index.hnsw.M = 12;
+  c.vectors[""].index.hnsw.ef_construction = 100;
   return c;
 }
 
@@ -31,7 +31,7 @@ void fill_sift(Collection& col, const wp::index::Dataset& ds, size_t n) {
   std::vector<PointWrite> pts(n);
   for (size_t i = 0; i < n; ++i) {
     pts[i].id = PointId::number(i);
-    pts[i].vector.assign(ds.base.row(i), ds.base.row(i) + ds.base.d);
+    pts[i].vectors[""].assign(ds.base.row(i), ds.base.row(i) + ds.base.d);
     pts[i].payload = {{"row", i}, {"parity", i % 2 ? "odd" : "even"}};
   }
   col.upsert(std::move(pts), true);
@@ -87,7 +87,7 @@ TEST(Engine, CreateSearchAndRecoverAfterReopen) {
   const auto got = col->retrieve({PointId::number(7)}, true, true);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].payload["parity"], "odd");
-  EXPECT_EQ(got[0].vector, std::vector<float>(ds.base.row(7), ds.base.row(7) + 128));
+  EXPECT_EQ(got[0].vectors.at(""), std::vector<float>(ds.base.row(7), ds.base.row(7) + 128));
 }
 
 TEST(Engine, CorruptIndexFilesAreRebuiltFromTheStore) {
@@ -134,7 +134,7 @@ TEST(Engine, AnIndexFileOlderThanTheStoreIsRebuilt) {
     Engine eng(tmp.file("data"));
     auto col = eng.collection("c");
     ASSERT_TRUE(col->index_loaded_from_file());
-    col->upsert({PointWrite{PointId::number(5), moved, {}}}, true);
+    col->upsert({PointWrite{PointId::number(5), {{"", moved}}, {}}}, true);
   }
   for (const char* f : {"/index.wpi", "/index.meta"}) {
     std::filesystem::copy_file(saved + f, dir + f,
@@ -163,13 +163,13 @@ TEST(Engine, ABatchWithOneBadPointWritesNothing) {
   Engine eng(tmp.file("data"));
   eng.create_collection("c", config(3));
   auto col = eng.collection("c");
-  std::vector<PointWrite> pts{{PointId::number(1), {1, 2, 3}, {}},
-                              {PointId::number(2), {1, 2}, {}}};
+  std::vector<PointWrite> pts{{PointId::number(1), {{"", {1, 2, 3}}}, {}},
+                              {PointId::number(2), {{"", {1, 2}}}, {}}};
   EXPECT_THROW(col->upsert(pts, true), wp::UserError);
   EXPECT_EQ(col->size(), 0u);
-  pts[1].vector = {1, 2, std::numeric_limits<float>::infinity()};
+  pts[1].vectors[""] = {1, 2, std::numeric_limits<float>::infinity()};
   EXPECT_THROW(col->upsert(pts, true), wp::UserError);
-  pts[1].vector = {1, 2, 3};
+  pts[1].vectors[""] = {1, 2, 3};
   pts[1].payload = json::array();
   EXPECT_THROW(col->upsert(pts, true), wp::UserError);
   EXPECT_EQ(col->size(), 0u);
@@ -261,8 +261,9 @@ TEST(Engine, SearchesRunWhileAWriterUpserts) {
   for (size_t b = 2000; b < 6000; b += 200) {
     std::vector<PointWrite> pts;
     for (size_t i = b; i < b + 200; ++i) {
-      pts.push_back(
-          {PointId::number(i), std::vector<float>(ds.base.row(i), ds.base.row(i) + 128), {}});
+      pts.push_back({PointId::number(i),
+                     {{"", std::vector<float>(ds.base.row(i), ds.base.row(i) + 128)}},
+                     {}});
     }
     col->upsert(std::move(pts), false);
     EXPECT_EQ(col->size(), b + 200);  // visible as soon as upsert returns
@@ -293,7 +294,7 @@ TEST(Engine, RebuiltIndexTypeSurvivesRestart) {
     Engine eng(tmp.file("data"));
     eng.create_collection("c", config(128));
     fill_sift(*eng.collection("c"), ds, 1000);
-    wp::index::IndexSpec flat = eng.collection("c")->config().index;
+    wp::index::IndexSpec flat = eng.collection("c")->config().vectors.at("").index;
     flat.kind = wp::index::IndexKind::kFlat;
     eng.collection("c")->rebuild_index(flat);
     EXPECT_THROW(eng.collection("c")->rebuild_index(flat), wp::ConflictError);
@@ -301,7 +302,7 @@ TEST(Engine, RebuiltIndexTypeSurvivesRestart) {
     EXPECT_EQ(eng.collection("c")->index_status().state, "ready");
   }
   Engine eng(tmp.file("data"));
-  EXPECT_EQ(eng.collection("c")->config().index.kind, wp::index::IndexKind::kFlat);
+  EXPECT_EQ(eng.collection("c")->config().vectors.at("").index.kind, wp::index::IndexKind::kFlat);
   EXPECT_EQ(eng.collection("c")->index_status().served.kind, wp::index::IndexKind::kFlat);
   EXPECT_EQ(eng.collection("c")->size(), 1000u);
 }
@@ -318,7 +319,7 @@ TEST(Engine, LshIndexKeepsItsParametersAndTakesWritesAcrossARestart) {
     eng.create_collection("c", config(128));
     fill_sift(*eng.collection("c"), ds, 1000);
     auto c = eng.collection("c");
-    wp::index::IndexSpec spec = c->config().index;
+    wp::index::IndexSpec spec = c->config().vectors.at("").index;
     spec.kind = wp::index::IndexKind::kLsh;
     spec.lsh = lsh;
     c->rebuild_index(spec);
@@ -328,9 +329,9 @@ TEST(Engine, LshIndexKeepsItsParametersAndTakesWritesAcrossARestart) {
   Engine eng(tmp.file("data"));
   auto c = eng.collection("c");
   EXPECT_EQ(c->index_status().served.kind, wp::index::IndexKind::kLsh);
-  EXPECT_EQ(c->config().index.lsh.bits, 128u);
-  EXPECT_EQ(c->config().index.lsh.tables, 6u);
-  EXPECT_EQ(c->config().index.lsh.candidates, 300u);
+  EXPECT_EQ(c->config().vectors.at("").index.lsh.bits, 128u);
+  EXPECT_EQ(c->config().vectors.at("").index.lsh.tables, 6u);
+  EXPECT_EQ(c->config().vectors.at("").index.lsh.candidates, 300u);
   EXPECT_EQ(c->size(), 1000u);
   EXPECT_TRUE(c->index_loaded_from_file());
   // Online inserts go straight into the LSH tables and are found.
@@ -352,7 +353,7 @@ TEST(Engine, GraphIndexKeepsItsAlphaServesRecallAndTakesWritesAcrossARestart) {
     eng.create_collection("c", config(128));
     fill_sift(*eng.collection("c"), ds, 2000);
     auto c = eng.collection("c");
-    wp::index::IndexSpec spec = c->config().index;
+    wp::index::IndexSpec spec = c->config().vectors.at("").index;
     spec.kind = wp::index::IndexKind::kGraph;
     spec.hnsw.M = 12;
     spec.hnsw.ef_search = 64;
@@ -366,9 +367,9 @@ TEST(Engine, GraphIndexKeepsItsAlphaServesRecallAndTakesWritesAcrossARestart) {
   Engine eng(tmp.file("data"));
   auto c = eng.collection("c");
   EXPECT_EQ(c->index_status().served.kind, wp::index::IndexKind::kGraph);
-  EXPECT_FLOAT_EQ(c->config().index.graph.alpha, 1.3f);
+  EXPECT_FLOAT_EQ(c->config().vectors.at("").index.graph.alpha, 1.3f);
   EXPECT_FLOAT_EQ(c->index_status().served.graph.alpha, 1.3f);
-  EXPECT_EQ(c->config().index.hnsw.M, 12u);
+  EXPECT_EQ(c->config().vectors.at("").index.hnsw.M, 12u);
   EXPECT_EQ(c->size(), 2000u);
   EXPECT_TRUE(c->index_loaded_from_file());
   // recall@10 at ef 64 against exact search over the first n points.
@@ -402,7 +403,7 @@ TEST(Engine, GraphIndexKeepsItsAlphaServesRecallAndTakesWritesAcrossARestart) {
   std::vector<PointWrite> fresh(200);
   for (size_t i = 0; i < fresh.size(); ++i) {
     fresh[i].id = PointId::number(2000 + i);
-    fresh[i].vector.assign(ds.base.row(2000 + i), ds.base.row(2000 + i) + 128);
+    fresh[i].vectors[""].assign(ds.base.row(2000 + i), ds.base.row(2000 + i) + 128);
   }
   c->upsert(std::move(fresh), true);
   EXPECT_EQ(c->size(), 2200u);
@@ -440,7 +441,7 @@ TEST(Engine, ReupsertingUnchangedVectorsKeepsTheGraphAndTakesThePayloads) {
     std::vector<PointWrite> pts(ds.base.n);
     for (size_t i = 0; i < ds.base.n; ++i) {
       pts[i].id = PointId::number(i);
-      pts[i].vector = std::vector<float>(ds.base.row(i), ds.base.row(i) + 128);
+      pts[i].vectors[""] = std::vector<float>(ds.base.row(i), ds.base.row(i) + 128);
       pts[i].payload = {{"pass", pass}};
     }
     col->upsert(std::move(pts), true);
@@ -451,7 +452,7 @@ TEST(Engine, ReupsertingUnchangedVectorsKeepsTheGraphAndTakesThePayloads) {
   // A changed vector does reach the index.
   std::vector<PointWrite> moved(1);
   moved[0].id = PointId::number(7);
-  moved[0].vector = std::vector<float>(ds.query.row(0), ds.query.row(0) + 128);
+  moved[0].vectors[""] = std::vector<float>(ds.query.row(0), ds.query.row(0) + 128);
   col->upsert(std::move(moved), true);
   SearchQuery q;
   q.vector = std::vector<float>(ds.query.row(0), ds.query.row(0) + 128);
@@ -467,16 +468,16 @@ TEST(Engine, HugeValuesKeepTheirDirectionOrAreRefused) {
   eng.create_collection("cos", config(4, wp::index::Metric::kCosine));
   std::vector<PointWrite> pts(2);
   pts[0].id = PointId::number(1);
-  pts[0].vector = std::vector<float>{3e38f, 3e38f, 3e38f, 3e38f};
+  pts[0].vectors[""] = std::vector<float>{3e38f, 3e38f, 3e38f, 3e38f};
   pts[1].id = PointId::number(2);
-  pts[1].vector = std::vector<float>{1e-30f, 0, 0,
-                                     0};  // underflows in a float sum of squares; a direction still
+  pts[1].vectors[""] = std::vector<float>{
+      1e-30f, 0, 0, 0};  // underflows in a float sum of squares; a direction still
   eng.collection("cos")->upsert(pts, true);
   const auto got =
       eng.collection("cos")->retrieve({PointId::number(1), PointId::number(2)}, false, true);
   ASSERT_EQ(got.size(), 2u);
-  for (float x : got[0].vector) EXPECT_NEAR(x, 0.5f, 1e-6f);
-  EXPECT_NEAR(got[1].vector[0], 1.0f, 1e-6f);
+  for (float x : got[0].vectors.at("")) EXPECT_NEAR(x, 0.5f, 1e-6f);
+  EXPECT_NEAR(got[1].vectors.at("")[0], 1.0f, 1e-6f);
   for (auto metric : {wp::index::Metric::kL2, wp::index::Metric::kInnerProduct}) {
     const std::string name = metric == wp::index::Metric::kL2 ? "l2" : "ip";
     eng.create_collection(name, config(4, metric));
@@ -485,8 +486,8 @@ TEST(Engine, HugeValuesKeepTheirDirectionOrAreRefused) {
     EXPECT_EQ(col->size(), 0u);
     std::vector<PointWrite> ok(1);
     ok[0].id = PointId::number(3);
-    ok[0].vector = std::vector<float>{4e18f, 4e18f, 4e18f,
-                                      4e18f};  // norm 8e18: the largest kind still allowed
+    ok[0].vectors[""] = std::vector<float>{4e18f, 4e18f, 4e18f,
+                                           4e18f};  // norm 8e18: the largest kind still allowed
     col->upsert(ok, true);
     SearchQuery q;
     q.vector = std::vector<float>{-4e18f, -4e18f, -4e18f, -4e18f};
@@ -513,7 +514,7 @@ TEST(Engine, StressSearchesWritesDeletesAndRebuildsAtOnce) {
   fill_sift(*col, ds, 2000);  // rows 0..1999; the deleter owns 0..999, the upserter 2000..3999
   const auto point = [&](size_t row, int gen) {
     return PointWrite{PointId::number(row),
-                      std::vector<float>(ds.base.row(row), ds.base.row(row) + d),
+                      {{"", std::vector<float>(ds.base.row(row), ds.base.row(row) + d)}},
                       {{"row", row}, {"gen", gen}, {"parity", row % 2 ? "odd" : "even"}}};
   };
   std::atomic<bool> done{false};
@@ -563,7 +564,7 @@ TEST(Engine, StressSearchesWritesDeletesAndRebuildsAtOnce) {
   });
   // Rebuilds in the background while all of that runs: flat, then hnsw again.
   for (const auto kind : {wp::index::IndexKind::kFlat, wp::index::IndexKind::kHnsw}) {
-    wp::index::IndexSpec spec = col->config().index;
+    wp::index::IndexSpec spec = col->config().vectors.at("").index;
     spec.kind = kind;
     col->rebuild_index(spec);
     col->wait_for_build();
@@ -605,21 +606,22 @@ TEST(Engine, WritesDuringARebuildNeitherWaitNorGetLost) {
   eng.create_collection("c", config(d));
   auto col = eng.collection("c");
   fill_sift(*col, ds, 6000);
-  wp::index::IndexSpec spec = col->config().index;
+  wp::index::IndexSpec spec = col->config().vectors.at("").index;
   spec.hnsw.ef_construction = 200;
   col->rebuild_index(spec);
   // Rows 6000.. are added, rows 0.. removed, row 3000 moved onto query 0, while the build runs.
   size_t during = 0, row = 6000, gone = 0;
   while (col->index_status().state == "building" && row < 9000) {
     col->upsert({{PointId::number(row),
-                  std::vector<float>(ds.base.row(row), ds.base.row(row) + d),
+                  {{"", std::vector<float>(ds.base.row(row), ds.base.row(row) + d)}},
                   {{"row", row}}}},
                 false);
     col->remove({PointId::number(gone)}, false);
     if (row == 6000) {
-      col->upsert(
-          {{PointId::number(3000), std::vector<float>(ds.query.row(0), ds.query.row(0) + d), {}}},
-          false);
+      col->upsert({{PointId::number(3000),
+                    {{"", std::vector<float>(ds.query.row(0), ds.query.row(0) + d)}},
+                    {}}},
+                  false);
     }
     during += col->index_status().state == "building";  // the write returned mid-build
     ++row;
@@ -641,7 +643,7 @@ TEST(Engine, WritesDuringARebuildNeitherWaitNorGetLost) {
     const std::vector<float> v(ds.base.row(r), ds.base.row(r) + d);
     const auto back = col->retrieve({PointId::number(r)}, false, true);
     ASSERT_EQ(back.size(), 1u) << "row " << r;
-    ASSERT_EQ(back[0].vector, v) << "row " << r;
+    ASSERT_EQ(back[0].vectors.at(""), v) << "row " << r;
     q.vector = v;
     found += ids_of(col->search(q)) == std::vector<uint64_t>{r};
     ++asked;
@@ -668,10 +670,10 @@ TEST_P(InternalIds, RemovedOnesAreReusedByLaterPoints) {
   const auto ds = wp::test::load_test_data("siftsmall");
   const size_t d = ds.base.d;
   auto cfg = config(d);
-  cfg.index.kind = GetParam();
+  cfg.vectors[""].index.kind = GetParam();
   auto point = [&](size_t row) {
     return PointWrite{PointId::number(row),
-                      std::vector<float>(ds.base.row(row), ds.base.row(row) + d),
+                      {{"", std::vector<float>(ds.base.row(row), ds.base.row(row) + d)}},
                       {{"row", row}}};
   };
   // Rows first..first+999 live; each round removes the oldest 100 (by id, or by filter) and
@@ -706,7 +708,7 @@ TEST_P(InternalIds, RemovedOnesAreReusedByLaterPoints) {
       const size_t row = first + i;
       ASSERT_EQ(back[i].id, PointId::number(row));
       ASSERT_EQ(back[i].payload["row"], row);
-      ASSERT_EQ(back[i].vector, point(row).vector) << "row " << row;
+      ASSERT_EQ(back[i].vectors.at(""), point(row).vectors.at("")) << "row " << row;
     }
     // Searches find the live points and nothing removed.
     size_t hits = 0, total = 0;
@@ -734,7 +736,7 @@ TEST_P(InternalIds, RemovedOnesAreReusedByLaterPoints) {
     churn(*col, 10);
     check(*col);
     // And while a rebuild runs (its replay sees removed ids come back as other points).
-    col->rebuild_index(col->config().index);
+    col->rebuild_index(col->config().vectors.at("").index);
     churn(*col, 4);
     col->wait_for_build();
     ASSERT_EQ(col->index_status().state, "ready") << col->index_status().error;
@@ -755,16 +757,42 @@ INSTANTIATE_TEST_SUITE_P(EveryKind, InternalIds,
                            return std::string(wp::index::index_kind_name(info.param));
                          });
 
+// Issue 16: a record holds the unnamed vector as before (a store of an earlier version reads the
+// same) or any set of named vectors; every truncation of either is an InternalError.
+TEST(PointStoreRecords, NamedVectorsRoundTripAndTruncationsAreInternalErrors) {
+  const std::string key = std::string("p:n\0\0\0\0\0\0\0\7", 11);
+  PointStore::Record unnamed;
+  unnamed.internal = 9;
+  unnamed.vectors[""] = {1, 2, 3};
+  const std::string old = PointStore::encode(unnamed);
+  EXPECT_EQ(old.substr(8, 4), std::string("\3\0\0\0", 4)) << "internal id, then the dimension";
+  PointStore::Record named;
+  named.internal = 9;
+  named.vectors = {{"image", {1, 2, 3, 4}}, {"t", {-1}}, {"empty", {}}};
+  named.payload = {{"k", "v"}};
+  for (const PointStore::Record& r : {unnamed, named}) {
+    const std::string value = PointStore::encode(r);
+    const PointStore::Record back = PointStore::decode(key, value);
+    EXPECT_EQ(back.vectors, r.vectors);
+    EXPECT_EQ(back.payload, r.payload);
+    EXPECT_EQ(back.internal, 9u);
+    const size_t payload = json::to_msgpack(r.payload).size();
+    for (size_t cut = 0; cut + payload < value.size(); ++cut) {
+      EXPECT_THROW(PointStore::decode(key, value.substr(0, cut)), wp::InternalError) << cut;
+    }
+  }
+}
+
 // Found by fuzz_point_record (issue 15): a record of dimension 0 copied from a null pointer, and
 // a key shorter than the prefix threw std::out_of_range; a damaged record is an InternalError.
 TEST(PointStoreRecords, FuzzFoundDamagedRecordsAreInternalErrors) {
   PointStore::Record r;
   r.id = PointId::number(7);
   r.internal = 3;
-  const std::string value = PointStore::encode(r);  // dimension 0, empty payload
+  const std::string value = PointStore::encode(r);  // no vector, empty payload
   const PointStore::Record back = PointStore::decode(std::string("p:n\0\0\0\0\0\0\0\7", 11), value);
   EXPECT_EQ(back.id, PointId::number(7));
-  EXPECT_TRUE(back.vector.empty());
+  EXPECT_TRUE(back.vectors.empty());
   EXPECT_THROW(PointStore::decode("p", value), wp::InternalError);
   EXPECT_THROW(PointStore::decode("p:n", value), wp::InternalError);
   EXPECT_THROW(PointStore::decode(std::string("p:n\0\0\0\0\0\0\0\7", 11), "short"),
@@ -776,9 +804,9 @@ TEST(PointStoreRecords, FuzzFoundDamagedRecordsAreInternalErrors) {
 // (an InternalError: the record is damaged).
 TEST(CollectionConfigStored, FuzzFoundNumbersOutOfRangeAreInternalErrors) {
   CollectionConfig good = config(4);
-  good.index.kind = wp::index::IndexKind::kGraph;
+  good.vectors[""].index.kind = wp::index::IndexKind::kGraph;
   const json stored = good.to_stored();
-  EXPECT_EQ(CollectionConfig::from_stored(stored).dim, 4u);
+  EXPECT_EQ(CollectionConfig::from_stored(stored).vectors.at("").dim, 4u);
   for (const auto& [path, value] :
        std::vector<std::pair<std::string, json>>{{"/size", 2.2e90},
                                                  {"/size", -4},
@@ -801,6 +829,7 @@ TEST(PointStoreRecords, FuzzFoundDeeplyNestedPayloadsAreInternalErrors) {
   r.id = PointId::number(7);
   r.internal = 3;
   r.payload = {{"a", json::array({json::array({1})})}};
+  r.vectors[""] = {};  // the unnamed form: internal id, dimension 0
   const std::string key = std::string("p:n\0\0\0\0\0\0\0\7", 11);
   EXPECT_EQ(PointStore::decode(key, PointStore::encode(r)).payload, r.payload);
   std::string value = PointStore::encode(r).substr(0, 12);  // internal id, dimension 0
@@ -822,7 +851,7 @@ TEST(Engine, ABatchAppliesInOrderAsOneWriteOrNotAtAll) {
     std::optional<PointId> from;
     do {
       auto page = col.scroll(nullptr, 100, from, true, true);
-      for (const auto& p : page.points) out[p.id.num()] = {p.vector, p.payload};
+      for (const auto& p : page.points) out[p.id.num()] = {p.vectors.at(""), p.payload};
       from = page.next;
     } while (from);
     return out;
@@ -835,20 +864,21 @@ TEST(Engine, ABatchAppliesInOrderAsOneWriteOrNotAtAll) {
     eng.create_collection("c", config(3));
     auto col = eng.collection("c");
     std::vector<PointWrite> pts;
-    for (uint64_t i = 0; i < 6; ++i) pts.push_back({PointId::number(i), vec(i), {{"n", i}}});
+    for (uint64_t i = 0; i < 6; ++i)
+      pts.push_back({PointId::number(i), {{"", vec(i)}}, {{"n", i}}});
     col->upsert(pts, true);
     const auto before = state(*col);
 
     std::vector<WriteOp> ops(5);
-    ops[0].points = {{PointId::number(100), vec(100), {{"hot", true}}},
-                     {PointId::number(3), vec(30), {{"hot", true}}}};
+    ops[0].points = {{PointId::number(100), {{"", vec(100)}}, {{"hot", true}}},
+                     {PointId::number(3), {{"", vec(30)}}, {{"hot", true}}}};
     ops[1].kind = WriteOp::Kind::kEditPayload;  // sees both points of ops[0]
     ops[1].filter = &hot;
     ops[1].edit = [](json& p) { p["seen"] = 1; };
     ops[2].kind = WriteOp::Kind::kDelete;
     ops[2].ids = std::vector<PointId>{PointId::number(1), PointId::number(100), PointId::number(7)};
     ops[3].kind = WriteOp::Kind::kUpdateVectors;
-    ops[3].points = {{PointId::number(3), vec(31), {}}};
+    ops[3].points = {{PointId::number(3), {{"", vec(31)}}, {}}};
     ops[4].kind = WriteOp::Kind::kEditPayload;  // every point left
     ops[4].edit = [](json& p) { p["all"] = true; };
 
@@ -862,7 +892,7 @@ TEST(Engine, ABatchAppliesInOrderAsOneWriteOrNotAtAll) {
     std::vector<WriteOp> bad_vector(2);
     bad_vector[0].kind = WriteOp::Kind::kDelete;
     bad_vector[0].ids = std::vector<PointId>{PointId::number(0)};
-    bad_vector[1].points = {{PointId::number(200), {1, 2}, {}}};
+    bad_vector[1].points = {{PointId::number(200), {{"", {1, 2}}}, {}}};
     bad_vector[1].where = "operations[1].upsert.";
     try {
       col->apply(std::move(bad_vector), true);

@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 
+#include "api_fixture.h"
 #include "http/api.h"
 #include "index/distance.h"
 #include "test_util.h"
@@ -16,45 +17,7 @@ using nlohmann::json;
 using wp::http::Api;
 using wp::http::Request;
 using wp::http::Response;
-
-namespace {
-
-class ApiTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    engine_ = std::make_unique<wp::engine::Engine>(tmp_.file("data"));
-    wp::http::ApiOptions o;
-    o.max_body_bytes = 1 << 20;
-    api_ = std::make_unique<Api>(*engine_, o);
-  }
-  Response call(const std::string& method, const std::string& target,
-                const std::string& body = "") {
-    return api_->handle(Request{method, target, body, "", ""});
-  }
-  json ok(const std::string& method, const std::string& target, const json& body = nullptr) {
-    const Response r = call(method, target, body.is_null() ? "" : body.dump());
-    EXPECT_EQ(r.status, 200u) << method << " " << target << ": " << r.body;
-    const json j = json::parse(r.body);
-    EXPECT_EQ(j["status"], "ok");
-    return j["result"];
-  }
-  void make_points() {
-    ok("PUT", "/collections/c", {{"vectors", {{"size", 3}, {"distance", "Euclid"}}}});
-    ok("PUT", "/collections/c/points?wait=true",
-       {{"points",
-         {{{"id", 1}, {"vector", {0, 0, 0}}, {"payload", {{"color", "red"}, {"n", 1}}}},
-          {{"id", 2}, {"vector", {1, 0, 0}}, {"payload", {{"color", "blue"}, {"n", 2}}}},
-          {{"id", "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"},
-           {"vector", {2, 0, 0}},
-           {"payload", {{"color", "red"}, {"n", 3}}}}}}});
-  }
-
-  wp::test::TempDir tmp_;
-  std::unique_ptr<wp::engine::Engine> engine_;
-  std::unique_ptr<Api> api_;
-};
-
-}  // namespace
+using wp::test::ApiTest;
 
 TEST_F(ApiTest, CollectionLifecycle) {
   EXPECT_EQ(ok("GET", "/collections")["collections"].size(), 0u);
@@ -702,10 +665,7 @@ TEST_F(ApiTest, InternalFolderNamesAreUnreachable) {
   expect_error(call("PUT", "/collections/" + std::string(246, 'a'), create.dump()), 400);
   ok("PUT", "/collections/" + std::string(245, 'a'), create);
   // Restart: nothing the clients created is taken for a leftover.
-  api_.reset();
-  engine_.reset();
-  engine_ = std::make_unique<wp::engine::Engine>(tmp_.file("data"));
-  api_ = std::make_unique<Api>(*engine_, wp::http::ApiOptions{});
+  restart();
   EXPECT_EQ(ok("GET", "/collections")["collections"].size(), 2u);
 }
 
@@ -862,10 +822,7 @@ TEST_F(ApiTest, PayloadSetOverwriteDeleteAndClearByIdsOrFilter) {
   EXPECT_EQ(payload(1), before);
 
   // Durable: a restart finds every edit.
-  api_.reset();
-  engine_.reset();  // the store's lock is released before it is opened again
-  engine_ = std::make_unique<wp::engine::Engine>(tmp_.file("data"));
-  api_ = std::make_unique<Api>(*engine_, wp::http::ApiOptions{});
+  restart();
   EXPECT_EQ(payload(1), before);
   EXPECT_EQ(payload(2), json({{"only", 1}}));
   EXPECT_EQ(payload(uuid), json::object());
@@ -1026,10 +983,7 @@ TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
   EXPECT_EQ(ok("GET", "/collections/c")["payload_schema"].size(), 4u);  // nothing added
 
   // Kept through a restart; dropped by DELETE (404 when there is none).
-  api_.reset();
-  engine_.reset();
-  engine_ = std::make_unique<wp::engine::Engine>(tmp_.file("data"));
-  api_ = std::make_unique<Api>(*engine_, wp::http::ApiOptions{});
+  restart();
   schema = ok("GET", "/collections/c")["payload_schema"];
   EXPECT_EQ(schema["color"], json({{"data_type", "keyword"}, {"points", 4}}));
   EXPECT_EQ(schema["title"], json({{"data_type", "text"}, {"points", 1}}));
@@ -1133,10 +1087,7 @@ TEST_F(ApiTest, AliasesAreAtomicDurableAndServeEveryCollectionRoute) {
             409u);
   EXPECT_EQ(call("GET", "/collections/nope/aliases").status, 404u);
   // Durable; deleting a collection deletes its aliases.
-  api_.reset();
-  engine_.reset();
-  engine_ = std::make_unique<wp::engine::Engine>(tmp_.file("data"));
-  api_ = std::make_unique<Api>(*engine_, wp::http::ApiOptions{});
+  restart();
   EXPECT_EQ(ok("GET", "/aliases"), before);
   ok("DELETE", "/collections/d");
   EXPECT_EQ(ok("GET", "/aliases")["aliases"].size(), 0u);
@@ -1215,7 +1166,8 @@ TEST_F(ApiTest, UpdateVectorsKeepsPayloadsAndIsAllOrNothing) {
   const std::vector<std::tuple<std::string, unsigned, std::string>> bad{
       {R"({"points":[{"id":1,"vector":[0,0,0]},{"id":99,"vector":[1,1,1]}]})", 404, "99"},
       {R"({"points":[{"id":1,"vector":[0,0]}]})", 400, "points[0].vector"},
-      {R"({"points":[{"id":1,"vector":{"image":[0,0,0]}}]})", 400, "named vectors"},
+      {R"({"points":[{"id":1,"vector":{"image":[0,0,0]}}]})", 400,
+       "points[0].vector.image: Not existing vector name error: image"},
       {R"({"points":[{"id":1}]})", 400, "points[0]"},
       {R"({"points":{}})", 400, "points"},
   };

@@ -151,9 +151,9 @@ std::vector<json> filters() {
 
 CollectionConfig config() {
   CollectionConfig c;
-  c.dim = 8;
-  c.index.metric = wp::index::Metric::kL2;
-  c.index.hnsw.M = 8;
+  c.vectors[""].dim = 8;
+  c.vectors[""].index.metric = wp::index::Metric::kL2;
+  c.vectors[""].index.hnsw.M = 8;
   return c;
 }
 
@@ -278,8 +278,8 @@ TEST(PayloadIndex, FilteredAnswersEqualACheckOfEveryPointThroughWritesAndARestar
     std::vector<PointWrite> pts(n);
     for (size_t i = 0; i < n; ++i) {
       pts[i].id = PointId::number(from + i);
-      pts[i].vector.resize(8);
-      for (float& x : pts[i].vector) x = u(rng);
+      pts[i].vectors[""].resize(8);
+      for (float& x : pts[i].vectors[""]) x = u(rng);
       pts[i].payload = random_payload(rng);
     }
     return pts;

@@ -25,10 +25,10 @@ namespace {
 
 CollectionConfig config(size_t dim) {
   CollectionConfig c;
-  c.dim = dim;
-  c.index.metric = wp::index::Metric::kL2;
-  c.index.hnsw.M = 12;
-  c.index.hnsw.ef_construction = 100;
+  c.vectors[""].dim = dim;
+  c.vectors[""].index.metric = wp::index::Metric::kL2;
+  c.vectors[""].index.hnsw.M = 12;
+  c.vectors[""].index.hnsw.ef_construction = 100;
   return c;
 }
 
@@ -38,7 +38,7 @@ std::vector<PointWrite> points(size_t n, uint64_t seed) {
   std::vector<PointWrite> out(n);
   for (size_t i = 0; i < n; ++i) {
     out[i].id = PointId::number(i);
-    out[i].vector.assign(m.row(i), m.row(i) + 8);
+    out[i].vectors[""].assign(m.row(i), m.row(i) + 8);
     out[i].payload = {{"n", i}, {"tag", "t" + std::to_string(i % 5)}};
   }
   return out;
@@ -55,7 +55,7 @@ json state(Engine& eng, const std::string& name) {
   json out;
   const auto page = c->scroll(nullptr, 10000, std::nullopt, true, true);
   for (const PointRead& p : page.points) {
-    out["points"].push_back({p.id.to_json(), p.payload, p.vector});
+    out["points"].push_back({p.id.to_json(), p.payload, p.vectors.at("")});
   }
   for (const auto& [key, f] : c->info().payload_fields) out["schema"][key] = f.points;
   const wp::index::Matrix q = wp::test::random_matrix(10, 8, 99);
@@ -123,6 +123,50 @@ TEST_F(SnapshotTest, RecoveringRestoresEveryPointPayloadIndexAndSearchAsSnapshot
   eng_.reset();
   open();
   EXPECT_EQ(state(*eng_, "c"), before);
+}
+
+// Named vectors: every space's index file travels in the snapshot (index.<space>.wpi and
+// .meta) and is loaded, not rebuilt; points keep exactly the vectors they had.
+TEST_F(SnapshotTest, ANamedVectorCollectionRecoversEverySpaceAndLoadsItsIndexes) {
+  CollectionConfig cfg;
+  cfg.vectors["a"] = config(8).vectors.at("");
+  cfg.vectors["b"] = config(3).vectors.at("");
+  cfg.vectors["b"].index.metric = wp::index::Metric::kCosine;
+  eng_->create_collection("n", cfg);
+  auto c = eng_->collection("n");
+  std::vector<PointWrite> pts = points(200, 3);
+  for (size_t i = 0; i < pts.size(); ++i) {
+    pts[i].vectors["a"] = pts[i].vectors.at("");
+    pts[i].vectors.erase("");
+    if (i % 3 != 0) pts[i].vectors["b"] = {1.0f + i, 2.0f, -1.0f * (i % 7)};
+    if (i % 5 == 0) pts[i].vectors.erase("a");  // some points only in b, one in neither
+  }
+  c->upsert(pts, true);
+  auto read_all = [&] {
+    return json(
+        eng_->collection("n")->scroll(nullptr, 1000, std::nullopt, true, true).points.size());
+  };
+  auto vectors = [&] {
+    json out;
+    for (const PointRead& p :
+         eng_->collection("n")->scroll(nullptr, 1000, std::nullopt, false, true).points) {
+      out.push_back({p.id.to_json(), p.vectors});
+    }
+    return out;
+  };
+  const json before = vectors();
+  ASSERT_EQ(read_all(), 200);
+  EXPECT_EQ(c->info().vectors, (std::map<std::string, size_t>{{"a", 160}, {"b", 133}}));
+  const Engine::SnapshotInfo s = eng_->create_snapshot("n");
+  c->remove({PointId::number(1)}, true);
+  c.reset();
+  eng_->recover_snapshot_location("n", file_url(s, "n"), s.checksum);
+  EXPECT_EQ(vectors(), before);
+  EXPECT_TRUE(eng_->collection("n")->index_loaded_from_file());
+  eng_.reset();
+  open();
+  EXPECT_EQ(vectors(), before);
+  EXPECT_TRUE(eng_->collection("n")->index_loaded_from_file());
 }
 
 TEST_F(SnapshotTest, RecoveringUnderANewNameCreatesTheCollectionAndAnAliasNamesItsTarget) {

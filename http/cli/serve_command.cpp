@@ -21,15 +21,15 @@ void load_demo(engine::Engine& eng, const std::string& dir) {
   if (eng.exists("demo")) return;
   const index::Dataset ds = index::load_dataset(dir);
   engine::CollectionConfig cfg;
-  cfg.dim = ds.base.d;
-  cfg.index.metric = index::Metric::kL2;
-  cfg.index.hnsw.M = 16;
-  cfg.index.hnsw.ef_construction = 100;
+  cfg.vectors[""].dim = ds.base.d;
+  cfg.vectors[""].index.metric = index::Metric::kL2;
+  cfg.vectors[""].index.hnsw.M = 16;
+  cfg.vectors[""].index.hnsw.ef_construction = 100;
   eng.create_collection("demo", cfg);
   std::vector<engine::PointWrite> points(ds.base.n);
   for (size_t i = 0; i < ds.base.n; ++i) {
     points[i].id = engine::PointId::number(i);
-    points[i].vector.assign(ds.base.row(i), ds.base.row(i) + ds.base.d);
+    points[i].vectors[""].assign(ds.base.row(i), ds.base.row(i) + ds.base.d);
     if (i < ds.labels.n) points[i].payload = {{"label", ds.labels.row(i)[0]}};
   }
   eng.collection("demo")->upsert(std::move(points), true);

@@ -235,6 +235,51 @@ test('full-text and datetime payload indexes: match text, datetime ranges', asyn
   );
 });
 
+test('named vectors: using, with_vector by name, update and delete vectors, hybrid fusion', async () => {
+  await client.createCollection('docs', {
+    vectors: { image: { size: 3, distance: 'Euclid' }, text: { size: 2, distance: 'Cosine' } },
+  });
+  const info = await client.getCollection('docs');
+  assert.equal(info.config.params.vectors.image.size, 3);
+  assert.equal(info.config.params.vectors.text.distance, 'Cosine');
+  await client.upsert('docs', {
+    wait: true,
+    points: [
+      { id: 1, vector: { image: [0, 0, 0], text: [1, 0] }, payload: { k: 'a' } },
+      { id: 2, vector: { image: [1, 0, 0] }, payload: { k: 'b' } },
+      { id: 3, vector: { text: [0, 1] }, payload: { k: 'a' } },
+    ],
+  });
+  const ids = async (req) => (await client.query('docs', req)).points.map((p) => p.id);
+  assert.deepEqual(await ids({ query: [0.9, 0, 0], using: 'image' }), [2, 1]);
+  assert.deepEqual(await ids({ query: [1, 0], using: 'text' }), [1, 3]);
+  const [one] = await client.retrieve('docs', { ids: [1], with_vector: ['text'] });
+  assert.deepEqual(one.vector, { text: [1, 0] });
+  // Reciprocal rank fusion of the two spaces: 1 is second and first (1/3 + 1/2).
+  const fused = await client.query('docs', {
+    prefetch: [{ query: [0.9, 0, 0], using: 'image', limit: 2 }, { query: [1, 0], using: 'text', limit: 2 }],
+    query: { fusion: 'rrf' },
+  });
+  assert.deepEqual(fused.points.map((p) => p.id), [1, 2, 3]);
+  assert.ok(Math.abs(fused.points[0].score - (1 / 3 + 1 / 2)) < 1e-6);
+  const dbsf = await ids({
+    prefetch: [{ query: [0.9, 0, 0], using: 'image' }, { query: [1, 0], using: 'text' }],
+    query: { fusion: 'dbsf' },
+  });
+  assert.deepEqual(dbsf.slice().sort(), [1, 2, 3]);
+  await client.updateVectors('docs', { wait: true, points: [{ id: 2, vector: { text: [0, -1] } }] });
+  const [two] = await client.retrieve('docs', { ids: [2], with_vector: true });
+  assert.deepEqual(two.vector, { image: [1, 0, 0], text: [0, -1] });
+  await client.deleteVectors('docs', { wait: true, points: [1], vector: ['image'] });
+  assert.deepEqual(await ids({ query: [0.9, 0, 0], using: 'image' }), [2]);
+  assert.equal((await client.count('docs')).count, 3);
+  await assert.rejects(client.query('docs', { query: [1, 0], using: 'audio' }),
+    (e) => e.status === 400 && /using: Not existing vector name error: audio/.test(JSON.stringify(e.data)));
+  await assert.rejects(client.upsert('docs', { wait: true, points: [{ id: 4, vector: { image: [1, 2] } }] }),
+    (e) => e.status === 400 && /points\[0\]\.vector\.image: expected dimension 3/.test(JSON.stringify(e.data)));
+  assert.equal((await client.count('docs')).count, 3);
+});
+
 test('snapshots: create, list, recover, download, upload, delete', async () => {
   await client.createCollection('snaps', { vectors: { size: 4, distance: 'Cosine' } });
   const points = Array.from({ length: 50 }, (_, i) => ({ id: i, vector: [1, i, i % 7, 1], payload: { n: i } }));

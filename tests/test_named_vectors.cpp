@@ -1,0 +1,329 @@
+// Issue 16: named vectors (several vector spaces per collection, each with its own size,
+// distance and index), `using`, with_vector by name, update and delete of named vectors, and the
+// query family's prefetch with fusion (rrf, dbsf) or re-scoring, through the REST handlers.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "api_fixture.h"
+
+using nlohmann::json;
+using wp::http::Response;
+using wp::test::ApiTest;
+
+namespace {
+
+class NamedVectors : public ApiTest {
+ protected:
+  /// "nv": image (4-d, Euclid) and text (2-d, Cosine, m 8). Points 1, 4, 5 have both vectors,
+  /// 2 only image, 3 only text; payload k is "a" on 1, 3, 4.
+  void make() {
+    ok("PUT", "/collections/nv",
+       {{"vectors",
+         {{"image", {{"size", 4}, {"distance", "Euclid"}}},
+          {"text", {{"size", 2}, {"distance", "Cosine"}, {"hnsw_config", {{"m", 8}}}}}}}});
+    ok("PUT", "/collections/nv/points?wait=true",
+       {{"points",
+         {{{"id", 1},
+           {"vector", {{"image", {0, 0, 0, 0}}, {"text", {1, 0}}}},
+           {"payload", {{"k", "a"}}}},
+          {{"id", 2}, {"vector", {{"image", {1, 0, 0, 0}}}}, {"payload", {{"k", "b"}}}},
+          {{"id", 3}, {"vector", {{"text", {0, 1}}}}, {"payload", {{"k", "a"}}}}}}});
+    ok("PUT", "/collections/nv/points?wait=true",
+       {{"batch",
+         {{"ids", {4, 5}},
+          {"vectors", {{"image", {{2, 0, 0, 0}, {3, 0, 0, 0}}}, {"text", {{1, 1}, {-1, 0}}}}},
+          {"payloads", {{{"k", "a"}}, {{"k", "b"}}}}}}});
+  }
+  /// The ids of a query's answer, in order.
+  std::vector<int> ids(const json& body) {
+    std::vector<int> out;
+    const json answer = ok("POST", "/collections/nv/points/query", body);
+    for (const json& p : answer["points"]) {
+      out.push_back(p["id"].get<int>());
+    }
+    return out;
+  }
+  std::vector<double> scores(const json& body) {
+    std::vector<double> out;
+    const json answer = ok("POST", "/collections/nv/points/query", body);
+    for (const json& p : answer["points"]) {
+      out.push_back(p["score"].get<double>());
+    }
+    return out;
+  }
+  json vectors_of(int id, const json& with_vector = true) {
+    return ok("POST", "/collections/nv/points",
+              {{"ids", {id}}, {"with_vector", with_vector}})[0]["vector"];
+  }
+  size_t count() { return ok("POST", "/collections/nv/points/count", json::object())["count"]; }
+  void expect_400(const std::string& method, const std::string& path, const json& body,
+                  const std::string& field) {
+    const Response r = call(method, path, body.dump());
+    EXPECT_EQ(r.status, 400u) << body << " -> " << r.body;
+    EXPECT_NE(r.body.find(field), std::string::npos) << body << " -> " << r.body;
+  }
+  void wait_ready(const std::string& vector) {
+    for (int i = 0; i < 500; ++i) {
+      const json s = ok("GET", "/waypoint/collections/nv/vector_index?using=" + vector);
+      if (s["state"] != "building") {
+        EXPECT_EQ(s["state"], "ready") << s;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    FAIL() << "the build of " << vector << " never ended";
+  }
+};
+
+const json kImageQuery = {0.9, 0, 0, 0};
+const json kTextQuery = {1, 0};
+
+}  // namespace
+
+TEST_F(NamedVectors, EachSpaceIsSearchedWithItsOwnSizeDistanceAndPoints) {
+  make();
+  const json info = ok("GET", "/collections/nv");
+  const json& params = info["config"]["params"]["vectors"];
+  EXPECT_EQ(params["image"]["size"], 4);
+  EXPECT_EQ(params["image"]["distance"], "Euclid");
+  EXPECT_EQ(params["image"]["hnsw_config"]["m"], 16);
+  EXPECT_EQ(params["text"]["distance"], "Cosine");
+  EXPECT_EQ(params["text"]["hnsw_config"]["m"], 8);
+  EXPECT_EQ(info["points_count"], 5);
+  EXPECT_EQ(info["indexed_vectors_count"], 8);  // 4 image + 4 text
+
+  // Euclid on image (3 has none): distances 0.1, 0.9, 1.1, 2.1.
+  EXPECT_EQ(ids({{"query", kImageQuery}, {"using", "image"}}), std::vector<int>({2, 1, 4, 5}));
+  const std::vector<double> d = scores({{"query", kImageQuery}, {"using", "image"}});
+  EXPECT_NEAR(d[0], 0.1, 1e-5);
+  EXPECT_NEAR(d[3], 2.1, 1e-5);
+  // Cosine on text (2 has none): 1, 0.707, 0, -1.
+  EXPECT_EQ(ids({{"query", kTextQuery}, {"using", "text"}}), std::vector<int>({1, 4, 3, 5}));
+  EXPECT_NEAR(scores({{"query", kTextQuery}, {"using", "text"}})[1], std::sqrt(0.5), 1e-5);
+  // The older search route names the space in the vector; a point id queries by its vector of
+  // the space used.
+  const json old = ok("POST", "/collections/nv/points/search",
+                      {{"vector", {{"name", "text"}, {"vector", kTextQuery}}}, {"limit", 2}});
+  EXPECT_EQ(old[0]["id"], 1);
+  EXPECT_EQ(old[1]["id"], 4);
+  EXPECT_EQ(ids({{"query", 5}, {"using", "image"}, {"limit", 1}}), std::vector<int>({5}));
+  expect_400("POST", "/collections/nv/points/query", {{"query", 2}, {"using", "text"}},
+             "query: point 2 has no vector");
+
+  // with_vector: every vector a point has, or those named.
+  EXPECT_EQ(vectors_of(1), json({{"image", {0, 0, 0, 0}}, {"text", {1, 0}}}));
+  EXPECT_EQ(vectors_of(2), json({{"image", {1, 0, 0, 0}}}));
+  EXPECT_EQ(vectors_of(1, {"text"}), json({{"text", {1, 0}}}));
+  EXPECT_EQ(vectors_of(2, {"text"}), json::object());
+  const json hit =
+      ok("POST", "/collections/nv/points/query",
+         {{"query", kTextQuery}, {"using", "text"}, {"limit", 1}, {"with_vector", {"image"}}});
+  EXPECT_EQ(hit["points"][0]["vector"], json({{"image", {0, 0, 0, 0}}}));
+}
+
+TEST_F(NamedVectors, BadNamesAndDimensionsAre400sNamingTheFieldAndWriteNothing) {
+  make();
+  const std::string points = "/collections/nv/points?wait=true";
+  expect_400("PUT", points, {{"points", {{{"id", 9}, {"vector", {{"image", {1, 2, 3}}}}}}}},
+             "points[0].vector.image: expected dimension 4, got 3");
+  expect_400("PUT", points,
+             {{"points",
+               {{{"id", 9}, {"vector", {{"image", {1, 2, 3, 4}}}}},
+                {{"id", 10}, {"vector", {{"audio", {1}}}}}}}},
+             "points[1].vector: Not existing vector name error: audio");
+  expect_400("PUT", points, {{"points", {{{"id", 9}, {"vector", {1, 2, 3, 4}}}}}},
+             "Not existing vector name error: ");
+  expect_400(
+      "PUT", points,
+      {{"points", {{{"id", 9}, {"vector", {{"text", {{"indices", {1}}, {"values", {1}}}}}}}}}},
+      "points[0].vector.text: sparse vectors");
+  expect_400("PUT", points,
+             {{"batch", {{"ids", {9, 10}}, {"vectors", {{"image", {{1, 2, 3, 4}}}}}}}},
+             "batch.vectors.image: expected an array of 2 vectors");
+  expect_400("PUT", "/collections/nv/points/vectors",
+             {{"points", {{{"id", 1}, {"vector", {{"text", {1, 2, 3}}}}}}}},
+             "points[0].vector.text: expected dimension 2");
+  expect_400("PUT", "/collections/nv/points/vectors",
+             {{"points", {{{"id", 1}, {"vector", json::object()}}}}},
+             "points[0].vector: expected at least one vector");
+  expect_400("POST", "/collections/nv/points/vectors/delete",
+             {{"points", {1}}, {"vector", {"image", "audio"}}},
+             "vector: Not existing vector name error: audio");
+  expect_400("POST", "/collections/nv/points/query", {{"query", kTextQuery}, {"using", "audio"}},
+             "using: Not existing vector name error: audio");
+  expect_400("POST", "/collections/nv/points/query", {{"query", kTextQuery}},
+             "Not existing vector name error: ");
+  expect_400("POST", "/collections/nv/points/query", {{"query", kImageQuery}, {"using", "text"}},
+             "vector: expected dimension 2, got 4 (vector");
+  expect_400("POST", "/collections/nv/points/search",
+             {{"vector", {{"name", "audio"}, {"vector", {1}}}}, {"limit", 1}}, "audio");
+  expect_400("POST", "/collections/nv/points", {{"ids", {1}}, {"with_vector", {"audio"}}},
+             "with_vector: Not existing vector name error: audio");
+  expect_400("POST", "/collections/nv/points", {{"ids", {1}}, {"with_vector", "image"}},
+             "with_vector: expected true, false or a list of vector names");
+  // Nothing was written by any of them.
+  EXPECT_EQ(count(), 5u);
+  EXPECT_EQ(vectors_of(1), json({{"image", {0, 0, 0, 0}}, {"text", {1, 0}}}));
+  // Creating: every vector's params are checked by name.
+  for (const auto& [body, field] : std::vector<std::pair<json, std::string>>{
+           {{{"vectors", json::object()}}, "vectors: expected"},
+           {{{"vectors", {{"a", {{"size", 0}, {"distance", "Dot"}}}}}}, "vectors.a.size"},
+           {{{"vectors", {{"a", {{"size", 2}}}}}}, "vectors.a.distance: missing"},
+           {{{"vectors", {{"a", {{"size", 2}, {"distance", "Dot"}, {"colour", 1}}}}}},
+            "vectors.a.colour"},
+           {{{"vectors", {{"a", {{"size", 2}, {"distance", "Dot"}, {"datatype", "uint8"}}}}}},
+            "vectors.a.datatype"},
+           {{{"vectors", {{"a", {{"size", 2}, {"distance", "Dot"}, {"hnsw_config", {{"m", 1}}}}}}}},
+            "vectors.a.hnsw_config.m"},
+           {{{"vectors", {{"a", {{"size", 2}, {"distance", "Dot"}}}}},
+             {"sparse_vectors", {{"s", json::object()}}}},
+            "sparse_vectors"},
+       }) {
+    expect_400("PUT", "/collections/bad", body, field);
+  }
+  EXPECT_EQ(ok("GET", "/collections/bad/exists")["exists"], false);
+}
+
+TEST_F(NamedVectors, UpdateAndDeleteTouchOnlyTheNamedVectorsAndSurviveARestart) {
+  make();
+  // Update: point 2 gains a text vector and keeps its image vector and payload.
+  ok("PUT", "/collections/nv/points/vectors?wait=true",
+     {{"points", {{{"id", 2}, {"vector", {{"text", {0, -1}}}}}}}});
+  EXPECT_EQ(vectors_of(2), json({{"image", {1, 0, 0, 0}}, {"text", {0, -1}}}));
+  EXPECT_EQ(ids({{"query", {0, -1}}, {"using", "text"}, {"limit", 1}}), std::vector<int>({2}));
+  // Delete: point 1 loses its image vector (not the point, nor its text vector).
+  ok("POST", "/collections/nv/points/vectors/delete?wait=true",
+     {{"points", {1}}, {"vector", {"image"}}});
+  EXPECT_EQ(vectors_of(1), json({{"text", {1, 0}}}));
+  EXPECT_EQ(ids({{"query", kImageQuery}, {"using", "image"}}), std::vector<int>({2, 4, 5}));
+  EXPECT_EQ(ids({{"query", kTextQuery}, {"using", "text"}, {"limit", 1}}), std::vector<int>({1}));
+  EXPECT_EQ(count(), 5u);
+  // By filter, inside a batch: the text vectors of every point with k = "b" (2 and 5).
+  ok("POST", "/collections/nv/points/batch?wait=true",
+     {{"operations",
+       {{{"delete_vectors",
+          {{"filter", {{"must", {{{"key", "k"}, {"match", {{"value", "b"}}}}}}}},
+           {"vector", {"text"}}}}}}}});
+  EXPECT_EQ(vectors_of(5), json({{"image", {3, 0, 0, 0}}}));
+  EXPECT_EQ(ids({{"query", kTextQuery}, {"using", "text"}}), std::vector<int>({1, 4, 3}));
+  // An upsert replaces the whole point: vectors it does not give are gone.
+  ok("PUT", "/collections/nv/points?wait=true",
+     {{"points", {{{"id", 4}, {"vector", {{"text", {1, 1}}}}}}}});
+  const float unit = std::sqrt(0.5f);  // cosine vectors are stored normalised
+  EXPECT_EQ(vectors_of(4), json({{"text", {unit, unit}}}));
+  EXPECT_EQ(ok("GET", "/collections/nv")["indexed_vectors_count"], 5);  // image 2, 5; text 1, 3, 4
+
+  // PATCH rebuilds one space's index with its own parameters; the other keeps its own.
+  ok("PATCH", "/collections/nv", {{"vectors", {{"text", {{"hnsw_config", {{"m", 12}}}}}}}});
+  wait_ready("text");
+  json params = ok("GET", "/collections/nv")["config"]["params"]["vectors"];
+  EXPECT_EQ(params["text"]["hnsw_config"]["m"], 12);
+  EXPECT_EQ(params["image"]["hnsw_config"]["m"], 16);
+  expect_400("PATCH", "/collections/nv", {{"vectors", {{"audio", {{"hnsw_config", {{"m", 12}}}}}}}},
+             "vectors: Not existing vector name error: audio");
+
+  const json before_text = ok("POST", "/collections/nv/points/query",
+                              {{"query", kTextQuery}, {"using", "text"}, {"with_vector", true}});
+  restart();
+  EXPECT_EQ(ok("POST", "/collections/nv/points/query",
+               {{"query", kTextQuery}, {"using", "text"}, {"with_vector", true}}),
+            before_text);
+  EXPECT_EQ(ids({{"query", kImageQuery}, {"using", "image"}}), std::vector<int>({2, 5}));
+  params = ok("GET", "/collections/nv")["config"]["params"]["vectors"];
+  EXPECT_EQ(params["text"]["hnsw_config"]["m"], 12);
+  EXPECT_EQ(vectors_of(1), json({{"text", {1, 0}}}));
+}
+
+// Qdrant's hybrid query: prefetches over several spaces, fused by reciprocal rank (score of
+// position i, 0-based: 1 / (i + k), k = 2) or by distribution (each list's scores mapped so that
+// mean -+ 3 sample deviations are 0 and 1, small-better lists flipped, then summed); or the
+// prefetched points re-scored by another vector. The expected values are computed here from those
+// definitions.
+TEST_F(NamedVectors, PrefetchesFuseByRankOrDistributionOrAreRescored) {
+  make();
+  const json image = {{"query", kImageQuery}, {"using", "image"}, {"limit", 3}};  // 2, 1, 4
+  const json text = {{"query", kTextQuery}, {"using", "text"}, {"limit", 3}};     // 1, 4, 3
+  const json rrf = {{"prefetch", {image, text}}, {"query", {{"fusion", "rrf"}}}};
+  EXPECT_EQ(ids(rrf), std::vector<int>({1, 4, 2, 3}));
+  std::vector<double> s = scores(rrf);
+  EXPECT_NEAR(s[0], 1.0 / 3 + 1.0 / 2, 1e-6);  // 1: second of image, first of text
+  EXPECT_NEAR(s[1], 1.0 / 4 + 1.0 / 3, 1e-6);
+  EXPECT_NEAR(s[2], 1.0 / 2, 1e-6);
+  EXPECT_NEAR(s[3], 1.0 / 4, 1e-6);
+  // rrf with its own k and weights (weight w: 1 / ((i + 1) / w + k - 1)).
+  json weighted = rrf;
+  weighted["query"] = {{"rrf", {{"k", 10}, {"weights", {3, 1}}}}};
+  s = scores(weighted);
+  EXPECT_EQ(ids(weighted), std::vector<int>({1, 4, 2, 3}));
+  EXPECT_NEAR(s[0], 1.0 / (2.0 / 3 + 9) + 1.0 / 10, 1e-6);
+  EXPECT_NEAR(s[1], 1.0 / (3.0 / 3 + 9) + 1.0 / 11, 1e-6);
+  EXPECT_NEAR(s[2], 1.0 / (1.0 / 3 + 9), 1e-6);
+  // offset and limit apply after fusion.
+  json page = rrf;
+  page["offset"] = 1;
+  page["limit"] = 2;
+  EXPECT_EQ(ids(page), std::vector<int>({4, 2}));
+
+  // dbsf: image distances 0.1, 0.9, 1.1 (smaller better); text similarities 1, 0.7071, 0.
+  auto normalised = [](std::vector<double> x, bool small_better) {
+    double mean = 0, var = 0;
+    for (double v : x) mean += v / x.size();
+    for (double v : x) var += (v - mean) * (v - mean) / (x.size() - 1);
+    const double lo = mean - 3 * std::sqrt(var), hi = mean + 3 * std::sqrt(var);
+    for (double& v : x) v = small_better ? (hi - v) / (hi - lo) : (v - lo) / (hi - lo);
+    return x;
+  };
+  const std::vector<double> ni = normalised({0.1, 0.9, 1.1}, true);
+  const std::vector<double> nt = normalised({1, std::sqrt(0.5), 0}, false);
+  json dbsf = rrf;
+  dbsf["query"] = {{"fusion", "dbsf"}};
+  EXPECT_EQ(ids(dbsf), std::vector<int>({1, 4, 2, 3}));
+  s = scores(dbsf);
+  EXPECT_NEAR(s[0], ni[1] + nt[0], 1e-4);
+  EXPECT_NEAR(s[1], ni[2] + nt[1], 1e-4);
+  EXPECT_NEAR(s[2], ni[0], 1e-4);
+  EXPECT_NEAR(s[3], nt[2], 1e-4);
+
+  // The outer filter holds in the prefetches too: only k = "a" (1, 3, 4).
+  json filtered = rrf;
+  filtered["filter"] = {{"must", {{{"key", "k"}, {"match", {{"value", "a"}}}}}}};
+  EXPECT_EQ(ids(filtered), std::vector<int>({1, 4, 3}));
+  EXPECT_NEAR(scores(filtered)[0], 1.0, 1e-6);  // first in both lists
+
+  // Re-scoring: text's candidates 1, 4, 3 by the image vector (3 has none).
+  const json rescored = {{"prefetch", text}, {"query", kImageQuery}, {"using", "image"}};
+  EXPECT_EQ(ids(rescored), std::vector<int>({1, 4}));
+  EXPECT_NEAR(scores(rescored)[1], 1.1, 1e-5);
+  // Nested: a fusion inside a prefetch, then re-scored.
+  const json nested = {
+      {"prefetch", {{"prefetch", {image, text}}, {"query", {{"fusion", "rrf"}}}, {"limit", 2}}},
+      {"query", kTextQuery},
+      {"using", "text"}};
+  EXPECT_EQ(ids(nested), std::vector<int>({1, 4}));
+  // One prefetch without a query passes its points on; payloads come with the final answer.
+  const json passed = ok("POST", "/collections/nv/points/query",
+                         {{"prefetch", image}, {"with_payload", true}, {"limit", 2}});
+  EXPECT_EQ(passed["points"][0]["id"], 2);
+  EXPECT_EQ(passed["points"][0]["payload"], json({{"k", "b"}}));
+
+  const std::string q = "/collections/nv/points/query";
+  expect_400("POST", q, {{"query", {{"fusion", "rrf"}}}}, "query: fusion combines prefetches");
+  expect_400("POST", q, {{"prefetch", {image, text}}}, "several prefetches need a query");
+  expect_400("POST", q, {{"prefetch", {image, text}}, {"query", {{"fusion", "max"}}}},
+             "query.fusion: expected");
+  expect_400("POST", q, {{"prefetch", {image, text}}, {"query", {{"rrf", {{"weights", {1}}}}}}},
+             "query.rrf.weights: expected one weight per prefetch (2), got 1");
+  expect_400("POST", q, {{"prefetch", {{"using", "image"}}}, {"query", {{"fusion", "rrf"}}}},
+             "prefetch.query: a prefetch needs a query");
+  expect_400("POST", q,
+             {{"prefetch", {image, {{"query", kTextQuery}, {"using", "audio"}}}},
+              {"query", {{"fusion", "rrf"}}}},
+             "Not existing vector name error: audio");
+  json deep = image;
+  for (int i = 0; i < 5; ++i)
+    deep = {{"prefetch", deep}, {"query", kImageQuery}, {"using", "image"}};
+  expect_400("POST", q, deep, "prefetches nest at most 4 deep");
+}
