@@ -132,11 +132,17 @@ json run_search(const engine::Collection& col, ParsedSearch& s) {
   return shown(col, s.payload, s.with_vector).scored(search_hits(col, s));
 }
 
-/// Qdrant's recommendation examples: point ids or vectors, positive and negative; the
-/// average_vector strategy (the only one here).
+/// Qdrant's recommendation examples: point ids or vectors, positive and negative, and the
+/// strategy: "average_vector" (a search at one vector), "best_score" or "sum_scores" (a score of
+/// each point against every example).
 struct Recommend {
   std::vector<json> positive, negative;
+  std::string strategy = "average_vector";
 };
+
+/// The most examples one recommendation takes (each is a vector read and, for the scoring
+/// strategies, a search).
+constexpr size_t kMaxExamples = 256;
 
 Recommend read_recommend(const json& r, const std::string& where) {
   WP_THROW_IF_NOT(r.is_object(), where, ": expected an object with positive and negative");
@@ -156,13 +162,20 @@ Recommend read_recommend(const json& r, const std::string& where) {
       (side[0] == 'p' ? out.positive : out.negative).push_back(e);
     }
   }
-  WP_THROW_IF_NOT(!out.positive.empty(), join(where, "positive"),
-                  ": expected at least one point id or vector (the average_vector strategy)");
+  WP_THROW_IF_NOT(out.positive.size() + out.negative.size() <= kMaxExamples, where, ": at most ",
+                  kMaxExamples, " positive and negative examples together");
   if (r.contains("strategy") && !r["strategy"].is_null()) {
-    WP_THROW_IF_NOT(r["strategy"] == "average_vector", join(where, "strategy"),
-                    ": only \"average_vector\" is supported, got ",
-                    engine::show_json(r["strategy"]));
+    const json& st = r["strategy"];
+    WP_THROW_IF_NOT(st == "average_vector" || st == "best_score" || st == "sum_scores",
+                    join(where, "strategy"),
+                    ": expected \"average_vector\", \"best_score\" or \"sum_scores\", got ",
+                    engine::show_json(st));
+    out.strategy = st.get<std::string>();
   }
+  WP_THROW_IF_NOT(
+      !out.positive.empty() || (out.strategy != "average_vector" && !out.negative.empty()),
+      join(where, "positive"), ": expected at least one point id or vector",
+      out.strategy == "average_vector" ? " (the average_vector strategy)" : "");
   return out;
 }
 
@@ -182,32 +195,61 @@ std::vector<float> vector_of(const engine::Collection& col, const json& id, cons
   return std::move(it->second);
 }
 
+/// The points `ids` with their `scores`, read with the payloads and vectors `q` asks for.
+std::vector<engine::ScoredPoint> read_scored(const engine::Collection& col,
+                                             const std::vector<engine::PointId>& ids,
+                                             const std::vector<float>& scores,
+                                             const engine::SearchQuery& q) {
+  std::vector<engine::ScoredPoint> out;
+  const std::vector<engine::PointRead> read = col.retrieve(ids, q.with_payload, q.with_vector);
+  size_t j = 0;  // retrieve keeps the order asked and leaves out points deleted meanwhile
+  for (size_t i = 0; i < ids.size() && j < read.size(); ++i) {
+    if (read[j].id == ids[i]) out.push_back({read[j++], scores[i]});
+  }
+  return out;
+}
+
 /// The query vector of a recommendation, Qdrant's average_vector: the mean of the positive
 /// examples, moved away from the mean of the negative ones (2 * mean+ - mean-). The ids among the
 /// examples go to `used` (they are left out of the answer, as Qdrant does).
+/// The vectors of one side's examples in space `vector_name` (inline ones normalised for cosine,
+/// as stored ones are); the ids among them go to `used`.
+std::vector<std::vector<float>> example_vectors(const engine::Collection& col,
+                                                const std::vector<json>& examples,
+                                                const std::string& at_side,
+                                                const std::string& vector_name,
+                                                std::vector<engine::PointId>& used) {
+  const engine::VectorShape& shape = col.vector_shape(vector_name, "using");
+  std::vector<std::vector<float>> out;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const std::string at = at_side + "[" + std::to_string(i) + "]";
+    std::vector<float> v;
+    if (examples[i].is_array()) {
+      v = get_vector(examples[i], at);
+      // Stored vectors of a cosine collection are unit length: so is an example given inline.
+      if (shape.metric == index::Metric::kCosine && v.size() == shape.dim) {
+        WP_THROW_IF_NOT(index::normalize(v.data(), shape.dim) > 0, at,
+                        ": the zero vector has no cosine direction");
+      }
+    } else {
+      v = vector_of(col, examples[i], at, vector_name);
+      used.push_back(engine::PointId::from_json(examples[i], at));
+    }
+    WP_THROW_IF_NOT(v.size() == shape.dim, at, ": expected dimension ", shape.dim, ", got ",
+                    v.size());
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
 std::vector<float> recommend_vector(const engine::Collection& col, const Recommend& r,
                                     const std::string& where, const std::string& vector_name,
                                     std::vector<engine::PointId>& used) {
-  const engine::VectorShape& shape = col.vector_shape(vector_name, "using");
-  const size_t d = shape.dim;
+  const size_t d = col.vector_shape(vector_name, "using").dim;
   auto mean = [&](const std::vector<json>& examples, const char* side) {
     std::vector<double> sum(d, 0.0);
-    for (size_t i = 0; i < examples.size(); ++i) {
-      const std::string at = join(where, side) + "[" + std::to_string(i) + "]";
-      std::vector<float> v;
-      if (examples[i].is_array()) {
-        v = get_vector(examples[i], at);
-        // Stored vectors of a cosine collection are unit length: so is an example given inline.
-        if (shape.metric == index::Metric::kCosine && v.size() == d) {
-          WP_THROW_IF_NOT(index::normalize(v.data(), d) > 0, at,
-                          ": the zero vector has no cosine direction");
-        }
-      } else {
-        const engine::PointId id = engine::PointId::from_json(examples[i], at);
-        v = vector_of(col, examples[i], at, vector_name);
-        used.push_back(id);
-      }
-      WP_THROW_IF_NOT(v.size() == d, at, ": expected dimension ", d, ", got ", v.size());
+    for (const std::vector<float>& v :
+         example_vectors(col, examples, join(where, side), vector_name, used)) {
       for (size_t j = 0; j < d; ++j) sum[j] += v[j];
     }
     for (double& x : sum) x /= static_cast<double>(examples.size());
@@ -263,10 +305,111 @@ ParsedRecommend read_recommend_request(const json& body, const std::string& wher
   return r;
 }
 
-json run_recommend(const engine::Collection& col, ParsedRecommend& r) {
+/// Qdrant's fast sigmoid into 0..1, which keeps best_score's two branches apart.
+float scaled_sigmoid(float x) {
+  return 0.5f * (x / (1.0f + std::abs(x)) + 1.0f);
+}
+
+/// The points that score best against the examples themselves (best_score: the best similarity
+/// to a positive, as sigmoid(it), when it beats the best to a negative, else -sigmoid(the best to
+/// a negative); without negatives, the best to a positive as it is; sum_scores: the similarities
+/// to the positives summed less those to the negatives; similarity is -distance for Euclid).
+/// Candidates are the nearest points of each example (more than the answer needs: 4 (limit +
+/// offset + examples), at least 100), each scored exactly; the examples' own points are left out.
+std::vector<engine::ScoredPoint> recommend_by_scores(const engine::Collection& col,
+                                                     const Recommend& r, ParsedSearch& s,
+                                                     const std::string& where) {
+  check_answer_size(s.query.limit + s.query.offset, col, s.with_vector, "limit");
+  const engine::VectorShape& shape = col.vector_shape(s.query.vector_name, "using");
   std::vector<engine::PointId> used;
-  r.s.query.vector = recommend_vector(col, r.examples, r.where, r.s.query.vector_name, used);
-  return shown(col, r.s.payload, r.s.with_vector).scored(search_hits_without(col, r.s, used));
+  const auto pos = example_vectors(col, r.positive, join(where, "positive"), shape.name, used);
+  const auto neg = example_vectors(col, r.negative, join(where, "negative"), shape.name, used);
+  const index::DistanceFn distance = index::distance_fn(shape.metric, shape.dim);
+  auto similarity = [&](const std::vector<float>& a, const float* b) {
+    const float d = distance(a.data(), b, shape.dim);
+    return shape.metric == index::Metric::kL2 ? -std::sqrt(std::max(d, 0.0f)) : -d;
+  };
+  auto score = [&](const float* v) {
+    float best_pos = -INFINITY, best_neg = -INFINITY, sum = 0;
+    for (const auto& p : pos) {
+      const float x = similarity(p, v);
+      best_pos = std::max(best_pos, x);
+      sum += x;
+    }
+    for (const auto& n : neg) {
+      const float x = similarity(n, v);
+      best_neg = std::max(best_neg, x);
+      sum -= x;
+    }
+    if (r.strategy == "sum_scores") return sum;
+    if (neg.empty()) return best_pos;
+    return best_pos > best_neg ? scaled_sigmoid(best_pos) : -scaled_sigmoid(best_neg);
+  };
+  // Candidates: the nearest points of every example, under the filter.
+  engine::SearchQuery q = s.query;
+  q.filter = &s.filter;
+  q.offset = 0;
+  q.with_payload = false;
+  q.with_vector = false;
+  q.score_threshold.reset();
+  q.limit = std::min(index::kMaxK,
+                     std::max<size_t>(100, 4 * (s.query.limit + s.query.offset + used.size())));
+  std::vector<engine::PointId> candidates;
+  auto gather = [&](const std::vector<float>& v) {
+    q.vector = v;
+    for (const engine::ScoredPoint& h : col.search(q)) candidates.push_back(h.point.id);
+  };
+  for (const auto* side : {&pos, &neg}) {
+    for (const std::vector<float>& v : *side) gather(v);
+  }
+  // And the nearest along the examples' combined direction: the positives summed less the
+  // negatives, whose similarity order is sum_scores' own for Dot and Cosine (the positives' mean
+  // for Euclid).
+  std::vector<float> combined(shape.dim, 0.0f);
+  double norm = 0;
+  for (size_t j = 0; j < shape.dim; ++j) {
+    for (const auto& p : pos) combined[j] += p[j];
+    if (shape.metric != index::Metric::kL2) {
+      for (const auto& n : neg) combined[j] -= n[j];
+    } else if (!pos.empty()) {
+      combined[j] /= static_cast<float>(pos.size());
+    }
+    norm += double{combined[j]} * combined[j];
+  }
+  if (norm > 0 && std::isfinite(norm)) gather(combined);
+  std::sort(candidates.begin(), candidates.end());
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  std::vector<std::pair<float, engine::PointId>> scored;
+  for (engine::PointRead& p : col.retrieve(
+           candidates, false, engine::VectorSelector(std::vector<std::string>{shape.name}))) {
+    if (std::find(used.begin(), used.end(), p.id) != used.end()) continue;
+    auto it = p.vectors.find(shape.name);
+    if (it != p.vectors.end()) scored.emplace_back(score(it->second.data()), p.id);
+  }
+  std::stable_sort(scored.begin(), scored.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<engine::PointId> ids;
+  std::vector<float> scores;
+  for (size_t i = s.query.offset; i < scored.size() && ids.size() < s.query.limit; ++i) {
+    if (s.query.score_threshold && scored[i].first < *s.query.score_threshold) break;
+    ids.push_back(scored[i].second);
+    scores.push_back(scored[i].first);
+  }
+  return read_scored(col, ids, scores, s.query);
+}
+
+/// The hits of a recommendation, as its strategy says.
+std::vector<engine::ScoredPoint> recommend_hits(const engine::Collection& col, const Recommend& r,
+                                                ParsedSearch& s, const std::string& where) {
+  if (r.strategy != "average_vector") return recommend_by_scores(col, r, s, where);
+  std::vector<engine::PointId> used;
+  s.query.vector = recommend_vector(col, r, where, s.query.vector_name, used);
+  return search_hits_without(col, s, used);
+}
+
+json run_recommend(const engine::Collection& col, ParsedRecommend& r) {
+  return shown(col, r.s.payload, r.s.with_vector)
+      .scored(recommend_hits(col, r.examples, r.s, r.where));
 }
 
 /// Qdrant's order_by: a key, or {"key", "direction": "asc"|"desc", "start_from": number}.
@@ -684,10 +827,8 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
   }
   if (p.prefetch.empty()) {
     if (p.recommend) {
-      std::vector<engine::PointId> used;
-      s.query.vector = recommend_vector(col, *p.recommend, join(p.where, "query.recommend"),
-                                        s.query.vector_name, used);
-      out.points = search_hits_without(col, s, used);
+      if (p.recommend->strategy != "average_vector") out.small_better = false;
+      out.points = recommend_hits(col, *p.recommend, s, join(p.where, "query.recommend"));
     } else {
       out.points = search_hits(col, s);
     }
@@ -727,12 +868,7 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
     ids.push_back(ranked[i].first);
     scores.push_back(x);
   }
-  const std::vector<engine::PointRead> read =
-      col.retrieve(ids, s.query.with_payload, s.query.with_vector);
-  size_t j = 0;  // retrieve keeps the order asked and leaves out points deleted meanwhile
-  for (size_t i = 0; i < ids.size() && j < read.size(); ++i) {
-    if (read[j].id == ids[i]) out.points.push_back({read[j++], scores[i]});
-  }
+  out.points = read_scored(col, ids, scores, s.query);
   return out;
 }
 

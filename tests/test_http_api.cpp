@@ -1134,7 +1134,9 @@ TEST_F(ApiTest, RecommendAveragesExamplesAndLeavesThemOut) {
       {R"({"positive":[],"limit":1})", 400, "positive"},
       {R"({"positive":[[1,2,3]],"limit":1})", 400, "positive[0]"},
       {R"({"positive":[1],"negative":[-1],"limit":1})", 400, "negative[0]"},
-      {R"({"positive":[1],"strategy":"best_score","limit":1})", 400, "strategy"},
+      {R"({"positive":[1],"strategy":"max_score","limit":1})", 400, "strategy"},
+      {R"({"positive":[1],"negative":[[1,0],[1,0,0]],"strategy":"best_score"})", 400,
+       "negative[1]: expected dimension 2, got 3"},
       {R"({"positive":[77],"limit":1})", 404, "77"},
   };
   for (const auto& [body, status, field] : bad) {

@@ -3,8 +3,10 @@
 // query family's prefetch with fusion (rrf, dbsf) or re-scoring, through the REST handlers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <random>
 #include <thread>
 
 #include "api_fixture.h"
@@ -326,4 +328,91 @@ TEST_F(NamedVectors, PrefetchesFuseByRankOrDistributionOrAreRescored) {
   for (int i = 0; i < 5; ++i)
     deep = {{"prefetch", deep}, {"query", kImageQuery}, {"using", "image"}};
   expect_400("POST", q, deep, "prefetches nest at most 4 deep");
+}
+
+// Recommendation strategies that score each point against the examples themselves: best_score
+// (sigmoid of the best positive similarity when it beats the best negative one, else minus the
+// sigmoid of the best negative; the best positive as it is without negatives) and sum_scores
+// (positive similarities less negative ones). Expected values from those definitions.
+TEST_F(NamedVectors, RecommendBestScoreAndSumScoresScoreAgainstEveryExample) {
+  make();
+  auto sigmoid = [](double x) { return 0.5 * (x / (1 + std::abs(x)) + 1); };
+  const double c = std::sqrt(0.5);
+  // Point 1's text vector [1, 0] is positive, [0, 1] negative; 1 itself is left out.
+  auto recommend = [&](const std::string& strategy, const json& negative) {
+    return json{
+        {"query",
+         {{"recommend", {{"positive", {1}}, {"negative", negative}, {"strategy", strategy}}}}},
+        {"using", "text"}};
+  };
+  const json best = recommend("best_score", {{0, 1}});
+  EXPECT_EQ(ids(best), std::vector<int>({5, 4, 3}));
+  std::vector<double> s = scores(best);
+  EXPECT_NEAR(s[0], -sigmoid(0), 1e-5);  // 5: best positive -1 < best negative 0
+  EXPECT_NEAR(s[1], -sigmoid(c), 1e-5);  // 4: a tie goes to the negative
+  EXPECT_NEAR(s[2], -sigmoid(1), 1e-5);
+  const json sum = recommend("sum_scores", {{0, 1}});
+  EXPECT_EQ(ids(sum)[0], 4);
+  EXPECT_NEAR(scores(sum)[0], 0, 1e-5);
+  EXPECT_NEAR(scores(sum)[1], -1, 1e-5);
+  // Without negatives best_score is the best positive similarity as it is.
+  const json two = {
+      {"query", {{"recommend", {{"positive", {1, {0, 1}}}, {"strategy", "best_score"}}}}},
+      {"using", "text"}};
+  EXPECT_EQ(ids(two), std::vector<int>({3, 4, 5}));
+  s = scores(two);
+  EXPECT_NEAR(s[0], 1, 1e-5);
+  EXPECT_NEAR(s[1], c, 1e-5);
+  EXPECT_NEAR(s[2], 0, 1e-5);
+  // The recommend route too; negatives alone are enough for a scoring strategy.
+  const json only_negative =
+      ok("POST", "/collections/nv/points/recommend",
+         {{"negative", {{-1, 1}}}, {"strategy", "best_score"}, {"using", "text"}, {"limit", 1}});
+  EXPECT_EQ(only_negative[0]["id"], 1);  // the furthest from [-1, 1]
+  EXPECT_NEAR(only_negative[0]["score"].get<double>(), -sigmoid(-c), 1e-5);
+  expect_400("POST", "/collections/nv/points/recommend",
+             {{"negative", {{0, 1}}}, {"using", "text"}}, "positive: expected at least one");
+  expect_400("POST", "/collections/nv/points/recommend",
+             {{"positive", {1}}, {"strategy", "max"}, {"using", "text"}}, "strategy: expected");
+}
+
+// On 400 random points the candidates (each example's nearest) hold the true best: the answer
+// equals a scan of every point scored by the definition.
+TEST_F(ApiTest, BestScoreRecommendationMatchesAScanOfEveryPoint) {
+  ok("PUT", "/collections/r", {{"vectors", {{"size", 8}, {"distance", "Dot"}}}});
+  std::mt19937 rng(7);
+  std::normal_distribution<float> g(0, 1);
+  json points = json::array();
+  std::vector<std::vector<float>> v(400, std::vector<float>(8));
+  for (size_t i = 0; i < v.size(); ++i) {
+    for (float& x : v[i]) x = g(rng);
+    points.push_back({{"id", i}, {"vector", v[i]}});
+  }
+  ok("PUT", "/collections/r/points?wait=true", {{"points", points}});
+  const std::vector<int> pos{3, 17, 250}, neg{8, 99};
+  auto dot = [&](int a, int b) {
+    double s = 0;
+    for (size_t j = 0; j < 8; ++j) s += v[a][j] * v[b][j];
+    return s;
+  };
+  for (const std::string strategy : {"best_score", "sum_scores"}) {
+    std::vector<std::pair<double, int>> all;
+    for (int i = 0; i < 400; ++i) {
+      if (std::count(pos.begin(), pos.end(), i) || std::count(neg.begin(), neg.end(), i)) continue;
+      double bp = -1e30, bn = -1e30, sum = 0;
+      for (int p : pos) bp = std::max(bp, dot(p, i)), sum += dot(p, i);
+      for (int n : neg) bn = std::max(bn, dot(n, i)), sum -= dot(n, i);
+      const double best =
+          bp > bn ? 0.5 * (bp / (1 + std::abs(bp)) + 1) : -0.5 * (bn / (1 + std::abs(bn)) + 1);
+      all.emplace_back(strategy == "sum_scores" ? sum : best, i);
+    }
+    std::sort(all.rbegin(), all.rend());
+    const json got =
+        ok("POST", "/collections/r/points/recommend",
+           {{"positive", pos}, {"negative", neg}, {"strategy", strategy}, {"limit", 10}});
+    ASSERT_EQ(got.size(), 10u);
+    for (size_t k = 0; k < 10; ++k) {
+      EXPECT_NEAR(got[k]["score"].get<double>(), all[k].first, 1e-4) << strategy << " " << k;
+    }
+  }
 }

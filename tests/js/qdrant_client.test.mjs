@@ -267,6 +267,11 @@ test('named vectors: using, with_vector by name, update and delete vectors, hybr
     query: { fusion: 'dbsf' },
   });
   assert.deepEqual(dbsf.slice().sort(), [1, 2, 3]);
+  const best = await client.query('docs', {
+    query: { recommend: { positive: [1], negative: [[0, 1]], strategy: 'best_score' } }, using: 'text',
+  });
+  assert.deepEqual(best.points.map((p) => p.id), [3]);  // 1 is an example; 2 has no text vector
+  assert.ok(Math.abs(best.points[0].score + 0.75) < 1e-6);  // -sigmoid(1): nearer the negative
   await client.updateVectors('docs', { wait: true, points: [{ id: 2, vector: { text: [0, -1] } }] });
   const [two] = await client.retrieve('docs', { ids: [2], with_vector: true });
   assert.deepEqual(two.vector, { image: [1, 0, 0], text: [0, -1] });
