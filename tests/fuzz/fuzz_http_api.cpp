@@ -32,8 +32,8 @@ struct World {
     std::filesystem::remove_all(dir, ec);
   }
 
-  /// A fresh engine holding collection "c" (4-d, Euclid) with a few points, so that reads,
-  /// searches and filters have something to walk.
+  /// A fresh engine holding collection "c" (4-d, Euclid) and "n" (named vectors) with a few
+  /// points, so that reads, searches and filters have something to walk.
   void reset() {
     api.reset();
     engine.reset();
@@ -46,6 +46,14 @@ struct World {
                  R"({"points": [{"id": 1, "vector": [1, 0, 0, 0], "payload": {"a": 1, "t": "x"}},
                     {"id": 2, "vector": [0, 1, 0, 0], "payload": {"a": [2, 3], "o": {"b": true}}},
                     {"id": "5c56c793-69f3-4fbf-87e6-c4bf54c28c26", "vector": [0, 0, 1, 0]}]})"});
+    // "n": named vectors (image 3-d Euclid, text 2-d Cosine), points holding some of them.
+    api->handle({"PUT", "/collections/n",
+                 R"({"vectors": {"image": {"size": 3, "distance": "Euclid"},
+                                 "text": {"size": 2, "distance": "Cosine"}}})"});
+    api->handle({"PUT", "/collections/n/points",
+                 R"({"points": [{"id": 1, "vector": {"image": [1, 0, 0], "text": [1, 0]}},
+                    {"id": 2, "vector": {"image": [0, 1, 0]}, "payload": {"k": "a"}},
+                    {"id": 3, "vector": {"text": [0, 1]}}]})"});
   }
 };
 
