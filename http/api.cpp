@@ -438,7 +438,7 @@ std::string Api::metrics_text() const {
       auto col = engine_.collection(name);
       points << "waypoint_points{collection=\"" << name << "\"} " << col->size() << "\n";
       progress << "waypoint_index_build_progress{collection=\"" << name << "\"} "
-               << col->index_status().progress << "\n";
+               << col->index_status(col->vector_shapes().front().name).progress << "\n";
     } catch (const NotFoundError&) {
       // deleted meanwhile
     }

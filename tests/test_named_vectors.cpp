@@ -96,6 +96,11 @@ TEST_F(NamedVectors, EachSpaceIsSearchedWithItsOwnSizeDistanceAndPoints) {
   EXPECT_EQ(params["text"]["hnsw_config"]["m"], 8);
   EXPECT_EQ(info["points_count"], 5);
   EXPECT_EQ(info["indexed_vectors_count"], 8);  // 4 image + 4 text
+  // Found by fuzz_http_api: /metrics asked for the build state of the unnamed vector, a 500 once
+  // a collection had only named ones.
+  const Response metrics = call("GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200u) << metrics.body;
+  EXPECT_NE(metrics.body.find("waypoint_points{collection=\"nv\"} 5"), std::string::npos);
 
   // Euclid on image (3 has none): distances 0.1, 0.9, 1.1, 2.1.
   EXPECT_EQ(ids({{"query", kImageQuery}, {"using", "image"}}), std::vector<int>({2, 1, 4, 5}));
