@@ -143,6 +143,9 @@ struct Recommend {
 /// The most examples one recommendation takes (each is a vector read and, for the scoring
 /// strategies, a search).
 constexpr size_t kMaxExamples = 256;
+/// The most candidates the scoring strategies (best_score, sum_scores) score against every
+/// example: their searches share them.
+constexpr size_t kMaxScoredCandidates = 50000;
 
 Recommend read_recommend(const json& r, const std::string& where) {
   WP_THROW_IF_NOT(r.is_object(), where, ": expected an object with positive and negative");
@@ -352,8 +355,12 @@ std::vector<engine::ScoredPoint> recommend_by_scores(const engine::Collection& c
   q.with_payload = false;
   q.with_vector = false;
   q.score_threshold.reset();
-  q.limit = std::min(index::kMaxK,
-                     std::max<size_t>(100, 4 * (s.query.limit + s.query.offset + used.size())));
+  // Each search's share of at most kMaxScoredCandidates, so that the exact scoring stays bounded
+  // (candidates x examples distance computations) however many examples a request gives.
+  const size_t searches = pos.size() + neg.size() + 1;
+  const size_t need = s.query.limit + s.query.offset + used.size();
+  q.limit = std::min({index::kMaxK, std::max<size_t>(100, 4 * need),
+                      std::max(need / searches + 1, kMaxScoredCandidates / searches)});
   std::vector<engine::PointId> candidates;
   auto gather = [&](const std::vector<float>& v) {
     q.vector = v;
