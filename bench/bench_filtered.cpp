@@ -213,6 +213,20 @@ int main(int argc, char** argv) {
     for (const auto& [key, f] : info.payload_fields) bytes += f.memory_bytes;
     std::printf("\n5 payload indexes built in %.2f s, %.1f bytes per point\n", index_s,
                 static_cast<double>(bytes) / points);
+    // Where the memory goes, per point (the collection's own estimate), and the process's RSS.
+    const wp::engine::MemoryUse m = col->memory();
+    const double n = static_cast<double>(points);
+    long pages = 0, resident = 0;
+    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+      std::fclose(f);
+    }
+    std::printf(
+        "memory per point: index (vectors %zu B + graph) %.0f B, payloads (JSON trees) "
+        "%.0f B, payload indexes %.0f B, point tables %.0f B; total %.0f B; process RSS "
+        "%.0f B per point\n",
+        dim * sizeof(float), m.vectors.at("") / n, m.payloads / n, m.payload_indexes / n,
+        m.points / n, m.total() / n, static_cast<double>(resident) * sysconf(_SC_PAGESIZE) / n);
   }
   std::filesystem::remove_all(dir);
   return 0;

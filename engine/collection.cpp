@@ -302,6 +302,7 @@ void Collection::load() {
       labels[i].push_back(r.internal);
     }
     if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
+    payload_bytes_ += json_heap_bytes(r.payload);
     entries_[r.internal] = Entry{r.id, std::move(r.payload), true};
     internal_of_[r.id] = r.internal;
     next_internal_ = std::max(next_internal_, r.internal + 1);
@@ -602,7 +603,9 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
       ++live_;
     } else {
       payload_indexes_.remove(id32, e.payload);
+      payload_bytes_ -= json_heap_bytes(e.payload);
     }
+    payload_bytes_ += json_heap_bytes(r.payload);
     e = Entry{r.id, std::move(r.payload), true};
     payload_indexes_.add(id32, e.payload);
     internal_of_[r.id] = r.internal;
@@ -629,6 +632,7 @@ void Collection::apply_removals(const std::vector<PointId>& ids) {
     labels.push_back(it->second);
     Entry& e = entries_[it->second];
     payload_indexes_.remove(static_cast<uint32_t>(it->second), e.payload);
+    payload_bytes_ -= json_heap_bytes(e.payload);
     e.live = false;
     e.payload = json();
     internal_of_.erase(it);
@@ -918,6 +922,33 @@ CollectionInfo Collection::info() const {
     info.vectors[shapes_[space].name] = indexes_[space]->size();
   }
   return info;
+}
+
+size_t MemoryUse::total() const {
+  size_t n = payloads + payload_indexes + points;
+  for (const auto& [name, bytes] : vectors) n += bytes;
+  return n;
+}
+
+MemoryUse Collection::memory() const {
+  std::shared_lock<RwMutex> lock(mu_);
+  MemoryUse m;
+  for (size_t space = 0; space < shapes_.size(); ++space) {
+    m.vectors[shapes_[space].name] = indexes_[space]->memory_bytes();
+  }
+  m.payloads = payload_bytes_;
+  for (const auto& [key, index] : payload_indexes_.fields()) {
+    m.payload_indexes += index->memory_bytes();
+  }
+  // unordered_map: a node (next pointer, key, value, cached hash) per entry plus the buckets.
+  m.points = entries_.capacity() * sizeof(Entry) + free_internal_.capacity() * sizeof(uint64_t) +
+             internal_of_.size() * (2 * sizeof(void*) + sizeof(PointId) + sizeof(uint64_t)) +
+             internal_of_.bucket_count() * sizeof(void*);
+  for (const auto& [id, internal] : internal_of_) {
+    const size_t cap = id.uuid_string().capacity();
+    if (cap > 15) m.points += cap + 1;
+  }
+  return m;
 }
 
 void Collection::save_index() const {

@@ -128,6 +128,15 @@ struct CollectionInfo {
   std::map<std::string, size_t> vectors;  ///< how many points hold each vector, by name
 };
 
+/// Where a collection's memory goes, in bytes (estimated from the containers' layouts).
+struct MemoryUse {
+  std::map<std::string, size_t> vectors;  ///< each space's index: vectors, codes and graph
+  size_t payloads = 0;                    ///< the payloads held in memory (JSON trees) for filters
+  size_t payload_indexes = 0;             ///< the payload indexes' postings
+  size_t points = 0;                      ///< the per-point tables: id map, entries, free ids
+  size_t total() const;
+};
+
 /// The dimension and metric of one vector space (fixed when the collection is created).
 struct VectorShape {
   std::string name;
@@ -240,6 +249,8 @@ class Collection {
 
   size_t size() const;
   CollectionInfo info() const;
+  /// Where the collection's memory goes.
+  MemoryUse memory() const;
 
   /**
    * Builds a new index of vector space `vector` as `spec` says (its metric is the space's
@@ -348,6 +359,7 @@ class Collection {
   /// The index of each vector space, as shapes_; a point missing a vector is not in its index.
   std::vector<std::unique_ptr<index::Index>> indexes_;
   PayloadIndexes payload_indexes_;  ///< of the live points' payloads, as config_ says
+  size_t payload_bytes_ = 0;        ///< json_heap_bytes of the live points' payloads
   bool index_from_file_ = false;
 
   mutable std::mutex build_mu_;  ///< guards status_ and builder_

@@ -129,6 +129,34 @@ json float_json(float f) {
   return json(std::strtod(std::string(buf, r.ptr).c_str(), nullptr));
 }
 
+size_t json_heap_bytes(const json& j) {
+  // A heap string owns its buffer when longer than the small-string capacity (15 in libstdc++).
+  auto string_bytes = [](const std::string& s) { return s.capacity() > 15 ? s.capacity() + 1 : 0; };
+  switch (j.type()) {
+    case json::value_t::object: {
+      // The map itself, then per element a red-black node (4 words) holding key and value.
+      size_t n = sizeof(json::object_t);
+      for (const auto& [key, value] : j.get_ref<const json::object_t&>()) {
+        n += 4 * sizeof(void*) + sizeof(std::pair<const std::string, json>) + string_bytes(key) +
+             json_heap_bytes(value);
+      }
+      return n;
+    }
+    case json::value_t::array: {
+      const auto& a = j.get_ref<const json::array_t&>();
+      size_t n = sizeof(json::array_t) + a.capacity() * sizeof(json);
+      for (const json& e : a) n += json_heap_bytes(e);
+      return n;
+    }
+    case json::value_t::string:
+      return sizeof(std::string) + string_bytes(j.get_ref<const std::string&>());
+    case json::value_t::binary:
+      return sizeof(json::binary_t) + j.get_binary().capacity();
+    default:
+      return 0;
+  }
+}
+
 namespace {
 
 /// Days from 1970-01-01 to the civil date (proleptic Gregorian; H. Hinnant's algorithm).

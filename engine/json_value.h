@@ -58,4 +58,8 @@ std::optional<int64_t> parse_datetime(std::string_view s);
 /// A float as the JSON number of its shortest decimal form: 1.3f as 1.3, not 1.2999999523...
 nlohmann::json float_json(float f);
 
+/// The heap bytes a JSON value owns beyond its own sizeof (its tree's nodes, strings and
+/// arrays), as libstdc++ lays out nlohmann's containers: an estimate for memory reports.
+size_t json_heap_bytes(const nlohmann::json& j);
+
 }  // namespace wp::engine

@@ -432,13 +432,24 @@ std::string Api::metrics_text() const {
        << "waypoint_request_duration_seconds_sum " << latency_sum_ << "\n"
        << "waypoint_request_duration_seconds_count " << latency_count_ << "\n";
   }
-  std::ostringstream points, progress;
+  std::ostringstream points, progress, memory;
   for (const std::string& name : engine_.names()) {
     try {
       auto col = engine_.collection(name);
       points << "waypoint_points{collection=\"" << name << "\"} " << col->size() << "\n";
       progress << "waypoint_index_build_progress{collection=\"" << name << "\"} "
                << col->index_status(col->vector_shapes().front().name).progress << "\n";
+      const engine::MemoryUse m = col->memory();
+      auto part = [&](const std::string& what, size_t bytes) {
+        memory << "waypoint_memory_bytes{collection=\"" << name << "\",part=\"" << what << "\"} "
+               << bytes << "\n";
+      };
+      for (const auto& [vector, bytes] : m.vectors) {
+        part(vector.empty() ? "index" : "index:" + vector, bytes);
+      }
+      part("payloads", m.payloads);
+      part("payload_indexes", m.payload_indexes);
+      part("points", m.points);
     } catch (const NotFoundError&) {
       // deleted meanwhile
     }
@@ -447,7 +458,11 @@ std::string Api::metrics_text() const {
      << points.str()
      << "# HELP waypoint_index_build_progress Progress of the running index build (1: none).\n"
      << "# TYPE waypoint_index_build_progress gauge\n"
-     << progress.str();
+     << progress.str()
+     << "# HELP waypoint_memory_bytes Estimated memory of a collection by part (index: vectors, "
+        "codes and graph of a vector space; payloads held for filters; payload indexes; per-point "
+        "tables).\n# TYPE waypoint_memory_bytes gauge\n"
+     << memory.str();
   return os.str();
 }
 

@@ -759,6 +759,40 @@ INSTANTIATE_TEST_SUITE_P(EveryKind, InternalIds,
 
 // Issue 16: a record holds the unnamed vector as before (a store of an earlier version reads the
 // same) or any set of named vectors; every truncation of either is an InternalError.
+// Issue 16: the memory report follows every write: payload bytes grow with the payloads held,
+// go back to zero when the points go, and an edit that doubles a long string adds its bytes.
+TEST(CollectionMemory, PartsFollowWritesAndRemovals) {
+  wp::test::TempDir tmp;
+  Engine eng(tmp.file("data"));
+  eng.create_collection("c", config(8));
+  auto col = eng.collection("c");
+  const std::string text(100, 'x');  // past the small-string buffer: heap bytes of its own
+  std::vector<PointWrite> pts(200);
+  for (size_t i = 0; i < pts.size(); ++i) {
+    pts[i].id = PointId::number(i);
+    pts[i].vectors[""] = std::vector<float>(8, static_cast<float>(i));
+    pts[i].payload = {{"text", text}, {"n", i}};
+  }
+  col->upsert(pts, true);
+  const wp::engine::MemoryUse full = col->memory();
+  EXPECT_GE(full.vectors.at(""), 200 * 8 * sizeof(float));
+  EXPECT_GE(full.payloads, 200 * (text.size() + 1)) << "every long string is counted";
+  EXPECT_LT(full.payloads, 200 * (text.size() + 1 + 400)) << "and little more than the tree";
+  EXPECT_GE(full.points, 200 * sizeof(PointId));
+  EXPECT_EQ(full.payload_indexes, 0u);
+  col->create_payload_index("n", wp::engine::PayloadSchema::kInteger);
+  EXPECT_GT(col->memory().payload_indexes, 200 * sizeof(uint32_t));
+  col->edit_payloads(
+      nullptr, nullptr, [&](json& p) { p["text"] = text + text; }, true);
+  EXPECT_GE(col->memory().payloads, full.payloads + 200 * text.size());
+  std::vector<PointId> ids;
+  for (const PointWrite& p : pts) ids.push_back(p.id);
+  col->remove(ids, true);
+  EXPECT_EQ(col->memory().payloads, 0u);
+  col->upsert(pts, true);
+  EXPECT_EQ(col->memory().payloads, full.payloads);
+}
+
 TEST(PointStoreRecords, NamedVectorsRoundTripAndTruncationsAreInternalErrors) {
   const std::string key = std::string("p:n\0\0\0\0\0\0\0\7", 11);
   PointStore::Record unnamed;
