@@ -1,5 +1,7 @@
 #include "engine/engine.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -44,7 +46,13 @@ Engine::Engine(const std::string& data_dir, const std::string& snapshots_dir)
       fs::remove_all(entry.path());
       continue;
     }
-    collections_[name] = std::make_shared<Collection>(name, entry.path().string(), std::nullopt);
+    try {
+      collections_[name] = std::make_shared<Collection>(name, entry.path().string(), std::nullopt);
+    } catch (const std::exception& e) {
+      // One damaged collection must not keep the others from serving.
+      damaged_[name] = e.what();
+      std::fprintf(stderr, "collection `%s` could not be opened: %s\n", name.c_str(), e.what());
+    }
   }
   const fs::path aliases = aliases_file(data_dir);
   if (fs::exists(aliases)) {
@@ -53,7 +61,8 @@ Engine::Engine(const std::string& data_dir, const std::string& snapshots_dir)
       const nlohmann::json stored = nlohmann::json::parse(in);
       for (const auto& [alias, target] : stored.items()) {
         // An alias of a collection deleted before its aliases were rewritten goes with it.
-        if (collections_.count(target.get<std::string>())) aliases_[alias] = target;
+        const std::string to = target.get<std::string>();
+        if (collections_.count(to) || damaged_.count(to)) aliases_[alias] = to;
       }
     } catch (const std::exception& e) {
       throw InternalError("aliases file " + aliases.string() + " is damaged: " + e.what());
@@ -72,7 +81,7 @@ Engine::~Engine() {
 void Engine::create_collection(const std::string& name, const CollectionConfig& config) {
   validate_collection_name(name);
   std::unique_lock<RwMutex> lock(mu_);
-  if (collections_.count(name) || recovering_.count(name)) {
+  if (collections_.count(name) || recovering_.count(name) || damaged_.count(name)) {
     throw ConflictError("collection `" + show_text(name) + "` already exists");
   }
   if (aliases_.count(name)) {
@@ -94,9 +103,12 @@ bool Engine::delete_collection(const std::string& name) {
     std::unique_lock<RwMutex> lock(mu_);
     if (recovering_.count(name)) throw being_recovered(name);
     auto it = collections_.find(name);
-    if (it == collections_.end()) return false;
-    victim = std::move(it->second);
-    collections_.erase(it);
+    if (it == collections_.end() && !damaged_.count(name)) return false;
+    if (it != collections_.end()) {
+      victim = std::move(it->second);
+      collections_.erase(it);
+    }
+    damaged_.erase(name);
     std::map<std::string, std::string> kept = aliases_;
     for (auto a = kept.begin(); a != kept.end();) {
       a = a->second == name ? kept.erase(a) : std::next(a);
@@ -106,7 +118,7 @@ bool Engine::delete_collection(const std::string& name) {
       aliases_ = std::move(kept);
     }
   }
-  const fs::path dir = victim->dir();
+  const fs::path dir = collection_folder(name);
   victim.reset();  // closes the store once the last in-flight request lets go of it
   std::random_device rd;
   const fs::path gone = collection_folder(".deleted-" + std::to_string(rd()));
@@ -125,9 +137,17 @@ std::shared_ptr<Collection> Engine::collection(const std::string& name) const {
   }
   if (it == collections_.end()) {
     if (recovering_.count(name)) throw being_recovered(name);
+    auto alias = aliases_.find(name);
+    if (damaged_.count(name)) throw damaged(name);
+    if (alias != aliases_.end() && damaged_.count(alias->second)) throw damaged(alias->second);
     throw NotFoundError("Collection `" + show_text(name) + "` doesn't exist!");
   }
   return it->second;
+}
+
+InternalError Engine::damaged(const std::string& name) const {
+  return InternalError("collection `" + show_text(name) + "` could not be opened at start (" +
+                       damaged_.at(name) + "): delete it, or recover it from a snapshot");
 }
 
 std::string Engine::resolve(const std::string& name) const {
@@ -191,7 +211,7 @@ void Engine::update_aliases(const std::vector<AliasAction>& actions) {
 std::map<std::string, std::string> Engine::aliases(const std::string* collection) const {
   std::shared_lock<RwMutex> lock(mu_);
   if (!collection) return aliases_;
-  if (!collections_.count(*collection)) {
+  if (!collections_.count(*collection) && !damaged_.count(*collection)) {
     throw NotFoundError("Collection `" + show_text(*collection) + "` doesn't exist!");
   }
   std::map<std::string, std::string> out;
@@ -203,13 +223,15 @@ std::map<std::string, std::string> Engine::aliases(const std::string* collection
 
 bool Engine::exists(const std::string& name) const {
   std::shared_lock<RwMutex> lock(mu_);
-  return collections_.count(name) != 0;
+  return collections_.count(name) != 0 || damaged_.count(name) != 0;
 }
 
 std::vector<std::string> Engine::names() const {
   std::shared_lock<RwMutex> lock(mu_);
   std::vector<std::string> out;
   for (const auto& kv : collections_) out.push_back(kv.first);
+  for (const auto& kv : damaged_) out.push_back(kv.first);
+  std::sort(out.begin(), out.end());
   return out;
 }
 

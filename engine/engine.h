@@ -109,6 +109,11 @@ class Engine {
   void save_aliases(const std::map<std::string, std::string>& aliases) const;
 
   std::map<std::string, std::shared_ptr<Collection>> collections_;
+  /// Collections whose folder did not open at start, with why: listed, their requests answered
+  /// with that reason (a 500), deletable and recoverable from a snapshot; the others serve.
+  std::map<std::string, std::string> damaged_;
+  /// The 500 of a damaged collection's requests.
+  InternalError damaged(const std::string& name) const;
   std::map<std::string, std::string> aliases_;  ///< alias -> collection name
   std::string snapshots_dir_;
   /// Collections being recovered from a snapshot: requests to them get UnavailableError, and

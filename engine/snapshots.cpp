@@ -270,6 +270,7 @@ void Engine::recover_snapshot(const std::string& requested, std::istream& in) {
   auto fresh = std::make_shared<Collection>(name, dir.string(), std::nullopt);
   std::unique_lock<RwMutex> lock(mu_);
   collections_[name] = std::move(fresh);
+  damaged_.erase(name);  // a collection that did not open is replaced by the snapshot's
 }
 
 }  // namespace wp::engine

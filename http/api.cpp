@@ -452,6 +452,8 @@ std::string Api::metrics_text() const {
       part("points", m.points);
     } catch (const NotFoundError&) {
       // deleted meanwhile
+    } catch (const InternalError&) {
+      // did not open at start: nothing to measure
     }
   }
   os << "# HELP waypoint_points Points stored per collection.\n# TYPE waypoint_points gauge\n"

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <random>
 #include <set>
@@ -1795,4 +1796,39 @@ TEST_F(ApiTest, PointsBatchAppliesOperationsInOrderAllOrNothing) {
   EXPECT_EQ(
       ok("POST", "/collections/c/points/search", {{"vector", {9, 9, 9}}, {"limit", 1}})[0]["id"],
       10);
+}
+
+// Issue 20: a collection whose store does not open at start (here its RocksDB CURRENT file is
+// garbage) no longer keeps the server from starting: the others serve, it is listed, its
+// requests are a 500 that says why, and it can be deleted and created again.
+TEST_F(ApiTest, ACollectionThatDoesNotOpenLeavesTheOthersServing) {
+  make_points();
+  ok("PUT", "/collections/broken", {{"vectors", {{"size", 2}, {"distance", "Dot"}}}});
+  ok("PUT", "/collections/broken/points?wait=true",
+     {{"points", {{{"id", 1}, {"vector", {1, 2}}}}}});
+  ok("POST", "/collections/aliases",
+     {{"actions", {{{"create_alias", {{"collection_name", "broken"}, {"alias_name", "al"}}}}}}});
+  api_.reset();
+  engine_.reset();
+  std::ofstream(tmp_.file("data") + "/collections/broken/store/CURRENT", std::ios::trunc)
+      << "garbage";
+  restart();
+  EXPECT_EQ(ok("POST", "/collections/c/points/count", json::object())["count"], 3);
+  json names = json::array();
+  const json listed = ok("GET", "/collections");
+  for (const json& c : listed["collections"]) names.push_back(c["name"]);
+  EXPECT_EQ(names, json({"broken", "c"}));
+  for (const char* target : {"/collections/broken", "/collections/al"}) {
+    const Response r = call("GET", target);
+    EXPECT_EQ(r.status, 500u) << r.body;
+    EXPECT_NE(r.body.find("`broken` could not be opened at start"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(
+      call("PUT", "/collections/broken", R"({"vectors": {"size": 2, "distance": "Dot"}})").status,
+      409u);
+  EXPECT_EQ(call("GET", "/metrics").status, 200u);
+  EXPECT_EQ(ok("DELETE", "/collections/broken"), true);
+  EXPECT_EQ(ok("GET", "/aliases")["aliases"].size(), 0u);
+  ok("PUT", "/collections/broken", {{"vectors", {{"size", 2}, {"distance", "Dot"}}}});
+  EXPECT_EQ(ok("POST", "/collections/broken/points/count", json::object())["count"], 0);
 }

@@ -927,17 +927,23 @@ TEST(Server, ARequestInFlightAtSigtermIsAnsweredAndKept) {
   }
 }
 
-// Exit status 1 is for failures that are not the caller's input (README): a collection store
-// that RocksDB finds corrupt stops start-up with status 1 and a message naming the store and the
-// damage, and leaves the files as they were for whoever repairs them.
-TEST(Server, ADamagedStoreStopsStartUpWithStatus1) {
+// Issue 20: a collection store that RocksDB finds corrupt no longer stops start-up (one damaged
+// collection took every other down with it): the server starts, says which store is damaged and
+// how, serves the other collections, answers the damaged one's requests with a 500 that says
+// why, and leaves its files as they were for whoever repairs them.
+TEST(Server, ADamagedStoreIsReportedAndTheOtherCollectionsServe) {
   wp::test::TempDir tmp;
   const std::string data = tmp.file("data");
   {
     ServerProcess server(data);
     Client c(server.port());
-    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c",
-                     {{"vectors", {{"size", 8}, {"distance", "Euclid"}}}})
+    for (const char* name : {"/collections/c", "/collections/d"}) {
+      ASSERT_EQ(c.call(bhttp::verb::put, name, {{"vectors", {{"size", 2}, {"distance", "Euclid"}}}})
+                    .first,
+                200u);
+    }
+    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/d/points?wait=true",
+                     {{"points", {{{"id", 1}, {"vector", {1, 2}}}}}})
                   .first,
               200u);
     ASSERT_EQ(server.kill_and_wait(SIGTERM), 0);
@@ -945,12 +951,19 @@ TEST(Server, ADamagedStoreStopsStartUpWithStatus1) {
   const std::string current = data + "/collections/c/store/CURRENT";
   ASSERT_TRUE(std::filesystem::exists(current));
   write_file(current, "garbage\n");
-  const auto [status, out] = run_waypoint("serve --port 0 --data " + data);
-  EXPECT_EQ(status, 1) << out;
-  EXPECT_NE(out.find("internal error: cannot open point store"), std::string::npos) << out;
+  ServerProcess server(data, "2>&1");
+  const std::string& out = server.startup();
+  EXPECT_NE(out.find("collection `c` could not be opened: cannot open point store"),
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find("collections/c/store"), std::string::npos) << out;
   EXPECT_NE(out.find("Corruption"), std::string::npos) << out;
-  EXPECT_EQ(out.find("listening on"), std::string::npos) << out;
+  Client c(server.port());
+  const auto [status, answer] = c.call(bhttp::verb::get, "/collections/c");
+  EXPECT_EQ(status, 500u) << answer;
+  EXPECT_NE(answer.dump().find("could not be opened at start"), std::string::npos) << answer;
+  EXPECT_EQ(c.call(bhttp::verb::get, "/collections/d/points/1").first, 200u);
+  EXPECT_EQ(server.kill_and_wait(SIGTERM), 0);
   EXPECT_EQ(wp::test::read_file(current), "garbage\n");
 }
 
