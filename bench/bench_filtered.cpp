@@ -222,7 +222,7 @@ int main(int argc, char** argv) {
       std::fclose(f);
     }
     std::printf(
-        "memory per point: index (vectors %zu B + graph) %.0f B, payloads (JSON trees) "
+        "memory per point: index (vectors %zu B + graph) %.0f B, payloads (packed) "
         "%.0f B, payload indexes %.0f B, point tables %.0f B; total %.0f B; process RSS "
         "%.0f B per point\n",
         dim * sizeof(float), m.vectors.at("") / n, m.payloads / n, m.payload_indexes / n,

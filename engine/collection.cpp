@@ -4,7 +4,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
+#include "engine/json_path.h"
 #include "engine/json_value.h"
 #include "engine/learned_index.h"
 #include "engine/tune_space.h"
@@ -302,8 +304,8 @@ void Collection::load() {
       labels[i].push_back(r.internal);
     }
     if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
-    payload_bytes_ += json_heap_bytes(r.payload);
-    entries_[r.internal] = Entry{r.id, std::move(r.payload), true};
+    entries_[r.internal] = Entry{r.id, PackedPayload(r.payload), true};
+    payload_bytes_ += entries_[r.internal].payload.heap_bytes();
     internal_of_[r.id] = r.internal;
     next_internal_ = std::max(next_internal_, r.internal + 1);
     ++live_;
@@ -418,7 +420,7 @@ std::vector<size_t> Collection::apply(std::vector<WriteOp> ops, bool wait) {
   // in memory; its vectors are read from the store only when `with_vectors`.
   auto current = [&](const PointId& id, bool with_vectors) -> PointWrite {
     if (auto it = staged.find(id); it != staged.end()) return *it->second;
-    if (!with_vectors) return PointWrite{id, {}, entries_[internal_of_.at(id)].payload};
+    if (!with_vectors) return PointWrite{id, {}, entries_[internal_of_.at(id)].payload.unpack()};
     std::optional<PointStore::Record> r = store_->get(id);
     WP_THROW_INTERNAL_IF_NOT(r, "point ", show_json(id.to_json()), " is missing from the store");
     return PointWrite{id, std::move(r->vectors), std::move(r->payload)};
@@ -602,12 +604,12 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
     if (!e.live) {
       ++live_;
     } else {
-      payload_indexes_.remove(id32, e.payload);
-      payload_bytes_ -= json_heap_bytes(e.payload);
+      if (!payload_indexes_.empty()) payload_indexes_.remove(id32, e.payload.unpack());
+      payload_bytes_ -= e.payload.heap_bytes();
     }
-    payload_bytes_ += json_heap_bytes(r.payload);
-    e = Entry{r.id, std::move(r.payload), true};
-    payload_indexes_.add(id32, e.payload);
+    payload_indexes_.add(id32, r.payload);
+    e = Entry{r.id, PackedPayload(r.payload), true};
+    payload_bytes_ += e.payload.heap_bytes();
     internal_of_[r.id] = r.internal;
   }
   next_internal_ = next;
@@ -631,10 +633,12 @@ void Collection::apply_removals(const std::vector<PointId>& ids) {
     if (it == internal_of_.end()) continue;
     labels.push_back(it->second);
     Entry& e = entries_[it->second];
-    payload_indexes_.remove(static_cast<uint32_t>(it->second), e.payload);
-    payload_bytes_ -= json_heap_bytes(e.payload);
+    if (!payload_indexes_.empty()) {
+      payload_indexes_.remove(static_cast<uint32_t>(it->second), e.payload.unpack());
+    }
+    payload_bytes_ -= e.payload.heap_bytes();
     e.live = false;
-    e.payload = json();
+    e.payload = PackedPayload();
     internal_of_.erase(it);
     --live_;
   }
@@ -663,8 +667,13 @@ void Collection::for_each_match(const Filter& filter, const F& fn) const {
 std::unique_ptr<FieldIndex> Collection::build_field_index(const std::string& key,
                                                           PayloadSchema schema) const {
   auto index = std::make_unique<FieldIndex>(key, schema);
+  // Only the top-level member the key path starts from is unpacked from each payload.
+  std::set<std::string, std::less<>> top;
+  const JsonPath path = parse_json_path(json(key), "key");
+  top.insert(path.empty() ? key : path.front().key);
   for (uint64_t i = 0; i < entries_.size(); ++i) {
-    if (entries_[i].live) index->add(static_cast<uint32_t>(i), entries_[i].payload);
+    if (entries_[i].live)
+      index->add(static_cast<uint32_t>(i), entries_[i].payload.unpack_keys(top));
   }
   return index;
 }
@@ -736,7 +745,7 @@ float Collection::score_of(float distance, index::Metric metric) const {
 PointRead Collection::read_point(uint64_t internal, bool with_payload,
                                  const VectorSelector& sel) const {
   const Entry& e = entries_[internal];
-  PointRead p{e.id, with_payload ? e.payload : json(), {}};
+  PointRead p{e.id, with_payload ? e.payload.unpack() : json(), {}};
   if (!sel.any()) return p;
   for (size_t space = 0; space < shapes_.size(); ++space) {
     if (!sel.wants(shapes_[space].name)) continue;

@@ -295,7 +295,7 @@ class Collection {
  private:
   struct Entry {
     PointId id;
-    nlohmann::json payload;
+    PackedPayload payload;  ///< MessagePack: filters unpack only the keys they read
     bool live = false;
   };
   void load();
@@ -359,7 +359,7 @@ class Collection {
   /// The index of each vector space, as shapes_; a point missing a vector is not in its index.
   std::vector<std::unique_ptr<index::Index>> indexes_;
   PayloadIndexes payload_indexes_;  ///< of the live points' payloads, as config_ says
-  size_t payload_bytes_ = 0;        ///< json_heap_bytes of the live points' payloads
+  size_t payload_bytes_ = 0;        ///< heap bytes of the live points' packed payloads
   bool index_from_file_ = false;
 
   mutable std::mutex build_mu_;  ///< guards status_ and builder_

@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstdint>
 #include <iterator>
+#include <set>
 #include <string_view>
 #include <utility>
 
@@ -536,6 +537,22 @@ class NestedNode : public Filter::Node {
 
 class Parser {
  public:
+  /// The top-level payload keys the parsed conditions start from (and those of nested filters'
+  /// conditions: a superset), and whether a path starts otherwise (then the whole payload).
+  std::set<std::string, std::less<>> keys;
+  bool needs_all = false;
+
+  /// A key path, noted in `keys`.
+  JsonPath path_of(const json& j, const std::string& where) {
+    JsonPath path = parse_json_path(j, where);
+    if (!path.empty() && path.front().kind == JsonPathStep::Kind::kKey) {
+      keys.insert(path.front().key);
+    } else {
+      needs_all = true;
+    }
+    return path;
+  }
+
   /// Parses a filter object at `where`; `in_nested` forbids has_id (no ids inside a payload).
   std::unique_ptr<ClauseNode> parse_filter(const json& j, const std::string& where, int depth,
                                            bool in_nested) {
@@ -656,7 +673,7 @@ class Parser {
                       " in one condition, not both (put two conditions in must)");
       kind = *k;
     }
-    JsonPath path = parse_json_path(j["key"], where + ".key");
+    JsonPath path = path_of(j["key"], where + ".key");
     WP_THROW_IF_NOT(kind, where,
                     ": a condition needs one of key+match, key+range, has_id, is_empty, is_null, "
                     "nested, or a nested filter; key ",
@@ -851,7 +868,7 @@ class Parser {
       WP_THROW_IF_NOT(name == "key", where, ".", name, ": unknown field; expected only key");
     }
     WP_THROW_IF_NOT(j.contains("key"), where, ".key: required (a key path string)");
-    return parse_json_path(j["key"], where + ".key");
+    return path_of(j["key"], where + ".key");
   }
 
   /// {"key": "...", "filter": {...}}: the filter applies to each object element of the array.
@@ -865,7 +882,7 @@ class Parser {
     }
     WP_THROW_IF_NOT(j.contains("key"), where, ".key: required (a key path string)");
     WP_THROW_IF_NOT(j.contains("filter"), where, ".filter: required (a filter object)");
-    JsonPath path = parse_json_path(j["key"], where + ".key");
+    JsonPath path = path_of(j["key"], where + ".key");
     if (path.back().kind != JsonPathStep::Kind::kEach) {
       JsonPathStep each;
       each.kind = JsonPathStep::Kind::kEach;
@@ -887,9 +904,17 @@ Filter& Filter::operator=(Filter&&) noexcept = default;
 Filter Filter::parse(const json& j, const std::string& where) {
   Filter f;
   if (j.is_null()) return f;
-  std::unique_ptr<ClauseNode> root = Parser().parse_filter(j, where, 0, /*in_nested=*/false);
+  Parser parser;
+  std::unique_ptr<ClauseNode> root = parser.parse_filter(j, where, 0, /*in_nested=*/false);
   if (!root->empty()) f.root_ = std::move(root);
+  f.keys_ = std::move(parser.keys);
+  f.needs_all_ = parser.needs_all;
   return f;
+}
+
+bool Filter::matches(const PointId& id, const PackedPayload& payload) const {
+  if (!root_) return true;
+  return root_->matches(id, needs_all_ ? payload.unpack() : payload.unpack_keys(keys_));
 }
 
 bool Filter::matches(const PointId& id, const json& payload) const {

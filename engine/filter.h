@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@
 #include <optional>
 #include <string_view>
 
+#include "engine/packed_payload.h"
 #include "engine/point_id.h"
 
 namespace wp::engine {
@@ -123,6 +125,9 @@ class Filter {
 
   /// True when a point with `id` and `payload` (a JSON object, possibly empty) passes.
   bool matches(const PointId& id, const nlohmann::json& payload) const;
+  /// The same for a packed payload, of which only the top-level keys the conditions name are
+  /// unpacked.
+  bool matches(const PointId& id, const PackedPayload& payload) const;
 
   /// True for a filter without any condition.
   bool empty() const;
@@ -139,6 +144,8 @@ class Filter {
 
  private:
   std::unique_ptr<Node> root_;
+  std::set<std::string, std::less<>> keys_;  ///< the top-level keys the conditions start from
+  bool needs_all_ = false;                   ///< a condition's path does not start with a key
 };
 
 }  // namespace wp::engine

@@ -959,3 +959,60 @@ TEST(Engine, ABatchAppliesInOrderAsOneWriteOrNotAtAll) {
   Engine eng(tmp.file("data"));
   EXPECT_EQ(state(*eng.collection("c")), after);
 }
+
+// Issue 16: payloads are held packed (MessagePack): what is packed unpacks the same, a filter
+// unpacks only the top-level keys it names and answers as it does on the tree, and the value
+// walker finds every value's end (every cut is refused).
+TEST(PackedPayload, UnpacksWhatWasPackedAndFiltersReadOnlyTheirKeys) {
+  json many = json::object();  // more than 15 keys: a map16 header
+  for (int i = 0; i < 20; ++i) many["k" + std::to_string(i)] = i * 1000;
+  const std::vector<json> payloads{
+      json::object(),
+      {{"a", 1}},
+      {{"s", std::string(300, 'x')},
+       {"n", -5},
+       {"f", 1.5},
+       {"b", true},
+       {"z", nullptr},
+       {"arr", {1, {2, {{"k", "v"}}}}},
+       {"o", {{"p", {{"q", {1, 2, 3}}}}}},
+       {std::string(40, 'K'), "a key of 40 bytes"},
+       {"big", UINT64_MAX},
+       {"small", INT64_MIN},
+       {"long", std::string(70000, 'y')}},
+      many,
+  };
+  for (const json& p : payloads) {
+    const PackedPayload packed(p);
+    EXPECT_EQ(packed.unpack(), p);
+    const auto* b = reinterpret_cast<const uint8_t*>(packed.bytes().data());
+    const size_t n = packed.bytes().size();
+    EXPECT_EQ(msgpack_value_size(b, b + n), n);
+    for (size_t cut = 0; cut < n; cut += 1 + cut / 64) {
+      EXPECT_EQ(msgpack_value_size(b, b + cut), 0u) << cut;
+    }
+    for (const auto& [key, value] : p.items()) {
+      EXPECT_EQ(packed.unpack_keys({key}), json({{key, value}})) << key;
+    }
+    EXPECT_EQ(packed.unpack_keys({"missing"}), json::object());
+  }
+  const json point = payloads[2];
+  const PackedPayload packed(point);
+  for (const json& f : std::vector<json>{
+           {{"must", {{{"key", "n"}, {"range", {{"lt", 0}}}}}}},
+           {{"must", {{{"key", "o.p.q[]"}, {"match", {{"value", 3}}}}}}},
+           {{"must", {{{"key", "arr[1][1].k"}, {"match", {{"value", "v"}}}}}}},
+           {{"must_not", {{{"key", "b"}, {"match", {{"value", true}}}}}}},
+           {{"should", {{{"is_null", {{"key", "z"}}}}, {{"has_id", {7}}}}}},
+           {{"must", {{{"key", "s"}, {"match", {{"text", "xxxx"}}}}}}},
+           {{"must", {{{"key", "k3"}, {"match", {{"value", 3000}}}}}}},
+           {{"must", {{{"nested", {{"key", "arr"}, {"filter", {{"must", {{{"key", "k"}, {"match", {{"value", "v"}}}}}}}}}}}}}},
+       }) {
+    const Filter parsed = Filter::parse(f);
+    EXPECT_EQ(parsed.matches(PointId::number(7), packed),
+              parsed.matches(PointId::number(7), point))
+        << f;
+  }
+  EXPECT_TRUE(Filter::parse({{"must", {{{"key", "n"}, {"range", {{"lt", 0}}}}}}})
+                  .matches(PointId::number(1), packed));
+}

@@ -1,0 +1,170 @@
+#include "engine/packed_payload.h"
+
+#include <cstring>
+
+#include "index/error.h"
+
+namespace wp::engine {
+
+using nlohmann::json;
+
+namespace {
+
+/// A big-endian unsigned integer of `n` bytes at p.
+uint64_t be(const uint8_t* p, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; ++i) v = (v << 8) | p[i];
+  return v;
+}
+
+/// The head of the value at p: how many bytes it takes itself (header and scalar payload) and
+/// how many values follow it as its elements. 0 bytes when the header is cut short or unknown.
+struct Head {
+  uint64_t bytes = 0;
+  uint64_t children = 0;
+};
+
+Head head(const uint8_t* p, const uint8_t* end) {
+  const size_t left = static_cast<size_t>(end - p);
+  if (left == 0) return {};
+  const uint8_t t = p[0];
+  if (t <= 0x7f || t >= 0xe0) return {1, 0};                // fixint
+  if (t >= 0x80 && t <= 0x8f) return {1, 2u * (t & 0x0f)};  // fixmap
+  if (t >= 0x90 && t <= 0x9f) return {1, t & 0x0fu};        // fixarray
+  if (t >= 0xa0 && t <= 0xbf) return {1u + (t & 0x1f), 0};  // fixstr
+  // Headers with a length field of `n` bytes: the field, then `extra` bytes before the data.
+  auto sized = [&](size_t n, size_t extra) -> Head {
+    if (left < 1 + n) return {};
+    return {1 + n + extra + be(p + 1, n), 0};
+  };
+  auto counted = [&](size_t n, uint64_t per) -> Head {
+    if (left < 1 + n) return {};
+    return {1 + n, per * be(p + 1, n)};
+  };
+  switch (t) {
+    case 0xc0:  // nil
+    case 0xc2:  // false
+    case 0xc3:  // true
+      return {1, 0};
+    case 0xc4:
+      return sized(1, 0);  // bin 8/16/32
+    case 0xc5:
+      return sized(2, 0);
+    case 0xc6:
+      return sized(4, 0);
+    case 0xc7:
+      return sized(1, 1);  // ext 8/16/32: length, type, data
+    case 0xc8:
+      return sized(2, 1);
+    case 0xc9:
+      return sized(4, 1);
+    case 0xca:
+      return {5, 0};  // float 32/64
+    case 0xcb:
+      return {9, 0};
+    case 0xcc:
+      return {2, 0};  // uint 8..64
+    case 0xcd:
+      return {3, 0};
+    case 0xce:
+      return {5, 0};
+    case 0xcf:
+      return {9, 0};
+    case 0xd0:
+      return {2, 0};  // int 8..64
+    case 0xd1:
+      return {3, 0};
+    case 0xd2:
+      return {5, 0};
+    case 0xd3:
+      return {9, 0};
+    case 0xd4:
+      return {3, 0};  // fixext 1..16: type and data
+    case 0xd5:
+      return {4, 0};
+    case 0xd6:
+      return {6, 0};
+    case 0xd7:
+      return {10, 0};
+    case 0xd8:
+      return {18, 0};
+    case 0xd9:
+      return sized(1, 0);  // str 8/16/32
+    case 0xda:
+      return sized(2, 0);
+    case 0xdb:
+      return sized(4, 0);
+    case 0xdc:
+      return counted(2, 1);  // array 16/32
+    case 0xdd:
+      return counted(4, 1);
+    case 0xde:
+      return counted(2, 2);  // map 16/32
+    case 0xdf:
+      return counted(4, 2);
+    default:  // 0xc1: never used
+      return {};
+  }
+}
+
+}  // namespace
+
+size_t msgpack_value_size(const uint8_t* p, const uint8_t* end) {
+  const uint8_t* at = p;
+  uint64_t pending = 1;  // values still to skip: no recursion, however deep the value
+  while (pending > 0) {
+    const Head h = head(at, end);
+    if (h.bytes == 0 || h.bytes > static_cast<uint64_t>(end - at)) return 0;
+    at += h.bytes;
+    pending = pending - 1 + h.children;
+    if (pending > static_cast<uint64_t>(end - at)) return 0;  // each value takes a byte at least
+  }
+  return static_cast<size_t>(at - p);
+}
+
+PackedPayload::PackedPayload() : bytes_(1, static_cast<char>(0x80)) {}
+
+PackedPayload::PackedPayload(const json& payload) {
+  const std::vector<uint8_t> b = json::to_msgpack(payload);
+  bytes_.assign(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+json PackedPayload::unpack() const {
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes_.data());
+  return json::from_msgpack(p, p + bytes_.size());
+}
+
+json PackedPayload::unpack_keys(const std::set<std::string, std::less<>>& keys) const {
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes_.data());
+  const uint8_t* end = p + bytes_.size();
+  const Head top = head(p, end);
+  const bool map = (p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf;
+  if (!map || top.bytes == 0) return unpack();  // not an object: the whole (never for payloads)
+  json out = json::object();
+  const uint8_t* at = p + top.bytes;
+  for (uint64_t i = 0; i < top.children / 2; ++i) {
+    WP_THROW_INTERNAL_IF_NOT(at < end, "packed payload: cut short");
+    const uint8_t t = at[0];
+    const size_t header = t >= 0xa0 && t <= 0xbf ? 1
+                          : t == 0xd9            ? 2
+                          : t == 0xda            ? 3
+                          : t == 0xdb            ? 5
+                                                 : 0;
+    const size_t key_size = msgpack_value_size(at, end);
+    WP_THROW_INTERNAL_IF_NOT(header > 0 && key_size >= header,
+                             "packed payload: a key is not a string");
+    const std::string_view name(reinterpret_cast<const char*>(at + header), key_size - header);
+    at += key_size;
+    const size_t value_size = msgpack_value_size(at, end);
+    WP_THROW_INTERNAL_IF_NOT(value_size > 0, "packed payload: a value is cut short");
+    if (keys.count(name)) out[std::string(name)] = json::from_msgpack(at, at + value_size);
+    at += value_size;
+  }
+  return out;
+}
+
+size_t PackedPayload::heap_bytes() const {
+  return bytes_.capacity() > 15 ? bytes_.capacity() + 1 : 0;
+}
+
+}  // namespace wp::engine
