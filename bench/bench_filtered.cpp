@@ -8,6 +8,7 @@
 //                  [--dataset DIR]   (its base rows, --points at most, and its queries)
 //                  [--unindexed 0]   (skip the rows without payload indexes: at 1M points each
 //                                     of their queries checks a million payloads)
+//                  [--clusters N]    (synthetic points around N centers instead of uniform)
 //
 // Prints one Markdown table row per (filter, payload index or not). Single thread, one process:
 // the rows compare within one run.
@@ -102,6 +103,7 @@ int main(int argc, char** argv) {
   unsigned seed = 1;
   std::string dataset;
   bool unindexed = true;
+  size_t clusters = 0;  // 0: uniform in the unit cube
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     const size_t v = std::strtoull(argv[i + 1], nullptr, 10);
@@ -109,6 +111,8 @@ int main(int argc, char** argv) {
       dataset = argv[i + 1];
     else if (a == "--unindexed")
       unindexed = v != 0;
+    else if (a == "--clusters")
+      clusters = v;
     else if (a == "--points")
       points = v;
     else if (a == "--dim")
@@ -131,6 +135,22 @@ int main(int argc, char** argv) {
           .string();
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(0, 1);
+  // Synthetic vectors: uniform in the unit cube, or (--clusters N) around N centers drawn so,
+  // each coordinate N(center, 0.1): clusters well apart (their centers ~2.3 apart at 32-d, their
+  // points ~0.57 from the center), as embeddings of kinds of things are.
+  std::normal_distribution<float> noise(0, 0.1f);
+  std::vector<std::vector<float>> centers(clusters, std::vector<float>(dim));
+  for (auto& c : centers) {
+    for (float& x : c) x = u(rng);
+  }
+  auto draw = [&](float* out) {
+    if (clusters == 0) {
+      for (size_t j = 0; j < dim; ++j) out[j] = u(rng);
+      return;
+    }
+    const std::vector<float>& c = centers[rng() % clusters];
+    for (size_t j = 0; j < dim; ++j) out[j] = c[j] + noise(rng);
+  };
   wp::index::Dataset ds;
   if (!dataset.empty()) {
     ds = wp::index::load_dataset(dataset);
@@ -155,7 +175,7 @@ int main(int argc, char** argv) {
         p.id = PointId::number(from + i);
         p.vectors[""].resize(dim);
         if (dataset.empty()) {
-          for (float& x : p.vectors[""]) x = u(rng);
+          draw(p.vectors[""].data());
         } else {
           std::copy(ds.base.row(from + i), ds.base.row(from + i) + dim, p.vectors[""].begin());
         }
@@ -166,12 +186,15 @@ int main(int argc, char** argv) {
       col->upsert(std::move(batch), false);
     }
     std::printf("%zu points of dimension %zu (%s) loaded in %.1f s; %zu queries, k %zu, ef %zu\n\n",
-                points, dim, dataset.empty() ? "uniform random" : dataset.c_str(),
+                points, dim,
+                !dataset.empty() ? dataset.c_str()
+                : clusters > 0   ? ("clustered, " + std::to_string(clusters) + " clusters").c_str()
+                                 : "uniform random",
                 seconds_since(t0), queries, k, ef);
     std::vector<std::vector<float>> qs(queries, std::vector<float>(dim));
     for (size_t i = 0; i < queries; ++i) {
       if (dataset.empty()) {
-        for (float& x : qs[i]) x = u(rng);
+        draw(qs[i].data());
       } else {
         std::copy(ds.query.row(i), ds.query.row(i) + dim, qs[i].begin());
       }
