@@ -39,23 +39,16 @@ class NamedVectors : public ApiTest {
           {"vectors", {{"image", {{2, 0, 0, 0}, {3, 0, 0, 0}}}, {"text", {{1, 1}, {-1, 0}}}}},
           {"payloads", {{{"k", "a"}}, {{"k", "b"}}}}}}});
   }
-  /// The ids of a query's answer, in order.
-  std::vector<int> ids(const json& body) {
-    std::vector<int> out;
+  /// One field of every point of a query's answer, in order.
+  template <typename T>
+  std::vector<T> field_of_points(const json& body, const char* field) {
+    std::vector<T> out;
     const json answer = ok("POST", "/collections/nv/points/query", body);
-    for (const json& p : answer["points"]) {
-      out.push_back(p["id"].get<int>());
-    }
+    for (const json& p : answer["points"]) out.push_back(p[field].get<T>());
     return out;
   }
-  std::vector<double> scores(const json& body) {
-    std::vector<double> out;
-    const json answer = ok("POST", "/collections/nv/points/query", body);
-    for (const json& p : answer["points"]) {
-      out.push_back(p["score"].get<double>());
-    }
-    return out;
-  }
+  std::vector<int> ids(const json& body) { return field_of_points<int>(body, "id"); }
+  std::vector<double> scores(const json& body) { return field_of_points<double>(body, "score"); }
   json vectors_of(int id, const json& with_vector = true) {
     return ok("POST", "/collections/nv/points",
               {{"ids", {id}}, {"with_vector", with_vector}})[0]["vector"];
