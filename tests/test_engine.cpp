@@ -1006,11 +1006,13 @@ TEST(PackedPayload, UnpacksWhatWasPackedAndFiltersReadOnlyTheirKeys) {
            {{"should", {{{"is_null", {{"key", "z"}}}}, {{"has_id", {7}}}}}},
            {{"must", {{{"key", "s"}, {"match", {{"text", "xxxx"}}}}}}},
            {{"must", {{{"key", "k3"}, {"match", {{"value", 3000}}}}}}},
-           {{"must", {{{"nested", {{"key", "arr"}, {"filter", {{"must", {{{"key", "k"}, {"match", {{"value", "v"}}}}}}}}}}}}}},
+           {{"must",
+             {{{"nested",
+                {{"key", "arr"},
+                 {"filter", {{"must", {{{"key", "k"}, {"match", {{"value", "v"}}}}}}}}}}}}}},
        }) {
     const Filter parsed = Filter::parse(f);
-    EXPECT_EQ(parsed.matches(PointId::number(7), packed),
-              parsed.matches(PointId::number(7), point))
+    EXPECT_EQ(parsed.matches(PointId::number(7), packed), parsed.matches(PointId::number(7), point))
         << f;
   }
   EXPECT_TRUE(Filter::parse({{"must", {{{"key", "n"}, {"range", {{"lt", 0}}}}}}})
