@@ -70,12 +70,24 @@ const VectorShape& Collection::vector_shape(const std::string& name,
   return shapes_[space_of(name, field)];
 }
 
-size_t Collection::space_of(const std::string& name, const std::string& field) const {
+std::optional<size_t> Collection::find_space(const std::string& name) const {
   for (size_t i = 0; i < shapes_.size(); ++i) {
     if (shapes_[i].name == name) return i;
   }
+  return std::nullopt;
+}
+
+size_t Collection::space_of(const std::string& name, const std::string& field) const {
+  if (const std::optional<size_t> i = find_space(name)) return *i;
   (void)config_.vector(name, field);  // throws the error that lists the names
   throw InternalError("vector space missing");
+}
+
+index::IndexSpec Collection::spec_for(size_t space, const index::IndexSpec& requested) const {
+  index::IndexSpec spec = requested;
+  spec.metric = shapes_[space].metric;
+  spec.validate();
+  return spec;
 }
 
 void Collection::check_selector(const VectorSelector& sel, const std::string& field) const {
@@ -103,9 +115,7 @@ void Collection::wait_for_build() {
 void Collection::rebuild_index(const index::IndexSpec& requested, const json& learned,
                                const std::string& vector) {
   const size_t space = space_of(vector, "using");
-  index::IndexSpec spec = requested;
-  spec.metric = shapes_[space].metric;
-  spec.validate();
+  const index::IndexSpec spec = spec_for(space, requested);
   const bool is_learned = spec.kind == index::IndexKind::kRl;
   WP_THROW_IF_NOT(!is_learned || learned_builder(index::index_kind_name(spec.kind)), "type: \"",
                   index::index_kind_name(spec.kind),
@@ -117,10 +127,8 @@ void Collection::rebuild_index(const index::IndexSpec& requested, const json& le
 void Collection::rebuild_indexes(const std::map<std::string, index::IndexSpec>& specs) {
   std::vector<std::pair<size_t, index::IndexSpec>> plan;
   for (const auto& [vector, requested] : specs) {
-    index::IndexSpec spec = requested;
     const size_t space = space_of(vector, "vectors");
-    spec.metric = shapes_[space].metric;
-    spec.validate();
+    const index::IndexSpec spec = spec_for(space, requested);
     WP_THROW_IF_NOT(spec.kind != index::IndexKind::kRl, "vectors.", vector,
                     ": a learned index is built by PUT /collections/", name_, "/vector_index");
     plan.emplace_back(space, spec);
@@ -296,12 +304,11 @@ void Collection::load() {
   for (const VectorShape& shape : shapes_) vectors.emplace_back(0, shape.dim);
   store_->scan(std::nullopt, [&](PointStore::Record&& r) {
     for (const auto& [vname, v] : r.vectors) {
-      size_t i = 0;
-      while (i < spaces && shapes_[i].name != vname) ++i;
-      WP_THROW_INTERNAL_IF_NOT(i < spaces && v.size() == shapes_[i].dim,
+      const std::optional<size_t> i = find_space(vname);
+      WP_THROW_INTERNAL_IF_NOT(i && v.size() == shapes_[*i].dim,
                                "stored point with a vector of wrong name or dimension");
-      vectors[i].data.insert(vectors[i].data.end(), v.begin(), v.end());
-      labels[i].push_back(r.internal);
+      vectors[*i].data.insert(vectors[*i].data.end(), v.begin(), v.end());
+      labels[*i].push_back(r.internal);
     }
     if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
     entries_[r.internal] = Entry{r.id, PackedPayload(r.payload), true};
@@ -750,7 +757,9 @@ PointRead Collection::read_point(uint64_t internal, bool with_payload,
   for (size_t space = 0; space < shapes_.size(); ++space) {
     if (!sel.wants(shapes_[space].name)) continue;
     std::vector<float> v(shapes_[space].dim);
-    if (indexes_[space]->get_vector(internal, v.data())) p.vectors[shapes_[space].name] = v;
+    if (indexes_[space]->get_vector(internal, v.data())) {
+      p.vectors[shapes_[space].name] = std::move(v);
+    }
   }
   return p;
 }

@@ -301,6 +301,9 @@ class Collection {
   void load();
   /// The position of space `name` in shapes_ and indexes_ (UserError naming `field` if none).
   size_t space_of(const std::string& name, const std::string& field) const;
+  std::optional<size_t> find_space(const std::string& name) const;
+  /// `requested` with the metric of space `space`, validated.
+  index::IndexSpec spec_for(size_t space, const index::IndexSpec& requested) const;
   /// UserError unless every name `sel` lists is a vector space (`field`: with_vector).
   void check_selector(const VectorSelector& sel, const std::string& field) const;
   /// Runs `job` in the builder thread with status `state` and `target` for space `vector`, then

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <iterator>
 
 #include "engine/json_path.h"
 #include "engine/json_value.h"
@@ -384,12 +385,16 @@ std::vector<engine::ScoredPoint> recommend_by_scores(const engine::Collection& c
     norm += double{combined[j]} * combined[j];
   }
   if (norm > 0 && std::isfinite(norm)) gather(combined);
+  // Each candidate once, the examples' own points left out.
   std::sort(candidates.begin(), candidates.end());
   candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  std::sort(used.begin(), used.end());
+  std::vector<engine::PointId> kept;
+  std::set_difference(candidates.begin(), candidates.end(), used.begin(), used.end(),
+                      std::back_inserter(kept));
   std::vector<std::pair<float, engine::PointId>> scored;
-  for (engine::PointRead& p : col.retrieve(
-           candidates, false, engine::VectorSelector(std::vector<std::string>{shape.name}))) {
-    if (std::find(used.begin(), used.end(), p.id) != used.end()) continue;
+  for (engine::PointRead& p :
+       col.retrieve(kept, false, engine::VectorSelector(std::vector<std::string>{shape.name}))) {
     auto it = p.vectors.find(shape.name);
     if (it != p.vectors.end()) scored.emplace_back(score(it->second.data()), p.id);
   }
