@@ -64,9 +64,7 @@ struct ParsedSearch {
 
 /// The vector space a request names in `using` ("" when absent: the unnamed vector).
 std::string get_using(const json& body, const std::string& where) {
-  if (!body.contains("using") || body["using"].is_null()) return "";
-  WP_THROW_IF_NOT(body["using"].is_string(), join(where, "using"), ": expected a vector name");
-  return body["using"].get<std::string>();
+  return engine::get_string(body, "using", where, "");
 }
 
 void read_search_params(const json& body, const std::string& where, engine::SearchQuery& q) {
