@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "engine/json_value.h"
+#include "http/cluster_node.h"
 #include "http/request_parsing.h"
 #include "index/error.h"
 
@@ -107,6 +108,10 @@ const std::vector<Api::Route>& Api::routes() {
        Access::kRead, Answer::kText, true},
       {"GET", "/openapi.json", "This OpenAPI document", &Api::openapi, Access::kRead,
        Answer::kBare},
+      {"GET", "/cluster",
+       "The cluster as this node sees it (Qdrant's ClusterStatus; {\"status\": \"disabled\"} "
+       "without --cluster; `etcd` adds the coordination state)",
+       &Api::cluster_status, Access::kRead},
       {"GET", "/collections", "List collections", &Api::list_collections, Access::kRead},
       {"POST", "/collections/aliases",
        "Create, delete and rename aliases ({\"actions\": [...]}), all or none; every collection "
@@ -481,6 +486,11 @@ json Api::healthz(const Call&) {
 // Collections are loaded before the server listens, so a server that answers is ready.
 json Api::readyz(const Call&) {
   return "all shards are ready";
+}
+
+json Api::cluster_status(const Call&) {
+  if (!cluster_) return {{"status", "disabled"}};
+  return cluster_->status();
 }
 
 json Api::openapi(const Call&) {

@@ -27,6 +27,8 @@
 
 namespace wp::http {
 
+class ClusterNode;
+
 struct Request {
   std::string method;  ///< "GET", "PUT", "POST", "DELETE"
   std::string target;  ///< path and query string, e.g. "/collections/a/points?wait=true"
@@ -87,6 +89,10 @@ class Api {
   std::string metrics_text() const;
 
   const ApiOptions& options() const { return options_; }
+
+  /// Serves `GET /cluster` from this node's membership (nullptr: not in a cluster). The node
+  /// must outlive the Api's requests.
+  void set_cluster(const ClusterNode* node) { cluster_ = node; }
 
   /// Whether a route changes data (the read-only key may call only kRead routes).
   enum class Access { kUnset, kRead, kWrite };
@@ -159,6 +165,7 @@ class Api {
   nlohmann::json healthz(const Call& c);
   nlohmann::json readyz(const Call& c);
   nlohmann::json openapi(const Call& c);
+  nlohmann::json cluster_status(const Call& c);
 
   nlohmann::json update_result(bool wait);
   /// A single write route: its body read as the points/batch operation `operation`, applied.
@@ -178,6 +185,7 @@ class Api {
 
   engine::Engine& engine_;
   ApiOptions options_;
+  const ClusterNode* cluster_ = nullptr;
   std::atomic<uint64_t> operation_id_{0};
 
   mutable std::mutex metrics_mu_;

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "http/client.h"
+#include "server_process.h"
 #include "test_util.h"
 
 namespace net = boost::asio;
@@ -36,93 +37,11 @@ namespace bhttp = boost::beast::http;
 using nlohmann::json;
 using tcp = net::ip::tcp;
 
+using wp::test::Client;
+using wp::test::run_waypoint;
+using wp::test::ServerProcess;
+
 namespace {
-
-/// `waypoint serve` in a child process; its port is read from the "listening on" line.
-class ServerProcess {
- public:
-  /// The whole argument line after `serve` (no --port 0 --data added).
-  struct Args {
-    std::string line;
-  };
-  /// `launcher` runs before the binary (e.g. "prlimit --nofile=64:64").
-  explicit ServerProcess(const std::string& data, const std::string& extra = "",
-                         const std::string& launcher = "") {
-    start("--port 0 --data " + data + " " + extra, launcher);
-  }
-  explicit ServerProcess(const Args& args) { start(args.line, ""); }
-  ~ServerProcess() {
-    if (pid_ > 0) kill_and_wait(SIGKILL);
-    if (out_) fclose(out_);
-  }
-  uint16_t port() const { return port_; }
-  /// What the server printed up to and including its "listening on" line.
-  const std::string& startup() const { return startup_; }
-  /// Sends `sig` without waiting.
-  void signal(int sig) {
-    if (pid_ > 0) kill(pid_, sig);
-  }
-  /// Waits for the process to end and returns its exit status (or -signal).
-  int wait() {
-    if (pid_ <= 0) return 0;
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-  }
-  /// Sends `sig` and returns the exit status (or -signal).
-  int kill_and_wait(int sig) {
-    signal(sig);
-    return wait();
-  }
-
- private:
-  void start(const std::string& args, const std::string& launcher) {
-    int fds[2];
-    EXPECT_EQ(pipe(fds), 0);
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(fds[1], STDOUT_FILENO);
-      close(fds[0]);
-      const std::string cmd = "exec " + launcher + " " + WAYPOINT_BIN + " serve " + args;
-      execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-      _exit(127);
-    }
-    close(fds[1]);
-    out_ = fdopen(fds[0], "r");
-    char line[512];
-    while (fgets(line, sizeof line, out_)) {
-      startup_ += line;
-      // "listening on http://127.0.0.1:PORT" (https:// with TLS).
-      const char* at = strstr(line, "://127.0.0.1:");
-      if (strstr(line, "listening on ") && at) {
-        port_ = static_cast<uint16_t>(atoi(at + strlen("://127.0.0.1:")));
-        break;
-      }
-    }
-    EXPECT_NE(port_, 0) << "server did not start";
-  }
-
-  pid_t pid_ = -1;
-  FILE* out_ = nullptr;
-  uint16_t port_ = 0;
-  std::string startup_;
-};
-
-/// A keep-alive client whose answers are parsed as JSON (a plain-text answer, such as a health
-/// probe's, as a JSON string); throws on any transport error.
-class Client {
- public:
-  explicit Client(uint16_t port, std::string api_key = "") : c_(port, std::move(api_key)) {}
-  std::pair<unsigned, json> call(bhttp::verb method, const std::string& target,
-                                 const json& body = nullptr) {
-    auto [status, text] = c_.call(method, target, body.is_null() ? "" : body.dump());
-    return {status, json::accept(text) ? json::parse(text) : json(text)};
-  }
-
- private:
-  wp::http::LoopbackClient c_;
-};
 
 /// A vector of its own for each id (no two ids share one, so a search for it has one answer).
 std::vector<float> vector_of(uint64_t id) {
@@ -612,21 +531,6 @@ TEST(Server, TlsRefusesAKeyThatIsNotTheCertificates) {
 
 // Issue 20: what README's `waypoint serve` section promises, on the real binary.
 namespace {
-
-/// Runs `waypoint ARGS` to its end (killed after `seconds`: exit status 124) and returns its exit
-/// status and everything it printed on stdout and stderr.
-std::pair<int, std::string> run_waypoint(const std::string& args, int seconds = 20) {
-  const std::string cmd =
-      "timeout " + std::to_string(seconds) + " " + WAYPOINT_BIN + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return {-1, "popen failed"};
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 void write_file(const std::string& path, const std::string& text) {
   FILE* f = fopen(path.c_str(), "w");

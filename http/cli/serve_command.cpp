@@ -2,11 +2,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <set>
 
 #include "engine/command/command.h"
 #include "engine/engine.h"
 #include "engine/json_value.h"
+#include "http/cluster_node.h"
 #include "http/server.h"
 #include "index/dataset.h"
 #include "index/error.h"
@@ -97,6 +99,34 @@ int cmd_serve(Args& args) {
       static_cast<size_t>(int_setting("max-upload-mb", "max_upload_mb", 1024, 1, 1 << 20)) << 20;
   const std::string snapshots = text_setting("snapshots-dir", "snapshots_dir", "");
   const std::string demo = text_setting("demo", "demo", "");
+  // Cluster mode (docs/cluster.md): membership and the cluster map in etcd.
+  known.insert("cluster");
+  bool cluster = args.flag("cluster");
+  if (!cluster && file.contains("cluster")) {
+    WP_THROW_IF_NOT(file["cluster"].is_boolean(), "--config: cluster must be true or false, got ",
+                    file["cluster"].dump());
+    cluster = file["cluster"].get<bool>();
+  }
+  http::ClusterOptions co;
+  co.etcd = text_setting("etcd", "etcd", "");
+  // node_id: an integer in the file (a string of digits also), digits on the command line.
+  if (file.contains("node_id") && file["node_id"].is_number_unsigned()) {
+    file["node_id"] = std::to_string(file["node_id"].get<uint64_t>());
+  }
+  const std::string node_id = text_setting("node-id", "node_id", "");
+  co.advertise = text_setting("advertise", "advertise", "");
+  co.lease_ttl = int_setting("lease-ttl", "lease_ttl", 10, 2, 3600);
+  if (cluster) {
+    WP_THROW_IF_NOT(!co.etcd.empty(), "--cluster needs --etcd http://HOST:PORT");
+    WP_THROW_IF_NOT(!node_id.empty(), "--cluster needs --node-id N (an integer, 1 or more)");
+    WP_THROW_IF_NOT(
+        node_id.size() <= 16 && node_id.find_first_not_of("0123456789") == std::string::npos,
+        "--node-id must be an integer in 1..2^53-1, got '", node_id, "'");
+    co.node_id = std::stoull(node_id);
+  } else {
+    WP_THROW_IF_NOT(co.etcd.empty() && node_id.empty() && co.advertise.empty(),
+                    "--etcd, --node-id and --advertise need --cluster");
+  }
   for (const auto& [key, value] : file.items()) {
     WP_THROW_IF_NOT(known.count(key), "--config: unknown setting '", key, "'");
   }
@@ -107,6 +137,20 @@ int cmd_serve(Args& args) {
   http::Api api(eng, ao);
   http::Server server(api, so);
   server.listen();
+  std::unique_ptr<http::ClusterNode> node;
+  if (cluster) {
+    if (co.advertise.empty()) {
+      WP_THROW_IF_NOT(so.host != "0.0.0.0" && so.host != "::", "--cluster with --host ", so.host,
+                      " needs --advertise http://HOST:PORT (the address other nodes reach this "
+                      "one at)");
+      co.advertise = "http://" + so.host + ":" + std::to_string(server.port());
+    }
+    node = std::make_unique<http::ClusterNode>(co);
+    api.set_cluster(node.get());
+    std::printf("waypoint node %llu joined the cluster at %s as %s (lease %lld s)\n",
+                static_cast<unsigned long long>(co.node_id), co.etcd.c_str(), co.advertise.c_str(),
+                static_cast<long long>(co.lease_ttl));
+  }
   std::printf("waypoint listening on %s://%s:%u (data: %s, %zu collections%s%s)\n",
               so.tls_cert.empty() ? "http" : "https", so.host.c_str(), server.port(),
               std::filesystem::absolute(data).c_str(), eng.names().size(),
@@ -114,6 +158,8 @@ int cmd_serve(Args& args) {
               ao.read_only_api_key.empty() ? "" : ", read-only key accepted");
   std::fflush(stdout);
   server.run();
+  api.set_cluster(nullptr);
+  node.reset();  // leaves the cluster: revokes the lease
   std::printf("waypoint: shutting down, saving index files\n");
   std::fflush(stdout);
   return 0;  // ~Engine saves the index files
@@ -125,9 +171,11 @@ const CommandRegistration kServe(
      "          [--max-body-mb 32] [--idle-timeout 60] [--max-connections 1024]\n"
      "          [--max-bodies-mb 256] [--max-upload-mb 1024] [--read-only-api-key K]\n"
      "          [--tls-cert CERT.pem --tls-key KEY.pem] [--snapshots-dir DATA/snapshots]\n"
-     "          [--config FILE.json] [--demo DATASET_DIR]",
+     "          [--config FILE.json] [--demo DATASET_DIR]\n"
+     "          [--cluster --etcd http://HOST:2379 --node-id N [--advertise http://HOST:PORT]\n"
+     "           [--lease-ttl 10]]",
      10,
-     {},
+     {"cluster"},
      &cmd_serve});
 
 }  // namespace

@@ -1,0 +1,100 @@
+#pragma once
+/**
+ * @file cluster_node.h
+ * One waypoint process as a member of a cluster coordinated by etcd (`serve --cluster`).
+ *
+ * Membership: the node holds the key `<prefix>nodes/<id>` (its id and the URL other nodes reach
+ * it at) under a lease of `lease_ttl` seconds and renews the lease every third of it. A node
+ * that cannot show a renewal younger than the lease's TTL (less a safety margin) is *fenced*: its
+ * lease may have expired in etcd, and other nodes may already have taken over its shards, so it
+ * must not act as a primary until it has joined again (a new lease, its key claimed again).
+ *
+ * The cluster map: every key under the prefix, read once and kept current by a watch (listed
+ * again whenever etcd has compacted past the watch), so that reads of the map never wait for
+ * etcd.
+ */
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "http/etcd_client.h"
+
+namespace wp::http {
+
+struct ClusterOptions {
+  std::string etcd;                   ///< "http://host:port" of an etcd member
+  uint64_t node_id = 0;               ///< 1 .. 2^53 - 1 (Qdrant's peer ids are integers)
+  std::string advertise;              ///< "http://host:port" other nodes reach this one at
+  int64_t lease_ttl = 10;             ///< seconds, 2 .. 3600
+  std::string prefix = "/waypoint/";  ///< every key the cluster keeps in etcd starts with it
+};
+
+/// Checks the options, naming the flag (--node-id, --lease-ttl, --etcd, --advertise) of what is
+/// wrong; throws UserError.
+void validate(const ClusterOptions& o);
+
+class ClusterNode {
+ public:
+  /// Joins: grants a lease, claims the node's key, starts renewing and watching. Throws UserError
+  /// when etcd cannot be reached or another live node holds the id (a node restarted at the same
+  /// URL takes its old key over at once).
+  explicit ClusterNode(ClusterOptions options);
+  /// Leaves: stops renewing and revokes the lease, so the others see the node go at once.
+  ~ClusterNode();
+  ClusterNode(const ClusterNode&) = delete;
+  ClusterNode& operator=(const ClusterNode&) = delete;
+
+  uint64_t id() const { return options_.node_id; }
+  const ClusterOptions& options() const { return options_; }
+
+  /// Whether the node must not act as a primary now (see the file comment).
+  bool fenced() const;
+  /// The live nodes as the cluster map has them: id -> URL.
+  std::map<uint64_t, std::string> peers() const;
+  /// Every key of the cluster map (after the prefix) and its value.
+  std::map<std::string, std::string> map() const;
+  /// The revision of etcd the map was last brought to.
+  int64_t revision() const { return watch_ ? watch_->revision() : 0; }
+  /// How many times the node has joined (1 + each rejoin after a lost lease).
+  uint64_t joins() const { return joins_; }
+  /// How many times the map was listed (1 + each compaction the watch could not follow).
+  uint64_t lists() const { return watch_ ? watch_->lists() : 0; }
+
+  /// Qdrant's `GET /cluster` result for this node.
+  nlohmann::json status() const;
+
+ private:
+  std::string node_key(uint64_t id) const;
+  /// Grants a lease and claims the node key under it; throws EtcdError or UserError.
+  void join();
+  void renew_loop();
+  /// Stops renewing and watching and revokes the lease (the destructor; also a failed join).
+  void leave();
+
+  ClusterOptions options_;
+  etcd::Client client_;
+
+  mutable std::mutex mu_;  // guards what follows until the thread
+  std::map<std::string, std::string> map_;
+  int64_t lease_ = 0;
+  /// When the last renewal that succeeded was sent (a lease lives at least TTL after it).
+  std::chrono::steady_clock::time_point renewed_{};
+  std::chrono::system_clock::time_point renewed_wall_{};
+  std::string last_error_;
+  std::atomic<uint64_t> joins_{0};
+  bool stopping_ = false;
+  std::condition_variable cv_;
+
+  std::unique_ptr<etcd::Watch> watch_;
+  std::thread renewer_;
+};
+
+}  // namespace wp::http
