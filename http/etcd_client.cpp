@@ -1,5 +1,7 @@
 #include "http/etcd_client.h"
 
+#include "http/http_connection.h"
+
 #include <openssl/evp.h>
 
 #include <boost/asio/connect.hpp>
@@ -129,107 +131,6 @@ json compare_json(const Compare& c) {
   return j;
 }
 
-/// One HTTP connection to an etcd member, every operation bounded by a deadline: asynchronous
-/// operations run on the connection's own io_context until they complete or `should_stop`
-/// says so (checked every 100 ms).
-class Connection {
- public:
-  Connection(std::string host, std::string port) : host_(std::move(host)), port_(std::move(port)) {}
-
-  bool open() const { return stream_.socket().is_open(); }
-  void close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
-    buffer_.clear();
-  }
-
-  void connect(std::chrono::milliseconds timeout, const std::function<bool()>& should_stop) {
-    beast::error_code ec;
-    const auto endpoints = tcp::resolver(ioc_).resolve(host_, port_, ec);
-    if (ec) throw EtcdError(-1, "etcd: cannot resolve " + host_ + ": " + ec.message());
-    stream_.expires_after(timeout);
-    stream_.async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
-    run(should_stop);
-    if (ec) {
-      close();
-      throw EtcdError(-1, "etcd: cannot connect to " + host_ + ":" + port_ + ": " + ec.message());
-    }
-    stream_.socket().set_option(tcp::no_delay(true), ec);
-  }
-
-  /// Sends a POST of `body` to `target` and reads the answer's header.
-  void send(const std::string& target, const std::string& body,
-            bhttp::response_parser<bhttp::string_body>& parser, std::chrono::milliseconds timeout,
-            const std::function<bool()>& should_stop) {
-    bhttp::request<bhttp::string_body> req(bhttp::verb::post, target, 11);
-    req.set(bhttp::field::host, host_ + ":" + port_);
-    req.set(bhttp::field::content_type, "application/json");
-    req.body() = body;
-    req.prepare_payload();
-    beast::error_code ec;
-    bool done = false;
-    stream_.expires_after(timeout);
-    bhttp::async_write(stream_, req, [&](beast::error_code e, size_t) {
-      ec = e;
-      if (ec) {
-        done = true;
-        return;
-      }
-      bhttp::async_read_header(stream_, buffer_, parser, [&](beast::error_code e2, size_t) {
-        ec = e2;
-        done = true;
-      });
-    });
-    run(should_stop);
-    if (!done && !ec) ec = net::error::operation_aborted;
-    if (ec) throw EtcdError(-1, "etcd: " + target + ": " + ec.message());
-  }
-
-  /// Reads the rest of the answer.
-  void read_body(bhttp::response_parser<bhttp::string_body>& parser,
-                 std::chrono::milliseconds timeout, const std::function<bool()>& should_stop) {
-    beast::error_code ec;
-    stream_.expires_after(timeout);
-    bhttp::async_read(stream_, buffer_, parser, [&](beast::error_code e, size_t) { ec = e; });
-    run(should_stop);
-    if (ec) throw EtcdError(-1, "etcd: reading an answer: " + ec.message());
-  }
-
-  /// Reads whatever part of a streamed body arrives next (blocks until some does, the deadline
-  /// passes, or should_stop says so).
-  void read_some(bhttp::response_parser<bhttp::string_body>& parser,
-                 std::chrono::milliseconds timeout, const std::function<bool()>& should_stop) {
-    beast::error_code ec;
-    stream_.expires_after(timeout);
-    bhttp::async_read_some(stream_, buffer_, parser, [&](beast::error_code e, size_t) { ec = e; });
-    run(should_stop);
-    if (ec) throw EtcdError(-1, "etcd: watch stream: " + ec.message());
-  }
-
- private:
-  /// Runs the io_context until its work is done; when should_stop() turns true, cancels the
-  /// work (its handlers then run with operation_aborted) and throws.
-  void run(const std::function<bool()>& should_stop) {
-    ioc_.restart();
-    while (!ioc_.stopped()) {
-      ioc_.run_for(std::chrono::milliseconds(100));
-      if (should_stop && should_stop() && !ioc_.stopped()) {
-        stream_.cancel();
-        ioc_.restart();
-        ioc_.run();
-        close();
-        throw EtcdError(-1, "etcd: stopped");
-      }
-    }
-  }
-
-  std::string host_, port_;
-  net::io_context ioc_;
-  beast::tcp_stream stream_{ioc_};
-  beast::flat_buffer buffer_;
-};
-
 }  // namespace
 
 std::string prefix_end(const std::string& prefix) {
@@ -242,30 +143,6 @@ std::string prefix_end(const std::string& prefix) {
     end.pop_back();
   }
   return std::string(1, '\0');  // every key
-}
-
-std::pair<std::string, std::string> parse_endpoint(const std::string& endpoint) {
-  const std::string scheme = "http://";
-  if (endpoint.compare(0, scheme.size(), scheme) != 0) {
-    throw std::invalid_argument("expected http://HOST:PORT, got '" + endpoint + "'");
-  }
-  std::string rest = endpoint.substr(scheme.size());
-  if (!rest.empty() && rest.back() == '/') rest.pop_back();
-  const size_t colon = rest.rfind(':');
-  if (colon == std::string::npos || colon == 0 || rest.find('/') != std::string::npos) {
-    throw std::invalid_argument("expected http://HOST:PORT, got '" + endpoint + "'");
-  }
-  const std::string port = rest.substr(colon + 1);
-  const bool digits = !port.empty() && port.size() <= 5 &&
-                      port.find_first_not_of("0123456789") == std::string::npos;
-  if (!digits || std::stoi(port) == 0 || std::stoi(port) > 65535) {
-    throw std::invalid_argument("port of '" + endpoint + "' must be in 1..65535");
-  }
-  std::string host = rest.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  return {host, port};
 }
 
 Compare Compare::missing(std::string key) {
@@ -328,11 +205,11 @@ struct Client::Impl {
     for (int attempt = 0;; ++attempt) {
       const bool reused = connection.open();
       try {
-        if (!connection.open()) connection.connect(timeout, nullptr);
-        bhttp::response_parser<bhttp::string_body> parser;
+        if (!connection.open()) connection.connect(timeout);
+        Connection::Parser parser;
         parser.body_limit(size_t{256} << 20);
-        connection.send(target, body.dump(), parser, timeout, nullptr);
-        connection.read_body(parser, timeout, nullptr);
+        connection.send(bhttp::verb::post, target, body.dump(), parser, timeout);
+        connection.read_body(parser, timeout);
         const auto& res = parser.get();
         if (!res.keep_alive()) connection.close();
         // A streamed answer (lease keep-alive) is one {"result": ...} object per line.
@@ -349,10 +226,12 @@ struct Client::Impl {
           return r;
         }
         return answer;
-      } catch (const EtcdError& e) {
-        if (e.code() != -1) throw;  // etcd's own answer
+      } catch (const TransportError& e) {
         connection.close();
-        if (!reused || attempt > 0) throw;
+        if (!reused || attempt > 0) throw EtcdError(-1, std::string("etcd: ") + e.what());
+      } catch (const EtcdError&) {
+        connection.close();  // its answer may have been cut short
+        throw;
       }
     }
   }
@@ -477,7 +356,9 @@ struct Watch::Impl {
         }
         need_list = stream(next, backoff);
       } catch (const EtcdError&) {
-        // etcd unreachable or the stream broke: try again from `next` after a pause.
+        // etcd answered an error, or the stream broke: try again from `next` after a pause.
+      } catch (const TransportError&) {
+        // etcd unreachable: likewise
       }
       std::unique_lock<std::mutex> lock(mu);
       cv.wait_for(lock, backoff, [&] { return stopping.load(); });
@@ -496,10 +377,10 @@ struct Watch::Impl {
                 {"range_end", base64(prefix_end(prefix))},
                 {"start_revision", std::to_string(next)},
                 {"progress_notify", true}};
-    bhttp::response_parser<bhttp::string_body> parser;
+    Connection::Parser parser;
     parser.body_limit(boost::none);
-    c.send("/v3/watch", json{{"create_request", create}}.dump(), parser, std::chrono::seconds(5),
-           stop);
+    c.send(bhttp::verb::post, "/v3/watch", json{{"create_request", create}}.dump(), parser,
+           std::chrono::seconds(5), stop);
     if (parser.get().result_int() != 200) {
       throw EtcdError(-1, "etcd: watch answered HTTP " + std::to_string(parser.get().result_int()));
     }

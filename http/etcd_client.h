@@ -21,7 +21,11 @@
 #include <string>
 #include <vector>
 
+#include "http/http_connection.h"
+
 namespace wp::http::etcd {
+
+using wp::http::parse_endpoint;
 
 /// An error answered by etcd (`code` is its gRPC status code) or of the transport (code -1).
 class EtcdError : public std::runtime_error {
@@ -94,10 +98,6 @@ struct Event {
 
 /// The first key after every key that starts with `prefix` (etcd's range_end).
 std::string prefix_end(const std::string& prefix);
-
-/// Splits "http://host:port" into host and port; throws std::invalid_argument naming what is
-/// wrong (only plain http endpoints: the gateway on loopback or a private network).
-std::pair<std::string, std::string> parse_endpoint(const std::string& endpoint);
 
 class Client {
  public:
