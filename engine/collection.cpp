@@ -21,6 +21,8 @@ using nlohmann::json;
 
 namespace {
 constexpr char kConfigKey[] = "config";
+/// The sequence of the last apply_sequenced() (a cluster shard replica's place in its order).
+constexpr char kAppliedSequenceMeta[] = "applied_sequence";
 /// Internal ids are below this: payload indexes keep them as uint32.
 constexpr uint64_t kMaxInternal = UINT32_MAX;
 
@@ -52,6 +54,13 @@ Collection::Collection(std::string name, std::string dir,
     const auto stored = store_->get_meta(kConfigKey);
     WP_THROW_INTERNAL_IF_NOT(stored, "collection '", name_, "' has no stored config");
     config_ = CollectionConfig::from_stored(json::parse(*stored));
+  }
+  if (const auto seq = store_->get_meta(kAppliedSequenceMeta)) {
+    try {
+      applied_sequence_ = std::stoull(*seq);
+    } catch (const std::exception&) {
+      throw InternalError("collection '" + name_ + "': damaged applied sequence");
+    }
   }
   named_ = config_.named();
   for (const auto& [vname, v] : config_.vectors) {
@@ -408,6 +417,15 @@ size_t Collection::apply_one(WriteOp op, bool wait) {
 }
 
 std::vector<size_t> Collection::apply(std::vector<WriteOp> ops, bool wait) {
+  return apply_impl(std::move(ops), wait, nullptr);
+}
+
+std::vector<size_t> Collection::apply_sequenced(std::vector<WriteOp> ops, uint64_t sequence) {
+  return apply_impl(std::move(ops), true, &sequence);
+}
+
+std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
+                                           const uint64_t* sequence) {
   std::lock_guard<std::mutex> writer(write_mu_);
   // Only this writer changes internal_of_ and entries_: reading them here needs no lock.
   // What the operations so far have made of the points they touched (nullopt: removed), over
@@ -541,12 +559,14 @@ std::vector<size_t> Collection::apply(std::vector<WriteOp> ops, bool wait) {
       removals.push_back(id);
     }
   }
-  if (!points.empty() || !removals.empty()) commit(std::move(points), removals, wait);
+  if (!points.empty() || !removals.empty() || sequence) {
+    commit(std::move(points), removals, wait, sequence);
+  }
   return counts;
 }
 
 void Collection::commit(std::vector<PointWrite> points, const std::vector<PointId>& removals,
-                        bool wait) {
+                        bool wait, const uint64_t* sequence) {
   std::vector<PointStore::Record> records;
   records.reserve(points.size());
   uint64_t next = next_internal_;
@@ -565,7 +585,13 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
     }
     records.push_back({p.id, internal, std::move(p.vectors), std::move(p.payload)});
   }
-  store_->apply(records, removals, wait);
+  if (sequence) {
+    const std::pair<std::string, std::string> meta{kAppliedSequenceMeta, std::to_string(*sequence)};
+    store_->apply(records, removals, wait, &meta);
+    applied_sequence_ = *sequence;
+  } else {
+    store_->apply(records, removals, wait);
+  }
   free_internal_.resize(free_internal_.size() - reused);
   if (!removals.empty()) apply_removals(removals);
 

@@ -176,8 +176,9 @@ PointStore::Record PointStore::decode(const std::string& key, const std::string&
 }
 
 void PointStore::apply(const std::vector<Record>& upserts, const std::vector<PointId>& deletes,
-                       bool sync) {
+                       bool sync, const std::pair<std::string, std::string>* meta) {
   rocksdb::WriteBatch batch;
+  if (meta) check(batch.Put(kMetaPrefix + meta->first, meta->second), "batch put metadata");
   for (const PointId& id : deletes) check(batch.Delete(kPointPrefix + id.key()), "batch delete");
   for (const Record& r : upserts)
     check(batch.Put(kPointPrefix + r.id.key(), encode(r)), "batch put");

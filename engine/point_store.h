@@ -54,8 +54,10 @@ class PointStore {
   /// Writes metadata and syncs the write-ahead log.
   void put_meta(const std::string& name, const std::string& value);
 
-  /// Atomically writes `upserts` and removes `deletes`.
-  void apply(const std::vector<Record>& upserts, const std::vector<PointId>& deletes, bool sync);
+  /// Atomically writes `upserts`, removes `deletes` and, when given, sets the metadata `meta`
+  /// (name, value) in the same write.
+  void apply(const std::vector<Record>& upserts, const std::vector<PointId>& deletes, bool sync,
+             const std::pair<std::string, std::string>* meta = nullptr);
 
   std::optional<Record> get(const PointId& id) const;
 

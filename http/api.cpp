@@ -7,6 +7,7 @@
 
 #include "engine/json_value.h"
 #include "http/cluster_node.h"
+#include "http/cluster_router.h"
 #include "http/request_parsing.h"
 #include "index/error.h"
 
@@ -112,6 +113,12 @@ const std::vector<Api::Route>& Api::routes() {
        "The cluster as this node sees it (Qdrant's ClusterStatus; {\"status\": \"disabled\"} "
        "without --cluster; `etcd` adds the coordination state)",
        &Api::cluster_status, Access::kRead},
+      {"POST", "/waypoint/cluster/collections/{name}/shards/{shard}/write",
+       "Cluster internal: a shard's primary orders, applies and replicates a write",
+       &Api::cluster_shard_write, Access::kWrite},
+      {"POST", "/waypoint/cluster/collections/{name}/shards/{shard}/apply",
+       "Cluster internal: a replica applies its primary's numbered write once",
+       &Api::cluster_shard_apply, Access::kWrite},
       {"GET", "/collections", "List collections", &Api::list_collections, Access::kRead},
       {"POST", "/collections/aliases",
        "Create, delete and rename aliases ({\"actions\": [...]}), all or none; every collection "
@@ -129,6 +136,9 @@ const std::vector<Api::Route>& Api::routes() {
        &Api::update_collection, Access::kWrite},
       {"DELETE", "/collections/{name}", "Delete a collection", &Api::delete_collection,
        Access::kWrite},
+      {"GET", "/collections/{name}/cluster",
+       "Where the collection's shards are (Qdrant's CollectionClusterInfo)",
+       &Api::collection_cluster, Access::kRead},
       {"GET", "/collections/{name}/exists", "Whether a collection exists", &Api::collection_exists,
        Access::kRead},
       {"PUT", "/collections/{name}/index",
@@ -298,7 +308,9 @@ std::optional<Response> Api::refuse_unauthorised(const Request& req, const Route
 Response Api::call_handler(const Route& route, const Call& call,
                            const std::function<double()>& seconds) {
   try {
-    json result = (this->*(route.handler))(call);
+    json result = router_ && !call.internal && ClusterRouter::serves(route.method, route.pattern)
+                      ? router_->call(route.method, route.pattern, call)
+                      : (this->*(route.handler))(call);
     switch (route.answer) {
       case Answer::kBare:
         return {200, dump(result)};
@@ -341,6 +353,7 @@ Response Api::answer(const Request& req) {
   Call call;
   call.body = &req.body;
   call.content_type = req.content_type;
+  call.internal = req.internal;
   if (qpos != std::string::npos) call.query = parse_query(req.target.substr(qpos + 1));
   bool path_known = false;
   // HEAD is answered as GET would be (the server sends the headers only; RFC 9110 9.3.2).
@@ -491,6 +504,27 @@ json Api::readyz(const Call&) {
 json Api::cluster_status(const Call&) {
   if (!cluster_) return {{"status", "disabled"}};
   return cluster_->status();
+}
+
+json Api::collection_cluster(const Call& c) {
+  // A single node (or an internal call for a local collection): one shard, here.
+  const auto col = engine_.collection(c.path.at("name"));
+  return {{"peer_id", cluster_ ? cluster_->id() : 0},
+          {"shard_count", 1},
+          {"local_shards",
+           json::array({{{"shard_id", 0}, {"points_count", col->size()}, {"state", "Active"}}})},
+          {"remote_shards", json::array()},
+          {"shard_transfers", json::array()}};
+}
+
+json Api::cluster_shard_write(const Call& c) {
+  if (!router_) throw NotFoundError("this node is not in a cluster");
+  return router_->primary_write(c);
+}
+
+json Api::cluster_shard_apply(const Call& c) {
+  if (!router_) throw NotFoundError("this node is not in a cluster");
+  return router_->replica_apply(c);
 }
 
 json Api::openapi(const Call&) {

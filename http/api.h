@@ -28,6 +28,7 @@
 namespace wp::http {
 
 class ClusterNode;
+class ClusterRouter;
 
 struct Request {
   std::string method;  ///< "GET", "PUT", "POST", "DELETE"
@@ -36,6 +37,9 @@ struct Request {
   std::string api_key;            ///< value of the `api-key` header, if any
   std::string authorization;      ///< value of the `Authorization` header, if any
   std::string content_type = "";  ///< value of the `Content-Type` header, if any
+  /// A cluster node's call to a peer (the `waypoint-internal` header): collection routes are
+  /// answered from this node's local collections, not routed across the cluster.
+  bool internal = false;
 };
 
 struct Response {
@@ -69,6 +73,8 @@ bool is_snapshot_upload(std::string_view method, std::string_view target);
 inline constexpr size_t kMaxBatchSearches = 1000;
 inline constexpr size_t kMaxAnswerPoints = 100000;
 inline constexpr size_t kMaxAnswerValues = size_t{1} << 24;
+/// Operations in one POST points/batch: each is bounded by the body size, this bounds their count.
+inline constexpr size_t kMaxBatchOperations = 1000;
 
 /// What a route handler sees: path parameters, query parameters and the body.
 struct Call {
@@ -76,6 +82,7 @@ struct Call {
   std::map<std::string, std::string> query;
   const std::string* body;
   std::string content_type;  ///< the request's Content-Type header
+  bool internal = false;     ///< Request::internal
 };
 
 class Api {
@@ -93,6 +100,14 @@ class Api {
   /// Serves `GET /cluster` from this node's membership (nullptr: not in a cluster). The node
   /// must outlive the Api's requests.
   void set_cluster(const ClusterNode* node) { cluster_ = node; }
+  /// Routes the collection routes across the cluster (nullptr: answered locally). The router
+  /// must outlive the Api's requests.
+  void set_router(ClusterRouter* router) { router_ = router; }
+
+  /// Applies a points/batch body ({"operations": [...]}) to a local collection as the write
+  /// numbered `sequence` of its shard (Collection::apply_sequenced).
+  void apply_sequenced(const std::string& collection, const nlohmann::json& body,
+                       uint64_t sequence);
 
   /// Whether a route changes data (the read-only key may call only kRead routes).
   enum class Access { kUnset, kRead, kWrite };
@@ -166,6 +181,9 @@ class Api {
   nlohmann::json readyz(const Call& c);
   nlohmann::json openapi(const Call& c);
   nlohmann::json cluster_status(const Call& c);
+  nlohmann::json collection_cluster(const Call& c);
+  nlohmann::json cluster_shard_write(const Call& c);
+  nlohmann::json cluster_shard_apply(const Call& c);
 
   nlohmann::json update_result(bool wait);
   /// A single write route: its body read as the points/batch operation `operation`, applied.
@@ -186,6 +204,7 @@ class Api {
   engine::Engine& engine_;
   ApiOptions options_;
   const ClusterNode* cluster_ = nullptr;
+  ClusterRouter* router_ = nullptr;
   std::atomic<uint64_t> operation_id_{0};
 
   mutable std::mutex metrics_mu_;

@@ -69,22 +69,35 @@ ClusterNode::ClusterNode(ClusterOptions options)
   watch_ = std::make_unique<etcd::Watch>(
       options_.etcd, nodes,
       [this](const etcd::Range& r) {
-        std::map<std::string, std::string> fresh;
-        for (const etcd::KeyValue& kv : r.kvs)
-          fresh[kv.key.substr(options_.prefix.size())] = kv.value;
-        std::lock_guard<std::mutex> lock(mu_);
-        map_ = std::move(fresh);
-      },
-      [this](const std::vector<etcd::Event>& events, int64_t) {
-        std::lock_guard<std::mutex> lock(mu_);
-        for (const etcd::Event& e : events) {
-          const std::string key = e.kv.key.substr(options_.prefix.size());
-          if (e.type == etcd::Event::Type::kDelete) {
-            map_.erase(key);
-          } else {
-            map_[key] = e.kv.value;
-          }
+        std::map<std::string, etcd::KeyValue> fresh;
+        for (const etcd::KeyValue& kv : r.kvs) fresh[kv.key.substr(options_.prefix.size())] = kv;
+        std::function<void()> fn;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          map_ = std::move(fresh);
+          map_revision_ = r.revision;
+          fn = on_change_;
         }
+        map_cv_.notify_all();
+        if (fn) fn();
+      },
+      [this](const std::vector<etcd::Event>& events, int64_t revision) {
+        std::function<void()> fn;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          for (const etcd::Event& e : events) {
+            const std::string key = e.kv.key.substr(options_.prefix.size());
+            if (e.type == etcd::Event::Type::kDelete) {
+              map_.erase(key);
+            } else {
+              map_[key] = e.kv;
+            }
+          }
+          map_revision_ = revision;
+          fn = on_change_;
+        }
+        map_cv_.notify_all();
+        if (fn) fn();
       });
   renewer_ = std::thread([this] { renew_loop(); });
   // Serve with a map: wait for the first list (it holds this node's own key).
@@ -229,7 +242,37 @@ std::map<uint64_t, std::string> ClusterNode::peers() const {
 
 std::map<std::string, std::string> ClusterNode::map() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return map_;
+  std::map<std::string, std::string> out;
+  for (const auto& [key, kv] : map_) out.emplace(key, kv.value);
+  return out;
+}
+
+std::optional<etcd::KeyValue> ClusterNode::entry(const std::string& key) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto it = map_.find(key);
+  if (it == map_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<etcd::KeyValue> ClusterNode::entries(const std::string& prefix) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<etcd::KeyValue> out;
+  for (auto it = map_.lower_bound(prefix); it != map_.end(); ++it) {
+    if (it->first.compare(0, prefix.size(), prefix) != 0) break;
+    out.push_back(it->second);
+    out.back().key = it->first;
+  }
+  return out;
+}
+
+bool ClusterNode::wait_for(int64_t revision, std::chrono::milliseconds limit) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  return map_cv_.wait_for(lock, limit, [&] { return map_revision_ >= revision; });
+}
+
+void ClusterNode::on_change(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_change_ = std::move(fn);
 }
 
 json ClusterNode::status() const {

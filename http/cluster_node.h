@@ -17,11 +17,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -61,6 +64,15 @@ class ClusterNode {
   std::map<uint64_t, std::string> peers() const;
   /// Every key of the cluster map (after the prefix) and its value.
   std::map<std::string, std::string> map() const;
+  /// One key of the map (after the prefix), with the revision it was last written at.
+  std::optional<etcd::KeyValue> entry(const std::string& key) const;
+  /// The keys of the map under `prefix` (after the cluster prefix).
+  std::vector<etcd::KeyValue> entries(const std::string& prefix) const;
+  /// Waits until the map has reached etcd's `revision` (a write of this node's own, say), at
+  /// most `limit`; returns whether it has.
+  bool wait_for(int64_t revision, std::chrono::milliseconds limit) const;
+  /// Calls `fn` (on the watch's thread) after every change of the map. Set it before traffic.
+  void on_change(std::function<void()> fn);
   /// The revision of etcd the map was last brought to.
   int64_t revision() const { return watch_ ? watch_->revision() : 0; }
   /// How many times the node has joined (1 + each rejoin after a lost lease).
@@ -83,7 +95,10 @@ class ClusterNode {
   etcd::Client client_;
 
   mutable std::mutex mu_;  // guards what follows until the thread
-  std::map<std::string, std::string> map_;
+  std::map<std::string, etcd::KeyValue> map_;
+  std::function<void()> on_change_;
+  int64_t map_revision_ = 0;
+  mutable std::condition_variable map_cv_;
   int64_t lease_ = 0;
   /// When the last renewal that succeeded was sent (a lease lives at least TTL after it).
   std::chrono::steady_clock::time_point renewed_{};

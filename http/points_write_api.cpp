@@ -94,8 +94,6 @@ std::vector<engine::PointWrite> read_points(const json& body, const std::string&
 }  // namespace
 
 namespace {
-/// Operations in one POST points/batch: each is bounded by the body size, this bounds their count.
-constexpr size_t kMaxBatchOperations = 1000;
 
 /// A write operation read from a request body, with the filter it points at.
 struct ParsedWrite {
@@ -282,10 +280,10 @@ json Api::clear_payload(const Call& c) {
   return write_route(c, "clear_payload");
 }
 
-json Api::batch_update(const Call& c) {
-  auto col = engine_.collection(c.path.at("name"));
-  const bool wait = wait_flag(c);
-  const json body = parse_body(*c.body);
+namespace {
+
+/// The operations of a points/batch body, each read (and checked) before any is applied.
+std::vector<ParsedWrite> read_operations(const json& body) {
   WP_THROW_IF_NOT(body.is_object() && body.contains("operations") && body["operations"].is_array(),
                   "operations: expected an array of {\"upsert\" | \"delete\" | ...: body}");
   const json& list = body["operations"];
@@ -307,12 +305,31 @@ json Api::batch_update(const Call& c) {
     }
     parsed.push_back(reader->second(op.begin().value(), at + "." + kind + "."));
   }
+  return parsed;
+}
+
+std::vector<engine::WriteOp> ops_of(std::vector<ParsedWrite>& parsed) {
   std::vector<engine::WriteOp> ops;
   for (ParsedWrite& w : parsed) ops.push_back(std::move(w.op));
-  col->apply(std::move(ops), wait);  // parsed keeps the filters alive meanwhile
+  return ops;
+}
+
+}  // namespace
+
+json Api::batch_update(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const bool wait = wait_flag(c);
+  std::vector<ParsedWrite> parsed = read_operations(parse_body(*c.body));
+  col->apply(ops_of(parsed), wait);  // parsed keeps the filters alive meanwhile
   json results = json::array();
   for (size_t i = 0; i < parsed.size(); ++i) results.push_back(update_result(wait));
   return results;
+}
+
+void Api::apply_sequenced(const std::string& collection, const json& body, uint64_t sequence) {
+  auto col = engine_.collection(collection);
+  std::vector<ParsedWrite> parsed = read_operations(body);
+  col->apply_sequenced(ops_of(parsed), sequence);  // parsed keeps the filters alive meanwhile
 }
 
 }  // namespace wp::http

@@ -261,6 +261,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     r.target = std::string(req.target());
     r.body = std::move(req.body());
     if (auto it = req.find("api-key"); it != req.end()) r.api_key = std::string(it->value());
+    r.internal = req.find("waypoint-internal") != req.end();
     if (auto it = req.find(bhttp::field::authorization); it != req.end()) {
       r.authorization = std::string(it->value());
     }

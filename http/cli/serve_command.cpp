@@ -9,6 +9,7 @@
 #include "engine/engine.h"
 #include "engine/json_value.h"
 #include "http/cluster_node.h"
+#include "http/cluster_router.h"
 #include "http/server.h"
 #include "index/dataset.h"
 #include "index/error.h"
@@ -138,6 +139,7 @@ int cmd_serve(Args& args) {
   http::Server server(api, so);
   server.listen();
   std::unique_ptr<http::ClusterNode> node;
+  std::unique_ptr<http::ClusterRouter> router;
   if (cluster) {
     if (co.advertise.empty()) {
       WP_THROW_IF_NOT(so.host != "0.0.0.0" && so.host != "::", "--cluster with --host ", so.host,
@@ -146,7 +148,9 @@ int cmd_serve(Args& args) {
       co.advertise = "http://" + so.host + ":" + std::to_string(server.port());
     }
     node = std::make_unique<http::ClusterNode>(co);
+    router = std::make_unique<http::ClusterRouter>(eng, *node, api, ao.api_key);
     api.set_cluster(node.get());
+    api.set_router(router.get());
     std::printf("waypoint node %llu joined the cluster at %s as %s (lease %lld s)\n",
                 static_cast<unsigned long long>(co.node_id), co.etcd.c_str(), co.advertise.c_str(),
                 static_cast<long long>(co.lease_ttl));
@@ -158,7 +162,9 @@ int cmd_serve(Args& args) {
               ao.read_only_api_key.empty() ? "" : ", read-only key accepted");
   std::fflush(stdout);
   server.run();
+  api.set_router(nullptr);
   api.set_cluster(nullptr);
+  router.reset();
   node.reset();  // leaves the cluster: revokes the lease
   std::printf("waypoint: shutting down, saving index files\n");
   std::fflush(stdout);

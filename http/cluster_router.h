@@ -1,0 +1,140 @@
+#pragma once
+/**
+ * @file cluster_router.h
+ * The collection routes of a cluster node (`serve --cluster`; docs/cluster.md). A collection is
+ * a shard map in etcd (shard_map.h) and, on each node, one local collection per shard replica
+ * the node holds. Any node answers any request:
+ *
+ * - **Create / delete** change the map by compare-and-swap; every node's reconciler creates or
+ *   drops its local shard collections to match.
+ * - **Writes** are split by shard (a point's shard is the hash of its id; an operation selecting
+ *   by filter goes to every shard) and sent to each shard's primary. The primary orders the
+ *   shard's writes (sequence numbers, stored atomically with each write), applies one durably,
+ *   forwards it to the other replicas, and answers once `write_consistency_factor` replicas hold
+ *   it and every active replica that failed to take it has been marked dead in etcd first (so a
+ *   replica still active holds every acknowledged write). A write carrying a stale epoch is
+ *   refused; replicas take each sequence once, so a retried write changes nothing twice.
+ * - **Reads** go to one active replica per shard (this node's own first; the next one when a
+ *   replica fails), each asked for `limit + offset`, merged by score (by id for scroll), and the
+ *   offset applied once. A shard without an answering active replica is a 503 naming it.
+ *
+ * Node-to-node calls are the public routes on a local shard collection, marked internal (the
+ * `waypoint-internal` header, with the api key), and two internal routes for the write path.
+ */
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/engine.h"
+#include "http/etcd_client.h"
+#include "http/shard_map.h"
+
+namespace wp::http {
+
+class Api;
+class ClusterNode;
+class Connection;
+struct Call;
+
+class ClusterRouter {
+ public:
+  ClusterRouter(engine::Engine& engine, ClusterNode& node, Api& api, std::string api_key);
+  /// Stops the reconciler.
+  ~ClusterRouter();
+  ClusterRouter(const ClusterRouter&) = delete;
+  ClusterRouter& operator=(const ClusterRouter&) = delete;
+
+  /// Whether the route (method and pattern of Api's table) is answered by the router when a
+  /// request is not internal: every collection route.
+  static bool serves(const std::string& method, const std::string& pattern);
+  /// Answers a collection route across the cluster (Api maps the exceptions to statuses).
+  nlohmann::json call(const std::string& method, const std::string& pattern, const Call& c);
+
+  /// POST /waypoint/cluster/collections/{name}/shards/{shard}/write: a shard's primary orders,
+  /// applies and replicates one write ({"uid", "epoch", "operations"}).
+  nlohmann::json primary_write(const Call& c);
+  /// POST /waypoint/cluster/collections/{name}/shards/{shard}/apply: a replica applies the write
+  /// the primary numbered `seq` ({"uid", "epoch", "seq", "operations"}), once.
+  nlohmann::json replica_apply(const Call& c);
+
+  /// Qdrant's GET /collections/{name}/cluster.
+  nlohmann::json collection_cluster(const std::string& name);
+
+  /// Brings the local shard collections in line with the map (also run by the reconciler).
+  void reconcile();
+
+ private:
+  struct Answer {
+    unsigned status = 0;
+    nlohmann::json body;
+  };
+  /// Sends a request to a node (this one in-process); throws TransportError when it cannot be
+  /// reached.
+  Answer forward(uint64_t node, const std::string& method, const std::string& target,
+                 const nlohmann::json& body,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  /// A read of one shard from its active replicas, this node's first, the next on failure.
+  Answer read_shard(const cluster::CollectionMap& m, uint32_t shard, const std::string& method,
+                    const std::string& path, const nlohmann::json& body);
+  /// read_shard() on every shard at once; throws on the first shard that fails.
+  std::vector<nlohmann::json> read_all(const cluster::CollectionMap& m, const std::string& method,
+                                       const std::string& path,
+                                       const std::vector<nlohmann::json>& bodies);
+
+  std::optional<cluster::CollectionMap> find(const std::string& name) const;
+  /// find() or NotFoundError in Qdrant's words.
+  cluster::CollectionMap need(const std::string& name) const;
+  /// Changes a collection's map by compare-and-swap on etcd's latest value (again when another
+  /// change came first), then waits for this node's map to show it. `change` returns false when
+  /// there is nothing to do. Returns false when the collection is gone.
+  bool update_map(const std::string& name,
+                  const std::function<bool(cluster::CollectionMap&)>& change);
+
+  nlohmann::json create(const std::string& name, const Call& c);
+  nlohmann::json remove(const std::string& name);
+  nlohmann::json list() const;
+  nlohmann::json info(const std::string& name);
+  nlohmann::json write(const std::string& pattern, const Call& c);
+  nlohmann::json search(const std::string& pattern, const Call& c);
+  nlohmann::json retrieve(const Call& c);
+  nlohmann::json get_point(const Call& c);
+  nlohmann::json count(const Call& c);
+  nlohmann::json scroll(const Call& c);
+
+  /// The local collection of a shard this node holds, created from the map when missing.
+  std::shared_ptr<engine::Collection> ensure_local(const cluster::CollectionMap& m, uint32_t s);
+  /// The mutex that orders one local shard's writes.
+  std::mutex& shard_mutex(const std::string& local);
+
+  engine::Engine& engine_;
+  ClusterNode& node_;
+  Api& api_;
+  std::string api_key_;
+  etcd::Client etcd_;
+  std::atomic<uint64_t> operation_id_{0};
+
+  std::mutex pool_mu_;
+  std::map<std::string, std::vector<std::unique_ptr<Connection>>> pool_;  ///< url -> idle
+
+  std::mutex local_mu_;  ///< creating and dropping local shard collections
+  std::mutex shards_mu_;
+  std::map<std::string, std::unique_ptr<std::mutex>> shard_mutexes_;
+
+  std::mutex reconcile_mu_;
+  std::condition_variable reconcile_cv_;
+  bool reconcile_due_ = true;
+  bool stopping_ = false;
+  std::thread reconciler_;
+};
+
+}  // namespace wp::http
