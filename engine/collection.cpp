@@ -56,11 +56,12 @@ Collection::Collection(std::string name, std::string dir,
     config_ = CollectionConfig::from_stored(json::parse(*stored));
   }
   if (const auto seq = store_->get_meta(kAppliedSequenceMeta)) {
-    try {
-      applied_sequence_ = std::stoull(*seq);
-    } catch (const std::exception&) {
-      throw InternalError("collection '" + name_ + "': damaged applied sequence");
-    }
+    unsigned long long sequence = 0, term = 0;
+    char end;
+    WP_THROW_INTERNAL_IF_NOT(std::sscanf(seq->c_str(), "%llu %llu%c", &sequence, &term, &end) == 2,
+                             "collection '", name_, "': damaged applied sequence");
+    applied_sequence_ = sequence;
+    applied_term_ = term;
   }
   named_ = config_.named();
   for (const auto& [vname, v] : config_.vectors) {
@@ -420,12 +421,14 @@ std::vector<size_t> Collection::apply(std::vector<WriteOp> ops, bool wait) {
   return apply_impl(std::move(ops), wait, nullptr);
 }
 
-std::vector<size_t> Collection::apply_sequenced(std::vector<WriteOp> ops, uint64_t sequence) {
-  return apply_impl(std::move(ops), true, &sequence);
+std::vector<size_t> Collection::apply_sequenced(std::vector<WriteOp> ops, uint64_t sequence,
+                                                uint64_t term) {
+  const Sequence at{sequence, term};
+  return apply_impl(std::move(ops), true, &at);
 }
 
 std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
-                                           const uint64_t* sequence) {
+                                           const Sequence* sequence) {
   std::lock_guard<std::mutex> writer(write_mu_);
   // Only this writer changes internal_of_ and entries_: reading them here needs no lock.
   // What the operations so far have made of the points they touched (nullopt: removed), over
@@ -566,7 +569,7 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
 }
 
 void Collection::commit(std::vector<PointWrite> points, const std::vector<PointId>& removals,
-                        bool wait, const uint64_t* sequence) {
+                        bool wait, const Sequence* sequence) {
   std::vector<PointStore::Record> records;
   records.reserve(points.size());
   uint64_t next = next_internal_;
@@ -586,9 +589,12 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
     records.push_back({p.id, internal, std::move(p.vectors), std::move(p.payload)});
   }
   if (sequence) {
-    const std::pair<std::string, std::string> meta{kAppliedSequenceMeta, std::to_string(*sequence)};
+    const std::pair<std::string, std::string> meta{
+        kAppliedSequenceMeta,
+        std::to_string(sequence->sequence) + " " + std::to_string(sequence->term)};
     store_->apply(records, removals, wait, &meta);
-    applied_sequence_ = *sequence;
+    applied_term_ = sequence->term;
+    applied_sequence_ = sequence->sequence;
   } else {
     store_->apply(records, removals, wait);
   }

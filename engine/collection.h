@@ -178,9 +178,12 @@ class Collection {
    * order, stored in the same atomic (synced) write as the operations, also when they change
    * nothing, so that after a crash the replica knows exactly which writes it holds.
    */
-  std::vector<size_t> apply_sequenced(std::vector<WriteOp> ops, uint64_t sequence);
+  std::vector<size_t> apply_sequenced(std::vector<WriteOp> ops, uint64_t sequence, uint64_t term);
   /// The sequence of the last apply_sequenced() (0: none), read from the store at open.
   uint64_t applied_sequence() const { return applied_sequence_; }
+  /// The term given with it (which primary numbered it: a sequence is one write only within a
+  /// term).
+  uint64_t applied_term() const { return applied_term_; }
   /// Validates every point (dimension, finite values, object payload), then writes all of them.
   void upsert(std::vector<PointWrite> points, bool wait);
   /// Qdrant's update_vectors: new vectors for existing points (payloads and the vectors of other
@@ -343,10 +346,14 @@ class Collection {
   void apply_removals(const std::vector<PointId>& ids);
   /// Writes validated points and removals (store in one batch, then memory and index); the
   /// caller holds write_mu_.
+  /// A write's place in its shard's order (apply_sequenced).
+  struct Sequence {
+    uint64_t sequence, term;
+  };
   void commit(std::vector<PointWrite> points, const std::vector<PointId>& removals, bool wait,
-              const uint64_t* sequence = nullptr);
-  std::vector<size_t> apply_impl(std::vector<WriteOp> ops, bool wait, const uint64_t* sequence);
-  std::atomic<uint64_t> applied_sequence_{0};
+              const Sequence* sequence = nullptr);
+  std::vector<size_t> apply_impl(std::vector<WriteOp> ops, bool wait, const Sequence* sequence);
+  std::atomic<uint64_t> applied_sequence_{0}, applied_term_{0};
 
   std::string name_;
   std::string dir_;

@@ -119,6 +119,12 @@ const std::vector<Api::Route>& Api::routes() {
       {"POST", "/waypoint/cluster/collections/{name}/shards/{shard}/apply",
        "Cluster internal: a replica applies its primary's numbered write once",
        &Api::cluster_shard_apply, Access::kWrite},
+      {"GET", "/waypoint/cluster/collections/{name}/shards/{shard}/log",
+       "Cluster internal: a shard's writes after ?after (for a replica catching up)",
+       &Api::cluster_shard_log, Access::kRead},
+      {"POST", "/waypoint/cluster/collections/{name}/shards/{shard}/activate",
+       "Cluster internal: the primary turns a caught-up replica active",
+       &Api::cluster_shard_activate, Access::kWrite},
       {"GET", "/collections", "List collections", &Api::list_collections, Access::kRead},
       {"POST", "/collections/aliases",
        "Create, delete and rename aliases ({\"actions\": [...]}), all or none; every collection "
@@ -511,8 +517,11 @@ json Api::collection_cluster(const Call& c) {
   const auto col = engine_.collection(c.path.at("name"));
   return {{"peer_id", cluster_ ? cluster_->id() : 0},
           {"shard_count", 1},
-          {"local_shards",
-           json::array({{{"shard_id", 0}, {"points_count", col->size()}, {"state", "Active"}}})},
+          {"local_shards", json::array({{{"shard_id", 0},
+                                         {"points_count", col->size()},
+                                         {"state", "Active"},
+                                         {"applied_sequence", col->applied_sequence()},
+                                         {"applied_term", col->applied_term()}}})},
           {"remote_shards", json::array()},
           {"shard_transfers", json::array()}};
 }
@@ -525,6 +534,16 @@ json Api::cluster_shard_write(const Call& c) {
 json Api::cluster_shard_apply(const Call& c) {
   if (!router_) throw NotFoundError("this node is not in a cluster");
   return router_->replica_apply(c);
+}
+
+json Api::cluster_shard_log(const Call& c) {
+  if (!router_) throw NotFoundError("this node is not in a cluster");
+  return router_->shard_log(c);
+}
+
+json Api::cluster_shard_activate(const Call& c) {
+  if (!router_) throw NotFoundError("this node is not in a cluster");
+  return router_->activate(c);
 }
 
 json Api::openapi(const Call&) {

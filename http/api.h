@@ -106,8 +106,8 @@ class Api {
 
   /// Applies a points/batch body ({"operations": [...]}) to a local collection as the write
   /// numbered `sequence` of its shard (Collection::apply_sequenced).
-  void apply_sequenced(const std::string& collection, const nlohmann::json& body,
-                       uint64_t sequence);
+  void apply_sequenced(const std::string& collection, const nlohmann::json& body, uint64_t sequence,
+                       uint64_t term);
 
   /// Whether a route changes data (the read-only key may call only kRead routes).
   enum class Access { kUnset, kRead, kWrite };
@@ -184,6 +184,8 @@ class Api {
   nlohmann::json collection_cluster(const Call& c);
   nlohmann::json cluster_shard_write(const Call& c);
   nlohmann::json cluster_shard_apply(const Call& c);
+  nlohmann::json cluster_shard_log(const Call& c);
+  nlohmann::json cluster_shard_activate(const Call& c);
 
   nlohmann::json update_result(bool wait);
   /// A single write route: its body read as the points/batch operation `operation`, applied.

@@ -11,6 +11,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace wp::http {
 
@@ -27,13 +28,15 @@ class LoopbackClient {
   /// Sends one request with a JSON body (may be empty); returns status and body. Throws on a
   /// transport error. A server may answer before the whole body is sent (413) and close: the
   /// answer is read even when writing the body failed.
-  std::pair<unsigned, std::string> call(boost::beast::http::verb method, const std::string& target,
-                                        const std::string& body = "") {
+  std::pair<unsigned, std::string> call(
+      boost::beast::http::verb method, const std::string& target, const std::string& body = "",
+      const std::vector<std::pair<std::string, std::string>>& headers = {}) {
     namespace bhttp = boost::beast::http;
     bhttp::request<bhttp::string_body> req(method, target, 11);
     req.set(bhttp::field::host, "127.0.0.1");
     req.set(bhttp::field::content_type, "application/json");
     if (!key_.empty()) req.set("api-key", key_);
+    for (const auto& [name, value] : headers) req.set(name, value);
     req.body() = body;
     req.prepare_payload();
     boost::beast::error_code write_ec;

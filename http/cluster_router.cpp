@@ -501,6 +501,7 @@ json ClusterRouter::collection_cluster(const std::string& name) {
         const auto col =
             engine_.exists(m.local_name(s)) ? engine_.collection(m.local_name(s)) : nullptr;
         local.push_back({{"shard_id", s},
+                         {"collection", m.local_name(s)},
                          {"points_count", col ? col->size() : 0},
                          {"state", cluster::state_name(state)},
                          {"primary", m.shards[s].primary == node},
@@ -564,6 +565,30 @@ void ClusterRouter::reconcile() {
                    e.what());
     }
   }
+  // Nodes that left: their replicas dead, their shards a new primary. Not while this node's
+  // own lease is in doubt (its view of who left may be what is stale).
+  if (!node_.fenced()) {
+    const auto peers = node_.peers();
+    for (const auto& kv : node_.entries(kCollectionsKey)) {
+      try {
+        fail_over(CollectionMap::from_json(kv.key.substr(std::strlen(kCollectionsKey)),
+                                           json::parse(kv.value, nullptr, false)),
+                  peers);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "waypoint: cluster: failover: %s\n", e.what());
+      }
+    }
+  }
+  // This node's replicas that missed writes catch up.
+  for (const auto& [local, which] : wanted) {
+    const Shard& sh = which.first.shards[which.second];
+    if (sh.replicas.at(node_.id()) == ReplicaState::kActive) continue;
+    try {
+      catch_up(which.first.name, which.second);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "waypoint: cluster: catching up %s: %s\n", local.c_str(), e.what());
+    }
+  }
   // Shards of collections deleted from the map, or no longer held by this node.
   for (const std::string& local : engine_.names()) {
     std::string uid;
@@ -602,6 +627,22 @@ json ClusterRouter::write(const std::string& route, const Call& c) {
     WP_THROW_IF_NOT(ops.size() <= kMaxBatchOperations, "operations: at most ", kMaxBatchOperations,
                     " per request, got ", ops.size());
   }
+  // Vectors of the wrong size are refused here, before any shard writes anything: the split
+  // below would otherwise let the shards without the bad point apply their part.
+  const engine::CollectionConfig config = collection_config_from_qdrant(m.config);
+  auto check_vector = [&](const json& v, const std::string& name, const std::string& field) {
+    const auto it = config.vectors.find(name);
+    if (it == config.vectors.end() || !v.is_array()) return;  // the shard names what is wrong
+    WP_THROW_IF_NOT(v.size() == it->second.dim, field, ": expected dimension ", it->second.dim,
+                    ", got ", v.size());
+  };
+  auto check_vectors = [&](const json& v, const std::string& field) {
+    if (v.is_array()) {
+      check_vector(v, "", field);
+    } else if (v.is_object()) {
+      for (const auto& [name, one] : v.items()) check_vector(one, name, field + "." + name);
+    }
+  };
   // Split every operation by shard, remembering where each part came from.
   struct Part {
     json ops = json::array();
@@ -633,6 +674,10 @@ json ClusterRouter::write(const std::string& route, const Call& c) {
           split[s] = ob;
           split[s]["points"] = json::array();
         }
+        if (object && points[j].contains("vector") &&
+            (kind == "upsert" || kind == "update_vectors")) {
+          check_vectors(points[j]["vector"], where + "points[" + std::to_string(j) + "].vector");
+        }
         split[s]["points"].push_back(points[j]);
         index[s].push_back(j);
       }
@@ -660,6 +705,9 @@ json ClusterRouter::write(const std::string& route, const Call& c) {
           if (from.is_array() && to.is_array() && j < from.size()) to.push_back(from[j]);
         };
         if (b.contains("payloads")) take(b["payloads"], sb["payloads"]);
+        if (b.contains("vectors") && b["vectors"].is_array() && j < b["vectors"].size()) {
+          check_vector(b["vectors"][j], "", where + "batch.vectors[" + std::to_string(j) + "]");
+        }
         if (b.contains("vectors") && b["vectors"].is_array()) take(b["vectors"], sb["vectors"]);
         if (b.contains("vectors") && b["vectors"].is_object()) {
           for (const auto& [vname, list] : b["vectors"].items()) take(list, sb["vectors"][vname]);
@@ -684,23 +732,28 @@ json ClusterRouter::write(const std::string& route, const Call& c) {
     futures.push_back(std::async(std::launch::async, [&, s] {
       const Part& p = parts[s];
       CollectionMap current = m;
+      // A primary that does not answer may be dead: its shard gets a new primary once its
+      // lease runs out. Until then (and a little longer) the write is sent again.
+      const auto give_up =
+          std::chrono::steady_clock::now() + std::chrono::seconds(node_.options().lease_ttl + 5);
       for (int attempt = 0;; ++attempt) {
         const Shard& shard = current.shards[s];
         Answer a;
+        bool unreachable = false;
         try {
           a = forward(
               shard.primary, "POST",
               "/waypoint/cluster/collections/" + name + "/shards/" + std::to_string(s) + "/write",
               {{"uid", current.uid}, {"epoch", shard.epoch}, {"operations", p.ops}});
         } catch (const TransportError& e) {
+          unreachable = true;
           a.status = 503;
           a.body = {{"status", {{"error", e.what()}}}};
         }
         if (a.status == 200) return;
-        if ((a.status == 409 || a.status == 503) && attempt < 30) {
-          // The map moved on (new epoch or primary), or the primary is gone and will be
-          // replaced: wait for this node's map to change and send again.
-          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        // 409: the map moved on (a new epoch or primary) and this node's copy had not yet.
+        if ((a.status == 409 || unreachable) && std::chrono::steady_clock::now() < give_up) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50 * (attempt + 1), 500)));
           current = need(name);
           WP_THROW_IF_NOT(current.uid == m.uid, "collection `", name,
                           "` was deleted and created again meanwhile");
@@ -736,14 +789,43 @@ json ClusterRouter::write(const std::string& route, const Call& c) {
   return results;
 }
 
+uint32_t ClusterRouter::shard_param(const Call& c, const CollectionMap& m) {
+  const std::string& text = c.path.at("shard");
+  WP_THROW_IF_NOT(!text.empty() && text.size() <= 6 &&
+                      text.find_first_not_of("0123456789") == std::string::npos &&
+                      std::stoul(text) < m.shard_number,
+                  "shard: expected 0..", m.shard_number - 1, ", got '", engine::show_text(text),
+                  "'");
+  return static_cast<uint32_t>(std::stoul(text));
+}
+
+void ClusterRouter::apply_numbered(const CollectionMap& m, uint32_t s, uint64_t seq, uint64_t term,
+                                   const json& operations) {
+  const std::string local = m.local_name(s);
+  api_.apply_sequenced(local, json{{"operations", operations}}, seq, term);
+  constexpr size_t kMaxEntries = 100000, kMaxBytes = size_t{64} << 20;
+  const size_t bytes = operations.dump().size();
+  std::lock_guard<std::mutex> lock(logs_mu_);
+  ShardLog& log = logs_[local];
+  if (!log.entries.empty() && log.entries.back().seq + 1 != seq) {
+    log.entries.clear();  // not contiguous (a snapshot came between): start again
+    log.bytes = 0;
+  }
+  log.entries.push_back({seq, term, operations, bytes});
+  log.bytes += bytes;
+  while (log.entries.size() > kMaxEntries || log.bytes > kMaxBytes) {
+    log.bytes -= log.entries.front().bytes;
+    log.entries.pop_front();
+  }
+}
+
 json ClusterRouter::primary_write(const Call& c) {
   const std::string& name = c.path.at("name");
   const CollectionMap m = need(name);
   const json body = parse_body(*c.body);
   WP_THROW_IF_NOT(body.is_object() && body.value("uid", "") == m.uid,
                   "uid: this write is for another collection of the name `", name, "`");
-  const uint32_t s = static_cast<uint32_t>(engine::get_count(
-      json{{"shard", std::stoull(c.path.at("shard"))}}, "shard", "", 0, 0, m.shard_number - 1));
+  const uint32_t s = shard_param(c, m);
   const Shard& shard = m.shards[s];
   const uint64_t epoch = engine::get_count(body, "epoch", "", 0, 0, UINT64_MAX);
   if (shard.primary != node_.id()) {
@@ -761,9 +843,9 @@ json ClusterRouter::primary_write(const Call& c) {
   }
   std::lock_guard<std::mutex> order(shard_mutex(m.local_name(s)));
   const auto local = ensure_local(m, s);
-  const uint64_t seq = local->applied_sequence() + 1;
-  const json ops{{"operations", body.at("operations")}};
-  api_.apply_sequenced(m.local_name(s), ops, seq);
+  const uint64_t seq = local->applied_sequence() + 1, prev_term = local->applied_term();
+  const json& operations = body.at("operations");
+  apply_numbered(m, s, seq, shard.epoch, operations);
 
   // To the other replicas; a dead one is not sent to (it catches up on its own).
   std::vector<std::pair<uint64_t, std::future<unsigned>>> sent;
@@ -777,7 +859,8 @@ json ClusterRouter::primary_write(const Call& c) {
                                          {{"uid", m.uid},
                                           {"epoch", shard.epoch},
                                           {"seq", seq},
-                                          {"operations", ops["operations"]}},
+                                          {"prev_term", prev_term},
+                                          {"operations", operations}},
                                          std::chrono::seconds(10))
                               .status;
                         } catch (const TransportError&) {
@@ -825,10 +908,10 @@ json ClusterRouter::replica_apply(const Call& c) {
   const json body = parse_body(*c.body);
   WP_THROW_IF_NOT(body.is_object() && body.value("uid", "") == m.uid,
                   "uid: this write is for another collection of the name `", name, "`");
-  const uint32_t s = static_cast<uint32_t>(engine::get_count(
-      json{{"shard", std::stoull(c.path.at("shard"))}}, "shard", "", 0, 0, m.shard_number - 1));
+  const uint32_t s = shard_param(c, m);
   const uint64_t epoch = engine::get_count(body, "epoch", "", 0, 0, UINT64_MAX);
   const uint64_t seq = engine::get_count(body, "seq", "", 0, 1, UINT64_MAX);
+  const uint64_t prev_term = engine::get_count(body, "prev_term", "", 0, 0, UINT64_MAX);
   if (epoch < m.shards[s].epoch) {
     throw ConflictError("epoch: the write carries epoch " + std::to_string(epoch) + ", shard " +
                         std::to_string(s) + " is at epoch " + std::to_string(m.shards[s].epoch));
@@ -837,12 +920,244 @@ json ClusterRouter::replica_apply(const Call& c) {
   const auto local = ensure_local(m, s);
   const uint64_t applied = local->applied_sequence();
   if (seq <= applied) return {{"seq", applied}};  // already holds it
-  if (seq != applied + 1) {
+  if (seq != applied + 1 || local->applied_term() != prev_term) {
     throw ConflictError("seq: this replica holds shard " + std::to_string(s) + " up to " +
-                        std::to_string(applied) + ", and the write is " + std::to_string(seq));
+                        std::to_string(applied) + " (term " +
+                        std::to_string(local->applied_term()) + "), and the write is " +
+                        std::to_string(seq) + " after term " + std::to_string(prev_term));
   }
-  api_.apply_sequenced(m.local_name(s), json{{"operations", body.at("operations")}}, seq);
+  apply_numbered(m, s, seq, epoch, body.at("operations"));
   return {{"seq", seq}};
+}
+
+json ClusterRouter::shard_log(const Call& c) {
+  const CollectionMap m = need(c.path.at("name"));
+  const uint32_t s = shard_param(c, m);
+  auto param = [&](const char* key) -> uint64_t {
+    const auto it = c.query.find(key);
+    WP_THROW_IF_NOT(it != c.query.end() && !it->second.empty() && it->second.size() <= 20 &&
+                        it->second.find_first_not_of("0123456789") == std::string::npos,
+                    key, ": expected an integer");
+    return std::stoull(it->second);
+  };
+  WP_THROW_IF_NOT(c.query.count("uid") && c.query.at("uid") == m.uid, "uid: not this collection's");
+  const uint64_t after = param("after"), term = param("term");
+  std::lock_guard<std::mutex> order(shard_mutex(m.local_name(s)));
+  WP_THROW_IF_NOT(engine_.exists(m.local_name(s)), "shard ", s, " is not held here");
+  const auto local = engine_.collection(m.local_name(s));
+  const uint64_t applied = local->applied_sequence();
+  if (after > applied) return {{"diverged", true}, {"last", applied}};
+  if (after == applied) {
+    return after == 0 || term == local->applied_term()
+               ? json{{"last", applied}, {"entries", json::array()}}
+               : json{{"diverged", true}, {"last", applied}};
+  }
+  std::lock_guard<std::mutex> lock(logs_mu_);
+  const ShardLog& log = logs_[m.local_name(s)];
+  const uint64_t first = log.entries.empty() ? applied + 1 : log.entries.front().seq;
+  // The entry `after` itself is needed to check its term (none for after == 0).
+  if (after == 0 ? first != 1 : first > after) return {{"gone", true}, {"last", applied}};
+  json entries = json::array();
+  size_t bytes = 0;
+  for (const LogEntry& e : log.entries) {
+    if (e.seq == after && e.term != term) return {{"diverged", true}, {"last", applied}};
+    if (e.seq <= after) continue;
+    entries.push_back({{"seq", e.seq}, {"term", e.term}, {"operations", e.operations}});
+    bytes += e.bytes;
+    if (entries.size() >= 1000 || bytes >= (size_t{16} << 20)) break;
+  }
+  return {{"last", applied}, {"entries", entries}};
+}
+
+json ClusterRouter::activate(const Call& c) {
+  const std::string& name = c.path.at("name");
+  const CollectionMap m = need(name);
+  const json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.is_object() && body.value("uid", "") == m.uid, "uid: not this collection's");
+  const uint32_t s = shard_param(c, m);
+  const uint64_t replica = engine::get_count(body, "node", "", 0, 1, UINT64_MAX);
+  const uint64_t seq = engine::get_count(body, "seq", "", 0, 0, UINT64_MAX);
+  const uint64_t term = engine::get_count(body, "term", "", 0, 0, UINT64_MAX);
+  WP_THROW_IF_NOT(m.shards[s].primary == node_.id(), "node ", node_.id(),
+                  " is not the primary of shard ", s);
+  // Holding the shard's order: no write can come between the check and the change.
+  std::lock_guard<std::mutex> order(shard_mutex(m.local_name(s)));
+  const auto local = ensure_local(m, s);
+  if (seq != local->applied_sequence() || term != local->applied_term()) {
+    throw ConflictError("seq: the primary holds shard " + std::to_string(s) + " up to " +
+                        std::to_string(local->applied_sequence()) + ", the replica " +
+                        std::to_string(seq));
+  }
+  const bool done = update_map(name, [&](CollectionMap& fresh) {
+    if (fresh.uid != m.uid) return false;
+    Shard& sh = fresh.shards[s];
+    auto it = sh.replicas.find(replica);
+    if (it == sh.replicas.end() || it->second != ReplicaState::kSyncing ||
+        sh.primary != node_.id()) {
+      throw ConflictError("replica " + std::to_string(replica) + " of shard " + std::to_string(s) +
+                          " is not syncing from this primary");
+    }
+    it->second = ReplicaState::kActive;
+    ++sh.epoch;
+    return true;
+  });
+  WP_THROW_IF_NOT(done, "collection `", name, "` was deleted meanwhile");
+  return true;
+}
+
+void ClusterRouter::fail_over(const CollectionMap& seen,
+                              const std::map<uint64_t, std::string>& peers) {
+  bool needed = false;
+  for (const Shard& sh : seen.shards) {
+    needed |= !peers.count(sh.primary);
+    for (const auto& [r, state] : sh.replicas) {
+      needed |= state != ReplicaState::kDead && !peers.count(r);
+    }
+  }
+  if (!needed) return;
+  update_map(seen.name, [&](CollectionMap& m) {
+    if (m.uid != seen.uid) return false;
+    bool changed = false;
+    for (uint32_t s = 0; s < m.shard_number; ++s) {
+      Shard& sh = m.shards[s];
+      bool bump = false;
+      for (auto& [r, state] : sh.replicas) {
+        if (state != ReplicaState::kDead && !peers.count(r)) {
+          state = ReplicaState::kDead;
+          bump = true;
+        }
+      }
+      if (!peers.count(sh.primary)) {
+        // The most up-to-date active replica that answers. Every active one holds every
+        // acknowledged write; the most up-to-date also keeps what was not yet acknowledged.
+        uint64_t best = 0, best_seq = 0;
+        for (const auto& [r, state] : sh.replicas) {
+          if (state != ReplicaState::kActive) continue;
+          try {
+            const Answer a = forward(r, "GET", "/collections/" + m.local_name(s) + "/cluster",
+                                     nullptr, std::chrono::seconds(2));
+            if (a.status != 200) continue;
+            const uint64_t seq =
+                a.body["result"]["local_shards"][0].value("applied_sequence", uint64_t{0});
+            if (best == 0 || seq > best_seq) {
+              best = r;
+              best_seq = seq;
+            }
+          } catch (const std::exception&) {
+          }
+        }
+        if (best != 0) {
+          sh.primary = best;
+          bump = true;
+        }
+      }
+      if (bump) {
+        ++sh.epoch;
+        changed = true;
+      }
+    }
+    return changed;
+  });
+}
+
+void ClusterRouter::copy_snapshot(const CollectionMap& m, uint32_t s, uint64_t primary) {
+  const std::string local = m.local_name(s);
+  const Answer made =
+      forward(primary, "POST", "/collections/" + local + "/snapshots", json::object());
+  const json info =
+      result_of(made.status, made.body, "snapshot of shard " + std::to_string(s) + ": ");
+  const std::string file = info.at("name");
+  // The file's bytes: a plain GET on the primary (its answer is the file, not JSON).
+  const auto peers = node_.peers();
+  WP_THROW_IF_NOT(peers.count(primary), "node ", primary, " left the cluster");
+  const auto [host, port] = parse_endpoint(peers.at(primary));
+  Connection conn(host, port);
+  conn.connect(std::chrono::seconds(2));
+  Connection::Parser parser;
+  parser.body_limit(size_t{64} << 30);
+  std::vector<std::pair<std::string, std::string>> headers{{"waypoint-internal", "1"}};
+  if (!api_key_.empty()) headers.emplace_back("api-key", api_key_);
+  conn.send(bhttp::verb::get, "/collections/" + local + "/snapshots/" + file, "", parser,
+            std::chrono::minutes(10), nullptr, headers);
+  conn.read_body(parser, std::chrono::minutes(10));
+  WP_THROW_IF_NOT(parser.get().result_int() == 200, "snapshot download: HTTP ",
+                  parser.get().result_int());
+  {
+    std::lock_guard<std::mutex> order(shard_mutex(local));
+    engine_.recover_snapshot_bytes(local, parser.get().body(), "");
+    std::lock_guard<std::mutex> lock(logs_mu_);
+    logs_.erase(local);
+  }
+  try {
+    forward(primary, "DELETE", "/collections/" + local + "/snapshots/" + file, nullptr);
+  } catch (const std::exception&) {
+  }
+}
+
+void ClusterRouter::catch_up(const std::string& name, uint32_t s) {
+  for (int round = 0; round < 10000; ++round) {
+    {
+      std::lock_guard<std::mutex> lock(reconcile_mu_);
+      if (stopping_) return;
+    }
+    const auto found = find(name);
+    if (!found) return;
+    const CollectionMap& m = *found;
+    const Shard& sh = m.shards.at(s);
+    const auto me = sh.replicas.find(node_.id());
+    if (me == sh.replicas.end() || me->second == ReplicaState::kActive ||
+        sh.primary == node_.id() || !node_.peers().count(sh.primary) || node_.fenced()) {
+      return;
+    }
+    if (me->second == ReplicaState::kDead) {
+      // Syncing first: the primary then sends new writes here as well.
+      update_map(name, [&](CollectionMap& fresh) {
+        if (fresh.uid != m.uid) return false;
+        auto it = fresh.shards[s].replicas.find(node_.id());
+        if (it == fresh.shards[s].replicas.end() || it->second != ReplicaState::kDead) return false;
+        it->second = ReplicaState::kSyncing;
+        ++fresh.shards[s].epoch;
+        return true;
+      });
+      continue;
+    }
+    uint64_t applied, term;
+    {
+      // Not held past here: a snapshot's recovery waits for every holder to let go.
+      const auto local = ensure_local(m, s);
+      applied = local->applied_sequence();
+      term = local->applied_term();
+    }
+    const Answer a =
+        forward(sh.primary, "GET",
+                "/waypoint/cluster/collections/" + name + "/shards/" + std::to_string(s) +
+                    "/log?uid=" + m.uid + "&after=" + std::to_string(applied) +
+                    "&term=" + std::to_string(term),
+                nullptr);
+    const json log = result_of(a.status, a.body, "catching up shard " + std::to_string(s) + ": ");
+    if (log.value("gone", false) || log.value("diverged", false)) {
+      copy_snapshot(m, s, sh.primary);
+      continue;
+    }
+    const json& entries = log.at("entries");
+    if (entries.empty()) {
+      const Answer done = forward(
+          sh.primary, "POST",
+          "/waypoint/cluster/collections/" + name + "/shards/" + std::to_string(s) + "/activate",
+          {{"uid", m.uid}, {"node", node_.id()}, {"seq", applied}, {"term", term}});
+      if (done.status == 200) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    std::lock_guard<std::mutex> order(shard_mutex(m.local_name(s)));
+    for (const json& e : entries) {
+      const uint64_t seq = e.at("seq");
+      const auto now = engine_.collection(m.local_name(s));
+      if (seq <= now->applied_sequence()) continue;  // a forwarded write came first
+      if (seq != now->applied_sequence() + 1) break;
+      apply_numbered(m, s, seq, e.at("term"), e.at("operations"));
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -931,10 +1246,17 @@ json ClusterRouter::retrieve(const Call& c) {
     bodies[m.shard_of(engine::PointId::from_json(id, "ids[" + std::to_string(j) + "]"))]["ids"]
         .push_back(id);
   }
-  json out = json::array();
+  // In the order the request named them, as one node answers.
+  std::map<std::string, size_t> position;
+  for (size_t j = body["ids"].size(); j-- > 0;) position[id_key(body["ids"][j])] = j;
+  std::vector<std::pair<size_t, json>> found;
   for (const json& r : read_all(m, "POST", "/points", bodies)) {
-    for (const json& p : r) out.push_back(p);
+    for (const json& p : r) found.emplace_back(position[id_key(p.at("id"))], p);
   }
+  std::stable_sort(found.begin(), found.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  json out = json::array();
+  for (auto& [pos, p] : found) out.push_back(std::move(p));
   return out;
 }
 

@@ -25,6 +25,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -66,6 +68,16 @@ class ClusterRouter {
   /// POST /waypoint/cluster/collections/{name}/shards/{shard}/apply: a replica applies the write
   /// the primary numbered `seq` ({"uid", "epoch", "seq", "operations"}), once.
   nlohmann::json replica_apply(const Call& c);
+
+  /// GET /waypoint/cluster/collections/{name}/shards/{shard}/log?uid&after&term: the writes of
+  /// a shard after `after` from this node's log, or {"gone": true} when the log no longer
+  /// reaches back that far, or {"diverged": true} when this node's write `after` is not the
+  /// asker's (another term): then the asker copies a snapshot.
+  nlohmann::json shard_log(const Call& c);
+  /// POST /waypoint/cluster/collections/{name}/shards/{shard}/activate: the primary turns a
+  /// syncing replica active when it holds every write the primary holds ({"uid", "node", "seq",
+  /// "term"}; 409 while it does not).
+  nlohmann::json activate(const Call& c);
 
   /// Qdrant's GET /collections/{name}/cluster.
   nlohmann::json collection_cluster(const std::string& name);
@@ -111,6 +123,20 @@ class ClusterRouter {
   nlohmann::json count(const Call& c);
   nlohmann::json scroll(const Call& c);
 
+  /// Marks the replicas of nodes that left the cluster dead and gives each shard whose primary
+  /// left the most up-to-date active replica as primary (a new epoch each).
+  void fail_over(const cluster::CollectionMap& m, const std::map<uint64_t, std::string>& peers);
+  /// Brings this node's dead or syncing replica of shard `s` up to its primary (log, else a
+  /// snapshot), then asks the primary to turn it active.
+  void catch_up(const std::string& name, uint32_t s);
+  /// Copies the primary's shard over this node's (a snapshot of it, recovered here).
+  void copy_snapshot(const cluster::CollectionMap& m, uint32_t s, uint64_t primary);
+  /// Applies one numbered write to this node's replica of shard `s` (its mutex held).
+  void apply_numbered(const cluster::CollectionMap& m, uint32_t s, uint64_t seq, uint64_t term,
+                      const nlohmann::json& operations);
+  /// The shard number in the path, checked against the map.
+  static uint32_t shard_param(const Call& c, const cluster::CollectionMap& m);
+
   /// The local collection of a shard this node holds, created from the map when missing.
   std::shared_ptr<engine::Collection> ensure_local(const cluster::CollectionMap& m, uint32_t s);
   /// The mutex that orders one local shard's writes.
@@ -129,6 +155,20 @@ class ClusterRouter {
   std::mutex local_mu_;  ///< creating and dropping local shard collections
   std::mutex shards_mu_;
   std::map<std::string, std::unique_ptr<std::mutex>> shard_mutexes_;
+
+  /// The writes each local shard took, newest last, within bounds (kept by primaries and
+  /// replicas alike, so that a promoted replica can serve a catch-up).
+  struct LogEntry {
+    uint64_t seq, term;
+    nlohmann::json operations;
+    size_t bytes;
+  };
+  struct ShardLog {
+    std::deque<LogEntry> entries;
+    size_t bytes = 0;
+  };
+  std::mutex logs_mu_;
+  std::map<std::string, ShardLog> logs_;
 
   std::mutex reconcile_mu_;
   std::condition_variable reconcile_cv_;

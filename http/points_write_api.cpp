@@ -326,10 +326,11 @@ json Api::batch_update(const Call& c) {
   return results;
 }
 
-void Api::apply_sequenced(const std::string& collection, const json& body, uint64_t sequence) {
+void Api::apply_sequenced(const std::string& collection, const json& body, uint64_t sequence,
+                          uint64_t term) {
   auto col = engine_.collection(collection);
   std::vector<ParsedWrite> parsed = read_operations(body);
-  col->apply_sequenced(ops_of(parsed), sequence);  // parsed keeps the filters alive meanwhile
+  col->apply_sequenced(ops_of(parsed), sequence, term);  // parsed keeps the filters alive meanwhile
 }
 
 }  // namespace wp::http

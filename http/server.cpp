@@ -5,6 +5,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -57,6 +58,20 @@ struct Server::Impl {
   std::chrono::milliseconds accept_backoff{0};
   /// Set when the server speaks TLS (--tls-cert and --tls-key): every connection is then TLS.
   std::optional<net::ssl::context> tls;
+  /// Threads for cluster-internal calls, one pool per level (see on_read): [0] the writes a
+  /// shard's primary orders and replicates, [1] every other internal call. Made on first use.
+  std::mutex pools_mu;
+  std::unique_ptr<net::thread_pool> internal_pools[2];
+
+  net::thread_pool& internal_pool(const std::string& target) {
+    const std::string path = target.substr(0, target.find('?'));
+    const bool primary_write = path.rfind("/waypoint/cluster/", 0) == 0 && path.size() > 6 &&
+                               path.compare(path.size() - 6, 6, "/write") == 0;
+    std::lock_guard<std::mutex> lock(pools_mu);
+    auto& pool = internal_pools[primary_write ? 0 : 1];
+    if (!pool) pool = std::make_unique<net::thread_pool>(std::max(8, 4 * options.threads));
+    return *pool;
+  }
 
   Impl(Api& a, ServerOptions o)
       : api(a),
@@ -268,11 +283,31 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (auto it = req.find(bhttp::field::content_type); it != req.end()) {
       r.content_type = std::string(it->value());
     }
+    const bool keep_alive = req.keep_alive(), head = req.method() == bhttp::verb::head;
+    const unsigned version = req.version();
+    if (r.internal) {
+      // A cluster node's call (http/cluster_router.h) may wait on calls to other nodes: run it
+      // off the connection threads, on the pool of its level, so that no node's threads can all
+      // wait on each other (a client's request waits on primaries' writes, a primary's write on
+      // replicas' applies, which wait on nothing).
+      net::thread_pool& pool = server_.internal_pool(r.target);
+      // The work guard keeps run() going until the answer is written.
+      net::post(pool, [self = shared_from_this(), r = std::move(r), keep_alive, version, head,
+                       work = net::make_work_guard(stream_.get_executor())]() mutable {
+        Response answer = self->server_.api.handle(r);
+        net::post(self->stream_.get_executor(),
+                  [self, answer = std::move(answer), keep_alive, version, head]() mutable {
+                    self->release_body();
+                    self->write(std::move(answer), keep_alive, version, head);
+                  });
+      });
+      return;
+    }
     Response answer = server_.api.handle(r);
     r.body.clear();
     r.body.shrink_to_fit();
     release_body();  // the body is gone: its bytes no longer count
-    write(std::move(answer), req.keep_alive(), req.version(), req.method() == bhttp::verb::head);
+    write(std::move(answer), keep_alive, version, head);
   }
 
   /// Sends an answer; to a HEAD request, its headers only (with the Content-Length of the body).

@@ -97,8 +97,12 @@ class Client {
   explicit Client(uint16_t port, std::string api_key = "") : c_(port, std::move(api_key)) {}
   std::pair<unsigned, nlohmann::json> call(boost::beast::http::verb method,
                                            const std::string& target,
-                                           const nlohmann::json& body = nullptr) {
-    auto [status, text] = c_.call(method, target, body.is_null() ? "" : body.dump());
+                                           const nlohmann::json& body = nullptr,
+                                           bool internal = false) {
+    auto [status, text] = c_.call(
+        method, target, body.is_null() ? "" : body.dump(),
+        internal ? std::vector<std::pair<std::string, std::string>>{{"waypoint-internal", "1"}}
+                 : std::vector<std::pair<std::string, std::string>>{});
     return {status,
             nlohmann::json::accept(text) ? nlohmann::json::parse(text) : nlohmann::json(text)};
   }

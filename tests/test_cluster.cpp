@@ -4,9 +4,14 @@
 // and joins again; node ids are one process each; bad flags are refused naming the flag.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
 #include <thread>
 
 #include "etcd_process.h"
@@ -175,4 +180,419 @@ TEST_F(Cluster, BadClusterFlagsAreRefusedNamingTheFlag) {
   // Without --cluster: Qdrant's answer for a single node.
   ServerProcess single(dir_.file("f"));
   EXPECT_EQ(cluster_of(single), (json{{"status", "disabled"}}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sharded collections: the same answers as one shard.
+
+namespace {
+
+json random_vector(std::mt19937& rng, size_t d = 8) {
+  std::normal_distribution<float> g;
+  json v = json::array();
+  for (size_t i = 0; i < d; ++i) v.push_back(g(rng));
+  return v;
+}
+
+/// Every point of a collection, scrolled page by page (`page` points each), in scroll order.
+json scroll_all(Client& c, const std::string& collection, size_t page) {
+  json all = json::array();
+  json offset = nullptr;
+  for (int pages = 0; pages < 1000; ++pages) {
+    json body{{"limit", page}, {"with_payload", true}};
+    if (!offset.is_null()) body["offset"] = offset;
+    auto [status, r] =
+        c.call(bhttp::verb::post, "/collections/" + collection + "/points/scroll", body);
+    EXPECT_EQ(status, 200u) << r.dump();
+    for (const json& p : r["result"]["points"]) all.push_back(p);
+    offset = r["result"]["next_page_offset"];
+    if (offset.is_null()) break;
+  }
+  return all;
+}
+
+}  // namespace
+
+TEST_F(Cluster, AShardedReplicatedCollectionAnswersAsOneShardDoes) {
+  auto n1 = node(1), n2 = node(2), n3 = node(3);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (const auto* n : {n1.get(), n2.get(), n3.get()})
+    clients.push_back(std::make_unique<Client>(n->port()));
+  Client& c = *clients[0];
+  ASSERT_TRUE(eventually([&] { return cluster_of(*n1)["peers"].size() == 3; }));
+  const json vectors{{"size", 8}, {"distance", "Euclid"}};
+  auto [s1, r1] = c.call(bhttp::verb::put, "/collections/sharded",
+                         {{"vectors", vectors},
+                          {"shard_number", 3},
+                          {"replication_factor", 2},
+                          {"write_consistency_factor", 2}});
+  ASSERT_EQ(s1, 200u) << r1.dump();
+  auto [s2, r2] = c.call(bhttp::verb::put, "/collections/one",
+                         {{"vectors", vectors}, {"shard_number", 1}, {"replication_factor", 1}});
+  ASSERT_EQ(s2, 200u) << r2.dump();
+
+  // The same writes to both, through different nodes: points, the column form, and a batch that
+  // deletes by id and by filter and edits payloads.
+  std::mt19937 rng(17);
+  std::vector<json> bodies;
+  for (int b = 0; b < 6; ++b) {
+    json points = json::array();
+    for (int i = b * 100; i < (b + 1) * 100; ++i) {
+      points.push_back(
+          {{"id", i}, {"vector", random_vector(rng)}, {"payload", {{"g", i % 5}, {"n", i}}}});
+    }
+    bodies.push_back({{"points", points}});
+  }
+  json column{{"ids", json::array()}, {"vectors", json::array()}, {"payloads", json::array()}};
+  for (int i = 600; i < 700; ++i) {
+    column["ids"].push_back(i);
+    column["vectors"].push_back(random_vector(rng));
+    column["payloads"].push_back({{"g", i % 5}, {"n", i}});
+  }
+  bodies.push_back({{"batch", column}});
+  const json batch{
+      {"operations",
+       {{{"delete", {{"points", {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}}}}},
+        {{"set_payload", {{"payload", {{"tag", "x"}}}, {"points", {20, 21, 22, 23, 650}}}}},
+        {{"delete", {{"filter", {{"must", {{{"key", "g"}, {"match", {{"value", 4}}}}}}}}}}},
+        {{"overwrite_payload", {{"payload", {{"only", true}}}, {"points", {30, 31}}}}}}}};
+  for (const std::string col : {"sharded", "one"}) {
+    for (size_t b = 0; b < bodies.size(); ++b) {
+      auto [status, r] = clients[b % 3]->call(
+          bhttp::verb::put, "/collections/" + col + "/points?wait=true", bodies[b]);
+      ASSERT_EQ(status, 200u) << r.dump();
+    }
+    auto [status, r] = clients[1]->call(bhttp::verb::post,
+                                        "/collections/" + col + "/points/batch?wait=true", batch);
+    ASSERT_EQ(status, 200u) << r.dump();
+    EXPECT_EQ(r["result"].size(), 4u);
+  }
+
+  auto same = [&](bhttp::verb method, const std::string& path, const json& body, size_t via) {
+    auto [sa, a] = clients[via % 3]->call(method, "/collections/sharded" + path, body);
+    auto [sb, b] = c.call(method, "/collections/one" + path, body);
+    EXPECT_EQ(sa, 200u) << path << " " << a.dump();
+    EXPECT_EQ(sb, 200u) << path << " " << b.dump();
+    EXPECT_EQ(a["result"], b["result"]) << path << " " << body.dump();
+    return a["result"];
+  };
+  EXPECT_EQ(same(bhttp::verb::post, "/points/count", json::object(), 0)["count"], 700 - 10 - 138);
+  same(bhttp::verb::post, "/points/count",
+       {{"filter", {{"must", {{{"key", "tag"}, {"match", {{"value", "x"}}}}}}}}}, 1);
+  // Scroll pages of 37 (an odd size, so that pages end inside shards) give every point once, in id
+  // order.
+  const json all = scroll_all(*clients[2], "sharded", 37);
+  EXPECT_EQ(all, scroll_all(c, "one", 37));
+  EXPECT_EQ(all.size(), 552u);
+  same(bhttp::verb::post, "/points",
+       {{"ids", {5, 15, 25, 30, 650, 9999}}, {"with_payload", true}, {"with_vector", true}}, 1);
+  same(bhttp::verb::get, "/points/25", nullptr, 2);
+  auto [missing, body] = c.call(bhttp::verb::get, "/collections/sharded/points/5");
+  EXPECT_EQ(missing, 404u) << body.dump();
+  // Exact searches: the same points and scores, offsets applied once.
+  for (int q = 0; q < 5; ++q) {
+    const json v = random_vector(rng);
+    const json params{{"exact", true}};
+    same(bhttp::verb::post, "/points/search",
+         {{"vector", v}, {"limit", 7}, {"offset", 3}, {"params", params}, {"with_payload", true}},
+         q);
+    same(bhttp::verb::post, "/points/query",
+         {{"query", v},
+          {"limit", 5},
+          {"params", params},
+          {"filter", {{"must", {{{"key", "g"}, {"match", {{"value", 2}}}}}}}}},
+         q);
+    same(bhttp::verb::post, "/points/search/batch",
+         {{"searches",
+           {{{"vector", v}, {"limit", 4}, {"params", params}},
+            {{"vector", random_vector(rng)}, {"limit", 3}, {"offset", 2}, {"params", params}}}}},
+         q);
+    same(bhttp::verb::post, "/points/query/batch",
+         {{"searches", {{{"query", {{"nearest", v}}}, {"limit", 4}, {"params", params}}}}}, q);
+  }
+  // HNSW through shards finds what one shard finds (ef 64 on 552 points: everything).
+  const json v = random_vector(rng);
+  same(bhttp::verb::post, "/points/search", {{"vector", v}, {"limit", 10}}, 0);
+
+  // Every replica of a shard holds the same points; the shards split the points.
+  std::map<int, std::vector<size_t>> counts;  // shard -> points on each replica
+  for (const auto* n : {n1.get(), n2.get(), n3.get()}) {
+    Client cc(n->port());
+    auto [st, info] = cc.call(bhttp::verb::get, "/collections/sharded/cluster");
+    ASSERT_EQ(st, 200u);
+    for (const json& l : info["result"]["local_shards"]) {
+      counts[l["shard_id"].get<int>()].push_back(l["points_count"]);
+      EXPECT_EQ(l["state"], "Active");
+    }
+  }
+  ASSERT_EQ(counts.size(), 3u);
+  size_t total = 0;
+  for (const auto& [shard, replicas] : counts) {
+    ASSERT_EQ(replicas.size(), 2u) << "shard " << shard;
+    EXPECT_EQ(replicas[0], replicas[1]) << "shard " << shard;
+    EXPECT_GT(replicas[0], 552u / 6) << "shard " << shard << " holds a fair part";
+    total += replicas[0];
+  }
+  EXPECT_EQ(total, 552u);
+  // Collection info adds the shards up and states the cluster settings.
+  auto [si, info] = clients[2]->call(bhttp::verb::get, "/collections/sharded");
+  ASSERT_EQ(si, 200u) << info.dump();
+  EXPECT_EQ(info["result"]["points_count"], 552);
+  EXPECT_EQ(info["result"]["config"]["params"]["shard_number"], 3);
+  EXPECT_EQ(info["result"]["config"]["params"]["replication_factor"], 2);
+  auto [sl, listed] = clients[1]->call(bhttp::verb::get, "/collections");
+  EXPECT_EQ(listed["result"]["collections"].size(), 2u) << listed.dump();
+}
+
+TEST_F(Cluster, BadInputToAShardedCollectionIsRefusedNamingTheFieldAndWritesNothing) {
+  auto n1 = node(1), n2 = node(2);
+  Client c(n1->port());
+  ASSERT_TRUE(eventually([&] { return cluster_of(*n1)["peers"].size() == 2; }));
+  const json vectors{{"size", 4}, {"distance", "Cosine"}};
+  const std::vector<std::pair<json, std::string>> bad_creates{
+      {{{"vectors", vectors}, {"replication_factor", 3}},
+       "replication_factor: 3 is more than the 2 live nodes"},
+      {{{"vectors", vectors}, {"replication_factor", 0}}, "replication_factor"},
+      {{{"vectors", vectors}, {"shard_number", 0}}, "shard_number"},
+      {{{"vectors", vectors}, {"shard_number", "two"}}, "shard_number"},
+      {{{"vectors", vectors}, {"replication_factor", 2}, {"write_consistency_factor", 3}},
+       "write_consistency_factor: 3 is more than replication_factor 2"},
+      {{{"vectors", {{"size", 0}, {"distance", "Cosine"}}}}, "vectors"},
+      {{{"vectors", vectors}, {"sharding_method", "custom"}}, "sharding_method"},
+  };
+  for (const auto& [body, message] : bad_creates) {
+    auto [status, r] = c.call(bhttp::verb::put, "/collections/bad", body);
+    EXPECT_EQ(status, 400u) << body.dump() << " " << r.dump();
+    EXPECT_NE(r.dump().find(message), std::string::npos) << r.dump();
+  }
+  auto [listed_status, listed] = c.call(bhttp::verb::get, "/collections");
+  EXPECT_TRUE(listed["result"]["collections"].empty()) << listed.dump();
+
+  ASSERT_EQ(c.call(bhttp::verb::put, "/collections/v",
+                   {{"vectors", vectors}, {"shard_number", 4}, {"replication_factor", 2}})
+                .first,
+            200u);
+  auto [again, r_again] = c.call(bhttp::verb::put, "/collections/v", {{"vectors", vectors}});
+  EXPECT_EQ(again, 409u) << r_again.dump();
+  // A bad vector in the second operation, on whichever shard: named as the request wrote it, and
+  // no shard takes any of the batch.
+  json points = json::array();
+  for (int i = 0; i < 8; ++i) points.push_back({{"id", i}, {"vector", {1, 0, 0, i}}});
+  json bad = points;
+  bad[5]["vector"] = {1, 2, 3};
+  const json batch{
+      {"operations", {{{"upsert", {{"points", points}}}}, {{"upsert", {{"points", bad}}}}}}};
+  auto [status, r] = c.call(bhttp::verb::post, "/collections/v/points/batch?wait=true", batch);
+  EXPECT_EQ(status, 400u) << r.dump();
+  EXPECT_NE(r.dump().find("operations[1].upsert.points[5].vector: expected dimension 4, got 3"),
+            std::string::npos)
+      << r.dump();
+  auto [single, rs] = c.call(bhttp::verb::put, "/collections/v/points", {{"points", bad}});
+  EXPECT_EQ(single, 400u);
+  EXPECT_NE(rs.dump().find("points[5].vector: expected dimension 4, got 3"), std::string::npos)
+      << rs.dump();
+  EXPECT_EQ(c.call(bhttp::verb::post, "/collections/v/points/count", json::object())
+                .second["result"]["count"],
+            0);
+  // Unknown collections and ids, bad ids.
+  EXPECT_EQ(c.call(bhttp::verb::post, "/collections/nope/points/count", json::object()).first,
+            404u);
+  auto [bad_id, rid] = c.call(bhttp::verb::put, "/collections/v/points",
+                              {{"points", {{{"id", -1}, {"vector", {1, 0, 0, 0}}}}}});
+  EXPECT_EQ(bad_id, 400u);
+  EXPECT_NE(rid.dump().find("points[0].id"), std::string::npos) << rid.dump();
+  // Internal write routes refuse a stale epoch and a node that is not the primary.
+  auto [sc, info] = c.call(bhttp::verb::get, "/collections/v/cluster");
+  ASSERT_EQ(sc, 200u);
+  for (const json& l : info["result"]["local_shards"]) {
+    const std::string path = "/waypoint/cluster/collections/v/shards/" +
+                             std::to_string(l["shard_id"].get<int>()) + "/write";
+    auto [st, rw] =
+        c.call(bhttp::verb::post, path,
+               {{"uid", "0000000000000000"}, {"epoch", 1}, {"operations", json::array()}}, true);
+    EXPECT_EQ(st, 400u) << rw.dump();
+    const std::string uid = l["collection"].get<std::string>().substr(2, 16);
+    auto [stale, rst] = c.call(bhttp::verb::post, path,
+                               {{"uid", uid}, {"epoch", 0}, {"operations", json::array()}}, true);
+    EXPECT_EQ(stale, 409u) << rst.dump();
+    EXPECT_NE(rst.dump().find(l["primary"] == true ? "epoch: the write carries epoch 0"
+                                                   : "is not the primary"),
+              std::string::npos)
+        << rst.dump();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test: kill -9 under load, failover, restart, catch-up.
+
+namespace {
+
+/// A vector of its own for each id.
+json vector_of(uint64_t id) {
+  std::mt19937_64 rng(id);
+  std::uniform_real_distribution<float> u(0.0f, 10.0f);
+  json v = json::array();
+  for (int i = 0; i < 8; ++i) v.push_back(u(rng));
+  return v;
+}
+
+/// Whether every replica of every shard is active, as node `n` sees the collection.
+bool all_active(const ServerProcess& n, const std::string& collection) {
+  Client c(n.port());
+  auto [status, r] = c.call(bhttp::verb::get, "/collections/" + collection + "/cluster");
+  if (status != 200) return false;
+  for (const char* part : {"local_shards", "remote_shards"}) {
+    for (const json& s : r["result"][part]) {
+      if (s["state"] != "Active") return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_F(Cluster, AKilledNodeFailsOverLosesNoAcknowledgedWriteAndCatchesUp) {
+  const uint16_t port2 = wp::test::free_port();
+  const std::string cluster_flags = " --cluster --etcd " + etcd_.endpoint() + " --lease-ttl 2";
+  auto n1 = node(1), n3 = node(3);
+  auto start2 = [&] {
+    return std::make_unique<ServerProcess>(ServerProcess::Args{"--port " + std::to_string(port2) +
+                                                               " --data " + dir_.file("node2") +
+                                                               cluster_flags + " --node-id 2"});
+  };
+  auto n2 = start2();
+  ASSERT_TRUE(eventually([&] { return cluster_of(*n1)["peers"].size() == 3; }));
+  Client admin(n1->port());
+  auto [created, rc] = admin.call(bhttp::verb::put, "/collections/k",
+                                  {{"vectors", {{"size", 8}, {"distance", "Euclid"}}},
+                                   {"shard_number", 3},
+                                   {"replication_factor", 2},
+                                   {"write_consistency_factor", 2}});
+  ASSERT_EQ(created, 200u) << rc.dump();
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> acked_batches{0}, failed_batches{0};
+  std::atomic<int64_t> killed_at_ns{0}, first_search_ns{-1}, first_write_ns{-1};
+  std::mutex mu;
+  std::set<uint64_t> acked;
+  auto since_kill = [&] {
+    const int64_t k = killed_at_ns;
+    return k == 0 ? int64_t{-1}
+                  : std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        Clock::now().time_since_epoch())
+                            .count() -
+                        k;
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      // The nodes that stay up; a new connection after a failed one.
+      auto c = std::make_unique<Client>(t == 0 ? n1->port() : n3->port());
+      for (uint64_t b = 0; !stop; ++b) {
+        json points = json::array();
+        std::vector<uint64_t> ids;
+        for (uint64_t i = 0; i < 10; ++i) {
+          const uint64_t id = (t + 1) * 1000000 + b * 10 + i;
+          ids.push_back(id);
+          points.push_back({{"id", id}, {"vector", vector_of(id)}});
+        }
+        try {
+          auto [status, r] =
+              c->call(bhttp::verb::put, "/collections/k/points?wait=true", {{"points", points}});
+          if (status == 200) {
+            {
+              std::lock_guard<std::mutex> lock(mu);
+              acked.insert(ids.begin(), ids.end());
+            }
+            ++acked_batches;
+            const int64_t s = since_kill();
+            int64_t none = -1;
+            if (s >= 0) first_write_ns.compare_exchange_strong(none, s);
+          } else {
+            ++failed_batches;
+          }
+        } catch (const std::exception&) {
+          ++failed_batches;
+          c = std::make_unique<Client>(t == 0 ? n1->port() : n3->port());
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    Client c(n1->port());
+    while (!stop) {
+      auto [status, r] = c.call(bhttp::verb::post, "/collections/k/points/search",
+                                {{"vector", vector_of(7)}, {"limit", 5}});
+      const int64_t s = since_kill();
+      int64_t none = -1;
+      if (status == 200 && s >= 0) first_search_ns.compare_exchange_strong(none, s);
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+  });
+  if (!eventually([&] { return acked_batches >= 30; }, seconds(30))) {
+    stop = true;
+    for (std::thread& t : threads) t.join();
+    FAIL() << "writes were not acknowledged: " << failed_batches << " failed";
+  }
+  n2->kill_and_wait(SIGKILL);
+  killed_at_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  const int acked_at_kill = acked_batches;
+  // Past the lease (2 s): node 2's replicas are marked dead, its shards get new primaries.
+  std::this_thread::sleep_for(seconds(4));
+  n2 = start2();
+  const bool caught_up = eventually([&] { return all_active(*n1, "k"); }, seconds(30));
+  if (!caught_up) {
+    stop = true;
+    for (std::thread& t : threads) t.join();
+    for (const ServerProcess* n : {n1.get(), n2.get(), n3.get()}) {
+      Client c(n->port());
+      ADD_FAILURE() << c.call(bhttp::verb::get, "/collections/k/cluster").second.dump();
+    }
+    return;
+  }
+  const int acked_at_restart = acked_batches;
+  std::this_thread::sleep_for(seconds(1));
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  std::printf(
+      "acknowledged batches: %d before the kill, %d up to the restart, %d in all; %d failed\n",
+      acked_at_kill, acked_at_restart, acked_batches.load(), failed_batches.load());
+  std::printf(
+      "after kill -9: first search %.3f s, first acknowledged write %.3f s (lease TTL 2 s)\n",
+      first_search_ns / 1e9, first_write_ns / 1e9);
+  ASSERT_GE(first_search_ns.load(), 0);
+  EXPECT_LE(first_search_ns / 1e9, 2.0 + 2.0) << "searches answer within the lease TTL + 2 s";
+  EXPECT_GT(acked_batches.load(), acked_at_restart) << "writes go on after the restart";
+
+  // Every acknowledged point on every replica of its shard; replicas of a shard alike.
+  ASSERT_TRUE(eventually([&] { return all_active(*n1, "k"); }, seconds(10)));
+  json ids = json::array();
+  for (uint64_t id : acked) ids.push_back(id);
+  std::map<int, std::vector<std::set<uint64_t>>> held;  // shard -> ids found on each replica
+  std::map<int, std::vector<size_t>> counts;
+  for (const ServerProcess* n : {n1.get(), n2.get(), n3.get()}) {
+    Client c(n->port());
+    auto [status, info] = c.call(bhttp::verb::get, "/collections/k/cluster");
+    ASSERT_EQ(status, 200u);
+    for (const json& l : info["result"]["local_shards"]) {
+      auto [st, found] = c.call(bhttp::verb::post,
+                                "/collections/" + l["collection"].get<std::string>() + "/points",
+                                {{"ids", ids}}, true);
+      ASSERT_EQ(st, 200u) << found.dump();
+      std::set<uint64_t> here;
+      for (const json& p : found["result"]) here.insert(p["id"].get<uint64_t>());
+      held[l["shard_id"]].push_back(here);
+      counts[l["shard_id"]].push_back(l["points_count"]);
+    }
+  }
+  ASSERT_EQ(held.size(), 3u);
+  size_t found_total = 0;
+  for (const auto& [shard, replicas] : held) {
+    ASSERT_EQ(replicas.size(), 2u) << "shard " << shard;
+    EXPECT_EQ(replicas[0], replicas[1]) << "shard " << shard;
+    EXPECT_EQ(counts[shard][0], counts[shard][1]) << "shard " << shard;
+    found_total += replicas[0].size();
+  }
+  EXPECT_EQ(found_total, acked.size()) << "every acknowledged point, on one shard each";
 }

@@ -189,9 +189,10 @@ std::string concrete(const std::string& pattern) {
            : param == "id"            ? "1"
            : param == "field_name"    ? "color"
            : param == "snapshot_name" ? "s.snapshot"
+           : param == "shard"         ? "0"
                                       : "?";
     EXPECT_TRUE(param == "name" || param == "id" || param == "field_name" ||
-                param == "snapshot_name")
+                param == "snapshot_name" || param == "shard")
         << "unknown path parameter {" << param << "} in " << pattern;
     i = end + 1;
   }
