@@ -145,6 +145,9 @@ const std::vector<Api::Route>& Api::routes() {
       {"GET", "/collections/{name}/cluster",
        "Where the collection's shards are (Qdrant's CollectionClusterInfo)",
        &Api::collection_cluster, Access::kRead},
+      {"POST", "/collections/{name}/cluster",
+       "Cluster operations: move_shard, replicate_shard, drop_replica; rebalance (waypoint)",
+       &Api::update_collection_cluster, Access::kWrite},
       {"GET", "/collections/{name}/exists", "Whether a collection exists", &Api::collection_exists,
        Access::kRead},
       {"PUT", "/collections/{name}/index",
@@ -524,6 +527,11 @@ json Api::collection_cluster(const Call& c) {
                                          {"applied_term", col->applied_term()}}})},
           {"remote_shards", json::array()},
           {"shard_transfers", json::array()}};
+}
+
+json Api::update_collection_cluster(const Call& c) {
+  engine_.collection(c.path.at("name"));  // 404 first
+  throw UserError("cluster operations need a cluster (waypoint serve --cluster)");
 }
 
 json Api::cluster_shard_write(const Call& c) {

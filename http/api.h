@@ -182,6 +182,7 @@ class Api {
   nlohmann::json openapi(const Call& c);
   nlohmann::json cluster_status(const Call& c);
   nlohmann::json collection_cluster(const Call& c);
+  nlohmann::json update_collection_cluster(const Call& c);
   nlohmann::json cluster_shard_write(const Call& c);
   nlohmann::json cluster_shard_apply(const Call& c);
   nlohmann::json cluster_shard_log(const Call& c);

@@ -203,6 +203,7 @@ json ClusterRouter::call(const std::string& method, const std::string& pattern, 
   if (route == "GET /collections/{name}") return info(name);
   if (route == "GET /collections/{name}/exists") return json{{"exists", find(name).has_value()}};
   if (route == "GET /collections/{name}/cluster") return collection_cluster(name);
+  if (route == "POST /collections/{name}/cluster") return operate(name, c);
   static const std::set<std::string> writes{"PUT /collections/{name}/points",
                                             "POST /collections/{name}/points/delete",
                                             "PUT /collections/{name}/points/vectors",
@@ -515,11 +516,23 @@ json ClusterRouter::collection_cluster(const std::string& name) {
       }
     }
   }
+  json transfers = json::array();
+  for (uint32_t s = 0; s < m.shard_number; ++s) {
+    for (const auto& [node, state] : m.shards[s].replicas) {
+      if (state != ReplicaState::kSyncing) continue;
+      const auto move = m.shards[s].moves.find(node);
+      transfers.push_back({{"shard_id", s},
+                           {"from", m.shards[s].primary},
+                           {"to", node},
+                           {"sync", move == m.shards[s].moves.end()},
+                           {"method", "stream_records"}});
+    }
+  }
   return {{"peer_id", node_.id()},
           {"shard_count", m.shard_number},
           {"local_shards", local},
           {"remote_shards", remote},
-          {"shard_transfers", json::array()}};
+          {"shard_transfers", transfers}};
 }
 
 std::shared_ptr<engine::Collection> ClusterRouter::ensure_local(const CollectionMap& m,
@@ -821,11 +834,16 @@ void ClusterRouter::apply_numbered(const CollectionMap& m, uint32_t s, uint64_t 
 
 json ClusterRouter::primary_write(const Call& c) {
   const std::string& name = c.path.at("name");
-  const CollectionMap m = need(name);
+  const CollectionMap seen = need(name);
   const json body = parse_body(*c.body);
-  WP_THROW_IF_NOT(body.is_object() && body.value("uid", "") == m.uid,
+  WP_THROW_IF_NOT(body.is_object() && body.value("uid", "") == seen.uid,
                   "uid: this write is for another collection of the name `", name, "`");
-  const uint32_t s = shard_param(c, m);
+  const uint32_t s = shard_param(c, seen);
+  // The shard's order first, then the map: a change made while holding it (a replica marked
+  // dead, a move completed and the primary handed over) is seen here.
+  std::lock_guard<std::mutex> order(shard_mutex(seen.local_name(s)));
+  const CollectionMap m = need(name);
+  WP_THROW_IF_NOT(m.uid == seen.uid, "collection `", name, "` was deleted and created again");
   const Shard& shard = m.shards[s];
   const uint64_t epoch = engine::get_count(body, "epoch", "", 0, 0, UINT64_MAX);
   if (shard.primary != node_.id()) {
@@ -841,7 +859,6 @@ json ClusterRouter::primary_write(const Call& c) {
     throw UnavailableError("node " + std::to_string(node_.id()) +
                            " cannot renew its etcd lease: it does not act as a primary now");
   }
-  std::lock_guard<std::mutex> order(shard_mutex(m.local_name(s)));
   const auto local = ensure_local(m, s);
   const uint64_t seq = local->applied_sequence() + 1, prev_term = local->applied_term();
   const json& operations = body.at("operations");
@@ -904,11 +921,14 @@ json ClusterRouter::primary_write(const Call& c) {
 
 json ClusterRouter::replica_apply(const Call& c) {
   const std::string& name = c.path.at("name");
-  const CollectionMap m = need(name);
+  const CollectionMap seen = need(name);
   const json body = parse_body(*c.body);
-  WP_THROW_IF_NOT(body.is_object() && body.value("uid", "") == m.uid,
+  WP_THROW_IF_NOT(body.is_object() && body.value("uid", "") == seen.uid,
                   "uid: this write is for another collection of the name `", name, "`");
-  const uint32_t s = shard_param(c, m);
+  const uint32_t s = shard_param(c, seen);
+  std::lock_guard<std::mutex> order(shard_mutex(seen.local_name(s)));
+  const CollectionMap m = need(name);
+  WP_THROW_IF_NOT(m.uid == seen.uid, "collection `", name, "` was deleted and created again");
   const uint64_t epoch = engine::get_count(body, "epoch", "", 0, 0, UINT64_MAX);
   const uint64_t seq = engine::get_count(body, "seq", "", 0, 1, UINT64_MAX);
   const uint64_t prev_term = engine::get_count(body, "prev_term", "", 0, 0, UINT64_MAX);
@@ -916,7 +936,6 @@ json ClusterRouter::replica_apply(const Call& c) {
     throw ConflictError("epoch: the write carries epoch " + std::to_string(epoch) + ", shard " +
                         std::to_string(s) + " is at epoch " + std::to_string(m.shards[s].epoch));
   }
-  std::lock_guard<std::mutex> order(shard_mutex(m.local_name(s)));
   const auto local = ensure_local(m, s);
   const uint64_t applied = local->applied_sequence();
   if (seq <= applied) return {{"seq", applied}};  // already holds it
@@ -998,11 +1017,141 @@ json ClusterRouter::activate(const Call& c) {
                           " is not syncing from this primary");
     }
     it->second = ReplicaState::kActive;
+    // A move completes: the replica it replaces goes (and hands the primary over).
+    if (const auto move = sh.moves.find(replica); move != sh.moves.end()) {
+      sh.replicas.erase(move->second);
+      if (sh.primary == move->second) sh.primary = replica;
+      sh.moves.erase(move);
+    }
     ++sh.epoch;
     return true;
   });
   WP_THROW_IF_NOT(done, "collection `", name, "` was deleted meanwhile");
   return true;
+}
+
+json ClusterRouter::operate(const std::string& name, const Call& c) {
+  const CollectionMap m = need(name);
+  const json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.is_object() && body.size() == 1,
+                  "body: expected one of {\"move_shard\" | \"replicate_shard\" | "
+                  "\"drop_replica\" | \"rebalance\": {...}}");
+  const std::string op = body.begin().key();
+  const json& args = body.begin().value();
+  WP_THROW_IF_NOT(args.is_object(), op, ": expected an object");
+  const auto peers = node_.peers();
+  auto shard_arg = [&]() {
+    return static_cast<uint32_t>(engine::get_count(args, "shard_id", op, 0, 0, m.shard_number - 1));
+  };
+  auto peer_arg = [&](const char* key) {
+    WP_THROW_IF_NOT(args.contains(key), op, ".", key, ": missing");
+    const uint64_t id = engine::get_count(args, key, op, 0, 1, UINT64_MAX);
+    WP_THROW_IF_NOT(
+        peers.count(id), op, ".", key, ": node ", id, " is not in the cluster (nodes: ",
+        [&] {
+          std::string list;
+          for (const auto& [p, url] : peers) list += (list.empty() ? "" : ", ") + std::to_string(p);
+          return list;
+        }(),
+        ")");
+    return id;
+  };
+  if (op == "move_shard" || op == "replicate_shard") {
+    engine::check_fields(args, op, {"shard_id", "from_peer_id", "to_peer_id", "method"});
+    const uint32_t s = shard_arg();
+    const uint64_t from = peer_arg("from_peer_id"), to = peer_arg("to_peer_id");
+    const bool move = op == "move_shard";
+    const bool ok = update_map(name, [&](CollectionMap& fresh) {
+      if (fresh.uid != m.uid) return false;
+      Shard& sh = fresh.shards[s];
+      WP_THROW_IF_NOT(sh.replicas.count(from), op, ".from_peer_id: node ", from,
+                      " holds no replica of shard ", s);
+      WP_THROW_IF_NOT(!sh.replicas.count(to), op, ".to_peer_id: node ", to,
+                      " already holds a replica of shard ", s);
+      sh.replicas[to] = ReplicaState::kSyncing;  // it copies from the primary, then turns active
+      if (move) sh.moves[to] = from;
+      ++sh.epoch;
+      return true;
+    });
+    WP_THROW_IF_NOT(ok, "collection `", name, "` was deleted meanwhile");
+    return true;
+  }
+  if (op == "drop_replica") {
+    engine::check_fields(args, op, {"shard_id", "peer_id"});
+    const uint32_t s = shard_arg();
+    WP_THROW_IF_NOT(args.contains("peer_id"), op, ".peer_id: missing");
+    const uint64_t peer = engine::get_count(args, "peer_id", op, 0, 1, UINT64_MAX);
+    const bool ok = update_map(name, [&](CollectionMap& fresh) {
+      if (fresh.uid != m.uid) return false;
+      Shard& sh = fresh.shards[s];
+      WP_THROW_IF_NOT(sh.replicas.count(peer), op, ".peer_id: node ", peer,
+                      " holds no replica of shard ", s);
+      uint64_t other = 0;
+      for (const auto& [r, state] : sh.replicas) {
+        if (r != peer && state == ReplicaState::kActive && peers.count(r)) other = r;
+      }
+      WP_THROW_IF_NOT(other != 0 || sh.replicas.at(peer) != ReplicaState::kActive, op, ": node ",
+                      peer, " holds the last active replica of shard ", s);
+      sh.replicas.erase(peer);
+      sh.moves.erase(peer);
+      for (auto it = sh.moves.begin(); it != sh.moves.end();) {
+        it = it->second == peer ? sh.moves.erase(it) : std::next(it);
+      }
+      if (sh.primary == peer) sh.primary = other;
+      ++sh.epoch;
+      return true;
+    });
+    WP_THROW_IF_NOT(ok, "collection `", name, "` was deleted meanwhile");
+    return true;
+  }
+  if (op == "rebalance") {
+    // A waypoint extension: moves replicas from the nodes holding the most to those holding the
+    // fewest, at most one move per shard at a time, until the counts differ by one at most.
+    engine::check_fields(args, op, {});
+    size_t moves = 0;
+    const bool ok = update_map(name, [&](CollectionMap& fresh) {
+      if (fresh.uid != m.uid) return false;
+      moves = 0;
+      std::map<uint64_t, size_t> load;
+      for (const auto& [p, url] : peers) load[p] = 0;
+      for (const Shard& sh : fresh.shards) {
+        for (const auto& [r, state] : sh.replicas) {
+          if (!sh.moves.count(r) && load.count(r)) ++load[r];
+        }
+      }
+      for (uint32_t s = 0; s < fresh.shard_number; ++s) {
+        Shard& sh = fresh.shards[s];
+        if (!sh.moves.empty()) continue;
+        auto most = std::max_element(load.begin(), load.end(), [&](const auto& a, const auto& b) {
+          return (sh.replicas.count(a.first) ? a.second : 0) <
+                 (sh.replicas.count(b.first) ? b.second : 0);
+        });
+        auto least = load.end();
+        for (auto it = load.begin(); it != load.end(); ++it) {
+          if (!sh.replicas.count(it->first) &&
+              (least == load.end() || it->second < least->second)) {
+            least = it;
+          }
+        }
+        if (most == load.end() || least == load.end() || !sh.replicas.count(most->first) ||
+            most->second <= least->second + 1) {
+          continue;
+        }
+        sh.replicas[least->first] = ReplicaState::kSyncing;
+        sh.moves[least->first] = most->first;
+        ++sh.epoch;
+        --most->second;
+        ++least->second;
+        ++moves;
+      }
+      return moves > 0;
+    });
+    WP_THROW_IF_NOT(ok, "collection `", name, "` was deleted meanwhile");
+    return json{{"moves", moves}};
+  }
+  throw UserError(op +
+                  ": not a cluster operation (expected move_shard, replicate_shard, "
+                  "drop_replica or rebalance)");
 }
 
 void ClusterRouter::fail_over(const CollectionMap& seen,

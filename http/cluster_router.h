@@ -112,6 +112,9 @@ class ClusterRouter {
   bool update_map(const std::string& name,
                   const std::function<bool(cluster::CollectionMap&)>& change);
 
+  /// POST /collections/{name}/cluster: move_shard, replicate_shard, drop_replica, and the
+  /// waypoint extension rebalance.
+  nlohmann::json operate(const std::string& name, const Call& c);
   nlohmann::json create(const std::string& name, const Call& c);
   nlohmann::json remove(const std::string& name);
   nlohmann::json list() const;

@@ -36,7 +36,10 @@ json CollectionMap::to_json() const {
   for (const Shard& s : shards) {
     json replicas = json::object();
     for (const auto& [node, state] : s.replicas) replicas[std::to_string(node)] = state_name(state);
-    shards_json.push_back({{"epoch", s.epoch}, {"primary", s.primary}, {"replicas", replicas}});
+    json moves = json::object();
+    for (const auto& [to, from] : s.moves) moves[std::to_string(to)] = from;
+    shards_json.push_back(
+        {{"epoch", s.epoch}, {"primary", s.primary}, {"replicas", replicas}, {"moves", moves}});
   }
   return {{"uid", uid},
           {"config", config},
@@ -61,6 +64,11 @@ CollectionMap CollectionMap::from_json(const std::string& name, const json& j) {
       shard.primary = s.at("primary").get<uint64_t>();
       for (const auto& [node, state] : s.at("replicas").items()) {
         shard.replicas[std::stoull(node)] = state_of(state.get<std::string>());
+      }
+      if (s.contains("moves")) {
+        for (const auto& [to, from] : s.at("moves").items()) {
+          shard.moves[std::stoull(to)] = from.get<uint64_t>();
+        }
       }
       m.shards.push_back(std::move(shard));
     }

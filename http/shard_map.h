@@ -31,6 +31,9 @@ struct Shard {
   uint64_t epoch = 1;
   uint64_t primary = 0;  ///< a node id, one of `replicas`
   std::map<uint64_t, ReplicaState> replicas;
+  /// Moves under way (move_shard): once replica `to` is active, replica `from` is dropped (and
+  /// `to` becomes the primary if `from` was). to -> from.
+  std::map<uint64_t, uint64_t> moves;
 };
 
 struct CollectionMap {

@@ -596,3 +596,116 @@ TEST_F(Cluster, AKilledNodeFailsOverLosesNoAcknowledgedWriteAndCatchesUp) {
   }
   EXPECT_EQ(found_total, acked.size()) << "every acknowledged point, on one shard each";
 }
+
+TEST_F(Cluster, MovingAShardUnderWritesLosesNothingAndBadOperationsNameTheField) {
+  auto n1 = node(1), n2 = node(2), n3 = node(3);
+  Client admin(n1->port());
+  ASSERT_TRUE(eventually([&] { return cluster_of(*n1)["peers"].size() == 3; }));
+  auto [created, rc] = admin.call(bhttp::verb::put, "/collections/m",
+                                  {{"vectors", {{"size", 8}, {"distance", "Euclid"}}},
+                                   {"shard_number", 3},
+                                   {"replication_factor", 1}});
+  ASSERT_EQ(created, 200u) << rc.dump();
+  auto holder = [&](int shard) {
+    auto [st, info] = admin.call(bhttp::verb::get, "/collections/m/cluster");
+    for (const char* part : {"local_shards", "remote_shards"}) {
+      for (const json& l : info["result"][part]) {
+        if (l["shard_id"] == shard) return l.value("peer_id", 1);
+      }
+    }
+    return 0;
+  };
+  const int from = holder(0), to = from == 3 ? 1 : from + 1;
+
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::set<uint64_t> acked;
+  std::thread writer([&] {
+    Client c(n2->port());
+    for (uint64_t b = 0; !stop; ++b) {
+      json points = json::array();
+      for (uint64_t i = 0; i < 20; ++i)
+        points.push_back({{"id", b * 20 + i}, {"vector", vector_of(b * 20 + i)}});
+      auto [status, r] =
+          c.call(bhttp::verb::put, "/collections/m/points?wait=true", {{"points", points}});
+      if (status == 200) {
+        std::lock_guard<std::mutex> lock(mu);
+        for (const json& p : points) acked.insert(p["id"].get<uint64_t>());
+      }
+    }
+  });
+  std::this_thread::sleep_for(milliseconds(500));
+  auto [moved, rm] =
+      admin.call(bhttp::verb::post, "/collections/m/cluster",
+                 {{"move_shard", {{"shard_id", 0}, {"from_peer_id", from}, {"to_peer_id", to}}}});
+  EXPECT_EQ(moved, 200u) << rm.dump();
+  const bool done =
+      eventually([&] { return holder(0) == to && all_active(*n1, "m"); }, seconds(30));
+  std::this_thread::sleep_for(milliseconds(300));
+  stop = true;
+  writer.join();
+  ASSERT_TRUE(done) << admin.call(bhttp::verb::get, "/collections/m/cluster").second.dump();
+  auto [st, info] = admin.call(bhttp::verb::get, "/collections/m/cluster");
+  EXPECT_TRUE(info["result"]["shard_transfers"].empty()) << info.dump();
+  json ids = json::array();
+  for (uint64_t id : acked) ids.push_back(id);
+  auto [sr, found] = admin.call(bhttp::verb::post, "/collections/m/points", {{"ids", ids}});
+  ASSERT_EQ(sr, 200u);
+  EXPECT_EQ(found["result"].size(), acked.size()) << "every acknowledged point after the move";
+  std::printf("moved shard 0 from node %d to node %d under %zu acknowledged points\n", from, to,
+              acked.size());
+  // The old holder dropped its copy.
+  Client old_holder(from == 1 ? n1->port() : from == 2 ? n2->port() : n3->port());
+  for (const json& l : old_holder.call(bhttp::verb::get, "/collections/m/cluster")
+                           .second["result"]["local_shards"]) {
+    EXPECT_NE(l["shard_id"], 0);
+  }
+
+  // replicate, then drop a replica; the last active replica cannot be dropped.
+  const int third = 6 - from - to;
+  auto [rep, rr] = admin.call(
+      bhttp::verb::post, "/collections/m/cluster",
+      {{"replicate_shard", {{"shard_id", 0}, {"from_peer_id", to}, {"to_peer_id", third}}}});
+  EXPECT_EQ(rep, 200u) << rr.dump();
+  ASSERT_TRUE(eventually([&] { return all_active(*n1, "m"); }, seconds(30)));
+  auto [c0, r0] = admin.call(bhttp::verb::post, "/collections/m/points/count", json::object());
+  EXPECT_EQ(r0["result"]["count"], acked.size());
+  auto [drop, rd] = admin.call(bhttp::verb::post, "/collections/m/cluster",
+                               {{"drop_replica", {{"shard_id", 0}, {"peer_id", to}}}});
+  EXPECT_EQ(drop, 200u) << rd.dump();
+  EXPECT_EQ(holder(0), third);
+  const std::vector<std::pair<json, std::string>> bad{
+      {{{"drop_replica", {{"shard_id", 0}, {"peer_id", third}}}},
+       "holds the last active replica of shard 0"},
+      {{{"move_shard", {{"shard_id", 0}, {"from_peer_id", third}, {"to_peer_id", 9}}}},
+       "move_shard.to_peer_id: node 9 is not in the cluster"},
+      {{{"move_shard", {{"shard_id", 7}, {"from_peer_id", 1}, {"to_peer_id", 2}}}},
+       "move_shard.shard_id"},
+      {{{"move_shard", {{"shard_id", 0}, {"from_peer_id", to}, {"to_peer_id", from}}}},
+       "move_shard.from_peer_id: node " + std::to_string(to) + " holds no replica of shard 0"},
+      {{{"replicate_shard", {{"shard_id", 0}, {"from_peer_id", third}, {"to_peer_id", third}}}},
+       "already holds a replica of shard 0"},
+      {{{"split_shard", json::object()}}, "split_shard: not a cluster operation"},
+  };
+  for (const auto& [body, message] : bad) {
+    auto [status, r] = admin.call(bhttp::verb::post, "/collections/m/cluster", body);
+    EXPECT_EQ(status, 400u) << body.dump() << " " << r.dump();
+    EXPECT_NE(r.dump().find(message), std::string::npos) << r.dump();
+  }
+  // rebalance: node `third` holds two shards now... spread again (one each).
+  auto [rb, rrb] =
+      admin.call(bhttp::verb::post, "/collections/m/cluster", {{"rebalance", json::object()}});
+  EXPECT_EQ(rb, 200u) << rrb.dump();
+  ASSERT_TRUE(eventually(
+      [&] {
+        return all_active(*n1, "m") && admin.call(bhttp::verb::get, "/collections/m/cluster")
+                                           .second["result"]["shard_transfers"]
+                                           .empty();
+      },
+      seconds(30)));
+  std::set<int> holders{holder(0), holder(1), holder(2)};
+  EXPECT_EQ(holders.size(), 3u) << "one shard per node after rebalance";
+  EXPECT_EQ(admin.call(bhttp::verb::post, "/collections/m/points/count", json::object())
+                .second["result"]["count"],
+            acked.size());
+}
