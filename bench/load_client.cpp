@@ -4,7 +4,7 @@
 // the in-process QPS of the same index with the same parameters.
 //
 //   build/bench/waypoint_load --port 6333 --dataset tests/data/siftsmall
-//       --connections 1,8,32,64 --seconds 5 [--ef 64] [--json]
+//       --connections 1,8,32,64 --seconds 5 [--ef 64] [--json] [--shards N --replication R]
 // Traffic goes to 127.0.0.1 only.
 #include <omp.h>
 #include <boost/asio/ip/tcp.hpp>
@@ -82,14 +82,36 @@ double upload(uint16_t port, const std::string& col, const wp::index::Matrix& ba
 }
 
 /// A fresh collection: M=16, ef_construct=100 (Qdrant's defaults), Euclid.
-void create_collection(uint16_t port, const std::string& col, size_t dim) {
+/// `shards` 0: the server's default (one node: 1; a cluster: one per node).
+void create_collection(uint16_t port, const std::string& col, size_t dim, size_t shards,
+                       size_t replication) {
   Client c(port);
   c.call(bhttp::verb::delete_, "/collections/" + col, "");
-  const unsigned st = c.call(bhttp::verb::put, "/collections/" + col,
-                             json{{"vectors", {{"size", dim}, {"distance", "Euclid"}}},
-                                  {"hnsw_config", {{"m", 16}, {"ef_construct", 100}}}}
-                                 .dump());
+  json body{{"vectors", {{"size", dim}, {"distance", "Euclid"}}},
+            {"hnsw_config", {{"m", 16}, {"ef_construct", 100}}}};
+  if (shards) body["shard_number"] = shards;
+  if (replication) body["replication_factor"] = replication;
+  const unsigned st = c.call(bhttp::verb::put, "/collections/" + col, body.dump());
   WP_THROW_IF_NOT(st == 200, "create collection answered ", st);
+}
+
+/// Recall@k of the server's answers (ids are base rows) against the dataset's ground truth.
+double http_recall(uint16_t port, const std::string& col, const std::vector<std::string>& queries,
+                   const wp::index::IntMatrix& gt, size_t k) {
+  wp::http::LoopbackClient c(port);
+  size_t hits = 0;
+  for (size_t i = 0; i < queries.size(); ++i) {
+    auto [st, text] =
+        c.call(bhttp::verb::post, "/collections/" + col + "/points/search", queries[i]);
+    WP_THROW_IF_NOT(st == 200, "search answered ", st, ": ", text.substr(0, 200));
+    const json r = json::parse(text);
+    const int* truth = gt.row(i);
+    for (const json& p : r["result"]) {
+      const int id = p["id"].get<int>();
+      hits += std::count(truth, truth + k, id);
+    }
+  }
+  return static_cast<double>(hits) / (queries.size() * k);
 }
 
 /// Points per second of single-point upserts with wait=true (the first 200 points again).
@@ -173,6 +195,9 @@ void print_report(const json& report, size_t ef) {
       report["upsert_points_per_s_single_wait"].get<double>());
   std::printf("in-process (same index, ef=%zu): %.0f QPS on 1 thread, %.0f on 2\n", ef,
               report["inprocess_qps_1t"].get<double>(), report["inprocess_qps_2t"].get<double>());
+  if (report.contains("http_recall_at_k")) {
+    std::printf("recall@k through the server: %.4f\n", report["http_recall_at_k"].get<double>());
+  }
   std::printf("%12s %10s %10s %10s %8s\n", "connections", "qps", "p50_us", "p99_us", "errors");
   for (const json& r : report["search"]) {
     std::printf("%12lld %10.0f %10.1f %10.1f %8d\n", r["connections"].get<long long>(),
@@ -194,6 +219,8 @@ int main(int argc, char** argv) {
     const size_t ef = args.integer("ef", 64, 1, 100000);
     const size_t k = args.integer("k", 10, 1, 1000);
     const bool as_json = args.flag("json");
+    const size_t shards = args.integer("shards", 0, 0, 1024);
+    const size_t replication = args.integer("replication", 0, 0, 100);
     args.finish();
 
     const wp::index::Dataset ds = wp::index::load_dataset(dataset);
@@ -203,7 +230,7 @@ int main(int argc, char** argv) {
                         ",\"limit\":" + std::to_string(k) +
                         ",\"params\":{\"hnsw_ef\":" + std::to_string(ef) + "}}");
     }
-    create_collection(port, col, ds.base.d);
+    create_collection(port, col, ds.base.d, shards, replication);
     const size_t half = ds.base.n / 2;
     json report{{"dataset", ds.name},
                 {"points", ds.base.n},
@@ -222,6 +249,9 @@ int main(int argc, char** argv) {
     for (int threads : {1, 2}) {
       report["inprocess_qps_" + std::to_string(threads) + "t"] =
           inprocess_qps(idx, ds.query, k, ef, threads);
+    }
+    if (ds.groundtruth.n >= ds.query.n && ds.groundtruth.d >= k) {
+      report["http_recall_at_k"] = http_recall(port, col, queries, ds.groundtruth, k);
     }
     report["search"] = json::array();
     for (long long n : conns)

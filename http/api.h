@@ -103,6 +103,8 @@ class Api {
   /// Routes the collection routes across the cluster (nullptr: answered locally). The router
   /// must outlive the Api's requests.
   void set_router(ClusterRouter* router) { router_ = router; }
+  /// Whether collection routes go across a cluster (requests may then wait on other nodes).
+  bool clustered() const { return router_ != nullptr; }
 
   /// Applies a points/batch body ({"operations": [...]}) to a local collection as the write
   /// numbered `sequence` of its shard (Collection::apply_sequenced).

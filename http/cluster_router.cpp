@@ -323,18 +323,25 @@ ClusterRouter::Answer ClusterRouter::read_shard(const CollectionMap& m, uint32_t
 std::vector<json> ClusterRouter::read_all(const CollectionMap& m, const std::string& method,
                                           const std::string& path,
                                           const std::vector<json>& bodies) {
-  std::vector<std::future<Answer>> futures;
+  // Shards another node serves are asked at once, each on a thread of its own; those this node
+  // holds (an active replica here) are read on this thread meanwhile.
+  auto local = [&](uint32_t s) {
+    const auto it = m.shards[s].replicas.find(node_.id());
+    return it != m.shards[s].replicas.end() && it->second == ReplicaState::kActive;
+  };
+  auto read = [&, this](uint32_t s) {
+    return read_shard(m, s, method, path, bodies.size() == 1 ? bodies[0] : bodies[s]);
+  };
+  std::vector<std::future<Answer>> futures(m.shard_number);
   for (uint32_t s = 0; s < m.shard_number; ++s) {
-    futures.push_back(std::async(std::launch::async, [&, s] {
-      return read_shard(m, s, method, path, bodies.size() == 1 ? bodies[0] : bodies[s]);
-    }));
+    if (!local(s)) futures[s] = std::async(std::launch::async, read, s);
   }
-  std::vector<json> out;
+  std::vector<json> out(m.shard_number);
   std::exception_ptr first;
   for (uint32_t s = 0; s < m.shard_number; ++s) {
     try {
-      Answer a = futures[s].get();
-      out.push_back(result_of(a.status, std::move(a.body), ""));
+      Answer a = local(s) ? read(s) : futures[s].get();
+      out[s] = result_of(a.status, std::move(a.body), "");
     } catch (...) {
       if (!first) first = std::current_exception();
     }

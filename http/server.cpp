@@ -58,18 +58,21 @@ struct Server::Impl {
   std::chrono::milliseconds accept_backoff{0};
   /// Set when the server speaks TLS (--tls-cert and --tls-key): every connection is then TLS.
   std::optional<net::ssl::context> tls;
-  /// Threads for cluster-internal calls, one pool per level (see on_read): [0] the writes a
-  /// shard's primary orders and replicates, [1] every other internal call. Made on first use.
+  /// Threads for a cluster node's requests, one pool per level (see on_read): [0] clients'
+  /// requests (they wait on other nodes), [1] the writes a shard's primary orders and
+  /// replicates, [2] every other internal call. Made on first use. Their threads mostly wait
+  /// on other nodes: a pool holds more of them than there are cores.
   std::mutex pools_mu;
-  std::unique_ptr<net::thread_pool> internal_pools[2];
+  std::unique_ptr<net::thread_pool> internal_pools[3];
 
-  net::thread_pool& internal_pool(const std::string& target) {
-    const std::string path = target.substr(0, target.find('?'));
+  net::thread_pool& internal_pool(const Request& r) {
+    const std::string path = r.target.substr(0, r.target.find('?'));
     const bool primary_write = path.rfind("/waypoint/cluster/", 0) == 0 && path.size() > 6 &&
                                path.compare(path.size() - 6, 6, "/write") == 0;
+    const int level = !r.internal ? 0 : primary_write ? 1 : 2;
     std::lock_guard<std::mutex> lock(pools_mu);
-    auto& pool = internal_pools[primary_write ? 0 : 1];
-    if (!pool) pool = std::make_unique<net::thread_pool>(std::max(8, 4 * options.threads));
+    auto& pool = internal_pools[level];
+    if (!pool) pool = std::make_unique<net::thread_pool>(std::max(16, 8 * options.threads));
     return *pool;
   }
 
@@ -285,12 +288,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     const bool keep_alive = req.keep_alive(), head = req.method() == bhttp::verb::head;
     const unsigned version = req.version();
-    if (r.internal) {
-      // A cluster node's call (http/cluster_router.h) may wait on calls to other nodes: run it
-      // off the connection threads, on the pool of its level, so that no node's threads can all
-      // wait on each other (a client's request waits on primaries' writes, a primary's write on
-      // replicas' applies, which wait on nothing).
-      net::thread_pool& pool = server_.internal_pool(r.target);
+    if (r.internal || server_.api.clustered()) {
+      // On a cluster node (http/cluster_router.h) a request may wait on calls to other nodes:
+      // run it off the connection threads, on the pool of its level, so that no node's threads
+      // can all wait on each other (a client's request waits on primaries' writes, a primary's
+      // write on replicas' applies, which wait on nothing).
+      net::thread_pool& pool = server_.internal_pool(r);
       // The work guard keeps run() going until the answer is written.
       net::post(pool, [self = shared_from_this(), r = std::move(r), keep_alive, version, head,
                        work = net::make_work_guard(stream_.get_executor())]() mutable {

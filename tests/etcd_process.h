@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <string>
@@ -54,7 +55,18 @@ class EtcdProcess {
   uint16_t port() const { return client_port_; }
 
   /// Freezes etcd (SIGSTOP): connections stay open and nothing answers; resume() thaws it.
-  void pause() { kill(pid_, SIGSTOP); }
+  void pause() {
+    kill(pid_, SIGSTOP);
+    // kill() returns before the process has stopped: wait until /proc says it has ('T').
+    const std::string stat = "/proc/" + std::to_string(pid_) + "/stat";
+    for (int i = 0; i < 1000; ++i) {
+      std::ifstream in(stat);
+      std::string pid, comm, state;
+      in >> pid >> comm >> state;
+      if (state == "T" || state == "t") return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
   void resume() { kill(pid_, SIGCONT); }
 
   /// Kills etcd (SIGKILL) and starts it again on the same ports and data.
