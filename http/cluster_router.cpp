@@ -220,6 +220,10 @@ json ClusterRouter::call(const std::string& method, const std::string& pattern, 
       route == "POST /collections/{name}/points/query/batch") {
     return search(pattern, c);
   }
+  if (route == "PUT /collections/{name}/index" ||
+      route == "DELETE /collections/{name}/index/{field_name}") {
+    return payload_index(method, c);
+  }
   if (route == "POST /collections/{name}/points") return retrieve(c);
   if (route == "GET /collections/{name}/points/{id}") return get_point(c);
   if (route == "POST /collections/{name}/points/count") return count(c);
@@ -546,8 +550,21 @@ std::shared_ptr<engine::Collection> ClusterRouter::ensure_local(const Collection
                                                                 uint32_t s) {
   const std::string local = m.local_name(s);
   std::lock_guard<std::mutex> lock(local_mu_);
-  if (!engine_.exists(local))
-    engine_.create_collection(local, collection_config_from_qdrant(m.config));
+  if (!engine_.exists(local)) {
+    json config = m.config;
+    const json indexes = config.value("waypoint_payload_indexes", json::object());
+    config.erase("waypoint_payload_indexes");
+    engine_.create_collection(local, collection_config_from_qdrant(config));
+    for (const auto& [field, body] : indexes.items()) {
+      Request r;
+      r.method = "PUT";
+      r.target = "/collections/" + local + "/index";
+      r.body = body.dump();
+      r.api_key = api_key_;
+      r.internal = true;
+      api_.handle(r);
+    }
+  }
   return engine_.collection(local);
 }
 
@@ -649,7 +666,9 @@ json ClusterRouter::write(const std::string& route, const Call& c) {
   }
   // Vectors of the wrong size are refused here, before any shard writes anything: the split
   // below would otherwise let the shards without the bad point apply their part.
-  const engine::CollectionConfig config = collection_config_from_qdrant(m.config);
+  json plain = m.config;
+  plain.erase("waypoint_payload_indexes");
+  const engine::CollectionConfig config = collection_config_from_qdrant(plain);
   auto check_vector = [&](const json& v, const std::string& name, const std::string& field) {
     const auto it = config.vectors.find(name);
     if (it == config.vectors.end() || !v.is_array()) return;  // the shard names what is wrong
@@ -1388,6 +1407,45 @@ json ClusterRouter::search(const std::string& pattern, const Call& c) {
     out.push_back(merged(i, lists));
   }
   return out;
+}
+
+json ClusterRouter::payload_index(const std::string& method, const Call& c) {
+  const std::string& name = c.path.at("name");
+  const CollectionMap m = need(name);
+  const bool create = method == "PUT";
+  const json body = create ? parse_body(*c.body) : json();
+  const std::string field =
+      create ? (body.is_object() && body.contains("field_name") && body["field_name"].is_string()
+                    ? body["field_name"].get<std::string>()
+                    : std::string())
+             : c.path.at("field_name");
+  // Kept in the map, so that a replica made later (a move, a new replica) makes it too.
+  update_map(name, [&](CollectionMap& fresh) {
+    if (fresh.uid != m.uid || field.empty()) return false;
+    json& kept = fresh.config["waypoint_payload_indexes"];
+    if (!kept.is_object()) kept = json::object();
+    if (create) {
+      kept[field] = body;
+    } else {
+      kept.erase(field);
+    }
+    return true;
+  });
+  const std::string path =
+      create ? "/index" : "/index/" + c.path.at("field_name");
+  for (uint32_t s = 0; s < m.shard_number; ++s) {
+    for (const auto& [replica, state] : m.shards[s].replicas) {
+      Answer a;
+      try {
+        a = forward(replica, method, "/collections/" + m.local_name(s) + path, body);
+      } catch (const TransportError& e) {
+        if (state == ReplicaState::kActive) throw UnavailableError(e.what());
+        continue;  // a dead replica makes it from the map when it comes back
+      }
+      if (a.status != 200) rethrow(a.status, a.body, "");
+    }
+  }
+  return json{{"operation_id", operation_id_++}, {"status", "completed"}};
 }
 
 json ClusterRouter::retrieve(const Call& c) {

@@ -121,6 +121,8 @@ class ClusterRouter {
   nlohmann::json info(const std::string& name);
   nlohmann::json write(const std::string& pattern, const Call& c);
   nlohmann::json search(const std::string& pattern, const Call& c);
+  /// PUT /collections/{name}/index and DELETE .../index/{field_name}: on every replica.
+  nlohmann::json payload_index(const std::string& method, const Call& c);
   nlohmann::json retrieve(const Call& c);
   nlohmann::json get_point(const Call& c);
   nlohmann::json count(const Call& c);

@@ -30,7 +30,7 @@ namespace bhttp = boost::beast::http;
 namespace {
 
 class Cluster : public ::testing::Test {
- protected:
+ public:
   void SetUp() override { ASSERT_TRUE(etcd_.ok()) << etcd_.why(); }
 
   /// A node with its own data folder; `extra` is added to its command line.
@@ -268,6 +268,12 @@ TEST_F(Cluster, AShardedReplicatedCollectionAnswersAsOneShardDoes) {
     EXPECT_EQ(r["result"].size(), 4u);
   }
 
+  // A payload index on every replica (kept in the map for replicas made later).
+  for (const std::string col : {"sharded", "one"}) {
+    auto [status, r] = clients[2]->call(bhttp::verb::put, "/collections/" + col + "/index",
+                                        {{"field_name", "g"}, {"field_schema", "integer"}});
+    ASSERT_EQ(status, 200u) << r.dump();
+  }
   auto same = [&](bhttp::verb method, const std::string& path, const json& body, size_t via) {
     auto [sa, a] = clients[via % 3]->call(method, "/collections/sharded" + path, body);
     auto [sb, b] = c.call(method, "/collections/one" + path, body);
@@ -338,6 +344,7 @@ TEST_F(Cluster, AShardedReplicatedCollectionAnswersAsOneShardDoes) {
   auto [si, info] = clients[2]->call(bhttp::verb::get, "/collections/sharded");
   ASSERT_EQ(si, 200u) << info.dump();
   EXPECT_EQ(info["result"]["points_count"], 552);
+  EXPECT_EQ(info["result"]["payload_schema"]["g"]["data_type"], "integer") << info.dump();
   EXPECT_EQ(info["result"]["config"]["params"]["shard_number"], 3);
   EXPECT_EQ(info["result"]["config"]["params"]["replication_factor"], 2);
   auto [sl, listed] = clients[1]->call(bhttp::verb::get, "/collections");
@@ -451,10 +458,30 @@ bool all_active(const ServerProcess& n, const std::string& collection) {
 
 }  // namespace
 
+/// Kill -9 of node 2 under writes and searches, its restart `down` later (on the same URL),
+/// then the checks; `ttl` is every node's lease, `wcf` the collection's write consistency.
+void kill_and_restart(Cluster& f, int ttl, int wcf, milliseconds down);
+
 TEST_F(Cluster, AKilledNodeFailsOverLosesNoAcknowledgedWriteAndCatchesUp) {
+  // The case: replication 2, write consistency 2, back after its lease ran out.
+  kill_and_restart(*this, 2, 2, seconds(4));
+}
+
+TEST_F(Cluster, ANodeBackBeforeItsLeaseRanOutCatchesUpTheWritesItMissed) {
+  // Write consistency 1 and back within its lease (no failover marks it): only the primaries
+  // marking it dead as it misses writes keep it from serving without them.
+  kill_and_restart(*this, 10, 1, seconds(1));
+}
+
+void kill_and_restart(Cluster& f, int ttl, int wcf, milliseconds down) {
+  wp::test::EtcdProcess& etcd_ = f.etcd_;
+  wp::test::TempDir& dir_ = f.dir_;
   const uint16_t port2 = wp::test::free_port();
-  const std::string cluster_flags = " --cluster --etcd " + etcd_.endpoint() + " --lease-ttl 2";
-  auto n1 = node(1), n3 = node(3);
+  const std::string cluster_flags =
+      " --cluster --etcd " + etcd_.endpoint() + " --lease-ttl " + std::to_string(ttl);
+  auto n1 = f.node(1, "--lease-ttl " + std::to_string(ttl));
+  auto n3 = f.node(3, "--lease-ttl " + std::to_string(ttl));
+  auto cluster_of = [](const ServerProcess& s) { return Cluster::cluster_of(s); };
   auto start2 = [&] {
     return std::make_unique<ServerProcess>(ServerProcess::Args{"--port " + std::to_string(port2) +
                                                                " --data " + dir_.file("node2") +
@@ -467,7 +494,7 @@ TEST_F(Cluster, AKilledNodeFailsOverLosesNoAcknowledgedWriteAndCatchesUp) {
                                   {{"vectors", {{"size", 8}, {"distance", "Euclid"}}},
                                    {"shard_number", 3},
                                    {"replication_factor", 2},
-                                   {"write_consistency_factor", 2}});
+                                   {"write_consistency_factor", wcf}});
   ASSERT_EQ(created, 200u) << rc.dump();
 
   std::atomic<bool> stop{false};
@@ -538,8 +565,9 @@ TEST_F(Cluster, AKilledNodeFailsOverLosesNoAcknowledgedWriteAndCatchesUp) {
   killed_at_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
   const int acked_at_kill = acked_batches;
-  // Past the lease (2 s): node 2's replicas are marked dead, its shards get new primaries.
-  std::this_thread::sleep_for(seconds(4));
+  // Past the lease, node 2's replicas are marked dead and its shards get new primaries; before
+  // it, only the writes it misses mark its replicas dead.
+  std::this_thread::sleep_for(down);
   n2 = start2();
   const bool caught_up = eventually([&] { return all_active(*n1, "k"); }, seconds(30));
   if (!caught_up) {
@@ -559,10 +587,11 @@ TEST_F(Cluster, AKilledNodeFailsOverLosesNoAcknowledgedWriteAndCatchesUp) {
       "acknowledged batches: %d before the kill, %d up to the restart, %d in all; %d failed\n",
       acked_at_kill, acked_at_restart, acked_batches.load(), failed_batches.load());
   std::printf(
-      "after kill -9: first search %.3f s, first acknowledged write %.3f s (lease TTL 2 s)\n",
-      first_search_ns / 1e9, first_write_ns / 1e9);
+      "after kill -9: first search %.3f s, first acknowledged write %.3f s (lease TTL %d s, "
+      "write consistency %d, back after %.1f s)\n",
+      first_search_ns / 1e9, first_write_ns / 1e9, ttl, wcf, down.count() / 1e3);
   ASSERT_GE(first_search_ns.load(), 0);
-  EXPECT_LE(first_search_ns / 1e9, 2.0 + 2.0) << "searches answer within the lease TTL + 2 s";
+  EXPECT_LE(first_search_ns / 1e9, ttl + 2.0) << "searches answer within the lease TTL + 2 s";
   EXPECT_GT(acked_batches.load(), acked_at_restart) << "writes go on after the restart";
 
   // Every acknowledged point on every replica of its shard; replicas of a shard alike.
@@ -708,4 +737,60 @@ TEST_F(Cluster, MovingAShardUnderWritesLosesNothingAndBadOperationsNameTheField)
   EXPECT_EQ(admin.call(bhttp::verb::post, "/collections/m/points/count", json::object())
                 .second["result"]["count"],
             acked.size());
+}
+
+// A replica that stays in the cluster (its lease renewed) but cannot be reached by its primary
+// (a proxy in front of its advertised address, cut): with write consistency 1 the writes are
+// acknowledged without it, so the primary must mark it dead first; reads through that node then
+// go to a replica that holds them, and once reachable again it catches up and turns active.
+TEST_F(Cluster, AReplicaThePrimaryCannotReachIsMarkedDeadBeforeTheWriteIsAcknowledged) {
+  auto n1 = node(1), n3 = node(3);
+  Client c1(n1->port());
+  ASSERT_TRUE(eventually([&] { return cluster_of(*n1)["peers"].size() == 2; }));
+  auto [created, rc] = c1.call(bhttp::verb::put, "/collections/p",
+                               {{"vectors", {{"size", 8}, {"distance", "Euclid"}}},
+                                {"shard_number", 1},
+                                {"replication_factor", 2},
+                                {"write_consistency_factor", 1}});
+  ASSERT_EQ(created, 200u) << rc.dump();
+  // Node 2 joins behind a proxy and takes a third replica (never the primary).
+  const uint16_t port2 = wp::test::free_port();
+  wp::test::TcpProxy proxy(port2);
+  ServerProcess n2(ServerProcess::Args{
+      "--port " + std::to_string(port2) + " --data " + dir_.file("node2") + " --cluster --etcd " +
+      etcd_.endpoint() + " --node-id 2 --lease-ttl 2 --advertise " + proxy.endpoint()});
+  ASSERT_TRUE(eventually([&] { return cluster_of(*n1)["peers"].size() == 3; }));
+  auto [rep, rr] =
+      c1.call(bhttp::verb::post, "/collections/p/cluster",
+              {{"replicate_shard", {{"shard_id", 0}, {"from_peer_id", 1}, {"to_peer_id", 2}}}});
+  ASSERT_EQ(rep, 200u) << rr.dump();
+  ASSERT_TRUE(eventually([&] { return all_active(*n1, "p"); }));
+  auto write = [&](uint64_t from) {
+    json points = json::array();
+    for (uint64_t id = from; id < from + 50; ++id)
+      points.push_back({{"id", id}, {"vector", vector_of(id)}});
+    return c1.call(bhttp::verb::put, "/collections/p/points?wait=true", {{"points", points}}).first;
+  };
+  ASSERT_EQ(write(0), 200u);
+  proxy.cut();
+  ASSERT_EQ(write(100), 200u) << "acknowledged by the primary and node 3";
+  // Read through node 2, whose own replica missed the write: it must not answer from it.
+  Client c2(n2.port());
+  auto [count_status, count] =
+      c2.call(bhttp::verb::post, "/collections/p/points/count", json::object());
+  EXPECT_EQ(count_status, 200u);
+  EXPECT_EQ(count["result"]["count"], 100) << "read-your-writes through every node";
+  // Its replica is not active while it lacks the write (dead, or syncing again: it can still
+  // reach the primary and pull the log), or it holds the write.
+  auto [st, mine] = c2.call(bhttp::verb::get, "/collections/p/cluster");
+  ASSERT_EQ(mine["result"]["local_shards"].size(), 1u) << mine.dump();
+  const json& replica = mine["result"]["local_shards"][0];
+  EXPECT_TRUE(replica["state"] != "Active" || replica["points_count"] == 100) << mine.dump();
+  // Reachable again: it catches up and turns active, holding everything.
+  proxy.mend();
+  ASSERT_TRUE(eventually([&] { return all_active(*n1, "p"); }, seconds(20)))
+      << cluster_of(*n1).dump();
+  auto [s2, local] = c2.call(bhttp::verb::get, "/collections/p/cluster");
+  ASSERT_EQ(local["result"]["local_shards"].size(), 1u);
+  EXPECT_EQ(local["result"]["local_shards"][0]["points_count"], 100);
 }
