@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <future>
 #include <random>
-#include <regex>
 #include <set>
 
 #include "engine/collection_config.h"
@@ -117,26 +116,37 @@ std::string id_key(const json& id) {
 
 /// Renames an operation's fields in a shard's error back to the request's: op k of the shard's
 /// batch is op `ops[k]` of the request, its points[j] the request's `points[k][j]`.
-std::string restore_fields(std::string m, const std::vector<size_t>& ops,
+std::string restore_fields(const std::string& m, const std::vector<size_t>& ops,
                            const std::vector<std::vector<size_t>>& points, bool single) {
-  static const std::regex op_re(R"(^operations\[(\d+)\]\.([a-z_]+)\.)");
-  static const std::regex point_re(
-      R"(^(points|batch\.ids|batch\.vectors|batch\.payloads)\[(\d+)\])");
-  std::smatch om;
-  if (!std::regex_search(m, om, op_re)) return m;
-  const size_t k = std::stoul(om[1]);
-  if (k >= ops.size()) return m;
-  std::string head =
-      single ? "" : "operations[" + std::to_string(ops[k]) + "]." + om[2].str() + ".";
-  std::string rest = om.suffix();
-  std::smatch pm;
-  if (std::regex_search(rest, pm, point_re)) {
-    const size_t j = std::stoul(pm[2]);
-    if (j < points[k].size()) {
-      rest = pm[1].str() + "[" + std::to_string(points[k][j]) + "]" + pm.suffix().str();
-    }
+  // An index in brackets at `at` (after `open`), or npos.
+  auto index_at = [&](const std::string& text, size_t at, size_t& end) -> size_t {
+    end = text.find(']', at);
+    if (end == std::string::npos || end == at || end - at > 9) return std::string::npos;
+    const std::string digits = text.substr(at, end - at);
+    if (digits.find_first_not_of("0123456789") != std::string::npos) return std::string::npos;
+    return std::stoul(digits);
+  };
+  const std::string head = "operations[";
+  if (m.compare(0, head.size(), head) != 0) return m;
+  size_t close;
+  const size_t k = index_at(m, head.size(), close);
+  if (k == std::string::npos || k >= ops.size() || close + 1 >= m.size() || m[close + 1] != '.') {
+    return m;
   }
-  return head + rest;
+  const size_t dot = m.find('.', close + 2);
+  if (dot == std::string::npos) return m;
+  const std::string kind = m.substr(close + 2, dot - close - 2);
+  std::string rest = m.substr(dot + 1);
+  for (const std::string field : {"points[", "batch.ids[", "batch.vectors[", "batch.payloads["}) {
+    if (rest.compare(0, field.size(), field) != 0) continue;
+    size_t end;
+    const size_t j = index_at(rest, field.size(), end);
+    if (j != std::string::npos && j < points[k].size()) {
+      rest = field + std::to_string(points[k][j]) + rest.substr(end);
+    }
+    break;
+  }
+  return (single ? "" : "operations[" + std::to_string(ops[k]) + "]." + kind + ".") + rest;
 }
 
 }  // namespace
@@ -1431,8 +1441,7 @@ json ClusterRouter::payload_index(const std::string& method, const Call& c) {
     }
     return true;
   });
-  const std::string path =
-      create ? "/index" : "/index/" + c.path.at("field_name");
+  const std::string path = create ? "/index" : "/index/" + c.path.at("field_name");
   for (uint32_t s = 0; s < m.shard_number; ++s) {
     for (const auto& [replica, state] : m.shards[s].replicas) {
       Answer a;

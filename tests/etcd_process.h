@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -82,6 +83,7 @@ class EtcdProcess {
     const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
     pid_ = fork();
     if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test (a crash, a timeout)
       FILE* out = freopen(log.c_str(), "a", stdout);
       (void)out;
       dup2(STDOUT_FILENO, STDERR_FILENO);

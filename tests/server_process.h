@@ -3,6 +3,7 @@
 // test_cluster): a server on an ephemeral port, a JSON client for it, and one-shot commands.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,6 +64,7 @@ class ServerProcess {
     EXPECT_EQ(pipe(fds), 0);
     pid_ = fork();
     if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test (a crash, a timeout)
       dup2(fds[1], STDOUT_FILENO);
       close(fds[0]);
       const std::string cmd = "exec " + launcher + " " + WAYPOINT_BIN + " serve " + args;

@@ -685,10 +685,8 @@ TEST_F(Cluster, MovingAShardUnderWritesLosesNothingAndBadOperationsNameTheField)
               acked.size());
   // The old holder dropped its copy.
   Client old_holder(from == 1 ? n1->port() : from == 2 ? n2->port() : n3->port());
-  for (const json& l : old_holder.call(bhttp::verb::get, "/collections/m/cluster")
-                           .second["result"]["local_shards"]) {
-    EXPECT_NE(l["shard_id"], 0);
-  }
+  const json old_info = old_holder.call(bhttp::verb::get, "/collections/m/cluster").second;
+  for (const json& l : old_info["result"]["local_shards"]) EXPECT_NE(l["shard_id"], 0);
 
   // replicate, then drop a replica; the last active replica cannot be dropped.
   const int third = 6 - from - to;
