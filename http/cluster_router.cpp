@@ -904,9 +904,10 @@ json ClusterRouter::primary_write(const Call& c) {
   std::vector<std::pair<uint64_t, std::future<unsigned>>> sent;
   for (const auto& [replica, state] : shard.replicas) {
     if (replica == node_.id() || state == ReplicaState::kDead) continue;
-    sent.emplace_back(replica, std::async(std::launch::async, [&, replica] {
+    const uint64_t to = replica;  // (clang 14 does not capture structured bindings)
+    sent.emplace_back(to, std::async(std::launch::async, [&, to] {
                         try {
-                          return forward(replica, "POST",
+                          return forward(to, "POST",
                                          "/waypoint/cluster/collections/" + name + "/shards/" +
                                              std::to_string(s) + "/apply",
                                          {{"uid", m.uid},
