@@ -467,6 +467,11 @@ TEST_F(Cluster, AKilledNodeFailsOverLosesNoAcknowledgedWriteAndCatchesUp) {
   kill_and_restart(*this, 2, 2, seconds(4));
 }
 
+TEST_F(Cluster, WritesGoOnThroughFailoverWithWriteConsistencyOne) {
+  // Away past its lease: its shards' writes wait for the new primaries (about the lease TTL).
+  kill_and_restart(*this, 2, 1, seconds(5));
+}
+
 TEST_F(Cluster, ANodeBackBeforeItsLeaseRanOutCatchesUpTheWritesItMissed) {
   // Write consistency 1 and back within its lease (no failover marks it): only the primaries
   // marking it dead as it misses writes keep it from serving without them.
