@@ -6,8 +6,19 @@
 
 #include <string>
 
+#include <boost/beast/http.hpp>
+
+#include "engine/collection_config.h"
+#include "engine/json_fields.h"
+#include "engine/json_value.h"
 #include "engine/point_id.h"
 #include "http/api.h"
+#include "http/cluster_node.h"
+#include "http/cluster_router.h"
+#include "http/http_connection.h"
+#include "http/qdrant_wire.h"
+#include "http/request_parsing.h"
+#include "http/shard_map.h"
 #include "index/error.h"
 
 namespace wp::http::cluster_detail {
@@ -57,3 +68,15 @@ inline std::string id_key(const json& id) {
 }
 
 }  // namespace wp::http::cluster_detail
+
+namespace wp::http {
+
+// The names every part of the router uses (this header is included by its .cpp files only).
+using cluster::CollectionMap;
+using cluster::ReplicaState;
+using cluster::Shard;
+using nlohmann::json;
+using namespace cluster_detail;
+namespace bhttp = boost::beast::http;
+
+}  // namespace wp::http

@@ -5,25 +5,9 @@
 #include <algorithm>
 #include <future>
 
-#include "engine/collection_config.h"
-#include "engine/json_fields.h"
-#include "engine/json_value.h"
-#include "http/api.h"
-#include "http/cluster_node.h"
 #include "http/cluster_router_detail.h"
-#include "http/http_connection.h"
-#include "http/qdrant_wire.h"
-#include "http/request_parsing.h"
-#include "index/error.h"
 
 namespace wp::http {
-
-using cluster::CollectionMap;
-using cluster::ReplicaState;
-using cluster::Shard;
-using nlohmann::json;
-using namespace cluster_detail;
-namespace bhttp = boost::beast::http;
 
 namespace {
 
