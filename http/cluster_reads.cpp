@@ -37,13 +37,15 @@ json merge_scored(const std::vector<json>& lists, bool ascending, size_t offset,
 /// the original limit and offset (defaults when absent; the shard checks bad values).
 std::pair<size_t, size_t> widen(json& request, size_t default_limit) {
   size_t limit = default_limit, offset = 0;
-  if (request.contains("limit") && request["limit"].is_number_unsigned()) {
-    limit = request["limit"].get<size_t>();
-  }
-  if (request.contains("offset") && request["offset"].is_number_unsigned()) {
-    offset = request["offset"].get<size_t>();
-  }
-  if (limit <= kMaxMerged && offset <= kMaxMerged) {
+  // A value given that is not a count is left as it is: the shards refuse it, naming it.
+  auto count = [&](const char* key, size_t& out) {
+    if (!request.contains(key) || request[key].is_null()) return true;
+    if (!request[key].is_number_unsigned()) return false;
+    out = request[key].get<size_t>();
+    return true;
+  };
+  const bool valid = count("limit", limit) & count("offset", offset);
+  if (valid && limit <= kMaxMerged && offset <= kMaxMerged) {
     request["limit"] = limit + offset;
     if (request.contains("offset")) request["offset"] = 0;
   }
@@ -180,8 +182,12 @@ json ClusterRouter::scroll(const Call& c) {
   WP_THROW_IF_NOT(!body.contains("order_by") || body["order_by"].is_null(),
                   "order_by: not served on a sharded collection yet");
   size_t limit = 10;
-  if (body.contains("limit") && body["limit"].is_number_unsigned()) limit = body["limit"];
-  if (limit < kMaxMerged) body["limit"] = limit + 1;
+  const bool given = body.contains("limit") && !body["limit"].is_null();
+  if (given && body["limit"].is_number_unsigned()) limit = body["limit"];
+  // Not a count: left for the shards to refuse, naming it.
+  if ((!given || body["limit"].is_number_unsigned()) && limit < kMaxMerged) {
+    body["limit"] = limit + 1;
+  }
   std::vector<json> all;
   for (const json& r : read_all(m, "POST", "/points/scroll", {body})) {
     for (const json& p : r.value("points", json::array())) all.push_back(p);

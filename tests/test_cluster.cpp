@@ -13,6 +13,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "etcd_process.h"
 #include "server_process.h"
@@ -401,6 +402,16 @@ TEST_F(Cluster, BadInputToAShardedCollectionIsRefusedNamingTheFieldAndWritesNoth
   EXPECT_EQ(c.call(bhttp::verb::post, "/collections/v/points/count", json::object())
                 .second["result"]["count"],
             0);
+  // Bad limits and offsets are the shards' 400s, naming the field (not replaced on the way).
+  for (const auto& [path, body, field] : std::vector<std::tuple<std::string, json, std::string>>{
+           {"/points/scroll", {{"limit", -1}}, "limit"},
+           {"/points/search", {{"vector", {1, 0, 0, 0}}, {"limit", "ten"}}, "limit"},
+           {"/points/search", {{"vector", {1, 0, 0, 0}}, {"limit", 3}, {"offset", -2}}, "offset"},
+           {"/points/query", {{"query", {1, 0, 0, 0}}, {"limit", 1.5}}, "limit"}}) {
+    auto [st, r] = c.call(bhttp::verb::post, "/collections/v" + path, body);
+    EXPECT_EQ(st, 400u) << path << " " << body.dump() << " " << r.dump();
+    EXPECT_NE(r.dump().find(field), std::string::npos) << r.dump();
+  }
   // Unknown collections and ids, bad ids.
   EXPECT_EQ(c.call(bhttp::verb::post, "/collections/nope/points/count", json::object()).first,
             404u);
