@@ -201,4 +201,35 @@ json ClusterRouter::scroll(const Call& c) {
   return {{"points", points}, {"next_page_offset", next}};
 }
 
+json ClusterRouter::facet(const Call& c) {
+  const CollectionMap m = need(c.path.at("name"));
+  json body = parse_body(*c.body);
+  WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
+  // Every shard's counts in full (up to the largest answer), summed here: exact while no shard
+  // holds more distinct values than that.
+  size_t limit = 10;
+  const bool given = body.contains("limit") && !body["limit"].is_null();
+  if (given && body["limit"].is_number_unsigned()) limit = body["limit"];
+  if (!given || body["limit"].is_number_unsigned()) body["limit"] = kMaxAnswerPoints;
+  std::map<std::string, std::pair<json, uint64_t>> counts;  // value's text -> value, count
+  for (const json& r : read_all(m, "POST", "/facet", {body})) {
+    for (const json& h : r.value("hits", json::array())) {
+      auto& [value, n] = counts[h.at("value").dump()];
+      value = h.at("value");
+      n += h.at("count").get<uint64_t>();
+    }
+  }
+  std::vector<std::pair<json, uint64_t>> hits;
+  for (auto& [text, hit] : counts) hits.push_back(std::move(hit));
+  // As one node orders them: count descending, then value.
+  std::sort(hits.begin(), hits.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  json out = json::array();
+  for (size_t i = 0; i < hits.size() && i < limit; ++i) {
+    out.push_back({{"value", hits[i].first}, {"count", hits[i].second}});
+  }
+  return json{{"hits", out}};
+}
+
 }  // namespace wp::http

@@ -110,6 +110,7 @@ json ClusterRouter::call(const std::string& method, const std::string& pattern, 
   if (route == "GET /collections/{name}/points/{id}") return get_point(c);
   if (route == "POST /collections/{name}/points/count") return count(c);
   if (route == "POST /collections/{name}/points/scroll") return scroll(c);
+  if (route == "POST /collections/{name}/facet") return facet(c);
   need(name);  // a 404 first for a collection that does not exist
   throw UserError(route + " is not served on a sharded collection yet");
 }

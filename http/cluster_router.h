@@ -127,6 +127,7 @@ class ClusterRouter {
   nlohmann::json get_point(const Call& c);
   nlohmann::json count(const Call& c);
   nlohmann::json scroll(const Call& c);
+  nlohmann::json facet(const Call& c);
 
   /// Marks the replicas of nodes that left the cluster dead and gives each shard whose primary
   /// left the most up-to-date active replica as primary (a new epoch each).

@@ -317,6 +317,10 @@ TEST_F(Cluster, AShardedReplicatedCollectionAnswersAsOneShardDoes) {
     same(bhttp::verb::post, "/points/query/batch",
          {{"searches", {{{"query", {{"nearest", v}}}, {"limit", 4}, {"params", params}}}}}, q);
   }
+  // Facet counts add up across shards, ordered as one node orders them.
+  same(bhttp::verb::post, "/facet", {{"key", "g"}, {"limit", 3}}, 0);
+  same(bhttp::verb::post, "/facet",
+       {{"key", "g"}, {"filter", {{"must", {{{"key", "n"}, {"range", {{"lt", 300}}}}}}}}}, 1);
   // HNSW through shards finds what one shard finds (ef 64 on 552 points: everything).
   const json v = random_vector(rng);
   same(bhttp::verb::post, "/points/search", {{"vector", v}, {"limit", 10}}, 0);
