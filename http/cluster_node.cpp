@@ -75,6 +75,8 @@ ClusterNode::ClusterNode(ClusterOptions options)
         {
           std::lock_guard<std::mutex> lock(mu_);
           map_ = std::move(fresh);
+          peers_.clear();
+          for (const auto& [key, kv] : map_) note_peer(key, &kv.value);
           map_revision_ = r.revision;
           fn = on_change_;
         }
@@ -89,8 +91,10 @@ ClusterNode::ClusterNode(ClusterOptions options)
             const std::string key = e.kv.key.substr(options_.prefix.size());
             if (e.type == etcd::Event::Type::kDelete) {
               map_.erase(key);
+              note_peer(key, nullptr);
             } else {
               map_[key] = e.kv;
+              note_peer(key, &e.kv.value);
             }
           }
           map_revision_ = revision;
@@ -227,24 +231,27 @@ bool ClusterNode::fenced() const {
 }
 
 std::map<uint64_t, std::string> ClusterNode::peers() const {
-  std::map<uint64_t, std::string> out;
-  for (const auto& [key, value] : map()) {
-    if (key.compare(0, 6, "nodes/") != 0) continue;
-    const json v = json::parse(value, nullptr, false);
-    if (!v.is_object() || !v.contains("id") || !v["id"].is_number_unsigned() ||
-        !v.contains("uri") || !v["uri"].is_string()) {
-      continue;  // not a node key this version wrote
-    }
-    out[v["id"].get<uint64_t>()] = v["uri"].get<std::string>();
-  }
-  return out;
+  std::lock_guard<std::mutex> lock(mu_);
+  return peers_;
 }
 
-std::map<std::string, std::string> ClusterNode::map() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::map<std::string, std::string> out;
-  for (const auto& [key, kv] : map_) out.emplace(key, kv.value);
-  return out;
+void ClusterNode::note_peer(const std::string& key, const std::string* value) {
+  if (key.compare(0, 6, "nodes/") != 0) return;
+  uint64_t id = 0;
+  if (key.size() > 6 && key.size() <= 22 &&
+      key.find_first_not_of("0123456789", 6) == std::string::npos) {
+    id = std::stoull(key.substr(6));
+  }
+  if (id == 0) return;  // not a node key this version wrote
+  if (!value) {
+    peers_.erase(id);
+    return;
+  }
+  const json v = json::parse(*value, nullptr, false);
+  if (v.is_object() && v.value("id", uint64_t{0}) == id && v.contains("uri") &&
+      v["uri"].is_string()) {
+    peers_[id] = v["uri"].get<std::string>();
+  }
 }
 
 std::optional<etcd::KeyValue> ClusterNode::entry(const std::string& key) const {

@@ -62,8 +62,6 @@ class ClusterNode {
   bool fenced() const;
   /// The live nodes as the cluster map has them: id -> URL.
   std::map<uint64_t, std::string> peers() const;
-  /// Every key of the cluster map (after the prefix) and its value.
-  std::map<std::string, std::string> map() const;
   /// One key of the map (after the prefix), with the revision it was last written at.
   std::optional<etcd::KeyValue> entry(const std::string& key) const;
   /// The keys of the map under `prefix` (after the cluster prefix).
@@ -88,6 +86,8 @@ class ClusterNode {
   /// Grants a lease and claims the node key under it; throws EtcdError or UserError.
   void join();
   void renew_loop();
+  /// Keeps peers_ in step with one key of the map (`value` null: deleted); mu_ held.
+  void note_peer(const std::string& key, const std::string* value);
   /// Stops renewing and watching and revokes the lease (the destructor; also a failed join).
   void leave();
 
@@ -96,6 +96,7 @@ class ClusterNode {
 
   mutable std::mutex mu_;  // guards what follows until the thread
   std::map<std::string, etcd::KeyValue> map_;
+  std::map<uint64_t, std::string> peers_;  ///< the node keys of map_, read: id -> URL
   std::function<void()> on_change_;
   int64_t map_revision_ = 0;
   mutable std::condition_variable map_cv_;
