@@ -49,18 +49,16 @@ json ClusterRouter::shard_log(const Call& c) {
 }
 
 json ClusterRouter::activate(const Call& c) {
+  // Holding the shard's order: no write can come between the check and the change.
+  const ShardCall call = shard_call(c);
   const std::string& name = c.path.at("name");
-  const CollectionMap m = need(name);
-  const json body = parse_body(*c.body);
-  WP_THROW_IF_NOT(body.is_object() && body.value("uid", "") == m.uid, "uid: not this collection's");
-  const uint32_t s = shard_param(c, m);
-  const uint64_t replica = engine::get_count(body, "node", "", 0, 1, UINT64_MAX);
-  const uint64_t seq = engine::get_count(body, "seq", "", 0, 0, UINT64_MAX);
-  const uint64_t term = engine::get_count(body, "term", "", 0, 0, UINT64_MAX);
+  const CollectionMap& m = call.m;
+  const uint32_t s = call.s;
+  const uint64_t replica = engine::get_count(call.body, "node", "", 0, 1, UINT64_MAX);
+  const uint64_t seq = engine::get_count(call.body, "seq", "", 0, 0, UINT64_MAX);
+  const uint64_t term = engine::get_count(call.body, "term", "", 0, 0, UINT64_MAX);
   WP_THROW_IF_NOT(m.shards[s].primary == node_.id(), "node ", node_.id(),
                   " is not the primary of shard ", s);
-  // Holding the shard's order: no write can come between the check and the change.
-  std::lock_guard<std::mutex> order(shard_mutex(m.local_name(s)));
   const auto local = ensure_local(m, s);
   if (seq != local->applied_sequence() || term != local->applied_term()) {
     throw ConflictError("seq: the primary holds shard " + std::to_string(s) + " up to " +

@@ -140,6 +140,15 @@ class ClusterRouter {
   /// Applies one numbered write to this node's replica of shard `s` (its mutex held).
   void apply_numbered(const cluster::CollectionMap& m, uint32_t s, uint64_t seq, uint64_t term,
                       const nlohmann::json& operations);
+  /// An internal call on one shard ({"uid", ...} body): its shard's order held, then the map
+  /// read (so that changes made while holding it are seen), the uid checked against it.
+  struct ShardCall {
+    cluster::CollectionMap m;
+    uint32_t s = 0;
+    nlohmann::json body;
+    std::unique_lock<std::mutex> order;
+  };
+  ShardCall shard_call(const Call& c);
   /// The shard number in the path, checked against the map.
   static uint32_t shard_param(const Call& c, const cluster::CollectionMap& m);
 

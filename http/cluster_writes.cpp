@@ -270,18 +270,28 @@ void ClusterRouter::apply_numbered(const CollectionMap& m, uint32_t s, uint64_t 
   }
 }
 
-json ClusterRouter::primary_write(const Call& c) {
+ClusterRouter::ShardCall ClusterRouter::shard_call(const Call& c) {
+  ShardCall call;
   const std::string& name = c.path.at("name");
   const CollectionMap seen = need(name);
-  const json body = parse_body(*c.body);
-  WP_THROW_IF_NOT(body.is_object() && body.value("uid", "") == seen.uid,
-                  "uid: this write is for another collection of the name `", name, "`");
-  const uint32_t s = shard_param(c, seen);
+  call.body = parse_body(*c.body);
+  WP_THROW_IF_NOT(call.body.is_object() && call.body.value("uid", "") == seen.uid,
+                  "uid: this call is for another collection of the name `", name, "`");
+  call.s = shard_param(c, seen);
   // The shard's order first, then the map: a change made while holding it (a replica marked
   // dead, a move completed and the primary handed over) is seen here.
-  std::lock_guard<std::mutex> order(shard_mutex(seen.local_name(s)));
-  const CollectionMap m = need(name);
-  WP_THROW_IF_NOT(m.uid == seen.uid, "collection `", name, "` was deleted and created again");
+  call.order = std::unique_lock<std::mutex>(shard_mutex(seen.local_name(call.s)));
+  call.m = need(name);
+  WP_THROW_IF_NOT(call.m.uid == seen.uid, "collection `", name, "` was deleted and created again");
+  return call;
+}
+
+json ClusterRouter::primary_write(const Call& c) {
+  const ShardCall call = shard_call(c);
+  const std::string& name = c.path.at("name");
+  const CollectionMap& m = call.m;
+  const json& body = call.body;
+  const uint32_t s = call.s;
   const Shard& shard = m.shards[s];
   const uint64_t epoch = engine::get_count(body, "epoch", "", 0, 0, UINT64_MAX);
   if (shard.primary != node_.id()) {
@@ -359,15 +369,10 @@ json ClusterRouter::primary_write(const Call& c) {
 }
 
 json ClusterRouter::replica_apply(const Call& c) {
-  const std::string& name = c.path.at("name");
-  const CollectionMap seen = need(name);
-  const json body = parse_body(*c.body);
-  WP_THROW_IF_NOT(body.is_object() && body.value("uid", "") == seen.uid,
-                  "uid: this write is for another collection of the name `", name, "`");
-  const uint32_t s = shard_param(c, seen);
-  std::lock_guard<std::mutex> order(shard_mutex(seen.local_name(s)));
-  const CollectionMap m = need(name);
-  WP_THROW_IF_NOT(m.uid == seen.uid, "collection `", name, "` was deleted and created again");
+  const ShardCall call = shard_call(c);
+  const CollectionMap& m = call.m;
+  const json& body = call.body;
+  const uint32_t s = call.s;
   const uint64_t epoch = engine::get_count(body, "epoch", "", 0, 0, UINT64_MAX);
   const uint64_t seq = engine::get_count(body, "seq", "", 0, 1, UINT64_MAX);
   const uint64_t prev_term = engine::get_count(body, "prev_term", "", 0, 0, UINT64_MAX);
