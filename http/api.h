@@ -106,6 +106,11 @@ class Api {
   /// Whether collection routes go across a cluster (requests may then wait on other nodes).
   bool clustered() const { return router_ != nullptr; }
 
+  /// A write's answer, Qdrant's UpdateResult: the next operation id, completed or acknowledged.
+  nlohmann::json update_result(bool wait);
+  /// The `wait` query parameter (true, false or empty; 400 otherwise).
+  static bool wait_flag(const Call& c);
+
   /// Applies a points/batch body ({"operations": [...]}) to a local collection as the write
   /// numbered `sequence` of its shard (Collection::apply_sequenced).
   void apply_sequenced(const std::string& collection, const nlohmann::json& body, uint64_t sequence,
@@ -190,11 +195,8 @@ class Api {
   nlohmann::json cluster_shard_log(const Call& c);
   nlohmann::json cluster_shard_activate(const Call& c);
 
-  nlohmann::json update_result(bool wait);
   /// A single write route: its body read as the points/batch operation `operation`, applied.
   nlohmann::json write_route(const Call& c, const char* operation);
-  /// The `wait` query parameter (true, false or empty; 400 otherwise).
-  static bool wait_flag(const Call& c);
   /// handle() without its last catch.
   Response answer(const Request& req);
   /// A 401 or 403 when an api key is configured and the request does not carry it (the

@@ -434,18 +434,9 @@ std::shared_ptr<engine::Collection> ClusterRouter::ensure_local(const Collection
   const std::string local = m.local_name(s);
   std::lock_guard<std::mutex> lock(local_mu_);
   if (!engine_.exists(local)) {
-    json config = m.config;
-    const json indexes = config.value("waypoint_payload_indexes", json::object());
-    config.erase("waypoint_payload_indexes");
-    engine_.create_collection(local, collection_config_from_qdrant(config));
-    for (const auto& [field, body] : indexes.items()) {
-      Request r;
-      r.method = "PUT";
-      r.target = "/collections/" + local + "/index";
-      r.body = body.dump();
-      r.api_key = api_key_;
-      r.internal = true;
-      api_.handle(r);
+    engine_.create_collection(local, collection_config_from_qdrant(m.config));
+    for (const auto& [field, body] : m.payload_indexes.items()) {
+      forward(node_.id(), "PUT", "/collections/" + local + "/index", body);
     }
   }
   return engine_.collection(local);
@@ -532,12 +523,10 @@ json ClusterRouter::payload_index(const std::string& method, const Call& c) {
   // Kept in the map, so that a replica made later (a move, a new replica) makes it too.
   update_map(name, [&](CollectionMap& fresh) {
     if (fresh.uid != m.uid || field.empty()) return false;
-    json& kept = fresh.config["waypoint_payload_indexes"];
-    if (!kept.is_object()) kept = json::object();
     if (create) {
-      kept[field] = body;
+      fresh.payload_indexes[field] = body;
     } else {
-      kept.erase(field);
+      fresh.payload_indexes.erase(field);
     }
     return true;
   });
@@ -554,7 +543,7 @@ json ClusterRouter::payload_index(const std::string& method, const Call& c) {
       if (a.status != 200) rethrow(a.status, a.body, "");
     }
   }
-  return json{{"operation_id", operation_id_++}, {"status", "completed"}};
+  return api_.update_result(true);
 }
 
 }  // namespace wp::http

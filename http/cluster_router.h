@@ -162,7 +162,6 @@ class ClusterRouter {
   Api& api_;
   std::string api_key_;
   etcd::Client etcd_;
-  std::atomic<uint64_t> operation_id_{0};
 
   std::mutex pool_mu_;
   std::map<std::string, std::vector<std::unique_ptr<Connection>>> pool_;  ///< url -> idle

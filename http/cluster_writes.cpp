@@ -54,6 +54,7 @@ std::string restore_fields(const std::string& m, const std::vector<size_t>& ops,
 json ClusterRouter::write(const std::string& route, const Call& c) {
   const std::string& name = c.path.at("name");
   CollectionMap m = need(name);
+  const bool wait = Api::wait_flag(c);  // a bad value is refused before anything is written
   const json body = parse_body(*c.body);
   static const std::map<std::string, std::string> kOperation{
       {"/collections/{name}/points PUT", "upsert"},
@@ -78,9 +79,7 @@ json ClusterRouter::write(const std::string& route, const Call& c) {
   }
   // Vectors of the wrong size are refused here, before any shard writes anything: the split
   // below would otherwise let the shards without the bad point apply their part.
-  json plain = m.config;
-  plain.erase("waypoint_payload_indexes");
-  const engine::CollectionConfig config = collection_config_from_qdrant(plain);
+  const engine::CollectionConfig config = collection_config_from_qdrant(m.config);
   auto check_vector = [&](const json& v, const std::string& name, const std::string& field) {
     const auto it = config.vectors.find(name);
     if (it == config.vectors.end() || !v.is_array()) return;  // the shard names what is wrong
@@ -230,13 +229,9 @@ json ClusterRouter::write(const std::string& route, const Call& c) {
     }
   }
   if (first) std::rethrow_exception(first);
-  const bool wait = c.query.count("wait") && c.query.at("wait") == "true";
-  auto result = [&] {
-    return json{{"operation_id", operation_id_++}, {"status", wait ? "completed" : "acknowledged"}};
-  };
-  if (single != kOperation.end()) return result();
+  if (single != kOperation.end()) return api_.update_result(wait);
   json results = json::array();
-  for (size_t i = 0; i < ops.size(); ++i) results.push_back(result());
+  for (size_t i = 0; i < ops.size(); ++i) results.push_back(api_.update_result(wait));
   return results;
 }
 

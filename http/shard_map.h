@@ -40,6 +40,9 @@ struct CollectionMap {
   std::string name;
   std::string uid;
   nlohmann::json config;  ///< the create body less the cluster fields
+  /// The payload indexes every replica has: field name -> the PUT .../index body that made it
+  /// (a replica made later makes them too).
+  nlohmann::json payload_indexes = nlohmann::json::object();
   uint32_t shard_number = 1;
   uint32_t replication_factor = 1;
   uint32_t write_consistency_factor = 1;

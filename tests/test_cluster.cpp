@@ -399,6 +399,10 @@ TEST_F(Cluster, BadInputToAShardedCollectionIsRefusedNamingTheFieldAndWritesNoth
   EXPECT_NE(r.dump().find("operations[1].upsert.points[5].vector: expected dimension 4, got 3"),
             std::string::npos)
       << r.dump();
+  auto [bad_wait, rw] =
+      c.call(bhttp::verb::put, "/collections/v/points?wait=maybe", {{"points", points}});
+  EXPECT_EQ(bad_wait, 400u) << rw.dump();
+  EXPECT_NE(rw.dump().find("wait"), std::string::npos) << rw.dump();
   auto [single, rs] = c.call(bhttp::verb::put, "/collections/v/points", {{"points", bad}});
   EXPECT_EQ(single, 400u);
   EXPECT_NE(rs.dump().find("points[5].vector: expected dimension 4, got 3"), std::string::npos)
