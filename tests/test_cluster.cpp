@@ -28,6 +28,8 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 namespace bhttp = boost::beast::http;
 
+using wp::test::eventually;
+
 namespace {
 
 class Cluster : public ::testing::Test {
@@ -51,16 +53,6 @@ class Cluster : public ::testing::Test {
   wp::test::EtcdProcess etcd_;
   wp::test::TempDir dir_;
 };
-
-/// Waits up to `limit` for `done` (checked every 50 ms); returns whether it came.
-bool eventually(const std::function<bool()>& done, milliseconds limit = seconds(10)) {
-  const auto until = Clock::now() + limit;
-  while (Clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(milliseconds(50));
-  }
-  return done();
-}
 
 std::string url_of(const ServerProcess& s) {
   return "http://127.0.0.1:" + std::to_string(s.port());

@@ -18,6 +18,8 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 
+using wp::test::eventually;
+
 namespace {
 
 class Etcd : public ::testing::Test {
@@ -25,16 +27,6 @@ class Etcd : public ::testing::Test {
   void SetUp() override { ASSERT_TRUE(etcd_.ok()) << etcd_.why(); }
   wp::test::EtcdProcess etcd_;
 };
-
-/// Waits up to `limit` for `done` (checked every 20 ms); returns whether it came.
-bool eventually(const std::function<bool()>& done, milliseconds limit = seconds(10)) {
-  const auto until = Clock::now() + limit;
-  while (Clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return done();
-}
 
 /// A cache of every key under a prefix kept by a Watch, as ClusterNode keeps its map.
 struct Cache {

@@ -2,12 +2,15 @@
 // Helpers shared by the tests: dataset paths, temporary files, seeded random data.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "index/dataset.h"
 #include "index/distance.h"
@@ -34,6 +37,19 @@ inline index::Dataset load_test_data(const std::string& name) {
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+/// Waits up to `limit` for `done`, checking every `poll`; returns whether it came (for tests of
+/// servers and clusters, where a change shows up a little later).
+inline bool eventually(const std::function<bool()>& done,
+                       std::chrono::milliseconds limit = std::chrono::seconds(10),
+                       std::chrono::milliseconds poll = std::chrono::milliseconds(20)) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(poll);
+  }
+  return done();
 }
 
 /// A fresh temporary folder, removed at destruction.
