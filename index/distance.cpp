@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "index/error.h"
 
@@ -127,6 +128,7 @@ float normalize(float* x, size_t d) {
     }
     return static_cast<float>(exact);
   }
+  if (std::abs(norm - 1.0f) <= 2 * std::numeric_limits<float>::epsilon()) return norm;
   const float inv = 1.0f / norm;
   for (size_t i = 0; i < d; ++i) x[i] *= inv;
   return norm;

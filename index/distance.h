@@ -74,7 +74,9 @@ inline float inner_product(const float* a, const float* b, size_t d) {
 }
 
 /// Scales x (size d) to unit L2 norm in place and returns its original norm. A zero vector is
-/// left as it is (its norm, 0, is returned) so that callers can reject it.
+/// left as it is (its norm, 0, is returned) so that callers can reject it; so is a vector of unit
+/// norm to float precision (normalising is idempotent: a vector read back from a cosine
+/// collection and searched with scores exactly as its point does).
 float normalize(float* x, size_t d);
 
 /// True when all d values are finite (no NaN, no Inf).
