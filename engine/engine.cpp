@@ -164,12 +164,12 @@ void Engine::save_aliases(const std::map<std::string, std::string>& aliases) con
   write_file_durably(aliases_file(data_dir_).string(), nlohmann::json(aliases).dump());
 }
 
-void Engine::update_aliases(const std::vector<AliasAction>& actions) {
-  std::unique_lock<RwMutex> lock(mu_);
-  std::map<std::string, std::string> next = aliases_;
+std::map<std::string, std::string> Engine::apply_alias_actions(
+    std::map<std::string, std::string> next, const std::vector<AliasAction>& actions,
+    const std::function<bool(const std::string&)>& is_collection) {
   auto free_name = [&](const std::string& alias) {
     validate_collection_name(alias);
-    if (collections_.count(alias)) {
+    if (is_collection(alias)) {
       throw ConflictError("`" + show_text(alias) + "` is a collection's name");
     }
     if (next.count(alias)) {
@@ -185,7 +185,7 @@ void Engine::update_aliases(const std::vector<AliasAction>& actions) {
   for (const AliasAction& a : actions) {
     switch (a.kind) {
       case AliasAction::Kind::kCreate:
-        if (!collections_.count(a.target)) {
+        if (!is_collection(a.target)) {
           throw NotFoundError("Collection `" + show_text(a.target) + "` doesn't exist!");
         }
         free_name(a.alias);
@@ -204,6 +204,13 @@ void Engine::update_aliases(const std::vector<AliasAction>& actions) {
       }
     }
   }
+  return next;
+}
+
+void Engine::update_aliases(const std::vector<AliasAction>& actions) {
+  std::unique_lock<RwMutex> lock(mu_);
+  std::map<std::string, std::string> next = apply_alias_actions(
+      aliases_, actions, [&](const std::string& name) { return collections_.count(name) != 0; });
   save_aliases(next);
   aliases_ = std::move(next);
 }

@@ -5,6 +5,7 @@
  * collection writes its config durably before it is visible; deleting renames its folder out of
  * the way first, so a crash never leaves half a collection behind under its name.
  */
+#include <functional>
 #include <istream>
 #include <map>
 #include <memory>
@@ -50,6 +51,11 @@ class Engine {
    * aliases.
    */
   void update_aliases(const std::vector<AliasAction>& actions);
+  /// The alias table `aliases` after `actions`, checked as update_aliases() checks them
+  /// (`is_collection` says which names are collections); a cluster keeps its table in etcd.
+  static std::map<std::string, std::string> apply_alias_actions(
+      std::map<std::string, std::string> aliases, const std::vector<AliasAction>& actions,
+      const std::function<bool(const std::string&)>& is_collection);
   /// Alias -> collection, every one, or those of `collection` only.
   std::map<std::string, std::string> aliases(const std::string* collection = nullptr) const;
   /// Saves the index files of every collection (derived data; the store is always durable).

@@ -11,25 +11,33 @@ namespace wp::http {
 
 namespace {
 
-/// Orders scored points best first: by score (ascending distance for Euclid), then id.
-void sort_scored(std::vector<json>& points, bool ascending) {
-  std::stable_sort(points.begin(), points.end(), [&](const json& a, const json& b) {
-    const double sa = a.value("score", 0.0), sb = b.value("score", 0.0);
-    if (sa != sb) return ascending ? sa < sb : sa > sb;
-    return a.at("id").dump() < b.at("id").dump();
-  });
-}
-
-/// The merged page of scored lists: sorted, `offset` skipped, at most `limit`.
-json merge_scored(const std::vector<json>& lists, bool ascending, size_t offset, size_t limit) {
-  std::vector<json> all;
+/// The merged page of points from every shard's list: ordered as `how` says (ties by id),
+/// `offset` skipped, at most `limit`.
+json merge_points(const std::vector<json>& lists, ClusterRouter::Merge how, size_t offset,
+                  size_t limit) {
+  using Merge = ClusterRouter::Merge;
+  struct Keyed {
+    double value;
+    std::string id;
+    const json* point;
+  };
+  std::vector<Keyed> all;
   for (const json& l : lists) {
     if (!l.is_array()) continue;
-    for (const json& p : l) all.push_back(p);
+    for (const json& p : l) {
+      const char* field =
+          how == Merge::kValueAsc || how == Merge::kValueDesc ? "order_value" : "score";
+      const double v = how == Merge::kId ? 0.0 : p.value(field, 0.0);
+      all.push_back({v, id_key(p.at("id")), &p});
+    }
   }
-  sort_scored(all, ascending);
+  const bool low_first = how == Merge::kLowFirst || how == Merge::kValueAsc;
+  std::sort(all.begin(), all.end(), [&](const Keyed& a, const Keyed& b) {
+    if (a.value != b.value) return low_first ? a.value < b.value : a.value > b.value;
+    return a.id < b.id;
+  });
   json out = json::array();
-  for (size_t i = offset; i < all.size() && out.size() < limit; ++i) out.push_back(all[i]);
+  for (size_t i = offset; i < all.size() && out.size() < limit; ++i) out.push_back(*all[i].point);
   return out;
 }
 
@@ -57,80 +65,57 @@ std::pair<size_t, size_t> widen(json& request, size_t default_limit) {
 // ---------------------------------------------------------------------------------------------
 // Reads
 
-json ClusterRouter::search(const std::string& pattern, const Call& c) {
-  const CollectionMap m = need(c.path.at("name"));
-  json body = parse_body(*c.body);
-  const std::string path = pattern.substr(std::strlen("/collections/{name}"));
-  const bool query = path.rfind("/points/query", 0) == 0;
-  const bool batch = path.size() > 6 && path.compare(path.size() - 6, 6, "/batch") == 0;
-  auto direction = [&](const json& request) {
-    std::string vector_name;
-    if (query && request.contains("using") && request["using"].is_string()) {
-      vector_name = request["using"];
-    } else if (!query && request.contains("vector") && request["vector"].is_object() &&
-               request["vector"].contains("name") && request["vector"]["name"].is_string()) {
-      vector_name = request["vector"]["name"];
-    }
-    try {
-      return m.distance(vector_name) == "Euclid";
-    } catch (const std::exception&) {
-      return false;  // the shards refuse an unknown name
-    }
-  };
-  auto check_query = [&](const json& request, const std::string& at) {
-    if (!query) return;
-    WP_THROW_IF_NOT(!request.contains("prefetch"), at, "prefetch: not served on a sharded ",
-                    "collection yet (fusion needs every shard's candidates)");
-    if (!request.contains("query")) return;
-    const json& q = request["query"];
-    WP_THROW_IF_NOT(q.is_array() || (q.is_object() && q.contains("nearest") && q.size() == 1 &&
-                                     q["nearest"].is_array()),
-                    at,
-                    "query: on a sharded collection a vector or {\"nearest\": vector} is "
-                    "served yet");
-  };
-  std::vector<json> requests;
+std::vector<json> ClusterRouter::fan_out(const CollectionMap& m, const std::string& path,
+                                         std::vector<json> requests, const std::vector<Merge>& how,
+                                         bool batch) {
   std::vector<std::pair<size_t, size_t>> pages;
-  if (batch) {
-    WP_THROW_IF_NOT(body.is_object() && body.contains("searches") && body["searches"].is_array(),
-                    "searches: expected an array");
-    for (size_t i = 0; i < body["searches"].size(); ++i) {
-      json& r = body["searches"][i];
-      check_query(r, "searches[" + std::to_string(i) + "].");
-      requests.push_back(r);
-      pages.push_back(widen(r, 10));
-    }
-  } else {
-    WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
-    check_query(body, "");
-    requests.push_back(body);
-    pages.push_back(widen(body, 10));
-  }
+  for (json& r : requests) pages.push_back(widen(r, 10));
+  const json body = batch ? json{{"searches", requests}} : requests.at(0);
   const std::vector<json> shards = read_all(m, "POST", path, {body});
-  auto points_of = [&](const json& result) {
-    return query ? result.value("points", json::array()) : result;
-  };
-  auto merged = [&](size_t i, const std::vector<json>& lists) {
-    const json page = merge_scored(lists, direction(requests[i]), pages[i].second, pages[i].first);
-    return query ? json{{"points", page}} : page;
-  };
-  if (!batch) {
-    std::vector<json> lists;
-    for (const json& r : shards) lists.push_back(points_of(r));
-    return merged(0, lists);
-  }
-  json out = json::array();
+  const bool query = path.rfind("/points/query", 0) == 0;
+  std::vector<json> out;
   for (size_t i = 0; i < requests.size(); ++i) {
     std::vector<json> lists;
-    for (const json& r : shards) lists.push_back(points_of(r.at(i)));
-    out.push_back(merged(i, lists));
+    for (const json& r : shards) {
+      const json& result = batch ? r.at(i) : r;
+      lists.push_back(query ? result.at("points") : result);
+    }
+    out.push_back(merge_points(lists, how.at(i), pages[i].second, pages[i].first));
   }
   return out;
 }
 
-json ClusterRouter::retrieve(const Call& c) {
+json ClusterRouter::search(const std::string& pattern, const Call& c) {
   const CollectionMap m = need(c.path.at("name"));
   const json body = parse_body(*c.body);
+  const std::string path = pattern.substr(std::strlen("/collections/{name}"));
+  const bool batch = path == "/points/search/batch";
+  auto how = [&](const json& request) {
+    const json& v = request.contains("vector") ? request["vector"] : json();
+    return by_score(m, v.is_object() && v.contains("name") && v["name"].is_string()
+                           ? v["name"].get<std::string>()
+                           : std::string());
+  };
+  if (!batch) {
+    WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
+    return fan_out(m, path, {body}, {how(body)}, false).at(0);
+  }
+  WP_THROW_IF_NOT(body.is_object() && body.contains("searches") && body["searches"].is_array(),
+                  "searches: expected an array");
+  std::vector<json> requests;
+  std::vector<Merge> merges;
+  for (const json& r : body["searches"]) {
+    requests.push_back(r);
+    merges.push_back(how(r));
+  }
+  return fan_out(m, path, requests, merges, true);
+}
+
+json ClusterRouter::retrieve(const Call& c) {
+  return retrieve_ids(need(c.path.at("name")), parse_body(*c.body));
+}
+
+json ClusterRouter::retrieve_ids(const CollectionMap& m, const json& body) {
   WP_THROW_IF_NOT(body.is_object() && body.contains("ids") && body["ids"].is_array(),
                   "ids: expected an array of point ids");
   std::vector<json> bodies(m.shard_number, body);
@@ -179,8 +164,17 @@ json ClusterRouter::scroll(const Call& c) {
   json body = parse_body(*c.body, true);
   if (body.is_null()) body = json::object();
   WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
-  WP_THROW_IF_NOT(!body.contains("order_by") || body["order_by"].is_null(),
-                  "order_by: not served on a sharded collection yet");
+  if (body.contains("order_by") && !body["order_by"].is_null()) {
+    // Every shard's first points in that order, merged; Qdrant gives no next page offset here
+    // (the next page starts from order_by.start_from).
+    const std::vector<json> shards = read_all(m, "POST", "/points/scroll", {body});
+    std::vector<json> lists;
+    for (const json& r : shards) lists.push_back(r.at("points"));
+    size_t limit = 10;
+    if (body.contains("limit") && body["limit"].is_number_unsigned()) limit = body["limit"];
+    return {{"points", merge_points(lists, order_merge(body["order_by"]), 0, limit)},
+            {"next_page_offset", nullptr}};
+  }
   size_t limit = 10;
   const bool given = body.contains("limit") && !body["limit"].is_null();
   if (given && body["limit"].is_number_unsigned()) limit = body["limit"];

@@ -13,6 +13,19 @@ namespace wp::http {
 
 namespace {
 
+/// `body` (a PATCH /collections/{name} body) merged into `into`: its values win, objects merge,
+/// nulls change nothing.
+void merge_update(json& into, const json& body) {
+  for (const auto& [key, value] : body.items()) {
+    if (value.is_null()) continue;
+    if (value.is_object() && into.contains(key) && into[key].is_object()) {
+      merge_update(into[key], value);
+    } else {
+      into[key] = value;
+    }
+  }
+}
+
 std::string random_uid() {
   std::random_device rd;
   std::mt19937_64 rng((uint64_t{rd()} << 32) ^ rd());
@@ -76,14 +89,30 @@ bool ClusterRouter::serves(const std::string& method, const std::string& pattern
 json ClusterRouter::call(const std::string& method, const std::string& pattern, const Call& c) {
   const std::string route = method + " " + pattern;
   if (route == "GET /collections") return list();
+  if (route == "POST /collections/aliases") return update_aliases(c);
+  if (route == "GET /aliases") return alias_list_json(aliases());
   const auto name_it = c.path.find("name");
-  WP_THROW_IF_NOT(name_it != c.path.end(), route,
-                  " is not served on a cluster yet (aliases need a cluster-wide table)");
+  WP_THROW_IF_NOT(name_it != c.path.end(), route, " is not served on a cluster yet");
   const std::string& name = name_it->second;
   if (route == "PUT /collections/{name}") return create(name, c);
   if (route == "DELETE /collections/{name}") return remove(name);
-  if (route == "GET /collections/{name}") return info(name);
   if (route == "GET /collections/{name}/exists") return json{{"exists", find(name).has_value()}};
+  if (route == "GET /collections/{name}/aliases") {
+    need(name);
+    return alias_list_json(aliases(&name));
+  }
+  // Every other route takes an alias for its collection, as one node does.
+  if (!find(name)) {
+    const auto table = aliases();
+    const auto alias = table.find(name);
+    if (alias != table.end()) {
+      Call resolved = c;
+      resolved.path["name"] = alias->second;
+      return call(method, pattern, resolved);
+    }
+  }
+  if (route == "GET /collections/{name}") return info(name);
+  if (route == "PATCH /collections/{name}") return update_collection(name, c);
   if (route == "GET /collections/{name}/cluster") return collection_cluster(name);
   if (route == "POST /collections/{name}/cluster") return operate(name, c);
   static const std::set<std::string> writes{"PUT /collections/{name}/points",
@@ -97,10 +126,15 @@ json ClusterRouter::call(const std::string& method, const std::string& pattern, 
                                             "POST /collections/{name}/points/batch"};
   if (writes.count(route)) return write(pattern + " " + method, c);
   if (route == "POST /collections/{name}/points/search" ||
-      route == "POST /collections/{name}/points/search/batch" ||
-      route == "POST /collections/{name}/points/query" ||
-      route == "POST /collections/{name}/points/query/batch") {
+      route == "POST /collections/{name}/points/search/batch") {
     return search(pattern, c);
+  }
+  if (route == "POST /collections/{name}/points/query" ||
+      route == "POST /collections/{name}/points/query/batch" ||
+      route == "POST /collections/{name}/points/query/groups" ||
+      route == "POST /collections/{name}/points/recommend" ||
+      route == "POST /collections/{name}/points/recommend/batch") {
+    return query(pattern, c);
   }
   if (route == "PUT /collections/{name}/index" ||
       route == "DELETE /collections/{name}/index/{field_name}") {
@@ -313,10 +347,24 @@ json ClusterRouter::create(const std::string& name, const Call& c) {
   m.shards = cluster::place(m.shard_number, m.replication_factor, nodes);
 
   const std::string key = node_.options().prefix + kCollectionsKey + name;
-  const etcd::TxnResult t =
-      etcd_.txn({etcd::Compare::missing(key)}, {etcd::Op::put(key, m.to_json().dump())});
-  if (!t.succeeded) {
-    throw ConflictError("collection `" + engine::show_text(name) + "` already exists");
+  const std::string aliases_key = node_.options().prefix + kAliasesKey;
+  etcd::TxnResult t;
+  for (int attempt = 0;; ++attempt) {  // no collection of that name, and no alias either
+    const etcd::Range a = etcd_.get(aliases_key);
+    const auto table =
+        a.kvs.empty() ? std::map<std::string, std::string>() : alias_table(a.kvs[0].value);
+    if (table.count(name)) {
+      throw ConflictError("`" + engine::show_text(name) + "` is already an alias of collection `" +
+                          table.at(name) + "`");
+    }
+    t = etcd_.txn({etcd::Compare::missing(key),
+                   a.kvs.empty() ? etcd::Compare::missing(aliases_key)
+                                 : etcd::Compare::mod_revision(aliases_key, a.kvs[0].mod_revision)},
+                  {etcd::Op::put(key, m.to_json().dump())});
+    if (t.succeeded) break;
+    if (attempt == 20 || !etcd_.get(key).kvs.empty()) {
+      throw ConflictError("collection `" + engine::show_text(name) + "` already exists");
+    }
   }
   node_.wait_for(t.revision, std::chrono::seconds(5));
   // Answer once every replica has its shard, so that the first write finds them.
@@ -346,12 +394,76 @@ json ClusterRouter::remove(const std::string& name) {
   const std::string key = node_.options().prefix + kCollectionsKey + name;
   const etcd::Range r = etcd_.get(key);
   if (r.kvs.empty()) return false;
-  const etcd::TxnResult t =
-      etcd_.txn({etcd::Compare::mod_revision(key, r.kvs[0].mod_revision)}, {etcd::Op::erase(key)});
+  // The collection and its aliases go in one transaction.
+  std::vector<etcd::Compare> compares{etcd::Compare::mod_revision(key, r.kvs[0].mod_revision)};
+  std::vector<etcd::Op> ops{etcd::Op::erase(key)};
+  const std::string aliases_key = node_.options().prefix + kAliasesKey;
+  const etcd::Range a = etcd_.get(aliases_key);
+  if (!a.kvs.empty()) {
+    auto table = alias_table(a.kvs[0].value);
+    const size_t before = table.size();
+    for (auto it = table.begin(); it != table.end();) {
+      it = it->second == name ? table.erase(it) : std::next(it);
+    }
+    if (table.size() != before) {
+      compares.push_back(etcd::Compare::mod_revision(aliases_key, a.kvs[0].mod_revision));
+      ops.push_back(etcd::Op::put(aliases_key, json(table).dump()));
+    }
+  }
+  const etcd::TxnResult t = etcd_.txn(compares, ops);
   if (!t.succeeded) return remove(name);  // changed meanwhile: read it again
   node_.wait_for(t.revision, std::chrono::seconds(5));
   reconcile();
   return true;
+}
+
+std::map<std::string, std::string> ClusterRouter::alias_table(const std::string& text) {
+  std::map<std::string, std::string> out;
+  const json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return out;
+  for (const auto& [alias, target] : j.items()) {
+    if (target.is_string()) out[alias] = target.get<std::string>();
+  }
+  return out;
+}
+
+std::map<std::string, std::string> ClusterRouter::aliases(const std::string* collection) const {
+  const auto kv = node_.entry(kAliasesKey);
+  std::map<std::string, std::string> out = kv ? alias_table(kv->value) : decltype(out)();
+  if (!collection) return out;
+  for (auto it = out.begin(); it != out.end();) {
+    it = it->second == *collection ? std::next(it) : out.erase(it);
+  }
+  return out;
+}
+
+json ClusterRouter::update_aliases(const Call& c) {
+  const auto actions = read_alias_actions(parse_body(*c.body));
+  const std::string key = node_.options().prefix + kAliasesKey;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    const etcd::Range r = etcd_.get(key);
+    // Every collection an action found is still that collection when the table is written
+    // (deleting a collection deletes its aliases in the same transaction).
+    std::vector<etcd::Compare> compares{
+        r.kvs.empty() ? etcd::Compare::missing(key)
+                      : etcd::Compare::mod_revision(key, r.kvs[0].mod_revision)};
+    auto is_collection = [&](const std::string& name) {
+      const std::string ckey = node_.options().prefix + kCollectionsKey + name;
+      const etcd::Range cr = etcd_.get(ckey);
+      if (cr.kvs.empty()) return false;
+      compares.push_back(etcd::Compare::mod_revision(ckey, cr.kvs[0].mod_revision));
+      return true;
+    };
+    const auto next = engine::Engine::apply_alias_actions(
+        r.kvs.empty() ? std::map<std::string, std::string>() : alias_table(r.kvs[0].value), actions,
+        is_collection);
+    const etcd::TxnResult t = etcd_.txn(compares, {etcd::Op::put(key, json(next).dump())});
+    if (t.succeeded) {
+      node_.wait_for(t.revision, std::chrono::seconds(5));
+      return true;
+    }
+  }
+  throw UnavailableError("aliases: the table changed 20 times meanwhile");
 }
 
 json ClusterRouter::list() const {
@@ -429,6 +541,42 @@ json ClusterRouter::collection_cluster(const std::string& name) {
           {"shard_transfers", transfers}};
 }
 
+json ClusterRouter::update_collection(const std::string& name, const Call& c) {
+  const CollectionMap m = need(name);
+  const json body = parse_body(*c.body);
+  // Checked as one node checks it before the map keeps it.
+  qdrant_index_changes(body, collection_config_from_qdrant(m.config));
+  update_map(name, [&](CollectionMap& fresh) {
+    if (fresh.uid != m.uid) return false;
+    merge_update(fresh.update, body);
+    return true;
+  });
+  for (uint32_t s = 0; s < m.shard_number; ++s) {
+    for (const auto& [replica, state] : m.shards[s].replicas) {
+      Answer a;
+      try {
+        a = patch_local(replica, m.local_name(s), body);
+      } catch (const TransportError& e) {
+        if (state == ReplicaState::kActive) throw UnavailableError(e.what());
+        continue;  // a dead replica applies it from the map when it is made again
+      }
+      if (a.status != 200) rethrow(a.status, a.body, "shard " + std::to_string(s) + ": ");
+    }
+  }
+  return true;
+}
+
+ClusterRouter::Answer ClusterRouter::patch_local(uint64_t node, const std::string& local,
+                                                 const json& body) {
+  // A replica answers 409 while an index build runs: the update waits for it, a while.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    Answer a = forward(node, "PATCH", "/collections/" + local, body);
+    if (a.status != 409 || std::chrono::steady_clock::now() > until) return a;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 std::shared_ptr<engine::Collection> ClusterRouter::ensure_local(const CollectionMap& m,
                                                                 uint32_t s) {
   const std::string local = m.local_name(s);
@@ -438,6 +586,7 @@ std::shared_ptr<engine::Collection> ClusterRouter::ensure_local(const Collection
     for (const auto& [field, body] : m.payload_indexes.items()) {
       forward(node_.id(), "PUT", "/collections/" + local + "/index", body);
     }
+    if (!m.update.empty()) patch_local(node_.id(), local, m.update);
   }
   return engine_.collection(local);
 }
@@ -515,14 +664,11 @@ json ClusterRouter::payload_index(const std::string& method, const Call& c) {
   const CollectionMap m = need(name);
   const bool create = method == "PUT";
   const json body = create ? parse_body(*c.body) : json();
-  const std::string field =
-      create ? (body.is_object() && body.contains("field_name") && body["field_name"].is_string()
-                    ? body["field_name"].get<std::string>()
-                    : std::string())
-             : c.path.at("field_name");
+  // Checked as one node checks it before the map keeps it.
+  const std::string field = create ? read_payload_index_body(body).first : c.path.at("field_name");
   // Kept in the map, so that a replica made later (a move, a new replica) makes it too.
   update_map(name, [&](CollectionMap& fresh) {
-    if (fresh.uid != m.uid || field.empty()) return false;
+    if (fresh.uid != m.uid) return false;
     if (create) {
       fresh.payload_indexes[field] = body;
     } else {

@@ -47,6 +47,7 @@ class Api;
 class ClusterNode;
 class Connection;
 struct Call;
+struct Ranked;
 
 class ClusterRouter {
  public:
@@ -78,6 +79,10 @@ class ClusterRouter {
   /// syncing replica active when it holds every write the primary holds ({"uid", "node", "seq",
   /// "term"}; 409 while it does not).
   nlohmann::json activate(const Call& c);
+
+  /// How the lists of every shard are merged: by score, best first (high or low), by order
+  /// value (ascending or descending), or by id.
+  enum class Merge { kHighFirst, kLowFirst, kValueAsc, kValueDesc, kId };
 
   /// Qdrant's GET /collections/{name}/cluster.
   nlohmann::json collection_cluster(const std::string& name);
@@ -118,9 +123,43 @@ class ClusterRouter {
   nlohmann::json create(const std::string& name, const Call& c);
   nlohmann::json remove(const std::string& name);
   nlohmann::json list() const;
+  /// The cluster's aliases (one etcd key, a JSON object alias -> collection): every one, or
+  /// those of `collection`.
+  std::map<std::string, std::string> aliases(const std::string* collection = nullptr) const;
+  static std::map<std::string, std::string> alias_table(const std::string& text);
+  /// POST /collections/aliases: the actions applied to the table by compare-and-swap, checked
+  /// as one node checks them.
+  nlohmann::json update_aliases(const Call& c);
   nlohmann::json info(const std::string& name);
+  /// PATCH /collections/{name}: checked, kept in the map (a replica made later applies it),
+  /// then applied by every replica.
+  nlohmann::json update_collection(const std::string& name, const Call& c);
+  /// PATCH /collections/{local} on a node, again while it answers 409 (a build runs), 30 s at
+  /// most.
+  Answer patch_local(uint64_t node, const std::string& local, const nlohmann::json& body);
   nlohmann::json write(const std::string& pattern, const Call& c);
   nlohmann::json search(const std::string& pattern, const Call& c);
+  /// `requests` of one route (a batch route when `batch`) on every shard, each asked for
+  /// `limit + offset` points from 0; each request's lists merged as `how` says, offset once.
+  std::vector<nlohmann::json> fan_out(const cluster::CollectionMap& m, const std::string& path,
+                                      std::vector<nlohmann::json> requests,
+                                      const std::vector<Merge>& how, bool batch);
+  /// The query family (cluster_query.cpp): points/query, query/batch, query/groups,
+  /// points/recommend, recommend/batch.
+  nlohmann::json query(const std::string& pattern, const Call& c);
+  /// One query request (checked, its point ids resolved) answered across the shards.
+  nlohmann::json query_answer(const cluster::CollectionMap& m, const nlohmann::json& request);
+  /// The ranked list of a query node under the filters around it (`outer`): a fusion of its
+  /// prefetches fused here from lists merged from every shard, else as every shard answers it.
+  Ranked ranked(const cluster::CollectionMap& m, const nlohmann::json& node,
+                const nlohmann::json& outer, const std::string& where);
+  /// Replaces the point ids a request uses as vectors (query by id, nearest, recommendation
+  /// examples) by their vectors read from the shards; examples are left out of the answer by a
+  /// filter, as one node leaves them out. `recommend` for a recommend route's body.
+  void resolve_ids(const cluster::CollectionMap& m, nlohmann::json& request,
+                   const std::string& where, bool recommend);
+  /// POST /collections/{name}/points with a body: records in the order asked.
+  nlohmann::json retrieve_ids(const cluster::CollectionMap& m, const nlohmann::json& body);
   /// PUT /collections/{name}/index and DELETE .../index/{field_name}: on every replica.
   nlohmann::json payload_index(const std::string& method, const Call& c);
   nlohmann::json retrieve(const Call& c);

@@ -26,6 +26,7 @@ namespace wp::http::cluster_detail {
 using nlohmann::json;
 
 inline constexpr char kCollectionsKey[] = "collections/";
+inline constexpr char kAliasesKey[] = "aliases";
 inline constexpr size_t kMaxShards = 1024;
 /// Points of one answer a coordinator merges: as the single-node limit on an answer.
 inline constexpr size_t kMaxMerged = kMaxAnswerPoints;
@@ -65,6 +66,24 @@ inline json result_of(unsigned status, json body, const std::string& context) {
 /// The scroll order of ids: the engine's (PointId::key()).
 inline std::string id_key(const json& id) {
   return engine::PointId::from_json(id, "id").key();
+}
+
+/// The merge of an order_by (a key: ascending; {"direction": "desc"}: descending).
+inline ClusterRouter::Merge order_merge(const json& order_by) {
+  const bool desc =
+      order_by.is_object() && order_by.contains("direction") && order_by["direction"] == "desc";
+  return desc ? ClusterRouter::Merge::kValueDesc : ClusterRouter::Merge::kValueAsc;
+}
+
+/// The merge of scores in vector space `vector_name` (Euclid: lowest first).
+inline ClusterRouter::Merge by_score(const cluster::CollectionMap& m,
+                                     const std::string& vector_name) {
+  try {
+    return m.distance(vector_name) == "Euclid" ? ClusterRouter::Merge::kLowFirst
+                                               : ClusterRouter::Merge::kHighFirst;
+  } catch (const std::exception&) {
+    return ClusterRouter::Merge::kHighFirst;  // the shards refuse an unknown name
+  }
 }
 
 }  // namespace wp::http::cluster_detail

@@ -35,71 +35,22 @@ json Api::collection_exists(const Call& c) {
 }
 
 json Api::update_aliases(const Call& c) {
-  const json body = parse_body(*c.body);
-  WP_THROW_IF_NOT(body.is_object() && body.contains("actions") && body["actions"].is_array(),
-                  "actions: expected an array of create_alias, delete_alias and rename_alias");
-  using Action = engine::Engine::AliasAction;
-  std::vector<Action> actions;
-  const json& list = body["actions"];
-  for (size_t i = 0; i < list.size(); ++i) {
-    const std::string at = "actions[" + std::to_string(i) + "]";
-    const json& a = list[i];
-    WP_THROW_IF_NOT(a.is_object() && a.size() == 1, at,
-                    ": expected {\"create_alias\" | \"delete_alias\" | \"rename_alias\": {...}}");
-    const std::string kind = a.begin().key();
-    const json& args = a.begin().value();
-    const std::string where = at + "." + engine::show_text(kind);
-    WP_THROW_IF_NOT(args.is_object(), where, ": expected an object");
-    auto name = [&](const char* key) {
-      WP_THROW_IF_NOT(args.contains(key) && args[key].is_string(), where, ".", key,
-                      ": expected a name");
-      return args[key].get<std::string>();
-    };
-    if (kind == "create_alias") {
-      actions.push_back({Action::Kind::kCreate, name("alias_name"), name("collection_name")});
-    } else if (kind == "delete_alias") {
-      actions.push_back({Action::Kind::kDelete, name("alias_name"), ""});
-    } else if (kind == "rename_alias") {
-      actions.push_back({Action::Kind::kRename, name("old_alias_name"), name("new_alias_name")});
-    } else {
-      throw UserError(where + ": unknown action (expected create_alias, delete_alias, " +
-                      "rename_alias)");
-    }
-  }
-  engine_.update_aliases(actions);
+  engine_.update_aliases(read_alias_actions(parse_body(*c.body)));
   return true;
 }
 
-namespace {
-json alias_list(const std::map<std::string, std::string>& aliases) {
-  json list = json::array();
-  for (const auto& [alias, target] : aliases) {
-    list.push_back({{"alias_name", alias}, {"collection_name", target}});
-  }
-  return json{{"aliases", list}};
-}
-}  // namespace
-
 json Api::list_aliases(const Call&) {
-  return alias_list(engine_.aliases());
+  return alias_list_json(engine_.aliases());
 }
 
 json Api::collection_aliases(const Call& c) {
   const std::string& name = c.path.at("name");
-  return alias_list(engine_.aliases(&name));
+  return alias_list_json(engine_.aliases(&name));
 }
 
 json Api::update_collection(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   const json body = parse_body(*c.body);
-  WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
-  for (const auto& [key, value] : body.items()) {
-    WP_THROW_IF_NOT(key == "hnsw_config" || key == "quantization_config" ||
-                        key == "optimizers_config" || key == "vectors",
-                    engine::show_text(key),
-                    ": not supported by waypoint's collection update (expected hnsw_config, "
-                    "quantization_config, optimizers_config, vectors)");
-  }
   // Qdrant answers at once and re-indexes in the background; so does this (409 while a build
   // runs). The served kinds are kept: graph kinds are built with the HNSW parameters too.
   col->rebuild_indexes(qdrant_index_changes(body, col->config()));
@@ -109,17 +60,8 @@ json Api::update_collection(const Call& c) {
 json Api::create_payload_index(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   const bool wait = wait_flag(c);
-  const json body = parse_body(*c.body);
-  WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
-  engine::check_fields(body, "", {"field_name", "field_schema"});
-  WP_THROW_IF_NOT(body.contains("field_name") && body["field_name"].is_string(),
-                  "field_name: expected a key path string such as \"city\" or \"a.b\"");
-  const std::string key = body["field_name"];
-  engine::parse_json_path(body["field_name"], "field_name");
-  WP_THROW_IF_NOT(body.contains("field_schema") && !body["field_schema"].is_null(),
-                  "field_schema: missing (expected one of keyword, integer, float, bool, uuid)");
-  col->create_payload_index(key,
-                            engine::parse_payload_schema(body["field_schema"], "field_schema"));
+  const auto [key, schema] = read_payload_index_body(parse_body(*c.body));
+  col->create_payload_index(key, schema);
   return update_result(wait);
 }
 

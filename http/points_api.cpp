@@ -7,6 +7,7 @@
 #include "engine/json_path.h"
 #include "engine/json_value.h"
 #include "http/api.h"
+#include "http/query_parts.h"
 #include "http/request_parsing.h"
 #include "index/distance.h"
 #include "index/error.h"
@@ -616,14 +617,6 @@ json Api::search_batch(const Call& c) {
 
 namespace {
 
-/// Qdrant's fusion of prefetched lists: rrf (reciprocal rank, k and weights) or dbsf
-/// (distribution-based score fusion).
-struct Fusion {
-  bool rrf = true;
-  size_t k = 2;  ///< Qdrant's default
-  std::vector<float> weights;
-};
-
 /// Prefetches in one query (nested ones included) and how deep they nest.
 constexpr size_t kMaxPrefetches = 64;
 constexpr size_t kMaxPrefetchDepth = 4;
@@ -639,33 +632,6 @@ struct ParsedQuery {
   std::optional<Fusion> fusion;        ///< query {"fusion": ...} or {"rrf": {...}}
   std::vector<ParsedQuery> prefetch;   ///< the candidates of this query
 };
-
-Fusion read_fusion(const json& q, const std::string& at) {
-  Fusion f;
-  if (q.contains("fusion")) {
-    const json& name = q["fusion"];
-    WP_THROW_IF_NOT(name == "rrf" || name == "dbsf", at,
-                    ".fusion: expected \"rrf\" or \"dbsf\", got ", engine::show_json(name));
-    f.rrf = name == "rrf";
-    return f;
-  }
-  const json& r = q["rrf"];
-  const std::string field = at + ".rrf";
-  WP_THROW_IF_NOT(r.is_object(), field, ": expected {\"k\", \"weights\"}");
-  engine::check_fields(r, field, {"k", "weights"});
-  f.k = get_count(r, "k", field, 2, 1, 1000000);
-  if (r.contains("weights") && !r["weights"].is_null()) {
-    const json& w = r["weights"];
-    WP_THROW_IF_NOT(w.is_array(), field, ".weights: expected an array of numbers");
-    for (size_t i = 0; i < w.size(); ++i) {
-      WP_THROW_IF_NOT(
-          w[i].is_number() && std::isfinite(w[i].get<double>()) && w[i].get<double>() >= 0, field,
-          ".weights[", i, "]: expected a number >= 0, got ", engine::show_json(w[i]));
-      f.weights.push_back(w[i].get<float>());
-    }
-  }
-  return f;
-}
 
 ParsedQuery read_query_at(const json& body, const std::string& where, size_t depth,
                           size_t& prefetches) {
@@ -748,72 +714,6 @@ ParsedQuery read_query(const json& body, const std::string& where) {
   return read_query_at(body, where, 0, prefetches);
 }
 
-/// `a` and `b` together (filters as JSON; null is none).
-json both_filters(const json& a, const json& b) {
-  if (a.is_null()) return b;
-  if (b.is_null()) return a;
-  return json{{"must", json::array({a, b})}};
-}
-
-/// A ranked list of a prefetch: point ids with their scores, best first; `small_better` when
-/// lower scores are better (Euclidean distances).
-struct Ranked {
-  std::vector<engine::ScoredPoint> points;
-  bool small_better = false;
-};
-
-/// Reciprocal rank fusion: each list gives the point at position i (0-based) weight / ((i + 1) +
-/// w (k - 1)), summed per point (Qdrant's formula, rrf_scoring).
-std::vector<std::pair<engine::PointId, float>> fuse(const std::vector<Ranked>& lists,
-                                                    const Fusion& f) {
-  std::unordered_map<engine::PointId, float> score;
-  std::vector<engine::PointId> order;  // first seen, for ties
-  auto add = [&](const engine::PointId& id, float x) {
-    auto [it, fresh] = score.try_emplace(id, 0.0f);
-    if (fresh) order.push_back(id);
-    it->second += x;
-  };
-  for (size_t l = 0; l < lists.size(); ++l) {
-    const std::vector<engine::ScoredPoint>& pts = lists[l].points;
-    if (f.rrf) {
-      const float w = f.weights.empty() ? 1.0f : f.weights[l];
-      for (size_t i = 0; i < pts.size(); ++i) {
-        add(pts[i].point.id,
-            w <= 0 ? 0.0f
-                   : 1.0f / (static_cast<float>(i + 1) / w + static_cast<float>(f.k) - 1.0f));
-      }
-      continue;
-    }
-    // Distribution-based: each list's scores mapped so that mean -+ 3 sample standard deviations
-    // fall on 0 and 1 (a lone point on 0.5), then summed.
-    const size_t n = pts.size();
-    if (n == 0) continue;
-    if (n == 1) {
-      add(pts[0].point.id, 0.5f);
-      continue;
-    }
-    double mean = 0, m2 = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const double d = pts[i].score - mean;
-      mean += d / static_cast<double>(i + 1);
-      m2 += d * (pts[i].score - mean);
-    }
-    const double sd = std::sqrt(m2 / static_cast<double>(n - 1));
-    const double lo = mean - 3 * sd, hi = mean + 3 * sd;
-    for (const engine::ScoredPoint& p : pts) {
-      double x = 0.5;
-      if (hi > lo)
-        x = lists[l].small_better ? (hi - p.score) / (hi - lo) : (p.score - lo) / (hi - lo);
-      add(p.point.id, static_cast<float>(x));
-    }
-  }
-  std::vector<std::pair<engine::PointId, float>> out;
-  for (const engine::PointId& id : order) out.emplace_back(id, score[id]);
-  std::stable_sort(out.begin(), out.end(),
-                   [](const auto& a, const auto& b) { return a.second > b.second; });
-  return out;
-}
-
 /// The hits of query `p` with the filters of the queries around it (`outer`): a plain search
 /// (vector, point id, nearest, recommend) or, with prefetches, their fusion or their candidates
 /// scored by the query vector. From `p`'s offset, at most its limit, with the payloads and
@@ -886,12 +786,14 @@ json run_query(const engine::Collection& col, ParsedQuery& p) {
   ParsedSearch& s = p.s;
   const Shown show = shown(col, s.payload, s.with_vector);
   if (p.query.is_null() && p.prefetch.empty()) {
-    // No query: points in id order, as Qdrant does.
-    check_answer_size(s.query.limit, col, s.with_vector, join(p.where, "limit"));
-    const auto page =
-        col.scroll(&s.filter, s.query.limit, std::nullopt, s.payload.enabled, s.with_vector);
+    // No query: points in id order, as Qdrant does, from the offset.
+    const size_t n = s.query.offset + s.query.limit;
+    check_answer_size(n, col, s.with_vector, join(p.where, "limit"));
+    const auto page = col.scroll(&s.filter, n, std::nullopt, s.payload.enabled, s.with_vector);
     json points = json::array();
-    for (const engine::PointRead& r : page.points) points.push_back(show.record(r));
+    for (size_t i = s.query.offset; i < page.points.size(); ++i) {
+      points.push_back(show.record(page.points[i]));
+    }
     return json{{"points", points}};
   }
   if (p.order_by) {
@@ -929,82 +831,46 @@ json Api::query_points(const Call& c) {
   return run_query(*col, q);
 }
 
-namespace {
-
-/// The group ids of a point: the string and integer values at the group_by key (an array's
-/// elements each), as Qdrant groups.
-std::vector<json> group_values(const engine::JsonPath& path, const json& payload) {
-  std::vector<json> out;
-  auto take = [&](const json& v) {
-    int64_t n = 0;
-    if ((v.is_string() || engine::json_as_int64(v, &n)) &&
-        std::find(out.begin(), out.end(), v) == out.end()) {
-      out.push_back(v);
-    }
-  };
-  engine::any_value_at(path, payload, [&](const json& v) {
-    if (v.is_array()) {
-      for (const json& e : v) take(e);
-    } else {
-      take(v);
-    }
-    return false;
-  });
-  return out;
-}
-
-}  // namespace
-
-json Api::query_groups(const Call& c) {
-  auto col = engine_.collection(c.path.at("name"));
-  const json body = parse_body(*c.body);
+GroupsRequest read_groups_request(const json& body) {
   ParsedQuery q = read_query(body, "");
   WP_THROW_IF_NOT(!q.query.is_null(), "query: required for groups (a vector, point id, ",
                   "{\"nearest\"} or {\"recommend\"})");
   WP_THROW_IF_NOT(body.contains("group_by"), "group_by: missing (a payload key path)");
-  const engine::JsonPath path = engine::parse_json_path(body["group_by"], "group_by");
-  const size_t group_size = get_count(body, "group_size", "", 3, 1, index::kMaxK);
-  const size_t groups = q.s.query.limit;  // limit counts groups here
-  check_answer_size(groups * group_size, *col, q.s.with_vector, "limit");
+  GroupsRequest g;
+  g.path = engine::parse_json_path(body["group_by"], "group_by");
+  g.group_size = get_count(body, "group_size", "", 3, 1, index::kMaxK);
+  g.groups = q.s.query.limit;
+  WP_THROW_IF_NOT(g.groups * g.group_size <= kMaxAnswerPoints, "limit: the answer would hold ",
+                  g.groups * g.group_size, " points, at most ", kMaxAnswerPoints,
+                  " are returned by one request");
+  g.returned = q.s.payload;
+  return g;
+}
+
+void check_query_request(const json& body, const std::string& where) {
+  read_query(body, where);
+}
+
+void check_recommend_request(const json& body, const std::string& where) {
+  read_recommend_request(body, where);
+}
+
+json Api::query_groups(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  const json body = parse_body(*c.body);
+  const GroupsRequest g = read_groups_request(body);
+  ParsedQuery q = read_query(body, "");
+  check_answer_size(g.groups * g.group_size, *col, q.s.with_vector, "limit");
   // The payload is needed to group; what is returned of it is the request's selector.
-  const PayloadSelector returned = q.s.payload;
   q.s.payload.enabled = true;
   q.s.payload.include.clear();
   q.s.payload.exclude.clear();
   q.s.query.with_payload = true;
   q.s.query.offset = 0;
-  // Fetch more points until `groups` groups hold `group_size` hits or no more points come.
-  json out = json::array();
-  for (size_t fetch = std::min(index::kMaxK, groups * group_size * 4);;
-       fetch = std::min(index::kMaxK, fetch * 4)) {
-    q.s.query.limit = fetch;
-    const json points = run_query(*col, q)["points"];
-    std::vector<std::pair<json, json>> found;  // group id, hits; in order of the best hit
-    for (const json& p : points) {
-      for (const json& g : group_values(path, p["payload"])) {
-        auto it =
-            std::find_if(found.begin(), found.end(), [&](const auto& f) { return f.first == g; });
-        if (it == found.end()) {
-          if (found.size() == groups) continue;
-          found.push_back({g, json::array()});
-          it = found.end() - 1;
-        }
-        if (it->second.size() < group_size) {
-          json hit = p;
-          hit["payload"] = returned.enabled ? returned.apply(p["payload"]) : json();
-          it->second.push_back(std::move(hit));
-        }
-      }
-    }
-    const bool full = found.size() == groups &&
-                      std::all_of(found.begin(), found.end(),
-                                  [&](const auto& f) { return f.second.size() == group_size; });
-    if (full || points.size() < fetch || fetch == index::kMaxK) {
-      for (auto& [id, hits] : found) out.push_back({{"id", id}, {"hits", std::move(hits)}});
-      break;
-    }
-  }
-  return json{{"groups", out}};
+  return collect_groups(g, [&](size_t n) {
+    q.s.query.limit = n;
+    return run_query(*col, q)["points"];
+  });
 }
 
 json Api::query_batch(const Call& c) {

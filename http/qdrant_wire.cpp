@@ -5,7 +5,9 @@
 
 #include "engine/index_request.h"
 #include "engine/json_fields.h"
+#include "engine/json_path.h"
 #include "engine/json_value.h"
+#include "engine/payload_index.h"
 #include "index/error.h"
 
 namespace wp::http {
@@ -166,6 +168,14 @@ engine::CollectionConfig collection_config_from_qdrant(const json& body) {
 
 std::map<std::string, index::IndexSpec> qdrant_index_changes(
     const json& body, const engine::CollectionConfig& config) {
+  WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
+  for (const auto& [key, value] : body.items()) {
+    WP_THROW_IF_NOT(key == "hnsw_config" || key == "quantization_config" ||
+                        key == "optimizers_config" || key == "vectors",
+                    engine::show_text(key),
+                    ": not supported by waypoint's collection update (expected hnsw_config, "
+                    "quantization_config, optimizers_config, vectors)");
+  }
   if (body.contains("optimizers_config") && !body["optimizers_config"].is_null()) {
     check_optimizers_config(body["optimizers_config"]);
   }
@@ -289,6 +299,60 @@ json index_status_json(const engine::IndexStatus& s) {
                  {"queries", t.queries}};
   }
   return j;
+}
+
+std::vector<engine::Engine::AliasAction> read_alias_actions(const json& body) {
+  WP_THROW_IF_NOT(body.is_object() && body.contains("actions") && body["actions"].is_array(),
+                  "actions: expected an array of create_alias, delete_alias and rename_alias");
+  using Action = engine::Engine::AliasAction;
+  std::vector<Action> actions;
+  const json& list = body["actions"];
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string at = "actions[" + std::to_string(i) + "]";
+    const json& a = list[i];
+    WP_THROW_IF_NOT(a.is_object() && a.size() == 1, at,
+                    ": expected {\"create_alias\" | \"delete_alias\" | \"rename_alias\": {...}}");
+    const std::string kind = a.begin().key();
+    const json& args = a.begin().value();
+    const std::string where = at + "." + engine::show_text(kind);
+    WP_THROW_IF_NOT(args.is_object(), where, ": expected an object");
+    auto name = [&](const char* key) {
+      WP_THROW_IF_NOT(args.contains(key) && args[key].is_string(), where, ".", key,
+                      ": expected a name");
+      return args[key].get<std::string>();
+    };
+    if (kind == "create_alias") {
+      actions.push_back({Action::Kind::kCreate, name("alias_name"), name("collection_name")});
+    } else if (kind == "delete_alias") {
+      actions.push_back({Action::Kind::kDelete, name("alias_name"), ""});
+    } else if (kind == "rename_alias") {
+      actions.push_back({Action::Kind::kRename, name("old_alias_name"), name("new_alias_name")});
+    } else {
+      throw UserError(where + ": unknown action (expected create_alias, delete_alias, " +
+                      "rename_alias)");
+    }
+  }
+  return actions;
+}
+
+json alias_list_json(const std::map<std::string, std::string>& aliases) {
+  json list = json::array();
+  for (const auto& [alias, target] : aliases) {
+    list.push_back({{"alias_name", alias}, {"collection_name", target}});
+  }
+  return json{{"aliases", list}};
+}
+
+std::pair<std::string, engine::PayloadSchema> read_payload_index_body(const json& body) {
+  WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
+  engine::check_fields(body, "", {"field_name", "field_schema"});
+  WP_THROW_IF_NOT(body.contains("field_name") && body["field_name"].is_string(),
+                  "field_name: expected a key path string such as \"city\" or \"a.b\"");
+  engine::parse_json_path(body["field_name"], "field_name");
+  WP_THROW_IF_NOT(body.contains("field_schema") && !body["field_schema"].is_null(),
+                  "field_schema: missing (expected one of keyword, integer, float, bool, uuid)");
+  return {body["field_name"].get<std::string>(),
+          engine::parse_payload_schema(body["field_schema"], "field_schema")};
 }
 
 }  // namespace wp::http

@@ -3,16 +3,18 @@
  * @file qdrant_wire.h
  * Qdrant's wire format of the engine's collection structures: the collection config a create
  * body describes, the collection info object, and our index status object (GET
- * /collections/{name}/index). The engine keeps its own structs and stored form; only http/
- * speaks Qdrant's JSON.
+ * /collections/{name}/index), aliases' actions and lists. The engine keeps its own structs and
+ * stored form; only http/ speaks Qdrant's JSON.
  */
 #include <map>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
 #include "engine/collection.h"
 #include "engine/collection_config.h"
+#include "engine/engine.h"
 
 namespace wp::http {
 
@@ -32,8 +34,8 @@ engine::CollectionConfig collection_config_from_qdrant(const nlohmann::json& bod
  * max_indexing_threads are checked and have no effect) and `quantization_config` ({"scalar":
  * {"type": "int8"}} is sq8, "Disabled" none) to every vector, then each vector's own in
  * `vectors: {name: {...}}`; `optimizers_config` is checked (waypoint keeps one segment, indexed
- * at once). Returns the vectors whose index parameters changed, with their new specs. Throws
- * UserError naming the field.
+ * at once); any other key is refused. Returns the vectors whose index parameters changed, with
+ * their new specs. Throws UserError naming the field.
  */
 std::map<std::string, index::IndexSpec> qdrant_index_changes(
     const nlohmann::json& body, const engine::CollectionConfig& config);
@@ -45,5 +47,17 @@ nlohmann::json collection_info_json(const engine::CollectionInfo& info);
 /// (the kind and params a running build makes), "error", "tune"} (GET /collections/{name}/index;
 /// PUT answers it too, so the client sees its request taken).
 nlohmann::json index_status_json(const engine::IndexStatus& status);
+
+/// `POST /collections/aliases`'s body: {"actions": [{"create_alias": {"alias_name",
+/// "collection_name"}} | {"delete_alias": {"alias_name"}} | {"rename_alias": {"old_alias_name",
+/// "new_alias_name"}}...]}; throws UserError naming the field.
+std::vector<engine::Engine::AliasAction> read_alias_actions(const nlohmann::json& body);
+
+/// {"aliases": [{"alias_name", "collection_name"}...]}.
+nlohmann::json alias_list_json(const std::map<std::string, std::string>& aliases);
+
+/// `PUT /collections/{name}/index`'s body {"field_name", "field_schema"}: the key path and its
+/// schema; throws UserError naming the field.
+std::pair<std::string, engine::PayloadSchema> read_payload_index_body(const nlohmann::json& body);
 
 }  // namespace wp::http

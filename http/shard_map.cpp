@@ -44,6 +44,7 @@ json CollectionMap::to_json() const {
   return {{"uid", uid},
           {"config", config},
           {"payload_indexes", payload_indexes},
+          {"update", update},
           {"shard_number", shard_number},
           {"replication_factor", replication_factor},
           {"write_consistency_factor", write_consistency_factor},
@@ -58,6 +59,8 @@ CollectionMap CollectionMap::from_json(const std::string& name, const json& j) {
     m.config = j.at("config");
     m.payload_indexes = j.value("payload_indexes", json::object());
     WP_THROW_INTERNAL_IF_NOT(m.payload_indexes.is_object(), "payload indexes");
+    m.update = j.value("update", json::object());
+    WP_THROW_INTERNAL_IF_NOT(m.update.is_object(), "collection update");
     m.shard_number = j.at("shard_number").get<uint32_t>();
     m.replication_factor = j.at("replication_factor").get<uint32_t>();
     m.write_consistency_factor = j.at("write_consistency_factor").get<uint32_t>();

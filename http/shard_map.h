@@ -43,6 +43,10 @@ struct CollectionMap {
   /// The payload indexes every replica has: field name -> the PUT .../index body that made it
   /// (a replica made later makes them too).
   nlohmann::json payload_indexes = nlohmann::json::object();
+  /// The PATCH /collections/{name} bodies applied, merged into one (later values win, as they
+  /// do applied one after another): a replica made later applies it. Its size is bounded by the
+  /// keys a PATCH has, however many PATCHes came.
+  nlohmann::json update = nlohmann::json::object();
   uint32_t shard_number = 1;
   uint32_t replication_factor = 1;
   uint32_t write_consistency_factor = 1;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -348,6 +349,184 @@ TEST_F(Cluster, AShardedReplicatedCollectionAnswersAsOneShardDoes) {
   EXPECT_EQ(listed["result"]["collections"].size(), 2u) << listed.dump();
 }
 
+// The query family across shards: ids resolved to vectors on their shards, fusion of prefetches
+// merged from every shard, groups over merged queries, recommendations, order_by. Exact searches
+// (params.exact) so that one shard and three must give the same points and scores.
+TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
+  auto n1 = node(1), n2 = node(2), n3 = node(3);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (const auto* n : {n1.get(), n2.get(), n3.get()})
+    clients.push_back(std::make_unique<Client>(n->port()));
+  Client& c = *clients[0];
+  ASSERT_TRUE(eventually([&] { return cluster_of(*n1)["peers"].size() == 3; }));
+  const json vectors{{"size", 8}, {"distance", "Cosine"}};
+  ASSERT_EQ(c.call(bhttp::verb::put, "/collections/sharded",
+                   {{"vectors", vectors}, {"shard_number", 3}, {"replication_factor", 2}})
+                .first,
+            200u);
+  ASSERT_EQ(c.call(bhttp::verb::put, "/collections/one",
+                   {{"vectors", vectors}, {"shard_number", 1}, {"replication_factor", 1}})
+                .first,
+            200u);
+  // And a server that is no cluster, with the same points: the answers one node gives.
+  ServerProcess plain(dir_.file("plain"));
+  Client single(plain.port());
+  ASSERT_EQ(single.call(bhttp::verb::put, "/collections/one", {{"vectors", vectors}}).first, 200u);
+  std::mt19937 rng(29);
+  json points = json::array();
+  for (int i = 0; i < 400; ++i) {
+    points.push_back({{"id", i},
+                      {"vector", random_vector(rng)},
+                      {"payload", {{"g", i % 7}, {"n", (i * 37) % 400}, {"w", i % 3}}}});
+  }
+  for (auto [col, via] : {std::pair{"sharded", clients[1].get()}, {"one", &c}, {"one", &single}}) {
+    auto [st, r] =
+        via->call(bhttp::verb::put, "/collections/" + std::string(col) + "/points?wait=true",
+                  {{"points", points}});
+    ASSERT_EQ(st, 200u) << r.dump();
+    ASSERT_EQ(via->call(bhttp::verb::put, "/collections/" + std::string(col) + "/index",
+                        {{"field_name", "n"}, {"field_schema", "integer"}})
+                  .first,
+              200u);
+  }
+  auto same = [&](const std::string& path, const json& body, size_t via) {
+    auto [sa, a] = clients[via % 3]->call(bhttp::verb::post, "/collections/sharded" + path, body);
+    auto [sb, b] = c.call(bhttp::verb::post, "/collections/one" + path, body);
+    EXPECT_EQ(sa, 200u) << path << " " << a.dump();
+    EXPECT_EQ(sb, 200u) << path << " " << b.dump();
+    EXPECT_EQ(a["result"], b["result"]) << path << " " << body.dump();
+    auto [sp, p] = single.call(bhttp::verb::post, "/collections/one" + path, body);
+    EXPECT_EQ(sp, 200u) << path << " " << p.dump();
+    EXPECT_EQ(a["result"], p["result"])
+        << "against a server that is no cluster: " << path << " " << body.dump();
+    return a["result"];
+  };
+  const json exact{{"exact", true}};
+  const json g2{{"must", {{{"key", "g"}, {"match", {{"value", 2}}}}}}};
+  // By id, nearest by id, and recommendations (their examples left out of the answer).
+  EXPECT_EQ(
+      same("/points/query", {{"query", 17}, {"limit", 5}, {"params", exact}}, 0)["points"][0]["id"],
+      17);
+  same("/points/query",
+       {{"query", {{"nearest", 23}}}, {"limit", 4}, {"filter", g2}, {"params", exact}}, 1);
+  const json rec =
+      same("/points/recommend",
+           {{"positive", {1, 2}}, {"negative", {3}}, {"limit", 6}, {"params", exact}}, 2);
+  ASSERT_EQ(rec.size(), 6u);
+  for (const json& p : rec) EXPECT_TRUE(p["id"] != 1 && p["id"] != 2 && p["id"] != 3) << rec.dump();
+  same("/points/recommend",
+       {{"positive", {5, random_vector(rng)}},
+        {"negative", {7}},
+        {"strategy", "best_score"},
+        {"limit", 5},
+        {"offset", 1},
+        {"params", exact}},
+       0);
+  same("/points/recommend/batch",
+       {{"searches",
+         {{{"positive", {8}}, {"limit", 3}, {"params", exact}, {"with_payload", true}},
+          {{"positive", {9}}, {"negative", {10}}, {"strategy", "sum_scores"}, {"limit", 4}}}}},
+       1);
+  same("/points/query",
+       {{"query", {{"recommend", {{"positive", {10, 12}}, {"negative", {11}}}}}},
+        {"limit", 5},
+        {"params", exact}},
+       2);
+  // Fusion: each prefetch merged from every shard, fused on the coordinator.
+  const json v1 = random_vector(rng);
+  const json fused_rrf{
+      {"prefetch",
+       {{{"query", v1}, {"limit", 20}, {"params", exact}},
+        {{"query", {{"nearest", 30}}}, {"limit", 20}, {"filter", g2}, {"params", exact}}}},
+      {"query", {{"fusion", "rrf"}}},
+      {"limit", 10},
+      {"offset", 2},
+      {"with_payload", true}};
+  EXPECT_EQ(same("/points/query", fused_rrf, 0)["points"].size(), 10u);
+  same("/points/query",
+       {{"prefetch",
+         {{{"query", v1}, {"limit", 15}, {"params", exact}},
+          {{"query", random_vector(rng)}, {"limit", 15}, {"params", exact}}}},
+        {"query", {{"fusion", "dbsf"}}},
+        {"limit", 8},
+        {"with_vector", true}},
+       1);
+  same("/points/query",
+       {{"prefetch",
+         {{{"query", v1}, {"limit", 25}, {"params", exact}},
+          {{"query", {{"nearest", 31}}}, {"limit", 25}, {"params", exact}}}},
+        {"query", {{"rrf", {{"k", 3}, {"weights", {1, 0.5}}}}}},
+        {"filter", {{"must_not", {{{"key", "w"}, {"match", {{"value", 0}}}}}}}},
+        {"score_threshold", 0.2},
+        {"limit", 12}},
+       2);
+  // A prefetch rescored by a vector: every candidate of the filter, so both see the same ones.
+  same("/points/query",
+       {{"prefetch", {{"filter", g2}, {"limit", 1000}, {"query", v1}, {"params", exact}}},
+        {"query", random_vector(rng)},
+        {"limit", 6}},
+       0);
+  // order_by, and no query at all (id order), with offsets.
+  same("/points/query",
+       {{"query", {{"order_by", {{"key", "n"}, {"direction", "desc"}}}}},
+        {"limit", 7},
+        {"offset", 3},
+        {"filter", g2},
+        {"with_payload", true}},
+       1);
+  same("/points/query", {{"limit", 5}, {"offset", 4}, {"filter", g2}}, 2);
+  same("/points/scroll", {{"order_by", "n"}, {"limit", 9}, {"with_payload", {"n"}}}, 0);
+  same("/points/scroll",
+       {{"order_by", {{"key", "n"}, {"direction", "desc"}, {"start_from", 200}}}, {"limit", 6}}, 1);
+  // Groups over merged queries, and a batch holding a fused query.
+  const json groups = same("/points/query/groups",
+                           {{"query", v1},
+                            {"group_by", "g"},
+                            {"limit", 3},
+                            {"group_size", 2},
+                            {"params", exact},
+                            {"with_payload", {"n"}}},
+                           2);
+  ASSERT_EQ(groups["groups"].size(), 3u) << groups.dump();
+  EXPECT_EQ(groups["groups"][0]["hits"].size(), 2u) << groups.dump();
+  EXPECT_EQ(groups["groups"][0]["hits"][0]["payload"].size(), 1u) << groups.dump();
+  same("/points/query/batch",
+       {{"searches", {fused_rrf, {{"query", 40}, {"limit", 3}, {"params", exact}}}}}, 0);
+  same("/points/query/batch",
+       {{"searches",
+         {{{"query", 41}, {"limit", 3}, {"params", exact}}, {{"query", v1}, {"limit", 2}}}}},
+       1);
+  // Bad input, as one node names it.
+  for (const auto& [path, body, status, message] :
+       std::vector<std::tuple<std::string, json, unsigned, std::string>>{
+           {"/points/recommend", {{"positive", {1, 4000}}}, 404u, "(positive[1])"},
+           {"/points/query", {{"query", {{"nearest", 4001}}}}, 404u, "(query.nearest)"},
+           {"/points/query",
+            {{"prefetch", {{{"query", 4002}}}}, {"query", {{"fusion", "rrf"}}}},
+            404u,
+            "(prefetch[0].query)"},
+           {"/points/query",
+            {{"prefetch", {{{"query", v1}}}}, {"query", {{"fusion", "max"}}}},
+            400u,
+            "query.fusion: expected \"rrf\" or \"dbsf\""},
+           {"/points/query/groups", {{"query", v1}}, 400u, "group_by: missing"},
+           {"/points/query/batch",
+            {{"searches", {{{"query", v1}}, {{"query", "x"}}}}},
+            400u,
+            "searches[1].query"},
+           {"/points/recommend/batch",
+            {{"searches", {{{"positive", json::array()}}}}},
+            400u,
+            "searches[0].positive"}}) {
+    for (const std::string col : {"sharded", "one"}) {
+      auto [st, r] = c.call(bhttp::verb::post, "/collections/" + col + path, body);
+      EXPECT_EQ(st, status) << col << path << " " << body.dump() << " " << r.dump();
+      EXPECT_NE(r["status"]["error"].get<std::string>().find(message), std::string::npos)
+          << col << " " << r.dump();
+    }
+  }
+}
+
 TEST_F(Cluster, BadInputToAShardedCollectionIsRefusedNamingTheFieldAndWritesNothing) {
   auto n1 = node(1), n2 = node(2);
   Client c(n1->port());
@@ -640,6 +819,202 @@ void kill_and_restart(Cluster& f, int ttl, int wcf, milliseconds down) {
     found_total += replicas[0].size();
   }
   EXPECT_EQ(found_total, acked.size()) << "every acknowledged point, on one shard each";
+}
+
+// Aliases are one table in etcd, seen by every node and taken by every route; a collection's
+// PATCH reaches every replica and, kept in the map, a replica made later.
+TEST_F(Cluster, AliasesAndCollectionUpdatesHoldAcrossTheCluster) {
+  auto n1 = node(1), n2 = node(2), n3 = node(3);
+  Client c1(n1->port()), c2(n2->port()), c3(n3->port());
+  ASSERT_TRUE(eventually([&] { return cluster_of(*n1)["peers"].size() == 3; }));
+  const json vectors{{"size", 4}, {"distance", "Dot"}};
+  ASSERT_EQ(c1.call(bhttp::verb::put, "/collections/c",
+                    {{"vectors", vectors}, {"shard_number", 2}, {"replication_factor", 1}})
+                .first,
+            200u);
+  auto aliases = [&](Client& via, const json& actions) {
+    return via.call(bhttp::verb::post, "/collections/aliases", {{"actions", actions}});
+  };
+  auto [made, rm] =
+      aliases(c1, {{{"create_alias", {{"alias_name", "live"}, {"collection_name", "c"}}}},
+                   {{"create_alias", {{"alias_name", "old"}, {"collection_name", "c"}}}}});
+  ASSERT_EQ(made, 200u) << rm.dump();
+  // Through another node: writes, reads and info by the alias.
+  json points = json::array();
+  for (int i = 0; i < 40; ++i) points.push_back({{"id", i}, {"vector", {1, 0, 0, i}}});
+  auto [wrote, rw] =
+      c2.call(bhttp::verb::put, "/collections/live/points?wait=true", {{"points", points}});
+  ASSERT_EQ(wrote, 200u) << rw.dump();
+  EXPECT_EQ(c3.call(bhttp::verb::post, "/collections/old/points/count", json::object())
+                .second["result"]["count"],
+            40);
+  auto [found, rf] = c3.call(bhttp::verb::post, "/collections/live/points/query",
+                             {{"query", {0, 0, 0, 1}}, {"limit", 2}});
+  ASSERT_EQ(found, 200u) << rf.dump();
+  EXPECT_EQ(rf["result"]["points"][0]["id"], 39);
+  EXPECT_EQ(c2.call(bhttp::verb::get, "/collections/live").second["result"]["points_count"], 40);
+  const json both{{"aliases",
+                   {{{"alias_name", "live"}, {"collection_name", "c"}},
+                    {{"alias_name", "old"}, {"collection_name", "c"}}}}};
+  EXPECT_EQ(c3.call(bhttp::verb::get, "/aliases").second["result"], both);
+  EXPECT_EQ(c2.call(bhttp::verb::get, "/collections/c/aliases").second["result"], both);
+  EXPECT_EQ(c2.call(bhttp::verb::get, "/collections/live/aliases").first, 404u);
+  EXPECT_EQ(c2.call(bhttp::verb::get, "/collections/live/exists").second["result"]["exists"],
+            false);
+  // Refused as one node refuses them, all or none.
+  for (const auto& [actions, status, message] :
+       std::vector<std::tuple<json, unsigned, std::string>>{
+           {{{{"create_alias", {{"alias_name", "x"}, {"collection_name", "nope"}}}}},
+            404u,
+            "Collection `nope` doesn't exist"},
+           {{{{"create_alias", {{"alias_name", "x"}, {"collection_name", "c"}}}},
+             {{"create_alias", {{"alias_name", "c"}, {"collection_name", "c"}}}}},
+            409u,
+            "`c` is a collection's name"},
+           {{{{"delete_alias", {{"alias_name", "none"}}}}}, 404u, "Alias `none` doesn't exist"},
+           {{{{"rename_alias", {{"old_alias_name", "old"}}}}},
+            400u,
+            "actions[0].rename_alias.new_alias_name"}}) {
+    auto [st, r] = aliases(c3, actions);
+    EXPECT_EQ(st, status) << r.dump();
+    EXPECT_NE(r["status"]["error"].get<std::string>().find(message), std::string::npos) << r.dump();
+  }
+  EXPECT_EQ(c1.call(bhttp::verb::get, "/aliases").second["result"], both) << "nothing changed";
+  auto [dup, rd] = c1.call(bhttp::verb::put, "/collections/live", {{"vectors", vectors}});
+  EXPECT_EQ(dup, 409u) << rd.dump();
+  auto [renamed, rr] =
+      aliases(c2, {{{"rename_alias", {{"old_alias_name", "old"}, {"new_alias_name", "older"}}}}});
+  ASSERT_EQ(renamed, 200u) << rr.dump();
+  EXPECT_EQ(c1.call(bhttp::verb::post, "/collections/older/points/count", json::object())
+                .second["result"]["count"],
+            40);
+  EXPECT_EQ(c1.call(bhttp::verb::post, "/collections/old/points/count", json::object()).first,
+            404u);
+
+  // PATCH by the alias: every replica's index takes it; a bad one changes nothing.
+  auto [bad, rb] = c3.call(bhttp::verb::patch, "/collections/live", {{"params", json::object()}});
+  EXPECT_EQ(bad, 400u) << rb.dump();
+  EXPECT_NE(rb.dump().find("params"), std::string::npos) << rb.dump();
+  auto [patched, rp] =
+      c3.call(bhttp::verb::patch, "/collections/live", {{"hnsw_config", {{"m", 24}}}});
+  ASSERT_EQ(patched, 200u) << rp.dump();
+  auto [patched2, rp2] =
+      c1.call(bhttp::verb::patch, "/collections/c", {{"hnsw_config", {{"ef_construct", 150}}}});
+  ASSERT_EQ(patched2, 200u) << rp2.dump();
+  auto hnsw_of_replicas = [&] {
+    std::vector<json> out;
+    for (const auto* n : {n1.get(), n2.get(), n3.get()}) {
+      Client cc(n->port());
+      const json info = cc.call(bhttp::verb::get, "/collections/c/cluster").second["result"];
+      for (const json& l : info["local_shards"]) {
+        const json local =
+            cc.call(bhttp::verb::get, "/collections/" + l["collection"].get<std::string>(), nullptr,
+                    true)
+                .second;
+        out.push_back(local["result"]["config"]["hnsw_config"]);
+      }
+    }
+    return out;
+  };
+  std::vector<json> hnsw = hnsw_of_replicas();
+  ASSERT_EQ(hnsw.size(), 2u);
+  for (const json& h : hnsw) {
+    EXPECT_EQ(h["m"], 24) << h.dump();
+    EXPECT_EQ(h["ef_construct"], 150) << h.dump();
+  }
+  // A replica made after the updates applies them too.
+  const json cluster = c1.call(bhttp::verb::get, "/collections/c/cluster").second["result"];
+  std::set<uint64_t> holders;
+  for (const json& l : cluster["local_shards"]) {
+    if (l["shard_id"] == 0) holders.insert(1);
+  }
+  for (const json& r : cluster["remote_shards"]) {
+    if (r["shard_id"] == 0) holders.insert(r["peer_id"].get<uint64_t>());
+  }
+  ASSERT_EQ(holders.size(), 1u);
+  const uint64_t from = *holders.begin(), to = from == 3 ? 2 : 3;
+  auto [rep, rrep] =
+      c2.call(bhttp::verb::post, "/collections/live/cluster",
+              {{"replicate_shard", {{"shard_id", 0}, {"from_peer_id", from}, {"to_peer_id", to}}}});
+  ASSERT_EQ(rep, 200u) << rrep.dump();
+  ASSERT_TRUE(eventually([&] { return all_active(*n1, "c") && hnsw_of_replicas().size() == 3; }));
+  for (const json& h : hnsw_of_replicas()) {
+    EXPECT_EQ(h["m"], 24) << h.dump();
+    EXPECT_EQ(h["ef_construct"], 150) << h.dump();
+  }
+
+  // Deleting the collection deletes its aliases; a collection may then take the name.
+  EXPECT_EQ(c3.call(bhttp::verb::delete_, "/collections/live").second["result"], false)
+      << "an alias is not deleted as a collection";
+  EXPECT_EQ(c3.call(bhttp::verb::delete_, "/collections/c").second["result"], true);
+  EXPECT_TRUE(c2.call(bhttp::verb::get, "/aliases").second["result"]["aliases"].empty());
+  EXPECT_EQ(c2.call(bhttp::verb::put, "/collections/live", {{"vectors", vectors}}).first, 200u);
+}
+
+// A new replica of a shard whose primary restarted (its operation log, kept in memory, starts
+// empty) cannot catch up from the log: it copies a snapshot of the primary's shard (streamed to
+// disk, recovered there), then the log after it, and turns active with every point.
+TEST_F(Cluster, ANewReplicaCopiesASnapshotWhenThePrimarysLogDoesNotReachBack) {
+  const uint16_t port1 = wp::test::free_port();
+  auto start1 = [&] {
+    return std::make_unique<ServerProcess>(ServerProcess::Args{
+        "--port " + std::to_string(port1) + " --data " + dir_.file("node1") + " --cluster --etcd " +
+        etcd_.endpoint() + " --lease-ttl 2 --node-id 1"});
+  };
+  auto n1 = start1();
+  {
+    Client c1(n1->port());
+    ASSERT_EQ(c1.call(bhttp::verb::put, "/collections/s",
+                      {{"vectors", {{"size", 8}, {"distance", "Euclid"}}},
+                       {"shard_number", 1},
+                       {"replication_factor", 1}})
+                  .first,
+              200u);
+    for (uint64_t b = 0; b < 3; ++b) {
+      json points = json::array();
+      for (uint64_t id = b * 100; id < (b + 1) * 100; ++id) {
+        points.push_back({{"id", id}, {"vector", vector_of(id)}, {"payload", {{"b", b}}}});
+      }
+      ASSERT_EQ(
+          c1.call(bhttp::verb::put, "/collections/s/points?wait=true", {{"points", points}}).first,
+          200u);
+    }
+  }
+  n1->kill_and_wait(SIGTERM);
+  n1 = start1();
+  auto n2 = node(2);
+  ASSERT_TRUE(eventually([&] { return cluster_of(*n2)["peers"].size() == 2; }));
+  Client c1(n1->port()), c2(n2->port());
+  const json shards = c1.call(bhttp::verb::get, "/collections/s/cluster").second["result"];
+  ASSERT_EQ(shards["local_shards"].size(), 1u) << shards.dump();
+  const std::string local = shards["local_shards"][0]["collection"];
+  const std::string uid = local.substr(2, 16);
+  // The precondition: the primary's log does not reach back to the start.
+  auto [ls, log] = c1.call(
+      bhttp::verb::get,
+      "/waypoint/cluster/collections/s/shards/0/log?uid=" + uid + "&after=0&term=0", nullptr, true);
+  ASSERT_EQ(ls, 200u) << log.dump();
+  ASSERT_EQ(log["result"]["gone"], true) << log.dump();
+  auto [rep, rr] =
+      c2.call(bhttp::verb::post, "/collections/s/cluster",
+              {{"replicate_shard", {{"shard_id", 0}, {"from_peer_id", 1}, {"to_peer_id", 2}}}});
+  ASSERT_EQ(rep, 200u) << rr.dump();
+  ASSERT_TRUE(eventually([&] { return all_active(*n1, "s"); }, seconds(30)));
+  for (Client* c : {&c1, &c2}) {
+    const json info = c->call(bhttp::verb::get, "/collections/" + local, nullptr, true).second;
+    EXPECT_EQ(info["result"]["points_count"], 300) << info.dump();
+  }
+  // Node 2 answers from its own replica first: the copy's points, payloads and vectors.
+  auto [got, rg] =
+      c2.call(bhttp::verb::post, "/collections/" + local + "/points",
+              {{"ids", {0, 150, 299}}, {"with_payload", true}, {"with_vector", true}}, true);
+  ASSERT_EQ(got, 200u) << rg.dump();
+  ASSERT_EQ(rg["result"].size(), 3u) << rg.dump();
+  EXPECT_EQ(rg["result"][1]["payload"]["b"], 1);
+  EXPECT_EQ(rg["result"][2]["vector"].size(), 8u);
+  EXPECT_FALSE(
+      std::filesystem::exists(dir_.file("node2") + "/snapshots/.catch-up/" + local + ".snapshot"))
+      << "the downloaded copy is removed";
 }
 
 TEST_F(Cluster, MovingAShardUnderWritesLosesNothingAndBadOperationsNameTheField) {

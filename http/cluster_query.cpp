@@ -1,0 +1,276 @@
+// ClusterRouter: the query family across shards. Point ids used as vectors are read from their
+// shards first, then:
+// - a query whose root fuses prefetches: each prefetch merged from every shard, fused here with
+//   one node's own fusion (query_parts.h), the points read with what the request asks of them;
+// - order_by: every shard's first limit + offset points in that order, merged by order value;
+// - no query: points in id order, merged by id;
+// - anything else (a vector, nearest, recommend, a prefetch rescored by a vector): every shard
+//   answers the whole request for limit + offset points, merged by score. A rescoring node's
+//   candidates are then each shard's own prefetch (more than one node's, never fewer), as
+//   Qdrant's shards do;
+// - query/groups: one node's grouping over queries merged that way;
+// - recommend and recommend/batch: examples resolved, then as a search.
+#include <cstring>
+#include <map>
+
+#include "http/cluster_router.h"
+#include "http/cluster_router_detail.h"
+#include "http/query_parts.h"
+
+namespace wp::http {
+
+using engine::join;
+
+namespace {
+
+struct IdUse {
+  json* slot;  ///< the id, replaced by the vector
+  std::string at;
+  std::string vector_name;
+};
+
+bool is_fusion(const json& q) {
+  return q.is_object() && (q.contains("fusion") || q.contains("rrf"));
+}
+
+std::string using_of(const json& node) {
+  return node.contains("using") && node["using"].is_string() ? node["using"].get<std::string>()
+                                                             : std::string();
+}
+
+/// `filter` and none of the points `ids`.
+json without_ids(const json& filter, const json& ids) {
+  json f = filter.is_null() ? json::object() : json{{"must", json::array({filter})}};
+  f["must_not"] = json::array({{{"has_id", ids}}});
+  return f;
+}
+
+/// The ids query node `node` (at `where`) uses as vectors, its prefetches' included; a node
+/// with recommendation examples gets a filter that leaves them out.
+void collect_ids(json& node, const std::string& where, bool recommend, std::vector<IdUse>& uses) {
+  const std::string name = using_of(node);
+  auto examples = [&](json& r, const std::string& at) {
+    json used = json::array();
+    for (const char* side : {"positive", "negative"}) {
+      if (!r.contains(side) || !r[side].is_array()) continue;
+      for (size_t i = 0; i < r[side].size(); ++i) {
+        json& e = r[side][i];
+        if (e.is_array()) continue;
+        used.push_back(e);
+        uses.push_back({&e, join(at, side) + "[" + std::to_string(i) + "]", name});
+      }
+    }
+    if (!used.empty()) node["filter"] = without_ids(node.value("filter", json()), used);
+  };
+  if (recommend) {
+    examples(node, where);
+    return;
+  }
+  if (node.contains("query")) {
+    json& q = node["query"];
+    const std::string at = join(where, "query");
+    if (q.is_number() || q.is_string()) {
+      uses.push_back({&q, at, name});
+    } else if (q.is_object() && q.contains("nearest") && !q["nearest"].is_array()) {
+      uses.push_back({&q["nearest"], at + ".nearest", name});
+    } else if (q.is_object() && q.contains("recommend")) {
+      examples(q["recommend"], at + ".recommend");
+    }
+  }
+  if (node.contains("prefetch")) {
+    json& p = node["prefetch"];
+    const std::string at = join(where, "prefetch");
+    if (p.is_object()) collect_ids(p, at, false, uses);
+    if (p.is_array()) {
+      for (size_t i = 0; i < p.size(); ++i) {
+        collect_ids(p[i], at + "[" + std::to_string(i) + "]", false, uses);
+      }
+    }
+  }
+}
+
+/// Whether a recommendation scores points against its examples (best_score, sum_scores: higher
+/// is better whatever the metric) rather than searching at their average vector.
+bool scores_examples(const json& r) {
+  return r.is_object() && r.contains("strategy") && r["strategy"].is_string() &&
+         r["strategy"] != "average_vector";
+}
+
+/// How the shards' lists of a query node are merged.
+ClusterRouter::Merge merge_of(const CollectionMap& m, const json& node, bool recommend) {
+  using Merge = ClusterRouter::Merge;
+  if (recommend) return scores_examples(node) ? Merge::kHighFirst : by_score(m, using_of(node));
+  const json q = node.value("query", json());
+  if (is_fusion(q)) return Merge::kHighFirst;
+  if (q.is_object() && q.contains("order_by")) return order_merge(q["order_by"]);
+  if (q.is_object() && q.contains("recommend") && scores_examples(q["recommend"])) {
+    return Merge::kHighFirst;
+  }
+  if (q.is_null()) {
+    if (!node.contains("prefetch")) return Merge::kId;
+    const json& p = node["prefetch"];
+    return merge_of(m, p.is_array() ? p.at(0) : p, false);  // one prefetch, passed on
+  }
+  return by_score(m, using_of(node));
+}
+
+}  // namespace
+
+void ClusterRouter::resolve_ids(const CollectionMap& m, json& request, const std::string& where,
+                                bool recommend) {
+  std::vector<IdUse> uses;
+  collect_ids(request, where, recommend, uses);
+  if (uses.empty()) return;
+  std::map<std::string, json> ids;  // vector name -> the ids read in it
+  for (const IdUse& u : uses) ids[u.vector_name].push_back(*u.slot);
+  std::map<std::pair<std::string, std::string>, json> vectors;  // (name, id key) -> vector
+  for (const auto& [name, list] : ids) {
+    const json body{{"ids", list},
+                    {"with_payload", false},
+                    {"with_vector", name.empty() ? json(true) : json::array({name})}};
+    for (const json& p : retrieve_ids(m, body)) {
+      json v = p.value("vector", json());
+      if (v.is_object()) v = v.contains(name) ? v[name] : json();
+      vectors[{name, id_key(p.at("id"))}] = std::move(v);
+    }
+  }
+  for (const IdUse& u : uses) {
+    const auto it = vectors.find({u.vector_name, id_key(*u.slot)});
+    if (it == vectors.end()) {
+      throw NotFoundError("Point with id " + engine::show_json(*u.slot) + " does not exists! (" +
+                          u.at + ")");
+    }
+    WP_THROW_IF_NOT(it->second.is_array(), u.at, ": point ", engine::show_json(*u.slot),
+                    " has no vector ", engine::show_json(json(u.vector_name)));
+    *u.slot = it->second;
+  }
+}
+
+Ranked ClusterRouter::ranked(const CollectionMap& m, const json& node, const json& outer,
+                             const std::string& where) {
+  const json filter = both_filters(outer, node.value("filter", json()));
+  const json q = node.value("query", json());
+  Ranked out;
+  auto count = [&](const char* key, size_t def) {
+    return node.contains(key) && node[key].is_number_unsigned() ? node[key].get<size_t>() : def;
+  };
+  if (!is_fusion(q)) {
+    json body = node;
+    if (!filter.is_null()) body["filter"] = filter;
+    body.erase("with_payload");
+    body.erase("with_vector");
+    const Merge how = merge_of(m, node, false);
+    out.small_better = how == Merge::kLowFirst;
+    const std::vector<json> merged = fan_out(m, "/points/query", {body}, {how}, false);
+    for (const json& p : merged.at(0)) {
+      out.points.push_back(
+          {engine::PointRead{engine::PointId::from_json(p.at("id"), "id"), json(), {}},
+           p.value("score", 0.0f)});
+    }
+    return out;
+  }
+  std::vector<Ranked> lists;
+  const json& p = node.at("prefetch");
+  const std::string at = join(where, "prefetch");
+  if (p.is_object()) lists.push_back(ranked(m, p, filter, at));
+  for (size_t i = 0; p.is_array() && i < p.size(); ++i) {
+    lists.push_back(ranked(m, p[i], filter, at + "[" + std::to_string(i) + "]"));
+  }
+  const auto fused = fuse(lists, read_fusion(q, join(where, "query")));
+  const size_t offset = count("offset", 0), limit = count("limit", 10);
+  const json t = node.value("score_threshold", json());
+  for (size_t i = offset; i < fused.size() && out.points.size() < limit; ++i) {
+    if (t.is_number() && fused[i].second < t.get<float>()) break;
+    out.points.push_back({engine::PointRead{fused[i].first, json(), {}}, fused[i].second});
+  }
+  return out;
+}
+
+json ClusterRouter::query_answer(const CollectionMap& m, const json& request) {
+  if (!is_fusion(request.value("query", json()))) {
+    return json{
+        {"points",
+         fan_out(m, "/points/query", {request}, {merge_of(m, request, false)}, false).at(0)}};
+  }
+  // Fused here: then the points are read with what the request asks of them.
+  const Ranked r = ranked(m, request, json(), "");
+  json ids = json::array();
+  std::map<std::string, float> score;
+  for (const engine::ScoredPoint& p : r.points) {
+    ids.push_back(p.point.id.to_json());
+    score[p.point.id.key()] = p.score;
+  }
+  json points = json::array();
+  if (ids.empty()) return json{{"points", points}};
+  const json body{{"ids", ids},
+                  {"with_payload", request.value("with_payload", json(false))},
+                  {"with_vector", request.value("with_vector", json(false))}};
+  for (json& p : retrieve_ids(m, body)) {  // in the order asked; points deleted meanwhile left out
+    p["version"] = 0;
+    p["score"] = score.at(id_key(p.at("id")));
+    points.push_back(std::move(p));
+  }
+  return json{{"points", points}};
+}
+
+json ClusterRouter::query(const std::string& pattern, const Call& c) {
+  const CollectionMap m = need(c.path.at("name"));
+  const std::string path = pattern.substr(std::strlen("/collections/{name}"));
+  const bool recommend = path.rfind("/points/recommend", 0) == 0;
+  const bool batch = path.size() > 6 && path.compare(path.size() - 6, 6, "/batch") == 0;
+  const char* kind = recommend ? "recommend" : "query";
+  auto check = [&](const json& r, const std::string& where) {
+    if (recommend) {
+      check_recommend_request(r, where);
+    } else {
+      check_query_request(r, where);
+    }
+  };
+  json body = parse_body(*c.body, !recommend && !batch);
+  if (path == "/points/query/groups") {
+    const GroupsRequest g = read_groups_request(body);
+    resolve_ids(m, body, "", false);
+    for (const char* key : {"group_by", "group_size", "with_lookup", "offset"}) body.erase(key);
+    body["with_payload"] = true;
+    return collect_groups(g, [&](size_t n) {
+      body["limit"] = n;
+      return query_answer(m, body).at("points");
+    });
+  }
+  if (!batch) {
+    check(body, "");
+    resolve_ids(m, body, "", recommend);
+    if (recommend) return fan_out(m, path, {body}, {merge_of(m, body, true)}, false).at(0);
+    return query_answer(m, body);
+  }
+  WP_THROW_IF_NOT(body.is_object() && body.contains("searches") && body["searches"].is_array(),
+                  "searches: expected an array of ", kind, " requests");
+  const size_t n = body["searches"].size();
+  WP_THROW_IF_NOT(n <= kMaxBatchSearches, "searches: at most ", kMaxBatchSearches, " ", kind,
+                  " requests per batch, got ", n);
+  std::vector<json> requests;
+  std::vector<Merge> merges;
+  bool fused = false;
+  for (size_t i = 0; i < n; ++i) {
+    json r = body["searches"][i];
+    const std::string where = "searches[" + std::to_string(i) + "]";
+    check(r, where);
+    resolve_ids(m, r, where, recommend);
+    fused = fused || (!recommend && is_fusion(r.value("query", json())));
+    merges.push_back(merge_of(m, r, recommend));
+    requests.push_back(std::move(r));
+  }
+  if (!fused) {
+    std::vector<json> lists = fan_out(m, path, requests, merges, true);
+    if (recommend) return lists;
+    json out = json::array();  // a query's answer is {"points": [...]}
+    for (json& l : lists) out.push_back(json{{"points", std::move(l)}});
+    return out;
+  }
+  // A fused query is answered on its own: every request so.
+  json out = json::array();
+  for (const json& r : requests) out.push_back(query_answer(m, r));
+  return out;
+}
+
+}  // namespace wp::http

@@ -1,0 +1,69 @@
+#pragma once
+/**
+ * @file query_parts.h
+ * The parts of Qdrant's query family that one node (points_api.cpp) and a cluster coordinator
+ * (cluster_query.cpp) share: the checks of a request that need no collection, the fusion of
+ * ranked lists (rrf, dbsf), and the grouping of query/groups. One node fuses and groups its own
+ * hits; a coordinator fuses the lists it merged from every shard and groups the points of its
+ * merged queries, with the same code and so the same answers.
+ */
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/collection.h"
+#include "engine/json_path.h"
+#include "engine/point_id.h"
+#include "http/request_parsing.h"
+
+namespace wp::http {
+
+/// Qdrant's fusion of prefetched lists: rrf (reciprocal rank, k and weights) or dbsf
+/// (distribution-based score fusion).
+struct Fusion {
+  bool rrf = true;
+  size_t k = 2;  ///< Qdrant's default
+  std::vector<float> weights;
+};
+
+/// Reads {"fusion": "rrf"|"dbsf"} or {"rrf": {"k", "weights"}} (`q`, at `at`).
+Fusion read_fusion(const json& q, const std::string& at);
+
+/// A ranked list of a prefetch: points with their scores, best first; `small_better` when lower
+/// scores are better (Euclidean distances).
+struct Ranked {
+  std::vector<engine::ScoredPoint> points;
+  bool small_better = false;
+};
+
+/// The fused ranking of `lists`: each point once, best first (ties in the order first seen).
+std::vector<std::pair<engine::PointId, float>> fuse(const std::vector<Ranked>& lists,
+                                                    const Fusion& f);
+
+/// `a` and `b` together (filters as JSON; null is none).
+json both_filters(const json& a, const json& b);
+
+/// Checks a universal query request (`points/query`, one of `query/batch`) as one node does
+/// before it reads anything of the collection; throws UserError naming the field.
+void check_query_request(const json& body, const std::string& where);
+/// Checks a recommend request (`points/recommend`, one of `recommend/batch`) likewise.
+void check_recommend_request(const json& body, const std::string& where);
+
+/// A `query/groups` request: its query checked, the grouping read.
+struct GroupsRequest {
+  engine::JsonPath path;  ///< group_by
+  size_t group_size = 3;
+  size_t groups = 10;        ///< the request's limit counts groups
+  PayloadSelector returned;  ///< what the hits show of their payloads
+};
+GroupsRequest read_groups_request(const json& body);
+
+/// Qdrant's groups: `run(n)` answers the request's query for `n` points with their full
+/// payloads, best first; asked for more until `groups` groups hold `group_size` hits or no more
+/// points come. Returns {"groups": [{"id", "hits"}...]}.
+json collect_groups(const GroupsRequest& g, const std::function<json(size_t n)>& run);
+
+}  // namespace wp::http
