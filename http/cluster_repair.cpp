@@ -3,6 +3,8 @@
 #include "http/cluster_router.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "http/cluster_router_detail.h"
@@ -274,24 +276,51 @@ void ClusterRouter::copy_snapshot(const CollectionMap& m, uint32_t s, uint64_t p
   const json info =
       result_of(made.status, made.body, "snapshot of shard " + std::to_string(s) + ": ");
   const std::string file = info.at("name");
-  // The file's bytes: a plain GET on the primary (its answer is the file, not JSON).
+  // The file, streamed to disk under this node's snapshots folder (a shard may be larger than
+  // memory): a plain GET on the primary (its answer is the file, not JSON).
   const auto peers = node_.peers();
   WP_THROW_IF_NOT(peers.count(primary), "node ", primary, " left the cluster");
   const auto [host, port] = parse_endpoint(peers.at(primary));
-  Connection conn(host, port);
-  conn.connect(std::chrono::seconds(2));
-  Connection::Parser parser;
-  parser.body_limit(size_t{64} << 30);
-  std::vector<std::pair<std::string, std::string>> headers{{"waypoint-internal", "1"}};
-  if (!api_key_.empty()) headers.emplace_back("api-key", api_key_);
-  conn.send(bhttp::verb::get, "/collections/" + local + "/snapshots/" + file, "", parser,
-            std::chrono::minutes(10), nullptr, headers);
-  conn.read_body(parser, std::chrono::minutes(10));
-  WP_THROW_IF_NOT(parser.get().result_int() == 200, "snapshot download: HTTP ",
-                  parser.get().result_int());
+  const std::filesystem::path folder = std::filesystem::path(engine_.snapshots_dir()) / ".catch-up";
+  std::filesystem::create_directories(folder);
+  const std::filesystem::path path = folder / (local + ".snapshot");
+  struct Remove {  // the copy goes whatever happens
+    std::filesystem::path p;
+    ~Remove() {
+      std::error_code ec;
+      std::filesystem::remove(p, ec);
+    }
+  } remove{path};
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    WP_THROW_INTERNAL_IF_NOT(out, "cannot write ", path.string());
+    Connection conn(host, port);
+    conn.connect(std::chrono::seconds(2));
+    Connection::Parser parser;
+    parser.body_limit(size_t{1} << 40);
+    std::vector<std::pair<std::string, std::string>> headers{{"waypoint-internal", "1"}};
+    if (!api_key_.empty()) headers.emplace_back("api-key", api_key_);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::hours(1);
+    conn.send(bhttp::verb::get, "/collections/" + local + "/snapshots/" + file, "", parser,
+              std::chrono::minutes(1), nullptr, headers);
+    WP_THROW_IF_NOT(parser.get().result_int() == 200, "snapshot download: HTTP ",
+                    parser.get().result_int());
+    for (;;) {  // each part written out as it comes: memory holds one read
+      std::string& part = parser.get().body();
+      out.write(part.data(), static_cast<std::streamsize>(part.size()));
+      part.clear();
+      if (parser.is_done()) break;
+      WP_THROW_IF_NOT(std::chrono::steady_clock::now() < deadline,
+                      "snapshot download: over an hour");
+      conn.read_some(parser, std::chrono::minutes(1));
+    }
+    out.flush();
+    WP_THROW_INTERNAL_IF_NOT(out, "cannot write ", path.string());
+  }
   {
     std::lock_guard<std::mutex> order(shard_mutex(local));
-    engine_.recover_snapshot_bytes(local, parser.get().body(), "");
+    engine_.recover_snapshot_location(local, "file://" + path.string(),
+                                      info.value("checksum", std::string()));
     std::lock_guard<std::mutex> lock(logs_mu_);
     logs_.erase(local);
   }
