@@ -13,19 +13,6 @@ namespace wp::http {
 
 namespace {
 
-/// `body` (a PATCH /collections/{name} body) merged into `into`: its values win, objects merge,
-/// nulls change nothing.
-void merge_update(json& into, const json& body) {
-  for (const auto& [key, value] : body.items()) {
-    if (value.is_null()) continue;
-    if (value.is_object() && into.contains(key) && into[key].is_object()) {
-      merge_update(into[key], value);
-    } else {
-      into[key] = value;
-    }
-  }
-}
-
 std::string random_uid() {
   std::random_device rd;
   std::mt19937_64 rng((uint64_t{rd()} << 32) ^ rd());
@@ -417,55 +404,6 @@ json ClusterRouter::remove(const std::string& name) {
   return true;
 }
 
-std::map<std::string, std::string> ClusterRouter::alias_table(const std::string& text) {
-  std::map<std::string, std::string> out;
-  const json j = json::parse(text, nullptr, false);
-  if (!j.is_object()) return out;
-  for (const auto& [alias, target] : j.items()) {
-    if (target.is_string()) out[alias] = target.get<std::string>();
-  }
-  return out;
-}
-
-std::map<std::string, std::string> ClusterRouter::aliases(const std::string* collection) const {
-  const auto kv = node_.entry(kAliasesKey);
-  std::map<std::string, std::string> out = kv ? alias_table(kv->value) : decltype(out)();
-  if (!collection) return out;
-  for (auto it = out.begin(); it != out.end();) {
-    it = it->second == *collection ? std::next(it) : out.erase(it);
-  }
-  return out;
-}
-
-json ClusterRouter::update_aliases(const Call& c) {
-  const auto actions = read_alias_actions(parse_body(*c.body));
-  const std::string key = node_.options().prefix + kAliasesKey;
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    const etcd::Range r = etcd_.get(key);
-    // Every collection an action found is still that collection when the table is written
-    // (deleting a collection deletes its aliases in the same transaction).
-    std::vector<etcd::Compare> compares{
-        r.kvs.empty() ? etcd::Compare::missing(key)
-                      : etcd::Compare::mod_revision(key, r.kvs[0].mod_revision)};
-    auto is_collection = [&](const std::string& name) {
-      const std::string ckey = node_.options().prefix + kCollectionsKey + name;
-      const etcd::Range cr = etcd_.get(ckey);
-      if (cr.kvs.empty()) return false;
-      compares.push_back(etcd::Compare::mod_revision(ckey, cr.kvs[0].mod_revision));
-      return true;
-    };
-    const auto next = engine::Engine::apply_alias_actions(
-        r.kvs.empty() ? std::map<std::string, std::string>() : alias_table(r.kvs[0].value), actions,
-        is_collection);
-    const etcd::TxnResult t = etcd_.txn(compares, {etcd::Op::put(key, json(next).dump())});
-    if (t.succeeded) {
-      node_.wait_for(t.revision, std::chrono::seconds(5));
-      return true;
-    }
-  }
-  throw UnavailableError("aliases: the table changed 20 times meanwhile");
-}
-
 json ClusterRouter::list() const {
   json out = json::array();
   for (const etcd::KeyValue& kv : node_.entries(kCollectionsKey)) {
@@ -539,42 +477,6 @@ json ClusterRouter::collection_cluster(const std::string& name) {
           {"local_shards", local},
           {"remote_shards", remote},
           {"shard_transfers", transfers}};
-}
-
-json ClusterRouter::update_collection(const std::string& name, const Call& c) {
-  const CollectionMap m = need(name);
-  const json body = parse_body(*c.body);
-  // Checked as one node checks it before the map keeps it.
-  qdrant_index_changes(body, collection_config_from_qdrant(m.config));
-  update_map(name, [&](CollectionMap& fresh) {
-    if (fresh.uid != m.uid) return false;
-    merge_update(fresh.update, body);
-    return true;
-  });
-  for (uint32_t s = 0; s < m.shard_number; ++s) {
-    for (const auto& [replica, state] : m.shards[s].replicas) {
-      Answer a;
-      try {
-        a = patch_local(replica, m.local_name(s), body);
-      } catch (const TransportError& e) {
-        if (state == ReplicaState::kActive) throw UnavailableError(e.what());
-        continue;  // a dead replica applies it from the map when it is made again
-      }
-      if (a.status != 200) rethrow(a.status, a.body, "shard " + std::to_string(s) + ": ");
-    }
-  }
-  return true;
-}
-
-ClusterRouter::Answer ClusterRouter::patch_local(uint64_t node, const std::string& local,
-                                                 const json& body) {
-  // A replica answers 409 while an index build runs: the update waits for it, a while.
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  for (;;) {
-    Answer a = forward(node, "PATCH", "/collections/" + local, body);
-    if (a.status != 409 || std::chrono::steady_clock::now() > until) return a;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
 }
 
 std::shared_ptr<engine::Collection> ClusterRouter::ensure_local(const CollectionMap& m,
@@ -657,39 +559,6 @@ void ClusterRouter::reconcile() {
     std::lock_guard<std::mutex> lock(local_mu_);
     engine_.delete_collection(local);
   }
-}
-
-json ClusterRouter::payload_index(const std::string& method, const Call& c) {
-  const std::string& name = c.path.at("name");
-  const CollectionMap m = need(name);
-  const bool create = method == "PUT";
-  const json body = create ? parse_body(*c.body) : json();
-  // Checked as one node checks it before the map keeps it.
-  const std::string field = create ? read_payload_index_body(body).first : c.path.at("field_name");
-  // Kept in the map, so that a replica made later (a move, a new replica) makes it too.
-  update_map(name, [&](CollectionMap& fresh) {
-    if (fresh.uid != m.uid) return false;
-    if (create) {
-      fresh.payload_indexes[field] = body;
-    } else {
-      fresh.payload_indexes.erase(field);
-    }
-    return true;
-  });
-  const std::string path = create ? "/index" : "/index/" + c.path.at("field_name");
-  for (uint32_t s = 0; s < m.shard_number; ++s) {
-    for (const auto& [replica, state] : m.shards[s].replicas) {
-      Answer a;
-      try {
-        a = forward(replica, method, "/collections/" + m.local_name(s) + path, body);
-      } catch (const TransportError& e) {
-        if (state == ReplicaState::kActive) throw UnavailableError(e.what());
-        continue;  // a dead replica makes it from the map when it comes back
-      }
-      if (a.status != 200) rethrow(a.status, a.body, "");
-    }
-  }
-  return api_.update_result(true);
 }
 
 }  // namespace wp::http

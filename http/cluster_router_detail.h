@@ -1,7 +1,8 @@
 #pragma once
 // What the files of ClusterRouter share (cluster_router.cpp: transport, the map, collections and
-// the reconciler; cluster_writes.cpp; cluster_reads.cpp; cluster_repair.cpp): constants and the
-// readers of a node's answer.
+// the reconciler; cluster_settings.cpp: aliases, PATCH, payload indexes; cluster_writes.cpp;
+// cluster_reads.cpp; cluster_query.cpp; cluster_repair.cpp): constants and the readers of a
+// node's answer.
 #include <nlohmann/json.hpp>
 
 #include <string>

@@ -51,9 +51,38 @@ class Cluster : public ::testing::Test {
     return body["result"];
   }
 
+  /// Three nodes that see each other, and a client of each.
+  struct Three {
+    std::unique_ptr<ServerProcess> n1, n2, n3;
+    std::vector<std::unique_ptr<Client>> clients;
+  };
+  Three three_nodes() {
+    Three t{node(1), node(2), node(3), {}};
+    for (const auto* n : {t.n1.get(), t.n2.get(), t.n3.get()})
+      t.clients.push_back(std::make_unique<Client>(n->port()));
+    EXPECT_TRUE(eventually([&] { return cluster_of(*t.n1)["peers"].size() == 3; }));
+    return t;
+  }
+
   wp::test::EtcdProcess etcd_;
   wp::test::TempDir dir_;
 };
+
+/// One request to collection "sharded" through `sharded` and to collection "one" through each of
+/// `others`: every answer 200 and all equal. Returns the first's result.
+json same_answers(Client& sharded, const std::vector<Client*>& others, bhttp::verb method,
+                  const std::string& path, const json& body) {
+  auto [sa, a] = sharded.call(method, "/collections/sharded" + path, body);
+  EXPECT_EQ(sa, 200u) << path << " " << a.dump();
+  for (Client* other : others) {
+    auto [sb, b] = other->call(method, "/collections/one" + path, body);
+    EXPECT_EQ(sb, 200u) << path << " " << b.dump();
+    EXPECT_EQ(a["result"], b["result"])
+        << path << " " << body.dump() << " (the " << (other == others[0] ? "first" : "second")
+        << " collection it is compared with)";
+  }
+  return a["result"];
+}
 
 std::string url_of(const ServerProcess& s) {
   return "http://127.0.0.1:" + std::to_string(s.port());
@@ -208,12 +237,10 @@ json scroll_all(Client& c, const std::string& collection, size_t page) {
 }  // namespace
 
 TEST_F(Cluster, AShardedReplicatedCollectionAnswersAsOneShardDoes) {
-  auto n1 = node(1), n2 = node(2), n3 = node(3);
-  std::vector<std::unique_ptr<Client>> clients;
-  for (const auto* n : {n1.get(), n2.get(), n3.get()})
-    clients.push_back(std::make_unique<Client>(n->port()));
+  Three three = three_nodes();
+  auto &n1 = three.n1, &n2 = three.n2, &n3 = three.n3;
+  auto& clients = three.clients;
   Client& c = *clients[0];
-  ASSERT_TRUE(eventually([&] { return cluster_of(*n1)["peers"].size() == 3; }));
   const json vectors{{"size", 8}, {"distance", "Euclid"}};
   auto [s1, r1] = c.call(bhttp::verb::put, "/collections/sharded",
                          {{"vectors", vectors},
@@ -269,12 +296,7 @@ TEST_F(Cluster, AShardedReplicatedCollectionAnswersAsOneShardDoes) {
     ASSERT_EQ(status, 200u) << r.dump();
   }
   auto same = [&](bhttp::verb method, const std::string& path, const json& body, size_t via) {
-    auto [sa, a] = clients[via % 3]->call(method, "/collections/sharded" + path, body);
-    auto [sb, b] = c.call(method, "/collections/one" + path, body);
-    EXPECT_EQ(sa, 200u) << path << " " << a.dump();
-    EXPECT_EQ(sb, 200u) << path << " " << b.dump();
-    EXPECT_EQ(a["result"], b["result"]) << path << " " << body.dump();
-    return a["result"];
+    return same_answers(*clients[via % 3], {&c}, method, path, body);
   };
   EXPECT_EQ(same(bhttp::verb::post, "/points/count", json::object(), 0)["count"], 700 - 10 - 138);
   same(bhttp::verb::post, "/points/count",
@@ -353,12 +375,9 @@ TEST_F(Cluster, AShardedReplicatedCollectionAnswersAsOneShardDoes) {
 // merged from every shard, groups over merged queries, recommendations, order_by. Exact searches
 // (params.exact) so that one shard and three must give the same points and scores.
 TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
-  auto n1 = node(1), n2 = node(2), n3 = node(3);
-  std::vector<std::unique_ptr<Client>> clients;
-  for (const auto* n : {n1.get(), n2.get(), n3.get()})
-    clients.push_back(std::make_unique<Client>(n->port()));
+  Three three = three_nodes();
+  auto& clients = three.clients;
   Client& c = *clients[0];
-  ASSERT_TRUE(eventually([&] { return cluster_of(*n1)["peers"].size() == 3; }));
   const json vectors{{"size", 8}, {"distance", "Cosine"}};
   ASSERT_EQ(c.call(bhttp::verb::put, "/collections/sharded",
                    {{"vectors", vectors}, {"shard_number", 3}, {"replication_factor", 2}})
@@ -390,16 +409,8 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
               200u);
   }
   auto same = [&](const std::string& path, const json& body, size_t via) {
-    auto [sa, a] = clients[via % 3]->call(bhttp::verb::post, "/collections/sharded" + path, body);
-    auto [sb, b] = c.call(bhttp::verb::post, "/collections/one" + path, body);
-    EXPECT_EQ(sa, 200u) << path << " " << a.dump();
-    EXPECT_EQ(sb, 200u) << path << " " << b.dump();
-    EXPECT_EQ(a["result"], b["result"]) << path << " " << body.dump();
-    auto [sp, p] = single.call(bhttp::verb::post, "/collections/one" + path, body);
-    EXPECT_EQ(sp, 200u) << path << " " << p.dump();
-    EXPECT_EQ(a["result"], p["result"])
-        << "against a server that is no cluster: " << path << " " << body.dump();
-    return a["result"];
+    // The second: a server that is no cluster.
+    return same_answers(*clients[via % 3], {&c, &single}, bhttp::verb::post, path, body);
   };
   const json exact{{"exact", true}};
   const json g2{{"must", {{{"key", "g"}, {"match", {{"value", 2}}}}}}};
