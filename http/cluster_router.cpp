@@ -92,7 +92,7 @@ json ClusterRouter::call(const std::string& method, const std::string& pattern, 
   if (!find(name)) {
     const auto table = aliases();
     const auto alias = table.find(name);
-    if (alias != table.end()) {
+    if (alias != table.end() && find(alias->second)) {  // once: an alias names a collection
       Call resolved = c;
       resolved.path["name"] = alias->second;
       return call(method, pattern, resolved);
