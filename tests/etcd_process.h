@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -27,21 +28,23 @@
 
 namespace wp::test {
 
-/// A loopback port no one listens on now (bound once and released).
+/// A loopback port no one listens on now (bound once and released), drawn below the kernel's
+/// ephemeral range (32768 and up): a node restarted at its port must find it free, and a port of
+/// that range may meanwhile be taken by any outgoing connection (a cluster test failed so).
 inline uint16_t free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+  static std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(20000, 32767);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(pick(rng)));
+    const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     close(fd);
-    return 0;
+    if (ok) return ntohs(a.sin_port);
   }
-  close(fd);
-  return ntohs(a.sin_port);
+  return 0;
 }
 
 class EtcdProcess {
