@@ -159,20 +159,8 @@ double Environment::exact_qps() {
 }
 
 HeldOut hold_out(const index::Matrix& x, size_t count, uint64_t seed) {
-  WP_THROW_IF_NOT(count < x.n, "cannot hold out ", count, " of ", x.n, " vectors");
-  std::vector<size_t> rows(x.n);
-  std::iota(rows.begin(), rows.end(), size_t{0});
-  std::mt19937_64 rng(seed);
-  for (size_t i = 0; i < count; ++i) {
-    std::swap(rows[i], rows[std::uniform_int_distribution<size_t>(i, x.n - 1)(rng)]);
-  }
-  std::sort(rows.begin() + static_cast<long>(count), rows.end());
-  HeldOut out{index::Matrix(x.n - count, x.d), index::Matrix(count, x.d)};
-  for (size_t i = 0; i < x.n; ++i) {
-    float* to = i < count ? out.queries.row(i) : out.base.row(i - count);
-    std::copy_n(x.row(rows[i]), x.d, to);
-  }
-  return out;
+  index::RowSplit split = index::split_rows(x, count, seed);
+  return HeldOut{std::move(split.rest), std::move(split.drawn)};
 }
 
 }  // namespace wp::engine::tune

@@ -1,9 +1,11 @@
 #include "index/dataset.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <random>
 
 #include "index/distance.h"
 #include "index/error.h"
@@ -109,14 +111,16 @@ float reported_distance(Metric metric, const float* a, const float* b, size_t d)
   return 0;
 }
 
-double recall_at_k(const Matrix& base, const Matrix& queries, const IntMatrix& groundtruth,
-                   const std::vector<label_t>& results, size_t k, Metric metric, float epsilon) {
+std::vector<double> recall_per_query(const Matrix& base, const Matrix& queries,
+                                     const IntMatrix& groundtruth,
+                                     const std::vector<label_t>& results, size_t k, Metric metric,
+                                     float epsilon) {
   WP_THROW_IF_NOT(k >= 1 && k <= groundtruth.d, "recall@", k,
                   " needs ground truth of depth >= k (have ", groundtruth.d, ")");
   WP_THROW_IF_NOT(results.size() >= queries.n * k, "results hold ", results.size(), " ids, need ",
                   queries.n * k);
   const size_t d = base.d;
-  double total = 0;
+  std::vector<double> out(queries.n);
   for (size_t i = 0; i < queries.n; ++i) {
     const float* q = queries.row(i);
     const float threshold =
@@ -127,9 +131,56 @@ double recall_at_k(const Matrix& base, const Matrix& queries, const IntMatrix& g
       if (id == kNoLabel || id >= base.n) continue;
       if (reported_distance(metric, q, base.row(id), d) <= threshold) ++hits;
     }
-    total += static_cast<double>(hits) / k;
+    out[i] = static_cast<double>(hits) / k;
   }
+  return out;
+}
+
+double recall_at_k(const Matrix& base, const Matrix& queries, const IntMatrix& groundtruth,
+                   const std::vector<label_t>& results, size_t k, Metric metric, float epsilon) {
+  const std::vector<double> r =
+      recall_per_query(base, queries, groundtruth, results, k, metric, epsilon);
+  double total = 0;
+  for (const double x : r) total += x;
   return queries.n ? total / queries.n : 0.0;
+}
+
+RowSplit split_rows(const Matrix& x, size_t count, uint64_t seed) {
+  WP_THROW_IF_NOT(count < x.n, "cannot hold out ", count, " of ", x.n, " vectors");
+  std::vector<size_t> rows(x.n);
+  std::iota(rows.begin(), rows.end(), size_t{0});
+  std::mt19937_64 rng(seed);
+  for (size_t i = 0; i < count; ++i) {
+    std::swap(rows[i], rows[std::uniform_int_distribution<size_t>(i, x.n - 1)(rng)]);
+  }
+  std::sort(rows.begin() + static_cast<long>(count), rows.end());
+  RowSplit out{Matrix(x.n - count, x.d), Matrix(count, x.d), {}};
+  for (size_t i = 0; i < x.n; ++i) {
+    float* to = i < count ? out.drawn.row(i) : out.rest.row(i - count);
+    std::copy_n(x.row(rows[i]), x.d, to);
+  }
+  out.rest_rows.assign(rows.begin() + static_cast<long>(count), rows.end());
+  return out;
+}
+
+Dataset hold_out(const Dataset& ds, size_t n, uint64_t seed) {
+  WP_THROW_IF_NOT(n >= 1 && n < ds.base.n, "holdout: ", n, " queries from ", ds.base.n,
+                  " base rows (at least one must stay in the base)");
+  RowSplit split = split_rows(ds.base, n, seed);
+  Dataset out;
+  out.name = ds.name + "-holdout" + std::to_string(n);
+  out.metric = ds.metric;
+  out.learn = ds.learn;
+  out.base = std::move(split.rest);
+  out.query = std::move(split.drawn);
+  if (ds.labels.n >= ds.base.n && ds.labels.n > 0) {  // label i is base row i's
+    out.labels = IntMatrix(out.base.n, ds.labels.d);
+    for (size_t i = 0; i < out.base.n; ++i) {
+      std::copy_n(ds.labels.row(split.rest_rows[i]), ds.labels.d, out.labels.row(i));
+    }
+  }
+  out.groundtruth = exact_knn(out.base, out.query, std::min<size_t>(100, out.base.n), ds.metric);
+  return out;
 }
 
 IntMatrix exact_knn(const Matrix& base, const Matrix& queries, size_t k, Metric metric) {

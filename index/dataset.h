@@ -46,6 +46,28 @@ float reported_distance(Metric metric, const float* a, const float* b, size_t d)
 double recall_at_k(const Matrix& base, const Matrix& queries, const IntMatrix& groundtruth,
                    const std::vector<label_t>& results, size_t k, Metric metric,
                    float epsilon = 1e-3f);
+/// recall_at_k() of each query (count / k), in query order.
+std::vector<double> recall_per_query(const Matrix& base, const Matrix& queries,
+                                     const IntMatrix& groundtruth,
+                                     const std::vector<label_t>& results, size_t k, Metric metric,
+                                     float epsilon = 1e-3f);
+
+/// `count` rows of `x` drawn by `seed` (`drawn`, in the order drawn) and the others (`rest`, in
+/// their order; `rest_rows` their row numbers in `x`).
+struct RowSplit {
+  Matrix rest, drawn;
+  std::vector<size_t> rest_rows;
+};
+RowSplit split_rows(const Matrix& x, size_t count, uint64_t seed);
+
+/**
+ * A held-out split of `ds` (evaluation queries that no index or training ever saw as base
+ * points): `n` base rows drawn by `seed` become the queries, the base keeps the others in order
+ * (their labels alike), the ground truth is exact over the new base (depth min(100, base rows));
+ * the dataset's own queries are dropped, its learn set kept. The same (n, seed) gives the same
+ * split.
+ */
+Dataset hold_out(const Dataset& ds, size_t n, uint64_t seed);
 
 /// Exact k nearest neighbours of every query (FAISS flat search), as row ids of base.
 IntMatrix exact_knn(const Matrix& base, const Matrix& queries, size_t k, Metric metric);

@@ -110,6 +110,11 @@ std::vector<std::vector<uint32_t>> GraphIndex::prune(std::vector<std::vector<uin
   return add_reverse_edges(*graph_, prune_lists(*graph_, initial, R, alpha), R, alpha, true);
 }
 
+void GraphIndex::set_entry(GraphEntry entry) {
+  info_.params.entry = entry;
+  graph_->set_fixed_entry(entry == GraphEntry::kMedoid ? medoid() : kNoLabel);
+}
+
 label_t GraphIndex::medoid() const {
   // The vertex nearest to the mean of the data: one fixed entry for every strategy.
   const Level0Graph g = graph_->export_level0();

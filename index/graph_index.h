@@ -73,6 +73,9 @@ class GraphIndex : public Index {
   static std::unique_ptr<Index> load(BinaryReader& in);
 
   const GraphInfo& info() const { return info_; }
+  /// Enters searches as `entry` says from now on (the graph is unchanged; its HNSW upper levels
+  /// are kept either way).
+  void set_entry(GraphEntry entry);
   const HnswIndex& graph() const { return *graph_; }
 
   /**

@@ -292,6 +292,7 @@ TrainedPruner train_pruner(const TrainPrunerOptions& o, const PrunerObserver& ob
   TrainedPruner out;
   index::Dataset& ds = out.data;
   ds = index::load_dataset(o.dataset);
+  if (o.holdout > 0) ds = index::hold_out(ds, o.holdout, o.holdout_seed);
   const size_t limit = o.limit_base && o.limit_base < ds.base.n ? o.limit_base : ds.base.n;
   index::Matrix full_base;  // rows beyond limit_base may serve as training queries
   if (limit < ds.base.n) {

@@ -32,8 +32,12 @@ struct TrainPrunerOptions {
   size_t M = 16;
   size_t ef_construction = 200;
   size_t limit_base = 0;  ///< use only the first n base vectors (0: all)
-  EnvConfig env;          ///< ef (0: where the initial graph reaches target_recall), k, max_dcs (0:
-                          ///< budget x the initial graph's mean DCS at that ef)
+  /// Evaluation queries held out of the base first (index::hold_out; the same split as
+  /// `waypoint bench --holdout N --holdout-seed S`): 0 keeps the base whole.
+  size_t holdout = 0;
+  uint64_t holdout_seed = 7;
+  EnvConfig env;  ///< ef (0: where the initial graph reaches target_recall), k, max_dcs (0:
+                  ///< budget x the initial graph's mean DCS at that ef)
   /**
    * Sets the reward's exchange rate of recall for distance computations: max_dcs = DCS + budget
    * x (flat - DCS), with DCS the initial graph's at the training ef and flat the budget at which

@@ -458,6 +458,56 @@ TEST(Cli, ADatasetsMetricFileIsUsed) {
   EXPECT_NE(r.out.find("metric"), std::string::npos) << r.out;
 }
 
+// The RL comparison's protocol in `bench` (docs/rl.md): held-out base rows as queries, graphs
+// entered through HNSW's upper levels, and each index's figures at recall targets with a bootstrap
+// interval.
+TEST(Cli, BenchHoldsOutQueriesAndReadsFiguresAtRecallTargets) {
+  const std::string digits = wp::test::data_dir() + "/digits";
+  const CliRun r =
+      waypoint("bench --dataset " + digits +
+               " --indexes hnsw,robust-1.2 --holdout 300 --entry hnsw --ef 10,16,32,64 "
+               "--targets 0.9,0.99,1 --runs 1 --min-seconds 0 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::map<std::string, std::vector<nlohmann::json>> at;
+  std::istringstream lines(r.out);
+  std::string line;
+  size_t points = 0;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] != '{') continue;
+    const auto j = nlohmann::json::parse(line);
+    if (j.value("kind", "") == "at_recall") {
+      at[j.at("index").get<std::string>()].push_back(j);
+    } else {
+      ++points;
+      EXPECT_EQ(j.at("dataset"), "digits-holdout300") << line;
+    }
+  }
+  EXPECT_EQ(points, 8u);
+  ASSERT_EQ(at.size(), 2u) << r.out;
+  for (const auto& [index, figures] : at) {
+    ASSERT_EQ(figures.size(), 3u) << index;
+    EXPECT_EQ(figures[0].at("queries"), 300) << index;
+    EXPECT_EQ(figures[0].at("params").value("entry", nlohmann::json()),
+              index == "hnsw" ? nlohmann::json() : nlohmann::json("hnsw"))
+        << figures[0].dump();
+    EXPECT_GT(figures[0].at("params").at("avg_degree").get<double>(), 2) << figures[0].dump();
+    EXPECT_NE(figures[0].at("reading"), "not_reached") << figures[0].dump();
+    const double dcs = figures[1].at("dcs");  // recall 0.99
+    EXPECT_LE(figures[1].at("dcs_lo").get<double>(), dcs) << figures[1].dump();
+    EXPECT_GE(figures[1].at("dcs_hi").get<double>(), dcs) << figures[1].dump();
+  }
+  // Bad options are named.
+  for (const auto& [args, name] :
+       std::vector<std::pair<std::string, std::string>>{{"--targets 0.9,1.5", "--targets"},
+                                                        {"--holdout 5000", "holdout"},
+                                                        {"--entry middle", "--entry"}}) {
+    const CliRun bad =
+        waypoint("bench --dataset " + digits + " --indexes flat --runs 1 --min-seconds 0 " + args);
+    EXPECT_EQ(bad.code, 2) << args << ": " << bad.out;
+    EXPECT_NE(bad.out.find(name), std::string::npos) << bad.out;
+  }
+}
+
 // `tune` takes its tuning queries from the dataset's learn.fvecs when there is one (and holds
 // base rows out otherwise), and says which it used.
 TEST(Cli, TuneUsesLearnFvecsWhenTheDatasetHasOne) {

@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <set>
+#include <vector>
+
 #include "index/error.h"
 #include "test_util.h"
 
@@ -41,4 +45,59 @@ TEST(Dataset, MissingPiecesAreNamed) {
     EXPECT_NE(std::string(e.what()).find("base.fvecs"), std::string::npos) << e.what();
   }
   EXPECT_THROW(load_dataset(tmp.file("nope")), wp::UserError);
+}
+
+// The held-out split of the RL comparison (docs/rl.md): base rows become queries never in the
+// base, the ground truth is exact over what is left, and the same seed draws the same split.
+TEST(Dataset, HoldOutMakesBaseRowsQueriesWithExactGroundTruth) {
+  const Dataset ds = wp::test::load_test_data("digits");
+  const Dataset h = hold_out(ds, 300, 7);
+  ASSERT_EQ(h.query.n, 300u);
+  ASSERT_EQ(h.base.n, ds.base.n - 300);
+  EXPECT_EQ(h.groundtruth.n, 300u);
+  EXPECT_EQ(h.groundtruth.d, 100u);
+  // Every row of the old base is a query or a base row of the split, once.
+  std::multiset<std::vector<float>> before, after;
+  for (size_t i = 0; i < ds.base.n; ++i) before.emplace(ds.base.row(i), ds.base.row(i) + 64);
+  for (const Matrix* m : {&h.base, &h.query}) {
+    for (size_t i = 0; i < m->n; ++i) after.emplace(m->row(i), m->row(i) + 64);
+  }
+  EXPECT_EQ(before, after);
+  // The ground truth is the nearest of the new base, checked by a scan here: the 10th true
+  // distance bounds every other base row (ties allowed).
+  for (size_t q = 0; q < 300; q += 37) {
+    std::vector<float> dist;
+    for (size_t i = 0; i < h.base.n; ++i) {
+      dist.push_back(reported_distance(Metric::kL2, h.query.row(q), h.base.row(i), 64));
+    }
+    std::vector<float> sorted = dist;
+    std::sort(sorted.begin(), sorted.end());
+    for (size_t j = 0; j < 10; ++j) {
+      EXPECT_NEAR(dist[h.groundtruth.row(q)[j]], sorted[j], 1e-3) << "query " << q << " rank " << j;
+    }
+  }
+  // Labels follow their rows; the split is the seed's.
+  ASSERT_EQ(h.labels.n, h.base.n);
+  for (size_t i = 0; i < h.base.n; i += 101) {
+    for (size_t r = 0; r < ds.base.n; ++r) {
+      if (std::equal(h.base.row(i), h.base.row(i) + 64, ds.base.row(r))) {
+        EXPECT_EQ(h.labels.row(i)[0], ds.labels.row(r)[0]) << "base row " << i;
+        break;
+      }
+    }
+  }
+  EXPECT_EQ(hold_out(ds, 300, 7).query.data, h.query.data);
+  EXPECT_NE(hold_out(ds, 300, 8).query.data, h.query.data);
+  EXPECT_THROW(hold_out(ds, ds.base.n, 7), wp::UserError);
+  // recall_per_query averages to recall_at_k.
+  const IntMatrix found = exact_knn(h.base, h.query, 10, Metric::kL2);
+  std::vector<label_t> ids(found.data.begin(), found.data.end());
+  for (size_t q = 0; q < 300; q += 3) ids[q * 10] = kNoLabel;  // a miss in every third query
+  const std::vector<double> per =
+      recall_per_query(h.base, h.query, h.groundtruth, ids, 10, Metric::kL2);
+  EXPECT_DOUBLE_EQ(per[0], 0.9);
+  EXPECT_DOUBLE_EQ(per[1], 1.0);
+  double sum = 0;
+  for (const double r : per) sum += r;
+  EXPECT_DOUBLE_EQ(sum / 300, recall_at_k(h.base, h.query, h.groundtruth, ids, 10, Metric::kL2));
 }

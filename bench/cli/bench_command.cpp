@@ -1,13 +1,16 @@
 // `waypoint bench`: the options, then bench/runner measures and this file prints each point (a
 // table, or one JSON object per line: the bench contract), writes the CSV and draws the
 // recall/QPS Pareto plot.
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
 
 #include "bench/runner/bench_runner.h"
+#include "bench/runner/recall_targets.h"
 #include "engine/command/command.h"
 #include "engine/command/plot.h"
 #include "engine/command/progress.h"
@@ -24,6 +27,72 @@ void print_table_row(std::ostream& out, const bench::BenchPoint& p) {
                 p.has_work ? std::to_string(static_cast<long>(p.dcs)).c_str() : "-", p.p50_us,
                 p.p99_us, p.build_s, p.memory_bytes / 1048576.0);
   out << line << std::endl;
+}
+
+/// Each index's figures at the recall targets (bench/runner/recall_targets.h): a table, or one
+/// JSON line per index and target ({"kind": "at_recall", ...}).
+void print_at_recall(std::ostream& out, const bench::BenchConfig& cfg, const std::string& dataset,
+                     const std::vector<bench::BenchPoint>& points,
+                     const std::vector<double>& targets, size_t resamples, bool json) {
+  if (!json) {
+    char head[256];
+    std::snprintf(head, sizeof head, "\n%-12s %-8s %-11s %9s %21s %11s %8s %10s", "index", "recall",
+                  "reading", "dcs", "dcs 95% interval", "qps", "degree", "mem_MiB");
+    out << "at recall@" << cfg.k << " targets (" << points.front().recall_q.size() << " queries, "
+        << resamples << " bootstrap resamples of them):" << head << std::endl;
+  }
+  for (size_t i = 0; i < points.size();) {
+    size_t j = i;
+    std::vector<bench::SweepPoint> sweep;
+    for (; j < points.size() && points[j].index == points[i].index; ++j) {
+      sweep.push_back({points[j].recall_q, points[j].dcs_q, points[j].qps});
+    }
+    const bench::BenchPoint& p = points[i];
+    nlohmann::json params = p.params;
+    params.erase("ef");
+    const double degree = params.value("avg_degree", 0.0);
+    for (const bench::AtRecall& a : bench::at_recall(sweep, targets, resamples)) {
+      if (json) {
+        nlohmann::json line{{"kind", "at_recall"},
+                            {"dataset", dataset},
+                            {"index", p.index},
+                            {"params", params},
+                            {"k", cfg.k},
+                            {"target", a.target},
+                            {"reading", bench::reading_name(a.reading)},
+                            {"qps", a.qps},
+                            {"queries", p.recall_q.size()},
+                            {"memory_bytes", p.memory_bytes}};
+        if (p.has_work) {
+          line["dcs"] = a.dcs;
+          line["dcs_lo"] = std::isfinite(a.dcs_lo) ? nlohmann::json(a.dcs_lo) : nlohmann::json();
+          line["dcs_hi"] = std::isfinite(a.dcs_hi) ? nlohmann::json(a.dcs_hi) : nlohmann::json();
+        }
+        out << line.dump() << std::endl;
+        continue;
+      }
+      char interval[64] = "-", dcs[32] = "-", qps[32] = "-", deg[32] = "-";
+      if (a.reading != bench::AtRecall::Reading::kNotReached) {
+        if (p.has_work) {
+          std::snprintf(dcs, sizeof dcs, "%s%.1f",
+                        a.reading == bench::AtRecall::Reading::kAtFirst ? "<= " : "", a.dcs);
+          if (std::isfinite(a.dcs_hi)) {
+            std::snprintf(interval, sizeof interval, "[%.1f, %.1f]", a.dcs_lo, a.dcs_hi);
+          } else {
+            std::snprintf(interval, sizeof interval, "[%.1f, not reached]", a.dcs_lo);
+          }
+        }
+        std::snprintf(qps, sizeof qps, "%.1f", a.qps);
+      }
+      if (degree > 0) std::snprintf(deg, sizeof deg, "%.2f", degree);
+      char line[320];
+      std::snprintf(line, sizeof line, "%-12s %-8.3f %-11s %9s %21s %11s %8s %10.1f",
+                    p.index.c_str(), a.target, bench::reading_name(a.reading), dcs, interval, qps,
+                    deg, p.memory_bytes / 1048576.0);
+      out << line << std::endl;
+    }
+    i = j;
+  }
 }
 
 void write_csv(const std::string& path, const bench::BenchConfig& cfg, const std::string& dataset,
@@ -89,6 +158,21 @@ int cmd_bench(Args& args) {
   const std::string csv = args.str("csv", "");
   const std::string plot = args.str("plot", "");
   cfg.rl_graph = args.str("rl-graph", "");
+  cfg.holdout = args.integer("holdout", 0, 0, 1LL << 40);
+  cfg.holdout_seed = args.integer("holdout-seed", 7, 0, (1LL << 62));
+  cfg.graph.entry_given = args.has("entry");
+  cfg.graph.entry = index::parse_graph_entry(args.str("entry", "medoid"), "--entry");
+  std::vector<double> targets;
+  if (args.has("targets")) {
+    for (const std::string& t : args.list("targets", "")) {
+      char* end = nullptr;
+      const double v = std::strtod(t.c_str(), &end);
+      WP_THROW_IF_NOT(!t.empty() && *end == '\0' && v > 0 && v <= 1, "--targets: '", t,
+                      "' is not a recall in (0, 1]");
+      targets.push_back(v);
+    }
+  }
+  const size_t resamples = args.integer("bootstrap", 1000, 0, 100000);
   cfg.lsh.bits = args.integer("bits", 256, 1, 4096);
   cfg.lsh.tables = args.integer("tables", 8, 1, 64);
   cfg.lsh.key_bits = args.integer("key-bits", 0, 0, 32);
@@ -126,6 +210,7 @@ int cmd_bench(Args& args) {
     if (done == total) progress->finish();
   };
   const std::vector<bench::BenchPoint> points = bench::run_bench(cfg, observer);
+  if (!targets.empty()) print_at_recall(std::cout, cfg, dataset, points, targets, resamples, json);
   if (!csv.empty()) write_csv(csv, cfg, dataset, points);
   if (!plot.empty()) write_plot(plot, cfg, dataset, points);
   return 0;
@@ -142,7 +227,9 @@ const CommandRegistration kBench(
      "[--build-threads N]\n"
      "          [--runs 5] [--min-seconds 0.2] [--max-queries N] [--json] [--csv FILE] "
      "[--plot FILE]\n"
-     "          [--metric l2|ip|cosine (default: the dataset's)] [--quiet]",
+     "          [--metric l2|ip|cosine (default: the dataset's)] [--quiet]\n"
+     "          [--holdout N [--holdout-seed 7]] [--entry medoid|hnsw]\n"
+     "          [--targets 0.9,0.95,0.99 [--bootstrap 1000]]",
      50,
      {"quiet", "json"},
      &cmd_bench});

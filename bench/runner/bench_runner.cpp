@@ -43,7 +43,7 @@ std::unique_ptr<BenchSubject> make_subject(const std::string& name, const BenchC
   }
   if (name == "rl") {
     WP_THROW_IF_NOT(!rl_graph.empty(), "index rl needs --rl-graph FILE");
-    return make_graph_file_subject(rl_graph);
+    return make_graph_file_subject(rl_graph, p);
   }
   if (name == "hnsw" || name == "hnsw-sq8" || name == "flat" || name == "knn" ||
       name == "knn-hnsw" || name == "hnsw-l0" || name.rfind("robust-", 0) == 0 ||
@@ -66,9 +66,11 @@ double percentile(std::vector<double> v, double p) {
   return v[i];
 }
 
-/// One pass over all queries; returns wall seconds. Fills ids, latencies (us) and work.
+/// One pass over all queries; returns wall seconds. Fills ids, latencies (us), the work of each
+/// query (`dcs_q`) and in all.
 double run_pass(const BenchSubject& s, const index::Matrix& q, size_t k, int threads,
-                std::vector<label_t>& ids, std::vector<double>& lat_us, index::SearchStats& work) {
+                std::vector<label_t>& ids, std::vector<double>& lat_us, std::vector<double>& dcs_q,
+                index::SearchStats& work) {
   const int64_t n = static_cast<int64_t>(q.n);
   uint64_t dcs = 0, hops = 0;
   // A library that opens its own OpenMP region per query (FAISS) must not spread a
@@ -81,6 +83,7 @@ double run_pass(const BenchSubject& s, const index::Matrix& q, size_t k, int thr
     const auto a = Clock::now();
     const index::SearchStats st = s.search(q.row(i), k, ids.data() + i * k);
     lat_us[i] = std::chrono::duration<double, std::micro>(Clock::now() - a).count();
+    dcs_q[i] = static_cast<double>(st.distance_computations);
     dcs += st.distance_computations;
     hops += st.hops;
   }
@@ -95,7 +98,8 @@ double run_pass(const BenchSubject& s, const index::Matrix& q, size_t k, int thr
 
 std::vector<BenchPoint> run_bench(const BenchConfig& asked, const BenchObserver& observer) {
   asked.validate();
-  const index::Dataset ds = index::load_dataset(asked.dataset, asked.max_queries);
+  index::Dataset ds = index::load_dataset(asked.dataset, asked.max_queries);
+  if (asked.holdout > 0) ds = index::hold_out(ds, asked.holdout, asked.holdout_seed);
   BenchConfig cfg = asked;
   if (!cfg.metric_given) cfg.graph.metric = ds.metric;
   WP_THROW_IF_NOT(cfg.k <= ds.groundtruth.d, "k = ", cfg.k, " but the ground truth has only ",
@@ -115,7 +119,7 @@ std::vector<BenchPoint> run_bench(const BenchConfig& asked, const BenchObserver&
   std::vector<BenchPoint> points;
   const size_t nq = ds.query.n, k = cfg.k;
   std::vector<label_t> ids(nq * k), first(nq);
-  std::vector<double> lat(nq), all_lat;
+  std::vector<double> lat(nq), all_lat, dcs_q(nq);
   for (auto& s : subjects) {
     const auto t0 = Clock::now();
     s->build(ds.base, build_threads);
@@ -133,8 +137,12 @@ std::vector<BenchPoint> run_bench(const BenchConfig& asked, const BenchObserver&
       p.has_work = s->counts_work();
       index::SearchStats work;
       // First pass: results for recall, and warm-up.
-      run_pass(*s, ds.query, k, cfg.threads, ids, lat, work);
-      p.recall = index::recall_at_k(ds.base, ds.query, ds.groundtruth, ids, k, ds.metric);
+      run_pass(*s, ds.query, k, cfg.threads, ids, lat, dcs_q, work);
+      p.recall_q = index::recall_per_query(ds.base, ds.query, ds.groundtruth, ids, k, ds.metric);
+      double sum = 0;
+      for (const double r : p.recall_q) sum += r;
+      p.recall = nq ? sum / static_cast<double>(nq) : 0.0;
+      if (p.has_work) p.dcs_q = dcs_q;
       for (size_t i = 0; i < nq; ++i) first[i] = ids[i * k];
       p.recall1 = index::recall_at_k(ds.base, ds.query, ds.groundtruth, first, 1, ds.metric);
       p.dcs = static_cast<double>(work.distance_computations) / nq;
@@ -143,7 +151,7 @@ std::vector<BenchPoint> run_bench(const BenchConfig& asked, const BenchObserver&
       all_lat.clear();
       double best = 1e300, measured = 0;
       for (int r = 0; r < cfg.runs || (measured < cfg.min_seconds && r < 1000); ++r) {
-        const double secs = run_pass(*s, ds.query, k, cfg.threads, ids, lat, work);
+        const double secs = run_pass(*s, ds.query, k, cfg.threads, ids, lat, dcs_q, work);
         best = std::min(best, secs);
         measured += secs;
         all_lat.insert(all_lat.end(), lat.begin(), lat.end());

@@ -28,6 +28,9 @@ struct BenchConfig {
   int runs = 5;               ///< passes over the queries per point; the fastest pass gives QPS
   double min_seconds = 0.2;   ///< keep passing until at least this much time was measured
   size_t max_queries = static_cast<size_t>(-1);
+  /// Evaluation queries held out of the base (index::hold_out): 0 keeps the dataset's queries.
+  size_t holdout = 0;
+  uint64_t holdout_seed = 7;
   std::string rl_graph;  ///< index "rl" reads its graph from this file
   LshBenchParams lsh;    ///< lsh, lsh-mp, lsh-learned, faiss-lsh
 
@@ -47,6 +50,8 @@ struct BenchPoint {
   double p50_us = 0, p99_us = 0;
   double build_s = 0;
   size_t memory_bytes = 0;
+  std::vector<double> recall_q;  ///< recall@k of each query (for intervals; not in to_json)
+  std::vector<double> dcs_q;     ///< distance computations of each query (when has_work)
 
   /// One line of `waypoint bench --json` (the bench contract: docs/benchmarks.md).
   nlohmann::json to_json(const BenchConfig& cfg, const std::string& dataset) const;

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "index/graph_params.h"
 #include "index/index.h"
 #include "index/matrix.h"
 
@@ -24,6 +25,10 @@ struct GraphBuildParams {
   index::Metric metric = index::Metric::kL2;
   size_t R = 0;  ///< maximum degree of knn-hnsw, robust-<alpha>, vamana-<alpha> (0: 2M); for
                  ///< equal-degree runs
+  /// How the single-layer graphs (hnsw-l0, knn, knn-hnsw, robust-*, vamana-*, and rl when
+  /// `entry_given`) are entered: at the medoid, or through HNSW's upper levels as `hnsw` is.
+  index::GraphEntry entry = index::GraphEntry::kMedoid;
+  bool entry_given = false;
 };
 
 /// The LSH indexes of a run: ours (scan, tables, learned planes) and FAISS IndexLSH, same bits.
@@ -64,8 +69,10 @@ void add_rows(index::Index& idx, const index::Matrix& base, int threads);
 /// waypoint's own index: "hnsw", "hnsw-sq8" (8-bit codes for the walk) or "flat".
 std::unique_ptr<BenchSubject> make_waypoint_subject(const std::string& type,
                                                     const GraphBuildParams& p);
-/// A pruned graph saved by `waypoint build --index rl` or learn/ (`--rl-graph FILE`).
-std::unique_ptr<BenchSubject> make_graph_file_subject(const std::string& path);
+/// A pruned graph saved by `waypoint build --index rl` or learn/ (`--rl-graph FILE`), entered as
+/// `p.entry` says when `p.entry_given`, else as it was saved.
+std::unique_ptr<BenchSubject> make_graph_file_subject(const std::string& path,
+                                                      const GraphBuildParams& p);
 /// FAISS IndexHNSWFlat with the same M and ef_construction.
 std::unique_ptr<BenchSubject> make_faiss_hnsw_subject(const GraphBuildParams& p);
 /**

@@ -35,6 +35,7 @@ void graph_params(const index::GraphIndex& g, nlohmann::json& j) {
     j["alpha"] = std::round(s.alpha * 100.0) / 100;
   }
   if (s.R) j["R"] = s.R;
+  j["entry"] = index::graph_entry_name(s.entry);
   j["avg_degree"] = std::round(g.info().average_degree * 100) / 100;
 }
 
@@ -68,6 +69,7 @@ class WaypointSubject : public BenchSubject {
                         "' is not a number");
       }
       if (spec_.graph.pruning != Pruning::kNone) spec_.graph.R = p.R;
+      spec_.graph.entry = p.entry;
     } else {
       spec_.kind = index::parse_index_kind(sq8 ? "hnsw" : name, "--indexes");
     }
@@ -81,6 +83,13 @@ class WaypointSubject : public BenchSubject {
   void build(const index::Matrix& base, int threads) override {
     index_ = index::make_index(spec_, base.d);
     add_rows(*index_, base, threads);
+    // HNSW's level 0 average degree, the figure graphs are compared at.
+    if (const auto* h = dynamic_cast<const index::HnswIndex*>(index_.get())) {
+      const index::Level0Graph g = h->export_level0();
+      size_t live = 0;
+      for (const label_t l : g.labels) live += l != index::kNoLabel;
+      level0_degree_ = live ? static_cast<double>(g.num_edges()) / static_cast<double>(live) : 0;
+    }
   }
   bool sweeps_ef() const override { return type_ != "flat"; }
   void set_ef(size_t ef) override { params_.ef = ef; }
@@ -92,11 +101,16 @@ class WaypointSubject : public BenchSubject {
   nlohmann::json build_params() const override {
     if (type_ == "flat") return nlohmann::json::object();
     nlohmann::json j{{"M", p_.M}, {"ef_construction", p_.ef_construction}};
-    if (const auto* g = dynamic_cast<const index::GraphIndex*>(index_.get())) graph_params(*g, j);
+    if (const auto* g = dynamic_cast<const index::GraphIndex*>(index_.get())) {
+      graph_params(*g, j);
+    } else if (level0_degree_ > 0) {
+      j["avg_degree"] = std::round(level0_degree_ * 100) / 100;
+    }
     return j;
   }
 
  private:
+  double level0_degree_ = 0;
   std::string type_;
   GraphBuildParams p_;
   index::IndexSpec spec_;
@@ -148,7 +162,7 @@ class FaissHnswSubject : public BenchSubject {
 /// A pruned graph read from a file (`--rl-graph`), e.g. the one learn/ trained.
 class GraphFileSubject : public BenchSubject {
  public:
-  explicit GraphFileSubject(std::string path) : path_(std::move(path)) {}
+  GraphFileSubject(std::string path, const GraphBuildParams& p) : path_(std::move(path)), p_(p) {}
   std::string name() const override { return "rl"; }
   void build(const index::Matrix& base, int) override {
     auto idx = index::load_index(path_);
@@ -159,6 +173,7 @@ class GraphFileSubject : public BenchSubject {
     WP_THROW_IF_NOT(graph_->size() == base.n && graph_->dim() == base.d, "--rl-graph: '", path_,
                     "' indexes ", graph_->size(), " x ", graph_->dim(),
                     " vectors, the dataset has ", base.n, " x ", base.d);
+    if (p_.entry_given) graph_->set_entry(p_.entry);
   }
   void set_ef(size_t ef) override { params_.ef = ef; }
   index::SearchStats search(const float* q, size_t k, label_t* out) const override {
@@ -174,6 +189,7 @@ class GraphFileSubject : public BenchSubject {
 
  private:
   std::string path_;
+  GraphBuildParams p_;
   std::unique_ptr<index::GraphIndex> graph_;
   index::SearchParams params_;
 };
@@ -187,8 +203,9 @@ void add_rows(index::Index& idx, const index::Matrix& base, int threads) {
   omp_set_num_threads(saved);
 }
 
-std::unique_ptr<BenchSubject> make_graph_file_subject(const std::string& path) {
-  return std::make_unique<GraphFileSubject>(path);
+std::unique_ptr<BenchSubject> make_graph_file_subject(const std::string& path,
+                                                      const GraphBuildParams& p) {
+  return std::make_unique<GraphFileSubject>(path, p);
 }
 
 std::unique_ptr<BenchSubject> make_waypoint_subject(const std::string& type,

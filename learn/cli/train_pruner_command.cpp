@@ -158,6 +158,8 @@ learn::TrainPrunerOptions parse_options(Args& args) {
   o.M = args.integer(index::HnswParams::kM, 16);
   o.ef_construction = args.integer(index::HnswParams::kEfConstruction, 200);
   o.limit_base = args.integer("limit-base", 0, 0, 1LL << 40);
+  o.holdout = args.integer("holdout", 0, 0, 1LL << 40);
+  o.holdout_seed = args.integer("holdout-seed", 7, 0, 1LL << 62);
   o.env.ef = args.integer("ef", 0, 0, 10000);
   o.target_recall = args.real("target-recall", 0.95, 1e-6, 1);
   o.min_degree = args.integer("min-degree", 4, 0, 1024);
@@ -248,7 +250,8 @@ const CommandRegistration kTrainPruner(
      "          [--steps 50] [--max-minutes N] [--episodes 256] [--train-queries 4000]\n"
      "          [--val-queries 500] [--validate-every 5] [--hidden 32] [--encoder mlp|sage]\n"
      "          [--max-kl 0.01] [--seed 0]\n"
-     "          [--max-dcs N] [--limit-base N] [--log FILE.csv] [--plot FILE.png]\n"
+     "          [--max-dcs N] [--limit-base N] [--holdout N [--holdout-seed 7]]\n"
+     "          [--log FILE.csv] [--plot FILE.png]\n"
      "          [--checkpoint FILE] [--resume] [--graph-png FILE] [--quiet]",
      60,
      {"quiet", "resume"},
