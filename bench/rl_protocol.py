@@ -9,6 +9,8 @@ import sys
 
 def family(line):
     index = line["index"]
+    if index == "rl":
+        return "rl (from %s)" % line["params"].get("initial", "?")
     if index.startswith("robust-"):
         return "graph (robust)"
     if index.startswith("vamana-"):
@@ -57,6 +59,21 @@ def main(paths):
             print(f"| {fam} | {describe(f)} | {f['params'].get('avg_degree', '-')} | "
                   f"{f['memory_bytes'] / 1048576:.1f} | {bound}{f['dcs']:.1f} | "
                   f"[{f['dcs_lo']:.1f}, {hi}] | {f['qps']:.0f} |")
+        # The bar: each learned graph against the best non-learned one of equal or lower degree.
+        for fam, f in sorted(best.items()):
+            if not fam.startswith("rl"):
+                continue
+            degree = f["params"].get("avg_degree", 0)
+            rivals = [g for g in figures if g["target"] == target and not family(g).startswith("rl")
+                      and g["params"].get("avg_degree", 1e9) <= degree + 1e-9]
+            if not rivals:
+                print(f"\n{fam}: no non-learned graph of average degree <= {degree}")
+                continue
+            r = min(rivals, key=lambda g: g["dcs"])
+            print(f"\n{fam} (degree {degree}): {f['dcs']:.1f} DCS, {f['qps']:.0f} QPS; the best "
+                  f"non-learned graph of degree <= {degree} is {family(r)} ({describe(r)}, degree "
+                  f"{r['params'].get('avg_degree')}): {r['dcs']:.1f} DCS, {r['qps']:.0f} QPS; "
+                  f"ratio {f['dcs'] / r['dcs']:.3f} DCS, {f['qps'] / r['qps']:.3f} QPS")
         print()
     return 0
 

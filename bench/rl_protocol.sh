@@ -44,7 +44,11 @@ for M in "${Ms[@]}"; do run "hnsw-M$M" --indexes hnsw --M "$M"; done
 robust=() vamana=()
 for a in "${alphas[@]}"; do robust+=("robust-$a"); vamana+=("vamana-$a"); done
 run robust --indexes "$(IFS=,; echo "${robust[*]}")"
-for R in "${Rs[@]}"; do run "vamana-R$R" --indexes "$(IFS=,; echo "${vamana[*]}")" --R "$R"; done
+# A graph's lists live in its HNSW's level 0, of 2M slots: M = max(16, R / 2) for Vamana.
+for R in "${Rs[@]}"; do
+  M=$(( R > 32 ? (R + 1) / 2 : 16 ))
+  run "vamana-R$R" --indexes "$(IFS=,; echo "${vamana[*]}")" --R "$R" --M "$M"
+done
 i=0
 for f in "${rl[@]}"; do run "rl-$i" --indexes rl --rl-graph "$f"; i=$((i + 1)); done
 python3 bench/rl_protocol.py "$out"/*.jsonl > "$out/summary.md"
