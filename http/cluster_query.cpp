@@ -38,13 +38,6 @@ std::string using_of(const json& node) {
                                                              : std::string();
 }
 
-/// `filter` and none of the points `ids`.
-json without_ids(const json& filter, const json& ids) {
-  json f = filter.is_null() ? json::object() : json{{"must", json::array({filter})}};
-  f["must_not"] = json::array({{{"has_id", ids}}});
-  return f;
-}
-
 /// The ids query node `node` (at `where`) uses as vectors, its prefetches' included; a node
 /// with recommendation examples gets a filter that leaves them out.
 void collect_ids(json& node, const std::string& where, bool recommend, std::vector<IdUse>& uses) {
@@ -60,7 +53,10 @@ void collect_ids(json& node, const std::string& where, bool recommend, std::vect
         uses.push_back({&e, join(at, side) + "[" + std::to_string(i) + "]", name});
       }
     }
-    if (!used.empty()) node["filter"] = without_ids(node.value("filter", json()), used);
+    if (!used.empty()) {  // and none of the examples
+      node["filter"] = both_filters(node.value("filter", json()),
+                                    json{{"must_not", json::array({{{"has_id", used}}})}});
+    }
   };
   if (recommend) {
     examples(node, where);

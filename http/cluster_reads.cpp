@@ -21,12 +21,11 @@ json merge_points(const std::vector<json>& lists, ClusterRouter::Merge how, size
     std::string id;
     const json* point;
   };
+  const char* field = how == Merge::kValueAsc || how == Merge::kValueDesc ? "order_value" : "score";
   std::vector<Keyed> all;
   for (const json& l : lists) {
     if (!l.is_array()) continue;
     for (const json& p : l) {
-      const char* field =
-          how == Merge::kValueAsc || how == Merge::kValueDesc ? "order_value" : "score";
       const double v = how == Merge::kId ? 0.0 : p.value(field, 0.0);
       all.push_back({v, id_key(p.at("id")), &p});
     }

@@ -334,19 +334,14 @@ json ClusterRouter::create(const std::string& name, const Call& c) {
   m.shards = cluster::place(m.shard_number, m.replication_factor, nodes);
 
   const std::string key = node_.options().prefix + kCollectionsKey + name;
-  const std::string aliases_key = node_.options().prefix + kAliasesKey;
   etcd::TxnResult t;
   for (int attempt = 0;; ++attempt) {  // no collection of that name, and no alias either
-    const etcd::Range a = etcd_.get(aliases_key);
-    const auto table =
-        a.kvs.empty() ? std::map<std::string, std::string>() : alias_table(a.kvs[0].value);
-    if (table.count(name)) {
+    const AliasRead a = read_aliases();
+    if (a.table.count(name)) {
       throw ConflictError("`" + engine::show_text(name) + "` is already an alias of collection `" +
-                          table.at(name) + "`");
+                          a.table.at(name) + "`");
     }
-    t = etcd_.txn({etcd::Compare::missing(key),
-                   a.kvs.empty() ? etcd::Compare::missing(aliases_key)
-                                 : etcd::Compare::mod_revision(aliases_key, a.kvs[0].mod_revision)},
+    t = etcd_.txn({etcd::Compare::missing(key), a.unchanged},
                   {etcd::Op::put(key, m.to_json().dump())});
     if (t.succeeded) break;
     if (attempt == 20 || !etcd_.get(key).kvs.empty()) {
@@ -384,18 +379,14 @@ json ClusterRouter::remove(const std::string& name) {
   // The collection and its aliases go in one transaction.
   std::vector<etcd::Compare> compares{etcd::Compare::mod_revision(key, r.kvs[0].mod_revision)};
   std::vector<etcd::Op> ops{etcd::Op::erase(key)};
-  const std::string aliases_key = node_.options().prefix + kAliasesKey;
-  const etcd::Range a = etcd_.get(aliases_key);
-  if (!a.kvs.empty()) {
-    auto table = alias_table(a.kvs[0].value);
-    const size_t before = table.size();
-    for (auto it = table.begin(); it != table.end();) {
-      it = it->second == name ? table.erase(it) : std::next(it);
-    }
-    if (table.size() != before) {
-      compares.push_back(etcd::Compare::mod_revision(aliases_key, a.kvs[0].mod_revision));
-      ops.push_back(etcd::Op::put(aliases_key, json(table).dump()));
-    }
+  AliasRead a = read_aliases();
+  const size_t before = a.table.size();
+  for (auto it = a.table.begin(); it != a.table.end();) {
+    it = it->second == name ? a.table.erase(it) : std::next(it);
+  }
+  if (a.table.size() != before) {
+    compares.push_back(a.unchanged);
+    ops.push_back(etcd::Op::put(a.key, json(a.table).dump()));
   }
   const etcd::TxnResult t = etcd_.txn(compares, ops);
   if (!t.succeeded) return remove(name);  // changed meanwhile: read it again

@@ -127,6 +127,14 @@ class ClusterRouter {
   /// those of `collection`.
   std::map<std::string, std::string> aliases(const std::string* collection = nullptr) const;
   static std::map<std::string, std::string> alias_table(const std::string& text);
+  /// The alias table as etcd holds it now, its key, and the comparison that holds while no one
+  /// changes it (for a transaction that depends on the table).
+  struct AliasRead {
+    std::string key;
+    std::map<std::string, std::string> table;
+    etcd::Compare unchanged;
+  };
+  AliasRead read_aliases();
   /// POST /collections/aliases: the actions applied to the table by compare-and-swap, checked
   /// as one node checks them.
   nlohmann::json update_aliases(const Call& c);
@@ -134,6 +142,11 @@ class ClusterRouter {
   /// PATCH /collections/{name}: checked, kept in the map (a replica made later applies it),
   /// then applied by every replica.
   nlohmann::json update_collection(const std::string& name, const Call& c);
+  /// `call(node, local name)` on every replica of every shard of `m`: a replica that cannot be
+  /// reached is skipped unless it is active (a dead one applies the map when it comes back); an
+  /// answer other than 200 is thrown, naming the shard.
+  void on_every_replica(const cluster::CollectionMap& m,
+                        const std::function<Answer(uint64_t, const std::string&)>& call);
   /// PATCH /collections/{local} on a node, again while it answers 409 (a build runs), 30 s at
   /// most.
   Answer patch_local(uint64_t node, const std::string& local, const nlohmann::json& body);

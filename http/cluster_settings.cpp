@@ -36,6 +36,19 @@ std::map<std::string, std::string> ClusterRouter::alias_table(const std::string&
   return out;
 }
 
+ClusterRouter::AliasRead ClusterRouter::read_aliases() {
+  AliasRead a;
+  a.key = node_.options().prefix + kAliasesKey;
+  const etcd::Range r = etcd_.get(a.key);
+  if (r.kvs.empty()) {
+    a.unchanged = etcd::Compare::missing(a.key);
+  } else {
+    a.table = alias_table(r.kvs[0].value);
+    a.unchanged = etcd::Compare::mod_revision(a.key, r.kvs[0].mod_revision);
+  }
+  return a;
+}
+
 std::map<std::string, std::string> ClusterRouter::aliases(const std::string* collection) const {
   const auto kv = node_.entry(kAliasesKey);
   std::map<std::string, std::string> out = kv ? alias_table(kv->value) : decltype(out)();
@@ -48,14 +61,11 @@ std::map<std::string, std::string> ClusterRouter::aliases(const std::string* col
 
 json ClusterRouter::update_aliases(const Call& c) {
   const auto actions = read_alias_actions(parse_body(*c.body));
-  const std::string key = node_.options().prefix + kAliasesKey;
   for (int attempt = 0; attempt < 20; ++attempt) {
-    const etcd::Range r = etcd_.get(key);
+    const AliasRead read = read_aliases();
     // Every collection an action found is still that collection when the table is written
     // (deleting a collection deletes its aliases in the same transaction).
-    std::vector<etcd::Compare> compares{
-        r.kvs.empty() ? etcd::Compare::missing(key)
-                      : etcd::Compare::mod_revision(key, r.kvs[0].mod_revision)};
+    std::vector<etcd::Compare> compares{read.unchanged};
     auto is_collection = [&](const std::string& name) {
       const std::string ckey = node_.options().prefix + kCollectionsKey + name;
       const etcd::Range cr = etcd_.get(ckey);
@@ -63,10 +73,8 @@ json ClusterRouter::update_aliases(const Call& c) {
       compares.push_back(etcd::Compare::mod_revision(ckey, cr.kvs[0].mod_revision));
       return true;
     };
-    const auto next = engine::Engine::apply_alias_actions(
-        r.kvs.empty() ? std::map<std::string, std::string>() : alias_table(r.kvs[0].value), actions,
-        is_collection);
-    const etcd::TxnResult t = etcd_.txn(compares, {etcd::Op::put(key, json(next).dump())});
+    const auto next = engine::Engine::apply_alias_actions(read.table, actions, is_collection);
+    const etcd::TxnResult t = etcd_.txn(compares, {etcd::Op::put(read.key, json(next).dump())});
     if (t.succeeded) {
       node_.wait_for(t.revision, std::chrono::seconds(5));
       return true;
@@ -85,19 +93,25 @@ json ClusterRouter::update_collection(const std::string& name, const Call& c) {
     merge_update(fresh.update, body);
     return true;
   });
+  on_every_replica(
+      m, [&](uint64_t node, const std::string& local) { return patch_local(node, local, body); });
+  return true;
+}
+
+void ClusterRouter::on_every_replica(
+    const CollectionMap& m, const std::function<Answer(uint64_t, const std::string&)>& call) {
   for (uint32_t s = 0; s < m.shard_number; ++s) {
     for (const auto& [replica, state] : m.shards[s].replicas) {
       Answer a;
       try {
-        a = patch_local(replica, m.local_name(s), body);
+        a = call(replica, m.local_name(s));
       } catch (const TransportError& e) {
         if (state == ReplicaState::kActive) throw UnavailableError(e.what());
-        continue;  // a dead replica applies it from the map when it is made again
+        continue;  // a dead replica applies the map when it comes back
       }
       if (a.status != 200) rethrow(a.status, a.body, "shard " + std::to_string(s) + ": ");
     }
   }
-  return true;
 }
 
 ClusterRouter::Answer ClusterRouter::patch_local(uint64_t node, const std::string& local,
@@ -129,18 +143,9 @@ json ClusterRouter::payload_index(const std::string& method, const Call& c) {
     return true;
   });
   const std::string path = create ? "/index" : "/index/" + c.path.at("field_name");
-  for (uint32_t s = 0; s < m.shard_number; ++s) {
-    for (const auto& [replica, state] : m.shards[s].replicas) {
-      Answer a;
-      try {
-        a = forward(replica, method, "/collections/" + m.local_name(s) + path, body);
-      } catch (const TransportError& e) {
-        if (state == ReplicaState::kActive) throw UnavailableError(e.what());
-        continue;  // a dead replica makes it from the map when it comes back
-      }
-      if (a.status != 200) rethrow(a.status, a.body, "");
-    }
-  }
+  on_every_replica(m, [&](uint64_t node, const std::string& local) {
+    return forward(node, method, "/collections/" + local + path, body);
+  });
   return api_.update_result(true);
 }
 
