@@ -4,6 +4,7 @@
 // and joins again; node ids are one process each; bad flags are refused naming the flag.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -850,6 +851,11 @@ TEST_F(Cluster, AliasesAndCollectionUpdatesHoldAcrossTheCluster) {
       aliases(c1, {{{"create_alias", {{"alias_name", "live"}, {"collection_name", "c"}}}},
                    {{"create_alias", {{"alias_name", "old"}, {"collection_name", "c"}}}}});
   ASSERT_EQ(made, 200u) << rm.dump();
+  for (Client* c : {&c2, &c3}) {  // each node's watch has the table
+    ASSERT_TRUE(eventually([&] {
+      return c->call(bhttp::verb::get, "/aliases").second["result"]["aliases"].size() == 2;
+    }));
+  }
   // Through another node: writes, reads and info by the alias.
   json points = json::array();
   for (int i = 0; i < 40; ++i) points.push_back({{"id", i}, {"vector", {1, 0, 0, i}}});
@@ -896,11 +902,15 @@ TEST_F(Cluster, AliasesAndCollectionUpdatesHoldAcrossTheCluster) {
   auto [renamed, rr] =
       aliases(c2, {{{"rename_alias", {{"old_alias_name", "old"}, {"new_alias_name", "older"}}}}});
   ASSERT_EQ(renamed, 200u) << rr.dump();
+  // Another node routes by the change once its watch has it (milliseconds; the node that made it
+  // waits for that before answering).
+  EXPECT_TRUE(eventually([&] {
+    return c1.call(bhttp::verb::post, "/collections/old/points/count", json::object()).first ==
+           404u;
+  }));
   EXPECT_EQ(c1.call(bhttp::verb::post, "/collections/older/points/count", json::object())
                 .second["result"]["count"],
             40);
-  EXPECT_EQ(c1.call(bhttp::verb::post, "/collections/old/points/count", json::object()).first,
-            404u);
 
   // PATCH by the alias: every replica's index takes it; a bad one changes nothing.
   auto [bad, rb] = c3.call(bhttp::verb::patch, "/collections/live", {{"params", json::object()}});
@@ -927,6 +937,15 @@ TEST_F(Cluster, AliasesAndCollectionUpdatesHoldAcrossTheCluster) {
     }
     return out;
   };
+  // A PATCH is answered at once and the index rebuilt in the background, as Qdrant does: the
+  // config a replica shows changes when its build is done.
+  auto updated = [&](size_t replicas) {
+    const std::vector<json> h = hnsw_of_replicas();
+    return h.size() == replicas && std::all_of(h.begin(), h.end(), [](const json& x) {
+             return x["m"] == 24 && x["ef_construct"] == 150;
+           });
+  };
+  EXPECT_TRUE(eventually([&] { return updated(2); }));
   std::vector<json> hnsw = hnsw_of_replicas();
   ASSERT_EQ(hnsw.size(), 2u);
   for (const json& h : hnsw) {
@@ -949,6 +968,7 @@ TEST_F(Cluster, AliasesAndCollectionUpdatesHoldAcrossTheCluster) {
               {{"replicate_shard", {{"shard_id", 0}, {"from_peer_id", from}, {"to_peer_id", to}}}});
   ASSERT_EQ(rep, 200u) << rrep.dump();
   ASSERT_TRUE(eventually([&] { return all_active(*n1, "c") && hnsw_of_replicas().size() == 3; }));
+  EXPECT_TRUE(eventually([&] { return updated(3); }));
   for (const json& h : hnsw_of_replicas()) {
     EXPECT_EQ(h["m"], 24) << h.dump();
     EXPECT_EQ(h["ef_construct"], 150) << h.dump();
@@ -958,7 +978,8 @@ TEST_F(Cluster, AliasesAndCollectionUpdatesHoldAcrossTheCluster) {
   EXPECT_EQ(c3.call(bhttp::verb::delete_, "/collections/live").second["result"], false)
       << "an alias is not deleted as a collection";
   EXPECT_EQ(c3.call(bhttp::verb::delete_, "/collections/c").second["result"], true);
-  EXPECT_TRUE(c2.call(bhttp::verb::get, "/aliases").second["result"]["aliases"].empty());
+  EXPECT_TRUE(eventually(
+      [&] { return c2.call(bhttp::verb::get, "/aliases").second["result"]["aliases"].empty(); }));
   EXPECT_EQ(c2.call(bhttp::verb::put, "/collections/live", {{"vectors", vectors}}).first, 200u);
 }
 
