@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <limits>
 #include <new>
 #include <unordered_map>
 
@@ -177,6 +178,22 @@ void HnswIndex::exact_scan(const float* q, size_t k, const IdFilter* filter, Sea
     if (filter && !filter->contains(g.label_of(s))) continue;
     consider(s);
   }
+}
+
+uint32_t HnswIndex::upper_entry(const float* q, uint32_t skip, uint64_t* dcs) const {
+  const HnswGraph& g = *graph_;
+  WP_THROW_IF_NOT(g.entry_point() != HnswGraph::kNoSlot, "upper_entry on an empty index");
+  const hnsw::FloatDistance exact{&g, q};
+  const auto dist_to = [&](slot_t v) {
+    return v == skip ? std::numeric_limits<float>::max() : exact(v);
+  };
+  SearchStats st;
+  const slot_t start = g.entry_point();
+  float ep_dist = dist_to(start);
+  ++st.distance_computations;
+  const slot_t ep = hnsw::descend<false>(g, dist_to, start, ep_dist, g.max_level(), 0, st);
+  *dcs += st.distance_computations;
+  return ep;
 }
 
 template <typename Dist>

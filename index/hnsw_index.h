@@ -90,6 +90,13 @@ class HnswIndex : public Index {
   void set_fixed_entry(label_t id);
   /// The fixed entry vertex (a slot), or ~0u when searches descend the upper levels.
   uint32_t fixed_entry_slot() const { return fixed_entry_; }
+  /**
+   * Where a search for `q` (prepared as stored: normalised for cosine) enters level 0 when it
+   * descends the upper levels, whatever the fixed entry: the greedy descent from the top entry
+   * point. Slot `skip` is treated as absent (a leave-one-out query's own vertex); it is returned
+   * only when nothing else was reached. Adds the distances computed to `dcs`.
+   */
+  uint32_t upper_entry(const float* q, uint32_t skip, uint64_t* dcs) const;
   /// The vector of a slot (as stored: normalised for cosine).
   const float* slot_vector(uint32_t s) const { return graph_->vec(s); }
   /// The index's distance between two stored vertices (slots).

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <sstream>
@@ -22,6 +23,10 @@ void PrunerConfig::validate() const {
   WP_THROW_IF_NOT(initial_keep > 0 && initial_keep < 1, "initial_keep must be in (0, 1)");
   WP_THROW_IF_NOT(encoder == "mlp" || encoder == "sage", "encoder must be mlp or sage, got '",
                   encoder, "'");
+  WP_THROW_IF_NOT(target_degree >= 0 && target_degree <= 4096,
+                  "target_degree must be in 0..4096, got ", target_degree);
+  WP_THROW_IF_NOT(degree_step >= 0 && degree_step <= 10, "degree_step must be in 0..10, got ",
+                  degree_step);
 }
 
 std::vector<double> conjugate_gradient(
@@ -173,8 +178,10 @@ struct PruningTrainer::Impl {
   RewardBaseline baseline;
   std::mt19937_64 rng;
   int steps = 0;
+  double lambda = 0;  ///< the degree budget's multiplier
+  size_t live = 0;    ///< live vertices
 
-  Impl(const PruningEnv& e, QuerySet q, PrunerConfig c)
+  Impl(const PruningEnv& e, QuerySet q, PrunerConfig c, const std::vector<uint8_t>& sources)
       : env(e), train(std::move(q)), cfg(c), rng(c.seed) {
     cfg.validate();
     torch::manual_seed(cfg.seed);
@@ -201,7 +208,11 @@ struct PruningTrainer::Impl {
         d_idx[j] = g.neighbors[j];
       }
     }
-    std::vector<float> feats = edge_features(index, g);
+    for (size_t s = 0; s < n; ++s) live += g.labels[s] != index::kNoLabel;
+    live = std::max<size_t>(live, 1);
+    // How searches for the training queries use each edge of the whole initial graph.
+    const EdgeUsage usage = env.usage(train, std::vector<float>(E, 1.0f));
+    std::vector<float> feats = edge_features(index, g, &usage, sources);
     src = torch::from_blob(s_idx.data(), {static_cast<int64_t>(E)}, torch::kLong).clone();
     dst = torch::from_blob(d_idx.data(), {static_cast<int64_t>(E)}, torch::kLong).clone();
     efeat = torch::from_blob(feats.data(),
@@ -263,8 +274,11 @@ struct PruningTrainer::Impl {
               .contiguous();
       std::copy(pr.data_ptr<float>(), pr.data_ptr<float>() + pr.numel(), p.begin() + lo);
     }
+    // A free edge is sampled while 0 < p < 1: a logit that saturates the float sigmoid (after
+    // imitation, or a large step) would freeze it by accident.
+    constexpr float kFloor = 1e-4f;
     for (int64_t e = 0; e < E; ++e) {
-      if (frozen[e] >= 0) p[e] = static_cast<float>(frozen[e]);
+      p[e] = frozen[e] >= 0 ? static_cast<float>(frozen[e]) : std::clamp(p[e], kFloor, 1 - kFloor);
     }
     return p;
   }
@@ -285,8 +299,9 @@ const index::HnswIndex& PruningTrainer::Impl::env_index() const {
   return env.index();
 }
 
-PruningTrainer::PruningTrainer(const PruningEnv& env, QuerySet train, PrunerConfig cfg)
-    : impl_(std::make_unique<Impl>(env, std::move(train), cfg)) {}
+PruningTrainer::PruningTrainer(const PruningEnv& env, QuerySet train, PrunerConfig cfg,
+                               const std::vector<uint8_t>& sources)
+    : impl_(std::make_unique<Impl>(env, std::move(train), cfg, sources)) {}
 
 PruningTrainer::~PruningTrainer() = default;
 
@@ -310,7 +325,12 @@ namespace {
 /// Per (edge, action), the sum of the batch's normalised advantages (reward minus the query's
 /// moving baseline, standardised over the batch): identical samples are aggregated. Also fills
 /// the batch's mean reward, recall and DCS into `st`.
-std::unordered_map<uint32_t, std::pair<double, double>> aggregate_advantages(
+/// Summed advantages of keeping and of dropping one edge.
+struct EdgeAdvantage {
+  double keep = 0, drop = 0;
+};
+
+std::unordered_map<uint32_t, EdgeAdvantage> aggregate_advantages(
     RewardBaseline& baseline, const std::vector<size_t>& pick, const std::vector<Episode>& episodes,
     StepStats& st) {
   const size_t nq = pick.size();
@@ -329,12 +349,12 @@ std::unordered_map<uint32_t, std::pair<double, double>> aggregate_advantages(
   mean /= nq;
   for (double a : adv) var += (a - mean) * (a - mean);
   const double sd = std::sqrt(var / nq) + 1e-8;
-  std::unordered_map<uint32_t, std::pair<double, double>> agg;  // edge -> (A keep, A drop)
+  std::unordered_map<uint32_t, EdgeAdvantage> agg;
   for (size_t i = 0; i < nq; ++i) {
     const double a = (adv[i] - mean) / sd;
     for (const EdgeAction& act : episodes[i].actions) {
-      auto& slot = agg[act.edge];
-      (act.kept ? slot.first : slot.second) += a;
+      EdgeAdvantage& slot = agg[act.edge];
+      (act.kept ? slot.keep : slot.drop) += a;
     }
   }
   return agg;
@@ -432,8 +452,10 @@ StepStats PruningTrainer::step() {
     std::vector<float> a1, a0;
     for (const auto& kv : agg) {
       edges.push_back(kv.first);
-      a1.push_back(static_cast<float>(kv.second.first / nq));
-      a0.push_back(static_cast<float>(kv.second.second / nq));
+      // The degree budget: keeping the edge costs lambda, however often the batch used it (a
+      // cost per use would weigh most on the edges every search needs, the entry's first).
+      a1.push_back(static_cast<float>((kv.second.keep - m.lambda) / nq));
+      a0.push_back(static_cast<float>(kv.second.drop / nq));
     }
     const Impl::EdgeBatch E = m.batch_of(
         torch::from_blob(edges.data(), {static_cast<int64_t>(edges.size())}, torch::kLong).clone());
@@ -449,7 +471,45 @@ StepStats PruningTrainer::step() {
   m.update_freeze(p_new);
   for (float p : p_new) st.kept_edges += p > 0.5f;
   for (int8_t f : m.frozen) st.frozen_edges += f >= 0;
+  st.degree = static_cast<double>(st.kept_edges) / m.live;
+  // 5. Dual ascent on the degree budget: up by the relative excess; below the target, released
+  //    in proportion (the policy follows lambda a few steps late, and an additive release let
+  //    the degree fall far below the target before lambda came down).
+  if (m.cfg.target_degree > 0) {
+    const double excess = (st.degree - m.cfg.target_degree) / m.cfg.target_degree;
+    m.lambda =
+        excess > 0 ? m.lambda + m.cfg.degree_step * excess : m.lambda * std::max(0.0, 1 + excess);
+  }
+  st.lambda = m.lambda;
   return st;
+}
+
+double PruningTrainer::imitate(const std::vector<uint8_t>& mask, int iterations, double smoothing) {
+  Impl& m = *impl_;
+  const int64_t E = m.src.size(0);
+  WP_THROW_IF_NOT(static_cast<int64_t>(mask.size()) == E, "imitation mask has ", mask.size(),
+                  " entries for ", E, " edges");
+  WP_THROW_IF_NOT(smoothing >= 0 && smoothing < 0.5, "smoothing must be in [0, 0.5), got ",
+                  smoothing);
+  std::vector<float> y(mask.size());
+  for (size_t e = 0; e < mask.size(); ++e) {
+    y[e] = static_cast<float>(mask[e] ? 1 - smoothing : smoothing);
+  }
+  const torch::Tensor target = torch::from_blob(y.data(), {E}).clone();
+  torch::optim::Adam opt(m.net->parameters(), torch::optim::AdamOptions(1e-2));
+  for (int it = 0; it < iterations; ++it) {
+    opt.zero_grad();
+    const torch::Tensor rows = m.vertex_rows();
+    const torch::Tensor logits =
+        m.net->edges(m.net->wu->forward(rows), m.net->wv->forward(rows), m.src, m.dst, m.efeat);
+    const torch::Tensor loss = torch::binary_cross_entropy_with_logits(logits, target);
+    loss.backward();
+    opt.step();
+  }
+  const std::vector<float> p = m.probabilities();
+  size_t agree = 0;
+  for (int64_t e = 0; e < E; ++e) agree += (p[e] > 0.5f) == (mask[e] != 0);
+  return E ? static_cast<double>(agree) / E : 1.0;
 }
 
 std::string PruningTrainer::state() const {
@@ -457,6 +517,7 @@ std::string PruningTrainer::state() const {
   torch::serialize::OutputArchive ar;
   m.net->save(ar);
   ar.write("steps", torch::tensor(static_cast<int64_t>(m.steps)));
+  ar.write("lambda", torch::tensor(m.lambda, torch::kDouble));
   ar.write("edges", torch::tensor(static_cast<int64_t>(m.frozen.size())));
   ar.write("frozen", torch::from_blob(const_cast<int8_t*>(m.frozen.data()),
                                       {static_cast<int64_t>(m.frozen.size())}, torch::kChar)
@@ -503,9 +564,12 @@ void PruningTrainer::restore(const std::string& state) {
         "dimension)");
   }
   ar.read("steps", steps);
+  torch::Tensor lambda;
+  ar.read("lambda", lambda);
   ar.read("frozen", frozen);
   ar.read("near", near);
   m.steps = static_cast<int>(steps.item<int64_t>());
+  m.lambda = lambda.item<double>();
   std::copy(frozen.data_ptr<int8_t>(), frozen.data_ptr<int8_t>() + frozen.numel(),
             m.frozen.begin());
   std::copy(near.data_ptr<int32_t>(), near.data_ptr<int32_t>() + near.numel(),

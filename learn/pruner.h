@@ -6,9 +6,9 @@
  *
  * Policy: p(u, v) = sigmoid(MLP(x_u, x_v, f_uv)) with x the standardised vectors and f_uv the
  * edge features of edge_features() (distance, rank, occlusion by u's nearer neighbours, reverse
- * edge, in-degree), query-independent, so the final graph is static: the edges with p > 0.5.
- * The first layer is split as W_u x_u + W_v x_v + W_f f_uv, the vertex parts computed once per
- * vertex and gathered per edge.
+ * edge, in-degree, how training searches used the edge), query-independent, so the final graph is
+ * static: the edges with p > 0.5. The first layer is split as W_u x_u + W_v x_v + W_f f_uv, the
+ * vertex parts computed once per vertex and gathered per edge.
  *
  * TRPO (Schulman et al. 2015): the surrogate sum_e A1_e p_e/p_old_e + A0_e (1-p_e)/(1-p_old_e)
  * over the edges sampled in the step's episodes, with A1/A0 the summed advantages of keeping and
@@ -40,6 +40,12 @@ struct PrunerConfig {
   double freeze_eps = 0.02;
   int freeze_after = 5;
   double initial_keep = 0.9;  ///< p of every edge before training
+  /// Budget on the learnt graph's average degree (edges with p > 0.5 per live vertex), as a
+  /// Lagrangian: keeping an edge the step's episodes sampled costs lambda (in units of one
+  /// sample's standardised advantage); after each step lambda rises by degree_step x the
+  /// relative excess, and below the target it is scaled by degree / target. 0: no budget.
+  double target_degree = 0;
+  double degree_step = 0.05;
   uint64_t seed = 0;
 
   void validate() const;
@@ -53,6 +59,8 @@ struct StepStats {
   double entropy = 0;                      ///< mean entropy of the sampled edges' Bernoullis
   double surrogate_gain = 0;
   size_t kept_edges = 0;  ///< edges with p > 0.5
+  double degree = 0;      ///< kept edges per live vertex
+  double lambda = 0;      ///< the degree budget's multiplier after this step
   size_t frozen_edges = 0;
   bool accepted = false;
 };
@@ -67,11 +75,24 @@ std::vector<double> conjugate_gradient(
 
 class PruningTrainer {
  public:
-  PruningTrainer(const PruningEnv& env, QuerySet train, PrunerConfig cfg);
+  /// Counts how searches for the training queries use every edge (PruningEnv::usage, all edges
+  /// kept) for the edge features; `sources` (EdgeSource bits per edge, or empty) says which
+  /// non-learned graphs of a pool hold each edge.
+  PruningTrainer(const PruningEnv& env, QuerySet train, PrunerConfig cfg,
+                 const std::vector<uint8_t>& sources = {});
   ~PruningTrainer();
 
   /// One TRPO iteration on `episodes_per_step` training queries.
   StepStats step();
+
+  /**
+   * Warm start: fits the policy to keep the edges of `mask` (a graph one can build without
+   * learning) by `iterations` full-batch Adam steps on the cross-entropy of every edge, with the
+   * targets smoothed to 1 - smoothing and smoothing: the graph of p > 0.5 is the mask, and
+   * training episodes still try the other choice of every edge (a fit to 0 and 1 would freeze
+   * them all). Returns the share of edges whose p > 0.5 agrees with the mask.
+   */
+  double imitate(const std::vector<uint8_t>& mask, int iterations, double smoothing = 0.1);
 
   /// Current keep probabilities per edge (frozen edges exactly 0 or 1).
   std::vector<float> probabilities() const;

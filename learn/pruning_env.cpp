@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <unordered_map>
 
 #include "index/dataset.h"
 #include "index/distance.h"
@@ -45,7 +46,13 @@ PruningEnv::PruningEnv(const index::HnswIndex& index, index::Level0Graph graph, 
 
 Episode PruningEnv::run(const float* query, const uint32_t* true_knn,
                         const std::vector<float>& keep_prob, bool sample, uint64_t seed, size_t ef,
-                        uint32_t held_out) const {
+                        const QueryStart& start) const {
+  return run_traced(query, true_knn, keep_prob, sample, seed, ef, start, nullptr);
+}
+
+Episode PruningEnv::run_traced(const float* query, const uint32_t* true_knn,
+                               const std::vector<float>& keep_prob, bool sample, uint64_t seed,
+                               size_t ef, const QueryStart& start, Trace* trace) const {
   if (ef == 0) ef = cfg_.ef;
   WP_THROW_IF_NOT(ef >= cfg_.k, "ef ", ef, " is below k ", cfg_.k);
   WP_THROW_IF_NOT(keep_prob.size() == graph_.num_edges(), "keep_prob has ", keep_prob.size(),
@@ -66,12 +73,17 @@ Episode PruningEnv::run(const float* query, const uint32_t* true_knn,
   q.assign(query, query + d);
   if (index_.metric() == index::Metric::kCosine) index::normalize(q.data(), d);
 
-  const float d0 = dist_(q.data(), index_.slot_vector(entry_), d);
-  ep.dcs = 1;
-  visited.insert(entry_);
+  const uint32_t held_out = start.held_out;
+  const bool own_entry =
+      start.entry != kNoSlot && start.entry < graph_.num_vertices() && start.entry != held_out;
+  const uint32_t entry = own_entry ? start.entry : entry_;
+  const float d0 = dist_(q.data(), index_.slot_vector(entry), d);
+  // The descent already computed the entry's distance; the env's own entry costs one.
+  ep.dcs = own_entry ? std::max<uint32_t>(start.entry_dcs, 1) : 1;
+  visited.insert(entry);
   if (held_out != kNoSlot && held_out < graph_.num_vertices()) visited.insert(held_out);
-  frontier.push_back({d0, entry_});
-  top.push_back({d0, entry_});
+  frontier.push_back({d0, entry});
+  top.push_back({d0, entry});
   while (!frontier.empty()) {
     const Candidate c = frontier.front();
     if (top.size() >= ef && c.distance > top.front().distance) break;
@@ -96,6 +108,10 @@ Episode PruningEnv::run(const float* query, const uint32_t* true_knn,
       visited.insert(v);
       const float dv = dist_(q.data(), index_.slot_vector(v), d);
       ++ep.dcs;
+      if (trace) {
+        trace->evaluated.push_back(static_cast<uint32_t>(e));
+        trace->reached.push_back({v, static_cast<uint32_t>(e), c.id});
+      }
       if (top.size() < ef || dv < top.front().distance) {
         frontier.push_back({dv, v});
         std::push_heap(frontier.begin(), frontier.end(), FartherFirst());
@@ -125,9 +141,70 @@ std::vector<Episode> PruningEnv::run_batch(const QuerySet& qs, const std::vector
 #pragma omp parallel for schedule(dynamic, 16)
   for (int64_t i = 0; i < static_cast<int64_t>(qs.size()); ++i) {
     out[i] = run(qs.x.row(i), qs.knn.data() + i * cfg_.k, keep_prob, sample, seed + i, ef,
-                 qs.held_out_of(i));
+                 qs.start_of(i));
   }
   return out;
+}
+
+EdgeUsage PruningEnv::usage(const QuerySet& qs, const std::vector<float>& keep_prob,
+                            size_t ef) const {
+  WP_THROW_IF_NOT(qs.k == cfg_.k && qs.knn.size() >= qs.size() * cfg_.k, "need ", cfg_.k,
+                  " true neighbours per query");
+  const size_t E = graph_.num_edges();
+  EdgeUsage total;
+  total.evaluated.assign(E, 0);
+  total.useful.assign(E, 0);
+#pragma omp parallel
+  {
+    EdgeUsage mine;
+    mine.evaluated.assign(E, 0);
+    mine.useful.assign(E, 0);
+    Trace trace;
+    std::unordered_map<uint32_t, std::pair<uint32_t, uint32_t>> parent;  // vertex -> (edge, src)
+    std::vector<uint32_t> path;
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t i = 0; i < static_cast<int64_t>(qs.size()); ++i) {
+      trace.evaluated.clear();
+      trace.reached.clear();
+      const uint32_t* truth = qs.knn.data() + i * cfg_.k;
+      const Episode ep =
+          run_traced(qs.x.row(i), truth, keep_prob, false, 0, ef, qs.start_of(i), &trace);
+      for (uint32_t e : trace.evaluated) ++mine.evaluated[e];
+      parent.clear();
+      for (const auto& r : trace.reached) parent.emplace(r[0], std::make_pair(r[1], r[2]));
+      // Each true neighbour found marks the edges of the path that first reached it (an edge
+      // on several such paths counts once per search).
+      path.clear();
+      for (uint32_t v : ep.result) {
+        if (std::find(truth, truth + cfg_.k, v) == truth + cfg_.k) continue;
+        for (auto it = parent.find(v); it != parent.end(); it = parent.find(it->second.second)) {
+          path.push_back(it->second.first);
+        }
+      }
+      std::sort(path.begin(), path.end());
+      path.erase(std::unique(path.begin(), path.end()), path.end());
+      for (uint32_t e : path) ++mine.useful[e];
+    }
+#pragma omp critical
+    for (size_t e = 0; e < E; ++e) {
+      total.evaluated[e] += mine.evaluated[e];
+      total.useful[e] += mine.useful[e];
+    }
+  }
+  return total;
+}
+
+void enter_through_upper_levels(QuerySet& qs, const index::HnswIndex& index) {
+  qs.entry.assign(qs.size(), kNoSlot);
+  qs.entry_dcs.assign(qs.size(), 0);
+#pragma omp parallel for schedule(dynamic, 64)
+  for (int64_t i = 0; i < static_cast<int64_t>(qs.size()); ++i) {
+    std::vector<float> q(qs.x.row(i), qs.x.row(i) + qs.x.d);
+    if (index.metric() == index::Metric::kCosine) index::normalize(q.data(), q.size());
+    uint64_t dcs = 0;
+    qs.entry[i] = index.upper_entry(q.data(), qs.held_out_of(i), &dcs);
+    qs.entry_dcs[i] = static_cast<uint32_t>(dcs);
+  }
 }
 
 std::vector<CurvePoint> PruningEnv::curve(const QuerySet& queries,
@@ -248,7 +325,13 @@ std::vector<uint8_t> guarded_mask(const index::Level0Graph& g, uint32_t entry,
   return mask;
 }
 
-std::vector<float> edge_features(const index::HnswIndex& index, const index::Level0Graph& g) {
+std::vector<float> edge_features(const index::HnswIndex& index, const index::Level0Graph& g,
+                                 const EdgeUsage* usage, const std::vector<uint8_t>& sources) {
+  WP_THROW_IF_NOT(sources.empty() || sources.size() == g.num_edges(), "edge sources for ",
+                  sources.size(), " edges, the graph has ", g.num_edges());
+  WP_THROW_IF_NOT(
+      !usage || (usage->evaluated.size() == g.num_edges() && usage->useful.size() == g.num_edges()),
+      "edge usage counted over another graph");
   const size_t n = g.num_vertices(), E = g.num_edges(), F = kEdgeFeatures;
   std::vector<float> f(E * F, 0.0f);
   std::vector<uint32_t> indeg(n, 0);
@@ -296,6 +379,14 @@ std::vector<float> edge_features(const index::HnswIndex& index, const index::Lev
         x[4] = r ? static_cast<float>(occluders) / r : 0.0f;
         x[5] = reverse ? 1.0f : 0.0f;
         x[6] = static_cast<float>(indeg[v] / std::max(mean_in, 1e-12));
+        if (usage) {
+          const double ev = usage->evaluated[j], ok = usage->useful[j];
+          x[7] = static_cast<float>(std::log1p(ev));
+          x[8] = static_cast<float>((ok + 1) / (ev + 2));
+        }
+        for (size_t b = 0; b < kEdgeSources && !sources.empty(); ++b) {
+          x[9 + b] = (sources[j] >> b) & 1 ? 1.0f : 0.0f;
+        }
         total_len += duv;
       }
     }
@@ -327,10 +418,18 @@ QuerySet QuerySet::subset(const std::vector<size_t>& rows) const {
   out.x = index::Matrix(rows.size(), x.d);
   out.knn.resize(rows.size() * k);
   if (!held_out.empty()) out.held_out.resize(rows.size());
+  if (!entry.empty()) {
+    out.entry.resize(rows.size());
+    out.entry_dcs.resize(rows.size());
+  }
   for (size_t i = 0; i < rows.size(); ++i) {
     std::copy(x.row(rows[i]), x.row(rows[i]) + x.d, out.x.row(i));
     std::copy(knn.begin() + rows[i] * k, knn.begin() + (rows[i] + 1) * k, out.knn.begin() + i * k);
     if (!held_out.empty()) out.held_out[i] = held_out[rows[i]];
+    if (!entry.empty()) {
+      out.entry[i] = entry[rows[i]];
+      out.entry_dcs[i] = entry_dcs[rows[i]];
+    }
   }
   return out;
 }

@@ -10,6 +10,7 @@
  * Plain header, no LibTorch: the policy (learn/, torch) turns its outputs into keep_prob, the
  * environment runs episodes in parallel with OpenMP and hands back the logs.
  */
+#include <array>
 #include <cstdint>
 #include <random>
 #include <unordered_map>
@@ -46,6 +47,13 @@ struct Episode {
 
 inline constexpr uint32_t kNoSlot = UINT32_MAX;
 
+/// Where one episode's search starts.
+struct QueryStart {
+  uint32_t held_out = kNoSlot;  ///< a slot the search treats as absent (leave-one-out queries)
+  uint32_t entry = kNoSlot;     ///< the level-0 slot it starts at (kNoSlot: the env's entry)
+  uint32_t entry_dcs = 0;       ///< distances computed to find `entry` (counted in the episode)
+};
+
 /// Episode queries with their true neighbours.
 struct QuerySet {
   index::Matrix x;                 ///< one query per row
@@ -53,14 +61,29 @@ struct QuerySet {
   std::vector<uint32_t> knn;       ///< x.n * k slots, nearest first
   std::vector<uint32_t> held_out;  ///< per query, a slot the search treats as absent (kNoSlot:
                                    ///< none); empty: none for every query
+  /// Per query, the slot its search starts at and the distances computed to find it (the
+  /// descent through HNSW's upper levels: enter_through_upper_levels); empty: the env's entry.
+  std::vector<uint32_t> entry;
+  std::vector<uint32_t> entry_dcs;
 
   size_t size() const { return x.n; }
   uint32_t held_out_of(size_t i) const { return held_out.empty() ? kNoSlot : held_out[i]; }
+  /// Where query i's search starts (held-out vertex, entry and its cost).
+  QueryStart start_of(size_t i) const {
+    return {held_out_of(i), entry.empty() ? kNoSlot : entry[i], entry.empty() ? 0 : entry_dcs[i]};
+  }
   /// The queries at `rows`, in that order.
   QuerySet subset(const std::vector<size_t>& rows) const;
   /// Rows [begin, begin + n).
   QuerySet slice(size_t begin, size_t n) const;
 };
+
+/**
+ * Enters every query of `qs` as a served index that descends HNSW's upper levels does: its
+ * level-0 start is index.upper_entry() (never the query's held-out vertex), and the distances
+ * computed on the way are counted in its episodes, as `waypoint bench` counts them.
+ */
+void enter_through_upper_levels(QuerySet& qs, const index::HnswIndex& index);
 
 /// Queries `x` with their exact k nearest slots of `index`.
 QuerySet query_set(const index::HnswIndex& index, index::Matrix x, size_t k);
@@ -110,8 +133,24 @@ std::vector<uint8_t> guarded_mask(const index::Level0Graph& graph, uint32_t entr
                                   const std::vector<float>& keep_prob, size_t min_degree,
                                   size_t* restored = nullptr);
 
+/// How searches used each edge of a graph (PruningEnv::usage), counted over a query set.
+struct EdgeUsage {
+  std::vector<uint32_t> evaluated;  ///< times the edge cost a distance computation
+  std::vector<uint32_t> useful;     ///< searches in which it lay on the path to a true
+                                    ///< neighbour found
+};
+
+/// Where an edge of a candidate pool came from (bits of edge_features()'s `sources`).
+enum EdgeSource : uint8_t {
+  kFromWarmStart = 1,   ///< the non-learned graph at the compared degree (the warm start)
+  kFromWide = 2,        ///< a wider non-learned graph
+  kFromNearest = 4,     ///< the nearest neighbours
+  kFromNavigation = 8,  ///< a navigation edge (where a training search missed a neighbour)
+};
+inline constexpr size_t kEdgeSources = 4;
+
 /// Number of per-edge features edge_features() computes.
-inline constexpr size_t kEdgeFeatures = 7;
+inline constexpr size_t kEdgeFeatures = 9 + kEdgeSources;
 
 /**
  * Query-independent features of every edge u->v of `graph` (kEdgeFeatures per edge, edge-major),
@@ -124,11 +163,17 @@ inline constexpr size_t kEdgeFeatures = 7;
  *  4. occluders: the share of those nearer w with d(w, v) < d(u, v) (the HNSW heuristic keeps v
  *     only when there is none);
  *  5. 1 when the reverse edge v->u is in the graph;
- *  6. v's in-degree / mean in-degree.
- * These let a small MLP express the non-learned rules, and the agent learn where to depart from
- * them.
+ *  6. v's in-degree / mean in-degree;
+ *  7. log(1 + times training searches computed v's distance through this edge) (usage);
+ *  8. the share of those on the path to a true neighbour found: (useful + 1) / (evaluated + 2);
+ *  9-12. the EdgeSource bits of `sources` (one per edge): which non-learned graphs hold it.
+ * These let a small MLP express the non-learned rules and what searches on the data need, and
+ * the agent learn where to depart from them. Without `usage`, 7 and 8 are 0; without `sources`
+ * (empty), 9-12.
  */
-std::vector<float> edge_features(const index::HnswIndex& index, const index::Level0Graph& graph);
+std::vector<float> edge_features(const index::HnswIndex& index, const index::Level0Graph& graph,
+                                 const EdgeUsage* usage = nullptr,
+                                 const std::vector<uint8_t>& sources = {});
 
 /// reward = recall@k x max(max_dcs - DCS, 1) (the paper's reward).
 double episode_reward(double recall, uint64_t dcs, uint64_t max_dcs);
@@ -156,20 +201,39 @@ class PruningEnv {
    * @param sample     false: keep exactly the edges with keep_prob > 0.5 (the final graph)
    * @param seed       seeds this episode's generator (same seed, same episode)
    * @param ef         beam width of this episode (0: the configured ef)
-   * @param held_out   a vertex the search treats as absent (leave-one-out queries)
+   * @param start      where the search starts, and a vertex it treats as absent
    */
   Episode run(const float* query, const uint32_t* true_knn, const std::vector<float>& keep_prob,
-              bool sample, uint64_t seed, size_t ef = 0, uint32_t held_out = kNoSlot) const;
+              bool sample, uint64_t seed, size_t ef = 0, const QueryStart& start = {}) const;
 
   /// Episodes for every query (OpenMP), query i seeded with seed + i.
   std::vector<Episode> run_batch(const QuerySet& queries, const std::vector<float>& keep_prob,
                                  bool sample, uint64_t seed, size_t ef = 0) const;
+
+  /**
+   * How greedy searches (edges with keep_prob > 0.5) for `queries` at beam width `ef` (0: the
+   * configured one) use each edge: an edge is evaluated when expanding its source computes its
+   * target's distance, useful when it is on the path (the edges that first reached each vertex)
+   * from the entry to a true neighbour the search found.
+   */
+  EdgeUsage usage(const QuerySet& queries, const std::vector<float>& keep_prob,
+                  size_t ef = 0) const;
 
   /// Mean recall and DCS of greedy searches (edges with keep_prob > 0.5) at each beam width.
   std::vector<CurvePoint> curve(const QuerySet& queries, const std::vector<float>& keep_prob,
                                 const std::vector<size_t>& efs) const;
 
  private:
+  /// What a search did beyond its episode, for usage(): every edge evaluated, and the edge (and
+  /// its source) that first reached each visited vertex.
+  struct Trace {
+    std::vector<uint32_t> evaluated;
+    std::vector<std::array<uint32_t, 3>> reached;  ///< (vertex, edge, source)
+  };
+  Episode run_traced(const float* query, const uint32_t* true_knn,
+                     const std::vector<float>& keep_prob, bool sample, uint64_t seed, size_t ef,
+                     const QueryStart& start, Trace* trace) const;
+
   const index::HnswIndex& index_;
   index::Level0Graph graph_;
   uint32_t entry_;

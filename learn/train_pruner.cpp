@@ -10,6 +10,7 @@
 #include "index/dataset.h"
 #include "index/error.h"
 #include "index/graph_index.h"
+#include "index/vamana.h"
 #include "index/vector_io.h"
 #include "learn/checkpoint.h"
 #include "learn/torch_runtime.h"
@@ -68,19 +69,21 @@ struct BestGraph {
 /// environment, and the TRPO loop that validates every few steps.
 class PrunerJob {
  public:
-  /// Draws the queries and calibrates the environment (setup() is then known).
+  /// Draws the queries (entered as o.entry says), builds the pool for "pool", and calibrates the
+  /// environment.
   PrunerJob(const index::HnswIndex& h, const TrainPrunerOptions& o, const QuerySource& queries);
 
-  const PrunerSetup& setup() const { return setup_; }
   const index::Level0Graph& initial() const { return initial_; }
 
-  /// Trains from `resume` (or from scratch), telling `observer`; fills result's steps, best step
-  /// and learnt DCS, and returns the best validated mask.
+  /// Trains from `resume` (or from scratch), telling `observer`; fills result's set-up, steps,
+  /// best step and learnt DCS, and returns the best validated mask.
   std::vector<uint8_t> train(const PrunerObserver& observer, const PrunerCheckpoint* resume,
                              TrainPrunerResult* result) const;
 
  private:
   void draw_queries(const QuerySource& queries);
+  /// initial "pool": replaces the initial graph by the pool and sets the warm start (warm_).
+  void build_pool();
   void calibrate();
   BestGraph initial_best(const PrunerCheckpoint* resume) const;
   /// The guarded graph of policy `p`: its DCS at the target recall over the sweep.
@@ -89,9 +92,11 @@ class PrunerJob {
 
   const index::HnswIndex& h_;
   const TrainPrunerOptions& o_;
-  const index::Level0Graph initial_;
+  index::Level0Graph initial_;
   const uint32_t entry_;
   const std::vector<size_t> sweep_;
+  std::vector<uint8_t> warm_;     ///< "pool": the warm-start graph's edges; else empty
+  std::vector<uint8_t> sources_;  ///< "pool": EdgeSource bits per edge; else empty
   QuerySet train_q_, val_q_;
   EnvConfig env_cfg_;
   PrunerSetup setup_;
@@ -106,6 +111,14 @@ PrunerJob::PrunerJob(const index::HnswIndex& h, const TrainPrunerOptions& o,
       sweep_(default_ef_sweep(o.env.k)),
       env_cfg_(o.env) {
   draw_queries(queries);
+  if (o.entry == "hnsw") {
+    enter_through_upper_levels(train_q_, h_);
+    enter_through_upper_levels(val_q_, h_);
+  }
+  if (o.initial == "pool") build_pool();
+  setup_.vertices = initial_.num_vertices();
+  setup_.edges = initial_.num_edges();
+  setup_.initial_degree = static_cast<double>(initial_.num_edges()) / initial_.num_vertices();
   calibrate();
 }
 
@@ -119,20 +132,108 @@ void PrunerJob::draw_queries(const QuerySource& queries) {
   setup_.query_source = source;
   setup_.train_queries = train_q_.size();
   setup_.val_queries = val_q_.size();
-  setup_.vertices = initial_.num_vertices();
-  setup_.edges = initial_.num_edges();
-  setup_.initial_degree = static_cast<double>(initial_.num_edges()) / initial_.num_vertices();
+}
+
+/// A graph in CSR form from per-slot lists.
+index::Level0Graph to_csr(const std::vector<index::label_t>& labels,
+                          const std::vector<std::vector<uint32_t>>& lists) {
+  index::Level0Graph g;
+  g.labels = labels;
+  g.offsets.assign(1, 0);
+  for (const auto& l : lists) {
+    g.neighbors.insert(g.neighbors.end(), l.begin(), l.end());
+    g.offsets.push_back(g.neighbors.size());
+  }
+  return g;
+}
+
+void PrunerJob::build_pool() {
+  const size_t n = initial_.num_vertices(), cap = 2 * h_.params().M;
+  const size_t D = static_cast<size_t>(std::lround(pool_degree(o_)));
+  const uint64_t seed = o_.trainer.seed + 200;
+  // The warm start: Vamana at the compared degree, over the same vectors and entry.
+  const std::vector<std::vector<uint32_t>> narrow = index::vamana_lists(
+      h_, index::random_lists(n, D, seed), entry_, D, std::max<size_t>(100, D), o_.alpha, seed);
+  const std::vector<std::vector<uint32_t>> near =
+      index::knn_lists(h_, D, std::max<size_t>(2 * D, 128));
+  // Navigation edges: where a training search on the narrow graph (at beam width k) ended
+  // without a true neighbour t, the edge from the result nearest to t to t.
+  std::vector<std::vector<uint32_t>> nav(n);
+  {
+    EnvConfig cfg = o_.env;
+    cfg.ef = cfg.k;
+    cfg.max_dcs = 0;
+    const index::Level0Graph g = to_csr(initial_.labels, narrow);
+    const PruningEnv env(h_, g, entry_, cfg);
+    const std::vector<Episode> eps =
+        env.run_batch(train_q_, std::vector<float>(g.num_edges(), 1.0f), false, 0);
+    for (size_t i = 0; i < eps.size(); ++i) {
+      const std::vector<uint32_t>& found = eps[i].result;
+      if (found.empty()) continue;
+      for (size_t j = 0; j < cfg.k; ++j) {
+        const uint32_t t = train_q_.knn[i * cfg.k + j];
+        if (std::find(found.begin(), found.end(), t) != found.end()) continue;
+        uint32_t from = found[0];
+        for (uint32_t r : found) {
+          if (h_.distance_between(r, t) < h_.distance_between(from, t)) from = r;
+        }
+        if (from != t) nav[from].push_back(t);
+      }
+    }
+  }
+  // The pool: the narrow graph's edges first (the warm start), then the wide graph's (the
+  // initial graph built so far), the nearest and the navigation edges, at most 2M per vertex.
+  std::vector<std::vector<uint32_t>> lists(n);
+  warm_.clear();
+  sources_.clear();
+  std::vector<uint8_t> from;
+  for (size_t v = 0; v < n; ++v) {
+    if (initial_.labels[v] == index::kNoLabel) continue;
+    std::vector<uint32_t>& l = lists[v];
+    from.clear();
+    auto add = [&](uint32_t u, uint8_t source) {
+      if (u == v) return;
+      const auto at = std::find(l.begin(), l.end(), u);
+      if (at != l.end()) {
+        from[at - l.begin()] |= source;
+      } else if (l.size() < cap) {
+        l.push_back(u);
+        from.push_back(source);
+      }
+    };
+    for (uint32_t u : narrow[v]) add(u, kFromWarmStart);
+    for (uint64_t j = initial_.offsets[v]; j < initial_.offsets[v + 1]; ++j) {
+      add(initial_.neighbors[j], kFromWide);
+    }
+    for (uint32_t u : near[v]) add(u, kFromNearest);
+    for (uint32_t u : nav[v]) add(u, kFromNavigation);
+    for (uint8_t f : from) {
+      warm_.push_back(f & kFromWarmStart ? 1 : 0);
+      sources_.push_back(f);
+    }
+  }
+  initial_ = to_csr(initial_.labels, lists);
 }
 
 void PrunerJob::calibrate() {
   // The initial graph's recall/DCS curve on the validation queries: where it reaches the target,
   // the training beam width (default: the first sweep point at the target) and the reward budget.
+  // With a warm start, the training beam width and the reward are calibrated on it instead.
   const std::vector<float> all_edges(initial_.num_edges(), 1.0f);
   EnvConfig probe_cfg = env_cfg_;
   probe_cfg.ef = std::max(env_cfg_.k, env_cfg_.ef);
   PruningEnv probe(h_, initial_, entry_, probe_cfg);
-  const std::vector<CurvePoint> initial_curve = probe.curve(val_q_, all_edges, sweep_);
-  setup_.initial_dcs_at_target = dcs_at_recall(initial_curve, o_.target_recall);
+  setup_.initial_dcs_at_target =
+      dcs_at_recall(probe.curve(val_q_, all_edges, sweep_), o_.target_recall);
+  const std::vector<float> start =
+      warm_.empty() ? all_edges : std::vector<float>(warm_.begin(), warm_.end());
+  const std::vector<CurvePoint> initial_curve = probe.curve(val_q_, start, sweep_);
+  if (!warm_.empty()) {
+    setup_.warm_dcs_at_target = dcs_at_recall(initial_curve, o_.target_recall);
+    size_t kept = 0;
+    for (uint8_t w : warm_) kept += w;
+    setup_.warm_degree = static_cast<double>(kept) / initial_.num_vertices();
+  }
   if (!env_cfg_.ef) {
     env_cfg_.ef = sweep_.back();
     for (const CurvePoint& pt : initial_curve) {
@@ -144,7 +245,7 @@ void PrunerJob::calibrate() {
   }
   if (!env_cfg_.max_dcs) {
     const size_t ef2 = env_cfg_.ef + std::max<size_t>(env_cfg_.ef / 2, 1);
-    const auto ab = probe.curve(val_q_, all_edges, {env_cfg_.ef, ef2});
+    const auto ab = probe.curve(val_q_, start, {env_cfg_.ef, ef2});
     setup_.flat_budget = flat_reward_budget(ab[0], ab[1]);
     env_cfg_.max_dcs = static_cast<uint64_t>(
         std::llround(ab[0].dcs + o_.budget * (setup_.flat_budget - ab[0].dcs)));
@@ -159,6 +260,7 @@ BestGraph PrunerJob::initial_best(const PrunerCheckpoint* resume) const {
                     resume->best_mask.size(), " edges, the initial graph ", initial_.num_edges());
     return {resume->best_dcs_at_target, resume->best_mask, resume->best_step};
   }
+  if (!warm_.empty()) return {setup_.warm_dcs_at_target, warm_, 0};
   return {setup_.initial_dcs_at_target, std::vector<uint8_t>(initial_.num_edges(), 1), 0};
 }
 
@@ -173,10 +275,17 @@ std::vector<uint8_t> PrunerJob::train(const PrunerObserver& observer,
                                       const PrunerCheckpoint* resume,
                                       TrainPrunerResult* result) const {
   PruningEnv env(h_, initial_, entry_, env_cfg_);
-  PruningTrainer trainer(env, train_q_, o_.trainer);
-  if (resume) trainer.restore(resume->trainer);
+  PrunerConfig trainer_cfg = o_.trainer;
+  if (!warm_.empty() && trainer_cfg.target_degree == 0) trainer_cfg.target_degree = pool_degree(o_);
+  PruningTrainer trainer(env, train_q_, trainer_cfg, sources_);
+  result->setup = setup_;
+  if (resume) {
+    trainer.restore(resume->trainer);
+  } else if (!warm_.empty()) {
+    result->setup.imitation_agreement = trainer.imitate(warm_, o_.imitate_iterations);
+  }
   BestGraph best = initial_best(resume);
-  if (observer.started) observer.started(setup_);
+  if (observer.started) observer.started(result->setup);
   const auto t0 = Clock::now();
   for (size_t s = trainer.steps_done(); s < o_.steps; ++s) {
     const double minutes = std::chrono::duration<double>(Clock::now() - t0).count() / 60;
@@ -216,6 +325,21 @@ void TrainPrunerOptions::validate() const {
   WP_THROW_IF_NOT(target_recall > 0 && target_recall <= 1, "target_recall must be in (0, 1]");
   WP_THROW_IF_NOT(budget > 0 && budget <= 1, "budget must be in (0, 1], got ", budget);
   WP_THROW_IF_NOT(validate_every >= 1, "validate_every must be at least 1, got ", validate_every);
+  WP_THROW_IF_NOT(
+      initial == "hnsw" || initial == "vamana" || initial == "complete" || initial == "pool",
+      "initial must be hnsw, vamana, complete or pool, got '", initial, "'");
+  WP_THROW_IF_NOT(entry == "hnsw" || entry == "medoid", "entry must be hnsw or medoid, got '",
+                  entry, "'");
+  WP_THROW_IF_NOT(degree == 0 || (degree >= 2 && degree <= static_cast<double>(M)),
+                  "degree must be 0 (M / 2) or in 2..M (", M, "), got ", degree);
+  WP_THROW_IF_NOT(alpha >= 1 && alpha <= 4, "alpha must be in 1..4, got ", alpha);
+  WP_THROW_IF_NOT(imitate_iterations >= 0 && imitate_iterations <= 100000,
+                  "imitate_iterations must be in 0..100000, got ", imitate_iterations);
+  trainer.validate();
+}
+
+double pool_degree(const TrainPrunerOptions& o) {
+  return o.degree > 0 ? o.degree : static_cast<double>(o.M) / 2;
 }
 
 std::string PrunerCheckpoint::encode() const {
@@ -253,7 +377,9 @@ PrunedGraph learn_pruned_graph(const index::Matrix& base, const index::label_t* 
   // pruning "none"), or a Vamana graph (alpha 1.2, R = 2M; what `bench` calls vamana-1.2).
   index::HnswParams hnsw;
   index::GraphParams spec;
-  const bool vamana = o.initial == "vamana";
+  // "pool" builds the wide Vamana graph (R = M) it adds the rest to.
+  const bool pool = o.initial == "pool";
+  const bool vamana = o.initial == "vamana" || pool;
   hnsw.M = o.initial == "complete" ? std::max(o.M, base.n / 2) : o.M;
   hnsw.ef_construction = o.ef_construction;
   hnsw.seed = o.trainer.seed + 100;
@@ -261,6 +387,7 @@ PrunedGraph learn_pruned_graph(const index::Matrix& base, const index::label_t* 
       vamana ? index::InitialGraph::kRandom : index::parse_initial_graph(o.initial, "initial");
   spec.pruning = vamana ? index::Pruning::kVamana : index::Pruning::kNone;
   spec.alpha = 1.2f;
+  if (pool) spec.R = o.M;
   spec.entry = index::GraphEntry::kMedoid;
   auto graph_ptr = std::make_unique<index::GraphIndex>(base.d, metric, hnsw, spec);
   index::GraphIndex& graph = *graph_ptr;
@@ -269,19 +396,21 @@ PrunedGraph learn_pruned_graph(const index::Matrix& base, const index::label_t* 
     // what `waypoint bench --build-threads 1` rebuilds for hnsw-l0 and the non-learned prunings,
     // so that they are compared on the very same initial graph.
     // Slot i holds row i (one batch into an empty index).
-    // (Vamana is deterministic at any thread count; its HNSW only stores the vectors.)
+    // (Vamana is deterministic at any thread count; its HNSW gives only the vectors and, with
+    // entry "hnsw", the upper levels every search descends: built with one thread then too.)
     const int threads = omp_get_max_threads();
-    if (!vamana) omp_set_num_threads(1);
+    if (!vamana || o.entry == "hnsw") omp_set_num_threads(1);
     graph.add(index::view(base), ids);
     omp_set_num_threads(threads);
   }
   const PrunerJob job(graph.graph(), o, queries);
   PrunedGraph out;
-  out.result.setup = job.setup();
   const std::vector<uint8_t> best_mask = job.train(observer, resume, &out.result);
 
-  // The learnt graph: the best validated policy's guarded mask (the initial graph if none beat it).
+  // The learnt graph: the best validated policy's guarded mask (the initial graph, or the warm
+  // start, if none beat it), entered as it was trained.
   graph.apply_mask(job.initial(), best_mask);
+  graph.set_entry(o.entry == "hnsw" ? index::GraphEntry::kHnsw : index::GraphEntry::kMedoid);
   out.result.learnt_degree = graph.info().average_degree;
   out.graph = std::move(graph_ptr);
   return out;

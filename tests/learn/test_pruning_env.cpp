@@ -282,3 +282,88 @@ TEST(PruningEnv, EdgeFeaturesMatchADirectComputation) {
   for (size_t j = 0; j < g.num_edges(); ++j) mean_len += x[j * kEdgeFeatures];
   EXPECT_NEAR(mean_len / g.num_edges(), 1.0, 1e-3);  // lengths relative to their mean
 }
+
+// Entered through HNSW's upper levels, the environment's greedy search is the served search of
+// an HNSW without a fixed entry: the same results and the same distance computations, descent
+// included (so that validation reads DCS as `waypoint bench` does).
+TEST(PruningEnv, UpperLevelEntriesGiveTheServedSearchWithItsDescent) {
+  const Fixture& f = fx();
+  const std::unique_ptr<HnswIndex> h = f.index->clone();
+  h->set_fixed_entry(wp::index::kNoLabel);
+  EnvConfig cfg;
+  cfg.ef = 16;
+  PruningEnv env(*h, h->export_level0(), f.entry, cfg);
+  QuerySet qs = query_set(*h, f.ds.query, 10);
+  enter_through_upper_levels(qs, *h);
+  ASSERT_EQ(qs.entry.size(), qs.size());
+  const std::vector<float> all(env.graph().num_edges(), 1.0f);
+  wp::index::SearchParams p;
+  p.ef = 16;
+  size_t other_entries = 0;
+  for (size_t i = 0; i < qs.size(); ++i) {
+    const Episode ep =
+        env.run(qs.x.row(i), qs.knn.data() + i * 10, all, false, 1, 0, qs.start_of(i));
+    label_t labels[10];
+    float dist[10];
+    const auto st = h->search_one(qs.x.row(i), 10, p, labels, dist);
+    for (size_t j = 0; j < 10; ++j) EXPECT_EQ(ep.result[j], labels[j]) << "query " << i;
+    EXPECT_EQ(ep.dcs, st.distance_computations) << "query " << i;
+    EXPECT_GT(qs.entry_dcs[i], 1u);
+    other_entries += qs.entry[i] != f.entry;
+  }
+  EXPECT_GT(other_entries, qs.size() / 2);  // the descent lands near each query
+  // A subset keeps each query's entry.
+  const QuerySet sub = qs.subset({3, 1});
+  EXPECT_EQ(sub.entry[0], qs.entry[3]);
+  EXPECT_EQ(sub.entry_dcs[1], qs.entry_dcs[1]);
+  // A leave-one-out query never enters at its own vertex.
+  QuerySet loo = leave_one_out_queries(*h, 50, 10, 4, f.entry);
+  enter_through_upper_levels(loo, *h);
+  for (size_t i = 0; i < loo.size(); ++i) EXPECT_NE(loo.entry[i], loo.held_out[i]);
+}
+
+// Usage counts: every distance computed through an edge is counted on that edge (their sum is
+// the searches' DCS less their entries), and the edges that first reached each true neighbour
+// found, back to the entry, are counted useful.
+TEST(PruningEnv, UsageCountsEvaluatedEdgesAndThePathsToFoundNeighbours) {
+  const Fixture& f = fx();
+  EnvConfig cfg;
+  cfg.ef = 10;
+  PruningEnv env(*f.index, f.index->export_level0(), f.entry, cfg);
+  const wp::index::Level0Graph& g = env.graph();
+  const QuerySet qs = query_set(*f.index, f.ds.query, 10);
+  const std::vector<float> all(g.num_edges(), 1.0f);
+  const EdgeUsage u = env.usage(qs, all);
+  ASSERT_EQ(u.evaluated.size(), g.num_edges());
+  uint64_t evaluated = 0, dcs = 0, found_other = 0, useful_sum = 0;
+  for (size_t e = 0; e < g.num_edges(); ++e) {
+    EXPECT_LE(u.useful[e], u.evaluated[e]) << "edge " << e;
+    evaluated += u.evaluated[e];
+    useful_sum += u.useful[e];
+  }
+  for (const Episode& ep : env.run_batch(qs, all, false, 0)) {
+    dcs += ep.dcs - 1;
+    for (uint32_t r : ep.result) found_other += r != f.entry;
+  }
+  EXPECT_EQ(evaluated, dcs);
+  // One query alone: each true neighbour found (not the entry) has a useful in-edge.
+  const QuerySet one = qs.slice(7, 1);
+  const EdgeUsage u1 = env.usage(one, all);
+  const Episode ep = env.run(one.x.row(0), one.knn.data(), all, false, 0);
+  size_t checked = 0;
+  for (uint32_t r : ep.result) {
+    if (r == f.entry || std::find(one.knn.begin(), one.knn.end(), r) == one.knn.end()) continue;
+    size_t into = 0;
+    for (size_t e = 0; e < g.num_edges(); ++e) into += g.neighbors[e] == r && u1.useful[e] == 1;
+    EXPECT_EQ(into, 1u) << "vertex " << r;
+    ++checked;
+  }
+  EXPECT_GE(checked, 5u);
+  EXPECT_GE(useful_sum, found_other / 2);  // paths of at least one edge to most results
+  // The features carry the counts.
+  const std::vector<float> x = edge_features(*f.index, g, &u);
+  for (size_t e = 0; e < g.num_edges(); e += 97) {
+    EXPECT_NEAR(x[e * kEdgeFeatures + 7], std::log1p(static_cast<double>(u.evaluated[e])), 1e-5);
+    EXPECT_NEAR(x[e * kEdgeFeatures + 8], (u.useful[e] + 1.0) / (u.evaluated[e] + 2.0), 1e-6);
+  }
+}
