@@ -497,12 +497,22 @@ double PruningTrainer::imitate(const std::vector<uint8_t>& mask, int iterations,
   }
   const torch::Tensor target = torch::from_blob(y.data(), {E}).clone();
   torch::optim::Adam opt(m.net->parameters(), torch::optim::AdamOptions(1e-2));
+  // Mini-batches of edges drawn with the trainer's generator (all of them on a small graph): a
+  // full pass over Fashion-MNIST's 1.7M edges took seconds per iteration.
+  constexpr int64_t kBatch = 1 << 16;
+  std::vector<int64_t> pick(std::min(E, kBatch));
   for (int it = 0; it < iterations; ++it) {
+    if (E <= kBatch) {
+      std::iota(pick.begin(), pick.end(), 0);
+    } else {
+      for (int64_t& e : pick) e = static_cast<int64_t>(m.rng() % static_cast<uint64_t>(E));
+    }
+    const torch::Tensor edges =
+        torch::from_blob(pick.data(), {static_cast<int64_t>(pick.size())}, torch::kLong).clone();
     opt.zero_grad();
-    const torch::Tensor rows = m.vertex_rows();
-    const torch::Tensor logits =
-        m.net->edges(m.net->wu->forward(rows), m.net->wv->forward(rows), m.src, m.dst, m.efeat);
-    const torch::Tensor loss = torch::binary_cross_entropy_with_logits(logits, target);
+    const torch::Tensor logits = m.logits_of(m.batch_of(edges));
+    const torch::Tensor loss =
+        torch::binary_cross_entropy_with_logits(logits, target.index_select(0, edges));
     loss.backward();
     opt.step();
   }

@@ -87,7 +87,7 @@ class PruningTrainer {
 
   /**
    * Warm start: fits the policy to keep the edges of `mask` (a graph one can build without
-   * learning) by `iterations` full-batch Adam steps on the cross-entropy of every edge, with the
+   * learning) by `iterations` Adam steps on the cross-entropy of 65,536 random edges, with the
    * targets smoothed to 1 - smoothing and smoothing: the graph of p > 0.5 is the mask, and
    * training episodes still try the other choice of every edge (a fit to 0 and 1 would freeze
    * them all). Returns the share of edges whose p > 0.5 agrees with the mask.

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 
 #include "engine/learned_index.h"
@@ -71,7 +72,8 @@ class PrunerJob {
  public:
   /// Draws the queries (entered as o.entry says), builds the pool for "pool", and calibrates the
   /// environment.
-  PrunerJob(const index::HnswIndex& h, const TrainPrunerOptions& o, const QuerySource& queries);
+  PrunerJob(const index::HnswIndex& h, const TrainPrunerOptions& o, const QuerySource& queries,
+            Clock::time_point started);
 
   const index::Level0Graph& initial() const { return initial_; }
 
@@ -90,6 +92,7 @@ class PrunerJob {
   double validate(const PruningEnv& env, const std::vector<float>& p, std::vector<uint8_t>* mask,
                   size_t* restored) const;
 
+  const Clock::time_point started_;  ///< when the job began (its set-up time is reported)
   const index::HnswIndex& h_;
   const TrainPrunerOptions& o_;
   index::Level0Graph initial_;
@@ -103,8 +106,9 @@ class PrunerJob {
 };
 
 PrunerJob::PrunerJob(const index::HnswIndex& h, const TrainPrunerOptions& o,
-                     const QuerySource& queries)
-    : h_(h),
+                     const QuerySource& queries, Clock::time_point started)
+    : started_(started),
+      h_(h),
       o_(o),
       initial_(h.export_level0()),
       entry_(h.fixed_entry_slot()),
@@ -151,9 +155,30 @@ void PrunerJob::build_pool() {
   const size_t n = initial_.num_vertices(), cap = 2 * h_.params().M;
   const size_t D = static_cast<size_t>(std::lround(pool_degree(o_)));
   const uint64_t seed = o_.trainer.seed + 200;
-  // The warm start: Vamana at the compared degree, over the same vectors and entry.
-  const std::vector<std::vector<uint32_t>> narrow = index::vamana_lists(
-      h_, index::random_lists(n, D, seed), entry_, D, std::max<size_t>(100, D), o_.alpha, seed);
+  // The warm start: Vamana at the compared degree, over the same vectors and entry, with the
+  // slack given or the one of 1.2, 1.3, 1.4 that needs the fewest DCS on the validation queries.
+  std::vector<std::vector<uint32_t>> narrow;
+  double best = std::numeric_limits<double>::infinity();
+  const std::vector<float> alphas =
+      o_.alpha > 0 ? std::vector<float>{o_.alpha} : std::vector<float>{1.2f, 1.3f, 1.4f};
+  for (const float alpha : alphas) {
+    auto lists = index::vamana_lists(h_, index::random_lists(n, D, seed), entry_, D,
+                                     std::max<size_t>(100, D), alpha, seed);
+    double dcs = 0;
+    if (alphas.size() > 1) {
+      const index::Level0Graph g = to_csr(initial_.labels, lists);
+      EnvConfig cfg = o_.env;
+      cfg.ef = std::max(cfg.k, cfg.ef);
+      const PruningEnv env(h_, g, entry_, cfg);
+      dcs = dcs_at_recall(env.curve(val_q_, std::vector<float>(g.num_edges(), 1.0f), sweep_),
+                          o_.target_recall);
+    }
+    if (narrow.empty() || dcs < best) {
+      narrow = std::move(lists);
+      best = dcs;
+      setup_.warm_alpha = alpha;
+    }
+  }
   const std::vector<std::vector<uint32_t>> near =
       index::knn_lists(h_, D, std::max<size_t>(2 * D, 128));
   // Navigation edges: where a training search on the narrow graph (at beam width k) ended
@@ -181,8 +206,12 @@ void PrunerJob::build_pool() {
       }
     }
   }
-  // The pool: the narrow graph's edges first (the warm start), then the wide graph's (the
-  // initial graph built so far), the nearest and the navigation edges, at most 2M per vertex.
+  // A wider Vamana graph (R = M, alpha 1.2).
+  const std::vector<std::vector<uint32_t>> wide =
+      index::vamana_lists(h_, index::random_lists(n, h_.params().M, seed + 1), entry_,
+                          h_.params().M, std::max<size_t>(100, h_.params().M), 1.2f, seed + 1);
+  // The pool: the narrow graph's edges first (the warm start), then the wide graph's, the
+  // nearest and the navigation edges, at most 2M per vertex.
   std::vector<std::vector<uint32_t>> lists(n);
   warm_.clear();
   sources_.clear();
@@ -202,9 +231,7 @@ void PrunerJob::build_pool() {
       }
     };
     for (uint32_t u : narrow[v]) add(u, kFromWarmStart);
-    for (uint64_t j = initial_.offsets[v]; j < initial_.offsets[v + 1]; ++j) {
-      add(initial_.neighbors[j], kFromWide);
-    }
+    for (uint32_t u : wide[v]) add(u, kFromWide);
     for (uint32_t u : near[v]) add(u, kFromNearest);
     for (uint32_t u : nav[v]) add(u, kFromNavigation);
     for (uint8_t f : from) {
@@ -247,8 +274,9 @@ void PrunerJob::calibrate() {
     const size_t ef2 = env_cfg_.ef + std::max<size_t>(env_cfg_.ef / 2, 1);
     const auto ab = probe.curve(val_q_, start, {env_cfg_.ef, ef2});
     setup_.flat_budget = flat_reward_budget(ab[0], ab[1]);
-    env_cfg_.max_dcs = static_cast<uint64_t>(
-        std::llround(ab[0].dcs + o_.budget * (setup_.flat_budget - ab[0].dcs)));
+    const double budget = o_.budget > 0 ? o_.budget : warm_.empty() ? 0.09 : 1.0;
+    env_cfg_.max_dcs =
+        static_cast<uint64_t>(std::llround(ab[0].dcs + budget * (setup_.flat_budget - ab[0].dcs)));
   }
   setup_.train_ef = env_cfg_.ef;
   setup_.max_dcs = env_cfg_.max_dcs;
@@ -285,6 +313,7 @@ std::vector<uint8_t> PrunerJob::train(const PrunerObserver& observer,
     result->setup.imitation_agreement = trainer.imitate(warm_, o_.imitate_iterations);
   }
   BestGraph best = initial_best(resume);
+  result->setup.seconds = std::chrono::duration<double>(Clock::now() - started_).count();
   if (observer.started) observer.started(result->setup);
   const auto t0 = Clock::now();
   for (size_t s = trainer.steps_done(); s < o_.steps; ++s) {
@@ -323,7 +352,7 @@ std::vector<uint8_t> PrunerJob::train(const PrunerObserver& observer,
 void TrainPrunerOptions::validate() const {
   WP_THROW_IF_NOT(steps >= 1, "steps must be at least 1");
   WP_THROW_IF_NOT(target_recall > 0 && target_recall <= 1, "target_recall must be in (0, 1]");
-  WP_THROW_IF_NOT(budget > 0 && budget <= 1, "budget must be in (0, 1], got ", budget);
+  WP_THROW_IF_NOT(budget >= 0 && budget <= 1, "budget must be in [0, 1] (0: auto), got ", budget);
   WP_THROW_IF_NOT(validate_every >= 1, "validate_every must be at least 1, got ", validate_every);
   WP_THROW_IF_NOT(
       initial == "hnsw" || initial == "vamana" || initial == "complete" || initial == "pool",
@@ -332,14 +361,15 @@ void TrainPrunerOptions::validate() const {
                   entry, "'");
   WP_THROW_IF_NOT(degree == 0 || (degree >= 2 && degree <= static_cast<double>(M)),
                   "degree must be 0 (M / 2) or in 2..M (", M, "), got ", degree);
-  WP_THROW_IF_NOT(alpha >= 1 && alpha <= 4, "alpha must be in 1..4, got ", alpha);
+  WP_THROW_IF_NOT(alpha == 0 || (alpha >= 1 && alpha <= 4),
+                  "alpha must be 0 (chosen from the data) or in 1..4, got ", alpha);
   WP_THROW_IF_NOT(imitate_iterations >= 0 && imitate_iterations <= 100000,
                   "imitate_iterations must be in 0..100000, got ", imitate_iterations);
   trainer.validate();
 }
 
 double pool_degree(const TrainPrunerOptions& o) {
-  return o.degree > 0 ? o.degree : static_cast<double>(o.M) / 2;
+  return o.degree > 0 ? o.degree : static_cast<double>(o.M);
 }
 
 std::string PrunerCheckpoint::encode() const {
@@ -372,22 +402,23 @@ PrunedGraph learn_pruned_graph(const index::Matrix& base, const index::label_t* 
   WP_THROW_IF_NOT(base.n >= 2 * o.env.k + 2, "need at least ", 2 * o.env.k + 2,
                   " vectors to learn a pruned graph, got ", base.n);
   init_torch(o.threads, o.trainer.seed);
+  const auto started = Clock::now();
 
   // The initial graph, entered at the medoid: HNSW level 0 or the complete graph (GraphIndex with
-  // pruning "none"), or a Vamana graph (alpha 1.2, R = 2M; what `bench` calls vamana-1.2).
+  // pruning "none"), or a Vamana graph (alpha 1.2, R = 2M; what `bench` calls vamana-1.2). The
+  // pool starts from HNSW level 0 too: the job replaces it by the pool (Vamana graphs built there
+  // with every thread).
   index::HnswParams hnsw;
   index::GraphParams spec;
-  // "pool" builds the wide Vamana graph (R = M) it adds the rest to.
-  const bool pool = o.initial == "pool";
-  const bool vamana = o.initial == "vamana" || pool;
+  const bool vamana = o.initial == "vamana";
   hnsw.M = o.initial == "complete" ? std::max(o.M, base.n / 2) : o.M;
   hnsw.ef_construction = o.ef_construction;
   hnsw.seed = o.trainer.seed + 100;
-  spec.initial =
-      vamana ? index::InitialGraph::kRandom : index::parse_initial_graph(o.initial, "initial");
+  spec.initial = vamana                ? index::InitialGraph::kRandom
+                 : o.initial == "pool" ? index::InitialGraph::kHnsw
+                                       : index::parse_initial_graph(o.initial, "initial");
   spec.pruning = vamana ? index::Pruning::kVamana : index::Pruning::kNone;
   spec.alpha = 1.2f;
-  if (pool) spec.R = o.M;
   spec.entry = index::GraphEntry::kMedoid;
   auto graph_ptr = std::make_unique<index::GraphIndex>(base.d, metric, hnsw, spec);
   index::GraphIndex& graph = *graph_ptr;
@@ -403,7 +434,7 @@ PrunedGraph learn_pruned_graph(const index::Matrix& base, const index::label_t* 
     graph.add(index::view(base), ids);
     omp_set_num_threads(threads);
   }
-  const PrunerJob job(graph.graph(), o, queries);
+  const PrunerJob job(graph.graph(), o, queries, started);
   PrunedGraph out;
   const std::vector<uint8_t> best_mask = job.train(observer, resume, &out.result);
 

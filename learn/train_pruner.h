@@ -27,7 +27,7 @@ namespace wp::learn {
 
 struct TrainPrunerOptions {
   std::string dataset;           ///< dataset folder (base.fvecs, ...)
-  std::string initial = "hnsw";  ///< "hnsw" (level 0), "vamana" (alpha 1.2, R = 2M),
+  std::string initial = "pool";  ///< "hnsw" (level 0), "vamana" (alpha 1.2, R = 2M),
                                  ///< "complete" (raises M to fit n - 1), or "pool" (below)
   /**
    * "pool": the candidates good graphs are made of, at most 2M per vertex: a Vamana graph at the
@@ -37,8 +37,10 @@ struct TrainPrunerOptions {
    * policy first imitates the narrow graph, which is also the best graph to beat at the start;
    * the degree budget (trainer.target_degree) is `degree`.
    */
-  double degree = 0;             ///< pool: the compared degree (0: M / 2)
-  float alpha = 1.2f;            ///< pool: the warm-start Vamana's slack
+  double degree = 0;  ///< pool: the compared degree (0: M)
+  /// pool: the warm-start Vamana's slack; 0: the best of 1.2, 1.3 and 1.4 on the validation
+  /// queries (DCS at target_recall)
+  float alpha = 0;
   int imitate_iterations = 300;  ///< pool: Adam steps fitting the warm start
   /// Where searches enter the graph while it is trained, validated and served: "hnsw" (HNSW's
   /// upper levels, as `waypoint bench --entry hnsw` and served rl indexes do) or "medoid".
@@ -59,9 +61,11 @@ struct TrainPrunerOptions {
    * budget 1 pays nothing for moving along that curve and, since randomly dropped edges cost
    * more recall than they save, teaches the agent to keep every edge; a small budget pays for
    * trading recall away (the paper's 1.1 x DCS is about 0.01 on SIFT10K). Measured on SIFT10K:
-   * 0.09 (max_dcs 1000) learns a graph with 36% fewer DCS at recall 0.95.
+   * 0.09 (max_dcs 1000) learns a graph with 36% fewer DCS at recall 0.95 than HNSW level 0 at
+   * the medoid. From a warm start ("pool") a small budget only trades recall away along a worse
+   * curve (docs/rl.md). 0: 1 for "pool", 0.09 otherwise.
    */
-  double budget = 0.09;
+  double budget = 0;
   double target_recall = 0.95;  ///< validation keeps the policy with the fewest DCS at this recall
   size_t min_degree = 4;        ///< guard of the served graph (guarded_mask)
   PrunerConfig trainer;
@@ -76,7 +80,7 @@ struct TrainPrunerOptions {
   void validate() const;
 };
 
-/// The degree "pool" compares at: o.degree, or M / 2.
+/// The degree "pool" compares at: o.degree, or M.
 double pool_degree(const TrainPrunerOptions& o);
 
 /// The job's set-up, measured before the first step on the validation queries.
@@ -91,6 +95,8 @@ struct PrunerSetup {
   /// "pool": the warm-start graph's DCS at target recall and degree, and the share of edges on
   /// which the imitating policy agrees with it (0 without a warm start).
   double warm_dcs_at_target = 0, warm_degree = 0, imitation_agreement = 0;
+  float warm_alpha = 0;    ///< its slack (chosen on the validation queries when alpha is 0)
+  double seconds = 0;      ///< the set-up's time: graphs, pool, queries, calibration, imitation
   double flat_budget = 0;  ///< flat_reward_budget at the training ef (0 when max_dcs was given)
 };
 

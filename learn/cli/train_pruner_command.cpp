@@ -165,7 +165,7 @@ learn::TrainPrunerOptions parse_options(Args& args) {
   o.env.ef = args.integer("ef", 0, 0, 10000);
   o.target_recall = args.real("target-recall", 0.95, 1e-6, 1);
   o.min_degree = args.integer("min-degree", 4, 0, 1024);
-  o.budget = args.real("budget", 0.09, 1e-6, 1);
+  o.budget = args.real("budget", 0, 0, 1);
   o.env.k = args.integer("k", 10, 1, 10000);
   o.env.max_dcs = args.integer("max-dcs", 0, 0, 1LL << 40);
   o.steps = args.integer("steps", 50, 1, 1000000);
@@ -179,10 +179,10 @@ learn::TrainPrunerOptions parse_options(Args& args) {
   o.trainer.max_kl = args.real("max-kl", 0.01, 1e-6, 0.5);
   o.trainer.entropy_coef = args.real("entropy", 1e-3, 0, 10);
   o.trainer.seed = args.integer("seed", 0, 0, 1LL << 62);
-  o.initial = args.str("initial", "hnsw");
+  o.initial = args.str("initial", "pool");
   o.entry = args.str("entry", "hnsw");
   o.degree = args.real("degree", 0, 0, 4096);
-  o.alpha = static_cast<float>(args.real("alpha", 1.2, 1, 4));
+  o.alpha = static_cast<float>(args.real("alpha", 0, 0, 4));
   o.imitate_iterations = static_cast<int>(args.integer("imitate", 300, 0, 100000));
   o.trainer.target_degree = args.real("target-degree", 0, 0, 4096);
   o.trainer.degree_step = args.real("degree-step", 0.05, 0, 10);
@@ -217,9 +217,10 @@ int cmd_train_pruner(Args& args) {
     if (s.warm_degree > 0) {
       std::fprintf(stderr,
                    "train-pruner: warm start (Vamana R %.0f, alpha %.2f): degree %.2f, %.1f DCS "
-                   "at the target; the policy agrees with it on %.1f%% of the edges\n",
-                   learn::pool_degree(o), o.alpha, s.warm_degree, s.warm_dcs_at_target,
-                   100 * s.imitation_agreement);
+                   "at the target; the policy agrees with it on %.1f%% of the edges (set-up "
+                   "%.0f s)\n",
+                   learn::pool_degree(o), s.warm_alpha, s.warm_degree, s.warm_dcs_at_target,
+                   100 * s.imitation_agreement, s.seconds);
     }
   };
   observer.step = [&](const learn::PrunerStepRecord& r) {
@@ -259,11 +260,11 @@ int cmd_train_pruner(Args& args) {
 
 const CommandRegistration kTrainPruner(
     {"train-pruner",
-     "--dataset DIR --out FILE [--initial hnsw|vamana|complete|pool] [--M 16]\n"
-     "          [--entry hnsw|medoid] [--degree M/2] [--alpha 1.2] [--imitate 300]\n"
+     "--dataset DIR --out FILE [--initial pool|hnsw|vamana|complete] [--M 16]\n"
+     "          [--entry hnsw|medoid] [--degree M] [--alpha auto] [--imitate 300]\n"
      "          [--target-degree D] [--degree-step 0.05]\n"
      "          [--ef-construction 200] [--ef auto] [--k 10] [--target-recall 0.95]\n"
-     "          [--min-degree 4] [--budget 0.09]\n"
+     "          [--min-degree 4] [--budget auto]\n"
      "          [--steps 50] [--max-minutes N] [--episodes 256] [--train-queries 4000]\n"
      "          [--val-queries 500] [--validate-every 5] [--hidden 32] [--encoder mlp|sage]\n"
      "          [--max-kl 0.01] [--seed 0]\n"

@@ -77,16 +77,18 @@ std::vector<wp::learn::CurvePoint> curve(const wp::index::Index& g,
   return out;
 }
 
-/// A learnt graph and the initial graph it was pruned from.
+/// A learnt graph and the HNSW level 0 its job started from.
 struct LearntVsInitial {
   double learnt_degree = 0, initial_degree = 0;
   size_t learnt_edges = 0, initial_edges = 0, edges_not_in_initial = 0;
   std::vector<wp::learn::CurvePoint> learnt_curve, initial_curve;
 };
 
-/// The learnt graph saved at `index_file` against the initial graph it was pruned from: the job's
-/// own initial graph rebuilt (HNSW level 0 with the collection's m and ef_construct, the job's
-/// seed, one build thread, slot i = the learnt graph's slot i, entered as the learnt graph is).
+/// The learnt graph saved at `index_file` against the graph its job started from: the job's own
+/// HNSW rebuilt (the collection's m and ef_construct, the job's seed, one build thread, slot i =
+/// the learnt graph's slot i) and its level 0 served as the learnt graph is, through the upper
+/// levels: the collection's default index, searched the same way. The job's candidate pool holds
+/// other edges too (Vamana's, the nearest, navigation edges): edges_not_in_initial counts them.
 LearntVsInitial compare_with_initial(const std::string& index_file,
                                      const wp::index::Matrix& queries, size_t M,
                                      size_t ef_construction) {
@@ -120,7 +122,7 @@ LearntVsInitial compare_with_initial(const std::string& index_file,
   c.initial_degree = initial.info().average_degree;
   c.learnt_edges = lg.num_edges();
   c.initial_edges = ig.num_edges();
-  // The learnt graph only drops edges of its initial graph: that this rebuilt one is it.
+  // Slot for slot the same vertices: this rebuilt graph is the job's.
   EXPECT_EQ(ig.labels, lg.labels);
   for (size_t s = 0; s < n && ig.labels == lg.labels; ++s) {
     const std::set<uint32_t> from(ig.neighbors.begin() + ig.offsets[s],
@@ -181,7 +183,7 @@ TEST(LearnedCollection, PutIndexRlTrainsInTheBackgroundServesAndSurvivesARestart
     const double r = recall10(s, ds, n);
     std::printf("recall@10 of the rl collection: %.3f\n", r);
     EXPECT_GE(r, 0.9);
-    // What is served is pruned: fewer edges than its initial graph, and fewer distance
+    // What is served beats the collection's HNSW: fewer edges, and fewer distance
     // computations at equal recall (queries: the 100 digits queries and the 497 base rows the
     // collection does not hold).
     s.engine->collection("d")->save_index();
@@ -193,8 +195,10 @@ TEST(LearnedCollection, PutIndexRlTrainsInTheBackgroundServesAndSurvivesARestart
         compare_with_initial(find_index_file(tmp.file("data")), queries, 8, 64);
     std::printf("degree %.2f learnt vs %.2f initial (%zu vs %zu edges)\n", c.learnt_degree,
                 c.initial_degree, c.learnt_edges, c.initial_edges);
-    EXPECT_EQ(c.edges_not_in_initial, 0u);
-    EXPECT_LT(c.learnt_degree, 0.9 * c.initial_degree);  // measured 6.18 / 9.05 = 0.68
+    // The job's pool (Vamana at degree m, a wider Vamana, the nearest, navigation edges)
+    // reaches beyond HNSW's level 0, under a budget of m edges per vertex.
+    EXPECT_GT(c.edges_not_in_initial, c.learnt_edges / 10);
+    EXPECT_LT(c.learnt_degree, c.initial_degree);  // measured 8.56 / 9.05
     // At the job's target recall 0.95 (the initial graph is above it already at ef = k = 10, so
     // its DCS there are the least it can spend), and at 0.98, inside both sweeps.
     const double at95 = wp::learn::dcs_at_recall(c.learnt_curve, 0.95) /
@@ -202,11 +206,11 @@ TEST(LearnedCollection, PutIndexRlTrainsInTheBackgroundServesAndSurvivesARestart
     const double at98 = wp::learn::dcs_at_recall(c.learnt_curve, 0.98) /
                         wp::learn::dcs_at_recall(c.initial_curve, 0.98);
     std::printf("DCS learnt / initial: %.3f at recall 0.95, %.3f at 0.98\n", at95, at98);
-    // Measured, both entered through HNSW's upper levels: 0.828 at 0.95 and 1.006 at 0.98 (the
-    // job aims at 0.95 and pruned to degree 6.18; entered at the medoid, before the job trained
-    // and served through the upper levels: 0.853 and 0.941 at degree 7.58).
-    EXPECT_LT(at95, 0.9);
-    EXPECT_LT(at98, 1.05);
+    // Measured, both entered through HNSW's upper levels: 0.895 at 0.95 and 0.894 at 0.98. (The
+    // job pruning HNSW level 0 itself, before the pool: 0.828 and 1.006 at degree 6.18; entered at
+    // the medoid: 0.853 and 0.941 at degree 7.58.)
+    EXPECT_LT(at95, 0.95);
+    EXPECT_LT(at98, 0.95);
     // Writes after the swap are linked in and found.
     s.ok("PUT", "/collections/d/points?wait=true",
          {{"points",

@@ -199,9 +199,10 @@ double degree_of(const std::vector<uint8_t>& mask, size_t vertices) {
   return static_cast<double>(std::count(mask.begin(), mask.end(), 1)) / vertices;
 }
 
-/// The learnt graph of the "rl" builder's job (engine/learned_index.h: a collection with m 8,
-/// ef_construct 64, leave-one-out queries) and its initial graph, rebuilt as the job builds it (one
-/// thread, HNSW seed = trainer seed + 100, medoid entry), over the first `n` digits.
+/// The learnt pruning of HNSW level 0 (m 8, ef_construct 64, leave-one-out queries, as the "rl"
+/// builder's job ran before the pool was its default) and that initial graph, rebuilt as the job
+/// builds it (one thread, HNSW seed = trainer seed + 100, medoid entry), over the first `n`
+/// digits.
 struct LearntAndInitial {
   PrunedGraph learnt;
   std::unique_ptr<wp::index::GraphIndex> initial;
@@ -224,6 +225,7 @@ LearntAndInitial learn_on_digits(const wp::index::Dataset& ds, size_t n, size_t 
   o.val_queries = n / 5;
   o.threads = 2;
   o.trainer.seed = seed;
+  o.initial = "hnsw";   // prunes HNSW level 0 (the pool is the default)
   o.entry = "medoid";  // trained, validated and compared from the medoid (see the test)
   LearntAndInitial out;
   out.learnt = learn_pruned_graph(base, ids.data(), Metric::kL2, o);
