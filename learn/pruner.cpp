@@ -322,14 +322,14 @@ std::vector<uint8_t> PruningTrainer::mask() const {
 
 namespace {
 
-/// Per (edge, action), the sum of the batch's normalised advantages (reward minus the query's
-/// moving baseline, standardised over the batch): identical samples are aggregated. Also fills
-/// the batch's mean reward, recall and DCS into `st`.
 /// Summed advantages of keeping and of dropping one edge.
 struct EdgeAdvantage {
   double keep = 0, drop = 0;
 };
 
+/// Per (edge, action), the sum of the batch's normalised advantages (reward minus the query's
+/// moving baseline, standardised over the batch): identical samples are aggregated. Also fills
+/// the batch's mean reward, recall and DCS into `st`.
 std::unordered_map<uint32_t, EdgeAdvantage> aggregate_advantages(
     RewardBaseline& baseline, const std::vector<size_t>& pick, const std::vector<Episode>& episodes,
     StepStats& st) {

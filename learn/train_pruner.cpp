@@ -360,7 +360,7 @@ void TrainPrunerOptions::validate() const {
   WP_THROW_IF_NOT(entry == "hnsw" || entry == "medoid", "entry must be hnsw or medoid, got '",
                   entry, "'");
   WP_THROW_IF_NOT(degree == 0 || (degree >= 2 && degree <= static_cast<double>(M)),
-                  "degree must be 0 (M / 2) or in 2..M (", M, "), got ", degree);
+                  "degree must be 0 (M) or in 2..M (", M, "), got ", degree);
   WP_THROW_IF_NOT(alpha == 0 || (alpha >= 1 && alpha <= 4),
                   "alpha must be 0 (chosen from the data) or in 1..4, got ", alpha);
   WP_THROW_IF_NOT(imitate_iterations >= 0 && imitate_iterations <= 100000,
