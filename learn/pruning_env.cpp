@@ -108,10 +108,7 @@ Episode PruningEnv::run_traced(const float* query, const uint32_t* true_knn,
       visited.insert(v);
       const float dv = dist_(q.data(), index_.slot_vector(v), d);
       ++ep.dcs;
-      if (trace) {
-        trace->evaluated.push_back(static_cast<uint32_t>(e));
-        trace->reached.push_back({v, static_cast<uint32_t>(e), c.id});
-      }
+      if (trace) trace->reached.push_back({v, static_cast<uint32_t>(e), c.id});
       if (top.size() < ef || dv < top.front().distance) {
         frontier.push_back({dv, v});
         std::push_heap(frontier.begin(), frontier.end(), FartherFirst());
@@ -164,14 +161,15 @@ EdgeUsage PruningEnv::usage(const QuerySet& qs, const std::vector<float>& keep_p
     std::vector<uint32_t> path;
 #pragma omp for schedule(dynamic, 16)
     for (int64_t i = 0; i < static_cast<int64_t>(qs.size()); ++i) {
-      trace.evaluated.clear();
       trace.reached.clear();
       const uint32_t* truth = qs.knn.data() + i * cfg_.k;
       const Episode ep =
           run_traced(qs.x.row(i), truth, keep_prob, false, 0, ef, qs.start_of(i), &trace);
-      for (uint32_t e : trace.evaluated) ++mine.evaluated[e];
       parent.clear();
-      for (const auto& r : trace.reached) parent.emplace(r[0], std::make_pair(r[1], r[2]));
+      for (const auto& r : trace.reached) {
+        ++mine.evaluated[r[1]];
+        parent.emplace(r[0], std::make_pair(r[1], r[2]));
+      }
       // Each true neighbour found marks the edges of the path that first reached it (an edge
       // on several such paths counts once per search).
       path.clear();

@@ -224,10 +224,9 @@ class PruningEnv {
                                 const std::vector<size_t>& efs) const;
 
  private:
-  /// What a search did beyond its episode, for usage(): every edge evaluated, and the edge (and
-  /// its source) that first reached each visited vertex.
+  /// What a search did beyond its episode, for usage(): every edge it evaluated, which is the
+  /// edge (and its source) that first reached the vertex it leads to.
   struct Trace {
-    std::vector<uint32_t> evaluated;
     std::vector<std::array<uint32_t, 3>> reached;  ///< (vertex, edge, source)
   };
   Episode run_traced(const float* query, const uint32_t* true_knn,

@@ -199,10 +199,15 @@ void PrunerJob::build_pool() {
         const uint32_t t = train_q_.knn[i * cfg.k + j];
         if (std::find(found.begin(), found.end(), t) != found.end()) continue;
         uint32_t from = found[0];
+        float nearest = std::numeric_limits<float>::max();
         for (uint32_t r : found) {
-          if (h_.distance_between(r, t) < h_.distance_between(from, t)) from = r;
+          const float d = h_.distance_between(r, t);
+          if (d < nearest) {
+            nearest = d;
+            from = r;
+          }
         }
-        if (from != t) nav[from].push_back(t);
+        nav[from].push_back(t);  // t is not among the results: never a self loop
       }
     }
   }

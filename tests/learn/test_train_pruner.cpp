@@ -225,7 +225,7 @@ LearntAndInitial learn_on_digits(const wp::index::Dataset& ds, size_t n, size_t 
   o.val_queries = n / 5;
   o.threads = 2;
   o.trainer.seed = seed;
-  o.initial = "hnsw";   // prunes HNSW level 0 (the pool is the default)
+  o.initial = "hnsw";  // prunes HNSW level 0 (the pool is the default)
   o.entry = "medoid";  // trained, validated and compared from the medoid (see the test)
   LearntAndInitial out;
   out.learnt = learn_pruned_graph(base, ids.data(), Metric::kL2, o);
