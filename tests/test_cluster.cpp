@@ -646,16 +646,20 @@ json vector_of(uint64_t id) {
 }
 
 /// Whether every replica of every shard is active, as node `n` sees the collection.
-bool all_active(const ServerProcess& n, const std::string& collection) {
+/// Whether node `n` sees every replica of the collection active, and at least `replicas` of them
+/// (a node other than the one that changed the map may not have seen the change yet).
+bool all_active(const ServerProcess& n, const std::string& collection, size_t replicas = 0) {
   Client c(n.port());
   auto [status, r] = c.call(bhttp::verb::get, "/collections/" + collection + "/cluster");
   if (status != 200) return false;
+  size_t seen = 0;
   for (const char* part : {"local_shards", "remote_shards"}) {
     for (const json& s : r["result"][part]) {
       if (s["state"] != "Active") return false;
+      ++seen;
     }
   }
-  return true;
+  return seen >= replicas;
 }
 
 }  // namespace
@@ -1031,7 +1035,7 @@ TEST_F(Cluster, ANewReplicaCopiesASnapshotWhenThePrimarysLogDoesNotReachBack) {
       c2.call(bhttp::verb::post, "/collections/s/cluster",
               {{"replicate_shard", {{"shard_id", 0}, {"from_peer_id", 1}, {"to_peer_id", 2}}}});
   ASSERT_EQ(rep, 200u) << rr.dump();
-  ASSERT_TRUE(eventually([&] { return all_active(*n1, "s"); }, seconds(30)));
+  ASSERT_TRUE(eventually([&] { return all_active(*n1, "s", 2); }, seconds(30)));
   for (Client* c : {&c1, &c2}) {
     const json info = c->call(bhttp::verb::get, "/collections/" + local, nullptr, true).second;
     EXPECT_EQ(info["result"]["points_count"], 300) << info.dump();
