@@ -3,6 +3,8 @@
 #include <map>
 #include <mutex>
 
+#include "engine/learn_module.h"
+
 namespace wp::engine {
 
 namespace {
@@ -21,10 +23,17 @@ void register_learned_builder(const std::string& type, LearnedBuilder builder) {
   registry()[type] = std::move(builder);
 }
 
-const LearnedBuilder* learned_builder(const std::string& type) {
+namespace {
+const LearnedBuilder* find_builder(const std::string& type) {
   std::lock_guard<std::mutex> g(registry_mu());
   auto it = registry().find(type);
   return it == registry().end() ? nullptr : &it->second;  // entries are never erased
+}
+}  // namespace
+
+const LearnedBuilder* learned_builder(const std::string& type) {
+  if (const LearnedBuilder* b = find_builder(type)) return b;
+  return load_learn_module() ? find_builder(type) : nullptr;  // the module registers its types
 }
 
 }  // namespace wp::engine

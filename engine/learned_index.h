@@ -2,8 +2,9 @@
 /**
  * @file learned_index.h
  * Index types whose build needs learn/ (LibTorch): the engine knows them only through a builder
- * registered at start-up by the binary that links learn/ (`waypoint` built with
- * WAYPOINT_WITH_TORCH), so that engine/ and http/ never depend on LibTorch. Without a registered
+ * that learn/ registers: the learn module does when it is loaded (learn_module.h; `waypoint` built
+ * with WAYPOINT_WITH_TORCH loads it the first time such a type is asked for), a test binary that
+ * links learn/ calls its register function. engine/ and http/ never depend on LibTorch. Without a
  * builder the type is refused with a clear error.
  */
 #include <functional>
@@ -48,7 +49,8 @@ using LearnedBuilder = std::function<std::unique_ptr<index::Index>(const Learned
 
 /// Registers (or replaces) the builder of `type`; call before serving.
 void register_learned_builder(const std::string& type, LearnedBuilder builder);
-/// The builder of `type`, or nullptr when none is registered.
+/// The builder of `type` (the learn module loaded first when none is registered and one is set),
+/// or nullptr.
 const LearnedBuilder* learned_builder(const std::string& type);
 
 }  // namespace wp::engine

@@ -6,6 +6,7 @@
 #include <random>
 #include <set>
 
+#include "engine/learn_module.h"
 #include "index/error.h"
 
 namespace wp::engine::tune {
@@ -147,11 +148,18 @@ void register_strategy(const std::string& name, StrategyFactory factory) {
   registry()[name] = std::move(factory);
 }
 
-const StrategyFactory* strategy(const std::string& name) {
+namespace {
+const StrategyFactory* find_strategy(const std::string& name) {
   std::lock_guard<std::mutex> g(registry_mu);
   auto& r = registry();
   auto it = r.find(name);
   return it == r.end() ? nullptr : &it->second;
+}
+}  // namespace
+
+const StrategyFactory* strategy(const std::string& name) {
+  if (const StrategyFactory* f = find_strategy(name)) return f;
+  return load_learn_module() ? find_strategy(name) : nullptr;  // "controller" is the module's
 }
 
 std::vector<StrategyResult> run_strategies(

@@ -30,7 +30,8 @@ using StrategyFactory = std::function<std::unique_ptr<Strategy>(const Space&, ui
 
 /// Registers (or replaces) a strategy; "random" and "coordinate" are built in.
 void register_strategy(const std::string& name, StrategyFactory factory);
-/// The factory of `name`, or nullptr.
+/// The factory of `name` (the learn module loaded first when none is registered and one is set,
+/// learn_module.h), or nullptr.
 const StrategyFactory* strategy(const std::string& name);
 
 struct TuneOptions {

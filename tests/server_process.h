@@ -38,6 +38,7 @@ class ServerProcess {
     if (out_) fclose(out_);
   }
   uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   /// What the server printed up to and including its "listening on" line.
   const std::string& startup() const { return startup_; }
   /// Sends `sig` without waiting.

@@ -51,13 +51,26 @@ std::vector<Command> commands() {
   return out;
 }
 
-int run_main(int argc, char** argv) {
+int run_main(int argc, char** argv, bool (*load_modules)()) {
+  // A module that cannot be loaded leaves its commands out of the help, and says why.
+  auto load = [&] {
+    try {
+      if (load_modules) load_modules();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "waypoint: %s\n", e.what());
+    }
+  };
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
+    load();
     std::fputs(help_text().c_str(), argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   const std::string name = argv[1];
   auto it = table().find(name);
+  if (it == table().end()) {
+    load();
+    it = table().find(name);
+  }
   if (it == table().end()) {
     std::fprintf(stderr, "waypoint: unknown command '%s'\n\n%s", name.c_str(), help_text().c_str());
     return 2;

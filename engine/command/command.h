@@ -8,7 +8,8 @@
  * command file registers its commands here through a static CommandRegistration, and is compiled
  * into an OBJECT library that only the executable links, so a command is in the binary exactly
  * when its module is built (WAYPOINT_WITH_TORCH=OFF leaves learn's out) and no module includes a
- * higher one's headers: `main` knows the table only.
+ * higher one's headers: `main` knows the table only. learn's commands are in the learn module,
+ * which registers them when it is loaded (run_main's `load_modules`).
  */
 #include <set>
 #include <string>
@@ -47,8 +48,10 @@ std::vector<Command> commands();
 /**
  * The `waypoint` entry point: `waypoint <command> [options]`, `waypoint help`. Dispatches
  * through the table; a UserError exits with status 2 and its message, any other exception with
- * status 1.
+ * status 1. `load_modules`, when given, loads the modules whose commands register on loading
+ * (learn's, engine/learn_module.h): called before the help is printed and when a command is not
+ * in the table.
  */
-int run_main(int argc, char** argv);
+int run_main(int argc, char** argv, bool (*load_modules)() = nullptr);
 
 }  // namespace wp::cli
