@@ -5,6 +5,7 @@
 #include "index/flat_index.h"
 #include "index/graph_index.h"
 #include "index/hnsw_index.h"
+#include "index/vamana.h"
 
 namespace wp::index {
 
@@ -46,6 +47,10 @@ void validate_hnsw(const IndexSpec& s) {
 void validate_graph(const IndexSpec& s) {
   s.hnsw.validate();
   s.graph_params().validate(s.hnsw);
+  if (s.graph_params().pruning == Pruning::kRobust ||
+      s.graph_params().pruning == Pruning::kVamana) {
+    check_prune_alpha(s.metric, s.graph_params().alpha);
+  }
 }
 void validate_lsh(const IndexSpec& s) {
   s.hnsw.validate();

@@ -61,11 +61,13 @@ void select_neighbors_heuristic(std::vector<Candidate>& candidates, size_t max_d
  * long-range edges), then, while fewer than max_degree are kept, a pass at `alpha` over the
  * remaining candidates, checked against everything kept so far. Without the first pass a small
  * max_degree fills up with near neighbours only and the graph falls apart into clusters.
- * Arguments as select_neighbors_heuristic; `out` ends nearest first.
+ * Arguments as select_neighbors_heuristic; `out` ends nearest first. The alpha pass compares
+ * distances shifted by `shift` (vamana.h's prune_rule: 1 for cosine's -cos distances).
  */
 template <typename DistBetween>
 void select_neighbors_robust(std::vector<Candidate>& candidates, size_t max_degree, float alpha,
-                             DistBetween&& dist_between, std::vector<Candidate>& out) {
+                             DistBetween&& dist_between, std::vector<Candidate>& out,
+                             float shift = 0.0f) {
   select_neighbors_heuristic(candidates, max_degree, 1.0f, dist_between, out);
   if (alpha <= 1.0f || out.size() >= max_degree) return;
   const size_t first = out.size();
@@ -73,7 +75,7 @@ void select_neighbors_robust(std::vector<Candidate>& candidates, size_t max_degr
     if (out.size() >= max_degree) break;
     bool keep = true;
     for (const Candidate& r : out) {
-      if (r.id == c.id || alpha * dist_between(c.id, r.id) <= c.distance) {
+      if (r.id == c.id || alpha * (dist_between(c.id, r.id) + shift) <= c.distance + shift) {
         keep = false;
         break;
       }

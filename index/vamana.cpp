@@ -54,12 +54,17 @@ std::vector<std::vector<uint32_t>> knn_lists(const HnswIndex& index, size_t K, s
   return lists;
 }
 
+void check_prune_alpha(Metric metric, float alpha) {
+  WP_THROW_IF_NOT(alpha == 1.0f || metric != Metric::kInnerProduct, "alpha ", alpha,
+                  ": a slack above 1 is defined for l2 and cosine distances, not inner product "
+                  "(alpha 1 is the HNSW heuristic)");
+}
+
 std::vector<std::vector<uint32_t>> prune_lists(const HnswIndex& index,
                                                const std::vector<std::vector<uint32_t>>& lists,
                                                size_t R, float alpha) {
-  const float a = prune_alpha(index.metric(), alpha);
-  WP_THROW_IF_NOT(alpha == 1.0f || index.metric() == Metric::kL2,
-                  "alpha > 1 is defined for l2 distances only");
+  check_prune_alpha(index.metric(), alpha);
+  const PruneRule rule = prune_rule(index.metric(), alpha);
   std::vector<std::vector<uint32_t>> out(lists.size());
 #pragma omp parallel
   {
@@ -69,7 +74,8 @@ std::vector<std::vector<uint32_t>> prune_lists(const HnswIndex& index,
       cands.clear();
       for (uint32_t v : lists[s]) cands.push_back({index.distance_between(s, v), v});
       select_neighbors_robust(
-          cands, R, a, [&](uint32_t x, uint32_t y) { return index.distance_between(x, y); }, kept);
+          cands, R, rule.alpha,
+          [&](uint32_t x, uint32_t y) { return index.distance_between(x, y); }, kept, rule.shift);
       for (const Candidate& c : kept) out[s].push_back(c.id);
     }
   }
@@ -85,7 +91,8 @@ std::vector<std::vector<uint32_t>> add_reverse_edges(
   for (uint32_t s = 0; s < lists.size(); ++s) {
     for (uint32_t v : lists[s]) out[v].push_back(s);
   }
-  const float a = prune_alpha(index.metric(), alpha);
+  check_prune_alpha(index.metric(), alpha);
+  const PruneRule rule = prune_rule(index.metric(), alpha);
 #pragma omp parallel
   {
     std::vector<Candidate> cands, kept;
@@ -99,8 +106,8 @@ std::vector<std::vector<uint32_t>> add_reverse_edges(
       for (uint32_t v : l) cands.push_back({index.distance_between(s, v), v});
       if (prune) {
         select_neighbors_robust(
-            cands, R, a, [&](uint32_t x, uint32_t y) { return index.distance_between(x, y); },
-            kept);
+            cands, R, rule.alpha,
+            [&](uint32_t x, uint32_t y) { return index.distance_between(x, y); }, kept, rule.shift);
       } else {
         // Forward edges first (the list's own choice), then the nearest reverse edges.
         std::vector<Candidate> reverse;
@@ -194,7 +201,7 @@ namespace {
 /// expanded, p itself excluded; the new lists go to fresh[i - b0].
 void prune_batch(const HnswIndex& index, const std::vector<std::vector<uint32_t>>& lists,
                  const std::vector<uint32_t>& order, size_t b0, size_t b1, uint32_t start, size_t R,
-                 size_t L, float a, std::vector<std::vector<uint32_t>>& fresh) {
+                 size_t L, PruneRule rule, std::vector<std::vector<uint32_t>>& fresh) {
   auto between = [&](uint32_t x, uint32_t y) { return index.distance_between(x, y); };
 #pragma omp parallel
   {
@@ -217,7 +224,7 @@ void prune_batch(const HnswIndex& index, const std::vector<std::vector<uint32_t>
       cands.erase(std::unique(cands.begin(), cands.end(),
                               [](const Candidate& x, const Candidate& y) { return x.id == y.id; }),
                   cands.end());
-      select_neighbors_robust(cands, R, a, between, kept);
+      select_neighbors_robust(cands, R, rule.alpha, between, kept, rule.shift);
       auto& out = fresh[i - b0];
       out.clear();
       for (const Candidate& c : kept) out.push_back(c.id);
@@ -229,7 +236,7 @@ void prune_batch(const HnswIndex& index, const std::vector<std::vector<uint32_t>
 /// j); a list over R is cut back by RobustPrune.
 void add_batch_reverse_edges(const HnswIndex& index, std::vector<std::vector<uint32_t>>& lists,
                              std::vector<std::vector<uint32_t>>& incoming,
-                             const std::vector<uint32_t>& touched, size_t R, float a) {
+                             const std::vector<uint32_t>& touched, size_t R, PruneRule rule) {
   auto between = [&](uint32_t x, uint32_t y) { return index.distance_between(x, y); };
 #pragma omp parallel
   {
@@ -245,7 +252,7 @@ void add_batch_reverse_edges(const HnswIndex& index, std::vector<std::vector<uin
       if (l.size() <= R) continue;
       cands.clear();
       for (uint32_t v : l) cands.push_back({index.distance_between(j, v), v});
-      select_neighbors_robust(cands, R, a, between, kept);
+      select_neighbors_robust(cands, R, rule.alpha, between, kept, rule.shift);
       l.clear();
       for (const Candidate& c : kept) l.push_back(c.id);
     }
@@ -258,8 +265,7 @@ std::vector<std::vector<uint32_t>> vamana_lists(const HnswIndex& index,
                                                 std::vector<std::vector<uint32_t>> lists,
                                                 uint32_t start, size_t R, size_t L, float alpha,
                                                 uint64_t seed) {
-  WP_THROW_IF_NOT(alpha == 1.0f || index.metric() == Metric::kL2,
-                  "alpha > 1 is defined for l2 distances only");
+  check_prune_alpha(index.metric(), alpha);
   const size_t n = lists.size();
   std::vector<uint32_t> order(n);
   std::iota(order.begin(), order.end(), 0);
@@ -271,10 +277,10 @@ std::vector<std::vector<uint32_t>> vamana_lists(const HnswIndex& index,
   std::vector<std::vector<uint32_t>> incoming(n);
   std::vector<uint32_t> touched;
   for (const float pass_alpha : {1.0f, alpha}) {
-    const float a = prune_alpha(index.metric(), pass_alpha);
+    const PruneRule rule = prune_rule(index.metric(), pass_alpha);
     for (size_t b0 = 0; b0 < n; b0 += batch) {
       const size_t b1 = std::min(n, b0 + batch);
-      prune_batch(index, lists, order, b0, b1, start, R, L, a, fresh);
+      prune_batch(index, lists, order, b0, b1, start, R, L, rule, fresh);
       touched.clear();
       for (size_t i = b0; i < b1; ++i) {
         const uint32_t p = order[i];
@@ -284,7 +290,7 @@ std::vector<std::vector<uint32_t>> vamana_lists(const HnswIndex& index,
           incoming[j].push_back(p);
         }
       }
-      add_batch_reverse_edges(index, lists, incoming, touched, R, a);
+      add_batch_reverse_edges(index, lists, incoming, touched, R, rule);
     }
   }
   return lists;

@@ -15,11 +15,21 @@
 
 namespace wp::index {
 
-/// RobustPrune's alpha is stated for true distances; ours are squared for l2, so the slack the
-/// rule compares with is alpha^2 there (alpha > 1 is defined for l2 only).
-inline float prune_alpha(Metric metric, float alpha) {
-  return metric == Metric::kL2 ? alpha * alpha : alpha;
+/// The alpha rule in our distances. RobustPrune's alpha is stated for true l2 distances; ours are
+/// squared for l2, so the slack is alpha^2. Cosine's are -cos of unit vectors, and 1 - cos is half
+/// their squared l2 distance: the rule compares the distances shifted by 1 with slack alpha^2, and
+/// alpha means on cosine what it means on l2. Inner product has no such geometry: alpha = 1 only
+/// (the HNSW heuristic), which `check_prune_alpha` enforces.
+struct PruneRule {
+  float alpha;  ///< the slack select_neighbors_robust compares with
+  float shift;  ///< added to every distance it compares
+};
+inline PruneRule prune_rule(Metric metric, float alpha) {
+  if (metric == Metric::kInnerProduct) return {alpha, 0.0f};
+  return {alpha * alpha, metric == Metric::kCosine ? 1.0f : 0.0f};
 }
+/// Throws UserError unless alpha is 1 or the metric is l2 or cosine.
+void check_prune_alpha(Metric metric, float alpha);
 
 /// The K nearest neighbours (slots) of every live vertex, from `index` searched at `ef`.
 std::vector<std::vector<uint32_t>> knn_lists(const HnswIndex& index, size_t K, size_t ef);

@@ -159,8 +159,11 @@ void PrunerJob::build_pool() {
   // slack given or the one of 1.2, 1.3, 1.4 that needs the fewest DCS on the validation queries.
   std::vector<std::vector<uint32_t>> narrow;
   double best = std::numeric_limits<double>::infinity();
-  const std::vector<float> alphas =
-      o_.alpha > 0 ? std::vector<float>{o_.alpha} : std::vector<float>{1.2f, 1.3f, 1.4f};
+  // (Inner product has no slack: alpha 1, vamana.h's prune_rule.)
+  const bool ip = h_.metric() == index::Metric::kInnerProduct;
+  const std::vector<float> alphas = o_.alpha > 0 ? std::vector<float>{o_.alpha}
+                                    : ip         ? std::vector<float>{1.0f}
+                                                 : std::vector<float>{1.2f, 1.3f, 1.4f};
   for (const float alpha : alphas) {
     auto lists = index::vamana_lists(h_, index::random_lists(n, D, seed), entry_, D,
                                      std::max<size_t>(100, D), alpha, seed);
@@ -211,10 +214,10 @@ void PrunerJob::build_pool() {
       }
     }
   }
-  // A wider Vamana graph (R = M, alpha 1.2).
-  const std::vector<std::vector<uint32_t>> wide =
-      index::vamana_lists(h_, index::random_lists(n, h_.params().M, seed + 1), entry_,
-                          h_.params().M, std::max<size_t>(100, h_.params().M), 1.2f, seed + 1);
+  // A wider Vamana graph (R = M, alpha 1.2; 1 for inner product).
+  const std::vector<std::vector<uint32_t>> wide = index::vamana_lists(
+      h_, index::random_lists(n, h_.params().M, seed + 1), entry_, h_.params().M,
+      std::max<size_t>(100, h_.params().M), ip ? 1.0f : 1.2f, seed + 1);
   // The pool: the narrow graph's edges first (the warm start), then the wide graph's, the
   // nearest and the navigation edges, at most 2M per vertex.
   std::vector<std::vector<uint32_t>> lists(n);
@@ -423,7 +426,7 @@ PrunedGraph learn_pruned_graph(const index::Matrix& base, const index::label_t* 
                  : o.initial == "pool" ? index::InitialGraph::kHnsw
                                        : index::parse_initial_graph(o.initial, "initial");
   spec.pruning = vamana ? index::Pruning::kVamana : index::Pruning::kNone;
-  spec.alpha = 1.2f;
+  spec.alpha = metric == index::Metric::kInnerProduct ? 1.0f : 1.2f;
   spec.entry = index::GraphEntry::kMedoid;
   auto graph_ptr = std::make_unique<index::GraphIndex>(base.d, metric, hnsw, spec);
   index::GraphIndex& graph = *graph_ptr;

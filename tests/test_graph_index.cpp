@@ -6,6 +6,7 @@
 #include <numeric>
 #include <random>
 
+#include "index/distance.h"
 #include "index/error.h"
 #include "index/flat_index.h"
 #include "index/graph_index.h"
@@ -92,7 +93,38 @@ TEST(GraphIndex, PruningKeepsTheRuleAndAlphaKeepsMoreEdges) {
   EXPECT_LT(d10, d12);
   EXPECT_LT(d12, d14);
   EXPECT_LE(d14, 32.0);
-  EXPECT_THROW(prune_lists(HnswIndex(4, Metric::kCosine), {}, 8, 1.2f), wp::UserError);
+  EXPECT_THROW(prune_lists(HnswIndex(4, Metric::kInnerProduct), {}, 8, 1.2f), wp::UserError);
+}
+
+// On cosine RobustPrune's alpha means what it means on l2 (vamana.h's prune_rule): cosine's
+// distances (-cos) shifted by 1 are half the squared l2 distances of the unit vectors, so pruning
+// the same lists keeps the same edges as pruning the normalised vectors by l2. (Comparing the
+// unshifted -cos with slack alpha^2 instead keeps different edges in most lists.)
+TEST(GraphIndex, AlphaOnCosineIsAlphaOnTheUnitVectors) {
+  const Dataset ds = wp::test::load_test_data("digits");
+  Matrix unit = ds.base;
+  for (size_t i = 0; i < unit.n; ++i) normalize(unit.row(i), unit.d);
+  HnswIndex cosine(ds.base.d, Metric::kCosine), l2(ds.base.d, Metric::kL2);
+  const auto ids = iota_ids(ds.base.n);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);  // slot i holds row i in both
+  cosine.add(view(ds.base), ids.data());
+  l2.add(view(unit), ids.data());
+  omp_set_num_threads(threads);
+  const IntMatrix exact = exact_knn(unit, unit, 33, Metric::kL2);
+  std::vector<std::vector<uint32_t>> lists(unit.n);
+  for (size_t s = 0; s < unit.n; ++s) {
+    for (size_t j = 0; j < 33; ++j) {
+      const auto v = static_cast<uint32_t>(exact.row(s)[j]);
+      if (v != s && lists[s].size() < 32) lists[s].push_back(v);
+    }
+  }
+  for (const float alpha : {1.0f, 1.2f, 1.4f}) {
+    const auto a = prune_lists(cosine, lists, 16, alpha), b = prune_lists(l2, lists, 16, alpha);
+    size_t same = 0;
+    for (size_t s = 0; s < a.size(); ++s) same += a[s] == b[s];
+    EXPECT_GE(static_cast<double>(same) / a.size(), 0.99) << "alpha " << alpha;
+  }
 }
 
 TEST(GraphIndex, RobustPruneTakesTheHeuristicEdgesFirst) {

@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include <mutex>
+#include <vector>
 
 #include "bench/runner/bench_subject.h"
 #include "index/error.h"
@@ -20,25 +21,45 @@ namespace {
 
 class HnswlibSubject : public BenchSubject {
  public:
-  explicit HnswlibSubject(const GraphBuildParams& p) : p_(p) {
-    WP_THROW_IF_NOT(p.metric == index::Metric::kL2, "hnswlib in the bench is run with l2 only");
-  }
+  // l2: hnswlib's L2Space; ip: its InnerProductSpace; cosine: the InnerProductSpace on vectors
+  // normalised to unit length (base rows as they are added, each query as it comes), as
+  // hnswlib's own Python binding does for space "cosine".
+  explicit HnswlibSubject(const GraphBuildParams& p) : p_(p) {}
   std::string name() const override { return "hnswlib"; }
   void build(const index::Matrix& base, int threads) override {
-    space_ = std::make_unique<hnswlib::L2Space>(base.d);
+    d_ = base.d;
+    if (p_.metric == index::Metric::kL2) {
+      space_ = std::make_unique<hnswlib::L2Space>(base.d);
+    } else {
+      space_ = std::make_unique<hnswlib::InnerProductSpace>(base.d);
+    }
     index_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(space_.get(), base.n, p_.M,
                                                                p_.ef_construction, p_.seed);
-    index_->addPoint(base.row(0), 0);
+    auto add = [&](size_t i) {
+      if (p_.metric != index::Metric::kCosine) {
+        index_->addPoint(base.row(i), static_cast<hnswlib::labeltype>(i));
+        return;
+      }
+      thread_local std::vector<float> unit;
+      unit.resize(base.d);
+      normalise_into(base.row(i), base.d, unit.data());
+      index_->addPoint(unit.data(), static_cast<hnswlib::labeltype>(i));
+    };
+    add(0);
 #pragma omp parallel for schedule(dynamic, 32) num_threads(threads)
-    for (int64_t i = 1; i < static_cast<int64_t>(base.n); ++i) {
-      index_->addPoint(base.row(i), static_cast<hnswlib::labeltype>(i));
-    }
+    for (int64_t i = 1; i < static_cast<int64_t>(base.n); ++i) add(static_cast<size_t>(i));
     n_ = base.n;
   }
   void set_ef(size_t ef) override {
     index_->setEf(ef);
   }
   index::SearchStats search(const float* q, size_t k, index::label_t* out) const override {
+    thread_local std::vector<float> unit;
+    if (p_.metric == index::Metric::kCosine) {
+      unit.resize(d_);
+      normalise_into(q, d_, unit.data());
+      q = unit.data();
+    }
     auto res = index_->searchKnn(q, k);
     std::fill(out, out + k, index::kNoLabel);
     // searchKnn returns a max-heap: farthest on top.
@@ -61,12 +82,15 @@ class HnswlibSubject : public BenchSubject {
     return b;
   }
   nlohmann::json build_params() const override {
-    return {{"M", p_.M}, {"ef_construction", p_.ef_construction}};
+    return {{"M", p_.M},
+            {"ef_construction", p_.ef_construction},
+            {"space", p_.metric == index::Metric::kL2 ? "l2" : "ip"}};
   }
 
  private:
   GraphBuildParams p_;
-  std::unique_ptr<hnswlib::L2Space> space_;
+  size_t d_ = 0;
+  std::unique_ptr<hnswlib::SpaceInterface<float>> space_;
   std::unique_ptr<hnswlib::HierarchicalNSW<float>> index_;
   size_t n_ = 0;
 };

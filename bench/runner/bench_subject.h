@@ -5,6 +5,7 @@
  * IndexHNSWFlat, hnswlib), all driven through the same calls so that the sweep, the timing and
  * the recall computation are identical for every contender.
  */
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -39,6 +40,15 @@ struct LshBenchParams {
   size_t probes = 16;      ///< lsh-mp: buckets probed per table
   std::string hash_model;  ///< lsh-learned: a HashModel file (its own bit count)
 };
+
+/// `v` scaled to unit length into `out` (a zero vector stays zero): how the baselines, which have
+/// no cosine space, run on cosine (inner product of unit vectors), base rows and queries alike.
+inline void normalise_into(const float* v, size_t d, float* out) {
+  double sq = 0;
+  for (size_t j = 0; j < d; ++j) sq += static_cast<double>(v[j]) * v[j];
+  const float inv = sq > 0 ? static_cast<float>(1 / std::sqrt(sq)) : 0.0f;
+  for (size_t j = 0; j < d; ++j) out[j] = v[j] * inv;
+}
 
 class BenchSubject {
  public:

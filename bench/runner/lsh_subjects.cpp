@@ -69,19 +69,28 @@ class LshSubject : public BenchSubject {
 
 class FaissLshSubject : public BenchSubject {
  public:
-  FaissLshSubject(index::Metric metric, const LshBenchParams& p, size_t k) : p_(p), k_(k) {
-    WP_THROW_IF_NOT(metric == index::Metric::kL2, "faiss-lsh in the bench supports l2 only");
-  }
+  // The candidates are re-ranked by exact l2 or inner product (the refine index takes the LSH
+  // index's metric); cosine: l2 on vectors normalised to unit length, base rows and queries.
+  FaissLshSubject(index::Metric metric, const LshBenchParams& p, size_t k)
+      : metric_(metric), p_(p), k_(k) {}
   std::string name() const override { return "faiss-lsh"; }
   void build(const index::Matrix& base, int threads) override {
     const auto d = static_cast<faiss::Index::idx_t>(base.d);
     lsh_ = std::make_unique<faiss::IndexLSH>(d, static_cast<int>(p_.bits), true, true);
+    if (metric_ == index::Metric::kInnerProduct) lsh_->metric_type = faiss::METRIC_INNER_PRODUCT;
     refine_ = std::make_unique<faiss::IndexRefineFlat>(lsh_.get());
+    const float* rows = base.data.data();
+    std::vector<float> unit;
+    if (metric_ == index::Metric::kCosine) {
+      unit.resize(base.data.size());
+      for (size_t i = 0; i < base.n; ++i) normalise_into(base.row(i), base.d, &unit[i * base.d]);
+      rows = unit.data();
+    }
     const int saved = omp_get_max_threads();
     omp_set_num_threads(threads);
     const auto n = static_cast<faiss::Index::idx_t>(base.n);
-    refine_->train(n, base.data.data());
-    refine_->add(n, base.data.data());
+    refine_->train(n, rows);
+    refine_->add(n, rows);
     omp_set_num_threads(saved);
   }
   // FAISS 1.7.3 has no per-search refine parameters: k_factor is set on the index (set_ef is
@@ -90,6 +99,12 @@ class FaissLshSubject : public BenchSubject {
     refine_->k_factor = std::max(1.0f, static_cast<float>(ef) / static_cast<float>(k_));
   }
   index::SearchStats search(const float* q, size_t k, label_t* out) const override {
+    thread_local std::vector<float> unit;
+    if (metric_ == index::Metric::kCosine) {
+      unit.resize(static_cast<size_t>(lsh_->d));
+      normalise_into(q, unit.size(), unit.data());
+      q = unit.data();
+    }
     faiss_search_one(*refine_, q, k, out);
     index::SearchStats st;
     st.distance_computations = static_cast<uint64_t>(refine_->k_factor * static_cast<float>(k));
@@ -104,6 +119,7 @@ class FaissLshSubject : public BenchSubject {
   }
 
  private:
+  index::Metric metric_;
   LshBenchParams p_;
   size_t k_;
   std::unique_ptr<faiss::IndexLSH> lsh_;

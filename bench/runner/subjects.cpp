@@ -120,10 +120,9 @@ class WaypointSubject : public BenchSubject {
 
 class FaissHnswSubject : public BenchSubject {
  public:
-  explicit FaissHnswSubject(const GraphBuildParams& p) : p_(p) {
-    WP_THROW_IF_NOT(p.metric != index::Metric::kCosine,
-                    "faiss-hnsw in the bench supports l2 and ip, not cosine");
-  }
+  // cosine: inner product on vectors normalised to unit length (base rows before they are
+  // added, each query as it comes), as FAISS's documentation does it.
+  explicit FaissHnswSubject(const GraphBuildParams& p) : p_(p) {}
   std::string name() const override { return "faiss-hnsw"; }
   void build(const index::Matrix& base, int threads) override {
     const faiss::MetricType m =
@@ -131,15 +130,28 @@ class FaissHnswSubject : public BenchSubject {
     index_ =
         std::make_unique<faiss::IndexHNSWFlat>(static_cast<int>(base.d), static_cast<int>(p_.M), m);
     index_->hnsw.efConstruction = static_cast<int>(p_.ef_construction);
+    const float* rows = base.data.data();
+    std::vector<float> unit;
+    if (p_.metric == index::Metric::kCosine) {
+      unit.resize(base.data.size());
+      for (size_t i = 0; i < base.n; ++i) normalise_into(base.row(i), base.d, &unit[i * base.d]);
+      rows = unit.data();
+    }
     const int saved = omp_get_max_threads();
     omp_set_num_threads(threads);
-    index_->add(static_cast<faiss::Index::idx_t>(base.n), base.data.data());
+    index_->add(static_cast<faiss::Index::idx_t>(base.n), rows);
     omp_set_num_threads(saved);
   }
   // FAISS 1.7.3's IndexHNSW::search ignores SearchParametersHNSW, so efSearch is set on the graph
   // (set_ef is never called while searches run).
   void set_ef(size_t ef) override { index_->hnsw.efSearch = static_cast<int>(ef); }
   index::SearchStats search(const float* q, size_t k, label_t* out) const override {
+    thread_local std::vector<float> unit;
+    if (p_.metric == index::Metric::kCosine) {
+      unit.resize(static_cast<size_t>(index_->d));
+      normalise_into(q, unit.size(), unit.data());
+      q = unit.data();
+    }
     faiss_search_one(*index_, q, k, out);
     return {};
   }
