@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +16,7 @@
 
 #include "engine/command/args.h"
 #include "engine/command/plot.h"
+#include "index/dataset.h"
 #include "index/error.h"
 #include "index/graph_index.h"
 #include "index/hnsw_index.h"
@@ -170,8 +173,8 @@ TEST(Cli, BadInputExitsWithAClearMessage) {
 
 // `waypoint <command> --help` answered "option --help needs a value" (issue 15, defect 11).
 TEST(Cli, EveryCommandPrintsItsUsageOnHelp) {
-  for (const char* cmd : {"serve", "build", "search", "gt", "bench", "tune", "train-pruner",
-                          "train-hash", "version"}) {
+  for (const char* cmd : {"serve", "build", "search", "gt", "synth", "bench", "tune",
+                          "train-pruner", "train-hash", "version"}) {
     for (const char* flag : {"--help", "-h"}) {
       const CliRun r = waypoint(std::string(cmd) + " --dataset x " + flag);
       EXPECT_EQ(r.code, 0) << cmd << " " << flag << ": " << r.out;
@@ -521,6 +524,65 @@ TEST(Cli, BenchRunsEverySubjectOnEveryMetric) {
       EXPECT_NE(refused.out.find("not inner product"), std::string::npos) << refused.out;
     }
   }
+}
+
+// `waypoint synth`: the files a dataset folder needs, the ground truth exact (checked here by
+// brute force, tie-aware), the same bytes at any thread count, and bad options named.
+TEST(Cli, SynthWritesAClusteredDatasetWithExactGroundTruth) {
+  wp::test::TempDir tmp;
+  const std::string opts = " --n 3000 --d 24 --queries 40 --k 10 --clusters 20 --local-dim 6";
+  for (const char* metric : {"l2", "cosine"}) {
+    const std::string one = tmp.file(std::string(metric) + "1"),
+                      two = tmp.file(std::string(metric) + "2");
+    CliRun r = waypoint("synth --out " + one + opts + " --metric " + metric + " --threads 1");
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = waypoint("synth --out " + two + opts + " --metric " + metric + " --threads 2");
+    ASSERT_EQ(r.code, 0) << r.out;
+    for (const char* f : {"/base.fvecs", "/query.fvecs", "/groundtruth.ivecs", "/metric"}) {
+      EXPECT_EQ(wp::test::read_file(one + f), wp::test::read_file(two + f)) << f;
+    }
+    const wp::index::Dataset ds = wp::index::load_dataset(one);
+    ASSERT_EQ(ds.base.n, 3000u);
+    ASSERT_EQ(ds.query.n, 40u);
+    ASSERT_EQ(ds.groundtruth.d, 10u);
+    EXPECT_EQ(ds.metric, wp::index::parse_metric(metric));
+    const bool cosine = std::string(metric) == "cosine";
+    auto distance = [&](const float* q, size_t row) {
+      double dot = 0, qq = 0, bb = 0, l2 = 0;
+      for (size_t j = 0; j < ds.base.d; ++j) {
+        const double a = q[j], b = ds.base.row(row)[j];
+        dot += a * b;
+        qq += a * a;
+        bb += b * b;
+        l2 += (a - b) * (a - b);
+      }
+      return cosine ? 1 - dot / std::sqrt(qq * bb) : l2;
+    };
+    for (size_t i = 0; i < ds.query.n; ++i) {
+      std::vector<double> all(ds.base.n);
+      for (size_t row = 0; row < ds.base.n; ++row) all[row] = distance(ds.query.row(i), row);
+      std::vector<double> sorted = all;
+      std::nth_element(sorted.begin(), sorted.begin() + 9, sorted.end());
+      const double tenth = sorted[9];
+      std::set<int32_t> ids;
+      for (size_t j = 0; j < 10; ++j) {
+        const int32_t id = ds.groundtruth.row(i)[j];
+        ASSERT_TRUE(id >= 0 && id < 3000) << id;
+        ids.insert(id);
+        EXPECT_LE(all[id], tenth * (1 + 1e-5) + 1e-6) << "query " << i << " rank " << j;
+        if (j > 0) {
+          EXPECT_LE(all[ds.groundtruth.row(i)[j - 1]], all[id] * (1 + 1e-5) + 1e-6);
+        }
+      }
+      EXPECT_EQ(ids.size(), 10u);
+    }
+  }
+  const CliRun dim = waypoint("synth --out " + tmp.file("x") + " --n 10 --k 5 --d 8 --local-dim 9");
+  EXPECT_EQ(dim.code, 2);
+  EXPECT_NE(dim.out.find("local-dim must be in 1..d (8), got 9"), std::string::npos) << dim.out;
+  const CliRun k = waypoint("synth --out " + tmp.file("y") + " --n 5 --d 8 --local-dim 2");
+  EXPECT_EQ(k.code, 2);
+  EXPECT_NE(k.out.find("k = 100 exceeds the 5 base vectors"), std::string::npos) << k.out;
 }
 
 // The RL comparison's protocol in `bench` (docs/rl.md): held-out base rows as queries, graphs

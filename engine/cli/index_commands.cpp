@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -17,6 +18,7 @@
 #include "index/error.h"
 #include "index/graph_index.h"
 #include "index/index_spec.h"
+#include "index/synthetic.h"
 #include "index/vector_io.h"
 
 namespace wp::cli {
@@ -193,6 +195,45 @@ int cmd_gt(Args& args) {
   return 0;
 }
 
+int cmd_synth(Args& args) {
+  const std::string out = args.required("out");
+  const size_t n = args.integer("n", 1000000, 1, 1LL << 31);
+  const size_t nq = args.integer("queries", 1000, 1, 1000000);
+  const size_t k = args.integer("k", 100, 1, index::kMaxK);
+  const index::Metric metric = index::parse_metric(args.str("metric", "l2"), "--metric");
+  index::SyntheticSpec spec;
+  spec.d = args.integer("d", 128, 1, 65536);
+  spec.clusters = args.integer("clusters", 1000, 1, 1000000);
+  spec.local_dim = args.integer("local-dim", 16, 1, 65536);
+  spec.spread = static_cast<float>(args.real("spread", 1.0, 0, 100));
+  spec.noise = static_cast<float>(args.real("noise", 0.05, 0, 100));
+  spec.seed = args.integer("seed", 1, 0, 1LL << 62);
+  set_threads(args);
+  args.finish();
+  WP_THROW_IF_NOT(k <= n, "k = ", k, " exceeds the ", n, " base vectors");
+  spec.validate();
+  std::filesystem::create_directories(out);
+  const auto t0 = Clock::now();
+  const index::Matrix base = index::synthetic_rows(spec, 0, n);
+  const index::Matrix queries = index::synthetic_rows(spec, n, nq);
+  index::write_fvecs(out + "/base.fvecs", base);
+  index::write_fvecs(out + "/query.fvecs", queries);
+  std::printf("%zu base and %zu query vectors of dimension %zu (%zu clusters) in %.1f s\n", n, nq,
+              spec.d, spec.clusters, seconds_since(t0));
+  // The same exact search as `waypoint gt`.
+  const auto t1 = Clock::now();
+  index::write_ivecs(out + "/groundtruth.ivecs", index::exact_knn(base, queries, k, metric));
+  std::ofstream(out + "/metric") << index::metric_name(metric) << "\n";
+  std::ofstream(out + "/synthetic.txt")
+      << "waypoint synth --n " << n << " --queries " << nq << " --k " << k << " --metric "
+      << index::metric_name(metric) << " --d " << spec.d << " --clusters " << spec.clusters
+      << " --local-dim " << spec.local_dim << " --spread " << spec.spread << " --noise "
+      << spec.noise << " --seed " << spec.seed << "\n";
+  std::printf("exact top-%zu (%s) in %.1f s; written to %s\n", k, index::metric_name(metric),
+              seconds_since(t1), out.c_str());
+  return 0;
+}
+
 int cmd_version(Args& args) {
   args.finish();
   std::printf("waypoint 0.1.0 (distance kernels: %s)\n", index::kernels().name);
@@ -232,6 +273,16 @@ const CommandRegistration kGt({"gt",
                                40,
                                {},
                                &cmd_gt});
+const CommandRegistration kSynth({"synth",
+                                  "--out DIR [--n 1000000] [--d 128] [--queries 1000] [--k 100] "
+                                  "[--metric l2|ip|cosine]\n"
+                                  "          [--clusters 1000] [--local-dim 16] [--spread 1] "
+                                  "[--noise 0.05] [--seed 1] [--threads N]\n"
+                                  "          (a clustered synthetic dataset with its exact ground "
+                                  "truth; the same data for the same options)",
+                                  45,
+                                  {},
+                                  &cmd_synth});
 const CommandRegistration kVersion({"version", "", 90, {}, &cmd_version});
 
 }  // namespace
