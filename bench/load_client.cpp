@@ -5,6 +5,7 @@
 //
 //   build/bench/waypoint_load --port 6333 --dataset tests/data/siftsmall
 //       --connections 1,8,32,64 --seconds 5 [--ef 64] [--json] [--shards N --replication R]
+//       [--batch 100] [--payload (3 keys a point)] [--ingest-only]
 // Traffic goes to 127.0.0.1 only.
 #include <omp.h>
 #include <boost/asio/ip/tcp.hpp>
@@ -62,16 +63,26 @@ double percentile(std::vector<double> v, double p) {
   return v[i];
 }
 
-/// Uploads base rows [begin, end) in batches; returns points per second.
+/// Point i's payload with `--payload`: three keys, a keyword, an integer and a short string, as
+/// an application's metadata might be.
+std::string payload_json(size_t i) {
+  return ",\"payload\":{\"category\":\"c" + std::to_string(i % 20) +
+         "\",\"price\":" + std::to_string((i * 7919) % 1000) + ",\"tag\":\"t" +
+         std::to_string(i % 7) + "\"}";
+}
+
+/// Uploads base rows [begin, end) in batches (with payloads when `payload`); returns points per
+/// second.
 double upload(uint16_t port, const std::string& col, const wp::index::Matrix& base, size_t begin,
-              size_t end, size_t batch, bool wait) {
+              size_t end, size_t batch, bool wait, bool payload) {
   Client c(port);
   const auto t0 = Clock::now();
   for (size_t b = begin; b < end; b += batch) {
     std::string body = "{\"points\":[";
     for (size_t i = b; i < std::min(end, b + batch); ++i) {
       body += (i > b ? "," : "") + std::string("{\"id\":") + std::to_string(i) +
-              ",\"vector\":" + vector_json(base.row(i), base.d) + "}";
+              ",\"vector\":" + vector_json(base.row(i), base.d) +
+              (payload ? payload_json(i) : "") + "}";
     }
     body += "]}";
     const unsigned st = c.call(
@@ -187,11 +198,11 @@ json search_load(uint16_t port, const std::string& col, const std::vector<std::s
 
 void print_report(const json& report, size_t ef) {
   std::printf(
-      "%s: %zu points; upsert %.0f points/s (batches of 100), %.0f with wait=true, "
+      "%s: %zu points; upsert %.0f points/s (batches of %zu), %.0f with wait=true, "
       "%.0f single-point wait=true\n",
       report["dataset"].get<std::string>().c_str(), report["points"].get<size_t>(),
-      report["upsert_points_per_s_batch100"].get<double>(),
-      report["upsert_points_per_s_batch100_wait"].get<double>(),
+      report["upsert_points_per_s"].get<double>(), report["batch"].get<size_t>(),
+      report["upsert_points_per_s_wait"].get<double>(),
       report["upsert_points_per_s_single_wait"].get<double>());
   std::printf("in-process (same index, ef=%zu): %.0f QPS on 1 thread, %.0f on 2\n", ef,
               report["inprocess_qps_1t"].get<double>(), report["inprocess_qps_2t"].get<double>());
@@ -210,7 +221,7 @@ void print_report(const json& report, size_t ef) {
 
 int main(int argc, char** argv) {
   try {
-    wp::cli::Args args(argc, argv, 1, {"json"});
+    wp::cli::Args args(argc, argv, 1, {"json", "payload", "ingest-only"});
     const uint16_t port = static_cast<uint16_t>(args.integer("port", 6333, 1, 65535));
     const std::string dataset = args.required("dataset");
     const std::string col = args.str("collection", "load");
@@ -221,6 +232,11 @@ int main(int argc, char** argv) {
     const bool as_json = args.flag("json");
     const size_t shards = args.integer("shards", 0, 0, 1024);
     const size_t replication = args.integer("replication", 0, 0, 100);
+    const size_t batch = args.integer("batch", 100, 1, 10000);
+    const bool payload = args.flag("payload");
+    // Only the upload (half without wait, half with): the ingest figures of a large set, before
+    // the server's memory and restart are measured (bench/server_scale.sh).
+    const bool ingest_only = args.flag("ingest-only");
     args.finish();
 
     const wp::index::Dataset ds = wp::index::load_dataset(dataset);
@@ -234,9 +250,15 @@ int main(int argc, char** argv) {
     const size_t half = ds.base.n / 2;
     json report{{"dataset", ds.name},
                 {"points", ds.base.n},
-                {"upsert_points_per_s_batch100", upload(port, col, ds.base, 0, half, 100, false)},
-                {"upsert_points_per_s_batch100_wait",
-                 upload(port, col, ds.base, half, ds.base.n, 100, true)}};
+                {"batch", batch},
+                {"payload_keys", payload ? 3 : 0},
+                {"upsert_points_per_s", upload(port, col, ds.base, 0, half, batch, false, payload)},
+                {"upsert_points_per_s_wait",
+                 upload(port, col, ds.base, half, ds.base.n, batch, true, payload)}};
+    if (ingest_only) {
+      std::cout << report.dump() << std::endl;
+      return 0;
+    }
     report["upsert_points_per_s_single_wait"] = single_point_upserts(port, col, ds.base);
 
     wp::index::HnswParams hp;
