@@ -1,6 +1,7 @@
 // The learn module (engine/learn_module.h): the `waypoint` binary links no LibTorch. A server
 // that never trains maps none of it; the first collection that asks for an "rl" index loads the
 // module, trains and serves; a binary without its module says so and still runs everything else.
+// The collection is cosine: the job's pool (Vamana with alpha > 1) holds on cosine as on l2.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -50,7 +51,7 @@ TEST(LearnModule, TheServerLoadsLibTorchOnlyWhenACollectionTrainsAnIndex) {
 
   wp::test::Client c(s.port());
   ASSERT_EQ(c.call(bhttp::verb::put, "/collections/d",
-                   {{"vectors", {{"size", 64}, {"distance", "Euclid"}}},
+                   {{"vectors", {{"size", 64}, {"distance", "Cosine"}}},
                     {"hnsw_config", {{"m", 8}, {"ef_construct", 64}}}})
                 .first,
             200u);
