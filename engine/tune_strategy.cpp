@@ -159,7 +159,13 @@ const StrategyFactory* find_strategy(const std::string& name) {
 
 const StrategyFactory* strategy(const std::string& name) {
   if (const StrategyFactory* f = find_strategy(name)) return f;
-  return load_learn_module() ? find_strategy(name) : nullptr;  // "controller" is the module's
+  // "controller" is the module's. Every caller has a way without it (auto tuning falls back to
+  // coordinate search, `tune` lists what it has), so a module that cannot be loaded means none.
+  try {
+    return load_learn_module() ? find_strategy(name) : nullptr;
+  } catch (const std::exception&) {
+    return nullptr;
+  }
 }
 
 std::vector<StrategyResult> run_strategies(

@@ -31,7 +31,7 @@ using StrategyFactory = std::function<std::unique_ptr<Strategy>(const Space&, ui
 /// Registers (or replaces) a strategy; "random" and "coordinate" are built in.
 void register_strategy(const std::string& name, StrategyFactory factory);
 /// The factory of `name` (the learn module loaded first when none is registered and one is set,
-/// learn_module.h), or nullptr.
+/// learn_module.h), or nullptr (also when the module cannot be loaded).
 const StrategyFactory* strategy(const std::string& name);
 
 struct TuneOptions {

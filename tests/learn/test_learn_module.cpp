@@ -112,4 +112,9 @@ TEST(LearnModule, ABinaryWithoutItsModuleSaysSoAndRunsTheRest) {
   EXPECT_EQ(text.find("  train-pruner "), std::string::npos) << text;
   std::tie(code, text) = run("version");
   EXPECT_EQ(code, 0) << text;
+  // Tuning runs without the controller (its default strategies are the ones it has).
+  std::tie(code, text) = run("tune --dataset " + wp::test::data_dir() + "/digits --out " +
+                             tmp.file("t.json") + " --types hnsw --trials 2 --tune-queries 50");
+  EXPECT_EQ(code, 0) << text;
+  EXPECT_EQ(text.find("controller"), std::string::npos) << text;
 }
