@@ -81,8 +81,8 @@ double upload(uint16_t port, const std::string& col, const wp::index::Matrix& ba
     std::string body = "{\"points\":[";
     for (size_t i = b; i < std::min(end, b + batch); ++i) {
       body += (i > b ? "," : "") + std::string("{\"id\":") + std::to_string(i) +
-              ",\"vector\":" + vector_json(base.row(i), base.d) +
-              (payload ? payload_json(i) : "") + "}";
+              ",\"vector\":" + vector_json(base.row(i), base.d) + (payload ? payload_json(i) : "") +
+              "}";
     }
     body += "]}";
     const unsigned st = c.call(

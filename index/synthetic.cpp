@@ -20,7 +20,9 @@ struct Stream {
     return z ^ (z >> 31);
   }
   /// Uniform in (0, 1].
-  double uniform() { return (static_cast<double>(next() >> 11) + 1.0) * (1.0 / 9007199254740992.0); }
+  double uniform() {
+    return (static_cast<double>(next() >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+  }
   /// Standard normal (Box-Muller, one of the pair).
   double normal() {
     const double u = uniform(), v = uniform();

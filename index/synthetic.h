@@ -20,11 +20,11 @@
 namespace wp::index {
 
 struct SyntheticSpec {
-  size_t d = 128;           ///< dimension
-  size_t clusters = 1000;   ///< mixture components (cluster of row i drawn by row i's stream)
-  size_t local_dim = 16;    ///< directions of each cluster's low-rank Gaussian
-  float spread = 1.0f;      ///< standard deviation along each of them; centres ~ N(0, 1)
-  float noise = 0.05f;      ///< isotropic noise per coordinate
+  size_t d = 128;          ///< dimension
+  size_t clusters = 1000;  ///< mixture components (cluster of row i drawn by row i's stream)
+  size_t local_dim = 16;   ///< directions of each cluster's low-rank Gaussian
+  float spread = 1.0f;     ///< standard deviation along each of them; centres ~ N(0, 1)
+  float noise = 0.05f;     ///< isotropic noise per coordinate
   uint64_t seed = 1;
 
   /// Throws UserError naming the field when a value is out of range.
