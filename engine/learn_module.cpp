@@ -44,9 +44,4 @@ bool load_learn_module() {
   return true;
 }
 
-bool learn_module_loaded() {
-  std::lock_guard<std::mutex> g(state().mu);
-  return state().handle != nullptr;
-}
-
 }  // namespace wp::engine

@@ -20,7 +20,4 @@ void set_learn_module(std::string path);
 /// InternalError, naming the file and the loader's message, when it is set but cannot be loaded.
 bool load_learn_module();
 
-/// Whether the module has been loaded into this process.
-bool learn_module_loaded();
-
 }  // namespace wp::engine

@@ -36,14 +36,8 @@ class HnswlibSubject : public BenchSubject {
     index_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(space_.get(), base.n, p_.M,
                                                                p_.ef_construction, p_.seed);
     auto add = [&](size_t i) {
-      if (p_.metric != index::Metric::kCosine) {
-        index_->addPoint(base.row(i), static_cast<hnswlib::labeltype>(i));
-        return;
-      }
-      thread_local std::vector<float> unit;
-      unit.resize(base.d);
-      normalise_into(base.row(i), base.d, unit.data());
-      index_->addPoint(unit.data(), static_cast<hnswlib::labeltype>(i));
+      index_->addPoint(as_baseline_vector(p_.metric, base.row(i), base.d),
+                       static_cast<hnswlib::labeltype>(i));
     };
     add(0);
 #pragma omp parallel for schedule(dynamic, 32) num_threads(threads)
@@ -54,13 +48,7 @@ class HnswlibSubject : public BenchSubject {
     index_->setEf(ef);
   }
   index::SearchStats search(const float* q, size_t k, index::label_t* out) const override {
-    thread_local std::vector<float> unit;
-    if (p_.metric == index::Metric::kCosine) {
-      unit.resize(d_);
-      normalise_into(q, d_, unit.data());
-      q = unit.data();
-    }
-    auto res = index_->searchKnn(q, k);
+    auto res = index_->searchKnn(as_baseline_vector(p_.metric, q, d_), k);
     std::fill(out, out + k, index::kNoLabel);
     // searchKnn returns a max-heap: farthest on top.
     for (size_t j = res.size(); j-- > 0;) {

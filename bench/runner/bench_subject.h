@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -41,13 +42,36 @@ struct LshBenchParams {
   std::string hash_model;  ///< lsh-learned: a HashModel file (its own bit count)
 };
 
-/// `v` scaled to unit length into `out` (a zero vector stays zero): how the baselines, which have
-/// no cosine space, run on cosine (inner product of unit vectors), base rows and queries alike.
+// How the baselines, which have no cosine space, run on cosine: inner product of unit vectors,
+// base rows and queries alike. Inline and self-contained (not index::normalize) because the
+// hnswlib module links nothing of index/.
+
+/// `v` scaled to unit length into `out` (a zero vector stays zero).
 inline void normalise_into(const float* v, size_t d, float* out) {
   double sq = 0;
   for (size_t j = 0; j < d; ++j) sq += static_cast<double>(v[j]) * v[j];
   const float inv = sq > 0 ? static_cast<float>(1 / std::sqrt(sq)) : 0.0f;
   for (size_t j = 0; j < d; ++j) out[j] = v[j] * inv;
+}
+
+/// One vector as a baseline takes it: `v` itself, or for cosine its unit copy in a per-thread
+/// buffer (valid until this thread's next call).
+inline const float* as_baseline_vector(index::Metric metric, const float* v, size_t d) {
+  if (metric != index::Metric::kCosine) return v;
+  thread_local std::vector<float> unit;
+  unit.resize(d);
+  normalise_into(v, d, unit.data());
+  return unit.data();
+}
+
+/// Every row of `base` as a baseline takes them: the matrix itself, or for cosine unit copies
+/// held in `store`.
+inline const float* as_baseline_rows(index::Metric metric, const index::Matrix& base,
+                                     std::vector<float>& store) {
+  if (metric != index::Metric::kCosine) return base.data.data();
+  store.resize(base.data.size());
+  for (size_t i = 0; i < base.n; ++i) normalise_into(base.row(i), base.d, &store[i * base.d]);
+  return store.data();
 }
 
 class BenchSubject {

@@ -79,13 +79,8 @@ class FaissLshSubject : public BenchSubject {
     lsh_ = std::make_unique<faiss::IndexLSH>(d, static_cast<int>(p_.bits), true, true);
     if (metric_ == index::Metric::kInnerProduct) lsh_->metric_type = faiss::METRIC_INNER_PRODUCT;
     refine_ = std::make_unique<faiss::IndexRefineFlat>(lsh_.get());
-    const float* rows = base.data.data();
     std::vector<float> unit;
-    if (metric_ == index::Metric::kCosine) {
-      unit.resize(base.data.size());
-      for (size_t i = 0; i < base.n; ++i) normalise_into(base.row(i), base.d, &unit[i * base.d]);
-      rows = unit.data();
-    }
+    const float* rows = as_baseline_rows(metric_, base, unit);
     const int saved = omp_get_max_threads();
     omp_set_num_threads(threads);
     const auto n = static_cast<faiss::Index::idx_t>(base.n);
@@ -99,13 +94,8 @@ class FaissLshSubject : public BenchSubject {
     refine_->k_factor = std::max(1.0f, static_cast<float>(ef) / static_cast<float>(k_));
   }
   index::SearchStats search(const float* q, size_t k, label_t* out) const override {
-    thread_local std::vector<float> unit;
-    if (metric_ == index::Metric::kCosine) {
-      unit.resize(static_cast<size_t>(lsh_->d));
-      normalise_into(q, unit.size(), unit.data());
-      q = unit.data();
-    }
-    faiss_search_one(*refine_, q, k, out);
+    faiss_search_one(*refine_, as_baseline_vector(metric_, q, static_cast<size_t>(lsh_->d)), k,
+                     out);
     index::SearchStats st;
     st.distance_computations = static_cast<uint64_t>(refine_->k_factor * static_cast<float>(k));
     return st;

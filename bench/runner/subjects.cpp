@@ -130,13 +130,8 @@ class FaissHnswSubject : public BenchSubject {
     index_ =
         std::make_unique<faiss::IndexHNSWFlat>(static_cast<int>(base.d), static_cast<int>(p_.M), m);
     index_->hnsw.efConstruction = static_cast<int>(p_.ef_construction);
-    const float* rows = base.data.data();
     std::vector<float> unit;
-    if (p_.metric == index::Metric::kCosine) {
-      unit.resize(base.data.size());
-      for (size_t i = 0; i < base.n; ++i) normalise_into(base.row(i), base.d, &unit[i * base.d]);
-      rows = unit.data();
-    }
+    const float* rows = as_baseline_rows(p_.metric, base, unit);
     const int saved = omp_get_max_threads();
     omp_set_num_threads(threads);
     index_->add(static_cast<faiss::Index::idx_t>(base.n), rows);
@@ -146,13 +141,8 @@ class FaissHnswSubject : public BenchSubject {
   // (set_ef is never called while searches run).
   void set_ef(size_t ef) override { index_->hnsw.efSearch = static_cast<int>(ef); }
   index::SearchStats search(const float* q, size_t k, label_t* out) const override {
-    thread_local std::vector<float> unit;
-    if (p_.metric == index::Metric::kCosine) {
-      unit.resize(static_cast<size_t>(index_->d));
-      normalise_into(q, unit.size(), unit.data());
-      q = unit.data();
-    }
-    faiss_search_one(*index_, q, k, out);
+    faiss_search_one(*index_, as_baseline_vector(p_.metric, q, static_cast<size_t>(index_->d)), k,
+                     out);
     return {};
   }
   size_t memory_bytes() const override {
