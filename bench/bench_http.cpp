@@ -1,11 +1,13 @@
-// The REST handler without sockets: cost of Api::handle for a SIFT10K search (JSON in, JSON out)
-// next to the bare index search it wraps. Run: build/bench/bench_http
+// The REST handler without sockets: cost of Api::handle for a SIFT10K search (JSON in, JSON out),
+// plain (simdjson in, text out) and through nlohmann's DOM, next to the bare index search it wraps.
+// Run: build/bench/bench_http
 #include <benchmark/benchmark.h>
 
 #include <filesystem>
 #include <memory>
 
 #include "http/api.h"
+#include "http/plain_search.h"
 #include "index/dataset.h"
 
 namespace {
@@ -14,6 +16,7 @@ struct Fixture {
   std::string dir = (std::filesystem::temp_directory_path() / "wp_bench_http").string();
   std::unique_ptr<wp::engine::Engine> engine;
   std::unique_ptr<wp::http::Api> api;
+  std::unique_ptr<wp::http::Api> api_dom;  ///< every body through nlohmann's DOM
   wp::index::Dataset ds;
   std::vector<std::string> bodies;
 
@@ -33,6 +36,9 @@ struct Fixture {
     }
     engine->collection("sift")->upsert(std::move(pts), false);
     api = std::make_unique<wp::http::Api>(*engine, wp::http::ApiOptions{});
+    wp::http::ApiOptions dom;
+    dom.plain_answers = false;
+    api_dom = std::make_unique<wp::http::Api>(*engine, dom);
     for (size_t i = 0; i < ds.query.n; ++i) {
       nlohmann::json body{
           {"vector", std::vector<float>(ds.query.row(i), ds.query.row(i) + ds.query.d)},
@@ -43,6 +49,7 @@ struct Fixture {
   }
   ~Fixture() {
     api.reset();
+    api_dom.reset();
     engine.reset();
     std::filesystem::remove_all(dir);
   }
@@ -53,12 +60,32 @@ Fixture& fixture() {
   return f;
 }
 
-void BM_ApiHandleSearch(benchmark::State& state) {
+void handle_searches(benchmark::State& state, wp::http::Api& api) {
   Fixture& f = fixture();
   size_t i = 0;
   for (auto _ : state) {
-    auto r = f.api->handle({"POST", "/collections/sift/points/search", f.bodies[i], "", ""});
+    auto r = api.handle({"POST", "/collections/sift/points/search", f.bodies[i], "", ""});
     benchmark::DoNotOptimize(r);
+    i = (i + 1) % f.bodies.size();
+  }
+}
+
+/// The plain search (read by simdjson, answer written as text).
+void BM_ApiHandleSearch(benchmark::State& state) {
+  handle_searches(state, *fixture().api);
+}
+
+/// The same requests through nlohmann's DOM (ApiOptions::plain_answers off).
+void BM_ApiHandleSearchDom(benchmark::State& state) {
+  handle_searches(state, *fixture().api_dom);
+}
+
+void BM_ReadPlainSearch(benchmark::State& state) {
+  Fixture& f = fixture();
+  size_t i = 0;
+  for (auto _ : state) {
+    auto s = wp::http::read_plain_search(f.bodies[i]);
+    benchmark::DoNotOptimize(s);
     i = (i + 1) % f.bodies.size();
   }
 }
@@ -88,6 +115,8 @@ void BM_CollectionSearch(benchmark::State& state) {
 }
 
 BENCHMARK(BM_ApiHandleSearch);
+BENCHMARK(BM_ApiHandleSearchDom);
+BENCHMARK(BM_ReadPlainSearch);
 BENCHMARK(BM_ParseSearchBody);
 BENCHMARK(BM_CollectionSearch);
 

@@ -76,14 +76,8 @@ bool match(const std::vector<std::string>& pat, const std::vector<std::string>& 
   return true;
 }
 
-/// JSON text of an answer. Strings that came from outside may hold invalid UTF-8 (a path
-/// segment such as %FF, quoted in a message): it is replaced, never a reason to throw.
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 Response error_response(unsigned status, const std::string& message, double secs) {
-  return {status, dump(json{{"status", {{"error", message}}}, {"time", secs}})};
+  return {status, json_text(json{{"status", {{"error", message}}}, {"time", secs}})};
 }
 
 }  // namespace
@@ -199,11 +193,11 @@ const std::vector<Api::Route>& Api::routes() {
       {"POST", "/collections/{name}/points/scroll", "Page through points in id order",
        &Api::scroll_points, Access::kRead},
       {"POST", "/collections/{name}/points/search", "k nearest neighbours of a vector",
-       &Api::search_points, Access::kRead},
+       &Api::search_points, Access::kRead, Answer::kEnvelope, false, &Api::search_points_plain},
       {"POST", "/collections/{name}/points/search/batch", "Several searches at once",
        &Api::search_batch, Access::kRead},
       {"POST", "/collections/{name}/points/query", "Universal query (nearest vector or id)",
-       &Api::query_points, Access::kRead},
+       &Api::query_points, Access::kRead, Answer::kEnvelope, false, &Api::query_points_plain},
       {"POST", "/collections/{name}/points/query/groups",
        "Universal query grouped by a payload key ({\"group_by\", \"group_size\", \"limit\": "
        "groups})",
@@ -317,12 +311,18 @@ std::optional<Response> Api::refuse_unauthorised(const Request& req, const Route
 Response Api::call_handler(const Route& route, const Call& call,
                            const std::function<double()>& seconds) {
   try {
-    json result = router_ && !call.internal && ClusterRouter::serves(route.method, route.pattern)
-                      ? router_->call(route.method, route.pattern, call)
-                      : (this->*(route.handler))(call);
+    const bool routed =
+        router_ && !call.internal && ClusterRouter::serves(route.method, route.pattern);
+    if (route.plain && options_.plain_answers && !routed) {
+      if (std::optional<std::string> body = (this->*(route.plain))(call, seconds)) {
+        return {200, std::move(*body)};
+      }
+    }
+    json result =
+        routed ? router_->call(route.method, route.pattern, call) : (this->*(route.handler))(call);
     switch (route.answer) {
       case Answer::kBare:
-        return {200, dump(result)};
+        return {200, json_text(result)};
       case Answer::kText:
         return {200, result.get<std::string>(), "text/plain; charset=utf-8"};
       case Answer::kFile:
@@ -330,7 +330,8 @@ Response Api::call_handler(const Route& route, const Call& call,
       case Answer::kEnvelope:
         break;
     }
-    return {200, dump(json{{"result", std::move(result)}, {"status", "ok"}, {"time", seconds()}})};
+    return {200,
+            json_text(json{{"result", std::move(result)}, {"status", "ok"}, {"time", seconds()}})};
   } catch (const NotFoundError& e) {
     return error_response(404, std::string("Not found: ") + e.what(), seconds());
   } catch (const ConflictError& e) {

@@ -63,6 +63,10 @@ struct ApiOptions {
   /// A snapshot upload's body may be this large (it is a whole collection); other bodies
   /// max_body_bytes.
   size_t max_upload_bytes = size_t{1} << 30;
+  /// Whether the routes that have a plain form (a search body of a vector, a limit and simple
+  /// options) answer it without building a JSON DOM; false sends every request through the DOM
+  /// (the tests compare the two answers).
+  bool plain_answers = true;
 };
 
 /// Whether a request to `target` is a snapshot upload (its body limit is max_upload_bytes).
@@ -135,6 +139,9 @@ class Api {
     Access access = Access::kUnset;
     Answer answer = Answer::kEnvelope;
     bool open = false;
+    /// The whole envelope written without a JSON DOM, for the bodies this reader knows (nullopt:
+    /// `handler` answers). Its second argument gives the seconds since the request arrived.
+    std::optional<std::string> (Api::*plain)(const Call&, const std::function<double()>&) = nullptr;
   };
   static const std::vector<Route>& routes();
 
@@ -175,8 +182,12 @@ class Api {
   nlohmann::json count_points(const Call& c);
   nlohmann::json scroll_points(const Call& c);
   nlohmann::json search_points(const Call& c);
+  std::optional<std::string> search_points_plain(const Call& c,
+                                                 const std::function<double()>& seconds);
   nlohmann::json search_batch(const Call& c);
   nlohmann::json query_points(const Call& c);
+  std::optional<std::string> query_points_plain(const Call& c,
+                                                const std::function<double()>& seconds);
   nlohmann::json recommend_points(const Call& c);
   nlohmann::json recommend_batch(const Call& c);
   nlohmann::json query_batch(const Call& c);

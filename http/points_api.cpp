@@ -7,6 +7,7 @@
 #include "engine/json_path.h"
 #include "engine/json_value.h"
 #include "http/api.h"
+#include "http/plain_search.h"
 #include "http/query_parts.h"
 #include "http/request_parsing.h"
 #include "index/distance.h"
@@ -47,6 +48,25 @@ struct Shown {
     for (const engine::ScoredPoint& p : points) out.push_back(scored(p));
     return out;
   }
+  /// scored(s) appended as JSON text without building it (the plain search's answer), in
+  /// Qdrant's order of fields.
+  void append_scored(std::string& out, const engine::ScoredPoint& s) const {
+    out += "{\"id\":";
+    if (s.point.id.is_uuid()) {
+      out += '"';
+      out += s.point.id.uuid_string();  // canonical hexadecimal and dashes: nothing to escape
+      out += '"';
+    } else {
+      out += std::to_string(s.point.id.num());
+    }
+    out += ",\"version\":0,\"score\":";
+    append_json_number(out, s.score);
+    out += ",\"payload\":";
+    out += payload.enabled ? json_text(payload.apply(s.point.payload)) : "null";
+    out += ",\"vector\":";
+    out += vectors.any() ? json_text(vectors_json(s.point.vectors, named)) : "null";
+    out += '}';
+  }
 };
 
 Shown shown(const engine::Collection& col, const PayloadSelector& payload,
@@ -73,7 +93,7 @@ void read_search_params(const json& body, const std::string& where, engine::Sear
   const json& p = body["params"];
   const std::string at = join(where, "params");
   WP_THROW_IF_NOT(p.is_object(), at, ": expected an object");
-  q.ef = get_count(p, "hnsw_ef", at, 0, 1, 100000);
+  q.ef = get_count(p, "hnsw_ef", at, 0, 1, kMaxSearchEf);
   q.exact = get_bool(p, "exact", at, false);
 }
 
@@ -608,6 +628,52 @@ json Api::search_points(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   ParsedSearch s = read_search(parse_body(*c.body), "");
   return run_search(*col, s);
+}
+
+namespace {
+
+/// The envelope of a plain search's answer, written as text: the hits as a list (/points/search)
+/// or as {"points": [...]} (/points/query).
+std::string plain_answer(const engine::Collection& col, PlainSearch&& plain, PlainRoute route,
+                         const std::function<double()>& seconds) {
+  ParsedSearch s;
+  s.query = std::move(plain.query);
+  s.payload.enabled = plain.with_payload;
+  s.with_vector = plain.with_vector;
+  // As query_hits does first: a `using` the collection lacks is named before the search.
+  if (route == PlainRoute::kQuery) col.vector_shape(s.query.vector_name, "using");
+  const Shown show = shown(col, s.payload, s.with_vector);
+  const std::vector<engine::ScoredPoint> hits = search_hits(col, s);
+  std::string out;
+  out.reserve(64 + 80 * hits.size());
+  out += route == PlainRoute::kQuery ? "{\"result\":{\"points\":[" : "{\"result\":[";
+  for (size_t i = 0; i < hits.size(); ++i) {
+    if (i > 0) out += ',';
+    show.append_scored(out, hits[i]);
+  }
+  out += route == PlainRoute::kQuery ? "]}" : "]";
+  out += ",\"status\":\"ok\",\"time\":";
+  append_json_number(out, seconds());
+  out += '}';
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> Api::search_points_plain(const Call& c,
+                                                    const std::function<double()>& seconds) {
+  std::optional<PlainSearch> plain = read_plain_search(*c.body, PlainRoute::kSearch);
+  if (!plain) return std::nullopt;
+  return plain_answer(*engine_.collection(c.path.at("name")), std::move(*plain),
+                      PlainRoute::kSearch, seconds);
+}
+
+std::optional<std::string> Api::query_points_plain(const Call& c,
+                                                   const std::function<double()>& seconds) {
+  std::optional<PlainSearch> plain = read_plain_search(*c.body, PlainRoute::kQuery);
+  if (!plain) return std::nullopt;
+  return plain_answer(*engine_.collection(c.path.at("name")), std::move(*plain), PlainRoute::kQuery,
+                      seconds);
 }
 
 json Api::search_batch(const Call& c) {

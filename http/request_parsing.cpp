@@ -1,5 +1,7 @@
 #include "http/request_parsing.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include "engine/json_value.h"
@@ -25,6 +27,21 @@ json PayloadSelector::apply(const json& full) const {
   }
   for (const std::string& k : exclude) out.erase(k);
   return out;
+}
+
+std::string json_text(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void append_json_number(std::string& out, double x) {
+  if (!std::isfinite(x)) {
+    out += "null";
+    return;
+  }
+  char buf[32];
+  const auto end = std::to_chars(buf, buf + sizeof buf, x).ptr;
+  out.append(buf, end);
+  if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) == end) out += ".0";
 }
 
 json parse_body(const std::string& body, bool allow_empty) {

@@ -29,6 +29,14 @@ struct PayloadSelector {
   json apply(const json& full) const;
 };
 
+/// JSON text of an answer. Strings that came from outside may hold invalid UTF-8 (a path
+/// segment such as %FF, quoted in a message): it is replaced, never a reason to throw.
+std::string json_text(const json& j);
+/// Appends `x` as the JSON text json_text writes for it: the shortest text that reads back as
+/// `x`, with ".0" on an integral value (a float stays a float to the client), null when not
+/// finite.
+void append_json_number(std::string& out, double x);
+
 /// The body as a JSON object; throws UserError("Format error in JSON body: ...") otherwise.
 json parse_body(const std::string& body, bool allow_empty = false);
 

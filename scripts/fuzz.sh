@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${WAYPOINT_FUZZ_BUILD_DIR:-build-fuzz}
 targets=(fuzz_http_api fuzz_filter fuzz_collection_config fuzz_index_request fuzz_index_file
-         fuzz_vector_file fuzz_point_record fuzz_snapshot_archive fuzz_multipart fuzz_cluster_map)
+         fuzz_vector_file fuzz_point_record fuzz_snapshot_archive fuzz_multipart fuzz_cluster_map
+         fuzz_plain_search)
 what=${1:-}
 seconds=${2:-30}
 if [[ "$what" == list ]]; then printf '%s\n' "${targets[@]}"; exit 0; fi

@@ -1,0 +1,297 @@
+// The plain search path (http/plain_search.h): what it reads, what it leaves to the DOM path, and
+// that its answers are the DOM path's answers, body for body.
+#include <random>
+
+#include "api_fixture.h"
+#include "http/plain_search.h"
+
+namespace wp::test {
+namespace {
+
+using wp::http::PlainRoute;
+using wp::http::read_plain_search;
+
+TEST(PlainSearch, ReadsEveryFieldOfThePlainForm) {
+  const auto s = read_plain_search(
+      R"( {"limit": 7, "vector": [1, -2.5, 3e2, 0.1, 12345678901234567890],
+          "offset": 3, "params": {"exact": true, "hnsw_ef": 128}, "with_payload": true,
+          "with_vector": false, "score_threshold": -0.25} )");
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->query.vector,
+            (std::vector<float>{1, -2.5f, 300, 0.1f, static_cast<float>(12345678901234567890.0)}));
+  EXPECT_EQ(s->query.limit, 7u);
+  EXPECT_EQ(s->query.offset, 3u);
+  EXPECT_EQ(s->query.ef, 128u);
+  EXPECT_TRUE(s->query.exact);
+  EXPECT_TRUE(s->with_payload);
+  EXPECT_TRUE(s->query.with_payload);
+  EXPECT_FALSE(s->with_vector);
+  EXPECT_FALSE(s->query.with_vector.any());
+  ASSERT_TRUE(s->query.score_threshold.has_value());
+  EXPECT_EQ(*s->query.score_threshold, -0.25f);
+
+  const auto least = read_plain_search(R"({"vector":[0.5],"limit":1})");
+  ASSERT_TRUE(least.has_value());
+  EXPECT_EQ(least->query.vector, std::vector<float>{0.5f});
+  EXPECT_EQ(least->query.offset, 0u);
+  EXPECT_EQ(least->query.ef, 0u);  // the collection's default
+  EXPECT_FALSE(least->query.exact);
+  EXPECT_FALSE(least->with_payload);
+  EXPECT_FALSE(least->query.score_threshold.has_value());
+  // Keys are compared unescaped, as the DOM path compares them.
+  EXPECT_TRUE(read_plain_search(R"({"vec\u0074or":[1],"limit":1})").has_value());
+  // null is an absent field (the limit's default is 10), as on the DOM path.
+  const auto nulls = read_plain_search(
+      R"({"vector":[1],"limit":null,"offset":null,"params":{"hnsw_ef":null,"exact":null},
+          "with_payload":null,"with_vector":null,"score_threshold":null,"filter":null})");
+  ASSERT_TRUE(nulls.has_value());
+  EXPECT_EQ(nulls->query.limit, 10u);
+  EXPECT_EQ(nulls->query.ef, 0u);
+  EXPECT_FALSE(nulls->with_payload);
+  EXPECT_FALSE(nulls->query.score_threshold.has_value());
+}
+
+TEST(PlainSearch, ReadsTheQueryRoutesPlainForm) {
+  const auto q = read_plain_search(
+      R"({"query":[0.5,2],"using":"image","limit":4,"params":{"hnsw_ef":32},"with_payload":true,
+          "prefetch":null,"lookup_from":null,"filter":null})",
+      PlainRoute::kQuery);
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(q->query.vector, (std::vector<float>{0.5f, 2}));
+  EXPECT_EQ(q->query.vector_name, "image");
+  EXPECT_EQ(q->query.limit, 4u);
+  EXPECT_EQ(q->query.ef, 32u);
+  EXPECT_TRUE(q->with_payload);
+  // The limit is optional on /points/query (10).
+  const auto least = read_plain_search(R"({"query":[1]})", PlainRoute::kQuery);
+  ASSERT_TRUE(least.has_value());
+  EXPECT_EQ(least->query.limit, 10u);
+  EXPECT_EQ(least->query.vector_name, "");
+  // Each route's own key only.
+  EXPECT_FALSE(read_plain_search(R"({"query":[1],"limit":1})", PlainRoute::kSearch));
+  EXPECT_FALSE(read_plain_search(R"({"vector":[1],"limit":1})", PlainRoute::kQuery));
+  EXPECT_FALSE(read_plain_search(R"({"vector":[1],"limit":1,"using":"a"})", PlainRoute::kSearch));
+  for (const char* body :
+       {R"({})", R"({"query":null})", R"({"query":{"nearest":[1]}})", R"({"query":7})",
+        R"({"query":[1],"using":7})", R"({"query":[1],"prefetch":{"query":[1]}})",
+        R"({"query":[1],"prefetch":[]})", R"({"query":[1],"lookup_from":{}})",
+        R"({"query":[1],"filter":{"must":[]}})"}) {
+    EXPECT_FALSE(read_plain_search(body, PlainRoute::kQuery)) << body;
+  }
+}
+
+/// Bodies that are not the plain form, or are wrong: every one goes to the DOM path.
+const std::vector<std::string>& not_plain() {
+  static const std::vector<std::string> bodies = {
+      "",
+      "[]",
+      "null",
+      R"({"vector":[1]})",  // no limit (required on /points/search)
+      R"({"limit":1})",
+      R"({"vector":[],"limit":1})",
+      R"({"vector":[1,"2"],"limit":1})",
+      R"({"vector":[1,null],"limit":1})",
+      R"({"vector":[1,[2]],"limit":1})",
+      R"({"vector":[1e39],"limit":1})",  // beyond a 32-bit float
+      R"({"vector":[1e400],"limit":1})",
+      R"({"vector":{"name":"a","vector":[1]},"limit":1})",
+      R"({"vector":[1],"limit":0})",
+      R"({"vector":[1],"limit":10001})",
+      R"({"vector":[1],"limit":-1})",
+      R"({"vector":[1],"limit":2.0})",
+      R"({"vector":[1],"limit":"2"})",
+      R"({"vector":[1],"limit":18446744073709551616})",
+      R"({"vector":[1],"limit":1,"offset":10001})",
+      R"({"vector":[1],"limit":1,"params":{"hnsw_ef":0}})",
+      R"({"vector":[1],"limit":1,"params":{"hnsw_ef":100001}})",
+      R"({"vector":[1],"limit":1,"params":{"quantization":{"rescore":true}}})",
+      R"({"vector":null,"limit":1})",
+      R"({"vector":[1],"limit":1,"params":[]})",
+      R"({"vector":[1],"limit":1,"params":{"exact":1}})",
+      R"({"vector":[1],"limit":1,"params":{"exact":true,"exact":false}})",
+      R"({"vector":[1],"limit":1,"with_payload":["a"]})",
+      R"({"vector":[1],"limit":1,"with_payload":{"exclude":["a"]}})",
+      R"({"vector":[1],"limit":1,"with_vector":["a"]})",
+      R"({"vector":[1],"limit":1,"score_threshold":1e40})",
+      R"({"vector":[1],"limit":1,"filter":{"must":[]}})",
+      R"({"vector":[1],"limit":1,"using":""})",
+      R"({"vector":[1],"limit":1,"limit":2})",  // the DOM keeps the last
+      R"({"vector":[1],"limit":1} x)",
+      R"({"vector":[1],"limit":1}{})",
+      R"({"vector":[1],"limit":1)",
+      R"({"vector":[1] "limit":1})",
+      R"({"vector":[1],"limit":1,})",
+      R"({"vector":[01],"limit":1})",
+      R"({"vector":[1.],"limit":1})",
+      R"({"vector":[NaN],"limit":1})",
+      "{\"vector\":[1],\"limit\":1,\"with_payload\":true,\"\xff\":1}",
+      std::string(R"({"vector":[1],"limit":1,"x":")") + std::string(1, '\0') + "\"}",
+  };
+  return bodies;
+}
+
+TEST(PlainSearch, LeavesEveryOtherBodyToTheDomPath) {
+  for (const std::string& body : not_plain()) {
+    EXPECT_FALSE(read_plain_search(body).has_value()) << body;
+  }
+  // A body beyond the reader's bound, however plain.
+  std::string big = R"({"limit":1,"vector":[1)";
+  while (big.size() <= wp::http::kMaxPlainSearchBody) big += ",1";
+  big += "]}";
+  EXPECT_FALSE(read_plain_search(big).has_value());
+}
+
+/// One engine, two Apis: the plain path on, and every body through the DOM.
+class PlainAnswers : public ApiTest {
+ protected:
+  void SetUp() override {
+    ApiTest::SetUp();
+    wp::http::ApiOptions o;
+    o.max_body_bytes = 1 << 20;
+    o.plain_answers = false;
+    dom_ = std::make_unique<Api>(*engine_, o);
+    make_points();  // "c": 3-d Euclid, ids 1, 2 and a UUID, payloads
+    ok("PUT", "/collections/cos", {{"vectors", {{"size", 2}, {"distance", "Cosine"}}}});
+    json points = json::array();
+    std::mt19937 rng(7);
+    std::normal_distribution<float> g;
+    for (int i = 0; i < 50; ++i) {
+      points.push_back({{"id", i},
+                        {"vector", {g(rng), g(rng)}},
+                        {"payload", {{"name", "p\u00e9\"" + std::to_string(i)}, {"x", i * 0.5}}}});
+    }
+    ok("PUT", "/collections/cos/points?wait=true", {{"points", points}});
+    // Named vectors: "a" 2-d Euclid, "b" 3-d Dot; point 2 has only "a".
+    ok("PUT", "/collections/named",
+       {{"vectors",
+         {{"a", {{"size", 2}, {"distance", "Euclid"}}},
+          {"b", {{"size", 3}, {"distance", "Dot"}}}}}});
+    ok("PUT", "/collections/named/points?wait=true",
+       {{"points",
+         {{{"id", 1}, {"vector", {{"a", {1, 0}}, {"b", {1, 2, 3}}}}, {"payload", {{"k", 1}}}},
+          {{"id", 2}, {"vector", {{"a", {0, 1}}}}},
+          {{"id", 3}, {"vector", {{"a", {2, 2}}, {"b", {-1, 0, 1}}}}}}}});
+  }
+
+  /// Both Apis' answers to `body`: the same status, and the same JSON once "time" is dropped.
+  void expect_same(const std::string& collection, const std::string& body,
+                   PlainRoute route = PlainRoute::kSearch) {
+    const bool query = route == PlainRoute::kQuery;
+    const std::string target =
+        "/collections/" + collection + (query ? "/points/query" : "/points/search");
+    const Response plain = api_->handle(Request{"POST", target, body, "", ""});
+    const Response dom = dom_->handle(Request{"POST", target, body, "", ""});
+    ASSERT_EQ(plain.status, dom.status)
+        << body << "\nplain: " << plain.body << "\ndom: " << dom.body;
+    json a = json::parse(plain.body), b = json::parse(dom.body);
+    ASSERT_TRUE(a.contains("time") && a["time"].is_number_float()) << plain.body;
+    a.erase("time");
+    b.erase("time");
+    EXPECT_EQ(a, b) << body;
+    // A score is a float to the client on both paths ("score": 1.0, not 1).
+    if (plain.status == 200 && read_plain_search(body, route)) {
+      for (const json& hit : query ? a["result"]["points"] : a["result"]) {
+        EXPECT_TRUE(hit["score"].is_number_float()) << plain.body;
+      }
+    }
+  }
+
+  std::unique_ptr<Api> dom_;
+};
+
+TEST_F(PlainAnswers, AreTheDomPathsAnswersBodyForBody) {
+  const std::vector<std::string> plain_bodies = {
+      R"({"vector":[0.1,0,0],"limit":3})",
+      R"({"vector":[1,0,0],"limit":2,"with_payload":true})",
+      R"({"vector":[1,0,0],"limit":3,"with_payload":true,"with_vector":true})",
+      R"({"vector":[2,0,0],"limit":3,"offset":1,"params":{"hnsw_ef":5,"exact":true}})",
+      R"({"vector":[2,0,0],"limit":3,"score_threshold":1.5})",
+      R"({"vector":[0,0,0],"limit":10000,"with_vector":true})",
+      R"({"vector":[1,0],"limit":3})",  // a wrong dimension: the search's own 400
+  };
+  for (const std::string& body : plain_bodies) {
+    ASSERT_TRUE(read_plain_search(body).has_value()) << body;
+    expect_same("c", body);
+  }
+  for (const std::string& body : not_plain()) expect_same("c", body);
+  expect_same("missing", R"({"vector":[1,0,0],"limit":3})");
+  expect_same("named", R"({"vector":[1,0],"limit":3})");  // which vector? the search's 400
+  // Cosine: scores are similarities, ties and payloads with escapes.
+  for (const char* body :
+       {R"({"vector":[1,1],"limit":20,"with_payload":true})",
+        R"({"vector":[-3,0.5],"limit":5,"with_vector":true,"score_threshold":0.2})",
+        R"({"vector":[0,0],"limit":5})"}) {
+    expect_same("cos", body);
+  }
+}
+
+TEST_F(PlainAnswers, AreTheDomPathsAnswersOnTheQueryRoute) {
+  const std::vector<std::pair<std::string, std::string>> bodies = {
+      {"c", R"({"query":[0.1,0,0]})"},
+      {"c", R"({"query":[1,0,0],"limit":2,"with_payload":true,"with_vector":true})"},
+      {"c", R"({"query":[2,0,0],"limit":3,"offset":1,"params":{"exact":true},"prefetch":null})"},
+      {"c", R"({"query":[2,0,0],"score_threshold":1.5,"using":null})"},
+      {"c", R"({"query":[2,0,0],"using":"a"})"},  // an unnamed collection: `using` names none
+      {"cos", R"({"query":[1,1],"limit":20,"with_payload":true,"lookup_from":null})"},
+      {"named", R"({"query":[1,0],"using":"a","limit":3,"with_vector":true})"},
+      {"named", R"({"query":[0,0,1],"using":"b","with_payload":true})"},
+      {"named", R"({"query":[0,0,1],"using":"zz"})"},
+      {"named", R"({"query":[0,0,1],"using":"a"})"},  // a wrong dimension for "a"
+      {"named", R"({"query":[0,0]})"},
+      {"missing", R"({"query":[1,0,0]})"},
+  };
+  for (const auto& [collection, body] : bodies) {
+    ASSERT_TRUE(read_plain_search(body, PlainRoute::kQuery).has_value()) << body;
+    expect_same(collection, body, PlainRoute::kQuery);
+  }
+  for (const std::string& body : not_plain()) expect_same("c", body, PlainRoute::kQuery);
+  for (const char* body : {"", R"({})", R"({"query":null,"limit":2})",
+                           R"({"query":{"nearest":[1,0,0]}})", R"({"query":2,"limit":1})"}) {
+    expect_same("c", body, PlainRoute::kQuery);
+  }
+}
+
+TEST_F(PlainAnswers, AgreeOnMutatedBodies) {
+  // Seeded mutations of plain bodies (bytes flipped, dropped, repeated, tokens spliced in):
+  // whichever path a mutant takes, both Apis answer it the same.
+  const std::vector<std::string> seeds = {
+      R"({"vector":[1,0.5,-2],"limit":3,"offset":1,"params":{"hnsw_ef":16,"exact":false},)"
+      R"("with_payload":true,"with_vector":true,"score_threshold":9.5})",
+      R"({"limit":2,"vector":[0,1e-3,2E1]})",
+      R"({"query":[1,0.5,-2],"using":null,"limit":3,"params":{"hnsw_ef":16},"with_payload":true})",
+      R"({"query":[0,1],"using":"a","prefetch":null,"filter":null,"with_vector":true})"};
+  const std::vector<std::string> tokens = {"null", "true", "-", "1e99", "[", "]", "{",
+                                           "}",    ",",    ":", "\"",   "0", ".", "\\u0000"};
+  std::mt19937 rng(20261203);
+  size_t plain = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string body = seeds[i % seeds.size()];
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits && !body.empty(); ++e) {
+      const size_t at = rng() % body.size();
+      switch (rng() % 4) {
+        case 0:
+          body[at] = static_cast<char>(rng() % 128);
+          break;
+        case 1:
+          body.erase(at, 1 + rng() % 3);
+          break;
+        case 2:
+          body.insert(at, body.substr(at, 1 + rng() % 8));
+          break;
+        default:
+          body.insert(at, tokens[rng() % tokens.size()]);
+      }
+    }
+    const PlainRoute route = i % seeds.size() >= 2 ? PlainRoute::kQuery : PlainRoute::kSearch;
+    if (read_plain_search(body, route)) ++plain;
+    expect_same(i % 5 == 0 ? "cos" : i % 7 == 0 ? "named" : "c", body, route);
+    if (HasFatalFailure()) return;
+  }
+  // Both kinds were exercised: some mutants still plain, most not.
+  EXPECT_GT(plain, 30u);
+  EXPECT_LT(plain, 2900u);
+}
+
+}  // namespace
+}  // namespace wp::test
