@@ -5,7 +5,7 @@
 //
 //   build/bench/waypoint_load --port 6333 --dataset tests/data/siftsmall
 //       --connections 1,8,32,64 --seconds 5 [--ef 64] [--json] [--shards N --replication R]
-//       [--batch 100] [--payload (3 keys a point)] [--ingest-only]
+//       [--batch 100] [--payload (3 keys a point)] [--ingest-only] [--route search|query]
 // Traffic goes to 127.0.0.1 only.
 #include <omp.h>
 #include <boost/asio/ip/tcp.hpp>
@@ -107,17 +107,17 @@ void create_collection(uint16_t port, const std::string& col, size_t dim, size_t
 }
 
 /// Recall@k of the server's answers (ids are base rows) against the dataset's ground truth.
-double http_recall(uint16_t port, const std::string& col, const std::vector<std::string>& queries,
-                   const wp::index::IntMatrix& gt, size_t k) {
+double http_recall(uint16_t port, const std::string& path, bool query,
+                   const std::vector<std::string>& queries, const wp::index::IntMatrix& gt,
+                   size_t k) {
   wp::http::LoopbackClient c(port);
   size_t hits = 0;
   for (size_t i = 0; i < queries.size(); ++i) {
-    auto [st, text] =
-        c.call(bhttp::verb::post, "/collections/" + col + "/points/search", queries[i]);
+    auto [st, text] = c.call(bhttp::verb::post, path, queries[i]);
     WP_THROW_IF_NOT(st == 200, "search answered ", st, ": ", text.substr(0, 200));
     const json r = json::parse(text);
     const int* truth = gt.row(i);
-    for (const json& p : r["result"]) {
+    for (const json& p : query ? r["result"]["points"] : r["result"]) {
       const int id = p["id"].get<int>();
       hits += std::count(truth, truth + k, id);
     }
@@ -158,8 +158,42 @@ double inprocess_qps(const wp::index::HnswIndex& idx, const wp::index::Matrix& q
   return done / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-/// `connections` clients searching in a loop for `seconds`: QPS, p50, p99, errors.
-json search_load(uint16_t port, const std::string& col, const std::vector<std::string>& queries,
+/// The in-process latency of one query on one thread (the same index and ef), p50 and p99 in
+/// microseconds over every query, twice through the set.
+json inprocess_latency(const wp::index::HnswIndex& idx, const wp::index::Matrix& queries, size_t k,
+                       size_t ef) {
+  wp::index::SearchParams sp;
+  sp.ef = ef;
+  std::vector<double> lat;
+  wp::index::label_t l[1000];
+  float d[1000];
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < queries.n; ++i) {
+      const auto a = Clock::now();
+      idx.search_one(queries.row(i), k, sp, l, d);
+      lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
+    }
+  }
+  return {{"p50_us", percentile(lat, 0.5)}, {"p99_us", percentile(lat, 0.99)}};
+}
+
+/// The transport's floor: one connection asking GET /healthz (no body, no search) in a loop for
+/// `seconds`; p50 and p99 round trip in microseconds.
+json healthz_latency(uint16_t port, double seconds) {
+  Client c(port);
+  std::vector<double> lat;
+  const auto t0 = Clock::now();
+  while (std::chrono::duration<double>(Clock::now() - t0).count() < seconds) {
+    const auto a = Clock::now();
+    const unsigned st = c.call(bhttp::verb::get, "/healthz", "");
+    WP_THROW_IF_NOT(st == 200, "healthz answered ", st);
+    lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
+  }
+  return {{"p50_us", percentile(lat, 0.5)}, {"p99_us", percentile(lat, 0.99)}};
+}
+
+/// `connections` clients searching in a loop for `seconds` (POST `path`): QPS, p50, p99, errors.
+json search_load(uint16_t port, const std::string& path, const std::vector<std::string>& queries,
                  long long connections, double seconds) {
   std::atomic<bool> stop{false};
   std::atomic<int> errors{0};
@@ -173,8 +207,7 @@ json search_load(uint16_t port, const std::string& col, const std::vector<std::s
         size_t i = t;
         while (!stop) {
           const auto a = Clock::now();
-          const unsigned st = c.call(bhttp::verb::post, "/collections/" + col + "/points/search",
-                                     queries[i++ % queries.size()]);
+          const unsigned st = c.call(bhttp::verb::post, path, queries[i++ % queries.size()]);
           lat[t].push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
           if (st != 200) ++errors;
         }
@@ -206,6 +239,13 @@ void print_report(const json& report, size_t ef) {
       report["upsert_points_per_s_single_wait"].get<double>());
   std::printf("in-process (same index, ef=%zu): %.0f QPS on 1 thread, %.0f on 2\n", ef,
               report["inprocess_qps_1t"].get<double>(), report["inprocess_qps_2t"].get<double>());
+  std::printf("in-process latency of one search on 1 thread: p50 %.1f us, p99 %.1f us\n",
+              report["inprocess_latency"]["p50_us"].get<double>(),
+              report["inprocess_latency"]["p99_us"].get<double>());
+  std::printf("transport floor (GET /healthz, 1 connection): p50 %.1f us, p99 %.1f us\n",
+              report["healthz_latency"]["p50_us"].get<double>(),
+              report["healthz_latency"]["p99_us"].get<double>());
+  std::printf("searches sent to %s\n", report["route"].get<std::string>().c_str());
   if (report.contains("http_recall_at_k")) {
     std::printf("recall@k through the server: %.4f\n", report["http_recall_at_k"].get<double>());
   }
@@ -237,12 +277,17 @@ int main(int argc, char** argv) {
     // Only the upload (half without wait, half with): the ingest figures of a large set, before
     // the server's memory and restart are measured (bench/server_scale.sh).
     const bool ingest_only = args.flag("ingest-only");
+    // search: POST points/search {"vector": ...}; query: POST points/query {"query": ...}.
+    const std::string route = args.str("route", "search");
+    WP_THROW_IF_NOT(route == "search" || route == "query",
+                    "--route: expected search or query, got ", route);
     args.finish();
 
     const wp::index::Dataset ds = wp::index::load_dataset(dataset);
     std::vector<std::string> queries;
     for (size_t i = 0; i < ds.query.n; ++i) {
-      queries.push_back("{\"vector\":" + vector_json(ds.query.row(i), ds.query.d) +
+      queries.push_back("{\"" + std::string(route == "query" ? "query" : "vector") +
+                        "\":" + vector_json(ds.query.row(i), ds.query.d) +
                         ",\"limit\":" + std::to_string(k) +
                         ",\"params\":{\"hnsw_ef\":" + std::to_string(ef) + "}}");
     }
@@ -272,12 +317,17 @@ int main(int argc, char** argv) {
       report["inprocess_qps_" + std::to_string(threads) + "t"] =
           inprocess_qps(idx, ds.query, k, ef, threads);
     }
+    report["inprocess_latency"] = inprocess_latency(idx, ds.query, k, ef);
+    report["healthz_latency"] = healthz_latency(port, std::min(seconds, 2.0));
+    const std::string path = "/collections/" + col + "/points/" + route;
+    report["route"] = path;
     if (ds.groundtruth.n >= ds.query.n && ds.groundtruth.d >= k) {
-      report["http_recall_at_k"] = http_recall(port, col, queries, ds.groundtruth, k);
+      report["http_recall_at_k"] =
+          http_recall(port, path, route == "query", queries, ds.groundtruth, k);
     }
     report["search"] = json::array();
     for (long long n : conns)
-      report["search"].push_back(search_load(port, col, queries, n, seconds));
+      report["search"].push_back(search_load(port, path, queries, n, seconds));
     if (as_json) {
       std::cout << report.dump() << std::endl;
     } else {
