@@ -323,7 +323,7 @@ void Collection::load() {
     if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
     entries_[r.internal] = Entry{r.id, PackedPayload(r.payload), true};
     payload_bytes_ += entries_[r.internal].payload.heap_bytes();
-    internal_of_[r.id] = r.internal;
+    ids_.assign(r.internal, id_of(), std::hash<PointId>());
     next_internal_ = std::max(next_internal_, r.internal + 1);
     ++live_;
     return true;
@@ -430,7 +430,7 @@ std::vector<size_t> Collection::apply_sequenced(std::vector<WriteOp> ops, uint64
 std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
                                            const Sequence* sequence) {
   std::lock_guard<std::mutex> writer(write_mu_);
-  // Only this writer changes internal_of_ and entries_: reading them here needs no lock.
+  // Only this writer changes ids_ and entries_: reading them here needs no lock.
   // What the operations so far have made of the points they touched (nullopt: removed), over
   // the committed state; `order` keeps the first touch of each, so the write is deterministic.
   std::unordered_map<PointId, std::optional<PointWrite>> staged;
@@ -442,13 +442,17 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
   };
   auto exists = [&](const PointId& id) {
     auto it = staged.find(id);
-    return it != staged.end() ? it->second.has_value() : internal_of_.count(id) > 0;
+    return it != staged.end() ? it->second.has_value() : internal_of(id).has_value();
   };
   // The point as the operations so far leave it (it must exist). A committed point's payload is
   // in memory; its vectors are read from the store only when `with_vectors`.
   auto current = [&](const PointId& id, bool with_vectors) -> PointWrite {
     if (auto it = staged.find(id); it != staged.end()) return *it->second;
-    if (!with_vectors) return PointWrite{id, {}, entries_[internal_of_.at(id)].payload.unpack()};
+    if (!with_vectors) {
+      const std::optional<uint64_t> internal = internal_of(id);
+      WP_THROW_INTERNAL_IF_NOT(internal, "point ", show_json(id.to_json()), " is not in memory");
+      return PointWrite{id, {}, entries_[*internal].payload.unpack()};
+    }
     std::optional<PointStore::Record> r = store_->get(id);
     WP_THROW_INTERNAL_IF_NOT(r, "point ", show_json(id.to_json()), " is missing from the store");
     return PointWrite{id, std::move(r->vectors), std::move(r->payload)};
@@ -558,7 +562,7 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
     std::optional<PointWrite>& p = staged.at(id);
     if (p) {
       points.push_back(std::move(*p));
-    } else if (internal_of_.count(id)) {
+    } else if (internal_of(id)) {
       removals.push_back(id);
     }
   }
@@ -575,10 +579,10 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
   uint64_t next = next_internal_;
   size_t reused = 0;  // taken from the back of free_internal_ once the store has the batch
   for (PointWrite& p : points) {
-    auto it = internal_of_.find(p.id);  // only this writer modifies the map
+    const std::optional<uint64_t> known = internal_of(p.id);  // only this writer modifies ids_
     uint64_t internal;
-    if (it != internal_of_.end()) {
-      internal = it->second;
+    if (known) {
+      internal = *known;
     } else if (reused < free_internal_.size()) {
       internal = free_internal_[free_internal_.size() - 1 - reused++];
     } else {
@@ -640,7 +644,8 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
     if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
     Entry& e = entries_[r.internal];
     const uint32_t id32 = static_cast<uint32_t>(r.internal);
-    if (!e.live) {
+    const bool fresh = !e.live;  // a new point (a live entry at r.internal is this id's own)
+    if (fresh) {
       ++live_;
     } else {
       if (!payload_indexes_.empty()) payload_indexes_.remove(id32, e.payload.unpack());
@@ -649,7 +654,7 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
     payload_indexes_.add(id32, r.payload);
     e = Entry{r.id, PackedPayload(r.payload), true};
     payload_bytes_ += e.payload.heap_bytes();
-    internal_of_[r.id] = r.internal;
+    if (fresh) ids_.assign(r.internal, id_of(), std::hash<PointId>());
   }
   next_internal_ = next;
   for (size_t space = 0; space < shapes_.size(); ++space) {
@@ -668,17 +673,17 @@ void Collection::apply_removals(const std::vector<PointId>& ids) {
   std::vector<index::label_t> labels;
   labels.reserve(ids.size());
   for (const PointId& id : ids) {
-    auto it = internal_of_.find(id);
-    if (it == internal_of_.end()) continue;
-    labels.push_back(it->second);
-    Entry& e = entries_[it->second];
+    const std::optional<uint64_t> internal = internal_of(id);
+    if (!internal) continue;
+    ids_.erase(id, id_of(), std::hash<PointId>());  // while the entry still holds the id
+    labels.push_back(*internal);
+    Entry& e = entries_[*internal];
     if (!payload_indexes_.empty()) {
-      payload_indexes_.remove(static_cast<uint32_t>(it->second), e.payload.unpack());
+      payload_indexes_.remove(static_cast<uint32_t>(*internal), e.payload.unpack());
     }
     payload_bytes_ -= e.payload.heap_bytes();
     e.live = false;
     e.payload = PackedPayload();
-    internal_of_.erase(it);
     --live_;
   }
   for (auto& idx : indexes_) idx->remove_batch(labels.data(), labels.size());  // one repair each
@@ -827,12 +832,12 @@ std::vector<ScoredPoint> Collection::rescore(const std::vector<PointId>& ids,
   std::vector<float> v(shape.dim);
   std::unordered_set<uint64_t> seen;
   for (const PointId& id : ids) {
-    auto it = internal_of_.find(id);
-    if (it == internal_of_.end() || !seen.insert(it->second).second) continue;
-    const Entry& e = entries_[it->second];
+    const std::optional<uint64_t> internal = internal_of(id);
+    if (!internal || !seen.insert(*internal).second) continue;
+    const Entry& e = entries_[*internal];
     if (q.filter && !q.filter->matches(e.id, e.payload)) continue;
-    if (idx.get_vector(it->second, v.data())) {
-      scored.emplace_back(distance(query.data(), v.data(), shape.dim), it->second);
+    if (idx.get_vector(*internal, v.data())) {
+      scored.emplace_back(distance(query.data(), v.data(), shape.dim), *internal);
     }
   }
   std::sort(scored.begin(), scored.end());
@@ -884,8 +889,9 @@ std::vector<PointRead> Collection::retrieve(const std::vector<PointId>& ids, boo
   std::shared_lock<RwMutex> lock(mu_);
   std::vector<PointRead> out;
   for (const PointId& id : ids) {
-    auto it = internal_of_.find(id);
-    if (it != internal_of_.end()) out.push_back(read_point(it->second, with_payload, with_vector));
+    if (const std::optional<uint64_t> internal = internal_of(id)) {
+      out.push_back(read_point(*internal, with_payload, with_vector));
+    }
   }
   return out;
 }
@@ -908,15 +914,15 @@ Collection::Page Collection::scroll(const Filter* filter, size_t limit,
   Page page;
   // The store iterates in id order; memory says which points are live right now.
   store_->scan(offset, [&](PointStore::Record&& r) {
-    auto it = internal_of_.find(r.id);
-    if (it == internal_of_.end()) return true;
-    const Entry& e = entries_[it->second];
+    const std::optional<uint64_t> internal = internal_of(r.id);
+    if (!internal) return true;
+    const Entry& e = entries_[*internal];
     if (filter && !filter->empty() && !filter->matches(e.id, e.payload)) return true;
     if (page.points.size() == limit) {
       page.next = r.id;
       return false;
     }
-    page.points.push_back(read_point(it->second, with_payload, with_vector));
+    page.points.push_back(read_point(*internal, with_payload, with_vector));
     return true;
   });
   return page;
@@ -990,14 +996,8 @@ MemoryUse Collection::memory() const {
   for (const auto& [key, index] : payload_indexes_.fields()) {
     m.payload_indexes += index->memory_bytes();
   }
-  // unordered_map: a node (next pointer, key, value, cached hash) per entry plus the buckets.
   m.points = entries_.capacity() * sizeof(Entry) + free_internal_.capacity() * sizeof(uint64_t) +
-             internal_of_.size() * (2 * sizeof(void*) + sizeof(PointId) + sizeof(uint64_t)) +
-             internal_of_.bucket_count() * sizeof(void*);
-  for (const auto& [id, internal] : internal_of_) {
-    const size_t cap = id.uuid_string().capacity();
-    if (cap > 15) m.points += cap + 1;
-  }
+             ids_.memory_bytes();
   return m;
 }
 

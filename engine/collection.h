@@ -37,6 +37,7 @@
 #include "engine/point_store.h"
 #include "engine/rw_mutex.h"
 #include "index/index.h"
+#include "index/slot_table.h"
 
 namespace wp::engine {
 
@@ -310,6 +311,14 @@ class Collection {
     bool live = false;
   };
   void load();
+  /// How ids_ reads the id of an internal id: from its entry.
+  auto id_of() const {
+    return [this](uint64_t internal) -> const PointId& { return entries_[internal].id; };
+  }
+  /// The internal id of point `id`, if it is live (the caller holds mu_ or write_mu_).
+  std::optional<uint64_t> internal_of(const PointId& id) const {
+    return ids_.find(id, id_of(), std::hash<PointId>());
+  }
   /// The position of space `name` in shapes_ and indexes_ (UserError naming `field` if none).
   size_t space_of(const std::string& name, const std::string& field) const;
   std::optional<size_t> find_space(const std::string& name) const;
@@ -369,7 +378,8 @@ class Collection {
   /// (replayed into the new index at the swap). Guarded by write_mu_.
   std::optional<std::unordered_set<uint64_t>> touched_during_build_;
   mutable RwMutex mu_;  ///< guards everything below (writers first: rw_mutex.h)
-  std::unordered_map<PointId, uint64_t> internal_of_;
+  /// Point id -> internal id of the live points (the ids are entries_'s: id_of).
+  index::SlotTable<uint64_t> ids_;
   std::vector<Entry> entries_;  ///< by internal id
   uint64_t next_internal_ = 0;
   /// Internal ids of removed points, reused (last first) by points upserted later, so that

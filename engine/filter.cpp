@@ -415,19 +415,15 @@ class IsNullNode : public Filter::Node {
 /// has_id: the point id is one of the listed ids.
 class HasIdNode : public Filter::Node {
  public:
-  HasIdNode(std::vector<uint64_t> numbers, std::vector<std::string> uuids)
-      : numbers_(std::move(numbers)), uuids_(std::move(uuids)) {
-    std::sort(numbers_.begin(), numbers_.end());
-    std::sort(uuids_.begin(), uuids_.end());
+  explicit HasIdNode(std::vector<PointId> ids) : ids_(std::move(ids)) {
+    std::sort(ids_.begin(), ids_.end());
   }
   bool matches(const PointId& id, const json&) const override {
-    return id.is_uuid() ? std::binary_search(uuids_.begin(), uuids_.end(), id.uuid_string())
-                        : std::binary_search(numbers_.begin(), numbers_.end(), id.num());
+    return std::binary_search(ids_.begin(), ids_.end(), id);
   }
 
  private:
-  std::vector<uint64_t> numbers_;
-  std::vector<std::string> uuids_;  ///< lower-case, as PointId stores them
+  std::vector<PointId> ids_;
 };
 
 /// A filter: all of `must`, one of `should` (when given), `min_count` of `min_should`, none of
@@ -847,17 +843,10 @@ class Parser {
                     ": has_id is not supported inside a nested condition (array elements have no "
                     "ids)");
     WP_THROW_IF_NOT(j.is_array(), where, ": expected an array of point ids, got ", show_json(j));
-    std::vector<uint64_t> numbers;
-    std::vector<std::string> uuids;
-    for (size_t i = 0; i < j.size(); ++i) {
-      const PointId id = PointId::from_json(j[i], at_index(where, i));
-      if (id.is_uuid()) {
-        uuids.push_back(id.uuid_string());
-      } else {
-        numbers.push_back(id.num());
-      }
-    }
-    return std::make_unique<HasIdNode>(std::move(numbers), std::move(uuids));
+    std::vector<PointId> ids;
+    for (size_t i = 0; i < j.size(); ++i)
+      ids.push_back(PointId::from_json(j[i], at_index(where, i)));
+    return std::make_unique<HasIdNode>(std::move(ids));
   }
 
   /// {"key": "..."}, the body of is_empty and is_null.

@@ -20,7 +20,7 @@ bool is_uuid_text(const std::string& s) {
 
 PointId PointId::number(uint64_t n) {
   PointId p;
-  p.num_ = n;
+  p.hi_ = n;
   return p;
 }
 
@@ -29,9 +29,29 @@ PointId PointId::uuid(const std::string& s) {
                   "' is not a UUID (expected 8-4-4-4-12 hexadecimal digits)");
   PointId p;
   p.is_uuid_ = true;
-  p.uuid_ = s;
-  for (char& c : p.uuid_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  int digits = 0;
+  for (const char c : s) {
+    if (c == '-') continue;
+    const unsigned char u = static_cast<unsigned char>(std::tolower(static_cast<unsigned char>(c)));
+    const uint64_t v = u <= '9' ? u - '0' : u - 'a' + 10;
+    uint64_t& half = digits < 16 ? p.hi_ : p.lo_;
+    half = (half << 4) | v;
+    ++digits;
+  }
   return p;
+}
+
+std::string PointId::uuid_string() const {
+  if (!is_uuid_) return "";
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 32; ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) out += '-';
+    const uint64_t half = i < 16 ? hi_ : lo_;
+    out += kHex[(half >> (4 * (15 - i % 16))) & 0xf];
+  }
+  return out;
 }
 
 PointId PointId::from_json(const nlohmann::json& j, const std::string& field) {
@@ -52,14 +72,14 @@ PointId PointId::from_json(const nlohmann::json& j, const std::string& field) {
 }
 
 nlohmann::json PointId::to_json() const {
-  return is_uuid_ ? nlohmann::json(uuid_) : nlohmann::json(num_);
+  return is_uuid_ ? nlohmann::json(uuid_string()) : nlohmann::json(hi_);
 }
 
 std::string PointId::key() const {
-  if (is_uuid_) return "u" + uuid_;
+  if (is_uuid_) return "u" + uuid_string();
   std::string k(9, '\0');
   k[0] = 'n';
-  for (int i = 0; i < 8; ++i) k[1 + i] = static_cast<char>((num_ >> (56 - 8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i) k[1 + i] = static_cast<char>((hi_ >> (56 - 8 * i)) & 0xff);
   return k;
 }
 

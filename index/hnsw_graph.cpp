@@ -79,7 +79,7 @@ HnswGraph::slot_t HnswGraph::allocate(label_t id, const float* v) {
   levels_[s] = static_cast<uint8_t>(level);
   flags_[s] = 0;
   upper_[s].reset(level > 0 ? new uint32_t[level * (1 + params_.M)]() : nullptr);
-  label_to_slot_[id] = s;
+  label_to_slot_.assign(s, LabelOf{this}, label_hash);
   ++live_count_;
   return s;
 }
@@ -184,7 +184,7 @@ void HnswGraph::connect_reverse(slot_t from, slot_t to, int level, SearchContext
 }
 
 void HnswGraph::mark_removed(slot_t s) {
-  label_to_slot_.erase(label_of(s));
+  label_to_slot_.erase(label_of(s), LabelOf{this}, label_hash);
   flags_[s] = kTombstone;
   --live_count_;
   ++num_tombstones_;
@@ -349,9 +349,7 @@ size_t HnswGraph::memory_bytes() const {
   for (size_t s = 0; s < slot_count_; ++s) {
     if (upper_[s]) b += levels_[s] * (1 + params_.M) * sizeof(uint32_t);
   }
-  // unordered_map: a node (key, value, next pointer, cached hash) per entry plus the bucket array.
-  b += label_to_slot_.size() * (sizeof(label_t) + sizeof(slot_t) + 2 * sizeof(void*)) +
-       label_to_slot_.bucket_count() * sizeof(void*);
+  b += label_to_slot_.memory_bytes();
   return b + free_slots_.capacity() * sizeof(slot_t);
 }
 
@@ -405,7 +403,8 @@ void HnswGraph::read(BinaryReader& in) {
     } else if (f == kTombstone) {
       ++num_tombstones_;
     } else {
-      in.check(label_to_slot_.emplace(label_of(s), s).second, "duplicate id");
+      in.check(find(label_of(s)) == kNoSlot, "duplicate id");
+      label_to_slot_.assign(s, LabelOf{this}, label_hash);
       in.check(all_finite(vec(s), dim_), "non-finite vector");
     }
   }

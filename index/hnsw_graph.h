@@ -20,7 +20,6 @@
 #include <memory>
 #include <mutex>
 #include <random>
-#include <unordered_map>
 #include <vector>
 
 #include "index/distance.h"
@@ -28,6 +27,7 @@
 #include "index/index.h"
 #include "index/level0_graph.h"
 #include "index/search_context.h"
+#include "index/slot_table.h"
 
 namespace wp::index {
 
@@ -75,8 +75,7 @@ class HnswGraph {
   int max_level() const { return max_level_; }
   /// The slot of a live id, or kNoSlot.
   slot_t find(label_t id) const {
-    auto it = label_to_slot_.find(id);
-    return it == label_to_slot_.end() ? kNoSlot : it->second;
+    return label_to_slot_.find(id, LabelOf{this}, label_hash).value_or(kNoSlot);
   }
 
   float distance(const float* a, const float* b) const { return dist_(a, b, dim_); }
@@ -150,7 +149,13 @@ class HnswGraph {
   std::vector<std::unique_ptr<uint32_t[]>> upper_;  ///< links of levels 1..levels_[s]
   std::unique_ptr<std::atomic<uint8_t>[]> locks_;   ///< one spin lock per slot (build time)
   std::vector<slot_t> free_slots_;
-  std::unordered_map<label_t, slot_t> label_to_slot_;
+  /// Label -> slot of the live vertices (the labels are the records': label_of).
+  SlotTable<slot_t> label_to_slot_;
+  struct LabelOf {
+    const HnswGraph* graph;
+    label_t operator()(slot_t s) const { return graph->label_of(s); }
+  };
+  static size_t label_hash(label_t l) { return mix_hash(l); }
 
   slot_t entry_point_ = kNoSlot;
   int max_level_ = -1;

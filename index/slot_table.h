@@ -1,0 +1,111 @@
+#pragma once
+/**
+ * @file slot_table.h
+ * A hash table of slots: small integers that name where an item lives (a graph's vertex, a
+ * collection's entry), found by a key the caller reads from the item itself. Open addressing
+ * with linear probing, at most half full, deletion by backward shift (no tombstones): a table of
+ * n items holds 2n to 4n slot values and nothing else, where std::unordered_map<Key, Slot>
+ * allocated a node (key, value, next pointer, cached hash) per item plus a bucket pointer.
+ *
+ * Every call takes `key_of(slot)`, the key of the item a slot names, and `hash(key)`; the caller
+ * must keep key_of answering for every slot in the table (erase a slot before its item's key
+ * changes).
+ */
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace wp::index {
+
+/// A well-mixed 64-bit hash (splitmix64's finaliser): probing by the low bits spreads
+/// consecutive numbers too.
+inline size_t mix_hash(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  return static_cast<size_t>(x ^ (x >> 31));
+}
+
+template <typename Slot>
+class SlotTable {
+ public:
+  /// The slot whose key is `key`, if any.
+  template <typename Key, typename KeyOf, typename Hash>
+  std::optional<Slot> find(const Key& key, const KeyOf& key_of, const Hash& hash) const {
+    if (slots_.empty()) return std::nullopt;
+    for (size_t i = home(hash(key));; i = next(i)) {
+      if (slots_[i] == kEmpty) return std::nullopt;
+      if (key_of(slots_[i]) == key) return slots_[i];
+    }
+  }
+
+  /// Makes `slot` the one found for its key (key_of(slot)), replacing a slot of the same key.
+  template <typename KeyOf, typename Hash>
+  void assign(Slot slot, const KeyOf& key_of, const Hash& hash) {
+    if (2 * (size_ + 1) > slots_.size()) grow(key_of, hash);
+    const auto& key = key_of(slot);
+    size_t i = home(hash(key));
+    for (; slots_[i] != kEmpty; i = next(i)) {
+      if (key_of(slots_[i]) == key) {
+        slots_[i] = slot;
+        return;
+      }
+    }
+    slots_[i] = slot;
+    ++size_;
+  }
+
+  /// Removes the slot of `key`, if any; key_of must still answer it for that slot.
+  template <typename Key, typename KeyOf, typename Hash>
+  void erase(const Key& key, const KeyOf& key_of, const Hash& hash) {
+    if (slots_.empty()) return;
+    size_t i = home(hash(key));
+    for (;; i = next(i)) {
+      if (slots_[i] == kEmpty) return;
+      if (key_of(slots_[i]) == key) break;
+    }
+    // Backward shift: move up each later slot of the run whose home is not cyclically in (i, j].
+    for (size_t j = next(i); slots_[j] != kEmpty; j = next(j)) {
+      const size_t h = home(hash(key_of(slots_[j])));
+      const bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
+      if (!stays) {
+        slots_[i] = slots_[j];
+        i = j;
+      }
+    }
+    slots_[i] = kEmpty;
+    --size_;
+  }
+
+  size_t size() const { return size_; }
+  void clear() {
+    slots_.clear();
+    size_ = 0;
+  }
+  size_t memory_bytes() const { return slots_.capacity() * sizeof(Slot); }
+
+ private:
+  static constexpr Slot kEmpty = static_cast<Slot>(~Slot{0});
+
+  size_t home(size_t h) const { return h & (slots_.size() - 1); }
+  size_t next(size_t i) const { return (i + 1) & (slots_.size() - 1); }
+
+  template <typename KeyOf, typename Hash>
+  void grow(const KeyOf& key_of, const Hash& hash) {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(old.empty() ? 16 : 2 * old.size(), kEmpty);
+    for (const Slot s : old) {
+      if (s == kEmpty) continue;
+      size_t i = home(hash(key_of(s)));
+      while (slots_[i] != kEmpty) i = next(i);
+      slots_[i] = s;
+    }
+  }
+
+  std::vector<Slot> slots_;  ///< kEmpty where free; a power of two long
+  size_t size_ = 0;
+};
+
+}  // namespace wp::index

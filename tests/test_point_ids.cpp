@@ -1,0 +1,156 @@
+// Point ids (engine/point_id.h: a number or a UUID in 24 bytes) and the slot tables that map ids
+// to internal ids and labels to graph slots (index/slot_table.h: open addressing over slots),
+// each against a plain reference.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <unordered_map>
+
+#include "engine/point_id.h"
+#include "index/error.h"
+#include "index/slot_table.h"
+
+namespace wp::engine {
+namespace {
+
+std::string random_uuid(std::mt19937_64& rng) {
+  static const char kHex[] = "0123456789abcdefABCDEF";
+  std::string s;
+  for (int i = 0; i < 32; ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) s += '-';
+    s += kHex[rng() % 22];
+  }
+  return s;
+}
+
+TEST(PointIds, AUuidKeepsItsTextLowerCaseAndTheKeyOrder) {
+  static_assert(sizeof(PointId) <= 24, "a collection keeps one PointId a point");
+  const PointId u = PointId::uuid("5C56C793-69f3-4FBF-87e6-c4bf54c28c26");
+  EXPECT_TRUE(u.is_uuid());
+  EXPECT_EQ(u.uuid_string(), "5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
+  EXPECT_EQ(u.to_json(), "5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
+  EXPECT_EQ(u.key(), "u5c56c793-69f3-4fbf-87e6-c4bf54c28c26");  // the store's keys: unchanged
+  EXPECT_EQ(u.num(), 0u);
+  EXPECT_EQ(PointId::uuid("00000000-0000-0000-0000-000000000000").uuid_string(),
+            "00000000-0000-0000-0000-000000000000");
+  EXPECT_EQ(PointId::uuid("ffffffff-ffff-ffff-ffff-ffffffffffff").uuid_string(),
+            "ffffffff-ffff-ffff-ffff-ffffffffffff");
+  EXPECT_NE(PointId::uuid("00000000-0000-0000-0000-000000000007"), PointId::number(7));
+  EXPECT_THROW(PointId::uuid("5c56c793-69f3-4fbf-87e6-c4bf54c28c2g"), UserError);
+
+  // operator< is the order of key() (the store's iteration order), and ids round-trip their key.
+  std::mt19937_64 rng(3);
+  std::vector<PointId> ids;
+  for (int i = 0; i < 500; ++i) {
+    ids.push_back(i % 2 ? PointId::uuid(random_uuid(rng)) : PointId::number(rng() >> (rng() % 64)));
+  }
+  ids.push_back(PointId::number(0));
+  ids.push_back(PointId::number(~uint64_t{0}));
+  for (const PointId& a : ids) {
+    EXPECT_EQ(PointId::from_key(a.key()), a);
+    if (a.is_uuid()) {
+      EXPECT_EQ(PointId::uuid(a.uuid_string()), a);
+    }
+    for (int j = 0; j < 20; ++j) {
+      const PointId& b = ids[rng() % ids.size()];
+      EXPECT_EQ(a < b, a.key() < b.key()) << a.key() << " " << b.key();
+      EXPECT_EQ(a == b, a.key() == b.key());
+      if (a == b) {
+        EXPECT_EQ(a.hash(), b.hash());
+      }
+    }
+  }
+}
+
+/// A SlotTable of internal ids keyed by PointId (as a collection keeps them) against
+/// std::unordered_map under random inserts, erases and lookups, with ids that cluster
+/// (consecutive numbers) and UUIDs, through growth and backward-shift deletions.
+TEST(PointIds, TheIdTableAgreesWithAHashMapThroughInsertsAndErases) {
+  std::mt19937_64 rng(11);
+  std::vector<PointId> entries;  // by internal id, as a collection's entries
+  std::vector<uint64_t> free_internal;
+  auto id_of = [&](uint64_t internal) -> const PointId& { return entries[internal]; };
+  index::SlotTable<uint64_t> table;
+  const std::hash<PointId> hash;
+  std::unordered_map<PointId, uint64_t> reference;
+  uint64_t next_number = 0;
+  for (int step = 0; step < 200000; ++step) {
+    const int op = static_cast<int>(rng() % 10);
+    if (op < 5 || reference.empty()) {  // insert a new id
+      const PointId id = rng() % 4 == 0
+                             ? PointId::uuid(random_uuid(rng))
+                             : PointId::number(next_number++ * (rng() % 3 == 0 ? 64 : 1));
+      if (reference.count(id)) continue;
+      uint64_t internal;
+      if (!free_internal.empty()) {
+        internal = free_internal.back();
+        free_internal.pop_back();
+        entries[internal] = id;
+      } else {
+        internal = entries.size();
+        entries.push_back(id);
+      }
+      table.assign(internal, id_of, hash);
+      reference[id] = internal;
+    } else if (op < 8) {  // erase a present id
+      auto it = reference.begin();
+      std::advance(it, static_cast<long>(rng() % std::min<size_t>(reference.size(), 64)));
+      const PointId id = it->first;
+      table.erase(id, id_of, hash);
+      free_internal.push_back(it->second);
+      reference.erase(it);
+      table.erase(id, id_of, hash);  // erasing an absent id changes nothing
+    } else {                         // look up an id that may or may not be there
+      const PointId id =
+          rng() % 2 && !entries.empty() ? entries[rng() % entries.size()] : PointId::number(rng());
+      const auto found = table.find(id, id_of, hash);
+      const auto it = reference.find(id);
+      ASSERT_EQ(found.has_value(), it != reference.end()) << id.key();
+      if (found) {
+        ASSERT_EQ(*found, it->second);
+      }
+    }
+    ASSERT_EQ(table.size(), reference.size());
+  }
+  for (const auto& [id, internal] : reference) {
+    const auto found = table.find(id, id_of, hash);
+    ASSERT_TRUE(found.has_value()) << id.key();
+    EXPECT_EQ(*found, internal);
+  }
+  // At most half full: 16 to 32 bytes an id here (8-byte slots), where the map's node alone
+  // took 64 and more.
+  EXPECT_LE(table.memory_bytes(), 32 * std::max<size_t>(reference.size(), 16));
+  // assign() of a slot whose key the table holds replaces that slot (as map[key] = slot).
+  if (!reference.empty()) {
+    const auto [id, internal] = *reference.begin();
+    entries.push_back(id);  // a second entry with the same id
+    const size_t before = table.size();
+    table.assign(entries.size() - 1, id_of, hash);
+    EXPECT_EQ(table.size(), before);
+    EXPECT_EQ(table.find(id, id_of, hash), std::optional<uint64_t>(entries.size() - 1));
+  }
+}
+
+TEST(PointIds, ALabelTableOfThirtyTwoBitSlotsFindsEveryLabel) {
+  // As HnswGraph keeps label -> slot: labels read from the slots, 4-byte slots.
+  std::vector<uint64_t> label_of_slot;
+  auto key_of = [&](uint32_t s) { return label_of_slot[s]; };
+  auto hash = [](uint64_t l) { return index::mix_hash(l); };
+  index::SlotTable<uint32_t> table;
+  std::mt19937_64 rng(5);
+  for (uint32_t s = 0; s < 50000; ++s) {
+    label_of_slot.push_back(s % 3 == 0 ? rng() : s);  // dense and scattered labels
+    table.assign(s, key_of, hash);
+  }
+  for (uint32_t s = 0; s < 50000; s += 2) table.erase(label_of_slot[s], key_of, hash);
+  EXPECT_EQ(table.size(), 25000u);
+  for (uint32_t s = 0; s < 50000; ++s) {
+    EXPECT_EQ(table.find(label_of_slot[s], key_of, hash),
+              s % 2 ? std::optional<uint32_t>(s) : std::nullopt);
+  }
+  EXPECT_LE(table.memory_bytes(), 4u * 4 * 50000);
+}
+
+}  // namespace
+}  // namespace wp::engine
