@@ -1,6 +1,8 @@
 #include "index/index_file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -90,11 +92,28 @@ void BinaryWriter::finish() {
 }
 
 BinaryReader::BinaryReader(const std::string& path) : path_(path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw UserError("cannot open index file '" + path + "': " + errno_text());
-  std::unique_ptr<FILE, int (*)(FILE*)> guard(f, &std::fclose);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw UserError("cannot open index file '" + path + "': " + errno_text());
+  struct stat st {};
+  const bool stated = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  const size_t file_bytes = stated ? static_cast<size_t>(st.st_size) : 0;
+  if (stated && file_bytes >= sizeof(FileHeader)) {
+    // Populated up front: the pages are read once, in order, by the checksum and then the copy.
+    void* base = ::mmap(nullptr, file_bytes, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (base != MAP_FAILED) {
+      map_.base = base;
+      map_.bytes = file_bytes;
+    }
+  }
+  const int map_errno = errno;
+  ::close(fd);
+  check(stated, "not a regular file");
+  check(file_bytes >= sizeof(FileHeader), "file shorter than its header");
+  if (!map_.base) {
+    throw UserError("cannot map index file '" + path + "': " + std::strerror(map_errno));
+  }
   FileHeader h{};
-  check(std::fread(&h, sizeof h, 1, f) == 1, "file shorter than its header");
+  std::memcpy(&h, map_.base, sizeof h);
   check(std::memcmp(h.magic, kMagic, sizeof kMagic) == 0, "bad magic (not a waypoint index)");
   if (h.version != kIndexFormatVersion) {
     throw UserError("'" + path + "': index format version " + std::to_string(h.version) +
@@ -102,26 +121,27 @@ BinaryReader::BinaryReader(const std::string& path) : path_(path) {
   }
   check(known_type(h.type), "unknown index type tag");
   type_ = static_cast<IndexType>(h.type);
-  check(std::fseek(f, 0, SEEK_END) == 0, "cannot seek");
-  const long end = std::ftell(f);
-  check(end >= 0 && static_cast<uint64_t>(end) == sizeof h + h.payload_bytes,
+  check(file_bytes - sizeof h == h.payload_bytes,
         "file length does not match the header (truncated or extended)");
-  check(std::fseek(f, sizeof h, SEEK_SET) == 0, "cannot seek");
-  data_.resize(h.payload_bytes);
-  check(std::fread(data_.data(), 1, data_.size(), f) == data_.size(), "short read");
-  check(XXH3_64bits(data_.data(), data_.size()) == h.checksum, "checksum mismatch");
+  data_ = static_cast<const char*>(map_.base) + sizeof h;
+  size_ = h.payload_bytes;
+  check(XXH3_64bits(data_, size_) == h.checksum, "checksum mismatch");
+}
+
+BinaryReader::Mapping::~Mapping() {
+  if (base) ::munmap(base, bytes);
 }
 
 void BinaryReader::read_bytes(void* dst, size_t n) {
   check(n <= remaining(), "payload ends early");
-  if (n) std::memcpy(dst, data_.data() + pos_, n);
+  if (n) std::memcpy(dst, data_ + pos_, n);
   pos_ += n;
 }
 
 std::string BinaryReader::read_string(uint64_t max_len) {
   const uint64_t n = read<uint64_t>();
   check(n <= max_len && n <= remaining(), "string length out of range");
-  std::string s(data_.data() + pos_, n);
+  std::string s(data_ + pos_, n);
   pos_ += n;
   return s;
 }

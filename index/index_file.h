@@ -70,15 +70,19 @@ class BinaryWriter {
   std::unique_ptr<State> st_;
 };
 
-/// Bounds-checked reader over a verified payload held in memory.
+/// Bounds-checked reader over a verified payload: the file is mapped read-only (no copy of it
+/// in the process's own memory; read_bytes copies straight from the page cache into the index's
+/// final arrays) and unmapped when the reader goes.
 class BinaryReader {
  public:
   /// Opens `path`, checks magic, version, length and checksum; throws UserError on any mismatch.
   explicit BinaryReader(const std::string& path);
+  BinaryReader(const BinaryReader&) = delete;
+  BinaryReader& operator=(const BinaryReader&) = delete;
 
   IndexType type() const { return type_; }
   const std::string& path() const { return path_; }
-  size_t remaining() const { return data_.size() - pos_; }
+  size_t remaining() const { return size_ - pos_; }
 
   void read_bytes(void* dst, size_t n);
 
@@ -111,7 +115,19 @@ class BinaryReader {
  private:
   std::string path_;
   IndexType type_;
-  std::vector<char> data_;
+  /// The whole file, mapped read-only; unmapped with the reader (also when its constructor
+  /// throws on a corrupt file).
+  struct Mapping {
+    void* base = nullptr;
+    size_t bytes = 0;
+    Mapping() = default;
+    Mapping(const Mapping&) = delete;
+    Mapping& operator=(const Mapping&) = delete;
+    ~Mapping();
+  };
+  Mapping map_;
+  const char* data_ = nullptr;  ///< the payload, after the header
+  size_t size_ = 0;
   size_t pos_ = 0;
 };
 
