@@ -6,11 +6,14 @@
 #   unpinned: the server on 2 threads, it and the load generator sharing both cores;
 #   pinned:   the server on 1 thread on core 0, the load generator on core 1.
 # Traffic goes to 127.0.0.1 only; every server is stopped at the end.
+# With --plot FILE, a PNG of QPS and p99 against the number of connections, one line per placement
+# and route (gnuplot).
 #   bash bench/server_http.sh [--dataset tests/data/siftsmall] [--seconds 4] [--ef 64]
-#                             [--port 7490] [--build-dir build] [--rounds 1]
+#                             [--port 7490] [--build-dir build] [--rounds 1] [--plot FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dataset=tests/data/siftsmall seconds=4 ef=64 port=7490 build=${WAYPOINT_BUILD_DIR:-build} rounds=1
+plot=""
 while (($#)); do
   case "$1" in
     --dataset) dataset=$2; shift 2 ;;
@@ -19,6 +22,7 @@ while (($#)); do
     --port) port=$2; shift 2 ;;
     --build-dir) build=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
+    --plot) plot=$2; shift 2 ;;
     *) echo "server_http.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -42,7 +46,20 @@ run() {  # run PLACEMENT ROUTE
   done
   echo "== $placement, server --threads $threads, route $route"
   $load_pin "$build/bench/waypoint_load" --port "$port" --dataset "$dataset" \
-    --connections 1,8,32,64 --seconds "$seconds" --ef "$ef" --route "$route" | sed 1d
+    --connections 1,8,32,64 --seconds "$seconds" --ef "$ef" --route "$route" --json \
+    >"$data/$placement-$route-$r.json"
+  python3 - "$data/$placement-$route-$r.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"in-process (same index): {r['inprocess_qps_1t']:.0f} QPS on 1 thread, "
+      f"{r['inprocess_qps_2t']:.0f} on 2; one search p50 {r['inprocess_latency']['p50_us']:.1f} us")
+print(f"transport floor (GET /healthz, 1 connection): p50 {r['healthz_latency']['p50_us']:.1f} us, "
+      f"p99 {r['healthz_latency']['p99_us']:.1f} us; recall@k {r.get('http_recall_at_k', 0):.4f}")
+print(f"{'connections':>12} {'qps':>10} {'p50_us':>10} {'p99_us':>10} {'errors':>8}")
+for row in r["search"]:
+    print(f"{row['connections']:>12} {row['qps']:>10.0f} {row['p50_us']:>10.1f} "
+          f"{row['p99_us']:>10.1f} {row['errors']:>8}")
+PY
   kill "$server"
   wait "$server" 2>/dev/null || true
   server=""
@@ -53,3 +70,32 @@ for ((r = 1; r <= rounds; r++)); do
     for route in search query; do run "$placement" "$route"; done
   done
 done
+
+if [[ -n $plot ]]; then
+  # One block per placement and route (the last round's), then QPS and p99 against connections.
+  python3 - "$data" "$rounds" >"$data/plot.dat" <<'PY'
+import json, sys
+d, rounds = sys.argv[1], sys.argv[2]
+for placement in ("unpinned", "pinned"):
+    for route in ("search", "query"):
+        r = json.load(open(f"{d}/{placement}-{route}-{rounds}.json"))
+        print(f'"{placement}, {route}"')
+        for row in r["search"]:
+            print(row["connections"], row["qps"], row["p99_us"] / 1000)
+        print("\n")
+PY
+  gnuplot <<GP
+set terminal pngcairo size 1100,450 noenhanced
+set output "$plot"
+set multiplot layout 1,2 title "waypoint serve, $(basename "$dataset"), ef $ef: search load over HTTP"
+set logscale x 2
+set xlabel "connections"
+set key left top
+set ylabel "QPS"
+plot for [i=0:3] "$data/plot.dat" index i using 1:2 with linespoints title columnheader(1)
+set ylabel "p99 latency (ms)"
+plot for [i=0:3] "$data/plot.dat" index i using 1:3 with linespoints title columnheader(1)
+unset multiplot
+GP
+  echo "plot: $plot"
+fi
