@@ -60,44 +60,37 @@ Fixture& fixture() {
   return f;
 }
 
-void handle_searches(benchmark::State& state, wp::http::Api& api) {
+/// Runs `fn` on the SIFT10K search bodies in turn.
+template <typename F>
+void over_bodies(benchmark::State& state, const F& fn) {
   Fixture& f = fixture();
   size_t i = 0;
   for (auto _ : state) {
-    auto r = api.handle({"POST", "/collections/sift/points/search", f.bodies[i], "", ""});
-    benchmark::DoNotOptimize(r);
+    benchmark::DoNotOptimize(fn(f.bodies[i]));
     i = (i + 1) % f.bodies.size();
   }
+}
+
+wp::http::Response search(wp::http::Api& api, const std::string& body) {
+  return api.handle({"POST", "/collections/sift/points/search", body, "", ""});
 }
 
 /// The plain search (read by simdjson, answer written as text).
 void BM_ApiHandleSearch(benchmark::State& state) {
-  handle_searches(state, *fixture().api);
+  over_bodies(state, [](const std::string& b) { return search(*fixture().api, b); });
 }
 
 /// The same requests through nlohmann's DOM (ApiOptions::plain_answers off).
 void BM_ApiHandleSearchDom(benchmark::State& state) {
-  handle_searches(state, *fixture().api_dom);
+  over_bodies(state, [](const std::string& b) { return search(*fixture().api_dom, b); });
 }
 
 void BM_ReadPlainSearch(benchmark::State& state) {
-  Fixture& f = fixture();
-  size_t i = 0;
-  for (auto _ : state) {
-    auto s = wp::http::read_plain_search(f.bodies[i]);
-    benchmark::DoNotOptimize(s);
-    i = (i + 1) % f.bodies.size();
-  }
+  over_bodies(state, [](const std::string& b) { return wp::http::read_plain_search(b); });
 }
 
 void BM_ParseSearchBody(benchmark::State& state) {
-  Fixture& f = fixture();
-  size_t i = 0;
-  for (auto _ : state) {
-    auto j = nlohmann::json::parse(f.bodies[i]);
-    benchmark::DoNotOptimize(j);
-    i = (i + 1) % f.bodies.size();
-  }
+  over_bodies(state, [](const std::string& b) { return nlohmann::json::parse(b); });
 }
 
 void BM_CollectionSearch(benchmark::State& state) {
