@@ -122,6 +122,9 @@ class Api {
 
   /// Whether a route changes data (the read-only key may call only kRead routes).
   enum class Access { kUnset, kRead, kWrite };
+  /// The access of the route `method` `target` names (kUnset when none does): the server runs
+  /// kWrite requests, which may wait on the disk or the index, off its connection threads.
+  static Access access_of(const std::string& method, const std::string& target);
 
   /// How a route's result is sent: in Qdrant's envelope ({"result", "status", "time"}), as it is
   /// (`GET /`, the OpenAPI document), or as plain text (a string result: the health probes).

@@ -44,7 +44,13 @@ class SessionBase {
 struct Server::Impl {
   Api& api;
   ServerOptions options;
+  /// One io_context a thread, each run by its own thread: a connection lives on one of them
+  /// (dealt in turn), so its handlers never pass between threads and no thread wakes another
+  /// to run them. `ioc` (thread 0) also holds the acceptor, the signals and the accept timer.
   net::io_context ioc;
+  std::vector<std::unique_ptr<net::io_context>> more;  ///< threads 1..threads-1
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
+  std::atomic<size_t> next_context{0};
   tcp::acceptor acceptor;
   net::signal_set signals;
   std::atomic<bool> stopping{false};
@@ -79,10 +85,21 @@ struct Server::Impl {
   Impl(Api& a, ServerOptions o)
       : api(a),
         options(std::move(o)),
-        ioc(options.threads),
+        ioc(1),
         acceptor(net::make_strand(ioc)),
         signals(ioc, SIGINT, SIGTERM),
-        accept_retry(acceptor.get_executor()) {}
+        accept_retry(acceptor.get_executor()) {
+    for (int i = 1; i < options.threads; ++i) {
+      more.push_back(std::make_unique<net::io_context>(1));
+      keep_running.push_back(net::make_work_guard(*more.back()));
+    }
+  }
+
+  /// The context of the next connection, in turn.
+  net::any_io_executor next_executor() {
+    const size_t i = next_context++ % (more.size() + 1);
+    return i == 0 ? ioc.get_executor() : more[i - 1]->get_executor();
+  }
 
   void accept();
   /// After a failed accept: try again later, waiting longer each time (10 ms .. 1 s).
@@ -293,11 +310,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     const bool keep_alive = req.keep_alive(), head = req.method() == bhttp::verb::head;
     const unsigned version = req.version();
-    if (r.internal || server_.api.clustered()) {
+    // A write may wait on the disk (wait=true) or the index: on the pool, it holds up no
+    // connection of this thread (each thread runs its own connections).
+    if (r.internal || server_.api.clustered() ||
+        Api::access_of(r.method, r.target) == Api::Access::kWrite) {
       // On a cluster node (http/cluster_router.h) a request may wait on calls to other nodes:
       // run it off the connection threads, on the pool of its level, so that no node's threads
       // can all wait on each other (a client's request waits on primaries' writes, a primary's
-      // write on replicas' applies, which wait on nothing).
+      // write on replicas' applies, which wait on nothing). On a single node, writes.
       net::thread_pool& pool = server_.internal_pool(r);
       // The work guard keeps run() going until the answer is written.
       net::post(pool, [self = shared_from_this(), r = std::move(r), keep_alive, version, head,
@@ -444,7 +464,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 };
 
 void Server::Impl::accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  acceptor.async_accept(next_executor(), [this](beast::error_code ec, tcp::socket socket) {
     if (stopping) return;
     if (ec) return retry_accept();  // out of file descriptors, or a connection gone already
     accept_backoff = std::chrono::milliseconds(0);
@@ -523,6 +543,8 @@ void Server::Impl::shutdown() {
     }
   }
   for (auto& s : live) s->close_if_idle();
+  // The other threads' run() returns once their connections are gone.
+  for (auto& guard : keep_running) guard.reset();
 }
 
 Server::Server(Api& api, ServerOptions options)
@@ -577,8 +599,7 @@ void Server::run() {
   });
   impl_->accept();
   std::vector<std::thread> threads;
-  for (int i = 1; i < impl_->options.threads; ++i)
-    threads.emplace_back([this] { impl_->ioc.run(); });
+  for (auto& context : impl_->more) threads.emplace_back([c = context.get()] { c->run(); });
   impl_->ioc.run();
   for (auto& t : threads) t.join();
 }
