@@ -156,7 +156,9 @@ TEST(GraphIndex, RobustPruneTakesTheHeuristicEdgesFirst) {
 TEST(GraphIndex, EveryStrategyServesSiftsmallAboveAFloor) {
   // Measured at ef=64 with the medoid entry, 14 runs (one under ASan): hnsw-l0 0.977-0.997, hnsw
   // heuristic 0.957-0.987, robust-1.2 0.990-1.000, kNN graph 0.906-0.946 (100 queries: one query's
-  // miss is 0.01). Floors leave room for the parallel build's variation.
+  // miss is 0.01). Floors leave room for the parallel build's variation: 20 more runs two at a
+  // time (2026-12-04) gave hnsw-l0 0.936-0.997 (level 0 alone from the medoid: a query that
+  // starts far from its neighbours misses several), heuristic 0.977-0.999.
   const Dataset ds = wp::test::load_test_data("siftsmall");
   auto l0 = build_graph(ds, "hnsw", "none");
   auto heuristic = build_graph(ds, "hnsw", "hnsw");
@@ -168,7 +170,7 @@ TEST(GraphIndex, EveryStrategyServesSiftsmallAboveAFloor) {
                r_robust = recall10(*robust, ds, 64), r_knn = recall10(*knn, ds, 64);
   std::printf("recall@10 at ef 64: hnsw-l0 %.3f, heuristic %.3f, robust-1.2 %.3f, knn %.3f\n", r_l0,
               r_heuristic, r_robust, r_knn);
-  EXPECT_GE(r_l0, 0.95);
+  EXPECT_GE(r_l0, 0.90);
   EXPECT_GE(r_heuristic, 0.94);
   EXPECT_GE(r_robust, 0.98);
   EXPECT_GE(r_knn, 0.88);
