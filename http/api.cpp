@@ -353,13 +353,18 @@ Response Api::call_handler(const Route& route, const Call& call,
   }
 }
 
-Api::Access Api::access_of(const std::string& method, const std::string& target) {
-  std::map<std::string, std::string> params;
-  bool path_known = false;
-  const Route* route =
-      find_route(method == "HEAD" ? "GET" : method, split_path(target.substr(0, target.find('?'))),
-                 params, path_known);
-  return route ? route->access : Access::kUnset;
+Api::Access Api::access_of(const std::string& method, const std::string& target) noexcept {
+  // Called by the server outside handle(): nothing may escape (out of memory: the pool).
+  try {
+    std::map<std::string, std::string> params;
+    bool path_known = false;
+    const Route* route =
+        find_route(method == "HEAD" ? "GET" : method,
+                   split_path(target.substr(0, target.find('?'))), params, path_known);
+    return route ? route->access : Access::kUnset;
+  } catch (...) {
+    return Access::kWrite;
+  }
 }
 
 Response Api::answer(const Request& req) {

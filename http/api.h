@@ -124,7 +124,7 @@ class Api {
   enum class Access { kUnset, kRead, kWrite };
   /// The access of the route `method` `target` names (kUnset when none does): the server runs
   /// kWrite requests, which may wait on the disk or the index, off its connection threads.
-  static Access access_of(const std::string& method, const std::string& target);
+  static Access access_of(const std::string& method, const std::string& target) noexcept;
 
   /// How a route's result is sent: in Qdrant's envelope ({"result", "status", "time"}), as it is
   /// (`GET /`, the OpenAPI document), or as plain text (a string result: the health probes).
