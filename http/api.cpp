@@ -60,20 +60,28 @@ std::map<std::string, std::string> parse_query(const std::string& q) {
   return out;
 }
 
-/// Matches `parts` against a split pattern such as {"collections", "{name}", "points"}.
-bool match(const std::vector<std::string>& pat, const std::vector<std::string>& parts,
-           std::map<std::string, std::string>& params) {
+bool is_param(const std::string& segment) {
+  return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+/// Whether `parts` match a split pattern such as {"collections", "{name}", "points"} (nothing
+/// allocated: every request tries the routes in turn).
+bool match(const std::vector<std::string>& pat, const std::vector<std::string>& parts) {
   if (pat.size() != parts.size()) return false;
+  for (size_t i = 0; i < pat.size(); ++i) {
+    if (!is_param(pat[i]) && pat[i] != parts[i]) return false;
+  }
+  return true;
+}
+
+/// The {params} of a pattern that matched.
+std::map<std::string, std::string> path_params(const std::vector<std::string>& pat,
+                                               const std::vector<std::string>& parts) {
   std::map<std::string, std::string> p;
   for (size_t i = 0; i < pat.size(); ++i) {
-    if (pat[i].size() > 2 && pat[i].front() == '{' && pat[i].back() == '}') {
-      p[pat[i].substr(1, pat[i].size() - 2)] = parts[i];
-    } else if (pat[i] != parts[i]) {
-      return false;
-    }
+    if (is_param(pat[i])) p[pat[i].substr(1, pat[i].size() - 2)] = parts[i];
   }
-  params = std::move(p);
-  return true;
+  return p;
 }
 
 Response error_response(unsigned status, const std::string& message, double secs) {
@@ -249,11 +257,10 @@ const Api::Route* find_route(const std::string& method, const std::vector<std::s
   path_known = false;
   for (size_t i = 0; i < Api::routes().size(); ++i) {
     const Api::Route& r = Api::routes()[i];
-    std::map<std::string, std::string> p;
-    if (!match(patterns[i], parts, p)) continue;
+    if (!match(patterns[i], parts)) continue;
     path_known = true;
     if (method == r.method) {
-      params = std::move(p);
+      params = path_params(patterns[i], parts);
       return &r;
     }
   }

@@ -632,14 +632,18 @@ json Api::search_points(const Call& c) {
 
 namespace {
 
-/// The envelope of a plain search's answer, written as text: the hits as a list (/points/search)
-/// or as {"points": [...]} (/points/query).
-std::string plain_answer(const engine::Collection& col, PlainSearch&& plain, PlainRoute route,
-                         const std::function<double()>& seconds) {
+/// A plain search body's whole answer, written as text: the hits as a list (/points/search) or
+/// as {"points": [...]} (/points/query); nullopt when the body is not plain (the DOM path answers).
+std::optional<std::string> plain_answer(engine::Engine& engine, const Call& c, PlainRoute route,
+                                        const std::function<double()>& seconds) {
+  std::optional<PlainSearch> plain = read_plain_search(*c.body, route);
+  if (!plain) return std::nullopt;
+  const auto held = engine.collection(c.path.at("name"));
+  const engine::Collection& col = *held;
   ParsedSearch s;
-  s.query = std::move(plain.query);
-  s.payload.enabled = plain.with_payload;
-  s.with_vector = plain.with_vector;
+  s.query = std::move(plain->query);
+  s.payload.enabled = plain->with_payload;
+  s.with_vector = plain->with_vector;
   // As query_hits does first: a `using` the collection lacks is named before the search.
   if (route == PlainRoute::kQuery) col.vector_shape(s.query.vector_name, "using");
   const Shown show = shown(col, s.payload, s.with_vector);
@@ -662,18 +666,12 @@ std::string plain_answer(const engine::Collection& col, PlainSearch&& plain, Pla
 
 std::optional<std::string> Api::search_points_plain(const Call& c,
                                                     const std::function<double()>& seconds) {
-  std::optional<PlainSearch> plain = read_plain_search(*c.body, PlainRoute::kSearch);
-  if (!plain) return std::nullopt;
-  return plain_answer(*engine_.collection(c.path.at("name")), std::move(*plain),
-                      PlainRoute::kSearch, seconds);
+  return plain_answer(engine_, c, PlainRoute::kSearch, seconds);
 }
 
 std::optional<std::string> Api::query_points_plain(const Call& c,
                                                    const std::function<double()>& seconds) {
-  std::optional<PlainSearch> plain = read_plain_search(*c.body, PlainRoute::kQuery);
-  if (!plain) return std::nullopt;
-  return plain_answer(*engine_.collection(c.path.at("name")), std::move(*plain), PlainRoute::kQuery,
-                      seconds);
+  return plain_answer(engine_, c, PlainRoute::kQuery, seconds);
 }
 
 json Api::search_batch(const Call& c) {
