@@ -10,13 +10,15 @@
 
 namespace wp::engine::tune {
 
+using nlohmann::json;
+
 AutoTuneResult auto_tune(const index::Matrix& points, const index::IndexSpec& current,
                          const AutoTuneRequest& req, const std::function<void(double)>& progress) {
   WP_THROW_IF_NOT(points.n >= kMinAutoTunePoints,
                   "type \"auto\" tunes on the collection's points "
                   "and needs at least ",
                   kMinAutoTunePoints, ", it holds ", points.n);
-  const Space space = Space::standard(req.types);  // validates the types
+  const Space space = Space::standard(req.types, {current.metric, false});  // validates the types
   const HeldOut split = hold_out(points, std::min<size_t>(500, points.n / 10), 7);
   const index::Matrix &base = split.base, &queries = split.queries;
   const size_t k = std::min(req.k, base.n - 1);
@@ -25,6 +27,9 @@ AutoTuneResult auto_tune(const index::Matrix& points, const index::IndexSpec& cu
   eo.k = k;
   eo.repeats = 2;
   eo.min_seconds = 0.1;
+  // An rl configuration trains a graph: a tenth of the tuning's time each (set-up aside).
+  eo.rl_minutes = std::clamp(req.max_minutes / 10, 0.05, 10.0);
+  eo.rl_target_recall = req.recall;
   Environment env(base, current.metric, queries, gt, eo);
   RewardSpec reward;
   reward.recall_target = req.recall;
@@ -50,9 +55,14 @@ AutoTuneResult auto_tune(const index::Matrix& points, const index::IndexSpec& cu
   }
   const Trial& t = r.trials[best];
   AutoTuneResult out;
-  out.outcome = {name,       r.trials.size(), req.recall, k,        to_request(space, t.config),
+  json config = to_request(space, t.config);
+  // A learnt graph is built on every point as tuning trained it.
+  if (space.kinds[t.config.type] == index::IndexKind::kRl) config.update(learning_params(eo));
+  out.outcome = {name,       r.trials.size(), req.recall, k,        config,
                  t.m.recall, t.m.qps,         t.feasible, queries.n};
-  out.spec = IndexRequest::parse(out.outcome.config, current).spec;
+  const IndexRequest chosen = IndexRequest::parse(out.outcome.config, current);
+  out.spec = chosen.spec;
+  out.learned = chosen.learned;
   return out;
 }
 

@@ -4,7 +4,8 @@
  * The tuning a collection runs for `PUT /collections/{name}/index {"type": "auto"}`: on a
  * snapshot of its points, held-out points as queries with exact ground truth, a strategy (the
  * controller RNN when learn/ registered it, else coordinate search) chooses the fastest
- * configuration that reaches the recall target, which the collection then builds.
+ * configuration that reaches the recall target, which the collection then builds. Type "rl" (asked
+ * for in `types`) trains a learnt graph per configuration through the learn module.
  */
 #include <functional>
 #include <string>
@@ -31,6 +32,7 @@ struct AutoTuneOutcome {
 
 struct AutoTuneResult {
   index::IndexSpec spec;  ///< what to build: `current` with the chosen kind and parameters
+  nlohmann::json learned = nlohmann::json::object();  ///< rl: the learning job's parameters
   AutoTuneOutcome outcome;
 };
 

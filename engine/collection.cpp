@@ -1,5 +1,6 @@
 #include "engine/collection.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -168,6 +169,9 @@ void Collection::auto_index(const AutoTuneRequest& req, const std::string& vecto
                   "type \"auto\" tunes on the collection's vectors and needs at least ",
                   tune::kMinAutoTunePoints, ", it holds ", held);
   tune::Space::standard(req.types);  // the types are checked before the job starts
+  WP_THROW_IF_NOT(std::find(req.types.begin(), req.types.end(), "rl") == req.types.end() ||
+                      learned_builder("rl"),
+                  "types: \"rl\" needs a waypoint built with LibTorch (WAYPOINT_WITH_TORCH=ON)");
   start_job("tuning", vector, std::nullopt, [this, req, space] {
     // Tune on a snapshot without holding writes back (90% of the progress); then build the
     // winner as a rebuild does.
@@ -182,7 +186,7 @@ void Collection::auto_index(const AutoTuneRequest& req, const std::string& vecto
       status_.tune = r.outcome;
       status_.target = r.spec;
     }
-    build_and_swap(space, r.spec, json::object());
+    build_and_swap(space, r.spec, r.learned);
   });
 }
 

@@ -87,11 +87,11 @@ AutoTuneRequest parse_auto(const json& body) {
   if (body.contains("types")) {
     const json& ts = body["types"];
     WP_THROW_IF_NOT(ts.is_array() && !ts.empty(),
-                    "types: expected a non-empty array of \"hnsw\", \"lsh\" and \"graph\"");
+                    "types: expected a non-empty array of \"hnsw\", \"lsh\", \"graph\" and \"rl\"");
     t.types.clear();
     for (const json& v : ts) {
-      WP_THROW_IF_NOT(v.is_string() && (v == "hnsw" || v == "lsh" || v == "graph"),
-                      "types: expected \"hnsw\", \"lsh\" or \"graph\", got ", show_json(v));
+      WP_THROW_IF_NOT(v.is_string() && (v == "hnsw" || v == "lsh" || v == "graph" || v == "rl"),
+                      "types: expected \"hnsw\", \"lsh\", \"graph\" or \"rl\", got ", show_json(v));
       t.types.push_back(v);
     }
   }

@@ -25,6 +25,7 @@ struct AutoTuneRequest {
   size_t k = 10;
   size_t trials = 30;       ///< configurations measured
   double max_minutes = 10;  ///< of tuning
+  /// The kinds tuned; "rl" (a learning job per configuration, minutes each) only when asked.
   std::vector<std::string> types{"hnsw", "lsh", "graph"};
   double latency_budget_us = 0;  ///< p99; 0: none
 

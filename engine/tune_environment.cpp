@@ -6,6 +6,7 @@
 #include <random>
 
 #include "engine/index_request.h"
+#include "engine/learned_index.h"
 #include "index/dataset.h"
 #include "index/error.h"
 #include "index/index_spec.h"
@@ -42,6 +43,13 @@ std::string build_key(const Space& s, const Config& c) {
 
 }  // namespace
 
+nlohmann::json learning_params(const EnvironmentOptions& opts) {
+  // Steps as many as the minutes allow: the job keeps its best validated step.
+  return {{"steps", static_cast<size_t>(kRlSteps.hi)},
+          {"max_minutes", opts.rl_minutes},
+          {"target_recall", opts.rl_target_recall}};
+}
+
 Environment::Environment(const index::Matrix& base, index::Metric metric,
                          const index::Matrix& queries, const index::IntMatrix& groundtruth,
                          EnvironmentOptions opts)
@@ -58,24 +66,39 @@ std::unique_ptr<index::Index> Environment::build(const Space& s, const Config& c
                                                  const index::Matrix& base, index::Metric metric,
                                                  const EnvironmentOptions& opts) {
   WP_THROW_INTERNAL_IF_NOT(valid(s, c), "configuration off its space");
-  if (s.kinds[c.type] == index::IndexKind::kRl) {
-    WP_THROW_IF_NOT(!opts.rl_graph.empty(), "type rl: give a trained graph (--rl-graph FILE)");
-    auto idx = index::load_index(opts.rl_graph);
-    WP_THROW_IF_NOT(idx->dim() == base.d && idx->size() == base.n, "the rl graph '", opts.rl_graph,
-                    "' holds ", idx->size(), " x ", idx->dim(), ", not the ", base.n, " x ", base.d,
-                    " base");
-    return idx;
-  }
+  std::vector<index::label_t> ids(base.n);
+  std::iota(ids.begin(), ids.end(), index::label_t{0});
   // The configuration as the index request it stands for, so that tuning builds exactly what
   // `build --config` and PUT .../vector_index would build from the same body.
   index::IndexSpec defaults;
   defaults.metric = metric;
   defaults.hnsw.seed = opts.seed;
   defaults.lsh.seed = opts.seed;
+  if (s.kinds[c.type] == index::IndexKind::kRl && opts.rl_graph.empty()) {
+    const LearnedBuilder* learn = learned_builder("rl");
+    WP_THROW_IF_NOT(learn,
+                    "type rl: training a graph needs the learn module (LibTorch); without "
+                    "it, give a trained graph (--rl-graph FILE)");
+    nlohmann::json body = to_request(s, c);
+    body.update(learning_params(opts));
+    const IndexRequest r = IndexRequest::parse(body, defaults);
+    LearnedBuildRequest req;
+    req.vectors = &base;
+    req.labels = &ids;
+    req.metric = metric;
+    req.hnsw = r.spec.hnsw;
+    req.params = r.learned;
+    return (*learn)(req);
+  }
+  if (s.kinds[c.type] == index::IndexKind::kRl) {
+    auto idx = index::load_index(opts.rl_graph);
+    WP_THROW_IF_NOT(idx->dim() == base.d && idx->size() == base.n, "the rl graph '", opts.rl_graph,
+                    "' holds ", idx->size(), " x ", idx->dim(), ", not the ", base.n, " x ", base.d,
+                    " base");
+    return idx;
+  }
   const index::IndexSpec spec = IndexRequest::parse(to_request(s, c), defaults).spec;
   auto idx = index::make_index(spec, base.d);
-  std::vector<index::label_t> ids(base.n);
-  std::iota(ids.begin(), ids.end(), index::label_t{0});
   index::add_all(*idx, index::view(base), ids.data(), 0);  // one batch, every thread
   return idx;
 }

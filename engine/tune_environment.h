@@ -15,6 +15,8 @@
 #include <string>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/tune_space.h"
 #include "index/index.h"
 #include "index/matrix.h"
@@ -56,7 +58,12 @@ struct RewardSpec {
 
 struct EnvironmentOptions {
   size_t k = 10;
-  std::string rl_graph;   ///< a trained graph index file over the same base (type "rl")
+  std::string rl_graph;  ///< a trained graph index file over the same base (type "rl")
+  /// Without rl_graph, each rl configuration is a learning job on the tuned base (the learn
+  /// module's builder): this many minutes of training (after its set-up), validated at
+  /// rl_target_recall (the tuning's recall target).
+  double rl_minutes = 1;
+  double rl_target_recall = 0.95;
   size_t max_cached = 4;  ///< built indexes kept (LRU); a measurement is cached regardless
   int repeats = 3;        ///< timed passes over the queries at least; the fastest counts
   /// Passes go on (up to 200) until this much search time is spent: at 100k QPS one pass over
@@ -64,6 +71,10 @@ struct EnvironmentOptions {
   double min_seconds = 0.25;
   uint64_t seed = 100;  ///< HNSW level generator, LSH planes
 };
+
+/// The learning job's keys of an rl request body as tuning runs it (steps, max_minutes,
+/// target_recall): added to an rl configuration's body, the collection trains what tuning measured.
+nlohmann::json learning_params(const EnvironmentOptions& opts);
 
 class Environment {
  public:

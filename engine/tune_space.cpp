@@ -25,7 +25,7 @@ const std::vector<double> kEf{10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 51
 
 }  // namespace
 
-Space Space::standard(const std::vector<std::string>& types) {
+Space Space::standard(const std::vector<std::string>& types, const SpaceOptions& options) {
   Space s;
   for (const std::string& t : types) {
     std::vector<Choice> c;
@@ -36,9 +36,15 @@ Space Space::standard(const std::vector<std::string>& types) {
         c.push_back({"m", {4, 8, 12, 16, 24, 32, 48}, {}, false});
         c.push_back({"ef_construct", {32, 64, 128, 256, 512}, {}, false});
         c.push_back({"quantization", {0, 1}, {"none", "sq8"}, false});
-        // RobustPrune's slack: 1 is HNSW's own heuristic; larger keeps longer edges.
+        // RobustPrune's slack: 1 is HNSW's own heuristic; larger keeps longer edges (not
+        // defined on inner product, index/vamana.h).
         if (kind == index::IndexKind::kGraph) {
-          c.push_back({"alpha", {1.0, 1.1, 1.2, 1.3, 1.5}, {}, false});
+          c.push_back({"alpha",
+                       options.metric == index::Metric::kInnerProduct
+                           ? std::vector<double>{1.0}
+                           : std::vector<double>{1.0, 1.1, 1.2, 1.3, 1.5},
+                       {},
+                       false});
         }
         c.push_back({"ef", kEf, {}, true});
         break;
@@ -48,7 +54,10 @@ Space Space::standard(const std::vector<std::string>& types) {
         c.push_back({"probes", {4, 16, 64}, {}, false});
         c.push_back({"candidates", {50, 100, 200, 500, 1000, 2000, 5000}, {}, true});
         break;
-      case index::IndexKind::kRl:  // a trained graph file: only its search width
+      case index::IndexKind::kRl:
+        // A learning job prunes a candidate pool down to about m edges a vertex (the degree it
+        // compares at, learn/train_pruner.h); a trained graph file has only its search width.
+        if (!options.rl_trained_file) c.push_back({"m", {8, 12, 16, 24, 32}, {}, false});
         c.push_back({"ef", kEf, {}, true});
         break;
       case index::IndexKind::kFlat:

@@ -3,8 +3,9 @@
  * @file tune_space.h
  * The tuner's search space: named discrete choices per index kind (hnsw: m, ef_construct,
  * quantization, ef; graph: those and RobustPrune's alpha; lsh: bits, tables, probes, candidates;
- * rl: a trained graph's ef), and the configurations in it, which are index request bodies
- * (engine/index_request.h) once written out.
+ * rl: the degree the learning job compares at (m) and ef, or only the ef of a trained graph file),
+ * and the configurations in it, which are index request bodies (engine/index_request.h) once
+ * written out.
  */
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "index/index_spec.h"
+#include "index/metric.h"
 
 namespace wp::engine::tune {
 
@@ -24,13 +26,22 @@ struct Choice {
   bool search_time = false;  ///< changes the search, not the build
 };
 
+/// What the standard space depends on besides the tuned types.
+struct SpaceOptions {
+  /// RobustPrune's alpha > 1 is not defined on inner product: graph offers alpha 1 only there.
+  index::Metric metric = index::Metric::kL2;
+  /// rl: a graph trained beforehand (`waypoint tune --rl-graph FILE`): only its ef is tuned.
+  /// Otherwise each rl configuration is a learning job (engine/learned_index.h) at degree m.
+  bool rl_trained_file = false;
+};
+
 struct Space {
   std::vector<index::IndexKind> kinds;       ///< the tuned kinds, in order
   std::vector<std::vector<Choice>> choices;  ///< per kind, in sampling order
 
-  /// The standard space over the kinds named in `types` ("hnsw", "graph", "lsh"; "rl": a trained
-  /// graph file, only its ef). UserError for an unknown, untunable or repeated kind.
-  static Space standard(const std::vector<std::string>& types);
+  /// The standard space over the kinds named in `types` ("hnsw", "graph", "lsh", "rl"). UserError
+  /// for an unknown, untunable or repeated kind.
+  static Space standard(const std::vector<std::string>& types, const SpaceOptions& options = {});
   /// The position of kind `type` (a kind's name); UserError when it is not in the space.
   size_t type_index(const std::string& type) const;
   /// The name of the kind of configuration type `t`.

@@ -421,6 +421,7 @@ PrunedGraph learn_pruned_graph(const index::Matrix& base, const index::label_t* 
   const bool vamana = o.initial == "vamana";
   hnsw.M = o.initial == "complete" ? std::max(o.M, base.n / 2) : o.M;
   hnsw.ef_construction = o.ef_construction;
+  hnsw.ef_search = o.ef_search;
   hnsw.seed = o.trainer.seed + 100;
   spec.initial = vamana                ? index::InitialGraph::kRandom
                  : o.initial == "pool" ? index::InitialGraph::kHnsw
@@ -498,6 +499,7 @@ void register_learned_indexes() {
     TrainPrunerOptions o;
     o.M = r.hnsw.M;
     o.ef_construction = r.hnsw.ef_construction;
+    o.ef_search = r.hnsw.ef_search;  // served at the collection's (or the tuned) ef
     o.steps = r.params.value("steps", size_t{200});
     o.max_minutes = r.params.value("max_minutes", 0.0);
     o.target_recall = r.params.value("target_recall", 0.95);

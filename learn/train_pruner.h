@@ -47,6 +47,7 @@ struct TrainPrunerOptions {
   std::string entry = "hnsw";
   size_t M = 16;
   size_t ef_construction = 200;
+  size_t ef_search = 64;  ///< the learnt graph's default beam width when served
   size_t limit_base = 0;  ///< use only the first n base vectors (0: all)
   /// Evaluation queries held out of the base first (index::hold_out; the same split as
   /// `waypoint bench --holdout N --holdout-seed S`): 0 keeps the base whole.

@@ -562,9 +562,15 @@ TEST_F(ApiTest, AutoIndexTunesInTheBackgroundAndBuildsTheBest) {
   EXPECT_EQ(bad_recall.status, 400u);
   EXPECT_NE(bad_recall.body.find("recall"), std::string::npos) << bad_recall.body;
   const Response bad_types =
-      call("PUT", "/waypoint/collections/t/vector_index", R"({"type":"auto","types":["rl"]})");
+      call("PUT", "/waypoint/collections/t/vector_index", R"({"type":"auto","types":["ivf"]})");
   EXPECT_EQ(bad_types.status, 400u);
   EXPECT_NE(bad_types.body.find("types"), std::string::npos) << bad_types.body;
+  // rl trains a graph per configuration through learn/: this binary has no builder for it.
+  const Response no_rl =
+      call("PUT", "/waypoint/collections/t/vector_index", R"({"type":"auto","types":["rl"]})");
+  EXPECT_EQ(no_rl.status, 400u);
+  EXPECT_NE(no_rl.body.find("types"), std::string::npos) << no_rl.body;
+  EXPECT_NE(no_rl.body.find("LibTorch"), std::string::npos) << no_rl.body;
   EXPECT_EQ(
       call("PUT", "/waypoint/collections/t/vector_index", R"({"type":"auto","bits":64})").status,
       400u);

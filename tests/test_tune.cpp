@@ -43,6 +43,10 @@ TEST(TuneSpace, EveryConfigurationRoundTripsThroughItsRequestBody) {
       if (type == "graph") {
         EXPECT_FLOAT_EQ(r.spec.graph.alpha, static_cast<float>(*value(s, c, "alpha")));
       }
+      if (type == "rl") {  // a learning job at degree m (no trained graph file given)
+        EXPECT_EQ(r.spec.hnsw.M, *value(s, c, "m"));
+        EXPECT_EQ(r.spec.hnsw.ef_search, *value(s, c, "ef"));
+      }
       if (type == "hnsw" || type == "graph") {
         EXPECT_EQ(r.spec.hnsw.M, *value(s, c, "m"));
         EXPECT_EQ(r.spec.hnsw.ef_construction, *value(s, c, "ef_construct"));
@@ -58,6 +62,27 @@ TEST(TuneSpace, EveryConfigurationRoundTripsThroughItsRequestBody) {
     }
   }
   EXPECT_THROW(Space::standard({"ivf"}), wp::UserError);
+  // RobustPrune's alpha > 1 is refused on inner product: the space offers alpha 1 only there.
+  const Space ip = Space::standard({"graph"}, {wp::index::Metric::kInnerProduct, false});
+  const Space l2 = Space::standard({"graph"});
+  auto alphas = [](const Space& sp) {
+    for (const auto& ch : sp.choices[0]) {
+      if (ch.name == "alpha") return ch.values;
+    }
+    return std::vector<double>{};
+  };
+  EXPECT_EQ(alphas(ip), std::vector<double>{1.0});
+  EXPECT_EQ(alphas(l2).size(), 5u);
+  auto random_ip = (*strategy("random"))(ip, 1);
+  for (int i = 0; i < 100; ++i) {
+    wp::index::IndexSpec current;
+    current.metric = wp::index::Metric::kInnerProduct;
+    EXPECT_NO_THROW(IndexRequest::parse(to_request(ip, random_ip->propose()), current));
+  }
+  // Given a trained graph file, rl tunes its ef alone.
+  const Space file = Space::standard({"rl"}, {wp::index::Metric::kL2, true});
+  ASSERT_EQ(file.choices[0].size(), 1u);
+  EXPECT_EQ(file.choices[0][0].name, "ef");
   EXPECT_THROW(Space::standard({}), wp::UserError);
   EXPECT_THROW(from_request(s, {{"type", "hnsw"}, {"m", 5}}), wp::UserError);  // off the grid
   EXPECT_FALSE(valid(s, Config{0, {0, 0}}));
@@ -197,7 +222,7 @@ TEST(TuneEnvironment, TypeRlSearchesAGivenGraphFileOverTheSameBase) {
   EnvironmentOptions eo = d.options();
   eo.rl_graph = tmp.file("g.wpi");
   Environment env(d.base, wp::index::Metric::kL2, d.queries, d.gt, eo);
-  const Space s = Space::standard({"rl"});
+  const Space s = Space::standard({"rl"}, {wp::index::Metric::kL2, true});
   const Measurement narrow = env.measure(s, from_request(s, {{"type", "rl"}, {"ef", 10}}));
   const Measurement wide = env.measure(s, from_request(s, {{"type", "rl"}, {"ef", 256}}));
   EXPECT_EQ(env.builds(), 1u);   // loaded once, searched at two widths

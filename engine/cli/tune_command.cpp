@@ -49,6 +49,8 @@ TuneJob parse_options(Args& args) {
       "strategies", strategy("controller") ? "controller,random,coordinate" : "random,coordinate");
   j.types = args.list("types", "hnsw,lsh,graph");
   j.eo.rl_graph = args.str("rl-graph", "");
+  j.eo.rl_minutes = args.real("rl-minutes", 1, 0.01, 24 * 60);
+  j.eo.rl_target_recall = j.to.recall;
   if (!j.eo.rl_graph.empty() && std::find(j.types.begin(), j.types.end(), "rl") == j.types.end()) {
     j.types.push_back("rl");
   }
@@ -66,9 +68,6 @@ TuneJob parse_options(Args& args) {
     WP_THROW_IF_NOT(strategy(s), "--strategies: '", s, "' is not available (random, coordinate",
                     strategy("controller") ? ", controller)" : "; controller needs LibTorch)");
   }
-  WP_THROW_IF_NOT(
-      std::find(j.types.begin(), j.types.end(), "rl") == j.types.end() || !j.eo.rl_graph.empty(),
-      "--types rl: give the trained graph with --rl-graph FILE");
   return j;
 }
 
@@ -180,8 +179,8 @@ const StrategyResult* verify(const TuneJob& j, const Space& space, const index::
 
 int cmd_tune(Args& args) {
   const TuneJob j = parse_options(args);
-  const Space space = Space::standard(j.types);
   const index::Dataset ds = index::load_dataset(j.dir);
+  const Space space = Space::standard(j.types, {ds.metric, !j.eo.rl_graph.empty()});
   const TuneSet set = tuning_set(ds, j);
   const index::IntMatrix gt = index::exact_knn(set.base, set.queries, j.eo.k, ds.metric);
   Environment env(set.base, ds.metric, set.queries, gt, j.eo);
@@ -202,7 +201,12 @@ int cmd_tune(Args& args) {
   const StrategyResult* winner = verify(j, space, ds, results);
   WP_THROW_IF_NOT(winner, "no strategy reached recall ", j.to.recall,
                   "; give more --trials or a lower --recall (the log is in ", j.log_path, ")");
-  const nlohmann::json best = to_request(space, winner->trials[*winner->best].config);
+  const Config& chosen = winner->trials[*winner->best].config;
+  nlohmann::json best = to_request(space, chosen);
+  // A learnt graph: `build --config` and PUT .../vector_index train it as tuning did.
+  if (space.kinds[chosen.type] == index::IndexKind::kRl && j.eo.rl_graph.empty()) {
+    best.update(learning_params(j.eo));
+  }
   std::ofstream json_out(j.out, std::ios::trunc);
   WP_THROW_IF_NOT(json_out.good(), "cannot write '", j.out, "'");
   json_out << best.dump(2) << '\n';
@@ -215,8 +219,8 @@ int cmd_tune(Args& args) {
 const CommandRegistration kTune(
     {"tune",
      "--dataset DIR --out FILE.json [--recall 0.95] [--k 10] [--trials 60] [--max-minutes N]\n"
-     "          [--strategies controller,random,coordinate] [--types hnsw,lsh,graph] "
-     "[--rl-graph FILE]\n"
+     "          [--strategies controller,random,coordinate] [--types hnsw,lsh,graph,rl]\n"
+     "          [--rl-minutes 1 | --rl-graph FILE]\n"
      "          [--tune-queries 500] [--latency-budget-us 0] [--penalty 30] [--repeats 3]\n"
      "          [--min-seconds 0.25] [--cached-builds 8] [--seed 0] [--log FILE.csv] "
      "[--plot FILE.png]\n"

@@ -227,3 +227,64 @@ TEST(LearnedCollection, PutIndexRlTrainsInTheBackgroundServesAndSurvivesARestart
   EXPECT_TRUE(s.engine->collection("d")->index_loaded_from_file());
   EXPECT_GE(recall10(s, ds, n), 0.9);
 }
+
+TEST(LearnedCollection, AutoTuningTrainsRlConfigurationsAndBuildsTheOneItChose) {
+  wp::learn::register_learned_indexes();
+  const auto ds = wp::test::load_test_data("digits");
+  wp::test::TempDir tmp;
+  const size_t n = 1200;
+  Server s(tmp.file("data"));
+  s.ok("PUT", "/collections/d",
+       {{"vectors", {{"size", 64}, {"distance", "Euclid"}}},
+        {"hnsw_config", {{"m", 16}, {"ef_construct", 64}}}});
+  json pts = json::array();
+  for (size_t i = 0; i < n; ++i) {
+    pts.push_back({{"id", i}, {"vector", std::vector<float>(ds.base.row(i), ds.base.row(i) + 64)}});
+  }
+  s.ok("PUT", "/collections/d/points?wait=true", {{"points", pts}});
+  // Each rl configuration is a learning job of a tenth of max_minutes (0.05 min: 3 s).
+  s.ok(
+      "PUT", "/waypoint/collections/d/vector_index",
+      {{"type", "auto"}, {"types", {"rl"}}, {"recall", 0.95}, {"trials", 3}, {"max_minutes", 0.5}});
+  s.engine->collection("d")->wait_for_build();
+  const json done = s.ok("GET", "/waypoint/collections/d/vector_index");
+  ASSERT_EQ(done["state"], "ready") << done.dump();
+  EXPECT_EQ(done["type"], "rl");
+  const json& tune = done["tune"];
+  ASSERT_TRUE(tune.is_object()) << done.dump();
+  EXPECT_GE(tune["trials"].get<size_t>(), 1u);
+  EXPECT_TRUE(tune["feasible"].get<bool>()) << tune.dump();  // measured 0.99+ at ef 10
+  // The chosen body names the degree and the learning job as it ran in tuning.
+  const json& cfg = tune["config"];
+  EXPECT_EQ(cfg["type"], "rl");
+  const size_t m = cfg["m"].get<size_t>();
+  EXPECT_TRUE(m == 8 || m == 12 || m == 16 || m == 24 || m == 32) << cfg.dump();
+  EXPECT_DOUBLE_EQ(cfg["max_minutes"].get<double>(), 0.05);
+  EXPECT_DOUBLE_EQ(cfg["target_recall"].get<double>(), 0.95);
+  EXPECT_EQ(done["params"]["m"], m);  // the served index was trained at the chosen degree
+  EXPECT_EQ(done["params"]["ef"], cfg["ef"]);
+  // Served: a learnt graph pruned to about m edges a vertex, with the recall tuning measured.
+  s.engine->collection("d")->save_index();
+  const std::unique_ptr<wp::index::Index> served =
+      wp::index::load_index(find_index_file(tmp.file("data")));
+  const auto* graph = dynamic_cast<const wp::index::GraphIndex*>(served.get());
+  ASSERT_NE(graph, nullptr) << served->type_name();
+  EXPECT_EQ(graph->info().params.pruning, wp::index::Pruning::kLearned);
+  EXPECT_LE(graph->info().average_degree, 1.15 * static_cast<double>(m));
+  // ...and searched at the chosen ef when a request names none.
+  size_t dcs_default = 0, dcs_chosen = 0;
+  for (size_t q = 0; q < ds.query.n; ++q) {
+    wp::index::label_t labels[10];
+    float dist[10];
+    wp::index::SearchParams chosen;
+    chosen.ef = cfg["ef"].get<size_t>();
+    dcs_default += served->search_one(ds.query.row(q), 10, {}, labels, dist).distance_computations;
+    dcs_chosen +=
+        served->search_one(ds.query.row(q), 10, chosen, labels, dist).distance_computations;
+  }
+  EXPECT_EQ(dcs_default, dcs_chosen);
+  const double r = recall10(s, ds, n);
+  std::printf("auto rl: %s, degree %.2f, served recall@10 %.3f\n", cfg.dump().c_str(),
+              graph->info().average_degree, r);
+  EXPECT_GE(r, 0.9);
+}
