@@ -117,7 +117,8 @@ TEST(Cli, BenchFollowsTheJsonContract) {
   wp::test::TempDir tmp;
   CliRun r = waypoint("bench --dataset " + wp::test::data_dir() +
                       "/digits --k 10 --ef 16,64 --runs 1 --min-seconds 0 --json --csv " +
-                      tmp.file("b.csv") + " --plot " + tmp.file("b.png"));
+                      tmp.file("b.csv") + " --plot " + tmp.file("b.png") + " --plot-dcs " +
+                      tmp.file("d.png"));
   ASSERT_EQ(r.code, 0) << r.out;
   std::istringstream lines(r.out);
   std::string line;
@@ -151,10 +152,12 @@ TEST(Cli, BenchFollowsTheJsonContract) {
   size_t rows = 0;
   while (std::getline(csv, line)) ++rows;
   EXPECT_EQ(rows, 8u);
-  std::ifstream png(tmp.file("b.png"), std::ios::binary);
-  char magic[4] = {};
-  png.read(magic, 4);
-  EXPECT_EQ(std::string(magic + 1, 3), "PNG");
+  for (const char* plot : {"b.png", "d.png"}) {  // recall against QPS, and against DCS
+    std::ifstream png(tmp.file(plot), std::ios::binary);
+    char magic[4] = {};
+    png.read(magic, 4);
+    EXPECT_EQ(std::string(magic + 1, 3), "PNG") << plot;
+  }
 }
 
 TEST(Cli, BadInputExitsWithAClearMessage) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <numeric>
 #include <sstream>
 
@@ -97,7 +98,7 @@ Series pareto_frontier(const Series& s) {
     return s.x[a] != s.x[b] ? s.x[a] > s.x[b] : s.y[a] > s.y[b];
   });
   Series out{s.name, {}, {}};
-  double best_y = -1;
+  double best_y = -std::numeric_limits<double>::infinity();
   for (size_t i : order) {
     if (s.y[i] > best_y) {
       out.x.push_back(s.x[i]);
