@@ -504,6 +504,7 @@ void register_learned_indexes() {
     o.max_minutes = r.params.value("max_minutes", 0.0);
     o.target_recall = r.params.value("target_recall", 0.95);
     o.validate_every = 10;
+    o.trainer.max_kl = kPoolMaxKl;  // the job's initial graph is the pool
     o.env.k = 10;
     o.train_queries = std::min<size_t>(4000, r.vectors->n * 4 / 5);
     o.val_queries = std::min<size_t>(500, r.vectors->n / 5);

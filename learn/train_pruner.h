@@ -81,6 +81,10 @@ struct TrainPrunerOptions {
   void validate() const;
 };
 
+/// The TRPO step (max KL) that `train-pruner` and the collection's rl job take from the pool's
+/// warm start (docs/rl.md: 0.01 left the warm graph for worse within 20 steps).
+inline constexpr double kPoolMaxKl = 0.002;
+
 /// The degree "pool" compares at: o.degree, or M.
 double pool_degree(const TrainPrunerOptions& o);
 

@@ -198,7 +198,7 @@ TEST(LearnedCollection, PutIndexRlTrainsInTheBackgroundServesAndSurvivesARestart
     // The job's pool (Vamana at degree m, a wider Vamana, the nearest, navigation edges)
     // reaches beyond HNSW's level 0, under a budget of m edges per vertex.
     EXPECT_GT(c.edges_not_in_initial, c.learnt_edges / 10);
-    EXPECT_LT(c.learnt_degree, c.initial_degree);  // measured 8.56 / 9.05
+    EXPECT_LT(c.learnt_degree, c.initial_degree);  // measured 8.19 / 9.05 (8.56 at max KL 0.01)
     // At the job's target recall 0.95 (the initial graph is above it already at ef = k = 10, so
     // its DCS there are the least it can spend), and at 0.98, inside both sweeps.
     const double at95 = wp::learn::dcs_at_recall(c.learnt_curve, 0.95) /
@@ -206,7 +206,8 @@ TEST(LearnedCollection, PutIndexRlTrainsInTheBackgroundServesAndSurvivesARestart
     const double at98 = wp::learn::dcs_at_recall(c.learnt_curve, 0.98) /
                         wp::learn::dcs_at_recall(c.initial_curve, 0.98);
     std::printf("DCS learnt / initial: %.3f at recall 0.95, %.3f at 0.98\n", at95, at98);
-    // Measured, both entered through HNSW's upper levels: 0.895 at 0.95 and 0.894 at 0.98. (The
+    // Measured, both entered through HNSW's upper levels: 0.874 at 0.95 and 0.917 at 0.98 (0.895
+    // and 0.894 with steps of max KL 0.01 before the pool recipe's 0.002). (The
     // job pruning HNSW level 0 itself, before the pool: 0.828 and 1.006 at degree 6.18; entered at
     // the medoid: 0.853 and 0.941 at degree 7.58.)
     EXPECT_LT(at95, 0.95);

@@ -35,8 +35,12 @@ TEST(TuneController, SamplesValidConfigurationsOfEveryType) {
   EXPECT_EQ(types.size(), 3u);  // an untrained controller samples every type
   EXPECT_GT(types[0], 100);
   EXPECT_GT(types[1], 100);
-  // rl has one choice (ef): all of its configurations, and no more, once the others' turn comes.
-  EXPECT_EQ(types[2], static_cast<int>(s.choices[2][0].values.size()));
+  // rl has two choices (the degree m and ef): all of its 60 configurations, and no more, once
+  // the others' turn comes.
+  int rl_configs = 1;
+  for (const Choice& ch : s.choices[2]) rl_configs *= static_cast<int>(ch.values.size());
+  EXPECT_EQ(rl_configs, 60);
+  EXPECT_EQ(types[2], rl_configs);
   // Its distributions are distributions.
   const Config any = c.propose();
   for (int choice = -1; choice < static_cast<int>(any.picks.size()); ++choice) {
