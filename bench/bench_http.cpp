@@ -1,5 +1,6 @@
 // The REST handler without sockets: cost of Api::handle for a SIFT10K search (JSON in, JSON out),
-// plain (simdjson in, text out) and through nlohmann's DOM, next to the bare index search it wraps.
+// plain (simdjson in, text out) and through nlohmann's DOM, next to the bare index search it wraps;
+// and for batches of 10 searches.
 // Run: build/bench/bench_http
 #include <benchmark/benchmark.h>
 
@@ -19,6 +20,7 @@ struct Fixture {
   std::unique_ptr<wp::http::Api> api_dom;  ///< every body through nlohmann's DOM
   wp::index::Dataset ds;
   std::vector<std::string> bodies;
+  std::vector<std::string> batches;  ///< {"searches": [10 of the bodies]}
 
   Fixture() {
     std::filesystem::remove_all(dir);
@@ -46,6 +48,11 @@ struct Fixture {
           {"params", {{"hnsw_ef", 64}}}};
       bodies.push_back(body.dump());
     }
+    for (size_t i = 0; i + 10 <= bodies.size(); i += 10) {
+      std::string b = "{\"searches\":[";
+      for (size_t j = i; j < i + 10; ++j) b += (j > i ? "," : "") + bodies[j];
+      batches.push_back(b + "]}");
+    }
   }
   ~Fixture() {
     api.reset();
@@ -60,19 +67,20 @@ Fixture& fixture() {
   return f;
 }
 
-/// Runs `fn` on the SIFT10K search bodies in turn.
+/// Runs `fn` on the SIFT10K search bodies in turn (or on batches of 10 of them).
 template <typename F>
-void over_bodies(benchmark::State& state, const F& fn) {
-  Fixture& f = fixture();
+void over_bodies(benchmark::State& state, const F& fn, bool batches = false) {
+  const std::vector<std::string>& bodies = batches ? fixture().batches : fixture().bodies;
   size_t i = 0;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(fn(f.bodies[i]));
-    i = (i + 1) % f.bodies.size();
+    benchmark::DoNotOptimize(fn(bodies[i]));
+    i = (i + 1) % bodies.size();
   }
 }
 
-wp::http::Response search(wp::http::Api& api, const std::string& body) {
-  return api.handle({"POST", "/collections/sift/points/search", body, "", ""});
+wp::http::Response search(wp::http::Api& api, const std::string& body,
+                          const char* route = "search") {
+  return api.handle({"POST", std::string("/collections/sift/points/") + route, body, "", ""});
 }
 
 /// The plain search (read by simdjson, answer written as text).
@@ -83,6 +91,17 @@ void BM_ApiHandleSearch(benchmark::State& state) {
 /// The same requests through nlohmann's DOM (ApiOptions::plain_answers off).
 void BM_ApiHandleSearchDom(benchmark::State& state) {
   over_bodies(state, [](const std::string& b) { return search(*fixture().api_dom, b); });
+}
+
+/// 10 searches a request (points/search/batch), plain and through the DOM.
+void BM_ApiHandleBatch10(benchmark::State& state) {
+  over_bodies(
+      state, [](const std::string& b) { return search(*fixture().api, b, "search/batch"); }, true);
+}
+void BM_ApiHandleBatch10Dom(benchmark::State& state) {
+  over_bodies(
+      state, [](const std::string& b) { return search(*fixture().api_dom, b, "search/batch"); },
+      true);
 }
 
 void BM_ReadPlainSearch(benchmark::State& state) {
@@ -109,6 +128,8 @@ void BM_CollectionSearch(benchmark::State& state) {
 
 BENCHMARK(BM_ApiHandleSearch);
 BENCHMARK(BM_ApiHandleSearchDom);
+BENCHMARK(BM_ApiHandleBatch10);
+BENCHMARK(BM_ApiHandleBatch10Dom);
 BENCHMARK(BM_ReadPlainSearch);
 BENCHMARK(BM_ParseSearchBody);
 BENCHMARK(BM_CollectionSearch);

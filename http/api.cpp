@@ -203,7 +203,7 @@ const std::vector<Api::Route>& Api::routes() {
       {"POST", "/collections/{name}/points/search", "k nearest neighbours of a vector",
        &Api::search_points, Access::kRead, Answer::kEnvelope, false, &Api::search_points_plain},
       {"POST", "/collections/{name}/points/search/batch", "Several searches at once",
-       &Api::search_batch, Access::kRead},
+       &Api::search_batch, Access::kRead, Answer::kEnvelope, false, &Api::search_batch_plain},
       {"POST", "/collections/{name}/points/query", "Universal query (nearest vector or id)",
        &Api::query_points, Access::kRead, Answer::kEnvelope, false, &Api::query_points_plain},
       {"POST", "/collections/{name}/points/query/groups",
@@ -238,7 +238,7 @@ const std::vector<Api::Route>& Api::routes() {
        &Api::upload_snapshot, Access::kWrite},
       {"POST", "/collections/{name}/points/query/batch",
        "Several universal queries at once ({\"searches\": [...]}; each answers {\"points\"})",
-       &Api::query_batch, Access::kRead},
+       &Api::query_batch, Access::kRead, Answer::kEnvelope, false, &Api::query_batch_plain},
   };
   return r;
 }

@@ -188,12 +188,16 @@ class Api {
   std::optional<std::string> search_points_plain(const Call& c,
                                                  const std::function<double()>& seconds);
   nlohmann::json search_batch(const Call& c);
+  std::optional<std::string> search_batch_plain(const Call& c,
+                                                const std::function<double()>& seconds);
   nlohmann::json query_points(const Call& c);
   std::optional<std::string> query_points_plain(const Call& c,
                                                 const std::function<double()>& seconds);
   nlohmann::json recommend_points(const Call& c);
   nlohmann::json recommend_batch(const Call& c);
   nlohmann::json query_batch(const Call& c);
+  std::optional<std::string> query_batch_plain(const Call& c,
+                                               const std::function<double()>& seconds);
   nlohmann::json query_groups(const Call& c);
   nlohmann::json facet(const Call& c);
   // api.cpp

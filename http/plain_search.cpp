@@ -80,18 +80,22 @@ bool read_params(sj::dom::element v, engine::SearchQuery& q) {
   return true;
 }
 
-}  // namespace
-
-std::optional<PlainSearch> read_plain_search(std::string_view body, PlainRoute route) {
-  if (body.size() > kMaxPlainSearchBody) return std::nullopt;
-  // simdjson's DOM parser validates the whole document into its tape (reused: no allocation per
-  // request) and picks its SIMD kernels at run time.
+/// Parses `body` into this thread's tape (simdjson's DOM parser validates the whole document and
+/// picks its SIMD kernels at run time; the tape is reused: no allocation per request); the root
+/// stays valid until the thread's next parse. False for malformed JSON and bodies too long.
+bool parse(std::string_view body, sj::dom::element& root) {
+  if (body.size() > kMaxPlainSearchBody) return false;
   thread_local sj::dom::parser parser(kMaxPlainSearchBody);
   thread_local std::string padded;
   padded.assign(body.data(), body.size());
   padded.append(sj::SIMDJSON_PADDING, '\0');
+  return parser.parse(padded.data(), body.size(), false).get(root) == sj::SUCCESS;
+}
+
+/// One plain search object (a body, or an element of a batch's "searches").
+std::optional<PlainSearch> read_search_object(sj::dom::element e, PlainRoute route) {
   sj::dom::object o;
-  if (parser.parse(padded.data(), body.size(), false).get(o) != sj::SUCCESS) return std::nullopt;
+  if (e.get_object().get(o) != sj::SUCCESS) return std::nullopt;
   enum : unsigned {
     kVector,
     kLimit,
@@ -146,6 +150,36 @@ std::optional<PlainSearch> read_plain_search(std::string_view body, PlainRoute r
   s.query.with_payload = s.with_payload;
   s.query.with_vector = s.with_vector;
   return s;
+}
+
+}  // namespace
+
+std::optional<PlainSearch> read_plain_search(std::string_view body, PlainRoute route) {
+  sj::dom::element root;
+  if (!parse(body, root)) return std::nullopt;
+  return read_search_object(root, route);
+}
+
+std::optional<std::vector<PlainSearch>> read_plain_batch(std::string_view body, PlainRoute route,
+                                                         size_t max_searches) {
+  sj::dom::element root;
+  sj::dom::object o;
+  if (!parse(body, root) || root.get_object().get(o) != sj::SUCCESS) return std::nullopt;
+  sj::dom::array searches;
+  // {"searches": [...]} and nothing else (a repeated key takes the DOM path, which keeps the last).
+  auto it = o.begin();
+  if (o.size() != 1 || (*it).key != "searches" ||
+      (*it).value.get_array().get(searches) != sj::SUCCESS || searches.size() > max_searches) {
+    return std::nullopt;
+  }
+  std::vector<PlainSearch> out;
+  out.reserve(searches.size());
+  for (const sj::dom::element e : searches) {
+    std::optional<PlainSearch> s = read_search_object(e, route);
+    if (!s) return std::nullopt;
+    out.push_back(std::move(*s));
+  }
+  return out;
 }
 
 }  // namespace wp::http

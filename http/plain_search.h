@@ -5,6 +5,7 @@
  *
  *   POST .../points/search  {"vector": [numbers], "limit": n, ...}
  *   POST .../points/query   {"query": [numbers], "using": "name", "limit": n, ...}
+ *   POST .../points/search/batch and .../points/query/batch  {"searches": [those, ...]}
  *
  * with, on both, "offset": n, "params": {"hnsw_ef": n, "exact": b}, "with_payload": b,
  * "with_vector": b, "score_threshold": x. The vector is required ("limit" too on /points/search),
@@ -18,6 +19,7 @@
  */
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "engine/collection.h"
 
@@ -42,5 +44,11 @@ enum class PlainRoute { kSearch, kQuery };
 /// The plain search in `body`, or nullopt when the body is anything else (see the file comment).
 std::optional<PlainSearch> read_plain_search(std::string_view body,
                                              PlainRoute route = PlainRoute::kSearch);
+
+/// The plain searches of a batch body {"searches": [...]} (no other field), each element read as
+/// read_plain_search reads a body; nullopt when any is not plain or there are more than
+/// `max_searches` (the DOM path answers those).
+std::optional<std::vector<PlainSearch>> read_plain_batch(std::string_view body, PlainRoute route,
+                                                         size_t max_searches);
 
 }  // namespace wp::http

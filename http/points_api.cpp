@@ -632,34 +632,80 @@ json Api::search_points(const Call& c) {
 
 namespace {
 
-/// A plain search body's whole answer, written as text: the hits as a list (/points/search) or
-/// as {"points": [...]} (/points/query); nullopt when the body is not plain (the DOM path answers).
-std::optional<std::string> plain_answer(engine::Engine& engine, const Call& c, PlainRoute route,
-                                        const std::function<double()>& seconds) {
-  std::optional<PlainSearch> plain = read_plain_search(*c.body, route);
-  if (!plain) return std::nullopt;
-  const auto held = engine.collection(c.path.at("name"));
-  const engine::Collection& col = *held;
+/// The hits of a plain search appended as JSON text: a list (/points/search) or {"points": [...]}
+/// (/points/query).
+void append_plain_hits(std::string& out, const engine::Collection& col, PlainSearch& plain,
+                       PlainRoute route) {
   ParsedSearch s;
-  s.query = std::move(plain->query);
-  s.payload.enabled = plain->with_payload;
-  s.with_vector = plain->with_vector;
-  // As query_hits does first: a `using` the collection lacks is named before the search.
-  if (route == PlainRoute::kQuery) col.vector_shape(s.query.vector_name, "using");
+  s.query = std::move(plain.query);
+  s.payload.enabled = plain.with_payload;
+  s.with_vector = plain.with_vector;
   const Shown show = shown(col, s.payload, s.with_vector);
   const std::vector<engine::ScoredPoint> hits = search_hits(col, s);
-  std::string out;
-  out.reserve(64 + 80 * hits.size());
-  out += route == PlainRoute::kQuery ? "{\"result\":{\"points\":[" : "{\"result\":[";
+  out.reserve(out.size() + 64 + 80 * hits.size());
+  out += route == PlainRoute::kQuery ? "{\"points\":[" : "[";
   for (size_t i = 0; i < hits.size(); ++i) {
     if (i > 0) out += ',';
     show.append_scored(out, hits[i]);
   }
   out += route == PlainRoute::kQuery ? "]}" : "]";
+}
+
+/// The envelope around a plain answer's result.
+std::string plain_envelope(const std::string& result, const std::function<double()>& seconds) {
+  std::string out;
+  out.reserve(result.size() + 64);
+  out += "{\"result\":";
+  out += result;
   out += ",\"status\":\"ok\",\"time\":";
   append_json_number(out, seconds());
   out += '}';
   return out;
+}
+
+/// A plain search body's whole answer, written as text; nullopt when the body is not plain (the
+/// DOM path answers).
+std::optional<std::string> plain_answer(engine::Engine& engine, const Call& c, PlainRoute route,
+                                        const std::function<double()>& seconds) {
+  std::optional<PlainSearch> plain = read_plain_search(*c.body, route);
+  if (!plain) return std::nullopt;
+  const auto held = engine.collection(c.path.at("name"));
+  // As query_hits does first: a `using` the collection lacks is named before the search.
+  if (route == PlainRoute::kQuery) held->vector_shape(plain->query.vector_name, "using");
+  std::string result;
+  append_plain_hits(result, *held, *plain, route);
+  return plain_envelope(result, seconds);
+}
+
+/// A plain batch body's whole answer (a list of the searches' answers), as run_batch answers it;
+/// nullopt when the body is not plain, or when a search would fail (a `using` the collection
+/// lacks, a vector of another dimension): the DOM path names the request and the field.
+std::optional<std::string> plain_batch_answer(engine::Engine& engine, const Call& c,
+                                              PlainRoute route,
+                                              const std::function<double()>& seconds) {
+  std::optional<std::vector<PlainSearch>> batch =
+      read_plain_batch(*c.body, route, kMaxBatchSearches);
+  if (!batch) return std::nullopt;
+  const auto held = engine.collection(c.path.at("name"));
+  const engine::Collection& col = *held;
+  size_t points = 0;
+  bool vectors = false;
+  for (const PlainSearch& p : *batch) {
+    const auto& shapes = col.vector_shapes();
+    const auto shape = std::find_if(shapes.begin(), shapes.end(),
+                                    [&](const auto& v) { return v.name == p.query.vector_name; });
+    if (shape == shapes.end() || shape->dim != p.query.vector.size()) return std::nullopt;
+    points += p.query.limit + p.query.offset;
+    vectors = vectors || p.with_vector;
+  }
+  check_answer_size(points, col, vectors, "searches");
+  std::string result = "[";
+  for (size_t i = 0; i < batch->size(); ++i) {
+    if (i > 0) result += ',';
+    append_plain_hits(result, col, (*batch)[i], route);
+  }
+  result += ']';
+  return plain_envelope(result, seconds);
 }
 
 }  // namespace
@@ -672,6 +718,16 @@ std::optional<std::string> Api::search_points_plain(const Call& c,
 std::optional<std::string> Api::query_points_plain(const Call& c,
                                                    const std::function<double()>& seconds) {
   return plain_answer(engine_, c, PlainRoute::kQuery, seconds);
+}
+
+std::optional<std::string> Api::search_batch_plain(const Call& c,
+                                                   const std::function<double()>& seconds) {
+  return plain_batch_answer(engine_, c, PlainRoute::kSearch, seconds);
+}
+
+std::optional<std::string> Api::query_batch_plain(const Call& c,
+                                                  const std::function<double()>& seconds) {
+  return plain_batch_answer(engine_, c, PlainRoute::kQuery, seconds);
 }
 
 json Api::search_batch(const Call& c) {

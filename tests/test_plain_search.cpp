@@ -1,6 +1,8 @@
 // The plain search path (http/plain_search.h): what it reads, what it leaves to the DOM path, and
 // that its answers are the DOM path's answers, body for body.
+#include <cctype>
 #include <random>
+#include <tuple>
 
 #include "api_fixture.h"
 #include "http/plain_search.h"
@@ -9,6 +11,7 @@ namespace wp::test {
 namespace {
 
 using wp::http::PlainRoute;
+using wp::http::read_plain_batch;
 using wp::http::read_plain_search;
 
 TEST(PlainSearch, ReadsEveryFieldOfThePlainForm) {
@@ -175,10 +178,11 @@ class PlainAnswers : public ApiTest {
 
   /// Both Apis' answers to `body`: the same status, and the same JSON once "time" is dropped.
   void expect_same(const std::string& collection, const std::string& body,
-                   PlainRoute route = PlainRoute::kSearch) {
+                   PlainRoute route = PlainRoute::kSearch, bool batch = false) {
     const bool query = route == PlainRoute::kQuery;
-    const std::string target =
-        "/collections/" + collection + (query ? "/points/query" : "/points/search");
+    const std::string target = "/collections/" + collection +
+                               (query ? "/points/query" : "/points/search") +
+                               (batch ? "/batch" : "");
     const Response plain = api_->handle(Request{"POST", target, body, "", ""});
     const Response dom = dom_->handle(Request{"POST", target, body, "", ""});
     ASSERT_EQ(plain.status, dom.status)
@@ -189,9 +193,16 @@ class PlainAnswers : public ApiTest {
     b.erase("time");
     EXPECT_EQ(a, b) << body;
     // A score is a float to the client on both paths ("score": 1.0, not 1).
-    if (plain.status == 200 && read_plain_search(body, route)) {
+    if (plain.status == 200 && !batch && read_plain_search(body, route)) {
       for (const json& hit : query ? a["result"]["points"] : a["result"]) {
         EXPECT_TRUE(hit["score"].is_number_float()) << plain.body;
+      }
+    }
+    if (plain.status == 200 && batch && read_plain_batch(body, route, 1000)) {
+      for (const json& answer : a["result"]) {
+        for (const json& hit : query ? answer["points"] : answer) {
+          EXPECT_TRUE(hit["score"].is_number_float()) << plain.body;
+        }
       }
     }
   }
@@ -291,6 +302,100 @@ TEST_F(PlainAnswers, AgreeOnMutatedBodies) {
   // Both kinds were exercised: some mutants still plain, most not.
   EXPECT_GT(plain, 30u);
   EXPECT_LT(plain, 2900u);
+}
+
+TEST(PlainSearch, ReadsBatchesOfPlainSearchesOnly) {
+  const auto b = read_plain_batch(
+      R"({"searches":[{"vector":[1,2],"limit":3},{"limit":1,"vector":[0.5],"offset":2}]})",
+      PlainRoute::kSearch, 1000);
+  ASSERT_TRUE(b.has_value());
+  ASSERT_EQ(b->size(), 2u);
+  EXPECT_EQ((*b)[0].query.vector, (std::vector<float>{1, 2}));
+  EXPECT_EQ((*b)[0].query.limit, 3u);
+  EXPECT_EQ((*b)[1].query.offset, 2u);
+  const auto q = read_plain_batch(R"({"searches":[{"query":[1],"using":"a"},{"query":[2]}]})",
+                                  PlainRoute::kQuery, 1000);
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ((*q)[0].query.vector_name, "a");
+  EXPECT_EQ((*q)[1].query.limit, 10u);  // the query route's default
+  ASSERT_TRUE(read_plain_batch(R"({"searches":[]})", PlainRoute::kSearch, 1000).has_value());
+  for (const char* body :
+       {R"({"searches":[{"vector":[1],"limit":1},{"vector":[1]}]})",  // no limit in [1]
+        R"({"searches":[{"vector":[1],"limit":1,"filter":{}}]})",
+        R"({"searches":{"vector":[1],"limit":1}})", R"({"searches":[1]})", R"({"searches":null})",
+        R"({"searches":[],"searches":[]})", R"({"searches":[],"timeout":3})", R"([])", R"({})",
+        R"({"searches":[{"vector":[1],"limit":1}])"}) {
+    EXPECT_FALSE(read_plain_batch(body, PlainRoute::kSearch, 1000).has_value()) << body;
+  }
+  // More searches than a batch may hold: the DOM path refuses them by name.
+  EXPECT_FALSE(
+      read_plain_batch(R"({"searches":[{"vector":[1],"limit":1},{"vector":[1],"limit":1}]})",
+                       PlainRoute::kSearch, 1)
+          .has_value());
+}
+
+TEST_F(PlainAnswers, AreTheDomPathsAnswersOnTheBatchRoutes) {
+  // Over the answer's cap of 100,000 points together, not one by one: the batch's 400.
+  std::string over_the_cap = R"({"searches":[)";
+  for (int i = 0; i < 11; ++i)
+    over_the_cap += (i ? "," : "") + std::string(R"({"vector":[0,0,0],"limit":10000})");
+  over_the_cap += "]}";
+  const std::vector<std::tuple<std::string, PlainRoute, std::string>> bodies = {
+      {"c", PlainRoute::kSearch,
+       R"({"searches":[{"vector":[0.1,0,0],"limit":3},{"vector":[2,0,0],"limit":2,)"
+       R"("with_payload":true,"with_vector":true,"offset":1}]})"},
+      {"c", PlainRoute::kSearch, R"({"searches":[]})"},
+      {"c", PlainRoute::kSearch,  // a wrong dimension in the second: the DOM path's 400
+       R"({"searches":[{"vector":[0.1,0,0],"limit":3},{"vector":[2,0],"limit":2}]})"},
+      {"c", PlainRoute::kSearch, over_the_cap},
+      {"cos", PlainRoute::kSearch,
+       R"({"searches":[{"vector":[1,1],"limit":20,"with_payload":true},)"
+       R"({"vector":[-3,0.5],"limit":5,"score_threshold":0.2}]})"},
+      {"named", PlainRoute::kSearch, R"({"searches":[{"vector":[1,0],"limit":3}]})"},
+      {"missing", PlainRoute::kSearch, R"({"searches":[{"vector":[1,0,0],"limit":3}]})"},
+      {"c", PlainRoute::kQuery,
+       R"({"searches":[{"query":[0.1,0,0]},{"query":[1,0,0],"limit":2,"with_payload":true}]})"},
+      {"named", PlainRoute::kQuery,
+       R"({"searches":[{"query":[1,0],"using":"a","limit":3},{"query":[0,0,1],"using":"b"}]})"},
+      {"named", PlainRoute::kQuery,
+       R"({"searches":[{"query":[1,0],"using":"a"},{"query":[0,0,1],"using":"zz"}]})"},
+      {"named", PlainRoute::kQuery, R"({"searches":[{"query":[1,0]}]})"},
+  };
+  for (const auto& [collection, route, body] : bodies) {
+    ASSERT_TRUE(read_plain_batch(body, route, 1000).has_value()) << body;
+    expect_same(collection, body, route, true);
+  }
+  // Seeded mutants of plain batches take whichever path, and both Apis answer them alike.
+  std::mt19937 rng(20261204);
+  const std::vector<std::string> tokens = {"null", "true", "-", "1e99", "[", "]",       "{",
+                                           "}",    ",",    ":", "\"",   "0", "searches"};
+  size_t plain = 0;
+  for (int i = 0; i < 1500; ++i) {
+    const auto& [collection, route, seed] = bodies[i % bodies.size()];
+    std::string body = seed;
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits && !body.empty(); ++e) {
+      const size_t at = rng() % body.size();
+      switch (rng() % 4) {
+        case 0:
+          body.erase(at, 1 + rng() % 3);
+          break;
+        case 1:
+          body.insert(at, body.substr(at, 1 + rng() % 12));
+          break;
+        case 2:  // a digit for a digit: most such mutants stay plain
+          if (std::isdigit(static_cast<unsigned char>(body[at]))) body[at] = '0' + rng() % 10;
+          break;
+        default:
+          body.insert(at, tokens[rng() % tokens.size()]);
+      }
+    }
+    if (read_plain_batch(body, route, 1000)) ++plain;
+    expect_same(collection, body, route, true);
+    if (HasFatalFailure()) return;
+  }
+  EXPECT_GT(plain, 20u);
+  EXPECT_LT(plain, 1450u);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // libFuzzer target: the plain search reader (http/plain_search.h, simdjson) against the DOM path.
-// Input: a body, sent to /points/search and to /points/query. Two Apis on one engine answer it,
+// Input: a body, sent to /points/search, /points/query and their /batch routes. Two Apis on one engine answer it,
 // one with plain answers and one with every body through nlohmann's DOM; their statuses and
 // answers (less "time") must be the same, and neither may be a 500. Any difference is reported
 // as a crash.
@@ -57,7 +57,7 @@ nlohmann::json without_time(const std::string& body) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static World world;
   const std::string body = wp::fuzz::as_string(data, size);
-  for (const char* route : {"search", "query"}) {
+  for (const char* route : {"search", "query", "search/batch", "query/batch"}) {
     const wp::http::Request req{"POST", std::string("/collections/c/points/") + route, body, "",
                                 ""};
     const wp::http::Response a = world.plain->handle(req);
