@@ -21,6 +21,7 @@
 #include <numeric>
 #include <thread>
 
+#include "engine/collection_config.h"
 #include "engine/command/args.h"
 #include "http/client.h"
 #include "index/dataset.h"
@@ -92,13 +93,13 @@ double upload(uint16_t port, const std::string& col, const wp::index::Matrix& ba
   return (end - begin) / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-/// A fresh collection: M=16, ef_construct=100 (Qdrant's defaults), Euclid.
+/// A fresh collection: M=16, ef_construct=100 (Qdrant's defaults), the dataset's metric.
 /// `shards` 0: the server's default (one node: 1; a cluster: one per node).
-void create_collection(uint16_t port, const std::string& col, size_t dim, size_t shards,
-                       size_t replication) {
+void create_collection(uint16_t port, const std::string& col, size_t dim, wp::index::Metric metric,
+                       size_t shards, size_t replication) {
   Client c(port);
   c.call(bhttp::verb::delete_, "/collections/" + col, "");
-  json body{{"vectors", {{"size", dim}, {"distance", "Euclid"}}},
+  json body{{"vectors", {{"size", dim}, {"distance", wp::engine::distance_name(metric)}}},
             {"hnsw_config", {{"m", 16}, {"ef_construct", 100}}}};
   if (shards) body["shard_number"] = shards;
   if (replication) body["replication_factor"] = replication;
@@ -291,7 +292,7 @@ int main(int argc, char** argv) {
                         ",\"limit\":" + std::to_string(k) +
                         ",\"params\":{\"hnsw_ef\":" + std::to_string(ef) + "}}");
     }
-    create_collection(port, col, ds.base.d, shards, replication);
+    create_collection(port, col, ds.base.d, ds.metric, shards, replication);
     const size_t half = ds.base.n / 2;
     json report{{"dataset", ds.name},
                 {"points", ds.base.n},
@@ -309,7 +310,7 @@ int main(int argc, char** argv) {
     wp::index::HnswParams hp;
     hp.M = 16;
     hp.ef_construction = 100;
-    wp::index::HnswIndex idx(ds.base.d, wp::index::Metric::kL2, hp);
+    wp::index::HnswIndex idx(ds.base.d, ds.metric, hp);
     std::vector<wp::index::label_t> ids(ds.base.n);
     std::iota(ids.begin(), ids.end(), 0);
     idx.add(wp::index::view(ds.base), ids.data());

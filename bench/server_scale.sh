@@ -59,6 +59,7 @@ t0=$(now)
 until [[ "$(indexed)" == "$n $n" ]]; do sleep 0.5; done
 echo "every point indexed $(echo "$(now) - $t0" | bc) s after the upload returned"
 first_search >/dev/null
+sleep 2  # the server hands what the writes freed back a second after the last one
 full=$(rss_kib "$server")
 echo "resident: $((full / 1024)) MiB for $n points: $(((full - empty) * 1024 / n)) B a point above the empty server"
 curl -sf "$url/metrics" | grep '^waypoint_memory_bytes' || true
