@@ -146,6 +146,18 @@ LearntVsInitial compare_with_initial(const std::string& index_file,
   return c;
 }
 
+/// Collection "d": the first n digits (ids 0..n-1), Euclid, HNSW m and ef_construct 64.
+void digits_collection(Server& s, const wp::index::Dataset& ds, size_t n, size_t m) {
+  s.ok("PUT", "/collections/d",
+       {{"vectors", {{"size", 64}, {"distance", "Euclid"}}},
+        {"hnsw_config", {{"m", m}, {"ef_construct", 64}}}});
+  json pts = json::array();
+  for (size_t i = 0; i < n; ++i) {
+    pts.push_back({{"id", i}, {"vector", std::vector<float>(ds.base.row(i), ds.base.row(i) + 64)}});
+  }
+  s.ok("PUT", "/collections/d/points?wait=true", {{"points", pts}});
+}
+
 std::string find_index_file(const std::string& data_dir) {
   for (const auto& e : std::filesystem::recursive_directory_iterator(data_dir)) {
     if (e.path().filename() == "index.wpi") return e.path().string();
@@ -163,15 +175,7 @@ TEST(LearnedCollection, PutIndexRlTrainsInTheBackgroundServesAndSurvivesARestart
   const size_t n = 1200;
   {
     Server s(tmp.file("data"));
-    s.ok("PUT", "/collections/d",
-         {{"vectors", {{"size", 64}, {"distance", "Euclid"}}},
-          {"hnsw_config", {{"m", 8}, {"ef_construct", 64}}}});
-    json pts = json::array();
-    for (size_t i = 0; i < n; ++i) {
-      pts.push_back(
-          {{"id", i}, {"vector", std::vector<float>(ds.base.row(i), ds.base.row(i) + 64)}});
-    }
-    s.ok("PUT", "/collections/d/points?wait=true", {{"points", pts}});
+    digits_collection(s, ds, n, 8);
     const json started =
         s.ok("PUT", "/waypoint/collections/d/vector_index", {{"type", "rl"}, {"steps", 20}});
     EXPECT_TRUE(started["state"] == "building" || started["state"] == "ready") << started;
@@ -235,14 +239,7 @@ TEST(LearnedCollection, AutoTuningTrainsRlConfigurationsAndBuildsTheOneItChose) 
   wp::test::TempDir tmp;
   const size_t n = 1200;
   Server s(tmp.file("data"));
-  s.ok("PUT", "/collections/d",
-       {{"vectors", {{"size", 64}, {"distance", "Euclid"}}},
-        {"hnsw_config", {{"m", 16}, {"ef_construct", 64}}}});
-  json pts = json::array();
-  for (size_t i = 0; i < n; ++i) {
-    pts.push_back({{"id", i}, {"vector", std::vector<float>(ds.base.row(i), ds.base.row(i) + 64)}});
-  }
-  s.ok("PUT", "/collections/d/points?wait=true", {{"points", pts}});
+  digits_collection(s, ds, n, 16);
   // Each rl configuration is a learning job of a tenth of max_minutes (0.05 min: 3 s).
   s.ok(
       "PUT", "/waypoint/collections/d/vector_index",
