@@ -1,8 +1,8 @@
 // libFuzzer target: the plain search reader (http/plain_search.h, simdjson) against the DOM path.
-// Input: a body, sent to /points/search, /points/query and their /batch routes. Two Apis on one engine answer it,
-// one with plain answers and one with every body through nlohmann's DOM; their statuses and
-// answers (less "time") must be the same, and neither may be a 500. Any difference is reported
-// as a crash.
+// Input: a body, sent to /points/search, /points/query and their /batch routes. Two Apis on one
+// engine answer it, one with plain answers and one with every body through nlohmann's DOM; their
+// statuses and answers (less "time") must be the same, and neither may be a 500. Any difference is
+// reported as a crash.
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
