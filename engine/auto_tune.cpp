@@ -10,8 +10,6 @@
 
 namespace wp::engine::tune {
 
-using nlohmann::json;
-
 AutoTuneResult auto_tune(const index::Matrix& points, const index::IndexSpec& current,
                          const AutoTuneRequest& req, const std::function<void(double)>& progress) {
   WP_THROW_IF_NOT(points.n >= kMinAutoTunePoints,
@@ -55,11 +53,10 @@ AutoTuneResult auto_tune(const index::Matrix& points, const index::IndexSpec& cu
   }
   const Trial& t = r.trials[best];
   AutoTuneResult out;
-  json config = to_request(space, t.config);
   // A learnt graph is built on every point as tuning trained it.
-  if (space.kinds[t.config.type] == index::IndexKind::kRl) config.update(learning_params(eo));
-  out.outcome = {name,       r.trials.size(), req.recall, k,        config,
-                 t.m.recall, t.m.qps,         t.feasible, queries.n};
+  out.outcome = {
+      name,       r.trials.size(), req.recall, k,        request_body(space, t.config, eo),
+      t.m.recall, t.m.qps,         t.feasible, queries.n};
   const IndexRequest chosen = IndexRequest::parse(out.outcome.config, current);
   out.spec = chosen.spec;
   out.learned = chosen.learned;

@@ -253,14 +253,7 @@ void Collection::build_and_swap(size_t space, const index::IndexSpec& next, cons
   auto progress = [this, from](double f) { build_progress_ = from + (1 - from) * f; };
   std::unique_ptr<index::Index> fresh;
   if (next.kind == index::IndexKind::kRl) {
-    LearnedBuildRequest req;
-    req.vectors = &vectors;
-    req.labels = &labels;
-    req.metric = next.metric;
-    req.hnsw = next.hnsw;
-    req.params = learned;
-    req.progress = progress;
-    fresh = (*learned_builder(index::index_kind_name(next.kind)))(req);
+    fresh = build_learned_index(next, learned, vectors, labels, progress);
   } else {
     fresh = make_served_index(next, shapes_[space].dim);
     index::add_all(*fresh, index::view(vectors), labels.data(), 5000,

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "engine/learn_module.h"
+#include "index/error.h"
 
 namespace wp::engine {
 
@@ -34,6 +35,25 @@ const LearnedBuilder* find_builder(const std::string& type) {
 const LearnedBuilder* learned_builder(const std::string& type) {
   if (const LearnedBuilder* b = find_builder(type)) return b;
   return load_learn_module() ? find_builder(type) : nullptr;  // the module registers its types
+}
+
+std::unique_ptr<index::Index> build_learned_index(const index::IndexSpec& spec,
+                                                  const nlohmann::json& params,
+                                                  const index::Matrix& vectors,
+                                                  const std::vector<index::label_t>& labels,
+                                                  std::function<void(double)> progress) {
+  const char* type = index::index_kind_name(spec.kind);
+  const LearnedBuilder* build = learned_builder(type);
+  WP_THROW_IF_NOT(build, "type: \"", type,
+                  "\" needs a waypoint built with LibTorch (WAYPOINT_WITH_TORCH=ON)");
+  LearnedBuildRequest req;
+  req.vectors = &vectors;
+  req.labels = &labels;
+  req.metric = spec.metric;
+  req.hnsw = spec.hnsw;
+  req.params = params;
+  req.progress = std::move(progress);
+  return (*build)(req);
 }
 
 }  // namespace wp::engine

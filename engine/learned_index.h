@@ -16,6 +16,7 @@
 
 #include "index/hnsw_index.h"
 #include "index/index.h"
+#include "index/index_spec.h"
 #include "index/matrix.h"
 #include "index/param_range.h"
 
@@ -52,5 +53,14 @@ void register_learned_builder(const std::string& type, LearnedBuilder builder);
 /// The builder of `type` (the learn module loaded first when none is registered and one is set),
 /// or nullptr.
 const LearnedBuilder* learned_builder(const std::string& type);
+
+/// Builds the learned index `spec` asks for (its kind's builder, its metric and HNSW parameters,
+/// the request's `params`) over `vectors`, row i labelled labels[i]. UserError naming the type
+/// when no builder is registered or loadable.
+std::unique_ptr<index::Index> build_learned_index(const index::IndexSpec& spec,
+                                                  const nlohmann::json& params,
+                                                  const index::Matrix& vectors,
+                                                  const std::vector<index::label_t>& labels,
+                                                  std::function<void(double)> progress = {});
 
 }  // namespace wp::engine

@@ -43,11 +43,15 @@ std::string build_key(const Space& s, const Config& c) {
 
 }  // namespace
 
-nlohmann::json learning_params(const EnvironmentOptions& opts) {
-  // Steps as many as the minutes allow: the job keeps its best validated step.
-  return {{"steps", static_cast<size_t>(kRlSteps.hi)},
-          {"max_minutes", opts.rl_minutes},
-          {"target_recall", opts.rl_target_recall}};
+nlohmann::json request_body(const Space& s, const Config& c, const EnvironmentOptions& opts) {
+  nlohmann::json body = to_request(s, c);
+  if (s.kinds[c.type] == index::IndexKind::kRl && opts.rl_graph.empty()) {
+    // Steps as many as the minutes allow: the job keeps its best validated step.
+    body.update({{"steps", static_cast<size_t>(kRlSteps.hi)},
+                 {"max_minutes", opts.rl_minutes},
+                 {"target_recall", opts.rl_target_recall}});
+  }
+  return body;
 }
 
 Environment::Environment(const index::Matrix& base, index::Metric metric,
@@ -75,20 +79,8 @@ std::unique_ptr<index::Index> Environment::build(const Space& s, const Config& c
   defaults.hnsw.seed = opts.seed;
   defaults.lsh.seed = opts.seed;
   if (s.kinds[c.type] == index::IndexKind::kRl && opts.rl_graph.empty()) {
-    const LearnedBuilder* learn = learned_builder("rl");
-    WP_THROW_IF_NOT(learn,
-                    "type rl: training a graph needs the learn module (LibTorch); without "
-                    "it, give a trained graph (--rl-graph FILE)");
-    nlohmann::json body = to_request(s, c);
-    body.update(learning_params(opts));
-    const IndexRequest r = IndexRequest::parse(body, defaults);
-    LearnedBuildRequest req;
-    req.vectors = &base;
-    req.labels = &ids;
-    req.metric = metric;
-    req.hnsw = r.spec.hnsw;
-    req.params = r.learned;
-    return (*learn)(req);
+    const IndexRequest r = IndexRequest::parse(request_body(s, c, opts), defaults);
+    return build_learned_index(r.spec, r.learned, base, ids);
   }
   if (s.kinds[c.type] == index::IndexKind::kRl) {
     auto idx = index::load_index(opts.rl_graph);

@@ -72,9 +72,10 @@ struct EnvironmentOptions {
   uint64_t seed = 100;  ///< HNSW level generator, LSH planes
 };
 
-/// The learning job's keys of an rl request body as tuning runs it (steps, max_minutes,
-/// target_recall): added to an rl configuration's body, the collection trains what tuning measured.
-nlohmann::json learning_params(const EnvironmentOptions& opts);
+/// The index request body of `c` as the environment builds it: to_request, and for an rl
+/// configuration that trains (no rl_graph) the learning job's keys (steps, max_minutes,
+/// target_recall), so that `build --config` and a collection train what tuning measured.
+nlohmann::json request_body(const Space& s, const Config& c, const EnvironmentOptions& opts);
 
 class Environment {
  public:

@@ -201,12 +201,8 @@ int cmd_tune(Args& args) {
   const StrategyResult* winner = verify(j, space, ds, results);
   WP_THROW_IF_NOT(winner, "no strategy reached recall ", j.to.recall,
                   "; give more --trials or a lower --recall (the log is in ", j.log_path, ")");
-  const Config& chosen = winner->trials[*winner->best].config;
-  nlohmann::json best = to_request(space, chosen);
   // A learnt graph: `build --config` and PUT .../vector_index train it as tuning did.
-  if (space.kinds[chosen.type] == index::IndexKind::kRl && j.eo.rl_graph.empty()) {
-    best.update(learning_params(j.eo));
-  }
+  const nlohmann::json best = request_body(space, winner->trials[*winner->best].config, j.eo);
   std::ofstream json_out(j.out, std::ios::trunc);
   WP_THROW_IF_NOT(json_out.good(), "cannot write '", j.out, "'");
   json_out << best.dump(2) << '\n';
