@@ -6,6 +6,7 @@
 //   build/bench/waypoint_load --port 6333 --dataset tests/data/siftsmall
 //       --connections 1,8,32,64 --seconds 5 [--ef 64] [--json] [--shards N --replication R]
 //       [--batch 100] [--payload (3 keys a point)] [--ingest-only] [--route search|query]
+//       [--search-during-ingest (one connection searching while another upserts new points)]
 // Traffic goes to 127.0.0.1 only.
 #include <omp.h>
 #include <boost/asio/ip/tcp.hpp>
@@ -230,6 +231,50 @@ json search_load(uint16_t port, const std::string& path, const std::vector<std::
           {"errors", errors.load()}};
 }
 
+/// One connection searching in a loop while another upserts the base rows again under new ids
+/// (batches of `batch`, wait=true): the search latency a user sees while the collection takes
+/// writes (each batch goes into the index the searches read), and the ingest rate beside it.
+json search_during_ingest(uint16_t port, const std::string& col, const std::string& path,
+                          const std::vector<std::string>& queries, const wp::index::Matrix& base,
+                          size_t batch) {
+  std::atomic<bool> ingesting{true};
+  std::vector<double> lat;
+  std::atomic<int> errors{0};
+  std::thread searcher([&] {
+    Client c(port);
+    size_t i = 0;
+    while (ingesting) {
+      const auto a = Clock::now();
+      const unsigned st = c.call(bhttp::verb::post, path, queries[i++ % queries.size()]);
+      lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
+      if (st != 200) ++errors;
+    }
+  });
+  Client c(port);
+  const auto t0 = Clock::now();
+  for (size_t b = 0; b < base.n; b += batch) {
+    std::string body = "{\"points\":[";
+    for (size_t i = b; i < std::min(base.n, b + batch); ++i) {
+      body += (i > b ? "," : "") + std::string("{\"id\":") + std::to_string(base.n + i) +
+              ",\"vector\":" + vector_json(base.row(i), base.d) + "}";
+    }
+    body += "]}";
+    const unsigned st = c.call(bhttp::verb::put, "/collections/" + col + "/points?wait=true", body);
+    WP_THROW_IF_NOT(st == 200, "upsert answered ", st);
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  ingesting = false;
+  searcher.join();
+  return {{"upsert_points_per_s", base.n / secs},
+          {"batch", batch},
+          {"searches", lat.size()},
+          {"p50_us", percentile(lat, 0.5)},
+          {"p99_us", percentile(lat, 0.99)},
+          {"p999_us", percentile(lat, 0.999)},
+          {"max_us", lat.empty() ? 0.0 : *std::max_element(lat.begin(), lat.end())},
+          {"errors", errors.load()}};
+}
+
 void print_report(const json& report, size_t ef) {
   std::printf(
       "%s: %zu points; upsert %.0f points/s (batches of %zu), %.0f with wait=true, "
@@ -256,13 +301,25 @@ void print_report(const json& report, size_t ef) {
                 r["qps"].get<double>(), r["p50_us"].get<double>(), r["p99_us"].get<double>(),
                 r["errors"].get<int>());
   }
+  if (report.contains("search_during_ingest")) {
+    const json& r = report["search_during_ingest"];
+    std::printf(
+        "1 connection searching while another upserts %zu new points (batches of %zu, "
+        "wait=true, %.0f points/s): %zu searches, p50 %.1f us, p99 %.1f us, p99.9 %.1f us, "
+        "max %.1f us, "
+        "%d errors\n",
+        report["points"].get<size_t>(), r["batch"].get<size_t>(),
+        r["upsert_points_per_s"].get<double>(), r["searches"].get<size_t>(),
+        r["p50_us"].get<double>(), r["p99_us"].get<double>(), r["p999_us"].get<double>(),
+        r["max_us"].get<double>(), r["errors"].get<int>());
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    wp::cli::Args args(argc, argv, 1, {"json", "payload", "ingest-only"});
+    wp::cli::Args args(argc, argv, 1, {"json", "payload", "ingest-only", "search-during-ingest"});
     const uint16_t port = static_cast<uint16_t>(args.integer("port", 6333, 1, 65535));
     const std::string dataset = args.required("dataset");
     const std::string col = args.str("collection", "load");
@@ -278,6 +335,8 @@ int main(int argc, char** argv) {
     // Only the upload (half without wait, half with): the ingest figures of a large set, before
     // the server's memory and restart are measured (bench/server_scale.sh).
     const bool ingest_only = args.flag("ingest-only");
+    // After the search rows: one connection searching while another upserts the set again.
+    const bool during_ingest = args.flag("search-during-ingest");
     // search: POST points/search {"vector": ...}; query: POST points/query {"query": ...}.
     const std::string route = args.str("route", "search");
     WP_THROW_IF_NOT(route == "search" || route == "query",
@@ -329,6 +388,10 @@ int main(int argc, char** argv) {
     report["search"] = json::array();
     for (long long n : conns)
       report["search"].push_back(search_load(port, path, queries, n, seconds));
+    if (during_ingest) {
+      report["search_during_ingest"] =
+          search_during_ingest(port, col, path, queries, ds.base, batch);
+    }
     if (as_json) {
       std::cout << report.dump() << std::endl;
     } else {
