@@ -26,6 +26,10 @@ constexpr char kConfigKey[] = "config";
 constexpr char kAppliedSequenceMeta[] = "applied_sequence";
 /// Internal ids are below this: payload indexes keep them as uint32.
 constexpr uint64_t kMaxInternal = UINT32_MAX;
+/// A write takes effect this many points at a time, each piece under the exclusive lock alone:
+/// searches of the collection wait for one piece (milliseconds), not for the whole batch to go
+/// into the index (seconds for a large one).
+constexpr size_t kWritePiece = 64;
 
 /// The index file and its meta of space number `space`: "index.wpi" and "index.meta" for the
 /// unnamed vector (as before named vectors), "index.<space>.wpi" and ".meta" for named ones
@@ -574,18 +578,22 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
   std::vector<PointStore::Record> records;
   records.reserve(points.size());
   uint64_t next = next_internal_;
-  size_t reused = 0;  // taken from the back of free_internal_ once the store has the batch
+  size_t reused = 0;     // taken from the back of free_internal_ once the store has the batch
+  size_t fresh_ids = 0;  // ids not in the collection yet
   for (PointWrite& p : points) {
     const std::optional<uint64_t> known = internal_of(p.id);  // only this writer modifies ids_
     uint64_t internal;
     if (known) {
       internal = *known;
-    } else if (reused < free_internal_.size()) {
-      internal = free_internal_[free_internal_.size() - 1 - reused++];
     } else {
-      WP_THROW_IF_NOT(next < kMaxInternal, "points: the collection holds at most ", kMaxInternal,
-                      " points");
-      internal = next++;
+      ++fresh_ids;
+      if (reused < free_internal_.size()) {
+        internal = free_internal_[free_internal_.size() - 1 - reused++];
+      } else {
+        WP_THROW_IF_NOT(next < kMaxInternal, "points: the collection holds at most ", kMaxInternal,
+                        " points");
+        internal = next++;
+      }
     }
     records.push_back({p.id, internal, std::move(p.vectors), std::move(p.payload)});
   }
@@ -610,6 +618,7 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
   struct Change {
     index::Matrix added;
     std::vector<index::label_t> labels, dropped;
+    std::vector<size_t> added_by, dropped_by;  ///< the record each label and drop is of
   };
   std::vector<Change> changes(shapes_.size());
   for (size_t space = 0; space < shapes_.size(); ++space) {
@@ -618,12 +627,16 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
     Change& c = changes[space];
     c.added = index::Matrix(records.size(), shape.dim);
     std::vector<float> stored(shape.dim), given(shape.dim);
-    for (const PointStore::Record& r : records) {
+    for (size_t i = 0; i < records.size(); ++i) {
+      const PointStore::Record& r = records[i];
       const auto it = r.vectors.find(shape.name);
       const bool had = r.internal < entries_.size() && entries_[r.internal].live &&
                        idx.get_vector(r.internal, stored.data());
       if (it == r.vectors.end()) {
-        if (had) c.dropped.push_back(r.internal);
+        if (had) {
+          c.dropped.push_back(r.internal);
+          c.dropped_by.push_back(i);
+        }
         continue;
       }
       if (had) {
@@ -633,32 +646,75 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
       }
       std::copy(it->second.begin(), it->second.end(), c.added.row(c.labels.size()));
       c.labels.push_back(r.internal);
+      c.added_by.push_back(i);
     }
     c.added.n = c.labels.size();
   }
-  std::unique_lock<RwMutex> lock(mu_);
-  for (PointStore::Record& r : records) {
-    if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
-    Entry& e = entries_[r.internal];
-    const uint32_t id32 = static_cast<uint32_t>(r.internal);
-    const bool fresh = !e.live;  // a new point (a live entry at r.internal is this id's own)
-    if (fresh) {
-      ++live_;
-    } else {
-      if (!payload_indexes_.empty()) payload_indexes_.remove(id32, e.payload.unpack());
-      payload_bytes_ -= e.payload.heap_bytes();
-    }
-    payload_indexes_.add(id32, r.payload);
-    e = Entry{r.id, PackedPayload(r.payload), true};
-    payload_bytes_ += e.payload.heap_bytes();
-    if (fresh) ids_.assign(r.internal, id_of(), std::hash<PointId>());
+  // What growing the id tables takes (a rehash of every id) is made now, while searches go on,
+  // and taken under the lock below. Only this writer changes ids_ and the indexes.
+  std::optional<index::SlotTable<uint64_t>> grown_ids;
+  if (ids_.grows_for(ids_.size() + fresh_ids)) {
+    grown_ids = ids_.rehashed(ids_.size() + fresh_ids, id_of(), std::hash<PointId>());
   }
-  next_internal_ = next;
   for (size_t space = 0; space < shapes_.size(); ++space) {
-    Change& c = changes[space];
-    if (!c.dropped.empty()) indexes_[space]->remove_batch(c.dropped.data(), c.dropped.size());
-    if (!c.labels.empty()) indexes_[space]->add(index::view(c.added), c.labels.data());
-    if (touched_during_build_) {
+    if (!changes[space].labels.empty()) indexes_[space]->prepare_add(changes[space].labels.size());
+  }
+  // A piece of the records at a time: their entries and their vectors change together under the
+  // exclusive lock, and searches are answered between pieces, each finding every point of the
+  // batch either as it was or as written.
+  std::unique_lock<RwMutex> lock(mu_, std::defer_lock);
+  std::vector<size_t> added_done(shapes_.size()), dropped_done(shapes_.size());
+  // Into an empty index the write goes whole: a graph built from a batch is better than one grown
+  // a piece at a time, and there is nothing yet for a search to find.
+  size_t piece = kWritePiece;
+  for (const auto& idx : indexes_) {
+    if (idx->size() == 0) piece = std::max<size_t>(records.size(), 1);
+  }
+  for (size_t begin = 0; begin < records.size(); begin += piece) {
+    const size_t end = std::min(records.size(), begin + piece);
+    lock.lock();
+    next_internal_ = next;  // filters size their bitsets by it: it covers every entry made
+    if (grown_ids) {
+      ids_ = std::move(*grown_ids);
+      grown_ids.reset();
+    }
+    for (size_t i = begin; i < end; ++i) {
+      PointStore::Record& r = records[i];
+      if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
+      Entry& e = entries_[r.internal];
+      const uint32_t id32 = static_cast<uint32_t>(r.internal);
+      const bool fresh = !e.live;  // a new point (a live entry at r.internal is this id's own)
+      if (fresh) {
+        ++live_;
+      } else {
+        if (!payload_indexes_.empty()) payload_indexes_.remove(id32, e.payload.unpack());
+        payload_bytes_ -= e.payload.heap_bytes();
+      }
+      payload_indexes_.add(id32, r.payload);
+      e = Entry{r.id, PackedPayload(r.payload), true};
+      payload_bytes_ += e.payload.heap_bytes();
+      if (fresh) ids_.assign(r.internal, id_of(), std::hash<PointId>());
+    }
+    for (size_t space = 0; space < shapes_.size(); ++space) {
+      Change& c = changes[space];
+      size_t& a = added_done[space];
+      size_t& d = dropped_done[space];
+      const size_t a_end =
+          std::lower_bound(c.added_by.begin() + a, c.added_by.end(), end) - c.added_by.begin();
+      const size_t d_end = std::lower_bound(c.dropped_by.begin() + d, c.dropped_by.end(), end) -
+                           c.dropped_by.begin();
+      if (d_end > d) indexes_[space]->remove_batch(c.dropped.data() + d, d_end - d);
+      if (a_end > a) {
+        indexes_[space]->add(index::MatrixView{c.added.row(a), a_end - a, c.added.d},
+                             c.labels.data() + a);
+      }
+      a = a_end;
+      d = d_end;
+    }
+    lock.unlock();
+  }
+  if (touched_during_build_) {
+    for (const Change& c : changes) {
       touched_during_build_->insert(c.labels.begin(), c.labels.end());
       touched_during_build_->insert(c.dropped.begin(), c.dropped.end());
     }
@@ -993,8 +1049,8 @@ MemoryUse Collection::memory() const {
   for (const auto& [key, index] : payload_indexes_.fields()) {
     m.payload_indexes += index->memory_bytes();
   }
-  m.points = entries_.capacity() * sizeof(Entry) + free_internal_.capacity() * sizeof(uint64_t) +
-             ids_.memory_bytes();
+  m.points =
+      entries_.memory_bytes() + free_internal_.capacity() * sizeof(uint64_t) + ids_.memory_bytes();
   return m;
 }
 

@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/auto_tune.h"
+#include "engine/chunked_vector.h"
 #include "engine/collection_config.h"
 #include "engine/filter.h"
 #include "engine/index_request.h"
@@ -353,8 +354,9 @@ class Collection {
   float score_of(float distance, index::Metric metric) const;
   /// Removes the points from memory and the index (the store has already); holds mu_.
   void apply_removals(const std::vector<PointId>& ids);
-  /// Writes validated points and removals (store in one batch, then memory and index); the
-  /// caller holds write_mu_.
+  /// Writes validated points and removals: the store in one batch, then memory and the indexes
+  /// a piece of points at a time under mu_ (searches are answered between pieces and find each
+  /// point whole, as it was or as written); the caller holds write_mu_.
   /// A write's place in its shard's order (apply_sequenced).
   struct Sequence {
     uint64_t sequence, term;
@@ -380,7 +382,7 @@ class Collection {
   mutable RwMutex mu_;  ///< guards everything below (writers first: rw_mutex.h)
   /// Point id -> internal id of the live points (the ids are entries_'s: id_of).
   index::SlotTable<uint64_t> ids_;
-  std::vector<Entry> entries_;  ///< by internal id
+  ChunkedVector<Entry> entries_;  ///< by internal id (never moved: growing holds up no search)
   uint64_t next_internal_ = 0;
   /// Internal ids of removed points, reused (last first) by points upserted later, so that
   /// entries_, the index's label maps and filter bitsets stay as large as the most points ever

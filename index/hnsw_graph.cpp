@@ -13,14 +13,6 @@
 
 namespace wp::index {
 
-namespace {
-constexpr size_t kAlign = 64;
-}  // namespace
-
-void HnswGraph::AlignedDelete::operator()(char* p) const {
-  ::operator delete[](p, std::align_val_t(kAlign));
-}
-
 HnswGraph::HnswGraph(size_t dim, const HnswParams& params, DistanceFn dist)
     : dim_(dim), params_(params), dist_(dist) {
   max_m0_ = 2 * params_.M;
@@ -47,10 +39,7 @@ void HnswGraph::unlock(slot_t s) const {
 void HnswGraph::reserve(size_t n) {
   if (n <= capacity_) return;
   WP_THROW_IF_NOT(n < kNoSlot, "an HNSW index holds at most ", kNoSlot - 1, " vectors");
-  std::unique_ptr<char, AlignedDelete> block(
-      static_cast<char*>(::operator new[](n* stride_, std::align_val_t(kAlign))));
-  if (slot_count_) std::memcpy(block.get(), level0_.get(), slot_count_ * stride_);
-  level0_ = std::move(block);
+  level0_.grow(n * stride_);  // pages moved, not copied: searches wait for no copy
   levels_.resize(n, 0);
   flags_.resize(n, 0);
   upper_.resize(n);
@@ -62,6 +51,19 @@ int HnswGraph::random_level() {
   std::uniform_real_distribution<double> u(0.0, 1.0);
   const double r = -std::log(std::max(u(level_rng_), 1e-300)) * level_mult_;
   return std::min(static_cast<int>(r), kMaxLevel);
+}
+
+void HnswGraph::prepare_ids(size_t n) {
+  const size_t items = label_to_slot_.size() + n;
+  if (label_to_slot_.grows_for(items)) {
+    prepared_ids_ = label_to_slot_.rehashed(items, LabelOf{this}, label_hash);
+  }
+}
+
+void HnswGraph::take_prepared_ids() {
+  if (!prepared_ids_) return;
+  label_to_slot_ = std::move(*prepared_ids_);
+  prepared_ids_.reset();
 }
 
 HnswGraph::slot_t HnswGraph::allocate(label_t id, const float* v) {
@@ -79,6 +81,7 @@ HnswGraph::slot_t HnswGraph::allocate(label_t id, const float* v) {
   levels_[s] = static_cast<uint8_t>(level);
   flags_[s] = 0;
   upper_[s].reset(level > 0 ? new uint32_t[level * (1 + params_.M)]() : nullptr);
+  prepared_ids_.reset();
   label_to_slot_.assign(s, LabelOf{this}, label_hash);
   ++live_count_;
   return s;
@@ -184,6 +187,7 @@ void HnswGraph::connect_reverse(slot_t from, slot_t to, int level, SearchContext
 }
 
 void HnswGraph::mark_removed(slot_t s) {
+  prepared_ids_.reset();
   label_to_slot_.erase(label_of(s), LabelOf{this}, label_hash);
   flags_[s] = kTombstone;
   --live_count_;
@@ -279,6 +283,7 @@ void HnswGraph::clear() {
   slot_count_ = live_count_ = num_tombstones_ = 0;
   free_slots_.clear();
   label_to_slot_.clear();
+  prepared_ids_.reset();
   std::fill(upper_.begin(), upper_.end(), nullptr);
   entry_point_ = kNoSlot;
   max_level_ = -1;

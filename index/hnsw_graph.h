@@ -19,6 +19,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -26,6 +27,7 @@
 #include "index/hnsw_params.h"
 #include "index/index.h"
 #include "index/level0_graph.h"
+#include "index/page_block.h"
 #include "index/search_context.h"
 #include "index/slot_table.h"
 
@@ -88,6 +90,11 @@ class HnswGraph {
   // --- changes ---
   /// Grows storage to `n` slots without reallocation later.
   void reserve(size_t n);
+  /// Makes aside, without changing what searches read, the id table that `n` more ids need when
+  /// the present one would have to grow for them (see Index::prepare_add).
+  void prepare_ids(size_t n);
+  /// Takes the table prepare_ids made, unless an id was mapped or unmapped since.
+  void take_prepared_ids();
   /// A slot for (id, v), recycled or fresh: v is copied in, a level drawn, the id mapped to it.
   /// The vertex is not linked yet (insert). Capacity must allow it (reserve).
   slot_t allocate(label_t id, const float* v);
@@ -135,10 +142,7 @@ class HnswGraph {
   size_t label_offset_;   ///< offset of the label in a record
   double level_mult_;     ///< 1 / ln(M)
 
-  struct AlignedDelete {
-    void operator()(char* p) const;
-  };
-  std::unique_ptr<char, AlignedDelete> level0_;
+  PageBlock level0_;       ///< grows without copying (page_block.h)
   size_t capacity_ = 0;    ///< slots allocated
   size_t slot_count_ = 0;  ///< slots in use (live, tombstoned or free)
   size_t live_count_ = 0;
@@ -151,6 +155,8 @@ class HnswGraph {
   std::vector<slot_t> free_slots_;
   /// Label -> slot of the live vertices (the labels are the records': label_of).
   SlotTable<slot_t> label_to_slot_;
+  /// label_to_slot_ grown by prepare_ids; dropped when an id is mapped or unmapped meanwhile.
+  std::optional<SlotTable<slot_t>> prepared_ids_;
   struct LabelOf {
     const HnswGraph* graph;
     label_t operator()(slot_t s) const { return graph->label_of(s); }

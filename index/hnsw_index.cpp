@@ -38,10 +38,6 @@ struct CodeDistance {
 };
 }  // namespace
 
-void HnswIndex::AlignedDelete::operator()(char* p) const {
-  ::operator delete[](p, std::align_val_t(kAlign));
-}
-
 HnswIndex::HnswIndex(size_t dim, Metric metric, const HnswParams& params)
     : Index(dim, metric),
       params_(validated(params)),
@@ -62,11 +58,7 @@ void HnswIndex::reserve(size_t n) {
 void HnswIndex::grow_codes() {
   if (!code_stride_ || codes_capacity_ >= graph_->capacity()) return;
   const size_t n = graph_->capacity();
-  std::unique_ptr<char, AlignedDelete> codes(
-      static_cast<char*>(::operator new[](n* code_stride_, std::align_val_t(kAlign))));
-  const size_t used = std::min(graph_->slot_count(), codes_capacity_);
-  if (used) std::memcpy(codes.get(), codes_.get(), used * code_stride_);
-  codes_ = std::move(codes);
+  codes_.grow(n * code_stride_);
   codes_capacity_ = n;
 }
 
@@ -84,6 +76,7 @@ void HnswIndex::add(MatrixView x, const label_t* ids) {
     data = normalised.data();
   }
   HnswGraph& g = *graph_;
+  g.take_prepared_ids();  // before any id changes (prepare_add)
   // An id given twice in one batch: the last vector wins, as for successive upserts.
   std::unordered_map<label_t, size_t> last;
   last.reserve(x.n);

@@ -26,6 +26,7 @@
 #include "index/hnsw_params.h"
 #include "index/index.h"
 #include "index/level0_graph.h"
+#include "index/page_block.h"
 #include "index/search_context.h"
 #include "index/sq8.h"
 
@@ -53,6 +54,7 @@ class HnswIndex : public Index {
   size_t memory_bytes() const override;
   /// Grows storage to hold `n` vertices without reallocation.
   void reserve(size_t n) override;
+  void prepare_add(size_t n) override { graph_->prepare_ids(n); }
 
   /// Loads the payload written by save() (called through load_index).
   static std::unique_ptr<Index> load(BinaryReader& in);
@@ -139,12 +141,9 @@ class HnswIndex : public Index {
   const DistanceKernels* kernels_;  ///< chosen for dim_ at construction (code kernels for sq8)
   std::unique_ptr<HnswGraph> graph_;
 
-  struct AlignedDelete {
-    void operator()(char* p) const;
-  };
-  std::unique_ptr<char, AlignedDelete> codes_;  ///< kSq8: one code per slot
-  size_t code_stride_ = 0;                      ///< bytes per code (d rounded up to a cache line)
-  size_t codes_capacity_ = 0;                   ///< slots the code block holds
+  PageBlock codes_;            ///< kSq8: one code per slot (grows without copying)
+  size_t code_stride_ = 0;     ///< bytes per code (d rounded up to a cache line)
+  size_t codes_capacity_ = 0;  ///< slots the code block holds
   Sq8Quantizer quantizer_;
   size_t quantizer_trained_at_ = 0;  ///< live points when the quantizer was last trained
 

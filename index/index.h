@@ -114,6 +114,13 @@ class Index {
   /// indexes without preallocated storage ignore it).
   virtual void reserve(size_t n) {}
 
+  /// Readies room for `n` more vectors while searches may run: the caller is the index's only
+  /// writer, and what growing needs (a rehash of the id table) is made aside, without changing
+  /// anything a search reads, for the next add() to take (if nothing changed in between). The
+  /// collection calls it before taking its exclusive lock, so that searches do not wait for the
+  /// rehash. A hint: the default does nothing.
+  virtual void prepare_add(size_t n) {}
+
   /// True when the first add() builds the whole structure and later batches are only linked in
   /// (a pruned graph): such an index is built from all its vectors in one batch (add_all).
   virtual bool builds_from_one_batch() const { return false; }

@@ -11,6 +11,7 @@
  * must keep key_of answering for every slot in the table (erase a slot before its item's key
  * changes).
  */
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -79,6 +80,22 @@ class SlotTable {
     --size_;
   }
 
+  /// A copy of this table that holds `items` items without growing (or this table's size, when
+  /// larger). Made aside while the table is only read (searches may go on), then moved in where
+  /// the table is written, so that the rehash holds up no one: assign() rehashed every item
+  /// each time the table doubled.
+  template <typename KeyOf, typename Hash>
+  SlotTable rehashed(size_t items, const KeyOf& key_of, const Hash& hash) const {
+    size_t n = 16;
+    while (2 * items > n) n *= 2;
+    SlotTable t;
+    t.place(slots_, std::max(n, slots_.size()), key_of, hash);
+    t.size_ = size_;
+    return t;
+  }
+  /// Whether holding `items` items would make assign() grow the table.
+  bool grows_for(size_t items) const { return 2 * items > slots_.size(); }
+
   size_t size() const { return size_; }
   void clear() {
     slots_.clear();
@@ -94,9 +111,14 @@ class SlotTable {
 
   template <typename KeyOf, typename Hash>
   void grow(const KeyOf& key_of, const Hash& hash) {
-    std::vector<Slot> old = std::move(slots_);
-    slots_.assign(old.empty() ? 16 : 2 * old.size(), kEmpty);
-    for (const Slot s : old) {
+    const std::vector<Slot> old = std::move(slots_);
+    place(old, old.empty() ? 16 : 2 * old.size(), key_of, hash);
+  }
+  /// Makes the table `n` slots long (a power of two) holding the slots of `from`.
+  template <typename KeyOf, typename Hash>
+  void place(const std::vector<Slot>& from, size_t n, const KeyOf& key_of, const Hash& hash) {
+    slots_.assign(n, kEmpty);
+    for (const Slot s : from) {
       if (s == kEmpty) continue;
       size_t i = home(hash(key_of(s)));
       while (slots_[i] != kEmpty) i = next(i);

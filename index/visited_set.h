@@ -35,7 +35,9 @@ class VisitedSet {
   /// Starts a new walk over vertices [0, n): nothing is marked.
   void start(size_t n) {
     if (tags_.size() < n) {
-      tags_.assign(n, 0);
+      // Half as much again: a graph that grows by a few vertices between walks (a collection
+      // taking writes) would otherwise have every walk after each write allocate and clear anew.
+      tags_.assign(std::max(n, tags_.size() + tags_.size() / 2), 0);
       tag_ = 0;
     }
     if (++tag_ == 0) {  // the tag wrapped: clear once every 65535 walks

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
+#include <set>
 #include <thread>
 
 #include "engine/engine.h"
@@ -272,6 +274,62 @@ TEST(Engine, SearchesRunWhileAWriterUpserts) {
   for (auto& t : readers) t.join();
   EXPECT_GT(searches.load(), 0u);
   EXPECT_EQ(col->size(), 6000u);
+}
+
+TEST(Engine, ALargeWriteTakesEffectAPieceAtATimeEachPointWhole) {
+  // A write goes into the collection a piece at a time, searches answered in between (they
+  // waited for the whole batch to be indexed: seconds for a large one). A reader meanwhile sees
+  // the collection grow in steps, and every point either as it was or as written: its vector's
+  // first component is its payload's generation in every answer.
+  wp::test::TempDir tmp;
+  Engine eng(tmp.file("data"));
+  eng.create_collection("c", config(8));
+  auto col = eng.collection("c");
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  std::vector<std::vector<float>> base(12000, std::vector<float>(8));
+  for (auto& v : base) {
+    for (float& x : v) x = normal(rng);
+  }
+  const auto point = [&](size_t i, int gen) {
+    std::vector<float> v = base[i];
+    v[0] = static_cast<float>(gen);
+    return PointWrite{PointId::number(i), {{"", v}}, {{"gen", gen}}};
+  };
+  std::vector<PointWrite> first;
+  for (size_t i = 0; i < 2000; ++i) first.push_back(point(i, 0));
+  col->upsert(std::move(first), false);
+
+  std::atomic<bool> done{false};
+  std::set<size_t> sizes;
+  size_t hits = 0;
+  std::thread reader([&] {
+    SearchQuery q;
+    q.limit = 20;
+    q.with_payload = true;
+    q.with_vector = true;
+    for (size_t i = 0; !done; ++i) {
+      sizes.insert(col->size());
+      q.vector = base[i % base.size()];
+      q.vector[0] = 0.5f;
+      for (const ScoredPoint& p : col->search(q)) {
+        ASSERT_EQ(p.point.vectors.at("")[0], p.point.payload.at("gen").get<float>())
+            << "point " << p.point.id.num() << " read half written";
+        ++hits;
+      }
+    }
+  });
+  // One write: every point of the first 2000 rewritten (generation 1) and 10,000 new ones.
+  std::vector<PointWrite> second;
+  for (size_t i = 0; i < base.size(); ++i) second.push_back(point(i, 1));
+  col->upsert(std::move(second), false);
+  done = true;
+  reader.join();
+  EXPECT_EQ(col->size(), base.size());
+  const size_t between = std::count_if(sizes.begin(), sizes.end(),
+                                       [&](size_t n) { return n > 2000 && n < base.size(); });
+  EXPECT_GT(between, 0u) << "the reader never ran while the write was in progress";
+  EXPECT_GT(hits, 0u);
 }
 
 TEST(Engine, DeletedCollectionIsGoneAfterRestart) {

@@ -7,6 +7,7 @@
 
 #include "index/flat_index.h"
 #include "index/hnsw_index.h"
+#include "index/page_block.h"
 #include "test_util.h"
 
 using namespace wp::index;
@@ -182,4 +183,70 @@ TEST(HnswDynamic, ABatchOfRemovalsConsolidatesOnceAndKeepsRecall) {
   std::printf("recall@10 at ef=16 after removing 30%% in one batch: %.3f (fresh: %.3f)\n", got,
               fresh);
   EXPECT_GE(got, fresh - 0.01);
+}
+
+TEST(HnswDynamic, RoomPreparedAsideIsTakenByTheNextAddOrDroppedWhenIdsChangeMeanwhile) {
+  // prepare_add makes the larger id table while searches may run; the next add takes it. The
+  // graph is the same as without it, and ids mapped or unmapped in between are not lost.
+  const Dataset ds = wp::test::load_test_data("siftsmall");
+  const auto rows = [&](size_t begin, size_t n) {
+    std::vector<label_t> ids(n);
+    std::iota(ids.begin(), ids.end(), begin);
+    return ids;
+  };
+  const std::vector<label_t> first = rows(0, 1000), second = rows(1000, 4000);
+  HnswIndex plain(ds.base.d, Metric::kL2), prepared(ds.base.d, Metric::kL2);
+  for (HnswIndex* idx : {&plain, &prepared}) idx->add(view_rows(ds.base, 0, 1000), first.data());
+  prepared.prepare_add(second.size());
+  plain.add(view_rows(ds.base, 1000, 4000), second.data());
+  prepared.add(view_rows(ds.base, 1000, 4000), second.data());
+  const SearchResult a = plain.search(view(ds.query), 10), b = prepared.search(view(ds.query), 10);
+  EXPECT_EQ(a.labels, b.labels);
+  for (label_t id = 0; id < 5000; ++id) ASSERT_TRUE(prepared.contains(id)) << id;
+
+  // Prepared, then an id removed and another added before the batch: the table made before
+  // them is dropped, and every id is where it should be.
+  prepared.prepare_add(5000);
+  ASSERT_TRUE(prepared.remove(17));
+  const label_t extra = 7000;
+  prepared.add(view_rows(ds.base, 5000, 1), &extra);
+  const std::vector<label_t> third = rows(5000, 5000);
+  prepared.add(view_rows(ds.base, 5000, 5000), third.data());
+  EXPECT_FALSE(prepared.contains(17));
+  EXPECT_TRUE(prepared.contains(extra));
+  for (label_t id = 0; id < 10000; ++id) {
+    if (id != 17) ASSERT_TRUE(prepared.contains(id)) << id;
+  }
+  std::vector<float> v(ds.base.d);
+  ASSERT_TRUE(prepared.get_vector(9999, v.data()));
+  EXPECT_TRUE(std::equal(v.begin(), v.end(), ds.base.row(9999)));
+}
+
+TEST(PageBlock, GrowsInPlaceKeepingItsContentsAndMovesThemWhenItsReservationIsFull) {
+  PageBlock b;
+  b.grow(100);
+  ASSERT_GE(b.size(), 100u);
+  ASSERT_GE(b.reserved(), b.size());
+  char* const first = b.get();
+  for (size_t i = 0; i < 100; ++i) first[i] = static_cast<char>(i);
+  b.grow(64 << 20);  // within the reservation: the same address, nothing copied
+  EXPECT_EQ(b.get(), first);
+  EXPECT_GE(b.size(), size_t{64} << 20);
+  for (size_t i = 0; i < 100; ++i) ASSERT_EQ(b.get()[i], static_cast<char>(i));
+  EXPECT_EQ(b.get()[(size_t{64} << 20) - 1], 0) << "new bytes read as zero";
+  b.get()[(size_t{64} << 20) - 1] = 42;
+  const size_t past = b.reserved() + 4096;  // past the reservation: the pages move
+  b.grow(past);
+  EXPECT_GE(b.size(), past);
+  EXPECT_GE(b.reserved(), b.size());
+  for (size_t i = 0; i < 100; ++i) ASSERT_EQ(b.get()[i], static_cast<char>(i));
+  EXPECT_EQ(b.get()[(size_t{64} << 20) - 1], 42);
+  EXPECT_EQ(b.get()[past - 1], 0);
+  b.get()[past - 1] = 7;
+  PageBlock moved(std::move(b));
+  EXPECT_EQ(b.get(), nullptr);
+  EXPECT_EQ(moved.get()[past - 1], 7);
+  b = std::move(moved);
+  EXPECT_EQ(b.get()[0], 0);
+  EXPECT_EQ(b.get()[99], 99);
 }

@@ -7,6 +7,7 @@
 #include <random>
 #include <unordered_map>
 
+#include "engine/chunked_vector.h"
 #include "engine/point_id.h"
 #include "index/error.h"
 #include "index/slot_table.h"
@@ -150,6 +151,61 @@ TEST(PointIds, ALabelTableOfThirtyTwoBitSlotsFindsEveryLabel) {
               s % 2 ? std::optional<uint32_t>(s) : std::nullopt);
   }
   EXPECT_LE(table.memory_bytes(), 4u * 4 * 50000);
+}
+
+TEST(PointIds, ATableRehashedAsideFindsEveryIdAndTakesTheNewOnesWithoutGrowing) {
+  // What a writer makes while searches still read the table (rehashed is const), then moves in.
+  std::vector<uint64_t> label_of_slot;
+  auto key_of = [&](uint32_t s) { return label_of_slot[s]; };
+  auto hash = [](uint64_t l) { return index::mix_hash(l); };
+  index::SlotTable<uint32_t> table;
+  std::mt19937_64 rng(3);
+  for (uint32_t s = 0; s < 1000; ++s) {
+    label_of_slot.push_back(rng());
+    table.assign(s, key_of, hash);
+  }
+  const size_t bytes = table.memory_bytes();
+  EXPECT_FALSE(table.grows_for(1000));
+  ASSERT_TRUE(table.grows_for(6000));
+  index::SlotTable<uint32_t> grown = table.rehashed(6000, key_of, hash);
+  EXPECT_EQ(table.memory_bytes(), bytes);  // the table read is unchanged
+  EXPECT_EQ(grown.size(), 1000u);
+  EXPECT_FALSE(grown.grows_for(6000));
+  for (uint32_t s = 0; s < 1000; ++s) {
+    EXPECT_EQ(grown.find(label_of_slot[s], key_of, hash), std::optional<uint32_t>(s));
+  }
+  const size_t grown_bytes = grown.memory_bytes();
+  for (uint32_t s = 1000; s < 6000; ++s) {
+    label_of_slot.push_back(s % 2 ? rng() : s);
+    grown.assign(s, key_of, hash);
+  }
+  EXPECT_EQ(grown.memory_bytes(), grown_bytes) << "the 5000 new ids made the table grow";
+  for (uint32_t s = 0; s < 6000; ++s) {
+    EXPECT_EQ(grown.find(label_of_slot[s], key_of, hash), std::optional<uint32_t>(s));
+  }
+  // A table asked for fewer items than it holds room for keeps its size.
+  EXPECT_EQ(grown.rehashed(10, key_of, hash).memory_bytes(), grown_bytes);
+}
+
+TEST(ChunkedVector, ElementsStayWhereTheyAreAsItGrowsAndShrinkingResetsThem) {
+  ChunkedVector<std::string, 4> v;  // chunks of 16
+  v.resize(10);
+  v[3] = "three";
+  const std::string* at3 = &v[3];
+  v.resize(1000);  // 63 chunks more
+  EXPECT_EQ(&v[3], at3) << "an element moved as the vector grew";
+  EXPECT_EQ(v[3], "three");
+  EXPECT_EQ(v.size(), 1000u);
+  EXPECT_EQ(v.capacity(), 1008u);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = std::to_string(i);
+  v.resize(20);
+  EXPECT_EQ(v.capacity(), 32u);  // whole chunks past the size are freed
+  EXPECT_EQ(v[19], "19");
+  v.resize(40);  // regrown: the elements past the old size are new
+  EXPECT_EQ(v[19], "19");
+  for (size_t i = 20; i < 40; ++i) EXPECT_EQ(v[i], "") << i;
+  v.resize(0);
+  EXPECT_EQ(v.capacity(), 0u);
 }
 
 }  // namespace

@@ -1,0 +1,71 @@
+#include "index/page_block.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <new>
+#include <utility>
+
+namespace wp::index {
+
+namespace {
+size_t page_rounded(size_t bytes) {
+  static const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  return (bytes + page - 1) / page * page;
+}
+/// A fresh reservation holds this many times what is asked, and at least kMinReservation.
+constexpr size_t kReserveFactor = 16;
+constexpr size_t kMinReservation = size_t{1} << 30;
+}  // namespace
+
+PageBlock::~PageBlock() {
+  release();
+}
+
+void PageBlock::release() {
+  if (data_) ::munmap(data_, reserved_);
+  data_ = nullptr;
+  size_ = reserved_ = 0;
+}
+
+PageBlock::PageBlock(PageBlock&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      reserved_(std::exchange(other.reserved_, 0)) {}
+
+PageBlock& PageBlock::operator=(PageBlock&& other) noexcept {
+  if (this != &other) {
+    release();
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    reserved_ = std::exchange(other.reserved_, 0);
+  }
+  return *this;
+}
+
+void PageBlock::grow(size_t bytes) {
+  if (bytes <= size_) return;
+  const size_t want = page_rounded(bytes);
+  if (want > reserved_) {
+    // A larger reservation; what is held moves into its start (page tables move, no copy).
+    const size_t reserve = page_rounded(
+        std::max(kMinReservation, want > SIZE_MAX / kReserveFactor ? want : want * kReserveFactor));
+    void* r =
+        ::mmap(nullptr, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED) throw std::bad_alloc();
+    if (size_ && ::mremap(data_, size_, size_, MREMAP_MAYMOVE | MREMAP_FIXED, r) == MAP_FAILED) {
+      ::munmap(r, reserve);
+      throw std::bad_alloc();
+    }
+    // The old range's held part moved away; the rest of its reservation is released.
+    if (data_ && reserved_ > size_) ::munmap(data_ + size_, reserved_ - size_);
+    data_ = static_cast<char*>(r);
+    reserved_ = reserve;
+  }
+  if (::mprotect(data_ + size_, want - size_, PROT_READ | PROT_WRITE) != 0) throw std::bad_alloc();
+  size_ = want;
+}
+
+}  // namespace wp::index
