@@ -6,7 +6,8 @@
 //   build/bench/waypoint_load --port 6333 --dataset tests/data/siftsmall
 //       --connections 1,8,32,64 --seconds 5 [--ef 64] [--json] [--shards N --replication R]
 //       [--batch 100] [--payload (3 keys a point)] [--ingest-only] [--route search|query]
-//       [--search-during-ingest (one connection searching while another upserts new points)]
+//       [--search-during-ingest (one connection searching while another upserts new points;
+//        with --ingest-only, after the upload and without the search rows)]
 // Traffic goes to 127.0.0.1 only.
 #include <omp.h>
 #include <boost/asio/ip/tcp.hpp>
@@ -360,7 +361,14 @@ int main(int argc, char** argv) {
                 {"upsert_points_per_s", upload(port, col, ds.base, 0, half, batch, false, payload)},
                 {"upsert_points_per_s_wait",
                  upload(port, col, ds.base, half, ds.base.n, batch, true, payload)}};
+    const std::string path = "/collections/" + col + "/points/" + route;
     if (ingest_only) {
+      // With --search-during-ingest: that measurement too, without the search rows (at 1M the
+      // in-process reference alone takes minutes to build).
+      if (during_ingest) {
+        report["search_during_ingest"] =
+            search_during_ingest(port, col, path, queries, ds.base, batch);
+      }
       std::cout << report.dump() << std::endl;
       return 0;
     }
@@ -379,7 +387,6 @@ int main(int argc, char** argv) {
     }
     report["inprocess_latency"] = inprocess_latency(idx, ds.query, k, ef);
     report["healthz_latency"] = healthz_latency(port, std::min(seconds, 2.0));
-    const std::string path = "/collections/" + col + "/points/" + route;
     report["route"] = path;
     if (ds.groundtruth.n >= ds.query.n && ds.groundtruth.d >= k) {
       report["http_recall_at_k"] =

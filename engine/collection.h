@@ -374,7 +374,8 @@ class Collection {
   size_t total_dim_ = 0;
   std::unique_ptr<PointStore> store_;
 
-  std::mutex write_mu_;  ///< one writer at a time
+  std::mutex write_mu_;      ///< one writer at a time
+  size_t write_piece_ = 64;  ///< points a piece of a write takes (commit); guarded by write_mu_
   /// While a rebuild runs: the labels writes have added, replaced or removed in any space since
   /// its snapshot
   /// (replayed into the new index at the swap). Guarded by write_mu_.

@@ -23,27 +23,38 @@ HnswGraph::HnswGraph(size_t dim, const HnswParams& params, DistanceFn dist)
   level_rng_.seed(params_.seed);
 }
 
-HnswGraph::~HnswGraph() = default;
+HnswGraph::~HnswGraph() {
+  free_upper();
+}
 
+void HnswGraph::free_upper() {
+  for (size_t s = 0; s < slot_count_; ++s) {
+    delete[] upper_[s];
+    upper_[s] = nullptr;
+  }
+}
+
+// The locks are bytes of a PageArray (moved as bytes when it grows), taken with the compiler's
+// atomic builtins.
 void HnswGraph::lock(slot_t s) const {
-  std::atomic<uint8_t>& l = locks_[s];
-  while (l.exchange(1, std::memory_order_acquire)) {
-    while (l.load(std::memory_order_relaxed)) cpu_relax();
+  uint8_t* l = &locks_[s];
+  while (__atomic_exchange_n(l, uint8_t{1}, __ATOMIC_ACQUIRE)) {
+    while (__atomic_load_n(l, __ATOMIC_RELAXED)) cpu_relax();
   }
 }
 
 void HnswGraph::unlock(slot_t s) const {
-  locks_[s].store(0, std::memory_order_release);
+  __atomic_store_n(&locks_[s], uint8_t{0}, __ATOMIC_RELEASE);
 }
 
 void HnswGraph::reserve(size_t n) {
   if (n <= capacity_) return;
   WP_THROW_IF_NOT(n < kNoSlot, "an HNSW index holds at most ", kNoSlot - 1, " vectors");
   level0_.grow(n * stride_);  // pages moved, not copied: searches wait for no copy
-  levels_.resize(n, 0);
-  flags_.resize(n, 0);
-  upper_.resize(n);
-  locks_.reset(new std::atomic<uint8_t>[n]());
+  levels_.grow(n);
+  flags_.grow(n);
+  upper_.grow(n);
+  locks_.grow(n);
   capacity_ = n;
 }
 
@@ -80,7 +91,9 @@ HnswGraph::slot_t HnswGraph::allocate(label_t id, const float* v) {
   const int level = random_level();
   levels_[s] = static_cast<uint8_t>(level);
   flags_[s] = 0;
-  upper_[s].reset(level > 0 ? new uint32_t[level * (1 + params_.M)]() : nullptr);
+  delete[] upper_[s];
+  upper_[s] = nullptr;
+  if (level > 0) upper_[s] = new uint32_t[level * (1 + params_.M)]();
   prepared_ids_.reset();
   label_to_slot_.assign(s, LabelOf{this}, label_hash);
   ++live_count_;
@@ -262,7 +275,8 @@ void HnswGraph::consolidate(SearchContextPool& contexts) {
     if (flags_[s] != kTombstone) continue;
     flags_[s] = kFree;
     links0(s)[0] = 0;
-    upper_[s].reset();
+    delete[] upper_[s];
+    upper_[s] = nullptr;
     levels_[s] = 0;
     free_slots_.push_back(s);
   }
@@ -280,11 +294,11 @@ void HnswGraph::consolidate(SearchContextPool& contexts) {
 }
 
 void HnswGraph::clear() {
+  free_upper();
   slot_count_ = live_count_ = num_tombstones_ = 0;
   free_slots_.clear();
   label_to_slot_.clear();
   prepared_ids_.reset();
-  std::fill(upper_.begin(), upper_.end(), nullptr);
   entry_point_ = kNoSlot;
   max_level_ = -1;
 }
@@ -332,13 +346,13 @@ std::unique_ptr<HnswGraph> HnswGraph::clone() const {
   c->slot_count_ = slot_count_;
   c->live_count_ = live_count_;
   c->num_tombstones_ = num_tombstones_;
-  std::copy(levels_.begin(), levels_.begin() + slot_count_, c->levels_.begin());
-  std::copy(flags_.begin(), flags_.begin() + slot_count_, c->flags_.begin());
+  std::memcpy(c->levels_.data(), levels_.data(), slot_count_);
+  std::memcpy(c->flags_.data(), flags_.data(), slot_count_);
   for (size_t s = 0; s < slot_count_; ++s) {
     if (!upper_[s]) continue;
     const size_t n = levels_[s] * (1 + params_.M);
-    c->upper_[s].reset(new uint32_t[n]);
-    std::memcpy(c->upper_[s].get(), upper_[s].get(), n * sizeof(uint32_t));
+    c->upper_[s] = new uint32_t[n];
+    std::memcpy(c->upper_[s], upper_[s], n * sizeof(uint32_t));
   }
   c->free_slots_ = free_slots_;
   c->label_to_slot_ = label_to_slot_;
@@ -349,8 +363,8 @@ std::unique_ptr<HnswGraph> HnswGraph::clone() const {
 }
 
 size_t HnswGraph::memory_bytes() const {
-  size_t b = capacity_ * (stride_ + 2 * sizeof(uint8_t) + sizeof(std::atomic<uint8_t>) +
-                          sizeof(std::unique_ptr<uint32_t[]>));
+  size_t b = capacity_ *
+             (stride_ + 2 * sizeof(uint8_t) + sizeof(std::atomic<uint8_t>) + sizeof(uint32_t*));
   for (size_t s = 0; s < slot_count_; ++s) {
     if (upper_[s]) b += levels_[s] * (1 + params_.M) * sizeof(uint32_t);
   }
@@ -366,7 +380,7 @@ void HnswGraph::write(BinaryWriter& out) const {
   out.write_bytes(levels_.data(), slot_count_);
   out.write_bytes(flags_.data(), slot_count_);
   for (size_t s = 0; s < slot_count_; ++s) {
-    if (levels_[s] > 0) out.write_bytes(upper_[s].get(), levels_[s] * (1 + params_.M) * 4);
+    if (levels_[s] > 0) out.write_bytes(upper_[s], levels_[s] * (1 + params_.M) * 4);
   }
 }
 
@@ -387,8 +401,8 @@ void HnswGraph::read(BinaryReader& in) {
     const int level = levels_[s];
     in.check(level <= std::max(max_level, 0), "vertex level above the graph's top");
     if (level == 0) continue;
-    upper_[s].reset(new uint32_t[level * (1 + params_.M)]);
-    in.read_bytes(upper_[s].get(), level * (1 + params_.M) * 4);
+    upper_[s] = new uint32_t[level * (1 + params_.M)];
+    in.read_bytes(upper_[s], level * (1 + params_.M) * 4);
   }
   for (slot_t s = 0; s < count; ++s) {
     const uint8_t f = flags_[s];

@@ -61,7 +61,7 @@ class HnswGraph {
   }
   /// [count | links...] of slot s at `level` (0 or upper).
   uint32_t* links(slot_t s, int level) const {
-    return level == 0 ? links0(s) : upper_[s].get() + (level - 1) * (1 + params_.M);
+    return level == 0 ? links0(s) : upper_[s] + (level - 1) * (1 + params_.M);
   }
   size_t max_links(int level) const { return level == 0 ? max_m0_ : params_.M; }
   uint8_t flags(slot_t s) const { return flags_[s]; }
@@ -126,6 +126,8 @@ class HnswGraph {
 
  private:
   int random_level();
+  /// Frees the upper levels' lists of every slot.
+  void free_upper();
   /// Writes s's list at `level` from ctx.chosen, keeping the links that concurrent inserts added
   /// to it meanwhile (heuristic selection when they do not all fit).
   void set_own_links(slot_t s, int level, SearchContext& ctx);
@@ -148,10 +150,16 @@ class HnswGraph {
   size_t live_count_ = 0;
   size_t num_tombstones_ = 0;
 
-  std::vector<uint8_t> levels_;                     ///< level of each slot
-  std::vector<uint8_t> flags_;                      ///< kTombstone / kFree
-  std::vector<std::unique_ptr<uint32_t[]>> upper_;  ///< links of levels 1..levels_[s]
-  std::unique_ptr<std::atomic<uint8_t>[]> locks_;   ///< one spin lock per slot (build time)
+  // Per slot, each in an array that grows without copying (page_block.h): at 1.1M points the
+  // copies of these into fresh memory held the collection's searches up 70 ms.
+  PageArray<uint8_t> levels_{kSmallReservation};  ///< level of each slot
+  PageArray<uint8_t> flags_{kSmallReservation};   ///< kTombstone / kFree
+  /// Links of levels 1..levels_[s] (new[]), or null; owned: freed by consolidate, clear and the
+  /// destructor.
+  PageArray<uint32_t*> upper_{8 * kSmallReservation};
+  PageArray<uint8_t> locks_{kSmallReservation};  ///< one spin lock per slot (build time)
+  /// Address space for the one-byte arrays: 256M slots before their pages move.
+  static constexpr size_t kSmallReservation = size_t{256} << 20;
   std::vector<slot_t> free_slots_;
   /// Label -> slot of the live vertices (the labels are the records': label_of).
   SlotTable<slot_t> label_to_slot_;

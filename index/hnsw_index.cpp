@@ -106,7 +106,7 @@ void HnswIndex::add(MatrixView x, const label_t* ids) {
 #pragma omp parallel
   {
     auto ctx = contexts_.acquire();
-#pragma omp for schedule(dynamic, 32)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t i = static_cast<int64_t>(begin); i < static_cast<int64_t>(slots.size()); ++i) {
       g.insert(slots[i], *ctx);
     }

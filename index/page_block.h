@@ -11,12 +11,18 @@
  * only when the pages move. New bytes read as zero.
  */
 #include <cstddef>
+#include <type_traits>
 
 namespace wp::index {
 
 class PageBlock {
  public:
+  /// Address space a fresh reservation holds at least (see page_block.cpp).
+  static constexpr size_t kMinReservation = size_t{8} << 30;
+
   PageBlock() = default;
+  /// A block whose reservations hold at least `min_reservation` bytes (tests make it small).
+  explicit PageBlock(size_t min_reservation) : min_reservation_(min_reservation) {}
   ~PageBlock();
   PageBlock(PageBlock&& other) noexcept;
   PageBlock& operator=(PageBlock&& other) noexcept;
@@ -35,9 +41,28 @@ class PageBlock {
  private:
   void release();
 
+  size_t min_reservation_ = kMinReservation;
   char* data_ = nullptr;
   size_t size_ = 0;      ///< readable and writable
   size_t reserved_ = 0;  ///< mapped from data_ (the rest inaccessible)
+};
+
+/// An array of trivially copyable T in a PageBlock: grows without copying, and elements past the
+/// old capacity read as zero bytes (0, false, nullptr).
+template <typename T>
+class PageArray {
+  static_assert(std::is_trivially_copyable<T>::value, "a PageArray's elements move as bytes");
+
+ public:
+  explicit PageArray(size_t min_reservation = PageBlock::kMinReservation)
+      : block_(min_reservation) {}
+  T* data() const { return reinterpret_cast<T*>(block_.get()); }
+  T& operator[](size_t i) const { return data()[i]; }
+  /// Room for at least n elements.
+  void grow(size_t n) { block_.grow(n * sizeof(T)); }
+
+ private:
+  PageBlock block_;
 };
 
 }  // namespace wp::index

@@ -1,5 +1,6 @@
 // Online inserts, deletes that repair the graph, and id replacement.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <numeric>
@@ -195,12 +196,17 @@ TEST(HnswDynamic, RoomPreparedAsideIsTakenByTheNextAddOrDroppedWhenIdsChangeMean
     return ids;
   };
   const std::vector<label_t> first = rows(0, 1000), second = rows(1000, 4000);
+  // One thread: insertions in parallel link in an order of their own, and the two graphs are
+  // compared answer for answer.
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
   HnswIndex plain(ds.base.d, Metric::kL2), prepared(ds.base.d, Metric::kL2);
   for (HnswIndex* idx : {&plain, &prepared}) idx->add(view_rows(ds.base, 0, 1000), first.data());
   prepared.prepare_add(second.size());
   plain.add(view_rows(ds.base, 1000, 4000), second.data());
   prepared.add(view_rows(ds.base, 1000, 4000), second.data());
   const SearchResult a = plain.search(view(ds.query), 10), b = prepared.search(view(ds.query), 10);
+  omp_set_num_threads(threads);
   EXPECT_EQ(a.labels, b.labels);
   for (label_t id = 0; id < 5000; ++id) ASSERT_TRUE(prepared.contains(id)) << id;
 
@@ -215,7 +221,9 @@ TEST(HnswDynamic, RoomPreparedAsideIsTakenByTheNextAddOrDroppedWhenIdsChangeMean
   EXPECT_FALSE(prepared.contains(17));
   EXPECT_TRUE(prepared.contains(extra));
   for (label_t id = 0; id < 10000; ++id) {
-    if (id != 17) ASSERT_TRUE(prepared.contains(id)) << id;
+    if (id != 17) {
+      ASSERT_TRUE(prepared.contains(id)) << id;
+    }
   }
   std::vector<float> v(ds.base.d);
   ASSERT_TRUE(prepared.get_vector(9999, v.data()));
@@ -223,7 +231,7 @@ TEST(HnswDynamic, RoomPreparedAsideIsTakenByTheNextAddOrDroppedWhenIdsChangeMean
 }
 
 TEST(PageBlock, GrowsInPlaceKeepingItsContentsAndMovesThemWhenItsReservationIsFull) {
-  PageBlock b;
+  PageBlock b(size_t{256} << 20);  // reservations of 256 MiB and more (8 GiB by default)
   b.grow(100);
   ASSERT_GE(b.size(), 100u);
   ASSERT_GE(b.reserved(), b.size());
