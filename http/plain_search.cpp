@@ -8,7 +8,9 @@
 #include <string>
 
 #include <simdjson.h>
+#include <nlohmann/json.hpp>
 
+#include "engine/filter.h"
 #include "index/index.h"
 
 namespace wp::http {
@@ -80,6 +82,20 @@ bool read_params(sj::dom::element v, engine::SearchQuery& q) {
   return true;
 }
 
+/// A filter object, read by the DOM path's parser from simdjson's text of it (the same values:
+/// numbers are written back to round-trip); false when the parser refuses it.
+bool read_filter(sj::dom::element v, PlainSearch& s) {
+  if (!v.is_object()) return false;
+  try {
+    s.filter = std::make_unique<engine::Filter>(
+        engine::Filter::parse(nlohmann::json::parse(sj::minify(v)), "filter"));
+  } catch (const std::exception&) {
+    return false;  // the DOM path names what is wrong
+  }
+  s.query.filter = s.filter.get();
+  return true;
+}
+
 /// Parses `body` into this thread's tape (simdjson's DOM parser validates the whole document and
 /// picks its SIMD kernels at run time; the tape is reused: no allocation per request); the root
 /// stays valid until the thread's next parse. False for malformed JSON and bodies too long.
@@ -134,7 +150,7 @@ std::optional<PlainSearch> read_search_object(sj::dom::element e, PlainRoute rou
       ok = seen.first(kThreshold) && (null || read_float(v, t));
       if (!null) s.query.score_threshold = t;
     } else if (key == "filter") {
-      ok = seen.first(kFilter) && null;
+      ok = seen.first(kFilter) && (null || read_filter(v, s));
     } else if (query && key == "using") {
       std::string_view name;
       ok = seen.first(kUsing) && (null || v.get_string().get(name) == sj::SUCCESS);

@@ -8,15 +8,17 @@
  *   POST .../points/search/batch and .../points/query/batch  {"searches": [those, ...]}
  *
  * with, on both, "offset": n, "params": {"hnsw_ef": n, "exact": b}, "with_payload": b,
- * "with_vector": b, "score_threshold": x. The vector is required ("limit" too on /points/search),
- * each field at most once, in any order; null is an absent field, as on the DOM path (and so
- * are "filter": null, and "prefetch": null and "lookup_from": null on /points/query). Anything
- * else (another field, a named vector, a payload selector list, a filter, a value out of its
- * range, malformed JSON) is not read here: such a body takes the DOM path, which answers it or
- * names the field that is wrong. So this reader accepts only bodies the DOM path accepts, and
- * reads them to the same values (tests/test_plain_search.cpp and the fuzz_plain_search target
- * compare the two answers).
+ * "with_vector": b, "score_threshold": x, "filter": {...}. The vector is required ("limit" too on
+ * /points/search), each field at most once, in any order; null is an absent field, as on the DOM
+ * path (and so are "prefetch": null and "lookup_from": null on /points/query). A filter is read by
+ * the DOM path's own parser (engine::Filter::parse) from its text alone: a filter is small where
+ * the vector is most of the body. Anything else (another field, a named vector, a payload
+ * selector list, a filter the parser refuses, a value out of its range, malformed JSON) is not
+ * read here: such a body takes the DOM path, which answers it or names the field that is wrong. So
+ * this reader accepts only bodies the DOM path accepts, and reads them to the same values
+ * (tests/test_plain_search.cpp and the fuzz_plain_search target compare the two answers).
  */
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -25,9 +27,11 @@
 
 namespace wp::http {
 
-/// A plain search body as read: the query (its filter unset) and the two answer switches.
+/// A plain search body as read: the query (its filter, if any, is `filter`) and the two answer
+/// switches.
 struct PlainSearch {
   engine::SearchQuery query;
+  std::unique_ptr<engine::Filter> filter;  ///< query.filter points here (it moves with it)
   bool with_payload = false;
   bool with_vector = false;
 };

@@ -638,6 +638,7 @@ void append_plain_hits(std::string& out, const engine::Collection& col, PlainSea
                        PlainRoute route) {
   ParsedSearch s;
   s.query = std::move(plain.query);
+  if (plain.filter) s.filter = std::move(*plain.filter);  // search_hits points the query at it
   s.payload.enabled = plain.with_payload;
   s.with_vector = plain.with_vector;
   const Shown show = shown(col, s.payload, s.with_vector);

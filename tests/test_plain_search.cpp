@@ -54,6 +54,23 @@ TEST(PlainSearch, ReadsEveryFieldOfThePlainForm) {
   EXPECT_FALSE(nulls->query.score_threshold.has_value());
 }
 
+TEST(PlainSearch, ReadsAFilterWithTheDomPathsParser) {
+  const auto s = read_plain_search(
+      R"({"vector":[1],"limit":1,"filter":{"must":[{"key":"color","match":{"value":"red"}}],)"
+      R"("must_not":[{"key":"n","range":{"gte":2.5}}]}})");
+  ASSERT_TRUE(s.has_value());
+  ASSERT_TRUE(s->filter);
+  EXPECT_EQ(s->query.filter, s->filter.get());
+  // What it keeps: the DOM path's parser read the same filter (compared on answers below).
+  EXPECT_FALSE(s->filter->empty());
+  const auto none = read_plain_search(R"({"vector":[1],"limit":1,"filter":null})");
+  ASSERT_TRUE(none.has_value());
+  EXPECT_EQ(none->query.filter, nullptr);
+  const auto empty = read_plain_search(R"({"vector":[1],"limit":1,"filter":{}})");
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_TRUE(empty->filter && empty->filter->empty());
+}
+
 TEST(PlainSearch, ReadsTheQueryRoutesPlainForm) {
   const auto q = read_plain_search(
       R"({"query":[0.5,2],"using":"image","limit":4,"params":{"hnsw_ef":32},"with_payload":true,
@@ -78,7 +95,7 @@ TEST(PlainSearch, ReadsTheQueryRoutesPlainForm) {
        {R"({})", R"({"query":null})", R"({"query":{"nearest":[1]}})", R"({"query":7})",
         R"({"query":[1],"using":7})", R"({"query":[1],"prefetch":{"query":[1]}})",
         R"({"query":[1],"prefetch":[]})", R"({"query":[1],"lookup_from":{}})",
-        R"({"query":[1],"filter":{"must":[]}})"}) {
+        R"({"query":[1],"filter":{"must":{"key":"k"}}})"}) {
     EXPECT_FALSE(read_plain_search(body, PlainRoute::kQuery)) << body;
   }
 }
@@ -116,7 +133,12 @@ const std::vector<std::string>& not_plain() {
       R"({"vector":[1],"limit":1,"with_payload":{"exclude":["a"]}})",
       R"({"vector":[1],"limit":1,"with_vector":["a"]})",
       R"({"vector":[1],"limit":1,"score_threshold":1e40})",
-      R"({"vector":[1],"limit":1,"filter":{"must":[]}})",
+      R"({"vector":[1],"limit":1,"filter":[]})",
+      R"({"vector":[1],"limit":1,"filter":{"should":7}})",
+      R"({"vector":[1],"limit":1,"filter":{"must":[{"key":"n","range":{"gt":"a"}}]}})",
+      R"({"vector":[1],"limit":1,"filter":{"must":[{"key":"n"}]}})",
+      R"({"vector":[1],"limit":1,"filter":{"bogus":[]}})",
+      R"({"vector":[1],"limit":1,"filter":{},"filter":null})",
       R"({"vector":[1],"limit":1,"using":""})",
       R"({"vector":[1],"limit":1,"limit":2})",  // the DOM keeps the last
       R"({"vector":[1],"limit":1} x)",
@@ -219,6 +241,21 @@ TEST_F(PlainAnswers, AreTheDomPathsAnswersBodyForBody) {
       R"({"vector":[2,0,0],"limit":3,"score_threshold":1.5})",
       R"({"vector":[0,0,0],"limit":10000,"with_vector":true})",
       R"({"vector":[1,0],"limit":3})",  // a wrong dimension: the search's own 400
+      // Filters, read by the DOM path's parser: match, range (numbers written back by simdjson
+      // as they were read), must_not, should, has_id with a UUID, nested, escapes in strings.
+      R"({"vector":[0,0,0],"limit":3,"filter":{"must":[{"key":"color","match":{"value":"red"}}]}})",
+      R"({"vector":[0,0,0],"limit":3,"with_payload":true,"filter":{"must_not":[{"key":"n",)"
+      R"("range":{"gte":2.5e0,"lt":1E9}}]}})",
+      R"({"vector":[0,0,0],"limit":3,"filter":{"should":[{"key":"n","match":{"value":2}},)"
+      R"({"has_id":["5c56c793-69f3-4fbf-87e6-c4bf54c28c26"]}]}})",
+      R"({"vector":[0,0,0],"limit":3,"filter":{"must":[{"key":"n","range":{"gt":0.9999999999999999}}]}})",
+      R"({"vector":[0,0,0],"limit":3,"filter":{"must":[{"key":"color","match":{"any":["blue"]}}]}})",
+      R"({"vector":[0,0,0],"limit":3,"filter":{"must":[{"must_not":[{"key":"color",)"
+      R"("match":{"value":"red"}}]}]},"params":{"exact":true}})",
+      R"({"vector":[0,0,0],"limit":3,"filter":{"must":[{"key":"n","match":{"value":-0}}]}})",
+      R"({"vector":[0,0,0],"limit":3,"filter":{"must":[{"key":"n","range":{"lte":18446744073709551615}}]}})",
+      R"({"vector":[0,0,0],"limit":3,"filter":{"must":[{"key":"nothing","match":{"value":1}}]}})",
+      R"({"vector":[0,0,0],"limit":3,"filter":{}})",
   };
   for (const std::string& body : plain_bodies) {
     ASSERT_TRUE(read_plain_search(body).has_value()) << body;
@@ -269,6 +306,8 @@ TEST_F(PlainAnswers, AgreeOnMutatedBodies) {
       R"({"vector":[1,0.5,-2],"limit":3,"offset":1,"params":{"hnsw_ef":16,"exact":false},)"
       R"("with_payload":true,"with_vector":true,"score_threshold":9.5})",
       R"({"limit":2,"vector":[0,1e-3,2E1]})",
+      R"({"vector":[1,0.5,-2],"limit":3,"filter":{"must":[{"key":"color","match":{"value":"red"}}],)"
+      R"("should":[{"key":"n","range":{"gte":1.5}},{"has_id":[2]}]}})",
       R"({"query":[1,0.5,-2],"using":null,"limit":3,"params":{"hnsw_ef":16},"with_payload":true})",
       R"({"query":[0,1],"using":"a","prefetch":null,"filter":null,"with_vector":true})"};
   const std::vector<std::string> tokens = {"null", "true", "-", "1e99", "[", "]", "{",
@@ -294,7 +333,7 @@ TEST_F(PlainAnswers, AgreeOnMutatedBodies) {
           body.insert(at, tokens[rng() % tokens.size()]);
       }
     }
-    const PlainRoute route = i % seeds.size() >= 2 ? PlainRoute::kQuery : PlainRoute::kSearch;
+    const PlainRoute route = i % seeds.size() >= 3 ? PlainRoute::kQuery : PlainRoute::kSearch;
     if (read_plain_search(body, route)) ++plain;
     expect_same(i % 5 == 0 ? "cos" : i % 7 == 0 ? "named" : "c", body, route);
     if (HasFatalFailure()) return;
@@ -321,7 +360,7 @@ TEST(PlainSearch, ReadsBatchesOfPlainSearchesOnly) {
   ASSERT_TRUE(read_plain_batch(R"({"searches":[]})", PlainRoute::kSearch, 1000).has_value());
   for (const char* body :
        {R"({"searches":[{"vector":[1],"limit":1},{"vector":[1]}]})",  // no limit in [1]
-        R"({"searches":[{"vector":[1],"limit":1,"filter":{}}]})",
+        R"({"searches":[{"vector":[1],"limit":1,"filter":{"must":7}}]})",
         R"({"searches":{"vector":[1],"limit":1}})", R"({"searches":[1]})", R"({"searches":null})",
         R"({"searches":[],"searches":[]})", R"({"searches":[],"timeout":3})", R"([])", R"({})",
         R"({"searches":[{"vector":[1],"limit":1}])"}) {
