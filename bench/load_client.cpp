@@ -74,16 +74,16 @@ std::string payload_json(size_t i) {
          std::to_string(i % 7) + "\"}";
 }
 
-/// Uploads base rows [begin, end) in batches (with payloads when `payload`); returns points per
-/// second.
+/// Uploads base rows [begin, end) in batches (with payloads when `payload`), row i as point id
+/// `id_offset + i`; returns points per second.
 double upload(uint16_t port, const std::string& col, const wp::index::Matrix& base, size_t begin,
-              size_t end, size_t batch, bool wait, bool payload) {
+              size_t end, size_t batch, bool wait, bool payload, size_t id_offset = 0) {
   Client c(port);
   const auto t0 = Clock::now();
   for (size_t b = begin; b < end; b += batch) {
     std::string body = "{\"points\":[";
     for (size_t i = b; i < std::min(end, b + batch); ++i) {
-      body += (i > b ? "," : "") + std::string("{\"id\":") + std::to_string(i) +
+      body += (i > b ? "," : "") + std::string("{\"id\":") + std::to_string(id_offset + i) +
               ",\"vector\":" + vector_json(base.row(i), base.d) + (payload ? payload_json(i) : "") +
               "}";
     }
@@ -251,22 +251,10 @@ json search_during_ingest(uint16_t port, const std::string& col, const std::stri
       if (st != 200) ++errors;
     }
   });
-  Client c(port);
-  const auto t0 = Clock::now();
-  for (size_t b = 0; b < base.n; b += batch) {
-    std::string body = "{\"points\":[";
-    for (size_t i = b; i < std::min(base.n, b + batch); ++i) {
-      body += (i > b ? "," : "") + std::string("{\"id\":") + std::to_string(base.n + i) +
-              ",\"vector\":" + vector_json(base.row(i), base.d) + "}";
-    }
-    body += "]}";
-    const unsigned st = c.call(bhttp::verb::put, "/collections/" + col + "/points?wait=true", body);
-    WP_THROW_IF_NOT(st == 200, "upsert answered ", st);
-  }
-  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double rate = upload(port, col, base, 0, base.n, batch, true, false, base.n);
   ingesting = false;
   searcher.join();
-  return {{"upsert_points_per_s", base.n / secs},
+  return {{"upsert_points_per_s", rate},
           {"batch", batch},
           {"searches", lat.size()},
           {"p50_us", percentile(lat, 0.5)},

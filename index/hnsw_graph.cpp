@@ -363,8 +363,7 @@ std::unique_ptr<HnswGraph> HnswGraph::clone() const {
 }
 
 size_t HnswGraph::memory_bytes() const {
-  size_t b = capacity_ *
-             (stride_ + 2 * sizeof(uint8_t) + sizeof(std::atomic<uint8_t>) + sizeof(uint32_t*));
+  size_t b = capacity_ * (stride_ + 3 * sizeof(uint8_t) + sizeof(uint32_t*));
   for (size_t s = 0; s < slot_count_; ++s) {
     if (upper_[s]) b += levels_[s] * (1 + params_.M) * sizeof(uint32_t);
   }

@@ -152,14 +152,14 @@ class HnswGraph {
 
   // Per slot, each in an array that grows without copying (page_block.h): at 1.1M points the
   // copies of these into fresh memory held the collection's searches up 70 ms.
-  PageArray<uint8_t> levels_{kSmallReservation};  ///< level of each slot
-  PageArray<uint8_t> flags_{kSmallReservation};   ///< kTombstone / kFree
+  PageArray<uint8_t> levels_{kReservedSlots};  ///< level of each slot
+  PageArray<uint8_t> flags_{kReservedSlots};   ///< kTombstone / kFree
   /// Links of levels 1..levels_[s] (new[]), or null; owned: freed by consolidate, clear and the
   /// destructor.
-  PageArray<uint32_t*> upper_{8 * kSmallReservation};
-  PageArray<uint8_t> locks_{kSmallReservation};  ///< one spin lock per slot (build time)
-  /// Address space for the one-byte arrays: 256M slots before their pages move.
-  static constexpr size_t kSmallReservation = size_t{256} << 20;
+  PageArray<uint32_t*> upper_{kReservedSlots};
+  PageArray<uint8_t> locks_{kReservedSlots};  ///< one spin lock per slot (build time)
+  /// Slots the per-slot arrays reserve address space for before their pages move.
+  static constexpr size_t kReservedSlots = size_t{256} << 20;
   std::vector<slot_t> free_slots_;
   /// Label -> slot of the live vertices (the labels are the records': label_of).
   SlotTable<slot_t> label_to_slot_;

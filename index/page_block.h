@@ -54,8 +54,8 @@ class PageArray {
   static_assert(std::is_trivially_copyable<T>::value, "a PageArray's elements move as bytes");
 
  public:
-  explicit PageArray(size_t min_reservation = PageBlock::kMinReservation)
-      : block_(min_reservation) {}
+  /// An array whose reservations hold at least `min_elements` elements.
+  explicit PageArray(size_t min_elements) : block_(min_elements * sizeof(T)) {}
   T* data() const { return reinterpret_cast<T*>(block_.get()); }
   T& operator[](size_t i) const { return data()[i]; }
   /// Room for at least n elements.
