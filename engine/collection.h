@@ -264,6 +264,10 @@ class Collection {
   CollectionInfo info() const;
   /// Where the collection's memory goes.
   MemoryUse memory() const;
+  /// Payloads that filters have tested one by one, since the collection was opened (a point a
+  /// payload index served exactly is not tested): a filter on a key without a payload index
+  /// tests many (/metrics: waypoint_filter_payload_tests_total).
+  uint64_t filter_payload_tests() const { return payload_tests_.load(std::memory_order_relaxed); }
 
   /**
    * Builds a new index of vector space `vector` as `spec` says (its metric is the space's
@@ -349,6 +353,21 @@ class Collection {
   /// indexes when they narrow it, else every live point. The caller holds mu_ or write_mu_.
   template <typename F>
   void for_each_match(const Filter& filter, const F& fn) const;
+  /// The same with the payload indexes' candidates already asked for.
+  template <typename F>
+  void for_each_match(const Filter& filter, const std::optional<Candidates>& candidates,
+                      const F& fn) const;
+  /// Whether internal id `i` is a live point `filter` holds for (its payload tested).
+  bool passes(const Filter& filter, uint64_t i) const;
+  class LazyFilter;
+  /**
+   * What a search's index is given for `filter` (the caller holds mu_): the matching points
+   * listed up front, or a test of each point the index reaches when the filter would have to
+   * test every payload to list them and a sample of the points says that many match (the index
+   * may then walk its graph and test a few hundred). Null when no point matches. `exact`: the
+   * search scans, so the listed matches are what it needs.
+   */
+  std::unique_ptr<index::IdFilter> index_filter(const Filter& filter, bool exact) const;
   /// Builds the index of `key` from the live points (the caller holds write_mu_).
   std::unique_ptr<FieldIndex> build_field_index(const std::string& key, PayloadSchema schema) const;
   float score_of(float distance, index::Metric metric) const;
@@ -394,6 +413,7 @@ class Collection {
   std::vector<std::unique_ptr<index::Index>> indexes_;
   PayloadIndexes payload_indexes_;  ///< of the live points' payloads, as config_ says
   size_t payload_bytes_ = 0;        ///< heap bytes of the live points' packed payloads
+  mutable std::atomic<uint64_t> payload_tests_{0};  ///< filter_payload_tests()
   bool index_from_file_ = false;
 
   mutable std::mutex build_mu_;  ///< guards status_ and builder_

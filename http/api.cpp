@@ -481,7 +481,7 @@ std::string Api::metrics_text() const {
        << "waypoint_request_duration_seconds_sum " << latency_sum_ << "\n"
        << "waypoint_request_duration_seconds_count " << latency_count_ << "\n";
   }
-  std::ostringstream points, progress, memory;
+  std::ostringstream points, progress, memory, tests;
   for (const std::string& name : engine_.names()) {
     try {
       auto col = engine_.collection(name);
@@ -499,6 +499,8 @@ std::string Api::metrics_text() const {
       part("payloads", m.payloads);
       part("payload_indexes", m.payload_indexes);
       part("points", m.points);
+      tests << "waypoint_filter_payload_tests_total{collection=\"" << name << "\"} "
+            << col->filter_payload_tests() << "\n";
     } catch (const NotFoundError&) {
       // deleted meanwhile
     } catch (const InternalError&) {
@@ -513,7 +515,11 @@ std::string Api::metrics_text() const {
      << "# HELP waypoint_memory_bytes Estimated memory of a collection by part (index: vectors, "
         "codes and graph of a vector space; payloads held for filters; payload indexes; per-point "
         "tables).\n# TYPE waypoint_memory_bytes gauge\n"
-     << memory.str();
+     << memory.str()
+     << "# HELP waypoint_filter_payload_tests_total Payloads filters have tested one by one (a "
+        "filter on a key without a payload index tests many).\n"
+     << "# TYPE waypoint_filter_payload_tests_total counter\n"
+     << tests.str();
   return os.str();
 }
 

@@ -133,8 +133,9 @@ class HnswIndex : public Index {
   /// Exact scan of all live vertices that pass `filter` (may be null) into ctx.top (best k).
   void exact_scan(const float* q, size_t k, const IdFilter* filter, SearchContext& ctx,
                   SearchStats& st) const;
-  /// Prefers an exact scan to the graph walk for a filter that `matching` ids pass.
-  bool filter_prefers_exact(int64_t matching, size_t ef) const;
+  /// Prefers an exact scan to the graph walk for `filter`, by the ids it estimates pass and the
+  /// cost of its test.
+  bool filter_prefers_exact(const IdFilter& filter, size_t ef) const;
 
   HnswParams params_;
   DistanceFn dist_;

@@ -19,6 +19,12 @@ class IdFilter {
   /// How many ids pass, when known (lets an index choose an exact scan for selective filters);
   /// -1 when unknown.
   virtual int64_t count() const { return -1; }
+  /// How many ids pass, for choosing between a walk and a scan alone (never taken as the exact
+  /// number): count() when known, else an estimate (from a sample), else -1.
+  virtual int64_t estimate() const { return count(); }
+  /// True when contains() costs far more than a distance (it reads what the id stands for, such
+  /// as a payload): a walk then saves only where it reaches few of the ids a scan would test.
+  virtual bool costly() const { return false; }
   /// Calls fn(id) for every id that passes, in increasing order, and returns true, when the
   /// filter can list them (an exact scan then costs the matches, not every vertex); returns
   /// false, calling nothing, when it cannot.

@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <numeric>
 #include <random>
 
@@ -272,6 +273,96 @@ TEST(HnswIndex, FilterMatchingFewerThanKReturnsAllOfThem) {
   std::sort(got.begin(), got.end());
   EXPECT_EQ(got, (std::vector<label_t>{5, 900, 1500}));
   EXPECT_EQ(std::count(out, out + 10, kNoLabel), 7);
+}
+
+namespace {
+/// A filter whose test is costly (as a payload's) and whose matches are estimated, counting the
+/// tests the index makes.
+class CostlyFilter : public IdFilter {
+ public:
+  CostlyFilter(std::function<bool(uint64_t)> pred, int64_t estimate)
+      : pred_(std::move(pred)), estimate_(estimate) {}
+  bool contains(uint64_t id) const override {
+    ++tests;
+    return pred_(id);
+  }
+  int64_t estimate() const override { return estimate_; }
+  bool costly() const override { return true; }
+  mutable size_t tests = 0;
+
+ private:
+  std::function<bool(uint64_t)> pred_;
+  int64_t estimate_;
+};
+}  // namespace
+
+// A costly test that many ids pass is made only of the vertices the walk reaches; one that few
+// are estimated to pass is made of every vertex by a scan; and a walk that finds fewer than k
+// (the estimate was wrong) falls back to the scan. Each answers as the exact filtered search.
+TEST(HnswIndex, ACostlyFilterIsTestedAlongTheWalkWhereManyIdsPass) {
+  static const Dataset ds = wp::test::load_test_data("siftsmall");
+  static const std::unique_ptr<HnswIndex> idx = build(ds.base);
+  const size_t n = ds.base.n;
+  auto exact = [&](const IdFilter& f, size_t q) {
+    SearchParams p;
+    p.exact = true;
+    p.filter = &f;
+    std::vector<label_t> out(10);
+    std::vector<float> d(10);
+    idx->search_one(ds.query.row(q), 10, p, out.data(), d.data());
+    return out;
+  };
+  auto search = [&](const IdFilter& f, size_t q) {
+    SearchParams p;
+    p.ef = 64;
+    p.filter = &f;
+    std::vector<label_t> out(10);
+    std::vector<float> d(10);
+    idx->search_one(ds.query.row(q), 10, p, out.data(), d.data());
+    return out;
+  };
+  auto even = [](uint64_t id) { return id % 2 == 0; };
+  size_t hits = 0, total = 0;
+  for (size_t q = 0; q < 20; ++q) {
+    CostlyFilter walked(even, static_cast<int64_t>(n / 2));
+    const std::vector<label_t> got = search(walked, q);
+    EXPECT_LT(walked.tests, n / 10) << "query " << q;  // the walk's few hundred, not a scan
+    CostlyFilter listed(even, static_cast<int64_t>(n / 2));
+    const std::vector<label_t> truth = exact(listed, q);
+    for (label_t l : got) {
+      ASSERT_NE(l, kNoLabel);
+      ASSERT_TRUE(even(l));
+      hits += std::count(truth.begin(), truth.end(), l);
+    }
+    total += truth.size();
+  }
+  EXPECT_GE(static_cast<double>(hits) / total, 0.95);
+
+  // One in ten: a walk reaches about ef / 10% = 640 vertices before it has ef matches, where a
+  // cheap test would be made by a scan of the matches (1,000 distances).
+  auto tenth = [](uint64_t id) { return id % 10 == 0; };
+  CostlyFilter tenths(tenth, static_cast<int64_t>(n / 10));
+  const std::vector<label_t> some = search(tenths, 1);
+  EXPECT_LT(tenths.tests, n / 3);
+  for (label_t l : some) ASSERT_TRUE(l != kNoLabel && tenth(l));
+
+  // Estimated to be rare (10 of 10,000): the scan tests every vertex once.
+  auto rare = [](uint64_t id) { return id % 500 == 7; };
+  CostlyFilter scanned(rare, 10);
+  const std::vector<label_t> got = search(scanned, 0);
+  EXPECT_EQ(scanned.tests, n);
+  CostlyFilter listed(rare, 10);
+  EXPECT_EQ(got, exact(listed, 0));
+
+  // Estimated at half but 5 pass: the walk finds fewer than k and the scan finds all 5.
+  auto five = [](uint64_t id) { return id % 2000 == 3; };
+  CostlyFilter wrong(five, static_cast<int64_t>(n / 2));
+  std::vector<label_t> all5 = search(wrong, 0);
+  EXPECT_GE(wrong.tests, n);
+  EXPECT_EQ(std::count(all5.begin(), all5.end(), kNoLabel), 5);
+  all5.resize(5);
+  std::sort(all5.begin(), all5.end());
+  EXPECT_EQ(all5, (std::vector<label_t>{3, 2003, 4003, 6003, 8003}));
 }
 
 // Every vertex of a batch built on two threads is reachable: a search for its own vector (with a

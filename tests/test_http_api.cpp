@@ -427,6 +427,11 @@ TEST_F(ApiTest, HeadIsAnsweredAsGet) {
 TEST_F(ApiTest, MetricsAndOpenApi) {
   make_points();
   call("GET", "/collections/nope");
+  // A filter on a key without a payload index tests the payloads (the 3 points' here).
+  ok("POST", "/collections/c/points/search",
+     {{"vector", {0, 0, 0}},
+      {"limit", 2},
+      {"filter", {{"must", {{{"key", "color"}, {"match", {{"value", "red"}}}}}}}}});
   const Response m = call("GET", "/metrics");
   EXPECT_EQ(m.status, 200u);
   EXPECT_NE(m.content_type.find("text/plain"), std::string::npos);
@@ -434,6 +439,9 @@ TEST_F(ApiTest, MetricsAndOpenApi) {
             std::string::npos)
       << m.body;
   EXPECT_NE(m.body.find("waypoint_points{collection=\"c\"} 3"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("waypoint_filter_payload_tests_total{collection=\"c\"} 3"),
+            std::string::npos)
+      << m.body;
   EXPECT_NE(m.body.find("waypoint_request_duration_seconds_bucket{le=\"+Inf\"}"),
             std::string::npos);
   const Response o = call("GET", "/openapi.json");

@@ -406,3 +406,77 @@ TEST(PayloadIndex, FiltersNarrowOnlyThroughServedConditions) {
   EXPECT_EQ(candidates({{"must", {near_paris}}})->ids, (IdList{0}));
   EXPECT_EQ(candidates({{"must", {europe}}})->ids, (IdList{0, 1}));
 }
+
+// A filter no payload index serves: when probes of the points find matches, the search tests
+// the payloads of the points its walk reaches rather than every payload, and answers as the
+// exact filtered search (recall floor); when they find none, the matches are listed by testing
+// every payload, as before. Removed points are never answered either way.
+TEST(PayloadIndex, AFilterNoIndexServesIsTestedAlongTheWalkWhenProbesFindMatches) {
+  wp::test::TempDir tmp;
+  Engine eng(tmp.file("data"));
+  eng.create_collection("c", config());
+  auto col = eng.collection("c");
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(0, 1);
+  const size_t n = 20000;
+  std::vector<PointWrite> pts(n);
+  for (size_t i = 0; i < n; ++i) {
+    pts[i].id = PointId::number(i);
+    pts[i].vectors[""].resize(8);
+    for (float& x : pts[i].vectors[""]) x = u(rng);
+    // "half" alternates with the id (a period the probes must not line up with).
+    pts[i].payload = {{"half", i % 2 ? "odd" : "even"},
+                      {"tenth", u(rng) < 0.1f},
+                      {"rare", i % 1000 == 0 ? "yes" : "no"}};
+  }
+  col->upsert(pts, false);
+  std::vector<PointId> gone;
+  for (size_t i = 0; i < n; i += 3) gone.push_back(PointId::number(i));
+  col->remove(gone, false);
+  const size_t live = n - gone.size();
+
+  struct Case {
+    json filter;
+    bool walked;
+  };
+  const Case cases[] = {
+      {{{"must", {{{"key", "half"}, {"match", {{"value", "even"}}}}}}}, true},
+      {{{"must", {{{"key", "tenth"}, {"match", {{"value", true}}}}}}}, true},
+      {{{"must_not", {{{"key", "tenth"}, {"match", {{"value", true}}}}}}}, true},
+      {{{"must", {{{"key", "rare"}, {"match", {{"value", "yes"}}}}}}}, false},  // 14 live points
+  };
+  for (const Case& c : cases) {
+    const Filter f = Filter::parse(c.filter);
+    size_t hits = 0, total = 0, most_tests = 0, fewest_tests = SIZE_MAX;
+    for (size_t qi = 0; qi < 30; ++qi) {
+      SearchQuery q;
+      q.vector.resize(8);
+      for (float& x : q.vector) x = u(rng);
+      q.limit = 10;
+      q.ef = 64;
+      q.filter = &f;
+      q.with_payload = true;
+      const uint64_t before = col->filter_payload_tests();
+      const auto got = col->search(q);
+      const uint64_t tests = col->filter_payload_tests() - before;
+      most_tests = std::max<size_t>(most_tests, tests);
+      fewest_tests = std::min<size_t>(fewest_tests, tests);
+      q.exact = true;
+      const auto truth = col->search(q);
+      ASSERT_EQ(got.size(), truth.size()) << c.filter.dump();
+      ASSERT_EQ(truth.size(), 10u) << c.filter.dump();
+      for (const auto& p : got) {
+        ASSERT_TRUE(f.matches(p.point.id, p.point.payload)) << c.filter.dump();
+        ASSERT_NE(p.point.id.num() % 3, 0u) << "a removed point answered";
+        for (const auto& t : truth) hits += t.point.id == p.point.id;
+      }
+      total += truth.size();
+    }
+    EXPECT_GE(static_cast<double>(hits) / total, 0.95) << c.filter.dump();
+    if (c.walked) {
+      EXPECT_LT(most_tests, live / 10) << c.filter.dump();  // hundreds, not every payload
+    } else {
+      EXPECT_GE(fewest_tests, live) << c.filter.dump();  // listed: every payload tested
+    }
+  }
+}
