@@ -793,7 +793,7 @@ void Collection::for_each_match(const Filter& filter, const std::optional<Candid
                                 const F& fn) const {
   uint64_t tested = 0;
   if (c) {
-    for (const uint32_t i : c->ids) {
+    for (const uint32_t i : c->ids()) {
       if (c->exact) {
         if (i < entries_.size() && entries_[i].live) fn(i);
       } else {
@@ -841,13 +841,14 @@ std::unique_ptr<index::IdFilter> Collection::index_filter(const Filter& filter, 
   }
   // The matching set up front, so that the index knows its size and can choose between walking
   // the graph and scanning the matches exactly; payload indexes give it in O(matches).
-  auto bits = std::make_unique<index::BitsetFilter>(next_internal_);
+  std::unique_ptr<index::BitsetFilter> bits;
   if (c && c->exact) {
     // Taken as listed: the payload indexes hold live points alone, and the index could not
     // return another. Reading each point's entry to check would cost more than the search at
     // large selectivities (half of 200k points: 64 B entries, 6 MB read a search).
-    for (const uint32_t i : c->ids) bits->set(i);
+    bits = std::make_unique<index::BitsetFilter>(next_internal_, c->ids().data(), c->ids().size());
   } else {
+    bits = std::make_unique<index::BitsetFilter>(next_internal_);
     for_each_match(filter, c, [&](uint64_t i) { bits->set(i); });
   }
   if (bits->count() == 0) return nullptr;

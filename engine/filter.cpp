@@ -476,11 +476,11 @@ class ClauseNode : public Filter::Node {
       }
       exact = exact && c->exact;
       if (out) {
-        out->ids = intersect(out->ids, c->ids);
+        *out = Candidates(intersect(out->ids(), c->ids()), out->exact);
       } else {
         out = std::move(c);
       }
-      if (out->ids.empty()) {
+      if (out->ids().empty()) {
         out->exact = true;  // nothing can match
         return out;
       }
@@ -495,12 +495,12 @@ class ClauseNode : public Filter::Node {
           break;
         }
         any_exact = any_exact && c->exact;
-        any->ids = unite(any->ids, c->ids);
+        *any = Candidates(unite(any->ids(), c->ids()), any->exact);
       }
       if (any) {
         exact = exact && any_exact;
         if (out) {
-          out->ids = intersect(out->ids, any->ids);
+          *out = Candidates(intersect(out->ids(), any->ids()), out->exact);
         } else {
           out = std::move(any);
         }

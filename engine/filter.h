@@ -66,9 +66,25 @@ using IdList = std::vector<uint32_t>;
 
 /// Points from payload indexes: exactly the points a condition holds for (`exact`: no check of
 /// each is needed), or a superset of them.
-struct Candidates {
-  IdList ids;
+class Candidates {
+ public:
+  Candidates() = default;
+  Candidates(IdList ids, bool exact) : exact(exact), owned_(std::move(ids)) {}
+  /// A payload index's own list, not copied (half a million postings took longer to copy than
+  /// the search): valid while the payload indexes do not change, under the collection's lock.
+  static Candidates borrowed(const IdList& list, bool exact) {
+    Candidates c({}, exact);
+    c.list_ = &list;
+    return c;
+  }
+  /// The ids, sorted and unique.
+  const IdList& ids() const { return list_ ? *list_ : owned_; }
+
   bool exact = false;
+
+ private:
+  IdList owned_;
+  const IdList* list_ = nullptr;
 };
 
 /**

@@ -90,6 +90,12 @@ IdList unite_all(std::vector<const IdList*> lists) {
   return out;
 }
 
+/// The union of `lists` as candidates: one list as it is, not copied.
+Candidates of(std::vector<const IdList*> lists, bool exact) {
+  if (lists.size() == 1) return Candidates::borrowed(*lists[0], exact);
+  return Candidates(lists.empty() ? IdList{} : unite_all(std::move(lists)), exact);
+}
+
 }  // namespace
 
 const char* payload_schema_name(PayloadSchema s) {
@@ -276,7 +282,7 @@ std::optional<Candidates> FieldIndex::strings(const std::vector<std::string>& an
     auto it = by_string_.find(s);
     if (it != by_string_.end()) lists.push_back(&it->second);
   }
-  return Candidates{lists.empty() ? IdList{} : unite_all(std::move(lists)), true};
+  return of(std::move(lists), true);
 }
 
 std::optional<Candidates> FieldIndex::integers(const std::vector<int64_t>& any) const {
@@ -286,12 +292,12 @@ std::optional<Candidates> FieldIndex::integers(const std::vector<int64_t>& any) 
     auto it = by_number_.find(static_cast<double>(n));
     if (it != by_number_.end()) lists.push_back(&it->second);
   }
-  return Candidates{lists.empty() ? IdList{} : unite_all(std::move(lists)), !inexact_integers_};
+  return of(std::move(lists), !inexact_integers_);
 }
 
 std::optional<Candidates> FieldIndex::boolean(bool value) const {
   if (schema_ != PayloadSchema::kBool) return std::nullopt;
-  return Candidates{by_bool_[value], true};
+  return Candidates::borrowed(by_bool_[value], true);
 }
 
 std::optional<Candidates> FieldIndex::range(const RangeBounds& b) const {
@@ -346,7 +352,7 @@ std::optional<Candidates> FieldIndex::geo(const GeoArea& a) const {
       }
     }
   }
-  return Candidates{lists.empty() ? IdList{} : unite_all(std::move(lists)), false};
+  return of(std::move(lists), false);
 }
 
 Candidates FieldIndex::numbers_within(const RangeBounds& b) const {
@@ -361,7 +367,7 @@ Candidates FieldIndex::numbers_within(const RangeBounds& b) const {
     if (b.contains(it->first)) lists.push_back(&it->second);
   }
   // The filter's range check reads every number as a double, as the index keys it: exact.
-  return Candidates{lists.empty() ? IdList{} : unite_all(std::move(lists)), true};
+  return of(std::move(lists), true);
 }
 
 void PayloadIndexes::install(std::unique_ptr<FieldIndex> index) {

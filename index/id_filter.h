@@ -35,6 +35,12 @@ class IdFilter {
 class BitsetFilter : public IdFilter {
  public:
   explicit BitsetFilter(uint64_t capacity) : words_((capacity + 63) / 64, 0), capacity_(capacity) {}
+  /// Holding `ids`, given sorted and unique (those >= capacity left out): no test of each bit.
+  BitsetFilter(uint64_t capacity, const uint32_t* ids, size_t n) : BitsetFilter(capacity) {
+    for (size_t j = 0; j < n && ids[j] < capacity; ++j, ++count_) {
+      words_[ids[j] >> 6] |= uint64_t{1} << (ids[j] & 63);
+    }
+  }
 
   /// Adds id (ignored when id >= capacity).
   void set(uint64_t id) {

@@ -213,6 +213,25 @@ TEST(HnswIndex, EmptyIndexAndSmallK) {
   EXPECT_TRUE(out[0] == 7 || out[0] == 9);
 }
 
+// A bitset made from sorted ids holds the same set and count as one set id by id, ids at or
+// past the capacity left out.
+TEST(BitsetFilter, MadeFromSortedIdsAsIfSetOneByOne) {
+  std::mt19937 rng(3);
+  for (uint32_t capacity : {1u, 63u, 64u, 65u, 1000u, 4096u}) {
+    std::vector<uint32_t> ids;
+    for (uint32_t i = 0; i < capacity + 100; ++i) {
+      if (rng() % 3 == 0) ids.push_back(i);
+    }
+    BitsetFilter one(capacity);
+    for (uint32_t id : ids) one.set(id);
+    const BitsetFilter sorted(capacity, ids.data(), ids.size());
+    EXPECT_EQ(sorted.count(), one.count()) << capacity;
+    for (uint32_t i = 0; i < capacity + 100; ++i) {
+      ASSERT_EQ(sorted.contains(i), one.contains(i)) << capacity << " " << i;
+    }
+  }
+}
+
 class FilteredSearch : public ::testing::TestWithParam<double> {};
 
 TEST_P(FilteredSearch, ReturnsOnlyMatchesAndKOfThem) {
