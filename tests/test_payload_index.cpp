@@ -480,3 +480,56 @@ TEST(PayloadIndex, AFilterNoIndexServesIsTestedAlongTheWalkWhenProbesFindMatches
     }
   }
 }
+
+// Many matches a payload index lists exactly: the search tests the points its walk reaches
+// against the postings (no payload is read) and answers as the exact filtered search.
+TEST(PayloadIndex, ManyIndexedMatchesAreTestedAgainstThePostingsAsTheWalkReachesThem) {
+  wp::test::TempDir tmp;
+  Engine eng(tmp.file("data"));
+  eng.create_collection("c", config());
+  auto col = eng.collection("c");
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(0, 1);
+  std::vector<PointWrite> pts(20000);
+  for (size_t i = 0; i < pts.size(); ++i) {
+    pts[i].id = PointId::number(i);
+    pts[i].vectors[""].resize(8);
+    for (float& x : pts[i].vectors[""]) x = u(rng);
+    pts[i].payload = {{"half", i % 2 ? "odd" : "even"}, {"tenth", u(rng) < 0.1f}};
+  }
+  col->upsert(pts, false);
+  col->create_payload_index("half", PayloadSchema::kKeyword);
+  col->create_payload_index("tenth", PayloadSchema::kBool);
+  std::vector<PointId> gone;
+  for (size_t i = 0; i < pts.size(); i += 3) gone.push_back(PointId::number(i));
+  col->remove(gone, false);
+  for (const json& fj : {json{{"must", {{{"key", "half"}, {"match", {{"value", "even"}}}}}}},
+                         json{{"must", {{{"key", "tenth"}, {"match", {{"value", true}}}}}}},
+                         json{{"must", {{{"key", "tenth"}, {"match", {{"value", false}}}}}}}}) {
+    const Filter f = Filter::parse(fj);
+    size_t hits = 0, total = 0;
+    const uint64_t before = col->filter_payload_tests();
+    for (size_t qi = 0; qi < 30; ++qi) {
+      SearchQuery q;
+      q.vector.resize(8);
+      for (float& x : q.vector) x = u(rng);
+      q.limit = 10;
+      q.ef = 64;
+      q.filter = &f;
+      q.with_payload = true;
+      const auto got = col->search(q);
+      q.exact = true;
+      const auto truth = col->search(q);
+      ASSERT_EQ(got.size(), 10u) << fj.dump();
+      ASSERT_EQ(truth.size(), 10u) << fj.dump();
+      for (const auto& p : got) {
+        ASSERT_TRUE(f.matches(p.point.id, p.point.payload)) << fj.dump();
+        ASSERT_NE(p.point.id.num() % 3, 0u) << "a removed point answered";
+        for (const auto& t : truth) hits += t.point.id == p.point.id;
+      }
+      total += truth.size();
+    }
+    EXPECT_GE(static_cast<double>(hits) / total, 0.95) << fj.dump();
+    EXPECT_EQ(col->filter_payload_tests(), before) << fj.dump();
+  }
+}
