@@ -787,8 +787,7 @@ namespace {
 /// 1M points tests ~350 points (more now and then): setting 500,000 bits was most of that
 /// search, and zeroing a bitset of 1M ids half the cost of a selective one. Measured at 1M:
 /// with one test per 200 ids, 10% matching lost ~10%; with one per 1000, 50% kept 4,705 QPS of
-/// the 6,013-6,141. The index may list the ids too (for_each), for a
-/// scan of the matches alone.
+/// the 6,013-6,141. The index may list the ids too (for_each), for a scan of the matches alone.
 class PostingsFilter final : public index::IdFilter {
  public:
   PostingsFilter(Candidates c, uint64_t capacity) : c_(std::move(c)), capacity_(capacity) {}
@@ -856,9 +855,8 @@ std::unique_ptr<index::IdFilter> Collection::index_filter(const Filter& filter, 
   // test instead, with the number of matches the probes estimate: a graph index then walks
   // where that tests far fewer payloads than listing (a walk tests about 1.5 ef / selectivity:
   // about a thousand at 10% matching, ef 64) and scans, testing every point as listing would,
-  // where it does not. Probing stops at the 16th match (32 probes at 50%); when
-  // the probes find none (1024 of them below about 0.3% matching), the matches are listed up
-  // front.
+  // where it does not. Probing stops at the 16th match (32 probes at 50%); when the probes find
+  // none (1024 of them below about 0.3% matching), the matches are listed up front.
   const size_t n = entries_.size();
   if (!c && !exact && n >= 1024) {
     // At most 3% more tests where they find too few (10k points: 312 probes), 0.1% at 1M.

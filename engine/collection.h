@@ -361,10 +361,11 @@ class Collection {
   bool passes(const Filter& filter, uint64_t i) const;
   class LazyFilter;
   /**
-   * What a search's index is given for `filter` (the caller holds mu_): the matching points
-   * listed up front, or a test of each point the index reaches when the filter would have to
-   * test every payload to list them and a sample of the points says that many match (the index
-   * may then walk its graph and test a few hundred). Null when no point matches. `exact`: the
+   * What a search's index is given for `filter` (the caller holds mu_): the postings of the
+   * payload indexes that list the matches exactly (tested by binary search as the walk reaches
+   * points); a test of the payload of each point the index reaches when no index serves the
+   * filter and probes of the points find matches (the index may then walk its graph and test
+   * a few hundred); else the matches listed up front. Null when no point matches. `exact`: the
    * search scans, so the listed matches are what it needs.
    */
   std::unique_ptr<index::IdFilter> index_filter(const Filter& filter, bool exact) const;
