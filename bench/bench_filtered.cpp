@@ -210,6 +210,13 @@ int main(int argc, char** argv) {
           "keyword " + std::to_string(s * 100).substr(0, 4) + "%",
           Filter::parse({{"must", {{{"key", sel_key(s)}, {"match", {{"value", "yes"}}}}}}}));
     }
+    // A condition no index serves beside one that narrows (must_not is never served): 45%.
+    filters.emplace_back(
+        "keyword 50% and not keyword 10%",
+        Filter::parse(
+            {{"must",
+              {{{"key", sel_key(0.5)}, {"match", {{"value", "yes"}}}},
+               {{"must_not", {{{"key", sel_key(0.1)}, {"match", {{"value", "yes"}}}}}}}}}}));
     for (double s : kSelectivities) {
       filters.emplace_back(
           "integer range " + std::to_string(s * 100).substr(0, 4) + "%",

@@ -755,29 +755,6 @@ void Collection::apply_removals(const std::vector<PointId>& ids) {
   free_internal_.insert(free_internal_.end(), labels.begin(), labels.end());
 }
 
-/// A filter the index tests point by point as it reaches them (index_filter); the payloads it
-/// tests are counted into payload_tests_. One search uses it, on one thread.
-class Collection::LazyFilter final : public index::IdFilter {
- public:
-  LazyFilter(const Collection& c, const Filter& f, int64_t estimate)
-      : collection_(c), filter_(f), estimate_(estimate) {}
-  ~LazyFilter() override {
-    collection_.payload_tests_.fetch_add(tested_, std::memory_order_relaxed);
-  }
-  bool contains(uint64_t i) const override {
-    ++tested_;
-    return collection_.passes(filter_, i);
-  }
-  int64_t estimate() const override { return estimate_; }
-  bool costly() const override { return true; }
-
- private:
-  const Collection& collection_;
-  const Filter& filter_;
-  int64_t estimate_;
-  mutable uint64_t tested_ = 0;
-};
-
 namespace {
 
 /// The points payload indexes list exactly, as a search's index tests them: by a binary search
@@ -816,6 +793,35 @@ class PostingsFilter final : public index::IdFilter {
 
 }  // namespace
 
+/// A filter the index tests point by point as it reaches them (index_filter): the payload of
+/// each point among `narrow` (the payload indexes' superset of the matches, when they give
+/// one), counted into payload_tests_. One search uses it, on one thread.
+class Collection::LazyFilter final : public index::IdFilter {
+ public:
+  LazyFilter(const Collection& c, const Filter& f, int64_t estimate,
+             std::optional<Candidates> narrow)
+      : collection_(c), filter_(f), estimate_(estimate) {
+    if (narrow) narrow_ = std::make_unique<PostingsFilter>(std::move(*narrow), c.next_internal_);
+  }
+  ~LazyFilter() override {
+    collection_.payload_tests_.fetch_add(tested_, std::memory_order_relaxed);
+  }
+  bool contains(uint64_t i) const override {
+    if (narrow_ && !narrow_->contains(i)) return false;
+    ++tested_;
+    return collection_.passes(filter_, i);
+  }
+  int64_t estimate() const override { return estimate_; }
+  bool costly() const override { return true; }
+
+ private:
+  const Collection& collection_;
+  const Filter& filter_;
+  int64_t estimate_;
+  std::unique_ptr<PostingsFilter> narrow_;
+  mutable uint64_t tested_ = 0;
+};
+
 bool Collection::passes(const Filter& filter, uint64_t i) const {
   return i < entries_.size() && entries_[i].live &&
          filter.matches(entries_[i].id, entries_[i].payload);
@@ -851,29 +857,33 @@ void Collection::for_each_match(const Filter& filter, const std::optional<Candid
 std::unique_ptr<index::IdFilter> Collection::index_filter(const Filter& filter, bool exact) const {
   std::optional<Candidates> c = filter.candidates(payload_indexes_);
   // A filter no payload index serves tests every payload to list its matches (0.25 us each: 250
-  // ms a search at 1M points). When probes of the points find matches, the index is given the
-  // test instead, with the number of matches the probes estimate: a graph index then walks
-  // where that tests far fewer payloads than listing (a walk tests about 1.5 ef / selectivity:
-  // about a thousand at 10% matching, ef 64) and scans, testing every point as listing would,
-  // where it does not. Probing stops at the 16th match (32 probes at 50%); when the probes find
-  // none (1024 of them below about 0.3% matching), the matches are listed up front.
-  const size_t n = entries_.size();
-  if (!c && !exact && n >= 1024) {
+  // ms a search at 1M points), and one they narrow to a superset tests each point of it. When
+  // probes of those points find matches, the index is given the test instead, with the number
+  // of matches the probes estimate: a graph index then walks where that tests far fewer
+  // payloads than listing (a walk tests about 1.5 ef / selectivity: about a thousand at 10%
+  // matching, ef 64) and scans, testing every point as listing would, where it does not.
+  // Probing stops at the 16th match (32 probes at 50%); when the probes find none (1024 of them
+  // below about 0.3% matching), the matches are listed up front.
+  const size_t n = c ? c->ids().size() : entries_.size();  // the points a listing tests
+  if ((!c || !c->exact) && !exact && n >= 1024) {
     // At most 3% more tests where they find too few (10k points: 312 probes), 0.1% at 1M.
     const size_t probes = std::min<size_t>(1024, n / 32);
     size_t tested = 0, matched = 0;
     for (size_t j = 0; j < probes && matched < 16; ++j) {
       // Spread by a multiplicative hash, so that no period in the ids (every other point) lines
       // up with the probes.
-      const uint64_t i = (j * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull) % n;
-      if (!entries_[i].live) continue;
+      const uint64_t at = (j * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull) % n;
+      const uint64_t i = c ? c->ids()[at] : at;
+      if (i >= entries_.size() || !entries_[i].live) continue;
       ++tested;
       matched += filter.matches(entries_[i].id, entries_[i].payload);
     }
     payload_tests_.fetch_add(tested, std::memory_order_relaxed);
     if (matched > 0) {
-      const double estimate = static_cast<double>(matched) / static_cast<double>(tested) * live_;
-      return std::make_unique<LazyFilter>(*this, filter, static_cast<int64_t>(estimate));
+      const double estimate =
+          static_cast<double>(matched) / static_cast<double>(tested) * (c ? n : live_);
+      return std::make_unique<LazyFilter>(*this, filter, static_cast<int64_t>(estimate),
+                                          std::move(c));
     }
   }
   // Else the matches are given as a set, so that the index knows their number and can choose
