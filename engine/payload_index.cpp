@@ -63,7 +63,6 @@ void erase_id(Map& map, const typename Map::key_type& key, uint32_t id) {
 /// The union of sorted lists, sorted: through a bitmap of the ids when there are many lists (a
 /// range over many values), which costs O(ids + largest id / 64) instead of a sort.
 IdList unite_all(std::vector<const IdList*> lists) {
-  if (lists.size() == 1) return *lists[0];
   size_t total = 0;
   uint32_t largest = 0;
   for (const IdList* l : lists) {
@@ -93,7 +92,7 @@ IdList unite_all(std::vector<const IdList*> lists) {
 /// The union of `lists` as candidates: one list as it is, not copied.
 Candidates of(std::vector<const IdList*> lists, bool exact) {
   if (lists.size() == 1) return Candidates::borrowed(*lists[0], exact);
-  return Candidates(lists.empty() ? IdList{} : unite_all(std::move(lists)), exact);
+  return Candidates(unite_all(std::move(lists)), exact);
 }
 
 }  // namespace

@@ -226,9 +226,8 @@ bool HnswIndex::filter_prefers_exact(const IdFilter& filter, size_t ef) const {
   // A costly test (reading a payload: about as long as 8 distances) outweighs the distances:
   // the walk tests each vertex it takes in while it has fewer than ef matches and few after
   // (measured 922 a search at 10%, ef 64: about 1.5 ef / selectivity, taken as 2), the scan
-  // tests every one.
-  // The walk is chosen only where it costs half the scan: near the bound its reach varies
-  // (at 0.1% of 200k it took in most of the graph and cost more than the scan).
+  // tests every one. The walk is chosen only where it costs half the scan: near the bound its
+  // reach varies (at 0.1% of 200k it took in most of the graph and cost more than the scan).
   if (filter.costly()) return std::min(n, 2.0 * ef / selectivity) + walk / 8 >= 0.5 * n;
   const double scan = static_cast<double>(matching) + 0.1 * n;
   return scan <= walk;
