@@ -2,7 +2,8 @@
 // runs it: recall@k against the exact filtered answer, queries per second, and the time per query
 // spent listing the matching points (count()), and the payloads a search tests one by one (a
 // filter no payload index serves tests them), at keyword selectivities 0.1%..50%
-// and integer ranges of the same selectivities, on synthetic points or a dataset's vectors (the
+// and ranges of the same selectivities (over 1000 integers, and over floats: about one value a
+// point, as timestamps have), on synthetic points or a dataset's vectors (the
 // payloads are drawn at random either way, independent of the vectors).
 //
 //   bench_filtered [--points 100000] [--dim 32] [--queries 200] [--k 10] [--ef 64] [--seed 1]
@@ -62,7 +63,7 @@ struct Row {
 Row measure(const Collection& col, const Filter& f, const std::vector<std::vector<float>>& qs,
             size_t k, size_t ef) {
   Row r;
-  // The matching set alone, as every filtered search computes it first.
+  // The matching set alone (count()), as count, facet and deletes or edits by filter list it.
   auto t0 = Clock::now();
   size_t n = 0;
   for (size_t i = 0; i < qs.size(); ++i) n += col.count(&f);
@@ -186,6 +187,7 @@ int main(int argc, char** argv) {
         p.payload = json::object();
         for (double s : kSelectivities) p.payload[sel_key(s)] = u(rng) < s ? "yes" : "no";
         p.payload["n"] = static_cast<int>(u(rng) * 1000);
+        p.payload["x"] = u(rng);  // a float: about one value a point, as timestamps have
       }
       col->upsert(std::move(batch), false);
     }
@@ -222,6 +224,11 @@ int main(int argc, char** argv) {
           "integer range " + std::to_string(s * 100).substr(0, 4) + "%",
           Filter::parse({{"must", {{{"key", "n"}, {"range", {{"lt", s * 1000}}}}}}}));
     }
+    for (double s : kSelectivities) {
+      filters.emplace_back(
+          "float range " + std::to_string(s * 100).substr(0, 4) + "% (a value a point)",
+          Filter::parse({{"must", {{{"key", "x"}, {"range", {{"lt", s}}}}}}}));
+    }
     std::printf(
         "| filter | matches | payload index | recall@%zu | QPS | payloads tested a search | "
         "listing the matches, us |\n",
@@ -234,6 +241,7 @@ int main(int argc, char** argv) {
     const auto ti = Clock::now();
     for (double s : kSelectivities) col->create_payload_index(sel_key(s), PayloadSchema::kKeyword);
     col->create_payload_index("n", PayloadSchema::kInteger);
+    col->create_payload_index("x", PayloadSchema::kFloat);
     const double index_s = seconds_since(ti);
     for (size_t i = 0; i < filters.size(); ++i) {
       const Row w = measure(*col, filters[i].second, qs, k, ef);

@@ -757,18 +757,22 @@ void Collection::apply_removals(const std::vector<PointId>& ids) {
 
 namespace {
 
-/// The points payload indexes list exactly, as a search's index tests them: by a binary search
-/// of the sorted ids while it has made few tests (one per 500 ids), then by a bitset of them,
-/// made once (setting 500 bits costs about as much as 2 binary searches of a long list, so a
-/// search that needs the bitset pays about half more than making it first). A walk at 50% of
-/// 1M points tests ~350 points (more now and then): setting 500,000 bits was most of that
-/// search, and zeroing a bitset of 1M ids half the cost of a selective one. Measured at 1M:
-/// with one test per 200 ids, 10% matching lost ~10%; with one per 1000, 50% kept 4,705 QPS of
-/// the 6,013-6,141. The index may list the ids too (for_each), for a scan of the matches alone.
+/// The points payload indexes give (Candidates), as a search's index tests them: by their test
+/// when given by one (IdTest: a range over many values), else by a binary search of the sorted
+/// ids while it has made few tests (one per 500 ids), then by a bitset of them, made once
+/// (setting 500 bits costs about as much as 2 binary searches of a long list, so a search that
+/// needs the bitset pays about half more than making it first). A walk at 50% of 1M points
+/// tests ~350 points (more now and then): setting 500,000 bits was most of that search, and
+/// zeroing a bitset of 1M ids half the cost of a selective one. Measured at 1M: with one test
+/// per 200 ids, 10% matching lost ~10%; with one per 1000, 50% kept 4,705 QPS of the
+/// 6,013-6,141. The index may list listed ids too (for_each), for a scan of the matches alone.
 class PostingsFilter final : public index::IdFilter {
  public:
   PostingsFilter(Candidates c, uint64_t capacity) : c_(std::move(c)), capacity_(capacity) {}
   bool contains(uint64_t id) const override {
+    if (const IdTest* t = c_.test()) {
+      return id <= UINT32_MAX && t->contains(static_cast<uint32_t>(id));
+    }
     const IdList& ids = c_.ids();
     if (!bits_ && ++tests_ * kSearchesPerBitset > ids.size()) {
       bits_ = std::make_unique<index::BitsetFilter>(capacity_, ids.data(), ids.size());
@@ -777,8 +781,12 @@ class PostingsFilter final : public index::IdFilter {
     return id <= UINT32_MAX &&
            std::binary_search(ids.begin(), ids.end(), static_cast<uint32_t>(id));
   }
-  int64_t count() const override { return static_cast<int64_t>(c_.ids().size()); }
+  int64_t count() const override { return c_.test() ? -1 : static_cast<int64_t>(c_.ids().size()); }
+  int64_t estimate() const override {
+    return c_.test() ? static_cast<int64_t>(c_.test()->estimate) : count();
+  }
   bool for_each(const std::function<void(uint64_t)>& fn) const override {
+    if (c_.test()) return false;  // a scan tests every id: listing them costs more
     for (const uint32_t id : c_.ids()) fn(id);
     return true;
   }
@@ -864,36 +872,40 @@ std::unique_ptr<index::IdFilter> Collection::index_filter(const Filter& filter, 
   // matching, ef 64) and scans, testing every point as listing would, where it does not.
   // Probing stops at the 16th match (32 probes at 50%); when the probes find none (1024 of them
   // below about 0.3% matching), the matches are listed up front.
-  const size_t n = c ? c->ids().size() : entries_.size();  // the points a listing tests
+  // The points a listing tests: those of the candidates when listed, else every point (those
+  // given by a test are probed among all, the test first).
+  const bool listed = c && !c->test();
+  const size_t n = listed ? c->ids().size() : entries_.size();
   if ((!c || !c->exact) && !exact && n >= 1024) {
     // At most 3% more tests where they find too few (10k points: 312 probes), 0.1% at 1M.
     const size_t probes = std::min<size_t>(1024, n / 32);
-    size_t tested = 0, matched = 0;
+    size_t live = 0, tested = 0, matched = 0;
     for (size_t j = 0; j < probes && matched < 16; ++j) {
-      // Spread by a multiplicative hash, so that no period in the ids (every other point) lines
-      // up with the probes.
-      const uint64_t at = (j * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull) % n;
-      const uint64_t i = c ? c->ids()[at] : at;
+      const uint64_t at = spread_probe(j, n);
+      const uint64_t i = listed ? c->ids()[at] : at;
       if (i >= entries_.size() || !entries_[i].live) continue;
+      ++live;
+      if (c && c->test() && !c->test()->contains(static_cast<uint32_t>(i))) continue;
       ++tested;
       matched += filter.matches(entries_[i].id, entries_[i].payload);
     }
     payload_tests_.fetch_add(tested, std::memory_order_relaxed);
     if (matched > 0) {
       const double estimate =
-          static_cast<double>(matched) / static_cast<double>(tested) * (c ? n : live_);
+          static_cast<double>(matched) / static_cast<double>(live) * (listed ? n : live_);
       return std::make_unique<LazyFilter>(*this, filter, static_cast<int64_t>(estimate),
                                           std::move(c));
     }
   }
   // Else the matches are given as a set, so that the index knows their number and can choose
   // between walking the graph and scanning the matches alone. Payload indexes give them in
-  // O(matches), or lend them exactly as they hold them.
+  // O(matches), lend them exactly as they hold them, or give a test of each point with their
+  // estimated number (a range over many values).
   if (c && c->exact) {
     // Taken as listed: the payload indexes hold live points alone, and the index could not
     // return another. Reading each point's entry to check would cost more than the search at
     // large selectivities (half of 200k points: 64 B entries, 6 MB read a search).
-    if (c->ids().empty()) return nullptr;
+    if (!c->test() && c->ids().empty()) return nullptr;
     return std::make_unique<PostingsFilter>(std::move(*c), next_internal_);
   }
   auto bits = std::make_unique<index::BitsetFilter>(next_internal_);

@@ -67,6 +67,34 @@ IdList intersect(const IdList& a, const IdList& b) {
   return out;
 }
 
+/// The ids of both `a` and `b`, exact as `a` is (its caller sets that): a list is kept by the
+/// other's test when that one is given by a test, and two tests make one.
+Candidates intersect(const Candidates& a, const Candidates& b) {
+  const IdTest* ta = a.test();
+  const IdTest* tb = b.test();
+  if (ta && tb) {
+    IdTest both;
+    both.contains = [x = ta->contains, y = tb->contains](uint32_t id) { return x(id) && y(id); };
+    both.list = [list = ta->list, y = tb->contains] {
+      IdList out = list();
+      out.erase(std::remove_if(out.begin(), out.end(), [&](uint32_t id) { return !y(id); }),
+                out.end());
+      return out;
+    };
+    both.estimate = std::min(ta->estimate, tb->estimate);
+    return Candidates::tested(std::move(both), a.exact);
+  }
+  if (ta || tb) {
+    const IdTest& t = ta ? *ta : *tb;
+    IdList out;
+    for (const uint32_t id : (ta ? b : a).ids()) {
+      if (t.contains(id)) out.push_back(id);
+    }
+    return Candidates(std::move(out), a.exact);
+  }
+  return Candidates(intersect(a.ids(), b.ids()), a.exact);
+}
+
 IdList unite(const IdList& a, const IdList& b) {
   IdList out;
   std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
@@ -476,11 +504,11 @@ class ClauseNode : public Filter::Node {
       }
       exact = exact && c->exact;
       if (out) {
-        *out = Candidates(intersect(out->ids(), c->ids()), out->exact);
+        *out = intersect(*out, *c);
       } else {
         out = std::move(c);
       }
-      if (out->ids().empty()) {
+      if (!out->test() && out->ids().empty()) {
         out->exact = true;  // nothing can match
         return out;
       }
@@ -500,7 +528,7 @@ class ClauseNode : public Filter::Node {
       if (any) {
         exact = exact && any_exact;
         if (out) {
-          *out = Candidates(intersect(out->ids(), any->ids()), out->exact);
+          *out = intersect(*out, *any);
         } else {
           out = std::move(any);
         }

@@ -270,6 +270,64 @@ TEST(PayloadIndex, LookupsAreSupersetsOfTheConditions) {
   EXPECT_EQ(flags.boolean(false)->ids(), (IdList{6}));
 }
 
+// A range over many values of a numeric index is given as a test of each point (its numbers
+// kept by id) where a sample of the points finds many within it: the test and the list it makes
+// hold exactly the points the postings hold, through points of several numbers, removals and
+// replaced values; a range few points fall in is given as the postings' union. Over floats, over
+// integers of many values (listed by a pass over the points) and of few (listed from postings).
+TEST(PayloadIndex, ARangeManyPointsFallInIsATestOfEachPointAsExactAsThePostings) {
+  for (const int values : {10000, 0, 40}) {  // 0: floats of 10,000 values
+    const PayloadSchema schema = values ? PayloadSchema::kInteger : PayloadSchema::kFloat;
+    wp::engine::FieldIndex idx("x", schema);
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<int> value(0, values ? values - 1 : 9999);
+    std::vector<json> held(6000);
+    for (uint32_t i = 0; i < held.size(); ++i) {
+      const int v = value(rng);
+      held[i] = i % 10 == 3   ? json{{"x", {v, value(rng)}}}  // two numbers
+                : i % 10 == 7 ? json{{"x", "none"}}           // no number
+                              : json{{"x", schema == PayloadSchema::kFloat ? v / 7.0 : v}};
+      idx.add(i, held[i]);
+    }
+    for (uint32_t i = 0; i < held.size(); i += 5) {  // removed, and some replaced
+      idx.remove(i, held[i]);
+      held[i] = i % 2 ? json{{"x", value(rng)}} : json::object();
+      idx.add(i, held[i]);
+    }
+    const auto within = [&](const json& p, const wp::engine::RangeBounds& b) {
+      if (!p.contains("x")) return false;
+      for (const json& v : p["x"].is_array() ? p["x"] : json::array({p["x"]})) {
+        if (v.is_number() && b.contains(v.get<double>())) return true;
+      }
+      return false;
+    };
+    for (const double hi : {5000.0, 9000.0, 100.0}) {
+      wp::engine::RangeBounds b;
+      b.has_gte = true;
+      b.gte = 10;
+      b.has_lt = true;
+      b.lt = hi;
+      const auto c = idx.range(b);
+      ASSERT_TRUE(c);
+      EXPECT_TRUE(c->exact);
+      IdList truth;
+      for (uint32_t i = 0; i < held.size(); ++i) {
+        if (within(held[i], b)) truth.push_back(i);
+      }
+      // 1% of the points below 100, else many (floats below 100: 7%; of 40 values: 75%).
+      EXPECT_EQ(c->test() == nullptr, hi == 100.0 && values == 10000) << hi;
+      if (c->test()) {
+        for (uint32_t i = 0; i < held.size() + 10; ++i) {
+          ASSERT_EQ(c->test()->contains(i), std::binary_search(truth.begin(), truth.end(), i)) << i;
+        }
+        EXPECT_GT(c->test()->estimate, truth.size() / 2);
+        EXPECT_LT(c->test()->estimate, truth.size() * 2);
+      }
+      EXPECT_EQ(c->ids(), truth) << hi;
+    }
+  }
+}
+
 TEST(PayloadIndex, FilteredAnswersEqualACheckOfEveryPointThroughWritesAndARestart) {
   wp::test::TempDir tmp;
   std::mt19937 rng(7);
@@ -410,13 +468,16 @@ TEST(PayloadIndex, FiltersNarrowOnlyThroughServedConditions) {
 namespace {
 
 /// 20,000 points of 8 dimensions, every third one removed, with a key that alternates with the
-/// id ("half": a period the probes must not line up with), one ten percent hold ("tenth") and
-/// one a point in a thousand holds ("rare"); `indexed`: with payload indexes on half and tenth.
+/// id ("half": a period the probes must not line up with), one ten percent hold ("tenth"), one
+/// a point in a thousand holds ("rare") and a float ("x": a value a point); `indexed`: with
+/// payload indexes on half, tenth and x.
 std::shared_ptr<Collection> filter_collection(Engine& eng, bool indexed) {
   eng.create_collection("c", config());
   auto col = eng.collection("c");
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> u(0, 1);
+  std::mt19937 xrng(17);  // apart, so that the other values stay as they were drawn before x
+  std::uniform_real_distribution<double> x(0, 1);
   std::vector<PointWrite> pts(20000);
   for (size_t i = 0; i < pts.size(); ++i) {
     pts[i].id = PointId::number(i);
@@ -424,12 +485,14 @@ std::shared_ptr<Collection> filter_collection(Engine& eng, bool indexed) {
     for (float& x : pts[i].vectors[""]) x = u(rng);
     pts[i].payload = {{"half", i % 2 ? "odd" : "even"},
                       {"tenth", u(rng) < 0.1f},
-                      {"rare", i % 1000 == 0 ? "yes" : "no"}};
+                      {"rare", i % 1000 == 0 ? "yes" : "no"},
+                      {"x", x(xrng)}};
   }
   col->upsert(pts, false);
   if (indexed) {
     col->create_payload_index("half", PayloadSchema::kKeyword);
     col->create_payload_index("tenth", PayloadSchema::kBool);
+    col->create_payload_index("x", PayloadSchema::kFloat);
   }
   std::vector<PointId> gone;
   for (size_t i = 0; i < pts.size(); i += 3) gone.push_back(PointId::number(i));
@@ -482,6 +545,7 @@ const json kEven = {{"must", {{{"key", "half"}, {"match", {{"value", "even"}}}}}
 const json kTenth = {{"must", {{{"key", "tenth"}, {"match", {{"value", true}}}}}}};
 const json kNotTenth = {{"must_not", {{{"key", "tenth"}, {"match", {{"value", true}}}}}}};
 const json kRare = {{"must", {{{"key", "rare"}, {"match", {{"value", "yes"}}}}}}};  // 14 live
+const json kLowX = {{"must", {{{"key", "x"}, {"range", {{"lt", 0.5}}}}}}};
 
 }  // namespace
 
@@ -511,16 +575,30 @@ TEST(PayloadIndex, ManyIndexedMatchesAreTestedAgainstThePostingsAsTheWalkReaches
   Engine eng(tmp.file("data"));
   const auto col = filter_collection(eng, true);
   const json kNotInTenth = {{"must", {{{"key", "tenth"}, {"match", {{"value", false}}}}}}};
-  for (const json& fj : {kEven, kTenth, kNotInTenth}) {
+  // A range over a value a point (given as a test of each point's number), alone, beside a
+  // list (kept by the test) and as one alternative of two (listed).
+  const json low_x_in_tenth = {{"must", {kLowX, kTenth}}};
+  const json low_x_or_even = {{"should", {kLowX, kEven}}};
+  for (const json& fj : {kEven, kTenth, kNotInTenth, kLowX, low_x_in_tenth, low_x_or_even}) {
     const FilteredRun r = run_filtered(*col, fj);
     EXPECT_GE(r.recall, 0.95) << fj.dump();
     EXPECT_EQ(r.most_tests, 0u) << fj.dump();
+    const Filter f = Filter::parse(fj);
+    size_t holds = 0;  // count() against a check of every point
+    Collection::Page page;
+    do {
+      page = col->scroll(nullptr, 10000, page.next, true, {});
+      for (const auto& p : page.points) holds += f.matches(p.id, p.payload);
+    } while (page.next);
+    EXPECT_EQ(col->count(&f), holds) << fj.dump();
   }
   // A condition no index serves beside one that narrows: the points of the postings the walk
   // reaches have their payloads tested, not all 6,667 of the postings.
-  const json mixed = {{"must", {kEven, kNotTenth}}};
-  const FilteredRun r = run_filtered(*col, mixed);
-  EXPECT_GE(r.recall, 0.95);
-  EXPECT_GT(r.most_tests, 0u);
-  EXPECT_LT(r.most_tests, col->size() / 20);
+  for (const json& mixed :
+       {json{{"must", {kEven, kNotTenth}}}, json{{"must", {kLowX, kNotTenth}}}}) {
+    const FilteredRun r = run_filtered(*col, mixed);
+    EXPECT_GE(r.recall, 0.95) << mixed.dump();
+    EXPECT_GT(r.most_tests, 0u) << mixed.dump();
+    EXPECT_LT(r.most_tests, col->size() / 20) << mixed.dump();
+  }
 }
