@@ -23,4 +23,6 @@ if [[ -n "$sanitize" ]]; then
   torch=OFF
   build_type=RelWithDebInfo
   build=${WAYPOINT_BUILD_DIR:-build-sanitize-${sanitize//,/-}}
+  # No bench executables: no test runs them, and they take about a minute to compile here.
+  extra=(-DWAYPOINT_BUILD_BENCH=OFF ${extra[@]+"${extra[@]}"})
 fi

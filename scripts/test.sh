@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh "$@"
 bash scripts/build.sh "$@"
 source scripts/options.sh
+root=$PWD
 cd "$build"
 only=()
 [[ -n "${WAYPOINT_TESTS:-}" ]] && only=(-R "$WAYPOINT_TESTS")
@@ -21,7 +22,7 @@ if [[ -z "$sanitize" ]]; then
 fi
 logs="$PWD/sanitizer-logs"
 rm -rf "$logs" && mkdir -p "$logs"
-supp="$(cd ../scripts/sanitizer && pwd)"
+supp="$root/scripts/sanitizer"
 export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1"
 export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
