@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (clang, ASan + UBSan, into build-fuzz/) and runs one or all.
+# Builds the libFuzzer targets and runs one or all. They are built in the ASan+UBSan build of
+# `scripts/test.sh --sanitize address,undefined` (clang, libFuzzer's coverage in every library:
+# build-sanitize-address-undefined/, BUILD below), so that CI compiles the code once for both.
 #   bash scripts/fuzz.sh TARGET SECONDS   # one target (or a,b,c), e.g. fuzz_http_api 600
 #   bash scripts/fuzz.sh all SECONDS      # every target, one per core at a time (CI: all 20)
 #   bash scripts/fuzz.sh list             # the targets
 # Each run starts from tests/fuzz/corpus/TARGET (the seeds, kept in git) and grows a working
-# corpus in build-fuzz/corpus/TARGET; a crash leaves its input in build-fuzz/crashes/ and fails
-# the script. Replay one with: build-fuzz/tests/fuzz/TARGET build-fuzz/crashes/crash-...
+# corpus in BUILD/corpus/TARGET; a crash leaves its input in BUILD/crashes/ and fails the
+# script. Replay one with: BUILD/tests/fuzz/TARGET BUILD/crashes/crash-...
 # Prints, per target: executions, executions per second, coverage, crashes.
 # WAYPOINT_FUZZ_JOBS=N runs N targets at once (default: the number of cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${WAYPOINT_FUZZ_BUILD_DIR:-build-fuzz}
+build=${WAYPOINT_FUZZ_BUILD_DIR:-build-sanitize-address-undefined}
 targets=(fuzz_http_api fuzz_filter fuzz_collection_config fuzz_index_request fuzz_index_file
          fuzz_vector_file fuzz_point_record fuzz_snapshot_archive fuzz_multipart fuzz_cluster_map
          fuzz_plain_search)
 what=${1:-}
 seconds=${2:-30}
 if [[ "$what" == list ]]; then printf '%s\n' "${targets[@]}"; exit 0; fi
-[[ -n "$what" ]] || { sed -n '2,11p' "$0"; exit 2; }
+[[ -n "$what" ]] || { sed -n '2,12p' "$0"; exit 2; }
 if [[ "$what" != all ]]; then
   IFS=, read -r -a asked <<<"$what"  # one target, or several: a,b,c
   for t in "${asked[@]}"; do
@@ -26,10 +28,8 @@ if [[ "$what" != all ]]; then
   targets=("${asked[@]}")
 fi
 bash scripts/setup.sh --no-torch >/dev/null
-CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DWAYPOINT_WITH_TORCH=OFF -DWAYPOINT_BUILD_TESTS=OFF -DWAYPOINT_BUILD_BENCH=OFF \
-  -DWAYPOINT_FUZZ=ON -DWAYPOINT_SANITIZE=address,undefined >/dev/null
-cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
+WAYPOINT_BUILD_DIR="$build" WAYPOINT_BUILD_TARGETS="${targets[*]}" \
+  bash scripts/build.sh --sanitize address,undefined >/dev/null
 mkdir -p "$build/crashes"
 export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1"
 export LSAN_OPTIONS="suppressions=$PWD/scripts/sanitizer/lsan.supp:print_suppressions=0"
