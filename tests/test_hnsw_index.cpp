@@ -417,3 +417,26 @@ TEST(HnswIndex, EveryVertexOfAParallelBuildIsFoundByItsOwnVector) {
     }
   }
 }
+
+// One OpenMP runtime in a process: Debian's FAISS uses libgomp, and so must our code. clang's own
+// libomp beside it made two thread pools, and it hands out schedule(dynamic) iterations out of
+// order (a thread starts on its own half), so clang builds built other graphs than g++ builds
+// (CMakeLists.txt points clang at libgomp). Read from the libraries this process has mapped.
+TEST(HnswIndex, OneOpenMpRuntimeIsLoaded) {
+  int threads = 0;
+#pragma omp parallel
+  {
+#pragma omp single
+    threads = omp_get_num_threads();
+  }
+  EXPECT_GE(threads, 1);
+  std::ifstream maps("/proc/self/maps");
+  ASSERT_TRUE(maps) << "no /proc/self/maps";
+  bool gomp = false, llvm_omp = false;
+  for (std::string line; std::getline(maps, line);) {
+    gomp = gomp || line.find("/libgomp.so") != std::string::npos;
+    llvm_omp = llvm_omp || line.find("/libomp.so") != std::string::npos;
+  }
+  EXPECT_TRUE(gomp) << "libgomp (FAISS's OpenMP runtime) is not loaded";
+  EXPECT_FALSE(llvm_omp) << "LLVM's libomp is loaded beside libgomp";
+}
