@@ -871,9 +871,9 @@ std::unique_ptr<index::IdFilter> Collection::index_filter(const Filter& filter, 
   // payloads than listing (a walk tests about 1.5 ef / selectivity: about a thousand at 10%
   // matching, ef 64) and scans, testing every point as listing would, where it does not.
   // Probing stops at the 16th match (32 probes at 50%); when the probes find none (1024 of them
-  // below about 0.3% matching), the matches are listed up front.
-  // The points a listing tests: those of the candidates when listed, else every point (those
-  // given by a test are probed among all, the test first).
+  // below about 0.3% matching), the matches are listed up front. `n`: the points a listing
+  // tests, those of listed candidates or every point (candidates given by a test are probed
+  // among all points, the test first).
   const bool listed = c && !c->test();
   const size_t n = listed ? c->ids().size() : entries_.size();
   if ((!c || !c->exact) && !exact && n >= 1024) {

@@ -214,17 +214,7 @@ void FieldIndex::add(uint32_t id, const json& payload) {
                    for (int b = 0; b < 2; ++b) {
                      if (bools[b]) insert_id(by_bool_[b], id);
                    }
-                   if (keeps_numbers() && !numbers.empty()) {
-                     if (number_of_.size() <= id) {
-                       number_of_.resize(id + 1, std::numeric_limits<double>::quiet_NaN());
-                     }
-                     if (numbers.size() == 1) {
-                       number_of_[id] = numbers[0];
-                     } else {
-                       number_of_[id] = std::numeric_limits<double>::quiet_NaN();
-                       numbers_of_[id] = numbers;
-                     }
-                   }
+                   if (keeps_numbers() && !numbers.empty()) keep_numbers(id, numbers);
                    points_ += !strings.empty() || !numbers.empty() || bools[0] || bools[1];
                  });
 }
@@ -378,14 +368,26 @@ bool FieldIndex::keeps_numbers() const {
          schema_ == PayloadSchema::kDatetime;
 }
 
+void FieldIndex::keep_numbers(uint32_t id, const std::vector<double>& numbers) {
+  constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
+  if (number_of_.size() <= id) number_of_.resize(id + 1, kNone);
+  number_of_[id] = numbers.size() == 1 ? numbers[0] : kNone;
+  if (numbers.size() > 1) numbers_of_[id] = numbers;
+}
+
+namespace {
+bool any_within(const std::vector<double>& numbers, const RangeBounds& b) {
+  return std::any_of(numbers.begin(), numbers.end(), [&](double v) { return b.contains(v); });
+}
+}  // namespace
+
 bool FieldIndex::number_within(uint32_t id, const RangeBounds& b) const {
   if (id >= number_of_.size()) return false;
   const double x = number_of_[id];
   if (!std::isnan(x)) return b.contains(x);  // no payload number is NaN: NaN means none or some
   if (numbers_of_.empty()) return false;
   const auto it = numbers_of_.find(id);
-  return it != numbers_of_.end() &&
-         std::any_of(it->second.begin(), it->second.end(), [&](double v) { return b.contains(v); });
+  return it != numbers_of_.end() && any_within(it->second, b);
 }
 
 IdList FieldIndex::points_within(const RangeBounds& b) const {
@@ -399,9 +401,7 @@ IdList FieldIndex::points_within(const RangeBounds& b) const {
   }
   out.resize(n);
   for (const auto& [id, numbers] : numbers_of_) {
-    if (std::any_of(numbers.begin(), numbers.end(), [&](double v) { return b.contains(v); })) {
-      out.push_back(id);
-    }
+    if (any_within(numbers, b)) out.push_back(id);
   }
   std::sort(out.begin() + static_cast<std::ptrdiff_t>(n), out.end());
   std::inplace_merge(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), out.end());

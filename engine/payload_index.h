@@ -104,6 +104,8 @@ class FieldIndex {
   bool number_within(uint32_t id, const RangeBounds& b) const;
   /// Integer, float and datetime indexes keep each point's numbers by id.
   bool keeps_numbers() const;
+  /// Keeps `numbers` (sorted, unique, not empty) as point id's (number_of_, numbers_of_).
+  void keep_numbers(uint32_t id, const std::vector<double>& numbers);
   /// Calls f(value) for each indexed value at the key (each distinct value once).
   template <typename F>
   void for_each_value(const nlohmann::json& payload, const F& f) const;
