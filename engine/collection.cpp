@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 
+#include "engine/json_fields.h"
 #include "engine/json_path.h"
 #include "engine/json_value.h"
 #include "engine/learned_index.h"
@@ -356,8 +357,8 @@ void Collection::load() {
       try {
         std::ifstream in(meta);
         const json m = json::parse(in);
-        if (m.at("sequence").get<uint64_t>() == store_->sequence() &&
-            m.at("points").get<size_t>() == held.size() &&
+        if (stored_count(m, "sequence") == store_->sequence() &&
+            stored_count(m, "points") == held.size() &&
             m.value("vector", std::string()) == shape.name) {
           auto idx = index::load_index(file.string());
           bool ok = idx->dim() == shape.dim && idx->metric() == shape.metric &&

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/index_request.h"
+#include "engine/json_fields.h"
 #include "engine/json_value.h"
 #include "index/error.h"
 
@@ -118,15 +119,6 @@ json CollectionConfig::to_stored() const {
 }
 
 namespace {
-
-/// An unsigned integer of the stored form (a damaged one throws; a float or a negative number
-/// would otherwise convert with undefined behaviour: found by fuzz_collection_config).
-uint64_t stored_count(const json& j, const char* key) {
-  const json& v = j.at(key);
-  if (!v.is_number_unsigned())
-    throw InternalError(std::string(key) + " is not an unsigned integer");
-  return v.get<uint64_t>();
-}
 
 /// A finite float of the stored form.
 float stored_float(const json& j, const char* key) {

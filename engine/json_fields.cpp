@@ -68,6 +68,13 @@ double get_number(const json& obj, const index::ParamRange& range, const std::st
   return get_number(obj, range.key, where, def, range.lo, range.hi);
 }
 
+uint64_t stored_count(const json& j, const char* key, uint64_t hi) {
+  const json& v = j.at(key);
+  WP_THROW_INTERNAL_IF_NOT(v.is_number_unsigned() && v.get<uint64_t>() <= hi, key,
+                           ": expected an unsigned integer up to ", hi, ", got ", show_json(v));
+  return v.get<uint64_t>();
+}
+
 bool get_bool(const json& obj, const char* key, const std::string& where, bool def) {
   if (absent(obj, key)) return def;
   WP_THROW_IF_NOT(obj[key].is_boolean(), join(where, key), ": expected true or false, got ",

@@ -8,6 +8,7 @@
  * or null takes its default.
  */
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -46,6 +47,11 @@ std::string get_string(const nlohmann::json& obj, const char* key, const std::st
 /// A finite number as a float; nullopt when absent or null.
 std::optional<float> get_optional_float(const nlohmann::json& obj, const char* key,
                                         const std::string& where);
+/// An unsigned integer `j[key]` of something we stored ourselves (a collection's stored form, an
+/// index's meta file, a shard map in etcd, a peer's answer), at most `hi`. A damaged one throws
+/// InternalError naming the key: a float or a negative number read by nlohmann's get<uint64_t>
+/// would convert with undefined behaviour (found by fuzz_collection_config, fuzz_cluster_map).
+uint64_t stored_count(const nlohmann::json& j, const char* key, uint64_t hi = UINT64_MAX);
 /// `j` itself as an array of strings (`field` is its path).
 std::vector<std::string> get_string_list(const nlohmann::json& j, const std::string& field);
 

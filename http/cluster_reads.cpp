@@ -209,7 +209,7 @@ json ClusterRouter::facet(const Call& c) {
     for (const json& h : r.value("hits", json::array())) {
       auto& [value, n] = counts[h.at("value").dump()];
       value = h.at("value");
-      n += h.at("count").get<uint64_t>();
+      n += engine::stored_count(h, "count");
     }
   }
   std::vector<std::pair<json, uint64_t>> hits;

@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include "engine/json_fields.h"
 #include "index/error.h"
 
 namespace wp::http::cluster {
@@ -61,19 +62,22 @@ CollectionMap CollectionMap::from_json(const std::string& name, const json& j) {
     WP_THROW_INTERNAL_IF_NOT(m.payload_indexes.is_object(), "payload indexes");
     m.update = j.value("update", json::object());
     WP_THROW_INTERNAL_IF_NOT(m.update.is_object(), "collection update");
-    m.shard_number = j.at("shard_number").get<uint32_t>();
-    m.replication_factor = j.at("replication_factor").get<uint32_t>();
-    m.write_consistency_factor = j.at("write_consistency_factor").get<uint32_t>();
+    m.shard_number = static_cast<uint32_t>(engine::stored_count(j, "shard_number", UINT32_MAX));
+    m.replication_factor =
+        static_cast<uint32_t>(engine::stored_count(j, "replication_factor", UINT32_MAX));
+    m.write_consistency_factor =
+        static_cast<uint32_t>(engine::stored_count(j, "write_consistency_factor", UINT32_MAX));
     for (const json& s : j.at("shards")) {
       Shard shard;
-      shard.epoch = s.at("epoch").get<uint64_t>();
-      shard.primary = s.at("primary").get<uint64_t>();
+      shard.epoch = engine::stored_count(s, "epoch");
+      shard.primary = engine::stored_count(s, "primary");
       for (const auto& [node, state] : s.at("replicas").items()) {
         shard.replicas[std::stoull(node)] = state_of(state.get<std::string>());
       }
       if (s.contains("moves")) {
-        for (const auto& [to, from] : s.at("moves").items()) {
-          shard.moves[std::stoull(to)] = from.get<uint64_t>();
+        const json& moves = s.at("moves");
+        for (const auto& move : moves.items()) {
+          shard.moves[std::stoull(move.key())] = engine::stored_count(moves, move.key().c_str());
         }
       }
       m.shards.push_back(std::move(shard));

@@ -18,6 +18,8 @@
 #include <tuple>
 
 #include "etcd_process.h"
+#include "http/shard_map.h"
+#include "index/error.h"
 #include "server_process.h"
 #include "test_util.h"
 
@@ -90,6 +92,43 @@ std::string url_of(const ServerProcess& s) {
 }
 
 }  // namespace
+
+// A shard map read from etcd that this version did not write is refused naming the field: a
+// float or a negative number where a count is kept used to be converted by nlohmann's get<> with
+// undefined behaviour (fuzz_cluster_map found 5.6e20 as write_consistency_factor).
+TEST(ShardMap, ADamagedStoredMapIsRefusedNamingTheFieldAndAGoodOneReadsBackTheSame) {
+  using wp::http::cluster::CollectionMap;
+  const json good =
+      json::parse(R"({"uid": "0123456789abcdef", "config": {}, "payload_indexes": {}, "update": {},
+      "shard_number": 2, "replication_factor": 2, "write_consistency_factor": 1,
+      "shards": [{"epoch": 3, "primary": 1, "replicas": {"1": "Active", "2": "Partial"},
+                  "moves": {"2": 1}},
+                 {"epoch": 1, "primary": 2, "replicas": {"2": "Active"}, "moves": {}}]})");
+  const CollectionMap m = CollectionMap::from_json("c", good);
+  EXPECT_EQ(m.to_json(), good);
+  EXPECT_EQ(m.shards[0].moves.at(2), 1u);
+  const std::vector<std::pair<json::json_pointer, json>> damaged = {
+      {json::json_pointer("/write_consistency_factor"), 5.55556e+20},
+      {json::json_pointer("/shard_number"), 4294967298ull},
+      {json::json_pointer("/replication_factor"), -1},
+      {json::json_pointer("/shards/0/epoch"), -1.5},
+      {json::json_pointer("/shards/1/primary"), "2"},
+      {json::json_pointer("/shards/0/moves/2"), 1e30},
+  };
+  for (const auto& [where, value] : damaged) {
+    json j = good;
+    j[where] = value;
+    const std::string field = where.back();
+    try {
+      CollectionMap::from_json("c", j);
+      ADD_FAILURE() << where.to_string() << " = " << value.dump() << " was read";
+    } catch (const wp::InternalError& e) {
+      EXPECT_NE(std::string(e.what()).find(field + ": expected an unsigned integer"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
 
 TEST_F(Cluster, NodesSeeEachOtherAndAKilledNodeLeavesWithinItsLease) {
   auto n1 = node(1), n2 = node(2), n3 = node(3);
