@@ -8,9 +8,35 @@
 #include <new>
 #include <utility>
 
+// LeakSanitizer (ASan's and its own) finds what is reachable by scanning the stacks, the globals
+// and the heap, never memory mapped by hand: a block holding pointers (HNSW's upper-level lists)
+// is made one of its root regions while it is readable.
+#if defined(__SANITIZE_ADDRESS__)
+#define WP_LEAK_CHECKED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#define WP_LEAK_CHECKED 1
+#endif
+#endif
+#ifdef WP_LEAK_CHECKED
+#include <sanitizer/lsan_interface.h>
+#endif
+
 namespace wp::index {
 
 namespace {
+/// Tells the leak checker that [data, data + size) replaces [old_data, old_data + old_size) as a
+/// region to scan (a size of 0: none).
+void move_root_region(const char* old_data, size_t old_size, const char* data, size_t size) {
+#ifdef WP_LEAK_CHECKED
+  if (old_data == data && old_size == size) return;
+  if (old_size) __lsan_unregister_root_region(old_data, old_size);
+  if (size) __lsan_register_root_region(data, size);
+#else
+  (void)old_data, (void)old_size, (void)data, (void)size;
+#endif
+}
+
 size_t page_rounded(size_t bytes) {
   static const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   return (bytes + page - 1) / page * page;
@@ -27,6 +53,7 @@ PageBlock::~PageBlock() {
 }
 
 void PageBlock::release() {
+  move_root_region(data_, size_, nullptr, 0);
   if (data_) ::munmap(data_, reserved_);
   data_ = nullptr;
   size_ = reserved_ = 0;
@@ -51,6 +78,13 @@ PageBlock& PageBlock::operator=(PageBlock&& other) noexcept {
 
 void PageBlock::grow(size_t bytes) {
   if (bytes <= size_) return;
+  // However this ends (grown, moved, or refused part way), the leak checker scans what is held.
+  struct Roots {
+    PageBlock& b;
+    const char* data = b.data_;
+    size_t size = b.size_;
+    ~Roots() { move_root_region(data, size, b.data_, b.size_); }
+  } roots{*this};
   const size_t want = page_rounded(bytes);
   if (want > reserved_) {
     // A larger reservation; what is held moves into its start (page tables move, no copy).

@@ -13,6 +13,17 @@
 
 using namespace wp::index;
 
+#if defined(__SANITIZE_ADDRESS__)
+#define WP_LEAK_CHECKED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#define WP_LEAK_CHECKED 1
+#endif
+#endif
+#ifdef WP_LEAK_CHECKED
+#include <sanitizer/lsan_interface.h>
+#endif
+
 namespace {
 std::unique_ptr<HnswIndex> build_rows(const Matrix& base, const std::vector<label_t>& ids) {
   auto idx = std::make_unique<HnswIndex>(base.d, Metric::kL2);
@@ -257,4 +268,40 @@ TEST(PageBlock, GrowsInPlaceKeepingItsContentsAndMovesThemWhenItsReservationIsFu
   b = std::move(moved);
   EXPECT_EQ(b.get()[0], 0);
   EXPECT_EQ(b.get()[99], 99);
+}
+
+// Heap memory reached only through a PageBlock (mapped by hand, which LeakSanitizer does not scan
+// unless told) is no leak while the block lives: HNSW's upper-level lists are pointers in one.
+// fuzz_http_api met a leak check while a collection's index was being rebuilt in the background,
+// and LeakSanitizer reported the lists of its live graph as leaked.
+TEST(PageBlock, HeapMemoryItPointsToIsNoLeakForTheLeakChecker) {
+#ifndef WP_LEAK_CHECKED
+  GTEST_SKIP() << "a build without LeakSanitizer";
+#else
+  {
+    PageArray<int*> a(512);  // a reservation of 4 KiB: growing past it moves the pages
+    size_t held = 0;
+    auto fill = [&](size_t n) {  // the ints are reached through the block alone
+      a.grow(n);
+      for (; held < n; ++held) a[held] = new int(static_cast<int>(held));
+    };
+    fill(100);
+    EXPECT_EQ(__lsan_do_recoverable_leak_check(), 0) << "pointers within the first reservation";
+    fill(100000);
+    EXPECT_EQ(__lsan_do_recoverable_leak_check(), 0) << "pointers in pages that moved";
+    PageArray<int*> b(std::move(a));
+    EXPECT_EQ(__lsan_do_recoverable_leak_check(), 0) << "pointers in a block that was moved";
+    for (size_t i = 0; i < held; ++i) {
+      EXPECT_EQ(*b[i], static_cast<int>(i));
+      delete b[i];
+    }
+  }
+  // A live HNSW graph: about 1 point in 16 has upper levels.
+  const Matrix x = wp::test::random_matrix(3000, 8, 5);
+  std::vector<label_t> ids(x.n);
+  std::iota(ids.begin(), ids.end(), 0);
+  HnswIndex idx(8, Metric::kL2);
+  idx.add(view(x), ids.data());
+  EXPECT_EQ(__lsan_do_recoverable_leak_check(), 0) << "an HNSW graph's upper levels";
+#endif
 }
