@@ -8,19 +8,7 @@
 #include <new>
 #include <utility>
 
-// LeakSanitizer (ASan's and its own) finds what is reachable by scanning the stacks, the globals
-// and the heap, never memory mapped by hand: a block holding pointers (HNSW's upper-level lists)
-// is made one of its root regions while it is readable.
-#if defined(__SANITIZE_ADDRESS__)
-#define WP_LEAK_CHECKED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
-#define WP_LEAK_CHECKED 1
-#endif
-#endif
-#ifdef WP_LEAK_CHECKED
-#include <sanitizer/lsan_interface.h>
-#endif
+#include "index/leak_check.h"
 
 namespace wp::index {
 

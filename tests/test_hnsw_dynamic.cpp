@@ -8,21 +8,11 @@
 
 #include "index/flat_index.h"
 #include "index/hnsw_index.h"
+#include "index/leak_check.h"
 #include "index/page_block.h"
 #include "test_util.h"
 
 using namespace wp::index;
-
-#if defined(__SANITIZE_ADDRESS__)
-#define WP_LEAK_CHECKED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
-#define WP_LEAK_CHECKED 1
-#endif
-#endif
-#ifdef WP_LEAK_CHECKED
-#include <sanitizer/lsan_interface.h>
-#endif
 
 namespace {
 std::unique_ptr<HnswIndex> build_rows(const Matrix& base, const std::vector<label_t>& ids) {
