@@ -18,6 +18,20 @@
 
 namespace wp::test {
 
+/// Whether this build runs under a sanitizer (ASan or TSan: work runs 5-10x slower), for tests
+/// whose workload only has to be long, not of a given size.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
 inline std::string data_dir() {
   return WAYPOINT_DATA_DIR;
 }
