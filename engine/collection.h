@@ -312,7 +312,7 @@ class Collection {
  private:
   struct Entry {
     PointId id;
-    PackedPayload payload;  ///< MessagePack: filters unpack only the keys they read
+    PackedPayload payload;  ///< MessagePack: filters read it in place
     bool live = false;
   };
   void load();

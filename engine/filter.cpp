@@ -37,10 +37,13 @@ namespace wp::engine {
 using json = nlohmann::json;
 
 /// One node of the compiled condition tree; leaves are conditions, inner nodes are filters.
+/// Both overloads of matches() answer alike: a payload as a JSON tree or as its packed bytes,
+/// read in place (NodeOf writes both from one template).
 struct Filter::Node {
   virtual ~Node() = default;
   /// True when the point passes this node; `payload` is the object key paths start from.
-  virtual bool matches(const PointId& id, const json& payload) const = 0;
+  virtual bool matches(const PointId& id, const JsonRef& payload) const = 0;
+  virtual bool matches(const PointId& id, const MsgValue& payload) const = 0;
   /// A superset of the points this node holds for, from payload indexes (Filter::candidates);
   /// nullopt when no index narrows it.
   virtual std::optional<Candidates> candidates(const IndexLookup&) const { return std::nullopt; }
@@ -49,6 +52,28 @@ struct Filter::Node {
 namespace {
 
 using NodePtr = std::unique_ptr<Filter::Node>;
+
+/// A node whose test is one template, `Derived::test(id, payload)`, over either view of a payload
+/// (JsonRef, MsgValue): both virtual overloads of matches() call it.
+template <typename Derived>
+class NodeOf : public Filter::Node {
+ public:
+  bool matches(const PointId& id, const JsonRef& payload) const final {
+    return static_cast<const Derived&>(*this).test(id, payload);
+  }
+  bool matches(const PointId& id, const MsgValue& payload) const final {
+    return static_cast<const Derived&>(*this).test(id, payload);
+  }
+};
+
+/// A geo point ({"lon": number, "lat": number} and nothing else), or nullopt.
+template <typename V>
+std::optional<GeoPoint> geo_point_in(const V& v) {
+  if (!v.is_object() || v.size() != 2) return std::nullopt;
+  const std::optional<V> lon = v.member("lon"), lat = v.member("lat");
+  if (!lon || !lat || !lon->is_number() || !lat->is_number()) return std::nullopt;
+  return GeoPoint{lon->number(), lat->number()};
+}
 
 /// Deeper filters are rejected: they are never meant, and parse/match recurse once per level.
 constexpr int kMaxDepth = 64;
@@ -101,24 +126,23 @@ IdList unite(const IdList& a, const IdList& b) {
   return out;
 }
 
-/// A condition on the values at one key path.
-class FieldNode : public Filter::Node {
+/// A condition on the values at one key path: `Derived::check(value)` on one value (an array
+/// value's elements are passed one by one).
+template <typename Derived>
+class FieldNode : public NodeOf<Derived> {
  public:
   FieldNode(JsonPath path, std::string key) : path_(std::move(path)), key_(std::move(key)) {}
 
-  bool matches(const PointId&, const json& payload) const override {
-    return any_value_at(path_, payload, [this](const json& v) {
-      if (!v.is_array()) return check(v);
-      for (const json& e : v) {
-        if (check(e)) return true;
-      }
-      return false;
+  template <typename V>
+  bool test(const PointId&, const V& payload) const {
+    const auto& self = static_cast<const Derived&>(*this);
+    return any_value_at(path_, payload, [&](const V& v) {
+      if (!v.is_array()) return self.check(v);
+      return v.any_element([&](const V& e) { return self.check(e); });
     });
   }
 
  protected:
-  /// The condition on one value (an array value's elements are passed one by one).
-  virtual bool check(const json& v) const = 0;
   /// The key as the request gave it: payload indexes are named by it.
   const std::string& key() const { return key_; }
 
@@ -128,7 +152,7 @@ class FieldNode : public Filter::Node {
 };
 
 /// match.value: equality with one string, integer or bool, without type coercion.
-class MatchValueNode : public FieldNode {
+class MatchValueNode : public FieldNode<MatchValueNode> {
  public:
   enum class Type : uint8_t { kString, kInteger, kBool };
   MatchValueNode(JsonPath path, std::string key, const json& value)
@@ -145,22 +169,21 @@ class MatchValueNode : public FieldNode {
     }
   }
 
- protected:
-  bool check(const json& v) const override {
+  template <typename V>
+  bool check(const V& v) const {
     switch (type_) {
       case Type::kString:
-        return v.is_string() && v.get_ref<const std::string&>() == str_;
+        return v.is_string() && v.string() == str_;
       case Type::kBool:
-        return v.is_boolean() && v.get<bool>() == bool_;
+        return v.is_boolean() && v.boolean() == bool_;
       case Type::kInteger: {
         int64_t n = 0;
-        return json_as_int64(v, &n) && n == int_;
+        return v.as_int64(&n) && n == int_;
       }
     }
     return false;
   }
 
- public:
   std::optional<Candidates> candidates(const IndexLookup& ix) const override {
     switch (type_) {
       case Type::kString:
@@ -187,20 +210,20 @@ struct ValueSet {
   std::vector<int64_t> ints;
 
   /// 1: `v` is of the list's type and in it; 0: of the list's type and not in it; -1: otherwise.
-  int lookup(const json& v) const {
+  template <typename V>
+  int lookup(const V& v) const {
     if (integers) {
       int64_t n = 0;
-      if (!json_as_int64(v, &n)) return -1;
+      if (!v.as_int64(&n)) return -1;
       return std::binary_search(ints.begin(), ints.end(), n) ? 1 : 0;
     }
     if (!v.is_string()) return -1;
-    return std::binary_search(strings.begin(), strings.end(), v.get_ref<const std::string&>()) ? 1
-                                                                                               : 0;
+    return std::binary_search(strings.begin(), strings.end(), v.string()) ? 1 : 0;
   }
 };
 
 /// match.any: the value is one of the listed strings or integers.
-class MatchAnyNode : public FieldNode {
+class MatchAnyNode : public FieldNode<MatchAnyNode> {
  public:
   MatchAnyNode(JsonPath path, std::string key, ValueSet set)
       : FieldNode(std::move(path), std::move(key)), set_(std::move(set)) {}
@@ -208,8 +231,10 @@ class MatchAnyNode : public FieldNode {
     return set_.integers ? ix.integers(key(), set_.ints) : ix.strings(key(), set_.strings);
   }
 
- protected:
-  bool check(const json& v) const override { return set_.lookup(v) == 1; }
+  template <typename V>
+  bool check(const V& v) const {
+    return set_.lookup(v) == 1;
+  }
 
  private:
   ValueSet set_;
@@ -217,20 +242,22 @@ class MatchAnyNode : public FieldNode {
 
 /// match.except: the value is present, not null and not one of the listed values. Values of
 /// another type (a bool, an object, a float against integers) pass, as in Qdrant.
-class MatchExceptNode : public FieldNode {
+class MatchExceptNode : public FieldNode<MatchExceptNode> {
  public:
   MatchExceptNode(JsonPath path, std::string key, ValueSet set)
       : FieldNode(std::move(path), std::move(key)), set_(std::move(set)) {}
 
- protected:
-  bool check(const json& v) const override { return !v.is_null() && set_.lookup(v) != 1; }
+  template <typename V>
+  bool check(const V& v) const {
+    return !v.is_null() && set_.lookup(v) != 1;
+  }
 
  private:
   ValueSet set_;
 };
 
 /// range: a payload number within every given bound.
-class RangeNode : public FieldNode {
+class RangeNode : public FieldNode<RangeNode> {
  public:
   RangeNode(JsonPath path, std::string key, RangeBounds b)
       : FieldNode(std::move(path), std::move(key)), b_(b) {}
@@ -238,15 +265,17 @@ class RangeNode : public FieldNode {
     return ix.range(key(), b_);
   }
 
- protected:
-  bool check(const json& v) const override { return v.is_number() && b_.contains(v.get<double>()); }
+  template <typename V>
+  bool check(const V& v) const {
+    return v.is_number() && b_.contains(v.number());
+  }
 
  private:
   RangeBounds b_;
 };
 
 /// range with datetime bounds: a payload string in RFC 3339 within every given bound.
-class DatetimeRangeNode : public FieldNode {
+class DatetimeRangeNode : public FieldNode<DatetimeRangeNode> {
  public:
   DatetimeRangeNode(JsonPath path, std::string key, RangeBounds b)
       : FieldNode(std::move(path), std::move(key)), b_(b) {}
@@ -254,10 +283,10 @@ class DatetimeRangeNode : public FieldNode {
     return ix.datetimes(key(), b_);
   }
 
- protected:
-  bool check(const json& v) const override {
+  template <typename V>
+  bool check(const V& v) const {
     if (!v.is_string()) return false;
-    const std::optional<int64_t> t = parse_datetime(v.get_ref<const std::string&>());
+    const std::optional<int64_t> t = parse_datetime(v.string());
     return t && b_.contains(static_cast<double>(*t));
   }
 
@@ -290,7 +319,7 @@ bool same_word(std::string_view word, const std::string& token) {
 
 /// match.text: a string value holding every word of the query (text_tokens; Qdrant's semantics
 /// with a full-text index, here with or without one, so that an index never changes an answer).
-class MatchTextNode : public FieldNode {
+class MatchTextNode : public FieldNode<MatchTextNode> {
  public:
   MatchTextNode(JsonPath path, std::string key, std::vector<std::string> tokens)
       : FieldNode(std::move(path), std::move(key)), tokens_(std::move(tokens)) {}
@@ -299,12 +328,12 @@ class MatchTextNode : public FieldNode {
     return ix.text(key(), tokens_);
   }
 
- protected:
   /// Runs once per point a filter checks: the value's words are compared as they are read, with
   /// nothing allocated (a query of more than 64 words takes the slower sorted comparison).
-  bool check(const json& v) const override {
+  template <typename V>
+  bool check(const V& v) const {
     if (!v.is_string()) return false;
-    const std::string& text = v.get_ref<const std::string&>();
+    const std::string_view text = v.string();
     if (tokens_.size() > 64) {
       const std::vector<std::string> have = text_tokens(text);
       return std::includes(have.begin(), have.end(), tokens_.begin(), tokens_.end());
@@ -325,12 +354,13 @@ class MatchTextNode : public FieldNode {
 
 /// values_count: the number of values at the key (an array's elements; a single value counts
 /// one) within the bounds.
-class ValuesCountNode : public Filter::Node {
+class ValuesCountNode : public NodeOf<ValuesCountNode> {
  public:
   ValuesCountNode(JsonPath path, RangeBounds b) : path_(std::move(path)), b_(b) {}
-  bool matches(const PointId&, const json& payload) const override {
+  template <typename V>
+  bool test(const PointId&, const V& payload) const {
     size_t n = 0;
-    any_value_at(path_, payload, [&](const json& v) {
+    any_value_at(path_, payload, [&](const V& v) {
       n += v.is_array() ? v.size() : v.is_null() ? 0 : 1;
       return false;
     });
@@ -354,7 +384,7 @@ double geo_distance_m(const GeoPoint& a, const GeoPoint& b) {
 }
 
 /// geo_radius: a geo point at the key within `radius` meters of the center.
-class GeoRadiusNode : public FieldNode {
+class GeoRadiusNode : public FieldNode<GeoRadiusNode> {
  public:
   GeoRadiusNode(JsonPath path, std::string key, GeoPoint center, double radius)
       : FieldNode(std::move(path), std::move(key)), center_(center), radius_(radius) {}
@@ -381,9 +411,9 @@ class GeoRadiusNode : public FieldNode {
     return ix.geo(key(), a);
   }
 
- protected:
-  bool check(const json& v) const override {
-    const std::optional<GeoPoint> p = geo_point_of(v);
+  template <typename V>
+  bool check(const V& v) const {
+    const std::optional<GeoPoint> p = geo_point_in(v);
     return p && geo_distance_m(center_, *p) <= radius_;
   }
 
@@ -394,7 +424,7 @@ class GeoRadiusNode : public FieldNode {
 
 /// geo_bounding_box: a geo point at the key inside the box (a box may cross the antimeridian:
 /// top_left.lon > bottom_right.lon).
-class GeoBoxNode : public FieldNode {
+class GeoBoxNode : public FieldNode<GeoBoxNode> {
  public:
   GeoBoxNode(JsonPath path, std::string key, GeoPoint top_left, GeoPoint bottom_right)
       : FieldNode(std::move(path), std::move(key)), tl_(top_left), br_(bottom_right) {}
@@ -402,9 +432,9 @@ class GeoBoxNode : public FieldNode {
     return ix.geo(key(), GeoArea{br_.lat, tl_.lat, tl_.lon, br_.lon});
   }
 
- protected:
-  bool check(const json& v) const override {
-    const std::optional<GeoPoint> p = geo_point_of(v);
+  template <typename V>
+  bool check(const V& v) const {
+    const std::optional<GeoPoint> p = geo_point_in(v);
     if (!p || p->lat > tl_.lat || p->lat < br_.lat) return false;
     return tl_.lon <= br_.lon ? p->lon >= tl_.lon && p->lon <= br_.lon
                               : p->lon >= tl_.lon || p->lon <= br_.lon;
@@ -415,13 +445,13 @@ class GeoBoxNode : public FieldNode {
 };
 
 /// is_empty: every value at the key is null or [] (vacuously true when the key is missing).
-class IsEmptyNode : public Filter::Node {
+class IsEmptyNode : public NodeOf<IsEmptyNode> {
  public:
   explicit IsEmptyNode(JsonPath path) : path_(std::move(path)) {}
-  bool matches(const PointId&, const json& payload) const override {
-    return !any_value_at(path_, payload, [](const json& v) {
-      return !(v.is_null() || (v.is_array() && v.empty()));
-    });
+  template <typename V>
+  bool test(const PointId&, const V& payload) const {
+    return !any_value_at(path_, payload,
+                         [](const V& v) { return !(v.is_null() || (v.is_array() && v.empty())); });
   }
 
  private:
@@ -429,11 +459,12 @@ class IsEmptyNode : public Filter::Node {
 };
 
 /// is_null: some value at the key is null itself.
-class IsNullNode : public Filter::Node {
+class IsNullNode : public NodeOf<IsNullNode> {
  public:
   explicit IsNullNode(JsonPath path) : path_(std::move(path)) {}
-  bool matches(const PointId&, const json& payload) const override {
-    return any_value_at(path_, payload, [](const json& v) { return v.is_null(); });
+  template <typename V>
+  bool test(const PointId&, const V& payload) const {
+    return any_value_at(path_, payload, [](const V& v) { return v.is_null(); });
   }
 
  private:
@@ -441,12 +472,13 @@ class IsNullNode : public Filter::Node {
 };
 
 /// has_id: the point id is one of the listed ids.
-class HasIdNode : public Filter::Node {
+class HasIdNode : public NodeOf<HasIdNode> {
  public:
   explicit HasIdNode(std::vector<PointId> ids) : ids_(std::move(ids)) {
     std::sort(ids_.begin(), ids_.end());
   }
-  bool matches(const PointId& id, const json&) const override {
+  template <typename V>
+  bool test(const PointId& id, const V&) const {
     return std::binary_search(ids_.begin(), ids_.end(), id);
   }
 
@@ -456,7 +488,7 @@ class HasIdNode : public Filter::Node {
 
 /// A filter: all of `must`, one of `should` (when given), `min_count` of `min_should`, none of
 /// `must_not`.
-class ClauseNode : public Filter::Node {
+class ClauseNode : public NodeOf<ClauseNode> {
  public:
   std::vector<NodePtr> must, should, must_not, min_should;
   bool has_min_should = false;
@@ -466,7 +498,8 @@ class ClauseNode : public Filter::Node {
     return must.empty() && should.empty() && must_not.empty() && !has_min_should;
   }
 
-  bool matches(const PointId& id, const json& payload) const override {
+  template <typename V>
+  bool test(const PointId& id, const V& payload) const {
     for (const NodePtr& n : must) {
       if (!n->matches(id, payload)) return false;
     }
@@ -543,12 +576,13 @@ class ClauseNode : public Filter::Node {
 
 /// nested: some object element of the array at the key passes the inner filter, evaluated with
 /// that element as the payload (Qdrant's `nested` condition).
-class NestedNode : public Filter::Node {
+class NestedNode : public NodeOf<NestedNode> {
  public:
   NestedNode(JsonPath path, NodePtr filter) : path_(std::move(path)), filter_(std::move(filter)) {}
-  bool matches(const PointId& id, const json& payload) const override {
+  template <typename V>
+  bool test(const PointId& id, const V& payload) const {
     return any_value_at(path_, payload,
-                        [&](const json& v) { return v.is_object() && filter_->matches(id, v); });
+                        [&](const V& v) { return v.is_object() && filter_->matches(id, v); });
   }
 
  private:
@@ -561,22 +595,6 @@ class NestedNode : public Filter::Node {
 
 class Parser {
  public:
-  /// The top-level payload keys the parsed conditions start from (and those of nested filters'
-  /// conditions: a superset), and whether a path starts otherwise (then the whole payload).
-  std::set<std::string, std::less<>> keys;
-  bool needs_all = false;
-
-  /// A key path, noted in `keys`.
-  JsonPath path_of(const json& j, const std::string& where) {
-    JsonPath path = parse_json_path(j, where);
-    if (!path.empty() && path.front().kind == JsonPathStep::Kind::kKey) {
-      keys.insert(path.front().key);
-    } else {
-      needs_all = true;
-    }
-    return path;
-  }
-
   /// Parses a filter object at `where`; `in_nested` forbids has_id (no ids inside a payload).
   std::unique_ptr<ClauseNode> parse_filter(const json& j, const std::string& where, int depth,
                                            bool in_nested) {
@@ -697,7 +715,7 @@ class Parser {
                       " in one condition, not both (put two conditions in must)");
       kind = *k;
     }
-    JsonPath path = path_of(j["key"], where + ".key");
+    JsonPath path = parse_json_path(j["key"], where + ".key");
     WP_THROW_IF_NOT(kind, where,
                     ": a condition needs one of key+match, key+range, has_id, is_empty, is_null, "
                     "nested, or a nested filter; key ",
@@ -885,7 +903,7 @@ class Parser {
       WP_THROW_IF_NOT(name == "key", where, ".", name, ": unknown field; expected only key");
     }
     WP_THROW_IF_NOT(j.contains("key"), where, ".key: required (a key path string)");
-    return path_of(j["key"], where + ".key");
+    return parse_json_path(j["key"], where + ".key");
   }
 
   /// {"key": "...", "filter": {...}}: the filter applies to each object element of the array.
@@ -899,7 +917,7 @@ class Parser {
     }
     WP_THROW_IF_NOT(j.contains("key"), where, ".key: required (a key path string)");
     WP_THROW_IF_NOT(j.contains("filter"), where, ".filter: required (a filter object)");
-    JsonPath path = path_of(j["key"], where + ".key");
+    JsonPath path = parse_json_path(j["key"], where + ".key");
     if (path.back().kind != JsonPathStep::Kind::kEach) {
       JsonPathStep each;
       each.kind = JsonPathStep::Kind::kEach;
@@ -924,18 +942,16 @@ Filter Filter::parse(const json& j, const std::string& where) {
   Parser parser;
   std::unique_ptr<ClauseNode> root = parser.parse_filter(j, where, 0, /*in_nested=*/false);
   if (!root->empty()) f.root_ = std::move(root);
-  f.keys_ = std::move(parser.keys);
-  f.needs_all_ = parser.needs_all;
   return f;
 }
 
 bool Filter::matches(const PointId& id, const PackedPayload& payload) const {
   if (!root_) return true;
-  return root_->matches(id, needs_all_ ? payload.unpack() : payload.unpack_keys(keys_));
+  return root_->matches(id, MsgValue(payload));
 }
 
 bool Filter::matches(const PointId& id, const json& payload) const {
-  return !root_ || root_->matches(id, payload);
+  return !root_ || root_->matches(id, JsonRef(payload));
 }
 
 bool Filter::empty() const {
@@ -943,12 +959,7 @@ bool Filter::empty() const {
 }
 
 std::optional<GeoPoint> geo_point_of(const json& v) {
-  if (!v.is_object() || v.size() != 2) return std::nullopt;
-  const auto lon = v.find("lon"), lat = v.find("lat");
-  if (lon == v.end() || lat == v.end() || !lon->is_number() || !lat->is_number()) {
-    return std::nullopt;
-  }
-  return GeoPoint{lon->get<double>(), lat->get<double>()};
+  return geo_point_in(JsonRef(v));
 }
 
 std::vector<std::string> text_tokens(std::string_view text) {

@@ -174,8 +174,7 @@ class Filter {
 
   /// True when a point with `id` and `payload` (a JSON object, possibly empty) passes.
   bool matches(const PointId& id, const nlohmann::json& payload) const;
-  /// The same for a packed payload, of which only the top-level keys the conditions name are
-  /// unpacked.
+  /// The same for a packed payload, read in place (nothing unpacked, nothing allocated).
   bool matches(const PointId& id, const PackedPayload& payload) const;
 
   /// True for a filter without any condition.
@@ -193,8 +192,6 @@ class Filter {
 
  private:
   std::unique_ptr<Node> root_;
-  std::set<std::string, std::less<>> keys_;  ///< the top-level keys the conditions start from
-  bool needs_all_ = false;                   ///< a condition's path does not start with a key
 };
 
 }  // namespace wp::engine

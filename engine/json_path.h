@@ -11,10 +11,13 @@
  */
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "engine/json_value.h"
 
 namespace wp::engine {
 
@@ -55,25 +58,22 @@ JsonPath parse_json_path(const nlohmann::json& j, const std::string& where);
 
 namespace detail {
 
-template <typename F>
-bool any_value_at(const JsonPathStep* step, const JsonPathStep* end, const nlohmann::json& v,
-                  const F& f) {
+template <typename V, typename F>
+bool any_value_at(const JsonPathStep* step, const JsonPathStep* end, const V& v, const F& f) {
   if (step == end) return f(v);
   switch (step->kind) {
     case JsonPathStep::Kind::kKey: {
       if (!v.is_object()) return false;
-      const auto it = v.find(step->key);
-      return it != v.end() && any_value_at(step + 1, end, *it, f);
+      const std::optional<V> m = v.member(step->key);
+      return m && any_value_at(step + 1, end, *m, f);
     }
-    case JsonPathStep::Kind::kIndex:
-      return v.is_array() && step->index < v.size() &&
-             any_value_at(step + 1, end, v[step->index], f);
-    case JsonPathStep::Kind::kEach:
+    case JsonPathStep::Kind::kIndex: {
       if (!v.is_array()) return false;
-      for (const nlohmann::json& e : v) {
-        if (any_value_at(step + 1, end, e, f)) return true;
-      }
-      return false;
+      const std::optional<V> e = v.element(step->index);
+      return e && any_value_at(step + 1, end, *e, f);
+    }
+    case JsonPathStep::Kind::kEach:
+      return v.any_element([&](const V& e) { return any_value_at(step + 1, end, e, f); });
   }
   return false;
 }
@@ -81,15 +81,22 @@ bool any_value_at(const JsonPathStep* step, const JsonPathStep* end, const nlohm
 }  // namespace detail
 
 /**
- * Walks `payload` along `path` and calls `pred(const nlohmann::json&)` on each value reached, in
- * document order, stopping at the first call that returns true. Returns whether one did: false
- * when the path reaches no value at all. A value reached that is itself an array is passed whole
- * (its elements are visited only through a "[]" step). Allocates nothing, so it suits the
- * per-point match loop; it throws only what `pred` throws.
+ * Walks `payload` along `path` and calls `pred(const V&)` on each value reached, in document
+ * order, stopping at the first call that returns true. Returns whether one did: false when the
+ * path reaches no value at all. A value reached that is itself an array is passed whole (its
+ * elements are visited only through a "[]" step). V is a view of a payload value, a tree's
+ * (JsonRef, json_value.h) or packed bytes' (MsgValue, packed_payload.h). Allocates nothing, so it
+ * suits the per-point match loop; it throws only what `pred` throws.
  */
+template <typename V, typename Pred>
+bool any_value_at(const JsonPath& path, const V& payload, const Pred& pred) {
+  return detail::any_value_at(path.data(), path.data() + path.size(), payload, pred);
+}
+
+/// The same over a JSON tree, calling `pred(const nlohmann::json&)`.
 template <typename Pred>
 bool any_value_at(const JsonPath& path, const nlohmann::json& payload, const Pred& pred) {
-  return detail::any_value_at(path.data(), path.data() + path.size(), payload, pred);
+  return any_value_at(path, JsonRef(payload), [&](const JsonRef& v) { return pred(v.get()); });
 }
 
 }  // namespace wp::engine

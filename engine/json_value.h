@@ -29,6 +29,52 @@ std::string show_json(const nlohmann::json& j);
 bool json_as_int64(const nlohmann::json& v, int64_t* out);
 
 /**
+ * A JSON tree seen through the interface MsgValue (packed_payload.h) gives packed bytes: the
+ * filter's conditions and key paths are written once for both (json_path.h). The members named
+ * as nlohmann::json's answer as those do; string(), number() and boolean() read a value of that
+ * type (undefined for another).
+ */
+class JsonRef {
+ public:
+  explicit JsonRef(const nlohmann::json& j) : j_(&j) {}
+  const nlohmann::json& get() const { return *j_; }
+
+  bool is_null() const { return j_->is_null(); }
+  bool is_boolean() const { return j_->is_boolean(); }
+  bool is_string() const { return j_->is_string(); }
+  bool is_number() const { return j_->is_number(); }
+  bool is_array() const { return j_->is_array(); }
+  bool is_object() const { return j_->is_object(); }
+  bool boolean() const { return j_->get<bool>(); }
+  std::string_view string() const { return j_->get_ref<const std::string&>(); }
+  double number() const { return j_->get<double>(); }
+  bool as_int64(int64_t* out) const { return json_as_int64(*j_, out); }
+  size_t size() const { return j_->size(); }
+  bool empty() const { return j_->empty(); }
+
+  std::optional<JsonRef> member(std::string_view key) const {
+    const auto it = j_->find(key);
+    if (it == j_->end()) return std::nullopt;
+    return JsonRef(*it);
+  }
+  std::optional<JsonRef> element(size_t i) const {
+    if (i >= j_->size()) return std::nullopt;
+    return JsonRef((*j_)[i]);
+  }
+  template <typename F>
+  bool any_element(const F& f) const {
+    if (!j_->is_array()) return false;
+    for (const nlohmann::json& e : *j_) {
+      if (f(JsonRef(e))) return true;
+    }
+    return false;
+  }
+
+ private:
+  const nlohmann::json* j_;
+};
+
+/**
  * Text from outside (a path segment, a name, a parser's message quoting the input) for an error
  * message: at most `max` bytes, cut at a UTF-8 character boundary with "...", invalid UTF-8
  * replaced by U+FFFD, unquoted.

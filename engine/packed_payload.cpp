@@ -109,7 +109,7 @@ Head head(const uint8_t* p, const uint8_t* end) {
 
 }  // namespace
 
-size_t msgpack_value_size(const uint8_t* p, const uint8_t* end) {
+size_t detail::msgpack_value_size_walked(const uint8_t* p, const uint8_t* end) {
   const uint8_t* at = p;
   uint64_t pending = 1;  // values still to skip: no recursion, however deep the value
   while (pending > 0) {
@@ -160,6 +160,116 @@ json PackedPayload::unpack_keys(const std::set<std::string, std::less<>>& keys) 
     if (keys.count(name)) out[std::string(name)] = json::from_msgpack(at, at + value_size);
     at += value_size;
   }
+  return out;
+}
+
+namespace {
+
+bool is_int_tag(uint8_t t) {
+  return t <= 0x7f || t >= 0xe0 || (t >= 0xcc && t <= 0xcf) || (t >= 0xd0 && t <= 0xd3);
+}
+
+}  // namespace
+
+bool MsgValue::is_number() const {
+  const uint8_t t = tag();
+  return is_int_tag(t) || t == 0xca || t == 0xcb;
+}
+
+std::string_view MsgValue::long_string() const {
+  const uint8_t t = tag();
+  if (t < 0xd9 || t > 0xdb) return {};
+  const Head h = head(p_, end_);
+  const size_t header = t == 0xd9 ? 2 : t == 0xda ? 3 : 5;
+  if (h.bytes < header || h.bytes > static_cast<uint64_t>(end_ - p_)) return {};
+  return {reinterpret_cast<const char*>(p_ + header), static_cast<size_t>(h.bytes - header)};
+}
+
+bool MsgValue::as_int64(int64_t* out) const {
+  const uint8_t t = tag();
+  if (!is_int_tag(t)) return false;
+  if (t <= 0x7f || t >= 0xe0) {  // fixint: the tag is the value
+    *out = static_cast<int8_t>(t);
+    return true;
+  }
+  const size_t n = size_t{1} << ((t - 0xcc) & 3);  // 1, 2, 4 or 8 bytes follow
+  if (static_cast<size_t>(end_ - p_) < 1 + n) return false;
+  const uint64_t u = be(p_ + 1, n);
+  if (t <= 0xcf) {  // uint 8..64
+    if (u > static_cast<uint64_t>(INT64_MAX)) return false;
+    *out = static_cast<int64_t>(u);
+    return true;
+  }
+  const unsigned shift = static_cast<unsigned>(64 - 8 * n);  // int 8..64: sign-extended
+  *out = static_cast<int64_t>(u << shift) >> shift;
+  return true;
+}
+
+double MsgValue::number() const {
+  const uint8_t t = tag();
+  if (t == 0xca || t == 0xcb) {
+    const size_t n = t == 0xca ? 4 : 8;
+    if (static_cast<size_t>(end_ - p_) < 1 + n) return 0;
+    const uint64_t bits = be(p_ + 1, n);
+    if (n == 4) {
+      const auto b32 = static_cast<uint32_t>(bits);
+      float f;
+      std::memcpy(&f, &b32, sizeof f);
+      return f;
+    }
+    double d;
+    std::memcpy(&d, &bits, sizeof d);
+    return d;
+  }
+  if (t >= 0xcc && t <= 0xcf) {  // may exceed int64
+    const size_t n = size_t{1} << (t - 0xcc);
+    return static_cast<size_t>(end_ - p_) < 1 + n ? 0 : static_cast<double>(be(p_ + 1, n));
+  }
+  int64_t i = 0;
+  return as_int64(&i) ? static_cast<double>(i) : 0;
+}
+
+const uint8_t* MsgValue::first_child(size_t* children) const {
+  if (!is_array() && !is_object()) return nullptr;
+  const Head h = head(p_, end_);
+  if (h.bytes == 0 || h.bytes > static_cast<uint64_t>(end_ - p_)) return nullptr;
+  // Each child takes a byte at least: a count past the bytes left is malformed.
+  if (h.children > static_cast<uint64_t>(end_ - p_) - h.bytes) return nullptr;
+  *children = static_cast<size_t>(h.children);
+  return p_ + h.bytes;
+}
+
+size_t MsgValue::size() const {
+  size_t n = 0;
+  if (!first_child(&n)) return 0;
+  return is_object() ? n / 2 : n;
+}
+
+std::optional<MsgValue> MsgValue::member(std::string_view key) const {
+  if (!is_object()) return std::nullopt;
+  size_t n = 0;
+  const uint8_t* at = first_child(&n);
+  for (size_t i = 0; i + 1 < n && at; i += 2) {
+    const size_t key_size = msgpack_value_size(at, end_);
+    if (key_size == 0) return std::nullopt;
+    const MsgValue name(at, at + key_size);
+    at += key_size;
+    const size_t value_size = msgpack_value_size(at, end_);
+    if (value_size == 0) return std::nullopt;
+    if (name.is_string() && name.string() == key) return MsgValue(at, at + value_size);
+    at += value_size;
+  }
+  return std::nullopt;
+}
+
+std::optional<MsgValue> MsgValue::element(size_t i) const {
+  std::optional<MsgValue> out;
+  size_t at = 0;
+  any_element([&](const MsgValue& e) {
+    if (at++ != i) return false;
+    out = e;
+    return true;
+  });
   return out;
 }
 

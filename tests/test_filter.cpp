@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <iostream>
 #include <limits>
 #include <random>
 #include <set>
@@ -20,10 +21,19 @@ namespace {
 
 const char* const kUuid = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26";
 
+/// `f` on point `id` with `payload`, both as a JSON tree and as the packed bytes a collection
+/// holds (read in place): the two must agree.
+bool matches_both(const Filter& f, const PointId& id, const json& payload) {
+  const bool tree = f.matches(id, payload);
+  EXPECT_EQ(f.matches(id, wp::engine::PackedPayload(payload)), tree)
+      << "packed and tree disagree on " << payload.dump();
+  return tree;
+}
+
 /// Parses `filter` and checks it against point `id` with `payload`.
 bool passes(const std::string& filter, const std::string& payload,
             const PointId& id = PointId::number(1)) {
-  return Filter::parse(json::parse(filter)).matches(id, json::parse(payload));
+  return matches_both(Filter::parse(json::parse(filter)), id, json::parse(payload));
 }
 
 /// The ids (1..n) of `points` that pass `filter`.
@@ -31,7 +41,7 @@ std::set<uint64_t> select(const std::string& filter, const std::vector<json>& po
   const Filter f = Filter::parse(json::parse(filter));
   std::set<uint64_t> out;
   for (size_t i = 0; i < points.size(); ++i) {
-    if (f.matches(PointId::number(i + 1), points[i])) out.insert(i + 1);
+    if (matches_both(f, PointId::number(i + 1), points[i])) out.insert(i + 1);
   }
   return out;
 }
@@ -608,8 +618,8 @@ TEST(Filter, RandomInputOnlyEverThrowsUserError) {
       const Filter f = Filter::parse(j);
       ++accepted;
       for (const json& p : payloads) {
-        f.matches(PointId::number(1), p);
-        f.matches(PointId::uuid(kUuid), p);
+        matches_both(f, PointId::number(1), p);
+        matches_both(f, PointId::uuid(kUuid), p);
       }
     } catch (const wp::UserError&) {
     } catch (const std::exception& e) {
@@ -699,4 +709,169 @@ TEST(Filter, NewConditionsNameTheFieldWhenMalformed) {
           << filter << " -> " << e.what();
     }
   }
+}
+
+namespace {
+
+/// A payload value for the packed reader: integers of every MessagePack width and sign, floats
+/// that pack as float32 and as float64, strings of every length header, nulls, bools, arrays,
+/// objects, geo points, datetimes.
+json random_value(std::mt19937& rng, int depth) {
+  static const json scalars[] = {0,
+                                 7,
+                                 127,
+                                 128,
+                                 255,
+                                 256,
+                                 40000,
+                                 70000,
+                                 3000000000u,
+                                 1000000000000,
+                                 std::numeric_limits<uint64_t>::max(),
+                                 -1,
+                                 -32,
+                                 -33,
+                                 -200,
+                                 -40000,
+                                 -3000000000LL,
+                                 std::numeric_limits<int64_t>::min(),
+                                 1.5,
+                                 0.1,
+                                 3.0,
+                                 -2.25,
+                                 1e300,
+                                 "x",
+                                 "red",
+                                 "London",
+                                 "",
+                                 "2024-05-01T10:00:00Z",
+                                 "the quick brown Fox",
+                                 true,
+                                 false,
+                                 nullptr};
+  const int kind = static_cast<int>(rng() % (depth >= 3 ? 4 : 7));
+  if (kind <= 2) return scalars[rng() % std::size(scalars)];
+  if (kind == 3) {
+    const size_t lengths[] = {31, 32, 255, 256, 65535, 65536};
+    return std::string(lengths[rng() % std::size(lengths)], static_cast<char>('a' + rng() % 3));
+  }
+  if (kind == 4) return json{{"lon", -180.0 + rng() % 360}, {"lat", -90.0 + rng() % 180}};
+  if (kind == 5) {
+    json a = json::array();
+    for (size_t i = rng() % 20; i > 0; --i) a.push_back(random_value(rng, depth + 1));
+    return a;
+  }
+  json o = json::object();
+  for (size_t i = rng() % 18; i > 0; --i) {
+    o[std::string(1, static_cast<char>('k' + rng() % 4))] = random_value(rng, depth + 1);
+  }
+  return o;
+}
+
+/// A valid filter over the keys random payloads have: every kind of condition, nested clauses.
+json random_filter(std::mt19937& rng, int depth) {
+  const char* keys[] = {"a", "b", "s", "k", "a[]", "a[1]", "o.k", "o.l[].k", "a[].m", "g"};
+  const auto key = [&] { return keys[rng() % std::size(keys)]; };
+  const json values[] = {7,
+                         128,
+                         40000,
+                         -33,
+                         -3000000000LL,
+                         "x",
+                         "red",
+                         true,
+                         false,
+                         0,
+                         std::string(32, 'a'),
+                         std::string(256, 'b'),
+                         std::string(65536, 'c')};
+  json c;
+  switch (rng() % (depth >= 2 ? 12 : 14)) {
+    case 0:
+      c = {{"key", key()}, {"match", {{"value", values[rng() % std::size(values)]}}}};
+      break;
+    case 1:
+      c = {{"key", key()}, {"match", {{"any", {7, 128, -40000, 255}}}}};
+      break;
+    case 2:
+      c = {{"key", key()}, {"match", {{"any", {"x", "red", ""}}}}};
+      break;
+    case 3:
+      c = {{"key", key()}, {"match", {{"except", {"x", "London"}}}}};
+      break;
+    case 4:
+      c = {{"key", key()}, {"range", {{"gte", -100}, {"lt", 1.6}}}};
+      break;
+    case 5:
+      c = {{"key", key()}, {"range", {{"gt", 1e9}}}};
+      break;
+    case 6:
+      c = {{"key", key()}, {"range", {{"gte", "2024-01-01"}}}};
+      break;
+    case 7:
+      c = {{"key", key()}, {"values_count", {{"gte", 2}}}};
+      break;
+    case 8:
+      c = {{"key", key()},
+           {"geo_radius", {{"center", {{"lon", 10}, {"lat", 20}}}, {"radius", 5e6}}}};
+      break;
+    case 9:
+      c = {{"key", key()},
+           {"geo_bounding_box",
+            {{"top_left", {{"lon", 100}, {"lat", 50}}},
+             {"bottom_right", {{"lon", -100}, {"lat", -50}}}}}};
+      break;
+    case 10:
+      c = {{rng() % 2 ? "is_empty" : "is_null", {{"key", key()}}}};
+      break;
+    case 11:
+      c = {{"key", key()}, {"match", {{"text", rng() % 2 ? "quick fox" : "aaa"}}}};
+      break;
+    case 12:
+      c = {{"nested",
+            {{"key", rng() % 2 ? "a" : "o.l"}, {"filter", random_filter(rng, depth + 1)}}}};
+      break;
+    default:
+      c = random_filter(rng, depth + 1);
+      break;
+  }
+  const char* clauses[] = {"must", "should", "must_not"};
+  json f = json::object();
+  f[clauses[rng() % 3]] = json::array({c});
+  if (rng() % 2) f[clauses[rng() % 3]].push_back(random_filter(rng, depth + 2));
+  return f;
+}
+
+}  // namespace
+
+// Filters read a collection's payloads in their packed bytes (MessagePack, read in place):
+// every condition answers there as on the JSON tree, over values of every encoding width.
+TEST(Filter, PackedPayloadsAnswerAsTheirJsonTrees) {
+  std::mt19937 rng(2026);
+  std::vector<json> payloads;
+  for (int i = 0; i < 300; ++i) {
+    json p = json::object();
+    for (const char* k : {"a", "b", "s", "k", "o", "g"}) {
+      if (rng() % 4) p[k] = random_value(rng, 0);
+    }
+    if (rng() % 3 == 0) p["o"] = {{"k", random_value(rng, 1)}, {"l", random_value(rng, 1)}};
+    if (rng() % 3 == 0) p["g"] = {{"lon", 10.5}, {"lat", 20.25}};
+    payloads.push_back(std::move(p));
+  }
+  std::vector<wp::engine::PackedPayload> packed(payloads.begin(), payloads.end());
+  size_t pass = 0, fail = 0;
+  for (int i = 0; i < 400; ++i) {
+    const json text = random_filter(rng, 0);
+    const Filter f = Filter::parse(text);
+    for (size_t n = 0; n < payloads.size(); ++n) {
+      const bool tree = f.matches(PointId::number(n), payloads[n]);
+      ASSERT_EQ(f.matches(PointId::number(n), packed[n]), tree)
+          << text.dump() << " on " << payloads[n].dump().substr(0, 2000);
+      (tree ? pass : fail) += 1;
+    }
+  }
+  // Neither answer dominates: the filters reach the values, one way and the other.
+  std::cout << pass << " passed, " << fail << " failed\n";
+  EXPECT_GT(pass, 20000u);
+  EXPECT_GT(fail, 20000u);
 }
