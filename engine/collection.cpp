@@ -919,13 +919,9 @@ std::unique_ptr<index::IdFilter> Collection::index_filter(const Filter& filter, 
 std::unique_ptr<FieldIndex> Collection::build_field_index(const std::string& key,
                                                           PayloadSchema schema) const {
   auto index = std::make_unique<FieldIndex>(key, schema);
-  // Only the top-level member the key path starts from is unpacked from each payload.
-  std::set<std::string, std::less<>> top;
-  const JsonPath path = parse_json_path(json(key), "key");
-  top.insert(path.empty() ? key : path.front().key);
+  // Each point's packed payload is read in place (nothing unpacked).
   for (uint64_t i = 0; i < entries_.size(); ++i) {
-    if (entries_[i].live)
-      index->add(static_cast<uint32_t>(i), entries_[i].payload.unpack_keys(top));
+    if (entries_[i].live) index->add(static_cast<uint32_t>(i), MsgValue(entries_[i].payload));
   }
   return index;
 }

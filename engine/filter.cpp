@@ -66,15 +66,6 @@ class NodeOf : public Filter::Node {
   }
 };
 
-/// A geo point ({"lon": number, "lat": number} and nothing else), or nullopt.
-template <typename V>
-std::optional<GeoPoint> geo_point_in(const V& v) {
-  if (!v.is_object() || v.size() != 2) return std::nullopt;
-  const std::optional<V> lon = v.member("lon"), lat = v.member("lat");
-  if (!lon || !lat || !lon->is_number() || !lat->is_number()) return std::nullopt;
-  return GeoPoint{lon->number(), lat->number()};
-}
-
 /// Deeper filters are rejected: they are never meant, and parse/match recurse once per level.
 constexpr int kMaxDepth = 64;
 
@@ -956,10 +947,6 @@ bool Filter::matches(const PointId& id, const json& payload) const {
 
 bool Filter::empty() const {
   return !root_;
-}
-
-std::optional<GeoPoint> geo_point_of(const json& v) {
-  return geo_point_in(JsonRef(v));
 }
 
 std::vector<std::string> text_tokens(std::string_view text) {

@@ -54,8 +54,15 @@ struct RangeBounds {
 struct GeoPoint {
   double lon = 0, lat = 0;
 };
-/// A payload value that is a geo point ({"lon": number, "lat": number}), or nullopt.
-std::optional<GeoPoint> geo_point_of(const nlohmann::json& v);
+/// A payload value that is a geo point ({"lon": number, "lat": number} and nothing else), or
+/// nullopt; V is a view of the value (JsonRef, MsgValue).
+template <typename V>
+std::optional<GeoPoint> geo_point_in(const V& v) {
+  if (!v.is_object() || v.size() != 2) return std::nullopt;
+  const std::optional<V> lon = v.member("lon"), lat = v.member("lat");
+  if (!lon || !lat || !lon->is_number() || !lat->is_number()) return std::nullopt;
+  return GeoPoint{lon->number(), lat->number()};
+}
 
 /// The bounding box of a geo condition, in degrees: latitudes lat_lo..lat_hi within -90..90,
 /// longitudes lon_lo..lon_hi within -180..180 (lon_lo > lon_hi: across the antimeridian).

@@ -43,6 +43,7 @@ class JsonRef {
   bool is_boolean() const { return j_->is_boolean(); }
   bool is_string() const { return j_->is_string(); }
   bool is_number() const { return j_->is_number(); }
+  bool is_number_float() const { return j_->is_number_float(); }
   bool is_array() const { return j_->is_array(); }
   bool is_object() const { return j_->is_object(); }
   bool boolean() const { return j_->get<bool>(); }

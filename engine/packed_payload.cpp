@@ -134,35 +134,6 @@ json PackedPayload::unpack() const {
   return json::from_msgpack(p, p + bytes_.size());
 }
 
-json PackedPayload::unpack_keys(const std::set<std::string, std::less<>>& keys) const {
-  const auto* p = reinterpret_cast<const uint8_t*>(bytes_.data());
-  const uint8_t* end = p + bytes_.size();
-  const Head top = head(p, end);
-  const bool map = (p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf;
-  if (!map || top.bytes == 0) return unpack();  // not an object: the whole (never for payloads)
-  json out = json::object();
-  const uint8_t* at = p + top.bytes;
-  for (uint64_t i = 0; i < top.children / 2; ++i) {
-    WP_THROW_INTERNAL_IF_NOT(at < end, "packed payload: cut short");
-    const uint8_t t = at[0];
-    const size_t header = t >= 0xa0 && t <= 0xbf ? 1
-                          : t == 0xd9            ? 2
-                          : t == 0xda            ? 3
-                          : t == 0xdb            ? 5
-                                                 : 0;
-    const size_t key_size = msgpack_value_size(at, end);
-    WP_THROW_INTERNAL_IF_NOT(header > 0 && key_size >= header,
-                             "packed payload: a key is not a string");
-    const std::string_view name(reinterpret_cast<const char*>(at + header), key_size - header);
-    at += key_size;
-    const size_t value_size = msgpack_value_size(at, end);
-    WP_THROW_INTERNAL_IF_NOT(value_size > 0, "packed payload: a value is cut short");
-    if (keys.count(name)) out[std::string(name)] = json::from_msgpack(at, at + value_size);
-    at += value_size;
-  }
-  return out;
-}
-
 namespace {
 
 bool is_int_tag(uint8_t t) {

@@ -144,51 +144,54 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field) {
 FieldIndex::FieldIndex(std::string key, PayloadSchema schema)
     : key_(std::move(key)), path_(parse_json_path(key_, "field_name")), schema_(schema) {}
 
-template <typename F>
-void FieldIndex::for_each_value(const json& payload, const F& f) const {
+template <typename V, typename F>
+void FieldIndex::for_each_value(const V& payload, const F& f) const {
   std::vector<std::string> strings;
   std::vector<double> numbers;
   bool bools[2] = {false, false};
   bool float_integral = false;
-  auto take = [&](const json& v) {
+  auto take = [&](const V& v) {
     switch (schema_) {
       case PayloadSchema::kKeyword:
       case PayloadSchema::kUuid:
-        if (v.is_string()) strings.push_back(v.get<std::string>());
+        if (v.is_string()) strings.emplace_back(v.string());
         break;
       case PayloadSchema::kInteger:
       case PayloadSchema::kFloat:
         if (v.is_number()) {
-          numbers.push_back(v.get<double>());
+          numbers.push_back(v.number());
           if (v.is_number_float() && std::trunc(numbers.back()) == numbers.back()) {
             float_integral = true;
           }
         }
         break;
       case PayloadSchema::kBool:
-        if (v.is_boolean()) bools[v.get<bool>()] = true;
+        if (v.is_boolean()) bools[v.boolean()] = true;
         break;
       case PayloadSchema::kDatetime:
         if (v.is_string()) {
-          const auto t = parse_datetime(v.get_ref<const std::string&>());
+          const auto t = parse_datetime(v.string());
           if (t) numbers.push_back(static_cast<double>(*t));
         }
         break;
       case PayloadSchema::kGeo:
-        if (const auto p = geo_point_of(v)) numbers.push_back(geo_cell(*p));
+        if (const auto p = geo_point_in(v)) numbers.push_back(geo_cell(*p));
         break;
       case PayloadSchema::kText:
         if (v.is_string()) {
-          for (std::string& w : text_tokens(v.get_ref<const std::string&>())) {
+          for (std::string& w : text_tokens(v.string())) {
             strings.push_back(std::move(w));
           }
         }
         break;
     }
   };
-  any_value_at(path_, payload, [&](const json& v) {
+  any_value_at(path_, payload, [&](const V& v) {
     if (v.is_array()) {
-      for (const json& e : v) take(e);
+      v.any_element([&](const V& e) {
+        take(e);
+        return false;
+      });
     } else {
       take(v);
     }
@@ -202,6 +205,15 @@ void FieldIndex::for_each_value(const json& payload, const F& f) const {
 }
 
 void FieldIndex::add(uint32_t id, const json& payload) {
+  add_values(id, JsonRef(payload));
+}
+
+void FieldIndex::add(uint32_t id, const MsgValue& payload) {
+  add_values(id, payload);
+}
+
+template <typename V>
+void FieldIndex::add_values(uint32_t id, const V& payload) {
   for_each_value(payload,
                  [&](const std::vector<std::string>& strings, const std::vector<double>& numbers,
                      const bool* bools, bool float_integral) {
@@ -220,19 +232,21 @@ void FieldIndex::add(uint32_t id, const json& payload) {
 }
 
 void FieldIndex::remove(uint32_t id, const json& payload) {
-  for_each_value(payload, [&](const std::vector<std::string>& strings,
-                              const std::vector<double>& numbers, const bool* bools, bool) {
-    for (const std::string& s : strings) erase_id(by_string_, s, id);
-    for (double x : numbers) erase_id(by_number_, x, id);
-    for (int b = 0; b < 2; ++b) {
-      if (!bools[b]) continue;
-      auto pos = std::lower_bound(by_bool_[b].begin(), by_bool_[b].end(), id);
-      if (pos != by_bool_[b].end() && *pos == id) by_bool_[b].erase(pos);
-    }
-    if (id < number_of_.size()) number_of_[id] = std::numeric_limits<double>::quiet_NaN();
-    if (numbers.size() > 1) numbers_of_.erase(id);
-    points_ -= !strings.empty() || !numbers.empty() || bools[0] || bools[1];
-  });
+  for_each_value(JsonRef(payload),
+                 [&](const std::vector<std::string>& strings, const std::vector<double>& numbers,
+                     const bool* bools, bool) {
+                   for (const std::string& s : strings) erase_id(by_string_, s, id);
+                   for (double x : numbers) erase_id(by_number_, x, id);
+                   for (int b = 0; b < 2; ++b) {
+                     if (!bools[b]) continue;
+                     auto pos = std::lower_bound(by_bool_[b].begin(), by_bool_[b].end(), id);
+                     if (pos != by_bool_[b].end() && *pos == id) by_bool_[b].erase(pos);
+                   }
+                   if (id < number_of_.size())
+                     number_of_[id] = std::numeric_limits<double>::quiet_NaN();
+                   if (numbers.size() > 1) numbers_of_.erase(id);
+                   points_ -= !strings.empty() || !numbers.empty() || bools[0] || bools[1];
+                 });
 }
 
 size_t FieldIndex::memory_bytes() const {

@@ -66,8 +66,10 @@ class FieldIndex {
   PayloadSchema schema() const { return schema_; }
   const std::string& key() const { return key_; }
 
-  /// Adds (removes) the point's values read from `payload`.
+  /// Adds (removes) the point's values read from `payload`, a JSON tree or a point's packed
+  /// bytes read in place (an index built over a collection's points unpacks none).
   void add(uint32_t id, const nlohmann::json& payload);
+  void add(uint32_t id, const MsgValue& payload);
   void remove(uint32_t id, const nlohmann::json& payload);
 
   /// Points with at least one indexed value.
@@ -106,9 +108,12 @@ class FieldIndex {
   bool keeps_numbers() const;
   /// Keeps `numbers` (sorted, unique, not empty) as point id's (number_of_, numbers_of_).
   void keep_numbers(uint32_t id, const std::vector<double>& numbers);
-  /// Calls f(value) for each indexed value at the key (each distinct value once).
-  template <typename F>
-  void for_each_value(const nlohmann::json& payload, const F& f) const;
+  /// Calls f(value) for each indexed value at the key (each distinct value once); V is a view
+  /// of the payload (JsonRef, MsgValue).
+  template <typename V, typename F>
+  void for_each_value(const V& payload, const F& f) const;
+  template <typename V>
+  void add_values(uint32_t id, const V& payload);
 
   std::string key_;
   JsonPath path_;

@@ -602,3 +602,62 @@ TEST(PayloadIndex, ManyIndexedMatchesAreTestedAgainstThePostingsAsTheWalkReaches
     EXPECT_LT(r.most_tests, col->size() / 20) << mixed.dump();
   }
 }
+
+// A payload index over a collection's points reads each packed payload in place (MsgValue): it
+// holds exactly what the same index holds when given the payloads as JSON trees, for every
+// schema, key path and value type (a float of integral value included: integer matches then
+// check each point).
+TEST(PayloadIndex, BuiltFromPackedPayloadsItHoldsWhatTreesGiveIt) {
+  std::mt19937 rng(7);
+  const json values[] = {"red",
+                         "blue",
+                         3,
+                         -40000,
+                         2.5,
+                         7.0,
+                         true,
+                         false,
+                         nullptr,
+                         "2024-05-01T10:00:00Z",
+                         "Quick brown fox",
+                         "5c56c793-69f3-4fbf-87e6-c4bf54c28c26",
+                         json{{"lon", 13.4}, {"lat", 52.5}},
+                         json::array({"red", 3, 2.5}),
+                         json::array({json{{"k", "blue"}}, json{{"k", 12}}})};
+  std::vector<json> payloads;
+  for (int i = 0; i < 500; ++i) {
+    json p = json::object();
+    for (const char* k : {"a", "b", "c"}) {
+      if (rng() % 4) p[k] = values[rng() % std::size(values)];
+    }
+    payloads.push_back(std::move(p));
+  }
+  const auto postings = [](const wp::engine::FieldIndex& idx) {
+    std::vector<std::pair<std::string, IdList>> out;
+    idx.for_each_posting(
+        [&](const json& v, const IdList& ids) { out.emplace_back(v.dump(), ids); });
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  size_t nonempty = 0;
+  for (const PayloadSchema schema :
+       {PayloadSchema::kKeyword, PayloadSchema::kInteger, PayloadSchema::kFloat,
+        PayloadSchema::kBool, PayloadSchema::kUuid, PayloadSchema::kDatetime, PayloadSchema::kText,
+        PayloadSchema::kGeo}) {
+    for (const char* key : {"a", "b[]", "c[].k", "c[1]"}) {
+      wp::engine::FieldIndex tree(key, schema), packed(key, schema);
+      for (size_t i = 0; i < payloads.size(); ++i) {
+        tree.add(static_cast<uint32_t>(i), payloads[i]);
+        const wp::engine::PackedPayload bytes(payloads[i]);
+        packed.add(static_cast<uint32_t>(i), wp::engine::MsgValue(bytes));
+      }
+      EXPECT_EQ(packed.points(), tree.points()) << key;
+      EXPECT_EQ(postings(packed), postings(tree)) << key;
+      const auto threes = packed.integers({3});  // an integer index only
+      ASSERT_EQ(threes.has_value(), tree.integers({3}).has_value()) << key;
+      if (threes) EXPECT_EQ(threes->ids(), tree.integers({3})->ids()) << key;
+      nonempty += tree.points() > 0;
+    }
+  }
+  EXPECT_GE(nonempty, 16u);  // most schemas find values at most paths
+}
