@@ -691,7 +691,7 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
       if (fresh) {
         ++live_;
       } else {
-        if (!payload_indexes_.empty()) payload_indexes_.remove(id32, e.payload.unpack());
+        if (!payload_indexes_.empty()) payload_indexes_.remove(id32, MsgValue(e.payload));
         payload_bytes_ -= e.payload.heap_bytes();
       }
       payload_indexes_.add(id32, r.payload);
@@ -744,7 +744,7 @@ void Collection::apply_removals(const std::vector<PointId>& ids) {
     labels.push_back(*internal);
     Entry& e = entries_[*internal];
     if (!payload_indexes_.empty()) {
-      payload_indexes_.remove(static_cast<uint32_t>(*internal), e.payload.unpack());
+      payload_indexes_.remove(static_cast<uint32_t>(*internal), MsgValue(e.payload));
     }
     payload_bytes_ -= e.payload.heap_bytes();
     e.live = false;

@@ -232,21 +232,28 @@ void FieldIndex::add_values(uint32_t id, const V& payload) {
 }
 
 void FieldIndex::remove(uint32_t id, const json& payload) {
-  for_each_value(JsonRef(payload),
-                 [&](const std::vector<std::string>& strings, const std::vector<double>& numbers,
-                     const bool* bools, bool) {
-                   for (const std::string& s : strings) erase_id(by_string_, s, id);
-                   for (double x : numbers) erase_id(by_number_, x, id);
-                   for (int b = 0; b < 2; ++b) {
-                     if (!bools[b]) continue;
-                     auto pos = std::lower_bound(by_bool_[b].begin(), by_bool_[b].end(), id);
-                     if (pos != by_bool_[b].end() && *pos == id) by_bool_[b].erase(pos);
-                   }
-                   if (id < number_of_.size())
-                     number_of_[id] = std::numeric_limits<double>::quiet_NaN();
-                   if (numbers.size() > 1) numbers_of_.erase(id);
-                   points_ -= !strings.empty() || !numbers.empty() || bools[0] || bools[1];
-                 });
+  remove_values(id, JsonRef(payload));
+}
+
+void FieldIndex::remove(uint32_t id, const MsgValue& payload) {
+  remove_values(id, payload);
+}
+
+template <typename V>
+void FieldIndex::remove_values(uint32_t id, const V& payload) {
+  for_each_value(payload, [&](const std::vector<std::string>& strings,
+                              const std::vector<double>& numbers, const bool* bools, bool) {
+    for (const std::string& s : strings) erase_id(by_string_, s, id);
+    for (double x : numbers) erase_id(by_number_, x, id);
+    for (int b = 0; b < 2; ++b) {
+      if (!bools[b]) continue;
+      auto pos = std::lower_bound(by_bool_[b].begin(), by_bool_[b].end(), id);
+      if (pos != by_bool_[b].end() && *pos == id) by_bool_[b].erase(pos);
+    }
+    if (id < number_of_.size()) number_of_[id] = std::numeric_limits<double>::quiet_NaN();
+    if (numbers.size() > 1) numbers_of_.erase(id);
+    points_ -= !strings.empty() || !numbers.empty() || bools[0] || bools[1];
+  });
 }
 
 size_t FieldIndex::memory_bytes() const {
@@ -476,7 +483,7 @@ void PayloadIndexes::add(uint32_t id, const json& payload) {
   for (auto& [key, index] : fields_) index->add(id, payload);
 }
 
-void PayloadIndexes::remove(uint32_t id, const json& payload) {
+void PayloadIndexes::remove(uint32_t id, const MsgValue& payload) {
   for (auto& [key, index] : fields_) index->remove(id, payload);
 }
 

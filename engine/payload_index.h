@@ -71,6 +71,7 @@ class FieldIndex {
   void add(uint32_t id, const nlohmann::json& payload);
   void add(uint32_t id, const MsgValue& payload);
   void remove(uint32_t id, const nlohmann::json& payload);
+  void remove(uint32_t id, const MsgValue& payload);
 
   /// Points with at least one indexed value.
   size_t points() const { return points_; }
@@ -114,6 +115,8 @@ class FieldIndex {
   void for_each_value(const V& payload, const F& f) const;
   template <typename V>
   void add_values(uint32_t id, const V& payload);
+  template <typename V>
+  void remove_values(uint32_t id, const V& payload);
 
   std::string key_;
   JsonPath path_;
@@ -141,7 +144,8 @@ class PayloadIndexes : public IndexLookup {
   bool drop(const std::string& key);
 
   void add(uint32_t id, const nlohmann::json& payload);
-  void remove(uint32_t id, const nlohmann::json& payload);
+  /// Removes a point's values read from its packed payload (nothing unpacked).
+  void remove(uint32_t id, const MsgValue& payload);
 
   const std::map<std::string, std::unique_ptr<FieldIndex>>& fields() const { return fields_; }
   /// The index of `key`, or null.

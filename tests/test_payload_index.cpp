@@ -603,8 +603,8 @@ TEST(PayloadIndex, ManyIndexedMatchesAreTestedAgainstThePostingsAsTheWalkReaches
   }
 }
 
-// A payload index over a collection's points reads each packed payload in place (MsgValue): it
-// holds exactly what the same index holds when given the payloads as JSON trees, for every
+// A payload index over a collection's points reads each packed payload in place (MsgValue), as
+// it adds and as it removes: it holds exactly what the same index holds given JSON trees, for every
 // schema, key path and value type (a float of integral value included: integer matches then
 // check each point).
 TEST(PayloadIndex, BuiltFromPackedPayloadsItHoldsWhatTreesGiveIt) {
@@ -655,8 +655,18 @@ TEST(PayloadIndex, BuiltFromPackedPayloadsItHoldsWhatTreesGiveIt) {
       EXPECT_EQ(postings(packed), postings(tree)) << key;
       const auto threes = packed.integers({3});  // an integer index only
       ASSERT_EQ(threes.has_value(), tree.integers({3}).has_value()) << key;
-      if (threes) EXPECT_EQ(threes->ids(), tree.integers({3})->ids()) << key;
+      if (threes) {
+        EXPECT_EQ(threes->ids(), tree.integers({3})->ids()) << key;
+      }
       nonempty += tree.points() > 0;
+      // Removed alike: every other point, read back from its packed bytes.
+      for (size_t i = 0; i < payloads.size(); i += 2) {
+        tree.remove(static_cast<uint32_t>(i), payloads[i]);
+        const wp::engine::PackedPayload bytes(payloads[i]);
+        packed.remove(static_cast<uint32_t>(i), wp::engine::MsgValue(bytes));
+      }
+      EXPECT_EQ(packed.points(), tree.points()) << key;
+      EXPECT_EQ(postings(packed), postings(tree)) << key;
     }
   }
   EXPECT_GE(nonempty, 16u);  // most schemas find values at most paths
