@@ -6,10 +6,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <set>
 
 #include "engine/json_fields.h"
-#include "engine/json_path.h"
 #include "engine/json_value.h"
 #include "engine/learned_index.h"
 #include "engine/tune_space.h"

@@ -24,7 +24,6 @@
 #include <cmath>
 #include <cstdint>
 #include <iterator>
-#include <set>
 #include <string_view>
 #include <utility>
 

@@ -2,8 +2,6 @@
 
 #include <cstring>
 
-#include "index/error.h"
-
 namespace wp::engine {
 
 using nlohmann::json;
