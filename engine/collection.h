@@ -6,8 +6,10 @@
  *
  * Concurrency: one writer at a time (write_mu_), many readers. A write validates everything
  * first (a batch with one bad point writes nothing), commits to the store (WAL, fsynced when the
- * client asked wait=true), then applies to memory under the exclusive side of mu_; searches hold
- * the shared side, so they run in parallel with each other and see a write as soon as it returns.
+ * client asked wait=true), then applies to memory under the exclusive side of mu_, a piece at a
+ * time, linking new points into the index under the shared side; searches hold the shared side,
+ * so they run in parallel with each other and with the linking, and see a write as soon as it
+ * returns.
  *
  * Index files are derived data: on close the index is saved with the store's sequence number;
  * on open it is loaded only when that number still matches and the file passes every check,
@@ -375,8 +377,9 @@ class Collection {
   /// Removes the points from memory and the index (the store has already); holds mu_.
   void apply_removals(const std::vector<PointId>& ids);
   /// Writes validated points and removals: the store in one batch, then memory and the indexes
-  /// a piece of points at a time under mu_ (searches are answered between pieces and find each
-  /// point whole, as it was or as written); the caller holds write_mu_.
+  /// a piece of points at a time under mu_, new points linked into the indexes under its shared
+  /// side (searches are answered between pieces and meanwhile, and find each point whole, as it
+  /// was or as written); the caller holds write_mu_.
   /// A write's place in its shard's order (apply_sequenced).
   struct Sequence {
     uint64_t sequence, term;
@@ -394,8 +397,8 @@ class Collection {
   size_t total_dim_ = 0;
   std::unique_ptr<PointStore> store_;
 
-  std::mutex write_mu_;      ///< one writer at a time
-  size_t write_piece_ = 64;  ///< points a piece of a write takes (commit); guarded by write_mu_
+  mutable std::mutex write_mu_;  ///< one writer at a time
+  size_t write_piece_ = 64;      ///< points a piece of a write takes (commit); guarded by write_mu_
   /// While a rebuild runs: the labels writes have added, replaced or removed in any space since
   /// its snapshot
   /// (replayed into the new index at the swap). Guarded by write_mu_.

@@ -104,11 +104,11 @@ void HnswGraph::insert(slot_t s, SearchContext& ctx) {
   const float* v = vec(s);
   const int level = levels_[s];
   std::unique_lock<std::mutex> entry_lock(entry_mutex_);
-  const int top_level = max_level_;
-  slot_t ep = entry_point_;
+  const Entry entered = entry();
+  const int top_level = entered.level;
+  slot_t ep = entered.slot;
   if (ep == kNoSlot) {
-    entry_point_ = s;
-    max_level_ = level;
+    set_entry(s, level);
     return;
   }
   // Keep the lock only when this vertex will become the new entry point (as hnswlib does).
@@ -119,44 +119,56 @@ void HnswGraph::insert(slot_t s, SearchContext& ctx) {
   float ep_dist = dist_to(ep);
   ep = hnsw::descend<true>(*this, dist_to, ep, ep_dist, top_level, level, unused);
   auto between = [this](uint32_t a, uint32_t b) { return distance_between(a, b); };
-  for (int l = std::min(level, top_level); l >= 0; --l) {
+  // The neighbours of every level are chosen top-down (a level's search starts from the nearest
+  // found on the level above), then linked bottom-up: a search that reaches s on a level, by a
+  // link made last, finds it linked on each level below, where it goes on (before, a search
+  // beside this insert could descend from s into a level where s had no links yet, and answer
+  // with s alone).
+  const int top = std::min(level, top_level);
+  size_t chosen_from[kMaxLevel + 2];  // ctx.chosen[chosen_from[l + 1], chosen_from[l]): level l
+  ctx.chosen.clear();
+  chosen_from[top + 1] = 0;
+  for (int l = top; l >= 0; --l) {
     ctx.start(slot_count_, max_m0_);
     hnsw::search_layer<true, false, true>(*this, dist_to, ep, ep_dist, params_.ef_construction, l,
                                           nullptr, ctx, unused);
     ctx.scratch.assign(ctx.top.begin(), ctx.top.end());
     select_neighbors_heuristic(ctx.scratch, params_.M, 1.0f, between, ctx.selected);
-    if (ctx.selected.empty()) continue;                           // every candidate was a tombstone
-    ctx.chosen.assign(ctx.selected.begin(), ctx.selected.end());  // connect_reverse reuses them
-    set_own_links(s, l, ctx);
-    ep = ctx.chosen[0].id;
-    ep_dist = ctx.chosen[0].distance;
-    for (const Candidate& c : ctx.chosen) connect_reverse(c.id, s, l, ctx);
+    ctx.chosen.insert(ctx.chosen.end(), ctx.selected.begin(), ctx.selected.end());
+    chosen_from[l] = ctx.chosen.size();
+    if (ctx.selected.empty()) continue;  // every candidate was a tombstone
+    ep = ctx.selected[0].id;
+    ep_dist = ctx.selected[0].distance;
   }
-  if (level > top_level) {
-    entry_point_ = s;
-    max_level_ = level;
+  for (int l = 0; l <= top; ++l) {
+    const Candidate* chosen = ctx.chosen.data() + chosen_from[l + 1];
+    const size_t n = chosen_from[l] - chosen_from[l + 1];
+    if (n == 0) continue;
+    set_own_links(s, l, chosen, n, ctx);
+    for (size_t i = 0; i < n; ++i) connect_reverse(chosen[i].id, s, l, ctx);
   }
+  if (level > top_level) set_entry(s, level);  // linked below first: searches may enter here
 }
 
 namespace {
-/// Writes a link list: its count, then the ids of `c`.
+/// Writes a link list: the ids of `c`, then its count (for searches reading it meanwhile).
 void write_list(uint32_t* ll, const std::vector<Candidate>& c) {
-  ll[0] = static_cast<uint32_t>(c.size());
-  for (size_t j = 0; j < c.size(); ++j) ll[1 + j] = c[j].id;
+  for (size_t j = 0; j < c.size(); ++j) HnswGraph::set_link_word(ll + 1 + j, c[j].id);
+  HnswGraph::set_link_word(ll, static_cast<uint32_t>(c.size()));
 }
 }  // namespace
 
-void HnswGraph::set_own_links(slot_t s, int level, SearchContext& ctx) {
+void HnswGraph::set_own_links(slot_t s, int level, const Candidate* chosen, size_t n,
+                              SearchContext& ctx) {
   lock(s);
   uint32_t* ll = links(s, level);
-  // Another insert running beside this one may have found s (entering this level at s from a
-  // higher one, where s is linked already) and linked itself here: its link is kept with the
-  // chosen ones, else that vertex could be left with no way in.
-  ctx.scratch.assign(ctx.chosen.begin(), ctx.chosen.end());
+  // Another insert running beside this one may have found s and linked itself here: its link is
+  // kept with the chosen ones, else that vertex could be left with no way in.
+  ctx.scratch.assign(chosen, chosen + n);
   for (size_t j = 1; j <= ll[0]; ++j) {
     const uint32_t t = ll[j];
     bool known = false;
-    for (const Candidate& c : ctx.chosen) known = known || c.id == t;
+    for (size_t i = 0; i < n; ++i) known = known || chosen[i].id == t;
     if (!known) ctx.scratch.push_back({distance_between(s, t), t});
   }
   const size_t cap = max_links(level);
@@ -182,8 +194,8 @@ void HnswGraph::connect_reverse(slot_t from, slot_t to, int level, SearchContext
     }
   }
   if (cnt < cap) {
-    ll[1 + cnt] = to;
-    ll[0] = static_cast<uint32_t>(cnt + 1);
+    set_link_word(ll + 1 + cnt, to);
+    set_link_word(ll, static_cast<uint32_t>(cnt + 1));
     unlock(from);
     return;
   }
@@ -281,15 +293,12 @@ void HnswGraph::consolidate(SearchContextPool& contexts) {
     free_slots_.push_back(s);
   }
   num_tombstones_ = 0;
-  if (entry_point_ != kNoSlot && flags_[entry_point_]) {
-    entry_point_ = kNoSlot;
-    max_level_ = -1;
+  if (entry_point() != kNoSlot && flags_[entry_point()]) {
+    Entry top{kNoSlot, -1};
     for (slot_t s = 0; s < slot_count_; ++s) {
-      if (!flags_[s] && static_cast<int>(levels_[s]) > max_level_) {
-        entry_point_ = s;
-        max_level_ = levels_[s];
-      }
+      if (!flags_[s] && static_cast<int>(levels_[s]) > top.level) top = {s, levels_[s]};
     }
+    set_entry(top.slot, top.level);
   }
 }
 
@@ -299,8 +308,7 @@ void HnswGraph::clear() {
   free_slots_.clear();
   label_to_slot_.clear();
   prepared_ids_.reset();
-  entry_point_ = kNoSlot;
-  max_level_ = -1;
+  set_entry(kNoSlot, -1);
 }
 
 Level0Graph HnswGraph::export_level0() const {
@@ -356,8 +364,7 @@ std::unique_ptr<HnswGraph> HnswGraph::clone() const {
   }
   c->free_slots_ = free_slots_;
   c->label_to_slot_ = label_to_slot_;
-  c->entry_point_ = entry_point_;
-  c->max_level_ = max_level_;
+  c->entry_.store(entry_.load());
   c->level_rng_ = level_rng_;
   return c;
 }
@@ -373,8 +380,8 @@ size_t HnswGraph::memory_bytes() const {
 
 void HnswGraph::write(BinaryWriter& out) const {
   out.write<uint64_t>(slot_count_);
-  out.write<int32_t>(max_level_);
-  out.write<uint32_t>(entry_point_);
+  out.write<int32_t>(max_level());
+  out.write<uint32_t>(entry_point());
   out.write_bytes(level0_.get(), slot_count_ * stride_);
   out.write_bytes(levels_.data(), slot_count_);
   out.write_bytes(flags_.data(), slot_count_);
@@ -431,8 +438,7 @@ void HnswGraph::read(BinaryReader& in) {
     in.check(levels_[entry] == max_level && flags_[entry] != kFree,
              "entry point is not a top-level vertex");
   }
-  entry_point_ = count ? entry : kNoSlot;
-  max_level_ = count ? max_level : -1;
+  if (count) set_entry(entry, max_level);
   level_rng_.seed(params_.seed + count);
 }
 

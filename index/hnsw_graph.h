@@ -10,6 +10,10 @@
  *  - level 0 is one contiguous block of fixed-stride records [count | links[2M] | vector | id];
  *  - upper levels are per-vertex arrays of [count | links[M]] per level;
  *  - per slot: its level, its flags (tombstone, free) and a spin lock for parallel insertion.
+ * Searches may walk the graph while insert() links vertices in (HnswIndex::link): the link words
+ * and the entry are the only things both change and are read meanwhile, and they are read and
+ * written whole (link_word / set_link_word, entry()); every other part of a vertex is written
+ * before it is linked, where no search runs (allocate).
  * Slots are recycled from a free list; ids map to slots. The walks over the graph are in
  * hnsw_search.h; HnswIndex (hnsw_index.h) is the facade users see, which adds the metric's
  * normalisation, 8-bit codes, filters and file I/O.
@@ -63,6 +67,11 @@ class HnswGraph {
   uint32_t* links(slot_t s, int level) const {
     return level == 0 ? links0(s) : upper_[s] + (level - 1) * (1 + params_.M);
   }
+  /// A word of a link list (its count or a link) read where an insert may be writing the list:
+  /// whole, old or new (a list read so may mix old and new links, each a vertex placed before).
+  static uint32_t link_word(const uint32_t* w) { return __atomic_load_n(w, __ATOMIC_RELAXED); }
+  /// Writes a word of a link list for such readers.
+  static void set_link_word(uint32_t* w, uint32_t v) { __atomic_store_n(w, v, __ATOMIC_RELAXED); }
   size_t max_links(int level) const { return level == 0 ? max_m0_ : params_.M; }
   uint8_t flags(slot_t s) const { return flags_[s]; }
   int level(slot_t s) const { return levels_[s]; }
@@ -73,8 +82,18 @@ class HnswGraph {
   size_t capacity() const { return capacity_; }
   size_t live_count() const { return live_count_; }
   size_t num_tombstones() const { return num_tombstones_; }
-  slot_t entry_point() const { return entry_point_; }
-  int max_level() const { return max_level_; }
+  /// Where searches enter the graph: the top vertex and its level, read as one (an insert may
+  /// move it meanwhile; a vertex is never entered at a level it lacks).
+  struct Entry {
+    slot_t slot;
+    int level;
+  };
+  Entry entry() const {
+    const uint64_t e = entry_.load(std::memory_order_acquire);
+    return {static_cast<slot_t>(e), static_cast<int>(e >> 32) - 1};
+  }
+  slot_t entry_point() const { return entry().slot; }
+  int max_level() const { return entry().level; }
   /// The slot of a live id, or kNoSlot.
   slot_t find(label_t id) const {
     return label_to_slot_.find(id, LabelOf{this}, label_hash).value_or(kNoSlot);
@@ -128,9 +147,9 @@ class HnswGraph {
   int random_level();
   /// Frees the upper levels' lists of every slot.
   void free_upper();
-  /// Writes s's list at `level` from ctx.chosen, keeping the links that concurrent inserts added
-  /// to it meanwhile (heuristic selection when they do not all fit).
-  void set_own_links(slot_t s, int level, SearchContext& ctx);
+  /// Writes s's list at `level` from chosen[0, n), keeping the links that concurrent inserts
+  /// added to it meanwhile (heuristic selection when they do not all fit).
+  void set_own_links(slot_t s, int level, const Candidate* chosen, size_t n, SearchContext& ctx);
   void connect_reverse(slot_t from, slot_t to, int level, SearchContext& ctx);
   /// Rewrites u's list at `level` when it points at a tombstone (consolidate's step).
   void repair(slot_t u, int level, SearchContext& ctx);
@@ -171,9 +190,12 @@ class HnswGraph {
   };
   static size_t label_hash(label_t l) { return mix_hash(l); }
 
-  slot_t entry_point_ = kNoSlot;
-  int max_level_ = -1;
-  std::mutex entry_mutex_;  ///< guards entry_point_ / max_level_ during parallel inserts
+  void set_entry(slot_t s, int level) {
+    entry_.store(static_cast<uint64_t>(level + 1) << 32 | s, std::memory_order_release);
+  }
+  /// entry(): the slot in the low 32 bits, the level + 1 above (empty: kNoSlot, level -1).
+  std::atomic<uint64_t> entry_{kNoSlot};
+  std::mutex entry_mutex_;  ///< one insert at a time moves the entry (parallel inserts)
   std::mt19937_64 level_rng_;
 };
 

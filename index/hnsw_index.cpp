@@ -63,6 +63,12 @@ void HnswIndex::grow_codes() {
 }
 
 void HnswIndex::add(MatrixView x, const label_t* ids) {
+  place(x, ids);
+  link();
+}
+
+void HnswIndex::place(MatrixView x, const label_t* ids) {
+  WP_THROW_INTERNAL_IF_NOT(placed_.empty(), "HnswIndex::place before the last place was linked");
   check_vectors(x, "vectors");
   if (x.n == 0) return;
   std::vector<float> normalised;
@@ -81,11 +87,14 @@ void HnswIndex::add(MatrixView x, const label_t* ids) {
   std::unordered_map<label_t, size_t> last;
   last.reserve(x.n);
   for (size_t i = 0; i < x.n; ++i) last[ids[i]] = i;
-  // Replacing an id removes the old vertex first; it will be reconnected like any removal.
+  // Replacing an id removes the old vertex first; it is reconnected like any removal, now if
+  // removals are due a consolidation (before the new vertices are placed: a rebuild from the
+  // live vectors places and links anew).
   for (size_t i = 0; i < x.n; ++i) {
     const slot_t s = g.find(ids[i]);
     if (s != HnswGraph::kNoSlot) g.mark_removed(s);
   }
+  consolidate_if_due();
   const size_t fresh = last.size();
   const size_t free = g.slot_count() - g.live_count() - g.num_tombstones();
   const size_t needed = g.slot_count() + fresh - std::min(free, fresh);
@@ -97,6 +106,17 @@ void HnswIndex::add(MatrixView x, const label_t* ids) {
     slots.push_back(g.allocate(ids[i], data + i * dim_));
     if (quantizer_.trained()) encode_slot(slots.back());
   }
+  if (code_stride_) maybe_train_quantizer();
+  placed_ = std::move(slots);
+}
+
+void HnswIndex::link() {
+  // Searches may run meanwhile: they read the lists this changes word by word and the entry as
+  // one (hnsw_graph.h); everything else of the placed vertices was written by place().
+  HnswGraph& g = *graph_;
+  const std::vector<slot_t> slots = std::move(placed_);
+  placed_.clear();
+  if (slots.empty()) return;
   size_t begin = 0;
   if (g.entry_point() == HnswGraph::kNoSlot) {  // the first vertex becomes the entry point
     auto ctx = contexts_.acquire();
@@ -111,8 +131,6 @@ void HnswIndex::add(MatrixView x, const label_t* ids) {
       g.insert(slots[i], *ctx);
     }
   }
-  if (code_stride_) maybe_train_quantizer();
-  consolidate_if_due();
 }
 
 void HnswIndex::maybe_train_quantizer() {
@@ -181,10 +199,10 @@ uint32_t HnswIndex::upper_entry(const float* q, uint32_t skip, uint64_t* dcs) co
     return v == skip ? std::numeric_limits<float>::max() : exact(v);
   };
   SearchStats st;
-  const slot_t start = g.entry_point();
-  float ep_dist = dist_to(start);
+  const HnswGraph::Entry entry = g.entry();
+  float ep_dist = dist_to(entry.slot);
   ++st.distance_computations;
-  const slot_t ep = hnsw::descend<false>(g, dist_to, start, ep_dist, g.max_level(), 0, st);
+  const slot_t ep = hnsw::descend<false>(g, dist_to, entry.slot, ep_dist, entry.level, 0, st);
   *dcs += st.distance_computations;
   return ep;
 }
@@ -193,13 +211,15 @@ template <typename Dist>
 void HnswIndex::search_graph(const Dist& dist_to, size_t ef, const IdFilter* filter,
                              SearchContext& ctx, SearchStats& st) const {
   const HnswGraph& g = *graph_;
-  // Entry: a fixed vertex of level 0 when set, else the greedy descent through the upper levels.
+  // Entry: a fixed vertex of level 0 when set, else the greedy descent through the upper levels
+  // (from the entry as it is now: an insert may move it meanwhile).
   const bool fixed = fixed_entry_ != HnswGraph::kNoSlot;
-  const slot_t start = fixed ? fixed_entry_ : g.entry_point();
+  const HnswGraph::Entry entry = g.entry();
+  const slot_t start = fixed ? fixed_entry_ : entry.slot;
   float ep_dist = dist_to(start);
   ++st.distance_computations;
   const slot_t ep =
-      fixed ? start : hnsw::descend<false>(g, dist_to, start, ep_dist, g.max_level(), 0, st);
+      fixed ? start : hnsw::descend<false>(g, dist_to, start, ep_dist, entry.level, 0, st);
   ctx.start(g.slot_count(), g.max_links(0));
   const bool tombstones = g.num_tombstones() > 0;
   if (filter) {
@@ -256,7 +276,10 @@ SearchStats HnswIndex::search_one(const float* q, size_t k, const SearchParams& 
   const size_t ef = std::max(params.ef ? params.ef : params_.ef_search, k);
   const IdFilter* filter = params.filter;
   const int64_t matching = filter ? filter->count() : -1;
-  bool exact = params.exact || (filter && filter_prefers_exact(*filter, ef));
+  // Vectors placed but not linked yet (HnswIndex::link runs) into an empty graph: only the scan
+  // finds them.
+  bool exact = params.exact || g.entry_point() == HnswGraph::kNoSlot ||
+               (filter && filter_prefers_exact(*filter, ef));
   if (!exact) {
     if (quantizer_.trained()) {
       // Walk on the codes, then re-rank the ef candidates with the float vectors.

@@ -9,7 +9,8 @@
  *  - search_context.h / visited_set.h: pooled per-thread state, so a query allocates nothing;
  *  - hnsw_io.cpp: the file payload.
  * The facade adds what users see: cosine normalisation, add() in parallel with OpenMP (the last
- * vector of an id wins), remove() that tombstones at once and consolidates the graph when
+ * vector of an id wins; in two steps, place() and link(), so that searches can run while
+ * vertices are linked in), remove() that tombstones at once and consolidates the graph when
  * tombstones pass HnswParams::consolidate_fraction of the live points, optional 8-bit codes
  * walked instead of the floats (re-ranked exactly), and filtered search, which walks the graph
  * through vertices that fail the filter and switches to an exact scan of the matching ids when
@@ -45,6 +46,11 @@ class HnswIndex : public Index {
   bool contains(label_t id) const override { return graph_->find(id) != HnswGraph::kNoSlot; }
   bool get_vector(label_t id, float* out) const override;
   void add(MatrixView x, const label_t* ids) override;
+  /// Everything of add() but the links: normalises, tombstones replaced ids (consolidating when
+  /// due), grows storage, stores the vectors and their codes, retrains the quantizer when due.
+  void place(MatrixView x, const label_t* ids) override;
+  /// Links the placed vertices in (in parallel), while searches may walk the graph.
+  void link() override;
   bool remove(label_t id) override;
   /// Tombstones every id, then consolidates once if due.
   size_t remove_batch(const label_t* ids, size_t n) override;
@@ -149,6 +155,7 @@ class HnswIndex : public Index {
   size_t quantizer_trained_at_ = 0;  ///< live points when the quantizer was last trained
 
   slot_t fixed_entry_ = HnswGraph::kNoSlot;  ///< when set, searches start here on level 0
+  std::vector<slot_t> placed_;               ///< placed, not linked yet (place / link)
   size_t consolidations_ = 0;
   mutable SearchContextPool contexts_;
 };

@@ -6,8 +6,9 @@
  * insertion (hnsw_graph.cpp) and queries (hnsw_index.cpp).
  *
  * Fast paths are chosen by template flags, as hnswlib does, not by runtime branches: kLocked
- * (insertion: copy each list under its slot's lock), kFiltered (only ids the filter holds are
- * results, the others still route) and kTombstones (removed vertices route but are never
+ * (insertion: copy each list under its slot's lock, as other inserts rewrite lists whole;
+ * searches read each word whole instead, which is all they need), kFiltered (only ids the filter
+ * holds are results, the others still route) and kTombstones (removed vertices route but are never
  * results). The distance is a functor `Dist` over slots: FloatDistance on the stored vectors, or
  * CodeDistance on 8-bit codes (hnsw_index.cpp); it also gives the address and size of what it
  * reads, so that the walk prefetches it.
@@ -48,10 +49,10 @@ slot_t descend(const HnswGraph& g, const Dist& dist_to, slot_t ep, float& ep_dis
       const slot_t cur = ep;
       if (kLocked) g.lock(cur);
       const uint32_t* ll = g.links(cur, l);
-      const size_t cnt = ll[0];
+      const size_t cnt = HnswGraph::link_word(ll);
       ++st.hops;
       for (size_t j = 1; j <= cnt; ++j) {
-        const slot_t c = ll[j];
+        const slot_t c = HnswGraph::link_word(ll + j);
         const float d = dist_to(c);
         ++st.distance_computations;
         if (d < ep_dist) {
@@ -101,10 +102,10 @@ void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_d
       ctx.links.assign(src, src + 1 + src[0]);
       g.unlock(c.id);
       ll = ctx.links.data();
-    } else {
+    } else {  // an insert may be writing the list: each word is read whole (hnsw_graph.h)
       ll = g.links(c.id, level);
     }
-    const size_t cnt = ll[0];
+    const size_t cnt = HnswGraph::link_word(ll);
     const uint32_t* nb = ll + 1;
     ++st.hops;
     // Two passes over the neighbours: first mark the unvisited ones and prefetch their vectors
@@ -112,7 +113,7 @@ void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_d
     uint32_t* fresh = ctx.batch.data();
     size_t n_fresh = 0;
     for (size_t j = 0; j < cnt; ++j) {
-      const slot_t v = nb[j];
+      const slot_t v = HnswGraph::link_word(nb + j);
       if (visited.test_and_set(v)) continue;
       fresh[n_fresh++] = v;
       const char* a = static_cast<const char*>(dist_to.address(v));

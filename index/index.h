@@ -102,6 +102,17 @@ class Index {
    */
   virtual void add(MatrixView x, const label_t* ids) = 0;
 
+  /**
+   * add() in two steps, for a writer that lets searches run while the slow part goes on:
+   * place() does all that a search must not see half done (replacing, growing, storing the
+   * vectors), with no search running; link() the rest (a graph links the placed vectors in)
+   * while searches of the index may run beside it, and see each placed vector whole or not at
+   * all. The caller is the index's only writer and calls link() after each place(), before any
+   * other change. The default places by add() and links nothing.
+   */
+  virtual void place(MatrixView x, const label_t* ids) { add(x, ids); }
+  virtual void link() {}
+
   /// Removes `id`; returns false when it was not present.
   virtual bool remove(label_t id) = 0;
 
@@ -130,7 +141,8 @@ class Index {
    * @param q         dim() floats
    * @param labels    out, k ids (kNoLabel padding)
    * @param distances out, k distances, nearest first
-   * Safe to call from several threads at once (but not while the index is being modified).
+   * Safe to call from several threads at once, and beside link(); not while the index is
+   * otherwise modified.
    */
   virtual SearchStats search_one(const float* q, size_t k, const SearchParams& params,
                                  label_t* labels, float* distances) const = 0;

@@ -21,7 +21,7 @@ struct SearchContext {
   std::vector<Candidate> top;       ///< max-heap (operator<): the best ef found so far
   std::vector<Candidate> scratch;   ///< neighbour selection and result assembly
   std::vector<Candidate> selected;  ///< neighbour selection output
-  std::vector<Candidate> chosen;    ///< the new vertex's neighbours while linking back (build)
+  std::vector<Candidate> chosen;    ///< the new vertex's neighbours, level by level (build)
   std::vector<uint32_t> links;      ///< a copy of a locked neighbour list (build time)
   std::vector<uint32_t> removed;    ///< removed vertices queued by graph repair
   std::vector<uint32_t> batch;      ///< unvisited neighbours of the vertex being expanded

@@ -312,7 +312,10 @@ TEST(Engine, ALargeWriteTakesEffectAPieceAtATimeEachPointWhole) {
       sizes.insert(col->size());
       q.vector = base[i % base.size()];
       q.vector[0] = 0.5f;
-      for (const ScoredPoint& p : col->search(q)) {
+      const std::vector<ScoredPoint> found = col->search(q);
+      // New points are linked into the graph while searches run: none finds fewer than it asks.
+      ASSERT_EQ(found.size(), q.limit) << "a search while points were linked in";
+      for (const ScoredPoint& p : found) {
         ASSERT_EQ(p.point.vectors.at("")[0], p.point.payload.at("gen").get<float>())
             << "point " << p.point.id.num() << " read half written";
         ++hits;

@@ -2,10 +2,13 @@
 
 #include <omp.h>
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <numeric>
 #include <random>
+#include <thread>
 
 #include "index/error.h"
 #include "index/flat_index.h"
@@ -453,6 +456,74 @@ TEST(HnswIndex, EveryVertexOfAParallelBuildIsFoundByItsOwnVector) {
                                 << in_degree[i];
     }
   }
+}
+
+// Searches walk the graph while placed vertices are linked in (Index::place, then link): every
+// answer meanwhile is whole (each label one the index holds, with the distance of its stored
+// vector, nearest first), and afterwards the index finds what one add() would. Vertices placed
+// into an empty graph are found by the scan before any is linked. Run under TSan too
+// (scripts/test.sh --sanitize thread), which checks that the lists and the entry are read whole.
+TEST(HnswIndex, SearchesRunWhileVerticesAreLinkedIn) {
+#if defined(__SANITIZE_THREAD__)
+  omp_set_num_threads(1);  // libgomp is not instrumented (see above)
+#else
+  omp_set_num_threads(2);
+#endif
+  constexpr size_t d = 16, k = 10;
+  const Matrix first = wp::test::random_matrix(1000, d, 1);
+  const Matrix more = wp::test::random_matrix(5000, d, 2);
+  const Matrix queries = wp::test::random_matrix(64, d, 3);
+  HnswParams hp;
+  hp.M = 8;
+  hp.ef_construction = 64;
+  HnswIndex idx(d, Metric::kL2, hp);
+  FlatIndex flat(d, Metric::kL2);
+  std::vector<label_t> ids(first.n + more.n);
+  std::iota(ids.begin(), ids.end(), 0);
+  SearchParams p;
+  p.ef = 48;
+
+  idx.place(view(first), ids.data());
+  flat.add(view(first), ids.data());
+  EXPECT_EQ(idx.search(view(queries), k, p).labels, flat.search(view(queries), k).labels)
+      << "placed, not linked: found by the scan";
+  idx.link();
+
+  idx.place(view(more), ids.data() + first.n);
+  flat.add(view(more), ids.data() + first.n);
+  const DistanceFn l2 = distance_fn(Metric::kL2, d);
+  std::atomic<bool> linked{false};
+  std::atomic<size_t> answers{0}, broken{0};
+  std::mutex first_mu;
+  std::string first_broken;
+  auto searcher = [&](size_t q) {
+    std::vector<label_t> labels(k);
+    std::vector<float> distances(k), v(d);
+    do {
+      const float* query = queries.row(q++ % queries.n);
+      idx.search_one(query, k, p, labels.data(), distances.data());
+      for (size_t j = 0; j < k; ++j) {
+        const bool whole = labels[j] < ids.size() && idx.get_vector(labels[j], v.data()) &&
+                           l2(query, v.data(), d) == distances[j] &&
+                           (j == 0 || distances[j - 1] <= distances[j]);
+        if (!whole && broken.fetch_add(1) == 0) {
+          std::lock_guard<std::mutex> hold(first_mu);
+          first_broken = "result " + std::to_string(j) + ": label " + std::to_string(labels[j]) +
+                         ", distance " + std::to_string(distances[j]);
+        }
+      }
+      ++answers;
+    } while (!linked.load());
+  };
+  std::thread a(searcher, 0), b(searcher, 32);
+  idx.link();
+  linked = true;
+  a.join();
+  b.join();
+  EXPECT_EQ(broken.load(), 0u) << "of " << answers.load() << " answers; first " << first_broken;
+  EXPECT_EQ(idx.size(), ids.size());
+  const SearchResult truth = flat.search(view(queries), k);
+  EXPECT_GE(recall_vs(idx.search(view(queries), k, p), truth), 0.9);
 }
 
 // One OpenMP runtime in a process: Debian's FAISS uses libgomp, and so must our code. clang's own
