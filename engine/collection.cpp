@@ -35,6 +35,9 @@ constexpr uint64_t kMaxInternal = UINT32_MAX;
 constexpr size_t kMinPiece = 16, kMaxPiece = 1024;
 constexpr std::chrono::microseconds kPieceTime{2000};
 
+/// Collection::set_link_threads (0: automatic).
+std::atomic<size_t> link_threads_setting{0};
+
 /// The index file and its meta of space number `space`: "index.wpi" and "index.meta" for the
 /// unnamed vector (as before named vectors), "index.<space>.wpi" and ".meta" for named ones
 /// (the meta holds the name; snapshot_archive.cpp admits these names).
@@ -50,6 +53,22 @@ std::unique_ptr<index::Index> make_served_index(index::IndexSpec spec, size_t di
   return index::make_index(spec, dim);
 }
 }  // namespace
+
+void Collection::set_link_threads(size_t n) {
+  link_threads_setting = n;
+}
+
+size_t Collection::link_threads(bool searched) {
+  const size_t n = link_threads_setting;
+  if (n) return n;
+  if (!searched) return 0;  // every core: nobody waits
+  // Every core but one while searches come in, as Qdrant's optimizer_cpu_budget leaves CPUs to
+  // searches: on the two cores here, one link thread gave searches beside an ingest a p99 2-5x
+  // lower than two, at the same ingest rate; an upload nobody searches meanwhile was 10-30%
+  // slower on one thread, hence every core then (docs/server.md).
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores > 1 ? cores - 1 : 1;
+}
 
 Collection::Collection(std::string name, std::string dir,
                        const std::optional<CollectionConfig>& config)
@@ -668,6 +687,7 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
   // in, each finding every point of the batch either as it was or as written.
   std::unique_lock<RwMutex> lock(mu_, std::defer_lock);
   std::vector<size_t> added_done(shapes_.size()), dropped_done(shapes_.size());
+  uint64_t searches_seen = searches_.load(std::memory_order_relaxed);
   // Into an empty index the write goes whole: a graph built from a batch is better than one grown
   // a piece at a time, and there is nothing yet for a search to find.
   bool whole = false;
@@ -711,7 +731,8 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
         index::Index& idx = *indexes_[space];
         const index::MatrixView rows{c.added.row(a), a_end - a, c.added.d};
         // New points are linked in while searches run (below); a vector that replaces one is
-        // linked here, so that no search finds the point missing in between.
+        // linked here, so that no search finds the point missing in between, and so is a write
+        // into an empty index (one build, nothing yet to find).
         bool replaces = whole;
         for (size_t i = a; i < a_end && !replaces; ++i) replaces = idx.contains(c.labels[i]);
         if (replaces) {
@@ -728,7 +749,10 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
       // The slow part of indexing new points (linking them into a graph) beside searches, which
       // find each of them whole or not yet; nothing else changes the indexes meanwhile.
       std::shared_lock<RwMutex> reading(mu_);
-      for (auto& idx : indexes_) idx->link();
+      const uint64_t searched = searches_.load(std::memory_order_relaxed);
+      const size_t threads = link_threads(searched != searches_seen);
+      searches_seen = searched;
+      for (auto& idx : indexes_) idx->link(threads);
     }
     if (!whole && end - begin >= kMinPiece) {
       const double per_point =
@@ -1069,6 +1093,7 @@ std::vector<ScoredPoint> Collection::rescore(const std::vector<PointId>& ids,
 }
 
 std::vector<ScoredPoint> Collection::search(const SearchQuery& q) const {
+  searches_.fetch_add(1, std::memory_order_relaxed);
   const size_t space = check_query(q);
   const VectorShape& shape = shapes_[space];
   std::shared_lock<RwMutex> lock(mu_);

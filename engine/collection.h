@@ -301,6 +301,14 @@ class Collection {
 
   /// Saves the index file beside the store (called on shutdown).
   void save_index() const;
+
+  /// Threads that link a write's new points into an index, for every collection of the process
+  /// (`serve --indexing-threads`). 0, the default: every core but one (at least one) while
+  /// searches come in, every core while none does (link_threads).
+  static void set_link_threads(size_t n);
+  /// The threads that setting gives a piece of a write (0: every core), `searched` when a search
+  /// came in since the last piece.
+  static size_t link_threads(bool searched);
   /**
    * A consistent copy of the collection in folder `dir` (created; it must not exist): a RocksDB
    * checkpoint of the store in `dir/store` and the index saved at the checkpoint's sequence
@@ -398,7 +406,9 @@ class Collection {
   std::unique_ptr<PointStore> store_;
 
   mutable std::mutex write_mu_;  ///< one writer at a time
-  size_t write_piece_ = 64;      ///< points a piece of a write takes (commit); guarded by write_mu_
+  /// Searches begun (search()): a write links on fewer threads while they come in.
+  mutable std::atomic<uint64_t> searches_{0};
+  size_t write_piece_ = 64;  ///< points a piece of a write takes (commit); guarded by write_mu_
   /// While a rebuild runs: the labels writes have added, replaced or removed in any space since
   /// its snapshot
   /// (replayed into the new index at the swap). Guarded by write_mu_.

@@ -64,7 +64,7 @@ void HnswIndex::grow_codes() {
 
 void HnswIndex::add(MatrixView x, const label_t* ids) {
   place(x, ids);
-  link();
+  link(0);
 }
 
 void HnswIndex::place(MatrixView x, const label_t* ids) {
@@ -110,7 +110,7 @@ void HnswIndex::place(MatrixView x, const label_t* ids) {
   placed_ = std::move(slots);
 }
 
-void HnswIndex::link() {
+void HnswIndex::link(size_t threads) {
   // Searches may run meanwhile: they read the lists this changes word by word and the entry as
   // one (hnsw_graph.h); everything else of the placed vertices was written by place().
   HnswGraph& g = *graph_;
@@ -123,7 +123,8 @@ void HnswIndex::link() {
     g.insert(slots[0], *ctx);
     begin = 1;
   }
-#pragma omp parallel
+  const int team = threads ? static_cast<int>(threads) : omp_get_max_threads();
+#pragma omp parallel num_threads(team)
   {
     auto ctx = contexts_.acquire();
 #pragma omp for schedule(dynamic, 1)

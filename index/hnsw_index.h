@@ -49,8 +49,9 @@ class HnswIndex : public Index {
   /// Everything of add() but the links: normalises, tombstones replaced ids (consolidating when
   /// due), grows storage, stores the vectors and their codes, retrains the quantizer when due.
   void place(MatrixView x, const label_t* ids) override;
-  /// Links the placed vertices in (in parallel), while searches may walk the graph.
-  void link() override;
+  /// Links the placed vertices in (on `threads` threads, 0: every core), while searches may walk
+  /// the graph.
+  void link(size_t threads) override;
   bool remove(label_t id) override;
   /// Tombstones every id, then consolidates once if due.
   size_t remove_batch(const label_t* ids, size_t n) override;

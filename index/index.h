@@ -108,10 +108,11 @@ class Index {
    * vectors), with no search running; link() the rest (a graph links the placed vectors in)
    * while searches of the index may run beside it, and see each placed vector whole or not at
    * all. The caller is the index's only writer and calls link() after each place(), before any
-   * other change. The default places by add() and links nothing.
+   * other change; link() uses at most `threads` threads (0: OpenMP's default, every core). The
+   * default places by add() and links nothing.
    */
   virtual void place(MatrixView x, const label_t* ids) { add(x, ids); }
-  virtual void link() {}
+  virtual void link(size_t threads) {}
 
   /// Removes `id`; returns false when it was not present.
   virtual bool remove(label_t id) = 0;

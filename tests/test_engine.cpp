@@ -335,6 +335,20 @@ TEST(Engine, ALargeWriteTakesEffectAPieceAtATimeEachPointWhole) {
   EXPECT_GT(hits, 0u);
 }
 
+// The threads a write links new points in with (`serve --indexing-threads`): by default every
+// core (0) while no search comes in, and every core but one, at least one, while searches do;
+// the number set otherwise.
+TEST(Engine, WritesLinkOnEveryCoreButOneWhileSearchesComeUnlessTold) {
+  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  EXPECT_EQ(Collection::link_threads(false), 0u);
+  EXPECT_EQ(Collection::link_threads(true), std::max<size_t>(1, cores - 1));
+  Collection::set_link_threads(3);
+  EXPECT_EQ(Collection::link_threads(false), 3u);
+  EXPECT_EQ(Collection::link_threads(true), 3u);
+  Collection::set_link_threads(0);
+  EXPECT_EQ(Collection::link_threads(true), std::max<size_t>(1, cores - 1));
+}
+
 TEST(Engine, DeletedCollectionIsGoneAfterRestart) {
   wp::test::TempDir tmp;
   {

@@ -487,7 +487,7 @@ TEST(HnswIndex, SearchesRunWhileVerticesAreLinkedIn) {
   flat.add(view(first), ids.data());
   EXPECT_EQ(idx.search(view(queries), k, p).labels, flat.search(view(queries), k).labels)
       << "placed, not linked: found by the scan";
-  idx.link();
+  idx.link(0);
 
   idx.place(view(more), ids.data() + first.n);
   flat.add(view(more), ids.data() + first.n);
@@ -516,7 +516,7 @@ TEST(HnswIndex, SearchesRunWhileVerticesAreLinkedIn) {
     } while (!linked.load());
   };
   std::thread a(searcher, 0), b(searcher, 32);
-  idx.link();
+  idx.link(0);
   linked = true;
   a.join();
   b.join();
@@ -524,6 +524,33 @@ TEST(HnswIndex, SearchesRunWhileVerticesAreLinkedIn) {
   EXPECT_EQ(idx.size(), ids.size());
   const SearchResult truth = flat.search(view(queries), k);
   EXPECT_GE(recall_vs(idx.search(view(queries), k, p), truth), 0.9);
+}
+
+// link(threads) bounds the threads that link placed vertices in (a server's writes link on
+// Collection::link_threads()): on one thread it builds the graph that add() builds on one
+// thread, though OpenMP would use two (whose graph depends on the order the threads take).
+TEST(HnswIndex, LinkOnOneThreadBuildsWhatOneThreadBuilds) {
+  const Matrix base = wp::test::random_matrix(2000, 16, 5);
+  const Matrix more = wp::test::random_matrix(2000, 16, 6);
+  std::vector<label_t> ids(base.n + more.n);
+  std::iota(ids.begin(), ids.end(), 0);
+  HnswParams hp;
+  hp.M = 8;
+  hp.ef_construction = 64;
+  omp_set_num_threads(1);
+  HnswIndex one(16, Metric::kL2, hp), linked(16, Metric::kL2, hp);
+  one.add(view(base), ids.data());
+  linked.add(view(base), ids.data());
+  one.add(view(more), ids.data() + base.n);
+#if !defined(__SANITIZE_THREAD__)
+  omp_set_num_threads(2);
+#endif
+  linked.place(view(more), ids.data() + base.n);
+  linked.link(1);
+  const Level0Graph a = one.export_level0(), b = linked.export_level0();
+  EXPECT_EQ(a.labels, b.labels);
+  EXPECT_EQ(a.offsets, b.offsets);
+  EXPECT_EQ(a.neighbors, b.neighbors);
 }
 
 // One OpenMP runtime in a process: Debian's FAISS uses libgomp, and so must our code. clang's own

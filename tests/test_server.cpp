@@ -706,9 +706,10 @@ TEST(Server, ConfigFileValuesAreCheckedAsTheCommandLinesAre) {
     EXPECT_EQ(status, 2) << out;
     EXPECT_NE(out.find("port"), std::string::npos) << out;
   }
-  for (const json& bad : {json{{"port", 65536}}, json{{"port", "abc"}}, json{{"threads", 0}},
-                          json{{"max_body_mb", 0}}, json{{"idle_timeout", -5}}, json{{"prot", 1}},
-                          json{{"api_key", 7}}}) {
+  for (const json& bad :
+       {json{{"port", 65536}}, json{{"port", "abc"}}, json{{"threads", 0}},
+        json{{"max_body_mb", 0}}, json{{"idle_timeout", -5}}, json{{"prot", 1}},
+        json{{"api_key", 7}}, json{{"indexing_threads", -1}}, json{{"indexing_threads", 1025}}}) {
     json config{{"data", data}, {"port", 0}};  // never the default port 6333
     config.update(bad);
     write_file(tmp.file("bad.json"), config.dump());

@@ -84,6 +84,8 @@ int cmd_serve(Args& args) {
   so.host = text_setting("host", "host", "127.0.0.1");
   so.port = static_cast<uint16_t>(int_setting("port", "port", 6333, 0, 65535));
   so.threads = static_cast<int>(int_setting("threads", "threads", 2, 1, 1024));
+  const size_t indexing_threads =
+      static_cast<size_t>(int_setting("indexing-threads", "indexing_threads", 0, 0, 1024));
   so.idle_timeout = std::chrono::seconds(int_setting("idle-timeout", "idle_timeout", 60, 1, 86400));
   so.max_connections =
       static_cast<size_t>(int_setting("max-connections", "max_connections", 1024, 1, 1 << 20));
@@ -133,6 +135,7 @@ int cmd_serve(Args& args) {
   }
   args.finish();
 
+  engine::Collection::set_link_threads(indexing_threads);
   engine::Engine eng(data, snapshots);
   if (!demo.empty()) load_demo(eng, demo);
   http::Api api(eng, ao);
