@@ -301,10 +301,14 @@ std::optional<Response> Api::refuse_unauthorised(const Request& req, const Route
     return error_response(401, "Must provide an API key or an Authorization bearer token", secs);
   }
   const std::string token = bearer_token(req.authorization);
-  // Both keys are always compared, so that timing does not tell which one a client came close to.
-  const bool full = same_key(req.api_key, options_.api_key) | same_key(token, options_.api_key);
-  const bool read_only = same_key(req.api_key, options_.read_only_api_key) |
-                         same_key(token, options_.read_only_api_key);
+  // Both keys are always compared, each against both places a client may give one (four
+  // comparisons, none skipped), so that timing does not tell which one a client came close to.
+  const bool full_header = same_key(req.api_key, options_.api_key);
+  const bool full_bearer = same_key(token, options_.api_key);
+  const bool read_only_header = same_key(req.api_key, options_.read_only_api_key);
+  const bool read_only_bearer = same_key(token, options_.read_only_api_key);
+  const bool full = full_header || full_bearer;
+  const bool read_only = read_only_header || read_only_bearer;
   if (full) return std::nullopt;
   if (!read_only) return error_response(403, "Invalid api-key", secs);
   // The read-only key: routes that read, and the text of /metrics.
