@@ -123,7 +123,8 @@ void HnswIndex::link(size_t threads) {
     g.insert(slots[0], *ctx);
     begin = 1;
   }
-  const int team = threads ? static_cast<int>(threads) : omp_get_max_threads();
+  // maybe_unused: clang 14 takes a variable read only by a num_threads clause for unused.
+  [[maybe_unused]] const int team = threads ? static_cast<int>(threads) : omp_get_max_threads();
 #pragma omp parallel num_threads(team)
   {
     auto ctx = contexts_.acquire();
