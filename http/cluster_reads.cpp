@@ -51,7 +51,9 @@ std::pair<size_t, size_t> widen(json& request, size_t default_limit) {
     out = request[key].get<size_t>();
     return true;
   };
-  const bool valid = count("limit", limit) & count("offset", offset);
+  const bool limit_read = count("limit", limit);  // both read, whichever is not a count
+  const bool offset_read = count("offset", offset);
+  const bool valid = limit_read && offset_read;
   if (valid && limit <= kMaxMerged && offset <= kMaxMerged) {
     request["limit"] = limit + offset;
     if (request.contains("offset")) request["offset"] = 0;
