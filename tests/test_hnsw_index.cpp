@@ -18,6 +18,18 @@
 using namespace wp::index;
 
 namespace {
+/// Two OpenMP threads, but one under TSan (scripts/test.sh sets OMP_NUM_THREADS=1 there too):
+/// libgomp is not instrumented, so TSan cannot see its barriers and reports every write made in
+/// a parallel region. The g++ suite runs two; the clang builds compile no OpenMP for libgomp
+/// (CMakeLists.txt) and run one whatever is asked.
+void use_two_openmp_threads() {
+#if defined(__SANITIZE_THREAD__)
+  omp_set_num_threads(1);
+#else
+  omp_set_num_threads(2);
+#endif
+}
+
 std::unique_ptr<HnswIndex> build(const Matrix& base, Metric metric = Metric::kL2,
                                  HnswParams p = {}) {
   auto idx = std::make_unique<HnswIndex>(base.d, metric, p);
@@ -428,14 +440,7 @@ TEST(HnswIndex, ACostlyFilterIsScannedWhereDistancesOutweighTheTests) {
 // beam as wide as the index) answers it first, and it has in-edges at level 0. Small, uniform,
 // low-dimensional data is where the neighbour heuristic prunes hardest.
 TEST(HnswIndex, EveryVertexOfAParallelBuildIsFoundByItsOwnVector) {
-#if defined(__SANITIZE_THREAD__)
-  // Under TSan one thread (scripts/test.sh sets OMP_NUM_THREADS=1): libgomp is not instrumented,
-  // so TSan cannot see its barriers and reports every write made in a parallel region. The
-  // normal and ASan suites run this on two threads.
-  omp_set_num_threads(1);
-#else
-  omp_set_num_threads(2);
-#endif
+  use_two_openmp_threads();
   for (uint64_t seed : {1, 2, 3, 4, 5, 6, 7, 8}) {
     std::mt19937_64 rng(seed);
     std::uniform_real_distribution<float> u(0.0f, 10.0f);
@@ -464,11 +469,7 @@ TEST(HnswIndex, EveryVertexOfAParallelBuildIsFoundByItsOwnVector) {
 // into an empty graph are found by the scan before any is linked. Run under TSan too
 // (scripts/test.sh --sanitize thread), which checks that the lists and the entry are read whole.
 TEST(HnswIndex, SearchesRunWhileVerticesAreLinkedIn) {
-#if defined(__SANITIZE_THREAD__)
-  omp_set_num_threads(1);  // libgomp is not instrumented (see above)
-#else
-  omp_set_num_threads(2);
-#endif
+  use_two_openmp_threads();
   constexpr size_t d = 16, k = 10;
   const Matrix first = wp::test::random_matrix(1000, d, 1);
   const Matrix more = wp::test::random_matrix(5000, d, 2);
@@ -542,9 +543,7 @@ TEST(HnswIndex, LinkOnOneThreadBuildsWhatOneThreadBuilds) {
   one.add(view(base), ids.data());
   linked.add(view(base), ids.data());
   one.add(view(more), ids.data() + base.n);
-#if !defined(__SANITIZE_THREAD__)
-  omp_set_num_threads(2);
-#endif
+  use_two_openmp_threads();
   linked.place(view(more), ids.data() + base.n);
   linked.link(1);
   const Level0Graph a = one.export_level0(), b = linked.export_level0();
