@@ -29,7 +29,7 @@ export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:strict_string_checks=1:d
 export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
 export TSAN_OPTIONS="log_path=$logs/tsan:suppressions=$supp/tsan.supp:second_deadlock_stack=1:halt_on_error=1"
-# libgomp is not instrumented: one OpenMP thread keeps TSan from reporting its internals.
+# The OpenMP runtime is not instrumented: one OpenMP thread keeps TSan from reporting its internals.
 [[ "$sanitize" == *thread* ]] && export OMP_NUM_THREADS=1
 status=0
 ctest --output-on-failure -j "$(nproc)" "${only[@]}" || status=$?
