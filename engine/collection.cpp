@@ -283,6 +283,7 @@ void Collection::build_and_swap(size_t space, const index::IndexSpec& next, cons
     fresh = build_learned_index(next, learned, vectors, labels, progress);
   } else {
     fresh = make_served_index(next, shapes_[space].dim);
+    fresh->set_max_insert_threads(config().vectors.at(shapes_[space].name).max_indexing_threads);
     index::add_all(*fresh, index::view(vectors), labels.data(), 5000,
                    [&](size_t done) { progress(static_cast<double>(done) / labels.size()); });
   }
@@ -309,9 +310,26 @@ void Collection::build_and_swap(size_t space, const index::IndexSpec& next, cons
   CollectionConfig stored = config();
   stored.vectors.at(shapes_[space].name).index = next;
   store_->put_meta(kConfigKey, stored.to_stored().dump());
+  // (a setting changed during the build: set_max_indexing_threads waits for write_mu_)
+  fresh->set_max_insert_threads(stored.vectors.at(shapes_[space].name).max_indexing_threads);
   std::unique_lock<RwMutex> lock(mu_);
   indexes_[space] = std::move(fresh);
   config_ = stored;
+}
+
+void Collection::set_max_indexing_threads(const std::map<std::string, size_t>& threads) {
+  if (threads.empty()) return;
+  for (const auto& [name, n] : threads) (void)space_of(name, "vectors");
+  std::lock_guard<std::mutex> writer(write_mu_);  // between writes and before a build's swap
+  CollectionConfig stored = config();
+  for (const auto& [name, n] : threads) stored.vectors.at(name).max_indexing_threads = n;
+  store_->put_meta(kConfigKey, stored.to_stored().dump());
+  std::unique_lock<RwMutex> lock(mu_);
+  config_ = stored;
+  for (size_t space = 0; space < shapes_.size(); ++space) {
+    indexes_[space]->set_max_insert_threads(
+        config_.vectors.at(shapes_[space].name).max_indexing_threads);
+  }
 }
 
 IndexStatus Collection::index_status(const std::string& vector) const {
@@ -328,6 +346,7 @@ IndexStatus Collection::index_status(const std::string& vector) const {
   }
   std::shared_lock<RwMutex> lock(mu_);
   s.served = config_.vectors.at(shapes_[space].name).index;
+  s.max_insert_threads = indexes_[space]->max_insert_threads();
   return s;
 }
 
@@ -370,6 +389,7 @@ void Collection::load() {
     vectors[space].n = held.size();
     const auto [file_name, meta_name] = index_files(named_, space);
     const fs::path file = fs::path(dir_) / file_name, meta = fs::path(dir_) / meta_name;
+    const size_t max_threads = config_.vectors.at(shape.name).max_indexing_threads;
     std::unique_ptr<index::Index> loaded;
     if (fs::exists(file) && fs::exists(meta)) {
       try {
@@ -382,7 +402,10 @@ void Collection::load() {
           bool ok = idx->dim() == shape.dim && idx->metric() == shape.metric &&
                     idx->size() == held.size();
           for (size_t i = 0; ok && i < held.size(); ++i) ok = idx->contains(held[i]);
-          if (ok) loaded = std::move(idx);
+          if (ok) {
+            loaded = std::move(idx);
+            loaded->set_max_insert_threads(max_threads);
+          }
         }
       } catch (const std::exception&) {
         // fall through: rebuild
@@ -391,6 +414,7 @@ void Collection::load() {
     if (!loaded) {
       index_from_file_ = false;
       loaded = make_served_index(config_.vectors.at(shape.name).index, shape.dim);
+      loaded->set_max_insert_threads(max_threads);
       if (!held.empty()) loaded->add(index::view(vectors[space]), held.data());
     }
     vectors[space] = index::Matrix();

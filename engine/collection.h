@@ -109,8 +109,11 @@ struct IndexStatus {
   std::string vector;           ///< the vector space ("" is the unnamed vector)
   std::string state = "ready";  ///< "ready", "building", "tuning" or "failed"
   index::IndexSpec served;      ///< kind and parameters of the index being served
-  double progress = 1.0;        ///< of the running build, 0..1
-  std::string error;            ///< why the last build failed
+  /// The most threads inserting into the served index uses (Index::max_insert_threads; 0: no
+  /// limit).
+  size_t max_insert_threads = 0;
+  double progress = 1.0;  ///< of the running build, 0..1
+  std::string error;      ///< why the last build failed
   /// What the running (or failed) build makes; none while tuning has not chosen yet.
   std::optional<index::IndexSpec> target;
   std::optional<tune::AutoTuneOutcome> tune;  ///< the last `auto` tuning's outcome
@@ -301,6 +304,12 @@ class Collection {
 
   /// Saves the index file beside the store (called on shutdown).
   void save_index() const;
+
+  /// Sets the most threads that insert into the index of each named vector (Qdrant's
+  /// hnsw_config.max_indexing_threads; 0: as the server chooses, set_link_threads), stored with
+  /// the collection's config and applied from the next write on, without a rebuild. UserError
+  /// naming `vectors` for a name the collection lacks.
+  void set_max_indexing_threads(const std::map<std::string, size_t>& threads);
 
   /// Threads that link a write's new points into an index, for every collection of the process
   /// (`serve --indexing-threads`). 0, the default: every core but one (at least one) while

@@ -79,7 +79,8 @@ namespace {
 
 // The stored form of one space predates the index registry and is kept as it was, so that data
 // folders of earlier versions open: {"size", "distance", "index_type", "hnsw": {m, ef_construct,
-// ef, quantization}, "lsh": {...} (lsh), "graph": {"alpha"} (graph)}. A collection of named
+// ef, quantization[, max_indexing_threads]}, "lsh": {...} (lsh), "graph": {"alpha"} (graph)}
+// (max_indexing_threads only when set: a folder without it reads as 0). A collection of named
 // vectors stores {"vectors": {name: that form}}; an unnamed one, that form itself.
 json space_to_stored(const VectorConfig& v) {
   const index::IndexSpec& s = v.index;
@@ -91,6 +92,7 @@ json space_to_stored(const VectorConfig& v) {
            {"ef_construct", s.hnsw.ef_construction},
            {"ef", s.hnsw.ef_search},
            {"quantization", index::quantization_name(s.hnsw.quantization)}}}};
+  if (v.max_indexing_threads) j["hnsw"]["max_indexing_threads"] = v.max_indexing_threads;
   if (s.kind == index::IndexKind::kLsh) {
     j["lsh"] = {
         {"bits", s.lsh.bits},     {"tables", s.lsh.tables},         {"key_bits", s.lsh.key_bits},
@@ -145,6 +147,9 @@ VectorConfig space_from_stored(const json& j) {
   s.hnsw.ef_search = stored_count(h, "ef");
   s.hnsw.quantization =
       index::parse_quantization(h.at("quantization").get<std::string>(), "quantization");
+  if (h.contains("max_indexing_threads")) {
+    v.max_indexing_threads = stored_count(h, "max_indexing_threads", 65536);
+  }
   if (j.contains("lsh")) {
     const json& l = j.at("lsh");
     s.lsh.bits = stored_count(l, "bits");

@@ -21,6 +21,9 @@ struct VectorConfig {
   size_t dim = 0;
   /// The served index: its kind and parameters; `index.metric` is the space's metric.
   index::IndexSpec index;
+  /// The most threads that insert into the index (Qdrant's hnsw_config.max_indexing_threads;
+  /// 0: as the server chooses). Index::set_max_insert_threads.
+  size_t max_indexing_threads = 0;
 
   index::Metric metric() const { return index.metric; }
 };

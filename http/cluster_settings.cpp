@@ -87,7 +87,7 @@ json ClusterRouter::update_collection(const std::string& name, const Call& c) {
   const CollectionMap m = need(name);
   const json body = parse_body(*c.body);
   // Checked as one node checks it before the map keeps it.
-  qdrant_index_changes(body, collection_config_from_qdrant(m.config));
+  qdrant_collection_update(body, collection_config_from_qdrant(m.config));
   update_map(name, [&](CollectionMap& fresh) {
     if (fresh.uid != m.uid) return false;
     merge_update(fresh.update, body);

@@ -53,7 +53,9 @@ json Api::update_collection(const Call& c) {
   const json body = parse_body(*c.body);
   // Qdrant answers at once and re-indexes in the background; so does this (409 while a build
   // runs). The served kinds are kept: graph kinds are built with the HNSW parameters too.
-  col->rebuild_indexes(qdrant_index_changes(body, col->config()));
+  const QdrantCollectionUpdate update = qdrant_collection_update(body, col->config());
+  col->rebuild_indexes(update.rebuild);  // first: refused (409) while a build runs
+  col->set_max_indexing_threads(update.indexing_threads);
   return true;
 }
 

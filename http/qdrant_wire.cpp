@@ -70,7 +70,8 @@ void read_quantization_config(const json& q, const std::string& f, index::HnswPa
   h.quantization = index::Quantization::kSq8;
 }
 
-void read_hnsw_config(const json& h, const std::string& f, index::HnswParams& p) {
+void read_hnsw_config(const json& h, const std::string& f, index::HnswParams& p,
+                      size_t& max_indexing_threads) {
   check_object(h, f);
   for (const auto& [key, value] : h.items()) {
     WP_THROW_IF_NOT(key == HnswParams::kM.key || key == HnswParams::kEfConstruction.key ||
@@ -83,10 +84,11 @@ void read_hnsw_config(const json& h, const std::string& f, index::HnswParams& p)
   p.M = get_count(h, HnswParams::kM, f, p.M);
   p.ef_construction = get_count(h, HnswParams::kEfConstruction, f, p.ef_construction);
   p.ef_search = get_count(h, HnswParams::kEfSearch, f, p.ef_search);
+  // 0: as the server chooses (serve --indexing-threads), where Qdrant picks 8 to 16.
+  max_indexing_threads = get_count(h, "max_indexing_threads", f, max_indexing_threads, 0, 65536);
   // Qdrant's tuning knobs of its own segments: checked, without effect here (searches choose
-  // exact scans by filter selectivity; builds use every thread; the graph is in memory).
+  // exact scans by filter selectivity; the graph is in memory).
   get_count(h, "full_scan_threshold", f, 0, 0, SIZE_MAX);
-  get_count(h, "max_indexing_threads", f, 0, 0, 65536);
   WP_THROW_IF_NOT(!engine::get_bool(h, "on_disk", f, false),
                   f + ".on_disk: true is not supported (the graph is kept in memory)");
 }
@@ -97,12 +99,12 @@ namespace {
 
 /// The index settings of one vector at `v` (a vector's params, or the body for the collection's
 /// own): hnsw_config and quantization_config; `at` prefixes the fields in messages.
-void apply_index_settings(const json& v, const std::string& at, index::IndexSpec& spec) {
+void apply_index_settings(const json& v, const std::string& at, engine::VectorConfig& c) {
   if (v.contains("hnsw_config") && !v["hnsw_config"].is_null()) {
-    read_hnsw_config(v["hnsw_config"], at + "hnsw_config", spec.hnsw);
+    read_hnsw_config(v["hnsw_config"], at + "hnsw_config", c.index.hnsw, c.max_indexing_threads);
   }
   if (v.contains("quantization_config")) {
-    read_quantization_config(v["quantization_config"], at + "quantization_config", spec.hnsw);
+    read_quantization_config(v["quantization_config"], at + "quantization_config", c.index.hnsw);
   }
 }
 
@@ -127,8 +129,8 @@ engine::VectorConfig read_vector_params(const json& v, const std::string& at, co
                   engine::show_json(json(type)));
   WP_THROW_IF_NOT(!v.contains("multivector_config") || v["multivector_config"].is_null(), at,
                   ".multivector_config: multi-vectors are not supported");
-  apply_index_settings(body, "", s);
-  apply_index_settings(v, at + ".", s);
+  apply_index_settings(body, "", c);
+  apply_index_settings(v, at + ".", c);
   s.validate();
   return c;
 }
@@ -166,8 +168,8 @@ engine::CollectionConfig collection_config_from_qdrant(const json& body) {
   return c;
 }
 
-std::map<std::string, index::IndexSpec> qdrant_index_changes(
-    const json& body, const engine::CollectionConfig& config) {
+QdrantCollectionUpdate qdrant_collection_update(const json& body,
+                                                const engine::CollectionConfig& config) {
   WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
   for (const auto& [key, value] : body.items()) {
     WP_THROW_IF_NOT(key == "hnsw_config" || key == "quantization_config" ||
@@ -190,28 +192,32 @@ std::map<std::string, index::IndexSpec> qdrant_index_changes(
     engine::check_fields(v, at, {"hnsw_config", "quantization_config", "on_disk"});
     engine::get_bool(v, "on_disk", at, false);
   }
-  std::map<std::string, index::IndexSpec> changed;
+  QdrantCollectionUpdate update;
   for (const auto& [name, vc] : config.vectors) {
-    index::IndexSpec spec = vc.index;
-    apply_index_settings(body, "", spec);
-    if (named.contains(name)) apply_index_settings(named[name], "vectors." + name + ".", spec);
-    spec.validate();
-    const index::HnswParams &a = vc.index.hnsw, &b = spec.hnsw;
+    engine::VectorConfig next = vc;
+    apply_index_settings(body, "", next);
+    if (named.contains(name)) apply_index_settings(named[name], "vectors." + name + ".", next);
+    next.index.validate();
+    const index::HnswParams &a = vc.index.hnsw, &b = next.index.hnsw;
     if (a.M != b.M || a.ef_construction != b.ef_construction || a.ef_search != b.ef_search ||
         a.quantization != b.quantization) {
-      changed[name] = spec;
+      update.rebuild[name] = next.index;
+    }
+    // A setting of the running index, as in Qdrant (where it starts no re-indexing either).
+    if (next.max_indexing_threads != vc.max_indexing_threads) {
+      update.indexing_threads[name] = next.max_indexing_threads;
     }
   }
-  return changed;
+  return update;
 }
 
 namespace {
 
-json hnsw_json(const index::HnswParams& h) {
-  return {{"m", h.M},
-          {"ef_construct", h.ef_construction},
+json hnsw_json(const engine::VectorConfig& v) {
+  return {{"m", v.index.hnsw.M},
+          {"ef_construct", v.index.hnsw.ef_construction},
           {"full_scan_threshold", 10000},
-          {"max_indexing_threads", 0},
+          {"max_indexing_threads", v.max_indexing_threads},
           {"on_disk", false}};
 }
 
@@ -227,12 +233,13 @@ json collection_info_json(const engine::CollectionInfo& info) {
   const engine::CollectionConfig& c = info.config;
   // The collection-wide settings Qdrant shows are those of the first vector (the only one of an
   // unnamed collection); each named vector shows its own.
-  const index::HnswParams& h = c.vectors.begin()->second.index.hnsw;
+  const engine::VectorConfig& first = c.vectors.begin()->second;
+  const index::HnswParams& h = first.index.hnsw;
   json vectors = json::object();
   for (const auto& [name, v] : c.vectors) {
     json params{{"size", v.dim}, {"distance", engine::distance_name(v.metric())}};
     if (c.named()) {
-      params["hnsw_config"] = hnsw_json(v.index.hnsw);
+      params["hnsw_config"] = hnsw_json(v);
       const json q = quantization_json(v.index.hnsw);
       if (!q.is_null()) params["quantization_config"] = q;
       vectors[name] = params;
@@ -248,7 +255,7 @@ json collection_info_json(const engine::CollectionInfo& info) {
                       {"replication_factor", 1},
                       {"write_consistency_factor", 1},
                       {"on_disk_payload", false}}},
-                    {"hnsw_config", hnsw_json(h)},
+                    {"hnsw_config", hnsw_json(first)},
                     {"optimizer_config",
                      {{"deleted_threshold", h.consolidate_fraction},
                       {"vacuum_min_vector_number", 1000},
@@ -280,7 +287,8 @@ json index_status_json(const engine::IndexStatus& s) {
          {"type", index::index_kind_name(s.served.kind)},
          {"state", s.state},
          {"progress", s.progress},
-         {"params", engine::index_params_json(s.served)}};
+         {"params", engine::index_params_json(s.served)},
+         {"max_indexing_threads", s.max_insert_threads}};
   if (!s.error.empty()) j["error"] = s.error;
   if (s.target) {
     j["target"] = {{"type", index::index_kind_name(s.target->kind)},

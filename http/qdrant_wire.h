@@ -28,23 +28,32 @@ inline constexpr size_t kMaxNamedVectors = 64;
 /// ef_construct = 100.
 engine::CollectionConfig collection_config_from_qdrant(const nlohmann::json& body);
 
+/// What a `PATCH /collections/{name}` body changes (qdrant_collection_update).
+struct QdrantCollectionUpdate {
+  /// The vectors whose index parameters changed, with their new specs: each is rebuilt.
+  std::map<std::string, index::IndexSpec> rebuild;
+  /// The vectors whose max_indexing_threads changed, with the new value: set on the running
+  /// index (Collection::set_max_indexing_threads), no rebuild.
+  std::map<std::string, size_t> indexing_threads;
+};
+
 /**
  * The index settings of a `PATCH /collections/{name}` body applied to the collection's vectors:
- * the collection's `hnsw_config` (m, ef_construct, ef; Qdrant's full_scan_threshold and
- * max_indexing_threads are checked and have no effect) and `quantization_config` ({"scalar":
+ * the collection's `hnsw_config` (m, ef_construct, ef, max_indexing_threads; Qdrant's
+ * full_scan_threshold is checked and has no effect) and `quantization_config` ({"scalar":
  * {"type": "int8"}} is sq8, "Disabled" none) to every vector, then each vector's own in
  * `vectors: {name: {...}}`; `optimizers_config` is checked (waypoint keeps one segment, indexed
- * at once); any other key is refused. Returns the vectors whose index parameters changed, with
- * their new specs. Throws UserError naming the field.
+ * at once); any other key is refused. Throws UserError naming the field.
  */
-std::map<std::string, index::IndexSpec> qdrant_index_changes(
-    const nlohmann::json& body, const engine::CollectionConfig& config);
+QdrantCollectionUpdate qdrant_collection_update(const nlohmann::json& body,
+                                                const engine::CollectionConfig& config);
 
 /// Qdrant's collection info object (GET /collections/{name}).
 nlohmann::json collection_info_json(const engine::CollectionInfo& info);
 
-/// {"vector", "type", "state", "progress", "params" (the request keys of the served kind), "target"
-/// (the kind and params a running build makes), "error", "tune"} (GET /collections/{name}/index;
+/// {"vector", "type", "state", "progress", "params" (the request keys of the served kind),
+/// "max_indexing_threads" (the served index's bound, 0: none), "target" (the kind and params a
+/// running build makes), "error", "tune"} (GET /collections/{name}/index;
 /// PUT answers it too, so the client sees its request taken).
 nlohmann::json index_status_json(const engine::IndexStatus& status);
 

@@ -269,11 +269,11 @@ void HnswGraph::repair(slot_t u, int level, SearchContext& ctx) {
   write_list(ll, ctx.selected);
 }
 
-void HnswGraph::consolidate(SearchContextPool& contexts) {
+void HnswGraph::consolidate(SearchContextPool& contexts, int threads) {
   if (num_tombstones_ == 0) return;
     // Each live vertex rewrites only its own lists and reads only lists of removed vertices, which
     // nobody writes in this phase: the loop needs no locks.
-#pragma omp parallel
+#pragma omp parallel num_threads(threads)
   {
     auto ctx = contexts.acquire();
 #pragma omp for schedule(dynamic, 256)

@@ -125,7 +125,7 @@ class HnswGraph {
   void mark_removed(slot_t s);
   /// Reconnects every vertex that pointed at a tombstone through the tombstone's own neighbours
   /// (repair), then frees the tombstones' slots and moves the entry point off them.
-  void consolidate(SearchContextPool& contexts);
+  void consolidate(SearchContextPool& contexts, int threads);
   /// Forgets every vertex (storage is kept).
   void clear();
 

@@ -124,7 +124,7 @@ void HnswIndex::link(size_t threads) {
     begin = 1;
   }
   // maybe_unused: clang 14 takes a variable read only by a num_threads clause for unused.
-  [[maybe_unused]] const int team = threads ? static_cast<int>(threads) : omp_get_max_threads();
+  [[maybe_unused]] const int team = insert_team(threads);
 #pragma omp parallel num_threads(team)
   {
     auto ctx = contexts_.acquire();
@@ -368,7 +368,13 @@ void HnswIndex::consolidate() {
     rebuild_live();
     return;
   }
-  graph_->consolidate(contexts_);
+  graph_->consolidate(contexts_, insert_team(0));
+}
+
+int HnswIndex::insert_team(size_t threads) const {
+  size_t team = threads ? threads : static_cast<size_t>(omp_get_max_threads());
+  if (max_insert_threads_) team = std::min(team, max_insert_threads_);
+  return static_cast<int>(team);
 }
 
 void HnswIndex::rebuild_live() {

@@ -114,6 +114,13 @@ class Index {
   virtual void place(MatrixView x, const label_t* ids) { add(x, ids); }
   virtual void link(size_t threads) {}
 
+  /// The most threads that inserting into this index uses, whatever link() or add() is asked
+  /// (Qdrant's hnsw_config.max_indexing_threads; 0, the default: no limit). HNSW's inserts keep
+  /// to it; the other kinds build on every core. A setting of the running index, not saved with
+  /// it: its owner sets it again after a load. May be changed between writes.
+  void set_max_insert_threads(size_t n) { max_insert_threads_ = n; }
+  size_t max_insert_threads() const { return max_insert_threads_; }
+
   /// Removes `id`; returns false when it was not present.
   virtual bool remove(label_t id) = 0;
 
@@ -170,6 +177,7 @@ class Index {
 
   size_t dim_;
   Metric metric_;
+  size_t max_insert_threads_ = 0;
 };
 
 /**

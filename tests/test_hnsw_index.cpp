@@ -552,6 +552,33 @@ TEST(HnswIndex, LinkOnOneThreadBuildsWhatOneThreadBuilds) {
   EXPECT_EQ(a.neighbors, b.neighbors);
 }
 
+// max_insert_threads (a collection's hnsw_config.max_indexing_threads) bounds every insert,
+// whatever add() or link() asks: at one, a batch added under two OpenMP threads builds the graph
+// a one-thread build makes, and so does a later batch linked with link(0).
+TEST(HnswIndex, MaxInsertThreadsBoundsEveryInsert) {
+  const Matrix base = wp::test::random_matrix(2000, 16, 5);
+  const Matrix more = wp::test::random_matrix(2000, 16, 6);
+  std::vector<label_t> ids(base.n + more.n);
+  std::iota(ids.begin(), ids.end(), 0);
+  HnswParams hp;
+  hp.M = 8;
+  hp.ef_construction = 64;
+  omp_set_num_threads(1);
+  HnswIndex one(16, Metric::kL2, hp), bounded(16, Metric::kL2, hp);
+  one.add(view(base), ids.data());
+  one.add(view(more), ids.data() + base.n);
+  use_two_openmp_threads();
+  EXPECT_EQ(bounded.max_insert_threads(), 0u);
+  bounded.set_max_insert_threads(1);
+  bounded.add(view(base), ids.data());
+  bounded.place(view(more), ids.data() + base.n);
+  bounded.link(0);
+  const Level0Graph a = one.export_level0(), b = bounded.export_level0();
+  EXPECT_EQ(a.labels, b.labels);
+  EXPECT_EQ(a.offsets, b.offsets);
+  EXPECT_EQ(a.neighbors, b.neighbors);
+}
+
 // One OpenMP runtime at work in a process. Debian's FAISS (compiled into our binaries) and
 // OpenBLAS call libgomp's entry points; a g++ build's own loops do too, a clang build's call
 // libomp's (__kmpc_*), which also exports libgomp's. Two runtimes at work would make two thread

@@ -919,6 +919,69 @@ TEST_F(ApiTest, RootProbesAndCollectionUpdate) {
   EXPECT_EQ(ok("GET", "/collections/c")["config"]["hnsw_config"]["m"], 8);
 }
 
+// Qdrant's hnsw_config.max_indexing_threads: taken at create (collection-wide and per named
+// vector), changed by PATCH without a rebuild, shown in the info object, set on the served index
+// (the vector_index route reads it back from the index), kept through a restart and through a
+// rebuild's swap; out of range is a 400 naming the field, applying nothing.
+TEST_F(ApiTest, MaxIndexingThreadsIsKeptShownAndSetOnTheServedIndex) {
+  const auto served_bound = [&](const std::string& col, const std::string& vector = "") {
+    return ok("GET", "/waypoint/collections/" + col + "/vector_index" +
+                         (vector.empty() ? "" : "?using=" + vector))["max_indexing_threads"];
+  };
+  make_points();
+  EXPECT_EQ(ok("GET", "/collections/c")["config"]["hnsw_config"]["max_indexing_threads"], 0);
+  EXPECT_EQ(served_bound("c"), 0);
+  ok("PATCH", "/collections/c", {{"hnsw_config", {{"max_indexing_threads", 1}}}});
+  // No rebuild: the same index is served, now bounded.
+  EXPECT_EQ(ok("GET", "/waypoint/collections/c/vector_index")["state"], "ready");
+  EXPECT_EQ(ok("GET", "/collections/c")["config"]["hnsw_config"]["max_indexing_threads"], 1);
+  EXPECT_EQ(ok("GET", "/collections/c")["config"]["hnsw_config"]["m"], 16);
+  EXPECT_EQ(served_bound("c"), 1);
+  ok("PUT", "/collections/c/points?wait=true", {{"points", {{{"id", 9}, {"vector", {3, 0, 0}}}}}});
+  EXPECT_EQ(
+      ok("POST", "/collections/c/points/search", {{"vector", {3, 0, 0}}, {"limit", 1}})[0]["id"],
+      9);
+  // A rebuild (m changes) serves a new index with the same bound.
+  ok("PATCH", "/collections/c", {{"hnsw_config", {{"m", 8}}}});
+  engine_->collection("c")->wait_for_build();
+  EXPECT_EQ(ok("GET", "/collections/c")["config"]["hnsw_config"]["m"], 8);
+  EXPECT_EQ(served_bound("c"), 1);
+  // Per named vector, over the collection's own.
+  ok("PUT", "/collections/nv",
+     {{"vectors",
+       {{"a", {{"size", 2}, {"distance", "Dot"}}},
+        {"b", {{"size", 2}, {"distance", "Dot"}, {"hnsw_config", {{"max_indexing_threads", 2}}}}}}},
+      {"hnsw_config", {{"max_indexing_threads", 3}}}});
+  json nv = ok("GET", "/collections/nv")["config"]["params"]["vectors"];
+  EXPECT_EQ(nv["a"]["hnsw_config"]["max_indexing_threads"], 3);
+  EXPECT_EQ(nv["b"]["hnsw_config"]["max_indexing_threads"], 2);
+  EXPECT_EQ(served_bound("nv", "a"), 3);
+  EXPECT_EQ(served_bound("nv", "b"), 2);
+  ok("PATCH", "/collections/nv",
+     {{"vectors", {{"a", {{"hnsw_config", {{"max_indexing_threads", 0}}}}}}}});
+  EXPECT_EQ(served_bound("nv", "a"), 0);
+  EXPECT_EQ(served_bound("nv", "b"), 2);
+
+  for (const char* body : {R"({"hnsw_config":{"max_indexing_threads":-1}})",
+                           R"({"hnsw_config":{"max_indexing_threads":65537}})",
+                           R"({"hnsw_config":{"max_indexing_threads":"4"}})"}) {
+    const Response resp = call("PATCH", "/collections/c", body);
+    EXPECT_EQ(resp.status, 400u) << body << " -> " << resp.body;
+    EXPECT_NE(resp.body.find("hnsw_config.max_indexing_threads"), std::string::npos) << resp.body;
+  }
+  const Response bad_name =
+      call("PATCH", "/collections/nv",
+           R"({"vectors":{"zz":{"hnsw_config":{"max_indexing_threads":1}}}})");
+  EXPECT_EQ(bad_name.status, 400u) << bad_name.body;
+  EXPECT_EQ(served_bound("c"), 1);
+
+  restart();
+  EXPECT_EQ(ok("GET", "/collections/c")["config"]["hnsw_config"]["max_indexing_threads"], 1);
+  EXPECT_EQ(served_bound("c"), 1);
+  EXPECT_EQ(served_bound("nv", "a"), 0);
+  EXPECT_EQ(served_bound("nv", "b"), 2);
+}
+
 // Issue 16: Qdrant's payload index route (createPayloadIndex), shown in payload_schema, kept
 // through a restart, dropped by DELETE; bad bodies are 4xx naming the field.
 TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
