@@ -6,6 +6,8 @@
 //   build/bench/waypoint_load --port 6333 --dataset tests/data/siftsmall
 //       --connections 1,8,32,64 --seconds 5 [--ef 64] [--json] [--shards N --replication R]
 //       [--batch 100] [--payload (3 keys a point)] [--ingest-only] [--route search|query]
+//       [--client-threads N (N event-loop threads share the connections; default: a blocking
+//        thread per connection)]
 //       [--search-during-ingest (one connection searching while another upserts new points;
 //        with --ingest-only, after the upload and without the search rows)]
 // Traffic goes to 127.0.0.1 only.
@@ -19,7 +21,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <numeric>
 #include <thread>
 
@@ -232,6 +236,80 @@ json search_load(uint16_t port, const std::string& path, const std::vector<std::
           {"errors", errors.load()}};
 }
 
+/// The same load from `threads` client threads, each running its share of the connections on an
+/// event loop (Asio; each connection sends its next search when the answer to the last is read),
+/// as an asynchronous application's client does; `search_load` gives each connection a thread
+/// that blocks on it. On loopback the server's send runs the client's receive and, for a blocked
+/// thread, its wake-up: an event loop that is busy needs no wake-up per answer.
+json search_load_async(uint16_t port, const std::string& path,
+                       const std::vector<std::string>& queries, long long connections,
+                       long long threads, double seconds) {
+  struct Conn {
+    explicit Conn(net::io_context& ioc) : sock(ioc) {}
+    tcp::socket sock;
+    beast::flat_buffer buf;
+    bhttp::request<bhttp::string_body> req;
+    bhttp::response<bhttp::string_body> res;
+    Clock::time_point sent;
+    size_t next = 0;
+    std::vector<double> lat;
+    int errors = 0;
+  };
+  std::atomic<bool> stop{false};
+  const long long loops = std::min(threads, connections);
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<std::unique_ptr<Conn>> conns;
+  for (long long t = 0; t < loops; ++t) contexts.push_back(std::make_unique<net::io_context>(1));
+  for (long long c = 0; c < connections; ++c) {
+    auto conn = std::make_unique<Conn>(*contexts[c % loops]);
+    conn->sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    conn->sock.set_option(tcp::no_delay(true));
+    conn->next = static_cast<size_t>(c);
+    conns.push_back(std::move(conn));
+  }
+  std::function<void(Conn&)> send = [&](Conn& c) {
+    c.req = bhttp::request<bhttp::string_body>(bhttp::verb::post, path, 11);
+    c.req.set(bhttp::field::host, "127.0.0.1");
+    c.req.set(bhttp::field::content_type, "application/json");
+    c.req.body() = queries[c.next++ % queries.size()];
+    c.req.prepare_payload();
+    c.sent = Clock::now();
+    bhttp::async_write(c.sock, c.req, [&](beast::error_code ec, size_t) {
+      if (ec) {
+        ++c.errors;
+        return;
+      }
+      c.res = {};
+      bhttp::async_read(c.sock, c.buf, c.res, [&](beast::error_code ec, size_t) {
+        if (ec) {
+          ++c.errors;
+          return;
+        }
+        c.lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - c.sent).count());
+        if (c.res.result_int() != 200) ++c.errors;
+        if (!stop) send(c);
+      });
+    });
+  };
+  for (auto& c : conns) send(*c);
+  const auto t0 = Clock::now();
+  std::vector<std::thread> runners;
+  for (auto& ioc : contexts) runners.emplace_back([&ioc] { ioc->run(); });
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;  // each connection stops after its answer in flight
+  for (auto& th : runners) th.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::vector<double> all;
+  int errors = 0;
+  for (const auto& c : conns) {
+    all.insert(all.end(), c->lat.begin(), c->lat.end());
+    errors += c->errors;
+  }
+  return {{"connections", connections},      {"client_threads", loops},
+          {"qps", all.size() / secs},        {"p50_us", percentile(all, 0.5)},
+          {"p99_us", percentile(all, 0.99)}, {"errors", errors}};
+}
+
 /// One connection searching in a loop while another upserts the base rows again under new ids
 /// (batches of `batch`, wait=true): the search latency a user sees while the collection takes
 /// writes (each batch goes into the index the searches read), and the ingest rate beside it.
@@ -328,6 +406,9 @@ int main(int argc, char** argv) {
     const bool during_ingest = args.flag("search-during-ingest");
     // search: POST points/search {"vector": ...}; query: POST points/query {"query": ...}.
     const std::string route = args.str("route", "search");
+    // 0: a client thread per connection, blocking on it; N: N threads, each an event loop over
+    // its share of the connections (search_load_async).
+    const long long client_threads = args.integer("client-threads", 0, 0, 1024);
     WP_THROW_IF_NOT(route == "search" || route == "query",
                     "--route: expected search or query, got ", route);
     args.finish();
@@ -381,8 +462,11 @@ int main(int argc, char** argv) {
           http_recall(port, path, route == "query", queries, ds.groundtruth, k);
     }
     report["search"] = json::array();
-    for (long long n : conns)
-      report["search"].push_back(search_load(port, path, queries, n, seconds));
+    for (long long n : conns) {
+      report["search"].push_back(
+          client_threads ? search_load_async(port, path, queries, n, client_threads, seconds)
+                         : search_load(port, path, queries, n, seconds));
+    }
     if (during_ingest) {
       report["search_during_ingest"] =
           search_during_ingest(port, col, path, queries, ds.base, batch);

@@ -6,14 +6,17 @@
 #   unpinned: the server on 2 threads, it and the load generator sharing both cores;
 #   pinned:   the server on 1 thread on core 0, the load generator on core 1.
 # Traffic goes to 127.0.0.1 only; every server is stopped at the end.
+# With --client-threads N the load generator runs its connections on N event-loop threads (an
+# asynchronous client) instead of a blocking thread per connection.
 # With --plot FILE, a PNG of QPS and p99 against the number of connections, one line per placement
 # and route (gnuplot).
 #   bash bench/server_http.sh [--dataset tests/data/siftsmall] [--seconds 4] [--ef 64]
 #                             [--port 7490] [--build-dir build] [--rounds 1] [--plot FILE]
+#                             [--client-threads N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dataset=tests/data/siftsmall seconds=4 ef=64 port=7490 build=${WAYPOINT_BUILD_DIR:-build} rounds=1
-plot=""
+plot="" client_threads=0
 while (($#)); do
   case "$1" in
     --dataset) dataset=$2; shift 2 ;;
@@ -23,6 +26,7 @@ while (($#)); do
     --build-dir) build=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --plot) plot=$2; shift 2 ;;
+    --client-threads) client_threads=$2; shift 2 ;;
     *) echo "server_http.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -47,6 +51,7 @@ run() {  # run PLACEMENT ROUTE
   echo "== $placement, server --threads $threads, route $route"
   $load_pin "$build/bench/waypoint_load" --port "$port" --dataset "$dataset" \
     --connections 1,8,32,64 --seconds "$seconds" --ef "$ef" --route "$route" --json \
+    --client-threads "$client_threads" \
     >"$data/$placement-$route-$r.json"
   python3 - "$data/$placement-$route-$r.json" <<'PY'
 import json, sys
