@@ -5,7 +5,9 @@
 // which -Wuninitialized reports from inside the compiler's own header (GCC bug 105593, fixed in
 // GCC 13). The warning is silenced for this translation unit only.
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)  // a GCC warning: clang warns of an unknown group
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstddef>
