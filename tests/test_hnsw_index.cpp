@@ -527,10 +527,11 @@ TEST(HnswIndex, SearchesRunWhileVerticesAreLinkedIn) {
   EXPECT_GE(recall_vs(idx.search(view(queries), k, p), truth), 0.9);
 }
 
-// link(threads) bounds the threads that link placed vertices in (a server's writes link on
-// Collection::link_threads()): on one thread it builds the graph that add() builds on one
-// thread, though OpenMP would use two (whose graph depends on the order the threads take).
-TEST(HnswIndex, LinkOnOneThreadBuildsWhatOneThreadBuilds) {
+// A bound of one thread builds the graph add() builds on one thread, though OpenMP would use two
+// (whose graph depends on the order the threads take): link(1) (a server's writes link on
+// Collection::link_threads()), and max_insert_threads (a collection's
+// hnsw_config.max_indexing_threads), which bounds every insert whatever add() or link() asks.
+TEST(HnswIndex, OneThreadBoundsBuildWhatOneThreadBuilds) {
   const Matrix base = wp::test::random_matrix(2000, 16, 5);
   const Matrix more = wp::test::random_matrix(2000, 16, 6);
   std::vector<label_t> ids(base.n + more.n);
@@ -539,44 +540,25 @@ TEST(HnswIndex, LinkOnOneThreadBuildsWhatOneThreadBuilds) {
   hp.M = 8;
   hp.ef_construction = 64;
   omp_set_num_threads(1);
-  HnswIndex one(16, Metric::kL2, hp), linked(16, Metric::kL2, hp);
+  HnswIndex one(16, Metric::kL2, hp), linked(16, Metric::kL2, hp), bounded(16, Metric::kL2, hp);
   one.add(view(base), ids.data());
   linked.add(view(base), ids.data());
   one.add(view(more), ids.data() + base.n);
   use_two_openmp_threads();
   linked.place(view(more), ids.data() + base.n);
   linked.link(1);
-  const Level0Graph a = one.export_level0(), b = linked.export_level0();
-  EXPECT_EQ(a.labels, b.labels);
-  EXPECT_EQ(a.offsets, b.offsets);
-  EXPECT_EQ(a.neighbors, b.neighbors);
-}
-
-// max_insert_threads (a collection's hnsw_config.max_indexing_threads) bounds every insert,
-// whatever add() or link() asks: at one, a batch added under two OpenMP threads builds the graph
-// a one-thread build makes, and so does a later batch linked with link(0).
-TEST(HnswIndex, MaxInsertThreadsBoundsEveryInsert) {
-  const Matrix base = wp::test::random_matrix(2000, 16, 5);
-  const Matrix more = wp::test::random_matrix(2000, 16, 6);
-  std::vector<label_t> ids(base.n + more.n);
-  std::iota(ids.begin(), ids.end(), 0);
-  HnswParams hp;
-  hp.M = 8;
-  hp.ef_construction = 64;
-  omp_set_num_threads(1);
-  HnswIndex one(16, Metric::kL2, hp), bounded(16, Metric::kL2, hp);
-  one.add(view(base), ids.data());
-  one.add(view(more), ids.data() + base.n);
-  use_two_openmp_threads();
   EXPECT_EQ(bounded.max_insert_threads(), 0u);
   bounded.set_max_insert_threads(1);
   bounded.add(view(base), ids.data());
   bounded.place(view(more), ids.data() + base.n);
   bounded.link(0);
-  const Level0Graph a = one.export_level0(), b = bounded.export_level0();
-  EXPECT_EQ(a.labels, b.labels);
-  EXPECT_EQ(a.offsets, b.offsets);
-  EXPECT_EQ(a.neighbors, b.neighbors);
+  const Level0Graph a = one.export_level0();
+  for (const HnswIndex* built : {&linked, &bounded}) {
+    const Level0Graph b = built->export_level0();
+    EXPECT_EQ(a.labels, b.labels);
+    EXPECT_EQ(a.offsets, b.offsets);
+    EXPECT_EQ(a.neighbors, b.neighbors) << (built == &linked ? "link(1)" : "bounded to 1");
+  }
 }
 
 // One OpenMP runtime at work in a process. Debian's FAISS (compiled into our binaries) and
