@@ -71,20 +71,17 @@ ClusterNode::ClusterNode(ClusterOptions options)
       [this](const etcd::Range& r) {
         std::map<std::string, etcd::KeyValue> fresh;
         for (const etcd::KeyValue& kv : r.kvs) fresh[kv.key.substr(options_.prefix.size())] = kv;
-        std::function<void()> fn;
         {
           std::lock_guard<std::mutex> lock(mu_);
           map_ = std::move(fresh);
           peers_.clear();
           for (const auto& [key, kv] : map_) note_peer(key, &kv.value);
           map_revision_ = r.revision;
-          fn = on_change_;
         }
         map_cv_.notify_all();
-        if (fn) fn();
+        call_on_change();
       },
       [this](const std::vector<etcd::Event>& events, int64_t revision) {
-        std::function<void()> fn;
         {
           std::lock_guard<std::mutex> lock(mu_);
           for (const etcd::Event& e : events) {
@@ -98,10 +95,9 @@ ClusterNode::ClusterNode(ClusterOptions options)
             }
           }
           map_revision_ = revision;
-          fn = on_change_;
         }
         map_cv_.notify_all();
-        if (fn) fn();
+        call_on_change();
       });
   renewer_ = std::thread([this] { renew_loop(); });
   // Serve with a map: wait for the first list (it holds this node's own key).
@@ -278,8 +274,16 @@ bool ClusterNode::wait_for(int64_t revision, std::chrono::milliseconds limit) co
 }
 
 void ClusterNode::on_change(std::function<void()> fn) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> calling(on_change_mu_);  // waits out a call in progress
   on_change_ = std::move(fn);
+}
+
+void ClusterNode::call_on_change() {
+  // Called under its own mutex, so that on_change(nullptr) returns only once no call of the old
+  // function is running: a ClusterRouter destroyed its condition variable while the watch's
+  // thread still notified it (TSan, a cluster node's `serve` shutting down in the suite).
+  std::lock_guard<std::mutex> calling(on_change_mu_);
+  if (on_change_) on_change_();
 }
 
 json ClusterNode::status() const {

@@ -70,6 +70,8 @@ class ClusterNode {
   /// most `limit`; returns whether it has.
   bool wait_for(int64_t revision, std::chrono::milliseconds limit) const;
   /// Calls `fn` (on the watch's thread) after every change of the map. Set it before traffic.
+  /// Returns once no call of the function set before is running: after on_change(nullptr), what
+  /// that function used may go.
   void on_change(std::function<void()> fn);
   /// The revision of etcd the map was last brought to.
   int64_t revision() const { return watch_ ? watch_->revision() : 0; }
@@ -90,6 +92,8 @@ class ClusterNode {
   void note_peer(const std::string& key, const std::string* value);
   /// Stops renewing and watching and revokes the lease (the destructor; also a failed join).
   void leave();
+  /// Calls on_change_ if set, under on_change_mu_ (the watch's thread).
+  void call_on_change();
 
   ClusterOptions options_;
   etcd::Client client_;
@@ -97,7 +101,6 @@ class ClusterNode {
   mutable std::mutex mu_;  // guards what follows until the thread
   std::map<std::string, etcd::KeyValue> map_;
   std::map<uint64_t, std::string> peers_;  ///< the node keys of map_, read: id -> URL
-  std::function<void()> on_change_;
   int64_t map_revision_ = 0;
   mutable std::condition_variable map_cv_;
   int64_t lease_ = 0;
@@ -108,6 +111,9 @@ class ClusterNode {
   std::atomic<uint64_t> joins_{0};
   bool stopping_ = false;
   std::condition_variable cv_;
+
+  std::mutex on_change_mu_;  ///< held while on_change_ is called or replaced
+  std::function<void()> on_change_;
 
   std::unique_ptr<etcd::Watch> watch_;
   std::thread renewer_;
