@@ -8,6 +8,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/options.sh
+# A folder configured with another compiler than the one asked for: CMake would drop its cache
+# and configure again without the options given here (a TSan folder came out a plain Release
+# build), so the cache is dropped first.
+for opt in ${extra[@]+"${extra[@]}"}; do
+  if [[ $opt == -DCMAKE_CXX_COMPILER=* && -f "$build/CMakeCache.txt" ]]; then
+    want=$(command -v "${opt#*=}" || echo "${opt#*=}")
+    have=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+    have=$(command -v "$have" || echo "$have")
+    [[ "$want" == "$have" ]] || rm -rf "$build/CMakeCache.txt" "$build/CMakeFiles"
+  fi
+done
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE="$build_type" -DWAYPOINT_WITH_TORCH="$torch" \
   -DWAYPOINT_SANITIZE="$sanitize" ${extra[@]+"${extra[@]}"}
 targets=()

@@ -32,5 +32,11 @@ if [[ -n "$sanitize" ]]; then
     # another compiler is configured afresh (CMake drops its cache).
     extra=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DWAYPOINT_FUZZ=ON
            ${extra[@]+"${extra[@]}"})
+  elif [[ "$sanitize" == *thread* ]]; then
+    # clang, whose OpenMP runtime (libomp) tells TSan of its barriers and handoffs through the
+    # Archer tool (scripts/test.sh loads it): OpenMP loops then run on several threads under
+    # TSan. With g++ and libgomp, which TSan cannot see, every parallel region read as a race,
+    # and the suite ran one OpenMP thread.
+    extra=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ ${extra[@]+"${extra[@]}"})
   fi
 fi

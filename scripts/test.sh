@@ -29,8 +29,16 @@ export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:strict_string_checks=1:d
 export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
 export TSAN_OPTIONS="log_path=$logs/tsan:suppressions=$supp/tsan.supp:second_deadlock_stack=1:halt_on_error=1"
-# The OpenMP runtime is not instrumented: one OpenMP thread keeps TSan from reporting its internals.
-[[ "$sanitize" == *thread* ]] && export OMP_NUM_THREADS=1
+# Under TSan, libomp loads LLVM's Archer tool, which tells TSan of the runtime's barriers and
+# handoffs (without it every parallel region reads as a race).
+if [[ "$sanitize" == *thread* ]]; then
+  archer="$(llvm-config-14 --libdir 2>/dev/null || echo /usr/lib/llvm-14/lib)/libarcher.so"
+  [[ -f "$archer" ]] || { echo "test.sh: $archer is missing (libomp-dev)" >&2; exit 2; }
+  export OMP_TOOL_LIBRARIES="$archer"
+  # As Archer asks (it prints a warning into every program's output otherwise): no reports from
+  # interceptors called by uninstrumented libraries (libomp's own memory and locks among them).
+  TSAN_OPTIONS="$TSAN_OPTIONS:ignore_noninstrumented_modules=1"
+fi
 status=0
 ctest --output-on-failure -j "$(nproc)" "${only[@]}" || status=$?
 if compgen -G "$logs/*" >/dev/null; then

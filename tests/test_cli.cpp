@@ -236,13 +236,7 @@ TEST(Cli, TuneWritesItsLogPlotAndAConfigurationThatBuilds) {
 }
 
 namespace {
-#if defined(__SANITIZE_THREAD__)
-// Under TSan one thread: the OpenMP runtime is not instrumented, so TSan reports every write made
-// in a parallel region (scripts/test.sh sets OMP_NUM_THREADS=1; --threads would override it).
-constexpr int kQueryThreads = 1;
-#else
 constexpr int kQueryThreads = 2;
-#endif
 
 /// "recall@10 = X" from `waypoint search` output (-1 when absent).
 double printed_recall(const std::string& out) {
