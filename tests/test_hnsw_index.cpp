@@ -22,7 +22,9 @@ namespace {
 /// Two OpenMP threads, in every build: the sanitizer builds use clang's libomp, which runs the
 /// pragmas (clang compiles none for libgomp) and under TSan tells it of its barriers (Archer,
 /// scripts/test.sh).
-void use_two_openmp_threads() { omp_set_num_threads(2); }
+void use_two_openmp_threads() {
+  omp_set_num_threads(2);
+}
 
 std::unique_ptr<HnswIndex> build(const Matrix& base, Metric metric = Metric::kL2,
                                  HnswParams p = {}) {
