@@ -159,7 +159,7 @@ void HnswIndex::maybe_train_quantizer() {
   }
   quantizer_.train(MatrixView{sample.data.data(), rows, dim_});
   quantizer_trained_at_ = live;
-#pragma omp parallel for schedule(static, 1024)
+#pragma omp parallel for schedule(static, 1024) num_threads(insert_team(0))
   for (int64_t s = 0; s < static_cast<int64_t>(g.slot_count()); ++s) {
     if (g.flags(static_cast<slot_t>(s)) != HnswGraph::kFree) encode_slot(static_cast<slot_t>(s));
   }

@@ -115,9 +115,10 @@ class Index {
   virtual void link(size_t threads) {}
 
   /// The most threads that inserting into this index uses, whatever link() or add() is asked
-  /// (Qdrant's hnsw_config.max_indexing_threads; 0, the default: no limit). HNSW's inserts keep
-  /// to it; the other kinds build on every core. A setting of the running index, not saved with
-  /// it: its owner sets it again after a load. May be changed between writes.
+  /// (Qdrant's hnsw_config.max_indexing_threads; 0, the default: no limit). HNSW's inserts,
+  /// repairs and code re-encodings keep to it; the other kinds build on every core. A setting
+  /// of the running index, not saved with it: its owner sets it again after a load. May be
+  /// changed between writes.
   void set_max_insert_threads(size_t n) { max_insert_threads_ = n; }
   size_t max_insert_threads() const { return max_insert_threads_; }
 
