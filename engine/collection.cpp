@@ -46,11 +46,15 @@ std::pair<std::string, std::string> index_files(bool named, size_t space) {
   return {base + ".wpi", base + ".meta"};
 }
 
-/// A new empty index as `spec` says. Kind "rl" without its learnt graph (no index file, or one
-/// that no longer matches the store) serves the graph the agent starts from until trained again.
-std::unique_ptr<index::Index> make_served_index(index::IndexSpec spec, size_t dim) {
+/// A new empty index as `spec` says, inserting on at most `max_insert_threads` threads (0: no
+/// bound). Kind "rl" without its learnt graph (no index file, or one that no longer matches the
+/// store) serves the graph the agent starts from until trained again.
+std::unique_ptr<index::Index> make_served_index(index::IndexSpec spec, size_t dim,
+                                                size_t max_insert_threads) {
   if (spec.kind == index::IndexKind::kRl) spec.graph = index::unpruned_level0();
-  return index::make_index(spec, dim);
+  std::unique_ptr<index::Index> idx = index::make_index(spec, dim);
+  idx->set_max_insert_threads(max_insert_threads);
+  return idx;
 }
 }  // namespace
 
@@ -282,8 +286,8 @@ void Collection::build_and_swap(size_t space, const index::IndexSpec& next, cons
   if (next.kind == index::IndexKind::kRl) {
     fresh = build_learned_index(next, learned, vectors, labels, progress);
   } else {
-    fresh = make_served_index(next, shapes_[space].dim);
-    fresh->set_max_insert_threads(config().vectors.at(shapes_[space].name).max_indexing_threads);
+    fresh = make_served_index(next, shapes_[space].dim,
+                              config().vectors.at(shapes_[space].name).max_indexing_threads);
     index::add_all(*fresh, index::view(vectors), labels.data(), 5000,
                    [&](size_t done) { progress(static_cast<double>(done) / labels.size()); });
   }
@@ -413,8 +417,7 @@ void Collection::load() {
     }
     if (!loaded) {
       index_from_file_ = false;
-      loaded = make_served_index(config_.vectors.at(shape.name).index, shape.dim);
-      loaded->set_max_insert_threads(max_threads);
+      loaded = make_served_index(config_.vectors.at(shape.name).index, shape.dim, max_threads);
       if (!held.empty()) loaded->add(index::view(vectors[space]), held.data());
     }
     vectors[space] = index::Matrix();

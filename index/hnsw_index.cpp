@@ -123,9 +123,7 @@ void HnswIndex::link(size_t threads) {
     g.insert(slots[0], *ctx);
     begin = 1;
   }
-  // maybe_unused: clang 14 takes a variable read only by a num_threads clause for unused.
-  [[maybe_unused]] const int team = insert_team(threads);
-#pragma omp parallel num_threads(team)
+#pragma omp parallel num_threads(insert_team(threads))
   {
     auto ctx = contexts_.acquire();
     // monotonic: the rows are taken in order, as one thread would insert them. A plain
