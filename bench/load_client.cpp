@@ -7,7 +7,7 @@
 //       --connections 1,8,32,64 --seconds 5 [--ef 64] [--json] [--shards N --replication R]
 //       [--batch 100] [--payload (3 keys a point)] [--ingest-only] [--route search|query]
 //       [--client-threads N (N event-loop threads share the connections; default: a blocking
-//        thread per connection)]
+//        thread per connection)] [--client-spin (those threads poll, never sleeping)]
 //       [--search-during-ingest (one connection searching while another upserts new points;
 //        with --ingest-only, after the upload and without the search rows)]
 // Traffic goes to 127.0.0.1 only.
@@ -240,10 +240,13 @@ json search_load(uint16_t port, const std::string& path, const std::vector<std::
 /// event loop (Asio; each connection sends its next search when the answer to the last is read),
 /// as an asynchronous application's client does; `search_load` gives each connection a thread
 /// that blocks on it. On loopback the server's send runs the client's receive and, for a blocked
-/// thread, its wake-up: an event loop that is busy needs no wake-up per answer.
+/// thread, its wake-up: an event loop that is busy needs no wake-up per answer. With `spin`
+/// the loops poll without ever sleeping (each takes a core whole), so that no answer costs the
+/// server's core a wake-up of the client: on loopback the server's cost closest to that of
+/// answering a client on another machine, whose wake-ups that machine's cores pay.
 json search_load_async(uint16_t port, const std::string& path,
                        const std::vector<std::string>& queries, long long connections,
-                       long long threads, double seconds) {
+                       long long threads, bool spin, double seconds) {
   struct Conn {
     explicit Conn(net::io_context& ioc) : sock(ioc) {}
     tcp::socket sock;
@@ -294,7 +297,15 @@ json search_load_async(uint16_t port, const std::string& path,
   for (auto& c : conns) send(*c);
   const auto t0 = Clock::now();
   std::vector<std::thread> runners;
-  for (auto& ioc : contexts) runners.emplace_back([&ioc] { ioc->run(); });
+  for (auto& ioc : contexts) {
+    runners.emplace_back([&ioc, spin] {
+      if (!spin) {
+        ioc->run();
+        return;
+      }
+      while (!ioc->stopped()) ioc->poll();  // epoll_wait with no timeout: never sleeps
+    });
+  }
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;  // each connection stops after its answer in flight
   for (auto& th : runners) th.join();
@@ -305,9 +316,13 @@ json search_load_async(uint16_t port, const std::string& path,
     all.insert(all.end(), c->lat.begin(), c->lat.end());
     errors += c->errors;
   }
-  return {{"connections", connections},      {"client_threads", loops},
-          {"qps", all.size() / secs},        {"p50_us", percentile(all, 0.5)},
-          {"p99_us", percentile(all, 0.99)}, {"errors", errors}};
+  return {{"connections", connections},
+          {"client_threads", loops},
+          {"client_spin", spin},
+          {"qps", all.size() / secs},
+          {"p50_us", percentile(all, 0.5)},
+          {"p99_us", percentile(all, 0.99)},
+          {"errors", errors}};
 }
 
 /// One connection searching in a loop while another upserts the base rows again under new ids
@@ -386,7 +401,8 @@ void print_report(const json& report, size_t ef) {
 
 int main(int argc, char** argv) {
   try {
-    wp::cli::Args args(argc, argv, 1, {"json", "payload", "ingest-only", "search-during-ingest"});
+    wp::cli::Args args(argc, argv, 1,
+                       {"json", "payload", "ingest-only", "search-during-ingest", "client-spin"});
     const uint16_t port = static_cast<uint16_t>(args.integer("port", 6333, 1, 65535));
     const std::string dataset = args.required("dataset");
     const std::string col = args.str("collection", "load");
@@ -409,6 +425,8 @@ int main(int argc, char** argv) {
     // 0: a client thread per connection, blocking on it; N: N threads, each an event loop over
     // its share of the connections (search_load_async).
     const long long client_threads = args.integer("client-threads", 0, 0, 1024);
+    const bool client_spin = args.flag("client-spin");
+    WP_THROW_IF_NOT(!client_spin || client_threads > 0, "--client-spin needs --client-threads");
     WP_THROW_IF_NOT(route == "search" || route == "query",
                     "--route: expected search or query, got ", route);
     args.finish();
@@ -464,8 +482,9 @@ int main(int argc, char** argv) {
     report["search"] = json::array();
     for (long long n : conns) {
       report["search"].push_back(
-          client_threads ? search_load_async(port, path, queries, n, client_threads, seconds)
-                         : search_load(port, path, queries, n, seconds));
+          client_threads
+              ? search_load_async(port, path, queries, n, client_threads, client_spin, seconds)
+              : search_load(port, path, queries, n, seconds));
     }
     if (during_ingest) {
       report["search_during_ingest"] =

@@ -7,16 +7,19 @@
 #   pinned:   the server on 1 thread on core 0, the load generator on core 1.
 # Traffic goes to 127.0.0.1 only; every server is stopped at the end.
 # With --client-threads N the load generator runs its connections on N event-loop threads (an
-# asynchronous client) instead of a blocking thread per connection.
+# asynchronous client) instead of a blocking thread per connection; with --client-spin as well,
+# those threads poll without sleeping (a core each), so that no answer costs the server's core the
+# client's wake-up (which loopback charges to the sender); pinned placement only (unpinned, a
+# spinning client would take one of the server's two cores).
 # With --plot FILE, a PNG of QPS and p99 against the number of connections, one line per placement
 # and route (gnuplot).
 #   bash bench/server_http.sh [--dataset tests/data/siftsmall] [--seconds 4] [--ef 64]
 #                             [--port 7490] [--build-dir build] [--rounds 1] [--plot FILE]
-#                             [--client-threads N]
+#                             [--client-threads N [--client-spin]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dataset=tests/data/siftsmall seconds=4 ef=64 port=7490 build=${WAYPOINT_BUILD_DIR:-build} rounds=1
-plot="" client_threads=0
+plot="" client_threads=0 client_spin=
 while (($#)); do
   case "$1" in
     --dataset) dataset=$2; shift 2 ;;
@@ -27,6 +30,7 @@ while (($#)); do
     --rounds) rounds=$2; shift 2 ;;
     --plot) plot=$2; shift 2 ;;
     --client-threads) client_threads=$2; shift 2 ;;
+    --client-spin) client_spin=--client-spin; shift ;;
     *) echo "server_http.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -36,9 +40,9 @@ server=""
 trap '[[ -n $server ]] && kill -9 $server 2>/dev/null; rm -rf "$data"' EXIT
 
 run() {  # run PLACEMENT ROUTE
-  local placement=$1 route=$2 serve_pin="" load_pin="" threads=2
+  local placement=$1 route=$2 serve_pin="" load_pin="" threads=2 spin=""
   if [[ $placement == pinned ]]; then
-    serve_pin="taskset -c 0" load_pin="taskset -c 1" threads=1
+    serve_pin="taskset -c 0" load_pin="taskset -c 1" threads=1 spin=$client_spin
   fi
   rm -rf "$data/db"
   $serve_pin "$build/waypoint" serve --port "$port" --data "$data/db" --threads "$threads" \
@@ -48,10 +52,10 @@ run() {  # run PLACEMENT ROUTE
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     sleep 0.1
   done
-  echo "== $placement, server --threads $threads, route $route"
+  echo "== $placement, server --threads $threads, route $route${spin:+, client spinning}"
   $load_pin "$build/bench/waypoint_load" --port "$port" --dataset "$dataset" \
     --connections 1,8,32,64 --seconds "$seconds" --ef "$ef" --route "$route" --json \
-    --client-threads "$client_threads" \
+    --client-threads "$client_threads" $spin \
     >"$data/$placement-$route-$r.json"
   python3 - "$data/$placement-$route-$r.json" <<'PY'
 import json, sys
