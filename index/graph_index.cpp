@@ -9,6 +9,7 @@
 #include "index/error.h"
 #include "index/index_file.h"
 #include "index/neighbor_selection.h"
+#include "index/omp_team.h"
 #include "index/vamana.h"
 
 namespace wp::index {
@@ -29,6 +30,7 @@ void GraphIndex::add(MatrixView x, const label_t* ids) {
 
 void GraphIndex::build(MatrixView x, const label_t* ids) {
   graph_->add(x, ids);
+  const OmpTeamScope team(insert_team(0));  // the k-NN lists, Vamana's passes, the prunings
   finish(prune(initial_lists()));
 }
 

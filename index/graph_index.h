@@ -59,6 +59,11 @@ class GraphIndex : public Index {
   void add(MatrixView x, const label_t* ids) override;
   bool builds_from_one_batch() const override { return true; }
   void reserve(size_t n) override { graph_->reserve(n); }
+  /// Bounds the build's prunings and the HNSW beneath (later inserts, repairs after removals).
+  void set_max_insert_threads(size_t n) override {
+    Index::set_max_insert_threads(n);
+    graph_->set_max_insert_threads(n);
+  }
   bool remove(label_t id) override { return graph_->remove(id); }
   size_t remove_batch(const label_t* ids, size_t n) override {
     return graph_->remove_batch(ids, n);

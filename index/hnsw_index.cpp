@@ -369,12 +369,6 @@ void HnswIndex::consolidate() {
   graph_->consolidate(contexts_, insert_team(0));
 }
 
-int HnswIndex::insert_team(size_t threads) const {
-  size_t team = threads ? threads : static_cast<size_t>(omp_get_max_threads());
-  if (max_insert_threads_) team = std::min(team, max_insert_threads_);
-  return static_cast<int>(team);
-}
-
 void HnswIndex::rebuild_live() {
   HnswGraph& g = *graph_;
   Matrix live(g.live_count(), dim_);

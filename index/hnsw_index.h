@@ -116,9 +116,6 @@ class HnswIndex : public Index {
   static std::unique_ptr<HnswIndex> read_payload(BinaryReader& in);
 
  private:
-  /// The threads an insert, a repair or a re-encoding of the codes runs on when asked for
-  /// `threads` (0: every core), within max_insert_threads().
-  int insert_team(size_t threads) const;
   using slot_t = HnswGraph::slot_t;
 
   uint8_t* code(slot_t s) const {

@@ -20,6 +20,12 @@ Index::Index(size_t dim, Metric metric) : dim_(dim), metric_(metric) {
   WP_THROW_IF_NOT(dim >= 1 && dim <= 65536, "dimension must be in 1..65536, got ", dim);
 }
 
+int Index::insert_team(size_t threads) const {
+  size_t team = threads ? threads : static_cast<size_t>(omp_get_max_threads());
+  if (max_insert_threads_) team = std::min(team, max_insert_threads_);
+  return static_cast<int>(team);
+}
+
 void Index::check_vectors(MatrixView x, const char* what) const {
   WP_THROW_IF_NOT(x.d == dim_, what, " have dimension ", x.d, ", the index expects ", dim_);
   for (size_t i = 0; i < x.n; ++i) {

@@ -114,12 +114,12 @@ class Index {
   virtual void place(MatrixView x, const label_t* ids) { add(x, ids); }
   virtual void link(size_t threads) {}
 
-  /// The most threads that inserting into this index uses, whatever link() or add() is asked
-  /// (Qdrant's hnsw_config.max_indexing_threads; 0, the default: no limit). HNSW's inserts,
-  /// repairs and code re-encodings keep to it; the other kinds build on every core. A setting
+  /// The most threads that writing into this index uses, whatever link() or add() is asked
+  /// (Qdrant's hnsw_config.max_indexing_threads; 0, the default: no limit): HNSW's inserts,
+  /// repairs and code re-encodings, a pruned graph's build, LSH's hashing and refits. A setting
   /// of the running index, not saved with it: its owner sets it again after a load. May be
   /// changed between writes.
-  void set_max_insert_threads(size_t n) { max_insert_threads_ = n; }
+  virtual void set_max_insert_threads(size_t n) { max_insert_threads_ = n; }
   size_t max_insert_threads() const { return max_insert_threads_; }
 
   /// Removes `id`; returns false when it was not present.
@@ -170,6 +170,11 @@ class Index {
   void check_vectors(MatrixView x, const char* what) const;
   /// Throws UserError unless 1 <= k <= kMaxK.
   static void check_k(size_t k);
+
+  /// The threads a write runs on when asked for `threads` (0: every core OpenMP gives the
+  /// calling thread), within max_insert_threads(): a num_threads clause, or an OmpTeamScope
+  /// (index/omp_team.h) around code that starts its own regions.
+  int insert_team(size_t threads) const;
 
   /// Every index payload starts with its dimension and metric.
   void write_dim_metric(BinaryWriter& out) const;

@@ -10,6 +10,7 @@
 #include "index/error.h"
 #include "index/index_file.h"
 #include "index/neighbor_selection.h"
+#include "index/omp_team.h"
 #include "index/visited_set.h"
 
 namespace wp::index {
@@ -140,6 +141,7 @@ void LshIndex::refit() {
 
 void LshIndex::add(MatrixView x, const label_t* ids) {
   check_vectors(x, "vectors");
+  const OmpTeamScope team(insert_team(0));  // the hashing, the refits
   // Stage the batch: a replaced id keeps its slot, a new one takes the next slot.
   std::vector<uint32_t> slot(x.n);
   for (size_t i = 0; i < x.n; ++i) {

@@ -1,7 +1,5 @@
 #include "learn/train_pruner.h"
 
-#include <omp.h>
-
 #include <chrono>
 #include <filesystem>
 #include <limits>
@@ -11,6 +9,7 @@
 #include "index/dataset.h"
 #include "index/error.h"
 #include "index/graph_index.h"
+#include "index/omp_team.h"
 #include "index/vamana.h"
 #include "index/vector_io.h"
 #include "learn/checkpoint.h"
@@ -438,10 +437,8 @@ PrunedGraph learn_pruned_graph(const index::Matrix& base, const index::label_t* 
     // Slot i holds row i (one batch into an empty index).
     // (Vamana is deterministic at any thread count; its HNSW gives only the vectors and, with
     // entry "hnsw", the upper levels every search descends: built with one thread then too.)
-    const int threads = omp_get_max_threads();
-    if (!vamana || o.entry == "hnsw") omp_set_num_threads(1);
+    const index::OmpTeamScope team(!vamana || o.entry == "hnsw" ? 1 : 0);
     graph.add(index::view(base), ids);
-    omp_set_num_threads(threads);
   }
   const PrunerJob job(graph.graph(), o, queries, started);
   PrunedGraph out;

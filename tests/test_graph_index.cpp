@@ -299,3 +299,38 @@ TEST(GraphIndex, PointsAddedAfterTheBuildAreFound) {
   g->search_one(ds.query.row(0), 1, {}, out, d);
   EXPECT_EQ(out[0], id);
 }
+
+// hnsw_config.max_indexing_threads on a pruned graph: a bound of one thread builds, under two
+// OpenMP threads, the graph one thread builds (the HNSW beneath depends on the order its threads
+// take; the k-NN lists and prunings over it do not), and keeps to it for the inserts and the
+// repairs after removals that follow; the caller's own OpenMP setting is given back.
+TEST(GraphIndex, OneThreadBoundsBuildInsertsAndRepairs) {
+  const Matrix base = wp::test::random_matrix(1500, 16, 7);
+  const Matrix more = wp::test::random_matrix(300, 16, 8);
+  const auto ids = iota_ids(base.n + more.n);
+  HnswParams hp;
+  hp.M = 8;
+  hp.ef_construction = 64;
+  GraphParams gp;
+  gp.pruning = parse_pruning("robust", "pruning");
+  const auto write = [&](GraphIndex& g) {
+    g.add(view(base), ids.data());
+    const Level0Graph built = g.graph().export_level0();
+    g.remove_batch(ids.data(), 400);
+    g.add(view(more), ids.data() + base.n);
+    return std::make_pair(built, g.graph().export_level0());
+  };
+  omp_set_num_threads(1);
+  GraphIndex one(16, Metric::kL2, hp, gp);
+  const auto expected = write(one);
+  omp_set_num_threads(2);
+  GraphIndex bounded(16, Metric::kL2, hp, gp);
+  bounded.set_max_insert_threads(1);
+  EXPECT_EQ(bounded.graph().max_insert_threads(), 1u);
+  const auto got = write(bounded);
+  EXPECT_EQ(omp_get_max_threads(), 2);
+  EXPECT_EQ(expected.first.labels, got.first.labels);
+  EXPECT_EQ(expected.first.neighbors, got.first.neighbors) << "the build";
+  EXPECT_EQ(expected.second.labels, got.second.labels);
+  EXPECT_EQ(expected.second.neighbors, got.second.neighbors) << "after removals and inserts";
+}

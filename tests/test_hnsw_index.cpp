@@ -14,6 +14,7 @@
 #include "index/error.h"
 #include "index/flat_index.h"
 #include "index/hnsw_index.h"
+#include "index/omp_team.h"
 #include "test_util.h"
 
 using namespace wp::index;
@@ -554,6 +555,47 @@ TEST(HnswIndex, OneThreadBoundsBuildWhatOneThreadBuilds) {
     EXPECT_EQ(a.labels, b.labels);
     EXPECT_EQ(a.offsets, b.offsets);
     EXPECT_EQ(a.neighbors, b.neighbors) << (built == &linked ? "link(1)" : "bounded to 1");
+  }
+}
+
+// OmpTeamScope (index/omp_team.h), how the indexes that start their own regions keep to
+// max_insert_threads and how the bench sets its threads: the calling thread's regions take its
+// number, another thread's keep theirs, and the setting comes back at the end of the scope, after
+// an exception too; 0 changes nothing.
+TEST(OmpTeamScope, BoundsTheCallingThreadsRegionsAndPutsTheSettingBack) {
+  const auto team = [] {
+    int n = 0;
+#pragma omp parallel
+    {
+#pragma omp single
+      n = omp_get_num_threads();
+    }
+    return n;
+  };
+  const auto another_threads_setting = [] {
+    int n = 0;
+    std::thread([&n] { n = omp_get_max_threads(); }).join();
+    return n;
+  };
+  use_two_openmp_threads();
+  ASSERT_EQ(team(), 2);
+  const int others = another_threads_setting();
+  {
+    const OmpTeamScope one(1);
+    EXPECT_EQ(team(), 1);
+    EXPECT_EQ(omp_get_max_threads(), 1);
+    EXPECT_EQ(another_threads_setting(), others) << "another thread's regions are not bounded";
+  }
+  EXPECT_EQ(team(), 2);
+  try {
+    const OmpTeamScope one(1);
+    throw std::runtime_error("out of the scope");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_EQ(omp_get_max_threads(), 2);
+  {
+    const OmpTeamScope unchanged(0);
+    EXPECT_EQ(team(), 2);
   }
 }
 

@@ -1,6 +1,7 @@
 // LshIndex (type "lsh") and HashModel: bits, XNOR/popcount, tables with multi-probe, recall,
 // insert/delete, filters, files, learned models.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <fstream>
@@ -291,4 +292,33 @@ TEST(LshIndex, BadParametersNameTheField) {
   p = LshParams{};
   p.bits = 0;
   EXPECT_THROW(LshIndex(8, Metric::kL2, p), wp::UserError);
+}
+
+// hnsw_config.max_indexing_threads on LSH: a bounded index hashes and refits inside an
+// OmpTeamScope (index/omp_team.h). Its codes and tables do not depend on the threads, so what is
+// checked is that the bounded writes build the same index and give the caller's OpenMP setting
+// back after each batch (the scope's own test checks that it bounds).
+TEST(LshIndex, BoundedInsertsBuildTheSameIndexAndGiveTheThreadsBack) {
+  const Matrix base = wp::test::random_matrix(3000, 24, 11);
+  const Matrix queries = wp::test::random_matrix(20, 24, 12);
+  std::vector<label_t> ids(base.n);
+  std::iota(ids.begin(), ids.end(), 0);
+  LshParams p;
+  p.bits = 128;
+  p.tables = 4;
+  omp_set_num_threads(2);
+  LshIndex free_run(24, Metric::kL2, p), bounded(24, Metric::kL2, p);
+  bounded.set_max_insert_threads(1);
+  for (size_t from = 0; from < base.n; from += 1000) {  // 1000 rows at a time: a refit at 4x
+    free_run.add(view_rows(base, from, 1000), ids.data() + from);
+    bounded.add(view_rows(base, from, 1000), ids.data() + from);
+    EXPECT_EQ(omp_get_max_threads(), 2);
+  }
+  std::vector<uint64_t> a(2), b(2);
+  for (label_t id : ids) {
+    ASSERT_TRUE(free_run.get_code(id, a.data()));
+    ASSERT_TRUE(bounded.get_code(id, b.data()));
+    ASSERT_EQ(a, b) << id;
+  }
+  EXPECT_EQ(free_run.search(view(queries), 10).labels, bounded.search(view(queries), 10).labels);
 }

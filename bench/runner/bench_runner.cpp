@@ -7,6 +7,7 @@
 
 #include "index/dataset.h"
 #include "index/error.h"
+#include "index/omp_team.h"
 
 namespace wp::bench {
 
@@ -75,8 +76,7 @@ double run_pass(const BenchSubject& s, const index::Matrix& q, size_t k, int thr
   uint64_t dcs = 0, hops = 0;
   // A library that opens its own OpenMP region per query (FAISS) must not spread a
   // single-threaded pass over more cores; inside our parallel loop its region is nested and serial.
-  const int saved_threads = omp_get_max_threads();
-  omp_set_num_threads(threads);
+  const index::OmpTeamScope team(threads);
   const auto t0 = Clock::now();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(+ : dcs, hops) if (threads > 1)
   for (int64_t i = 0; i < n; ++i) {
@@ -88,7 +88,6 @@ double run_pass(const BenchSubject& s, const index::Matrix& q, size_t k, int thr
     hops += st.hops;
   }
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  omp_set_num_threads(saved_threads);
   work.distance_computations = dcs;
   work.hops = hops;
   return secs;

@@ -2,12 +2,12 @@
 // FAISS IndexLSH at the same number of bits, both re-ranking `ef` candidates by exact distance.
 #include <faiss/IndexLSH.h>
 #include <faiss/IndexRefine.h>
-#include <omp.h>
 
 #include "bench/runner/bench_subject.h"
 #include "bench/runner/faiss_search.h"
 #include "index/error.h"
 #include "index/lsh_index.h"
+#include "index/omp_team.h"
 
 namespace wp::bench {
 
@@ -81,12 +81,10 @@ class FaissLshSubject : public BenchSubject {
     refine_ = std::make_unique<faiss::IndexRefineFlat>(lsh_.get());
     std::vector<float> unit;
     const float* rows = as_baseline_rows(metric_, base, unit);
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
+    const index::OmpTeamScope team(threads);
     const auto n = static_cast<faiss::Index::idx_t>(base.n);
     refine_->train(n, rows);
     refine_->add(n, rows);
-    omp_set_num_threads(saved);
   }
   // FAISS 1.7.3 has no per-search refine parameters: k_factor is set on the index (set_ef is
   // never called while searches run). IndexRefine re-ranks k * k_factor candidates.

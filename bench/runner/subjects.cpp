@@ -1,5 +1,4 @@
 #include <faiss/IndexHNSW.h>
-#include <omp.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -11,6 +10,7 @@
 #include "index/error.h"
 #include "index/graph_index.h"
 #include "index/index_spec.h"
+#include "index/omp_team.h"
 
 namespace wp::bench {
 
@@ -132,10 +132,8 @@ class FaissHnswSubject : public BenchSubject {
     index_->hnsw.efConstruction = static_cast<int>(p_.ef_construction);
     std::vector<float> unit;
     const float* rows = as_baseline_rows(p_.metric, base, unit);
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
+    const index::OmpTeamScope team(threads);
     index_->add(static_cast<faiss::Index::idx_t>(base.n), rows);
-    omp_set_num_threads(saved);
   }
   // FAISS 1.7.3's IndexHNSW::search ignores SearchParametersHNSW, so efSearch is set on the graph
   // (set_ef is never called while searches run).
@@ -199,10 +197,8 @@ class GraphFileSubject : public BenchSubject {
 void add_rows(index::Index& idx, const index::Matrix& base, int threads) {
   std::vector<label_t> ids(base.n);
   std::iota(ids.begin(), ids.end(), 0);
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(threads);
+  const index::OmpTeamScope team(threads);
   idx.add(index::view(base), ids.data());
-  omp_set_num_threads(saved);
 }
 
 std::unique_ptr<BenchSubject> make_graph_file_subject(const std::string& path,
