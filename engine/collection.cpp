@@ -985,9 +985,11 @@ std::unique_ptr<FieldIndex> Collection::build_field_index(const std::string& key
                                                           PayloadSchema schema) const {
   auto index = std::make_unique<FieldIndex>(key, schema);
   // Each point's packed payload is read in place (nothing unpacked).
+  index->begin_bulk();
   for (uint64_t i = 0; i < entries_.size(); ++i) {
     if (entries_[i].live) index->add(static_cast<uint32_t>(i), MsgValue(entries_[i].payload));
   }
+  index->end_bulk();
   return index;
 }
 

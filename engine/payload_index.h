@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -73,6 +74,12 @@ class FieldIndex {
   void remove(uint32_t id, const nlohmann::json& payload);
   void remove(uint32_t id, const MsgValue& payload);
 
+  /// Between these two, add() and remove() keep the points' order of their numbers unsorted,
+  /// sorted once at end_bulk(): for an index built over a collection's points before anything
+  /// reads it (one sort instead of a tree insert a point). Ranges are not asked meanwhile.
+  void begin_bulk();
+  void end_bulk();
+
   /// Points with at least one indexed value.
   size_t points() const { return points_; }
   size_t memory_bytes() const;
@@ -105,6 +112,16 @@ class FieldIndex {
   IdList points_within(const RangeBounds& b) const;
   /// Whether point `id` holds a number within `b` (read from number_of_).
   bool number_within(uint32_t id, const RangeBounds& b) const;
+  /// Every point holding a number within `b`, from ordered_, recent_ and numbers_of_.
+  IdList ordered_within(const RangeBounds& b) const;
+  /// Enters point id's one number into recent_ (merged into ordered_ when it fills).
+  void order_number(uint32_t id, double value);
+  /// Point id no longer holds `value` as its one number: out of recent_, or marked in ordered_.
+  void unorder_number(uint32_t id, double value);
+  /// recent_ merged into ordered_, the dropped entries left out and the marks cleared.
+  void merge_ordered();
+  /// Drops the order, or makes it again, as the number of distinct values asks (ordering_).
+  void reconsider_order();
   /// Integer, float and datetime indexes keep each point's numbers by id.
   bool keeps_numbers() const;
   /// Keeps `numbers` (sorted, unique, not empty) as point id's (number_of_, numbers_of_).
@@ -133,6 +150,31 @@ class FieldIndex {
   /// here in nanoseconds instead of uniting the postings of every value within it.
   std::vector<double> number_of_;
   std::unordered_map<uint32_t, std::vector<double>> numbers_of_;
+  /// A point's one number and the point, ordered by number, then point.
+  struct NumberEntry {
+    double value;
+    uint32_t id;
+    bool operator<(const NumberEntry& o) const {
+      return value < o.value || (value == o.value && id < o.id);
+    }
+  };
+  /// Integer, float, datetime: the points of one number (number_of_) in order of their numbers,
+  /// so that a range lists its points by two binary searches and a contiguous read however many
+  /// distinct values it spans (about one a point for floats and timestamps, where uniting a
+  /// posting a value walked the map's nodes one by one). A large sorted run (ordered_) and a
+  /// tree new entries go into (recent_, merged into the run when it holds 16 sqrt(n), 4096 at
+  /// least). A point
+  /// that drops its number leaves recent_ at once; in ordered_ its entry stays until the next
+  /// merge, the point marked in ordered_dropped_ (a bit a point: a range reads the mark of each
+  /// entry it passes, and the number of a marked point only).
+  std::vector<NumberEntry> ordered_;
+  std::set<NumberEntry> recent_;
+  /// An ordered_ entry of a marked point that holds another number now (or none).
+  bool dropped(const NumberEntry& e) const;
+  std::vector<uint64_t> ordered_dropped_;
+  size_t dropped_entries_ = 0;  ///< ordered_ entries whose points are marked
+  bool bulk_ = false;           ///< between begin_bulk() and end_bulk()
+  bool ordering_ = true;        ///< false: ordered_ and recent_ kept empty (few values)
 };
 
 /// Every payload index of a collection, as the IndexLookup filters ask.

@@ -21,6 +21,47 @@ using wp::engine::PointWrite;
 using wp::engine::SearchQuery;
 
 namespace {
+/// The points of `held` (payloads by id) holding a number at "x" within `b`, in order.
+IdList points_within(const std::vector<json>& held, const wp::engine::RangeBounds& b) {
+  IdList out;
+  for (uint32_t i = 0; i < held.size(); ++i) {
+    const json& p = held[i];
+    if (!p.contains("x")) continue;
+    for (const json& v : p["x"].is_array() ? p["x"] : json::array({p["x"]})) {
+      if (v.is_number() && b.contains(v.get<double>())) {
+        out.push_back(i);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/// Asks `index` for the points of a number at "x" within `b` and checks them, and its test of
+/// each point where it gives one, against every payload of `held`.
+void expect_range_holds(const wp::engine::FieldIndex& index, const std::vector<json>& held,
+                        const wp::engine::RangeBounds& b, const std::string& what) {
+  const IdList truth = points_within(held, b);
+  const auto c = index.range(b);
+  ASSERT_TRUE(c) << what;
+  EXPECT_TRUE(c->exact) << what;
+  if (c->test()) {
+    for (uint32_t i = 0; i < held.size() + 10; ++i) {
+      ASSERT_EQ(c->test()->contains(i), std::binary_search(truth.begin(), truth.end(), i))
+          << what << ", point " << i;
+    }
+  }
+  ASSERT_EQ(c->ids(), truth) << what;
+}
+
+/// lo <= x < hi.
+wp::engine::RangeBounds half_open(double lo, double hi) {
+  wp::engine::RangeBounds b;
+  b.has_gte = b.has_lt = true;
+  b.gte = lo;
+  b.lt = hi;
+  return b;
+}
 
 const char* const kColors[] = {"red", "green", "blue", "cyan", "teal"};
 
@@ -294,13 +335,6 @@ TEST(PayloadIndex, ARangeManyPointsFallInIsATestOfEachPointAsExactAsThePostings)
       held[i] = i % 2 ? json{{"x", value(rng)}} : json::object();
       idx.add(i, held[i]);
     }
-    const auto within = [&](const json& p, const wp::engine::RangeBounds& b) {
-      if (!p.contains("x")) return false;
-      for (const json& v : p["x"].is_array() ? p["x"] : json::array({p["x"]})) {
-        if (v.is_number() && b.contains(v.get<double>())) return true;
-      }
-      return false;
-    };
     for (const double hi : {5000.0, 9000.0, 100.0}) {
       wp::engine::RangeBounds b;
       b.has_gte = true;
@@ -310,10 +344,7 @@ TEST(PayloadIndex, ARangeManyPointsFallInIsATestOfEachPointAsExactAsThePostings)
       const auto c = idx.range(b);
       ASSERT_TRUE(c);
       EXPECT_TRUE(c->exact);
-      IdList truth;
-      for (uint32_t i = 0; i < held.size(); ++i) {
-        if (within(held[i], b)) truth.push_back(i);
-      }
+      const IdList truth = points_within(held, b);
       // 1% of the points below 100, else many (floats below 100: 7%; of 40 values: 75%).
       EXPECT_EQ(c->test() == nullptr, hi == 100.0 && values == 10000) << hi;
       if (c->test()) {
@@ -326,6 +357,111 @@ TEST(PayloadIndex, ARangeManyPointsFallInIsATestOfEachPointAsExactAsThePostings)
       EXPECT_EQ(c->ids(), truth) << hi;
     }
   }
+}
+
+// A range over a float index of about one value a point lists its points from the points in
+// order of their numbers (FieldIndex::ordered_within): the run, the tree that new entries go
+// into and the points of several numbers. Checked against every point's payload from narrow
+// ranges (listed) to wide ones (tests; listed in order below a quarter of the points, by a pass
+// above), each bound open or closed, through merges of the tree into the run, removals (out of
+// the tree, or marked in the run), points given their number again or another, and a removal
+// of most points (the run compacted); and built in bulk, as a collection builds an index.
+TEST(PayloadIndex, RangesOverManyValuesListThePointsInOrderThroughWritesAndMerges) {
+  wp::engine::FieldIndex idx("x", PayloadSchema::kFloat);
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> value(-50000, 49999);
+  std::vector<json> held;
+  const auto put = [&](uint32_t id, json payload) {
+    if (id >= held.size()) held.resize(id + 1, json::object());
+    idx.remove(id, held[id]);
+    held[id] = std::move(payload);
+    idx.add(id, held[id]);
+  };
+  const auto fresh = [&](uint32_t id) {
+    const double v = value(rng) / 7.0;
+    return id % 50 == 3   ? json{{"x", {v, value(rng) / 7.0}}}  // two numbers
+           : id % 20 == 7 ? json{{"x", "none"}}                 // no number
+           : id % 97 == 0 ? json{{"x", -0.0}}                   // -0 is 0
+                          : json{{"x", v}};
+  };
+  const auto check = [&](const char* stage, const wp::engine::FieldIndex& index) {
+    struct Case {
+      double lo, hi;
+      bool closed_lo, closed_hi, has_lo, has_hi;
+    };
+    for (const Case& k : {Case{0, 10, true, true, true, true},        // ~0.1%, 0 itself
+                          Case{0, 10, false, false, true, true},      // without 0 and -0
+                          Case{-100, 0, true, true, true, true},      // ~1%, -0 within
+                          Case{1000, 1715, false, true, true, true},  // ~10%: tested, in order
+                          Case{-3000, 500, true, false, true, true},  // ~50%: a pass
+                          Case{0, 6000, true, true, false, true},     // from below
+                          Case{7100, 0, true, true, true, false}}) {  // upwards
+      wp::engine::RangeBounds b;
+      if (k.has_lo) (k.closed_lo ? b.has_gte : b.has_gt) = true;
+      if (k.has_lo) (k.closed_lo ? b.gte : b.gt) = k.lo;
+      if (k.has_hi) (k.closed_hi ? b.has_lte : b.has_lt) = true;
+      if (k.has_hi) (k.closed_hi ? b.lte : b.lt) = k.hi;
+      expect_range_holds(index, held, b,
+                         stage + (" " + std::to_string(k.lo)) + ".." + std::to_string(k.hi));
+    }
+  };
+  for (uint32_t id = 0; id < 20000; ++id) put(id, fresh(id));  // merges at 4096, 8192, ...
+  check("after the inserts", idx);
+  for (uint32_t id = 0; id < 20000; id += 3) {  // removed; again with the same number or another
+    const json same = held[id];
+    put(id, json::object());
+    put(id, id % 2 ? same : fresh(id));
+  }
+  check("after the points were given their numbers again", idx);
+  for (uint32_t id = 20000; id < 26000; ++id) put(id, fresh(id));  // more, past a merge
+  check("after more inserts", idx);
+  for (uint32_t id = 0; id < 26000; ++id) {
+    if (id % 5 != 0) put(id, json::object());  // four in five removed: the run compacted
+  }
+  check("after most points were removed", idx);
+  for (uint32_t id = 0; id < 26000; id += 2) put(id, fresh(id));
+  check("after the removed points came back", idx);
+  // Built aside over the points as a collection builds it (begin_bulk: one sort at the end),
+  // some removed and added again meanwhile.
+  wp::engine::FieldIndex bulk("x", PayloadSchema::kFloat);
+  bulk.begin_bulk();
+  for (uint32_t id = 0; id < held.size(); ++id) bulk.add(id, held[id]);
+  for (uint32_t id = 0; id < held.size(); id += 7) {
+    bulk.remove(id, held[id]);
+    if (id % 2) bulk.add(id, held[id]);
+  }
+  for (uint32_t id = 0; id < held.size(); id += 14) held[id] = json::object();
+  bulk.end_bulk();
+  check("built in bulk", bulk);
+}
+
+// An integer index of few values of many points each drops the points' order (its ranges unite
+// the postings; the order would cost 16 bytes a point), and makes it again from every point's
+// number once the values are many; ranges hold throughout.
+TEST(PayloadIndex, FewValuesDropThePointsOrderAndManyMakeItAgain) {
+  wp::engine::FieldIndex idx("x", PayloadSchema::kInteger);
+  std::vector<json> held;
+  const auto add = [&](json payload) {
+    held.push_back(std::move(payload));
+    idx.add(static_cast<uint32_t>(held.size() - 1), held.back());
+  };
+  while (held.size() < 65535) add(json{{"x", held.size() % 100}});
+  const size_t ordered = idx.memory_bytes();
+  add(json{{"x", 7}});  // 64k points of 100 values
+  EXPECT_LT(idx.memory_bytes() + 16 * 60000, ordered) << "the order of 100 values dropped";
+  while (held.size() < 70000) add(json{{"x", held.size() % 100}});
+  expect_range_holds(idx, held, half_open(10, 20), "100 values, 10%");
+  expect_range_holds(idx, held, half_open(50, 51), "100 values, 1%");
+  const size_t unordered = idx.memory_bytes();
+  for (int v = 0; v < 2500; ++v) add(json{{"x", 1000 + 3 * v}});  // 2,600 values: 1 in 28
+  EXPECT_GT(idx.memory_bytes(), unordered + 16 * 70000) << "the order made again";
+  expect_range_holds(idx, held, half_open(1000, 1300), "2,600 values, 100 points");
+  expect_range_holds(idx, held, half_open(10, 20), "2,600 values, 10%");
+  for (uint32_t id = 70000; id < held.size(); id += 2) {
+    idx.remove(id, held[id]);
+    held[id] = json::object();
+  }
+  expect_range_holds(idx, held, half_open(1000, 2000), "after removals");
 }
 
 TEST(PayloadIndex, FilteredAnswersEqualACheckOfEveryPointThroughWritesAndARestart) {
