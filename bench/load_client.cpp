@@ -332,13 +332,16 @@ json search_during_ingest(uint16_t port, const std::string& col, const std::stri
                           const std::vector<std::string>& queries, const wp::index::Matrix& base,
                           size_t batch) {
   std::atomic<bool> ingesting{true};
-  std::vector<double> lat;
+  std::vector<double> lat, sent_at;  // sent_at: seconds since the Unix epoch
   std::atomic<int> errors{0};
   std::thread searcher([&] {
     Client c(port);
     size_t i = 0;
     while (ingesting) {
       const auto a = Clock::now();
+      sent_at.push_back(
+          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+              .count());
       const unsigned st = c.call(bhttp::verb::post, path, queries[i++ % queries.size()]);
       lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
       if (st != 200) ++errors;
@@ -347,7 +350,19 @@ json search_during_ingest(uint16_t port, const std::string& col, const std::stri
   const double rate = upload(port, col, base, 0, base.n, batch, true, false, base.n);
   ingesting = false;
   searcher.join();
+  // The 20 slowest searches and when each was sent, to lay beside other traces of the machine
+  // (docs/server.md: the slowest recur every ~0.5 s).
+  std::vector<size_t> order(lat.size());
+  std::iota(order.begin(), order.end(), 0);
+  const size_t shown = std::min<size_t>(20, order.size());
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(shown), order.end(),
+                    [&](size_t a, size_t b) { return lat[a] > lat[b]; });
+  json slowest = json::array();
+  for (size_t j = 0; j < shown; ++j) {
+    slowest.push_back({{"sent_at_s", sent_at[order[j]]}, {"us", lat[order[j]]}});
+  }
   return {{"upsert_points_per_s", rate},
+          {"slowest", slowest},
           {"batch", batch},
           {"searches", lat.size()},
           {"p50_us", percentile(lat, 0.5)},
