@@ -220,9 +220,8 @@ int main(int argc, char** argv) {
             {{"must",
               {{{"key", sel_key(0.5)}, {"match", {{"value", "yes"}}}},
                {{"must_not", {{{"key", sel_key(0.1)}, {"match", {{"value", "yes"}}}}}}}}}}));
-    // The same points, the must_not beside the must (also tested on each point the walk or the
-    // listing reaches: taking its postings out of the must's list at each search cost more than
-    // that, docs/hnsw.md).
+    // The same points, the must_not beside the must: a listing takes its postings out of the
+    // must's, a search tests it on each point it reaches (docs/hnsw.md).
     filters.emplace_back(
         "keyword 50%, must_not keyword 10%",
         Filter::parse({{"must", {{{"key", sel_key(0.5)}, {"match", {{"value", "yes"}}}}}},

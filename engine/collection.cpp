@@ -903,7 +903,7 @@ bool Collection::passes(const Filter& filter, uint64_t i) const {
 
 template <typename F>
 void Collection::for_each_match(const Filter& filter, const F& fn) const {
-  for_each_match(filter, filter.candidates(payload_indexes_), fn);
+  for_each_match(filter, filter.candidates(ListingLookup(payload_indexes_)), fn);
 }
 
 template <typename F>

@@ -110,6 +110,20 @@ Candidates intersect(const Candidates& a, const Candidates& b) {
   return Candidates(intersect(a.ids(), b.ids()), a.exact);
 }
 
+/// The points of `a` not among `b`'s (a must_not whose condition `b` gives exactly), listed.
+Candidates subtract(const Candidates& a, const Candidates& b) {
+  IdList out;
+  if (const IdTest* tb = b.test()) {
+    for (const uint32_t id : a.ids()) {
+      if (!tb->contains(id)) out.push_back(id);
+    }
+  } else {
+    std::set_difference(a.ids().begin(), a.ids().end(), b.ids().begin(), b.ids().end(),
+                        std::back_inserter(out));
+  }
+  return Candidates(std::move(out), a.exact);
+}
+
 IdList unite(const IdList& a, const IdList& b) {
   IdList out;
   std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
@@ -518,7 +532,7 @@ class ClauseNode : public NodeOf<ClauseNode> {
 
   std::optional<Candidates> candidates(const IndexLookup& ix) const override {
     std::optional<Candidates> out;
-    bool exact = must_not.empty() && !has_min_should;
+    bool exact = !has_min_should;
     for (const NodePtr& n : must) {
       std::optional<Candidates> c = n->candidates(ix);
       if (!c) {
@@ -558,6 +572,17 @@ class ClauseNode : public NodeOf<ClauseNode> {
       } else {
         exact = false;
       }
+    }
+    // A must_not is tested on each candidate, unless every match is being listed and an index
+    // gives its points exactly: then they are taken out (ListingLookup). Without candidates from
+    // must or should there is nothing to take them from (all other points would be listed).
+    for (const NodePtr& n : must_not) {
+      std::optional<Candidates> c = out && ix.listing() ? n->candidates(ix) : std::nullopt;
+      if (!c || !c->exact) {
+        exact = false;
+        continue;
+      }
+      *out = subtract(*out, *c);
     }
     if (out) out->exact = exact;
     return out;

@@ -152,6 +152,46 @@ class IndexLookup {
   /// A text holding every one of `tokens` (text_tokens of match.text; not empty).
   virtual std::optional<Candidates> text(const std::string& key,
                                          const std::vector<std::string>& tokens) const = 0;
+  /// True when the caller lists every match (ListingLookup).
+  virtual bool listing() const { return false; }
+};
+
+/// The lookups of `of` for a caller that lists every match (count, scroll, deletes and edits
+/// by filter): a must_not the indexes serve exactly is then taken out of the candidates at once
+/// (a sorted difference; 0.5 ms against 7.3 ms of payload tests for 90k matches at 200k points),
+/// where a search tests it on each point it reaches (cheaper than the difference at each
+/// search: docs/hnsw.md).
+class ListingLookup final : public IndexLookup {
+ public:
+  explicit ListingLookup(const IndexLookup& of) : of_(of) {}
+  std::optional<Candidates> strings(const std::string& key,
+                                    const std::vector<std::string>& any) const override {
+    return of_.strings(key, any);
+  }
+  std::optional<Candidates> integers(const std::string& key,
+                                     const std::vector<int64_t>& any) const override {
+    return of_.integers(key, any);
+  }
+  std::optional<Candidates> boolean(const std::string& key, bool value) const override {
+    return of_.boolean(key, value);
+  }
+  std::optional<Candidates> range(const std::string& key, const RangeBounds& b) const override {
+    return of_.range(key, b);
+  }
+  std::optional<Candidates> datetimes(const std::string& key, const RangeBounds& b) const override {
+    return of_.datetimes(key, b);
+  }
+  std::optional<Candidates> geo(const std::string& key, const GeoArea& area) const override {
+    return of_.geo(key, area);
+  }
+  std::optional<Candidates> text(const std::string& key,
+                                 const std::vector<std::string>& tokens) const override {
+    return of_.text(key, tokens);
+  }
+  bool listing() const override { return true; }
+
+ private:
+  const IndexLookup& of_;
 };
 
 /**

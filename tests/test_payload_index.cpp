@@ -556,6 +556,17 @@ TEST(PayloadIndex, FiltersNarrowOnlyThroughServedConditions) {
   EXPECT_TRUE(candidates({{"must", {red, one}}})->exact);
   EXPECT_FALSE(candidates({{"must", {red, other}}})->exact);
   EXPECT_FALSE(candidates({{"must", {red}}, {"must_not", {one}}})->exact);
+  // Listing every match (count, scroll, deletes by filter), a must_not an index gives exactly
+  // is taken out (0 has n 1); one no index serves is left to be tested; a search's lookups
+  // above keep testing it.
+  const wp::engine::ListingLookup listing(ix);
+  auto listed = [&](const json& f) { return Filter::parse(f).candidates(listing); };
+  EXPECT_EQ(listed({{"must", {red}}, {"must_not", {one}}})->ids(), (IdList{2}));
+  EXPECT_TRUE(listed({{"must", {red}}, {"must_not", {one}}})->exact);
+  EXPECT_EQ(listed({{"must", {red}}, {"must_not", {one, other}}})->ids(), (IdList{2}));
+  EXPECT_FALSE(listed({{"must", {red}}, {"must_not", {one, other}}})->exact);
+  EXPECT_EQ(listed({{"should", {red, one}}, {"must_not", {red}}})->ids(), (IdList{3}));
+  EXPECT_FALSE(listed({{"must_not", {red}}}));
   EXPECT_EQ(candidates({{"should", {red, one}}})->ids(), (IdList{0, 2, 3}));
   EXPECT_FALSE(candidates({{"should", {red, other}}}));  // other may hold anywhere
   EXPECT_FALSE(candidates({{"must_not", {red}}}));
