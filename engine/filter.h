@@ -22,8 +22,10 @@
  * A filter holds when every `must` condition holds, at least one `should` condition holds (if any
  * are given), and no `must_not` condition holds. An empty filter {} matches everything.
  */
+#include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +49,15 @@ struct RangeBounds {
     return (!has_gt | (x > gt)) & (!has_gte | (x >= gte)) & (!has_lt | (x < lt)) &
            (!has_lte | (x <= lte));
   }
+  /// Where a walk of numbers in order starts: the lower bound (-infinity without one); the
+  /// numbers from it on that contains() refuses are those of an open bound.
+  double lowest() const {
+    if (has_gt && has_gte) return std::max(gt, gte);
+    if (has_gt || has_gte) return has_gt ? gt : gte;
+    return -std::numeric_limits<double>::infinity();
+  }
+  /// Whether `x` and every number above it are out of the range (a walk in order stops there).
+  bool past(double x) const { return (has_lt && x >= lt) || (has_lte && x > lte); }
 };
 
 /// A point on the earth ({"lon", "lat"} in degrees).

@@ -506,21 +506,14 @@ bool FieldIndex::dropped(const NumberEntry& e) const {
 }
 
 IdList FieldIndex::ordered_within(const RangeBounds& b) const {
-  const NumberEntry from{b.has_gt && b.has_gte ? std::max(b.gt, b.gte)
-                         : b.has_gt            ? b.gt
-                         : b.has_gte           ? b.gte
-                                               : -std::numeric_limits<double>::infinity(),
-                         0};
-  const auto beyond = [&b](double x) {
-    return (b.has_lt && x >= b.lt) || (b.has_lte && x > b.lte);
-  };
+  const NumberEntry from{b.lowest(), 0};
   IdList out;
   for (auto it = std::lower_bound(ordered_.begin(), ordered_.end(), from); it != ordered_.end();
        ++it) {
-    if (beyond(it->value)) break;
+    if (b.past(it->value)) break;
     if (b.contains(it->value) && !dropped(*it)) out.push_back(it->id);
   }
-  for (auto it = recent_.lower_bound(from); it != recent_.end() && !beyond(it->value); ++it) {
+  for (auto it = recent_.lower_bound(from); it != recent_.end() && !b.past(it->value); ++it) {
     if (b.contains(it->value)) out.push_back(it->id);
   }
   for (const auto& [id, numbers] : numbers_of_) {
@@ -592,14 +585,9 @@ Candidates FieldIndex::numbers_within(const RangeBounds& b) const {
 }
 
 std::vector<const IdList*> FieldIndex::lists_within(const RangeBounds& b) const {
-  auto it = by_number_.begin();
-  if (b.has_gt || b.has_gte) {
-    const double lo = b.has_gt && b.has_gte ? std::max(b.gt, b.gte) : b.has_gt ? b.gt : b.gte;
-    it = by_number_.lower_bound(lo);
-  }
   std::vector<const IdList*> lists;
-  for (; it != by_number_.end(); ++it) {
-    if ((b.has_lt && it->first >= b.lt) || (b.has_lte && it->first > b.lte)) break;
+  for (auto it = by_number_.lower_bound(b.lowest()); it != by_number_.end(); ++it) {
+    if (b.past(it->first)) break;
     if (b.contains(it->first)) lists.push_back(&it->second);
   }
   return lists;
