@@ -263,8 +263,15 @@ int main(int argc, char** argv) {
     const auto info = col->info();
     size_t bytes = 0;
     for (const auto& [key, f] : info.payload_fields) bytes += f.memory_bytes;
-    std::printf("\n5 payload indexes built in %.2f s, %.1f bytes per point\n", index_s,
+    std::printf("\n5 payload indexes built in %.2f s, %.1f bytes per point (", index_s,
                 static_cast<double>(bytes) / points);
+    const char* sep = "";
+    for (const auto& [key, f] : info.payload_fields) {
+      std::printf("%s%s %s %.1f", sep, key.c_str(), wp::engine::payload_schema_name(f.schema),
+                  static_cast<double>(f.memory_bytes) / points);
+      sep = ", ";
+    }
+    std::printf(")\n");
     // Where the memory goes, per point (the collection's own estimate), and the process's RSS.
     const wp::engine::MemoryUse m = col->memory();
     const double n = static_cast<double>(points);

@@ -224,8 +224,9 @@ void FieldIndex::add_values(uint32_t id, const V& payload) {
                      const bool* bools, bool float_integral) {
                    inexact_integers_ = inexact_integers_ || float_integral;
                    for (const std::string& s : strings) insert_id(by_string_[s], id);
+                   const bool post = !keeps_numbers() || posted(numbers.size());
                    for (double x : numbers) {
-                     insert_id(by_number_[x], id);
+                     if (post) insert_id(by_number_[x], id);
                      inexact_integers_ = inexact_integers_ || std::abs(x) > 9007199254740992.0;
                    }
                    for (int b = 0; b < 2; ++b) {
@@ -249,7 +250,9 @@ void FieldIndex::remove_values(uint32_t id, const V& payload) {
   for_each_value(payload, [&](const std::vector<std::string>& strings,
                               const std::vector<double>& numbers, const bool* bools, bool) {
     for (const std::string& s : strings) erase_id(by_string_, s, id);
-    for (double x : numbers) erase_id(by_number_, x, id);
+    if (!keeps_numbers() || posted(numbers.size())) {
+      for (double x : numbers) erase_id(by_number_, x, id);
+    }
     for (int b = 0; b < 2; ++b) {
       if (!bools[b]) continue;
       auto pos = std::lower_bound(by_bool_[b].begin(), by_bool_[b].end(), id);
@@ -287,11 +290,12 @@ size_t FieldIndex::memory_bytes() const {
 
 void FieldIndex::for_each_posting(const std::function<void(const json&, const IdList&)>& fn) const {
   for (const auto& [value, ids] : by_string_) fn(json(value), ids);
-  for (const auto& [x, ids] : by_number_) {
+  walk_numbers(false, std::nullopt, [&](double x, const IdList& ids) {
     int64_t n = static_cast<int64_t>(x);
     const bool integral = std::trunc(x) == x && std::abs(x) < 9.2e18;
     fn(integral && schema_ == PayloadSchema::kInteger ? json(n) : json(x), ids);
-  }
+    return true;
+  });
   for (int b = 0; b < 2; ++b) {
     if (!by_bool_[b].empty()) fn(json(b == 1), by_bool_[b]);
   }
@@ -300,17 +304,66 @@ void FieldIndex::for_each_posting(const std::function<void(const json&, const Id
 bool FieldIndex::for_each_number(bool descending, std::optional<double> from,
                                  const std::function<bool(double, const IdList&)>& fn) const {
   if (schema_ != PayloadSchema::kInteger && schema_ != PayloadSchema::kFloat) return false;
-  if (!descending) {
-    for (auto it = from ? by_number_.lower_bound(*from) : by_number_.begin();
-         it != by_number_.end(); ++it) {
+  return walk_numbers(descending, from, fn);
+}
+
+bool FieldIndex::walk_numbers(bool descending, std::optional<double> from,
+                              const std::function<bool(double, const IdList&)>& fn) const {
+  if (postings_) {
+    if (!descending) {
+      for (auto it = from ? by_number_.lower_bound(*from) : by_number_.begin();
+           it != by_number_.end(); ++it) {
+        if (!fn(it->first, it->second)) break;
+      }
+      return true;
+    }
+    for (auto it = from ? std::make_reverse_iterator(by_number_.upper_bound(*from))
+                        : by_number_.rbegin();
+         it != by_number_.rend(); ++it) {
       if (!fn(it->first, it->second)) break;
     }
     return true;
   }
-  for (auto it = from ? std::make_reverse_iterator(by_number_.upper_bound(*from))
-                      : by_number_.rbegin();
-       it != by_number_.rend(); ++it) {
-    if (!fn(it->first, it->second)) break;
+  // Three sources in the same order: the run (its dropped entries skipped), the tree, and the
+  // postings of the points of several numbers; each next number is the first of their heads.
+  auto walk = [&](auto a, auto a_end, auto r, auto r_end, auto m, auto m_end, auto before) {
+    IdList ids;
+    for (;;) {
+      while (a != a_end && dropped(*a)) ++a;
+      std::optional<double> v;
+      const auto take = [&](double x) {
+        if (!v || before(x, *v)) v = x;
+      };
+      if (a != a_end) take(a->value);
+      if (r != r_end) take(r->value);
+      if (m != m_end) take(m->first);
+      if (!v) return;
+      ids.clear();
+      for (; a != a_end && a->value == *v; ++a) {
+        if (!dropped(*a)) ids.push_back(a->id);
+      }
+      for (; r != r_end && r->value == *v; ++r) ids.push_back(r->id);
+      if (m != m_end && m->first == *v) {
+        ids.insert(ids.end(), m->second.begin(), m->second.end());
+        ++m;
+      }
+      std::sort(ids.begin(), ids.end());
+      if (!fn(*v, ids)) return;
+    }
+  };
+  if (!descending) {
+    const NumberEntry lo{from.value_or(-std::numeric_limits<double>::infinity()), 0};
+    walk(std::lower_bound(ordered_.begin(), ordered_.end(), lo), ordered_.end(),
+         recent_.lower_bound(lo), recent_.end(),
+         from ? by_number_.lower_bound(*from) : by_number_.begin(), by_number_.end(),
+         std::less<double>());
+  } else {
+    const NumberEntry hi{from.value_or(std::numeric_limits<double>::infinity()),
+                         std::numeric_limits<uint32_t>::max()};
+    walk(std::make_reverse_iterator(std::upper_bound(ordered_.begin(), ordered_.end(), hi)),
+         ordered_.rend(), std::make_reverse_iterator(recent_.upper_bound(hi)), recent_.rend(),
+         from ? std::make_reverse_iterator(by_number_.upper_bound(*from)) : by_number_.rbegin(),
+         by_number_.rend(), std::greater<double>());
   }
   return true;
 }
@@ -328,10 +381,22 @@ std::optional<Candidates> FieldIndex::strings(const std::vector<std::string>& an
 std::optional<Candidates> FieldIndex::integers(const std::vector<int64_t>& any) const {
   if (schema_ != PayloadSchema::kInteger && schema_ != PayloadSchema::kFloat) return std::nullopt;
   std::vector<const IdList*> lists;
+  std::vector<IdList> runs;  // the order's points of each value (!postings_)
+  runs.reserve(any.size());  // lists point into it
   for (int64_t n : any) {
-    auto it = by_number_.find(static_cast<double>(n));
+    const double x = static_cast<double>(n);
+    auto it = by_number_.find(x);
     if (it != by_number_.end()) lists.push_back(&it->second);
+    if (postings_) continue;
+    RangeBounds just;
+    just.has_gte = just.has_lte = true;
+    just.gte = just.lte = x;
+    runs.emplace_back();
+    singles_within(just, runs.back());
+    std::sort(runs.back().begin(), runs.back().end());
+    lists.push_back(&runs.back());
   }
+  if (!runs.empty()) return Candidates(unite_all(std::move(lists)), !inexact_integers_);
   return of(std::move(lists), !inexact_integers_);
 }
 
@@ -420,12 +485,41 @@ void FieldIndex::keep_numbers(uint32_t id, const std::vector<double>& numbers) {
 }
 
 void FieldIndex::reconsider_order() {
+  const size_t n = number_of_.size();
+  // The postings of the points of one number back where values are few (each posting long:
+  // listed from the order, a copy) or many points hold several numbers (each tested by a range
+  // read in order).
+  if (!postings_ && (n < kOrderOnly || distinct_ * 16 <= n || numbers_of_.size() * 8 > n)) {
+    for (uint32_t id = 0; id < n; ++id) {
+      if (!std::isnan(number_of_[id])) insert_id(by_number_[number_of_[id]], id);
+    }
+    postings_ = true;
+  }
+  const size_t values = postings_ ? by_number_.size() : distinct_;
+  // Left out where values are many (one for four points or more): the order lists them at 16
+  // bytes a point, a value's node and list cost ~100.
+  if (postings_ && ordering_ && n >= kOrderOnly && values * 4 > n && numbers_of_.size() * 16 <= n) {
+    for (auto it = by_number_.begin(); it != by_number_.end();) {
+      IdList& ids = it->second;
+      ids.erase(std::remove_if(ids.begin(), ids.end(),
+                               [&](uint32_t id) { return !std::isnan(number_of_[id]); }),
+                ids.end());
+      if (ids.empty()) {
+        it = by_number_.erase(it);
+      } else {
+        ids.shrink_to_fit();
+        ++it;
+      }
+    }
+    postings_ = false;
+    distinct_ = values;
+    return;
+  }
   // A range over few values of many points each unites their postings (numbers_within) and
   // never reads the order (16 bytes a point): dropped where values are far fewer than that
   // switch asks (1 in 128 points, from 64k points on), made again from number_of_ (one sort)
   // where they are far more (1 in 32).
-  const size_t n = number_of_.size(), values = by_number_.size();
-  if (ordering_ && n >= 65536 && values * 128 <= n) {
+  if (postings_ && ordering_ && n >= 65536 && values * 128 <= n) {
     ordering_ = false;
     std::vector<NumberEntry>().swap(ordered_);  // its memory given back (= {} keeps it)
     recent_.clear();
@@ -457,6 +551,9 @@ void FieldIndex::order_number(uint32_t id, double value) {
 void FieldIndex::begin_bulk() {
   merge_ordered();
   bulk_ = true;
+  // Numbers indexed in bulk go into the order only (not into both, which held ~118 bytes a point
+  // for a float); end_bulk() makes their postings if values are few.
+  if (points_ == 0 && keeps_numbers() && ordering_) postings_ = false;
 }
 
 void FieldIndex::end_bulk() {
@@ -497,6 +594,10 @@ void FieldIndex::merge_ordered() {
   recent_.clear();
   ordered_dropped_.clear();
   dropped_entries_ = 0;
+  distinct_ = 0;
+  for (size_t i = 0; i < ordered_.size(); ++i) {
+    distinct_ += i == 0 || ordered_[i].value != ordered_[i - 1].value;
+  }
 }
 
 bool FieldIndex::dropped(const NumberEntry& e) const {
@@ -506,8 +607,16 @@ bool FieldIndex::dropped(const NumberEntry& e) const {
 }
 
 IdList FieldIndex::ordered_within(const RangeBounds& b) const {
-  const NumberEntry from{b.lowest(), 0};
   IdList out;
+  singles_within(b, out);
+  for (const auto& [id, numbers] : numbers_of_) {
+    if (any_within(numbers, b)) out.push_back(id);
+  }
+  return sorted_unique(std::move(out), number_of_.size());
+}
+
+void FieldIndex::singles_within(const RangeBounds& b, IdList& out) const {
+  const NumberEntry from{b.lowest(), 0};
   for (auto it = std::lower_bound(ordered_.begin(), ordered_.end(), from); it != ordered_.end();
        ++it) {
     if (b.past(it->value)) break;
@@ -516,10 +625,6 @@ IdList FieldIndex::ordered_within(const RangeBounds& b) const {
   for (auto it = recent_.lower_bound(from); it != recent_.end() && !b.past(it->value); ++it) {
     if (b.contains(it->value)) out.push_back(it->id);
   }
-  for (const auto& [id, numbers] : numbers_of_) {
-    if (any_within(numbers, b)) out.push_back(id);
-  }
-  return sorted_unique(std::move(out), number_of_.size());
 }
 
 bool FieldIndex::number_within(uint32_t id, const RangeBounds& b) const {
@@ -557,8 +662,9 @@ Candidates FieldIndex::numbers_within(const RangeBounds& b) const {
   // (1% of 1M points listed in 114-135 us against 1.5-2.2 ms, docs/hnsw.md), unless many points
   // hold several numbers (not in the order: each would be tested).
   const size_t n = number_of_.size();
-  const bool few_values = by_number_.size() * 64 <= n;
-  const bool in_order = !few_values && ordering_ && numbers_of_.size() * 16 <= n;
+  const bool few_values = postings_ && by_number_.size() * 64 <= n;
+  // Without the postings of one-number points, the order is the only list of them.
+  const bool in_order = !postings_ || (!few_values && ordering_ && numbers_of_.size() * 16 <= n);
   // Listing copies every matching id, which at 1M points and half of them matching cost several
   // times the search. Probes of the points' numbers (spread over the ids, at most 512, up to the
   // 16th within the range) tell such a range: it is then given as a test of each point.

@@ -3,6 +3,8 @@
 // kept through writes, deletes, payload edits and a restart.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <optional>
 #include <random>
 
 #include "engine/engine.h"
@@ -433,6 +435,136 @@ TEST(PayloadIndex, RangesOverManyValuesListThePointsInOrderThroughWritesAndMerge
   for (uint32_t id = 0; id < held.size(); id += 14) held[id] = json::object();
   bulk.end_bulk();
   check("built in bulk", bulk);
+}
+
+namespace {
+/// Checks what `index` (an integer index of "x") gives of its numbers against every payload of
+/// `held`: the walk in order both ways (order_by), from a number on and stopped early, every
+/// posting (facets), and integer matches.
+void expect_numbers_hold(const wp::engine::FieldIndex& index, const std::vector<json>& held,
+                         const std::string& what) {
+  using Run = std::pair<double, IdList>;
+  std::map<double, IdList> truth;
+  for (uint32_t i = 0; i < held.size(); ++i) {
+    if (!held[i].contains("x")) continue;
+    const json& x = held[i]["x"];
+    for (const json& v : x.is_array() ? x : json::array({x})) {
+      if (!v.is_number()) continue;
+      IdList& ids = truth[v.get<double>()];
+      if (ids.empty() || ids.back() != i) ids.push_back(i);
+    }
+  }
+  ASSERT_GT(truth.size(), 3u) << what;
+  const auto walk = [&](bool descending, std::optional<double> from, size_t most) {
+    std::vector<Run> got;
+    EXPECT_TRUE(index.for_each_number(descending, from, [&](double v, const IdList& ids) {
+      got.push_back({v, ids});
+      return got.size() < most;
+    }));
+    return got;
+  };
+  EXPECT_EQ(walk(false, std::nullopt, SIZE_MAX), std::vector<Run>(truth.begin(), truth.end()))
+      << what << ": every number ascending";
+  EXPECT_EQ(walk(true, std::nullopt, SIZE_MAX), std::vector<Run>(truth.rbegin(), truth.rend()))
+      << what << ": every number descending";
+  const double middle = std::next(truth.begin(), truth.size() / 2)->first;
+  for (const double from : {middle, middle + 0.5}) {  // held, and between two held numbers
+    const auto up = truth.lower_bound(from);
+    std::vector<Run> want(up,
+                          std::next(up, std::min<ptrdiff_t>(40, std::distance(up, truth.end()))));
+    EXPECT_EQ(walk(false, from, 40), want) << what << ": 40 numbers from " << from;
+    const auto down = std::make_reverse_iterator(truth.upper_bound(from));
+    want.assign(down, std::next(down, std::min<ptrdiff_t>(40, std::distance(down, truth.rend()))));
+    EXPECT_EQ(walk(true, from, 40), want) << what << ": 40 numbers down from " << from;
+  }
+  std::vector<std::pair<json, IdList>> postings, want_postings;
+  index.for_each_posting([&](const json& v, const IdList& ids) { postings.push_back({v, ids}); });
+  for (const auto& [v, ids] : truth) want_postings.push_back({json(static_cast<int64_t>(v)), ids});
+  EXPECT_EQ(postings, want_postings) << what << ": postings";
+  std::mt19937 rng(5);
+  for (int k = 0; k < 30; ++k) {
+    std::vector<int64_t> any;
+    IdList want;
+    for (int j = 0; j <= k % 3; ++j) {  // one value, two or three, now and then one none holds
+      auto it = std::next(truth.begin(), static_cast<ptrdiff_t>(rng() % truth.size()));
+      any.push_back(static_cast<int64_t>(it->first) + (j == 2));
+      if (j < 2) want.insert(want.end(), it->second.begin(), it->second.end());
+      if (j == 2 && truth.count(it->first + 1)) {
+        const IdList& more = truth[it->first + 1];
+        want.insert(want.end(), more.begin(), more.end());
+      }
+    }
+    std::sort(want.begin(), want.end());
+    want.erase(std::unique(want.begin(), want.end()), want.end());
+    const auto c = index.integers(any);
+    ASSERT_TRUE(c) << what;
+    EXPECT_TRUE(c->exact) << what;
+    EXPECT_EQ(c->ids(), want) << what << ": match of " << json(any).dump();
+  }
+}
+}  // namespace
+
+// An integer or float index of many values (about one a point, as prices or timestamps) keeps
+// the points of one number in its order only, not also in a posting a value (a map node and a
+// list: ~100 bytes a point); every lookup reads the order then, the points of several numbers
+// still from their postings. Few values make the postings again.
+TEST(PayloadIndex, ManyValuesKeepTheirPointsInOrderOnlyAndEveryLookupHolds) {
+  wp::engine::FieldIndex idx("x", PayloadSchema::kInteger);
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<int> value(-200000, 199999);
+  std::vector<json> held;
+  const auto put = [&](uint32_t id, json payload) {
+    if (id >= held.size()) held.resize(id + 1, json::object());
+    idx.remove(id, held[id]);
+    held[id] = std::move(payload);
+    idx.add(id, held[id]);
+  };
+  const auto fresh = [&](uint32_t id, int values) {
+    const auto v = [&] { return value(rng) % values; };
+    return id % 40 == 3    ? json{{"x", {v(), v()}}}  // two numbers
+           : id % 25 == 7  ? json{{"x", "none"}}      // no number
+           : id % 101 == 9 ? json{{"x", {v(), v(), v()}}}
+                           : json{{"x", v()}};
+  };
+  for (uint32_t id = 0; id < 8000; ++id) put(id, fresh(id, 200000));
+  EXPECT_TRUE(idx.keeps_postings()) << "below kOrderOnly points";
+  expect_numbers_hold(idx, held, "8,000 points");
+  const uint32_t last = wp::engine::FieldIndex::kOrderOnly - 1;
+  for (uint32_t id = 8000; id < last; ++id) put(id, fresh(id, 200000));
+  EXPECT_TRUE(idx.keeps_postings());
+  const size_t posted = idx.memory_bytes();
+  put(last, fresh(last, 200000));
+  EXPECT_FALSE(idx.keeps_postings()) << "16k points of ~16k values";
+  EXPECT_LT(idx.memory_bytes() * 2, posted) << "the postings of the points of one number dropped";
+  for (uint32_t id = last + 1; id < 40000; ++id) put(id, fresh(id, 200000));
+  EXPECT_FALSE(idx.keeps_postings()) << "40,000 points of ~38,000 values";
+  // 16 bytes of order and 8 of number a point (up to twice that in capacity), and the postings
+  // and numbers of the 3.5% of points holding several.
+  EXPECT_LT(idx.memory_bytes(), 64 * held.size());
+  expect_numbers_hold(idx, held, "many values, in order only");
+  expect_range_holds(idx, held, half_open(-1000, 1000), "many values, 0.5%");
+  for (uint32_t id = 0; id < 40000; id += 3) {  // removed; added again with another number
+    put(id, json::object());
+    if (id % 2) put(id, fresh(id, 200000));
+  }
+  expect_numbers_hold(idx, held, "after removals");
+  // 99 values: the postings come back at the first merge of the order that finds them few.
+  for (uint32_t id = 0; id < 48200; ++id) put(id, fresh(id, 50));
+  EXPECT_TRUE(idx.keeps_postings()) << "50 values";
+  expect_numbers_hold(idx, held, "few values again");
+  expect_range_holds(idx, held, half_open(-10, 10), "few values, 20%");
+  // Built aside in bulk, as a collection builds it: into the order only, the postings made at
+  // the end where values are few.
+  for (const int values : {200000, 50}) {
+    for (uint32_t id = 0; id < held.size(); ++id) held[id] = fresh(id, values);
+    wp::engine::FieldIndex bulk("x", PayloadSchema::kInteger);
+    bulk.begin_bulk();
+    for (uint32_t id = 0; id < held.size(); ++id) bulk.add(id, held[id]);
+    bulk.end_bulk();
+    EXPECT_EQ(bulk.keeps_postings(), values == 50) << values << " values, in bulk";
+    expect_numbers_hold(bulk, held, std::to_string(values) + " values, in bulk");
+    expect_range_holds(bulk, held, half_open(-20, 20), std::to_string(values) + " values, bulk");
+  }
 }
 
 // An integer index of few values of many points each drops the points' order (its ranges unite
