@@ -634,6 +634,20 @@ class Parser {
                         "min_should");
       }
     }
+    // A group in `must` without should or min_should holds where all its must and none of its
+    // must_not do, as its parent's own: they join the parent's, so that `must: [A, {must_not:
+    // [B]}]` narrows as A and not B does (a listing takes B's postings out of A's).
+    std::vector<NodePtr> must;
+    for (NodePtr& n : node->must) {
+      auto* group = dynamic_cast<ClauseNode*>(n.get());
+      if (!group || !group->should.empty() || group->has_min_should) {
+        must.push_back(std::move(n));
+        continue;
+      }
+      for (NodePtr& m : group->must) must.push_back(std::move(m));
+      for (NodePtr& m : group->must_not) node->must_not.push_back(std::move(m));
+    }
+    node->must = std::move(must);
     return node;
   }
 

@@ -699,6 +699,25 @@ TEST(PayloadIndex, FiltersNarrowOnlyThroughServedConditions) {
   EXPECT_FALSE(listed({{"must", {red}}, {"must_not", {one, other}}})->exact);
   EXPECT_EQ(listed({{"should", {red, one}}, {"must_not", {red}}})->ids(), (IdList{3}));
   EXPECT_FALSE(listed({{"must_not", {red}}}));
+  // A group of must_not in a must is its parent's must_not (red and not 1).
+  const json not_one{{"must_not", {one}}};
+  EXPECT_EQ(listed({{"must", {red, not_one}}})->ids(), (IdList{2}));
+  EXPECT_TRUE(listed({{"must", {red, not_one}}})->exact);
+  EXPECT_EQ(listed({{"must", {red, {{"must", {{{"must_not", {one}}}}}}}}})->ids(), (IdList{2}));
+  EXPECT_FALSE(candidates({{"must", {red, not_one}}})->exact);  // a search tests it
+  EXPECT_EQ(candidates({{"must", {red, not_one}}})->ids(), (IdList{0, 2}));
+  for (uint32_t i = 0; i < payloads.size(); ++i) {
+    EXPECT_EQ(Filter::parse({{"must", {red, not_one}}}).matches(PointId::number(i), payloads[i]),
+              i == 2);
+  }
+  // With a should the group is its own condition: (red and not 1) or 2 holds for 1 and 2.
+  const json either{
+      {"should",
+       {{{"must", {red}}, {"must_not", {one}}}, {{"key", "n"}, {"match", {{"value", 2}}}}}}};
+  EXPECT_EQ(listed({{"must", {either}}})->ids(), (IdList{1, 2}));
+  EXPECT_TRUE(listed({{"must", {either}}})->exact);
+  EXPECT_EQ(candidates({{"must", {either}}})->ids(), (IdList{0, 1, 2}));
+  EXPECT_FALSE(candidates({{"must", {either}}})->exact);
   EXPECT_EQ(candidates({{"should", {red, one}}})->ids(), (IdList{0, 2, 3}));
   EXPECT_FALSE(candidates({{"should", {red, other}}}));  // other may hold anywhere
   EXPECT_FALSE(candidates({{"must_not", {red}}}));
