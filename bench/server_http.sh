@@ -11,15 +11,17 @@
 # those threads poll without sleeping (a core each), so that no answer costs the server's core the
 # client's wake-up (which loopback charges to the sender); pinned placement only (unpinned, a
 # spinning client would take one of the server's two cores).
+# With --server-poll-us N the server's threads poll for N microseconds after their last event
+# before sleeping (`serve --poll-us`), so that a request arriving meanwhile costs no wake-up.
 # With --plot FILE, a PNG of QPS and p99 against the number of connections, one line per placement
 # and route (gnuplot).
 #   bash bench/server_http.sh [--dataset tests/data/siftsmall] [--seconds 4] [--ef 64]
 #                             [--port 7490] [--build-dir build] [--rounds 1] [--plot FILE]
-#                             [--client-threads N [--client-spin]]
+#                             [--client-threads N [--client-spin]] [--server-poll-us N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dataset=tests/data/siftsmall seconds=4 ef=64 port=7490 build=${WAYPOINT_BUILD_DIR:-build} rounds=1
-plot="" client_threads=0 client_spin=
+plot="" client_threads=0 client_spin= server_poll=0
 while (($#)); do
   case "$1" in
     --dataset) dataset=$2; shift 2 ;;
@@ -31,6 +33,7 @@ while (($#)); do
     --plot) plot=$2; shift 2 ;;
     --client-threads) client_threads=$2; shift 2 ;;
     --client-spin) client_spin=--client-spin; shift ;;
+    --server-poll-us) server_poll=$2; shift 2 ;;
     *) echo "server_http.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -46,13 +49,13 @@ run() {  # run PLACEMENT ROUTE
   fi
   rm -rf "$data/db"
   $serve_pin "$build/waypoint" serve --port "$port" --data "$data/db" --threads "$threads" \
-    >"$data/serve.log" 2>&1 &
+    --poll-us "$server_poll" >"$data/serve.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     sleep 0.1
   done
-  echo "== $placement, server --threads $threads, route $route${spin:+, client spinning}"
+  echo "== $placement, server --threads $threads --poll-us $server_poll, route $route${spin:+, client spinning}"
   $load_pin "$build/bench/waypoint_load" --port "$port" --dataset "$dataset" \
     --connections 1,8,32,64 --seconds "$seconds" --ef "$ef" --route "$route" --json \
     --client-threads "$client_threads" $spin \

@@ -672,14 +672,40 @@ uint16_t Server::port() const {
   return impl_->acceptor.local_endpoint().port();
 }
 
+namespace {
+/// Runs `ioc` until it stops. With `poll` > 0 the thread looks for ready handlers without
+/// sleeping for that long after its last one, and only then sleeps in the kernel: a request that
+/// arrives meanwhile is read without a wake-up of this thread (on this virtual machine a sleeping
+/// thread's wake-up costs ~12 us a round trip: 8.5 us against 20-23 us for a loopback ping-pong).
+void run_context(net::io_context& ioc, std::chrono::microseconds poll) {
+  if (poll.count() <= 0) {
+    ioc.run();
+    return;
+  }
+  using Clock = std::chrono::steady_clock;
+  auto last = Clock::now();
+  while (!ioc.stopped()) {
+    if (ioc.poll() > 0) {  // an epoll_wait that returns at once, and the handlers it readied
+      last = Clock::now();
+    } else if (!ioc.stopped() && Clock::now() - last >= poll) {
+      ioc.run_one();  // sleeps until a handler is ready
+      last = Clock::now();
+    }
+  }
+}
+}  // namespace
+
 void Server::run() {
   impl_->signals.async_wait([this](beast::error_code ec, int) {
     if (!ec) impl_->shutdown();
   });
   impl_->accept();
+  const std::chrono::microseconds poll = impl_->options.poll;
   std::vector<std::thread> threads;
-  for (auto& context : impl_->more) threads.emplace_back([c = context.get()] { c->run(); });
-  impl_->ioc.run();
+  for (auto& context : impl_->more) {
+    threads.emplace_back([c = context.get(), poll] { run_context(*c, poll); });
+  }
+  run_context(impl_->ioc, poll);
   for (auto& t : threads) t.join();
 }
 

@@ -28,6 +28,10 @@ struct ServerOptions {
   /// the body is read); a request that would pass it is answered 503 unread, unless it is the only
   /// one (so that one body up to the body limit is always served).
   size_t max_bodies_in_flight = size_t{256} << 20;
+  /// How long each server thread keeps looking for ready connections after its last event
+  /// before it sleeps (0: it sleeps at once). A request that comes meanwhile costs no wake-up:
+  /// lower latency under steady traffic, for a core kept busy while it flows.
+  std::chrono::microseconds poll{0};
   /// PEM files of the certificate chain and its private key: when both are set, every
   /// connection speaks TLS (1.2 or 1.3) on the port; when neither, plain HTTP.
   std::string tls_cert;

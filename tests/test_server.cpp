@@ -24,6 +24,8 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -303,6 +305,69 @@ TEST(Server, SigtermShutsDownCleanlyAndKeepsData) {
   auto [st, j] = c.call(bhttp::verb::get, "/collections/c/points/5");
   EXPECT_EQ(st, 200u);
   EXPECT_EQ(j["result"]["id"], 5);
+}
+
+namespace {
+/// CPU seconds the process has used (user and system), from /proc/PID/stat.
+double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));  // after "PID (comm) "
+  std::string f;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14) utime = std::stoull(f);
+    if (i == 15) stime = std::stoull(f);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+/// CPU seconds the server uses over one second in which one connection asks a search every 20
+/// ms (after `c` has made its collection).
+double cpu_over_a_second_of_sparse_searches(const ServerProcess& server, Client& c) {
+  const double before = cpu_seconds(server.pid());
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (std::chrono::steady_clock::now() < until) {
+    const auto [st, j] = c.call(bhttp::verb::post, "/collections/c/points/search",
+                                {{"vector", vector_of(3)}, {"limit", 1}});
+    EXPECT_EQ(st, 200u) << j.dump();
+    EXPECT_EQ(j["result"][0]["id"], 3);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cpu_seconds(server.pid()) - before;
+}
+}  // namespace
+
+// --poll-us: a server thread looks for ready requests for that long after its last event before
+// it sleeps. With requests 20 ms apart, 100 ms of polling keeps the connection's thread busy
+// between them; 1 ms lets it sleep; and either way an idle server sleeps, and exits on SIGTERM.
+TEST(Server, APollingThreadSleepsOnceItsPollingTimeHasPassed) {
+  wp::test::TempDir tmp;
+  for (const int poll_us : {100000, 1000}) {
+    ServerProcess server(tmp.file("data" + std::to_string(poll_us)),
+                         "--threads 2 --poll-us " + std::to_string(poll_us));
+    Client c(server.port());
+    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c",
+                     {{"vectors", {{"size", 8}, {"distance", "Euclid"}}}})
+                  .first,
+              200u);
+    json points = json::array();
+    for (uint64_t id = 0; id < 20; ++id) points.push_back({{"id", id}, {"vector", vector_of(id)}});
+    ASSERT_EQ(
+        c.call(bhttp::verb::put, "/collections/c/points?wait=true", {{"points", points}}).first,
+        200u);
+    const double busy = cpu_over_a_second_of_sparse_searches(server, c);
+    if (poll_us == 100000) {
+      EXPECT_GT(busy, 0.3) << "polling between requests 20 ms apart";
+    } else {
+      EXPECT_LT(busy, 0.2) << "asleep between requests 20 ms apart";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past any polling
+    const double before = cpu_seconds(server.pid());
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    EXPECT_LT(cpu_seconds(server.pid()) - before, 0.1) << "an idle server sleeps";
+    EXPECT_EQ(server.kill_and_wait(SIGTERM), 0);
+  }
 }
 
 TEST(Server, OversizeBodiesAre413AndIdleConnectionsTimeOut) {

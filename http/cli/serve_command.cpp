@@ -87,6 +87,7 @@ int cmd_serve(Args& args) {
   const size_t indexing_threads =
       static_cast<size_t>(int_setting("indexing-threads", "indexing_threads", 0, 0, 1024));
   so.idle_timeout = std::chrono::seconds(int_setting("idle-timeout", "idle_timeout", 60, 1, 86400));
+  so.poll = std::chrono::microseconds(int_setting("poll-us", "poll_us", 0, 0, 100000));
   so.max_connections =
       static_cast<size_t>(int_setting("max-connections", "max_connections", 1024, 1, 1 << 20));
   so.max_bodies_in_flight =
@@ -177,7 +178,7 @@ int cmd_serve(Args& args) {
 const CommandRegistration kServe(
     {"serve",
      "[--data ./waypoint-data] [--host 127.0.0.1] [--port 6333] [--api-key K] [--threads 2]\n"
-     "          [--max-body-mb 32] [--idle-timeout 60] [--max-connections 1024]\n"
+     "          [--max-body-mb 32] [--idle-timeout 60] [--max-connections 1024] [--poll-us 0]\n"
      "          [--max-bodies-mb 256] [--max-upload-mb 1024] [--read-only-api-key K]\n"
      "          [--tls-cert CERT.pem --tls-key KEY.pem] [--snapshots-dir DATA/snapshots]\n"
      "          [--config FILE.json] [--demo DATASET_DIR]\n"
