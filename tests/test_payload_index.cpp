@@ -56,6 +56,17 @@ void expect_range_holds(const wp::engine::FieldIndex& index, const std::vector<j
   ASSERT_EQ(c->ids(), truth) << what;
 }
 
+/// put(id, payload): point `id` gets `payload` in `index` (its old one, held[id], removed first)
+/// and in `held`, the payloads by id the checks read.
+auto writer(wp::engine::FieldIndex& index, std::vector<json>& held) {
+  return [&index, &held](uint32_t id, json payload) {
+    if (id >= held.size()) held.resize(id + 1, json::object());
+    index.remove(id, held[id]);
+    held[id] = std::move(payload);
+    index.add(id, held[id]);
+  };
+}
+
 /// lo <= x < hi.
 wp::engine::RangeBounds half_open(double lo, double hi) {
   wp::engine::RangeBounds b;
@@ -373,12 +384,7 @@ TEST(PayloadIndex, RangesOverManyValuesListThePointsInOrderThroughWritesAndMerge
   std::mt19937 rng(9);
   std::uniform_int_distribution<int> value(-50000, 49999);
   std::vector<json> held;
-  const auto put = [&](uint32_t id, json payload) {
-    if (id >= held.size()) held.resize(id + 1, json::object());
-    idx.remove(id, held[id]);
-    held[id] = std::move(payload);
-    idx.add(id, held[id]);
-  };
+  const auto put = writer(idx, held);
   const auto fresh = [&](uint32_t id) {
     const double v = value(rng) / 7.0;
     return id % 50 == 3   ? json{{"x", {v, value(rng) / 7.0}}}  // two numbers
@@ -513,12 +519,7 @@ TEST(PayloadIndex, ManyValuesKeepTheirPointsInOrderOnlyAndEveryLookupHolds) {
   std::mt19937 rng(17);
   std::uniform_int_distribution<int> value(-200000, 199999);
   std::vector<json> held;
-  const auto put = [&](uint32_t id, json payload) {
-    if (id >= held.size()) held.resize(id + 1, json::object());
-    idx.remove(id, held[id]);
-    held[id] = std::move(payload);
-    idx.add(id, held[id]);
-  };
+  const auto put = writer(idx, held);
   const auto fresh = [&](uint32_t id, int values) {
     const auto v = [&] { return value(rng) % values; };
     return id % 40 == 3    ? json{{"x", {v(), v()}}}  // two numbers
