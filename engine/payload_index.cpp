@@ -224,7 +224,7 @@ void FieldIndex::add_values(uint32_t id, const V& payload) {
                      const bool* bools, bool float_integral) {
                    inexact_integers_ = inexact_integers_ || float_integral;
                    for (const std::string& s : strings) insert_id(by_string_[s], id);
-                   const bool post = !keeps_numbers() || posted(numbers.size());
+                   const bool post = posted(numbers.size());
                    for (double x : numbers) {
                      if (post) insert_id(by_number_[x], id);
                      inexact_integers_ = inexact_integers_ || std::abs(x) > 9007199254740992.0;
@@ -250,7 +250,7 @@ void FieldIndex::remove_values(uint32_t id, const V& payload) {
   for_each_value(payload, [&](const std::vector<std::string>& strings,
                               const std::vector<double>& numbers, const bool* bools, bool) {
     for (const std::string& s : strings) erase_id(by_string_, s, id);
-    if (!keeps_numbers() || posted(numbers.size())) {
+    if (posted(numbers.size())) {
       for (double x : numbers) erase_id(by_number_, x, id);
     }
     for (int b = 0; b < 2; ++b) {

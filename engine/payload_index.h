@@ -131,7 +131,8 @@ class FieldIndex {
   /// Drops the order, or makes it again, as the number of distinct values asks (ordering_); and
   /// the postings of the points of one number (postings_), which the order then serves.
   void reconsider_order();
-  /// Whether by_number_ lists a point holding `count` numbers (keeps_numbers() indexes).
+  /// Whether by_number_ lists a point holding `count` numbers (postings_ is false only for
+  /// indexes that keep numbers: every geo cell is posted).
   bool posted(size_t count) const { return postings_ || count != 1; }
   /// Integer, float and datetime indexes keep each point's numbers by id.
   bool keeps_numbers() const;
@@ -157,7 +158,7 @@ class FieldIndex {
   /// Integer, float, datetime, geo cell. Where numbers are many (a value for every four points
   /// or more, from kOrderOnly points on) the points of one number are left out (postings_
   /// false): the order lists them, at 16 bytes a point where a node and a list a value cost
-  /// ~100 (a float index of 1M points: 118 -> 27 bytes a point, docs/hnsw.md).
+  /// ~100 (a float index of 1M points: ~91 -> 24 bytes a point, docs/hnsw.md).
   std::map<double, IdList> by_number_;
   IdList by_bool_[2];  ///< bool: false, true
   /// Integer, float, datetime: each point's number by internal id, NaN where it has none or
