@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "index/error.h"
+#include "index/filter_cost.h"
 #include "index/hnsw_search.h"
 
 namespace wp::index {
@@ -163,6 +164,11 @@ void HnswIndex::maybe_train_quantizer() {
   }
 }
 
+bool HnswIndex::lists_matches(const IdFilter* filter) const {
+  const int64_t matching = filter ? filter->count() : -1;
+  return matching >= 0 && static_cast<size_t>(matching) * 4 < graph_->slot_count();
+}
+
 void HnswIndex::exact_scan(const float* q, size_t k, const IdFilter* filter, SearchContext& ctx,
                            SearchStats& st) const {
   const HnswGraph& g = *graph_;
@@ -182,9 +188,7 @@ void HnswIndex::exact_scan(const float* q, size_t k, const IdFilter* filter, Sea
   };
   // A selective filter that can list its ids: visit the matches alone (one lookup each) rather
   // than every slot (at 1M points, 1% matching: 20 ms a query went to testing the other 99%).
-  const int64_t matching = filter ? filter->count() : -1;
-  if (matching >= 0 && static_cast<size_t>(matching) * 4 < g.slot_count() &&
-      filter->for_each([&](uint64_t id) {
+  if (lists_matches(filter) && filter->for_each([&](uint64_t id) {
         const slot_t s = g.find(id);
         if (s != HnswGraph::kNoSlot && !g.flags(s)) consider(s);
       })) {
@@ -244,25 +248,17 @@ void HnswIndex::search_graph(const Dist& dist_to, size_t ef, const IdFilter* fil
 bool HnswIndex::filter_prefers_exact(const IdFilter& filter, size_t ef) const {
   const int64_t matching = filter.estimate();
   if (matching < 0) return false;
-  // A filtered walk expands about ef / selectivity vertices of 2M neighbours each before it has
-  // ef matches; an exact scan costs one distance per match plus a filter test per vertex.
-  const double n = static_cast<double>(std::max<size_t>(graph_->live_count(), 1));
-  const double selectivity = std::max(static_cast<double>(matching) / n, 1e-9);
-  const double walk = std::min(n, static_cast<double>(ef) * graph_->max_links(0) / selectivity);
-  // A costly test (reading a payload) is weighed against the walk's distances: the walk tests
-  // each vertex it takes in while it has fewer than ef matches and few after (measured 922 a
-  // search at 10%, ef 64: about 1.5 ef / selectivity, taken as 2), the scan tests every one. A
-  // distance weighs an eighth of a test up to 128 dimensions (as measured when a test unpacked
-  // JSON), and dim / 1024 of one beyond: on Fashion-MNIST (784) at 1% of 60k the walk took 8 ms
-  // and the scan 2 ms, at 10% the walk 1.1 ms (both chosen so). The walk is chosen only where
-  // it costs half the scan: near the bound its reach varies (at 0.1% of 200k it took in most of
-  // the graph and cost more than the scan).
-  if (filter.costly()) {
-    const double per_distance = std::max(1.0 / 8, static_cast<double>(dim_) / 1024);
-    return std::min(n, 2.0 * ef / selectivity) + walk * per_distance >= 0.5 * n;
-  }
-  const double scan = static_cast<double>(matching) + 0.1 * n;
-  return scan <= walk;
+  // The costs of both ways as measured (index/filter_cost.cpp); the scan lists the matches when
+  // exact_scan would.
+  FilteredSearchShape s;
+  s.live = static_cast<double>(graph_->live_count());
+  s.matching = static_cast<double>(matching);
+  s.ef = ef;
+  s.scan_bytes = dim_ * sizeof(float);
+  s.walk_bytes = quantizer_.trained() ? dim_ : s.scan_bytes;
+  s.listed = lists_matches(&filter);
+  s.costly = filter.costly();
+  return filtered_search_cost(s).prefers_scan();
 }
 
 SearchStats HnswIndex::search_one(const float* q, size_t k, const SearchParams& params,

@@ -1,0 +1,50 @@
+#include "index/filter_cost.h"
+
+#include <algorithm>
+
+namespace wp::index {
+
+namespace {
+
+// A walk expands about ef / selectivity vertices before it holds ef matches, whatever the number
+// of points (`filter_walk`, ef 64: 631-643 at 10% of 60k and of 200k, 2,117-2,170 at 3%,
+// 5,858-6,617 at 1%, 137-140 at 50%), and each expansion costs ~300 ns whatever the dimension:
+// keeping the frontier heap (every vertex it computes joins it while fewer than ef matches are
+// held), the visited set, reading a list of links and its ~2 new neighbours' vectors at random
+// (measured 320-410 ns a hop at 32 and 128 dimensions, 500-600 at 512, ~350 walking 8-bit codes
+// of 128 dimensions). A distance itself is the smaller part: the model's old count of ef x 2M /
+// selectivity distances for a walk was 18 times the 1,160 measured at 10%.
+constexpr double kHopNs = 300;
+constexpr double kHopNsPerByte = 0.15;
+// A scan's match: one label lookup and one distance, in increasing order of ids (16-25 ns at 32
+// dimensions, 44-56 at 128, 170-195 at 512 when the matches do not stay cached between queries).
+constexpr double kMatchNs = 5;
+constexpr double kMatchNsPerByte = 0.09;
+// A scan that cannot list the matches tests every vertex: a bit (6 ns a vertex measured at 60k,
+// with the loop) or a posting's number.
+constexpr double kVertexTestNs = 8;
+// A test that reads a payload (`IdFilter::costly`): 25-75 ns in order of the points (a scan, as
+// listing measures it: bench_filtered's keyword and range rows), ~300 ns along a walk, which
+// reaches each point's entry and packed payload at random (at 1% of 60k, 128 dimensions, the walk
+// took 5.7-6 ms where its ~6,400 hops alone take ~2.5). A walk tests ~1.3 vertices a hop (the
+// vertices it takes in: 1.2-1.5 below 10%, more at higher selectivities where hops are few).
+constexpr double kPayloadTestNs = 50;
+constexpr double kPayloadTestWalkNs = 300;
+constexpr double kTestsPerHop = 1.3;
+
+}  // namespace
+
+FilteredSearchCost filtered_search_cost(const FilteredSearchShape& s) {
+  FilteredSearchCost c;
+  const double n = std::max(s.live, 1.0);
+  const double matching = std::clamp(s.matching, 0.0, n);
+  // ef / selectivity = ef n / matching; a walk that finds too few expands every vertex.
+  c.hops = matching > 0 ? std::min(n, static_cast<double>(s.ef) * n / matching) : n;
+  c.walk_ns = c.hops * (kHopNs + kHopNsPerByte * static_cast<double>(s.walk_bytes));
+  if (s.costly) c.walk_ns += std::min(n, kTestsPerHop * c.hops) * kPayloadTestWalkNs;
+  c.scan_ns = matching * (kMatchNs + kMatchNsPerByte * static_cast<double>(s.scan_bytes));
+  if (!s.listed) c.scan_ns += n * (s.costly ? kPayloadTestNs : kVertexTestNs);
+  return c;
+}
+
+}  // namespace wp::index

@@ -1,0 +1,35 @@
+#pragma once
+/**
+ * @file filter_cost.h
+ * What the two ways of a filtered graph search are expected to cost, for choosing between them:
+ * the walk (expanding vertices until it holds ef that pass the filter) and the exact scan (of the
+ * matches when the filter lists them, else of every vertex, testing each). The figures are
+ * nanoseconds as measured on the development machine (a 2-core AMD EPYC VM) with
+ * `bench/filter_walk` (the index alone, random ids) and `bench/bench_filtered` (through the
+ * engine, payload tests): only their ratios matter, and those are what the tests pin.
+ */
+#include <cstddef>
+
+namespace wp::index {
+
+/// The shape of one filtered search, as the index knows it before it starts.
+struct FilteredSearchShape {
+  double live = 0;        ///< live vertices
+  double matching = 0;    ///< ids estimated to pass the filter
+  size_t ef = 0;          ///< the walk's beam
+  size_t walk_bytes = 0;  ///< bytes of a vertex's vector a walk reads (4 d; d for 8-bit codes)
+  size_t scan_bytes = 0;  ///< bytes of a match's vector the scan reads (4 d)
+  bool listed = false;    ///< the scan visits the listed matches alone, else every vertex
+  bool costly = false;    ///< a test reads what the id stands for (a payload), not a bitset
+};
+
+struct FilteredSearchCost {
+  double walk_ns = 0, scan_ns = 0;
+  /// The vertices the walk is expected to expand: ef / selectivity, at most every vertex.
+  double hops = 0;
+  bool prefers_scan() const { return scan_ns <= walk_ns; }
+};
+
+FilteredSearchCost filtered_search_cost(const FilteredSearchShape& s);
+
+}  // namespace wp::index
