@@ -14,13 +14,14 @@ namespace wp::index {
 
 /// The shape of one filtered search, as the index knows it before it starts.
 struct FilteredSearchShape {
-  double live = 0;        ///< live vertices
-  double matching = 0;    ///< ids estimated to pass the filter
-  size_t ef = 0;          ///< the walk's beam
-  size_t walk_bytes = 0;  ///< bytes of a vertex's vector a walk reads (4 d; d for 8-bit codes)
-  size_t scan_bytes = 0;  ///< bytes of a match's vector the scan reads (4 d)
-  bool listed = false;    ///< the scan visits the listed matches alone, else every vertex
-  bool costly = false;    ///< a test reads what the id stands for (a payload), not a bitset
+  double live = 0;          ///< live vertices
+  double matching = 0;      ///< ids estimated to pass the filter
+  size_t ef = 0;            ///< the walk's beam
+  size_t walk_bytes = 0;    ///< bytes of a vertex's vector a walk reads (4 d; d for 8-bit codes)
+  size_t scan_bytes = 0;    ///< bytes of a match's vector the scan reads (4 d)
+  size_t vertex_bytes = 0;  ///< bytes the index holds a vertex in (vectors, codes, links, id)
+  bool listed = false;      ///< the scan visits the listed matches alone, else every vertex
+  bool costly = false;      ///< a test reads what the id stands for (a payload), not a bitset
 };
 
 struct FilteredSearchCost {

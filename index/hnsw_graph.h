@@ -72,6 +72,8 @@ class HnswGraph {
   static uint32_t link_word(const uint32_t* w) { return __atomic_load_n(w, __ATOMIC_RELAXED); }
   /// Writes a word of a link list for such readers.
   static void set_link_word(uint32_t* w, uint32_t v) { __atomic_store_n(w, v, __ATOMIC_RELAXED); }
+  /// Bytes of a level-0 record (links, vector, id): most of what a vertex holds.
+  size_t record_bytes() const { return stride_; }
   size_t max_links(int level) const { return level == 0 ? max_m0_ : params_.M; }
   uint8_t flags(slot_t s) const { return flags_[s]; }
   int level(slot_t s) const { return levels_[s]; }

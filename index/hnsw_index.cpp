@@ -256,6 +256,7 @@ bool HnswIndex::filter_prefers_exact(const IdFilter& filter, size_t ef) const {
   s.ef = ef;
   s.scan_bytes = dim_ * sizeof(float);
   s.walk_bytes = quantizer_.trained() ? dim_ : s.scan_bytes;
+  s.vertex_bytes = graph_->record_bytes() + code_stride_;
   s.listed = lists_matches(&filter);
   s.costly = filter.costly();
   return filtered_search_cost(s).prefers_scan();

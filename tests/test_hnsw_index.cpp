@@ -429,6 +429,9 @@ TEST(FilteredSearchCost, ChoosesTheFasterWayAtEachMeasuredRow) {
       {60000, 0.10, 784, false, true, false, false, "Fashion-MNIST: walk 1.1 ms"},
       {60000, 0.10, 128, false, false, false, false, "indexed range: walk 0.22 ms, scan 0.68"},
       {60000, 0.50, 512, false, true, false, false, "payloads: walk 0.33 ms, scan 6.4 ms"},
+      {1000000, 0.01, 32, false, false, true, true, "scan 595 us, walk 4,351"},
+      {1000000, 0.03, 32, false, false, true, false, "walk 1,400 us, scan 3,919"},
+      {1000000, 0.10, 32, false, false, true, false, "walk 358 us, scan 13,606"},
   };
   for (const Row& r : rows) {
     FilteredSearchShape s;
@@ -437,6 +440,8 @@ TEST(FilteredSearchCost, ChoosesTheFasterWayAtEachMeasuredRow) {
     s.ef = 64;
     s.scan_bytes = r.dim * sizeof(float);
     s.walk_bytes = r.sq8 ? r.dim : s.scan_bytes;
+    // A level-0 record of M 16 (a count, 32 links, the vector, the id), and the 8-bit code.
+    s.vertex_bytes = 4 + 32 * 4 + s.scan_bytes + 8 + (r.sq8 ? (r.dim + 63) / 64 * 64 : 0);
     s.listed = r.listed;
     s.costly = r.costly;
     const FilteredSearchCost c = filtered_search_cost(s);
@@ -451,6 +456,7 @@ TEST(FilteredSearchCost, ChoosesTheFasterWayAtEachMeasuredRow) {
   none.live = 1000;
   none.ef = 64;
   none.scan_bytes = none.walk_bytes = 128;
+  none.vertex_bytes = 268;
   EXPECT_TRUE(filtered_search_cost(none).prefers_scan());
   EXPECT_EQ(filtered_search_cost(none).hops, 1000);
 }
@@ -472,6 +478,7 @@ TEST(HnswIndex, ACostlyFilterIsWalkedOrScannedAsItsCostsSay) {
       s.matching = static_cast<double>(n / every);
       s.ef = 64;
       s.walk_bytes = s.scan_bytes = dim * sizeof(float);
+      s.vertex_bytes = 140 + s.scan_bytes;
       s.costly = true;
       const bool scan = filtered_search_cost(s).prefers_scan();
       EXPECT_EQ(scan, every != 2) << dim << " dimensions, 1 in " << every;
