@@ -848,6 +848,7 @@ class PostingsFilter final : public index::IdFilter {
            std::binary_search(ids.begin(), ids.end(), static_cast<uint32_t>(id));
   }
   int64_t count() const override { return c_.test() ? -1 : static_cast<int64_t>(c_.ids().size()); }
+  const Candidates& candidates() const { return c_; }
   int64_t estimate() const override {
     return c_.test() ? static_cast<int64_t>(c_.test()->estimate) : count();
   }
@@ -887,6 +888,14 @@ class Collection::LazyFilter final : public index::IdFilter {
   }
   int64_t estimate() const override { return estimate_; }
   bool costly() const override { return true; }
+  /// A scan's matches, listed by testing the payloads in order of the points (of the narrowing
+  /// postings when given) as count() lists them, rather than in the index's order of slots,
+  /// which reads each slot's label from its record first (at 60k points of 128 dimensions, 1%:
+  /// the scan in order of slots ran at 79-88% of the listing's QPS).
+  bool for_each(const std::function<void(uint64_t)>& fn) const override {
+    collection_.for_each_match(filter_, narrow_ ? &narrow_->candidates() : nullptr, fn);
+    return true;
+  }
 
  private:
   const Collection& collection_;
@@ -903,12 +912,12 @@ bool Collection::passes(const Filter& filter, uint64_t i) const {
 
 template <typename F>
 void Collection::for_each_match(const Filter& filter, const F& fn) const {
-  for_each_match(filter, filter.candidates(ListingLookup(payload_indexes_)), fn);
+  const std::optional<Candidates> c = filter.candidates(ListingLookup(payload_indexes_));
+  for_each_match(filter, c ? &*c : nullptr, fn);
 }
 
 template <typename F>
-void Collection::for_each_match(const Filter& filter, const std::optional<Candidates>& c,
-                                const F& fn) const {
+void Collection::for_each_match(const Filter& filter, const Candidates* c, const F& fn) const {
   uint64_t tested = 0;
   if (c) {
     for (const uint32_t i : c->ids()) {
@@ -976,7 +985,7 @@ std::unique_ptr<index::IdFilter> Collection::index_filter(const Filter& filter, 
     return std::make_unique<PostingsFilter>(std::move(*c), next_internal_);
   }
   auto bits = std::make_unique<index::BitsetFilter>(next_internal_);
-  for_each_match(filter, c, [&](uint64_t i) { bits->set(i); });
+  for_each_match(filter, c ? &*c : nullptr, [&](uint64_t i) { bits->set(i); });
   if (bits->count() == 0) return nullptr;
   return bits;
 }

@@ -372,10 +372,9 @@ class Collection {
   /// indexes when they narrow it, else every live point. The caller holds mu_ or write_mu_.
   template <typename F>
   void for_each_match(const Filter& filter, const F& fn) const;
-  /// The same with the payload indexes' candidates already asked for.
+  /// The same with the payload indexes' candidates already asked for (null: none narrow it).
   template <typename F>
-  void for_each_match(const Filter& filter, const std::optional<Candidates>& candidates,
-                      const F& fn) const;
+  void for_each_match(const Filter& filter, const Candidates* candidates, const F& fn) const;
   /// Whether internal id `i` is a live point `filter` holds for (its payload tested).
   bool passes(const Filter& filter, uint64_t i) const;
   class LazyFilter;

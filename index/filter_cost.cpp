@@ -56,8 +56,12 @@ FilteredSearchCost filtered_search_cost(const FilteredSearchShape& s) {
   if (s.costly) c.walk_ns += std::min(n, kTestsPerHop * c.hops) * kPayloadTestWalkNs;
   c.scan_ns = matching * (kMatchNs + kMatchNsPerByte * static_cast<double>(s.scan_bytes) +
                           kMatchMissNs * uncached);
-  if (!s.listed) {
-    c.scan_ns += n * (s.costly ? kPayloadTestNs : kVertexTestNs + kVertexTestMissNs * uncached);
+  // A costly filter tests every point either way (listing its matches too: it reads each
+  // payload to know).
+  if (s.costly) {
+    c.scan_ns += n * kPayloadTestNs;
+  } else if (!s.listed) {
+    c.scan_ns += n * (kVertexTestNs + kVertexTestMissNs * uncached);
   }
   return c;
 }

@@ -20,8 +20,10 @@ struct FilteredSearchShape {
   size_t walk_bytes = 0;    ///< bytes of a vertex's vector a walk reads (4 d; d for 8-bit codes)
   size_t scan_bytes = 0;    ///< bytes of a match's vector the scan reads (4 d)
   size_t vertex_bytes = 0;  ///< bytes the index holds a vertex in (vectors, codes, links, id)
-  bool listed = false;      ///< the scan visits the listed matches alone, else every vertex
-  bool costly = false;      ///< a test reads what the id stands for (a payload), not a bitset
+  /// The scan visits the listed matches alone, else every vertex (a costly filter tests every
+  /// point to list them).
+  bool listed = false;
+  bool costly = false;  ///< a test reads what the id stands for (a payload), not a bitset
 };
 
 struct FilteredSearchCost {

@@ -165,7 +165,11 @@ void HnswIndex::maybe_train_quantizer() {
 }
 
 bool HnswIndex::lists_matches(const IdFilter* filter) const {
-  const int64_t matching = filter ? filter->count() : -1;
+  if (!filter) return false;
+  // A costly test is made by the filter in its own order when it can list (a collection's
+  // payloads in order of the points), not in the order of slots after reading each one's label.
+  if (filter->costly()) return true;
+  const int64_t matching = filter->count();
   return matching >= 0 && static_cast<size_t>(matching) * 4 < graph_->slot_count();
 }
 

@@ -140,8 +140,8 @@ class HnswIndex : public Index {
   /// Exact scan of all live vertices that pass `filter` (may be null) into ctx.top (best k).
   void exact_scan(const float* q, size_t k, const IdFilter* filter, SearchContext& ctx,
                   SearchStats& st) const;
-  /// True when exact_scan visits the ids `filter` lists (a quarter of the slots at most) rather
-  /// than testing every slot.
+  /// True when exact_scan asks `filter` to list its ids (a quarter of the slots at most, or any
+  /// number for a costly filter, which tests in its own order) rather than testing every slot.
   bool lists_matches(const IdFilter* filter) const;
   /// Prefers an exact scan to the graph walk for `filter`, by the ids it estimates pass, the
   /// cost of its test and whether it lists them (filtered_search_cost).

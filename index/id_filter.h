@@ -26,7 +26,8 @@ class IdFilter {
   /// as a payload): a walk then saves only where it reaches few of the ids a scan would test.
   virtual bool costly() const { return false; }
   /// Calls fn(id) for every id that passes, in increasing order, and returns true, when the
-  /// filter can list them (an exact scan then costs the matches, not every vertex); returns
+  /// filter can list them (an exact scan then costs the matches, not every vertex; a costly
+  /// filter lists by testing every id in its own order, cheaper than in the index's); returns
   /// false, calling nothing, when it cannot.
   virtual bool for_each(const std::function<void(uint64_t)>& fn) const { return false; }
 };
