@@ -68,7 +68,8 @@ slot_t descend(const HnswGraph& g, const Dist& dist_to, slot_t ep, float& ep_dis
 }
 
 /// Beam search of width `ef` on one level from `ep` (already started: ctx.start()); leaves the
-/// best `ef` admissible vertices in ctx.top, a max-heap by distance.
+/// best `ef` admissible vertices in ctx.top, a max-heap by distance. Filtered, it stops after
+/// ctx.hop_budget expansions, setting ctx.cut.
 template <bool kLocked, bool kFiltered, bool kTombstones, typename Dist>
 void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_dist, size_t ef,
                   int level, const IdFilter* filter, SearchContext& ctx, SearchStats& st) {
@@ -89,9 +90,14 @@ void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_d
   // all 13 lines of every unvisited neighbour up front.
   const size_t prefetch_bytes = std::min(dist_to.bytes(), kMaxPrefetchBytes);
 
+  size_t expanded = 0;
   while (!frontier.empty()) {
     const Candidate c = frontier.front();
     if (c.distance > bound) break;
+    if (kFiltered && ++expanded > ctx.hop_budget) {
+      ctx.cut = true;
+      break;
+    }
     std::pop_heap(frontier.begin(), frontier.end(), FartherFirst());
     frontier.pop_back();
 

@@ -27,6 +27,10 @@ struct SearchContext {
   std::vector<uint32_t> batch;      ///< unvisited neighbours of the vertex being expanded
   std::vector<float> query;         ///< normalised query (cosine)
   std::vector<float> prepared;      ///< query prepared for code distances (sq8)
+  /// A filtered walk (search_layer) expands at most this many vertices, then stops with `cut`
+  /// set: its caller scans instead. start() lifts the bound.
+  size_t hop_budget = SIZE_MAX;
+  bool cut = false;
 
   /// Starts a new search over vertices [0, n) of at most `max_degree` links: nothing visited,
   /// empty heaps.
@@ -35,6 +39,8 @@ struct SearchContext {
     visited.start(n);
     frontier.clear();
     top.clear();
+    hop_budget = SIZE_MAX;
+    cut = false;
   }
 
   size_t memory_bytes() const {

@@ -508,6 +508,60 @@ TEST(HnswIndex, ACostlyFilterIsWalkedOrScannedAsItsCostsSay) {
   }
 }
 
+// Matches that lie away from the query (a filter that goes with the vectors): the walk, chosen
+// for the ~ef / 60% expansions a filter of 60% takes at random, would take in every vertex of the
+// query's own cluster first (2,400 here); it is stopped at four times its expected expansions and
+// the scan answers, exactly. The same filter at random is walked to the end.
+TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
+  const size_t n = 6000, dim = 16, near = 2400;  // the first 2,400 points near the origin
+  std::mt19937 rng(3);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  Matrix base(n, dim);
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = 0; j < dim; ++j) base.data[i * dim + j] = g(rng) + (i < near ? 0.0f : 40.0f);
+  }
+  const auto idx = build(base);
+  BitsetFilter far(n), random(n);
+  for (size_t i = near; i < n; ++i) far.set(i);
+  for (size_t i = 0; i < n; ++i) {
+    if (i % 5 < 3) random.set(i);
+  }
+  ASSERT_EQ(far.count(), random.count());
+  // What the choice expects: a walk, ef / 60% ~ 107 expansions; stopped past 4 x 107 + 4 ef.
+  FilteredSearchShape s;
+  s.live = n;
+  s.matching = static_cast<double>(far.count());
+  s.ef = 64;
+  s.walk_bytes = s.scan_bytes = dim * sizeof(float);
+  s.vertex_bytes = 140 + s.scan_bytes;
+  const FilteredSearchCost c = filtered_search_cost(s);
+  ASSERT_FALSE(c.prefers_scan());
+  const double budget = 4 * c.hops + 4 * 64;
+  for (size_t q = 0; q < 5; ++q) {
+    std::vector<float> query(dim);
+    for (float& x : query) x = g(rng);  // near the origin: the far points are the matches
+    SearchParams p;
+    p.ef = 64;
+    p.filter = &far;
+    std::vector<label_t> got(10), truth(10);
+    std::vector<float> d(10);
+    const SearchStats st = idx->search_one(query.data(), 10, p, got.data(), d.data());
+    EXPECT_LE(st.hops, budget + 10) << "query " << q;                   // a few on the upper levels
+    EXPECT_GE(st.distance_computations, far.count()) << "query " << q;  // then the scan
+    SearchParams exact;
+    exact.exact = true;
+    exact.filter = &far;
+    idx->search_one(query.data(), 10, exact, truth.data(), d.data());
+    EXPECT_EQ(got, truth) << "query " << q;
+    // At random the walk takes in about its expected expansions and no scan follows.
+    p.filter = &random;
+    const SearchStats walked = idx->search_one(query.data(), 10, p, got.data(), d.data());
+    EXPECT_LT(walked.hops, budget / 2) << "query " << q;
+    EXPECT_LT(walked.distance_computations, random.count()) << "query " << q;
+    for (const label_t l : got) ASSERT_TRUE(l != kNoLabel && random.contains(l));
+  }
+}
+
 // Every vertex of a batch built on two threads is reachable: a search for its own vector (with a
 // beam as wide as the index) answers it first, and it has in-edges at level 0. Small, uniform,
 // low-dimensional data is where the neighbour heuristic prunes hardest.
