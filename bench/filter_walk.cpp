@@ -7,7 +7,10 @@
 //     distances, vertices expanded (hops), ids tested, recall@k against the exact answer;
 //   - as the scan of the matches (listed by the filter, one distance each) and as the scan that
 //     tests every vertex (the choice of a filter that cannot list its matches);
-//   - as the index chooses (which one it took, and its time).
+//   - as the index chooses (which one it took, its time, distances and recall: a walk stopped
+//     at its budget is followed by the scan).
+// Then the same selectivities for the points along a random direction (the highest projections
+// on it): a filter that goes with the vectors, whose matches lie away from most queries.
 //
 //   build/bench/filter_walk [--points 60000] [--dim 128] [--clusters 60] [--queries 200]
 //                           [--ef 64] [--k 10] [--M 16] [--seed 1] [--threads 2 (build only)]
@@ -122,63 +125,81 @@ int main(int argc, char** argv) {
       points, dim, clusters, M, sq8 ? ", sq8" : "", seconds_since(t0), threads, queries, k, ef);
   std::printf(
       "| selectivity | matches | walk us | walk distances | hops | tests | walk recall | "
-      "scan of the matches us | scan of every vertex us | chosen | chosen us |\n"
-      "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n");
+      "scan of the matches us | scan of every vertex us | chosen | chosen us | chosen "
+      "distances | chosen recall |\n"
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: "
+      "|\n");
   std::mt19937_64 rng(seed + 7);
   std::uniform_real_distribution<double> u(0, 1);
-  for (const double sel : {0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 0.5}) {
-    BitsetFilter bits(points);
-    for (size_t i = 0; i < points; ++i) {
-      if (u(rng) < sel) bits.set(i);
-    }
-    std::vector<label_t> truth(queries * k), got(k);
-    std::vector<float> d(k);
-    // The exact answer, by the scan of the matches (timed: one of the two choices).
-    Run listed, every, walk, chosen;
-    t0 = Clock::now();
-    for (size_t q = 0; q < queries; ++q) {
-      Counted f(bits, false, true);
-      SearchParams p;
-      p.exact = true;
-      p.filter = &f;
-      listed.distances +=
-          idx.search_one(qs.row(q), k, p, &truth[q * k], d.data()).distance_computations;
-    }
-    listed.us = seconds_since(t0) * 1e6 / queries;
-    auto run = [&](Run& r, bool hide, bool listable, bool exact, bool* scanned) {
-      size_t hits = 0, total = 0;
-      const auto t = Clock::now();
-      for (size_t q = 0; q < queries; ++q) {
-        Counted f(bits, hide, listable);
-        SearchParams p;
-        p.ef = ef;
-        p.exact = exact;
-        p.filter = &f;
-        const SearchStats st = idx.search_one(qs.row(q), k, p, got.data(), d.data());
-        r.distances += st.distance_computations;
-        r.hops += st.hops;
-        r.tests += f.tests;
-        if (scanned) *scanned = st.hops == 0;
-        for (size_t j = 0; j < k; ++j) {
-          if (truth[q * k + j] == kNoLabel) continue;
-          ++total;
-          hits += std::count(got.begin(), got.end(), truth[q * k + j]);
-        }
-      }
-      r.us = seconds_since(t) * 1e6 / queries;
-      r.recall = total ? static_cast<double>(hits) / total : 1.0;
-      r.distances /= queries;
-      r.hops /= queries;
-      r.tests /= queries;
-    };
-    run(every, false, false, true, nullptr);
-    run(walk, true, true, false, nullptr);
-    bool scanned = false;
-    run(chosen, false, true, false, &scanned);
-    std::printf("| %.1f%% | %zu | %.1f | %.0f | %.0f | %.0f | %.4f | %.1f | %.1f | %s | %.1f |\n",
-                sel * 100, static_cast<size_t>(bits.count()), walk.us, walk.distances, walk.hops,
-                walk.tests, walk.recall, listed.us, every.us, scanned ? "scan" : "walk", chosen.us);
-    std::fflush(stdout);
+  // The points along a random direction (those whose projection on it is among the highest):
+  // a filter that goes with the vectors, whose matches lie away from most queries.
+  std::vector<float> direction(dim);
+  std::normal_distribution<float> gauss(0, 1);
+  for (float& x : direction) x = gauss(rng);
+  std::vector<float> along(points);
+  for (size_t i = 0; i < points; ++i) {
+    along[i] = std::inner_product(base.row(i), base.row(i) + dim, direction.begin(), 0.0f);
   }
+  std::vector<float> sorted = along;
+  std::sort(sorted.begin(), sorted.end());
+  for (const bool correlated : {false, true})
+    for (const double sel : {0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 0.5}) {
+      BitsetFilter bits(points);
+      const float above = sorted[static_cast<size_t>((1 - sel) * (points - 1))];
+      for (size_t i = 0; i < points; ++i) {
+        if (correlated ? along[i] > above : u(rng) < sel) bits.set(i);
+      }
+      std::vector<label_t> truth(queries * k), got(k);
+      std::vector<float> d(k);
+      // The exact answer, by the scan of the matches (timed: one of the two choices).
+      Run listed, every, walk, chosen;
+      t0 = Clock::now();
+      for (size_t q = 0; q < queries; ++q) {
+        Counted f(bits, false, true);
+        SearchParams p;
+        p.exact = true;
+        p.filter = &f;
+        listed.distances +=
+            idx.search_one(qs.row(q), k, p, &truth[q * k], d.data()).distance_computations;
+      }
+      listed.us = seconds_since(t0) * 1e6 / queries;
+      auto run = [&](Run& r, bool hide, bool listable, bool exact, bool* scanned) {
+        size_t hits = 0, total = 0;
+        const auto t = Clock::now();
+        for (size_t q = 0; q < queries; ++q) {
+          Counted f(bits, hide, listable);
+          SearchParams p;
+          p.ef = ef;
+          p.exact = exact;
+          p.filter = &f;
+          const SearchStats st = idx.search_one(qs.row(q), k, p, got.data(), d.data());
+          r.distances += st.distance_computations;
+          r.hops += st.hops;
+          r.tests += f.tests;
+          if (scanned) *scanned = st.hops == 0;
+          for (size_t j = 0; j < k; ++j) {
+            if (truth[q * k + j] == kNoLabel) continue;
+            ++total;
+            hits += std::count(got.begin(), got.end(), truth[q * k + j]);
+          }
+        }
+        r.us = seconds_since(t) * 1e6 / queries;
+        r.recall = total ? static_cast<double>(hits) / total : 1.0;
+        r.distances /= queries;
+        r.hops /= queries;
+        r.tests /= queries;
+      };
+      run(every, false, false, true, nullptr);
+      run(walk, true, true, false, nullptr);
+      bool scanned = false;
+      run(chosen, false, true, false, &scanned);
+      std::printf(
+          "| %.1f%%%s | %zu | %.1f | %.0f | %.0f | %.0f | %.4f | %.1f | %.1f | %s | %.1f | %.0f | "
+          "%.4f |\n",
+          sel * 100, correlated ? " along a direction" : "", static_cast<size_t>(bits.count()),
+          walk.us, walk.distances, walk.hops, walk.tests, walk.recall, listed.us, every.us,
+          scanned ? "scan" : "walk", chosen.us, chosen.distances, chosen.recall);
+      std::fflush(stdout);
+    }
   return 0;
 }

@@ -63,6 +63,7 @@ FilteredSearchCost filtered_search_cost(const FilteredSearchShape& s) {
   } else if (!s.listed) {
     c.scan_ns += n * (kVertexTestNs + kVertexTestMissNs * uncached);
   }
+  c.hop_budget = c.hops * std::max(2.0, c.scan_ns / std::max(c.walk_ns, 1.0)) + 4.0 * s.ef;
   return c;
 }
 

@@ -30,6 +30,10 @@ struct FilteredSearchCost {
   double walk_ns = 0, scan_ns = 0;
   /// The vertices the walk is expected to expand: ef / selectivity, at most every vertex.
   double hops = 0;
+  /// The expansions after which a walk chosen instead is stopped for the scan: when it has cost
+  /// what the scan would (so that no search costs more than about twice the cheaper way), and
+  /// not before twice the expected (plus 4 ef: the spread of walks at random filters).
+  double hop_budget = 0;
   bool prefers_scan() const { return scan_ns <= walk_ns; }
 };
 

@@ -266,11 +266,10 @@ bool HnswIndex::filter_prefers_exact(const IdFilter& filter, size_t ef, size_t* 
   s.listed = lists_matches(&filter);
   s.costly = filter.costly();
   const FilteredSearchCost c = filtered_search_cost(s);
-  // A walk chosen for its expected ef / selectivity expansions is stopped at 4 times as many (and
-  // the scan made instead): where the matches lie away from the query (a filter that goes with
-  // the vectors, as a category does) it would take in every vertex nearer than them first. Its
-  // expansions at random filters: 0.9-1.1 times the expected on average.
-  *hop_budget = static_cast<size_t>(4 * c.hops) + 4 * ef;
+  // A walk is stopped at its budget and the scan made instead: where the matches lie away from
+  // the query (a filter that goes with the vectors, as a category does) it would take in every
+  // vertex nearer than them first.
+  *hop_budget = static_cast<size_t>(std::min(c.hop_budget, 1e18));
   return c.prefers_scan();
 }
 

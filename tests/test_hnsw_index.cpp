@@ -510,8 +510,9 @@ TEST(HnswIndex, ACostlyFilterIsWalkedOrScannedAsItsCostsSay) {
 
 // Matches that lie away from the query (a filter that goes with the vectors): the walk, chosen
 // for the ~ef / 60% expansions a filter of 60% takes at random, would take in every vertex of the
-// query's own cluster first (2,400 here); it is stopped at four times its expected expansions and
-// the scan answers, exactly. The same filter at random is walked to the end.
+// query's own cluster first (2,400 here); it is stopped once it has cost what the scan would
+// (here ~2.6 times its expected expansions) and the scan answers, exactly. The same filter at
+// random is walked to the end.
 TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
   const size_t n = 6000, dim = 16, near = 2400;  // the first 2,400 points near the origin
   std::mt19937 rng(3);
@@ -536,7 +537,8 @@ TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
   s.vertex_bytes = 140 + s.scan_bytes;
   const FilteredSearchCost c = filtered_search_cost(s);
   ASSERT_FALSE(c.prefers_scan());
-  const double budget = 4 * c.hops + 4 * 64;
+  const double budget = c.hop_budget;
+  EXPECT_NEAR(budget, c.hops * std::max(2.0, c.scan_ns / c.walk_ns) + 4 * 64, 1e-6);
   for (size_t q = 0; q < 5; ++q) {
     std::vector<float> query(dim);
     for (float& x : query) x = g(rng);  // near the origin: the far points are the matches
