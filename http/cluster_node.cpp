@@ -171,8 +171,27 @@ void ClusterNode::join() {
                                 ? value["uri"].get<std::string>()
                                 : "an unknown URL";
     if (uri == options_.advertise && held.lease != 0 && attempt < 2) {
+      // Taken over in one step: the key moves to a new lease where it is as read, then the old
+      // lease ends (holding nothing else). Revoking it first deleted the key meanwhile: the
+      // other nodes saw this node leave and failed its shards over, for a restart within its
+      // lease (under load a failover that found no successor in time left a primary marked
+      // dead that nothing repaired).
+      const int64_t fresh = client_.grant(options_.lease_ttl);
+      const etcd::TxnResult took =
+          client_.txn({etcd::Compare::mod_revision(key, held.mod_revision)},
+                      {etcd::Op::put(key, node_value(options_), fresh)});
+      if (!took.succeeded) {
+        client_.revoke(fresh);
+        continue;
+      }
       client_.revoke(held.lease);
-      continue;
+      std::lock_guard<std::mutex> lock(mu_);
+      lease_ = fresh;
+      renewed_ = sent;
+      renewed_wall_ = sent_wall;
+      last_error_.clear();
+      ++joins_;
+      return;
     }
     throw UserError(
         "--node-id " + std::to_string(options_.node_id) + " is held by " +

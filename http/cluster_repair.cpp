@@ -230,8 +230,11 @@ void ClusterRouter::fail_over(const CollectionMap& seen,
     for (uint32_t s = 0; s < m.shard_number; ++s) {
       Shard& sh = m.shards[s];
       bool bump = false;
+      // The primary's replica is marked dead only with a successor (below): no write is
+      // acknowledged without the primary, so it holds them all, and a primary marked dead
+      // without one would stay so when its node came back (catch_up has no primary to ask).
       for (auto& [r, state] : sh.replicas) {
-        if (state != ReplicaState::kDead && !peers.count(r)) {
+        if (state != ReplicaState::kDead && !peers.count(r) && r != sh.primary) {
           state = ReplicaState::kDead;
           bump = true;
         }
@@ -241,7 +244,7 @@ void ClusterRouter::fail_over(const CollectionMap& seen,
         // acknowledged write; the most up-to-date also keeps what was not yet acknowledged.
         uint64_t best = 0, best_seq = 0;
         for (const auto& [r, state] : sh.replicas) {
-          if (state != ReplicaState::kActive) continue;
+          if (state != ReplicaState::kActive || r == sh.primary) continue;
           try {
             const Answer a = forward(r, "GET", "/collections/" + m.local_name(s) + "/cluster",
                                      nullptr, std::chrono::seconds(2));
@@ -256,6 +259,9 @@ void ClusterRouter::fail_over(const CollectionMap& seen,
           }
         }
         if (best != 0) {
+          if (auto old = sh.replicas.find(sh.primary); old != sh.replicas.end()) {
+            old->second = ReplicaState::kDead;
+          }
           sh.primary = best;
           bump = true;
         }
