@@ -145,14 +145,21 @@ std::string ClusterNode::node_key(uint64_t id) const {
 
 void ClusterNode::join() {
   const std::string key = node_key(options_.node_id);
+  // The key is claimed where it is missing; one this node held before a restart (same URL) is
+  // taken over in one step: moved to the new lease where it is as read, then its old lease ended
+  // (holding nothing else). Revoking that lease first deleted the key meanwhile: the other nodes
+  // saw this node leave and failed its shards over, for a restart within its lease (and under
+  // load a failover that found no successor in time left a primary marked dead).
+  etcd::Compare claim = etcd::Compare::missing(key);
+  int64_t replaced = 0;  // the lease of the key taken over
   for (int attempt = 0;; ++attempt) {
     const auto sent = Clock::now();
     const auto sent_wall = std::chrono::system_clock::now();
     const int64_t lease = client_.grant(options_.lease_ttl);
-    const etcd::TxnResult r =
-        client_.txn({etcd::Compare::missing(key)},
-                    {etcd::Op::put(key, node_value(options_), lease)}, {etcd::Op::get(key)});
+    const etcd::TxnResult r = client_.txn(
+        {claim}, {etcd::Op::put(key, node_value(options_), lease)}, {etcd::Op::get(key)});
     if (r.succeeded) {
+      if (replaced != 0) client_.revoke(replaced);
       std::lock_guard<std::mutex> lock(mu_);
       lease_ = lease;
       renewed_ = sent;
@@ -162,36 +169,22 @@ void ClusterNode::join() {
       return;
     }
     client_.revoke(lease);
-    // The id is held. By this node before a restart (same URL): end that lease and take over.
+    // The id is held (or changed since it was read): by this node before a restart, take over.
     const etcd::KeyValue held =
         r.gets.empty() || r.gets[0].kvs.empty() ? etcd::KeyValue{} : r.gets[0].kvs[0];
-    if (held.key.empty() && attempt < 2) continue;  // gone between the compare and the read
+    if (held.key.empty() && attempt < 3) {  // gone between the compare and the read
+      claim = etcd::Compare::missing(key);
+      replaced = 0;
+      continue;
+    }
     const json value = json::parse(held.value, nullptr, false);
     const std::string uri = value.is_object() && value.contains("uri") && value["uri"].is_string()
                                 ? value["uri"].get<std::string>()
                                 : "an unknown URL";
-    if (uri == options_.advertise && held.lease != 0 && attempt < 2) {
-      // Taken over in one step: the key moves to a new lease where it is as read, then the old
-      // lease ends (holding nothing else). Revoking it first deleted the key meanwhile: the
-      // other nodes saw this node leave and failed its shards over, for a restart within its
-      // lease (under load a failover that found no successor in time left a primary marked
-      // dead that nothing repaired).
-      const int64_t fresh = client_.grant(options_.lease_ttl);
-      const etcd::TxnResult took =
-          client_.txn({etcd::Compare::mod_revision(key, held.mod_revision)},
-                      {etcd::Op::put(key, node_value(options_), fresh)});
-      if (!took.succeeded) {
-        client_.revoke(fresh);
-        continue;
-      }
-      client_.revoke(held.lease);
-      std::lock_guard<std::mutex> lock(mu_);
-      lease_ = fresh;
-      renewed_ = sent;
-      renewed_wall_ = sent_wall;
-      last_error_.clear();
-      ++joins_;
-      return;
+    if (uri == options_.advertise && held.lease != 0 && attempt < 3) {
+      claim = etcd::Compare::mod_revision(key, held.mod_revision);
+      replaced = held.lease;
+      continue;
     }
     throw UserError(
         "--node-id " + std::to_string(options_.node_id) + " is held by " +
