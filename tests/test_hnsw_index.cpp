@@ -397,6 +397,22 @@ TEST(HnswIndex, ACostlyFilterIsTestedAlongTheWalkWhereManyIdsPass) {
   EXPECT_EQ(all5, (std::vector<label_t>{3, 2003, 4003, 6003, 8003}));
 }
 
+namespace {
+/// The shape of a filtered search (ef 64) of an index as `build` makes it (M 16: a level-0
+/// record of a count, 32 links, the vector and the id; the 8-bit code beside it for sq8), with
+/// `matching` of its `n` points estimated to pass.
+FilteredSearchShape shape_of(double n, double matching, size_t dim, bool sq8 = false) {
+  FilteredSearchShape s;
+  s.live = n;
+  s.matching = matching;
+  s.ef = 64;
+  s.scan_bytes = dim * sizeof(float);
+  s.walk_bytes = sq8 ? dim : s.scan_bytes;
+  s.vertex_bytes = 4 + 32 * 4 + s.scan_bytes + 8 + (sq8 ? (dim + 63) / 64 * 64 : 0);
+  return s;
+}
+}  // namespace
+
 // The choice between the walk and the scan, at the rows measured on the development machine
 // (docs/hnsw.md, "Walk or scan, fitted"): each is the faster of the two as measured there, ef 64.
 // `filter_walk` (the index alone, a random bitset, listed by the scan below a quarter of the
@@ -434,14 +450,7 @@ TEST(FilteredSearchCost, ChoosesTheFasterWayAtEachMeasuredRow) {
       {1000000, 0.10, 32, false, false, true, false, "walk 358 us, scan 13,606"},
   };
   for (const Row& r : rows) {
-    FilteredSearchShape s;
-    s.live = r.n;
-    s.matching = r.n * r.selectivity;
-    s.ef = 64;
-    s.scan_bytes = r.dim * sizeof(float);
-    s.walk_bytes = r.sq8 ? r.dim : s.scan_bytes;
-    // A level-0 record of M 16 (a count, 32 links, the vector, the id), and the 8-bit code.
-    s.vertex_bytes = 4 + 32 * 4 + s.scan_bytes + 8 + (r.sq8 ? (r.dim + 63) / 64 * 64 : 0);
+    FilteredSearchShape s = shape_of(r.n, r.n * r.selectivity, r.dim, r.sq8);
     s.listed = r.listed;
     s.costly = r.costly;
     const FilteredSearchCost c = filtered_search_cost(s);
@@ -452,19 +461,15 @@ TEST(FilteredSearchCost, ChoosesTheFasterWayAtEachMeasuredRow) {
     EXPECT_NEAR(c.hops, std::min(r.n, 64 / r.selectivity), 1e-6);
   }
   // Nothing estimated to pass: the walk would expand every vertex; the scan has nothing to do.
-  FilteredSearchShape none;
-  none.live = 1000;
-  none.ef = 64;
-  none.scan_bytes = none.walk_bytes = 128;
-  none.vertex_bytes = 268;
+  const FilteredSearchShape none = shape_of(1000, 0, 32);
   EXPECT_TRUE(filtered_search_cost(none).prefers_scan());
   EXPECT_EQ(filtered_search_cost(none).hops, 1000);
 }
 
-// The index follows that choice: a costly filter many ids pass is tested along the walk (the
-// vertices it reaches alone), one few pass is scanned (every vertex tested once, the answer the
-// exact one), and a walk at 20% of 2,000 points of many dimensions is left for the scan, as the
-// costs say (at this size both take tens of microseconds).
+// The index follows that choice: a costly filter half the ids pass is tested along the walk (the
+// vertices it reaches alone), one a fifth or a fiftieth pass is scanned (every vertex tested
+// once, the answer the exact one), at 32 and 784 dimensions, as the costs say (at 2,000 points
+// both ways take tens of microseconds).
 TEST(HnswIndex, ACostlyFilterIsWalkedOrScannedAsItsCostsSay) {
   const size_t n = 2000;
   for (const size_t dim : {32, 784}) {
@@ -473,12 +478,7 @@ TEST(HnswIndex, ACostlyFilterIsWalkedOrScannedAsItsCostsSay) {
     const auto idx = build(base);
     for (const size_t every : {2, 5, 50}) {
       auto pass = [every](uint64_t id) { return id % every == 0; };
-      FilteredSearchShape s;
-      s.live = n;
-      s.matching = static_cast<double>(n / every);
-      s.ef = 64;
-      s.walk_bytes = s.scan_bytes = dim * sizeof(float);
-      s.vertex_bytes = 140 + s.scan_bytes;
+      FilteredSearchShape s = shape_of(n, static_cast<double>(n / every), dim);
       s.costly = true;
       const bool scan = filtered_search_cost(s).prefers_scan();
       EXPECT_EQ(scan, every != 2) << dim << " dimensions, 1 in " << every;
@@ -528,14 +528,9 @@ TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
     if (i % 5 < 3) random.set(i);
   }
   ASSERT_EQ(far.count(), random.count());
-  // What the choice expects: a walk, ef / 60% ~ 107 expansions; stopped past 4 x 107 + 4 ef.
-  FilteredSearchShape s;
-  s.live = n;
-  s.matching = static_cast<double>(far.count());
-  s.ef = 64;
-  s.walk_bytes = s.scan_bytes = dim * sizeof(float);
-  s.vertex_bytes = 140 + s.scan_bytes;
-  const FilteredSearchCost c = filtered_search_cost(s);
+  // What the choice expects: a walk, ef / 60% ~ 107 expansions; stopped at its budget.
+  const FilteredSearchCost c =
+      filtered_search_cost(shape_of(n, static_cast<double>(far.count()), dim));
   ASSERT_FALSE(c.prefers_scan());
   const double budget = c.hop_budget;
   EXPECT_NEAR(budget, c.hops * std::max(2.0, c.scan_ns / c.walk_ns) + 4 * 64, 1e-6);
