@@ -31,6 +31,10 @@ bash scripts/setup.sh --no-torch >/dev/null
 WAYPOINT_BUILD_DIR="$build" WAYPOINT_BUILD_TARGETS="${targets[*]}" \
   bash scripts/build.sh --sanitize address,undefined >/dev/null
 mkdir -p "$build/crashes"
+# Targets run `WAYPOINT_FUZZ_JOBS` at a time (default: one per core), each for SECONDS. Counted
+# before OMP_NUM_THREADS is set below: GNU nproc answers OMP_NUM_THREADS when it is set (so the
+# targets ran one at a time, CI's 11 x 20 s taking 240 s instead of 120).
+jobs=${WAYPOINT_FUZZ_JOBS:-$(nproc)}
 export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1"
 export LSAN_OPTIONS="suppressions=$PWD/scripts/sanitizer/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
@@ -39,8 +43,6 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 # before with the pragmas compiled out), and a crash replays alike. The parallel paths are the
 # ASan+UBSan suite's (scripts/test.sh), which runs two.
 export OMP_NUM_THREADS=1
-# Targets run `WAYPOINT_FUZZ_JOBS` at a time (default: one per core), each for SECONDS.
-jobs=${WAYPOINT_FUZZ_JOBS:-$(nproc)}
 run_target() {
   local t=$1 corpus="$build/corpus/$1" log="$build/$1.log" status=0
   mkdir -p "$corpus"
