@@ -7,8 +7,8 @@
 //     distances, vertices expanded (hops), ids tested, recall@k against the exact answer;
 //   - as the scan of the matches (listed by the filter, one distance each) and as the scan that
 //     tests every vertex (the choice of a filter that cannot list its matches);
-//   - as the index chooses (which one it took, its time, distances and recall: a walk stopped
-//     at its budget is followed by the scan).
+//   - as the index chooses (which one it took, its time, distances, hops and recall: a walk
+//     stopped at its budget or at its probe is followed by the scan).
 // Then the same selectivities for the points along a random direction (the highest projections
 // on it): a filter that goes with the vectors, whose matches lie away from most queries.
 //
@@ -126,9 +126,9 @@ int main(int argc, char** argv) {
   std::printf(
       "| selectivity | matches | walk us | walk distances | hops | tests | walk recall | "
       "scan of the matches us | scan of every vertex us | chosen | chosen us | chosen "
-      "distances | chosen recall |\n"
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: "
-      "|\n");
+      "distances | chosen hops | chosen recall |\n"
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | "
+      "---: |\n");
   std::mt19937_64 rng(seed + 7);
   std::uniform_real_distribution<double> u(0, 1);
   // The points along a random direction (those whose projection on it is among the highest):
@@ -194,10 +194,10 @@ int main(int argc, char** argv) {
       run(chosen, false, true, false, &scanned);
       std::printf(
           "| %.1f%%%s | %zu | %.1f | %.0f | %.0f | %.0f | %.4f | %.1f | %.1f | %s | %.1f | %.0f | "
-          "%.4f |\n",
+          "%.0f | %.4f |\n",
           sel * 100, correlated ? " along a direction" : "", static_cast<size_t>(bits.count()),
           walk.us, walk.distances, walk.hops, walk.tests, walk.recall, listed_us, every.us,
-          scanned ? "scan" : "walk", chosen.us, chosen.distances, chosen.recall);
+          scanned ? "scan" : "walk", chosen.us, chosen.distances, chosen.hops, chosen.recall);
       std::fflush(stdout);
     }
   }

@@ -34,6 +34,10 @@ struct FilteredSearchCost {
   /// what the scan would (so that no search costs more than about twice the cheaper way), and
   /// not before twice the expected (plus 4 ef: the spread of walks at random filters).
   double hop_budget = 0;
+  /// Where the scan costs less than a walk that meets few matches would (the query away from the
+  /// matches), the walk is probed at expansion `probe_hops` and at twice as many each time after,
+  /// and stopped if it has met fewer than `probe_rate` matches an expansion; probe_hops 0: never.
+  double probe_hops = 0, probe_rate = 0;
   bool prefers_scan() const { return scan_ns <= walk_ns; }
 };
 

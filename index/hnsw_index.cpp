@@ -224,7 +224,7 @@ uint32_t HnswIndex::upper_entry(const float* q, uint32_t skip, uint64_t* dcs) co
 
 template <typename Dist>
 void HnswIndex::search_graph(const Dist& dist_to, size_t ef, const IdFilter* filter,
-                             size_t hop_budget, SearchContext& ctx, SearchStats& st) const {
+                             const WalkLimits& limits, SearchContext& ctx, SearchStats& st) const {
   const HnswGraph& g = *graph_;
   // Entry: a fixed vertex of level 0 when set, else the greedy descent through the upper levels
   // (from the entry as it is now: an insert may move it meanwhile).
@@ -236,7 +236,7 @@ void HnswIndex::search_graph(const Dist& dist_to, size_t ef, const IdFilter* fil
   const slot_t ep =
       fixed ? start : hnsw::descend<false>(g, dist_to, start, ep_dist, entry.level, 0, st);
   ctx.start(g.slot_count(), g.max_links(0));
-  ctx.hop_budget = hop_budget;
+  ctx.limits = limits;
   const bool tombstones = g.num_tombstones() > 0;
   if (filter) {
     if (tombstones) {
@@ -251,7 +251,7 @@ void HnswIndex::search_graph(const Dist& dist_to, size_t ef, const IdFilter* fil
   }
 }
 
-bool HnswIndex::filter_prefers_exact(const IdFilter& filter, size_t ef, size_t* hop_budget) const {
+bool HnswIndex::filter_prefers_exact(const IdFilter& filter, size_t ef, WalkLimits* limits) const {
   const int64_t matching = filter.estimate();
   if (matching < 0) return false;
   // The costs of both ways as measured (index/filter_cost.cpp); the scan lists the matches when
@@ -266,10 +266,15 @@ bool HnswIndex::filter_prefers_exact(const IdFilter& filter, size_t ef, size_t* 
   s.listed = lists_matches(&filter);
   s.costly = filter.costly();
   const FilteredSearchCost c = filtered_search_cost(s);
-  // A walk is stopped at its budget and the scan made instead: where the matches lie away from
-  // the query (a filter that goes with the vectors, as a category does) it would take in every
-  // vertex nearer than them first.
-  *hop_budget = static_cast<size_t>(std::min(c.hop_budget, 1e18));
+  // A walk is stopped at its budget, or early where its first vertices hold too few matches,
+  // and the scan made instead: where the matches lie away from the query (a filter that goes
+  // with the vectors, as a category does) it would take in every vertex nearer than them first.
+  auto count = [](double x) { return static_cast<size_t>(std::min(x, 1e18)); };
+  limits->hop_budget = count(c.hop_budget);
+  if (c.probe_hops > 0) {
+    limits->probe_hops = count(c.probe_hops);
+    limits->probe_rate = c.probe_rate;
+  }
   return c.prefers_scan();
 }
 
@@ -292,9 +297,9 @@ SearchStats HnswIndex::search_one(const float* q, size_t k, const SearchParams& 
   const int64_t matching = filter ? filter->count() : -1;
   // Vectors placed but not linked yet (HnswIndex::link runs) into an empty graph: only the scan
   // finds them.
-  size_t hop_budget = SIZE_MAX;
+  WalkLimits limits;
   bool exact = params.exact || g.entry_point() == HnswGraph::kNoSlot ||
-               (filter && filter_prefers_exact(*filter, ef, &hop_budget));
+               (filter && filter_prefers_exact(*filter, ef, &limits));
   if (!exact) {
     if (quantizer_.trained()) {
       // Walk on the codes, then re-rank the ef candidates with the float vectors.
@@ -310,12 +315,12 @@ SearchStats HnswIndex::search_one(const float* q, size_t k, const SearchParams& 
                                  l2 ? k8.l2sqr_u8 : k8.inner_product_u8,
                                  l2 ? step * step : -step,
                                  -bias};
-      search_graph(dist_to, ef, filter, hop_budget, *ctx, st);
+      search_graph(dist_to, ef, filter, limits, *ctx, st);
       for (Candidate& c : ctx->top) c.distance = g.distance(q, g.vec(c.id));
       st.distance_computations += ctx->top.size();
       std::make_heap(ctx->top.begin(), ctx->top.end());
     } else {
-      search_graph(hnsw::FloatDistance{&g, q}, ef, filter, hop_budget, *ctx, st);
+      search_graph(hnsw::FloatDistance{&g, q}, ef, filter, limits, *ctx, st);
     }
     // A filtered walk can miss matches that sit behind vertices it never reached: when it found
     // fewer than k and more may exist, or was stopped at its budget, fall back to the exact scan

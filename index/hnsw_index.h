@@ -135,8 +135,8 @@ class HnswIndex : public Index {
   /// Upper-level descent (or the fixed entry) then the level-0 search with `dist_to`, the
   /// variant chosen by filter and tombstones.
   template <typename Dist>
-  void search_graph(const Dist& dist_to, size_t ef, const IdFilter* filter, size_t hop_budget,
-                    SearchContext& ctx, SearchStats& st) const;
+  void search_graph(const Dist& dist_to, size_t ef, const IdFilter* filter,
+                    const WalkLimits& limits, SearchContext& ctx, SearchStats& st) const;
   /// Exact scan of all live vertices that pass `filter` (may be null) into ctx.top (best k).
   void exact_scan(const float* q, size_t k, const IdFilter* filter, SearchContext& ctx,
                   SearchStats& st) const;
@@ -145,8 +145,8 @@ class HnswIndex : public Index {
   bool lists_matches(const IdFilter* filter) const;
   /// Prefers an exact scan to the graph walk for `filter`, by the ids it estimates pass, the
   /// cost of its test and whether it lists them (filtered_search_cost).
-  /// Sets *hop_budget to the expansions after which a walk chosen instead is stopped.
-  bool filter_prefers_exact(const IdFilter& filter, size_t ef, size_t* hop_budget) const;
+  /// Sets *limits to where a walk chosen instead is stopped for the scan.
+  bool filter_prefers_exact(const IdFilter& filter, size_t ef, WalkLimits* limits) const;
 
   HnswParams params_;
   DistanceFn dist_;

@@ -68,8 +68,8 @@ slot_t descend(const HnswGraph& g, const Dist& dist_to, slot_t ep, float& ep_dis
 }
 
 /// Beam search of width `ef` on one level from `ep` (already started: ctx.start()); leaves the
-/// best `ef` admissible vertices in ctx.top, a max-heap by distance. Filtered, it stops after
-/// ctx.hop_budget expansions, setting ctx.cut.
+/// best `ef` admissible vertices in ctx.top, a max-heap by distance. Filtered, it stops where
+/// ctx.limits say, setting ctx.cut.
 template <bool kLocked, bool kFiltered, bool kTombstones, typename Dist>
 void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_dist, size_t ef,
                   int level, const IdFilter* filter, SearchContext& ctx, SearchStats& st) {
@@ -83,7 +83,11 @@ void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_d
   };
   visited.insert(ep);
   frontier.push_back({ep_dist, ep});
-  if (admissible(ep)) top.push_back({ep_dist, ep});
+  [[maybe_unused]] size_t matched = 0;  // admissible vertices met (the probe of a filtered walk)
+  if (admissible(ep)) {
+    top.push_back({ep_dist, ep});
+    if (kFiltered) ++matched;
+  }
   float bound = top.size() >= ef ? top.front().distance : std::numeric_limits<float>::infinity();
   // Prefetch whole vectors (codes) up to kMaxPrefetchBytes. Measured on Fashion-MNIST (d=784,
   // ef=16): hnsw-sq8 went from ~18k QPS prefetching one line per neighbour to ~28k prefetching
@@ -91,12 +95,21 @@ void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_d
   const size_t prefetch_bytes = std::min(dist_to.bytes(), kMaxPrefetchBytes);
 
   size_t expanded = 0;
+  [[maybe_unused]] size_t probe = ctx.limits.probe_hops;
   while (!frontier.empty()) {
     const Candidate c = frontier.front();
     if (c.distance > bound) break;
-    if (kFiltered && ++expanded > ctx.hop_budget) {
-      ctx.cut = true;
-      break;
+    if (kFiltered) {
+      ++expanded;
+      bool stop = expanded > ctx.limits.hop_budget;
+      if (expanded == probe) {  // probed at probe_hops, then at twice as many expansions each time
+        stop = stop || static_cast<double>(matched) < ctx.limits.probe_rate * expanded;
+        probe = probe <= SIZE_MAX / 2 ? 2 * probe : SIZE_MAX;
+      }
+      if (stop) {
+        ctx.cut = true;
+        break;
+      }
     }
     std::pop_heap(frontier.begin(), frontier.end(), FartherFirst());
     frontier.pop_back();
@@ -133,6 +146,7 @@ void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_d
         frontier.push_back({d, v});
         std::push_heap(frontier.begin(), frontier.end(), FartherFirst());
         if (admissible(v)) {
+          if (kFiltered) ++matched;
           top.push_back({d, v});
           std::push_heap(top.begin(), top.end());
           if (top.size() > ef) {

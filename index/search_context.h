@@ -15,6 +15,16 @@
 
 namespace wp::index {
 
+/// Where a filtered walk (hnsw::search_layer) is stopped for the exact scan: after `hop_budget`
+/// expansions, or at a probe (expansion `probe_hops`, then twice as many each time) when it has
+/// met fewer than `probe_rate` matches an expansion so far (FilteredSearchCost says why). By
+/// default, never.
+struct WalkLimits {
+  size_t hop_budget = SIZE_MAX;
+  size_t probe_hops = SIZE_MAX;
+  double probe_rate = 0;
+};
+
 struct SearchContext {
   VisitedSet visited;
   std::vector<Candidate> frontier;  ///< min-heap (FartherFirst): vertices still to expand
@@ -27,9 +37,9 @@ struct SearchContext {
   std::vector<uint32_t> batch;      ///< unvisited neighbours of the vertex being expanded
   std::vector<float> query;         ///< normalised query (cosine)
   std::vector<float> prepared;      ///< query prepared for code distances (sq8)
-  /// A filtered walk (search_layer) expands at most this many vertices, then stops with `cut`
-  /// set: its caller scans instead. start() lifts the bound.
-  size_t hop_budget = SIZE_MAX;
+  /// Where a filtered walk stops, with `cut` set (its caller scans instead). start() lifts the
+  /// limits.
+  WalkLimits limits;
   bool cut = false;
 
   /// Starts a new search over vertices [0, n) of at most `max_degree` links: nothing visited,
@@ -39,7 +49,7 @@ struct SearchContext {
     visited.start(n);
     frontier.clear();
     top.clear();
-    hop_budget = SIZE_MAX;
+    limits = WalkLimits();
     cut = false;
   }
 

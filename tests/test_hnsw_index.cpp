@@ -510,52 +510,67 @@ TEST(HnswIndex, ACostlyFilterIsWalkedOrScannedAsItsCostsSay) {
 
 // Matches that lie away from the query (a filter that goes with the vectors): the walk, chosen
 // for the ~ef / 60% expansions a filter of 60% takes at random, would take in every vertex of the
-// query's own cluster first (2,400 here); it is stopped once it has cost what the scan would
-// (here ~2.6 times its expected expansions) and the scan answers, exactly. The same filter at
-// random is walked to the end.
+// query's own cluster first (2,400 here). At 16 dimensions the scan costs less than such a walk
+// (under 4 times the expected one): the walk is probed at a quarter of its expected expansions
+// (and at twice as many each time after), has met no match, and is stopped at the first probe. At
+// 256 dimensions the scan costs 8 times the expected walk: no probe, and the walk is stopped once
+// it has cost what the scan would. Either way the scan answers, exactly; the same count of random
+// ids is walked to the end.
 TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
-  const size_t n = 6000, dim = 16, near = 2400;  // the first 2,400 points near the origin
-  std::mt19937 rng(3);
-  std::normal_distribution<float> g(0.0f, 1.0f);
-  Matrix base(n, dim);
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t j = 0; j < dim; ++j) base.data[i * dim + j] = g(rng) + (i < near ? 0.0f : 40.0f);
-  }
-  const auto idx = build(base);
-  BitsetFilter far(n), random(n);
-  for (size_t i = near; i < n; ++i) far.set(i);
-  for (size_t i = 0; i < n; ++i) {
-    if (i % 5 < 3) random.set(i);
-  }
-  ASSERT_EQ(far.count(), random.count());
-  // What the choice expects: a walk, ef / 60% ~ 107 expansions; stopped at its budget.
-  const FilteredSearchCost c =
-      filtered_search_cost(shape_of(n, static_cast<double>(far.count()), dim));
-  ASSERT_FALSE(c.prefers_scan());
-  const double budget = c.hop_budget;
-  EXPECT_NEAR(budget, c.hops * std::max(2.0, c.scan_ns / c.walk_ns) + 4 * 64, 1e-6);
-  for (size_t q = 0; q < 5; ++q) {
-    std::vector<float> query(dim);
-    for (float& x : query) x = g(rng);  // near the origin: the far points are the matches
-    SearchParams p;
-    p.ef = 64;
-    p.filter = &far;
-    std::vector<label_t> got(10), truth(10);
-    std::vector<float> d(10);
-    const SearchStats st = idx->search_one(query.data(), 10, p, got.data(), d.data());
-    EXPECT_LE(st.hops, budget + 10) << "query " << q;                   // a few on the upper levels
-    EXPECT_GE(st.distance_computations, far.count()) << "query " << q;  // then the scan
-    SearchParams exact;
-    exact.exact = true;
-    exact.filter = &far;
-    idx->search_one(query.data(), 10, exact, truth.data(), d.data());
-    EXPECT_EQ(got, truth) << "query " << q;
-    // At random the walk takes in about its expected expansions and no scan follows.
-    p.filter = &random;
-    const SearchStats walked = idx->search_one(query.data(), 10, p, got.data(), d.data());
-    EXPECT_LT(walked.hops, budget / 2) << "query " << q;
-    EXPECT_LT(walked.distance_computations, random.count()) << "query " << q;
-    for (const label_t l : got) ASSERT_TRUE(l != kNoLabel && random.contains(l));
+  const size_t n = 6000, near = 2400;  // the first 2,400 points near the origin
+  for (const size_t dim : {16, 256}) {
+    std::mt19937 rng(3);
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    Matrix base(n, dim);
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t j = 0; j < dim; ++j) {
+        base.data[i * dim + j] = g(rng) + (i < near ? 0.0f : 40.0f);
+      }
+    }
+    const auto idx = build(base);
+    BitsetFilter far(n), random(n);
+    for (size_t i = near; i < n; ++i) far.set(i);
+    for (size_t i = 0; i < n; ++i) {
+      if (i % 5 < 3) random.set(i);
+    }
+    ASSERT_EQ(far.count(), random.count());
+    const FilteredSearchCost c =
+        filtered_search_cost(shape_of(n, static_cast<double>(far.count()), dim));
+    ASSERT_FALSE(c.prefers_scan());
+    EXPECT_NEAR(c.hop_budget, c.hops * std::max(2.0, c.scan_ns / c.walk_ns) + 4 * 64, 1e-6);
+    const bool probed = dim == 16;
+    ASSERT_EQ(c.probe_hops > 0, probed) << "scan / walk " << c.scan_ns / c.walk_ns;
+    // Where the walk stops: the probe (~27 expansions) or the budget; a few more on the upper
+    // levels.
+    const double stop = probed ? c.probe_hops : c.hop_budget;
+    if (probed) {
+      EXPECT_NEAR(c.probe_hops, c.hops / 4, 1e-6);
+      EXPECT_NEAR(c.probe_rate, 0.6 / 4, 1e-6);
+    }
+    for (size_t q = 0; q < 5; ++q) {
+      std::vector<float> query(dim);
+      for (float& x : query) x = g(rng);  // near the origin: the far points are the matches
+      SearchParams p;
+      p.ef = 64;
+      p.filter = &far;
+      std::vector<label_t> got(10), truth(10);
+      std::vector<float> d(10);
+      const SearchStats st = idx->search_one(query.data(), 10, p, got.data(), d.data());
+      EXPECT_LE(st.hops, stop + 10) << dim << " dimensions, query " << q;
+      EXPECT_GE(st.hops + 2, stop) << dim << " dimensions, query " << q;
+      EXPECT_GE(st.distance_computations, far.count()) << "query " << q;  // then the scan
+      SearchParams exact;
+      exact.exact = true;
+      exact.filter = &far;
+      idx->search_one(query.data(), 10, exact, truth.data(), d.data());
+      EXPECT_EQ(got, truth) << dim << " dimensions, query " << q;
+      // At random the walk takes in about its expected expansions and no scan follows.
+      p.filter = &random;
+      const SearchStats walked = idx->search_one(query.data(), 10, p, got.data(), d.data());
+      EXPECT_LT(walked.hops, c.hop_budget / 2) << dim << " dimensions, query " << q;
+      EXPECT_LT(walked.distance_computations, random.count()) << "query " << q;
+      for (const label_t l : got) ASSERT_TRUE(l != kNoLabel && random.contains(l));
+    }
   }
 }
 
