@@ -512,10 +512,11 @@ TEST(HnswIndex, ACostlyFilterIsWalkedOrScannedAsItsCostsSay) {
 // for the ~ef / 60% expansions a filter of 60% takes at random, would take in every vertex of the
 // query's own cluster first (2,400 here). At 16 dimensions the scan costs less than such a walk
 // (under 4 times the expected one): the walk is probed at a quarter of its expected expansions
-// (and at twice as many each time after), has met no match, and is stopped at the first probe. At
-// 256 dimensions the scan costs 8 times the expected walk: no probe, and the walk is stopped once
-// it has cost what the scan would. Either way the scan answers, exactly; the same count of random
-// ids is walked to the end.
+// (and at twice as many each time after), has met no match, and is stopped at the first probe
+// (with the query's 6 nearest points among the matches too: at the second). At 256 dimensions the
+// scan costs 8 times the expected walk: no probe, and the walk is stopped once it has cost what the
+// scan would. Either way the scan answers, exactly; the same count of random ids is walked to the
+// end.
 TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
   const size_t n = 6000, near = 2400;  // the first 2,400 points near the origin
   for (const size_t dim : {16, 256}) {
@@ -570,6 +571,24 @@ TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
       EXPECT_LT(walked.hops, c.hop_budget / 2) << dim << " dimensions, query " << q;
       EXPECT_LT(walked.distance_computations, random.count()) << "query " << q;
       for (const label_t l : got) ASSERT_TRUE(l != kNoLabel && random.contains(l));
+      if (!probed) continue;
+      // The far points and the query's 6 nearest: the walk meets those 6 first, more than the
+      // first probe asks (a quarter of 60% of ~27 expansions: 4), fewer than the second (8 by
+      // ~54), and is stopped there.
+      std::vector<std::pair<float, size_t>> nearest;
+      for (size_t i = 0; i < near; ++i) {
+        nearest.push_back({l2sqr(query.data(), base.row(i), dim), i});
+      }
+      std::partial_sort(nearest.begin(), nearest.begin() + 6, nearest.end());
+      BitsetFilter few_near = far;
+      for (size_t j = 0; j < 6; ++j) few_near.set(nearest[j].second);
+      p.filter = &few_near;
+      const SearchStats second = idx->search_one(query.data(), 10, p, got.data(), d.data());
+      EXPECT_GE(second.hops + 2, 2 * c.probe_hops) << "query " << q;
+      EXPECT_LE(second.hops, 2 * c.probe_hops + 10) << "query " << q;
+      exact.filter = &few_near;
+      idx->search_one(query.data(), 10, exact, truth.data(), d.data());
+      EXPECT_EQ(got, truth) << "query " << q;
     }
   }
 }
