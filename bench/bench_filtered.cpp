@@ -5,7 +5,9 @@
 // matches: the other choice of a filter no index serves), at keyword selectivities 0.1%..50%
 // and ranges of the same selectivities (over 1000 integers, and over floats: about one value a
 // point, as timestamps have), on synthetic points or a dataset's vectors (the
-// payloads are drawn at random either way, independent of the vectors).
+// payloads are drawn at random either way, independent of the vectors), and a keyword of 10% that
+// goes with the vectors ("side": the points highest along their first coordinate, a few whole
+// clusters of clustered points), whose matches lie away from most queries.
 //
 //   bench_filtered [--points 100000] [--dim 32] [--queries 200] [--k 10] [--ef 64] [--seed 1]
 //                  [--dataset DIR]   (its base rows, --points at most, and its queries)
@@ -152,13 +154,26 @@ int main(int argc, char** argv) {
   for (auto& c : centers) {
     for (float& x : c) x = u(rng);
   }
+  // "side": the tenth of the clusters whose centers are highest along the first coordinate (of
+  // uniform points: a first coordinate over 0.9; of a dataset's: over its 90th percentile).
+  std::vector<bool> far_cluster(clusters);
+  float side_above = 0.9f;
+  if (clusters > 0) {
+    std::vector<size_t> order(clusters);
+    for (size_t c = 0; c < clusters; ++c) order[c] = c;
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return centers[a][0] > centers[b][0]; });
+    for (size_t j = 0; j < std::max<size_t>(1, clusters / 10); ++j) far_cluster[order[j]] = true;
+  }
+  // Draws a point into out; true when it is on the far side.
   auto draw = [&](float* out) {
     if (clusters == 0) {
       for (size_t j = 0; j < dim; ++j) out[j] = u(rng);
-      return;
+      return out[0] > side_above;
     }
-    const std::vector<float>& c = centers[rng() % clusters];
-    for (size_t j = 0; j < dim; ++j) out[j] = c[j] + noise(rng);
+    const size_t c = rng() % clusters;
+    for (size_t j = 0; j < dim; ++j) out[j] = centers[c][j] + noise(rng);
+    return static_cast<bool>(far_cluster[c]);
   };
   wp::index::Dataset ds;
   if (!dataset.empty()) {
@@ -166,6 +181,10 @@ int main(int argc, char** argv) {
     dim = ds.base.d;
     points = std::min(points, ds.base.n);
     queries = std::min(queries, ds.query.n);
+    std::vector<float> first(points);
+    for (size_t i = 0; i < points; ++i) first[i] = ds.base.row(i)[0];
+    std::nth_element(first.begin(), first.begin() + points * 9 / 10, first.end());
+    side_above = first[points * 9 / 10];
   }
   {
     wp::engine::Engine eng(dir);
@@ -183,15 +202,18 @@ int main(int argc, char** argv) {
         PointWrite& p = batch[i];
         p.id = PointId::number(from + i);
         p.vectors[""].resize(dim);
+        bool far = false;
         if (dataset.empty()) {
-          draw(p.vectors[""].data());
+          far = draw(p.vectors[""].data());
         } else {
           std::copy(ds.base.row(from + i), ds.base.row(from + i) + dim, p.vectors[""].begin());
+          far = ds.base.row(from + i)[0] > side_above;
         }
         p.payload = json::object();
         for (double s : kSelectivities) p.payload[sel_key(s)] = u(rng) < s ? "yes" : "no";
         p.payload["n"] = static_cast<int>(u(rng) * 1000);
         p.payload["x"] = u(rng);  // a float: about one value a point, as timestamps have
+        p.payload["side"] = far ? "far" : "near";
       }
       col->upsert(std::move(batch), false);
     }
@@ -230,6 +252,9 @@ int main(int argc, char** argv) {
         "keyword 50%, must_not keyword 10%",
         Filter::parse({{"must", {{{"key", sel_key(0.5)}, {"match", {{"value", "yes"}}}}}},
                        {"must_not", {{{"key", sel_key(0.1)}, {"match", {{"value", "yes"}}}}}}}));
+    filters.emplace_back(
+        "keyword ~10% along the vectors",
+        Filter::parse({{"must", {{{"key", "side"}, {"match", {{"value", "far"}}}}}}}));
     for (double s : kSelectivities) {
       filters.emplace_back(
           "integer range " + std::to_string(s * 100).substr(0, 4) + "%",
@@ -253,6 +278,7 @@ int main(int argc, char** argv) {
     for (double s : kSelectivities) col->create_payload_index(sel_key(s), PayloadSchema::kKeyword);
     col->create_payload_index("n", PayloadSchema::kInteger);
     col->create_payload_index("x", PayloadSchema::kFloat);
+    col->create_payload_index("side", PayloadSchema::kKeyword);
     const double index_s = seconds_since(ti);
     for (size_t i = 0; i < filters.size(); ++i) {
       const Row w = measure(*col, filters[i].second, qs, k, ef);
@@ -269,8 +295,8 @@ int main(int argc, char** argv) {
     const auto info = col->info();
     size_t bytes = 0;
     for (const auto& [key, f] : info.payload_fields) bytes += f.memory_bytes;
-    std::printf("\n5 payload indexes built in %.2f s, %.1f bytes per point (", index_s,
-                static_cast<double>(bytes) / points);
+    std::printf("\n%zu payload indexes built in %.2f s, %.1f bytes per point (",
+                info.payload_fields.size(), index_s, static_cast<double>(bytes) / points);
     const char* sep = "";
     for (const auto& [key, f] : info.payload_fields) {
       std::printf("%s%s %s %.1f", sep, key.c_str(), wp::engine::payload_schema_name(f.schema),
