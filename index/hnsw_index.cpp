@@ -323,8 +323,8 @@ SearchStats HnswIndex::search_one(const float* q, size_t k, const SearchParams& 
       search_graph(hnsw::FloatDistance{&g, q}, ef, filter, limits, *ctx, st);
     }
     // A filtered walk can miss matches that sit behind vertices it never reached: when it found
-    // fewer than k and more may exist, or was stopped at its budget, fall back to the exact scan
-    // so that k results come back.
+    // fewer than k and more may exist, or was stopped (at its budget or a probe), fall back to
+    // the exact scan so that k results come back.
     const size_t want = matching >= 0 ? std::min<size_t>(k, matching) : k;
     if (filter && (ctx->cut || ctx->top.size() < want)) exact = true;
   }
