@@ -181,10 +181,12 @@ int main(int argc, char** argv) {
     dim = ds.base.d;
     points = std::min(points, ds.base.n);
     queries = std::min(queries, ds.query.n);
-    std::vector<float> first(points);
-    for (size_t i = 0; i < points; ++i) first[i] = ds.base.row(i)[0];
-    std::nth_element(first.begin(), first.begin() + points * 9 / 10, first.end());
-    side_above = first[points * 9 / 10];
+    if (points > 0) {
+      std::vector<float> first(points);
+      for (size_t i = 0; i < points; ++i) first[i] = ds.base.row(i)[0];
+      std::nth_element(first.begin(), first.begin() + points * 9 / 10, first.end());
+      side_above = first[points * 9 / 10];
+    }
   }
   {
     wp::engine::Engine eng(dir);
