@@ -14,6 +14,8 @@
 //                  [--unindexed 0]   (skip the rows without payload indexes: at 1M points each
 //                                     of their queries checks a million payloads)
 //                  [--clusters N]    (synthetic points around N centers instead of uniform)
+//                  [--only TEXT]     (the rows whose filter's name holds TEXT alone, e.g. to
+//                                     profile one: --only "along the vectors")
 //
 // Prints one Markdown table row per (filter, payload index or not). Single thread, one process:
 // the rows compare within one run.
@@ -115,6 +117,7 @@ int main(int argc, char** argv) {
   std::string dataset;
   bool unindexed = true;
   size_t clusters = 0;  // 0: uniform in the unit cube
+  std::string only;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     const size_t v = std::strtoull(argv[i + 1], nullptr, 10);
@@ -122,6 +125,8 @@ int main(int argc, char** argv) {
       dataset = argv[i + 1];
     else if (a == "--unindexed")
       unindexed = v != 0;
+    else if (a == "--only")
+      only = argv[i + 1];
     else if (a == "--clusters")
       clusters = v;
     else if (a == "--points")
@@ -266,6 +271,12 @@ int main(int argc, char** argv) {
       filters.emplace_back(
           "float range " + std::to_string(s * 100).substr(0, 4) + "% (a value a point)",
           Filter::parse({{"must", {{{"key", "x"}, {"range", {{"lt", s}}}}}}}));
+    }
+    if (!only.empty()) {
+      filters.erase(
+          std::remove_if(filters.begin(), filters.end(),
+                         [&](const auto& f) { return f.first.find(only) == std::string::npos; }),
+          filters.end());
     }
     std::printf(
         "| filter | matches | payload index | recall@%zu | QPS | payloads tested a search | "
