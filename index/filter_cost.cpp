@@ -44,19 +44,20 @@ constexpr double kVertexTestMissNs = 16;
 // every vertex nearer than them first: 4.1-5.2 times the expected vertices in `filter_walk`'s
 // rows "along a direction" (2,645 for 640 at 10%, 11,086 for 2,133 at 3%, 4x at 30% and 50%), ~30
 // times through the engine where the matches are whole clusters away (`bench_filtered`, "along
-// the vectors": 31,153 payloads tested a search against 1,019 at random). Its vertices tell: a
-// walk meets about ef matches in its expected hops (ef / selectivity), one in 1 / selectivity
-// expansions all along, and such a walk meets far fewer. So where the scan costs less than 8
-// times the expected walk (a wrong stop then costs at most twice a walk of 4 times the expected;
-// the right one saves the rest of a walk that can take 30), the walk is probed at a quarter of
-// its expected hops (later where fewer than 16 matches are expected by then) and at twice as many
-// each time after, and stopped for the scan if it has met under a quarter of the matches
-// expected (at random: P[Poisson(16) < 4] = 1e-4 at the first probe, 2e-7 at the second). Where
+// the vectors": 31,153 payloads tested a search against 1,019 at random). The vertices it tests
+// tell: at random a selectivity of them pass, and of such a walk's far fewer. So where the scan
+// costs less than 8 times the expected walk (a wrong stop then costs at most twice a walk of 4
+// times the expected; the right one saves the rest of a walk that can take 30), the walk is
+// probed once it has tested enough vertices for 16 matches (16 / selectivity: ~16 expansions at
+// 10%, as a walk tests every new neighbour while it holds fewer than ef) and at twice as many each
+// time after, and stopped for the scan if under a quarter of the matches expected passed (at
+// random: P[Poisson(16) < 4] = 1e-4 at the first probe, 2e-7 at the second; a first version
+// probed by expansions, at a quarter of the expected ones: ~1,600 payload tests at random before
+// the first probe through the engine). Where
 // the scan costs more (30% and 50% along a direction: 10-25 times), walks are left to their
 // budget: probing those stopped 12% of the 30% walks, at 8 times their cost.
 constexpr double kFarWalkHops = 8;
-constexpr double kProbeShare = 0.25;
-constexpr double kProbeExpectedMatches = 16;
+constexpr double kProbeExpectedMatches = 32;
 constexpr double kProbeFloor = 0.25;
 
 }  // namespace
@@ -83,12 +84,9 @@ FilteredSearchCost filtered_search_cost(const FilteredSearchShape& s) {
   }
   c.hop_budget = c.hops * std::max(2.0, c.scan_ns / std::max(c.walk_ns, 1.0)) + 4.0 * s.ef;
   if (matching > 0 && c.scan_ns < kFarWalkHops * c.walk_ns) {
-    const double selectivity = matching / n;  // matches met an expansion, at random
-    const double probe = std::max(kProbeShare * c.hops, kProbeExpectedMatches / selectivity);
-    if (probe < c.hop_budget) {
-      c.probe_hops = probe;
-      c.probe_rate = kProbeFloor * selectivity;
-    }
+    const double selectivity = matching / n;  // the share of the vertices tested that pass
+    c.probe_tests = kProbeExpectedMatches / selectivity;
+    c.probe_rate = kProbeFloor * selectivity;
   }
   return c;
 }

@@ -35,9 +35,9 @@ struct FilteredSearchCost {
   /// not before twice the expected (plus 4 ef: the spread of walks at random filters).
   double hop_budget = 0;
   /// Where the scan costs less than a walk that meets few matches would (the query away from the
-  /// matches), the walk is probed at expansion `probe_hops` and at twice as many each time after,
-  /// and stopped if it has met fewer than `probe_rate` matches an expansion; probe_hops 0: never.
-  double probe_hops = 0, probe_rate = 0;
+  /// matches), the walk is probed once it has tested `probe_tests` vertices and at twice as many
+  /// each time after, and stopped if fewer than `probe_rate` of them passed; probe_tests 0: never.
+  double probe_tests = 0, probe_rate = 0;
   bool prefers_scan() const { return scan_ns <= walk_ns; }
 };
 

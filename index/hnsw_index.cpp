@@ -271,8 +271,8 @@ bool HnswIndex::filter_prefers_exact(const IdFilter& filter, size_t ef, WalkLimi
   // with the vectors, as a category does) it would take in every vertex nearer than them first.
   auto count = [](double x) { return static_cast<size_t>(std::min(x, 1e18)); };
   limits->hop_budget = count(c.hop_budget);
-  if (c.probe_hops > 0) {
-    limits->probe_hops = count(c.probe_hops);
+  if (c.probe_tests > 0) {
+    limits->probe_tests = count(c.probe_tests);
     limits->probe_rate = c.probe_rate;
   }
   return c.prefers_scan();

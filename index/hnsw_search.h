@@ -76,14 +76,18 @@ void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_d
   auto& top = ctx.top;
   auto& frontier = ctx.frontier;
   const VisitedSet::Walk visited = ctx.visited.walk();
+  // Vertices tested by the filter and those that passed (the probe of a filtered walk).
+  [[maybe_unused]] size_t tested = 0, matched = 0;
   auto admissible = [&](slot_t v) {
     if (kTombstones && g.flags(v)) return false;
-    if (kFiltered && !filter->contains(g.label_of(v))) return false;
+    if (kFiltered) {
+      ++tested;
+      if (!filter->contains(g.label_of(v))) return false;
+    }
     return true;
   };
   visited.insert(ep);
   frontier.push_back({ep_dist, ep});
-  [[maybe_unused]] size_t matched = 0;  // admissible vertices met (the probe of a filtered walk)
   if (admissible(ep)) {
     top.push_back({ep_dist, ep});
     if (kFiltered) ++matched;
@@ -95,15 +99,17 @@ void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_d
   const size_t prefetch_bytes = std::min(dist_to.bytes(), kMaxPrefetchBytes);
 
   size_t expanded = 0;
-  [[maybe_unused]] size_t probe = ctx.limits.probe_hops;
+  [[maybe_unused]] size_t probe = ctx.limits.probe_tests;
   while (!frontier.empty()) {
     const Candidate c = frontier.front();
     if (c.distance > bound) break;
     if (kFiltered) {
       ++expanded;
       bool stop = expanded > ctx.limits.hop_budget;
-      if (expanded == probe) {  // probed at probe_hops, then at twice as many expansions each time
-        stop = stop || static_cast<double>(matched) < ctx.limits.probe_rate * expanded;
+      // Probed at probe_tests, then at twice as many tests each time, while the walk holds fewer
+      // than ef matches (holding ef, it is bounded and ends as an unfiltered one does).
+      if (tested >= probe && top.size() < ef) {
+        stop = stop || static_cast<double>(matched) < ctx.limits.probe_rate * tested;
         probe = probe <= SIZE_MAX / 2 ? 2 * probe : SIZE_MAX;
       }
       if (stop) {

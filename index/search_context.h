@@ -16,12 +16,12 @@
 namespace wp::index {
 
 /// Where a filtered walk (hnsw::search_layer) is stopped for the exact scan: after `hop_budget`
-/// expansions, or at a probe (expansion `probe_hops`, then twice as many each time) when it has
-/// met fewer than `probe_rate` matches an expansion so far (FilteredSearchCost says why). By
-/// default, never.
+/// expansions, or at a probe (once it has tested `probe_tests` vertices, then twice as many each
+/// time) when fewer than `probe_rate` of those it tested passed (FilteredSearchCost says why).
+/// By default, never.
 struct WalkLimits {
   size_t hop_budget = SIZE_MAX;
-  size_t probe_hops = SIZE_MAX;
+  size_t probe_tests = SIZE_MAX;
   double probe_rate = 0;
 };
 

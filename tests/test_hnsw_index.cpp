@@ -540,12 +540,9 @@ TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
     ASSERT_FALSE(c.prefers_scan());
     EXPECT_NEAR(c.hop_budget, c.hops * std::max(2.0, c.scan_ns / c.walk_ns) + 4 * 64, 1e-6);
     const bool probed = dim == 16;
-    ASSERT_EQ(c.probe_hops > 0, probed) << "scan / walk " << c.scan_ns / c.walk_ns;
-    // Where the walk stops: the probe (~27 expansions) or the budget; a few more on the upper
-    // levels.
-    const double stop = probed ? c.probe_hops : c.hop_budget;
+    ASSERT_EQ(c.probe_tests > 0, probed) << "scan / walk " << c.scan_ns / c.walk_ns;
     if (probed) {
-      EXPECT_NEAR(c.probe_hops, c.hops / 4, 1e-6);
+      EXPECT_NEAR(c.probe_tests, 32 / 0.6, 1e-6);  // 16 / 32 expected to pass at the 1st / 2nd
       EXPECT_NEAR(c.probe_rate, 0.6 / 4, 1e-6);
     }
     for (size_t q = 0; q < 5; ++q) {
@@ -557,8 +554,12 @@ TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
       std::vector<label_t> got(10), truth(10);
       std::vector<float> d(10);
       const SearchStats st = idx->search_one(query.data(), 10, p, got.data(), d.data());
-      EXPECT_LE(st.hops, stop + 10) << dim << " dimensions, query " << q;
-      EXPECT_GE(st.hops + 2, stop) << dim << " dimensions, query " << q;
+      if (probed) {  // stopped at the first probe: within its first few expansions
+        EXPECT_LE(st.hops, c.hops / 8) << "query " << q;
+      } else {  // at the budget; a few more on the upper levels
+        EXPECT_LE(st.hops, c.hop_budget + 10) << dim << " dimensions, query " << q;
+        EXPECT_GE(st.hops + 2, c.hop_budget) << dim << " dimensions, query " << q;
+      }
       EXPECT_GE(st.distance_computations, far.count()) << "query " << q;  // then the scan
       SearchParams exact;
       exact.exact = true;
@@ -572,21 +573,33 @@ TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
       EXPECT_LT(walked.distance_computations, random.count()) << "query " << q;
       for (const label_t l : got) ASSERT_TRUE(l != kNoLabel && random.contains(l));
       if (!probed) continue;
-      // The far points and the query's 6 nearest: the walk meets those 6 first, more than the
-      // first probe asks (a quarter of 60% of ~27 expansions: 4), fewer than the second (8 by
-      // ~54), and is stopped there.
+      // The far points and the query's 40 nearest (fewer than ef): the walk tests many of those
+      // first, then fewer and fewer; a later probe stops it (at the first probe or after),
+      // long before its budget, where a single probe let it walk to the budget.
       std::vector<std::pair<float, size_t>> nearest;
       for (size_t i = 0; i < near; ++i) {
         nearest.push_back({l2sqr(query.data(), base.row(i), dim), i});
       }
-      std::partial_sort(nearest.begin(), nearest.begin() + 6, nearest.end());
-      BitsetFilter few_near = far;
-      for (size_t j = 0; j < 6; ++j) few_near.set(nearest[j].second);
+      std::partial_sort(nearest.begin(), nearest.begin() + 80, nearest.end());
+      BitsetFilter few_near = far, many_near = far;
+      for (size_t j = 0; j < 80; ++j) {
+        many_near.set(nearest[j].second);
+        if (j < 40) few_near.set(nearest[j].second);
+      }
       p.filter = &few_near;
       const SearchStats second = idx->search_one(query.data(), 10, p, got.data(), d.data());
-      EXPECT_GE(second.hops + 2, 2 * c.probe_hops) << "query " << q;
-      EXPECT_LE(second.hops, 2 * c.probe_hops + 10) << "query " << q;
+      EXPECT_GE(second.hops, st.hops) << "query " << q;
+      EXPECT_LT(second.hops, c.hop_budget / 4) << "query " << q;
+      EXPECT_GE(second.distance_computations, far.count()) << "query " << q;
       exact.filter = &few_near;
+      idx->search_one(query.data(), 10, exact, truth.data(), d.data());
+      EXPECT_EQ(got, truth) << "query " << q;
+      // With its 80 nearest (more than ef) the walk holds ef matches before the probes would
+      // stop it: it is not probed further and ends as usual, without the scan.
+      p.filter = &many_near;
+      const SearchStats held = idx->search_one(query.data(), 10, p, got.data(), d.data());
+      EXPECT_LT(held.distance_computations, far.count()) << "query " << q;
+      exact.filter = &many_near;
       idx->search_one(query.data(), 10, exact, truth.data(), d.data());
       EXPECT_EQ(got, truth) << "query " << q;
     }
