@@ -48,14 +48,15 @@ constexpr double kVertexTestMissNs = 16;
 // tell: at random a selectivity of them pass, and of such a walk's far fewer. So where the scan
 // costs less than 8 times the expected walk (a wrong stop then costs at most twice a walk of 4
 // times the expected; the right one saves the rest of a walk that can take 30), the walk is
-// probed once it has tested enough vertices for 16 matches (16 / selectivity: ~16 expansions at
-// 10%, as a walk tests every new neighbour while it holds fewer than ef) and at twice as many each
-// time after, and stopped for the scan if under a quarter of the matches expected passed (at
-// random: P[Poisson(16) < 4] = 1e-4 at the first probe, 2e-7 at the second; a first version
-// probed by expansions, at a quarter of the expected ones: ~1,600 payload tests at random before
-// the first probe through the engine). Where
-// the scan costs more (30% and 50% along a direction: 10-25 times), walks are left to their
-// budget: probing those stopped 12% of the 30% walks, at 8 times their cost.
+// probed once it has tested enough vertices for 32 matches (32 / selectivity: ~30 expansions at
+// 10%, as a walk tests every new neighbour while it holds fewer than ef) and at twice as many
+// each time after, while it holds fewer than ef matches, and stopped for the scan if under a
+// quarter of the matches expected passed (at random: P[Poisson(32) < 8] = 1e-7 at the first
+// probe; with 16 the selectivity's estimate, off by a quarter, stopped one walk in 200 of a
+// random payload filter). A first version probed by expansions, at a quarter of the expected
+// ones: through the engine ~1,600 payload tests at random came before its first probe. Where the
+// scan costs more (30% and 50% along a direction: 10-25 times), walks are left to their budget:
+// probing those stopped 12% of the 30% walks, at 8 times their cost.
 constexpr double kFarWalkHops = 8;
 constexpr double kProbeExpectedMatches = 32;
 constexpr double kProbeFloor = 0.25;

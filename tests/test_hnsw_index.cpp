@@ -511,12 +511,14 @@ TEST(HnswIndex, ACostlyFilterIsWalkedOrScannedAsItsCostsSay) {
 // Matches that lie away from the query (a filter that goes with the vectors): the walk, chosen
 // for the ~ef / 60% expansions a filter of 60% takes at random, would take in every vertex of the
 // query's own cluster first (2,400 here). At 16 dimensions the scan costs less than such a walk
-// (under 8 times the expected one): the walk is probed at a quarter of its expected expansions
-// (and at twice as many each time after), has met no match, and is stopped at the first probe
-// (with the query's 6 nearest points among the matches too: at the second). At 384 dimensions the
-// scan costs 10 times the expected walk: no probe, and the walk is stopped once it has cost what
-// the scan would. Either way the scan answers, exactly; the same count of random ids is walked to
-// the end.
+// (under 8 times the expected one): the walk is probed once it has tested 53 vertices (32
+// matches' worth at random) and at twice as many each time after; it has met no match and is
+// stopped at the first probe (with the query's 40 nearest points among the matches too: at that
+// probe or a later one, long before its budget; with its 80 nearest it holds ef matches first and
+// ends as usual). At 384 dimensions
+// the scan costs 10 times the expected walk: no probe, and the walk is stopped once it has cost
+// what the scan would. Either way the scan answers, exactly; the same count of random ids is walked
+// to the end.
 TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
   const size_t n = 6000, near = 2400;  // the first 2,400 points near the origin
   for (const size_t dim : {16, 384}) {
@@ -542,7 +544,7 @@ TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
     const bool probed = dim == 16;
     ASSERT_EQ(c.probe_tests > 0, probed) << "scan / walk " << c.scan_ns / c.walk_ns;
     if (probed) {
-      EXPECT_NEAR(c.probe_tests, 32 / 0.6, 1e-6);  // 16 / 32 expected to pass at the 1st / 2nd
+      EXPECT_NEAR(c.probe_tests, 32 / 0.6, 1e-6);  // tests for 32 matches at random
       EXPECT_NEAR(c.probe_rate, 0.6 / 4, 1e-6);
     }
     for (size_t q = 0; q < 5; ++q) {
