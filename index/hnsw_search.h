@@ -83,15 +83,13 @@ void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_d
     if (kFiltered) {
       ++tested;
       if (!filter->contains(g.label_of(v))) return false;
+      ++matched;
     }
     return true;
   };
   visited.insert(ep);
   frontier.push_back({ep_dist, ep});
-  if (admissible(ep)) {
-    top.push_back({ep_dist, ep});
-    if (kFiltered) ++matched;
-  }
+  if (admissible(ep)) top.push_back({ep_dist, ep});
   float bound = top.size() >= ef ? top.front().distance : std::numeric_limits<float>::infinity();
   // Prefetch whole vectors (codes) up to kMaxPrefetchBytes. Measured on Fashion-MNIST (d=784,
   // ef=16): hnsw-sq8 went from ~18k QPS prefetching one line per neighbour to ~28k prefetching
@@ -152,7 +150,6 @@ void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_d
         frontier.push_back({d, v});
         std::push_heap(frontier.begin(), frontier.end(), FartherFirst());
         if (admissible(v)) {
-          if (kFiltered) ++matched;
           top.push_back({d, v});
           std::push_heap(top.begin(), top.end());
           if (top.size() > ef) {

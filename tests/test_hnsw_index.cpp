@@ -515,10 +515,9 @@ TEST(HnswIndex, ACostlyFilterIsWalkedOrScannedAsItsCostsSay) {
 // matches' worth at random) and at twice as many each time after; it has met no match and is
 // stopped at the first probe (with the query's 40 nearest points among the matches too: at that
 // probe or a later one, long before its budget; with its 80 nearest it holds ef matches first and
-// ends as usual). At 384 dimensions
-// the scan costs 10 times the expected walk: no probe, and the walk is stopped once it has cost
-// what the scan would. Either way the scan answers, exactly; the same count of random ids is walked
-// to the end.
+// ends as usual). At 384 dimensions the scan costs 10 times the expected walk: no probe, and the
+// walk is stopped once it has cost what the scan would. Either way the scan answers, exactly; the
+// same count of random ids is walked to the end.
 TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
   const size_t n = 6000, near = 2400;  // the first 2,400 points near the origin
   for (const size_t dim : {16, 384}) {
@@ -553,8 +552,18 @@ TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
       SearchParams p;
       p.ef = 64;
       p.filter = &far;
-      std::vector<label_t> got(10), truth(10);
+      std::vector<label_t> got(10);
       std::vector<float> d(10);
+      // The exact answer under `filter`, as the scan gives it.
+      auto exact_answer = [&](const IdFilter& filter) {
+        SearchParams exact;
+        exact.exact = true;
+        exact.filter = &filter;
+        std::vector<label_t> truth(10);
+        std::vector<float> dt(10);
+        idx->search_one(query.data(), 10, exact, truth.data(), dt.data());
+        return truth;
+      };
       const SearchStats st = idx->search_one(query.data(), 10, p, got.data(), d.data());
       if (probed) {  // stopped at the first probe: within its first few expansions
         EXPECT_LE(st.hops, c.hops / 8) << "query " << q;
@@ -563,11 +572,7 @@ TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
         EXPECT_GE(st.hops + 2, c.hop_budget) << dim << " dimensions, query " << q;
       }
       EXPECT_GE(st.distance_computations, far.count()) << "query " << q;  // then the scan
-      SearchParams exact;
-      exact.exact = true;
-      exact.filter = &far;
-      idx->search_one(query.data(), 10, exact, truth.data(), d.data());
-      EXPECT_EQ(got, truth) << dim << " dimensions, query " << q;
+      EXPECT_EQ(got, exact_answer(far)) << dim << " dimensions, query " << q;
       // At random the walk takes in about its expected expansions and no scan follows.
       p.filter = &random;
       const SearchStats walked = idx->search_one(query.data(), 10, p, got.data(), d.data());
@@ -593,17 +598,13 @@ TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
       EXPECT_GE(second.hops, st.hops) << "query " << q;
       EXPECT_LT(second.hops, c.hop_budget / 4) << "query " << q;
       EXPECT_GE(second.distance_computations, far.count()) << "query " << q;
-      exact.filter = &few_near;
-      idx->search_one(query.data(), 10, exact, truth.data(), d.data());
-      EXPECT_EQ(got, truth) << "query " << q;
+      EXPECT_EQ(got, exact_answer(few_near)) << "query " << q;
       // With its 80 nearest (more than ef) the walk holds ef matches before the probes would
       // stop it: it is not probed further and ends as usual, without the scan.
       p.filter = &many_near;
       const SearchStats held = idx->search_one(query.data(), 10, p, got.data(), d.data());
       EXPECT_LT(held.distance_computations, far.count()) << "query " << q;
-      exact.filter = &many_near;
-      idx->search_one(query.data(), 10, exact, truth.data(), d.data());
-      EXPECT_EQ(got, truth) << "query " << q;
+      EXPECT_EQ(got, exact_answer(many_near)) << "query " << q;
     }
   }
 }
