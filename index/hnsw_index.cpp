@@ -193,11 +193,31 @@ void HnswIndex::exact_scan(const float* q, size_t k, const IdFilter* filter, Sea
   };
   // A selective filter that can list its ids: visit the matches alone (one lookup each) rather
   // than every slot (at 1M points, 1% matching: 20 ms a query went to testing the other 99%).
-  if (lists_matches(filter) && filter->for_each([&](uint64_t id) {
-        const slot_t s = g.find(id);
+  // The ids are taken in batches and looked up in a loop of their own, each record read
+  // kAhead ids before it is needed: a lookup reads the vertex's record (its label), rarely
+  // cached, and a filter that lists by testing payloads runs enough code between two matches
+  // that no two such reads overlapped (Fashion-MNIST, a class no payload index serves: the
+  // lookups took 1.7 times the distances' samples in `perf`, 0.9 times batched).
+  if (lists_matches(filter)) {
+    constexpr size_t kBatch = 256, kAhead = 8;
+    uint64_t ids[kBatch];
+    size_t held = 0;
+    auto flush = [&] {
+      for (size_t j = 0; j < std::min(held, kAhead); ++j) g.prefetch_find(ids[j]);
+      for (size_t j = 0; j < held; ++j) {
+        if (j + kAhead < held) g.prefetch_find(ids[j + kAhead]);
+        const slot_t s = g.find(ids[j]);
         if (s != HnswGraph::kNoSlot && !g.flags(s)) consider(s);
-      })) {
-    return;
+      }
+      held = 0;
+    };
+    if (filter->for_each([&](uint64_t id) {
+          ids[held++] = id;
+          if (held == kBatch) flush();
+        })) {
+      flush();
+      return;
+    }
   }
   for (slot_t s = 0; s < g.slot_count(); ++s) {
     if (g.flags(s)) continue;

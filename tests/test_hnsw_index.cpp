@@ -397,6 +397,52 @@ TEST(HnswIndex, ACostlyFilterIsTestedAlongTheWalkWhereManyIdsPass) {
   EXPECT_EQ(all5, (std::vector<label_t>{3, 2003, 4003, 6003, 8003}));
 }
 
+// The exact scan of a filter that lists its ids looks them up in batches, reading each record a
+// few ids ahead: every match is measured once, across the batches' edges (256 ids a batch), as a
+// plain loop over the vectors finds them.
+TEST(HnswIndex, AnExactScanOfListedIdsAnswersAsALoopOverTheVectors) {
+  static const Dataset ds = wp::test::load_test_data("siftsmall");
+  static const std::unique_ptr<HnswIndex> idx = build(ds.base);
+  const size_t d = ds.base.d;
+  for (const size_t matches : {1, 255, 256, 257, 513, 2000}) {
+    std::vector<uint32_t> ids;  // every fifth id, then the rest of the first ones
+    for (uint32_t i = 0; ids.size() < matches; i += 5) ids.push_back(i);
+    const BitsetFilter listed(ds.base.n, ids.data(), ids.size());
+    ASSERT_EQ(listed.count(), static_cast<int64_t>(matches));
+    for (size_t q = 0; q < 5; ++q) {
+      const float* query = ds.query.row(q);
+      std::vector<std::pair<float, label_t>> all;
+      for (const uint32_t i : ids) {
+        all.push_back({static_cast<float>(wp::test::l2(query, ds.base.row(i), d)), i});
+      }
+      std::sort(all.begin(), all.end());
+      SearchParams p;
+      p.exact = true;
+      p.filter = &listed;
+      std::vector<label_t> got(10);
+      std::vector<float> dist(10);
+      const SearchStats st = idx->search_one(query, 10, p, got.data(), dist.data());
+      EXPECT_EQ(st.distance_computations, matches) << matches << " matches";
+      for (size_t j = 0; j < 10; ++j) {
+        if (j >= all.size()) {
+          EXPECT_EQ(got[j], kNoLabel);
+          continue;
+        }
+        // SIFT's integer components can tie: the same distance at each rank, each answer a
+        // listed id at its own distance.
+        ASSERT_TRUE(listed.contains(got[j])) << matches << " matches, query " << q;
+        EXPECT_NEAR(dist[j], all[j].first, 1e-3f * std::max(1.0f, all[j].first))
+            << matches << " matches, query " << q << ", rank " << j;
+        EXPECT_NEAR(dist[j], wp::test::l2(query, ds.base.row(got[j]), d),
+                    1e-3f * std::max(1.0f, dist[j]));
+      }
+      std::vector<label_t> unique(got.begin(), got.begin() + std::min<size_t>(10, matches));
+      std::sort(unique.begin(), unique.end());
+      EXPECT_EQ(std::unique(unique.begin(), unique.end()), unique.end());
+    }
+  }
+}
+
 namespace {
 /// The shape of a filtered search (ef 64) of an index as `build` makes it (M 16: a level-0
 /// record of a count, 32 links, the vector and the id; the 8-bit code beside it for sq8), with

@@ -151,6 +151,18 @@ TEST(PointIds, ALabelTableOfThirtyTwoBitSlotsFindsEveryLabel) {
               s % 2 ? std::optional<uint32_t>(s) : std::nullopt);
   }
   EXPECT_LE(table.memory_bytes(), 4u * 4 * 50000);
+  // The slot find compares first (read ahead of it by a scan of listed ids): a slot of the
+  // table always for a label it holds, the label's own most of the time (at most half full).
+  size_t own = 0;
+  for (uint32_t s = 1; s < 50000; s += 2) {
+    const std::optional<uint32_t> first = table.first_probe(label_of_slot[s], hash);
+    ASSERT_TRUE(first.has_value()) << s;
+    ASSERT_LT(*first, 50000u);
+    EXPECT_EQ(*first % 2, 1u) << "an erased slot";
+    own += *first == s;
+  }
+  EXPECT_GT(own, 25000u * 3 / 4);
+  EXPECT_FALSE(index::SlotTable<uint32_t>().first_probe(uint64_t{7}, hash).has_value());
 }
 
 TEST(PointIds, ATableRehashedAsideFindsEveryIdAndTakesTheNewOnesWithoutGrowing) {
