@@ -29,6 +29,7 @@
 
 #include "index/distance.h"
 #include "index/hnsw_params.h"
+#include "index/prefetch.h"
 #include "index/index.h"
 #include "index/level0_graph.h"
 #include "index/page_block.h"
@@ -107,8 +108,8 @@ class HnswGraph {
   /// of those reads in flight where one by one each waits alone.
   void prefetch_find(label_t id) const {
     if (const auto s = label_to_slot_.first_probe(id, label_hash)) {
-      __builtin_prefetch(record(*s) + label_offset_);
-      __builtin_prefetch(vec(*s));
+      prefetch(record(*s) + label_offset_);
+      prefetch(vec(*s));
     }
   }
 
