@@ -177,7 +177,7 @@ class MatchValueNode : public FieldNode<MatchValueNode> {
   bool check(const V& v) const {
     switch (type_) {
       case Type::kString:
-        return v.is_string() && v.string() == str_;
+        return v.is_string() && same_text(v.string(), str_);
       case Type::kBool:
         return v.is_boolean() && v.boolean() == bool_;
       case Type::kInteger: {

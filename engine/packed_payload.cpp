@@ -225,7 +225,7 @@ std::optional<MsgValue> MsgValue::member(std::string_view key) const {
     at += key_size;
     const size_t value_size = msgpack_value_size(at, end_);
     if (value_size == 0) return std::nullopt;
-    if (name.is_string() && name.string() == key) return MsgValue(at, at + value_size);
+    if (name.is_string() && same_text(name.string(), key)) return MsgValue(at, at + value_size);
     at += value_size;
   }
   return std::nullopt;

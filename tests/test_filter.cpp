@@ -11,6 +11,7 @@
 
 #include "engine/filter.h"
 #include "engine/json_value.h"
+#include "engine/packed_payload.h"
 #include "index/error.h"
 
 using wp::engine::Filter;
@@ -77,6 +78,33 @@ TEST(Filter, MatchValueString) {
   EXPECT_FALSE(passes(f, R"({"town": "London"})"));
   EXPECT_FALSE(passes(f, R"({})"));
   EXPECT_FALSE(passes(f, R"({"city": null})"));
+}
+
+// Keys and string values compared in place (short ones without a library call): equal only when
+// every byte is, before, at and past the 16th, on a packed payload as on a tree.
+TEST(Filter, MatchValueStringComparesEveryByteOfKeyAndValue) {
+  EXPECT_TRUE(wp::engine::same_text("", ""));
+  EXPECT_FALSE(wp::engine::same_text("a", ""));
+  const std::string base = "abcdefghijklmnopqrstuvwxyz0123456789";  // 36 bytes
+  for (size_t n : {1, 15, 16, 17, 36}) {
+    const std::string a = base.substr(0, n);
+    EXPECT_TRUE(wp::engine::same_text(a, std::string(a)));
+    EXPECT_FALSE(wp::engine::same_text(a, base.substr(0, n - 1))) << n;
+    for (size_t at : {size_t{0}, n / 2, n - 1}) {
+      std::string b = a;
+      b[at] = '#';
+      EXPECT_FALSE(wp::engine::same_text(a, b)) << n << " bytes, differing at " << at;
+    }
+  }
+  const json value = base;  // a long value, and a long key, differing past byte 16
+  const std::string f = R"({"must": [{"key": "a_key_longer_than_sixteen", "match": {"value": )" +
+                        value.dump() + "}}]}";
+  EXPECT_TRUE(passes(f, R"({"a_key_longer_than_sixteen": )" + value.dump() + "}"));
+  std::string other = base;
+  other[30] = '!';
+  EXPECT_FALSE(passes(f, R"({"a_key_longer_than_sixteen": )" + json(other).dump() + "}"));
+  EXPECT_FALSE(passes(f, R"({"a_key_longer_than_sixteen_": )" + value.dump() + "}"));
+  EXPECT_FALSE(passes(f, R"({"a_key_longer_than_sixteeN": )" + value.dump() + "}"));
 }
 
 // match.text: every word of the query among the words of a string value (case and punctuation
