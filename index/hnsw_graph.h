@@ -29,10 +29,10 @@
 
 #include "index/distance.h"
 #include "index/hnsw_params.h"
-#include "index/prefetch.h"
 #include "index/index.h"
 #include "index/level0_graph.h"
 #include "index/page_block.h"
+#include "index/prefetch.h"
 #include "index/search_context.h"
 #include "index/slot_table.h"
 

@@ -42,12 +42,13 @@ class SlotTable {
     }
   }
 
-  /// The slot find(key) compares first (the one at the key's home, the key's own at least half
-  /// the time in a table at most half full), if any: for reading its item ahead of find.
+  /// The slot find(key) compares first (the one at the key's home: the key's own most of the
+  /// time in a table at most half full), if any: for reading its item ahead of find.
   template <typename Key, typename Hash>
   std::optional<Slot> first_probe(const Key& key, const Hash& hash) const {
-    if (slots_.empty() || slots_[home(hash(key))] == kEmpty) return std::nullopt;
-    return slots_[home(hash(key))];
+    if (slots_.empty()) return std::nullopt;
+    const Slot s = slots_[home(hash(key))];
+    return s == kEmpty ? std::nullopt : std::optional<Slot>(s);
   }
 
   /// Makes `slot` the one found for its key (key_of(slot)), replacing a slot of the same key.
