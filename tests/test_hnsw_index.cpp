@@ -626,19 +626,30 @@ TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
       EXPECT_LT(walked.distance_computations, random.count()) << "query " << q;
       for (const label_t l : got) ASSERT_TRUE(l != kNoLabel && random.contains(l));
       if (!probed) continue;
-      // The far points and the query's 40 nearest (fewer than ef): the walk tests many of those
-      // first, then fewer and fewer; a later probe stops it (at the first probe or after),
-      // long before its budget, where a single probe let it walk to the budget.
-      std::vector<std::pair<float, size_t>> nearest;
-      for (size_t i = 0; i < near; ++i) {
-        nearest.push_back({l2sqr(query.data(), base.row(i), dim), i});
+      // The query's 40 nearest (fewer than ef) in place of the 40 far points farthest from it,
+      // which no walk from the query meets early: as many matches as `far`, so the same probe
+      // points (a filter of 40 more would be probed a few tests sooner, and stopped a hop
+      // earlier where its first tests hold few of the nearest). The walk tests many of the
+      // nearest first, then fewer and fewer; a later probe stops it (at the first probe or
+      // after), long before its budget, where a single probe let it walk to the budget.
+      std::vector<std::pair<float, size_t>> nearest, farthest;
+      for (size_t i = 0; i < n; ++i) {
+        (i < near ? nearest : farthest).push_back({l2sqr(query.data(), base.row(i), dim), i});
       }
       std::partial_sort(nearest.begin(), nearest.begin() + 80, nearest.end());
-      BitsetFilter few_near = far, many_near = far;
+      std::partial_sort(farthest.begin(), farthest.begin() + 40, farthest.end(), std::greater<>());
+      BitsetFilter few_near(n), many_near = far;
+      for (size_t i = near; i < n; ++i) {
+        if (std::none_of(farthest.begin(), farthest.begin() + 40,
+                         [i](const auto& f) { return f.second == i; })) {
+          few_near.set(i);
+        }
+      }
       for (size_t j = 0; j < 80; ++j) {
         many_near.set(nearest[j].second);
         if (j < 40) few_near.set(nearest[j].second);
       }
+      ASSERT_EQ(few_near.count(), far.count());
       p.filter = &few_near;
       const SearchStats second = idx->search_one(query.data(), 10, p, got.data(), d.data());
       EXPECT_GE(second.hops, st.hops) << "query " << q;
