@@ -196,9 +196,10 @@ std::optional<PointStore::Record> PointStore::get(const PointId& id) const {
   return decode(key, v);
 }
 
-void PointStore::scan(const std::optional<PointId>& from,
-                      const std::function<bool(Record&&)>& fn) const {
+void PointStore::scan(const std::optional<PointId>& from, const std::function<bool(Record&&)>& fn,
+                      bool whole) const {
   rocksdb::ReadOptions ro;
+  ro.fill_cache = !whole;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   const std::string prefix = kPointPrefix;
   for (it->Seek(from ? prefix + from->key() : prefix); it->Valid(); it->Next()) {

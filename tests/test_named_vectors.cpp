@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -235,6 +237,48 @@ TEST_F(NamedVectors, UpdateAndDeleteTouchOnlyTheNamedVectorsAndSurviveARestart) 
   params = ok("GET", "/collections/nv")["config"]["params"]["vectors"];
   EXPECT_EQ(params["text"]["hnsw_config"]["m"], 12);
   EXPECT_EQ(vectors_of(1), json({{"text", {1, 0}}}));
+}
+
+// A restart reads each space's index file (written at the close) beside the store; a space whose
+// file fails its checks is rebuilt from the vectors read from the store then, and the other keeps
+// its file. Either way every answer, with its vectors, is what it was.
+TEST_F(NamedVectors, ARestartRebuildsOnlyTheSpaceWhoseIndexFileFails) {
+  make();
+  auto answers = [&] {
+    json out;
+    for (const auto& [space, query] : {std::pair{"image", kImageQuery}, {"text", kTextQuery}}) {
+      out[space] = ok("POST", "/collections/nv/points/query",
+                      {{"query", query}, {"using", space}, {"with_vector", true}});
+    }
+    return out;
+  };
+  const json before = answers();
+  ASSERT_EQ(before["image"]["points"].size(), 4u);  // 1, 2, 4, 5
+  ASSERT_EQ(before["text"]["points"].size(), 4u);   // 1, 3, 4, 5
+  restart();
+  EXPECT_TRUE(engine_->collection("nv")->index_loaded_from_file());
+  EXPECT_EQ(answers(), before);
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(engine_->collection("nv")->dir())) {
+    if (e.path().extension() == ".wpi") files.push_back(e.path());
+  }
+  ASSERT_EQ(files.size(), 2u);
+  for (const auto& broken : files) {
+    api_.reset();
+    engine_.reset();
+    {
+      std::fstream f(broken, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(64);
+      f.write("garbage!", 8);
+    }
+    restart();
+    EXPECT_FALSE(engine_->collection("nv")->index_loaded_from_file()) << broken;
+    EXPECT_EQ(answers(), before) << broken;
+    EXPECT_EQ(count(), 5u);
+    restart();  // the files saved at that close are good
+    EXPECT_TRUE(engine_->collection("nv")->index_loaded_from_file()) << broken;
+    EXPECT_EQ(answers(), before) << broken;
+  }
 }
 
 // Qdrant's hybrid query: prefetches over several spaces, fused by reciprocal rank (score of
