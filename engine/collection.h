@@ -302,7 +302,8 @@ class Collection {
   /// Waits for a running build to finish (tests, shutdown).
   void wait_for_build();
 
-  /// Saves the index file beside the store (called on shutdown).
+  /// Saves the index files beside the store (called on shutdown), unless those there already
+  /// hold its state (written or read at the store's present sequence: nothing changed since).
   void save_index() const;
 
   /// Sets the most threads that insert into the index of each named vector (Qdrant's
@@ -437,6 +438,10 @@ class Collection {
   size_t payload_bytes_ = 0;        ///< heap bytes of the live points' packed payloads
   mutable std::atomic<uint64_t> payload_tests_{0};  ///< filter_payload_tests()
   bool index_from_file_ = false;
+  /// The store's sequence at which the index files beside it were written or read, every space
+  /// from its file (guarded by write_mu_). Every change to an index writes the store (points, or
+  /// the config of a rebuilt index), so at that sequence the files hold what is served.
+  mutable std::optional<uint64_t> files_at_;
 
   mutable std::mutex build_mu_;  ///< guards status_ and builder_
   IndexStatus status_;           ///< of the last build; status_.vector is the space it is of
