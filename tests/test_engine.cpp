@@ -55,6 +55,18 @@ std::vector<uint64_t> ids_of(const std::vector<ScoredPoint>& r) {
   for (const auto& p : r) out.push_back(p.point.id.num());
   return out;
 }
+
+/// The ids of the `limit` points nearest to `v` (ef 64), in increasing order.
+std::vector<uint64_t> nearest_ids(const Collection& col, const std::vector<float>& v,
+                                  size_t limit) {
+  SearchQuery q;
+  q.vector = v;
+  q.limit = limit;
+  q.ef = 64;
+  std::vector<uint64_t> got = ids_of(col.search(q));
+  std::sort(got.begin(), got.end());
+  return got;
+}
 }  // namespace
 
 TEST(Engine, CreateSearchAndRecoverAfterReopen) {
@@ -110,11 +122,8 @@ TEST(Engine, CorruptIndexFilesAreRebuiltFromTheStore) {
     // Rebuilt from the vectors read from the store once the file failed (a restart with a good
     // file reads none): each of these stored vectors is found as its own point.
     for (const size_t row : {0, 7, 1234, 1999}) {
-      SearchQuery q;
-      q.vector.assign(ds.base.row(row), ds.base.row(row) + 128);
-      q.limit = 1;
-      q.ef = 64;
-      EXPECT_EQ(ids_of(col->search(q)), std::vector<uint64_t>{row});
+      EXPECT_EQ(nearest_ids(*col, {ds.base.row(row), ds.base.row(row) + 128}, 1),
+                std::vector<uint64_t>{row});
     }
   }
   {  // the file saved at that close is good again
@@ -158,13 +167,7 @@ TEST(Engine, AnIndexFileIsWrittenAtACloseOnlyIfTheCollectionChangedSinceItWasRea
     Engine eng(tmp.file("data"));
     auto col = eng.collection("c");
     EXPECT_TRUE(col->index_loaded_from_file());
-    SearchQuery q;
-    q.vector = moved;
-    q.limit = 2;
-    q.ef = 64;
-    std::vector<uint64_t> got = ids_of(col->search(q));
-    std::sort(got.begin(), got.end());
-    EXPECT_EQ(got, (std::vector<uint64_t>{5, 1500}));
+    EXPECT_EQ(nearest_ids(*col, moved, 2), (std::vector<uint64_t>{5, 1500}));
   }
   std::filesystem::remove(dir + "/index.wpi");  // gone: rebuilt, and written at the close
   {
@@ -212,15 +215,11 @@ TEST(Engine, AnIndexFileOlderThanTheStoreIsRebuilt) {
   auto col = eng.collection("c");
   EXPECT_FALSE(col->index_loaded_from_file());
   EXPECT_EQ(col->size(), 2000u);
+  EXPECT_EQ(nearest_ids(*col, moved, 2), (std::vector<uint64_t>{5, 1500}));  // both at 0
   SearchQuery q;
-  q.vector = moved;
-  q.limit = 2;
-  q.ef = 64;
-  std::vector<uint64_t> got = ids_of(col->search(q));
-  std::sort(got.begin(), got.end());
-  EXPECT_EQ(got, (std::vector<uint64_t>{5, 1500}));       // both at distance 0
   q.vector.assign(ds.base.row(5), ds.base.row(5) + 128);  // nothing is left at the old place
   q.limit = 1;
+  q.ef = 64;
   const auto old_place = col->search(q);
   ASSERT_EQ(old_place.size(), 1u);
   EXPECT_NE(old_place[0].point.id.num(), 5u);
