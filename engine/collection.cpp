@@ -39,12 +39,12 @@ constexpr std::chrono::microseconds kPieceTime{2000};
 /// Collection::set_link_threads (0: automatic).
 std::atomic<size_t> link_threads_setting{0};
 
-/// The index file and its meta of space number `space`: "index.wpi" and "index.meta" for the
-/// unnamed vector (as before named vectors), "index.<space>.wpi" and ".meta" for named ones
+/// The index file and its meta of space number `space` in `folder`: "index.wpi" and "index.meta"
+/// for the unnamed vector (as before named vectors), "index.<space>.wpi" and ".meta" for named ones
 /// (the meta holds the name; snapshot_archive.cpp admits these names).
-std::pair<std::string, std::string> index_files(bool named, size_t space) {
+std::pair<fs::path, fs::path> index_files(const std::string& folder, bool named, size_t space) {
   const std::string base = named ? "index." + std::to_string(space) : "index";
-  return {base + ".wpi", base + ".meta"};
+  return {fs::path(folder) / (base + ".wpi"), fs::path(folder) / (base + ".meta")};
 }
 
 /// A new empty index as `spec` says, inserting on at most `max_insert_threads` threads (0: no
@@ -366,7 +366,7 @@ void Collection::load() {
   std::vector<std::optional<uint64_t>> file_points(spaces);
   const uint64_t sequence = store_->sequence();
   for (size_t space = 0; space < spaces; ++space) {
-    const fs::path meta = fs::path(dir_) / index_files(named_, space).second;
+    const fs::path meta = index_files(dir_, named_, space).second;
     if (!fs::exists(meta)) continue;
     try {
       std::ifstream in(meta);
@@ -388,8 +388,7 @@ void Collection::load() {
         for (size_t space = 0; space < spaces; ++space) {
           if (!file_points[space]) continue;
           try {
-            read[space] =
-                index::load_index((fs::path(dir_) / index_files(named_, space).first).string());
+            read[space] = index::load_index(index_files(dir_, named_, space).first.string());
           } catch (const std::exception&) {
             // rebuilt
           }
@@ -1330,8 +1329,8 @@ void Collection::save_index() const {
   const uint64_t sequence = store_->sequence();
   bool held = files_at_ == sequence;
   for (size_t space = 0; held && space < shapes_.size(); ++space) {
-    const auto [file_name, meta_name] = index_files(named_, space);
-    held = fs::exists(fs::path(dir_) / file_name) && fs::exists(fs::path(dir_) / meta_name);
+    const auto [file, meta] = index_files(dir_, named_, space);
+    held = fs::exists(file) && fs::exists(meta);
   }
   if (held) return;
   save_index_files(dir_, sequence);
@@ -1348,8 +1347,7 @@ void Collection::checkpoint_to(const std::string& dir) {
 
 void Collection::save_index_files(const std::string& folder, uint64_t sequence) const {
   for (size_t space = 0; space < shapes_.size(); ++space) {
-    const auto [file_name, meta_name] = index_files(named_, space);
-    const fs::path file = fs::path(folder) / file_name, meta = fs::path(folder) / meta_name;
+    const auto [file, meta] = index_files(folder, named_, space);
     fs::remove(meta);  // a crash between the two writes must not pair a new file with old meta
     indexes_[space]->save(file.string());
     const std::string tmp = meta.string() + ".tmp";
