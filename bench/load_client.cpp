@@ -27,6 +27,7 @@
 #include <numeric>
 #include <thread>
 
+#include "bench/runner/percentile.h"
 #include "engine/collection_config.h"
 #include "engine/command/args.h"
 #include "http/client.h"
@@ -40,6 +41,7 @@ namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
+using wp::bench::percentile;
 
 namespace {
 
@@ -61,13 +63,6 @@ std::string vector_json(const float* v, size_t d) {
     s += (i ? "," : "") + std::to_string(v[i]);
   }
   return s + "]";
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
-  std::nth_element(v.begin(), v.begin() + i, v.end());
-  return v[i];
 }
 
 /// Point i's payload with `--payload`: three keys, a keyword, an integer and a short string, as

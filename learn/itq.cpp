@@ -6,6 +6,7 @@
 #include <random>
 
 #include "index/error.h"
+#include "learn/tensor_values.h"
 
 namespace wp::learn {
 
@@ -75,10 +76,8 @@ ItqResult fit_itq(const index::Matrix& x, const ItqConfig& cfg,
   m.kind = "learned";
   m.input_dim = x.d;
   m.bits = cfg.bits;
-  const torch::Tensor pf = planes.to(torch::kFloat32).contiguous();
-  const torch::Tensor of = offsets.to(torch::kFloat32).contiguous();
-  m.planes.assign(pf.data_ptr<float>(), pf.data_ptr<float>() + pf.numel());
-  m.offsets.assign(of.data_ptr<float>(), of.data_ptr<float>() + of.numel());
+  m.planes = tensor_values<float>(planes);
+  m.offsets = tensor_values<float>(offsets);
   m.fit_offsets = false;
   m.validate();
   return result;

@@ -12,6 +12,7 @@
 #include "index/error.h"
 #include "learn/checkpoint.h"
 #include "learn/matching_impl.h"
+#include "learn/tensor_values.h"
 
 namespace wp::learn {
 
@@ -290,8 +291,7 @@ std::vector<double> MatchingTrainer::first_layer_stats() const {
 }
 
 std::vector<float> MatchingTrainer::flat_parameters() const {
-  const torch::Tensor f = impl_->flat().contiguous();
-  return std::vector<float>(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
+  return tensor_values<float>(impl_->flat());
 }
 
 void MatchingTrainer::set_anchor(const std::vector<float>& params, double mu) {

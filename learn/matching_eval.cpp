@@ -11,6 +11,7 @@
 
 #include "index/error.h"
 #include "learn/matching_impl.h"
+#include "learn/tensor_values.h"
 
 namespace wp::learn {
 
@@ -134,21 +135,18 @@ index::HashModel MatchingTrainer::export_model(size_t bits, uint64_t seed) const
       b = b - w.matmul(m.mean * m.inv_std);
       w = w * m.inv_std.unsqueeze(0);
     }
-    w = w.contiguous();
-    b = b.contiguous();
     index::HashModel::Layer layer;
     layer.in = static_cast<uint32_t>(w.size(1));
     layer.out = static_cast<uint32_t>(w.size(0));
     layer.relu = i + 1 < linears.size();
-    layer.w.assign(w.data_ptr<float>(), w.data_ptr<float>() + w.numel());
-    layer.b.assign(b.data_ptr<float>(), b.data_ptr<float>() + b.numel());
+    layer.w = tensor_values<float>(w);
+    layer.b = tensor_values<float>(b);
     h.layers.push_back(std::move(layer));
   }
   if (m.cfg.score == "bits") {
-    const torch::Tensor p = m.planes.detach().contiguous(), o = m.offsets.detach().contiguous();
-    h.bits = static_cast<size_t>(p.size(0));
-    h.planes.assign(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
-    h.offsets.assign(o.data_ptr<float>(), o.data_ptr<float>() + o.numel());
+    h.bits = static_cast<size_t>(m.planes.size(0));
+    h.planes = tensor_values<float>(m.planes.detach());
+    h.offsets = tensor_values<float>(m.offsets.detach());
   } else {
     const index::HashModel planes = index::HashModel::random(h.embed_dim(), bits, seed);
     h.bits = bits;

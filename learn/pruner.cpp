@@ -10,6 +10,7 @@
 #include "index/distance.h"
 #include "index/error.h"
 #include "learn/checkpoint.h"
+#include "learn/tensor_values.h"
 
 namespace wp::learn {
 
@@ -150,11 +151,6 @@ torch::Tensor flat_grad(const torch::Tensor& y, const std::vector<torch::Tensor>
     v.push_back(g[i].defined() ? g[i].reshape(-1) : torch::zeros({ps[i].numel()}));
   }
   return torch::cat(v);
-}
-
-std::vector<double> to_vec(const torch::Tensor& t) {
-  torch::Tensor c = t.to(torch::kDouble).contiguous();
-  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 
 torch::Tensor to_tensor(const std::vector<double>& v) {
@@ -402,11 +398,11 @@ void PruningTrainer::Impl::trpo_update(const EdgeBatch& E, const torch::Tensor& 
     const torch::Tensor gkl = flat_grad(kl, params, true);
     const torch::Tensor vt = to_tensor(v);
     const torch::Tensor hv = flat_grad((gkl * vt).sum(), params, false);
-    std::vector<double> out = to_vec(hv);
+    std::vector<double> out = tensor_values<double>(hv);
     for (size_t i = 0; i < out.size(); ++i) out[i] += cfg.cg_damping * v[i];
     return out;
   };
-  const std::vector<double> gv = to_vec(g);
+  const std::vector<double> gv = tensor_values<double>(g);
   const std::vector<double> x = conjugate_gradient(fvp, gv, cfg.cg_iters);
   const std::vector<double> Fx = fvp(x);
   const double xFx = std::inner_product(x.begin(), x.end(), Fx.begin(), 0.0);

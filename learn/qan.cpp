@@ -7,6 +7,7 @@
 
 #include "index/error.h"
 #include "learn/matching.h"
+#include "learn/tensor_values.h"
 
 namespace wp::learn {
 
@@ -56,10 +57,6 @@ torch::nn::Sequential q_net(int64_t in, int64_t hidden, int64_t out) {
 torch::Tensor row(const std::vector<float>& v) {
   return torch::tensor(v, torch::kFloat32).reshape({1, static_cast<int64_t>(v.size())});
 }
-std::vector<float> to_vec(const torch::Tensor& t) {
-  const torch::Tensor c = t.contiguous().to(torch::kFloat32);
-  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
 }  // namespace
 
 struct DqnAgent::Impl {
@@ -100,12 +97,12 @@ void DqnAgent::sync_target() {
 
 std::vector<float> DqnAgent::q_values(const std::vector<float>& state) const {
   torch::NoGradGuard no_grad;
-  return to_vec(impl_->online->forward(row(state)));
+  return tensor_values<float>(impl_->online->forward(row(state)));
 }
 
 std::vector<float> DqnAgent::target_q_values(const std::vector<float>& state) const {
   torch::NoGradGuard no_grad;
-  return to_vec(impl_->target->forward(row(state)));
+  return tensor_values<float>(impl_->target->forward(row(state)));
 }
 
 int DqnAgent::act(const std::vector<float>& state, double epsilon) {

@@ -40,3 +40,11 @@ if [[ -n "$sanitize" ]]; then
     extra=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ ${extra[@]+"${extra[@]}"})
   fi
 fi
+# A build folder configured for the first time is a unity build (CMAKE_UNITY_BUILD: a library's
+# sources compiled eight to a unit, so that their headers are parsed once for the eight): a whole
+# Release build took 325 s here against 510 s file by file (2 cores). A folder configured already
+# keeps its setting; pass -DCMAKE_UNITY_BUILD=OFF for one that you rebuild file by file as you
+# edit (a change to one source recompiles its unit of eight).
+if [[ ! -f "$build/CMakeCache.txt" ]]; then
+  extra=(-DCMAKE_UNITY_BUILD=ON ${extra[@]+"${extra[@]}"})
+fi

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "bench/runner/percentile.h"
 #include "index/dataset.h"
 #include "index/error.h"
 #include "index/omp_team.h"
@@ -58,13 +59,6 @@ std::unique_ptr<BenchSubject> make_subject(const std::string& name, const BenchC
       "' in --indexes (known: hnsw, hnsw-sq8, flat, faiss-hnsw, hnswlib, knn, "
       "knn-hnsw, hnsw-l0, robust-<alpha>, vamana-<alpha>, rl, lsh, lsh-mp, lsh-learned, "
       "faiss-lsh)");
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
-  std::nth_element(v.begin(), v.begin() + i, v.end());
-  return v[i];
 }
 
 /// One pass over all queries; returns wall seconds. Fills ids, latencies (us), the work of each

@@ -5,6 +5,7 @@
 #include <limits>
 #include <random>
 
+#include "bench/runner/percentile.h"
 #include "index/error.h"
 
 namespace wp::bench {
@@ -33,16 +34,6 @@ double mean(const std::vector<double>& v) {
   double s = 0;
   for (const double x : v) s += x;
   return v.empty() ? 0.0 : s / static_cast<double>(v.size());
-}
-
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  const double at = p * static_cast<double>(v.size() - 1);
-  const size_t i = static_cast<size_t>(at);
-  const double f = at - static_cast<double>(i);
-  if (f == 0 || i + 1 == v.size()) return v[i];
-  if (std::isinf(v[i + 1])) return v[i + 1];
-  return v[i] * (1 - f) + v[i + 1] * f;
 }
 
 }  // namespace

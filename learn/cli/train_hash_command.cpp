@@ -18,7 +18,7 @@ namespace wp::cli {
 
 namespace {
 
-learn::TrainHashOptions parse_options(Args& args) {
+learn::TrainHashOptions parse_hash_options(Args& args) {
   learn::TrainHashOptions o;
   o.dataset = args.required("dataset");
   if (args.has("train-classes")) {
@@ -211,7 +211,7 @@ learn::TrainHashResult train_matching(const learn::TrainHashOptions& o, const Tr
 }
 
 int cmd_train_hash(Args& args) {
-  const learn::TrainHashOptions o = parse_options(args);
+  const learn::TrainHashOptions o = parse_hash_options(args);
   const TrainingOutput files = parse_training_output(args);
   args.finish();
   o.validate();

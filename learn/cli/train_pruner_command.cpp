@@ -154,7 +154,7 @@ void draw_graph(const std::string& png, const learn::TrainedPruner& t, const std
   write_png_graph(png, gp);
 }
 
-learn::TrainPrunerOptions parse_options(Args& args) {
+learn::TrainPrunerOptions parse_pruner_options(Args& args) {
   learn::TrainPrunerOptions o;
   o.dataset = args.required("dataset");
   o.M = args.integer(index::HnswParams::kM, 16);
@@ -193,7 +193,7 @@ learn::TrainPrunerOptions parse_options(Args& args) {
 }
 
 int cmd_train_pruner(Args& args) {
-  const learn::TrainPrunerOptions o = parse_options(args);
+  const learn::TrainPrunerOptions o = parse_pruner_options(args);
   const TrainingOutput files = parse_training_output(args);
   const std::string graph_png = args.str("graph-png", "");
   args.finish();
