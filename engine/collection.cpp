@@ -113,7 +113,7 @@ const VectorShape& Collection::vector_shape(const std::string& name,
   return shapes_[space_of(name, field)];
 }
 
-std::optional<size_t> Collection::find_space(const std::string& name) const {
+std::optional<size_t> Collection::find_space(std::string_view name) const {
   for (size_t i = 0; i < shapes_.size(); ++i) {
     if (shapes_[i].name == name) return i;
   }
@@ -399,34 +399,47 @@ void Collection::load() {
   std::vector<std::vector<index::label_t>> labels(spaces);
   for (const VectorShape& shape : shapes_) vectors.emplace_back(0, shape.dim);
   // Reads the store, gathering the vectors of the spaces in `gather` (in the order of the
-  // points, as their labels are listed); with `first`, the points' labels and entries too.
+  // points, as their labels are listed); with `first`, the points' labels and entries too. The
+  // records are read in place: a payload is kept as the bytes stored (decoding each record into
+  // copies and a JSON tree that was packed again made a restart at 1M x 128 with 3-key payloads
+  // take 4.3-4.9 s, 3.6-4.3 s without them and with the id table loaded in bulk, below).
   auto read_store = [&](const std::vector<bool>& gather, bool first) {
-    store_->scan(
-        std::nullopt,
-        [&](PointStore::Record&& r) {
-          for (const auto& [vname, v] : r.vectors) {
-            const std::optional<size_t> i = find_space(vname);
-            WP_THROW_INTERNAL_IF_NOT(i && v.size() == shapes_[*i].dim,
-                                     "stored point with a vector of wrong name or dimension");
-            if (gather[*i]) vectors[*i].data.insert(vectors[*i].data.end(), v.begin(), v.end());
-            if (first) labels[*i].push_back(r.internal);
-          }
-          if (!first) return true;
-          if (r.internal >= entries_.size()) entries_.resize(r.internal + 1);
-          entries_[r.internal] = Entry{r.id, PackedPayload(r.payload), true};
-          payload_bytes_ += entries_[r.internal].payload.heap_bytes();
-          ids_.assign(r.internal, id_of(), std::hash<PointId>());
-          next_internal_ = std::max(next_internal_, r.internal + 1);
-          ++live_;
-          return true;
-        },
-        true);
+    std::vector<bool> seen(spaces);
+    store_->scan_in_place([&](const PointStore::RecordView& r) {
+      std::fill(seen.begin(), seen.end(), false);
+      r.vectors([&](std::string_view vname, uint32_t dim, const char* floats) {
+        const std::optional<size_t> i = find_space(vname);
+        WP_THROW_INTERNAL_IF_NOT(i && dim == shapes_[*i].dim && !seen[*i],
+                                 "stored point with a vector of wrong name or dimension");
+        seen[*i] = true;
+        if (gather[*i]) {
+          std::vector<float>& to = vectors[*i].data;
+          const size_t at = to.size();
+          to.resize(at + dim);
+          std::memcpy(to.data() + at, floats, size_t{dim} * sizeof(float));
+        }
+        if (first) labels[*i].push_back(r.internal);
+      });
+      if (!first) return;
+      const uint64_t internal = r.internal;
+      if (internal >= entries_.size()) entries_.resize(internal + 1);
+      entries_[internal] = Entry{r.id(), PackedPayload::from_msgpack(r.payload), true};
+      payload_bytes_ += entries_[internal].payload.heap_bytes();
+      next_internal_ = std::max(next_internal_, internal + 1);
+      ++live_;
+    });
   };
   std::vector<bool> gather(spaces);
   for (size_t space = 0; space < spaces; ++space) gather[space] = !file_points[space];
   read_store(gather, true);
   WP_THROW_INTERNAL_IF_NOT(next_internal_ <= kMaxInternal, "stored internal id out of range");
   entries_.resize(next_internal_);
+  std::vector<uint64_t> live;  // the store's keys: distinct ids
+  live.reserve(live_);
+  for (uint64_t i = 0; i < next_internal_; ++i) {
+    if (entries_[i].live) live.push_back(i);
+  }
+  ids_.insert_new(live, id_of(), std::hash<PointId>());
   for (const auto& [key, schema] : config_.payload_schema) {
     payload_indexes_.install(build_field_index(key, schema));
   }

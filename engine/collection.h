@@ -23,6 +23,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -346,7 +347,7 @@ class Collection {
   }
   /// The position of space `name` in shapes_ and indexes_ (UserError naming `field` if none).
   size_t space_of(const std::string& name, const std::string& field) const;
-  std::optional<size_t> find_space(const std::string& name) const;
+  std::optional<size_t> find_space(std::string_view name) const;
   /// `requested` with the metric of space `space`, validated.
   index::IndexSpec spec_for(size_t space, const index::IndexSpec& requested) const;
   /// UserError unless every name `sel` lists is a vector space (`field`: with_vector).

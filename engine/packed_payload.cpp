@@ -127,6 +127,12 @@ PackedPayload::PackedPayload(const json& payload) {
   bytes_.assign(reinterpret_cast<const char*>(b.data()), b.size());
 }
 
+PackedPayload PackedPayload::from_msgpack(std::string_view msgpack) {
+  PackedPayload p;
+  p.bytes_.assign(msgpack.data(), msgpack.size());
+  return p;
+}
+
 json PackedPayload::unpack() const {
   const auto* p = reinterpret_cast<const uint8_t*>(bytes_.data());
   return json::from_msgpack(p, p + bytes_.size());

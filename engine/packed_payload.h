@@ -23,6 +23,9 @@ class PackedPayload {
   PackedPayload();
   /// Packs `payload` (a JSON object).
   explicit PackedPayload(const nlohmann::json& payload);
+  /// Holds `msgpack` as it is: bytes read already as one MessagePack value
+  /// (PointStore::check_payload), as the point store keeps what the constructor above packs.
+  static PackedPayload from_msgpack(std::string_view msgpack);
 
   /// The payload.
   nlohmann::json unpack() const;

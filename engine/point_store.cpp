@@ -57,9 +57,6 @@ void PointStore::put_meta(const std::string& name, const std::string& value) {
 }
 
 namespace {
-/// The vector count that marks named vectors in a record (an unnamed vector is never this long).
-constexpr uint32_t kNamedMark = 0xFFFFFFFFu;
-
 void put_u32(std::string& out, uint32_t v) {
   out.append(reinterpret_cast<const char*>(&v), 4);
 }
@@ -94,31 +91,33 @@ std::string PointStore::encode(const Record& r) {
 
 namespace {
 
-/// nlohmann's DOM builder, refusing MessagePack nested deeper than kMaxJsonDepth before the
-/// reader recurses into it (a damaged record nested 100k deep overflowed the stack: found by
-/// fuzz_point_record in a 10-minute run). Payloads are stored from parsed bodies, which are never
-/// deeper.
-class DepthLimitedDom {
+/// A SAX reader of nlohmann's (its DOM builder, or its acceptor that builds nothing) refusing
+/// MessagePack nested deeper than kMaxJsonDepth before the reader recurses into it (a damaged
+/// record nested 100k deep overflowed the stack: found by fuzz_point_record in a 10-minute run).
+/// Payloads are stored from parsed bodies, which are never deeper.
+template <class Inner>
+class DepthLimited {
  public:
-  explicit DepthLimitedDom(nlohmann::json& out) : dom_(out, true) {}
   using json = nlohmann::json;
-  bool null() { return dom_.null(); }
-  bool boolean(bool v) { return dom_.boolean(v); }
-  bool number_integer(json::number_integer_t v) { return dom_.number_integer(v); }
-  bool number_unsigned(json::number_unsigned_t v) { return dom_.number_unsigned(v); }
+  template <class... Args>
+  explicit DepthLimited(Args&&... args) : inner_(std::forward<Args>(args)...) {}
+  bool null() { return inner_.null(); }
+  bool boolean(bool v) { return inner_.boolean(v); }
+  bool number_integer(json::number_integer_t v) { return inner_.number_integer(v); }
+  bool number_unsigned(json::number_unsigned_t v) { return inner_.number_unsigned(v); }
   bool number_float(json::number_float_t v, const json::string_t& s) {
-    return dom_.number_float(v, s);
+    return inner_.number_float(v, s);
   }
-  bool string(json::string_t& v) { return dom_.string(v); }
-  bool binary(json::binary_t& v) { return dom_.binary(v); }
-  bool key(json::string_t& v) { return dom_.key(v); }
-  bool start_object(std::size_t n) { return deeper() && dom_.start_object(n); }
-  bool end_object() { return --depth_, dom_.end_object(); }
-  bool start_array(std::size_t n) { return deeper() && dom_.start_array(n); }
-  bool end_array() { return --depth_, dom_.end_array(); }
+  bool string(json::string_t& v) { return inner_.string(v); }
+  bool binary(json::binary_t& v) { return inner_.binary(v); }
+  bool key(json::string_t& v) { return inner_.key(v); }
+  bool start_object(std::size_t n) { return deeper() && inner_.start_object(n); }
+  bool end_object() { return --depth_, inner_.end_object(); }
+  bool start_array(std::size_t n) { return deeper() && inner_.start_array(n); }
+  bool end_array() { return --depth_, inner_.end_array(); }
   template <class Exception>
   bool parse_error(std::size_t at, const std::string& token, const Exception& e) {
-    return dom_.parse_error(at, token, e);
+    return inner_.parse_error(at, token, e);
   }
 
  private:
@@ -126,52 +125,47 @@ class DepthLimitedDom {
     if (++depth_ > kMaxJsonDepth) throw InternalError("stored payload nested too deeply");
     return true;
   }
-  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  Inner inner_;
   size_t depth_ = 0;
 };
 
+template <class Sax>
+bool read_msgpack(std::string_view bytes, Sax* sax) {
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  return nlohmann::json::sax_parse(p, p + bytes.size(), sax,
+                                   nlohmann::json::input_format_t::msgpack);
+}
+
 }  // namespace
 
-PointStore::Record PointStore::decode(const std::string& key, const std::string& value) {
-  WP_THROW_INTERNAL_IF_NOT(value.size() >= 12, "point record too short");
+PointStore::RecordView PointStore::view(std::string_view key, std::string_view value) {
   WP_THROW_INTERNAL_IF_NOT(key.size() >= sizeof(kPointPrefix) - 1, "point key too short");
+  RecordView v;
+  v.key = key.substr(sizeof(kPointPrefix) - 1);
+  v.value = value;
+  v.payload = value.substr(each_vector(value, [](std::string_view, uint32_t, const char*) {}));
+  std::memcpy(&v.internal, value.data(), 8);
+  return v;
+}
+
+void PointStore::check_payload(std::string_view msgpack) {
+  DepthLimited<nlohmann::detail::json_sax_acceptor<nlohmann::json>> acceptor;
+  WP_THROW_INTERNAL_IF_NOT(read_msgpack(msgpack, &acceptor), "stored payload is not MessagePack");
+}
+
+PointStore::Record PointStore::decode(std::string_view key, std::string_view value) {
+  const RecordView v = view(key, value);
   Record r;
-  r.id = PointId::from_key(key.substr(sizeof(kPointPrefix) - 1));
-  std::memcpy(&r.internal, value.data(), 8);
-  size_t at = 8;
-  auto u32 = [&] {
-    WP_THROW_INTERNAL_IF_NOT(value.size() - at >= 4, "point record truncated");
-    uint32_t x = 0;
-    std::memcpy(&x, value.data() + at, 4);
-    at += 4;
-    return x;
-  };
-  auto floats = [&](uint32_t dim) {
-    WP_THROW_INTERNAL_IF_NOT((value.size() - at) / sizeof(float) >= dim, "point record truncated");
+  r.id = v.id();
+  r.internal = v.internal;
+  v.vectors([&](std::string_view name, uint32_t dim, const char* floats) {
     std::vector<float> x(dim);
-    if (dim > 0) std::memcpy(x.data(), value.data() + at, dim * sizeof(float));
-    at += size_t{dim} * sizeof(float);
-    return x;
-  };
-  const uint32_t first = u32();
-  if (first != kNamedMark) {
-    r.vectors[""] = floats(first);
-  } else {
-    const uint32_t count = u32();
-    for (uint32_t i = 0; i < count; ++i) {
-      const uint32_t len = u32();
-      WP_THROW_INTERNAL_IF_NOT(len >= 1 && len <= value.size() - at, "point record truncated");
-      std::string name = value.substr(at, len);
-      at += len;
-      const uint32_t dim = u32();
-      WP_THROW_INTERNAL_IF_NOT(r.vectors.emplace(std::move(name), floats(dim)).second,
-                               "point record names a vector twice");
-    }
-  }
-  const auto* pl = reinterpret_cast<const uint8_t*>(value.data() + at);
-  DepthLimitedDom dom(r.payload);
-  nlohmann::json::sax_parse(pl, pl + (value.size() - at), &dom,
-                            nlohmann::json::input_format_t::msgpack);
+    if (dim > 0) std::memcpy(x.data(), floats, dim * sizeof(float));
+    WP_THROW_INTERNAL_IF_NOT(r.vectors.emplace(std::string(name), std::move(x)).second,
+                             "point record names a vector twice");
+  });
+  DepthLimited<nlohmann::detail::json_sax_dom_parser<nlohmann::json>> dom(r.payload, true);
+  read_msgpack(v.payload, &dom);
   return r;
 }
 
@@ -203,9 +197,24 @@ void PointStore::scan(const std::optional<PointId>& from, const std::function<bo
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   const std::string prefix = kPointPrefix;
   for (it->Seek(from ? prefix + from->key() : prefix); it->Valid(); it->Next()) {
-    const std::string key = it->key().ToString();
+    const std::string_view key = it->key().ToStringView();
     if (key.compare(0, prefix.size(), prefix) != 0) break;
-    if (!fn(decode(key, it->value().ToString()))) return;
+    if (!fn(decode(key, it->value().ToStringView()))) return;
+  }
+  check(it->status(), "cannot scan points");
+}
+
+void PointStore::scan_in_place(const std::function<void(const RecordView&)>& fn) const {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // as a whole scan()
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  const std::string_view prefix = kPointPrefix;
+  for (it->Seek(kPointPrefix); it->Valid(); it->Next()) {
+    const std::string_view key = it->key().ToStringView();
+    if (key.substr(0, prefix.size()) != prefix) break;
+    const RecordView v = view(key, it->value().ToStringView());
+    check_payload(v.payload);
+    fn(v);
   }
   check(it->status(), "cannot scan points");
 }

@@ -14,16 +14,19 @@
  * operating system, so it survives the death of the process (kill -9) but not of the machine.
  */
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "engine/point_id.h"
+#include "index/error.h"
 
 namespace rocksdb {
 class DB;
@@ -69,6 +72,28 @@ class PointStore {
   void scan(const std::optional<PointId>& from, const std::function<bool(Record&&)>& fn,
             bool whole = false) const;
 
+  /// A stored point read in place, as scan_in_place hands it: views of RocksDB's buffers, valid
+  /// only during the callback. Its key and the layout of its value are checked as decode checks
+  /// them, and its payload is one MessagePack value that decode would read (nested no deeper than
+  /// kMaxJsonDepth); the names of its vectors are not checked against each other.
+  struct RecordView {
+    std::string_view key;  ///< the point id's key (PointId::from_key)
+    uint64_t internal = 0;
+    std::string_view value;    ///< the whole stored value
+    std::string_view payload;  ///< its MessagePack payload
+    PointId id() const { return PointId::from_key(std::string(key)); }
+    /// fn(name, dim, floats) for each stored vector in order; see each_vector.
+    template <class Fn>
+    void vectors(Fn&& fn) const {
+      each_vector(value, fn);
+    }
+  };
+
+  /// Calls fn on every point, as a whole scan() does, without copying it out of RocksDB's
+  /// buffers or reading its payload into a tree: what opening a collection reads
+  /// (Collection::load says what that saved).
+  void scan_in_place(const std::function<void(const RecordView&)>& fn) const;
+
   /// RocksDB's latest sequence number: changes with every write.
   uint64_t sequence() const;
 
@@ -79,11 +104,60 @@ class PointStore {
   /// A record as stored (value: internal id, vectors, MessagePack payload) and back;
   /// decode throws InternalError on a damaged key or value (public for its fuzz target).
   static std::string encode(const Record& r);
-  static Record decode(const std::string& key, const std::string& value);
+  static Record decode(std::string_view key, std::string_view value);
+  /// A stored value's key and layout checked, its payload not (scan_in_place and decode check it
+  /// as they read it).
+  static RecordView view(std::string_view key, std::string_view value);
+  /// Throws InternalError unless `msgpack` is one MessagePack value that decode would read.
+  static void check_payload(std::string_view msgpack);
+
+  /// Calls fn(name, dim, floats) for each vector of a stored value in order ("" names the
+  /// unnamed vector of a collection without named ones; `floats` points to dim floats, not
+  /// necessarily aligned: copy them out) and returns where the payload starts. Throws
+  /// InternalError where the value is cut short.
+  template <class Fn>
+  static size_t each_vector(std::string_view value, Fn&& fn);
 
  private:
+  /// The vector count that marks named vectors in a record (an unnamed vector is never this long).
+  static constexpr uint32_t kNamedMark = 0xFFFFFFFFu;
+
   std::unique_ptr<rocksdb::DB> db_;
   std::string dir_;
 };
+
+template <class Fn>
+size_t PointStore::each_vector(std::string_view value, Fn&& fn) {
+  // uint64 internal id | uint32 dim | dim floats, or uint32 kNamedMark | uint32 count | count
+  // times (uint32 name length | name | uint32 dim | dim floats) | payload.
+  WP_THROW_INTERNAL_IF_NOT(value.size() >= 12, "point record too short");
+  size_t at = 8;
+  auto u32 = [&] {
+    WP_THROW_INTERNAL_IF_NOT(value.size() - at >= 4, "point record truncated");
+    uint32_t x = 0;
+    std::memcpy(&x, value.data() + at, 4);
+    at += 4;
+    return x;
+  };
+  auto floats = [&](std::string_view name, uint32_t dim) {
+    WP_THROW_INTERNAL_IF_NOT((value.size() - at) / sizeof(float) >= dim, "point record truncated");
+    fn(name, dim, value.data() + at);
+    at += size_t{dim} * sizeof(float);
+  };
+  const uint32_t first = u32();
+  if (first != kNamedMark) {
+    floats(std::string_view(), first);
+    return at;
+  }
+  const uint32_t count = u32();
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint32_t len = u32();
+    WP_THROW_INTERNAL_IF_NOT(len >= 1 && len <= value.size() - at, "point record truncated");
+    const std::string_view name = value.substr(at, len);
+    at += len;
+    floats(name, u32());
+  }
+  return at;
+}
 
 }  // namespace wp::engine

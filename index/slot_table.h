@@ -17,6 +17,8 @@
 #include <optional>
 #include <vector>
 
+#include "index/prefetch.h"
+
 namespace wp::index {
 
 /// A well-mixed 64-bit hash (splitmix64's finaliser): probing by the low bits spreads
@@ -65,6 +67,30 @@ class SlotTable {
     }
     slots_[i] = slot;
     ++size_;
+  }
+
+  /// Adds `slots`, whose keys are distinct and none in the table (a bulk load: the ids of a
+  /// store's records), sizing the table for them once: no key is compared, and each slot's home
+  /// is read ahead while the ones before it are placed. Assigned one by one (at 1M ids) the
+  /// table grew 17 times and each placement waited on two cache misses, its home and the item a
+  /// taken slot names.
+  template <typename KeyOf, typename Hash>
+  void insert_new(const std::vector<Slot>& slots, const KeyOf& key_of, const Hash& hash) {
+    if (grows_for(size_ + slots.size())) *this = rehashed(size_ + slots.size(), key_of, hash);
+    constexpr size_t kAhead = 16;
+    std::vector<size_t> homes(kAhead);
+    for (size_t j = 0; j < slots.size() + kAhead; ++j) {
+      if (j >= kAhead) {  // place slot j - kAhead, whose home was read ahead
+        size_t i = homes[(j - kAhead) % kAhead];
+        while (slots_[i] != kEmpty) i = next(i);
+        slots_[i] = slots[j - kAhead];
+        ++size_;
+      }
+      if (j < slots.size()) {
+        homes[j % kAhead] = home(hash(key_of(slots[j])));
+        prefetch(&slots_[homes[j % kAhead]]);
+      }
+    }
   }
 
   /// Removes the slot of `key`, if any; key_of must still answer it for that slot.

@@ -954,6 +954,25 @@ TEST(PointStoreRecords, NamedVectorsRoundTripAndTruncationsAreInternalErrors) {
     for (size_t cut = 0; cut + payload < value.size(); ++cut) {
       EXPECT_THROW(PointStore::decode(key, value.substr(0, cut)), wp::InternalError) << cut;
     }
+    // Read in place (as opening a collection reads): the same vectors and payload bytes, and
+    // every cut refused, those into the payload too.
+    const PointStore::RecordView v = PointStore::view(key, value);
+    EXPECT_EQ(v.internal, 9u);
+    EXPECT_EQ(v.id(), back.id);
+    EXPECT_EQ(v.payload, value.substr(value.size() - payload));
+    EXPECT_NO_THROW(PointStore::check_payload(v.payload));
+    NamedVectors in_place;
+    v.vectors([&](std::string_view name, uint32_t dim, const char* floats) {
+      std::vector<float> x(dim);
+      if (dim > 0) std::memcpy(x.data(), floats, dim * sizeof(float));
+      in_place.emplace(std::string(name), std::move(x));
+    });
+    EXPECT_EQ(in_place, r.vectors);
+    for (size_t cut = 0; cut < value.size(); ++cut) {
+      EXPECT_THROW(PointStore::check_payload(PointStore::view(key, value.substr(0, cut)).payload),
+                   wp::InternalError)
+          << cut;
+    }
   }
 }
 
@@ -1010,8 +1029,57 @@ TEST(PointStoreRecords, FuzzFoundDeeplyNestedPayloadsAreInternalErrors) {
   value += std::string(100000, '\x91');                     // fixarray of one, 100 000 deep
   value += '\xc0';                                          // nil
   EXPECT_THROW(PointStore::decode(key, value), wp::InternalError);
+  EXPECT_THROW(PointStore::check_payload(PointStore::view(key, value).payload), wp::InternalError);
   std::string shallow = PointStore::encode(r).substr(0, 12) + std::string(128, '\x91') + '\xc0';
   EXPECT_NO_THROW(PointStore::decode(key, shallow));
+  EXPECT_NO_THROW(PointStore::check_payload(PointStore::view(key, shallow).payload));
+  EXPECT_THROW(PointStore::check_payload(PointStore::view(key, '\x91' + shallow).payload),
+               wp::InternalError);
+}
+
+// A restart reads each stored payload in place and keeps its bytes (no tree built and packed
+// again): every kind of value comes back as written and filters read them alike.
+TEST(Engine, PayloadsReadInPlaceAtARestartComeBackAsWrittenAndFilterAlike) {
+  wp::test::TempDir tmp;
+  const json odd = json::parse(R"({"tag": "odd", "n": -70000, "big": 18446744073709551615,
+      "f": 0.1, "half": 0.5, "ok": true, "none": null, "text": "caf\u00e9 \u6f22\u5b57",
+      "nested": {"a": [1, {"b": "c"}, [2.5, -3]], "long": "abcdefghijklmnopqrstuvwxyz0123456789"}})");
+  std::string dir;
+  {
+    Engine eng(tmp.file("data"));
+    eng.create_collection("c", config(4));
+    auto col = eng.collection("c");
+    std::vector<PointWrite> pts(20);
+    for (size_t i = 0; i < pts.size(); ++i) {
+      pts[i].id = PointId::number(i);
+      pts[i].vectors[""] = {static_cast<float>(i), 1, 2, 3};
+      pts[i].payload = i % 2 ? odd : json{{"tag", "even"}, {"n", i}};
+    }
+    col->upsert(std::move(pts), true);
+    dir = col->dir();
+  }
+  Engine eng(tmp.file("data"));
+  auto col = eng.collection("c");
+  for (uint64_t i : {0, 1, 2, 19}) {
+    const auto got = col->retrieve({PointId::number(i)}, true, false);
+    ASSERT_EQ(got.size(), 1u);
+    const json want = i % 2 ? odd : json{{"tag", "even"}, {"n", i}};
+    EXPECT_EQ(got[0].payload, want) << i;
+  }
+  const Filter tag =
+      Filter::parse(json{{"must", {{{"key", "tag"}, {"match", {{"value", "odd"}}}}}}});
+  const Filter deep =
+      Filter::parse(json{{"must", {{{"key", "nested.a[].b"}, {"match", {{"value", "c"}}}}}}});
+  const Filter negative =
+      Filter::parse(json{{"must", {{{"key", "n"}, {"range", {{"lt", -69999}}}}}}});
+  EXPECT_EQ(col->count(&tag), 10u);
+  EXPECT_EQ(col->count(&deep), 10u);
+  EXPECT_EQ(col->count(&negative), 10u);
+  SearchQuery q;
+  q.vector = {3.9f, 1, 2, 3};
+  q.limit = 3;
+  q.filter = &tag;
+  EXPECT_EQ(ids_of(col->search(q)), (std::vector<uint64_t>{3, 5, 1}));
 }
 
 // A write batch (POST points/batch): operations apply in order, each seeing the ones before it

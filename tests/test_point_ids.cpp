@@ -199,6 +199,42 @@ TEST(PointIds, ATableRehashedAsideFindsEveryIdAndTakesTheNewOnesWithoutGrowing) 
   EXPECT_EQ(grown.rehashed(10, key_of, hash).memory_bytes(), grown_bytes);
 }
 
+// A bulk load of distinct keys (a collection's ids as its store is opened): every count around
+// the read-ahead window, into an empty table and into one that holds ids already; the table is
+// sized once (as rehashed for the total) and at most half full.
+TEST(PointIds, ATableLoadedWithNewIdsInBulkFindsEveryOne) {
+  auto hash = [](uint64_t l) { return index::mix_hash(l); };
+  std::mt19937_64 rng(9);
+  for (const size_t held : {0, 100}) {
+    for (const size_t n : {0, 1, 15, 16, 17, 33, 5000}) {
+      std::vector<uint64_t> label_of_slot;
+      auto key_of = [&](uint32_t s) { return label_of_slot[s]; };
+      index::SlotTable<uint32_t> table;
+      for (uint32_t s = 0; s < held; ++s) {
+        label_of_slot.push_back(rng());
+        table.assign(s, key_of, hash);
+      }
+      std::vector<uint32_t> fresh;
+      for (uint32_t s = 0; s < n; ++s) {
+        label_of_slot.push_back(s % 2 ? rng() : s);  // dense and scattered labels
+        fresh.push_back(static_cast<uint32_t>(held + s));
+      }
+      const size_t expected_bytes =
+          table.rehashed(held + n, key_of, hash).memory_bytes();  // before the new ids
+      table.insert_new(fresh, key_of, hash);
+      EXPECT_EQ(table.size(), held + n);
+      // (nothing held and nothing loaded: the table stays empty)
+      EXPECT_EQ(table.memory_bytes(), held + n ? expected_bytes : 0) << held << " + " << n;
+      EXPECT_FALSE(table.grows_for(held + n));
+      for (uint32_t s = 0; s < held + n; ++s) {
+        ASSERT_EQ(table.find(label_of_slot[s], key_of, hash), std::optional<uint32_t>(s))
+            << held << " + " << n << ": slot " << s;
+      }
+      EXPECT_FALSE(table.find(uint64_t{1} << 63, key_of, hash).has_value());
+    }
+  }
+}
+
 TEST(ChunkedVector, ElementsStayWhereTheyAreAsItGrowsAndShrinkingResetsThem) {
   ChunkedVector<std::string, 4> v;  // chunks of 16
   v.resize(10);
