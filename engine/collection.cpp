@@ -878,7 +878,9 @@ void Collection::apply_removals(const std::vector<PointId>& ids) {
   free_internal_.insert(free_internal_.end(), labels.begin(), labels.end());
 }
 
-namespace {
+// Not an anonymous namespace: LazyFilter, a member class of Collection, holds one (g++ warns of
+// that in a unity build, where this file is read as included: -Wsubobject-linkage).
+namespace detail {
 
 /// The points payload indexes give (Candidates), as a search's index tests them: by their test
 /// when given by one (IdTest: a range over many values), else by a binary search of the sorted
@@ -923,7 +925,9 @@ class PostingsFilter final : public index::IdFilter {
   mutable std::unique_ptr<index::BitsetFilter> bits_;
 };
 
-}  // namespace
+}  // namespace detail
+
+using detail::PostingsFilter;
 
 /// A filter the index tests point by point as it reaches them (index_filter): the payload of
 /// each point among `narrow` (the payload indexes' superset of the matches, when they give

@@ -53,7 +53,9 @@ std::vector<double> conjugate_gradient(
   return x;
 }
 
-namespace {
+// Not an anonymous namespace: PruningTrainer::Impl holds an EdgeMlp (g++ warns of that in a
+// unity build, where this file is read as included: -Wsubobject-linkage).
+namespace pruner_nets {
 
 /**
  * GraphSAGE-style vertex encoder (as GraphEnas does it): separate aggregation of the out- and
@@ -160,7 +162,9 @@ torch::Tensor to_tensor(const std::vector<double>& v) {
       .clone();
 }
 
-}  // namespace
+}  // namespace pruner_nets
+
+using namespace pruner_nets;
 
 struct PruningTrainer::Impl {
   const PruningEnv& env;
