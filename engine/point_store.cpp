@@ -190,8 +190,9 @@ std::optional<PointStore::Record> PointStore::get(const PointId& id) const {
   return decode(key, v);
 }
 
-void PointStore::scan(const std::optional<PointId>& from, const std::function<bool(Record&&)>& fn,
-                      bool whole) const {
+void PointStore::for_each_stored(
+    const std::optional<PointId>& from, bool whole,
+    const std::function<bool(std::string_view key, std::string_view value)>& fn) const {
   rocksdb::ReadOptions ro;
   ro.fill_cache = !whole;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
@@ -199,24 +200,25 @@ void PointStore::scan(const std::optional<PointId>& from, const std::function<bo
   for (it->Seek(from ? prefix + from->key() : prefix); it->Valid(); it->Next()) {
     const std::string_view key = it->key().ToStringView();
     if (key.compare(0, prefix.size(), prefix) != 0) break;
-    if (!fn(decode(key, it->value().ToStringView()))) return;
+    if (!fn(key, it->value().ToStringView())) return;
   }
   check(it->status(), "cannot scan points");
 }
 
+void PointStore::scan(const std::optional<PointId>& from, const std::function<bool(Record&&)>& fn,
+                      bool whole) const {
+  for_each_stored(from, whole, [&](std::string_view key, std::string_view value) {
+    return fn(decode(key, value));
+  });
+}
+
 void PointStore::scan_in_place(const std::function<void(const RecordView&)>& fn) const {
-  rocksdb::ReadOptions ro;
-  ro.fill_cache = false;  // as a whole scan()
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-  const std::string_view prefix = kPointPrefix;
-  for (it->Seek(kPointPrefix); it->Valid(); it->Next()) {
-    const std::string_view key = it->key().ToStringView();
-    if (key.substr(0, prefix.size()) != prefix) break;
-    const RecordView v = view(key, it->value().ToStringView());
+  for_each_stored(std::nullopt, true, [&](std::string_view key, std::string_view value) {
+    const RecordView v = view(key, value);
     check_payload(v.payload);
     fn(v);
-  }
-  check(it->status(), "cannot scan points");
+    return true;
+  });
 }
 
 uint64_t PointStore::sequence() const {

@@ -122,6 +122,12 @@ class PointStore {
   /// The vector count that marks named vectors in a record (an unnamed vector is never this long).
   static constexpr uint32_t kNamedMark = 0xFFFFFFFFu;
 
+  /// Calls fn(key, value) on every stored point from `from` (all when null), in id order, until
+  /// it returns false: the views are RocksDB's buffers, valid during the call. `whole`: as scan().
+  void for_each_stored(
+      const std::optional<PointId>& from, bool whole,
+      const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
+
   std::unique_ptr<rocksdb::DB> db_;
   std::string dir_;
 };
