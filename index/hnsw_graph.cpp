@@ -400,6 +400,7 @@ void HnswGraph::read(BinaryReader& in) {
   in.check(count == 0 ? entry == kNoSlot : entry < count, "entry point out of range");
   reserve(std::max<uint64_t>(count, 1));
   slot_count_ = count;
+  level0_.populate(count * stride_);  // its pages at once, not a fault each as the copy writes
   in.read_bytes(level0_.get(), count * stride_);
   in.read_bytes(levels_.data(), count);
   in.read_bytes(flags_.data(), count);

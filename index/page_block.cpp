@@ -102,4 +102,13 @@ void PageBlock::grow(size_t bytes) {
   size_ = want;
 }
 
+bool PageBlock::populate(size_t bytes) {
+  const size_t n = std::min(page_rounded(bytes), size_);
+#ifdef MADV_POPULATE_WRITE
+  return n == 0 || ::madvise(data_, n, MADV_POPULATE_WRITE) == 0;
+#else
+  return n == 0;
+#endif
+}
+
 }  // namespace wp::index

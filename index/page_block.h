@@ -37,6 +37,13 @@ class PageBlock {
   /// Grows to at least `bytes`, keeping the contents (throws std::bad_alloc when the system
   /// refuses). Never shrinks.
   void grow(size_t bytes);
+  /// Faults the first `bytes` (at most size()) in at once, writable: for a block about to be
+  /// written whole (an index file's records copied in). Written page by page, each page's first
+  /// write is a fault of its own, and on this virtual machine each costs microseconds: 160,000
+  /// of them for the level-0 records of 1M points of 128 dimensions (docs/server.md, "Restart,
+  /// twenty-second session"). False where the system cannot (MADV_POPULATE_WRITE is Linux
+  /// 5.14's): the pages then fault as they are written.
+  bool populate(size_t bytes);
 
  private:
   void release();

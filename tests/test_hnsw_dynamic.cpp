@@ -1,6 +1,8 @@
 // Online inserts, deletes that repair the graph, and id replacement.
 #include <gtest/gtest.h>
 #include <omp.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <numeric>
@@ -294,4 +296,28 @@ TEST(PageBlock, HeapMemoryItPointsToIsNoLeakForTheLeakChecker) {
   idx.add(view(x), ids.data());
   EXPECT_EQ(__lsan_do_recoverable_leak_check(), 0) << "an HNSW graph's upper levels";
 #endif
+}
+
+// populate() faults a block's pages in at once (an index file's records are copied in after):
+// writing them afterwards takes no page fault of its own, where writing fresh pages takes one each.
+TEST(PageBlock, PagesPopulatedAtOnceTakeNoFaultWhenWritten) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE)), pages = 256;
+  const auto faults_writing = [&](PageBlock& b) {
+    rusage before{}, after{};
+    ::getrusage(RUSAGE_THREAD, &before);
+    for (size_t p = 0; p < pages; ++p) b.get()[p * page + 7] = static_cast<char>(p);
+    ::getrusage(RUSAGE_THREAD, &after);
+    return after.ru_minflt - before.ru_minflt;
+  };
+  PageBlock fresh;
+  fresh.grow(pages * page);
+  EXPECT_GE(faults_writing(fresh), static_cast<long>(pages / 2)) << "a fault a page written";
+  PageBlock populated;
+  populated.grow(pages * page);
+  if (!populated.populate(pages * page)) GTEST_SKIP() << "no MADV_POPULATE_WRITE here";
+  EXPECT_EQ(populated.get()[pages * page - 1], 0) << "populated pages read as zero";
+  // A sanitizer's shadow memory may fault a few times: far fewer than a page each.
+  EXPECT_LT(faults_writing(populated), static_cast<long>(pages / 8));
+  for (size_t p = 0; p < pages; ++p) ASSERT_EQ(populated.get()[p * page + 7], static_cast<char>(p));
+  EXPECT_TRUE(populated.populate(0));
 }
