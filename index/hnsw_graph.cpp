@@ -411,6 +411,9 @@ void HnswGraph::read(BinaryReader& in) {
     upper_[s] = new uint32_t[level * (1 + params_.M)];
     in.read_bytes(upper_[s], level * (1 + params_.M) * 4);
   }
+  std::vector<label_t> labels(count);  // of the live slots
+  std::vector<slot_t> live;
+  live.reserve(count);
   for (slot_t s = 0; s < count; ++s) {
     const uint8_t f = flags_[s];
     in.check(f == 0 || f == kTombstone || f == kFree, "bad vertex flag");
@@ -429,11 +432,17 @@ void HnswGraph::read(BinaryReader& in) {
     } else if (f == kTombstone) {
       ++num_tombstones_;
     } else {
-      in.check(find(label_of(s)) == kNoSlot, "duplicate id");
-      label_to_slot_.assign(s, LabelOf{this}, label_hash);
+      labels[s] = label_of(s);
+      live.push_back(s);
       in.check(all_finite(vec(s), dim_), "non-finite vector");
     }
   }
+  // Loaded at once, sized once, the labels compared in an array read in order above rather than
+  // in the records at random: each label found, then assigned (the table growing 17 times), this
+  // function's own time at 1M x 128 was 0.51 s, 0.20 s so.
+  in.check(!label_to_slot_.insert_distinct(
+               live, [&](slot_t s) { return labels[s]; }, label_hash),
+           "duplicate id");
   live_count_ = label_to_slot_.size();
   if (count) {
     in.check(levels_[entry] == max_level && flags_[entry] != kFree,

@@ -76,21 +76,17 @@ class SlotTable {
   /// taken slot names.
   template <typename KeyOf, typename Hash>
   void insert_new(const std::vector<Slot>& slots, const KeyOf& key_of, const Hash& hash) {
-    if (grows_for(size_ + slots.size())) *this = rehashed(size_ + slots.size(), key_of, hash);
-    constexpr size_t kAhead = 16;
-    std::vector<size_t> homes(kAhead);
-    for (size_t j = 0; j < slots.size() + kAhead; ++j) {
-      if (j >= kAhead) {  // place slot j - kAhead, whose home was read ahead
-        size_t i = homes[(j - kAhead) % kAhead];
-        while (slots_[i] != kEmpty) i = next(i);
-        slots_[i] = slots[j - kAhead];
-        ++size_;
-      }
-      if (j < slots.size()) {
-        homes[j % kAhead] = home(hash(key_of(slots[j])));
-        prefetch(&slots_[homes[j % kAhead]]);
-      }
-    }
+    (void)load<false>(slots, key_of, hash);
+  }
+  /// The same bulk load for keys that should be distinct but are not trusted (an index file's
+  /// labels): the keys along each slot's probe run are compared, and the first slot whose key
+  /// is already held (by the table or an earlier one of `slots`) is returned, the table then
+  /// holding the slots before it. key_of answers for every slot held and given; an array of the
+  /// keys read once in order beats reading each key where its item lies, at random.
+  template <typename KeyOf, typename Hash>
+  std::optional<Slot> insert_distinct(const std::vector<Slot>& slots, const KeyOf& key_of,
+                                      const Hash& hash) {
+    return load<true>(slots, key_of, hash);
   }
 
   /// Removes the slot of `key`, if any; key_of must still answer it for that slot.
@@ -143,6 +139,32 @@ class SlotTable {
 
   size_t home(size_t h) const { return h & (slots_.size() - 1); }
   size_t next(size_t i) const { return (i + 1) & (slots_.size() - 1); }
+
+  /// insert_new (kCompare false) and insert_distinct (true).
+  template <bool kCompare, typename KeyOf, typename Hash>
+  std::optional<Slot> load(const std::vector<Slot>& slots, const KeyOf& key_of, const Hash& hash) {
+    if (grows_for(size_ + slots.size())) *this = rehashed(size_ + slots.size(), key_of, hash);
+    constexpr size_t kAhead = 16;
+    size_t homes[kAhead];
+    for (size_t j = 0; j < slots.size() + kAhead; ++j) {
+      if (j >= kAhead) {  // place slot j - kAhead, whose home was read ahead
+        const Slot slot = slots[j - kAhead];
+        size_t i = homes[(j - kAhead) % kAhead];
+        for (; slots_[i] != kEmpty; i = next(i)) {
+          if constexpr (kCompare) {
+            if (key_of(slots_[i]) == key_of(slot)) return slot;
+          }
+        }
+        slots_[i] = slot;
+        ++size_;
+      }
+      if (j < slots.size()) {
+        homes[j % kAhead] = home(hash(key_of(slots[j])));
+        prefetch(&slots_[homes[j % kAhead]]);
+      }
+    }
+    return std::nullopt;
+  }
 
   template <typename KeyOf, typename Hash>
   void grow(const KeyOf& key_of, const Hash& hash) {

@@ -4,12 +4,15 @@
 #include <omp.h>
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <mutex>
 #include <numeric>
 #include <random>
 #include <thread>
+
+#include <xxhash.h>
 
 #include "index/error.h"
 #include "index/filter_cost.h"
@@ -167,6 +170,35 @@ TEST(HnswIndex, CorruptOrTruncatedFilesAreRejected) {
   std::filesystem::copy_file(tmp.file("h.idx"), tmp.file("t.idx"));
   std::filesystem::resize_file(tmp.file("t.idx"), size / 2);
   EXPECT_THROW(load_index(tmp.file("t.idx")), wp::UserError);
+}
+
+// A file whose records hold one label twice is refused (the label table is loaded in bulk and
+// compares the labels it places): the label of one record rewritten to another's, the checksum
+// made right again.
+TEST(HnswIndex, AFileHoldingALabelTwiceIsRefused) {
+  const Matrix x = wp::test::random_matrix(500, 8, 3);
+  auto idx = build(x);
+  wp::test::TempDir tmp;
+  idx->save(tmp.file("h.idx"));
+  EXPECT_EQ(load_index(tmp.file("h.idx"))->size(), 500u);
+  std::string file = wp::test::read_file(tmp.file("h.idx"));
+  // Record of label 321: its vector, then its label (8 bytes).
+  std::string record(reinterpret_cast<const char*>(x.row(321)), 8 * sizeof(float));
+  uint64_t label = 321;
+  record.append(reinterpret_cast<const char*>(&label), sizeof label);
+  const size_t at = file.find(record);
+  ASSERT_NE(at, std::string::npos);
+  label = 42;
+  std::memcpy(&file[at + 8 * sizeof(float)], &label, sizeof label);
+  const uint64_t sum = XXH3_64bits(file.data() + 32, file.size() - 32);
+  std::memcpy(&file[24], &sum, sizeof sum);
+  std::ofstream(tmp.file("twice.idx"), std::ios::binary) << file;
+  try {
+    load_index(tmp.file("twice.idx"));
+    FAIL() << "a file holding label 42 twice loaded";
+  } catch (const wp::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("duplicate id"), std::string::npos) << e.what();
+  }
 }
 
 TEST(HnswIndex, InvalidParametersAreRejectedWithClearMessages) {

@@ -235,6 +235,56 @@ TEST(PointIds, ATableLoadedWithNewIdsInBulkFindsEveryOne) {
   }
 }
 
+// The same bulk load for keys that are not trusted (an index file's labels): loaded whole when
+// distinct; otherwise the first slot whose key is held already, by the table or by a slot given
+// before it, whatever the window of read-ahead.
+TEST(PointIds, ABulkLoadOfUntrustedKeysFindsTheFirstKeyHeldTwice) {
+  auto hash = [](uint64_t l) { return index::mix_hash(l); };
+  std::mt19937_64 rng(10);
+  for (const size_t held : {0, 100}) {
+    for (const size_t n : {1, 15, 16, 17, 33, 5000}) {
+      std::vector<uint64_t> label_of_slot;
+      auto key_of = [&](uint32_t s) { return label_of_slot[s]; };
+      index::SlotTable<uint32_t> base;
+      for (uint32_t s = 0; s < held; ++s) {
+        label_of_slot.push_back(rng());
+        base.assign(s, key_of, hash);
+      }
+      std::vector<uint32_t> fresh;
+      for (uint32_t s = 0; s < n; ++s) {
+        label_of_slot.push_back(s % 2 ? rng() : s);
+        fresh.push_back(static_cast<uint32_t>(held + s));
+      }
+      index::SlotTable<uint32_t> table = base;
+      EXPECT_FALSE(table.insert_distinct(fresh, key_of, hash).has_value()) << held << " + " << n;
+      EXPECT_EQ(table.size(), held + n);
+      for (uint32_t s = 0; s < held + n; ++s) {
+        ASSERT_EQ(table.find(label_of_slot[s], key_of, hash), std::optional<uint32_t>(s));
+      }
+      // A label given twice: the later slot is named, at the first, the middle and the last.
+      for (const size_t at : {size_t{0}, n / 2, n - 1}) {
+        if (n < 2 && at == 0) continue;
+        const size_t dup = at == 0 ? 1 : at;  // slot held + dup repeats an earlier label
+        const uint64_t saved = label_of_slot[held + dup];
+        label_of_slot[held + dup] = label_of_slot[held + dup - 1];
+        index::SlotTable<uint32_t> t = base;
+        EXPECT_EQ(t.insert_distinct(fresh, key_of, hash),
+                  std::optional<uint32_t>(static_cast<uint32_t>(held + dup)))
+            << held << " + " << n << " at " << dup;
+        label_of_slot[held + dup] = saved;
+      }
+      if (held) {  // a label the table holds already
+        const uint64_t saved = label_of_slot[held + n - 1];
+        label_of_slot[held + n - 1] = label_of_slot[7];
+        index::SlotTable<uint32_t> t = base;
+        EXPECT_EQ(t.insert_distinct(fresh, key_of, hash),
+                  std::optional<uint32_t>(static_cast<uint32_t>(held + n - 1)));
+        label_of_slot[held + n - 1] = saved;
+      }
+    }
+  }
+}
+
 TEST(ChunkedVector, ElementsStayWhereTheyAreAsItGrowsAndShrinkingResetsThem) {
   ChunkedVector<std::string, 4> v;  // chunks of 16
   v.resize(10);
