@@ -199,26 +199,43 @@ TEST(PointIds, ATableRehashedAsideFindsEveryIdAndTakesTheNewOnesWithoutGrowing) 
   EXPECT_EQ(grown.rehashed(10, key_of, hash).memory_bytes(), grown_bytes);
 }
 
+namespace {
+/// A table holding `held` slots of random labels, and `n` slots more to load in bulk (labels
+/// dense and scattered, held + 0 .. held + n - 1): the bulk loads' tests.
+struct BulkLoad {
+  std::vector<uint64_t> label_of_slot;
+  index::SlotTable<uint32_t> table;
+  std::vector<uint32_t> fresh;
+  static size_t hash(uint64_t l) { return index::mix_hash(l); }
+  auto key_of() const {
+    return [this](uint32_t s) { return label_of_slot[s]; };
+  }
+  BulkLoad(size_t held, size_t n, std::mt19937_64& rng) {
+    for (uint32_t s = 0; s < held; ++s) {
+      label_of_slot.push_back(rng());
+      table.assign(s, key_of(), hash);
+    }
+    for (uint32_t s = 0; s < n; ++s) {
+      label_of_slot.push_back(s % 2 ? rng() : s);
+      fresh.push_back(static_cast<uint32_t>(held + s));
+    }
+  }
+};
+}  // namespace
+
 // A bulk load of distinct keys (a collection's ids as its store is opened): every count around
 // the read-ahead window, into an empty table and into one that holds ids already; the table is
 // sized once (as rehashed for the total) and at most half full.
 TEST(PointIds, ATableLoadedWithNewIdsInBulkFindsEveryOne) {
-  auto hash = [](uint64_t l) { return index::mix_hash(l); };
+  auto hash = BulkLoad::hash;
   std::mt19937_64 rng(9);
   for (const size_t held : {0, 100}) {
     for (const size_t n : {0, 1, 15, 16, 17, 33, 5000}) {
-      std::vector<uint64_t> label_of_slot;
-      auto key_of = [&](uint32_t s) { return label_of_slot[s]; };
-      index::SlotTable<uint32_t> table;
-      for (uint32_t s = 0; s < held; ++s) {
-        label_of_slot.push_back(rng());
-        table.assign(s, key_of, hash);
-      }
-      std::vector<uint32_t> fresh;
-      for (uint32_t s = 0; s < n; ++s) {
-        label_of_slot.push_back(s % 2 ? rng() : s);  // dense and scattered labels
-        fresh.push_back(static_cast<uint32_t>(held + s));
-      }
+      BulkLoad b(held, n, rng);
+      const std::vector<uint64_t>& label_of_slot = b.label_of_slot;
+      index::SlotTable<uint32_t>& table = b.table;
+      const std::vector<uint32_t>& fresh = b.fresh;
+      const auto key_of = b.key_of();
       const size_t expected_bytes =
           table.rehashed(held + n, key_of, hash).memory_bytes();  // before the new ids
       table.insert_new(fresh, key_of, hash);
@@ -239,22 +256,15 @@ TEST(PointIds, ATableLoadedWithNewIdsInBulkFindsEveryOne) {
 // distinct; otherwise the first slot whose key is held already, by the table or by a slot given
 // before it, whatever the window of read-ahead.
 TEST(PointIds, ABulkLoadOfUntrustedKeysFindsTheFirstKeyHeldTwice) {
-  auto hash = [](uint64_t l) { return index::mix_hash(l); };
+  auto hash = BulkLoad::hash;
   std::mt19937_64 rng(10);
   for (const size_t held : {0, 100}) {
     for (const size_t n : {1, 15, 16, 17, 33, 5000}) {
-      std::vector<uint64_t> label_of_slot;
-      auto key_of = [&](uint32_t s) { return label_of_slot[s]; };
-      index::SlotTable<uint32_t> base;
-      for (uint32_t s = 0; s < held; ++s) {
-        label_of_slot.push_back(rng());
-        base.assign(s, key_of, hash);
-      }
-      std::vector<uint32_t> fresh;
-      for (uint32_t s = 0; s < n; ++s) {
-        label_of_slot.push_back(s % 2 ? rng() : s);
-        fresh.push_back(static_cast<uint32_t>(held + s));
-      }
+      BulkLoad b(held, n, rng);
+      std::vector<uint64_t>& label_of_slot = b.label_of_slot;
+      const index::SlotTable<uint32_t>& base = b.table;
+      const std::vector<uint32_t>& fresh = b.fresh;
+      const auto key_of = b.key_of();
       index::SlotTable<uint32_t> table = base;
       EXPECT_FALSE(table.insert_distinct(fresh, key_of, hash).has_value()) << held << " + " << n;
       EXPECT_EQ(table.size(), held + n);
