@@ -195,6 +195,11 @@ void PointStore::for_each_stored(
     const std::function<bool(std::string_view key, std::string_view value)>& fn) const {
   rocksdb::ReadOptions ro;
   ro.fill_cache = !whole;
+  // A whole scan reads the files in order, 64 KiB a read. Left to itself the iterator read each
+  // 4 KiB block with a pread of its own: 143,437 of them opening 1M x 128 points (strace -c),
+  // the scan's largest part. Larger reads did no better (128 KiB) or worse (2 MiB: each read
+  // into fresh pages; docs/server.md, "Restart, twenty-second session").
+  if (whole) ro.readahead_size = size_t{64} << 10;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   const std::string prefix = kPointPrefix;
   for (it->Seek(from ? prefix + from->key() : prefix); it->Valid(); it->Next()) {
