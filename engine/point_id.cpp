@@ -8,7 +8,7 @@
 namespace wp::engine {
 
 namespace {
-bool is_uuid_text(const std::string& s) {
+bool is_uuid_text(std::string_view s) {
   if (s.size() != 36) return false;
   for (size_t i = 0; i < s.size(); ++i) {
     const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
@@ -24,7 +24,7 @@ PointId PointId::number(uint64_t n) {
   return p;
 }
 
-PointId PointId::uuid(const std::string& s) {
+PointId PointId::uuid(std::string_view s) {
   WP_THROW_IF_NOT(is_uuid_text(s), "point id '", s,
                   "' is not a UUID (expected 8-4-4-4-12 hexadecimal digits)");
   PointId p;
@@ -83,7 +83,7 @@ std::string PointId::key() const {
   return k;
 }
 
-PointId PointId::from_key(const std::string& k) {
+PointId PointId::from_key(std::string_view k) {
   if (k.size() == 9 && k[0] == 'n') {
     uint64_t n = 0;
     for (int i = 0; i < 8; ++i) n = (n << 8) | static_cast<unsigned char>(k[1 + i]);

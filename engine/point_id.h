@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -19,7 +20,7 @@ class PointId {
   PointId() = default;
   static PointId number(uint64_t n);
   /// `s` must be a UUID (36 characters, 8-4-4-4-12 hex digits); stored lower-case.
-  static PointId uuid(const std::string& s);
+  static PointId uuid(std::string_view s);
   /// Parses a JSON id (non-negative integer or UUID string); throws UserError naming `field`.
   static PointId from_json(const nlohmann::json& j, const std::string& field);
 
@@ -34,7 +35,7 @@ class PointId {
   /// A unique, order-preserving byte key: numbers sort before UUIDs, numbers by value.
   std::string key() const;
   /// Inverse of key(); throws InternalError on a malformed key.
-  static PointId from_key(const std::string& k);
+  static PointId from_key(std::string_view k);
 
   bool operator==(const PointId& o) const {
     return is_uuid_ == o.is_uuid_ && hi_ == o.hi_ && lo_ == o.lo_;

@@ -81,7 +81,7 @@ class PointStore {
     uint64_t internal = 0;
     std::string_view value;    ///< the whole stored value
     std::string_view payload;  ///< its MessagePack payload
-    PointId id() const { return PointId::from_key(std::string(key)); }
+    PointId id() const { return PointId::from_key(key); }
     /// fn(name, dim, floats) for each stored vector in order; see each_vector.
     template <class Fn>
     void vectors(Fn&& fn) const {
