@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -187,13 +188,43 @@ struct Server::Impl {
 
 namespace {
 
-/// A complete HTTP/1.1 answer as text, for the few written without a session.
-std::string raw_answer(unsigned status, const char* reason, const std::string& message) {
+/// Appends an answer's status line and headers to `out`: HTTP/1.x (`version` 10 or 11), the
+/// status and its reason, Server, Content-Type and Content-Length, then what ends or keeps the
+/// connection where the version's default differs (`Connection: close` for 1.1, `Connection:
+/// keep-alive` for 1.0), then `extra` (whole header lines), then the blank line.
+void append_head(std::string& out, unsigned status, unsigned version, std::string_view content_type,
+                 uint64_t content_length, bool keep_alive, std::string_view extra) {
+  char digits[24];
+  const auto number = [&](uint64_t v) {
+    out.append(digits, std::to_chars(digits, digits + sizeof digits, v).ptr);
+  };
+  out += "HTTP/";
+  number(version / 10);
+  out += '.';
+  number(version % 10);
+  out += ' ';
+  number(status);
+  out += ' ';
+  const auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+  out.append(reason.data(), reason.size());
+  out += "\r\nServer: waypoint\r\nContent-Type: ";
+  out += content_type;
+  out += "\r\nContent-Length: ";
+  number(content_length);
+  out += "\r\n";
+  if (version >= 11 && !keep_alive) out += "Connection: close\r\n";
+  if (version < 11 && keep_alive) out += "Connection: keep-alive\r\n";
+  out += extra;
+  out += "\r\n";
+}
+
+/// A complete HTTP/1.1 answer that closes the connection, for the few written without a session.
+std::string raw_answer(unsigned status, const std::string& message) {
   const std::string body = nlohmann::json{{"status", {{"error", message}}}, {"time", 0}}.dump(
       -1, ' ', false, nlohmann::json::error_handler_t::replace);
-  return "HTTP/1.1 " + std::to_string(status) + " " + reason +
-         "\r\nServer: waypoint\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  std::string out;
+  append_head(out, status, 11, "application/json", body.size(), false, {});
+  return out + body;
 }
 
 /// Why a request is refused before it reaches the API: its status and message.
@@ -418,19 +449,16 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   /// Sends an answer; to a HEAD request, its headers only (with the Content-Length of the body).
+  /// The status line and headers are written as text (`append_head`) and go out with the body in
+  /// one gathered write: Beast's serializer walked its buffer sequences a piece at a time, 4% of
+  /// a pinned server's time at 32 connections.
   void write(Response r, bool keep_alive, unsigned version, bool head = false) {
     if (!r.file.empty()) return write_file(std::move(r), keep_alive, version, head);
-    res_.emplace(static_cast<bhttp::status>(r.status), version);
-    res_->set(bhttp::field::server, "waypoint");
-    res_->set(bhttp::field::content_type, r.content_type);
-    res_->keep_alive(keep_alive && !server_.stopping);
-    if (head) {
-      res_->content_length(r.body.size());
-    } else {
-      res_->body() = std::move(r.body);
-      res_->prepare_payload();
-    }
-    serializer_.emplace(*res_);
+    answer_keep_alive_ = keep_alive && !server_.stopping;
+    head_.clear();
+    append_head(head_, r.status, version, r.content_type, r.body.size(), answer_keep_alive_, {});
+    answer_body_ = head ? std::string() : std::move(r.body);
+    answer_sent_ = 0;
     write_some();
   }
 
@@ -442,23 +470,24 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     body.open(r.file.c_str(), beast::file_mode::scan, ec);
     if (ec) return write(refusal(404, "Not found: the file is gone"), keep_alive, version, head);
     const uint64_t size = body.size();
+    const std::string disposition =
+        "attachment; filename=\"" + std::filesystem::path(r.file).filename().string() + "\"";
+    if (head) {
+      // Headers only: those of the download, with the file's Content-Length.
+      answer_keep_alive_ = keep_alive && !server_.stopping;
+      head_.clear();
+      append_head(head_, r.status, version, r.content_type, size, answer_keep_alive_,
+                  "Content-Disposition: " + disposition + "\r\n");
+      answer_sent_ = 0;
+      return write_some();
+    }
     file_res_.emplace(std::piecewise_construct, std::make_tuple(std::move(body)),
                       std::make_tuple(static_cast<bhttp::status>(r.status), version));
     file_res_->set(bhttp::field::server, "waypoint");
     file_res_->set(bhttp::field::content_type, r.content_type);
-    file_res_->set(
-        bhttp::field::content_disposition,
-        "attachment; filename=\"" + std::filesystem::path(r.file).filename().string() + "\"");
+    file_res_->set(bhttp::field::content_disposition, disposition);
     file_res_->keep_alive(keep_alive && !server_.stopping);
     file_res_->content_length(size);
-    if (head) {
-      // Headers only: the same answer with an empty body and the file's Content-Length.
-      res_.emplace(static_cast<bhttp::status>(r.status), version);
-      res_->base() = file_res_->base();
-      file_res_.reset();
-      serializer_.emplace(*res_);
-      return write_some();
-    }
     file_serializer_.emplace(*file_res_);
     write_some();
   }
@@ -468,21 +497,32 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   /// timeout is.
   void write_some() {
     lowest().expires_after(server_.options.idle_timeout);
-    auto done = [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      self->on_write(ec);
-    };
-    if (file_serializer_) return bhttp::async_write_some(stream_, *file_serializer_, done);
-    bhttp::async_write_some(stream_, *serializer_, done);
+    if (file_serializer_) {
+      return bhttp::async_write_some(
+          stream_, *file_serializer_,
+          [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
+    }
+    // What is left of the head, then of the body.
+    const size_t in_head = std::min(answer_sent_, head_.size());
+    const std::array<net::const_buffer, 2> left{
+        net::buffer(head_.data() + in_head, head_.size() - in_head),
+        net::buffer(answer_body_.data() + (answer_sent_ - in_head),
+                    answer_body_.size() - (answer_sent_ - in_head))};
+    stream_.async_write_some(left,
+                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                               self->answer_sent_ += n;
+                               self->on_write(ec);
+                             });
   }
 
   void on_write(beast::error_code ec) {
     if (ec) return close();
-    if (file_serializer_ ? !file_serializer_->is_done() : !serializer_->is_done()) {
+    if (file_serializer_ ? !file_serializer_->is_done()
+                         : answer_sent_ < head_.size() + answer_body_.size()) {
       return write_some();
     }
-    const bool keep_alive = file_res_ ? file_res_->keep_alive() : res_->keep_alive();
-    serializer_.reset();
-    res_.reset();
+    const bool keep_alive = file_res_ ? file_res_->keep_alive() : answer_keep_alive_;
+    answer_body_ = std::string();  // a large answer's memory goes now, not at the next one
     file_serializer_.reset();
     file_res_.reset();
     if (drain_after_write_) return drain();
@@ -528,9 +568,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  size_t body_limit_ = 0;  ///< of the request being read
-  std::optional<bhttp::response<bhttp::string_body>> res_;
-  std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;
+  size_t body_limit_ = 0;    ///< of the request being read
+  std::string head_;         ///< the answer's status line and headers (write)
+  std::string answer_body_;  ///< its body (empty for HEAD)
+  size_t answer_sent_ = 0;   ///< bytes of head_ then answer_body_ written
+  bool answer_keep_alive_ = false;
   std::optional<bhttp::response<bhttp::file_body>> file_res_;  ///< a file being sent
   std::optional<bhttp::response_serializer<bhttp::file_body>> file_serializer_;
   Server::Impl& server_;
@@ -594,9 +636,8 @@ void Server::Impl::refuse(tcp::socket socket) {
   }
   auto sock = std::make_shared<tcp::socket>(std::move(socket));
   auto text = std::make_shared<std::string>(
-      raw_answer(503, "Service Unavailable",
-                 "Service unavailable: the server holds its maximum of " +
-                     std::to_string(options.max_connections) + " connections; retry later"));
+      raw_answer(503, "Service unavailable: the server holds its maximum of " +
+                          std::to_string(options.max_connections) + " connections; retry later"));
   net::async_write(*sock, net::buffer(*text), [sock, text](beast::error_code, std::size_t) {
     beast::error_code ignored;
     sock->shutdown(tcp::socket::shutdown_both, ignored);

@@ -564,6 +564,74 @@ TEST(Server, HeadGetsTheHeadersOfGet) {
   EXPECT_EQ(answer.compare(end + 4, 12, "HTTP/1.1 200"), 0) << answer;
 }
 
+// The server writes its answers' status line and headers itself: each answer speaks the
+// request's HTTP version, says what ends or keeps the connection where that version's default
+// differs, and its Content-Length is its body's; answers to requests sent together come back in
+// order, each whole.
+TEST(Server, AnswersSpeakTheRequestsVersionAndKeepOrEndTheConnection) {
+  wp::test::TempDir tmp;
+  ServerProcess server(tmp.file("data"));
+  struct Answer {
+    std::string status_line, head, body;
+  };
+  // Splits answers sent back to back, each by its Content-Length (none read for the answers
+  // `headless` names: those to HEAD requests).
+  const auto split = [](const std::string& text, const std::vector<bool>& headless) {
+    std::vector<Answer> out;
+    size_t at = 0;
+    while (at < text.size()) {
+      const size_t end = text.find("\r\n\r\n", at);
+      if (end == std::string::npos) break;
+      Answer a;
+      a.head = text.substr(at, end + 2 - at);
+      a.status_line = a.head.substr(0, a.head.find("\r\n"));
+      const size_t cl = a.head.find("Content-Length: ");
+      if (cl == std::string::npos) break;
+      const bool no_body = out.size() < headless.size() && headless[out.size()];
+      a.body = no_body ? "" : text.substr(end + 4, std::stoul(a.head.substr(cl + 16)));
+      at = end + 4 + a.body.size();
+      out.push_back(a);
+    }
+    EXPECT_EQ(at, text.size()) << "bytes after the last whole answer: " << text;
+    return out;
+  };
+  const auto has = [](const Answer& a, const std::string& line) {
+    return a.head.find("\r\n" + line + "\r\n") != std::string::npos;
+  };
+
+  // HTTP/1.0 without keep-alive: an HTTP/1.0 answer, and the connection ends after it.
+  const auto one = split(raw_exchange(server.port(), "GET /healthz HTTP/1.0\r\n\r\n"), {});
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].status_line, "HTTP/1.0 200 OK");
+  EXPECT_FALSE(has(one[0], "Connection: keep-alive")) << one[0].head;
+  EXPECT_TRUE(has(one[0], "Content-Type: text/plain; charset=utf-8")) << one[0].head;
+  EXPECT_TRUE(has(one[0], "Server: waypoint")) << one[0].head;
+  EXPECT_EQ(one[0].body, "healthz check passed");
+
+  // HTTP/1.0 asking to keep the connection, then 1.1 by default, a 404, a HEAD (its body not sent),
+  // and 1.1 asking to close: five answers in order on one connection, then its end.
+  const auto five =
+      split(raw_exchange(server.port(),
+                         "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                         "GET /collections HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "GET /collections/absent HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            {false, false, false, true, false});
+  ASSERT_EQ(five.size(), 5u);
+  EXPECT_EQ(five[0].status_line, "HTTP/1.0 200 OK");
+  EXPECT_TRUE(has(five[0], "Connection: keep-alive")) << five[0].head;
+  EXPECT_EQ(five[1].status_line, "HTTP/1.1 200 OK");
+  EXPECT_FALSE(has(five[1], "Connection: close")) << five[1].head;
+  EXPECT_TRUE(json::parse(five[1].body).contains("result")) << five[1].body;
+  EXPECT_EQ(five[2].status_line, "HTTP/1.1 404 Not Found");
+  EXPECT_NE(five[2].body.find("absent"), std::string::npos) << five[2].body;
+  EXPECT_EQ(five[3].status_line, "HTTP/1.1 200 OK");
+  EXPECT_TRUE(has(five[3], "Content-Length: 20")) << "HEAD names the length of GET's body";
+  EXPECT_EQ(five[4].status_line, "HTTP/1.1 200 OK");
+  EXPECT_TRUE(has(five[4], "Connection: close")) << five[4].head;
+}
+
 namespace {
 
 /// A self-signed certificate for 127.0.0.1 and its key, made by the openssl command line.
