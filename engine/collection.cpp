@@ -1212,6 +1212,7 @@ std::vector<ScoredPoint> Collection::search(const SearchQuery& q) const {
   std::vector<index::label_t> labels(k);
   std::vector<float> distances(k);
   idx.search_one(q.vector.data(), k, params, labels.data(), distances.data());
+  out.reserve(std::min(q.limit, idx.size()));
   for (size_t j = q.offset; j < k; ++j) {
     if (labels[j] == index::kNoLabel) break;
     const float score = score_of(distances[j], shape.metric);

@@ -18,12 +18,13 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string url_decode(const std::string& s) {
+std::string url_decode(std::string_view s) {
   std::string out;
+  out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
         std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
       i += 2;
     } else {
       out += s[i] == '+' ? ' ' : s[i];
@@ -32,18 +33,25 @@ std::string url_decode(const std::string& s) {
   return out;
 }
 
-std::vector<std::string> split_path(const std::string& path) {
+/// A path's segments, each decoded (empty segments dropped: "/a//b/" is {"a", "b"}).
+std::vector<std::string> split_path(std::string_view path) {
   std::vector<std::string> parts;
-  std::string cur;
-  for (char c : path) {
-    if (c == '/') {
-      if (!cur.empty()) parts.push_back(url_decode(cur));
-      cur.clear();
-    } else {
-      cur += c;
+  parts.reserve(8);
+  size_t begin = 0;
+  while (begin < path.size()) {
+    size_t end = path.find('/', begin);
+    if (end == std::string_view::npos) end = path.size();
+    const std::string_view seg = path.substr(begin, end - begin);
+    if (!seg.empty()) {
+      // Most segments have nothing to decode: copied as they are.
+      if (seg.find_first_of("%+") == std::string_view::npos) {
+        parts.emplace_back(seg);
+      } else {
+        parts.push_back(url_decode(seg));
+      }
     }
+    begin = end + 1;
   }
-  if (!cur.empty()) parts.push_back(url_decode(cur));
   return parts;
 }
 
@@ -245,22 +253,33 @@ const std::vector<Api::Route>& Api::routes() {
 
 namespace {
 /// The route a request's path and method name; `path_known` says whether any route has the path
-/// (a 405 rather than a 404).
+/// (a 405 rather than a 404). The path's {params} go to `params` when it is given.
 const Api::Route* find_route(const std::string& method, const std::vector<std::string>& parts,
-                             std::map<std::string, std::string>& params, bool& path_known) {
-  // The route patterns, split once.
-  static const std::vector<std::vector<std::string>> patterns = [] {
-    std::vector<std::vector<std::string>> p;
-    for (const Api::Route& r : Api::routes()) p.push_back(split_path(r.pattern));
+                             std::map<std::string, std::string>* params, bool& path_known) {
+  // The route patterns, split once, and the routes of each number of segments in the table's
+  // order (a request tries only those of its own length).
+  struct Patterns {
+    std::vector<std::vector<std::string>> split;
+    std::vector<std::vector<size_t>> by_length;
+  };
+  static const Patterns patterns = [] {
+    Patterns p;
+    for (size_t i = 0; i < Api::routes().size(); ++i) {
+      p.split.push_back(split_path(Api::routes()[i].pattern));
+      const size_t n = p.split.back().size();
+      if (p.by_length.size() <= n) p.by_length.resize(n + 1);
+      p.by_length[n].push_back(i);
+    }
     return p;
   }();
   path_known = false;
-  for (size_t i = 0; i < Api::routes().size(); ++i) {
+  if (parts.size() >= patterns.by_length.size()) return nullptr;
+  for (const size_t i : patterns.by_length[parts.size()]) {
     const Api::Route& r = Api::routes()[i];
-    if (!match(patterns[i], parts)) continue;
+    if (!match(patterns.split[i], parts)) continue;
     path_known = true;
     if (method == r.method) {
-      params = path_params(patterns[i], parts);
+      if (params) *params = path_params(patterns.split[i], parts);
       return &r;
     }
   }
@@ -367,11 +386,10 @@ Response Api::call_handler(const Route& route, const Call& call,
 Api::Access Api::access_of(const std::string& method, const std::string& target) noexcept {
   // Called by the server outside handle(): nothing may escape (out of memory: the pool).
   try {
-    std::map<std::string, std::string> params;
     bool path_known = false;
-    const Route* route =
-        find_route(method == "HEAD" ? "GET" : method,
-                   split_path(target.substr(0, target.find('?'))), params, path_known);
+    const Route* route = find_route(
+        method == "HEAD" ? "GET" : method,
+        split_path(std::string_view(target).substr(0, target.find('?'))), nullptr, path_known);
     return route ? route->access : Access::kUnset;
   } catch (...) {
     return Access::kWrite;
@@ -384,7 +402,7 @@ Response Api::answer(const Request& req) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
   };
   const size_t qpos = req.target.find('?');
-  const std::vector<std::string> parts = split_path(req.target.substr(0, qpos));
+  const std::vector<std::string> parts = split_path(std::string_view(req.target).substr(0, qpos));
   Call call;
   call.body = &req.body;
   call.content_type = req.content_type;
@@ -393,7 +411,7 @@ Response Api::answer(const Request& req) {
   bool path_known = false;
   // HEAD is answered as GET would be (the server sends the headers only; RFC 9110 9.3.2).
   const std::string method = req.method == "HEAD" ? "GET" : req.method;
-  const Route* route = find_route(method, parts, call.path, path_known);
+  const Route* route = find_route(method, parts, &call.path, path_known);
   // /metrics is served here rather than through the table: its answer is text, not JSON.
   const bool metrics = parts.size() == 1 && parts[0] == "metrics" && method == "GET";
   const std::string route_name = route ? route->pattern : metrics ? "/metrics" : "unmatched";
