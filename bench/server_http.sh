@@ -13,15 +13,17 @@
 # spinning client would take one of the server's two cores).
 # With --server-poll-us N the server's threads poll for N microseconds after their last event
 # before sleeping (`serve --poll-us`), so that a request arriving meanwhile costs no wake-up.
+# With --only pinned (or unpinned), that placement alone.
 # With --plot FILE, a PNG of QPS and p99 against the number of connections, one line per placement
 # and route (gnuplot).
 #   bash bench/server_http.sh [--dataset tests/data/siftsmall] [--seconds 4] [--ef 64]
 #                             [--port 7490] [--build-dir build] [--rounds 1] [--plot FILE]
 #                             [--client-threads N [--client-spin]] [--server-poll-us N]
+#                             [--only pinned|unpinned]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dataset=tests/data/siftsmall seconds=4 ef=64 port=7490 build=${WAYPOINT_BUILD_DIR:-build} rounds=1
-plot="" client_threads=0 client_spin= server_poll=0
+plot="" client_threads=0 client_spin= server_poll=0 placements="unpinned pinned"
 while (($#)); do
   case "$1" in
     --dataset) dataset=$2; shift 2 ;;
@@ -34,9 +36,12 @@ while (($#)); do
     --client-threads) client_threads=$2; shift 2 ;;
     --client-spin) client_spin=--client-spin; shift ;;
     --server-poll-us) server_poll=$2; shift 2 ;;
+    --only) placements=$2; shift 2 ;;
     *) echo "server_http.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+[[ -n $plot && $placements != "unpinned pinned" ]] &&
+  { echo "server_http.sh: --plot draws both placements; leave out --only" >&2; exit 2; }
 (($(nproc) >= 2)) || { echo "server_http.sh: the pinned placement needs 2 cores" >&2; exit 2; }
 data=$(mktemp -d)
 server=""
@@ -78,7 +83,7 @@ PY
 }
 
 for ((r = 1; r <= rounds; r++)); do
-  for placement in unpinned pinned; do
+  for placement in $placements; do
     for route in search query; do run "$placement" "$route"; done
   done
 done
