@@ -10,6 +10,9 @@
 //        thread per connection)] [--client-spin (those threads poll, never sleeping)]
 //       [--search-during-ingest (one connection searching while another upserts new points;
 //        with --ingest-only, after the upload and without the search rows)]
+//       [--compare-port P2 [--rounds R] (a second server, loaded alike; the search rows of the two
+//        alternated R times, the order swapped each round, and each row's QPS of P2 over P's;
+//        no in-process reference: two binaries compared where the machine's speed drifts)]
 // Traffic goes to 127.0.0.1 only.
 #include <omp.h>
 #include <boost/asio/ip/tcp.hpp>
@@ -18,11 +21,13 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <thread>
@@ -407,6 +412,52 @@ void print_report(const json& report, size_t ef) {
   }
 }
 
+/// The search rows of two servers alternated: `rounds` times each connection count on both, the
+/// order swapped each round (so that neither always runs first); each row tagged with its port
+/// and round.
+template <typename Row>
+json compare_servers(uint16_t a, uint16_t b, const std::vector<long long>& conns, size_t rounds,
+                     const Row& row) {
+  json rows = json::array();
+  for (size_t r = 0; r < rounds; ++r) {
+    for (long long n : conns) {
+      for (uint16_t p : r % 2 ? std::array<uint16_t, 2>{b, a} : std::array<uint16_t, 2>{a, b}) {
+        json x = row(p, n);
+        x["port"] = p;
+        x["round"] = r;
+        rows.push_back(std::move(x));
+      }
+    }
+  }
+  return rows;
+}
+
+/// For each connection count: each server's median QPS and p50 over the rounds, and the median
+/// and range of the rounds' QPS ratios (b over a, the two rows of one round side by side).
+void print_comparison(const json& rows, uint16_t a, uint16_t b) {
+  std::map<long long, std::map<uint16_t, std::vector<json>>> by;
+  for (const json& r : rows) by[r["connections"].get<long long>()][r["port"]].push_back(r);
+  std::printf("%12s %14s %14s %12s %12s %22s\n", "connections", "QPS a (med)", "QPS b (med)",
+              "p50 a us", "p50 b us", "QPS b/a: med [min,max]");
+  const auto median = [](std::vector<double> v) { return percentile(v, 0.5); };
+  for (const auto& [n, ports] : by) {
+    std::vector<double> qa, qb, la, lb, ratio;
+    const std::vector<json>& ra = ports.at(a);
+    const std::vector<json>& rb = ports.at(b);
+    for (size_t i = 0; i < std::min(ra.size(), rb.size()); ++i) {
+      qa.push_back(ra[i]["qps"]);
+      qb.push_back(rb[i]["qps"]);
+      la.push_back(ra[i]["p50_us"]);
+      lb.push_back(rb[i]["p50_us"]);
+      ratio.push_back(qb.back() / qa.back());
+    }
+    std::printf("%12lld %14.0f %14.0f %12.1f %12.1f %10.3f [%.3f,%.3f]\n", n, median(qa),
+                median(qb), median(la), median(lb), median(ratio),
+                *std::min_element(ratio.begin(), ratio.end()),
+                *std::max_element(ratio.begin(), ratio.end()));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -436,6 +487,8 @@ int main(int argc, char** argv) {
     // its share of the connections (search_load_async).
     const long long client_threads = args.integer("client-threads", 0, 0, 1024);
     const bool client_spin = args.flag("client-spin");
+    const auto compare_port = static_cast<uint16_t>(args.integer("compare-port", 0, 0, 65535));
+    const size_t rounds = args.integer("rounds", 5, 1, 1000);
     WP_THROW_IF_NOT(!client_spin || client_threads > 0, "--client-spin needs --client-threads");
     WP_THROW_IF_NOT(route == "search" || route == "query",
                     "--route: expected search or query, got ", route);
@@ -459,6 +512,22 @@ int main(int argc, char** argv) {
                 {"upsert_points_per_s_wait",
                  upload(port, col, ds.base, half, ds.base.n, batch, true, payload)}};
     const std::string path = "/collections/" + col + "/points/" + route;
+    const auto search_row = [&](uint16_t p, long long n) {
+      return client_threads
+                 ? search_load_async(p, path, queries, n, client_threads, client_spin, seconds)
+                 : search_load(p, path, queries, n, seconds);
+    };
+    if (compare_port) {
+      create_collection(compare_port, col, ds.base.d, ds.metric, shards, replication);
+      upload(compare_port, col, ds.base, 0, ds.base.n, batch, true, payload);
+      report["compare"] = compare_servers(port, compare_port, conns, rounds, search_row);
+      if (as_json) {
+        std::cout << report.dump() << std::endl;
+      } else {
+        print_comparison(report["compare"], port, compare_port);
+      }
+      return 0;
+    }
     if (ingest_only) {
       // With --search-during-ingest: that measurement too, without the search rows (at 1M the
       // in-process reference alone takes minutes to build).
@@ -490,12 +559,7 @@ int main(int argc, char** argv) {
           http_recall(port, path, route == "query", queries, ds.groundtruth, k);
     }
     report["search"] = json::array();
-    for (long long n : conns) {
-      report["search"].push_back(
-          client_threads
-              ? search_load_async(port, path, queries, n, client_threads, client_spin, seconds)
-              : search_load(port, path, queries, n, seconds));
-    }
+    for (long long n : conns) report["search"].push_back(search_row(port, n));
     if (during_ingest) {
       report["search_during_ingest"] =
           search_during_ingest(port, col, path, queries, ds.base, batch);
