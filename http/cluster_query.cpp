@@ -203,7 +203,7 @@ json ClusterRouter::query_answer(const CollectionMap& m, const json& request) {
                   {"with_vector", request.value("with_vector", json(false))}};
   for (json& p : retrieve_ids(m, body)) {  // in the order asked; points deleted meanwhile left out
     p["version"] = 0;
-    p["score"] = score.at(id_key(p.at("id")));
+    p["score"] = shortest_double(score.at(id_key(p.at("id"))));
     points.push_back(std::move(p));
   }
   return json{{"points", points}};

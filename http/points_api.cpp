@@ -40,7 +40,7 @@ struct Shown {
   json scored(const engine::ScoredPoint& s) const {
     json j = record(s.point);
     j["version"] = 0;
-    j["score"] = s.score;
+    j["score"] = shortest_double(s.score);
     return j;
   }
   json scored(const std::vector<engine::ScoredPoint>& points) const {

@@ -33,7 +33,9 @@ std::string json_text(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-void append_json_number(std::string& out, double x) {
+namespace {
+template <typename T>
+void append_shortest(std::string& out, T x) {
   if (!std::isfinite(x)) {
     out += "null";
     return;
@@ -42,6 +44,24 @@ void append_json_number(std::string& out, double x) {
   const auto end = std::to_chars(buf, buf + sizeof buf, x).ptr;
   out.append(buf, end);
   if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) == end) out += ".0";
+}
+}  // namespace
+
+void append_json_number(std::string& out, double x) {
+  append_shortest(out, x);
+}
+
+void append_json_number(std::string& out, float x) {
+  append_shortest(out, x);
+}
+
+double shortest_double(float x) {
+  if (!std::isfinite(x)) return x;
+  char buf[32];
+  const auto end = std::to_chars(buf, buf + sizeof buf, x).ptr;
+  double d = x;
+  std::from_chars(buf, end, d);
+  return d;
 }
 
 json parse_body(const std::string& body, bool allow_empty) {

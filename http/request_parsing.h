@@ -36,6 +36,13 @@ std::string json_text(const json& j);
 /// `x`, with ".0" on an integral value (a float stays a float to the client), null when not
 /// finite.
 void append_json_number(std::string& out, double x);
+/// A float (a score) as Qdrant writes its f32: the shortest text that reads back as the same
+/// float ("0.8734", where the double it widens to would be "0.8733999729156494"), with ".0" on
+/// an integral value, null when not finite.
+void append_json_number(std::string& out, float x);
+/// The double that a JSON tree must hold for a float to be written as append_json_number(float)
+/// writes it (nlohmann keeps numbers as doubles): the double nearest x's shortest float text.
+double shortest_double(float x);
 
 /// The body as a JSON object; throws UserError("Format error in JSON body: ...") otherwise.
 json parse_body(const std::string& body, bool allow_empty = false);

@@ -6,6 +6,7 @@
 
 #include "api_fixture.h"
 #include "http/plain_search.h"
+#include "http/request_parsing.h"
 
 namespace wp::test {
 namespace {
@@ -297,6 +298,42 @@ TEST_F(PlainAnswers, AreTheDomPathsAnswersOnTheQueryRoute) {
                            R"({"query":{"nearest":[1,0,0]}})", R"({"query":2,"limit":1})"}) {
     expect_same("c", body, PlainRoute::kQuery);
   }
+}
+
+// A score is a float: both paths write the shortest text that reads back as that float, as
+// Qdrant writes its f32 scores ("0.1", where the double it widens to reads "0.10000000149011612").
+TEST_F(PlainAnswers, WriteAScoreAsTheShortestTextOfItsFloat) {
+  // Dot on "b": point 1 is (1, 2, 3), point 3 (-1, 0, 1): scores 0.1f and -0.1f exactly.
+  const std::string body = R"({"query":[0.1,0,0],"using":"b","limit":2})";
+  ASSERT_TRUE(read_plain_search(body, PlainRoute::kQuery).has_value());
+  const std::string target = "/collections/named/points/query";
+  for (Api* api : {api_.get(), dom_.get()}) {
+    const Response r = api->handle(Request{"POST", target, body, "", ""});
+    ASSERT_EQ(r.status, 200u) << r.body;
+    EXPECT_NE(r.body.find("\"score\":0.1,"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("\"score\":-0.1,"), std::string::npos) << r.body;
+  }
+  expect_same("named", body, PlainRoute::kQuery);
+
+  std::string out;
+  for (const float x : {0.1f, 58940.0f, -0.0f, 1e-7f, 3.4028235e38f, 16777216.0f}) {
+    out.clear();
+    wp::http::append_json_number(out, x);
+    float back = 0;
+    std::sscanf(out.c_str(), "%f", &back);
+    EXPECT_EQ(back, x) << out;
+    EXPECT_TRUE(out.find_first_of(".e") != std::string::npos) << out << ": a float stays one";
+    EXPECT_EQ(static_cast<float>(wp::http::shortest_double(x)), x) << out;
+    EXPECT_EQ(json(wp::http::shortest_double(x)), json::parse(out)) << out;
+  }
+  for (const char* text : {"0.1", "58940.0", "-0.0", "1e-07"}) {
+    out.clear();
+    wp::http::append_json_number(out, std::strtof(text, nullptr));
+    EXPECT_EQ(out, text);
+  }
+  out.clear();
+  wp::http::append_json_number(out, std::numeric_limits<float>::quiet_NaN());
+  EXPECT_EQ(out, "null");
 }
 
 TEST_F(PlainAnswers, AgreeOnMutatedBodies) {
