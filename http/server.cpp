@@ -44,6 +44,7 @@ using tcp = net::ip::tcp;
 using Executor = net::io_context::executor_type;
 using Socket = net::basic_stream_socket<tcp, Executor>;
 using TcpStream = beast::basic_stream<tcp, Executor>;
+using Clock = std::chrono::steady_clock;
 
 /// What the server needs of a connection, plain or TLS.
 class SessionBase {
@@ -53,6 +54,10 @@ class SessionBase {
   virtual void start() = 0;
   /// Closes the connection if it is waiting for a request (called on shutdown).
   virtual void close_if_idle() = 0;
+  /// Closes the connection if it has waited on its client (a request, the reading of an answer,
+  /// a TLS handshake) for the idle timeout at `now` without a byte moving (called by the idle
+  /// sweep, from its own thread).
+  virtual void close_if_idle_too_long(std::chrono::steady_clock::time_point now) = 0;
 };
 
 /**
@@ -135,6 +140,16 @@ struct Server::Impl {
   std::map<uint64_t, std::weak_ptr<SessionBase>> sessions;
   uint64_t next_session = 0;
   net::steady_timer accept_retry;  ///< backs accept off while it fails (no file descriptors)
+  /// A thread that wakes every eighth of the idle timeout (10 ms .. 1 s) to close connections
+  /// idle past it (sweep_idle). A deadline of each connection's own, restarted at every read and
+  /// write as Beast's stream timer does, moved the earliest timer at each of them: at one
+  /// connection, two timerfd_settime calls a request (strace), each a system call on this
+  /// virtual machine. Its own thread, not a timer of the connections' threads, so that an idle
+  /// server's polling threads (--poll-us) are not woken to poll again at every tick.
+  std::thread sweeper;
+  std::mutex sweep_mu;
+  std::condition_variable sweep_cv;
+  bool sweep_stop = false;
   /// Bytes of request bodies being read or handled now, by every session (reserved from the
   /// Content-Length once a request's header is read; the body limit for a chunked one).
   std::atomic<size_t> bodies_in_flight{0};
@@ -190,6 +205,9 @@ struct Server::Impl {
   void retry_accept();
   /// A connection beyond max_connections: a 503 and close, without a session.
   void refuse(Socket socket);
+  /// The sweeper's loop: every tick, asks each connection whether it has been idle past the
+  /// timeout, until shutdown.
+  void sweep_idle();
   void shutdown();
 };
 
@@ -283,6 +301,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     // a buffer left to grow by itself stays at 512 bytes, and a 1.4 KB search took three
     // recvmsg calls. Reserved once, a request up to this size is one call.
     buffer_.reserve(kReadChunk);
+    if constexpr (!kTls) {
+      beast::error_code ec;
+      lowest().socket().non_blocking(true, ec);  // for send_now; asynchronous operations alike
+      send_now_ok_ = !ec;
+    }
   }
 
   ~Session() {
@@ -295,8 +318,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       if constexpr (kTls) {
         // The handshake counts as idleness: a client that starts none is closed in time.
-        self->lowest().expires_after(self->server_.options.idle_timeout);
+        self->wait_on_client();
         self->stream_.async_handshake(net::ssl::stream_base::server, [self](beast::error_code ec) {
+          self->done_waiting();
           if (ec) return self->lowest().close();
           self->read();
         });
@@ -308,11 +332,15 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void close_if_idle() override {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (!self->busy_) {
-        beast::error_code ec;
-        self->lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
-        self->lowest().close();
-      }
+      if (!self->busy_) self->close_now();
+    });
+  }
+
+  void close_if_idle_too_long(Clock::time_point now) override {
+    if (!idle_past_timeout(now)) return;  // most of the time: nothing posted, no thread woken
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      // Again on the connection's thread: an operation may have completed meanwhile.
+      if (self->idle_past_timeout(Clock::now())) self->close_now();  // its operation fails
     });
   }
 
@@ -337,13 +365,32 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   /// The TCP stream under the connection (the stream itself when it is not TLS).
   TcpStream& lowest() { return beast::get_lowest_layer(stream_); }
 
+  /// An operation that waits on the client begins: the idle time counts from now.
+  void wait_on_client() {
+    waiting_since_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    waiting_.store(true, std::memory_order_relaxed);
+  }
+  void done_waiting() { waiting_.store(false, std::memory_order_relaxed); }
+
+  bool idle_past_timeout(Clock::time_point now) const {
+    const Clock::time_point since{Clock::duration(waiting_since_.load(std::memory_order_relaxed))};
+    return waiting_.load(std::memory_order_relaxed) && now - since >= server_.options.idle_timeout;
+  }
+
+  void close_now() {
+    beast::error_code ec;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().close();
+  }
+
   void read_some() {
-    lowest().expires_after(server_.options.idle_timeout);
+    wait_on_client();
     bhttp::async_read_some(stream_, buffer_, *parser_,
                            beast::bind_front_handler(&Session::on_read_some, shared_from_this()));
   }
 
   void on_read_some(beast::error_code ec, std::size_t bytes) {
+    done_waiting();
     if (bytes > 0) busy_ = true;  // a request has begun: shutdown lets it finish
     if (!ec && parser_->is_header_done() && !body_reserved_) {
       // A snapshot upload may be a whole collection; every other body max_body_bytes.
@@ -503,26 +550,45 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   /// answer to a client that keeps reading is never cut; one that stops reading for the idle
   /// timeout is.
   void write_some() {
-    lowest().expires_after(server_.options.idle_timeout);
+    wait_on_client();
     if (file_serializer_) {
       return bhttp::async_write_some(
           stream_, *file_serializer_,
           [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
     }
-    // What is left of the head, then of the body.
-    const size_t in_head = std::min(answer_sent_, head_.size());
-    const std::array<net::const_buffer, 2> left{
-        net::buffer(head_.data() + in_head, head_.size() - in_head),
-        net::buffer(answer_body_.data() + (answer_sent_ - in_head),
-                    answer_body_.size() - (answer_sent_ - in_head))};
-    stream_.async_write_some(left,
+    if constexpr (!kTls) {
+      if (answer_sent_ == 0 && send_now_ok_ && send_now()) return;
+    }
+    stream_.async_write_some(unsent(),
                              [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                                self->answer_sent_ += n;
                                self->on_write(ec);
                              });
   }
 
+  /// What is left of the answer: of its head, then of its body.
+  std::array<net::const_buffer, 2> unsent() const {
+    const size_t in_head = std::min(answer_sent_, head_.size());
+    return {net::buffer(head_.data() + in_head, head_.size() - in_head),
+            net::buffer(answer_body_.data() + (answer_sent_ - in_head),
+                        answer_body_.size() - (answer_sent_ - in_head))};
+  }
+
+  /// Sends what the socket takes now (it never blocks: non_blocking is set), and goes on with the
+  /// connection when that is the whole answer; false leaves the rest to an asynchronous write.
+  /// Most answers fit the socket's buffer: the next request is then read without the write's
+  /// completion passing through the event loop (an epoll_wait a request fewer at one connection).
+  bool send_now() {
+    beast::error_code ec;
+    answer_sent_ += lowest().socket().send(unsent(), 0, ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) ec = {};
+    if (!ec && answer_sent_ < head_.size() + answer_body_.size()) return false;
+    on_write(ec);
+    return true;
+  }
+
   void on_write(beast::error_code ec) {
+    done_waiting();
     if (ec) return close();
     if (file_serializer_ ? !file_serializer_->is_done()
                          : answer_sent_ < head_.size() + answer_body_.size()) {
@@ -588,6 +654,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   bool body_reserved_ = false;  ///< this request's body has been counted (reserve_body)
   size_t reserved_bytes_ = 0;
   bool drain_after_write_ = false;
+  /// An operation waits on the client (see close_if_idle_too_long), since waiting_since_ (a
+  /// steady_clock count). Written by the connection's thread, read by the sweeper's.
+  std::atomic<bool> waiting_{false};
+  std::atomic<Clock::rep> waiting_since_{0};
+  bool send_now_ok_ = false;  ///< the socket never blocks (send_now may write to it)
   std::array<char, 16384> scratch_;
 };
 
@@ -651,6 +722,28 @@ void Server::Impl::refuse(Socket socket) {
   });
 }
 
+void Server::Impl::sweep_idle() {
+  const auto tick = std::clamp<Clock::duration>(
+      options.idle_timeout / 8, std::chrono::milliseconds(10), std::chrono::seconds(1));
+  std::unique_lock<std::mutex> lock(sweep_mu);
+  while (!sweep_cv.wait_for(lock, tick, [this] { return sweep_stop; })) {
+    lock.unlock();
+    // Collected under the lock and asked outside it: dropping the last reference to a session
+    // runs ~Session, which takes the same lock.
+    std::vector<std::shared_ptr<SessionBase>> live;
+    {
+      std::lock_guard<std::mutex> g(sessions_mu);
+      for (auto& kv : sessions) {
+        if (auto s = kv.second.lock()) live.push_back(std::move(s));
+      }
+    }
+    const auto now = Clock::now();
+    for (auto& s : live) s->close_if_idle_too_long(now);
+    live.clear();
+    lock.lock();
+  }
+}
+
 void Server::Impl::shutdown() {
   if (stopping.exchange(true)) return;
   beast::error_code ec;
@@ -660,6 +753,11 @@ void Server::Impl::shutdown() {
     acceptor.close(ignored);
     accept_retry.cancel();
   });
+  {
+    std::lock_guard<std::mutex> g(sweep_mu);
+    sweep_stop = true;
+  }
+  sweep_cv.notify_one();
   // Sessions are collected first and closed outside the lock: dropping the last reference runs
   // ~Session, which takes the same lock.
   std::vector<std::shared_ptr<SessionBase>> live;
@@ -730,7 +828,6 @@ void run_context(net::io_context& ioc, std::chrono::microseconds poll) {
     ioc.run();
     return;
   }
-  using Clock = std::chrono::steady_clock;
   auto last = Clock::now();
   while (!ioc.stopped()) {
     if (ioc.poll() > 0) {  // an epoll_wait that returns at once, and the handlers it readied
@@ -748,6 +845,7 @@ void Server::run() {
     if (!ec) impl_->shutdown();
   });
   impl_->accept();
+  impl_->sweeper = std::thread([this] { impl_->sweep_idle(); });
   const std::chrono::microseconds poll = impl_->options.poll;
   std::vector<std::thread> threads;
   for (auto& context : impl_->more) {
@@ -755,6 +853,7 @@ void Server::run() {
   }
   run_context(impl_->ioc, poll);
   for (auto& t : threads) t.join();
+  impl_->sweeper.join();
 }
 
 void Server::stop() {
