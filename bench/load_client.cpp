@@ -8,13 +8,20 @@
 //       [--batch 100] [--payload (3 keys a point)] [--ingest-only] [--route search|query]
 //       [--client-threads N (N event-loop threads share the connections; default: a blocking
 //        thread per connection)] [--client-spin (those threads poll, never sleeping)]
+//       [--raw-client (a thread per connection, each a bare HTTP/1.1 client without Beast; with
+//        --client-spin its reads poll, never sleeping: for few connections)]
 //       [--search-during-ingest (one connection searching while another upserts new points;
 //        with --ingest-only, after the upload and without the search rows)]
 //       [--compare-port P2 [--rounds R] (a second server, loaded alike; the search rows of the two
 //        alternated R times, the order swapped each round, and each row's QPS of P2 over P's;
 //        no in-process reference: two binaries compared where the machine's speed drifts)]
 // Traffic goes to 127.0.0.1 only.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <omp.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -25,11 +32,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <thread>
 
 #include "bench/runner/percentile.h"
@@ -50,16 +59,122 @@ using wp::bench::percentile;
 
 namespace {
 
-/// The load generator's connection: status only.
-class Client {
+/// A bare HTTP/1.1 client (`--raw-client`): the request written as text and sent with one
+/// `send`, the answer read by its Content-Length into a reused buffer; no Beast. It measures the
+/// server with as little of the client's own work as a client can have (Beast's client added ~10
+/// us a request here, docs/server.md). With `spin`, reads poll (MSG_DONTWAIT) without sleeping,
+/// so that no answer costs the server's core the client thread's wake-up.
+class RawClient {
  public:
-  explicit Client(uint16_t port) : c_(port) {}
-  unsigned call(bhttp::verb method, const std::string& target, const std::string& body) {
-    return c_.call(method, target, body).first;
+  RawClient(uint16_t port, bool spin) : spin_(spin), buf_(64 << 10) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    WP_THROW_IF_NOT(fd_ >= 0, "socket: ", std::strerror(errno));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+      const int e = errno;
+      ::close(fd_);
+      WP_THROW_IF_NOT(false, "connect to 127.0.0.1:", port, ": ", std::strerror(e));
+    }
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ~RawClient() { ::close(fd_); }
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  /// Sends one request (a JSON body when not empty) and reads its answer; returns the status.
+  unsigned call(std::string_view method, const std::string& target, const std::string& body) {
+    req_.clear();
+    req_.append(method.data(), method.size());
+    req_ += ' ';
+    req_ += target;
+    req_ += " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    if (!body.empty()) {
+      req_ += "Content-Type: application/json\r\nContent-Length: ";
+      req_ += std::to_string(body.size());
+      req_ += "\r\n";
+    }
+    req_ += "\r\n";
+    req_ += body;
+    for (size_t sent = 0; sent < req_.size();) {
+      const ssize_t n = ::send(fd_, req_.data() + sent, req_.size() - sent, MSG_NOSIGNAL);
+      WP_THROW_IF_NOT(n > 0, "send: ", std::strerror(errno));
+      sent += static_cast<size_t>(n);
+    }
+    size_t have = 0, need = std::string_view::npos;
+    unsigned status = 0;
+    while (have < need) {
+      if (have == buf_.size()) buf_.resize(buf_.size() * 2);
+      const ssize_t n =
+          ::recv(fd_, buf_.data() + have, buf_.size() - have, spin_ ? MSG_DONTWAIT : 0);
+      if (n < 0 && spin_ && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+      WP_THROW_IF_NOT(n > 0, "recv: ", n == 0 ? "connection closed" : std::strerror(errno));
+      have += static_cast<size_t>(n);
+      if (need == std::string_view::npos) {
+        const std::string_view got(buf_.data(), have);
+        const size_t end = got.find("\r\n\r\n");
+        if (end == std::string_view::npos) continue;
+        const std::string_view head = got.substr(0, end);
+        WP_THROW_IF_NOT(head.size() > 12 && head.substr(0, 5) == "HTTP/", "not an HTTP answer");
+        status = static_cast<unsigned>(std::atoi(std::string(head.substr(9, 3)).c_str()));
+        need = end + 4 + content_length(head);
+      }
+    }
+    WP_THROW_IF_NOT(have == need, "bytes after an answer");
+    return status;
   }
 
  private:
-  wp::http::LoopbackClient c_;
+  /// The Content-Length of an answer's head (names compared case-insensitively).
+  static size_t content_length(std::string_view head) {
+    const std::string_view name = "\r\ncontent-length:";
+    for (size_t i = 0; i + name.size() <= head.size(); ++i) {
+      if (strncasecmp(head.data() + i, name.data(), name.size()) != 0) continue;
+      size_t j = i + name.size();
+      while (j < head.size() && head[j] == ' ') ++j;
+      return static_cast<size_t>(
+          std::strtoull(std::string(head.substr(j, 20)).c_str(), nullptr, 10));
+    }
+    WP_THROW_IF_NOT(false, "an answer without Content-Length");
+    return 0;
+  }
+
+  bool spin_;
+  int fd_ = -1;
+  std::string req_;
+  std::vector<char> buf_;
+};
+
+/// How the search rows' connections are made: Beast's client (the default), or the bare one.
+struct ClientKind {
+  bool raw = false;
+  bool spin = false;  ///< with `raw`: reads poll without sleeping
+};
+
+/// The load generator's connection: status only.
+class Client {
+ public:
+  explicit Client(uint16_t port, ClientKind kind = {}) {
+    if (kind.raw) {
+      raw_.emplace(port, kind.spin);
+    } else {
+      beast_.emplace(port);
+    }
+  }
+  unsigned call(bhttp::verb method, const std::string& target, const std::string& body) {
+    if (raw_) {
+      const auto m = bhttp::to_string(method);
+      return raw_->call(std::string_view(m.data(), m.size()), target, body);
+    }
+    return beast_->call(method, target, body).first;
+  }
+
+ private:
+  std::optional<wp::http::LoopbackClient> beast_;
+  std::optional<RawClient> raw_;
 };
 
 std::string vector_json(const float* v, size_t d) {
@@ -186,8 +301,8 @@ json inprocess_latency(const wp::index::HnswIndex& idx, const wp::index::Matrix&
 
 /// The transport's floor: one connection asking GET /healthz (no body, no search) in a loop for
 /// `seconds`; p50 and p99 round trip in microseconds.
-json healthz_latency(uint16_t port, double seconds) {
-  Client c(port);
+json healthz_latency(uint16_t port, double seconds, ClientKind kind) {
+  Client c(port, kind);
   std::vector<double> lat;
   const auto t0 = Clock::now();
   while (std::chrono::duration<double>(Clock::now() - t0).count() < seconds) {
@@ -201,7 +316,7 @@ json healthz_latency(uint16_t port, double seconds) {
 
 /// `connections` clients searching in a loop for `seconds` (POST `path`): QPS, p50, p99, errors.
 json search_load(uint16_t port, const std::string& path, const std::vector<std::string>& queries,
-                 long long connections, double seconds) {
+                 long long connections, double seconds, ClientKind kind) {
   std::atomic<bool> stop{false};
   std::atomic<int> errors{0};
   std::vector<std::vector<double>> lat(connections);
@@ -210,7 +325,7 @@ json search_load(uint16_t port, const std::string& path, const std::vector<std::
   for (long long t = 0; t < connections; ++t) {
     threads.emplace_back([&, t] {
       try {
-        Client c(port);
+        Client c(port, kind);
         size_t i = t;
         while (!stop) {
           const auto a = Clock::now();
@@ -462,8 +577,9 @@ void print_comparison(const json& rows, uint16_t a, uint16_t b) {
 
 int main(int argc, char** argv) {
   try {
-    wp::cli::Args args(argc, argv, 1,
-                       {"json", "payload", "ingest-only", "search-during-ingest", "client-spin"});
+    wp::cli::Args args(
+        argc, argv, 1,
+        {"json", "payload", "ingest-only", "search-during-ingest", "client-spin", "raw-client"});
     const uint16_t port = static_cast<uint16_t>(args.integer("port", 6333, 1, 65535));
     const std::string dataset = args.required("dataset");
     const std::string col = args.str("collection", "load");
@@ -487,9 +603,15 @@ int main(int argc, char** argv) {
     // its share of the connections (search_load_async).
     const long long client_threads = args.integer("client-threads", 0, 0, 1024);
     const bool client_spin = args.flag("client-spin");
+    // The search rows' connections (and the /healthz floor's) without Beast (RawClient).
+    const bool raw_client = args.flag("raw-client");
+    WP_THROW_IF_NOT(!raw_client || client_threads == 0,
+                    "--raw-client: each connection has a thread of its own (no --client-threads)");
+    const ClientKind kind{raw_client, raw_client && client_spin};
     const auto compare_port = static_cast<uint16_t>(args.integer("compare-port", 0, 0, 65535));
     const size_t rounds = args.integer("rounds", 5, 1, 1000);
-    WP_THROW_IF_NOT(!client_spin || client_threads > 0, "--client-spin needs --client-threads");
+    WP_THROW_IF_NOT(!client_spin || client_threads > 0 || raw_client,
+                    "--client-spin needs --client-threads or --raw-client");
     WP_THROW_IF_NOT(route == "search" || route == "query",
                     "--route: expected search or query, got ", route);
     args.finish();
@@ -515,7 +637,7 @@ int main(int argc, char** argv) {
     const auto search_row = [&](uint16_t p, long long n) {
       return client_threads
                  ? search_load_async(p, path, queries, n, client_threads, client_spin, seconds)
-                 : search_load(p, path, queries, n, seconds);
+                 : search_load(p, path, queries, n, seconds, kind);
     };
     if (compare_port) {
       create_collection(compare_port, col, ds.base.d, ds.metric, shards, replication);
@@ -552,7 +674,7 @@ int main(int argc, char** argv) {
           inprocess_qps(idx, ds.query, k, ef, threads);
     }
     report["inprocess_latency"] = inprocess_latency(idx, ds.query, k, ef);
-    report["healthz_latency"] = healthz_latency(port, std::min(seconds, 2.0));
+    report["healthz_latency"] = healthz_latency(port, std::min(seconds, 2.0), kind);
     report["route"] = path;
     if (ds.groundtruth.n >= ds.query.n && ds.groundtruth.d >= k) {
       report["http_recall_at_k"] =
