@@ -9,7 +9,7 @@
 //       [--client-threads N (N event-loop threads share the connections; default: a blocking
 //        thread per connection)] [--client-spin (those threads poll, never sleeping)]
 //       [--raw-client (a thread per connection, each a bare HTTP/1.1 client without Beast; with
-//        --client-spin its reads poll, never sleeping: for few connections)]
+//        --client-spin the reads of a single connection poll, never sleeping)]
 //       [--search-during-ingest (one connection searching while another upserts new points;
 //        with --ingest-only, after the upload and without the search rows)]
 //       [--compare-port P2 [--rounds R] (a second server, loaded alike; the search rows of the two
@@ -325,7 +325,8 @@ json search_load(uint16_t port, const std::string& path, const std::vector<std::
   for (long long t = 0; t < connections; ++t) {
     threads.emplace_back([&, t] {
       try {
-        Client c(port, kind);
+        // Polling reads for a lone connection only: more would take turns spinning on a core.
+        Client c(port, ClientKind{kind.raw, kind.spin && connections == 1});
         size_t i = t;
         while (!stop) {
           const auto a = Clock::now();

@@ -13,17 +13,19 @@
 # spinning client would take one of the server's two cores).
 # With --server-poll-us N the server's threads poll for N microseconds after their last event
 # before sleeping (`serve --poll-us`), so that a request arriving meanwhile costs no wake-up.
+# With --raw-client the load generator's connections are bare HTTP/1.1 clients (no Beast; with
+# --client-spin as well, on the pinned placement their reads poll without sleeping).
 # With --only pinned (or unpinned), that placement alone.
 # With --plot FILE, a PNG of QPS and p99 against the number of connections, one line per placement
 # and route (gnuplot).
 #   bash bench/server_http.sh [--dataset tests/data/siftsmall] [--seconds 4] [--ef 64]
 #                             [--port 7490] [--build-dir build] [--rounds 1] [--plot FILE]
 #                             [--client-threads N [--client-spin]] [--server-poll-us N]
-#                             [--only pinned|unpinned]
+#                             [--only pinned|unpinned] [--raw-client]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dataset=tests/data/siftsmall seconds=4 ef=64 port=7490 build=${WAYPOINT_BUILD_DIR:-build} rounds=1
-plot="" client_threads=0 client_spin= server_poll=0 placements="unpinned pinned"
+plot="" client_threads=0 client_spin= server_poll=0 placements="unpinned pinned" raw_client=
 while (($#)); do
   case "$1" in
     --dataset) dataset=$2; shift 2 ;;
@@ -37,6 +39,7 @@ while (($#)); do
     --client-spin) client_spin=--client-spin; shift ;;
     --server-poll-us) server_poll=$2; shift 2 ;;
     --only) placements=$2; shift 2 ;;
+    --raw-client) raw_client=--raw-client; shift ;;
     *) echo "server_http.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -60,10 +63,10 @@ run() {  # run PLACEMENT ROUTE
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     sleep 0.1
   done
-  echo "== $placement, server --threads $threads --poll-us $server_poll, route $route${spin:+, client spinning}"
+  echo "== $placement, server --threads $threads --poll-us $server_poll, route $route${raw_client:+, raw client}${spin:+, client spinning}"
   $load_pin "$build/bench/waypoint_load" --port "$port" --dataset "$dataset" \
     --connections 1,8,32,64 --seconds "$seconds" --ef "$ef" --route "$route" --json \
-    --client-threads "$client_threads" $spin \
+    --client-threads "$client_threads" $spin $raw_client \
     >"$data/$placement-$route-$r.json"
   python3 - "$data/$placement-$route-$r.json" <<'PY'
 import json, sys
