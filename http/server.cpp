@@ -57,7 +57,7 @@ class SessionBase {
   /// Closes the connection if it has waited on its client (a request, the reading of an answer,
   /// a TLS handshake) for the idle timeout at `now` without a byte moving (called by the idle
   /// sweep, from its own thread).
-  virtual void close_if_idle_too_long(std::chrono::steady_clock::time_point now) = 0;
+  virtual void close_if_idle_too_long(Clock::time_point now) = 0;
 };
 
 /**
@@ -205,6 +205,9 @@ struct Server::Impl {
   void retry_accept();
   /// A connection beyond max_connections: a 503 and close, without a session.
   void refuse(Socket socket);
+  /// The connections open now, collected under sessions_mu; the caller acts on them outside it
+  /// (dropping the last reference to a session runs ~Session, which takes the same lock).
+  std::vector<std::shared_ptr<SessionBase>> live_sessions();
   /// The sweeper's loop: every tick, asks each connection whether it has been idle past the
   /// timeout, until shutdown.
   void sweep_idle();
@@ -359,9 +362,6 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     read_some();
   }
 
-  /// Reads the request a piece at a time, the idle timeout restarting with each piece: a client
-  /// that keeps sending a large body is never cut; one that sends nothing for the idle timeout
-  /// (before or within a request) is.
   /// The TCP stream under the connection (the stream itself when it is not TLS).
   TcpStream& lowest() { return beast::get_lowest_layer(stream_); }
 
@@ -383,6 +383,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     lowest().close();
   }
 
+  /// Reads the request a piece at a time, the idle timeout restarting with each piece: a client
+  /// that keeps sending a large body is never cut; one that sends nothing for the idle timeout
+  /// (before or within a request) is.
   void read_some() {
     wait_on_client();
     bhttp::async_read_some(stream_, buffer_, *parser_,
@@ -508,12 +511,19 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   /// a pinned server's time at 32 connections.
   void write(Response r, bool keep_alive, unsigned version, bool head = false) {
     if (!r.file.empty()) return write_file(std::move(r), keep_alive, version, head);
+    begin_answer(r.status, version, r.content_type, r.body.size(), keep_alive, {});
+    if (!head) answer_body_ = std::move(r.body);
+    write_some();
+  }
+
+  /// An answer written as text: its head in head_, no body yet, nothing sent.
+  void begin_answer(unsigned status, unsigned version, std::string_view content_type,
+                    uint64_t content_length, bool keep_alive, std::string_view extra) {
     answer_keep_alive_ = keep_alive && !server_.stopping;
     head_.clear();
-    append_head(head_, r.status, version, r.content_type, r.body.size(), answer_keep_alive_, {});
-    answer_body_ = head ? std::string() : std::move(r.body);
+    append_head(head_, status, version, content_type, content_length, answer_keep_alive_, extra);
+    answer_body_.clear();
     answer_sent_ = 0;
-    write_some();
   }
 
   /// Sends a file (a snapshot download) from disk a piece at a time: its size in memory is the
@@ -528,11 +538,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         "attachment; filename=\"" + std::filesystem::path(r.file).filename().string() + "\"";
     if (head) {
       // Headers only: those of the download, with the file's Content-Length.
-      answer_keep_alive_ = keep_alive && !server_.stopping;
-      head_.clear();
-      append_head(head_, r.status, version, r.content_type, size, answer_keep_alive_,
-                  "Content-Disposition: " + disposition + "\r\n");
-      answer_sent_ = 0;
+      begin_answer(r.status, version, r.content_type, size, keep_alive,
+                   "Content-Disposition: " + disposition + "\r\n");
       return write_some();
     }
     file_res_.emplace(std::piecewise_construct, std::make_tuple(std::move(body)),
@@ -566,6 +573,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                              });
   }
 
+  bool answer_sent_whole() const { return answer_sent_ == head_.size() + answer_body_.size(); }
+
   /// What is left of the answer: of its head, then of its body.
   std::array<net::const_buffer, 2> unsent() const {
     const size_t in_head = std::min(answer_sent_, head_.size());
@@ -582,7 +591,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     beast::error_code ec;
     answer_sent_ += lowest().socket().send(unsent(), 0, ec);
     if (ec == net::error::would_block || ec == net::error::try_again) ec = {};
-    if (!ec && answer_sent_ < head_.size() + answer_body_.size()) return false;
+    if (!ec && !answer_sent_whole()) return false;
     on_write(ec);
     return true;
   }
@@ -590,8 +599,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void on_write(beast::error_code ec) {
     done_waiting();
     if (ec) return close();
-    if (file_serializer_ ? !file_serializer_->is_done()
-                         : answer_sent_ < head_.size() + answer_body_.size()) {
+    if (file_serializer_ ? !file_serializer_->is_done() : !answer_sent_whole()) {
       return write_some();
     }
     const bool keep_alive = file_res_ ? file_res_->keep_alive() : answer_keep_alive_;
@@ -722,24 +730,23 @@ void Server::Impl::refuse(Socket socket) {
   });
 }
 
+std::vector<std::shared_ptr<SessionBase>> Server::Impl::live_sessions() {
+  std::vector<std::shared_ptr<SessionBase>> live;
+  std::lock_guard<std::mutex> g(sessions_mu);
+  for (auto& kv : sessions) {
+    if (auto s = kv.second.lock()) live.push_back(std::move(s));
+  }
+  return live;
+}
+
 void Server::Impl::sweep_idle() {
   const auto tick = std::clamp<Clock::duration>(
       options.idle_timeout / 8, std::chrono::milliseconds(10), std::chrono::seconds(1));
   std::unique_lock<std::mutex> lock(sweep_mu);
   while (!sweep_cv.wait_for(lock, tick, [this] { return sweep_stop; })) {
     lock.unlock();
-    // Collected under the lock and asked outside it: dropping the last reference to a session
-    // runs ~Session, which takes the same lock.
-    std::vector<std::shared_ptr<SessionBase>> live;
-    {
-      std::lock_guard<std::mutex> g(sessions_mu);
-      for (auto& kv : sessions) {
-        if (auto s = kv.second.lock()) live.push_back(std::move(s));
-      }
-    }
     const auto now = Clock::now();
-    for (auto& s : live) s->close_if_idle_too_long(now);
-    live.clear();
+    for (auto& s : live_sessions()) s->close_if_idle_too_long(now);
     lock.lock();
   }
 }
@@ -758,16 +765,7 @@ void Server::Impl::shutdown() {
     sweep_stop = true;
   }
   sweep_cv.notify_one();
-  // Sessions are collected first and closed outside the lock: dropping the last reference runs
-  // ~Session, which takes the same lock.
-  std::vector<std::shared_ptr<SessionBase>> live;
-  {
-    std::lock_guard<std::mutex> g(sessions_mu);
-    for (auto& kv : sessions) {
-      if (auto s = kv.second.lock()) live.push_back(std::move(s));
-    }
-  }
-  for (auto& s : live) s->close_if_idle();
+  for (auto& s : live_sessions()) s->close_if_idle();
   // The other threads' run() returns once their connections are gone.
   for (auto& guard : keep_running) guard.reset();
 }
