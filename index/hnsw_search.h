@@ -67,12 +67,62 @@ slot_t descend(const HnswGraph& g, const Dist& dist_to, slot_t ep, float& ep_dis
   return ep;
 }
 
+/// Marks the unvisited neighbours of `ll` (a list: count, then ids) visited, copies them to
+/// `fresh` and prefetches what `dist_to` will read of each, so that their cache misses overlap;
+/// returns how many there are.
+template <typename Dist>
+size_t gather_fresh(const uint32_t* ll, const VisitedSet::Walk& visited, const Dist& dist_to,
+                    size_t prefetch_bytes, uint32_t* fresh) {
+  const size_t cnt = HnswGraph::link_word(ll);
+  size_t n_fresh = 0;
+  for (size_t j = 1; j <= cnt; ++j) {
+    const slot_t v = HnswGraph::link_word(ll + j);
+    if (visited.test_and_set(v)) continue;
+    fresh[n_fresh++] = v;
+    const char* a = static_cast<const char*>(dist_to.address(v));
+    for (size_t off = 0; off < prefetch_bytes; off += 64) prefetch(a + off);
+  }
+  return n_fresh;
+}
+
+/// The beam search of a query's walk with neither filter nor removed vertices, on a SortedBeam
+/// (sorted_beam.h says why); leaves the best `ef` in ctx.top, a max-heap.
+template <typename Dist>
+void beam_walk(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_dist, size_t ef,
+               int level, SearchContext& ctx, SearchStats& st) {
+  SortedBeam& beam = ctx.beam;
+  const VisitedSet::Walk visited = ctx.visited.walk();
+  visited.insert(ep);
+  beam.start(ef, ep_dist, ep);
+  const size_t prefetch_bytes = std::min(dist_to.bytes(), kMaxPrefetchBytes);
+  uint32_t* fresh = ctx.batch.data();
+  for (slot_t cur; beam.next(&cur);) {
+    ++st.hops;
+    const size_t n_fresh =
+        gather_fresh(g.links(cur, level), visited, dist_to, prefetch_bytes, fresh);
+    for (size_t j = 0; j < n_fresh; ++j) {
+      const float d = dist_to(fresh[j]);
+      ++st.distance_computations;
+      if (beam.admits(d)) beam.insert(d, fresh[j]);
+    }
+  }
+  beam.to_heap(ctx.top);
+}
+
 /// Beam search of width `ef` on one level from `ep` (already started: ctx.start()); leaves the
 /// best `ef` admissible vertices in ctx.top, a max-heap by distance. Filtered, it stops where
 /// ctx.limits say, setting ctx.cut.
 template <bool kLocked, bool kFiltered, bool kTombstones, typename Dist>
 void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_dist, size_t ef,
                   int level, const IdFilter* filter, SearchContext& ctx, SearchStats& st) {
+  // A query's walk without a filter or removed vertices: every vertex reached is admissible, and
+  // the beam serves. Inserts keep the heaps: on integer data (distances tie often) the beam's
+  // other choice among equal distances builds another graph, and the pruning agent's headline
+  // test (digits) lost its margin on it (docs/hnsw.md, "One sorted beam").
+  if constexpr (!kLocked && !kFiltered && !kTombstones) {
+    beam_walk(g, dist_to, ep, ep_dist, ef, level, ctx, st);
+    return;
+  }
   auto& top = ctx.top;
   auto& frontier = ctx.frontier;
   const VisitedSet::Walk visited = ctx.visited.walk();
@@ -128,20 +178,11 @@ void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_d
     } else {  // an insert may be writing the list: each word is read whole (hnsw_graph.h)
       ll = g.links(c.id, level);
     }
-    const size_t cnt = HnswGraph::link_word(ll);
-    const uint32_t* nb = ll + 1;
     ++st.hops;
     // Two passes over the neighbours: first mark the unvisited ones and prefetch their vectors
     // all at once, so that their cache misses overlap; then compute the distances.
     uint32_t* fresh = ctx.batch.data();
-    size_t n_fresh = 0;
-    for (size_t j = 0; j < cnt; ++j) {
-      const slot_t v = HnswGraph::link_word(nb + j);
-      if (visited.test_and_set(v)) continue;
-      fresh[n_fresh++] = v;
-      const char* a = static_cast<const char*>(dist_to.address(v));
-      for (size_t off = 0; off < prefetch_bytes; off += 64) prefetch(a + off);
-    }
+    const size_t n_fresh = gather_fresh(ll, visited, dist_to, prefetch_bytes, fresh);
     for (size_t j = 0; j < n_fresh; ++j) {
       const slot_t v = fresh[j];
       const float d = dist_to(v);

@@ -2,8 +2,8 @@
 /**
  * @file search_context.h
  * Per-thread search state reused across queries (as usearch's contexts and hnswlib's visited list
- * pool): the visited set, the two heaps of the beam search and scratch buffers. A query allocates
- * nothing once the context has grown to the index's size.
+ * pool): the visited set, the sorted beam of a query's walk, the two heaps of the other walks and
+ * scratch buffers. A query allocates nothing once the context has grown to the index's size.
  */
 #include <cstdint>
 #include <memory>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "index/neighbor_selection.h"
+#include "index/sorted_beam.h"
 #include "index/visited_set.h"
 
 namespace wp::index {
@@ -27,6 +28,7 @@ struct WalkLimits {
 
 struct SearchContext {
   VisitedSet visited;
+  SortedBeam beam;                  ///< a query's walk without filter or removed vertices
   std::vector<Candidate> frontier;  ///< min-heap (FartherFirst): vertices still to expand
   std::vector<Candidate> top;       ///< max-heap (operator<): the best ef found so far
   std::vector<Candidate> scratch;   ///< neighbour selection and result assembly
@@ -58,6 +60,7 @@ struct SearchContext {
            (frontier.capacity() + top.capacity() + scratch.capacity() + selected.capacity() +
             chosen.capacity()) *
                sizeof(Candidate) +
+           beam.memory_bytes() +
            (links.capacity() + removed.capacity() + batch.capacity()) * sizeof(uint32_t) +
            (query.capacity() + prepared.capacity()) * sizeof(float);
   }

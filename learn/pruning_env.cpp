@@ -13,12 +13,10 @@
 #include "index/error.h"
 #include "index/flat_index.h"
 #include "index/neighbor_selection.h"
+#include "index/sorted_beam.h"
 #include "index/visited_set.h"
 
 namespace wp::learn {
-
-using index::Candidate;
-using index::FartherFirst;
 
 void EnvConfig::validate() const {
   WP_THROW_IF_NOT(ef >= 1 && ef <= 10000, "ef must be in 1..10000, got ", ef);
@@ -62,11 +60,10 @@ Episode PruningEnv::run_traced(const float* query, const uint32_t* true_knn,
   visited.start(graph_.num_vertices());
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
-  // Heaps and the query copy are reused across this thread's episodes.
-  thread_local std::vector<Candidate> frontier, top;
+  // The beam and the query copy are reused across this thread's episodes. The walk is the served
+  // one (index/sorted_beam.h), so that a learnt graph is served as it was trained.
+  thread_local index::SortedBeam beam;
   thread_local std::vector<float> q;
-  frontier.clear();
-  top.clear();
   Episode ep;
   const size_t d = index_.dim();
   // Cosine indexes store unit vectors; the query is normalised the same way.
@@ -82,16 +79,10 @@ Episode PruningEnv::run_traced(const float* query, const uint32_t* true_knn,
   ep.dcs = own_entry ? std::max<uint32_t>(start.entry_dcs, 1) : 1;
   visited.insert(entry);
   if (held_out != kNoSlot && held_out < graph_.num_vertices()) visited.insert(held_out);
-  frontier.push_back({d0, entry});
-  top.push_back({d0, entry});
-  while (!frontier.empty()) {
-    const Candidate c = frontier.front();
-    if (top.size() >= ef && c.distance > top.front().distance) break;
-    if (ep.hops >= cfg_.max_hops) break;
-    std::pop_heap(frontier.begin(), frontier.end(), FartherFirst());
-    frontier.pop_back();
+  beam.start(ef, d0, entry);
+  for (uint32_t c; ep.hops < cfg_.max_hops && beam.next(&c);) {
     ++ep.hops;
-    for (uint64_t e = graph_.offsets[c.id]; e < graph_.offsets[c.id + 1]; ++e) {
+    for (uint64_t e = graph_.offsets[c]; e < graph_.offsets[c + 1]; ++e) {
       const uint32_t v = graph_.neighbors[e];
       if (visited.contains(v)) continue;
       const float p = keep_prob[e];
@@ -108,19 +99,13 @@ Episode PruningEnv::run_traced(const float* query, const uint32_t* true_knn,
       visited.insert(v);
       const float dv = dist_(q.data(), index_.slot_vector(v), d);
       ++ep.dcs;
-      if (trace) trace->reached.push_back({v, static_cast<uint32_t>(e), c.id});
-      if (top.size() < ef || dv < top.front().distance) {
-        frontier.push_back({dv, v});
-        std::push_heap(frontier.begin(), frontier.end(), FartherFirst());
-        top.push_back({dv, v});
-        std::push_heap(top.begin(), top.end());
-        if (top.size() > ef) {
-          std::pop_heap(top.begin(), top.end());
-          top.pop_back();
-        }
-      }
+      if (trace) trace->reached.push_back({v, static_cast<uint32_t>(e), c});
+      if (beam.admits(dv)) beam.insert(dv, v);
     }
   }
+  // Ordered as HnswIndex::search_one orders its walk's beam (equal distances alike).
+  thread_local std::vector<index::Candidate> top;
+  beam.to_heap(top);
   std::sort_heap(top.begin(), top.end());
   for (size_t j = 0; j < top.size() && j < cfg_.k; ++j) ep.result.push_back(top[j].id);
   size_t hits = 0;

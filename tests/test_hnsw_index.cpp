@@ -19,6 +19,7 @@
 #include "index/flat_index.h"
 #include "index/hnsw_index.h"
 #include "index/omp_team.h"
+#include "index/sorted_beam.h"
 #include "test_util.h"
 
 using namespace wp::index;
@@ -897,4 +898,75 @@ TEST(HnswIndex, OneOpenMpRuntimeAnswersEveryCall) {
   }
   const std::string kmpc = library_of("__kmpc_fork_call");  // what clang's pragmas call
   EXPECT_TRUE(kmpc.empty() || kmpc == runtime) << kmpc;
+}
+
+// The sorted beam of a query's walk expands the vertices hnswlib's two heaps expand, in the same
+// order, and ends holding the same best ef (sorted_beam.h): a walk over a random graph of 3,000
+// vertices with distances that never tie, both ways, at ef 1, 10, 64 and past the graph's size.
+TEST(SortedBeam, ExpandsWhatTheTwoHeapsExpandInTheSameOrder) {
+  std::mt19937_64 rng(7);
+  const size_t n = 3000, degree = 12;
+  std::vector<std::vector<uint32_t>> links(n);
+  std::uniform_int_distribution<uint32_t> pick(0, n - 1);
+  for (auto& l : links) {
+    for (size_t j = 0; j < degree; ++j) l.push_back(pick(rng));
+  }
+  for (const size_t ef : {size_t{1}, size_t{10}, size_t{64}, size_t{4000}}) {
+    for (int query = 0; query < 20; ++query) {
+      std::vector<float> dist(n);  // distinct: 1 .. n in a random order
+      std::iota(dist.begin(), dist.end(), 1.0f);
+      std::shuffle(dist.begin(), dist.end(), rng);
+      const uint32_t entry = pick(rng);
+      // hnswlib's walk: a frontier (nearest first) and the best ef (farthest first).
+      std::vector<uint32_t> heap_order;
+      std::vector<Candidate> frontier{{dist[entry], entry}}, top{{dist[entry], entry}};
+      std::vector<bool> seen(n);
+      seen[entry] = true;
+      while (!frontier.empty()) {
+        const Candidate c = frontier.front();
+        if (top.size() >= ef && c.distance > top.front().distance) break;
+        std::pop_heap(frontier.begin(), frontier.end(), FartherFirst());
+        frontier.pop_back();
+        heap_order.push_back(c.id);
+        for (const uint32_t v : links[c.id]) {
+          if (seen[v]) continue;
+          seen[v] = true;
+          if (top.size() < ef || dist[v] < top.front().distance) {
+            frontier.push_back({dist[v], v});
+            std::push_heap(frontier.begin(), frontier.end(), FartherFirst());
+            top.push_back({dist[v], v});
+            std::push_heap(top.begin(), top.end());
+            if (top.size() > ef) {
+              std::pop_heap(top.begin(), top.end());
+              top.pop_back();
+            }
+          }
+        }
+      }
+      std::sort_heap(top.begin(), top.end());
+      // The same walk on the beam.
+      std::vector<uint32_t> beam_order;
+      SortedBeam beam;
+      beam.start(ef, dist[entry], entry);
+      std::fill(seen.begin(), seen.end(), false);
+      seen[entry] = true;
+      for (uint32_t c; beam.next(&c);) {
+        beam_order.push_back(c);
+        for (const uint32_t v : links[c]) {
+          if (seen[v]) continue;
+          seen[v] = true;
+          if (beam.admits(dist[v])) beam.insert(dist[v], v);
+        }
+      }
+      ASSERT_EQ(beam_order, heap_order) << "ef " << ef << ", query " << query;
+      ASSERT_EQ(beam.size(), top.size());
+      std::vector<Candidate> from_beam;
+      beam.to_heap(from_beam);
+      ASSERT_TRUE(std::is_heap(from_beam.begin(), from_beam.end()));
+      for (size_t i = 0; i < top.size(); ++i) {
+        EXPECT_EQ(beam[i].id, top[i].id) << "ef " << ef << ", rank " << i;
+        EXPECT_TRUE(beam[i].expanded || ef >= n);
+      }
+    }
+  }
 }
