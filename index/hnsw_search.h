@@ -85,46 +85,19 @@ size_t gather_fresh(const uint32_t* ll, const VisitedSet::Walk& visited, const D
   return n_fresh;
 }
 
-/// The beam search of a query's walk with neither filter nor removed vertices, on a SortedBeam
-/// (sorted_beam.h says why); leaves the best `ef` in ctx.top, a max-heap.
-template <typename Dist>
-void beam_walk(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_dist, size_t ef,
-               int level, SearchContext& ctx, SearchStats& st) {
+/// A query's beam search of width `ef` on one level from `ep` (already started: ctx.start());
+/// leaves the best `ef` admissible vertices in ctx.top, a max-heap by distance. The admissible
+/// vertices found are kept on a SortedBeam (sorted_beam.h says why), those that only route (not
+/// in the filter, or removed) on a min-heap (ctx.frontier); the nearer of the two's nearest not
+/// yet expanded is expanded next, while it is no farther than the beam's bound. This expands
+/// what hnswlib's walk expands (one frontier of both kinds, one heap of the best ef), ties in
+/// distance aside. Filtered, it stops where ctx.limits say, setting ctx.cut.
+template <bool kFiltered, bool kTombstones, typename Dist>
+void query_walk(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_dist, size_t ef,
+                int level, const IdFilter* filter, SearchContext& ctx, SearchStats& st) {
+  constexpr bool kRoutes = kFiltered || kTombstones;  // some vertices only route
   SortedBeam& beam = ctx.beam;
-  const VisitedSet::Walk visited = ctx.visited.walk();
-  visited.insert(ep);
-  beam.start(ef, ep_dist, ep);
-  const size_t prefetch_bytes = std::min(dist_to.bytes(), kMaxPrefetchBytes);
-  uint32_t* fresh = ctx.batch.data();
-  for (slot_t cur; beam.next(&cur);) {
-    ++st.hops;
-    const size_t n_fresh =
-        gather_fresh(g.links(cur, level), visited, dist_to, prefetch_bytes, fresh);
-    for (size_t j = 0; j < n_fresh; ++j) {
-      const float d = dist_to(fresh[j]);
-      ++st.distance_computations;
-      if (beam.admits(d)) beam.insert(d, fresh[j]);
-    }
-  }
-  beam.to_heap(ctx.top);
-}
-
-/// Beam search of width `ef` on one level from `ep` (already started: ctx.start()); leaves the
-/// best `ef` admissible vertices in ctx.top, a max-heap by distance. Filtered, it stops where
-/// ctx.limits say, setting ctx.cut.
-template <bool kLocked, bool kFiltered, bool kTombstones, typename Dist>
-void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_dist, size_t ef,
-                  int level, const IdFilter* filter, SearchContext& ctx, SearchStats& st) {
-  // A query's walk without a filter or removed vertices: every vertex reached is admissible, and
-  // the beam serves. Inserts keep the heaps: on integer data (distances tie often) the beam's
-  // other choice among equal distances builds another graph, and the pruning agent's headline
-  // test (digits) lost its margin on it (docs/hnsw.md, "One sorted beam").
-  if constexpr (!kLocked && !kFiltered && !kTombstones) {
-    beam_walk(g, dist_to, ep, ep_dist, ef, level, ctx, st);
-    return;
-  }
-  auto& top = ctx.top;
-  auto& frontier = ctx.frontier;
+  auto& routes = ctx.frontier;
   const VisitedSet::Walk visited = ctx.visited.walk();
   // Vertices tested by the filter and those that passed (the probe of a filtered walk).
   [[maybe_unused]] size_t tested = 0, matched = 0;
@@ -137,26 +110,40 @@ void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_d
     }
     return true;
   };
+  auto take = [&](float d, slot_t v) {
+    if (!kRoutes || admissible(v)) {
+      beam.insert(d, v);
+    } else {
+      routes.push_back({d, v});
+      std::push_heap(routes.begin(), routes.end(), FartherFirst());
+    }
+  };
   visited.insert(ep);
-  frontier.push_back({ep_dist, ep});
-  if (admissible(ep)) top.push_back({ep_dist, ep});
-  float bound = top.size() >= ef ? top.front().distance : std::numeric_limits<float>::infinity();
+  beam.start(ef);
+  take(ep_dist, ep);
   // Prefetch whole vectors (codes) up to kMaxPrefetchBytes. Measured on Fashion-MNIST (d=784,
   // ef=16): hnsw-sq8 went from ~18k QPS prefetching one line per neighbour to ~28k prefetching
   // all 13 lines of every unvisited neighbour up front.
   const size_t prefetch_bytes = std::min(dist_to.bytes(), kMaxPrefetchBytes);
-
-  size_t expanded = 0;
+  uint32_t* fresh = ctx.batch.data();
+  [[maybe_unused]] size_t expanded = 0;
   [[maybe_unused]] size_t probe = ctx.limits.probe_tests;
-  while (!frontier.empty()) {
-    const Candidate c = frontier.front();
-    if (c.distance > bound) break;
+  while (true) {
+    const SortedBeam::Entry* nearest = beam.nearest_unexpanded();
+    const bool route =
+        kRoutes && !routes.empty() && (!nearest || routes.front().distance < nearest->distance);
+    if (route) {
+      // The nearest left is a routing vertex; any admissible one left is no nearer.
+      if (routes.front().distance > beam.bound()) break;
+    } else if (!nearest) {
+      break;
+    }
     if (kFiltered) {
       ++expanded;
       bool stop = expanded > ctx.limits.hop_budget;
       // Probed at probe_tests, then at twice as many tests each time, while the walk holds fewer
       // than ef matches (holding ef, it is bounded and ends as an unfiltered one does).
-      if (tested >= probe && top.size() < ef) {
+      if (tested >= probe && beam.size() < ef) {
         stop = stop || static_cast<double>(matched) < ctx.limits.probe_rate * tested;
         probe = probe <= SIZE_MAX / 2 ? 2 * probe : SIZE_MAX;
       }
@@ -165,39 +152,81 @@ void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_d
         break;
       }
     }
-    std::pop_heap(frontier.begin(), frontier.end(), FartherFirst());
-    frontier.pop_back();
+    slot_t cur;
+    if (route) {
+      cur = routes.front().id;
+      std::pop_heap(routes.begin(), routes.end(), FartherFirst());
+      routes.pop_back();
+    } else {
+      cur = nearest->id;
+      beam.expand_nearest();
+    }
+    ++st.hops;
+    // Two passes over the neighbours: first mark the unvisited ones and prefetch their vectors
+    // all at once, so that their cache misses overlap; then compute the distances. An insert
+    // may be writing the list: each word is read whole (hnsw_graph.h).
+    const size_t n_fresh =
+        gather_fresh(g.links(cur, level), visited, dist_to, prefetch_bytes, fresh);
+    for (size_t j = 0; j < n_fresh; ++j) {
+      const float d = dist_to(fresh[j]);
+      ++st.distance_computations;
+      if (beam.admits(d)) take(d, fresh[j]);
+    }
+  }
+  beam.to_heap(ctx.top);
+}
 
-    const uint32_t* ll;
-    if (kLocked) {  // copy the list under its lock: other threads may be rewriting it
+/// Beam search of width `ef` on one level from `ep` (already started: ctx.start()); leaves the
+/// best `ef` admissible vertices in ctx.top, a max-heap by distance. Queries (kLocked false) walk
+/// query_walk; inserts (kLocked: each list copied under its lock, as other inserts rewrite lists
+/// whole) keep hnswlib's two heaps: on integer data (distances tie often) the beam's other choice
+/// among equal distances builds another graph, and the pruning agent's headline test (digits)
+/// lost its margin on it (docs/hnsw.md, "One sorted beam").
+template <bool kLocked, bool kFiltered, bool kTombstones, typename Dist>
+void search_layer(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_dist, size_t ef,
+                  int level, const IdFilter* filter, SearchContext& ctx, SearchStats& st) {
+  if constexpr (!kLocked) {
+    query_walk<kFiltered, kTombstones>(g, dist_to, ep, ep_dist, ef, level, filter, ctx, st);
+  } else {
+    static_assert(!kFiltered, "inserts walk without a filter");
+    auto& top = ctx.top;
+    auto& frontier = ctx.frontier;
+    const VisitedSet::Walk visited = ctx.visited.walk();
+    auto admissible = [&](slot_t v) { return !(kTombstones && g.flags(v)); };
+    visited.insert(ep);
+    frontier.push_back({ep_dist, ep});
+    if (admissible(ep)) top.push_back({ep_dist, ep});
+    float bound = top.size() >= ef ? top.front().distance : std::numeric_limits<float>::infinity();
+    const size_t prefetch_bytes = std::min(dist_to.bytes(), kMaxPrefetchBytes);
+    while (!frontier.empty()) {
+      const Candidate c = frontier.front();
+      if (c.distance > bound) break;
+      std::pop_heap(frontier.begin(), frontier.end(), FartherFirst());
+      frontier.pop_back();
       g.lock(c.id);
       const uint32_t* src = g.links(c.id, level);
       ctx.links.assign(src, src + 1 + src[0]);
       g.unlock(c.id);
-      ll = ctx.links.data();
-    } else {  // an insert may be writing the list: each word is read whole (hnsw_graph.h)
-      ll = g.links(c.id, level);
-    }
-    ++st.hops;
-    // Two passes over the neighbours: first mark the unvisited ones and prefetch their vectors
-    // all at once, so that their cache misses overlap; then compute the distances.
-    uint32_t* fresh = ctx.batch.data();
-    const size_t n_fresh = gather_fresh(ll, visited, dist_to, prefetch_bytes, fresh);
-    for (size_t j = 0; j < n_fresh; ++j) {
-      const slot_t v = fresh[j];
-      const float d = dist_to(v);
-      ++st.distance_computations;
-      if (top.size() < ef || d < bound) {
-        frontier.push_back({d, v});
-        std::push_heap(frontier.begin(), frontier.end(), FartherFirst());
-        if (admissible(v)) {
-          top.push_back({d, v});
-          std::push_heap(top.begin(), top.end());
-          if (top.size() > ef) {
-            std::pop_heap(top.begin(), top.end());
-            top.pop_back();
+      ++st.hops;
+      uint32_t* fresh = ctx.batch.data();
+      const size_t n_fresh =
+          gather_fresh(ctx.links.data(), visited, dist_to, prefetch_bytes, fresh);
+      for (size_t j = 0; j < n_fresh; ++j) {
+        const slot_t v = fresh[j];
+        const float d = dist_to(v);
+        ++st.distance_computations;
+        if (top.size() < ef || d < bound) {
+          frontier.push_back({d, v});
+          std::push_heap(frontier.begin(), frontier.end(), FartherFirst());
+          if (admissible(v)) {
+            top.push_back({d, v});
+            std::push_heap(top.begin(), top.end());
+            if (top.size() > ef) {
+              std::pop_heap(top.begin(), top.end());
+              top.pop_back();
+            }
+            if (top.size() >= ef) bound = top.front().distance;
           }
-          if (top.size() >= ef) bound = top.front().distance;
         }
       }
     }

@@ -28,9 +28,10 @@ struct WalkLimits {
 
 struct SearchContext {
   VisitedSet visited;
-  SortedBeam beam;                  ///< a query's walk without filter or removed vertices
-  std::vector<Candidate> frontier;  ///< min-heap (FartherFirst): vertices still to expand
-  std::vector<Candidate> top;       ///< max-heap (operator<): the best ef found so far
+  SortedBeam beam;                  ///< a query's admissible vertices, nearest first
+  std::vector<Candidate> frontier;  ///< min-heap (FartherFirst): vertices still to expand (a
+                                    ///< query's: those that only route)
+  std::vector<Candidate> top;       ///< max-heap (operator<): the best ef a walk found
   std::vector<Candidate> scratch;   ///< neighbour selection and result assembly
   std::vector<Candidate> selected;  ///< neighbour selection output
   std::vector<Candidate> chosen;    ///< the new vertex's neighbours, level by level (build)

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "index/neighbor_selection.h"
@@ -31,14 +32,22 @@ class SortedBeam {
     bool expanded;
   };
 
-  /// Starts a walk of width `ef` (at least 1) from `id` at `distance`.
-  void start(size_t ef, float distance, uint32_t id) {
+  /// Starts an empty beam of width `ef` (at least 1).
+  void start(size_t ef) {
     if (entries_.size() < ef) entries_.resize(ef);
     ef_ = ef;
-    entries_[0] = {distance, id, false};
-    size_ = 1;
-    next_ = 0;
-    nearest_new_ = 1;
+    size_ = next_ = nearest_new_ = 0;
+  }
+
+  /// Starts a walk of width `ef` from `id` at `distance`.
+  void start(size_t ef, float distance, uint32_t id) {
+    start(ef);
+    insert(distance, id);
+  }
+
+  /// The distance a vertex must be below to enter a full beam (infinite while it is not full).
+  float bound() const {
+    return size_ == ef_ ? entries_[size_ - 1].distance : std::numeric_limits<float>::infinity();
   }
 
   /// Whether a vertex at `distance` enters the beam (it is full and `distance` is not below its
@@ -66,16 +75,26 @@ class SortedBeam {
     nearest_new_ = std::min(nearest_new_, lo);
   }
 
-  /// The nearest vertex not yet expanded, marked expanded; false when every one is.
-  bool next(uint32_t* id) {
+  /// The nearest entry not yet expanded, or nullptr when every one is (valid until the next
+  /// insert).
+  const Entry* nearest_unexpanded() {
     // Every entry before next_ is expanded, and so is the one there unless one taken in since
     // the last call sits at or before it.
     next_ = std::min(next_, nearest_new_);
-    while (next_ < size_ && entries_[next_].expanded) ++next_;
     nearest_new_ = size_;
-    if (next_ == size_) return false;
-    entries_[next_].expanded = true;
-    *id = entries_[next_].id;
+    while (next_ < size_ && entries_[next_].expanded) ++next_;
+    return next_ < size_ ? &entries_[next_] : nullptr;
+  }
+
+  /// Marks the entry nearest_unexpanded() gave expanded.
+  void expand_nearest() { entries_[next_].expanded = true; }
+
+  /// The nearest vertex not yet expanded, marked expanded; false when every one is.
+  bool next(uint32_t* id) {
+    const Entry* e = nearest_unexpanded();
+    if (!e) return false;
+    *id = e->id;
+    expand_nearest();
     return true;
   }
 
