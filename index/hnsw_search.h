@@ -91,10 +91,11 @@ size_t gather_fresh(const uint32_t* ll, const VisitedSet::Walk& visited, const D
 /// in the filter, or removed) on a min-heap (ctx.frontier); the nearer of the two's nearest not
 /// yet expanded is expanded next, while it is no farther than the beam's bound. This expands
 /// what hnswlib's walk expands (one frontier of both kinds, one heap of the best ef), ties in
-/// distance aside. Filtered, it stops where ctx.limits say, setting ctx.cut.
-template <bool kFiltered, bool kTombstones, typename Dist>
-void query_walk(const HnswGraph& g, const Dist& dist_to, slot_t ep, float ep_dist, size_t ef,
-                int level, const IdFilter* filter, SearchContext& ctx, SearchStats& st) {
+/// distance aside. Filtered, it stops where ctx.limits say, setting ctx.cut. `Graph` is an
+/// HnswGraph, or what reads as one (links, flags, label_of: tests walk graphs of their own).
+template <bool kFiltered, bool kTombstones, typename Graph, typename Dist>
+void query_walk(const Graph& g, const Dist& dist_to, slot_t ep, float ep_dist, size_t ef, int level,
+                const IdFilter* filter, SearchContext& ctx, SearchStats& st) {
   constexpr bool kRoutes = kFiltered || kTombstones;  // some vertices only route
   SortedBeam& beam = ctx.beam;
   auto& routes = ctx.frontier;

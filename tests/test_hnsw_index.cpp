@@ -18,6 +18,7 @@
 #include "index/filter_cost.h"
 #include "index/flat_index.h"
 #include "index/hnsw_index.h"
+#include "index/hnsw_search.h"
 #include "index/omp_team.h"
 #include "index/sorted_beam.h"
 #include "test_util.h"
@@ -966,6 +967,120 @@ TEST(SortedBeam, ExpandsWhatTheTwoHeapsExpandInTheSameOrder) {
       for (size_t i = 0; i < top.size(); ++i) {
         EXPECT_EQ(beam[i].id, top[i].id) << "ef " << ef << ", rank " << i;
         EXPECT_TRUE(beam[i].expanded || ef >= n);
+      }
+    }
+  }
+}
+
+namespace {
+
+/// A graph query_walk can walk (what it reads of an HnswGraph), recording the order in which
+/// the walk asks for lists: the order it expands vertices in.
+struct ListGraph {
+  std::vector<std::vector<uint32_t>> lists;  ///< each: its count, then its ids
+  std::vector<uint8_t> removed;
+  mutable std::vector<uint32_t> expanded;
+  const uint32_t* links(uint32_t v, int) const {
+    expanded.push_back(v);
+    return lists[v].data();
+  }
+  uint8_t flags(uint32_t v) const { return removed[v]; }
+  uint64_t label_of(uint32_t v) const { return v; }
+};
+
+/// Distances given by a table.
+struct TableDistance {
+  const std::vector<float>* table;
+  float operator()(uint32_t v) const { return (*table)[v]; }
+  const void* address(uint32_t v) const { return table->data() + v; }
+  size_t bytes() const { return sizeof(float); }
+};
+
+}  // namespace
+
+// A query's walk with vertices that only route (outside a filter, removed, or both) expands what
+// hnswlib's walk expands, one frontier of both kinds and a heap of the best ef admissible ones,
+// in the same order, with the same distances computed and the same best ef (hnsw::query_walk):
+// random graphs of 3,000 vertices, distinct distances, 30% in the filter, 10% removed.
+TEST(SortedBeam, AWalkWithVerticesThatOnlyRouteExpandsWhatOneFrontierExpands) {
+  std::mt19937_64 rng(11);
+  const size_t n = 3000, degree = 12;
+  ListGraph g;
+  g.lists.resize(n);
+  g.removed.resize(n);
+  std::uniform_int_distribution<uint32_t> pick(0, n - 1);
+  std::bernoulli_distribution in_filter(0.3), removed(0.1);
+  BitsetFilter filter(n);
+  for (uint32_t v = 0; v < n; ++v) {
+    g.lists[v].push_back(degree);
+    for (size_t j = 0; j < degree; ++j) g.lists[v].push_back(pick(rng));
+    g.removed[v] = removed(rng);
+    if (in_filter(rng)) filter.set(v);
+  }
+  SearchContext ctx;
+  for (int kind = 0; kind < 3; ++kind) {  // filtered, removed vertices, both
+    const bool filtered = kind != 1, tombstones = kind != 0;
+    for (const size_t ef : {size_t{1}, size_t{10}, size_t{64}}) {
+      for (int query = 0; query < 20; ++query) {
+        std::vector<float> dist(n);  // distinct: 1 .. n in a random order
+        std::iota(dist.begin(), dist.end(), 1.0f);
+        std::shuffle(dist.begin(), dist.end(), rng);
+        const uint32_t entry = pick(rng);
+        auto admissible = [&](uint32_t v) {
+          return !(tombstones && g.removed[v]) && !(filtered && !filter.contains(v));
+        };
+        // hnswlib's walk.
+        std::vector<uint32_t> order;
+        size_t dcs = 0;
+        std::vector<Candidate> frontier{{dist[entry], entry}}, top;
+        if (admissible(entry)) top.push_back({dist[entry], entry});
+        std::vector<bool> seen(n);
+        seen[entry] = true;
+        while (!frontier.empty()) {
+          const Candidate c = frontier.front();
+          if (top.size() >= ef && c.distance > top.front().distance) break;
+          std::pop_heap(frontier.begin(), frontier.end(), FartherFirst());
+          frontier.pop_back();
+          order.push_back(c.id);
+          for (size_t j = 1; j <= degree; ++j) {
+            const uint32_t v = g.lists[c.id][j];
+            if (seen[v]) continue;
+            seen[v] = true;
+            ++dcs;
+            if (top.size() < ef || dist[v] < top.front().distance) {
+              frontier.push_back({dist[v], v});
+              std::push_heap(frontier.begin(), frontier.end(), FartherFirst());
+              if (!admissible(v)) continue;
+              top.push_back({dist[v], v});
+              std::push_heap(top.begin(), top.end());
+              if (top.size() > ef) {
+                std::pop_heap(top.begin(), top.end());
+                top.pop_back();
+              }
+            }
+          }
+        }
+        std::sort_heap(top.begin(), top.end());
+        // query_walk.
+        g.expanded.clear();
+        ctx.start(n, degree);
+        SearchStats st;
+        const TableDistance d{&dist};
+        const IdFilter* f = filtered ? &filter : nullptr;
+        if (filtered && tombstones) {
+          hnsw::query_walk<true, true>(g, d, entry, dist[entry], ef, 0, f, ctx, st);
+        } else if (filtered) {
+          hnsw::query_walk<true, false>(g, d, entry, dist[entry], ef, 0, f, ctx, st);
+        } else {
+          hnsw::query_walk<false, true>(g, d, entry, dist[entry], ef, 0, f, ctx, st);
+        }
+        ASSERT_EQ(g.expanded, order) << "kind " << kind << ", ef " << ef << ", query " << query;
+        EXPECT_EQ(st.hops, order.size());
+        EXPECT_EQ(st.distance_computations, dcs);
+        std::vector<Candidate> got = ctx.top;
+        std::sort_heap(got.begin(), got.end());
+        ASSERT_EQ(got.size(), top.size());
+        for (size_t i = 0; i < top.size(); ++i) EXPECT_EQ(got[i].id, top[i].id);
       }
     }
   }
