@@ -248,7 +248,9 @@ LearntAndInitial learn_on_digits(const wp::index::Dataset& ds, size_t n, size_t 
 // computations at recall@10 = 0.95 (the job's target) than RobustPrune (alpha 1: the HNSW
 // heuristic) at equal average degree (within 0.35 edges; the best of alpha 1 to 2 and R 5 to 16),
 // on 597 queries the job never saw, on average over three trainer seeds and for at least two.
-// Measured (9 edge features, usage counts among them): x1.019 / 0.895 / 0.939, mean 0.951; with
+// Measured with the walks on the sorted beam (index/sorted_beam.h, 2026-12-06): x0.927 / 0.936 /
+// 1.014, mean 0.959 (seeds 0-7: mean 0.957, from 0.897 to 1.014). Before them, with hnswlib's
+// heaps (9 edge features, usage counts among them): x1.019 / 0.895 / 0.939, mean 0.951; with
 // the 7 features before them x0.927 / 0.888 / 0.946 (a seed's initialisation moved with the
 // layer's size; without the usage columns, at 9 features, x1.005 / 0.957 / 1.049). Not held,
 // and measured: entered through HNSW's upper levels (the served entry), the same job loses by
