@@ -901,77 +901,6 @@ TEST(HnswIndex, OneOpenMpRuntimeAnswersEveryCall) {
   EXPECT_TRUE(kmpc.empty() || kmpc == runtime) << kmpc;
 }
 
-// The sorted beam of a query's walk expands the vertices hnswlib's two heaps expand, in the same
-// order, and ends holding the same best ef (sorted_beam.h): a walk over a random graph of 3,000
-// vertices with distances that never tie, both ways, at ef 1, 10, 64 and past the graph's size.
-TEST(SortedBeam, ExpandsWhatTheTwoHeapsExpandInTheSameOrder) {
-  std::mt19937_64 rng(7);
-  const size_t n = 3000, degree = 12;
-  std::vector<std::vector<uint32_t>> links(n);
-  std::uniform_int_distribution<uint32_t> pick(0, n - 1);
-  for (auto& l : links) {
-    for (size_t j = 0; j < degree; ++j) l.push_back(pick(rng));
-  }
-  for (const size_t ef : {size_t{1}, size_t{10}, size_t{64}, size_t{4000}}) {
-    for (int query = 0; query < 20; ++query) {
-      std::vector<float> dist(n);  // distinct: 1 .. n in a random order
-      std::iota(dist.begin(), dist.end(), 1.0f);
-      std::shuffle(dist.begin(), dist.end(), rng);
-      const uint32_t entry = pick(rng);
-      // hnswlib's walk: a frontier (nearest first) and the best ef (farthest first).
-      std::vector<uint32_t> heap_order;
-      std::vector<Candidate> frontier{{dist[entry], entry}}, top{{dist[entry], entry}};
-      std::vector<bool> seen(n);
-      seen[entry] = true;
-      while (!frontier.empty()) {
-        const Candidate c = frontier.front();
-        if (top.size() >= ef && c.distance > top.front().distance) break;
-        std::pop_heap(frontier.begin(), frontier.end(), FartherFirst());
-        frontier.pop_back();
-        heap_order.push_back(c.id);
-        for (const uint32_t v : links[c.id]) {
-          if (seen[v]) continue;
-          seen[v] = true;
-          if (top.size() < ef || dist[v] < top.front().distance) {
-            frontier.push_back({dist[v], v});
-            std::push_heap(frontier.begin(), frontier.end(), FartherFirst());
-            top.push_back({dist[v], v});
-            std::push_heap(top.begin(), top.end());
-            if (top.size() > ef) {
-              std::pop_heap(top.begin(), top.end());
-              top.pop_back();
-            }
-          }
-        }
-      }
-      std::sort_heap(top.begin(), top.end());
-      // The same walk on the beam.
-      std::vector<uint32_t> beam_order;
-      SortedBeam beam;
-      beam.start(ef, dist[entry], entry);
-      std::fill(seen.begin(), seen.end(), false);
-      seen[entry] = true;
-      for (uint32_t c; beam.next(&c);) {
-        beam_order.push_back(c);
-        for (const uint32_t v : links[c]) {
-          if (seen[v]) continue;
-          seen[v] = true;
-          if (beam.admits(dist[v])) beam.insert(dist[v], v);
-        }
-      }
-      ASSERT_EQ(beam_order, heap_order) << "ef " << ef << ", query " << query;
-      ASSERT_EQ(beam.size(), top.size());
-      std::vector<Candidate> from_beam;
-      beam.to_heap(from_beam);
-      ASSERT_TRUE(std::is_heap(from_beam.begin(), from_beam.end()));
-      for (size_t i = 0; i < top.size(); ++i) {
-        EXPECT_EQ(beam[i].id, top[i].id) << "ef " << ef << ", rank " << i;
-        EXPECT_TRUE(beam[i].expanded || ef >= n);
-      }
-    }
-  }
-}
-
 namespace {
 
 /// A graph query_walk can walk (what it reads of an HnswGraph), recording the order in which
@@ -988,6 +917,19 @@ struct ListGraph {
   uint64_t label_of(uint32_t v) const { return v; }
 };
 
+/// A random graph of n vertices with `degree` links each (none removed).
+ListGraph random_graph(size_t n, size_t degree, std::mt19937_64& rng) {
+  ListGraph g;
+  g.lists.resize(n);
+  g.removed.resize(n);
+  std::uniform_int_distribution<uint32_t> pick(0, n - 1);
+  for (auto& l : g.lists) {
+    l.push_back(degree);
+    for (size_t j = 0; j < degree; ++j) l.push_back(pick(rng));
+  }
+  return g;
+}
+
 /// Distances given by a table.
 struct TableDistance {
   const std::vector<float>* table;
@@ -996,7 +938,100 @@ struct TableDistance {
   size_t bytes() const { return sizeof(float); }
 };
 
+/// Distinct distances, 1 .. n in a random order.
+std::vector<float> distinct_distances(size_t n, std::mt19937_64& rng) {
+  std::vector<float> dist(n);
+  std::iota(dist.begin(), dist.end(), 1.0f);
+  std::shuffle(dist.begin(), dist.end(), rng);
+  return dist;
+}
+
+/// hnswlib's walk: one frontier of every vertex taken (nearest first), a heap of the best ef
+/// admissible ones; the order it expands vertices in, its distances computed and its best ef,
+/// nearest first.
+struct ReferenceWalk {
+  std::vector<uint32_t> order;
+  size_t dcs = 0;
+  std::vector<Candidate> best;
+};
+ReferenceWalk hnswlib_walk(const ListGraph& g, const std::vector<float>& dist, uint32_t entry,
+                           size_t ef, const std::function<bool(uint32_t)>& admissible) {
+  ReferenceWalk w;
+  std::vector<Candidate> frontier{{dist[entry], entry}}, top;
+  if (admissible(entry)) top.push_back({dist[entry], entry});
+  std::vector<bool> seen(dist.size());
+  seen[entry] = true;
+  while (!frontier.empty()) {
+    const Candidate c = frontier.front();
+    if (top.size() >= ef && c.distance > top.front().distance) break;
+    std::pop_heap(frontier.begin(), frontier.end(), FartherFirst());
+    frontier.pop_back();
+    w.order.push_back(c.id);
+    for (size_t j = 1; j <= g.lists[c.id][0]; ++j) {
+      const uint32_t v = g.lists[c.id][j];
+      if (seen[v]) continue;
+      seen[v] = true;
+      ++w.dcs;
+      if (top.size() < ef || dist[v] < top.front().distance) {
+        frontier.push_back({dist[v], v});
+        std::push_heap(frontier.begin(), frontier.end(), FartherFirst());
+        if (!admissible(v)) continue;
+        top.push_back({dist[v], v});
+        std::push_heap(top.begin(), top.end());
+        if (top.size() > ef) {
+          std::pop_heap(top.begin(), top.end());
+          top.pop_back();
+        }
+      }
+    }
+  }
+  std::sort_heap(top.begin(), top.end());
+  w.best = top;
+  return w;
+}
+
 }  // namespace
+
+// The sorted beam of a query's walk expands the vertices hnswlib's two heaps expand, in the same
+// order, and ends holding the same best ef (sorted_beam.h): a walk over a random graph of 3,000
+// vertices with distances that never tie, both ways, at ef 1, 10, 64 and past the graph's size.
+TEST(SortedBeam, ExpandsWhatTheTwoHeapsExpandInTheSameOrder) {
+  std::mt19937_64 rng(7);
+  const size_t n = 3000;
+  const ListGraph g = random_graph(n, 12, rng);
+  std::uniform_int_distribution<uint32_t> pick(0, n - 1);
+  for (const size_t ef : {size_t{1}, size_t{10}, size_t{64}, size_t{4000}}) {
+    for (int query = 0; query < 20; ++query) {
+      const std::vector<float> dist = distinct_distances(n, rng);
+      const uint32_t entry = pick(rng);
+      const ReferenceWalk ref = hnswlib_walk(g, dist, entry, ef, [](uint32_t) { return true; });
+      // The same walk on the beam.
+      std::vector<uint32_t> beam_order;
+      SortedBeam beam;
+      beam.start(ef, dist[entry], entry);
+      std::vector<bool> seen(n);
+      seen[entry] = true;
+      for (uint32_t c; beam.next(&c);) {
+        beam_order.push_back(c);
+        for (size_t j = 1; j <= g.lists[c][0]; ++j) {
+          const uint32_t v = g.lists[c][j];
+          if (seen[v]) continue;
+          seen[v] = true;
+          if (beam.admits(dist[v])) beam.insert(dist[v], v);
+        }
+      }
+      ASSERT_EQ(beam_order, ref.order) << "ef " << ef << ", query " << query;
+      ASSERT_EQ(beam.size(), ref.best.size());
+      std::vector<Candidate> from_beam;
+      beam.to_heap(from_beam);
+      ASSERT_TRUE(std::is_heap(from_beam.begin(), from_beam.end()));
+      for (size_t i = 0; i < ref.best.size(); ++i) {
+        EXPECT_EQ(beam[i].id, ref.best[i].id) << "ef " << ef << ", rank " << i;
+        EXPECT_TRUE(beam[i].expanded || ef >= n);
+      }
+    }
+  }
+}
 
 // A query's walk with vertices that only route (outside a filter, removed, or both) expands what
 // hnswlib's walk expands, one frontier of both kinds and a heap of the best ef admissible ones,
@@ -1005,15 +1040,11 @@ struct TableDistance {
 TEST(SortedBeam, AWalkWithVerticesThatOnlyRouteExpandsWhatOneFrontierExpands) {
   std::mt19937_64 rng(11);
   const size_t n = 3000, degree = 12;
-  ListGraph g;
-  g.lists.resize(n);
-  g.removed.resize(n);
+  ListGraph g = random_graph(n, degree, rng);
   std::uniform_int_distribution<uint32_t> pick(0, n - 1);
   std::bernoulli_distribution in_filter(0.3), removed(0.1);
   BitsetFilter filter(n);
   for (uint32_t v = 0; v < n; ++v) {
-    g.lists[v].push_back(degree);
-    for (size_t j = 0; j < degree; ++j) g.lists[v].push_back(pick(rng));
     g.removed[v] = removed(rng);
     if (in_filter(rng)) filter.set(v);
   }
@@ -1022,46 +1053,11 @@ TEST(SortedBeam, AWalkWithVerticesThatOnlyRouteExpandsWhatOneFrontierExpands) {
     const bool filtered = kind != 1, tombstones = kind != 0;
     for (const size_t ef : {size_t{1}, size_t{10}, size_t{64}}) {
       for (int query = 0; query < 20; ++query) {
-        std::vector<float> dist(n);  // distinct: 1 .. n in a random order
-        std::iota(dist.begin(), dist.end(), 1.0f);
-        std::shuffle(dist.begin(), dist.end(), rng);
+        const std::vector<float> dist = distinct_distances(n, rng);
         const uint32_t entry = pick(rng);
-        auto admissible = [&](uint32_t v) {
+        const ReferenceWalk ref = hnswlib_walk(g, dist, entry, ef, [&](uint32_t v) {
           return !(tombstones && g.removed[v]) && !(filtered && !filter.contains(v));
-        };
-        // hnswlib's walk.
-        std::vector<uint32_t> order;
-        size_t dcs = 0;
-        std::vector<Candidate> frontier{{dist[entry], entry}}, top;
-        if (admissible(entry)) top.push_back({dist[entry], entry});
-        std::vector<bool> seen(n);
-        seen[entry] = true;
-        while (!frontier.empty()) {
-          const Candidate c = frontier.front();
-          if (top.size() >= ef && c.distance > top.front().distance) break;
-          std::pop_heap(frontier.begin(), frontier.end(), FartherFirst());
-          frontier.pop_back();
-          order.push_back(c.id);
-          for (size_t j = 1; j <= degree; ++j) {
-            const uint32_t v = g.lists[c.id][j];
-            if (seen[v]) continue;
-            seen[v] = true;
-            ++dcs;
-            if (top.size() < ef || dist[v] < top.front().distance) {
-              frontier.push_back({dist[v], v});
-              std::push_heap(frontier.begin(), frontier.end(), FartherFirst());
-              if (!admissible(v)) continue;
-              top.push_back({dist[v], v});
-              std::push_heap(top.begin(), top.end());
-              if (top.size() > ef) {
-                std::pop_heap(top.begin(), top.end());
-                top.pop_back();
-              }
-            }
-          }
-        }
-        std::sort_heap(top.begin(), top.end());
-        // query_walk.
+        });
         g.expanded.clear();
         ctx.start(n, degree);
         SearchStats st;
@@ -1074,13 +1070,13 @@ TEST(SortedBeam, AWalkWithVerticesThatOnlyRouteExpandsWhatOneFrontierExpands) {
         } else {
           hnsw::query_walk<false, true>(g, d, entry, dist[entry], ef, 0, f, ctx, st);
         }
-        ASSERT_EQ(g.expanded, order) << "kind " << kind << ", ef " << ef << ", query " << query;
-        EXPECT_EQ(st.hops, order.size());
-        EXPECT_EQ(st.distance_computations, dcs);
+        ASSERT_EQ(g.expanded, ref.order) << "kind " << kind << ", ef " << ef << ", query " << query;
+        EXPECT_EQ(st.hops, ref.order.size());
+        EXPECT_EQ(st.distance_computations, ref.dcs);
         std::vector<Candidate> got = ctx.top;
         std::sort_heap(got.begin(), got.end());
-        ASSERT_EQ(got.size(), top.size());
-        for (size_t i = 0; i < top.size(); ++i) EXPECT_EQ(got[i].id, top[i].id);
+        ASSERT_EQ(got.size(), ref.best.size());
+        for (size_t i = 0; i < ref.best.size(); ++i) EXPECT_EQ(got[i].id, ref.best[i].id);
       }
     }
   }
