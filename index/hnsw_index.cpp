@@ -349,7 +349,12 @@ SearchStats HnswIndex::search_one(const float* q, size_t k, const SearchParams& 
     if (filter && (ctx->cut || ctx->top.size() < want)) exact = true;
   }
   if (exact) exact_scan(q, k, filter, *ctx, st);
-  std::sort_heap(ctx->top.begin(), ctx->top.end());
+  // The scan's and the re-ranked codes' are heaps; a walk's is its sorted beam, farthest first.
+  if (exact || quantizer_.trained()) {
+    std::sort_heap(ctx->top.begin(), ctx->top.end());
+  } else {
+    std::reverse(ctx->top.begin(), ctx->top.end());
+  }
   const size_t found = std::min(k, ctx->top.size());
   for (size_t j = 0; j < found; ++j) {
     labels[j] = g.label_of(ctx->top[j].id);

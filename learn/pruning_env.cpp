@@ -103,11 +103,8 @@ Episode PruningEnv::run_traced(const float* query, const uint32_t* true_knn,
       if (beam.admits(dv)) beam.insert(dv, v);
     }
   }
-  // Ordered as HnswIndex::search_one orders its walk's beam (equal distances alike).
-  thread_local std::vector<index::Candidate> top;
-  beam.to_heap(top);
-  std::sort_heap(top.begin(), top.end());
-  for (size_t j = 0; j < top.size() && j < cfg_.k; ++j) ep.result.push_back(top[j].id);
+  // The beam's order, as HnswIndex::search_one answers (equal distances alike).
+  for (size_t j = 0; j < beam.size() && j < cfg_.k; ++j) ep.result.push_back(beam[j].id);
   size_t hits = 0;
   for (uint32_t r : ep.result) hits += std::count(true_knn, true_knn + cfg_.k, r);
   ep.recall = static_cast<double>(hits) / cfg_.k;
