@@ -4,6 +4,7 @@
 // Run: build/bench/bench_http
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <filesystem>
 #include <memory>
 
@@ -22,6 +23,9 @@ struct Fixture {
   std::vector<std::string> bodies;
   std::vector<std::string> batches;   ///< {"searches": [10 of the bodies]}
   std::vector<std::string> filtered;  ///< the bodies with a filter on the points' parity
+  /// The query vectors scaled to unit length, as a client writes float32 values through a JSON
+  /// writer of doubles: ~17 significant digits a number (SIFT's own are integers, "12.0").
+  std::vector<std::string> fractions;
 
   Fixture() {
     std::filesystem::remove_all(dir);
@@ -55,6 +59,12 @@ struct Fixture {
       bodies.push_back(body.dump());
       body["filter"] = {{"must", {{{"key", "parity"}, {"match", {{"value", "even"}}}}}}};
       filtered.push_back(body.dump());
+      std::vector<float> unit(ds.query.row(i), ds.query.row(i) + ds.query.d);
+      double norm = 0;
+      for (const float x : unit) norm += double{x} * x;
+      for (float& x : unit) x = static_cast<float>(x / std::sqrt(norm));
+      fractions.push_back(
+          nlohmann::json{{"vector", unit}, {"limit", 10}, {"params", {{"hnsw_ef", 64}}}}.dump());
     }
     for (size_t i = 0; i + 10 <= bodies.size(); i += 10) {
       std::string b = "{\"searches\":[";
@@ -75,14 +85,16 @@ Fixture& fixture() {
   return f;
 }
 
-enum class Bodies { kSingle, kBatches, kFiltered };
+enum class Bodies { kSingle, kBatches, kFiltered, kFractions };
 
 /// Runs `fn` on the SIFT10K search bodies in turn (or on batches of 10 of them, or filtered).
 template <typename F>
 void over_bodies(benchmark::State& state, const F& fn, Bodies which = Bodies::kSingle) {
-  const std::vector<std::string>& bodies = which == Bodies::kBatches    ? fixture().batches
-                                           : which == Bodies::kFiltered ? fixture().filtered
-                                                                        : fixture().bodies;
+  const Fixture& f = fixture();
+  const std::vector<std::string>& bodies = which == Bodies::kBatches     ? f.batches
+                                           : which == Bodies::kFiltered  ? f.filtered
+                                           : which == Bodies::kFractions ? f.fractions
+                                                                         : f.bodies;
   size_t i = 0;
   for (auto _ : state) {
     benchmark::DoNotOptimize(fn(bodies[i]));
@@ -128,8 +140,14 @@ void BM_ApiHandleFilteredSearchDom(benchmark::State& state) {
       state, [](const std::string& b) { return search(*fixture().api_dom, b); }, Bodies::kFiltered);
 }
 
+/// The plain reader alone, on SIFT's bodies (integers) and on bodies of ~17-digit fractions.
 void BM_ReadPlainSearch(benchmark::State& state) {
   over_bodies(state, [](const std::string& b) { return wp::http::read_plain_search(b); });
+}
+void BM_ReadPlainSearchFractions(benchmark::State& state) {
+  over_bodies(
+      state, [](const std::string& b) { return wp::http::read_plain_search(b); },
+      Bodies::kFractions);
 }
 
 void BM_ParseSearchBody(benchmark::State& state) {
@@ -157,6 +175,7 @@ BENCHMARK(BM_ApiHandleBatch10Dom);
 BENCHMARK(BM_ApiHandleFilteredSearch);
 BENCHMARK(BM_ApiHandleFilteredSearchDom);
 BENCHMARK(BM_ReadPlainSearch);
+BENCHMARK(BM_ReadPlainSearchFractions);
 BENCHMARK(BM_ParseSearchBody);
 BENCHMARK(BM_CollectionSearch);
 
