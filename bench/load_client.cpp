@@ -8,10 +8,16 @@
 //       [--batch 100] [--payload (3 keys a point)] [--ingest-only] [--route search|query]
 //       [--client-threads N (N event-loop threads share the connections; default: a blocking
 //        thread per connection)] [--client-spin (those threads poll, never sleeping)]
-//       [--raw-client (a thread per connection, each a bare HTTP/1.1 client without Beast; with
-//        --client-spin the reads of a single connection poll, never sleeping)]
+//       [--raw-client (bare HTTP/1.1 clients without Beast: a thread per connection, and with
+//        --client-spin the reads of a single connection poll, never sleeping; with
+//        --client-threads N, N threads each an epoll loop over its share, polling with
+//        --client-spin)]
 //       [--search-during-ingest (one connection searching while another upserts new points;
 //        with --ingest-only, after the upload and without the search rows)]
+//       [--paired-rounds R (after the rows: R rounds of the in-process reference, then the rows
+//        again; each row's p50 and QPS over the same round's in-process p50 and 1-thread QPS,
+//        medians and ranges: the goals' ratios, measured where the machine's drift cannot move
+//        them)]
 //       [--compare-port P2 [--rounds R] (a second server, loaded alike; the search rows of the two
 //        alternated R times, the order swapped each round, and each row's QPS of P2 over P's;
 //        no in-process reference: two binaries compared where the machine's speed drifts)]
@@ -20,6 +26,7 @@
 #include <netinet/tcp.h>
 #include <omp.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <boost/asio/ip/tcp.hpp>
@@ -85,8 +92,18 @@ class RawClient {
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
 
+  int fd() const { return fd_; }
+
   /// Sends one request (a JSON body when not empty) and reads its answer; returns the status.
   unsigned call(std::string_view method, const std::string& target, const std::string& body) {
+    send(method, target, body);
+    while (!receive(true)) {
+    }
+    return status_;
+  }
+
+  /// Sends one request (a JSON body when not empty), whole.
+  void send(std::string_view method, const std::string& target, const std::string& body) {
     req_.clear();
     req_.append(method.data(), method.size());
     req_ += ' ';
@@ -101,31 +118,41 @@ class RawClient {
     req_ += body;
     for (size_t sent = 0; sent < req_.size();) {
       const ssize_t n = ::send(fd_, req_.data() + sent, req_.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
       WP_THROW_IF_NOT(n > 0, "send: ", std::strerror(errno));
       sent += static_cast<size_t>(n);
     }
-    size_t have = 0, need = std::string_view::npos;
-    unsigned status = 0;
-    while (have < need) {
-      if (have == buf_.size()) buf_.resize(buf_.size() * 2);
+    have_ = 0;
+    need_ = std::string_view::npos;
+    status_ = 0;
+  }
+
+  /// Reads what has come of the answer to the last request: true once it is whole (its status
+  /// in status()). With `wait`, and no `spin`, the read sleeps until bytes come; else it returns
+  /// false at once when none have.
+  bool receive(bool wait) {
+    while (have_ < need_) {
+      if (have_ == buf_.size()) buf_.resize(buf_.size() * 2);
       const ssize_t n =
-          ::recv(fd_, buf_.data() + have, buf_.size() - have, spin_ ? MSG_DONTWAIT : 0);
-      if (n < 0 && spin_ && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+          ::recv(fd_, buf_.data() + have_, buf_.size() - have_, wait && !spin_ ? 0 : MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
       WP_THROW_IF_NOT(n > 0, "recv: ", n == 0 ? "connection closed" : std::strerror(errno));
-      have += static_cast<size_t>(n);
-      if (need == std::string_view::npos) {
-        const std::string_view got(buf_.data(), have);
+      have_ += static_cast<size_t>(n);
+      if (need_ == std::string_view::npos) {
+        const std::string_view got(buf_.data(), have_);
         const size_t end = got.find("\r\n\r\n");
         if (end == std::string_view::npos) continue;
         const std::string_view head = got.substr(0, end);
         WP_THROW_IF_NOT(head.size() > 12 && head.substr(0, 5) == "HTTP/", "not an HTTP answer");
-        status = static_cast<unsigned>(std::atoi(std::string(head.substr(9, 3)).c_str()));
-        need = end + 4 + content_length(head);
+        status_ = static_cast<unsigned>(std::atoi(std::string(head.substr(9, 3)).c_str()));
+        need_ = end + 4 + content_length(head);
       }
     }
-    WP_THROW_IF_NOT(have == need, "bytes after an answer");
-    return status;
+    WP_THROW_IF_NOT(have_ == need_, "bytes after an answer");
+    return true;
   }
+
+  unsigned status() const { return status_; }
 
  private:
   /// The Content-Length of an answer's head (names compared case-insensitively).
@@ -146,6 +173,8 @@ class RawClient {
   int fd_ = -1;
   std::string req_;
   std::vector<char> buf_;
+  size_t have_ = 0, need_ = 0;  ///< bytes of the answer read, and its length once its head is
+  unsigned status_ = 0;
 };
 
 /// How the search rows' connections are made: Beast's client (the default), or the bare one.
@@ -260,15 +289,15 @@ double single_point_upserts(uint16_t port, const std::string& col, const wp::ind
   return n / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-/// The in-process reference: the same index parameters, queried directly for a second on
+/// The in-process reference: the same index parameters, queried directly for `seconds` on
 /// `threads` threads; returns QPS.
 double inprocess_qps(const wp::index::HnswIndex& idx, const wp::index::Matrix& queries, size_t k,
-                     size_t ef, int threads) {
+                     size_t ef, int threads, double seconds = 1.0) {
   wp::index::SearchParams sp;
   sp.ef = ef;
   size_t done = 0;
   const auto t0 = Clock::now();
-  while (std::chrono::duration<double>(Clock::now() - t0).count() < 1.0) {
+  while (std::chrono::duration<double>(Clock::now() - t0).count() < seconds) {
 #pragma omp parallel for num_threads(threads)
     for (int64_t i = 0; i < static_cast<int64_t>(queries.n); ++i) {
       wp::index::label_t l[1000];
@@ -281,22 +310,64 @@ double inprocess_qps(const wp::index::HnswIndex& idx, const wp::index::Matrix& q
 }
 
 /// The in-process latency of one query on one thread (the same index and ef), p50 and p99 in
-/// microseconds over every query, twice through the set.
+/// microseconds, through the query set in turn for `seconds` and at least twice: a p50 over a
+/// few milliseconds moved with whatever the machine did in them (SIFT10K's 100 queries twice,
+/// 5 ms, gave 22-37 us within one hour; a second of them holds ~40,000).
 json inprocess_latency(const wp::index::HnswIndex& idx, const wp::index::Matrix& queries, size_t k,
-                       size_t ef) {
+                       size_t ef, double seconds) {
   wp::index::SearchParams sp;
   sp.ef = ef;
   std::vector<double> lat;
   wp::index::label_t l[1000];
   float d[1000];
-  for (int pass = 0; pass < 2; ++pass) {
+  const auto t0 = Clock::now();
+  for (int pass = 0; pass < 2 || std::chrono::duration<double>(Clock::now() - t0).count() < seconds;
+       ++pass) {
     for (size_t i = 0; i < queries.n; ++i) {
       const auto a = Clock::now();
       idx.search_one(queries.row(i), k, sp, l, d);
       lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
     }
   }
-  return {{"p50_us", percentile(lat, 0.5)}, {"p99_us", percentile(lat, 0.99)}};
+  return {{"p50_us", percentile(lat, 0.5)},
+          {"p99_us", percentile(lat, 0.99)},
+          {"searches", lat.size()}};
+}
+
+/// The goals' ratios measured where the machine's speed cannot move them (`--paired-rounds R`):
+/// R rounds, each the in-process reference (latency, and QPS on one thread) for `seconds`, then
+/// each search row; each row's p50 over the same round's in-process p50, and its QPS over the
+/// same round's in-process QPS, as medians over the rounds with their ranges.
+json paired_rounds(const wp::index::HnswIndex& idx, const wp::index::Matrix& queries, size_t k,
+                   size_t ef, double seconds, size_t rounds, const std::vector<long long>& conns,
+                   const std::function<json(long long)>& row) {
+  std::map<long long, std::vector<double>> p50_ratio, qps_share;
+  json out{{"rounds", json::array()}};
+  for (size_t r = 0; r < rounds; ++r) {
+    json round{{"inprocess_latency", inprocess_latency(idx, queries, k, ef, seconds)},
+               {"inprocess_qps_1t", inprocess_qps(idx, queries, k, ef, 1, seconds)},
+               {"search", json::array()}};
+    for (long long n : conns) {
+      json x = row(n);
+      p50_ratio[n].push_back(x["p50_us"].get<double>() /
+                             round["inprocess_latency"]["p50_us"].get<double>());
+      qps_share[n].push_back(x["qps"].get<double>() / round["inprocess_qps_1t"].get<double>());
+      round["search"].push_back(std::move(x));
+    }
+    out["rounds"].push_back(std::move(round));
+  }
+  const auto summary = [](std::vector<double> v) {
+    return json{{"median", percentile(v, 0.5)},
+                {"min", *std::min_element(v.begin(), v.end())},
+                {"max", *std::max_element(v.begin(), v.end())}};
+  };
+  out["ratios"] = json::array();
+  for (long long n : conns) {
+    out["ratios"].push_back({{"connections", n},
+                             {"p50_over_inprocess_p50", summary(p50_ratio[n])},
+                             {"qps_over_inprocess_qps_1t", summary(qps_share[n])}});
+  }
+  return out;
 }
 
 /// The transport's floor: one connection asking GET /healthz (no body, no search) in a loop for
@@ -441,6 +512,97 @@ json search_load_async(uint16_t port, const std::string& path,
           {"errors", errors}};
 }
 
+/// The bare clients' event loop (`--raw-client --client-threads N`): each of N threads holds its
+/// share of the connections on one epoll set and sends a connection's next search when the
+/// answer to its last is whole. With `spin` the threads ask epoll without waiting and never
+/// sleep, so that no answer costs the server's core a wake-up of the client (on loopback the
+/// sender runs the receiver's wake-up): of the load generators here, the one that leaves the
+/// server's core the least work besides what a client on another machine costs it.
+json search_load_raw_loops(uint16_t port, const std::string& path,
+                           const std::vector<std::string>& queries, long long connections,
+                           long long threads, bool spin, double seconds) {
+  struct Conn {
+    explicit Conn(uint16_t port) : client(port, false) {}
+    RawClient client;
+    Clock::time_point sent;
+    size_t next = 0;
+    std::vector<double> lat;
+    int errors = 0;
+  };
+  std::atomic<bool> stop{false};
+  const long long loops = std::min(threads, connections);
+  std::vector<std::vector<std::unique_ptr<Conn>>> shares(loops);
+  for (long long c = 0; c < connections; ++c) {
+    auto conn = std::make_unique<Conn>(port);
+    conn->next = static_cast<size_t>(c);
+    shares[c % loops].push_back(std::move(conn));
+  }
+  const auto send = [&](Conn& c) {
+    c.sent = Clock::now();
+    c.client.send("POST", path, queries[c.next++ % queries.size()]);
+  };
+  std::vector<std::thread> runners;
+  const auto t0 = Clock::now();
+  for (auto& share : shares) {
+    runners.emplace_back([&share, &stop, &send, spin] {
+      const int ep = ::epoll_create1(0);
+      for (size_t i = 0; i < share.size(); ++i) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = i;
+        ::epoll_ctl(ep, EPOLL_CTL_ADD, share[i]->client.fd(), &ev);
+        send(*share[i]);
+      }
+      size_t in_flight = share.size();
+      std::vector<epoll_event> ready(share.size());
+      while (in_flight > 0) {
+        const int n =
+            ::epoll_wait(ep, ready.data(), static_cast<int>(ready.size()), spin ? 0 : 100);
+        for (int i = 0; i < n; ++i) {
+          Conn& c = *share[ready[i].data.u64];
+          try {
+            if (!c.client.receive(false)) continue;
+          } catch (const std::exception&) {
+            ++c.errors;
+            ::epoll_ctl(ep, EPOLL_CTL_DEL, c.client.fd(), nullptr);
+            --in_flight;
+            continue;
+          }
+          c.lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - c.sent).count());
+          if (c.client.status() != 200) ++c.errors;
+          if (stop) {  // each connection stops after its answer in flight
+            ::epoll_ctl(ep, EPOLL_CTL_DEL, c.client.fd(), nullptr);
+            --in_flight;
+          } else {
+            send(c);
+          }
+        }
+      }
+      ::close(ep);
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& th : runners) th.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::vector<double> all;
+  int errors = 0;
+  for (const auto& share : shares) {
+    for (const auto& c : share) {
+      all.insert(all.end(), c->lat.begin(), c->lat.end());
+      errors += c->errors;
+    }
+  }
+  return {{"connections", connections},
+          {"client_threads", loops},
+          {"client_spin", spin},
+          {"raw_client", true},
+          {"qps", all.size() / secs},
+          {"p50_us", percentile(all, 0.5)},
+          {"p99_us", percentile(all, 0.99)},
+          {"errors", errors}};
+}
+
 /// One connection searching in a loop while another upserts the base rows again under new ids
 /// (batches of `batch`, wait=true): the search latency a user sees while the collection takes
 /// writes (each batch goes into the index the searches read), and the ingest rate beside it.
@@ -513,6 +675,25 @@ void print_report(const json& report, size_t ef) {
     std::printf("%12lld %10.0f %10.1f %10.1f %8d\n", r["connections"].get<long long>(),
                 r["qps"].get<double>(), r["p50_us"].get<double>(), r["p99_us"].get<double>(),
                 r["errors"].get<int>());
+  }
+  if (report.contains("paired")) {
+    const json& p = report["paired"];
+    std::printf("paired rounds (%zu): in-process p50", p["rounds"].size());
+    for (const json& r : p["rounds"]) {
+      std::printf(" %.1f", r["inprocess_latency"]["p50_us"].get<double>());
+    }
+    std::printf(" us, QPS on 1 thread");
+    for (const json& r : p["rounds"]) std::printf(" %.0f", r["inprocess_qps_1t"].get<double>());
+    std::printf("\n%12s %28s %28s\n", "connections", "p50 / in-process p50",
+                "QPS / in-process QPS (1t)");
+    for (const json& r : p["ratios"]) {
+      const json& a = r["p50_over_inprocess_p50"];
+      const json& b = r["qps_over_inprocess_qps_1t"];
+      std::printf("%12lld %12.2fx [%.2f, %.2f] %12.0f%% [%.0f, %.0f]\n",
+                  r["connections"].get<long long>(), a["median"].get<double>(),
+                  a["min"].get<double>(), a["max"].get<double>(), 100 * b["median"].get<double>(),
+                  100 * b["min"].get<double>(), 100 * b["max"].get<double>());
+    }
   }
   if (report.contains("search_during_ingest")) {
     const json& r = report["search_during_ingest"];
@@ -606,11 +787,10 @@ int main(int argc, char** argv) {
     const bool client_spin = args.flag("client-spin");
     // The search rows' connections (and the /healthz floor's) without Beast (RawClient).
     const bool raw_client = args.flag("raw-client");
-    WP_THROW_IF_NOT(!raw_client || client_threads == 0,
-                    "--raw-client: each connection has a thread of its own (no --client-threads)");
     const ClientKind kind{raw_client, raw_client && client_spin};
     const auto compare_port = static_cast<uint16_t>(args.integer("compare-port", 0, 0, 65535));
     const size_t rounds = args.integer("rounds", 5, 1, 1000);
+    const size_t paired = args.integer("paired-rounds", 0, 0, 1000);
     WP_THROW_IF_NOT(!client_spin || client_threads > 0 || raw_client,
                     "--client-spin needs --client-threads or --raw-client");
     WP_THROW_IF_NOT(route == "search" || route == "query",
@@ -636,9 +816,10 @@ int main(int argc, char** argv) {
                  upload(port, col, ds.base, half, ds.base.n, batch, true, payload)}};
     const std::string path = "/collections/" + col + "/points/" + route;
     const auto search_row = [&](uint16_t p, long long n) {
-      return client_threads
-                 ? search_load_async(p, path, queries, n, client_threads, client_spin, seconds)
-                 : search_load(p, path, queries, n, seconds, kind);
+      if (client_threads == 0) return search_load(p, path, queries, n, seconds, kind);
+      return raw_client
+                 ? search_load_raw_loops(p, path, queries, n, client_threads, client_spin, seconds)
+                 : search_load_async(p, path, queries, n, client_threads, client_spin, seconds);
     };
     if (compare_port) {
       create_collection(compare_port, col, ds.base.d, ds.metric, shards, replication);
@@ -674,7 +855,7 @@ int main(int argc, char** argv) {
       report["inprocess_qps_" + std::to_string(threads) + "t"] =
           inprocess_qps(idx, ds.query, k, ef, threads);
     }
-    report["inprocess_latency"] = inprocess_latency(idx, ds.query, k, ef);
+    report["inprocess_latency"] = inprocess_latency(idx, ds.query, k, ef, 1.0);
     report["healthz_latency"] = healthz_latency(port, std::min(seconds, 2.0), kind);
     report["route"] = path;
     if (ds.groundtruth.n >= ds.query.n && ds.groundtruth.d >= k) {
@@ -683,6 +864,10 @@ int main(int argc, char** argv) {
     }
     report["search"] = json::array();
     for (long long n : conns) report["search"].push_back(search_row(port, n));
+    if (paired) {
+      report["paired"] = paired_rounds(idx, ds.query, k, ef, seconds, paired, conns,
+                                       [&](long long n) { return search_row(port, n); });
+    }
     if (during_ingest) {
       report["search_during_ingest"] =
           search_during_ingest(port, col, path, queries, ds.base, batch);

@@ -14,18 +14,23 @@
 # With --server-poll-us N the server's threads poll for N microseconds after their last event
 # before sleeping (`serve --poll-us`), so that a request arriving meanwhile costs no wake-up.
 # With --raw-client the load generator's connections are bare HTTP/1.1 clients (no Beast; with
-# --client-spin as well, on the pinned placement their reads poll without sleeping).
+# --client-spin as well, on the pinned placement their reads poll without sleeping); with
+# --client-threads N as well, they are held by N epoll loops (polling with --client-spin).
 # With --only pinned (or unpinned), that placement alone.
+# With --paired-rounds R, after the rows the load generator measures the in-process reference and
+# the rows again R times in turn, and prints each row's p50 over the same round's in-process p50
+# and its QPS over the same round's in-process 1-thread QPS (medians and ranges): the goals'
+# ratios, where the machine's speed, which drifts 10-30% between minutes, cancels out.
 # With --plot FILE, a PNG of QPS and p99 against the number of connections, one line per placement
 # and route (gnuplot).
 #   bash bench/server_http.sh [--dataset tests/data/siftsmall] [--seconds 4] [--ef 64]
 #                             [--port 7490] [--build-dir build] [--rounds 1] [--plot FILE]
 #                             [--client-threads N [--client-spin]] [--server-poll-us N]
-#                             [--only pinned|unpinned] [--raw-client]
+#                             [--only pinned|unpinned] [--raw-client] [--paired-rounds R]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dataset=tests/data/siftsmall seconds=4 ef=64 port=7490 build=${WAYPOINT_BUILD_DIR:-build} rounds=1
-plot="" client_threads=0 client_spin= server_poll=0 placements="unpinned pinned" raw_client=
+plot="" client_threads=0 client_spin= server_poll=0 placements="unpinned pinned" raw_client= paired=0
 while (($#)); do
   case "$1" in
     --dataset) dataset=$2; shift 2 ;;
@@ -40,6 +45,7 @@ while (($#)); do
     --server-poll-us) server_poll=$2; shift 2 ;;
     --only) placements=$2; shift 2 ;;
     --raw-client) raw_client=--raw-client; shift ;;
+    --paired-rounds) paired=$2; shift 2 ;;
     *) echo "server_http.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -66,7 +72,7 @@ run() {  # run PLACEMENT ROUTE
   echo "== $placement, server --threads $threads --poll-us $server_poll, route $route${raw_client:+, raw client}${spin:+, client spinning}"
   $load_pin "$build/bench/waypoint_load" --port "$port" --dataset "$dataset" \
     --connections 1,8,32,64 --seconds "$seconds" --ef "$ef" --route "$route" --json \
-    --client-threads "$client_threads" $spin $raw_client \
+    --client-threads "$client_threads" $spin $raw_client --paired-rounds "$paired" \
     >"$data/$placement-$route-$r.json"
   python3 - "$data/$placement-$route-$r.json" <<'PY'
 import json, sys
@@ -79,6 +85,15 @@ print(f"{'connections':>12} {'qps':>10} {'p50_us':>10} {'p99_us':>10} {'errors':
 for row in r["search"]:
     print(f"{row['connections']:>12} {row['qps']:>10.0f} {row['p50_us']:>10.1f} "
           f"{row['p99_us']:>10.1f} {row['errors']:>8}")
+if "paired" in r:
+    p = r["paired"]
+    print(f"paired rounds ({len(p['rounds'])}): in-process p50 "
+          + " ".join(f"{x['inprocess_latency']['p50_us']:.1f}" for x in p["rounds"]) + " us")
+    for row in p["ratios"]:
+        a, b = row["p50_over_inprocess_p50"], row["qps_over_inprocess_qps_1t"]
+        print(f"{row['connections']:>12} p50 {a['median']:.2f}x [{a['min']:.2f}, {a['max']:.2f}]"
+              f"  QPS {100 * b['median']:.0f}% [{100 * b['min']:.0f}, {100 * b['max']:.0f}] "
+              "of in-process 1 thread")
 PY
   kill "$server"
   wait "$server" 2>/dev/null || true
