@@ -423,6 +423,32 @@ json search_load(uint16_t port, const std::string& path, const std::vector<std::
           {"errors", errors.load()}};
 }
 
+/// What an event loop's connection keeps of its load: when its search in flight was sent, the
+/// next query's index, its latencies and its errors.
+struct LoopConnection {
+  Clock::time_point sent;
+  size_t next = 0;
+  std::vector<double> lat;
+  int errors = 0;
+};
+
+/// A search row of an event-loop load: QPS, p50 and p99 over every connection's latencies, and
+/// their errors, after `secs` of it.
+template <typename Conn>
+json row_of(const std::vector<std::unique_ptr<Conn>>& conns, double secs) {
+  std::vector<double> all;
+  int errors = 0;
+  for (const auto& c : conns) {
+    all.insert(all.end(), c->lat.begin(), c->lat.end());
+    errors += c->errors;
+  }
+  return {{"connections", conns.size()},
+          {"qps", all.size() / secs},
+          {"p50_us", percentile(all, 0.5)},
+          {"p99_us", percentile(all, 0.99)},
+          {"errors", errors}};
+}
+
 /// The same load from `threads` client threads, each running its share of the connections on an
 /// event loop (Asio; each connection sends its next search when the answer to the last is read),
 /// as an asynchronous application's client does; `search_load` gives each connection a thread
@@ -434,16 +460,12 @@ json search_load(uint16_t port, const std::string& path, const std::vector<std::
 json search_load_async(uint16_t port, const std::string& path,
                        const std::vector<std::string>& queries, long long connections,
                        long long threads, bool spin, double seconds) {
-  struct Conn {
+  struct Conn : LoopConnection {
     explicit Conn(net::io_context& ioc) : sock(ioc) {}
     tcp::socket sock;
     beast::flat_buffer buf;
     bhttp::request<bhttp::string_body> req;
     bhttp::response<bhttp::string_body> res;
-    Clock::time_point sent;
-    size_t next = 0;
-    std::vector<double> lat;
-    int errors = 0;
   };
   std::atomic<bool> stop{false};
   const long long loops = std::min(threads, connections);
@@ -496,20 +518,10 @@ json search_load_async(uint16_t port, const std::string& path,
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;  // each connection stops after its answer in flight
   for (auto& th : runners) th.join();
-  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::vector<double> all;
-  int errors = 0;
-  for (const auto& c : conns) {
-    all.insert(all.end(), c->lat.begin(), c->lat.end());
-    errors += c->errors;
-  }
-  return {{"connections", connections},
-          {"client_threads", loops},
-          {"client_spin", spin},
-          {"qps", all.size() / secs},
-          {"p50_us", percentile(all, 0.5)},
-          {"p99_us", percentile(all, 0.99)},
-          {"errors", errors}};
+  json row = row_of(conns, std::chrono::duration<double>(Clock::now() - t0).count());
+  row["client_threads"] = loops;
+  row["client_spin"] = spin;
+  return row;
 }
 
 /// The bare clients' event loop (`--raw-client --client-threads N`): each of N threads holds its
@@ -521,21 +533,18 @@ json search_load_async(uint16_t port, const std::string& path,
 json search_load_raw_loops(uint16_t port, const std::string& path,
                            const std::vector<std::string>& queries, long long connections,
                            long long threads, bool spin, double seconds) {
-  struct Conn {
+  struct Conn : LoopConnection {
     explicit Conn(uint16_t port) : client(port, false) {}
     RawClient client;
-    Clock::time_point sent;
-    size_t next = 0;
-    std::vector<double> lat;
-    int errors = 0;
   };
   std::atomic<bool> stop{false};
   const long long loops = std::min(threads, connections);
-  std::vector<std::vector<std::unique_ptr<Conn>>> shares(loops);
+  std::vector<std::unique_ptr<Conn>> conns;
+  std::vector<std::vector<Conn*>> shares(loops);
   for (long long c = 0; c < connections; ++c) {
-    auto conn = std::make_unique<Conn>(port);
-    conn->next = static_cast<size_t>(c);
-    shares[c % loops].push_back(std::move(conn));
+    conns.push_back(std::make_unique<Conn>(port));
+    conns.back()->next = static_cast<size_t>(c);
+    shares[c % loops].push_back(conns.back().get());
   }
   const auto send = [&](Conn& c) {
     c.sent = Clock::now();
@@ -584,23 +593,11 @@ json search_load_raw_loops(uint16_t port, const std::string& path,
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;
   for (auto& th : runners) th.join();
-  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::vector<double> all;
-  int errors = 0;
-  for (const auto& share : shares) {
-    for (const auto& c : share) {
-      all.insert(all.end(), c->lat.begin(), c->lat.end());
-      errors += c->errors;
-    }
-  }
-  return {{"connections", connections},
-          {"client_threads", loops},
-          {"client_spin", spin},
-          {"raw_client", true},
-          {"qps", all.size() / secs},
-          {"p50_us", percentile(all, 0.5)},
-          {"p99_us", percentile(all, 0.99)},
-          {"errors", errors}};
+  json row = row_of(conns, std::chrono::duration<double>(Clock::now() - t0).count());
+  row["client_threads"] = loops;
+  row["client_spin"] = spin;
+  row["raw_client"] = true;
+  return row;
 }
 
 /// One connection searching in a loop while another upserts the base rows again under new ids
