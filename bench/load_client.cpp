@@ -555,35 +555,40 @@ json search_load_raw_loops(uint16_t port, const std::string& path,
   for (auto& share : shares) {
     runners.emplace_back([&share, &stop, &send, spin] {
       const int ep = ::epoll_create1(0);
+      size_t in_flight = 0;
       for (size_t i = 0; i < share.size(); ++i) {
+        try {
+          send(*share[i]);
+        } catch (const std::exception&) {
+          ++share[i]->errors;
+          continue;
+        }
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.u64 = i;
         ::epoll_ctl(ep, EPOLL_CTL_ADD, share[i]->client.fd(), &ev);
-        send(*share[i]);
+        ++in_flight;
       }
-      size_t in_flight = share.size();
       std::vector<epoll_event> ready(share.size());
       while (in_flight > 0) {
         const int n =
             ::epoll_wait(ep, ready.data(), static_cast<int>(ready.size()), spin ? 0 : 100);
         for (int i = 0; i < n; ++i) {
           Conn& c = *share[ready[i].data.u64];
+          bool done = stop;  // each connection stops after its answer in flight
           try {
             if (!c.client.receive(false)) continue;
+            c.lat.push_back(
+                std::chrono::duration<double, std::micro>(Clock::now() - c.sent).count());
+            if (c.client.status() != 200) ++c.errors;
+            if (!done) send(c);
           } catch (const std::exception&) {
             ++c.errors;
-            ::epoll_ctl(ep, EPOLL_CTL_DEL, c.client.fd(), nullptr);
-            --in_flight;
-            continue;
+            done = true;
           }
-          c.lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - c.sent).count());
-          if (c.client.status() != 200) ++c.errors;
-          if (stop) {  // each connection stops after its answer in flight
+          if (done) {
             ::epoll_ctl(ep, EPOLL_CTL_DEL, c.client.fd(), nullptr);
             --in_flight;
-          } else {
-            send(c);
           }
         }
       }
@@ -788,6 +793,9 @@ int main(int argc, char** argv) {
     const auto compare_port = static_cast<uint16_t>(args.integer("compare-port", 0, 0, 65535));
     const size_t rounds = args.integer("rounds", 5, 1, 1000);
     const size_t paired = args.integer("paired-rounds", 0, 0, 1000);
+    WP_THROW_IF_NOT(!paired || (!compare_port && !ingest_only),
+                    "--paired-rounds: the in-process reference is not measured with "
+                    "--compare-port or --ingest-only");
     WP_THROW_IF_NOT(!client_spin || client_threads > 0 || raw_client,
                     "--client-spin needs --client-threads or --raw-client");
     WP_THROW_IF_NOT(route == "search" || route == "query",
