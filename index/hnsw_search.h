@@ -86,7 +86,8 @@ size_t gather_fresh(const uint32_t* ll, const VisitedSet::Walk& visited, const D
 }
 
 /// A query's beam search of width `ef` on one level from `ep` (already started: ctx.start());
-/// leaves the best `ef` admissible vertices in ctx.top, a max-heap by distance. The admissible
+/// leaves the best `ef` admissible vertices in ctx.top sorted farthest first (a max-heap by
+/// distance; HnswIndex::search_one reverses it rather than sorting it again). The admissible
 /// vertices found are kept on a SortedBeam (sorted_beam.h says why), those that only route (not
 /// in the filter, or removed) on a min-heap (ctx.frontier); the nearer of the two's nearest not
 /// yet expanded is expanded next, while it is no farther than the beam's bound. This expands
