@@ -87,7 +87,8 @@ Fixture& fixture() {
 
 enum class Bodies { kSingle, kBatches, kFiltered, kFractions };
 
-/// Runs `fn` on the SIFT10K search bodies in turn (or on batches of 10 of them, or filtered).
+/// Runs `fn` on the SIFT10K search bodies in turn (or on batches of 10 of them, filtered ones, or
+/// their unit-length fractions).
 template <typename F>
 void over_bodies(benchmark::State& state, const F& fn, Bodies which = Bodies::kSingle) {
   const Fixture& f = fixture();
