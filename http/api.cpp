@@ -2,6 +2,7 @@
 
 #include <strings.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -383,38 +384,36 @@ Response Api::call_handler(const Route& route, const Call& call,
   }
 }
 
-Api::Access Api::access_of(const std::string& method, const std::string& target) noexcept {
-  // Called by the server outside handle(): nothing may escape (out of memory: the pool).
-  try {
-    bool path_known = false;
-    const Route* route = find_route(
-        method == "HEAD" ? "GET" : method,
-        split_path(std::string_view(target).substr(0, target.find('?'))), nullptr, path_known);
-    return route ? route->access : Access::kUnset;
-  } catch (...) {
-    return Access::kWrite;
-  }
+Api::Resolved Api::resolve(const std::string& method, const std::string& target) {
+  Resolved r;
+  r.parts = split_path(std::string_view(target).substr(0, target.find('?')));
+  // HEAD is answered as GET would be (the server sends the headers only; RFC 9110 9.3.2).
+  r.route = find_route(method == "HEAD" ? "GET" : method, r.parts, &r.params, r.path_known);
+  return r;
 }
 
-Response Api::answer(const Request& req) {
+Response Api::answer(const Request& req, Resolved* given) {
   const auto t0 = Clock::now();
   const std::function<double()> seconds = [&] {
     return std::chrono::duration<double>(Clock::now() - t0).count();
   };
+  Resolved own;
+  if (!given) own = resolve(req.method, req.target);
+  Resolved& resolved = given ? *given : own;
+  const std::vector<std::string>& parts = resolved.parts;
+  const Route* route = resolved.route;
+  const bool path_known = resolved.path_known;
   const size_t qpos = req.target.find('?');
-  const std::vector<std::string> parts = split_path(std::string_view(req.target).substr(0, qpos));
   Call call;
+  call.path = std::move(resolved.params);
   call.body = &req.body;
   call.content_type = req.content_type;
   call.internal = req.internal;
   if (qpos != std::string::npos) call.query = parse_query(req.target.substr(qpos + 1));
-  bool path_known = false;
-  // HEAD is answered as GET would be (the server sends the headers only; RFC 9110 9.3.2).
-  const std::string method = req.method == "HEAD" ? "GET" : req.method;
-  const Route* route = find_route(method, parts, &call.path, path_known);
   // /metrics is served here rather than through the table: its answer is text, not JSON.
-  const bool metrics = parts.size() == 1 && parts[0] == "metrics" && method == "GET";
-  const std::string route_name = route ? route->pattern : metrics ? "/metrics" : "unmatched";
+  const bool metrics =
+      parts.size() == 1 && parts[0] == "metrics" && (req.method == "GET" || req.method == "HEAD");
+  const char* route_name = route ? route->pattern : metrics ? "/metrics" : "unmatched";
 
   Response resp;
   if (auto refused = refuse_unauthorised(req, route, seconds())) {
@@ -455,11 +454,11 @@ bool is_snapshot_upload(std::string_view method, std::string_view target) {
   return name.find('/') == std::string_view::npos;
 }
 
-Response Api::handle(const Request& req) {
+Response Api::handle(const Request& req, Resolved* resolved) {
   // Every failure inside a handler is mapped to its status by call_handler; this is the last
   // line for anything else (building an answer included), so that no request ends the process.
   try {
-    return answer(req);
+    return answer(req, resolved);
   } catch (const std::exception& e) {
     return error_response(500, "Service internal error: " + engine::show_text(e.what(), 300), 0);
   } catch (...) {
@@ -467,7 +466,7 @@ Response Api::handle(const Request& req) {
   }
 }
 
-void Api::record(const std::string& route, unsigned status, double secs) {
+void Api::record(const char* route, unsigned status, double secs) {
   std::lock_guard<std::mutex> g(metrics_mu_);
   ++requests_[{route, status}];
   const auto& b = latency_bounds();
@@ -487,9 +486,13 @@ std::string Api::metrics_text() const {
     std::lock_guard<std::mutex> g(metrics_mu_);
     os << "# HELP waypoint_requests_total HTTP requests by route and status code.\n"
        << "# TYPE waypoint_requests_total counter\n";
-    for (const auto& kv : requests_) {
-      os << "waypoint_requests_total{route=\"" << kv.first.first << "\",code=\"" << kv.first.second
-         << "\"} " << kv.second << "\n";
+    // By route name and status (the map's keys are the names' addresses).
+    std::vector<std::pair<std::pair<std::string_view, unsigned>, uint64_t>> counts;
+    for (const auto& [key, n] : requests_) counts.push_back({{key.first, key.second}, n});
+    std::sort(counts.begin(), counts.end());
+    for (const auto& [key, n] : counts) {
+      os << "waypoint_requests_total{route=\"" << key.first << "\",code=\"" << key.second << "\"} "
+         << n << "\n";
     }
     os << "# HELP waypoint_request_duration_seconds Time to answer a request.\n"
        << "# TYPE waypoint_request_duration_seconds histogram\n";

@@ -93,8 +93,21 @@ class Api {
  public:
   Api(engine::Engine& engine, ApiOptions options);
 
-  /// Answers one request. Never throws.
-  Response handle(const Request& req);
+  struct Route;
+  /// A request's path matched against the route table (resolve()): the server does it once a
+  /// request, to choose where the request runs, and hands it to handle().
+  struct Resolved {
+    std::vector<std::string> parts;             ///< the path's segments, decoded
+    std::map<std::string, std::string> params;  ///< the route's {params}
+    const Route* route = nullptr;               ///< nullptr: no route has this method and path
+    bool path_known = false;                    ///< some route has the path (a 405, not a 404)
+  };
+  /// The route `method` `target` names (HEAD as GET). Throws only for want of memory.
+  static Resolved resolve(const std::string& method, const std::string& target);
+
+  /// Answers one request; `resolved`, when given, is resolve() of its method and target (its
+  /// params are moved out). Never throws.
+  Response handle(const Request& req, Resolved* resolved = nullptr);
 
   /// Prometheus text exposition of the counters (also served at GET /metrics).
   std::string metrics_text() const;
@@ -122,9 +135,9 @@ class Api {
 
   /// Whether a route changes data (the read-only key may call only kRead routes).
   enum class Access { kUnset, kRead, kWrite };
-  /// The access of the route `method` `target` names (kUnset when none does): the server runs
-  /// kWrite requests, which may wait on the disk or the index, off its connection threads.
-  static Access access_of(const std::string& method, const std::string& target) noexcept;
+  /// The access of a resolved request's route (kUnset when none matched): the server runs kWrite
+  /// requests, which may wait on the disk or the index, off its connection threads.
+  static Access access_of(const Resolved& r) { return r.route ? r.route->access : Access::kUnset; }
 
   /// How a route's result is sent: in Qdrant's envelope ({"result", "status", "time"}), as it is
   /// (`GET /`, the OpenAPI document), or as plain text (a string result: the health probes).
@@ -216,7 +229,7 @@ class Api {
   /// A single write route: its body read as the points/batch operation `operation`, applied.
   nlohmann::json write_route(const Call& c, const char* operation);
   /// handle() without its last catch.
-  Response answer(const Request& req);
+  Response answer(const Request& req, Resolved* resolved);
   /// A 401 or 403 when an api key is configured and the request does not carry it (the
   /// liveness routes stay open); nullopt to go on.
   std::optional<Response> refuse_unauthorised(const Request& req, const Route* route,
@@ -224,7 +237,9 @@ class Api {
   /// Runs the route's handler, mapping exceptions to status codes (exceptions never leave).
   Response call_handler(const Route& route, const Call& call,
                         const std::function<double()>& seconds);
-  void record(const std::string& route, unsigned status, double seconds);
+  /// Counts a request: `route` is a route's pattern or one of the names answer() gives, all of
+  /// static storage (the counters are keyed by the pointer, and sorted by name on output).
+  void record(const char* route, unsigned status, double seconds);
 
   engine::Engine& engine_;
   ApiOptions options_;
@@ -233,7 +248,7 @@ class Api {
   std::atomic<uint64_t> operation_id_{0};
 
   mutable std::mutex metrics_mu_;
-  std::map<std::pair<std::string, unsigned>, uint64_t> requests_;  ///< (route, status) -> count
+  std::map<std::pair<const char*, unsigned>, uint64_t> requests_;  ///< (route, status) -> count
   std::vector<uint64_t> latency_buckets_;                          ///< cumulative on output
   double latency_sum_ = 0;
   uint64_t latency_count_ = 0;

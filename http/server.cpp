@@ -474,19 +474,27 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     const bool keep_alive = req.keep_alive(), head = req.method() == bhttp::verb::head;
     const unsigned version = req.version();
+    // The route found once, here, for where the request runs and for handle() (null for want
+    // of memory: handle() tries again, and the request runs on the pool).
+    std::optional<Api::Resolved> resolved;
+    try {
+      resolved = Api::resolve(r.method, r.target);
+    } catch (...) {
+    }
     // A write may wait on the disk (wait=true) or the index: on the pool, it holds up no
     // connection of this thread (each thread runs its own connections).
-    if (r.internal || server_.api.clustered() ||
-        Api::access_of(r.method, r.target) == Api::Access::kWrite) {
+    if (r.internal || server_.api.clustered() || !resolved ||
+        Api::access_of(*resolved) == Api::Access::kWrite) {
       // On a cluster node (http/cluster_router.h) a request may wait on calls to other nodes:
       // run it off the connection threads, on the pool of its level, so that no node's threads
       // can all wait on each other (a client's request waits on primaries' writes, a primary's
       // write on replicas' applies, which wait on nothing). On a single node, writes.
       net::thread_pool& pool = server_.internal_pool(r);
       // The work guard keeps run() going until the answer is written.
-      net::post(pool, [self = shared_from_this(), r = std::move(r), keep_alive, version, head,
+      net::post(pool, [self = shared_from_this(), r = std::move(r), resolved = std::move(resolved),
+                       keep_alive, version, head,
                        work = net::make_work_guard(stream_.get_executor())]() mutable {
-        Response answer = self->server_.api.handle(r);
+        Response answer = self->server_.api.handle(r, resolved ? &*resolved : nullptr);
         const size_t body_bytes = r.body.size();
         r.body = std::string();  // freed before the trim
         self->server_.after_write(body_bytes);
@@ -498,7 +506,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       });
       return;
     }
-    Response answer = server_.api.handle(r);
+    Response answer = server_.api.handle(r, &*resolved);
     r.body.clear();
     r.body.shrink_to_fit();
     release_body();  // the body is gone: its bytes no longer count
