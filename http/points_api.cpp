@@ -51,6 +51,19 @@ struct Shown {
   /// scored(s) appended as JSON text without building it (the plain search's answer), in
   /// Qdrant's order of fields.
   void append_scored(std::string& out, const engine::ScoredPoint& s) const {
+    if (!s.point.id.is_uuid() && !payload.enabled && !vectors.any()) {
+      // Most hits: a number, a score and two nulls, written in one append.
+      static constexpr std::string_view kVersion = ",\"version\":0,\"score\":",
+                                        kRest = ",\"payload\":null,\"vector\":null}";
+      char buf[6 + 20 + kVersion.size() + kMaxJsonNumber + kRest.size()];
+      char* p = std::copy_n("{\"id\":", 6, buf);
+      p = std::to_chars(p, p + 20, s.point.id.num()).ptr;
+      p = std::copy(kVersion.begin(), kVersion.end(), p);
+      p = write_json_number(p, s.score);
+      p = std::copy(kRest.begin(), kRest.end(), p);
+      out.append(buf, p);
+      return;
+    }
     out += "{\"id\":";
     if (s.point.id.is_uuid()) {
       out += '"';

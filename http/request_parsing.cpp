@@ -35,17 +35,23 @@ std::string json_text(const json& j) {
 
 namespace {
 template <typename T>
+char* write_shortest(char* out, T x) {
+  if (!std::isfinite(x)) return std::copy_n("null", 4, out);
+  char* const end = std::to_chars(out, out + kMaxJsonNumber - 2, x).ptr;
+  if (std::find_if(out, end, [](char c) { return c == '.' || c == 'e'; }) != end) return end;
+  return std::copy_n(".0", 2, end);
+}
+
+template <typename T>
 void append_shortest(std::string& out, T x) {
-  if (!std::isfinite(x)) {
-    out += "null";
-    return;
-  }
-  char buf[32];
-  const auto end = std::to_chars(buf, buf + sizeof buf, x).ptr;
-  out.append(buf, end);
-  if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) == end) out += ".0";
+  char buf[kMaxJsonNumber];
+  out.append(buf, write_shortest(buf, x));
 }
 }  // namespace
+
+char* write_json_number(char* out, float x) {
+  return write_shortest(out, x);
+}
 
 void append_json_number(std::string& out, double x) {
   append_shortest(out, x);

@@ -40,6 +40,12 @@ void append_json_number(std::string& out, double x);
 /// float ("0.8734", where the double it widens to would be "0.8733999729156494"), with ".0" on
 /// an integral value, null when not finite.
 void append_json_number(std::string& out, float x);
+/// The most characters append_json_number writes (a double's shortest text is at most 24, and
+/// ".0" may follow).
+inline constexpr size_t kMaxJsonNumber = 32;
+/// append_json_number(float) written at `out` (at most kMaxJsonNumber characters); returns the
+/// end.
+char* write_json_number(char* out, float x);
 /// The double that a JSON tree must hold for a float to be written as append_json_number(float)
 /// writes it (nlohmann keeps numbers as doubles): the double nearest x's shortest float text.
 double shortest_double(float x);
