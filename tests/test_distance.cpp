@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "index/distance.h"
 #include "index/error.h"
@@ -91,6 +93,37 @@ TEST(Distance, AllFiniteRejectsNanAndInf) {
   EXPECT_FALSE(all_finite(v, 3));
   v[1] = std::numeric_limits<float>::infinity();
   EXPECT_FALSE(all_finite(v, 3));
+}
+
+TEST(Distance, CheckVectorRefusesEveryNonFiniteValueAndAcceptsTheLargestFloats) {
+  // check_vector finds non-finite values by the sum of squares it takes for the norm: each kind
+  // at each place, and the largest finite floats (whose squares a float sum would overflow).
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), inf, -inf}) {
+    for (size_t at = 0; at < 130; ++at) {
+      std::vector<float> v(130, 0.5f);
+      v[at] = bad;
+      for (const Metric m : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
+        try {
+          check_vector(v.data(), v.size(), m, "vector");
+          ADD_FAILURE() << bad << " at " << at << " was accepted";
+        } catch (const wp::UserError& e) {
+          EXPECT_NE(std::string(e.what()).find("only finite numbers"), std::string::npos)
+              << bad << " at " << at << ": " << e.what();
+        }
+      }
+    }
+  }
+  std::vector<float> big(130, std::numeric_limits<float>::max());
+  big[7] = -std::numeric_limits<float>::max();
+  EXPECT_NO_THROW(check_vector(big.data(), big.size(), Metric::kCosine, "vector"));
+  // Finite, but too long for l2 and ip: the other refusal.
+  try {
+    check_vector(big.data(), big.size(), Metric::kL2, "vector");
+    ADD_FAILURE() << "a norm past kMaxVectorNorm was accepted";
+  } catch (const wp::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("exceeds"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Metric, ParseAndName) {
