@@ -4,11 +4,14 @@
 // times each exchange.
 //   build/bench/tcp_floor [--size 1000] [--count 50000] [--spin] [--cores 0,1]
 // --spin: both sides read with MSG_DONTWAIT in a loop instead of sleeping in recv (neither
-// process then needs a wake-up). --cores A,B pins the echoing child to core A, the timer to B.
+// process then needs a wake-up). --echo-epoll: the echo waits as a polling server does, with
+// epoll_wait(0) calls until the socket is readable and a receive then (with --spin, the timer
+// still spins in recv). --cores A,B pins the echoing child to core A, the timer to B.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -64,7 +67,7 @@ void send_all(int fd, const char* buf, size_t n) {
 
 int main(int argc, char** argv) {
   size_t size = 1000, count = 50000;
-  bool spin = false;
+  bool spin = false, echo_epoll = false;
   int echo_core = -1, timer_core = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -75,11 +78,14 @@ int main(int argc, char** argv) {
       count = std::strtoull(argv[++i], nullptr, 10);
     } else if (a == "--spin") {
       spin = true;
+    } else if (a == "--echo-epoll") {
+      echo_epoll = true;
     } else if (a == "--cores" && more &&
                std::sscanf(argv[++i], "%d,%d", &echo_core, &timer_core) == 2) {
     } else {
       std::fprintf(stderr,
-                   "usage: tcp_floor [--size 1000] [--count 50000] [--spin] [--cores A,B]\n");
+                   "usage: tcp_floor [--size 1000] [--count 50000] [--spin] [--echo-epoll] "
+                   "[--cores A,B]\n");
       return 2;
     }
   }
@@ -105,7 +111,21 @@ int main(int argc, char** argv) {
     const int fd = accept(listener, nullptr, nullptr);
     if (fd < 0) die("accept");
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    while (read_all(fd, buf.data(), size, spin)) send_all(fd, buf.data(), size);
+    const int ep = echo_epoll ? epoll_create1(0) : -1;
+    if (echo_epoll) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLET;
+      if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) die("epoll");
+    }
+    for (;;) {
+      if (echo_epoll) {
+        epoll_event ev;
+        while (epoll_wait(ep, &ev, 1, 0) == 0) {
+        }
+      }
+      if (!read_all(fd, buf.data(), size, spin || echo_epoll)) break;
+      send_all(fd, buf.data(), size);
+    }
     _exit(0);
   }
   close(listener);
