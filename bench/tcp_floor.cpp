@@ -2,11 +2,14 @@
 // 1-connection latency waypoint_load measures (docs/server.md, "Polling server threads"). A
 // child process echoes SIZE-byte messages back over one TCP connection on 127.0.0.1; the parent
 // times each exchange.
-//   build/bench/tcp_floor [--size 1000] [--count 50000] [--spin] [--cores 0,1]
+//   build/bench/tcp_floor [--size 1000] [--count 50000] [--spin] [--echo-epoll] [--syscalls]
+//                         [--cores 0,1]
 // --spin: both sides read with MSG_DONTWAIT in a loop instead of sleeping in recv (neither
 // process then needs a wake-up). --echo-epoll: the echo waits as a polling server does, with
 // epoll_wait(0) calls until the socket is readable and a receive then (with --spin, the timer
 // still spins in recv). --cores A,B pins the echoing child to core A, the timer to B.
+// --syscalls: instead, the time of one system call that does nothing (getppid, epoll_wait(0)
+// on an idle socket, a receive that finds nothing), on the first core of --cores.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -39,6 +42,38 @@ void pin(int core) {
   if (sched_setaffinity(0, sizeof set, &set) != 0) die("sched_setaffinity");
 }
 
+/// Microseconds a call of `f`, over `count` calls.
+template <class F>
+double per_call_us(size_t count, F f) {
+  const auto t = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < count; ++i) f();
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t).count() /
+         static_cast<double>(count);
+}
+
+/// --syscalls: what the kernel's entry and exit alone cost here (each request to a server pays
+/// them a few times over on its critical path).
+int null_syscalls(size_t count) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  const int ep = epoll_create1(0);
+  int pair[2];
+  if (fd < 0 || ep < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair) != 0) {
+    die("socket");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLET;
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, pair[0], &ev) != 0) die("epoll_ctl");
+  char byte;
+  const double getppid_us = per_call_us(count, [] { getppid(); });
+  const double epoll_us = per_call_us(count, [&] { epoll_wait(ep, &ev, 1, 0); });
+  const double recv_us = per_call_us(count, [&] { recv(fd, &byte, 1, MSG_DONTWAIT); });
+  std::printf(
+      "{\"calls\": %zu, \"getppid_us\": %.3f, \"epoll_wait_0_us\": %.3f, "
+      "\"recv_eagain_us\": %.3f}\n",
+      count, getppid_us, epoll_us, recv_us);
+  return 0;
+}
+
 /// Reads exactly `n` bytes; false when the peer closed.
 bool read_all(int fd, char* buf, size_t n, bool spin) {
   size_t got = 0;
@@ -67,7 +102,7 @@ void send_all(int fd, const char* buf, size_t n) {
 
 int main(int argc, char** argv) {
   size_t size = 1000, count = 50000;
-  bool spin = false, echo_epoll = false;
+  bool spin = false, echo_epoll = false, syscalls = false;
   int echo_core = -1, timer_core = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -80,18 +115,24 @@ int main(int argc, char** argv) {
       spin = true;
     } else if (a == "--echo-epoll") {
       echo_epoll = true;
+    } else if (a == "--syscalls") {
+      syscalls = true;
     } else if (a == "--cores" && more &&
                std::sscanf(argv[++i], "%d,%d", &echo_core, &timer_core) == 2) {
     } else {
       std::fprintf(stderr,
                    "usage: tcp_floor [--size 1000] [--count 50000] [--spin] [--echo-epoll] "
-                   "[--cores A,B]\n");
+                   "[--syscalls] [--cores A,B]\n");
       return 2;
     }
   }
   if (size == 0 || size > (1u << 20) || count == 0) {
     std::fprintf(stderr, "tcp_floor: --size must be in 1..1048576 and --count at least 1\n");
     return 2;
+  }
+  if (syscalls) {
+    pin(echo_core);
+    return null_syscalls(count);
   }
   const int listener = socket(AF_INET, SOCK_STREAM, 0);
   if (listener < 0) die("socket");
