@@ -388,8 +388,15 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   /// (before or within a request) is.
   void read_some() {
     wait_on_client();
-    bhttp::async_read_some(stream_, buffer_, *parser_,
-                           beast::bind_front_handler(&Session::on_read_some, shared_from_this()));
+    auto done = beast::bind_front_handler(&Session::on_read_some, shared_from_this());
+    if constexpr (kTls) {
+      bhttp::async_read_some(stream_, buffer_, *parser_, std::move(done));
+    } else {
+      // From the socket itself: basic_stream wraps each receive in an operation of its own (its
+      // timer and rate limit, neither used on a read: the sweeper closes idle connections), code
+      // that every request ran between two system calls.
+      bhttp::async_read_some(lowest().socket(), buffer_, *parser_, std::move(done));
+    }
   }
 
   void on_read_some(beast::error_code ec, std::size_t bytes) {
