@@ -1,0 +1,187 @@
+// http_floor: waypoint's API (Api::handle, the engine, the plain search path) behind a bare
+// epoll loop on one thread instead of Asio and Beast: the floor under `waypoint serve`'s own HTTP
+// machinery, for measuring what a leaner HTTP/1.1 path could give (docs/server.md, "System calls
+// at a microsecond"). It speaks only what waypoint_load sends: HTTP/1.1 keep-alive requests with
+// a Content-Length (no chunked bodies, no TLS, no limits, no timeouts); it is a measuring
+// instrument on 127.0.0.1, never a server. One thread, polling for 200 us after its last event
+// (as `serve --poll-us 200`) and sleeping after; it runs until killed.
+//   build/bench/http_floor --port 7660 --data DIR
+//   build/bench/waypoint_load --port 7660 --compare-port 7640 ...   (7640: a `waypoint serve`)
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "engine/engine.h"
+#include "http/api.h"
+
+namespace {
+
+[[noreturn]] void die(const char* what) {
+  std::perror(what);
+  std::exit(1);
+}
+
+const char* reason(unsigned status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    default:
+      return "Status";
+  }
+}
+
+/// The Content-Length of a header block (0 when none), its name in any case.
+size_t content_length(std::string_view head) {
+  for (size_t at = head.find("\r\n"); at != std::string_view::npos;
+       at = head.find("\r\n", at + 2)) {
+    const std::string_view line = head.substr(at + 2, head.find("\r\n", at + 2) - at - 2);
+    if (line.size() > 15 && strncasecmp(line.data(), "content-length:", 15) == 0) {
+      return std::strtoull(std::string(line.substr(15)).c_str(), nullptr, 10);
+    }
+  }
+  return 0;
+}
+
+struct Connection {
+  std::string in;  ///< received, not yet answered
+};
+
+/// Answers every whole request in `c.in`; false when the connection should close.
+bool serve(int fd, Connection& c, wp::http::Api& api) {
+  for (;;) {
+    const size_t end = c.in.find("\r\n\r\n");
+    if (end == std::string::npos) return true;
+    const std::string_view head(c.in.data(), end + 2);
+    const size_t body_size = content_length(head);
+    if (c.in.size() < end + 4 + body_size) return true;
+    const size_t sp1 = head.find(' '), sp2 = head.find(' ', sp1 + 1);
+    if (sp1 == std::string_view::npos || sp2 == std::string_view::npos) return false;
+    wp::http::Request r;
+    r.method = std::string(head.substr(0, sp1));
+    r.target = std::string(head.substr(sp1 + 1, sp2 - sp1 - 1));
+    r.body = c.in.substr(end + 4, body_size);
+    r.content_type = "application/json";
+    c.in.erase(0, end + 4 + body_size);
+    const wp::http::Response a = api.handle(r);
+    char top[256];
+    const int n = std::snprintf(top, sizeof top,
+                                "HTTP/1.1 %u %s\r\nServer: waypoint\r\nContent-Type: %s\r\n"
+                                "Content-Length: %zu\r\nConnection: keep-alive\r\n\r\n",
+                                a.status, reason(a.status), a.content_type.c_str(), a.body.size());
+    iovec parts[2] = {{top, static_cast<size_t>(n)},
+                      {const_cast<char*>(a.body.data()), a.body.size()}};
+    size_t left = static_cast<size_t>(n) + a.body.size();
+    msghdr m{};
+    m.msg_iov = parts;
+    m.msg_iovlen = 2;
+    while (left > 0) {  // a large answer may take several calls (the socket blocks then)
+      const ssize_t sent = sendmsg(fd, &m, MSG_NOSIGNAL);
+      if (sent < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) continue;
+        return false;
+      }
+      left -= static_cast<size_t>(sent);
+      size_t s = static_cast<size_t>(sent);
+      while (m.msg_iovlen > 0 && s >= m.msg_iov[0].iov_len) {
+        s -= m.msg_iov[0].iov_len;
+        ++m.msg_iov;
+        --m.msg_iovlen;
+      }
+      if (m.msg_iovlen > 0) {
+        m.msg_iov[0].iov_base = static_cast<char*>(m.msg_iov[0].iov_base) + s;
+        m.msg_iov[0].iov_len -= s;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int port = 0;
+  std::string data;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--port") == 0) port = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--data") == 0) data = argv[i + 1];
+  }
+  if (port <= 0 || port > 65535 || data.empty()) {
+    std::fprintf(stderr, "usage: http_floor --port P --data DIR\n");
+    return 2;
+  }
+  wp::engine::Engine engine(data);
+  wp::http::Api api(engine, wp::http::ApiOptions{});
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  const int one = 1;
+  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(listener, 128) != 0) {
+    die("listen");
+  }
+  const int ep = epoll_create1(0);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = listener;
+  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, listener, &ev) != 0) die("epoll");
+  std::printf("http_floor listening on 127.0.0.1:%d\n", port);
+  std::fflush(stdout);
+  std::map<int, std::unique_ptr<Connection>> connections;
+  std::string chunk(1 << 16, '\0');
+  epoll_event events[64];
+  auto last = std::chrono::steady_clock::now();
+  for (;;) {
+    // Polls for 200 us after the last event (as `serve --poll-us 200`), then sleeps: an idle
+    // http_floor leaves its core to a server measured beside it.
+    const bool poll = std::chrono::steady_clock::now() - last < std::chrono::microseconds(200);
+    const int n = epoll_wait(ep, events, 64, poll ? 0 : -1);
+    if (n > 0) last = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == listener) {
+        for (int c; (c = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK)) >= 0;) {
+          setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          epoll_event cev{};
+          cev.events = EPOLLIN;  // level-triggered: one receive an event, the rest reported again
+          cev.data.fd = c;
+          epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+          connections[c] = std::make_unique<Connection>();
+        }
+        continue;
+      }
+      Connection& c = *connections.at(fd);
+      const ssize_t got = recv(fd, chunk.data(), chunk.size(), 0);
+      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+      bool keep = got > 0;
+      if (keep) {
+        c.in.append(chunk.data(), static_cast<size_t>(got));
+        keep = serve(fd, c, api);
+      }
+      if (!keep) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+        close(fd);
+        connections.erase(fd);
+      }
+    }
+  }
+}
