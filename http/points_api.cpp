@@ -51,29 +51,29 @@ struct Shown {
   /// scored(s) appended as JSON text without building it (the plain search's answer), in
   /// Qdrant's order of fields.
   void append_scored(std::string& out, const engine::ScoredPoint& s) const {
-    if (!s.point.id.is_uuid() && !payload.enabled && !vectors.any()) {
-      // Most hits: a number, a score and two nulls, written in one append.
-      static constexpr std::string_view kVersion = ",\"version\":0,\"score\":",
-                                        kRest = ",\"payload\":null,\"vector\":null}";
-      char buf[6 + 20 + kVersion.size() + kMaxJsonNumber + kRest.size()];
-      char* p = std::copy_n("{\"id\":", 6, buf);
+    // The id and the score written in a stack buffer; a hit with neither payload nor vector (most
+    // hits) is then one append.
+    static constexpr std::string_view kVersion = ",\"version\":0,\"score\":",
+                                      kNulls = ",\"payload\":null,\"vector\":null}";
+    char buf[6 + 38 + kVersion.size() + kMaxJsonNumber + kNulls.size()];
+    char* p = std::copy_n("{\"id\":", 6, buf);
+    if (s.point.id.is_uuid()) {
+      // Canonical hexadecimal and dashes (36 characters): nothing to escape.
+      const std::string uuid = s.point.id.uuid_string();
+      *p++ = '"';
+      p = std::copy(uuid.begin(), uuid.end(), p);
+      *p++ = '"';
+    } else {
       p = std::to_chars(p, p + 20, s.point.id.num()).ptr;
-      p = std::copy(kVersion.begin(), kVersion.end(), p);
-      p = write_json_number(p, s.score);
-      p = std::copy(kRest.begin(), kRest.end(), p);
+    }
+    p = std::copy(kVersion.begin(), kVersion.end(), p);
+    p = write_json_number(p, s.score);
+    if (!payload.enabled && !vectors.any()) {
+      p = std::copy(kNulls.begin(), kNulls.end(), p);
       out.append(buf, p);
       return;
     }
-    out += "{\"id\":";
-    if (s.point.id.is_uuid()) {
-      out += '"';
-      out += s.point.id.uuid_string();  // canonical hexadecimal and dashes: nothing to escape
-      out += '"';
-    } else {
-      out += std::to_string(s.point.id.num());
-    }
-    out += ",\"version\":0,\"score\":";
-    append_json_number(out, s.score);
+    out.append(buf, p);
     out += ",\"payload\":";
     out += payload.enabled ? json_text(payload.apply(s.point.payload)) : "null";
     out += ",\"vector\":";
