@@ -21,7 +21,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <memory>
 #include <string>
 #include <string_view>
 
@@ -60,26 +59,23 @@ size_t content_length(std::string_view head) {
   return 0;
 }
 
-struct Connection {
-  std::string in;  ///< received, not yet answered
-};
-
-/// Answers every whole request in `c.in`; false when the connection should close.
-bool serve(int fd, Connection& c, wp::http::Api& api) {
+/// Answers every whole request in `in` (what the connection sent, not yet answered); false when
+/// the connection should close.
+bool serve(int fd, std::string& in, wp::http::Api& api) {
   for (;;) {
-    const size_t end = c.in.find("\r\n\r\n");
+    const size_t end = in.find("\r\n\r\n");
     if (end == std::string::npos) return true;
-    const std::string_view head(c.in.data(), end + 2);
+    const std::string_view head(in.data(), end + 2);
     const size_t body_size = content_length(head);
-    if (c.in.size() < end + 4 + body_size) return true;
+    if (in.size() < end + 4 + body_size) return true;
     const size_t sp1 = head.find(' '), sp2 = head.find(' ', sp1 + 1);
     if (sp1 == std::string_view::npos || sp2 == std::string_view::npos) return false;
     wp::http::Request r;
     r.method = std::string(head.substr(0, sp1));
     r.target = std::string(head.substr(sp1 + 1, sp2 - sp1 - 1));
-    r.body = c.in.substr(end + 4, body_size);
+    r.body = in.substr(end + 4, body_size);
     r.content_type = "application/json";
-    c.in.erase(0, end + 4 + body_size);
+    in.erase(0, end + 4 + body_size);
     const wp::http::Response a = api.handle(r);
     char top[256];
     const int n = std::snprintf(top, sizeof top,
@@ -146,7 +142,7 @@ int main(int argc, char** argv) {
   if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, listener, &ev) != 0) die("epoll");
   std::printf("http_floor listening on 127.0.0.1:%d\n", port);
   std::fflush(stdout);
-  std::map<int, std::unique_ptr<Connection>> connections;
+  std::map<int, std::string> connections;  ///< by socket: received, not yet answered
   std::string chunk(1 << 16, '\0');
   epoll_event events[64];
   auto last = std::chrono::steady_clock::now();
@@ -165,17 +161,17 @@ int main(int argc, char** argv) {
           cev.events = EPOLLIN;  // level-triggered: one receive an event, the rest reported again
           cev.data.fd = c;
           epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
-          connections[c] = std::make_unique<Connection>();
+          connections[c];
         }
         continue;
       }
-      Connection& c = *connections.at(fd);
+      std::string& in = connections.at(fd);
       const ssize_t got = recv(fd, chunk.data(), chunk.size(), 0);
       if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
       bool keep = got > 0;
       if (keep) {
-        c.in.append(chunk.data(), static_cast<size_t>(got));
-        keep = serve(fd, c, api);
+        in.append(chunk.data(), static_cast<size_t>(got));
+        keep = serve(fd, in, api);
       }
       if (!keep) {
         epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
