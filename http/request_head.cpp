@@ -1,0 +1,142 @@
+#include "http/request_head.h"
+
+#include <array>
+
+namespace wp::http {
+namespace {
+
+/// RFC 9110's tchar: the characters of a method and of a field's name.
+constexpr std::array<bool, 256> kToken = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (const char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+/// What a field's value may hold: visible characters, space, tab and obs-text (as Beast).
+constexpr std::array<bool, 256> kValue = [] {
+  std::array<bool, 256> t{};
+  t['\t'] = true;
+  for (int c = 0x20; c < 0x7f; ++c) t[c] = true;
+  for (int c = 0x80; c < 0x100; ++c) t[c] = true;
+  return t;
+}();
+
+bool token(char c) {
+  return kToken[static_cast<unsigned char>(c)];
+}
+
+/// Whether `name` is `lower` (lower case) in any case.
+bool is(std::string_view name, std::string_view lower) {
+  if (name.size() != lower.size()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c) != lower[i]) return false;
+  }
+  return true;
+}
+
+/// A Content-Length's value: 1 to 19 digits (anything else is Beast's to read or refuse).
+bool read_length(std::string_view v, uint64_t& out) {
+  if (v.empty() || v.size() > 19) return false;
+  uint64_t n = 0;
+  for (const char c : v) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  out = n;
+  return true;
+}
+
+}  // namespace
+
+bool read_simple_head(std::string_view bytes, RequestHead& head) {
+  const size_t end = bytes.substr(0, kSimpleHeadLimit).find("\r\n\r\n");
+  if (end == std::string_view::npos) return false;
+  head = RequestHead{};
+  head.size = end + 4;
+  const char* p = bytes.data();
+  // Each line of the head ends in CRLF; `last` is the end of the last one's.
+  const char* const last = bytes.data() + end + 2;
+
+  // The request line: method SP target SP HTTP/1.x CRLF.
+  const char* q = p;
+  while (token(*q)) ++q;
+  if (q == p || *q != ' ') return false;
+  head.method = std::string_view(p, static_cast<size_t>(q - p));
+  p = ++q;
+  if (*p != '/') return false;  // origin-form only
+  while (*q > ' ' && *q < 0x7f) ++q;
+  if (*q != ' ') return false;
+  head.target = std::string_view(p, static_cast<size_t>(q - p));
+  p = q + 1;
+  if (last - p < 10 || std::string_view(p, 7) != "HTTP/1." || (p[7] != '0' && p[7] != '1') ||
+      p[8] != '\r' || p[9] != '\n') {
+    return false;
+  }
+  head.version = p[7] == '1' ? 11 : 10;
+  p += 10;
+
+  // The fields: name ":" OWS value OWS CRLF.
+  bool has_length = false, has_connection = false, close = false, keep_alive = false;
+  bool has_key = false, has_authorization = false, has_type = false;
+  while (p < last) {
+    q = p;
+    while (token(*q)) ++q;
+    if (q == p || *q != ':') return false;
+    const std::string_view name(p, static_cast<size_t>(q - p));
+    ++q;
+    while (*q == ' ' || *q == '\t') ++q;
+    const char* const value_begin = q;
+    while (kValue[static_cast<unsigned char>(*q)]) ++q;
+    if (q[0] != '\r' || q[1] != '\n') return false;
+    const char* value_end = q;
+    while (value_end > value_begin && (value_end[-1] == ' ' || value_end[-1] == '\t')) --value_end;
+    p = q + 2;  // a line folded onto this one (it begins with a space or a tab) has no name
+    const std::string_view value(value_begin, static_cast<size_t>(value_end - value_begin));
+    switch (name.size()) {
+      case 7:
+        if (is(name, "api-key") && !has_key) head.api_key = value, has_key = true;
+        if (is(name, "upgrade")) return false;
+        break;
+      case 10:
+        if (is(name, "connection")) {
+          if (has_connection) return false;
+          has_connection = true;
+          close = is(value, "close");
+          keep_alive = is(value, "keep-alive");
+          if (!close && !keep_alive) return false;
+        }
+        break;
+      case 12:
+        if (is(name, "content-type") && !has_type) head.content_type = value, has_type = true;
+        break;
+      case 13:
+        if (is(name, "authorization") && !has_authorization) {
+          head.authorization = value, has_authorization = true;
+        }
+        break;
+      case 14:
+        if (is(name, "content-length")) {
+          if (has_length || !read_length(value, head.content_length)) return false;
+          has_length = true;
+        }
+        break;
+      case 16:
+        if (is(name, "proxy-connection")) return false;
+        break;
+      case 17:
+        if (is(name, "transfer-encoding")) return false;
+        if (is(name, "waypoint-internal")) head.internal = true;
+        break;
+      default:
+        break;
+    }
+  }
+  head.keep_alive = head.version == 11 ? !close : keep_alive;
+  return true;
+}
+
+}  // namespace wp::http

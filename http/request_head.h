@@ -1,0 +1,41 @@
+#pragma once
+/**
+ * @file request_head.h
+ * The server's reader of the request heads clients send most, in one pass and without an
+ * allocation: a request line of a token method, a target that begins with '/', and HTTP/1.1 or
+ * HTTP/1.0; header fields of plain text, with at most one Content-Length of digits (no body
+ * without one) and a Connection of `close` or `keep-alive` at most. It declines everything else
+ * (an incomplete head, one over the limit, a chunked body, folded lines, an Upgrade, a malformed
+ * line...), and the server then reads that request with Beast's parser as before, which gives the
+ * odd and the malformed their answers (400, 414, 431). A head it reads, it reads as Beast's
+ * parser does: tests/fuzz/request_head_check.h compares the two on every head it takes
+ * (fuzz_request_head, test_request_head).
+ */
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace wp::http {
+
+/// A request head, as views into the bytes it was read from.
+struct RequestHead {
+  std::string_view method;
+  std::string_view target;
+  unsigned version = 11;        ///< 10 or 11 (HTTP/1.0, HTTP/1.1), as Beast counts it
+  bool keep_alive = true;       ///< the version's default, or what Connection says
+  uint64_t content_length = 0;  ///< 0 when the head has no Content-Length
+  /// The first field of each name (compared without case), empty when none.
+  std::string_view api_key, authorization, content_type;
+  bool internal = false;  ///< a `waypoint-internal` field
+  size_t size = 0;        ///< bytes of the head, its last empty line included
+};
+
+/// The largest head read_simple_head reads (half the server's limit on a head, so that every
+/// head it takes is one that Beast's parser would take whole).
+inline constexpr size_t kSimpleHeadLimit = 8 * 1024;
+
+/// Reads the head at the start of `bytes` into `head`; false (head unspecified) when the bytes
+/// hold no whole head within kSimpleHeadLimit or the head is not of the simple form above.
+bool read_simple_head(std::string_view bytes, RequestHead& head);
+
+}  // namespace wp::http
