@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "http/request_head.h"
 #include "index/error.h"
 
 namespace wp::http {
@@ -348,18 +349,119 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
  private:
+  /// Reads the next request: its head here when it is of the simple form clients send most
+  /// (request_head.h), else with Beast's parser from the same bytes.
   void read() {
     busy_ = false;
     body_reserved_ = false;
     if (server_.stopping) return close();
-    parser_.emplace();
-    // Until the header names the route, the largest body any route takes (Beast checks a
-    // Content-Length against the limit as the header completes); then the route's own.
+    parser_.reset();
+    // Until the head names the route, the largest body any route takes (Beast checks a
+    // Content-Length against the limit as the head completes); then the route's own.
     body_limit_ =
         std::max(server_.api.options().max_body_bytes, server_.api.options().max_upload_bytes);
+    if (buffer_.size() > 0) return on_bytes();  // pipelined: the request is here already
+    wait_on_client();
+    auto done = [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->done_waiting();
+      self->buffer_.commit(n);
+      if (ec) return self->close();  // the peer left, or the idle timeout: nothing to answer
+      self->on_bytes();
+    };
+    if constexpr (kTls) {
+      stream_.async_read_some(buffer_.prepare(kReadChunk), std::move(done));
+    } else {
+      // From the socket itself: basic_stream wraps each receive in an operation of its own (its
+      // timer and rate limit, neither used on a read: the sweeper closes idle connections), code
+      // that every request ran between two system calls.
+      lowest().socket().async_read_some(buffer_.prepare(kReadChunk), std::move(done));
+    }
+  }
+
+  /// A request's first bytes are in buffer_.
+  void on_bytes() {
+    busy_ = true;  // a request has begun: shutdown lets it finish
+    const auto data = buffer_.data();
+    const std::string_view bytes(static_cast<const char*>(data.data()), data.size());
+    RequestHead head;
+    if (read_simple_head(bytes, head)) return on_simple_head(bytes, head);
+    // Anything else (a head not whole in one read, a chunked body, a malformed request...):
+    // Beast's parser, which reads what buffer_ holds before it reads the socket.
+    parser_.emplace();
     parser_->body_limit(body_limit_);
     parser_->header_limit(kHeaderLimit);
     read_some();
+  }
+
+  /// A simple head read from `bytes` (buffer_'s): its body, what came with the head and then
+  /// reads straight into the request, and the request answered.
+  void on_simple_head(std::string_view bytes, const RequestHead& head) {
+    if (!admit_body(head.method, head.target, head.content_length)) return;
+    Pending p;
+    p.request.method = std::string(head.method);
+    p.request.target = std::string(head.target);
+    p.request.api_key = std::string(head.api_key);
+    p.request.authorization = std::string(head.authorization);
+    p.request.content_type = std::string(head.content_type);
+    p.request.internal = head.internal;
+    p.keep_alive = head.keep_alive;
+    p.version = head.version;
+    p.head = head.method == "HEAD";
+    const size_t have =
+        static_cast<size_t>(std::min<uint64_t>(bytes.size() - head.size, head.content_length));
+    p.request.body.assign(bytes.data() + head.size, have);
+    buffer_.consume(head.size + have);  // what is left is the next request's
+    if (have == head.content_length) {
+      return dispatch(std::move(p.request), p.keep_alive, p.version, p.head);
+    }
+    p.request.body.resize(static_cast<size_t>(head.content_length));
+    body_read_ = have;
+    pending_.emplace(std::move(p));
+    read_body();
+  }
+
+  /// Reads the rest of a simple request's body into it a piece at a time, the idle timeout
+  /// restarting with each piece (as read_some), then answers the request.
+  void read_body() {
+    wait_on_client();
+    std::string& body = pending_->request.body;
+    auto done = [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->done_waiting();
+      if (ec) return self->close();  // the peer left within the body, or the idle timeout
+      self->body_read_ += n;
+      if (self->body_read_ < self->pending_->request.body.size()) return self->read_body();
+      Pending p = std::move(*self->pending_);
+      self->pending_.reset();
+      self->dispatch(std::move(p.request), p.keep_alive, p.version, p.head);
+    };
+    const auto rest = net::buffer(body.data() + body_read_, body.size() - body_read_);
+    if constexpr (kTls) {
+      stream_.async_read_some(rest, std::move(done));
+    } else {
+      lowest().socket().async_read_some(rest, std::move(done));
+    }
+  }
+
+  /// Once a request's head is read: the body limit of its route (a snapshot upload may be a whole
+  /// collection; every other body max_body_bytes), then the body's place in the server's budget
+  /// of bodies in flight. False when the request is refused for either (a 413 or a 503, on its
+  /// way to the client).
+  bool admit_body(std::string_view method, std::string_view target,
+                  std::optional<uint64_t> length) {
+    const bool upload = is_snapshot_upload(method, target);
+    body_limit_ =
+        upload ? server_.api.options().max_upload_bytes : server_.api.options().max_body_bytes;
+    if (parser_) parser_->body_limit(body_limit_);
+    if (length && *length > body_limit_) {
+      on_read(bhttp::error::body_limit, 0);
+      return false;
+    }
+    if (reserve_body(length)) return true;
+    write(refusal(503, "Service unavailable: the server holds its maximum of " +
+                           std::to_string(server_.options.max_bodies_in_flight >> 20) +
+                           " MiB of request bodies; retry later"),
+          false, 11);
+    return false;
   }
 
   /// The TCP stream under the connection (the stream itself when it is not TLS).
@@ -392,9 +494,6 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if constexpr (kTls) {
       bhttp::async_read_some(stream_, buffer_, *parser_, std::move(done));
     } else {
-      // From the socket itself: basic_stream wraps each receive in an operation of its own (its
-      // timer and rate limit, neither used on a read: the sweeper closes idle connections), code
-      // that every request ran between two system calls.
       bhttp::async_read_some(lowest().socket(), buffer_, *parser_, std::move(done));
     }
   }
@@ -403,22 +502,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     done_waiting();
     if (bytes > 0) busy_ = true;  // a request has begun: shutdown lets it finish
     if (!ec && parser_->is_header_done() && !body_reserved_) {
-      // A snapshot upload may be a whole collection; every other body max_body_bytes.
       const auto method = parser_->get().method_string();
       const auto target = parser_->get().target();
-      const bool upload = is_snapshot_upload(std::string_view(method.data(), method.size()),
-                                             std::string_view(target.data(), target.size()));
-      body_limit_ =
-          upload ? server_.api.options().max_upload_bytes : server_.api.options().max_body_bytes;
-      parser_->body_limit(body_limit_);
       const auto length = parser_->content_length();
-      if (length && *length > body_limit_) return on_read(bhttp::error::body_limit, bytes);
-    }
-    if (!ec && parser_->is_header_done() && !body_reserved_ && !reserve_body()) {
-      return write(refusal(503, "Service unavailable: the server holds its maximum of " +
-                                    std::to_string(server_.options.max_bodies_in_flight >> 20) +
-                                    " MiB of request bodies; retry later"),
-                   false, 11);
+      if (!admit_body(std::string_view(method.data(), method.size()),
+                      std::string_view(target.data(), target.size()),
+                      length ? std::optional<uint64_t>(*length) : std::nullopt)) {
+        return;
+      }
     }
     if (!ec && !parser_->is_done()) return read_some();
     on_read(ec, bytes);
@@ -426,8 +517,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   /// Counts this request's body against the server's in-flight budget; false when it would
   /// pass it (the request is then refused before its body is read).
-  bool reserve_body() {
-    const auto length = parser_->content_length();
+  bool reserve_body(std::optional<uint64_t> length) {
     const size_t want = length ? static_cast<size_t>(*length) : body_limit_;
     body_reserved_ = true;
     const size_t before = server_.bodies_in_flight.fetch_add(want);
@@ -479,8 +569,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (auto it = req.find(bhttp::field::content_type); it != req.end()) {
       r.content_type = std::string(it->value());
     }
-    const bool keep_alive = req.keep_alive(), head = req.method() == bhttp::verb::head;
-    const unsigned version = req.version();
+    dispatch(std::move(r), req.keep_alive(), req.version(), req.method() == bhttp::verb::head);
+  }
+
+  /// Answers a request whose head and body are read, here or on a pool (see below).
+  void dispatch(Request r, bool keep_alive, unsigned version, bool head) {
     // The route found once, here, for where the request runs and for handle() (null for want
     // of memory: handle() tries again, and the request runs on the pool).
     std::optional<Api::Resolved> resolved;
@@ -668,7 +761,17 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   Stream stream_;
   beast::flat_buffer buffer_;
+  /// Beast's parser, for a request read_simple_head declined (none while a simple one is read).
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  /// A simple request whose body is being read (read_body), and how it is to be answered.
+  struct Pending {
+    Request request;
+    bool keep_alive = true;
+    unsigned version = 11;
+    bool head = false;  ///< a HEAD request
+  };
+  std::optional<Pending> pending_;
+  size_t body_read_ = 0;     ///< bytes of pending_'s body read
   size_t body_limit_ = 0;    ///< of the request being read
   std::string head_;         ///< the answer's status line and headers (write)
   std::string answer_body_;  ///< its body (empty for HEAD)

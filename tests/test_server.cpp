@@ -633,6 +633,61 @@ TEST(Server, AnswersSpeakTheRequestsVersionAndKeepOrEndTheConnection) {
   EXPECT_TRUE(has(five[4], "Connection: close")) << five[4].head;
 }
 
+// The server reads the heads clients send most itself (http/request_head.h) and leaves the rest
+// to Beast's parser: on one connection, a chunked body (Beast's), a simple request sent with it,
+// a head cut in two by a pause (Beast's), a body in three pieces after a simple head (read into
+// the request), and a last request with its body: each answered, in order, as one whole request.
+TEST(Server, RequestsInPiecesAndChunkedBodiesAreReadWhole) {
+  wp::test::TempDir tmp;
+  ServerProcess server(tmp.file("data"));
+  net::io_context ioc;
+  tcp::socket sock(ioc);
+  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
+  const auto send = [&](const std::string& text) {
+    net::write(sock, net::buffer(text));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  };
+  const std::string points = R"({"points": [{"id": 7, "vector": [0.5, 2]}]})";
+  const std::string search = R"({"vector": [1, 1], "limit": 1})";
+  const auto chunk = [](const std::string& text) {
+    std::ostringstream out;
+    out << std::hex << text.size() << "\r\n" << text << "\r\n";
+    return out.str();
+  };
+  send("PUT /collections/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+       chunk(R"({"vectors": {"size")") + chunk(R"(: 2, "distance": "Dot"}})") + "0\r\n\r\n" +
+       "GET /collections/k HTTP/1.1\r\nHost: x\r\n\r\n"
+       "PUT /collections/k/points?wait=true HTTP/1.1\r\nHo");
+  send("st: x\r\nContent-Length: " + std::to_string(points.size()) + "\r\n\r\n" + points);
+  send("POST /collections/k/points/search HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+       std::to_string(search.size()) + "\r\nConnection: close\r\n\r\n" + search.substr(0, 5));
+  send(search.substr(5, 10));
+  send(search.substr(15));
+  std::string answer;
+  std::array<char, 4096> buf;
+  boost::system::error_code ec;
+  while (!ec) answer.append(buf.data(), sock.read_some(net::buffer(buf), ec));
+  std::vector<std::string> bodies;
+  for (size_t at = 0; (at = answer.find("HTTP/1.1 ", at)) != std::string::npos;) {
+    const size_t end = answer.find("\r\n\r\n", at);
+    ASSERT_NE(end, std::string::npos) << answer;
+    EXPECT_EQ(status_of(answer.substr(at)), 200u) << answer.substr(at, end - at);
+    const size_t cl = answer.find("Content-Length: ", at);
+    const size_t length = std::stoul(answer.substr(cl + 16));
+    bodies.push_back(answer.substr(end + 4, length));
+    at = end + 4 + length;
+  }
+  ASSERT_EQ(bodies.size(), 4u) << answer;
+  EXPECT_EQ(json::parse(bodies[0])["result"], true) << bodies[0];
+  EXPECT_EQ(json::parse(bodies[1])["result"]["config"]["params"]["vectors"]["size"], 2)
+      << bodies[1];
+  EXPECT_EQ(json::parse(bodies[2])["result"]["status"], "completed") << bodies[2];
+  const json hits = json::parse(bodies[3])["result"];
+  ASSERT_EQ(hits.size(), 1u) << bodies[3];
+  EXPECT_EQ(hits[0]["id"], 7);
+  EXPECT_FLOAT_EQ(hits[0]["score"].get<float>(), 2.5f);
+}
+
 namespace {
 
 /// A self-signed certificate for 127.0.0.1 and its key, made by the openssl command line.
