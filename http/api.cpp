@@ -69,26 +69,38 @@ std::map<std::string, std::string> parse_query(const std::string& q) {
   return out;
 }
 
-bool is_param(const std::string& segment) {
-  return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
+/// A segment of a route's pattern: a literal, or a {param} (`text` is then the param's name).
+struct PatternSegment {
+  std::string text;
+  bool param = false;
+};
+
+std::vector<PatternSegment> split_pattern(std::string_view pattern) {
+  std::vector<PatternSegment> out;
+  for (std::string& part : split_path(pattern)) {
+    const bool param = part.size() > 2 && part.front() == '{' && part.back() == '}';
+    out.push_back({param ? part.substr(1, part.size() - 2) : std::move(part), param});
+  }
+  return out;
 }
 
 /// Whether `parts` match a split pattern such as {"collections", "{name}", "points"} (nothing
-/// allocated: every request tries the routes in turn).
-bool match(const std::vector<std::string>& pat, const std::vector<std::string>& parts) {
+/// allocated: every request tries the routes in turn). From the last segment, where the routes
+/// of one length mostly differ ("search", "query", "scroll"...).
+bool match(const std::vector<PatternSegment>& pat, const std::vector<std::string>& parts) {
   if (pat.size() != parts.size()) return false;
-  for (size_t i = 0; i < pat.size(); ++i) {
-    if (!is_param(pat[i]) && pat[i] != parts[i]) return false;
+  for (size_t i = pat.size(); i-- > 0;) {
+    if (!pat[i].param && pat[i].text != parts[i]) return false;
   }
   return true;
 }
 
 /// The {params} of a pattern that matched.
-std::map<std::string, std::string> path_params(const std::vector<std::string>& pat,
+std::map<std::string, std::string> path_params(const std::vector<PatternSegment>& pat,
                                                const std::vector<std::string>& parts) {
   std::map<std::string, std::string> p;
   for (size_t i = 0; i < pat.size(); ++i) {
-    if (is_param(pat[i])) p[pat[i].substr(1, pat[i].size() - 2)] = parts[i];
+    if (pat[i].param) p.emplace(pat[i].text, parts[i]);
   }
   return p;
 }
@@ -260,13 +272,13 @@ const Api::Route* find_route(const std::string& method, const std::vector<std::s
   // The route patterns, split once, and the routes of each number of segments in the table's
   // order (a request tries only those of its own length).
   struct Patterns {
-    std::vector<std::vector<std::string>> split;
+    std::vector<std::vector<PatternSegment>> split;
     std::vector<std::vector<size_t>> by_length;
   };
   static const Patterns patterns = [] {
     Patterns p;
     for (size_t i = 0; i < Api::routes().size(); ++i) {
-      p.split.push_back(split_path(Api::routes()[i].pattern));
+      p.split.push_back(split_pattern(Api::routes()[i].pattern));
       const size_t n = p.split.back().size();
       if (p.by_length.size() <= n) p.by_length.resize(n + 1);
       p.by_length[n].push_back(i);
