@@ -81,7 +81,7 @@ bool read_simple_head(std::string_view bytes, RequestHead& head) {
 
   // The fields: name ":" OWS value OWS CRLF.
   bool has_length = false, has_connection = false, close = false, keep_alive = false;
-  bool has_key = false, has_authorization = false, has_type = false;
+  bool has_key = false, has_authorization = false, has_type = false, has_expect = false;
   while (p < last) {
     q = p;
     while (token(*q)) ++q;
@@ -97,6 +97,12 @@ bool read_simple_head(std::string_view bytes, RequestHead& head) {
     p = q + 2;  // a line folded onto this one (it begins with a space or a tab) has no name
     const std::string_view value(value_begin, static_cast<size_t>(value_end - value_begin));
     switch (name.size()) {
+      case 6:
+        if (is(name, "expect")) {
+          if (has_expect || !is(value, "100-continue")) return false;
+          has_expect = head.expect_continue = true;
+        }
+        break;
       case 7:
         if (is(name, "api-key") && !has_key) head.api_key = value, has_key = true;
         if (is(name, "upgrade")) return false;

@@ -4,12 +4,12 @@
  * The server's reader of the request heads clients send most, in one pass and without an
  * allocation: a request line of a token method, a target that begins with '/', and HTTP/1.1 or
  * HTTP/1.0; header fields of plain text, with at most one Content-Length of digits (no body
- * without one) and a Connection of `close` or `keep-alive` at most. It declines everything else
- * (an incomplete head, one over the limit, a chunked body, folded lines, an Upgrade, a malformed
- * line...), and the server then reads that request with Beast's parser as before, which gives the
- * odd and the malformed their answers (400, 414, 431). A head it reads, it reads as Beast's
- * parser does: tests/fuzz/request_head_check.h compares the two on every head it takes
- * (fuzz_request_head, test_request_head).
+ * without one), one Connection of `close` or `keep-alive` and one Expect of `100-continue`. It
+ * declines everything else (an incomplete head, one over the limit, a chunked body, folded
+ * lines, an Upgrade, a malformed line...), and the server then reads that request with Beast's
+ * parser as before, which gives the odd and the malformed their answers (400, 414, 431). A head
+ * it reads, it reads as Beast's parser does: tests/fuzz/request_head_check.h compares the two on
+ * every head it takes (fuzz_request_head, test_request_head).
  */
 #include <cstddef>
 #include <cstdint>
@@ -27,7 +27,10 @@ struct RequestHead {
   /// The first field of each name (compared without case), empty when none.
   std::string_view api_key, authorization, content_type;
   bool internal = false;  ///< a `waypoint-internal` field
-  size_t size = 0;        ///< bytes of the head, its last empty line included
+  /// `Expect: 100-continue` (in any case): the client waits for a 100 (Continue) before it
+  /// sends the body. Any other expectation is declined.
+  bool expect_continue = false;
+  size_t size = 0;  ///< bytes of the head, its last empty line included
 };
 
 /// The largest head read_simple_head reads (half the server's limit on a head, so that every

@@ -19,7 +19,7 @@ const std::string kSearch =
     "POST /collections/c/points/search?timeout=3 HTTP/1.1\r\nHost: 127.0.0.1:6333\r\n"
     "User-Agent: python-httpx/0.27.0\r\nAccept: */*\r\nCONNECTION: Keep-Alive\r\n"
     "content-length: 37\r\nContent-Type:application/json \t\r\nApi-Key: k1\r\napi-key: k2\r\n"
-    "Authorization: Bearer t\r\nWaypoint-Internal:\r\n\r\n"
+    "Authorization: Bearer t\r\nWaypoint-Internal:\r\nExpect: 100-Continue\r\n\r\n"
     "{\"vector\": [1, 2, 3, 4], \"limit\": 1}";
 
 }  // namespace
@@ -36,6 +36,7 @@ TEST(RequestHead, ReadsTheHeadsClientsSendAsBeastDoes) {
   EXPECT_EQ(h.api_key, "k1");                     // the first of two
   EXPECT_EQ(h.authorization, "Bearer t");
   EXPECT_TRUE(h.internal);
+  EXPECT_TRUE(h.expect_continue);
   EXPECT_EQ(h.size, kSearch.find("\r\n\r\n") + 4);
   EXPECT_EQ(request_head_differs(kSearch), "");
 
@@ -49,6 +50,7 @@ TEST(RequestHead, ReadsTheHeadsClientsSendAsBeastDoes) {
     ASSERT_TRUE(read_simple_head(text, h)) << text;
     EXPECT_EQ(h.keep_alive, alive) << text;
     EXPECT_EQ(h.content_length, 0u) << text;
+    EXPECT_FALSE(h.expect_continue) << text;
     EXPECT_EQ(request_head_differs(text), "") << text;
   }
   // Another request after the head (pipelined) is not part of it.
@@ -81,6 +83,8 @@ TEST(RequestHead, LeavesEverythingElseToBeastsParser) {
            line + "Upgrade: websocket\r\n\r\n",
            line + "Proxy-Connection: close\r\n\r\n",
            line + "Connection: close\r\nConnection: close\r\n\r\n",
+           line + "Expect: 200-ok\r\n\r\n",
+           line + "Expect: 100-continue\r\nExpect: 100-continue\r\n\r\n",
            line + "X-Folded: a\r\n b\r\n\r\n",  // obs-fold
            line + "X-Bad: a\x01"
                   "b\r\n\r\n",  // a control character

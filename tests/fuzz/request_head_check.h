@@ -15,7 +15,8 @@ namespace wp::test {
 /// Empty when read_simple_head declines `bytes`, or reads them as Beast's request parser does
 /// (with the server's limit on a head): the method, the target, the version, keep-alive, the
 /// body's length (no chunked body), the head's size, and the fields the server reads (api-key,
-/// Authorization, Content-Type: the first of each; waypoint-internal); else what differs.
+/// Authorization, Content-Type: the first of each; waypoint-internal; Expect: 100-continue); else
+/// what differs.
 inline std::string request_head_differs(std::string_view bytes) {
   namespace bhttp = boost::beast::http;
   http::RequestHead head;
@@ -53,6 +54,9 @@ inline std::string request_head_differs(std::string_view bytes) {
   }
   if (std::string(head.content_type) != field(bhttp::field::content_type)) differ("Content-Type");
   if (head.internal != (req.find("waypoint-internal") != req.end())) differ("waypoint-internal");
+  if (head.expect_continue != boost::beast::iequals(field(bhttp::field::expect), "100-continue")) {
+    differ("Expect");
+  }
   return out;
 }
 
