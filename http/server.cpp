@@ -417,7 +417,25 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     p.request.body.resize(static_cast<size_t>(head.content_length));
     body_read_ = have;
     pending_.emplace(std::move(p));
+    if (have == 0 && head.expect_continue && head.version == 11) {
+      return send_continue(&Session::read_body);
+    }
     read_body();
+  }
+
+  /// A 100 (Continue) to a client that waits for one before it sends its body (`Expect:
+  /// 100-continue` in HTTP/1.1; curl asks so of bodies over 1 MiB and waits a second without
+  /// it), then `then`, the read of that body. No other write is under way: the last answer is
+  /// sent before the next request is read.
+  void send_continue(void (Session::*then)()) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    wait_on_client();
+    net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                     [self = shared_from_this(), then](beast::error_code ec, std::size_t) {
+                       self->done_waiting();
+                       if (ec) return self->close();
+                       ((*self).*then)();
+                     });
   }
 
   /// Reads the rest of a simple request's body into it a piece at a time, the idle timeout
@@ -509,6 +527,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                       std::string_view(target.data(), target.size()),
                       length ? std::optional<uint64_t>(*length) : std::nullopt)) {
         return;
+      }
+      if (!parser_->is_done() && parser_->get().version() == 11 &&
+          beast::iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
+        return send_continue(&Session::read_some);
       }
     }
     if (!ec && !parser_->is_done()) return read_some();

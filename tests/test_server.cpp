@@ -688,6 +688,80 @@ TEST(Server, RequestsInPiecesAndChunkedBodiesAreReadWhole) {
   EXPECT_FLOAT_EQ(hits[0]["score"].get<float>(), 2.5f);
 }
 
+// A client that sends `Expect: 100-continue` (curl does for bodies over 1 MiB) waits for a 100
+// (Continue) before its body: without one, curl waited a second on every large upsert. The head
+// read in place and the one Beast reads (chunked) both get it; an HTTP/1.0 request, and one whose
+// body is over the limit (a 413 at once), do not.
+TEST(Server, ClientsThatExpect100ContinueGetItBeforeTheyShouldSendTheBody) {
+  wp::test::TempDir tmp;
+  ServerProcess server(tmp.file("data"), "--max-body-mb 1");
+  net::io_context ioc;
+  // What the server sends within `ms` milliseconds (all of it, if it closes sooner).
+  const auto read_for = [](tcp::socket& sock, int ms) {
+    std::string out;
+    std::array<char, 4096> buf;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    pollfd p{sock.native_handle(), POLLIN, 0};
+    while (std::chrono::steady_clock::now() < until) {
+      if (::poll(&p, 1, 20) <= 0) continue;
+      const ssize_t n = ::recv(p.fd, buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      out.append(buf.data(), static_cast<size_t>(n));
+    }
+    return out;
+  };
+  const auto connect = [&] {
+    tcp::socket sock(ioc);
+    sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
+    return sock;
+  };
+  const std::string body = R"({"vectors": {"size": 2, "distance": "Dot"}})";
+  const std::string length = "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  {  // read in place
+    tcp::socket sock = connect();
+    net::write(sock, net::buffer("PUT /collections/a HTTP/1.1\r\nHost: x\r\n" + length +
+                                 "Expect: 100-continue\r\n\r\n"));
+    EXPECT_EQ(read_for(sock, 2000), kContinue);
+    net::write(sock, net::buffer(body));
+    const std::string answer = read_for(sock, 2000);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answer;
+  }
+  {  // chunked: Beast's parser
+    tcp::socket sock = connect();
+    net::write(sock, net::buffer(std::string("PUT /collections/b HTTP/1.1\r\nHost: x\r\n"
+                                             "Transfer-Encoding: chunked\r\n"
+                                             "Expect: 100-Continue\r\n\r\n")));
+    EXPECT_EQ(read_for(sock, 2000), kContinue);
+    std::ostringstream chunked;
+    chunked << std::hex << body.size() << "\r\n" << body << "\r\n0\r\n\r\n";
+    net::write(sock, net::buffer(chunked.str()));
+    const std::string answer = read_for(sock, 2000);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answer;
+  }
+  {  // HTTP/1.0: the expectation is ignored (RFC 9110, 10.1.1)
+    tcp::socket sock = connect();
+    net::write(sock, net::buffer("PUT /collections/c HTTP/1.0\r\n" + length +
+                                 "Expect: 100-continue\r\n\r\n"));
+    EXPECT_EQ(read_for(sock, 300), "");
+    net::write(sock, net::buffer(body));
+    const std::string answer = read_for(sock, 2000);
+    EXPECT_EQ(answer.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << answer;
+  }
+  {  // over the body limit: the 413 is the answer, no 100 before it
+    tcp::socket sock = connect();
+    net::write(sock, net::buffer(std::string("PUT /collections/d/points HTTP/1.1\r\nHost: x\r\n"
+                                             "Content-Length: 5000000\r\n"
+                                             "Expect: 100-continue\r\n\r\n")));
+    const std::string answer = read_for(sock, 2000);
+    EXPECT_EQ(status_of(answer), 413u) << answer;
+  }
+  Client c(server.port());
+  const auto [st, j] = c.call(bhttp::verb::get, "/collections");
+  EXPECT_EQ(st, 200u);
+  EXPECT_EQ(j["result"]["collections"].size(), 3u) << j.dump();
+}
+
 namespace {
 
 /// A self-signed certificate for 127.0.0.1 and its key, made by the openssl command line.
