@@ -368,14 +368,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       if (ec) return self->close();  // the peer left, or the idle timeout: nothing to answer
       self->on_bytes();
     };
-    if constexpr (kTls) {
-      stream_.async_read_some(buffer_.prepare(kReadChunk), std::move(done));
-    } else {
-      // From the socket itself: basic_stream wraps each receive in an operation of its own (its
-      // timer and rate limit, neither used on a read: the sweeper closes idle connections), code
-      // that every request ran between two system calls.
-      lowest().socket().async_read_some(buffer_.prepare(kReadChunk), std::move(done));
-    }
+    reader().async_read_some(buffer_.prepare(kReadChunk), std::move(done));
   }
 
   /// A request's first bytes are in buffer_.
@@ -415,7 +408,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       return dispatch(std::move(p.request), p.keep_alive, p.version, p.head);
     }
     p.request.body.resize(static_cast<size_t>(head.content_length));
-    body_read_ = have;
+    p.body_read = have;
     pending_.emplace(std::move(p));
     if (have == 0 && head.expect_continue && head.version == 11) {
       return send_continue(&Session::read_body);
@@ -443,21 +436,18 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void read_body() {
     wait_on_client();
     std::string& body = pending_->request.body;
+    const size_t have = pending_->body_read;
     auto done = [self = shared_from_this()](beast::error_code ec, std::size_t n) {
       self->done_waiting();
       if (ec) return self->close();  // the peer left within the body, or the idle timeout
-      self->body_read_ += n;
-      if (self->body_read_ < self->pending_->request.body.size()) return self->read_body();
+      Pending& pending = *self->pending_;
+      pending.body_read += n;
+      if (pending.body_read < pending.request.body.size()) return self->read_body();
       Pending p = std::move(*self->pending_);
       self->pending_.reset();
       self->dispatch(std::move(p.request), p.keep_alive, p.version, p.head);
     };
-    const auto rest = net::buffer(body.data() + body_read_, body.size() - body_read_);
-    if constexpr (kTls) {
-      stream_.async_read_some(rest, std::move(done));
-    } else {
-      lowest().socket().async_read_some(rest, std::move(done));
-    }
+    reader().async_read_some(net::buffer(body.data() + have, body.size() - have), std::move(done));
   }
 
   /// Once a request's head is read: the body limit of its route (a snapshot upload may be a whole
@@ -485,6 +475,18 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   /// The TCP stream under the connection (the stream itself when it is not TLS).
   TcpStream& lowest() { return beast::get_lowest_layer(stream_); }
 
+  /// What requests are read from: the TLS stream, or a plain connection's socket itself
+  /// (basic_stream wraps each receive in an operation of its own, its timer and rate limit,
+  /// neither used on a read: the sweeper closes idle connections; code that every request ran
+  /// between two system calls).
+  auto& reader() {
+    if constexpr (kTls) {
+      return stream_;
+    } else {
+      return lowest().socket();
+    }
+  }
+
   /// An operation that waits on the client begins: the idle time counts from now.
   void wait_on_client() {
     waiting_since_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
@@ -509,11 +511,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void read_some() {
     wait_on_client();
     auto done = beast::bind_front_handler(&Session::on_read_some, shared_from_this());
-    if constexpr (kTls) {
-      bhttp::async_read_some(stream_, buffer_, *parser_, std::move(done));
-    } else {
-      bhttp::async_read_some(lowest().socket(), buffer_, *parser_, std::move(done));
-    }
+    bhttp::async_read_some(reader(), buffer_, *parser_, std::move(done));
   }
 
   void on_read_some(beast::error_code ec, std::size_t bytes) {
@@ -790,10 +788,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     Request request;
     bool keep_alive = true;
     unsigned version = 11;
-    bool head = false;  ///< a HEAD request
+    bool head = false;     ///< a HEAD request
+    size_t body_read = 0;  ///< bytes of the body read
   };
   std::optional<Pending> pending_;
-  size_t body_read_ = 0;     ///< bytes of pending_'s body read
   size_t body_limit_ = 0;    ///< of the request being read
   std::string head_;         ///< the answer's status line and headers (write)
   std::string answer_body_;  ///< its body (empty for HEAD)
