@@ -34,19 +34,6 @@ namespace {
   std::exit(1);
 }
 
-const char* reason(unsigned status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    default:
-      return "Status";
-  }
-}
-
 /// Answers every whole request in `in` (what the connection sent, not yet answered); false when
 /// the connection should close.
 bool serve(int fd, std::string& in, wp::http::Api& api) {
@@ -63,14 +50,10 @@ bool serve(int fd, std::string& in, wp::http::Api& api) {
     r.content_type = std::string(head.content_type);
     in.erase(0, head.size + head.content_length);
     const wp::http::Response a = api.handle(r);
-    char top[256];
-    const int n = std::snprintf(top, sizeof top,
-                                "HTTP/1.1 %u %s\r\nServer: waypoint\r\nContent-Type: %s\r\n"
-                                "Content-Length: %zu\r\nConnection: keep-alive\r\n\r\n",
-                                a.status, reason(a.status), a.content_type.c_str(), a.body.size());
-    iovec parts[2] = {{top, static_cast<size_t>(n)},
-                      {const_cast<char*>(a.body.data()), a.body.size()}};
-    size_t left = static_cast<size_t>(n) + a.body.size();
+    std::string top;  // the server's own head of an answer
+    wp::http::append_head(top, a.status, 11, a.content_type, a.body.size(), true, {});
+    iovec parts[2] = {{top.data(), top.size()}, {const_cast<char*>(a.body.data()), a.body.size()}};
+    size_t left = top.size() + a.body.size();
     msghdr m{};
     m.msg_iov = parts;
     m.msg_iovlen = 2;

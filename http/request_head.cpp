@@ -1,6 +1,11 @@
 #include "http/request_head.h"
 
+#include <ostream>  // before Beast's status.hpp, which uses std::ostream without it
+
+#include <boost/beast/http/status.hpp>
+
 #include <array>
+#include <charconv>
 
 namespace wp::http {
 namespace {
@@ -143,6 +148,33 @@ bool read_simple_head(std::string_view bytes, RequestHead& head) {
   }
   head.keep_alive = head.version == 11 ? !close : keep_alive;
   return true;
+}
+
+void append_head(std::string& out, unsigned status, unsigned version, std::string_view content_type,
+                 uint64_t content_length, bool keep_alive, std::string_view extra) {
+  char digits[24];
+  const auto number = [&](uint64_t v) {
+    out.append(digits, std::to_chars(digits, digits + sizeof digits, v).ptr);
+  };
+  out += "HTTP/";
+  number(version / 10);
+  out += '.';
+  number(version % 10);
+  out += ' ';
+  number(status);
+  out += ' ';
+  namespace bhttp = boost::beast::http;
+  const auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+  out.append(reason.data(), reason.size());
+  out += "\r\nServer: waypoint\r\nContent-Type: ";
+  out += content_type;
+  out += "\r\nContent-Length: ";
+  number(content_length);
+  out += "\r\n";
+  if (version >= 11 && !keep_alive) out += "Connection: close\r\n";
+  if (version < 11 && keep_alive) out += "Connection: keep-alive\r\n";
+  out += extra;
+  out += "\r\n";
 }
 
 }  // namespace wp::http

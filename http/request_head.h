@@ -1,6 +1,8 @@
 #pragma once
 /**
  * @file request_head.h
+ * The heads of HTTP/1.1 requests the server reads itself, and of the answers it writes.
+ *
  * The server's reader of the request heads clients send most, in one pass and without an
  * allocation: a request line of a token method, a target that begins with '/', and HTTP/1.1 or
  * HTTP/1.0; header fields of plain text, with at most one Content-Length of digits (no body
@@ -13,6 +15,7 @@
  */
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace wp::http {
@@ -40,5 +43,12 @@ inline constexpr size_t kSimpleHeadLimit = 8 * 1024;
 /// Reads the head at the start of `bytes` into `head`; false (head unspecified) when the bytes
 /// hold no whole head within kSimpleHeadLimit or the head is not of the simple form above.
 bool read_simple_head(std::string_view bytes, RequestHead& head);
+
+/// Appends an answer's status line and headers to `out`: HTTP/1.x (`version` 10 or 11), the
+/// status and its reason, Server, Content-Type and Content-Length, then what ends or keeps the
+/// connection where the version's default differs (`Connection: close` for 1.1, `Connection:
+/// keep-alive` for 1.0), then `extra` (whole header lines), then the blank line.
+void append_head(std::string& out, unsigned status, unsigned version, std::string_view content_type,
+                 uint64_t content_length, bool keep_alive, std::string_view extra);
 
 }  // namespace wp::http

@@ -217,36 +217,6 @@ struct Server::Impl {
 
 namespace {
 
-/// Appends an answer's status line and headers to `out`: HTTP/1.x (`version` 10 or 11), the
-/// status and its reason, Server, Content-Type and Content-Length, then what ends or keeps the
-/// connection where the version's default differs (`Connection: close` for 1.1, `Connection:
-/// keep-alive` for 1.0), then `extra` (whole header lines), then the blank line.
-void append_head(std::string& out, unsigned status, unsigned version, std::string_view content_type,
-                 uint64_t content_length, bool keep_alive, std::string_view extra) {
-  char digits[24];
-  const auto number = [&](uint64_t v) {
-    out.append(digits, std::to_chars(digits, digits + sizeof digits, v).ptr);
-  };
-  out += "HTTP/";
-  number(version / 10);
-  out += '.';
-  number(version % 10);
-  out += ' ';
-  number(status);
-  out += ' ';
-  const auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
-  out.append(reason.data(), reason.size());
-  out += "\r\nServer: waypoint\r\nContent-Type: ";
-  out += content_type;
-  out += "\r\nContent-Length: ";
-  number(content_length);
-  out += "\r\n";
-  if (version >= 11 && !keep_alive) out += "Connection: close\r\n";
-  if (version < 11 && keep_alive) out += "Connection: keep-alive\r\n";
-  out += extra;
-  out += "\r\n";
-}
-
 /// A complete HTTP/1.1 answer that closes the connection, for the few written without a session.
 std::string raw_answer(unsigned status, const std::string& message) {
   const std::string body = nlohmann::json{{"status", {{"error", message}}}, {"time", 0}}.dump(
