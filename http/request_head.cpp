@@ -55,6 +55,15 @@ bool read_length(std::string_view v, uint64_t& out) {
   return true;
 }
 
+/// Whether a field's value may be written back in an answer's head as it is.
+bool plain_value(std::string_view v) {
+  for (const char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && u != '\t') || u == 0x7f) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool read_simple_head(std::string_view bytes, RequestHead& head) {
@@ -87,6 +96,7 @@ bool read_simple_head(std::string_view bytes, RequestHead& head) {
   // The fields: name ":" OWS value OWS CRLF.
   bool has_length = false, has_connection = false, close = false, keep_alive = false;
   bool has_key = false, has_authorization = false, has_type = false, has_expect = false;
+  bool has_origin = false, has_cors_method = false, has_cors_headers = false;
   while (p < last) {
     q = p;
     while (token(*q)) ++q;
@@ -107,6 +117,7 @@ bool read_simple_head(std::string_view bytes, RequestHead& head) {
           if (has_expect || !is(value, "100-continue")) return false;
           has_expect = head.expect_continue = true;
         }
+        if (is(name, "origin") && !has_origin) head.origin = value, has_origin = true;
         break;
       case 7:
         if (is(name, "api-key") && !has_key) head.api_key = value, has_key = true;
@@ -142,6 +153,16 @@ bool read_simple_head(std::string_view bytes, RequestHead& head) {
         if (is(name, "transfer-encoding")) return false;
         if (is(name, "waypoint-internal")) head.internal = true;
         break;
+      case 29:
+        if (is(name, "access-control-request-method") && !has_cors_method) {
+          head.cors_method = value, has_cors_method = true;
+        }
+        break;
+      case 30:
+        if (is(name, "access-control-request-headers") && !has_cors_headers) {
+          head.cors_headers = value, has_cors_headers = true;
+        }
+        break;
       default:
         break;
     }
@@ -166,15 +187,46 @@ void append_head(std::string& out, unsigned status, unsigned version, std::strin
   namespace bhttp = boost::beast::http;
   const auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
   out.append(reason.data(), reason.size());
-  out += "\r\nServer: waypoint\r\nContent-Type: ";
-  out += content_type;
-  out += "\r\nContent-Length: ";
+  out += "\r\nServer: waypoint\r\n";
+  if (!content_type.empty()) {
+    out += "Content-Type: ";
+    out += content_type;
+    out += "\r\n";
+  }
+  out += "Content-Length: ";
   number(content_length);
   out += "\r\n";
   if (version >= 11 && !keep_alive) out += "Connection: close\r\n";
   if (version < 11 && keep_alive) out += "Connection: keep-alive\r\n";
   out += extra;
   out += "\r\n";
+}
+
+bool is_cors_preflight(std::string_view method, std::string_view origin,
+                       std::string_view cors_method) {
+  return method == "OPTIONS" && !origin.empty() && !cors_method.empty();
+}
+
+void append_cors_preflight(std::string& out, std::string_view origin, std::string_view headers) {
+  if (!plain_value(origin) || !plain_value(headers)) return;
+  out += "Access-Control-Allow-Origin: ";
+  out += origin;
+  out += "\r\nAccess-Control-Allow-Methods: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n";
+  if (!headers.empty()) {
+    out += "Access-Control-Allow-Headers: ";
+    out += headers;
+    out += "\r\n";
+  }
+  out +=
+      "Access-Control-Max-Age: 3600\r\n"
+      "Vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\n";
+}
+
+void append_cors(std::string& out, std::string_view origin) {
+  if (origin.empty() || !plain_value(origin)) return;
+  out += "Access-Control-Allow-Origin: ";
+  out += origin;
+  out += "\r\nVary: Origin\r\n";
 }
 
 }  // namespace wp::http

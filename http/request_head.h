@@ -29,6 +29,9 @@ struct RequestHead {
   uint64_t content_length = 0;  ///< 0 when the head has no Content-Length
   /// The first field of each name (compared without case), empty when none.
   std::string_view api_key, authorization, content_type;
+  /// CORS (the Fetch standard): the page's origin, and in a preflight the method and the headers
+  /// the page's request will carry. The first field of each, empty when none.
+  std::string_view origin, cors_method, cors_headers;
   bool internal = false;  ///< a `waypoint-internal` field
   /// `Expect: 100-continue` (in any case): the client waits for a 100 (Continue) before it
   /// sends the body. Any other expectation is declined.
@@ -45,10 +48,25 @@ inline constexpr size_t kSimpleHeadLimit = 8 * 1024;
 bool read_simple_head(std::string_view bytes, RequestHead& head);
 
 /// Appends an answer's status line and headers to `out`: HTTP/1.x (`version` 10 or 11), the
-/// status and its reason, Server, Content-Type and Content-Length, then what ends or keeps the
-/// connection where the version's default differs (`Connection: close` for 1.1, `Connection:
-/// keep-alive` for 1.0), then `extra` (whole header lines), then the blank line.
+/// status and its reason, Server, Content-Type (none when empty) and Content-Length, then what ends
+/// or keeps the connection where the version's default differs (`Connection: close` for 1.1,
+/// `Connection: keep-alive` for 1.0), then `extra` (whole header lines), then the blank line.
 void append_head(std::string& out, unsigned status, unsigned version, std::string_view content_type,
                  uint64_t content_length, bool keep_alive, std::string_view extra);
+
+/// CORS (the Fetch standard), allowing any origin, method and header as Qdrant does by default.
+/// A preflight: an OPTIONS request with an Origin and an Access-Control-Request-Method; the page
+/// waits for its answer before it sends the request it means.
+bool is_cors_preflight(std::string_view method, std::string_view origin,
+                       std::string_view cors_method);
+/// The headers of a preflight's answer (whole lines): the origin allowed, every method the API
+/// answers, the headers asked for (Access-Control-Request-Headers, echoed: `*` would not cover
+/// Authorization), for an hour, and Vary on the three fields. Nothing when a value holds a
+/// control character (none reaches here through either reader; a header must not carry one).
+void append_cors_preflight(std::string& out, std::string_view origin, std::string_view headers);
+/// The headers of any other answer to a request with an Origin (whole lines): that origin
+/// allowed, and Vary: Origin (the answer differs by it, for caches). Nothing when it is empty or
+/// holds a control character.
+void append_cors(std::string& out, std::string_view origin);
 
 }  // namespace wp::http

@@ -19,7 +19,9 @@ const std::string kSearch =
     "POST /collections/c/points/search?timeout=3 HTTP/1.1\r\nHost: 127.0.0.1:6333\r\n"
     "User-Agent: python-httpx/0.27.0\r\nAccept: */*\r\nCONNECTION: Keep-Alive\r\n"
     "content-length: 37\r\nContent-Type:application/json \t\r\nApi-Key: k1\r\napi-key: k2\r\n"
-    "Authorization: Bearer t\r\nWaypoint-Internal:\r\nExpect: 100-Continue\r\n\r\n"
+    "Authorization: Bearer t\r\nWaypoint-Internal:\r\nExpect: 100-Continue\r\n"
+    "Origin: http://localhost:3000\r\norigin: http://other\r\n"
+    "Access-Control-Request-Method: PUT\r\nACCESS-CONTROL-REQUEST-HEADERS: api-key, x-a\r\n\r\n"
     "{\"vector\": [1, 2, 3, 4], \"limit\": 1}";
 
 }  // namespace
@@ -37,6 +39,9 @@ TEST(RequestHead, ReadsTheHeadsClientsSendAsBeastDoes) {
   EXPECT_EQ(h.authorization, "Bearer t");
   EXPECT_TRUE(h.internal);
   EXPECT_TRUE(h.expect_continue);
+  EXPECT_EQ(h.origin, "http://localhost:3000");  // the first of two
+  EXPECT_EQ(h.cors_method, "PUT");
+  EXPECT_EQ(h.cors_headers, "api-key, x-a");
   EXPECT_EQ(h.size, kSearch.find("\r\n\r\n") + 4);
   EXPECT_EQ(request_head_differs(kSearch), "");
 

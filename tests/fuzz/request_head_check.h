@@ -15,7 +15,8 @@ namespace wp::test {
 /// Empty when read_simple_head declines `bytes`, or reads them as Beast's request parser does
 /// (with the server's limit on a head): the method, the target, the version, keep-alive, the
 /// body's length (no chunked body), the head's size, and the fields the server reads (api-key,
-/// Authorization, Content-Type: the first of each; waypoint-internal; Expect: 100-continue); else
+/// Authorization, Content-Type, Origin, Access-Control-Request-Method and -Headers: the first of
+/// each; waypoint-internal; Expect: 100-continue); else
 /// what differs.
 inline std::string request_head_differs(std::string_view bytes) {
   namespace bhttp = boost::beast::http;
@@ -53,6 +54,13 @@ inline std::string request_head_differs(std::string_view bytes) {
     differ("Authorization");
   }
   if (std::string(head.content_type) != field(bhttp::field::content_type)) differ("Content-Type");
+  if (std::string(head.origin) != field(bhttp::field::origin)) differ("Origin");
+  if (std::string(head.cors_method) != field(bhttp::field::access_control_request_method)) {
+    differ("Access-Control-Request-Method");
+  }
+  if (std::string(head.cors_headers) != field(bhttp::field::access_control_request_headers)) {
+    differ("Access-Control-Request-Headers");
+  }
   if (head.internal != (req.find("waypoint-internal") != req.end())) differ("waypoint-internal");
   if (head.expect_continue != boost::beast::iequals(field(bhttp::field::expect), "100-continue")) {
     differ("Expect");
