@@ -324,6 +324,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void read() {
     busy_ = false;
     body_reserved_ = false;
+    cors_.origin.clear();
     if (server_.stopping) return close();
     parser_.reset();
     // Until the head names the route, the largest body any route takes (Beast checks a
@@ -359,6 +360,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   /// A simple head read from `bytes` (buffer_'s): its body, what came with the head and then
   /// reads straight into the request, and the request answered.
   void on_simple_head(std::string_view bytes, const RequestHead& head) {
+    take_cors(head.origin, head.cors_method, head.cors_headers);
     if (!admit_body(head.method, head.target, head.content_length)) return;
     Pending p;
     p.request.method = std::string(head.method);
@@ -442,6 +444,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     return false;
   }
 
+  /// Keeps the request's CORS fields for its answer (the server's options allowing).
+  void take_cors(std::string_view origin, std::string_view method, std::string_view headers) {
+    if (origin.empty() || !server_.options.cors) return;
+    cors_.origin.assign(origin.data(), origin.size());
+    cors_.method.assign(method.data(), method.size());
+    cors_.headers.assign(headers.data(), headers.size());
+  }
+
   /// The TCP stream under the connection (the stream itself when it is not TLS).
   TcpStream& lowest() { return beast::get_lowest_layer(stream_); }
 
@@ -488,6 +498,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     done_waiting();
     if (bytes > 0) busy_ = true;  // a request has begun: shutdown lets it finish
     if (!ec && parser_->is_header_done() && !body_reserved_) {
+      const auto& req = parser_->get();
+      const auto field = [&req](bhttp::field f) {
+        const auto v = req[f];
+        return std::string_view(v.data(), v.size());
+      };
+      take_cors(field(bhttp::field::origin), field(bhttp::field::access_control_request_method),
+                field(bhttp::field::access_control_request_headers));
       const auto method = parser_->get().method_string();
       const auto target = parser_->get().target();
       const auto length = parser_->content_length();
@@ -564,6 +581,16 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   /// Answers a request whose head and body are read, here or on a pool (see below).
   void dispatch(Request r, bool keep_alive, unsigned version, bool head) {
+    // A CORS preflight is the server's to answer, as Qdrant's middleware does, before the API
+    // and its key check: the page's request itself is checked when it comes.
+    if (!cors_.origin.empty() && is_cors_preflight(r.method, cors_.origin, cors_.method)) {
+      release_body();
+      std::string extra;
+      append_cors_preflight(extra, cors_.origin, cors_.headers);
+      cors_.origin.clear();  // the preflight's own headers, not an answer's
+      begin_answer(200, version, {}, 0, keep_alive, extra);
+      return write_some();
+    }
     // The route found once, here, for where the request runs and for handle() (null for want
     // of memory: handle() tries again, and the request runs on the pool).
     std::optional<Api::Resolved> resolved;
@@ -619,7 +646,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                     uint64_t content_length, bool keep_alive, std::string_view extra) {
     answer_keep_alive_ = keep_alive && !server_.stopping;
     head_.clear();
-    append_head(head_, status, version, content_type, content_length, answer_keep_alive_, extra);
+    if (!cors_.origin.empty()) {
+      std::string with_cors(extra);
+      append_cors(with_cors, cors_.origin);
+      append_head(head_, status, version, content_type, content_length, answer_keep_alive_,
+                  with_cors);
+    } else {
+      append_head(head_, status, version, content_type, content_length, answer_keep_alive_, extra);
+    }
     answer_body_.clear();
     answer_sent_ = 0;
   }
@@ -645,6 +679,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     file_res_->set(bhttp::field::server, "waypoint");
     file_res_->set(bhttp::field::content_type, r.content_type);
     file_res_->set(bhttp::field::content_disposition, disposition);
+    if (!cors_.origin.empty()) {
+      file_res_->set(bhttp::field::access_control_allow_origin, cors_.origin);
+      file_res_->set(bhttp::field::vary, "Origin");
+    }
     file_res_->keep_alive(keep_alive && !server_.stopping);
     file_res_->content_length(size);
     file_serializer_.emplace(*file_res_);
@@ -762,7 +800,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     size_t body_read = 0;  ///< bytes of the body read
   };
   std::optional<Pending> pending_;
-  size_t body_limit_ = 0;    ///< of the request being read
+  size_t body_limit_ = 0;  ///< of the request being read
+  /// The CORS fields of the request being answered (take_cors); an empty origin: none, or CORS
+  /// is off.
+  struct {
+    std::string origin, method, headers;
+  } cors_;
   std::string head_;         ///< the answer's status line and headers (write)
   std::string answer_body_;  ///< its body (empty for HEAD)
   size_t answer_sent_ = 0;   ///< bytes of head_ then answer_body_ written

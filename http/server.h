@@ -36,6 +36,12 @@ struct ServerOptions {
   /// connection speaks TLS (1.2 or 1.3) on the port; when neither, plain HTTP.
   std::string tls_cert;
   std::string tls_key;
+  /// Cross-origin requests from web pages (CORS, as Qdrant's `enable_cors`, on by default): a
+  /// preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered 200 before
+  /// the API and its key check, allowing any origin, method and header; every answer to a
+  /// request with an Origin names that origin in Access-Control-Allow-Origin. False: neither
+  /// (a preflight goes to the API like any OPTIONS request).
+  bool cors = true;
 };
 
 class Server {

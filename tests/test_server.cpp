@@ -1063,6 +1063,86 @@ TEST(Server, ConfigFileValuesAreCheckedAsTheCommandLinesAre) {
   }
 }
 
+// CORS as Qdrant answers it by default (actix-cors allowing any origin, method and header,
+// outside the api-key check): a web page's preflight is answered 200 without a key, naming the
+// origin, the methods and the headers asked for; every answer to a request with an Origin (a 401
+// and a 413 too) names that origin, and only that request's answer; with `enable_cors` false
+// (Qdrant's setting, here from a config file) a preflight is an OPTIONS request like any other.
+TEST(Server, WebPagesOfAnyOriginGetCorsAnswersAsFromQdrant) {
+  wp::test::TempDir tmp;
+  ServerProcess server(tmp.file("data"), "--api-key k --max-body-mb 1");
+  const std::string origin = "Origin: http://localhost:3000\r\n";
+  const std::string preflight_line = "OPTIONS /collections/c/points/search HTTP/1.1\r\nHost: x\r\n";
+  const std::string asks =
+      "Access-Control-Request-Method: POST\r\n"
+      "Access-Control-Request-Headers: api-key, content-type\r\n";
+  const auto head_of = [](const std::string& answer) {
+    return answer.substr(0, answer.find("\r\n\r\n") + 4);
+  };
+  const auto has = [](const std::string& head, const std::string& line) {
+    return head.find("\r\n" + line + "\r\n") != std::string::npos;
+  };
+  const std::string kAllowOrigin = "Access-Control-Allow-Origin: http://localhost:3000";
+  for (const std::string& framing :
+       {std::string(), std::string("Transfer-Encoding: chunked\r\n")}) {
+    // Read in place, and by Beast's parser (a chunked body of nothing).
+    const std::string answer = raw_exchange(
+        server.port(), preflight_line + origin + asks + framing + "Connection: close\r\n\r\n" +
+                           (framing.empty() ? "" : "0\r\n\r\n"));
+    const std::string head = head_of(answer);
+    EXPECT_EQ(status_of(answer), 200u) << answer;
+    EXPECT_TRUE(has(head, kAllowOrigin)) << head;
+    EXPECT_TRUE(
+        has(head, "Access-Control-Allow-Methods: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"))
+        << head;
+    EXPECT_TRUE(has(head, "Access-Control-Allow-Headers: api-key, content-type")) << head;
+    EXPECT_TRUE(has(head, "Content-Length: 0")) << head;
+    EXPECT_EQ(answer.size(), head.size()) << "no body";
+  }
+  // Requests of the page: the origin in the answer, a key still needed; on one connection, a
+  // request without an Origin after one with it gets none.
+  const std::string answers =
+      raw_exchange(server.port(), "GET /collections HTTP/1.1\r\nHost: x\r\n" + origin + "\r\n" +
+                                      "GET /collections HTTP/1.1\r\nHost: x\r\napi-key: k\r\n" +
+                                      origin + "\r\n" +
+                                      "GET /collections HTTP/1.1\r\nHost: x\r\napi-key: k\r\n"
+                                      "Connection: close\r\n\r\n");
+  const size_t second = answers.find("HTTP/1.1", 1), third = answers.find("HTTP/1.1", second + 1);
+  ASSERT_NE(third, std::string::npos) << answers;
+  const std::string unauthorized = head_of(answers), ok = head_of(answers.substr(second)),
+                    plain = head_of(answers.substr(third));
+  EXPECT_EQ(status_of(unauthorized), 401u) << answers;
+  EXPECT_TRUE(has(unauthorized, kAllowOrigin)) << unauthorized;
+  EXPECT_EQ(status_of(ok), 200u) << ok;
+  EXPECT_TRUE(has(ok, kAllowOrigin)) << ok;
+  EXPECT_TRUE(has(ok, "Vary: Origin")) << ok;
+  EXPECT_EQ(status_of(plain), 200u) << plain;
+  EXPECT_EQ(plain.find("Access-Control"), std::string::npos) << plain;
+  // Refused at its head (the body over the limit): still readable by the page.
+  const std::string too_big = raw_exchange(
+      server.port(), "PUT /collections/c/points HTTP/1.1\r\nHost: x\r\napi-key: k\r\n" + origin +
+                         "Content-Length: 2000000\r\n\r\n");
+  EXPECT_EQ(status_of(too_big), 413u) << too_big;
+  EXPECT_TRUE(has(head_of(too_big), kAllowOrigin)) << too_big;
+  // OPTIONS without Access-Control-Request-Method is no preflight: the API's answer.
+  const std::string options = raw_exchange(
+      server.port(), preflight_line + "api-key: k\r\n" + origin + "Connection: close\r\n\r\n");
+  EXPECT_EQ(status_of(options), 405u) << options;
+  EXPECT_TRUE(has(head_of(options), kAllowOrigin)) << options;
+
+  const std::string config = tmp.file("server.json");
+  write_file(config, json{{"data", tmp.file("off")}, {"port", 0}, {"enable_cors", false}}.dump());
+  ServerProcess off(ServerProcess::Args{"--config " + config});
+  const std::string refused =
+      raw_exchange(off.port(), preflight_line + origin + asks + "Connection: close\r\n\r\n");
+  EXPECT_EQ(status_of(refused), 405u) << refused;
+  EXPECT_EQ(refused.find("Access-Control"), std::string::npos) << refused;
+  const std::string get = raw_exchange(off.port(), "GET /collections HTTP/1.1\r\nHost: x\r\n" +
+                                                       origin + "Connection: close\r\n\r\n");
+  EXPECT_EQ(status_of(get), 200u) << get;
+  EXPECT_EQ(get.find("Access-Control"), std::string::npos) << get;
+}
+
 // --demo DIR (the Quick start): the dataset becomes collection "demo" with every base vector,
 // labels as payload {"label": n}, searchable with Euclidean scores; a restart with --demo again
 // keeps it as it is.

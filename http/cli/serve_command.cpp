@@ -97,6 +97,15 @@ int cmd_serve(Args& args) {
   ao.read_only_api_key = text_setting("read-only-api-key", "read_only_api_key", "");
   so.tls_cert = text_setting("tls-cert", "tls_cert", "");
   so.tls_key = text_setting("tls-key", "tls_key", "");
+  // Qdrant's service.enable_cors: a web page of any origin may call the API (its key still
+  // checked on every request but the preflight). A boolean in the file, as in Qdrant's.
+  if (file.contains("enable_cors") && file["enable_cors"].is_boolean()) {
+    file["enable_cors"] = file["enable_cors"].get<bool>() ? "true" : "false";
+  }
+  const std::string cors = text_setting("enable-cors", "enable_cors", "true");
+  WP_THROW_IF_NOT(cors == "true" || cors == "false", "--enable-cors: expected true or false, got '",
+                  cors, "'");
+  so.cors = cors == "true";
   ao.max_body_bytes = static_cast<size_t>(int_setting("max-body-mb", "max_body_mb", 32, 1, 4096))
                       << 20;
   ao.max_upload_bytes =
@@ -181,7 +190,7 @@ const CommandRegistration kServe(
      "          [--max-body-mb 32] [--idle-timeout 60] [--max-connections 1024] [--poll-us 0]\n"
      "          [--max-bodies-mb 256] [--max-upload-mb 1024] [--read-only-api-key K]\n"
      "          [--tls-cert CERT.pem --tls-key KEY.pem] [--snapshots-dir DATA/snapshots]\n"
-     "          [--config FILE.json] [--demo DATASET_DIR]\n"
+     "          [--config FILE.json] [--demo DATASET_DIR] [--enable-cors true|false]\n"
      "          [--cluster --etcd http://HOST:2379 --node-id N [--advertise http://HOST:PORT]\n"
      "           [--lease-ttl 10]]",
      10,
