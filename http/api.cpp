@@ -231,6 +231,14 @@ const std::vector<Api::Route>& Api::routes() {
        "Universal query grouped by a payload key ({\"group_by\", \"group_size\", \"limit\": "
        "groups})",
        &Api::query_groups, Access::kRead},
+      {"POST", "/collections/{name}/points/search/groups",
+       "Search grouped by a payload key (a search body with \"group_by\", \"group_size\"; "
+       "\"limit\": groups)",
+       &Api::search_groups, Access::kRead},
+      {"POST", "/collections/{name}/points/recommend/groups",
+       "Recommendation grouped by a payload key (a recommend body with \"group_by\", "
+       "\"group_size\"; \"limit\": groups)",
+       &Api::recommend_groups, Access::kRead},
       {"POST", "/collections/{name}/points/recommend",
        "Nearest to the average of positive examples, away from negative ones (ids or vectors)",
        &Api::recommend_points, Access::kRead},

@@ -212,6 +212,11 @@ class Api {
   std::optional<std::string> query_batch_plain(const Call& c,
                                                const std::function<double()>& seconds);
   nlohmann::json query_groups(const Call& c);
+  /// Qdrant's older group routes, answered as query/groups (groups_as_query).
+  nlohmann::json search_groups(const Call& c);
+  nlohmann::json recommend_groups(const Call& c);
+  /// A query/groups body answered on the collection `name`.
+  nlohmann::json groups(const std::string& name, const nlohmann::json& body);
   nlohmann::json facet(const Call& c);
   // api.cpp
   nlohmann::json root(const Call& c);

@@ -212,6 +212,14 @@ json ClusterRouter::query_answer(const CollectionMap& m, const json& request) {
 json ClusterRouter::query(const std::string& pattern, const Call& c) {
   const CollectionMap m = need(c.path.at("name"));
   const std::string path = pattern.substr(std::strlen("/collections/{name}"));
+  if (path == "/points/search/groups" || path == "/points/recommend/groups") {
+    // Qdrant's older group routes: their bodies checked as one node does, then query/groups.
+    json body = groups_as_query(parse_body(*c.body), path == "/points/recommend/groups");
+    Call as_query = c;
+    const std::string text = body.dump();
+    as_query.body = &text;
+    return query("/collections/{name}/points/query/groups", as_query);
+  }
   const bool recommend = path.rfind("/points/recommend", 0) == 0;
   const bool batch = path.size() > 6 && path.compare(path.size() - 6, 6, "/batch") == 0;
   const char* kind = recommend ? "recommend" : "query";

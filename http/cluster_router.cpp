@@ -119,6 +119,8 @@ json ClusterRouter::call(const std::string& method, const std::string& pattern, 
   if (route == "POST /collections/{name}/points/query" ||
       route == "POST /collections/{name}/points/query/batch" ||
       route == "POST /collections/{name}/points/query/groups" ||
+      route == "POST /collections/{name}/points/search/groups" ||
+      route == "POST /collections/{name}/points/recommend/groups" ||
       route == "POST /collections/{name}/points/recommend" ||
       route == "POST /collections/{name}/points/recommend/batch") {
     return query(pattern, c);

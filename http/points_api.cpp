@@ -989,9 +989,46 @@ void check_recommend_request(const json& body, const std::string& where) {
   read_recommend_request(body, where);
 }
 
+json groups_as_query(const json& body, bool recommend) {
+  json q = body;
+  for (const char* field : {"query", "prefetch"}) q.erase(field);
+  if (recommend) {
+    read_recommend_request(body, "");
+    json examples = json::object();
+    for (const char* field : {"positive", "negative", "strategy"}) {
+      if (body.contains(field)) examples[field] = body[field];
+      q.erase(field);
+    }
+    q["query"] = {{"recommend", examples}};
+    return q;
+  }
+  read_search(body, "");
+  const json& v = body["vector"];
+  q.erase("vector");
+  q.erase("using");
+  if (v.is_object()) {
+    q["using"] = v["name"];
+    q["query"] = v["vector"];
+  } else {
+    q["query"] = v;
+  }
+  return q;
+}
+
+json Api::search_groups(const Call& c) {
+  return groups(c.path.at("name"), groups_as_query(parse_body(*c.body), false));
+}
+
+json Api::recommend_groups(const Call& c) {
+  return groups(c.path.at("name"), groups_as_query(parse_body(*c.body), true));
+}
+
 json Api::query_groups(const Call& c) {
-  auto col = engine_.collection(c.path.at("name"));
-  const json body = parse_body(*c.body);
+  return groups(c.path.at("name"), parse_body(*c.body));
+}
+
+json Api::groups(const std::string& name, const json& body) {
+  auto col = engine_.collection(name);
   const GroupsRequest g = read_groups_request(body);
   ParsedQuery q = read_query(body, "");
   check_answer_size(g.groups * g.group_size, *col, q.s.with_vector, "limit");

@@ -61,6 +61,12 @@ struct GroupsRequest {
 };
 GroupsRequest read_groups_request(const json& body);
 
+/// Qdrant's older group routes as the `query/groups` body that answers them: a `search/groups`
+/// body's `vector` (or {"name", "vector"}) becomes `query` (and `using`); a `recommend/groups`
+/// body's positive, negative and strategy become {"recommend": {...}}. The body is first checked
+/// as its own route reads it (a search or a recommendation), so that errors name its fields.
+json groups_as_query(const json& body, bool recommend);
+
 /// Qdrant's groups: `run(n)` answers the request's query for `n` points with their full
 /// payloads, best first; asked for more until `groups` groups hold `group_size` hits or no more
 /// points come. Returns {"groups": [{"id", "hits"}...]}.

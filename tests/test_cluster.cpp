@@ -552,6 +552,25 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
   ASSERT_EQ(groups["groups"].size(), 3u) << groups.dump();
   EXPECT_EQ(groups["groups"][0]["hits"].size(), 2u) << groups.dump();
   EXPECT_EQ(groups["groups"][0]["hits"][0]["payload"].size(), 1u) << groups.dump();
+  // Qdrant's older group routes, answered as query/groups.
+  EXPECT_EQ(same("/points/search/groups",
+                 {{"vector", v1},
+                  {"group_by", "g"},
+                  {"limit", 3},
+                  {"group_size", 2},
+                  {"params", exact},
+                  {"with_payload", {"n"}}},
+                 1),
+            groups);
+  const json recommended = same("/points/recommend/groups",
+                                {{"positive", {40, 41}},
+                                 {"negative", {42}},
+                                 {"group_by", "g"},
+                                 {"limit", 2},
+                                 {"group_size", 3},
+                                 {"params", exact}},
+                                0);
+  ASSERT_EQ(recommended["groups"].size(), 2u) << recommended.dump();
   same("/points/query/batch",
        {{"searches", {fused_rrf, {{"query", 40}, {"limit", 3}, {"params", exact}}}}}, 0);
   same("/points/query/batch",
@@ -572,6 +591,11 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
             400u,
             "query.fusion: expected \"rrf\" or \"dbsf\""},
            {"/points/query/groups", {{"query", v1}}, 400u, "group_by: missing"},
+           {"/points/search/groups", {{"group_by", "g"}, {"limit", 2}}, 400u, "vector: missing"},
+           {"/points/recommend/groups",
+            {{"positive", {1}}, {"strategy", "x"}, {"group_by", "g"}},
+            400u,
+            "strategy"},
            {"/points/query/batch",
             {{"searches", {{{"query", v1}}, {{"query", "x"}}}}},
             400u,

@@ -306,6 +306,11 @@ TEST_F(ApiTest, OpenApiListsEveryPromisedRouteAndEachIsServed) {
        R"({"searches": [{"query": [1, 0, 0], "limit": 2}]})"},
       {"POST", "/collections/{name}/points/query/groups", "/collections/c/points/query/groups",
        R"({"query": [1, 0, 0], "group_by": "color"})"},
+      {"POST", "/collections/{name}/points/search/groups", "/collections/c/points/search/groups",
+       R"({"vector": [1, 0, 0], "group_by": "color", "limit": 2})"},
+      {"POST", "/collections/{name}/points/recommend/groups",
+       "/collections/c/points/recommend/groups",
+       R"({"positive": [1], "group_by": "color", "limit": 2})"},
       {"POST", "/collections/{name}/points/recommend", "/collections/c/points/recommend",
        R"({"positive": [1], "limit": 2})"},
       {"POST", "/collections/{name}/points/recommend/batch",
@@ -1307,6 +1312,79 @@ TEST_F(ApiTest, QueryGroupsGroupsTheNearestByAPayloadKey) {
            {R"({"group_by":"color"})", "query"},
        }) {
     const Response resp = call("POST", "/collections/g/points/query/groups", body);
+    EXPECT_EQ(resp.status, 400u) << body << " -> " << resp.body;
+    EXPECT_NE(resp.body.find(field), std::string::npos) << body << " -> " << resp.body;
+  }
+}
+
+// Qdrant's older group routes, search/groups and recommend/groups, answer as query/groups with
+// the same search or recommendation (a named vector, a filter, the payload selector, a strategy
+// and negatives); a bad body names the field as the route's own reader does.
+TEST_F(ApiTest, SearchAndRecommendGroupsAnswerAsQueryGroups) {
+  ok("PUT", "/collections/g",
+     {{"vectors",
+       {{"a", {{"size", 2}, {"distance", "Euclid"}}},
+        {"b", {{"size", 1}, {"distance", "Euclid"}}}}}});
+  json pts = json::array();
+  const char* colors[] = {"red", "blue", "green", "cyan"};
+  for (int i = 0; i < 40; ++i) {
+    pts.push_back({{"id", i},
+                   {"vector", {{"a", {i, i % 7}}, {"b", {40 - i}}}},
+                   {"payload", {{"color", colors[i % 4]}, {"i", i}}}});
+  }
+  ok("PUT", "/collections/g/points?wait=true", {{"points", pts}});
+  const json filter = {{"must_not", {{{"key", "i"}, {"range", {{"gte", 30}}}}}}};
+  const json search = ok("POST", "/collections/g/points/search/groups",
+                         {{"vector", {{"name", "a"}, {"vector", {12.5, 3}}}},
+                          {"group_by", "color"},
+                          {"group_size", 3},
+                          {"limit", 3},
+                          {"filter", filter},
+                          {"with_payload", {"i"}}});
+  const json query = ok("POST", "/collections/g/points/query/groups",
+                        {{"query", {12.5, 3}},
+                         {"using", "a"},
+                         {"group_by", "color"},
+                         {"group_size", 3},
+                         {"limit", 3},
+                         {"filter", filter},
+                         {"with_payload", {"i"}}});
+  ASSERT_EQ(search["groups"].size(), 3u) << search.dump();
+  EXPECT_EQ(search, query);
+  EXPECT_EQ(search["groups"][0]["hits"][0]["payload"], json({{"i", 11}})) << search.dump();
+  const json recommend = ok("POST", "/collections/g/points/recommend/groups",
+                            {{"positive", {3, 5}},
+                             {"negative", {{20}}},
+                             {"strategy", "best_score"},
+                             {"using", "b"},
+                             {"group_by", "i"},
+                             {"group_size", 1},
+                             {"limit", 4}});
+  const json as_query = ok(
+      "POST", "/collections/g/points/query/groups",
+      {{"query",
+        {{"recommend", {{"positive", {3, 5}}, {"negative", {{20}}}, {"strategy", "best_score"}}}}},
+       {"using", "b"},
+       {"group_by", "i"},
+       {"group_size", 1},
+       {"limit", 4}});
+  ASSERT_EQ(recommend["groups"].size(), 4u) << recommend.dump();
+  EXPECT_EQ(recommend, as_query);
+  for (const auto& [route, body, field] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"search", R"({"group_by":"color","limit":2})", "vector: missing"},
+           {"search", R"({"vector":{"name":"a"},"group_by":"color","limit":2})", "vector.vector"},
+           {"search", R"({"vector":{"name":"a","vector":[1,"x"]},"group_by":"color","limit":2})",
+            "vector.vector"},
+           {"search", R"({"vector":{"name":"a","vector":[1,2]},"limit":2})", "group_by"},
+           {"search", R"({"vector":{"name":"zz","vector":[1,2]},"group_by":"c","limit":2})", "zz"},
+           {"recommend", R"({"positive":"x","group_by":"color","limit":2})", "positive"},
+           {"recommend", R"({"positive":[1],"strategy":"best","group_by":"c","limit":2})",
+            "strategy"},
+           {"recommend", R"({"positive":[1],"using":"b","group_by":"c","group_size":0})",
+            "group_size"},
+       }) {
+    const Response resp = call("POST", "/collections/g/points/" + route + "/groups", body);
     EXPECT_EQ(resp.status, 400u) << body << " -> " << resp.body;
     EXPECT_NE(resp.body.find(field), std::string::npos) << body << " -> " << resp.body;
   }
