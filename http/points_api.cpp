@@ -338,6 +338,11 @@ ParsedRecommend read_recommend_request(const json& body, const std::string& wher
   r.examples = read_recommend(body, where);
   read_common(body, where, r.s);
   r.s.query.vector_name = get_using(body, where);
+  // Examples' ids are read in this collection: another's (Qdrant's lookup_from) is refused, as
+  // the query's is, rather than answered from the wrong vectors.
+  if (body.contains("lookup_from") && !body["lookup_from"].is_null()) {
+    throw UserError(join(where, "lookup_from") + ": is not supported");
+  }
   return r;
 }
 
@@ -970,6 +975,10 @@ GroupsRequest read_groups_request(const json& body) {
   WP_THROW_IF_NOT(!q.query.is_null(), "query: required for groups (a vector, point id, ",
                   "{\"nearest\"} or {\"recommend\"})");
   WP_THROW_IF_NOT(body.contains("group_by"), "group_by: missing (a payload key path)");
+  // Qdrant's with_lookup adds a point of another collection to each group: refused rather than
+  // left out of an answer that the client expects it in.
+  WP_THROW_IF_NOT(!body.contains("with_lookup") || body["with_lookup"].is_null(),
+                  "with_lookup: is not supported");
   GroupsRequest g;
   g.path = engine::parse_json_path(body["group_by"], "group_by");
   g.group_size = get_count(body, "group_size", "", 3, 1, index::kMaxK);

@@ -1383,11 +1383,20 @@ TEST_F(ApiTest, SearchAndRecommendGroupsAnswerAsQueryGroups) {
             "strategy"},
            {"recommend", R"({"positive":[1],"using":"b","group_by":"c","group_size":0})",
             "group_size"},
+           {"recommend", R"({"positive":[1],"using":"b","group_by":"c","lookup_from":{}})",
+            "lookup_from: is not supported"},
+           {"query", R"({"query":[1],"using":"b","group_by":"c","with_lookup":"g"})",
+            "with_lookup: is not supported"},
        }) {
     const Response resp = call("POST", "/collections/g/points/" + route + "/groups", body);
     EXPECT_EQ(resp.status, 400u) << body << " -> " << resp.body;
     EXPECT_NE(resp.body.find(field), std::string::npos) << body << " -> " << resp.body;
   }
+  // A recommendation's examples from another collection are refused, not looked up here.
+  const Response lookup = call("POST", "/collections/g/points/recommend",
+                               R"({"positive":[1],"using":"b","lookup_from":{"collection":"x"}})");
+  EXPECT_EQ(lookup.status, 400u) << lookup.body;
+  EXPECT_NE(lookup.body.find("lookup_from: is not supported"), std::string::npos) << lookup.body;
 }
 
 // Issue 16: order_by in scroll and query, from a numeric payload index: ascending, descending,
