@@ -55,15 +55,6 @@ bool read_length(std::string_view v, uint64_t& out) {
   return true;
 }
 
-/// Whether a field's value may be written back in an answer's head as it is.
-bool plain_value(std::string_view v) {
-  for (const char c : v) {
-    const auto u = static_cast<unsigned char>(c);
-    if ((u < 0x20 && u != '\t') || u == 0x7f) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 bool read_simple_head(std::string_view bytes, RequestHead& head) {
@@ -202,13 +193,21 @@ void append_head(std::string& out, unsigned status, unsigned version, std::strin
   out += "\r\n";
 }
 
+bool plain_field_value(std::string_view v) {
+  for (const char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && u != '\t') || u == 0x7f) return false;
+  }
+  return true;
+}
+
 bool is_cors_preflight(std::string_view method, std::string_view origin,
                        std::string_view cors_method) {
   return method == "OPTIONS" && !origin.empty() && !cors_method.empty();
 }
 
 void append_cors_preflight(std::string& out, std::string_view origin, std::string_view headers) {
-  if (!plain_value(origin) || !plain_value(headers)) return;
+  if (!plain_field_value(origin) || !plain_field_value(headers)) return;
   out += "Access-Control-Allow-Origin: ";
   out += origin;
   out += "\r\nAccess-Control-Allow-Methods: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n";
@@ -223,7 +222,7 @@ void append_cors_preflight(std::string& out, std::string_view origin, std::strin
 }
 
 void append_cors(std::string& out, std::string_view origin) {
-  if (origin.empty() || !plain_value(origin)) return;
+  if (origin.empty() || !plain_field_value(origin)) return;
   out += "Access-Control-Allow-Origin: ";
   out += origin;
   out += "\r\nVary: Origin\r\n";

@@ -54,6 +54,10 @@ bool read_simple_head(std::string_view bytes, RequestHead& head);
 void append_head(std::string& out, unsigned status, unsigned version, std::string_view content_type,
                  uint64_t content_length, bool keep_alive, std::string_view extra);
 
+/// Whether a field's value may be written back in an answer's head as it is: no control
+/// character but a tab.
+bool plain_field_value(std::string_view v);
+
 /// CORS (the Fetch standard), allowing any origin, method and header as Qdrant does by default.
 /// A preflight: an OPTIONS request with an Origin and an Access-Control-Request-Method; the page
 /// waits for its answer before it sends the request it means.

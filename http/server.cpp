@@ -444,12 +444,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     return false;
   }
 
-  /// Keeps the request's CORS fields for its answer (the server's options allowing).
+  /// Keeps the request's CORS fields for its answer (the server's options allowing), each only
+  /// if it can be written back as it is: checked here once for every answer, a file download's
+  /// head (written by Beast, which checks nothing) included.
   void take_cors(std::string_view origin, std::string_view method, std::string_view headers) {
-    if (origin.empty() || !server_.options.cors) return;
+    if (origin.empty() || !server_.options.cors || !plain_field_value(origin)) return;
     cors_.origin.assign(origin.data(), origin.size());
-    cors_.method.assign(method.data(), method.size());
-    cors_.headers.assign(headers.data(), headers.size());
+    cors_.method.assign(plain_field_value(method) ? method : std::string_view());
+    cors_.headers.assign(plain_field_value(headers) ? headers : std::string_view());
   }
 
   /// The TCP stream under the connection (the stream itself when it is not TLS).

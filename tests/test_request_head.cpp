@@ -135,3 +135,33 @@ TEST(RequestHead, WhateverItReadsBeastReadsAlike) {
   }
   EXPECT_GT(read, 4000u) << "the mutants should not all be declined";
 }
+
+// The CORS headers the server writes: the origin named, the headers asked for echoed, and never
+// a value holding a control character (a header cannot carry one).
+TEST(RequestHead, CorsHeadersNameTheOriginAndNeverWriteAControlCharacter) {
+  EXPECT_TRUE(wp::http::is_cors_preflight("OPTIONS", "http://a", "PUT"));
+  EXPECT_FALSE(wp::http::is_cors_preflight("OPTIONS", "http://a", ""));
+  EXPECT_FALSE(wp::http::is_cors_preflight("OPTIONS", "", "PUT"));
+  EXPECT_FALSE(wp::http::is_cors_preflight("POST", "http://a", "PUT"));
+  std::string out;
+  wp::http::append_cors(out, "http://localhost:3000");
+  EXPECT_EQ(out, "Access-Control-Allow-Origin: http://localhost:3000\r\nVary: Origin\r\n");
+  out.clear();
+  wp::http::append_cors_preflight(out, "http://a", "api-key, content-type");
+  EXPECT_EQ(out,
+            "Access-Control-Allow-Origin: http://a\r\n"
+            "Access-Control-Allow-Methods: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
+            "Access-Control-Allow-Headers: api-key, content-type\r\n"
+            "Access-Control-Max-Age: 3600\r\n"
+            "Vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\n");
+  for (const std::string& bad : {std::string("http://a\r\nSet-Cookie: x"), std::string("a\nb"),
+                                 std::string("a\0b", 3), std::string("a\x7f")}) {
+    out.clear();
+    wp::http::append_cors(out, bad);
+    wp::http::append_cors_preflight(out, bad, "");
+    wp::http::append_cors_preflight(out, "http://a", bad);
+    EXPECT_EQ(out, "") << testing::PrintToString(bad);
+    EXPECT_FALSE(wp::http::plain_field_value(bad));
+  }
+  EXPECT_TRUE(wp::http::plain_field_value("a\tb \x80\xff"));
+}
