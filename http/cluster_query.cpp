@@ -212,14 +212,8 @@ json ClusterRouter::query_answer(const CollectionMap& m, const json& request) {
 json ClusterRouter::query(const std::string& pattern, const Call& c) {
   const CollectionMap m = need(c.path.at("name"));
   const std::string path = pattern.substr(std::strlen("/collections/{name}"));
-  if (path == "/points/search/groups" || path == "/points/recommend/groups") {
-    // Qdrant's older group routes: their bodies checked as one node does, then query/groups.
-    json body = groups_as_query(parse_body(*c.body), path == "/points/recommend/groups");
-    Call as_query = c;
-    const std::string text = body.dump();
-    as_query.body = &text;
-    return query("/collections/{name}/points/query/groups", as_query);
-  }
+  // Qdrant's older group routes: their bodies checked as one node does, then query/groups.
+  const bool older_groups = path == "/points/search/groups" || path == "/points/recommend/groups";
   const bool recommend = path.rfind("/points/recommend", 0) == 0;
   const bool batch = path.size() > 6 && path.compare(path.size() - 6, 6, "/batch") == 0;
   const char* kind = recommend ? "recommend" : "query";
@@ -230,8 +224,9 @@ json ClusterRouter::query(const std::string& pattern, const Call& c) {
       check_query_request(r, where);
     }
   };
-  json body = parse_body(*c.body, !recommend && !batch);
-  if (path == "/points/query/groups") {
+  json body = parse_body(*c.body, !recommend && !batch && !older_groups);
+  if (older_groups) body = groups_as_query(body, recommend);
+  if (older_groups || path == "/points/query/groups") {
     const GroupsRequest g = read_groups_request(body);
     resolve_ids(m, body, "", false);
     for (const char* key : {"group_by", "group_size", "with_lookup", "offset"}) body.erase(key);

@@ -444,14 +444,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     return false;
   }
 
-  /// Keeps the request's CORS fields for its answer (the server's options allowing), each only
-  /// if it can be written back as it is: checked here once for every answer, a file download's
-  /// head (written by Beast, which checks nothing) included.
+  /// Keeps the request's CORS fields for its answer (the server's options allowing).
   void take_cors(std::string_view origin, std::string_view method, std::string_view headers) {
-    if (origin.empty() || !server_.options.cors || !plain_field_value(origin)) return;
+    if (origin.empty() || !server_.options.cors) return;
     cors_.origin.assign(origin.data(), origin.size());
-    cors_.method.assign(plain_field_value(method) ? method : std::string_view());
-    cors_.headers.assign(plain_field_value(headers) ? headers : std::string_view());
+    cors_.method.assign(method.data(), method.size());
+    cors_.headers.assign(headers.data(), headers.size());
   }
 
   /// The TCP stream under the connection (the stream itself when it is not TLS).
@@ -585,7 +583,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void dispatch(Request r, bool keep_alive, unsigned version, bool head) {
     // A CORS preflight is the server's to answer, as Qdrant's middleware does, before the API
     // and its key check: the page's request itself is checked when it comes.
-    if (!cors_.origin.empty() && is_cors_preflight(r.method, cors_.origin, cors_.method)) {
+    if (is_cors_preflight(r.method, cors_.origin, cors_.method)) {
       release_body();
       std::string extra;
       append_cors_preflight(extra, cors_.origin, cors_.headers);
@@ -648,14 +646,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                     uint64_t content_length, bool keep_alive, std::string_view extra) {
     answer_keep_alive_ = keep_alive && !server_.stopping;
     head_.clear();
+    std::string with_cors;
     if (!cors_.origin.empty()) {
-      std::string with_cors(extra);
+      with_cors.assign(extra.data(), extra.size());
       append_cors(with_cors, cors_.origin);
-      append_head(head_, status, version, content_type, content_length, answer_keep_alive_,
-                  with_cors);
-    } else {
-      append_head(head_, status, version, content_type, content_length, answer_keep_alive_, extra);
+      extra = with_cors;
     }
+    append_head(head_, status, version, content_type, content_length, answer_keep_alive_, extra);
     answer_body_.clear();
     answer_sent_ = 0;
   }
@@ -681,7 +678,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     file_res_->set(bhttp::field::server, "waypoint");
     file_res_->set(bhttp::field::content_type, r.content_type);
     file_res_->set(bhttp::field::content_disposition, disposition);
-    if (!cors_.origin.empty()) {
+    // Beast writes this head and checks nothing: what append_cors checks, checked here.
+    if (!cors_.origin.empty() && plain_field_value(cors_.origin)) {
       file_res_->set(bhttp::field::access_control_allow_origin, cors_.origin);
       file_res_->set(bhttp::field::vary, "Origin");
     }
