@@ -34,10 +34,13 @@ struct FilteredSearchCost {
   /// what the scan would (so that no search costs more than about twice the cheaper way), and
   /// not before twice the expected (plus 4 ef: the spread of walks at random filters).
   double hop_budget = 0;
-  /// Where the scan costs less than a walk that meets few matches would (the query away from the
-  /// matches), the walk is probed once it has tested `probe_tests` vertices and at twice as many
-  /// each time after, and stopped if fewer than `probe_rate` of them passed; probe_tests 0: never.
+  /// A walk is probed once it has tested `probe_tests` vertices and at twice as many each time
+  /// after, while it holds fewer than ef matches, and stopped where fewer than `probe_rate` of
+  /// those it tested passed (0: never so), or where the tests it still needs for ef at the rate
+  /// (matched + prior_matches) / (tested + prior_tests) are more than `scan_tests`, the tests a
+  /// walk makes in the time of the scan; probe_tests 0: never probed.
   double probe_tests = 0, probe_rate = 0;
+  double prior_matches = 0, prior_tests = 0, scan_tests = 0;
   bool prefers_scan() const { return scan_ns <= walk_ns; }
 };
 

@@ -294,6 +294,9 @@ bool HnswIndex::filter_prefers_exact(const IdFilter& filter, size_t ef, WalkLimi
   if (c.probe_tests > 0) {
     limits->probe_tests = count(c.probe_tests);
     limits->probe_rate = c.probe_rate;
+    limits->prior_matches = c.prior_matches;
+    limits->prior_tests = c.prior_tests;
+    limits->scan_tests = c.scan_tests;
   }
   return c.prefers_scan();
 }

@@ -144,9 +144,15 @@ void query_walk(const Graph& g, const Dist& dist_to, slot_t ep, float ep_dist, s
       ++expanded;
       bool stop = expanded > ctx.limits.hop_budget;
       // Probed at probe_tests, then at twice as many tests each time, while the walk holds fewer
-      // than ef matches (holding ef, it is bounded and ends as an unfiltered one does).
+      // than ef matches (holding ef, it is bounded and ends as an unfiltered one does): stopped
+      // where too few passed, or where the tests it still needs for ef at the rate seen cost
+      // more than the scan.
       if (tested >= probe && beam.size() < ef) {
-        stop = stop || static_cast<double>(matched) < ctx.limits.probe_rate * tested;
+        const double t = static_cast<double>(tested), m = static_cast<double>(matched);
+        const WalkLimits& l = ctx.limits;
+        stop = stop || m < l.probe_rate * t ||
+               static_cast<double>(ef - beam.size()) * (t + l.prior_tests) >
+                   (m + l.prior_matches) * l.scan_tests;
         probe = probe <= SIZE_MAX / 2 ? 2 * probe : SIZE_MAX;
       }
       if (stop) {

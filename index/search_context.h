@@ -18,12 +18,14 @@ namespace wp::index {
 
 /// Where a filtered walk (hnsw::search_layer) is stopped for the exact scan: after `hop_budget`
 /// expansions, or at a probe (once it has tested `probe_tests` vertices, then twice as many each
-/// time) when fewer than `probe_rate` of those it tested passed (FilteredSearchCost says why).
-/// By default, never.
+/// time) when fewer than `probe_rate` of those it tested passed, or when the tests it still needs
+/// for ef matches, at the rate (matched + prior_matches) / (tested + prior_tests), are more than
+/// `scan_tests` (FilteredSearchCost says why). By default, never.
 struct WalkLimits {
   size_t hop_budget = SIZE_MAX;
   size_t probe_tests = SIZE_MAX;
   double probe_rate = 0;
+  double prior_matches = 0, prior_tests = 0, scan_tests = 0;
 };
 
 struct SearchContext {

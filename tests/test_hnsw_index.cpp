@@ -590,14 +590,17 @@ TEST(HnswIndex, ACostlyFilterIsWalkedOrScannedAsItsCostsSay) {
 
 // Matches that lie away from the query (a filter that goes with the vectors): the walk, chosen
 // for the ~ef / 60% expansions a filter of 60% takes at random, would take in every vertex of the
-// query's own cluster first (2,400 here). At 16 dimensions the scan costs less than such a walk
-// (under 8 times the expected one): the walk is probed once it has tested 53 vertices (32
-// matches' worth at random) and at twice as many each time after; it has met no match and is
-// stopped at the first probe (with the query's 40 nearest points among the matches too: at that
-// probe or a later one, long before its budget; with its 80 nearest it holds ef matches first and
-// ends as usual). At 384 dimensions the scan costs 10 times the expected walk: no probe, and the
-// walk is stopped once it has cost what the scan would. Either way the scan answers, exactly; the
-// same count of random ids is walked to the end.
+// query's own cluster first (2,400 here). It is probed once it has tested 53 vertices (32 matches'
+// worth at random) and at twice as many each time after. At 16 dimensions the scan costs less
+// than 8 times the expected walk: having met no match (under a quarter of those expected), it is
+// stopped at the first probe. At 384 the scan costs 10 times the expected walk: the walk is
+// stopped at the probe where the tests it still needs for ef matches at the rate seen (16
+// matches' worth added as a prior) cost more than the scan, the fourth, long before its budget.
+// With the query's 16 nearest points among the matches (and 16 far ones fewer, so that the same
+// count is estimated) the first probes see those and pass, and a later one stops the walk; with
+// its 60 nearest (4 short of ef) every probe sees matches enough to go on, and the budget stops
+// it; with its 80 nearest it holds ef matches and ends as usual. Wherever it stops, the scan
+// answers, exactly; the same count of random ids is walked to the end.
 TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
   const size_t n = 6000, near = 2400;  // the first 2,400 points near the origin
   for (const size_t dim : {16, 384}) {
@@ -619,19 +622,20 @@ TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
     const FilteredSearchCost c =
         filtered_search_cost(shape_of(n, static_cast<double>(far.count()), dim));
     ASSERT_FALSE(c.prefers_scan());
-    EXPECT_NEAR(c.hop_budget, c.hops * std::max(2.0, c.scan_ns / c.walk_ns) + 4 * 64, 1e-6);
-    const bool probed = dim == 16;
-    ASSERT_EQ(c.probe_tests > 0, probed) << "scan / walk " << c.scan_ns / c.walk_ns;
-    if (probed) {
-      EXPECT_NEAR(c.probe_tests, 32 / 0.6, 1e-6);  // tests for 32 matches at random
-      EXPECT_NEAR(c.probe_rate, 0.6 / 4, 1e-6);
-    }
+    const double scan_over_walk = c.scan_ns / c.walk_ns;
+    const bool cheap_scan = dim == 16;
+    ASSERT_EQ(scan_over_walk < 8, cheap_scan) << "scan / walk " << scan_over_walk;
+    EXPECT_NEAR(c.hop_budget, c.hops * std::max(2.0, scan_over_walk) + 4 * 64, 1e-6);
+    EXPECT_NEAR(c.probe_tests, 32 / 0.6, 1e-6);  // tests for 32 matches at random
+    EXPECT_NEAR(c.probe_rate, cheap_scan ? 0.6 / 4 : 0, 1e-6);
+    EXPECT_NEAR(c.prior_matches, 16, 1e-6);
+    EXPECT_NEAR(c.prior_tests, 16 / 0.6, 1e-6);
+    EXPECT_NEAR(c.scan_tests, scan_over_walk * 1.3 * c.hops, 1e-6);
     for (size_t q = 0; q < 5; ++q) {
       std::vector<float> query(dim);
       for (float& x : query) x = g(rng);  // near the origin: the far points are the matches
       SearchParams p;
       p.ef = 64;
-      p.filter = &far;
       std::vector<label_t> got(10);
       std::vector<float> d(10);
       // The exact answer under `filter`, as the scan gives it.
@@ -644,58 +648,69 @@ TEST(HnswIndex, AWalkThatFindsTheMatchesFarAwayIsStoppedAndScanned) {
         idx->search_one(query.data(), 10, exact, truth.data(), dt.data());
         return truth;
       };
-      const SearchStats st = idx->search_one(query.data(), 10, p, got.data(), d.data());
-      if (probed) {  // stopped at the first probe: within its first few expansions
-        EXPECT_LE(st.hops, c.hops / 8) << "query " << q;
-      } else {  // at the budget; a few more on the upper levels
-        EXPECT_LE(st.hops, c.hop_budget + 10) << dim << " dimensions, query " << q;
-        EXPECT_GE(st.hops + 2, c.hop_budget) << dim << " dimensions, query " << q;
-      }
-      EXPECT_GE(st.distance_computations, far.count()) << "query " << q;  // then the scan
-      EXPECT_EQ(got, exact_answer(far)) << dim << " dimensions, query " << q;
-      // At random the walk takes in about its expected expansions and no scan follows.
-      p.filter = &random;
-      const SearchStats walked = idx->search_one(query.data(), 10, p, got.data(), d.data());
-      EXPECT_LT(walked.hops, c.hop_budget / 2) << dim << " dimensions, query " << q;
-      EXPECT_LT(walked.distance_computations, random.count()) << "query " << q;
-      for (const label_t l : got) ASSERT_TRUE(l != kNoLabel && random.contains(l));
-      if (!probed) continue;
-      // The query's 40 nearest (fewer than ef) in place of the 40 far points farthest from it,
-      // which no walk from the query meets early: as many matches as `far`, so the same probe
-      // points (a filter of 40 more would be probed a few tests sooner, and stopped a hop
-      // earlier where its first tests hold few of the nearest). The walk tests many of the
-      // nearest first, then fewer and fewer; a later probe stops it (at the first probe or
-      // after), long before its budget, where a single probe let it walk to the budget.
+      // The query's `count` nearest points among the matches in place of the `count` far points
+      // farthest from it, which no walk from the query meets early.
       std::vector<std::pair<float, size_t>> nearest, farthest;
       for (size_t i = 0; i < n; ++i) {
         (i < near ? nearest : farthest).push_back({l2sqr(query.data(), base.row(i), dim), i});
       }
       std::partial_sort(nearest.begin(), nearest.begin() + 80, nearest.end());
-      std::partial_sort(farthest.begin(), farthest.begin() + 40, farthest.end(), std::greater<>());
-      BitsetFilter few_near(n), many_near = far;
-      for (size_t i = near; i < n; ++i) {
-        if (std::none_of(farthest.begin(), farthest.begin() + 40,
-                         [i](const auto& f) { return f.second == i; })) {
-          few_near.set(i);
+      std::partial_sort(farthest.begin(), farthest.begin() + 80, farthest.end(), std::greater<>());
+      auto with_nearest = [&](size_t count) {
+        std::vector<bool> dropped(n);
+        for (size_t j = 0; j < count; ++j) dropped[farthest[j].second] = true;
+        BitsetFilter f(n);
+        for (size_t i = near; i < n; ++i) {
+          if (!dropped[i]) f.set(i);
         }
+        for (size_t j = 0; j < count; ++j) f.set(nearest[j].second);
+        EXPECT_EQ(f.count(), far.count());
+        return f;
+      };
+      // A filtered search under `f`: its stats; the answer the scan's where the walk was
+      // stopped (`scanned`), else matches alone (a walk's answer is approximate).
+      auto search = [&](const BitsetFilter& f, const char* what, bool scanned) {
+        p.filter = &f;
+        const SearchStats st = idx->search_one(query.data(), 10, p, got.data(), d.data());
+        EXPECT_LE(st.hops, c.hop_budget + 10) << what << ", " << dim << " dimensions, query " << q;
+        if (scanned) {
+          EXPECT_GE(st.distance_computations, far.count()) << what << ", query " << q;
+          EXPECT_EQ(got, exact_answer(f)) << what << ", " << dim << " dimensions, query " << q;
+        } else {
+          EXPECT_LT(st.distance_computations, far.count()) << what << ", query " << q;
+          for (const label_t l : got) EXPECT_TRUE(l != kNoLabel && f.contains(l)) << what;
+        }
+        return st;
+      };
+      // No match met: stopped at the first probe, within its first few expansions, where the
+      // scan is cheap; else at a later one (the fourth: 427 tests); then the scan.
+      const SearchStats none = search(far, "far", true);
+      if (cheap_scan) {
+        EXPECT_LE(none.hops, c.hops / 8) << "query " << q;
+      } else {
+        EXPECT_GT(none.hops, c.hops / 8) << "query " << q;
+        EXPECT_LT(none.hops, c.hop_budget / 4) << "query " << q;
       }
-      for (size_t j = 0; j < 80; ++j) {
-        many_near.set(nearest[j].second);
-        if (j < 40) few_near.set(nearest[j].second);
+      // The 16 nearest met first: the first probes pass (or the first stops it, where the walk
+      // has not met them all yet), a later one stops it, before a quarter of the budget.
+      const SearchStats few = search(with_nearest(16), "16 nearest", true);
+      EXPECT_GE(few.hops, none.hops) << dim << " dimensions, query " << q;
+      EXPECT_LT(few.hops, c.hop_budget / 4) << dim << " dimensions, query " << q;
+      // The 60 nearest: where the scan is cheap, a probe stops the walk once under a quarter of
+      // the expected matches have passed (after about 400 tests); else every probe sees matches
+      // enough to go on, and the budget stops it (a few hops more on the upper levels).
+      const SearchStats most = search(with_nearest(60), "60 nearest", true);
+      if (cheap_scan) {
+        EXPECT_GT(most.hops, few.hops) << "query " << q;
+        EXPECT_LT(most.hops, c.hop_budget / 4) << "query " << q;
+      } else {
+        EXPECT_GE(most.hops + 2, c.hop_budget) << "query " << q;
       }
-      ASSERT_EQ(few_near.count(), far.count());
-      p.filter = &few_near;
-      const SearchStats second = idx->search_one(query.data(), 10, p, got.data(), d.data());
-      EXPECT_GE(second.hops, st.hops) << "query " << q;
-      EXPECT_LT(second.hops, c.hop_budget / 4) << "query " << q;
-      EXPECT_GE(second.distance_computations, far.count()) << "query " << q;
-      EXPECT_EQ(got, exact_answer(few_near)) << "query " << q;
-      // With its 80 nearest (more than ef) the walk holds ef matches before the probes would
-      // stop it: it is not probed further and ends as usual, without the scan.
-      p.filter = &many_near;
-      const SearchStats held = idx->search_one(query.data(), 10, p, got.data(), d.data());
-      EXPECT_LT(held.distance_computations, far.count()) << "query " << q;
-      EXPECT_EQ(got, exact_answer(many_near)) << "query " << q;
+      // The 80 nearest (more than ef): ef matches held, the walk ends as usual, no scan.
+      search(with_nearest(80), "80 nearest", false);
+      // At random the walk takes in about its expected expansions and no scan follows.
+      const SearchStats walked = search(random, "random", false);
+      EXPECT_LT(walked.hops, c.hop_budget / 2) << dim << " dimensions, query " << q;
     }
   }
 }
