@@ -244,6 +244,12 @@ const std::vector<Api::Route>& Api::routes() {
        &Api::recommend_points, Access::kRead},
       {"POST", "/collections/{name}/points/recommend/batch", "Several recommendations at once",
        &Api::recommend_batch, Access::kRead},
+      {"POST", "/collections/{name}/points/discover",
+       "Discovery: the points on the positive side of context pairs (positive and negative "
+       "examples, ids or vectors), nearest a target when given",
+       &Api::discover_points, Access::kRead},
+      {"POST", "/collections/{name}/points/discover/batch", "Several discoveries at once",
+       &Api::discover_batch, Access::kRead},
       {"POST", "/collections/{name}/facet",
        "Counts of the values at an indexed key ({\"key\", \"filter\", \"limit\"}), most first",
        &Api::facet, Access::kRead},

@@ -208,6 +208,9 @@ class Api {
                                                 const std::function<double()>& seconds);
   nlohmann::json recommend_points(const Call& c);
   nlohmann::json recommend_batch(const Call& c);
+  /// Qdrant's discovery routes, answered as the query they become (discover_as_query).
+  nlohmann::json discover_points(const Call& c);
+  nlohmann::json discover_batch(const Call& c);
   nlohmann::json query_batch(const Call& c);
   std::optional<std::string> query_batch_plain(const Call& c,
                                                const std::function<double()>& seconds);

@@ -9,7 +9,8 @@
 //   candidates are then each shard's own prefetch (more than one node's, never fewer), as
 //   Qdrant's shards do;
 // - query/groups: one node's grouping over queries merged that way;
-// - recommend and recommend/batch: examples resolved, then as a search.
+// - recommend and recommend/batch: examples resolved, then as a search;
+// - discover and discover/batch: as the queries they become (discover_as_query).
 #include <cstring>
 #include <map>
 
@@ -40,26 +41,53 @@ std::string using_of(const json& node) {
 
 /// The ids query node `node` (at `where`) uses as vectors, its prefetches' included; a node
 /// with recommendation examples gets a filter that leaves them out.
-void collect_ids(json& node, const std::string& where, bool recommend, std::vector<IdUse>& uses) {
+void collect_ids(json& node, const std::string& where, ClusterRouter::Body body,
+                 std::vector<IdUse>& uses) {
   const std::string name = using_of(node);
+  // The examples (recommend's positive and negative, a discovery's target and pairs) that are ids;
+  // the node's filter then leaves them out.
+  json used = json::array();
+  auto example = [&](json& e, const std::string& at) {
+    if (e.is_array() || e.is_null()) return;
+    used.push_back(e);
+    uses.push_back({&e, at, name});
+  };
   auto examples = [&](json& r, const std::string& at) {
-    json used = json::array();
     for (const char* side : {"positive", "negative"}) {
       if (!r.contains(side) || !r[side].is_array()) continue;
       for (size_t i = 0; i < r[side].size(); ++i) {
-        json& e = r[side][i];
-        if (e.is_array()) continue;
-        used.push_back(e);
-        uses.push_back({&e, join(at, side) + "[" + std::to_string(i) + "]", name});
+        example(r[side][i], join(at, side) + "[" + std::to_string(i) + "]");
       }
     }
-    if (!used.empty()) {  // and none of the examples
-      node["filter"] = both_filters(node.value("filter", json()),
-                                    json{{"must_not", json::array({{{"has_id", used}}})}});
+  };
+  auto pairs = [&](json& context, const std::string& at) {
+    if (context.is_object()) {
+      for (const char* side : {"positive", "negative"}) {
+        if (context.contains(side)) example(context[side], join(at, side));
+      }
+    }
+    for (size_t i = 0; context.is_array() && i < context.size(); ++i) {
+      json& pair = context[i];
+      const std::string in = at + "[" + std::to_string(i) + "]";
+      for (const char* side : {"positive", "negative"}) {
+        if (pair.is_object() && pair.contains(side)) example(pair[side], join(in, side));
+      }
     }
   };
-  if (recommend) {
+  auto leave_out_examples = [&] {
+    if (used.empty()) return;
+    node["filter"] = both_filters(node.value("filter", json()),
+                                  json{{"must_not", json::array({{{"has_id", used}}})}});
+  };
+  if (body == ClusterRouter::Body::kRecommend) {
     examples(node, where);
+    leave_out_examples();
+    return;
+  }
+  if (body == ClusterRouter::Body::kDiscover) {
+    if (node.contains("target")) example(node["target"], join(where, "target"));
+    if (node.contains("context")) pairs(node["context"], join(where, "context"));
+    leave_out_examples();
     return;
   }
   if (node.contains("query")) {
@@ -71,15 +99,22 @@ void collect_ids(json& node, const std::string& where, bool recommend, std::vect
       uses.push_back({&q["nearest"], at + ".nearest", name});
     } else if (q.is_object() && q.contains("recommend")) {
       examples(q["recommend"], at + ".recommend");
+    } else if (q.is_object() && q.contains("context")) {
+      pairs(q["context"], at + ".context");
+    } else if (q.is_object() && q.contains("discover") && q["discover"].is_object()) {
+      json& d = q["discover"];
+      if (d.contains("target")) example(d["target"], at + ".discover.target");
+      if (d.contains("context")) pairs(d["context"], at + ".discover.context");
     }
+    leave_out_examples();
   }
   if (node.contains("prefetch")) {
     json& p = node["prefetch"];
     const std::string at = join(where, "prefetch");
-    if (p.is_object()) collect_ids(p, at, false, uses);
+    if (p.is_object()) collect_ids(p, at, ClusterRouter::Body::kQuery, uses);
     if (p.is_array()) {
       for (size_t i = 0; i < p.size(); ++i) {
-        collect_ids(p[i], at + "[" + std::to_string(i) + "]", false, uses);
+        collect_ids(p[i], at + "[" + std::to_string(i) + "]", ClusterRouter::Body::kQuery, uses);
       }
     }
   }
@@ -102,6 +137,8 @@ ClusterRouter::Merge merge_of(const CollectionMap& m, const json& node, bool rec
   if (q.is_object() && q.contains("recommend") && scores_examples(q["recommend"])) {
     return Merge::kHighFirst;
   }
+  // A discovery's score: higher is better whatever the metric.
+  if (q.is_object() && (q.contains("discover") || q.contains("context"))) return Merge::kHighFirst;
   if (q.is_null()) {
     if (!node.contains("prefetch")) return Merge::kId;
     const json& p = node["prefetch"];
@@ -113,9 +150,9 @@ ClusterRouter::Merge merge_of(const CollectionMap& m, const json& node, bool rec
 }  // namespace
 
 void ClusterRouter::resolve_ids(const CollectionMap& m, json& request, const std::string& where,
-                                bool recommend) {
+                                Body body) {
   std::vector<IdUse> uses;
-  collect_ids(request, where, recommend, uses);
+  collect_ids(request, where, body, uses);
   if (uses.empty()) return;
   std::map<std::string, json> ids;  // vector name -> the ids read in it
   for (const IdUse& u : uses) ids[u.vector_name].push_back(*u.slot);
@@ -215,20 +252,31 @@ json ClusterRouter::query(const std::string& pattern, const Call& c) {
   // Qdrant's older group routes: their bodies checked as one node does, then query/groups.
   const bool older_groups = path == "/points/search/groups" || path == "/points/recommend/groups";
   const bool recommend = path.rfind("/points/recommend", 0) == 0;
+  // Qdrant's discovery routes: their bodies as the queries that answer them, each answer a list
+  // of points rather than {"points": [...]}.
+  const bool discover = path.rfind("/points/discover", 0) == 0;
   const bool batch = path.size() > 6 && path.compare(path.size() - 6, 6, "/batch") == 0;
-  const char* kind = recommend ? "recommend" : "query";
-  auto check = [&](const json& r, const std::string& where) {
+  const char* kind = recommend ? "recommend" : discover ? "discover" : "query";
+  // A request checked as one node checks it, its ids resolved (named as its route names them),
+  // a discovery then made the query that answers it.
+  auto prepare = [&](json& r, const std::string& where) {
     if (recommend) {
       check_recommend_request(r, where);
+      resolve_ids(m, r, where, Body::kRecommend);
+    } else if (discover) {
+      discover_as_query(r, where);
+      resolve_ids(m, r, where, Body::kDiscover);
+      r = discover_as_query(r, where);
     } else {
       check_query_request(r, where);
+      resolve_ids(m, r, where, Body::kQuery);
     }
   };
-  json body = parse_body(*c.body, !recommend && !batch && !older_groups);
+  json body = parse_body(*c.body, !recommend && !discover && !batch && !older_groups);
   if (older_groups) body = groups_as_query(body, recommend);
   if (older_groups || path == "/points/query/groups") {
     const GroupsRequest g = read_groups_request(body);
-    resolve_ids(m, body, "", false);
+    resolve_ids(m, body, "", Body::kQuery);
     for (const char* key : {"group_by", "group_size", "with_lookup", "offset"}) body.erase(key);
     body["with_payload"] = true;
     return collect_groups(g, [&](size_t n) {
@@ -237,10 +285,10 @@ json ClusterRouter::query(const std::string& pattern, const Call& c) {
     });
   }
   if (!batch) {
-    check(body, "");
-    resolve_ids(m, body, "", recommend);
+    prepare(body, "");
     if (recommend) return fan_out(m, path, {body}, {merge_of(m, body, true)}, false).at(0);
-    return query_answer(m, body);
+    json answer = query_answer(m, body);
+    return discover ? std::move(answer["points"]) : answer;
   }
   WP_THROW_IF_NOT(body.is_object() && body.contains("searches") && body["searches"].is_array(),
                   "searches: expected an array of ", kind, " requests");
@@ -253,15 +301,15 @@ json ClusterRouter::query(const std::string& pattern, const Call& c) {
   for (size_t i = 0; i < n; ++i) {
     json r = body["searches"][i];
     const std::string where = "searches[" + std::to_string(i) + "]";
-    check(r, where);
-    resolve_ids(m, r, where, recommend);
+    prepare(r, where);
     fused = fused || (!recommend && is_fusion(r.value("query", json())));
     merges.push_back(merge_of(m, r, recommend));
     requests.push_back(std::move(r));
   }
   if (!fused) {
-    std::vector<json> lists = fan_out(m, path, requests, merges, true);
-    if (recommend) return lists;
+    std::vector<json> lists =
+        fan_out(m, discover ? "/points/query/batch" : path, requests, merges, true);
+    if (recommend || discover) return lists;
     json out = json::array();  // a query's answer is {"points": [...]}
     for (json& l : lists) out.push_back(json{{"points", std::move(l)}});
     return out;

@@ -122,7 +122,9 @@ json ClusterRouter::call(const std::string& method, const std::string& pattern, 
       route == "POST /collections/{name}/points/search/groups" ||
       route == "POST /collections/{name}/points/recommend/groups" ||
       route == "POST /collections/{name}/points/recommend" ||
-      route == "POST /collections/{name}/points/recommend/batch") {
+      route == "POST /collections/{name}/points/recommend/batch" ||
+      route == "POST /collections/{name}/points/discover" ||
+      route == "POST /collections/{name}/points/discover/batch") {
     return query(pattern, c);
   }
   if (route == "PUT /collections/{name}/index" ||

@@ -83,6 +83,9 @@ class ClusterRouter {
   /// How the lists of every shard are merged: by score, best first (high or low), by order
   /// value (ascending or descending), or by id.
   enum class Merge { kHighFirst, kLowFirst, kValueAsc, kValueDesc, kId };
+  /// What a body holds at its top level: a query's fields, or a recommendation's or a
+  /// discovery's examples (the recommend and discover routes).
+  enum class Body { kQuery, kRecommend, kDiscover };
 
   /// Qdrant's GET /collections/{name}/cluster.
   nlohmann::json collection_cluster(const std::string& name);
@@ -158,7 +161,8 @@ class ClusterRouter {
                                       std::vector<nlohmann::json> requests,
                                       const std::vector<Merge>& how, bool batch);
   /// The query family (cluster_query.cpp): points/query, query/batch, query/groups,
-  /// points/recommend, recommend/batch.
+  /// points/recommend, recommend/batch, search/groups, recommend/groups, points/discover,
+  /// discover/batch.
   nlohmann::json query(const std::string& pattern, const Call& c);
   /// One query request (checked, its point ids resolved) answered across the shards.
   nlohmann::json query_answer(const cluster::CollectionMap& m, const nlohmann::json& request);
@@ -166,11 +170,11 @@ class ClusterRouter {
   /// prefetches fused here from lists merged from every shard, else as every shard answers it.
   Ranked ranked(const cluster::CollectionMap& m, const nlohmann::json& node,
                 const nlohmann::json& outer, const std::string& where);
-  /// Replaces the point ids a request uses as vectors (query by id, nearest, recommendation
-  /// examples) by their vectors read from the shards; examples are left out of the answer by a
-  /// filter, as one node leaves them out. `recommend` for a recommend route's body.
+  /// Replaces the point ids a request uses as vectors (query by id, nearest, recommendation and
+  /// discovery examples) by their vectors read from the shards; examples are left out of the
+  /// answer by a filter, as one node leaves them out.
   void resolve_ids(const cluster::CollectionMap& m, nlohmann::json& request,
-                   const std::string& where, bool recommend);
+                   const std::string& where, Body body);
   /// POST /collections/{name}/points with a body: records in the order asked.
   nlohmann::json retrieve_ids(const cluster::CollectionMap& m, const nlohmann::json& body);
   /// PUT /collections/{name}/index and DELETE .../index/{field_name}: on every replica.

@@ -2,7 +2,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <functional>
 #include <iterator>
+#include <limits>
 
 #include "engine/json_path.h"
 #include "engine/json_value.h"
@@ -180,6 +182,15 @@ constexpr size_t kMaxExamples = 256;
 /// example: their searches share them.
 constexpr size_t kMaxScoredCandidates = 50000;
 
+/// Checks an example (a recommendation's, a discovery's) at `at`: a vector or a point id.
+void check_example(const json& e, const std::string& at) {
+  if (e.is_array()) {
+    get_vector(e, at);
+  } else {
+    engine::PointId::from_json(e, at);
+  }
+}
+
 Recommend read_recommend(const json& r, const std::string& where) {
   WP_THROW_IF_NOT(r.is_object(), where, ": expected an object with positive and negative");
   Recommend out;
@@ -189,12 +200,7 @@ Recommend read_recommend(const json& r, const std::string& where) {
     WP_THROW_IF_NOT(r[side].is_array(), at, ": expected an array of point ids or vectors");
     for (size_t i = 0; i < r[side].size(); ++i) {
       const json& e = r[side][i];
-      const std::string ei = at + "[" + std::to_string(i) + "]";
-      if (e.is_array()) {
-        get_vector(e, ei);
-      } else {
-        engine::PointId::from_json(e, ei);
-      }
+      check_example(e, at + "[" + std::to_string(i) + "]");
       (side[0] == 'p' ? out.positive : out.negative).push_back(e);
     }
   }
@@ -245,11 +251,30 @@ std::vector<engine::ScoredPoint> read_scored(const engine::Collection& col,
   return out;
 }
 
-/// The query vector of a recommendation, Qdrant's average_vector: the mean of the positive
-/// examples, moved away from the mean of the negative ones (2 * mean+ - mean-). The ids among the
-/// examples go to `used` (they are left out of the answer, as Qdrant does).
-/// The vectors of one side's examples in space `vector_name` (inline ones normalised for cosine,
-/// as stored ones are); the ids among them go to `used`.
+/// The vector of example `e` (at `at`) in space `shape`: given inline (normalised for cosine, as
+/// stored vectors are) or a point's (its id then goes to `used`: left out of the answer, as
+/// Qdrant does).
+std::vector<float> example_vector(const engine::Collection& col, const json& e,
+                                  const std::string& at, const engine::VectorShape& shape,
+                                  std::vector<engine::PointId>& used) {
+  std::vector<float> v;
+  if (e.is_array()) {
+    v = get_vector(e, at);
+    // Stored vectors of a cosine collection are unit length: so is an example given inline.
+    if (shape.metric == index::Metric::kCosine && v.size() == shape.dim) {
+      WP_THROW_IF_NOT(index::normalize(v.data(), shape.dim) > 0, at,
+                      ": the zero vector has no cosine direction");
+    }
+  } else {
+    v = vector_of(col, e, at, shape.name);
+    used.push_back(engine::PointId::from_json(e, at));
+  }
+  WP_THROW_IF_NOT(v.size() == shape.dim, at, ": expected dimension ", shape.dim, ", got ",
+                  v.size());
+  return v;
+}
+
+/// The vectors of one side's examples (at `at_side`[i]) in space `vector_name`.
 std::vector<std::vector<float>> example_vectors(const engine::Collection& col,
                                                 const std::vector<json>& examples,
                                                 const std::string& at_side,
@@ -258,26 +283,14 @@ std::vector<std::vector<float>> example_vectors(const engine::Collection& col,
   const engine::VectorShape& shape = col.vector_shape(vector_name, "using");
   std::vector<std::vector<float>> out;
   for (size_t i = 0; i < examples.size(); ++i) {
-    const std::string at = at_side + "[" + std::to_string(i) + "]";
-    std::vector<float> v;
-    if (examples[i].is_array()) {
-      v = get_vector(examples[i], at);
-      // Stored vectors of a cosine collection are unit length: so is an example given inline.
-      if (shape.metric == index::Metric::kCosine && v.size() == shape.dim) {
-        WP_THROW_IF_NOT(index::normalize(v.data(), shape.dim) > 0, at,
-                        ": the zero vector has no cosine direction");
-      }
-    } else {
-      v = vector_of(col, examples[i], at, vector_name);
-      used.push_back(engine::PointId::from_json(examples[i], at));
-    }
-    WP_THROW_IF_NOT(v.size() == shape.dim, at, ": expected dimension ", shape.dim, ", got ",
-                    v.size());
-    out.push_back(std::move(v));
+    out.push_back(
+        example_vector(col, examples[i], at_side + "[" + std::to_string(i) + "]", shape, used));
   }
   return out;
 }
 
+/// The query vector of a recommendation, Qdrant's average_vector: the mean of the positive
+/// examples, moved away from the mean of the negative ones (2 * mean+ - mean-).
 std::vector<float> recommend_vector(const engine::Collection& col, const Recommend& r,
                                     const std::string& where, const std::string& vector_name,
                                     std::vector<engine::PointId>& used) {
@@ -351,12 +364,64 @@ float scaled_sigmoid(float x) {
   return 0.5f * (x / (1.0f + std::abs(x)) + 1.0f);
 }
 
+/// The points that score best by `score` (higher first, whatever the metric): candidates are
+/// the nearest points of each of `seeds` under the request's filter (more than the answer needs:
+/// 4 (limit + offset + used), at least 100, each search's share of kMaxScoredCandidates so that
+/// the exact scoring stays bounded however many examples a request gives), each scored exactly
+/// on its vector in `shape`; the points in `used` (examples) left out; from the request's offset,
+/// at most its limit, down to its score_threshold.
+std::vector<engine::ScoredPoint> best_scored(const engine::Collection& col, ParsedSearch& s,
+                                             const engine::VectorShape& shape,
+                                             const std::vector<const std::vector<float>*>& seeds,
+                                             std::vector<engine::PointId> used,
+                                             const std::function<float(const float*)>& score) {
+  engine::SearchQuery q = s.query;
+  q.filter = &s.filter;
+  q.offset = 0;
+  q.with_payload = false;
+  q.with_vector = false;
+  q.score_threshold.reset();
+  const size_t searches = std::max<size_t>(seeds.size(), 1);
+  const size_t need = s.query.limit + s.query.offset + used.size();
+  q.limit = std::min({index::kMaxK, std::max<size_t>(100, 4 * need),
+                      std::max(need / searches + 1, kMaxScoredCandidates / searches)});
+  std::vector<engine::PointId> candidates;
+  for (const std::vector<float>* v : seeds) {
+    q.vector = *v;
+    for (const engine::ScoredPoint& h : col.search(q)) candidates.push_back(h.point.id);
+  }
+  // Each candidate once, the examples' own points left out.
+  std::sort(candidates.begin(), candidates.end());
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  std::sort(used.begin(), used.end());
+  std::vector<engine::PointId> kept;
+  std::set_difference(candidates.begin(), candidates.end(), used.begin(), used.end(),
+                      std::back_inserter(kept));
+  std::vector<std::pair<float, engine::PointId>> scored;
+  for (engine::PointRead& p :
+       col.retrieve(kept, false, engine::VectorSelector(std::vector<std::string>{shape.name}))) {
+    auto it = p.vectors.find(shape.name);
+    if (it == p.vectors.end()) continue;
+    const float x = score(it->second.data());
+    if (!std::isnan(x)) scored.emplace_back(x, p.id);  // (sums of huge values can overflow)
+  }
+  std::stable_sort(scored.begin(), scored.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<engine::PointId> ids;
+  std::vector<float> scores;
+  for (size_t i = s.query.offset; i < scored.size() && ids.size() < s.query.limit; ++i) {
+    if (s.query.score_threshold && scored[i].first < *s.query.score_threshold) break;
+    ids.push_back(scored[i].second);
+    scores.push_back(scored[i].first);
+  }
+  return read_scored(col, ids, scores, s.query);
+}
+
 /// The points that score best against the examples themselves (best_score: the best similarity
 /// to a positive, as sigmoid(it), when it beats the best to a negative, else -sigmoid(the best to
 /// a negative); without negatives, the best to a positive as it is; sum_scores: the similarities
 /// to the positives summed less those to the negatives; similarity is -distance for Euclid).
-/// Candidates are the nearest points of each example (more than the answer needs: 4 (limit +
-/// offset + examples), at least 100), each scored exactly; the examples' own points are left out.
+/// Candidates are the nearest points of each example and of their combined direction.
 std::vector<engine::ScoredPoint> recommend_by_scores(const engine::Collection& col,
                                                      const Recommend& r, ParsedSearch& s,
                                                      const std::string& where) {
@@ -386,26 +451,9 @@ std::vector<engine::ScoredPoint> recommend_by_scores(const engine::Collection& c
     if (neg.empty()) return best_pos;
     return best_pos > best_neg ? scaled_sigmoid(best_pos) : -scaled_sigmoid(best_neg);
   };
-  // Candidates: the nearest points of every example, under the filter.
-  engine::SearchQuery q = s.query;
-  q.filter = &s.filter;
-  q.offset = 0;
-  q.with_payload = false;
-  q.with_vector = false;
-  q.score_threshold.reset();
-  // Each search's share of at most kMaxScoredCandidates, so that the exact scoring stays bounded
-  // (candidates x examples distance computations) however many examples a request gives.
-  const size_t searches = pos.size() + neg.size() + 1;
-  const size_t need = s.query.limit + s.query.offset + used.size();
-  q.limit = std::min({index::kMaxK, std::max<size_t>(100, 4 * need),
-                      std::max(need / searches + 1, kMaxScoredCandidates / searches)});
-  std::vector<engine::PointId> candidates;
-  auto gather = [&](const std::vector<float>& v) {
-    q.vector = v;
-    for (const engine::ScoredPoint& h : col.search(q)) candidates.push_back(h.point.id);
-  };
+  std::vector<const std::vector<float>*> seeds;
   for (const auto* side : {&pos, &neg}) {
-    for (const std::vector<float>& v : *side) gather(v);
+    for (const std::vector<float>& v : *side) seeds.push_back(&v);
   }
   // And the nearest along the examples' combined direction: the positives summed less the
   // negatives, whose similarity order is sum_scores' own for Dot and Cosine (the positives' mean
@@ -421,30 +469,101 @@ std::vector<engine::ScoredPoint> recommend_by_scores(const engine::Collection& c
     }
     norm += double{combined[j]} * combined[j];
   }
-  if (norm > 0 && std::isfinite(norm)) gather(combined);
-  // Each candidate once, the examples' own points left out.
-  std::sort(candidates.begin(), candidates.end());
-  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
-  std::sort(used.begin(), used.end());
-  std::vector<engine::PointId> kept;
-  std::set_difference(candidates.begin(), candidates.end(), used.begin(), used.end(),
-                      std::back_inserter(kept));
-  std::vector<std::pair<float, engine::PointId>> scored;
-  for (engine::PointRead& p :
-       col.retrieve(kept, false, engine::VectorSelector(std::vector<std::string>{shape.name}))) {
-    auto it = p.vectors.find(shape.name);
-    if (it != p.vectors.end()) scored.emplace_back(score(it->second.data()), p.id);
+  if (norm > 0 && std::isfinite(norm)) seeds.push_back(&combined);
+  return best_scored(col, s, shape, seeds, std::move(used), score);
+}
+
+/// Qdrant's discovery (a target and context pairs) and context search (pairs alone). A pair's
+/// examples are a positive and a negative, each a vector or a point id.
+struct Discover {
+  json target;  ///< null: a context search
+  std::vector<std::pair<json, json>> pairs;
+  std::string target_at;              ///< where the request gives the target
+  std::vector<std::string> pairs_at;  ///< and each pair
+};
+
+/// Reads a discovery's target (null: none) and context (one {"positive", "negative"} pair, an
+/// array of them, or null), naming them `at_target` and `at_context`.
+Discover read_discover(const json& target, const json& context, const std::string& at_target,
+                       const std::string& at_context) {
+  Discover d;
+  if (!target.is_null()) {
+    check_example(target, at_target);
+    d.target = target;
+    d.target_at = at_target;
   }
-  std::stable_sort(scored.begin(), scored.end(),
-                   [](const auto& a, const auto& b) { return a.first > b.first; });
-  std::vector<engine::PointId> ids;
-  std::vector<float> scores;
-  for (size_t i = s.query.offset; i < scored.size() && ids.size() < s.query.limit; ++i) {
-    if (s.query.score_threshold && scored[i].first < *s.query.score_threshold) break;
-    ids.push_back(scored[i].second);
-    scores.push_back(scored[i].first);
+  WP_THROW_IF_NOT(context.is_null() || context.is_object() || context.is_array(), at_context,
+                  ": expected a {\"positive\", \"negative\"} pair or an array of them, got ",
+                  engine::show_json(context));
+  const json pairs = context.is_object() ? json::array({context}) : context;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const std::string at =
+        context.is_array() ? at_context + "[" + std::to_string(i) + "]" : at_context;
+    const json& pair = pairs[i];
+    WP_THROW_IF_NOT(pair.is_object(), at, ": expected {\"positive\", \"negative\"}, got ",
+                    engine::show_json(pair));
+    for (const char* side : {"positive", "negative"}) {
+      WP_THROW_IF_NOT(pair.contains(side) && !pair[side].is_null(), join(at, side),
+                      ": missing (a vector or a point id)");
+      check_example(pair[side], join(at, side));
+    }
+    d.pairs.emplace_back(pair["positive"], pair["negative"]);
+    d.pairs_at.push_back(at);
   }
-  return read_scored(col, ids, scores, s.query);
+  WP_THROW_IF_NOT(2 * d.pairs.size() + !d.target.is_null() <= kMaxExamples, at_context,
+                  ": at most ", kMaxExamples, " examples (a target and pairs) together");
+  return d;
+}
+
+/// The points that score best as Qdrant's discovery scores them: with a target, the pairs'
+/// rank (+1 for each pair whose positive is more similar than its negative, -1 for each the
+/// other way, 0 for a tie) plus the target's similarity squashed into (0, 1) (so that the rank
+/// decides and the target orders within it); without, the sum over pairs of
+/// fast_sigmoid(min(similarity to the positive - to the negative - epsilon, 0)): 0 for a point
+/// on every pair's positive side, less the more it strays. Similarity is the dot product (of unit
+/// vectors for Cosine) or minus the squared Euclidean distance. Candidates are the nearest points
+/// of the target and of the positives; the examples' own points are left out.
+std::vector<engine::ScoredPoint> discover_hits(const engine::Collection& col, const Discover& d,
+                                               ParsedSearch& s) {
+  check_answer_size(s.query.limit + s.query.offset, col, s.with_vector, "limit");
+  const engine::VectorShape& shape = col.vector_shape(s.query.vector_name, "using");
+  std::vector<engine::PointId> used;
+  std::vector<std::vector<float>> pos, neg, target;
+  if (!d.target.is_null()) {
+    target.push_back(example_vector(col, d.target, d.target_at, shape, used));
+  }
+  for (size_t i = 0; i < d.pairs.size(); ++i) {
+    const std::string& at = d.pairs_at[i];
+    pos.push_back(example_vector(col, d.pairs[i].first, join(at, "positive"), shape, used));
+    neg.push_back(example_vector(col, d.pairs[i].second, join(at, "negative"), shape, used));
+  }
+  const index::DistanceFn distance = index::distance_fn(shape.metric, shape.dim);
+  auto similarity = [&](const std::vector<float>& a, const float* b) {
+    return -distance(a.data(), b, shape.dim);  // -|a - b|^2, or the dot product
+  };
+  auto score = [&](const float* v) {
+    if (target.empty()) {
+      float loss = 0;
+      for (size_t i = 0; i < pos.size(); ++i) {
+        const float x = std::min(
+            similarity(pos[i], v) - similarity(neg[i], v) - std::numeric_limits<float>::epsilon(),
+            0.0f);
+        loss += x / (1.0f + std::abs(x));
+      }
+      return loss;
+    }
+    int rank = 0;
+    for (size_t i = 0; i < pos.size(); ++i) {
+      const float p = similarity(pos[i], v), n = similarity(neg[i], v);
+      rank += (p > n) - (p < n);
+    }
+    return static_cast<float>(rank) + scaled_sigmoid(similarity(target[0], v));
+  };
+  std::vector<const std::vector<float>*> seeds;
+  for (const auto* group : {&target, &pos}) {
+    for (const std::vector<float>& v : *group) seeds.push_back(&v);
+  }
+  return best_scored(col, s, shape, seeds, std::move(used), score);
 }
 
 /// The hits of a recommendation, as its strategy says.
@@ -767,6 +886,7 @@ struct ParsedQuery {
   json query;
   std::string where;
   std::optional<Recommend> recommend;  ///< query {"recommend": {...}}
+  std::optional<Discover> discover;    ///< query {"discover": {...}} or {"context": ...}
   std::optional<OrderBy> order_by;     ///< query {"order_by": ...}
   std::optional<Fusion> fusion;        ///< query {"fusion": ...} or {"rrf": {...}}
   std::vector<ParsedQuery> prefetch;   ///< the candidates of this query
@@ -825,10 +945,29 @@ ParsedQuery read_query_at(const json& body, const std::string& where, size_t dep
                     engine::show_json(q));
     WP_THROW_IF_NOT(p.prefetch.empty(), at, ": recommend over prefetches is not supported");
     p.recommend = read_recommend(q["recommend"], at + ".recommend");
+  } else if (q.is_object() && (q.contains("discover") || q.contains("context"))) {
+    const std::string kind = q.contains("discover") ? "discover" : "context";
+    WP_THROW_IF_NOT(q.size() == 1, at, ": expected {\"", kind, "\": ...} alone, got ",
+                    engine::show_json(q));
+    WP_THROW_IF_NOT(p.prefetch.empty(), at, ": ", kind, " over prefetches is not supported");
+    if (kind == "context") {
+      p.discover = read_discover(json(), q["context"], "", at + ".context");
+    } else {
+      const json& d = q["discover"];
+      const std::string in = at + ".discover";
+      WP_THROW_IF_NOT(d.is_object(), in, ": expected {\"target\", \"context\"}, got ",
+                      engine::show_json(d));
+      WP_THROW_IF_NOT(d.contains("target") && !d["target"].is_null(), in,
+                      ".target: missing (a vector or a point id)");
+      WP_THROW_IF_NOT(d.contains("context"), in,
+                      ".context: missing (pairs of positive and negative examples)");
+      p.discover = read_discover(d["target"], d["context"], in + ".target", in + ".context");
+    }
   } else if (q.is_object()) {
     WP_THROW_IF_NOT(q.contains("nearest") && q.size() == 1, at,
                     ": expected {\"nearest\": vector or id}, {\"recommend\": {...}}, "
-                    "{\"order_by\": ...} or {\"fusion\": \"rrf\"|\"dbsf\"}, got ",
+                    "{\"discover\": {...}}, {\"context\": ...}, {\"order_by\": ...} or "
+                    "{\"fusion\": \"rrf\"|\"dbsf\"}, got ",
                     engine::show_json(q));
     if (q["nearest"].is_array())
       s.query.vector = get_vector(q["nearest"], at + ".nearest");
@@ -865,7 +1004,7 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
   Ranked out;
   const bool has_vector = !p.fusion && !(q.is_null() && p.prefetch.size() == 1);
   if (has_vector) {
-    if (!p.recommend && q.is_object() && !q["nearest"].is_array()) {
+    if (!p.recommend && !p.discover && q.is_object() && !q["nearest"].is_array()) {
       s.query.vector =
           vector_of(col, q["nearest"], join(p.where, "query.nearest"), s.query.vector_name);
     } else if (q.is_number() || q.is_string()) {  // a point id: search by its vector
@@ -878,6 +1017,9 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
     if (p.recommend) {
       if (p.recommend->strategy != "average_vector") out.small_better = false;
       out.points = recommend_hits(col, *p.recommend, s, join(p.where, "query.recommend"));
+    } else if (p.discover) {
+      out.small_better = false;
+      out.points = discover_hits(col, *p.discover, s);
     } else {
       out.points = search_hits(col, s);
     }
@@ -1022,6 +1164,61 @@ json groups_as_query(const json& body, bool recommend) {
     q["query"] = v;
   }
   return q;
+}
+
+namespace {
+
+/// A discover request body (also one element of discover/batch): read as the query it becomes
+/// (discover_as_query), its examples named as this route's body names them.
+ParsedQuery read_discover_request(const json& body, const std::string& where) {
+  ParsedQuery p = read_query(discover_as_query(body, where), where);
+  p.discover->target_at = join(where, "target");
+  for (size_t i = 0; i < p.discover->pairs_at.size(); ++i) {
+    p.discover->pairs_at[i] = join(where, "context") + "[" + std::to_string(i) + "]";
+  }
+  return p;
+}
+
+json run_discover(const engine::Collection& col, ParsedQuery& p) {
+  return std::move(run_query(col, p)["points"]);
+}
+
+}  // namespace
+
+json discover_as_query(const json& body, const std::string& where) {
+  WP_THROW_IF_NOT(body.is_object(), where.empty() ? "body" : where, ": expected an object");
+  const json target = body.value("target", json());
+  const json context = body.value("context", json());
+  WP_THROW_IF_NOT(context.is_null() || context.is_array(), join(where, "context"),
+                  ": expected an array of {\"positive\", \"negative\"} pairs, got ",
+                  engine::show_json(context));
+  const Discover d = read_discover(target, context, join(where, "target"), join(where, "context"));
+  WP_THROW_IF_NOT(!target.is_null() || !d.pairs.empty(), join(where, "context"),
+                  ": a target or context pairs (or both) are needed");
+  WP_THROW_IF_NOT(body.contains("limit"), join(where, "limit"), ": missing");
+  json q = body;
+  // Qdrant's discover route has no score_threshold (it is ignored there).
+  for (const char* field : {"target", "context", "query", "prefetch", "score_threshold"}) {
+    q.erase(field);
+  }
+  if (target.is_null()) {
+    q["query"] = {{"context", context}};
+  } else {
+    q["query"] = {{"discover",
+                   {{"target", target}, {"context", context.is_null() ? json::array() : context}}}};
+  }
+  return q;
+}
+
+json Api::discover_points(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  ParsedQuery p = read_discover_request(parse_body(*c.body), "");
+  return run_discover(*col, p);
+}
+
+json Api::discover_batch(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  return run_batch(*col, parse_body(*c.body), "discover", read_discover_request, run_discover);
 }
 
 json Api::search_groups(const Call& c) {

@@ -67,6 +67,12 @@ GroupsRequest read_groups_request(const json& body);
 /// as its own route reads it (a search or a recommendation), so that errors name its fields.
 json groups_as_query(const json& body, bool recommend);
 
+/// A `points/discover` body (at `where`: one of `discover/batch`) as the `points/query` body
+/// that answers it: `target` and `context` become {"discover": {"target", "context"}}, or
+/// {"context": [...]} without a target. The examples are checked first as this route names them;
+/// a body with neither is refused, as Qdrant refuses it.
+json discover_as_query(const json& body, const std::string& where);
+
 /// Qdrant's groups: `run(n)` answers the request's query for `n` points with their full
 /// payloads, best first; asked for more until `groups` groups hold `group_size` hits or no more
 /// points come. Returns {"groups": [{"id", "hits"}...]}.

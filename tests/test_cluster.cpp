@@ -571,6 +571,33 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
                                  {"params", exact}},
                                 0);
   ASSERT_EQ(recommended["groups"].size(), 2u) << recommended.dump();
+  // Discovery (its examples left out, higher scores first whatever the metric), on both routes
+  // and as the query's form. (A context search alone is left out here: its best points tie at 0,
+  // in any order.)
+  const json pairs = json::array({{{"positive", 5}, {"negative", random_vector(rng)}},
+                                  {{"positive", random_vector(rng)}, {"negative", 6}}});
+  const json discovered = same(
+      "/points/discover", {{"target", 4}, {"context", pairs}, {"limit", 6}, {"params", exact}}, 0);
+  ASSERT_EQ(discovered.size(), 6u);
+  for (const json& p : discovered) {
+    EXPECT_TRUE(p["id"] != 4 && p["id"] != 5 && p["id"] != 6) << discovered.dump();
+  }
+  same("/points/query",
+       {{"query", {{"discover", {{"target", random_vector(rng)}, {"context", pairs}}}}},
+        {"limit", 5},
+        {"offset", 2},
+        {"filter", g2},
+        {"params", exact}},
+       1);
+  same("/points/discover/batch",
+       {{"searches",
+         {{{"target", 8}, {"context", pairs}, {"limit", 3}, {"params", exact}},
+          {{"target", random_vector(rng)},
+           {"context", json::array()},
+           {"limit", 4},
+           {"with_payload", true},
+           {"params", exact}}}}},
+       2);
   same("/points/query/batch",
        {{"searches", {fused_rrf, {{"query", 40}, {"limit", 3}, {"params", exact}}}}}, 0);
   same("/points/query/batch",
@@ -603,7 +630,19 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
            {"/points/recommend/batch",
             {{"searches", {{{"positive", json::array()}}}}},
             400u,
-            "searches[0].positive"}}) {
+            "searches[0].positive"},
+           {"/points/discover",
+            {{"target", 1}, {"context", {{{"positive", 4003}, {"negative", 2}}}}, {"limit", 2}},
+            404u,
+            "(context[0].positive)"},
+           {"/points/discover/batch",
+            {{"searches", {{{"target", 1}, {"limit", 2}}, {{"limit", 2}}}}},
+            400u,
+            "searches[1].context"},
+           {"/points/query",
+            {{"query", {{"discover", {{"target", 4004}, {"context", json::array()}}}}}},
+            404u,
+            "(query.discover.target)"}}) {
     for (const std::string col : {"sharded", "one"}) {
       auto [st, r] = c.call(bhttp::verb::post, "/collections/" + col + path, body);
       EXPECT_EQ(st, status) << col << path << " " << body.dump() << " " << r.dump();

@@ -6,8 +6,10 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "api_fixture.h"
 #include "http/api.h"
@@ -315,6 +317,10 @@ TEST_F(ApiTest, OpenApiListsEveryPromisedRouteAndEachIsServed) {
        R"({"positive": [1], "limit": 2})"},
       {"POST", "/collections/{name}/points/recommend/batch",
        "/collections/c/points/recommend/batch", R"({"searches": [{"positive": [1], "limit": 2}]})"},
+      {"POST", "/collections/{name}/points/discover", "/collections/c/points/discover",
+       R"({"target": [1, 0, 0], "context": [{"positive": 1, "negative": 2}], "limit": 2})"},
+      {"POST", "/collections/{name}/points/discover/batch", "/collections/c/points/discover/batch",
+       R"({"searches": [{"context": [{"positive": 1, "negative": [0, 1, 0]}], "limit": 2}]})"},
       {"POST", "/collections/{name}/facet", "/collections/c/facet", R"({"key": "color"})"},
       {"PUT", "/collections/{name}/index", "/collections/c/index",
        R"({"field_name": "n", "field_schema": "integer"})"},
@@ -1561,6 +1567,177 @@ TEST_F(ApiOracleTest, ScoresAreQdrantsAndExactSearchIsBruteForceForEachDistance)
 
 // params.exact is a brute-force scan even where the graph misses (a sparse graph, M 4,
 // ef_construct 8, searched with hnsw_ef 10, misses some of the true neighbours).
+namespace {
+
+/// Qdrant's similarity for discovery and context scores, in double: minus the squared Euclidean
+/// distance, the cosine similarity, or the dot product.
+double discovery_similarity(const std::string& distance, const float* a, const float* b, size_t d) {
+  if (distance == "Euclid") {
+    const double l2 = qdrant_score(distance, a, b, d);
+    return -l2 * l2;
+  }
+  return qdrant_score(distance, a, b, d);
+}
+
+}  // namespace
+
+// Qdrant's discovery and context search (points/discover, discover/batch, and the query's
+// {"discover"} and {"context"}), for each distance, against a brute-force oracle of Qdrant's
+// formulas over every point: with a target, the pairs' rank (+1 where the positive is more
+// similar, -1 where less) plus the target's similarity squashed into (0, 1); without, the sum of
+// fast_sigmoid(min(positive - negative similarity - epsilon, 0)), 0 on every pair's positive
+// side (where many points tie). The examples given by id are left out; offsets, filters and
+// thresholds apply; both routes and both query forms answer alike; bad bodies name the field.
+TEST_F(ApiOracleTest, DiscoveryAndContextScoreAsQdrantsFormulas) {
+  const size_t n = 90, d = 6;  // under the 100 candidates each example's search brings: all
+  for (const std::string distance : kDistances) {
+    SCOPED_TRACE(distance);
+    const std::string name = "d" + distance;
+    const std::string route = "/collections/" + name + "/points/";
+    const auto base = add_random(name, distance, n, d, 41);
+    const auto extra = wp::test::random_matrix(3, d, 42);
+    // The examples: ids 3, 5, 7 and three vectors.
+    const json target_vec = vec_json(extra.row(0), d);
+    const json pairs = json::array({{{"positive", 5}, {"negative", vec_json(extra.row(1), d)}},
+                                    {{"positive", vec_json(extra.row(2), d)}, {"negative", 7}}});
+    std::vector<float> v1(extra.row(1), extra.row(1) + d), v2(extra.row(2), extra.row(2) + d);
+    std::vector<float> t(extra.row(0), extra.row(0) + d);
+    const float* pos[] = {base.row(5), v2.data()};
+    const float* neg[] = {v1.data(), base.row(7)};
+    // Every point's score by the oracle, best first, the examples' ids left out (3 where it is
+    // the target).
+    auto oracle = [&](const float* target, bool (*keep)(size_t)) {
+      std::vector<std::pair<size_t, double>> all;
+      for (size_t i = 0; i < n; ++i) {
+        if ((i == 3 && target == base.row(3)) || i == 5 || i == 7 || !keep(i)) continue;
+        double score = 0;
+        for (size_t j = 0; j < 2; ++j) {
+          const double p = discovery_similarity(distance, pos[j], base.row(i), d);
+          const double q = discovery_similarity(distance, neg[j], base.row(i), d);
+          if (target) {
+            score += (p > q) - (p < q);
+          } else {
+            const double x = std::min(p - q - std::numeric_limits<float>::epsilon(), 0.0);
+            score += x / (1 + std::abs(x));
+          }
+        }
+        if (target) {
+          const double s = discovery_similarity(distance, target, base.row(i), d);
+          score += 0.5 * (s / (1 + std::abs(s)) + 1);
+        }
+        all.push_back({i, score});
+      }
+      std::stable_sort(all.begin(), all.end(),
+                       [](const auto& a, const auto& b) { return a.second > b.second; });
+      return all;
+    };
+    // Each hit scored as the oracle scores its point, and the scores those of the oracle's
+    // ranks from `offset` (points that tie may come in any order).
+    auto expect_oracle = [&](const json& hits, const std::vector<std::pair<size_t, double>>& all,
+                             size_t offset, size_t limit, const std::string& what) {
+      ASSERT_EQ(hits.size(), std::min(limit, all.size() - offset)) << what << hits.dump();
+      std::set<size_t> seen;
+      for (size_t r = 0; r < hits.size(); ++r) {
+        const size_t id = hits[r]["id"];
+        EXPECT_TRUE(seen.insert(id).second) << what;
+        const auto it =
+            std::find_if(all.begin(), all.end(), [id](const auto& a) { return a.first == id; });
+        ASSERT_NE(it, all.end()) << what << ": id " << id << " is an example or filtered out";
+        expect_score(hits[r], it->second, what + " (its own score)");
+        expect_score(hits[r], all[offset + r].second, what + " rank " + std::to_string(r));
+      }
+    };
+    auto every = [](size_t) { return true; };
+    auto odd = [](size_t i) { return i % 2 == 1; };
+    // A discovery from a target point, on the discover route.
+    const json discovered =
+        ok("POST", route + "discover", {{"target", 3}, {"context", pairs}, {"limit", 10}});
+    expect_oracle(discovered, oracle(base.row(3), every), 0, 10, "discover");
+    // The query's form answers alike; a target vector, an offset and a filter.
+    EXPECT_EQ(ok("POST", route + "query",
+                 {{"query", {{"discover", {{"target", 3}, {"context", pairs}}}}},
+                  {"limit", 10}})["points"],
+              discovered);
+    const json odd_filter{{"must_not", {{{"key", "c.even"}, {"match", {{"value", true}}}}}}};
+    const json shifted =
+        ok("POST", route + "query",
+           {{"query", {{"discover", {{"target", target_vec}, {"context", pairs}}}}},
+            {"limit", 7},
+            {"offset", 4},
+            {"filter", odd_filter},
+            {"with_payload", {"a"}}})["points"];
+    expect_oracle(shifted, oracle(t.data(), odd), 4, 7, "discover, offset and filter");
+    for (const json& h : shifted) EXPECT_EQ(h["payload"], json({{"a", h["id"]}}));
+    // A context search: its best points tie at 0 (each pair's positive side).
+    const json context = ok("POST", route + "discover", {{"context", pairs}, {"limit", 12}});
+    const auto by_context = oracle(nullptr, every);
+    expect_oracle(context, by_context, 0, 12, "context");
+    EXPECT_EQ(context[0]["score"], 0.0) << context.dump();
+    EXPECT_LT(by_context.back().second, -0.5);  // some points lie on the negative sides
+    EXPECT_EQ(
+        ok("POST", route + "query", {{"query", {{"context", pairs}}}, {"limit", 12}})["points"],
+        context);
+    // One pair given as an object, and a threshold on the context score.
+    const json one_pair = ok(
+        "POST", route + "query",
+        {{"query", {{"context", pairs[0]}}}, {"limit", 80}, {"score_threshold", -0.1}})["points"];
+    ASSERT_FALSE(one_pair.empty());
+    for (const json& h : one_pair) EXPECT_GE(h["score"].get<double>(), -0.1) << h.dump();
+    EXPECT_LT(one_pair.size(), 80u);
+    // A pair whose examples are one vector: every point ties, each a margin below 0 (Qdrant's
+    // epsilon), not at 0.
+    const json tie = ok(
+        "POST", route + "query",
+        {{"query",
+          {{"context",
+            {{"positive", vec_json(extra.row(1), d)}, {"negative", vec_json(extra.row(1), d)}}}}},
+         {"limit", 3}})["points"];
+    ASSERT_EQ(tie.size(), 3u);
+    for (const json& h : tie) {
+      EXPECT_NEAR(h["score"].get<double>(), -1.1920928e-07, 1e-12) << h.dump();
+    }
+    // A batch: each answer as its own request's.
+    const json batch = ok("POST", route + "discover/batch",
+                          {{"searches",
+                            {{{"target", 3}, {"context", pairs}, {"limit", 10}},
+                             {{"context", pairs}, {"limit", 12}}}}});
+    ASSERT_EQ(batch.size(), 2u);
+    EXPECT_EQ(batch[0], discovered);
+    EXPECT_EQ(batch[1], context);
+  }
+  for (const auto& [path, body, status, field] :
+       std::vector<std::tuple<std::string, std::string, unsigned, std::string>>{
+           {"discover", R"({"limit":3})", 400, "context: a target or context pairs"},
+           {"discover", R"({"target":1,"context":{"positive":1,"negative":2},"limit":3})", 400,
+            "context: expected an array"},
+           {"discover", R"({"context":[{"positive":1}],"limit":3})", 400,
+            "context[0].negative: missing"},
+           {"discover", R"({"context":[{"positive":"x","negative":1}],"limit":3})", 400,
+            "context[0].positive"},
+           {"discover", R"({"target":[1,2],"limit":3})", 400, "target: expected dimension"},
+           {"discover", R"({"target":1})", 400, "limit: missing"},
+           {"discover", R"({"target":1,"context":[{"positive":999,"negative":2}],"limit":3})", 404,
+            "context[0].positive"},
+           {"discover", R"({"target":1,"limit":3,"lookup_from":{"collection":"x"}})", 400,
+            "lookup_from: is not supported"},
+           {"discover/batch", R"({"searches":[{"target":1,"limit":3},{"limit":3}]})", 400,
+            "searches[1].context"},
+           {"query", R"({"query":{"discover":{"context":[]}}})", 400,
+            "query.discover.target: missing"},
+           {"query", R"({"query":{"discover":{"target":1}}})", 400,
+            "query.discover.context: missing"},
+           {"query", R"({"query":{"context":[{"negative":1,"positive":2}],"limit":1}})", 400,
+            "...} alone, got"},
+           {"query", R"({"query":{"context":7}})", 400, "query.context: expected a"},
+           {"query", R"({"prefetch":{"query":[1,2,3,4,5,6]},"query":{"context":[]}})", 400,
+            "context over prefetches is not supported"},
+       }) {
+    const Response r = call("POST", "/collections/dEuclid/points/" + path, body);
+    EXPECT_EQ(r.status, status) << body << " -> " << r.body;
+    EXPECT_NE(r.body.find(field), std::string::npos) << body << " -> " << r.body;
+  }
+}
+
 TEST_F(ApiOracleTest, ExactSearchIsBruteForceWhereTheGraphIsNot) {
   const auto base = add_random("sparse", "Euclid", 2000, 32, 21, {{"m", 4}, {"ef_construct", 8}});
   const auto queries = wp::test::random_matrix(20, 32, 22);

@@ -169,6 +169,16 @@ test('payload edits, collection update and version info', async () => {
   assert.deepEqual(answers[2].points[1].payload, { kind: 'bag' });
 
   assert.deepEqual((await client.query('shop', { query: { recommend: { positive: [3], negative: [1] } }, limit: 1 })).points.map((p) => p.id), [2]);
+  // Discovery: 3 is on the pair's positive side (+1), 2 ties (0), 1 on its negative side (-1), each
+  // plus the target's similarity (minus the squared distance) squashed into (0, 1).
+  const pair = { positive: [3, 0], negative: [-1, 0] };
+  const discovered = (await client.query('shop', { query: { discover: { target: [1.9, 0], context: [pair] } } })).points;
+  assert.deepEqual(discovered.map((p) => p.id), [3, 2, 1]);
+  assert.ok(Math.abs(discovered[0].score - (1 + 0.5 * (1 - 0.01 / 1.01))) < 1e-5);
+  const context = (await client.query('shop', { query: { context: pair } })).points;
+  assert.deepEqual(context.map((p) => p.id), [3, 2, 1]);
+  assert.equal(context[0].score, 0);
+  assert.ok(Math.abs(context[2].score + 8 / 9) < 1e-5);
 
   await client.updateVectors('shop', { wait: true, points: [{ id: 1, vector: [5, 5] }] });
   assert.deepEqual((await client.retrieve('shop', { ids: [1], with_vector: true }))[0].vector, [5, 5]);
