@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <random>
+#include <unordered_set>
 
 #include "engine/json_fields.h"
 #include "engine/json_value.h"
@@ -1241,6 +1243,56 @@ size_t Collection::count(const Filter* filter) const {
   size_t n = 0;
   for_each_match(*filter, [&](uint64_t) { ++n; });
   return n;
+}
+
+std::vector<PointRead> Collection::sample(const Filter* filter, size_t n, bool with_payload,
+                                          const VectorSelector& with_vector,
+                                          const std::string* holding) const {
+  check_selector(with_vector, "with_vector");
+  const size_t space = holding ? space_of(*holding, "using") : SIZE_MAX;  // SIZE_MAX: any
+  std::shared_lock<RwMutex> lock(mu_);
+  const bool filtered = filter && !filter->empty();
+  uint64_t tested = 0;
+  auto passes_all = [&](uint64_t i) {
+    const Entry& e = entries_[i];
+    if (!e.live || (space != SIZE_MAX && !indexes_[space]->contains(i))) return false;
+    if (!filtered) return true;
+    ++tested;
+    return filter->matches(e.id, e.payload);
+  };
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  const uint64_t slots = entries_.size();
+  std::vector<uint64_t> chosen;
+  if (slots > 0 && n > 0) {
+    // Slots drawn at random first, each tried once: every one that passes is uniform among the
+    // points that pass. Where too few pass for 8 tries a point to find n (a selective filter, or
+    // fewer than n points), one pass over every point keeps a uniform sample (a reservoir).
+    std::unordered_set<uint64_t> tried;
+    const uint64_t tries = std::min<uint64_t>(slots, 8 * static_cast<uint64_t>(n) + 64);
+    while (tried.size() < tries && chosen.size() < n) {
+      const uint64_t i = rng() % slots;
+      if (tried.insert(i).second && passes_all(i)) chosen.push_back(i);
+    }
+    if (chosen.size() < n) {
+      chosen.clear();
+      uint64_t seen = 0;
+      for (uint64_t i = 0; i < slots; ++i) {
+        if (!passes_all(i)) continue;
+        if (chosen.size() < n) {
+          chosen.push_back(i);
+        } else if (const uint64_t j = rng() % (seen + 1); j < n) {
+          chosen[j] = i;
+        }
+        ++seen;
+      }
+      std::shuffle(chosen.begin(), chosen.end(), rng);
+    }
+  }
+  payload_tests_.fetch_add(tested, std::memory_order_relaxed);
+  std::vector<PointRead> out;
+  out.reserve(chosen.size());
+  for (const uint64_t i : chosen) out.push_back(read_point(i, with_payload, with_vector));
+  return out;
 }
 
 Collection::Page Collection::scroll(const Filter* filter, size_t limit,

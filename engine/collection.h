@@ -245,6 +245,13 @@ class Collection {
   std::vector<PointRead> retrieve(const std::vector<PointId>& ids, bool with_payload,
                                   const VectorSelector& with_vector) const;
   size_t count(const Filter* filter) const;
+  /// Up to `n` points drawn at random, uniformly and without repeats, from the live points that
+  /// pass `filter` (null or empty: every point) and, when `holding` names a vector space
+  /// (UserError naming `using` if none), hold a vector in it; in random order, read with what is
+  /// asked of them (Qdrant's {"sample": "random"} and the distance matrix's sample).
+  std::vector<PointRead> sample(const Filter* filter, size_t n, bool with_payload,
+                                const VectorSelector& with_vector,
+                                const std::string* holding = nullptr) const;
 
   struct Page {
     std::vector<PointRead> points;

@@ -250,6 +250,14 @@ const std::vector<Api::Route>& Api::routes() {
        &Api::discover_points, Access::kRead},
       {"POST", "/collections/{name}/points/discover/batch", "Several discoveries at once",
        &Api::discover_batch, Access::kRead},
+      {"POST", "/collections/{name}/points/search/matrix/pairs",
+       "Distance matrix: `sample` points drawn at random under `filter`, each with its `limit` "
+       "nearest among them ({\"pairs\": [{\"a\", \"b\", \"score\"}]})",
+       &Api::search_matrix_pairs, Access::kRead},
+      {"POST", "/collections/{name}/points/search/matrix/offsets",
+       "Distance matrix as offsets into the sampled ids ({\"offsets_row\", \"offsets_col\", "
+       "\"scores\", \"ids\"})",
+       &Api::search_matrix_offsets, Access::kRead},
       {"POST", "/collections/{name}/facet",
        "Counts of the values at an indexed key ({\"key\", \"filter\", \"limit\"}), most first",
        &Api::facet, Access::kRead},

@@ -211,6 +211,9 @@ class Api {
   /// Qdrant's discovery routes, answered as the query they become (discover_as_query).
   nlohmann::json discover_points(const Call& c);
   nlohmann::json discover_batch(const Call& c);
+  /// Qdrant's distance matrix (search/matrix/pairs, search/matrix/offsets).
+  nlohmann::json search_matrix_pairs(const Call& c);
+  nlohmann::json search_matrix_offsets(const Call& c);
   nlohmann::json query_batch(const Call& c);
   std::optional<std::string> query_batch_plain(const Call& c,
                                                const std::function<double()>& seconds);

@@ -10,10 +10,14 @@
 //   Qdrant's shards do;
 // - query/groups: one node's grouping over queries merged that way;
 // - recommend and recommend/batch: examples resolved, then as a search;
-// - discover and discover/batch: as the queries they become (discover_as_query).
+// - discover and discover/batch: as the queries they become (discover_as_query);
+// - {"sample": "random"}: every shard's random points, merged at random;
+// - search/matrix/pairs and .../offsets: the sample drawn so, the matrix computed here.
+#include <cmath>
 #include <cstring>
 #include <map>
 
+#include "engine/collection_config.h"
 #include "http/cluster_router.h"
 #include "http/cluster_router_detail.h"
 #include "http/query_parts.h"
@@ -137,6 +141,7 @@ ClusterRouter::Merge merge_of(const CollectionMap& m, const json& node, bool rec
   if (q.is_object() && q.contains("recommend") && scores_examples(q["recommend"])) {
     return Merge::kHighFirst;
   }
+  if (q.is_object() && q.contains("sample")) return Merge::kRandom;
   // A discovery's score: higher is better whatever the metric.
   if (q.is_object() && (q.contains("discover") || q.contains("context"))) return Merge::kHighFirst;
   if (q.is_null()) {
@@ -244,6 +249,40 @@ json ClusterRouter::query_answer(const CollectionMap& m, const json& request) {
     points.push_back(std::move(p));
   }
   return json{{"points", points}};
+}
+
+json ClusterRouter::matrix(const std::string& pattern, const Call& c) {
+  const CollectionMap m = need(c.path.at("name"));
+  const MatrixRequest r = read_matrix_request(parse_body(*c.body));
+  const std::string& name = r.vector_name;
+  const json& vectors = m.config.at("vectors");
+  const bool named = !vectors.contains("size");
+  WP_THROW_IF_NOT(named ? vectors.contains(name) : name.empty(),
+                  "using: ", engine::no_vector_named(name));
+  const json& space = named ? vectors.at(name) : vectors;
+  const index::Metric metric = engine::parse_distance(space.at("distance"), "distance");
+  const size_t dim = space.at("size").get<size_t>();
+  check_matrix_work(r.sample, dim);
+  // Every shard's random points under the filter, with the vector; those without it (a named
+  // vector some points lack) are left out, which can leave the sample short of `sample` where
+  // one node draws among the points holding it.
+  json sample{{"query", {{"sample", "random"}}},
+              {"limit", r.sample},
+              {"with_payload", false},
+              {"with_vector", named ? json::array({name}) : json(true)}};
+  if (!r.filter_json.is_null()) sample["filter"] = r.filter_json;
+  std::vector<std::pair<engine::PointId, std::vector<float>>> points;
+  const std::vector<json> drawn = fan_out(m, "/points/query", {sample}, {Merge::kRandom}, false);
+  for (const json& p : drawn.at(0)) {
+    json v = p.value("vector", json());
+    if (v.is_object()) v = v.contains(name) ? v[name] : json();
+    if (!v.is_array()) continue;
+    points.emplace_back(engine::PointId::from_json(p.at("id"), "id"), v.get<std::vector<float>>());
+  }
+  const DistanceMatrix dm = distance_matrix(std::move(points), metric, r.limit);
+  return pattern.size() > 6 && pattern.compare(pattern.size() - 6, 6, "/pairs") == 0
+             ? matrix_pairs(dm)
+             : matrix_offsets(dm);
 }
 
 json ClusterRouter::query(const std::string& pattern, const Call& c) {

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <random>
+#include <set>
 
 #include "http/cluster_router_detail.h"
 
@@ -16,6 +18,20 @@ namespace {
 json merge_points(const std::vector<json>& lists, ClusterRouter::Merge how, size_t offset,
                   size_t limit) {
   using Merge = ClusterRouter::Merge;
+  if (how == Merge::kRandom) {
+    std::vector<const json*> all;
+    std::set<std::string> seen;
+    for (const json& l : lists) {
+      for (size_t i = 0; l.is_array() && i < l.size(); ++i) {
+        if (seen.insert(id_key(l[i].at("id"))).second) all.push_back(&l[i]);
+      }
+    }
+    thread_local std::mt19937_64 rng(std::random_device{}());
+    std::shuffle(all.begin(), all.end(), rng);
+    json out = json::array();
+    for (size_t i = 0; i < all.size() && out.size() < limit; ++i) out.push_back(*all[i]);
+    return out;
+  }
   struct Keyed {
     double value;
     std::string id;

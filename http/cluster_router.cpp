@@ -127,6 +127,10 @@ json ClusterRouter::call(const std::string& method, const std::string& pattern, 
       route == "POST /collections/{name}/points/discover/batch") {
     return query(pattern, c);
   }
+  if (route == "POST /collections/{name}/points/search/matrix/pairs" ||
+      route == "POST /collections/{name}/points/search/matrix/offsets") {
+    return matrix(pattern, c);
+  }
   if (route == "PUT /collections/{name}/index" ||
       route == "DELETE /collections/{name}/index/{field_name}") {
     return payload_index(method, c);

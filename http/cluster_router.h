@@ -81,8 +81,9 @@ class ClusterRouter {
   nlohmann::json activate(const Call& c);
 
   /// How the lists of every shard are merged: by score, best first (high or low), by order
-  /// value (ascending or descending), or by id.
-  enum class Merge { kHighFirst, kLowFirst, kValueAsc, kValueDesc, kId };
+  /// value (ascending or descending), by id, or at random (a random sample's lists: each point
+  /// once, shuffled, from the first: the offset is not applied, as Qdrant ignores it there).
+  enum class Merge { kHighFirst, kLowFirst, kValueAsc, kValueDesc, kId, kRandom };
   /// What a body holds at its top level: a query's fields, or a recommendation's or a
   /// discovery's examples (the recommend and discover routes).
   enum class Body { kQuery, kRecommend, kDiscover };
@@ -164,6 +165,10 @@ class ClusterRouter {
   /// points/recommend, recommend/batch, search/groups, recommend/groups, points/discover,
   /// discover/batch.
   nlohmann::json query(const std::string& pattern, const Call& c);
+  /// Qdrant's distance matrix (search/matrix/pairs and .../offsets): the sample drawn from every
+  /// shard ({"sample": "random"} with the vectors), merged at random, the matrix computed here
+  /// with one node's code (query_parts.h).
+  nlohmann::json matrix(const std::string& pattern, const Call& c);
   /// One query request (checked, its point ids resolved) answered across the shards.
   nlohmann::json query_answer(const cluster::CollectionMap& m, const nlohmann::json& request);
   /// The ranked list of a query node under the filters around it (`outer`): a fusion of its

@@ -887,6 +887,7 @@ struct ParsedQuery {
   std::string where;
   std::optional<Recommend> recommend;  ///< query {"recommend": {...}}
   std::optional<Discover> discover;    ///< query {"discover": {...}} or {"context": ...}
+  bool sample = false;                 ///< query {"sample": "random"}
   std::optional<OrderBy> order_by;     ///< query {"order_by": ...}
   std::optional<Fusion> fusion;        ///< query {"fusion": ...} or {"rrf": {...}}
   std::vector<ParsedQuery> prefetch;   ///< the candidates of this query
@@ -945,6 +946,13 @@ ParsedQuery read_query_at(const json& body, const std::string& where, size_t dep
                     engine::show_json(q));
     WP_THROW_IF_NOT(p.prefetch.empty(), at, ": recommend over prefetches is not supported");
     p.recommend = read_recommend(q["recommend"], at + ".recommend");
+  } else if (q.is_object() && q.contains("sample")) {
+    WP_THROW_IF_NOT(q.size() == 1, at, ": expected {\"sample\": \"random\"} alone, got ",
+                    engine::show_json(q));
+    WP_THROW_IF_NOT(q["sample"] == "random", at, ".sample: expected \"random\", got ",
+                    engine::show_json(q["sample"]));
+    p.sample = true;
+    s.query.score_threshold.reset();  // every point scores 1 (Qdrant ignores it here)
   } else if (q.is_object() && (q.contains("discover") || q.contains("context"))) {
     const std::string kind = q.contains("discover") ? "discover" : "context";
     WP_THROW_IF_NOT(q.size() == 1, at, ": expected {\"", kind, "\": ...} alone, got ",
@@ -966,8 +974,8 @@ ParsedQuery read_query_at(const json& body, const std::string& where, size_t dep
   } else if (q.is_object()) {
     WP_THROW_IF_NOT(q.contains("nearest") && q.size() == 1, at,
                     ": expected {\"nearest\": vector or id}, {\"recommend\": {...}}, "
-                    "{\"discover\": {...}}, {\"context\": ...}, {\"order_by\": ...} or "
-                    "{\"fusion\": \"rrf\"|\"dbsf\"}, got ",
+                    "{\"discover\": {...}}, {\"context\": ...}, {\"order_by\": ...}, "
+                    "{\"sample\": \"random\"} or {\"fusion\": \"rrf\"|\"dbsf\"}, got ",
                     engine::show_json(q));
     if (q["nearest"].is_array())
       s.query.vector = get_vector(q["nearest"], at + ".nearest");
@@ -1002,7 +1010,7 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
   const json filter = both_filters(outer, s.filter_json);
   if (!outer.is_null()) s.filter = engine::Filter::parse(filter, join(p.where, "filter"));
   Ranked out;
-  const bool has_vector = !p.fusion && !(q.is_null() && p.prefetch.size() == 1);
+  const bool has_vector = !p.fusion && !p.sample && !(q.is_null() && p.prefetch.size() == 1);
   if (has_vector) {
     if (!p.recommend && !p.discover && q.is_object() && !q["nearest"].is_array()) {
       s.query.vector =
@@ -1020,6 +1028,14 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
     } else if (p.discover) {
       out.small_better = false;
       out.points = discover_hits(col, *p.discover, s);
+    } else if (p.sample) {
+      // Random points under the filter, each scored 1 as Qdrant scores them; no offset (Qdrant
+      // ignores it: the order is not stable).
+      check_answer_size(s.query.limit, col, s.with_vector, "limit");
+      for (engine::PointRead& r :
+           col.sample(&s.filter, s.query.limit, s.query.with_payload, s.query.with_vector)) {
+        out.points.push_back({std::move(r), 1.0f});
+      }
     } else {
       out.points = search_hits(col, s);
     }
@@ -1045,6 +1061,8 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
   std::vector<std::pair<engine::PointId, float>> ranked;
   if (p.fusion) {
     ranked = fuse(lists, *p.fusion);
+  } else if (p.sample) {  // the prefetched points in random order, each scored 1
+    ranked = shuffled_union(lists);
   } else {  // one prefetch, passed on
     out.small_better = lists[0].small_better;
     for (const engine::ScoredPoint& h : lists[0].points) ranked.emplace_back(h.point.id, h.score);
@@ -1219,6 +1237,34 @@ json Api::discover_points(const Call& c) {
 json Api::discover_batch(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   return run_batch(*col, parse_body(*c.body), "discover", read_discover_request, run_discover);
+}
+
+namespace {
+
+/// The distance matrix `r` asks of `col`: its sample drawn among the points holding the vector.
+DistanceMatrix run_matrix(const engine::Collection& col, const MatrixRequest& r) {
+  const engine::VectorShape& shape = col.vector_shape(r.vector_name, "using");
+  // Every sampled point is compared with every other: sample^2 distances of dim values each.
+  check_matrix_work(r.sample, shape.dim);
+  std::vector<std::pair<engine::PointId, std::vector<float>>> points;
+  const engine::VectorSelector vectors(std::vector<std::string>{shape.name});
+  for (engine::PointRead& p : col.sample(&r.filter, r.sample, false, vectors, &shape.name)) {
+    auto it = p.vectors.find(shape.name);
+    if (it != p.vectors.end()) points.emplace_back(p.id, std::move(it->second));
+  }
+  return distance_matrix(std::move(points), shape.metric, r.limit);
+}
+
+}  // namespace
+
+json Api::search_matrix_pairs(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  return matrix_pairs(run_matrix(*col, read_matrix_request(parse_body(*c.body))));
+}
+
+json Api::search_matrix_offsets(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  return matrix_offsets(run_matrix(*col, read_matrix_request(parse_body(*c.body))));
 }
 
 json Api::search_groups(const Call& c) {

@@ -3,16 +3,107 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <unordered_map>
 
 #include "engine/json_fields.h"
 #include "engine/json_value.h"
+#include "http/api.h"
+#include "index/distance.h"
 #include "index/error.h"
 #include "index/index.h"
 
 namespace wp::http {
 
 using engine::get_count;
+
+std::vector<std::pair<engine::PointId, float>> shuffled_union(const std::vector<Ranked>& lists) {
+  std::vector<engine::PointId> ids;
+  for (const Ranked& l : lists) {
+    for (const engine::ScoredPoint& p : l.points) ids.push_back(p.point.id);
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::vector<std::pair<engine::PointId, float>> out;
+  for (engine::PointId& id : ids) out.emplace_back(std::move(id), 1.0f);
+  return out;
+}
+
+MatrixRequest read_matrix_request(const json& body) {
+  WP_THROW_IF_NOT(body.is_object(), "body: expected an object");
+  MatrixRequest r;
+  r.sample = get_count(body, "sample", "", 10, 2, kMaxMatrixSample);
+  r.limit = get_count(body, "limit", "", 3, 1, index::kMaxK);
+  WP_THROW_IF_NOT(r.sample * r.limit <= kMaxAnswerPoints, "limit: the matrix would hold ",
+                  r.sample * r.limit, " pairs, at most ", kMaxAnswerPoints,
+                  " are returned by one request");
+  r.filter = get_filter(body, "");
+  if (body.contains("filter")) r.filter_json = body["filter"];
+  r.vector_name = engine::get_string(body, "using", "", "");
+  return r;
+}
+
+void check_matrix_work(size_t sample, size_t dim) {
+  const size_t most = static_cast<size_t>(std::sqrt(double(kMaxMatrixWork) / double(dim)));
+  WP_THROW_IF_NOT(sample <= most, "sample: ", sample, " points of ", dim, " dimensions would take ",
+                  sample * sample, " distances; at most ", most,
+                  " points are sampled at this dimension");
+}
+
+DistanceMatrix distance_matrix(std::vector<std::pair<engine::PointId, std::vector<float>>> points,
+                               index::Metric metric, size_t limit) {
+  DistanceMatrix m;
+  if (points.size() < 2) return m;
+  std::sort(points.begin(), points.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  const size_t n = points.size(), d = points[0].second.size();
+  const index::DistanceFn distance = index::distance_fn(metric, d);
+  const bool l2 = metric == index::Metric::kL2;
+  m.rows.resize(n);
+  std::vector<std::pair<float, size_t>> row;  // (distance, column): smaller is nearer
+  for (size_t i = 0; i < n; ++i) {
+    row.clear();
+    for (size_t j = 0; j < n; ++j) {
+      if (j != i)
+        row.emplace_back(distance(points[i].second.data(), points[j].second.data(), d), j);
+    }
+    const size_t k = std::min(limit, row.size());
+    std::partial_sort(row.begin(), row.begin() + static_cast<std::ptrdiff_t>(k), row.end());
+    for (size_t r = 0; r < k; ++r) {
+      const float x = row[r].first;
+      m.rows[i].emplace_back(row[r].second, l2 ? std::sqrt(std::max(x, 0.0f)) : -x);
+    }
+  }
+  for (auto& p : points) m.ids.push_back(std::move(p.first));
+  return m;
+}
+
+json matrix_pairs(const DistanceMatrix& m) {
+  json pairs = json::array();
+  for (size_t i = 0; i < m.rows.size(); ++i) {
+    for (const auto& [col, score] : m.rows[i]) {
+      pairs.push_back({{"a", m.ids[i].to_json()},
+                       {"b", m.ids[col].to_json()},
+                       {"score", shortest_double(score)}});
+    }
+  }
+  return json{{"pairs", pairs}};
+}
+
+json matrix_offsets(const DistanceMatrix& m) {
+  json rows = json::array(), cols = json::array(), scores = json::array(), ids = json::array();
+  for (size_t i = 0; i < m.rows.size(); ++i) {
+    for (const auto& [col, score] : m.rows[i]) {
+      rows.push_back(i);
+      cols.push_back(col);
+      scores.push_back(shortest_double(score));
+    }
+  }
+  for (const engine::PointId& id : m.ids) ids.push_back(id.to_json());
+  return json{{"offsets_row", rows}, {"offsets_col", cols}, {"scores", scores}, {"ids", ids}};
+}
 
 json both_filters(const json& a, const json& b) {
   if (a.is_null()) return b;

@@ -43,6 +43,48 @@ struct Ranked {
 std::vector<std::pair<engine::PointId, float>> fuse(const std::vector<Ranked>& lists,
                                                     const Fusion& f);
 
+/// Every point of `lists` once, in random order, each scored 1 (Qdrant's {"sample": "random"}
+/// over prefetches).
+std::vector<std::pair<engine::PointId, float>> shuffled_union(const std::vector<Ranked>& lists);
+
+/// A distance matrix request (`points/search/matrix/pairs` and `.../offsets`): `sample` points
+/// drawn at random under `filter` among those holding vector `using`, each with its `limit`
+/// nearest among the others.
+struct MatrixRequest {
+  engine::Filter filter;
+  json filter_json;  ///< as given
+  size_t sample = 10, limit = 3;
+  std::string vector_name;
+};
+/// Reads and checks a matrix request (the sample's size against `kMaxMatrixSample`, the answer's
+/// against the caps).
+MatrixRequest read_matrix_request(const json& body);
+/// The most points one matrix samples, and the most values its distances read: each point is
+/// compared with every other (sample^2 distances of dim values: 2^31, ~1 s here, allows 4096
+/// points of 128 dimensions, 1,655 of 784).
+inline constexpr size_t kMaxMatrixSample = 4096;
+inline constexpr size_t kMaxMatrixWork = size_t{1} << 31;
+
+/// Refuses (UserError naming `sample`) a sample whose sample^2 distances of `dim` values each
+/// would read more than kMaxMatrixWork values.
+void check_matrix_work(size_t sample, size_t dim);
+
+/// Qdrant's distance matrix of sampled points: their ids sorted (numbers before UUIDs), and for
+/// each row's point its `limit` nearest among the others, best first, as (column, score), the
+/// score as a search gives it (the Euclidean distance, the cosine similarity, the dot product).
+struct DistanceMatrix {
+  std::vector<engine::PointId> ids;
+  std::vector<std::vector<std::pair<size_t, float>>> rows;
+};
+/// The matrix of `points` (id, vector in space `metric`; cosine vectors unit length, as stored);
+/// none with fewer than two points.
+DistanceMatrix distance_matrix(std::vector<std::pair<engine::PointId, std::vector<float>>> points,
+                               index::Metric metric, size_t limit);
+/// {"pairs": [{"a", "b", "score"}...]}, row by row.
+json matrix_pairs(const DistanceMatrix& m);
+/// {"offsets_row", "offsets_col", "scores", "ids"}: row and column are positions in ids.
+json matrix_offsets(const DistanceMatrix& m);
+
 /// `a` and `b` together (filters as JSON; null is none).
 json both_filters(const json& a, const json& b);
 

@@ -598,6 +598,30 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
            {"with_payload", true},
            {"params", exact}}}}},
        2);
+  // A distance matrix whose sample is every point (or every point under a filter) is one node's
+  // matrix; random samples are distinct points under the filter, from every shard.
+  const json matrix = same("/points/search/matrix/offsets", {{"sample", 500}, {"limit", 4}}, 1);
+  ASSERT_EQ(matrix["ids"].size(), 400u);
+  EXPECT_EQ(matrix["scores"].size(), 1600u);
+  same("/points/search/matrix/pairs", {{"sample", 100}, {"filter", g2}}, 2);
+  std::set<json> drawn;
+  for (int draw = 0; draw < 10; ++draw) {
+    auto [st, r] = clients[draw % 3]->call(
+        bhttp::verb::post, "/collections/sharded/points/query",
+        {{"query", {{"sample", "random"}}}, {"limit", 7}, {"filter", g2}, {"with_payload", {"g"}}});
+    ASSERT_EQ(st, 200u) << r.dump();
+    const json& pts = r["result"]["points"];
+    ASSERT_EQ(pts.size(), 7u) << r.dump();
+    std::set<json> ids;
+    for (const json& p : pts) {
+      EXPECT_EQ(p["payload"]["g"], 2) << p.dump();
+      EXPECT_EQ(p["score"], 1.0) << p.dump();
+      ids.insert(p["id"]);
+      drawn.insert(p["id"]);
+    }
+    EXPECT_EQ(ids.size(), 7u) << r.dump();
+  }
+  EXPECT_GT(drawn.size(), 21u);  // of the 57 points g 2 holds
   same("/points/query/batch",
        {{"searches", {fused_rrf, {{"query", 40}, {"limit", 3}, {"params", exact}}}}}, 0);
   same("/points/query/batch",
@@ -642,7 +666,10 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
            {"/points/query",
             {{"query", {{"discover", {{"target", 4004}, {"context", json::array()}}}}}},
             404u,
-            "(query.discover.target)"}}) {
+            "(query.discover.target)"},
+           {"/points/search/matrix/pairs", {{"using", "zz"}}, 400u, "using: Not existing vector"},
+           {"/points/search/matrix/offsets", {{"sample", 1}}, 400u, "sample"},
+           {"/points/query", {{"query", {{"sample", "all"}}}}, 400u, "query.sample"}}) {
     for (const std::string col : {"sharded", "one"}) {
       auto [st, r] = c.call(bhttp::verb::post, "/collections/" + col + path, body);
       EXPECT_EQ(st, status) << col << path << " " << body.dump() << " " << r.dump();

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 #include <random>
 #include <set>
 #include <tuple>
@@ -321,6 +322,10 @@ TEST_F(ApiTest, OpenApiListsEveryPromisedRouteAndEachIsServed) {
        R"({"target": [1, 0, 0], "context": [{"positive": 1, "negative": 2}], "limit": 2})"},
       {"POST", "/collections/{name}/points/discover/batch", "/collections/c/points/discover/batch",
        R"({"searches": [{"context": [{"positive": 1, "negative": [0, 1, 0]}], "limit": 2}]})"},
+      {"POST", "/collections/{name}/points/search/matrix/pairs",
+       "/collections/c/points/search/matrix/pairs", R"({"sample": 3, "limit": 1})"},
+      {"POST", "/collections/{name}/points/search/matrix/offsets",
+       "/collections/c/points/search/matrix/offsets", R"({"sample": 3})"},
       {"POST", "/collections/{name}/facet", "/collections/c/facet", R"({"key": "color"})"},
       {"PUT", "/collections/{name}/index", "/collections/c/index",
        R"({"field_name": "n", "field_schema": "integer"})"},
@@ -1734,6 +1739,159 @@ TEST_F(ApiOracleTest, DiscoveryAndContextScoreAsQdrantsFormulas) {
        }) {
     const Response r = call("POST", "/collections/dEuclid/points/" + path, body);
     EXPECT_EQ(r.status, status) << body << " -> " << r.body;
+    EXPECT_NE(r.body.find(field), std::string::npos) << body << " -> " << r.body;
+  }
+}
+
+// Qdrant's distance matrix (search/matrix/pairs and .../offsets) and {"sample": "random"}: the
+// sample is drawn uniformly under the filter (each of 30 points about as often over 300 draws),
+// the matrix's ids sorted, each row the brute-force nearest among the sampled others with a
+// search's scores, for each distance; both forms the same matrix where the sample is every
+// point; only points holding the vector asked for are sampled; bad bodies name the field.
+TEST_F(ApiOracleTest, DistanceMatrixAndRandomSampleAreQdrants) {
+  const size_t n = 30, d = 5;
+  for (const std::string distance : kDistances) {
+    SCOPED_TRACE(distance);
+    const std::string route = "/collections/m" + distance + "/points/";
+    const auto base = add_random("m" + distance, distance, n, d, 51);
+    // Every row as the oracle ranks the sampled others.
+    auto expect_rows = [&](const json& offsets, size_t limit) {
+      const json& ids = offsets["ids"];
+      for (size_t i = 1; i < ids.size(); ++i) ASSERT_LT(ids[i - 1], ids[i]) << ids.dump();
+      size_t at = 0;
+      for (size_t row = 0; row < ids.size(); ++row) {
+        const size_t a = ids[row];
+        std::vector<std::pair<size_t, double>> others;
+        for (size_t col = 0; col < ids.size(); ++col) {
+          const size_t b = ids[col];
+          if (col != row)
+            others.push_back({col, qdrant_score(distance, base.row(a), base.row(b), d)});
+        }
+        std::stable_sort(others.begin(), others.end(), [&](const auto& x, const auto& y) {
+          return ranks_before(distance, x.second, y.second);
+        });
+        for (size_t r = 0; r < std::min(limit, others.size()); ++r, ++at) {
+          ASSERT_LT(at, offsets["offsets_row"].size());
+          EXPECT_EQ(offsets["offsets_row"][at], row);
+          EXPECT_EQ(offsets["offsets_col"][at], others[r].first) << "row " << row << " rank " << r;
+          EXPECT_NEAR(offsets["scores"][at].get<double>(), others[r].second,
+                      1e-5 * std::max(1.0, std::abs(others[r].second)));
+        }
+      }
+      EXPECT_EQ(at, offsets["offsets_row"].size());
+    };
+    // Every point sampled: both forms, the same matrix.
+    const json all = ok("POST", route + "search/matrix/offsets", {{"sample", 40}, {"limit", 4}});
+    ASSERT_EQ(all["ids"].size(), n);
+    expect_rows(all, 4);
+    const json pairs = ok("POST", route + "search/matrix/pairs", {{"sample", 40}, {"limit", 4}});
+    ASSERT_EQ(pairs["pairs"].size(), n * 4);
+    for (size_t i = 0; i < n * 4; ++i) {
+      const json& p = pairs["pairs"][i];
+      EXPECT_EQ(p["a"], all["ids"][all["offsets_row"][i].get<size_t>()]);
+      EXPECT_EQ(p["b"], all["ids"][all["offsets_col"][i].get<size_t>()]);
+      EXPECT_EQ(p["score"], all["scores"][i]);
+    }
+    // A sample of 8 under a filter (the odd points): 8 of them, the rows among those 8.
+    const json odd{{"must", {{{"key", "c.even"}, {"match", {{"value", false}}}}}}};
+    const json some = ok("POST", route + "search/matrix/offsets",
+                         {{"sample", 8}, {"filter", odd}});  // limit 3 by default
+    ASSERT_EQ(some["ids"].size(), 8u);
+    for (const json& id : some["ids"]) EXPECT_EQ(id.get<size_t>() % 2, 1u);
+    expect_rows(some, 3);
+    // Fewer than two points: an empty matrix.
+    const json one{{"must", {{{"has_id", {7}}}}}};
+    EXPECT_EQ(ok("POST", route + "search/matrix/pairs", {{"filter", one}}),
+              json({{"pairs", json::array()}}));
+    EXPECT_EQ(ok("POST", route + "search/matrix/offsets", {{"filter", one}})["ids"], json::array());
+  }
+  // Random samples: distinct, under the filter, and uniform: over 300 draws of 5 of the 30
+  // points, each is drawn 50 times on average (a standard deviation of 6.5).
+  std::map<size_t, size_t> drawn;
+  std::set<std::vector<size_t>> samples;
+  for (size_t draw = 0; draw < 300; ++draw) {
+    const json got = ok("POST", "/collections/mEuclid/points/query",
+                        {{"query", {{"sample", "random"}}}, {"limit", 5}, {"offset", 3}})["points"];
+    ASSERT_EQ(got.size(), 5u);  // the offset is ignored, as Qdrant ignores it
+    std::vector<size_t> ids;
+    for (const json& p : got) {
+      EXPECT_EQ(p["score"], 1.0);
+      ids.push_back(p["id"]);
+      ++drawn[p["id"]];
+    }
+    std::sort(ids.begin(), ids.end());
+    EXPECT_EQ(std::unique(ids.begin(), ids.end()), ids.end());
+    samples.insert(ids);
+  }
+  ASSERT_EQ(drawn.size(), n);
+  for (const auto& [id, times] : drawn) {
+    EXPECT_GT(times, 20u) << "id " << id;
+    EXPECT_LT(times, 85u) << "id " << id;
+  }
+  EXPECT_GT(samples.size(), 250u);
+  // A filter few points pass (drawn by one pass over every point), with payloads; the prefetched
+  // points in random order.
+  const json three = ok("POST", "/collections/mDot/points/query",
+                        {{"query", {{"sample", "random"}}},
+                         {"filter", {{"must", {{{"has_id", {4, 9, 17}}}}}}},
+                         {"limit", 10},
+                         {"with_payload", {"a"}}})["points"];
+  ASSERT_EQ(three.size(), 3u);
+  std::set<size_t> three_ids;
+  for (const json& p : three) {
+    three_ids.insert(p["id"].get<size_t>());
+    EXPECT_EQ(p["payload"], json({{"a", p["id"]}}));
+  }
+  EXPECT_EQ(three_ids, std::set<size_t>({4, 9, 17}));
+  const json near = ok("POST", "/collections/mDot/points/query",
+                       {{"prefetch", {{"query", {1, 0, 0, 0, 0}}, {"limit", 6}}},
+                        {"query", {{"sample", "random"}}},
+                        {"limit", 10}})["points"];
+  const json nearest = ok("POST", "/collections/mDot/points/query",
+                          {{"query", {1, 0, 0, 0, 0}}, {"limit", 6}})["points"];
+  std::set<json> a, b;
+  for (const json& p : near) a.insert(p["id"]);
+  for (const json& p : nearest) b.insert(p["id"]);
+  EXPECT_EQ(a, b);
+  // Only the points holding the vector asked for are sampled for a matrix.
+  ok("PUT", "/collections/named",
+     {{"vectors",
+       {{"image", {{"size", 2}, {"distance", "Euclid"}}},
+        {"text", {{"size", 2}, {"distance", "Dot"}}}}}});
+  json pts = json::array();
+  for (int i = 0; i < 20; ++i) {
+    json v{{"text", {i, 1}}};
+    if (i % 3 == 0) v["image"] = {i, 0};
+    pts.push_back({{"id", i}, {"vector", v}});
+  }
+  ok("PUT", "/collections/named/points?wait=true", {{"points", pts}});
+  const json images = ok("POST", "/collections/named/points/search/matrix/offsets",
+                         {{"sample", 50}, {"limit", 1}, {"using", "image"}});
+  ASSERT_EQ(images["ids"].size(), 7u) << images.dump();
+  for (const json& id : images["ids"]) EXPECT_EQ(id.get<int>() % 3, 0);
+  EXPECT_EQ(images["scores"][0], 3.0);  // 0's nearest image: 3, at distance 3
+  // The sample^2 distances are bounded: at 65,536 dimensions, 181 points.
+  ok("PUT", "/collections/wide", {{"vectors", {{"size", 65536}, {"distance", "Dot"}}}});
+  const Response wide =
+      call("POST", "/collections/wide/points/search/matrix/pairs", R"({"sample":182})");
+  EXPECT_EQ(wide.status, 400u) << wide.body;
+  EXPECT_NE(wide.body.find("sample: 182 points of 65536 dimensions"), std::string::npos)
+      << wide.body;
+  EXPECT_EQ(ok("POST", "/collections/wide/points/search/matrix/pairs", {{"sample", 181}}),
+            json({{"pairs", json::array()}}));
+  for (const auto& [path, body, field] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"search/matrix/pairs", R"({"sample":1})", "sample"},
+           {"search/matrix/pairs", R"({"sample":5000})", "sample"},
+           {"search/matrix/offsets", R"({"limit":0})", "limit"},
+           {"search/matrix/offsets", R"({"sample":4000,"limit":100})", "limit: the matrix"},
+           {"search/matrix/offsets", R"({"using":"audio"})", "using"},
+           {"search/matrix/pairs", R"({"filter":{"must":[{"key":1}]}})", "filter"},
+           {"query", R"({"query":{"sample":"first"}})", "query.sample: expected"},
+           {"query", R"({"query":{"sample":"random","x":1}})", "alone"},
+       }) {
+    const Response r = call("POST", "/collections/named/points/" + path, body);
+    EXPECT_EQ(r.status, 400u) << body << " -> " << r.body;
     EXPECT_NE(r.body.find(field), std::string::npos) << body << " -> " << r.body;
   }
 }

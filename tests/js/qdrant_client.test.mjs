@@ -179,6 +179,17 @@ test('payload edits, collection update and version info', async () => {
   assert.deepEqual(context.map((p) => p.id), [3, 2, 1]);
   assert.equal(context[0].score, 0);
   assert.ok(Math.abs(context[2].score + 8 / 9) < 1e-5);
+  // The distance matrix of every point (3 of a sample of 10), and random points.
+  const matrix = await client.searchMatrixPairs('shop', { sample: 10, limit: 1 });
+  assert.deepEqual(matrix.pairs.map((p) => p.a), [1, 2, 3]);
+  assert.deepEqual(matrix.pairs.map((p) => p.score), [1, 1, 1]);
+  assert.deepEqual([matrix.pairs[0].b, matrix.pairs[2].b], [2, 2]);
+  const offsets = await client.searchMatrixOffsets('shop', { sample: 10, limit: 2 });
+  assert.deepEqual(offsets.ids, [1, 2, 3]);
+  assert.deepEqual(offsets.offsets_row, [0, 0, 1, 1, 2, 2]);
+  const sampled = (await client.query('shop', { query: { sample: 'random' }, limit: 2 })).points;
+  assert.equal(new Set(sampled.map((p) => p.id)).size, 2);
+  assert.ok(sampled.every((p) => [1, 2, 3].includes(p.id) && p.score === 1));
 
   await client.updateVectors('shop', { wait: true, points: [{ id: 1, vector: [5, 5] }] });
   assert.deepEqual((await client.retrieve('shop', { ids: [1], with_vector: true }))[0].vector, [5, 5]);
