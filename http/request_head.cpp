@@ -4,6 +4,7 @@
 
 #include <boost/beast/http/status.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
@@ -88,6 +89,7 @@ bool read_simple_head(std::string_view bytes, RequestHead& head) {
   bool has_length = false, has_connection = false, close = false, keep_alive = false;
   bool has_key = false, has_authorization = false, has_type = false, has_expect = false;
   bool has_origin = false, has_cors_method = false, has_cors_headers = false;
+  bool has_accept_encoding = false;
   while (p < last) {
     q = p;
     while (token(*q)) ++q;
@@ -135,6 +137,11 @@ bool read_simple_head(std::string_view bytes, RequestHead& head) {
         if (is(name, "content-length")) {
           if (has_length || !read_length(value, head.content_length)) return false;
           has_length = true;
+        }
+        break;
+      case 15:
+        if (is(name, "accept-encoding") && !has_accept_encoding) {
+          head.accept_encoding = value, has_accept_encoding = true;
         }
         break;
       case 16:
@@ -199,6 +206,48 @@ bool plain_field_value(std::string_view v) {
     if ((u < 0x20 && u != '\t') || u == 0x7f) return false;
   }
   return true;
+}
+
+bool accepts_gzip(std::string_view accept_encoding) {
+  // Neither gzip nor `*` named (Python's http.client sends `identity` on every request): no.
+  if (std::none_of(accept_encoding.begin(), accept_encoding.end(),
+                   [](char c) { return c == 'g' || c == 'G' || c == '*'; })) {
+    return false;
+  }
+  // Each element: a coding, then parameters after ';' (a weight q=...), elements split by ','.
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  };
+  // A weight of zero: "q=0", "q=0.", "q=0.0"... (at most three decimals, RFC 9110 12.4.2).
+  auto refused = [&](std::string_view params) {
+    while (!params.empty()) {
+      const size_t semi = params.find(';');
+      const std::string_view param = trim(params.substr(0, semi));
+      params = semi == std::string_view::npos ? std::string_view() : params.substr(semi + 1);
+      if (param.size() < 2 || !is(param.substr(0, 2), "q=")) continue;
+      const std::string_view w = param.substr(2);
+      return !w.empty() && w[0] == '0' && w.find_first_not_of("0.", 1) == std::string_view::npos;
+    }
+    return false;
+  };
+  int gzip = -1, any = -1;  // -1 not listed, 0 refused, 1 accepted
+  while (!accept_encoding.empty()) {
+    const size_t comma = accept_encoding.find(',');
+    const std::string_view element = accept_encoding.substr(0, comma);
+    accept_encoding =
+        comma == std::string_view::npos ? std::string_view() : accept_encoding.substr(comma + 1);
+    const size_t semi = element.find(';');
+    const std::string_view coding = trim(element.substr(0, semi));
+    const bool ok = !(semi != std::string_view::npos && refused(element.substr(semi + 1)));
+    if (is(coding, "gzip") || is(coding, "x-gzip")) {
+      gzip = gzip == 0 ? 0 : ok;
+    } else if (coding == "*") {
+      any = any == 0 ? 0 : ok;
+    }
+  }
+  return gzip >= 0 ? gzip == 1 : any == 1;
 }
 
 bool is_cors_preflight(std::string_view method, std::string_view origin,

@@ -32,6 +32,9 @@ struct RequestHead {
   /// CORS (the Fetch standard): the page's origin, and in a preflight the method and the headers
   /// the page's request will carry. The first field of each, empty when none.
   std::string_view origin, cors_method, cors_headers;
+  /// The codings the client accepts for the answer (the first Accept-Encoding field; empty:
+  /// none named).
+  std::string_view accept_encoding;
   bool internal = false;  ///< a `waypoint-internal` field
   /// `Expect: 100-continue` (in any case): the client waits for a 100 (Continue) before it
   /// sends the body. Any other expectation is declined.
@@ -53,6 +56,10 @@ bool read_simple_head(std::string_view bytes, RequestHead& head);
 /// `Connection: keep-alive` for 1.0), then `extra` (whole header lines), then the blank line.
 void append_head(std::string& out, unsigned status, unsigned version, std::string_view content_type,
                  uint64_t content_length, bool keep_alive, std::string_view extra);
+
+/// Whether an Accept-Encoding value accepts gzip (RFC 9110 12.5.3): `gzip` or `x-gzip` listed,
+/// or `*` without gzip, with a weight other than q=0 (case ignored).
+bool accepts_gzip(std::string_view accept_encoding);
 
 /// Whether a field's value may be written back in an answer's head as it is: no control
 /// character but a tab.

@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "http/gzip.h"
 #include "http/request_head.h"
 #include "index/error.h"
 
@@ -325,6 +326,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     busy_ = false;
     body_reserved_ = false;
     cors_.origin.clear();
+    gzip_ = false;
     if (server_.stopping) return close();
     parser_.reset();
     // Until the head names the route, the largest body any route takes (Beast checks a
@@ -361,6 +363,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   /// reads straight into the request, and the request answered.
   void on_simple_head(std::string_view bytes, const RequestHead& head) {
     take_cors(head.origin, head.cors_method, head.cors_headers);
+    gzip_ = accepts_gzip(head.accept_encoding);
     if (!admit_body(head.method, head.target, head.content_length)) return;
     Pending p;
     p.request.method = std::string(head.method);
@@ -505,6 +508,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       };
       take_cors(field(bhttp::field::origin), field(bhttp::field::access_control_request_method),
                 field(bhttp::field::access_control_request_headers));
+      gzip_ = accepts_gzip(field(bhttp::field::accept_encoding));
       const auto method = parser_->get().method_string();
       const auto target = parser_->get().target();
       const auto length = parser_->content_length();
@@ -636,7 +640,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   /// a pinned server's time at 32 connections.
   void write(Response r, bool keep_alive, unsigned version, bool head = false) {
     if (!r.file.empty()) return write_file(std::move(r), keep_alive, version, head);
-    begin_answer(r.status, version, r.content_type, r.body.size(), keep_alive, {});
+    const size_t least = server_.options.compress_min_bytes;
+    if (gzip_ && least > 0 && r.body.size() >= least) {
+      r.body = gzip_compress(r.body);
+      begin_answer(r.status, version, r.content_type, r.body.size(), keep_alive,
+                   "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+    } else {
+      begin_answer(r.status, version, r.content_type, r.body.size(), keep_alive, {});
+    }
     if (!head) answer_body_ = std::move(r.body);
     write_some();
   }
@@ -801,6 +812,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   };
   std::optional<Pending> pending_;
   size_t body_limit_ = 0;  ///< of the request being read
+  /// Whether the request being answered accepts a gzipped answer (Accept-Encoding).
+  bool gzip_ = false;
   /// The CORS fields of the request being answered (take_cors); an empty origin: none, or CORS
   /// is off.
   struct {

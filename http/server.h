@@ -42,6 +42,11 @@ struct ServerOptions {
   /// request with an Origin names that origin in Access-Control-Allow-Origin. False: neither
   /// (a preflight goes to the API like any OPTIONS request).
   bool cors = true;
+  /// Answers of at least this many bytes are gzipped for a client that accepts gzip
+  /// (Accept-Encoding), as Qdrant compresses them; 0: never. Smaller answers go as they are
+  /// (compressing a kilobyte costs more than it saves on any network that carries it in
+  /// microseconds); snapshot downloads always go as they are.
+  size_t compress_min_bytes = 16 * 1024;
 };
 
 class Server {

@@ -17,7 +17,8 @@ namespace {
 
 const std::string kSearch =
     "POST /collections/c/points/search?timeout=3 HTTP/1.1\r\nHost: 127.0.0.1:6333\r\n"
-    "User-Agent: python-httpx/0.27.0\r\nAccept: */*\r\nCONNECTION: Keep-Alive\r\n"
+    "User-Agent: python-httpx/0.27.0\r\nAccept: */*\r\nAccept-Encoding: gzip, deflate\r\n"
+    "accept-encoding: br\r\nCONNECTION: Keep-Alive\r\n"
     "content-length: 37\r\nContent-Type:application/json \t\r\nApi-Key: k1\r\napi-key: k2\r\n"
     "Authorization: Bearer t\r\nWaypoint-Internal:\r\nExpect: 100-Continue\r\n"
     "Origin: http://localhost:3000\r\norigin: http://other\r\n"
@@ -42,6 +43,7 @@ TEST(RequestHead, ReadsTheHeadsClientsSendAsBeastDoes) {
   EXPECT_EQ(h.origin, "http://localhost:3000");  // the first of two
   EXPECT_EQ(h.cors_method, "PUT");
   EXPECT_EQ(h.cors_headers, "api-key, x-a");
+  EXPECT_EQ(h.accept_encoding, "gzip, deflate");  // the first of two
   EXPECT_EQ(h.size, kSearch.find("\r\n\r\n") + 4);
   EXPECT_EQ(request_head_differs(kSearch), "");
 
@@ -164,4 +166,19 @@ TEST(RequestHead, CorsHeadersNameTheOriginAndNeverWriteAControlCharacter) {
     EXPECT_FALSE(wp::http::plain_field_value(bad));
   }
   EXPECT_TRUE(wp::http::plain_field_value("a\tb \x80\xff"));
+}
+
+// Accept-Encoding as RFC 9110 reads it: gzip (or x-gzip) listed with a weight above 0, or `*`
+// where gzip is not listed; case and spaces ignored; q=0 refuses, in any spelling of 0.
+TEST(RequestHead, AcceptsGzipAsTheWeightsSay) {
+  for (const char* yes :
+       {"gzip", "GZip", "x-gzip", "gzip, deflate, br", "br;q=1.0, gzip;q=0.8", " gzip ; q=0.001",
+        "*", "*;q=0.5", "deflate, *", "gzip;level=9", "gzip;Q=1"}) {
+    EXPECT_TRUE(wp::http::accepts_gzip(yes)) << yes;
+  }
+  for (const char* no :
+       {"", "identity", "deflate, br", "gzip;q=0", "gzip; q=0.000", "gzip;q=0.", "*;q=0",
+        "*, gzip;q=0", "gzip;q=0, *", "gzipx", "gzip2;q=1", "gzip, gzip;q=0"}) {
+    EXPECT_FALSE(wp::http::accepts_gzip(no)) << no;
+  }
 }

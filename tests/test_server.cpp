@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <openssl/evp.h>
 #include <boost/asio/connect.hpp>
@@ -1068,6 +1069,116 @@ TEST(Server, ConfigFileValuesAreCheckedAsTheCommandLinesAre) {
 // origin, the methods and the headers asked for; every answer to a request with an Origin (a 401
 // and a 413 too) names that origin, and only that request's answer; with `enable_cors` false
 // (Qdrant's setting, here from a config file) a preflight is an OPTIONS request like any other.
+namespace {
+
+/// The bytes of one gzip member (zlib, as a client's decoder reads it); "" when it is not one.
+std::string gunzip(const std::string& in) {
+  z_stream zs{};
+  if (inflateInit2(&zs, 15 + 16) != Z_OK) return "";
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  std::string out;
+  char buf[16384];
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof buf;
+    rc = inflate(&zs, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - zs.avail_out);
+  }
+  inflateEnd(&zs);
+  return rc == Z_STREAM_END && zs.avail_in == 0 ? out : "";
+}
+
+}  // namespace
+
+// Answers of 16 KiB or more are gzipped for a client that accepts gzip (Accept-Encoding, read in
+// place and by Beast's parser alike), as Qdrant compresses them: Content-Encoding, Vary, the
+// Content-Length of the compressed bytes, which inflate to the answer a client without the
+// header gets. Smaller answers, clients that refuse gzip (q=0) and a server told
+// --compress-min-bytes 0 answer as they are.
+TEST(Server, LargeAnswersAreGzippedForClientsThatAcceptIt) {
+  wp::test::TempDir tmp;
+  ServerProcess server(tmp.file("data"));
+  ServerProcess never(tmp.file("never"), "--compress-min-bytes 0");
+  for (ServerProcess* s : {&server, &never}) {
+    Client c(s->port());
+    ASSERT_EQ(c.call(bhttp::verb::put, "/collections/c",
+                     {{"vectors", {{"size", 8}, {"distance", "Euclid"}}}})
+                  .first,
+              200u);
+    json points = json::array();
+    for (uint64_t id = 0; id < 300; ++id) {
+      points.push_back({{"id", id}, {"vector", vector_of(id)}, {"payload", payload_of(id)}});
+    }
+    ASSERT_EQ(
+        c.call(bhttp::verb::put, "/collections/c/points?wait=true", {{"points", points}}).first,
+        200u);
+  }
+  const std::string scroll_body = R"({"limit": 300, "with_payload": true, "with_vector": true})";
+  const auto to_hex = [](size_t n) {
+    char digits[20];
+    return std::string(digits, static_cast<size_t>(std::snprintf(digits, sizeof digits, "%zx", n)));
+  };
+  const auto scroll = [&](uint16_t port, const std::string& fields, bool chunked) {
+    const std::string framing =
+        chunked
+            ? "Transfer-Encoding: chunked\r\n\r\n" + to_hex(scroll_body.size()) + "\r\n" +
+                  scroll_body + "\r\n0\r\n\r\n"
+            : "Content-Length: " + std::to_string(scroll_body.size()) + "\r\n\r\n" + scroll_body;
+    return raw_exchange(port, "POST /collections/c/points/scroll HTTP/1.1\r\nHost: x\r\n" + fields +
+                                  "Content-Type: application/json\r\n" + "Connection: close\r\n" +
+                                  framing);
+  };
+  const auto split = [](const std::string& answer) {
+    const size_t end = answer.find("\r\n\r\n");
+    return std::pair{answer.substr(0, end + 4), answer.substr(end + 4)};
+  };
+  const auto has = [](const std::string& head, const std::string& line) {
+    return head.find("\r\n" + line + "\r\n") != std::string::npos;
+  };
+  const auto [plain_head, plain] = split(scroll(server.port(), "", false));
+  ASSERT_EQ(status_of(plain_head), 200u) << plain_head;
+  ASSERT_GT(plain.size(), 16384u);
+  EXPECT_EQ(plain_head.find("Content-Encoding"), std::string::npos) << plain_head;
+  // The points as one answer: the `time` field aside, the same JSON.
+  const auto points_of = [](const std::string& body) { return json::parse(body).at("result"); };
+  for (const bool chunked : {false, true}) {
+    for (const std::string accept : {"gzip", "br;q=1.0, gzip;q=0.8, *;q=0.1", "*", "GZIP"}) {
+      const auto [head, body] =
+          split(scroll(server.port(), "Accept-Encoding: " + accept + "\r\n", chunked));
+      SCOPED_TRACE(accept + (chunked ? ", chunked" : ""));
+      EXPECT_EQ(status_of(head), 200u) << head;
+      EXPECT_TRUE(has(head, "Content-Encoding: gzip")) << head;
+      EXPECT_TRUE(has(head, "Vary: Accept-Encoding")) << head;
+      EXPECT_TRUE(has(head, "Content-Length: " + std::to_string(body.size()))) << head;
+      EXPECT_LT(body.size(), plain.size() / 2);
+      const std::string inflated = gunzip(body);
+      ASSERT_FALSE(inflated.empty());
+      EXPECT_EQ(points_of(inflated), points_of(plain));
+    }
+  }
+  // Refused or not named: as it is.
+  for (const std::string& fields : {std::string("Accept-Encoding: gzip;q=0, deflate\r\n"),
+                                    std::string("Accept-Encoding: identity\r\n"),
+                                    std::string("Accept-Encoding: *, gzip;q=0.000\r\n")}) {
+    const auto [head, body] = split(scroll(server.port(), fields, false));
+    EXPECT_EQ(head.find("Content-Encoding"), std::string::npos) << fields << head;
+    EXPECT_EQ(points_of(body), points_of(plain)) << fields;
+  }
+  // A small answer, and a server that never compresses.
+  const std::string small =
+      raw_exchange(server.port(),
+                   "GET /collections HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n"
+                   "Connection: close\r\n\r\n");
+  EXPECT_EQ(status_of(small), 200u) << small;
+  EXPECT_EQ(small.find("Content-Encoding"), std::string::npos) << small;
+  const auto [never_head, never_body] =
+      split(scroll(never.port(), "Accept-Encoding: gzip\r\n", false));
+  EXPECT_EQ(never_head.find("Content-Encoding"), std::string::npos) << never_head;
+  EXPECT_EQ(points_of(never_body), points_of(plain));
+}
+
 TEST(Server, WebPagesOfAnyOriginGetCorsAnswersAsFromQdrant) {
   wp::test::TempDir tmp;
   ServerProcess server(tmp.file("data"), "--api-key k --max-body-mb 1");

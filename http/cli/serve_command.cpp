@@ -92,6 +92,9 @@ int cmd_serve(Args& args) {
       static_cast<size_t>(int_setting("max-connections", "max_connections", 1024, 1, 1 << 20));
   so.max_bodies_in_flight =
       static_cast<size_t>(int_setting("max-bodies-mb", "max_bodies_mb", 256, 1, 1 << 20)) << 20;
+  // Answers of at least so many bytes gzipped for clients that accept it (0: never).
+  so.compress_min_bytes = static_cast<size_t>(
+      int_setting("compress-min-bytes", "compress_min_bytes", 16384, 0, int64_t{1} << 40));
   http::ApiOptions ao;
   ao.api_key = text_setting("api-key", "api_key", "");
   ao.read_only_api_key = text_setting("read-only-api-key", "read_only_api_key", "");
@@ -191,6 +194,7 @@ const CommandRegistration kServe(
      "          [--max-bodies-mb 256] [--max-upload-mb 1024] [--read-only-api-key K]\n"
      "          [--tls-cert CERT.pem --tls-key KEY.pem] [--snapshots-dir DATA/snapshots]\n"
      "          [--config FILE.json] [--demo DATASET_DIR] [--enable-cors true|false]\n"
+     "          [--compress-min-bytes 16384]\n"
      "          [--cluster --etcd http://HOST:2379 --node-id N [--advertise http://HOST:PORT]\n"
      "           [--lease-ttl 10]]",
      10,

@@ -61,6 +61,9 @@ inline std::string request_head_differs(std::string_view bytes) {
   if (std::string(head.cors_headers) != field(bhttp::field::access_control_request_headers)) {
     differ("Access-Control-Request-Headers");
   }
+  if (std::string(head.accept_encoding) != field(bhttp::field::accept_encoding)) {
+    differ("Accept-Encoding");
+  }
   if (head.internal != (req.find("waypoint-internal") != req.end())) differ("waypoint-internal");
   if (head.expect_continue != boost::beast::iequals(field(bhttp::field::expect), "100-continue")) {
     differ("Expect");
