@@ -13,13 +13,12 @@
 // - discover and discover/batch: as the queries they become (discover_as_query);
 // - {"sample": "random"}: every shard's random points, merged at random;
 // - search/matrix/pairs and .../offsets: the sample drawn so, the matrix computed here.
-#include <cmath>
 #include <cstring>
 #include <map>
 
-#include "engine/collection_config.h"
 #include "http/cluster_router.h"
 #include "http/cluster_router_detail.h"
+#include "http/qdrant_wire.h"
 #include "http/query_parts.h"
 
 namespace wp::http {
@@ -255,14 +254,11 @@ json ClusterRouter::matrix(const std::string& pattern, const Call& c) {
   const CollectionMap m = need(c.path.at("name"));
   const MatrixRequest r = read_matrix_request(parse_body(*c.body));
   const std::string& name = r.vector_name;
-  const json& vectors = m.config.at("vectors");
-  const bool named = !vectors.contains("size");
-  WP_THROW_IF_NOT(named ? vectors.contains(name) : name.empty(),
-                  "using: ", engine::no_vector_named(name));
-  const json& space = named ? vectors.at(name) : vectors;
-  const index::Metric metric = engine::parse_distance(space.at("distance"), "distance");
-  const size_t dim = space.at("size").get<size_t>();
-  check_matrix_work(r.sample, dim);
+  // The space as one node reads it from the same config (an unknown name: one node's 400).
+  const engine::CollectionConfig config = collection_config_from_qdrant(m.config);
+  const engine::VectorConfig& space = config.vector(name, "using");
+  const bool named = config.named();
+  check_matrix_work(r.sample, space.dim);
   // Every shard's random points under the filter, with the vector; those without it (a named
   // vector some points lack) are left out, which can leave the sample short of `sample` where
   // one node draws among the points holding it.
@@ -279,7 +275,7 @@ json ClusterRouter::matrix(const std::string& pattern, const Call& c) {
     if (!v.is_array()) continue;
     points.emplace_back(engine::PointId::from_json(p.at("id"), "id"), v.get<std::vector<float>>());
   }
-  const DistanceMatrix dm = distance_matrix(std::move(points), metric, r.limit);
+  const DistanceMatrix dm = distance_matrix(std::move(points), space.metric(), r.limit);
   return pattern.size() > 6 && pattern.compare(pattern.size() - 6, 6, "/pairs") == 0
              ? matrix_pairs(dm)
              : matrix_offsets(dm);
