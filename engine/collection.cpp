@@ -38,6 +38,16 @@ constexpr uint64_t kMaxInternal = UINT32_MAX;
 constexpr size_t kMinPiece = 16, kMaxPiece = 1024;
 constexpr std::chrono::microseconds kPieceTime{2000};
 
+/// The vectors of a point as a write leaves it, before it is stored (has_vector).
+class StagedVectors final : public HeldVectors {
+ public:
+  explicit StagedVectors(const NamedVectors& v) : v_(v) {}
+  bool holds(std::string_view name) const override { return v_.count(std::string(name)) != 0; }
+
+ private:
+  const NamedVectors& v_;
+};
+
 /// Collection::set_link_threads (0: automatic).
 std::atomic<size_t> link_threads_setting{0};
 
@@ -591,7 +601,9 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
     });
     for (const PointId& id : order) {
       const std::optional<PointWrite>& p = staged.at(id);
-      if (p && filter.matches(id, p->payload)) ids.push_back(id);
+      if (!p) continue;
+      const StagedVectors vectors(p->vectors);
+      if (filter.matches(id, p->payload, &vectors)) ids.push_back(id);
     }
     return ids;
   };
@@ -968,9 +980,27 @@ class Collection::LazyFilter final : public index::IdFilter {
   mutable uint64_t tested_ = 0;
 };
 
+/// The vectors a stored point holds: those its spaces' indexes hold (has_vector).
+class Collection::EntryVectors final : public HeldVectors {
+ public:
+  EntryVectors(const Collection& c, uint64_t i) : c_(c), i_(i) {}
+  bool holds(std::string_view name) const override {
+    const std::optional<size_t> space = c_.find_space(name);
+    return space && c_.indexes_[*space]->contains(i_);
+  }
+
+ private:
+  const Collection& c_;
+  uint64_t i_;
+};
+
+bool Collection::filter_holds(const Filter& filter, uint64_t i) const {
+  const EntryVectors vectors(*this, i);
+  return filter.matches(entries_[i].id, entries_[i].payload, &vectors);
+}
+
 bool Collection::passes(const Filter& filter, uint64_t i) const {
-  return i < entries_.size() && entries_[i].live &&
-         filter.matches(entries_[i].id, entries_[i].payload);
+  return i < entries_.size() && entries_[i].live && filter_holds(filter, i);
 }
 
 template <typename F>
@@ -1026,7 +1056,7 @@ std::unique_ptr<index::IdFilter> Collection::index_filter(const Filter& filter, 
       ++live;
       if (c && c->test() && !c->test()->contains(static_cast<uint32_t>(i))) continue;
       ++tested;
-      matched += filter.matches(entries_[i].id, entries_[i].payload);
+      matched += filter_holds(filter, i);
     }
     payload_tests_.fetch_add(tested, std::memory_order_relaxed);
     if (matched > 0) {
@@ -1177,8 +1207,7 @@ std::vector<ScoredPoint> Collection::rescore(const std::vector<PointId>& ids,
   for (const PointId& id : ids) {
     const std::optional<uint64_t> internal = internal_of(id);
     if (!internal || !seen.insert(*internal).second) continue;
-    const Entry& e = entries_[*internal];
-    if (q.filter && !q.filter->matches(e.id, e.payload)) continue;
+    if (q.filter && !filter_holds(*q.filter, *internal)) continue;
     if (idx.get_vector(*internal, v.data())) {
       scored.emplace_back(distance(query.data(), v.data(), shape.dim), *internal);
     }
@@ -1258,7 +1287,7 @@ std::vector<PointRead> Collection::sample(const Filter* filter, size_t n, bool w
     if (!e.live || (space != SIZE_MAX && !indexes_[space]->contains(i))) return false;
     if (!filtered) return true;
     ++tested;
-    return filter->matches(e.id, e.payload);
+    return filter_holds(*filter, i);
   };
   thread_local std::mt19937_64 rng(std::random_device{}());
   const uint64_t slots = entries_.size();
@@ -1307,8 +1336,7 @@ Collection::Page Collection::scroll(const Filter* filter, size_t limit,
   store_->scan(offset, [&](PointStore::Record&& r) {
     const std::optional<uint64_t> internal = internal_of(r.id);
     if (!internal) return true;
-    const Entry& e = entries_[*internal];
-    if (filter && !filter->empty() && !filter->matches(e.id, e.payload)) return true;
+    if (filter && !filter->empty() && !filter_holds(*filter, *internal)) return true;
     if (page.points.size() == limit) {
       page.next = r.id;
       return false;

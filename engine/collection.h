@@ -386,6 +386,10 @@ class Collection {
   void for_each_match(const Filter& filter, const Candidates* candidates, const F& fn) const;
   /// Whether internal id `i` is a live point `filter` holds for (its payload tested).
   bool passes(const Filter& filter, uint64_t i) const;
+  /// Whether `filter` holds for the point of entry `i` (live): its id, its payload and, for
+  /// has_vector, the vectors its spaces' indexes hold (EntryVectors).
+  bool filter_holds(const Filter& filter, uint64_t i) const;
+  class EntryVectors;
   class LazyFilter;
   /**
    * What a search's index is given for `filter` (the caller holds mu_): the postings of the

@@ -39,10 +39,16 @@ using json = nlohmann::json;
 /// Both overloads of matches() answer alike: a payload as a JSON tree or as its packed bytes,
 /// read in place (NodeOf writes both from one template).
 struct Filter::Node {
+  /// What a node tests of a point besides its payload: its id, and the vectors it holds (null:
+  /// none).
+  struct Point {
+    const PointId& id;
+    const HeldVectors* vectors;
+  };
   virtual ~Node() = default;
   /// True when the point passes this node; `payload` is the object key paths start from.
-  virtual bool matches(const PointId& id, const JsonRef& payload) const = 0;
-  virtual bool matches(const PointId& id, const MsgValue& payload) const = 0;
+  virtual bool matches(const Point& p, const JsonRef& payload) const = 0;
+  virtual bool matches(const Point& p, const MsgValue& payload) const = 0;
   /// A superset of the points this node holds for, from payload indexes (Filter::candidates);
   /// nullopt when no index narrows it.
   virtual std::optional<Candidates> candidates(const IndexLookup&) const { return std::nullopt; }
@@ -51,17 +57,18 @@ struct Filter::Node {
 namespace {
 
 using NodePtr = std::unique_ptr<Filter::Node>;
+using Point = Filter::Node::Point;
 
-/// A node whose test is one template, `Derived::test(id, payload)`, over either view of a payload
-/// (JsonRef, MsgValue): both virtual overloads of matches() call it.
+/// A node whose test is one template, `Derived::test(point, payload)`, over either view of a
+/// payload (JsonRef, MsgValue): both virtual overloads of matches() call it.
 template <typename Derived>
 class NodeOf : public Filter::Node {
  public:
-  bool matches(const PointId& id, const JsonRef& payload) const final {
-    return static_cast<const Derived&>(*this).test(id, payload);
+  bool matches(const Point& p, const JsonRef& payload) const final {
+    return static_cast<const Derived&>(*this).test(p, payload);
   }
-  bool matches(const PointId& id, const MsgValue& payload) const final {
-    return static_cast<const Derived&>(*this).test(id, payload);
+  bool matches(const Point& p, const MsgValue& payload) const final {
+    return static_cast<const Derived&>(*this).test(p, payload);
   }
 };
 
@@ -138,7 +145,7 @@ class FieldNode : public NodeOf<Derived> {
   FieldNode(JsonPath path, std::string key) : path_(std::move(path)), key_(std::move(key)) {}
 
   template <typename V>
-  bool test(const PointId&, const V& payload) const {
+  bool test(const Point&, const V& payload) const {
     const auto& self = static_cast<const Derived&>(*this);
     return any_value_at(path_, payload, [&](const V& v) {
       if (!v.is_array()) return self.check(v);
@@ -362,7 +369,7 @@ class ValuesCountNode : public NodeOf<ValuesCountNode> {
  public:
   ValuesCountNode(JsonPath path, RangeBounds b) : path_(std::move(path)), b_(b) {}
   template <typename V>
-  bool test(const PointId&, const V& payload) const {
+  bool test(const Point&, const V& payload) const {
     size_t n = 0;
     any_value_at(path_, payload, [&](const V& v) {
       n += v.is_array() ? v.size() : v.is_null() ? 0 : 1;
@@ -453,7 +460,7 @@ class IsEmptyNode : public NodeOf<IsEmptyNode> {
  public:
   explicit IsEmptyNode(JsonPath path) : path_(std::move(path)) {}
   template <typename V>
-  bool test(const PointId&, const V& payload) const {
+  bool test(const Point&, const V& payload) const {
     return !any_value_at(path_, payload,
                          [](const V& v) { return !(v.is_null() || (v.is_array() && v.empty())); });
   }
@@ -467,7 +474,7 @@ class IsNullNode : public NodeOf<IsNullNode> {
  public:
   explicit IsNullNode(JsonPath path) : path_(std::move(path)) {}
   template <typename V>
-  bool test(const PointId&, const V& payload) const {
+  bool test(const Point&, const V& payload) const {
     return any_value_at(path_, payload, [](const V& v) { return v.is_null(); });
   }
 
@@ -482,12 +489,25 @@ class HasIdNode : public NodeOf<HasIdNode> {
     std::sort(ids_.begin(), ids_.end());
   }
   template <typename V>
-  bool test(const PointId& id, const V&) const {
-    return std::binary_search(ids_.begin(), ids_.end(), id);
+  bool test(const Point& p, const V&) const {
+    return std::binary_search(ids_.begin(), ids_.end(), p.id);
   }
 
  private:
   std::vector<PointId> ids_;
+};
+
+/// has_vector: the point holds the named vector (Qdrant's: an unknown name holds for none).
+class HasVectorNode : public NodeOf<HasVectorNode> {
+ public:
+  explicit HasVectorNode(std::string name) : name_(std::move(name)) {}
+  template <typename V>
+  bool test(const Point& p, const V&) const {
+    return p.vectors && p.vectors->holds(name_);
+  }
+
+ private:
+  std::string name_;
 };
 
 /// A filter: all of `must`, one of `should` (when given), `min_count` of `min_should`, none of
@@ -503,17 +523,17 @@ class ClauseNode : public NodeOf<ClauseNode> {
   }
 
   template <typename V>
-  bool test(const PointId& id, const V& payload) const {
+  bool test(const Point& p, const V& payload) const {
     for (const NodePtr& n : must) {
-      if (!n->matches(id, payload)) return false;
+      if (!n->matches(p, payload)) return false;
     }
     for (const NodePtr& n : must_not) {
-      if (n->matches(id, payload)) return false;
+      if (n->matches(p, payload)) return false;
     }
     if (!should.empty()) {
       bool any = false;
       for (const NodePtr& n : should) {
-        if (n->matches(id, payload)) {
+        if (n->matches(p, payload)) {
           any = true;
           break;
         }
@@ -523,7 +543,7 @@ class ClauseNode : public NodeOf<ClauseNode> {
     if (has_min_should && min_count > 0) {
       size_t hits = 0;
       for (const NodePtr& n : min_should) {
-        if (n->matches(id, payload) && ++hits >= min_count) break;
+        if (n->matches(p, payload) && ++hits >= min_count) break;
       }
       if (hits < min_count) return false;
     }
@@ -595,9 +615,9 @@ class NestedNode : public NodeOf<NestedNode> {
  public:
   NestedNode(JsonPath path, NodePtr filter) : path_(std::move(path)), filter_(std::move(filter)) {}
   template <typename V>
-  bool test(const PointId& id, const V& payload) const {
+  bool test(const Point& p, const V& payload) const {
     return any_value_at(path_, payload,
-                        [&](const V& v) { return v.is_object() && filter_->matches(id, v); });
+                        [&](const V& v) { return v.is_object() && filter_->matches(p, v); });
   }
 
  private:
@@ -610,7 +630,8 @@ class NestedNode : public NodeOf<NestedNode> {
 
 class Parser {
  public:
-  /// Parses a filter object at `where`; `in_nested` forbids has_id (no ids inside a payload).
+  /// Parses a filter object at `where`; `in_nested` forbids has_id and has_vector (no ids or
+  /// vectors inside a payload).
   std::unique_ptr<ClauseNode> parse_filter(const json& j, const std::string& where, int depth,
                                            bool in_nested) {
     WP_THROW_IF_NOT(depth <= kMaxDepth, where, ": filters nested more than ", kMaxDepth,
@@ -701,11 +722,12 @@ class Parser {
   NodePtr parse_condition(const json& j, const std::string& where, int depth, bool in_nested) {
     WP_THROW_IF_NOT(j.is_object(), where, ": expected a condition object, got ", show_json(j));
     static const char* const kNeeds =
-        ": a condition needs one of key+match, key+range, has_id, is_empty, is_null, nested, or a "
-        "nested filter (must/should/must_not/min_should), got ";
+        ": a condition needs one of key+match, key+range, has_id, has_vector, is_empty, is_null, "
+        "nested, or a nested filter (must/should/must_not/min_should), got ";
 
     if (j.contains("key")) return parse_field_condition(j, where);
-    for (const std::string_view single : {"has_id", "is_empty", "is_null", "nested"}) {
+    for (const std::string_view single :
+         {"has_id", "has_vector", "is_empty", "is_null", "nested"}) {
       const auto it = j.find(single);
       if (it == j.end()) continue;
       for (const auto& [name, value] : j.items()) {
@@ -714,6 +736,7 @@ class Parser {
       }
       const std::string field = where + "." + std::string(single);
       if (single == "has_id") return parse_has_id(*it, field, in_nested);
+      if (single == "has_vector") return parse_has_vector(*it, field, in_nested);
       if (single == "nested") return parse_nested(*it, field, depth);
       JsonPath path = parse_key_object(*it, field);
       if (single == "is_empty") return std::make_unique<IsEmptyNode>(std::move(path));
@@ -746,8 +769,8 @@ class Parser {
     }
     JsonPath path = parse_json_path(j["key"], where + ".key");
     WP_THROW_IF_NOT(kind, where,
-                    ": a condition needs one of key+match, key+range, has_id, is_empty, is_null, "
-                    "nested, or a nested filter; key ",
+                    ": a condition needs one of key+match, key+range, has_id, has_vector, "
+                    "is_empty, is_null, nested, or a nested filter; key ",
                     show_json(j["key"]), " has neither match nor range");
     std::string key = j["key"].get<std::string>();
     const json& body = j[kind];
@@ -924,6 +947,16 @@ class Parser {
     return std::make_unique<HasIdNode>(std::move(ids));
   }
 
+  /// A vector's name: "" names the unnamed vector.
+  NodePtr parse_has_vector(const json& j, const std::string& where, bool in_nested) {
+    WP_THROW_IF_NOT(!in_nested, where,
+                    ": has_vector is not supported inside a nested condition (array elements "
+                    "have no vectors)");
+    WP_THROW_IF_NOT(j.is_string(), where, ": expected a vector's name (a string), got ",
+                    show_json(j));
+    return std::make_unique<HasVectorNode>(j.get<std::string>());
+  }
+
   /// {"key": "..."}, the body of is_empty and is_null.
   JsonPath parse_key_object(const json& j, const std::string& where) {
     WP_THROW_IF_NOT(j.is_object(), where, ": expected an object {\"key\": \"...\"}, got ",
@@ -974,13 +1007,14 @@ Filter Filter::parse(const json& j, const std::string& where) {
   return f;
 }
 
-bool Filter::matches(const PointId& id, const PackedPayload& payload) const {
+bool Filter::matches(const PointId& id, const PackedPayload& payload,
+                     const HeldVectors* vectors) const {
   if (!root_) return true;
-  return root_->matches(id, MsgValue(payload));
+  return root_->matches(Node::Point{id, vectors}, MsgValue(payload));
 }
 
-bool Filter::matches(const PointId& id, const json& payload) const {
-  return !root_ || root_->matches(id, JsonRef(payload));
+bool Filter::matches(const PointId& id, const json& payload, const HeldVectors* vectors) const {
+  return !root_ || root_->matches(Node::Point{id, vectors}, JsonRef(payload));
 }
 
 bool Filter::empty() const {

@@ -16,6 +16,8 @@
  *  - has_id:       {"has_id": [1, 2, "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"]}
  *  - is_empty:     {"is_empty": {"key": "tags"}}    (missing, null or [])
  *  - is_null:      {"is_null": {"key": "tags"}}     (present and null)
+ *  - has_vector:   {"has_vector": "image"}          (the point holds that named vector; "" the
+ *                                                    unnamed one; an unknown name: no point)
  *  - nested filter: a condition may itself be a filter object {"must": [...], ...}
  * Keys are paths with dots ("address.city"); "a[].b" walks every element of array a.
  * When the payload value is an array, a match or range condition holds if any element satisfies it.
@@ -212,6 +214,16 @@ class ListingLookup final : public IndexLookup {
  */
 std::vector<std::string> text_tokens(std::string_view text);
 
+/// Which named vectors one point holds, asked by has_vector conditions by name ("" names the
+/// unnamed vector of a collection without names). The collection answers for its points.
+class HeldVectors {
+ public:
+  virtual bool holds(std::string_view name) const = 0;
+
+ protected:
+  ~HeldVectors() = default;
+};
+
 class Filter {
  public:
   /// Matches everything.
@@ -229,10 +241,13 @@ class Filter {
    */
   static Filter parse(const nlohmann::json& j, const std::string& where = "filter");
 
-  /// True when a point with `id` and `payload` (a JSON object, possibly empty) passes.
-  bool matches(const PointId& id, const nlohmann::json& payload) const;
+  /// True when a point with `id`, `payload` (a JSON object, possibly empty) and the vectors
+  /// `vectors` says it holds passes (without `vectors` it holds none: has_vector never holds).
+  bool matches(const PointId& id, const nlohmann::json& payload,
+               const HeldVectors* vectors = nullptr) const;
   /// The same for a packed payload, read in place (nothing unpacked, nothing allocated).
-  bool matches(const PointId& id, const PackedPayload& payload) const;
+  bool matches(const PointId& id, const PackedPayload& payload,
+               const HeldVectors* vectors = nullptr) const;
 
   /// True for a filter without any condition.
   bool empty() const;

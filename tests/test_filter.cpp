@@ -247,6 +247,41 @@ TEST(Filter, HasIdNumbersAndUuids) {
   EXPECT_FALSE(passes(R"({"must_not": [{"has_id": [1, 2, 3]}]})", "{}", PointId::number(2)));
 }
 
+/// A point's vectors, as a collection tells a filter which it holds.
+class Holding final : public wp::engine::HeldVectors {
+ public:
+  explicit Holding(std::set<std::string> names) : names_(std::move(names)) {}
+  bool holds(std::string_view name) const override { return names_.count(std::string(name)); }
+
+ private:
+  std::set<std::string> names_;
+};
+
+TEST(Filter, HasVectorAsksWhichVectorsThePointHolds) {
+  const PointId id = PointId::number(1);
+  const json payload = {{"a", 1}};
+  const Holding image({"image"}), both({"image", "text"}), unnamed({""});
+  auto holds = [&](const std::string& filter, const Holding* vectors) {
+    const Filter f = Filter::parse(json::parse(filter));
+    const bool tree = f.matches(id, payload, vectors);
+    EXPECT_EQ(f.matches(id, wp::engine::PackedPayload(payload), vectors), tree) << filter;
+    return tree;
+  };
+  const std::string text = R"({"must": [{"has_vector": "text"}]})";
+  EXPECT_FALSE(holds(text, &image));
+  EXPECT_TRUE(holds(text, &both));
+  EXPECT_FALSE(holds(text, nullptr));  // a point told of no vectors holds none
+  EXPECT_TRUE(holds(R"({"must_not": [{"has_vector": "text"}]})", &image));
+  EXPECT_TRUE(holds(R"({"must": {"has_vector": ""}})", &unnamed));
+  EXPECT_FALSE(holds(R"({"must": {"has_vector": ""}})", &both));
+  // Beside payload conditions and inside a nested filter object (not a nested condition).
+  EXPECT_TRUE(holds(R"({"should": [{"has_vector": "audio"}, {"must": [{"has_vector": "image"},
+                       {"key": "a", "match": {"value": 1}}]}]})",
+                    &image));
+  EXPECT_FALSE(
+      holds(R"({"must": [{"has_vector": "image"}, {"key": "a", "match": {"value": 2}}]})", &image));
+}
+
 TEST(Filter, IsEmpty) {
   const std::string f = R"({"must": [{"is_empty": {"key": "tags"}}]})";
   EXPECT_TRUE(passes(f, R"({})"));
@@ -536,6 +571,15 @@ TEST(Filter, MalformedFiltersNameTheField) {
       {R"({"must": [{"nested": {"key": "a"}}]})", "filter.must[0].nested.filter: required"},
       {R"({"must": [{"nested": {"key": "a", "filter": {"must": [{"has_id": [1]}]}}}]})",
        "filter.must[0].nested.filter.must[0].has_id: has_id is not supported inside a nested"},
+      {R"({"must": [{"nested": {"key": "a", "filter": {"should": [{"has_vector": "v"}]}}}]})",
+       "filter.must[0].nested.filter.should[0].has_vector: has_vector is not supported inside a "
+       "nested"},
+      {R"({"must": [{"has_vector": 5}]})",
+       "filter.must[0].has_vector: expected a vector's name (a string), got 5"},
+      {R"({"must": [{"has_vector": ["a"]}]})", "filter.must[0].has_vector: expected a vector's"},
+      {R"({"must": [{"has_vector": "a", "key": "b"}]})", "filter.must[0]"},
+      {R"({"must": [{"has_vector": "a", "is_null": {"key": "b"}}]})",
+       "filter.must[0].is_null: unexpected field next to has_vector"},
       {R"({"must": [{"nested": {"key": "a", "filter": {"must": [{"key": "b", "range": {}}]}}}]})",
        "filter.must[0].nested.filter.must[0].range: expected at least one of"},
   };
@@ -602,9 +646,10 @@ TEST(Filter, DeepNestingIsRejectedNotCrashing) {
 /// A random JSON value built from filter-like pieces, so that parsing reaches deep branches.
 json random_json(std::mt19937& rng, int depth) {
   static const std::vector<std::string> names = {
-      "must",   "should",   "must_not", "min_should", "conditions", "min_count", "key",
-      "match",  "range",    "value",    "any",        "except",     "gt",        "lte",
-      "has_id", "is_empty", "is_null",  "nested",     "filter",     "a",         "a[].b"};
+      "must",   "should", "must_not", "min_should", "conditions", "min_count",
+      "key",    "match",  "range",    "value",      "any",        "except",
+      "gt",     "lte",    "has_id",   "is_empty",   "is_null",    "nested",
+      "filter", "a",      "a[].b",    "has_vector"};
   const int kind = static_cast<int>(rng() % (depth > 5 ? 6 : 8));
   switch (kind) {
     case 0:

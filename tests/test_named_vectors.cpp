@@ -239,6 +239,121 @@ TEST_F(NamedVectors, UpdateAndDeleteTouchOnlyTheNamedVectorsAndSurviveARestart) 
   EXPECT_EQ(vectors_of(1), json({{"text", {1, 0}}}));
 }
 
+// Qdrant's has_vector condition: a point passes where it holds the named vector ("" the unnamed
+// one), asked of the collection's indexes for stored points and of the write for points a batch
+// has just written; in every route that filters (count, scroll, search, delete by filter).
+TEST_F(NamedVectors, HasVectorFiltersByTheVectorsEachPointHolds) {
+  make();  // image: 1, 2, 4, 5; text: 1, 3, 4, 5
+  auto has = [](const std::string& name) { return json{{"has_vector", name}}; };
+  auto counted = [&](const json& filter) {
+    return ok("POST", "/collections/nv/points/count", {{"filter", filter}})["count"].get<int>();
+  };
+  auto scrolled = [&](const json& filter) {
+    const json page =
+        ok("POST", "/collections/nv/points/scroll", {{"filter", filter}, {"limit", 100}});
+    std::vector<int> out;
+    for (const json& p : page["points"]) out.push_back(p["id"].get<int>());
+    return out;
+  };
+  EXPECT_EQ(scrolled({{"must", {has("image")}}}), std::vector<int>({1, 2, 4, 5}));
+  EXPECT_EQ(scrolled({{"must", {has("text")}}}), std::vector<int>({1, 3, 4, 5}));
+  EXPECT_EQ(scrolled({{"must_not", {has("text")}}}), std::vector<int>({2}));
+  EXPECT_EQ(scrolled({{"must", {has("text"), {{"key", "k"}, {"match", {{"value", "a"}}}}}}}),
+            std::vector<int>({1, 3, 4}));
+  EXPECT_EQ(counted({{"should", {has("image"), has("text")}}}), 5);
+  EXPECT_EQ(counted({{"must", {has("audio")}}}), 0);  // an unknown name: no point (as Qdrant)
+  EXPECT_EQ(counted({{"must", {has("")}}}), 0);       // no unnamed vector here
+  // A search of one space filtered by another: image distances 0.9 (1), 1.1 (4), 2.1 (5).
+  EXPECT_EQ(ids({{"query", kImageQuery}, {"using", "image"}, {"filter", {{"must", has("text")}}}}),
+            std::vector<int>({1, 4, 5}));
+  const json old = ok("POST", "/collections/nv/points/search",
+                      {{"vector", {{"name", "text"}, {"vector", kTextQuery}}},
+                       {"filter", {{"must_not", has("image")}}},
+                       {"limit", 5}});
+  ASSERT_EQ(old.size(), 1u) << old;
+  EXPECT_EQ(old[0]["id"], 3);
+
+  // A vector deleted leaves the filter's answer; so does one a batch deletes before a later
+  // operation of the same batch selects by has_vector (6 upserted with only an image vector).
+  ok("POST", "/collections/nv/points/vectors/delete?wait=true",
+     {{"points", {1}}, {"vector", {"image"}}});
+  EXPECT_EQ(scrolled({{"must", {has("image")}}}), std::vector<int>({2, 4, 5}));
+  ok("POST", "/collections/nv/points/batch?wait=true",
+     {{"operations",
+       {{{"upsert", {{"points", {{{"id", 6}, {"vector", {{"image", {5, 0, 0, 0}}}}}}}}}},
+        {{"delete", {{"filter", {{"must_not", {has("text")}}}}}}}}}});
+  EXPECT_EQ(scrolled(json::object()), std::vector<int>({1, 3, 4, 5}));
+  restart();  // the indexes read from their files answer alike
+  EXPECT_EQ(scrolled({{"must", {has("image")}}}), std::vector<int>({4, 5}));
+  EXPECT_EQ(scrolled({{"must", {has("text")}}}), std::vector<int>({1, 3, 4, 5}));
+
+  expect_400("POST", "/collections/nv/points/count", {{"filter", {{"must", {{"has_vector", 1}}}}}},
+             "filter.must.has_vector: expected a vector's name (a string), got 1");
+  expect_400(
+      "POST", "/collections/nv/points/scroll",
+      {{"filter", {{"must", {{"nested", {{"key", "a"}, {"filter", {{"must", has("x")}}}}}}}}}},
+      "has_vector is not supported inside a nested condition");
+
+  // A collection without names: "" names its vector, which every point holds.
+  ok("PUT", "/collections/plain", {{"vectors", {{"size", 2}, {"distance", "Dot"}}}});
+  ok("PUT", "/collections/plain/points?wait=true",
+     {{"points", {{{"id", 1}, {"vector", {1, 0}}}, {{"id", 2}, {"vector", {0, 1}}}}}});
+  EXPECT_EQ(
+      ok("POST", "/collections/plain/points/count", {{"filter", {{"must", has("")}}}})["count"], 2);
+  EXPECT_EQ(ok("POST", "/collections/plain/points/count",
+               {{"filter", {{"must", has("image")}}}})["count"],
+            0);
+}
+
+// A graph search filtered by has_vector: half of 3,000 points hold a second vector; the walk (or
+// the scan it chooses) tests each point's vectors as it tests payloads, and finds the nearest of
+// those holding it as an exact scan of them does.
+TEST_F(ApiTest, HasVectorFiltersAGraphSearchAgainstTheExactNearest) {
+  ok("PUT", "/collections/hv",
+     {{"vectors",
+       {{"a", {{"size", 8}, {"distance", "Euclid"}}}, {"b", {{"size", 2}, {"distance", "Dot"}}}}}});
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g(0, 1);
+  const size_t n = 3000;
+  std::vector<std::vector<float>> v(n, std::vector<float>(8));
+  for (size_t start = 0; start < n; start += 500) {
+    json points = json::array();
+    for (size_t i = start; i < start + 500; ++i) {
+      for (float& x : v[i]) x = g(rng);
+      json vectors = {{"a", v[i]}};
+      if (i % 2 == 0) vectors["b"] = {1, 0};
+      points.push_back({{"id", i}, {"vector", vectors}});
+    }
+    ok("PUT", "/collections/hv/points?wait=true", {{"points", points}});
+  }
+  double found = 0;
+  const int queries = 20;
+  for (int q = 0; q < queries; ++q) {
+    std::vector<float> query(8);
+    for (float& x : query) x = g(rng);
+    std::vector<std::pair<double, size_t>> even;
+    for (size_t i = 0; i < n; i += 2) {
+      double d = 0;
+      for (size_t j = 0; j < 8; ++j) d += (v[i][j] - query[j]) * (v[i][j] - query[j]);
+      even.emplace_back(d, i);
+    }
+    std::sort(even.begin(), even.end());
+    const json got = ok("POST", "/collections/hv/points/query",
+                        {{"query", query},
+                         {"using", "a"},
+                         {"limit", 10},
+                         {"filter", {{"must", {{{"has_vector", "b"}}}}}},
+                         {"params", {{"hnsw_ef", 64}}}})["points"];
+    ASSERT_EQ(got.size(), 10u);
+    for (const json& p : got) {
+      const size_t id = p["id"].get<size_t>();
+      EXPECT_EQ(id % 2, 0u) << "point " << id << " holds no vector b";
+      for (size_t k = 0; k < 10; ++k) found += even[k].second == id;
+    }
+  }
+  EXPECT_GE(found / (10.0 * queries), 0.9);
+}
+
 // A restart reads each space's index file (written at the close) beside the store; a space whose
 // file fails its checks is rebuilt from the vectors read from the store then, and the other keeps
 // its file. Either way every answer, with its vectors, is what it was.

@@ -1,7 +1,8 @@
 // libFuzzer target: Qdrant filters (engine/filter.h), parsed from a JSON body as the API reads
 // them ({"filter": ...}), then matched against a few payloads and the body's own "payload" (an
-// object), each as a JSON tree and as the packed bytes a collection holds: the two answers must
-// be the same (a difference aborts, and libFuzzer keeps the input).
+// object), each as a JSON tree and as the packed bytes a collection holds, each point holding
+// some of the vectors "", "a" and "image" (has_vector): the two answers must be the same (a
+// difference aborts, and libFuzzer keeps the input).
 #include <cstdio>
 #include <cstdlib>
 
@@ -11,10 +12,24 @@
 
 namespace {
 
+/// The vectors of point i: bit 0 "", bit 1 "a", bit 2 "image".
+class Held final : public wp::engine::HeldVectors {
+ public:
+  explicit Held(uint64_t bits) : bits_(bits) {}
+  bool holds(std::string_view name) const override {
+    return (name.empty() && (bits_ & 1)) || (name == "a" && (bits_ & 2)) ||
+           (name == "image" && (bits_ & 4));
+  }
+
+ private:
+  uint64_t bits_;
+};
+
 void match_both(const wp::engine::Filter& f, const wp::engine::PointId& id,
                 const nlohmann::json& payload) {
-  const bool tree = f.matches(id, payload);
-  if (f.matches(id, wp::engine::PackedPayload(payload)) != tree) {
+  const Held vectors(id.num() * 3);
+  const bool tree = f.matches(id, payload, &vectors);
+  if (f.matches(id, wp::engine::PackedPayload(payload), &vectors) != tree) {
     std::fprintf(stderr, "packed payload answered %d, its tree %d: %s\n", !tree, tree,
                  payload.dump().substr(0, 4000).c_str());
     std::abort();
