@@ -640,11 +640,19 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   /// a pinned server's time at 32 connections.
   void write(Response r, bool keep_alive, unsigned version, bool head = false) {
     if (!r.file.empty()) return write_file(std::move(r), keep_alive, version, head);
+    // An answer large enough to be compressed varies by Accept-Encoding, sent compressed or not
+    // (a cache must not hand the one a client without gzip got to a client with it, nor the
+    // reverse); a smaller one is the same for every client.
     const size_t least = server_.options.compress_min_bytes;
-    if (gzip_ && least > 0 && r.body.size() >= least) {
-      r.body = gzip_compress(r.body);
-      begin_answer(r.status, version, r.content_type, r.body.size(), keep_alive,
-                   "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+    if (least > 0 && r.body.size() >= least) {
+      if (gzip_) {
+        r.body = gzip_compress(r.body);
+        begin_answer(r.status, version, r.content_type, r.body.size(), keep_alive,
+                     "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+      } else {
+        begin_answer(r.status, version, r.content_type, r.body.size(), keep_alive,
+                     "Vary: Accept-Encoding\r\n");
+      }
     } else {
       begin_answer(r.status, version, r.content_type, r.body.size(), keep_alive, {});
     }

@@ -1141,6 +1141,7 @@ TEST(Server, LargeAnswersAreGzippedForClientsThatAcceptIt) {
   ASSERT_EQ(status_of(plain_head), 200u) << plain_head;
   ASSERT_GT(plain.size(), 16384u);
   EXPECT_EQ(plain_head.find("Content-Encoding"), std::string::npos) << plain_head;
+  EXPECT_TRUE(has(plain_head, "Vary: Accept-Encoding")) << plain_head;  // it could have been
   // The points as one answer: the `time` field aside, the same JSON.
   const auto points_of = [](const std::string& body) { return json::parse(body).at("result"); };
   for (const bool chunked : {false, true}) {
@@ -1164,6 +1165,7 @@ TEST(Server, LargeAnswersAreGzippedForClientsThatAcceptIt) {
                                     std::string("Accept-Encoding: *, gzip;q=0.000\r\n")}) {
     const auto [head, body] = split(scroll(server.port(), fields, false));
     EXPECT_EQ(head.find("Content-Encoding"), std::string::npos) << fields << head;
+    EXPECT_TRUE(has(head, "Vary: Accept-Encoding")) << fields << head;
     EXPECT_EQ(points_of(body), points_of(plain)) << fields;
   }
   // A small answer, and a server that never compresses.
@@ -1173,9 +1175,11 @@ TEST(Server, LargeAnswersAreGzippedForClientsThatAcceptIt) {
                    "Connection: close\r\n\r\n");
   EXPECT_EQ(status_of(small), 200u) << small;
   EXPECT_EQ(small.find("Content-Encoding"), std::string::npos) << small;
+  EXPECT_EQ(small.find("Vary"), std::string::npos) << small;
   const auto [never_head, never_body] =
       split(scroll(never.port(), "Accept-Encoding: gzip\r\n", false));
   EXPECT_EQ(never_head.find("Content-Encoding"), std::string::npos) << never_head;
+  EXPECT_EQ(never_head.find("Vary"), std::string::npos) << never_head;
   EXPECT_EQ(points_of(never_body), points_of(plain));
 }
 
