@@ -99,9 +99,45 @@ class Engine {
                               const std::string& checksum);
   const std::string& snapshots_dir() const { return snapshots_dir_; }
 
+  /**
+   * A storage snapshot (Qdrant's full snapshot, `POST /snapshots`): one file in the snapshots
+   * folder, `full-snapshot-<id>-<YYYY-MM-DD-HH-MM-SS>.snapshot`, holding a consistent copy of
+   * each collection (checkpointed one after the other, as create_snapshot() does) and the alias
+   * table (snapshot_archive.h). Damaged collections are left out.
+   */
+  SnapshotInfo create_full_snapshot();
+  /// The storage snapshots, oldest first.
+  std::vector<SnapshotInfo> list_full_snapshots() const;
+  /// The file of one storage snapshot. NotFoundError when there is none of that name.
+  std::string full_snapshot_file(const std::string& snapshot) const;
+  void delete_full_snapshot(const std::string& snapshot);
+  /**
+   * Recovers every collection and alias of the storage snapshot at `path` (`waypoint serve
+   * --storage-snapshot`, before the server listens), each collection as recover_snapshot_*()
+   * does. Without `force`, a collection or alias of the snapshot that exists already is a
+   * UserError, found before anything changes (Qdrant's --force-snapshot replaces them). A
+   * damaged, truncated or foreign file is a UserError, found before anything changes. Returns
+   * the names of the collections recovered.
+   */
+  std::vector<std::string> recover_full_snapshot(const std::string& path, bool force);
+
  private:
   /// recover_snapshot_*() after the checksum: unpacks `in`, checks, swaps in.
   void recover_snapshot(const std::string& collection, std::istream& in);
+  /// Marks `name` as being recovered (ConflictError if it is already); the mark goes when the
+  /// returned guard does.
+  std::shared_ptr<void> begin_recovery(const std::string& name);
+  /// Opens the collection unpacked in folder `unpacked` once, as collection `name`: UserError
+  /// when it does not open. Its index is saved there when it had to be built.
+  static void check_recovered(const std::string& name, const std::string& unpacked);
+  /// Puts the collection unpacked in folder `unpacked` (checked) in the place of collection
+  /// `name` (created when missing); `unpacked` then holds the old collection, or nothing. The
+  /// caller holds begin_recovery(name).
+  void install_recovered(const std::string& name, const std::string& unpacked);
+  /// The members of a collection checkpointed into `dir` (Collection::checkpoint_to), added to
+  /// `members` as (`prefix` + name in a snapshot, file).
+  static void add_checkpoint_members(const std::string& dir, const std::string& prefix,
+                                     std::vector<std::pair<std::string, std::string>>& members);
   /// The collection's name behind `name` (an alias's target, else `name`).
   std::string resolve(const std::string& name) const;
   /// `<snapshots>/<collection>`, where the collection's snapshot files are.

@@ -14,7 +14,9 @@
 #include <memory>
 #include <set>
 
+#include "engine/collection_config.h"
 #include "engine/durable_file.h"
+#include "engine/json_value.h"
 #include "index/error.h"
 
 namespace wp::engine::snapshot {
@@ -193,9 +195,29 @@ bool all_zero(const std::array<char, kBlock>& b) {
   return true;
 }
 
+/// The manifest's `format` for an archive of `kind`.
+const char* format_of(Kind kind) {
+  return kind == Kind::kStorage ? "waypoint-storage-snapshot" : "waypoint-snapshot";
+}
+
 }  // namespace
 
-bool allowed_member(const std::string& name) {
+bool allowed_member(const std::string& name, Kind kind) {
+  if (kind == Kind::kStorage) {
+    // "cN/" and a collection's member (not its manifest: the storage's serves), within the
+    // 99 bytes a ustar name holds.
+    if (name == kManifest) return true;
+    const size_t slash = name.find('/');
+    if (name.size() > 99 || slash == std::string::npos || slash < 2 || slash > 7 ||
+        name[0] != 'c') {
+      return false;
+    }
+    const std::string number = name.substr(1, slash - 1);
+    const std::string rest = name.substr(slash + 1);
+    return number.find_first_not_of("0123456789") == std::string::npos &&
+           (number.size() == 1 || number[0] != '0') && rest != kManifest &&
+           allowed_member(rest, Kind::kCollection);
+  }
   if (name == kManifest || name == "index.wpi" || name == "index.meta") return true;
   // A named vector's index files (collection.cpp): "index.<space number>.wpi" and ".meta".
   if (name.size() > 6 && name.compare(0, 6, "index.") == 0) {
@@ -219,7 +241,7 @@ bool allowed_member(const std::string& name) {
 }
 
 FolderSink::FolderSink(std::string dir) : dir_(std::move(dir)) {
-  fs::create_directories(fs::path(dir_) / "store");
+  fs::create_directories(dir_);
 }
 
 FolderSink::~FolderSink() {
@@ -227,7 +249,9 @@ FolderSink::~FolderSink() {
 }
 
 void FolderSink::begin(const std::string& name, uint64_t) {
-  path_ = (fs::path(dir_) / name).string();
+  const fs::path path = fs::path(dir_) / name;  // a name the reader allowed: no way out of dir_
+  fs::create_directories(path.parent_path());
+  path_ = path.string();
   out_ = std::fopen(path_.c_str(), "wb");
   if (!out_) throw InternalError("cannot write " + path_);
 }
@@ -245,7 +269,7 @@ void FolderSink::end() {
 
 std::string write_archive(const std::string& path,
                           const std::vector<std::pair<std::string, std::string>>& members,
-                          json info) {
+                          json info, Kind kind) {
   const std::string tmp = path + ".tmp";
   std::string sha;
   {
@@ -253,7 +277,7 @@ std::string write_archive(const std::string& path,
     json files = json::array();
     std::vector<char> buf(1 << 20);
     for (const auto& [name, source] : members) {
-      WP_THROW_INTERNAL_IF_NOT(allowed_member(name) && name != kManifest,
+      WP_THROW_INTERNAL_IF_NOT(allowed_member(name, kind) && name != kManifest,
                                "not a snapshot member name: ", name);
       std::unique_ptr<std::FILE, int (*)(std::FILE*)> in(std::fopen(source.c_str(), "rb"),
                                                          std::fclose);
@@ -273,7 +297,7 @@ std::string write_archive(const std::string& path,
       w.pad();
       files.push_back({{"name", name}, {"size", size}, {"xxh64", xxh.hex_digest()}});
     }
-    info["format"] = "waypoint-snapshot";
+    info["format"] = format_of(kind);
     info["version"] = kVersion;
     info["files"] = std::move(files);
     w.member(kManifest, info.dump(1));
@@ -284,7 +308,7 @@ std::string write_archive(const std::string& path,
   return sha;
 }
 
-json read_archive(std::istream& in, Sink& sink) {
+json read_archive(std::istream& in, Sink& sink, Kind kind) {
   struct Read {
     uint64_t size;
     std::string xxh64;
@@ -306,7 +330,10 @@ json read_archive(std::istream& in, Sink& sink) {
     const size_t len = strnlen(h.data(), 100);
     if (len == 100) damaged("a member name is not terminated");
     const std::string name(h.data(), len);
-    if (!allowed_member(name)) damaged("member `" + name + "` is not part of a snapshot");
+    if (!allowed_member(name, kind)) {
+      damaged("member `" + name + "` is not part of a " +
+              (kind == Kind::kStorage ? "storage snapshot" : "collection snapshot"));
+    }
     if (seen.count(name)) damaged("member `" + name + "` appears twice");
     const uint64_t size = read_octal(h.data() + 124, 12, "size");
     if (size > kMaxMemberBytes) damaged("member `" + name + "` is too large");
@@ -358,8 +385,12 @@ json read_archive(std::istream& in, Sink& sink) {
     } catch (const json::exception&) {
       damaged("the manifest is not JSON");
     }
-    if (!m.is_object() || m.value("format", json()) != "waypoint-snapshot") {
-      damaged("the manifest does not say format `waypoint-snapshot`");
+    const json format = m.is_object() ? m.value("format", json()) : json();
+    if (format != format_of(kind)) {
+      std::string what = "the manifest does not say format `" + std::string(format_of(kind)) + "`";
+      if (format == format_of(Kind::kCollection)) what += " (it is one collection's snapshot)";
+      if (format == format_of(Kind::kStorage)) what += " (it is a storage snapshot)";
+      damaged(what);
     }
     if (m.value("version", json()) != kVersion) {
       throw UserError("snapshot format version " + m.value("version", json()).dump() +
@@ -382,6 +413,57 @@ json read_archive(std::istream& in, Sink& sink) {
     }
     return m;
   }
+}
+
+StorageListing storage_listing(const json& manifest, const std::set<std::string>& folders) {
+  auto damaged = [](const std::string& what) {
+    return UserError("storage snapshot is damaged: " + what);
+  };
+  auto check_name = [&](const std::string& name) {
+    try {
+      validate_collection_name(name);
+    } catch (const UserError& e) {
+      throw damaged(e.what());
+    }
+  };
+  StorageListing out;
+  const json listed = manifest.is_object() ? manifest.value("collections", json()) : json();
+  if (!listed.is_array()) throw damaged("its manifest lists no collections");
+  std::set<std::string> names, listed_folders;
+  for (const json& c : listed) {
+    const json name = c.is_object() ? c.value("name", json()) : json();
+    const json sub = c.is_object() ? c.value("folder", json()) : json();
+    if (!name.is_string() || !sub.is_string() ||
+        !allowed_member(sub.get<std::string>() + "/index.wpi", Kind::kStorage)) {
+      throw damaged("a collection of its manifest is not {\"name\", \"folder\": \"cN\"}: " +
+                    show_json(c));
+    }
+    check_name(name.get<std::string>());
+    if (!names.insert(name.get<std::string>()).second ||
+        !listed_folders.insert(sub.get<std::string>()).second) {
+      throw damaged("collection " + show_json(name) + " or folder " + show_json(sub) +
+                    " is listed twice");
+    }
+    if (!folders.count(sub.get<std::string>())) {
+      throw damaged("folder " + show_json(sub) + " of collection " + show_json(name) +
+                    " holds nothing");
+    }
+    out.collections.emplace_back(name.get<std::string>(), sub.get<std::string>());
+  }
+  for (const std::string& f : folders) {
+    if (!listed_folders.count(f)) throw damaged("folder `" + show_text(f) + "` is not listed");
+  }
+  const json aliases = manifest.value("aliases", json::object());
+  if (!aliases.is_object()) throw damaged("its aliases are not an object");
+  for (const auto& [alias, target] : aliases.items()) {
+    if (!target.is_string() || !names.count(target.get<std::string>())) {
+      throw damaged("alias `" + show_text(alias) + "` names no collection of it");
+    }
+    check_name(alias);
+    if (names.count(alias)) throw damaged("alias `" + show_text(alias) + "` is a collection");
+    out.aliases[alias] = target.get<std::string>();
+  }
+  return out;
 }
 
 std::string sha256_file(const std::string& path) {

@@ -12,6 +12,11 @@
  *   snapshot.json    {"format": "waypoint-snapshot", "version": 1, "collection", "created",
  *                     "files": [{"name", "size", "xxh64"}]}
  *
+ * A storage snapshot (Qdrant's full snapshot, Engine::create_full_snapshot) is the same format
+ * over every collection: collection N's members under a folder `cN/` (`c0/store/...`,
+ * `c0/index.wpi`), and its manifest (format `waypoint-storage-snapshot`) also holds
+ * `"collections": [{"name", "folder"}]` and `"aliases": {alias: collection}`.
+ *
  * The reader trusts nothing: every header's checksum, octal fields, type and name (only the
  * names above; no path leaves the folder), sizes against what follows, zeros in the padding,
  * each member's xxh64 and size against the manifest, the manifest listing exactly the members
@@ -20,6 +25,8 @@
  */
 #include <cstdint>
 #include <istream>
+#include <map>
+#include <set>
 #include <streambuf>
 #include <string>
 #include <string_view>
@@ -48,6 +55,9 @@ class ViewStream : private ViewBuf, public std::istream {
 /// Member name of the manifest.
 inline constexpr char kManifest[] = "snapshot.json";
 
+/// What an archive holds: one collection, or every collection of a storage (members under `cN/`).
+enum class Kind { kCollection, kStorage };
+
 /// Where the reader puts the members it unpacks (a folder, or memory in the fuzz target).
 class Sink {
  public:
@@ -58,7 +68,7 @@ class Sink {
   virtual void end() = 0;
 };
 
-/// Unpacks into a folder (created when missing; `store/` is created for the store's members).
+/// Unpacks into a folder (created when missing, as are the folders member names hold).
 class FolderSink : public Sink {
  public:
   explicit FolderSink(std::string dir);
@@ -80,18 +90,31 @@ class FolderSink : public Sink {
  */
 std::string write_archive(const std::string& path,
                           const std::vector<std::pair<std::string, std::string>>& members,
-                          nlohmann::json info);
+                          nlohmann::json info, Kind kind = Kind::kCollection);
 
-/// Reads an archive from `in`, giving each member to `sink`; returns the manifest. UserError
-/// when anything in it is damaged or not what the format allows.
-nlohmann::json read_archive(std::istream& in, Sink& sink);
+/// Reads an archive of `kind` from `in`, giving each member to `sink`; returns the manifest.
+/// UserError when anything in it is damaged or not what the format allows.
+nlohmann::json read_archive(std::istream& in, Sink& sink, Kind kind = Kind::kCollection);
+
+/// What a storage snapshot's manifest lists.
+struct StorageListing {
+  std::vector<std::pair<std::string, std::string>> collections;  ///< name, folder ("cN")
+  std::map<std::string, std::string> aliases;                    ///< alias -> collection
+};
+
+/// The listing of a storage snapshot's `manifest`, checked: distinct valid collection names,
+/// each with a folder "cN" of its own among `folders` (those its members lie in), every one of
+/// `folders` listed, aliases of valid names naming its collections. UserError saying what is
+/// damaged.
+StorageListing storage_listing(const nlohmann::json& manifest,
+                               const std::set<std::string>& folders);
 
 /// SHA-256 of a file's bytes, in lowercase hex.
 std::string sha256_file(const std::string& path);
 /// SHA-256 of bytes in memory, in lowercase hex.
 std::string sha256_bytes(std::string_view bytes);
 
-/// Whether `name` is a member name the format allows (exposed for tests).
-bool allowed_member(const std::string& name);
+/// Whether `name` is a member name the format of `kind` allows (exposed for tests).
+bool allowed_member(const std::string& name, Kind kind = Kind::kCollection);
 
 }  // namespace wp::engine::snapshot

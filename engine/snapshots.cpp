@@ -11,7 +11,9 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <set>
 #include <thread>
 #include <tuple>
 
@@ -82,6 +84,39 @@ bool inside(const fs::path& path, const fs::path& root) {
   return p != path.end();
 }
 
+/// The snapshot files in `folder` whose names begin with `prefix`, oldest first.
+std::vector<Engine::SnapshotInfo> snapshots_in(const fs::path& folder, const std::string& prefix) {
+  std::vector<Engine::SnapshotInfo> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(folder, ec)) {
+    const std::string f = e.path().filename().string();
+    if (!valid_snapshot_name(f) || f.compare(0, prefix.size(), prefix) != 0 ||
+        !e.is_regular_file()) {
+      continue;
+    }
+    try {
+      out.push_back(describe(e.path()));
+    } catch (const NotFoundError&) {
+      // deleted while listing
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Engine::SnapshotInfo& a, const Engine::SnapshotInfo& b) {
+              return std::tie(a.creation_time, a.name) < std::tie(b.creation_time, b.name);
+            });
+  return out;
+}
+
+/// A snapshot's name made of `prefix`, a random id and the time `t`.
+std::string snapshot_name(const std::string& prefix, std::time_t t, std::string* id) {
+  std::random_device rd;
+  *id = std::to_string((uint64_t{rd()} << 20) ^ rd());
+  return prefix + "-" + *id + "-" + utc(t, "%Y-%m-%d-%H-%M-%S") + kSuffix;
+}
+
+/// The storage snapshots' names begin so (Qdrant's `full-snapshot-<time>.snapshot`).
+constexpr char kFullPrefix[] = "full-snapshot-";
+
 void check_checksum(const std::string& actual, std::string expected) {
   std::transform(expected.begin(), expected.end(), expected.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -95,15 +130,36 @@ std::string Engine::snapshot_folder(const std::string& collection) const {
   return (fs::path(snapshots_dir_) / collection).string();
 }
 
+void Engine::add_checkpoint_members(const std::string& dir, const std::string& prefix,
+                                    std::vector<std::pair<std::string, std::string>>& members) {
+  std::vector<fs::path> store_files;
+  for (const auto& e : fs::directory_iterator(fs::path(dir) / "store")) {
+    store_files.push_back(e.path());
+  }
+  std::sort(store_files.begin(), store_files.end());
+  for (const fs::path& f : store_files) {
+    members.emplace_back(prefix + "store/" + f.filename().string(), f.string());
+  }
+  std::vector<std::string> index_files;  // of every vector space
+  for (const auto& f : fs::directory_iterator(dir)) {
+    const std::string name = f.path().filename().string();
+    if (f.is_regular_file() && snapshot::allowed_member(name) && name != snapshot::kManifest) {
+      index_files.push_back(name);
+    }
+  }
+  std::sort(index_files.begin(), index_files.end());
+  for (const std::string& f : index_files) {
+    members.emplace_back(prefix + f, (fs::path(dir) / f).string());
+  }
+}
+
 Engine::SnapshotInfo Engine::create_snapshot(const std::string& name) {
   const std::shared_ptr<Collection> c = collection(name);
   const fs::path folder = snapshot_folder(c->name());
   fs::create_directories(folder);
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::random_device rd;
-  const std::string id = std::to_string((uint64_t{rd()} << 20) ^ rd());
-  const std::string file_name = c->name() + "-" + id + "-" + utc(t, "%Y-%m-%d-%H-%M-%S") + kSuffix;
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::string id;
+  const std::string file_name = snapshot_name(c->name(), t, &id);
   const fs::path work = folder / (".work-" + id);
   fs::remove_all(work);
   Finally clean{[&] {
@@ -112,21 +168,7 @@ Engine::SnapshotInfo Engine::create_snapshot(const std::string& name) {
   }};
   c->checkpoint_to(work.string());
   std::vector<std::pair<std::string, std::string>> members;
-  std::vector<fs::path> store_files;
-  for (const auto& e : fs::directory_iterator(work / "store")) store_files.push_back(e.path());
-  std::sort(store_files.begin(), store_files.end());
-  for (const fs::path& f : store_files) {
-    members.emplace_back("store/" + f.filename().string(), f.string());
-  }
-  std::vector<std::string> index_files;  // of every vector space
-  for (const auto& f : fs::directory_iterator(work)) {
-    const std::string name = f.path().filename().string();
-    if (f.is_regular_file() && snapshot::allowed_member(name) && name != snapshot::kManifest) {
-      index_files.push_back(name);
-    }
-  }
-  std::sort(index_files.begin(), index_files.end());
-  for (const std::string& f : index_files) members.emplace_back(f, (work / f).string());
+  add_checkpoint_members(work.string(), "", members);
   const nlohmann::json info{{"collection", c->name()}, {"created", utc(t, "%Y-%m-%dT%H:%M:%SZ")}};
   const fs::path file = folder / file_name;
   const std::string sha = snapshot::write_archive(file.string(), members, info);
@@ -136,22 +178,7 @@ Engine::SnapshotInfo Engine::create_snapshot(const std::string& name) {
 
 std::vector<Engine::SnapshotInfo> Engine::list_snapshots(const std::string& name) const {
   const std::shared_ptr<Collection> c = collection(name);
-  const fs::path folder = snapshot_folder(c->name());
-  std::vector<SnapshotInfo> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(folder, ec)) {
-    const std::string f = e.path().filename().string();
-    if (!valid_snapshot_name(f) || !e.is_regular_file()) continue;
-    try {
-      out.push_back(describe(e.path()));
-    } catch (const NotFoundError&) {
-      // deleted while listing
-    }
-  }
-  std::sort(out.begin(), out.end(), [](const SnapshotInfo& a, const SnapshotInfo& b) {
-    return std::tie(a.creation_time, a.name) < std::tie(b.creation_time, b.name);
-  });
-  return out;
+  return snapshots_in(snapshot_folder(c->name()), "");
 }
 
 std::string Engine::snapshot_file(const std::string& name, const std::string& snapshot) const {
@@ -199,9 +226,7 @@ void Engine::recover_snapshot_bytes(const std::string& name, std::string_view by
   recover_snapshot(name, in);
 }
 
-void Engine::recover_snapshot(const std::string& requested, std::istream& in) {
-  const std::string name = resolve(requested);
-  validate_collection_name(name);
+std::shared_ptr<void> Engine::begin_recovery(const std::string& name) {
   {
     std::unique_lock<RwMutex> lock(mu_);
     if (recovering_.count(name)) {
@@ -210,10 +235,16 @@ void Engine::recover_snapshot(const std::string& requested, std::istream& in) {
     }
     recovering_.insert(name);
   }
-  Finally done{[&] {
+  return std::shared_ptr<void>(nullptr, [this, name](void*) {
     std::unique_lock<RwMutex> lock(mu_);
     recovering_.erase(name);
-  }};
+  });
+}
+
+void Engine::recover_snapshot(const std::string& requested, std::istream& in) {
+  const std::string name = resolve(requested);
+  validate_collection_name(name);
+  const std::shared_ptr<void> recovering = begin_recovery(name);
   std::random_device rd;
   const fs::path tmp = collection_folder(".recovering-" + std::to_string(rd()));
   fs::remove_all(tmp);
@@ -225,14 +256,23 @@ void Engine::recover_snapshot(const std::string& requested, std::istream& in) {
     snapshot::FolderSink sink(tmp.string());
     snapshot::read_archive(in, sink);
   }
+  check_recovered(name, tmp.string());
+  install_recovered(name, tmp.string());
+}
+
+void Engine::check_recovered(const std::string& name, const std::string& unpacked) {
   // Opened once where it lies: a store RocksDB cannot open, a missing or damaged config, or a
   // damaged point is refused here, with the collection still as it was.
   try {
-    Collection scratch(name, tmp.string(), std::nullopt);
+    Collection scratch(name, unpacked, std::nullopt);
     if (!scratch.index_loaded_from_file()) scratch.save_index();  // built once, not twice
   } catch (const std::exception& e) {
     throw UserError(std::string("snapshot is damaged: its collection does not open: ") + e.what());
   }
+}
+
+void Engine::install_recovered(const std::string& name, const std::string& unpacked) {
+  const fs::path tmp = unpacked;
   // The old collection leaves the table (its requests now get UnavailableError) and is closed
   // once the requests in flight on it are done.
   std::shared_ptr<Collection> old;
@@ -271,6 +311,142 @@ void Engine::recover_snapshot(const std::string& requested, std::istream& in) {
   std::unique_lock<RwMutex> lock(mu_);
   collections_[name] = std::move(fresh);
   damaged_.erase(name);  // a collection that did not open is replaced by the snapshot's
+}
+
+Engine::SnapshotInfo Engine::create_full_snapshot() {
+  std::vector<std::shared_ptr<Collection>> collections;
+  std::map<std::string, std::string> aliases;
+  {
+    std::shared_lock<RwMutex> lock(mu_);
+    for (const auto& [name, c] : collections_) collections.push_back(c);
+    aliases = aliases_;
+  }
+  const fs::path folder = snapshots_dir_;
+  fs::create_directories(folder);
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::string id;
+  const std::string file_name = snapshot_name("full-snapshot", t, &id);
+  const fs::path work = folder / (".work-full-" + id);
+  fs::remove_all(work);
+  Finally clean{[&] {
+    std::error_code ec;
+    fs::remove_all(work, ec);
+  }};
+  std::vector<std::pair<std::string, std::string>> members;
+  nlohmann::json listed = nlohmann::json::array();
+  std::set<std::string> names;
+  for (size_t i = 0; i < collections.size(); ++i) {
+    const std::string sub = "c" + std::to_string(i);
+    collections[i]->checkpoint_to((work / sub).string());
+    add_checkpoint_members((work / sub).string(), sub + "/", members);
+    listed.push_back({{"name", collections[i]->name()}, {"folder", sub}});
+    names.insert(collections[i]->name());
+  }
+  nlohmann::json alias_table = nlohmann::json::object();
+  for (const auto& [alias, target] : aliases) {
+    if (names.count(target)) alias_table[alias] = target;
+  }
+  const nlohmann::json info{{"created", utc(t, "%Y-%m-%dT%H:%M:%SZ")},
+                            {"collections", std::move(listed)},
+                            {"aliases", std::move(alias_table)}};
+  const fs::path file = folder / file_name;
+  const std::string sha =
+      snapshot::write_archive(file.string(), members, info, snapshot::Kind::kStorage);
+  write_file_durably(file.string() + kChecksumSuffix, sha);
+  return describe(file);
+}
+
+std::vector<Engine::SnapshotInfo> Engine::list_full_snapshots() const {
+  return snapshots_in(snapshots_dir_, kFullPrefix);
+}
+
+std::string Engine::full_snapshot_file(const std::string& snapshot) const {
+  const fs::path file = fs::path(snapshots_dir_) / snapshot;
+  if (!valid_snapshot_name(snapshot) || snapshot.rfind(kFullPrefix, 0) != 0 ||
+      !fs::is_regular_file(file)) {
+    throw NotFoundError("Snapshot `" + show_text(snapshot) + "` doesn't exist!");
+  }
+  return file.string();
+}
+
+void Engine::delete_full_snapshot(const std::string& snapshot) {
+  const fs::path file = full_snapshot_file(snapshot);
+  fs::remove(file);
+  std::error_code ec;
+  fs::remove(file.string() + kChecksumSuffix, ec);
+  sync_folder(file.parent_path().string());
+}
+
+std::vector<std::string> Engine::recover_full_snapshot(const std::string& path, bool force) {
+  std::ifstream in(path, std::ios::binary);
+  WP_THROW_IF_NOT(in, "--storage-snapshot: cannot read ", path);
+  std::random_device rd;
+  // Unpacked among the collections' folders, so that each is exchanged with one rename.
+  const fs::path tmp = collection_folder(".recovering-full-" + std::to_string(rd()));
+  fs::remove_all(tmp);
+  Finally clean{[&] {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+  }};
+  nlohmann::json manifest;
+  {
+    snapshot::FolderSink sink(tmp.string());
+    manifest = snapshot::read_archive(in, sink, snapshot::Kind::kStorage);
+  }
+  std::set<std::string> folders;
+  for (const auto& e : fs::directory_iterator(tmp)) folders.insert(e.path().filename().string());
+  const snapshot::StorageListing listing = snapshot::storage_listing(manifest, folders);
+  std::vector<AliasAction> actions;
+  for (const auto& [alias, target] : listing.aliases) {
+    AliasAction a;
+    a.kind = AliasAction::Kind::kCreate;
+    a.alias = alias;
+    a.target = target;
+    actions.push_back(std::move(a));
+  }
+  // Nothing changes before every conflict is known.
+  {
+    std::shared_lock<RwMutex> lock(mu_);
+    for (const auto& [name, sub] : listing.collections) {
+      WP_THROW_IF_NOT(force || (!collections_.count(name) && !damaged_.count(name)),
+                      "--storage-snapshot: collection `", name,
+                      "` exists already; give --force-snapshot to replace it");
+      WP_THROW_IF_NOT(!aliases_.count(name), "--storage-snapshot: collection `", name,
+                      "` of the snapshot is an alias here; delete the alias first");
+    }
+    for (const AliasAction& a : actions) {
+      WP_THROW_IF_NOT(!collections_.count(a.alias) && !damaged_.count(a.alias),
+                      "--storage-snapshot: alias `", a.alias, "` is a collection's name here");
+      WP_THROW_IF_NOT(force || !aliases_.count(a.alias), "--storage-snapshot: alias `", a.alias,
+                      "` exists already; give --force-snapshot to replace it");
+    }
+  }
+  // Every collection opens before any replaces one here.
+  std::vector<std::shared_ptr<void>> recovering;
+  for (const auto& [name, sub] : listing.collections) {
+    recovering.push_back(begin_recovery(name));
+    check_recovered(name, (tmp / sub).string());
+  }
+  std::vector<std::string> recovered;
+  for (const auto& [name, sub] : listing.collections) {
+    install_recovered(name, (tmp / sub).string());
+    recovered.push_back(name);
+  }
+  if (!actions.empty()) {
+    std::vector<AliasAction> all;
+    const std::map<std::string, std::string> now = aliases();
+    for (const AliasAction& a : actions) {
+      if (now.count(a.alias)) {
+        AliasAction drop;
+        drop.kind = AliasAction::Kind::kDelete;
+        drop.alias = a.alias;
+        all.push_back(std::move(drop));
+      }
+    }
+    all.insert(all.end(), actions.begin(), actions.end());
+    update_aliases(all);
+  }
+  return recovered;
 }
 
 }  // namespace wp::engine

@@ -279,6 +279,16 @@ const std::vector<Api::Route>& Api::routes() {
        "Replace (or create) the collection from an uploaded snapshot (multipart/form-data, part "
        "`snapshot`; ?checksum=SHA-256)",
        &Api::upload_snapshot, Access::kWrite},
+      {"POST", "/snapshots",
+       "Snapshot every collection and alias into one file (a storage snapshot; recovered by "
+       "`waypoint serve --storage-snapshot FILE`)",
+       &Api::create_full_snapshot, Access::kWrite},
+      {"GET", "/snapshots", "The storage snapshots, oldest first", &Api::list_full_snapshots,
+       Access::kRead},
+      {"GET", "/snapshots/{snapshot_name}", "Download a storage snapshot file",
+       &Api::get_full_snapshot, Access::kRead, Answer::kFile},
+      {"DELETE", "/snapshots/{snapshot_name}", "Delete a storage snapshot file",
+       &Api::delete_full_snapshot, Access::kWrite},
       {"POST", "/collections/{name}/points/query/batch",
        "Several universal queries at once ({\"searches\": [...]}; each answers {\"points\"})",
        &Api::query_batch, Access::kRead, Answer::kEnvelope, false, &Api::query_batch_plain},

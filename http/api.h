@@ -183,6 +183,10 @@ class Api {
   nlohmann::json delete_snapshot(const Call& c);
   nlohmann::json recover_snapshot(const Call& c);
   nlohmann::json upload_snapshot(const Call& c);
+  nlohmann::json create_full_snapshot(const Call& c);
+  nlohmann::json list_full_snapshots(const Call& c);
+  nlohmann::json get_full_snapshot(const Call& c);
+  nlohmann::json delete_full_snapshot(const Call& c);
   // points_api.cpp
   nlohmann::json upsert_points(const Call& c);
   nlohmann::json delete_points(const Call& c);

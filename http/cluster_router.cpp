@@ -69,8 +69,10 @@ ClusterRouter::~ClusterRouter() {
 
 bool ClusterRouter::serves(const std::string& method, const std::string& pattern) {
   (void)method;
+  // Storage snapshots too: one node's engine holds shards, which its snapshot would not make a
+  // cluster's (refused below, as not served on a cluster).
   return pattern == "/collections" || pattern == "/aliases" ||
-         pattern.compare(0, 13, "/collections/") == 0;
+         pattern.compare(0, 13, "/collections/") == 0 || pattern.compare(0, 10, "/snapshots") == 0;
 }
 
 json ClusterRouter::call(const std::string& method, const std::string& pattern, const Call& c) {

@@ -1,5 +1,6 @@
 // Collection snapshots: create, list, download, delete, recover from a file under the snapshots
-// folder or from an upload (Qdrant's /collections/{name}/snapshots routes).
+// folder or from an upload (Qdrant's /collections/{name}/snapshots routes); storage snapshots
+// of every collection: create, list, download, delete (Qdrant's /snapshots routes).
 #include "engine/json_fields.h"
 #include "engine/json_value.h"
 #include "http/api.h"
@@ -76,6 +77,27 @@ json Api::upload_snapshot(const Call& c) {
   const auto checksum = c.query.find("checksum");
   engine_.recover_snapshot_bytes(c.path.at("name"), file,
                                  checksum == c.query.end() ? "" : checksum->second);
+  return true;
+}
+
+json Api::create_full_snapshot(const Call& c) {
+  wait_flag(c);  // checked; the snapshot is always complete when this answers
+  return describe(engine_.create_full_snapshot());
+}
+
+json Api::list_full_snapshots(const Call&) {
+  json out = json::array();
+  for (const auto& s : engine_.list_full_snapshots()) out.push_back(describe(s));
+  return out;
+}
+
+json Api::get_full_snapshot(const Call& c) {
+  return engine_.full_snapshot_file(c.path.at("snapshot_name"));
+}
+
+json Api::delete_full_snapshot(const Call& c) {
+  wait_flag(c);
+  engine_.delete_full_snapshot(c.path.at("snapshot_name"));
   return true;
 }
 

@@ -234,6 +234,8 @@ TEST_F(Cluster, BadClusterFlagsAreRefusedNamingTheFlag) {
       {"--cluster --node-id 1 --advertise 127.0.0.1:80" + etcd, "--advertise: expected http://"},
       {"--cluster --node-id 1 --host 0.0.0.0" + etcd, "needs --advertise"},
       {"--node-id 1" + etcd, "need --cluster"},
+      {"--cluster --node-id 1 --storage-snapshot x.snapshot" + etcd,
+       "--storage-snapshot recovers one server's collections"},
   };
   for (const auto& [flags, message] : cases) {
     const auto [status, out] = run_waypoint("serve" + data + " " + flags, 30);
@@ -251,6 +253,16 @@ TEST_F(Cluster, BadClusterFlagsAreRefusedNamingTheFlag) {
   const json s = cluster_of(from_file);
   EXPECT_EQ(s["peer_id"], 4);
   EXPECT_EQ(s["etcd"]["lease_ttl"], 3);
+  // A storage snapshot of one node's engine would hold shards, not the cluster's collections.
+  {
+    Client c(from_file.port());
+    for (const bhttp::verb verb : {bhttp::verb::get, bhttp::verb::post}) {
+      const auto [status, r] = c.call(verb, "/snapshots");
+      EXPECT_EQ(status, 400u) << r.dump();
+      EXPECT_NE(r.dump().find("/snapshots is not served on a cluster yet"), std::string::npos)
+          << r.dump();
+    }
+  }
   // Without --cluster: Qdrant's answer for a single node.
   ServerProcess single(dir_.file("f"));
   EXPECT_EQ(cluster_of(single), (json{{"status", "disabled"}}));

@@ -256,6 +256,7 @@ TEST_F(ApiTest, OpenApiListsEveryPromisedRouteAndEachIsServed) {
   ok("PUT", "/collections/c/index", {{"field_name", "color"}, {"field_schema", "keyword"}});
   const std::string snap = ok("POST", "/collections/c/snapshots")["name"];
   const std::string snap_file = wp::test::read_file(engine_->snapshot_file("c", snap));
+  const std::string full = ok("POST", "/snapshots")["name"];
   struct Promised {
     std::string method;
     std::string path;    // as in the OpenAPI document
@@ -347,6 +348,10 @@ TEST_F(ApiTest, OpenApiListsEveryPromisedRouteAndEachIsServed) {
        "multipart/form-data; boundary=B"},
       {"DELETE", "/collections/{name}/snapshots/{snapshot_name}",
        "/collections/c/snapshots/" + snap, ""},
+      {"POST", "/snapshots", "/snapshots", ""},
+      {"GET", "/snapshots", "/snapshots", ""},
+      {"GET", "/snapshots/{snapshot_name}", "/snapshots/" + full, ""},
+      {"DELETE", "/snapshots/{snapshot_name}", "/snapshots/" + full, ""},
       {"DELETE", "/collections/{name}", "/collections/gone", ""},
   };
   const json doc = json::parse(call("GET", "/openapi.json").body);

@@ -1493,6 +1493,82 @@ std::string sha256_hex(const std::string& bytes) {
 // Snapshots over real sockets: the download is streamed from disk with the file's length (HEAD
 // too); an upload may pass --max-body-mb up to --max-upload-mb, other bodies may not; the
 // recovered collection survives a kill -9.
+// Qdrant's storage snapshot: POST /snapshots on one server, its file given to a fresh one by
+// --storage-snapshot, which serves every collection and alias before it listens; given again
+// where they exist, the server refuses to start unless --force-snapshot, which puts them back.
+TEST(Server, AStorageSnapshotMovesEveryCollectionAndAliasToAnotherServer) {
+  wp::test::TempDir tmp;
+  const std::string snaps = " --snapshots-dir " + tmp.file("snaps");
+  std::string file, checksum;
+  {
+    ServerProcess first(tmp.file("a"), snaps);
+    Client c(first.port());
+    for (const char* name : {"/collections/one", "/collections/two"}) {
+      ASSERT_EQ(c.call(bhttp::verb::put, name,
+                       json::parse(R"({"vectors": {"size": 8, "distance": "Euclid"}})"))
+                    .first,
+                200u);
+    }
+    json points = json::array();
+    for (uint64_t id = 0; id < 200; ++id) points.push_back({{"id", id}, {"vector", vector_of(id)}});
+    ASSERT_EQ(
+        c.call(bhttp::verb::put, "/collections/one/points?wait=true", {{"points", points}}).first,
+        200u);
+    ASSERT_EQ(c.call(bhttp::verb::post, "/collections/aliases",
+                     json::parse(R"({"actions": [{"create_alias": {"collection_name": "one",
+                                     "alias_name": "latest"}}]})"))
+                  .first,
+              200u);
+    const auto [status, made] = c.call(bhttp::verb::post, "/snapshots?wait=true");
+    ASSERT_EQ(status, 200u) << made;
+    file = tmp.file("snaps/" + made["result"]["name"].get<std::string>());
+    checksum = made["result"]["checksum"];
+    const std::string answer =
+        raw_exchange(first.port(), "GET /snapshots/" + made["result"]["name"].get<std::string>() +
+                                       " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    ASSERT_EQ(status_of(answer), 200u) << answer.substr(0, 300);
+    EXPECT_EQ(sha256_hex(answer.substr(answer.find("\r\n\r\n") + 4)), checksum);
+  }
+  auto count = [](Client& c, const std::string& name) {
+    const auto [status, body] =
+        c.call(bhttp::verb::post, "/collections/" + name + "/points/count", json::object());
+    return status == 200u ? body["result"]["count"].get<int>() : -1;
+  };
+  const std::string recover = " --storage-snapshot " + file;
+  {
+    ServerProcess second(tmp.file("b"), recover);
+    EXPECT_NE(second.startup().find("recovered 2 collections from storage snapshot"),
+              std::string::npos)
+        << second.startup();
+    Client c(second.port());
+    EXPECT_EQ(count(c, "one"), 200);
+    EXPECT_EQ(count(c, "latest"), 200);  // the alias came with it
+    EXPECT_EQ(count(c, "two"), 0);
+    ASSERT_EQ(c.call(bhttp::verb::post, "/collections/one/points/delete?wait=true",
+                     {{"points", {1, 2, 3}}})
+                  .first,
+              200u);
+    EXPECT_EQ(second.kill_and_wait(SIGTERM), 0);
+  }
+  const std::string base = "serve --port 0 --data " + tmp.file("b");
+  const auto [refused, out] = run_waypoint(base + recover);
+  EXPECT_NE(refused, 0) << out;
+  EXPECT_NE(refused, 124) << "the server started: " << out;
+  EXPECT_NE(out.find("collection `one` exists already; give --force-snapshot to replace it"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("listening on"), std::string::npos) << out;
+  const auto [alone, why] = run_waypoint(base + " --force-snapshot");
+  EXPECT_NE(alone, 0) << why;
+  EXPECT_NE(why.find("--force-snapshot needs --storage-snapshot FILE"), std::string::npos) << why;
+  {
+    ServerProcess forced(tmp.file("b"), recover + " --force-snapshot");
+    Client c(forced.port());
+    EXPECT_EQ(count(c, "one"), 200);  // the points deleted since are back
+    EXPECT_EQ(count(c, "latest"), 200);
+  }
+}
+
 TEST(Server, SnapshotsDownloadAndUploadPastTheBodyLimitAndSurviveKill9) {
   wp::test::TempDir tmp;
   const std::string flags =

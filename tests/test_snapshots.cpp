@@ -1,5 +1,6 @@
-// Collection snapshots: the archive format and its reader, the engine's create / list / delete /
-// recover, the multipart upload parser, and the REST routes (handler level, no sockets).
+// Collection and storage snapshots: the archive format and its reader, the engine's create /
+// list / delete / recover, the multipart upload parser, and the REST routes (handler level, no
+// sockets).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -295,6 +296,213 @@ TEST_F(SnapshotTest, DamagedForeignOrMisplacedSnapshotsAreRefusedAndChangeNothin
   }
 }
 
+// A storage snapshot holds every collection (named vectors too) and alias: recovered into an
+// empty server it serves all of them as they were, index files loaded; recovered where they
+// exist it changes nothing unless forced, and forced it puts them back as snapshotted.
+TEST_F(SnapshotTest, AStorageSnapshotRecoversEveryCollectionAndAlias) {
+  CollectionConfig named;
+  named.vectors["a"] = config(8).vectors.at("");
+  named.vectors["b"] = config(3).vectors.at("");
+  eng_->create_collection("n", named);
+  std::vector<PointWrite> pts = points(50, 4);
+  for (size_t i = 0; i < pts.size(); ++i) {
+    pts[i].vectors["a"] = pts[i].vectors.at("");
+    pts[i].vectors.erase("");
+    if (i % 2) pts[i].vectors["b"] = {1.0f, 2.0f, 1.0f * i};
+  }
+  eng_->collection("n")->upsert(pts, true);
+  eng_->update_aliases({{Engine::AliasAction::Kind::kCreate, "al", "c"},
+                        {Engine::AliasAction::Kind::kCreate, "named", "n"}});
+  auto everything = [](Engine& eng) {
+    json out;
+    out["c"] = state(eng, "c");
+    if (eng.exists("n")) {
+      for (const PointRead& p :
+           eng.collection("n")->scroll(nullptr, 1000, std::nullopt, true, true).points) {
+        out["n"].push_back({p.id.to_json(), p.vectors});
+      }
+    }
+    for (const auto& [alias, target] : eng.aliases()) out["aliases"][alias] = target;
+    out["names"] = eng.names();
+    return out;
+  };
+  const json before = everything(*eng_);
+
+  const Engine::SnapshotInfo s = eng_->create_full_snapshot();
+  const fs::path file = fs::path(eng_->snapshots_dir()) / s.name;
+  EXPECT_EQ(s.name.rfind("full-snapshot-", 0), 0u) << s.name;
+  EXPECT_EQ(s.size, fs::file_size(file));
+  EXPECT_EQ(s.checksum, snapshot::sha256_file(file.string()));
+  ASSERT_EQ(eng_->list_full_snapshots().size(), 1u);
+  EXPECT_EQ(eng_->list_full_snapshots()[0].name, s.name);
+  EXPECT_TRUE(eng_->list_snapshots("c").empty()) << "no collection snapshot is left behind";
+  // The system's tar reads each collection's members in its own folder, the manifest last.
+  const std::string listing = tmp_.file("list.txt");
+  ASSERT_EQ(std::system(("tar tf " + file.string() + " > " + listing).c_str()), 0);
+  const std::string members = read_file(listing);
+  EXPECT_NE(members.find("c0/store/CURRENT\n"), std::string::npos) << members;
+  EXPECT_NE(members.find("c1/index.1.wpi\n"), std::string::npos) << members;  // n's space b
+  EXPECT_EQ(members.substr(members.size() - 14), "snapshot.json\n") << members;
+
+  // Into an empty server.
+  {
+    Engine other(tmp_.file("other"));
+    EXPECT_EQ(other.recover_full_snapshot(file.string(), false),
+              (std::vector<std::string>{"c", "n"}));
+    EXPECT_EQ(everything(other), before);
+    EXPECT_TRUE(other.collection("c")->index_loaded_from_file());
+    EXPECT_TRUE(other.collection("n")->index_loaded_from_file());
+  }
+  {
+    Engine reopened(tmp_.file("other"));  // and it lasts
+    EXPECT_EQ(everything(reopened), before);
+  }
+
+  // Where the collections exist: refused unless forced, before anything changes.
+  eng_->collection("c")->remove({PointId::number(1)}, true);
+  eng_->update_aliases({{Engine::AliasAction::Kind::kDelete, "al", ""},
+                        {Engine::AliasAction::Kind::kCreate, "al", "n"}});
+  ASSERT_TRUE(eng_->delete_collection("n"));
+  const json changed = everything(*eng_);
+  try {
+    eng_->recover_full_snapshot(file.string(), false);
+    ADD_FAILURE() << "recovered over existing collections";
+  } catch (const wp::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("collection `c` exists already; give --force-snapshot"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(everything(*eng_), changed);
+  EXPECT_EQ(eng_->recover_full_snapshot(file.string(), true), (std::vector<std::string>{"c", "n"}));
+  EXPECT_EQ(everything(*eng_), before);
+
+  eng_->delete_full_snapshot(s.name);
+  EXPECT_FALSE(fs::exists(file));
+  EXPECT_FALSE(fs::exists(file.string() + ".checksum"));
+  EXPECT_TRUE(eng_->list_full_snapshots().empty());
+  for (const std::string& bad : {s.name, std::string("c"), std::string("../data/aliases.json"),
+                                 std::string("missing.snapshot"), std::string("")}) {
+    EXPECT_THROW(eng_->full_snapshot_file(bad), wp::NotFoundError) << bad;
+  }
+}
+
+// Damaged, truncated, foreign or ill-listed storage snapshots are refused saying what is wrong,
+// before any collection or alias changes, and leave no folder behind.
+TEST_F(SnapshotTest, BadStorageSnapshotsAreRefusedAndChangeNothing) {
+  eng_->update_aliases({{Engine::AliasAction::Kind::kCreate, "al", "c"}});
+  const Engine::SnapshotInfo full = eng_->create_full_snapshot();
+  const Engine::SnapshotInfo one = eng_->create_snapshot("c");
+  const std::string good = read_file((fs::path(eng_->snapshots_dir()) / full.name).string());
+  Engine other(tmp_.file("other"));
+  other.create_collection("x", config(8));
+  auto expect_refused = [&](const std::string& bytes, const std::string& why,
+                            const std::string& message_has) {
+    write_file(tmp_.file("bad.snapshot"), bytes);
+    try {
+      other.recover_full_snapshot(tmp_.file("bad.snapshot"), true);
+      ADD_FAILURE() << why << ": recovered";
+    } catch (const wp::UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(message_has), std::string::npos)
+          << why << ": " << e.what();
+    }
+    EXPECT_EQ(other.names(), std::vector<std::string>{"x"}) << why;
+    EXPECT_TRUE(other.aliases().empty()) << why;
+    for (const auto& e : fs::directory_iterator(tmp_.file("other/collections"))) {
+      EXPECT_EQ(e.path().filename(), "x") << why << ": left behind: " << e.path();
+    }
+  };
+  for (const size_t cut : {size_t{0}, size_t{700}, good.size() / 2, good.size() - 1}) {
+    expect_refused(good.substr(0, cut), "cut at " + std::to_string(cut), "snapshot is damaged");
+  }
+  std::string flipped = good;
+  flipped[512 + 40] ^= 0x5a;
+  expect_refused(flipped, "a byte of a member flipped", "does not match the manifest");
+  expect_refused(read_file(path_of(one)), "one collection's snapshot",
+                 "is not part of a storage snapshot");
+  // And the other way round: a storage snapshot is no collection's.
+  try {
+    eng_->recover_snapshot_bytes("c", good, "");
+    ADD_FAILURE() << "a storage snapshot recovered as a collection";
+  } catch (const wp::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("not part of a collection snapshot"), std::string::npos)
+        << e.what();
+  }
+  // Well-formed archives whose manifests list their collections wrongly.
+  wp::test::TempDir t;
+  write_file(t.file("CURRENT"), "MANIFEST-000001\n");
+  auto archive = [&](const std::vector<std::string>& folders, const json& info) {
+    std::vector<std::pair<std::string, std::string>> members;
+    for (const std::string& f : folders)
+      members.emplace_back(f + "/store/CURRENT", t.file("CURRENT"));
+    snapshot::write_archive(t.file("x"), members, info, snapshot::Kind::kStorage);
+    return read_file(t.file("x"));
+  };
+  const json c0 = {{"name", "y"}, {"folder", "c0"}};
+  expect_refused(archive({"c0"}, json::object()), "no list", "lists no collections");
+  expect_refused(archive({"c0", "c1"}, {{"collections", {c0}}}), "a folder not listed",
+                 "folder `c1` is not listed");
+  expect_refused(archive({"c0"}, {{"collections", {c0, {{"name", "z"}, {"folder", "c1"}}}}}),
+                 "a listed folder missing", "folder \"c1\" of collection \"z\" holds nothing");
+  expect_refused(archive({"c0"}, {{"collections", {c0, c0}}}), "listed twice", "listed twice");
+  expect_refused(archive({"c0"}, {{"collections", {{{"name", "a/b"}, {"folder", "c0"}}}}}),
+                 "a bad name", "storage snapshot is damaged");
+  expect_refused(archive({"c0"}, {{"collections", {{{"name", "y"}, {"folder", "../c0"}}}}}),
+                 "a folder out of place", "is not {\"name\", \"folder\": \"cN\"}");
+  expect_refused(archive({"c0"}, {{"collections", {c0}}, {"aliases", {{"al", "nope"}}}}),
+                 "an alias of nothing", "alias `al` names no collection of it");
+  expect_refused(archive({"c0"}, {{"collections", {c0}}, {"aliases", {{"y", "y"}}}}),
+                 "an alias named as a collection", "alias `y` is a collection");
+  expect_refused(archive({"c0"}, {{"collections", {c0}}}), "a store that is no collection",
+                 "its collection does not open");
+  // A good collection beside one that does not open: neither goes in.
+  {
+    eng_->collection("c")->checkpoint_to(t.file("good"));
+    std::vector<std::pair<std::string, std::string>> members;
+    for (const auto& e : fs::recursive_directory_iterator(t.file("good"))) {
+      if (!e.is_regular_file()) continue;
+      members.emplace_back("c0/" + fs::relative(e.path(), t.file("good")).string(),
+                           e.path().string());
+    }
+    members.emplace_back("c1/store/CURRENT", t.file("CURRENT"));
+    snapshot::write_archive(
+        t.file("two"), members,
+        {{"collections", {{{"name", "c"}, {"folder", "c0"}}, {{"name", "z"}, {"folder", "c1"}}}}},
+        snapshot::Kind::kStorage);
+    expect_refused(read_file(t.file("two")), "the second collection does not open",
+                   "its collection does not open");
+  }
+  EXPECT_THROW(other.recover_full_snapshot(tmp_.file("missing.snapshot"), false), wp::UserError);
+  // Conflicts without force: a collection, an alias of the snapshot existing here.
+  other.update_aliases({{Engine::AliasAction::Kind::kCreate, "al", "x"}});
+  try {
+    other.recover_full_snapshot((fs::path(eng_->snapshots_dir()) / full.name).string(), false);
+    ADD_FAILURE() << "recovered over an existing alias";
+  } catch (const wp::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("alias `al` exists already"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(other.names(), std::vector<std::string>{"x"});
+  EXPECT_EQ(other.aliases().at("al"), "x");
+}
+
+TEST(SnapshotArchive, StorageMembersLieInTheirCollectionsFolders) {
+  using snapshot::Kind;
+  for (const char* ok : {"snapshot.json", "c0/store/CURRENT", "c12/index.wpi",
+                         "c999999/index.3.meta", "c7/store/000012.sst"}) {
+    EXPECT_TRUE(snapshot::allowed_member(ok, Kind::kStorage)) << ok;
+  }
+  for (const char* bad :
+       {"c0/snapshot.json", "store/CURRENT", "index.wpi", "c/index.wpi", "c01/index.wpi",
+        "cx/index.wpi", "c1234567/index.wpi", "c0/../x", "c0/store/../../x", "../c0/index.wpi",
+        "d0/index.wpi", "c0/c1/index.wpi", "c0/"}) {
+    EXPECT_FALSE(snapshot::allowed_member(bad, Kind::kStorage)) << bad;
+  }
+  EXPECT_FALSE(snapshot::allowed_member("c0/index.wpi"));  // not in a collection's snapshot
+  EXPECT_TRUE(snapshot::allowed_member("c12/store/" + std::string(89, 'a'), Kind::kStorage));
+  EXPECT_FALSE(snapshot::allowed_member("c123/store/" + std::string(89, 'a'),
+                                        Kind::kStorage));  // 100 bytes: no room for its NUL
+}
+
 // Searches and writes running while the collection is replaced either succeed or are told to
 // retry (UnavailableError); none fails otherwise, and afterwards the snapshot's state is served.
 TEST_F(SnapshotTest, RecoveryWhileRequestsRunAnswersEachOrAsksToRetry) {
@@ -517,6 +725,44 @@ TEST_F(SnapshotApiTest, RoutesCreateListDownloadRecoverUploadAndDelete) {
   EXPECT_EQ(ok("POST", "/collections/c/points/count", "{}")["count"], 300);
   EXPECT_EQ(ok("DELETE", "/collections/c/snapshots/" + name + "?wait=true"), true);
   EXPECT_EQ(ok("GET", "/collections/c/snapshots"), json::array());
+}
+
+TEST_F(SnapshotApiTest, StorageSnapshotRoutesCreateListDownloadAndDelete) {
+  ok("POST", "/collections/aliases",
+     R"({"actions": [{"create_alias": {"collection_name": "c", "alias_name": "al"}}]})");
+  EXPECT_EQ(ok("GET", "/snapshots"), json::array());
+  const json s = ok("POST", "/snapshots?wait=true");
+  const std::string name = s["name"];
+  EXPECT_EQ(name.rfind("full-snapshot-", 0), 0u) << name;
+  EXPECT_EQ(s["checksum"].get<std::string>().size(), 64u);
+  EXPECT_EQ(ok("GET", "/snapshots"), json::array({s}));
+  EXPECT_EQ(ok("GET", "/collections/c/snapshots"), json::array());  // no collection's snapshot
+  const auto dl = call("GET", "/snapshots/" + name);
+  ASSERT_EQ(dl.status, 200u);
+  EXPECT_EQ(dl.content_type, "application/octet-stream");
+  EXPECT_EQ(snapshot::sha256_bytes(read_file(dl.file)), s["checksum"]);
+  // What the download holds recovers into another server.
+  Engine other(tmp_.file("other"));
+  EXPECT_EQ(other.recover_full_snapshot(dl.file, false), std::vector<std::string>{"c"});
+  EXPECT_EQ(state(other, "c"), state(*eng_, "c"));
+  EXPECT_EQ(other.aliases().at("al"), "c");
+
+  for (const auto& [method, target, status, word] :
+       std::vector<std::tuple<std::string, std::string, unsigned, std::string>>{
+           {"GET", "/snapshots/nope.snapshot", 404, "nope.snapshot"},
+           {"GET", "/snapshots/c", 404, "`c`"},  // a collection's folder of snapshots
+           {"GET", "/snapshots/..%2Fdata%2Faliases.json", 404, "doesn't exist"},
+           {"DELETE", "/snapshots/nope.snapshot", 404, "nope.snapshot"},
+           {"POST", "/snapshots?wait=maybe", 400, "wait"},
+           {"DELETE", "/snapshots/" + name + "?wait=maybe", 400, "wait"},
+       }) {
+    const auto r = call(method, target);
+    EXPECT_EQ(r.status, status) << method << " " << target << ": " << r.body;
+    EXPECT_NE(r.body.find(word), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(ok("DELETE", "/snapshots/" + name + "?wait=true"), true);
+  EXPECT_EQ(ok("GET", "/snapshots"), json::array());
+  EXPECT_EQ(call("GET", "/snapshots/" + name).status, 404u);
 }
 
 // A body over max_body_bytes is refused on every route but the upload, whose limit is

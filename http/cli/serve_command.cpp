@@ -115,6 +115,11 @@ int cmd_serve(Args& args) {
       static_cast<size_t>(int_setting("max-upload-mb", "max_upload_mb", 1024, 1, 1 << 20)) << 20;
   const std::string snapshots = text_setting("snapshots-dir", "snapshots_dir", "");
   const std::string demo = text_setting("demo", "demo", "");
+  // Qdrant's --storage-snapshot and --force-snapshot: every collection and alias of a storage
+  // snapshot recovered before the server listens. On the command line only: a config file that
+  // named one would recover it again at every start.
+  const std::string storage_snapshot = args.str("storage-snapshot", "");
+  const bool force_snapshot = args.flag("force-snapshot");
   // Cluster mode (docs/cluster.md): membership and the cluster map in etcd.
   known.insert("cluster");
   bool cluster = args.flag("cluster");
@@ -143,6 +148,11 @@ int cmd_serve(Args& args) {
     WP_THROW_IF_NOT(co.etcd.empty() && node_id.empty() && co.advertise.empty(),
                     "--etcd, --node-id and --advertise need --cluster");
   }
+  WP_THROW_IF_NOT(!cluster || storage_snapshot.empty(),
+                  "--storage-snapshot recovers one server's collections; a cluster's are "
+                  "sharded (give it without --cluster)");
+  WP_THROW_IF_NOT(!force_snapshot || !storage_snapshot.empty(),
+                  "--force-snapshot needs --storage-snapshot FILE");
   for (const auto& [key, value] : file.items()) {
     WP_THROW_IF_NOT(known.count(key), "--config: unknown setting '", key, "'");
   }
@@ -150,6 +160,12 @@ int cmd_serve(Args& args) {
 
   engine::Collection::set_link_threads(indexing_threads);
   engine::Engine eng(data, snapshots);
+  if (!storage_snapshot.empty()) {
+    const std::vector<std::string> recovered =
+        eng.recover_full_snapshot(storage_snapshot, force_snapshot);
+    std::printf("recovered %zu collections from storage snapshot %s\n", recovered.size(),
+                storage_snapshot.c_str());
+  }
   if (!demo.empty()) load_demo(eng, demo);
   http::Api api(eng, ao);
   http::Server server(api, so);
@@ -194,11 +210,11 @@ const CommandRegistration kServe(
      "          [--max-bodies-mb 256] [--max-upload-mb 1024] [--read-only-api-key K]\n"
      "          [--tls-cert CERT.pem --tls-key KEY.pem] [--snapshots-dir DATA/snapshots]\n"
      "          [--config FILE.json] [--demo DATASET_DIR] [--enable-cors true|false]\n"
-     "          [--compress-min-bytes 16384]\n"
+     "          [--compress-min-bytes 16384] [--storage-snapshot FILE [--force-snapshot]]\n"
      "          [--cluster --etcd http://HOST:2379 --node-id N [--advertise http://HOST:PORT]\n"
      "           [--lease-ttl 10]]",
      10,
-     {"cluster"},
+     {"cluster", "force-snapshot"},
      &cmd_serve});
 
 }  // namespace

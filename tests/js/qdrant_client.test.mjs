@@ -355,3 +355,19 @@ test('snapshots: create, list, recover, download, upload, delete', async () => {
   assert.deepEqual(await client.listSnapshots('snaps'), []);
   await assert.rejects(client.deleteSnapshot('snaps', snap.name), (e) => e.status === 404);
 });
+
+test('storage snapshots: create, list, download, delete', async () => {
+  assert.deepEqual(await client.listFullSnapshots(), []);
+  const full = await client.createFullSnapshot({ wait: true });
+  assert.deepEqual(Object.keys(full).sort(), ['checksum', 'creation_time', 'name', 'size']);
+  assert.match(full.name, /^full-snapshot-.*\.snapshot$/);
+  assert.deepEqual((await client.listFullSnapshots()).map((s) => s.name), [full.name]);
+  const res = await fetch(`${baseUrl}/snapshots/${encodeURIComponent(full.name)}`);
+  assert.equal(res.status, 200);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  assert.equal(bytes.length, full.size);
+  assert.equal(createHash('sha256').update(bytes).digest('hex'), full.checksum);
+  assert.equal(await client.deleteFullSnapshot(full.name, { wait: true }), true);
+  assert.deepEqual(await client.listFullSnapshots(), []);
+  await assert.rejects(client.deleteFullSnapshot(full.name), (e) => e.status === 404);
+});
