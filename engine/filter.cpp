@@ -74,6 +74,8 @@ class NodeOf : public Filter::Node {
 
 /// Deeper filters are rejected: they are never meant, and parse/match recurse once per level.
 constexpr int kMaxDepth = 64;
+/// The most points a geo_polygon's rings hold in all: a payload test walks every edge.
+constexpr size_t kMaxPolygonPoints = 16384;
 
 /// "where[i]": the place of element i of the array at `where`, for error messages.
 std::string at_index(const std::string& where, size_t i) {
@@ -455,6 +457,67 @@ class GeoBoxNode : public FieldNode<GeoBoxNode> {
   GeoPoint tl_, br_;
 };
 
+/// Where `p` lies against the closed ring `ring` (first point = last) in the plane of longitude
+/// and latitude: -1 outside, 0 on an edge, 1 inside (the crossing number of a ray towards +lon).
+int ring_side(const std::vector<GeoPoint>& ring, const GeoPoint& p) {
+  bool inside = false;
+  for (size_t i = 0; i + 1 < ring.size(); ++i) {
+    const GeoPoint& a = ring[i];
+    const GeoPoint& b = ring[i + 1];
+    const double cross = (b.lon - a.lon) * (p.lat - a.lat) - (b.lat - a.lat) * (p.lon - a.lon);
+    if (cross == 0 && p.lon >= std::min(a.lon, b.lon) && p.lon <= std::max(a.lon, b.lon) &&
+        p.lat >= std::min(a.lat, b.lat) && p.lat <= std::max(a.lat, b.lat)) {
+      return 0;
+    }
+    if ((a.lat > p.lat) != (b.lat > p.lat)) {
+      const double lon = a.lon + (p.lat - a.lat) * (b.lon - a.lon) / (b.lat - a.lat);
+      if (p.lon < lon) inside = !inside;
+    }
+  }
+  return inside ? 1 : -1;
+}
+
+/// geo_polygon: a geo point at the key inside the exterior ring and outside every interior one,
+/// on no edge: Qdrant's (the geo crate's Polygon::contains, lon and lat as plane coordinates).
+class GeoPolygonNode : public FieldNode<GeoPolygonNode> {
+ public:
+  GeoPolygonNode(JsonPath path, std::string key, std::vector<GeoPoint> exterior,
+                 std::vector<std::vector<GeoPoint>> interiors)
+      : FieldNode(std::move(path), std::move(key)),
+        exterior_(std::move(exterior)),
+        interiors_(std::move(interiors)) {
+    area_ = GeoArea{90, -90, 180, -180};
+    for (const GeoPoint& p : exterior_) {
+      area_.lat_lo = std::min(area_.lat_lo, p.lat);
+      area_.lat_hi = std::max(area_.lat_hi, p.lat);
+      area_.lon_lo = std::min(area_.lon_lo, p.lon);
+      area_.lon_hi = std::max(area_.lon_hi, p.lon);
+    }
+  }
+  /// The exterior ring's bounding box.
+  std::optional<Candidates> candidates(const IndexLookup& ix) const override {
+    return ix.geo(key(), area_);
+  }
+
+  template <typename V>
+  bool check(const V& v) const {
+    const std::optional<GeoPoint> p = geo_point_in(v);
+    if (!p || p->lat < area_.lat_lo || p->lat > area_.lat_hi || p->lon < area_.lon_lo ||
+        p->lon > area_.lon_hi || ring_side(exterior_, *p) != 1) {
+      return false;
+    }
+    for (const std::vector<GeoPoint>& hole : interiors_) {
+      if (ring_side(hole, *p) != -1) return false;
+    }
+    return true;
+  }
+
+ private:
+  std::vector<GeoPoint> exterior_;
+  std::vector<std::vector<GeoPoint>> interiors_;
+  GeoArea area_;
+};
+
 /// is_empty: every value at the key is null or [] (vacuously true when the key is missing).
 class IsEmptyNode : public NodeOf<IsEmptyNode> {
  public:
@@ -750,8 +813,8 @@ class Parser {
 
   /// {"key": ..., one of "match", "range", "values_count", "geo_radius", "geo_bounding_box"}.
   NodePtr parse_field_condition(const json& j, const std::string& where) {
-    static const char* const kKinds[] = {"match", "range", "values_count", "geo_radius",
-                                         "geo_bounding_box"};
+    static const char* const kKinds[] = {
+        "match", "range", "values_count", "geo_radius", "geo_bounding_box", "geo_polygon"};
     const char* kind = nullptr;
     for (auto it = j.begin(); it != j.end(); ++it) {
       const std::string& name = it.key();
@@ -761,7 +824,7 @@ class Parser {
       if (k == std::end(kKinds)) {
         throw UserError(where + "." + name +
                         ": unsupported field in a field condition; expected key with match, "
-                        "range, values_count, geo_radius or geo_bounding_box");
+                        "range, values_count, geo_radius, geo_bounding_box or geo_polygon");
       }
       WP_THROW_IF_NOT(!kind, where, ": give either ", kind, " or ", name,
                       " in one condition, not both (put two conditions in must)");
@@ -796,6 +859,8 @@ class Parser {
       return std::make_unique<GeoRadiusNode>(std::move(path), std::move(key), center,
                                              body["radius"].get<double>());
     }
+    if (kind == std::string("geo_polygon"))
+      return parse_geo_polygon(body, at, std::move(path), key);
     WP_THROW_IF_NOT(body.is_object(), at,
                     ": expected {\"top_left\": {\"lon\", \"lat\"}, \"bottom_right\": {...}}");
     for (const auto& [name, value] : body.items()) {
@@ -808,6 +873,58 @@ class Parser {
                                   at + ".bottom_right");
     WP_THROW_IF_NOT(tl.lat >= br.lat, at, ": top_left.lat must not be below bottom_right.lat");
     return std::make_unique<GeoBoxNode>(std::move(path), std::move(key), tl, br);
+  }
+
+  /// {"exterior": ring, "interiors": [ring, ...] or null}, a ring {"points": [at least 4 geo
+  /// points, the last the first]}; at most kMaxPolygonPoints points in all (each point tested
+  /// walks every edge).
+  NodePtr parse_geo_polygon(const json& j, const std::string& where, JsonPath path,
+                            std::string key) {
+    WP_THROW_IF_NOT(j.is_object(), where,
+                    ": expected {\"exterior\": {\"points\": [...]}, \"interiors\": [...]}, got ",
+                    show_json(j));
+    for (const auto& [name, value] : j.items()) {
+      WP_THROW_IF_NOT(name == "exterior" || name == "interiors", where, ".", name,
+                      ": unknown field; expected exterior and interiors");
+    }
+    WP_THROW_IF_NOT(j.contains("exterior"), where, ".exterior: required (a ring of points)");
+    size_t total = 0;
+    std::vector<GeoPoint> exterior = parse_ring(j["exterior"], where + ".exterior", total);
+    std::vector<std::vector<GeoPoint>> interiors;
+    if (j.contains("interiors") && !j["interiors"].is_null()) {
+      const json& rings = j["interiors"];
+      WP_THROW_IF_NOT(rings.is_array(), where, ".interiors: expected an array of rings, got ",
+                      show_json(rings));
+      for (size_t i = 0; i < rings.size(); ++i) {
+        interiors.push_back(parse_ring(rings[i], at_index(where + ".interiors", i), total));
+      }
+    }
+    return std::make_unique<GeoPolygonNode>(std::move(path), std::move(key), std::move(exterior),
+                                            std::move(interiors));
+  }
+
+  std::vector<GeoPoint> parse_ring(const json& j, const std::string& where, size_t& total) {
+    WP_THROW_IF_NOT(j.is_object() && j.size() == 1 && j.contains("points"), where,
+                    ": expected {\"points\": [{\"lon\", \"lat\"}, ...]}, got ", show_json(j));
+    const json& points = j["points"];
+    WP_THROW_IF_NOT(points.is_array(), where, ".points: expected an array of geo points, got ",
+                    show_json(points));
+    WP_THROW_IF_NOT(points.size() >= 4, where,
+                    ".points: a polygon's ring needs at least 4 points (the last the first), got ",
+                    points.size());
+    total += points.size();
+    WP_THROW_IF_NOT(total <= kMaxPolygonPoints, where, ".points: a polygon has at most ",
+                    kMaxPolygonPoints, " points in all");
+    std::vector<GeoPoint> ring;
+    ring.reserve(points.size());
+    for (size_t i = 0; i < points.size(); ++i) {
+      ring.push_back(parse_geo(points[i], at_index(where + ".points", i)));
+    }
+    constexpr double kEpsilon = std::numeric_limits<double>::epsilon();  // as Qdrant compares
+    WP_THROW_IF_NOT(std::abs(ring.front().lon - ring.back().lon) <= kEpsilon &&
+                        std::abs(ring.front().lat - ring.back().lat) <= kEpsilon,
+                    where, ".points: the last point must be the first, to close the ring");
+    return ring;
   }
 
   /// {"lon": -180..180, "lat": -90..90}.

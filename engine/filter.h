@@ -13,6 +13,9 @@
  *  - geo_radius:   {"key": "loc", "geo_radius": {"center": {"lon", "lat"}, "radius": meters}}
  *  - geo_bounding_box: {"key": "loc", "geo_bounding_box": {"top_left": {...}, "bottom_right":
  * {...}}}
+ *  - geo_polygon:  {"key": "loc", "geo_polygon": {"exterior": {"points": [{lon, lat}, ...]},
+ *                  "interiors": [{"points": [...]}]}}  (rings closed, >= 4 points; inside the
+ *                  exterior, outside every interior, on no edge)
  *  - has_id:       {"has_id": [1, 2, "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"]}
  *  - is_empty:     {"is_empty": {"key": "tags"}}    (missing, null or [])
  *  - is_null:      {"is_null": {"key": "tags"}}     (present and null)

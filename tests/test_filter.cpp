@@ -735,6 +735,72 @@ TEST(Filter, GeoRadiusAndBoundingBox) {
   EXPECT_FALSE(passes(pacific, R"({"loc":{"lon":0,"lat":0}})"));
 }
 
+// Qdrant's geo_polygon: inside the exterior ring, outside every hole, on no edge (the geo
+// crate's Polygon::contains over lon and lat as plane coordinates).
+TEST(Filter, GeoPolygonHoldsInsideTheExteriorAndOutsideItsHoles) {
+  auto ring = [](std::vector<std::pair<double, double>> pts) {
+    json points = json::array();
+    for (const auto& [lon, lat] : pts) points.push_back({{"lon", lon}, {"lat", lat}});
+    return json{{"points", points}};
+  };
+  auto polygon = [](const json& exterior, const json& interiors) {
+    json body = {{"exterior", exterior}};
+    if (!interiors.is_null()) body["interiors"] = interiors;
+    return json{{"must", {{{"key", "loc"}, {"geo_polygon", body}}}}}.dump();
+  };
+  auto at = [](double lon, double lat) {
+    return json{{"loc", {{"lon", lon}, {"lat", lat}}}}.dump();
+  };
+  const json square = ring({{0, 0}, {10, 0}, {10, 10}, {0, 10}, {0, 0}});
+  const json hole = ring({{4, 4}, {6, 4}, {6, 6}, {4, 6}, {4, 4}});
+  const std::string holed = polygon(square, json::array({hole}));
+  EXPECT_TRUE(passes(holed, at(2, 2)));
+  EXPECT_TRUE(passes(holed, at(9.999, 0.001)));
+  EXPECT_FALSE(passes(holed, at(5, 5)));       // in the hole
+  EXPECT_FALSE(passes(holed, at(4, 5)));       // on the hole's edge
+  EXPECT_FALSE(passes(holed, at(10, 5)));      // on the exterior's edge
+  EXPECT_FALSE(passes(holed, at(0, 0)));       // a vertex
+  EXPECT_FALSE(passes(holed, at(11, 5)));      // outside
+  EXPECT_FALSE(passes(holed, at(-0.001, 5)));  // outside, just
+  EXPECT_TRUE(passes(polygon(square, nullptr), at(5, 5)));
+  EXPECT_TRUE(passes(polygon(square, json::array()), at(5, 5)));
+  // An array of points: any one inside.
+  EXPECT_TRUE(passes(holed, R"({"loc": [{"lon": 50, "lat": 5}, {"lon": 1, "lat": 1}]})"));
+  EXPECT_FALSE(passes(holed, R"({"loc": {"lon": 1, "lat": 1, "alt": 3}})"));  // not a geo point
+  // A concave ring (an L): the notch is outside, its rays cross the ring twice more.
+  const std::string ell =
+      polygon(ring({{0, 0}, {6, 0}, {6, 2}, {2, 2}, {2, 6}, {0, 6}, {0, 0}}), nullptr);
+  EXPECT_TRUE(passes(ell, at(1, 5)));
+  EXPECT_TRUE(passes(ell, at(5, 1)));
+  EXPECT_FALSE(passes(ell, at(4, 4)));
+  EXPECT_FALSE(passes(ell, at(4, 2)));  // on the inner edge
+
+  // Against a reference at random: a convex polygon (a regular 9-gon, counter-clockwise) holds
+  // a point where it lies strictly left of every edge.
+  std::vector<std::pair<double, double>> gon;
+  for (int i = 0; i <= 9; ++i) {
+    const double a = 2 * M_PI * (i % 9) / 9;
+    gon.emplace_back(20 + 15 * std::cos(a), -10 + 15 * std::sin(a));
+  }
+  const Filter f = Filter::parse(json::parse(polygon(ring(gon), nullptr)));
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> lon(0, 40), lat(-30, 10);
+  int inside = 0;
+  for (int n = 0; n < 2000; ++n) {
+    const double x = lon(rng), y = lat(rng);
+    bool want = true;
+    for (size_t i = 0; i + 1 < gon.size(); ++i) {
+      const auto [ax, ay] = gon[i];
+      const auto [bx, by] = gon[i + 1];
+      want = want && (bx - ax) * (y - ay) - (by - ay) * (x - ax) > 0;
+    }
+    inside += want;
+    ASSERT_EQ(matches_both(f, PointId::number(1), json::parse(at(x, y))), want) << x << " " << y;
+  }
+  EXPECT_GT(inside, 500);
+  EXPECT_LT(inside, 1500);
+}
+
 TEST(Filter, DatetimeRanges) {
   const std::string may =
       R"({"must":[{"key":"at","range":{"gte":"2024-05-01T00:00:00Z","lt":"2024-06-01"}}]})";
@@ -769,6 +835,22 @@ TEST(Filter, NewConditionsNameTheFieldWhenMalformed) {
        "filter.must[0].geo_bounding_box"},
       {R"({"must":[{"key":"l","geo_bounding_box":{"top_left":{"lon":0,"lat":0}}}]})",
        "filter.must[0].geo_bounding_box.bottom_right"},
+      {R"({"must":[{"key":"l","geo_polygon":{"exterior":{"points":[{"lon":0,"lat":0},{"lon":1,"lat":0},{"lon":0,"lat":0}]}}}]})",
+       "filter.must[0].geo_polygon.exterior.points: a polygon's ring needs at least 4 points"},
+      {R"({"must":[{"key":"l","geo_polygon":{"exterior":{"points":[{"lon":0,"lat":0},{"lon":1,"lat":0},{"lon":1,"lat":1},{"lon":0,"lat":1}]}}}]})",
+       "filter.must[0].geo_polygon.exterior.points: the last point must be the first"},
+      {R"({"must":[{"key":"l","geo_polygon":{"exterior":{"points":[{"lon":0,"lat":0},{"lon":1,"lat":0},{"lon":1,"lat":100},{"lon":0,"lat":0}]}}}]})",
+       "filter.must[0].geo_polygon.exterior.points[2].lat"},
+      {R"({"must":[{"key":"l","geo_polygon":{"interiors":[]}}]})",
+       "filter.must[0].geo_polygon.exterior: required"},
+      {R"({"must":[{"key":"l","geo_polygon":{"exterior":[]}}]})",
+       "filter.must[0].geo_polygon.exterior: expected {\"points\""},
+      {R"({"must":[{"key":"l","geo_polygon":{"exterior":{"points":[{"lon":0,"lat":0},{"lon":1,"lat":0},{"lon":1,"lat":1},{"lon":0,"lat":0}]},"interiors":[{"points":[]}]}}]})",
+       "filter.must[0].geo_polygon.interiors[0].points: a polygon's ring needs at least 4"},
+      {R"({"must":[{"key":"l","geo_polygon":{"exterior":{"points":[]},"holes":[]}}]})",
+       "filter.must[0].geo_polygon.holes: unknown field"},
+      {R"({"must":[{"key":"l","geo_polygon":{"exterior":{"points":[{"lon":0,"lat":0},{"lon":1,"lat":0},{"lon":1,"lat":1},{"lon":0,"lat":0}]},"interiors":{}}}]})",
+       "filter.must[0].geo_polygon.interiors: expected an array of rings"},
       {R"({"must":[{"key":"at","range":{"gt":"yesterday"}}]})", "filter.must[0].range.gt"},
       {R"({"must":[{"key":"at","range":{"gt":"2024-01-01","lt":5}}]})", "filter.must[0].range"},
       {R"({"must":[{"key":"at","range":{"gt":1},"values_count":{"gt":1}}]})", "filter.must[0]"},
@@ -889,10 +971,23 @@ json random_filter(std::mt19937& rng, int depth) {
            {"geo_radius", {{"center", {{"lon", 10}, {"lat", 20}}}, {"radius", 5e6}}}};
       break;
     case 9:
-      c = {{"key", key()},
-           {"geo_bounding_box",
-            {{"top_left", {{"lon", 100}, {"lat", 50}}},
-             {"bottom_right", {{"lon", -100}, {"lat", -50}}}}}};
+      if (rng() % 2) {
+        c = {{"key", key()},
+             {"geo_bounding_box",
+              {{"top_left", {{"lon", 100}, {"lat", 50}}},
+               {"bottom_right", {{"lon", -100}, {"lat", -50}}}}}};
+      } else {
+        json ring = json::array();
+        for (const auto& [lon, lat] : {std::pair<double, double>{-30, -30},
+                                       {60, -20},
+                                       {10, 0},
+                                       {40, 70},
+                                       {-20, 40},
+                                       {-30, -30}}) {
+          ring.push_back({{"lon", lon}, {"lat", lat}});
+        }
+        c = {{"key", key()}, {"geo_polygon", {{"exterior", {{"points", ring}}}}}};
+      }
       break;
     case 10:
       c = {{rng() % 2 ? "is_empty" : "is_null", {{"key", key()}}}};

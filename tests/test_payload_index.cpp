@@ -200,6 +200,22 @@ std::vector<json> filters() {
           {"geo_bounding_box",
            {{"top_left", {{"lon", -40}, {"lat", 60}}},
             {"bottom_right", {{"lon", 40.5}, {"lat", -10.25}}}}}}}}},
+      {{"must",
+        {{{"key", "loc"},
+          {"geo_polygon",
+           {{"exterior",
+             {{"points",
+               {{{"lon", -60}, {"lat", -40}},
+                {{"lon", 70}, {"lat", -30}},
+                {{"lon", 0}, {"lat", 5}},
+                {{"lon", 50}, {"lat", 60}},
+                {{"lon", -60}, {"lat", -40}}}}}},
+            {"interiors",
+             {{{"points",
+                {{{"lon", -10}, {"lat", -20}},
+                 {{"lon", 10}, {"lat", -20}},
+                 {{"lon", 0}, {"lat", -5}},
+                 {{"lon", -10}, {"lat", -20}}}}}}}}}}}}},
   };
 }
 
