@@ -15,6 +15,8 @@
 // - search/matrix/pairs and .../offsets: the sample drawn so, the matrix computed here.
 #include <cstring>
 #include <map>
+#include <optional>
+#include <tuple>
 
 #include "http/cluster_router.h"
 #include "http/cluster_router_detail.h"
@@ -31,6 +33,13 @@ struct IdUse {
   json* slot;  ///< the id, replaced by the vector
   std::string at;
   std::string vector_name;
+  std::string collection;  ///< lookup_from's ("": the request's own)
+};
+
+/// A lookup_from of a request (its collection and vector, checked before any id is read).
+struct Lookup {
+  LookupFrom from;
+  std::string at;
 };
 
 bool is_fusion(const json& q) {
@@ -42,18 +51,22 @@ std::string using_of(const json& node) {
                                                              : std::string();
 }
 
-/// The ids query node `node` (at `where`) uses as vectors, its prefetches' included; a node
-/// with recommendation examples gets a filter that leaves them out.
+/// The ids query node `node` (at `where`) uses as vectors, its prefetches' included, and its
+/// lookup_from (taken out of the node: the ids become vectors, which no shard looks up).
 void collect_ids(json& node, const std::string& where, ClusterRouter::Body body,
-                 std::vector<IdUse>& uses) {
-  const std::string name = using_of(node);
-  // The examples (recommend's positive and negative, a discovery's target and pairs) that are ids;
-  // the node's filter then leaves them out.
-  json used = json::array();
+                 std::vector<IdUse>& uses, std::vector<Lookup>& lookups) {
+  // Qdrant's query reads ids in lookup_from's vector or its `using`, recommend and discover in
+  // lookup_from's vector or the unnamed one.
+  const std::optional<LookupFrom> from = read_lookup_from(
+      node, where, body == ClusterRouter::Body::kQuery ? using_of(node) : std::string());
+  if (from) lookups.push_back({*from, join(where, "lookup_from.vector")});
+  if (node.is_object()) node.erase("lookup_from");
+  const std::string name = from ? from->vector : using_of(node);
+  const std::string collection = from ? from->collection : std::string();
+  // The examples (recommend's positive and negative, a discovery's target and pairs) that are ids.
   auto example = [&](json& e, const std::string& at) {
     if (e.is_array() || e.is_null()) return;
-    used.push_back(e);
-    uses.push_back({&e, at, name});
+    uses.push_back({&e, at, name, collection});
   };
   auto examples = [&](json& r, const std::string& at) {
     for (const char* side : {"positive", "negative"}) {
@@ -77,29 +90,22 @@ void collect_ids(json& node, const std::string& where, ClusterRouter::Body body,
       }
     }
   };
-  auto leave_out_examples = [&] {
-    if (used.empty()) return;
-    node["filter"] = both_filters(node.value("filter", json()),
-                                  json{{"must_not", json::array({{{"has_id", used}}})}});
-  };
   if (body == ClusterRouter::Body::kRecommend) {
     examples(node, where);
-    leave_out_examples();
     return;
   }
   if (body == ClusterRouter::Body::kDiscover) {
     if (node.contains("target")) example(node["target"], join(where, "target"));
     if (node.contains("context")) pairs(node["context"], join(where, "context"));
-    leave_out_examples();
     return;
   }
   if (node.contains("query")) {
     json& q = node["query"];
     const std::string at = join(where, "query");
     if (q.is_number() || q.is_string()) {
-      uses.push_back({&q, at, name});
+      example(q, at);
     } else if (q.is_object() && q.contains("nearest") && !q["nearest"].is_array()) {
-      uses.push_back({&q["nearest"], at + ".nearest", name});
+      example(q["nearest"], at + ".nearest");
     } else if (q.is_object() && q.contains("recommend")) {
       examples(q["recommend"], at + ".recommend");
     } else if (q.is_object() && q.contains("context")) {
@@ -109,15 +115,15 @@ void collect_ids(json& node, const std::string& where, ClusterRouter::Body body,
       if (d.contains("target")) example(d["target"], at + ".discover.target");
       if (d.contains("context")) pairs(d["context"], at + ".discover.context");
     }
-    leave_out_examples();
   }
   if (node.contains("prefetch")) {
     json& p = node["prefetch"];
     const std::string at = join(where, "prefetch");
-    if (p.is_object()) collect_ids(p, at, ClusterRouter::Body::kQuery, uses);
+    if (p.is_object()) collect_ids(p, at, ClusterRouter::Body::kQuery, uses, lookups);
     if (p.is_array()) {
       for (size_t i = 0; i < p.size(); ++i) {
-        collect_ids(p[i], at + "[" + std::to_string(i) + "]", ClusterRouter::Body::kQuery, uses);
+        collect_ids(p[i], at + "[" + std::to_string(i) + "]", ClusterRouter::Body::kQuery, uses,
+                    lookups);
       }
     }
   }
@@ -153,26 +159,50 @@ ClusterRouter::Merge merge_of(const CollectionMap& m, const json& node, bool rec
 
 }  // namespace
 
+CollectionMap ClusterRouter::need_or_alias(const std::string& name) const {
+  if (std::optional<CollectionMap> m = find(name)) return std::move(*m);
+  const auto table = aliases();
+  const auto alias = table.find(name);
+  return need(alias != table.end() ? alias->second : name);
+}
+
 void ClusterRouter::resolve_ids(const CollectionMap& m, json& request, const std::string& where,
                                 Body body) {
   std::vector<IdUse> uses;
-  collect_ids(request, where, body, uses);
+  std::vector<Lookup> lookups;
+  collect_ids(request, where, body, uses, lookups);
+  // Each lookup_from's collection exists and has its vector (as one node checks them).
+  std::map<std::string, CollectionMap> maps{{"", m}};  // lookup_from's name -> its map
+  for (const Lookup& l : lookups) {
+    auto it = maps.find(l.from.collection);
+    if (it == maps.end())
+      it = maps.emplace(l.from.collection, need_or_alias(l.from.collection)).first;
+    collection_config_from_qdrant(it->second.config).vector(l.from.vector, l.at);
+  }
   if (uses.empty()) return;
-  std::map<std::string, json> ids;  // vector name -> the ids read in it
-  for (const IdUse& u : uses) ids[u.vector_name].push_back(*u.slot);
-  std::map<std::pair<std::string, std::string>, json> vectors;  // (name, id key) -> vector
-  for (const auto& [name, list] : ids) {
+  // The ids of this collection are left out of the answer, at its root (the filter holds in
+  // every prefetch).
+  json excluded = json::array();
+  for (const IdUse& u : uses) {
+    if (maps.at(u.collection).name == m.name) excluded.push_back(*u.slot);
+  }
+  std::map<std::pair<std::string, std::string>, json> ids;  // (collection, vector) -> the ids
+  for (const IdUse& u : uses) ids[{u.collection, u.vector_name}].push_back(*u.slot);
+  // (collection, vector, id key) -> vector
+  std::map<std::tuple<std::string, std::string, std::string>, json> vectors;
+  for (const auto& [where_read, list] : ids) {
+    const auto& [collection, name] = where_read;
     const json body{{"ids", list},
                     {"with_payload", false},
                     {"with_vector", name.empty() ? json(true) : json::array({name})}};
-    for (const json& p : retrieve_ids(m, body)) {
+    for (const json& p : retrieve_ids(maps.at(collection), body)) {
       json v = p.value("vector", json());
       if (v.is_object()) v = v.contains(name) ? v[name] : json();
-      vectors[{name, id_key(p.at("id"))}] = std::move(v);
+      vectors[{collection, name, id_key(p.at("id"))}] = std::move(v);
     }
   }
   for (const IdUse& u : uses) {
-    const auto it = vectors.find({u.vector_name, id_key(*u.slot)});
+    const auto it = vectors.find({u.collection, u.vector_name, id_key(*u.slot)});
     if (it == vectors.end()) {
       throw NotFoundError("Point with id " + engine::show_json(*u.slot) + " does not exists! (" +
                           u.at + ")");
@@ -180,6 +210,10 @@ void ClusterRouter::resolve_ids(const CollectionMap& m, json& request, const std
     WP_THROW_IF_NOT(it->second.is_array(), u.at, ": point ", engine::show_json(*u.slot),
                     " has no vector ", engine::show_json(json(u.vector_name)));
     *u.slot = it->second;
+  }
+  if (!excluded.empty()) {
+    request["filter"] = both_filters(request.value("filter", json()),
+                                     json{{"must_not", json::array({{{"has_id", excluded}}})}});
   }
 }
 

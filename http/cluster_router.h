@@ -176,10 +176,13 @@ class ClusterRouter {
   Ranked ranked(const cluster::CollectionMap& m, const nlohmann::json& node,
                 const nlohmann::json& outer, const std::string& where);
   /// Replaces the point ids a request uses as vectors (query by id, nearest, recommendation and
-  /// discovery examples) by their vectors read from the shards; examples are left out of the
-  /// answer by a filter, as one node leaves them out.
+  /// discovery examples) by their vectors read from the shards, of its collection or of the one
+  /// its lookup_from names (then taken out of the request); the ids of its own collection are
+  /// left out of the answer by a filter at its root, as one node leaves them out.
   void resolve_ids(const cluster::CollectionMap& m, nlohmann::json& request,
                    const std::string& where, Body body);
+  /// The map of collection `name`, or of the collection the alias `name` names (NotFoundError).
+  cluster::CollectionMap need_or_alias(const std::string& name) const;
   /// POST /collections/{name}/points with a body: records in the order asked.
   nlohmann::json retrieve_ids(const cluster::CollectionMap& m, const nlohmann::json& body);
   /// PUT /collections/{name}/index and DELETE .../index/{field_name}: on every replica.

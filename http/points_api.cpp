@@ -96,7 +96,35 @@ struct ParsedSearch {
   engine::SearchQuery query;
   PayloadSelector payload;
   engine::VectorSelector with_vector;
+  std::optional<LookupFrom> lookup;  ///< where example ids are read (Qdrant's lookup_from)
+  std::shared_ptr<const engine::Collection> lookup_col;  ///< its collection (resolve_lookup)
+  std::string where;                                     ///< of the request, in its body
 };
+
+/// Opens the collection of `s`'s lookup_from (404 when it does not exist; an alias names its
+/// collection) and checks that it has the vector named (400 naming lookup_from.vector).
+void resolve_lookup(const engine::Engine& eng, ParsedSearch& s) {
+  if (!s.lookup) return;
+  s.lookup_col = eng.collection(s.lookup->collection);
+  s.lookup_col->vector_shape(s.lookup->vector, join(s.where, "lookup_from.vector"));
+}
+
+/// Where a request's example ids are read: its own collection's `using` space (the examples
+/// then left out of the answer, as Qdrant does), or its lookup_from's collection and vector
+/// (left out only when that is the same collection).
+struct ExampleSource {
+  const engine::Collection& col;
+  std::string vector;
+  bool leave_out = true;   ///< the examples are points of the searched collection
+  bool same_space = true;  ///< and their vectors are the searched space's own (normalised alike)
+};
+
+ExampleSource source_of(const engine::Collection& col, const ParsedSearch& s) {
+  if (!s.lookup) return {col, s.query.vector_name, true, true};
+  const engine::Collection& other = *s.lookup_col;
+  const bool same = other.name() == col.name();
+  return {other, s.lookup->vector, same, same && s.lookup->vector == s.query.vector_name};
+}
 
 /// The vector space a request names in `using` ("" when absent: the unnamed vector).
 std::string get_using(const json& body, const std::string& where) {
@@ -254,51 +282,52 @@ std::vector<engine::ScoredPoint> read_scored(const engine::Collection& col,
 /// The vector of example `e` (at `at`) in space `shape`: given inline (normalised for cosine, as
 /// stored vectors are) or a point's (its id then goes to `used`: left out of the answer, as
 /// Qdrant does).
-std::vector<float> example_vector(const engine::Collection& col, const json& e,
-                                  const std::string& at, const engine::VectorShape& shape,
+std::vector<float> example_vector(const ExampleSource& src, const json& e, const std::string& at,
+                                  const engine::VectorShape& shape,
                                   std::vector<engine::PointId>& used) {
   std::vector<float> v;
-  if (e.is_array()) {
+  const bool inline_vector = e.is_array();
+  if (inline_vector) {
     v = get_vector(e, at);
-    // Stored vectors of a cosine collection are unit length: so is an example given inline.
-    if (shape.metric == index::Metric::kCosine && v.size() == shape.dim) {
-      WP_THROW_IF_NOT(index::normalize(v.data(), shape.dim) > 0, at,
-                      ": the zero vector has no cosine direction");
-    }
   } else {
-    v = vector_of(col, e, at, shape.name);
-    used.push_back(engine::PointId::from_json(e, at));
+    v = vector_of(src.col, e, at, src.vector);
+    if (src.leave_out) used.push_back(engine::PointId::from_json(e, at));
   }
-  WP_THROW_IF_NOT(v.size() == shape.dim, at, ": expected dimension ", shape.dim, ", got ",
-                  v.size());
+  WP_THROW_IF_NOT(v.size() == shape.dim, at, ": expected dimension ", shape.dim, ", got ", v.size(),
+                  inline_vector ? "" : " (the vector read for it)");
+  // Stored vectors of a cosine space are unit length: so is an example given inline or read in
+  // another space.
+  if (shape.metric == index::Metric::kCosine && (inline_vector || !src.same_space)) {
+    WP_THROW_IF_NOT(index::normalize(v.data(), shape.dim) > 0, at,
+                    ": the zero vector has no cosine direction");
+  }
   return v;
 }
 
-/// The vectors of one side's examples (at `at_side`[i]) in space `vector_name`.
-std::vector<std::vector<float>> example_vectors(const engine::Collection& col,
+/// The vectors of one side's examples (at `at_side`[i]) for space `shape`.
+std::vector<std::vector<float>> example_vectors(const ExampleSource& src,
                                                 const std::vector<json>& examples,
                                                 const std::string& at_side,
-                                                const std::string& vector_name,
+                                                const engine::VectorShape& shape,
                                                 std::vector<engine::PointId>& used) {
-  const engine::VectorShape& shape = col.vector_shape(vector_name, "using");
   std::vector<std::vector<float>> out;
   for (size_t i = 0; i < examples.size(); ++i) {
     out.push_back(
-        example_vector(col, examples[i], at_side + "[" + std::to_string(i) + "]", shape, used));
+        example_vector(src, examples[i], at_side + "[" + std::to_string(i) + "]", shape, used));
   }
   return out;
 }
 
 /// The query vector of a recommendation, Qdrant's average_vector: the mean of the positive
 /// examples, moved away from the mean of the negative ones (2 * mean+ - mean-).
-std::vector<float> recommend_vector(const engine::Collection& col, const Recommend& r,
-                                    const std::string& where, const std::string& vector_name,
+std::vector<float> recommend_vector(const ExampleSource& src, const Recommend& r,
+                                    const std::string& where, const engine::VectorShape& shape,
                                     std::vector<engine::PointId>& used) {
-  const size_t d = col.vector_shape(vector_name, "using").dim;
+  const size_t d = shape.dim;
   auto mean = [&](const std::vector<json>& examples, const char* side) {
     std::vector<double> sum(d, 0.0);
     for (const std::vector<float>& v :
-         example_vectors(col, examples, join(where, side), vector_name, used)) {
+         example_vectors(src, examples, join(where, side), shape, used)) {
       for (size_t j = 0; j < d; ++j) sum[j] += v[j];
     }
     for (double& x : sum) x /= static_cast<double>(examples.size());
@@ -351,11 +380,9 @@ ParsedRecommend read_recommend_request(const json& body, const std::string& wher
   r.examples = read_recommend(body, where);
   read_common(body, where, r.s);
   r.s.query.vector_name = get_using(body, where);
-  // Examples' ids are read in this collection: another's (Qdrant's lookup_from) is refused, as
-  // the query's is, rather than answered from the wrong vectors.
-  if (body.contains("lookup_from") && !body["lookup_from"].is_null()) {
-    throw UserError(join(where, "lookup_from") + ": is not supported");
-  }
+  r.s.where = where;
+  // Qdrant's recommend reads ids in lookup_from's unnamed vector unless it names one.
+  r.s.lookup = read_lookup_from(body, where, "");
   return r;
 }
 
@@ -427,9 +454,10 @@ std::vector<engine::ScoredPoint> recommend_by_scores(const engine::Collection& c
                                                      const std::string& where) {
   check_answer_size(s.query.limit + s.query.offset, col, s.with_vector, "limit");
   const engine::VectorShape& shape = col.vector_shape(s.query.vector_name, "using");
+  const ExampleSource src = source_of(col, s);
   std::vector<engine::PointId> used;
-  const auto pos = example_vectors(col, r.positive, join(where, "positive"), shape.name, used);
-  const auto neg = example_vectors(col, r.negative, join(where, "negative"), shape.name, used);
+  const auto pos = example_vectors(src, r.positive, join(where, "positive"), shape, used);
+  const auto neg = example_vectors(src, r.negative, join(where, "negative"), shape, used);
   const index::DistanceFn distance = index::distance_fn(shape.metric, shape.dim);
   auto similarity = [&](const std::vector<float>& a, const float* b) {
     const float d = distance(a.data(), b, shape.dim);
@@ -527,15 +555,16 @@ std::vector<engine::ScoredPoint> discover_hits(const engine::Collection& col, co
                                                ParsedSearch& s) {
   check_answer_size(s.query.limit + s.query.offset, col, s.with_vector, "limit");
   const engine::VectorShape& shape = col.vector_shape(s.query.vector_name, "using");
+  const ExampleSource src = source_of(col, s);
   std::vector<engine::PointId> used;
   std::vector<std::vector<float>> pos, neg, target;
   if (!d.target.is_null()) {
-    target.push_back(example_vector(col, d.target, d.target_at, shape, used));
+    target.push_back(example_vector(src, d.target, d.target_at, shape, used));
   }
   for (size_t i = 0; i < d.pairs.size(); ++i) {
     const std::string& at = d.pairs_at[i];
-    pos.push_back(example_vector(col, d.pairs[i].first, join(at, "positive"), shape, used));
-    neg.push_back(example_vector(col, d.pairs[i].second, join(at, "negative"), shape, used));
+    pos.push_back(example_vector(src, d.pairs[i].first, join(at, "positive"), shape, used));
+    neg.push_back(example_vector(src, d.pairs[i].second, join(at, "negative"), shape, used));
   }
   const index::DistanceFn distance = index::distance_fn(shape.metric, shape.dim);
   auto similarity = [&](const std::vector<float>& a, const float* b) {
@@ -571,7 +600,8 @@ std::vector<engine::ScoredPoint> recommend_hits(const engine::Collection& col, c
                                                 ParsedSearch& s, const std::string& where) {
   if (r.strategy != "average_vector") return recommend_by_scores(col, r, s, where);
   std::vector<engine::PointId> used;
-  s.query.vector = recommend_vector(col, r, where, s.query.vector_name, used);
+  s.query.vector = recommend_vector(source_of(col, s), r, where,
+                                    col.vector_shape(s.query.vector_name, "using"), used);
   return search_hits_without(col, s, used);
 }
 
@@ -680,12 +710,18 @@ json run_batch(const engine::Collection& col, const json& body, const char* kind
 json Api::recommend_points(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   ParsedRecommend r = read_recommend_request(parse_body(*c.body), "");
+  resolve_lookup(engine_, r.s);
   return run_recommend(*col, r);
 }
 
 json Api::recommend_batch(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  return run_batch(*col, parse_body(*c.body), "recommend", read_recommend_request, run_recommend);
+  const auto read = [&](const json& body, const std::string& where) {
+    ParsedRecommend r = read_recommend_request(body, where);
+    resolve_lookup(engine_, r.s);
+    return r;
+  };
+  return run_batch(*col, parse_body(*c.body), "recommend", read, run_recommend);
 }
 
 json Api::get_point(const Call& c) {
@@ -901,9 +937,8 @@ ParsedQuery read_query_at(const json& body, const std::string& where, size_t dep
   ParsedSearch& s = p.s;
   read_common(body, where, s);
   s.query.vector_name = get_using(body, where);
-  if (body.contains("lookup_from") && !body["lookup_from"].is_null()) {
-    throw UserError(join(where, "lookup_from") + ": is not supported");
-  }
+  s.where = where;
+  s.lookup = read_lookup_from(body, where, s.query.vector_name);
   if (body.contains("prefetch") && !body["prefetch"].is_null()) {
     const std::string at = join(where, "prefetch");
     WP_THROW_IF_NOT(depth < kMaxPrefetchDepth, at, ": prefetches nest at most ", kMaxPrefetchDepth,
@@ -1000,6 +1035,12 @@ ParsedQuery read_query(const json& body, const std::string& where) {
   return read_query_at(body, where, 0, prefetches);
 }
 
+/// resolve_lookup for query `p` and every prefetch.
+void resolve_lookups(const engine::Engine& eng, ParsedQuery& p) {
+  resolve_lookup(eng, p.s);
+  for (ParsedQuery& child : p.prefetch) resolve_lookups(eng, child);
+}
+
 /// The hits of query `p` with the filters of the queries around it (`outer`): a plain search
 /// (vector, point id, nearest, recommend) or, with prefetches, their fusion or their candidates
 /// scored by the query vector. From `p`'s offset, at most its limit, with the payloads and
@@ -1012,14 +1053,18 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
   Ranked out;
   const bool has_vector = !p.fusion && !p.sample && !(q.is_null() && p.prefetch.size() == 1);
   if (has_vector) {
+    const engine::VectorShape& shape =
+        col.vector_shape(s.query.vector_name, join(p.where, "using"));
+    // A point id (or {"nearest": id}): search by its vector; the point itself is left out by
+    // the filter run_query adds (referenced_ids).
+    std::vector<engine::PointId> used;
     if (!p.recommend && !p.discover && q.is_object() && !q["nearest"].is_array()) {
-      s.query.vector =
-          vector_of(col, q["nearest"], join(p.where, "query.nearest"), s.query.vector_name);
-    } else if (q.is_number() || q.is_string()) {  // a point id: search by its vector
-      s.query.vector = vector_of(col, q, join(p.where, "query"), s.query.vector_name);
+      s.query.vector = example_vector(source_of(col, s), q["nearest"],
+                                      join(p.where, "query.nearest"), shape, used);
+    } else if (q.is_number() || q.is_string()) {
+      s.query.vector = example_vector(source_of(col, s), q, join(p.where, "query"), shape, used);
     }
-    out.small_better =
-        col.vector_shape(s.query.vector_name, join(p.where, "using")).metric == index::Metric::kL2;
+    out.small_better = shape.metric == index::Metric::kL2;
   }
   if (p.prefetch.empty()) {
     if (p.recommend) {
@@ -1081,6 +1126,33 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
   return out;
 }
 
+/// The ids query `p` and its prefetches read vectors of in collection `col` (examples read in
+/// another collection by lookup_from are not `col`'s points), into `ids`.
+void referenced_ids(const engine::Collection& col, const ParsedQuery& p, json& ids) {
+  if (!p.s.lookup || p.s.lookup_col->name() == col.name()) {
+    const json& q = p.query;
+    auto id = [&](const json& e) {
+      if (e.is_number() || e.is_string()) ids.push_back(e);
+    };
+    if (p.recommend) {
+      for (const auto* side : {&p.recommend->positive, &p.recommend->negative}) {
+        for (const json& e : *side) id(e);
+      }
+    } else if (p.discover) {
+      id(p.discover->target);
+      for (const auto& [positive, negative] : p.discover->pairs) {
+        id(positive);
+        id(negative);
+      }
+    } else if (q.is_object() && q.contains("nearest")) {
+      id(q["nearest"]);
+    } else {
+      id(q);
+    }
+  }
+  for (const ParsedQuery& child : p.prefetch) referenced_ids(col, child, ids);
+}
+
 json run_query(const engine::Collection& col, ParsedQuery& p) {
   ParsedSearch& s = p.s;
   const Shown show = shown(col, s.payload, s.with_vector);
@@ -1102,7 +1174,13 @@ json run_query(const engine::Collection& col, ParsedQuery& p) {
     points.erase(points.begin(), points.begin() + static_cast<std::ptrdiff_t>(skip));
     return json{{"points", points}};
   }
-  return json{{"points", show.scored(query_hits(col, p, json()).points)}};
+  // The points a query names by id in this collection are left out of its answer, at every
+  // level, as Qdrant's root filter leaves them out.
+  json ids = json::array();
+  referenced_ids(col, p, ids);
+  const json outer =
+      ids.empty() ? json() : json{{"must_not", json::array({{{"has_id", std::move(ids)}}})}};
+  return json{{"points", show.scored(query_hits(col, p, outer).points)}};
 }
 
 }  // namespace
@@ -1127,6 +1205,7 @@ json Api::facet(const Call& c) {
 json Api::query_points(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   ParsedQuery q = read_query(parse_body(*c.body, true), "");
+  resolve_lookups(engine_, q);
   return run_query(*col, q);
 }
 
@@ -1158,11 +1237,28 @@ void check_recommend_request(const json& body, const std::string& where) {
   read_recommend_request(body, where);
 }
 
+namespace {
+
+/// Qdrant's recommend and discover routes read example ids in lookup_from's unnamed vector
+/// unless it names one, where a query reads them in its `using`: said explicitly in the query
+/// such a route becomes.
+void default_lookup_vector(json& q) {
+  json& l = q["lookup_from"];
+  if (l.is_null()) {
+    q.erase("lookup_from");
+  } else if (l.is_object() && (!l.contains("vector") || l["vector"].is_null())) {
+    l["vector"] = "";
+  }
+}
+
+}  // namespace
+
 json groups_as_query(const json& body, bool recommend) {
   json q = body;
   for (const char* field : {"query", "prefetch"}) q.erase(field);
   if (recommend) {
     read_recommend_request(body, "");
+    default_lookup_vector(q);
     json examples = json::object();
     for (const char* field : {"positive", "negative", "strategy"}) {
       if (body.contains(field)) examples[field] = body[field];
@@ -1215,6 +1311,7 @@ json discover_as_query(const json& body, const std::string& where) {
                   ": a target or context pairs (or both) are needed");
   WP_THROW_IF_NOT(body.contains("limit"), join(where, "limit"), ": missing");
   json q = body;
+  default_lookup_vector(q);
   // Qdrant's discover route has no score_threshold (it is ignored there).
   for (const char* field : {"target", "context", "query", "prefetch", "score_threshold"}) {
     q.erase(field);
@@ -1231,12 +1328,18 @@ json discover_as_query(const json& body, const std::string& where) {
 json Api::discover_points(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   ParsedQuery p = read_discover_request(parse_body(*c.body), "");
+  resolve_lookups(engine_, p);
   return run_discover(*col, p);
 }
 
 json Api::discover_batch(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  return run_batch(*col, parse_body(*c.body), "discover", read_discover_request, run_discover);
+  const auto read = [&](const json& body, const std::string& where) {
+    ParsedQuery p = read_discover_request(body, where);
+    resolve_lookups(engine_, p);
+    return p;
+  };
+  return run_batch(*col, parse_body(*c.body), "discover", read, run_discover);
 }
 
 namespace {
@@ -1283,6 +1386,7 @@ json Api::groups(const std::string& name, const json& body) {
   auto col = engine_.collection(name);
   const GroupsRequest g = read_groups_request(body);
   ParsedQuery q = read_query(body, "");
+  resolve_lookups(engine_, q);
   check_answer_size(g.groups * g.group_size, *col, q.s.with_vector, "limit");
   // The payload is needed to group; what is returned of it is the request's selector.
   q.s.payload.enabled = true;
@@ -1298,7 +1402,12 @@ json Api::groups(const std::string& name, const json& body) {
 
 json Api::query_batch(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  return run_batch(*col, parse_body(*c.body), "query", read_query, run_query);
+  const auto read = [&](const json& body, const std::string& where) {
+    ParsedQuery p = read_query(body, where);
+    resolve_lookups(engine_, p);
+    return p;
+  };
+  return run_batch(*col, parse_body(*c.body), "query", read, run_query);
 }
 
 }  // namespace wp::http

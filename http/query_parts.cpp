@@ -31,6 +31,26 @@ std::vector<std::pair<engine::PointId, float>> shuffled_union(const std::vector<
   return out;
 }
 
+std::optional<LookupFrom> read_lookup_from(const json& body, const std::string& where,
+                                           const std::string& default_vector) {
+  const std::string at = engine::join(where, "lookup_from");
+  if (!body.is_object() || !body.contains("lookup_from") || body["lookup_from"].is_null()) {
+    return std::nullopt;
+  }
+  const json& l = body["lookup_from"];
+  WP_THROW_IF_NOT(l.is_object(), at, ": expected {\"collection\", \"vector\"}, got ",
+                  engine::show_json(l));
+  engine::check_fields(l, at, {"collection", "vector", "shard_key"});
+  WP_THROW_IF_NOT(!l.contains("shard_key") || l["shard_key"].is_null(), at,
+                  ".shard_key: custom sharding is not supported");
+  WP_THROW_IF_NOT(l.contains("collection") && l["collection"].is_string(), at,
+                  ".collection: expected a collection's name");
+  LookupFrom out;
+  out.collection = l["collection"].get<std::string>();
+  out.vector = engine::get_string(l, "vector", at, default_vector);
+  return out;
+}
+
 MatrixRequest read_matrix_request(const json& body) {
   WP_THROW_IF_NOT(body.is_object(), "body: expected an object");
   MatrixRequest r;

@@ -8,6 +8,7 @@
  * merged queries, with the same code and so the same answers.
  */
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,19 @@ struct Fusion {
   size_t k = 2;  ///< Qdrant's default
   std::vector<float> weights;
 };
+
+/// Qdrant's lookup_from: the collection (a name or alias) whose points a request's example ids
+/// name, and their vector there.
+struct LookupFrom {
+  std::string collection;
+  std::string vector;
+};
+
+/// Reads `body`'s lookup_from (at `where`; nullopt when absent or null): {"collection", "vector"}
+/// (the vector `default_vector` when absent: Qdrant's query takes its `using`, recommend and
+/// discover the unnamed vector); a shard_key is refused (no custom sharding here).
+std::optional<LookupFrom> read_lookup_from(const json& body, const std::string& where,
+                                           const std::string& default_vector);
 
 /// Reads {"fusion": "rrf"|"dbsf"} or {"rrf": {"k", "weights"}} (`q`, at `at`).
 Fusion read_fusion(const json& q, const std::string& at);

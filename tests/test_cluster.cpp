@@ -477,10 +477,10 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
   };
   const json exact{{"exact", true}};
   const json g2{{"must", {{{"key", "g"}, {"match", {{"value", 2}}}}}}};
-  // By id, nearest by id, and recommendations (their examples left out of the answer).
-  EXPECT_EQ(
-      same("/points/query", {{"query", 17}, {"limit", 5}, {"params", exact}}, 0)["points"][0]["id"],
-      17);
+  // By id, nearest by id, and recommendations (the points named left out of the answer).
+  const json by_id = same("/points/query", {{"query", 17}, {"limit", 5}, {"params", exact}}, 0);
+  ASSERT_EQ(by_id["points"].size(), 5u);
+  for (const json& p : by_id["points"]) EXPECT_NE(p["id"], 17) << by_id.dump();
   same("/points/query",
        {{"query", {{"nearest", 23}}}, {"limit", 4}, {"filter", g2}, {"params", exact}}, 1);
   const json rec =
@@ -506,6 +506,69 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
         {"limit", 5},
         {"params", exact}},
        2);
+  // lookup_from: the examples' ids read in another sharded collection (an alias of it too), on
+  // the coordinator; its points are not left out of the answer.
+  const json other_vectors{{"v", {{"size", 8}, {"distance", "Dot"}}}};
+  ASSERT_EQ(c.call(bhttp::verb::put, "/collections/other",
+                   {{"vectors", other_vectors}, {"shard_number", 2}})
+                .first,
+            200u);
+  ASSERT_EQ(single.call(bhttp::verb::put, "/collections/other", {{"vectors", other_vectors}}).first,
+            200u);
+  json others = json::array();
+  for (int i = 0; i < 20; ++i)
+    others.push_back({{"id", i}, {"vector", {{"v", random_vector(rng)}}}});
+  for (Client* via : {clients[2].get(), &single}) {
+    ASSERT_EQ(
+        via->call(bhttp::verb::put, "/collections/other/points?wait=true", {{"points", others}})
+            .first,
+        200u);
+    ASSERT_EQ(
+        via->call(bhttp::verb::post, "/collections/aliases",
+                  {{"actions",
+                    {{{"create_alias", {{"collection_name", "other"}, {"alias_name", "o"}}}}}}})
+            .first,
+        200u);
+  }
+  const json from{{"collection", "other"}, {"vector", "v"}};
+  const json looked = same(
+      "/points/query", {{"query", 3}, {"limit", 400}, {"lookup_from", from}, {"params", exact}}, 0);
+  EXPECT_EQ(looked["points"].size(), 400u) << "point 3 of this collection stays";
+  same("/points/recommend",
+       {{"positive", {1, 2}},
+        {"negative", {3}},
+        {"limit", 6},
+        {"lookup_from", from},
+        {"params", exact}},
+       1);
+  same("/points/discover",
+       {{"target", 4},
+        {"context", {{{"positive", 5}, {"negative", 6}}}},
+        {"limit", 5},
+        {"lookup_from", {{"collection", "o"}, {"vector", "v"}}},
+        {"params", exact}},
+       2);
+  same("/points/query",
+       {{"prefetch",
+         {{{"query", {{"nearest", 7}}}, {"limit", 30}, {"lookup_from", from}, {"params", exact}},
+          {{"query", 8}, {"limit", 30}, {"params", exact}}}},
+        {"query", {{"fusion", "rrf"}}},
+        {"limit", 10}},
+       0);
+  for (Client* via : {clients[1].get(), &single}) {
+    const std::string target = via == &single ? "/collections/one" : "/collections/sharded";
+    for (const auto& [body, status, message] : std::vector<std::tuple<json, unsigned, std::string>>{
+             {{{"query", 3}, {"lookup_from", {{"collection", "gone"}}}}, 404, "gone"},
+             {{{"query", 3}, {"lookup_from", {{"collection", "other"}, {"vector", "w"}}}},
+              400,
+              "lookup_from.vector"},
+             {{{"query", 99}, {"lookup_from", from}}, 404, "Point with id 99 does not exists"},
+         }) {
+      auto [st, r] = via->call(bhttp::verb::post, target + "/points/query", body);
+      EXPECT_EQ(st, status) << body.dump() << " " << r.dump();
+      EXPECT_NE(r.dump().find(message), std::string::npos) << body.dump() << " " << r.dump();
+    }
+  }
   // Fusion: each prefetch merged from every shard, fused on the coordinator.
   const json v1 = random_vector(rng);
   const json fused_rrf{

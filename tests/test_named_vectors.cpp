@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "api_fixture.h"
 
@@ -111,7 +112,8 @@ TEST_F(NamedVectors, EachSpaceIsSearchedWithItsOwnSizeDistanceAndPoints) {
                       {{"vector", {{"name", "text"}, {"vector", kTextQuery}}}, {"limit", 2}});
   EXPECT_EQ(old[0]["id"], 1);
   EXPECT_EQ(old[1]["id"], 4);
-  EXPECT_EQ(ids({{"query", 5}, {"using", "image"}, {"limit", 1}}), std::vector<int>({5}));
+  // By id: the nearest of point 5's image vector (3, 0, 0, 0), point 5 itself left out.
+  EXPECT_EQ(ids({{"query", 5}, {"using", "image"}, {"limit", 2}}), std::vector<int>({4, 2}));
   expect_400("POST", "/collections/nv/points/query", {{"query", 2}, {"using", "text"}},
              "query: point 2 has no vector");
 
@@ -352,6 +354,150 @@ TEST_F(ApiTest, HasVectorFiltersAGraphSearchAgainstTheExactNearest) {
     }
   }
   EXPECT_GE(found / (10.0 * queries), 0.9);
+}
+
+// Qdrant's lookup_from: example ids read in another collection's vector (Qdrant's
+// test_multicollection_reco): the same answers as the vectors given inline, those points not left
+// out of the searched collection's answer, every route and every level of a query; a collection
+// or vector that is not there, or of another dimension, refused naming it.
+TEST_F(ApiTest, LookupFromReadsExampleIdsInAnotherCollection) {
+  ok("PUT", "/collections/items", {{"vectors", {{"size", 4}, {"distance", "Cosine"}}}});
+  json points = json::array();
+  std::mt19937 rng(3);
+  std::normal_distribution<float> g(0, 1);
+  for (int i = 1; i <= 60; ++i) {
+    points.push_back({{"id", i}, {"vector", {g(rng), g(rng), g(rng), g(rng)}}});
+  }
+  ok("PUT", "/collections/items/points?wait=true", {{"points", points}});
+  ok("PUT", "/collections/lookup",
+     {{"vectors",
+       {{"other", {{"size", 4}, {"distance", "Dot"}}},
+        {"wide", {{"size", 5}, {"distance", "Dot"}}}}}});
+  const json a = {1.0, 0.0, 0.0, 0.0}, b = {0.0, 0.0, 0.0, 2.0}, c = {0.0, 3.0, -1.0, 0.5};
+  ok("PUT", "/collections/lookup/points?wait=true",
+     {{"points",
+       {{{"id", 1}, {"vector", {{"other", a}, {"wide", {1, 0, 0, 0, 0}}}}},
+        {{"id", 2}, {"vector", {{"other", b}}}},
+        {{"id", "00000000-0000-0000-0000-000000000000"}, {"vector", {{"other", c}}}}}}});
+  ok("POST", "/collections/aliases",
+     {{"actions",
+       {{{"create_alias", {{"collection_name", "lookup"}, {"alias_name", "elsewhere"}}}}}}});
+  const json from = {{"collection", "lookup"}, {"vector", "other"}};
+  auto points_of = [&](const std::string& route, const json& body) {
+    const json r = ok("POST", "/collections/items/points/" + route, body);
+    return r.is_array() ? r : r["points"];
+  };
+  auto expect_same = [&](const std::string& route, const json& by_id, const json& by_vector) {
+    const json got = points_of(route, by_id), want = points_of(route, by_vector);
+    ASSERT_EQ(got.size(), want.size()) << by_id.dump();
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i]["id"], want[i]["id"]) << by_id.dump() << " " << i;
+      EXPECT_NEAR(got[i]["score"].get<double>(), want[i]["score"].get<double>(), 1e-5);
+    }
+  };
+  // Recommendations (every strategy), the query's recommend, nearest and plain id forms: ids
+  // 1 and 2 of `lookup` are points 1 and 2 of `items` too, which stay in the answer.
+  for (const std::string strategy : {"average_vector", "best_score", "sum_scores"}) {
+    expect_same("recommend",
+                {{"positive", {1}},
+                 {"negative", {2}},
+                 {"strategy", strategy},
+                 {"limit", 10},
+                 {"lookup_from", from}},
+                {{"positive", {a}}, {"negative", {b}}, {"strategy", strategy}, {"limit", 10}});
+  }
+  expect_same(
+      "query",
+      {{"query", {{"recommend", {{"positive", {1, "00000000-0000-0000-0000-000000000000"}}}}}},
+       {"limit", 8},
+       {"lookup_from", {{"collection", "elsewhere"}, {"vector", "other"}}}},
+      {{"query", {{"recommend", {{"positive", {a, c}}}}}}, {"limit", 8}});
+  expect_same("query", {{"query", 2}, {"limit", 5}, {"lookup_from", from}},
+              {{"query", b}, {"limit", 5}});
+  const json near_1 =
+      points_of("query", {{"query", {{"nearest", 1}}}, {"limit", 60}, {"lookup_from", from}});
+  EXPECT_EQ(near_1.size(), 60u) << "point 1 of items is not the example: it stays";
+  expect_same("discover",
+              {{"target", 2},
+               {"context", {{{"positive", 1}, {"negative", 2}}}},
+               {"limit", 6},
+               {"lookup_from", from}},
+              {{"target", b}, {"context", {{{"positive", a}, {"negative", b}}}}, {"limit", 6}});
+  expect_same("query",
+              {{"query", {{"context", {{{"positive", 1}, {"negative", 2}}}}}},
+               {"limit", 6},
+               {"lookup_from", from}},
+              {{"query", {{"context", {{{"positive", a}, {"negative", b}}}}}}, {"limit", 6}});
+  // A prefetch's own lookup_from; batches and groups read it too.
+  expect_same("query",
+              {{"prefetch", {{{"query", 1}, {"limit", 20}, {"lookup_from", from}}}},
+               {"query", {{"fusion", "rrf"}}},
+               {"limit", 5}},
+              {{"prefetch", {{{"query", a}, {"limit", 20}}}},
+               {"query", {{"fusion", "rrf"}}},
+               {"limit", 5}});
+  const json batch =
+      ok("POST", "/collections/items/points/query/batch",
+         {{"searches",
+           {{{"query", 1}, {"limit", 3}, {"lookup_from", from}}, {{"query", a}, {"limit", 3}}}}});
+  EXPECT_EQ(batch[0]["points"], batch[1]["points"]);
+  // Without lookup_from the id is items' own point, left out of the answer.
+  const json own = points_of("query", {{"query", 1}, {"limit", 60}});
+  EXPECT_EQ(own.size(), 59u);
+  for (const json& p : own) EXPECT_NE(p["id"], 1);
+  // lookup_from naming the searched collection itself: its points still left out.
+  const json itself =
+      points_of("query", {{"query", 1}, {"limit", 60}, {"lookup_from", {{"collection", "items"}}}});
+  EXPECT_EQ(itself, own);
+
+  for (const auto& [route, body, status, message] :
+       std::vector<std::tuple<std::string, json, unsigned, std::string>>{
+           {"query",
+            {{"query", 1}, {"lookup_from", {{"collection", "nowhere"}}}},
+            404,
+            "Collection `nowhere` doesn't exist!"},
+           {"query", {{"query", a}, {"lookup_from", {{"collection", "nowhere"}}}}, 404, "nowhere"},
+           {"query",
+            {{"query", 1}, {"lookup_from", {{"collection", "lookup"}, {"vector", "x"}}}},
+            400,
+            "lookup_from.vector"},
+           // Recommend reads the unnamed vector unless one is named: lookup has none.
+           {"recommend",
+            {{"positive", {1}}, {"lookup_from", {{"collection", "lookup"}}}},
+            400,
+            "lookup_from.vector"},
+           {"query",
+            {{"query", 1}, {"lookup_from", {{"collection", "lookup"}, {"vector", "wide"}}}},
+            400,
+            "query: expected dimension 4, got 5"},
+           {"query", {{"query", 7}, {"lookup_from", from}}, 404, "Point with id 7 does not exists"},
+           {"query",
+            {{"query", 2}, {"lookup_from", {{"collection", "lookup"}, {"vector", "wide"}}}},
+            400,
+            "query: point 2 has no vector"},
+           {"query", {{"query", 1}, {"lookup_from", "lookup"}}, 400, "lookup_from: expected"},
+           {"query",
+            {{"query", 1}, {"lookup_from", {{"collection", "lookup"}, {"x", 1}}}},
+            400,
+            "lookup_from.x: unknown field"},
+           {"query",
+            {{"query", 1}, {"lookup_from", {{"collection", "lookup"}, {"shard_key", "k"}}}},
+            400,
+            "lookup_from.shard_key"},
+           {"query/batch",
+            {{"searches",
+              {{{"query", a}}, {{"query", 1}, {"lookup_from", {{"collection", "no"}}}}}}},
+            404,
+            "no"},
+           {"query",
+            {{"prefetch", {{"query", 1}, {"lookup_from", {{"collection", 5}}}}}, {"query", a}},
+            400,
+            "prefetch.lookup_from.collection"},
+       }) {
+    const Response r = call("POST", "/collections/items/points/" + route, body.dump());
+    EXPECT_EQ(r.status, status) << body.dump() << " -> " << r.body;
+    EXPECT_NE(r.body.find(message), std::string::npos) << body.dump() << " -> " << r.body;
+  }
 }
 
 // A restart reads each space's index file (written at the close) beside the store; a space whose

@@ -165,7 +165,8 @@ test('payload edits, collection update and version info', async () => {
   const answers = await client.queryBatch('shop', {
     searches: [{ query: [0.1, 0], limit: 1 }, { query: 3, limit: 2 }, { limit: 2, with_payload: true }],
   });
-  assert.deepEqual(answers.map((a) => a.points.map((p) => p.id)), [[1], [3, 2], [1, 2]]);
+  // By id (3): its vector's nearest, point 3 itself left out, as Qdrant leaves it out.
+  assert.deepEqual(answers.map((a) => a.points.map((p) => p.id)), [[1], [2, 1], [1, 2]]);
   assert.deepEqual(answers[2].points[1].payload, { kind: 'bag' });
 
   assert.deepEqual((await client.query('shop', { query: { recommend: { positive: [3], negative: [1] } }, limit: 1 })).points.map((p) => p.id), [2]);
@@ -293,6 +294,11 @@ test('named vectors: using, with_vector by name, update and delete vectors, hybr
   });
   assert.deepEqual(best.points.map((p) => p.id), [3]);  // 1 is an example; 2 has no text vector
   assert.ok(Math.abs(best.points[0].score + 0.75) < 1e-6);  // -sigmoid(1): nearer the negative
+  // lookup_from: the id read in another collection (shop's point 2, [1, 0], in its unnamed
+  // vector), searched in docs' text space; docs' own point 2 is not the example and may stay.
+  assert.deepEqual(await ids({ query: 2, using: 'text', lookup_from: { collection: 'shop', vector: '' } }), [1, 3]);
+  await assert.rejects(client.query('docs', { query: 2, using: 'text', lookup_from: { collection: 'nowhere' } }),
+    (e) => e.status === 404);
   await client.updateVectors('docs', { wait: true, points: [{ id: 2, vector: { text: [0, -1] } }] });
   const [two] = await client.retrieve('docs', { ids: [2], with_vector: true });
   assert.deepEqual(two.vector, { image: [1, 0, 0], text: [0, -1] });
