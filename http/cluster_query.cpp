@@ -8,7 +8,8 @@
 //   answers the whole request for limit + offset points, merged by score. A rescoring node's
 //   candidates are then each shard's own prefetch (more than one node's, never fewer), as
 //   Qdrant's shards do;
-// - query/groups: one node's grouping over queries merged that way;
+// - query/groups: one node's grouping over queries merged that way (with_lookup's points read
+//   from that collection's shards);
 // - recommend and recommend/batch: examples resolved, then as a search;
 // - discover and discover/batch: as the queries they become (discover_as_query);
 // - {"sample": "random"}: every shard's random points, merged at random;
@@ -348,10 +349,19 @@ json ClusterRouter::query(const std::string& pattern, const Call& c) {
     resolve_ids(m, body, "", Body::kQuery);
     for (const char* key : {"group_by", "group_size", "with_lookup", "offset"}) body.erase(key);
     body["with_payload"] = true;
-    return collect_groups(g, [&](size_t n) {
+    // with_lookup: the points of the groups' ids read from that collection's shards (a 404
+    // before any query runs).
+    std::optional<CollectionMap> lookup;
+    if (!g.lookup_collection.empty()) lookup = need_or_alias(g.lookup_collection);
+    json answer = collect_groups(g, [&](size_t n) {
       body["limit"] = n;
       return query_answer(m, body).at("points");
     });
+    if (lookup) {
+      const json request = lookup_request(g, answer);
+      if (!request.is_null()) add_lookups(answer, retrieve_ids(*lookup, request));
+    }
+    return answer;
   }
   if (!batch) {
     prepare(body, "");

@@ -748,20 +748,29 @@ json Api::get_point(const Call& c) {
   return shown(*col, all, true).record(found[0]);
 }
 
-json Api::get_points(const Call& c) {
-  auto col = engine_.collection(c.path.at("name"));
-  const json body = parse_body(*c.body);
-  WP_THROW_IF_NOT(body.contains("ids"), "ids: missing");
-  const PayloadSelector payload = get_payload_selector(body, "", true);
-  const engine::VectorSelector with_vector = get_with_vector(body, "", false);
-  const std::vector<engine::PointId> ids = get_ids(body["ids"], "ids");
-  check_answer_size(ids.size(), *col, with_vector, "ids");
-  const Shown show = shown(*col, payload, with_vector);
+namespace {
+
+/// The records a retrieve body ({"ids", "with_payload", "with_vector"}) asks of `col`, fields
+/// named after `where`.
+json retrieve_records(const engine::Collection& col, const json& body, const std::string& where) {
+  WP_THROW_IF_NOT(body.contains("ids"), join(where, "ids"), ": missing");
+  const PayloadSelector payload = get_payload_selector(body, where, true);
+  const engine::VectorSelector with_vector = get_with_vector(body, where, false);
+  const std::vector<engine::PointId> ids = get_ids(body["ids"], join(where, "ids"));
+  check_answer_size(ids.size(), col, with_vector, join(where, "ids"));
+  const Shown show = shown(col, payload, with_vector);
   json out = json::array();
-  for (const engine::PointRead& p : col->retrieve(ids, payload.enabled, with_vector)) {
+  for (const engine::PointRead& p : col.retrieve(ids, payload.enabled, with_vector)) {
     out.push_back(show.record(p));
   }
   return out;
+}
+
+}  // namespace
+
+json Api::get_points(const Call& c) {
+  auto col = engine_.collection(c.path.at("name"));
+  return retrieve_records(*col, parse_body(*c.body), "");
 }
 
 json Api::count_points(const Call& c) {
@@ -1214,11 +1223,37 @@ GroupsRequest read_groups_request(const json& body) {
   WP_THROW_IF_NOT(!q.query.is_null(), "query: required for groups (a vector, point id, ",
                   "{\"nearest\"} or {\"recommend\"})");
   WP_THROW_IF_NOT(body.contains("group_by"), "group_by: missing (a payload key path)");
-  // Qdrant's with_lookup adds a point of another collection to each group: refused rather than
-  // left out of an answer that the client expects it in.
-  WP_THROW_IF_NOT(!body.contains("with_lookup") || body["with_lookup"].is_null(),
-                  "with_lookup: is not supported");
   GroupsRequest g;
+  // Qdrant's with_lookup: a collection's name, or {"collection", "with_payload" (true),
+  // "with_vectors" or "with_vector" (false)}.
+  if (body.contains("with_lookup") && !body["with_lookup"].is_null()) {
+    const json& l = body["with_lookup"];
+    if (l.is_string()) {
+      g.lookup_collection = l.get<std::string>();
+    } else {
+      WP_THROW_IF_NOT(l.is_object(), "with_lookup: expected a collection's name or ",
+                      "{\"collection\", \"with_payload\", \"with_vectors\"}, got ",
+                      engine::show_json(l));
+      engine::check_fields(l, "with_lookup",
+                           {"collection", "with_payload", "with_vectors", "with_vector"});
+      WP_THROW_IF_NOT(l.contains("collection") && l["collection"].is_string(),
+                      "with_lookup.collection: expected a collection's name");
+      WP_THROW_IF_NOT(!(l.contains("with_vectors") && l.contains("with_vector")),
+                      "with_lookup: give with_vectors or with_vector, not both");
+      g.lookup_collection = l["collection"].get<std::string>();
+      if (l.contains("with_payload") && !l["with_payload"].is_null()) {
+        g.lookup_payload = l["with_payload"];
+        get_payload_selector(l, "with_lookup", true);  // checked as a retrieve checks it
+      }
+      for (const char* key : {"with_vectors", "with_vector"}) {
+        if (l.contains(key) && !l[key].is_null()) {
+          g.lookup_vector = l[key];
+          get_with_vector(json{{"with_vector", l[key]}}, "with_lookup", false);
+        }
+      }
+    }
+    WP_THROW_IF_NOT(!g.lookup_collection.empty(), "with_lookup.collection: expected a name");
+  }
   g.path = engine::parse_json_path(body["group_by"], "group_by");
   g.group_size = get_count(body, "group_size", "", 3, 1, index::kMaxK);
   g.groups = q.s.query.limit;
@@ -1394,10 +1429,18 @@ json Api::groups(const std::string& name, const json& body) {
   q.s.payload.exclude.clear();
   q.s.query.with_payload = true;
   q.s.query.offset = 0;
-  return collect_groups(g, [&](size_t n) {
+  // with_lookup's collection opened first: a 404 before any query runs.
+  const auto lookup =
+      g.lookup_collection.empty() ? nullptr : engine_.collection(g.lookup_collection);
+  json answer = collect_groups(g, [&](size_t n) {
     q.s.query.limit = n;
     return run_query(*col, q)["points"];
   });
+  if (lookup) {
+    const json request = lookup_request(g, answer);
+    if (!request.is_null()) add_lookups(answer, retrieve_records(*lookup, request, "with_lookup"));
+  }
+  return answer;
 }
 
 json Api::query_batch(const Call& c) {

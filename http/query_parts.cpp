@@ -236,6 +236,46 @@ std::vector<json> group_values(const engine::JsonPath& path, const json& payload
 
 }  // namespace
 
+namespace {
+
+/// The point id a group's id names (nullopt: none, e.g. a negative integer or a plain string).
+std::optional<engine::PointId> point_id_of(const json& group_id) {
+  try {
+    return engine::PointId::from_json(group_id, "id");
+  } catch (const UserError&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+json lookup_request(const GroupsRequest& g, const json& answer) {
+  json ids = json::array();
+  for (const json& group : answer.at("groups")) {
+    if (const std::optional<engine::PointId> id = point_id_of(group.at("id"))) {
+      ids.push_back(id->to_json());
+    }
+  }
+  if (ids.empty()) return json();
+  return json{{"ids", ids}, {"with_payload", g.lookup_payload}, {"with_vector", g.lookup_vector}};
+}
+
+void add_lookups(json& answer, const json& records) {
+  std::vector<std::pair<engine::PointId, const json*>> found;
+  for (const json& r : records)
+    found.emplace_back(engine::PointId::from_json(r.at("id"), "id"), &r);
+  for (json& group : answer.at("groups")) {
+    const std::optional<engine::PointId> id = point_id_of(group.at("id"));
+    if (!id) continue;
+    for (const auto& [point, record] : found) {
+      if (point == *id) {
+        group["lookup"] = *record;
+        break;
+      }
+    }
+  }
+}
+
 json collect_groups(const GroupsRequest& g, const std::function<json(size_t n)>& run) {
   json out = json::array();
   for (size_t fetch = std::min(index::kMaxK, g.groups * g.group_size * 4);;

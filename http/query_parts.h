@@ -114,8 +114,20 @@ struct GroupsRequest {
   size_t group_size = 3;
   size_t groups = 10;        ///< the request's limit counts groups
   PayloadSelector returned;  ///< what the hits show of their payloads
+  /// Qdrant's with_lookup: the collection whose point of each group's id is added to the group
+  /// ("" none), and the retrieve body's with_payload and with_vector for it.
+  std::string lookup_collection;
+  json lookup_payload = true, lookup_vector = false;
 };
 GroupsRequest read_groups_request(const json& body);
+
+/// The retrieve body ({"ids", "with_payload", "with_vector"}) of the points `g.lookup_collection`
+/// holds for the groups of `answer` ({"groups": [...]}): the group ids that are point ids (an
+/// unsigned integer, a UUID). Null when there are none.
+json lookup_request(const GroupsRequest& g, const json& answer);
+/// Adds to each group of `answer` whose id names one of `records` (a retrieve's answer) that
+/// record as its "lookup", as Qdrant adds it.
+void add_lookups(json& answer, const json& records);
 
 /// Qdrant's older group routes as the `query/groups` body that answers them: a `search/groups`
 /// body's `vector` (or {"name", "vector"}) becomes `query` (and `using`); a `recommend/groups`

@@ -627,6 +627,20 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
   ASSERT_EQ(groups["groups"].size(), 3u) << groups.dump();
   EXPECT_EQ(groups["groups"][0]["hits"].size(), 2u) << groups.dump();
   EXPECT_EQ(groups["groups"][0]["hits"][0]["payload"].size(), 1u) << groups.dump();
+  // with_lookup: each group's point (ids 0..6) read from another sharded collection's shards.
+  const json looked_up = same("/points/query/groups",
+                              {{"query", v1},
+                               {"group_by", "g"},
+                               {"limit", 3},
+                               {"group_size", 2},
+                               {"params", exact},
+                               {"with_lookup", {{"collection", "o"}, {"with_vectors", true}}}},
+                              0);
+  ASSERT_EQ(looked_up["groups"].size(), 3u) << looked_up.dump();
+  for (const json& group : looked_up["groups"]) {
+    EXPECT_EQ(group["lookup"]["id"], group["id"]) << looked_up.dump();
+    EXPECT_EQ(group["lookup"]["vector"]["v"].size(), 8u) << looked_up.dump();
+  }
   // Qdrant's older group routes, answered as query/groups.
   EXPECT_EQ(same("/points/search/groups",
                  {{"vector", v1},

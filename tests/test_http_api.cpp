@@ -1404,8 +1404,8 @@ TEST_F(ApiTest, SearchAndRecommendGroupsAnswerAsQueryGroups) {
             "group_size"},
            {"recommend", R"({"positive":[1],"using":"b","group_by":"c","lookup_from":{}})",
             "lookup_from.collection: expected a collection's name"},
-           {"query", R"({"query":[1],"using":"b","group_by":"c","with_lookup":"g"})",
-            "with_lookup: is not supported"},
+           {"query", R"({"query":[1],"using":"b","group_by":"c","with_lookup":5})",
+            "with_lookup: expected a collection's name or"},
        }) {
     const Response resp = call("POST", "/collections/g/points/" + route + "/groups", body);
     EXPECT_EQ(resp.status, 400u) << body << " -> " << resp.body;
@@ -1416,6 +1416,90 @@ TEST_F(ApiTest, SearchAndRecommendGroupsAnswerAsQueryGroups) {
                                R"({"positive":[1],"using":"b","lookup_from":{"collection":"x"}})");
   EXPECT_EQ(lookup.status, 404u) << lookup.body;
   EXPECT_NE(lookup.body.find("Collection `x` doesn't exist!"), std::string::npos) << lookup.body;
+}
+
+// Qdrant's with_lookup: each group whose id is a point id gets the point of that id in another
+// collection as its "lookup" (with its payload by default, vectors when asked), through every
+// group route; ids that name no point, or are no point ids, get none.
+TEST_F(ApiTest, GroupsWithLookupAddThePointOfEachGroupsId) {
+  const std::string uuid = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26";
+  ok("PUT", "/collections/books", {{"vectors", {{"size", 2}, {"distance", "Euclid"}}}});
+  const json authors_of[] = {1, 2, uuid, "anon", -3, 9};
+  json books = json::array();
+  for (int i = 0; i < 24; ++i) {
+    books.push_back(
+        {{"id", i}, {"vector", {i, 0}}, {"payload", {{"author", authors_of[i % 6]}, {"i", i}}}});
+  }
+  ok("PUT", "/collections/books/points?wait=true", {{"points", books}});
+  ok("PUT", "/collections/authors", {{"vectors", {{"size", 3}, {"distance", "Dot"}}}});
+  ok("PUT", "/collections/authors/points?wait=true",
+     {{"points",
+       {{{"id", 1}, {"vector", {1, 0, 0}}, {"payload", {{"name", "Ann"}, {"born", 1901}}}},
+        {{"id", 2}, {"vector", {0, 1, 0}}, {"payload", {{"name", "Bo"}}}},
+        {{"id", uuid}, {"vector", {0, 0, 1}}, {"payload", {{"name", "Cy"}}}}}}});
+  const json body = {{"query", {0, 0}},
+                     {"group_by", "author"},
+                     {"group_size", 2},
+                     {"limit", 6},
+                     {"with_lookup", "authors"}};
+  const json answer = ok("POST", "/collections/books/points/query/groups", body);
+  ASSERT_EQ(answer["groups"].size(), 6u) << answer.dump();
+  std::map<std::string, json> lookups;
+  for (const json& group : answer["groups"]) {
+    lookups[group["id"].dump()] = group.value("lookup", json());
+  }
+  // A record as retrieve gives it: payload by default, no vector.
+  EXPECT_EQ(lookups["1"],
+            json({{"id", 1}, {"payload", {{"name", "Ann"}, {"born", 1901}}}, {"vector", nullptr}}));
+  EXPECT_EQ(lookups["2"]["payload"], json({{"name", "Bo"}}));
+  EXPECT_EQ(lookups["\"" + uuid + "\""]["id"], uuid);
+  EXPECT_TRUE(lookups["\"anon\""].is_null());  // no point id
+  EXPECT_TRUE(lookups["-3"].is_null());        // no point id
+  EXPECT_TRUE(lookups["9"].is_null());         // no such point
+  // The long form: a payload selector and vectors; through an alias; search and recommend groups.
+  ok("POST", "/collections/aliases",
+     {{"actions", {{{"create_alias", {{"collection_name", "authors"}, {"alias_name", "who"}}}}}}});
+  json long_form = body;
+  long_form["with_lookup"] = {
+      {"collection", "who"}, {"with_payload", {"name"}}, {"with_vectors", true}};
+  const json detailed = ok("POST", "/collections/books/points/query/groups", long_form);
+  for (const json& group : detailed["groups"]) {
+    if (group["id"] == 1) {
+      EXPECT_EQ(group["lookup"],
+                json({{"id", 1}, {"payload", {{"name", "Ann"}}}, {"vector", {1, 0, 0}}}));
+    }
+  }
+  const json searched = ok("POST", "/collections/books/points/search/groups",
+                           {{"vector", {0, 0}},
+                            {"group_by", "author"},
+                            {"group_size", 2},
+                            {"limit", 6},
+                            {"with_lookup", "authors"}});
+  EXPECT_EQ(searched, answer);
+  const json recommended = ok("POST", "/collections/books/points/recommend/groups",
+                              {{"positive", {0}},
+                               {"group_by", "author"},
+                               {"limit", 3},
+                               {"with_lookup", {{"collection", "authors"}}}});
+  for (const json& group : recommended["groups"]) {
+    if (group["id"] == 1 || group["id"] == 2) EXPECT_TRUE(group.contains("lookup")) << group;
+  }
+  for (const auto& [lookup, status, message] : std::vector<std::tuple<json, unsigned, std::string>>{
+           {"nowhere", 404, "Collection `nowhere` doesn't exist!"},
+           {json::object(), 400, "with_lookup.collection: expected a collection's name"},
+           {{{"collection", "authors"}, {"color", 1}}, 400, "with_lookup.color: unknown field"},
+           {{{"collection", "authors"}, {"with_payload", 3}}, 400, "with_lookup.with_payload"},
+           {{{"collection", "authors"}, {"with_vectors", "x"}}, 400, "with_lookup.with_vector"},
+           {{{"collection", "authors"}, {"with_vectors", true}, {"with_vector", true}},
+            400,
+            "with_lookup: give with_vectors or with_vector, not both"},
+       }) {
+    json bad = body;
+    bad["with_lookup"] = lookup;
+    const Response r = call("POST", "/collections/books/points/query/groups", bad.dump());
+    EXPECT_EQ(r.status, status) << bad.dump() << " -> " << r.body;
+    EXPECT_NE(r.body.find(message), std::string::npos) << bad.dump() << " -> " << r.body;
+  }
 }
 
 // Issue 16: order_by in scroll and query, from a numeric payload index: ascending, descending,
