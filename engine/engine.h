@@ -120,6 +120,10 @@ class Engine {
    * the names of the collections recovered.
    */
   std::vector<std::string> recover_full_snapshot(const std::string& path, bool force);
+  /// The same for collection snapshot files, each given as (collection name, path) (Qdrant's
+  /// `--snapshot PATH:NAME`): every one unpacked and opened before any replaces a collection.
+  std::vector<std::string> recover_snapshot_files(
+      const std::vector<std::pair<std::string, std::string>>& files, bool force);
 
  private:
   /// recover_snapshot_*() after the checksum: unpacks `in`, checks, swaps in.
@@ -136,6 +140,12 @@ class Engine {
   void install_recovered(const std::string& name, const std::string& unpacked);
   /// The members of a collection checkpointed into `dir` (Collection::checkpoint_to), added to
   /// `members` as (`prefix` + name in a snapshot, file).
+  /// The end of both recoveries at start: the collections unpacked in their folders (name,
+  /// folder) and `aliases` put in place, refused (`flag` named) before anything changes where
+  /// one exists and `force` is not given, every collection opened before any is swapped in.
+  std::vector<std::string> install_unpacked(
+      const std::vector<std::pair<std::string, std::string>>& unpacked,
+      const std::map<std::string, std::string>& aliases, bool force, const std::string& flag);
   static void add_checkpoint_members(const std::string& dir, const std::string& prefix,
                                      std::vector<std::pair<std::string, std::string>>& members);
   /// The collection's name behind `name` (an alias's target, else `name`).

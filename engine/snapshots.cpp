@@ -34,14 +34,18 @@ constexpr char kChecksumSuffix[] = ".checksum";
 /// How long a recovery waits for the requests in flight on the collection it replaces.
 constexpr auto kDrainTimeout = std::chrono::seconds(60);
 
-/// Runs a function when the scope ends (clean-ups on every path out).
-template <typename F>
-struct Finally {
-  F f;
-  ~Finally() { f(); }
+/// A folder for one operation's work, emptied when made and removed when the scope ends, on
+/// every path out.
+struct ScratchFolder {
+  explicit ScratchFolder(fs::path p) : path(std::move(p)) { fs::remove_all(path); }
+  ~ScratchFolder() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  ScratchFolder(const ScratchFolder&) = delete;
+  ScratchFolder& operator=(const ScratchFolder&) = delete;
+  const fs::path path;
 };
-template <typename F>
-Finally(F) -> Finally<F>;
 
 std::string utc(std::time_t t, const char* format) {
   std::tm tm{};
@@ -160,12 +164,8 @@ Engine::SnapshotInfo Engine::create_snapshot(const std::string& name) {
   const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::string id;
   const std::string file_name = snapshot_name(c->name(), t, &id);
-  const fs::path work = folder / (".work-" + id);
-  fs::remove_all(work);
-  Finally clean{[&] {
-    std::error_code ec;
-    fs::remove_all(work, ec);
-  }};
+  const ScratchFolder scratch(folder / (".work-" + id));
+  const fs::path& work = scratch.path;
   c->checkpoint_to(work.string());
   std::vector<std::pair<std::string, std::string>> members;
   add_checkpoint_members(work.string(), "", members);
@@ -246,12 +246,9 @@ void Engine::recover_snapshot(const std::string& requested, std::istream& in) {
   validate_collection_name(name);
   const std::shared_ptr<void> recovering = begin_recovery(name);
   std::random_device rd;
-  const fs::path tmp = collection_folder(".recovering-" + std::to_string(rd()));
-  fs::remove_all(tmp);
-  Finally clean{[&] {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);  // the snapshot when it failed; the replaced collection when not
-  }};
+  // Removed at the end: the snapshot when it failed; the replaced collection when not
+  const ScratchFolder scratch(collection_folder(".recovering-" + std::to_string(rd())));
+  const fs::path& tmp = scratch.path;
   {
     snapshot::FolderSink sink(tmp.string());
     snapshot::read_archive(in, sink);
@@ -326,12 +323,8 @@ Engine::SnapshotInfo Engine::create_full_snapshot() {
   const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::string id;
   const std::string file_name = snapshot_name("full-snapshot", t, &id);
-  const fs::path work = folder / (".work-full-" + id);
-  fs::remove_all(work);
-  Finally clean{[&] {
-    std::error_code ec;
-    fs::remove_all(work, ec);
-  }};
+  const ScratchFolder scratch(folder / (".work-full-" + id));
+  const fs::path& work = scratch.path;
   std::vector<std::pair<std::string, std::string>> members;
   nlohmann::json listed = nlohmann::json::array();
   std::set<std::string> names;
@@ -382,12 +375,8 @@ std::vector<std::string> Engine::recover_full_snapshot(const std::string& path, 
   WP_THROW_IF_NOT(in, "--storage-snapshot: cannot read ", path);
   std::random_device rd;
   // Unpacked among the collections' folders, so that each is exchanged with one rename.
-  const fs::path tmp = collection_folder(".recovering-full-" + std::to_string(rd()));
-  fs::remove_all(tmp);
-  Finally clean{[&] {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-  }};
+  const ScratchFolder scratch(collection_folder(".recovering-full-" + std::to_string(rd())));
+  const fs::path& tmp = scratch.path;
   nlohmann::json manifest;
   {
     snapshot::FolderSink sink(tmp.string());
@@ -396,8 +385,43 @@ std::vector<std::string> Engine::recover_full_snapshot(const std::string& path, 
   std::set<std::string> folders;
   for (const auto& e : fs::directory_iterator(tmp)) folders.insert(e.path().filename().string());
   const snapshot::StorageListing listing = snapshot::storage_listing(manifest, folders);
+  std::vector<std::pair<std::string, std::string>> unpacked;  // name, folder
+  for (const auto& [name, sub] : listing.collections)
+    unpacked.emplace_back(name, (tmp / sub).string());
+  return install_unpacked(unpacked, listing.aliases, force, "--storage-snapshot");
+}
+
+std::vector<std::string> Engine::recover_snapshot_files(
+    const std::vector<std::pair<std::string, std::string>>& files, bool force) {
+  std::random_device rd;
+  const ScratchFolder scratch(collection_folder(".recovering-files-" + std::to_string(rd())));
+  const fs::path& tmp = scratch.path;
+  std::vector<std::pair<std::string, std::string>> unpacked;  // name, folder
+  std::set<std::string> names;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const auto& [name, path] = files[i];
+    validate_collection_name(name);
+    WP_THROW_IF_NOT(names.insert(name).second, "--snapshot: collection `", name,
+                    "` is given twice");
+    std::ifstream in(path, std::ios::binary);
+    WP_THROW_IF_NOT(in, "--snapshot: cannot read ", path);
+    const fs::path folder = tmp / ("c" + std::to_string(i));
+    snapshot::FolderSink sink(folder.string());
+    try {
+      snapshot::read_archive(in, sink);
+    } catch (const UserError& e) {
+      throw UserError("--snapshot " + path + ": " + e.what());
+    }
+    unpacked.emplace_back(name, folder.string());
+  }
+  return install_unpacked(unpacked, {}, force, "--snapshot");
+}
+
+std::vector<std::string> Engine::install_unpacked(
+    const std::vector<std::pair<std::string, std::string>>& unpacked,
+    const std::map<std::string, std::string>& aliases, bool force, const std::string& flag) {
   std::vector<AliasAction> actions;
-  for (const auto& [alias, target] : listing.aliases) {
+  for (const auto& [alias, target] : aliases) {
     AliasAction a;
     a.kind = AliasAction::Kind::kCreate;
     a.alias = alias;
@@ -407,34 +431,34 @@ std::vector<std::string> Engine::recover_full_snapshot(const std::string& path, 
   // Nothing changes before every conflict is known.
   {
     std::shared_lock<RwMutex> lock(mu_);
-    for (const auto& [name, sub] : listing.collections) {
-      WP_THROW_IF_NOT(force || (!collections_.count(name) && !damaged_.count(name)),
-                      "--storage-snapshot: collection `", name,
+    for (const auto& [name, folder] : unpacked) {
+      WP_THROW_IF_NOT(force || (!collections_.count(name) && !damaged_.count(name)), flag,
+                      ": collection `", name,
                       "` exists already; give --force-snapshot to replace it");
-      WP_THROW_IF_NOT(!aliases_.count(name), "--storage-snapshot: collection `", name,
+      WP_THROW_IF_NOT(!aliases_.count(name), flag, ": collection `", name,
                       "` of the snapshot is an alias here; delete the alias first");
     }
     for (const AliasAction& a : actions) {
-      WP_THROW_IF_NOT(!collections_.count(a.alias) && !damaged_.count(a.alias),
-                      "--storage-snapshot: alias `", a.alias, "` is a collection's name here");
-      WP_THROW_IF_NOT(force || !aliases_.count(a.alias), "--storage-snapshot: alias `", a.alias,
+      WP_THROW_IF_NOT(!collections_.count(a.alias) && !damaged_.count(a.alias), flag, ": alias `",
+                      a.alias, "` is a collection's name here");
+      WP_THROW_IF_NOT(force || !aliases_.count(a.alias), flag, ": alias `", a.alias,
                       "` exists already; give --force-snapshot to replace it");
     }
   }
   // Every collection opens before any replaces one here.
   std::vector<std::shared_ptr<void>> recovering;
-  for (const auto& [name, sub] : listing.collections) {
+  for (const auto& [name, folder] : unpacked) {
     recovering.push_back(begin_recovery(name));
-    check_recovered(name, (tmp / sub).string());
+    check_recovered(name, folder);
   }
   std::vector<std::string> recovered;
-  for (const auto& [name, sub] : listing.collections) {
-    install_recovered(name, (tmp / sub).string());
+  for (const auto& [name, folder] : unpacked) {
+    install_recovered(name, folder);
     recovered.push_back(name);
   }
   if (!actions.empty()) {
     std::vector<AliasAction> all;
-    const std::map<std::string, std::string> now = aliases();
+    const std::map<std::string, std::string> now = this->aliases();
     for (const AliasAction& a : actions) {
       if (now.count(a.alias)) {
         AliasAction drop;

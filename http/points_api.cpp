@@ -1061,12 +1061,12 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
   if (!outer.is_null()) s.filter = engine::Filter::parse(filter, join(p.where, "filter"));
   Ranked out;
   const bool has_vector = !p.fusion && !p.sample && !(q.is_null() && p.prefetch.size() == 1);
+  // A point id (or {"nearest": id}): search by its vector, the point itself left out (by the
+  // search here; over prefetches by the filter run_query adds, referenced_ids).
+  std::vector<engine::PointId> used;
   if (has_vector) {
     const engine::VectorShape& shape =
         col.vector_shape(s.query.vector_name, join(p.where, "using"));
-    // A point id (or {"nearest": id}): search by its vector; the point itself is left out by
-    // the filter run_query adds (referenced_ids).
-    std::vector<engine::PointId> used;
     if (!p.recommend && !p.discover && q.is_object() && !q["nearest"].is_array()) {
       s.query.vector = example_vector(source_of(col, s), q["nearest"],
                                       join(p.where, "query.nearest"), shape, used);
@@ -1091,7 +1091,7 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
         out.points.push_back({std::move(r), 1.0f});
       }
     } else {
-      out.points = search_hits(col, s);
+      out.points = search_hits_without(col, s, used);
     }
     return out;
   }
@@ -1184,9 +1184,10 @@ json run_query(const engine::Collection& col, ParsedQuery& p) {
     return json{{"points", points}};
   }
   // The points a query names by id in this collection are left out of its answer, at every
-  // level, as Qdrant's root filter leaves them out.
+  // level, as Qdrant's root filter leaves them out (without prefetches the search leaves them
+  // out itself: a filter would make it a filtered search).
   json ids = json::array();
-  referenced_ids(col, p, ids);
+  if (!p.prefetch.empty()) referenced_ids(col, p, ids);
   const json outer =
       ids.empty() ? json() : json{{"must_not", json::array({{{"has_id", std::move(ids)}}})}};
   return json{{"points", show.scored(query_hits(col, p, outer).points)}};

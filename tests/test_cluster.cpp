@@ -235,7 +235,7 @@ TEST_F(Cluster, BadClusterFlagsAreRefusedNamingTheFlag) {
       {"--cluster --node-id 1 --host 0.0.0.0" + etcd, "needs --advertise"},
       {"--node-id 1" + etcd, "need --cluster"},
       {"--cluster --node-id 1 --storage-snapshot x.snapshot" + etcd,
-       "--storage-snapshot recovers one server's collections"},
+       "--storage-snapshot and --snapshot recover one server's collections"},
   };
   for (const auto& [flags, message] : cases) {
     const auto [status, out] = run_waypoint("serve" + data + " " + flags, 30);

@@ -1482,7 +1482,9 @@ TEST_F(ApiTest, GroupsWithLookupAddThePointOfEachGroupsId) {
                                {"limit", 3},
                                {"with_lookup", {{"collection", "authors"}}}});
   for (const json& group : recommended["groups"]) {
-    if (group["id"] == 1 || group["id"] == 2) EXPECT_TRUE(group.contains("lookup")) << group;
+    if (group["id"] == 1 || group["id"] == 2) {
+      EXPECT_TRUE(group.contains("lookup")) << group;
+    }
   }
   for (const auto& [lookup, status, message] : std::vector<std::tuple<json, unsigned, std::string>>{
            {"nowhere", 404, "Collection `nowhere` doesn't exist!"},

@@ -1569,6 +1569,60 @@ TEST(Server, AStorageSnapshotMovesEveryCollectionAndAliasToAnotherServer) {
   }
 }
 
+// Qdrant's --snapshot PATH:NAME: collection snapshot files recovered as the collections named
+// before the server listens, all or none; refused where one exists unless --force-snapshot.
+TEST(Server, SnapshotFilesGivenAtStartBecomeTheCollectionsNamed) {
+  wp::test::TempDir tmp;
+  std::string file;
+  {
+    ServerProcess first(tmp.file("a"), "--snapshots-dir " + tmp.file("snaps"));
+    Client c(first.port());
+    ASSERT_TRUE(make_twenty_points(c, "c"));
+    const auto [status, made] = c.call(bhttp::verb::post, "/collections/c/snapshots");
+    ASSERT_EQ(status, 200u) << made;
+    file = tmp.file("snaps/c/" + made["result"]["name"].get<std::string>());
+  }
+  // A damaged copy beside a good one: neither becomes a collection.
+  const std::string bytes = wp::test::read_file(file);
+  {
+    std::ofstream(tmp.file("cut.snapshot"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
+  const std::string base = "serve --port 0 --data " + tmp.file("b");
+  const auto [damaged, why] =
+      run_waypoint(base + " --snapshot " + file + ":x," + tmp.file("cut.snapshot") + ":y");
+  EXPECT_EQ(damaged, 2) << why;
+  EXPECT_NE(why.find("cut.snapshot: snapshot is damaged"), std::string::npos) << why;
+  const auto [bare, what] = run_waypoint(base + " --snapshot " + file);
+  EXPECT_EQ(bare, 2) << what;
+  EXPECT_NE(what.find("--snapshot: expected PATH:NAME"), std::string::npos) << what;
+  auto count = [](Client& c, const std::string& name) {
+    const auto [status, body] =
+        c.call(bhttp::verb::post, "/collections/" + name + "/points/count", json::object());
+    return status == 200u ? body["result"]["count"].get<int>() : -1;
+  };
+  {
+    ServerProcess second(tmp.file("b"), "--snapshot " + file + ":x," + file + ":z");
+    EXPECT_NE(second.startup().find("recovered 2 collections from --snapshot"), std::string::npos)
+        << second.startup();
+    Client c(second.port());
+    EXPECT_EQ(count(c, "x"), 20);
+    EXPECT_EQ(count(c, "z"), 20);
+    EXPECT_EQ(count(c, "y"), -1);
+    ASSERT_EQ(
+        c.call(bhttp::verb::post, "/collections/x/points/delete?wait=true", {{"points", {1, 2}}})
+            .first,
+        200u);
+  }
+  const auto [again, out] = run_waypoint(base + " --snapshot " + file + ":x");
+  EXPECT_EQ(again, 2) << out;
+  EXPECT_NE(out.find("--snapshot: collection `x` exists already; give --force-snapshot"),
+            std::string::npos)
+      << out;
+  ServerProcess forced(tmp.file("b"), "--snapshot " + file + ":x --force-snapshot");
+  Client c(forced.port());
+  EXPECT_EQ(count(c, "x"), 20);  // the points deleted since are back
+}
+
 TEST(Server, SnapshotsDownloadAndUploadPastTheBodyLimitAndSurviveKill9) {
   wp::test::TempDir tmp;
   const std::string flags =

@@ -119,6 +119,16 @@ int cmd_serve(Args& args) {
   // snapshot recovered before the server listens. On the command line only: a config file that
   // named one would recover it again at every start.
   const std::string storage_snapshot = args.str("storage-snapshot", "");
+  // And --snapshot PATH:NAME[,PATH:NAME...]: collection snapshots (the name after the last ':').
+  std::vector<std::pair<std::string, std::string>> snapshot_files;  // name, path
+  for (const std::string& item : args.list("snapshot", "")) {
+    const size_t colon = item.rfind(':');
+    WP_THROW_IF_NOT(colon != std::string::npos && colon > 0 && colon + 1 < item.size(),
+                    "--snapshot: expected PATH:NAME (a snapshot file and the collection it "
+                    "becomes), got '",
+                    item, "'");
+    snapshot_files.emplace_back(item.substr(colon + 1), item.substr(0, colon));
+  }
   const bool force_snapshot = args.flag("force-snapshot");
   // Cluster mode (docs/cluster.md): membership and the cluster map in etcd.
   known.insert("cluster");
@@ -148,11 +158,11 @@ int cmd_serve(Args& args) {
     WP_THROW_IF_NOT(co.etcd.empty() && node_id.empty() && co.advertise.empty(),
                     "--etcd, --node-id and --advertise need --cluster");
   }
-  WP_THROW_IF_NOT(!cluster || storage_snapshot.empty(),
-                  "--storage-snapshot recovers one server's collections; a cluster's are "
-                  "sharded (give it without --cluster)");
-  WP_THROW_IF_NOT(!force_snapshot || !storage_snapshot.empty(),
-                  "--force-snapshot needs --storage-snapshot FILE");
+  WP_THROW_IF_NOT(!cluster || (storage_snapshot.empty() && snapshot_files.empty()),
+                  "--storage-snapshot and --snapshot recover one server's collections; a "
+                  "cluster's are sharded (give them without --cluster)");
+  WP_THROW_IF_NOT(!force_snapshot || !storage_snapshot.empty() || !snapshot_files.empty(),
+                  "--force-snapshot needs --storage-snapshot FILE or --snapshot PATH:NAME");
   for (const auto& [key, value] : file.items()) {
     WP_THROW_IF_NOT(known.count(key), "--config: unknown setting '", key, "'");
   }
@@ -165,6 +175,11 @@ int cmd_serve(Args& args) {
         eng.recover_full_snapshot(storage_snapshot, force_snapshot);
     std::printf("recovered %zu collections from storage snapshot %s\n", recovered.size(),
                 storage_snapshot.c_str());
+  }
+  if (!snapshot_files.empty()) {
+    const std::vector<std::string> recovered =
+        eng.recover_snapshot_files(snapshot_files, force_snapshot);
+    std::printf("recovered %zu collections from --snapshot\n", recovered.size());
   }
   if (!demo.empty()) load_demo(eng, demo);
   http::Api api(eng, ao);
@@ -210,7 +225,8 @@ const CommandRegistration kServe(
      "          [--max-bodies-mb 256] [--max-upload-mb 1024] [--read-only-api-key K]\n"
      "          [--tls-cert CERT.pem --tls-key KEY.pem] [--snapshots-dir DATA/snapshots]\n"
      "          [--config FILE.json] [--demo DATASET_DIR] [--enable-cors true|false]\n"
-     "          [--compress-min-bytes 16384] [--storage-snapshot FILE [--force-snapshot]]\n"
+     "          [--compress-min-bytes 16384] [--storage-snapshot FILE] [--snapshot PATH:NAME,...]\n"
+     "          [--force-snapshot]\n"
      "          [--cluster --etcd http://HOST:2379 --node-id N [--advertise http://HOST:PORT]\n"
      "           [--lease-ttl 10]]",
      10,
