@@ -23,6 +23,7 @@
 #include "http/cluster_router_detail.h"
 #include "http/qdrant_wire.h"
 #include "http/query_parts.h"
+#include "index/distance.h"
 
 namespace wp::http {
 
@@ -45,6 +46,16 @@ struct Lookup {
 
 bool is_fusion(const json& q) {
   return q.is_object() && (q.contains("fusion") || q.contains("rrf"));
+}
+
+/// {"nearest": ..., "mmr": ...}: chosen on the coordinator from every shard's candidates.
+bool is_mmr(const json& q) {
+  return q.is_object() && q.contains("mmr");
+}
+
+/// A count field of a query node (`def` when absent).
+size_t count_of(const json& node, const char* key, size_t def) {
+  return node.contains(key) && node[key].is_number_unsigned() ? node[key].get<size_t>() : def;
 }
 
 std::string using_of(const json& node) {
@@ -222,10 +233,8 @@ Ranked ClusterRouter::ranked(const CollectionMap& m, const json& node, const jso
                              const std::string& where) {
   const json filter = both_filters(outer, node.value("filter", json()));
   const json q = node.value("query", json());
+  if (is_mmr(q)) return mmr_ranked(m, node, filter, where);
   Ranked out;
-  auto count = [&](const char* key, size_t def) {
-    return node.contains(key) && node[key].is_number_unsigned() ? node[key].get<size_t>() : def;
-  };
   if (!is_fusion(q)) {
     json body = node;
     if (!filter.is_null()) body["filter"] = filter;
@@ -249,7 +258,7 @@ Ranked ClusterRouter::ranked(const CollectionMap& m, const json& node, const jso
     lists.push_back(ranked(m, p[i], filter, at + "[" + std::to_string(i) + "]"));
   }
   const auto fused = fuse(lists, read_fusion(q, join(where, "query")));
-  const size_t offset = count("offset", 0), limit = count("limit", 10);
+  const size_t offset = count_of(node, "offset", 0), limit = count_of(node, "limit", 10);
   const json t = node.value("score_threshold", json());
   for (size_t i = offset; i < fused.size() && out.points.size() < limit; ++i) {
     if (t.is_number() && fused[i].second < t.get<float>()) break;
@@ -258,13 +267,53 @@ Ranked ClusterRouter::ranked(const CollectionMap& m, const json& node, const jso
   return out;
 }
 
+Ranked ClusterRouter::mmr_ranked(const CollectionMap& m, const json& node, const json& filter,
+                                 const std::string& where) {
+  const json& q = node.at("query");
+  const std::string at = join(where, "query.mmr");
+  const Mmr mmr = read_mmr(q.value("mmr", json()), at);
+  const std::string name = using_of(node);
+  const engine::CollectionConfig config = collection_config_from_qdrant(m.config);
+  const engine::VectorConfig& space = config.vector(name, join(where, "using"));
+  const size_t offset = count_of(node, "offset", 0), limit = count_of(node, "limit", 10);
+  const size_t candidates = mmr.candidates ? mmr.candidates : offset + limit;
+  check_mmr_work(candidates, offset + limit, space.dim, at);
+  json body = node;
+  body["query"] = q.at("nearest");  // a vector: its id, if it was one, is resolved
+  if (!filter.is_null()) body["filter"] = filter;
+  body["offset"] = 0;
+  body["limit"] = std::min(candidates, index::kMaxK);
+  body["with_payload"] = false;
+  body["with_vector"] = config.named() ? json::array({name}) : json(true);
+  const std::vector<json> merged = fan_out(m, "/points/query", {body}, {by_score(m, name)}, false);
+  std::vector<std::vector<float>> vectors;
+  for (const json& p : merged.at(0)) {
+    const json& v = p.at("vector");
+    vectors.push_back((v.is_object() ? v.at(name) : v).get<std::vector<float>>());
+  }
+  std::vector<float> query = q.at("nearest").get<std::vector<float>>();
+  if (space.metric() == index::Metric::kCosine) index::normalize(query.data(), query.size());
+  Ranked out;
+  out.small_better = space.metric() == index::Metric::kL2;
+  const std::vector<size_t> chosen =
+      mmr_select(query, vectors, space.metric(), mmr.lambda, offset + limit);
+  for (size_t i = offset; i < chosen.size(); ++i) {
+    const json& p = merged.at(0).at(chosen[i]);
+    out.points.push_back(
+        {engine::PointRead{engine::PointId::from_json(p.at("id"), "id"), json(), {}},
+         p.value("score", 0.0f)});
+  }
+  return out;
+}
+
 json ClusterRouter::query_answer(const CollectionMap& m, const json& request) {
-  if (!is_fusion(request.value("query", json()))) {
+  const json q = request.value("query", json());
+  if (!is_fusion(q) && !is_mmr(q)) {
     return json{
         {"points",
          fan_out(m, "/points/query", {request}, {merge_of(m, request, false)}, false).at(0)}};
   }
-  // Fused here: then the points are read with what the request asks of them.
+  // Fused (or chosen by MMR) here: then the points are read with what the request asks of them.
   const Ranked r = ranked(m, request, json(), "");
   json ids = json::array();
   std::map<std::string, float> score;

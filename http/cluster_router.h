@@ -175,6 +175,10 @@ class ClusterRouter {
   /// prefetches fused here from lists merged from every shard, else as every shard answers it.
   Ranked ranked(const cluster::CollectionMap& m, const nlohmann::json& node,
                 const nlohmann::json& outer, const std::string& where);
+  /// A query node with MMR (its ids resolved) under `filter`: the nearest candidates merged
+  /// from every shard with their vectors, chosen here with one node's mmr_select.
+  Ranked mmr_ranked(const cluster::CollectionMap& m, const nlohmann::json& node,
+                    const nlohmann::json& filter, const std::string& where);
   /// Replaces the point ids a request uses as vectors (query by id, nearest, recommendation and
   /// discovery examples) by their vectors read from the shards, of its collection or of the one
   /// its lookup_from names (then taken out of the request); the ids of its own collection are

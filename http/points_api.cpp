@@ -935,6 +935,7 @@ struct ParsedQuery {
   bool sample = false;                 ///< query {"sample": "random"}
   std::optional<OrderBy> order_by;     ///< query {"order_by": ...}
   std::optional<Fusion> fusion;        ///< query {"fusion": ...} or {"rrf": {...}}
+  std::optional<Mmr> mmr;              ///< query {"nearest": ..., "mmr": {...}}
   std::vector<ParsedQuery> prefetch;   ///< the candidates of this query
 };
 
@@ -1016,7 +1017,7 @@ ParsedQuery read_query_at(const json& body, const std::string& where, size_t dep
       p.discover = read_discover(d["target"], d["context"], in + ".target", in + ".context");
     }
   } else if (q.is_object()) {
-    WP_THROW_IF_NOT(q.contains("nearest") && q.size() == 1, at,
+    WP_THROW_IF_NOT(q.contains("nearest") && q.size() == size_t{1} + q.count("mmr"), at,
                     ": expected {\"nearest\": vector or id}, {\"recommend\": {...}}, "
                     "{\"discover\": {...}}, {\"context\": ...}, {\"order_by\": ...}, "
                     "{\"sample\": \"random\"} or {\"fusion\": \"rrf\"|\"dbsf\"}, got ",
@@ -1025,6 +1026,10 @@ ParsedQuery read_query_at(const json& body, const std::string& where, size_t dep
       s.query.vector = get_vector(q["nearest"], at + ".nearest");
     else
       engine::PointId::from_json(q["nearest"], at + ".nearest");
+    if (q.contains("mmr")) {
+      WP_THROW_IF_NOT(p.prefetch.empty(), at, ".mmr: over prefetches is not supported");
+      p.mmr = read_mmr(q["mmr"], at + ".mmr");
+    }
   } else if (q.is_number() || q.is_string()) {
     engine::PointId::from_json(q, at);
   } else {
@@ -1048,6 +1053,42 @@ ParsedQuery read_query(const json& body, const std::string& where) {
 void resolve_lookups(const engine::Engine& eng, ParsedQuery& p) {
   resolve_lookup(eng, p.s);
   for (ParsedQuery& child : p.prefetch) resolve_lookups(eng, child);
+}
+
+/// Qdrant's MMR for search `s`: its nearest `mmr.candidates` points (limit + offset when not
+/// given; the points in `used` left out), of which offset + limit are chosen by mmr_select and
+/// the offset skipped, each with its own score, read as `s` asks.
+std::vector<engine::ScoredPoint> mmr_hits(const engine::Collection& col, ParsedSearch& s,
+                                          const Mmr& mmr, const std::vector<engine::PointId>& used,
+                                          const std::string& at) {
+  const engine::VectorShape& shape = col.vector_shape(s.query.vector_name, "using");
+  const size_t offset = s.query.offset, limit = s.query.limit;
+  check_answer_size(offset + limit, col, s.with_vector, "limit");
+  const size_t candidates = mmr.candidates ? mmr.candidates : offset + limit;
+  check_mmr_work(candidates, offset + limit, shape.dim, at);
+  ParsedSearch c;  // the candidates' search, with their vectors
+  c.filter = std::move(s.filter);
+  c.query = s.query;
+  c.query.offset = 0;
+  c.query.limit = std::min(candidates, index::kMaxK);
+  c.query.with_payload = false;
+  c.query.with_vector = engine::VectorSelector(std::vector<std::string>{shape.name});
+  c.with_vector = c.query.with_vector;
+  std::vector<engine::ScoredPoint> found = search_hits_without(col, c, used);
+  s.filter = std::move(c.filter);
+  std::vector<std::vector<float>> vectors;
+  for (engine::ScoredPoint& h : found) vectors.push_back(std::move(h.point.vectors.at(shape.name)));
+  std::vector<float> query = s.query.vector;
+  if (shape.metric == index::Metric::kCosine) index::normalize(query.data(), query.size());
+  std::vector<engine::PointId> ids;
+  std::vector<float> scores;
+  const std::vector<size_t> chosen =
+      mmr_select(query, vectors, shape.metric, mmr.lambda, offset + limit);
+  for (size_t i = offset; i < chosen.size(); ++i) {
+    ids.push_back(found[chosen[i]].point.id);
+    scores.push_back(found[chosen[i]].score);
+  }
+  return read_scored(col, ids, scores, s.query);
 }
 
 /// The hits of query `p` with the filters of the queries around it (`outer`): a plain search
@@ -1090,6 +1131,8 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
            col.sample(&s.filter, s.query.limit, s.query.with_payload, s.query.with_vector)) {
         out.points.push_back({std::move(r), 1.0f});
       }
+    } else if (p.mmr) {
+      out.points = mmr_hits(col, s, *p.mmr, used, join(p.where, "query.mmr"));
     } else {
       out.points = search_hits_without(col, s, used);
     }

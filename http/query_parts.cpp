@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <unordered_map>
 
@@ -49,6 +50,62 @@ std::optional<LookupFrom> read_lookup_from(const json& body, const std::string& 
   out.collection = l["collection"].get<std::string>();
   out.vector = engine::get_string(l, "vector", at, default_vector);
   return out;
+}
+
+Mmr read_mmr(const json& mmr, const std::string& at) {
+  Mmr out;
+  if (mmr.is_null()) return out;
+  WP_THROW_IF_NOT(mmr.is_object(), at, ": expected {\"diversity\", \"candidates_limit\"}, got ",
+                  engine::show_json(mmr));
+  engine::check_fields(mmr, at, {"diversity", "candidates_limit"});
+  if (const std::optional<float> d = engine::get_optional_float(mmr, "diversity", at)) {
+    WP_THROW_IF_NOT(*d >= 0 && *d <= 1, at, ".diversity: expected a number in 0..1, got ", *d);
+    out.lambda = 1.0f - *d;
+  }
+  out.candidates = get_count(mmr, "candidates_limit", at, 0, 0, kMaxMmrCandidates);
+  return out;
+}
+
+void check_mmr_work(size_t candidates, size_t chosen, size_t dim, const std::string& at) {
+  const double work = double(candidates) * double(chosen + 1) * double(dim);
+  WP_THROW_IF_NOT(work <= double(kMaxMatrixWork), engine::join(at, "candidates_limit"), ": ",
+                  candidates, " candidates for ", chosen, " points of ", dim,
+                  " dimensions would take ", candidates * (chosen + 1),
+                  " similarities; take fewer candidates or points");
+}
+
+std::vector<size_t> mmr_select(const std::vector<float>& query,
+                               const std::vector<std::vector<float>>& candidates,
+                               index::Metric metric, float lambda, size_t limit) {
+  const size_t n = candidates.size(), dim = query.size();
+  std::vector<size_t> chosen;
+  if (n == 0 || limit == 0) return chosen;
+  const index::DistanceFn distance = index::distance_fn(metric, dim);
+  // -|a - b|^2, or the dot product: higher is more alike.
+  auto similarity = [&](const float* a, const float* b) { return -distance(a, b, dim); };
+  std::vector<float> relevance(n), closest(n, -std::numeric_limits<float>::infinity());
+  std::vector<char> taken(n, 0);
+  for (size_t i = 0; i < n; ++i) relevance[i] = similarity(query.data(), candidates[i].data());
+  size_t pick = std::max_element(relevance.begin(), relevance.end()) - relevance.begin();
+  while (true) {
+    chosen.push_back(pick);
+    taken[pick] = 1;
+    if (chosen.size() == std::min(limit, n)) break;
+    // Each candidate's greatest likeness to one chosen, brought up to date with the last.
+    float best = -std::numeric_limits<float>::infinity();
+    size_t next = n;
+    for (size_t i = 0; i < n; ++i) {
+      if (taken[i]) continue;
+      closest[i] = std::max(closest[i], similarity(candidates[i].data(), candidates[pick].data()));
+      const float score = lambda * relevance[i] - (1.0f - lambda) * closest[i];
+      if (next == n || score > best) {
+        best = score;
+        next = i;
+      }
+    }
+    pick = next;
+  }
+  return chosen;
 }
 
 MatrixRequest read_matrix_request(const json& body) {

@@ -43,6 +43,32 @@ struct LookupFrom {
 std::optional<LookupFrom> read_lookup_from(const json& body, const std::string& where,
                                            const std::string& default_vector);
 
+/// Qdrant's maximal marginal relevance ({"nearest": ..., "mmr": {"diversity",
+/// "candidates_limit"}}): the nearest `candidates` points, then `limit` of them chosen one at a
+/// time for relevance and against likeness to those chosen (mmr_select).
+struct Mmr {
+  float lambda = 0.5f;    ///< 1 - diversity (Qdrant's default diversity 0.5)
+  size_t candidates = 0;  ///< candidates_limit (0: the query's limit + offset, as Qdrant's)
+};
+/// The most candidates an MMR query takes (Qdrant's bound).
+inline constexpr size_t kMaxMmrCandidates = 16384;
+/// Reads `mmr` (at `at`; null: the defaults).
+Mmr read_mmr(const json& mmr, const std::string& at);
+/// Refuses (naming `at`.candidates_limit) an MMR whose similarities, `candidates` x (`chosen` +
+/// 1) of `dim` dimensions, would exceed the distance matrix's bound of work.
+void check_mmr_work(size_t candidates, size_t chosen, size_t dim, const std::string& at);
+/**
+ * Qdrant's MMR choice among `candidates` (vectors of the query's space, in `metric`): the
+ * candidate most similar to `query` first, then, `limit` times at most, the one with the best
+ * lambda * similarity to the query - (1 - lambda) * its greatest similarity to one chosen.
+ * Similarity is the dot product (of unit vectors for Cosine: `query` and the candidates must be
+ * so) or minus the squared Euclidean distance. Returns the candidates' positions, in the order
+ * chosen.
+ */
+std::vector<size_t> mmr_select(const std::vector<float>& query,
+                               const std::vector<std::vector<float>>& candidates,
+                               index::Metric metric, float lambda, size_t limit);
+
 /// Reads {"fusion": "rrf"|"dbsf"} or {"rrf": {"k", "weights"}} (`q`, at `at`).
 Fusion read_fusion(const json& q, const std::string& at);
 

@@ -580,6 +580,29 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
       {"offset", 2},
       {"with_payload", true}};
   EXPECT_EQ(same("/points/query", fused_rrf, 0)["points"].size(), 10u);
+  // MMR: every shard's nearest candidates with their vectors, chosen on the coordinator; as a
+  // prefetch of a fusion too.
+  EXPECT_EQ(
+      same("/points/query",
+           {{"query", {{"nearest", v1}, {"mmr", {{"diversity", 0.7}, {"candidates_limit", 50}}}}},
+            {"limit", 6},
+            {"offset", 1},
+            {"params", exact},
+            {"with_payload", true}},
+           1)["points"]
+          .size(),
+      6u);
+  same("/points/query",
+       {{"query", {{"nearest", 19}, {"mmr", json::object()}}}, {"limit", 5}, {"params", exact}}, 2);
+  same("/points/query",
+       {{"prefetch",
+         {{{"query", {{"nearest", v1}, {"mmr", {{"candidates_limit", 30}}}}},
+           {"limit", 10},
+           {"params", exact}},
+          {{"query", {{"nearest", 33}}}, {"limit", 10}, {"params", exact}}}},
+        {"query", {{"fusion", "rrf"}}},
+        {"limit", 8}},
+       0);
   same("/points/query",
        {{"prefetch",
          {{{"query", v1}, {"limit", 15}, {"params", exact}},

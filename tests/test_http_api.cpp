@@ -1844,6 +1844,132 @@ TEST_F(ApiOracleTest, DiscoveryAndContextScoreAsQdrantsFormulas) {
 // the matrix's ids sorted, each row the brute-force nearest among the sampled others with a
 // search's scores, for each distance; both forms the same matrix where the sample is every
 // point; only points holding the vector asked for are sampled; bad bodies name the field.
+// Qdrant's MMR ({"nearest": ..., "mmr": {"diversity", "candidates_limit"}}; read in
+// lib/shard/src/query/mmr): among the exact nearest candidates, the most similar to the query
+// first, then each time the best lambda * similarity - (1 - lambda) * the greatest similarity to
+// one chosen (lambda = 1 - diversity; similarity the dot product, of unit vectors for Cosine, or
+// minus the squared distance), each with its search score; against that oracle for every
+// distance, with an offset, a filter, a point id and the defaults.
+TEST_F(ApiOracleTest, MmrChoosesForRelevanceAndAgainstLikenessAsQdrants) {
+  const size_t n = 300, d = 6;
+  for (const std::string distance : kDistances) {
+    SCOPED_TRACE(distance);
+    const std::string route = "/collections/r" + distance + "/points/query";
+    const auto base = add_random("r" + distance, distance, n, d, 77);
+    auto similarity = [&](const float* a, const float* b) {
+      const double s = qdrant_score(distance, a, b, d);
+      return distance == "Euclid" ? -s * s : s;
+    };
+    // The oracle's choice among the `candidates` nearest of `q` (those `keep` allows).
+    auto oracle = [&](const float* q, double diversity, size_t candidates, size_t chosen,
+                      const std::function<bool(size_t)>& keep) {
+      std::vector<std::pair<size_t, double>> near;
+      for (const auto& [i, score] : brute_force(distance, base, q)) {
+        if (keep(i) && near.size() < candidates) near.push_back({i, score});
+      }
+      const double lambda = 1 - diversity;
+      std::vector<size_t> out;
+      std::vector<bool> taken(near.size());
+      while (out.size() < std::min(chosen, near.size())) {
+        double best = -1e300;
+        size_t pick = 0;
+        for (size_t c = 0; c < near.size(); ++c) {
+          if (taken[c]) continue;
+          const double relevance = similarity(q, base.row(near[c].first));
+          double closest = -1e300;
+          for (const size_t o : out) {
+            closest = std::max(closest, similarity(base.row(near[c].first), base.row(o)));
+          }
+          const double score =
+              out.empty() ? relevance : lambda * relevance - (1 - lambda) * closest;
+          if (score > best) best = score, pick = c;
+        }
+        taken[pick] = true;
+        out.push_back(near[pick].first);
+      }
+      return out;
+    };
+    auto chosen_ids = [](const json& answer) {
+      std::vector<size_t> ids;
+      for (const json& p : answer["points"]) ids.push_back(p["id"]);
+      return ids;
+    };
+    const json exact = {{"exact", true}};
+    for (size_t t = 0; t < 4; ++t) {
+      const auto q = wp::test::random_matrix(1, d, 900 + t);
+      const json v = vec_json(q.row(0), d);
+      const double diversity = 0.25 * t;
+      const json answer =
+          ok("POST", route,
+             {{"query",
+               {{"nearest", v}, {"mmr", {{"diversity", diversity}, {"candidates_limit", 40}}}}},
+              {"limit", 8},
+              {"params", exact}});
+      const auto want = oracle(q.row(0), diversity, 40, 8, [](size_t) { return true; });
+      EXPECT_EQ(chosen_ids(answer), want) << "diversity " << diversity;
+      for (const json& p : answer["points"]) {  // each with its own search score
+        EXPECT_NEAR(p["score"].get<double>(),
+                    qdrant_score(distance, q.row(0), base.row(p["id"].get<size_t>()), d), 1e-4);
+      }
+      // An offset skips the first chosen; a filter holds among the candidates.
+      const json skipped =
+          ok("POST", route,
+             {{"query",
+               {{"nearest", v}, {"mmr", {{"diversity", diversity}, {"candidates_limit", 40}}}}},
+              {"limit", 5},
+              {"offset", 3},
+              {"params", exact}});
+      EXPECT_EQ(chosen_ids(skipped), std::vector<size_t>(want.begin() + 3, want.end()));
+      const json even = {{"must", {{{"key", "c.even"}, {"match", {{"value", true}}}}}}};
+      const json filtered =
+          ok("POST", route,
+             {{"query",
+               {{"nearest", v}, {"mmr", {{"diversity", diversity}, {"candidates_limit", 30}}}}},
+              {"limit", 6},
+              {"filter", even},
+              {"params", exact}});
+      EXPECT_EQ(chosen_ids(filtered),
+                oracle(q.row(0), diversity, 30, 6, [](size_t i) { return i % 2 == 0; }));
+    }
+    // Diversity 0 is the plain search's order; the defaults take limit + offset candidates
+    // (diversity 0.5); a point id's own point is left out.
+    const json v = vec_json(base.row(17), d);
+    const json plain = ok("POST", route, {{"query", v}, {"limit", 7}, {"params", exact}});
+    EXPECT_EQ(chosen_ids(ok("POST", route,
+                            {{"query", {{"nearest", v}, {"mmr", {{"diversity", 0}}}}},
+                             {"limit", 7},
+                             {"params", exact}})),
+              chosen_ids(plain));
+    EXPECT_EQ(chosen_ids(ok("POST", route,
+                            {{"query", {{"nearest", v}, {"mmr", json::object()}}},
+                             {"limit", 7},
+                             {"params", exact}})),
+              oracle(base.row(17), 0.5, 7, 7, [](size_t) { return true; }));
+    EXPECT_EQ(chosen_ids(ok("POST", route,
+                            {{"query", {{"nearest", 17}, {"mmr", {{"candidates_limit", 20}}}}},
+                             {"limit", 5},
+                             {"params", exact}})),
+              oracle(base.row(17), 0.5, 20, 5, [](size_t i) { return i != 17; }));
+  }
+  for (const auto& [body, message] : std::vector<std::pair<json, std::string>>{
+           {{{"query", {{"nearest", {1, 0, 0, 0, 0, 0}}, {"mmr", {{"diversity", 1.5}}}}}},
+            "query.mmr.diversity: expected a number in 0..1"},
+           {{{"query", {{"nearest", {1, 0, 0, 0, 0, 0}}, {"mmr", {{"candidates_limit", 20000}}}}}},
+            "query.mmr.candidates_limit"},
+           {{{"query", {{"nearest", {1, 0, 0, 0, 0, 0}}, {"mmr", {{"lambda", 1}}}}}},
+            "query.mmr.lambda: unknown field"},
+           {{{"query", {{"nearest", {1, 0, 0, 0, 0, 0}}, {"mmr", 3}}}}, "query.mmr: expected"},
+           {{{"query", {{"mmr", json::object()}}}}, "query: expected {"},
+           {{{"prefetch", {{"query", {1, 0, 0, 0, 0, 0}}}},
+             {"query", {{"nearest", {1, 0, 0, 0, 0, 0}}, {"mmr", json::object()}}}},
+            "query.mmr: over prefetches is not supported"},
+       }) {
+    const Response r = call("POST", "/collections/rDot/points/query", body.dump());
+    EXPECT_EQ(r.status, 400u) << body.dump() << " -> " << r.body;
+    EXPECT_NE(r.body.find(message), std::string::npos) << body.dump() << " -> " << r.body;
+  }
+}
+
 TEST_F(ApiOracleTest, DistanceMatrixAndRandomSampleAreQdrants) {
   const size_t n = 30, d = 5;
   for (const std::string distance : kDistances) {
