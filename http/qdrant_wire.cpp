@@ -70,18 +70,32 @@ void read_quantization_config(const json& q, const std::string& f, index::HnswPa
   h.quantization = index::Quantization::kSq8;
 }
 
-void read_hnsw_config(const json& h, const std::string& f, index::HnswParams& p,
+void read_hnsw_config(const json& h, const std::string& f, index::IndexSpec& spec,
                       size_t& max_indexing_threads) {
   check_object(h, f);
   for (const auto& [key, value] : h.items()) {
     WP_THROW_IF_NOT(key == HnswParams::kM.key || key == HnswParams::kEfConstruction.key ||
                         key == HnswParams::kEfSearch.key || key == "full_scan_threshold" ||
-                        key == "max_indexing_threads" || key == "on_disk",
+                        key == "max_indexing_threads" || key == "on_disk" || key == "payload_m",
                     f, ".", engine::show_text(key),
                     ": unknown or unsupported field (expected m, ef_construct, ef, "
-                    "full_scan_threshold, max_indexing_threads, on_disk)");
+                    "full_scan_threshold, max_indexing_threads, on_disk, payload_m)");
   }
-  p.M = get_count(h, HnswParams::kM, f, p.M);
+  index::HnswParams& p = spec.hnsw;
+  // Qdrant's m: 0 builds no graph of the whole collection (its multitenancy recipe, with
+  // payload_m): searched exactly here (a flat index; a filter's matches listed by the payload
+  // indexes, as a tenant's are); an m of 2 or more builds the graph again. The HNSW parameters
+  // are kept for that.
+  if (h.contains(HnswParams::kM.key) && h[HnswParams::kM.key].is_number_integer() &&
+      h[HnswParams::kM.key] == 0) {
+    spec.kind = index::IndexKind::kFlat;
+  } else if (h.contains(HnswParams::kM.key)) {
+    p.M = get_count(h, HnswParams::kM, f, p.M);
+    if (spec.kind == index::IndexKind::kFlat) spec.kind = index::IndexKind::kHnsw;
+  }
+  // Qdrant's graphs per tenant: checked, without effect here (a tenant's points are listed by
+  // its payload index and searched exactly, or walked in the whole graph).
+  get_count(h, "payload_m", f, 0, 0, static_cast<size_t>(HnswParams::kM.hi));
   p.ef_construction = get_count(h, HnswParams::kEfConstruction, f, p.ef_construction);
   p.ef_search = get_count(h, HnswParams::kEfSearch, f, p.ef_search);
   // 0: as the server chooses (serve --indexing-threads), where Qdrant picks 8 to 16.
@@ -101,7 +115,7 @@ namespace {
 /// own): hnsw_config and quantization_config; `at` prefixes the fields in messages.
 void apply_index_settings(const json& v, const std::string& at, engine::VectorConfig& c) {
   if (v.contains("hnsw_config") && !v["hnsw_config"].is_null()) {
-    read_hnsw_config(v["hnsw_config"], at + "hnsw_config", c.index.hnsw, c.max_indexing_threads);
+    read_hnsw_config(v["hnsw_config"], at + "hnsw_config", c.index, c.max_indexing_threads);
   }
   if (v.contains("quantization_config")) {
     read_quantization_config(v["quantization_config"], at + "quantization_config", c.index.hnsw);
@@ -200,7 +214,7 @@ QdrantCollectionUpdate qdrant_collection_update(const json& body,
     next.index.validate();
     const index::HnswParams &a = vc.index.hnsw, &b = next.index.hnsw;
     if (a.M != b.M || a.ef_construction != b.ef_construction || a.ef_search != b.ef_search ||
-        a.quantization != b.quantization) {
+        a.quantization != b.quantization || vc.index.kind != next.index.kind) {
       update.rebuild[name] = next.index;
     }
     // A setting of the running index, as in Qdrant (where it starts no re-indexing either).
@@ -214,7 +228,8 @@ QdrantCollectionUpdate qdrant_collection_update(const json& body,
 namespace {
 
 json hnsw_json(const engine::VectorConfig& v) {
-  return {{"m", v.index.hnsw.M},
+  // A flat index is Qdrant's m: 0 (no graph).
+  return {{"m", v.index.kind == index::IndexKind::kFlat ? size_t{0} : v.index.hnsw.M},
           {"ef_construct", v.index.hnsw.ef_construction},
           {"full_scan_threshold", 10000},
           {"max_indexing_threads", v.max_indexing_threads},

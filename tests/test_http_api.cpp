@@ -924,7 +924,7 @@ TEST_F(ApiTest, RootProbesAndCollectionUpdate) {
       {R"({"quantization_config":{"scalar":{"type":"int8","quantile":2}}})",
        "quantization_config.scalar.quantile"},
       {R"({"hnsw_config":{"m":1}})", "hnsw_config.m"},
-      {R"({"hnsw_config":{"payload_m":4}})", "hnsw_config.payload_m"},
+      {R"({"hnsw_config":{"payload_m":-4}})", "hnsw_config.payload_m"},
       {R"({"hnsw_config":{"on_disk":true}})", "hnsw_config.on_disk"},
       {R"({"optimizers_config":{"indexing_threshold":"x"}})",
        "optimizers_config.indexing_threshold"},
@@ -1416,6 +1416,85 @@ TEST_F(ApiTest, SearchAndRecommendGroupsAnswerAsQueryGroups) {
                                R"({"positive":[1],"using":"b","lookup_from":{"collection":"x"}})");
   EXPECT_EQ(lookup.status, 404u) << lookup.body;
   EXPECT_NE(lookup.body.find("Collection `x` doesn't exist!"), std::string::npos) << lookup.body;
+}
+
+// Qdrant's multitenancy recipe, hnsw_config {"m": 0, "payload_m": 16}: no graph of the whole
+// collection; searches are exact (a flat index), a tenant's by its payload index; m: 0 is what
+// the collection reports, lasts a restart, and a PATCH to an m of 2 or more builds the graph.
+TEST_F(ApiTest, HnswMZeroBuildsNoGraphAndSearchesExactly) {
+  ok("PUT", "/collections/t",
+     {{"vectors", {{"size", 4}, {"distance", "Dot"}}},
+      {"hnsw_config", {{"m", 0}, {"payload_m", 16}}}});
+  EXPECT_EQ(ok("GET", "/collections/t")["config"]["hnsw_config"]["m"], 0);
+  EXPECT_EQ(ok("GET", "/waypoint/collections/t/vector_index")["type"], "flat");
+  ok("PUT", "/collections/t/index",
+     {{"field_name", "tenant"}, {"field_schema", {{"type", "keyword"}, {"is_tenant", true}}}});
+  std::mt19937 rng(8);
+  std::normal_distribution<float> g(0, 1);
+  std::vector<std::vector<float>> v(600, std::vector<float>(4));
+  json points = json::array();
+  for (size_t i = 0; i < v.size(); ++i) {
+    for (float& x : v[i]) x = g(rng);
+    points.push_back(
+        {{"id", i}, {"vector", v[i]}, {"payload", {{"tenant", "t" + std::to_string(i % 6)}}}});
+  }
+  ok("PUT", "/collections/t/points?wait=true", {{"points", points}});
+  // The exact top 10 of a tenant, and of everyone, by brute force.
+  auto top = [&](const std::vector<float>& q, int tenant) {
+    std::vector<std::pair<float, size_t>> all;
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (tenant >= 0 && i % 6 != static_cast<size_t>(tenant)) continue;
+      float dot = 0;
+      for (size_t j = 0; j < 4; ++j) dot += q[j] * v[i][j];
+      all.emplace_back(-dot, i);
+    }
+    std::sort(all.begin(), all.end());
+    std::vector<size_t> ids;
+    for (size_t k = 0; k < 10; ++k) ids.push_back(all[k].second);
+    return ids;
+  };
+  auto answer = [&](const std::vector<float>& q, int tenant) {
+    json body = {{"query", q}, {"limit", 10}};
+    if (tenant >= 0) {
+      body["filter"] = {
+          {"must", {{{"key", "tenant"}, {"match", {{"value", "t" + std::to_string(tenant)}}}}}}};
+    }
+    const json got = ok("POST", "/collections/t/points/query", body);
+    std::vector<size_t> ids;
+    for (const json& p : got["points"]) ids.push_back(p["id"]);
+    return ids;
+  };
+  for (int t = 0; t < 6; ++t) {
+    const std::vector<float> q = {g(rng), g(rng), g(rng), g(rng)};
+    EXPECT_EQ(answer(q, t), top(q, t)) << "tenant " << t;
+    EXPECT_EQ(answer(q, -1), top(q, -1));
+  }
+  restart();
+  EXPECT_EQ(ok("GET", "/collections/t")["config"]["hnsw_config"]["m"], 0);
+  // An m of 2 or more builds the graph (with the parameters kept); m: 0 again drops it.
+  ok("PATCH", "/collections/t", {{"hnsw_config", {{"m", 12}}}});
+  engine_->collection("t")->wait_for_build();
+  EXPECT_EQ(ok("GET", "/collections/t")["config"]["hnsw_config"]["m"], 12);
+  EXPECT_EQ(ok("GET", "/waypoint/collections/t/vector_index")["type"], "hnsw");
+  ok("PATCH", "/collections/t", {{"hnsw_config", {{"m", 0}}}});
+  engine_->collection("t")->wait_for_build();
+  EXPECT_EQ(ok("GET", "/waypoint/collections/t/vector_index")["type"], "flat");
+  EXPECT_EQ(ok("GET", "/collections/t")["config"]["hnsw_config"]["m"], 0);
+  const std::vector<float> q = {0.3f, -1, 0.5f, 2};
+  EXPECT_EQ(answer(q, 2), top(q, 2));
+  for (const auto& [body, message] : std::vector<std::pair<json, std::string>>{
+           {{{"vectors", {{"size", 4}, {"distance", "Dot"}}}, {"hnsw_config", {{"m", 1}}}},
+            "hnsw_config.m"},
+           {{{"vectors", {{"size", 4}, {"distance", "Dot"}}}, {"hnsw_config", {{"payload_m", -1}}}},
+            "hnsw_config.payload_m"},
+           {{{"vectors", {{"size", 4}, {"distance", "Dot"}}},
+             {"hnsw_config", {{"payload_m", "x"}}}},
+            "hnsw_config.payload_m"},
+       }) {
+    const Response r = call("PUT", "/collections/bad", body.dump());
+    EXPECT_EQ(r.status, 400u) << body.dump() << " -> " << r.body;
+    EXPECT_NE(r.body.find(message), std::string::npos) << body.dump() << " -> " << r.body;
+  }
 }
 
 // Qdrant's with_lookup: each group whose id is a point id gets the point of that id in another
