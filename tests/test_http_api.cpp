@@ -1918,11 +1918,6 @@ TEST_F(ApiOracleTest, DiscoveryAndContextScoreAsQdrantsFormulas) {
   }
 }
 
-// Qdrant's distance matrix (search/matrix/pairs and .../offsets) and {"sample": "random"}: the
-// sample is drawn uniformly under the filter (each of 30 points about as often over 300 draws),
-// the matrix's ids sorted, each row the brute-force nearest among the sampled others with a
-// search's scores, for each distance; both forms the same matrix where the sample is every
-// point; only points holding the vector asked for are sampled; bad bodies name the field.
 // Qdrant's MMR ({"nearest": ..., "mmr": {"diversity", "candidates_limit"}}; read in
 // lib/shard/src/query/mmr): among the exact nearest candidates, the most similar to the query
 // first, then each time the best lambda * similarity - (1 - lambda) * the greatest similarity to
@@ -2049,6 +2044,11 @@ TEST_F(ApiOracleTest, MmrChoosesForRelevanceAndAgainstLikenessAsQdrants) {
   }
 }
 
+// Qdrant's distance matrix (search/matrix/pairs and .../offsets) and {"sample": "random"}: the
+// sample is drawn uniformly under the filter (each of 30 points about as often over 300 draws),
+// the matrix's ids sorted, each row the brute-force nearest among the sampled others with a
+// search's scores, for each distance; both forms the same matrix where the sample is every
+// point; only points holding the vector asked for are sampled; bad bodies name the field.
 TEST_F(ApiOracleTest, DistanceMatrixAndRandomSampleAreQdrants) {
   const size_t n = 30, d = 5;
   for (const std::string distance : kDistances) {

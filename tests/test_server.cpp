@@ -1490,9 +1490,6 @@ std::string sha256_hex(const std::string& bytes) {
 }
 }  // namespace
 
-// Snapshots over real sockets: the download is streamed from disk with the file's length (HEAD
-// too); an upload may pass --max-body-mb up to --max-upload-mb, other bodies may not; the
-// recovered collection survives a kill -9.
 // Qdrant's storage snapshot: POST /snapshots on one server, its file given to a fresh one by
 // --storage-snapshot, which serves every collection and alias before it listens; given again
 // where they exist, the server refuses to start unless --force-snapshot, which puts them back.
@@ -1623,6 +1620,9 @@ TEST(Server, SnapshotFilesGivenAtStartBecomeTheCollectionsNamed) {
   EXPECT_EQ(count(c, "x"), 20);  // the points deleted since are back
 }
 
+// Snapshots over real sockets: the download is streamed from disk with the file's length (HEAD
+// too); an upload may pass --max-body-mb up to --max-upload-mb, other bodies may not; the
+// recovered collection survives a kill -9.
 TEST(Server, SnapshotsDownloadAndUploadPastTheBodyLimitAndSurviveKill9) {
   wp::test::TempDir tmp;
   const std::string flags =
