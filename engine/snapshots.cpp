@@ -118,8 +118,26 @@ std::string snapshot_name(const std::string& prefix, std::time_t t, std::string*
   return prefix + "-" + *id + "-" + utc(t, "%Y-%m-%d-%H-%M-%S") + kSuffix;
 }
 
-/// The storage snapshots' names begin so (Qdrant's `full-snapshot-<time>.snapshot`).
-constexpr char kFullPrefix[] = "full-snapshot-";
+/// The storage snapshots' names begin so (Qdrant's `full-snapshot-<time>.snapshot`), then `-`.
+constexpr char kFullName[] = "full-snapshot";
+
+/// Writes the snapshot file `file` (its members, its manifest's `info`) and its checksum
+/// beside it, and describes it.
+Engine::SnapshotInfo write_snapshot(const fs::path& file,
+                                    const std::vector<std::pair<std::string, std::string>>& members,
+                                    const nlohmann::json& info, snapshot::Kind kind) {
+  const std::string sha = snapshot::write_archive(file.string(), members, info, kind);
+  write_file_durably(file.string() + kChecksumSuffix, sha);
+  return describe(file);
+}
+
+/// Deletes a snapshot file and its checksum.
+void remove_snapshot(const fs::path& file) {
+  fs::remove(file);
+  std::error_code ec;
+  fs::remove(file.string() + kChecksumSuffix, ec);
+  sync_folder(file.parent_path().string());
+}
 
 void check_checksum(const std::string& actual, std::string expected) {
   std::transform(expected.begin(), expected.end(), expected.begin(),
@@ -170,10 +188,7 @@ Engine::SnapshotInfo Engine::create_snapshot(const std::string& name) {
   std::vector<std::pair<std::string, std::string>> members;
   add_checkpoint_members(work.string(), "", members);
   const nlohmann::json info{{"collection", c->name()}, {"created", utc(t, "%Y-%m-%dT%H:%M:%SZ")}};
-  const fs::path file = folder / file_name;
-  const std::string sha = snapshot::write_archive(file.string(), members, info);
-  write_file_durably(file.string() + kChecksumSuffix, sha);
-  return describe(file);
+  return write_snapshot(folder / file_name, members, info, snapshot::Kind::kCollection);
 }
 
 std::vector<Engine::SnapshotInfo> Engine::list_snapshots(const std::string& name) const {
@@ -192,11 +207,7 @@ std::string Engine::snapshot_file(const std::string& name, const std::string& sn
 }
 
 void Engine::delete_snapshot(const std::string& name, const std::string& snapshot) {
-  const fs::path file = snapshot_file(name, snapshot);
-  fs::remove(file);
-  std::error_code ec;
-  fs::remove(file.string() + kChecksumSuffix, ec);
-  sync_folder(file.parent_path().string());
+  remove_snapshot(snapshot_file(name, snapshot));
 }
 
 void Engine::recover_snapshot_location(const std::string& name, const std::string& location,
@@ -322,7 +333,7 @@ Engine::SnapshotInfo Engine::create_full_snapshot() {
   fs::create_directories(folder);
   const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::string id;
-  const std::string file_name = snapshot_name("full-snapshot", t, &id);
+  const std::string file_name = snapshot_name(kFullName, t, &id);
   const ScratchFolder scratch(folder / (".work-full-" + id));
   const fs::path& work = scratch.path;
   std::vector<std::pair<std::string, std::string>> members;
@@ -342,20 +353,16 @@ Engine::SnapshotInfo Engine::create_full_snapshot() {
   const nlohmann::json info{{"created", utc(t, "%Y-%m-%dT%H:%M:%SZ")},
                             {"collections", std::move(listed)},
                             {"aliases", std::move(alias_table)}};
-  const fs::path file = folder / file_name;
-  const std::string sha =
-      snapshot::write_archive(file.string(), members, info, snapshot::Kind::kStorage);
-  write_file_durably(file.string() + kChecksumSuffix, sha);
-  return describe(file);
+  return write_snapshot(folder / file_name, members, info, snapshot::Kind::kStorage);
 }
 
 std::vector<Engine::SnapshotInfo> Engine::list_full_snapshots() const {
-  return snapshots_in(snapshots_dir_, kFullPrefix);
+  return snapshots_in(snapshots_dir_, std::string(kFullName) + "-");
 }
 
 std::string Engine::full_snapshot_file(const std::string& snapshot) const {
   const fs::path file = fs::path(snapshots_dir_) / snapshot;
-  if (!valid_snapshot_name(snapshot) || snapshot.rfind(kFullPrefix, 0) != 0 ||
+  if (!valid_snapshot_name(snapshot) || snapshot.rfind(std::string(kFullName) + "-", 0) != 0 ||
       !fs::is_regular_file(file)) {
     throw NotFoundError("Snapshot `" + show_text(snapshot) + "` doesn't exist!");
   }
@@ -363,11 +370,7 @@ std::string Engine::full_snapshot_file(const std::string& snapshot) const {
 }
 
 void Engine::delete_full_snapshot(const std::string& snapshot) {
-  const fs::path file = full_snapshot_file(snapshot);
-  fs::remove(file);
-  std::error_code ec;
-  fs::remove(file.string() + kChecksumSuffix, ec);
-  sync_folder(file.parent_path().string());
+  remove_snapshot(full_snapshot_file(snapshot));
 }
 
 std::vector<std::string> Engine::recover_full_snapshot(const std::string& path, bool force) {

@@ -109,6 +109,23 @@ void resolve_lookup(const engine::Engine& eng, ParsedSearch& s) {
   s.lookup_col->vector_shape(s.lookup->vector, join(s.where, "lookup_from.vector"));
 }
 
+struct ParsedRecommend;
+struct ParsedQuery;
+/// resolve_lookup for every level of a parsed request.
+void resolve_lookups(const engine::Engine& eng, ParsedRecommend& r);
+void resolve_lookups(const engine::Engine& eng, ParsedQuery& p);
+
+/// A reader of requests (run_batch's, or one route's): `read`, then resolve_lookups of what it
+/// read.
+template <typename Read>
+auto resolving(const engine::Engine& eng, Read read) {
+  return [&eng, read](const json& body, const std::string& where) {
+    auto parsed = read(body, where);
+    resolve_lookups(eng, parsed);
+    return parsed;
+  };
+}
+
 /// Where a request's example ids are read: its own collection's `using` space (the examples
 /// then left out of the answer, as Qdrant does), or its lookup_from's collection and vector
 /// (left out only when that is the same collection).
@@ -384,6 +401,10 @@ ParsedRecommend read_recommend_request(const json& body, const std::string& wher
   // Qdrant's recommend reads ids in lookup_from's unnamed vector unless it names one.
   r.s.lookup = read_lookup_from(body, where, "");
   return r;
+}
+
+void resolve_lookups(const engine::Engine& eng, ParsedRecommend& r) {
+  resolve_lookup(eng, r.s);
 }
 
 /// Qdrant's fast sigmoid into 0..1, which keeps best_score's two branches apart.
@@ -709,19 +730,14 @@ json run_batch(const engine::Collection& col, const json& body, const char* kind
 
 json Api::recommend_points(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  ParsedRecommend r = read_recommend_request(parse_body(*c.body), "");
-  resolve_lookup(engine_, r.s);
+  ParsedRecommend r = resolving(engine_, read_recommend_request)(parse_body(*c.body), "");
   return run_recommend(*col, r);
 }
 
 json Api::recommend_batch(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  const auto read = [&](const json& body, const std::string& where) {
-    ParsedRecommend r = read_recommend_request(body, where);
-    resolve_lookup(engine_, r.s);
-    return r;
-  };
-  return run_batch(*col, parse_body(*c.body), "recommend", read, run_recommend);
+  return run_batch(*col, parse_body(*c.body), "recommend",
+                   resolving(engine_, read_recommend_request), run_recommend);
 }
 
 json Api::get_point(const Call& c) {
@@ -1257,8 +1273,7 @@ json Api::facet(const Call& c) {
 
 json Api::query_points(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  ParsedQuery q = read_query(parse_body(*c.body, true), "");
-  resolve_lookups(engine_, q);
+  ParsedQuery q = resolving(engine_, read_query)(parse_body(*c.body, true), "");
   return run_query(*col, q);
 }
 
@@ -1406,19 +1421,14 @@ json discover_as_query(const json& body, const std::string& where) {
 
 json Api::discover_points(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  ParsedQuery p = read_discover_request(parse_body(*c.body), "");
-  resolve_lookups(engine_, p);
+  ParsedQuery p = resolving(engine_, read_discover_request)(parse_body(*c.body), "");
   return run_discover(*col, p);
 }
 
 json Api::discover_batch(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  const auto read = [&](const json& body, const std::string& where) {
-    ParsedQuery p = read_discover_request(body, where);
-    resolve_lookups(engine_, p);
-    return p;
-  };
-  return run_batch(*col, parse_body(*c.body), "discover", read, run_discover);
+  return run_batch(*col, parse_body(*c.body), "discover", resolving(engine_, read_discover_request),
+                   run_discover);
 }
 
 namespace {
@@ -1464,8 +1474,7 @@ json Api::query_groups(const Call& c) {
 json Api::groups(const std::string& name, const json& body) {
   auto col = engine_.collection(name);
   const GroupsRequest g = read_groups_request(body);
-  ParsedQuery q = read_query(body, "");
-  resolve_lookups(engine_, q);
+  ParsedQuery q = resolving(engine_, read_query)(body, "");
   check_answer_size(g.groups * g.group_size, *col, q.s.with_vector, "limit");
   // The payload is needed to group; what is returned of it is the request's selector.
   q.s.payload.enabled = true;
@@ -1489,12 +1498,7 @@ json Api::groups(const std::string& name, const json& body) {
 
 json Api::query_batch(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
-  const auto read = [&](const json& body, const std::string& where) {
-    ParsedQuery p = read_query(body, where);
-    resolve_lookups(engine_, p);
-    return p;
-  };
-  return run_batch(*col, parse_body(*c.body), "query", read, run_query);
+  return run_batch(*col, parse_body(*c.body), "query", resolving(engine_, read_query), run_query);
 }
 
 }  // namespace wp::http
