@@ -378,6 +378,109 @@ TEST(Server, APollingThreadSleepsOnceItsPollingTimeHasPassed) {
   EXPECT_LT(busy[1000] * 2, busy[100000]) << "asleep between requests 20 ms apart";
 }
 
+namespace {
+/// A bare HTTP/1.1 connection that sends requests and reads answers apart, so that a test can
+/// have many requests in the server at once; reads give up after 10 s.
+class BareConnection {
+ public:
+  explicit BareConnection(uint16_t port) : sock_(ioc_) {
+    sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    sock_.set_option(tcp::no_delay(true));
+    const timeval limit{10, 0};
+    setsockopt(sock_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  }
+  void send(const std::string& bytes) { net::write(sock_, net::buffer(bytes)); }
+  /// The next answer's status and body ({0, ""} when none comes whole).
+  std::pair<unsigned, std::string> answer() {
+    size_t head_end;
+    while ((head_end = in_.find("\r\n\r\n")) == std::string::npos) {
+      if (!read_more()) return {0, ""};
+    }
+    const std::string head = in_.substr(0, head_end);
+    const size_t at = head.find("Content-Length: ");
+    if (at == std::string::npos) return {0, ""};
+    const size_t length = std::stoul(head.substr(at + 16));
+    while (in_.size() < head_end + 4 + length) {
+      if (!read_more()) return {0, ""};
+    }
+    std::pair<unsigned, std::string> out{status_of(head), in_.substr(head_end + 4, length)};
+    in_.erase(0, head_end + 4 + length);
+    return out;
+  }
+
+ private:
+  bool read_more() {
+    std::array<char, 4096> buf;
+    const ssize_t n = ::recv(sock_.native_handle(), buf.data(), buf.size(), 0);
+    if (n <= 0) return false;
+    in_.append(buf.data(), static_cast<size_t>(n));
+    return true;
+  }
+  net::io_context ioc_;
+  tcp::socket sock_;
+  std::string in_;
+};
+
+std::string search_request(uint64_t id) {
+  const std::string body = json{{"vector", vector_of(id)}, {"limit", 1}}.dump();
+  return "POST /collections/c/points/search HTTP/1.1\r\nHost: x\r\nContent-Type: "
+         "application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+}  // namespace
+
+// A server thread serving several connections holds the answers of the requests it read together
+// and sends them once those are answered (HeldAnswers in http/server.cpp). With every
+// connection on one thread and all their requests sent before any answer is read, each
+// connection still gets its own answers, in its order (two pipelined on one), none is held for
+// good, and a request of another route among them (a scroll: the held answers go out before it)
+// is answered too.
+TEST(Server, AnswersSentTogetherReachTheirOwnConnections) {
+  wp::test::TempDir tmp;
+  ServerProcess server(tmp.file("data"), "--threads 1");
+  {
+    Client c(server.port());
+    ASSERT_TRUE(make_twenty_points(c, "c"));
+  }
+  std::vector<std::unique_ptr<BareConnection>> connections;
+  for (int i = 0; i < 12; ++i)
+    connections.push_back(std::make_unique<BareConnection>(server.port()));
+  const std::string scroll_body = json{{"limit", 3}}.dump();
+  const std::string scroll =
+      "POST /collections/c/points/scroll HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+      std::to_string(scroll_body.size()) + "\r\n\r\n" + scroll_body;
+  for (uint64_t round = 0; round < 30; ++round) {
+    const size_t scroller = round % connections.size();
+    for (size_t i = 0; i < connections.size(); ++i) {
+      const uint64_t id = (round + i) % 20;
+      if (i == scroller) {
+        connections[i]->send(scroll);
+      } else if (i == 0) {
+        connections[i]->send(search_request(id) + search_request((id + 7) % 20));  // pipelined
+      } else {
+        connections[i]->send(search_request(id));
+      }
+    }
+    for (size_t i = 0; i < connections.size(); ++i) {
+      const uint64_t id = (round + i) % 20;
+      const auto [status, body] = connections[i]->answer();
+      ASSERT_EQ(status, 200u) << "round " << round << ", connection " << i << ": " << body;
+      const json result = json::parse(body)["result"];
+      if (i == scroller) {
+        ASSERT_EQ(result["points"].size(), 3u) << body;
+        EXPECT_EQ(result["points"][0]["id"], 0) << body;
+        continue;
+      }
+      EXPECT_EQ(result[0]["id"], id) << "round " << round << ", connection " << i;
+      if (i == 0) {
+        const auto [second_status, second] = connections[i]->answer();
+        ASSERT_EQ(second_status, 200u) << second;
+        EXPECT_EQ(json::parse(second)["result"][0]["id"], (id + 7) % 20) << "round " << round;
+      }
+    }
+  }
+}
+
 TEST(Server, OversizeBodiesAre413AndIdleConnectionsTimeOut) {
   wp::test::TempDir tmp;
   ServerProcess server(tmp.file("data"), "--max-body-mb 1 --idle-timeout 1");
