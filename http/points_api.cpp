@@ -1042,10 +1042,7 @@ ParsedQuery read_query_at(const json& body, const std::string& where, size_t dep
       s.query.vector = get_vector(q["nearest"], at + ".nearest");
     else
       engine::PointId::from_json(q["nearest"], at + ".nearest");
-    if (q.contains("mmr")) {
-      WP_THROW_IF_NOT(p.prefetch.empty(), at, ".mmr: over prefetches is not supported");
-      p.mmr = read_mmr(q["mmr"], at + ".mmr");
-    }
+    if (q.contains("mmr")) p.mmr = read_mmr(q["mmr"], at + ".mmr");
   } else if (q.is_number() || q.is_string()) {
     engine::PointId::from_json(q, at);
   } else {
@@ -1071,27 +1068,27 @@ void resolve_lookups(const engine::Engine& eng, ParsedQuery& p) {
   for (ParsedQuery& child : p.prefetch) resolve_lookups(eng, child);
 }
 
-/// Qdrant's MMR for search `s`: its nearest `mmr.candidates` points (limit + offset when not
-/// given; the points in `used` left out), of which offset + limit are chosen by mmr_select and
-/// the offset skipped, each with its own score, read as `s` asks.
+/// Qdrant's MMR for search `s`: of its candidates, the nearest `mmr.candidates` points (limit +
+/// offset when not given) that `candidates_of` finds for a query asking for them with their
+/// vectors of the searched space, offset + limit are chosen by mmr_select and the offset
+/// skipped, each with its own score, read as `s` asks. Without prefetches the candidates are
+/// the search's nearest; over prefetches, the prefetched points scored by the query vector (as
+/// Qdrant: a nearest rescoring of candidates_limit on each shard, then MMR over them all).
+template <typename Find>
 std::vector<engine::ScoredPoint> mmr_hits(const engine::Collection& col, ParsedSearch& s,
-                                          const Mmr& mmr, const std::vector<engine::PointId>& used,
-                                          const std::string& at) {
+                                          const Mmr& mmr, const std::string& at,
+                                          const Find& candidates_of) {
   const engine::VectorShape& shape = col.vector_shape(s.query.vector_name, "using");
   const size_t offset = s.query.offset, limit = s.query.limit;
   check_answer_size(offset + limit, col, s.with_vector, "limit");
   const size_t candidates = mmr.candidates ? mmr.candidates : offset + limit;
   check_mmr_work(candidates, offset + limit, shape.dim, at);
-  ParsedSearch c;  // the candidates' search, with their vectors
-  c.filter = std::move(s.filter);
-  c.query = s.query;
-  c.query.offset = 0;
-  c.query.limit = std::min(candidates, index::kMaxK);
-  c.query.with_payload = false;
-  c.query.with_vector = engine::VectorSelector(std::vector<std::string>{shape.name});
-  c.with_vector = c.query.with_vector;
-  std::vector<engine::ScoredPoint> found = search_hits_without(col, c, used);
-  s.filter = std::move(c.filter);
+  engine::SearchQuery c = s.query;  // the candidates' query, with their vectors
+  c.offset = 0;
+  c.limit = std::min(candidates, index::kMaxK);
+  c.with_payload = false;
+  c.with_vector = engine::VectorSelector(std::vector<std::string>{shape.name});
+  std::vector<engine::ScoredPoint> found = candidates_of(c);
   std::vector<std::vector<float>> vectors;
   for (engine::ScoredPoint& h : found) vectors.push_back(std::move(h.point.vectors.at(shape.name)));
   std::vector<float> query = s.query.vector;
@@ -1148,7 +1145,16 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
         out.points.push_back({std::move(r), 1.0f});
       }
     } else if (p.mmr) {
-      out.points = mmr_hits(col, s, *p.mmr, used, join(p.where, "query.mmr"));
+      out.points =
+          mmr_hits(col, s, *p.mmr, join(p.where, "query.mmr"), [&](const engine::SearchQuery& c) {
+            ParsedSearch nearest;
+            nearest.query = c;
+            nearest.with_vector = c.with_vector;
+            nearest.filter = std::move(s.filter);
+            std::vector<engine::ScoredPoint> found = search_hits_without(col, nearest, used);
+            s.filter = std::move(nearest.filter);
+            return found;
+          });
     } else {
       out.points = search_hits_without(col, s, used);
     }
@@ -1168,7 +1174,12 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
       for (const engine::ScoredPoint& h : l.points) ids.push_back(h.point.id);
     }
     s.query.filter = &s.filter;
-    out.points = col.rescore(ids, s.query);
+    if (p.mmr) {
+      out.points = mmr_hits(col, s, *p.mmr, join(p.where, "query.mmr"),
+                            [&](const engine::SearchQuery& c) { return col.rescore(ids, c); });
+    } else {
+      out.points = col.rescore(ids, s.query);
+    }
     return out;
   }
   std::vector<std::pair<engine::PointId, float>> ranked;

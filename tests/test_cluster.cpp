@@ -603,6 +603,21 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
         {"query", {{"fusion", "rrf"}}},
         {"limit", 8}},
        0);
+  // MMR over prefetches: each shard's prefetched points scored by the query vector, the
+  // candidates_limit nearest of every shard's merged and chosen on the coordinator. The
+  // prefetches ask for more than they hold, so that each shard's share is the whole of theirs.
+  const json g3{{"must", {{{"key", "g"}, {"match", {{"value", 3}}}}}}};
+  EXPECT_EQ(
+      same("/points/query",
+           {{"prefetch",
+             {{{"query", random_vector(rng)}, {"limit", 400}, {"filter", g2}},
+              {{"query", random_vector(rng)}, {"limit", 400}, {"filter", g3}}}},
+            {"query", {{"nearest", v1}, {"mmr", {{"diversity", 0.5}, {"candidates_limit", 30}}}}},
+            {"limit", 7},
+            {"with_payload", true}},
+           2)["points"]
+          .size(),
+      7u);
   same("/points/query",
        {{"prefetch",
          {{{"query", v1}, {"limit", 15}, {"params", exact}},

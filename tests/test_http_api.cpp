@@ -1923,7 +1923,7 @@ TEST_F(ApiOracleTest, DiscoveryAndContextScoreAsQdrantsFormulas) {
 // first, then each time the best lambda * similarity - (1 - lambda) * the greatest similarity to
 // one chosen (lambda = 1 - diversity; similarity the dot product, of unit vectors for Cosine, or
 // minus the squared distance), each with its search score; against that oracle for every
-// distance, with an offset, a filter, a point id and the defaults.
+// distance, with an offset, a filter, a point id, the defaults and over prefetches.
 TEST_F(ApiOracleTest, MmrChoosesForRelevanceAndAgainstLikenessAsQdrants) {
   const size_t n = 300, d = 6;
   for (const std::string distance : kDistances) {
@@ -2005,6 +2005,40 @@ TEST_F(ApiOracleTest, MmrChoosesForRelevanceAndAgainstLikenessAsQdrants) {
       EXPECT_EQ(chosen_ids(filtered),
                 oracle(q.row(0), diversity, 30, 6, [](size_t i) { return i % 2 == 0; }));
     }
+    // Over prefetches (Qdrant's plan: the prefetched points scored by the query vector, its
+    // candidates_limit nearest of them, MMR over those): two prefetches' union, one filtered.
+    {
+      const auto w = wp::test::random_matrix(2, d, 950);
+      const auto q = wp::test::random_matrix(1, d, 951);
+      std::set<size_t> prefetched;
+      for (size_t k = 0; k < 2; ++k) {
+        size_t taken = 0;
+        for (const auto& [i, score] : brute_force(distance, base, w.row(k))) {
+          if (k == 1 && i % 2 != 0) continue;
+          if (taken++ == 30) break;
+          prefetched.insert(i);
+        }
+      }
+      const json even = {{"must", {{{"key", "c.even"}, {"match", {{"value", true}}}}}}};
+      const json answer =
+          ok("POST", route,
+             {{"prefetch",
+               {{{"query", vec_json(w.row(0), d)}, {"limit", 30}, {"params", exact}},
+                {{"query", vec_json(w.row(1), d)},
+                 {"limit", 30},
+                 {"filter", even},
+                 {"params", exact}}}},
+              {"query",
+               {{"nearest", vec_json(q.row(0), d)},
+                {"mmr", {{"diversity", 0.6}, {"candidates_limit", 25}}}}},
+              {"limit", 6}});
+      EXPECT_EQ(chosen_ids(answer),
+                oracle(q.row(0), 0.6, 25, 6, [&](size_t i) { return prefetched.count(i) > 0; }));
+      for (const json& p : answer["points"]) {  // each scored by the query vector
+        EXPECT_NEAR(p["score"].get<double>(),
+                    qdrant_score(distance, q.row(0), base.row(p["id"].get<size_t>()), d), 1e-4);
+      }
+    }
     // Diversity 0 is the plain search's order; the defaults take limit + offset candidates
     // (diversity 0.5); a point id's own point is left out.
     const json v = vec_json(base.row(17), d);
@@ -2035,8 +2069,8 @@ TEST_F(ApiOracleTest, MmrChoosesForRelevanceAndAgainstLikenessAsQdrants) {
            {{{"query", {{"nearest", {1, 0, 0, 0, 0, 0}}, {"mmr", 3}}}}, "query.mmr: expected"},
            {{{"query", {{"mmr", json::object()}}}}, "query: expected {"},
            {{{"prefetch", {{"query", {1, 0, 0, 0, 0, 0}}}},
-             {"query", {{"nearest", {1, 0, 0, 0, 0, 0}}, {"mmr", json::object()}}}},
-            "query.mmr: over prefetches is not supported"},
+             {"query", {{"nearest", {1, 0, 0, 0, 0, 0}}, {"mmr", {{"candidates_limit", -1}}}}}},
+            "query.mmr.candidates_limit"},
        }) {
     const Response r = call("POST", "/collections/rDot/points/query", body.dump());
     EXPECT_EQ(r.status, 400u) << body.dump() << " -> " << r.body;
