@@ -38,14 +38,17 @@ constexpr uint64_t kMaxInternal = UINT32_MAX;
 constexpr size_t kMinPiece = 16, kMaxPiece = 1024;
 constexpr std::chrono::microseconds kPieceTime{2000};
 
-/// The vectors of a point as a write leaves it, before it is stored (has_vector).
-class StagedVectors final : public HeldVectors {
+/// What the filters ask of a point a write leaves, before it is stored: its vectors as the write
+/// gives them (has_vector), the collection's text bounds (match.text).
+class StagedFacts final : public PointFacts {
  public:
-  explicit StagedVectors(const NamedVectors& v) : v_(v) {}
+  StagedFacts(const NamedVectors& v, const Collection& c) : v_(v), c_(c) {}
   bool holds(std::string_view name) const override { return v_.count(std::string(name)) != 0; }
+  TokenBounds text_bounds(std::string_view key) const override { return c_.text_bounds_of(key); }
 
  private:
   const NamedVectors& v_;
+  const Collection& c_;
 };
 
 /// Collection::set_link_threads (0: automatic).
@@ -453,7 +456,7 @@ void Collection::load() {
   }
   ids_.insert_new(live, id_of(), std::hash<PointId>());
   for (const auto& [key, schema] : config_.payload_schema) {
-    payload_indexes_.install(build_field_index(key, schema));
+    payload_indexes_.install(build_field_index(key, schema, text_bounds_of(key)));
   }
   for (uint64_t i = next_internal_; i-- > 0;) {
     if (!entries_[i].live) free_internal_.push_back(i);  // the lowest is reused first
@@ -602,8 +605,8 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
     for (const PointId& id : order) {
       const std::optional<PointWrite>& p = staged.at(id);
       if (!p) continue;
-      const StagedVectors vectors(p->vectors);
-      if (filter.matches(id, p->payload, &vectors)) ids.push_back(id);
+      const StagedFacts facts(p->vectors, *this);
+      if (filter.matches(id, p->payload, &facts)) ids.push_back(id);
     }
     return ids;
   };
@@ -980,14 +983,16 @@ class Collection::LazyFilter final : public index::IdFilter {
   mutable uint64_t tested_ = 0;
 };
 
-/// The vectors a stored point holds: those its spaces' indexes hold (has_vector).
-class Collection::EntryVectors final : public HeldVectors {
+/// What the filters ask of a stored point: the vectors it holds, those its spaces' indexes hold
+/// (has_vector), and its collection's text bounds (match.text).
+class Collection::EntryFacts final : public PointFacts {
  public:
-  EntryVectors(const Collection& c, uint64_t i) : c_(c), i_(i) {}
+  EntryFacts(const Collection& c, uint64_t i) : c_(c), i_(i) {}
   bool holds(std::string_view name) const override {
     const std::optional<size_t> space = c_.find_space(name);
     return space && c_.indexes_[*space]->contains(i_);
   }
+  TokenBounds text_bounds(std::string_view key) const override { return c_.text_bounds_of(key); }
 
  private:
   const Collection& c_;
@@ -995,8 +1000,8 @@ class Collection::EntryVectors final : public HeldVectors {
 };
 
 bool Collection::filter_holds(const Filter& filter, uint64_t i) const {
-  const EntryVectors vectors(*this, i);
-  return filter.matches(entries_[i].id, entries_[i].payload, &vectors);
+  const EntryFacts facts(*this, i);
+  return filter.matches(entries_[i].id, entries_[i].payload, &facts);
 }
 
 bool Collection::passes(const Filter& filter, uint64_t i) const {
@@ -1084,8 +1089,9 @@ std::unique_ptr<index::IdFilter> Collection::index_filter(const Filter& filter, 
 }
 
 std::unique_ptr<FieldIndex> Collection::build_field_index(const std::string& key,
-                                                          PayloadSchema schema) const {
-  auto index = std::make_unique<FieldIndex>(key, schema);
+                                                          PayloadSchema schema,
+                                                          TokenBounds bounds) const {
+  auto index = std::make_unique<FieldIndex>(key, schema, bounds);
   // Each point's packed payload is read in place (nothing unpacked).
   index->begin_bulk();
   for (uint64_t i = 0; i < entries_.size(); ++i) {
@@ -1095,16 +1101,27 @@ std::unique_ptr<FieldIndex> Collection::build_field_index(const std::string& key
   return index;
 }
 
-void Collection::create_payload_index(const std::string& key, PayloadSchema schema) {
+void Collection::create_payload_index(const std::string& key, PayloadSchema schema,
+                                      TokenBounds bounds) {
   std::lock_guard<std::mutex> writer(write_mu_);
+  if (schema != PayloadSchema::kText) bounds = {};
   // Built while searches go on: only this writer changes entries_.
-  std::unique_ptr<FieldIndex> index = build_field_index(key, schema);
+  std::unique_ptr<FieldIndex> index = build_field_index(key, schema, bounds);
   CollectionConfig stored = config();
   stored.payload_schema[key] = schema;
+  stored.text_bounds.erase(key);
+  if (!bounds.every()) stored.text_bounds[key] = bounds;
   store_->put_meta(kConfigKey, stored.to_stored().dump());
   std::unique_lock<RwMutex> lock(mu_);
   payload_indexes_.install(std::move(index));
   config_.payload_schema = stored.payload_schema;
+  config_.text_bounds = stored.text_bounds;
+}
+
+TokenBounds Collection::text_bounds_of(std::string_view key) const {
+  if (config_.text_bounds.empty()) return {};
+  const auto it = config_.text_bounds.find(std::string(key));
+  return it == config_.text_bounds.end() ? TokenBounds{} : it->second;
 }
 
 std::vector<Collection::FacetHit> Collection::facet(const std::string& key, const Filter* filter,
@@ -1148,10 +1165,12 @@ void Collection::delete_payload_index(const std::string& key) {
   if (!stored.payload_schema.erase(key)) {
     throw NotFoundError("no payload index on " + show_json(json(key)) + " in collection " + name_);
   }
+  stored.text_bounds.erase(key);
   store_->put_meta(kConfigKey, stored.to_stored().dump());
   std::unique_lock<RwMutex> lock(mu_);
   payload_indexes_.drop(key);
   config_.payload_schema = stored.payload_schema;
+  config_.text_bounds = stored.text_bounds;
 }
 
 float Collection::score_of(float distance, index::Metric metric) const {
@@ -1391,7 +1410,8 @@ CollectionInfo Collection::info() const {
   std::shared_lock<RwMutex> lock(mu_);
   CollectionInfo info{live_, config_, entries_.size(), {}, {}};
   for (const auto& [key, index] : payload_indexes_.fields()) {
-    info.payload_fields[key] = {index->schema(), index->points(), index->memory_bytes()};
+    info.payload_fields[key] = {index->schema(), index->points(), index->memory_bytes(),
+                                index->text_bounds()};
   }
   for (size_t space = 0; space < shapes_.size(); ++space) {
     info.vectors[shapes_[space].name] = indexes_[space]->size();

@@ -131,6 +131,7 @@ struct CollectionInfo {
     PayloadSchema schema;
     size_t points;        ///< points with an indexed value
     size_t memory_bytes;  ///< of the index
+    TokenBounds bounds;   ///< of a text index: the words it keeps
   };
   std::map<std::string, PayloadField> payload_fields;  ///< the payload indexes by key
   std::map<std::string, size_t> vectors;  ///< how many points hold each vector, by name
@@ -216,9 +217,14 @@ class Collection {
    * Indexes the payload values at `key` (a key path) as `schema` says, from the live points
    * (writes wait meanwhile; searches go on); the schema is stored and the index rebuilt at every
    * open. Replaces an index of the same key. Filters with conditions on `key` then find their
-   * candidates from it (Filter::candidates). UserError for a bad key path.
+   * candidates from it (Filter::candidates). A text index keeps the words within `bounds`, and
+   * match.text conditions on `key` read a query's words as it does. UserError for a bad key
+   * path.
    */
-  void create_payload_index(const std::string& key, PayloadSchema schema);
+  void create_payload_index(const std::string& key, PayloadSchema schema, TokenBounds bounds = {});
+  /// The words the text index of `key` keeps (every length without one). The caller holds the
+  /// collection's lock, shared or not, as filters are tested under it.
+  TokenBounds text_bounds_of(std::string_view key) const;
   /// Drops the payload index of `key`; NotFoundError when there is none.
   void delete_payload_index(const std::string& key);
 
@@ -387,9 +393,9 @@ class Collection {
   /// Whether internal id `i` is a live point `filter` holds for (its payload tested).
   bool passes(const Filter& filter, uint64_t i) const;
   /// Whether `filter` holds for the point of entry `i` (live): its id, its payload and, for
-  /// has_vector, the vectors its spaces' indexes hold (EntryVectors).
+  /// has_vector, the vectors its spaces' indexes hold (EntryFacts).
   bool filter_holds(const Filter& filter, uint64_t i) const;
-  class EntryVectors;
+  class EntryFacts;
   class LazyFilter;
   /**
    * What a search's index is given for `filter` (the caller holds mu_): the postings of the
@@ -401,7 +407,8 @@ class Collection {
    */
   std::unique_ptr<index::IdFilter> index_filter(const Filter& filter, bool exact) const;
   /// Builds the index of `key` from the live points (the caller holds write_mu_).
-  std::unique_ptr<FieldIndex> build_field_index(const std::string& key, PayloadSchema schema) const;
+  std::unique_ptr<FieldIndex> build_field_index(const std::string& key, PayloadSchema schema,
+                                                TokenBounds bounds) const;
   float score_of(float distance, index::Metric metric) const;
   /// Removes the points from memory and the index (the store has already); holds mu_.
   void apply_removals(const std::vector<PointId>& ids);

@@ -114,7 +114,11 @@ json CollectionConfig::to_stored() const {
   }
   if (!payload_schema.empty()) {
     json p = json::object();
-    for (const auto& [key, schema] : payload_schema) p[key] = payload_schema_name(schema);
+    for (const auto& [key, schema] : payload_schema) {
+      const auto bounds = text_bounds.find(key);
+      p[key] =
+          payload_schema_json(schema, bounds == text_bounds.end() ? TokenBounds{} : bounds->second);
+    }
     j["payload_schema"] = p;
   }
   return j;
@@ -182,7 +186,9 @@ CollectionConfig CollectionConfig::from_stored(const json& j) {
     }
     if (j.contains("payload_schema")) {
       for (const auto& [key, name] : j.at("payload_schema").items()) {
-        c.payload_schema[key] = parse_payload_schema(name, "payload_schema");
+        TokenBounds bounds;
+        c.payload_schema[key] = parse_payload_schema(name, "payload_schema", &bounds);
+        if (!bounds.every()) c.text_bounds[key] = bounds;
       }
     }
     return c;

@@ -39,11 +39,11 @@ using json = nlohmann::json;
 /// Both overloads of matches() answer alike: a payload as a JSON tree or as its packed bytes,
 /// read in place (NodeOf writes both from one template).
 struct Filter::Node {
-  /// What a node tests of a point besides its payload: its id, and the vectors it holds (null:
-  /// none).
+  /// What a node tests of a point besides its payload: its id, and what its collection says of
+  /// it (null: no vector, and no text index bounding words).
   struct Point {
     const PointId& id;
-    const HeldVectors* vectors;
+    const PointFacts* facts;
   };
   virtual ~Node() = default;
   /// True when the point passes this node; `payload` is the object key paths start from.
@@ -149,13 +149,19 @@ class FieldNode : public NodeOf<Derived> {
   template <typename V>
   bool test(const Point&, const V& payload) const {
     const auto& self = static_cast<const Derived&>(*this);
-    return any_value_at(path_, payload, [&](const V& v) {
-      if (!v.is_array()) return self.check(v);
-      return v.any_element([&](const V& e) { return self.check(e); });
-    });
+    return any_checked(payload, [&](const V& v) { return self.check(v); });
   }
 
  protected:
+  /// Whether `check` holds for a value at the key (or an element of an array there).
+  template <typename V, typename C>
+  bool any_checked(const V& payload, const C& check) const {
+    return any_value_at(path_, payload, [&](const V& v) {
+      if (!v.is_array()) return check(v);
+      return v.any_element([&](const V& e) { return check(e); });
+    });
+  }
+
   /// The key as the request gave it: payload indexes are named by it.
   const std::string& key() const { return key_; }
 
@@ -332,37 +338,62 @@ bool same_word(std::string_view word, const std::string& token) {
 
 /// match.text: a string value holding every word of the query (text_tokens; Qdrant's semantics
 /// with a full-text index, here with or without one, so that an index never changes an answer).
+/// The query's words are those the collection's text index of the key keeps (its
+/// min_token_len and max_token_len; every word without one); a query left with no word matches
+/// nothing, as Qdrant's index answers it.
 class MatchTextNode : public FieldNode<MatchTextNode> {
  public:
   MatchTextNode(JsonPath path, std::string key, std::vector<std::string> tokens)
-      : FieldNode(std::move(path), std::move(key)), tokens_(std::move(tokens)) {}
+      : FieldNode(std::move(path), std::move(key)),
+        tokens_(std::move(tokens)),
+        all_(tokens_.size() >= 64 ? ~uint64_t{0} : (uint64_t{1} << tokens_.size()) - 1) {}
   std::optional<Candidates> candidates(const IndexLookup& ix) const override {
-    if (tokens_.empty()) return std::nullopt;
+    if (tokens_.empty()) return Candidates(IdList(), true);
     return ix.text(key(), tokens_);
   }
 
   /// Runs once per point a filter checks: the value's words are compared as they are read, with
   /// nothing allocated (a query of more than 64 words takes the slower sorted comparison).
   template <typename V>
-  bool check(const V& v) const {
-    if (!v.is_string()) return false;
-    const std::string_view text = v.string();
+  bool test(const Point& p, const V& payload) const {
+    const TokenBounds bounds = p.facts ? p.facts->text_bounds(key()) : TokenBounds{};
     if (tokens_.size() > 64) {
-      const std::vector<std::string> have = text_tokens(text);
-      return std::includes(have.begin(), have.end(), tokens_.begin(), tokens_.end());
+      std::vector<std::string> kept;
+      for (const std::string& t : tokens_) {
+        if (bounds.keeps(t)) kept.push_back(t);
+      }
+      return !kept.empty() && any_checked(payload, [&](const V& v) {
+        if (!v.is_string()) return false;
+        const std::vector<std::string> have = text_tokens(v.string());
+        return std::includes(have.begin(), have.end(), kept.begin(), kept.end());
+      });
     }
-    const uint64_t all = tokens_.size() == 64 ? ~uint64_t{0} : (uint64_t{1} << tokens_.size()) - 1;
+    uint64_t want = all_;
+    if (!bounds.every()) {
+      want = 0;
+      for (size_t i = 0; i < tokens_.size(); ++i) {
+        if (bounds.keeps(tokens_[i])) want |= uint64_t{1} << i;
+      }
+    }
+    return want != 0 && any_checked(payload, [&](const V& v) { return check(v, want); });
+  }
+
+  /// Whether a value holds every word of the query whose bit `want` sets.
+  template <typename V>
+  bool check(const V& v, uint64_t want) const {
+    if (!v.is_string()) return false;
     uint64_t seen = 0;
-    for_each_word(text, [&](std::string_view w) {
+    for_each_word(v.string(), [&](std::string_view w) {
       for (size_t i = 0; i < tokens_.size(); ++i) {
         if (same_word(w, tokens_[i])) seen |= uint64_t{1} << i;
       }
     });
-    return seen == all;
+    return (seen & want) == want;
   }
 
  private:
   std::vector<std::string> tokens_;  ///< sorted, unique
+  uint64_t all_;                     ///< a bit for each of them (64 at most)
 };
 
 /// values_count: the number of values at the key (an array's elements; a single value counts
@@ -566,7 +597,7 @@ class HasVectorNode : public NodeOf<HasVectorNode> {
   explicit HasVectorNode(std::string name) : name_(std::move(name)) {}
   template <typename V>
   bool test(const Point& p, const V&) const {
-    return p.vectors && p.vectors->holds(name_);
+    return p.facts && p.facts->holds(name_);
   }
 
  private:
@@ -1125,17 +1156,23 @@ Filter Filter::parse(const json& j, const std::string& where) {
 }
 
 bool Filter::matches(const PointId& id, const PackedPayload& payload,
-                     const HeldVectors* vectors) const {
+                     const PointFacts* facts) const {
   if (!root_) return true;
-  return root_->matches(Node::Point{id, vectors}, MsgValue(payload));
+  return root_->matches(Node::Point{id, facts}, MsgValue(payload));
 }
 
-bool Filter::matches(const PointId& id, const json& payload, const HeldVectors* vectors) const {
-  return !root_ || root_->matches(Node::Point{id, vectors}, JsonRef(payload));
+bool Filter::matches(const PointId& id, const json& payload, const PointFacts* facts) const {
+  return !root_ || root_->matches(Node::Point{id, facts}, JsonRef(payload));
 }
 
 bool Filter::empty() const {
   return !root_;
+}
+
+bool TokenBounds::keeps(std::string_view token) const {
+  size_t characters = 0;
+  for (const char c : token) characters += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return characters >= min && characters <= max;
 }
 
 std::vector<std::string> text_tokens(std::string_view text) {

@@ -217,14 +217,28 @@ class ListingLookup final : public IndexLookup {
  */
 std::vector<std::string> text_tokens(std::string_view text);
 
-/// Which named vectors one point holds, asked by has_vector conditions by name ("" names the
-/// unnamed vector of a collection without names). The collection answers for its points.
-class HeldVectors {
+/// The lengths of the words a text index keeps (Qdrant's min_token_len and max_token_len, in
+/// characters: a UTF-8 letter counts one); by default every length.
+struct TokenBounds {
+  uint32_t min = 0;
+  uint32_t max = UINT32_MAX;
+  bool every() const { return min == 0 && max == UINT32_MAX; }
+  /// Whether `token` (its characters counted) lies within the bounds.
+  bool keeps(std::string_view token) const;
+  bool operator==(const TokenBounds& o) const { return min == o.min && max == o.max; }
+};
+
+/// What the collection says of one point besides its id and payload: which named vectors it
+/// holds, asked by has_vector conditions by name ("" names the unnamed vector of a collection
+/// without names), and which words its collection's text index of a key keeps (match.text
+/// reads a query's words as that index does). The collection answers for its points.
+class PointFacts {
  public:
   virtual bool holds(std::string_view name) const = 0;
+  virtual TokenBounds text_bounds(std::string_view key) const = 0;
 
  protected:
-  ~HeldVectors() = default;
+  ~PointFacts() = default;
 };
 
 class Filter {
@@ -244,13 +258,14 @@ class Filter {
    */
   static Filter parse(const nlohmann::json& j, const std::string& where = "filter");
 
-  /// True when a point with `id`, `payload` (a JSON object, possibly empty) and the vectors
-  /// `vectors` says it holds passes (without `vectors` it holds none: has_vector never holds).
+  /// True when a point with `id`, `payload` (a JSON object, possibly empty) and what `facts`
+  /// says of it passes (without `facts` it holds no vector: has_vector never holds; and
+  /// match.text keeps words of every length).
   bool matches(const PointId& id, const nlohmann::json& payload,
-               const HeldVectors* vectors = nullptr) const;
+               const PointFacts* facts = nullptr) const;
   /// The same for a packed payload, read in place (nothing unpacked, nothing allocated).
   bool matches(const PointId& id, const PackedPayload& payload,
-               const HeldVectors* vectors = nullptr) const;
+               const PointFacts* facts = nullptr) const;
 
   /// True for a filter without any condition.
   bool empty() const;

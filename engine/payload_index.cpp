@@ -110,7 +110,7 @@ const char* payload_schema_name(PayloadSchema s) {
   return "?";
 }
 
-PayloadSchema parse_payload_schema(const json& j, const std::string& field) {
+PayloadSchema parse_payload_schema(const json& j, const std::string& field, TokenBounds* bounds) {
   const json* type = &j;
   if (j.is_object()) {
     WP_THROW_IF_NOT(j.contains("type"), field, ".type: missing (expected one of ", kNames, ")");
@@ -137,17 +137,41 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field) {
     } else if (found->schema == PayloadSchema::kText && key == "lowercase") {
       WP_THROW_IF_NOT(value == true, at, ": only lowercase true is supported, got ",
                       show_json(value));
+    } else if (found->schema == PayloadSchema::kText &&
+               (key == "min_token_len" || key == "max_token_len")) {
+      WP_THROW_IF_NOT(value.is_number_unsigned() && value.get<uint64_t>() <= UINT32_MAX - 1, at,
+                      ": expected a length of 0 or more characters, got ", show_json(value));
+      if (bounds) {
+        (key == "min_token_len" ? bounds->min : bounds->max) = value.get<uint32_t>();
+      }
     } else {
       throw UserError(at + ": unknown option for a " + name +
                       " index (expected is_tenant, on_disk, lookup, range, is_principal" +
-                      (found->schema == PayloadSchema::kText ? ", tokenizer, lowercase)" : ")"));
+                      (found->schema == PayloadSchema::kText
+                           ? ", tokenizer, lowercase, min_token_len, max_token_len)"
+                           : ")"));
     }
+  }
+  if (bounds) {
+    WP_THROW_IF_NOT(bounds->min <= bounds->max, field, ".min_token_len: ", bounds->min,
+                    " is more than max_token_len ", bounds->max, " (no word would be kept)");
   }
   return found->schema;
 }
 
-FieldIndex::FieldIndex(std::string key, PayloadSchema schema)
-    : key_(std::move(key)), path_(parse_json_path(key_, "field_name")), schema_(schema) {}
+json payload_schema_json(PayloadSchema s, const TokenBounds& bounds) {
+  if (s != PayloadSchema::kText || bounds.every()) return payload_schema_name(s);
+  json j{{"type", payload_schema_name(s)}};
+  if (bounds.min != 0) j["min_token_len"] = bounds.min;
+  if (bounds.max != UINT32_MAX) j["max_token_len"] = bounds.max;
+  return j;
+}
+
+FieldIndex::FieldIndex(std::string key, PayloadSchema schema, TokenBounds bounds)
+    : key_(std::move(key)),
+      path_(parse_json_path(key_, "field_name")),
+      schema_(schema),
+      bounds_(bounds) {}
 
 template <typename V, typename F>
 void FieldIndex::for_each_value(const V& payload, const F& f) const {
@@ -185,7 +209,7 @@ void FieldIndex::for_each_value(const V& payload, const F& f) const {
       case PayloadSchema::kText:
         if (v.is_string()) {
           for (std::string& w : text_tokens(v.string())) {
-            strings.push_back(std::move(w));
+            if (bounds_.keeps(w)) strings.push_back(std::move(w));
           }
         }
         break;
@@ -419,10 +443,12 @@ std::optional<Candidates> FieldIndex::text(const std::vector<std::string>& token
   if (schema_ != PayloadSchema::kText || tokens.empty()) return std::nullopt;
   std::vector<const IdList*> lists;
   for (const std::string& t : tokens) {
+    if (!bounds_.keeps(t)) continue;  // left out of the query, as match.text leaves it
     auto it = by_string_.find(t);
     if (it == by_string_.end()) return Candidates{{}, true};  // a word no point holds
     lists.push_back(&it->second);
   }
+  if (lists.empty()) return Candidates{{}, true};  // no word kept: nothing matches
   // The shortest list first: the intersection is at most as long.
   std::sort(lists.begin(), lists.end(),
             [](const IdList* a, const IdList* b) { return a->size() < b->size(); });

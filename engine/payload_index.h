@@ -54,17 +54,26 @@ const char* payload_schema_name(PayloadSchema s);
 /**
  * Qdrant's field_schema: a name or {"type": name, ...} (its storage options is_tenant, on_disk,
  * lookup, range and is_principal are accepted as booleans; they change nothing here; a text
- * index takes tokenizer "word" and lowercase true, which are what match.text reads).
+ * index takes tokenizer "word" and lowercase true, which are what match.text reads, and
+ * min_token_len and max_token_len, the lengths of the words it keeps, into `bounds` when
+ * given).
  * @throws wp::UserError naming `field` for an unknown type or a bad option.
  */
-PayloadSchema parse_payload_schema(const nlohmann::json& j, const std::string& field);
+PayloadSchema parse_payload_schema(const nlohmann::json& j, const std::string& field,
+                                   TokenBounds* bounds = nullptr);
+/// A field_schema as it is stored and reported: the schema's name, or for a text index whose
+/// words are bounded {"type": "text", "min_token_len", "max_token_len"} (those given).
+nlohmann::json payload_schema_json(PayloadSchema s, const TokenBounds& bounds);
 
 /// The index of one key.
 class FieldIndex {
  public:
-  FieldIndex(std::string key, PayloadSchema schema);
+  /// A text index keeps the words within `bounds` (the others never reach a query: match.text
+  /// leaves them out of a query as the index does).
+  FieldIndex(std::string key, PayloadSchema schema, TokenBounds bounds = {});
 
   PayloadSchema schema() const { return schema_; }
+  const TokenBounds& text_bounds() const { return bounds_; }
   const std::string& key() const { return key_; }
 
   /// Adds (removes) the point's values read from `payload`, a JSON tree or a point's packed
@@ -150,6 +159,7 @@ class FieldIndex {
   std::string key_;
   JsonPath path_;
   PayloadSchema schema_;
+  TokenBounds bounds_;
   size_t points_ = 0;
   /// Some number indexed (now or before) is a float of integral value or an integer beyond 2^53:
   /// an integer match may then share its key with values it does not hold for.

@@ -131,7 +131,7 @@ json ClusterRouter::payload_index(const std::string& method, const Call& c) {
   const bool create = method == "PUT";
   const json body = create ? parse_body(*c.body) : json();
   // Checked as one node checks it before the map keeps it.
-  const std::string field = create ? read_payload_index_body(body).first : c.path.at("field_name");
+  const std::string field = create ? read_payload_index_body(body).key : c.path.at("field_name");
   // Kept in the map, so that a replica made later (a move, a new replica) makes it too.
   update_map(name, [&](CollectionMap& fresh) {
     if (fresh.uid != m.uid) return false;

@@ -62,8 +62,8 @@ json Api::update_collection(const Call& c) {
 json Api::create_payload_index(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   const bool wait = wait_flag(c);
-  const auto [key, schema] = read_payload_index_body(parse_body(*c.body));
-  col->create_payload_index(key, schema);
+  const PayloadIndexBody index = read_payload_index_body(parse_body(*c.body));
+  col->create_payload_index(index.key, index.schema, index.bounds);
   return update_result(wait);
 }
 

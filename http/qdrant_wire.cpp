@@ -286,6 +286,12 @@ json collection_info_json(const engine::CollectionInfo& info) {
   for (const auto& [key, f] : info.payload_fields) {
     payload_schema[key] = {{"data_type", engine::payload_schema_name(f.schema)},
                            {"points", f.points}};
+    if (f.schema == engine::PayloadSchema::kText) {  // Qdrant reports a text index's params
+      json params{{"type", "text"}, {"tokenizer", "word"}, {"lowercase", true}};
+      if (f.bounds.min != 0) params["min_token_len"] = f.bounds.min;
+      if (f.bounds.max != UINT32_MAX) params["max_token_len"] = f.bounds.max;
+      payload_schema[key]["params"] = params;
+    }
   }
   return {{"status", "green"},
           {"optimizer_status", "ok"},
@@ -366,7 +372,7 @@ json alias_list_json(const std::map<std::string, std::string>& aliases) {
   return json{{"aliases", list}};
 }
 
-std::pair<std::string, engine::PayloadSchema> read_payload_index_body(const json& body) {
+PayloadIndexBody read_payload_index_body(const json& body) {
   WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
   engine::check_fields(body, "", {"field_name", "field_schema"});
   WP_THROW_IF_NOT(body.contains("field_name") && body["field_name"].is_string(),
@@ -374,8 +380,10 @@ std::pair<std::string, engine::PayloadSchema> read_payload_index_body(const json
   engine::parse_json_path(body["field_name"], "field_name");
   WP_THROW_IF_NOT(body.contains("field_schema") && !body["field_schema"].is_null(),
                   "field_schema: missing (expected one of keyword, integer, float, bool, uuid)");
-  return {body["field_name"].get<std::string>(),
-          engine::parse_payload_schema(body["field_schema"], "field_schema")};
+  PayloadIndexBody out;
+  out.key = body["field_name"].get<std::string>();
+  out.schema = engine::parse_payload_schema(body["field_schema"], "field_schema", &out.bounds);
+  return out;
 }
 
 }  // namespace wp::http

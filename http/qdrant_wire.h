@@ -65,8 +65,13 @@ std::vector<engine::Engine::AliasAction> read_alias_actions(const nlohmann::json
 /// {"aliases": [{"alias_name", "collection_name"}...]}.
 nlohmann::json alias_list_json(const std::map<std::string, std::string>& aliases);
 
-/// `PUT /collections/{name}/index`'s body {"field_name", "field_schema"}: the key path and its
-/// schema; throws UserError naming the field.
-std::pair<std::string, engine::PayloadSchema> read_payload_index_body(const nlohmann::json& body);
+/// `PUT /collections/{name}/index`'s body {"field_name", "field_schema"}: the key path, its
+/// schema and, for a text index, the words it keeps; throws UserError naming the field.
+struct PayloadIndexBody {
+  std::string key;
+  engine::PayloadSchema schema;
+  engine::TokenBounds bounds;
+};
+PayloadIndexBody read_payload_index_body(const nlohmann::json& body);
 
 }  // namespace wp::http

@@ -247,14 +247,18 @@ TEST(Filter, HasIdNumbersAndUuids) {
   EXPECT_FALSE(passes(R"({"must_not": [{"has_id": [1, 2, 3]}]})", "{}", PointId::number(2)));
 }
 
-/// A point's vectors, as a collection tells a filter which it holds.
-class Holding final : public wp::engine::HeldVectors {
+/// A point's vectors, as a collection tells a filter which it holds, and the words its text
+/// indexes keep (`bounds` for every key).
+class Holding final : public wp::engine::PointFacts {
  public:
-  explicit Holding(std::set<std::string> names) : names_(std::move(names)) {}
+  explicit Holding(std::set<std::string> names, wp::engine::TokenBounds bounds = {})
+      : names_(std::move(names)), bounds_(bounds) {}
   bool holds(std::string_view name) const override { return names_.count(std::string(name)); }
+  wp::engine::TokenBounds text_bounds(std::string_view) const override { return bounds_; }
 
  private:
   std::set<std::string> names_;
+  wp::engine::TokenBounds bounds_;
 };
 
 TEST(Filter, HasVectorAsksWhichVectorsThePointHolds) {

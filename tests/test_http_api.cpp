@@ -1040,7 +1040,10 @@ TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
       {"field_schema", {{"type", "text"}, {"tokenizer", "word"}, {"lowercase", true}}}});
   ok("PUT", "/collections/c/index", {{"field_name", "at"}, {"field_schema", "datetime"}});
   schema = ok("GET", "/collections/c")["payload_schema"];
-  EXPECT_EQ(schema["title"], json({{"data_type", "text"}, {"points", 1}}));
+  EXPECT_EQ(schema["title"],
+            json({{"data_type", "text"},
+                  {"params", {{"type", "text"}, {"tokenizer", "word"}, {"lowercase", true}}},
+                  {"points", 1}}));
   EXPECT_EQ(schema["at"], json({{"data_type", "datetime"}, {"points", 1}}));
   const json fox{{"must", {{{"key", "title"}, {"match", {{"text", "fox red"}}}}}}};
   EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", fox}})["count"], 1);
@@ -1071,6 +1074,14 @@ TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
        "field_schema.tokenizer: unknown option"},
       {R"({"field_name":"x","field_schema":{"type":"keyword","on_disk":3}})",
        "field_schema.on_disk"},
+      {R"({"field_name":"x","field_schema":{"type":"text","min_token_len":-1}})",
+       "field_schema.min_token_len"},
+      {R"({"field_name":"x","field_schema":{"type":"text","max_token_len":"20"}})",
+       "field_schema.max_token_len"},
+      {R"({"field_name":"x","field_schema":{"type":"text","min_token_len":5,"max_token_len":4}})",
+       "field_schema.min_token_len: 5 is more than max_token_len 4"},
+      {R"({"field_name":"x","field_schema":{"type":"keyword","min_token_len":2}})",
+       "field_schema.min_token_len: unknown option"},
       {R"({"field_name":"x","field_schema":{"kind":"keyword"}})", "field_schema.type"},
       {R"({"field_name":"x","field_schema":"keyword","extra":1})", "extra"},
   };
@@ -1088,12 +1099,112 @@ TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
   restart();
   schema = ok("GET", "/collections/c")["payload_schema"];
   EXPECT_EQ(schema["color"], json({{"data_type", "keyword"}, {"points", 4}}));
-  EXPECT_EQ(schema["title"], json({{"data_type", "text"}, {"points", 1}}));
+  EXPECT_EQ(schema["title"],
+            json({{"data_type", "text"},
+                  {"params", {{"type", "text"}, {"tokenizer", "word"}, {"lowercase", true}}},
+                  {"points", 1}}));
   EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", fox}})["count"], 1);
   ok("DELETE", "/collections/c/index/color?wait=true");
   EXPECT_EQ(call("DELETE", "/collections/c/index/color").status, 404u);
   EXPECT_EQ(ok("GET", "/collections/c")["payload_schema"].size(), 3u);
   EXPECT_EQ(ok("POST", "/collections/c/points/count", {{"filter", red}})["count"], 3);
+}
+
+// Qdrant's full-text example ({"type": "text", "tokenizer": "word", "min_token_len": 2,
+// "max_token_len": 20, "lowercase": true}): a text index keeps the words of min_token_len to
+// max_token_len characters (a UTF-8 letter counts one), and match.text reads a query's words as
+// the index does: those outside the bounds are left out, and a query left with none matches
+// nothing. The same answers from the index's candidates, from a test of every point (a should
+// the index cannot narrow), in a filtered search, in a batch's write by filter over a point it
+// has just written, and after a restart; the bounds are reported, and go with the index.
+TEST_F(ApiTest, TextIndexBoundsDecideWhichWordsOfAQueryCount) {
+  ok("PUT", "/collections/t", {{"vectors", {{"size", 2}, {"distance", "Euclid"}}}});
+  const std::vector<std::string> titles{
+      "a red fox", "the red fox jumps", "a supercalifragilistic word",
+      "red",       "Мир fox",           "Мир jumps"};
+  json points = json::array();
+  for (size_t i = 0; i < titles.size(); ++i) {
+    points.push_back({{"id", i + 1},
+                      {"vector", {static_cast<double>(i), 0.0}},
+                      {"payload", {{"title", titles[i]}, {"other", titles[i]}}}});
+  }
+  ok("PUT", "/collections/t/points?wait=true", {{"points", points}});
+  auto text = [](const std::string& key, const std::string& words) {
+    return json{{"key", key}, {"match", {{"text", words}}}};
+  };
+  // The points each way of asking finds (ids sorted), all of them the same.
+  auto found = [&](const std::string& key, const std::string& words) {
+    std::vector<std::vector<int>> ways;
+    const json must{{"must", {text(key, words)}}};
+    const json unserved{
+        {"should", {text(key, words), {{"key", "none"}, {"match", {{"value", 1}}}}}}};
+    for (const json& filter : {must, unserved}) {
+      std::vector<int> ids;
+      const json page =
+          ok("POST", "/collections/t/points/scroll", {{"filter", filter}, {"limit", 100}});
+      for (const json& p : page["points"]) ids.push_back(p["id"]);
+      ways.push_back(ids);
+      EXPECT_EQ(ok("POST", "/collections/t/points/count", {{"filter", filter}})["count"],
+                ids.size());
+      std::vector<int> searched;
+      const json hits = ok("POST", "/collections/t/points/search",
+                           {{"vector", {0, 0}}, {"limit", 100}, {"filter", filter}});
+      for (const json& h : hits) searched.push_back(h["id"]);
+      std::sort(searched.begin(), searched.end());
+      EXPECT_EQ(searched, ids) << key << " " << words;
+    }
+    EXPECT_EQ(ways[0], ways[1]) << key << " " << words << ": the index against every point tested";
+    return ways[0];
+  };
+  using Ids = std::vector<int>;
+  // No index: every word counts.
+  EXPECT_EQ(found("title", "a fox"), Ids({1}));
+  EXPECT_EQ(found("title", "supercalifragilistic"), Ids({3}));
+  ok("PUT", "/collections/t/index?wait=true",
+     {{"field_name", "title"},
+      {"field_schema",
+       {{"type", "text"},
+        {"tokenizer", "word"},
+        {"min_token_len", 2},
+        {"max_token_len", 10},
+        {"lowercase", true}}}});
+  ok("PUT", "/collections/t/index?wait=true",
+     {{"field_name", "other"}, {"field_schema", {{"type", "text"}, {"min_token_len", 4}}}});
+  const json schema = ok("GET", "/collections/t")["payload_schema"];
+  EXPECT_EQ(schema["title"]["params"], json({{"type", "text"},
+                                             {"tokenizer", "word"},
+                                             {"lowercase", true},
+                                             {"min_token_len", 2},
+                                             {"max_token_len", 10}}));
+  EXPECT_EQ(schema["other"]["params"]["min_token_len"], 4);
+  EXPECT_FALSE(schema["other"]["params"].contains("max_token_len"));
+  auto bounded = [&] {
+    EXPECT_EQ(found("title", "a fox"), Ids({1, 2, 5})) << "\"a\" is shorter than 2";
+    EXPECT_EQ(found("title", "A"), Ids()) << "no word left: nothing matches";
+    EXPECT_EQ(found("title", "supercalifragilistic"), Ids()) << "longer than 10";
+    EXPECT_EQ(found("title", "red supercalifragilistic"), Ids({1, 2, 4}));
+    EXPECT_EQ(found("title", "мир"), Ids()) << "ASCII letters alone are lowercased";
+    EXPECT_EQ(found("title", "Мир"), Ids({5, 6})) << "3 letters, 6 bytes";
+    // "Мир" is 3 letters (not the 6 bytes it takes): shorter than 4, left out.
+    EXPECT_EQ(found("other", "Мир jumps"), Ids({2, 6}));
+    EXPECT_EQ(found("other", "red fox"), Ids());
+  };
+  bounded();
+  restart();
+  bounded();
+  // A batch that writes a point and then deletes by filter: the point it has just written is
+  // tested as the stored ones are ("a" left out: every fox goes).
+  ok("POST", "/collections/t/points/batch?wait=true",
+     {{"operations",
+       {{{"upsert",
+          {{"points", {{{"id", 7}, {"vector", {7, 0}}, {"payload", {{"title", "fox"}}}}}}}}},
+        {{"delete", {{"filter", {{"must", {text("title", "a fox")}}}}}}}}}});
+  EXPECT_EQ(found("title", "fox"), Ids());
+  EXPECT_EQ(found("title", "jumps"), Ids({6}));
+  // Dropped with its index: every word counts again.
+  ok("DELETE", "/collections/t/index/title?wait=true");
+  EXPECT_EQ(found("title", "A"), Ids({3}));
+  EXPECT_EQ(found("title", "a supercalifragilistic"), Ids({3}));
 }
 
 // Issue 16: points/query/batch, which the current Qdrant clients call for searchBatch: each

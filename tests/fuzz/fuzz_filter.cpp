@@ -12,13 +12,17 @@
 
 namespace {
 
-/// The vectors of point i: bit 0 "", bit 1 "a", bit 2 "image".
-class Held final : public wp::engine::HeldVectors {
+/// The vectors of point i: bit 0 "", bit 1 "a", bit 2 "image"; key "t" has a text index keeping
+/// words of 2 to 5 characters.
+class Held final : public wp::engine::PointFacts {
  public:
   explicit Held(uint64_t bits) : bits_(bits) {}
   bool holds(std::string_view name) const override {
     return (name.empty() && (bits_ & 1)) || (name == "a" && (bits_ & 2)) ||
            (name == "image" && (bits_ & 4));
+  }
+  wp::engine::TokenBounds text_bounds(std::string_view key) const override {
+    return key == "t" ? wp::engine::TokenBounds{2, 5} : wp::engine::TokenBounds{};
   }
 
  private:
