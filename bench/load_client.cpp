@@ -335,23 +335,26 @@ json inprocess_latency(const wp::index::HnswIndex& idx, const wp::index::Matrix&
 }
 
 /// The goals' ratios measured where the machine's speed cannot move them (`--paired-rounds R`):
-/// R rounds, each the in-process reference (latency, and QPS on one thread) for `seconds`, then
-/// each search row; each row's p50 over the same round's in-process p50, and its QPS over the
-/// same round's in-process QPS, as medians over the rounds with their ranges.
+/// R rounds, each the in-process reference (latency, and QPS on one thread and on two: the
+/// unpinned placement's goal is a share of the latter) for `seconds`, then each search row;
+/// each row's p50 over the same round's in-process p50, and its QPS over the same round's
+/// in-process QPS, as medians over the rounds with their ranges.
 json paired_rounds(const wp::index::HnswIndex& idx, const wp::index::Matrix& queries, size_t k,
                    size_t ef, double seconds, size_t rounds, const std::vector<long long>& conns,
                    const std::function<json(long long)>& row) {
-  std::map<long long, std::vector<double>> p50_ratio, qps_share;
+  std::map<long long, std::vector<double>> p50_ratio, qps_share, qps_share_2t;
   json out{{"rounds", json::array()}};
   for (size_t r = 0; r < rounds; ++r) {
     json round{{"inprocess_latency", inprocess_latency(idx, queries, k, ef, seconds)},
                {"inprocess_qps_1t", inprocess_qps(idx, queries, k, ef, 1, seconds)},
+               {"inprocess_qps_2t", inprocess_qps(idx, queries, k, ef, 2, seconds)},
                {"search", json::array()}};
     for (long long n : conns) {
       json x = row(n);
       p50_ratio[n].push_back(x["p50_us"].get<double>() /
                              round["inprocess_latency"]["p50_us"].get<double>());
       qps_share[n].push_back(x["qps"].get<double>() / round["inprocess_qps_1t"].get<double>());
+      qps_share_2t[n].push_back(x["qps"].get<double>() / round["inprocess_qps_2t"].get<double>());
       round["search"].push_back(std::move(x));
     }
     out["rounds"].push_back(std::move(round));
@@ -365,7 +368,8 @@ json paired_rounds(const wp::index::HnswIndex& idx, const wp::index::Matrix& que
   for (long long n : conns) {
     out["ratios"].push_back({{"connections", n},
                              {"p50_over_inprocess_p50", summary(p50_ratio[n])},
-                             {"qps_over_inprocess_qps_1t", summary(qps_share[n])}});
+                             {"qps_over_inprocess_qps_1t", summary(qps_share[n])},
+                             {"qps_over_inprocess_qps_2t", summary(qps_share_2t[n])}});
   }
   return out;
 }
@@ -686,15 +690,20 @@ void print_report(const json& report, size_t ef) {
     }
     std::printf(" us, QPS on 1 thread");
     for (const json& r : p["rounds"]) std::printf(" %.0f", r["inprocess_qps_1t"].get<double>());
-    std::printf("\n%12s %28s %28s\n", "connections", "p50 / in-process p50",
-                "QPS / in-process QPS (1t)");
+    std::printf(", on 2 threads");
+    for (const json& r : p["rounds"]) std::printf(" %.0f", r["inprocess_qps_2t"].get<double>());
+    std::printf("\n%12s %28s %28s %28s\n", "connections", "p50 / in-process p50",
+                "QPS / in-process QPS (1t)", "QPS / in-process QPS (2t)");
     for (const json& r : p["ratios"]) {
       const json& a = r["p50_over_inprocess_p50"];
       const json& b = r["qps_over_inprocess_qps_1t"];
-      std::printf("%12lld %12.2fx [%.2f, %.2f] %12.0f%% [%.0f, %.0f]\n",
+      const json& c = r["qps_over_inprocess_qps_2t"];
+      std::printf("%12lld %12.2fx [%.2f, %.2f] %12.0f%% [%.0f, %.0f] %12.0f%% [%.0f, %.0f]\n",
                   r["connections"].get<long long>(), a["median"].get<double>(),
                   a["min"].get<double>(), a["max"].get<double>(), 100 * b["median"].get<double>(),
-                  100 * b["min"].get<double>(), 100 * b["max"].get<double>());
+                  100 * b["min"].get<double>(), 100 * b["max"].get<double>(),
+                  100 * c["median"].get<double>(), 100 * c["min"].get<double>(),
+                  100 * c["max"].get<double>());
     }
   }
   if (report.contains("search_during_ingest")) {

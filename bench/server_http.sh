@@ -19,8 +19,9 @@
 # With --only pinned (or unpinned), that placement alone.
 # With --paired-rounds R, after the rows the load generator measures the in-process reference and
 # the rows again R times in turn, and prints each row's p50 over the same round's in-process p50
-# and its QPS over the same round's in-process 1-thread QPS (medians and ranges): the goals'
-# ratios, where the machine's speed, which drifts 10-30% between minutes, cancels out.
+# and its QPS over the same round's in-process QPS on 1 thread and on 2 (medians and ranges): the
+# goals' ratios (pinned: of 1 thread; unpinned: of 2), where the machine's speed, which drifts
+# 10-30% between minutes, cancels out.
 # With --plot FILE, a PNG of QPS and p99 against the number of connections, one line per placement
 # and route (gnuplot).
 #   bash bench/server_http.sh [--dataset tests/data/siftsmall] [--seconds 4] [--ef 64]
@@ -91,9 +92,11 @@ if "paired" in r:
           + " ".join(f"{x['inprocess_latency']['p50_us']:.1f}" for x in p["rounds"]) + " us")
     for row in p["ratios"]:
         a, b = row["p50_over_inprocess_p50"], row["qps_over_inprocess_qps_1t"]
+        c = row["qps_over_inprocess_qps_2t"]
         print(f"{row['connections']:>12} p50 {a['median']:.2f}x [{a['min']:.2f}, {a['max']:.2f}]"
               f"  QPS {100 * b['median']:.0f}% [{100 * b['min']:.0f}, {100 * b['max']:.0f}] "
-              "of in-process 1 thread")
+              f"of in-process 1 thread, {100 * c['median']:.0f}% "
+              f"[{100 * c['min']:.0f}, {100 * c['max']:.0f}] of 2 threads")
 PY
   kill "$server"
   wait "$server" 2>/dev/null || true
