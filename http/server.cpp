@@ -71,7 +71,8 @@ class SessionBase {
  * both) that wake-up preempts the thread in the middle of the next search: at 32 connections
  * on two shared cores, ~0.4 context switches a request, each flushing this virtual machine's
  * TLB. Held until the requests the thread has already read are answered, the answers go out
- * together and the client reads them in one wake-up (docs/server.md, "Answers sent together").
+ * together, between searches: the client's wake-ups then fall on the sending, not inside a
+ * search (+11% QPS there; docs/server.md, "Answers sent together").
  * An answer waits at most kHoldAtMost and one request's work: the held answers go out before
  * a request of a route other than the searches (which may take long) is handled, and before
  * any once the oldest has waited kHoldAtMost. A thread serving one connection holds nothing
