@@ -704,14 +704,17 @@ class ClauseNode : public NodeOf<ClauseNode> {
 };
 
 /// nested: some object element of the array at the key passes the inner filter, evaluated with
-/// that element as the payload (Qdrant's `nested` condition).
+/// that element as the payload (Qdrant's `nested` condition). Without the point's facts: its
+/// keys are the element's (a text index of the same name at the top names another field), and
+/// has_vector is refused there.
 class NestedNode : public NodeOf<NestedNode> {
  public:
   NestedNode(JsonPath path, NodePtr filter) : path_(std::move(path)), filter_(std::move(filter)) {}
   template <typename V>
   bool test(const Point& p, const V& payload) const {
+    const Point element{p.id, nullptr};
     return any_value_at(path_, payload,
-                        [&](const V& v) { return v.is_object() && filter_->matches(p, v); });
+                        [&](const V& v) { return v.is_object() && filter_->matches(element, v); });
   }
 
  private:

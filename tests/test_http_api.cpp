@@ -1126,7 +1126,10 @@ TEST_F(ApiTest, TextIndexBoundsDecideWhichWordsOfAQueryCount) {
   for (size_t i = 0; i < titles.size(); ++i) {
     points.push_back({{"id", i + 1},
                       {"vector", {static_cast<double>(i), 0.0}},
-                      {"payload", {{"title", titles[i]}, {"other", titles[i]}}}});
+                      {"payload",
+                       {{"title", titles[i]},
+                        {"other", titles[i]},
+                        {"notes", {{{"title", i == 0 ? "a fox" : "red fox"}}}}}}});
   }
   ok("PUT", "/collections/t/points?wait=true", {{"points", points}});
   auto text = [](const std::string& key, const std::string& words) {
@@ -1180,6 +1183,11 @@ TEST_F(ApiTest, TextIndexBoundsDecideWhichWordsOfAQueryCount) {
   EXPECT_FALSE(schema["other"]["params"].contains("max_token_len"));
   auto bounded = [&] {
     EXPECT_EQ(found("title", "a fox"), Ids({1, 2, 5})) << "\"a\" is shorter than 2";
+    // Inside a nested condition "title" is the element's key, not the indexed one: every word.
+    const json nested{
+        {"must",
+         {{{"nested", {{"key", "notes"}, {"filter", {{"must", {text("title", "a fox")}}}}}}}}}};
+    EXPECT_EQ(ok("POST", "/collections/t/points/count", {{"filter", nested}})["count"], 1);
     EXPECT_EQ(found("title", "A"), Ids()) << "no word left: nothing matches";
     EXPECT_EQ(found("title", "supercalifragilistic"), Ids()) << "longer than 10";
     EXPECT_EQ(found("title", "red supercalifragilistic"), Ids({1, 2, 4}));
