@@ -1120,7 +1120,7 @@ void Collection::create_payload_index(const std::string& key, PayloadSchema sche
 
 TokenBounds Collection::text_bounds_of(std::string_view key) const {
   if (config_.text_bounds.empty()) return {};
-  const auto it = config_.text_bounds.find(std::string(key));
+  const auto it = config_.text_bounds.find(key);
   return it == config_.text_bounds.end() ? TokenBounds{} : it->second;
 }
 

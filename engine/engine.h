@@ -138,14 +138,14 @@ class Engine {
   /// `name` (created when missing); `unpacked` then holds the old collection, or nothing. The
   /// caller holds begin_recovery(name).
   void install_recovered(const std::string& name, const std::string& unpacked);
-  /// The members of a collection checkpointed into `dir` (Collection::checkpoint_to), added to
-  /// `members` as (`prefix` + name in a snapshot, file).
   /// The end of both recoveries at start: the collections unpacked in their folders (name,
   /// folder) and `aliases` put in place, refused (`flag` named) before anything changes where
   /// one exists and `force` is not given, every collection opened before any is swapped in.
   std::vector<std::string> install_unpacked(
       const std::vector<std::pair<std::string, std::string>>& unpacked,
       const std::map<std::string, std::string>& aliases, bool force, const std::string& flag);
+  /// The members of a collection checkpointed into `dir` (Collection::checkpoint_to), added to
+  /// `members` as (`prefix` + name in a snapshot, file).
   static void add_checkpoint_members(const std::string& dir, const std::string& prefix,
                                      std::vector<std::pair<std::string, std::string>>& members);
   /// The collection's name behind `name` (an alias's target, else `name`).

@@ -225,7 +225,6 @@ struct TokenBounds {
   bool every() const { return min == 0 && max == UINT32_MAX; }
   /// Whether `token` (its characters counted) lies within the bounds.
   bool keeps(std::string_view token) const;
-  bool operator==(const TokenBounds& o) const { return min == o.min && max == o.max; }
 };
 
 /// What the collection says of one point besides its id and payload: which named vectors it

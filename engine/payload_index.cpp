@@ -159,12 +159,18 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field, Toke
   return found->schema;
 }
 
-json payload_schema_json(PayloadSchema s, const TokenBounds& bounds) {
-  if (s != PayloadSchema::kText || bounds.every()) return payload_schema_name(s);
-  json j{{"type", payload_schema_name(s)}};
+json text_index_params(const TokenBounds& bounds) {
+  json j{{"type", payload_schema_name(PayloadSchema::kText)},
+         {"tokenizer", "word"},
+         {"lowercase", true}};
   if (bounds.min != 0) j["min_token_len"] = bounds.min;
   if (bounds.max != UINT32_MAX) j["max_token_len"] = bounds.max;
   return j;
+}
+
+json payload_schema_json(PayloadSchema s, const TokenBounds& bounds) {
+  if (s != PayloadSchema::kText || bounds.every()) return payload_schema_name(s);
+  return text_index_params(bounds);
 }
 
 FieldIndex::FieldIndex(std::string key, PayloadSchema schema, TokenBounds bounds)

@@ -61,8 +61,11 @@ const char* payload_schema_name(PayloadSchema s);
  */
 PayloadSchema parse_payload_schema(const nlohmann::json& j, const std::string& field,
                                    TokenBounds* bounds = nullptr);
-/// A field_schema as it is stored and reported: the schema's name, or for a text index whose
-/// words are bounded {"type": "text", "min_token_len", "max_token_len"} (those given).
+/// A text index's params as Qdrant reports them: {"type": "text", "tokenizer": "word",
+/// "lowercase": true} and the bounds given ("min_token_len", "max_token_len").
+nlohmann::json text_index_params(const TokenBounds& bounds);
+/// A field_schema as it is stored: the schema's name, or a text index's params when its words
+/// are bounded.
 nlohmann::json payload_schema_json(PayloadSchema s, const TokenBounds& bounds);
 
 /// The index of one key.

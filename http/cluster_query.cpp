@@ -23,7 +23,6 @@
 #include "http/cluster_router_detail.h"
 #include "http/qdrant_wire.h"
 #include "http/query_parts.h"
-#include "index/distance.h"
 
 namespace wp::http {
 
@@ -276,8 +275,7 @@ Ranked ClusterRouter::mmr_ranked(const CollectionMap& m, const json& node, const
   const engine::CollectionConfig config = collection_config_from_qdrant(m.config);
   const engine::VectorConfig& space = config.vector(name, join(where, "using"));
   const size_t offset = count_of(node, "offset", 0), limit = count_of(node, "limit", 10);
-  const size_t candidates = mmr.candidates ? mmr.candidates : offset + limit;
-  check_mmr_work(candidates, offset + limit, space.dim, at);
+  const size_t candidates = mmr_candidates(mmr, offset + limit, space.dim, at);
   json body = node;
   body["query"] = q.at("nearest");  // a vector: its id, if it was one, is resolved
   if (!filter.is_null()) body["filter"] = filter;
@@ -291,14 +289,11 @@ Ranked ClusterRouter::mmr_ranked(const CollectionMap& m, const json& node, const
     const json& v = p.at("vector");
     vectors.push_back((v.is_object() ? v.at(name) : v).get<std::vector<float>>());
   }
-  std::vector<float> query = q.at("nearest").get<std::vector<float>>();
-  if (space.metric() == index::Metric::kCosine) index::normalize(query.data(), query.size());
   Ranked out;
   out.small_better = space.metric() == index::Metric::kL2;
-  const std::vector<size_t> chosen =
-      mmr_select(query, vectors, space.metric(), mmr.lambda, offset + limit);
-  for (size_t i = offset; i < chosen.size(); ++i) {
-    const json& p = merged.at(0).at(chosen[i]);
+  for (const size_t i : mmr_page(q.at("nearest").get<std::vector<float>>(), vectors, space.metric(),
+                                 mmr.lambda, offset, limit)) {
+    const json& p = merged.at(0).at(i);
     out.points.push_back(
         {engine::PointRead{engine::PointId::from_json(p.at("id"), "id"), json(), {}},
          p.value("score", 0.0f)});

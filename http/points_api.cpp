@@ -361,26 +361,33 @@ std::vector<float> recommend_vector(const ExampleSource& src, const Recommend& r
   return q;
 }
 
-/// A search for `s` leaving out the points in `used`: it asks for that many more and drops them.
-std::vector<engine::ScoredPoint> search_hits_without(const engine::Collection& col, ParsedSearch& s,
-                                                     const std::vector<engine::PointId>& used) {
-  if (used.empty()) return search_hits(col, s);
-  check_answer_size(s.query.limit + s.query.offset, col, s.with_vector, "limit");
-  const size_t offset = s.query.offset, limit = s.query.limit;
-  s.query.offset = 0;
-  s.query.limit = std::min(offset + limit + used.size(), index::kMaxK);
-  s.query.filter = &s.filter;
+/// Search `q` (its filter set) leaving out the points in `used`: it asks for that many more and
+/// drops them.
+std::vector<engine::ScoredPoint> search_without(const engine::Collection& col,
+                                                engine::SearchQuery q,
+                                                const std::vector<engine::PointId>& used) {
+  if (used.empty()) return col.search(q);
+  const size_t offset = q.offset, limit = q.limit;
+  q.offset = 0;
+  q.limit = std::min(offset + limit + used.size(), index::kMaxK);
   std::vector<engine::ScoredPoint> out;
   size_t skipped = 0;
-  for (engine::ScoredPoint& p : col.search(s.query)) {
+  for (engine::ScoredPoint& p : col.search(q)) {
     if (std::find(used.begin(), used.end(), p.point.id) != used.end()) continue;
     if (skipped++ < offset) continue;
     if (out.size() == limit) break;
     out.push_back(std::move(p));
   }
-  s.query.offset = offset;
-  s.query.limit = limit;
   return out;
+}
+
+/// The same for search request `s` (its answer's size checked).
+std::vector<engine::ScoredPoint> search_hits_without(const engine::Collection& col, ParsedSearch& s,
+                                                     const std::vector<engine::PointId>& used) {
+  if (used.empty()) return search_hits(col, s);
+  check_answer_size(s.query.limit + s.query.offset, col, s.with_vector, "limit");
+  s.query.filter = &s.filter;
+  return search_without(col, s.query, used);
 }
 
 /// A recommend request body (also one element of recommend/batch).
@@ -1070,10 +1077,10 @@ void resolve_lookups(const engine::Engine& eng, ParsedQuery& p) {
 
 /// Qdrant's MMR for search `s`: of its candidates, the nearest `mmr.candidates` points (limit +
 /// offset when not given) that `candidates_of` finds for a query asking for them with their
-/// vectors of the searched space, offset + limit are chosen by mmr_select and the offset
-/// skipped, each with its own score, read as `s` asks. Without prefetches the candidates are
-/// the search's nearest; over prefetches, the prefetched points scored by the query vector (as
-/// Qdrant: a nearest rescoring of candidates_limit on each shard, then MMR over them all).
+/// vectors of the searched space, a page of offset + limit is chosen (mmr_page), each with its own
+/// score, read as `s` asks. Without prefetches the candidates are the search's nearest; over
+/// prefetches, the prefetched points scored by the query vector (as Qdrant: a nearest rescoring of
+/// candidates_limit on each shard, then MMR over them all).
 template <typename Find>
 std::vector<engine::ScoredPoint> mmr_hits(const engine::Collection& col, ParsedSearch& s,
                                           const Mmr& mmr, const std::string& at,
@@ -1081,8 +1088,7 @@ std::vector<engine::ScoredPoint> mmr_hits(const engine::Collection& col, ParsedS
   const engine::VectorShape& shape = col.vector_shape(s.query.vector_name, "using");
   const size_t offset = s.query.offset, limit = s.query.limit;
   check_answer_size(offset + limit, col, s.with_vector, "limit");
-  const size_t candidates = mmr.candidates ? mmr.candidates : offset + limit;
-  check_mmr_work(candidates, offset + limit, shape.dim, at);
+  const size_t candidates = mmr_candidates(mmr, offset + limit, shape.dim, at);
   engine::SearchQuery c = s.query;  // the candidates' query, with their vectors
   c.offset = 0;
   c.limit = std::min(candidates, index::kMaxK);
@@ -1091,15 +1097,12 @@ std::vector<engine::ScoredPoint> mmr_hits(const engine::Collection& col, ParsedS
   std::vector<engine::ScoredPoint> found = candidates_of(c);
   std::vector<std::vector<float>> vectors;
   for (engine::ScoredPoint& h : found) vectors.push_back(std::move(h.point.vectors.at(shape.name)));
-  std::vector<float> query = s.query.vector;
-  if (shape.metric == index::Metric::kCosine) index::normalize(query.data(), query.size());
   std::vector<engine::PointId> ids;
   std::vector<float> scores;
-  const std::vector<size_t> chosen =
-      mmr_select(query, vectors, shape.metric, mmr.lambda, offset + limit);
-  for (size_t i = offset; i < chosen.size(); ++i) {
-    ids.push_back(found[chosen[i]].point.id);
-    scores.push_back(found[chosen[i]].score);
+  for (const size_t i :
+       mmr_page(s.query.vector, vectors, shape.metric, mmr.lambda, offset, limit)) {
+    ids.push_back(found[i].point.id);
+    scores.push_back(found[i].score);
   }
   return read_scored(col, ids, scores, s.query);
 }
@@ -1145,16 +1148,10 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
         out.points.push_back({std::move(r), 1.0f});
       }
     } else if (p.mmr) {
+      s.query.filter = &s.filter;
       out.points =
-          mmr_hits(col, s, *p.mmr, join(p.where, "query.mmr"), [&](const engine::SearchQuery& c) {
-            ParsedSearch nearest;
-            nearest.query = c;
-            nearest.with_vector = c.with_vector;
-            nearest.filter = std::move(s.filter);
-            std::vector<engine::ScoredPoint> found = search_hits_without(col, nearest, used);
-            s.filter = std::move(nearest.filter);
-            return found;
-          });
+          mmr_hits(col, s, *p.mmr, join(p.where, "query.mmr"),
+                   [&](const engine::SearchQuery& c) { return search_without(col, c, used); });
     } else {
       out.points = search_hits_without(col, s, used);
     }

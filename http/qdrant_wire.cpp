@@ -287,10 +287,7 @@ json collection_info_json(const engine::CollectionInfo& info) {
     payload_schema[key] = {{"data_type", engine::payload_schema_name(f.schema)},
                            {"points", f.points}};
     if (f.schema == engine::PayloadSchema::kText) {  // Qdrant reports a text index's params
-      json params{{"type", "text"}, {"tokenizer", "word"}, {"lowercase", true}};
-      if (f.bounds.min != 0) params["min_token_len"] = f.bounds.min;
-      if (f.bounds.max != UINT32_MAX) params["max_token_len"] = f.bounds.max;
-      payload_schema[key]["params"] = params;
+      payload_schema[key]["params"] = engine::text_index_params(f.bounds);
     }
   }
   return {{"status", "green"},

@@ -66,12 +66,14 @@ Mmr read_mmr(const json& mmr, const std::string& at) {
   return out;
 }
 
-void check_mmr_work(size_t candidates, size_t chosen, size_t dim, const std::string& at) {
+size_t mmr_candidates(const Mmr& mmr, size_t chosen, size_t dim, const std::string& at) {
+  const size_t candidates = mmr.candidates ? mmr.candidates : chosen;
   const double work = double(candidates) * double(chosen + 1) * double(dim);
   WP_THROW_IF_NOT(work <= double(kMaxMatrixWork), engine::join(at, "candidates_limit"), ": ",
                   candidates, " candidates for ", chosen, " points of ", dim,
                   " dimensions would take ", candidates * (chosen + 1),
                   " similarities; take fewer candidates or points");
+  return candidates;
 }
 
 std::vector<size_t> mmr_select(const std::vector<float>& query,
@@ -105,6 +107,15 @@ std::vector<size_t> mmr_select(const std::vector<float>& query,
     }
     pick = next;
   }
+  return chosen;
+}
+
+std::vector<size_t> mmr_page(std::vector<float> query,
+                             const std::vector<std::vector<float>>& candidates,
+                             index::Metric metric, float lambda, size_t offset, size_t limit) {
+  if (metric == index::Metric::kCosine) index::normalize(query.data(), query.size());
+  std::vector<size_t> chosen = mmr_select(query, candidates, metric, lambda, offset + limit);
+  chosen.erase(chosen.begin(), chosen.begin() + std::min(offset, chosen.size()));
   return chosen;
 }
 
@@ -290,10 +301,6 @@ std::vector<json> group_values(const engine::JsonPath& path, const json& payload
   });
   return out;
 }
-
-}  // namespace
-
-namespace {
 
 /// The point id a group's id names (nullopt: none, e.g. a negative integer or a plain string).
 std::optional<engine::PointId> point_id_of(const json& group_id) {

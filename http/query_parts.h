@@ -54,9 +54,10 @@ struct Mmr {
 inline constexpr size_t kMaxMmrCandidates = 16384;
 /// Reads `mmr` (at `at`; null: the defaults).
 Mmr read_mmr(const json& mmr, const std::string& at);
-/// Refuses (naming `at`.candidates_limit) an MMR whose similarities, `candidates` x (`chosen` +
-/// 1) of `dim` dimensions, would exceed the distance matrix's bound of work.
-void check_mmr_work(size_t candidates, size_t chosen, size_t dim, const std::string& at);
+/// The candidates MMR `mmr` takes to choose `chosen` points of `dim` dimensions (its
+/// candidates_limit, else `chosen`, as Qdrant's), refused (naming `at`.candidates_limit) where
+/// their similarities, candidates x (chosen + 1), would exceed the distance matrix's bound.
+size_t mmr_candidates(const Mmr& mmr, size_t chosen, size_t dim, const std::string& at);
 /**
  * Qdrant's MMR choice among `candidates` (vectors of the query's space, in `metric`): the
  * candidate most similar to `query` first, then, `limit` times at most, the one with the best
@@ -68,6 +69,11 @@ void check_mmr_work(size_t candidates, size_t chosen, size_t dim, const std::str
 std::vector<size_t> mmr_select(const std::vector<float>& query,
                                const std::vector<std::vector<float>>& candidates,
                                index::Metric metric, float lambda, size_t limit);
+/// One page of an MMR query: mmr_select of `offset` + `limit` for `query` as the request gives
+/// it (normalised here for Cosine), the first `offset` chosen skipped.
+std::vector<size_t> mmr_page(std::vector<float> query,
+                             const std::vector<std::vector<float>>& candidates,
+                             index::Metric metric, float lambda, size_t offset, size_t limit);
 
 /// Reads {"fusion": "rrf"|"dbsf"} or {"rrf": {"k", "weights"}} (`q`, at `at`).
 Fusion read_fusion(const json& q, const std::string& at);
