@@ -427,6 +427,18 @@ json search_load(uint16_t port, const std::string& path, const std::vector<std::
           {"errors", errors.load()}};
 }
 
+/// How an event-loop load deals its connections to its threads (`--client-share`): in turn
+/// (connection c to loop c % loops, the default) or in blocks (loop c * loops / connections). The
+/// server deals the connections it accepts to its threads in turn too, so with as many loops as
+/// server threads `interleaved` puts all of a loop's connections on one server thread and
+/// `blocks` spreads each loop's over all of them (docs/server.md: on shared cores the first
+/// lets each loop run beside the server thread that wakes it).
+enum class ClientShare { kInterleaved, kBlocks };
+
+size_t loop_of(long long c, long long connections, long long loops, ClientShare share) {
+  return static_cast<size_t>(share == ClientShare::kBlocks ? c * loops / connections : c % loops);
+}
+
 /// What an event loop's connection keeps of its load: when its search in flight was sent, the
 /// next query's index, its latencies and its errors.
 struct LoopConnection {
@@ -463,7 +475,7 @@ json row_of(const std::vector<std::unique_ptr<Conn>>& conns, double secs) {
 /// answering a client on another machine, whose wake-ups that machine's cores pay.
 json search_load_async(uint16_t port, const std::string& path,
                        const std::vector<std::string>& queries, long long connections,
-                       long long threads, bool spin, double seconds) {
+                       long long threads, bool spin, ClientShare share, double seconds) {
   struct Conn : LoopConnection {
     explicit Conn(net::io_context& ioc) : sock(ioc) {}
     tcp::socket sock;
@@ -477,7 +489,7 @@ json search_load_async(uint16_t port, const std::string& path,
   std::vector<std::unique_ptr<Conn>> conns;
   for (long long t = 0; t < loops; ++t) contexts.push_back(std::make_unique<net::io_context>(1));
   for (long long c = 0; c < connections; ++c) {
-    auto conn = std::make_unique<Conn>(*contexts[c % loops]);
+    auto conn = std::make_unique<Conn>(*contexts[loop_of(c, connections, loops, share)]);
     conn->sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
     conn->sock.set_option(tcp::no_delay(true));
     conn->next = static_cast<size_t>(c);
@@ -524,6 +536,7 @@ json search_load_async(uint16_t port, const std::string& path,
   for (auto& th : runners) th.join();
   json row = row_of(conns, std::chrono::duration<double>(Clock::now() - t0).count());
   row["client_threads"] = loops;
+  row["client_share"] = share == ClientShare::kBlocks ? "blocks" : "interleaved";
   row["client_spin"] = spin;
   return row;
 }
@@ -536,7 +549,7 @@ json search_load_async(uint16_t port, const std::string& path,
 /// server's core the least work besides what a client on another machine costs it.
 json search_load_raw_loops(uint16_t port, const std::string& path,
                            const std::vector<std::string>& queries, long long connections,
-                           long long threads, bool spin, double seconds) {
+                           long long threads, bool spin, ClientShare share, double seconds) {
   struct Conn : LoopConnection {
     explicit Conn(uint16_t port) : client(port, false) {}
     RawClient client;
@@ -548,7 +561,7 @@ json search_load_raw_loops(uint16_t port, const std::string& path,
   for (long long c = 0; c < connections; ++c) {
     conns.push_back(std::make_unique<Conn>(port));
     conns.back()->next = static_cast<size_t>(c);
-    shares[c % loops].push_back(conns.back().get());
+    shares[loop_of(c, connections, loops, share)].push_back(conns.back().get());
   }
   const auto send = [&](Conn& c) {
     c.sent = Clock::now();
@@ -604,6 +617,7 @@ json search_load_raw_loops(uint16_t port, const std::string& path,
   for (auto& th : runners) th.join();
   json row = row_of(conns, std::chrono::duration<double>(Clock::now() - t0).count());
   row["client_threads"] = loops;
+  row["client_share"] = share == ClientShare::kBlocks ? "blocks" : "interleaved";
   row["client_spin"] = spin;
   row["raw_client"] = true;
   return row;
@@ -796,6 +810,9 @@ int main(int argc, char** argv) {
     // its share of the connections (search_load_async).
     const long long client_threads = args.integer("client-threads", 0, 0, 1024);
     const bool client_spin = args.flag("client-spin");
+    const std::string share_name = args.str("client-share", "interleaved");
+    const ClientShare share =
+        share_name == "blocks" ? ClientShare::kBlocks : ClientShare::kInterleaved;
     // The search rows' connections (and the /healthz floor's) without Beast (RawClient).
     const bool raw_client = args.flag("raw-client");
     const ClientKind kind{raw_client, raw_client && client_spin};
@@ -807,6 +824,10 @@ int main(int argc, char** argv) {
                     "--compare-port or --ingest-only");
     WP_THROW_IF_NOT(!client_spin || client_threads > 0 || raw_client,
                     "--client-spin needs --client-threads or --raw-client");
+    WP_THROW_IF_NOT(share_name == "interleaved" || share_name == "blocks",
+                    "--client-share: expected interleaved or blocks, got ", share_name);
+    WP_THROW_IF_NOT(share_name == "interleaved" || client_threads > 0,
+                    "--client-share needs --client-threads");
     WP_THROW_IF_NOT(route == "search" || route == "query",
                     "--route: expected search or query, got ", route);
     args.finish();
@@ -831,9 +852,10 @@ int main(int argc, char** argv) {
     const std::string path = "/collections/" + col + "/points/" + route;
     const auto search_row = [&](uint16_t p, long long n) {
       if (client_threads == 0) return search_load(p, path, queries, n, seconds, kind);
-      return raw_client
-                 ? search_load_raw_loops(p, path, queries, n, client_threads, client_spin, seconds)
-                 : search_load_async(p, path, queries, n, client_threads, client_spin, seconds);
+      return raw_client ? search_load_raw_loops(p, path, queries, n, client_threads, client_spin,
+                                                share, seconds)
+                        : search_load_async(p, path, queries, n, client_threads, client_spin, share,
+                                            seconds);
     };
     if (compare_port) {
       create_collection(compare_port, col, ds.base.d, ds.metric, shards, replication);

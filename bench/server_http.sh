@@ -16,6 +16,10 @@
 # With --raw-client the load generator's connections are bare HTTP/1.1 clients (no Beast; with
 # --client-spin as well, on the pinned placement their reads poll without sleeping); with
 # --client-threads N as well, they are held by N epoll loops (polling with --client-spin).
+# With --client-share blocks (and --client-threads N), each client thread's connections are a
+# block of consecutive ones rather than every Nth: the server deals connections to its threads in
+# turn, so with 2 client threads the default (interleaved) puts each client thread's connections
+# on one server thread and blocks spreads them over both (docs/server.md, "Client threads").
 # With --only pinned (or unpinned), that placement alone.
 # With --paired-rounds R, after the rows the load generator measures the in-process reference and
 # the rows again R times in turn, and prints each row's p50 over the same round's in-process p50
@@ -28,10 +32,12 @@
 #                             [--port 7490] [--build-dir build] [--rounds 1] [--plot FILE]
 #                             [--client-threads N [--client-spin]] [--server-poll-us N]
 #                             [--only pinned|unpinned] [--raw-client] [--paired-rounds R]
+#                             [--client-share interleaved|blocks]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dataset=tests/data/siftsmall seconds=4 ef=64 port=7490 build=${WAYPOINT_BUILD_DIR:-build} rounds=1
 plot="" client_threads=0 client_spin= server_poll=0 placements="unpinned pinned" raw_client= paired=0
+client_share=interleaved
 while (($#)); do
   case "$1" in
     --dataset) dataset=$2; shift 2 ;;
@@ -46,6 +52,7 @@ while (($#)); do
     --server-poll-us) server_poll=$2; shift 2 ;;
     --only) placements=$2; shift 2 ;;
     --raw-client) raw_client=--raw-client; shift ;;
+    --client-share) client_share=$2; shift 2 ;;
     --paired-rounds) paired=$2; shift 2 ;;
     *) echo "server_http.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -70,10 +77,13 @@ run() {  # run PLACEMENT ROUTE
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     sleep 0.1
   done
-  echo "== $placement, server --threads $threads --poll-us $server_poll, route $route${raw_client:+, raw client}${spin:+, client spinning}"
+  local loops=""
+  ((client_threads > 0)) && loops=", $client_threads client threads ($client_share)"
+  echo "== $placement, server --threads $threads --poll-us $server_poll, route $route${raw_client:+, raw client}$loops${spin:+, client spinning}"
   $load_pin "$build/bench/waypoint_load" --port "$port" --dataset "$dataset" \
     --connections 1,8,32,64 --seconds "$seconds" --ef "$ef" --route "$route" --json \
     --client-threads "$client_threads" $spin $raw_client --paired-rounds "$paired" \
+    --client-share "$client_share" \
     >"$data/$placement-$route-$r.json"
   python3 - "$data/$placement-$route-$r.json" <<'PY'
 import json, sys
