@@ -20,6 +20,9 @@
 # block of consecutive ones rather than every Nth: the server deals connections to its threads in
 # turn, so with 2 client threads the default (interleaved) puts each client thread's connections
 # on one server thread and blocks spreads them over both (docs/server.md, "Client threads").
+# With --unpinned-client-threads N and --unpinned-poll-us N, the unpinned placement's own
+# client threads and server polling (by default those of --client-threads and --server-poll-us):
+# one command then runs each placement as its goal is measured (docs/server.md).
 # With --only pinned (or unpinned), that placement alone.
 # With --paired-rounds R, after the rows the load generator measures the in-process reference and
 # the rows again R times in turn, and prints each row's p50 over the same round's in-process p50
@@ -33,11 +36,12 @@
 #                             [--client-threads N [--client-spin]] [--server-poll-us N]
 #                             [--only pinned|unpinned] [--raw-client] [--paired-rounds R]
 #                             [--client-share interleaved|blocks]
+#                             [--unpinned-client-threads N] [--unpinned-poll-us N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dataset=tests/data/siftsmall seconds=4 ef=64 port=7490 build=${WAYPOINT_BUILD_DIR:-build} rounds=1
 plot="" client_threads=0 client_spin= server_poll=0 placements="unpinned pinned" raw_client= paired=0
-client_share=interleaved
+client_share=interleaved unpinned_threads="" unpinned_poll=""
 while (($#)); do
   case "$1" in
     --dataset) dataset=$2; shift 2 ;;
@@ -53,6 +57,8 @@ while (($#)); do
     --only) placements=$2; shift 2 ;;
     --raw-client) raw_client=--raw-client; shift ;;
     --client-share) client_share=$2; shift 2 ;;
+    --unpinned-client-threads) unpinned_threads=$2; shift 2 ;;
+    --unpinned-poll-us) unpinned_poll=$2; shift 2 ;;
     --paired-rounds) paired=$2; shift 2 ;;
     *) echo "server_http.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -66,23 +72,26 @@ trap '[[ -n $server ]] && kill -9 $server 2>/dev/null; rm -rf "$data"' EXIT
 
 run() {  # run PLACEMENT ROUTE
   local placement=$1 route=$2 serve_pin="" load_pin="" threads=2 spin=""
+  local client_loops=$client_threads poll=$server_poll
   if [[ $placement == pinned ]]; then
     serve_pin="taskset -c 0" load_pin="taskset -c 1" threads=1 spin=$client_spin
+  else
+    client_loops=${unpinned_threads:-$client_threads} poll=${unpinned_poll:-$server_poll}
   fi
   rm -rf "$data/db"
   $serve_pin "$build/waypoint" serve --port "$port" --data "$data/db" --threads "$threads" \
-    --poll-us "$server_poll" >"$data/serve.log" 2>&1 &
+    --poll-us "$poll" >"$data/serve.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     sleep 0.1
   done
   local loops=""
-  ((client_threads > 0)) && loops=", $client_threads client threads ($client_share)"
-  echo "== $placement, server --threads $threads --poll-us $server_poll, route $route${raw_client:+, raw client}$loops${spin:+, client spinning}"
+  ((client_loops > 0)) && loops=", $client_loops client threads ($client_share)"
+  echo "== $placement, server --threads $threads --poll-us $poll, route $route${raw_client:+, raw client}$loops${spin:+, client spinning}"
   $load_pin "$build/bench/waypoint_load" --port "$port" --dataset "$dataset" \
     --connections 1,8,32,64 --seconds "$seconds" --ef "$ef" --route "$route" --json \
-    --client-threads "$client_threads" $spin $raw_client --paired-rounds "$paired" \
+    --client-threads "$client_loops" $spin $raw_client --paired-rounds "$paired" \
     --client-share "$client_share" \
     >"$data/$placement-$route-$r.json"
   python3 - "$data/$placement-$route-$r.json" <<'PY'
