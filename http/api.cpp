@@ -589,6 +589,7 @@ std::string Api::metrics_text() const {
         "filter on a key without a payload index tests many).\n"
      << "# TYPE waypoint_filter_payload_tests_total counter\n"
      << tests.str();
+  if (transport_metrics_) os << transport_metrics_();
   return os.str();
 }
 

@@ -111,6 +111,9 @@ class Api {
 
   /// Prometheus text exposition of the counters (also served at GET /metrics).
   std::string metrics_text() const;
+  /// What the transport adds to metrics_text (its families, whole; the server's connections),
+  /// or none. Set before requests are served and cleared after (not synchronised).
+  void set_transport_metrics(std::function<std::string()> f) { transport_metrics_ = std::move(f); }
 
   const ApiOptions& options() const { return options_; }
 
@@ -261,6 +264,7 @@ class Api {
   const ClusterNode* cluster_ = nullptr;
   ClusterRouter* router_ = nullptr;
   std::atomic<uint64_t> operation_id_{0};
+  std::function<std::string()> transport_metrics_;
 
   mutable std::mutex metrics_mu_;
   std::map<std::pair<const char*, unsigned>, uint64_t> requests_;  ///< (route, status) -> count

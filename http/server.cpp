@@ -3,6 +3,10 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <pthread.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -174,6 +178,18 @@ struct Server::Impl {
   /// The connections each context serves now ([0] ioc's, then more's): a thread that serves one
   /// holds no answer back (HeldAnswers).
   std::unique_ptr<std::atomic<int>[]> connections_on;
+  /// The core each context's thread was on when it last began to read a request (-1: none
+  /// yet): where steering finds the thread to hand a connection to (steer_target).
+  std::unique_ptr<std::atomic<int>[]> cpu_of;
+  /// The context a connection of each context last wanted to move to and could not (the move
+  /// would have parted the shares by two), and when (Clock ticks): a connection moving the
+  /// other way between equal shares makes room for it (steer_target).
+  std::unique_ptr<std::atomic<int>[]> wished_to;
+  std::unique_ptr<std::atomic<Clock::rep>[]> wished_at;
+  /// Connections handed from one thread to another (ServerOptions::steer_connections).
+  std::atomic<uint64_t> connections_moved{0};
+  /// The listening socket's protocol (IPv4 or IPv6), which a handed-over socket keeps.
+  tcp listen_protocol = tcp::v4();
   tcp::acceptor acceptor;
   net::signal_set signals;
   std::atomic<bool> stopping{false};
@@ -230,7 +246,15 @@ struct Server::Impl {
         signals(ioc, SIGINT, SIGTERM),
         accept_retry(acceptor.get_executor()) {
     connections_on.reset(new std::atomic<int>[std::max(1, options.threads)]);
-    for (int i = 0; i < std::max(1, options.threads); ++i) connections_on[i] = 0;
+    cpu_of.reset(new std::atomic<int>[std::max(1, options.threads)]);
+    wished_to.reset(new std::atomic<int>[std::max(1, options.threads)]);
+    wished_at.reset(new std::atomic<Clock::rep>[std::max(1, options.threads)]);
+    for (int i = 0; i < std::max(1, options.threads); ++i) {
+      connections_on[i] = 0;
+      cpu_of[i] = -1;
+      wished_to[i] = -1;
+      wished_at[i] = 0;
+    }
     for (int i = 1; i < options.threads; ++i) {
       more.push_back(std::make_unique<net::io_context>(1));
       keep_running.push_back(net::make_work_guard(*more.back()));
@@ -242,6 +266,40 @@ struct Server::Impl {
   Executor executor_of(size_t i) {
     return i == 0 ? ioc.get_executor() : more[i - 1]->get_executor();
   }
+
+  /// The context a connection of context `from` whose packets arrive on core `cpu` should move
+  /// to, if any: the one whose thread is on that core now (and `from`'s is not), when it serves
+  /// fewer connections than `from`'s; or when it serves as many, a connection of its own wanted
+  /// to move to `from` within the last second, and the shares would stay within a quarter of
+  /// each other (16/16 -> 17/15, not 4/4 -> 5/3): the two trade places, the other one then finds
+  /// room. A client of one thread, whose connections all want the same core at any one time,
+  /// parts the shares by one at most (at eight connections 5/3 cost 11% of the QPS).
+  std::optional<size_t> steer_target(int cpu, size_t from) {
+    if (cpu < 0 || cpu_of[from].load(std::memory_order_relaxed) == cpu) return std::nullopt;
+    for (size_t to = 0; to <= more.size(); ++to) {
+      if (to == from || cpu_of[to].load(std::memory_order_relaxed) != cpu) continue;
+      const int on_to = connections_on[to].load(std::memory_order_relaxed);
+      const int on_from = connections_on[from].load(std::memory_order_relaxed);
+      const Clock::rep now = Clock::now().time_since_epoch().count();
+      if (on_to < on_from) return to;
+      if (on_to == on_from && 4 * (on_to + 1) <= 5 * (on_from - 1) &&
+          wished_to[to].load(std::memory_order_relaxed) == int(from) &&
+          now - wished_at[to].load(std::memory_order_relaxed) <
+              Clock::duration(std::chrono::seconds(1)).count()) {
+        wished_to[to].store(-1, std::memory_order_relaxed);  // room made for one
+        return to;
+      }
+      wished_to[from].store(int(to), std::memory_order_relaxed);
+      wished_at[from].store(now, std::memory_order_relaxed);
+      return std::nullopt;
+    }
+    return std::nullopt;
+  }
+  /// Serves `socket` on `context` as session `id` (a new one, or one handed over: the map's
+  /// entry then names the new session, and the old one's end leaves it).
+  void start_session(Socket socket, size_t context, uint64_t id);
+  /// The transport's lines of GET /metrics: connections a thread serves, and those handed over.
+  std::string metrics_text() const;
 
   void accept();
   /// After a failed accept: try again later, waiting longer each time (10 ms .. 1 s).
@@ -311,12 +369,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
  public:
   template <class... StreamArgs>
-  Session(Server::Impl& server, uint64_t id, std::atomic<int>& on_thread,
-          StreamArgs&&... stream_args)
+  Session(Server::Impl& server, uint64_t id, size_t context, StreamArgs&&... stream_args)
       : stream_(std::forward<StreamArgs>(stream_args)...),
         server_(server),
         id_(id),
-        on_thread_(on_thread) {
+        context_(context),
+        on_thread_(server.connections_on[context]) {
     ++on_thread_;
     // Beast reads max(512, free capacity) bytes a time, and its parser consumes all it is given:
     // a buffer left to grow by itself stays at 512 bytes, and a 1.4 KB search took three
@@ -333,7 +391,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     --on_thread_;
     release_body();
     std::lock_guard<std::mutex> g(server_.sessions_mu);
-    server_.sessions.erase(id_);
+    // A session handed to another thread left its entry to its successor (not expired).
+    const auto it = server_.sessions.find(id_);
+    if (it != server_.sessions.end() && it->second.expired()) server_.sessions.erase(it);
   }
 
   void start() override {
@@ -381,6 +441,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     body_limit_ =
         std::max(server_.api.options().max_body_bytes, server_.api.options().max_upload_bytes);
     if (buffer_.size() > 0) return on_bytes();  // pipelined: the request is here already
+    if (!server_.more.empty()) {
+      server_.cpu_of[context_].store(sched_getcpu(), std::memory_order_relaxed);
+      if (server_.options.steer_connections && ++reads_ % kSteerEvery == 0 && steer()) return;
+    }
     wait_on_client();
     auto done = [self = shared_from_this()](beast::error_code ec, std::size_t n) {
       self->done_waiting();
@@ -389,6 +453,36 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       self->on_bytes();
     };
     reader().async_read_some(buffer_.prepare(kReadChunk), std::move(done));
+  }
+
+  /// Between two requests, nothing read of the next, no operation under way: hands the
+  /// connection to the thread on the core its packets arrive on (Server::Impl::steer_target).
+  /// True when it did: a new session on that thread goes on with the socket, this one ends.
+  bool steer() {
+    if constexpr (kTls) {
+      return false;  // the TLS state would move with it: not done
+    } else {
+      Socket& socket = lowest().socket();
+      int cpu = -1;
+      socklen_t size = sizeof cpu;
+      if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_INCOMING_CPU, &cpu, &size) != 0) {
+        return false;
+      }
+      const std::optional<size_t> to = server_.steer_target(cpu, context_);
+      if (!to) return false;
+      beast::error_code ec;
+      const Socket::native_handle_type fd = socket.release(ec);  // leaves the reactor, not closed
+      if (ec) return false;
+      Socket moved(server_.executor_of(*to));
+      moved.assign(server_.listen_protocol, fd, ec);
+      if (ec) {
+        ::close(fd);
+        return true;  // the connection is lost (out of memory in the reactor): as a reset
+      }
+      ++server_.connections_moved;
+      server_.start_session(std::move(moved), *to, id_);
+      return true;
+    }
   }
 
   /// A request's first bytes are in buffer_.
@@ -913,7 +1007,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::optional<bhttp::response_serializer<bhttp::file_body>> file_serializer_;
   Server::Impl& server_;
   uint64_t id_;
+  size_t context_;               ///< the context (thread) that runs it
   std::atomic<int>& on_thread_;  ///< the connections its thread serves (connections_on)
+  /// Requests read; every kSteerEvery-th, a connection may be handed over (steer).
+  uint64_t reads_ = 0;
+  static constexpr uint64_t kSteerEvery = 64;
   bool busy_ = false;
   bool body_reserved_ = false;  ///< this request's body has been counted (reserve_body)
   size_t reserved_bytes_ = 0;
@@ -945,21 +1043,41 @@ void Server::Impl::accept() {
     // tens of microseconds to every answer.
     beast::error_code nodelay_ec;
     socket.set_option(tcp::no_delay(true), nodelay_ec);
-    std::shared_ptr<SessionBase> session;
-    if (tls) {
-      session = std::make_shared<Session<beast::ssl_stream<TcpStream>>>(
-          *this, id, connections_on[context], std::move(socket), *tls);
-    } else {
-      session = std::make_shared<Session<TcpStream>>(*this, id, connections_on[context],
-                                                     std::move(socket));
-    }
-    {
-      std::lock_guard<std::mutex> g(sessions_mu);
-      sessions[id] = session;
-    }
-    session->start();
+    start_session(std::move(socket), context, id);
     accept();
   });
+}
+
+void Server::Impl::start_session(Socket socket, size_t context, uint64_t id) {
+  std::shared_ptr<SessionBase> session;
+  if (tls) {
+    session = std::make_shared<Session<beast::ssl_stream<TcpStream>>>(*this, id, context,
+                                                                      std::move(socket), *tls);
+  } else {
+    session = std::make_shared<Session<TcpStream>>(*this, id, context, std::move(socket));
+  }
+  {
+    std::lock_guard<std::mutex> g(sessions_mu);
+    sessions[id] = session;
+  }
+  session->start();
+}
+
+std::string Server::Impl::metrics_text() const {
+  std::string out =
+      "# HELP waypoint_http_connections Connections a server thread serves now.\n"
+      "# TYPE waypoint_http_connections gauge\n";
+  for (size_t i = 0; i <= more.size(); ++i) {
+    out += "waypoint_http_connections{thread=\"" + std::to_string(i) + "\"} " +
+           std::to_string(connections_on[i].load(std::memory_order_relaxed)) + "\n";
+  }
+  out +=
+      "# HELP waypoint_http_connections_moved_total Connections handed from one server thread "
+      "to another (to the thread on the core their packets arrive on).\n"
+      "# TYPE waypoint_http_connections_moved_total counter\n"
+      "waypoint_http_connections_moved_total " +
+      std::to_string(connections_moved.load(std::memory_order_relaxed)) + "\n";
+  return out;
 }
 
 void Server::Impl::retry_accept() {
@@ -1052,9 +1170,13 @@ Server::Server(Api& api, ServerOptions options)
     WP_THROW_IF_NOT(SSL_CTX_check_private_key(ctx.native_handle()) == 1,
                     "tls-key: the private key does not match the certificate of tls-cert");
   }
+  // Last: a constructor that throws leaves the Api nothing pointing into it.
+  api.set_transport_metrics([impl = impl_.get()] { return impl->metrics_text(); });
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  impl_->api.set_transport_metrics(nullptr);
+}
 
 void Server::listen() {
   beast::error_code ec;
@@ -1066,6 +1188,7 @@ void Server::listen() {
   if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) a.bind(endpoint, ec);
   if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+  impl_->listen_protocol = endpoint.protocol();
   WP_THROW_IF_NOT(!ec, "cannot listen on ", impl_->options.host, ":", impl_->options.port, ": ",
                   ec.message());
 }
@@ -1107,8 +1230,13 @@ void Server::run() {
   impl_->sweeper = std::thread([this] { impl_->sweep_idle(); });
   const std::chrono::microseconds poll = impl_->options.poll;
   std::vector<std::thread> threads;
-  for (auto& context : impl_->more) {
-    threads.emplace_back([c = context.get(), poll] { run_context(*c, poll); });
+  for (size_t i = 0; i < impl_->more.size(); ++i) {
+    threads.emplace_back([c = impl_->more[i].get(), poll, i] {
+      // "wp-http-1" ... in top -H and perf (the first context runs on the main thread).
+      const std::string name = "wp-http-" + std::to_string(i + 1);
+      pthread_setname_np(pthread_self(), name.c_str());
+      run_context(*c, poll);
+    });
   }
   run_context(impl_->ioc, poll);
   for (auto& t : threads) t.join();

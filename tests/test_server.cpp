@@ -1,6 +1,7 @@
 // End to end: the real `waypoint serve` binary on an ephemeral port, a real socket client.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -478,6 +479,109 @@ TEST(Server, AnswersSentTogetherReachTheirOwnConnections) {
         EXPECT_EQ(json::parse(second)["result"][0]["id"], (id + 7) % 20) << "round " << round;
       }
     }
+  }
+}
+
+// Connections follow the core their packets come from (ServerOptions::steer_connections). The
+// server's two threads are held on two cores, and two client threads, one on each core, hold
+// ten connections each, dealt by the server to its threads in turn (five on each). The
+// connections of each client thread come to share the server thread on its core: the five
+// misplaced on each side trade places (10 moves), the shares end even. A client on one core
+// alone then moves none (all its connections want the same thread: moving them would part the
+// shares). Every answer reaches its own connection throughout, a pipelined pair too; with
+// steering off nothing moves.
+TEST(Server, ConnectionsMoveToTheThreadOnTheCoreTheirPacketsComeFrom) {
+  cpu_set_t allowed;
+  ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  }
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two cores";
+  const auto pin = [](pid_t tid, int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return sched_setaffinity(tid, sizeof one, &one) == 0;
+  };
+  for (const bool steer : {true, false}) {
+    SCOPED_TRACE(steer ? "steering" : "steering off");
+    wp::test::TempDir tmp;
+    ServerProcess server(tmp.file("data"), std::string("--threads 2 --steer-connections ") +
+                                               (steer ? "true" : "false"));
+    {
+      Client c(server.port());
+      ASSERT_TRUE(make_twenty_points(c, "c"));
+    }
+    // The first context runs on the server's main thread, the second on "wp-http-1".
+    ASSERT_TRUE(pin(server.pid(), cpus[0]));
+    pid_t second = -1;
+    for (const auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(server.pid()) + "/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      std::getline(comm, name);
+      if (name == "wp-http-1") second = std::stoi(task.path().filename().string());
+    }
+    ASSERT_GT(second, 0) << "no thread named wp-http-1";
+    ASSERT_TRUE(pin(second, cpus[1]));
+    // The setup connection's session ends once the server reads its close.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+
+    std::vector<std::unique_ptr<BareConnection>> connections;
+    for (int i = 0; i < 20; ++i) {
+      connections.push_back(std::make_unique<BareConnection>(server.port()));
+    }
+    // `rounds` rounds on connections [begin, end) from a thread on `cpu` (each connection's
+    // requests read once a round, a steering check every 64); the first error, or "".
+    const auto load = [&](size_t begin, size_t end, int cpu, int rounds) {
+      std::string error;
+      std::thread([&] {
+        if (!pin(0, cpu)) {
+          error = "cannot pin the client";
+          return;
+        }
+        for (int round = 0; round < rounds && error.empty(); ++round) {
+          for (size_t i = begin; i < end; ++i) {
+            const uint64_t id = (round + i) % 20;
+            connections[i]->send(i == begin ? search_request(id) + search_request((id + 7) % 20)
+                                            : search_request(id));
+          }
+          for (size_t i = begin; i < end && error.empty(); ++i) {
+            const uint64_t id = (round + i) % 20;
+            for (const uint64_t want : {id, (id + 7) % 20}) {
+              const auto [status, body] = connections[i]->answer();
+              if (status != 200u || json::parse(body)["result"][0]["id"] != want) {
+                error = "round " + std::to_string(round) + ", connection " + std::to_string(i) +
+                        ": " + std::to_string(status) + " " + body;
+              }
+              if (i != begin) break;
+            }
+          }
+        }
+      }).join();
+      return error;
+    };
+    // The transport's counters, read on one of the connections (no connection added).
+    const auto metric = [&](const std::string& name) {
+      connections[1]->send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+      const std::string text = connections[1]->answer().second;
+      const size_t at = text.find("\n" + name + " ");
+      return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+    };
+    std::string first, other;
+    std::thread on_first([&] { first = load(0, 10, cpus[0], 600); });
+    other = load(10, 20, cpus[1], 600);
+    on_first.join();
+    ASSERT_EQ(first, "");
+    ASSERT_EQ(other, "");
+    EXPECT_EQ(metric("waypoint_http_connections{thread=\"0\"}"), 10);
+    EXPECT_EQ(metric("waypoint_http_connections{thread=\"1\"}"), 10);
+    EXPECT_EQ(metric("waypoint_http_connections_moved_total"), steer ? 10 : 0);
+    // One client thread on the first core: its connections on the second thread stay there.
+    ASSERT_EQ(load(0, 20, cpus[0], 300), "");
+    EXPECT_EQ(metric("waypoint_http_connections{thread=\"0\"}"), 10);
+    EXPECT_EQ(metric("waypoint_http_connections_moved_total"), steer ? 10 : 0);
   }
 }
 

@@ -88,6 +88,15 @@ int cmd_serve(Args& args) {
       static_cast<size_t>(int_setting("indexing-threads", "indexing_threads", 0, 0, 1024));
   so.idle_timeout = std::chrono::seconds(int_setting("idle-timeout", "idle_timeout", 60, 1, 86400));
   so.poll = std::chrono::microseconds(int_setting("poll-us", "poll_us", 0, 0, 100000));
+  // Connections handed to the server thread on the core their packets arrive on (a boolean in
+  // the file).
+  if (file.contains("steer_connections") && file["steer_connections"].is_boolean()) {
+    file["steer_connections"] = file["steer_connections"].get<bool>() ? "true" : "false";
+  }
+  const std::string steer = text_setting("steer-connections", "steer_connections", "true");
+  WP_THROW_IF_NOT(steer == "true" || steer == "false",
+                  "--steer-connections: expected true or false, got '", steer, "'");
+  so.steer_connections = steer == "true";
   so.max_connections =
       static_cast<size_t>(int_setting("max-connections", "max_connections", 1024, 1, 1 << 20));
   so.max_bodies_in_flight =
@@ -226,6 +235,7 @@ const CommandRegistration kServe(
      "          [--tls-cert CERT.pem --tls-key KEY.pem] [--snapshots-dir DATA/snapshots]\n"
      "          [--config FILE.json] [--demo DATASET_DIR] [--enable-cors true|false]\n"
      "          [--compress-min-bytes 16384] [--storage-snapshot FILE] [--snapshot PATH:NAME,...]\n"
+     "          [--steer-connections true|false]\n"
      "          [--force-snapshot]\n"
      "          [--cluster --etcd http://HOST:2379 --node-id N [--advertise http://HOST:PORT]\n"
      "           [--lease-ttl 10]]",
