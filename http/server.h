@@ -32,13 +32,13 @@ struct ServerOptions {
   /// before it sleeps (0: it sleeps at once). A request that comes meanwhile costs no wake-up:
   /// lower latency under steady traffic, for a core kept busy while it flows.
   std::chrono::microseconds poll{0};
-  /// With more than one thread: now and then (every kSteerEvery requests of a connection) a
-  /// connection whose packets arrive on a core where another server thread runs now
-  /// (SO_INCOMING_CPU: the client's core on loopback, the receiving queue's core over a network)
-  /// is handed to that thread, as long as the threads' shares of the connections stay within
-  /// two of each other. A client thread whose connections end up on one server thread is woken
-  /// by that thread alone, on its core, without an interrupt to the other (docs/server.md,
-  /// "Connections follow their packets").
+  /// With more than one thread: at every 64th request of a connection, one whose packets arrive
+  /// on a core where another server thread runs now (SO_INCOMING_CPU: the client's core on
+  /// loopback, the receiving queue's core over a network) is handed to that thread, the shares
+  /// kept even: to a thread serving fewer connections, or between equal shares in trade for one
+  /// that wants the other way (Server::Impl::steer_target). A client thread whose connections end
+  /// up on one server thread is woken by that thread alone, on its core, without an interrupt to
+  /// the other (docs/server.md, "Connections follow their packets").
   bool steer_connections = true;
   /// PEM files of the certificate chain and its private key: when both are set, every
   /// connection speaks TLS (1.2 or 1.3) on the port; when neither, plain HTTP.

@@ -235,8 +235,7 @@ const CommandRegistration kServe(
      "          [--tls-cert CERT.pem --tls-key KEY.pem] [--snapshots-dir DATA/snapshots]\n"
      "          [--config FILE.json] [--demo DATASET_DIR] [--enable-cors true|false]\n"
      "          [--compress-min-bytes 16384] [--storage-snapshot FILE] [--snapshot PATH:NAME,...]\n"
-     "          [--steer-connections true|false]\n"
-     "          [--force-snapshot]\n"
+     "          [--force-snapshot] [--steer-connections true|false]\n"
      "          [--cluster --etcd http://HOST:2379 --node-id N [--advertise http://HOST:PORT]\n"
      "           [--lease-ttl 10]]",
      10,
