@@ -181,9 +181,9 @@ struct Server::Impl {
   /// The core each context's thread was on when it last began to read a request (-1: none
   /// yet): where steering finds the thread to hand a connection to (steer_target).
   std::unique_ptr<std::atomic<int>[]> cpu_of;
-  /// The context a connection of each context last wanted to move to and could not (the move
-  /// would have parted the shares by two), and when (Clock ticks): a connection moving the
-  /// other way between equal shares makes room for it (steer_target).
+  /// The context a connection of each context last wanted to move to and could not (that
+  /// thread served no fewer connections), and when (Clock ticks): a connection moving the other
+  /// way between equal shares makes room for it (steer_target).
   std::unique_ptr<std::atomic<int>[]> wished_to;
   std::unique_ptr<std::atomic<Clock::rep>[]> wished_at;
   /// Connections handed from one thread to another (ServerOptions::steer_connections).
