@@ -435,6 +435,10 @@ json search_load(uint16_t port, const std::string& path, const std::vector<std::
 /// lets each loop run beside the server thread that wakes it).
 enum class ClientShare { kInterleaved, kBlocks };
 
+const char* share_name(ClientShare share) {
+  return share == ClientShare::kBlocks ? "blocks" : "interleaved";
+}
+
 size_t loop_of(long long c, long long connections, long long loops, ClientShare share) {
   return static_cast<size_t>(share == ClientShare::kBlocks ? c * loops / connections : c % loops);
 }
@@ -536,7 +540,7 @@ json search_load_async(uint16_t port, const std::string& path,
   for (auto& th : runners) th.join();
   json row = row_of(conns, std::chrono::duration<double>(Clock::now() - t0).count());
   row["client_threads"] = loops;
-  row["client_share"] = share == ClientShare::kBlocks ? "blocks" : "interleaved";
+  row["client_share"] = share_name(share);
   row["client_spin"] = spin;
   return row;
 }
@@ -617,7 +621,7 @@ json search_load_raw_loops(uint16_t port, const std::string& path,
   for (auto& th : runners) th.join();
   json row = row_of(conns, std::chrono::duration<double>(Clock::now() - t0).count());
   row["client_threads"] = loops;
-  row["client_share"] = share == ClientShare::kBlocks ? "blocks" : "interleaved";
+  row["client_share"] = share_name(share);
   row["client_spin"] = spin;
   row["raw_client"] = true;
   return row;
@@ -810,9 +814,10 @@ int main(int argc, char** argv) {
     // its share of the connections (search_load_async).
     const long long client_threads = args.integer("client-threads", 0, 0, 1024);
     const bool client_spin = args.flag("client-spin");
-    const std::string share_name = args.str("client-share", "interleaved");
-    const ClientShare share =
-        share_name == "blocks" ? ClientShare::kBlocks : ClientShare::kInterleaved;
+    const std::string share_arg = args.str("client-share", share_name(ClientShare::kInterleaved));
+    const ClientShare share = share_arg == share_name(ClientShare::kBlocks)
+                                  ? ClientShare::kBlocks
+                                  : ClientShare::kInterleaved;
     // The search rows' connections (and the /healthz floor's) without Beast (RawClient).
     const bool raw_client = args.flag("raw-client");
     const ClientKind kind{raw_client, raw_client && client_spin};
@@ -824,9 +829,9 @@ int main(int argc, char** argv) {
                     "--compare-port or --ingest-only");
     WP_THROW_IF_NOT(!client_spin || client_threads > 0 || raw_client,
                     "--client-spin needs --client-threads or --raw-client");
-    WP_THROW_IF_NOT(share_name == "interleaved" || share_name == "blocks",
-                    "--client-share: expected interleaved or blocks, got ", share_name);
-    WP_THROW_IF_NOT(share_name == "interleaved" || client_threads > 0,
+    WP_THROW_IF_NOT(share_arg == share_name(share),
+                    "--client-share: expected interleaved or blocks, got ", share_arg);
+    WP_THROW_IF_NOT(share == ClientShare::kInterleaved || client_threads > 0,
                     "--client-share needs --client-threads");
     WP_THROW_IF_NOT(route == "search" || route == "query",
                     "--route: expected search or query, got ", route);

@@ -175,17 +175,22 @@ struct Server::Impl {
   std::vector<std::unique_ptr<net::io_context>> more;  ///< threads 1..threads-1
   std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
   std::atomic<size_t> next_context{0};
-  /// The connections each context serves now ([0] ioc's, then more's): a thread that serves one
-  /// holds no answer back (HeldAnswers).
-  std::unique_ptr<std::atomic<int>[]> connections_on;
-  /// The core each context's thread was on when it last began to read a request (-1: none
-  /// yet): where steering finds the thread to hand a connection to (steer_target).
-  std::unique_ptr<std::atomic<int>[]> cpu_of;
-  /// The context a connection of each context last wanted to move to and could not (that
-  /// thread served no fewer connections), and when (Clock ticks): a connection moving the other
-  /// way between equal shares makes room for it (steer_target).
-  std::unique_ptr<std::atomic<int>[]> wished_to;
-  std::unique_ptr<std::atomic<Clock::rep>[]> wished_at;
+  /// What each context ([0] ioc's, then more's) shares with the others, a cache line each (its
+  /// thread writes `cpu` as it runs, the others only read it).
+  struct alignas(64) ContextState {
+    /// The connections it serves now: a thread that serves one holds no answer back
+    /// (HeldAnswers).
+    std::atomic<int> connections{0};
+    /// The core its thread was on when it last began to read a request (-1: none yet): where
+    /// steering finds the thread to hand a connection to (steer_target).
+    std::atomic<int> cpu{-1};
+    /// The context a connection of this one last wanted to move to and could not (that thread
+    /// served no fewer connections), and when (Clock ticks): a connection moving the other way
+    /// between equal shares makes room for it (steer_target).
+    std::atomic<int> wished_to{-1};
+    std::atomic<Clock::rep> wished_at{0};
+  };
+  std::unique_ptr<ContextState[]> context_state;
   /// Connections handed from one thread to another (ServerOptions::steer_connections).
   std::atomic<uint64_t> connections_moved{0};
   /// The listening socket's protocol (IPv4 or IPv6), which a handed-over socket keeps.
@@ -245,23 +250,14 @@ struct Server::Impl {
         acceptor(net::make_strand(ioc)),
         signals(ioc, SIGINT, SIGTERM),
         accept_retry(acceptor.get_executor()) {
-    connections_on.reset(new std::atomic<int>[std::max(1, options.threads)]);
-    cpu_of.reset(new std::atomic<int>[std::max(1, options.threads)]);
-    wished_to.reset(new std::atomic<int>[std::max(1, options.threads)]);
-    wished_at.reset(new std::atomic<Clock::rep>[std::max(1, options.threads)]);
-    for (int i = 0; i < std::max(1, options.threads); ++i) {
-      connections_on[i] = 0;
-      cpu_of[i] = -1;
-      wished_to[i] = -1;
-      wished_at[i] = 0;
-    }
+    context_state.reset(new ContextState[std::max(1, options.threads)]);
     for (int i = 1; i < options.threads; ++i) {
       more.push_back(std::make_unique<net::io_context>(1));
       keep_running.push_back(net::make_work_guard(*more.back()));
     }
   }
 
-  /// The context of the next connection, in turn (an index of connections_on).
+  /// The context of the next connection, in turn (an index of context_state).
   size_t next_context_index() { return next_context++ % (more.size() + 1); }
   Executor executor_of(size_t i) {
     return i == 0 ? ioc.get_executor() : more[i - 1]->get_executor();
@@ -275,22 +271,23 @@ struct Server::Impl {
   /// room. A client of one thread, whose connections all want the same core at any one time,
   /// parts the shares by one at most (at eight connections 5/3 cost 11% of the QPS).
   std::optional<size_t> steer_target(int cpu, size_t from) {
-    if (cpu < 0 || cpu_of[from].load(std::memory_order_relaxed) == cpu) return std::nullopt;
+    constexpr auto relaxed = std::memory_order_relaxed;
+    ContextState& f = context_state[from];
+    if (cpu < 0 || f.cpu.load(relaxed) == cpu) return std::nullopt;
     for (size_t to = 0; to <= more.size(); ++to) {
-      if (to == from || cpu_of[to].load(std::memory_order_relaxed) != cpu) continue;
-      const int on_to = connections_on[to].load(std::memory_order_relaxed);
-      const int on_from = connections_on[from].load(std::memory_order_relaxed);
-      const Clock::rep now = Clock::now().time_since_epoch().count();
+      ContextState& t = context_state[to];
+      if (to == from || t.cpu.load(relaxed) != cpu) continue;
+      const int on_to = t.connections.load(relaxed), on_from = f.connections.load(relaxed);
       if (on_to < on_from) return to;
+      const Clock::rep now = Clock::now().time_since_epoch().count();
       if (on_to == on_from && 4 * (on_to + 1) <= 5 * (on_from - 1) &&
-          wished_to[to].load(std::memory_order_relaxed) == int(from) &&
-          now - wished_at[to].load(std::memory_order_relaxed) <
-              Clock::duration(std::chrono::seconds(1)).count()) {
-        wished_to[to].store(-1, std::memory_order_relaxed);  // room made for one
+          t.wished_to.load(relaxed) == int(from) &&
+          now - t.wished_at.load(relaxed) < Clock::duration(std::chrono::seconds(1)).count()) {
+        t.wished_to.store(-1, relaxed);  // room made for one
         return to;
       }
-      wished_to[from].store(int(to), std::memory_order_relaxed);
-      wished_at[from].store(now, std::memory_order_relaxed);
+      f.wished_to.store(int(to), relaxed);
+      f.wished_at.store(now, relaxed);
       return std::nullopt;
     }
     return std::nullopt;
@@ -373,9 +370,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       : stream_(std::forward<StreamArgs>(stream_args)...),
         server_(server),
         id_(id),
-        context_(context),
-        on_thread_(server.connections_on[context]) {
-    ++on_thread_;
+        context_(context) {
+    ++on_thread();
     // Beast reads max(512, free capacity) bytes a time, and its parser consumes all it is given:
     // a buffer left to grow by itself stays at 512 bytes, and a 1.4 KB search took three
     // recvmsg calls. Reserved once, a request up to this size is one call.
@@ -388,7 +384,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   ~Session() {
-    --on_thread_;
+    --on_thread();
     release_body();
     std::lock_guard<std::mutex> g(server_.sessions_mu);
     // A session handed to another thread left its entry to its successor (not expired).
@@ -442,7 +438,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         std::max(server_.api.options().max_body_bytes, server_.api.options().max_upload_bytes);
     if (buffer_.size() > 0) return on_bytes();  // pipelined: the request is here already
     if (!server_.more.empty()) {
-      server_.cpu_of[context_].store(sched_getcpu(), std::memory_order_relaxed);
+      // Written only when it changed: the line stays shared with the threads that read it.
+      std::atomic<int>& cpu = server_.context_state[context_].cpu;
+      const int now_on = sched_getcpu();
+      if (cpu.load(std::memory_order_relaxed) != now_on)
+        cpu.store(now_on, std::memory_order_relaxed);
       if (server_.options.steer_connections && ++reads_ % kSteerEvery == 0 && steer()) return;
     }
     wait_on_client();
@@ -867,7 +867,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     if constexpr (!kTls) {
       if (answer_sent_ == 0 && send_now_ok_) {
-        if (on_thread_.load(std::memory_order_relaxed) > 1) return hold();
+        if (on_thread().load(std::memory_order_relaxed) > 1) return hold();
         if (send_now()) return;
       }
     }
@@ -1007,8 +1007,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::optional<bhttp::response_serializer<bhttp::file_body>> file_serializer_;
   Server::Impl& server_;
   uint64_t id_;
-  size_t context_;               ///< the context (thread) that runs it
-  std::atomic<int>& on_thread_;  ///< the connections its thread serves (connections_on)
+  size_t context_;  ///< the context (thread) that runs it
+  /// The connections its thread serves.
+  std::atomic<int>& on_thread() { return server_.context_state[context_].connections; }
   /// Requests read; every kSteerEvery-th, a connection may be handed over (steer).
   uint64_t reads_ = 0;
   static constexpr uint64_t kSteerEvery = 64;
@@ -1069,7 +1070,7 @@ std::string Server::Impl::metrics_text() const {
       "# TYPE waypoint_http_connections gauge\n";
   for (size_t i = 0; i <= more.size(); ++i) {
     out += "waypoint_http_connections{thread=\"" + std::to_string(i) + "\"} " +
-           std::to_string(connections_on[i].load(std::memory_order_relaxed)) + "\n";
+           std::to_string(context_state[i].connections.load(std::memory_order_relaxed)) + "\n";
   }
   out +=
       "# HELP waypoint_http_connections_moved_total Connections handed from one server thread "
