@@ -193,6 +193,9 @@ struct Server::Impl {
   std::unique_ptr<ContextState[]> context_state;
   /// Connections handed from one thread to another (ServerOptions::steer_connections).
   std::atomic<uint64_t> connections_moved{0};
+  /// Times a thread serving one connection moved itself to that connection's core
+  /// (follow_alone).
+  std::atomic<uint64_t> threads_moved{0};
   /// The listening socket's protocol (IPv4 or IPv6), which a handed-over socket keeps.
   tcp listen_protocol = tcp::v4();
   tcp::acceptor acceptor;
@@ -291,6 +294,39 @@ struct Server::Impl {
       return std::nullopt;
     }
     return std::nullopt;
+  }
+  /// When context `from`'s thread (the calling one) serves one connection alone, whose packets
+  /// arrive on core `cpu` where no thread of the server was last seen: moves the thread there
+  /// (true when it did). At one connection the client is now and then woken on the other core;
+  /// steering hands the connection to the thread last seen there, but when both threads last
+  /// read on one core none is (an idle thread does not run, so its core stays where it was), and
+  /// the connection stayed apart from its client, each request and answer a wake-up of the other
+  /// core. Its affinity is narrowed to `cpu`, which moves it now, then set back to what it was:
+  /// it stays on `cpu` until the scheduler moves it, and may run anywhere it could before. Not
+  /// done when the thread may run on one core only, or not on `cpu` (docs/server.md, "A thread
+  /// serving one connection follows it").
+  bool follow_alone(int cpu, size_t from) {
+    constexpr auto relaxed = std::memory_order_relaxed;
+    ContextState& f = context_state[from];
+    if (cpu < 0 || cpu >= CPU_SETSIZE || f.cpu.load(relaxed) == cpu ||
+        f.connections.load(relaxed) != 1) {
+      return false;
+    }
+    for (size_t i = 0; i <= more.size(); ++i) {
+      if (i != from && context_state[i].cpu.load(relaxed) == cpu) return false;
+    }
+    cpu_set_t allowed, only;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || !CPU_ISSET(cpu, &allowed) ||
+        CPU_COUNT(&allowed) < 2) {
+      return false;
+    }
+    CPU_ZERO(&only);
+    CPU_SET(cpu, &only);
+    if (sched_setaffinity(0, sizeof only, &only) != 0) return false;
+    sched_setaffinity(0, sizeof allowed, &allowed);  // fails only if the cores were taken away
+    f.cpu.store(cpu, relaxed);
+    ++threads_moved;
+    return true;
   }
   /// Serves `socket` on `context` as session `id` (a new one, or one handed over: the map's
   /// entry then names the new session, and the old one's end leaves it).
@@ -437,13 +473,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     body_limit_ =
         std::max(server_.api.options().max_body_bytes, server_.api.options().max_upload_bytes);
     if (buffer_.size() > 0) return on_bytes();  // pipelined: the request is here already
-    if (!server_.more.empty()) {
+    if (server_.options.steer_connections) {
       // Written only when it changed: the line stays shared with the threads that read it.
       std::atomic<int>& cpu = server_.context_state[context_].cpu;
       const int now_on = sched_getcpu();
       if (cpu.load(std::memory_order_relaxed) != now_on)
         cpu.store(now_on, std::memory_order_relaxed);
-      if (server_.options.steer_connections && ++reads_ % kSteerEvery == 0 && steer()) return;
+      if (++reads_ % kSteerEvery == 0 && steer()) return;
     }
     wait_on_client();
     auto done = [self = shared_from_this()](beast::error_code ec, std::size_t n) {
@@ -469,7 +505,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         return false;
       }
       const std::optional<size_t> to = server_.steer_target(cpu, context_);
-      if (!to) return false;
+      if (!to) {
+        server_.follow_alone(cpu, context_);  // the connection stays; its thread may move
+        return false;
+      }
       beast::error_code ec;
       const Socket::native_handle_type fd = socket.release(ec);  // leaves the reactor, not closed
       if (ec) return false;
@@ -1077,7 +1116,12 @@ std::string Server::Impl::metrics_text() const {
       "to another (to the thread on the core their packets arrive on).\n"
       "# TYPE waypoint_http_connections_moved_total counter\n"
       "waypoint_http_connections_moved_total " +
-      std::to_string(connections_moved.load(std::memory_order_relaxed)) + "\n";
+      std::to_string(connections_moved.load(std::memory_order_relaxed)) + "\n" +
+      "# HELP waypoint_http_threads_moved_total Times a server thread serving one connection "
+      "moved itself to the core that connection's packets arrive on.\n"
+      "# TYPE waypoint_http_threads_moved_total counter\n"
+      "waypoint_http_threads_moved_total " +
+      std::to_string(threads_moved.load(std::memory_order_relaxed)) + "\n";
   return out;
 }
 

@@ -482,6 +482,44 @@ TEST(Server, AnswersSentTogetherReachTheirOwnConnections) {
   }
 }
 
+namespace {
+/// The cores this process may run on.
+std::vector<int> allowed_cpus() {
+  cpu_set_t allowed;
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  }
+  return cpus;
+}
+/// Lets thread `tid` (0: the caller) run on `cpus` only.
+bool pin(pid_t tid, const std::vector<int>& cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (const int c : cpus) CPU_SET(c, &set);
+  return sched_setaffinity(tid, sizeof set, &set) == 0;
+}
+/// The thread of process `pid` named `name` (-1: none).
+pid_t thread_named(pid_t pid, const std::string& name) {
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string line;
+    std::getline(comm, line);
+    if (line == name) return std::stoi(task.path().filename().string());
+  }
+  return -1;
+}
+/// A counter or gauge of GET /metrics, read on `c` (-1: not there).
+double metric(BareConnection& c, const std::string& name) {
+  c.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  const std::string text = c.answer().second;
+  const size_t at = text.find("\n" + name + " ");
+  return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+}
+}  // namespace
+
 // Connections follow the core their packets come from (ServerOptions::steer_connections). The
 // server's two threads are held on two cores, and two client threads, one on each core, hold
 // ten connections each, dealt by the server to its threads in turn (five on each). The
@@ -491,19 +529,8 @@ TEST(Server, AnswersSentTogetherReachTheirOwnConnections) {
 // shares). Every answer reaches its own connection throughout, a pipelined pair too; with
 // steering off nothing moves.
 TEST(Server, ConnectionsMoveToTheThreadOnTheCoreTheirPacketsComeFrom) {
-  cpu_set_t allowed;
-  ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
-  std::vector<int> cpus;
-  for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
-  }
+  const std::vector<int> cpus = allowed_cpus();
   if (cpus.size() < 2) GTEST_SKIP() << "needs two cores";
-  const auto pin = [](pid_t tid, int cpu) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    return sched_setaffinity(tid, sizeof one, &one) == 0;
-  };
   for (const bool steer : {true, false}) {
     SCOPED_TRACE(steer ? "steering" : "steering off");
     wp::test::TempDir tmp;
@@ -514,17 +541,10 @@ TEST(Server, ConnectionsMoveToTheThreadOnTheCoreTheirPacketsComeFrom) {
       ASSERT_TRUE(make_twenty_points(c, "c"));
     }
     // The first context runs on the server's main thread, the second on "wp-http-1".
-    ASSERT_TRUE(pin(server.pid(), cpus[0]));
-    pid_t second = -1;
-    for (const auto& task :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(server.pid()) + "/task")) {
-      std::ifstream comm(task.path() / "comm");
-      std::string name;
-      std::getline(comm, name);
-      if (name == "wp-http-1") second = std::stoi(task.path().filename().string());
-    }
+    ASSERT_TRUE(pin(server.pid(), {cpus[0]}));
+    const pid_t second = thread_named(server.pid(), "wp-http-1");
     ASSERT_GT(second, 0) << "no thread named wp-http-1";
-    ASSERT_TRUE(pin(second, cpus[1]));
+    ASSERT_TRUE(pin(second, {cpus[1]}));
     // The setup connection's session ends once the server reads its close.
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
 
@@ -537,7 +557,7 @@ TEST(Server, ConnectionsMoveToTheThreadOnTheCoreTheirPacketsComeFrom) {
     const auto load = [&](size_t begin, size_t end, int cpu, int rounds) {
       std::string error;
       std::thread([&] {
-        if (!pin(0, cpu)) {
+        if (!pin(0, {cpu})) {
           error = "cannot pin the client";
           return;
         }
@@ -563,12 +583,7 @@ TEST(Server, ConnectionsMoveToTheThreadOnTheCoreTheirPacketsComeFrom) {
       return error;
     };
     // The transport's counters, read on one of the connections (no connection added).
-    const auto metric = [&](const std::string& name) {
-      connections[1]->send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-      const std::string text = connections[1]->answer().second;
-      const size_t at = text.find("\n" + name + " ");
-      return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
-    };
+    const auto metric = [&](const std::string& name) { return ::metric(*connections[1], name); };
     std::string first, other;
     std::thread on_first([&] { first = load(0, 10, cpus[0], 600); });
     other = load(10, 20, cpus[1], 600);
@@ -582,6 +597,97 @@ TEST(Server, ConnectionsMoveToTheThreadOnTheCoreTheirPacketsComeFrom) {
     ASSERT_EQ(load(0, 20, cpus[0], 300), "");
     EXPECT_EQ(metric("waypoint_http_connections{thread=\"0\"}"), 10);
     EXPECT_EQ(metric("waypoint_http_connections_moved_total"), steer ? 10 : 0);
+  }
+}
+
+// A thread that serves one connection alone moves itself to the core the connection's packets
+// come from when no thread of the server is there (ServerOptions::steer_connections). Both
+// server threads read a request on the second core (so both were last seen there). A client
+// thread on the first core, which another thread keeps busy, then sends requests on one
+// connection, its thread put back on the second core after the first answer: the scheduler
+// leaves a thread woken from a busy core on its own idle one, so only the server moves it.
+// It does, and leaves the thread free to run on the cores it could before; with steering off it
+// never moves.
+TEST(Server, AThreadServingOneConnectionMovesToItsClientsCore) {
+  const std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two cores";
+  // The cores a thread of the server may run on, as /proc lists them.
+  const auto allowed_list = [](pid_t pid, pid_t tid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status");
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("Cpus_allowed_list:", 0) == 0) return line;
+    }
+    return std::string("none");
+  };
+  for (const bool steer : {true, false}) {
+    SCOPED_TRACE(steer ? "steering" : "steering off");
+    wp::test::TempDir tmp;
+    ServerProcess server(tmp.file("data"), std::string("--threads 2 --steer-connections ") +
+                                               (steer ? "true" : "false"));
+    {
+      Client c(server.port());
+      ASSERT_TRUE(make_twenty_points(c, "c"));
+    }
+    const pid_t threads[2] = {server.pid(), thread_named(server.pid(), "wp-http-1")};
+    ASSERT_GT(threads[1], 0) << "no thread named wp-http-1";
+    const std::string allowed_before = allowed_list(server.pid(), threads[1]);
+    for (const pid_t t : threads) ASSERT_TRUE(pin(t, {cpus[1]}));
+    {
+      // Dealt one to each thread in turn: each reads a request on the second core.
+      BareConnection a(server.port()), b(server.port());
+      for (BareConnection* c : {&a, &b}) {
+        c->send(search_request(3));
+        ASSERT_EQ(c->answer().first, 200u);
+      }
+    }
+    for (const pid_t t : threads) ASSERT_TRUE(pin(t, cpus));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // their sessions end
+
+    std::atomic<bool> stop{false};
+    std::thread busy([&] {
+      if (pin(0, {cpus[0]})) {
+        while (!stop.load(std::memory_order_relaxed)) {
+        }
+      }
+    });
+    BareConnection c(server.port());
+    std::string error;
+    pid_t serving = -1;
+    double moved = -1;
+    std::thread([&] {
+      if (!pin(0, {cpus[0]})) {
+        error = "cannot pin the client";
+        return;
+      }
+      const double on_first = metric(c, "waypoint_http_connections{thread=\"0\"}");
+      if (on_first != 0 && on_first != 1) {
+        error = "connections on the first thread: " + std::to_string(on_first);
+        return;
+      }
+      serving = threads[on_first == 1 ? 0 : 1];
+      if (!pin(serving, {cpus[1]}) || !pin(serving, cpus)) {
+        error = "cannot move the serving thread";
+        return;
+      }
+      for (int i = 0; i < 640 && error.empty(); ++i) {  // ten steering checks
+        c.send(search_request(i % 20));
+        const auto [status, body] = c.answer();
+        if (status != 200u || json::parse(body)["result"][0]["id"] != i % 20) {
+          error = "request " + std::to_string(i) + ": " + std::to_string(status) + " " + body;
+        }
+      }
+      moved = metric(c, "waypoint_http_threads_moved_total");
+    }).join();
+    stop = true;
+    busy.join();
+    ASSERT_EQ(error, "");
+    EXPECT_EQ(metric(c, "waypoint_http_connections_moved_total"), 0);
+    if (steer) {
+      EXPECT_GE(moved, 1);
+    } else {
+      EXPECT_EQ(moved, 0);
+    }
+    EXPECT_EQ(allowed_list(server.pid(), serving), allowed_before);
   }
 }
 
