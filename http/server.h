@@ -41,8 +41,8 @@ struct ServerOptions {
   /// the other (docs/server.md, "Connections follow their packets"). A thread that serves one
   /// connection alone, whose packets arrive on a core where no thread of the server is, moves
   /// itself there instead (its affinity narrowed to that core and restored at once, so the
-  /// scheduler keeps it there while it may still run anywhere; with one thread too): the
-  /// client's wake-ups then land on the core already running (Server::Impl::follow_alone).
+  /// scheduler keeps it there while it may still run anywhere): the client's wake-ups then land
+  /// on the core already running (Server::Impl::follow_alone).
   bool steer_connections = true;
   /// PEM files of the certificate chain and its private key: when both are set, every
   /// connection speaks TLS (1.2 or 1.3) on the port; when neither, plain HTTP.
