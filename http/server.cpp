@@ -494,23 +494,24 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   /// Between two requests, nothing read of the next, no operation under way: hands the
-  /// connection to the thread on the core its packets arrive on (Server::Impl::steer_target).
-  /// True when it did: a new session on that thread goes on with the socket, this one ends.
+  /// connection to the thread on the core its packets arrive on (Server::Impl::steer_target),
+  /// or, its thread's only one, may move the thread there (Server::Impl::follow_alone; the only
+  /// way for a TLS connection, whose TLS state would move with it). True when it was handed
+  /// over: a new session on that thread goes on with the socket, this one ends.
   bool steer() {
-    if constexpr (kTls) {
-      return false;  // the TLS state would move with it: not done
-    } else {
-      Socket& socket = lowest().socket();
-      int cpu = -1;
-      socklen_t size = sizeof cpu;
-      if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_INCOMING_CPU, &cpu, &size) != 0) {
-        return false;
-      }
-      const std::optional<size_t> to = server_.steer_target(cpu, context_);
-      if (!to) {
-        server_.follow_alone(cpu, context_);  // the connection stays; its thread may move
-        return false;
-      }
+    Socket& socket = lowest().socket();
+    int cpu = -1;
+    socklen_t size = sizeof cpu;
+    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_INCOMING_CPU, &cpu, &size) != 0) {
+      return false;
+    }
+    // A TLS connection stays (its TLS state would move with it); its thread may follow it.
+    const std::optional<size_t> to = kTls ? std::nullopt : server_.steer_target(cpu, context_);
+    if (!to) {
+      server_.follow_alone(cpu, context_);  // the connection stays; its thread may move
+      return false;
+    }
+    if constexpr (!kTls) {
       beast::error_code ec;
       const Socket::native_handle_type fd = socket.release(ec);  // leaves the reactor, not closed
       if (ec) return false;
@@ -524,6 +525,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       server_.start_session(std::move(moved), *to, id_);
       return true;
     }
+    return false;
   }
 
   /// A request's first bytes are in buffer_.

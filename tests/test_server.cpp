@@ -519,19 +519,107 @@ double metric(BareConnection& c, const std::string& name) {
   const size_t at = text.find("\n" + name + " ");
   return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
 }
+/// A self-signed certificate for 127.0.0.1 and its key, made by the openssl command line.
+void make_certificate(const std::string& cert, const std::string& key) {
+  const std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+/// A TLS client (OpenSSL through Beast) that trusts only `ca` and checks the server's name.
+class TlsClient {
+ public:
+  TlsClient(uint16_t port, const std::string& ca)
+      : ctx_(net::ssl::context::tls_client), stream_(ioc_, ctx_) {
+    ctx_.load_verify_file(ca);
+    stream_.set_verify_mode(net::ssl::verify_peer);
+    stream_.set_verify_callback(net::ssl::rfc2818_verification("127.0.0.1"));
+    beast::get_lowest_layer(stream_).connect(
+        tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    stream_.handshake(net::ssl::stream_base::client);  // throws when verification fails
+  }
+  std::pair<unsigned, json> call(bhttp::verb method, const std::string& target,
+                                 const json& body = nullptr) {
+    bhttp::request<bhttp::string_body> req{method, target, 11};
+    req.set(bhttp::field::host, "127.0.0.1");
+    req.keep_alive(true);
+    if (!body.is_null()) {
+      req.set(bhttp::field::content_type, "application/json");
+      req.body() = body.dump();
+    }
+    req.prepare_payload();
+    bhttp::write(stream_, req);
+    beast::flat_buffer buffer;
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(stream_, buffer, res);
+    const std::string& text = res.body();
+    return {res.result_int(), json::accept(text) ? json::parse(text) : json(text)};
+  }
+
+ private:
+  net::io_context ioc_;
+  net::ssl::context ctx_;
+  beast::ssl_stream<beast::tcp_stream> stream_;
+};
+
+/// A connection as the steering tests use it: a search for point `id`'s vector (its status and
+/// body), and a counter or gauge of GET /metrics.
+struct TestConnection {
+  std::function<std::pair<unsigned, std::string>(uint64_t id)> search;
+  std::function<double(const std::string& name)> metric;
+};
+
 /// Runs `body` on a server of two threads holding collection "c" of twenty points, with
-/// steering on (`steer` true), then on another with it off (--steer-connections).
-void with_and_without_steering(const std::function<void(ServerProcess&, bool steer)>& body) {
+/// steering on (`steer` true), then on another with it off (--steer-connections); with `tls`,
+/// the servers speak TLS. `open` makes a connection to it.
+void with_and_without_steering(
+    const std::function<void(ServerProcess&, bool steer,
+                             const std::function<TestConnection()>& open)>& body,
+    bool tls = false) {
   for (const bool steer : {true, false}) {
     SCOPED_TRACE(steer ? "steering" : "steering off");
     wp::test::TempDir tmp;
-    ServerProcess server(tmp.file("data"), std::string("--threads 2 --steer-connections ") +
-                                               (steer ? "true" : "false"));
-    {
-      Client c(server.port());
+    const std::string cert = tmp.file("cert.pem"), key = tmp.file("key.pem");
+    if (tls) make_certificate(cert, key);
+    ServerProcess server(tmp.file("data"),
+                         std::string("--threads 2 --steer-connections ") +
+                             (steer ? "true" : "false") +
+                             (tls ? " --tls-cert " + cert + " --tls-key " + key : ""));
+    const uint16_t port = server.port();
+    std::function<TestConnection()> open;
+    if (tls) {
+      TlsClient c(port, cert);
       ASSERT_TRUE(make_twenty_points(c, "c"));
+      open = [port, cert] {
+        const auto c = std::make_shared<TlsClient>(port, cert);
+        return TestConnection{
+            [c](uint64_t id) {
+              const auto [status, j] = c->call(bhttp::verb::post, "/collections/c/points/search",
+                                               {{"vector", vector_of(id)}, {"limit", 1}});
+              return std::make_pair(status, j.dump());
+            },
+            [c](const std::string& name) {
+              const json text = c->call(bhttp::verb::get, "/metrics").second;
+              const std::string t = text.is_string() ? text.get<std::string>() : "";
+              const size_t at = t.find("\n" + name + " ");
+              return at == std::string::npos ? -1.0 : std::stod(t.substr(at + name.size() + 2));
+            }};
+      };
+    } else {
+      Client c(port);
+      ASSERT_TRUE(make_twenty_points(c, "c"));
+      open = [port] {
+        const auto c = std::make_shared<BareConnection>(port);
+        return TestConnection{[c](uint64_t id) {
+                                c->send(search_request(id));
+                                return c->answer();
+                              },
+                              [c](const std::string& name) { return metric(*c, name); }};
+      };
     }
-    body(server, steer);
+    body(server, steer, open);
   }
 }
 }  // namespace
@@ -547,7 +635,7 @@ void with_and_without_steering(const std::function<void(ServerProcess&, bool ste
 TEST(Server, ConnectionsMoveToTheThreadOnTheCoreTheirPacketsComeFrom) {
   const std::vector<int> cpus = allowed_cpus();
   if (cpus.size() < 2) GTEST_SKIP() << "needs two cores";
-  with_and_without_steering([&](ServerProcess& server, bool steer) {
+  with_and_without_steering([&](ServerProcess& server, bool steer, const auto&) {
     // The first context runs on the server's main thread, the second on "wp-http-1".
     ASSERT_TRUE(pin(server.pid(), {cpus[0]}));
     const pid_t second = thread_named(server.pid(), "wp-http-1");
@@ -608,91 +696,107 @@ TEST(Server, ConnectionsMoveToTheThreadOnTheCoreTheirPacketsComeFrom) {
   });
 }
 
-// A thread that serves one connection alone moves itself to the core the connection's packets
-// come from when no thread of the server is there (ServerOptions::steer_connections). Both
-// server threads read a request on the second core (so both were last seen there). A client
-// thread on the first core, which another thread keeps busy, then sends requests on one
-// connection, its thread put back on the second core after the first answer (and before each
-// try): the scheduler leaves a thread woken from a busy core on its own idle one, so only the
-// server moves it. It does, and leaves the thread free to run on the cores it could before;
-// with steering off it never moves.
+namespace {
+/// The cores a thread may run on, as /proc lists them.
+std::string allowed_list(pid_t pid, pid_t tid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Cpus_allowed_list:", 0) == 0) return line;
+  }
+  return "none";
+}
+
+/// A thread that serves one connection alone moves itself to the core the connection's packets
+/// come from when no thread of the server is there (ServerOptions::steer_connections). Both
+/// server threads read a request on the second core (so both were last seen there). A client
+/// thread on the first core, which another thread keeps busy, then sends requests on one
+/// connection, its thread put back on the second core after the first answer (and before each
+/// try): the scheduler leaves a thread woken from a busy core on its own idle one, so only the
+/// server moves it. It does, and leaves the thread free to run on the cores it could before;
+/// with steering off it never moves. The connection itself never moves.
+void lone_connection_follows(ServerProcess& server, bool steer,
+                             const std::function<TestConnection()>& open,
+                             const std::vector<int>& cpus) {
+  const pid_t threads[2] = {server.pid(), thread_named(server.pid(), "wp-http-1")};
+  ASSERT_GT(threads[1], 0) << "no thread named wp-http-1";
+  const std::string allowed_before = allowed_list(server.pid(), threads[1]);
+  for (const pid_t t : threads) ASSERT_TRUE(pin(t, {cpus[1]}));
+  {
+    // Dealt one to each thread in turn: each reads a request on the second core.
+    const TestConnection a = open(), b = open();
+    for (const TestConnection* c : {&a, &b}) ASSERT_EQ(c->search(3).first, 200u);
+  }
+  for (const pid_t t : threads) ASSERT_TRUE(pin(t, cpus));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // their sessions end
+
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {
+    if (pin(0, {cpus[0]})) {
+      while (!stop.load(std::memory_order_relaxed)) {
+      }
+    }
+  });
+  const TestConnection c = open();
+  std::string error;
+  pid_t serving = -1;
+  double moved = -1;
+  std::thread([&] {
+    if (!pin(0, {cpus[0]})) {
+      error = "cannot pin the client";
+      return;
+    }
+    const double on_first = c.metric("waypoint_http_connections{thread=\"0\"}");
+    if (on_first != 0 && on_first != 1) {
+      error = "connections on the first thread: " + std::to_string(on_first);
+      return;
+    }
+    serving = threads[on_first == 1 ? 0 : 1];
+    // Busy neighbours (tests run beside this one) can make the scheduler itself bring the
+    // thread over, leaving nothing to move: up to five tries of two steering checks each.
+    for (int attempt = 0; attempt < 5 && moved < 1 && error.empty(); ++attempt) {
+      if (!pin(serving, {cpus[1]}) || !pin(serving, cpus)) {
+        error = "cannot move the serving thread";
+        return;
+      }
+      for (int i = 0; i < 128 && error.empty(); ++i) {
+        const auto [status, body] = c.search(i % 20);
+        if (status != 200u || json::parse(body)["result"][0]["id"] != i % 20) {
+          error = "request " + std::to_string(i) + ": " + std::to_string(status) + " " + body;
+        }
+      }
+      moved = c.metric("waypoint_http_threads_moved_total");
+    }
+  }).join();
+  stop = true;
+  busy.join();
+  ASSERT_EQ(error, "");
+  EXPECT_EQ(c.metric("waypoint_http_connections_moved_total"), 0);
+  if (steer) {
+    EXPECT_GE(moved, 1);
+  } else {
+    EXPECT_EQ(moved, 0);
+  }
+  EXPECT_EQ(allowed_list(server.pid(), serving), allowed_before);
+}
+}  // namespace
+
 TEST(Server, AThreadServingOneConnectionMovesToItsClientsCore) {
   const std::vector<int> cpus = allowed_cpus();
   if (cpus.size() < 2) GTEST_SKIP() << "needs two cores";
-  // The cores a thread of the server may run on, as /proc lists them.
-  const auto allowed_list = [](pid_t pid, pid_t tid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status");
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("Cpus_allowed_list:", 0) == 0) return line;
-    }
-    return std::string("none");
-  };
-  with_and_without_steering([&](ServerProcess& server, bool steer) {
-    const pid_t threads[2] = {server.pid(), thread_named(server.pid(), "wp-http-1")};
-    ASSERT_GT(threads[1], 0) << "no thread named wp-http-1";
-    const std::string allowed_before = allowed_list(server.pid(), threads[1]);
-    for (const pid_t t : threads) ASSERT_TRUE(pin(t, {cpus[1]}));
-    {
-      // Dealt one to each thread in turn: each reads a request on the second core.
-      BareConnection a(server.port()), b(server.port());
-      for (BareConnection* c : {&a, &b}) {
-        c->send(search_request(3));
-        ASSERT_EQ(c->answer().first, 200u);
-      }
-    }
-    for (const pid_t t : threads) ASSERT_TRUE(pin(t, cpus));
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // their sessions end
-
-    std::atomic<bool> stop{false};
-    std::thread busy([&] {
-      if (pin(0, {cpus[0]})) {
-        while (!stop.load(std::memory_order_relaxed)) {
-        }
-      }
-    });
-    BareConnection c(server.port());
-    std::string error;
-    pid_t serving = -1;
-    double moved = -1;
-    std::thread([&] {
-      if (!pin(0, {cpus[0]})) {
-        error = "cannot pin the client";
-        return;
-      }
-      const double on_first = metric(c, "waypoint_http_connections{thread=\"0\"}");
-      if (on_first != 0 && on_first != 1) {
-        error = "connections on the first thread: " + std::to_string(on_first);
-        return;
-      }
-      serving = threads[on_first == 1 ? 0 : 1];
-      // Busy neighbours (tests run beside this one) can make the scheduler itself bring the
-      // thread over, leaving nothing to move: up to five tries of two steering checks each.
-      for (int attempt = 0; attempt < 5 && moved < 1 && error.empty(); ++attempt) {
-        if (!pin(serving, {cpus[1]}) || !pin(serving, cpus)) {
-          error = "cannot move the serving thread";
-          return;
-        }
-        for (int i = 0; i < 128 && error.empty(); ++i) {
-          c.send(search_request(i % 20));
-          const auto [status, body] = c.answer();
-          if (status != 200u || json::parse(body)["result"][0]["id"] != i % 20) {
-            error = "request " + std::to_string(i) + ": " + std::to_string(status) + " " + body;
-          }
-        }
-        moved = metric(c, "waypoint_http_threads_moved_total");
-      }
-    }).join();
-    stop = true;
-    busy.join();
-    ASSERT_EQ(error, "");
-    EXPECT_EQ(metric(c, "waypoint_http_connections_moved_total"), 0);
-    if (steer) {
-      EXPECT_GE(moved, 1);
-    } else {
-      EXPECT_EQ(moved, 0);
-    }
-    EXPECT_EQ(allowed_list(server.pid(), serving), allowed_before);
+  with_and_without_steering([&](ServerProcess& server, bool steer, const auto& open) {
+    lone_connection_follows(server, steer, open, cpus);
   });
+}
+
+// The same over TLS: the connection cannot move (its TLS state would go with it), its thread can.
+TEST(Server, AThreadServingOneTlsConnectionMovesToItsClientsCore) {
+  const std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two cores";
+  with_and_without_steering(
+      [&](ServerProcess& server, bool steer, const auto& open) {
+        lone_connection_follows(server, steer, open, cpus);
+      },
+      /*tls=*/true);
 }
 
 TEST(Server, OversizeBodiesAre413AndIdleConnectionsTimeOut) {
@@ -1079,55 +1183,6 @@ TEST(Server, ClientsThatExpect100ContinueGetItBeforeTheyShouldSendTheBody) {
   EXPECT_EQ(st, 200u);
   EXPECT_EQ(j["result"]["collections"].size(), 3u) << j.dump();
 }
-
-namespace {
-
-/// A self-signed certificate for 127.0.0.1 and its key, made by the openssl command line.
-void make_certificate(const std::string& cert, const std::string& key) {
-  const std::string cmd =
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
-      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
-      key + " -out " + cert + " 2>/dev/null";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-}
-
-/// A TLS client (OpenSSL through Beast) that trusts only `ca` and checks the server's name.
-class TlsClient {
- public:
-  TlsClient(uint16_t port, const std::string& ca)
-      : ctx_(net::ssl::context::tls_client), stream_(ioc_, ctx_) {
-    ctx_.load_verify_file(ca);
-    stream_.set_verify_mode(net::ssl::verify_peer);
-    stream_.set_verify_callback(net::ssl::rfc2818_verification("127.0.0.1"));
-    beast::get_lowest_layer(stream_).connect(
-        tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-    stream_.handshake(net::ssl::stream_base::client);  // throws when verification fails
-  }
-  std::pair<unsigned, json> call(bhttp::verb method, const std::string& target,
-                                 const json& body = nullptr) {
-    bhttp::request<bhttp::string_body> req{method, target, 11};
-    req.set(bhttp::field::host, "127.0.0.1");
-    req.keep_alive(true);
-    if (!body.is_null()) {
-      req.set(bhttp::field::content_type, "application/json");
-      req.body() = body.dump();
-    }
-    req.prepare_payload();
-    bhttp::write(stream_, req);
-    beast::flat_buffer buffer;
-    bhttp::response<bhttp::string_body> res;
-    bhttp::read(stream_, buffer, res);
-    const std::string& text = res.body();
-    return {res.result_int(), json::accept(text) ? json::parse(text) : json(text)};
-  }
-
- private:
-  net::io_context ioc_;
-  net::ssl::context ctx_;
-  beast::ssl_stream<beast::tcp_stream> stream_;
-};
-
-}  // namespace
 
 // Issue 15, security: TLS on the REST port (--tls-cert, --tls-key). A verifying TLS client is
 // served (several requests on one connection); plain HTTP and a client that trusts another
