@@ -277,27 +277,32 @@ struct Server::Impl {
     constexpr auto relaxed = std::memory_order_relaxed;
     ContextState& f = context_state[from];
     if (cpu < 0 || f.cpu.load(relaxed) == cpu) return std::nullopt;
-    for (size_t to = 0; to <= more.size(); ++to) {
-      ContextState& t = context_state[to];
-      if (to == from || t.cpu.load(relaxed) != cpu) continue;
-      const int on_to = t.connections.load(relaxed), on_from = f.connections.load(relaxed);
-      if (on_to < on_from) return to;
-      const Clock::rep now = Clock::now().time_since_epoch().count();
-      if (on_to == on_from && 4 * (on_to + 1) <= 5 * (on_from - 1) &&
-          t.wished_to.load(relaxed) == int(from) &&
-          now - t.wished_at.load(relaxed) < Clock::duration(std::chrono::seconds(1)).count()) {
-        t.wished_to.store(-1, relaxed);  // room made for one
-        return to;
-      }
-      f.wished_to.store(int(to), relaxed);
-      f.wished_at.store(now, relaxed);
-      return std::nullopt;
+    const std::optional<size_t> to = context_on(cpu);  // not `from`: its thread is elsewhere
+    if (!to) return std::nullopt;
+    ContextState& t = context_state[*to];
+    const int on_to = t.connections.load(relaxed), on_from = f.connections.load(relaxed);
+    if (on_to < on_from) return to;
+    const Clock::rep now = Clock::now().time_since_epoch().count();
+    if (on_to == on_from && 4 * (on_to + 1) <= 5 * (on_from - 1) &&
+        t.wished_to.load(relaxed) == int(from) &&
+        now - t.wished_at.load(relaxed) < Clock::duration(std::chrono::seconds(1)).count()) {
+      t.wished_to.store(-1, relaxed);  // room made for one
+      return to;
+    }
+    f.wished_to.store(int(*to), relaxed);
+    f.wished_at.store(now, relaxed);
+    return std::nullopt;
+  }
+  /// The first context whose thread was last seen on core `cpu` (ContextState::cpu), if any.
+  std::optional<size_t> context_on(int cpu) const {
+    for (size_t i = 0; i <= more.size(); ++i) {
+      if (context_state[i].cpu.load(std::memory_order_relaxed) == cpu) return i;
     }
     return std::nullopt;
   }
   /// When context `from`'s thread (the calling one) serves one connection alone, whose packets
-  /// arrive on core `cpu` where no thread of the server was last seen: moves the thread there
-  /// (true when it did). At one connection the client is now and then woken on the other core;
+  /// arrive on core `cpu` where no thread of the server was last seen: moves the thread there.
+  /// At one connection the client is now and then woken on the other core;
   /// steering hands the connection to the thread last seen there, but when both threads last
   /// read on one core none is (an idle thread does not run, so its core stays where it was), and
   /// the connection stayed apart from its client, each request and answer a wake-up of the other
@@ -307,33 +312,29 @@ struct Server::Impl {
   /// thread, which would chase a client woken on either core in turn (at one connection 5% fewer
   /// requests, a move at nearly every check; docs/server.md, "A thread serving one connection
   /// follows it").
-  bool follow_alone(int cpu, size_t from) {
-    constexpr auto relaxed = std::memory_order_relaxed;
+  void follow_alone(int cpu, size_t from) {
     ContextState& f = context_state[from];
-    if (cpu < 0 || cpu >= CPU_SETSIZE || f.cpu.load(relaxed) == cpu ||
-        f.connections.load(relaxed) != 1) {
-      return false;
-    }
-    for (size_t i = 0; i <= more.size(); ++i) {
-      if (i != from && context_state[i].cpu.load(relaxed) == cpu) return false;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || f.connections.load(std::memory_order_relaxed) != 1 ||
+        context_on(cpu)) {  // `from`'s own thread there included
+      return;
     }
     cpu_set_t allowed, only;
     if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || !CPU_ISSET(cpu, &allowed) ||
         CPU_COUNT(&allowed) < 2) {
-      return false;
+      return;
     }
     CPU_ZERO(&only);
     CPU_SET(cpu, &only);
-    if (sched_setaffinity(0, sizeof only, &only) != 0) return false;
+    if (sched_setaffinity(0, sizeof only, &only) != 0) return;
     sched_setaffinity(0, sizeof allowed, &allowed);  // fails only if the cores were taken away
-    f.cpu.store(cpu, relaxed);
+    f.cpu.store(cpu, std::memory_order_relaxed);
     ++threads_moved;
-    return true;
   }
   /// Serves `socket` on `context` as session `id` (a new one, or one handed over: the map's
   /// entry then names the new session, and the old one's end leaves it).
   void start_session(Socket socket, size_t context, uint64_t id);
-  /// The transport's lines of GET /metrics: connections a thread serves, and those handed over.
+  /// The transport's lines of GET /metrics: connections a thread serves, those handed over,
+  /// and the threads that followed their lone connection.
   std::string metrics_text() const;
 
   void accept();

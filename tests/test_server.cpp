@@ -512,12 +512,15 @@ pid_t thread_named(pid_t pid, const std::string& name) {
   }
   return -1;
 }
-/// A counter or gauge of GET /metrics, read on `c` (-1: not there).
-double metric(BareConnection& c, const std::string& name) {
-  c.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-  const std::string text = c.answer().second;
+/// A counter or gauge in the text of GET /metrics (-1: not there).
+double metric_in(const std::string& text, const std::string& name) {
   const size_t at = text.find("\n" + name + " ");
   return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+}
+/// A counter or gauge of GET /metrics, read on `c`.
+double metric(BareConnection& c, const std::string& name) {
+  c.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  return metric_in(c.answer().second, name);
 }
 /// A self-signed certificate for 127.0.0.1 and its key, made by the openssl command line.
 void make_certificate(const std::string& cert, const std::string& key) {
@@ -602,9 +605,7 @@ void with_and_without_steering(
             },
             [c](const std::string& name) {
               const json text = c->call(bhttp::verb::get, "/metrics").second;
-              const std::string t = text.is_string() ? text.get<std::string>() : "";
-              const size_t at = t.find("\n" + name + " ");
-              return at == std::string::npos ? -1.0 : std::stod(t.substr(at + name.size() + 2));
+              return metric_in(text.is_string() ? text.get<std::string>() : "", name);
             }};
       };
     } else {
@@ -716,6 +717,21 @@ std::string allowed_list(pid_t pid, pid_t tid) {
 /// with steering off it never moves. The connection itself never moves.
 void lone_connection_follows(ServerProcess& server, bool steer,
                              const std::function<TestConnection()>& open,
+                             const std::vector<int>& cpus);
+
+/// lone_connection_follows over plain HTTP or TLS (skipped with fewer than two cores).
+void lone_connection_follows_over(bool tls) {
+  const std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two cores";
+  with_and_without_steering(
+      [&](ServerProcess& server, bool steer, const auto& open) {
+        lone_connection_follows(server, steer, open, cpus);
+      },
+      tls);
+}
+
+void lone_connection_follows(ServerProcess& server, bool steer,
+                             const std::function<TestConnection()>& open,
                              const std::vector<int>& cpus) {
   const pid_t threads[2] = {server.pid(), thread_named(server.pid(), "wp-http-1")};
   ASSERT_GT(threads[1], 0) << "no thread named wp-http-1";
@@ -781,22 +797,12 @@ void lone_connection_follows(ServerProcess& server, bool steer,
 }  // namespace
 
 TEST(Server, AThreadServingOneConnectionMovesToItsClientsCore) {
-  const std::vector<int> cpus = allowed_cpus();
-  if (cpus.size() < 2) GTEST_SKIP() << "needs two cores";
-  with_and_without_steering([&](ServerProcess& server, bool steer, const auto& open) {
-    lone_connection_follows(server, steer, open, cpus);
-  });
+  lone_connection_follows_over(/*tls=*/false);
 }
 
 // The same over TLS: the connection cannot move (its TLS state would go with it), its thread can.
 TEST(Server, AThreadServingOneTlsConnectionMovesToItsClientsCore) {
-  const std::vector<int> cpus = allowed_cpus();
-  if (cpus.size() < 2) GTEST_SKIP() << "needs two cores";
-  with_and_without_steering(
-      [&](ServerProcess& server, bool steer, const auto& open) {
-        lone_connection_follows(server, steer, open, cpus);
-      },
-      /*tls=*/true);
+  lone_connection_follows_over(/*tls=*/true);
 }
 
 TEST(Server, OversizeBodiesAre413AndIdleConnectionsTimeOut) {
