@@ -39,12 +39,12 @@ constexpr size_t kMinPiece = 16, kMaxPiece = 1024;
 constexpr std::chrono::microseconds kPieceTime{2000};
 
 /// What the filters ask of a point a write leaves, before it is stored: its vectors as the write
-/// gives them (has_vector), the collection's text bounds (match.text).
+/// gives them (has_vector), how the collection's text indexes read texts (match.text).
 class StagedFacts final : public PointFacts {
  public:
   StagedFacts(const NamedVectors& v, const Collection& c) : v_(v), c_(c) {}
   bool holds(std::string_view name) const override { return v_.count(std::string(name)) != 0; }
-  TokenBounds text_bounds(std::string_view key) const override { return c_.text_bounds_of(key); }
+  TextParams text_params(std::string_view key) const override { return c_.text_params_of(key); }
 
  private:
   const NamedVectors& v_;
@@ -456,7 +456,7 @@ void Collection::load() {
   }
   ids_.insert_new(live, id_of(), std::hash<PointId>());
   for (const auto& [key, schema] : config_.payload_schema) {
-    payload_indexes_.install(build_field_index(key, schema, text_bounds_of(key)));
+    payload_indexes_.install(build_field_index(key, schema, text_params_of(key)));
   }
   for (uint64_t i = next_internal_; i-- > 0;) {
     if (!entries_[i].live) free_internal_.push_back(i);  // the lowest is reused first
@@ -984,7 +984,7 @@ class Collection::LazyFilter final : public index::IdFilter {
 };
 
 /// What the filters ask of a stored point: the vectors it holds, those its spaces' indexes hold
-/// (has_vector), and its collection's text bounds (match.text).
+/// (has_vector), and how its collection's text indexes read texts (match.text).
 class Collection::EntryFacts final : public PointFacts {
  public:
   EntryFacts(const Collection& c, uint64_t i) : c_(c), i_(i) {}
@@ -992,7 +992,7 @@ class Collection::EntryFacts final : public PointFacts {
     const std::optional<size_t> space = c_.find_space(name);
     return space && c_.indexes_[*space]->contains(i_);
   }
-  TokenBounds text_bounds(std::string_view key) const override { return c_.text_bounds_of(key); }
+  TextParams text_params(std::string_view key) const override { return c_.text_params_of(key); }
 
  private:
   const Collection& c_;
@@ -1090,8 +1090,8 @@ std::unique_ptr<index::IdFilter> Collection::index_filter(const Filter& filter, 
 
 std::unique_ptr<FieldIndex> Collection::build_field_index(const std::string& key,
                                                           PayloadSchema schema,
-                                                          TokenBounds bounds) const {
-  auto index = std::make_unique<FieldIndex>(key, schema, bounds);
+                                                          TextParams text) const {
+  auto index = std::make_unique<FieldIndex>(key, schema, text);
   // Each point's packed payload is read in place (nothing unpacked).
   index->begin_bulk();
   for (uint64_t i = 0; i < entries_.size(); ++i) {
@@ -1102,26 +1102,26 @@ std::unique_ptr<FieldIndex> Collection::build_field_index(const std::string& key
 }
 
 void Collection::create_payload_index(const std::string& key, PayloadSchema schema,
-                                      TokenBounds bounds) {
+                                      TextParams text) {
   std::lock_guard<std::mutex> writer(write_mu_);
-  if (schema != PayloadSchema::kText) bounds = {};
+  if (schema != PayloadSchema::kText) text = {};
   // Built while searches go on: only this writer changes entries_.
-  std::unique_ptr<FieldIndex> index = build_field_index(key, schema, bounds);
+  std::unique_ptr<FieldIndex> index = build_field_index(key, schema, text);
   CollectionConfig stored = config();
   stored.payload_schema[key] = schema;
-  stored.text_bounds.erase(key);
-  if (!bounds.every()) stored.text_bounds[key] = bounds;
+  stored.text_params.erase(key);
+  if (!text.is_default()) stored.text_params[key] = text;
   store_->put_meta(kConfigKey, stored.to_stored().dump());
   std::unique_lock<RwMutex> lock(mu_);
   payload_indexes_.install(std::move(index));
   config_.payload_schema = stored.payload_schema;
-  config_.text_bounds = stored.text_bounds;
+  config_.text_params = stored.text_params;
 }
 
-TokenBounds Collection::text_bounds_of(std::string_view key) const {
-  if (config_.text_bounds.empty()) return {};
-  const auto it = config_.text_bounds.find(key);
-  return it == config_.text_bounds.end() ? TokenBounds{} : it->second;
+TextParams Collection::text_params_of(std::string_view key) const {
+  if (config_.text_params.empty()) return {};
+  const auto it = config_.text_params.find(key);
+  return it == config_.text_params.end() ? TextParams{} : it->second;
 }
 
 std::vector<Collection::FacetHit> Collection::facet(const std::string& key, const Filter* filter,
@@ -1165,12 +1165,12 @@ void Collection::delete_payload_index(const std::string& key) {
   if (!stored.payload_schema.erase(key)) {
     throw NotFoundError("no payload index on " + show_json(json(key)) + " in collection " + name_);
   }
-  stored.text_bounds.erase(key);
+  stored.text_params.erase(key);
   store_->put_meta(kConfigKey, stored.to_stored().dump());
   std::unique_lock<RwMutex> lock(mu_);
   payload_indexes_.drop(key);
   config_.payload_schema = stored.payload_schema;
-  config_.text_bounds = stored.text_bounds;
+  config_.text_params = stored.text_params;
 }
 
 float Collection::score_of(float distance, index::Metric metric) const {
@@ -1411,7 +1411,7 @@ CollectionInfo Collection::info() const {
   CollectionInfo info{live_, config_, entries_.size(), {}, {}};
   for (const auto& [key, index] : payload_indexes_.fields()) {
     info.payload_fields[key] = {index->schema(), index->points(), index->memory_bytes(),
-                                index->text_bounds()};
+                                index->text_params()};
   }
   for (size_t space = 0; space < shapes_.size(); ++space) {
     info.vectors[shapes_[space].name] = indexes_[space]->size();

@@ -131,7 +131,7 @@ struct CollectionInfo {
     PayloadSchema schema;
     size_t points;        ///< points with an indexed value
     size_t memory_bytes;  ///< of the index
-    TokenBounds bounds;   ///< of a text index: the words it keeps
+    TextParams text;      ///< of a text index: how it reads texts
   };
   std::map<std::string, PayloadField> payload_fields;  ///< the payload indexes by key
   std::map<std::string, size_t> vectors;  ///< how many points hold each vector, by name
@@ -217,14 +217,14 @@ class Collection {
    * Indexes the payload values at `key` (a key path) as `schema` says, from the live points
    * (writes wait meanwhile; searches go on); the schema is stored and the index rebuilt at every
    * open. Replaces an index of the same key. Filters with conditions on `key` then find their
-   * candidates from it (Filter::candidates). A text index keeps the words within `bounds`, and
-   * match.text conditions on `key` read a query's words as it does. UserError for a bad key
-   * path.
+   * candidates from it (Filter::candidates). A text index reads texts as `text` says, and
+   * match.text conditions on `key` read a point's text and a query's as it does. UserError for a
+   * bad key path.
    */
-  void create_payload_index(const std::string& key, PayloadSchema schema, TokenBounds bounds = {});
-  /// The words the text index of `key` keeps (every length without one). The caller holds the
-  /// collection's lock, shared or not, as filters are tested under it.
-  TokenBounds text_bounds_of(std::string_view key) const;
+  void create_payload_index(const std::string& key, PayloadSchema schema, TextParams text = {});
+  /// How the text index of `key` reads texts (the default TextParams without one). The caller holds
+  /// the collection's lock, shared or not, as filters are tested under it.
+  TextParams text_params_of(std::string_view key) const;
   /// Drops the payload index of `key`; NotFoundError when there is none.
   void delete_payload_index(const std::string& key);
 
@@ -408,7 +408,7 @@ class Collection {
   std::unique_ptr<index::IdFilter> index_filter(const Filter& filter, bool exact) const;
   /// Builds the index of `key` from the live points (the caller holds write_mu_).
   std::unique_ptr<FieldIndex> build_field_index(const std::string& key, PayloadSchema schema,
-                                                TokenBounds bounds) const;
+                                                TextParams text) const;
   float score_of(float distance, index::Metric metric) const;
   /// Removes the points from memory and the index (the store has already); holds mu_.
   void apply_removals(const std::vector<PointId>& ids);

@@ -115,9 +115,9 @@ json CollectionConfig::to_stored() const {
   if (!payload_schema.empty()) {
     json p = json::object();
     for (const auto& [key, schema] : payload_schema) {
-      const auto bounds = text_bounds.find(key);
+      const auto params = text_params.find(key);
       p[key] =
-          payload_schema_json(schema, bounds == text_bounds.end() ? TokenBounds{} : bounds->second);
+          payload_schema_json(schema, params == text_params.end() ? TextParams{} : params->second);
     }
     j["payload_schema"] = p;
   }
@@ -186,9 +186,9 @@ CollectionConfig CollectionConfig::from_stored(const json& j) {
     }
     if (j.contains("payload_schema")) {
       for (const auto& [key, name] : j.at("payload_schema").items()) {
-        TokenBounds bounds;
-        c.payload_schema[key] = parse_payload_schema(name, "payload_schema", &bounds);
-        if (!bounds.every()) c.text_bounds[key] = bounds;
+        TextParams params;
+        c.payload_schema[key] = parse_payload_schema(name, "payload_schema", &params);
+        if (!params.is_default()) c.text_params[key] = params;
       }
     }
     return c;

@@ -34,9 +34,9 @@ struct CollectionConfig {
   std::map<std::string, VectorConfig> vectors;
   /// Payload indexes by key (Qdrant's payload_schema): built in memory at open.
   std::map<std::string, PayloadSchema> payload_schema;
-  /// The words a text index keeps, by key (absent: every length); looked up by a string_view
-  /// while filters test points, so without a string made each time.
-  std::map<std::string, TokenBounds, std::less<>> text_bounds;
+  /// How a text index reads texts, by key (absent: the default TextParams); looked up by a
+  /// string_view while filters test points, so without a string made each time.
+  std::map<std::string, TextParams, std::less<>> text_params;
 
   /// A collection of one unnamed vector.
   static CollectionConfig single(size_t dim, const index::IndexSpec& index);

@@ -313,87 +313,234 @@ class DatetimeRangeNode : public FieldNode<DatetimeRangeNode> {
   RangeBounds b_;  ///< microseconds since the epoch
 };
 
-/// Calls fn(word) for each word of `text` as text_tokens reads it, before lowercasing: maximal
-/// runs of ASCII letters and digits and of non-ASCII bytes.
+/// The code point of the character of two to four bytes that begins at text[i] (its length in
+/// `bytes`), or 0 (`bytes` 1) for any other byte: an ASCII one, a continuation, or a sequence cut
+/// short.
+uint32_t wide_character_at(std::string_view text, size_t i, size_t* bytes) {
+  const auto at = [&](size_t j) {
+    return i + j < text.size() ? static_cast<uint32_t>(static_cast<unsigned char>(text[i + j])) : 0;
+  };
+  const uint32_t c = at(0);
+  const size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+  uint32_t cp = c & (0x7F >> n);
+  for (size_t j = 1; j < n; ++j) {
+    if ((at(j) & 0xC0) != 0x80) break;
+    cp = cp << 6 | (at(j) & 0x3F);
+    if (j + 1 == n) {
+      *bytes = n;
+      return cp;
+    }
+  }
+  *bytes = 1;
+  return 0;
+}
+
+/// Unicode's White_Space beyond ASCII (as Rust's split_whitespace reads it).
+bool is_wide_space(uint32_t c) {
+  return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+         c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/// A character beyond ASCII that is neither a letter nor a digit and that the word tokenizer
+/// splits at (Qdrant's splits at every one, by Unicode's tables; these are the ones common in
+/// text): the C1 controls, white space, the punctuation and signs of Latin-1 (¡ « » ¿ × ÷ ...;
+/// not ª µ º, the superscript digits or the fractions), the whole General Punctuation block
+/// (dashes, curly quotes, …, zero-width and direction marks), the ideographic space, comma and
+/// full stop, and the emoji and pictographs of U+1F000 to U+1FAFF.
+bool is_wide_break(uint32_t c) {
+  if (c < 0x80) return false;  // not a character wide_character_at reads
+  if (c <= 0xBF) {
+    return c <= 0x9F || c == 0xBF ||
+           (c < 0xBC && c != 0xAA && c != 0xB2 && c != 0xB3 && c != 0xB5 && c != 0xB9 && c != 0xBA);
+  }
+  return c == 0xD7 || c == 0xF7 || is_wide_space(c) || (c >= 0x2000 && c <= 0x206F) ||
+         (c >= 0x3000 && c <= 0x3002) || (c >= 0x1F000 && c <= 0x1FAFF);
+}
+
+/// Calls fn(token) for each maximal run of characters in `text` that `breaks` does not split
+/// at. `breaks(c)` is asked of each ASCII byte c and `wide(cp)` of each character of two or three
+/// bytes (its code point); every other byte belongs to a token.
+template <typename Ascii, typename Wide, typename F>
+void for_each_run(std::string_view text, const Ascii& breaks, const Wide& wide, const F& fn) {
+  size_t start = 0;
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    size_t bytes = 1;
+    const bool split = c < 0x80 ? breaks(c) : wide(wide_character_at(text, i, &bytes));
+    if (split) {
+      if (i > start) fn(text.substr(start, i - start));
+      start = i + bytes;
+    }
+    i += bytes;
+  }
+  if (start < text.size()) fn(text.substr(start));
+}
+
+/// Calls fn(word) for each word of `text` as the word tokenizer reads it, before lowercasing:
+/// maximal runs of ASCII letters and digits and of the characters beyond ASCII that
+/// is_wide_break does not split at.
 template <typename F>
 void for_each_word(std::string_view text, const F& fn) {
-  size_t start = 0;
-  for (size_t i = 0; i <= text.size(); ++i) {
-    const auto c = i < text.size() ? static_cast<unsigned char>(text[i]) : 0;
-    if (i < text.size() && (c >= 0x80 || std::isalnum(c))) continue;
-    if (i > start) fn(text.substr(start, i - start));
-    start = i + 1;
+  for_each_run(
+      text, [](unsigned char c) { return std::isalnum(c) == 0; }, is_wide_break, fn);
+}
+
+/// Calls fn(token) for each maximal run of anything but white space in `text`.
+template <typename F>
+void for_each_spaced(std::string_view text, const F& fn) {
+  for_each_run(
+      text, [](unsigned char c) { return std::isspace(c) != 0; }, is_wide_space, fn);
+}
+
+/// Calls fn(token) for each token of `text` as `tokenizer` splits it, before lowercasing (the
+/// prefix tokenizer splits as the word one).
+template <typename F>
+void for_each_token(std::string_view text, TextParams::Tokenizer tokenizer, const F& fn) {
+  if (tokenizer == TextParams::Tokenizer::kWhitespace) {
+    for_each_spaced(text, fn);
+  } else {
+    for_each_word(text, fn);
   }
 }
 
-/// Whether `word` lowercased (ASCII only) is `token`.
-bool same_word(std::string_view word, const std::string& token) {
+/// `token` with its ASCII letters lowercased when `lowercase`.
+std::string cased(std::string_view token, bool lowercase) {
+  std::string out(token);
+  if (lowercase) {
+    for (char& ch : out) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c < 0x80) ch = static_cast<char>(std::tolower(c));
+    }
+  }
+  return out;
+}
+
+/// Whether `word` (its ASCII letters lowercased when `lowercase`) is `token`.
+bool same_word(std::string_view word, std::string_view token, bool lowercase) {
   if (word.size() != token.size()) return false;
   for (size_t i = 0; i < word.size(); ++i) {
     const auto c = static_cast<unsigned char>(word[i]);
-    if ((c < 0x80 ? static_cast<char>(std::tolower(c)) : word[i]) != token[i]) return false;
+    if ((lowercase && c < 0x80 ? static_cast<char>(std::tolower(c)) : word[i]) != token[i]) {
+      return false;
+    }
   }
   return true;
 }
 
-/// match.text: a string value holding every word of the query (text_tokens; Qdrant's semantics
-/// with a full-text index, here with or without one, so that an index never changes an answer).
-/// The query's words are those the collection's text index of the key keeps (its
-/// min_token_len and max_token_len; every word without one); a query left with no word matches
-/// nothing, as Qdrant's index answers it.
+/// The number of bytes of the first `n` characters of `token` (all of it when shorter).
+size_t first_characters(std::string_view token, uint32_t n) {
+  uint32_t seen = 0;
+  for (size_t i = 0; i < token.size(); ++i) {
+    if ((static_cast<unsigned char>(token[i]) & 0xC0) == 0x80) continue;
+    if (seen++ == n) return i;
+  }
+  return token.size();
+}
+
+/// Sorts `tokens` and drops those met before.
+std::vector<std::string> sorted_once(std::vector<std::string> tokens) {
+  std::sort(tokens.begin(), tokens.end());
+  tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
+  return tokens;
+}
+
+/// match.text: a string value holding every word of the query (Qdrant's semantics with a
+/// full-text index, here with or without one, so that an index never changes an answer);
+/// match.text_any: one of them at least; match.phrase: all of them one after another, in the
+/// query's order. Both the value and the query are read as the collection's text index of the key
+/// reads them (its tokenizer, lowercase, min_token_len and max_token_len: query_tokens and
+/// text_tokens; the default TextParams without one); a query left with no word matches nothing,
+/// as Qdrant's index answers it.
 class MatchTextNode : public FieldNode<MatchTextNode> {
  public:
-  MatchTextNode(JsonPath path, std::string key, std::vector<std::string> tokens)
-      : FieldNode(std::move(path), std::move(key)),
-        tokens_(std::move(tokens)),
-        all_(tokens_.size() >= 64 ? ~uint64_t{0} : (uint64_t{1} << tokens_.size()) - 1) {}
+  MatchTextNode(JsonPath path, std::string key, std::string query, TextMatch how)
+      : FieldNode(std::move(path), std::move(key)), query_(std::move(query)), how_(how) {
+    for (const bool spaced : {false, true}) {
+      for (const bool lowercase : {false, true}) {
+        std::vector<std::string>& words = words_[spaced][lowercase];
+        for_each_token(query_,
+                       spaced ? TextParams::Tokenizer::kWhitespace : TextParams::Tokenizer::kWord,
+                       [&](std::string_view w) { words.push_back(cased(w, lowercase)); });
+        if (how_ != TextMatch::kPhrase) words = sorted_once(std::move(words));
+      }
+    }
+  }
   std::optional<Candidates> candidates(const IndexLookup& ix) const override {
-    if (tokens_.empty()) return Candidates(IdList(), true);
-    return ix.text(key(), tokens_);
+    return ix.text(key(), query_, how_);
   }
 
   /// Runs once per point a filter checks: the value's words are compared as they are read, with
-  /// nothing allocated (a query of more than 64 words takes the slower sorted comparison).
+  /// nothing allocated but a phrase's words (a query of more than 64 words takes the slower
+  /// sorted comparison).
   template <typename V>
   bool test(const Point& p, const V& payload) const {
-    const TokenBounds bounds = p.facts ? p.facts->text_bounds(key()) : TokenBounds{};
-    if (tokens_.size() > 64) {
-      std::vector<std::string> kept;
-      for (const std::string& t : tokens_) {
-        if (bounds.keeps(t)) kept.push_back(t);
+    const TextParams params = p.facts ? p.facts->text_params(key()) : TextParams{};
+    const bool prefix = params.tokenizer == TextParams::Tokenizer::kPrefix;
+    const std::vector<std::string>& words =
+        words_[params.tokenizer == TextParams::Tokenizer::kWhitespace][params.lowercase];
+    // Whether the query's word i, which the index would look for, begins the value's word `w`
+    // (a prefix index, the query's word cut to max_token_len) or is it.
+    const auto kept = [&](std::string_view word) {
+      return prefix ? TextParams{params.min}.keeps(word) : params.keeps(word);
+    };
+    const auto same = [&](std::string_view w, const std::string& word) {
+      const size_t cut = prefix ? first_characters(word, params.longest_prefix()) : word.size();
+      return same_word(prefix ? w.substr(0, cut) : w, std::string_view(word.data(), cut),
+                       params.lowercase);
+    };
+    if (how_ == TextMatch::kPhrase) {
+      std::vector<const std::string*> phrase;
+      for (const std::string& word : words) {
+        if (kept(word)) phrase.push_back(&word);
       }
-      return !kept.empty() && any_checked(payload, [&](const V& v) {
+      return !phrase.empty() && any_checked(payload, [&](const V& v) {
         if (!v.is_string()) return false;
-        const std::vector<std::string> have = text_tokens(v.string());
-        return std::includes(have.begin(), have.end(), kept.begin(), kept.end());
+        // The value's words that the index holds, in order; the phrase among them.
+        std::vector<std::string_view> held;
+        for_each_token(v.string(), params.tokenizer, [&](std::string_view w) {
+          if (kept(w)) held.push_back(w);
+        });
+        for (size_t at = 0; at + phrase.size() <= held.size(); ++at) {
+          size_t i = 0;
+          while (i < phrase.size() && same(held[at + i], *phrase[i])) ++i;
+          if (i == phrase.size()) return true;
+        }
+        return false;
       });
     }
-    uint64_t want = all_;
-    if (!bounds.every()) {
-      want = 0;
-      for (size_t i = 0; i < tokens_.size(); ++i) {
-        if (bounds.keeps(tokens_[i])) want |= uint64_t{1} << i;
-      }
+    const bool any = how_ == TextMatch::kAny;
+    if (words.size() > 64) {
+      const std::vector<std::string> want = query_tokens(query_, params);
+      return !want.empty() && any_checked(payload, [&](const V& v) {
+        if (!v.is_string()) return false;
+        const std::vector<std::string> have = text_tokens(v.string(), params);
+        if (!any) return std::includes(have.begin(), have.end(), want.begin(), want.end());
+        return std::find_first_of(have.begin(), have.end(), want.begin(), want.end()) != have.end();
+      });
     }
-    return want != 0 && any_checked(payload, [&](const V& v) { return check(v, want); });
-  }
-
-  /// Whether a value holds every word of the query whose bit `want` sets.
-  template <typename V>
-  bool check(const V& v, uint64_t want) const {
-    if (!v.is_string()) return false;
-    uint64_t seen = 0;
-    for_each_word(v.string(), [&](std::string_view w) {
-      for (size_t i = 0; i < tokens_.size(); ++i) {
-        if (same_word(w, tokens_[i])) seen |= uint64_t{1} << i;
-      }
-    });
-    return (seen & want) == want;
+    uint64_t want = 0;
+    for (size_t i = 0; i < words.size(); ++i) {
+      if (kept(words[i])) want |= uint64_t{1} << i;
+    }
+    return want != 0 && any_checked(payload, [&](const V& v) {
+             if (!v.is_string()) return false;
+             uint64_t seen = 0;
+             for_each_token(v.string(), params.tokenizer, [&](std::string_view w) {
+               for (size_t i = 0; i < words.size(); ++i) {
+                 if ((want >> i & 1) && same(w, words[i])) seen |= uint64_t{1} << i;
+               }
+             });
+             return any ? (seen & want) != 0 : (seen & want) == want;
+           });
   }
 
  private:
-  std::vector<std::string> tokens_;  ///< sorted, unique
-  uint64_t all_;                     ///< a bit for each of them (64 at most)
+  std::string query_;
+  TextMatch how_;
+  /// The query's words split as by the word tokenizer ([0]) or at white space ([1]), as they are
+  /// ([.][0]) or lowercased ([.][1]); each sorted, once (a phrase's in their order, as many times
+  /// as they come).
+  std::vector<std::string> words_[2][2];
 };
 
 /// values_count: the number of values at the key (an array's elements; a single value counts
@@ -973,22 +1120,24 @@ class Parser {
   }
 
   NodePtr parse_match(const json& j, const std::string& where, JsonPath path, std::string key) {
-    WP_THROW_IF_NOT(j.is_object(), where,
-                    ": expected an object with one of value, any, except or text, got ",
+    static constexpr char kKinds[] = "value, any, except, text, text_any or phrase";
+    WP_THROW_IF_NOT(j.is_object(), where, ": expected an object with one of ", kKinds, ", got ",
                     show_json(j));
-    WP_THROW_IF_NOT(!j.empty(), where, ": expected one of value, any, except or text, got {}");
+    WP_THROW_IF_NOT(!j.empty(), where, ": expected one of ", kKinds, ", got {}");
     for (const auto& [name, value] : j.items()) {
-      WP_THROW_IF_NOT(name == "value" || name == "any" || name == "except" || name == "text", where,
-                      ".", name,
-                      ": unsupported match kind; expected one of value, any, except or text");
+      WP_THROW_IF_NOT(name == "value" || name == "any" || name == "except" || name == "text" ||
+                          name == "text_any" || name == "phrase",
+                      where, ".", name, ": unsupported match kind; expected one of ", kKinds);
     }
-    WP_THROW_IF_NOT(j.size() == 1, where, ": give exactly one of value, any, except or text, got ",
-                    show_json(j));
-    if (j.contains("text")) {
-      WP_THROW_IF_NOT(j["text"].is_string(), where, ".text: expected a string, got ",
-                      show_json(j["text"]));
+    WP_THROW_IF_NOT(j.size() == 1, where, ": give exactly one of ", kKinds, ", got ", show_json(j));
+    for (const auto& [name, how] : {std::pair<const char*, TextMatch>{"text", TextMatch::kAll},
+                                    {"text_any", TextMatch::kAny},
+                                    {"phrase", TextMatch::kPhrase}}) {
+      if (!j.contains(name)) continue;
+      WP_THROW_IF_NOT(j[name].is_string(), where, ".", name, ": expected a string, got ",
+                      show_json(j[name]));
       return std::make_unique<MatchTextNode>(std::move(path), std::move(key),
-                                             text_tokens(j["text"].get<std::string>()));
+                                             j[name].get<std::string>(), how);
     }
     if (j.contains("value")) {
       const json& v = j["value"];
@@ -1172,25 +1321,43 @@ bool Filter::empty() const {
   return !root_;
 }
 
-bool TokenBounds::keeps(std::string_view token) const {
+bool TextParams::keeps(std::string_view token) const {
   size_t characters = 0;
   for (const char c : token) characters += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
   return characters >= min && characters <= max;
 }
 
-std::vector<std::string> text_tokens(std::string_view text) {
+std::vector<std::string> text_tokens(std::string_view text, const TextParams& params) {
+  std::vector<std::string> out;
+  const bool prefix = params.tokenizer == TextParams::Tokenizer::kPrefix;
+  for_each_token(text, params.tokenizer, [&](std::string_view w) {
+    if (!prefix) {
+      if (params.keeps(w)) out.push_back(cased(w, params.lowercase));
+      return;
+    }
+    // Qdrant's PrefixTokenizer::tokenize: a word of min_token_len characters or more, held with
+    // its prefixes of min_token_len (1 at least) to max_token_len characters (here at most
+    // TextParams::kLongestPrefix), the whole word among them when it is no longer.
+    if (!TextParams{params.min}.keeps(w)) return;
+    const std::string word = cased(w, params.lowercase);
+    for (uint32_t n = std::max<uint32_t>(params.min, 1); n <= params.longest_prefix(); ++n) {
+      const size_t bytes = first_characters(word, n);
+      out.push_back(word.substr(0, bytes));
+      if (bytes == word.size()) break;
+    }
+  });
+  return sorted_once(std::move(out));
+}
+
+std::vector<std::string> query_tokens(std::string_view text, const TextParams& params) {
+  if (params.tokenizer != TextParams::Tokenizer::kPrefix) return text_tokens(text, params);
   std::vector<std::string> out;
   for_each_word(text, [&](std::string_view w) {
-    std::string word(w);
-    for (char& ch : word) {
-      const auto c = static_cast<unsigned char>(ch);
-      if (c < 0x80) ch = static_cast<char>(std::tolower(c));
-    }
-    out.push_back(std::move(word));
+    if (!TextParams{params.min}.keeps(w)) return;  // no word this short is held
+    const std::string word = cased(w, params.lowercase);
+    out.push_back(word.substr(0, first_characters(word, params.longest_prefix())));
   });
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
+  return sorted_once(std::move(out));
 }
 
 std::optional<Candidates> Filter::candidates(const IndexLookup& indexes) const {

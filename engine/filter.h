@@ -142,6 +142,11 @@ class Candidates {
   mutable bool listed_ = false;
 };
 
+/// What a text condition asks of a string's words: every word of the query (match.text), one of
+/// them at least (match.text_any), or all of them one after another in the query's order
+/// (match.phrase).
+enum class TextMatch : uint8_t { kAll, kAny, kPhrase };
+
 /**
  * What payload indexes offer a filter (engine/payload_index.h implements it). Each lookup gives
  * the points with a value at `key` (the condition's key text) that may satisfy the condition: a
@@ -165,9 +170,11 @@ class IndexLookup {
                                               const RangeBounds& b) const = 0;
   /// A geo point that may lie in `area` (geo_radius, geo_bounding_box).
   virtual std::optional<Candidates> geo(const std::string& key, const GeoArea& area) const = 0;
-  /// A text holding every one of `tokens` (text_tokens of match.text; not empty).
-  virtual std::optional<Candidates> text(const std::string& key,
-                                         const std::vector<std::string>& tokens) const = 0;
+  /// A text holding every word of `query` (match.text), one of them (text_any) or all of them
+  /// (phrase: a superset, the order is not known), as the key's text index reads both
+  /// (query_tokens).
+  virtual std::optional<Candidates> text(const std::string& key, std::string_view query,
+                                         TextMatch how) const = 0;
   /// True when the caller lists every match (ListingLookup).
   virtual bool listing() const { return false; }
 };
@@ -200,9 +207,9 @@ class ListingLookup final : public IndexLookup {
   std::optional<Candidates> geo(const std::string& key, const GeoArea& area) const override {
     return of_.geo(key, area);
   }
-  std::optional<Candidates> text(const std::string& key,
-                                 const std::vector<std::string>& tokens) const override {
-    return of_.text(key, tokens);
+  std::optional<Candidates> text(const std::string& key, std::string_view query,
+                                 TextMatch how) const override {
+    return of_.text(key, query, how);
   }
   bool listing() const override { return true; }
 
@@ -211,30 +218,60 @@ class ListingLookup final : public IndexLookup {
 };
 
 /**
- * The words of a text as match.text and the `text` payload index see them (Qdrant's `word`
- * tokenizer, lowercased): maximal runs of ASCII letters and digits and of non-ASCII bytes (a
- * UTF-8 letter stays whole), ASCII lowercased; sorted, each once.
+ * How a text index reads texts (Qdrant's TextIndexParams): the lengths of the words it keeps
+ * (min_token_len and max_token_len, in characters: a UTF-8 letter counts one), the tokenizer that
+ * splits a text into words, and whether ASCII letters are lowercased. The default is how
+ * match.text reads a text on a key without a text index: words, lowercased, every length.
  */
-std::vector<std::string> text_tokens(std::string_view text);
-
-/// The lengths of the words a text index keeps (Qdrant's min_token_len and max_token_len, in
-/// characters: a UTF-8 letter counts one); by default every length.
-struct TokenBounds {
+struct TextParams {
+  enum class Tokenizer : uint8_t {
+    kWord,        ///< maximal runs of ASCII letters and digits and of non-ASCII bytes (a UTF-8
+                  ///< letter stays whole)
+    kWhitespace,  ///< maximal runs of anything but white space (Unicode's White_Space)
+    kPrefix,      ///< words, each held with its prefixes of min_token_len (1 at least) to
+                  ///< longest_prefix() characters; a query's words are cut to as many
+  };
   uint32_t min = 0;
   uint32_t max = UINT32_MAX;
-  bool every() const { return min == 0 && max == UINT32_MAX; }
+  Tokenizer tokenizer = Tokenizer::kWord;
+  bool lowercase = true;
+  /// Qdrant's phrase_matching, kept and reported: a phrase is matched with or without it here
+  /// (a test of the candidates' words in order, where Qdrant's index keeps their positions).
+  bool phrase_matching = false;
+
+  /// The longest prefix a prefix index holds (a word's prefixes take the square of its length):
+  /// max_token_len up to this, this without one.
+  static constexpr uint32_t kLongestPrefix = 64;
+  uint32_t longest_prefix() const { return max < kLongestPrefix ? max : kLongestPrefix; }
+
+  bool is_default() const {
+    return min == 0 && max == UINT32_MAX && tokenizer == Tokenizer::kWord && lowercase &&
+           !phrase_matching;
+  }
   /// Whether `token` (its characters counted) lies within the bounds.
   bool keeps(std::string_view token) const;
 };
 
+/// The words a text index of `params` holds for `text`, sorted, each once (Qdrant's tokenizers:
+/// `word` splits at every ASCII character that is not a letter or a digit, `whitespace` at white
+/// space, `prefix` as `word` and holds each word's prefixes too; only ASCII letters are
+/// lowercased). The default params give the words match.text reads without an index.
+std::vector<std::string> text_tokens(std::string_view text, const TextParams& params = {});
+
+/// The words match.text looks for in a text index of `params`, sorted, each once: a text's words
+/// as text_tokens reads them, except that a prefix index cuts a query's words to max_token_len
+/// characters rather than leaving them out (Qdrant's PrefixTokenizer::tokenize_query), and holds
+/// no prefixes of them. None left: the query matches nothing.
+std::vector<std::string> query_tokens(std::string_view text, const TextParams& params = {});
+
 /// What the collection says of one point besides its id and payload: which named vectors it
 /// holds, asked by has_vector conditions by name ("" names the unnamed vector of a collection
-/// without names), and which words its collection's text index of a key keeps (match.text
-/// reads a query's words as that index does). The collection answers for its points.
+/// without names), and how its collection's text index of a key reads texts (match.text reads
+/// the point's text and the query's as that index does). The collection answers for its points.
 class PointFacts {
  public:
   virtual bool holds(std::string_view name) const = 0;
-  virtual TokenBounds text_bounds(std::string_view key) const = 0;
+  virtual TextParams text_params(std::string_view key) const = 0;
 
  protected:
   ~PointFacts() = default;
@@ -259,7 +296,7 @@ class Filter {
 
   /// True when a point with `id`, `payload` (a JSON object, possibly empty) and what `facts`
   /// says of it passes (without `facts` it holds no vector: has_vector never holds; and
-  /// match.text keeps words of every length).
+  /// match.text reads texts with the default TextParams).
   bool matches(const PointId& id, const nlohmann::json& payload,
                const PointFacts* facts = nullptr) const;
   /// The same for a packed payload, read in place (nothing unpacked, nothing allocated).

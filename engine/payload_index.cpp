@@ -25,6 +25,30 @@ constexpr SchemaName kSchemas[] = {
     {PayloadSchema::kText, "text"},       {PayloadSchema::kGeo, "geo"}};
 constexpr char kNames[] = "keyword, integer, float, bool, uuid, datetime, text, geo";
 
+/// A text index's tokenizers by Qdrant's names.
+struct TokenizerName {
+  TextParams::Tokenizer tokenizer;
+  const char* name;
+};
+constexpr TokenizerName kTokenizers[] = {{TextParams::Tokenizer::kWord, "word"},
+                                         {TextParams::Tokenizer::kWhitespace, "whitespace"},
+                                         {TextParams::Tokenizer::kPrefix, "prefix"}};
+constexpr char kTokenizerNames[] = "\"word\", \"whitespace\", \"prefix\"";
+
+const TextParams::Tokenizer* find_tokenizer(const std::string& name) {
+  for (const TokenizerName& t : kTokenizers) {
+    if (name == t.name) return &t.tokenizer;
+  }
+  return nullptr;
+}
+
+const char* tokenizer_name(TextParams::Tokenizer tokenizer) {
+  for (const TokenizerName& t : kTokenizers) {
+    if (tokenizer == t.tokenizer) return t.name;
+  }
+  return "?";
+}
+
 /// Geo cells: 1 degree of latitude (180 rows) by 1 degree of longitude (360 per row), keyed
 /// row * 360 + column; kOddCell holds points outside the ranges.
 constexpr int kGeoColumns = 360;
@@ -110,7 +134,7 @@ const char* payload_schema_name(PayloadSchema s) {
   return "?";
 }
 
-PayloadSchema parse_payload_schema(const json& j, const std::string& field, TokenBounds* bounds) {
+PayloadSchema parse_payload_schema(const json& j, const std::string& field, TextParams* params) {
   const json* type = &j;
   if (j.is_object()) {
     WP_THROW_IF_NOT(j.contains("type"), field, ".type: missing (expected one of ", kNames, ")");
@@ -125,6 +149,7 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field, Toke
   WP_THROW_IF_NOT(found != std::end(kSchemas), where, ": unknown schema ", show_json(*type),
                   " (expected one of ", kNames, ")");
   const json options = j.is_object() ? j : json::object();
+  TextParams read;  // a text index's, checked whole once every option is read
   for (const auto& [key, value] : options.items()) {
     const std::string at = field + "." + show_text(key);
     if (key == "type" || value.is_null()) continue;
@@ -132,52 +157,67 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field, Toke
         key == "is_principal") {
       WP_THROW_IF_NOT(value.is_boolean(), at, ": expected a bool, got ", show_json(value));
     } else if (found->schema == PayloadSchema::kText && key == "tokenizer") {
-      WP_THROW_IF_NOT(value == "word", at, ": only the \"word\" tokenizer is supported, got ",
-                      show_json(value));
-    } else if (found->schema == PayloadSchema::kText && key == "lowercase") {
-      WP_THROW_IF_NOT(value == true, at, ": only lowercase true is supported, got ",
-                      show_json(value));
+      const TextParams::Tokenizer* tokenizer =
+          value.is_string() ? find_tokenizer(value.get_ref<const std::string&>()) : nullptr;
+      WP_THROW_IF_NOT(
+          tokenizer, at, ": expected one of ", kTokenizerNames,
+          value == "multilingual" ? " (the multilingual tokenizer is not supported)" : "", ", got ",
+          show_json(value));
+      read.tokenizer = *tokenizer;
+    } else if (found->schema == PayloadSchema::kText &&
+               (key == "lowercase" || key == "phrase_matching")) {
+      WP_THROW_IF_NOT(value.is_boolean(), at, ": expected a bool, got ", show_json(value));
+      (key == "lowercase" ? read.lowercase : read.phrase_matching) = value.get<bool>();
     } else if (found->schema == PayloadSchema::kText &&
                (key == "min_token_len" || key == "max_token_len")) {
       WP_THROW_IF_NOT(value.is_number_unsigned() && value.get<uint64_t>() <= UINT32_MAX - 1, at,
                       ": expected a length of 0 or more characters, got ", show_json(value));
-      if (bounds) {
-        (key == "min_token_len" ? bounds->min : bounds->max) = value.get<uint32_t>();
-      }
+      (key == "min_token_len" ? read.min : read.max) = value.get<uint32_t>();
     } else {
       throw UserError(at + ": unknown option for a " + name +
                       " index (expected is_tenant, on_disk, lookup, range, is_principal" +
                       (found->schema == PayloadSchema::kText
-                           ? ", tokenizer, lowercase, min_token_len, max_token_len)"
+                           ? ", tokenizer, lowercase, min_token_len, max_token_len, "
+                             "phrase_matching)"
                            : ")"));
     }
   }
-  if (bounds) {
-    WP_THROW_IF_NOT(bounds->min <= bounds->max, field, ".min_token_len: ", bounds->min,
-                    " is more than max_token_len ", bounds->max, " (no word would be kept)");
+  WP_THROW_IF_NOT(read.min <= read.max, field, ".min_token_len: ", read.min,
+                  " is more than max_token_len ", read.max, " (no word would be kept)");
+  // A word's prefixes take the square of its length: a prefix index holds those of up to
+  // TextParams::kLongestPrefix characters (a longer word is held by those), and takes no more.
+  if (read.tokenizer == TextParams::Tokenizer::kPrefix) {
+    WP_THROW_IF_NOT(read.max == UINT32_MAX || read.max <= TextParams::kLongestPrefix, field,
+                    ".max_token_len: a prefix index holds prefixes of at most ",
+                    TextParams::kLongestPrefix, " characters, got ", read.max);
+    WP_THROW_IF_NOT(read.min <= TextParams::kLongestPrefix, field,
+                    ".min_token_len: a prefix index holds prefixes of at most ",
+                    TextParams::kLongestPrefix, " characters, got ", read.min);
   }
+  if (params) *params = read;
   return found->schema;
 }
 
-json text_index_params(const TokenBounds& bounds) {
+json text_index_params(const TextParams& params) {
   json j{{"type", payload_schema_name(PayloadSchema::kText)},
-         {"tokenizer", "word"},
-         {"lowercase", true}};
-  if (bounds.min != 0) j["min_token_len"] = bounds.min;
-  if (bounds.max != UINT32_MAX) j["max_token_len"] = bounds.max;
+         {"tokenizer", tokenizer_name(params.tokenizer)},
+         {"lowercase", params.lowercase}};
+  if (params.min != 0) j["min_token_len"] = params.min;
+  if (params.max != UINT32_MAX) j["max_token_len"] = params.max;
+  if (params.phrase_matching) j["phrase_matching"] = true;
   return j;
 }
 
-json payload_schema_json(PayloadSchema s, const TokenBounds& bounds) {
-  if (s != PayloadSchema::kText || bounds.every()) return payload_schema_name(s);
-  return text_index_params(bounds);
+json payload_schema_json(PayloadSchema s, const TextParams& params) {
+  if (s != PayloadSchema::kText || params.is_default()) return payload_schema_name(s);
+  return text_index_params(params);
 }
 
-FieldIndex::FieldIndex(std::string key, PayloadSchema schema, TokenBounds bounds)
+FieldIndex::FieldIndex(std::string key, PayloadSchema schema, TextParams params)
     : key_(std::move(key)),
       path_(parse_json_path(key_, "field_name")),
       schema_(schema),
-      bounds_(bounds) {}
+      text_(params) {}
 
 template <typename V, typename F>
 void FieldIndex::for_each_value(const V& payload, const F& f) const {
@@ -214,9 +254,7 @@ void FieldIndex::for_each_value(const V& payload, const F& f) const {
         break;
       case PayloadSchema::kText:
         if (v.is_string()) {
-          for (std::string& w : text_tokens(v.string())) {
-            if (bounds_.keeps(w)) strings.push_back(std::move(w));
-          }
+          for (std::string& w : text_tokens(v.string(), text_)) strings.push_back(std::move(w));
         }
         break;
     }
@@ -445,16 +483,28 @@ std::optional<Candidates> FieldIndex::datetimes(const RangeBounds& b) const {
   return numbers_within(b);
 }
 
-std::optional<Candidates> FieldIndex::text(const std::vector<std::string>& tokens) const {
-  if (schema_ != PayloadSchema::kText || tokens.empty()) return std::nullopt;
+std::optional<Candidates> FieldIndex::text(std::string_view query, TextMatch how) const {
+  if (schema_ != PayloadSchema::kText) return std::nullopt;
   std::vector<const IdList*> lists;
-  for (const std::string& t : tokens) {
-    if (!bounds_.keeps(t)) continue;  // left out of the query, as match.text leaves it
+  for (const std::string& t : query_tokens(query, text_)) {
     auto it = by_string_.find(t);
-    if (it == by_string_.end()) return Candidates{{}, true};  // a word no point holds
-    lists.push_back(&it->second);
+    if (it != by_string_.end()) {
+      lists.push_back(&it->second);
+    } else if (how != TextMatch::kAny) {
+      return Candidates{{}, true};  // a word no point holds
+    }
   }
-  if (lists.empty()) return Candidates{{}, true};  // no word kept: nothing matches
+  if (lists.empty()) return Candidates{{}, true};  // no word to look for (or held): nothing
+  if (how == TextMatch::kAny) {
+    // A point holding one of the words matches, in whichever of its values.
+    IdList out;
+    for (const IdList* l : lists) {
+      IdList next;
+      std::set_union(out.begin(), out.end(), l->begin(), l->end(), std::back_inserter(next));
+      out = std::move(next);
+    }
+    return Candidates{std::move(out), true};
+  }
   // The shortest list first: the intersection is at most as long.
   std::sort(lists.begin(), lists.end(),
             [](const IdList* a, const IdList* b) { return a->size() < b->size(); });
@@ -465,7 +515,8 @@ std::optional<Candidates> FieldIndex::text(const std::vector<std::string>& token
                           std::back_inserter(next));
     out = std::move(next);
   }
-  // A point whose words are spread over an array's values is listed but does not match.
+  // A point whose words are spread over an array's values is listed but does not match, nor one
+  // whose words come in another order than a phrase's.
   return Candidates{std::move(out), false};
 }
 
@@ -787,10 +838,10 @@ std::optional<Candidates> PayloadIndexes::geo(const std::string& key, const GeoA
   return f ? f->geo(area) : std::nullopt;
 }
 
-std::optional<Candidates> PayloadIndexes::text(const std::string& key,
-                                               const std::vector<std::string>& tokens) const {
+std::optional<Candidates> PayloadIndexes::text(const std::string& key, std::string_view query,
+                                               TextMatch how) const {
   const FieldIndex* f = find(key);
-  return f ? f->text(tokens) : std::nullopt;
+  return f ? f->text(query, how) : std::nullopt;
 }
 
 }  // namespace wp::engine

@@ -54,29 +54,29 @@ const char* payload_schema_name(PayloadSchema s);
 /**
  * Qdrant's field_schema: a name or {"type": name, ...} (its storage options is_tenant, on_disk,
  * lookup, range and is_principal are accepted as booleans; they change nothing here; a text
- * index takes tokenizer "word" and lowercase true, which are what match.text reads, and
- * min_token_len and max_token_len, the lengths of the words it keeps, into `bounds` when
- * given).
+ * index takes how it reads texts into `params` when given: its tokenizer ("word", "whitespace"
+ * or "prefix"), lowercase, min_token_len and max_token_len, the lengths of the words it keeps,
+ * and phrase_matching, kept and reported).
  * @throws wp::UserError naming `field` for an unknown type or a bad option.
  */
 PayloadSchema parse_payload_schema(const nlohmann::json& j, const std::string& field,
-                                   TokenBounds* bounds = nullptr);
-/// A text index's params as Qdrant reports them: {"type": "text", "tokenizer": "word",
-/// "lowercase": true} and the bounds given ("min_token_len", "max_token_len").
-nlohmann::json text_index_params(const TokenBounds& bounds);
-/// A field_schema as it is stored: the schema's name, or a text index's params when its words
-/// are bounded.
-nlohmann::json payload_schema_json(PayloadSchema s, const TokenBounds& bounds);
+                                   TextParams* params = nullptr);
+/// A text index's params as Qdrant reports them: {"type": "text", "tokenizer", "lowercase"} and
+/// the bounds given ("min_token_len", "max_token_len").
+nlohmann::json text_index_params(const TextParams& params);
+/// A field_schema as it is stored: the schema's name, or a text index's params when they are not
+/// the default ones.
+nlohmann::json payload_schema_json(PayloadSchema s, const TextParams& params);
 
 /// The index of one key.
 class FieldIndex {
  public:
-  /// A text index keeps the words within `bounds` (the others never reach a query: match.text
-  /// leaves them out of a query as the index does).
-  FieldIndex(std::string key, PayloadSchema schema, TokenBounds bounds = {});
+  /// A text index holds the words text_tokens reads with `params` (match.text reads a point's
+  /// text and a query's as the index does).
+  FieldIndex(std::string key, PayloadSchema schema, TextParams params = {});
 
   PayloadSchema schema() const { return schema_; }
-  const TokenBounds& text_bounds() const { return bounds_; }
+  const TextParams& text_params() const { return text_; }
   const std::string& key() const { return key_; }
 
   /// Adds (removes) the point's values read from `payload`, a JSON tree or a point's packed
@@ -109,8 +109,10 @@ class FieldIndex {
   std::optional<Candidates> boolean(bool value) const;
   std::optional<Candidates> range(const RangeBounds& b) const;
   std::optional<Candidates> datetimes(const RangeBounds& b) const;
-  /// Points holding every token (in one value or across an array's values: a superset).
-  std::optional<Candidates> text(const std::vector<std::string>& tokens) const;
+  /// Points holding every word of `query` (query_tokens; in one value or across an array's
+  /// values: a superset), one of them at least (TextMatch::kAny: exact), or every one for a
+  /// phrase (a superset: their order is not held).
+  std::optional<Candidates> text(std::string_view query, TextMatch how = TextMatch::kAll) const;
   /// Points in the cells `area` touches (a superset: each is checked).
   std::optional<Candidates> geo(const GeoArea& area) const;
 
@@ -162,7 +164,7 @@ class FieldIndex {
   std::string key_;
   JsonPath path_;
   PayloadSchema schema_;
-  TokenBounds bounds_;
+  TextParams text_;  ///< a text index's
   size_t points_ = 0;
   /// Some number indexed (now or before) is a float of integral value or an integer beyond 2^53:
   /// an integer match may then share its key with values it does not hold for.
@@ -238,8 +240,8 @@ class PayloadIndexes : public IndexLookup {
   std::optional<Candidates> boolean(const std::string& key, bool value) const override;
   std::optional<Candidates> range(const std::string& key, const RangeBounds& b) const override;
   std::optional<Candidates> datetimes(const std::string& key, const RangeBounds& b) const override;
-  std::optional<Candidates> text(const std::string& key,
-                                 const std::vector<std::string>& tokens) const override;
+  std::optional<Candidates> text(const std::string& key, std::string_view query,
+                                 TextMatch how) const override;
   std::optional<Candidates> geo(const std::string& key, const GeoArea& area) const override;
 
  private:

@@ -63,7 +63,7 @@ json Api::create_payload_index(const Call& c) {
   auto col = engine_.collection(c.path.at("name"));
   const bool wait = wait_flag(c);
   const PayloadIndexBody index = read_payload_index_body(parse_body(*c.body));
-  col->create_payload_index(index.key, index.schema, index.bounds);
+  col->create_payload_index(index.key, index.schema, index.text);
   return update_result(wait);
 }
 

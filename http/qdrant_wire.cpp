@@ -287,7 +287,7 @@ json collection_info_json(const engine::CollectionInfo& info) {
     payload_schema[key] = {{"data_type", engine::payload_schema_name(f.schema)},
                            {"points", f.points}};
     if (f.schema == engine::PayloadSchema::kText) {  // Qdrant reports a text index's params
-      payload_schema[key]["params"] = engine::text_index_params(f.bounds);
+      payload_schema[key]["params"] = engine::text_index_params(f.text);
     }
   }
   return {{"status", "green"},
@@ -379,7 +379,7 @@ PayloadIndexBody read_payload_index_body(const json& body) {
                   "field_schema: missing (expected one of keyword, integer, float, bool, uuid)");
   PayloadIndexBody out;
   out.key = body["field_name"].get<std::string>();
-  out.schema = engine::parse_payload_schema(body["field_schema"], "field_schema", &out.bounds);
+  out.schema = engine::parse_payload_schema(body["field_schema"], "field_schema", &out.text);
   return out;
 }
 

@@ -66,11 +66,11 @@ std::vector<engine::Engine::AliasAction> read_alias_actions(const nlohmann::json
 nlohmann::json alias_list_json(const std::map<std::string, std::string>& aliases);
 
 /// `PUT /collections/{name}/index`'s body {"field_name", "field_schema"}: the key path, its
-/// schema and, for a text index, the words it keeps; throws UserError naming the field.
+/// schema and, for a text index, how it reads texts; throws UserError naming the field.
 struct PayloadIndexBody {
   std::string key;
   engine::PayloadSchema schema;
-  engine::TokenBounds bounds;
+  engine::TextParams text;  ///< how a text index reads texts
 };
 PayloadIndexBody read_payload_index_body(const nlohmann::json& body);
 

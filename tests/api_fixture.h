@@ -3,8 +3,10 @@
 // the handler tests.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -47,6 +49,35 @@ class ApiTest : public ::testing::Test {
           {{"id", "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"},
            {"vector", {2, 0, 0}},
            {"payload", {{"color", "red"}, {"n", 3}}}}}}});
+  }
+
+  /// The ids (numbers, sorted) of the points of `collection` whose `key` holds every word of
+  /// `words` (match `kind` "text"; or "text_any", "phrase"), asked through its indexes and
+  /// through a test of every point (a should the indexes cannot narrow), each by scroll, count
+  /// and a filtered search of vector `at`: every way must find the same points.
+  std::vector<int> text_matches(const std::string& collection, const std::string& key,
+                                const std::string& words, const json& at,
+                                const std::string& kind = "text") {
+    const json text{{"key", key}, {"match", {{kind, words}}}};
+    const std::string path = "/collections/" + collection + "/points/";
+    std::vector<std::vector<int>> ways;
+    const json must{{"must", {text}}};
+    const json unserved{{"should", {text, {{"key", "none"}, {"match", {{"value", 1}}}}}}};
+    for (const json& filter : {must, unserved}) {
+      std::vector<int> ids;
+      const json page = ok("POST", path + "scroll", {{"filter", filter}, {"limit", 100}});
+      for (const json& p : page["points"]) ids.push_back(p["id"]);
+      ways.push_back(ids);
+      EXPECT_EQ(ok("POST", path + "count", {{"filter", filter}})["count"], ids.size());
+      std::vector<int> searched;
+      const json hits =
+          ok("POST", path + "search", {{"vector", at}, {"limit", 100}, {"filter", filter}});
+      for (const json& h : hits) searched.push_back(h["id"]);
+      std::sort(searched.begin(), searched.end());
+      EXPECT_EQ(searched, ids) << key << " " << words;
+    }
+    EXPECT_EQ(ways[0], ways[1]) << key << " " << words << ": the index against every point tested";
+    return ways[0];
   }
 
   /// Closes the engine and opens the data folder again (what a server restart does).

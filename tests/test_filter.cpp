@@ -247,19 +247,135 @@ TEST(Filter, HasIdNumbersAndUuids) {
   EXPECT_FALSE(passes(R"({"must_not": [{"has_id": [1, 2, 3]}]})", "{}", PointId::number(2)));
 }
 
-/// A point's vectors, as a collection tells a filter which it holds, and the words its text
-/// indexes keep (`bounds` for every key).
+/// A point's vectors, as a collection tells a filter which it holds, and how its text
+/// indexes read texts (`text` for every key).
 class Holding final : public wp::engine::PointFacts {
  public:
-  explicit Holding(std::set<std::string> names, wp::engine::TokenBounds bounds = {})
-      : names_(std::move(names)), bounds_(bounds) {}
+  explicit Holding(std::set<std::string> names, wp::engine::TextParams text = {})
+      : names_(std::move(names)), text_(text) {}
   bool holds(std::string_view name) const override { return names_.count(std::string(name)); }
-  wp::engine::TokenBounds text_bounds(std::string_view) const override { return bounds_; }
+  wp::engine::TextParams text_params(std::string_view) const override { return text_; }
 
  private:
   std::set<std::string> names_;
-  wp::engine::TokenBounds bounds_;
+  wp::engine::TextParams text_;
 };
+
+// Qdrant's tokenizers (lib/segment/src/index/field_index/full_text_index/tokenizers): what a
+// text index of each holds for a text and looks for in a query, and what match.text then
+// matches, tested point by point as a collection tells the filter how the key's index reads
+// texts.
+TEST(Filter, MatchTextReadsTextsAsTheKeysTextIndexDoes) {
+  using wp::engine::query_tokens;
+  using wp::engine::text_tokens;
+  using wp::engine::TextParams;
+  using Tokens = std::vector<std::string>;
+  using T = TextParams::Tokenizer;
+  const TextParams word{}, cased{0, UINT32_MAX, T::kWord, false};
+  const TextParams spaced{0, UINT32_MAX, T::kWhitespace, true};
+  const TextParams prefix{0, UINT32_MAX, T::kPrefix, true}, prefix_2_4{2, 4, T::kPrefix, true};
+  // White space is Unicode's: a no-break space (U+00A0), an ideographic one (U+3000); an en
+  // dash (U+2013) is none, but splits words as punctuation, as curly quotes do.
+  const std::string text = "Hello, World!\u00A0foo-bar\u3000x\u2013y \t";
+  EXPECT_EQ(text_tokens(text, spaced), (Tokens{"foo-bar", "hello,", "world!", "x\u2013y"}));
+  EXPECT_EQ(text_tokens(text, word), (Tokens{"bar", "foo", "hello", "world", "x", "y"}));
+  EXPECT_EQ(text_tokens("\u201CNaïve\u201D caf\u00E9\u2026 \u00BFqu\u00E9? 1\u00BD\u00B5m", word),
+            (Tokens{"1\u00BD\u00B5m", "café", "naïve", "qué"}));
+  EXPECT_EQ(text_tokens("fox\U0001F98Atail \xF0\x9F", word), (Tokens{"fox", "tail", "\xF0\x9F"}));
+  EXPECT_EQ(text_tokens("Hello hello", cased), (Tokens{"Hello", "hello"}));
+  EXPECT_EQ(text_tokens("Hello you", prefix),
+            (Tokens{"h", "he", "hel", "hell", "hello", "y", "yo", "you"}));
+  // Words of 2 characters or more, with their prefixes of 2 to 4 (Мир: 3 letters, 6 bytes).
+  EXPECT_EQ(text_tokens("Hello a Мирный", prefix_2_4),
+            (Tokens{"he", "hel", "hell", "Ми", "Мир", "Мирн"}));
+  // A query's words are cut to 4 characters, not left out; one shorter than 2 is.
+  EXPECT_EQ(query_tokens("Helloworld a yo", prefix_2_4), (Tokens{"hell", "yo"}));
+  EXPECT_EQ(query_tokens("Helloworld a yo", TextParams{2, 4}), (Tokens{"yo"}));
+  EXPECT_EQ(query_tokens("Hello, World", spaced), (Tokens{"hello,", "world"}));
+
+  // match.text on a key whose index reads texts as `params`.
+  auto holds = [](const TextParams& params, const std::string& query, const json& value) {
+    const Filter f = Filter::parse(json{{"must", {{{"key", "t"}, {"match", {{"text", query}}}}}}});
+    const Holding facts({}, params);
+    const json payload{{"t", value}};
+    const bool tree = f.matches(PointId::number(1), payload, &facts);
+    EXPECT_EQ(f.matches(PointId::number(1), wp::engine::PackedPayload(payload), &facts), tree)
+        << query;
+    return tree;
+  };
+  EXPECT_TRUE(holds(word, "fox", "The Fox"));
+  EXPECT_FALSE(holds(cased, "fox", "The Fox"));
+  EXPECT_TRUE(holds(cased, "Fox", "The Fox"));
+  EXPECT_FALSE(holds(cased, "Fox the", "The Fox"));
+  EXPECT_TRUE(holds(spaced, "FOO-bar", "foo-bar baz"));
+  EXPECT_FALSE(holds(spaced, "foo", "foo-bar baz"));
+  EXPECT_TRUE(holds(word, "foo", "foo-bar baz"));
+  EXPECT_TRUE(holds(spaced, "baz", "foo-bar\u00A0baz"));
+  EXPECT_FALSE(holds(spaced, "x", "x\u2013y"));
+  EXPECT_TRUE(holds(word, "y x", "x\u2013y"));
+  EXPECT_TRUE(holds(word, "fox", "\u201CFox\u201D"));
+  EXPECT_TRUE(holds(prefix, "hel wor", "Hello world"));
+  EXPECT_TRUE(holds(prefix, "hello world", "Hello world"));
+  EXPECT_FALSE(holds(prefix, "help", "Hello world"));
+  EXPECT_FALSE(holds(prefix, "ello", "Hello world"));  // a prefix, not a substring
+  EXPECT_FALSE(holds(prefix, "hel wor", json::array({"Hello", "world"})));  // one value
+  EXPECT_TRUE(holds(prefix_2_4, "hellish", "Hello"));                       // both cut to "hell"
+  EXPECT_TRUE(holds(prefix_2_4, "a he", "Hello"));  // "a" is left out of the query
+  EXPECT_FALSE(holds(prefix_2_4, "a", "a Hello"));  // and a query of no word matches none
+  EXPECT_FALSE(holds(prefix_2_4, "h", "Hello"));
+  EXPECT_TRUE(holds(prefix_2_4, "Мирные", "Мирный"));  // "Мирн" both
+  EXPECT_FALSE(holds(TextParams{0, UINT32_MAX, T::kPrefix, false}, "hel", "Hello"));
+  // A prefix index holds prefixes of up to 64 characters (a word's take the square of its
+  // length), and cuts a query's words to as many.
+  const std::string long_word(100, 'a');
+  const std::vector<std::string> held = text_tokens(long_word, prefix);
+  ASSERT_EQ(held.size(), 64u);
+  EXPECT_EQ(held.back(), long_word.substr(0, 64));
+  EXPECT_EQ(query_tokens(long_word + "b", prefix), (Tokens{long_word.substr(0, 64)}));
+  EXPECT_TRUE(holds(prefix, long_word + "b", long_word + "c"));
+  EXPECT_FALSE(holds(prefix, long_word.substr(0, 63) + "b", long_word));
+  // text_any: one of the words; phrase: all of them, one after the other, in order.
+  auto asked = [](const char* kind, const TextParams& params, const std::string& query,
+                  const json& value) {
+    const Filter f = Filter::parse(json{{"must", {{{"key", "t"}, {"match", {{kind, query}}}}}}});
+    const Holding facts({}, params);
+    const json payload{{"t", value}};
+    const bool tree = f.matches(PointId::number(1), payload, &facts);
+    EXPECT_EQ(f.matches(PointId::number(1), wp::engine::PackedPayload(payload), &facts), tree)
+        << kind << " " << query;
+    return tree;
+  };
+  EXPECT_TRUE(asked("text_any", word, "cat, FOX", "The Fox"));
+  EXPECT_FALSE(asked("text_any", word, "cat dog", "The Fox"));
+  EXPECT_FALSE(asked("text_any", word, "!?", "The Fox"));
+  EXPECT_TRUE(asked("text_any", prefix_2_4, "a ca th", "The Fox"));  // "a": too short
+  EXPECT_TRUE(asked("text_any", word, "dog fox", json::array({"a cat", "a fox"})));
+  EXPECT_TRUE(asked("phrase", word, "quick, brown", "The quick brown fox"));
+  EXPECT_FALSE(asked("phrase", word, "brown quick", "The quick brown fox"));
+  EXPECT_FALSE(asked("phrase", word, "quick fox", "The quick brown fox"));
+  EXPECT_TRUE(asked("phrase", word, "fox the", "the fox the end"));
+  EXPECT_TRUE(asked("phrase", word, "a a", "a b a a"));
+  EXPECT_FALSE(asked("phrase", word, "a a", "a b a"));
+  EXPECT_FALSE(asked("phrase", word, "quick brown", json::array({"The quick", "brown fox"})));
+  EXPECT_TRUE(asked("phrase", prefix, "qui bro", "The quick brown fox"));
+  EXPECT_TRUE(asked("phrase", spaced, "brown, fox", "The quick brown, fox"));
+  EXPECT_FALSE(asked("phrase", spaced, "brown fox", "The quick brown, fox"));
+  // Words the index does not keep are not in the phrase's sequence, nor in the value's.
+  EXPECT_TRUE(asked("phrase", TextParams{3, UINT32_MAX}, "cat a dog", "cat of a dog"));
+  EXPECT_FALSE(asked("phrase", TextParams{3, UINT32_MAX}, "a of", "cat of a dog"));
+  // A query of more than 64 words is compared as sorted words: the same answers.
+  std::string many;
+  for (int i = 0; i < 70; ++i) many += "w" + std::to_string(i) + "xyz ";
+  EXPECT_TRUE(holds(prefix, many, many + "more"));
+  EXPECT_TRUE(holds(prefix_2_4, many + "ab", many + "abc"));
+  EXPECT_FALSE(holds(prefix_2_4, many + "abd", many + "abc"));
+  EXPECT_TRUE(holds(spaced, many + "a-b", many + "a-b"));
+  EXPECT_FALSE(holds(spaced, many + "a", many + "a-b"));
+  EXPECT_TRUE(asked("text_any", prefix_2_4, many + "zz", "zzz"));
+  EXPECT_FALSE(asked("text_any", prefix_2_4, many + "zz", "z"));
+  EXPECT_TRUE(asked("phrase", word, many + "end", "say " + many + "end"));
+  EXPECT_FALSE(asked("phrase", word, many + "end", many + "the end"));
+}
 
 TEST(Filter, HasVectorAsksWhichVectorsThePointHolds) {
   const PointId id = PointId::number(1);
@@ -520,10 +636,14 @@ TEST(Filter, MalformedFiltersNameTheField) {
       {R"({"must": [{"key": "a", "match": 1}]})", "filter.must[0].match: expected an object"},
       {R"({"must": [{"key": "a", "match": {"text": 5}}]})",
        "filter.must[0].match.text: expected a string"},
-      {R"({"must": [{"key": "a", "match": {"phrase": "x"}}]})",
-       "filter.must[0].match.phrase: unsupported match kind"},
+      {R"({"must": [{"key": "a", "match": {"prefix": "x"}}]})",
+       "filter.must[0].match.prefix: unsupported match kind"},
+      {R"({"must": [{"key": "a", "match": {"phrase": 3}}]})",
+       "filter.must[0].match.phrase: expected a string"},
+      {R"({"must": [{"key": "a", "match": {"text_any": ["x"]}}]})",
+       "filter.must[0].match.text_any: expected a string"},
       {R"({"must": [{"key": "a", "match": {"value": 1, "any": [1]}}]})",
-       "filter.must[0].match: give exactly one of value, any, except or text"},
+       "filter.must[0].match: give exactly one of value, any, except, text, text_any or phrase"},
       {R"({"must": [{"key": "a", "match": {"value": 1.5}}]})",
        "filter.must[0].match.value: expected a string, an integer or a bool, got 1.5"},
       {R"({"must": [{"key": "a", "match": {"value": null}}]})",

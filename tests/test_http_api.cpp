@@ -1066,10 +1066,20 @@ TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
       {R"({"field_name":"x"})", "field_schema"},
       {R"({"field_name":"x","field_schema":"words"})", "field_schema"},
       {R"({"field_name":"x","field_schema":"geography"})", "field_schema"},
-      {R"({"field_name":"x","field_schema":{"type":"text","tokenizer":"prefix"}})",
-       "field_schema.tokenizer"},
-      {R"({"field_name":"x","field_schema":{"type":"text","lowercase":false}})",
-       "field_schema.lowercase"},
+      {R"({"field_name":"x","field_schema":{"type":"text","tokenizer":"multilingual"}})",
+       "field_schema.tokenizer: expected one of"},
+      {R"({"field_name":"x","field_schema":{"type":"text","tokenizer":"multilingual"}})",
+       "(the multilingual tokenizer is not supported)"},
+      {R"({"field_name":"x","field_schema":{"type":"text","tokenizer":5}})",
+       "field_schema.tokenizer: expected one of"},
+      {R"({"field_name":"x","field_schema":{"type":"text","lowercase":"no"}})",
+       "field_schema.lowercase: expected a bool"},
+      {R"({"field_name":"x","field_schema":{"type":"text","phrase_matching":1}})",
+       "field_schema.phrase_matching: expected a bool"},
+      {R"({"field_name":"x","field_schema":{"max_token_len":65,"type":"text","tokenizer":"prefix"}})",
+       "field_schema.max_token_len: a prefix index holds prefixes of at most 64 characters"},
+      {R"({"field_name":"x","field_schema":{"type":"text","tokenizer":"prefix","min_token_len":65}})",
+       "field_schema.min_token_len: a prefix index holds prefixes of at most 64"},
       {R"({"field_name":"x","field_schema":{"type":"keyword","tokenizer":"word"}})",
        "field_schema.tokenizer: unknown option"},
       {R"({"field_name":"x","field_schema":{"type":"keyword","on_disk":3}})",
@@ -1135,29 +1145,8 @@ TEST_F(ApiTest, TextIndexBoundsDecideWhichWordsOfAQueryCount) {
   auto text = [](const std::string& key, const std::string& words) {
     return json{{"key", key}, {"match", {{"text", words}}}};
   };
-  // The points each way of asking finds (ids sorted), all of them the same.
   auto found = [&](const std::string& key, const std::string& words) {
-    std::vector<std::vector<int>> ways;
-    const json must{{"must", {text(key, words)}}};
-    const json unserved{
-        {"should", {text(key, words), {{"key", "none"}, {"match", {{"value", 1}}}}}}};
-    for (const json& filter : {must, unserved}) {
-      std::vector<int> ids;
-      const json page =
-          ok("POST", "/collections/t/points/scroll", {{"filter", filter}, {"limit", 100}});
-      for (const json& p : page["points"]) ids.push_back(p["id"]);
-      ways.push_back(ids);
-      EXPECT_EQ(ok("POST", "/collections/t/points/count", {{"filter", filter}})["count"],
-                ids.size());
-      std::vector<int> searched;
-      const json hits = ok("POST", "/collections/t/points/search",
-                           {{"vector", {0, 0}}, {"limit", 100}, {"filter", filter}});
-      for (const json& h : hits) searched.push_back(h["id"]);
-      std::sort(searched.begin(), searched.end());
-      EXPECT_EQ(searched, ids) << key << " " << words;
-    }
-    EXPECT_EQ(ways[0], ways[1]) << key << " " << words << ": the index against every point tested";
-    return ways[0];
+    return text_matches("t", key, words, {0, 0});
   };
   using Ids = std::vector<int>;
   // No index: every word counts.
@@ -1213,6 +1202,95 @@ TEST_F(ApiTest, TextIndexBoundsDecideWhichWordsOfAQueryCount) {
   ok("DELETE", "/collections/t/index/title?wait=true");
   EXPECT_EQ(found("title", "A"), Ids({3}));
   EXPECT_EQ(found("title", "a supercalifragilistic"), Ids({3}));
+}
+
+// Qdrant's text index params beyond the word tokenizer: "prefix" (a word matches the query's
+// words that begin it, cut to max_token_len), "whitespace" (tokens between white space, their
+// punctuation kept) and lowercase false (case tells words apart). Each answers alike through the
+// index and through a test of every point, reports its params, lasts a restart, and goes with
+// its index; a new index of other params on the same key reads the texts its way.
+TEST_F(ApiTest, TextIndexTokenizersAndCaseDecideWhatMatches) {
+  ok("PUT", "/collections/t", {{"vectors", {{"size", 2}, {"distance", "Euclid"}}}});
+  const std::vector<std::string> titles{
+      "Hello World",     "help wanted", "C++ and c-style",        "the world wide",
+      "HELIUM balloons", "c++ tips",    "\u201CHello\u201D there"};
+  json points = json::array();
+  for (size_t i = 0; i < titles.size(); ++i) {
+    points.push_back({{"id", i + 1},
+                      {"vector", {static_cast<double>(i), 0.0}},
+                      {"payload", {{"title", titles[i]}, {"code", titles[i]}}}});
+  }
+  ok("PUT", "/collections/t/points?wait=true", {{"points", points}});
+  using Ids = std::vector<int>;
+  auto found = [&](const std::string& key, const std::string& words) {
+    return text_matches("t", key, words, {0, 0});
+  };
+  // Without an index, words, lowercased: no prefixes, no punctuation.
+  EXPECT_EQ(found("title", "hel"), Ids());
+  EXPECT_EQ(found("code", "c++"), Ids({3, 6}));  // "c" alone
+  EXPECT_EQ(found("title", "hello"), Ids({1, 7}));
+  ok("PUT", "/collections/t/index?wait=true",
+     {{"field_name", "title"},
+      {"field_schema", {{"type", "text"}, {"tokenizer", "prefix"}, {"max_token_len", 4}}}});
+  ok("PUT", "/collections/t/index?wait=true",
+     {{"field_name", "code"},
+      {"field_schema", {{"type", "text"}, {"tokenizer", "whitespace"}, {"lowercase", false}}}});
+  const json schema = ok("GET", "/collections/t")["payload_schema"];
+  EXPECT_EQ(
+      schema["title"]["params"],
+      json({{"type", "text"}, {"tokenizer", "prefix"}, {"lowercase", true}, {"max_token_len", 4}}));
+  EXPECT_EQ(schema["code"]["params"],
+            json({{"type", "text"}, {"tokenizer", "whitespace"}, {"lowercase", false}}));
+  auto read_as_indexed = [&] {
+    EXPECT_EQ(found("title", "hel"), Ids({1, 2, 5, 7}));
+    EXPECT_EQ(found("title", "HEL wor"), Ids({1}));
+    EXPECT_EQ(found("title", "helpful"), Ids({2}));  // both cut to "help"
+    EXPECT_EQ(found("title", "ello"), Ids());        // a prefix, not a substring
+    EXPECT_EQ(found("title", "w"), Ids({1, 2, 4}));
+    EXPECT_EQ(found("code", "c++"), Ids({6}));
+    EXPECT_EQ(found("code", "C++"), Ids({3}));
+    EXPECT_EQ(found("code", "c-style C++"), Ids({3}));
+    EXPECT_EQ(found("code", "c"), Ids());
+    EXPECT_EQ(found("code", "\u201CHello\u201D"), Ids({7}));
+    EXPECT_EQ(found("code", "Hello"), Ids({1}));
+  };
+  read_as_indexed();
+  restart();
+  read_as_indexed();
+  // An index of other params on the same key reads its texts again.
+  ok("PUT", "/collections/t/index?wait=true",
+     {{"field_name", "code"},
+      {"field_schema", {{"type", "text"}, {"lowercase", false}, {"phrase_matching", true}}}});
+  EXPECT_EQ(ok("GET", "/collections/t")["payload_schema"]["code"]["params"],
+            json({{"type", "text"},
+                  {"tokenizer", "word"},
+                  {"lowercase", false},
+                  {"phrase_matching", true}}));
+  EXPECT_EQ(found("code", "Hello"), Ids({1, 7}));
+  EXPECT_EQ(found("code", "c"), Ids({3, 6}));
+  // text_any and phrase (Qdrant 1.15's match kinds) through the same indexes.
+  auto any = [&](const std::string& key, const std::string& words) {
+    return text_matches("t", key, words, {0, 0}, "text_any");
+  };
+  auto phrase = [&](const std::string& key, const std::string& words) {
+    return text_matches("t", key, words, {0, 0}, "phrase");
+  };
+  EXPECT_EQ(any("title", "wid tip"), Ids({4, 6}));
+  EXPECT_EQ(any("title", "zebra"), Ids());
+  EXPECT_EQ(phrase("title", "wor wid"), Ids({4}));
+  EXPECT_EQ(phrase("title", "wid wor"), Ids());
+  EXPECT_EQ(any("code", "Hello tips"), Ids({1, 6, 7}));
+  EXPECT_EQ(phrase("code", "c tips"), Ids({6}));
+  EXPECT_EQ(phrase("code", "tips c"), Ids());
+  restart();
+  EXPECT_EQ(ok("GET", "/collections/t")["payload_schema"]["code"]["params"]["phrase_matching"],
+            true);
+  EXPECT_EQ(phrase("code", "c tips"), Ids({6}));
+  EXPECT_EQ(found("code", "c"), Ids({3, 6}));
+  // Dropped: words, lowercased, again.
+  ok("DELETE", "/collections/t/index/title?wait=true");
+  EXPECT_EQ(found("title", "hel"), Ids());
+  EXPECT_EQ(found("title", "HELLO"), Ids({1, 7}));
 }
 
 // Issue 16: points/query/batch, which the current Qdrant clients call for searchBatch: each

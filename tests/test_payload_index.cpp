@@ -3,9 +3,11 @@
 // kept through writes, deletes, payload edits and a restart.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 
 #include "engine/engine.h"
 #include "engine/payload_index.h"
@@ -306,14 +308,15 @@ TEST(PayloadIndex, LookupsAreSupersetsOfTheConditions) {
   words.add(1, {{"title", "The quick brown fox"}});
   words.add(2, {{"title", {"quick thinking", "brown bear"}}});
   words.add(3, {{"title", "FOX, quick!"}});
-  EXPECT_EQ(words.text({"fox", "quick"})->ids(), (IdList{1, 3}));
-  EXPECT_EQ(words.text({"brown", "quick"})->ids(), (IdList{1, 2}));  // 2 across its values
-  EXPECT_FALSE(words.text({"brown", "quick"})->exact);
-  EXPECT_EQ(words.text({"wolf"})->ids(), IdList{});
-  EXPECT_FALSE(words.text({}));
+  EXPECT_EQ(words.text("Fox quick")->ids(), (IdList{1, 3}));
+  EXPECT_EQ(words.text("brown, quick")->ids(), (IdList{1, 2}));  // 2 across its values
+  EXPECT_FALSE(words.text("brown quick")->exact);
+  EXPECT_EQ(words.text("wolf")->ids(), IdList{});
+  EXPECT_EQ(words.text(" !")->ids(), IdList{});  // no word: nothing matches
+  EXPECT_TRUE(words.text(" !")->exact);
   EXPECT_FALSE(words.strings({"fox"}));  // a text index is no keyword index
   words.remove(3, {{"title", "FOX, quick!"}});
-  EXPECT_EQ(words.text({"fox"})->ids(), (IdList{1}));
+  EXPECT_EQ(words.text("fox")->ids(), (IdList{1}));
 
   wp::engine::FieldIndex geo("loc", PayloadSchema::kGeo);
   geo.add(1, {{"loc", {{"lon", 179.9}, {"lat", 0.5}}}});
@@ -679,6 +682,204 @@ TEST(PayloadIndex, FilteredAnswersEqualACheckOfEveryPointThroughWritesAndARestar
   EXPECT_THROW(indexed->delete_payload_index("price"), wp::NotFoundError);
   EXPECT_EQ(indexed->info().payload_fields.count("price"), 0u);
   expect_same_answers(*plain, *indexed, rng);
+}
+
+namespace {
+
+using wp::engine::TextParams;
+
+/// The test's own plain reading of Qdrant's tokenizers: `text` split as `p` says (white space is
+/// Unicode's), ASCII lowercased when asked, the words kept or cut as an index (or, `query`, a
+/// match.text) of `p` keeps them: for each word kept, in order, the tokens it is held as (a
+/// prefix index: the word's prefixes) or looked for as.
+std::vector<std::set<std::string>> plain_words(std::string text, const TextParams& p, bool query) {
+  // Unicode's white space, and (the word tokenizer) the dashes, quotes and signs beyond ASCII
+  // that split words, taken for spaces.
+  std::vector<const char*> spaces{"\u0085", "\u00A0", "\u1680", "\u2000", "\u2005", "\u200A",
+                                  "\u2028", "\u2029", "\u202F", "\u205F", "\u3000"};
+  if (p.tokenizer != TextParams::Tokenizer::kWhitespace) {
+    spaces.insert(spaces.end(), {"\u2013", "\u201C", "\u201D", "\u00BF", "\u00AB", "\u00BB"});
+  }
+  for (const char* space : spaces) {
+    for (size_t at; (at = text.find(space)) != std::string::npos;) {
+      text.replace(at, std::strlen(space), " ");
+    }
+  }
+  std::vector<std::string> words(1);
+  for (const char c : text) {
+    const auto b = static_cast<unsigned char>(c);
+    const bool splits = p.tokenizer == TextParams::Tokenizer::kWhitespace
+                            ? std::isspace(b) != 0
+                            : b < 0x80 && std::isalnum(b) == 0;
+    if (splits) {
+      words.emplace_back();
+    } else {
+      words.back() += p.lowercase && b < 0x80 ? static_cast<char>(std::tolower(b)) : c;
+    }
+  }
+  // The characters of a word (UTF-8 letters count one each), and its first n of them.
+  auto letters = [](const std::string& w) {
+    std::vector<std::string> out;
+    for (const char c : w) {
+      if ((static_cast<unsigned char>(c) & 0xC0) == 0x80) {
+        out.back() += c;
+      } else {
+        out.emplace_back(1, c);
+      }
+    }
+    return out;
+  };
+  std::vector<std::set<std::string>> out;
+  for (const std::string& w : words) {
+    const std::vector<std::string> l = letters(w);
+    const size_t n = l.size();
+    if (n == 0 || n < p.min) continue;
+    if (p.tokenizer != TextParams::Tokenizer::kPrefix) {
+      if (n <= p.max) out.push_back({w});
+      continue;
+    }
+    out.emplace_back();
+    const size_t longest = std::min<size_t>(n, p.max);
+    for (size_t k = query ? longest : std::max<size_t>(p.min, 1); k <= longest; ++k) {
+      std::string prefix;
+      for (size_t i = 0; i < k; ++i) prefix += l[i];
+      out.back().insert(prefix);
+    }
+  }
+  return out;
+}
+
+/// Whether a string value whose words are `have` matches a query whose words are `want`, both
+/// as plain_words reads them: every word, one at least, or the phrase.
+bool plain_match(const std::vector<std::set<std::string>>& have,
+                 const std::vector<std::set<std::string>>& want, wp::engine::TextMatch how) {
+  std::set<std::string> held, wanted;
+  for (const auto& w : have) held.insert(w.begin(), w.end());
+  for (const auto& w : want) wanted.insert(w.begin(), w.end());
+  if (wanted.empty()) return false;
+  switch (how) {
+    case wp::engine::TextMatch::kAll:
+      return std::includes(held.begin(), held.end(), wanted.begin(), wanted.end());
+    case wp::engine::TextMatch::kAny:
+      return std::find_first_of(held.begin(), held.end(), wanted.begin(), wanted.end()) !=
+             held.end();
+    case wp::engine::TextMatch::kPhrase:
+      for (size_t at = 0; at + want.size() <= have.size(); ++at) {
+        size_t i = 0;
+        while (i < want.size() && have[at + i].count(*want[i].begin())) ++i;
+        if (i == want.size()) return true;
+      }
+      return false;
+  }
+  return false;
+}
+
+/// A point that every text index of a key reads as `params` says.
+class ReadAs final : public wp::engine::PointFacts {
+ public:
+  explicit ReadAs(TextParams params) : params_(params) {}
+  bool holds(std::string_view) const override { return false; }
+  TextParams text_params(std::string_view) const override { return params_; }
+
+ private:
+  TextParams params_;
+};
+
+}  // namespace
+
+// Every tokenizer with and without lowercasing and bounds, over random texts of mixed case,
+// punctuation, UTF-8 letters and Unicode white space, for match.text, text_any and phrase: a
+// text index's candidates (tested where they are not exact), a test of each point as the
+// collection tells the filter how the key's index reads texts, and the test's own reading of
+// Qdrant's tokenizers all find the same points.
+TEST(PayloadIndex, TextIndexesOfEveryTokenizerAnswerAsATestOfEachPoint) {
+  using T = TextParams::Tokenizer;
+  const std::vector<std::string> vocabulary{"Fox",
+                                            "fox",
+                                            "FOXES",
+                                            "fo",
+                                            "f",
+                                            "Мир",
+                                            "мир",
+                                            "Мирный",
+                                            "a-b",
+                                            "x.y",
+                                            "hello",
+                                            "Hell",
+                                            "naïve",
+                                            "co-op",
+                                            "42",
+                                            "\u201CFox\u201D",
+                                            "\u00ABМир\u00BB",
+                                            "\u00BFqué?"};
+  const std::vector<std::string> separators{" ",      ", ", "\u00A0", "-",
+                                            "\u3000", "\t", "! ",     "\u2013"};
+  std::mt19937 rng(11);
+  auto pick = [&](const std::vector<std::string>& from) { return from[rng() % from.size()]; };
+  auto text = [&](size_t words) {
+    std::string t = pick(vocabulary);
+    for (size_t i = 1; i < words; ++i) t += pick(separators) + pick(vocabulary);
+    return t;
+  };
+  std::vector<json> payloads;
+  for (int i = 0; i < 300; ++i) {
+    payloads.push_back(i % 5 == 0 ? json{{"t", {text(2), text(3)}}}
+                                  : json{{"t", text(1 + rng() % 6)}});
+  }
+  size_t matched[3] = {0, 0, 0};
+  for (const T tokenizer : {T::kWord, T::kWhitespace, T::kPrefix}) {
+    for (const bool lowercase : {true, false}) {
+      for (const auto& [min, max] :
+           std::vector<std::pair<uint32_t, uint32_t>>{{0, UINT32_MAX}, {2, 4}, {3, UINT32_MAX}}) {
+        const TextParams params{min, max, tokenizer, lowercase};
+        const std::string at = std::to_string(static_cast<int>(tokenizer)) + "/" +
+                               std::to_string(lowercase) + "/" + std::to_string(min) + ".." +
+                               std::to_string(max);
+        wp::engine::FieldIndex index("t", PayloadSchema::kText, params);
+        for (uint32_t id = 0; id < payloads.size(); ++id) index.add(id, payloads[id]);
+        const ReadAs facts(params);
+        for (int q = 0; q < 60; ++q) {
+          using wp::engine::TextMatch;
+          const TextMatch how = q % 3 == 0   ? TextMatch::kAll
+                                : q % 3 == 1 ? TextMatch::kAny
+                                             : TextMatch::kPhrase;
+          const char* kind = how == TextMatch::kAll   ? "text"
+                             : how == TextMatch::kAny ? "text_any"
+                                                      : "phrase";
+          const std::string query = text(1 + rng() % (how == TextMatch::kPhrase ? 3 : 2));
+          const Filter f = Filter::parse({{"must", {{{"key", "t"}, {"match", {{kind, query}}}}}}});
+          const auto want = plain_words(query, params, true);
+          std::vector<uint32_t> tested, expected;
+          for (uint32_t id = 0; id < payloads.size(); ++id) {
+            const PointId pid = PointId::number(id);
+            if (f.matches(pid, payloads[id], &facts)) tested.push_back(id);
+            const json& v = payloads[id]["t"];
+            bool holds = false;
+            for (const json& one : v.is_array() ? v : json::array({v})) {
+              holds |= plain_match(plain_words(one, params, false), want, how);
+            }
+            if (holds) expected.push_back(id);
+          }
+          const std::string asked = at + " " + kind + " \"" + query + "\"";
+          EXPECT_EQ(tested, expected) << asked;
+          const auto candidates = index.text(query, how);
+          ASSERT_TRUE(candidates) << asked;
+          std::vector<uint32_t> listed;
+          for (const uint32_t id : candidates->ids()) {
+            if (candidates->exact || f.matches(PointId::number(id), payloads[id], &facts)) {
+              listed.push_back(id);
+            }
+          }
+          EXPECT_EQ(listed, expected) << asked;
+          matched[static_cast<int>(how)] += expected.size();
+        }
+      }
+    }
+  }
+  // The queries find points, not only none; phrases fewer.
+  EXPECT_GT(matched[0], 300u);
+  EXPECT_GT(matched[1], 1000u);
+  EXPECT_GT(matched[2], 100u);
 }
 
 TEST(PayloadIndex, FiltersNarrowOnlyThroughServedConditions) {

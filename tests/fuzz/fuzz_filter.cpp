@@ -13,7 +13,8 @@
 namespace {
 
 /// The vectors of point i: bit 0 "", bit 1 "a", bit 2 "image"; key "t" has a text index keeping
-/// words of 2 to 5 characters.
+/// words of 2 to 5 characters, "p" a prefix index of up to 4, "w" a whitespace index that keeps
+/// case.
 class Held final : public wp::engine::PointFacts {
  public:
   explicit Held(uint64_t bits) : bits_(bits) {}
@@ -21,8 +22,12 @@ class Held final : public wp::engine::PointFacts {
     return (name.empty() && (bits_ & 1)) || (name == "a" && (bits_ & 2)) ||
            (name == "image" && (bits_ & 4));
   }
-  wp::engine::TokenBounds text_bounds(std::string_view key) const override {
-    return key == "t" ? wp::engine::TokenBounds{2, 5} : wp::engine::TokenBounds{};
+  wp::engine::TextParams text_params(std::string_view key) const override {
+    using T = wp::engine::TextParams::Tokenizer;
+    if (key == "t") return wp::engine::TextParams{2, 5};
+    if (key == "p") return wp::engine::TextParams{0, 4, T::kPrefix, true};
+    if (key == "w") return wp::engine::TextParams{0, UINT32_MAX, T::kWhitespace, false};
+    return wp::engine::TextParams{};
   }
 
  private:

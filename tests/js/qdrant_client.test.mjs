@@ -252,9 +252,22 @@ test('full-text and datetime payload indexes: match text, datetime ranges', asyn
   assert.deepEqual(await ids({ must: [{ key: 'at', range: { gte: '2024-06-01T00:00:00Z' } }] }), [2, 3]);
   assert.deepEqual(await ids({ must: [{ key: 'body', match: { text: 'brown' } }, { key: 'at', range: { lt: '2024-06-01T00:00:00Z' } }] }), [1]);
   await assert.rejects(
-    client.createPayloadIndex('notes', { field_name: 'body', field_schema: { type: 'text', tokenizer: 'prefix' } }),
+    client.createPayloadIndex('notes', { field_name: 'body', field_schema: { type: 'text', tokenizer: 'multilingual' } }),
     (e) => e.status === 400,
   );
+  // A prefix index (a query's words match the words they begin), text_any and phrase.
+  await client.createPayloadIndex('notes', {
+    wait: true,
+    field_name: 'body',
+    field_schema: { type: 'text', tokenizer: 'prefix', lowercase: true, phrase_matching: true },
+  });
+  const params = (await client.getCollection('notes')).payload_schema.body.params;
+  assert.equal(params.tokenizer, 'prefix');
+  assert.equal(params.phrase_matching, true);
+  assert.deepEqual(await ids({ must: [{ key: 'body', match: { text: 'qui BRO' } }] }), [1]);
+  assert.deepEqual(await ids({ must: [{ key: 'body', match: { text_any: 'laz bread' } }] }), [2, 3]);
+  assert.deepEqual(await ids({ must: [{ key: 'body', match: { phrase: 'quick brown' } }] }), [1]);
+  assert.deepEqual(await ids({ must: [{ key: 'body', match: { phrase: 'brown quick' } }] }), []);
 });
 
 test('named vectors: using, with_vector by name, update and delete vectors, hybrid fusion', async () => {
