@@ -44,7 +44,9 @@ class StagedFacts final : public PointFacts {
  public:
   StagedFacts(const NamedVectors& v, const Collection& c) : v_(v), c_(c) {}
   bool holds(std::string_view name) const override { return v_.count(std::string(name)) != 0; }
-  TextParams text_params(std::string_view key) const override { return c_.text_params_of(key); }
+  const TextParams* text_params(std::string_view key) const override {
+    return c_.text_params_of(key);
+  }
 
  private:
   const NamedVectors& v_;
@@ -456,7 +458,8 @@ void Collection::load() {
   }
   ids_.insert_new(live, id_of(), std::hash<PointId>());
   for (const auto& [key, schema] : config_.payload_schema) {
-    payload_indexes_.install(build_field_index(key, schema, text_params_of(key)));
+    const TextParams* text = text_params_of(key);
+    payload_indexes_.install(build_field_index(key, schema, text ? *text : TextParams{}));
   }
   for (uint64_t i = next_internal_; i-- > 0;) {
     if (!entries_[i].live) free_internal_.push_back(i);  // the lowest is reused first
@@ -992,7 +995,9 @@ class Collection::EntryFacts final : public PointFacts {
     const std::optional<size_t> space = c_.find_space(name);
     return space && c_.indexes_[*space]->contains(i_);
   }
-  TextParams text_params(std::string_view key) const override { return c_.text_params_of(key); }
+  const TextParams* text_params(std::string_view key) const override {
+    return c_.text_params_of(key);
+  }
 
  private:
   const Collection& c_;
@@ -1118,10 +1123,10 @@ void Collection::create_payload_index(const std::string& key, PayloadSchema sche
   config_.text_params = stored.text_params;
 }
 
-TextParams Collection::text_params_of(std::string_view key) const {
-  if (config_.text_params.empty()) return {};
+const TextParams* Collection::text_params_of(std::string_view key) const {
+  if (config_.text_params.empty()) return nullptr;
   const auto it = config_.text_params.find(key);
-  return it == config_.text_params.end() ? TextParams{} : it->second;
+  return it == config_.text_params.end() ? nullptr : &it->second;
 }
 
 std::vector<Collection::FacetHit> Collection::facet(const std::string& key, const Filter* filter,

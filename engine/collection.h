@@ -222,9 +222,9 @@ class Collection {
    * bad key path.
    */
   void create_payload_index(const std::string& key, PayloadSchema schema, TextParams text = {});
-  /// How the text index of `key` reads texts (the default TextParams without one). The caller holds
-  /// the collection's lock, shared or not, as filters are tested under it.
-  TextParams text_params_of(std::string_view key) const;
+  /// How the text index of `key` reads texts (nullptr without one: the default TextParams). The
+  /// caller holds the collection's lock, shared or not, as filters are tested under it.
+  const TextParams* text_params_of(std::string_view key) const;
   /// Drops the payload index of `key`; NotFoundError when there is none.
   void delete_payload_index(const std::string& key);
 

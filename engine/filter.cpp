@@ -29,6 +29,7 @@
 
 #include "engine/json_path.h"
 #include "engine/json_value.h"
+#include "engine/word_rules.h"
 #include "index/error.h"
 
 namespace wp::engine {
@@ -470,14 +471,19 @@ class MatchTextNode : public FieldNode<MatchTextNode> {
   }
 
   /// Runs once per point a filter checks: the value's words are compared as they are read, with
-  /// nothing allocated but a phrase's words (a query of more than 64 words takes the slower
-  /// sorted comparison).
+  /// nothing allocated but a phrase's words (an index with stopwords or a stemmer, and a query
+  /// of more than 64 words, take the slower comparison of the words as the index holds them).
   template <typename V>
   bool test(const Point& p, const V& payload) const {
-    const TextParams params = p.facts ? p.facts->text_params(key()) : TextParams{};
+    static const TextParams kDefault;
+    const TextParams* given = p.facts ? p.facts->text_params(key()) : nullptr;
+    const TextParams& params = given ? *given : kDefault;
     const bool prefix = params.tokenizer == TextParams::Tokenizer::kPrefix;
     const std::vector<std::string>& words =
         words_[params.tokenizer == TextParams::Tokenizer::kWhitespace][params.lowercase];
+    if (params.rules || (how_ != TextMatch::kPhrase && words.size() > 64)) {
+      return test_held_words(payload, params);
+    }
     // Whether the query's word i, which the index would look for, begins the value's word `w`
     // (a prefix index, the query's word cut to max_token_len) or is it.
     const auto kept = [&](std::string_view word) {
@@ -509,15 +515,6 @@ class MatchTextNode : public FieldNode<MatchTextNode> {
       });
     }
     const bool any = how_ == TextMatch::kAny;
-    if (words.size() > 64) {
-      const std::vector<std::string> want = query_tokens(query_, params);
-      return !want.empty() && any_checked(payload, [&](const V& v) {
-        if (!v.is_string()) return false;
-        const std::vector<std::string> have = text_tokens(v.string(), params);
-        if (!any) return std::includes(have.begin(), have.end(), want.begin(), want.end());
-        return std::find_first_of(have.begin(), have.end(), want.begin(), want.end()) != have.end();
-      });
-    }
     uint64_t want = 0;
     for (size_t i = 0; i < words.size(); ++i) {
       if (kept(words[i])) want |= uint64_t{1} << i;
@@ -532,6 +529,42 @@ class MatchTextNode : public FieldNode<MatchTextNode> {
              });
              return any ? (seen & want) != 0 : (seen & want) == want;
            });
+  }
+
+  /// test() by the words a text index of `params` holds and a query looks for (text_tokens and
+  /// query_tokens; for a phrase, held_words in order).
+  template <typename V>
+  bool test_held_words(const V& payload, const TextParams& params) const {
+    if (how_ == TextMatch::kPhrase) {
+      const bool prefix = params.tokenizer == TextParams::Tokenizer::kPrefix;
+      const std::vector<std::string> phrase = held_words(query_, params, true);
+      return !phrase.empty() && any_checked(payload, [&](const V& v) {
+        if (!v.is_string()) return false;
+        const std::vector<std::string> held = held_words(v.string(), params, false);
+        for (size_t at = 0; at + phrase.size() <= held.size(); ++at) {
+          size_t i = 0;
+          while (i < phrase.size() &&
+                 (prefix ? held[at + i].compare(0, phrase[i].size(), phrase[i]) == 0
+                         : held[at + i] == phrase[i])) {
+            ++i;
+          }
+          if (i == phrase.size()) return true;
+        }
+        return false;
+      });
+    }
+    const std::vector<std::string> want = query_tokens(query_, params);
+    return !want.empty() && any_checked(payload, [&](const V& v) {
+      if (!v.is_string()) return false;
+      const std::vector<std::string> have = text_tokens(v.string(), params);
+      if (how_ == TextMatch::kAll) {
+        return std::includes(have.begin(), have.end(), want.begin(), want.end());
+      }
+      for (const std::string& w : want) {
+        if (std::binary_search(have.begin(), have.end(), w)) return true;
+      }
+      return false;
+    });
   }
 
  private:
@@ -1327,37 +1360,48 @@ bool TextParams::keeps(std::string_view token) const {
   return characters >= min && characters <= max;
 }
 
-std::vector<std::string> text_tokens(std::string_view text, const TextParams& params) {
-  std::vector<std::string> out;
+std::vector<std::string> held_words(std::string_view text, const TextParams& params, bool query) {
   const bool prefix = params.tokenizer == TextParams::Tokenizer::kPrefix;
+  const WordRules* rules = params.rules.get();
+  std::vector<std::string> out;
   for_each_token(text, params.tokenizer, [&](std::string_view w) {
+    std::string word = cased(w, params.lowercase);
+    if (rules) {
+      // Qdrant's PrefixTokenizer::tokenize_query leaves no stopword out: the query may be the
+      // beginning of a longer word.
+      if (!(prefix && query) && rules->is_stopword(word)) return;
+      word = rules->stem(std::move(word));
+    }
     if (!prefix) {
-      if (params.keeps(w)) out.push_back(cased(w, params.lowercase));
+      if (params.keeps(word)) out.push_back(std::move(word));
       return;
     }
-    // Qdrant's PrefixTokenizer::tokenize: a word of min_token_len characters or more, held with
-    // its prefixes of min_token_len (1 at least) to max_token_len characters (here at most
-    // TextParams::kLongestPrefix), the whole word among them when it is no longer.
-    if (!TextParams{params.min}.keeps(w)) return;
-    const std::string word = cased(w, params.lowercase);
+    if (!TextParams{params.min}.keeps(word)) return;  // no word this short is held
+    if (query) word.resize(first_characters(word, params.longest_prefix()));
+    out.push_back(std::move(word));
+  });
+  return out;
+}
+
+std::vector<std::string> text_tokens(std::string_view text, const TextParams& params) {
+  std::vector<std::string> words = held_words(text, params, false);
+  if (params.tokenizer != TextParams::Tokenizer::kPrefix) return sorted_once(std::move(words));
+  // Qdrant's PrefixTokenizer::tokenize: each word held with its prefixes of min_token_len (1 at
+  // least) to max_token_len characters (here at most TextParams::kLongestPrefix), the whole word
+  // among them when it is no longer.
+  std::vector<std::string> out;
+  for (const std::string& word : words) {
     for (uint32_t n = std::max<uint32_t>(params.min, 1); n <= params.longest_prefix(); ++n) {
       const size_t bytes = first_characters(word, n);
       out.push_back(word.substr(0, bytes));
       if (bytes == word.size()) break;
     }
-  });
+  }
   return sorted_once(std::move(out));
 }
 
 std::vector<std::string> query_tokens(std::string_view text, const TextParams& params) {
-  if (params.tokenizer != TextParams::Tokenizer::kPrefix) return text_tokens(text, params);
-  std::vector<std::string> out;
-  for_each_word(text, [&](std::string_view w) {
-    if (!TextParams{params.min}.keeps(w)) return;  // no word this short is held
-    const std::string word = cased(w, params.lowercase);
-    out.push_back(word.substr(0, first_characters(word, params.longest_prefix())));
-  });
-  return sorted_once(std::move(out));
+  return sorted_once(held_words(text, params, true));
 }
 
 std::optional<Candidates> Filter::candidates(const IndexLookup& indexes) const {

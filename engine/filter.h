@@ -217,6 +217,8 @@ class ListingLookup final : public IndexLookup {
   const IndexLookup& of_;
 };
 
+class WordRules;  // engine/word_rules.h
+
 /**
  * How a text index reads texts (Qdrant's TextIndexParams): the lengths of the words it keeps
  * (min_token_len and max_token_len, in characters: a UTF-8 letter counts one), the tokenizer that
@@ -225,19 +227,25 @@ class ListingLookup final : public IndexLookup {
  */
 struct TextParams {
   enum class Tokenizer : uint8_t {
-    kWord,        ///< maximal runs of ASCII letters and digits and of non-ASCII bytes (a UTF-8
-                  ///< letter stays whole)
+    kWord,        ///< maximal runs of letters and digits: any character beyond ASCII but the
+                  ///< white space, punctuation and emoji that Qdrant's splits at too
     kWhitespace,  ///< maximal runs of anything but white space (Unicode's White_Space)
     kPrefix,      ///< words, each held with its prefixes of min_token_len (1 at least) to
                   ///< longest_prefix() characters; a query's words are cut to as many
   };
-  uint32_t min = 0;
-  uint32_t max = UINT32_MAX;
-  Tokenizer tokenizer = Tokenizer::kWord;
-  bool lowercase = true;
+  TextParams(uint32_t min_token_len = 0, uint32_t max_token_len = UINT32_MAX,
+             Tokenizer split = Tokenizer::kWord, bool lowercased = true)
+      : min(min_token_len), max(max_token_len), tokenizer(split), lowercase(lowercased) {}
+
+  uint32_t min;
+  uint32_t max;
+  Tokenizer tokenizer;
+  bool lowercase;
   /// Qdrant's phrase_matching, kept and reported: a phrase is matched with or without it here
   /// (a test of the candidates' words in order, where Qdrant's index keeps their positions).
   bool phrase_matching = false;
+  /// The stopwords and the stemmer (nullptr: none).
+  std::shared_ptr<const WordRules> rules;
 
   /// The longest prefix a prefix index holds (a word's prefixes take the square of its length):
   /// max_token_len up to this, this without one.
@@ -246,23 +254,32 @@ struct TextParams {
 
   bool is_default() const {
     return min == 0 && max == UINT32_MAX && tokenizer == Tokenizer::kWord && lowercase &&
-           !phrase_matching;
+           !phrase_matching && !rules;
   }
   /// Whether `token` (its characters counted) lies within the bounds.
   bool keeps(std::string_view token) const;
 };
 
 /// The words a text index of `params` holds for `text`, sorted, each once (Qdrant's tokenizers:
-/// `word` splits at every ASCII character that is not a letter or a digit, `whitespace` at white
-/// space, `prefix` as `word` and holds each word's prefixes too; only ASCII letters are
-/// lowercased). The default params give the words match.text reads without an index.
+/// `word` splits at every character that is not a letter or a digit (beyond ASCII: white space,
+/// Latin-1's and General Punctuation's signs, emoji; other scripts' punctuation is read as
+/// letters), `whitespace` at white space, `prefix` as `word` and holds each word's prefixes too;
+/// then, as Qdrant's TokensProcessor, each word lowercased (ASCII letters), left out if a
+/// stopword, stemmed, and kept if of min_token_len to max_token_len characters). The default
+/// params give the words match.text reads without an index.
 std::vector<std::string> text_tokens(std::string_view text, const TextParams& params = {});
 
 /// The words match.text looks for in a text index of `params`, sorted, each once: a text's words
-/// as text_tokens reads them, except that a prefix index cuts a query's words to max_token_len
-/// characters rather than leaving them out (Qdrant's PrefixTokenizer::tokenize_query), and holds
-/// no prefixes of them. None left: the query matches nothing.
+/// as text_tokens reads them, except that a prefix index cuts a query's words to
+/// longest_prefix() characters rather than leaving them out, leaves no stopword out (Qdrant's
+/// PrefixTokenizer::tokenize_query) and holds no prefixes of them. None left: the query matches
+/// nothing.
 std::vector<std::string> query_tokens(std::string_view text, const TextParams& params = {});
+
+/// The words of `text` that a text index of `params` holds (or, `query`, that a query looks
+/// for), in their order, each as often as it comes: text_tokens' and query_tokens' words before
+/// a prefix index's prefixes are added and before they are sorted (a phrase compares these).
+std::vector<std::string> held_words(std::string_view text, const TextParams& params, bool query);
 
 /// What the collection says of one point besides its id and payload: which named vectors it
 /// holds, asked by has_vector conditions by name ("" names the unnamed vector of a collection
@@ -271,7 +288,8 @@ std::vector<std::string> query_tokens(std::string_view text, const TextParams& p
 class PointFacts {
  public:
   virtual bool holds(std::string_view name) const = 0;
-  virtual TextParams text_params(std::string_view key) const = 0;
+  /// How the text index of `key` reads texts; nullptr without one (the default TextParams).
+  virtual const TextParams* text_params(std::string_view key) const = 0;
 
  protected:
   ~PointFacts() = default;

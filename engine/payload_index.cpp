@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "engine/json_value.h"
+#include "engine/word_rules.h"
 #include "index/error.h"
 
 namespace wp::engine {
@@ -150,6 +151,7 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field, Text
                   " (expected one of ", kNames, ")");
   const json options = j.is_object() ? j : json::object();
   TextParams read;  // a text index's, checked whole once every option is read
+  json stopwords, stemmer;
   for (const auto& [key, value] : options.items()) {
     const std::string at = field + "." + show_text(key);
     if (key == "type" || value.is_null()) continue;
@@ -164,6 +166,8 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field, Text
           value == "multilingual" ? " (the multilingual tokenizer is not supported)" : "", ", got ",
           show_json(value));
       read.tokenizer = *tokenizer;
+    } else if (found->schema == PayloadSchema::kText && (key == "stopwords" || key == "stemmer")) {
+      (key == "stopwords" ? stopwords : stemmer) = value;  // read once the case is known
     } else if (found->schema == PayloadSchema::kText &&
                (key == "lowercase" || key == "phrase_matching")) {
       WP_THROW_IF_NOT(value.is_boolean(), at, ": expected a bool, got ", show_json(value));
@@ -178,7 +182,7 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field, Text
                       " index (expected is_tenant, on_disk, lookup, range, is_principal" +
                       (found->schema == PayloadSchema::kText
                            ? ", tokenizer, lowercase, min_token_len, max_token_len, "
-                             "phrase_matching)"
+                             "phrase_matching, stopwords, stemmer)"
                            : ")"));
     }
   }
@@ -194,6 +198,7 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field, Text
                     ".min_token_len: a prefix index holds prefixes of at most ",
                     TextParams::kLongestPrefix, " characters, got ", read.min);
   }
+  read.rules = WordRules::parse(stopwords, stemmer, read.lowercase, field);
   if (params) *params = read;
   return found->schema;
 }
@@ -205,6 +210,12 @@ json text_index_params(const TextParams& params) {
   if (params.min != 0) j["min_token_len"] = params.min;
   if (params.max != UINT32_MAX) j["max_token_len"] = params.max;
   if (params.phrase_matching) j["phrase_matching"] = true;
+  if (params.rules && !params.rules->stopwords_json().is_null()) {
+    j["stopwords"] = params.rules->stopwords_json();
+  }
+  if (params.rules && !params.rules->stemmer_json().is_null()) {
+    j["stemmer"] = params.rules->stemmer_json();
+  }
   return j;
 }
 

@@ -12,6 +12,7 @@
 #include "engine/filter.h"
 #include "engine/json_value.h"
 #include "engine/packed_payload.h"
+#include "engine/payload_index.h"
 #include "index/error.h"
 
 using wp::engine::Filter;
@@ -254,7 +255,7 @@ class Holding final : public wp::engine::PointFacts {
   explicit Holding(std::set<std::string> names, wp::engine::TextParams text = {})
       : names_(std::move(names)), text_(text) {}
   bool holds(std::string_view name) const override { return names_.count(std::string(name)); }
-  wp::engine::TextParams text_params(std::string_view) const override { return text_; }
+  const wp::engine::TextParams* text_params(std::string_view) const override { return &text_; }
 
  private:
   std::set<std::string> names_;
@@ -375,6 +376,83 @@ TEST(Filter, MatchTextReadsTextsAsTheKeysTextIndexDoes) {
   EXPECT_FALSE(asked("text_any", prefix_2_4, many + "zz", "z"));
   EXPECT_TRUE(asked("phrase", word, many + "end", "say " + many + "end"));
   EXPECT_FALSE(asked("phrase", word, many + "end", many + "the end"));
+}
+
+// Qdrant's stopwords and Snowball stemmer (libstemmer's): words left out, each word held (and
+// looked for) as its stem, as Qdrant's TokensProcessor: lowercase, stopword, stem, length.
+TEST(Filter, MatchTextLeavesOutStopwordsAndComparesStems) {
+  using wp::engine::TextParams;
+  using Tokens = std::vector<std::string>;
+  auto params_of = [](const json& schema) {
+    TextParams p;
+    wp::engine::parse_payload_schema(schema, "field_schema", &p);
+    return p;
+  };
+  const json snowball{{"type", "snowball"}, {"language", "english"}};
+  const TextParams english =
+      params_of({{"type", "text"}, {"stopwords", "english"}, {"stemmer", snowball}});
+  ASSERT_TRUE(english.rules);
+  EXPECT_FALSE(english.is_default());
+  EXPECT_EQ(wp::engine::text_tokens("The runners were Running quickly", english),
+            (Tokens{"quick", "run", "runner"}));
+  EXPECT_EQ(wp::engine::held_words("The runners were Running quickly", english, false),
+            (Tokens{"runner", "run", "quick"}));
+  auto asked = [](const char* kind, const TextParams& params, const std::string& query,
+                  const json& value) {
+    const Filter f = Filter::parse(json{{"must", {{{"key", "t"}, {"match", {{kind, query}}}}}}});
+    const Holding facts({}, params);
+    const json payload{{"t", value}};
+    const bool tree = f.matches(PointId::number(1), payload, &facts);
+    EXPECT_EQ(f.matches(PointId::number(1), wp::engine::PackedPayload(payload), &facts), tree)
+        << kind << " " << query;
+    return tree;
+  };
+  const std::string runners = "The runners were running quickly";
+  EXPECT_TRUE(asked("text", english, "runs", runners));
+  EXPECT_TRUE(asked("text", english, "the RUNNER", runners));  // "the" is left out
+  EXPECT_FALSE(asked("text", english, "the", runners));        // and nothing is left
+  EXPECT_FALSE(asked("text", english, "walks", runners));
+  EXPECT_TRUE(asked("text_any", english, "walks quickly", runners));
+  EXPECT_TRUE(asked("phrase", english, "were running quick", "They were running quickly"));
+  EXPECT_FALSE(asked("phrase", english, "quick running", "They were running quickly"));
+  EXPECT_FALSE(asked("text", TextParams{}, "runs", runners));  // no stemmer: words as they are
+  // Custom stopwords, compared as the index's words are: with lowercase false, case counts.
+  const TextParams custom = params_of(
+      {{"type", "text"}, {"lowercase", false}, {"stopwords", {{"custom", {"Foo", "bar"}}}}});
+  EXPECT_EQ(wp::engine::text_tokens("Foo foo bar Bar", custom), (Tokens{"Bar", "foo"}));
+  const TextParams custom_lower = params_of(
+      {{"type", "text"}, {"stopwords", {{"languages", {"english"}}, {"custom", {"Foo"}}}}});
+  EXPECT_EQ(wp::engine::text_tokens("Foo foo the Zed", custom_lower), (Tokens{"zed"}));
+  // A prefix index's query keeps its stopwords: "the" may begin a longer word.
+  const TextParams prefix =
+      params_of({{"type", "text"}, {"tokenizer", "prefix"}, {"stopwords", "english"}});
+  EXPECT_TRUE(asked("text", prefix, "the", "theory"));
+  EXPECT_FALSE(asked("text", prefix, "the", "the cat"));
+  // Bad stopwords and stemmers are refused, naming the field.
+  for (const auto& [schema, mentions] : std::vector<std::pair<json, std::string>>{
+           {{{"type", "text"}, {"stopwords", "french"}}, "field_schema.stopwords: only"},
+           {{{"type", "text"}, {"stopwords", {{"languages", {"english", 3}}}}},
+            "field_schema.stopwords.languages[1]"},
+           {{{"type", "text"}, {"stopwords", {{"custom", "a"}}}},
+            "field_schema.stopwords.custom: expected an array"},
+           {{{"type", "text"}, {"stopwords", {{"words", {"a"}}}}},
+            "field_schema.stopwords.words: unknown option"},
+           {{{"type", "text"}, {"stemmer", "english"}}, "field_schema.stemmer: expected"},
+           {{{"type", "text"}, {"stemmer", {{"type", "porter"}}}}, "field_schema.stemmer.type"},
+           {{{"type", "text"}, {"stemmer", {{"type", "snowball"}, {"language", "klingon"}}}},
+            "field_schema.stemmer.language: expected one of"},
+           {{{"type", "text"}, {"stemmer", {{"type", "snowball"}}}},
+            "field_schema.stemmer.language"},
+       }) {
+    try {
+      params_of(schema);
+      ADD_FAILURE() << "accepted " << schema.dump();
+    } catch (const wp::UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(mentions), std::string::npos)
+          << schema.dump() << " -> " << e.what();
+    }
+  }
+  EXPECT_FALSE(params_of({{"type", "text"}, {"stemmer", {{"type", "none"}}}}).rules);
 }
 
 TEST(Filter, HasVectorAsksWhichVectorsThePointHolds) {

@@ -1076,6 +1076,10 @@ TEST_F(ApiTest, PayloadIndexesAreCreatedListedUsedAndDropped) {
        "field_schema.lowercase: expected a bool"},
       {R"({"field_name":"x","field_schema":{"type":"text","phrase_matching":1}})",
        "field_schema.phrase_matching: expected a bool"},
+      {R"({"field_name":"x","field_schema":{"type":"text","stopwords":"klingon"}})",
+       "field_schema.stopwords: only"},
+      {R"({"field_name":"x","field_schema":{"type":"text","stemmer":{"type":"snowball","language":"x"}}})",
+       "field_schema.stemmer.language"},
       {R"({"field_name":"x","field_schema":{"max_token_len":65,"type":"text","tokenizer":"prefix"}})",
        "field_schema.max_token_len: a prefix index holds prefixes of at most 64 characters"},
       {R"({"field_name":"x","field_schema":{"type":"text","tokenizer":"prefix","min_token_len":65}})",
@@ -1291,6 +1295,26 @@ TEST_F(ApiTest, TextIndexTokenizersAndCaseDecideWhatMatches) {
   ok("DELETE", "/collections/t/index/title?wait=true");
   EXPECT_EQ(found("title", "hel"), Ids());
   EXPECT_EQ(found("title", "HELLO"), Ids({1, 7}));
+  EXPECT_EQ(found("title", "worlds"), Ids());
+  // Qdrant's stopwords and Snowball stemmer, as in its full-text guide.
+  const json stemmed{{"type", "text"},
+                     {"tokenizer", "word"},
+                     {"lowercase", true},
+                     {"stopwords", {{"languages", {"english"}}, {"custom", {"wanted"}}}},
+                     {"stemmer", {{"type", "snowball"}, {"language", "english"}}}};
+  ok("PUT", "/collections/t/index?wait=true", {{"field_name", "title"}, {"field_schema", stemmed}});
+  auto stems = [&] {
+    EXPECT_EQ(ok("GET", "/collections/t")["payload_schema"]["title"]["params"], stemmed);
+    EXPECT_EQ(found("title", "worlds"), Ids({1, 4}));
+    EXPECT_EQ(found("title", "the balloon"), Ids({5}));  // "the" is a stopword
+    EXPECT_EQ(found("title", "wanted"), Ids());          // and so is "wanted" here
+    EXPECT_EQ(phrase("title", "worlds wide"), Ids({4}));
+    EXPECT_EQ(phrase("title", "wide worlds"), Ids());
+    EXPECT_EQ(any("title", "tip balloon"), Ids({5, 6}));
+  };
+  stems();
+  restart();
+  stems();
 }
 
 // Issue 16: points/query/batch, which the current Qdrant clients call for searchBatch: each

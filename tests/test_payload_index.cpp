@@ -779,7 +779,7 @@ class ReadAs final : public wp::engine::PointFacts {
  public:
   explicit ReadAs(TextParams params) : params_(params) {}
   bool holds(std::string_view) const override { return false; }
-  TextParams text_params(std::string_view) const override { return params_; }
+  const TextParams* text_params(std::string_view) const override { return &params_; }
 
  private:
   TextParams params_;
@@ -876,6 +876,44 @@ TEST(PayloadIndex, TextIndexesOfEveryTokenizerAnswerAsATestOfEachPoint) {
       }
     }
   }
+  // With stopwords and a stemmer (the test has no reading of its own of those): the index's
+  // candidates and a test of each point agree, and stems match across forms.
+  TextParams stemmed;
+  wp::engine::parse_payload_schema({{"type", "text"},
+                                    {"stopwords", {{"languages", {"english"}}, {"custom", {"co"}}}},
+                                    {"stemmer", {{"type", "snowball"}, {"language", "english"}}}},
+                                   "field_schema", &stemmed);
+  for (const T tokenizer : {T::kWord, T::kPrefix}) {
+    stemmed.tokenizer = tokenizer;
+    wp::engine::FieldIndex index("t", PayloadSchema::kText, stemmed);
+    for (uint32_t id = 0; id < payloads.size(); ++id) index.add(id, payloads[id]);
+    const ReadAs facts(stemmed);
+    for (const std::string query : {"fox", "foxes hello", "co op", "FOX mir", "hell fo"}) {
+      for (const char* kind : {"text", "text_any", "phrase"}) {
+        const Filter f = Filter::parse({{"must", {{{"key", "t"}, {"match", {{kind, query}}}}}}});
+        const wp::engine::TextMatch how = std::string(kind) == "text" ? wp::engine::TextMatch::kAll
+                                          : std::string(kind) == "phrase"
+                                              ? wp::engine::TextMatch::kPhrase
+                                              : wp::engine::TextMatch::kAny;
+        std::vector<uint32_t> tested, listed;
+        for (uint32_t id = 0; id < payloads.size(); ++id) {
+          if (f.matches(PointId::number(id), payloads[id], &facts)) tested.push_back(id);
+        }
+        const auto candidates = index.text(query, how);
+        ASSERT_TRUE(candidates);
+        for (const uint32_t id : candidates->ids()) {
+          if (candidates->exact || f.matches(PointId::number(id), payloads[id], &facts)) {
+            listed.push_back(id);
+          }
+        }
+        EXPECT_EQ(listed, tested) << kind << " \"" << query << "\"";
+        if (std::string(query) == "fox") {
+          EXPECT_GT(tested.size(), 100u) << "\"Fox\", \"fox\" and \"FOXES\" are one stem";
+        }
+      }
+    }
+  }
+
   // The queries find points, not only none; phrases fewer.
   EXPECT_GT(matched[0], 300u);
   EXPECT_GT(matched[1], 1000u);

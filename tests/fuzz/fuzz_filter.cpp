@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "engine/filter.h"
+#include "engine/payload_index.h"
 #include "fuzz_util.h"
 #include "http/request_parsing.h"
 
@@ -14,7 +15,7 @@ namespace {
 
 /// The vectors of point i: bit 0 "", bit 1 "a", bit 2 "image"; key "t" has a text index keeping
 /// words of 2 to 5 characters, "p" a prefix index of up to 4, "w" a whitespace index that keeps
-/// case.
+/// case, "s" a prefix index with English stopwords and stemmer.
 class Held final : public wp::engine::PointFacts {
  public:
   explicit Held(uint64_t bits) : bits_(bits) {}
@@ -22,15 +23,33 @@ class Held final : public wp::engine::PointFacts {
     return (name.empty() && (bits_ & 1)) || (name == "a" && (bits_ & 2)) ||
            (name == "image" && (bits_ & 4));
   }
-  wp::engine::TextParams text_params(std::string_view key) const override {
+  const wp::engine::TextParams* text_params(std::string_view key) const override {
     using T = wp::engine::TextParams::Tokenizer;
-    if (key == "t") return wp::engine::TextParams{2, 5};
-    if (key == "p") return wp::engine::TextParams{0, 4, T::kPrefix, true};
-    if (key == "w") return wp::engine::TextParams{0, UINT32_MAX, T::kWhitespace, false};
-    return wp::engine::TextParams{};
+    static const wp::engine::TextParams bounded{2, 5}, prefix{0, 4, T::kPrefix, true},
+        spaced{0, UINT32_MAX, T::kWhitespace, false};
+    if (key == "t") return &bounded;
+    if (key == "p") return &prefix;
+    if (key == "w") return &spaced;
+    if (key == "s") return &stemmed();
+    return nullptr;
   }
 
  private:
+  /// English stopwords and stemmer, a prefix index.
+  static const wp::engine::TextParams& stemmed() {
+    static const wp::engine::TextParams p = [] {
+      wp::engine::TextParams read;
+      wp::engine::parse_payload_schema(
+          {{"type", "text"},
+           {"tokenizer", "prefix"},
+           {"stopwords", "english"},
+           {"stemmer", {{"type", "snowball"}, {"language", "english"}}}},
+          "field_schema", &read);
+      return read;
+    }();
+    return p;
+  }
+
   uint64_t bits_;
 };
 
