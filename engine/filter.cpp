@@ -314,28 +314,6 @@ class DatetimeRangeNode : public FieldNode<DatetimeRangeNode> {
   RangeBounds b_;  ///< microseconds since the epoch
 };
 
-/// The code point of the character of two to four bytes that begins at text[i] (its length in
-/// `bytes`), or 0 (`bytes` 1) for any other byte: an ASCII one, a continuation, or a sequence cut
-/// short.
-uint32_t wide_character_at(std::string_view text, size_t i, size_t* bytes) {
-  const auto at = [&](size_t j) {
-    return i + j < text.size() ? static_cast<uint32_t>(static_cast<unsigned char>(text[i + j])) : 0;
-  };
-  const uint32_t c = at(0);
-  const size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
-  uint32_t cp = c & (0x7F >> n);
-  for (size_t j = 1; j < n; ++j) {
-    if ((at(j) & 0xC0) != 0x80) break;
-    cp = cp << 6 | (at(j) & 0x3F);
-    if (j + 1 == n) {
-      *bytes = n;
-      return cp;
-    }
-  }
-  *bytes = 1;
-  return 0;
-}
-
 /// Unicode's White_Space beyond ASCII (as Rust's split_whitespace reads it).
 bool is_wide_space(uint32_t c) {
   return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
@@ -349,7 +327,7 @@ bool is_wide_space(uint32_t c) {
 /// (dashes, curly quotes, …, zero-width and direction marks), the ideographic space, comma and
 /// full stop, and the emoji and pictographs of U+1F000 to U+1FAFF.
 bool is_wide_break(uint32_t c) {
-  if (c < 0x80) return false;  // not a character wide_character_at reads
+  if (c < 0x80) return false;  // not a character utf8_character_at reads
   if (c <= 0xBF) {
     return c <= 0x9F || c == 0xBF ||
            (c < 0xBC && c != 0xAA && c != 0xB2 && c != 0xB3 && c != 0xB5 && c != 0xB9 && c != 0xBA);
@@ -359,7 +337,7 @@ bool is_wide_break(uint32_t c) {
 }
 
 /// Calls fn(token) for each maximal run of characters in `text` that `breaks` does not split
-/// at. `breaks(c)` is asked of each ASCII byte c and `wide(cp)` of each character of two or three
+/// at. `breaks(c)` is asked of each ASCII byte c and `wide(cp)` of each character of two to four
 /// bytes (its code point); every other byte belongs to a token.
 template <typename Ascii, typename Wide, typename F>
 void for_each_run(std::string_view text, const Ascii& breaks, const Wide& wide, const F& fn) {
@@ -367,7 +345,7 @@ void for_each_run(std::string_view text, const Ascii& breaks, const Wide& wide, 
   for (size_t i = 0; i < text.size();) {
     const auto c = static_cast<unsigned char>(text[i]);
     size_t bytes = 1;
-    const bool split = c < 0x80 ? breaks(c) : wide(wide_character_at(text, i, &bytes));
+    const bool split = c < 0x80 ? breaks(c) : wide(utf8_character_at(text, i, &bytes));
     if (split) {
       if (i > start) fn(text.substr(start, i - start));
       start = i + bytes;
@@ -1365,7 +1343,8 @@ std::vector<std::string> held_words(std::string_view text, const TextParams& par
   const WordRules* rules = params.rules.get();
   std::vector<std::string> out;
   for_each_token(text, params.tokenizer, [&](std::string_view w) {
-    std::string word = cased(w, params.lowercase);
+    std::string word =
+        cased(rules && rules->folds() ? fold_to_ascii(w) : std::string(w), params.lowercase);
     if (rules) {
       // Qdrant's PrefixTokenizer::tokenize_query leaves no stopword out: the query may be the
       // beginning of a longer word.

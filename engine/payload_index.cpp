@@ -152,6 +152,7 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field, Text
   const json options = j.is_object() ? j : json::object();
   TextParams read;  // a text index's, checked whole once every option is read
   json stopwords, stemmer;
+  bool ascii_folding = false;
   for (const auto& [key, value] : options.items()) {
     const std::string at = field + "." + show_text(key);
     if (key == "type" || value.is_null()) continue;
@@ -169,9 +170,11 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field, Text
     } else if (found->schema == PayloadSchema::kText && (key == "stopwords" || key == "stemmer")) {
       (key == "stopwords" ? stopwords : stemmer) = value;  // read once the case is known
     } else if (found->schema == PayloadSchema::kText &&
-               (key == "lowercase" || key == "phrase_matching")) {
+               (key == "lowercase" || key == "phrase_matching" || key == "ascii_folding")) {
       WP_THROW_IF_NOT(value.is_boolean(), at, ": expected a bool, got ", show_json(value));
-      (key == "lowercase" ? read.lowercase : read.phrase_matching) = value.get<bool>();
+      (key == "lowercase"         ? read.lowercase
+       : key == "phrase_matching" ? read.phrase_matching
+                                  : ascii_folding) = value.get<bool>();
     } else if (found->schema == PayloadSchema::kText &&
                (key == "min_token_len" || key == "max_token_len")) {
       WP_THROW_IF_NOT(value.is_number_unsigned() && value.get<uint64_t>() <= UINT32_MAX - 1, at,
@@ -182,7 +185,7 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field, Text
                       " index (expected is_tenant, on_disk, lookup, range, is_principal" +
                       (found->schema == PayloadSchema::kText
                            ? ", tokenizer, lowercase, min_token_len, max_token_len, "
-                             "phrase_matching, stopwords, stemmer)"
+                             "phrase_matching, ascii_folding, stopwords, stemmer)"
                            : ")"));
     }
   }
@@ -198,7 +201,7 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field, Text
                     ".min_token_len: a prefix index holds prefixes of at most ",
                     TextParams::kLongestPrefix, " characters, got ", read.min);
   }
-  read.rules = WordRules::parse(stopwords, stemmer, read.lowercase, field);
+  read.rules = WordRules::parse(stopwords, stemmer, read.lowercase, ascii_folding, field);
   if (params) *params = read;
   return found->schema;
 }
@@ -210,6 +213,7 @@ json text_index_params(const TextParams& params) {
   if (params.min != 0) j["min_token_len"] = params.min;
   if (params.max != UINT32_MAX) j["max_token_len"] = params.max;
   if (params.phrase_matching) j["phrase_matching"] = true;
+  if (params.rules && params.rules->folds()) j["ascii_folding"] = true;
   if (params.rules && !params.rules->stopwords_json().is_null()) {
     j["stopwords"] = params.rules->stopwords_json();
   }

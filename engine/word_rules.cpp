@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
+#include <iterator>
 #include <map>
 
 #include "engine/json_value.h"
@@ -50,6 +52,15 @@ constexpr const char* kStemmerLanguages[] = {
     "german",  "greek",    "hungarian", "italian", "norwegian", "portuguese", "romanian",
     "russian", "spanish",  "swedish",   "tamil",   "turkish"};
 
+/// ascii_folding.inc's characters, by code point.
+struct Folded {
+  uint32_t code_point;
+  const char* ascii;
+};
+constexpr Folded kFolded[] = {
+#include "engine/ascii_folding.inc"
+};
+
 std::string lowered(std::string word) {
   for (char& ch : word) {
     const auto c = static_cast<unsigned char>(ch);
@@ -73,8 +84,10 @@ sb_stemmer* stemmer_for(const std::string& language) {
 }  // namespace
 
 std::shared_ptr<const WordRules> WordRules::parse(const json& stopwords, const json& stemmer,
-                                                  bool lowercase, const std::string& field) {
+                                                  bool lowercase, bool ascii_folding,
+                                                  const std::string& field) {
   auto rules = std::make_shared<WordRules>();
+  rules->folds_ = ascii_folding;
   rules->stopwords_json_ = stopwords;
   rules->stemmer_json_ = stemmer;
   const std::string words_at = field + ".stopwords";
@@ -144,7 +157,7 @@ std::shared_ptr<const WordRules> WordRules::parse(const json& stopwords, const j
       stemmer_for(rules->language_);  // a language libstemmer lacks fails here, not at a search
     }
   }
-  if (rules->stopwords_.empty() && rules->language_.empty()) return nullptr;
+  if (rules->stopwords_.empty() && rules->language_.empty() && !rules->folds_) return nullptr;
   return rules;
 }
 
@@ -155,6 +168,44 @@ std::string WordRules::stem(std::string word) const {
                                          static_cast<int>(word.size()));
   if (!out) return word;  // out of memory in the stemmer: the word as it is
   return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(sb_stemmer_length(s)));
+}
+
+uint32_t utf8_character_at(std::string_view text, size_t i, size_t* bytes) {
+  const auto at = [&](size_t j) {
+    return i + j < text.size() ? static_cast<uint32_t>(static_cast<unsigned char>(text[i + j])) : 0;
+  };
+  const uint32_t c = at(0);
+  const size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+  uint32_t cp = c & (0x7F >> n);
+  for (size_t j = 1; j < n; ++j) {
+    if ((at(j) & 0xC0) != 0x80) break;
+    cp = cp << 6 | (at(j) & 0x3F);
+    if (j + 1 == n) {
+      *bytes = n;
+      return cp;
+    }
+  }
+  *bytes = 1;
+  return 0;
+}
+
+std::string fold_to_ascii(std::string_view word) {
+  std::string out;
+  out.reserve(word.size());
+  for (size_t i = 0; i < word.size();) {
+    size_t n = 1;
+    const uint32_t cp = utf8_character_at(word, i, &n);
+    const Folded* f =
+        std::lower_bound(std::begin(kFolded), std::end(kFolded), cp,
+                         [](const Folded& a, uint32_t b) { return a.code_point < b; });
+    if (cp != 0 && f != std::end(kFolded) && f->code_point == cp) {
+      out += f->ascii;
+    } else {
+      out.append(word.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
 }
 
 }  // namespace wp::engine

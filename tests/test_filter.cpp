@@ -13,6 +13,7 @@
 #include "engine/json_value.h"
 #include "engine/packed_payload.h"
 #include "engine/payload_index.h"
+#include "engine/word_rules.h"
 #include "index/error.h"
 
 using wp::engine::Filter;
@@ -262,6 +263,24 @@ class Holding final : public wp::engine::PointFacts {
   wp::engine::TextParams text_;
 };
 
+namespace {
+
+/// Whether match `kind` ("text", "text_any" or "phrase") of `query` on key "t" holds for a point
+/// whose "t" is `value`, the key's text index reading texts as `params` (the JSON tree and the
+/// packed payload must agree).
+bool text_match(const char* kind, const wp::engine::TextParams& params, const std::string& query,
+                const json& value) {
+  const Filter f = Filter::parse(json{{"must", {{{"key", "t"}, {"match", {{kind, query}}}}}}});
+  const Holding facts({}, params);
+  const json payload{{"t", value}};
+  const bool tree = f.matches(PointId::number(1), payload, &facts);
+  EXPECT_EQ(f.matches(PointId::number(1), wp::engine::PackedPayload(payload), &facts), tree)
+      << kind << " " << query;
+  return tree;
+}
+
+}  // namespace
+
 // Qdrant's tokenizers (lib/segment/src/index/field_index/full_text_index/tokenizers): what a
 // text index of each holds for a text and looks for in a query, and what match.text then
 // matches, tested point by point as a collection tells the filter how the key's index reads
@@ -295,14 +314,8 @@ TEST(Filter, MatchTextReadsTextsAsTheKeysTextIndexDoes) {
   EXPECT_EQ(query_tokens("Hello, World", spaced), (Tokens{"hello,", "world"}));
 
   // match.text on a key whose index reads texts as `params`.
-  auto holds = [](const TextParams& params, const std::string& query, const json& value) {
-    const Filter f = Filter::parse(json{{"must", {{{"key", "t"}, {"match", {{"text", query}}}}}}});
-    const Holding facts({}, params);
-    const json payload{{"t", value}};
-    const bool tree = f.matches(PointId::number(1), payload, &facts);
-    EXPECT_EQ(f.matches(PointId::number(1), wp::engine::PackedPayload(payload), &facts), tree)
-        << query;
-    return tree;
+  const auto holds = [](const TextParams& params, const std::string& query, const json& value) {
+    return text_match("text", params, query, value);
   };
   EXPECT_TRUE(holds(word, "fox", "The Fox"));
   EXPECT_FALSE(holds(cased, "fox", "The Fox"));
@@ -336,34 +349,24 @@ TEST(Filter, MatchTextReadsTextsAsTheKeysTextIndexDoes) {
   EXPECT_TRUE(holds(prefix, long_word + "b", long_word + "c"));
   EXPECT_FALSE(holds(prefix, long_word.substr(0, 63) + "b", long_word));
   // text_any: one of the words; phrase: all of them, one after the other, in order.
-  auto asked = [](const char* kind, const TextParams& params, const std::string& query,
-                  const json& value) {
-    const Filter f = Filter::parse(json{{"must", {{{"key", "t"}, {"match", {{kind, query}}}}}}});
-    const Holding facts({}, params);
-    const json payload{{"t", value}};
-    const bool tree = f.matches(PointId::number(1), payload, &facts);
-    EXPECT_EQ(f.matches(PointId::number(1), wp::engine::PackedPayload(payload), &facts), tree)
-        << kind << " " << query;
-    return tree;
-  };
-  EXPECT_TRUE(asked("text_any", word, "cat, FOX", "The Fox"));
-  EXPECT_FALSE(asked("text_any", word, "cat dog", "The Fox"));
-  EXPECT_FALSE(asked("text_any", word, "!?", "The Fox"));
-  EXPECT_TRUE(asked("text_any", prefix_2_4, "a ca th", "The Fox"));  // "a": too short
-  EXPECT_TRUE(asked("text_any", word, "dog fox", json::array({"a cat", "a fox"})));
-  EXPECT_TRUE(asked("phrase", word, "quick, brown", "The quick brown fox"));
-  EXPECT_FALSE(asked("phrase", word, "brown quick", "The quick brown fox"));
-  EXPECT_FALSE(asked("phrase", word, "quick fox", "The quick brown fox"));
-  EXPECT_TRUE(asked("phrase", word, "fox the", "the fox the end"));
-  EXPECT_TRUE(asked("phrase", word, "a a", "a b a a"));
-  EXPECT_FALSE(asked("phrase", word, "a a", "a b a"));
-  EXPECT_FALSE(asked("phrase", word, "quick brown", json::array({"The quick", "brown fox"})));
-  EXPECT_TRUE(asked("phrase", prefix, "qui bro", "The quick brown fox"));
-  EXPECT_TRUE(asked("phrase", spaced, "brown, fox", "The quick brown, fox"));
-  EXPECT_FALSE(asked("phrase", spaced, "brown fox", "The quick brown, fox"));
+  EXPECT_TRUE(text_match("text_any", word, "cat, FOX", "The Fox"));
+  EXPECT_FALSE(text_match("text_any", word, "cat dog", "The Fox"));
+  EXPECT_FALSE(text_match("text_any", word, "!?", "The Fox"));
+  EXPECT_TRUE(text_match("text_any", prefix_2_4, "a ca th", "The Fox"));  // "a": too short
+  EXPECT_TRUE(text_match("text_any", word, "dog fox", json::array({"a cat", "a fox"})));
+  EXPECT_TRUE(text_match("phrase", word, "quick, brown", "The quick brown fox"));
+  EXPECT_FALSE(text_match("phrase", word, "brown quick", "The quick brown fox"));
+  EXPECT_FALSE(text_match("phrase", word, "quick fox", "The quick brown fox"));
+  EXPECT_TRUE(text_match("phrase", word, "fox the", "the fox the end"));
+  EXPECT_TRUE(text_match("phrase", word, "a a", "a b a a"));
+  EXPECT_FALSE(text_match("phrase", word, "a a", "a b a"));
+  EXPECT_FALSE(text_match("phrase", word, "quick brown", json::array({"The quick", "brown fox"})));
+  EXPECT_TRUE(text_match("phrase", prefix, "qui bro", "The quick brown fox"));
+  EXPECT_TRUE(text_match("phrase", spaced, "brown, fox", "The quick brown, fox"));
+  EXPECT_FALSE(text_match("phrase", spaced, "brown fox", "The quick brown, fox"));
   // Words the index does not keep are not in the phrase's sequence, nor in the value's.
-  EXPECT_TRUE(asked("phrase", TextParams{3, UINT32_MAX}, "cat a dog", "cat of a dog"));
-  EXPECT_FALSE(asked("phrase", TextParams{3, UINT32_MAX}, "a of", "cat of a dog"));
+  EXPECT_TRUE(text_match("phrase", TextParams{3, UINT32_MAX}, "cat a dog", "cat of a dog"));
+  EXPECT_FALSE(text_match("phrase", TextParams{3, UINT32_MAX}, "a of", "cat of a dog"));
   // A query of more than 64 words is compared as sorted words: the same answers.
   std::string many;
   for (int i = 0; i < 70; ++i) many += "w" + std::to_string(i) + "xyz ";
@@ -372,10 +375,10 @@ TEST(Filter, MatchTextReadsTextsAsTheKeysTextIndexDoes) {
   EXPECT_FALSE(holds(prefix_2_4, many + "abd", many + "abc"));
   EXPECT_TRUE(holds(spaced, many + "a-b", many + "a-b"));
   EXPECT_FALSE(holds(spaced, many + "a", many + "a-b"));
-  EXPECT_TRUE(asked("text_any", prefix_2_4, many + "zz", "zzz"));
-  EXPECT_FALSE(asked("text_any", prefix_2_4, many + "zz", "z"));
-  EXPECT_TRUE(asked("phrase", word, many + "end", "say " + many + "end"));
-  EXPECT_FALSE(asked("phrase", word, many + "end", many + "the end"));
+  EXPECT_TRUE(text_match("text_any", prefix_2_4, many + "zz", "zzz"));
+  EXPECT_FALSE(text_match("text_any", prefix_2_4, many + "zz", "z"));
+  EXPECT_TRUE(text_match("phrase", word, many + "end", "say " + many + "end"));
+  EXPECT_FALSE(text_match("phrase", word, many + "end", many + "the end"));
 }
 
 // Qdrant's stopwords and Snowball stemmer (libstemmer's): words left out, each word held (and
@@ -397,25 +400,15 @@ TEST(Filter, MatchTextLeavesOutStopwordsAndComparesStems) {
             (Tokens{"quick", "run", "runner"}));
   EXPECT_EQ(wp::engine::held_words("The runners were Running quickly", english, false),
             (Tokens{"runner", "run", "quick"}));
-  auto asked = [](const char* kind, const TextParams& params, const std::string& query,
-                  const json& value) {
-    const Filter f = Filter::parse(json{{"must", {{{"key", "t"}, {"match", {{kind, query}}}}}}});
-    const Holding facts({}, params);
-    const json payload{{"t", value}};
-    const bool tree = f.matches(PointId::number(1), payload, &facts);
-    EXPECT_EQ(f.matches(PointId::number(1), wp::engine::PackedPayload(payload), &facts), tree)
-        << kind << " " << query;
-    return tree;
-  };
   const std::string runners = "The runners were running quickly";
-  EXPECT_TRUE(asked("text", english, "runs", runners));
-  EXPECT_TRUE(asked("text", english, "the RUNNER", runners));  // "the" is left out
-  EXPECT_FALSE(asked("text", english, "the", runners));        // and nothing is left
-  EXPECT_FALSE(asked("text", english, "walks", runners));
-  EXPECT_TRUE(asked("text_any", english, "walks quickly", runners));
-  EXPECT_TRUE(asked("phrase", english, "were running quick", "They were running quickly"));
-  EXPECT_FALSE(asked("phrase", english, "quick running", "They were running quickly"));
-  EXPECT_FALSE(asked("text", TextParams{}, "runs", runners));  // no stemmer: words as they are
+  EXPECT_TRUE(text_match("text", english, "runs", runners));
+  EXPECT_TRUE(text_match("text", english, "the RUNNER", runners));  // "the" is left out
+  EXPECT_FALSE(text_match("text", english, "the", runners));        // and nothing is left
+  EXPECT_FALSE(text_match("text", english, "walks", runners));
+  EXPECT_TRUE(text_match("text_any", english, "walks quickly", runners));
+  EXPECT_TRUE(text_match("phrase", english, "were running quick", "They were running quickly"));
+  EXPECT_FALSE(text_match("phrase", english, "quick running", "They were running quickly"));
+  EXPECT_FALSE(text_match("text", TextParams{}, "runs", runners));  // no stemmer: words as they are
   // Custom stopwords, compared as the index's words are: with lowercase false, case counts.
   const TextParams custom = params_of(
       {{"type", "text"}, {"lowercase", false}, {"stopwords", {{"custom", {"Foo", "bar"}}}}});
@@ -426,8 +419,8 @@ TEST(Filter, MatchTextLeavesOutStopwordsAndComparesStems) {
   // A prefix index's query keeps its stopwords: "the" may begin a longer word.
   const TextParams prefix =
       params_of({{"type", "text"}, {"tokenizer", "prefix"}, {"stopwords", "english"}});
-  EXPECT_TRUE(asked("text", prefix, "the", "theory"));
-  EXPECT_FALSE(asked("text", prefix, "the", "the cat"));
+  EXPECT_TRUE(text_match("text", prefix, "the", "theory"));
+  EXPECT_FALSE(text_match("text", prefix, "the", "the cat"));
   // Bad stopwords and stemmers are refused, naming the field.
   for (const auto& [schema, mentions] : std::vector<std::pair<json, std::string>>{
            {{{"type", "text"}, {"stopwords", "french"}}, "field_schema.stopwords: only"},
@@ -453,6 +446,26 @@ TEST(Filter, MatchTextLeavesOutStopwordsAndComparesStems) {
     }
   }
   EXPECT_FALSE(params_of({{"type", "text"}, {"stemmer", {{"type", "none"}}}}).rules);
+
+  // ascii_folding: Latin letters with marks, ligatures and fullwidth forms written as ASCII,
+  // before lowercasing and the stopwords (Qdrant's order).
+  EXPECT_EQ(wp::engine::fold_to_ascii("Ação Straße Œuvre Ｆｕｌｌ ĳ Łódź Việt ﬁ 東京"),
+            "Acao Strasse OEuvre Full ij Lodz Viet ﬁ 東京");
+  EXPECT_EQ(wp::engine::fold_to_ascii("\xC3 \xE2\x82"), "\xC3 \xE2\x82");  // cut short: kept
+  const TextParams folded =
+      params_of({{"type", "text"}, {"ascii_folding", true}, {"stopwords", {{"custom", {"cafe"}}}}});
+  EXPECT_EQ(wp::engine::text_tokens("Crème Brûlée au Café", folded),
+            (Tokens{"au", "brulee", "creme"}));
+  EXPECT_TRUE(text_match("text", folded, "creme BRULEE", "Crème Brûlée"));
+  EXPECT_TRUE(text_match("phrase", folded, "crème brûlée", "Crème Brûlée"));
+  EXPECT_FALSE(text_match("text", folded, "café", "Crème au café"));  // a stopword, folded
+  EXPECT_FALSE(text_match("text", TextParams{}, "creme", "Crème Brûlée"));
+  EXPECT_EQ(wp::engine::payload_schema_json(wp::engine::PayloadSchema::kText, folded),
+            json({{"type", "text"},
+                  {"tokenizer", "word"},
+                  {"lowercase", true},
+                  {"ascii_folding", true},
+                  {"stopwords", {{"custom", {"cafe"}}}}}));
 }
 
 TEST(Filter, HasVectorAsksWhichVectorsThePointHolds) {
