@@ -384,14 +384,7 @@ void for_each_token(std::string_view text, TextParams::Tokenizer tokenizer, cons
 
 /// `token` with its ASCII letters lowercased when `lowercase`.
 std::string cased(std::string_view token, bool lowercase) {
-  std::string out(token);
-  if (lowercase) {
-    for (char& ch : out) {
-      const auto c = static_cast<unsigned char>(ch);
-      if (c < 0x80) ch = static_cast<char>(std::tolower(c));
-    }
-  }
-  return out;
+  return lowercase ? ascii_lowercased(token) : std::string(token);
 }
 
 /// Whether `word` (its ASCII letters lowercased when `lowercase`) is `token`.
@@ -509,23 +502,22 @@ class MatchTextNode : public FieldNode<MatchTextNode> {
            });
   }
 
-  /// test() by the words a text index of `params` holds and a query looks for (text_tokens and
-  /// query_tokens; for a phrase, held_words in order).
+  /// test() by the words a text index of `params` holds and a query looks for (held_words),
+  /// compared as they come: a prefix index's word holds the query's words it begins.
   template <typename V>
   bool test_held_words(const V& payload, const TextParams& params) const {
+    const bool prefix = params.tokenizer == TextParams::Tokenizer::kPrefix;
+    const auto holds = [&](const std::string& held, const std::string& word) {
+      return prefix ? held.compare(0, word.size(), word) == 0 : held == word;
+    };
     if (how_ == TextMatch::kPhrase) {
-      const bool prefix = params.tokenizer == TextParams::Tokenizer::kPrefix;
       const std::vector<std::string> phrase = held_words(query_, params, true);
       return !phrase.empty() && any_checked(payload, [&](const V& v) {
         if (!v.is_string()) return false;
         const std::vector<std::string> held = held_words(v.string(), params, false);
         for (size_t at = 0; at + phrase.size() <= held.size(); ++at) {
           size_t i = 0;
-          while (i < phrase.size() &&
-                 (prefix ? held[at + i].compare(0, phrase[i].size(), phrase[i]) == 0
-                         : held[at + i] == phrase[i])) {
-            ++i;
-          }
+          while (i < phrase.size() && holds(held[at + i], phrase[i])) ++i;
           if (i == phrase.size()) return true;
         }
         return false;
@@ -534,12 +526,14 @@ class MatchTextNode : public FieldNode<MatchTextNode> {
     const std::vector<std::string> want = query_tokens(query_, params);
     return !want.empty() && any_checked(payload, [&](const V& v) {
       if (!v.is_string()) return false;
-      const std::vector<std::string> have = text_tokens(v.string(), params);
-      if (how_ == TextMatch::kAll) {
-        return std::includes(have.begin(), have.end(), want.begin(), want.end());
-      }
-      for (const std::string& w : want) {
-        if (std::binary_search(have.begin(), have.end(), w)) return true;
+      std::vector<bool> seen(want.size());
+      size_t found = 0;
+      for (const std::string& w : held_words(v.string(), params, false)) {
+        for (size_t i = 0; i < want.size(); ++i) {
+          if (seen[i] || !holds(w, want[i])) continue;
+          if (how_ == TextMatch::kAny || ++found == want.size()) return true;
+          seen[i] = true;
+        }
       }
       return false;
     });

@@ -61,14 +61,6 @@ constexpr Folded kFolded[] = {
 #include "engine/ascii_folding.inc"
 };
 
-std::string lowered(std::string word) {
-  for (char& ch : word) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c < 0x80) ch = static_cast<char>(std::tolower(c));
-  }
-  return word;
-}
-
 /// One Snowball stemmer a language for each thread (a stemmer holds its working state).
 struct StemmerDeleter {
   void operator()(sb_stemmer* s) const { sb_stemmer_delete(s); }
@@ -126,7 +118,7 @@ std::shared_ptr<const WordRules> WordRules::parse(const json& stopwords, const j
   }
   if (lowercase) {
     std::set<std::string, std::less<>> lower;
-    for (const std::string& w : rules->stopwords_) lower.insert(lowered(w));
+    for (const std::string& w : rules->stopwords_) lower.insert(ascii_lowercased(w));
     rules->stopwords_ = std::move(lower);
   }
   const std::string stem_at = field + ".stemmer";
@@ -168,6 +160,15 @@ std::string WordRules::stem(std::string word) const {
                                          static_cast<int>(word.size()));
   if (!out) return word;  // out of memory in the stemmer: the word as it is
   return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(sb_stemmer_length(s)));
+}
+
+std::string ascii_lowercased(std::string_view word) {
+  std::string out(word);
+  for (char& ch : out) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x80) ch = static_cast<char>(std::tolower(c));
+  }
+  return out;
 }
 
 uint32_t utf8_character_at(std::string_view text, size_t i, size_t* bytes) {

@@ -46,6 +46,10 @@ class WordRules {
   nlohmann::json stopwords_json_, stemmer_json_;
 };
 
+/// `word` with its ASCII letters lowercased (other characters as they are), as a text index's
+/// lowercase reads words.
+std::string ascii_lowercased(std::string_view word);
+
 /// The code point of the character of two to four bytes that begins at text[i] (its length in
 /// `bytes`), or 0 (`bytes` 1) for any other byte: an ASCII one, a continuation, or a sequence cut
 /// short.
