@@ -1246,6 +1246,24 @@ std::vector<ScoredPoint> Collection::rescore(const std::vector<PointId>& ids,
   return out;
 }
 
+void Collection::visit(
+    const std::vector<PointId>& ids, bool payloads,
+    const std::function<void(const PointId&, const json&,
+                             const std::function<bool(const Filter&)>&)>& fn) const {
+  std::shared_lock<RwMutex> lock(mu_);
+  std::unordered_set<uint64_t> seen;
+  const json empty = json::object();
+  for (const PointId& id : ids) {
+    const std::optional<uint64_t> internal = internal_of(id);
+    if (!internal || !seen.insert(*internal).second) continue;
+    const uint64_t i = *internal;
+    const std::function<bool(const Filter&)> holds = [&](const Filter& f) {
+      return filter_holds(f, i);
+    };
+    fn(entries_[i].id, payloads ? entries_[i].payload.unpack() : empty, holds);
+  }
+}
+
 std::vector<ScoredPoint> Collection::search(const SearchQuery& q) const {
   searches_.fetch_add(1, std::memory_order_relaxed);
   const size_t space = check_query(q);

@@ -570,15 +570,6 @@ class ValuesCountNode : public NodeOf<ValuesCountNode> {
 
 constexpr double kEarthRadiusM = 6371008.8, kPi = 3.14159265358979323846, kRad = kPi / 180;
 
-/// Great-circle distance in meters (haversine, mean earth radius), as Qdrant measures it.
-double geo_distance_m(const GeoPoint& a, const GeoPoint& b) {
-  const double dlat = (b.lat - a.lat) * kRad, dlon = (b.lon - a.lon) * kRad;
-  const double h =
-      std::sin(dlat / 2) * std::sin(dlat / 2) +
-      std::cos(a.lat * kRad) * std::cos(b.lat * kRad) * std::sin(dlon / 2) * std::sin(dlon / 2);
-  return 2 * kEarthRadiusM * std::asin(std::min(1.0, std::sqrt(h)));
-}
-
 /// geo_radius: a geo point at the key within `radius` meters of the center.
 class GeoRadiusNode : public FieldNode<GeoRadiusNode> {
  public:
@@ -921,6 +912,13 @@ class Parser {
     return node;
   }
 
+  /// A filter of the one condition `j` at `where`.
+  std::unique_ptr<ClauseNode> parse_one(const json& j, const std::string& where) {
+    auto node = std::make_unique<ClauseNode>();
+    node->must.push_back(parse_condition(j, where, 0, /*in_nested=*/false));
+    return node;
+  }
+
  private:
   /// must / should / must_not: an array of conditions, one condition object, or null.
   void parse_clause(const json& j, const std::string& where, int depth, bool in_nested,
@@ -1113,16 +1111,7 @@ class Parser {
     return ring;
   }
 
-  /// {"lon": -180..180, "lat": -90..90}.
-  GeoPoint parse_geo(const json& j, const std::string& where) {
-    WP_THROW_IF_NOT(j.is_object() && j.size() == 2 && j.contains("lon") && j.contains("lat"), where,
-                    ": expected {\"lon\": degrees, \"lat\": degrees}, got ", show_json(j));
-    WP_THROW_IF_NOT(j["lon"].is_number() && std::abs(j["lon"].get<double>()) <= 180, where,
-                    ".lon: expected a number in -180..180");
-    WP_THROW_IF_NOT(j["lat"].is_number() && std::abs(j["lat"].get<double>()) <= 90, where,
-                    ".lat: expected a number in -90..90");
-    return {j["lon"].get<double>(), j["lat"].get<double>()};
-  }
+  GeoPoint parse_geo(const json& j, const std::string& where) { return parse_geo_point(j, where); }
 
   NodePtr parse_match(const json& j, const std::string& where, JsonPath path, std::string key) {
     static constexpr char kKinds[] = "value, any, except, text, text_any or phrase";
@@ -1312,6 +1301,12 @@ Filter Filter::parse(const json& j, const std::string& where) {
   return f;
 }
 
+Filter Filter::parse_condition(const json& j, const std::string& where) {
+  Filter f;
+  f.root_ = Parser().parse_one(j, where);
+  return f;
+}
+
 bool Filter::matches(const PointId& id, const PackedPayload& payload,
                      const PointFacts* facts) const {
   if (!root_) return true;
@@ -1380,6 +1375,24 @@ std::vector<std::string> query_tokens(std::string_view text, const TextParams& p
 std::optional<Candidates> Filter::candidates(const IndexLookup& indexes) const {
   if (!root_) return std::nullopt;
   return root_->candidates(indexes);
+}
+
+double geo_distance_m(const GeoPoint& a, const GeoPoint& b) {
+  const double dlat = (b.lat - a.lat) * kRad, dlon = (b.lon - a.lon) * kRad;
+  const double h =
+      std::sin(dlat / 2) * std::sin(dlat / 2) +
+      std::cos(a.lat * kRad) * std::cos(b.lat * kRad) * std::sin(dlon / 2) * std::sin(dlon / 2);
+  return 2 * kEarthRadiusM * std::asin(std::min(1.0, std::sqrt(h)));
+}
+
+GeoPoint parse_geo_point(const json& j, const std::string& where) {
+  WP_THROW_IF_NOT(j.is_object() && j.size() == 2 && j.contains("lon") && j.contains("lat"), where,
+                  ": expected {\"lon\": degrees, \"lat\": degrees}, got ", show_json(j));
+  WP_THROW_IF_NOT(j["lon"].is_number() && std::abs(j["lon"].get<double>()) <= 180, where,
+                  ".lon: expected a number in -180..180");
+  WP_THROW_IF_NOT(j["lat"].is_number() && std::abs(j["lat"].get<double>()) <= 90, where,
+                  ".lat: expected a number in -90..90");
+  return {j["lon"].get<double>(), j["lat"].get<double>()};
 }
 
 }  // namespace wp::engine

@@ -79,6 +79,11 @@ std::optional<GeoPoint> geo_point_in(const V& v) {
   return GeoPoint{lon->number(), lat->number()};
 }
 
+/// Great-circle distance in meters (haversine, mean earth radius), as Qdrant measures it.
+double geo_distance_m(const GeoPoint& a, const GeoPoint& b);
+/// A request's geo point, {"lon": -180..180, "lat": -90..90}; UserError naming `where` otherwise.
+GeoPoint parse_geo_point(const nlohmann::json& j, const std::string& where);
+
 /// The bounding box of a geo condition, in degrees: latitudes lat_lo..lat_hi within -90..90,
 /// longitudes lon_lo..lon_hi within -180..180 (lon_lo > lon_hi: across the antimeridian).
 struct GeoArea {
@@ -311,6 +316,9 @@ class Filter {
    * expected, e.g. "filter.must[1].range.gt: expected a number, got \"abc\"".
    */
   static Filter parse(const nlohmann::json& j, const std::string& where = "filter");
+  /// A filter of one condition (an object of the kinds above, a nested filter among them), at
+  /// `where`; the same errors.
+  static Filter parse_condition(const nlohmann::json& j, const std::string& where);
 
   /// True when a point with `id`, `payload` (a JSON object, possibly empty) and what `facts`
   /// says of it passes (without `facts` it holds no vector: has_vector never holds; and

@@ -13,6 +13,8 @@
 // - recommend and recommend/batch: examples resolved, then as a search;
 // - discover and discover/batch: as the queries they become (discover_as_query);
 // - {"sample": "random"}: every shard's random points, merged at random;
+// - {"formula": ...}: every shard scores its own prefetches' points (as Qdrant's shards do),
+//   merged highest first;
 // - search/matrix/pairs and .../offsets: the sample drawn so, the matrix computed here.
 #include <cstring>
 #include <map>
@@ -158,6 +160,8 @@ ClusterRouter::Merge merge_of(const CollectionMap& m, const json& node, bool rec
     return Merge::kHighFirst;
   }
   if (q.is_object() && q.contains("sample")) return Merge::kRandom;
+  // A formula's score: higher is better whatever the metric (each shard scores its own points).
+  if (q.is_object() && q.contains("formula")) return Merge::kHighFirst;
   // A discovery's score: higher is better whatever the metric.
   if (q.is_object() && (q.contains("discover") || q.contains("context"))) return Merge::kHighFirst;
   if (q.is_null()) {

@@ -5,7 +5,10 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <memory>
+#include <unordered_map>
 
+#include "engine/formula.h"
 #include "engine/json_path.h"
 #include "engine/json_value.h"
 #include "http/api.h"
@@ -959,7 +962,9 @@ struct ParsedQuery {
   std::optional<OrderBy> order_by;     ///< query {"order_by": ...}
   std::optional<Fusion> fusion;        ///< query {"fusion": ...} or {"rrf": {...}}
   std::optional<Mmr> mmr;              ///< query {"nearest": ..., "mmr": {...}}
-  std::vector<ParsedQuery> prefetch;   ///< the candidates of this query
+  /// query {"formula": ..., "defaults": {...}}: the prefetched points scored by it
+  std::shared_ptr<const engine::Formula> formula;
+  std::vector<ParsedQuery> prefetch;  ///< the candidates of this query
 };
 
 ParsedQuery read_query_at(const json& body, const std::string& where, size_t depth,
@@ -1004,6 +1009,12 @@ ParsedQuery read_query_at(const json& body, const std::string& where, size_t dep
     WP_THROW_IF_NOT(p.fusion->weights.empty() || p.fusion->weights.size() == p.prefetch.size(), at,
                     ".rrf.weights: expected one weight per prefetch (", p.prefetch.size(),
                     "), got ", p.fusion->weights.size());
+  } else if (q.is_object() && q.contains("formula")) {
+    engine::check_fields(q, at, {"formula", "defaults"});
+    WP_THROW_IF_NOT(!p.prefetch.empty(), at,
+                    ": a formula scores the points of prefetches; give \"prefetch\"");
+    p.formula = std::make_shared<const engine::Formula>(
+        engine::Formula::parse(q["formula"], q.value("defaults", json()), at));
   } else if (q.is_object() && q.contains("order_by")) {
     WP_THROW_IF_NOT(q.size() == 1, at, ": expected {\"order_by\": ...} alone, got ",
                     engine::show_json(q));
@@ -1040,11 +1051,13 @@ ParsedQuery read_query_at(const json& body, const std::string& where, size_t dep
       p.discover = read_discover(d["target"], d["context"], in + ".target", in + ".context");
     }
   } else if (q.is_object()) {
-    WP_THROW_IF_NOT(q.contains("nearest") && q.size() == size_t{1} + q.count("mmr"), at,
-                    ": expected {\"nearest\": vector or id}, {\"recommend\": {...}}, "
-                    "{\"discover\": {...}}, {\"context\": ...}, {\"order_by\": ...}, "
-                    "{\"sample\": \"random\"} or {\"fusion\": \"rrf\"|\"dbsf\"}, got ",
-                    engine::show_json(q));
+    WP_THROW_IF_NOT(
+        q.contains("nearest") && q.size() == size_t{1} + q.count("mmr"), at,
+        ": expected {\"nearest\": vector or id}, {\"recommend\": {...}}, "
+        "{\"discover\": {...}}, {\"context\": ...}, {\"order_by\": ...}, "
+        "{\"sample\": \"random\"}, {\"formula\": ...} or {\"fusion\": \"rrf\"|\"dbsf\"}, "
+        "got ",
+        engine::show_json(q));
     if (q["nearest"].is_array())
       s.query.vector = get_vector(q["nearest"], at + ".nearest");
     else
@@ -1107,6 +1120,50 @@ std::vector<engine::ScoredPoint> mmr_hits(const engine::Collection& col, ParsedS
   return read_scored(col, ids, scores, s.query);
 }
 
+/// Qdrant's formula query: the points of the prefetches `lists` (each once) scored by `f`,
+/// highest first (ties in the order the prefetches list them), those of at least q's score
+/// threshold, from q's offset, at most its limit, read as q asks.
+std::vector<engine::ScoredPoint> formula_hits(const engine::Collection& col,
+                                              const engine::Formula& f,
+                                              const std::vector<Ranked>& lists,
+                                              const engine::SearchQuery& q) {
+  std::vector<std::unordered_map<std::string, float>> scores(lists.size());  // by id key
+  std::vector<engine::PointId> ids;
+  for (size_t i = 0; i < lists.size(); ++i) {
+    for (const engine::ScoredPoint& h : lists[i].points) {
+      scores[i].emplace(h.point.id.key(), h.score);
+      ids.push_back(h.point.id);
+    }
+  }
+  std::vector<std::pair<float, engine::PointId>> scored;
+  col.visit(ids, f.reads_payload(),
+            [&](const engine::PointId& id, const json& payload,
+                const std::function<bool(const engine::Filter&)>& holds) {
+              const std::string key = id.key();
+              engine::Formula::Point point;
+              point.prefetch_score = [&](size_t i) -> std::optional<float> {
+                if (i >= scores.size()) return std::nullopt;
+                const auto it = scores[i].find(key);
+                if (it == scores[i].end()) return std::nullopt;
+                return it->second;
+              };
+              point.payload = &payload;
+              point.holds = holds;
+              point.shown = engine::show_json(id.to_json());
+              scored.emplace_back(f.score(point), id);
+            });
+  std::stable_sort(scored.begin(), scored.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<engine::PointId> page;
+  std::vector<float> page_scores;
+  for (size_t i = q.offset; i < scored.size() && page.size() < q.limit; ++i) {
+    if (q.score_threshold && scored[i].first < *q.score_threshold) break;
+    page.push_back(scored[i].second);
+    page_scores.push_back(scored[i].first);
+  }
+  return read_scored(col, page, page_scores, q);
+}
+
 /// The hits of query `p` with the filters of the queries around it (`outer`): a plain search
 /// (vector, point id, nearest, recommend) or, with prefetches, their fusion or their candidates
 /// scored by the query vector. From `p`'s offset, at most its limit, with the payloads and
@@ -1117,7 +1174,8 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
   const json filter = both_filters(outer, s.filter_json);
   if (!outer.is_null()) s.filter = engine::Filter::parse(filter, join(p.where, "filter"));
   Ranked out;
-  const bool has_vector = !p.fusion && !p.sample && !(q.is_null() && p.prefetch.size() == 1);
+  const bool has_vector =
+      !p.fusion && !p.sample && !p.formula && !(q.is_null() && p.prefetch.size() == 1);
   // A point id (or {"nearest": id}): search by its vector, the point itself left out (by the
   // search here; over prefetches by the filter run_query adds, referenced_ids).
   std::vector<engine::PointId> used;
@@ -1177,6 +1235,11 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
     } else {
       out.points = col.rescore(ids, s.query);
     }
+    return out;
+  }
+  if (p.formula) {
+    out.small_better = false;
+    out.points = formula_hits(col, *p.formula, lists, s.query);
     return out;
   }
   std::vector<std::pair<engine::PointId, float>> ranked;

@@ -618,6 +618,27 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
            2)["points"]
           .size(),
       7u);
+  // A formula: each shard scores its own prefetched points (every one of them here, as above),
+  // merged highest first.
+  EXPECT_EQ(
+      same("/points/query",
+           {{"prefetch",
+             {{{"query", random_vector(rng)}, {"limit", 400}, {"filter", g2}, {"params", exact}},
+              {{"query", random_vector(rng)}, {"limit", 400}, {"filter", g3}, {"params", exact}}}},
+            {"query",
+             {{"formula",
+               {{"sum",
+                 {"$score[0]",
+                  "$score[1]",
+                  {{"mult", {0.001, "n"}}},
+                  {{"mult", {0.5, {{"key", "w"}, {"match", {{"value", 1}}}}}}}}}}},
+              {"defaults", {{"$score[1]", -0.5}}}}},
+            {"limit", 9},
+            {"offset", 3},
+            {"with_payload", true}},
+           1)["points"]
+          .size(),
+      9u);
   same("/points/query",
        {{"prefetch",
          {{{"query", v1}, {"limit", 15}, {"params", exact}},

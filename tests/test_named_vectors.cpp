@@ -6,8 +6,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <map>
 #include <random>
 #include <thread>
 #include <tuple>
@@ -718,4 +721,166 @@ TEST_F(ApiTest, BestScoreRecommendationMatchesAScanOfEveryPoint) {
       EXPECT_NEAR(got[k]["score"].get<double>(), all[k].first, 1e-4) << strategy << " " << k;
     }
   }
+}
+
+// Qdrant's formula query (score boosting): the prefetched points scored by an expression of
+// their prefetch scores, payload numbers, geo points, datetimes and conditions, with defaults.
+// The expected scores are computed here from Qdrant's definitions, with the prefetches asked on
+// their own and the payloads read back.
+TEST_F(NamedVectors, FormulaScoresPrefetchedPointsByScoresPayloadsAndConditions) {
+  ok("PUT", "/collections/f",
+     {{"vectors",
+       {{"image", {{"size", 4}, {"distance", "Euclid"}}},
+        {"text", {{"size", 2}, {"distance", "Cosine"}}}}}});
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1, 1);
+  const char* const tags[] = {"a", "b", "c"};
+  json points = json::array();
+  for (int id = 1; id <= 120; ++id) {
+    json payload{{"tag", tags[id % 3]}};
+    if (id % 4 != 0) payload["price"] = id % 5 == 0 ? json::array({id}) : json(id * 0.75);
+    if (id % 3 != 0) payload["loc"] = {{"lon", 10 + u(rng) * 5}, {"lat", 50 + u(rng) * 5}};
+    if (id % 2 == 0) payload["at"] = "2025-0" + std::to_string(1 + id % 9) + "-15T12:00:00Z";
+    points.push_back(
+        {{"id", id},
+         {"vector", {{"image", {u(rng), u(rng), u(rng), u(rng)}}, {"text", {u(rng), u(rng)}}}},
+         {"payload", payload}});
+  }
+  ok("PUT", "/collections/f/points?wait=true", {{"points", points}});
+
+  const json image = {{"query", {0.5, 0, 0, 0}}, {"using", "image"}, {"limit", 40}};
+  const json text = {{"query", {1, 0.3}}, {"using", "text"}, {"limit", 40}};
+  const json origin{{"lon", 10}, {"lat", 50}};
+  const json formula{
+      {"sum",
+       {{{"mult", {0.5, "$score[1]"}}},
+        {{"neg", "$score"}},
+        {{"mult", {0.25, {{"key", "tag"}, {"match", {{"any", {"a", "c"}}}}}}}},
+        {{"exp_decay", {{"x", "price"}, {"target", 50}, {"scale", 20}}}},
+        {{"gauss_decay",
+          {{"x", {{"geo_distance", {{"origin", origin}, {"to", "loc"}}}}}, {"scale", 300000}}}},
+        {{"lin_decay",
+          {{"x", {{"datetime_key", "at"}}},
+           {"target", {{"datetime", "2025-05-01T00:00:00Z"}}},
+           {"scale", 86400 * 60},
+           {"midpoint", 0.25}}}}}}};
+  const json defaults{{"price", 0},
+                      {"$score[0]", 5},
+                      {"loc", {{"lon", 0}, {"lat", 0}}},
+                      {"at", "2025-01-01T00:00:00Z"}};
+  const json body{{"prefetch", {image, text}},
+                  {"query", {{"formula", formula}, {"defaults", defaults}}},
+                  {"limit", 20}};
+
+  // The prefetches on their own, and every candidate's payload.
+  std::vector<std::map<int, double>> lists;
+  std::vector<int> candidates, image_order;
+  for (const json& p : {image, text}) {
+    std::map<int, double> list;
+    const json answer = ok("POST", "/collections/f/points/query", p);
+    for (const json& h : answer["points"]) {
+      list[h["id"].get<int>()] = h["score"].get<double>();
+      candidates.push_back(h["id"]);
+      if (lists.empty()) image_order.push_back(h["id"]);
+    }
+    lists.push_back(list);
+  }
+  std::map<int, json> payload;
+  for (const json& p :
+       ok("POST", "/collections/f/points", {{"ids", candidates}, {"with_payload", true}})) {
+    payload[p["id"].get<int>()] = p["payload"];
+  }
+  auto seconds = [](const std::string& at) {  // "2025-0M-15T12:00:00Z" or a day at midnight
+    std::tm t{};
+    t.tm_year = 125;
+    t.tm_mon = std::stoi(at.substr(5, 2)) - 1;
+    t.tm_mday = std::stoi(at.substr(8, 2));
+    t.tm_hour = at.size() > 10 ? std::stoi(at.substr(11, 2)) : 0;
+    return static_cast<double>(timegm(&t));
+  };
+  auto haversine = [](double lon1, double lat1, double lon2, double lat2) {
+    const double r = 3.14159265358979323846 / 180, dlat = (lat2 - lat1) * r,
+                 dlon = (lon2 - lon1) * r;
+    const double h = std::pow(std::sin(dlat / 2), 2) +
+                     std::cos(lat1 * r) * std::cos(lat2 * r) * std::pow(std::sin(dlon / 2), 2);
+    return 2 * 6371008.8 * std::asin(std::sqrt(h));
+  };
+  std::vector<std::pair<double, int>> expected;
+  for (const auto& [id, p] : payload) {
+    const double s0 = lists[0].count(id) ? lists[0].at(id) : 5;
+    const double s1 = lists[1].count(id) ? lists[1].at(id) : 0;
+    const std::string tag = p["tag"];
+    double price = 0;
+    if (p.contains("price"))
+      price = p["price"].is_array() ? p["price"][0].get<double>() : p["price"].get<double>();
+    const double dist = p.contains("loc") ? haversine(10, 50, p["loc"]["lon"], p["loc"]["lat"])
+                                          : haversine(10, 50, 0, 0);
+    const double at = seconds(p.value("at", std::string("2025-01-01")));
+    const double day_gap = std::abs(at - seconds("2025-05-01"));
+    const double score = 0.5 * s1 - s0 + (tag == "a" || tag == "c" ? 0.25 : 0) +
+                         std::exp(std::log(0.5) / 20 * std::abs(price - 50)) +
+                         std::exp(std::log(0.5) / (300000.0 * 300000.0) * dist * dist) +
+                         std::max(0.0, 1 - 0.75 / (86400 * 60) * day_gap);
+    expected.emplace_back(score, id);
+  }
+  std::sort(expected.rbegin(), expected.rend());
+  ASSERT_GE(expected.size(), 40u);
+
+  const json answer = ok("POST", "/collections/f/points/query", body)["points"];
+  ASSERT_EQ(answer.size(), 20u);
+  for (size_t i = 0; i < answer.size(); ++i) {
+    EXPECT_EQ(answer[i]["id"], expected[i].second) << i;
+    EXPECT_NEAR(answer[i]["score"].get<double>(), expected[i].first,
+                1e-5 * std::max(1.0, std::abs(expected[i].first)))
+        << i;
+  }
+  // Offset and limit after scoring; the threshold keeps scores at or above it.
+  json page = body;
+  page["offset"] = 5;
+  page["limit"] = 4;
+  page["with_payload"] = true;
+  const json paged = ok("POST", "/collections/f/points/query", page)["points"];
+  ASSERT_EQ(paged.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(paged[i]["id"], expected[5 + i].second);
+    EXPECT_EQ(paged[i]["payload"], payload.at(expected[5 + i].second));
+  }
+  json above = body;
+  above["limit"] = 100;
+  above["score_threshold"] = expected[9].first - 1e-4;
+  EXPECT_EQ(ok("POST", "/collections/f/points/query", above)["points"].size(), 10u);
+  // A formula inside a prefetch, fused there.
+  const json inner = {{"prefetch",
+                       {{{"prefetch", {image, text}},
+                         {"query", {{"formula", formula}, {"defaults", defaults}}},
+                         {"limit", 3}},
+                        image}},
+                      {"query", {{"fusion", "rrf"}}},
+                      {"limit", 3}};
+  std::map<int, double> rrf;  // 1 / (rank + 2) in each list
+  for (size_t i = 0; i < 3; ++i) rrf[expected[i].second] += 1.0 / (i + 2);
+  for (size_t i = 0; i < image_order.size(); ++i) rrf[image_order[i]] += 1.0 / (i + 2);
+  std::vector<std::pair<double, int>> fused;
+  for (const auto& [id, x] : rrf) fused.emplace_back(x, id);
+  std::sort(fused.rbegin(), fused.rend());
+  const json inner_answer = ok("POST", "/collections/f/points/query", inner)["points"];
+  ASSERT_EQ(inner_answer.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(inner_answer[i]["score"], fused[i].first, 1e-6);
+
+  const std::string q = "/collections/f/points/query";
+  expect_400("POST", q, {{"query", {{"formula", formula}}}},
+             "query: a formula scores the points of prefetches");
+  // Without a default: a point without a price has no number there (every fourth point).
+  expect_400("POST", q, {{"prefetch", {image, text}}, {"query", {{"formula", "price"}}}},
+             "query.formula: no number at \\\"price\\\" for point");
+  expect_400("POST", q,
+             {{"prefetch", {{"prefetch", image}, {"query", {{"formula", {{"ln", -1}}}}}}},
+              {"query", {{"fusion", "rrf"}}}},
+             "prefetch.query.formula: ln(-1.0) is not a finite number");
+  expect_400(
+      "POST", q,
+      {{"prefetch", image}, {"query", {{"formula", {{"exp_decay", {{"x", 1}, {"scale", -1}}}}}}}},
+      "query.formula.exp_decay.scale: expected a number > 0, got -1");
+  expect_400("POST", q, {{"prefetch", image}, {"query", {{"formula", 1}, {"weights", 2}}}},
+             "query.weights: unknown field");
 }

@@ -302,6 +302,20 @@ test('named vectors: using, with_vector by name, update and delete vectors, hybr
     query: { fusion: 'dbsf' },
   });
   assert.deepEqual(dbsf.slice().sort(), [1, 2, 3]);
+  // Score boosting: the prefetched points scored by a formula of their scores (image's distance
+  // taken off; 2 points absent from a prefetch take its default, or 0) and a condition on k.
+  const boosted = await client.query('docs', {
+    prefetch: [{ query: [0.9, 0, 0], using: 'image', limit: 2 }, { query: [1, 0], using: 'text', limit: 2 }],
+    query: {
+      formula: { sum: [{ neg: '$score[0]' }, '$score[1]', { mult: [0.5, { key: 'k', match: { value: 'b' } }] }] },
+      defaults: { '$score[0]': 2 },
+    },
+  });
+  assert.deepEqual(boosted.points.map((p) => p.id), [2, 1, 3]);
+  assert.ok(Math.abs(boosted.points[0].score - 0.4) < 1e-5);  // -0.1 + 0 + 0.5
+  assert.ok(Math.abs(boosted.points[2].score + 2) < 1e-5);  // the default distance, no text score
+  await assert.rejects(client.query('docs', { prefetch: [{ query: [1, 0], using: 'text' }], query: { formula: 'k' } }),
+    (e) => e.status === 400 && /query\.formula: expected a number at \\"k\\"/.test(JSON.stringify(e.data)));
   const best = await client.query('docs', {
     query: { recommend: { positive: [1], negative: [[0, 1]], strategy: 'best_score' } }, using: 'text',
   });
