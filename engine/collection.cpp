@@ -1247,12 +1247,11 @@ std::vector<ScoredPoint> Collection::rescore(const std::vector<PointId>& ids,
 }
 
 void Collection::visit(
-    const std::vector<PointId>& ids, bool payloads,
-    const std::function<void(const PointId&, const json&,
+    const std::vector<PointId>& ids,
+    const std::function<void(const PointId&, const PackedPayload&,
                              const std::function<bool(const Filter&)>&)>& fn) const {
   std::shared_lock<RwMutex> lock(mu_);
   std::unordered_set<uint64_t> seen;
-  const json empty = json::object();
   for (const PointId& id : ids) {
     const std::optional<uint64_t> internal = internal_of(id);
     if (!internal || !seen.insert(*internal).second) continue;
@@ -1260,7 +1259,7 @@ void Collection::visit(
     const std::function<bool(const Filter&)> holds = [&](const Filter& f) {
       return filter_holds(f, i);
     };
-    fn(entries_[i].id, payloads ? entries_[i].payload.unpack() : empty, holds);
+    fn(entries_[i].id, entries_[i].payload, holds);
   }
 }
 

@@ -248,11 +248,11 @@ class Collection {
    */
   std::vector<ScoredPoint> rescore(const std::vector<PointId>& ids, const SearchQuery& q) const;
   /// Calls fn(id, payload, holds) for each live point among `ids`, once (where first named), under
-  /// the collection's lock: its payload unpacked when `payloads` (else an empty object), and
-  /// holds(filter) whether a filter holds for it as a search's filter tests it. Qdrant's formula
-  /// query reads the points it scores so.
-  void visit(const std::vector<PointId>& ids, bool payloads,
-             const std::function<void(const PointId&, const nlohmann::json&,
+  /// the collection's lock: its payload as held (read it in place), and holds(filter) whether a
+  /// filter holds for it as a search's filter tests it. Qdrant's formula query reads the points
+  /// it scores so.
+  void visit(const std::vector<PointId>& ids,
+             const std::function<void(const PointId&, const PackedPayload&,
                                       const std::function<bool(const Filter&)>&)>& fn) const;
   /// The points among `ids` that exist, in the order asked.
   std::vector<PointRead> retrieve(const std::vector<PointId>& ids, bool with_payload,

@@ -7,6 +7,7 @@
 #include "engine/json_fields.h"
 #include "engine/json_path.h"
 #include "engine/json_value.h"
+#include "engine/packed_payload.h"
 #include "index/error.h"
 
 namespace wp::engine {
@@ -320,8 +321,10 @@ struct Eval {
   const std::string& where;
 };
 
+std::string shown(const Eval& ev);
+
 [[noreturn]] void not_finite(const Eval& ev, const std::string& what) {
-  throw UserError(ev.where + ": " + what + " is not a finite number (point " + ev.p.shown + ")");
+  throw UserError(ev.where + ": " + what + " is not a finite number (point " + shown(ev) + ")");
 }
 
 double finite(const Eval& ev, double x, const std::string& what) {
@@ -334,38 +337,53 @@ std::string show_number(double x) {
   return j.dump();
 }
 
-/// The value at node n's key: the payload's values there (an array reached opened, unless the
-/// path ends in "[]"), one of them as it is, several as an array; none: the default, if any.
-const json* value_at(const Eval& ev, const Node& n, json& holder, const char* kind) {
-  if (ev.p.payload) {
-    std::vector<json> values;
-    const bool open = n.path.back().kind != JsonPathStep::Kind::kEach;
-    any_value_at(n.path, *ev.p.payload, [&](const json& v) {
-      if (open && v.is_array()) {
-        for (const json& e : v) values.push_back(e);
-      } else {
-        values.push_back(v);
-      }
-      return false;
-    });
-    if (values.size() == 1) {
-      holder = std::move(values[0]);
-      return &holder;
-    }
-    if (values.size() > 1) {
-      holder = json(std::move(values));
-      return &holder;
-    }
-  }
-  const auto it = ev.payload_defaults.find(n.canon);
-  if (it != ev.payload_defaults.end()) return &it->second;
-  throw UserError(ev.where + ": no " + kind + " at " + show_json(json(n.key)) + " for point " +
-                  ev.p.shown + ", in its payload or in defaults");
+std::string shown(const Eval& ev) {
+  return ev.p.id ? show_json(ev.p.id->to_json()) : "?";
 }
 
 [[noreturn]] void wrong_kind(const Eval& ev, const Node& n, const json& v, const char* kind) {
   throw UserError(ev.where + ": expected a " + kind + " at " + show_json(json(n.key)) +
-                  " for point " + ev.p.shown + ", got " + show_json(v));
+                  " for point " + shown(ev) + ", got " + show_json(v));
+}
+
+/// read(v) of the one value at node n's key, v a view (MsgValue, JsonRef) of: the payload's
+/// values there, read in place (an array reached opened, unless the path ends in "[]"), when
+/// there is one; none: the default, if any. read returns nullopt where the value is not of the
+/// kind needed; several values are an array, of no kind.
+template <typename Read>
+double read_value(const Eval& ev, const Node& n, const char* kind, const Read& read) {
+  const bool open = n.path.back().kind != JsonPathStep::Kind::kEach;
+  size_t count = 0;
+  std::optional<MsgValue> first;
+  json all = json::array();  // every value, when there are several (the error shows them)
+  auto walk = [&](bool keep) {
+    any_value_at(n.path, MsgValue(*ev.p.payload), [&](const MsgValue& v) {
+      auto one = [&](const MsgValue& e) {
+        if (count++ == 0) first = e;
+        if (keep) all.push_back(json::from_msgpack(e.bytes()));
+        return false;
+      };
+      if (open && v.is_array()) return v.any_element(one);
+      return one(v);
+    });
+  };
+  if (ev.p.payload) walk(false);
+  if (count == 1) {
+    if (const std::optional<double> x = read(*first)) return *x;
+    wrong_kind(ev, n, json::from_msgpack(first->bytes()), kind);
+  }
+  if (count > 1) {
+    count = 0;
+    walk(true);
+    wrong_kind(ev, n, all, kind);
+  }
+  const auto it = ev.payload_defaults.find(n.canon);
+  if (it == ev.payload_defaults.end()) {
+    throw UserError(ev.where + ": no " + kind + " at " + show_json(json(n.key)) + " for point " +
+                    shown(ev) + ", in its payload or in defaults");
+  }
+  if (const std::optional<double> x = read(JsonRef(it->second))) return *x;
+  wrong_kind(ev, n, it->second, kind);
 }
 
 double eval(const Eval& ev, const Node& n) {
@@ -377,33 +395,28 @@ double eval(const Eval& ev, const Node& n) {
       const auto it = ev.score_defaults.find(n.index);
       return it != ev.score_defaults.end() && it->second.is_number() ? it->second.get<double>() : 0;
     }
-    case Op::kPayload: {
-      json holder;
-      const json* v = value_at(ev, n, holder, "number");
-      if (!v->is_number()) wrong_kind(ev, n, *v, "number");
-      return v->get<double>();
-    }
+    case Op::kPayload:
+      return read_value(ev, n, "number", [](const auto& v) -> std::optional<double> {
+        if (!v.is_number()) return std::nullopt;
+        return v.number();
+      });
     case Op::kCondition:
       return ev.p.holds(ev.conditions[n.index]) ? 1 : 0;
-    case Op::kGeoDistance: {
-      json holder;
-      const json* v = value_at(ev, n, holder, "geo point");
-      const std::optional<GeoPoint> to = geo_point_in(JsonRef(*v));
-      if (!to || std::abs(to->lon) > 180 || std::abs(to->lat) > 90) {
-        wrong_kind(ev, n, *v, "geo point");
-      }
-      return geo_distance_m(n.origin, *to);
-    }
+    case Op::kGeoDistance:
+      return read_value(ev, n, "geo point", [&](const auto& v) -> std::optional<double> {
+        const std::optional<GeoPoint> to = geo_point_in(v);
+        if (!to || std::abs(to->lon) > 180 || std::abs(to->lat) > 90) return std::nullopt;
+        return geo_distance_m(n.origin, *to);
+      });
     case Op::kDatetime:
       return n.number;
-    case Op::kDatetimeKey: {
-      json holder;
-      const json* v = value_at(ev, n, holder, "datetime");
-      std::optional<int64_t> micros;
-      if (v->is_string()) micros = parse_datetime(v->get<std::string>());
-      if (!micros) wrong_kind(ev, n, *v, "datetime");
-      return static_cast<double>(*micros) / 1e6;
-    }
+    case Op::kDatetimeKey:
+      return read_value(ev, n, "datetime", [](const auto& v) -> std::optional<double> {
+        if (!v.is_string()) return std::nullopt;
+        const std::optional<int64_t> micros = parse_datetime(v.string());
+        if (!micros) return std::nullopt;
+        return static_cast<double>(*micros) / 1e6;
+      });
     case Op::kMult: {
       double product = 1;
       for (const Node& a : n.args) {

@@ -50,12 +50,12 @@ class Formula {
   struct Point {
     /// Its score in prefetch i; nullopt when it is not among that prefetch's points.
     std::function<std::optional<float>(size_t)> prefetch_score;
-    /// Its payload (an object; read only when reads_payload()).
-    const nlohmann::json* payload = nullptr;
+    /// Its payload, read in place (only when reads_payload(); null: an empty one).
+    const PackedPayload* payload = nullptr;
     /// Whether a condition's filter holds for it.
     std::function<bool(const Filter&)> holds;
-    /// Its id as messages show it.
-    std::string shown;
+    /// Its id (messages name it).
+    const PointId* id = nullptr;
   };
 
   /**

@@ -1136,22 +1136,21 @@ std::vector<engine::ScoredPoint> formula_hits(const engine::Collection& col,
     }
   }
   std::vector<std::pair<float, engine::PointId>> scored;
-  col.visit(ids, f.reads_payload(),
-            [&](const engine::PointId& id, const json& payload,
-                const std::function<bool(const engine::Filter&)>& holds) {
-              const std::string key = id.key();
-              engine::Formula::Point point;
-              point.prefetch_score = [&](size_t i) -> std::optional<float> {
-                if (i >= scores.size()) return std::nullopt;
-                const auto it = scores[i].find(key);
-                if (it == scores[i].end()) return std::nullopt;
-                return it->second;
-              };
-              point.payload = &payload;
-              point.holds = holds;
-              point.shown = engine::show_json(id.to_json());
-              scored.emplace_back(f.score(point), id);
-            });
+  col.visit(ids, [&](const engine::PointId& id, const engine::PackedPayload& payload,
+                     const std::function<bool(const engine::Filter&)>& holds) {
+    const std::string key = id.key();
+    engine::Formula::Point point;
+    point.prefetch_score = [&](size_t i) -> std::optional<float> {
+      if (i >= scores.size()) return std::nullopt;
+      const auto it = scores[i].find(key);
+      if (it == scores[i].end()) return std::nullopt;
+      return it->second;
+    };
+    point.payload = &payload;
+    point.holds = holds;
+    point.id = &id;
+    scored.emplace_back(f.score(point), id);
+  });
   std::stable_sort(scored.begin(), scored.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<engine::PointId> page;

@@ -22,19 +22,20 @@ namespace {
 struct TestPoint {
   json payload = json::object();
   std::map<size_t, float> scores;
+  wp::engine::PointId id = wp::engine::PointId::number(7);
+  mutable wp::engine::PackedPayload packed;
 
   Formula::Point view() const {
+    packed = wp::engine::PackedPayload(payload);
     Formula::Point p;
     p.prefetch_score = [this](size_t i) -> std::optional<float> {
       const auto it = scores.find(i);
       if (it == scores.end()) return std::nullopt;
       return it->second;
     };
-    p.payload = &payload;
-    p.holds = [this](const Filter& f) {
-      return f.matches(wp::engine::PointId::number(7), payload);
-    };
-    p.shown = "7";
+    p.payload = &packed;
+    p.holds = [this](const Filter& f) { return f.matches(id, payload); };
+    p.id = &id;
     return p;
   }
 };
