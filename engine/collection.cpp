@@ -1109,7 +1109,11 @@ std::unique_ptr<FieldIndex> Collection::build_field_index(const std::string& key
 void Collection::create_payload_index(const std::string& key, PayloadSchema schema,
                                       TextParams text) {
   std::lock_guard<std::mutex> writer(write_mu_);
-  if (schema != PayloadSchema::kText) text = {};
+  if (schema != PayloadSchema::kText) {  // a keyword index keeps its prefix option alone
+    const bool prefix = schema == PayloadSchema::kKeyword && text.prefix;
+    text = {};
+    text.prefix = prefix;
+  }
   // Built while searches go on: only this writer changes entries_.
   std::unique_ptr<FieldIndex> index = build_field_index(key, schema, text);
   CollectionConfig stored = config();

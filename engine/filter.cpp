@@ -223,6 +223,28 @@ class MatchValueNode : public FieldNode<MatchValueNode> {
   bool bool_ = false;
 };
 
+/// match.prefix (Qdrant 1.19): a string value that begins with the prefix, byte by byte (case
+/// kept, as match.value compares).
+class MatchPrefixNode : public FieldNode<MatchPrefixNode> {
+ public:
+  MatchPrefixNode(JsonPath path, std::string key, std::string prefix)
+      : FieldNode(std::move(path), std::move(key)), prefix_(std::move(prefix)) {}
+
+  template <typename V>
+  bool check(const V& v) const {
+    if (!v.is_string()) return false;
+    const std::string_view s = v.string();
+    return s.size() >= prefix_.size() && s.compare(0, prefix_.size(), prefix_) == 0;
+  }
+
+  std::optional<Candidates> candidates(const IndexLookup& ix) const override {
+    return ix.prefix(key(), prefix_);
+  }
+
+ private:
+  std::string prefix_;
+};
+
 /// A sorted list of strings or of integers, as given to match.any / match.except.
 struct ValueSet {
   bool integers = false;  ///< true: `ints` holds the list; false: `strings` does
@@ -1114,13 +1136,13 @@ class Parser {
   GeoPoint parse_geo(const json& j, const std::string& where) { return parse_geo_point(j, where); }
 
   NodePtr parse_match(const json& j, const std::string& where, JsonPath path, std::string key) {
-    static constexpr char kKinds[] = "value, any, except, text, text_any or phrase";
+    static constexpr char kKinds[] = "value, any, except, text, text_any, phrase or prefix";
     WP_THROW_IF_NOT(j.is_object(), where, ": expected an object with one of ", kKinds, ", got ",
                     show_json(j));
     WP_THROW_IF_NOT(!j.empty(), where, ": expected one of ", kKinds, ", got {}");
     for (const auto& [name, value] : j.items()) {
       WP_THROW_IF_NOT(name == "value" || name == "any" || name == "except" || name == "text" ||
-                          name == "text_any" || name == "phrase",
+                          name == "text_any" || name == "phrase" || name == "prefix",
                       where, ".", name, ": unsupported match kind; expected one of ", kKinds);
     }
     WP_THROW_IF_NOT(j.size() == 1, where, ": give exactly one of ", kKinds, ", got ", show_json(j));
@@ -1132,6 +1154,12 @@ class Parser {
                       show_json(j[name]));
       return std::make_unique<MatchTextNode>(std::move(path), std::move(key),
                                              j[name].get<std::string>(), how);
+    }
+    if (j.contains("prefix")) {
+      WP_THROW_IF_NOT(j["prefix"].is_string(), where, ".prefix: expected a string, got ",
+                      show_json(j["prefix"]));
+      return std::make_unique<MatchPrefixNode>(std::move(path), std::move(key),
+                                               j["prefix"].get<std::string>());
     }
     if (j.contains("value")) {
       const json& v = j["value"];

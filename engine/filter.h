@@ -175,6 +175,9 @@ class IndexLookup {
                                               const RangeBounds& b) const = 0;
   /// A geo point that may lie in `area` (geo_radius, geo_bounding_box).
   virtual std::optional<Candidates> geo(const std::string& key, const GeoArea& area) const = 0;
+  /// A string that begins with `prefix`, byte by byte (match.prefix).
+  virtual std::optional<Candidates> prefix(const std::string& key,
+                                           const std::string& prefix) const = 0;
   /// A text holding every word of `query` (match.text), one of them (text_any) or all of them
   /// (phrase: a superset, the order is not known), as the key's text index reads both
   /// (query_tokens).
@@ -211,6 +214,10 @@ class ListingLookup final : public IndexLookup {
   }
   std::optional<Candidates> geo(const std::string& key, const GeoArea& area) const override {
     return of_.geo(key, area);
+  }
+  std::optional<Candidates> prefix(const std::string& key,
+                                   const std::string& prefix) const override {
+    return of_.prefix(key, prefix);
   }
   std::optional<Candidates> text(const std::string& key, std::string_view query,
                                  TextMatch how) const override {
@@ -251,6 +258,11 @@ struct TextParams {
   bool phrase_matching = false;
   /// The stopwords and the stemmer (nullptr: none).
   std::shared_ptr<const WordRules> rules;
+  /// Not a text index's: a keyword index's `prefix` option (Qdrant 1.19). The index then keeps
+  /// its keys in order and lists the points of match.prefix; without it a prefix is tested on
+  /// every point, as in Qdrant. Kept here so that it is stored, reported and restored with the
+  /// index as a text index's params are.
+  bool prefix = false;
 
   /// The longest prefix a prefix index holds (a word's prefixes take the square of its length):
   /// max_token_len up to this, this without one.
@@ -259,7 +271,7 @@ struct TextParams {
 
   bool is_default() const {
     return min == 0 && max == UINT32_MAX && tokenizer == Tokenizer::kWord && lowercase &&
-           !phrase_matching && !rules;
+           !phrase_matching && !rules && !prefix;
   }
   /// Whether `token` (its characters counted) lies within the bounds.
   bool keeps(std::string_view token) const;

@@ -159,6 +159,9 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field, Text
     if (key == "is_tenant" || key == "on_disk" || key == "lookup" || key == "range" ||
         key == "is_principal") {
       WP_THROW_IF_NOT(value.is_boolean(), at, ": expected a bool, got ", show_json(value));
+    } else if (found->schema == PayloadSchema::kKeyword && key == "prefix") {
+      WP_THROW_IF_NOT(value.is_boolean(), at, ": expected a bool, got ", show_json(value));
+      read.prefix = value.get<bool>();
     } else if (found->schema == PayloadSchema::kText && key == "tokenizer") {
       const TextParams::Tokenizer* tokenizer =
           value.is_string() ? find_tokenizer(value.get_ref<const std::string&>()) : nullptr;
@@ -186,7 +189,8 @@ PayloadSchema parse_payload_schema(const json& j, const std::string& field, Text
                       (found->schema == PayloadSchema::kText
                            ? ", tokenizer, lowercase, min_token_len, max_token_len, "
                              "phrase_matching, ascii_folding, stopwords, stemmer)"
-                           : ")"));
+                       : found->schema == PayloadSchema::kKeyword ? ", prefix)"
+                                                                  : ")"));
     }
   }
   WP_THROW_IF_NOT(read.min <= read.max, field, ".min_token_len: ", read.min,
@@ -223,8 +227,16 @@ json text_index_params(const TextParams& params) {
   return j;
 }
 
+json keyword_index_params(const TextParams& params) {
+  json j{{"type", payload_schema_name(PayloadSchema::kKeyword)}};
+  if (params.prefix) j["prefix"] = true;
+  return j;
+}
+
 json payload_schema_json(PayloadSchema s, const TextParams& params) {
-  if (s != PayloadSchema::kText || params.is_default()) return payload_schema_name(s);
+  if (params.is_default()) return payload_schema_name(s);
+  if (s == PayloadSchema::kKeyword) return keyword_index_params(params);
+  if (s != PayloadSchema::kText) return payload_schema_name(s);
   return text_index_params(params);
 }
 
@@ -306,7 +318,11 @@ void FieldIndex::add_values(uint32_t id, const V& payload) {
                  [&](const std::vector<std::string>& strings, const std::vector<double>& numbers,
                      const bool* bools, bool float_integral) {
                    inexact_integers_ = inexact_integers_ || float_integral;
-                   for (const std::string& s : strings) insert_id(by_string_[s], id);
+                   for (const std::string& s : strings) {
+                     const auto [it, fresh] = by_string_.try_emplace(s);
+                     insert_id(it->second, id);
+                     if (fresh && text_.prefix) ordered_keys_.emplace(it->first, &it->second);
+                   }
                    const bool post = posted(numbers.size());
                    for (double x : numbers) {
                      if (post) insert_id(by_number_[x], id);
@@ -332,7 +348,15 @@ template <typename V>
 void FieldIndex::remove_values(uint32_t id, const V& payload) {
   for_each_value(payload, [&](const std::vector<std::string>& strings,
                               const std::vector<double>& numbers, const bool* bools, bool) {
-    for (const std::string& s : strings) erase_id(by_string_, s, id);
+    for (const std::string& s : strings) {
+      if (text_.prefix) {  // out of the order before its key is freed
+        const auto it = by_string_.find(s);
+        if (it != by_string_.end() && it->second.size() == 1 && it->second[0] == id) {
+          ordered_keys_.erase(std::string_view(it->first));
+        }
+      }
+      erase_id(by_string_, s, id);
+    }
     if (posted(numbers.size())) {
       for (double x : numbers) erase_id(by_number_, x, id);
     }
@@ -357,6 +381,7 @@ size_t FieldIndex::memory_bytes() const {
     n += s.capacity() + sizeof(std::string) + sizeof(IdList) + 2 * sizeof(void*) +
          list.capacity() * sizeof(uint32_t);
   }
+  n += ordered_keys_.size() * (sizeof(std::string_view) + 5 * sizeof(void*));
   for (const auto& [x, list] : by_number_) {
     n += sizeof(double) + sizeof(IdList) + 4 * sizeof(void*) + list.capacity() * sizeof(uint32_t);
   }
@@ -457,6 +482,16 @@ std::optional<Candidates> FieldIndex::strings(const std::vector<std::string>& an
   for (const std::string& s : any) {
     auto it = by_string_.find(s);
     if (it != by_string_.end()) lists.push_back(&it->second);
+  }
+  return of(std::move(lists), true);
+}
+
+std::optional<Candidates> FieldIndex::prefix(const std::string& prefix) const {
+  if (schema_ != PayloadSchema::kKeyword || !text_.prefix) return std::nullopt;
+  std::vector<const IdList*> lists;
+  for (auto it = ordered_keys_.lower_bound(prefix);
+       it != ordered_keys_.end() && it->first.substr(0, prefix.size()) == prefix; ++it) {
+    lists.push_back(it->second);
   }
   return of(std::move(lists), true);
 }
@@ -851,6 +886,12 @@ std::optional<Candidates> PayloadIndexes::datetimes(const std::string& key,
 std::optional<Candidates> PayloadIndexes::geo(const std::string& key, const GeoArea& area) const {
   const FieldIndex* f = find(key);
   return f ? f->geo(area) : std::nullopt;
+}
+
+std::optional<Candidates> PayloadIndexes::prefix(const std::string& key,
+                                                 const std::string& prefix) const {
+  const FieldIndex* f = find(key);
+  return f ? f->prefix(prefix) : std::nullopt;
 }
 
 std::optional<Candidates> PayloadIndexes::text(const std::string& key, std::string_view query,

@@ -64,6 +64,8 @@ PayloadSchema parse_payload_schema(const nlohmann::json& j, const std::string& f
 /// A text index's params as Qdrant reports them: {"type": "text", "tokenizer", "lowercase"} and
 /// the bounds given ("min_token_len", "max_token_len").
 nlohmann::json text_index_params(const TextParams& params);
+/// A keyword index's params as Qdrant reports them: {"type": "keyword"} and "prefix" when set.
+nlohmann::json keyword_index_params(const TextParams& params);
 /// A field_schema as it is stored: the schema's name, or a text index's params when they are not
 /// the default ones.
 nlohmann::json payload_schema_json(PayloadSchema s, const TextParams& params);
@@ -74,6 +76,11 @@ class FieldIndex {
   /// A text index holds the words text_tokens reads with `params` (match.text reads a point's
   /// text and a query's as the index does).
   FieldIndex(std::string key, PayloadSchema schema, TextParams params = {});
+  /// Not copied: ordered_keys_ points into by_string_ (moving the maps keeps their nodes).
+  FieldIndex(const FieldIndex&) = delete;
+  FieldIndex& operator=(const FieldIndex&) = delete;
+  FieldIndex(FieldIndex&&) = default;
+  FieldIndex& operator=(FieldIndex&&) = default;
 
   PayloadSchema schema() const { return schema_; }
   const TextParams& text_params() const { return text_; }
@@ -105,6 +112,9 @@ class FieldIndex {
                        const std::function<bool(double, const IdList&)>& fn) const;
 
   std::optional<Candidates> strings(const std::vector<std::string>& any) const;
+  /// A keyword index with the prefix option: the points of every key that begins with `prefix`
+  /// (exact); nullopt for any other index.
+  std::optional<Candidates> prefix(const std::string& prefix) const;
   std::optional<Candidates> integers(const std::vector<int64_t>& any) const;
   std::optional<Candidates> boolean(bool value) const;
   std::optional<Candidates> range(const RangeBounds& b) const;
@@ -170,6 +180,9 @@ class FieldIndex {
   /// an integer match may then share its key with values it does not hold for.
   bool inexact_integers_ = false;
   std::unordered_map<std::string, IdList> by_string_;  ///< keyword, uuid; text: by word
+  /// A keyword index with the prefix option: by_string_'s keys in order (views of them) and
+  /// their postings, so that match.prefix finds the keys it begins by one search.
+  std::map<std::string_view, const IdList*> ordered_keys_;
   /// Integer, float, datetime, geo cell. Where numbers are many (a value for every four points
   /// or more, from kOrderOnly points on) the points of one number are left out (postings_
   /// false): the order lists them, at 16 bytes a point where a node and a list a value cost
@@ -240,6 +253,8 @@ class PayloadIndexes : public IndexLookup {
   std::optional<Candidates> boolean(const std::string& key, bool value) const override;
   std::optional<Candidates> range(const std::string& key, const RangeBounds& b) const override;
   std::optional<Candidates> datetimes(const std::string& key, const RangeBounds& b) const override;
+  std::optional<Candidates> prefix(const std::string& key,
+                                   const std::string& prefix) const override;
   std::optional<Candidates> text(const std::string& key, std::string_view query,
                                  TextMatch how) const override;
   std::optional<Candidates> geo(const std::string& key, const GeoArea& area) const override;

@@ -288,6 +288,8 @@ json collection_info_json(const engine::CollectionInfo& info) {
                            {"points", f.points}};
     if (f.schema == engine::PayloadSchema::kText) {  // Qdrant reports a text index's params
       payload_schema[key]["params"] = engine::text_index_params(f.text);
+    } else if (f.schema == engine::PayloadSchema::kKeyword && !f.text.is_default()) {
+      payload_schema[key]["params"] = engine::keyword_index_params(f.text);
     }
   }
   return {{"status", "green"},

@@ -82,6 +82,36 @@ TEST(Filter, MatchValueString) {
   EXPECT_FALSE(passes(f, R"({"city": null})"));
 }
 
+// match.prefix (Qdrant 1.19): a string value beginning with the prefix, byte by byte and case
+// kept; an array's strings each; anything but a string never.
+TEST(Filter, MatchPrefixComparesTheFirstBytesOfStrings) {
+  const auto f = [](const std::string& prefix) {
+    return json{{"must", {{{"key", "sku"}, {"match", {{"prefix", prefix}}}}}}}.dump();
+  };
+  EXPECT_TRUE(passes(f("AB"), R"({"sku": "AB-100"})"));
+  EXPECT_TRUE(passes(f("AB-100"), R"({"sku": "AB-100"})"));  // the whole value
+  EXPECT_FALSE(passes(f("AB-1000"), R"({"sku": "AB-100"})"));
+  EXPECT_FALSE(passes(f("ab"), R"({"sku": "AB-100"})"));  // case kept
+  EXPECT_FALSE(passes(f("B"), R"({"sku": "AB-100"})"));   // a prefix, not a substring
+  EXPECT_TRUE(passes(f("AB"), R"({"sku": ["xy", "AB-2"]})"));
+  EXPECT_FALSE(passes(f("AB"), R"({"sku": [["AB"]]})"));  // an array in an array is no string
+  EXPECT_TRUE(passes(f(""), R"({"sku": ""})"));           // the empty prefix: any string
+  EXPECT_FALSE(passes(f(""), R"({"sku": 5})"));
+  EXPECT_FALSE(passes(f("1"), R"({"sku": 12})"));  // numbers are not strings
+  EXPECT_FALSE(passes(f("t"), R"({"sku": true})"));
+  EXPECT_FALSE(passes(f("{"), R"({"sku": {"a": 1}})"));
+  EXPECT_FALSE(passes(f("AB"), R"({})"));
+  EXPECT_TRUE(passes(f("Мир"), R"({"sku": "Мирный"})"));  // UTF-8 bytes
+  const std::string long_value(40, 'x');  // past 16 bytes, on a packed payload as on a tree
+  EXPECT_TRUE(passes(f(long_value.substr(0, 33)), json{{"sku", long_value}}.dump()));
+  EXPECT_FALSE(passes(f(long_value.substr(0, 33) + "y"), json{{"sku", long_value}}.dump()));
+  EXPECT_FALSE(passes(f("AB"), R"({"o": [{"sku": "ABC"}]})"));
+  EXPECT_TRUE(passes(R"({"must": [{"key": "o[].sku", "match": {"prefix": "AB"}}]})",
+                     R"({"o": [{"sku": "x"}, {"sku": "ABC"}]})"));
+  EXPECT_TRUE(
+      passes(R"({"must_not": [{"key": "sku", "match": {"prefix": "AB"}}]})", R"({"sku": "XY"})"));
+}
+
 // Keys and string values compared in place (short ones without a library call): equal only when
 // every byte is, before, at and past the 16th, on a packed payload as on a tree.
 TEST(Filter, MatchValueStringComparesEveryByteOfKeyAndValue) {
@@ -727,14 +757,20 @@ TEST(Filter, MalformedFiltersNameTheField) {
       {R"({"must": [{"key": "a", "match": 1}]})", "filter.must[0].match: expected an object"},
       {R"({"must": [{"key": "a", "match": {"text": 5}}]})",
        "filter.must[0].match.text: expected a string"},
-      {R"({"must": [{"key": "a", "match": {"prefix": "x"}}]})",
-       "filter.must[0].match.prefix: unsupported match kind"},
+      {R"({"must": [{"key": "a", "match": {"prefix": 1}}]})",
+       "filter.must[0].match.prefix: expected a string, got 1"},
+      {R"({"must": [{"key": "a", "match": {"prefix": "x", "value": "x"}}]})",
+       "filter.must[0].match: give exactly one of value, any, except, text, text_any, phrase or "
+       "prefix"},
+      {R"({"must": [{"key": "a", "match": {"prefixes": "x"}}]})",
+       "filter.must[0].match.prefixes: unsupported match kind"},
       {R"({"must": [{"key": "a", "match": {"phrase": 3}}]})",
        "filter.must[0].match.phrase: expected a string"},
       {R"({"must": [{"key": "a", "match": {"text_any": ["x"]}}]})",
        "filter.must[0].match.text_any: expected a string"},
       {R"({"must": [{"key": "a", "match": {"value": 1, "any": [1]}}]})",
-       "filter.must[0].match: give exactly one of value, any, except, text, text_any or phrase"},
+       "filter.must[0].match: give exactly one of value, any, except, text, text_any, phrase or "
+       "prefix"},
       {R"({"must": [{"key": "a", "match": {"value": 1.5}}]})",
        "filter.must[0].match.value: expected a string, an integer or a bool, got 1.5"},
       {R"({"must": [{"key": "a", "match": {"value": null}}]})",

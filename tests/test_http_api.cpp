@@ -1213,6 +1213,90 @@ TEST_F(ApiTest, TextIndexBoundsDecideWhichWordsOfAQueryCount) {
 // punctuation kept) and lowercase false (case tells words apart). Each answers alike through the
 // index and through a test of every point, reports its params, lasts a restart, and goes with
 // its index; a new index of other params on the same key reads the texts its way.
+// match.prefix (Qdrant 1.19) through count, scroll and a filtered search: without an index, through
+// a keyword index with the prefix option (reported as Qdrant reports it, kept by a restart), and
+// through a plain keyword index; each way through the index and through a test of every point
+// (a should the indexes cannot narrow), against the test's own reading of the payloads.
+TEST_F(ApiTest, MatchPrefixFindsTheSameWithAPrefixIndexAndWithout) {
+  ok("PUT", "/collections/p", {{"vectors", {{"size", 2}, {"distance", "Euclid"}}}});
+  const std::vector<std::string> skus{"AB-100", "AB-200", "ab-300", "ABC",   "A",
+                                      "XY-1",   "",       "Мир-1",  "Мирный"};
+  json points = json::array();
+  std::vector<json> values;
+  for (int id = 1; id <= 90; ++id) {
+    json v = id % 7 == 0   ? json(id)
+             : id % 5 == 0 ? json::array({skus[id % 9], skus[(id + 4) % 9]})
+                           : json(skus[id % 9]);
+    values.push_back(v);
+    points.push_back({{"id", id}, {"vector", {id % 10, id / 10}}, {"payload", {{"sku", v}}}});
+  }
+  ok("PUT", "/collections/p/points?wait=true", {{"points", points}});
+  auto expected = [&](const std::string& prefix) {
+    std::vector<int> ids;
+    for (size_t i = 0; i < values.size(); ++i) {
+      const json& v = values[i];
+      bool holds = false;
+      for (const json& one : v.is_array() ? v : json::array({v})) {
+        holds |= one.is_string() && one.get<std::string>().rfind(prefix, 0) == 0;
+      }
+      if (holds) ids.push_back(static_cast<int>(i + 1));
+    }
+    return ids;
+  };
+  auto check = [&](const std::string& when) {
+    for (const std::string prefix : {"AB", "AB-", "A", "ab", "", "Мир", "Z", "AB-100"}) {
+      const json cond{{"key", "sku"}, {"match", {{"prefix", prefix}}}};
+      const std::vector<int> want = expected(prefix);
+      for (const json& filter :
+           {json{{"must", {cond}}},
+            json{{"should", {cond, {{"key", "none"}, {"match", {{"value", 1}}}}}}}}) {
+        const std::string asked = when + " \"" + prefix + "\" " + filter.dump();
+        std::vector<int> scrolled, searched;
+        const json page =
+            ok("POST", "/collections/p/points/scroll", {{"filter", filter}, {"limit", 100}});
+        for (const json& p : page["points"]) scrolled.push_back(p["id"]);
+        EXPECT_EQ(scrolled, want) << asked;
+        EXPECT_EQ(ok("POST", "/collections/p/points/count", {{"filter", filter}})["count"],
+                  want.size())
+            << asked;
+        const json hits = ok("POST", "/collections/p/points/search",
+                             {{"vector", {0, 0}}, {"limit", 100}, {"filter", filter}});
+        for (const json& h : hits) searched.push_back(h["id"]);
+        std::sort(searched.begin(), searched.end());
+        EXPECT_EQ(searched, want) << asked;
+      }
+    }
+  };
+  check("no index");
+  EXPECT_EQ(expected("AB").size(), 31u);  // the prefixes find points
+  ok("PUT", "/collections/p/index?wait=true",
+     {{"field_name", "sku"}, {"field_schema", {{"type", "keyword"}, {"prefix", true}}}});
+  const json reported{{"type", "keyword"}, {"prefix", true}};
+  EXPECT_EQ(ok("GET", "/collections/p")["payload_schema"]["sku"]["params"], reported);
+  check("prefix index");
+  restart();
+  EXPECT_EQ(ok("GET", "/collections/p")["payload_schema"]["sku"]["params"], reported);
+  check("prefix index, restarted");
+  // Written after the index: new keys enter its order, removed ones leave it.
+  const json abz{{"id", 91}, {"vector", {1, 1}}, {"payload", {{"sku", "ABZ"}}}};
+  ok("PUT", "/collections/p/points?wait=true", {{"points", json::array({abz})}});
+  values.push_back("ABZ");
+  ok("POST", "/collections/p/points/delete?wait=true", {{"points", {4}}});
+  values[3] = json();
+  check("prefix index, written");
+  ok("PUT", "/collections/p/index?wait=true", {{"field_name", "sku"}, {"field_schema", "keyword"}});
+  EXPECT_FALSE(ok("GET", "/collections/p")["payload_schema"]["sku"].contains("params"));
+  check("keyword index without the option");
+  for (const auto& [schema, field] : std::vector<std::pair<json, std::string>>{
+           {{{"type", "integer"}, {"prefix", true}}, "field_schema.prefix: unknown option"},
+           {{{"type", "keyword"}, {"prefix", "yes"}}, "field_schema.prefix: expected a bool"}}) {
+    const Response r = call("PUT", "/collections/p/index",
+                            json{{"field_name", "n"}, {"field_schema", schema}}.dump());
+    EXPECT_EQ(r.status, 400u) << r.body;
+    EXPECT_NE(r.body.find(field), std::string::npos) << r.body;
+  }
+}
+
 TEST_F(ApiTest, TextIndexTokenizersAndCaseDecideWhatMatches) {
   ok("PUT", "/collections/t", {{"vectors", {{"size", 2}, {"distance", "Euclid"}}}});
   const std::vector<std::string> titles{

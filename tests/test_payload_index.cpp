@@ -920,6 +920,66 @@ TEST(PayloadIndex, TextIndexesOfEveryTokenizerAnswerAsATestOfEachPoint) {
   EXPECT_GT(matched[2], 100u);
 }
 
+// A keyword index with Qdrant's prefix option lists exactly the points match.prefix holds for
+// (a test of each point), through writes that replace and remove values (keys leave its order
+// when their last point does); without the option it serves no prefix (each point is tested,
+// as in Qdrant).
+TEST(PayloadIndex, AKeywordIndexWithThePrefixOptionListsMatchPrefixExactly) {
+  const std::vector<std::string> parts{"a", "b", "ab", "A", "-", "\u00E9", "Мир", "x"};
+  std::mt19937 rng(17);
+  auto word = [&] {
+    std::string w;
+    for (size_t n = rng() % 5; n > 0; --n) w += parts[rng() % parts.size()];
+    return w;
+  };
+  auto payload = [&]() -> json {
+    switch (rng() % 6) {
+      case 0:
+        return {{"k", {word(), word()}}};
+      case 1:
+        return {{"k", static_cast<int>(rng() % 10)}};
+      case 2:
+        return json::object();
+      default:
+        return {{"k", word()}};
+    }
+  };
+  TextParams with_prefix;
+  wp::engine::parse_payload_schema({{"type", "keyword"}, {"prefix", true}}, "field_schema",
+                                   &with_prefix);
+  ASSERT_TRUE(with_prefix.prefix);
+  wp::engine::FieldIndex index("k", PayloadSchema::kKeyword, with_prefix);
+  const wp::engine::FieldIndex plain("k", PayloadSchema::kKeyword);
+  std::vector<json> held;
+  auto put = writer(index, held);
+  for (uint32_t id = 0; id < 400; ++id) put(id, payload());
+  size_t found = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (int q = 0; q < 80; ++q) {
+      const std::string prefix = q == 0 ? "" : word();
+      const Filter f = Filter::parse({{"must", {{{"key", "k"}, {"match", {{"prefix", prefix}}}}}}});
+      IdList tested;
+      for (uint32_t id = 0; id < held.size(); ++id) {
+        if (f.matches(PointId::number(id), held[id])) tested.push_back(id);
+      }
+      const auto listed = index.prefix(prefix);
+      ASSERT_TRUE(listed) << "\"" << prefix << "\"";
+      EXPECT_TRUE(listed->exact);
+      EXPECT_EQ(listed->ids(), tested) << "round " << round << ", \"" << prefix << "\"";
+      EXPECT_FALSE(plain.prefix(prefix));
+      found += tested.size();
+    }
+    // Replace a third of the points' values and remove a sixth.
+    for (uint32_t id = 0; id < held.size(); ++id) {
+      if (rng() % 3 == 0) put(id, rng() % 2 ? payload() : json::object());
+    }
+  }
+  EXPECT_GT(found, 3000u);  // the prefixes find points, not only none
+  // Every point's values removed: no key is left in the order.
+  for (uint32_t id = 0; id < held.size(); ++id) put(id, json::object());
+  EXPECT_TRUE(index.prefix("")->ids().empty());
+}
+
 TEST(PayloadIndex, FiltersNarrowOnlyThroughServedConditions) {
   wp::engine::PayloadIndexes ix;
   auto color = std::make_unique<wp::engine::FieldIndex>("color", PayloadSchema::kKeyword);

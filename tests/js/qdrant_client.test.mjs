@@ -222,6 +222,12 @@ test('payload edits, collection update and version info', async () => {
   assert.deepEqual(info.payload_schema.kind, { data_type: 'keyword', points: 2 });  // 1 was cleared
   assert.deepEqual(await client.count('shop', { filter: { must: [{ key: 'kind', match: { value: 'hat' } }] } }), { count: 1 });
   assert.deepEqual((await client.facet('shop', { key: 'kind' })).hits, [{ value: 'bag', count: 1 }, { value: 'hat', count: 1 }]);
+  // match.prefix (Qdrant 1.19) through a keyword index with the prefix option.
+  await client.createPayloadIndex('shop', { wait: true, field_name: 'kind', field_schema: { type: 'keyword', prefix: true } });
+  info = await client.getCollection('shop');
+  assert.deepEqual(info.payload_schema.kind, { data_type: 'keyword', points: 2, params: { type: 'keyword', prefix: true } });
+  assert.deepEqual(await client.count('shop', { filter: { must: [{ key: 'kind', match: { prefix: 'h' } }] } }), { count: 1 });
+  assert.deepEqual(await client.count('shop', { filter: { must: [{ key: 'kind', match: { prefix: '' } }] } }), { count: 2 });
   await client.deletePayloadIndex('shop', 'kind', { wait: true });
 
   assert.equal(await client.updateCollectionAliases({ actions: [{ create_alias: { collection_name: 'shop', alias_name: 'store' } }] }), true);
