@@ -53,6 +53,10 @@ struct Filter::Node {
   /// A superset of the points this node holds for, from payload indexes (Filter::candidates);
   /// nullopt when no index narrows it.
   virtual std::optional<Candidates> candidates(const IndexLookup&) const { return std::nullopt; }
+  /// Appends the indexes that would serve this node's conditions (Filter::index_suggestions),
+  /// their keys after `prefix` (a nested condition's path, "a[].").
+  virtual void suggest(const std::string& /*prefix*/, std::vector<IndexSuggestion>& /*out*/) const {
+  }
 };
 
 namespace {
@@ -81,6 +85,32 @@ constexpr size_t kMaxPolygonPoints = 16384;
 /// "where[i]": the place of element i of the array at `where`, for error messages.
 std::string at_index(const std::string& where, size_t i) {
   return where + "[" + std::to_string(i) + "]";
+}
+
+/// A key path as requests write it: names joined by '.', a name of other characters than
+/// letters, digits, '_', '-' and UTF-8 in double quotes; "[]" and "[i]" after.
+std::string path_text(const JsonPath& path) {
+  std::string out;
+  for (const JsonPathStep& s : path) {
+    if (s.kind == JsonPathStep::Kind::kKey) {
+      const bool plain = !s.key.empty() && std::all_of(s.key.begin(), s.key.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
+               static_cast<unsigned char>(c) >= 0x80;
+      });
+      if (!out.empty()) out += '.';
+      out += plain ? s.key : "\"" + s.key + "\"";
+    } else if (s.kind == JsonPathStep::Kind::kIndex) {
+      out += "[" + std::to_string(s.index) + "]";
+    } else {
+      out += "[]";
+    }
+  }
+  return out;
+}
+
+/// The schemas any index would serve a condition with (values_count, is_empty, is_null).
+std::vector<json> any_index() {
+  return {"keyword", "integer", "float", "bool", "geo", "text", "datetime"};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,6 +183,11 @@ class FieldNode : public NodeOf<Derived> {
     return any_checked(payload, [&](const V& v) { return self.check(v); });
   }
 
+  void suggest(const std::string& prefix, std::vector<IndexSuggestion>& out) const override {
+    std::vector<json> schemas = static_cast<const Derived&>(*this).schemas();
+    if (!schemas.empty()) out.push_back({prefix + key_, std::move(schemas)});
+  }
+
  protected:
   /// Whether `check` holds for a value at the key (or an element of an array there).
   template <typename V, typename C>
@@ -174,6 +209,9 @@ class FieldNode : public NodeOf<Derived> {
 /// match.value: equality with one string, integer or bool, without type coercion.
 class MatchValueNode : public FieldNode<MatchValueNode> {
  public:
+  std::vector<json> schemas() const {
+    return {type_ == Type::kString ? "keyword" : type_ == Type::kBool ? "bool" : "integer"};
+  }
   enum class Type : uint8_t { kString, kInteger, kBool };
   MatchValueNode(JsonPath path, std::string key, const json& value)
       : FieldNode(std::move(path), std::move(key)) {
@@ -227,6 +265,7 @@ class MatchValueNode : public FieldNode<MatchValueNode> {
 /// kept, as match.value compares).
 class MatchPrefixNode : public FieldNode<MatchPrefixNode> {
  public:
+  std::vector<json> schemas() const { return {{{"type", "keyword"}, {"prefix", true}}}; }
   MatchPrefixNode(JsonPath path, std::string key, std::string prefix)
       : FieldNode(std::move(path), std::move(key)), prefix_(std::move(prefix)) {}
 
@@ -251,6 +290,12 @@ struct ValueSet {
   std::vector<std::string> strings;
   std::vector<int64_t> ints;
 
+  /// The index a match of the list needs: none for an empty list (it holds for no point, or
+  /// excepts none, whatever the values).
+  std::vector<json> schemas() const {
+    if (strings.empty() && ints.empty()) return {};
+    return {integers ? "integer" : "keyword"};
+  }
   /// 1: `v` is of the list's type and in it; 0: of the list's type and not in it; -1: otherwise.
   template <typename V>
   int lookup(const V& v) const {
@@ -267,6 +312,7 @@ struct ValueSet {
 /// match.any: the value is one of the listed strings or integers.
 class MatchAnyNode : public FieldNode<MatchAnyNode> {
  public:
+  std::vector<json> schemas() const { return set_.schemas(); }
   MatchAnyNode(JsonPath path, std::string key, ValueSet set)
       : FieldNode(std::move(path), std::move(key)), set_(std::move(set)) {}
   std::optional<Candidates> candidates(const IndexLookup& ix) const override {
@@ -286,6 +332,7 @@ class MatchAnyNode : public FieldNode<MatchAnyNode> {
 /// another type (a bool, an object, a float against integers) pass, as in Qdrant.
 class MatchExceptNode : public FieldNode<MatchExceptNode> {
  public:
+  std::vector<json> schemas() const { return set_.schemas(); }
   MatchExceptNode(JsonPath path, std::string key, ValueSet set)
       : FieldNode(std::move(path), std::move(key)), set_(std::move(set)) {}
 
@@ -301,6 +348,7 @@ class MatchExceptNode : public FieldNode<MatchExceptNode> {
 /// range: a payload number within every given bound.
 class RangeNode : public FieldNode<RangeNode> {
  public:
+  std::vector<json> schemas() const { return {"float", "integer"}; }
   RangeNode(JsonPath path, std::string key, RangeBounds b)
       : FieldNode(std::move(path), std::move(key)), b_(b) {}
   std::optional<Candidates> candidates(const IndexLookup& ix) const override {
@@ -319,6 +367,7 @@ class RangeNode : public FieldNode<RangeNode> {
 /// range with datetime bounds: a payload string in RFC 3339 within every given bound.
 class DatetimeRangeNode : public FieldNode<DatetimeRangeNode> {
  public:
+  std::vector<json> schemas() const { return {"datetime"}; }
   DatetimeRangeNode(JsonPath path, std::string key, RangeBounds b)
       : FieldNode(std::move(path), std::move(key)), b_(b) {}
   std::optional<Candidates> candidates(const IndexLookup& ix) const override {
@@ -447,6 +496,7 @@ std::vector<std::string> sorted_once(std::vector<std::string> tokens) {
 /// as Qdrant's index answers it.
 class MatchTextNode : public FieldNode<MatchTextNode> {
  public:
+  std::vector<json> schemas() const { return {"text"}; }
   MatchTextNode(JsonPath path, std::string key, std::string query, TextMatch how)
       : FieldNode(std::move(path), std::move(key)), query_(std::move(query)), how_(how) {
     for (const bool spaced : {false, true}) {
@@ -574,6 +624,9 @@ class MatchTextNode : public FieldNode<MatchTextNode> {
 /// one) within the bounds.
 class ValuesCountNode : public NodeOf<ValuesCountNode> {
  public:
+  void suggest(const std::string& prefix, std::vector<IndexSuggestion>& out) const override {
+    out.push_back({prefix + path_text(path_), any_index()});
+  }
   ValuesCountNode(JsonPath path, RangeBounds b) : path_(std::move(path)), b_(b) {}
   template <typename V>
   bool test(const Point&, const V& payload) const {
@@ -595,6 +648,7 @@ constexpr double kEarthRadiusM = 6371008.8, kPi = 3.14159265358979323846, kRad =
 /// geo_radius: a geo point at the key within `radius` meters of the center.
 class GeoRadiusNode : public FieldNode<GeoRadiusNode> {
  public:
+  std::vector<json> schemas() const { return {"geo"}; }
   GeoRadiusNode(JsonPath path, std::string key, GeoPoint center, double radius)
       : FieldNode(std::move(path), std::move(key)), center_(center), radius_(radius) {}
   /// The circle's bounding box, a little wider than exact: latitudes within the angular radius;
@@ -635,6 +689,7 @@ class GeoRadiusNode : public FieldNode<GeoRadiusNode> {
 /// top_left.lon > bottom_right.lon).
 class GeoBoxNode : public FieldNode<GeoBoxNode> {
  public:
+  std::vector<json> schemas() const { return {"geo"}; }
   GeoBoxNode(JsonPath path, std::string key, GeoPoint top_left, GeoPoint bottom_right)
       : FieldNode(std::move(path), std::move(key)), tl_(top_left), br_(bottom_right) {}
   std::optional<Candidates> candidates(const IndexLookup& ix) const override {
@@ -677,6 +732,7 @@ int ring_side(const std::vector<GeoPoint>& ring, const GeoPoint& p) {
 /// on no edge: Qdrant's (the geo crate's Polygon::contains, lon and lat as plane coordinates).
 class GeoPolygonNode : public FieldNode<GeoPolygonNode> {
  public:
+  std::vector<json> schemas() const { return {"geo"}; }
   GeoPolygonNode(JsonPath path, std::string key, std::vector<GeoPoint> exterior,
                  std::vector<std::vector<GeoPoint>> interiors)
       : FieldNode(std::move(path), std::move(key)),
@@ -717,6 +773,9 @@ class GeoPolygonNode : public FieldNode<GeoPolygonNode> {
 /// is_empty: every value at the key is null or [] (vacuously true when the key is missing).
 class IsEmptyNode : public NodeOf<IsEmptyNode> {
  public:
+  void suggest(const std::string& prefix, std::vector<IndexSuggestion>& out) const override {
+    out.push_back({prefix + path_text(path_), any_index()});
+  }
   explicit IsEmptyNode(JsonPath path) : path_(std::move(path)) {}
   template <typename V>
   bool test(const Point&, const V& payload) const {
@@ -731,6 +790,9 @@ class IsEmptyNode : public NodeOf<IsEmptyNode> {
 /// is_null: some value at the key is null itself.
 class IsNullNode : public NodeOf<IsNullNode> {
  public:
+  void suggest(const std::string& prefix, std::vector<IndexSuggestion>& out) const override {
+    out.push_back({prefix + path_text(path_), any_index()});
+  }
   explicit IsNullNode(JsonPath path) : path_(std::move(path)) {}
   template <typename V>
   bool test(const Point&, const V& payload) const {
@@ -779,6 +841,12 @@ class ClauseNode : public NodeOf<ClauseNode> {
 
   bool empty() const {
     return must.empty() && should.empty() && must_not.empty() && !has_min_should;
+  }
+
+  void suggest(const std::string& prefix, std::vector<IndexSuggestion>& out) const override {
+    for (const auto* list : {&must, &should, &must_not, &min_should}) {
+      for (const NodePtr& n : *list) n->suggest(prefix, out);
+    }
   }
 
   template <typename V>
@@ -874,6 +942,9 @@ class ClauseNode : public NodeOf<ClauseNode> {
 /// has_vector is refused there.
 class NestedNode : public NodeOf<NestedNode> {
  public:
+  void suggest(const std::string& prefix, std::vector<IndexSuggestion>& out) const override {
+    filter_->suggest(prefix + path_text(path_) + ".", out);
+  }
   NestedNode(JsonPath path, NodePtr filter) : path_(std::move(path)), filter_(std::move(filter)) {}
   template <typename V>
   bool test(const Point& p, const V& payload) const {
@@ -1347,6 +1418,12 @@ bool Filter::matches(const PointId& id, const json& payload, const PointFacts* f
 
 bool Filter::empty() const {
   return !root_;
+}
+
+std::vector<IndexSuggestion> Filter::index_suggestions() const {
+  std::vector<IndexSuggestion> out;
+  if (root_) root_->suggest("", out);
+  return out;
 }
 
 bool TextParams::keeps(std::string_view token) const {

@@ -312,6 +312,13 @@ class PointFacts {
   ~PointFacts() = default;
 };
 
+/// The payload indexes that would serve a condition on `key` (Qdrant's unindexed-field issue):
+/// field_schema bodies of PUT /collections/{name}/index, any one of which would.
+struct IndexSuggestion {
+  std::string key;  ///< the key path as requests write it (a nested condition's in full)
+  std::vector<nlohmann::json> schemas;
+};
+
 class Filter {
  public:
   /// Matches everything.
@@ -343,6 +350,14 @@ class Filter {
 
   /// True for a filter without any condition.
   bool empty() const;
+
+  /// For each condition on a payload key, in order (a key may come more than once), the indexes
+  /// that would serve it, as Qdrant infers them: a match of strings a keyword index, of integers
+  /// an integer one, of a bool a bool one; text, text_any and phrase a text index; prefix a
+  /// keyword index with the prefix option; a range of numbers a float or integer index, of
+  /// datetimes a datetime one; a geo condition a geo index; values_count, is_empty and is_null any
+  /// index. A match.any or match.except of no values needs none.
+  std::vector<IndexSuggestion> index_suggestions() const;
 
   /**
    * The points the filter may hold for, from payload indexes: `must` conditions served by an

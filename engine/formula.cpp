@@ -355,7 +355,7 @@ double read_value(const Eval& ev, const Node& n, const char* kind, const Read& r
   const bool open = n.path.back().kind != JsonPathStep::Kind::kEach;
   size_t count = 0;
   std::optional<MsgValue> first;
-  json all = json::array();  // every value, when there are several (the error shows them)
+  json all;  // every value, when there are several (the error shows them)
   auto walk = [&](bool keep) {
     any_value_at(n.path, MsgValue(*ev.p.payload), [&](const MsgValue& v) {
       auto one = [&](const MsgValue& e) {

@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <ctime>
 
 #include <limits>
 
@@ -223,6 +224,15 @@ std::optional<int64_t> parse_datetime(std::string_view s) {
   if (oh < 0 || oh > 23 || om < 0 || om > 59 || pos + 5 + colon != s.size()) return std::nullopt;
   const int64_t offset = (int64_t{oh} * 3600 + om * 60) * 1000000;
   return s[pos] == '+' ? us - offset : us + offset;
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace wp::engine

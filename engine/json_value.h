@@ -4,6 +4,7 @@
  * Helpers on single JSON values shared by the filter and its key paths: showing a value in an
  * error message, and reading a number as an int64 the way Qdrant does.
  */
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -101,6 +102,8 @@ void check_json_depth(std::string_view text, const std::string& what);
  * past the month's end, trailing text).
  */
 std::optional<int64_t> parse_datetime(std::string_view s);
+/// A time as RFC 3339 in UTC, to the second: "2026-12-07T15:45:18Z".
+std::string rfc3339(std::chrono::system_clock::time_point t);
 
 /// A float as the JSON number of its shortest decimal form: 1.3f as 1.3, not 1.2999999523...
 nlohmann::json float_json(float f);

@@ -132,6 +132,11 @@ const std::vector<Api::Route>& Api::routes() {
        Access::kRead, Answer::kText, true},
       {"GET", "/openapi.json", "This OpenAPI document", &Api::openapi, Access::kRead,
        Answer::kBare},
+      {"GET", "/issues",
+       "Issues the server noticed (Qdrant's: UNINDEXED_FIELD, a key a slow filtered read tests "
+       "without an index that would serve it, with the index request that would)",
+       &Api::get_issues, Access::kRead},
+      {"DELETE", "/issues", "Clears the issues", &Api::clear_issues, Access::kWrite},
       {"GET", "/cluster",
        "The cluster as this node sees it (Qdrant's ClusterStatus; {\"status\": \"disabled\"} "
        "without --cluster; `etcd` adds the coordination state)",
@@ -480,6 +485,7 @@ Response Api::answer(const Request& req, Resolved* given) {
                           seconds());
   } else {
     resp = call_handler(*route, call, seconds);
+    note_issues(*route, call, resp.status, seconds());
   }
   record(route_name, resp.status, seconds());
   return resp;
@@ -606,6 +612,78 @@ json Api::healthz(const Call&) {
 // Collections are loaded before the server listens, so a server that answers is ready.
 json Api::readyz(const Call&) {
   return "all shards are ready";
+}
+
+json Api::get_issues(const Call&) {
+  return issues_.report();
+}
+
+json Api::clear_issues(const Call&) {
+  issues_.clear();
+  return true;
+}
+
+namespace {
+
+/// Appends the index suggestions of every "filter" object in `j` (a request body: its filter,
+/// its searches' and prefetches' filters, ...), those that parse.
+void filter_suggestions(const json& j, std::vector<engine::IndexSuggestion>& out) {
+  if (j.is_array()) {
+    for (const json& e : j) filter_suggestions(e, out);
+    return;
+  }
+  if (!j.is_object()) return;
+  for (const auto& [name, value] : j.items()) {
+    if (name == "filter" && value.is_object()) {
+      try {
+        for (engine::IndexSuggestion& s : engine::Filter::parse(value).index_suggestions()) {
+          out.push_back(std::move(s));
+        }
+      } catch (const UserError&) {  // not a filter this route reads
+      }
+    } else {
+      filter_suggestions(value, out);
+    }
+  }
+}
+
+}  // namespace
+
+void Api::note_issues(const Route& route, const Call& call, unsigned status, double secs) {
+  const auto name = call.path.find("name");
+  if (status != 200 || name == call.path.end()) return;
+  try {
+    if (route.handler == &Api::delete_collection) {
+      issues_.solve_collection(name->second);
+      return;
+    }
+    const bool creates_index = route.handler == &Api::create_payload_index;
+    if (!creates_index && (secs < options_.slow_query_seconds || route.access != Access::kRead ||
+                           call.body->empty())) {
+      return;
+    }
+    const json body = json::parse(*call.body, nullptr, false);
+    if (body.is_discarded()) return;
+    const auto col = engine_.collection(name->second);  // an alias names its collection
+    if (creates_index) {
+      if (body.contains("field_name") && body["field_name"].is_string()) {
+        issues_.solve_field(col->name(), body["field_name"]);
+      }
+      return;
+    }
+    std::vector<engine::IndexSuggestion> suggestions;
+    filter_suggestions(body, suggestions);
+    if (suggestions.empty()) return;
+    const engine::CollectionConfig config = col->config();
+    std::map<std::string, json> indexed;
+    for (const auto& [key, schema] : config.payload_schema) {
+      const auto params = config.text_params.find(key);
+      indexed[key] = engine::payload_schema_json(
+          schema, params == config.text_params.end() ? engine::TextParams{} : params->second);
+    }
+    issues_.unindexed(col->name(), suggestions, indexed);
+  } catch (const std::exception&) {  // no such collection here (a cluster's): nothing to note
+  }
 }
 
 json Api::cluster_status(const Call&) {

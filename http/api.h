@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/engine.h"
+#include "http/issues.h"
 
 namespace wp::http {
 
@@ -67,6 +68,10 @@ struct ApiOptions {
   /// options) answer it without building a JSON DOM; false sends every request through the DOM
   /// (the tests compare the two answers).
   bool plain_answers = true;
+  /// A request that reads points under a filter and takes at least this long notes the keys its
+  /// filter tests without an index that would serve them (GET /issues; Qdrant's
+  /// UNINDEXED_FIELD, whose default this is). 0: every such request.
+  double slow_query_seconds = 1.2;
 };
 
 /// Whether a request to `target` is a snapshot upload (its body limit is max_upload_bytes).
@@ -243,6 +248,11 @@ class Api {
   nlohmann::json cluster_shard_apply(const Call& c);
   nlohmann::json cluster_shard_log(const Call& c);
   nlohmann::json cluster_shard_activate(const Call& c);
+  nlohmann::json get_issues(const Call& c);
+  nlohmann::json clear_issues(const Call& c);
+  /// What a request answered with `status` after `secs` tells the issue board: a slow read under
+  /// filters notes their unindexed keys; an index created or a collection deleted solves theirs.
+  void note_issues(const Route& route, const Call& call, unsigned status, double secs);
 
   /// A single write route: its body read as the points/batch operation `operation`, applied.
   nlohmann::json write_route(const Call& c, const char* operation);
@@ -265,6 +275,7 @@ class Api {
   ClusterRouter* router_ = nullptr;
   std::atomic<uint64_t> operation_id_{0};
   std::function<std::string()> transport_metrics_;
+  IssueBoard issues_;
 
   mutable std::mutex metrics_mu_;
   std::map<std::pair<const char*, unsigned>, uint64_t> requests_;  ///< (route, status) -> count

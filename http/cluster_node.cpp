@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "engine/json_value.h"
 #include "index/error.h"
 
 namespace wp::http {
@@ -16,15 +17,6 @@ constexpr uint64_t kMaxNodeId = (uint64_t{1} << 53) - 1;
 /// What a node key holds.
 std::string node_value(const ClusterOptions& o) {
   return json{{"id", o.node_id}, {"uri", o.advertise}, {"started", std::time(nullptr)}}.dump();
-}
-
-std::string rfc3339(std::chrono::system_clock::time_point t) {
-  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 /// The renewal's safety margin: a node counts its lease as lost this long before it could
@@ -309,11 +301,11 @@ json ClusterNode::status() const {
     error = last_error_;
     renewed = renewed_wall_;
   }
-  json thread =
-      is_fenced ? json{{"consensus_thread_status", "stopped_with_err"},
-                       {"err", "lease lost, not acting as a primary" +
-                                   (error.empty() ? std::string() : ": " + error)}}
-                : json{{"consensus_thread_status", "working"}, {"last_update", rfc3339(renewed)}};
+  json thread = is_fenced ? json{{"consensus_thread_status", "stopped_with_err"},
+                                 {"err", "lease lost, not acting as a primary" +
+                                             (error.empty() ? std::string() : ": " + error)}}
+                          : json{{"consensus_thread_status", "working"},
+                                 {"last_update", engine::rfc3339(renewed)}};
   return {{"status", "enabled"},
           {"peer_id", options_.node_id},
           {"peers", peers_json},

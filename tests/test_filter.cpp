@@ -4,6 +4,7 @@
 
 #include <iostream>
 #include <limits>
+#include <map>
 #include <random>
 #include <set>
 #include <string>
@@ -110,6 +111,52 @@ TEST(Filter, MatchPrefixComparesTheFirstBytesOfStrings) {
                      R"({"o": [{"sku": "x"}, {"sku": "ABC"}]})"));
   EXPECT_TRUE(
       passes(R"({"must_not": [{"key": "sku", "match": {"prefix": "AB"}}]})", R"({"sku": "XY"})"));
+}
+
+// Qdrant's unindexed-field issue: each condition's key (a nested one in full) and the indexes
+// that would serve it, inferred from the condition as Qdrant infers it.
+TEST(Filter, IndexSuggestionsNameEachConditionsKeyAndTheIndexesThatServeIt) {
+  const Filter f = Filter::parse(json::parse(R"({
+    "must": [
+      {"key": "city", "match": {"value": "London"}},
+      {"key": "n", "match": {"value": 3}},
+      {"key": "ok", "match": {"value": true}},
+      {"key": "tags", "match": {"any": ["a", "b"]}},
+      {"key": "ids", "match": {"except": [1, 2]}},
+      {"key": "none", "match": {"any": []}},
+      {"key": "body", "match": {"phrase": "quick fox"}},
+      {"key": "sku", "match": {"prefix": "AB"}},
+      {"key": "price", "range": {"gte": 1}},
+      {"key": "at", "range": {"gte": "2024-01-01T00:00:00Z"}},
+      {"key": "loc", "geo_radius": {"center": {"lon": 0, "lat": 0}, "radius": 10}},
+      {"has_id": [1]},
+      {"has_vector": "image"}
+    ],
+    "should": [{"is_empty": {"key": "a.\"b c\""}}, {"must_not": [{"key": "x[0].y", "values_count": {"gt": 1}}]}],
+    "must_not": [{"nested": {"key": "diet", "filter": {"must": [{"key": "food", "match": {"text": "meat"}}]}}}]
+  })"));
+  std::vector<std::string> keys;
+  std::map<std::string, json> schemas;
+  for (const wp::engine::IndexSuggestion& s : f.index_suggestions()) {
+    keys.push_back(s.key);
+    schemas[s.key] = s.schemas;
+  }
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"city", "n", "ok", "tags", "ids", "body", "sku", "price",
+                                      "at", "loc", "a.\"b c\"", "x[0].y", "diet[].food"}));
+  EXPECT_EQ(schemas["city"], json({"keyword"}));
+  EXPECT_EQ(schemas["n"], json({"integer"}));
+  EXPECT_EQ(schemas["ok"], json({"bool"}));
+  EXPECT_EQ(schemas["tags"], json({"keyword"}));
+  EXPECT_EQ(schemas["ids"], json({"integer"}));
+  EXPECT_EQ(schemas["body"], json({"text"}));
+  EXPECT_EQ(schemas["sku"], json::parse(R"([{"type": "keyword", "prefix": true}])"));
+  EXPECT_EQ(schemas["price"], json({"float", "integer"}));
+  EXPECT_EQ(schemas["at"], json({"datetime"}));
+  EXPECT_EQ(schemas["loc"], json({"geo"}));
+  EXPECT_EQ(schemas["x[0].y"].size(), 7u);  // any index
+  EXPECT_EQ(schemas["diet[].food"], json({"text"}));
+  EXPECT_TRUE(Filter().index_suggestions().empty());
 }
 
 // Keys and string values compared in place (short ones without a library call): equal only when

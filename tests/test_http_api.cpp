@@ -273,6 +273,8 @@ TEST_F(ApiTest, OpenApiListsEveryPromisedRouteAndEachIsServed) {
       {"GET", "/readyz", "/readyz", ""},
       {"GET", "/metrics", "/metrics", ""},
       {"GET", "/openapi.json", "/openapi.json", ""},
+      {"GET", "/issues", "/issues", ""},
+      {"DELETE", "/issues", "/issues", ""},
       {"GET", "/collections", "/collections", ""},
       {"PUT", "/collections/{name}", "/collections/new",
        R"({"vectors": {"size": 3, "distance": "Cosine"}})"},
@@ -1295,6 +1297,91 @@ TEST_F(ApiTest, MatchPrefixFindsTheSameWithAPrefixIndexAndWithout) {
     EXPECT_EQ(r.status, 400u) << r.body;
     EXPECT_NE(r.body.find(field), std::string::npos) << r.body;
   }
+}
+
+// Qdrant's issues API: a filtered read slower than the threshold (0 here: every one) notes each
+// key its filter tests without an index that would serve the condition, with the index request
+// that would; an index on the key solves it, as does deleting the collection; DELETE clears.
+// The fixture's server, at Qdrant's 1.2 s, notes nothing for the same fast reads.
+TEST_F(ApiTest, SlowFilteredReadsNoteUnindexedKeysAsIssues) {
+  wp::http::ApiOptions o;
+  o.slow_query_seconds = 0;
+  Api slow(*engine_, o);
+  auto answer = [&](const std::string& method, const std::string& target, const json& body) {
+    const Response r =
+        slow.handle(Request{method, target, body.is_null() ? "" : body.dump(), "", ""});
+    EXPECT_EQ(r.status, 200u) << method << " " << target << ": " << r.body;
+    return json::parse(r.body)["result"];
+  };
+  auto ids = [&] {
+    std::vector<std::string> out;
+    const json report = answer("GET", "/issues", nullptr);
+    for (const json& i : report["issues"]) out.push_back(i["id"]);
+    return out;
+  };
+  make_points();
+  ok("PUT", "/collections/c/index", {{"field_name", "color"}, {"field_schema", "keyword"}});
+  ok("POST", "/collections/aliases",
+     {{"actions", {{{"create_alias", {{"collection_name", "c"}, {"alias_name", "a"}}}}}}});
+  const json filter{{"must",
+                     {{{"key", "color"}, {"match", {{"value", "red"}}}},
+                      {{"key", "n"}, {"range", {{"gte", 1}}}}}}};
+  // The fixture's server: a fast read is no slow query.
+  ok("POST", "/collections/c/points/search",
+     {{"vector", {0, 0, 0}}, {"limit", 3}, {"filter", filter}});
+  EXPECT_TRUE(ok("GET", "/issues")["issues"].empty());
+
+  answer("POST", "/collections/a/points/search",
+         {{"vector", {0, 0, 0}}, {"limit", 3}, {"filter", filter}});
+  EXPECT_EQ(ids(), std::vector<std::string>{"UNINDEXED_FIELD/c/n"});  // color is indexed
+  const json issue = answer("GET", "/issues", nullptr)["issues"][0];
+  EXPECT_EQ(issue["related_collection"], "c");
+  EXPECT_EQ(issue["description"],
+            "Unindexed field 'n' might be slowing queries down in collection 'c'");
+  const json& choice = issue["solution"]["immediate_choice"];
+  ASSERT_EQ(choice.size(), 2u);  // a range: a float or an integer index
+  EXPECT_EQ(choice[0]["action"]["method"], "PUT");
+  EXPECT_EQ(choice[0]["action"]["uri"], "/collections/c/index");
+  EXPECT_EQ(choice[0]["action"]["body"], json({{"field_name", "n"}, {"field_schema", "float"}}));
+  EXPECT_EQ(choice[1]["action"]["body"]["field_schema"], "integer");
+  EXPECT_TRUE(issue["timestamp"].is_string());
+
+  // A count and a query's prefetch: their keys too (a prefix wants the keyword index's option).
+  answer("POST", "/collections/c/points/count",
+         {{"filter", {{"must", {{{"key", "tag"}, {"match", {{"prefix", "x"}}}}}}}}});
+  const json flagged{{"must", {{{"key", "meta.w"}, {"match", {{"value", true}}}}}}};
+  const json prefetch{{"query", {0, 0, 0}}, {"filter", flagged}};
+  answer("POST", "/collections/c/points/query", {{"prefetch", prefetch}, {"query", {1, 0, 0}}});
+  EXPECT_EQ(ids(), (std::vector<std::string>{"UNINDEXED_FIELD/c/n", "UNINDEXED_FIELD/c/tag",
+                                             "UNINDEXED_FIELD/c/meta.w"}));
+  const json tag = answer("GET", "/issues", nullptr)["issues"][1]["solution"]["immediate"];
+  EXPECT_EQ(tag["action"]["body"]["field_schema"], json({{"type", "keyword"}, {"prefix", true}}));
+
+  // Following a solution solves its issue, and the same reads note it no more.
+  answer("PUT", "/collections/c/index", choice[1]["action"]["body"]);
+  answer("POST", "/collections/c/points/search",
+         {{"vector", {0, 0, 0}}, {"limit", 3}, {"filter", filter}});
+  EXPECT_EQ(ids(), (std::vector<std::string>{"UNINDEXED_FIELD/c/tag", "UNINDEXED_FIELD/c/meta.w"}));
+  // A keyword index without the prefix option is solved, and noted again at the next read.
+  answer("PUT", "/collections/c/index", {{"field_name", "tag"}, {"field_schema", "keyword"}});
+  EXPECT_EQ(ids(), std::vector<std::string>{"UNINDEXED_FIELD/c/meta.w"});
+  answer("POST", "/collections/c/points/count",
+         {{"filter", {{"must", {{{"key", "tag"}, {"match", {{"prefix", "x"}}}}}}}}});
+  EXPECT_EQ(ids(), (std::vector<std::string>{"UNINDEXED_FIELD/c/meta.w", "UNINDEXED_FIELD/c/tag"}));
+  // Writes are no slow reads; a filter that does not parse notes nothing.
+  answer("POST", "/collections/c/points/delete",
+         {{"filter", {{"must", {{{"key", "gone"}, {"match", {{"value", 1}}}}}}}}});
+  slow.handle(Request{"POST", "/collections/c/points/count",
+                      json{{"filter", {{"must", {{{"key", "bad"}, {"match", 5}}}}}}}.dump(), "",
+                      ""});
+  EXPECT_EQ(ids().size(), 2u);
+  EXPECT_EQ(answer("DELETE", "/issues", nullptr), true);
+  EXPECT_TRUE(ids().empty());
+  answer("POST", "/collections/c/points/scroll",
+         {{"filter", {{"must", {{{"key", "z"}, {"match", {{"value", 1}}}}}}}}});
+  EXPECT_EQ(ids(), std::vector<std::string>{"UNINDEXED_FIELD/c/z"});
+  answer("DELETE", "/collections/c", nullptr);
+  EXPECT_TRUE(ids().empty());
 }
 
 TEST_F(ApiTest, TextIndexTokenizersAndCaseDecideWhatMatches) {

@@ -122,6 +122,10 @@ int cmd_serve(Args& args) {
                       << 20;
   ao.max_upload_bytes =
       static_cast<size_t>(int_setting("max-upload-mb", "max_upload_mb", 1024, 1, 1 << 20)) << 20;
+  // A filtered read that takes this long notes its filter's unindexed keys (GET /issues; 1.2 s,
+  // Qdrant's default; 0: every filtered read).
+  ao.slow_query_seconds =
+      static_cast<double>(int_setting("slow-query-ms", "slow_query_ms", 1200, 0, 86400000)) / 1e3;
   const std::string snapshots = text_setting("snapshots-dir", "snapshots_dir", "");
   const std::string demo = text_setting("demo", "demo", "");
   // Qdrant's --storage-snapshot and --force-snapshot: every collection and alias of a storage
@@ -235,7 +239,7 @@ const CommandRegistration kServe(
      "          [--tls-cert CERT.pem --tls-key KEY.pem] [--snapshots-dir DATA/snapshots]\n"
      "          [--config FILE.json] [--demo DATASET_DIR] [--enable-cors true|false]\n"
      "          [--compress-min-bytes 16384] [--storage-snapshot FILE] [--snapshot PATH:NAME,...]\n"
-     "          [--force-snapshot] [--steer-connections true|false]\n"
+     "          [--force-snapshot] [--steer-connections true|false] [--slow-query-ms 1200]\n"
      "          [--cluster --etcd http://HOST:2379 --node-id N [--advertise http://HOST:PORT]\n"
      "           [--lease-ttl 10]]",
      10,
