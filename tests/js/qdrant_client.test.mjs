@@ -18,7 +18,8 @@ let baseUrl;  // for the routes used with plain fetch (snapshot download and upl
 const data = mkdtempSync(join(tmpdir(), 'wp-js-'));
 
 before(async () => {
-  server = spawn(process.env.WAYPOINT_BIN, ['serve', '--port', '0', '--data', data], {
+  // --slow-query-ms 0: every filtered read is slow enough to note the indexes it lacks (GET /issues).
+  server = spawn(process.env.WAYPOINT_BIN, ['serve', '--port', '0', '--data', data, '--slow-query-ms', '0'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port = await new Promise((resolve, reject) => {
@@ -409,4 +410,25 @@ test('storage snapshots: create, list, download, delete', async () => {
   assert.equal(await client.deleteFullSnapshot(full.name, { wait: true }), true);
   assert.deepEqual(await client.listFullSnapshots(), []);
   await assert.rejects(client.deleteFullSnapshot(full.name), (e) => e.status === 404);
+});
+
+test('issues: a slow filtered read names the payload index it lacks, and following it solves it', async () => {
+  await client.createCollection('slow', { vectors: { size: 2, distance: 'Dot' } });
+  await client.upsert('slow', { wait: true, points: [{ id: 1, vector: [1, 0], payload: { city: 'Paris', n: 3 } }] });
+  await client.api().clearIssues({});
+  const filter = { must: [{ key: 'city', match: { value: 'Paris' } }, { key: 'n', range: { gte: 1 } }] };
+  assert.deepEqual(await client.count('slow', { filter }), { count: 1 });
+  const report = (await client.api().getIssues({})).data.result;
+  const ids = report.issues.map((i) => i.id).sort();
+  assert.deepEqual(ids, ['UNINDEXED_FIELD/slow/city', 'UNINDEXED_FIELD/slow/n']);
+  const city = report.issues.find((i) => i.id === 'UNINDEXED_FIELD/slow/city');
+  assert.equal(city.related_collection, 'slow');
+  const action = city.solution.immediate.action;
+  assert.deepEqual([action.method, action.uri, action.body], ['PUT', '/collections/slow/index', { field_name: 'city', field_schema: 'keyword' }]);
+  await client.createPayloadIndex('slow', { wait: true, ...action.body });
+  await client.count('slow', { filter });
+  const left = (await client.api().getIssues({})).data.result.issues.map((i) => i.id);
+  assert.deepEqual(left, ['UNINDEXED_FIELD/slow/n']);
+  await client.api().clearIssues({});
+  assert.deepEqual((await client.api().getIssues({})).data.result.issues, []);
 });
