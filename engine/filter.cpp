@@ -87,27 +87,6 @@ std::string at_index(const std::string& where, size_t i) {
   return where + "[" + std::to_string(i) + "]";
 }
 
-/// A key path as requests write it: names joined by '.', a name of other characters than
-/// letters, digits, '_', '-' and UTF-8 in double quotes; "[]" and "[i]" after.
-std::string path_text(const JsonPath& path) {
-  std::string out;
-  for (const JsonPathStep& s : path) {
-    if (s.kind == JsonPathStep::Kind::kKey) {
-      const bool plain = !s.key.empty() && std::all_of(s.key.begin(), s.key.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
-               static_cast<unsigned char>(c) >= 0x80;
-      });
-      if (!out.empty()) out += '.';
-      out += plain ? s.key : "\"" + s.key + "\"";
-    } else if (s.kind == JsonPathStep::Kind::kIndex) {
-      out += "[" + std::to_string(s.index) + "]";
-    } else {
-      out += "[]";
-    }
-  }
-  return out;
-}
-
 /// The schemas any index would serve a condition with (values_count, is_empty, is_null).
 std::vector<json> any_index() {
   return {"keyword", "integer", "float", "bool", "geo", "text", "datetime"};
@@ -625,7 +604,7 @@ class MatchTextNode : public FieldNode<MatchTextNode> {
 class ValuesCountNode : public NodeOf<ValuesCountNode> {
  public:
   void suggest(const std::string& prefix, std::vector<IndexSuggestion>& out) const override {
-    out.push_back({prefix + path_text(path_), any_index()});
+    out.push_back({prefix + json_path_text(path_), any_index()});
   }
   ValuesCountNode(JsonPath path, RangeBounds b) : path_(std::move(path)), b_(b) {}
   template <typename V>
@@ -774,7 +753,7 @@ class GeoPolygonNode : public FieldNode<GeoPolygonNode> {
 class IsEmptyNode : public NodeOf<IsEmptyNode> {
  public:
   void suggest(const std::string& prefix, std::vector<IndexSuggestion>& out) const override {
-    out.push_back({prefix + path_text(path_), any_index()});
+    out.push_back({prefix + json_path_text(path_), any_index()});
   }
   explicit IsEmptyNode(JsonPath path) : path_(std::move(path)) {}
   template <typename V>
@@ -791,7 +770,7 @@ class IsEmptyNode : public NodeOf<IsEmptyNode> {
 class IsNullNode : public NodeOf<IsNullNode> {
  public:
   void suggest(const std::string& prefix, std::vector<IndexSuggestion>& out) const override {
-    out.push_back({prefix + path_text(path_), any_index()});
+    out.push_back({prefix + json_path_text(path_), any_index()});
   }
   explicit IsNullNode(JsonPath path) : path_(std::move(path)) {}
   template <typename V>
@@ -943,7 +922,7 @@ class ClauseNode : public NodeOf<ClauseNode> {
 class NestedNode : public NodeOf<NestedNode> {
  public:
   void suggest(const std::string& prefix, std::vector<IndexSuggestion>& out) const override {
-    filter_->suggest(prefix + path_text(path_) + ".", out);
+    filter_->suggest(prefix + json_path_text(path_) + ".", out);
   }
   NestedNode(JsonPath path, NodePtr filter) : path_(std::move(path)), filter_(std::move(filter)) {}
   template <typename V>

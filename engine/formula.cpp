@@ -1,8 +1,6 @@
 #include "engine/formula.h"
 
 #include <cmath>
-#include <cstring>
-#include <limits>
 
 #include "engine/json_fields.h"
 #include "engine/json_path.h"
@@ -43,7 +41,7 @@ struct Formula::Node {
   size_t index = 0;
   JsonPath path;
   std::string key;    ///< the path as given (messages)
-  std::string canon;  ///< the path's steps as payload_defaults_ keys them
+  std::string canon;  ///< the path as payload_defaults_ keys it (json_path_text)
   GeoPoint origin;
   std::vector<Node> args;
 };
@@ -52,21 +50,6 @@ namespace {
 
 using Node = Formula::Node;
 using Op = Node::Op;
-
-/// A key path's steps as one string: equal paths given in other spellings (a."b") are equal here.
-std::string canonical(const JsonPath& path) {
-  std::string out;
-  for (const JsonPathStep& s : path) {
-    if (s.kind == JsonPathStep::Kind::kKey) {
-      out += "k" + std::to_string(s.key.size()) + ":" + s.key;
-    } else if (s.kind == JsonPathStep::Kind::kIndex) {
-      out += "i" + std::to_string(s.index) + ";";
-    } else {
-      out += "e";
-    }
-  }
-  return out;
-}
 
 /// "$score" (0) or "$score[i]": i; nullopt for anything else beginning with '$'.
 std::optional<size_t> score_index(const std::string& v) {
@@ -191,7 +174,7 @@ class FormulaParser {
   void key_path(Node& n, const json& key, const std::string& where) {
     n.path = parse_json_path(key, where);
     n.key = key.get<std::string>();
-    n.canon = canonical(n.path);
+    n.canon = json_path_text(n.path);
     f_.reads_payload_ = true;
   }
 
@@ -304,7 +287,7 @@ Formula Formula::parse(const json& formula, const json& defaults, const std::str
                       "\"$score[i]\"");
       f.score_defaults_[*i] = value;
     } else {
-      f.payload_defaults_[canonical(parse_json_path(json(name), field))] = value;
+      f.payload_defaults_[json_path_text(parse_json_path(json(name), field))] = value;
     }
   }
   return f;

@@ -4,6 +4,8 @@
  */
 #include "engine/json_path.h"
 
+#include <algorithm>
+#include <cctype>
 #include <limits>
 #include <utility>
 
@@ -79,6 +81,25 @@ JsonPath parse_json_path(const nlohmann::json& j, const std::string& where) {
                     " has more than ", kMaxJsonPathSteps, " steps");
   }
   return path;
+}
+
+std::string json_path_text(const JsonPath& path) {
+  std::string out;
+  for (const JsonPathStep& s : path) {
+    if (s.kind == JsonPathStep::Kind::kKey) {
+      const bool plain = !s.key.empty() && std::all_of(s.key.begin(), s.key.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
+               static_cast<unsigned char>(c) >= 0x80;
+      });
+      if (!out.empty()) out += '.';
+      out += plain ? s.key : "\"" + s.key + "\"";
+    } else if (s.kind == JsonPathStep::Kind::kIndex) {
+      out += "[" + std::to_string(s.index) + "]";
+    } else {
+      out += "[]";
+    }
+  }
+  return out;
 }
 
 }  // namespace wp::engine

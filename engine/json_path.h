@@ -56,6 +56,11 @@ inline constexpr size_t kMaxJsonPathSteps = 64;
  */
 JsonPath parse_json_path(const nlohmann::json& j, const std::string& where);
 
+/// A key path as requests write it, one spelling for each path (a."b" and a.b are both "a.b"):
+/// names joined by '.', a name of other characters than letters, digits, '_', '-' and UTF-8 in
+/// double quotes; "[]" and "[i]" after.
+std::string json_path_text(const JsonPath& path);
+
 namespace detail {
 
 template <typename V, typename F>

@@ -1127,22 +1127,21 @@ std::vector<engine::ScoredPoint> formula_hits(const engine::Collection& col,
                                               const engine::Formula& f,
                                               const std::vector<Ranked>& lists,
                                               const engine::SearchQuery& q) {
-  std::vector<std::unordered_map<std::string, float>> scores(lists.size());  // by id key
+  std::vector<std::unordered_map<engine::PointId, float>> scores(lists.size());
   std::vector<engine::PointId> ids;
   for (size_t i = 0; i < lists.size(); ++i) {
     for (const engine::ScoredPoint& h : lists[i].points) {
-      scores[i].emplace(h.point.id.key(), h.score);
+      scores[i].emplace(h.point.id, h.score);
       ids.push_back(h.point.id);
     }
   }
   std::vector<std::pair<float, engine::PointId>> scored;
   col.visit(ids, [&](const engine::PointId& id, const engine::PackedPayload& payload,
                      const std::function<bool(const engine::Filter&)>& holds) {
-    const std::string key = id.key();
     engine::Formula::Point point;
     point.prefetch_score = [&](size_t i) -> std::optional<float> {
       if (i >= scores.size()) return std::nullopt;
-      const auto it = scores[i].find(key);
+      const auto it = scores[i].find(id);
       if (it == scores[i].end()) return std::nullopt;
       return it->second;
     };
