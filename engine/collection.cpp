@@ -42,14 +42,16 @@ constexpr std::chrono::microseconds kPieceTime{2000};
 /// gives them (has_vector), how the collection's text indexes read texts (match.text).
 class StagedFacts final : public PointFacts {
  public:
-  StagedFacts(const NamedVectors& v, const Collection& c) : v_(v), c_(c) {}
-  bool holds(std::string_view name) const override { return v_.count(std::string(name)) != 0; }
+  StagedFacts(const PointWrite& p, const Collection& c) : p_(p), c_(c) {}
+  bool holds(std::string_view name) const override {
+    return p_.vectors.count(std::string(name)) != 0 || p_.sparse.count(std::string(name)) != 0;
+  }
   const TextParams* text_params(std::string_view key) const override {
     return c_.text_params_of(key);
   }
 
  private:
-  const NamedVectors& v_;
+  const PointWrite& p_;
   const Collection& c_;
 };
 
@@ -118,6 +120,12 @@ Collection::Collection(std::string name, std::string dir,
     shapes_.push_back(VectorShape{vname, v.dim, v.metric()});
     total_dim_ += v.dim;
   }
+  sparse_.resize(config_.sparse_vectors.size());
+  size_t s = 0;
+  for (const auto& [vname, v] : config_.sparse_vectors) {
+    sparse_[s].name = vname;
+    sparse_[s++].modifier = v.modifier;
+  }
   load();
 }
 
@@ -137,8 +145,17 @@ std::optional<size_t> Collection::find_space(std::string_view name) const {
   return std::nullopt;
 }
 
+std::optional<size_t> Collection::find_sparse(std::string_view name) const {
+  for (size_t i = 0; i < sparse_.size(); ++i) {
+    if (sparse_[i].name == name) return i;
+  }
+  return std::nullopt;
+}
+
 size_t Collection::space_of(const std::string& name, const std::string& field) const {
   if (const std::optional<size_t> i = find_space(name)) return *i;
+  WP_THROW_IF_NOT(!find_sparse(name), field, ": ", show_json(json(name)),
+                  " is a sparse vector, which this request cannot use (it reads dense vectors)");
   (void)config_.vector(name, field);  // throws the error that lists the names
   throw InternalError("vector space missing");
 }
@@ -151,7 +168,9 @@ index::IndexSpec Collection::spec_for(size_t space, const index::IndexSpec& requ
 }
 
 void Collection::check_selector(const VectorSelector& sel, const std::string& field) const {
-  for (const std::string& name : sel.names) space_of(name, field);
+  for (const std::string& name : sel.names) {
+    if (!find_sparse(name)) space_of(name, field);
+  }
 }
 
 CollectionConfig Collection::config() const {
@@ -438,6 +457,12 @@ void Collection::load() {
         if (first) labels[*i].push_back(r.internal);
       });
       if (!first) return;
+      r.sparse([&](std::string_view vname, uint32_t n, const char* indices, const char* values) {
+        const std::optional<size_t> i = find_sparse(vname);
+        WP_THROW_INTERNAL_IF_NOT(i && !sparse_[*i].index.contains(r.internal),
+                                 "stored point with a sparse vector of wrong name");
+        sparse_[*i].index.set(r.internal, PointStore::read_sparse(n, indices, values));
+      });
       const uint64_t internal = r.internal;
       if (internal >= entries_.size()) entries_.resize(internal + 1);
       entries_[internal] = Entry{r.id(), PackedPayload::from_msgpack(r.payload), true};
@@ -577,11 +602,11 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
     if (!with_vectors) {
       const std::optional<uint64_t> internal = internal_of(id);
       WP_THROW_INTERNAL_IF_NOT(internal, "point ", show_json(id.to_json()), " is not in memory");
-      return PointWrite{id, {}, entries_[*internal].payload.unpack()};
+      return PointWrite{id, {}, entries_[*internal].payload.unpack(), {}};
     }
     std::optional<PointStore::Record> r = store_->get(id);
     WP_THROW_INTERNAL_IF_NOT(r, "point ", show_json(id.to_json()), " is missing from the store");
-    return PointWrite{id, std::move(r->vectors), std::move(r->payload)};
+    return PointWrite{id, std::move(r->vectors), std::move(r->payload), std::move(r->sparse)};
   };
   auto not_found = [](const PointId& id) {
     return NotFoundError("No point with id " + show_json(id.to_json()) + " found");
@@ -608,7 +633,7 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
     for (const PointId& id : order) {
       const std::optional<PointWrite>& p = staged.at(id);
       if (!p) continue;
-      const StagedFacts facts(p->vectors, *this);
+      const StagedFacts facts(*p, *this);
       if (filter.matches(id, p->payload, &facts)) ids.push_back(id);
     }
     return ids;
@@ -623,6 +648,19 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
       index::check_vector(v.data(), v.size(), shape.metric, field);
     }
   };
+  // Each sparse vector names a sparse space and is valid (then sorted by index).
+  auto check_sparse = [&](SparseVectors& vs, const std::string& at) {
+    for (auto& [vname, v] : vs) {
+      const std::string field = at + "." + vname;
+      if (const std::optional<size_t> dense = find_space(vname)) {
+        throw UserError(field + ": " + show_json(json(vname)) + " is a dense vector: give it as " +
+                        "an array of " + std::to_string(shapes_[*dense].dim) +
+                        " numbers, not a sparse vector");
+      }
+      if (!find_sparse(vname)) (void)space_of(vname, at);  // throws the error listing the names
+      sort_sparse(v, field);
+    }
+  };
 
   std::vector<size_t> counts(ops.size(), 0);
   for (size_t o = 0; o < ops.size(); ++o) {
@@ -634,12 +672,15 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
           PointWrite& p = op.points[i];
           const std::string at = op.where + "points[" + std::to_string(i) + "]";
           check_vectors(p.vectors, at + ".vector");
+          check_sparse(p.sparse, at + ".vector");
           if (op.kind == WriteOp::Kind::kUpdateVectors) {
-            WP_THROW_IF_NOT(!p.vectors.empty(), at, ".vector: expected at least one vector");
+            WP_THROW_IF_NOT(!p.vectors.empty() || !p.sparse.empty(), at,
+                            ".vector: expected at least one vector");
             if (!exists(p.id)) throw not_found(p.id);
             // The vectors of other names stay: the point's are read when there may be some.
-            PointWrite now = current(p.id, named_);
+            PointWrite now = current(p.id, named_ || !sparse_.empty());
             for (auto& [vname, v] : p.vectors) now.vectors[vname] = std::move(v);
+            for (auto& [vname, v] : p.sparse) now.sparse[vname] = std::move(v);
             p = std::move(now);
           } else {
             WP_THROW_IF_NOT(named_ || p.vectors.count(""), at, ".vector: missing");
@@ -663,10 +704,15 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
       case WriteOp::Kind::kDeleteVectors:
         WP_THROW_IF_NOT(!op.vector_names.empty(), op.where,
                         "vector: expected the names of the vectors to delete");
-        for (const std::string& vname : op.vector_names) space_of(vname, op.where + "vector");
+        for (const std::string& vname : op.vector_names) {
+          if (!find_sparse(vname)) space_of(vname, op.where + "vector");
+        }
         for (const PointId& id : selected(op)) {
           PointWrite p = current(id, true);
-          for (const std::string& vname : op.vector_names) p.vectors.erase(vname);
+          for (const std::string& vname : op.vector_names) {
+            p.vectors.erase(vname);
+            p.sparse.erase(vname);
+          }
           stage(id, std::move(p));
           ++counts[o];
         }
@@ -722,7 +768,8 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
         internal = next++;
       }
     }
-    records.push_back({p.id, internal, std::move(p.vectors), std::move(p.payload)});
+    records.push_back(
+        {p.id, internal, std::move(p.vectors), std::move(p.payload), std::move(p.sparse)});
   }
   if (sequence) {
     const std::pair<std::string, std::string> meta{
@@ -821,6 +868,15 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
       e = Entry{r.id, PackedPayload(r.payload), true};
       payload_bytes_ += e.payload.heap_bytes();
       if (fresh) ids_.assign(r.internal, id_of(), std::hash<PointId>());
+      for (SparseSpace& space : sparse_) {
+        auto it = r.sparse.find(space.name);
+        if (it == r.sparse.end()) {
+          space.index.remove(r.internal);
+        } else if (const SparseVector* had = space.index.get(r.internal);
+                   !had || *had != it->second) {
+          space.index.set(r.internal, std::move(it->second));
+        }
+      }
     }
     for (size_t space = 0; space < shapes_.size(); ++space) {
       Change& c = changes[space];
@@ -894,6 +950,9 @@ void Collection::apply_removals(const std::vector<PointId>& ids) {
     --live_;
   }
   for (auto& idx : indexes_) idx->remove_batch(labels.data(), labels.size());  // one repair each
+  for (SparseSpace& space : sparse_) {
+    for (const index::label_t label : labels) space.index.remove(label);
+  }
   if (touched_during_build_) touched_during_build_->insert(labels.begin(), labels.end());
   free_internal_.insert(free_internal_.end(), labels.begin(), labels.end());
 }
@@ -992,8 +1051,11 @@ class Collection::EntryFacts final : public PointFacts {
  public:
   EntryFacts(const Collection& c, uint64_t i) : c_(c), i_(i) {}
   bool holds(std::string_view name) const override {
-    const std::optional<size_t> space = c_.find_space(name);
-    return space && c_.indexes_[*space]->contains(i_);
+    if (const std::optional<size_t> space = c_.find_space(name)) {
+      return c_.indexes_[*space]->contains(i_);
+    }
+    const std::optional<size_t> sparse = c_.find_sparse(name);
+    return sparse && c_.sparse_[*sparse].index.contains(i_);
   }
   const TextParams* text_params(std::string_view key) const override {
     return c_.text_params_of(key);
@@ -1190,8 +1252,12 @@ float Collection::score_of(float distance, index::Metric metric) const {
 PointRead Collection::read_point(uint64_t internal, bool with_payload,
                                  const VectorSelector& sel) const {
   const Entry& e = entries_[internal];
-  PointRead p{e.id, with_payload ? e.payload.unpack() : json(), {}};
+  PointRead p{e.id, with_payload ? e.payload.unpack() : json(), {}, {}};
   if (!sel.any()) return p;
+  for (const SparseSpace& space : sparse_) {
+    if (!sel.wants(space.name)) continue;
+    if (const SparseVector* v = space.index.get(internal)) p.sparse[space.name] = *v;
+  }
   for (size_t space = 0; space < shapes_.size(); ++space) {
     if (!sel.wants(shapes_[space].name)) continue;
     std::vector<float> v(shapes_[space].dim);
@@ -1202,8 +1268,66 @@ PointRead Collection::read_point(uint64_t internal, bool with_payload,
   return p;
 }
 
+size_t Collection::check_sparse_query(const SearchQuery& q) const {
+  const std::optional<size_t> space = find_sparse(q.vector_name);
+  WP_THROW_INTERNAL_IF_NOT(space, "no sparse space ", q.vector_name);
+  WP_THROW_IF_NOT(q.sparse, "vector: ", show_json(json(q.vector_name)),
+                  " is a sparse vector: search it with a sparse vector ({\"indices\": [...], "
+                  "\"values\": [...]})");
+  WP_THROW_IF_NOT(q.limit >= 1 && q.limit + q.offset <= index::kMaxK,
+                  "limit + offset must be in 1..", index::kMaxK, ", got limit ", q.limit,
+                  " and offset ", q.offset);
+  check_selector(q.with_vector, "with_vector");
+  return *space;
+}
+
+std::vector<ScoredPoint> Collection::search_sparse(size_t space, const SearchQuery& q,
+                                                   const std::vector<PointId>* among) const {
+  SparseVector query = *q.sparse;
+  sort_sparse(query, "vector");
+  std::shared_lock<RwMutex> lock(mu_);
+  const SparseSpace& sp = sparse_[space];
+  query = sp.index.weighed(query, sp.modifier);
+  std::vector<SparseIndex::Hit> hits;
+  const size_t k = q.limit + q.offset;
+  if (among) {
+    // Rescoring prefetched points: each scored by itself, as Qdrant's plain sparse search does.
+    std::unordered_set<uint64_t> seen;
+    for (const PointId& id : *among) {
+      const std::optional<uint64_t> internal = internal_of(id);
+      if (!internal || !seen.insert(*internal).second) continue;
+      const SparseVector* v = sp.index.get(*internal);
+      if (!v || (q.filter && !filter_holds(*q.filter, *internal))) continue;
+      const float score = static_cast<float>(sparse_dot(query, *v));
+      if (q.score_threshold && !(score >= *q.score_threshold)) continue;
+      hits.push_back({score, *internal});
+    }
+    std::sort(hits.begin(), hits.end(), [](const SparseIndex::Hit& a, const SparseIndex::Hit& b) {
+      return a.score != b.score ? a.score > b.score : a.id < b.id;
+    });
+  } else {
+    std::unique_ptr<index::IdFilter> filter;
+    if (q.filter && !q.filter->empty()) {
+      filter = index_filter(*q.filter, true);
+      if (!filter) return {};  // no point matches
+    }
+    const index::IdFilter* f = filter.get();
+    const std::function<bool(uint64_t)> accept =
+        f ? std::function<bool(uint64_t)>([f](uint64_t i) { return f->contains(i); }) : nullptr;
+    hits = sp.index.search(query, k, accept, q.score_threshold ? &*q.score_threshold : nullptr);
+  }
+  std::vector<ScoredPoint> out;
+  for (size_t j = q.offset; j < hits.size() && out.size() < q.limit; ++j) {
+    out.push_back({read_point(hits[j].id, q.with_payload, q.with_vector), hits[j].score});
+  }
+  return out;
+}
+
 size_t Collection::check_query(const SearchQuery& q) const {
   const size_t space = space_of(q.vector_name, "using");
+  WP_THROW_IF_NOT(!q.sparse, "vector: ", show_json(json(q.vector_name)),
+                  " is a dense vector: search it with an array of ", shapes_[space].dim,
+                  " numbers, not a sparse vector");
   const VectorShape& shape = shapes_[space];
   WP_THROW_IF_NOT(q.vector.size() == shape.dim, "vector: expected dimension ", shape.dim, ", got ",
                   q.vector.size(), named_ ? " (vector " + show_json(json(shape.name)) + ")" : "");
@@ -1222,6 +1346,7 @@ bool Collection::within(float score, const std::optional<float>& threshold, inde
 
 std::vector<ScoredPoint> Collection::rescore(const std::vector<PointId>& ids,
                                              const SearchQuery& q) const {
+  if (find_sparse(q.vector_name)) return search_sparse(check_sparse_query(q), q, &ids);
   const size_t space = check_query(q);
   const VectorShape& shape = shapes_[space];
   std::vector<float> query = q.vector;
@@ -1269,6 +1394,7 @@ void Collection::visit(
 
 std::vector<ScoredPoint> Collection::search(const SearchQuery& q) const {
   searches_.fetch_add(1, std::memory_order_relaxed);
+  if (find_sparse(q.vector_name)) return search_sparse(check_sparse_query(q), q, nullptr);
   const size_t space = check_query(q);
   const VectorShape& shape = shapes_[space];
   std::shared_lock<RwMutex> lock(mu_);
@@ -1427,6 +1553,13 @@ std::vector<Collection::Ordered> Collection::ordered(const std::string& key, boo
   return out;
 }
 
+size_t Collection::most_vector_values() const {
+  std::shared_lock<RwMutex> lock(mu_);
+  size_t n = total_dim_;
+  for (const SparseSpace& space : sparse_) n += 2 * space.index.max_size();
+  return n;
+}
+
 size_t Collection::size() const {
   std::shared_lock<RwMutex> lock(mu_);
   return live_;
@@ -1442,6 +1575,7 @@ CollectionInfo Collection::info() const {
   for (size_t space = 0; space < shapes_.size(); ++space) {
     info.vectors[shapes_[space].name] = indexes_[space]->size();
   }
+  for (const SparseSpace& space : sparse_) info.vectors[space.name] = space.index.size();
   return info;
 }
 
@@ -1457,6 +1591,7 @@ MemoryUse Collection::memory() const {
   for (size_t space = 0; space < shapes_.size(); ++space) {
     m.vectors[shapes_[space].name] = indexes_[space]->memory_bytes();
   }
+  for (const SparseSpace& space : sparse_) m.vectors[space.name] = space.index.memory_bytes();
   m.payloads = payload_bytes_;
   for (const auto& [key, index] : payload_indexes_.fields()) {
     m.payload_indexes += index->memory_bytes();

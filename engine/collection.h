@@ -51,6 +51,7 @@ struct PointWrite {
   PointId id;
   NamedVectors vectors;
   nlohmann::json payload = nlohmann::json::object();
+  SparseVectors sparse = {};  ///< its sparse vectors by name (the collection's sparse names)
 };
 
 /// Which vectors a read returns: none, all, or the named ones (Qdrant's with_vector).
@@ -66,8 +67,9 @@ struct VectorSelector {
 /// A point as read back.
 struct PointRead {
   PointId id;
-  nlohmann::json payload;  ///< null unless asked for
-  NamedVectors vectors;    ///< those asked for that the point has
+  nlohmann::json payload;     ///< null unless asked for
+  NamedVectors vectors;       ///< those asked for that the point has
+  SparseVectors sparse = {};  ///< the sparse ones asked for that the point has
 };
 
 /// One operation of a write batch (Qdrant's POST points/batch; also each single write route).
@@ -94,6 +96,8 @@ struct ScoredPoint {
 
 struct SearchQuery {
   std::vector<float> vector;
+  /// The query of a sparse space (vector_name names one; `vector` is then unused).
+  std::optional<SparseVector> sparse;
   std::string vector_name;  ///< the space searched (Qdrant's `using`); "" is the unnamed vector
   size_t limit = 10;
   size_t offset = 0;
@@ -134,12 +138,14 @@ struct CollectionInfo {
     TextParams text;      ///< of a text index: how it reads texts
   };
   std::map<std::string, PayloadField> payload_fields;  ///< the payload indexes by key
-  std::map<std::string, size_t> vectors;  ///< how many points hold each vector, by name
+  std::map<std::string, size_t>
+      vectors;  ///< how many points hold each vector, by name (sparse too)
 };
 
 /// Where a collection's memory goes, in bytes (estimated from the containers' layouts).
 struct MemoryUse {
   std::map<std::string, size_t> vectors;  ///< each space's index: vectors, codes and graph
+                                          ///< (a sparse space's: its vectors and postings)
   size_t payloads = 0;                    ///< the payloads held in memory (JSON trees) for filters
   size_t payload_indexes = 0;             ///< the payload indexes' postings
   size_t points = 0;                      ///< the per-point tables: id map, entries, free ids
@@ -168,8 +174,15 @@ class Collection {
   const std::vector<VectorShape>& vector_shapes() const { return shapes_; }
   /// Whether the collection's vectors are named (not the one unnamed vector).
   bool named() const { return named_; }
+  /// Whether the collection has sparse vector spaces (a point's vectors are then named).
+  bool has_sparse() const { return !sparse_.empty(); }
+  /// Whether `name` is a sparse vector space of the collection.
+  bool is_sparse(std::string_view name) const { return find_sparse(name).has_value(); }
   /// The sum of the spaces' dimensions: the most floats a point's vectors hold.
   size_t total_dim() const { return total_dim_; }
+  /// The most numbers a point's vectors may hold in an answer: total_dim() and, for each sparse
+  /// space, twice (an index and a value) the most dimensions a vector there has had.
+  size_t most_vector_values() const;
   const std::string& dir() const { return dir_; }
 
   /**
@@ -368,6 +381,14 @@ class Collection {
   /// The position of space `name` in shapes_ and indexes_ (UserError naming `field` if none).
   size_t space_of(const std::string& name, const std::string& field) const;
   std::optional<size_t> find_space(std::string_view name) const;
+  /// The position of sparse space `name` in sparse_.
+  std::optional<size_t> find_sparse(std::string_view name) const;
+  /// A search or rescore of a sparse space (q.sparse): the points among `among` (all when null),
+  /// highest dot product first; the caller holds mu_.
+  std::vector<ScoredPoint> search_sparse(size_t space, const SearchQuery& q,
+                                         const std::vector<PointId>* among) const;
+  /// Checks a sparse query (its vector and limit); returns its sparse space.
+  size_t check_sparse_query(const SearchQuery& q) const;
   /// `requested` with the metric of space `space`, validated.
   index::IndexSpec spec_for(size_t space, const index::IndexSpec& requested) const;
   /// UserError unless every name `sel` lists is a vector space (`field`: with_vector).
@@ -460,6 +481,14 @@ class Collection {
   size_t live_ = 0;
   /// The index of each vector space, as shapes_; a point missing a vector is not in its index.
   std::vector<std::unique_ptr<index::Index>> indexes_;
+  /// The sparse vector spaces by name (name and modifier fixed at open; the index guarded by
+  /// mu_).
+  struct SparseSpace {
+    std::string name;
+    SparseModifier modifier = SparseModifier::kNone;
+    SparseIndex index;
+  };
+  std::vector<SparseSpace> sparse_;
   PayloadIndexes payload_indexes_;  ///< of the live points' payloads, as config_ says
   size_t payload_bytes_ = 0;        ///< heap bytes of the live points' packed payloads
   mutable std::atomic<uint64_t> payload_tests_{0};  ///< filter_payload_tests()

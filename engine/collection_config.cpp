@@ -62,6 +62,9 @@ const VectorConfig& CollectionConfig::vector(const std::string& name,
   if (it == vectors.end()) {
     std::string known;
     for (const auto& [n, v] : vectors) known += (known.empty() ? "" : ", ") + show_json(json(n));
+    for (const auto& [n, v] : sparse_vectors) {
+      known += (known.empty() ? "" : ", ") + show_json(json(n)) + " (sparse)";
+    }
     throw UserError(field + ": " + no_vector_named(name) + " (the collection's vectors: " + known +
                     ")");
   }
@@ -111,6 +114,12 @@ json CollectionConfig::to_stored() const {
     for (const auto& [name, v] : vectors) j["vectors"][name] = space_to_stored(v);
   } else {
     j = space_to_stored(vectors.at(""));
+  }
+  if (!sparse_vectors.empty()) {
+    json& sparse = j["sparse_vectors"] = json::object();
+    for (const auto& [name, v] : sparse_vectors) {
+      sparse[name] = {{"modifier", sparse_modifier_name(v.modifier)}};
+    }
   }
   if (!payload_schema.empty()) {
     json p = json::object();
@@ -176,13 +185,30 @@ CollectionConfig CollectionConfig::from_stored(const json& j) {
     CollectionConfig c;
     if (j.contains("vectors")) {
       const json& named = j.at("vectors");
-      WP_THROW_INTERNAL_IF_NOT(named.is_object() && !named.empty(), "vectors is not an object");
+      WP_THROW_INTERNAL_IF_NOT(
+          named.is_object() && (!named.empty() || j.contains("sparse_vectors")),
+          "vectors is not an object");
       for (const auto& [name, v] : named.items()) {
         validate_vector_name(name, "vectors");
         c.vectors[name] = space_from_stored(v);
       }
     } else {
       c.vectors[""] = space_from_stored(j);
+    }
+    if (j.contains("sparse_vectors")) {
+      const json& sparse = j.at("sparse_vectors");
+      WP_THROW_INTERNAL_IF_NOT(sparse.is_object() && !sparse.empty(),
+                               "sparse_vectors is not an object");
+      for (const auto& [name, v] : sparse.items()) {
+        validate_vector_name(name, "sparse_vectors");
+        WP_THROW_INTERNAL_IF_NOT(!c.vectors.count(name), "sparse vector ", name,
+                                 " is also a dense one");
+        const std::string modifier = v.at("modifier").get<std::string>();
+        WP_THROW_INTERNAL_IF_NOT(modifier == "none" || modifier == "idf", "sparse modifier ",
+                                 modifier);
+        c.sparse_vectors[name].modifier =
+            modifier == "idf" ? SparseModifier::kIdf : SparseModifier::kNone;
+      }
     }
     if (j.contains("payload_schema")) {
       for (const auto& [key, name] : j.at("payload_schema").items()) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/payload_index.h"
+#include "engine/sparse_vector.h"
 #include "index/index_spec.h"
 #include "index/metric.h"
 
@@ -28,10 +29,17 @@ struct VectorConfig {
   index::Metric metric() const { return index.metric; }
 };
 
+/// One sparse vector space (Qdrant's sparse_vectors): how its queries are weighed.
+struct SparseVectorConfig {
+  SparseModifier modifier = SparseModifier::kNone;
+};
+
 struct CollectionConfig {
   /// The vector spaces by name (Qdrant's named vectors). A collection of one unnamed vector (the
   /// default, `"vectors": {"size", "distance"}`) holds the single name "".
   std::map<std::string, VectorConfig> vectors;
+  /// The sparse vector spaces by name (none of them a name of `vectors`).
+  std::map<std::string, SparseVectorConfig> sparse_vectors;
   /// Payload indexes by key (Qdrant's payload_schema): built in memory at open.
   std::map<std::string, PayloadSchema> payload_schema;
   /// How a text index reads texts, by key (absent: the default TextParams); looked up by a
@@ -40,7 +48,8 @@ struct CollectionConfig {
 
   /// A collection of one unnamed vector.
   static CollectionConfig single(size_t dim, const index::IndexSpec& index);
-  /// Whether the vectors are named (a point's vectors are then an object by name).
+  /// Whether the dense vectors are named (a point's vectors are then an object by name; with
+  /// sparse vectors they are too, and the unnamed dense vector is named "" there).
   bool named() const { return !(vectors.size() == 1 && vectors.count("")); }
   /// The space `name` ("" is the unnamed vector); UserError naming `field` when the collection
   /// has none of that name (Qdrant's "Not existing vector name error").

@@ -5,6 +5,7 @@
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "engine/json_value.h"
@@ -85,6 +86,18 @@ std::string PointStore::encode(const Record& r) {
       put_floats(v, x);
     }
   }
+  if (!r.sparse.empty()) {
+    v += kSparseMark;
+    put_u32(v, static_cast<uint32_t>(r.sparse.size()));
+    for (const auto& [name, x] : r.sparse) {
+      put_u32(v, static_cast<uint32_t>(name.size()));
+      v += name;
+      put_u32(v, static_cast<uint32_t>(x.size()));
+      if (x.size() == 0) continue;
+      v.append(reinterpret_cast<const char*>(x.indices.data()), x.size() * sizeof(uint32_t));
+      v.append(reinterpret_cast<const char*>(x.values.data()), x.size() * sizeof(float));
+    }
+  }
   v.append(reinterpret_cast<const char*>(payload.data()), payload.size());
   return v;
 }
@@ -138,6 +151,23 @@ bool read_msgpack(std::string_view bytes, Sax* sax) {
 
 }  // namespace
 
+SparseVector PointStore::read_sparse(uint32_t n, const char* indices, const char* values) {
+  SparseVector x;
+  x.indices.resize(n);
+  x.values.resize(n);
+  if (n > 0) {
+    std::memcpy(x.indices.data(), indices, size_t{n} * sizeof(uint32_t));
+    std::memcpy(x.values.data(), values, size_t{n} * sizeof(float));
+  }
+  for (uint32_t i = 1; i < n; ++i) {
+    WP_THROW_INTERNAL_IF_NOT(x.indices[i - 1] < x.indices[i], "stored sparse vector not sorted");
+  }
+  for (float f : x.values) {
+    WP_THROW_INTERNAL_IF_NOT(std::isfinite(f), "stored sparse vector with a value not finite");
+  }
+  return x;
+}
+
 PointStore::RecordView PointStore::view(std::string_view key, std::string_view value) {
   WP_THROW_INTERNAL_IF_NOT(key.size() >= sizeof(kPointPrefix) - 1, "point key too short");
   RecordView v;
@@ -163,6 +193,12 @@ PointStore::Record PointStore::decode(std::string_view key, std::string_view val
     if (dim > 0) std::memcpy(x.data(), floats, dim * sizeof(float));
     WP_THROW_INTERNAL_IF_NOT(r.vectors.emplace(std::string(name), std::move(x)).second,
                              "point record names a vector twice");
+  });
+  v.sparse([&](std::string_view name, uint32_t n, const char* indices, const char* values) {
+    WP_THROW_INTERNAL_IF_NOT(
+        !r.vectors.count(std::string(name)) &&
+            r.sparse.emplace(std::string(name), read_sparse(n, indices, values)).second,
+        "point record names a vector twice");
   });
   DepthLimited<nlohmann::detail::json_sax_dom_parser<nlohmann::json>> dom(r.payload, true);
   read_msgpack(v.payload, &dom);

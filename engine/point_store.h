@@ -7,7 +7,10 @@
  *   "p:<PointId key>" a point: uint64 internal id | vectors | payload (MessagePack), where the
  *                     vectors are, for the unnamed vector alone, uint32 dim | dim floats, and
  *                     otherwise uint32 0xFFFFFFFF | uint32 count | count times (uint32 name
- *                     length | name | uint32 dim | dim floats)
+ *                     length | name | uint32 dim | dim floats), then, for a point with sparse
+ *                     vectors, the byte 0xC1 (never a MessagePack value's first byte) | uint32
+ *                     count | count times (uint32 name length | name | uint32 n | n uint32
+ *                     indices | n floats)
  *
  * Writes go through RocksDB's write-ahead log as one atomic WriteBatch; with `sync` the WAL is
  * fsynced before apply() returns (Qdrant's wait=true). Without sync the write has reached the
@@ -26,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/point_id.h"
+#include "engine/sparse_vector.h"
 #include "index/error.h"
 
 namespace rocksdb {
@@ -45,6 +49,7 @@ class PointStore {
     uint64_t internal = 0;  ///< the label of the point in the collection's index
     NamedVectors vectors;
     nlohmann::json payload = nlohmann::json::object();
+    SparseVectors sparse = {};
   };
 
   /// Opens (creating when missing) the database in `dir`.
@@ -87,6 +92,12 @@ class PointStore {
     void vectors(Fn&& fn) const {
       each_vector(value, fn);
     }
+    /// fn(name, n, indices, values) for each stored sparse vector in order; see each_sparse.
+    template <class Fn>
+    void sparse(Fn&& fn) const {
+      walk(
+          value, [](std::string_view, uint32_t, const char*) {}, fn);
+    }
   };
 
   /// Calls fn on every point, as a whole scan() does, without copying it out of RocksDB's
@@ -108,6 +119,9 @@ class PointStore {
   /// A stored value's key and layout checked, its payload not (scan_in_place and decode check it
   /// as they read it).
   static RecordView view(std::string_view key, std::string_view value);
+  /// A stored sparse vector copied out (as each_sparse hands it); InternalError unless its
+  /// indices increase and its values are finite.
+  static SparseVector read_sparse(uint32_t n, const char* indices, const char* values);
   /// Throws InternalError unless `msgpack` is one MessagePack value that decode would read.
   static void check_payload(std::string_view msgpack);
 
@@ -116,9 +130,24 @@ class PointStore {
   /// necessarily aligned: copy them out) and returns where the payload starts. Throws
   /// InternalError where the value is cut short.
   template <class Fn>
-  static size_t each_vector(std::string_view value, Fn&& fn);
+  static size_t each_vector(std::string_view value, Fn&& fn) {
+    return walk(value, fn, [](std::string_view, uint32_t, const char*, const char*) {});
+  }
+  /// Calls fn(name, n, indices, values) for each sparse vector of a stored value in order
+  /// (`indices` points to n uint32 and `values` to n floats, not necessarily aligned).
+  template <class Fn>
+  static void each_sparse(std::string_view value, Fn&& fn) {
+    walk(
+        value, [](std::string_view, uint32_t, const char*) {}, fn);
+  }
 
  private:
+  /// each_vector and each_sparse: dense(name, dim, floats) and sparse(name, n, indices, values)
+  /// in the stored order; returns where the payload starts.
+  template <class Dense, class Sparse>
+  static size_t walk(std::string_view value, Dense&& dense, Sparse&& sparse);
+  /// The byte that begins a record's sparse vectors.
+  static constexpr char kSparseMark = '\xC1';
   /// The vector count that marks named vectors in a record (an unnamed vector is never this long).
   static constexpr uint32_t kNamedMark = 0xFFFFFFFFu;
 
@@ -132,10 +161,11 @@ class PointStore {
   std::string dir_;
 };
 
-template <class Fn>
-size_t PointStore::each_vector(std::string_view value, Fn&& fn) {
+template <class Dense, class Sparse>
+size_t PointStore::walk(std::string_view value, Dense&& dense, Sparse&& sparse) {
   // uint64 internal id | uint32 dim | dim floats, or uint32 kNamedMark | uint32 count | count
-  // times (uint32 name length | name | uint32 dim | dim floats) | payload.
+  // times (uint32 name length | name | uint32 dim | dim floats) | [kSparseMark | uint32 count |
+  // count times (uint32 name length | name | uint32 n | n uint32 | n floats)] | payload.
   WP_THROW_INTERNAL_IF_NOT(value.size() >= 12, "point record too short");
   size_t at = 8;
   auto u32 = [&] {
@@ -147,21 +177,36 @@ size_t PointStore::each_vector(std::string_view value, Fn&& fn) {
   };
   auto floats = [&](std::string_view name, uint32_t dim) {
     WP_THROW_INTERNAL_IF_NOT((value.size() - at) / sizeof(float) >= dim, "point record truncated");
-    fn(name, dim, value.data() + at);
+    dense(name, dim, value.data() + at);
     at += size_t{dim} * sizeof(float);
+  };
+  auto name = [&] {
+    const uint32_t len = u32();
+    WP_THROW_INTERNAL_IF_NOT(len >= 1 && len <= value.size() - at, "point record truncated");
+    const std::string_view n = value.substr(at, len);
+    at += len;
+    return n;
   };
   const uint32_t first = u32();
   if (first != kNamedMark) {
     floats(std::string_view(), first);
-    return at;
+  } else {
+    const uint32_t count = u32();
+    for (uint32_t i = 0; i < count; ++i) {
+      const std::string_view n = name();
+      floats(n, u32());
+    }
   }
-  const uint32_t count = u32();
-  for (uint32_t i = 0; i < count; ++i) {
-    const uint32_t len = u32();
-    WP_THROW_INTERNAL_IF_NOT(len >= 1 && len <= value.size() - at, "point record truncated");
-    const std::string_view name = value.substr(at, len);
-    at += len;
-    floats(name, u32());
+  if (at < value.size() && value[at] == kSparseMark) {
+    ++at;
+    const uint32_t count = u32();
+    for (uint32_t i = 0; i < count; ++i) {
+      const std::string_view n = name();
+      const uint32_t size = u32();
+      WP_THROW_INTERNAL_IF_NOT((value.size() - at) / 8 >= size, "point record truncated");
+      sparse(n, size, value.data() + at, value.data() + at + size_t{size} * 4);
+      at += size_t{size} * 8;
+    }
   }
   return at;
 }

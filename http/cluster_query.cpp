@@ -222,8 +222,10 @@ void ClusterRouter::resolve_ids(const CollectionMap& m, json& request, const std
       throw NotFoundError("Point with id " + engine::show_json(*u.slot) + " does not exists! (" +
                           u.at + ")");
     }
-    WP_THROW_IF_NOT(it->second.is_array(), u.at, ": point ", engine::show_json(*u.slot),
-                    " has no vector ", engine::show_json(json(u.vector_name)));
+    // A dense vector, or a sparse one ({"indices", "values"}), which the shards read alike.
+    WP_THROW_IF_NOT(it->second.is_array() || it->second.is_object(), u.at, ": point ",
+                    engine::show_json(*u.slot), " has no vector ",
+                    engine::show_json(json(u.vector_name)));
     *u.slot = it->second;
   }
   if (!excluded.empty()) {

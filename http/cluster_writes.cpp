@@ -81,6 +81,10 @@ json ClusterRouter::write(const std::string& route, const Call& c) {
   // below would otherwise let the shards without the bad point apply their part.
   const engine::CollectionConfig config = collection_config_from_qdrant(m.config);
   auto check_vector = [&](const json& v, const std::string& name, const std::string& field) {
+    if (v.is_object() && config.sparse_vectors.count(name)) {
+      get_sparse_vector(v, field);  // as the shards will read it
+      return;
+    }
     const auto it = config.vectors.find(name);
     if (it == config.vectors.end() || !v.is_array()) return;  // the shard names what is wrong
     WP_THROW_IF_NOT(v.size() == it->second.dim, field, ": expected dimension ", it->second.dim,
@@ -160,7 +164,13 @@ json ClusterRouter::write(const std::string& route, const Call& c) {
         }
         if (b.contains("vectors") && b["vectors"].is_array()) take(b["vectors"], sb["vectors"]);
         if (b.contains("vectors") && b["vectors"].is_object()) {
-          for (const auto& [vname, list] : b["vectors"].items()) take(list, sb["vectors"][vname]);
+          for (const auto& [vname, list] : b["vectors"].items()) {
+            if (list.is_array() && j < list.size()) {
+              check_vector(list[j], vname,
+                           where + "batch.vectors." + vname + "[" + std::to_string(j) + "]");
+            }
+            take(list, sb["vectors"][vname]);
+          }
         }
         index[s].push_back(j);
       }

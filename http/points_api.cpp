@@ -39,7 +39,7 @@ struct Shown {
   json record(const engine::PointRead& p) const {
     json j{{"id", p.id.to_json()}};
     j["payload"] = payload.enabled ? payload.apply(p.payload) : json();
-    j["vector"] = vectors.any() ? vectors_json(p.vectors, named) : json();
+    j["vector"] = vectors.any() ? vectors_json(p.vectors, named, p.sparse) : json();
     return j;
   }
   json scored(const engine::ScoredPoint& s) const {
@@ -82,14 +82,14 @@ struct Shown {
     out += ",\"payload\":";
     out += payload.enabled ? json_text(payload.apply(s.point.payload)) : "null";
     out += ",\"vector\":";
-    out += vectors.any() ? json_text(vectors_json(s.point.vectors, named)) : "null";
+    out += vectors.any() ? json_text(vectors_json(s.point.vectors, named, s.point.sparse)) : "null";
     out += '}';
   }
 };
 
 Shown shown(const engine::Collection& col, const PayloadSelector& payload,
             const engine::VectorSelector& vectors) {
-  return Shown{payload, vectors, col.named()};
+  return Shown{payload, vectors, col.named() || col.has_sparse()};
 }
 
 /// A search request body (also one element of search/batch).
@@ -185,7 +185,11 @@ ParsedSearch read_search(const json& body, const std::string& where) {
     WP_THROW_IF_NOT(v.contains("name") && v["name"].is_string(), join(where, "vector.name"),
                     ": expected the name of a vector");
     s.query.vector_name = v["name"].get<std::string>();
-    s.query.vector = get_vector(v["vector"], join(where, "vector.vector"));
+    if (v["vector"].is_object()) {  // Qdrant's NamedSparseVector
+      s.query.sparse = get_sparse_vector(v["vector"], join(where, "vector.vector"));
+    } else {
+      s.query.vector = get_vector(v["vector"], join(where, "vector.vector"));
+    }
   } else {
     s.query.vector = get_vector(v, join(where, "vector"));
   }
@@ -199,7 +203,7 @@ void check_answer_size(size_t points, const engine::Collection& col,
                        const engine::VectorSelector& with_vector, const std::string& field) {
   WP_THROW_IF_NOT(points <= kMaxAnswerPoints, field, ": the answer would hold ", points,
                   " points, at most ", kMaxAnswerPoints, " are returned by one request");
-  const size_t dim = col.total_dim();
+  const size_t dim = col.most_vector_values();
   WP_THROW_IF_NOT(!with_vector.any() || points * dim <= kMaxAnswerValues, field, ": ", points,
                   " points with vectors of ", dim, " values exceed the ", kMaxAnswerValues,
                   " vector values one answer may hold; ask for fewer points or without vectors");
@@ -281,6 +285,22 @@ std::vector<float> vector_of(const engine::Collection& col, const json& id, cons
   }
   auto it = found[0].vectors.find(vector_name);
   WP_THROW_IF_NOT(it != found[0].vectors.end(), at, ": point ", engine::show_json(id),
+                  " has no vector ", engine::show_json(json(vector_name)));
+  return std::move(it->second);
+}
+
+/// The sparse vector `vector_name` of point `id` (404 when the point does not exist, 400 when it
+/// has no such vector).
+engine::SparseVector sparse_vector_of(const engine::Collection& col, const json& id,
+                                      const std::string& at, const std::string& vector_name) {
+  auto found = col.retrieve({engine::PointId::from_json(id, at)}, false,
+                            engine::VectorSelector(std::vector<std::string>{vector_name}));
+  if (found.empty()) {
+    throw NotFoundError("Point with id " + engine::show_json(id) + " does not exists! (" + at +
+                        ")");
+  }
+  auto it = found[0].sparse.find(vector_name);
+  WP_THROW_IF_NOT(it != found[0].sparse.end(), at, ": point ", engine::show_json(id),
                   " has no vector ", engine::show_json(json(vector_name)));
   return std::move(it->second);
 }
@@ -1001,6 +1021,8 @@ ParsedQuery read_query_at(const json& body, const std::string& where, size_t dep
   // Everything but a point id's vector is checked here, before any query of a batch runs.
   if (q.is_array()) {
     s.query.vector = get_vector(q, at);
+  } else if (q.is_object() && (q.contains("indices") || q.contains("values"))) {
+    s.query.sparse = get_sparse_vector(q, at);
   } else if (q.is_object() && (q.contains("fusion") || q.contains("rrf"))) {
     WP_THROW_IF_NOT(q.size() == 1, at, ": expected {\"fusion\": \"rrf\"|\"dbsf\"} alone, got ",
                     engine::show_json(q));
@@ -1058,10 +1080,13 @@ ParsedQuery read_query_at(const json& body, const std::string& where, size_t dep
         "{\"sample\": \"random\"}, {\"formula\": ...} or {\"fusion\": \"rrf\"|\"dbsf\"}, "
         "got ",
         engine::show_json(q));
-    if (q["nearest"].is_array())
+    if (q["nearest"].is_array()) {
       s.query.vector = get_vector(q["nearest"], at + ".nearest");
-    else
+    } else if (q["nearest"].is_object()) {
+      s.query.sparse = get_sparse_vector(q["nearest"], at + ".nearest");
+    } else {
       engine::PointId::from_json(q["nearest"], at + ".nearest");
+    }
     if (q.contains("mmr")) p.mmr = read_mmr(q["mmr"], at + ".mmr");
   } else if (q.is_number() || q.is_string()) {
     engine::PointId::from_json(q, at);
@@ -1177,10 +1202,29 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
   // A point id (or {"nearest": id}): search by its vector, the point itself left out (by the
   // search here; over prefetches by the filter run_query adds, referenced_ids).
   std::vector<engine::PointId> used;
-  if (has_vector) {
+  if (has_vector && col.is_sparse(s.query.vector_name)) {
+    // A sparse space: searched by a sparse vector, or by a point's (the point left out).
+    const std::string at = join(p.where, "query");
+    WP_THROW_IF_NOT(!p.recommend && !p.discover && !p.mmr, at, ": ",
+                    engine::show_json(json(s.query.vector_name)),
+                    " is a sparse vector: only nearest (and rescoring prefetches) searches it");
+    const json* id = q.is_number() || q.is_string() ? &q
+                     : q.is_object() && q.contains("nearest") &&
+                             (q["nearest"].is_number() || q["nearest"].is_string())
+                         ? &q["nearest"]
+                         : nullptr;
+    if (id) {
+      const ExampleSource src = source_of(col, s);
+      WP_THROW_IF_NOT(src.col.is_sparse(src.vector), at, ": ", engine::show_json(json(src.vector)),
+                      " of the collection read is not a sparse vector");
+      s.query.sparse = sparse_vector_of(src.col, *id, id == &q ? at : at + ".nearest", src.vector);
+      if (src.leave_out) used.push_back(engine::PointId::from_json(*id, at));
+    }
+  } else if (has_vector) {
     const engine::VectorShape& shape =
         col.vector_shape(s.query.vector_name, join(p.where, "using"));
-    if (!p.recommend && !p.discover && q.is_object() && !q["nearest"].is_array()) {
+    if (!p.recommend && !p.discover && q.is_object() && q.contains("nearest") &&
+        !q["nearest"].is_array() && !q["nearest"].is_object()) {
       s.query.vector = example_vector(source_of(col, s), q["nearest"],
                                       join(p.where, "query.nearest"), shape, used);
     } else if (q.is_number() || q.is_string()) {

@@ -151,34 +151,77 @@ engine::VectorConfig read_vector_params(const json& v, const std::string& at, co
 
 }  // namespace
 
+namespace {
+
+/// The sparse vector spaces of a create body (Qdrant's sparse_vectors: {name: {"index":
+/// {"full_scan_threshold", "on_disk", "datatype"}, "modifier": "none"|"idf"}}) into `c`.
+void read_sparse_vectors(const json& body, engine::CollectionConfig& c) {
+  if (!body.contains("sparse_vectors") || body["sparse_vectors"].is_null()) return;
+  const json& sparse = body["sparse_vectors"];
+  check_object(sparse, "sparse_vectors");
+  WP_THROW_IF_NOT(sparse.size() <= kMaxNamedVectors, "sparse_vectors: at most ", kMaxNamedVectors,
+                  " sparse vectors, got ", sparse.size());
+  for (const auto& [name, params] : sparse.items()) {
+    const std::string at = "sparse_vectors." + name;
+    engine::validate_vector_name(name, "sparse_vectors");
+    WP_THROW_IF_NOT(!c.vectors.count(name), at, ": ", engine::show_json(json(name)),
+                    " is already the name of a dense vector");
+    const json none = json::object();
+    const json& p = params.is_null() ? none : params;
+    check_object(p, at);
+    engine::check_fields(p, at, {"index", "modifier"});
+    if (p.contains("index") && !p["index"].is_null()) {
+      const json& index = p["index"];
+      const std::string in = at + ".index";
+      check_object(index, in);
+      engine::check_fields(index, in, {"full_scan_threshold", "on_disk", "datatype"});
+      // Qdrant's tuning knobs of its own segments: checked, without effect here (the postings
+      // are in memory and a query walks only its own dimensions').
+      get_count(index, "full_scan_threshold", in, 0, 0, SIZE_MAX);
+      engine::get_bool(index, "on_disk", in, false);
+      const std::string type = engine::get_string(index, "datatype", in, "float32");
+      WP_THROW_IF_NOT(type == "float32", in, ".datatype: only \"float32\" is supported, got ",
+                      engine::show_json(json(type)));
+    }
+    engine::SparseVectorConfig& v = c.sparse_vectors[name];
+    const std::string modifier = engine::get_string(p, "modifier", at, "none");
+    WP_THROW_IF_NOT(modifier == "none" || modifier == "idf", at,
+                    ".modifier: expected \"none\" or \"idf\", got ",
+                    engine::show_json(json(modifier)));
+    v.modifier = modifier == "idf" ? engine::SparseModifier::kIdf : engine::SparseModifier::kNone;
+  }
+}
+
+}  // namespace
+
 engine::CollectionConfig collection_config_from_qdrant(const json& body) {
   WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
-  WP_THROW_IF_NOT(body.contains("vectors"),
+  const bool sparse = body.contains("sparse_vectors") && body["sparse_vectors"].is_object() &&
+                      !body["sparse_vectors"].empty();
+  WP_THROW_IF_NOT(body.contains("vectors") || sparse,
                   "vectors: missing (expected {\"size\": N, \"distance\": "
                   "\"Cosine\"|\"Euclid\"|\"Dot\"} or named vectors {\"name\": {\"size\", "
-                  "\"distance\"}})");
-  const json& v = body["vectors"];
+                  "\"distance\"}}, or sparse_vectors)");
+  const json none = json::object();
+  const json& v = body.contains("vectors") && !body["vectors"].is_null() ? body["vectors"] : none;
   WP_THROW_IF_NOT(v.is_object(), "vectors: expected an object, got ", engine::show_json(v));
-  if (body.contains("sparse_vectors") && !body["sparse_vectors"].is_null()) {
-    WP_THROW_IF_NOT(body["sparse_vectors"].empty(),
-                    "sparse_vectors: sparse vectors are not supported");
-  }
   if (body.contains("optimizers_config") && !body["optimizers_config"].is_null()) {
     check_optimizers_config(body["optimizers_config"]);
   }
   engine::CollectionConfig c;
   if (v.contains("size") || v.contains("distance")) {
     c.vectors[""] = read_vector_params(v, "vectors", body);
-    return c;
+  } else {
+    WP_THROW_IF_NOT((!v.empty() || sparse) && v.size() <= kMaxNamedVectors, "vectors: expected ",
+                    "{\"size\", \"distance\"} or 1..", kMaxNamedVectors,
+                    " named vectors {\"name\": {\"size\", \"distance\"}}, got ",
+                    engine::show_json(v));
+    for (const auto& [name, params] : v.items()) {
+      engine::validate_vector_name(name, "vectors");
+      c.vectors[name] = read_vector_params(params, "vectors." + name, body);
+    }
   }
-  WP_THROW_IF_NOT(!v.empty() && v.size() <= kMaxNamedVectors, "vectors: expected ",
-                  "{\"size\", \"distance\"} or 1..", kMaxNamedVectors,
-                  " named vectors {\"name\": {\"size\", \"distance\"}}, got ",
-                  engine::show_json(v));
-  for (const auto& [name, params] : v.items()) {
-    engine::validate_vector_name(name, "vectors");
-    c.vectors[name] = read_vector_params(params, "vectors." + name, body);
-  }
+  read_sparse_vectors(body, c);
   return c;
 }
 
@@ -248,7 +291,8 @@ json collection_info_json(const engine::CollectionInfo& info) {
   const engine::CollectionConfig& c = info.config;
   // The collection-wide settings Qdrant shows are those of the first vector (the only one of an
   // unnamed collection); each named vector shows its own.
-  const engine::VectorConfig& first = c.vectors.begin()->second;
+  const engine::VectorConfig first =
+      c.vectors.empty() ? engine::VectorConfig{} : c.vectors.begin()->second;
   const index::HnswParams& h = first.index.hnsw;
   json vectors = json::object();
   for (const auto& [name, v] : c.vectors) {
@@ -264,12 +308,17 @@ json collection_info_json(const engine::CollectionInfo& info) {
   }
   size_t indexed = 0;
   for (const auto& [name, n] : info.vectors) indexed += n;
-  const json config{{"params",
-                     {{"vectors", vectors},
-                      {"shard_number", 1},
-                      {"replication_factor", 1},
-                      {"write_consistency_factor", 1},
-                      {"on_disk_payload", false}}},
+  json sparse = json::object();
+  for (const auto& [name, v] : c.sparse_vectors) {
+    sparse[name] = {{"modifier", engine::sparse_modifier_name(v.modifier)}};
+  }
+  json params{{"vectors", vectors},
+              {"shard_number", 1},
+              {"replication_factor", 1},
+              {"write_consistency_factor", 1},
+              {"on_disk_payload", false}};
+  if (!sparse.empty()) params["sparse_vectors"] = sparse;
+  const json config{{"params", params},
                     {"hnsw_config", hnsw_json(first)},
                     {"optimizer_config",
                      {{"deleted_threshold", h.consolidate_fraction},

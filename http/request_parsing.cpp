@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "engine/json_fields.h"
 #include "engine/json_value.h"
 #include "index/error.h"
 
@@ -126,7 +127,45 @@ PayloadSelector get_payload_selector(const json& obj, const std::string& where, 
   return s;
 }
 
-engine::NamedVectors get_point_vectors(const json& j, const std::string& field) {
+engine::SparseVector get_sparse_vector(const json& j, const std::string& field) {
+  WP_THROW_IF_NOT(j.is_object() && j.contains("indices") && j.contains("values"), field,
+                  ": expected a sparse vector {\"indices\": [...], \"values\": [...]}, got ",
+                  engine::show_json(j));
+  engine::check_fields(j, field, {"indices", "values"});
+  const json& indices = j["indices"];
+  const json& values = j["values"];
+  WP_THROW_IF_NOT(indices.is_array(), field, ".indices: expected an array of indices, got ",
+                  engine::show_json(indices));
+  WP_THROW_IF_NOT(values.is_array(), field, ".values: expected an array of numbers, got ",
+                  engine::show_json(values));
+  WP_THROW_IF_NOT(indices.size() <= engine::kMaxSparseSize, field, ".indices: ", indices.size(),
+                  " indices; a sparse vector has at most ", engine::kMaxSparseSize);
+  engine::SparseVector v;
+  v.indices.reserve(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) {
+    const json& x = indices[i];
+    WP_THROW_IF_NOT(x.is_number_unsigned() && x.get<uint64_t>() <= UINT32_MAX, field, ".indices[",
+                    i, "]: expected an integer in 0..", UINT32_MAX, ", got ", engine::show_json(x));
+    v.indices.push_back(static_cast<uint32_t>(x.get<uint64_t>()));
+  }
+  WP_THROW_IF_NOT(values.size() <= engine::kMaxSparseSize, field, ".values: ", values.size(),
+                  " values; a sparse vector has at most ", engine::kMaxSparseSize);
+  v.values.reserve(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    WP_THROW_IF_NOT(values[i].is_number(), field, ".values[", i, "]: expected a number, got ",
+                    engine::show_json(values[i]));
+    const double x = values[i].get<double>();
+    const float f = static_cast<float>(x);
+    WP_THROW_IF_NOT(std::isfinite(f), field, ".values[", i, "]: ", x,
+                    " is not a finite 32-bit float");
+    v.values.push_back(f);
+  }
+  engine::sort_sparse(v, field);
+  return v;
+}
+
+engine::NamedVectors get_point_vectors(const json& j, const std::string& field,
+                                       engine::SparseVectors* sparse) {
   engine::NamedVectors out;
   if (!j.is_object()) {
     out[""] = get_vector(j, field);
@@ -134,8 +173,11 @@ engine::NamedVectors get_point_vectors(const json& j, const std::string& field) 
   }
   for (const auto& [name, v] : j.items()) {
     const std::string at = field + "." + name;
-    WP_THROW_IF_NOT(!v.is_object(), at,
-                    ": sparse vectors ({\"indices\", \"values\"}) are not supported");
+    if (v.is_object()) {
+      WP_THROW_IF_NOT(sparse, at, ": a sparse vector is not taken here");
+      (*sparse)[name] = get_sparse_vector(v, at);
+      continue;
+    }
     WP_THROW_IF_NOT(!(v.is_array() && !v.empty() && v[0].is_array()), at,
                     ": multi-vectors are not supported");
     out[name] = get_vector(v, at);
@@ -153,8 +195,17 @@ engine::VectorSelector get_with_vector(const json& obj, const std::string& where
                   engine::show_json(v));
 }
 
-json vectors_json(const engine::NamedVectors& v, bool named) {
-  if (named) return json(v);
+json sparse_json(const engine::SparseVector& v) {
+  return {{"indices", v.indices}, {"values", v.values}};
+}
+
+json vectors_json(const engine::NamedVectors& v, bool named, const engine::SparseVectors& sparse) {
+  if (named || !sparse.empty()) {
+    json out(v);
+    if (out.is_null()) out = json::object();
+    for (const auto& [name, x] : sparse) out[name] = sparse_json(x);
+    return out;
+  }
   auto it = v.find("");
   return it == v.end() ? json() : json(it->second);
 }

@@ -57,13 +57,21 @@ json parse_body(const std::string& body, bool allow_empty = false);
 std::vector<float> get_vector(const json& j, const std::string& field);
 /// with_payload: bool, list of keys, {"include": [...]} or {"exclude": [...]}.
 PayloadSelector get_payload_selector(const json& obj, const std::string& where, bool def);
+/// A sparse vector {"indices": [...], "values": [...]}, validated and sorted by index.
+engine::SparseVector get_sparse_vector(const json& j, const std::string& field);
 /// A point's vectors as a write gives them: a vector (the unnamed one, name "") or an object of
-/// vectors by name (Qdrant's VectorStruct); sparse and multi-vectors are refused by name.
-engine::NamedVectors get_point_vectors(const json& j, const std::string& field);
+/// vectors by name (Qdrant's VectorStruct), where the sparse ones go to `sparse` (refused by name
+/// when null); multi-vectors are refused by name.
+engine::NamedVectors get_point_vectors(const json& j, const std::string& field,
+                                       engine::SparseVectors* sparse = nullptr);
 /// with_vector: true, false, or a list of vector names.
 engine::VectorSelector get_with_vector(const json& obj, const std::string& where, bool def);
-/// A point's vectors in an answer: the unnamed vector as an array, named ones as an object.
-json vectors_json(const engine::NamedVectors& v, bool named);
+/// A point's vectors in an answer: the unnamed vector as an array, named ones as an object, with
+/// its sparse vectors ({"indices", "values"}) by name (an object then, the unnamed vector "").
+json vectors_json(const engine::NamedVectors& v, bool named,
+                  const engine::SparseVectors& sparse = {});
+/// A sparse vector as Qdrant writes it.
+json sparse_json(const engine::SparseVector& v);
 /// A list of point ids.
 std::vector<engine::PointId> get_ids(const json& j, const std::string& field);
 /// An optional filter (absent or null: the empty filter).

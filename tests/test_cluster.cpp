@@ -478,6 +478,10 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
   const json exact{{"exact", true}};
   const json g2{{"must", {{{"key", "g"}, {"match", {{"value", 2}}}}}}};
   // By id, nearest by id, and recommendations (the points named left out of the answer).
+  // A dense prefetch rescored by a sparse query: every candidate of its filter, so that every
+  // shard's prefetch holds all of its own (as docs/cluster.md says of rescoring).
+  json some = json::array();
+  for (int i = 0; i < 200; i += 3) some.push_back(i);
   const json by_id = same("/points/query", {{"query", 17}, {"limit", 5}, {"params", exact}}, 0);
   ASSERT_EQ(by_id["points"].size(), 5u);
   for (const json& p : by_id["points"]) EXPECT_NE(p["id"], 17) << by_id.dump();
@@ -825,6 +829,92 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
           << col << " " << r.dump();
     }
   }
+}
+
+// Sparse vectors across shards: written in both shapes, searched, queried by a point's own
+// vector, and rescoring a dense prefetch, each answer as one shard's (the plain dot product:
+// idf, which Qdrant too weighs per shard, is left out); a bad sparse vector in a batch is refused
+// before any shard writes.
+TEST_F(Cluster, SparseVectorsAnswerAcrossShardsAsOneShardDoes) {
+  Three three = three_nodes();
+  auto& clients = three.clients;
+  Client& c = *clients[0];
+  const json config{{"vectors", {{"d", {{"size", 8}, {"distance", "Cosine"}}}}},
+                    {"sparse_vectors", {{"s", json::object()}}}};
+  json sharded = config, one = config;
+  sharded["shard_number"] = 3;
+  sharded["replication_factor"] = 2;
+  one["shard_number"] = 1;
+  ASSERT_EQ(c.call(bhttp::verb::put, "/collections/sharded", sharded).first, 200u);
+  ASSERT_EQ(c.call(bhttp::verb::put, "/collections/one", one).first, 200u);
+  std::mt19937 rng(41);
+  auto sparse = [&] {
+    std::set<uint32_t> dims;
+    const size_t n = 1 + rng() % 6;
+    while (dims.size() < n) dims.insert(static_cast<uint32_t>(rng() % 40));
+    json v{{"indices", json::array()}, {"values", json::array()}};
+    for (uint32_t d : dims) {
+      v["indices"].push_back(d);
+      v["values"].push_back(1 + static_cast<int>(rng() % 4));
+    }
+    return v;
+  };
+  json points = json::array(), ids = json::array(), dense = json::array(), sparses = json::array();
+  for (int i = 0; i < 150; ++i) {
+    points.push_back({{"id", i}, {"vector", {{"d", random_vector(rng)}, {"s", sparse()}}}});
+  }
+  for (int i = 150; i < 200; ++i) {
+    ids.push_back(i);
+    dense.push_back(random_vector(rng));
+    sparses.push_back(sparse());
+  }
+  const json batch{{"batch", {{"ids", ids}, {"vectors", {{"d", dense}, {"s", sparses}}}}}};
+  for (const char* col : {"sharded", "one"}) {
+    for (const json& body : {json{{"points", points}}, batch}) {
+      auto [st, r] = clients[1]->call(
+          bhttp::verb::put, "/collections/" + std::string(col) + "/points?wait=true", body);
+      ASSERT_EQ(st, 200u) << r.dump();
+    }
+  }
+  auto same = [&](const std::string& path, const json& body, size_t via) {
+    return same_answers(*clients[via % 3], {&c}, bhttp::verb::post, path, body);
+  };
+  for (int i = 0; i < 5; ++i) {
+    const json q = sparse();
+    const json found = same("/points/query", {{"query", q}, {"using", "s"}, {"limit", 10}}, i);
+    EXPECT_FALSE(found["points"].empty());
+    same("/points/search",
+         {{"vector", {{"name", "s"}, {"vector", q}}}, {"limit", 5}, {"offset", 2}}, i + 1);
+  }
+  const json by_id =
+      same("/points/query", {{"query", {{"nearest", 17}}}, {"using", "s"}, {"limit", 5}}, 2);
+  for (const json& p : by_id["points"]) EXPECT_NE(p["id"], 17) << by_id.dump();
+  // A dense prefetch rescored by a sparse query: every candidate of its filter, so that every
+  // shard's prefetch holds all of its own (as docs/cluster.md says of rescoring).
+  json some = json::array();
+  for (int i = 0; i < 200; i += 3) some.push_back(i);
+  same("/points/query",
+       {{"prefetch",
+         {{"query", random_vector(rng)},
+          {"using", "d"},
+          {"filter", {{"must", {{{"has_id", some}}}}}},
+          {"limit", 1000},
+          {"params", {{"exact", true}}}}},
+        {"query", sparse()},
+        {"using", "s"},
+        {"limit", 10},
+        {"with_vector", true}},
+       0);
+  same("/points", {{"ids", {3, 160}}, {"with_vector", true}}, 1);
+  // A batch with one bad sparse vector writes nothing on any shard.
+  json bad = batch;
+  bad["batch"]["vectors"]["s"][7] = {{"indices", {1, 1}}, {"values", {1, 2}}};
+  bad["batch"]["ids"] = json::array();
+  for (int i = 0; i < 50; ++i) bad["batch"]["ids"].push_back(1000 + i);
+  auto [st, r] = clients[2]->call(bhttp::verb::put, "/collections/sharded/points?wait=true", bad);
+  EXPECT_EQ(st, 400u) << r.dump();
+  EXPECT_NE(r.dump().find("batch.vectors.s[7]"), std::string::npos) << r.dump();
+  EXPECT_EQ(same("/points/count", json::object(), 0)["count"], 200);
 }
 
 TEST_F(Cluster, BadInputToAShardedCollectionIsRefusedNamingTheFieldAndWritesNothing) {

@@ -146,7 +146,7 @@ TEST_F(NamedVectors, BadNamesAndDimensionsAre400sNamingTheFieldAndWriteNothing) 
   expect_400(
       "PUT", points,
       {{"points", {{{"id", 9}, {"vector", {{"text", {{"indices", {1}}, {"values", {1}}}}}}}}}},
-      "points[0].vector.text: sparse vectors");
+      "is a dense vector: give it as an array of 2 numbers");
   expect_400("PUT", points,
              {{"batch", {{"ids", {9, 10}}, {"vectors", {{"image", {{1, 2, 3, 4}}}}}}}},
              "batch.vectors.image: expected an array of 2 vectors");
@@ -186,8 +186,8 @@ TEST_F(NamedVectors, BadNamesAndDimensionsAre400sNamingTheFieldAndWriteNothing) 
            {{{"vectors", {{"a", {{"size", 2}, {"distance", "Dot"}, {"hnsw_config", {{"m", 1}}}}}}}},
             "vectors.a.hnsw_config.m"},
            {{{"vectors", {{"a", {{"size", 2}, {"distance", "Dot"}}}}},
-             {"sparse_vectors", {{"s", json::object()}}}},
-            "sparse_vectors"},
+             {"sparse_vectors", {{"a", json::object()}}}},
+            "is already the name of a dense vector"},
        }) {
     expect_400("PUT", "/collections/bad", body, field);
   }

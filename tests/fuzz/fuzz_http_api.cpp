@@ -32,8 +32,8 @@ struct World {
     std::filesystem::remove_all(dir, ec);
   }
 
-  /// A fresh engine holding collection "c" (4-d, Euclid) and "n" (named vectors) with a few
-  /// points, so that reads, searches and filters have something to walk.
+  /// A fresh engine holding collection "c" (4-d, Euclid), "n" (named vectors) and "s" (sparse
+  /// vectors) with a few points, so that reads, searches and filters have something to walk.
   void reset() {
     api.reset();
     engine.reset();
@@ -62,6 +62,15 @@ struct World {
         R"({"points": [{"id": 1, "vector": {"image": [1, 0, 0], "text": [1, 0]}},
                     {"id": 2, "vector": {"image": [0, 1, 0]}, "payload": {"k": "a"}},
                     {"id": 3, "vector": {"text": [0, 1]}}]})");
+    // "s": a dense vector beside two sparse ones (one weighed by idf).
+    put("/collections/s",
+        R"({"vectors": {"d": {"size": 2, "distance": "Dot"}},
+            "sparse_vectors": {"t": {}, "b": {"modifier": "idf"}}})");
+    put("/collections/s/points",
+        R"({"points": [{"id": 1, "vector": {"d": [1, 0], "t": {"indices": [1, 3], "values": [1, 2]}}},
+                    {"id": 2, "vector": {"t": {"indices": [3], "values": [1]},
+                                         "b": {"indices": [0, 7], "values": [1, 1]}}},
+                    {"id": 3, "vector": {"b": {"indices": [], "values": []}}, "payload": {"k": 1}}]})");
   }
 };
 

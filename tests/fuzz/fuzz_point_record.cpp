@@ -2,7 +2,7 @@
 // hands back at open and on every read: a key, then the value. Input: key length (1 byte), key,
 // value. Opening a collection reads the records in place (view, check_payload); that reading
 // must accept what decode accepts (bar vectors named twice, which the collection refuses) and
-// read the same payload.
+// read the same payload; a record's sparse vectors (after its dense ones) are read alike.
 #include <cstdlib>
 #include <optional>
 #include <set>
@@ -30,6 +30,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::set<std::string> names;
     v.vectors([&](std::string_view name, uint32_t, const char*) {
       named_twice = named_twice || !names.emplace(name).second;
+    });
+    // Sparse vectors: read as decode reads them (sorted indices, finite values), their names
+    // unique among all the record's vectors.
+    v.sparse([&](std::string_view name, uint32_t n, const char* indices, const char* values) {
+      named_twice = named_twice || !names.emplace(name).second;
+      (void)PointStore::read_sparse(n, indices, values);
     });
     payload = std::string(v.payload);
   });

@@ -346,6 +346,44 @@ test('named vectors: using, with_vector by name, update and delete vectors, hybr
   assert.equal((await client.count('docs')).count, 3);
 });
 
+test('sparse vectors: a hybrid collection with BM25-like idf, search, query, fusion', async () => {
+  await client.createCollection('hybrid', {
+    vectors: { dense: { size: 2, distance: 'Dot' } },
+    sparse_vectors: { text: {}, bm25: { modifier: 'idf' } },
+  });
+  const info = await client.getCollection('hybrid');
+  assert.deepEqual(info.config.params.sparse_vectors, { text: { modifier: 'none' }, bm25: { modifier: 'idf' } });
+  await client.upsert('hybrid', {
+    wait: true,
+    points: [
+      { id: 1, vector: { dense: [1, 0], text: { indices: [7, 2], values: [1, 2] }, bm25: { indices: [1, 2], values: [1, 1] } } },
+      { id: 2, vector: { dense: [0, 1], text: { indices: [2, 9], values: [3, 1] }, bm25: { indices: [1], values: [1] } } },
+      { id: 3, vector: { dense: [1, 1], text: { indices: [9], values: [5] }, bm25: { indices: [1, 3], values: [1, 1] } } },
+    ],
+  });
+  // The dot product over shared indices: 2 scores 3*1, 1 scores 2*1 + 1*0.5; 3 shares none.
+  const found = await client.query('hybrid', { query: { indices: [2, 7], values: [1, 0.5] }, using: 'text' });
+  assert.deepEqual(found.points.map((p) => [p.id, p.score]), [[2, 3], [1, 2.5]]);
+  const searched = await client.query('hybrid', { query: { indices: [9], values: [1] }, using: 'text', limit: 5 });
+  assert.deepEqual(searched.points.map((p) => p.id), [3, 2]);
+  // idf: dimension 1 is in every point (ln(1 + 0.5 / 3.5)), 3 in one (ln(1 + 2.5 / 1.5)).
+  const idf = await client.query('hybrid', { query: { nearest: { indices: [1, 3], values: [1, 1] } }, using: 'bm25' });
+  assert.equal(idf.points[0].id, 3);
+  assert.ok(Math.abs(idf.points[0].score - (Math.log(1 + 0.5 / 3.5) + Math.log(1 + 2.5 / 1.5))) < 1e-5);
+  // Hybrid: dense and sparse prefetches fused.
+  const fused = await client.query('hybrid', {
+    prefetch: [{ query: [1, 0], using: 'dense', limit: 2 }, { query: { indices: [9], values: [1] }, using: 'text', limit: 2 }],
+    query: { fusion: 'rrf' },
+  });
+  assert.deepEqual(fused.points.map((p) => p.id).sort(), [1, 2, 3]);
+  const [one] = await client.retrieve('hybrid', { ids: [1], with_vector: ['text'] });
+  assert.deepEqual(one.vector, { text: { indices: [2, 7], values: [2, 1] } });  // sorted by index
+  await client.deleteVectors('hybrid', { wait: true, points: [2], vector: ['text'] });
+  assert.deepEqual(await client.count('hybrid', { filter: { must: [{ has_vector: 'text' }] } }), { count: 2 });
+  await assert.rejects(client.upsert('hybrid', { wait: true, points: [{ id: 4, vector: { text: { indices: [1, 1], values: [1, 2] } } }] }),
+    (e) => e.status === 400 && /points\[0\]\.vector\.text\.indices: index 1 is given twice/.test(JSON.stringify(e.data)));
+});
+
 test('snapshots: create, list, recover, download, upload, delete', async () => {
   await client.createCollection('snaps', { vectors: { size: 4, distance: 'Cosine' } });
   const points = Array.from({ length: 50 }, (_, i) => ({ id: i, vector: [1, i, i % 7, 1], payload: { n: i } }));
