@@ -373,6 +373,21 @@ void Collection::set_max_indexing_threads(const std::map<std::string, size_t>& t
   }
 }
 
+void Collection::set_sparse_modifiers(const std::map<std::string, SparseModifier>& modifiers) {
+  if (modifiers.empty()) return;
+  for (const auto& [name, m] : modifiers) {
+    WP_THROW_IF_NOT(find_sparse(name), "sparse_vectors: ", no_vector_named(name));
+  }
+  std::lock_guard<std::mutex> writer(write_mu_);
+  CollectionConfig stored = config();
+  for (const auto& [name, m] : modifiers) stored.sparse_vectors.at(name).modifier = m;
+  store_->put_meta(kConfigKey, stored.to_stored().dump());
+  std::unique_lock<RwMutex> lock(mu_);
+  config_ = stored;
+  for (SparseSpace& space : sparse_)
+    space.modifier = config_.sparse_vectors.at(space.name).modifier;
+}
+
 IndexStatus Collection::index_status(const std::string& vector) const {
   const size_t space = space_of(vector, "using");
   IndexStatus s;

@@ -346,6 +346,12 @@ class Collection {
   /// naming `vectors` for a name the collection lacks.
   void set_max_indexing_threads(const std::map<std::string, size_t>& threads);
 
+  /// Sets how the named sparse spaces weigh queries (Qdrant's collection update of a sparse
+  /// vector's `modifier`), stored with the collection's config; the next queries use it, nothing
+  /// is rebuilt (the postings do not depend on it). UserError naming `sparse_vectors` for a name
+  /// that is not a sparse space.
+  void set_sparse_modifiers(const std::map<std::string, SparseModifier>& modifiers);
+
   /// Threads that link a write's new points into an index, for every collection of the process
   /// (`serve --indexing-threads`). 0, the default: every core but one (at least one) while
   /// searches come in, every core while none does (link_threads).
@@ -481,8 +487,8 @@ class Collection {
   size_t live_ = 0;
   /// The index of each vector space, as shapes_; a point missing a vector is not in its index.
   std::vector<std::unique_ptr<index::Index>> indexes_;
-  /// The sparse vector spaces by name (name and modifier fixed at open; the index guarded by
-  /// mu_).
+  /// The sparse vector spaces by name (the name fixed at open; the modifier and the index
+  /// guarded by mu_).
   struct SparseSpace {
     std::string name;
     SparseModifier modifier = SparseModifier::kNone;

@@ -56,6 +56,7 @@ json Api::update_collection(const Call& c) {
   const QdrantCollectionUpdate update = qdrant_collection_update(body, col->config());
   col->rebuild_indexes(update.rebuild);  // first: refused (409) while a build runs
   col->set_max_indexing_threads(update.indexing_threads);
+  col->set_sparse_modifiers(update.sparse_modifiers);
   return true;
 }
 

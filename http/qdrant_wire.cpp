@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 
 #include "engine/index_request.h"
 #include "engine/json_fields.h"
@@ -153,8 +154,36 @@ engine::VectorConfig read_vector_params(const json& v, const std::string& at, co
 
 namespace {
 
-/// The sparse vector spaces of a create body (Qdrant's sparse_vectors: {name: {"index":
-/// {"full_scan_threshold", "on_disk", "datatype"}, "modifier": "none"|"idf"}}) into `c`.
+/// One sparse vector's params at `at` ({"index": {"full_scan_threshold", "on_disk", "datatype"},
+/// "modifier": "none"|"idf"}; null is {}): its modifier, when given.
+std::optional<engine::SparseModifier> read_sparse_params(const json& params,
+                                                         const std::string& at) {
+  const json none = json::object();
+  const json& p = params.is_null() ? none : params;
+  check_object(p, at);
+  engine::check_fields(p, at, {"index", "modifier"});
+  if (p.contains("index") && !p["index"].is_null()) {
+    const json& index = p["index"];
+    const std::string in = at + ".index";
+    check_object(index, in);
+    engine::check_fields(index, in, {"full_scan_threshold", "on_disk", "datatype"});
+    // Qdrant's tuning knobs of its own segments: checked, without effect here (the postings
+    // are in memory and a query walks only its own dimensions').
+    get_count(index, "full_scan_threshold", in, 0, 0, SIZE_MAX);
+    engine::get_bool(index, "on_disk", in, false);
+    const std::string type = engine::get_string(index, "datatype", in, "float32");
+    WP_THROW_IF_NOT(type == "float32", in, ".datatype: only \"float32\" is supported, got ",
+                    engine::show_json(json(type)));
+  }
+  if (!p.contains("modifier") || p["modifier"].is_null()) return std::nullopt;
+  const std::string modifier = engine::get_string(p, "modifier", at, "none");
+  WP_THROW_IF_NOT(modifier == "none" || modifier == "idf", at,
+                  ".modifier: expected \"none\" or \"idf\", got ",
+                  engine::show_json(json(modifier)));
+  return modifier == "idf" ? engine::SparseModifier::kIdf : engine::SparseModifier::kNone;
+}
+
+/// The sparse vector spaces of a create body (Qdrant's sparse_vectors: {name: params}) into `c`.
 void read_sparse_vectors(const json& body, engine::CollectionConfig& c) {
   if (!body.contains("sparse_vectors") || body["sparse_vectors"].is_null()) return;
   const json& sparse = body["sparse_vectors"];
@@ -166,29 +195,8 @@ void read_sparse_vectors(const json& body, engine::CollectionConfig& c) {
     engine::validate_vector_name(name, "sparse_vectors");
     WP_THROW_IF_NOT(!c.vectors.count(name), at, ": ", engine::show_json(json(name)),
                     " is already the name of a dense vector");
-    const json none = json::object();
-    const json& p = params.is_null() ? none : params;
-    check_object(p, at);
-    engine::check_fields(p, at, {"index", "modifier"});
-    if (p.contains("index") && !p["index"].is_null()) {
-      const json& index = p["index"];
-      const std::string in = at + ".index";
-      check_object(index, in);
-      engine::check_fields(index, in, {"full_scan_threshold", "on_disk", "datatype"});
-      // Qdrant's tuning knobs of its own segments: checked, without effect here (the postings
-      // are in memory and a query walks only its own dimensions').
-      get_count(index, "full_scan_threshold", in, 0, 0, SIZE_MAX);
-      engine::get_bool(index, "on_disk", in, false);
-      const std::string type = engine::get_string(index, "datatype", in, "float32");
-      WP_THROW_IF_NOT(type == "float32", in, ".datatype: only \"float32\" is supported, got ",
-                      engine::show_json(json(type)));
-    }
-    engine::SparseVectorConfig& v = c.sparse_vectors[name];
-    const std::string modifier = engine::get_string(p, "modifier", at, "none");
-    WP_THROW_IF_NOT(modifier == "none" || modifier == "idf", at,
-                    ".modifier: expected \"none\" or \"idf\", got ",
-                    engine::show_json(json(modifier)));
-    v.modifier = modifier == "idf" ? engine::SparseModifier::kIdf : engine::SparseModifier::kNone;
+    c.sparse_vectors[name].modifier =
+        read_sparse_params(params, at).value_or(engine::SparseModifier::kNone);
   }
 }
 
@@ -230,10 +238,10 @@ QdrantCollectionUpdate qdrant_collection_update(const json& body,
   WP_THROW_IF_NOT(body.is_object(), "body: expected a JSON object");
   for (const auto& [key, value] : body.items()) {
     WP_THROW_IF_NOT(key == "hnsw_config" || key == "quantization_config" ||
-                        key == "optimizers_config" || key == "vectors",
+                        key == "optimizers_config" || key == "vectors" || key == "sparse_vectors",
                     engine::show_text(key),
                     ": not supported by waypoint's collection update (expected hnsw_config, "
-                    "quantization_config, optimizers_config, vectors)");
+                    "quantization_config, optimizers_config, vectors, sparse_vectors)");
   }
   if (body.contains("optimizers_config") && !body["optimizers_config"].is_null()) {
     check_optimizers_config(body["optimizers_config"]);
@@ -250,6 +258,19 @@ QdrantCollectionUpdate qdrant_collection_update(const json& body,
     engine::get_bool(v, "on_disk", at, false);
   }
   QdrantCollectionUpdate update;
+  const json& sparse = body.contains("sparse_vectors") && !body["sparse_vectors"].is_null()
+                           ? body["sparse_vectors"]
+                           : none;
+  check_object(sparse, "sparse_vectors");
+  for (const auto& [name, params] : sparse.items()) {
+    const auto it = config.sparse_vectors.find(name);
+    WP_THROW_IF_NOT(it != config.sparse_vectors.end(),
+                    "sparse_vectors: ", engine::no_vector_named(name),
+                    " (not a sparse vector of the collection)");
+    const std::optional<engine::SparseModifier> m =
+        read_sparse_params(params, "sparse_vectors." + name);
+    if (m && *m != it->second.modifier) update.sparse_modifiers[name] = *m;
+  }
   for (const auto& [name, vc] : config.vectors) {
     engine::VectorConfig next = vc;
     apply_index_settings(body, "", next);

@@ -35,6 +35,9 @@ struct QdrantCollectionUpdate {
   /// The vectors whose max_indexing_threads changed, with the new value: set on the running
   /// index (Collection::set_max_indexing_threads), no rebuild.
   std::map<std::string, size_t> indexing_threads;
+  /// The sparse vectors whose modifier changed, with the new one (Collection::set_sparse_modifiers:
+  /// it weighs the next queries, nothing is rebuilt).
+  std::map<std::string, engine::SparseModifier> sparse_modifiers;
 };
 
 /**

@@ -434,6 +434,24 @@ TEST_F(SparseVectors, AHybridCollectionAnswersAsTheDotProductsOfItsPoints) {
                 text.answer(text.vectors.at(id), 5, 0, others), "by id");
   }
 
+  // Grouped by a payload key: each group's hits are that group's best.
+  {
+    const SparseVector q{{1, 2, 3, 4, 5}, {1, 2, 1, 2, 1}};
+    const json groups = ok("POST", "/collections/h/points/query/groups",
+                           {{"query", to_json(q)},
+                            {"using", "text"},
+                            {"group_by", "g"},
+                            {"group_size", 2},
+                            {"limit", 4}})["groups"];
+    ASSERT_EQ(groups.size(), 4u) << groups;
+    for (const json& g : groups) {
+      const int gid = g["id"];
+      expect_same(hits_of(g["hits"]),
+                  text.answer(q, 2, 0, [&](int id) { return group.at(id) == gid; }),
+                  "group " + std::to_string(gid));
+    }
+  }
+
   // Read back: sorted by index, values with them; the dense one beside it.
   {
     const json got =
@@ -483,6 +501,19 @@ TEST_F(SparseVectors, AHybridCollectionAnswersAsTheDotProductsOfItsPoints) {
   restart();
   EXPECT_EQ(count_with("text"), text.vectors.size());
   check_searches("restarted");
+  // Qdrant's collection update turns idf on for "text": the next queries weigh by it, and so
+  // after a restart.
+  ok("PATCH", "/collections/h", {{"sparse_vectors", {{"text", {{"modifier", "idf"}}}}}});
+  EXPECT_EQ(ok("GET", "/collections/h")["config"]["params"]["sparse_vectors"]["text"],
+            json({{"modifier", "idf"}}));
+  text.idf = true;
+  check_searches("text weighed by idf");
+  restart();
+  check_searches("text weighed by idf, restarted");
+  expect_400("PATCH", "/collections/h", {{"sparse_vectors", {{"img", {{"modifier", "idf"}}}}}},
+             "sparse_vectors: Not existing vector name error: img");
+  expect_400("PATCH", "/collections/h", {{"sparse_vectors", {{"text", {{"modifier", "tfidf"}}}}}},
+             "sparse_vectors.text.modifier");
 
   // Refused, naming the field.
   expect_400(
