@@ -561,8 +561,10 @@ std::string Api::metrics_text() const {
     try {
       auto col = engine_.collection(name);
       points << "waypoint_points{collection=\"" << name << "\"} " << col->size() << "\n";
+      // A collection of sparse vectors alone has no index to build.
+      const auto& shapes = col->vector_shapes();
       progress << "waypoint_index_build_progress{collection=\"" << name << "\"} "
-               << col->index_status(col->vector_shapes().front().name).progress << "\n";
+               << (shapes.empty() ? 1.0 : col->index_status(shapes.front().name).progress) << "\n";
       const engine::MemoryUse m = col->memory();
       auto part = [&](const std::string& what, size_t bytes) {
         memory << "waypoint_memory_bytes{collection=\"" << name << "\",part=\"" << what << "\"} "

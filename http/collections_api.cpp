@@ -77,10 +77,12 @@ json Api::delete_payload_index(const Call& c) {
 
 namespace {
 /// The vector space a vector_index request is about: `?using=NAME` ("" by default: the unnamed
-/// vector, or the first named one when the collection has no unnamed vector).
+/// vector, or the first named one when the collection has no unnamed vector; "" again when it has
+/// sparse vectors only, which the request then names as missing).
 std::string vector_index_space(const Call& c, const engine::Collection& col) {
   if (auto it = c.query.find("using"); it != c.query.end()) return it->second;
-  return col.vector_shapes().front().name;
+  const auto& shapes = col.vector_shapes();
+  return shapes.empty() ? std::string() : shapes.front().name;
 }
 }  // namespace
 

@@ -579,6 +579,20 @@ TEST_F(SparseVectors, ASparseOnlyCollectionAndItsConfigurationErrors) {
                          {{"query", {{"indices", json::array()}, {"values", json::array()}}},
                           {"using", "words"}})),
               Want(), "an empty query finds nothing");
+  // A collection without dense vectors: its metrics, a snapshot recovered into another
+  // collection, and the dense-only index routes naming what is missing.
+  EXPECT_NE(call("GET", "/metrics").body.find("waypoint_points{collection=\"s\"} 81"),
+            std::string::npos);
+  expect_400("GET", "/waypoint/collections/s/vector_index", json(), "Not existing vector name");
+  const std::string snapshot = ok("POST", "/collections/s/snapshots?wait=true")["name"];
+  ok("PUT", "/collections/s2/snapshots/recover",
+     {{"location", "file://" + engine_->snapshots_dir() + "/s/" + snapshot}});
+  {
+    const SparseVector q{{1, 2, 3}, {1, 2, 3}};
+    expect_same(hits_of(ok("POST", "/collections/s2/points/query",
+                           {{"query", to_json(q)}, {"using", "words"}, {"limit", 10}})),
+                words.answer(q, 10, 0, [](int) { return true; }), "recovered from a snapshot");
+  }
   restart();
   const SparseVector q{{1, 2, 3}, {1, 2, 3}};
   expect_same(hits_of(ok("POST", "/collections/s/points/query",
