@@ -1323,7 +1323,9 @@ std::vector<ScoredPoint> Collection::search_sparse(size_t space, const SearchQue
   } else {
     std::unique_ptr<index::IdFilter> filter;
     if (q.filter && !q.filter->empty()) {
-      filter = index_filter(*q.filter, true);
+      // As a graph walk's filter: the index tests the best points first and stops at k that
+      // pass, so a filter that no payload index serves is tested on those points alone.
+      filter = index_filter(*q.filter, false);
       if (!filter) return {};  // no point matches
     }
     const index::IdFilter* f = filter.get();

@@ -164,17 +164,30 @@ std::vector<SparseIndex::Hit> SparseIndex::search(const SparseVector& query, siz
     }
   }
   std::vector<Hit> hits;
+  hits.reserve(touched.size());
   for (uint32_t id : touched) {
     const float score = sums[id];
     sums[id] = 0;
     seen[id] = false;
     if (threshold && !(score >= *threshold)) continue;
-    if (accept && !accept(id)) continue;
     hits.push_back({score, id});
   }
   auto better = [](const Hit& a, const Hit& b) {
     return a.score != b.score ? a.score > b.score : a.id < b.id;
   };
+  if (accept) {
+    // The filter is tested best first, only until k points pass: a query over common dimensions
+    // reaches most points, and testing each (a payload read where no index serves the filter)
+    // was half its time (100k points, 4 Zipf terms: 3.2 ms filtered against 1.9 ms).
+    auto worse = [&](const Hit& a, const Hit& b) { return better(b, a); };
+    std::make_heap(hits.begin(), hits.end(), worse);
+    std::vector<Hit> kept;
+    for (auto end = hits.end(); end != hits.begin() && kept.size() < k; --end) {
+      std::pop_heap(hits.begin(), end, worse);
+      if (accept((end - 1)->id)) kept.push_back(*(end - 1));
+    }
+    return kept;
+  }
   if (hits.size() > k) {
     std::nth_element(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(k), hits.end(),
                      better);

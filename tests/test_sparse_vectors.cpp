@@ -388,6 +388,8 @@ TEST_F(SparseVectors, AHybridCollectionAnswersAsTheDotProductsOfItsPoints) {
                 above, when + " threshold");
   };
   check_searches("written");
+  // From here on the filter on g is served by a payload index (above, by testing payloads).
+  ok("PUT", "/collections/h/index?wait=true", {{"field_name", "g"}, {"field_schema", "integer"}});
 
   // Dense prefetch rescored by a sparse query: the prefetched points holding the vector, each
   // scored by its dot product (no shared dimension scores 0).
