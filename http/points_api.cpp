@@ -273,35 +273,22 @@ Recommend read_recommend(const json& r, const std::string& where) {
   return out;
 }
 
-/// The vector `vector_name` of point `id` (404 when the point does not exist, 400 when it has
-/// no such vector).
-std::vector<float> vector_of(const engine::Collection& col, const json& id, const std::string& at,
-                             const std::string& vector_name) {
+/// The vector `vector_name` of point `id`, dense (`in` PointRead::vectors) or sparse
+/// (PointRead::sparse): 404 when the point does not exist, 400 when it has no such vector.
+template <typename Vectors>
+typename Vectors::mapped_type vector_of(const engine::Collection& col, const json& id,
+                                        const std::string& at, const std::string& vector_name,
+                                        Vectors engine::PointRead::*in) {
   auto found = col.retrieve({engine::PointId::from_json(id, at)}, false,
                             engine::VectorSelector(std::vector<std::string>{vector_name}));
   if (found.empty()) {
     throw NotFoundError("Point with id " + engine::show_json(id) + " does not exists! (" + at +
                         ")");
   }
-  auto it = found[0].vectors.find(vector_name);
-  WP_THROW_IF_NOT(it != found[0].vectors.end(), at, ": point ", engine::show_json(id),
-                  " has no vector ", engine::show_json(json(vector_name)));
-  return std::move(it->second);
-}
-
-/// The sparse vector `vector_name` of point `id` (404 when the point does not exist, 400 when it
-/// has no such vector).
-engine::SparseVector sparse_vector_of(const engine::Collection& col, const json& id,
-                                      const std::string& at, const std::string& vector_name) {
-  auto found = col.retrieve({engine::PointId::from_json(id, at)}, false,
-                            engine::VectorSelector(std::vector<std::string>{vector_name}));
-  if (found.empty()) {
-    throw NotFoundError("Point with id " + engine::show_json(id) + " does not exists! (" + at +
-                        ")");
-  }
-  auto it = found[0].sparse.find(vector_name);
-  WP_THROW_IF_NOT(it != found[0].sparse.end(), at, ": point ", engine::show_json(id),
-                  " has no vector ", engine::show_json(json(vector_name)));
+  Vectors& held = found[0].*in;
+  auto it = held.find(vector_name);
+  WP_THROW_IF_NOT(it != held.end(), at, ": point ", engine::show_json(id), " has no vector ",
+                  engine::show_json(json(vector_name)));
   return std::move(it->second);
 }
 
@@ -330,7 +317,7 @@ std::vector<float> example_vector(const ExampleSource& src, const json& e, const
   if (inline_vector) {
     v = get_vector(e, at);
   } else {
-    v = vector_of(src.col, e, at, src.vector);
+    v = vector_of(src.col, e, at, src.vector, &engine::PointRead::vectors);
     if (src.leave_out) used.push_back(engine::PointId::from_json(e, at));
   }
   WP_THROW_IF_NOT(v.size() == shape.dim, at, ": expected dimension ", shape.dim, ", got ", v.size(),
@@ -1217,7 +1204,8 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
       const ExampleSource src = source_of(col, s);
       WP_THROW_IF_NOT(src.col.is_sparse(src.vector), at, ": ", engine::show_json(json(src.vector)),
                       " of the collection read is not a sparse vector");
-      s.query.sparse = sparse_vector_of(src.col, *id, id == &q ? at : at + ".nearest", src.vector);
+      s.query.sparse = vector_of(src.col, *id, id == &q ? at : at + ".nearest", src.vector,
+                                 &engine::PointRead::sparse);
       if (src.leave_out) used.push_back(engine::PointId::from_json(*id, at));
     }
   } else if (has_vector) {
