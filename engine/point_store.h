@@ -180,7 +180,7 @@ size_t PointStore::walk(std::string_view value, Dense&& dense, Sparse&& sparse) 
     dense(name, dim, value.data() + at);
     at += size_t{dim} * sizeof(float);
   };
-  auto name = [&] {
+  auto read_name = [&] {
     const uint32_t len = u32();
     WP_THROW_INTERNAL_IF_NOT(len >= 1 && len <= value.size() - at, "point record truncated");
     const std::string_view n = value.substr(at, len);
@@ -193,7 +193,7 @@ size_t PointStore::walk(std::string_view value, Dense&& dense, Sparse&& sparse) 
   } else {
     const uint32_t count = u32();
     for (uint32_t i = 0; i < count; ++i) {
-      const std::string_view n = name();
+      const std::string_view n = read_name();
       floats(n, u32());
     }
   }
@@ -201,7 +201,7 @@ size_t PointStore::walk(std::string_view value, Dense&& dense, Sparse&& sparse) 
     ++at;
     const uint32_t count = u32();
     for (uint32_t i = 0; i < count; ++i) {
-      const std::string_view n = name();
+      const std::string_view n = read_name();
       const uint32_t size = u32();
       WP_THROW_INTERNAL_IF_NOT((value.size() - at) / 8 >= size, "point record truncated");
       sparse(n, size, value.data() + at, value.data() + at + size_t{size} * 4);
