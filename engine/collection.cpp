@@ -458,26 +458,30 @@ void Collection::load() {
     std::vector<bool> seen(spaces);
     store_->scan_in_place([&](const PointStore::RecordView& r) {
       std::fill(seen.begin(), seen.end(), false);
-      r.vectors([&](std::string_view vname, uint32_t dim, const char* floats) {
-        const std::optional<size_t> i = find_space(vname);
-        WP_THROW_INTERNAL_IF_NOT(i && dim == shapes_[*i].dim && !seen[*i],
-                                 "stored point with a vector of wrong name or dimension");
-        seen[*i] = true;
-        if (gather[*i]) {
-          std::vector<float>& to = vectors[*i].data;
-          const size_t at = to.size();
-          to.resize(at + dim);
-          std::memcpy(to.data() + at, floats, size_t{dim} * sizeof(float));
-        }
-        if (first) labels[*i].push_back(r.internal);
-      });
+      // One reading of the record for its dense and its sparse vectors (these only the first
+      // time: they are not gathered again for a space's index).
+      r.vectors(
+          [&](std::string_view vname, uint32_t dim, const char* floats) {
+            const std::optional<size_t> i = find_space(vname);
+            WP_THROW_INTERNAL_IF_NOT(i && dim == shapes_[*i].dim && !seen[*i],
+                                     "stored point with a vector of wrong name or dimension");
+            seen[*i] = true;
+            if (gather[*i]) {
+              std::vector<float>& to = vectors[*i].data;
+              const size_t at = to.size();
+              to.resize(at + dim);
+              std::memcpy(to.data() + at, floats, size_t{dim} * sizeof(float));
+            }
+            if (first) labels[*i].push_back(r.internal);
+          },
+          [&](std::string_view vname, uint32_t n, const char* indices, const char* values) {
+            if (!first) return;
+            const std::optional<size_t> i = find_sparse(vname);
+            WP_THROW_INTERNAL_IF_NOT(i && !sparse_[*i].index.contains(r.internal),
+                                     "stored point with a sparse vector of wrong name");
+            sparse_[*i].index.set(r.internal, PointStore::read_sparse(n, indices, values));
+          });
       if (!first) return;
-      r.sparse([&](std::string_view vname, uint32_t n, const char* indices, const char* values) {
-        const std::optional<size_t> i = find_sparse(vname);
-        WP_THROW_INTERNAL_IF_NOT(i && !sparse_[*i].index.contains(r.internal),
-                                 "stored point with a sparse vector of wrong name");
-        sparse_[*i].index.set(r.internal, PointStore::read_sparse(n, indices, values));
-      });
       const uint64_t internal = r.internal;
       if (internal >= entries_.size()) entries_.resize(internal + 1);
       entries_[internal] = Entry{r.id(), PackedPayload::from_msgpack(r.payload), true};

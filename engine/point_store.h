@@ -98,6 +98,12 @@ class PointStore {
       walk(
           value, [](std::string_view, uint32_t, const char*) {}, fn);
     }
+    /// Both in one reading of the record: dense(name, dim, floats), then sparse(name, n,
+    /// indices, values).
+    template <class Dense, class Sparse>
+    void vectors(Dense&& dense, Sparse&& sparse) const {
+      walk(value, dense, sparse);
+    }
   };
 
   /// Calls fn on every point, as a whole scan() does, without copying it out of RocksDB's

@@ -142,10 +142,12 @@ std::vector<SparseIndex::Hit> SparseIndex::search(const SparseVector& query, siz
                                                   const std::function<bool(uint64_t)>& accept,
                                                   const float* threshold) const {
   // Scores are summed in an array over the internal ids, kept by each thread and cleared where
-  // touched: no allocation per query once it is as long as the space's ids.
+  // touched, and the points reached listed in arrays kept alike: no allocation per query but
+  // its answer once they are as long as the space's ids.
   thread_local std::vector<float> sums;
   thread_local std::vector<uint32_t> touched;
   thread_local std::vector<bool> seen;
+  thread_local std::vector<Hit> hits;  // every point reached, scored
   if (sums.size() < has_.size()) {
     sums.resize(has_.size());
     seen.resize(has_.size());
@@ -163,8 +165,7 @@ std::vector<SparseIndex::Hit> SparseIndex::search(const SparseVector& query, siz
       sums[p.id] += w * p.value;
     }
   }
-  std::vector<Hit> hits;
-  hits.reserve(touched.size());
+  hits.clear();
   for (uint32_t id : touched) {
     const float score = sums[id];
     sums[id] = 0;
@@ -188,13 +189,9 @@ std::vector<SparseIndex::Hit> SparseIndex::search(const SparseVector& query, siz
     }
     return kept;
   }
-  if (hits.size() > k) {
-    std::nth_element(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(k), hits.end(),
-                     better);
-    hits.resize(k);
-  }
-  std::sort(hits.begin(), hits.end(), better);
-  return hits;
+  const auto top = hits.begin() + static_cast<std::ptrdiff_t>(std::min(k, hits.size()));
+  std::partial_sort(hits.begin(), top, hits.end(), better);
+  return std::vector<Hit>(hits.begin(), top);
 }
 
 size_t SparseIndex::memory_bytes() const {
