@@ -44,7 +44,8 @@ class StagedFacts final : public PointFacts {
  public:
   StagedFacts(const PointWrite& p, const Collection& c) : p_(p), c_(c) {}
   bool holds(std::string_view name) const override {
-    return p_.vectors.count(std::string(name)) != 0 || p_.sparse.count(std::string(name)) != 0;
+    const std::string n(name);
+    return p_.vectors.count(n) != 0 || p_.sparse.count(n) != 0 || p_.multi.count(n) != 0;
   }
   const TextParams* text_params(std::string_view key) const override {
     return c_.text_params_of(key);
@@ -126,6 +127,9 @@ Collection::Collection(std::string name, std::string dir,
     sparse_[s].name = vname;
     sparse_[s++].modifier = v.modifier;
   }
+  for (const auto& [vname, v] : config_.multivectors) {
+    multi_.push_back(MultiSpace{vname, MultiVectorSpace(v.dim, v.metric)});
+  }
   load();
 }
 
@@ -152,10 +156,19 @@ std::optional<size_t> Collection::find_sparse(std::string_view name) const {
   return std::nullopt;
 }
 
+std::optional<size_t> Collection::find_multi(std::string_view name) const {
+  for (size_t i = 0; i < multi_.size(); ++i) {
+    if (multi_[i].name == name) return i;
+  }
+  return std::nullopt;
+}
+
 size_t Collection::space_of(const std::string& name, const std::string& field) const {
   if (const std::optional<size_t> i = find_space(name)) return *i;
   WP_THROW_IF_NOT(!find_sparse(name), field, ": ", show_json(json(name)),
                   " is a sparse vector, which this request cannot use (it reads dense vectors)");
+  WP_THROW_IF_NOT(!find_multi(name), field, ": ", show_json(json(name)),
+                  " is a multivector, which this request cannot use (it reads single vectors)");
   (void)config_.vector(name, field);  // throws the error that lists the names
   throw InternalError("vector space missing");
 }
@@ -169,7 +182,7 @@ index::IndexSpec Collection::spec_for(size_t space, const index::IndexSpec& requ
 
 void Collection::check_selector(const VectorSelector& sel, const std::string& field) const {
   for (const std::string& name : sel.names) {
-    if (!find_sparse(name)) space_of(name, field);
+    if (!find_sparse(name) && !find_multi(name)) space_of(name, field);
   }
 }
 
@@ -463,6 +476,22 @@ void Collection::load() {
       r.vectors(
           [&](std::string_view vname, uint32_t dim, const char* floats) {
             const std::optional<size_t> i = find_space(vname);
+            if (!i && first) {
+              // A multivector: its values flat, rows of its space's dimension.
+              const std::optional<size_t> m = find_multi(vname);
+              WP_THROW_INTERNAL_IF_NOT(m, "stored point with a vector of wrong name");
+              MultiVectorSpace& space = multi_[*m].vectors;
+              WP_THROW_INTERNAL_IF_NOT(dim > 0 && dim % space.dim() == 0 &&
+                                           dim <= kMaxMultiValues && !space.contains(r.internal),
+                                       "stored point with a multivector of wrong size");
+              std::vector<float> values(dim);
+              std::memcpy(values.data(), floats, size_t{dim} * sizeof(float));
+              WP_THROW_INTERNAL_IF_NOT(index::all_finite(values.data(), dim),
+                                       "stored multivector with values not finite");
+              space.set(r.internal, std::move(values));
+              return;
+            }
+            if (!i && find_multi(vname)) return;
             WP_THROW_INTERNAL_IF_NOT(i && dim == shapes_[*i].dim && !seen[*i],
                                      "stored point with a vector of wrong name or dimension");
             seen[*i] = true;
@@ -625,7 +654,9 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
     }
     std::optional<PointStore::Record> r = store_->get(id);
     WP_THROW_INTERNAL_IF_NOT(r, "point ", show_json(id.to_json()), " is missing from the store");
-    return PointWrite{id, std::move(r->vectors), std::move(r->payload), std::move(r->sparse)};
+    PointWrite p{id, std::move(r->vectors), std::move(r->payload), std::move(r->sparse)};
+    split_multi(p.vectors, p.multi);
+    return p;
   };
   auto not_found = [](const PointId& id) {
     return NotFoundError("No point with id " + show_json(id.to_json()) + " found");
@@ -661,6 +692,11 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
   auto check_vectors = [&](const NamedVectors& vs, const std::string& at) {
     for (const auto& [vname, v] : vs) {
       const std::string field = named_ ? at + "." + vname : at;
+      if (const std::optional<size_t> m = find_multi(vname)) {
+        throw UserError(field + ": " + show_json(json(vname)) + " is a multivector: give it as " +
+                        "an array of vectors of " + std::to_string(multi_[*m].vectors.dim()) +
+                        " numbers");
+      }
       const VectorShape& shape = shapes_[space_of(vname, named_ ? at : at + "." + vname)];
       WP_THROW_IF_NOT(v.size() == shape.dim, field, ": expected dimension ", shape.dim, ", got ",
                       v.size());
@@ -676,8 +712,31 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
                         "an array of " + std::to_string(shapes_[*dense].dim) +
                         " numbers, not a sparse vector");
       }
+      if (const std::optional<size_t> m = find_multi(vname)) {
+        throw UserError(field + ": " + show_json(json(vname)) + " is a multivector: give it as " +
+                        "an array of vectors of " + std::to_string(multi_[*m].vectors.dim()) +
+                        " numbers, not a sparse vector");
+      }
       if (!find_sparse(vname)) (void)space_of(vname, at);  // throws the error listing the names
       sort_sparse(v, field);
+    }
+  };
+  // Each multivector names a multivector space and is valid (then normalised for Cosine).
+  auto check_multi_vectors = [&](MultiVectors& vs, const std::string& at) {
+    for (auto& [vname, v] : vs) {
+      const std::string field = named_ ? at + "." + vname : at;
+      if (const std::optional<size_t> dense = find_space(vname)) {
+        throw UserError(field + ": " + show_json(json(vname)) + " is a dense vector: give it as " +
+                        "an array of " + std::to_string(shapes_[*dense].dim) +
+                        " numbers, not an array of vectors");
+      }
+      WP_THROW_IF_NOT(!find_sparse(vname), field, ": ", show_json(json(vname)),
+                      " is a sparse vector: give it as {\"indices\": [...], \"values\": [...]}, "
+                      "not an array of vectors");
+      const std::optional<size_t> m = find_multi(vname);
+      if (!m) (void)space_of(vname, named_ ? at : field);  // throws the error listing the names
+      const MultiVectorSpace& space = multi_[*m].vectors;
+      check_multi(v, space.dim(), space.metric(), field);
     }
   };
 
@@ -692,17 +751,20 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
           const std::string at = op.where + "points[" + std::to_string(i) + "]";
           check_vectors(p.vectors, at + ".vector");
           check_sparse(p.sparse, at + ".vector");
+          check_multi_vectors(p.multi, at + ".vector");
           if (op.kind == WriteOp::Kind::kUpdateVectors) {
-            WP_THROW_IF_NOT(!p.vectors.empty() || !p.sparse.empty(), at,
+            WP_THROW_IF_NOT(!p.vectors.empty() || !p.sparse.empty() || !p.multi.empty(), at,
                             ".vector: expected at least one vector");
             if (!exists(p.id)) throw not_found(p.id);
             // The vectors of other names stay: the point's are read when there may be some.
             PointWrite now = current(p.id, named_ || !sparse_.empty());
             for (auto& [vname, v] : p.vectors) now.vectors[vname] = std::move(v);
             for (auto& [vname, v] : p.sparse) now.sparse[vname] = std::move(v);
+            for (auto& [vname, v] : p.multi) now.multi[vname] = std::move(v);
             p = std::move(now);
           } else {
-            WP_THROW_IF_NOT(named_ || p.vectors.count(""), at, ".vector: missing");
+            WP_THROW_IF_NOT(named_ || p.vectors.count("") || p.multi.count(""), at,
+                            ".vector: missing");
             if (p.payload.is_null()) p.payload = json::object();
             WP_THROW_IF_NOT(p.payload.is_object(), at, ".payload: expected an object, got ",
                             show_json(p.payload));
@@ -724,13 +786,14 @@ std::vector<size_t> Collection::apply_impl(std::vector<WriteOp> ops, bool wait,
         WP_THROW_IF_NOT(!op.vector_names.empty(), op.where,
                         "vector: expected the names of the vectors to delete");
         for (const std::string& vname : op.vector_names) {
-          if (!find_sparse(vname)) space_of(vname, op.where + "vector");
+          if (!find_sparse(vname) && !find_multi(vname)) space_of(vname, op.where + "vector");
         }
         for (const PointId& id : selected(op)) {
           PointWrite p = current(id, true);
           for (const std::string& vname : op.vector_names) {
             p.vectors.erase(vname);
             p.sparse.erase(vname);
+            p.multi.erase(vname);
           }
           stage(id, std::move(p));
           ++counts[o];
@@ -773,6 +836,8 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
   size_t reused = 0;     // taken from the back of free_internal_ once the store has the batch
   size_t fresh_ids = 0;  // ids not in the collection yet
   for (PointWrite& p : points) {
+    // A multivector is stored as its values, flat, under its name (split_multi reads it back).
+    for (auto& [vname, v] : p.multi) p.vectors[vname] = std::move(v.values);
     const std::optional<uint64_t> known = internal_of(p.id);  // only this writer modifies ids_
     uint64_t internal;
     if (known) {
@@ -896,6 +961,15 @@ void Collection::commit(std::vector<PointWrite> points, const std::vector<PointI
           space.index.set(r.internal, std::move(it->second));
         }
       }
+      for (MultiSpace& space : multi_) {
+        auto it = r.vectors.find(space.name);
+        if (it == r.vectors.end()) {
+          space.vectors.remove(r.internal);
+        } else if (const std::vector<float>* had = space.vectors.get(r.internal);
+                   !had || *had != it->second) {
+          space.vectors.set(r.internal, std::move(it->second));
+        }
+      }
     }
     for (size_t space = 0; space < shapes_.size(); ++space) {
       Change& c = changes[space];
@@ -971,6 +1045,9 @@ void Collection::apply_removals(const std::vector<PointId>& ids) {
   for (auto& idx : indexes_) idx->remove_batch(labels.data(), labels.size());  // one repair each
   for (SparseSpace& space : sparse_) {
     for (const index::label_t label : labels) space.index.remove(label);
+  }
+  for (MultiSpace& space : multi_) {
+    for (const index::label_t label : labels) space.vectors.remove(label);
   }
   if (touched_during_build_) touched_during_build_->insert(labels.begin(), labels.end());
   free_internal_.insert(free_internal_.end(), labels.begin(), labels.end());
@@ -1073,8 +1150,11 @@ class Collection::EntryFacts final : public PointFacts {
     if (const std::optional<size_t> space = c_.find_space(name)) {
       return c_.indexes_[*space]->contains(i_);
     }
-    const std::optional<size_t> sparse = c_.find_sparse(name);
-    return sparse && c_.sparse_[*sparse].index.contains(i_);
+    if (const std::optional<size_t> sparse = c_.find_sparse(name)) {
+      return c_.sparse_[*sparse].index.contains(i_);
+    }
+    const std::optional<size_t> multi = c_.find_multi(name);
+    return multi && c_.multi_[*multi].vectors.contains(i_);
   }
   const TextParams* text_params(std::string_view key) const override {
     return c_.text_params_of(key);
@@ -1271,11 +1351,17 @@ float Collection::score_of(float distance, index::Metric metric) const {
 PointRead Collection::read_point(uint64_t internal, bool with_payload,
                                  const VectorSelector& sel) const {
   const Entry& e = entries_[internal];
-  PointRead p{e.id, with_payload ? e.payload.unpack() : json(), {}, {}};
+  PointRead p{e.id, with_payload ? e.payload.unpack() : json(), {}, {}, {}};
   if (!sel.any()) return p;
   for (const SparseSpace& space : sparse_) {
     if (!sel.wants(space.name)) continue;
     if (const SparseVector* v = space.index.get(internal)) p.sparse[space.name] = *v;
+  }
+  for (const MultiSpace& space : multi_) {
+    if (!sel.wants(space.name)) continue;
+    if (const std::vector<float>* v = space.vectors.get(internal)) {
+      p.multi[space.name] = MultiVector{space.vectors.dim(), *v};
+    }
   }
   for (size_t space = 0; space < shapes_.size(); ++space) {
     if (!sel.wants(shapes_[space].name)) continue;
@@ -1344,8 +1430,79 @@ std::vector<ScoredPoint> Collection::search_sparse(size_t space, const SearchQue
   return out;
 }
 
+void Collection::split_multi(NamedVectors& vectors, MultiVectors& multi) const {
+  for (const MultiSpace& space : multi_) {
+    auto it = vectors.find(space.name);
+    if (it == vectors.end()) continue;
+    multi[space.name] = MultiVector{space.vectors.dim(), std::move(it->second)};
+    vectors.erase(it);
+  }
+}
+
+std::vector<ScoredPoint> Collection::search_multi(const SearchQuery& q,
+                                                  const std::vector<PointId>* among) const {
+  const std::optional<size_t> m = find_multi(q.vector_name);
+  WP_THROW_INTERNAL_IF_NOT(m, "no multivector space ", q.vector_name);
+  const MultiVectorSpace& space = multi_[*m].vectors;
+  WP_THROW_IF_NOT(q.multi, "vector: ", show_json(json(q.vector_name)),
+                  " is a multivector: search it with an array of vectors of ", space.dim(),
+                  " numbers");
+  MultiVector query = *q.multi;
+  check_multi(query, space.dim(), space.metric(), "vector");
+  WP_THROW_IF_NOT(q.limit >= 1 && q.limit + q.offset <= index::kMaxK,
+                  "limit + offset must be in 1..", index::kMaxK, ", got limit ", q.limit,
+                  " and offset ", q.offset);
+  check_selector(q.with_vector, "with_vector");
+  // An exact scan (Qdrant's multivector search with hnsw m 0, as ColBERT reranking uses it):
+  // the best k kept in a heap whose top is the worst of them.
+  using Hit = std::pair<float, uint64_t>;  // score, internal id
+  const auto better = [](const Hit& a, const Hit& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  };
+  const size_t k = q.limit + q.offset;
+  std::vector<Hit> best;
+  std::shared_lock<RwMutex> lock(mu_);
+  auto consider = [&](uint64_t i) {
+    if (!space.contains(i)) return;
+    const float score = space.score(query, i);
+    if (q.score_threshold && !(score >= *q.score_threshold)) return;
+    const Hit hit{score, i};
+    if (best.size() == k && !better(hit, best.front())) return;
+    best.push_back(hit);
+    std::push_heap(best.begin(), best.end(), better);
+    if (best.size() > k) {
+      std::pop_heap(best.begin(), best.end(), better);
+      best.pop_back();
+    }
+  };
+  if (among) {
+    std::unordered_set<uint64_t> seen;
+    for (const PointId& id : *among) {
+      const std::optional<uint64_t> internal = internal_of(id);
+      if (!internal || !seen.insert(*internal).second) continue;
+      if (q.filter && !filter_holds(*q.filter, *internal)) continue;
+      consider(*internal);
+    }
+  } else if (q.filter && !q.filter->empty()) {
+    for_each_match(*q.filter, consider);
+  } else {
+    for (uint64_t i = 0; i < next_internal_; ++i) {
+      if (entries_[i].live) consider(i);
+    }
+  }
+  std::sort(best.begin(), best.end(), better);
+  std::vector<ScoredPoint> out;
+  for (size_t j = q.offset; j < best.size() && out.size() < q.limit; ++j) {
+    out.push_back({read_point(best[j].second, q.with_payload, q.with_vector), best[j].first});
+  }
+  return out;
+}
+
 size_t Collection::check_query(const SearchQuery& q) const {
   const size_t space = space_of(q.vector_name, "using");
+  WP_THROW_IF_NOT(!q.multi, "vector: ", show_json(json(q.vector_name)),
+                  " is a dense vector: search it with an array of ", shapes_[space].dim,
+                  " numbers, not an array of vectors");
   WP_THROW_IF_NOT(!q.sparse, "vector: ", show_json(json(q.vector_name)),
                   " is a dense vector: search it with an array of ", shapes_[space].dim,
                   " numbers, not a sparse vector");
@@ -1368,6 +1525,7 @@ bool Collection::within(float score, const std::optional<float>& threshold, inde
 std::vector<ScoredPoint> Collection::rescore(const std::vector<PointId>& ids,
                                              const SearchQuery& q) const {
   if (find_sparse(q.vector_name)) return search_sparse(check_sparse_query(q), q, &ids);
+  if (find_multi(q.vector_name)) return search_multi(q, &ids);
   const size_t space = check_query(q);
   const VectorShape& shape = shapes_[space];
   std::vector<float> query = q.vector;
@@ -1416,6 +1574,7 @@ void Collection::visit(
 std::vector<ScoredPoint> Collection::search(const SearchQuery& q) const {
   searches_.fetch_add(1, std::memory_order_relaxed);
   if (find_sparse(q.vector_name)) return search_sparse(check_sparse_query(q), q, nullptr);
+  if (find_multi(q.vector_name)) return search_multi(q, nullptr);
   const size_t space = check_query(q);
   const VectorShape& shape = shapes_[space];
   std::shared_lock<RwMutex> lock(mu_);
@@ -1578,6 +1737,7 @@ size_t Collection::most_vector_values() const {
   std::shared_lock<RwMutex> lock(mu_);
   size_t n = total_dim_;
   for (const SparseSpace& space : sparse_) n += 2 * space.index.max_size();
+  for (const MultiSpace& space : multi_) n += space.vectors.max_values();
   return n;
 }
 
@@ -1597,6 +1757,7 @@ CollectionInfo Collection::info() const {
     info.vectors[shapes_[space].name] = indexes_[space]->size();
   }
   for (const SparseSpace& space : sparse_) info.vectors[space.name] = space.index.size();
+  for (const MultiSpace& space : multi_) info.vectors[space.name] = space.vectors.size();
   return info;
 }
 
@@ -1613,6 +1774,7 @@ MemoryUse Collection::memory() const {
     m.vectors[shapes_[space].name] = indexes_[space]->memory_bytes();
   }
   for (const SparseSpace& space : sparse_) m.vectors[space.name] = space.index.memory_bytes();
+  for (const MultiSpace& space : multi_) m.vectors[space.name] = space.vectors.memory_bytes();
   m.payloads = payload_bytes_;
   for (const auto& [key, index] : payload_indexes_.fields()) {
     m.payload_indexes += index->memory_bytes();

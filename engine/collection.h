@@ -52,6 +52,7 @@ struct PointWrite {
   NamedVectors vectors;
   nlohmann::json payload = nlohmann::json::object();
   SparseVectors sparse = {};  ///< its sparse vectors by name (the collection's sparse names)
+  MultiVectors multi = {};    ///< its multivectors by name ("" alone: the unnamed multivector)
 };
 
 /// Which vectors a read returns: none, all, or the named ones (Qdrant's with_vector).
@@ -70,6 +71,7 @@ struct PointRead {
   nlohmann::json payload;     ///< null unless asked for
   NamedVectors vectors;       ///< those asked for that the point has
   SparseVectors sparse = {};  ///< the sparse ones asked for that the point has
+  MultiVectors multi = {};    ///< the multivectors asked for that the point has
 };
 
 /// One operation of a write batch (Qdrant's POST points/batch; also each single write route).
@@ -98,6 +100,8 @@ struct SearchQuery {
   std::vector<float> vector;
   /// The query of a sparse space (vector_name names one; `vector` is then unused).
   std::optional<SparseVector> sparse;
+  /// The query of a multivector space (vector_name names one; `vector` is then unused).
+  std::optional<MultiVector> multi;
   std::string vector_name;  ///< the space searched (Qdrant's `using`); "" is the unnamed vector
   size_t limit = 10;
   size_t offset = 0;
@@ -178,10 +182,15 @@ class Collection {
   bool has_sparse() const { return !sparse_.empty(); }
   /// Whether `name` is a sparse vector space of the collection.
   bool is_sparse(std::string_view name) const { return find_sparse(name).has_value(); }
+  /// Whether `name` is a multivector space of the collection.
+  bool is_multi(std::string_view name) const { return find_multi(name).has_value(); }
+  /// Whether the collection has multivector spaces.
+  bool has_multi() const { return !multi_.empty(); }
   /// The sum of the spaces' dimensions: the most floats a point's vectors hold.
   size_t total_dim() const { return total_dim_; }
   /// The most numbers a point's vectors may hold in an answer: total_dim() and, for each sparse
-  /// space, twice (an index and a value) the most dimensions a vector there has had.
+  /// space, twice (an index and a value) the most dimensions a vector there has had, and for
+  /// each multivector space the most values a point's vectors there have had.
   size_t most_vector_values() const;
   const std::string& dir() const { return dir_; }
 
@@ -395,6 +404,15 @@ class Collection {
                                          const std::vector<PointId>* among) const;
   /// Checks a sparse query (its vector and limit); returns its sparse space.
   size_t check_sparse_query(const SearchQuery& q) const;
+  /// The position of multivector space `name` in multi_.
+  std::optional<size_t> find_multi(std::string_view name) const;
+  /// A search or rescore of a multivector space (q.multi): the points among `among` (all when
+  /// null), scored by MaxSim in an exact scan, highest first; ties by internal id.
+  std::vector<ScoredPoint> search_multi(const SearchQuery& q,
+                                        const std::vector<PointId>* among) const;
+  /// A point's vectors as the store holds them (a multivector's values flat under its name)
+  /// split back into `vectors` and `multi`.
+  void split_multi(NamedVectors& vectors, MultiVectors& multi) const;
   /// `requested` with the metric of space `space`, validated.
   index::IndexSpec spec_for(size_t space, const index::IndexSpec& requested) const;
   /// UserError unless every name `sel` lists is a vector space (`field`: with_vector).
@@ -495,6 +513,12 @@ class Collection {
     SparseIndex index;
   };
   std::vector<SparseSpace> sparse_;
+  /// The multivector spaces (names and dimensions fixed at open; the vectors guarded by mu_).
+  struct MultiSpace {
+    std::string name;
+    MultiVectorSpace vectors;
+  };
+  std::vector<MultiSpace> multi_;
   PayloadIndexes payload_indexes_;  ///< of the live points' payloads, as config_ says
   size_t payload_bytes_ = 0;        ///< heap bytes of the live points' packed payloads
   mutable std::atomic<uint64_t> payload_tests_{0};  ///< filter_payload_tests()

@@ -65,6 +65,9 @@ const VectorConfig& CollectionConfig::vector(const std::string& name,
     for (const auto& [n, v] : sparse_vectors) {
       known += (known.empty() ? "" : ", ") + show_json(json(n)) + " (sparse)";
     }
+    for (const auto& [n, v] : multivectors) {
+      known += (known.empty() ? "" : ", ") + show_json(json(n)) + " (multivector)";
+    }
     throw UserError(field + ": " + no_vector_named(name) + " (the collection's vectors: " + known +
                     ")");
   }
@@ -109,11 +112,17 @@ json space_to_stored(const VectorConfig& v) {
 
 json CollectionConfig::to_stored() const {
   json j;
-  if (named()) {
+  if (named() || vectors.empty()) {
     j["vectors"] = json::object();
     for (const auto& [name, v] : vectors) j["vectors"][name] = space_to_stored(v);
   } else {
     j = space_to_stored(vectors.at(""));
+  }
+  if (!multivectors.empty()) {
+    json& multi = j["multivectors"] = json::object();
+    for (const auto& [name, v] : multivectors) {
+      multi[name] = {{"size", v.dim}, {"distance", distance_name(v.metric)}};
+    }
   }
   if (!sparse_vectors.empty()) {
     json& sparse = j["sparse_vectors"] = json::object();
@@ -186,7 +195,8 @@ CollectionConfig CollectionConfig::from_stored(const json& j) {
     if (j.contains("vectors")) {
       const json& named = j.at("vectors");
       WP_THROW_INTERNAL_IF_NOT(
-          named.is_object() && (!named.empty() || j.contains("sparse_vectors")),
+          named.is_object() &&
+              (!named.empty() || j.contains("sparse_vectors") || j.contains("multivectors")),
           "vectors is not an object");
       for (const auto& [name, v] : named.items()) {
         validate_vector_name(name, "vectors");
@@ -208,6 +218,23 @@ CollectionConfig CollectionConfig::from_stored(const json& j) {
                                  modifier);
         c.sparse_vectors[name].modifier =
             modifier == "idf" ? SparseModifier::kIdf : SparseModifier::kNone;
+      }
+    }
+    if (j.contains("multivectors")) {
+      const json& multi = j.at("multivectors");
+      WP_THROW_INTERNAL_IF_NOT(multi.is_object() && !multi.empty(),
+                               "multivectors is not an object");
+      for (const auto& [name, v] : multi.items()) {
+        // "" alone is the unnamed multivector of a collection without dense vectors.
+        if (!(name.empty() && multi.size() == 1 && c.vectors.empty())) {
+          validate_vector_name(name, "multivectors");
+        }
+        WP_THROW_INTERNAL_IF_NOT(!c.vectors.count(name) && !c.sparse_vectors.count(name),
+                                 "multivector ", name, " is also another vector");
+        MultiVectorConfig& m = c.multivectors[name];
+        m.dim = stored_count(v, "size");
+        WP_THROW_INTERNAL_IF_NOT(m.dim >= 1 && m.dim <= 65536, "size out of range");
+        m.metric = parse_distance(v.at("distance"), "distance");
       }
     }
     if (j.contains("payload_schema")) {

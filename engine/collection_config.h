@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/multi_vector.h"
 #include "engine/payload_index.h"
 #include "engine/sparse_vector.h"
 #include "index/index_spec.h"
@@ -34,12 +35,23 @@ struct SparseVectorConfig {
   SparseModifier modifier = SparseModifier::kNone;
 };
 
+/// One multivector space (Qdrant's vector params with `multivector_config`, comparator
+/// max_sim): each point holds 1.. vectors of `dim` values, scored by MaxSim (multi_vector.h) in
+/// an exact scan.
+struct MultiVectorConfig {
+  size_t dim = 0;
+  index::Metric metric{};
+};
+
 struct CollectionConfig {
   /// The vector spaces by name (Qdrant's named vectors). A collection of one unnamed vector (the
   /// default, `"vectors": {"size", "distance"}`) holds the single name "".
   std::map<std::string, VectorConfig> vectors;
   /// The sparse vector spaces by name (none of them a name of `vectors`).
   std::map<std::string, SparseVectorConfig> sparse_vectors;
+  /// The multivector spaces by name (none of them a name of `vectors` or `sparse_vectors`); ""
+  /// alone (and no `vectors`) is a collection of one unnamed multivector.
+  std::map<std::string, MultiVectorConfig> multivectors;
   /// Payload indexes by key (Qdrant's payload_schema): built in memory at open.
   std::map<std::string, PayloadSchema> payload_schema;
   /// How a text index reads texts, by key (absent: the default TextParams); looked up by a
@@ -48,9 +60,12 @@ struct CollectionConfig {
 
   /// A collection of one unnamed vector.
   static CollectionConfig single(size_t dim, const index::IndexSpec& index);
-  /// Whether the dense vectors are named (a point's vectors are then an object by name; with
-  /// sparse vectors they are too, and the unnamed dense vector is named "" there).
-  bool named() const { return !(vectors.size() == 1 && vectors.count("")); }
+  /// Whether the dense vectors (and multivectors) are named (a point's vectors are then an
+  /// object by name; with sparse vectors they are too, and the unnamed vector is named "" there).
+  bool named() const {
+    return !(vectors.size() + multivectors.size() == 1 &&
+             (vectors.count("") || multivectors.count("")));
+  }
   /// The space `name` ("" is the unnamed vector); UserError naming `field` when the collection
   /// has none of that name (Qdrant's "Not existing vector name error").
   const VectorConfig& vector(const std::string& name, const std::string& field) const;

@@ -7,10 +7,11 @@
  *   "p:<PointId key>" a point: uint64 internal id | vectors | payload (MessagePack), where the
  *                     vectors are, for the unnamed vector alone, uint32 dim | dim floats, and
  *                     otherwise uint32 0xFFFFFFFF | uint32 count | count times (uint32 name
- *                     length | name | uint32 dim | dim floats), then, for a point with sparse
- *                     vectors, the byte 0xC1 (never a MessagePack value's first byte) | uint32
- *                     count | count times (uint32 name length | name | uint32 n | n uint32
- *                     indices | n floats)
+ *                     length | name | uint32 dim | dim floats; a multivector's rows are there
+ *                     flat, dim their count times its space's dimension), then, for a point
+ *                     with sparse vectors, the byte 0xC1 (never a MessagePack value's first
+ *                     byte) | uint32 count | count times (uint32 name length | name | uint32 n |
+ *                     n uint32 indices | n floats)
  *
  * Writes go through RocksDB's write-ahead log as one atomic WriteBatch; with `sync` the WAL is
  * fsynced before apply() returns (Qdrant's wait=true). Without sync the write has reached the

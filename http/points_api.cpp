@@ -39,7 +39,7 @@ struct Shown {
   json record(const engine::PointRead& p) const {
     json j{{"id", p.id.to_json()}};
     j["payload"] = payload.enabled ? payload.apply(p.payload) : json();
-    j["vector"] = vectors.any() ? vectors_json(p.vectors, named, p.sparse) : json();
+    j["vector"] = vectors.any() ? vectors_json(p.vectors, named, p.sparse, p.multi) : json();
     return j;
   }
   json scored(const engine::ScoredPoint& s) const {
@@ -82,7 +82,9 @@ struct Shown {
     out += ",\"payload\":";
     out += payload.enabled ? json_text(payload.apply(s.point.payload)) : "null";
     out += ",\"vector\":";
-    out += vectors.any() ? json_text(vectors_json(s.point.vectors, named, s.point.sparse)) : "null";
+    out += vectors.any()
+               ? json_text(vectors_json(s.point.vectors, named, s.point.sparse, s.point.multi))
+               : "null";
     out += '}';
   }
 };
@@ -187,9 +189,13 @@ ParsedSearch read_search(const json& body, const std::string& where) {
     s.query.vector_name = v["name"].get<std::string>();
     if (v["vector"].is_object()) {  // Qdrant's NamedSparseVector
       s.query.sparse = get_sparse_vector(v["vector"], join(where, "vector.vector"));
+    } else if (is_multi_json(v["vector"])) {
+      s.query.multi = get_multi_vector(v["vector"], join(where, "vector.vector"));
     } else {
       s.query.vector = get_vector(v["vector"], join(where, "vector.vector"));
     }
+  } else if (is_multi_json(v)) {
+    s.query.multi = get_multi_vector(v, join(where, "vector"));
   } else {
     s.query.vector = get_vector(v, join(where, "vector"));
   }
@@ -273,8 +279,9 @@ Recommend read_recommend(const json& r, const std::string& where) {
   return out;
 }
 
-/// The vector `vector_name` of point `id`, dense (`in` PointRead::vectors) or sparse
-/// (PointRead::sparse): 404 when the point does not exist, 400 when it has no such vector.
+/// The vector `vector_name` of point `id`, dense (`in` PointRead::vectors), sparse
+/// (PointRead::sparse) or a multivector (PointRead::multi): 404 when the point does not exist, 400
+/// when it has no such vector.
 template <typename Vectors>
 typename Vectors::mapped_type vector_of(const engine::Collection& col, const json& id,
                                         const std::string& at, const std::string& vector_name,
@@ -886,8 +893,11 @@ std::optional<std::string> plain_answer(engine::Engine& engine, const Call& c, P
   std::optional<PlainSearch> plain = read_plain_search(*c.body, route);
   if (!plain) return std::nullopt;
   const auto held = engine.collection(c.path.at("name"));
+  // A sparse or multivector space says how it is searched on the DOM path.
+  const std::string& name = plain->query.vector_name;
+  if (held->is_sparse(name) || held->is_multi(name)) return std::nullopt;
   // As query_hits does first: a `using` the collection lacks is named before the search.
-  if (route == PlainRoute::kQuery) held->vector_shape(plain->query.vector_name, "using");
+  if (route == PlainRoute::kQuery) held->vector_shape(name, "using");
   std::string result;
   append_plain_hits(result, *held, *plain, route);
   return plain_envelope(result, seconds);
@@ -1006,7 +1016,9 @@ ParsedQuery read_query_at(const json& body, const std::string& where, size_t dep
   const std::string at = join(where, "query");
   const json& q = p.query;
   // Everything but a point id's vector is checked here, before any query of a batch runs.
-  if (q.is_array()) {
+  if (is_multi_json(q)) {
+    s.query.multi = get_multi_vector(q, at);
+  } else if (q.is_array()) {
     s.query.vector = get_vector(q, at);
   } else if (q.is_object() && (q.contains("indices") || q.contains("values"))) {
     s.query.sparse = get_sparse_vector(q, at);
@@ -1067,7 +1079,9 @@ ParsedQuery read_query_at(const json& body, const std::string& where, size_t dep
         "{\"sample\": \"random\"}, {\"formula\": ...} or {\"fusion\": \"rrf\"|\"dbsf\"}, "
         "got ",
         engine::show_json(q));
-    if (q["nearest"].is_array()) {
+    if (is_multi_json(q["nearest"])) {
+      s.query.multi = get_multi_vector(q["nearest"], at + ".nearest");
+    } else if (q["nearest"].is_array()) {
       s.query.vector = get_vector(q["nearest"], at + ".nearest");
     } else if (q["nearest"].is_object()) {
       s.query.sparse = get_sparse_vector(q["nearest"], at + ".nearest");
@@ -1189,12 +1203,15 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
   // A point id (or {"nearest": id}): search by its vector, the point itself left out (by the
   // search here; over prefetches by the filter run_query adds, referenced_ids).
   std::vector<engine::PointId> used;
-  if (has_vector && col.is_sparse(s.query.vector_name)) {
-    // A sparse space: searched by a sparse vector, or by a point's (the point left out).
+  if (has_vector && (col.is_sparse(s.query.vector_name) || col.is_multi(s.query.vector_name))) {
+    // A sparse or multivector space: searched by a vector of its kind, or by a point's (the
+    // point left out).
+    const bool sparse = col.is_sparse(s.query.vector_name);
+    const char* kind = sparse ? "sparse vector" : "multivector";
     const std::string at = join(p.where, "query");
     WP_THROW_IF_NOT(!p.recommend && !p.discover && !p.mmr, at, ": ",
-                    engine::show_json(json(s.query.vector_name)),
-                    " is a sparse vector: only nearest (and rescoring prefetches) searches it");
+                    engine::show_json(json(s.query.vector_name)), " is a ", kind,
+                    ": only nearest (and rescoring prefetches) searches it");
     const json* id = q.is_number() || q.is_string() ? &q
                      : q.is_object() && q.contains("nearest") &&
                              (q["nearest"].is_number() || q["nearest"].is_string())
@@ -1202,10 +1219,15 @@ Ranked query_hits(const engine::Collection& col, ParsedQuery& p, const json& out
                          : nullptr;
     if (id) {
       const ExampleSource src = source_of(col, s);
-      WP_THROW_IF_NOT(src.col.is_sparse(src.vector), at, ": ", engine::show_json(json(src.vector)),
-                      " of the collection read is not a sparse vector");
-      s.query.sparse = vector_of(src.col, *id, id == &q ? at : at + ".nearest", src.vector,
-                                 &engine::PointRead::sparse);
+      WP_THROW_IF_NOT(sparse ? src.col.is_sparse(src.vector) : src.col.is_multi(src.vector), at,
+                      ": ", engine::show_json(json(src.vector)),
+                      " of the collection read is not a ", kind);
+      const std::string from = id == &q ? at : at + ".nearest";
+      if (sparse) {
+        s.query.sparse = vector_of(src.col, *id, from, src.vector, &engine::PointRead::sparse);
+      } else {
+        s.query.multi = vector_of(src.col, *id, from, src.vector, &engine::PointRead::multi);
+      }
       if (src.leave_out) used.push_back(engine::PointId::from_json(*id, at));
     }
   } else if (has_vector) {

@@ -38,7 +38,7 @@ std::vector<engine::PointWrite> read_points(const json& body, const std::string&
       WP_THROW_IF_NOT(p.contains("vector"), at, ".vector: missing");
       engine::PointWrite w;
       w.id = engine::PointId::from_json(p["id"], at + ".id");
-      w.vectors = get_point_vectors(p["vector"], at + ".vector", &w.sparse);
+      w.vectors = get_point_vectors(p["vector"], at + ".vector", &w.sparse, &w.multi);
       if (p.contains("payload")) w.payload = p["payload"];
       WP_THROW_IF_NOT(w.payload.is_object() || w.payload.is_null(), at,
                       ".payload: expected an object, got ", w.payload.type_name());
@@ -78,12 +78,19 @@ std::vector<engine::PointWrite> read_points(const json& body, const std::string&
         const std::string at = where + "batch.vectors." + name + "[" + std::to_string(i) + "]";
         if (list[i].is_object()) {
           w.sparse[name] = get_sparse_vector(list[i], at);
+        } else if (is_multi_json(list[i])) {
+          w.multi[name] = get_multi_vector(list[i], at);
         } else {
           w.vectors[name] = get_vector(list[i], at);
         }
       }
     } else {
-      w.vectors[""] = get_vector(vs[i], where + "batch.vectors[" + std::to_string(i) + "]");
+      const std::string at = where + "batch.vectors[" + std::to_string(i) + "]";
+      if (is_multi_json(vs[i])) {
+        w.multi[""] = get_multi_vector(vs[i], at);
+      } else {
+        w.vectors[""] = get_vector(vs[i], at);
+      }
     }
     if (has_payloads) {
       w.payload = b["payloads"][i];
@@ -147,7 +154,7 @@ ParsedWrite read_update_vectors(const json& body, const std::string& where) {
     engine::PointWrite pw;
     pw.id = engine::PointId::from_json(p["id"], at + ".id");
     // The unnamed vector, or vectors by name ({"": [...]} is the unnamed one too).
-    pw.vectors = get_point_vectors(p["vector"], at + ".vector", &pw.sparse);
+    pw.vectors = get_point_vectors(p["vector"], at + ".vector", &pw.sparse, &pw.multi);
     w.op.points.push_back(std::move(pw));
   }
   return w;

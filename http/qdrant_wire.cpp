@@ -142,12 +142,37 @@ engine::VectorConfig read_vector_params(const json& v, const std::string& at, co
   const std::string type = engine::get_string(v, "datatype", at, "float32");
   WP_THROW_IF_NOT(type == "float32", at, ".datatype: only \"float32\" is supported, got ",
                   engine::show_json(json(type)));
-  WP_THROW_IF_NOT(!v.contains("multivector_config") || v["multivector_config"].is_null(), at,
-                  ".multivector_config: multi-vectors are not supported");
   apply_index_settings(body, "", c);
   apply_index_settings(v, at + ".", c);
   s.validate();
   return c;
+}
+
+/// Whether a vector's params at `at` make it a multivector (Qdrant's multivector_config:
+/// {"comparator": "max_sim"}, the one comparator there is).
+bool read_multivector_config(const json& v, const std::string& at) {
+  if (!v.contains("multivector_config") || v["multivector_config"].is_null()) return false;
+  const json& m = v["multivector_config"];
+  const std::string in = at + ".multivector_config";
+  check_object(m, in);
+  engine::check_fields(m, in, {"comparator"});
+  WP_THROW_IF_NOT(m.contains("comparator"), in, ".comparator: missing (expected \"max_sim\")");
+  const std::string comparator = engine::get_string(m, "comparator", in, "");
+  WP_THROW_IF_NOT(comparator == "max_sim", in, ".comparator: expected \"max_sim\", got ",
+                  engine::show_json(json(comparator)));
+  return true;
+}
+
+/// The space `name` of a create body from its params `v` at `at`: a dense vector, or a
+/// multivector (scanned exactly whatever its hnsw_config, which is checked).
+void read_space(const json& v, const std::string& at, const std::string& name, const json& body,
+                engine::CollectionConfig& c) {
+  const engine::VectorConfig vc = read_vector_params(v, at, body);
+  if (read_multivector_config(v, at)) {
+    c.multivectors[name] = engine::MultiVectorConfig{vc.dim, vc.metric()};
+  } else {
+    c.vectors[name] = vc;
+  }
 }
 
 }  // namespace
@@ -193,8 +218,8 @@ void read_sparse_vectors(const json& body, engine::CollectionConfig& c) {
   for (const auto& [name, params] : sparse.items()) {
     const std::string at = "sparse_vectors." + name;
     engine::validate_vector_name(name, "sparse_vectors");
-    WP_THROW_IF_NOT(!c.vectors.count(name), at, ": ", engine::show_json(json(name)),
-                    " is already the name of a dense vector");
+    WP_THROW_IF_NOT(!c.vectors.count(name) && !c.multivectors.count(name), at, ": ",
+                    engine::show_json(json(name)), " is already the name of a dense vector");
     c.sparse_vectors[name].modifier =
         read_sparse_params(params, at).value_or(engine::SparseModifier::kNone);
   }
@@ -218,7 +243,7 @@ engine::CollectionConfig collection_config_from_qdrant(const json& body) {
   }
   engine::CollectionConfig c;
   if (v.contains("size") || v.contains("distance")) {
-    c.vectors[""] = read_vector_params(v, "vectors", body);
+    read_space(v, "vectors", "", body, c);
   } else {
     WP_THROW_IF_NOT((!v.empty() || sparse) && v.size() <= kMaxNamedVectors, "vectors: expected ",
                     "{\"size\", \"distance\"} or 1..", kMaxNamedVectors,
@@ -226,7 +251,7 @@ engine::CollectionConfig collection_config_from_qdrant(const json& body) {
                     engine::show_json(v));
     for (const auto& [name, params] : v.items()) {
       engine::validate_vector_name(name, "vectors");
-      c.vectors[name] = read_vector_params(params, "vectors." + name, body);
+      read_space(params, "vectors." + name, name, body, c);
     }
   }
   read_sparse_vectors(body, c);
@@ -252,6 +277,15 @@ QdrantCollectionUpdate qdrant_collection_update(const json& body,
   check_object(named, "vectors");
   for (const auto& [name, v] : named.items()) {
     const std::string at = "vectors." + name;
+    if (const auto multi = config.multivectors.find(name); multi != config.multivectors.end()) {
+      // Checked, without effect: a multivector space is scanned exactly, with no index.
+      check_object(v, at);
+      engine::check_fields(v, at, {"hnsw_config", "quantization_config", "on_disk"});
+      engine::get_bool(v, "on_disk", at, false);
+      engine::VectorConfig unused;
+      apply_index_settings(v, at + ".", unused);
+      continue;
+    }
     (void)config.vector(name, "vectors");
     check_object(v, at);
     engine::check_fields(v, at, {"hnsw_config", "quantization_config", "on_disk"});
@@ -322,6 +356,16 @@ json collection_info_json(const engine::CollectionInfo& info) {
       params["hnsw_config"] = hnsw_json(v);
       const json q = quantization_json(v.index.hnsw);
       if (!q.is_null()) params["quantization_config"] = q;
+      vectors[name] = params;
+    } else {
+      vectors = params;
+    }
+  }
+  for (const auto& [name, m] : c.multivectors) {
+    const json params{{"size", m.dim},
+                      {"distance", engine::distance_name(m.metric)},
+                      {"multivector_config", {{"comparator", "max_sim"}}}};
+    if (c.named()) {
       vectors[name] = params;
     } else {
       vectors = params;

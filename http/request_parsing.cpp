@@ -164,11 +164,36 @@ engine::SparseVector get_sparse_vector(const json& j, const std::string& field) 
   return v;
 }
 
+engine::MultiVector get_multi_vector(const json& j, const std::string& field) {
+  WP_THROW_IF_NOT(j.is_array() && !j.empty(), field,
+                  ": expected an array of vectors (a multivector), got ", engine::show_json(j));
+  engine::MultiVector m;
+  for (size_t r = 0; r < j.size(); ++r) {
+    const std::string at = field + "[" + std::to_string(r) + "]";
+    WP_THROW_IF_NOT(j[r].is_array(), at, ": expected a vector (an array of numbers), got ",
+                    engine::show_json(j[r]));
+    if (r == 0) m.dim = j[0].size();
+    WP_THROW_IF_NOT(j[r].size() == m.dim, at,
+                    ": every vector of a multivector has one dimension: ", "expected ", m.dim,
+                    ", got ", j[r].size());
+    WP_THROW_IF_NOT(m.values.size() + m.dim <= engine::kMaxMultiValues, field, ": more than ",
+                    engine::kMaxMultiValues, " values in one multivector");
+    const std::vector<float> row = get_vector(j[r], at);
+    m.values.insert(m.values.end(), row.begin(), row.end());
+  }
+  return m;
+}
+
 engine::NamedVectors get_point_vectors(const json& j, const std::string& field,
-                                       engine::SparseVectors* sparse) {
+                                       engine::SparseVectors* sparse, engine::MultiVectors* multi) {
   engine::NamedVectors out;
   if (!j.is_object()) {
-    out[""] = get_vector(j, field);
+    if (is_multi_json(j)) {
+      WP_THROW_IF_NOT(multi, field, ": a multivector is not taken here");
+      (*multi)[""] = get_multi_vector(j, field);
+    } else {
+      out[""] = get_vector(j, field);
+    }
     return out;
   }
   for (const auto& [name, v] : j.items()) {
@@ -178,8 +203,11 @@ engine::NamedVectors get_point_vectors(const json& j, const std::string& field,
       (*sparse)[name] = get_sparse_vector(v, at);
       continue;
     }
-    WP_THROW_IF_NOT(!(v.is_array() && !v.empty() && v[0].is_array()), at,
-                    ": multi-vectors are not supported");
+    if (is_multi_json(v)) {
+      WP_THROW_IF_NOT(multi, at, ": a multivector is not taken here");
+      (*multi)[name] = get_multi_vector(v, at);
+      continue;
+    }
     out[name] = get_vector(v, at);
   }
   return out;
@@ -199,13 +227,23 @@ json sparse_json(const engine::SparseVector& v) {
   return {{"indices", v.indices}, {"values", v.values}};
 }
 
-json vectors_json(const engine::NamedVectors& v, bool named, const engine::SparseVectors& sparse) {
+json multi_json(const engine::MultiVector& v) {
+  json out = json::array();
+  for (size_t r = 0; r < v.rows(); ++r)
+    out.push_back(json(std::vector<float>(v.row(r), v.row(r) + v.dim)));
+  return out;
+}
+
+json vectors_json(const engine::NamedVectors& v, bool named, const engine::SparseVectors& sparse,
+                  const engine::MultiVectors& multi) {
   if (named || !sparse.empty()) {
     json out(v);
     if (out.is_null()) out = json::object();
     for (const auto& [name, x] : sparse) out[name] = sparse_json(x);
+    for (const auto& [name, x] : multi) out[name] = multi_json(x);
     return out;
   }
+  if (auto m = multi.find(""); m != multi.end()) return multi_json(m->second);
   auto it = v.find("");
   return it == v.end() ? json() : json(it->second);
 }

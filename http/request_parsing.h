@@ -59,17 +59,28 @@ std::vector<float> get_vector(const json& j, const std::string& field);
 PayloadSelector get_payload_selector(const json& obj, const std::string& where, bool def);
 /// A sparse vector {"indices": [...], "values": [...]}, validated and sorted by index.
 engine::SparseVector get_sparse_vector(const json& j, const std::string& field);
+/// Whether `j` is a multivector as Qdrant's bodies give one: an array of arrays.
+inline bool is_multi_json(const json& j) {
+  return j.is_array() && !j.empty() && j[0].is_array();
+}
+/// A multivector: an array of 1.. vectors of one length (the space's dimension and values are
+/// the collection's to check).
+engine::MultiVector get_multi_vector(const json& j, const std::string& field);
 /// A point's vectors as a write gives them: a vector (the unnamed one, name "") or an object of
-/// vectors by name (Qdrant's VectorStruct), where the sparse ones go to `sparse` (refused by name
-/// when null); multi-vectors are refused by name.
+/// vectors by name (Qdrant's VectorStruct), where the sparse ones go to `sparse` and the
+/// multivectors (arrays of vectors) to `multi` (each refused by name when null).
 engine::NamedVectors get_point_vectors(const json& j, const std::string& field,
-                                       engine::SparseVectors* sparse = nullptr);
+                                       engine::SparseVectors* sparse = nullptr,
+                                       engine::MultiVectors* multi = nullptr);
 /// with_vector: true, false, or a list of vector names.
 engine::VectorSelector get_with_vector(const json& obj, const std::string& where, bool def);
 /// A point's vectors in an answer: the unnamed vector as an array, named ones as an object, with
-/// its sparse vectors ({"indices", "values"}) by name (an object then, the unnamed vector "").
+/// its sparse vectors ({"indices", "values"}) by name (an object then, the unnamed vector "")
+/// and its multivectors as arrays of vectors.
 json vectors_json(const engine::NamedVectors& v, bool named,
-                  const engine::SparseVectors& sparse = {});
+                  const engine::SparseVectors& sparse = {}, const engine::MultiVectors& multi = {});
+/// A multivector as Qdrant writes it: an array of vectors.
+json multi_json(const engine::MultiVector& v);
 /// A sparse vector as Qdrant writes it.
 json sparse_json(const engine::SparseVector& v);
 /// A list of point ids.

@@ -10,16 +10,18 @@
 #include <random>
 #include <set>
 
-#include "api_fixture.h"
 #include "engine/point_store.h"
 #include "engine/sparse_vector.h"
 #include "index/error.h"
+#include "ranked_answers.h"
 
 using nlohmann::json;
 using wp::engine::SparseIndex;
 using wp::engine::SparseVector;
 using wp::http::Response;
-using wp::test::ApiTest;
+using wp::test::ranked;
+using wp::test::RankedApiTest;
+using wp::test::Want;
 
 namespace {
 
@@ -196,13 +198,6 @@ TEST(SparseVector, ARecordKeepsItsSparseVectorsBesideItsDenseOnes) {
   EXPECT_EQ(refused, whole.size());
 }
 
-/// What an answer should be: its points in order (id, score), and the score of every point the
-/// query may return (the order among scores that differ only by rounding is not checked).
-struct Want {
-  std::vector<std::pair<int, double>> top;
-  std::map<int, double> all;
-};
-
 /// The test's own model of a collection's sparse space: the points' vectors and what a query
 /// should answer.
 struct SparseModel {
@@ -228,60 +223,16 @@ struct SparseModel {
     for (size_t j = 0; j < q.size(); ++j) {
       q.values[j] = static_cast<float>(q.values[j] * weight(q.indices[j]));
     }
-    std::vector<std::pair<double, int>> scored;
+    std::vector<std::pair<int, double>> scored;
     for (const auto& [id, v] : vectors) {
       if (!among.empty() && !among.count(id)) continue;
       if ((overlap && !shares_a_dimension(q, v)) || !keep(id)) continue;
-      scored.emplace_back(-wp::engine::sparse_dot(q, v), id);
+      scored.emplace_back(id, wp::engine::sparse_dot(q, v));
     }
-    std::sort(scored.begin(), scored.end());
-    Want out;
-    for (const auto& [score, id] : scored) out.all[id] = -score;
-    for (size_t j = offset; j < scored.size() && out.top.size() < limit; ++j) {
-      out.top.emplace_back(scored[j].second, -scored[j].first);
-    }
-    return out;
+    return ranked(std::move(scored), limit, offset);
   }
 };
-class SparseVectors : public ApiTest {
- protected:
-  /// (id, score) of an answer's points (a list, or a query's {"points": [...]}).
-  static std::vector<std::pair<int, double>> hits_of(const json& answer) {
-    const json& list = answer.is_object() ? answer["points"] : answer;
-    std::vector<std::pair<int, double>> out;
-    for (const json& p : list) out.emplace_back(p["id"].get<int>(), p["score"].get<double>());
-    return out;
-  }
-  /// `got` holds as many points as `want.top`, with the same scores in order, each a point the
-  /// query may return and with its own score, none twice: the same answer up to the order of
-  /// scores equal but for rounding (the server sums floats, the test doubles).
-  void expect_same(const std::vector<std::pair<int, double>>& got, const Want& want,
-                   const std::string& what) {
-    auto near = [](double a, double b) {
-      return std::abs(a - b) <= 1e-5 * std::max(1.0, std::abs(b));
-    };
-    ASSERT_EQ(got.size(), want.top.size()) << what;
-    std::set<int> seen;
-    for (size_t j = 0; j < got.size(); ++j) {
-      EXPECT_TRUE(near(got[j].second, want.top[j].second))
-          << what << " #" << j << ": " << got[j].second << " for " << want.top[j].second;
-      const auto it = want.all.find(got[j].first);
-      ASSERT_NE(it, want.all.end())
-          << what << " #" << j << ": point " << got[j].first << " should not be in the answer";
-      EXPECT_TRUE(near(got[j].second, it->second))
-          << what << " #" << j << ": point " << got[j].first << " scored " << got[j].second
-          << ", its dot product is " << it->second;
-      EXPECT_TRUE(seen.insert(got[j].first).second)
-          << what << ": point " << got[j].first << " twice";
-    }
-  }
-  void expect_400(const std::string& method, const std::string& path, const json& body,
-                  const std::string& says) {
-    const Response r = call(method, path, body.dump());
-    EXPECT_EQ(r.status, 400u) << body << " -> " << r.body;
-    EXPECT_NE(r.body.find(says), std::string::npos) << body << " -> " << r.body;
-  }
-};
+class SparseVectors : public RankedApiTest {};
 
 TEST_F(SparseVectors, AHybridCollectionAnswersAsTheDotProductsOfItsPoints) {
   ok("PUT", "/collections/h",

@@ -32,8 +32,9 @@ struct World {
     std::filesystem::remove_all(dir, ec);
   }
 
-  /// A fresh engine holding collection "c" (4-d, Euclid), "n" (named vectors) and "s" (sparse
-  /// vectors) with a few points, so that reads, searches and filters have something to walk.
+  /// A fresh engine holding collection "c" (4-d, Euclid), "n" (named vectors), "s" (sparse
+  /// vectors) and "m" (a multivector) with a few points, so that reads, searches and filters have
+  /// something to walk.
   void reset() {
     api.reset();
     engine.reset();
@@ -71,6 +72,15 @@ struct World {
                     {"id": 2, "vector": {"t": {"indices": [3], "values": [1]},
                                          "b": {"indices": [0, 7], "values": [1, 1]}}},
                     {"id": 3, "vector": {"b": {"indices": [], "values": []}}, "payload": {"k": 1}}]})");
+    // "m": a dense vector beside a multivector (3-d Euclid rows, scored by MaxSim).
+    put("/collections/m",
+        R"({"vectors": {"d": {"size": 2, "distance": "Dot"},
+                        "m": {"size": 3, "distance": "Euclid",
+                              "multivector_config": {"comparator": "max_sim"}}}})");
+    put("/collections/m/points",
+        R"({"points": [{"id": 1, "vector": {"d": [1, 0], "m": [[1, 0, 0], [0, 1, 0]]}},
+                    {"id": 2, "vector": {"m": [[0, 0, 1]]}, "payload": {"k": "a"}},
+                    {"id": 3, "vector": {"d": [0, 1]}}]})");
   }
 };
 

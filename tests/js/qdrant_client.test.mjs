@@ -384,6 +384,47 @@ test('sparse vectors: a hybrid collection with BM25-like idf, search, query, fus
     (e) => e.status === 400 && /points\[0\]\.vector\.text\.indices: index 1 is given twice/.test(JSON.stringify(e.data)));
 });
 
+test('multivectors: ColBERT-style late interaction, reranking a dense prefetch by MaxSim', async () => {
+  await client.createCollection('colbert', {
+    vectors: {
+      dense: { size: 2, distance: 'Dot' },
+      colbert: { size: 2, distance: 'Dot', multivector_config: { comparator: 'max_sim' } },
+    },
+  });
+  const info = await client.getCollection('colbert');
+  assert.deepEqual(info.config.params.vectors.colbert,
+    { size: 2, distance: 'Dot', multivector_config: { comparator: 'max_sim' } });
+  await client.upsert('colbert', {
+    wait: true,
+    points: [
+      { id: 1, vector: { dense: [1, 0], colbert: [[1, 0], [0, 1]] } },
+      { id: 2, vector: { dense: [1, 1], colbert: [[2, 0]] } },
+      { id: 3, vector: { dense: [0, 1], colbert: [[0, 3], [1, 1], [0.5, 0.5]] } },
+    ],
+  });
+  // MaxSim: each query vector's best dot product among the point's vectors, summed.
+  // [[1, 0], [0, 1]]: 1 scores 1 + 1, 2 scores 2 + 0, 3 scores 1 + 3.
+  const found = await client.query('colbert', { query: [[1, 0], [0, 1]], using: 'colbert', with_vector: ['colbert'] });
+  assert.deepEqual(found.points.map((p) => [p.id, p.score]), [[3, 4], [1, 2], [2, 2]]);
+  assert.deepEqual(found.points[0].vector, { colbert: [[0, 3], [1, 1], [0.5, 0.5]] });
+  // A dense prefetch (1 and 2 score highest on [1, 0.1]) reranked by the multivector.
+  const reranked = await client.query('colbert', {
+    prefetch: { query: [1, 0.1], using: 'dense', limit: 2 },
+    query: [[0, 1]],
+    using: 'colbert',
+  });
+  assert.deepEqual(reranked.points.map((p) => [p.id, p.score]), [[1, 1], [2, 0]]);
+  // A point's own multivector as the query (the point left out).
+  const similar = await client.query('colbert', { query: 2, using: 'colbert' });
+  assert.deepEqual(similar.points.map((p) => [p.id, p.score]), [[1, 2], [3, 2]].sort((a, b) => b[1] - a[1] || a[0] - b[0]));
+  await client.deleteVectors('colbert', { wait: true, points: [3], vector: ['colbert'] });
+  assert.deepEqual(await client.count('colbert', { filter: { must: [{ has_vector: 'colbert' }] } }), { count: 2 });
+  await assert.rejects(client.upsert('colbert', { wait: true, points: [{ id: 4, vector: { colbert: [[1, 0], [1]] } }] }),
+    (e) => e.status === 400 && /points\[0\]\.vector\.colbert\[1\]/.test(JSON.stringify(e.data)));
+  await assert.rejects(client.query('colbert', { query: [1, 0], using: 'colbert' }),
+    (e) => e.status === 400 && /multivector/.test(JSON.stringify(e.data)));
+});
+
 test('snapshots: create, list, recover, download, upload, delete', async () => {
   await client.createCollection('snaps', { vectors: { size: 4, distance: 'Cosine' } });
   const points = Array.from({ length: 50 }, (_, i) => ({ id: i, vector: [1, i, i % 7, 1], payload: { n: i } }));
