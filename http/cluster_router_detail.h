@@ -80,8 +80,9 @@ inline ClusterRouter::Merge order_merge(const json& order_by) {
 inline ClusterRouter::Merge by_score(const cluster::CollectionMap& m,
                                      const std::string& vector_name) {
   try {
-    return m.distance(vector_name) == "Euclid" ? ClusterRouter::Merge::kLowFirst
-                                               : ClusterRouter::Merge::kHighFirst;
+    return m.distance(vector_name) == "Euclid" && !m.multivector(vector_name)
+               ? ClusterRouter::Merge::kLowFirst
+               : ClusterRouter::Merge::kHighFirst;
   } catch (const std::exception&) {
     return ClusterRouter::Merge::kHighFirst;  // the shards refuse an unknown name
   }

@@ -85,6 +85,14 @@ json ClusterRouter::write(const std::string& route, const Call& c) {
       get_sparse_vector(v, field);  // as the shards will read it
       return;
     }
+    if (is_multi_json(v)) {
+      if (const auto multi = config.multivectors.find(name); multi != config.multivectors.end()) {
+        engine::MultiVector mv =
+            get_multi_vector(v, field);  // as the shards will read and check it
+        engine::check_multi(mv, multi->second.dim, multi->second.metric, field);
+      }
+      return;  // a multivector for another name: the shard names what is wrong
+    }
     const auto it = config.vectors.find(name);
     if (it == config.vectors.end() || !v.is_array()) return;  // the shard names what is wrong
     WP_THROW_IF_NOT(v.size() == it->second.dim, field, ": expected dimension ", it->second.dim,

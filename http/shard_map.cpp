@@ -107,6 +107,12 @@ std::string CollectionMap::distance(const std::string& vector_name) const {
   return params.at("distance").get<std::string>();
 }
 
+bool CollectionMap::multivector(const std::string& vector_name) const {
+  const json& v = config.at("vectors");
+  const json& params = v.contains("size") ? v : v.at(vector_name);
+  return params.contains("multivector_config") && !params["multivector_config"].is_null();
+}
+
 std::vector<Shard> place(uint32_t shard_number, uint32_t replication_factor,
                          const std::vector<uint64_t>& nodes) {
   std::vector<Shard> out(shard_number);

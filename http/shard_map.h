@@ -63,6 +63,9 @@ struct CollectionMap {
   uint32_t shard_of(const engine::PointId& id) const;
   /// The distance of the vector space `name` ("" the unnamed one): "Cosine", "Euclid", "Dot".
   std::string distance(const std::string& vector_name) const;
+  /// Whether vector `vector_name` is a multivector (its MaxSim scores are higher-better whatever
+  /// its distance).
+  bool multivector(const std::string& vector_name) const;
 };
 
 /// Shards placed over `nodes` (sorted ids): shard s on nodes[(s + r) % n] for r < replication,

@@ -88,6 +88,25 @@ json same_answers(Client& sharded, const std::vector<Client*>& others, bhttp::ve
   return a["result"];
 }
 
+/// Collections "sharded" (3 shards, 2 replicas) and "one" (one shard) of `config`, created
+/// through `create`, then each given the `writes` (bodies of PUT points) through `via`.
+void sharded_and_one(Client& create, Client& via, const json& config,
+                     const std::vector<json>& writes) {
+  json sharded = config, one = config;
+  sharded["shard_number"] = 3;
+  sharded["replication_factor"] = 2;
+  one["shard_number"] = 1;
+  ASSERT_EQ(create.call(bhttp::verb::put, "/collections/sharded", sharded).first, 200u);
+  ASSERT_EQ(create.call(bhttp::verb::put, "/collections/one", one).first, 200u);
+  for (const char* col : {"sharded", "one"}) {
+    for (const json& body : writes) {
+      auto [st, r] = via.call(bhttp::verb::put,
+                              "/collections/" + std::string(col) + "/points?wait=true", body);
+      ASSERT_EQ(st, 200u) << r.dump();
+    }
+  }
+}
+
 std::string url_of(const ServerProcess& s) {
   return "http://127.0.0.1:" + std::to_string(s.port());
 }
@@ -835,18 +854,69 @@ TEST_F(Cluster, TheQueryFamilyAnswersAcrossShardsAsOneShardDoes) {
 // vector, and rescoring a dense prefetch, each answer as one shard's (the plain dot product:
 // idf, which Qdrant too weighs per shard, is left out); a bad sparse vector in a batch is refused
 // before any shard writes.
+/// A collection of a dense space "d" and `space` (a sparse or multivector space `name`, its
+/// vectors drawn by `draw`) answers across 3 shards x 2 replicas as one shard does: both upsert
+/// shapes, query (with an offset), legacy search, nearest by id, a dense prefetch rescored by
+/// `name`, retrieve; a batch whose 8th vector of `name` is `bad` is a 400 naming it and writes
+/// nothing on any shard.
+void answers_as_one_shard(std::vector<std::unique_ptr<Client>>& clients, const json& config,
+                          const std::string& name, const std::function<json()>& draw,
+                          std::mt19937& rng, const json& bad_vector, const std::string& bad_field) {
+  Client& c = *clients[0];
+  json points = json::array(), ids = json::array(), dense = json::array(), drawn = json::array();
+  for (int i = 0; i < 150; ++i) {
+    points.push_back({{"id", i}, {"vector", {{"d", random_vector(rng)}, {name, draw()}}}});
+  }
+  for (int i = 150; i < 200; ++i) {
+    ids.push_back(i);
+    dense.push_back(random_vector(rng));
+    drawn.push_back(draw());
+  }
+  const json batch{{"batch", {{"ids", ids}, {"vectors", {{"d", dense}, {name, drawn}}}}}};
+  sharded_and_one(c, *clients[1], config, {json{{"points", points}}, batch});
+  auto same = [&](const std::string& path, const json& body, size_t via) {
+    return same_answers(*clients[via % 3], {&c}, bhttp::verb::post, path, body);
+  };
+  for (int i = 0; i < 5; ++i) {
+    const json q = draw();
+    const json found =
+        same("/points/query", {{"query", q}, {"using", name}, {"limit", 10}, {"offset", 1}}, i);
+    EXPECT_FALSE(found["points"].empty());
+    same("/points/search",
+         {{"vector", {{"name", name}, {"vector", q}}}, {"limit", 5}, {"offset", 2}}, i + 1);
+  }
+  const json by_id =
+      same("/points/query", {{"query", {{"nearest", 17}}}, {"using", name}, {"limit", 5}}, 2);
+  for (const json& p : by_id["points"]) EXPECT_NE(p["id"], 17) << by_id.dump();
+  // A dense prefetch rescored by `name`: every candidate of its filter, so that every shard's
+  // prefetch holds all of its own (as docs/cluster.md says of rescoring).
+  json some = json::array();
+  for (int i = 0; i < 200; i += 3) some.push_back(i);
+  same("/points/query",
+       {{"prefetch",
+         {{"query", random_vector(rng)},
+          {"using", "d"},
+          {"filter", {{"must", {{{"has_id", some}}}}}},
+          {"limit", 1000},
+          {"params", {{"exact", true}}}}},
+        {"query", draw()},
+        {"using", name},
+        {"limit", 10},
+        {"with_vector", true}},
+       0);
+  same("/points", {{"ids", {3, 160}}, {"with_vector", true}}, 1);
+  json bad = batch;
+  bad["batch"]["vectors"][name][7] = bad_vector;
+  bad["batch"]["ids"] = json::array();
+  for (int i = 0; i < 50; ++i) bad["batch"]["ids"].push_back(1000 + i);
+  auto [st, r] = clients[2]->call(bhttp::verb::put, "/collections/sharded/points?wait=true", bad);
+  EXPECT_EQ(st, 400u) << r.dump();
+  EXPECT_NE(r.dump().find(bad_field), std::string::npos) << r.dump();
+  EXPECT_EQ(same("/points/count", json::object(), 0)["count"], 200);
+}
+
 TEST_F(Cluster, SparseVectorsAnswerAcrossShardsAsOneShardDoes) {
   Three three = three_nodes();
-  auto& clients = three.clients;
-  Client& c = *clients[0];
-  const json config{{"vectors", {{"d", {{"size", 8}, {"distance", "Cosine"}}}}},
-                    {"sparse_vectors", {{"s", json::object()}}}};
-  json sharded = config, one = config;
-  sharded["shard_number"] = 3;
-  sharded["replication_factor"] = 2;
-  one["shard_number"] = 1;
-  ASSERT_EQ(c.call(bhttp::verb::put, "/collections/sharded", sharded).first, 200u);
-  ASSERT_EQ(c.call(bhttp::verb::put, "/collections/one", one).first, 200u);
   std::mt19937 rng(41);
   auto sparse = [&] {
     std::set<uint32_t> dims;
@@ -859,62 +929,35 @@ TEST_F(Cluster, SparseVectorsAnswerAcrossShardsAsOneShardDoes) {
     }
     return v;
   };
-  json points = json::array(), ids = json::array(), dense = json::array(), sparses = json::array();
-  for (int i = 0; i < 150; ++i) {
-    points.push_back({{"id", i}, {"vector", {{"d", random_vector(rng)}, {"s", sparse()}}}});
-  }
-  for (int i = 150; i < 200; ++i) {
-    ids.push_back(i);
-    dense.push_back(random_vector(rng));
-    sparses.push_back(sparse());
-  }
-  const json batch{{"batch", {{"ids", ids}, {"vectors", {{"d", dense}, {"s", sparses}}}}}};
-  for (const char* col : {"sharded", "one"}) {
-    for (const json& body : {json{{"points", points}}, batch}) {
-      auto [st, r] = clients[1]->call(
-          bhttp::verb::put, "/collections/" + std::string(col) + "/points?wait=true", body);
-      ASSERT_EQ(st, 200u) << r.dump();
+  answers_as_one_shard(three.clients,
+                       {{"vectors", {{"d", {{"size", 8}, {"distance", "Cosine"}}}}},
+                        {"sparse_vectors", {{"s", json::object()}}}},
+                       "s", sparse, rng, {{"indices", {1, 1}}, {"values", {1, 2}}},
+                       "batch.vectors.s[7]");
+}
+
+TEST_F(Cluster, MultivectorsAnswerAcrossShardsAsOneShardDoes) {
+  Three three = three_nodes();
+  std::mt19937 rng(43);
+  auto multi = [&] {
+    json rows = json::array();
+    const size_t n = 1 + rng() % 4;
+    for (size_t r = 0; r < n; ++r) {
+      rows.push_back({static_cast<int>(rng() % 9) - 4, static_cast<int>(rng() % 9) - 4,
+                      static_cast<int>(rng() % 9) - 4});
     }
-  }
-  auto same = [&](const std::string& path, const json& body, size_t via) {
-    return same_answers(*clients[via % 3], {&c}, bhttp::verb::post, path, body);
+    return rows;
   };
-  for (int i = 0; i < 5; ++i) {
-    const json q = sparse();
-    const json found = same("/points/query", {{"query", q}, {"using", "s"}, {"limit", 10}}, i);
-    EXPECT_FALSE(found["points"].empty());
-    same("/points/search",
-         {{"vector", {{"name", "s"}, {"vector", q}}}, {"limit", 5}, {"offset", 2}}, i + 1);
-  }
-  const json by_id =
-      same("/points/query", {{"query", {{"nearest", 17}}}, {"using", "s"}, {"limit", 5}}, 2);
-  for (const json& p : by_id["points"]) EXPECT_NE(p["id"], 17) << by_id.dump();
-  // A dense prefetch rescored by a sparse query: every candidate of its filter, so that every
-  // shard's prefetch holds all of its own (as docs/cluster.md says of rescoring).
-  json some = json::array();
-  for (int i = 0; i < 200; i += 3) some.push_back(i);
-  same("/points/query",
-       {{"prefetch",
-         {{"query", random_vector(rng)},
-          {"using", "d"},
-          {"filter", {{"must", {{{"has_id", some}}}}}},
-          {"limit", 1000},
-          {"params", {{"exact", true}}}}},
-        {"query", sparse()},
-        {"using", "s"},
-        {"limit", 10},
-        {"with_vector", true}},
-       0);
-  same("/points", {{"ids", {3, 160}}, {"with_vector", true}}, 1);
-  // A batch with one bad sparse vector writes nothing on any shard.
-  json bad = batch;
-  bad["batch"]["vectors"]["s"][7] = {{"indices", {1, 1}}, {"values", {1, 2}}};
-  bad["batch"]["ids"] = json::array();
-  for (int i = 0; i < 50; ++i) bad["batch"]["ids"].push_back(1000 + i);
-  auto [st, r] = clients[2]->call(bhttp::verb::put, "/collections/sharded/points?wait=true", bad);
-  EXPECT_EQ(st, 400u) << r.dump();
-  EXPECT_NE(r.dump().find("batch.vectors.s[7]"), std::string::npos) << r.dump();
-  EXPECT_EQ(same("/points/count", json::object(), 0)["count"], 200);
+  // Euclid: a MaxSim score is a sum of negated squared distances, higher first (a dense Euclid
+  // space's answers are merged lowest first). The bad vector has a row of another dimension.
+  answers_as_one_shard(three.clients,
+                       {{"vectors",
+                         {{"d", {{"size", 8}, {"distance", "Cosine"}}},
+                          {"m",
+                           {{"size", 3},
+                            {"distance", "Euclid"},
+                            {"multivector_config", {{"comparator", "max_sim"}}}}}}}},
+                       "m", multi, rng, {{1, 2, 3}, {1, 2}}, "batch.vectors.m[7][1]");
 }
 
 TEST_F(Cluster, BadInputToAShardedCollectionIsRefusedNamingTheFieldAndWritesNothing) {
