@@ -1449,6 +1449,9 @@ std::vector<ScoredPoint> Collection::search_multi(const SearchQuery& q,
                   " numbers");
   MultiVector query = *q.multi;
   check_multi(query, space.dim(), space.metric(), "vector");
+  WP_THROW_IF_NOT(query.values.size() <= kMaxMultiQueryValues, "vector: a query of ", query.rows(),
+                  " vectors of ", space.dim(), " values exceeds the ", kMaxMultiQueryValues,
+                  " values a multivector query may hold");
   WP_THROW_IF_NOT(q.limit >= 1 && q.limit + q.offset <= index::kMaxK,
                   "limit + offset must be in 1..", index::kMaxK, ", got limit ", q.limit,
                   " and offset ", q.offset);

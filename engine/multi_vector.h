@@ -32,6 +32,11 @@ using MultiVectors = std::map<std::string, MultiVector>;
 /// page (1,030 x 128) thirty times over. A query's and a write's work are bounded by it.
 inline constexpr size_t kMaxMultiValues = size_t{1} << 20;
 
+/// The most values (rows x dimension) a query's multivector may hold: 2,048 rows of 128 (a
+/// ColPali page, 1,030 rows, as a query by its point id, fits). A scan's work is the query's rows
+/// times the rows it reaches.
+inline constexpr size_t kMaxMultiQueryValues = size_t{1} << 18;
+
 /**
  * Throws UserError naming `field` unless `v` holds 1.. rows of `dim` values (its dim), at most
  * kMaxMultiValues values, each row a vector `metric` compares (index::check_vector: finite, a

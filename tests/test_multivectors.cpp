@@ -416,6 +416,13 @@ void MultiVectors::hybrid(const std::string& distance) {
   expect_400("POST", query, {{"query", {{1, 2, 3, 4}}}, {"using", "dense"}}, "is a dense vector");
   expect_400("POST", query, {{"query", {{1, 2, 3}}}, {"using", "colbert"}}, "dimension 4");
   expect_400("POST", query, {{"query", {{1, 2, 3, 4}, {1}}}, {"using", "colbert"}}, "query[1]");
+  // A query's rows are bounded (a scan's work is its rows times the rows it reaches).
+  const json longest(wp::engine::kMaxMultiQueryValues / 4, json{1, 0, 0, 0});
+  ok("POST", query, {{"query", longest}, {"using", "colbert"}, {"limit", 1}});
+  json too_long = longest;
+  too_long.push_back({1, 0, 0, 0});
+  expect_400("POST", query, {{"query", too_long}, {"using", "colbert"}},
+             "values a multivector query may hold");
   expect_400("POST", query, {{"query", {{"recommend", {{"positive", {1}}}}}}, {"using", "colbert"}},
              "is a multivector");
   expect_400("POST", query,
