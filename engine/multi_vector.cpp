@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cfloat>
-#include <limits>
 
 #include "index/distance.h"
 #include "index/error.h"
@@ -25,19 +24,9 @@ void check_multi(MultiVector& v, size_t dim, index::Metric metric, const std::st
 }
 
 float max_sim(const MultiVector& query, const float* point, size_t rows, index::Metric metric) {
-  const size_t dim = query.dim;
-  double sum = 0;
-  for (size_t q = 0; q < query.rows(); ++q) {
-    const float* a = query.row(q);
-    float best = -std::numeric_limits<float>::infinity();
-    for (size_t r = 0; r < rows; ++r) {
-      const float* b = point + r * dim;
-      const float sim =
-          metric == index::Metric::kL2 ? -index::l2sqr(a, b, dim) : index::inner_product(a, b, dim);
-      best = std::max(best, sim);
-    }
-    sum += best;
-  }
+  // One kernel call a point (index/distance.h): four of its rows against each query row at once.
+  const double sum = index::kernels_for_dim(query.dim).max_sim(
+      query.values.data(), query.rows(), point, rows, query.dim, metric == index::Metric::kL2);
   return static_cast<float>(std::clamp(sum, -static_cast<double>(FLT_MAX), double{FLT_MAX}));
 }
 

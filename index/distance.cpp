@@ -11,18 +11,19 @@
 namespace wp::index {
 
 namespace {
-constexpr DistanceKernels kScalar{detail::l2sqr_scalar,  detail::ip_scalar,
-                                  detail::neg_ip_scalar, detail::l2sqr_u8_scalar,
-                                  detail::ip_u8_scalar,  detail::hamming_scan_scalar,
-                                  Isa::kScalar,          "scalar"};
+constexpr DistanceKernels kScalar{
+    detail::l2sqr_scalar,    detail::ip_scalar,    detail::neg_ip_scalar,
+    detail::l2sqr_u8_scalar, detail::ip_u8_scalar, detail::hamming_scan_scalar,
+    detail::max_sim_scalar,  Isa::kScalar,         "scalar"};
 #ifdef WAYPOINT_X86_KERNELS
 constexpr DistanceKernels kAvx2{
-    detail::l2sqr_avx2, detail::ip_avx2,           detail::neg_ip_avx2, detail::l2sqr_u8_avx2,
-    detail::ip_u8_avx2, detail::hamming_scan_avx2, Isa::kAvx2,          "avx2"};
-constexpr DistanceKernels kAvx512{detail::l2sqr_avx512,  detail::ip_avx512,
-                                  detail::neg_ip_avx512, detail::l2sqr_u8_avx512,
-                                  detail::ip_u8_avx512,  detail::hamming_scan_avx512,
-                                  Isa::kAvx512,          "avx512"};
+    detail::l2sqr_avx2,    detail::ip_avx2,    detail::neg_ip_avx2,
+    detail::l2sqr_u8_avx2, detail::ip_u8_avx2, detail::hamming_scan_avx2,
+    detail::max_sim_avx2,  Isa::kAvx2,         "avx2"};
+constexpr DistanceKernels kAvx512{
+    detail::l2sqr_avx512,    detail::ip_avx512,    detail::neg_ip_avx512,
+    detail::l2sqr_u8_avx512, detail::ip_u8_avx512, detail::hamming_scan_avx512,
+    detail::max_sim_avx512,  Isa::kAvx512,         "avx512"};
 #endif
 
 // WAYPOINT_ISA=scalar|avx2|avx512 forces an instruction set the CPU supports (benches, tests of

@@ -25,6 +25,12 @@ using CodeDistanceFn = float (*)(const float* q, const uint8_t* c, size_t d);
 using HammingScanFn = void (*)(const uint64_t* q, const uint64_t* codes, size_t n, size_t words,
                                uint32_t* out);
 
+/// MaxSim of the qn rows of q against the pn rows of p (d floats each): for each row of q its
+/// highest inner product among p's rows (with `l2`: the highest negated squared L2 distance),
+/// summed in double.
+using MaxSimFn = double (*)(const float* q, size_t qn, const float* p, size_t pn, size_t d,
+                            bool l2);
+
 /// Instruction sets we have kernels for.
 enum class Isa { kScalar, kAvx2, kAvx512 };
 
@@ -36,6 +42,7 @@ struct DistanceKernels {
   CodeDistanceFn l2sqr_u8;          ///< sum (q_i - c_i)^2
   CodeDistanceFn inner_product_u8;  ///< sum q_i * c_i
   HammingScanFn hamming_scan;       ///< popcount(q XOR c) over many codes (LSH)
+  MaxSimFn max_sim;                 ///< multivectors' late interaction (multi_vector.h)
   Isa isa;
   const char* name;
 };
@@ -128,6 +135,9 @@ void hamming_scan_avx2(const uint64_t* q, const uint64_t* codes, size_t n, size_
                        uint32_t* out);
 void hamming_scan_avx512(const uint64_t* q, const uint64_t* codes, size_t n, size_t words,
                          uint32_t* out);
+double max_sim_scalar(const float* q, size_t qn, const float* p, size_t pn, size_t d, bool l2);
+double max_sim_avx2(const float* q, size_t qn, const float* p, size_t pn, size_t d, bool l2);
+double max_sim_avx512(const float* q, size_t qn, const float* p, size_t pn, size_t d, bool l2);
 }  // namespace detail
 
 }  // namespace wp::index

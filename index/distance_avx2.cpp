@@ -32,6 +32,10 @@ struct Avx2 {
 };
 }  // namespace
 
+double max_sim_avx2(const float* q, size_t qn, const float* p, size_t pn, size_t d, bool l2) {
+  return l2 ? simd_max_sim<Avx2, true>(q, qn, p, pn, d)
+            : simd_max_sim<Avx2, false>(q, qn, p, pn, d);
+}
 float l2sqr_avx2(const float* a, const float* b, size_t d) {
   return simd_reduce<Avx2, true>(a, b, d);
 }

@@ -41,6 +41,10 @@ struct Avx512 {
 };
 }  // namespace
 
+double max_sim_avx512(const float* q, size_t qn, const float* p, size_t pn, size_t d, bool l2) {
+  return l2 ? simd_max_sim<Avx512, true>(q, qn, p, pn, d)
+            : simd_max_sim<Avx512, false>(q, qn, p, pn, d);
+}
 float l2sqr_avx512(const float* a, const float* b, size_t d) {
   return simd_reduce<Avx512, true>(a, b, d);
 }

@@ -81,4 +81,18 @@ void hamming_scan_scalar(const uint64_t* q, const uint64_t* codes, size_t n, siz
   hamming_scan_impl(q, codes, n, words, out, popcount_swar);
 }
 
+double max_sim_scalar(const float* q, size_t qn, const float* p, size_t pn, size_t d, bool l2) {
+  double sum = 0;
+  for (size_t a = 0; a < qn; ++a) {
+    float best = -__builtin_inff();
+    for (size_t r = 0; r < pn; ++r) {
+      const float s =
+          l2 ? -l2sqr_scalar(q + a * d, p + r * d, d) : ip_scalar(q + a * d, p + r * d, d);
+      best = s > best ? s : best;
+    }
+    sum += best;
+  }
+  return sum;
+}
+
 }  // namespace wp::index::detail

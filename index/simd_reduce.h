@@ -49,4 +49,57 @@ inline float simd_reduce(const float* a, const T* b, size_t d) {
   return s;
 }
 
+/**
+ * MaxSim (multivectors' late interaction): for each of the `qn` rows of `q`, its highest
+ * similarity among the `pn` rows of `p` (each `d` floats), summed in double; the similarity is
+ * the inner product, or the negated squared L2 distance with kL2. Four rows of `p` at a time
+ * against one row of `q`: each load of the query serves four sums, and no call per pair.
+ */
+template <class S, bool kL2>
+inline double simd_max_sim(const float* q, size_t qn, const float* p, size_t pn, size_t d) {
+  using V = typename S::V;
+  auto sim = [](float s) { return kL2 ? -s : s; };
+  double sum = 0;
+  for (size_t a = 0; a < qn; ++a) {
+    const float* x = q + a * d;
+    float best = -__builtin_inff();
+    size_t r = 0;
+    for (; r + 4 <= pn; r += 4) {
+      const float* y = p + r * d;
+      V s0 = S::zero(), s1 = S::zero(), s2 = S::zero(), s3 = S::zero();
+      auto step = [&](V& s, const V& xv, const float* yp) {
+        const V yv = S::load(yp);
+        if constexpr (kL2) {
+          const V t = S::sub(xv, yv);
+          s = S::fmadd(t, t, s);
+        } else {
+          s = S::fmadd(xv, yv, s);
+        }
+      };
+      size_t i = 0;
+      for (; i + S::W <= d; i += S::W) {
+        const V xv = S::load(x + i);
+        step(s0, xv, y + i);
+        step(s1, xv, y + d + i);
+        step(s2, xv, y + 2 * d + i);
+        step(s3, xv, y + 3 * d + i);
+      }
+      float t[4] = {S::hsum(s0), S::hsum(s1), S::hsum(s2), S::hsum(s3)};
+      for (; i < d; ++i) {
+        for (size_t k = 0; k < 4; ++k) {
+          const float v = y[k * d + i];
+          t[k] += kL2 ? (x[i] - v) * (x[i] - v) : x[i] * v;
+        }
+      }
+      for (const float v : t) best = sim(v) > best ? sim(v) : best;
+    }
+    for (; r < pn; ++r) {
+      const float v = sim(simd_reduce<S, kL2>(x, p + r * d, d));
+      best = v > best ? v : best;
+    }
+    sum += best;
+  }
+  return sum;
+}
+
 }  // namespace wp::index::detail

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -59,6 +60,33 @@ TEST_P(DistanceKernelsOf, CodeKernelsMatchTheReference) {
       EXPECT_NEAR(k.l2sqr_u8(q.row(0), c.data(), d), l2, 1e-4 * (1 + l2)) << k.name << " " << d;
       EXPECT_NEAR(k.inner_product_u8(q.row(0), c.data(), d), ip, 1e-3 * (1 + std::abs(ip)))
           << k.name << " " << d;
+    }
+  }
+}
+
+// MaxSim at row counts below, at and past its blocks of four rows, and dimensions with tails.
+TEST_P(DistanceKernelsOf, MaxSimMatchesTheDoubleReference) {
+  const DistanceKernels& k = kernels_for(GetParam());
+  for (size_t d : {1, 7, 16, 17, 96, 128, 130}) {
+    for (size_t qn : {1, 3, 5}) {
+      for (size_t pn : {1, 3, 4, 5, 9}) {
+        const Matrix q = wp::test::random_matrix(qn, d, d + qn),
+                     p = wp::test::random_matrix(pn, d, d + 7 * pn);
+        for (const bool l2 : {false, true}) {
+          double want = 0;
+          for (size_t a = 0; a < qn; ++a) {
+            double best = -std::numeric_limits<double>::infinity();
+            for (size_t r = 0; r < pn; ++r) {
+              best = std::max(best,
+                              l2 ? -ref_l2(q.row(a), p.row(r), d) : ref_ip(q.row(a), p.row(r), d));
+            }
+            want += best;
+          }
+          EXPECT_NEAR(k.max_sim(q.row(0), qn, p.row(0), pn, d, l2), want,
+                      1e-4 * (1 + std::abs(want)))
+              << k.name << " d=" << d << " " << qn << "x" << pn << (l2 ? " l2" : " ip");
+        }
+      }
     }
   }
 }
