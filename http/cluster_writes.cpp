@@ -87,8 +87,8 @@ json ClusterRouter::write(const std::string& route, const Call& c) {
     }
     if (is_multi_json(v)) {
       if (const auto multi = config.multivectors.find(name); multi != config.multivectors.end()) {
-        engine::MultiVector mv =
-            get_multi_vector(v, field);  // as the shards will read and check it
+        // As the shards will read and check it.
+        engine::MultiVector mv = get_multi_vector(v, field);
         engine::check_multi(mv, multi->second.dim, multi->second.metric, field);
       }
       return;  // a multivector for another name: the shard names what is wrong

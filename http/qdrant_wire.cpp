@@ -219,7 +219,8 @@ void read_sparse_vectors(const json& body, engine::CollectionConfig& c) {
     const std::string at = "sparse_vectors." + name;
     engine::validate_vector_name(name, "sparse_vectors");
     WP_THROW_IF_NOT(!c.vectors.count(name) && !c.multivectors.count(name), at, ": ",
-                    engine::show_json(json(name)), " is already the name of a dense vector");
+                    engine::show_json(json(name)),
+                    " is already the name of a dense vector or a multivector");
     c.sparse_vectors[name].modifier =
         read_sparse_params(params, at).value_or(engine::SparseModifier::kNone);
   }
