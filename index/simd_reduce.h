@@ -15,19 +15,28 @@
 
 namespace wp::index::detail {
 
+/// s += (x - y)^2 lane by lane with kL2, else s += x * y.
+template <class S, bool kL2>
+inline void accumulate(typename S::V& s, typename S::V x, typename S::V y) {
+  if constexpr (kL2) {
+    const typename S::V t = S::sub(x, y);
+    s = S::fmadd(t, t, s);
+  } else {
+    s = S::fmadd(x, y, s);
+  }
+}
+
+/// The scalar term of one dimension: (a - b)^2 with kL2, else a * b.
+template <bool kL2>
+inline float term(float a, float b) {
+  return kL2 ? (a - b) * (a - b) : a * b;
+}
+
 template <class S, bool kL2, typename T>
 inline float simd_reduce(const float* a, const T* b, size_t d) {
   using V = typename S::V;
   V s0 = S::zero(), s1 = S::zero();
-  auto step = [&](V& s, size_t i) {
-    const V x = S::load(a + i), y = S::load(b + i);
-    if constexpr (kL2) {
-      const V t = S::sub(x, y);
-      s = S::fmadd(t, t, s);
-    } else {
-      s = S::fmadd(x, y, s);
-    }
-  };
+  auto step = [&](V& s, size_t i) { accumulate<S, kL2>(s, S::load(a + i), S::load(b + i)); };
   size_t i = 0;
   for (; i + 2 * S::W <= d; i += 2 * S::W) {
     step(s0, i);
@@ -38,14 +47,7 @@ inline float simd_reduce(const float* a, const T* b, size_t d) {
     i += S::W;
   }
   float s = S::hsum(S::add(s0, s1));
-  for (; i < d; ++i) {
-    if constexpr (kL2) {
-      const float t = a[i] - static_cast<float>(b[i]);
-      s += t * t;
-    } else {
-      s += a[i] * static_cast<float>(b[i]);
-    }
-  }
+  for (; i < d; ++i) s += term<kL2>(a[i], static_cast<float>(b[i]));
   return s;
 }
 
@@ -67,29 +69,17 @@ inline double simd_max_sim(const float* q, size_t qn, const float* p, size_t pn,
     for (; r + 4 <= pn; r += 4) {
       const float* y = p + r * d;
       V s0 = S::zero(), s1 = S::zero(), s2 = S::zero(), s3 = S::zero();
-      auto step = [&](V& s, const V& xv, const float* yp) {
-        const V yv = S::load(yp);
-        if constexpr (kL2) {
-          const V t = S::sub(xv, yv);
-          s = S::fmadd(t, t, s);
-        } else {
-          s = S::fmadd(xv, yv, s);
-        }
-      };
       size_t i = 0;
       for (; i + S::W <= d; i += S::W) {
         const V xv = S::load(x + i);
-        step(s0, xv, y + i);
-        step(s1, xv, y + d + i);
-        step(s2, xv, y + 2 * d + i);
-        step(s3, xv, y + 3 * d + i);
+        accumulate<S, kL2>(s0, xv, S::load(y + i));
+        accumulate<S, kL2>(s1, xv, S::load(y + d + i));
+        accumulate<S, kL2>(s2, xv, S::load(y + 2 * d + i));
+        accumulate<S, kL2>(s3, xv, S::load(y + 3 * d + i));
       }
       float t[4] = {S::hsum(s0), S::hsum(s1), S::hsum(s2), S::hsum(s3)};
       for (; i < d; ++i) {
-        for (size_t k = 0; k < 4; ++k) {
-          const float v = y[k * d + i];
-          t[k] += kL2 ? (x[i] - v) * (x[i] - v) : x[i] * v;
-        }
+        for (size_t k = 0; k < 4; ++k) t[k] += term<kL2>(x[i], y[k * d + i]);
       }
       for (const float v : t) best = sim(v) > best ? sim(v) : best;
     }
