@@ -1,15 +1,20 @@
 // The REST handler without sockets: cost of Api::handle for a SIFT10K search (JSON in, JSON out),
 // plain (simdjson in, text out) and through nlohmann's DOM, next to the bare index search it wraps;
-// and for batches of 10 searches, and for searches with a filter (half the points match).
+// and for batches of 10 searches, and for searches with a filter (half the points match); and the
+// readers of upsert bodies (500 points of 128 unit-length floats and a 3-key payload; 20 points of
+// 32 such rows, a multivector each), plain (simdjson) and through nlohmann's DOM.
 // Run: build/bench/bench_http
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <memory>
 
 #include "http/api.h"
 #include "http/plain_search.h"
+#include "http/plain_upsert.h"
+#include "http/request_parsing.h"
 #include "index/dataset.h"
 
 namespace {
@@ -26,6 +31,8 @@ struct Fixture {
   /// The query vectors scaled to unit length, as a client writes float32 values through a JSON
   /// writer of doubles: ~17 significant digits a number (SIFT's own are integers, "12.0").
   std::vector<std::string> fractions;
+  std::vector<std::string> upserts;        ///< {"points": [500 points]}
+  std::vector<std::string> multi_upserts;  ///< {"points": [20 points of 32 rows]}
 
   Fixture() {
     std::filesystem::remove_all(dir);
@@ -66,6 +73,34 @@ struct Fixture {
       fractions.push_back(
           nlohmann::json{{"vector", unit}, {"limit", 10}, {"params", {{"hnsw_ef", 64}}}}.dump());
     }
+    // Upsert bodies as an embedding client sends them: unit-length float32 values written as
+    // doubles (~17 digits), the base vectors 500 a body, and 32 of them a point as a multivector.
+    auto unit_row = [&](size_t i) {
+      std::vector<float> v(ds.base.row(i), ds.base.row(i) + ds.base.d);
+      double norm = 0;
+      for (const float x : v) norm += double{x} * x;
+      for (float& x : v) x = static_cast<float>(x / std::sqrt(std::max(norm, 1e-30)));
+      return v;
+    };
+    for (size_t at = 0; at + 500 <= ds.base.n && upserts.size() < 10; at += 500) {
+      nlohmann::json points = nlohmann::json::array();
+      for (size_t i = at; i < at + 500; ++i) {
+        points.push_back(
+            {{"id", i},
+             {"vector", unit_row(i)},
+             {"payload", {{"tag", "t" + std::to_string(i % 7)}, {"n", i}, {"s", "x"}}}});
+      }
+      upserts.push_back(nlohmann::json{{"points", points}}.dump());
+    }
+    for (size_t at = 0; at + 640 <= ds.base.n && multi_upserts.size() < 10; at += 640) {
+      nlohmann::json points = nlohmann::json::array();
+      for (size_t p = 0; p < 20; ++p) {
+        nlohmann::json rows = nlohmann::json::array();
+        for (size_t r = 0; r < 32; ++r) rows.push_back(unit_row(at + p * 32 + r));
+        points.push_back({{"id", at + p}, {"vector", {{"colbert", rows}}}});
+      }
+      multi_upserts.push_back(nlohmann::json{{"points", points}}.dump());
+    }
     for (size_t i = 0; i + 10 <= bodies.size(); i += 10) {
       std::string b = "{\"searches\":[";
       for (size_t j = i; j < i + 10; ++j) b += (j > i ? "," : "") + bodies[j];
@@ -85,17 +120,19 @@ Fixture& fixture() {
   return f;
 }
 
-enum class Bodies { kSingle, kBatches, kFiltered, kFractions };
+enum class Bodies { kSingle, kBatches, kFiltered, kFractions, kUpserts, kMultiUpserts };
 
 /// Runs `fn` on the SIFT10K search bodies in turn (or on batches of 10 of them, filtered ones, or
 /// their unit-length fractions).
 template <typename F>
 void over_bodies(benchmark::State& state, const F& fn, Bodies which = Bodies::kSingle) {
   const Fixture& f = fixture();
-  const std::vector<std::string>& bodies = which == Bodies::kBatches     ? f.batches
-                                           : which == Bodies::kFiltered  ? f.filtered
-                                           : which == Bodies::kFractions ? f.fractions
-                                                                         : f.bodies;
+  const std::vector<std::string>& bodies = which == Bodies::kBatches        ? f.batches
+                                           : which == Bodies::kFiltered     ? f.filtered
+                                           : which == Bodies::kFractions    ? f.fractions
+                                           : which == Bodies::kUpserts      ? f.upserts
+                                           : which == Bodies::kMultiUpserts ? f.multi_upserts
+                                                                            : f.bodies;
   size_t i = 0;
   for (auto _ : state) {
     benchmark::DoNotOptimize(fn(bodies[i]));
@@ -155,6 +192,39 @@ void BM_ParseSearchBody(benchmark::State& state) {
   over_bodies(state, [](const std::string& b) { return nlohmann::json::parse(b); });
 }
 
+/// An upsert body's points, read plain and through the DOM (parse_body and read_upsert_points);
+/// items are points.
+void BM_ReadUpsertPlain(benchmark::State& state) {
+  over_bodies(
+      state, [](const std::string& b) { return wp::http::read_plain_upsert(b, b.size()); },
+      Bodies::kUpserts);
+  state.SetItemsProcessed(state.iterations() * 500);
+}
+void BM_ReadUpsertDom(benchmark::State& state) {
+  over_bodies(
+      state,
+      [](const std::string& b) {
+        return wp::http::read_upsert_points(wp::http::parse_body(b), "");
+      },
+      Bodies::kUpserts);
+  state.SetItemsProcessed(state.iterations() * 500);
+}
+void BM_ReadMultiUpsertPlain(benchmark::State& state) {
+  over_bodies(
+      state, [](const std::string& b) { return wp::http::read_plain_upsert(b, b.size()); },
+      Bodies::kMultiUpserts);
+  state.SetItemsProcessed(state.iterations() * 20);
+}
+void BM_ReadMultiUpsertDom(benchmark::State& state) {
+  over_bodies(
+      state,
+      [](const std::string& b) {
+        return wp::http::read_upsert_points(wp::http::parse_body(b), "");
+      },
+      Bodies::kMultiUpserts);
+  state.SetItemsProcessed(state.iterations() * 20);
+}
+
 void BM_CollectionSearch(benchmark::State& state) {
   Fixture& f = fixture();
   auto col = f.engine->collection("sift");
@@ -178,6 +248,10 @@ BENCHMARK(BM_ApiHandleFilteredSearchDom);
 BENCHMARK(BM_ReadPlainSearch);
 BENCHMARK(BM_ReadPlainSearchFractions);
 BENCHMARK(BM_ParseSearchBody);
+BENCHMARK(BM_ReadUpsertPlain);
+BENCHMARK(BM_ReadUpsertDom);
+BENCHMARK(BM_ReadMultiUpsertPlain);
+BENCHMARK(BM_ReadMultiUpsertDom);
 BENCHMARK(BM_CollectionSearch);
 
 }  // namespace

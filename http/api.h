@@ -65,8 +65,8 @@ struct ApiOptions {
   /// max_body_bytes.
   size_t max_upload_bytes = size_t{1} << 30;
   /// Whether the routes that have a plain form (a search body of a vector, a limit and simple
-  /// options) answer it without building a JSON DOM; false sends every request through the DOM
-  /// (the tests compare the two answers).
+  /// options; an upsert of points with vectors and payloads) read it without building a JSON DOM;
+  /// false sends every request through the DOM (the tests compare the two answers).
   bool plain_answers = true;
   /// A request that reads points under a filter and takes at least this long notes the keys its
   /// filter tests without an index that would serve them (GET /issues; Qdrant's

@@ -1,69 +1,25 @@
-// simdjson reads the body into its tape (a flat array of tokens, reused per thread) rather than
-// into nlohmann's tree of allocated nodes. Its On-Demand API is compiled for the build's target
-// (x86-64 without AVX: its scalar fallback), the DOM API picks AVX2 or AVX-512 at run time.
+// simdjson reads the body into its tape (http/plain_json.h), reused per thread.
 #include "http/plain_search.h"
 
-#include <cmath>
-#include <cstring>
 #include <string>
 
-#include <simdjson.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/filter.h"
+#include "http/plain_json.h"
 #include "index/index.h"
 
 namespace wp::http {
 
-namespace sj = simdjson;
-
 namespace {
 
-/// An unsigned integer in lo..hi (the DOM path's get_count), or false.
-bool read_count(sj::dom::element v, size_t lo, size_t hi, size_t& out) {
-  uint64_t x = 0;
-  if (v.get_uint64().get(x) != sj::SUCCESS || x < lo || x > hi) return false;
-  out = static_cast<size_t>(x);
-  return true;
-}
-
-bool read_bool(sj::dom::element v, bool& out) {
-  return v.get_bool().get(out) == sj::SUCCESS;
-}
-
-/// A number as a finite 32-bit float (the DOM path's get_vector and get_optional_float).
-bool read_float(sj::dom::element v, float& out) {
-  double x = 0;
-  if (v.get_double().get(x) != sj::SUCCESS) return false;
-  out = static_cast<float>(x);
-  return std::isfinite(out);
-}
-
-bool read_vector(sj::dom::element v, std::vector<float>& out) {
-  sj::dom::array a;
-  if (v.get_array().get(a) != sj::SUCCESS) return false;
-  out.reserve(a.size());
-  for (sj::dom::element x : a) {
-    float f = 0;
-    if (!read_float(x, f)) return false;
-    out.push_back(f);
-  }
-  return !out.empty();
-}
-
-/// Fields seen so far, one bit each: a repeated field takes the DOM path (which keeps the last).
-class Seen {
- public:
-  bool first(unsigned bit) {
-    const bool was = bits_ & (1u << bit);
-    bits_ |= 1u << bit;
-    return !was;
-  }
-  bool has(unsigned bit) const { return bits_ & (1u << bit); }
-
- private:
-  unsigned bits_ = 0;
-};
+namespace sj = plain::sj;
+using plain::append_vector;
+using plain::PlainJson;
+using plain::read_bool;
+using plain::read_count;
+using plain::read_float;
+using plain::Seen;
 
 bool read_params(sj::dom::element v, engine::SearchQuery& q) {
   sj::dom::object o;
@@ -96,18 +52,6 @@ bool read_filter(sj::dom::element v, PlainSearch& s) {
   return true;
 }
 
-/// Parses `body` into this thread's tape (simdjson's DOM parser validates the whole document and
-/// picks its SIMD kernels at run time; the tape is reused: no allocation per request); the root
-/// stays valid until the thread's next parse. False for malformed JSON and bodies too long.
-bool parse(std::string_view body, sj::dom::element& root) {
-  if (body.size() > kMaxPlainSearchBody) return false;
-  thread_local sj::dom::parser parser(kMaxPlainSearchBody);
-  thread_local std::string padded;
-  padded.assign(body.data(), body.size());
-  padded.append(sj::SIMDJSON_PADDING, '\0');
-  return parser.parse(padded.data(), body.size(), false).get(root) == sj::SUCCESS;
-}
-
 /// One plain search object (a body, or an element of a batch's "searches").
 std::optional<PlainSearch> read_search_object(sj::dom::element e, PlainRoute route) {
   sj::dom::object o;
@@ -134,7 +78,7 @@ std::optional<PlainSearch> read_search_object(sj::dom::element e, PlainRoute rou
     const bool null = v.is_null();  // an absent field, except for the vector
     bool ok = false;
     if (key == (query ? "query" : "vector")) {
-      ok = seen.first(kVector) && read_vector(v, s.query.vector);
+      ok = seen.first(kVector) && append_vector(v, s.query.vector);
     } else if (key == "limit") {
       ok = seen.first(kLimit) && (null || read_count(v, 1, index::kMaxK, s.query.limit));
     } else if (key == "offset") {
@@ -171,16 +115,18 @@ std::optional<PlainSearch> read_search_object(sj::dom::element e, PlainRoute rou
 }  // namespace
 
 std::optional<PlainSearch> read_plain_search(std::string_view body, PlainRoute route) {
-  sj::dom::element root;
-  if (!parse(body, root)) return std::nullopt;
-  return read_search_object(root, route);
+  PlainJson doc;
+  if (!doc.parse(body, kMaxPlainSearchBody)) return std::nullopt;
+  return read_search_object(doc.root(), route);
 }
 
 std::optional<std::vector<PlainSearch>> read_plain_batch(std::string_view body, PlainRoute route,
                                                          size_t max_searches) {
-  sj::dom::element root;
+  PlainJson doc;
   sj::dom::object o;
-  if (!parse(body, root) || root.get_object().get(o) != sj::SUCCESS) return std::nullopt;
+  if (!doc.parse(body, kMaxPlainSearchBody) || doc.root().get_object().get(o) != sj::SUCCESS) {
+    return std::nullopt;
+  }
   sj::dom::array searches;
   // {"searches": [...]} and nothing else (a repeated key takes the DOM path, which keeps the last).
   auto it = o.begin();

@@ -3,11 +3,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 #include "engine/json_path.h"
 #include "engine/json_value.h"
 #include "engine/payload_edit.h"
 #include "http/api.h"
+#include "http/plain_upsert.h"
 #include "http/request_parsing.h"
 #include "index/error.h"
 
@@ -22,9 +25,9 @@ std::string body_name(const std::string& where) {
   return where.empty() ? "body" : where.substr(0, where.size() - 1);
 }
 
-/// Reads the points of an upsert body, in either of Qdrant's two shapes; `where` prefixes the
-/// fields in messages.
-std::vector<engine::PointWrite> read_points(const json& body, const std::string& where) {
+}  // namespace
+
+std::vector<engine::PointWrite> read_upsert_points(const json& body, const std::string& where) {
   std::vector<engine::PointWrite> out;
   WP_THROW_IF_NOT(body.is_object(), body_name(where), ": expected an object");
   if (body.contains("points")) {
@@ -102,8 +105,6 @@ std::vector<engine::PointWrite> read_points(const json& body, const std::string&
   return out;
 }
 
-}  // namespace
-
 namespace {
 
 /// A write operation read from a request body, with the filter it points at.
@@ -135,7 +136,7 @@ void read_selection(const json& body, const std::string& where, ParsedWrite& w) 
 ParsedWrite read_upsert(const json& body, const std::string& where) {
   ParsedWrite w;
   w.op.where = where;
-  w.op.points = read_points(body, where);
+  w.op.points = read_upsert_points(body, where);
   return w;
 }
 
@@ -254,7 +255,17 @@ const std::map<std::string, WriteReader>& batch_readers() {
 json Api::write_route(const Call& c, const char* operation) {
   auto col = engine_.collection(c.path.at("name"));
   const bool wait = wait_flag(c);
-  ParsedWrite w = batch_readers().at(operation)(parse_body(*c.body), "");
+  ParsedWrite w;
+  // An upsert of plain points is read without building nlohmann's DOM (http/plain_upsert.h).
+  std::optional<std::vector<engine::PointWrite>> plain;
+  if (options_.plain_answers && std::string_view(operation) == "upsert") {
+    plain = read_plain_upsert(*c.body, options_.max_body_bytes);
+  }
+  if (plain) {
+    w.op.points = std::move(*plain);
+  } else {
+    w = batch_readers().at(operation)(parse_body(*c.body), "");
+  }
   col->apply_one(std::move(w.op), wait);  // w keeps the filter alive meanwhile
   return update_result(wait);
 }

@@ -83,6 +83,10 @@ json vectors_json(const engine::NamedVectors& v, bool named,
 json multi_json(const engine::MultiVector& v);
 /// A sparse vector as Qdrant writes it.
 json sparse_json(const engine::SparseVector& v);
+/// The points of an upsert body in either of Qdrant's shapes ({"points": [...]} or {"batch":
+/// {"ids", "vectors", "payloads"}}); `where` prefixes the fields in messages ("" for the route's
+/// own body). Defined with the other write bodies' readers (points_write_api.cpp).
+std::vector<engine::PointWrite> read_upsert_points(const json& body, const std::string& where);
 /// A list of point ids.
 std::vector<engine::PointId> get_ids(const json& j, const std::string& field);
 /// An optional filter (absent or null: the empty filter).

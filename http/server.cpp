@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "http/gzip.h"
+#include "http/plain_json.h"
 #include "http/request_head.h"
 #include "index/error.h"
 
@@ -109,7 +110,7 @@ void send_held_answers() {
  * malloc_trim called in the running server). malloc_trim hands it back, but takes 16 ms and
  * makes the next batches fault their pages in again: trimmed once a second during an ingest,
  * 200k points went in 10% slower. So it runs once writes pause: a second after the last large
- * write, on a thread of its own.
+ * write, on a thread of its own. The plain readers' kept tapes of large bodies are freed then too.
  */
 class FreedMemory {
  public:
@@ -151,6 +152,7 @@ class FreedMemory {
       }
       pending_ = false;
       lock.unlock();
+      plain::release_large_tapes();  // the plain readers' tapes of large bodies
 #ifdef __GLIBC__
       ::malloc_trim(0);
 #endif

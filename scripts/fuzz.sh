@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 build=${WAYPOINT_FUZZ_BUILD_DIR:-build-sanitize-address-undefined}
 targets=(fuzz_http_api fuzz_filter fuzz_collection_config fuzz_index_request fuzz_index_file
          fuzz_vector_file fuzz_point_record fuzz_snapshot_archive fuzz_multipart fuzz_cluster_map
-         fuzz_plain_search fuzz_request_head)
+         fuzz_plain_search fuzz_plain_upsert fuzz_request_head)
 what=${1:-}
 seconds=${2:-30}
 if [[ "$what" == list ]]; then printf '%s\n' "${targets[@]}"; exit 0; fi

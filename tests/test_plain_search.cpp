@@ -1,11 +1,14 @@
 // The plain search path (http/plain_search.h): what it reads, what it leaves to the DOM path, and
 // that its answers are the DOM path's answers, body for body.
+#include <array>
 #include <cctype>
 #include <random>
 #include <tuple>
 
 #include "api_fixture.h"
+#include "fuzz/plain_upsert_check.h"
 #include "http/plain_search.h"
+#include "http/plain_upsert.h"
 #include "http/request_parsing.h"
 
 namespace wp::test {
@@ -99,6 +102,39 @@ TEST(PlainSearch, ReadsTheQueryRoutesPlainForm) {
         R"({"query":[1],"filter":{"must":{"key":"k"}}})"}) {
     EXPECT_FALSE(read_plain_search(body, PlainRoute::kQuery)) << body;
   }
+}
+
+/// The edits of a mutant: a byte flipped (to one below 128), 1-3 bytes erased, up to `repeat`
+/// bytes repeated, a digit for a digit (most such mutants stay plain), a token inserted.
+enum class Edit { kFlip, kErase, kRepeat, kDigit, kToken };
+using Edits = std::array<Edit, 4>;
+constexpr Edits kFlipEraseRepeatToken = {Edit::kFlip, Edit::kErase, Edit::kRepeat, Edit::kToken};
+constexpr Edits kEraseRepeatDigitToken = {Edit::kErase, Edit::kRepeat, Edit::kDigit, Edit::kToken};
+
+/// `body` with 1-3 seeded edits of the kinds in `edits`.
+std::string mutated(std::string body, std::mt19937& rng, const Edits& edits,
+                    const std::vector<std::string>& tokens, size_t repeat) {
+  const int count = 1 + static_cast<int>(rng() % 3);
+  for (int e = 0; e < count && !body.empty(); ++e) {
+    const size_t at = rng() % body.size();
+    switch (edits[rng() % 4]) {
+      case Edit::kFlip:
+        body[at] = static_cast<char>(rng() % 128);
+        break;
+      case Edit::kErase:
+        body.erase(at, 1 + rng() % 3);
+        break;
+      case Edit::kRepeat:
+        body.insert(at, body.substr(at, 1 + rng() % repeat));
+        break;
+      case Edit::kDigit:
+        if (std::isdigit(static_cast<unsigned char>(body[at]))) body[at] = '0' + rng() % 10;
+        break;
+      case Edit::kToken:
+        body.insert(at, tokens[rng() % tokens.size()]);
+    }
+  }
+  return body;
 }
 
 /// Bodies that are not the plain form, or are wrong: every one goes to the DOM path.
@@ -352,24 +388,8 @@ TEST_F(PlainAnswers, AgreeOnMutatedBodies) {
   std::mt19937 rng(20261203);
   size_t plain = 0;
   for (int i = 0; i < 3000; ++i) {
-    std::string body = seeds[i % seeds.size()];
-    const int edits = 1 + static_cast<int>(rng() % 3);
-    for (int e = 0; e < edits && !body.empty(); ++e) {
-      const size_t at = rng() % body.size();
-      switch (rng() % 4) {
-        case 0:
-          body[at] = static_cast<char>(rng() % 128);
-          break;
-        case 1:
-          body.erase(at, 1 + rng() % 3);
-          break;
-        case 2:
-          body.insert(at, body.substr(at, 1 + rng() % 8));
-          break;
-        default:
-          body.insert(at, tokens[rng() % tokens.size()]);
-      }
-    }
+    const std::string body =
+        mutated(seeds[i % seeds.size()], rng, kFlipEraseRepeatToken, tokens, 8);
     const PlainRoute route = i % seeds.size() >= 3 ? PlainRoute::kQuery : PlainRoute::kSearch;
     if (read_plain_search(body, route)) ++plain;
     expect_same(i % 5 == 0 ? "cos" : i % 7 == 0 ? "named" : "c", body, route);
@@ -448,30 +468,260 @@ TEST_F(PlainAnswers, AreTheDomPathsAnswersOnTheBatchRoutes) {
   size_t plain = 0;
   for (int i = 0; i < 1500; ++i) {
     const auto& [collection, route, seed] = bodies[i % bodies.size()];
-    std::string body = seed;
-    const int edits = 1 + static_cast<int>(rng() % 3);
-    for (int e = 0; e < edits && !body.empty(); ++e) {
-      const size_t at = rng() % body.size();
-      switch (rng() % 4) {
-        case 0:
-          body.erase(at, 1 + rng() % 3);
-          break;
-        case 1:
-          body.insert(at, body.substr(at, 1 + rng() % 12));
-          break;
-        case 2:  // a digit for a digit: most such mutants stay plain
-          if (std::isdigit(static_cast<unsigned char>(body[at]))) body[at] = '0' + rng() % 10;
-          break;
-        default:
-          body.insert(at, tokens[rng() % tokens.size()]);
-      }
-    }
+    const std::string body = mutated(seed, rng, kEraseRepeatDigitToken, tokens, 12);
     if (read_plain_batch(body, route, 1000)) ++plain;
     expect_same(collection, body, route, true);
     if (HasFatalFailure()) return;
   }
   EXPECT_GT(plain, 20u);
   EXPECT_LT(plain, 1450u);
+}
+
+TEST_F(PlainAnswers, RefuseBodiesNestedDeeperThanTheDomPathDoes) {
+  // A filter nested `n` times in {"must": [...]} around a condition: the body's depth is 2n + 3
+  // with a match on a value and 2n + 4 with a match on a list. The DOM path refuses a body deeper
+  // than 128 (check_json_depth); the plain reader did too only from 134, where the filter's own
+  // parse refused it (a 200 where the DOM path gave a 400, from 129 to 133). simdjson counts a
+  // value inside the innermost array as one more level: a body 128 deep with a number or a string
+  // at the bottom (as every filter has) goes to the DOM path, which answers it.
+  for (int n = 61; n <= 64; ++n) {
+    for (const bool list : {false, true}) {
+      std::string filter = list ? R"({"key":"color","match":{"any":["red"]}})"
+                                : R"({"key":"n","match":{"value":1}})";
+      for (int i = 0; i < n; ++i) filter = R"({"must":[)" + filter + "]}";
+      const std::string body = R"({"vector":[0,0,0],"limit":3,"filter":)" + filter + "}";
+      const int depth = 2 * n + (list ? 4 : 3);
+      EXPECT_EQ(read_plain_search(body).has_value(), depth < 128) << depth;
+      expect_same("c", body);
+      EXPECT_EQ(call("POST", "/collections/c/points/search", body).status,
+                depth <= 128 ? 200u : 400u);
+    }
+  }
+}
+
+/// Upsert bodies the plain reader takes, each read to the DOM path's points.
+const std::vector<std::string>& plain_upserts() {
+  static const std::vector<std::string> bodies = {
+      R"({"points":[{"id":1,"vector":[0.5,-1,2e3],"payload":{"a":"x","n":-3,"u":7,"z":0,"f":1.5,)"
+      R"("b":true,"nil":null,"arr":[1,"s",{"k":[]}]}},)"
+      R"({"id":"5C56C793-69F3-4FBF-87E6-C4BF54C28C26","vector":[1,2,3]},)"
+      R"({"vector":[0,0,0],"id":18446744073709551615,"payload":null}]})",
+      R"({"points":[{"id":2,"vector":{"a":[1,2],"b":[[1,2,3],[4,5,6]],"":[7]}}]})",
+      R"({"points":[{"id":3,"vector":[[1,2],[3,4],[5,6]],"payload":{}}]})",
+      R"({"batch":{"ids":[1,2],"vectors":[[1,2],[3,4]],"payloads":[{"a":1},null]}})",
+      R"({"batch":{"vectors":{"a":[[1,2],[3,4]],"m":[[[1]],[[2],[3]]]},)"
+      R"("ids":[5,"5c56c793-69f3-4fbf-87e6-c4bf54c28c26"],"payloads":null}})",
+      R"({"batch":{"ids":[7],"vectors":[[[1,2]]]}})",
+      R"({"points":[]})",
+      R"({"batch":{"ids":[],"vectors":[]}})",
+      R"({"batch":{"ids":[1],"vectors":{}}})",
+      R"({"points":[{"id":1,"vector":{}}]})",
+      // A repeated payload key keeps its last value, as nlohmann's parser keeps it.
+      R"({"points":[{"id":1,"vector":[1],"payload":{"a":1,"a":{"b":[2]},"c":{"d":1},"c":[]}}]})",
+      R"({"points":[{"id":1,"vector":[1],"payload":{"k\u00e9":"\ud83d\ude00\n\u0000\/"}}]})",
+      R"({"points":[{"id":1,"vector":[1e-50,-0.0,3.4028234663852886e38,1E2,12345678901234567890],)"
+      R"("payload":{"big":18446744073709551615,"neg":-9223372036854775808,"e":1E2,"d":-0.0,)"
+      R"("tiny":5e-324,"z":0,"x":[0,-1,1.0,-0.5,1e-400]}}]})",
+      R"({"points":[{"id":-0,"vector":[-0]}]})",  // an id and a vector may be "-0"
+      " \n\t{ \"points\" : [ { \"id\" : 1 , \"vector\" : [ 1 , 2 ] } ] } \r\n",
+  };
+  return bodies;
+}
+
+TEST(PlainUpsert, ReadsBothShapesAsTheDomPathDoes) {
+  for (const std::string& body : plain_upserts()) {
+    ASSERT_TRUE(wp::http::read_plain_upsert(body, body.size()).has_value()) << body;
+    EXPECT_EQ(plain_upsert_differs(body), "") << body;
+  }
+  // What the comparison compares, on the first body.
+  const auto points = wp::http::read_plain_upsert(plain_upserts()[0], 1 << 20);
+  ASSERT_TRUE(points && points->size() == 3);
+  const wp::engine::PointWrite& p = (*points)[0];
+  EXPECT_EQ(p.id, wp::engine::PointId::number(1));
+  EXPECT_EQ(p.vectors.at(""), (std::vector<float>{0.5f, -1, 2000}));
+  EXPECT_TRUE(p.payload["u"].is_number_unsigned());
+  EXPECT_TRUE(p.payload["z"].is_number_unsigned());  // "0": unsigned, as nlohmann reads it
+  EXPECT_TRUE(p.payload["n"].is_number_integer() && !p.payload["n"].is_number_unsigned());
+  EXPECT_TRUE(p.payload["f"].is_number_float());
+  EXPECT_EQ(p.payload["arr"], json::parse(R"([1,"s",{"k":[]}])"));
+  EXPECT_EQ((*points)[1].id, wp::engine::PointId::uuid("5c56c793-69f3-4fbf-87e6-c4bf54c28c26"));
+  EXPECT_TRUE((*points)[1].payload.is_object() && (*points)[1].payload.empty());  // absent
+  EXPECT_TRUE((*points)[2].payload.is_null());
+  const auto multi = wp::http::read_plain_upsert(plain_upserts()[1], 1 << 20);
+  ASSERT_TRUE(multi && multi->size() == 1);
+  EXPECT_EQ((*multi)[0].multi.at("b").dim, 3u);
+  EXPECT_EQ((*multi)[0].multi.at("b").values, (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ((*multi)[0].vectors.at(""), std::vector<float>{7});
+  // The comparison tells types and bits apart.
+  EXPECT_FALSE(same_json(json(0u), json(0)));
+  EXPECT_FALSE(same_json(json(-0.0), json(0.0)));
+  EXPECT_FALSE(same_floats({-0.0f}, {0.0f}));
+}
+
+TEST(PlainUpsert, LeavesEveryOtherBodyToTheDomPath) {
+  std::vector<std::string> bodies = {
+      "",
+      "[]",
+      "{}",
+      R"({"points":[],"batch":{"ids":[],"vectors":[]}})",
+      R"({"points":{}})",
+      R"({"points":null})",
+      R"({"points":[7]})",
+      R"({"points":[{"id":1}]})",
+      R"({"points":[{"vector":[1]}]})",
+      R"({"points":[{"id":1,"vector":[1],"shard_key":"a"}]})",  // the DOM path reads it
+      R"({"points":[{"id":1,"vector":[1]}],"wait":true})",
+      R"({"points":[{"id":1,"id":2,"vector":[1]}]})",
+      R"({"points":[{"id":1,"vector":[1],"vector":[2]}]})",
+      R"({"points":[{"id":-1,"vector":[1]}]})",
+      R"({"points":[{"id":1.0,"vector":[1]}]})",
+      R"({"points":[{"id":"nope","vector":[1]}]})",
+      R"({"points":[{"id":null,"vector":[1]}]})",
+      R"({"points":[{"id":18446744073709551616,"vector":[1]}]})",
+      R"({"points":[{"id":1,"vector":{"s":{"indices":[1],"values":[1]}}}]})",  // sparse
+      R"({"points":[{"id":1,"vector":null}]})",
+      R"({"points":[{"id":1,"vector":[]}]})",
+      R"({"points":[{"id":1,"vector":[1,"2"]}]})",
+      R"({"points":[{"id":1,"vector":[1,null]}]})",
+      R"({"points":[{"id":1,"vector":[1e39]}]})",
+      R"({"points":[{"id":1,"vector":[1e400]}]})",
+      R"({"points":[{"id":1,"vector":[[1,2],[3]]}]})",
+      R"({"points":[{"id":1,"vector":[[1],2]}]})",
+      R"({"points":[{"id":1,"vector":[[]]}]})",
+      R"({"points":[{"id":1,"vector":[[1],[]]}]})",
+      R"({"points":[{"id":1,"vector":{"a":[1],"a":[2]}}]})",
+      R"({"points":[{"id":1,"vector":{"a":[1],"a":[[2]]}}]})",
+      R"({"points":[{"id":1,"vector":{"a":7}}]})",
+      R"({"points":[{"id":1,"vector":[1],"payload":[]}]})",
+      R"({"points":[{"id":1,"vector":[1],"payload":"a"}]})",
+      R"({"points":[{"id":1,"vector":[1],"payload":{"z":-0}}]})",  // nlohmann: a signed 0
+      R"({"points":[{"id":1,"vector":[1],"payload":{"z":[0, -0]}}]})",
+      R"({"points":[{"id":1,"vector":[1],"payload":{"b":18446744073709551616}}]})",
+      R"({"points":[{"id":1,"vector":[1],"payload":{"b":-9223372036854775809}}]})",
+      R"({"points":[{"id":1,"vector":[1],"payload":{"b":1e400}}]})",
+      R"({"batch":{"ids":[1],"vectors":[[1],[2]]}})",
+      R"({"batch":{"ids":[1,2],"vectors":[[1]]}})",
+      R"({"batch":{"ids":[1],"vectors":[[1]],"payloads":[{},{}]}})",
+      R"({"batch":{"ids":[1],"vectors":[[1]],"payloads":[7]}})",
+      R"({"batch":{"ids":[1],"vectors":[[1]],"payloads":{}}})",
+      R"({"batch":{"ids":[1]}})",
+      R"({"batch":{"vectors":[[1]]}})",
+      R"({"batch":{"ids":[1],"vectors":{"a":[[1]],"a":[[2]]}}})",
+      R"({"batch":{"ids":[1],"vectors":{"a":[[1],[2]]}}})",
+      R"({"batch":{"ids":[1],"vectors":{"s":[{"indices":[1],"values":[1]}]}}})",
+      R"({"batch":{"ids":[1],"vectors":[[1]],"extra":1}})",
+      R"({"batch":{"ids":[1],"ids":[2],"vectors":[[1]]}})",
+      R"({"batch":[]})",
+      R"({"points":[{"id":1,"vector":[1]}]} x)",
+      R"({"points":[{"id":1,"vector":[1]}]}{})",
+      R"({"points":[{"id":1,"vector":[1],}]})",
+      "\xEF\xBB\xBF{\"points\":[{\"id\":1,\"vector\":[1]}]}",  // nlohmann skips a BOM
+      R"({"points":[{"id":1,"vector":[1],"payload":{"s":"\ud800"}}]})",
+      "{\"points\":[{\"id\":1,\"vector\":[1],\"payload\":{\"s\":\"\xff\"}}]}",
+      std::string(R"({"points":[{"id":1,"vector":[1],"payload":{"s":")") + '\0' + "\"}}]}",
+  };
+  // A multivector of more than kMaxMultiValues values, and one row past it.
+  std::string rows = "[0";
+  for (size_t i = 1; i <= wp::engine::kMaxMultiValues; ++i) rows += ",0";
+  bodies.push_back(R"({"points":[{"id":1,"vector":[)" + rows + "]]}]}");
+  std::string row = "[0";
+  for (size_t i = 1; i < 1024; ++i) row += ",0";
+  row += "]";
+  std::string many = R"({"points":[{"id":1,"vector":[)" + row;
+  for (size_t r = 1; r <= wp::engine::kMaxMultiValues / 1024; ++r) many += "," + row;
+  bodies.push_back(many + "]}]}");
+  // A payload nested to 129 levels (the body's depth), and to 128 with a number at the bottom
+  // (simdjson counts it as a level: the DOM path reads that one); 127 is read here.
+  auto nested = [](int depth) {  // the root, "points", the point and the payload are 4
+    std::string v = "1";
+    for (int i = 4; i < depth; ++i) v = "[" + v + "]";
+    return R"({"points":[{"id":1,"vector":[1],"payload":{"k":)" + v + "}}]}";
+  };
+  bodies.push_back(nested(129));
+  bodies.push_back(nested(128));
+  for (const std::string& body : bodies) {
+    EXPECT_FALSE(wp::http::read_plain_upsert(body, body.size()).has_value()) << body.substr(0, 200);
+  }
+  EXPECT_TRUE(wp::http::read_plain_upsert(nested(127), 1 << 20).has_value());
+  EXPECT_EQ(plain_upsert_differs(nested(127)), "");
+  EXPECT_NO_THROW(wp::http::parse_body(nested(128)));
+  EXPECT_THROW(wp::http::parse_body(nested(129)), UserError);
+  // Nor a body longer than the bound, however plain; and a multivector of exactly the bound is.
+  EXPECT_FALSE(wp::http::read_plain_upsert(plain_upserts()[0], plain_upserts()[0].size() - 1));
+  std::string full = R"({"points":[{"id":1,"vector":[)" + row;
+  for (size_t r = 1; r < wp::engine::kMaxMultiValues / 1024; ++r) full += "," + row;
+  full += "]}]}";
+  const auto at_bound = wp::http::read_plain_upsert(full, full.size());
+  ASSERT_TRUE(at_bound.has_value());
+  EXPECT_EQ((*at_bound)[0].multi.at("").values.size(), wp::engine::kMaxMultiValues);
+}
+
+TEST(PlainUpsert, ReadsMutatedBodiesAsTheDomPathDoesOrLeavesThem) {
+  // Seeded mutants of the plain bodies: each one the plain reader takes, the DOM path takes too
+  // and reads to the same points (types and bits), whichever edits made it.
+  const std::vector<std::string> tokens = {
+      "-0",   "0",      "-",    "1e99", "1E-400", "[",       "]",       "{",
+      "}",    ",",      ":",    "\"",   "null",   "\\u0000", "\\ud800", "18446744073709551616",
+      "-0.0", "\"a\":", "[[1]]"};
+  std::mt19937 rng(20261208);
+  size_t plain = 0;
+  for (int i = 0; i < 6000; ++i) {
+    const std::string& seed = plain_upserts()[i % plain_upserts().size()];
+    const std::string body =
+        mutated(seed, rng, i % 2 ? kFlipEraseRepeatToken : kEraseRepeatDigitToken, tokens, 12);
+    if (wp::http::read_plain_upsert(body, body.size())) ++plain;
+    ASSERT_EQ(plain_upsert_differs(body), "") << body;
+  }
+  EXPECT_GT(plain, 300u);
+  EXPECT_LT(plain, 5700u);
+}
+
+TEST_F(PlainAnswers, UpsertsWriteWhatTheDomPathWrites) {
+  // Two collections alike (a dense "a", a multivector "m"), written by the plain Api and the DOM
+  // one with the same bodies: the same answers, then the same points read back.
+  const json config = {{"vectors",
+                        {{"a", {{"size", 2}, {"distance", "Euclid"}}},
+                         {"m",
+                          {{"size", 2},
+                           {"distance", "Dot"},
+                           {"multivector_config", {{"comparator", "max_sim"}}}}}}}};
+  ok("PUT", "/collections/up_plain", config);
+  ok("PUT", "/collections/up_dom", config);
+  const std::vector<std::string> bodies = {
+      R"({"points":[{"id":1,"vector":{"a":[1,2],"m":[[1,0],[0,1]]},"payload":{"k":"x","n":0}},)"
+      R"({"id":"5c56c793-69f3-4fbf-87e6-c4bf54c28c26","vector":{"a":[0.1,-3e-2]},"payload":null}]})",
+      R"({"batch":{"ids":[2,3],"vectors":{"a":[[3,4],[5,6]],"m":[[[1,1]],[[2,2],[3,3],[4,4]]]},)"
+      R"("payloads":[{"t":[1,{"u":true}]},null]}})",
+      R"({"points":[{"id":1,"vector":{"a":[9,9]},"payload":{"k":-0}}]})",  // the DOM path's
+      R"({"points":[{"id":4,"vector":{"a":[1,2,3]}}]})",                   // a wrong dimension
+      R"({"points":[{"id":4,"vector":{"m":[[1,2,3]]}}]})",
+      R"({"points":[{"id":4,"vector":{"zz":[1,2]}}]})",                   // no such vector
+      R"({"points":[{"id":4,"vector":{"a":[1,2],"m":[[1e38,1e38]]}}]})",  // a norm too large?
+      R"({"points":[{"id":5,"vector":{"a":[1e-3,2]}}]})",
+  };
+  size_t plain = 0;
+  for (const std::string& body : bodies) {
+    if (wp::http::read_plain_upsert(body, body.size())) ++plain;
+    const Response a =
+        api_->handle(Request{"PUT", "/collections/up_plain/points?wait=true", body, "", ""});
+    const Response b =
+        dom_->handle(Request{"PUT", "/collections/up_dom/points?wait=true", body, "", ""});
+    ASSERT_EQ(a.status, b.status) << body << "\nplain: " << a.body << "\ndom: " << b.body;
+    json x = json::parse(a.body), y = json::parse(b.body);
+    x.erase("time");
+    y.erase("time");
+    if (a.status == 200) {  // each Api numbers its own writes
+      x["result"].erase("operation_id");
+      y["result"].erase("operation_id");
+    }
+    EXPECT_EQ(x, y) << body;
+  }
+  EXPECT_EQ(plain, bodies.size() - 1);  // all but the "-0" payload
+  const json scroll = {{"limit", 100}, {"with_payload", true}, {"with_vector", true}};
+  const json a = ok("POST", "/collections/up_plain/points/scroll", scroll);
+  const json b = ok("POST", "/collections/up_dom/points/scroll", scroll);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a["points"].size(), 5u);
 }
 
 }  // namespace
