@@ -6,6 +6,7 @@
 #include <string>
 
 #include "engine/multi_vector.h"
+#include "engine/sparse_vector.h"
 #include "http/plain_json.h"
 
 namespace wp::http {
@@ -94,12 +95,12 @@ class Reader {
     }
     // The vectors: one per id, unnamed, or by name a list of one per id.
     if (vectors.is_array()) {
-      if (!per_point(vectors, out, "")) return false;
+      if (!per_point(vectors, out, "", false)) return false;
     } else {
       sj::dom::object named;
       if (vectors.get_object().get(named) != sj::SUCCESS) return false;
       for (const sj::dom::key_value_pair field : named) {
-        if (!per_point(field.value, out, field.key)) return false;
+        if (!per_point(field.value, out, field.key, true)) return false;
       }
     }
     if (seen.has(kPayloads) && !payloads.is_null()) {
@@ -144,11 +145,13 @@ class Reader {
   /// array.
   static bool is_multi(sj::dom::array a) { return a.begin() != a.end() && (*a.begin()).is_array(); }
 
-  /// One point's vector (dense or multi) under `name`, into `w`; false for a repeated name.
-  static bool vector(sj::dom::element v, const std::string& name, engine::PointWrite& w) {
+  /// One point's vector (dense, multi, or sparse when `named`) under `name`, into `w`; false for a
+  /// repeated name.
+  bool vector(sj::dom::element v, const std::string& name, bool named, engine::PointWrite& w) {
+    if (w.vectors.count(name) || w.multi.count(name) || w.sparse.count(name)) return false;
+    if (named && v.is_object()) return sparse(v, w.sparse[name]);
     sj::dom::array a;
-    if (v.get_array().get(a) != sj::SUCCESS) return false;  // a sparse vector, or not a vector
-    if (w.vectors.count(name) || w.multi.count(name)) return false;
+    if (v.get_array().get(a) != sj::SUCCESS) return false;
     if (!is_multi(a)) return append_vector(v, w.vectors[name]);
     engine::MultiVector& m = w.multi[name];
     bool first = true;
@@ -165,25 +168,76 @@ class Reader {
     return true;
   }
 
-  /// A point's "vector": a vector, or an object of them by name.
-  static bool vectors(sj::dom::element v, engine::PointWrite& w) {
-    if (!v.is_object()) return vector(v, "", w);
+  /// A sparse vector {"indices": [...], "values": [...]} as get_sparse_vector reads it: indices
+  /// unsigned 32-bit integers, values finite floats, at most kMaxSparseSize of each, sorted by
+  /// index (sort_sparse refuses different counts and a repeated index).
+  bool sparse(sj::dom::element v, engine::SparseVector& out) {
+    enum : unsigned { kIndices, kValues };
+    Seen seen;
     for (const sj::dom::key_value_pair field : sj::dom::object(v)) {
-      if (!vector(field.value, std::string(field.key), w)) return false;
+      sj::dom::array a;
+      if (field.value.get_array().get(a) != sj::SUCCESS) return false;
+      if (field.key == "indices" && seen.first(kIndices)) {
+        for (const sj::dom::element x : a) {
+          uint64_t i = 0;
+          // An integer, not "1.0"; 0 may have been "-0", which the DOM path refuses (signed).
+          const bool integer = x.is_int64() || x.is_uint64();
+          if (out.indices.size() == engine::kMaxSparseSize || !integer ||
+              x.get_uint64().get(i) != sj::SUCCESS || i > UINT32_MAX ||
+              (i == 0 && !no_minus_zero())) {
+            return false;
+          }
+          out.indices.push_back(static_cast<uint32_t>(i));
+        }
+      } else if (field.key == "values" && seen.first(kValues)) {
+        for (const sj::dom::element x : a) {
+          float f = 0;
+          if (out.values.size() == engine::kMaxSparseSize || !plain::read_float(x, f)) return false;
+          out.values.push_back(f);
+        }
+      } else {
+        return false;
+      }
+    }
+    if (!seen.has(kIndices) || !seen.has(kValues)) return false;
+    try {
+      engine::sort_sparse(out, "");
+    } catch (const std::exception&) {
+      return false;
     }
     return true;
   }
 
-  /// The vectors of a batch's `list` (one per point, in order) under `name`.
-  static bool per_point(sj::dom::element list, std::vector<engine::PointWrite>& out,
-                        std::string_view name) {
+  /// A point's "vector": a vector, or an object of them by name.
+  bool vectors(sj::dom::element v, engine::PointWrite& w) {
+    if (!v.is_object()) return vector(v, "", false, w);
+    for (const sj::dom::key_value_pair field : sj::dom::object(v)) {
+      if (!vector(field.value, std::string(field.key), true, w)) return false;
+    }
+    return true;
+  }
+
+  /// The vectors of a batch's `list` (one per point, in order) under `name` (`named`: a list of
+  /// the object "vectors" {"name": [...]}, whose elements may be sparse vectors).
+  bool per_point(sj::dom::element list, std::vector<engine::PointWrite>& out, std::string_view name,
+                 bool named) {
     sj::dom::array a;
     if (list.get_array().get(a) != sj::SUCCESS || !same_count(a, out.size())) return false;
     size_t i = 0;
     for (const sj::dom::element v : a) {
-      if (!vector(v, std::string(name), out[i++])) return false;
+      if (!vector(v, std::string(name), named, out[i++])) return false;
     }
     return true;
+  }
+
+  /// Whether the body holds no "-0" that simdjson read as the integer 0 (checked once, when a
+  /// payload or a sparse index first holds a 0).
+  bool no_minus_zero() {
+    if (!checked_zero_) {
+      checked_zero_ = true;
+      minus_zero_ = may_hold_negative_zero(body_);
+    }
+    return !minus_zero_;
   }
 
   /// A payload: an object, or null (absent is the PointWrite's default, an empty object).
@@ -218,10 +272,7 @@ class Reader {
           out = i;
           return true;
         }
-        if (i == 0 && !checked_zero_) {
-          checked_zero_ = true;
-          if (may_hold_negative_zero(body_)) return false;
-        }
+        if (i == 0 && !no_minus_zero()) return false;
         out = static_cast<uint64_t>(i);
         return true;
       }
@@ -245,7 +296,8 @@ class Reader {
   }
 
   std::string_view body_;
-  bool checked_zero_ = false;  ///< may_hold_negative_zero(body_) was false
+  bool checked_zero_ = false;  ///< whether minus_zero_ is known
+  bool minus_zero_ = false;    ///< may_hold_negative_zero(body_)
 };
 
 }  // namespace

@@ -523,6 +523,12 @@ const std::vector<std::string>& plain_upserts() {
       R"("payload":{"big":18446744073709551615,"neg":-9223372036854775808,"e":1E2,"d":-0.0,)"
       R"("tiny":5e-324,"z":0,"x":[0,-1,1.0,-0.5,1e-400]}}]})",
       R"({"points":[{"id":-0,"vector":[-0]}]})",  // an id and a vector may be "-0"
+      // Sparse vectors by name (sorted by index as they are read), beside dense ones.
+      R"({"points":[{"id":1,"vector":{"s":{"values":[0.5,-2,3],"indices":[9,0,4294967295]},)"
+      R"("d":[1,2],"e":{"indices":[],"values":[]}}}]})",
+      R"({"batch":{"ids":[1,2],"vectors":{"s":[{"indices":[3,1],"values":[1,2]},)"
+      R"({"indices":[7],"values":[1e-3]}],"d":[[1],[2]]}}})",
+      R"({"points":[{"id":1,"vector":{"indices":[1],"values":[1]}}]})",  // two dense vectors
       " \n\t{ \"points\" : [ { \"id\" : 1 , \"vector\" : [ 1 , 2 ] } ] } \r\n",
   };
   return bodies;
@@ -578,7 +584,19 @@ TEST(PlainUpsert, LeavesEveryOtherBodyToTheDomPath) {
       R"({"points":[{"id":"nope","vector":[1]}]})",
       R"({"points":[{"id":null,"vector":[1]}]})",
       R"({"points":[{"id":18446744073709551616,"vector":[1]}]})",
-      R"({"points":[{"id":1,"vector":{"s":{"indices":[1],"values":[1]}}}]})",  // sparse
+      R"({"points":[{"id":1,"vector":{"s":{"indices":[1],"values":[1],"x":1}}}]})",
+      R"({"points":[{"id":1,"vector":{"s":{"indices":[1]}}}]})",
+      R"({"points":[{"id":1,"vector":{"s":{"indices":[1],"values":[1],"values":[2]}}}]})",
+      R"({"points":[{"id":1,"vector":{"s":{"indices":[1,2],"values":[1]}}}]})",
+      R"({"points":[{"id":1,"vector":{"s":{"indices":[1,1],"values":[1,2]}}}]})",
+      R"({"points":[{"id":1,"vector":{"s":{"indices":[1.0],"values":[1]}}}]})",
+      R"({"points":[{"id":1,"vector":{"s":{"indices":[-1],"values":[1]}}}]})",
+      R"({"points":[{"id":1,"vector":{"s":{"indices":[-0],"values":[1]}}}]})",  // signed: refused
+      R"({"points":[{"id":1,"vector":{"s":{"indices":[4294967296],"values":[1]}}}]})",
+      R"({"points":[{"id":1,"vector":{"s":{"indices":[1],"values":[1e39]}}}]})",
+      R"({"points":[{"id":1,"vector":{"s":{"indices":1,"values":[1]}}}]})",
+      R"({"points":[{"id":1,"vector":{"s":{"indices":[1],"values":[1]},"s":[1]}}]})",
+      R"({"batch":{"ids":[1],"vectors":[{"indices":[1],"values":[1]}]}})",  // unnamed: not sparse
       R"({"points":[{"id":1,"vector":null}]})",
       R"({"points":[{"id":1,"vector":[]}]})",
       R"({"points":[{"id":1,"vector":[1,"2"]}]})",
@@ -608,7 +626,6 @@ TEST(PlainUpsert, LeavesEveryOtherBodyToTheDomPath) {
       R"({"batch":{"vectors":[[1]]}})",
       R"({"batch":{"ids":[1],"vectors":{"a":[[1]],"a":[[2]]}}})",
       R"({"batch":{"ids":[1],"vectors":{"a":[[1],[2]]}}})",
-      R"({"batch":{"ids":[1],"vectors":{"s":[{"indices":[1],"values":[1]}]}}})",
       R"({"batch":{"ids":[1],"vectors":[[1]],"extra":1}})",
       R"({"batch":{"ids":[1],"ids":[2],"vectors":[[1]]}})",
       R"({"batch":[]})",
@@ -677,14 +694,14 @@ TEST(PlainUpsert, ReadsMutatedBodiesAsTheDomPathDoesOrLeavesThem) {
 }
 
 TEST_F(PlainAnswers, UpsertsWriteWhatTheDomPathWrites) {
-  // Two collections alike (a dense "a", a multivector "m"), written by the plain Api and the DOM
-  // one with the same bodies: the same answers, then the same points read back.
-  const json config = {{"vectors",
-                        {{"a", {{"size", 2}, {"distance", "Euclid"}}},
-                         {"m",
-                          {{"size", 2},
-                           {"distance", "Dot"},
-                           {"multivector_config", {{"comparator", "max_sim"}}}}}}}};
+  // Two collections alike (a dense "a", a multivector "m", a sparse "s"), written by the plain Api
+  // and the DOM one with the same bodies: the same answers, then the same points read back.
+  const json config = {
+      {"vectors",
+       {{"a", {{"size", 2}, {"distance", "Euclid"}}},
+        {"m",
+         {{"size", 2}, {"distance", "Dot"}, {"multivector_config", {{"comparator", "max_sim"}}}}}}},
+      {"sparse_vectors", {{"s", json::object()}}}};
   ok("PUT", "/collections/up_plain", config);
   ok("PUT", "/collections/up_dom", config);
   const std::vector<std::string> bodies = {
@@ -697,7 +714,9 @@ TEST_F(PlainAnswers, UpsertsWriteWhatTheDomPathWrites) {
       R"({"points":[{"id":4,"vector":{"m":[[1,2,3]]}}]})",
       R"({"points":[{"id":4,"vector":{"zz":[1,2]}}]})",                   // no such vector
       R"({"points":[{"id":4,"vector":{"a":[1,2],"m":[[1e38,1e38]]}}]})",  // a norm too large?
-      R"({"points":[{"id":5,"vector":{"a":[1e-3,2]}}]})",
+      R"({"points":[{"id":5,"vector":{"a":[1e-3,2],"s":{"indices":[8,2],"values":[0.5,1]}}}]})",
+      R"({"points":[{"id":6,"vector":{"s":{"indices":[1],"values":[2]},"m":[[1,2]]}}]})",
+      R"({"points":[{"id":7,"vector":{"a":{"indices":[1],"values":[2]}}}]})",  // a is dense
   };
   size_t plain = 0;
   for (const std::string& body : bodies) {
@@ -721,7 +740,7 @@ TEST_F(PlainAnswers, UpsertsWriteWhatTheDomPathWrites) {
   const json a = ok("POST", "/collections/up_plain/points/scroll", scroll);
   const json b = ok("POST", "/collections/up_dom/points/scroll", scroll);
   EXPECT_EQ(a, b);
-  EXPECT_EQ(a["points"].size(), 5u);
+  EXPECT_EQ(a["points"].size(), 6u);
 }
 
 }  // namespace

@@ -60,8 +60,14 @@ inline std::string point_writes_differ(const std::vector<engine::PointWrite>& a,
       return at + "the payload " + a[i].payload.dump() + " against " + b[i].payload.dump();
     }
     if (a[i].vectors.size() != b[i].vectors.size() || a[i].multi.size() != b[i].multi.size() ||
-        !a[i].sparse.empty() || !b[i].sparse.empty()) {
+        a[i].sparse.size() != b[i].sparse.size()) {
       return at + "the vectors' names";
+    }
+    for (auto x = a[i].sparse.begin(), y = b[i].sparse.begin(); x != a[i].sparse.end(); ++x, ++y) {
+      if (x->first != y->first || x->second.indices != y->second.indices ||
+          !same_floats(x->second.values, y->second.values)) {
+        return at + "the sparse vector \"" + x->first + "\"";
+      }
     }
     for (auto x = a[i].vectors.begin(), y = b[i].vectors.begin(); x != a[i].vectors.end();
          ++x, ++y) {
