@@ -25,6 +25,7 @@
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -101,6 +102,16 @@ void send_held_answers() {
   for (auto& s : sessions) s->send_held();
   sessions.clear();
   if (held_answers.sessions.empty()) held_answers.sessions.swap(sessions);  // keeps its capacity
+}
+
+unsigned limit_malloc_arenas() {
+#ifdef __GLIBC__
+  if (std::getenv("MALLOC_ARENA_MAX")) return 0;  // the user's own choice
+  const unsigned arenas = std::max(2u, std::thread::hardware_concurrency());
+  return ::mallopt(M_ARENA_MAX, static_cast<int>(arenas)) == 1 ? arenas : 0;
+#else
+  return 0;
+#endif
 }
 
 /**

@@ -1,13 +1,18 @@
 // The server's reader of simple request heads (http/request_head.h): what it reads, what it
-// leaves to Beast's parser, and that whatever it reads, Beast's parser reads alike.
+// leaves to Beast's parser, and that whatever it reads, Beast's parser reads alike; and the server's
+// first step, its limit on malloc arenas.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fuzz/request_head_check.h"
 #include "http/request_head.h"
+#include "http/server.h"
 
 using wp::http::read_simple_head;
 using wp::http::RequestHead;
@@ -180,5 +185,20 @@ TEST(RequestHead, AcceptsGzipAsTheWeightsSay) {
        {"", "identity", "deflate, br", "gzip;q=0", "gzip; q=0.000", "gzip;q=0.", "*;q=0",
         "*, gzip;q=0", "gzip;q=0, *", "gzipx", "gzip2;q=1", "gzip, gzip;q=0"}) {
     EXPECT_FALSE(wp::http::accepts_gzip(no)) << no;
+  }
+}
+TEST(ServerSetup, LimitsMallocArenasToOnePerCoreUnlessTheUserSetsThem) {
+  // The server's first step (http::limit_malloc_arenas): glibc's arenas limited to one per core,
+  // at least 2; a MALLOC_ARENA_MAX in the environment is the user's and is left alone.
+  const char* had = std::getenv("MALLOC_ARENA_MAX");
+  const std::string saved = had ? had : "";
+  ::unsetenv("MALLOC_ARENA_MAX");
+  EXPECT_EQ(wp::http::limit_malloc_arenas(), std::max(2u, std::thread::hardware_concurrency()));
+  ::setenv("MALLOC_ARENA_MAX", "4", 1);
+  EXPECT_EQ(wp::http::limit_malloc_arenas(), 0u);
+  if (had) {
+    ::setenv("MALLOC_ARENA_MAX", saved.c_str(), 1);
+  } else {
+    ::unsetenv("MALLOC_ARENA_MAX");
   }
 }

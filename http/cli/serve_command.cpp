@@ -41,6 +41,7 @@ void load_demo(engine::Engine& eng, const std::string& dir) {
 }
 
 int cmd_serve(Args& args) {
+  http::limit_malloc_arenas();  // first, before any thread allocates
   // Options from --config (a JSON object with the same names) unless given on the command line.
   nlohmann::json file = nlohmann::json::object();
   const std::string config_path = args.str("config", "");
