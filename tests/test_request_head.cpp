@@ -13,6 +13,7 @@
 #include "fuzz/request_head_check.h"
 #include "http/request_head.h"
 #include "http/server.h"
+#include "test_util.h"
 
 using wp::http::read_simple_head;
 using wp::http::RequestHead;
@@ -187,17 +188,6 @@ TEST(RequestHead, AcceptsGzipAsTheWeightsSay) {
     EXPECT_FALSE(wp::http::accepts_gzip(no)) << no;
   }
 }
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAddressSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAddressSanitizer = true;
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
 
 TEST(ServerSetup, LimitsMallocArenasToOnePerCoreUnlessTheUserSetsThem) {
   // The server's first step (http::limit_malloc_arenas): glibc's arenas limited to one per core,
@@ -205,9 +195,9 @@ TEST(ServerSetup, LimitsMallocArenasToOnePerCoreUnlessTheUserSetsThem) {
   const char* had = std::getenv("MALLOC_ARENA_MAX");
   const std::string saved = had ? had : "";
   ::unsetenv("MALLOC_ARENA_MAX");
-  // Under AddressSanitizer malloc is the sanitizer's, which takes no glibc options: nothing is set.
+  // Under a sanitizer malloc is the sanitizer's, which takes no glibc options: nothing is set.
   EXPECT_EQ(wp::http::limit_malloc_arenas(),
-            kAddressSanitizer ? 0u : std::max(2u, std::thread::hardware_concurrency()));
+            wp::test::kSanitized ? 0u : std::max(2u, std::thread::hardware_concurrency()));
   ::setenv("MALLOC_ARENA_MAX", "4", 1);
   EXPECT_EQ(wp::http::limit_malloc_arenas(), 0u);
   if (had) {
