@@ -192,37 +192,33 @@ void BM_ParseSearchBody(benchmark::State& state) {
   over_bodies(state, [](const std::string& b) { return nlohmann::json::parse(b); });
 }
 
-/// An upsert body's points, read plain and through the DOM (parse_body and read_upsert_points);
-/// items are points.
-void BM_ReadUpsertPlain(benchmark::State& state) {
+/// An upsert body's points, read plain and through the DOM (parse_body and read_upsert_points),
+/// on 500-point bodies and on 20-point multivector bodies; items are points.
+template <bool kPlain>
+void read_upserts(benchmark::State& state, Bodies which) {
   over_bodies(
-      state, [](const std::string& b) { return wp::http::read_plain_upsert(b, b.size()); },
-      Bodies::kUpserts);
-  state.SetItemsProcessed(state.iterations() * 500);
+      state,
+      [](const std::string& b) {
+        if constexpr (kPlain) {
+          return wp::http::read_plain_upsert(b, b.size());
+        } else {
+          return wp::http::read_upsert_points(wp::http::parse_body(b), "");
+        }
+      },
+      which);
+  state.SetItemsProcessed(state.iterations() * (which == Bodies::kUpserts ? 500 : 20));
+}
+void BM_ReadUpsertPlain(benchmark::State& state) {
+  read_upserts<true>(state, Bodies::kUpserts);
 }
 void BM_ReadUpsertDom(benchmark::State& state) {
-  over_bodies(
-      state,
-      [](const std::string& b) {
-        return wp::http::read_upsert_points(wp::http::parse_body(b), "");
-      },
-      Bodies::kUpserts);
-  state.SetItemsProcessed(state.iterations() * 500);
+  read_upserts<false>(state, Bodies::kUpserts);
 }
 void BM_ReadMultiUpsertPlain(benchmark::State& state) {
-  over_bodies(
-      state, [](const std::string& b) { return wp::http::read_plain_upsert(b, b.size()); },
-      Bodies::kMultiUpserts);
-  state.SetItemsProcessed(state.iterations() * 20);
+  read_upserts<true>(state, Bodies::kMultiUpserts);
 }
 void BM_ReadMultiUpsertDom(benchmark::State& state) {
-  over_bodies(
-      state,
-      [](const std::string& b) {
-        return wp::http::read_upsert_points(wp::http::parse_body(b), "");
-      },
-      Bodies::kMultiUpserts);
-  state.SetItemsProcessed(state.iterations() * 20);
+  read_upserts<false>(state, Bodies::kMultiUpserts);
 }
 
 void BM_CollectionSearch(benchmark::State& state) {
